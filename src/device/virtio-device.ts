@@ -1,0 +1,50 @@
+/**
+ * What a device model is (after Firecracker's VirtioDevice): features, config bytes, queues,
+ * activate and reset, and services from its transport. Device models never see PCI: the transport
+ * maps them onto PCI (modern, legacy or transitional), and another transport could reuse them.
+ */
+
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { AccessSize } from '../pci/function.js';
+import type { DeviceQueue } from '../queue/types.js';
+
+/** Services the transport gives a device model. */
+export interface VirtioDeviceHost {
+  readonly memory: GuestMemory;
+  /** Device config changed: bump config_generation and send a config-change interrupt when live. */
+  configChanged(): void;
+  /** Used elements were pushed on queue `index`: interrupt the driver subject to event suppression. */
+  usedBuffers(index: number): void;
+  /** A fatal error caused by the guest: set DEVICE_NEEDS_RESET and stop processing until reset. */
+  needsReset(cause: Error): void;
+}
+
+/** Given at DRIVER_OK: the negotiated features and the enabled queues (null where not enabled). */
+export interface ActivateContext {
+  readonly features: bigint;
+  readonly queues: readonly (DeviceQueue | null)[];
+}
+
+export interface VirtioDevice {
+  /** Virtio device type (spec 5), e.g. VIRTIO_ID_BLOCK. */
+  readonly deviceType: number;
+  /** Device-specific feature bits offered; the transport adds the transport/ring bits it supports. */
+  readonly deviceFeatures: bigint;
+  /** Maximum size of each queue; the count is num_queues. */
+  readonly queueMaxSizes: readonly number[];
+  /** Length of the device-specific configuration space. */
+  readonly configSize: number;
+  /** Called once by the transport before any other call. */
+  attach(host: VirtioDeviceHost): void;
+  /** Read device config; the transport guarantees offset + size <= configSize. */
+  readConfig(offset: number, size: AccessSize): number;
+  writeConfig(offset: number, size: AccessSize, value: number): void;
+  /** Whether the device accepts this feature set (beyond being a subset of the offer); FEATURES_OK otherwise refused. */
+  acceptFeatures?(features: bigint): boolean;
+  /** The driver set DRIVER_OK. */
+  activate(ctx: ActivateContext): void;
+  /** The driver notified queue `index` (`data` carries NOTIFICATION_DATA when negotiated). */
+  queueNotify(index: number, data?: number): void;
+  /** Device reset: drop all queue state and in-flight requests, back to power-on state. */
+  reset(): void;
+}

@@ -1,0 +1,116 @@
+/**
+ * Every error virtio-ts throws is a VirtioError with a stable `code` callers can match on (as undici
+ * does). Classes split by failure class: a guest fault the device must answer with
+ * DEVICE_NEEDS_RESET (QueueFaultError, GuestMemoryError) is kept apart from a driver facing a bad
+ * device (DeviceFaultError), a probe that finds no usable interface (ProbeError), a peer or bus
+ * failure (BusError) and a caller's misuse of our API (UsageError).
+ */
+
+export class VirtioError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An access outside guest memory (address, length or their sum out of range, or wrapping). */
+export class GuestMemoryError extends VirtioError {
+  constructor(
+    readonly address: number,
+    readonly length: number,
+    message = `guest memory access [0x${address.toString(16)}, +0x${length.toString(16)}) is out of range`,
+  ) {
+    super('ERR_GUEST_MEMORY', message);
+  }
+}
+
+/**
+ * One code per guest fault a device-side virtqueue can detect (cf. spec 2.7.5.3.1 and rust-vmm's
+ * virtio-queue Error enum). Any of these stops the queue: the device sets DEVICE_NEEDS_RESET.
+ */
+export type QueueFaultCode =
+  | 'ERR_QUEUE_RING_ADDRESS' // ring not aligned or not inside guest memory
+  | 'ERR_QUEUE_AVAIL_INDEX' // avail.idx moved more than queue size past the last seen
+  | 'ERR_QUEUE_HEAD_INDEX' // avail ring names a descriptor index >= queue size
+  | 'ERR_QUEUE_DESC_INDEX' // a next field points outside the table
+  | 'ERR_QUEUE_CHAIN_TOO_LONG' // more descriptors than the table has (a loop)
+  | 'ERR_QUEUE_NESTED_INDIRECT' // an indirect descriptor inside an indirect table
+  | 'ERR_QUEUE_INDIRECT_LENGTH' // indirect table length zero, not a multiple of 16, or too big
+  | 'ERR_QUEUE_INDIRECT_WITH_NEXT' // INDIRECT and NEXT together
+  | 'ERR_QUEUE_BUFFER_ADDRESS' // a buffer outside guest memory or wrapping 2^64
+  | 'ERR_QUEUE_WRITE_BEFORE_READ' // a device-readable descriptor after a device-writable one
+  | 'ERR_QUEUE_USED_OVERFLOW'; // more used elements pushed than chains popped
+
+export class QueueFaultError extends VirtioError {
+  constructor(
+    override readonly code: QueueFaultCode,
+    readonly queueIndex: number,
+    message: string,
+  ) {
+    super(code, `queue ${queueIndex}: ${message}`);
+  }
+}
+
+/** A request whose shape the device cannot accept (device-specific parse failure). */
+export class RequestShapeError extends VirtioError {
+  constructor(message: string) {
+    super('ERR_REQUEST_SHAPE', message);
+  }
+}
+
+/** What a driver may find wrong with a device (a hostile or broken device). */
+export type DeviceFaultCode =
+  | 'ERR_DEVICE_USED_ID' // used ring names an id not in flight
+  | 'ERR_DEVICE_USED_LEN' // used len larger than the writable bytes of the chain
+  | 'ERR_DEVICE_USED_INDEX' // used.idx moved more than queue size
+  | 'ERR_DEVICE_NEEDS_RESET' // device set DEVICE_NEEDS_RESET
+  | 'ERR_DEVICE_FEATURES' // FEATURES_OK not kept, or required features missing
+  | 'ERR_DEVICE_QUEUE' // queue absent, size 0, or not accepted
+  | 'ERR_DEVICE_CONFIG' // config values out of range or never stable
+  | 'ERR_DEVICE_STATUS' // device reported a request failure status
+  | 'ERR_DEVICE_TIMEOUT'; // no answer within the time allowed
+
+export class DeviceFaultError extends VirtioError {
+  constructor(
+    override readonly code: DeviceFaultCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Probe found no usable virtio interface, or a capability was malformed. */
+export type ProbeErrorCode =
+  | 'ERR_PROBE_NOT_VIRTIO' // vendor/device ID not virtio
+  | 'ERR_PROBE_NO_INTERFACE' // no common cfg capability and no legacy BAR0
+  | 'ERR_PROBE_BAD_CAPABILITY' // capability malformed (BAR index, bounds, length, alignment)
+  | 'ERR_PROBE_MISSING_CAPABILITY' // common cfg present but notify/ISR/device missing
+  | 'ERR_PROBE_LEGACY_UNAVAILABLE'; // forceLegacy on a device without a legacy interface
+
+export class ProbeError extends VirtioError {
+  constructor(
+    override readonly code: ProbeErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** A bus or peer failed (QEMU died, socket closed, a command was refused). */
+export class BusError extends VirtioError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_BUS', message, options);
+  }
+}
+
+/** Our own API used wrongly (bad access size, value out of range, wrong state). */
+export class UsageError extends VirtioError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Guest memory as the device half sees it. Addresses are plain numbers: every valid guest address is
+ * below 2^53, and a 64-bit value from the guest is joined with {@link joinU64}, which keeps the high
+ * half (anything at or above 2^53 simply fails the range check). Every access is range-checked.
+ */
+
+import { GuestMemoryError } from '../errors.js';
+
+export interface GuestMemory {
+  /** One past the highest address backed by memory. */
+  readonly end: number;
+  /** Whether [addr, addr + len) lies wholly inside one region (len 0 is in range at any mapped address). */
+  contains(addr: number, len: number): boolean;
+  read8(addr: number): number;
+  read16(addr: number): number;
+  read32(addr: number): number;
+  read64(addr: number): bigint;
+  write8(addr: number, value: number): void;
+  write16(addr: number, value: number): void;
+  write32(addr: number, value: number): void;
+  write64(addr: number, value: bigint): void;
+  /** A zero-copy view of [addr, addr + len); throws GuestMemoryError unless inside one region. */
+  view(addr: number, len: number): Uint8Array;
+  /** Copy guest bytes at addr into dst. */
+  read(addr: number, dst: Uint8Array): void;
+  /** Copy src into guest memory at addr. */
+  write(addr: number, src: Uint8Array): void;
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * The 64-bit value hi:lo as a number. Exact below 2^53; above that it is approximate but still
+ * above every guest address, so a range check rejects it rather than wrapping to a low address.
+ */
+export function joinU64(lo: number, hi: number): number {
+  return (hi >>> 0) * TWO_32 + (lo >>> 0);
+}
+
+/** The low and high 32-bit halves of an address (exact for addresses below 2^53). */
+export function splitU64(value: number): [lo: number, hi: number] {
+  return [value % TWO_32 >>> 0, Math.floor(value / TWO_32) >>> 0];
+}
+
+/** Whether [addr, addr + len) fits in [base, base + size) without overflow. */
+export function rangeInside(addr: number, len: number, base: number, size: number): boolean {
+  return (
+    Number.isSafeInteger(addr) && Number.isSafeInteger(len) && len >= 0 && addr >= base && len <= size && addr - base <= size - len
+  );
+}
+
+/** One contiguous region of guest memory backed by an ArrayBuffer or SharedArrayBuffer. */
+export class ArrayGuestMemory implements GuestMemory {
+  readonly bytes: Uint8Array;
+  readonly end: number;
+  private readonly dv: DataView;
+
+  /**
+   * @param backing size in bytes, or an existing buffer/view to wrap without copying
+   * @param base guest-physical address of the first byte (may be above 4 GiB)
+   */
+  constructor(
+    backing: number | ArrayBufferLike | Uint8Array,
+    readonly base = 0,
+  ) {
+    if (typeof backing === 'number') this.bytes = new Uint8Array(backing);
+    else if (backing instanceof Uint8Array) this.bytes = backing;
+    else this.bytes = new Uint8Array(backing);
+    this.dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    this.end = base + this.bytes.byteLength;
+  }
+
+  contains(addr: number, len: number): boolean {
+    return rangeInside(addr, len, this.base, this.bytes.byteLength);
+  }
+
+  /** Offset into `bytes` of [addr, addr + len), or throws. */
+  offsetOf(addr: number, len: number): number {
+    if (!rangeInside(addr, len, this.base, this.bytes.byteLength)) throw new GuestMemoryError(addr, len);
+    return addr - this.base;
+  }
+
+  read8(addr: number): number {
+    return this.dv.getUint8(this.offsetOf(addr, 1));
+  }
+  read16(addr: number): number {
+    return this.dv.getUint16(this.offsetOf(addr, 2), true);
+  }
+  read32(addr: number): number {
+    return this.dv.getUint32(this.offsetOf(addr, 4), true);
+  }
+  read64(addr: number): bigint {
+    return this.dv.getBigUint64(this.offsetOf(addr, 8), true);
+  }
+  write8(addr: number, value: number): void {
+    this.dv.setUint8(this.offsetOf(addr, 1), value);
+  }
+  write16(addr: number, value: number): void {
+    this.dv.setUint16(this.offsetOf(addr, 2), value, true);
+  }
+  write32(addr: number, value: number): void {
+    this.dv.setUint32(this.offsetOf(addr, 4), value >>> 0, true);
+  }
+  write64(addr: number, value: bigint): void {
+    this.dv.setBigUint64(this.offsetOf(addr, 8), BigInt.asUintN(64, value), true);
+  }
+  view(addr: number, len: number): Uint8Array {
+    const off = this.offsetOf(addr, len);
+    return this.bytes.subarray(off, off + len);
+  }
+  read(addr: number, dst: Uint8Array): void {
+    dst.set(this.view(addr, dst.byteLength));
+  }
+  write(addr: number, src: Uint8Array): void {
+    this.view(addr, src.byteLength).set(src);
+  }
+}
+
+/**
+ * Several regions at their guest-physical bases, e.g. low RAM below the PCI hole and high RAM above
+ * 4 GiB. An access must fall inside one region; one that spans a gap is out of range.
+ */
+export class RegionGuestMemory implements GuestMemory {
+  readonly end: number;
+  private readonly regions: readonly ArrayGuestMemory[];
+
+  constructor(regions: readonly ArrayGuestMemory[]) {
+    this.regions = [...regions].sort((a, b) => a.base - b.base);
+    for (let i = 1; i < this.regions.length; i++) {
+      const prev = this.regions[i - 1]!;
+      if (this.regions[i]!.base < prev.end) throw new RangeError('guest memory regions overlap');
+    }
+    this.end = this.regions.length === 0 ? 0 : this.regions[this.regions.length - 1]!.end;
+  }
+
+  private regionOf(addr: number, len: number): ArrayGuestMemory {
+    for (const r of this.regions) if (r.contains(addr, len)) return r;
+    throw new GuestMemoryError(addr, len);
+  }
+
+  contains(addr: number, len: number): boolean {
+    return this.regions.some((r) => r.contains(addr, len));
+  }
+  read8(addr: number): number {
+    return this.regionOf(addr, 1).read8(addr);
+  }
+  read16(addr: number): number {
+    return this.regionOf(addr, 2).read16(addr);
+  }
+  read32(addr: number): number {
+    return this.regionOf(addr, 4).read32(addr);
+  }
+  read64(addr: number): bigint {
+    return this.regionOf(addr, 8).read64(addr);
+  }
+  write8(addr: number, value: number): void {
+    this.regionOf(addr, 1).write8(addr, value);
+  }
+  write16(addr: number, value: number): void {
+    this.regionOf(addr, 2).write16(addr, value);
+  }
+  write32(addr: number, value: number): void {
+    this.regionOf(addr, 4).write32(addr, value);
+  }
+  write64(addr: number, value: bigint): void {
+    this.regionOf(addr, 8).write64(addr, value);
+  }
+  view(addr: number, len: number): Uint8Array {
+    return this.regionOf(addr, len).view(addr, len);
+  }
+  read(addr: number, dst: Uint8Array): void {
+    dst.set(this.view(addr, dst.byteLength));
+  }
+  write(addr: number, src: Uint8Array): void {
+    this.view(addr, src.byteLength).set(src);
+  }
+}
