@@ -43,7 +43,9 @@ export type QueueFaultCode =
   | 'ERR_QUEUE_INDIRECT_WITH_NEXT' // INDIRECT and NEXT together
   | 'ERR_QUEUE_BUFFER_ADDRESS' // a buffer outside guest memory or wrapping 2^64
   | 'ERR_QUEUE_WRITE_BEFORE_READ' // a device-readable descriptor after a device-writable one
-  | 'ERR_QUEUE_USED_OVERFLOW'; // more used elements pushed than chains popped
+  | 'ERR_QUEUE_USED_OVERFLOW' // more used elements pushed than chains popped
+  | 'ERR_QUEUE_HEAD_IN_USE' // avail ring names a head whose chain is still in flight
+  | 'ERR_QUEUE_INDIRECT_UNNEGOTIATED'; // INDIRECT flag without VIRTIO_F_INDIRECT_DESC
 
 export class QueueFaultError extends VirtioError {
   constructor(
@@ -105,6 +107,16 @@ export class ProbeError extends VirtioError {
 export class BusError extends VirtioError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_BUS', message, options);
+  }
+}
+
+/** A driver-side virtqueue has too few free descriptors for a chain: reap used ones, then retry. */
+export class QueueFullError extends VirtioError {
+  constructor(
+    readonly queueIndex: number,
+    message: string,
+  ) {
+    super('ERR_QUEUE_FULL', `queue ${queueIndex}: ${message}`);
   }
 }
 

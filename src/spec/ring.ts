@@ -54,3 +54,18 @@ export function usedRingSize(size: number): number {
 export function vringNeedEvent(eventIdx: number, newIdx: number, old: number): boolean {
   return ((newIdx - eventIdx - 1) & 0xffff) < ((newIdx - old) & 0xffff);
 }
+
+/**
+ * 2.7.2 "Legacy Interfaces: A Note on Virtqueue Layout": one contiguous area, descriptor table then
+ * available ring, padding to `queueAlign`, then the used ring. Offset of the used ring in that area.
+ */
+export function legacyUsedOffset(size: number, queueAlign: number): number {
+  return alignUp(descTableSize(size) + availRingSize(size), queueAlign);
+}
+/** 2.7.2: total bytes of the legacy contiguous ring area (virtq_size() in the spec). */
+export function legacyRingSize(size: number, queueAlign: number): number {
+  return legacyUsedOffset(size, queueAlign) + alignUp(usedRingSize(size), queueAlign);
+}
+function alignUp(n: number, align: number): number {
+  return Math.ceil(n / align) * align;
+}
