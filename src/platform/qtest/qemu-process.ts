@@ -1,0 +1,199 @@
+/**
+ * Starts qemu-system-x86_64 with no guest (the stub BIOS keeps the CPU idle under TCG), accepts its
+ * qtest connection on a unix socket we listen on, and owns the process until close(). Facts from
+ * shared/QTEST.md: Debian's QEMU has no qtest accelerator, so `-accel tcg` with the stub BIOS.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { BusError, UsageError } from '../../errors.js';
+import { QtestClient } from './qtest-client.js';
+import { stubBiosImage } from './stub-bios.js';
+import { trackQemu } from './teardown.js';
+
+export type QemuMachine = 'pc' | 'q35';
+
+export interface QemuOptions {
+  /** `-M pc` (i440FX + PIIX3) or `-M q35` (ICH9). */
+  readonly machine: QemuMachine;
+  /** Guest RAM in MiB (the driver's DMA memory lives there). Default 128. */
+  readonly memoryMiB?: number;
+  /** Further arguments: `-device`, `-drive`, `-netdev`, `-chardev`, ... */
+  readonly args?: readonly string[];
+  /** The QEMU binary; default `$VIRTIO_TS_QEMU` or qemu-system-x86_64 on PATH. */
+  readonly binary?: string;
+  /** How long QEMU may take to start and connect, in ms. Default 20000. */
+  readonly startTimeoutMs?: number;
+  /** How long one qtest command may take, in ms. Default 10000. */
+  readonly commandTimeoutMs?: number;
+}
+
+export const DEFAULT_MEMORY_MIB = 128;
+const QEMU_BINARY = 'qemu-system-x86_64';
+/** How QEMU is installed where it is missing (the project's setup does this as root). */
+export const QEMU_INSTALL_HINT =
+  'install Debian\'s QEMU with `apt-get install -y qemu-system-x86` as root (or run `npm run setup`, which does it)';
+/** Kept of QEMU's stderr for error messages. */
+const STDERR_TAIL_BYTES = 4096;
+/** How long close() waits for the killed process to be reaped. */
+const REAP_TIMEOUT_MS = 5000;
+
+/** The executable's full path when `name` is found on PATH (or is an executable path). */
+function findExecutable(name: string): string | undefined {
+  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  for (const path of candidates) {
+    try {
+      accessSync(path, fsConstants.X_OK);
+      return path;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** The QEMU binary to run, or a BusError that says how to install it. */
+export function findQemu(binary = process.env.VIRTIO_TS_QEMU ?? QEMU_BINARY): string {
+  const path = findExecutable(binary);
+  if (path === undefined) throw new BusError(`${binary} not found: ${QEMU_INSTALL_HINT}`);
+  return path;
+}
+
+/** A running QEMU and its qtest connection. */
+export class QemuProcess {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly machine: QemuMachine,
+    readonly memoryMiB: number,
+    readonly pid: number,
+    /** The qtest protocol client on QEMU's connection. */
+    readonly client: QtestClient,
+    private readonly child: ChildProcess,
+    private readonly exited: Promise<void>,
+    private readonly untrack: () => void,
+    private readonly dir: string,
+  ) {}
+
+  /** Starts QEMU and waits for its qtest connection. Always kills QEMU again if that fails. */
+  static async start(options: QemuOptions): Promise<QemuProcess> {
+    const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB;
+    if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) throw new UsageError(`memoryMiB ${memoryMiB} out of range 16..2048`);
+    if (options.machine !== 'pc' && options.machine !== 'q35') throw new UsageError(`machine ${String(options.machine)}: use pc or q35`);
+    const qemu = findQemu(options.binary);
+    const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-qemu-'));
+    const bios = join(dir, 'stub-bios.bin');
+    const sock = join(dir, 'qtest.sock');
+    await writeFile(bios, stubBiosImage());
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(sock, () => resolve());
+    });
+
+    const qemuArgs = [
+      '-accel', 'tcg',
+      '-bios', bios,
+      '-qtest', `unix:${sock}`,
+      '-qtest-log', '/dev/null',
+      '-nodefaults',
+      '-display', 'none',
+      '-monitor', 'none',
+      '-serial', 'none',
+      '-M', options.machine,
+      '-m', `${memoryMiB}M`,
+      ...(options.args ?? []),
+    ];
+    // setpriv asks the kernel to SIGKILL QEMU when we die, even by SIGKILL; it then execs QEMU
+    // under the same pid.
+    const setpriv = findExecutable('setpriv');
+    const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu, ...qemuArgs]] : [qemu, qemuArgs];
+    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Neither QEMU nor its stderr keeps the process alive; teardown.ts kills QEMU at exit.
+    child.unref();
+    (child.stderr as Socket | null)?.unref();
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-STDERR_TAIL_BYTES);
+    });
+    let exitStatus: string | undefined;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        exitStatus = signal ? `killed by ${signal}` : `exit code ${code}`;
+        resolve();
+      });
+      child.once('error', (err) => {
+        exitStatus = `could not start: ${err.message}`;
+        resolve();
+      });
+    });
+    const untrack = child.pid === undefined ? () => undefined : trackQemu(child.pid);
+    const describe = (): string => {
+      const status = exitStatus ? `QEMU ${exitStatus}` : 'QEMU still running';
+      const tail = stderr.trim();
+      return tail ? `${status}; its stderr: ${tail}` : status;
+    };
+    const cleanUp = async (): Promise<void> => {
+      child.kill('SIGKILL');
+      await exited;
+      untrack();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    };
+
+    const startTimeoutMs = options.startTimeoutMs ?? 20000;
+    let socket: Socket;
+    try {
+      socket = await acceptOne(server, exited, startTimeoutMs, describe);
+    } catch (err) {
+      await cleanUp();
+      throw err;
+    } finally {
+      server.close();
+    }
+    if (child.pid === undefined) throw new BusError(`QEMU has no pid; ${describe()}`);
+    let qemuProcess!: QemuProcess;
+    const client = new QtestClient(socket, {
+      timeoutMs: options.commandTimeoutMs ?? 10000,
+      describe,
+      // A broken protocol stream cannot be recovered: QEMU goes away at once.
+      onBroken: () => void qemuProcess.close(),
+    });
+    qemuProcess = new QemuProcess(options.machine, memoryMiB, child.pid, client, child, exited, untrack, dir);
+    return qemuProcess;
+  }
+
+  /** Kills QEMU (no state worth saving: it runs no guest) and removes its temporary files. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.client.close();
+      this.child.kill('SIGKILL');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, REAP_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+      this.untrack();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.closing;
+  }
+}
+
+/** Accepts QEMU's connection, or fails when QEMU exits or the time is up. */
+function acceptOne(server: Server, exited: Promise<void>, timeoutMs: number, describe: () => string): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new BusError(`QEMU did not connect within ${timeoutMs} ms; ${describe()}`)), timeoutMs);
+    server.once('connection', (socket) => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new BusError(`QEMU did not start; ${describe()}`));
+    });
+  });
+}

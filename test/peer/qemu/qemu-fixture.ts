@@ -1,0 +1,54 @@
+/**
+ * Shared set-up for the QEMU peer tests: one QEMU per machine per test file, closed in `after` (and
+ * by the teardown hooks if the file dies first), raw disk images in a temp dir the test reads back
+ * on the host, and the devices' slots fixed with `addr=` so each test knows where to look.
+ */
+
+import { after } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { QtestPciBus, type QtestPciBusOptions } from '../../../src/platform/qtest/qtest-pci-bus.js';
+import type { QemuMachine } from '../../../src/platform/qtest/qemu-process.js';
+
+export const MACHINES: readonly QemuMachine[] = ['pc', 'q35'];
+
+/** Bus 0, device `slot`, function 0: where `-device ...,addr=SLOT` puts a device. */
+export function slotBdf(slot: number): Bdf {
+  return bdf(0, slot, 0);
+}
+
+/** Starts QEMU for this test file; closed when the file's tests are done. */
+export async function launch(options: QtestPciBusOptions): Promise<QtestPciBus> {
+  const bus = await QtestPciBus.launch(options);
+  after(() => bus.close());
+  return bus;
+}
+
+/** A temp dir removed after the file's tests. */
+export async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-peer-'));
+  after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A zero-filled raw image of `bytes` bytes in `dir`; returns its path. */
+export async function rawImage(dir: string, name: string, bytes: number): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, new Uint8Array(bytes));
+  return path;
+}
+
+/** `-drive` + `-device` arguments for a virtio-blk-pci at `slot` backed by a raw image. */
+export function blkArgs(slot: number, image: string, mode: string): string[] {
+  const id = `d${slot}`;
+  const props = mode ? `,${mode}` : '';
+  return ['-drive', `if=none,id=${id},file=${image},format=raw,cache=writethrough`, '-device', `virtio-blk-pci,drive=${id},addr=0x${slot.toString(16)}${props}`];
+}
+
+/** `-device` arguments for a virtio-rng-pci at `slot`. */
+export function rngArgs(slot: number, mode: string): string[] {
+  const props = mode ? `,${mode}` : '';
+  return ['-device', `virtio-rng-pci,addr=0x${slot.toString(16)}${props}`];
+}
