@@ -1,0 +1,375 @@
+/**
+ * The virtio-console device model (spec 5.3): ports whose host sides are Node streams, the console
+ * size (VIRTIO_CONSOLE_F_SIZE), emergency write (VIRTIO_CONSOLE_F_EMERG_WRITE) and, with more than one
+ * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues. No byte is dropped when either side is
+ * slow: host input waits (paused) for guest receive buffers, and guest output waits in the transmitq
+ * while the host stream is full.
+ */
+
+import { RequestShapeError, UsageError } from '../../errors.js';
+import type { AccessSize } from '../../pci/function.js';
+import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
+import { featureSet, hasFeature } from '../../spec/features.js';
+import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
+import {
+  consoleQueueCount,
+  consoleRxQueueIndex,
+  VIRTIO_CONSOLE_CONFIG_COLS,
+  VIRTIO_CONSOLE_CONFIG_EMERG_WR,
+  VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS,
+  VIRTIO_CONSOLE_CONFIG_ROWS,
+  VIRTIO_CONSOLE_CONFIG_SIZE,
+  VIRTIO_CONSOLE_CONSOLE_PORT,
+  VIRTIO_CONSOLE_CONTROL_RECEIVEQ,
+  VIRTIO_CONSOLE_CONTROL_TRANSMITQ,
+  VIRTIO_CONSOLE_DEVICE_ADD,
+  VIRTIO_CONSOLE_DEVICE_READY,
+  VIRTIO_CONSOLE_F_EMERG_WRITE,
+  VIRTIO_CONSOLE_F_MULTIPORT,
+  VIRTIO_CONSOLE_F_SIZE,
+  VIRTIO_CONSOLE_PORT_NAME,
+  VIRTIO_CONSOLE_PORT_OPEN,
+  VIRTIO_CONSOLE_PORT_READY,
+  VIRTIO_CONSOLE_RESIZE,
+  VIRTIO_CONSOLE_RESIZE_COLS,
+  VIRTIO_CONSOLE_RESIZE_ROWS,
+  VIRTIO_CONSOLE_RESIZE_SIZE,
+} from '../../spec/console.js';
+import { gatherReadable, writeChain } from '../chain-bytes.js';
+import { ConfigBytes } from '../config-bytes.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import { ConsolePort } from './console-port.js';
+import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
+import type { ConsolePortStreams } from './port-streams.js';
+
+export interface ConsolePortOptions {
+  /** Sent to the driver as PORT_NAME (multiport only; Linux shows it as /dev/virtio-ports/<name>). */
+  readonly name?: string;
+  /** Sent as CONSOLE_PORT: the driver makes it an hvc console. Port 0 is the console without multiport. */
+  readonly console?: boolean;
+  readonly streams?: ConsolePortStreams;
+}
+
+export interface VirtioConsoleDeviceOptions {
+  /** Ports 0..n-1; default one console port with no streams. More than one offers MULTIPORT. */
+  readonly ports?: readonly ConsolePortOptions[];
+  /** Force VIRTIO_CONSOLE_F_MULTIPORT even with one port (default: more than one port). */
+  readonly multiport?: boolean;
+  /** Console size; offers VIRTIO_CONSOLE_F_SIZE. */
+  readonly size?: { readonly cols: number; readonly rows: number };
+  /** Offer VIRTIO_CONSOLE_F_EMERG_WRITE (bytes go to port 0's output). Default true. */
+  readonly emergWrite?: boolean;
+  /** Maximum size of every queue. Default 128. */
+  readonly queueSize?: number;
+}
+
+export interface ConsoleDeviceStats {
+  /** Host -> guest bytes delivered. */
+  rxBytes: number;
+  /** Guest -> host bytes taken from the transmitqs. */
+  txBytes: number;
+  emergBytes: number;
+  /** Chains refused for their shape, and malformed control messages. */
+  badChains: number;
+  /** Control messages dropped because the driver left too many unanswered. */
+  controlDropped: number;
+}
+
+/** Largest chain the device copies from a transmitq; a longer one is refused. */
+const CONSOLE_MAX_TX_CHAIN = 1 << 20;
+/** Largest control message: the header and a port name. */
+const CONSOLE_MAX_CONTROL = 4096;
+/** Control messages waiting for control receiveq buffers; more means the driver stopped listening. */
+const CONSOLE_MAX_PENDING_CONTROL = 1024;
+
+export class VirtioConsoleDevice implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_CONSOLE;
+  readonly deviceFeatures: bigint;
+  readonly queueMaxSizes: readonly number[];
+  readonly configSize = VIRTIO_CONSOLE_CONFIG_SIZE;
+  readonly stats: ConsoleDeviceStats = { rxBytes: 0, txBytes: 0, emergBytes: 0, badChains: 0, controlDropped: 0 };
+
+  private host: VirtioDeviceHost | undefined;
+  private readonly ports: ConsolePort[];
+  private readonly config = new ConfigBytes(VIRTIO_CONSOLE_CONFIG_SIZE);
+  private active = false;
+  private features = 0n;
+  private queues: readonly (DeviceQueue | null)[] = [];
+  private readonly controlOut: Uint8Array[] = [];
+
+  constructor(options: VirtioConsoleDeviceOptions = {}) {
+    const portOptions = options.ports ?? [{ console: true }];
+    if (portOptions.length === 0) throw new UsageError('a console device needs at least one port');
+    const multiport = options.multiport ?? portOptions.length > 1;
+    if (!multiport && portOptions.length > 1) throw new UsageError('more than one port needs multiport');
+    let features = 0n;
+    if (multiport) features |= featureSet(VIRTIO_CONSOLE_F_MULTIPORT);
+    if (options.size) features |= featureSet(VIRTIO_CONSOLE_F_SIZE);
+    if (options.emergWrite ?? true) features |= featureSet(VIRTIO_CONSOLE_F_EMERG_WRITE);
+    this.deviceFeatures = features;
+    this.queueMaxSizes = new Array<number>(multiport ? consoleQueueCount(portOptions.length) : 2).fill(options.queueSize ?? 128);
+    this.config.set32(VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, multiport ? portOptions.length : 1);
+    if (options.size) this.setConfigSize(options.size.cols, options.size.rows);
+    this.ports = portOptions.map(
+      (p, id) =>
+        new ConsolePort(id, p.name, p.console ?? (!multiport && id === 0), p.streams ?? {}, {
+          onInput: () => this.guard(() => this.deliverInput(id)),
+          onDrain: () => this.guard(() => this.processTx(id)),
+          onHostConnected: (connected) => this.guard(() => this.hostConnected(id, connected)),
+        }),
+    );
+  }
+
+  /** Port `id`'s state, e.g. whether the guest opened it. */
+  port(id: number): ConsolePort {
+    const p = this.ports[id];
+    if (!p) throw new UsageError(`no console port ${id}`);
+    return p;
+  }
+
+  attach(host: VirtioDeviceHost): void {
+    this.host = host;
+  }
+
+  readConfig(offset: number, size: AccessSize): number {
+    return this.config.read(offset, size);
+  }
+
+  /** Only emerg_wr is writable: its low byte goes out on port 0 at once (5.3.4). */
+  writeConfig(offset: number, _size: AccessSize, value: number): void {
+    if (offset !== VIRTIO_CONSOLE_CONFIG_EMERG_WR || !hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_EMERG_WRITE)) return;
+    this.stats.emergBytes++;
+    this.ports[0]!.write(Uint8Array.of(value & 0xff));
+  }
+
+  activate(ctx: ActivateContext): void {
+    this.features = ctx.features;
+    this.queues = ctx.queues;
+    this.active = true;
+    if (!this.multiport) {
+      // One port, no control queue: the port is open from the start (5.3.6).
+      const port = this.ports[0]!;
+      port.ready = true;
+      port.guestOpen = true;
+    }
+    this.guard(() => {
+      for (const port of this.ports) {
+        this.deliverInput(port.id);
+        this.processTx(port.id);
+      }
+      if (this.multiport) this.processControlTx();
+    });
+  }
+
+  queueNotify(index: number): void {
+    if (!this.active) return;
+    this.guard(() => {
+      if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_RECEIVEQ) this.flushControl();
+      else if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_TRANSMITQ) this.processControlTx();
+      else {
+        const id = this.portOfQueue(index);
+        if (id === undefined) return;
+        if (index % 2 === 0) this.deliverInput(id);
+        else this.processTx(id);
+      }
+    });
+  }
+
+  reset(): void {
+    this.active = false;
+    this.features = 0n;
+    this.queues = [];
+    this.controlOut.length = 0;
+    for (const port of this.ports) {
+      port.ready = false;
+      port.guestOpen = false;
+    }
+  }
+
+  /**
+   * The console's size changed: with MULTIPORT a RESIZE control message for the console port,
+   * otherwise the config fields and a configuration change notification.
+   */
+  resize(cols: number, rows: number): void {
+    if (this.multiport) {
+      const port = this.ports.find((p) => p.isConsole);
+      if (!port) return;
+      const size = new Uint8Array(VIRTIO_CONSOLE_RESIZE_SIZE);
+      const dv = new DataView(size.buffer);
+      dv.setUint16(VIRTIO_CONSOLE_RESIZE_COLS, cols, true);
+      dv.setUint16(VIRTIO_CONSOLE_RESIZE_ROWS, rows, true);
+      this.sendControl(port.id, VIRTIO_CONSOLE_RESIZE, 0, size);
+      return;
+    }
+    this.setConfigSize(cols, rows);
+    this.host?.configChanged();
+  }
+
+  private get multiport(): boolean {
+    return hasFeature(this.active ? this.features : this.deviceFeatures, VIRTIO_CONSOLE_F_MULTIPORT);
+  }
+
+  private setConfigSize(cols: number, rows: number): void {
+    this.config.set16(VIRTIO_CONSOLE_CONFIG_COLS, cols);
+    this.config.set16(VIRTIO_CONSOLE_CONFIG_ROWS, rows);
+  }
+
+  /** The port whose receiveq or transmitq is queue `index` (5.3.2). */
+  private portOfQueue(index: number): number | undefined {
+    const id = index < 2 ? 0 : Math.floor(index / 2) - 1;
+    if (id >= this.ports.length || (id > 0 && !this.multiport)) return undefined;
+    return id;
+  }
+
+  /** A fatal guest fault (or an unexpected error) stops the device: DEVICE_NEEDS_RESET. */
+  private guard(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      if (!this.active) return;
+      this.active = false;
+      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  // ---- host -> guest ----
+
+  private deliverInput(id: number): void {
+    const port = this.ports[id]!;
+    const q = this.queues[consoleRxQueueIndex(id)];
+    if (!this.active || !port.guestOpen || !q) return;
+    let used = 0;
+    for (let n = 0; n < q.size && port.waiting; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      used++;
+      if (chain.readable !== 0 || chain.writableBytes === 0) {
+        this.stats.badChains++;
+        q.pushUsed(chain.head, 0);
+        continue;
+      }
+      const bytes = port.waiting;
+      const take = Math.min(bytes.byteLength, chain.writableBytes);
+      writeChain(chain, 0, bytes.subarray(0, take));
+      q.pushUsed(chain.head, take);
+      this.stats.rxBytes += take;
+      port.consumed(take);
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+    // Hear about new receive buffers only while bytes are waiting for them.
+    q.setNotification(port.waiting !== undefined);
+  }
+
+  // ---- guest -> host ----
+
+  private processTx(id: number): void {
+    const port = this.ports[id]!;
+    const q = this.queues[consoleRxQueueIndex(id) + 1];
+    if (!this.active || !q) return;
+    let used = 0;
+    for (let n = 0; n < q.size && port.canWrite; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      used++;
+      try {
+        const bytes = this.parseTx(chain);
+        this.stats.txBytes += bytes.byteLength;
+        port.write(bytes);
+      } catch (err) {
+        if (!(err instanceof RequestShapeError)) throw err;
+        this.stats.badChains++;
+      }
+      q.pushUsed(chain.head, 0);
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+  }
+
+  private parseTx(chain: DescriptorChain): Uint8Array {
+    if (chain.writableBytes !== 0) throw new RequestShapeError(`console transmit chain ${chain.head} has device-writable buffers`);
+    return gatherReadable(chain, CONSOLE_MAX_TX_CHAIN);
+  }
+
+  // ---- control (MULTIPORT) ----
+
+  private processControlTx(): void {
+    const q = this.queues[VIRTIO_CONSOLE_CONTROL_TRANSMITQ];
+    if (!q) return;
+    let used = 0;
+    for (let n = 0; n < q.size; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      used++;
+      try {
+        this.handleControl(gatherReadable(chain, CONSOLE_MAX_CONTROL));
+      } catch (err) {
+        if (!(err instanceof RequestShapeError)) throw err;
+        this.stats.badChains++;
+      }
+      q.pushUsed(chain.head, 0);
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+  }
+
+  private handleControl(bytes: Uint8Array): void {
+    const { msg } = decodeConsoleControl(bytes);
+    if (msg.event === VIRTIO_CONSOLE_DEVICE_READY) {
+      if (msg.value === 1) for (const port of this.ports) this.sendControl(port.id, VIRTIO_CONSOLE_DEVICE_ADD, 1);
+      return;
+    }
+    const port = this.ports[msg.id];
+    if (!port) throw new RequestShapeError(`control message for port ${msg.id}, which does not exist`);
+    switch (msg.event) {
+      case VIRTIO_CONSOLE_PORT_READY:
+        if (msg.value !== 1) return;
+        port.ready = true;
+        if (port.isConsole) this.sendControl(port.id, VIRTIO_CONSOLE_CONSOLE_PORT, 1);
+        if (port.name !== undefined) this.sendControl(port.id, VIRTIO_CONSOLE_PORT_NAME, 1, new TextEncoder().encode(port.name));
+        if (port.hostConnected) this.sendControl(port.id, VIRTIO_CONSOLE_PORT_OPEN, 1);
+        return;
+      case VIRTIO_CONSOLE_PORT_OPEN:
+        port.guestOpen = msg.value === 1;
+        if (port.guestOpen) {
+          this.deliverInput(port.id);
+          this.processTx(port.id);
+        }
+        return;
+      default:
+        throw new RequestShapeError(`console control event ${msg.event} is not one a driver sends`);
+    }
+  }
+
+  private sendControl(id: number, event: number, value: number, data?: Uint8Array): void {
+    if (this.controlOut.length >= CONSOLE_MAX_PENDING_CONTROL) {
+      this.stats.controlDropped++;
+      return;
+    }
+    this.controlOut.push(encodeConsoleControl({ id, event, value }, data));
+    this.flushControl();
+  }
+
+  private flushControl(): void {
+    const q = this.queues[VIRTIO_CONSOLE_CONTROL_RECEIVEQ];
+    if (!this.active || !q) return;
+    let used = 0;
+    for (let n = 0; n < q.size && this.controlOut.length > 0; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      used++;
+      const msg = this.controlOut[0]!;
+      if (chain.readable !== 0 || chain.writableBytes < msg.byteLength) {
+        this.stats.badChains++;
+        q.pushUsed(chain.head, 0);
+        continue;
+      }
+      writeChain(chain, 0, msg);
+      q.pushUsed(chain.head, msg.byteLength);
+      this.controlOut.shift();
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+  }
+
+  private hostConnected(id: number, connected: boolean): void {
+    const port = this.ports[id]!;
+    if (this.active && this.multiport && port.ready) this.sendControl(id, VIRTIO_CONSOLE_PORT_OPEN, connected ? 1 : 0);
+  }
+}

@@ -1,0 +1,460 @@
+/**
+ * The virtio-net device model (spec 5.1). Frames from the transmitqs go to a NetBackend; frames from
+ * the backend go through the receive filter into a receiveq, spanning several buffers with
+ * VIRTIO_NET_F_MRG_RXBUF. A frame that finds no receive buffer is dropped and counted: the device
+ * never waits for the driver. Offered: MAC, STATUS (link and announce), CSUM (completed in software),
+ * MRG_RXBUF, CTRL_VQ with CTRL_RX, CTRL_RX_EXTRA, CTRL_MAC_ADDR and GUEST_ANNOUNCE, and MQ when more
+ * than one queue pair is configured. No segmentation offload: no backend here could honour it.
+ */
+
+import { RequestShapeError, UsageError } from '../../errors.js';
+import type { AccessSize } from '../../pci/function.js';
+import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
+import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
+import { VIRTIO_ID_NET } from '../../spec/ids.js';
+import {
+  encodeVirtioNetHdr,
+  ETH_ALEN,
+  netCtrlQueueIndex,
+  netRxQueueIndex,
+  netTxQueueIndex,
+  VIRTIO_NET_CONFIG_MAC,
+  VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS,
+  VIRTIO_NET_CONFIG_MTU,
+  VIRTIO_NET_CONFIG_STATUS,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN,
+  VIRTIO_NET_CTRL_RX_ALLMULTI,
+  VIRTIO_NET_CTRL_RX_ALLUNI,
+  VIRTIO_NET_CTRL_RX_NOBCAST,
+  VIRTIO_NET_CTRL_RX_NOMULTI,
+  VIRTIO_NET_CTRL_RX_NOUNI,
+  VIRTIO_NET_CTRL_RX_PROMISC,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_CTRL_MAC_ADDR,
+  VIRTIO_NET_F_CTRL_RX,
+  VIRTIO_NET_F_CTRL_RX_EXTRA,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_GUEST_ANNOUNCE,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MQ,
+  VIRTIO_NET_F_MRG_RXBUF,
+  VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_OK,
+  VIRTIO_NET_S_ANNOUNCE,
+  VIRTIO_NET_S_LINK_UP,
+  virtioNetHdrSize,
+} from '../../spec/net.js';
+import { writeChain } from '../chain-bytes.js';
+import { ConfigBytes } from '../config-bytes.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { NetBackend } from './backend.js';
+import { completeChecksum } from './checksum.js';
+import { parseNetCtrlRequest, type NetCtrlRequest } from './ctrl-request.js';
+import { RxFilter, type RxModes } from './rx-filter.js';
+import { steerFrame } from './steering.js';
+import { parseNetTxRequest } from './tx-request.js';
+
+export interface VirtioNetDeviceOptions {
+  readonly backend: NetBackend;
+  /** The permanent MAC address; default a random locally administered unicast one. */
+  readonly mac?: Uint8Array;
+  /** Queue pairs offered; more than one offers VIRTIO_NET_F_MQ. Default 1. */
+  readonly queuePairs?: number;
+  /** Maximum size of every queue. Default 256. */
+  readonly queueSize?: number;
+  /** Link state at power-on. Default up. */
+  readonly linkUp?: boolean;
+}
+
+/** Counters a caller (or a test) can read; they survive device reset. */
+export interface NetDeviceStats {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames that found no receive buffer, or came while the driver was not ready. */
+  rxDropped: number;
+  /** Frames the receive filter refused (not for our MAC, and not promiscuous). */
+  rxFiltered: number;
+  /** Frames larger than the receive buffer without VIRTIO_NET_F_MRG_RXBUF. */
+  rxOversize: number;
+  /** Receive chains the device returned unused because of their shape. */
+  rxBadChains: number;
+  txFrames: number;
+  txBytes: number;
+  /** Transmit chains refused for their shape or header. */
+  txErrors: number;
+  /** Control commands answered VIRTIO_NET_ERR. */
+  ctrlErrors: number;
+}
+
+/** Ring-format features come from the transport; these are the net-specific ones this device offers. */
+const BASE_FEATURES = featureSet(
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MRG_RXBUF,
+  VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_CTRL_RX,
+  VIRTIO_NET_F_CTRL_RX_EXTRA,
+  VIRTIO_NET_F_GUEST_ANNOUNCE,
+  VIRTIO_NET_F_CTRL_MAC_ADDR,
+);
+
+/** RX-class command -> the mode it sets, and whether it needs CTRL_RX_EXTRA (5.1.6.5.1). */
+const RX_MODE_COMMANDS: ReadonlyMap<number, readonly [keyof RxModes, boolean]> = new Map([
+  [VIRTIO_NET_CTRL_RX_PROMISC, ['promisc', false]],
+  [VIRTIO_NET_CTRL_RX_ALLMULTI, ['allmulti', false]],
+  [VIRTIO_NET_CTRL_RX_ALLUNI, ['alluni', true]],
+  [VIRTIO_NET_CTRL_RX_NOMULTI, ['nomulti', true]],
+  [VIRTIO_NET_CTRL_RX_NOUNI, ['nouni', true]],
+  [VIRTIO_NET_CTRL_RX_NOBCAST, ['nobcast', true]],
+]);
+
+/** A random locally administered unicast MAC address (52:54:00 would claim QEMU's OUI). */
+export function randomMac(): Uint8Array {
+  const mac = new Uint8Array(ETH_ALEN);
+  crypto.getRandomValues(mac);
+  mac[0] = (mac[0]! & 0xfe) | 0x02;
+  return mac;
+}
+
+export class VirtioNetDevice implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_NET;
+  readonly deviceFeatures: bigint;
+  readonly queueMaxSizes: readonly number[];
+  /** mac, status and max_virtqueue_pairs: the fields the offered features make present (5.1.4). */
+  readonly configSize = VIRTIO_NET_CONFIG_MTU;
+  readonly stats: NetDeviceStats = {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxDropped: 0,
+    rxFiltered: 0,
+    rxOversize: 0,
+    rxBadChains: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txErrors: 0,
+    ctrlErrors: 0,
+  };
+  readonly filter = new RxFilter();
+
+  private host: VirtioDeviceHost | undefined;
+  private readonly backend: NetBackend;
+  private readonly permanentMac: Uint8Array;
+  private readonly maxPairs: number;
+  private readonly config = new ConfigBytes(VIRTIO_NET_CONFIG_MTU);
+  private linkUp: boolean;
+  private announcing = false;
+
+  // State from activate() until reset(); `active` false also after a fatal guest fault.
+  private active = false;
+  private features = 0n;
+  private hdrSize = 0;
+  private activePairs = 1;
+  private rxQueues: (DeviceQueue | null)[] = [];
+  private txQueues: (DeviceQueue | null)[] = [];
+  private ctrlQueue: DeviceQueue | null = null;
+  private ctrlIndex = -1;
+  /** Receive chains popped but not yet used, per pair: kept for the next frame, never lost. */
+  private rxStash: DescriptorChain[][] = [];
+
+  constructor(options: VirtioNetDeviceOptions) {
+    const pairs = options.queuePairs ?? 1;
+    if (!Number.isInteger(pairs) || pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX) {
+      throw new UsageError(`queuePairs must be an integer in 1..${VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX}`);
+    }
+    if (options.mac !== undefined && options.mac.byteLength !== ETH_ALEN) throw new UsageError('mac must be 6 bytes');
+    this.maxPairs = pairs;
+    this.backend = options.backend;
+    this.permanentMac = (options.mac ?? randomMac()).slice();
+    this.linkUp = options.linkUp ?? true;
+    this.deviceFeatures = pairs > 1 ? BASE_FEATURES | featureSet(VIRTIO_NET_F_MQ) : BASE_FEATURES;
+    // Every receiveq/transmitq pair, then the control queue (5.1.2).
+    this.queueMaxSizes = new Array<number>(2 * pairs + 1).fill(options.queueSize ?? 256);
+    this.config.set16(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, pairs);
+    this.resetState();
+    this.backend.attach({ receive: (frame) => this.receive(frame), setLinkUp: (up) => this.setLinkUp(up) });
+  }
+
+  /** The current MAC address (VIRTIO_NET_CTRL_MAC_ADDR_SET may change it until reset). */
+  get mac(): Uint8Array {
+    return this.config.bytes.slice(VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_MAC + ETH_ALEN);
+  }
+  get isLinkUp(): boolean {
+    return this.linkUp;
+  }
+  /** Queue pairs receiving frames now (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET). */
+  get queuePairsInUse(): number {
+    return this.activePairs;
+  }
+  /** Features the driver accepted, as of DRIVER_OK (0 before). */
+  get negotiatedFeatures(): bigint {
+    return this.features;
+  }
+
+  attach(host: VirtioDeviceHost): void {
+    this.host = host;
+  }
+
+  readConfig(offset: number, size: AccessSize): number {
+    return this.config.read(offset, size);
+  }
+
+  /** Config is read-only for a modern driver (5.1.4); a legacy MAC write is ignored as well. */
+  writeConfig(): void {}
+
+  activate(ctx: ActivateContext): void {
+    this.features = ctx.features;
+    this.hdrSize = virtioNetHdrSize(hasFeature(ctx.features, VIRTIO_F_VERSION_1), hasFeature(ctx.features, VIRTIO_NET_F_MRG_RXBUF));
+    const pairs = hasFeature(ctx.features, VIRTIO_NET_F_MQ) ? this.maxPairs : 1;
+    this.rxQueues = [];
+    this.txQueues = [];
+    for (let p = 0; p < pairs; p++) {
+      this.rxQueues.push(ctx.queues[netRxQueueIndex(p)] ?? null);
+      this.txQueues.push(ctx.queues[netTxQueueIndex(p)] ?? null);
+    }
+    this.rxStash = this.rxQueues.map(() => []);
+    this.ctrlIndex = hasFeature(ctx.features, VIRTIO_NET_F_CTRL_VQ) ? netCtrlQueueIndex(pairs) : -1;
+    this.ctrlQueue = this.ctrlIndex >= 0 ? (ctx.queues[this.ctrlIndex] ?? null) : null;
+    this.active = true;
+    // The device never waits for receive buffers, so it needs no notification when they arrive.
+    for (const q of this.rxQueues) q?.setNotification(false);
+    this.guard(() => {
+      for (let p = 0; p < pairs; p++) this.processTx(p);
+      this.processCtrl();
+    });
+  }
+
+  queueNotify(index: number): void {
+    if (!this.active) return;
+    this.guard(() => {
+      if (index === this.ctrlIndex) this.processCtrl();
+      else if (index % 2 === 1 && (index - 1) / 2 < this.txQueues.length) this.processTx((index - 1) / 2);
+    });
+  }
+
+  reset(): void {
+    this.resetState();
+  }
+
+  /** Change the link state: VIRTIO_NET_S_LINK_UP and a configuration change notification. */
+  setLinkUp(up: boolean): void {
+    if (up === this.linkUp) return;
+    this.linkUp = up;
+    this.updateStatus();
+    this.host?.configChanged();
+  }
+
+  /**
+   * Ask the driver to announce itself (after a migration, say): VIRTIO_NET_S_ANNOUNCE until the driver
+   * acknowledges with VIRTIO_NET_CTRL_ANNOUNCE_ACK. Returns false when GUEST_ANNOUNCE is not negotiated.
+   */
+  announce(): boolean {
+    if (!this.active || !hasFeature(this.features, VIRTIO_NET_F_GUEST_ANNOUNCE)) return false;
+    this.announcing = true;
+    this.updateStatus();
+    this.host?.configChanged();
+    return true;
+  }
+
+  private resetState(): void {
+    this.active = false;
+    this.features = 0n;
+    this.hdrSize = 0;
+    this.activePairs = 1;
+    this.rxQueues = [];
+    this.txQueues = [];
+    this.ctrlQueue = null;
+    this.ctrlIndex = -1;
+    this.rxStash = [];
+    this.announcing = false;
+    this.filter.reset();
+    this.config.bytes.set(this.permanentMac, VIRTIO_NET_CONFIG_MAC);
+    this.updateStatus();
+  }
+
+  private updateStatus(): void {
+    this.config.set16(VIRTIO_NET_CONFIG_STATUS, (this.linkUp ? VIRTIO_NET_S_LINK_UP : 0) | (this.announcing ? VIRTIO_NET_S_ANNOUNCE : 0));
+  }
+
+  /** Run queue work; a fatal guest fault (or any unexpected error) stops the device: DEVICE_NEEDS_RESET. */
+  private guard(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.active = false;
+      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  // ---- transmit ----
+
+  private processTx(pair: number): void {
+    const q = this.txQueues[pair];
+    if (!q) return;
+    let used = 0;
+    // Bounded by the queue size per pass; anything the driver adds meanwhile comes with a notify.
+    for (let n = 0; n < q.size; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      this.transmit(chain);
+      q.pushUsed(chain.head, 0);
+      used++;
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+    if (q.hasAvailable()) queueMicrotask(() => this.active && this.guard(() => this.processTx(pair)));
+  }
+
+  private transmit(chain: DescriptorChain): void {
+    try {
+      const { hdr, frame } = parseNetTxRequest(chain, this.hdrSize);
+      if (hdr.gsoType !== VIRTIO_NET_HDR_GSO_NONE) throw new RequestShapeError(`gso_type ${hdr.gsoType} but no segmentation offload was offered`);
+      if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+        if (!hasFeature(this.features, VIRTIO_NET_F_CSUM)) throw new RequestShapeError('NEEDS_CSUM without VIRTIO_NET_F_CSUM');
+        completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
+      }
+      this.stats.txFrames++;
+      this.stats.txBytes += frame.byteLength;
+      this.backend.send(frame);
+    } catch (err) {
+      if (!(err instanceof RequestShapeError)) throw err;
+      this.stats.txErrors++;
+    }
+  }
+
+  // ---- receive ----
+
+  private receive(frame: Uint8Array): void {
+    if (!this.active) {
+      this.stats.rxDropped++;
+      return;
+    }
+    if (!this.filter.accepts(frame, this.config.bytes.subarray(VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_MAC + ETH_ALEN))) {
+      this.stats.rxFiltered++;
+      return;
+    }
+    let pair = steerFrame(frame, this.activePairs);
+    if (!this.rxQueues[pair]) pair = 0;
+    this.guard(() => this.deliver(pair, frame));
+  }
+
+  /** Next receive chain of the right shape (writable only, room for the header), or null. */
+  private popRx(q: DeviceQueue): DescriptorChain | null {
+    for (let n = 0; n < q.size; n++) {
+      const chain = q.pop();
+      if (!chain) return null;
+      if (chain.readable === 0 && chain.writableBytes >= this.hdrSize) return chain;
+      // A malformed receive buffer: hand it back empty rather than stall the queue.
+      this.stats.rxBadChains++;
+      q.pushUsed(chain.head, 0);
+      this.host?.usedBuffers(q.index);
+    }
+    return null;
+  }
+
+  private deliver(pair: number, frame: Uint8Array): void {
+    const q = this.rxQueues[pair];
+    const stash = this.rxStash[pair];
+    if (!q || !stash) {
+      this.stats.rxDropped++;
+      return;
+    }
+    const need = this.hdrSize + frame.byteLength;
+    const mergeable = hasFeature(this.features, VIRTIO_NET_F_MRG_RXBUF);
+    // How many chains this frame takes: one without MRG_RXBUF, as many as it fills with it.
+    let chains = 0;
+    let room = 0;
+    while (room < need && (mergeable || chains === 0)) {
+      if (chains === stash.length) {
+        if (stash.length >= q.size) break;
+        const c = this.popRx(q);
+        if (!c) break;
+        stash.push(c);
+      }
+      room += stash[chains]!.writableBytes;
+      chains++;
+    }
+    if (room < need) {
+      if (chains > 0 && !mergeable) this.stats.rxOversize++;
+      else this.stats.rxDropped++;
+      return;
+    }
+    const hdr = new Uint8Array(this.hdrSize);
+    encodeVirtioNetHdr({ flags: 0, gsoType: VIRTIO_NET_HDR_GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: chains }, hdr, this.hdrSize);
+    let offset = 0;
+    for (const chain of stash.splice(0, chains)) {
+      let at = 0;
+      if (offset === 0) {
+        writeChain(chain, 0, hdr);
+        at = this.hdrSize;
+      }
+      const take = Math.min(chain.writableBytes - at, frame.byteLength - offset);
+      writeChain(chain, at, frame.subarray(offset, offset + take));
+      offset += take;
+      q.pushUsed(chain.head, at + take);
+    }
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.byteLength;
+    this.host?.usedBuffers(q.index);
+  }
+
+  // ---- control ----
+
+  private processCtrl(): void {
+    const q = this.ctrlQueue;
+    if (!q) return;
+    let used = 0;
+    for (let n = 0; n < q.size; n++) {
+      const chain = q.pop();
+      if (!chain) break;
+      let ack: number;
+      try {
+        ack = this.executeCtrl(parseNetCtrlRequest(chain));
+      } catch (err) {
+        if (!(err instanceof RequestShapeError)) throw err;
+        ack = VIRTIO_NET_ERR;
+      }
+      if (ack !== VIRTIO_NET_OK) this.stats.ctrlErrors++;
+      const writable = chain.writableBytes >= 1;
+      if (writable) writeChain(chain, 0, Uint8Array.of(ack));
+      q.pushUsed(chain.head, writable ? 1 : 0);
+      used++;
+    }
+    if (used > 0) this.host?.usedBuffers(q.index);
+  }
+
+  /** Carry out a control command; VIRTIO_NET_ERR for one the negotiated features do not allow. */
+  private executeCtrl(req: NetCtrlRequest): number {
+    const has = (n: number): boolean => hasFeature(this.features, n);
+    switch (req.kind) {
+      case 'rx-mode': {
+        const entry = RX_MODE_COMMANDS.get(req.command);
+        if (!entry || !has(VIRTIO_NET_F_CTRL_RX) || (entry[1] && !has(VIRTIO_NET_F_CTRL_RX_EXTRA))) return VIRTIO_NET_ERR;
+        this.filter.modes[entry[0]] = req.on;
+        return VIRTIO_NET_OK;
+      }
+      case 'mac-table':
+        if (!has(VIRTIO_NET_F_CTRL_RX)) return VIRTIO_NET_ERR;
+        this.filter.setMacTable(req.unicast, req.multicast);
+        return VIRTIO_NET_OK;
+      case 'mac-addr':
+        if (!has(VIRTIO_NET_F_CTRL_MAC_ADDR)) return VIRTIO_NET_ERR;
+        this.config.bytes.set(req.mac, VIRTIO_NET_CONFIG_MAC);
+        return VIRTIO_NET_OK;
+      case 'announce-ack':
+        if (!has(VIRTIO_NET_F_GUEST_ANNOUNCE)) return VIRTIO_NET_ERR;
+        this.announcing = false;
+        this.updateStatus();
+        return VIRTIO_NET_OK;
+      case 'mq-pairs':
+        if (!has(VIRTIO_NET_F_MQ) || req.pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || req.pairs > this.maxPairs) return VIRTIO_NET_ERR;
+        this.activePairs = req.pairs;
+        return VIRTIO_NET_OK;
+      case 'unsupported':
+        return VIRTIO_NET_ERR;
+    }
+  }
+}

@@ -1,0 +1,23 @@
+/** A transmitq chain parsed into its virtio_net_hdr and frame (5.1.6.2). */
+
+import { RequestShapeError } from '../../errors.js';
+import type { DescriptorChain } from '../../queue/types.js';
+import { decodeVirtioNetHdr, type VirtioNetHdr } from '../../spec/net.js';
+import { gatherReadable } from '../chain-bytes.js';
+
+/** Largest frame the device transmits: without segmentation offload a frame fits a 16-bit IP length. */
+export const NET_MAX_FRAME = 65_535 + 14 + 4;
+
+export interface NetTxRequest {
+  readonly hdr: VirtioNetHdr;
+  /** A copy of the frame bytes, owned by the caller. */
+  readonly frame: Uint8Array;
+}
+
+/** Parse a transmitq chain whose header is `hdrSize` bytes. Throws RequestShapeError for a malformed one. */
+export function parseNetTxRequest(chain: DescriptorChain, hdrSize: number): NetTxRequest {
+  if (chain.writableBytes !== 0) throw new RequestShapeError(`transmit chain ${chain.head} has device-writable buffers`);
+  if (chain.readableBytes < hdrSize) throw new RequestShapeError(`transmit chain ${chain.head} is shorter than the ${hdrSize}-byte header`);
+  const bytes = gatherReadable(chain, hdrSize + NET_MAX_FRAME);
+  return { hdr: decodeVirtioNetHdr(bytes, hdrSize), frame: bytes.subarray(hdrSize) };
+}
