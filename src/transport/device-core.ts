@@ -1,0 +1,366 @@
+/**
+ * The transport-neutral virtio device state that every front-end (modern capabilities now, the
+ * legacy BAR0 header later) maps onto registers: device status and its transition table (2.1,
+ * 3.1.1), feature negotiation (2.2, in one place), per-queue configuration, activation at
+ * DRIVER_OK, notification dispatch, the ISR, config_generation and interrupt requests.
+ *
+ * Front-ends only translate register accesses into calls here; the rules live here once.
+ * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
+ */
+
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
+import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
+import type { AccessSize } from '../pci/function.js';
+import { SplitQueue } from '../queue/split/device-queue.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
+import { VIRTQ_MAX_SIZE } from '../spec/ring.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../spec/status.js';
+import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
+
+/**
+ * How the core asks for an interrupt; the PCI function implements it (INTx now, MSI-X later), a
+ * virtio-mmio transport could too.
+ */
+export interface InterruptSink {
+  /** Something happened on MSI-X vector `vector` (VIRTIO_MSI_NO_VECTOR if none); the ISR is already set. */
+  notify(vector: number): void;
+  /** The driver read (and so cleared) the ISR: a level-triggered line drops. */
+  isrCleared(): void;
+  /** Whether `vector` can be mapped (VIRTIO_MSI_NO_VECTOR always can); otherwise the register reads back NO_VECTOR. */
+  vectorUsable(vector: number): boolean;
+}
+
+/**
+ * One row of the status transition table: a driver write may add `bit` only when every bit of
+ * `requires` is already set (earlier rows of the same write count) and FAILED is not.
+ */
+export interface StatusStep {
+  readonly bit: number;
+  readonly requires: number;
+}
+
+/**
+ * Spec 3.1.1 (driver initialization) for the modern interface: ACKNOWLEDGE, then DRIVER, then
+ * FEATURES_OK (if negotiation succeeds, 2.2.2), then DRIVER_OK; FAILED at any time. Writing 0
+ * resets (2.4). DEVICE_NEEDS_RESET is the device's: a driver write neither sets nor clears it.
+ * A driver may not clear bits (2.1.1): such a write keeps them. A legacy front-end passes its own
+ * table (no FEATURES_OK step).
+ */
+export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
+  { bit: VIRTIO_CONFIG_S_ACKNOWLEDGE, requires: 0 },
+  { bit: VIRTIO_CONFIG_S_DRIVER, requires: VIRTIO_CONFIG_S_ACKNOWLEDGE },
+  { bit: VIRTIO_CONFIG_S_FEATURES_OK, requires: VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER },
+  {
+    bit: VIRTIO_CONFIG_S_DRIVER_OK,
+    requires: VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
+  },
+  { bit: VIRTIO_CONFIG_S_FAILED, requires: 0 },
+];
+
+/** Transport and ring features this implementation supports; offered on top of the device's. */
+export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
+
+/** Feature words a driver can select (bits 0..127: every bit the spec defines). Higher selects read 0. */
+export const FEATURE_WORDS = 4;
+
+/** The three ring areas (4.1.4.3: queue_desc, queue_driver, queue_device). */
+export type RingArea = 'desc' | 'driver' | 'device';
+const RING_AREAS: readonly RingArea[] = ['desc', 'driver', 'device'];
+
+/** One virtqueue's configuration as the driver programs it. */
+export class VirtqueueConfig {
+  size: number;
+  msixVector = VIRTIO_MSI_NO_VECTOR;
+  enabled = false;
+  /** lo, hi halves of desc, driver, device. */
+  private readonly halves = new Uint32Array(6);
+
+  constructor(
+    readonly index: number,
+    readonly maxSize: number,
+  ) {
+    this.size = maxSize;
+  }
+
+  ringHalf(area: RingArea, half: 0 | 1): number {
+    return this.halves[RING_AREAS.indexOf(area) * 2 + half]!;
+  }
+  setRingHalf(area: RingArea, half: 0 | 1, value: number): void {
+    this.halves[RING_AREAS.indexOf(area) * 2 + half] = value >>> 0;
+  }
+  /** The 64-bit address (joined, never truncated). */
+  ringAddress(area: RingArea): number {
+    return joinU64(this.ringHalf(area, 0), this.ringHalf(area, 1));
+  }
+
+  reset(): void {
+    this.size = this.maxSize;
+    this.msixVector = VIRTIO_MSI_NO_VECTOR;
+    this.enabled = false;
+    this.halves.fill(0);
+  }
+}
+
+export interface DeviceCoreOptions {
+  /** The status transition table (default {@link MODERN_STATUS_STEPS}). */
+  readonly statusSteps?: readonly StatusStep[];
+  /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
+  readonly requiredFeatures?: bigint;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
+export class DeviceCore implements VirtioDeviceHost {
+  /** Features offered: the device's plus the transport's. */
+  readonly offeredFeatures: bigint;
+  readonly queues: readonly VirtqueueConfig[];
+  private readonly steps: readonly StatusStep[];
+  private readonly requiredFeatures: bigint;
+  private statusValue = 0;
+  private driverFeatureBits = 0n;
+  private isrValue = 0;
+  private generation = 0;
+  private configVectorValue = VIRTIO_MSI_NO_VECTOR;
+  /** Queues live since DRIVER_OK (null where not enabled). */
+  private active: (SplitQueue | null)[] = [];
+  private readonly resetListeners: (() => void)[] = [];
+  /** Why DEVICE_NEEDS_RESET was set, for diagnostics; cleared by reset. */
+  fault: Error | undefined;
+
+  constructor(
+    readonly device: VirtioDevice,
+    readonly memory: GuestMemory,
+    private readonly interrupts: InterruptSink,
+    options: DeviceCoreOptions = {},
+  ) {
+    this.steps = options.statusSteps ?? MODERN_STATUS_STEPS;
+    this.requiredFeatures = options.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
+    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES;
+    this.queues = device.queueMaxSizes.map((max, i) => {
+      if (!isPowerOfTwo(max) || max > VIRTQ_MAX_SIZE) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${VIRTQ_MAX_SIZE}`);
+      return new VirtqueueConfig(i, max);
+    });
+    device.attach(this);
+  }
+
+  /** Run `listener` after every device reset (front-ends clear their select registers). */
+  onReset(listener: () => void): void {
+    this.resetListeners.push(listener);
+  }
+
+  get status(): number {
+    return this.statusValue;
+  }
+  get driverFeatures(): bigint {
+    return this.driverFeatureBits;
+  }
+  /** The negotiated features once FEATURES_OK is set, else 0. */
+  get negotiatedFeatures(): bigint {
+    return (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 ? this.driverFeatureBits : 0n;
+  }
+  get configGeneration(): number {
+    return this.generation;
+  }
+  get configVector(): number {
+    return this.configVectorValue;
+  }
+  /** Whether the device has stopped on a fault until reset. */
+  get needsResetSet(): boolean {
+    return (this.statusValue & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0;
+  }
+
+  // ---- features (2.2) ----
+
+  /** 32-bit word `select` of the offered features (0 beyond {@link FEATURE_WORDS}). */
+  deviceFeatureWord(select: number): number {
+    return select >= 0 && select < FEATURE_WORDS ? featureWord(this.offeredFeatures, select) : 0;
+  }
+  driverFeatureWord(select: number): number {
+    return select >= 0 && select < FEATURE_WORDS ? featureWord(this.driverFeatureBits, select) : 0;
+  }
+  /** The driver writes word `select` of its features; ignored once FEATURES_OK is set (2.2). */
+  setDriverFeatureWord(select: number, value: number): void {
+    if (select < 0 || select >= FEATURE_WORDS || (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
+    this.driverFeatureBits = withFeatureWord(this.driverFeatureBits, select, value);
+  }
+
+  /** 2.2.2: FEATURES_OK only for a subset of the offer with the required bits, that the device accepts. */
+  private featuresAcceptable(): boolean {
+    const f = this.driverFeatureBits;
+    if ((f & ~this.offeredFeatures) !== 0n || (f & this.requiredFeatures) !== this.requiredFeatures) return false;
+    try {
+      return this.device.acceptFeatures?.(f) ?? true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- status (2.1, 3.1.1) ----
+
+  writeStatus(value: number): void {
+    value &= 0xff;
+    if (value === 0) {
+      this.reset();
+      return;
+    }
+    for (const step of this.steps) {
+      const s = this.statusValue;
+      if ((value & step.bit) === 0 || (s & step.bit) !== 0 || (s & step.requires) !== step.requires) continue;
+      if (step.bit !== VIRTIO_CONFIG_S_FAILED && (s & VIRTIO_CONFIG_S_FAILED) !== 0) continue;
+      if (step.bit === VIRTIO_CONFIG_S_FEATURES_OK && !this.featuresAcceptable()) continue;
+      this.statusValue |= step.bit;
+      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK) this.activate();
+    }
+  }
+
+  /** 2.4 device reset: back to the power-on state, queues, features, ISR and vectors included. */
+  reset(): void {
+    this.device.reset();
+    this.statusValue = 0;
+    this.driverFeatureBits = 0n;
+    this.active = [];
+    this.fault = undefined;
+    this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
+    for (const q of this.queues) q.reset();
+    this.isrValue = 0;
+    this.interrupts.isrCleared();
+    for (const listener of this.resetListeners) listener();
+  }
+
+  /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
+  private activate(): void {
+    const features = this.driverFeatureBits;
+    try {
+      this.active = this.queues.map((q) =>
+        q.enabled
+          ? new SplitQueue({
+              index: q.index,
+              size: q.size,
+              memory: this.memory,
+              desc: q.ringAddress('desc'),
+              driver: q.ringAddress('driver'),
+              device: q.ringAddress('device'),
+              eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+              indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+            })
+          : null,
+      );
+      const ctx: ActivateContext = { features, queues: this.active };
+      this.device.activate(ctx);
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+  }
+
+  // ---- queues (4.1.4.3) ----
+
+  /** Queue configuration may change after FEATURES_OK, before DRIVER_OK, while the queue is disabled. */
+  queueWritable(index: number): boolean {
+    const q = this.queues[index];
+    const s = this.statusValue;
+    return q !== undefined && !q.enabled && (s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
+  }
+
+  /** A power of two no larger than the maximum (2.7); anything else is ignored. */
+  setQueueSize(index: number, size: number): void {
+    const q = this.queues[index];
+    if (q !== undefined && this.queueWritable(index) && isPowerOfTwo(size) && size <= q.maxSize) q.size = size;
+  }
+  setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
+    if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);
+  }
+  /** A vector that cannot be mapped reads back as NO_VECTOR (4.1.5.1.2). */
+  setQueueVector(index: number, vector: number): void {
+    if (this.queueWritable(index)) this.queues[index]!.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+  }
+  setConfigVector(vector: number): void {
+    this.configVectorValue = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+  }
+  enableQueue(index: number): void {
+    if (this.queueWritable(index)) this.queues[index]!.enabled = true;
+  }
+
+  /** The driver notified queue `index` (`data` only with VIRTIO_F_NOTIFICATION_DATA). Faults set NEEDS_RESET. */
+  notify(index: number, data?: number): void {
+    if ((this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== VIRTIO_CONFIG_S_DRIVER_OK) return;
+    if (!this.active[index]) return;
+    try {
+      this.device.queueNotify(index, data);
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+  }
+
+  // ---- device configuration (4.1.4.6) ----
+
+  /** Device config read, or undefined when [offset, offset + size) is outside it. */
+  readDeviceConfig(offset: number, size: AccessSize): number | undefined {
+    if (offset < 0 || offset + size > this.device.configSize) return undefined;
+    return this.device.readConfig(offset, size);
+  }
+  writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
+    if (offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
+  }
+
+  // ---- ISR and interrupts (4.1.4.5) ----
+
+  /** Reading the ISR clears it and deasserts INTx. */
+  readIsr(): number {
+    const value = this.isrValue;
+    this.isrValue = 0;
+    this.interrupts.isrCleared();
+    return value;
+  }
+  /** The ISR without the read side effect (for diagnostics). */
+  peekIsr(): number {
+    return this.isrValue;
+  }
+
+  private raise(isrBit: number, vector: number): void {
+    this.isrValue |= isrBit;
+    this.interrupts.notify(vector);
+  }
+
+  // ---- VirtioDeviceHost ----
+
+  configChanged(): void {
+    this.generation = (this.generation + 1) & 0xff;
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.raise(VIRTIO_PCI_ISR_CONFIG, this.configVectorValue);
+  }
+
+  usedBuffers(index: number): void {
+    if (this.needsResetSet) return;
+    const q = this.active[index];
+    if (!q) return;
+    let wanted: boolean;
+    try {
+      wanted = q.needsInterrupt();
+    } catch (e) {
+      this.needsReset(asError(e));
+      return;
+    }
+    if (wanted) this.raise(VIRTIO_PCI_ISR_QUEUE, this.queues[index]!.msixVector);
+  }
+
+  /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a config interrupt. */
+  needsReset(cause: Error): void {
+    if (this.needsResetSet) return;
+    this.fault = cause;
+    this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.raise(VIRTIO_PCI_ISR_CONFIG, this.configVectorValue);
+  }
+}
