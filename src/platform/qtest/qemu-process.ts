@@ -39,6 +39,8 @@ export const QEMU_INSTALL_HINT =
   'install Debian\'s QEMU with `apt-get install -y qemu-system-x86` as root (or run `npm run setup`, which does it)';
 /** Kept of QEMU's stderr for error messages. */
 const STDERR_TAIL_BYTES = 4096;
+/** How long a QEMU that dropped the connection at start-up gets to exit and explain itself. */
+const EXIT_GRACE_MS = 2000;
 /** How long close() waits for the killed process to be reaped. */
 const REAP_TIMEOUT_MS = 5000;
 
@@ -165,6 +167,15 @@ export class QemuProcess {
       onBroken: () => void qemuProcess.close(),
     });
     qemuProcess = new QemuProcess(options.machine, memoryMiB, child.pid, client, child, exited, untrack, dir);
+    // QEMU connects before it has finished creating the machine; the first answer means it has.
+    // Without it, a bad -device argument would surface as a reset socket in the caller's first command.
+    try {
+      await client.sync();
+    } catch {
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, EXIT_GRACE_MS))]);
+      await qemuProcess.close();
+      throw new BusError(`QEMU did not start; ${describe()}`);
+    }
     return qemuProcess;
   }
 
