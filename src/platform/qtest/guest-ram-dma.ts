@@ -10,6 +10,7 @@ import { BusError, UsageError } from '../../errors.js';
 import { rangeInside } from '../../memory/guest-memory.js';
 import { b64readCommand, b64writeCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
+import { DmaAllocator } from '../../driver/dma-allocator.js';
 
 /** Largest transfer in one command: 256 KiB is about 350 KB of base64 on the line. */
 const CHUNK_BYTES = 0x4_0000;
@@ -17,7 +18,7 @@ const CHUNK_BYTES = 0x4_0000;
 export class GuestRamDma implements DmaMemory {
   /** The local image of guest RAM [base, base + size). */
   readonly image: Uint8Array;
-  private next: number;
+  private readonly allocator: DmaAllocator;
 
   constructor(
     private readonly client: QtestClient,
@@ -25,18 +26,17 @@ export class GuestRamDma implements DmaMemory {
     readonly size: number,
   ) {
     this.image = new Uint8Array(size);
-    this.next = base;
+    this.allocator = new DmaAllocator(base, size);
   }
 
   alloc(size: number, align: number): DmaBuffer {
-    // TEMPORARY bump allocation until src/driver/dma-allocator.ts lands.
-    const addr = Math.ceil(this.next / align) * align;
-    if (addr + size > this.base + this.size) throw new UsageError('guest RAM DMA window exhausted');
-    this.next = addr + size;
+    const addr = this.allocator.alloc(size, align);
     return { addr, bytes: this.image.subarray(addr - this.base, addr - this.base + size) };
   }
 
-  free(_buffer: DmaBuffer): void {}
+  free(buffer: DmaBuffer): void {
+    this.allocator.free(buffer.addr);
+  }
 
   async flush(addr: number, len: number): Promise<void> {
     this.check(addr, len);
