@@ -1,0 +1,274 @@
+/**
+ * The in-process machine: guest RAM, one PCI bus hosting any number of functions, MMIO and port
+ * I/O routed by each function's decoded BARs, INTx and MSI delivery, and the {@link PciBus} the
+ * driver half uses. Where the two halves of virtio-ts meet without an emulator.
+ *
+ *   const m = new Machine({ ramSize: 64 << 20 });
+ *   const { bdf } = m.plugVirtio(new SomeDevice());    // or m.plug((host) => new MyFunction(host))
+ *   const ids = await m.bus.configRead(bdf, 0, 4);     // the driver half sees only m.bus
+ *
+ * Behaviour like hardware: reads of unmapped addresses, ports and empty slots return all-ones and
+ * writes to them are dropped. Interrupt events reach listeners asynchronously (a microtask later),
+ * so a device never re-enters the driver from inside a register access.
+ */
+
+import type { VirtioDevice } from '../device/virtio-device.js';
+import { bdf as makeBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
+import { UsageError } from '../errors.js';
+import { ArrayGuestMemory, RegionGuestMemory, rangeInside, type GuestMemory } from '../memory/guest-memory.js';
+import type { AccessSize, DeviceHost, PciFunction } from '../pci/function.js';
+import { PCI_DEVICES_PER_BUS } from '../spec/pci-enumeration.js';
+import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
+import { RamDma } from './ram-dma.js';
+
+/** Where RAM above 4 GiB starts. */
+export const HIGH_RAM_BASE = 0x1_0000_0000;
+/** BAR windows handed to the driver: 32-bit memory below 4 GiB, 64-bit memory far above RAM, ports. */
+export const MACHINE_MEM32_WINDOW = { base: 0xe000_0000, size: 0x1000_0000 } as const;
+export const MACHINE_MEM64_WINDOW = { base: 0x100_0000_0000, size: 0x10_0000_0000 } as const;
+export const MACHINE_IO_WINDOW = { base: 0xc000, size: 0x4000 } as const;
+/** x86's MSI address window: a write here is an interrupt message, not a memory write. */
+export const MSI_ADDRESS_BASE = 0xfee0_0000;
+export const MSI_ADDRESS_SIZE = 0x10_0000;
+/** MSI data = bdf << MSI_VECTOR_BITS | vector (MSI-X tables have at most 2048 entries). */
+const MSI_VECTOR_BITS = 11;
+/** The first page of DMA RAM is kept back so that no buffer sits at bus address 0. */
+const DMA_GUARD = 0x1000;
+
+export interface MachineOptions {
+  /** RAM from address 0, in bytes (default 64 MiB; at most up to the 32-bit BAR window). */
+  readonly ramSize?: number;
+  /** RAM from 4 GiB ({@link HIGH_RAM_BASE}), in bytes (default 0: none). */
+  readonly highRamSize?: number;
+  /** The RAM the driver's DMA memory comes from (default 'low'; 'high' puts every ring and buffer above 4 GiB). */
+  readonly dmaRegion?: 'low' | 'high';
+}
+
+/** A function on the machine's bus and where it sits. */
+export interface Plugged<F extends PciFunction> {
+  readonly bdf: Bdf;
+  readonly fn: F;
+}
+
+/** A slot's interrupt state: its INTx level and who listens. */
+interface SlotLines {
+  intx: boolean;
+  readonly listeners: Set<(event: InterruptEvent) => void>;
+}
+
+interface Slot {
+  readonly fn: PciFunction;
+  readonly lines: SlotLines;
+}
+
+/** A decoded BAR range, for routing. */
+interface Window {
+  readonly base: number;
+  readonly size: number;
+  readonly slot: Slot;
+  readonly bar: number;
+}
+
+const ALL_ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
+
+export class Machine {
+  readonly memory: GuestMemory;
+  readonly bus: PciBus;
+  private readonly slots = new Map<Bdf, Slot>();
+  /** Routing tables, rebuilt after config writes (the only way BARs and decoding change). */
+  private memWindows: Window[] | undefined;
+  private ioWindows: Window[] | undefined;
+
+  constructor(options: MachineOptions = {}) {
+    const ramSize = options.ramSize ?? 64 << 20;
+    const highRamSize = options.highRamSize ?? 0;
+    if (!Number.isSafeInteger(ramSize) || ramSize < 2 * DMA_GUARD || ramSize > MACHINE_MEM32_WINDOW.base)
+      throw new UsageError(`RAM size ${ramSize} must be between ${2 * DMA_GUARD} and 0x${MACHINE_MEM32_WINDOW.base.toString(16)}`);
+    if (!Number.isSafeInteger(highRamSize) || highRamSize < 0 || HIGH_RAM_BASE + highRamSize > MACHINE_MEM64_WINDOW.base)
+      throw new UsageError(`high RAM size ${highRamSize} does not fit below the 64-bit BAR window`);
+    const low = new ArrayGuestMemory(ramSize, 0);
+    const high = highRamSize > 0 ? new ArrayGuestMemory(highRamSize, HIGH_RAM_BASE) : undefined;
+    this.memory = high === undefined ? low : new RegionGuestMemory([low, high]);
+    let dma: RamDma;
+    if (options.dmaRegion === 'high') {
+      if (high === undefined) throw new UsageError('dmaRegion "high" needs highRamSize');
+      dma = new RamDma(this.memory, HIGH_RAM_BASE, highRamSize);
+    } else {
+      dma = new RamDma(this.memory, DMA_GUARD, ramSize - DMA_GUARD);
+    }
+    this.bus = new MachineBus(this, dma);
+  }
+
+  /**
+   * Put the function `factory` builds at `at` (default: function 0 of the lowest free device
+   * number on bus 0). The factory receives the {@link DeviceHost} for that slot.
+   */
+  plug<F extends PciFunction>(factory: (host: DeviceHost) => F, at?: Bdf): Plugged<F> {
+    const addr = at ?? this.freeSlot();
+    if (this.slots.has(addr)) throw new UsageError(`slot ${addr} is taken`);
+    const lines: SlotLines = { intx: false, listeners: new Set() };
+    const host: DeviceHost = {
+      memory: this.memory,
+      sendMsi: (address, data) => this.deliverMsi(address, data),
+      setIntx: (level) => {
+        if (lines.intx === level) return;
+        lines.intx = level;
+        this.emit(addr, { kind: 'intx', asserted: level });
+      },
+    };
+    const fn = factory(host);
+    this.slots.set(addr, { fn, lines });
+    this.invalidateRouting();
+    return { bdf: addr, fn };
+  }
+
+  /** Plug a virtio device as a modern virtio-pci function ({@link VirtioPciFunction}). */
+  plugVirtio(device: VirtioDevice, options: VirtioPciFunctionOptions & { readonly at?: Bdf } = {}): Plugged<VirtioPciFunction> {
+    return this.plug((host) => new VirtioPciFunction(device, host, options), options.at);
+  }
+
+  /** The function at `addr`, if any. */
+  functionAt(addr: Bdf): PciFunction | undefined {
+    return this.slots.get(addr)?.fn;
+  }
+
+  /** Current level of the INTx line of the function at `addr`. */
+  intxLevel(addr: Bdf): boolean {
+    return this.slots.get(addr)?.lines.intx ?? false;
+  }
+
+  /** The MSI message that reaches the listeners of (`addr`, `vector`). */
+  msiMessage(addr: Bdf, vector: number): { address: number; data: number } | undefined {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= 1 << MSI_VECTOR_BITS) return undefined;
+    return { address: MSI_ADDRESS_BASE, data: (addr << MSI_VECTOR_BITS) | vector };
+  }
+
+  /** Forget routing after a config write (BARs or the command register may have changed). */
+  invalidateRouting(): void {
+    this.memWindows = undefined;
+    this.ioWindows = undefined;
+  }
+
+  /** Listen for interrupts of the function at `addr`. */
+  listen(addr: Bdf, listener: (event: InterruptEvent) => void): () => void {
+    const slot = this.slots.get(addr);
+    if (slot === undefined) throw new UsageError(`no function at ${addr}`);
+    slot.lines.listeners.add(listener);
+    return () => slot.lines.listeners.delete(listener);
+  }
+
+  /** Drop every listener (the bus was closed). */
+  unlistenAll(): void {
+    for (const slot of this.slots.values()) slot.lines.listeners.clear();
+  }
+
+  /** The window holding [addr, addr + size) in memory or I/O space, if a BAR decodes it. */
+  route(space: 'memory' | 'io', addr: number, size: number): Window | undefined {
+    if (this.memWindows === undefined || this.ioWindows === undefined) this.buildRouting();
+    const windows = space === 'memory' ? this.memWindows! : this.ioWindows!;
+    for (const w of windows) if (rangeInside(addr, size, w.base, w.size)) return w;
+    return undefined;
+  }
+
+  private buildRouting(): void {
+    this.memWindows = [];
+    this.ioWindows = [];
+    for (const slot of this.slots.values()) {
+      for (const bar of slot.fn.decodedBars()) {
+        const w: Window = { base: bar.base, size: bar.size, slot, bar: bar.index };
+        (bar.kind === 'io' ? this.ioWindows : this.memWindows).push(w);
+      }
+    }
+  }
+
+  private freeSlot(): Bdf {
+    for (let device = 0; device < PCI_DEVICES_PER_BUS; device++) {
+      const addr = makeBdf(0, device, 0);
+      if (!this.slots.has(addr)) return addr;
+    }
+    throw new UsageError('bus 0 is full');
+  }
+
+  /** An MSI is a 32-bit memory write: in the MSI window it is an interrupt, elsewhere plain DMA. */
+  private deliverMsi(address: number, data: number): void {
+    if (address >= MSI_ADDRESS_BASE && address < MSI_ADDRESS_BASE + MSI_ADDRESS_SIZE) {
+      this.emit(data >>> MSI_VECTOR_BITS, { kind: 'msi', address, data });
+    } else if (this.memory.contains(address, 4)) {
+      this.memory.write32(address, data);
+    }
+  }
+
+  private emit(addr: Bdf, event: InterruptEvent): void {
+    const slot = this.slots.get(addr);
+    if (slot === undefined || slot.lines.listeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of slot.lines.listeners) listener(event);
+    });
+  }
+}
+
+/** The driver half's view of a {@link Machine}. Every access completes at once. */
+class MachineBus implements PciBus {
+  readonly name = 'in-process';
+  readonly resources: BusResources = { mem32: MACHINE_MEM32_WINDOW, mem64: MACHINE_MEM64_WINDOW, io: MACHINE_IO_WINDOW };
+
+  constructor(
+    private readonly machine: Machine,
+    readonly dma: RamDma,
+  ) {}
+
+  async configRead(addr: Bdf, offset: number, size: AccessSize): Promise<number> {
+    const fn = this.machine.functionAt(addr);
+    return fn === undefined ? ALL_ONES[size] : fn.configRead(offset, size);
+  }
+
+  async configWrite(addr: Bdf, offset: number, size: AccessSize, value: number): Promise<void> {
+    const fn = this.machine.functionAt(addr);
+    if (fn === undefined) return;
+    fn.configWrite(offset, size, value);
+    this.machine.invalidateRouting();
+  }
+
+  async memRead(addr: number, size: AccessSize): Promise<number> {
+    const w = this.machine.route('memory', addr, size);
+    if (w !== undefined) return w.slot.fn.barRead(w.bar, addr - w.base, size);
+    const mem = this.machine.memory;
+    if (!mem.contains(addr, size)) return ALL_ONES[size];
+    return size === 1 ? mem.read8(addr) : size === 2 ? mem.read16(addr) : mem.read32(addr);
+  }
+
+  async memWrite(addr: number, size: AccessSize, value: number): Promise<void> {
+    const w = this.machine.route('memory', addr, size);
+    if (w !== undefined) {
+      w.slot.fn.barWrite(w.bar, addr - w.base, size, value);
+      return;
+    }
+    const mem = this.machine.memory;
+    if (!mem.contains(addr, size)) return;
+    if (size === 1) mem.write8(addr, value & 0xff);
+    else if (size === 2) mem.write16(addr, value & 0xffff);
+    else mem.write32(addr, value);
+  }
+
+  async ioRead(port: number, size: AccessSize): Promise<number> {
+    const w = this.machine.route('io', port, size);
+    return w === undefined ? ALL_ONES[size] : w.slot.fn.barRead(w.bar, port - w.base, size);
+  }
+
+  async ioWrite(port: number, size: AccessSize, value: number): Promise<void> {
+    const w = this.machine.route('io', port, size);
+    w?.slot.fn.barWrite(w.bar, port - w.base, size, value);
+  }
+
+  onInterrupt(addr: Bdf, listener: (event: InterruptEvent) => void): () => void {
+    return this.machine.listen(addr, listener);
+  }
+
+  msiMessage(addr: Bdf, vector: number): { address: number; data: number } | undefined {
+    return this.machine.msiMessage(addr, vector);
+  }
+
+  async close(): Promise<void> {
+    this.machine.unlistenAll();
+  }
+}

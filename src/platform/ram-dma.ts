@@ -1,0 +1,35 @@
+/**
+ * DMA memory that is guest RAM itself (the in-process machine): buffers are zero-copy views of
+ * guest memory, so flush and refresh have nothing to do.
+ */
+
+import type { DmaBuffer, DmaMemory } from '../driver/pci-bus.js';
+import { DmaAllocator } from '../driver/dma-allocator.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+
+export class RamDma implements DmaMemory {
+  readonly allocator: DmaAllocator;
+
+  /** Allocate from [base, base + size), which must lie inside one region of `memory`. */
+  constructor(
+    private readonly memory: GuestMemory,
+    base: number,
+    size: number,
+  ) {
+    if (!memory.contains(base, size)) throw new RangeError(`DMA window [0x${base.toString(16)}, +0x${size.toString(16)}) is not guest RAM`);
+    this.allocator = new DmaAllocator(base, size);
+  }
+
+  alloc(size: number, align: number): DmaBuffer {
+    const addr = this.allocator.alloc(size, align);
+    return { addr, bytes: this.memory.view(addr, size) };
+  }
+
+  free(buffer: DmaBuffer): void {
+    this.allocator.free(buffer.addr);
+  }
+
+  async flush(): Promise<void> {}
+
+  async refresh(): Promise<void> {}
+}
