@@ -1,0 +1,11 @@
+/**
+ * Every fuzz target by name. Loaded lazily: the engine starts V8 coverage first, then imports the
+ * target, so its code (and the code under test) compiles with block counters.
+ */
+
+import type { FuzzTargetModule } from '../engine/target.js';
+
+export const TARGETS: Readonly<Record<string, () => Promise<FuzzTargetModule>>> = {
+  'guest-memory': () => import('./guest-memory.js'),
+  'split-ring': () => import('./split-ring.js'),
+};
