@@ -1,0 +1,425 @@
+/**
+ * The virtio-net driver (spec 5.1) on the VirtioDriver core: negotiates, keeps the receiveqs full,
+ * sends frames, hands received frames to the caller (a promise per frame, or an async iterator),
+ * and speaks the control queue (rx modes, MAC table, MAC address, announce ack, queue pairs).
+ * Works against our device and against QEMU's virtio-net-pci.
+ */
+
+import { DeviceFaultError, UsageError } from '../../errors.js';
+import { featureSet, hasFeature } from '../../spec/features.js';
+import { VIRTIO_ID_NET } from '../../spec/ids.js';
+import * as N from '../../spec/net.js';
+import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
+import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
+import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+
+/** Largest frame without segmentation offload: a 64 KiB IP packet, Ethernet header and a VLAN tag. */
+export const NET_DRIVER_MAX_FRAME = 65_535 + 14 + 4;
+/** Receive buffer without MRG_RXBUF: header + 1514-byte frame + VLAN tag (Linux's GOOD_PACKET_LEN). */
+const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
+/** A control command waits this long for its ack (default timeout otherwise). */
+const WAIT_SLICE_MS = 60_000;
+
+export interface VirtioNetDriverOptions extends VirtioDriverOptions {
+  /** Use VIRTIO_NET_F_MRG_RXBUF when offered (default true). */
+  readonly mergeableRxBuffers?: boolean;
+  /** Bytes per receive buffer with MRG_RXBUF (default 2048). Without it each buffer holds a whole frame. */
+  readonly rxBufferSize?: number;
+  /** Queue pairs to use when the device offers VIRTIO_NET_F_MQ (default 1). */
+  readonly queuePairs?: number;
+  /** Queue size (default the device's maximum, at most 256). */
+  readonly queueSize?: number;
+  /** Received frames held for the caller before newer ones are dropped (default 1024). */
+  readonly maxQueuedFrames?: number;
+}
+
+export interface NetDriverStats {
+  rxFrames: number;
+  /** Receive buffers the frames took (more than rxFrames when MRG_RXBUF spreads frames). */
+  rxBuffers: number;
+  /** Frames dropped because the caller did not take them (maxQueuedFrames). */
+  rxOverflow: number;
+  /** Used buffers whose header or length made no sense (a broken device). */
+  rxErrors: number;
+  txFrames: number;
+}
+
+/** Features this driver can use; the device's offer narrows them. */
+const WANTED =
+  DRIVER_CORE_FEATURES |
+  featureSet(
+    N.VIRTIO_NET_F_MAC,
+    N.VIRTIO_NET_F_STATUS,
+    N.VIRTIO_NET_F_CTRL_VQ,
+    N.VIRTIO_NET_F_CTRL_RX,
+    N.VIRTIO_NET_F_CTRL_RX_EXTRA,
+    N.VIRTIO_NET_F_CTRL_MAC_ADDR,
+    N.VIRTIO_NET_F_GUEST_ANNOUNCE,
+  );
+
+interface RxQueue {
+  readonly queue: DriverQueue<number>;
+  readonly buffers: DmaBuffer[];
+  /** Used buffers not yet assembled into a frame (MRG_RXBUF frames arrive as several). */
+  readonly pending: Completion<number>[];
+}
+
+export class VirtioNetDriver {
+  readonly stats: NetDriverStats = { rxFrames: 0, rxBuffers: 0, rxOverflow: 0, rxErrors: 0, txFrames: 0 };
+  private macAddress: Uint8Array;
+  private readonly frames: Uint8Array[] = [];
+  private readonly frameWaiters: { resolve: (f: Uint8Array) => void; reject: (e: Error) => void }[] = [];
+  private readonly linkListeners = new Set<(up: boolean) => void>();
+  private closed = false;
+  private ctrlChain: Promise<unknown> = Promise.resolve();
+  private txChain: Promise<unknown> = Promise.resolve();
+  private readonly loops: Promise<void>[] = [];
+
+  private constructor(
+    /** The core driver, for anything not wrapped here. */
+    readonly core: VirtioDriver,
+    private readonly txQueues: DriverQueue<DmaBuffer>[],
+    private readonly ctrlQueue: DriverQueue<DmaBuffer> | undefined,
+    private readonly hdrSize: number,
+    mac: Uint8Array,
+    private readonly maxQueuedFrames: number,
+  ) {
+    this.macAddress = mac;
+  }
+
+  /** Find virtio-net functions on `bus`. */
+  static find(bus: PciBus): Promise<Bdf[]> {
+    return VirtioDriver.find(bus, VIRTIO_ID_NET);
+  }
+
+  /** Initialise the device at `fn` (spec 3.1.1 and 5.1.5) and start receiving. */
+  static async open(bus: PciBus, fn: Bdf, options: VirtioNetDriverOptions = {}): Promise<VirtioNetDriver> {
+    const core = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_NET });
+    try {
+      return await VirtioNetDriver.init(core, options);
+    } catch (err) {
+      await core.close();
+      throw err;
+    }
+  }
+
+  private static async init(core: VirtioDriver, options: VirtioNetDriverOptions): Promise<VirtioNetDriver> {
+    const wantPairs = options.queuePairs ?? 1;
+    if (!Number.isInteger(wantPairs) || wantPairs < 1) throw new UsageError('queuePairs must be a positive integer');
+    let wanted = WANTED;
+    if (options.mergeableRxBuffers ?? true) wanted |= featureSet(N.VIRTIO_NET_F_MRG_RXBUF);
+    if (wantPairs > 1) wanted |= featureSet(N.VIRTIO_NET_F_MQ);
+    const features = await core.negotiate(wanted);
+    const has = (b: number): boolean => hasFeature(features, b);
+    const maxPairs = has(N.VIRTIO_NET_F_MQ) ? await core.readConfig(N.VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, 2) : 1;
+    const pairs = Math.min(wantPairs, maxPairs);
+    if (pairs < 1) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `max_virtqueue_pairs is ${maxPairs}`);
+    const mergeable = has(N.VIRTIO_NET_F_MRG_RXBUF);
+    const hdrSize = N.virtioNetHdrSize(true, mergeable);
+    const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
+    if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
+    const queueOptions = (): { size?: number } => (options.queueSize !== undefined ? { size: options.queueSize } : {});
+
+    const rxQueues: RxQueue[] = [];
+    const txQueues: DriverQueue<DmaBuffer>[] = [];
+    for (let p = 0; p < pairs; p++) {
+      const rx = await core.setupQueue<number>(N.netRxQueueIndex(p), queueOptions());
+      rxQueues.push({ queue: rx, buffers: [], pending: [] });
+      txQueues.push(await core.setupQueue<DmaBuffer>(N.netTxQueueIndex(p), queueOptions()));
+    }
+    // The control queue follows the pairs the device has, not the ones we use (5.1.2).
+    const ctrlQueue = has(N.VIRTIO_NET_F_CTRL_VQ) ? await core.setupQueue<DmaBuffer>(N.netCtrlQueueIndex(maxPairs)) : undefined;
+
+    const mac = new Uint8Array(N.ETH_ALEN);
+    if (has(N.VIRTIO_NET_F_MAC)) {
+      await core.readConfigStable(async () => {
+        for (let i = 0; i < N.ETH_ALEN; i++) mac[i] = await core.readConfig(N.VIRTIO_NET_CONFIG_MAC + i, 1);
+      });
+    } else {
+      crypto.getRandomValues(mac);
+      mac[0] = (mac[0]! & 0xfe) | 0x02;
+    }
+    await core.driverOk();
+
+    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, hdrSize, mac, options.maxQueuedFrames ?? 1024);
+    for (const rq of rxQueues) {
+      const count = rq.queue.size;
+      for (let i = 0; i < count; i++) rq.buffers.push(core.bus.dma.alloc(bufferSize, 16));
+      for (let i = 0; i < count; i++) drv.postRx(rq, i);
+      await rq.queue.kick();
+    }
+    if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
+    if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
+    core.onConfigChange(() => void drv.configChanged());
+    for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
+    return drv;
+  }
+
+  /** Features both sides agreed on. */
+  get features(): bigint {
+    return this.core.features;
+  }
+  /** The MAC address in use. */
+  get mac(): Uint8Array {
+    return this.macAddress.slice();
+  }
+  /** Queue pairs in use. */
+  get queuePairs(): number {
+    return this.txQueues.length;
+  }
+
+  /** The config status field (VIRTIO_NET_S_*); LINK_UP alone when VIRTIO_NET_F_STATUS is not negotiated. */
+  async status(): Promise<number> {
+    if (!hasFeature(this.features, N.VIRTIO_NET_F_STATUS)) return N.VIRTIO_NET_S_LINK_UP;
+    return this.core.readConfig(N.VIRTIO_NET_CONFIG_STATUS, 2);
+  }
+
+  async linkUp(): Promise<boolean> {
+    return ((await this.status()) & N.VIRTIO_NET_S_LINK_UP) !== 0;
+  }
+
+  /** Call `listener` with the link state on each configuration change; returns the unsubscribe function. */
+  onLinkChange(listener: (up: boolean) => void): () => void {
+    this.linkListeners.add(listener);
+    return () => this.linkListeners.delete(listener);
+  }
+
+  /** Send one Ethernet frame on queue pair `pair` (default 0). Resolves once the device has it. */
+  send(frame: Uint8Array, pair = 0): Promise<void> {
+    const q = this.txQueues[pair];
+    if (!q) return Promise.reject(new UsageError(`no queue pair ${pair}`));
+    if (frame.byteLength > NET_DRIVER_MAX_FRAME) return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${NET_DRIVER_MAX_FRAME}`));
+    return this.serialize('tx', async () => {
+      const dma = this.core.bus.dma;
+      // Reclaim sent buffers; wait for one only when the ring is full.
+      this.freeTx(await q.reap());
+      while (q.numFree < 1) this.freeTx(await q.waitUsed());
+      const buf = dma.alloc(this.hdrSize + frame.byteLength, 16);
+      buf.bytes.fill(0, 0, this.hdrSize); // flags 0, GSO_NONE: a complete frame
+      buf.bytes.set(frame, this.hdrSize);
+      await dma.flush(buf.addr, buf.bytes.byteLength);
+      q.submit([{ addr: buf.addr, len: buf.bytes.byteLength }], [], buf);
+      await q.kick();
+      this.stats.txFrames++;
+    });
+  }
+
+  /** The next received frame; rejects after `timeoutMs` (default the driver's timeout) or on a fault. */
+  receive(timeoutMs = this.core.timeoutMs): Promise<Uint8Array> {
+    const ready = this.frames.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.closed) return Promise.reject(this.core.fault ?? new UsageError('driver closed'));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (f: Uint8Array) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.frameWaiters.splice(this.frameWaiters.indexOf(waiter), 1);
+        reject(new DeviceFaultError('ERR_DEVICE_TIMEOUT', `no frame received within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.frameWaiters.push(waiter);
+    });
+  }
+
+  /** Received frames as they come, until the driver closes. */
+  async *received(): AsyncGenerator<Uint8Array> {
+    while (!this.closed || this.frames.length > 0) {
+      try {
+        yield await this.receive(WAIT_SLICE_MS);
+      } catch (err) {
+        if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+        if (this.closed) return;
+        throw err;
+      }
+    }
+  }
+
+  /** VIRTIO_NET_CTRL_RX_PROMISC. */
+  setPromiscuous(on: boolean): Promise<void> {
+    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0));
+  }
+
+  /** VIRTIO_NET_CTRL_RX_ALLMULTI. */
+  setAllMulticast(on: boolean): Promise<void> {
+    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_ALLMULTI, Uint8Array.of(on ? 1 : 0));
+  }
+
+  /** Any VIRTIO_NET_CTRL_RX command (ALLUNI, NOMULTI, NOUNI, NOBCAST need CTRL_RX_EXTRA). */
+  setRxMode(command: number, on: boolean): Promise<void> {
+    return this.command(N.VIRTIO_NET_CTRL_RX, command, Uint8Array.of(on ? 1 : 0));
+  }
+
+  /** VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own. */
+  setMacTable(unicast: readonly Uint8Array[], multicast: readonly Uint8Array[]): Promise<void> {
+    return this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(macTable(unicast), macTable(multicast)));
+  }
+
+  /** VIRTIO_NET_CTRL_MAC_ADDR_SET. */
+  async setMac(mac: Uint8Array): Promise<void> {
+    if (mac.byteLength !== N.ETH_ALEN) throw new UsageError('a MAC address is 6 bytes');
+    await this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_ADDR_SET, mac);
+    this.macAddress = mac.slice();
+  }
+
+  /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is sent at open; this is the generic form for any command. */
+  command(cls: number, cmd: number, data: Uint8Array): Promise<void> {
+    const q = this.ctrlQueue;
+    if (!q) return Promise.reject(new UsageError('the device has no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)'));
+    return this.serialize('ctrl', async () => {
+      const dma = this.core.bus.dma;
+      const out = dma.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
+      const ack = dma.alloc(1, 1);
+      try {
+        out.bytes[0] = cls;
+        out.bytes[1] = cmd;
+        out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
+        ack.bytes[0] = 0xff;
+        await dma.flush(out.addr, out.bytes.byteLength);
+        await dma.flush(ack.addr, 1);
+        q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
+        await q.kick();
+        const used = await q.waitUsed();
+        if (used.length !== 1 || used[0]!.token !== out || used[0]!.len !== 1) {
+          throw new DeviceFaultError('ERR_DEVICE_USED_LEN', `control command ${cls}/${cmd}: device returned ${used.length} used elements, len ${used[0]?.len}`);
+        }
+        await dma.refresh(ack.addr, 1);
+        if (ack.bytes[0] !== N.VIRTIO_NET_OK) throw new DeviceFaultError('ERR_DEVICE_STATUS', `control command class ${cls} command ${cmd} answered ${ack.bytes[0]}`);
+      } finally {
+        dma.free(out);
+        dma.free(ack);
+      }
+    });
+  }
+
+  /** Stop: reset the device, end the receive loops, fail pending receives. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.core.close();
+    await Promise.allSettled(this.loops);
+    const err = new UsageError('driver closed');
+    for (const w of this.frameWaiters.splice(0)) w.reject(err);
+  }
+
+  // ---- internals ----
+
+  private serialize<R>(lane: 'tx' | 'ctrl', work: () => Promise<R>): Promise<R> {
+    const prev = lane === 'tx' ? this.txChain : this.ctrlChain;
+    const next = prev.then(work, work);
+    const settled = next.catch(() => undefined);
+    if (lane === 'tx') this.txChain = settled;
+    else this.ctrlChain = settled;
+    return next;
+  }
+
+  private freeTx(used: Completion<DmaBuffer>[]): void {
+    for (const u of used) this.core.bus.dma.free(u.token);
+  }
+
+  private postRx(rq: RxQueue, index: number): void {
+    const buf = rq.buffers[index]!;
+    const span: DmaSpan = { addr: buf.addr, len: buf.bytes.byteLength };
+    rq.queue.submit([], [span], index);
+  }
+
+  private async receiveLoop(rq: RxQueue): Promise<void> {
+    while (!this.closed) {
+      let used: Completion<number>[];
+      try {
+        used = await rq.queue.waitUsed(WAIT_SLICE_MS);
+      } catch (err) {
+        if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+        if (!this.closed) for (const w of this.frameWaiters.splice(0)) w.reject(err as Error);
+        return;
+      }
+      rq.pending.push(...used);
+      let reposted = 0;
+      for (;;) {
+        const taken = await this.assembleFrame(rq);
+        if (taken === 0) break;
+        reposted += taken;
+      }
+      if (reposted > 0 && !this.closed) await rq.queue.kick();
+    }
+  }
+
+  /** Take one frame's buffers from `pending`, deliver the frame, repost the buffers; returns buffers taken. */
+  private async assembleFrame(rq: RxQueue): Promise<number> {
+    const first = rq.pending[0];
+    if (!first) return 0;
+    const dma = this.core.bus.dma;
+    const firstBuf = rq.buffers[first.token]!;
+    let count = 1;
+    if (first.len >= this.hdrSize) {
+      await dma.refresh(firstBuf.addr, this.hdrSize);
+      count = this.hdrSize === N.VIRTIO_NET_HDR_SIZE ? N.decodeVirtioNetHdr(firstBuf.bytes, this.hdrSize).numBuffers : 1;
+    }
+    const bad = first.len < this.hdrSize || count < 1 || count > rq.queue.size;
+    if (!bad && rq.pending.length < count) return 0; // the rest of the frame is still to come
+    const parts = rq.pending.splice(0, bad ? 1 : count);
+    if (bad) this.stats.rxErrors++;
+    else {
+      const frame = new Uint8Array(parts.reduce((n, p, i) => n + p.len - (i === 0 ? this.hdrSize : 0), 0));
+      let at = 0;
+      for (const [i, p] of parts.entries()) {
+        const buf = rq.buffers[p.token]!;
+        await dma.refresh(buf.addr, p.len);
+        const from = i === 0 ? this.hdrSize : 0;
+        frame.set(buf.bytes.subarray(from, p.len), at);
+        at += p.len - from;
+      }
+      this.stats.rxBuffers += parts.length;
+      this.deliver(frame);
+    }
+    for (const p of parts) this.postRx(rq, p.token);
+    return parts.length;
+  }
+
+  private deliver(frame: Uint8Array): void {
+    this.stats.rxFrames++;
+    const waiter = this.frameWaiters.shift();
+    if (waiter) waiter.resolve(frame);
+    else if (this.frames.length < this.maxQueuedFrames) this.frames.push(frame);
+    else this.stats.rxOverflow++;
+  }
+
+  private async configChanged(): Promise<void> {
+    let status: number;
+    try {
+      status = await this.status();
+    } catch {
+      return;
+    }
+    for (const l of this.linkListeners) l((status & N.VIRTIO_NET_S_LINK_UP) !== 0);
+    // 5.1.6.5.4: the driver announces itself (callers do that on link change) and acknowledges.
+    if ((status & N.VIRTIO_NET_S_ANNOUNCE) !== 0 && hasFeature(this.features, N.VIRTIO_NET_F_GUEST_ANNOUNCE)) {
+      await this.command(N.VIRTIO_NET_CTRL_ANNOUNCE, N.VIRTIO_NET_CTRL_ANNOUNCE_ACK, new Uint8Array(0)).catch(() => undefined);
+    }
+  }
+}
+
+function le16(v: number): Uint8Array {
+  return Uint8Array.of(v & 0xff, v >> 8);
+}
+
+/** struct virtio_net_ctrl_mac for `macs`. */
+function macTable(macs: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(4 + macs.length * N.ETH_ALEN);
+  new DataView(out.buffer).setUint32(0, macs.length, true);
+  macs.forEach((m, i) => out.set(m.subarray(0, N.ETH_ALEN), 4 + i * N.ETH_ALEN));
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
