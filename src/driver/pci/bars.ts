@@ -1,0 +1,140 @@
+/**
+ * The BAR sizing protocol (PCI Local Bus 3.0 6.2.5.1) and, where no firmware has run, BAR assignment
+ * from the bus's address windows, as a BIOS would do it.
+ */
+
+import { BusError } from '../../errors.js';
+import { joinU64, splitU64 } from '../../memory/guest-memory.js';
+import type { DecodedBar } from '../../pci/function.js';
+import {
+  PCI_BASE_ADDRESS_0,
+  PCI_BASE_ADDRESS_IO_MASK,
+  PCI_BASE_ADDRESS_MEM_MASK,
+  PCI_BASE_ADDRESS_MEM_PREFETCH,
+  PCI_BASE_ADDRESS_MEM_TYPE_64,
+  PCI_BASE_ADDRESS_SPACE_IO,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_NUM_BARS,
+} from '../../spec/pci.js';
+import type { Bdf, BusResources, PciBus } from '../pci-bus.js';
+
+/** A BAR as found by sizing: kind, size and the base it is programmed to (0 = not yet assigned). */
+export type PciBar = DecodedBar;
+
+/** The BAR register offset of slot `index`. */
+function barRegister(index: number): number {
+  return PCI_BASE_ADDRESS_0 + 4 * index;
+}
+
+/** The lowest set bit of a non-zero value: the size a BAR's writable mask encodes. */
+function lowestSetBit(mask: bigint): number {
+  return Number(mask & -mask);
+}
+
+/** Write all-ones to a BAR register, read the mask back, restore the original. */
+async function probeRegister(bus: PciBus, fn: Bdf, offset: number): Promise<{ original: number; mask: number }> {
+  const original = await bus.configRead(fn, offset, 4);
+  await bus.configWrite(fn, offset, 4, 0xffffffff);
+  const mask = await bus.configRead(fn, offset, 4);
+  await bus.configWrite(fn, offset, 4, original);
+  return { original: original >>> 0, mask: mask >>> 0 };
+}
+
+/**
+ * Size every BAR of `fn` and report how each is programmed. Memory and I/O decoding are off while
+ * the registers hold all-ones (so the device never answers at a bogus address) and the command
+ * register is restored afterwards. A 64-bit BAR is reported once, at its lower slot.
+ */
+export async function sizeBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
+  const command = await bus.configRead(fn, PCI_COMMAND, 2);
+  await bus.configWrite(fn, PCI_COMMAND, 2, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
+  const bars: PciBar[] = [];
+  try {
+    for (let index = 0; index < PCI_NUM_BARS; index++) {
+      const lo = await probeRegister(bus, fn, barRegister(index));
+      if (lo.mask === 0) continue;
+      if ((lo.mask & PCI_BASE_ADDRESS_SPACE_IO) !== 0) {
+        const mask = lo.mask & PCI_BASE_ADDRESS_IO_MASK;
+        if (mask === 0) continue;
+        bars.push({ index, kind: 'io', is64: false, prefetchable: false, size: lowestSetBit(BigInt(mask)), base: lo.original & PCI_BASE_ADDRESS_IO_MASK });
+        continue;
+      }
+      const is64 = (lo.mask & PCI_BASE_ADDRESS_MEM_TYPE_64) !== 0;
+      const prefetchable = (lo.mask & PCI_BASE_ADDRESS_MEM_PREFETCH) !== 0;
+      // A 64-bit BAR in the last slot has no upper half: the function is broken, so leave it unused.
+      if (is64 && index + 1 === PCI_NUM_BARS) break;
+      const hi = is64 ? await probeRegister(bus, fn, barRegister(index + 1)) : { original: 0, mask: 0 };
+      const mask = (BigInt(hi.mask) << 32n) | BigInt((lo.mask & PCI_BASE_ADDRESS_MEM_MASK) >>> 0);
+      if (mask !== 0n) {
+        const base = joinU64(lo.original & PCI_BASE_ADDRESS_MEM_MASK, hi.original);
+        bars.push({ index, kind: 'memory', is64, prefetchable, size: lowestSetBit(mask), base });
+      }
+      if (is64) index++;
+    }
+  } finally {
+    await bus.configWrite(fn, PCI_COMMAND, 2, command);
+  }
+  return bars;
+}
+
+/** Hands out naturally aligned ranges from a bus's address windows, lowest first. */
+export class BarAllocator {
+  private readonly next: { mem32: number; mem64: number; io: number };
+
+  constructor(private readonly resources: BusResources) {
+    this.next = { mem32: resources.mem32.base, mem64: resources.mem64?.base ?? 0, io: resources.io.base };
+  }
+
+  /** A base for a BAR of this kind and size, or undefined when its window is full. */
+  take(bar: Pick<PciBar, 'kind' | 'is64' | 'size'>): number | undefined {
+    const window = bar.kind === 'io' ? 'io' : bar.is64 && this.resources.mem64 !== undefined ? 'mem64' : 'mem32';
+    const { base, size } = window === 'mem64' ? this.resources.mem64! : this.resources[window];
+    const start = Math.ceil(this.next[window] / bar.size) * bar.size;
+    if (start + bar.size > base + size) return undefined;
+    this.next[window] = start + bar.size;
+    return start;
+  }
+}
+
+/** One allocator per bus, so functions assigned one after another never overlap. */
+const allocators = new WeakMap<PciBus, BarAllocator>();
+
+function allocatorFor(bus: PciBus, resources: BusResources): BarAllocator {
+  let allocator = allocators.get(bus);
+  if (allocator === undefined) {
+    allocator = new BarAllocator(resources);
+    allocators.set(bus, allocator);
+  }
+  return allocator;
+}
+
+/**
+ * Size `fn`'s BARs, give every unprogrammed one (base 0) an address from `bus.resources` (64-bit
+ * BARs from the 64-bit window when the bus has one), then enable I/O and memory decoding and bus
+ * mastering. With no resources (firmware assigned the BARs) only the command register is changed.
+ * Throws BusError when a window has no room left.
+ */
+export async function assignBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
+  const sized = await sizeBars(bus, fn);
+  const resources = bus.resources;
+  const bars: PciBar[] = [];
+  for (const bar of sized) {
+    if (bar.base !== 0 || resources === undefined) {
+      bars.push(bar);
+      continue;
+    }
+    const base = allocatorFor(bus, resources).take(bar);
+    if (base === undefined) throw new BusError(`${bus.name}: no room for BAR${bar.index} (${bar.kind}, ${bar.size} bytes)`);
+    const [lo, hi] = splitU64(base);
+    // The low flag bits are read-only, so writing the bare address is enough.
+    await bus.configWrite(fn, barRegister(bar.index), 4, lo);
+    if (bar.is64) await bus.configWrite(fn, barRegister(bar.index + 1), 4, hi);
+    bars.push({ ...bar, base });
+  }
+  const command = await bus.configRead(fn, PCI_COMMAND, 2);
+  await bus.configWrite(fn, PCI_COMMAND, 2, command | PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+  return bars;
+}

@@ -1,0 +1,370 @@
+/**
+ * The virtio driver core: everything a device driver (rng, blk, net, console) shares. It probes a
+ * PCI function once, commits to the interface the probe chose, runs the initialisation sequence of
+ * spec 3.1.1, negotiates features in one place, sets up queues, reads configuration consistently
+ * across config_generation, and turns interrupts into queue wake-ups and config-change callbacks.
+ */
+
+import { DeviceFaultError, ProbeError, UsageError } from '../errors.js';
+import { SplitQueueDriver } from '../queue/split/driver-queue.js';
+import { deviceTypeName } from '../spec/ids.js';
+import {
+  featureSet,
+  hasFeature,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_TRANSPORT_F_END,
+  VIRTIO_TRANSPORT_F_START,
+} from '../spec/features.js';
+import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
+import {
+  decodeStatus,
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../spec/status.js';
+import { VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
+import type { AccessSize } from '../pci/function.js';
+import type { DriverTransport } from '../transport/pci/driver-transport.js';
+import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
+import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
+import { DriverQueue, type QueueHost } from './driver-queue.js';
+import { enumerate } from './pci/enumerate.js';
+import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from './pci-bus.js';
+
+/** Transport and ring features this core implements; device drivers add their device-specific bits. */
+export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
+
+/** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
+const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
+
+/** How often config reads are retried while config_generation keeps changing. */
+const CONFIG_GENERATION_RETRIES = 16;
+
+export interface VirtioDriverOptions extends ProbeOptions {
+  /** Expect this virtio device type (spec 5); UsageError otherwise. */
+  readonly deviceType?: number;
+  /** Default timeout of every wait, in ms (default 5000). */
+  readonly timeoutMs?: number;
+  /** Also poll used rings this often (ms), for buses that cannot deliver interrupts. Default: interrupts only. */
+  readonly pollIntervalMs?: number;
+}
+
+export interface QueueOptions {
+  /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
+  readonly size?: number;
+}
+
+type Phase = 'features' | 'queues' | 'live' | 'closed';
+
+/**
+ * One virtio device, driven through one transport.
+ *
+ * @example
+ * ```ts
+ * const [fn] = await VirtioDriver.find(bus, VIRTIO_ID_RNG);
+ * const drv = await VirtioDriver.open(bus, fn!, { deviceType: VIRTIO_ID_RNG });
+ * await drv.negotiate(featureSet(VIRTIO_F_EVENT_IDX));    // device bits + ring bits wanted
+ * const q = await drv.setupQueue<number>(0);
+ * await drv.driverOk();
+ * const buf = bus.dma.alloc(64, 16);
+ * q.submit([], [{ addr: buf.addr, len: 64 }], 1);          // one device-writable buffer
+ * await q.kick();
+ * const [done] = await q.waitUsed();                        // { token: 1, len }
+ * await bus.dma.refresh(buf.addr, done!.len);               // then read buf.bytes
+ * await drv.close();
+ * ```
+ */
+export class VirtioDriver implements QueueHost {
+  /** Virtio device type (spec 5), e.g. VIRTIO_ID_BLOCK. */
+  readonly deviceType: number;
+  /** Every feature bit the device offers. */
+  readonly deviceFeatures: bigint;
+  private negotiated = 0n;
+  private status = 0;
+  private phase: Phase = 'features';
+  private readonly queues = new Map<number, DriverQueue<unknown>>();
+  private readonly configListeners = new Set<() => void>();
+  private readonly unsubscribe: () => void;
+  private faultError: Error | undefined;
+  private isrBusy = false;
+  private isrPending = false;
+  readonly timeoutMs: number;
+  readonly pollIntervalMs: number | undefined;
+
+  private constructor(
+    readonly bus: PciBus,
+    readonly fn: Bdf,
+    /** The probe's decision, with its explanation. */
+    readonly probe: ProbeResult,
+    /** The one interface this driver uses. */
+    readonly transport: DriverTransport,
+    deviceFeatures: bigint,
+    options: VirtioDriverOptions,
+  ) {
+    this.deviceType = probe.deviceType;
+    this.deviceFeatures = deviceFeatures;
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.pollIntervalMs = options.pollIntervalMs;
+    this.unsubscribe = bus.onInterrupt(fn, (event) => this.onInterrupt(event));
+  }
+
+  /** PCI functions on bus 0 that are virtio devices of `deviceType` (any type when omitted). */
+  static async find(bus: PciBus, deviceType?: number): Promise<Bdf[]> {
+    const found: Bdf[] = [];
+    for (const f of await enumerate(bus)) {
+      const subsystemId = await bus.configRead(f.bdf, PCI_SUBSYSTEM_ID, 2);
+      const type = f.vendorId === 0x1af4 ? virtioDeviceType(f.deviceId, subsystemId) : undefined;
+      if (type !== undefined && (deviceType === undefined || type === deviceType)) found.push(f.bdf);
+    }
+    return found;
+  }
+
+  /**
+   * Probe `fn`, commit to the interface the probe chose, reset the device and set ACKNOWLEDGE and
+   * DRIVER (spec 3.1.1 steps 1-3), and read the device's features. Next: {@link negotiate}.
+   */
+  static async open(bus: PciBus, fn: Bdf, options: VirtioDriverOptions = {}): Promise<VirtioDriver> {
+    const result = await probe(bus, fn, options);
+    if (options.deviceType !== undefined && result.deviceType !== options.deviceType)
+      throw new UsageError(`${formatBdf(fn)} is a ${deviceTypeName(result.deviceType)}, not a ${deviceTypeName(options.deviceType)}`);
+    const transport = createTransport(bus, result);
+    await transport.reset();
+    await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    const features = await transport.deviceFeatures();
+    const driver = new VirtioDriver(bus, fn, result, transport, features, options);
+    driver.status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+    return driver;
+  }
+
+  /** The features both sides agreed on (after {@link negotiate}). */
+  get features(): bigint {
+    return this.negotiated;
+  }
+
+  /** The fault that stopped this driver, if any (see {@link QueueHost.fault}). */
+  get fault(): Error | undefined {
+    return this.faultError;
+  }
+
+  private expectPhase(phase: Phase, what: string): void {
+    if (this.phase !== phase) throw new UsageError(`${what} is not allowed now (driver is at the '${this.phase}' step)`);
+  }
+
+  private async setStatusBit(bit: number): Promise<void> {
+    this.status |= bit;
+    await this.transport.setStatus(this.status);
+  }
+
+  /** Set FAILED (spec 3.1.1 step 8: the driver gives up) and throw `error`. */
+  private async failWith(error: Error): Promise<never> {
+    this.faultError = error;
+    await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
+    throw error;
+  }
+
+  /**
+   * Feature negotiation (spec 3.1.1 steps 4-6). Accepts the offered bits among `wanted` (transport
+   * bits only where this core implements them, see DRIVER_CORE_FEATURES; VERSION_1 always on the
+   * modern interface, never on the legacy one), writes them, sets FEATURES_OK and reads it back.
+   * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
+   * offered or the device does not keep FEATURES_OK. Returns the accepted features.
+   */
+  async negotiate(wanted: bigint, required = 0n): Promise<bigint> {
+    this.expectPhase('features', 'negotiate()');
+    const modern = this.transport.kind === 'modern';
+    if (modern && !hasFeature(this.deviceFeatures, VIRTIO_F_VERSION_1))
+      return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
+    let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
+    accept = modern ? accept | featureSet(VIRTIO_F_VERSION_1) : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
+    const accepted = this.deviceFeatures & accept;
+    const missing = required & ~accepted;
+    if (missing !== 0n) return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
+    await this.transport.setDriverFeatures(accepted);
+    if (modern) {
+      await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);
+      const readBack = await this.transport.getStatus();
+      if ((readBack & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
+        return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `device did not keep FEATURES_OK for features 0x${accepted.toString(16)} (status ${decodeStatus(readBack)})`));
+    }
+    this.negotiated = accepted;
+    this.phase = 'queues';
+    return accepted;
+  }
+
+  /**
+   * Set up and enable queue `index` (spec 4.1.5.1.3): check it exists, choose its size, allocate
+   * its rings in DMA memory, tell the device where they are, enable it. Throws DeviceFaultError
+   * ERR_DEVICE_QUEUE when the device has no such queue.
+   */
+  async setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Promise<DriverQueue<T>> {
+    this.expectPhase('queues', 'setupQueue()');
+    if (this.queues.has(index)) throw new UsageError(`queue ${index} is already set up`);
+    const numQueues = await this.transport.numQueues();
+    if (!Number.isInteger(index) || index < 0 || index >= numQueues) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
+    const max = await this.transport.queueMaxSize(index);
+    if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
+    const size = this.transport.legacyLayout ? max : chooseQueueSize(index, max, options.size);
+    const ring = new SplitQueueDriver<T>({
+      index,
+      size,
+      dma: this.bus.dma,
+      eventIdx: hasFeature(this.negotiated, VIRTIO_F_EVENT_IDX),
+      indirect: hasFeature(this.negotiated, VIRTIO_F_INDIRECT_DESC),
+      legacy: this.transport.legacyLayout,
+    });
+    await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
+    // MSI-X (issue 3): the queue's vector is assigned here, before queue_enable.
+    await this.transport.enableQueue(index);
+    const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
+    this.queues.set(index, queue as DriverQueue<unknown>);
+    return queue;
+  }
+
+  /** Set DRIVER_OK (spec 3.1.1 step 8): the device is live. Throws if it answers with DEVICE_NEEDS_RESET. */
+  async driverOk(): Promise<void> {
+    this.expectPhase('queues', 'driverOk()');
+    await this.setStatusBit(VIRTIO_CONFIG_S_DRIVER_OK);
+    this.phase = 'live';
+    await this.checkStatus();
+  }
+
+  /** Read the device status and turn DEVICE_NEEDS_RESET into this driver's fault. */
+  async checkStatus(): Promise<number> {
+    const status = await this.transport.getStatus();
+    if ((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0 && this.faultError === undefined) {
+      this.faultError = new DeviceFaultError('ERR_DEVICE_NEEDS_RESET', `${formatBdf(this.fn)}: device set DEVICE_NEEDS_RESET (status ${decodeStatus(status)})`);
+      for (const q of this.queues.values()) q.signal();
+      throw this.faultError;
+    }
+    if (this.faultError !== undefined) throw this.faultError;
+    return status;
+  }
+
+  /** Read one device-configuration field of up to 4 bytes (a single access, so never torn). */
+  readConfig(offset: number, size: AccessSize): Promise<number> {
+    return this.transport.readConfig(offset, size);
+  }
+
+  /** Write one device-configuration field. */
+  writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
+    return this.transport.writeConfig(offset, size, value);
+  }
+
+  /**
+   * Run `read` (several configuration reads) until config_generation is the same before and after
+   * (spec 4.1.4.3.1, 2.5.1), at most 16 times; DeviceFaultError ERR_DEVICE_CONFIG if it never settles.
+   */
+  async readConfigStable<R>(read: () => Promise<R>): Promise<R> {
+    for (let attempt = 0; attempt < CONFIG_GENERATION_RETRIES; attempt++) {
+      const before = await this.transport.configGeneration();
+      const value = await read();
+      if ((await this.transport.configGeneration()) === before) return value;
+    }
+    throw new DeviceFaultError('ERR_DEVICE_CONFIG', `config_generation changed on each of ${CONFIG_GENERATION_RETRIES} reads`);
+  }
+
+  /** A 64-bit configuration field, read as two 32-bit halves within one generation. */
+  readConfig64(offset: number): Promise<bigint> {
+    return this.readConfigStable(async () => {
+      const lo = await this.transport.readConfig(offset, 4);
+      const hi = await this.transport.readConfig(offset + 4, 4);
+      return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    });
+  }
+
+  /** Call `listener` on each configuration-change interrupt; returns the unsubscribe function. */
+  onConfigChange(listener: () => void): () => void {
+    this.configListeners.add(listener);
+    return () => this.configListeners.delete(listener);
+  }
+
+  /** QueueHost: notify the device about queue `index`. */
+  notify(index: number): Promise<void> {
+    return this.transport.notify(index);
+  }
+
+  /** QueueHost: a wait timed out; blame DEVICE_NEEDS_RESET if the device set it. */
+  async timeoutError(index: number, timeoutMs: number): Promise<Error> {
+    try {
+      await this.checkStatus();
+    } catch (error) {
+      return error as Error;
+    }
+    return new DeviceFaultError('ERR_DEVICE_TIMEOUT', `${formatBdf(this.fn)} queue ${index}: no used buffer within ${timeoutMs} ms`);
+  }
+
+  /**
+   * INTx: read (and so clear) the ISR, then wake the queues (bit 0) or check the status and tell
+   * config listeners (bit 1). One ISR read at a time; an interrupt during a read causes another.
+   * MSI-X (issue 3) will route messages by vector to the same two actions.
+   */
+  private onInterrupt(event: InterruptEvent): void {
+    if (event.kind !== 'intx' || !event.asserted || this.phase === 'closed') return;
+    if (this.isrBusy) {
+      this.isrPending = true;
+      return;
+    }
+    this.isrBusy = true;
+    void this.serviceIsr().finally(() => (this.isrBusy = false));
+  }
+
+  private async serviceIsr(): Promise<void> {
+    do {
+      this.isrPending = false;
+      let isr: number;
+      try {
+        isr = await this.transport.readIsr();
+      } catch (error) {
+        this.faultError ??= error as Error;
+        isr = VIRTIO_PCI_ISR_QUEUE; // wake every waiter so it sees the fault
+      }
+      if ((isr & VIRTIO_PCI_ISR_QUEUE) !== 0) for (const q of this.queues.values()) q.signal();
+      if ((isr & VIRTIO_PCI_ISR_CONFIG) !== 0) await this.configChanged();
+    } while (this.isrPending);
+  }
+
+  private async configChanged(): Promise<void> {
+    try {
+      await this.checkStatus();
+    } catch {
+      return; // the fault is recorded and every waiter woken
+    }
+    for (const listener of this.configListeners) listener();
+  }
+
+  /** Reset the device (stopping it from touching DMA memory), stop listening, and fail further waits. */
+  async close(): Promise<void> {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.unsubscribe();
+    this.faultError ??= new UsageError('driver closed');
+    for (const q of this.queues.values()) q.signal();
+    await this.transport.reset();
+    // The device no longer touches the rings: their memory can go back to the allocator.
+    for (const q of this.queues.values()) q.destroy();
+  }
+}
+
+/** The transport the probe committed to. */
+function createTransport(bus: PciBus, result: ProbeResult): DriverTransport {
+  if (result.kind === 'modern') return new ModernDriverTransport(bus, result.layout);
+  throw new ProbeError('ERR_PROBE_LEGACY_UNAVAILABLE', `${result.explanation}: the legacy driver transport is not implemented yet`);
+}
+
+/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 allowed, at most `max`. */
+function chooseQueueSize(index: number, max: number, wanted: number | undefined): number {
+  if (wanted !== undefined) {
+    if (!Number.isInteger(wanted) || wanted <= 0 || (wanted & (wanted - 1)) !== 0) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2`);
+    if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
+    return wanted;
+  }
+  let size = 1;
+  while (size * 2 <= max) size *= 2;
+  return size;
+}

@@ -1,0 +1,62 @@
+/**
+ * What the driver core needs of a virtio PCI transport, as small operations (after QEMU libqos's
+ * QVirtioBus): one implementation over the modern capabilities (modern-driver.ts), one over the
+ * legacy BAR0 header. The core picks one at probe time and never mixes them.
+ */
+
+/** Ring addresses a queue is set up with (spec 2.6: descriptor area, driver area, device area). */
+export interface QueueAddresses {
+  /** Queue size in descriptors. */
+  readonly size: number;
+  readonly descAddr: number;
+  readonly driverAddr: number;
+  readonly deviceAddr: number;
+}
+
+export interface DriverTransport {
+  /** Which interface this is, for messages and for the core's feature rules. */
+  readonly kind: 'modern' | 'legacy';
+  /**
+   * Legacy queue rules (spec 4.1.4.10 and 2.7.2's legacy layout): the queue size is the device's
+   * and cannot be changed, and the three rings are one contiguous area with the used ring on a
+   * 4096-byte boundary, given to the device as a page number. Build rings with the legacy layout
+   * when this is true.
+   */
+  readonly legacyLayout: boolean;
+  /** Whether config_generation exists (modern); without it configuration reads cannot be checked for tearing. */
+  readonly hasConfigGeneration: boolean;
+  /** Bytes of device-specific configuration reachable through {@link readConfig}. */
+  readonly deviceConfigSize: number;
+
+  /** Write 0 to device_status and wait (bounded) until it reads back 0 (4.1.4.3.2). */
+  reset(): Promise<void>;
+  getStatus(): Promise<number>;
+  setStatus(status: number): Promise<void>;
+  /** All device feature bits the interface can show (every feature select window for modern). */
+  deviceFeatures(): Promise<bigint>;
+  /** Write the accepted driver features (every window for modern; the low 32 bits for legacy). */
+  setDriverFeatures(features: bigint): Promise<void>;
+  numQueues(): Promise<number>;
+  /** The device's maximum size of queue `index`; 0 means the queue does not exist. */
+  queueMaxSize(index: number): Promise<number>;
+  /** Tell the device where queue `index` lives (modern: size and three addresses; legacy: the PFN). */
+  setupQueue(index: number, queue: QueueAddresses): Promise<void>;
+  /** Make queue `index` live (modern queue_enable = 1; legacy queues go live with the PFN). */
+  enableQueue(index: number): Promise<void>;
+  /**
+   * Notify the device about queue `index`. `data` is the 32-bit notification value when
+   * VIRTIO_F_NOTIFICATION_DATA was negotiated; otherwise the queue index is written.
+   */
+  notify(index: number, data?: number): Promise<void>;
+  /** config_generation (4.1.4.3); a constant 0 where the interface has none. */
+  configGeneration(): Promise<number>;
+  /** Device-specific configuration, `offset + size <= deviceConfigSize`. */
+  readConfig(offset: number, size: 1 | 2 | 4): Promise<number>;
+  writeConfig(offset: number, size: 1 | 2 | 4, value: number): Promise<void>;
+  /** Read (and so clear) the ISR status byte (4.1.4.5). */
+  readIsr(): Promise<number>;
+  /** Set config_msix_vector and return the value read back (VIRTIO_MSI_NO_VECTOR when refused). */
+  setConfigVector(vector: number): Promise<number>;
+  /** Set queue `index`'s queue_msix_vector and return the value read back. */
+  setQueueVector(index: number, vector: number): Promise<number>;
+}

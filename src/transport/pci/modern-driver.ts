@@ -1,0 +1,174 @@
+/**
+ * The modern virtio PCI transport, driver side (spec 4.1.4): every operation goes through the
+ * structures the probe found (common, notify, ISR and device configuration), never through BAR0.
+ */
+
+import { DeviceFaultError, UsageError } from '../../errors.js';
+import { splitU64 } from '../../memory/guest-memory.js';
+import type { AccessSize } from '../../pci/function.js';
+import type { PciBus } from '../../driver/pci-bus.js';
+import { featureWord, withFeatureWord } from '../../spec/features.js';
+import {
+  VIRTIO_PCI_COMMON_CFGGENERATION,
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_STATUS,
+} from '../../spec/virtio-pci.js';
+import type { DriverTransport, QueueAddresses } from './driver-transport.js';
+import type { ModernLayout } from './probe.js';
+
+/** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
+const FEATURE_WINDOWS = 4;
+
+export interface ModernDriverOptions {
+  /** How long a reset may take before the device is declared stuck (default 1000 ms). */
+  readonly resetTimeoutMs?: number;
+}
+
+/**
+ * The notification address of a queue (spec 4.1.4.4): cap.offset + queue_notify_off *
+ * notify_off_multiplier, as a bus address, checked to leave room for a `width`-byte write inside the
+ * notify structure (4.1.4.4.1). Undefined when it does not.
+ */
+export function notifyAddress(notify: ModernLayout['notify'], queueNotifyOff: number, width: number): number | undefined {
+  const offset = queueNotifyOff * notify.notifyOffMultiplier; // both below 2^32: exact
+  return offset + width <= notify.length ? notify.address + offset : undefined;
+}
+
+export class ModernDriverTransport implements DriverTransport {
+  readonly kind = 'modern' as const;
+  readonly legacyLayout = false;
+  readonly hasConfigGeneration = true;
+  readonly deviceConfigSize: number;
+  private readonly notifyOff = new Map<number, number>();
+  private readonly resetTimeoutMs: number;
+
+  constructor(
+    private readonly bus: PciBus,
+    readonly layout: ModernLayout,
+    options: ModernDriverOptions = {},
+  ) {
+    this.deviceConfigSize = layout.device?.length ?? 0;
+    this.resetTimeoutMs = options.resetTimeoutMs ?? 1000;
+  }
+
+  private readCommon(offset: number, size: AccessSize): Promise<number> {
+    return this.bus.memRead(this.layout.common.address + offset, size);
+  }
+  private writeCommon(offset: number, size: AccessSize, value: number): Promise<void> {
+    return this.bus.memWrite(this.layout.common.address + offset, size, value);
+  }
+  /** A 64-bit common-cfg field, written as its lo then hi half (4.1.4.3: 64-bit fields in two 32-bit accesses). */
+  private async writeCommon64(loOffset: number, value: number): Promise<void> {
+    const [lo, hi] = splitU64(value);
+    await this.writeCommon(loOffset, 4, lo);
+    await this.writeCommon(loOffset + 4, 4, hi);
+  }
+  private selectQueue(index: number): Promise<void> {
+    return this.writeCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
+  }
+
+  async reset(): Promise<void> {
+    await this.setStatus(0);
+    const deadline = Date.now() + this.resetTimeoutMs;
+    for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
+      if ((await this.getStatus()) === 0) return;
+      if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${this.resetTimeoutMs} ms of a reset`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  getStatus(): Promise<number> {
+    return this.readCommon(VIRTIO_PCI_COMMON_STATUS, 1);
+  }
+  setStatus(status: number): Promise<void> {
+    return this.writeCommon(VIRTIO_PCI_COMMON_STATUS, 1, status);
+  }
+
+  async deviceFeatures(): Promise<bigint> {
+    let features = 0n;
+    for (let select = 0; select < FEATURE_WINDOWS; select++) {
+      await this.writeCommon(VIRTIO_PCI_COMMON_DFSELECT, 4, select);
+      features = withFeatureWord(features, select, await this.readCommon(VIRTIO_PCI_COMMON_DF, 4));
+    }
+    return features;
+  }
+  async setDriverFeatures(features: bigint): Promise<void> {
+    if (features >> BigInt(32 * FEATURE_WINDOWS) !== 0n) throw new UsageError(`feature bits above ${32 * FEATURE_WINDOWS - 1} cannot be written`);
+    for (let select = 0; select < FEATURE_WINDOWS; select++) {
+      await this.writeCommon(VIRTIO_PCI_COMMON_GFSELECT, 4, select);
+      await this.writeCommon(VIRTIO_PCI_COMMON_GF, 4, featureWord(features, select));
+    }
+  }
+
+  numQueues(): Promise<number> {
+    return this.readCommon(VIRTIO_PCI_COMMON_NUMQ, 2);
+  }
+  async queueMaxSize(index: number): Promise<number> {
+    await this.selectQueue(index);
+    return this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2);
+  }
+  async setupQueue(index: number, queue: QueueAddresses): Promise<void> {
+    await this.selectQueue(index);
+    await this.writeCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2, queue.size);
+    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_DESCLO, queue.descAddr);
+    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr);
+    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr);
+    const off = await this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2);
+    if (notifyAddress(this.layout.notify, off, 2) === undefined)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`);
+    this.notifyOff.set(index, off);
+  }
+  async enableQueue(index: number): Promise<void> {
+    await this.selectQueue(index);
+    await this.writeCommon(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+  }
+  async notify(index: number, data?: number): Promise<void> {
+    const off = this.notifyOff.get(index);
+    if (off === undefined) throw new UsageError(`queue ${index} was not set up`);
+    const width = data === undefined ? 2 : 4;
+    const addr = notifyAddress(this.layout.notify, off, width);
+    if (addr === undefined) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: no room for a ${width}-byte notification`);
+    return this.bus.memWrite(addr, width, data ?? index);
+  }
+
+  configGeneration(): Promise<number> {
+    return this.readCommon(VIRTIO_PCI_COMMON_CFGGENERATION, 1);
+  }
+  private deviceConfigAddress(offset: number, size: AccessSize): number {
+    const device = this.layout.device;
+    if (device === undefined || !Number.isInteger(offset) || offset < 0 || offset + size > device.length)
+      throw new UsageError(`device config access [${offset}, +${size}) outside the ${this.deviceConfigSize}-byte device-cfg structure`);
+    return device.address + offset;
+  }
+  async readConfig(offset: number, size: AccessSize): Promise<number> {
+    return this.bus.memRead(this.deviceConfigAddress(offset, size), size);
+  }
+  async writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
+    return this.bus.memWrite(this.deviceConfigAddress(offset, size), size, value);
+  }
+  readIsr(): Promise<number> {
+    return this.bus.memRead(this.layout.isr.address, 1);
+  }
+
+  async setConfigVector(vector: number): Promise<number> {
+    await this.writeCommon(VIRTIO_PCI_COMMON_MSIX, 2, vector);
+    return this.readCommon(VIRTIO_PCI_COMMON_MSIX, 2);
+  }
+  async setQueueVector(index: number, vector: number): Promise<number> {
+    await this.selectQueue(index);
+    await this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
+    return this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2);
+  }
+}
