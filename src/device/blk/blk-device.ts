@@ -1,0 +1,501 @@
+/**
+ * The virtio-blk device model (spec 5.2). Each chain is parsed into a typed request and checked
+ * against the disk before any I/O ({@link parseBlkRequest}); the backend then reads or writes guest
+ * memory in place. Synchronous backends complete on the notify; asynchronous ones complete later, in
+ * any order, with at most `maxInFlight` requests outstanding across all queues.
+ */
+
+import { RequestShapeError, UsageError } from '../../errors.js';
+import { bit, hasFeature } from '../../spec/features.js';
+import { VIRTIO_ID_BLOCK } from '../../spec/ids.js';
+import {
+  VIRTIO_BLK_CONFIG_ALIGNMENT_OFFSET,
+  VIRTIO_BLK_CONFIG_BLK_SIZE,
+  VIRTIO_BLK_CONFIG_CAPACITY,
+  VIRTIO_BLK_CONFIG_DISCARD_SECTOR_ALIGNMENT,
+  VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS,
+  VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG,
+  VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS,
+  VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG,
+  VIRTIO_BLK_CONFIG_MIN_IO_SIZE,
+  VIRTIO_BLK_CONFIG_NUM_QUEUES,
+  VIRTIO_BLK_CONFIG_OPT_IO_SIZE,
+  VIRTIO_BLK_CONFIG_PHYSICAL_BLOCK_EXP,
+  VIRTIO_BLK_CONFIG_SEG_MAX,
+  VIRTIO_BLK_CONFIG_SIZE,
+  VIRTIO_BLK_CONFIG_SIZE_MAX,
+  VIRTIO_BLK_CONFIG_WRITEBACK,
+  VIRTIO_BLK_F_BLK_SIZE,
+  VIRTIO_BLK_F_CONFIG_WCE,
+  VIRTIO_BLK_F_DISCARD,
+  VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_MQ,
+  VIRTIO_BLK_F_RO,
+  VIRTIO_BLK_F_SEG_MAX,
+  VIRTIO_BLK_F_SIZE_MAX,
+  VIRTIO_BLK_F_TOPOLOGY,
+  VIRTIO_BLK_F_WRITE_ZEROES,
+  VIRTIO_BLK_ID_BYTES,
+  VIRTIO_BLK_S_IOERR,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_S_UNSUPP,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_T_DISCARD,
+  VIRTIO_BLK_T_FLUSH,
+  VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_T_WRITE_ZEROES,
+} from '../../spec/blk.js';
+import { VIRTQ_MAX_SIZE } from '../../spec/ring.js';
+import { splitU64 } from '../../memory/guest-memory.js';
+import { ConfigBytes } from '../config-bytes.js';
+import type { AccessSize } from '../../pci/function.js';
+import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { BlockBackend, BlockResult, IoVec } from './backend.js';
+import { BlkRequestError, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
+
+/** struct virtio_blk_topology, in the spec's units. */
+export interface BlkTopology {
+  /** log2 of logical blocks per physical block. */
+  readonly physicalBlockExp: number;
+  /** Offset of the first aligned logical block. */
+  readonly alignmentOffset: number;
+  /** Suggested minimum I/O size, in logical blocks. */
+  readonly minIoSize: number;
+  /** Optimal (suggested maximum) I/O size, in logical blocks. */
+  readonly optIoSize: number;
+}
+
+export interface BlkDeviceOptions {
+  /** Where the sectors live. */
+  readonly backend: BlockBackend;
+  /** GET_ID answer: ASCII, at most 20 bytes, NUL-padded by the device. Default "virtio-ts". */
+  readonly serial?: string;
+  /** Refuse writes even if the backend could do them (VIRTIO_BLK_F_RO). Default: backend.readOnly. */
+  readonly readOnly?: boolean;
+  /** Request queues; above 1 the device offers VIRTIO_BLK_F_MQ. Default 1. */
+  readonly numQueues?: number;
+  /** Maximum size of each queue (a power of two). Default 256. */
+  readonly queueSize?: number;
+  /** Asynchronous requests outstanding across all queues before the device stops popping. Default 64. */
+  readonly maxInFlight?: number;
+  /** blk_size: the disk's logical block size, a power of two >= 512. Default 512. */
+  readonly blkSize?: number;
+  /** size_max: largest data segment the driver may use, in bytes. Default 1 MiB. */
+  readonly sizeMax?: number;
+  /** Offer VIRTIO_BLK_F_TOPOLOGY with these values. */
+  readonly topology?: BlkTopology;
+  /** Cache mode after reset when the driver negotiates CONFIG_WCE and FLUSH: true = writeback. Default true. */
+  readonly writeback?: boolean;
+  /** max_discard_sectors / max_write_zeroes_sectors per segment. Default 8192 (4 MiB). */
+  readonly maxDiscardSectors?: number;
+  /** max_discard_seg / max_write_zeroes_seg. Default 16. */
+  readonly maxDiscardSeg?: number;
+}
+
+/** A request handed to an asynchronous backend, remembered without the chain (queues may reuse it). */
+interface Pending {
+  readonly generation: number;
+  readonly queue: DeviceQueue;
+  readonly head: number;
+  readonly status: number;
+  readonly usedLen: number;
+  /** Device-writable data bytes, zeroed if the request fails so that used len stays truthful. */
+  readonly dataIn: IoVec | undefined;
+}
+
+export class BlkDevice implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_BLOCK;
+  readonly deviceFeatures: bigint;
+  readonly queueMaxSizes: readonly number[];
+  readonly configSize = VIRTIO_BLK_CONFIG_SIZE;
+  /** Disk size in 512-byte sectors. */
+  readonly capacity: number;
+  readonly readOnly: boolean;
+
+  private readonly backend: BlockBackend;
+  private readonly limits: BlkLimits;
+  private readonly serial: Uint8Array;
+  private readonly maxInFlight: number;
+  private readonly defaultWriteback: boolean;
+  private readonly config = new ConfigBytes(VIRTIO_BLK_CONFIG_SIZE);
+  private host: VirtioDeviceHost | undefined;
+
+  private features = 0n;
+  private featuresAccepted = false;
+  private queues: readonly (DeviceQueue | null)[] = [];
+  /** Bumped by reset so that completions of requests from before it are dropped. */
+  private generation = 0;
+  private inFlight = 0;
+  /** Set after a fatal guest fault: nothing is processed until reset. */
+  private broken = false;
+  /** Queues left with chains when maxInFlight was reached, resumed as requests complete. */
+  private readonly stalled = new Set<number>();
+  /** Queues with used elements pushed by asynchronous completions, interrupted once per microtask. */
+  private readonly interruptPending = new Set<number>();
+  private busy = false;
+
+  constructor(options: BlkDeviceOptions) {
+    const backend = options.backend;
+    this.backend = backend;
+    this.readOnly = options.readOnly ?? backend.readOnly;
+    if (!this.readOnly && backend.readOnly) throw new UsageError('a read-only backend cannot back a writable disk');
+    const numQueues = options.numQueues ?? 1;
+    const queueSize = options.queueSize ?? 256;
+    const blkSize = options.blkSize ?? VIRTIO_BLK_SECTOR_SIZE;
+    const sizeMax = options.sizeMax ?? 0x10_0000;
+    const maxSectors = options.maxDiscardSectors ?? 8192;
+    const maxSeg = options.maxDiscardSeg ?? 16;
+    this.maxInFlight = options.maxInFlight ?? 64;
+    this.defaultWriteback = options.writeback ?? true;
+    checkInt('numQueues', numQueues, 1, 0xffff);
+    checkInt('queueSize', queueSize, 2, VIRTQ_MAX_SIZE);
+    if ((queueSize & (queueSize - 1)) !== 0) throw new UsageError(`queueSize ${queueSize} is not a power of two`);
+    checkInt('blkSize', blkSize, VIRTIO_BLK_SECTOR_SIZE, 0x8000_0000);
+    if ((blkSize & (blkSize - 1)) !== 0) throw new UsageError(`blkSize ${blkSize} is not a power of two`);
+    checkInt('sizeMax', sizeMax, 1, 0xffff_ffff);
+    checkInt('maxInFlight', this.maxInFlight, 1, 0xffff_ffff);
+    checkInt('maxDiscardSectors', maxSectors, 1, 0xffff_ffff);
+    checkInt('maxDiscardSeg', maxSeg, 1, 0xffff_ffff);
+    this.serial = encodeSerial(options.serial ?? 'virtio-ts');
+
+    this.capacity = Math.floor(backend.size / VIRTIO_BLK_SECTOR_SIZE);
+    this.queueMaxSizes = new Array<number>(numQueues).fill(queueSize);
+    this.limits = {
+      capacity: this.capacity,
+      maxDiscardSectors: maxSectors,
+      maxDiscardSeg: maxSeg,
+      maxWriteZeroesSectors: maxSectors,
+      maxWriteZeroesSeg: maxSeg,
+    };
+
+    let features = bit(VIRTIO_BLK_F_SIZE_MAX) | bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE);
+    // 5.2.5: FLUSH SHOULD always be offered and MUST be with CONFIG_WCE.
+    features |= bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_CONFIG_WCE);
+    if (this.readOnly) features |= bit(VIRTIO_BLK_F_RO);
+    if (numQueues > 1) features |= bit(VIRTIO_BLK_F_MQ);
+    if (options.topology) features |= bit(VIRTIO_BLK_F_TOPOLOGY);
+    if (!this.readOnly && backend.discard) features |= bit(VIRTIO_BLK_F_DISCARD);
+    if (!this.readOnly && backend.writeZeroes) features |= bit(VIRTIO_BLK_F_WRITE_ZEROES);
+    this.deviceFeatures = features;
+
+    const c = this.config;
+    const [capacityLo, capacityHi] = splitU64(this.capacity);
+    c.set32(VIRTIO_BLK_CONFIG_CAPACITY, capacityLo);
+    c.set32(VIRTIO_BLK_CONFIG_CAPACITY + 4, capacityHi);
+    c.set32(VIRTIO_BLK_CONFIG_SIZE_MAX, sizeMax);
+    // Two descriptors of every chain carry the header and the status byte.
+    c.set32(VIRTIO_BLK_CONFIG_SEG_MAX, queueSize - 2);
+    c.set32(VIRTIO_BLK_CONFIG_BLK_SIZE, blkSize);
+    if (options.topology) {
+      const t = options.topology;
+      checkInt('topology.physicalBlockExp', t.physicalBlockExp, 0, 0xff);
+      checkInt('topology.alignmentOffset', t.alignmentOffset, 0, 0xff);
+      checkInt('topology.minIoSize', t.minIoSize, 0, 0xffff);
+      checkInt('topology.optIoSize', t.optIoSize, 0, 0xffff_ffff);
+      c.set8(VIRTIO_BLK_CONFIG_PHYSICAL_BLOCK_EXP, t.physicalBlockExp);
+      c.set8(VIRTIO_BLK_CONFIG_ALIGNMENT_OFFSET, t.alignmentOffset);
+      c.set16(VIRTIO_BLK_CONFIG_MIN_IO_SIZE, t.minIoSize);
+      c.set32(VIRTIO_BLK_CONFIG_OPT_IO_SIZE, t.optIoSize);
+    }
+    c.set16(VIRTIO_BLK_CONFIG_NUM_QUEUES, numQueues);
+    c.set32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS, maxSectors);
+    c.set32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG, maxSeg);
+    c.set32(VIRTIO_BLK_CONFIG_DISCARD_SECTOR_ALIGNMENT, blkSize / VIRTIO_BLK_SECTOR_SIZE);
+    c.set32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS, maxSectors);
+    c.set32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG, maxSeg);
+    // write_zeroes_may_unmap stays 0: no backend deallocates.
+    this.setWriteback();
+  }
+
+  attach(host: VirtioDeviceHost): void {
+    this.host = host;
+  }
+
+  readConfig(offset: number, size: AccessSize): number {
+    return this.config.read(offset, size);
+  }
+
+  /** Only `writeback` is writable, and only once CONFIG_WCE is negotiated (5.2.5.1); other writes are ignored. */
+  writeConfig(offset: number, size: AccessSize, value: number): void {
+    if (offset === VIRTIO_BLK_CONFIG_WRITEBACK && size === 1 && hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE)) {
+      this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, value & 1);
+    }
+  }
+
+  /** Called at FEATURES_OK: from here the driver may read `writeback`, so fix its initial value now. */
+  acceptFeatures(features: bigint): boolean {
+    this.features = features;
+    this.featuresAccepted = true;
+    this.setWriteback();
+    return true;
+  }
+
+  activate(ctx: ActivateContext): void {
+    this.queues = ctx.queues;
+    this.features = ctx.features;
+    if (!this.featuresAccepted) this.setWriteback();
+  }
+
+  queueNotify(index: number): void {
+    this.process(index);
+  }
+
+  reset(): void {
+    this.generation++;
+    this.queues = [];
+    this.features = 0n;
+    this.featuresAccepted = false;
+    this.inFlight = 0;
+    this.broken = false;
+    this.stalled.clear();
+    this.interruptPending.clear();
+    this.setWriteback();
+  }
+
+  /** Requests handed to an asynchronous backend and not yet completed. */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * 5.2.5.1: with CONFIG_WCE but not FLUSH, writeback MUST start at 0; without CONFIG_WCE the cache
+   * is writeback exactly when FLUSH was negotiated (5.2.6.2, case 1 makes writes stable otherwise).
+   */
+  private setWriteback(): void {
+    const flush = hasFeature(this.features, VIRTIO_BLK_F_FLUSH);
+    const wce = hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE);
+    this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, flush && (this.defaultWriteback || !wce) ? 1 : 0);
+  }
+
+  /** Writes must be stable when their completion is reported (writethrough cache). */
+  private get writethrough(): boolean {
+    return this.config.read(VIRTIO_BLK_CONFIG_WRITEBACK, 1) === 0;
+  }
+
+  private process(index: number): void {
+    const queue = this.queues[index];
+    if (!queue || this.broken || !this.host) return;
+    if (this.busy) {
+      // A notify from inside an interrupt we raised: the running loop below picks the chains up.
+      this.stalled.add(index);
+      return;
+    }
+    this.busy = true;
+    try {
+      this.drain(queue);
+      // Chains left because we were re-entered or out of in-flight slots.
+      for (const i of this.stalled) {
+        if (this.inFlight >= this.maxInFlight || this.broken) break;
+        this.stalled.delete(i);
+        const q = this.queues[i];
+        if (q) this.drain(q);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Pop and start requests until the ring is empty or maxInFlight is reached. Bounded by the ring. */
+  private drain(queue: DeviceQueue): void {
+    const host = this.host!;
+    let pushed = false;
+    while (!this.broken) {
+      if (this.inFlight >= this.maxInFlight) {
+        if (queue.hasAvailable()) this.stalled.add(queue.index);
+        break;
+      }
+      let chain: DescriptorChain | null;
+      try {
+        chain = queue.pop();
+      } catch (err) {
+        this.fail(err);
+        break;
+      }
+      if (!chain) break;
+      if (this.start(queue, chain)) pushed = true;
+    }
+    if (pushed) host.usedBuffers(queue.index);
+  }
+
+  /** Parse and start one request; returns true when it completed synchronously (used element pushed). */
+  private start(queue: DeviceQueue, chain: DescriptorChain): boolean {
+    const status = statusAddress(chain);
+    if (status === undefined) {
+      this.fail(new RequestShapeError(`virtio-blk request on queue ${queue.index}: no device-writable status byte`));
+      return false;
+    }
+    let request: BlkRequest;
+    try {
+      request = parseBlkRequest(chain, this.limits);
+    } catch (err) {
+      if (!(err instanceof BlkRequestError)) {
+        this.fail(err);
+        return false;
+      }
+      this.complete(queue, chain.head, status, chain.writableBytes, writableData(chain), err.status);
+      return true;
+    }
+    const dataIn = request.type === VIRTIO_BLK_T_IN || request.type === VIRTIO_BLK_T_GET_ID ? request.data : undefined;
+    const refused = this.refusal(request);
+    if (refused !== undefined) {
+      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, refused);
+      return true;
+    }
+    let result: BlockResult;
+    try {
+      result = this.execute(request);
+    } catch {
+      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_IOERR);
+      return true;
+    }
+    if (result === undefined) {
+      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_OK);
+      return true;
+    }
+    const pending: Pending = { generation: this.generation, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
+    this.inFlight++;
+    result.then(
+      () => this.settle(pending, VIRTIO_BLK_S_OK),
+      () => this.settle(pending, VIRTIO_BLK_S_IOERR),
+    );
+    return false;
+  }
+
+  /** The status for a well-formed request the device will not carry out, or undefined to go ahead. */
+  private refusal(request: BlkRequest): number | undefined {
+    switch (request.type) {
+      case VIRTIO_BLK_T_OUT:
+        // 5.2.6.2: IOERR for a write when RO is offered, and no data written.
+        return this.readOnly ? VIRTIO_BLK_S_IOERR : undefined;
+      case VIRTIO_BLK_T_DISCARD:
+        if (!hasFeature(this.features, VIRTIO_BLK_F_DISCARD)) return VIRTIO_BLK_S_UNSUPP;
+        return this.readOnly ? VIRTIO_BLK_S_IOERR : undefined;
+      case VIRTIO_BLK_T_WRITE_ZEROES:
+        if (!hasFeature(this.features, VIRTIO_BLK_F_WRITE_ZEROES)) return VIRTIO_BLK_S_UNSUPP;
+        return this.readOnly ? VIRTIO_BLK_S_IOERR : undefined;
+      case 'unsupported':
+        return VIRTIO_BLK_S_UNSUPP;
+      default:
+        return undefined;
+    }
+  }
+
+  private execute(request: BlkRequest): BlockResult {
+    const backend = this.backend;
+    switch (request.type) {
+      case VIRTIO_BLK_T_IN:
+        return request.length === 0 ? undefined : backend.read(request.offset, request.data);
+      case VIRTIO_BLK_T_OUT:
+        return request.length === 0 ? undefined : this.stable(backend.write(request.offset, request.data));
+      case VIRTIO_BLK_T_FLUSH:
+        return backend.flush();
+      case VIRTIO_BLK_T_GET_ID:
+        fill(request.data, this.serial);
+        return undefined;
+      case VIRTIO_BLK_T_DISCARD:
+        return this.stable(eachRange(request.ranges, (r) => backend.discard!(r.offset, r.length)));
+      case VIRTIO_BLK_T_WRITE_ZEROES:
+        return this.stable(eachRange(request.ranges, (r) => backend.writeZeroes!(r.offset, r.length)));
+      case 'unsupported':
+        return undefined; // refused before execution
+    }
+  }
+
+  /** In writethrough mode a write completes only once flushed. */
+  private stable(result: BlockResult): BlockResult {
+    return this.writethrough ? after(result, () => this.backend.flush()) : result;
+  }
+
+  /**
+   * An asynchronous request finished: answer it unless a reset came in between, or the device set
+   * DEVICE_NEEDS_RESET since (2.1.2: no used buffers after that).
+   */
+  private settle(p: Pending, status: number): void {
+    if (p.generation !== this.generation) return;
+    this.inFlight--;
+    if (this.broken) return;
+    this.complete(p.queue, p.head, p.status, p.usedLen, p.dataIn, status);
+    if (this.interruptPending.size === 0) queueMicrotask(() => this.raiseInterrupts());
+    this.interruptPending.add(p.queue.index);
+    if (this.stalled.size > 0 && !this.busy) {
+      const [first] = this.stalled;
+      this.stalled.delete(first!);
+      this.process(first!);
+    }
+  }
+
+  private raiseInterrupts(): void {
+    const host = this.host;
+    for (const index of this.interruptPending) host?.usedBuffers(index);
+    this.interruptPending.clear();
+  }
+
+  /** Write the status byte and push the used element; used len covers every writable byte. */
+  private complete(queue: DeviceQueue, head: number, statusAddr: number, usedLen: number, dataIn: IoVec | undefined, status: number): void {
+    if (status !== VIRTIO_BLK_S_OK && dataIn) for (const v of dataIn) v.fill(0);
+    this.host!.memory.write8(statusAddr, status);
+    try {
+      queue.pushUsed(head, usedLen);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.broken = true;
+    this.stalled.clear();
+    this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** Views of the device-writable bytes before the status byte (zeroed when a request is refused). */
+function writableData(chain: DescriptorChain): IoVec {
+  const views: Uint8Array[] = [];
+  let left = chain.writableBytes - 1;
+  for (let i = chain.readable; i < chain.count && left > 0; i++) {
+    const n = Math.min(chain.len(i), left);
+    if (n > 0) views.push(chain.view(i).subarray(0, n));
+    left -= n;
+  }
+  return views;
+}
+
+/** The 20-byte NUL-padded device ID string (5.2.6). */
+function encodeSerial(serial: string): Uint8Array {
+  const bytes = new Uint8Array(VIRTIO_BLK_ID_BYTES);
+  if (serial.length > VIRTIO_BLK_ID_BYTES || !/^[\x20-\x7e]*$/.test(serial)) {
+    throw new UsageError(`serial must be printable ASCII of at most ${VIRTIO_BLK_ID_BYTES} bytes`);
+  }
+  for (let i = 0; i < serial.length; i++) bytes[i] = serial.charCodeAt(i);
+  return bytes;
+}
+
+/** Copy `src` across the scatter list, then zero what is left of it. */
+function fill(iov: IoVec, src: Uint8Array): void {
+  let at = 0;
+  for (const v of iov) {
+    const n = Math.min(v.byteLength, src.byteLength - at);
+    v.set(src.subarray(at, at + n));
+    v.fill(0, n);
+    at += n;
+  }
+}
+
+/** Run `next` after `result` (synchronously when it is synchronous). */
+function after(result: BlockResult, next: () => BlockResult): BlockResult {
+  return result === undefined ? next() : result.then(next);
+}
+
+/** Apply `op` to each range in order, staying synchronous while the backend is. */
+function eachRange(ranges: readonly BlkRange[], op: (r: BlkRange) => BlockResult): BlockResult {
+  let result: BlockResult = undefined;
+  for (const r of ranges) result = after(result, () => op(r));
+  return result;
+}
+
+function checkInt(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+}

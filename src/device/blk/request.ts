@@ -1,0 +1,218 @@
+/**
+ * A virtio-blk request parsed from its descriptor chain before any I/O (spec 5.2.6). Message framing
+ * is free (2.6.4): the header, data and status byte may be split across descriptors in any way, so
+ * the parser works on byte ranges of the chain's readable and writable halves, and data stays as
+ * zero-copy views of guest memory.
+ */
+
+import { RequestShapeError } from '../../errors.js';
+import { joinU64 } from '../../memory/guest-memory.js';
+import {
+  VIRTIO_BLK_DWZ_FLAGS,
+  VIRTIO_BLK_DWZ_NUM_SECTORS,
+  VIRTIO_BLK_DWZ_SECTOR,
+  VIRTIO_BLK_DWZ_SIZE,
+  VIRTIO_BLK_REQ_HDR_SIZE,
+  VIRTIO_BLK_REQ_SECTOR,
+  VIRTIO_BLK_REQ_TYPE,
+  VIRTIO_BLK_S_IOERR,
+  VIRTIO_BLK_S_UNSUPP,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_T_DISCARD,
+  VIRTIO_BLK_T_FLUSH,
+  VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_T_WRITE_ZEROES,
+  VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+} from '../../spec/blk.js';
+import type { DescriptorChain } from '../../queue/types.js';
+import { readChain } from '../chain-bytes.js';
+import type { IoVec } from './backend.js';
+
+/** A byte range of the disk: offset and length are multiples of 512 and inside the disk. */
+export interface BlkRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** One request, checked against the disk and ready to execute. */
+export type BlkRequest =
+  | { readonly type: typeof VIRTIO_BLK_T_IN; readonly offset: number; readonly data: IoVec; readonly length: number }
+  | { readonly type: typeof VIRTIO_BLK_T_OUT; readonly offset: number; readonly data: IoVec; readonly length: number }
+  | { readonly type: typeof VIRTIO_BLK_T_FLUSH }
+  | { readonly type: typeof VIRTIO_BLK_T_GET_ID; readonly data: IoVec }
+  | { readonly type: typeof VIRTIO_BLK_T_DISCARD; readonly ranges: readonly BlkRange[] }
+  | { readonly type: typeof VIRTIO_BLK_T_WRITE_ZEROES; readonly ranges: readonly BlkRange[] }
+  /** A type this parser does not know (answered VIRTIO_BLK_S_UNSUPP). */
+  | { readonly type: 'unsupported'; readonly requestType: number };
+
+/** Why a request was refused before any I/O; each maps to the status the device answers. */
+export type BlkRequestFault =
+  | 'header-short' // fewer than 16 device-readable bytes for the header
+  | 'unexpected-readable' // device-readable bytes after the header of a request that carries none
+  | 'unexpected-writable' // device-writable bytes before the status of a request that returns none
+  | 'data-not-sector-multiple' // IN/OUT data length not a multiple of 512
+  | 'past-capacity' // sector + length beyond the disk (or overflowing)
+  | 'segments-malformed' // DISCARD/WRITE_ZEROES data empty or not a multiple of 16 bytes
+  | 'too-many-segments' // more segments than max_discard_seg / max_write_zeroes_seg
+  | 'too-many-sectors' // a segment longer than max_discard_sectors / max_write_zeroes_sectors
+  | 'segment-flags'; // unknown flag bits, or unmap on DISCARD (5.2.6.4: UNSUPP)
+
+/** A request refused before any I/O, with the status byte to answer (IOERR or UNSUPP). */
+export class BlkRequestError extends RequestShapeError {
+  constructor(
+    readonly fault: BlkRequestFault,
+    message: string,
+  ) {
+    super(`virtio-blk request: ${message}`);
+  }
+
+  /** VIRTIO_BLK_S_UNSUPP for flags the device does not support (5.2.6.4), IOERR otherwise. */
+  get status(): number {
+    return this.fault === 'segment-flags' ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+  }
+}
+
+/** The disk as the parser checks requests against it. */
+export interface BlkLimits {
+  /** Disk size in 512-byte sectors. */
+  readonly capacity: number;
+  readonly maxDiscardSectors: number;
+  readonly maxDiscardSeg: number;
+  readonly maxWriteZeroesSectors: number;
+  readonly maxWriteZeroesSeg: number;
+}
+
+/**
+ * Guest address of the status byte: the last byte of the last non-empty device-writable buffer, or
+ * undefined when the chain has no writable byte (nothing to answer in: a fatal guest fault).
+ */
+export function statusAddress(chain: DescriptorChain): number | undefined {
+  for (let i = chain.count - 1; i >= chain.readable; i--) {
+    const len = chain.len(i);
+    if (len > 0) return chain.addr(i) + len - 1;
+  }
+  return undefined;
+}
+
+const header = new Uint8Array(VIRTIO_BLK_REQ_HDR_SIZE);
+const headerView = new DataView(header.buffer);
+
+/**
+ * Parse the chain as a virtio-blk request. Throws BlkRequestError when the shape or range is wrong;
+ * the caller has already found the status byte ({@link statusAddress}).
+ */
+export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits): BlkRequest {
+  if (chain.readableBytes < VIRTIO_BLK_REQ_HDR_SIZE) {
+    throw new BlkRequestError('header-short', `${chain.readableBytes} readable bytes, the header needs ${VIRTIO_BLK_REQ_HDR_SIZE}`);
+  }
+  readChain(chain, 0, header);
+  const type = headerView.getUint32(VIRTIO_BLK_REQ_TYPE, true);
+  // Exact below 2^53; anything larger still fails the capacity check.
+  const sector = joinU64(headerView.getUint32(VIRTIO_BLK_REQ_SECTOR, true), headerView.getUint32(VIRTIO_BLK_REQ_SECTOR + 4, true));
+  const dataOut = chain.readableBytes - VIRTIO_BLK_REQ_HDR_SIZE;
+  const dataIn = chain.writableBytes - 1;
+
+  switch (type) {
+    case VIRTIO_BLK_T_IN: {
+      noDataOut(dataOut);
+      const offset = sectorRange(sector, dataIn, limits);
+      return { type, offset, length: dataIn, data: slice(chain, chain.readable, chain.count, 0, dataIn) };
+    }
+    case VIRTIO_BLK_T_OUT: {
+      noDataIn(dataIn);
+      const offset = sectorRange(sector, dataOut, limits);
+      return { type, offset, length: dataOut, data: slice(chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut) };
+    }
+    case VIRTIO_BLK_T_FLUSH:
+      noDataOut(dataOut);
+      noDataIn(dataIn);
+      return { type };
+    case VIRTIO_BLK_T_GET_ID:
+      noDataOut(dataOut);
+      return { type, data: slice(chain, chain.readable, chain.count, 0, dataIn) };
+    case VIRTIO_BLK_T_DISCARD:
+      noDataIn(dataIn);
+      return { type, ranges: segments(chain, dataOut, limits.maxDiscardSeg, limits.maxDiscardSectors, 0, limits.capacity) };
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+      noDataIn(dataIn);
+      return {
+        type,
+        ranges: segments(chain, dataOut, limits.maxWriteZeroesSeg, limits.maxWriteZeroesSectors, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, limits.capacity),
+      };
+    default:
+      return { type: 'unsupported', requestType: type };
+  }
+}
+
+function noDataOut(bytes: number): void {
+  if (bytes !== 0) throw new BlkRequestError('unexpected-readable', `${bytes} readable bytes after the header`);
+}
+
+function noDataIn(bytes: number): void {
+  if (bytes !== 0) throw new BlkRequestError('unexpected-writable', `${bytes} writable bytes before the status byte`);
+}
+
+/** Byte offset of `bytes` at `sector`, checked: a whole number of sectors, all inside the disk. */
+function sectorRange(sector: number, bytes: number, limits: BlkLimits): number {
+  if (bytes % VIRTIO_BLK_SECTOR_SIZE !== 0) {
+    throw new BlkRequestError('data-not-sector-multiple', `data length ${bytes} is not a multiple of ${VIRTIO_BLK_SECTOR_SIZE}`);
+  }
+  const count = bytes / VIRTIO_BLK_SECTOR_SIZE;
+  // capacity < 2^53 / 512, so once sector <= capacity every product below is exact.
+  if (!(sector <= limits.capacity && count <= limits.capacity - sector)) {
+    throw new BlkRequestError('past-capacity', `sectors [${sector}, +${count}) past capacity ${limits.capacity}`);
+  }
+  return sector * VIRTIO_BLK_SECTOR_SIZE;
+}
+
+/**
+ * Zero-copy views of bytes [skip, skip + length) of buffers first..end-1 taken as one byte string,
+ * leaving out empty pieces. The range is inside those buffers (the caller derived it from their sizes).
+ */
+function slice(chain: DescriptorChain, first: number, end: number, skip: number, length: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  let toSkip = skip;
+  let left = length;
+  for (let i = first; i < end && left > 0; i++) {
+    const len = chain.len(i);
+    if (toSkip >= len) {
+      toSkip -= len;
+      continue;
+    }
+    const n = Math.min(len - toSkip, left);
+    const view = chain.view(i);
+    views.push(toSkip === 0 && n === len ? view : view.subarray(toSkip, toSkip + n));
+    toSkip = 0;
+    left -= n;
+  }
+  return views;
+}
+
+/** The DISCARD / WRITE_ZEROES segments (struct virtio_blk_discard_write_zeroes) after the header. */
+function segments(chain: DescriptorChain, bytes: number, maxSeg: number, maxSectors: number, allowedFlags: number, capacity: number): BlkRange[] {
+  if (bytes === 0 || bytes % VIRTIO_BLK_DWZ_SIZE !== 0) {
+    throw new BlkRequestError('segments-malformed', `${bytes} bytes of segments, not a positive multiple of ${VIRTIO_BLK_DWZ_SIZE}`);
+  }
+  const n = bytes / VIRTIO_BLK_DWZ_SIZE;
+  if (n > maxSeg) throw new BlkRequestError('too-many-segments', `${n} segments, at most ${maxSeg}`);
+  // Bounded by maxSeg, checked above, before any copy.
+  const raw = new Uint8Array(bytes);
+  readChain(chain, VIRTIO_BLK_REQ_HDR_SIZE, raw);
+  const dv = new DataView(raw.buffer);
+  const ranges: BlkRange[] = [];
+  for (let s = 0; s < n; s++) {
+    const base = s * VIRTIO_BLK_DWZ_SIZE;
+    const sector = joinU64(dv.getUint32(base + VIRTIO_BLK_DWZ_SECTOR, true), dv.getUint32(base + VIRTIO_BLK_DWZ_SECTOR + 4, true));
+    const count = dv.getUint32(base + VIRTIO_BLK_DWZ_NUM_SECTORS, true);
+    const flags = dv.getUint32(base + VIRTIO_BLK_DWZ_FLAGS, true);
+    if ((flags & ~allowedFlags) !== 0) throw new BlkRequestError('segment-flags', `segment ${s}: flags 0x${flags.toString(16)} not supported`);
+    if (count > maxSectors) throw new BlkRequestError('too-many-sectors', `segment ${s}: ${count} sectors, at most ${maxSectors}`);
+    if (!(sector <= capacity && count <= capacity - sector)) {
+      throw new BlkRequestError('past-capacity', `segment ${s}: sectors [${sector}, +${count}) past capacity ${capacity}`);
+    }
+    ranges.push({ offset: sector * VIRTIO_BLK_SECTOR_SIZE, length: count * VIRTIO_BLK_SECTOR_SIZE });
+  }
+  return ranges;
+}

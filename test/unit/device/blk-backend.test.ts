@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
+import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
+
+function pattern(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+function tempImage(bytes: Uint8Array): { path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'virtio-blk-'));
+  const path = join(dir, 'disk.img');
+  writeFileSync(path, bytes);
+  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('memory backend: scatter read and gather write at an offset, in place', () => {
+  const disk = pattern(4096, 1);
+  const b = new MemoryBlockBackend(disk);
+  assert.equal(b.size, 4096);
+  const a = new Uint8Array(100);
+  const c = new Uint8Array(412);
+  b.read(512, [a, c]);
+  assert.deepEqual(a, disk.slice(512, 612));
+  assert.deepEqual(c, disk.slice(612, 1024));
+  b.write(1024, [pattern(10, 7), pattern(502, 9)]);
+  assert.deepEqual(disk.slice(1024, 1034), pattern(10, 7), 'the given bytes are the disk, not a copy');
+  assert.deepEqual(disk.slice(1034, 1536), pattern(502, 9));
+  assert.equal(disk[1536], pattern(4096, 1)[1536], 'nothing written past the request');
+  b.writeZeroes(0, 512);
+  assert.ok(disk.subarray(0, 512).every((x) => x === 0));
+  b.flush();
+  assert.equal(b.flushes, 1);
+});
+
+test('file backend: positioned scatter/gather I/O lands on the file; fsync counted', async (t) => {
+  const original = pattern(64 * 1024, 3);
+  const { path, cleanup } = tempImage(original);
+  t.after(cleanup);
+  const b = await FileBlockBackend.open(path);
+  assert.equal(b.size, original.byteLength);
+  assert.equal(b.readOnly, false);
+  const parts = [new Uint8Array(1000), new Uint8Array(24), new Uint8Array(2048)];
+  await b.read(4096, parts);
+  assert.deepEqual(Buffer.concat(parts), Buffer.from(original.subarray(4096, 4096 + 3072)));
+
+  await b.write(8192, [pattern(512, 11), pattern(1536, 12)]);
+  await b.writeZeroes(512, 1024);
+  await b.discard(60 * 1024, 512);
+  await b.flush();
+  assert.equal(b.fsyncs, 1);
+  await b.close();
+
+  const expected = Buffer.from(original);
+  Buffer.from(pattern(512, 11)).copy(expected, 8192);
+  Buffer.from(pattern(1536, 12)).copy(expected, 8704);
+  expected.fill(0, 512, 1536);
+  expected.fill(0, 60 * 1024, 60 * 1024 + 512);
+  assert.deepEqual(readFileSync(path), expected);
+});
+
+test('file backend: a read-only image opens read-only and refuses writes at the OS level', async (t) => {
+  const { path, cleanup } = tempImage(pattern(4096, 5));
+  t.after(cleanup);
+  const b = await FileBlockBackend.open(path, { readOnly: true });
+  assert.equal(b.readOnly, true);
+  await assert.rejects(b.write(0, [new Uint8Array(512)]));
+  await b.close();
+  assert.deepEqual(readFileSync(path), Buffer.from(pattern(4096, 5)));
+});
+
+test('file backend: reading past the end of a shrunk file fails instead of looping', async (t) => {
+  const { path, cleanup } = tempImage(pattern(4096, 5));
+  t.after(cleanup);
+  const b = await FileBlockBackend.open(path);
+  writeFileSync(path, new Uint8Array(1024)); // truncated behind the backend's back
+  await assert.rejects(b.read(512, [new Uint8Array(1024)]), /end of file/);
+  await b.close();
+});
