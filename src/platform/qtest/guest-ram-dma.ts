@@ -1,5 +1,6 @@
 /**
- * DMA memory in QEMU's guest RAM. The driver works on a local image of the DMA window; flush()
+ * DMA memory in QEMU's guest RAM. The driver works on a local image of the DMA window; alloc()
+ * zeroes both the local bytes and guest RAM (posted memset), so the two agree from the start; flush()
  * copies a range to QEMU with b64write (posted: it resolves once queued, and QEMU performs it before
  * the notify the driver sends next) and refresh() brings a range back with b64read. Ranges are cut
  * into chunks so no single protocol line grows without bound; the chunks of one call are pipelined.
@@ -8,7 +9,7 @@
 import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
 import { BusError, UsageError } from '../../errors.js';
 import { rangeInside } from '../../memory/guest-memory.js';
-import { b64readCommand, b64writeCommand } from './qtest-protocol.js';
+import { b64readCommand, b64writeCommand, memsetCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
 import { DmaAllocator } from '../../driver/dma-allocator.js';
 
@@ -31,7 +32,13 @@ export class GuestRamDma implements DmaMemory {
 
   alloc(size: number, align: number): DmaBuffer {
     const addr = this.allocator.alloc(size, align);
-    return { addr, bytes: this.image.subarray(addr - this.base, addr - this.base + size) };
+    const bytes = this.image.subarray(addr - this.base, addr - this.base + size);
+    // A fresh buffer starts as zeroes on both sides. Guest RAM still holds what an earlier owner of
+    // these addresses left (a previous driver's rings, in a QEMU that outlives drivers), and a
+    // device may look before the driver's first flush: a stale avail.idx is a request from nowhere.
+    bytes.fill(0);
+    if (size > 0) this.client.post(memsetCommand(addr, size, 0));
+    return { addr, bytes };
   }
 
   free(buffer: DmaBuffer): void {
