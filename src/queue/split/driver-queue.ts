@@ -1,0 +1,475 @@
+/**
+ * The driver half of a split virtqueue (spec 2.7): puts descriptor chains in the ring, publishes
+ * them, and takes back used elements, checking each against what it submitted (the device may be
+ * hostile). Rings live in DmaMemory, whose local image is flushed before the device may look and
+ * refreshed before the driver reads, so the same code runs in-process and over a remote bus.
+ *
+ * All bookkeeping (free descriptors, chains in flight, their lengths) is kept here, never read back
+ * from ring memory the device could have changed.
+ */
+
+import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
+import { splitU64 } from '../../memory/guest-memory.js';
+import {
+  VIRTQ_AVAIL_ALIGN,
+  VIRTQ_AVAIL_ELEM_SIZE,
+  VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_AVAIL_FLAGS,
+  VIRTQ_AVAIL_IDX,
+  VIRTQ_AVAIL_RING,
+  VIRTQ_DESC_ADDR,
+  VIRTQ_DESC_ALIGN,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_DESC_FLAGS,
+  VIRTQ_DESC_LEN,
+  VIRTQ_DESC_NEXT,
+  VIRTQ_DESC_SIZE,
+  VIRTQ_MAX_SIZE,
+  VIRTQ_USED_ALIGN,
+  VIRTQ_USED_ELEM_SIZE,
+  VIRTQ_USED_F_NO_NOTIFY,
+  VIRTQ_USED_FLAGS,
+  VIRTQ_USED_IDX,
+  VIRTQ_USED_RING,
+  availRingSize,
+  descTableSize,
+  legacyRingSize,
+  legacyUsedOffset,
+  usedRingSize,
+  vringNeedEvent,
+} from '../../spec/ring.js';
+import { VIRTIO_PCI_VRING_ALIGN } from '../../spec/virtio-pci.js';
+
+/** A buffer in DMA memory: bus address and length in bytes. */
+export interface DmaSpan {
+  readonly addr: number;
+  readonly len: number;
+}
+
+/** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */
+export interface UsedBuffer<T> {
+  readonly token: T;
+  readonly len: number;
+}
+
+export interface SplitQueueDriverOptions {
+  readonly index: number;
+  /** Queue size: a power of two, at most 32768. */
+  readonly size: number;
+  readonly dma: DmaMemory;
+  /** VIRTIO_F_EVENT_IDX negotiated. */
+  readonly eventIdx: boolean;
+  /** VIRTIO_F_INDIRECT_DESC negotiated. */
+  readonly indirect: boolean;
+  /**
+   * Legacy layout (2.7.2): one area aligned to 4096 holding the descriptor table, the available
+   * ring and, at the next 4096 boundary, the used ring. Otherwise three allocations.
+   */
+  readonly legacy?: boolean;
+}
+
+/** 2.7.4: a chain holds at most 2^32 bytes. */
+const MAX_CHAIN_BYTES = 2 ** 32;
+const U32_MAX = 0xffff_ffff;
+
+/** A ring part: where it is on the bus, and a DataView over its bytes in the local image. */
+interface Part {
+  readonly addr: number;
+  readonly dv: DataView;
+}
+
+function part(buffer: DmaBuffer, offset: number, len: number): Part {
+  return { addr: buffer.addr + offset, dv: new DataView(buffer.bytes.buffer, buffer.bytes.byteOffset + offset, len) };
+}
+
+/**
+ * Driver side of one split virtqueue.
+ *
+ * Indirect tables: with VIRTIO_F_INDIRECT_DESC, a chain of several buffers goes into an indirect
+ * table (one DMA allocation per chain, freed when it is used) only when the ring has too few free
+ * descriptors for it; otherwise it uses ring descriptors directly, which costs no allocation.
+ *
+ * The span arrays given to add() are kept by reference until the chain is reaped (their writable
+ * spans are refreshed then), so don't change them while the chain is in flight.
+ */
+export class SplitQueueDriver<T> {
+  readonly index: number;
+  readonly size: number;
+  /** Bus address of the descriptor table (queue_desc). */
+  readonly descAddr: number;
+  /** Bus address of the available ring (queue_driver). */
+  readonly availAddr: number;
+  /** Bus address of the used ring (queue_device). */
+  readonly usedAddr: number;
+  /** Legacy layout only: the start of the one ring area, 4096-aligned (the queue PFN is this / 4096). */
+  readonly legacyAreaAddr: number | undefined;
+  private readonly dma: DmaMemory;
+  private readonly eventIdx: boolean;
+  private readonly indirect: boolean;
+  private readonly mask: number;
+  private readonly allocations: readonly DmaBuffer[];
+  private readonly desc: Part;
+  private readonly avail: Part;
+  private readonly used: Part;
+  /** Free descriptor ids, a stack. */
+  private readonly freeIds: Uint16Array;
+  private freeCount: number;
+  /** JS-side copy of each descriptor's next, to free a chain without trusting ring memory. */
+  private readonly nextId: Uint16Array;
+  /** Per head: descriptors of the table the chain holds (1 for an indirect chain), 0 when not in flight. */
+  private readonly chainDescs: Uint16Array;
+  private readonly writable: Float64Array;
+  private readonly tokens: (T | undefined)[];
+  private readonly outSpans: (readonly DmaSpan[] | undefined)[];
+  private readonly inSpans: (readonly DmaSpan[] | undefined)[];
+  private readonly tables: (DmaBuffer | undefined)[];
+  private inFlightCount = 0;
+  /** Next avail.idx to publish, and the one published last. */
+  private availIdx = 0;
+  private publishedIdx = 0;
+  private lastUsed = 0;
+  /** Heads added since the last publish. */
+  private readonly pending: Uint16Array;
+  private pendingCount = 0;
+  /** Descriptor table entries written since the last publish, [lo, hi] (lo > hi: none). */
+  private dirtyLo: number;
+  private dirtyHi = -1;
+  private suppressed = false;
+  /** The last async ring operation; the next one starts after it. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The zeroed rings still have to reach the device (done by the first publish). */
+  private initialFlush = true;
+
+  /** Throws UsageError for a bad size; DmaMemory errors when it cannot allocate the rings. */
+  constructor(options: SplitQueueDriverOptions) {
+    const { index, size, dma } = options;
+    if (!(Number.isInteger(size) && size >= 1 && size <= VIRTQ_MAX_SIZE && (size & (size - 1)) === 0)) {
+      throw new UsageError(`queue ${index}: size ${size} is not a power of two in 1..${VIRTQ_MAX_SIZE}`);
+    }
+    this.index = index;
+    this.size = size;
+    this.dma = dma;
+    this.eventIdx = options.eventIdx;
+    this.indirect = options.indirect;
+    this.mask = size - 1;
+    if (options.legacy) {
+      const area = dma.alloc(legacyRingSize(size, VIRTIO_PCI_VRING_ALIGN), VIRTIO_PCI_VRING_ALIGN);
+      this.allocations = [area];
+      this.desc = part(area, 0, descTableSize(size));
+      this.avail = part(area, descTableSize(size), availRingSize(size));
+      this.used = part(area, legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN), usedRingSize(size));
+      this.legacyAreaAddr = area.addr;
+    } else {
+      const d = dma.alloc(descTableSize(size), VIRTQ_DESC_ALIGN);
+      const a = dma.alloc(availRingSize(size), VIRTQ_AVAIL_ALIGN);
+      const u = dma.alloc(usedRingSize(size), VIRTQ_USED_ALIGN);
+      this.allocations = [d, a, u];
+      this.desc = part(d, 0, descTableSize(size));
+      this.avail = part(a, 0, availRingSize(size));
+      this.used = part(u, 0, usedRingSize(size));
+      this.legacyAreaAddr = undefined;
+    }
+    // 2.7.10: the driver initialises the rings (used flags 0 included).
+    for (const buffer of this.allocations) buffer.bytes.fill(0);
+    this.descAddr = this.desc.addr;
+    this.availAddr = this.avail.addr;
+    this.usedAddr = this.used.addr;
+    this.freeIds = new Uint16Array(size);
+    for (let i = 0; i < size; i++) this.freeIds[i] = size - 1 - i;
+    this.freeCount = size;
+    this.nextId = new Uint16Array(size);
+    this.chainDescs = new Uint16Array(size);
+    this.writable = new Float64Array(size);
+    this.tokens = new Array<T | undefined>(size).fill(undefined);
+    this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
+    this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
+    this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
+    this.pending = new Uint16Array(size);
+    this.dirtyLo = size;
+  }
+
+  /** Descriptors free for new chains. */
+  get numFree(): number {
+    return this.freeCount;
+  }
+
+  /** Chains added and not yet reaped. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /**
+   * Put a chain of device-readable `out` then device-writable `inn` buffers in the ring (visible
+   * to the device after publish()). Returns its head id. Throws QueueFullError when too few
+   * descriptors are free, UsageError for a chain the spec forbids (empty, more buffers than the
+   * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
+   */
+  add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    const n = out.length + inn.length;
+    if (n === 0 || n > this.size) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.size})`);
+    let writable = 0;
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const span = k < out.length ? out[k]! : inn[k - out.length]!;
+      if (!(Number.isSafeInteger(span.addr) && span.addr >= 0 && Number.isInteger(span.len) && span.len >= 0 && span.len <= U32_MAX)) {
+        throw new UsageError(`queue ${this.index}: bad buffer [${span.addr}, +${span.len})`);
+      }
+      total += span.len;
+      if (k >= out.length) writable += span.len;
+    }
+    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
+    const useTable = this.indirect && n > 1 && n > this.freeCount;
+    const needed = useTable ? 1 : n;
+    if (needed > this.freeCount) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeCount} free`);
+
+    let head: number;
+    if (useTable) {
+      const table = this.dma.alloc(n * VIRTQ_DESC_SIZE, VIRTQ_DESC_ALIGN);
+      const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
+      for (let k = 0; k < n; k++) {
+        const last = k === n - 1;
+        const span = k < out.length ? out[k]! : inn[k - out.length]!;
+        const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+        writeDesc(dv, k * VIRTQ_DESC_SIZE, span.addr, span.len, flags, last ? 0 : k + 1);
+      }
+      head = this.takeId();
+      this.writeRingDesc(head, table.addr, n * VIRTQ_DESC_SIZE, VIRTQ_DESC_F_INDIRECT, 0);
+      this.tables[head] = table;
+      this.chainDescs[head] = 1;
+    } else {
+      head = this.takeId();
+      let id = head;
+      for (let k = 0; k < n; k++) {
+        const last = k === n - 1;
+        const next = last ? 0 : this.takeId();
+        const span = k < out.length ? out[k]! : inn[k - out.length]!;
+        const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+        this.writeRingDesc(id, span.addr, span.len, flags, next);
+        this.nextId[id] = next;
+        id = next;
+      }
+      this.chainDescs[head] = n;
+    }
+    this.writable[head] = writable;
+    this.tokens[head] = token;
+    this.outSpans[head] = out;
+    this.inSpans[head] = inn;
+    this.inFlightCount++;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_RING + (this.availIdx & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, head, true);
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.pending[this.pendingCount++] = head;
+    return head;
+  }
+
+  /**
+   * Make the chains added since the last call visible to the device: flush their readable buffers,
+   * indirect tables and descriptors, the avail ring entries, then avail.idx (2.7.13: the ring is
+   * complete before idx moves). Resolves whether the device wants a notification
+   * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX).
+   */
+  publish(): Promise<boolean> {
+    return this.serial(() => this.publishNow());
+  }
+
+  private async publishNow(): Promise<boolean> {
+    const flushes: Promise<void>[] = [];
+    if (this.initialFlush) {
+      for (const buffer of this.allocations) flushes.push(this.dma.flush(buffer.addr, buffer.bytes.byteLength));
+      this.initialFlush = false;
+    }
+    for (let p = 0; p < this.pendingCount; p++) {
+      const head = this.pending[p]!;
+      for (const span of this.outSpans[head]!) if (span.len > 0) flushes.push(this.dma.flush(span.addr, span.len));
+      const table = this.tables[head];
+      if (table !== undefined) flushes.push(this.dma.flush(table.addr, table.bytes.byteLength));
+    }
+    if (this.dirtyLo <= this.dirtyHi) {
+      flushes.push(this.dma.flush(this.desc.addr + this.dirtyLo * VIRTQ_DESC_SIZE, (this.dirtyHi - this.dirtyLo + 1) * VIRTQ_DESC_SIZE));
+    }
+    const added = (this.availIdx - this.publishedIdx) & 0xffff;
+    this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) => flushes.push(this.dma.flush(addr, len)));
+    // Taken before the first await: chains added meanwhile belong to the next publish.
+    const old = this.publishedIdx;
+    const target = this.availIdx;
+    this.publishedIdx = target;
+    this.pendingCount = 0;
+    this.dirtyLo = this.size;
+    this.dirtyHi = -1;
+    await Promise.all(flushes);
+    if (added === 0) return false;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
+    await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
+    if (this.eventIdx) {
+      const at = VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE;
+      await this.dma.refresh(this.used.addr + at, 2);
+      return vringNeedEvent(this.used.dv.getUint16(at, true), target, old);
+    }
+    await this.dma.refresh(this.used.addr + VIRTQ_USED_FLAGS, 2);
+    return (this.used.dv.getUint16(VIRTQ_USED_FLAGS, true) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+  }
+
+  /**
+   * Take every used element the device returned since the last call, or none: each must name a
+   * chain in flight (ERR_DEVICE_USED_ID) with len at most its writable bytes (ERR_DEVICE_USED_LEN),
+   * and used.idx may not move past the chains in flight (ERR_DEVICE_USED_INDEX). On such a
+   * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
+   */
+  reap(): Promise<UsedBuffer<T>[]> {
+    return this.serial(() => this.reapNow());
+  }
+
+  private async reapNow(): Promise<UsedBuffer<T>[]> {
+    await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    const usedIdx = this.used.dv.getUint16(VIRTQ_USED_IDX, true);
+    const n = (usedIdx - this.lastUsed) & 0xffff;
+    if (n === 0) return [];
+    if (n > this.inFlightCount) throw this.fault('ERR_DEVICE_USED_INDEX', `used idx moved from ${this.lastUsed} to ${usedIdx} with ${this.inFlightCount} chains in flight`);
+    const refreshes: Promise<void>[] = [];
+    this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
+    await Promise.all(refreshes);
+    this.validateUsed(n);
+    const out: UsedBuffer<T>[] = [];
+    refreshes.length = 0;
+    for (let k = 0; k < n; k++) {
+      const elem = this.usedElem(this.lastUsed);
+      const id = this.used.dv.getUint32(elem, true);
+      const len = this.used.dv.getUint32(elem + 4, true);
+      let left = len;
+      for (const span of this.inSpans[id]!) {
+        if (left === 0) break;
+        const m = Math.min(left, span.len);
+        if (m > 0) refreshes.push(this.dma.refresh(span.addr, m));
+        left -= m;
+      }
+      out.push({ token: this.tokens[id]!, len });
+      this.release(id);
+      this.lastUsed = (this.lastUsed + 1) & 0xffff;
+    }
+    if (this.eventIdx) refreshes.push(this.writeUsedEvent());
+    await Promise.all(refreshes);
+    return out;
+  }
+
+  /**
+   * Ask the device not to interrupt for used buffers (true) or to interrupt again (false):
+   * VIRTQ_AVAIL_F_NO_INTERRUPT, or with EVENT_IDX a used_event the device has already passed.
+   * Advisory (2.7.7): the driver still handles interrupts that come anyway.
+   */
+  setInterruptSuppression(enabled: boolean): Promise<void> {
+    return this.serial(async () => {
+      this.suppressed = enabled;
+      if (this.eventIdx) return this.writeUsedEvent();
+      this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
+      await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2);
+    });
+  }
+
+  /**
+   * After a device reset: forget every chain in flight, free its descriptors and indirect table,
+   * and return their tokens (so the caller can fail the requests). Published indices start again at 0.
+   */
+  detachUnused(): T[] {
+    const tokens: T[] = [];
+    for (let head = 0; head < this.size; head++) {
+      if (this.chainDescs[head] === 0) continue;
+      tokens.push(this.tokens[head]!);
+      this.release(head);
+    }
+    this.availIdx = this.publishedIdx = this.lastUsed = 0;
+    this.pendingCount = 0;
+    for (const buffer of this.allocations) buffer.bytes.fill(0);
+    this.initialFlush = true;
+    return tokens;
+  }
+
+  /** Return the ring memory to the DMA allocator; the queue is unusable afterwards. */
+  destroy(): void {
+    this.detachUnused();
+    for (const buffer of this.allocations) this.dma.free(buffer);
+  }
+
+  /** Run `op` after every earlier publish/reap/suppression change has finished: they share ring state across awaits. */
+  private serial<R>(op: () => Promise<R>): Promise<R> {
+    const result = this.tail.then(op);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** First pass of reap(): check all n new used elements before taking any. */
+  private validateUsed(n: number): void {
+    const seen = new Set<number>();
+    for (let k = 0, i = this.lastUsed; k < n; k++, i = (i + 1) & 0xffff) {
+      const elem = this.usedElem(i);
+      const id = this.used.dv.getUint32(elem, true);
+      const len = this.used.dv.getUint32(elem + 4, true);
+      if (id >= this.size || this.chainDescs[id] === 0 || seen.has(id)) {
+        throw this.fault('ERR_DEVICE_USED_ID', `used ring entry ${i} names id ${id}, which is not in flight`);
+      }
+      if (len > this.writable[id]!) throw this.fault('ERR_DEVICE_USED_LEN', `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`);
+      seen.add(id);
+    }
+  }
+
+  private usedElem(i: number): number {
+    return VIRTQ_USED_RING + (i & this.mask) * VIRTQ_USED_ELEM_SIZE;
+  }
+
+  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. */
+  private async writeUsedEvent(): Promise<void> {
+    const at = VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE;
+    this.avail.dv.setUint16(at, (this.suppressed ? this.lastUsed - 1 : this.lastUsed) & 0xffff, true);
+    await this.dma.flush(this.avail.addr + at, 2);
+  }
+
+  /** Free chain `head`: its descriptors, its indirect table, its references. */
+  private release(head: number): void {
+    let id = head;
+    for (let k = this.chainDescs[head]!; k > 0; k--) {
+      this.freeIds[this.freeCount++] = id;
+      id = this.nextId[id]!;
+    }
+    this.chainDescs[head] = 0;
+    const table = this.tables[head];
+    if (table !== undefined) this.dma.free(table);
+    this.tables[head] = undefined;
+    this.tokens[head] = undefined;
+    this.outSpans[head] = undefined;
+    this.inSpans[head] = undefined;
+    this.inFlightCount--;
+  }
+
+  private takeId(): number {
+    return this.freeIds[--this.freeCount]!;
+  }
+
+  private writeRingDesc(id: number, addr: number, len: number, flags: number, next: number): void {
+    writeDesc(this.desc.dv, id * VIRTQ_DESC_SIZE, addr, len, flags, next);
+    if (id < this.dirtyLo) this.dirtyLo = id;
+    if (id > this.dirtyHi) this.dirtyHi = id;
+  }
+
+  /** The byte ranges of `count` ring entries from free-running index `from` (one, or two when wrapping). */
+  private ringRanges(ring: number, elemSize: number, from: number, count: number, each: (addr: number, len: number) => void): void {
+    if (count === 0) return;
+    const first = from & this.mask;
+    const head = Math.min(count, this.size - first);
+    each(ring + first * elemSize, head * elemSize);
+    if (count > head) each(ring, (count - head) * elemSize);
+  }
+
+  private fault(code: DeviceFaultCode, message: string): DeviceFaultError {
+    return new DeviceFaultError(code, `queue ${this.index}: ${message}`);
+  }
+}
+
+function writeDesc(dv: DataView, at: number, addr: number, len: number, flags: number, next: number): void {
+  const [lo, hi] = splitU64(addr);
+  dv.setUint32(at + VIRTQ_DESC_ADDR, lo, true);
+  dv.setUint32(at + VIRTQ_DESC_ADDR + 4, hi, true);
+  dv.setUint32(at + VIRTQ_DESC_LEN, len, true);
+  dv.setUint16(at + VIRTQ_DESC_FLAGS, flags, true);
+  dv.setUint16(at + VIRTQ_DESC_NEXT, next, true);
+}
