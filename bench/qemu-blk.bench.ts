@@ -9,6 +9,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BlkDriver } from '../src/driver/blk/blk-driver.js';
+import { bdf } from '../src/driver/pci-bus.js';
 import { QtestPciBus } from '../src/platform/qtest/qtest-pci-bus.js';
 import { b64readCommand, readCommand } from '../src/platform/qtest/qtest-protocol.js';
 
@@ -30,7 +32,7 @@ async function timePer(units: number, step: () => Promise<void>): Promise<number
 }
 
 function row(cells: Array<string | number>): string {
-  return cells.map((c, i) => (i === 0 ? String(c).padEnd(34) : String(c).padStart(14))).join('');
+  return cells.map((c, i) => (i === 0 ? String(c).padEnd(34) : String(c).padStart(16))).join('');
 }
 
 async function socketFigures(bus: QtestPciBus): Promise<void> {
@@ -55,6 +57,38 @@ async function socketFigures(bus: QtestPciBus): Promise<void> {
   }
 }
 
+/** Reads of `size` bytes, `perNotify` per batch (one submission round, one notify), spread over the disk. */
+async function blkFigures(bus: QtestPciBus): Promise<void> {
+  const blk = await BlkDriver.open(bus, bdf(0, 4, 0));
+  try {
+    console.log(row(['virtio-blk read', 'µs / request', 'MB/s', 'cmds / request']));
+    for (const size of [4096, 65536]) {
+      for (const perNotify of [1, 8, 32]) {
+        const buffers = Array.from({ length: perNotify }, () => bus.dma.alloc(size, 4096));
+        const sectors = size / 512;
+        let next = 0;
+        const before = bus.qemu.client.commandsSent;
+        let requests = 0;
+        const us = await timePer(perNotify, async () => {
+          await blk.batch(
+            buffers.map((b) => {
+              const sector = next;
+              next = (next + sectors) % (IMAGE_BYTES / 512 - sectors);
+              return { type: 'read' as const, sector, buffer: { addr: b.addr, len: size } };
+            }),
+          );
+          requests += perNotify;
+        });
+        const cmds = (bus.qemu.client.commandsSent - before) / requests;
+        console.log(row([`${size / 1024} KiB, ${perNotify} per notify`, us.toFixed(1), (size / us).toFixed(1), cmds.toFixed(1)]));
+        for (const b of buffers) bus.dma.free(b);
+      }
+    }
+  } finally {
+    await blk.close();
+  }
+}
+
 export async function run(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-bench-'));
   const image = join(dir, 'disk.img');
@@ -65,6 +99,8 @@ export async function run(): Promise<void> {
   });
   try {
     await socketFigures(bus);
+    console.log('');
+    await blkFigures(bus);
   } finally {
     await bus.close();
     await rm(dir, { recursive: true, force: true });
