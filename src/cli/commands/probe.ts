@@ -1,26 +1,32 @@
 /**
  * `virtio-ts probe --qemu "<-device string>"`: starts QEMU with that device and no guest, and shows
  * what our driver half makes of it: the lspci -vv style decode, the probe's decision, the offered
- * and negotiated features, and, for the device types we have drivers for, real data moved.
- * Works for any virtio device QEMU has, up to feature negotiation.
+ * and negotiated features, and, for the device types we have drivers for, real data moved and
+ * checked at the far end (the backend this command gave the device). Works for any virtio device
+ * QEMU has, up to feature negotiation.
  */
 
 import type { Command } from 'commander';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { formatBdf, type Bdf } from '../../driver/pci-bus.js';
+import { BlkDriver } from '../../driver/blk/blk-driver.js';
+import { VirtioNetDriver } from '../../driver/net/net-driver.js';
 import { readConfigSpace } from '../../driver/pci/config-space.js';
 import { formatLspci } from '../../driver/pci/lspci.js';
+import { RngDriver } from '../../driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../driver/virtio-driver.js';
 import { QtestPciBus } from '../../platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
 import { probe } from '../../transport/pci/probe.js';
-import { VIRTIO_BLK_FEATURE_NAMES } from '../../spec/blk.js';
+import { VIRTIO_BLK_FEATURE_NAMES, VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { VIRTIO_CONSOLE_FEATURE_NAMES } from '../../spec/console.js';
 import { decodeFeatures } from '../../spec/features.js';
-import { deviceTypeName, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET } from '../../spec/ids.js';
+import { deviceTypeName, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../../spec/ids.js';
 import { VIRTIO_NET_FEATURE_NAMES } from '../../spec/net.js';
 import { decodeStatus } from '../../spec/status.js';
 
@@ -31,6 +37,9 @@ const FEATURE_NAMES: ReadonlyMap<number, ReadonlyMap<number, string>> = new Map(
   [VIRTIO_ID_CONSOLE, VIRTIO_CONSOLE_FEATURE_NAMES],
 ]);
 
+const SCRATCH_IMAGE_BYTES = 1 << 20;
+const DATA_TIMEOUT_MS = 5000;
+
 interface ProbeCommandOptions {
   readonly qemu: string;
   readonly machine: string;
@@ -38,23 +47,58 @@ interface ProbeCommandOptions {
   readonly qemuArg: string[];
 }
 
-/** A -device string's properties, "virtio-blk-pci,drive=d0" -> model and a property lookup. */
+/** Far ends this command set up itself, so that data can be checked where it lands. */
+interface Backends {
+  /** The raw image behind a virtio-blk we gave a scratch drive. */
+  image?: string;
+  /** The host UDP socket behind a virtio-net we gave a `-netdev socket`, and QEMU's end of it. */
+  net?: { socket: UdpSocket; qemuPort: number };
+}
+
+type Print = (line: string) => void;
+
+/** A -device string's model and whether a property is given: "virtio-blk-pci,drive=d0". */
 function parseDevice(device: string): { model: string; has(prop: string): boolean } {
   const [model = '', ...props] = device.split(',');
   const names = new Set(props.map((p) => p.split('=')[0]));
   return { model, has: (prop) => names.has(prop) };
 }
 
+async function bindUdp(port = 0): Promise<UdpSocket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, '127.0.0.1', () => resolve());
+  });
+  return socket;
+}
+
+/** A UDP port free right now on 127.0.0.1 (for QEMU's end; it binds the port itself). */
+async function freeUdpPort(): Promise<number> {
+  const probeSocket = await bindUdp();
+  const { port } = probeSocket.address();
+  await new Promise<void>((resolve) => probeSocket.close(() => resolve()));
+  return port;
+}
+
 /**
- * QEMU arguments for the device, with the backend it cannot start without when the user gave none:
- * a scratch raw image for virtio-blk, a scratch directory for virtio-9p.
+ * QEMU arguments for the device, with a backend this command owns when the user gave none: a
+ * scratch raw image for virtio-blk, a host UDP socket for virtio-net, a scratch directory for
+ * virtio-9p (which cannot start without one).
  */
-async function deviceArgs(device: string, scratch: string): Promise<string[]> {
+async function deviceArgs(device: string, scratch: string, backends: Backends): Promise<string[]> {
   const d = parseDevice(device);
   if (d.model === 'virtio-blk-pci' && !d.has('drive')) {
-    const image = join(scratch, 'probe.img');
-    await writeFile(image, new Uint8Array(1 << 20));
-    return ['-drive', `if=none,id=probe-drive,file=${image},format=raw`, '-device', `${device},drive=probe-drive`];
+    backends.image = join(scratch, 'probe.img');
+    await writeFile(backends.image, new Uint8Array(SCRATCH_IMAGE_BYTES));
+    return ['-drive', `if=none,id=probe-drive,file=${backends.image},format=raw`, '-device', `${device},drive=probe-drive`];
+  }
+  if (d.model === 'virtio-net-pci' && !d.has('netdev')) {
+    const socket = await bindUdp();
+    const qemuPort = await freeUdpPort();
+    backends.net = { socket, qemuPort };
+    const netdev = `socket,id=probe-net,udp=127.0.0.1:${socket.address().port},localaddr=127.0.0.1:${qemuPort}`;
+    return ['-netdev', netdev, '-device', `${device},netdev=probe-net`];
   }
   if (d.model === 'virtio-9p-pci' && !d.has('fsdev')) {
     return ['-fsdev', `local,id=probe-fs,path=${scratch},security_model=none`, '-device', `${device},fsdev=probe-fs,mount_tag=probe`];
@@ -67,16 +111,92 @@ function machineOf(name: string): QemuMachine {
   return name;
 }
 
-/** Decode, probe and negotiate one virtio function; prints as it goes. */
-async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, print: (line: string) => void): Promise<void> {
+const hexBytes = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+
+/** Read 32 bytes of entropy. */
+async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean): Promise<string> {
+  const rng = await RngDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+  try {
+    return `read 32 bytes of entropy: ${hexBytes(await rng.read(32))}`;
+  } finally {
+    await rng.close();
+  }
+}
+
+/** Write a sector, read it back, and (with our scratch image) find it in the image file. */
+async function blkData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, image: string | undefined): Promise<string> {
+  const blk = await BlkDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+  try {
+    const sector = blk.capacity - 1;
+    const data = Uint8Array.from({ length: VIRTIO_BLK_SECTOR_SIZE }, (_, i) => (i * 13 + 1) & 0xff);
+    await blk.write(sector, data);
+    await blk.flush();
+    const back = await blk.read(sector, 1);
+    let where = 'read back through the driver: ' + (Buffer.compare(back, data) === 0 ? 'same bytes' : 'DIFFERENT bytes');
+    if (image !== undefined) {
+      const file = await open(image, 'r');
+      const onDisk = new Uint8Array(VIRTIO_BLK_SECTOR_SIZE);
+      await file.read(onDisk, 0, onDisk.length, sector * VIRTIO_BLK_SECTOR_SIZE);
+      await file.close();
+      where += `; in the image file: ${Buffer.compare(onDisk, data) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
+    }
+    return `capacity ${blk.capacity} sectors, id "${await blk.getId()}"; wrote sector ${sector}, ${where}`;
+  } finally {
+    await blk.close();
+  }
+}
+
+/** One frame each way between the driver and our host UDP socket. */
+async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend: Backends['net']): Promise<string> {
+  const net = await VirtioNetDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+  try {
+    const mac = net.mac;
+    if (backend === undefined) return `MAC ${hexBytes(mac)}; no host socket of ours behind it (netdev given), so no frames sent`;
+    const broadcast = new Uint8Array(6).fill(0xff);
+    // An Ethernet frame with the local experimental EtherType 0x88b5 and a recognisable payload.
+    const frame = (src: Uint8Array, dst: Uint8Array, text: string): Uint8Array =>
+      Uint8Array.from([...dst, ...src, 0x88, 0xb5, ...Buffer.from(text)]);
+    const out = frame(mac, broadcast, 'virtio-ts probe: driver to host');
+    const arrived = new Promise<Buffer>((resolve) => backend.socket.once('message', (msg) => resolve(msg)));
+    await net.send(out);
+    const got = await Promise.race([arrived, sleep(DATA_TIMEOUT_MS, undefined, { ref: false })]);
+    const sent = got !== undefined && Buffer.compare(got, out) === 0;
+    const inbound = frame(Uint8Array.from([0x02, 0, 0, 0, 0, 1]), mac, 'virtio-ts probe: host to driver');
+    backend.socket.send(inbound, backend.qemuPort, '127.0.0.1');
+    const received = await net.receive(DATA_TIMEOUT_MS).catch(() => undefined);
+    const recvOk = received !== undefined && Buffer.compare(received, inbound) === 0;
+    return `MAC ${hexBytes(mac)}; frame to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; frame from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
+  } finally {
+    await net.close();
+  }
+}
+
+/** Moves data through the driver for `type`, or says there is none. */
+function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean, backends: Backends): Promise<string> {
+  switch (type) {
+    case VIRTIO_ID_RNG:
+      return rngData(bus, fn, forceLegacy);
+    case VIRTIO_ID_BLOCK:
+      return blkData(bus, fn, forceLegacy, backends.image);
+    case VIRTIO_ID_NET:
+      return netData(bus, fn, forceLegacy, backends.net);
+    default:
+      return Promise.resolve(`no virtio-ts driver for ${deviceTypeName(type)}: stopped after feature negotiation`);
+  }
+}
+
+/** Decode, probe, negotiate and move data on one virtio function; prints as it goes. */
+async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backends: Backends, print: Print): Promise<void> {
   const decision = await probe(bus, fn, { forceLegacy });
+  const names = FEATURE_NAMES.get(decision.deviceType);
+  const driver = await VirtioDriver.open(bus, fn, { forceLegacy }).catch((err: unknown) => err as Error);
+  // Decoded after the driver has opened the function: BARs assigned, Interrupt Line filled in.
   print(formatLspci(fn, await readConfigSpace(bus, fn), decision.bars));
   print('');
-  const names = FEATURE_NAMES.get(decision.deviceType);
   print(`device type: ${decision.deviceType} (${deviceTypeName(decision.deviceType)})`);
-  print(`probe: ${decision.kind}: ${decision.explanation}`);
+  print(`probe: ${decision.explanation}`);
   for (const note of decision.notes) print(`  note: ${note}`);
-  const driver = await VirtioDriver.open(bus, fn, { forceLegacy });
+  if (driver instanceof Error) throw driver;
   try {
     print(`offered features: ${decodeFeatures(driver.deviceFeatures, names) || '(none)'}`);
     const accepted = await driver.negotiate(driver.deviceFeatures);
@@ -85,14 +205,16 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, pr
   } finally {
     await driver.close();
   }
+  print(`data: ${await moveData(bus, fn, decision.deviceType, forceLegacy, backends)}`);
 }
 
 async function runProbe(options: ProbeCommandOptions): Promise<void> {
   const machine = machineOf(options.machine);
   const scratch = await mkdtemp(join(tmpdir(), 'virtio-ts-probe-'));
-  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  const print: Print = (line) => void process.stdout.write(`${line}\n`);
+  const backends: Backends = {};
   try {
-    const args = [...(await deviceArgs(options.qemu, scratch)), ...options.qemuArg];
+    const args = [...(await deviceArgs(options.qemu, scratch, backends)), ...options.qemuArg];
     const bus = await QtestPciBus.launch({ machine, args });
     try {
       print(`QEMU -M ${machine} ${args.join(' ')}`);
@@ -100,7 +222,7 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
       if (functions.length === 0) throw new UsageError(`no virtio PCI function found for -device ${options.qemu}`);
       for (const fn of functions) {
         print('');
-        await probeFunction(bus, fn, options.forceLegacy ?? false, print).catch((err: unknown) => {
+        await probeFunction(bus, fn, options.forceLegacy ?? false, backends, print).catch((err: unknown) => {
           print(`${formatBdf(fn)}: ${err instanceof Error ? err.message : String(err)}`);
           process.exitCode = 1;
         });
@@ -109,6 +231,7 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
       await bus.close();
     }
   } finally {
+    backends.net?.socket.close();
     await rm(scratch, { recursive: true, force: true });
   }
 }
@@ -117,7 +240,7 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
 export function register(program: Command): void {
   program
     .command('probe')
-    .description("start QEMU with one virtio device and show what our driver half makes of it (decode, probe decision, features)")
+    .description('start QEMU with one virtio device and show what our driver half makes of it: decode, probe decision, features, data')
     .requiredOption('--qemu <device>', 'a QEMU -device string, e.g. "virtio-net-pci,disable-legacy=on"')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
     .option('--force-legacy', 'use the legacy interface of a transitional device')
