@@ -329,7 +329,7 @@ export class BlkDevice implements VirtioDevice {
     }
     let request: BlkRequest;
     try {
-      request = parseBlkRequest(chain, this.limits);
+      request = parseBlkRequest(chain, this.limits, this.host!.memory);
     } catch (err) {
       if (!(err instanceof BlkRequestError)) {
         this.fail(err);

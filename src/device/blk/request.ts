@@ -6,7 +6,7 @@
  */
 
 import { RequestShapeError } from '../../errors.js';
-import { joinU64 } from '../../memory/guest-memory.js';
+import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
 import {
   VIRTIO_BLK_DWZ_FLAGS,
   VIRTIO_BLK_DWZ_NUM_SECTORS,
@@ -103,14 +103,23 @@ const headerView = new DataView(header.buffer);
  * Parse the chain as a virtio-blk request. Throws BlkRequestError when the shape or range is wrong;
  * the caller has already found the status byte ({@link statusAddress}).
  */
-export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits): BlkRequest {
+export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memory: GuestMemory): BlkRequest {
   if (chain.readableBytes < VIRTIO_BLK_REQ_HDR_SIZE) {
     throw new BlkRequestError('header-short', `${chain.readableBytes} readable bytes, the header needs ${VIRTIO_BLK_REQ_HDR_SIZE}`);
   }
-  readChain(chain, 0, header);
-  const type = headerView.getUint32(VIRTIO_BLK_REQ_TYPE, true);
-  // Exact below 2^53; anything larger still fails the capacity check.
-  const sector = joinU64(headerView.getUint32(VIRTIO_BLK_REQ_SECTOR, true), headerView.getUint32(VIRTIO_BLK_REQ_SECTOR + 4, true));
+  let type: number;
+  let sector: number;
+  if (chain.len(0) >= VIRTIO_BLK_REQ_HDR_SIZE) {
+    // The usual layout (the header in one buffer): read the fields in place.
+    const at = chain.addr(0);
+    type = memory.read32(at + VIRTIO_BLK_REQ_TYPE);
+    sector = joinU64(memory.read32(at + VIRTIO_BLK_REQ_SECTOR), memory.read32(at + VIRTIO_BLK_REQ_SECTOR + 4));
+  } else {
+    readChain(chain, 0, header);
+    type = headerView.getUint32(VIRTIO_BLK_REQ_TYPE, true);
+    // Exact below 2^53; anything larger still fails the capacity check.
+    sector = joinU64(headerView.getUint32(VIRTIO_BLK_REQ_SECTOR, true), headerView.getUint32(VIRTIO_BLK_REQ_SECTOR + 4, true));
+  }
   const dataOut = chain.readableBytes - VIRTIO_BLK_REQ_HDR_SIZE;
   const dataIn = chain.writableBytes - 1;
 

@@ -37,6 +37,7 @@ import {
   VIRTIO_BLK_F_WRITE_ZEROES,
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_REQ_HDR_SIZE,
+  VIRTIO_BLK_REQ_RESERVED,
   VIRTIO_BLK_REQ_SECTOR,
   VIRTIO_BLK_REQ_TYPE,
   VIRTIO_BLK_S_OK,
@@ -209,7 +210,6 @@ export class BlkDriver {
   async read(sector: number, count: number): Promise<Uint8Array> {
     return this.withBounce(count * VIRTIO_BLK_SECTOR_SIZE, async (buf) => {
       await this.batch([{ type: 'read', sector, buffer: span(buf) }]);
-      await this.dma.refresh(buf.addr, buf.bytes.byteLength);
       return buf.bytes.slice();
     });
   }
@@ -241,7 +241,6 @@ export class BlkDriver {
   async getId(): Promise<string> {
     return this.withBounce(VIRTIO_BLK_ID_BYTES, async (buf) => {
       await this.batch([{ type: 'getId', buffer: span(buf) }]);
-      await this.dma.refresh(buf.addr, VIRTIO_BLK_ID_BYTES);
       const end = buf.bytes.indexOf(0);
       return String.fromCharCode(...buf.bytes.subarray(0, end < 0 ? VIRTIO_BLK_ID_BYTES : end));
     });
@@ -303,7 +302,6 @@ export class BlkDriver {
 
   /** Put waiting requests in the ring while slots and descriptors last, then notify once. */
   private async submitRound(): Promise<void> {
-    const flushes: Promise<void>[] = [];
     let submitted = 0;
     while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
       const queued = this.backlog[this.backlogHead]!;
@@ -313,9 +311,6 @@ export class BlkDriver {
       this.freeSlots.pop();
       this.backlogHead++;
       this.slotOps[slot] = queued;
-      const base = this.slots.addr + slot * SLOT_SIZE;
-      flushes.push(this.dma.flush(base, SLOT_SIZE));
-      if (queued.op.type === 'write') flushes.push(this.dma.flush(queued.op.buffer.addr, queued.op.buffer.len));
       this.queue.submit(out, inn, slot);
       this.inFlight++;
       submitted++;
@@ -324,9 +319,9 @@ export class BlkDriver {
       this.backlog.length = 0;
       this.backlogHead = 0;
     }
-    if (submitted === 0) return;
-    await Promise.all(flushes);
-    await this.queue.kick();
+    // The ring flushes device-readable buffers before it publishes them, and refreshes the
+    // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
+    if (submitted > 0) await this.queue.kick();
   }
 
   /** Write the request header (and segment) into the slot and return the chain's buffers. */
@@ -336,30 +331,23 @@ export class BlkDriver {
     const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
     const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
     const v = this.slotView;
-    const setHeader = (type: number, sector: number): void => {
-      const [lo, hi] = splitU64(sector);
-      v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_TYPE, type, true);
-      v.setUint32(base + SLOT_HDR + 4, 0, true); // reserved
-      v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo, true);
-      v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
-    };
     v.setUint8(base + SLOT_STATUS, 0xff); // not a status the device sends: a missing answer shows
     switch (op.type) {
       case 'read':
-        setHeader(VIRTIO_BLK_T_IN, op.sector);
+        this.setHeader(base, VIRTIO_BLK_T_IN, op.sector);
         return { out: [hdr], inn: [...this.segments(op.buffer), status] };
       case 'write':
-        setHeader(VIRTIO_BLK_T_OUT, op.sector);
+        this.setHeader(base, VIRTIO_BLK_T_OUT, op.sector);
         return { out: [hdr, ...this.segments(op.buffer)], inn: [status] };
       case 'flush':
-        setHeader(VIRTIO_BLK_T_FLUSH, 0);
+        this.setHeader(base, VIRTIO_BLK_T_FLUSH, 0);
         return { out: [hdr], inn: [status] };
       case 'getId':
-        setHeader(VIRTIO_BLK_T_GET_ID, 0);
+        this.setHeader(base, VIRTIO_BLK_T_GET_ID, 0);
         return { out: [hdr], inn: [{ addr: op.buffer.addr, len: VIRTIO_BLK_ID_BYTES }, status] };
       case 'discard':
       case 'writeZeroes': {
-        setHeader(op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
+        this.setHeader(base, op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
         const [lo, hi] = splitU64(op.sector);
         const seg = base + SLOT_SEG;
         v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR, lo, true);
@@ -369,6 +357,16 @@ export class BlkDriver {
         return { out: [hdr, { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE }], inn: [status] };
       }
     }
+  }
+
+  /** struct virtio_blk_req header at slot offset `base`. */
+  private setHeader(base: number, type: number, sector: number): void {
+    const v = this.slotView;
+    const [lo, hi] = splitU64(sector);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_TYPE, type, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_RESERVED, 0, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
   }
 
   /** A data buffer as descriptors of at most size_max bytes each. */
@@ -395,13 +393,6 @@ export class BlkDriver {
     try {
       while (this.inFlight > 0) {
         const used = await this.queue.waitUsed();
-        const refreshes: Promise<void>[] = [];
-        for (const { token } of used) {
-          const op = this.slotOps[token]!.op;
-          refreshes.push(this.dma.refresh(this.slots.addr + token * SLOT_SIZE + SLOT_STATUS, 1));
-          if (op.type === 'read') refreshes.push(this.dma.refresh(op.buffer.addr, op.buffer.len));
-        }
-        await Promise.all(refreshes);
         for (const { token } of used) this.complete(token);
         if (this.backlogHead < this.backlog.length) await this.submitBacklog();
       }

@@ -60,7 +60,6 @@ export class RngDriver {
 
   private async readNow(n: number): Promise<Uint8Array> {
     const out = new Uint8Array(n);
-    const dma = this.virtio.bus.dma;
     const buf = this.buffer;
     let got = 0;
     // Each round yields at least one byte or throws (an empty answer is refused below), so this ends.
@@ -70,7 +69,7 @@ export class RngDriver {
       await this.queue.kick();
       const [done] = await this.queue.waitUsed();
       if (!done || done.len === 0) throw new DeviceFaultError('ERR_DEVICE_USED_LEN', 'virtio-rng: the device returned a buffer with no bytes (5.4.6.1 asks for at least one)');
-      await dma.refresh(buf.addr, done.len);
+      // The ring refreshed the bytes the device wrote (up to the used len) from a remote bus.
       out.set(buf.bytes.subarray(0, done.len), got);
       got += done.len;
     }
