@@ -23,7 +23,11 @@ export interface DescriptorChain {
 export interface DeviceQueue {
   readonly index: number;
   readonly size: number;
-  /** The next available chain, or null when the ring is empty. Throws QueueFaultError on a guest fault. */
+  /**
+   * The next available chain, or null when the ring is empty. Throws QueueFaultError on a guest fault.
+   * The chain belongs to the caller until `pushUsed(chain.head, …)`; after that the queue may reuse
+   * the object, so don't keep it. Any number of chains may be held at once (asynchronous devices).
+   */
   pop(): DescriptorChain | null;
   /** Put a used element: `head` from a popped chain, `len` bytes written into its writable buffers. */
   pushUsed(head: number, len: number): void;
