@@ -1,0 +1,118 @@
+/**
+ * Our virtio-net driver against QEMU's virtio-net-pci, modern-only and transitional (through the
+ * modern interface), on pc and q35. Each device's backend is a `-netdev socket` in UDP mode whose far
+ * end is a socket this test owns: frames our driver sends must arrive there intact and in order, and
+ * frames the test sends from there must come out of our driver intact. The MAC is QEMU's `mac=`.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { after } from 'node:test';
+import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
+import { launch, MACHINES, slotBdf } from './qemu-fixture.js';
+
+const MODES = [
+  { slot: 4, name: 'modern-only', props: 'disable-legacy=on' },
+  { slot: 5, name: 'transitional, modern interface', props: 'disable-legacy=off' },
+] as const;
+const FRAMES = 16;
+const WAIT_MS = 5000;
+const ETHERTYPE_EXPERIMENTAL = [0x88, 0xb5];
+
+async function udpSocket(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve());
+  });
+  after(() => socket.close());
+  return socket;
+}
+
+/** A port free right now, for QEMU's end (QEMU binds it itself). */
+async function freePort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+function macOf(slot: number): Uint8Array {
+  return Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, slot]);
+}
+
+function frame(dst: Uint8Array, src: Uint8Array, n: number, len: number): Uint8Array {
+  const f = new Uint8Array(len);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f.set(ETHERTYPE_EXPERIMENTAL, 12);
+  for (let i = 14; i < len; i++) f[i] = (i + n * 31) & 0xff;
+  return f;
+}
+
+/** The next `count` datagrams to `socket`, or a rejection after WAIT_MS. */
+function datagrams(socket: Socket, count: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.off('message', onMessage);
+      reject(new Error(`${got.length} of ${count} frames arrived at the host socket within ${WAIT_MS} ms`));
+    }, WAIT_MS);
+    const onMessage = (msg: Buffer): void => {
+      got.push(msg);
+      if (got.length < count) return;
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      resolve(got);
+    };
+    socket.on('message', onMessage);
+  });
+}
+
+for (const machine of MACHINES) {
+  test(`-M ${machine}: virtio-net-pci frames reach, and come from, a host socket`, async (t) => {
+    const ends = new Map<number, { host: Socket; qemuPort: number }>();
+    const args: string[] = [];
+    for (const m of MODES) {
+      const host = await udpSocket();
+      const qemuPort = await freePort();
+      ends.set(m.slot, { host, qemuPort });
+      const mac = [...macOf(m.slot)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+      args.push('-netdev', `socket,id=n${m.slot},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`);
+      args.push('-device', `virtio-net-pci,netdev=n${m.slot},mac=${mac},addr=0x${m.slot.toString(16)},${m.props}`);
+    }
+    const bus = await launch({ machine, args });
+    for (const m of MODES) {
+      await t.test(m.name, async (t) => {
+        const { host, qemuPort } = ends.get(m.slot)!;
+        const net = await VirtioNetDriver.open(bus, slotBdf(m.slot));
+        try {
+          assert.equal(net.core.probe.kind, 'modern');
+          const mac = macOf(m.slot);
+          const peer = Uint8Array.from([0x02, 0, 0, 0, 0, 0x99]);
+          await t.test("the MAC is QEMU's and the link is up", async () => {
+            assert.deepEqual(net.mac, mac);
+            assert.equal(await net.linkUp(), true);
+          });
+          await t.test(`${FRAMES} frames from the driver arrive at the host socket intact, in order`, async () => {
+            const sent = Array.from({ length: FRAMES }, (_, n) => frame(peer, mac, n, 60 + n * 97));
+            const arriving = datagrams(host, FRAMES);
+            for (const f of sent) await net.send(f);
+            assert.deepEqual((await arriving).map((b) => [...b]), sent.map((f) => [...f]));
+          });
+          await t.test(`${FRAMES} frames from the host socket come out of the driver intact, in order`, async () => {
+            const sent = Array.from({ length: FRAMES }, (_, n) => frame(mac, peer, n + 100, 60 + n * 89));
+            for (const f of sent) host.send(f, qemuPort, '127.0.0.1');
+            const received: Uint8Array[] = [];
+            for (let n = 0; n < FRAMES; n++) received.push(await net.receive(WAIT_MS));
+            assert.deepEqual(received.map((f) => [...f]), sent.map((f) => [...f]));
+          });
+        } finally {
+          await net.close();
+        }
+      });
+    }
+  });
+}
