@@ -76,7 +76,8 @@ interface RingArea {
  * Chain lifetime: the chain `pop()` returns belongs to the device model until it calls
  * `pushUsed(chain.head, len)`; from then on the queue reuses the object for a later chain, so the
  * model must not keep it. An asynchronous device may hold any number of chains at once. Chain
- * objects are pooled, so in the steady state neither `pop()` nor `pushUsed()` allocates.
+ * objects are pooled, so in the steady state neither `pop()` nor `pushUsed()` allocates (except
+ * one zero-copy view per indirect table).
  *
  * Limits (spec 2.7.5.3.1, "a driver MUST NOT create a descriptor chain longer than the Queue
  * Size"): a chain holds at most `size` buffers, an indirect table at most `size` descriptors,
@@ -265,6 +266,8 @@ export class SplitQueue implements DeviceQueue {
     let readable = 0;
     let readableBytes = 0;
     let writableBytes = 0;
+    let addrs = chain.addrs;
+    let lens = chain.lens;
     for (;;) {
       if (budget === 0) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} visits more than ${entries} descriptors (a loop)`);
       budget--;
@@ -293,7 +296,9 @@ export class SplitQueue implements DeviceQueue {
         i = 0;
         continue;
       }
-      if (!this.inside(addr, len)) throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
+      if (!this.inside(addr, len)) {
+        throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
+      }
       if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
         writableBytes += len;
       } else {
@@ -302,9 +307,13 @@ export class SplitQueue implements DeviceQueue {
         readableBytes += len;
       }
       if (count === size) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} has more than ${size} buffers`);
-      if (count === chain.lens.length) chain.grow();
-      chain.addrs[count] = addr;
-      chain.lens[count] = len;
+      if (count === lens.length) {
+        chain.grow();
+        addrs = chain.addrs;
+        lens = chain.lens;
+      }
+      addrs[count] = addr;
+      lens[count] = len;
       count++;
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
       i = dv.getUint16(off + VIRTQ_DESC_NEXT, true);
