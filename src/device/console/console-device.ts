@@ -239,25 +239,29 @@ export class VirtioConsoleDevice implements VirtioDevice {
     const q = this.queues[consoleRxQueueIndex(id)];
     if (!this.active || !port.guestOpen || !q) return;
     let used = 0;
-    for (let n = 0; n < q.size && port.waiting; n++) {
-      const chain = q.pop();
-      if (!chain) break;
-      used++;
-      if (chain.readable !== 0 || chain.writableBytes === 0) {
-        this.stats.badChains++;
-        q.pushUsed(chain.head, 0);
-        continue;
+    // Two passes at most: the second catches buffers added just before notifications were enabled.
+    for (let pass = 0; pass < 2 && port.waiting; pass++) {
+      for (let n = 0; n < q.size && port.waiting; n++) {
+        const chain = q.pop();
+        if (!chain) break;
+        used++;
+        if (chain.readable !== 0 || chain.writableBytes === 0) {
+          this.stats.badChains++;
+          q.pushUsed(chain.head, 0);
+          continue;
+        }
+        const bytes = port.waiting;
+        const take = Math.min(bytes.byteLength, chain.writableBytes);
+        writeChain(chain, 0, bytes.subarray(0, take));
+        q.pushUsed(chain.head, take);
+        this.stats.rxBytes += take;
+        port.consumed(take);
       }
-      const bytes = port.waiting;
-      const take = Math.min(bytes.byteLength, chain.writableBytes);
-      writeChain(chain, 0, bytes.subarray(0, take));
-      q.pushUsed(chain.head, take);
-      this.stats.rxBytes += take;
-      port.consumed(take);
+      // Hear about new receive buffers only while bytes are waiting for them.
+      q.setNotification(port.waiting !== undefined);
+      if (!q.hasAvailable()) break;
     }
     if (used > 0) this.host?.usedBuffers(q.index);
-    // Hear about new receive buffers only while bytes are waiting for them.
-    q.setNotification(port.waiting !== undefined);
   }
 
   // ---- guest -> host ----

@@ -1,0 +1,457 @@
+/**
+ * The virtio-console driver (spec 5.3) on the VirtioDriver core: console size, emergency write, and
+ * with VIRTIO_CONSOLE_F_MULTIPORT the control-queue handshake (DEVICE_READY, then PORT_READY for each
+ * DEVICE_ADD) that tells it port names, console ports and whether the host end is open.
+ * Received bytes stay in their receive buffers until read, so a slow reader holds the device back
+ * (and the device holds its host stream back) instead of losing bytes.
+ */
+
+import { DeviceFaultError, UsageError } from '../../errors.js';
+import { featureSet, hasFeature } from '../../spec/features.js';
+import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
+import * as C from '../../spec/console.js';
+import type { Completion, DriverQueue } from '../driver-queue.js';
+import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
+import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+
+/** Waits are sliced so that long idle periods are not timeouts. */
+const WAIT_SLICE_MS = 60_000;
+
+export interface VirtioConsoleDriverOptions extends VirtioDriverOptions {
+  /** Use VIRTIO_CONSOLE_F_MULTIPORT when offered (default true). */
+  readonly multiport?: boolean;
+  /** Bytes per receive buffer (default 4096, as Linux's PAGE_SIZE buffers). */
+  readonly rxBufferSize?: number;
+  /** Largest chunk a write puts in one transmit buffer (default 4096). */
+  readonly txChunkSize?: number;
+  /** Queue size (default the device's maximum, at most 128 here). */
+  readonly queueSize?: number;
+}
+
+export interface ConsoleSize {
+  readonly cols: number;
+  readonly rows: number;
+}
+
+interface Received {
+  readonly token: number;
+  readonly bytes: Uint8Array;
+  offset: number;
+}
+
+/** One port as the driver sees it. */
+export class ConsoleDriverPort {
+  /** Name from PORT_NAME (multiport), if the device gave one. */
+  name: string | undefined;
+  /** The device made it a console (CONSOLE_PORT; always port 0 without multiport). */
+  isConsole: boolean;
+  /** The host end is connected (PORT_OPEN from the device; always true without multiport). */
+  hostConnected: boolean;
+  /** The console size last sent with RESIZE for this port. */
+  size: ConsoleSize | undefined;
+  private readonly received: Received[] = [];
+  private waiter: (() => void) | undefined;
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  /** @internal built by VirtioConsoleDriver */
+  constructor(
+    readonly id: number,
+    private readonly driver: VirtioConsoleDriver,
+    private readonly rx: DriverQueue<number>,
+    private readonly tx: DriverQueue<DmaBuffer>,
+    private readonly rxBuffers: DmaBuffer[],
+    multiport: boolean,
+  ) {
+    this.isConsole = !multiport && id === 0;
+    this.hostConnected = !multiport;
+  }
+
+  /** Tell the device the guest opened the port (PORT_OPEN 1; nothing to do without multiport). */
+  open(): Promise<void> {
+    return this.driver.sendControl(this.id, C.VIRTIO_CONSOLE_PORT_OPEN, 1);
+  }
+
+  /** Tell the device the guest closed the port (PORT_OPEN 0). */
+  close(): Promise<void> {
+    return this.driver.sendControl(this.id, C.VIRTIO_CONSOLE_PORT_OPEN, 0);
+  }
+
+  /**
+   * Send `bytes` to the host. Resolves when the device has taken all of them; while the host end is
+   * slow the device takes nothing, and this waits.
+   */
+  write(bytes: Uint8Array): Promise<void> {
+    const next = this.writeChain.then(() => this.writeNow(bytes));
+    this.writeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * The next received bytes (at most `max`), waiting up to `timeoutMs` (default the driver's timeout).
+   * Buffers go back to the device only as they are read.
+   */
+  async read(max = Infinity, timeoutMs = this.driver.core.timeoutMs): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.received.length === 0) {
+      const fault = this.driver.core.fault;
+      if (fault) throw fault;
+      if (this.closed) throw new UsageError('driver closed');
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `port ${this.id}: nothing received within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, remaining);
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiter = done;
+      });
+      this.waiter = undefined;
+    }
+    const head = this.received[0]!;
+    const n = Math.min(max, head.bytes.byteLength - head.offset);
+    const out = head.bytes.slice(head.offset, head.offset + n);
+    head.offset += n;
+    if (head.offset === head.bytes.byteLength) {
+      this.received.shift();
+      this.postRx(head.token);
+      await this.rx.kick();
+    }
+    return out;
+  }
+
+  /** Bytes received and not yet read. */
+  get buffered(): number {
+    return this.received.reduce((n, r) => n + r.bytes.byteLength - r.offset, 0);
+  }
+
+  /** @internal give every receive buffer to the device and start taking what it fills */
+  start(): Promise<void> {
+    for (let i = 0; i < this.rxBuffers.length; i++) this.postRx(i);
+    const loop = this.receiveLoop();
+    return this.rx.kick().then(() => void loop);
+  }
+
+  /** @internal */
+  stop(): void {
+    this.closed = true;
+    this.waiter?.();
+  }
+
+  private postRx(token: number): void {
+    const buf = this.rxBuffers[token]!;
+    this.rx.submit([], [{ addr: buf.addr, len: buf.bytes.byteLength }], token);
+  }
+
+  private async receiveLoop(): Promise<void> {
+    const dma = this.driver.core.bus.dma;
+    while (!this.closed) {
+      let used: Completion<number>[];
+      try {
+        used = await this.rx.waitUsed(WAIT_SLICE_MS);
+      } catch (err) {
+        if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+        this.stop();
+        return;
+      }
+      let reposted = false;
+      for (const u of used) {
+        const buf = this.rxBuffers[u.token]!;
+        if (u.len === 0) {
+          this.postRx(u.token);
+          reposted = true;
+          continue;
+        }
+        await dma.refresh(buf.addr, u.len);
+        this.received.push({ token: u.token, bytes: buf.bytes.subarray(0, u.len), offset: 0 });
+      }
+      if (reposted) await this.rx.kick();
+      this.waiter?.();
+    }
+  }
+
+  private async writeNow(bytes: Uint8Array): Promise<void> {
+    const dma = this.driver.core.bus.dma;
+    const chunk = this.driver.txChunkSize;
+    let inFlight = 0;
+    const reclaim = (used: Completion<DmaBuffer>[]): void => {
+      for (const u of used) dma.free(u.token);
+      inFlight -= used.length;
+    };
+    const waitSome = async (): Promise<void> => {
+      for (;;) {
+        try {
+          reclaim(await this.tx.waitUsed(WAIT_SLICE_MS));
+          return;
+        } catch (err) {
+          if (!(err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT')) throw err;
+        }
+      }
+    };
+    for (let at = 0; at < bytes.byteLength; at += chunk) {
+      while (this.tx.numFree < 1) await waitSome();
+      const part = bytes.subarray(at, Math.min(bytes.byteLength, at + chunk));
+      const buf = dma.alloc(part.byteLength, 16);
+      buf.bytes.set(part);
+      await dma.flush(buf.addr, part.byteLength);
+      this.tx.submit([{ addr: buf.addr, len: part.byteLength }], [], buf);
+      inFlight++;
+      await this.tx.kick();
+    }
+    while (inFlight > 0) await waitSome();
+  }
+}
+
+export class VirtioConsoleDriver {
+  private readonly ports = new Map<number, ConsoleDriverPort>();
+  private readonly portListeners = new Set<(port: ConsoleDriverPort) => void>();
+  private controlChain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  /** Control messages the device sent that named a port we do not have, or made no sense. */
+  badControl = 0;
+
+  private constructor(
+    /** The core driver, for anything not wrapped here. */
+    readonly core: VirtioDriver,
+    readonly multiport: boolean,
+    /** max_nr_ports (1 without multiport). */
+    readonly maxPorts: number,
+    readonly txChunkSize: number,
+    private readonly rxBufferSize: number,
+    /** Every queue, set up at open (Linux does the same for all max_nr_ports). */
+    private readonly queues: ReadonlyMap<number, DriverQueue<never>>,
+  ) {
+    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) as DriverQueue<number> | undefined) : undefined;
+    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) as DriverQueue<DmaBuffer> | undefined) : undefined;
+  }
+
+  private readonly controlRx: DriverQueue<number> | undefined;
+  private readonly controlTx: DriverQueue<DmaBuffer> | undefined;
+
+  /** Find virtio-console functions on `bus`. */
+  static find(bus: PciBus): Promise<Bdf[]> {
+    return VirtioDriver.find(bus, VIRTIO_ID_CONSOLE);
+  }
+
+  /** Initialise the device at `fn`; with multiport, ports appear as the device adds them (see {@link waitPort}). */
+  static async open(bus: PciBus, fn: Bdf, options: VirtioConsoleDriverOptions = {}): Promise<VirtioConsoleDriver> {
+    const core = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_CONSOLE });
+    try {
+      return await VirtioConsoleDriver.init(core, options);
+    } catch (err) {
+      await core.close();
+      throw err;
+    }
+  }
+
+  private static async init(core: VirtioDriver, options: VirtioConsoleDriverOptions): Promise<VirtioConsoleDriver> {
+    let wanted = DRIVER_CORE_FEATURES | featureSet(C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_EMERG_WRITE);
+    if (options.multiport ?? true) wanted |= featureSet(C.VIRTIO_CONSOLE_F_MULTIPORT);
+    const features = await core.negotiate(wanted);
+    const multiport = hasFeature(features, C.VIRTIO_CONSOLE_F_MULTIPORT);
+    const maxPorts = multiport ? await core.readConfig(C.VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, 4) : 1;
+    const queueCount = multiport ? C.consoleQueueCount(maxPorts) : 2;
+    // Bound what a device can make us allocate: queues exist for every port the device may add.
+    if (maxPorts < 1 || queueCount > 2 * 64) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `max_nr_ports ${maxPorts} is outside 1..63`);
+    const qo = options.queueSize !== undefined ? { size: options.queueSize } : {};
+    const queues = new Map<number, DriverQueue<never>>();
+    for (let i = 0; i < queueCount; i++) queues.set(i, await core.setupQueue<never>(i, qo));
+    const drv = new VirtioConsoleDriver(
+      core,
+      multiport,
+      maxPorts,
+      options.txChunkSize ?? 4096,
+      options.rxBufferSize ?? 4096,
+      queues,
+    );
+    await core.driverOk();
+    if (multiport) {
+      await drv.startControl();
+      await drv.sendControl(0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+    } else {
+      await drv.addPort(0);
+    }
+    return drv;
+  }
+
+  /** The ports the device has added so far. */
+  get portList(): ConsoleDriverPort[] {
+    return [...this.ports.values()];
+  }
+
+  /** Port `id` if the device added it. */
+  port(id: number): ConsoleDriverPort | undefined {
+    return this.ports.get(id);
+  }
+
+  /**
+   * Wait until a port matching `which` (an id, or a name from PORT_NAME) exists and, for a name,
+   * has been named; rejects after `timeoutMs`.
+   */
+  waitPort(which: number | string, timeoutMs = this.core.timeoutMs): Promise<ConsoleDriverPort> {
+    const match = (p: ConsoleDriverPort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
+    const found = this.portList.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.portListeners.delete(check);
+        reject(new DeviceFaultError('ERR_DEVICE_TIMEOUT', `console port ${which} did not appear within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const check = (p: ConsoleDriverPort): void => {
+        if (!match(p)) return;
+        clearTimeout(timer);
+        this.portListeners.delete(check);
+        resolve(p);
+      };
+      this.portListeners.add(check);
+    });
+  }
+
+  /** The console size from config (VIRTIO_CONSOLE_F_SIZE), or undefined when not offered. */
+  async size(): Promise<ConsoleSize | undefined> {
+    if (!hasFeature(this.core.features, C.VIRTIO_CONSOLE_F_SIZE)) return undefined;
+    return this.core.readConfigStable(async () => ({
+      cols: await this.core.readConfig(C.VIRTIO_CONSOLE_CONFIG_COLS, 2),
+      rows: await this.core.readConfig(C.VIRTIO_CONSOLE_CONFIG_ROWS, 2),
+    }));
+  }
+
+  /** Write bytes through emerg_wr, one config write each (VIRTIO_CONSOLE_F_EMERG_WRITE): works before any queue does. */
+  async emergencyWrite(bytes: Uint8Array): Promise<void> {
+    if (!hasFeature(this.core.features, C.VIRTIO_CONSOLE_F_EMERG_WRITE)) throw new UsageError('VIRTIO_CONSOLE_F_EMERG_WRITE was not negotiated');
+    for (const b of bytes) await this.core.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.ports.values()) p.stop();
+    await this.core.close();
+  }
+
+  /** @internal send one control message (multiport only; a no-op otherwise). */
+  sendControl(id: number, event: number, value: number): Promise<void> {
+    const q = this.controlTx;
+    if (!q) return Promise.resolve();
+    const next = this.controlChain.then(async () => {
+      const dma = this.core.bus.dma;
+      const buf = dma.alloc(C.VIRTIO_CONSOLE_CONTROL_SIZE, 16);
+      const dv = new DataView(buf.bytes.buffer, buf.bytes.byteOffset, C.VIRTIO_CONSOLE_CONTROL_SIZE);
+      dv.setUint32(C.VIRTIO_CONSOLE_CONTROL_ID, id, true);
+      dv.setUint16(C.VIRTIO_CONSOLE_CONTROL_EVENT, event, true);
+      dv.setUint16(C.VIRTIO_CONSOLE_CONTROL_VALUE, value, true);
+      await dma.flush(buf.addr, C.VIRTIO_CONSOLE_CONTROL_SIZE);
+      q.submit([{ addr: buf.addr, len: C.VIRTIO_CONSOLE_CONTROL_SIZE }], [], buf);
+      await q.kick();
+      for (const u of await q.waitUsed()) dma.free(u.token);
+    });
+    this.controlChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async addPort(id: number): Promise<ConsoleDriverPort | undefined> {
+    if (id >= this.maxPorts) {
+      this.badControl++;
+      return undefined;
+    }
+    const existing = this.ports.get(id);
+    if (existing) return existing;
+    const rx = this.queues.get(C.consoleRxQueueIndex(id)) as DriverQueue<number> | undefined;
+    const tx = this.queues.get(C.consoleTxQueueIndex(id)) as DriverQueue<DmaBuffer> | undefined;
+    if (!rx || !tx) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `console port ${id} has no queues`);
+    const buffers = Array.from({ length: rx.size }, () => this.core.bus.dma.alloc(this.rxBufferSize, 16));
+    const port = new ConsoleDriverPort(id, this, rx, tx, buffers, this.multiport);
+    this.ports.set(id, port);
+    await port.start();
+    return port;
+  }
+
+  private announce(port: ConsoleDriverPort): void {
+    for (const l of [...this.portListeners]) l(port);
+  }
+
+  private async startControl(): Promise<void> {
+    const q = this.controlRx!;
+    const buffers = Array.from({ length: q.size }, () => this.core.bus.dma.alloc(this.rxBufferSize, 16));
+    const post = (i: number): void => {
+      q.submit([], [{ addr: buffers[i]!.addr, len: buffers[i]!.bytes.byteLength }], i);
+    };
+    for (let i = 0; i < buffers.length; i++) post(i);
+    await q.kick();
+    void (async () => {
+      while (!this.closed) {
+        let used: Completion<number>[];
+        try {
+          used = await q.waitUsed(WAIT_SLICE_MS);
+        } catch (err) {
+          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+          return;
+        }
+        for (const u of used) {
+          const buf = buffers[u.token]!;
+          await this.core.bus.dma.refresh(buf.addr, u.len);
+          await this.handleControl(buf.bytes.slice(0, u.len)).catch(() => this.badControl++);
+          post(u.token);
+        }
+        await q.kick();
+      }
+    })();
+  }
+
+  private async handleControl(bytes: Uint8Array): Promise<void> {
+    if (bytes.byteLength < C.VIRTIO_CONSOLE_CONTROL_SIZE) {
+      this.badControl++;
+      return;
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const id = dv.getUint32(C.VIRTIO_CONSOLE_CONTROL_ID, true);
+    const event = dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_EVENT, true);
+    const value = dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_VALUE, true);
+    const data = bytes.subarray(C.VIRTIO_CONSOLE_CONTROL_SIZE);
+    if (event === C.VIRTIO_CONSOLE_DEVICE_ADD) {
+      const port = await this.addPort(id);
+      if (port) {
+        await this.sendControl(id, C.VIRTIO_CONSOLE_PORT_READY, 1);
+        this.announce(port);
+      }
+      return;
+    }
+    const port = this.ports.get(id);
+    if (!port) {
+      this.badControl++;
+      return;
+    }
+    switch (event) {
+      case C.VIRTIO_CONSOLE_CONSOLE_PORT:
+        if (value !== 1) return;
+        port.isConsole = true;
+        // A console port is opened at once, as Linux's hvc does.
+        await port.open();
+        break;
+      case C.VIRTIO_CONSOLE_PORT_NAME: {
+        const end = data.indexOf(0);
+        port.name = new TextDecoder().decode(end < 0 ? data : data.subarray(0, end));
+        break;
+      }
+      case C.VIRTIO_CONSOLE_PORT_OPEN:
+        port.hostConnected = value === 1;
+        break;
+      case C.VIRTIO_CONSOLE_RESIZE:
+        if (data.byteLength < C.VIRTIO_CONSOLE_RESIZE_SIZE) {
+          this.badControl++;
+          return;
+        }
+        port.size = { cols: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_COLS, true), rows: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_ROWS, true) };
+        break;
+      case C.VIRTIO_CONSOLE_DEVICE_REMOVE:
+        port.stop();
+        this.ports.delete(id);
+        return;
+      default:
+        this.badControl++;
+        return;
+    }
+    this.announce(port);
+  }
+}

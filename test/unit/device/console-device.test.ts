@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { PassThrough, Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { decodeConsoleControl, encodeConsoleControl } from '../../../src/device/console/control-message.js';
+import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
+import * as C from '../../../src/spec/console.js';
+import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
+import { activateDevice, type DeviceHarness } from '../../helpers/device-harness.js';
+
+const V1 = featureSet(VIRTIO_F_VERSION_1);
+const MULTI = V1 | featureSet(C.VIRTIO_CONSOLE_F_MULTIPORT);
+const CTRL_RX = C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ;
+const CTRL_TX = C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ;
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A Writable that collects what it is given. */
+function sink(): { stream: Writable; chunks: Buffer[] } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  return { stream, chunks };
+}
+
+/** The driver sends control messages on the control transmitq. */
+function sendControl(h: DeviceHarness, dev: VirtioConsoleDevice, id: number, event: number, value: number): void {
+  h.q(CTRL_TX).addChain({ readable: [encodeConsoleControl({ id, event, value })] });
+  dev.queueNotify(CTRL_TX);
+}
+
+/** Control messages the device wrote into control receiveq buffers, in order. */
+function receivedControl(h: DeviceHarness, heads: number[]): { id: number; event: number; value: number; data: Uint8Array }[] {
+  const q = h.q(CTRL_RX);
+  const lens = new Map<number, number>();
+  const written = heads.map((head) => ({ head, bytes: q.readWritten(head, 64) }));
+  for (const u of q.readUsed()) lens.set(u.id, u.len);
+  return written
+    .filter((w) => lens.has(w.head) && lens.get(w.head)! > 0)
+    .map((w) => {
+      const { msg, data } = decodeConsoleControl(w.bytes.subarray(0, lens.get(w.head)!));
+      return { ...msg, data: data.slice() };
+    });
+}
+
+describe('virtio-console device: configuration', () => {
+  it('lays out cols, rows and max_nr_ports at the 5.3.4 offsets and offers what it has', () => {
+    const dev = new VirtioConsoleDevice({ ports: [{}, {}, {}], size: { cols: 132, rows: 43 } });
+    assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_COLS, 2), 132);
+    assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_ROWS, 2), 43);
+    assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, 4), 3);
+    assert.equal(dev.configSize, 12);
+    for (const b of [C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_MULTIPORT, C.VIRTIO_CONSOLE_F_EMERG_WRITE]) assert.ok(hasFeature(dev.deviceFeatures, b));
+    // Ports 0..2: queues 0,1 then the control pair 2,3, then 4..7.
+    assert.equal(dev.queueMaxSizes.length, 8);
+    const single = new VirtioConsoleDevice({ emergWrite: false });
+    assert.equal(single.deviceFeatures, 0n);
+    assert.equal(single.queueMaxSizes.length, 2);
+  });
+
+  it('writes emerg_wr bytes to port 0 at once, even before DRIVER_OK', () => {
+    const out = sink();
+    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    for (const b of text('hi!')) dev.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
+    assert.equal(Buffer.concat(out.chunks).toString(), 'hi!');
+    assert.equal(dev.stats.emergBytes, 3);
+  });
+
+  it('changes the config size with a configuration change when single-port', () => {
+    const dev = new VirtioConsoleDevice({ size: { cols: 80, rows: 25 } });
+    const h = activateDevice(dev, V1 | featureSet(C.VIRTIO_CONSOLE_F_SIZE));
+    dev.resize(100, 30);
+    assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_COLS, 2), 100);
+    assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_ROWS, 2), 30);
+    assert.equal(h.host.configChanges, 1);
+  });
+});
+
+describe('virtio-console device: data', () => {
+  it('moves guest output to the host stream, whatever the buffer split', async () => {
+    const out = sink();
+    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const h = activateDevice(dev, V1);
+    const head = h.q(1).addChain({ readable: [text('hel'), text('lo '), text('world')] });
+    dev.queueNotify(1);
+    assert.deepEqual(h.q(1).readUsed(), [{ id: head, len: 0 }]);
+    await tick();
+    assert.equal(Buffer.concat(out.chunks).toString(), 'hello world');
+  });
+
+  it('holds host input until the guest gives buffers, pausing the stream meanwhile', async () => {
+    const input = new PassThrough();
+    const dev = new VirtioConsoleDevice({ ports: [{ streams: { input } }] });
+    const h = activateDevice(dev, V1);
+    const q = h.q(0);
+    input.write(text('0123456789'));
+    await tick();
+    assert.equal(input.isPaused(), true);
+    assert.deepEqual(dev.port(0).waiting, text('0123456789'));
+    const a = q.addChain({ writable: [4] });
+    const b = q.addChain({ writable: [3] });
+    dev.queueNotify(0);
+    assert.deepEqual(q.readWritten(a, 4), text('0123'));
+    assert.deepEqual(q.readWritten(b, 3), text('456'));
+    assert.deepEqual(q.readUsed(), [
+      { id: a, len: 4 },
+      { id: b, len: 3 },
+    ]);
+    assert.equal(input.isPaused(), true, 'still bytes waiting');
+    const c = q.addChain({ writable: [16] });
+    dev.queueNotify(0);
+    assert.deepEqual(q.readWritten(c, 3), text('789'));
+    assert.deepEqual(q.readUsed(), [{ id: c, len: 3 }]);
+    assert.equal(input.isPaused(), false, 'all delivered: input resumed');
+    assert.equal(dev.stats.rxBytes, 10);
+  });
+
+  it('stops taking guest output while the host stream is full, and resumes on drain', async () => {
+    const written: Buffer[] = [];
+    let release: (() => void) | undefined;
+    const output = new Writable({
+      highWaterMark: 4,
+      write(chunk: Buffer, _enc, cb) {
+        written.push(chunk);
+        release = cb; // the host reader is slow: complete only when the test says so
+      },
+    });
+    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output } }] });
+    const h = activateDevice(dev, V1);
+    const q = h.q(1);
+    const heads = ['aaaa', 'bbbb', 'cccc'].map((s) => q.addChain({ readable: [text(s)] }));
+    dev.queueNotify(1);
+    assert.deepEqual(q.readUsed(), [{ id: heads[0], len: 0 }], 'one chain taken, then the stream is full');
+    release!();
+    await tick();
+    assert.deepEqual(
+      q.readUsed().map((u) => u.id),
+      [heads[1]],
+    );
+    release!();
+    await tick();
+    release!();
+    await tick();
+    assert.deepEqual(
+      q.readUsed().map((u) => u.id),
+      [heads[2]],
+    );
+    release!();
+    await tick();
+    assert.equal(Buffer.concat(written).toString(), 'aaaabbbbcccc');
+  });
+});
+
+describe('virtio-console device: multiport control', () => {
+  it('adds ports on DEVICE_READY and describes each on PORT_READY', () => {
+    const out = sink();
+    const dev = new VirtioConsoleDevice({ ports: [{ console: true, streams: { output: out.stream } }, { name: 'org.test.port1' }] });
+    const h = activateDevice(dev, MULTI);
+    const heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
+    dev.queueNotify(CTRL_RX);
+    sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+    sendControl(h, dev, 0, C.VIRTIO_CONSOLE_PORT_READY, 1);
+    sendControl(h, dev, 1, C.VIRTIO_CONSOLE_PORT_READY, 1);
+    assert.deepEqual(receivedControl(h, heads), [
+      { id: 0, event: C.VIRTIO_CONSOLE_DEVICE_ADD, value: 1, data: new Uint8Array(0) },
+      { id: 1, event: C.VIRTIO_CONSOLE_DEVICE_ADD, value: 1, data: new Uint8Array(0) },
+      { id: 0, event: C.VIRTIO_CONSOLE_CONSOLE_PORT, value: 1, data: new Uint8Array(0) },
+      { id: 0, event: C.VIRTIO_CONSOLE_PORT_OPEN, value: 1, data: new Uint8Array(0) },
+      { id: 1, event: C.VIRTIO_CONSOLE_PORT_NAME, value: 1, data: text('org.test.port1') },
+    ]);
+    // Data flows on port 1's queues (4, 5) only once the guest opens it.
+    assert.equal(dev.port(1).guestOpen, false);
+    sendControl(h, dev, 1, C.VIRTIO_CONSOLE_PORT_OPEN, 1);
+    assert.equal(dev.port(1).guestOpen, true);
+    assert.deepEqual(h.host.resets, []);
+  });
+
+  it('sends RESIZE for the console port with cols then rows', () => {
+    const dev = new VirtioConsoleDevice({ ports: [{ console: true }, {}] });
+    const h = activateDevice(dev, MULTI);
+    const heads = Array.from({ length: 4 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
+    sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+    sendControl(h, dev, 0, C.VIRTIO_CONSOLE_PORT_READY, 1);
+    dev.resize(120, 40);
+    const resize = receivedControl(h, heads).find((m) => m.event === C.VIRTIO_CONSOLE_RESIZE);
+    assert.ok(resize);
+    assert.equal(resize.id, 0);
+    assert.deepEqual([...resize.data], [120, 0, 40, 0]);
+  });
+
+  it('refuses malformed control messages and chains without stopping', () => {
+    const dev = new VirtioConsoleDevice({ ports: [{}, {}] });
+    const h = activateDevice(dev, MULTI);
+    const q = h.q(CTRL_TX);
+    q.addChain({ readable: [Uint8Array.of(1, 2, 3)] }); // shorter than virtio_console_control
+    q.addChain({ readable: [encodeConsoleControl({ id: 9, event: C.VIRTIO_CONSOLE_PORT_OPEN, value: 1 })] }); // no port 9
+    q.addChain({ readable: [encodeConsoleControl({ id: 0, event: C.VIRTIO_CONSOLE_DEVICE_ADD, value: 1 })] }); // a device-only event
+    q.addChain({ readable: [encodeConsoleControl({ id: 1, event: C.VIRTIO_CONSOLE_PORT_OPEN, value: 1 })] });
+    dev.queueNotify(CTRL_TX);
+    assert.equal(q.readUsed().length, 4);
+    assert.equal(dev.stats.badChains, 3);
+    assert.equal(dev.port(1).guestOpen, true);
+    // A transmit chain with device-writable buffers is refused, not fatal.
+    h.q(5).addChain({ readable: [text('x')], writable: [4] });
+    dev.queueNotify(5);
+    assert.equal(dev.stats.badChains, 4);
+    assert.deepEqual(h.host.resets, []);
+  });
+
+  it('sets DEVICE_NEEDS_RESET on a ring fault', () => {
+    const dev = new VirtioConsoleDevice({ ports: [{}, {}] });
+    const h = activateDevice(dev, MULTI);
+    const q = h.q(CTRL_TX);
+    q.setAvailRing(0, q.size + 3); // a head index outside the table
+    q.setAvailIdx(1);
+    assert.doesNotThrow(() => dev.queueNotify(CTRL_TX));
+    assert.equal(h.host.resets.length, 1);
+    assert.equal((h.host.resets[0] as { code?: string }).code, 'ERR_QUEUE_HEAD_INDEX');
+  });
+});
