@@ -17,85 +17,41 @@ import {
   VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS,
   VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG,
   VIRTIO_BLK_CONFIG_MIN_IO_SIZE,
+  VIRTIO_BLK_CONFIG_NUM_QUEUES,
   VIRTIO_BLK_CONFIG_OPT_IO_SIZE,
   VIRTIO_BLK_CONFIG_PHYSICAL_BLOCK_EXP,
   VIRTIO_BLK_CONFIG_SEG_MAX,
   VIRTIO_BLK_CONFIG_SIZE_MAX,
   VIRTIO_BLK_CONFIG_WRITEBACK,
-  VIRTIO_BLK_DWZ_FLAGS,
-  VIRTIO_BLK_DWZ_NUM_SECTORS,
-  VIRTIO_BLK_DWZ_SECTOR,
-  VIRTIO_BLK_DWZ_SIZE,
   VIRTIO_BLK_F_BLK_SIZE,
   VIRTIO_BLK_F_CONFIG_WCE,
   VIRTIO_BLK_F_DISCARD,
   VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_MQ,
   VIRTIO_BLK_F_RO,
   VIRTIO_BLK_F_SEG_MAX,
   VIRTIO_BLK_F_SIZE_MAX,
   VIRTIO_BLK_F_TOPOLOGY,
   VIRTIO_BLK_F_WRITE_ZEROES,
   VIRTIO_BLK_ID_BYTES,
-  VIRTIO_BLK_REQ_HDR_SIZE,
-  VIRTIO_BLK_REQ_RESERVED,
-  VIRTIO_BLK_REQ_SECTOR,
-  VIRTIO_BLK_REQ_TYPE,
-  VIRTIO_BLK_S_OK,
   VIRTIO_BLK_SECTOR_SIZE,
-  VIRTIO_BLK_T_DISCARD,
-  VIRTIO_BLK_T_FLUSH,
-  VIRTIO_BLK_T_GET_ID,
-  VIRTIO_BLK_T_IN,
-  VIRTIO_BLK_T_OUT,
-  VIRTIO_BLK_T_WRITE_ZEROES,
-  VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 } from '../../spec/blk.js';
-import { splitU64 } from '../../memory/guest-memory.js';
-import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
+import type { Bdf, DmaBuffer, DmaMemory, PciBus } from '../pci-bus.js';
 import type { DmaSpan, DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
-
-/** A request the device answered with a status other than VIRTIO_BLK_S_OK. */
-export class BlkStatusError extends DeviceFaultError {
-  constructor(
-    /** The status byte: VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_UNSUPP, ... */
-    readonly status: number,
-    readonly op: BlkOp['type'],
-  ) {
-    super('ERR_DEVICE_STATUS', `virtio-blk ${op} failed with status ${status} (${STATUS_NAMES[status] ?? 'unknown'})`);
-  }
-}
-
-const STATUS_NAMES: Record<number, string> = { 0: 'OK', 1: 'IOERR', 2: 'UNSUPP' };
-
-/** One request of a batch. Sectors are 512-byte units; data buffers lie in the bus's DMA memory. */
-export type BlkOp =
-  | { readonly type: 'read'; readonly sector: number; readonly buffer: DmaSpan }
-  | { readonly type: 'write'; readonly sector: number; readonly buffer: DmaSpan }
-  | { readonly type: 'flush' }
-  | { readonly type: 'getId'; readonly buffer: DmaSpan }
-  | { readonly type: 'discard'; readonly sector: number; readonly count: number }
-  | { readonly type: 'writeZeroes'; readonly sector: number; readonly count: number; readonly unmap?: boolean };
-
-/** struct virtio_blk_config as the driver read it; optional fields are absent when their feature is. */
-export interface BlkConfig {
-  /** Disk size in 512-byte sectors. */
-  readonly capacity: number;
-  readonly readOnly: boolean;
-  readonly sizeMax?: number;
-  readonly segMax?: number;
-  readonly blkSize?: number;
-  readonly topology?: { readonly physicalBlockExp: number; readonly alignmentOffset: number; readonly minIoSize: number; readonly optIoSize: number };
-  readonly discard?: { readonly maxSectors: number; readonly maxSeg: number };
-  readonly writeZeroes?: { readonly maxSectors: number; readonly maxSeg: number };
-}
+import { BlkRequestQueue, type Batch } from './request-queue.js';
+import type { BlkConfig, BlkOp } from './types.js';
 
 export interface BlkDriverOptions extends VirtioDriverOptions {
   /** Queue size (power of two, default the device's maximum). */
   readonly queueSize?: number;
+  /** Request queues to use when the device offers VIRTIO_BLK_F_MQ (default 1). */
+  readonly numQueues?: number;
 }
 
-/** Device-specific features this driver understands (5.2.3); MQ is not used (one request queue). */
+export { BlkStatusError, type BlkConfig, type BlkOp } from './types.js';
+
+/** Device-specific features this driver always asks for (5.2.3); MQ is asked for when several queues are wanted. */
 const BLK_DRIVER_FEATURES = featureSet(
   VIRTIO_BLK_F_SIZE_MAX,
   VIRTIO_BLK_F_SEG_MAX,
@@ -109,76 +65,45 @@ const BLK_DRIVER_FEATURES = featureSet(
   VIRTIO_F_EVENT_IDX,
 );
 
-/**
- * Per-request DMA a slot owns: header (16), one discard/write-zeroes segment (16), a GET_ID buffer
- * (20) and the status byte, 64 bytes in all.
- */
-const SLOT_SIZE = 64;
-const SLOT_HDR = 0;
-const SLOT_SEG = 16;
-const SLOT_STATUS = 52;
-
-/** A batch in progress: how many of its requests are left, and the first failure. */
-interface Batch {
-  left: number;
-  error: Error | undefined;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-/** A request waiting for a slot and descriptors. */
-interface Queued {
-  readonly op: BlkOp;
-  readonly batch: Batch;
-}
-
 export class BlkDriver {
   /** The device's configuration as read at start-up. */
   readonly config: BlkConfig;
-  /** Most requests in flight at once (one slot each). */
-  readonly maxInFlight: number;
 
-  private readonly dma: PciBus['dma'];
-  private readonly slots: DmaBuffer;
-  private readonly slotView: DataView;
-  private readonly freeSlots: number[];
-  private readonly slotOps: (Queued | undefined)[];
-  private readonly backlog: Queued[] = [];
-  private backlogHead = 0;
-  private inFlight = 0;
-  private pumping = false;
+  private readonly dma: DmaMemory;
+  private readonly queues: readonly BlkRequestQueue[];
   private fault: Error | undefined;
-  /** Submission rounds run one after another, so that one round's notify never precedes another's DMA flush. */
-  private submitting: Promise<void> = Promise.resolve();
+  /** Queue the next single-queue batch goes to (round robin). */
+  private nextQueue = 0;
 
   private constructor(
     /** The driver core this runs on (features, probe result, status). */
     readonly virtio: VirtioDriver,
-    private readonly queue: DriverQueue<number>,
+    queues: readonly DriverQueue<number>[],
     config: BlkConfig,
   ) {
     this.config = config;
     this.dma = virtio.bus.dma;
-    // Without indirect descriptors a request takes at least two (header and status).
-    this.maxInFlight = Math.max(1, Math.floor(queue.size / 2));
-    this.slots = this.dma.alloc(this.maxInFlight * SLOT_SIZE, 16);
-    this.slotView = new DataView(this.slots.bytes.buffer, this.slots.bytes.byteOffset, this.slots.bytes.byteLength);
-    this.freeSlots = Array.from({ length: this.maxInFlight }, (_, i) => this.maxInFlight - 1 - i);
-    this.slotOps = new Array<Queued | undefined>(this.maxInFlight).fill(undefined);
+    this.queues = queues.map((q) => new BlkRequestQueue(q, this.dma, config.sizeMax, (err) => this.failAll(err)));
   }
 
   /**
-   * Probe the virtio-blk function `fn`, negotiate, read its configuration, set up request queue 0
-   * and set DRIVER_OK.
+   * Probe the virtio-blk function `fn`, negotiate, read its configuration, set up its request
+   * queues (several with VIRTIO_BLK_F_MQ when `numQueues` asks for them) and set DRIVER_OK.
    */
   static async open(bus: PciBus, fn: Bdf, options: BlkDriverOptions = {}): Promise<BlkDriver> {
+    const wantQueues = options.numQueues ?? 1;
+    if (!Number.isInteger(wantQueues) || wantQueues < 1) throw new UsageError(`numQueues ${wantQueues} must be a positive integer`);
     const virtio = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_BLOCK });
     try {
-      const features = await virtio.negotiate(BLK_DRIVER_FEATURES);
+      const features = await virtio.negotiate(wantQueues > 1 ? BLK_DRIVER_FEATURES | featureSet(VIRTIO_BLK_F_MQ) : BLK_DRIVER_FEATURES);
       const config = await readBlkConfig(virtio, features);
-      const queue = await virtio.setupQueue<number>(0, options.queueSize === undefined ? {} : { size: options.queueSize });
+      // 5.2.2: N = num_queues with MQ, else 1.
+      const n = hasFeature(features, VIRTIO_BLK_F_MQ) ? Math.min(wantQueues, await virtio.readConfig(VIRTIO_BLK_CONFIG_NUM_QUEUES, 2)) : 1;
+      if (n < 1) throw new DeviceFaultError('ERR_DEVICE_CONFIG', 'num_queues is 0');
+      const queues: DriverQueue<number>[] = [];
+      for (let i = 0; i < n; i++) queues.push(await virtio.setupQueue<number>(i, options.queueSize === undefined ? {} : { size: options.queueSize }));
       await virtio.driverOk();
-      return new BlkDriver(virtio, queue, config);
+      return new BlkDriver(virtio, queues, config);
     } catch (err) {
       await virtio.close().catch(() => undefined);
       throw err;
@@ -190,10 +115,21 @@ export class BlkDriver {
     return this.config.capacity;
   }
 
+  /** Request queues in use (more than one with VIRTIO_BLK_F_MQ). */
+  get numQueues(): number {
+    return this.queues.length;
+  }
+
+  /** Most requests in flight at once on each queue. */
+  get maxInFlight(): number {
+    return this.queues[0]!.maxInFlight;
+  }
+
   /**
    * Run every request of `ops`, many in flight and one notify per submission round, and resolve when
    * all are done; requests of one batch are unordered (5.2.6: the device may complete them in any
-   * order). Rejects with {@link BlkStatusError} if any request failed (after all have completed).
+   * order). With several queues the batch is cut into one contiguous share per queue. Rejects with
+   * {@link BlkStatusError} if any request failed (after all have completed).
    */
   batch(ops: readonly BlkOp[]): Promise<void> {
     if (this.fault) return Promise.reject(this.fault);
@@ -201,8 +137,14 @@ export class BlkDriver {
     if (ops.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const batch: Batch = { left: ops.length, error: undefined, resolve, reject };
-      for (const op of ops) this.backlog.push({ op, batch });
-      void this.submitBacklog().then(() => this.ensurePump(), (err: unknown) => this.failAll(err));
+      const n = this.queues.length;
+      if (n === 1 || ops.length === 1) {
+        this.queues[this.nextQueue]!.enqueue(ops, batch);
+        this.nextQueue = (this.nextQueue + 1) % n;
+        return;
+      }
+      const share = Math.ceil(ops.length / n);
+      for (let q = 0; q < n && q * share < ops.length; q++) this.queues[q]!.enqueue(ops.slice(q * share, (q + 1) * share), batch);
     });
   }
 
@@ -262,7 +204,13 @@ export class BlkDriver {
   async close(): Promise<void> {
     this.failAll(new UsageError('virtio-blk driver closed'));
     await this.virtio.close();
-    this.dma.free(this.slots);
+    for (const q of this.queues) q.destroy();
+  }
+
+  /** Stop: every request waiting or in flight on any queue fails with the first error. */
+  private failAll(error: Error): void {
+    this.fault ??= error;
+    for (const q of this.queues) q.failAll(this.fault);
   }
 
   /** Refuse requests the spec forbids the driver to send (5.2.6.1) before they reach the ring. */
@@ -293,140 +241,6 @@ export class BlkDriver {
       case 'flush':
         return;
     }
-  }
-
-  private submitBacklog(): Promise<void> {
-    this.submitting = this.submitting.then(() => this.submitRound());
-    return this.submitting;
-  }
-
-  /** Put waiting requests in the ring while slots and descriptors last, then notify once. */
-  private async submitRound(): Promise<void> {
-    let submitted = 0;
-    while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
-      const queued = this.backlog[this.backlogHead]!;
-      const slot = this.freeSlots[this.freeSlots.length - 1]!;
-      const { out, inn } = this.layout(queued.op, slot);
-      if (this.queue.numFree < out.length + inn.length) break;
-      this.freeSlots.pop();
-      this.backlogHead++;
-      this.slotOps[slot] = queued;
-      this.queue.submit(out, inn, slot);
-      this.inFlight++;
-      submitted++;
-    }
-    if (this.backlogHead === this.backlog.length) {
-      this.backlog.length = 0;
-      this.backlogHead = 0;
-    }
-    // The ring flushes device-readable buffers before it publishes them, and refreshes the
-    // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
-    if (submitted > 0) await this.queue.kick();
-  }
-
-  /** Write the request header (and segment) into the slot and return the chain's buffers. */
-  private layout(op: BlkOp, slot: number): { out: DmaSpan[]; inn: DmaSpan[] } {
-    const base = slot * SLOT_SIZE;
-    const addr = this.slots.addr + base;
-    const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
-    const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
-    const v = this.slotView;
-    v.setUint8(base + SLOT_STATUS, 0xff); // not a status the device sends: a missing answer shows
-    switch (op.type) {
-      case 'read':
-        this.setHeader(base, VIRTIO_BLK_T_IN, op.sector);
-        return { out: [hdr], inn: [...this.segments(op.buffer), status] };
-      case 'write':
-        this.setHeader(base, VIRTIO_BLK_T_OUT, op.sector);
-        return { out: [hdr, ...this.segments(op.buffer)], inn: [status] };
-      case 'flush':
-        this.setHeader(base, VIRTIO_BLK_T_FLUSH, 0);
-        return { out: [hdr], inn: [status] };
-      case 'getId':
-        this.setHeader(base, VIRTIO_BLK_T_GET_ID, 0);
-        return { out: [hdr], inn: [{ addr: op.buffer.addr, len: VIRTIO_BLK_ID_BYTES }, status] };
-      case 'discard':
-      case 'writeZeroes': {
-        this.setHeader(base, op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
-        const [lo, hi] = splitU64(op.sector);
-        const seg = base + SLOT_SEG;
-        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR, lo, true);
-        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR + 4, hi, true);
-        v.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, op.count, true);
-        v.setUint32(seg + VIRTIO_BLK_DWZ_FLAGS, op.type === 'writeZeroes' && op.unmap ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0, true);
-        return { out: [hdr, { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE }], inn: [status] };
-      }
-    }
-  }
-
-  /** struct virtio_blk_req header at slot offset `base`. */
-  private setHeader(base: number, type: number, sector: number): void {
-    const v = this.slotView;
-    const [lo, hi] = splitU64(sector);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_TYPE, type, true);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_RESERVED, 0, true);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo, true);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
-  }
-
-  /** A data buffer as descriptors of at most size_max bytes each. */
-  private segments(buffer: DmaSpan): DmaSpan[] {
-    const max = this.config.sizeMax;
-    if (max === undefined || buffer.len <= max) return [buffer];
-    const out: DmaSpan[] = [];
-    for (let at = 0; at < buffer.len; at += max) out.push({ addr: buffer.addr + at, len: Math.min(max, buffer.len - at) });
-    return out;
-  }
-
-  private ensurePump(): void {
-    if (this.pumping || this.inFlight === 0 || this.fault) return;
-    this.pumping = true;
-    void this.pump().finally(() => {
-      this.pumping = false;
-      // A batch may have been submitted between the last wait and here.
-      this.ensurePump();
-    });
-  }
-
-  /** Reap completions until nothing is in flight, refilling the ring from the backlog. */
-  private async pump(): Promise<void> {
-    try {
-      while (this.inFlight > 0) {
-        const used = await this.queue.waitUsed();
-        for (const { token } of used) this.complete(token);
-        if (this.backlogHead < this.backlog.length) await this.submitBacklog();
-      }
-    } catch (err) {
-      this.failAll(err);
-    }
-  }
-
-  private complete(slot: number): void {
-    const queued = this.slotOps[slot]!;
-    this.slotOps[slot] = undefined;
-    this.freeSlots.push(slot);
-    this.inFlight--;
-    const status = this.slotView.getUint8(slot * SLOT_SIZE + SLOT_STATUS);
-    const batch = queued.batch;
-    if (status !== VIRTIO_BLK_S_OK) batch.error ??= new BlkStatusError(status, queued.op.type);
-    if (--batch.left === 0) {
-      if (batch.error) batch.reject(batch.error);
-      else batch.resolve();
-    }
-  }
-
-  /** The queue or device failed: every request waiting or in flight fails with it. */
-  private failAll(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    this.fault ??= error;
-    const batches = new Set<Batch>();
-    for (const q of this.slotOps) if (q) batches.add(q.batch);
-    for (let i = this.backlogHead; i < this.backlog.length; i++) batches.add(this.backlog[i]!.batch);
-    this.backlog.length = 0;
-    this.backlogHead = 0;
-    this.slotOps.fill(undefined);
-    this.inFlight = 0;
-    for (const b of batches) b.reject(error);
   }
 
   private async withBounce<R>(len: number, use: (buf: DmaBuffer) => Promise<R>): Promise<R> {

@@ -72,6 +72,15 @@ test('blk round trip on a FILE: 64 requests in flight write a pattern, the file 
   assert.deepEqual(first, image.subarray(0, 1536));
   assert.deepEqual(last, image.subarray((SECTORS - 1) * 512));
   assert.equal(id, 'e2e-file');
+
+  // DISCARD and WRITE_ZEROES seen on the file: the ranges read back as zeroes there, nothing else moved.
+  await blk.writeZeroes(10, 3);
+  await blk.discard(SECTORS - 8, 8);
+  await blk.flush();
+  const expected = Buffer.from(image);
+  expected.fill(0, 10 * 512, 13 * 512);
+  expected.fill(0, (SECTORS - 8) * 512);
+  assert.deepEqual(readFileSync(path), expected);
   assert.equal(device.requestsInFlight, 0);
 });
 
@@ -154,4 +163,31 @@ test('blk driver: a batch larger than the ring completes as slots free up', asyn
   await blk.batch(ops);
   for (let i = 0; i < 40; i++) assert.deepEqual(disk.bytes.subarray(i * 1024, i * 1024 + 512), buf.bytes.subarray(i * 512, (i + 1) * 512));
   m.bus.dma.free(buf);
+});
+
+test('blk driver with VIRTIO_BLK_F_MQ: a batch is shared across the request queues', async (t) => {
+  const disk = new MemoryBlockBackend(SECTORS * 512);
+  const m = new Machine({ ramSize: 32 << 20 });
+  const device = new BlkDevice({ backend: disk, numQueues: 4 });
+  const notified = new Set<number>();
+  const notify = device.queueNotify.bind(device);
+  device.queueNotify = (index: number) => {
+    notified.add(index);
+    notify(index);
+  };
+  const { bdf } = m.plugVirtio(device);
+  const blk = await BlkDriver.open(m.bus, bdf, { numQueues: 2 });
+  t.after(() => blk.close());
+  assert.equal(blk.numQueues, 2);
+  const buf = m.bus.dma.alloc(64 * 1024, 16);
+  buf.bytes.set(pattern(64 * 1024, 21));
+  await blk.batch(Array.from({ length: 64 }, (_, i): BlkOp => ({ type: 'write', sector: i * 2, buffer: { addr: buf.addr + i * 1024, len: 1024 } })));
+  assert.deepEqual(disk.bytes.subarray(0, 64 * 1024), buf.bytes);
+  assert.deepEqual([...notified].sort(), [0, 1]);
+  m.bus.dma.free(buf);
+
+  // Without MQ offered the driver uses one queue whatever it asks for.
+  const single = await start({ backend: new MemoryBlockBackend(4096) }, {});
+  t.after(() => single.blk.close());
+  assert.equal(single.blk.numQueues, 1);
 });

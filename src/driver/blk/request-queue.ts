@@ -1,0 +1,225 @@
+/**
+ * One virtio-blk request queue as the driver runs it: a DMA slot per request in flight (header,
+ * segment, status), a backlog of requests waiting for slots and descriptors, and one pump that reaps
+ * completions and refills the ring. Each submission round notifies the device once.
+ */
+
+import { splitU64 } from '../../memory/guest-memory.js';
+import {
+  VIRTIO_BLK_DWZ_FLAGS,
+  VIRTIO_BLK_DWZ_NUM_SECTORS,
+  VIRTIO_BLK_DWZ_SECTOR,
+  VIRTIO_BLK_DWZ_SIZE,
+  VIRTIO_BLK_ID_BYTES,
+  VIRTIO_BLK_REQ_HDR_SIZE,
+  VIRTIO_BLK_REQ_RESERVED,
+  VIRTIO_BLK_REQ_SECTOR,
+  VIRTIO_BLK_REQ_TYPE,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_T_DISCARD,
+  VIRTIO_BLK_T_FLUSH,
+  VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_T_WRITE_ZEROES,
+  VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+} from '../../spec/blk.js';
+import type { DmaBuffer, DmaMemory } from '../pci-bus.js';
+import type { DmaSpan, DriverQueue } from '../driver-queue.js';
+import { BlkStatusError, type BlkOp } from './types.js';
+
+/**
+ * Per-request DMA a slot owns: header (16), one discard/write-zeroes segment (16), a GET_ID buffer
+ * (20) and the status byte, 64 bytes in all.
+ */
+const SLOT_SIZE = 64;
+const SLOT_HDR = 0;
+const SLOT_SEG = 16;
+const SLOT_STATUS = 52;
+
+/** A batch in progress: how many of its requests are left, and the first failure. */
+export interface Batch {
+  left: number;
+  error: Error | undefined;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** A request waiting for a slot and descriptors. */
+interface Queued {
+  readonly op: BlkOp;
+  readonly batch: Batch;
+}
+
+export class BlkRequestQueue {
+  /** Most requests in flight at once (one slot each). */
+  readonly maxInFlight: number;
+
+  private readonly slots: DmaBuffer;
+  private readonly slotView: DataView;
+  private readonly freeSlots: number[];
+  private readonly slotOps: (Queued | undefined)[];
+  private readonly backlog: Queued[] = [];
+  private backlogHead = 0;
+  private inFlight = 0;
+  private pumping = false;
+  private failed = false;
+
+  constructor(
+    private readonly queue: DriverQueue<number>,
+    private readonly dma: DmaMemory,
+    /** size_max, when negotiated: data buffers are cut into descriptors no longer than this. */
+    private readonly sizeMax: number | undefined,
+    /** Called once when the queue fails (timeout, device fault): the driver fails everything. */
+    private readonly onFault: (error: Error) => void,
+  ) {
+    // Without indirect descriptors a request takes at least two (header and status).
+    this.maxInFlight = Math.max(1, Math.floor(queue.size / 2));
+    this.slots = dma.alloc(this.maxInFlight * SLOT_SIZE, 16);
+    this.slotView = new DataView(this.slots.bytes.buffer, this.slots.bytes.byteOffset, this.slots.bytes.byteLength);
+    this.freeSlots = Array.from({ length: this.maxInFlight }, (_, i) => this.maxInFlight - 1 - i);
+    this.slotOps = new Array<Queued | undefined>(this.maxInFlight).fill(undefined);
+  }
+
+  /** Queue `ops` of `batch`, put what fits in the ring and notify; the pump does the rest. */
+  enqueue(ops: readonly BlkOp[], batch: Batch): void {
+    for (const op of ops) this.backlog.push({ op, batch });
+    void this.submitRound().then(
+      () => this.ensurePump(),
+      (err: unknown) => this.onFault(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /** Put waiting requests in the ring while slots and descriptors last, then notify once. */
+  private async submitRound(): Promise<void> {
+    let submitted = 0;
+    while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
+      const queued = this.backlog[this.backlogHead]!;
+      const slot = this.freeSlots[this.freeSlots.length - 1]!;
+      const { out, inn } = this.layout(queued.op, slot);
+      if (this.queue.numFree < out.length + inn.length) break;
+      this.freeSlots.pop();
+      this.backlogHead++;
+      this.slotOps[slot] = queued;
+      this.queue.submit(out, inn, slot);
+      this.inFlight++;
+      submitted++;
+    }
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog.length = 0;
+      this.backlogHead = 0;
+    }
+    // The ring flushes device-readable buffers before it publishes them, and refreshes the
+    // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
+    if (submitted > 0) await this.queue.kick();
+  }
+
+  /** Write the request header (and segment) into the slot and return the chain's buffers. */
+  private layout(op: BlkOp, slot: number): { out: DmaSpan[]; inn: DmaSpan[] } {
+    const base = slot * SLOT_SIZE;
+    const addr = this.slots.addr + base;
+    const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
+    const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
+    const v = this.slotView;
+    v.setUint8(base + SLOT_STATUS, 0xff); // not a status the device sends: a missing answer shows
+    switch (op.type) {
+      case 'read':
+        this.setHeader(base, VIRTIO_BLK_T_IN, op.sector);
+        return { out: [hdr], inn: [...this.segments(op.buffer), status] };
+      case 'write':
+        this.setHeader(base, VIRTIO_BLK_T_OUT, op.sector);
+        return { out: [hdr, ...this.segments(op.buffer)], inn: [status] };
+      case 'flush':
+        this.setHeader(base, VIRTIO_BLK_T_FLUSH, 0);
+        return { out: [hdr], inn: [status] };
+      case 'getId':
+        this.setHeader(base, VIRTIO_BLK_T_GET_ID, 0);
+        return { out: [hdr], inn: [{ addr: op.buffer.addr, len: VIRTIO_BLK_ID_BYTES }, status] };
+      case 'discard':
+      case 'writeZeroes': {
+        this.setHeader(base, op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
+        const [lo, hi] = splitU64(op.sector);
+        const seg = base + SLOT_SEG;
+        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR, lo, true);
+        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR + 4, hi, true);
+        v.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, op.count, true);
+        v.setUint32(seg + VIRTIO_BLK_DWZ_FLAGS, op.type === 'writeZeroes' && op.unmap ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0, true);
+        return { out: [hdr, { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE }], inn: [status] };
+      }
+    }
+  }
+
+  /** struct virtio_blk_req header at slot offset `base`. */
+  private setHeader(base: number, type: number, sector: number): void {
+    const v = this.slotView;
+    const [lo, hi] = splitU64(sector);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_TYPE, type, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_RESERVED, 0, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
+  }
+
+  /** A data buffer as descriptors of at most size_max bytes each. */
+  private segments(buffer: DmaSpan): DmaSpan[] {
+    const max = this.sizeMax;
+    if (max === undefined || buffer.len <= max) return [buffer];
+    const out: DmaSpan[] = [];
+    for (let at = 0; at < buffer.len; at += max) out.push({ addr: buffer.addr + at, len: Math.min(max, buffer.len - at) });
+    return out;
+  }
+
+  private ensurePump(): void {
+    if (this.pumping || this.inFlight === 0 || this.failed) return;
+    this.pumping = true;
+    void this.pump().finally(() => {
+      this.pumping = false;
+      // A batch may have been submitted between the last wait and here.
+      this.ensurePump();
+    });
+  }
+
+  /** Reap completions until nothing is in flight, refilling the ring from the backlog. */
+  private async pump(): Promise<void> {
+    try {
+      while (this.inFlight > 0) {
+        const used = await this.queue.waitUsed();
+        for (const { token } of used) this.complete(token);
+        if (this.backlogHead < this.backlog.length) await this.submitRound();
+      }
+    } catch (err) {
+      this.onFault(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private complete(slot: number): void {
+    const queued = this.slotOps[slot]!;
+    this.slotOps[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.inFlight--;
+    const status = this.slotView.getUint8(slot * SLOT_SIZE + SLOT_STATUS);
+    const batch = queued.batch;
+    if (status !== VIRTIO_BLK_S_OK) batch.error ??= new BlkStatusError(status, queued.op.type);
+    if (--batch.left === 0) {
+      if (batch.error) batch.reject(batch.error);
+      else batch.resolve();
+    }
+  }
+
+  /** The device or driver failed: every request waiting or in flight here fails with `error`. */
+  failAll(error: Error): void {
+    this.failed = true;
+    const batches = new Set<Batch>();
+    for (const q of this.slotOps) if (q) batches.add(q.batch);
+    for (let i = this.backlogHead; i < this.backlog.length; i++) batches.add(this.backlog[i]!.batch);
+    this.backlog.length = 0;
+    this.backlogHead = 0;
+    this.slotOps.fill(undefined);
+    this.inFlight = 0;
+    for (const b of batches) b.reject(error);
+  }
+
+  /** Release the slot memory (after the device was reset). */
+  destroy(): void {
+    this.dma.free(this.slots);
+  }
+}
