@@ -1,0 +1,79 @@
+/**
+ * The Linux guest's files (kernel, initramfs, BIOS), built from Debian packages by
+ * scripts/guest/build-assets.sh into .cache/linux-guest (or $VIRTIO_TS_GUEST_CACHE).
+ */
+
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BusError } from '../../errors.js';
+
+/** The repository (or installed package) root: this file is dist/src/platform/v86/assets.js. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const BUILD_SCRIPT = join(PACKAGE_ROOT, 'scripts', 'guest', 'build-assets.sh');
+
+export interface GuestAssets {
+  readonly dir: string;
+  readonly kernel: string;
+  readonly initrd: string;
+  readonly bios: string;
+  readonly vgaBios: string;
+  /** The build's manifest (kernel version, input hash): saved states are keyed on it. */
+  readonly manifest: string;
+}
+
+/** Where the assets live. */
+export function guestCacheDir(): string {
+  return process.env['VIRTIO_TS_GUEST_CACHE'] ?? join(PACKAGE_ROOT, '.cache', 'linux-guest');
+}
+
+/** The built assets; throws a BusError saying how to build them when any is missing. */
+export function findGuestAssets(dir = guestCacheDir()): GuestAssets {
+  const assets = {
+    dir,
+    kernel: join(dir, 'vmlinuz'),
+    initrd: join(dir, 'initramfs.cpio.gz'),
+    bios: join(dir, 'bios.bin'),
+    vgaBios: join(dir, 'vgabios.bin'),
+  };
+  const manifest = join(dir, 'manifest');
+  const missing = [assets.kernel, assets.initrd, assets.bios, assets.vgaBios, manifest].filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    throw new BusError(`Linux guest assets missing (${missing.join(', ')}): run \`npm run setup\` or \`bash ${BUILD_SCRIPT}\``);
+  }
+  return { ...assets, manifest: readFileSync(manifest, 'utf8') };
+}
+
+/** Progress of a build: step `step` of `total` started. */
+export type BuildProgress = (step: number, total: number, what: string) => void;
+
+/**
+ * Build the assets when they are missing or stale (a no-op when current), reporting each step.
+ * Rejects with the script's output when it fails.
+ */
+export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()): Promise<GuestAssets> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [BUILD_SCRIPT], { env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let pending = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+      pending += chunk;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const m = /^STEP (\d+)\/(\d+) (.*)$/.exec(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+        if (m) onStep?.(Number(m[1]), Number(m[2]), m[3]!);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+    });
+    child.on('error', (err) => reject(new BusError(`cannot run ${BUILD_SCRIPT}`, { cause: err })));
+    child.on('close', (code) => {
+      if (code === 0) resolve(findGuestAssets(dir));
+      else reject(new BusError(`building the Linux guest assets failed (exit ${code}):\n${output}`));
+    });
+  });
+}

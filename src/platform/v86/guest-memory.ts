@@ -1,0 +1,131 @@
+/**
+ * v86's guest RAM as a GuestMemory, zero-copy. Two v86 facts shape it (see internals.ts):
+ * - RAM lives inside the wasm memory, which grows when v86's allocator runs out (the JIT allocates
+ *   as it compiles); growing detaches every view of the old buffer, including the DataViews a queue
+ *   keeps of its rings. {@link reserveWasmHeap} gives the allocator room up front so that it does not
+ *   grow in practice; should it grow anyway, the wrapper re-creates its own view (counted in
+ *   {@link V86GuestMemory.growths}), but views handed out earlier are dead.
+ * - The JIT caches compiled code per page and only notices the CPU's own writes. Device writes are
+ *   remembered here and {@link V86GuestMemory.flushDirty} tells the JIT before the guest is
+ *   interrupted, so code read from a virtio disk into a page that once held other code runs fresh.
+ */
+
+import { ArrayGuestMemory, rangeInside, type GuestMemory } from '../../memory/guest-memory.js';
+import type { V86Cpu } from './internals.js';
+
+/** Dirty ranges kept apart before they are merged into one span. */
+const MAX_DIRTY_RANGES = 16;
+
+/** Heap room given to v86's allocator; a 10 s boot plus tests allocates under 3 MiB. */
+const WASM_HEAP_RESERVE = 32 << 20;
+const reserved = new WeakSet<V86Cpu>();
+
+/**
+ * Grow v86's wasm heap once, before the guest runs, by allocating and freeing a large block: the
+ * allocator keeps the freed block for later allocations instead of growing the memory (which would
+ * detach every view of guest RAM). Relies on the wasm exports v86_malloc and v86_free.
+ */
+export function reserveWasmHeap(cpu: V86Cpu): void {
+  if (reserved.has(cpu)) return;
+  reserved.add(cpu);
+  cpu.wm.exports.v86_free(cpu.wm.exports.v86_malloc(WASM_HEAP_RESERVE));
+}
+
+export class V86GuestMemory implements GuestMemory {
+  readonly end: number;
+  private ram: ArrayGuestMemory;
+  private readonly dirty: [start: number, end: number][] = [];
+  /** How often the wasm memory grew under this wrapper (each time, older views died). */
+  growths = 0;
+
+  constructor(private readonly cpu: V86Cpu) {
+    this.ram = this.wrap();
+    this.end = this.ram.end;
+  }
+
+  private wrap(): ArrayGuestMemory {
+    const size = this.cpu.memory_size[0]! >>> 0;
+    return new ArrayGuestMemory(new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, size));
+  }
+
+  /** The RAM view over the current wasm buffer. */
+  private get current(): ArrayGuestMemory {
+    if (this.ram.bytes.buffer !== this.cpu.wasm_memory.buffer) {
+      this.ram = this.wrap();
+      this.growths++;
+    }
+    return this.ram;
+  }
+
+  private touch(addr: number, len: number): void {
+    if (len <= 0) return;
+    const last = this.dirty[this.dirty.length - 1];
+    if (last !== undefined && addr <= last[1] && addr + len >= last[0]) {
+      last[0] = Math.min(last[0], addr);
+      last[1] = Math.max(last[1], addr + len);
+    } else if (this.dirty.length < MAX_DIRTY_RANGES) {
+      this.dirty.push([addr, addr + len]);
+    } else {
+      let start = addr;
+      let end = addr + len;
+      for (const [s, e] of this.dirty) {
+        start = Math.min(start, s);
+        end = Math.max(end, e);
+      }
+      this.dirty.length = 0;
+      this.dirty.push([start, end]);
+    }
+  }
+
+  /** Tell v86's JIT about every range written since the last flush. */
+  flushDirty(): void {
+    for (const [start, end] of this.dirty) this.cpu.jit_dirty_cache(start, end);
+    this.dirty.length = 0;
+  }
+
+  contains(addr: number, len: number): boolean {
+    // Not through this.ram: a detached view has length 0.
+    return rangeInside(addr, len, 0, this.end);
+  }
+  read8(addr: number): number {
+    return this.current.read8(addr);
+  }
+  read16(addr: number): number {
+    return this.current.read16(addr);
+  }
+  read32(addr: number): number {
+    return this.current.read32(addr);
+  }
+  read64(addr: number): bigint {
+    return this.current.read64(addr);
+  }
+  write8(addr: number, value: number): void {
+    this.current.write8(addr, value);
+    this.touch(addr, 1);
+  }
+  write16(addr: number, value: number): void {
+    this.current.write16(addr, value);
+    this.touch(addr, 2);
+  }
+  write32(addr: number, value: number): void {
+    this.current.write32(addr, value);
+    this.touch(addr, 4);
+  }
+  write64(addr: number, value: bigint): void {
+    this.current.write64(addr, value);
+    this.touch(addr, 8);
+  }
+  /** A view a device may write through, so its range counts as written. */
+  view(addr: number, len: number): Uint8Array {
+    const v = this.current.view(addr, len);
+    this.touch(addr, len);
+    return v;
+  }
+  read(addr: number, dst: Uint8Array): void {
+    this.current.read(addr, dst);
+  }
+  write(addr: number, src: Uint8Array): void {
+    this.current.write(addr, src);
+    this.touch(addr, src.byteLength);
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * A Linux guest under v86, headless in Node, with virtio-ts PCI functions on its bus: boots Debian's
+ * kernel with the initramfs of scripts/guest (or restores a saved state of that boot), then drives
+ * /init's command protocol over the serial console (guest-protocol.ts). Every wait has a timeout,
+ * and a failure carries the serial log.
+ *
+ *   const guest = await LinuxGuest.boot({ devices: [{ name: 'rng', create: (host) => new VirtioPciFunction(rng, host) }] });
+ *   try {
+ *     await guest.command('load');
+ *     const out = await guest.command('rng 64');
+ *   } finally {
+ *     await guest.destroy();
+ *   }
+ */
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { V86 } from 'v86';
+import { BusError, UsageError } from '../../errors.js';
+import type { DeviceHost, PciFunction } from '../../pci/function.js';
+import { findGuestAssets, type GuestAssets } from './assets.js';
+import { DONE_MARK, POWEROFF_MARK, READY_MARK, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
+import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
+import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
+
+/** A PCI function to put on the guest's bus. */
+export interface GuestDevice {
+  readonly name: string;
+  /** Bus-0 devfn; default: the next free slot from 00:0d.0. */
+  readonly devfn?: number;
+  /** Builds the function against the host (guest memory, INTx) the emulator gives it. */
+  readonly create: (host: DeviceHost) => PciFunction;
+}
+
+export interface LinuxGuestOptions {
+  readonly devices?: readonly GuestDevice[];
+  /** Default: the built assets in the cache (findGuestAssets). */
+  readonly assets?: GuestAssets;
+  /** Kernel parameters added to the base ones (console on ttyS0, no MSI: v86 cannot deliver it). */
+  readonly cmdline?: string;
+  /** Guest RAM in MiB (default 128; the initrd is loaded at 64 MiB). */
+  readonly memoryMiB?: number;
+  /** Restore a saved state of this configuration's boot when there is one; save one after a cold boot. Default true. */
+  readonly savedState?: boolean;
+  /** Default 90 s (a cold boot takes about 10 s on two cores). */
+  readonly bootTimeoutMs?: number;
+  /** Every byte the guest writes to its serial console, as text. */
+  readonly onSerial?: (text: string) => void;
+}
+
+/** A guest failure, with the serial log so far. */
+export class GuestError extends BusError {
+  constructor(
+    message: string,
+    readonly serialLog: string,
+  ) {
+    super(`${message}\n----- guest serial log -----\n${serialLog.slice(-20000)}\n----- end of serial log -----`);
+  }
+}
+
+/** Kernel parameters every boot gets: serial console, quiet, INTx only. */
+export const BASE_CMDLINE = 'console=ttyS0 quiet pci=nomsi';
+
+const require = createRequire(import.meta.url);
+
+type LineWaiter = (line: string) => boolean;
+
+export class LinuxGuest {
+  private log = '';
+  private partial = '';
+  private readonly waiters = new Set<LineWaiter>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private destroyed = false;
+
+  /** Whether this guest started from a saved state rather than a cold boot. */
+  restored = false;
+  /** Milliseconds from construction to VT-READY. */
+  bootMs = 0;
+
+  private constructor(
+    readonly emulator: V86,
+    readonly adapter: V86PciAdapter,
+  ) {}
+
+  /** Everything the guest wrote on its serial console. */
+  get serialLog(): string {
+    return this.log;
+  }
+
+  /** The functions on the bus, with their slots. */
+  get functions(): PluggedFunction[] {
+    return this.adapter.functions;
+  }
+
+  /** Boot (or restore) a guest and wait for /init's VT-READY. */
+  static async boot(options: LinuxGuestOptions = {}): Promise<LinuxGuest> {
+    const t0 = performance.now();
+    const assets = options.assets ?? findGuestAssets();
+    const memoryBytes = (options.memoryMiB ?? 128) * 1024 * 1024;
+    const cmdline = [BASE_CMDLINE, options.cmdline ?? ''].join(' ').trim();
+    const file = (path: string) => {
+      const b = readFileSync(path);
+      const buffer = new ArrayBuffer(b.byteLength);
+      new Uint8Array(buffer).set(b);
+      return { buffer };
+    };
+    const emulator = new V86({
+      wasm_path: require.resolve('v86/build/v86.wasm'),
+      bios: file(assets.bios),
+      vga_bios: file(assets.vgaBios),
+      bzimage: file(assets.kernel),
+      initrd: file(assets.initrd),
+      cmdline,
+      memory_size: memoryBytes,
+      autostart: false,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+    });
+    let guest: LinuxGuest | undefined;
+    try {
+      await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+      const adapter = new V86PciAdapter(emulator);
+      guest = new LinuxGuest(emulator, adapter);
+      emulator.add_listener('serial0-output-byte', (byte) => guest!.onByte(byte, options.onSerial));
+      let devfn = FIRST_FREE_DEVFN;
+      for (const d of options.devices ?? []) {
+        const at = d.devfn ?? devfn;
+        adapter.plug(at, d.name, d.create);
+        devfn = Math.max(devfn, ((at >> 3) + 1) << 3);
+      }
+      const store = new SavedStateStore(join(assets.dir, 'states'));
+      const key = savedStateKey({
+        manifest: assets.manifest,
+        cmdline,
+        memoryBytes,
+        devices: adapter.functions.map((f) => ({ devfn: f.devfn, config: configSnapshot(f.fn), bars: f.fn.bars })),
+      });
+      const useStates = options.savedState ?? true;
+      const saved = useStates ? store.load(key) : undefined;
+      if (saved !== undefined && guest.replay(saved.record)) {
+        await emulator.restore_state(saved.state);
+        guest.restored = true;
+        await emulator.run();
+      } else {
+        const ready = guest.waitLine((l) => l.includes(READY_MARK), options.bootTimeoutMs ?? 90_000, 'boot to /init');
+        await emulator.run();
+        await ready;
+        // A state is only reusable if nothing but config space was touched (see saved-state.ts).
+        if (useStates && adapter.functions.every((f) => f.barAccesses === 0)) {
+          await emulator.stop();
+          store.save(guest.record(key), await emulator.save_state());
+          await emulator.run();
+        }
+      }
+      guest.bootMs = performance.now() - t0;
+      return guest;
+    } catch (err) {
+      await (guest ? guest.destroy() : emulator.destroy());
+      throw err;
+    }
+  }
+
+  /** Replay a state's config writes into our fresh functions; false when they don't reproduce it. */
+  private replay(record: SavedStateRecord): boolean {
+    const fns = this.adapter.functions;
+    if (record.devices.length !== fns.length) return false;
+    for (const [i, d] of record.devices.entries()) {
+      const f = fns[i]!;
+      if (d.devfn !== f.devfn) return false;
+      this.adapter.replayConfigWrites(f.devfn, d.configWrites);
+      const now = configSnapshot(f.fn);
+      if (now.some((b, off) => b !== d.config[off])) {
+        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space; delete ${f.name}'s saved state`, this.log);
+      }
+    }
+    return true;
+  }
+
+  private record(key: string): SavedStateRecord {
+    return {
+      key,
+      devices: this.adapter.functions.map((f) => ({ devfn: f.devfn, configWrites: f.configWrites, config: configSnapshot(f.fn) })),
+    };
+  }
+
+  private onByte(byte: number, onSerial: ((text: string) => void) | undefined): void {
+    const ch = String.fromCharCode(byte);
+    this.log += ch;
+    onSerial?.(ch);
+    if (ch === '\n') {
+      const line = this.partial.replace(/\r$/, '');
+      this.partial = '';
+      for (const w of [...this.waiters]) if (w(line)) this.waiters.delete(w);
+    } else {
+      this.partial += ch;
+    }
+  }
+
+  /** Resolves with the first line `match` accepts, or rejects after `timeoutMs` with the serial log. */
+  waitLine(match: (line: string) => boolean, timeoutMs: number, what: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const waiter: LineWaiter = (line) => {
+        if (!match(line)) return false;
+        clearTimeout(timer);
+        resolve(line);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new GuestError(`guest timed out after ${timeoutMs} ms waiting for: ${what}`, this.log));
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Type text on the guest's serial console. */
+  sendSerial(text: string): void {
+    this.emulator.serial0_send(text);
+  }
+
+  /**
+   * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines. Commands run one
+   * at a time. Rejects when the command does not finish in time; a non-zero rc is returned, not thrown.
+   */
+  command(line: string, timeoutMs = 60_000): Promise<CommandOutput> {
+    const name = line.trim().split(/\s+/)[0];
+    if (name === undefined || name === '' || line.includes('\n')) throw new UsageError(`not a single command: ${JSON.stringify(line)}`);
+    const run = async (): Promise<CommandOutput> => {
+      const results: GuestResult[] = [];
+      const done = this.waitLine(
+        (l) => {
+          const r = parseResult(l);
+          if (r !== undefined) results.push(r);
+          return parseDone(l)?.[0] === name;
+        },
+        timeoutMs,
+        `${DONE_MARK} ${name} (after sending "${line}")`,
+      );
+      this.sendSerial(`${line}\n`);
+      const [, rc] = parseDone(await done)!;
+      return { command: line, rc, results };
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Ask /init to power off and wait until it says so, then free the emulator. */
+  async poweroff(timeoutMs = 30_000): Promise<void> {
+    const off = this.waitLine((l) => l.includes(POWEROFF_MARK), timeoutMs, 'poweroff');
+    this.sendSerial('poweroff\n');
+    await off;
+    await this.destroy();
+  }
+
+  /** Stop and free the emulator (idempotent). */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.emulator.destroy();
+  }
+}

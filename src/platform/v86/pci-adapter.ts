@@ -1,0 +1,381 @@
+/**
+ * Places virtio-ts PCI functions on the PCI bus of a v86 emulator (npm v86, pinned): the device half's
+ * face to an emulator author who uses v86. For each function it
+ * - serves config space live: v86 answers config cycles from a copy taken at registration, so the
+ *   adapter takes over the data ports 0xCFC-0xCFF and sends cycles addressed to its functions to
+ *   configWrite/configRead (everything else goes on to v86);
+ * - routes BARs the guest programs (I/O ports and memory in 128 KiB blocks), following every move,
+ *   and refuses ranges another v86 device owns;
+ * - drives INTx through v86's PIRQ routing, sharing a line between functions by counting;
+ * - gives zero-copy guest memory (V86GuestMemory).
+ * v86 has no MSI delivery for outside devices: boot Linux with `pci=nomsi` (sendMsi is dropped and
+ * counted in {@link V86PciAdapter.droppedMsi}).
+ * Every v86 internal used is in internals.ts.
+ */
+
+import type { V86 } from 'v86';
+import { UsageError } from '../../errors.js';
+import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
+import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
+import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
+import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+
+/** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
+const MMIO_BLOCK_SHIFT = 17;
+const MMIO_BLOCK_SIZE = 1 << MMIO_BLOCK_SHIFT;
+const BLOCK_COUNT = 2 ** 32 / MMIO_BLOCK_SIZE;
+const PORT_COUNT = 0x10000;
+/** Bit 31 of the config address register enables a config cycle (PCI configuration mechanism #1). */
+const CONFIG_ENABLE = 0x8000_0000;
+/** PIIX3 PIRQ route control registers in the ISA bridge's config space (what v86's raise_irq reads). */
+const PIIX_PIRQ_ROUTE = 0x60;
+
+/** One config-space write, as replayed into a fresh function before restoring a saved state. */
+export type ConfigWrite = readonly [offset: number, size: AccessSize, value: number];
+
+/** A function placed on the bus. */
+export interface PluggedFunction {
+  readonly name: string;
+  /** devfn on bus 0 (slot << 3 | function). */
+  readonly devfn: number;
+  readonly fn: PciFunction;
+  readonly memory: V86GuestMemory;
+  /** Every config write the guest made, in order (what a saved state needs to rebuild the function). */
+  readonly configWrites: readonly ConfigWrite[];
+  /** Number of guest accesses to the function's BARs. */
+  readonly barAccesses: number;
+}
+
+interface Plugged extends PluggedFunction {
+  configWrites: ConfigWrite[];
+  barAccesses: number;
+  intx: boolean;
+  intxLine: number;
+}
+
+interface Route {
+  readonly dev: Plugged;
+  readonly bar: DecodedBar;
+}
+
+const ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
+
+/** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
+export const FIRST_FREE_DEVFN = 13 << 3;
+
+export class V86PciAdapter {
+  private readonly cpu: V86Cpu;
+  private readonly byDevfn = new Map<number, Plugged>();
+  private routes: Route[] = [];
+  private readonly ownedPorts = new Uint8Array(PORT_COUNT);
+  private readonly ownedBlocks = new Uint8Array(BLOCK_COUNT);
+  /** Asserted INTx count per interrupt line, so functions sharing a line don't lower it for each other. */
+  private readonly lineCount = new Map<number, number>();
+  private readonly unmappedRead8: MmioRead | undefined;
+  /** Why a BAR could not be mapped (another v86 device owns the range), one line each. */
+  readonly refusedBars: string[] = [];
+  /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
+  private pendingHighByte: [addr: number, byte: number] | undefined;
+  /** MSI messages the function sent, which v86 cannot deliver. */
+  droppedMsi = 0;
+
+  /** @param emulator a v86 emulator after its "emulator-loaded" event, before its first run */
+  constructor(emulator: V86) {
+    this.cpu = v86Internals(emulator);
+    reserveWasmHeap(this.cpu);
+    this.unmappedRead8 = this.findUnmappedHandler();
+    this.takeConfigPorts();
+    this.takeMmioWrite16();
+  }
+
+  /** Functions plugged so far, in devfn order. */
+  get functions(): PluggedFunction[] {
+    return [...this.byDevfn.values()].sort((a, b) => a.devfn - b.devfn);
+  }
+
+  /**
+   * Puts the function `create` builds on bus 0 at `devfn`. `create` receives the DeviceHost (guest
+   * memory, INTx) the function talks to. Call before the emulator first runs (or restores a state).
+   */
+  plug(devfn: number, name: string, create: (host: DeviceHost) => PciFunction): PciFunction {
+    if (!Number.isInteger(devfn) || devfn < 8 || devfn > 0xff) throw new UsageError(`devfn ${devfn} is not a free bus-0 devfn`);
+    if (this.byDevfn.has(devfn)) throw new UsageError(`devfn 0x${devfn.toString(16)} is taken`);
+    const memory = new V86GuestMemory(this.cpu);
+    let dev: Plugged | undefined;
+    const host: DeviceHost = {
+      memory,
+      sendMsi: () => {
+        this.droppedMsi++;
+      },
+      setIntx: (level) => {
+        if (dev !== undefined) this.setIntx(dev, level);
+      },
+    };
+    const fn = create(host);
+    dev = { name, devfn, fn, memory, configWrites: [], barAccesses: 0, intx: false, intxLine: -1 };
+    const space = configSnapshot(fn);
+    // v86 keeps this copy for its own use: raise_irq reads the interrupt pin from it, and saved
+    // states carry it. pci_bars stays empty so v86 never moves ports behind our back.
+    this.cpu.devices.pci.register_device({ name, pci_id: devfn, pci_space: space, pci_bars: [] });
+    this.byDevfn.set(devfn, dev);
+    this.reroute();
+    return fn;
+  }
+
+  /** Apply config writes recorded in an earlier run (before restoring that run's saved state). */
+  replayConfigWrites(devfn: number, writes: readonly ConfigWrite[]): void {
+    const dev = this.byDevfn.get(devfn);
+    if (dev === undefined) throw new UsageError(`no function at devfn 0x${devfn.toString(16)}`);
+    for (const [offset, size, value] of writes) this.configWrite(dev, offset, size, value);
+  }
+
+  // ---- config space -------------------------------------------------------------------------
+
+  /** The function a config cycle through port 0xCFC + lane targets, with the register offset. */
+  private configTarget(lane: number, size: AccessSize): [Plugged, number] | undefined {
+    const addr = this.cpu.devices.pci.pci_addr32[0]! >>> 0;
+    if ((addr & CONFIG_ENABLE) === 0 || ((addr >>> 16) & 0xff) !== 0) return undefined;
+    const dev = this.byDevfn.get((addr >>> 8) & 0xff);
+    if (dev === undefined || lane + size > 4) return undefined;
+    return [dev, (addr & 0xfc) + lane];
+  }
+
+  /**
+   * Wraps v86's handlers of ports 0xCFC-0xCFF: cycles for our functions go to them, the rest to v86.
+   * Relies on: io.ports entries and pci.pci_addr32 (the address latched from port 0xCF8).
+   */
+  private takeConfigPorts(): void {
+    const io = this.cpu.io;
+    for (let lane = 0; lane < 4; lane++) {
+      const port = PCI_CONFIG_DATA_PORT + lane;
+      const v86 = { ...io.ports[port]! };
+      const read = (size: AccessSize, v86Read: (port: number) => number) => (p: number) => {
+        const t = this.configTarget(lane, size);
+        if (t === undefined) return v86Read.call(v86.device, p);
+        const value = t[0].fn.configRead(t[1], size);
+        return size === 4 ? value | 0 : value;
+      };
+      const write = (size: AccessSize, v86Write: (value: number) => void) => (value: number) => {
+        const t = this.configTarget(lane, size);
+        if (t === undefined) v86Write.call(v86.device, value);
+        else this.configWrite(t[0], t[1], size, value >>> 0);
+      };
+      io.register_read(port, this, read(1, v86.read8), read(2, v86.read16), read(4, v86.read32));
+      io.register_write(port, this, write(1, v86.write8), write(2, v86.write16), write(4, v86.write32));
+    }
+  }
+
+  private configWrite(dev: Plugged, offset: number, size: AccessSize, value: number): void {
+    dev.configWrites.push([offset, size, value]);
+    dev.fn.configWrite(offset, size, value);
+    this.reroute();
+  }
+
+  // ---- BAR routing --------------------------------------------------------------------------
+
+  /** Recompute where every function's BARs decode, and claim ports/blocks newly covered. */
+  private reroute(): void {
+    const routes: Route[] = [];
+    for (const dev of this.byDevfn.values()) {
+      for (const bar of dev.fn.decodedBars()) {
+        if (bar.size <= 0) continue;
+        if (bar.kind === 'io' ? this.claimPorts(dev, bar) : this.claimBlocks(dev, bar)) routes.push({ dev, bar });
+      }
+    }
+    this.routes = routes;
+  }
+
+  private refuse(dev: Plugged, bar: DecodedBar, why: string): false {
+    const line = `${dev.name} BAR${bar.index} (${bar.kind} 0x${bar.base.toString(16)}+0x${bar.size.toString(16)}): ${why}`;
+    if (!this.refusedBars.includes(line)) this.refusedBars.push(line);
+    return false;
+  }
+
+  /**
+   * Claim the ports of an I/O BAR. Relies on: io.register_read/register_write (per port, handlers
+   * get the port on reads only) and io.empty_port_read8/empty_port_write identifying free ports.
+   */
+  private claimPorts(dev: Plugged, bar: DecodedBar): boolean {
+    const io = this.cpu.io;
+    if (bar.base + bar.size > PORT_COUNT) return this.refuse(dev, bar, 'beyond port 0xffff');
+    for (let p = bar.base; p < bar.base + bar.size; p++) {
+      const e = io.ports[p]!;
+      if (this.ownedPorts[p] === 0 && (e.read8 !== io.empty_port_read8 || e.write8 !== io.empty_port_write)) {
+        return this.refuse(dev, bar, `port 0x${p.toString(16)} belongs to another device`);
+      }
+    }
+    for (let p = bar.base; p < bar.base + bar.size; p++) {
+      if (this.ownedPorts[p] === 1) continue;
+      this.ownedPorts[p] = 1;
+      const port = p;
+      io.register_read(
+        port,
+        this,
+        () => this.ioRead(port, 1),
+        () => this.ioRead(port, 2),
+        () => this.ioRead(port, 4) | 0,
+      );
+      io.register_write(
+        port,
+        this,
+        (v) => this.ioWrite(port, 1, v),
+        (v) => this.ioWrite(port, 2, v),
+        (v) => this.ioWrite(port, 4, v),
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Claim the 128 KiB blocks a memory BAR covers. Relies on: io.mmap_register and
+   * cpu.memory_map_read8 (a block still holding the shared unmapped-space handler is free).
+   */
+  private claimBlocks(dev: Plugged, bar: DecodedBar): boolean {
+    const end = bar.base + bar.size;
+    if (end > 2 ** 32) return this.refuse(dev, bar, 'above 4 GiB (v86 is a 32-bit machine)');
+    const first = Math.floor(bar.base / MMIO_BLOCK_SIZE);
+    const last = Math.floor((end - 1) / MMIO_BLOCK_SIZE);
+    for (let b = first; b <= last; b++) {
+      if (this.ownedBlocks[b] === 0 && (this.unmappedRead8 === undefined || this.cpu.memory_map_read8[b] !== this.unmappedRead8)) {
+        return this.refuse(dev, bar, `block 0x${(b * MMIO_BLOCK_SIZE).toString(16)} is RAM or another device's`);
+      }
+    }
+    for (let b = first; b <= last; b++) {
+      if (this.ownedBlocks[b] === 1) continue;
+      this.ownedBlocks[b] = 1;
+      this.cpu.io.mmap_register(
+        b * MMIO_BLOCK_SIZE,
+        MMIO_BLOCK_SIZE,
+        (a) => this.mmioRead8(a >>> 0),
+        (a, v) => this.mmioWrite(a >>> 0, 1, v),
+        (a) => this.mmioRead32(a >>> 0) | 0,
+        (a, v) => this.mmioWrite(a >>> 0, 4, v >>> 0),
+      );
+    }
+    return true;
+  }
+
+  /** The handler v86 installs on all unmapped space above RAM: the most common one in the hole. */
+  private findUnmappedHandler(): MmioRead | undefined {
+    const counts = new Map<MmioRead, number>();
+    const map = this.cpu.memory_map_read8;
+    for (let b = Math.ceil((this.cpu.memory_size[0]! >>> 0) / MMIO_BLOCK_SIZE); b < BLOCK_COUNT; b++) {
+      const h = map[b];
+      if (h !== undefined) counts.set(h, (counts.get(h) ?? 0) + 1);
+    }
+    let best: MmioRead | undefined;
+    let bestCount = 0;
+    for (const [h, n] of counts) if (n > bestCount) [best, bestCount] = [h, n];
+    return best;
+  }
+
+  /**
+   * 16-bit MMIO writes reach JS as cpu.mmap_write16, which v86 splits into two byte writes; ours
+   * must arrive whole (a virtio driver writes queue_select or a notify as one 16-bit access).
+   */
+  private takeMmioWrite16(): void {
+    const cpu = this.cpu;
+    const v86Write16 = cpu.mmap_write16;
+    cpu.mmap_write16 = (addr: number, value: number) => {
+      const a = addr >>> 0;
+      if (this.ownedBlocks[a >>> MMIO_BLOCK_SHIFT] === 1) this.mmioWrite(a, 2, value & 0xffff);
+      else v86Write16.call(cpu, addr, value);
+    };
+  }
+
+  private route(kind: 'io' | 'memory', addr: number, size: AccessSize): [Route, number] | undefined {
+    for (const r of this.routes) {
+      const off = addr - r.bar.base;
+      if (r.bar.kind === kind && off >= 0 && off + size <= r.bar.size) return [r, off];
+    }
+    return undefined;
+  }
+
+  private barRead(kind: 'io' | 'memory', addr: number, size: AccessSize): number {
+    const hit = this.route(kind, addr, size);
+    if (hit === undefined) return ONES[size];
+    const [{ dev, bar }, off] = hit;
+    dev.barAccesses++;
+    return dev.fn.barRead(bar.index, off, size);
+  }
+
+  private barWrite(kind: 'io' | 'memory', addr: number, size: AccessSize, value: number): void {
+    this.pendingHighByte = undefined;
+    const hit = this.route(kind, addr, size);
+    if (hit === undefined) return;
+    const [{ dev, bar }, off] = hit;
+    dev.barAccesses++;
+    dev.fn.barWrite(bar.index, off, size, value);
+  }
+
+  /**
+   * 16-bit MMIO reads reach JS as two byte reads, low byte first (src/rust/cpu/memory.rs read16), and
+   * no hook sees them whole. A virtio register read with the wrong width may read wrong (a device
+   * serving fields, not byte lanes, gives 0 for the high byte of queue_size). So a byte read at an
+   * even address reads 16 bits there and keeps the high byte for a byte read of the next address if
+   * that is the very next access. A real 8-bit read loses nothing: its byte comes from the same
+   * address, and the even-address 8-bit registers (device_status, ISR) read the same at width 2.
+   */
+  private mmioRead8(addr: number): number {
+    const pending = this.pendingHighByte;
+    this.pendingHighByte = undefined;
+    if (pending !== undefined && pending[0] === addr) return pending[1];
+    if ((addr & 1) !== 0 || this.route('memory', addr, 2) === undefined) return this.barRead('memory', addr, 1);
+    const value = this.barRead('memory', addr, 2);
+    this.pendingHighByte = [addr + 1, (value >>> 8) & 0xff];
+    return value & 0xff;
+  }
+
+  private ioRead(port: number, size: AccessSize): number {
+    return this.barRead('io', port, size);
+  }
+  private ioWrite(port: number, size: AccessSize, value: number): void {
+    this.barWrite('io', port, size, value & ONES[size]);
+  }
+  private mmioRead32(addr: number): number {
+    this.pendingHighByte = undefined;
+    return this.barRead('memory', addr, 4);
+  }
+  private mmioWrite(addr: number, size: AccessSize, value: number): void {
+    this.barWrite('memory', addr, size, value);
+  }
+
+  // ---- INTx ---------------------------------------------------------------------------------
+
+  /**
+   * The interrupt line v86's raise_irq uses for a devfn: PIRQ register (pin - 1 + slot - 1) & 3 of
+   * the ISA bridge (relies on pci.isa_bridge_space8 and the pin in v86's config copy).
+   */
+  private intxLineOf(dev: Plugged): number | undefined {
+    const pin = dev.fn.configRead(PCI_INTERRUPT_PIN, 1);
+    if (pin < 1 || pin > 4) return undefined;
+    return this.cpu.devices.pci.isa_bridge_space8[PIIX_PIRQ_ROUTE + ((pin - 1 + (dev.devfn >> 3) - 1) & 3)]!;
+  }
+
+  private setIntx(dev: Plugged, level: boolean): void {
+    if (dev.intx === level) return;
+    dev.intx = level;
+    const pci = this.cpu.devices.pci;
+    if (level) {
+      dev.memory.flushDirty();
+      const line = this.intxLineOf(dev);
+      if (line === undefined) return; // the function has no INTx pin
+      dev.intxLine = line;
+      const n = this.lineCount.get(dev.intxLine) ?? 0;
+      this.lineCount.set(dev.intxLine, n + 1);
+      if (n === 0) pci.raise_irq(dev.devfn);
+    } else if (dev.intxLine >= 0) {
+      const n = (this.lineCount.get(dev.intxLine) ?? 1) - 1;
+      this.lineCount.set(dev.intxLine, n);
+      if (n === 0) pci.lower_irq(dev.devfn);
+      dev.intxLine = -1;
+    }
+  }
+}
+
+/** The function's 256 config bytes as the guest would read them now. */
+export function configSnapshot(fn: PciFunction): number[] {
+  const bytes: number[] = [];
+  for (let off = 0; off < PCI_CONFIG_SPACE_SIZE; off++) bytes.push(fn.configRead(off, 1));
+  return bytes;
+}
