@@ -8,6 +8,7 @@
 
 import type { Command } from 'commander';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { formatBdf, type Bdf } from '../../driver/pci-bus.js';
 import { BlkDriver } from '../../driver/blk/blk-driver.js';
+import { VirtioConsoleDriver } from '../../driver/console/console-driver.js';
 import { VirtioNetDriver } from '../../driver/net/net-driver.js';
 import { readConfigSpace } from '../../driver/pci/config-space.js';
 import { formatLspci } from '../../driver/pci/lspci.js';
@@ -53,6 +55,8 @@ interface Backends {
   image?: string;
   /** The host UDP socket behind a virtio-net we gave a `-netdev socket`, and QEMU's end of it. */
   net?: { socket: UdpSocket; qemuPort: number };
+  /** The unix socket behind the virtconsole we added to a virtio-serial, and QEMU's connection to it. */
+  console?: { server: Server; peer: Promise<Socket>; received: Buffer[] };
 }
 
 type Print = (line: string) => void;
@@ -83,8 +87,8 @@ async function freeUdpPort(): Promise<number> {
 
 /**
  * QEMU arguments for the device, with a backend this command owns when the user gave none: a
- * scratch raw image for virtio-blk, a host UDP socket for virtio-net, a scratch directory for
- * virtio-9p (which cannot start without one).
+ * scratch raw image for virtio-blk, a host UDP socket for virtio-net, a virtconsole on a host unix
+ * socket for virtio-serial, a scratch directory for virtio-9p (which cannot start without one).
  */
 async function deviceArgs(device: string, scratch: string, backends: Backends): Promise<string[]> {
   const d = parseDevice(device);
@@ -99,6 +103,24 @@ async function deviceArgs(device: string, scratch: string, backends: Backends): 
     backends.net = { socket, qemuPort };
     const netdev = `socket,id=probe-net,udp=127.0.0.1:${socket.address().port},localaddr=127.0.0.1:${qemuPort}`;
     return ['-netdev', netdev, '-device', `${device},netdev=probe-net`];
+  }
+  if (d.model === 'virtio-serial-pci' && !d.has('id')) {
+    const path = join(scratch, 'console.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const received: Buffer[] = [];
+    const peer = new Promise<Socket>((resolve) =>
+      server.once('connection', (socket) => {
+        socket.on('data', (b: Buffer) => received.push(b));
+        resolve(socket);
+      }),
+    );
+    backends.console = { server, peer, received };
+    return [
+      '-chardev', `socket,id=probe-console,path=${path}`,
+      '-device', `${device},id=probe-serial`,
+      '-device', 'virtconsole,bus=probe-serial.0,chardev=probe-console,name=virtio-ts.probe',
+    ];
   }
   if (d.model === 'virtio-9p-pci' && !d.has('fsdev')) {
     return ['-fsdev', `local,id=probe-fs,path=${scratch},security_model=none`, '-device', `${device},fsdev=probe-fs,mount_tag=probe`];
@@ -171,6 +193,36 @@ async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend:
   }
 }
 
+/** A line each way between the driver's console port and our unix socket. */
+async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend: Backends['console']): Promise<string> {
+  const serial = await VirtioConsoleDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+  try {
+    const ports = `${serial.multiport ? `multiport, up to ${serial.maxPorts} ports` : 'one port'}`;
+    if (backend === undefined) return `${ports}; no host socket of ours behind it (id given), so no bytes sent`;
+    const port = await serial.waitPort('virtio-ts.probe', DATA_TIMEOUT_MS);
+    await port.open();
+    const out = Buffer.from('virtio-ts probe: driver to host\n');
+    await port.write(out);
+    const deadline = Date.now() + DATA_TIMEOUT_MS;
+    while (Buffer.concat(backend.received).length < out.length && Date.now() < deadline) await sleep(5);
+    const sent = Buffer.compare(Buffer.concat(backend.received).subarray(0, out.length), out) === 0;
+    const inbound = Buffer.from('virtio-ts probe: host to driver\n');
+    (await backend.peer).write(inbound);
+    const back: Uint8Array[] = [];
+    let got = 0;
+    while (got < inbound.length) {
+      const chunk = await port.read(inbound.length - got, DATA_TIMEOUT_MS).catch(() => undefined);
+      if (chunk === undefined) break;
+      back.push(chunk);
+      got += chunk.length;
+    }
+    const recvOk = Buffer.compare(Buffer.concat(back), inbound) === 0;
+    return `${ports}; port ${port.id} "${port.name ?? ''}" console=${port.isConsole}; line to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; line from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
+  } finally {
+    await serial.close();
+  }
+}
+
 /** Moves data through the driver for `type`, or says there is none. */
 function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean, backends: Backends): Promise<string> {
   switch (type) {
@@ -180,6 +232,8 @@ function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean,
       return blkData(bus, fn, forceLegacy, backends.image);
     case VIRTIO_ID_NET:
       return netData(bus, fn, forceLegacy, backends.net);
+    case VIRTIO_ID_CONSOLE:
+      return consoleData(bus, fn, forceLegacy, backends.console);
     default:
       return Promise.resolve(`no virtio-ts driver for ${deviceTypeName(type)}: stopped after feature negotiation`);
   }
@@ -232,6 +286,8 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
     }
   } finally {
     backends.net?.socket.close();
+    backends.console?.server.close();
+    void backends.console?.peer.then((socket) => socket.destroy());
     await rm(scratch, { recursive: true, force: true });
   }
 }
