@@ -107,7 +107,7 @@ export class FakePciBus implements PciBus {
   readonly dma: LocalDma;
   resources: BusResources | undefined = {
     mem32: { base: 0xe000_0000, size: 0x1000_0000 },
-    mem64: { base: 0x80_0000_0000, size: 0x1_0000_0000 },
+    mem64: { base: 0x80_0000_0000, size: 0x100_0000_0000 },
     io: { base: 0xc000, size: 0x1000 },
   };
   private readonly functions = new Map<Bdf, FakeFunction>();

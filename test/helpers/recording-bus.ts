@@ -1,0 +1,75 @@
+/**
+ * Wraps any PciBus and records every access the driver makes through it, in order, so a test can
+ * assert what a driver touched (which registers, which widths, which values) and what it never
+ * touched. Accesses are forwarded unchanged.
+ */
+
+import type { Bdf, BusResources, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { AccessSize } from '../../src/pci/function.js';
+
+export interface RecordedAccess {
+  readonly op: 'configRead' | 'configWrite' | 'memRead' | 'memWrite' | 'ioRead' | 'ioWrite';
+  /** Config offset, or the bus address / port. */
+  readonly addr: number;
+  readonly size: AccessSize;
+  /** Value written, or value read. */
+  readonly value: number;
+}
+
+export class RecordingBus implements PciBus {
+  readonly log: RecordedAccess[] = [];
+  readonly name: string;
+
+  constructor(readonly inner: PciBus) {
+    this.name = `recording(${inner.name})`;
+  }
+
+  get dma(): DmaMemory {
+    return this.inner.dma;
+  }
+  get resources(): BusResources | undefined {
+    return this.inner.resources;
+  }
+
+  /** Accesses of kind `op` whose address lies in [base, base + size). */
+  within(op: RecordedAccess['op'], base: number, size: number): RecordedAccess[] {
+    return this.log.filter((a) => a.op === op && a.addr >= base && a.addr < base + size);
+  }
+
+  async configRead(fn: Bdf, offset: number, size: AccessSize): Promise<number> {
+    const value = await this.inner.configRead(fn, offset, size);
+    this.log.push({ op: 'configRead', addr: offset, size, value });
+    return value;
+  }
+  async configWrite(fn: Bdf, offset: number, size: AccessSize, value: number): Promise<void> {
+    this.log.push({ op: 'configWrite', addr: offset, size, value });
+    await this.inner.configWrite(fn, offset, size, value);
+  }
+  async memRead(addr: number, size: AccessSize): Promise<number> {
+    const value = await this.inner.memRead(addr, size);
+    this.log.push({ op: 'memRead', addr, size, value });
+    return value;
+  }
+  async memWrite(addr: number, size: AccessSize, value: number): Promise<void> {
+    this.log.push({ op: 'memWrite', addr, size, value });
+    await this.inner.memWrite(addr, size, value);
+  }
+  async ioRead(port: number, size: AccessSize): Promise<number> {
+    const value = await this.inner.ioRead(port, size);
+    this.log.push({ op: 'ioRead', addr: port, size, value });
+    return value;
+  }
+  async ioWrite(port: number, size: AccessSize, value: number): Promise<void> {
+    this.log.push({ op: 'ioWrite', addr: port, size, value });
+    await this.inner.ioWrite(port, size, value);
+  }
+  onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
+    return this.inner.onInterrupt(fn, listener);
+  }
+  msiMessage(fn: Bdf, vector: number): { address: number; data: number } | undefined {
+    return this.inner.msiMessage(fn, vector);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

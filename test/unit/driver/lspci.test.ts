@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatLspci } from '../../../src/driver/pci/lspci.js';
+import { assignBars } from '../../../src/driver/pci/bars.js';
+import { ConfigSpace, readConfigSpace } from '../../../src/driver/pci/config-space.js';
+import { bdf } from '../../../src/driver/pci-bus.js';
+import { Machine } from '../../../src/platform/machine.js';
+import { RngDevice } from '../../../src/device/rng/rng-device.js';
+import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../helpers/config-space-builder.js';
+import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+
+const FN = bdf(0, 5, 0);
+
+test('lspci -vv style decode of a transitional device: header, regions, MSI-X and virtio capabilities', async () => {
+  const bus = new FakePciBus();
+  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1001, revision: 0, subsystemId: 2, classCode: 0x010000 }, { legacyBar0: true }).cap(0x42, 4).build());
+  const bars = await assignBars(bus, FN);
+  const text = formatLspci(FN, await readConfigSpace(bus, FN), bars);
+  assert.equal(
+    text,
+    [
+      '00:05.0 SCSI storage controller [0100]: Device [1af4:1001] (rev 00)',
+      '\tSubsystem: Device [1af4:0002]',
+      '\tControl: I/O+ Mem+ BusMaster+ DisINTx-',
+      '\tStatus: Cap+ INTx-',
+      '\tInterrupt: pin A routed to IRQ 0',
+      '\tRegion 0: I/O ports at c000 [size=128]',
+      '\tRegion 1: Memory at e0000000 (32-bit, non-prefetchable) [size=4K]',
+      '\tRegion 4: Memory at 8000000000 (64-bit, prefetchable) [size=16K]',
+      '\tCapabilities: [40] MSI-X: Enable- Count=3 Masked-',
+      '\t\tVector table: BAR=1 offset=00000000',
+      '\t\tPBA: BAR=1 offset=00000800',
+      '\tCapabilities: [4c] Vendor Specific Information: VirtIO: common-cfg',
+      '\t\tBAR=4 offset=00000000 size=00001000',
+      '\tCapabilities: [5c] Vendor Specific Information: VirtIO: isr-cfg',
+      '\t\tBAR=4 offset=00001000 size=00001000',
+      '\tCapabilities: [6c] Vendor Specific Information: VirtIO: device-cfg',
+      '\t\tBAR=4 offset=00002000 size=00001000',
+      '\tCapabilities: [7c] Vendor Specific Information: VirtIO: notify-cfg',
+      '\t\tBAR=4 offset=00003000 size=00001000 multiplier=00000004',
+      '\tCapabilities: [90] Unknown capability ID 0x42',
+    ].join('\n'),
+  );
+});
+
+test('lspci decode: unknown cfg_types are named as such, and a broken list is shown, not thrown', () => {
+  const built = new ConfigSpaceBuilder({ deviceId: 0x1041 }).virtioCap({ cfgType: 0x63, bar: 2, offset: 0x10, length: 0x20 }).pointer(0, 0x40).build();
+  const text = formatLspci(FN, new ConfigSpace(built.config), []);
+  assert.match(text, /Capabilities: \[40\] Vendor Specific Information: VirtIO: <unknown cfg_type 99>\n\t\tBAR=2 offset=00000010 size=00000020/);
+  assert.match(text, /Capabilities: <broken list: next pointer of capability 0x40 -> 0x40 loops back to an earlier capability>$/);
+});
+
+test('lspci decode of the in-process machine\'s modern rng device', async () => {
+  const m = new Machine({ ramSize: 1 << 20 });
+  const { bdf: fn } = m.plugVirtio(new RngDevice());
+  const bars = await assignBars(m.bus, fn);
+  const text = formatLspci(fn, await readConfigSpace(m.bus, fn), bars);
+  assert.match(text, /^00:00\.0 Unclassified device \[ff00\]: Device \[1af4:1044\] \(rev 01\)$/m);
+  assert.match(text, /Region 4: Memory at 10000000000 \(64-bit, prefetchable\) \[size=16K\]/);
+  for (const name of ['common-cfg', 'notify-cfg', 'isr-cfg', 'device-cfg']) assert.match(text, new RegExp(`VirtIO: ${name}\\n`));
+});
