@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/** The `virtio-ts` command line: each subcommand lives in src/cli/commands/<name>.ts. */
+import { Command } from 'commander';
+import { VirtioError } from '../errors.js';
+import * as demo from './commands/demo.js';
+import * as lspci from './commands/lspci.js';
+import * as probe from './commands/probe.js';
+
+const program = new Command()
+  .name('virtio-ts')
+  .description('The virtio PCI transport, device and driver halves, in TypeScript')
+  .showHelpAfterError();
+
+const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe];
+for (const c of commands) c.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof VirtioError) {
+    console.error(`virtio-ts: ${err.message} (${err.code})`);
+    process.exitCode = 1;
+  } else {
+    throw err;
+  }
+}
