@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { VirtioConsoleDevice, type ConsolePortOptions } from '../../../src/device/console/console-device.js';
+import { socketPortStreams } from '../../../src/device/console/port-streams.js';
+import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
+import { Machine } from '../../../src/platform/machine.js';
+import { patterned } from '../../helpers/console-peer.js';
+
+const PEER = fileURLToPath(new URL('../../helpers/console-peer.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'virtio-console-'));
+const cleanup: (() => unknown)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+  rmSync(dir, { recursive: true, force: true });
+});
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+async function machineWith(device: VirtioConsoleDevice, opts: { multiport?: boolean } = {}): Promise<VirtioConsoleDriver> {
+  const machine = new Machine({ ramSize: 32 << 20 });
+  const { bdf } = machine.plugVirtio(device);
+  const driver = await VirtioConsoleDriver.open(machine.bus, bdf, { timeoutMs: 5000, ...opts });
+  cleanup.push(() => driver.close());
+  return driver;
+}
+
+/** Read exactly `n` bytes from a driver port. */
+async function readExactly(port: { read(max?: number): Promise<Uint8Array> }, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; ) {
+    const part = await port.read(n - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** A Unix socket whose accepted connection becomes a console port; resolves with it. */
+async function unixPort(name: string): Promise<{ path: string; accepted: Promise<Socket> }> {
+  const path = join(dir, name);
+  const server = createServer();
+  cleanup.push(() => new Promise((r) => server.close(r)));
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((r) => server.listen(path, r));
+  return { path, accepted };
+}
+
+function runPeer(...args: string[]): Promise<string> {
+  const child = spawn(process.execPath, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanup.push(() => child.kill());
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`console peer exited with ${code}: ${out}`))));
+  });
+}
+
+describe('virtio-console driver and device on an in-process machine', () => {
+  it('single port: a line typed on the host reaches the guest, and output comes back', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const driver = await machineWith(new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }], size: { cols: 80, rows: 24 } }));
+    assert.equal(driver.multiport, false);
+    assert.deepEqual(await driver.size(), { cols: 80, rows: 24 });
+    const port = driver.port(0)!;
+    assert.equal(port.isConsole, true);
+    input.write('echo hello\n');
+    assert.deepEqual(await readExactly(port, 11), text('echo hello\n'));
+    await port.write(text('hello\n'));
+    assert.equal(output.read()?.toString(), 'hello\n');
+    await driver.emergencyWrite(text('!'));
+    assert.equal(output.read()?.toString(), '!');
+  });
+
+  it('multiport: names, console port, host open state, data on a named port, resize', async () => {
+    const conIn = new PassThrough();
+    const conOut = new PassThrough();
+    const aIn = new PassThrough();
+    const aOut = new PassThrough();
+    const ports: ConsolePortOptions[] = [{ console: true, streams: { input: conIn, output: conOut } }, { name: 'org.test.a', streams: { input: aIn, output: aOut } }, { name: 'org.test.closed' }];
+    const device = new VirtioConsoleDevice({ ports });
+    const driver = await machineWith(device);
+    assert.equal(driver.multiport, true);
+    assert.equal(driver.maxPorts, 3);
+    const a = await driver.waitPort('org.test.a');
+    const closed = await driver.waitPort('org.test.closed');
+    const con = await driver.waitPort(0);
+    for (let i = 0; i < 100 && !(con.isConsole && device.port(0).guestOpen); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(con.isConsole, true);
+    assert.equal(a.id, 1);
+    assert.equal(a.hostConnected, true);
+    assert.equal(closed.hostConnected, false);
+    // Host bytes wait until the guest opens the port.
+    aIn.write('early');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(a.buffered, 0);
+    await a.open();
+    assert.deepEqual(await readExactly(a, 5), text('early'));
+    await a.write(text('to host a'));
+    assert.equal(aOut.read()?.toString(), 'to host a');
+    await con.write(text('console out'));
+    assert.equal(conOut.read()?.toString(), 'console out');
+    device.resize(132, 50);
+    for (let i = 0; i < 100 && !con.size; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(con.size, { cols: 132, rows: 50 });
+    // The host end going away is reported with PORT_OPEN 0.
+    aIn.end();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(a.hostConnected, false);
+  });
+
+  it('guest -> host through a real Unix socket with a slow reader: no loss, bounded buffering', async () => {
+    const { path, accepted } = await unixPort('slow-reader.sock');
+    const total = 2 << 20;
+    const peer = runPeer('slow-read', path, String(total));
+    const socket = await accepted;
+    const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'data', streams: socketPortStreams(socket) }] });
+    const driver = await machineWith(device);
+    const port = await driver.waitPort('data');
+    await port.open();
+    let maxQueued = 0;
+    const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, socket.writableLength)), 1);
+    const data = patterned(total);
+    await port.write(data);
+    const [word, count, hash] = (await peer).split(' ');
+    clearInterval(sampler);
+    assert.equal(word, 'done');
+    assert.equal(Number(count), total);
+    assert.equal(hash, createHash('sha256').update(data).digest('hex'));
+    // Node buffers at most a highWaterMark (16 KiB) plus one transmit chunk before the device stops.
+    assert.ok(maxQueued <= 64 << 10, `socket held ${maxQueued} unsent bytes`);
+    assert.equal(device.stats.txBytes, total);
+  });
+
+  it('host -> guest through a real Unix socket with a slow guest: no loss, bounded buffering', async () => {
+    const { path, accepted } = await unixPort('fast-writer.sock');
+    const total = 1 << 20;
+    const peer = runPeer('fast-write', path, String(total));
+    const socket = await accepted;
+    const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'data', streams: socketPortStreams(socket) }] });
+    const driver = await machineWith(device);
+    const port = await driver.waitPort('data');
+    await port.open();
+    let maxWaiting = 0;
+    let maxReadable = 0;
+    const hash = createHash('sha256');
+    let got = 0;
+    while (got < total) {
+      maxWaiting = Math.max(maxWaiting, device.port(1).waiting?.byteLength ?? 0);
+      maxReadable = Math.max(maxReadable, socket.readableLength);
+      const part = await port.read(16 << 10);
+      hash.update(part);
+      got += part.byteLength;
+      if ((got & 0xffff) < part.byteLength) await new Promise((r) => setTimeout(r, 2)); // a slow guest
+    }
+    const sent = await peer;
+    assert.equal(got, total);
+    assert.equal(sent, `sent ${hash.digest('hex')}`);
+    // One socket read (at most 64 KiB) waits in the device and at most one more in the socket.
+    assert.ok(maxWaiting <= 64 << 10, `device held ${maxWaiting} bytes`);
+    assert.ok(maxReadable <= 128 << 10, `socket buffered ${maxReadable} bytes`);
+    assert.equal(device.stats.rxBytes, total);
+  });
+});
