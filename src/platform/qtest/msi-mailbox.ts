@@ -48,6 +48,7 @@ export class MsiMailbox {
       this.slotOf.set(key, slot);
       // The slot may hold a stale tag from an earlier owner of this QEMU: start from zero.
       this.client.post(writeCommand(4, this.base + slot * SLOT_BYTES, 0));
+      this.schedule();
     }
     return { address: this.base + slot * SLOT_BYTES, data: (MSI_TAG | slot) >>> 0 };
   }
@@ -73,10 +74,15 @@ export class MsiMailbox {
     clearTimeout(this.timer);
   }
 
+  /** Whether some listener's function has a message handed out: only then is there anything to poll. */
+  private get watching(): boolean {
+    return this.slotOwner.some((fn) => this.listeners.has(fn));
+  }
+
   /** Read every slot once and deliver what arrived. Resolves when done. */
   async poll(): Promise<void> {
     const used = this.slotOwner.length;
-    if (used === 0 || this.listeners.size === 0) return;
+    if (!this.watching) return;
     const reply = await this.client.request(b64readCommand(this.base, used * SLOT_BYTES));
     const bytes = Buffer.from(reply, 'base64');
     const events: Array<[Bdf, InterruptEvent]> = [];
@@ -92,7 +98,7 @@ export class MsiMailbox {
   }
 
   private schedule(): void {
-    if (this.closed || this.polling || this.timer !== undefined || this.listeners.size === 0) return;
+    if (this.closed || this.polling || this.timer !== undefined || !this.watching) return;
     // Unref'd: polling alone must not keep the process alive.
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -172,7 +172,7 @@ export class QemuProcess {
     try {
       await client.sync();
     } catch {
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, EXIT_GRACE_MS))]);
+      await settleWithin(exited, EXIT_GRACE_MS);
       await qemuProcess.close();
       throw new BusError(`QEMU did not start; ${describe()}`);
     }
@@ -184,14 +184,19 @@ export class QemuProcess {
     this.closing ??= (async () => {
       this.client.close();
       this.child.kill('SIGKILL');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, REAP_TIMEOUT_MS)))]);
-      clearTimeout(timer);
+      await settleWithin(this.exited, REAP_TIMEOUT_MS);
       this.untrack();
       await rm(this.dir, { recursive: true, force: true });
     })();
     return this.closing;
   }
+}
+
+/** Waits for `promise` at most `ms`, without the wait itself keeping the process alive afterwards. */
+async function settleWithin(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Accepts QEMU's connection, or fails when QEMU exits or the time is up. */

@@ -11,7 +11,7 @@
  */
 
 import type { AccessSize } from '../../pci/function.js';
-import { UsageError } from '../../errors.js';
+import { BusError, UsageError } from '../../errors.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { GuestRamDma } from './guest-ram-dma.js';
@@ -19,7 +19,6 @@ import { IOAPIC_QOM_PATH, ioapicInputOf, PIIX3_BDF, PIIX3_PIRQRC, PIIX3_PIRQRC_V
 import { MsiMailbox } from './msi-mailbox.js';
 import { QemuProcess, type QemuOptions } from './qemu-process.js';
 import { inCommand, irqInterceptInCommand, outCommand, parseHexValue, readCommand, writeCommand } from './qtest-protocol.js';
-import { BusError } from '../../errors.js';
 
 /** Configuration mechanism #1: the enable bit of the CONFIG_ADDRESS register. */
 const CONFIG_ADDRESS_ENABLE = 0x8000_0000;
