@@ -22,6 +22,10 @@ export interface QueueHost {
   timeoutError(index: number, timeoutMs: number): Promise<Error>;
 }
 
+/**
+ * One queue of a live device: {@link submit} requests, {@link kick}, then {@link waitUsed}. Created by
+ * VirtioDriver.setupQueue; `T` is whatever token the device driver wants back with each completion.
+ */
 export class DriverQueue<T = unknown> {
   private signalled = false;
   private wake: (() => void) | undefined;

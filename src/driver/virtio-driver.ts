@@ -7,7 +7,7 @@
 
 import { DeviceFaultError, ProbeError, UsageError } from '../errors.js';
 import { SplitQueueDriver } from '../queue/split/driver-queue.js';
-import { deviceTypeName } from '../spec/ids.js';
+import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
   featureSet,
   hasFeature,
@@ -118,7 +118,7 @@ export class VirtioDriver implements QueueHost {
     const found: Bdf[] = [];
     for (const f of await enumerate(bus)) {
       const subsystemId = await bus.configRead(f.bdf, PCI_SUBSYSTEM_ID, 2);
-      const type = f.vendorId === 0x1af4 ? virtioDeviceType(f.deviceId, subsystemId) : undefined;
+      const type = f.vendorId === VIRTIO_PCI_VENDOR_ID ? virtioDeviceType(f.deviceId, subsystemId) : undefined;
       if (type !== undefined && (deviceType === undefined || type === deviceType)) found.push(f.bdf);
     }
     return found;
@@ -239,7 +239,7 @@ export class VirtioDriver implements QueueHost {
     const status = await this.transport.getStatus();
     if ((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0 && this.faultError === undefined) {
       this.faultError = new DeviceFaultError('ERR_DEVICE_NEEDS_RESET', `${formatBdf(this.fn)}: device set DEVICE_NEEDS_RESET (status ${decodeStatus(status)})`);
-      for (const q of this.queues.values()) q.signal();
+      this.wakeQueues();
       throw this.faultError;
     }
     if (this.faultError !== undefined) throw this.faultError;
@@ -300,14 +300,14 @@ export class VirtioDriver implements QueueHost {
   }
 
   /**
-   * INTx: read (and so clear) the ISR, then wake the queues (bit 0) or check the status and tell
-   * config listeners (bit 1). One ISR read at a time; an interrupt during a read causes another.
-   * MSI-X (issue 3) will route messages by vector to the same two actions.
+   * Interrupts: INTx is serviced by reading (and so clearing) the ISR, whose queue bit wakes the
+   * queues and whose config bit means a configuration change. MSI-X (issue 3) will map a message's
+   * vector to {@link wakeQueues} or {@link configInterrupt} directly, without the ISR.
    */
   private onInterrupt(event: InterruptEvent): void {
-    if (event.kind !== 'intx' || !event.asserted || this.phase === 'closed') return;
+    if (this.phase === 'closed' || event.kind !== 'intx' || !event.asserted) return;
     if (this.isrBusy) {
-      this.isrPending = true;
+      this.isrPending = true; // one ISR read at a time; an interrupt during a read causes another
       return;
     }
     this.isrBusy = true;
@@ -324,12 +324,17 @@ export class VirtioDriver implements QueueHost {
         this.faultError ??= error as Error;
         isr = VIRTIO_PCI_ISR_QUEUE; // wake every waiter so it sees the fault
       }
-      if ((isr & VIRTIO_PCI_ISR_QUEUE) !== 0) for (const q of this.queues.values()) q.signal();
-      if ((isr & VIRTIO_PCI_ISR_CONFIG) !== 0) await this.configChanged();
+      if ((isr & VIRTIO_PCI_ISR_QUEUE) !== 0) this.wakeQueues();
+      if ((isr & VIRTIO_PCI_ISR_CONFIG) !== 0) await this.configInterrupt();
     } while (this.isrPending);
   }
 
-  private async configChanged(): Promise<void> {
+  private wakeQueues(): void {
+    for (const q of this.queues.values()) q.signal();
+  }
+
+  /** A configuration change: DEVICE_NEEDS_RESET (2.1.2) becomes the driver's fault, anything else goes to the listeners. */
+  private async configInterrupt(): Promise<void> {
     try {
       await this.checkStatus();
     } catch {
@@ -344,7 +349,7 @@ export class VirtioDriver implements QueueHost {
     this.phase = 'closed';
     this.unsubscribe();
     this.faultError ??= new UsageError('driver closed');
-    for (const q of this.queues.values()) q.signal();
+    this.wakeQueues();
     await this.transport.reset();
     // The device no longer touches the rings: their memory can go back to the allocator.
     for (const q of this.queues.values()) q.destroy();

@@ -4,6 +4,7 @@ import { bdf, type Bdf, type PciBus } from '../pci-bus.js';
 import { PCI_HEADER_TYPE, PCI_VENDOR_ID } from '../../spec/pci.js';
 import { PCI_DEVICES_PER_BUS, PCI_FUNCTIONS_PER_DEVICE, PCI_HEADER_TYPE_MULTI_FUNCTION } from '../../spec/pci-enumeration.js';
 
+/** A function found by {@link enumerate}. */
 export interface PciFunctionId {
   readonly bdf: Bdf;
   readonly vendorId: number;

@@ -4,6 +4,8 @@
  * legacy BAR0 header. The core picks one at probe time and never mixes them.
  */
 
+import type { AccessSize } from '../../pci/function.js';
+
 /** Ring addresses a queue is set up with (spec 2.6: descriptor area, driver area, device area). */
 export interface QueueAddresses {
   /** Queue size in descriptors. */
@@ -13,6 +15,7 @@ export interface QueueAddresses {
   readonly deviceAddr: number;
 }
 
+/** One virtio PCI interface of one function, as the driver core uses it. Every operation is async (the bus may be remote). */
 export interface DriverTransport {
   /** Which interface this is, for messages and for the core's feature rules. */
   readonly kind: 'modern' | 'legacy';
@@ -51,8 +54,8 @@ export interface DriverTransport {
   /** config_generation (4.1.4.3); a constant 0 where the interface has none. */
   configGeneration(): Promise<number>;
   /** Device-specific configuration, `offset + size <= deviceConfigSize`. */
-  readConfig(offset: number, size: 1 | 2 | 4): Promise<number>;
-  writeConfig(offset: number, size: 1 | 2 | 4, value: number): Promise<void>;
+  readConfig(offset: number, size: AccessSize): Promise<number>;
+  writeConfig(offset: number, size: AccessSize, value: number): Promise<void>;
   /** Read (and so clear) the ISR status byte (4.1.4.5). */
   readIsr(): Promise<number>;
   /** Set config_msix_vector and return the value read back (VIRTIO_MSI_NO_VECTOR when refused). */

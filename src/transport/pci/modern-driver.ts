@@ -47,6 +47,10 @@ export function notifyAddress(notify: ModernLayout['notify'], queueNotifyOff: nu
   return offset + width <= notify.length ? notify.address + offset : undefined;
 }
 
+/**
+ * The modern interface over the structures a {@link ModernLayout} names. Only the notify addresses
+ * of queues that were set up are kept (read from queue_notify_off once, at set-up).
+ */
 export class ModernDriverTransport implements DriverTransport {
   readonly kind = 'modern' as const;
   readonly legacyLayout = false;

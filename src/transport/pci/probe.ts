@@ -124,7 +124,6 @@ function capName(cfgType: number): string {
 export function readVirtioCap(cfg: ConfigSpace, capOffset: number): VirtioCap {
   const capLen = cfg.read8(capOffset + VIRTIO_PCI_CAP_LEN);
   const cfgType = cfg.read8(capOffset + VIRTIO_PCI_CAP_CFG_TYPE);
-  // One 4-byte read gives cfg_type, bar and id together on a real bus; here it is a local image.
   return {
     capOffset,
     capLen,
