@@ -304,3 +304,27 @@ test('detachUnused hands back the tokens in flight and frees their descriptors',
   assert.equal(driver.numFree, 4);
   assert.equal(driver.inFlight, 0);
 });
+
+test('both halves across the 16-bit index wrap, remote-like DMA, EVENT_IDX in both directions', async () => {
+  const { driver, device, dma } = pair({ size: 8, eventIdx: true, remote: true });
+  const out = buffer(dma, 2, 0x5a);
+  const inn = buffer(dma, 3, 0);
+  // Three chains per round in a ring of 8: the flushed/refreshed ring ranges keep wrapping.
+  for (let round = 0; round < 23000; round++) {
+    for (let k = 0; k < 3; k++) driver.add([out], [inn], round * 3 + k);
+    assert.equal(await driver.publish(), true, `round ${round}: the device caught up, so it wants a notification`);
+    for (let c = device.pop(); c !== null; c = device.pop()) {
+      assert.equal(c.view(0)[0], 0x5a);
+      device.pushUsed(c.head, 1 + (c.head % 3));
+    }
+    assert.equal(device.needsInterrupt(), true, `round ${round}: used idx passed used_event`);
+    const used = await driver.reap();
+    assert.deepEqual(
+      used.map((u) => u.token),
+      [0, 1, 2].map((k) => round * 3 + k),
+    );
+  }
+  assert.equal(device.usedIdx, (23000 * 3) & 0xffff);
+  assert.equal(device.lastAvailIdx, (23000 * 3) & 0xffff);
+  assert.equal(driver.numFree, 8);
+});
