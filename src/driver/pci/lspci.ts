@@ -14,7 +14,6 @@ import {
   PCI_CAP_ID_VNDR,
   PCI_CLASS_COMMUNICATION_OTHER,
   PCI_CLASS_NETWORK_ETHERNET,
-  PCI_CLASS_OTHERS,
   PCI_CLASS_STORAGE_SCSI,
   PCI_COMMAND_INTX_DISABLE,
   PCI_COMMAND_IO,
@@ -29,12 +28,19 @@ import type { PciBar } from './bars.js';
 import { readMsixCapability, walkCapabilities } from './capabilities.js';
 import type { ConfigSpace } from './config-space.js';
 
-/** lspci's names for the class codes virtio devices use. */
-const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
-  [PCI_CLASS_NETWORK_ETHERNET, 'Ethernet controller'],
-  [PCI_CLASS_STORAGE_SCSI, 'SCSI storage controller'],
-  [PCI_CLASS_COMMUNICATION_OTHER, 'Communication controller'],
-  [PCI_CLASS_OTHERS, 'Unclassified device'],
+/** lspci's names for the (base, sub) classes virtio devices use. */
+const SUBCLASS_NAMES: ReadonlyMap<number, string> = new Map([
+  [PCI_CLASS_NETWORK_ETHERNET >>> 8, 'Ethernet controller'],
+  [PCI_CLASS_STORAGE_SCSI >>> 8, 'SCSI storage controller'],
+  [PCI_CLASS_COMMUNICATION_OTHER >>> 8, 'Communication controller'],
+]);
+/** lspci's names for base classes (PCI Code and ID Assignment), used when the subclass has none. */
+const BASE_CLASS_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x00, 'Unclassified device'],
+  [0x01, 'Mass storage controller'],
+  [0x02, 'Network controller'],
+  [0x07, 'Communication controller'],
+  [0xff, 'Unassigned class'],
 ]);
 
 const CAP_NAMES: ReadonlyMap<number, string> = new Map([
@@ -87,7 +93,7 @@ function capabilityLines(cfg: ConfigSpace, offset: number, id: number): string[]
  */
 export function formatLspci(fn: Bdf, cfg: ConfigSpace, bars: readonly PciBar[]): string {
   const cls = cfg.classCode;
-  const className = CLASS_NAMES.get(cls & 0xffff00) ?? `Class ${hex(cls >>> 8, 4)}`;
+  const className = SUBCLASS_NAMES.get(cls >>> 8) ?? BASE_CLASS_NAMES.get(cls >>> 16) ?? 'Class';
   const lines = [
     `${formatBdf(fn)} ${className} [${hex(cls >>> 8, 4)}]: Device [${hex(cfg.vendorId, 4)}:${hex(cfg.deviceId, 4)}] (rev ${hex(cfg.revision, 2)})`,
     `\tSubsystem: Device [${hex(cfg.subsystemVendorId, 4)}:${hex(cfg.subsystemId, 4)}]`,

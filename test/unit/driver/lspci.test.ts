@@ -44,8 +44,10 @@ test('lspci -vv style decode of a transitional device: header, regions, MSI-X an
 });
 
 test('lspci decode: unknown cfg_types are named as such, and a broken list is shown, not thrown', () => {
-  const built = new ConfigSpaceBuilder({ deviceId: 0x1041 }).virtioCap({ cfgType: 0x63, bar: 2, offset: 0x10, length: 0x20 }).pointer(0, 0x40).build();
+  // QEMU's virtio-rng class: base 0x00, subclass 0xff, which lspci calls "Unclassified device [00ff]".
+  const built = new ConfigSpaceBuilder({ deviceId: 0x1041, classCode: 0x00ff00 }).virtioCap({ cfgType: 0x63, bar: 2, offset: 0x10, length: 0x20 }).pointer(0, 0x40).build();
   const text = formatLspci(FN, new ConfigSpace(built.config), []);
+  assert.match(text, /^00:05\.0 Unclassified device \[00ff\]: Device \[1af4:1041\] \(rev 01\)\n/);
   assert.match(text, /Capabilities: \[40\] Vendor Specific Information: VirtIO: <unknown cfg_type 99>\n\t\tBAR=2 offset=00000010 size=00000020/);
   assert.match(text, /Capabilities: <broken list: next pointer of capability 0x40 -> 0x40 loops back to an earlier capability>$/);
 });
@@ -55,7 +57,7 @@ test('lspci decode of the in-process machine\'s modern rng device', async () => 
   const { bdf: fn } = m.plugVirtio(new RngDevice());
   const bars = await assignBars(m.bus, fn);
   const text = formatLspci(fn, await readConfigSpace(m.bus, fn), bars);
-  assert.match(text, /^00:00\.0 Unclassified device \[ff00\]: Device \[1af4:1044\] \(rev 01\)$/m);
+  assert.match(text, /^00:00\.0 Unassigned class \[ff00\]: Device \[1af4:1044\] \(rev 01\)$/m);
   assert.match(text, /Region 4: Memory at 10000000000 \(64-bit, prefetchable\) \[size=16K\]/);
   for (const name of ['common-cfg', 'notify-cfg', 'isr-cfg', 'device-cfg']) assert.match(text, new RegExp(`VirtIO: ${name}\\n`));
 });
