@@ -125,7 +125,9 @@ export class QemuProcess {
     });
     let exitStatus: string | undefined;
     const exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
+      // 'close' rather than 'exit': it comes after stderr has been read to the end, so the reason
+      // QEMU gave is in the tail when we report the exit.
+      child.once('close', (code, signal) => {
         exitStatus = signal ? `killed by ${signal}` : `exit code ${code}`;
         resolve();
       });
@@ -142,7 +144,7 @@ export class QemuProcess {
     };
     const cleanUp = async (): Promise<void> => {
       child.kill('SIGKILL');
-      await exited;
+      await settleWithin(exited, REAP_TIMEOUT_MS);
       untrack();
       server.close();
       await rm(dir, { recursive: true, force: true });
