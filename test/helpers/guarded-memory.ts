@@ -85,7 +85,9 @@ export class GuardedMemory implements GuestMemory {
 
   /** Remember the image; {@link changedOutsideWritable} compares against it. */
   snapshot(): void {
-    this.snapshotBytes = this.inner.bytes.slice();
+    // Reuse one buffer: harnesses snapshot before every access.
+    if (this.snapshotBytes === undefined) this.snapshotBytes = this.inner.bytes.slice();
+    else this.snapshotBytes.set(this.inner.bytes);
   }
 
   /** Addresses of bytes changed since the snapshot outside every writable range (first 16). */

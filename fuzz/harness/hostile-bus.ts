@@ -1,0 +1,115 @@
+/**
+ * A PciBus in front of a real in-process device whose every answer the fuzz input may replace: each
+ * config, MMIO and port read may come back as the device's value, a bit-flipped one, all-ones or any
+ * value the input picks; writes may be dropped; and each `dma.refresh` (the driver's "let me see
+ * what the device wrote": used.idx, used elements, data) may find the range overwritten with
+ * input-chosen bytes, ids and lengths. When the input runs out the device turns honest, so a driver
+ * can still finish: every outcome is then success or a typed error, never a hang.
+ */
+
+import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import type { AccessSize } from '../../src/pci/function.js';
+import type { FuzzInput } from '../engine/input.js';
+
+const MASK: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
+
+export class HostileBus implements PciBus {
+  readonly name = 'hostile';
+  readonly dma: DmaMemory;
+  /** Tampered answers so far (for the harness: a run with none must succeed). */
+  tampered = 0;
+
+  constructor(
+    private readonly inner: PciBus,
+    memory: GuestMemory,
+    private readonly input: FuzzInput,
+  ) {
+    this.dma = new HostileDma(inner.dma, memory, input, () => this.tampered++);
+  }
+
+  get resources(): BusResources | undefined {
+    return this.inner.resources;
+  }
+
+  /** The device's value, or a replacement the input chooses. */
+  private answer(value: number, size: AccessSize): number {
+    const d = this.input.u8();
+    if (d < 0xc0) return value;
+    this.tampered++;
+    if (d < 0xd0) return (value ^ (1 << this.input.u8() % (8 * size))) & MASK[size];
+    if (d < 0xd8) return MASK[size];
+    if (d < 0xe0) return 0;
+    return this.input.u32() & MASK[size];
+  }
+  /** Whether the device ignores this write. */
+  private dropped(): boolean {
+    const drop = this.input.u8() >= 0xf8;
+    if (drop) this.tampered++;
+    return drop;
+  }
+
+  async configRead(fn: Bdf, offset: number, size: AccessSize): Promise<number> {
+    return this.answer(await this.inner.configRead(fn, offset, size), size);
+  }
+  async configWrite(fn: Bdf, offset: number, size: AccessSize, value: number): Promise<void> {
+    if (!this.dropped()) await this.inner.configWrite(fn, offset, size, value);
+  }
+  async memRead(addr: number, size: AccessSize): Promise<number> {
+    return this.answer(await this.inner.memRead(addr, size), size);
+  }
+  async memWrite(addr: number, size: AccessSize, value: number): Promise<void> {
+    if (!this.dropped()) await this.inner.memWrite(addr, size, value);
+  }
+  async ioRead(port: number, size: AccessSize): Promise<number> {
+    return this.answer(await this.inner.ioRead(port, size), size);
+  }
+  async ioWrite(port: number, size: AccessSize, value: number): Promise<void> {
+    if (!this.dropped()) await this.inner.ioWrite(port, size, value);
+  }
+  onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
+    return this.inner.onInterrupt(fn, listener);
+  }
+  msiMessage(fn: Bdf, vector: number): { address: number; data: number } | undefined {
+    return this.inner.msiMessage(fn, vector);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+class HostileDma implements DmaMemory {
+  constructor(
+    private readonly inner: DmaMemory,
+    private readonly memory: GuestMemory,
+    private readonly input: FuzzInput,
+    private readonly onTamper: () => void,
+  ) {}
+
+  alloc(size: number, align: number): DmaBuffer {
+    return this.inner.alloc(size, align);
+  }
+  free(buffer: DmaBuffer): void {
+    this.inner.free(buffer);
+  }
+  flush(addr: number, len: number): Promise<void> {
+    return this.inner.flush(addr, len);
+  }
+
+  /** Before the driver looks: maybe the device rewrote the range (a used.idx, a used element, data). */
+  async refresh(addr: number, len: number): Promise<void> {
+    await this.inner.refresh(addr, len);
+    const d = this.input.u8();
+    if (d < 0xd0 || !this.memory.contains(addr, len)) return;
+    this.onTamper();
+    const m = this.memory;
+    if (len === 2) m.write16(addr, d & 1 ? this.input.u8() : this.input.u16());
+    else if (len % 8 === 0 && len <= 64) {
+      // used elements: ids near the queue's range (or anything), lengths small (or anything)
+      for (let at = addr; at < addr + len; at += 8) {
+        m.write32(at, d & 1 ? this.input.u8() % 32 : this.input.u32());
+        m.write32(at + 4, d & 2 ? this.input.u16() : this.input.u32());
+      }
+    } else m.write(addr, this.input.bytes(Math.min(len, 4096)).subarray(0, Math.min(len, 4096)));
+  }
+}

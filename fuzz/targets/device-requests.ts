@@ -1,0 +1,264 @@
+/**
+ * Target (c), end to end: each device model (blk, net, console, rng) fed arbitrary requests through
+ * its queues, without PCI: chains whose readable bytes are fuzzer-chosen (blk request headers,
+ * virtio_net_hdr + frames, net control commands, console control messages and port data), host
+ * input, guest memory corruption, config accesses and resets.
+ *
+ * Guarantees checked: queueNotify and the config accessors throw nothing but our typed errors; a
+ * fault reaches needsReset only as a typed error; the device writes only the used ring and the
+ * writable buffers of chains it popped; every used element names a chain the device popped, with a
+ * len no larger than its writable bytes; after reset and a fresh activation the device serves again.
+ */
+
+import { VirtioError } from '../../src/errors.js';
+import type { VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
+import type { AccessSize } from '../../src/pci/function.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
+import { usedRingSize } from '../../src/spec/ring.js';
+import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';
+import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
+import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guarantees.js';
+import { FuzzInput, InputWriter } from '../engine/input.js';
+import type { MutationShape } from '../engine/mutator.js';
+import type { Seed } from '../engine/target.js';
+import { ZOO_KINDS, ZOO_QUEUE_SIZE, makeZooDevice, type ZooDevice } from '../harness/device-zoo.js';
+import { WatchedQueue } from '../harness/watched-queue.js';
+
+export const description = 'device models fed arbitrary requests (blk, net hdr/ctrl, console control/data, rng) through MockQueues';
+
+const MEM_BASE = 0x4000_0000;
+const REGION = 0x1000;
+const REGIONS = 6;
+/** op u8, queue u8, a u16, b u32. */
+const RECORD = 8;
+const MAX_OPS = 48;
+
+export const shape: MutationShape = { maxLength: 5 + RECORD * MAX_OPS * 2, headerSize: 5, recordSize: RECORD, dictionary: dictionary() };
+
+const enum Op {
+  AddChain = 0,
+  Notify = 1,
+  HostInput = 2,
+  Drain = 3,
+  Poke = 4,
+  Reset = 5,
+  Config = 6,
+  Reap = 7,
+}
+const OPS = 8;
+
+class Host implements VirtioDeviceHost {
+  readonly problems: string[] = [];
+  faults = 0;
+  constructor(readonly memory: GuestMemory) {}
+  configChanged(): void {}
+  usedBuffers(): void {}
+  needsReset(cause: Error): void {
+    this.faults++;
+    if (!(cause instanceof VirtioError)) this.problems.push(`needsReset with an untyped ${describe(cause)}`);
+  }
+}
+
+export async function run(data: Uint8Array): Promise<void> {
+  const input = new FuzzInput(data);
+  const zoo: ZooDevice = makeZooDevice(ZOO_KINDS[input.u8() % ZOO_KINDS.length]!);
+  const device = zoo.device;
+  const wanted = BigInt(input.u32()) | bit(VIRTIO_F_VERSION_1) | (BigInt(input.u8() & 3) << BigInt(VIRTIO_F_INDIRECT_DESC));
+  let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
+  if (device.acceptFeatures?.(features) === false) features = bit(VIRTIO_F_VERSION_1);
+  const mem = new GuardedMemory(REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
+  const host = new Host(mem);
+  device.attach(host);
+  const nq = device.queueMaxSizes.length;
+  let mocks: MockQueue[] = [];
+  let queues: WatchedQueue[] = [];
+
+  /** The guest lays out fresh rings (unguarded), then the transport activates the device (guarded). */
+  const activate = async (): Promise<void> => {
+    mem.inner.bytes.fill(0);
+    mocks = Array.from({ length: nq }, (_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(i * REGION, (i + 1) * REGION), MEM_BASE + i * REGION), base: MEM_BASE + i * REGION, seed: i + 7 }));
+    queues = mocks.map((mq, i) => new WatchedQueue(mq.deviceQueue({ index: i, eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX), indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC) }), mem));
+    mem.clearAllowed();
+    await guarded('activate', () => device.activate({ features, queues }));
+  };
+
+  /** A device call under guard: typed errors only, writes only where allowed, used elements checked. */
+  const guarded = async <T>(what: string, fn: () => T | Promise<T>): Promise<void> => {
+    for (const mq of mocks) mem.allowWrite(mq.usedAddr, usedRingSize(mq.size), 'used ring');
+    mem.snapshot();
+    const r = expectTyped(what, [VirtioError], fn);
+    if (r instanceof Promise) await expectTyped(what, [VirtioError], () => r);
+    const problems = mem.problems();
+    if (problems.length > 0) throw new GuaranteeViolation('memory-outside', `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`);
+    const queueProblems = [...host.problems, ...queues.flatMap((q) => q.problems)];
+    if (queueProblems.length > 0) throw new GuaranteeViolation(queueProblems[0]!.startsWith('needsReset') ? 'escaped-exception' : 'contract', `${what}: ${queueProblems.join('; ')}`);
+  };
+
+  await activate();
+  for (let n = 0; n < MAX_OPS && !input.done; n++) {
+    const opByte = input.u8();
+    const qi = input.u8() % nq;
+    const a = input.u16();
+    const b = input.u32();
+    const hi = opByte >> 4;
+    switch (((opByte & 0xf) % OPS) as Op) {
+      case Op.AddChain: {
+        const content = input.bytes(Math.min(input.remaining, a >> 6));
+        const readable = (a & 3) === 0 ? [] : [content, ...Array.from({ length: (a & 3) - 1 }, (_, k) => new Uint8Array((b >>> (8 * k)) & 0x3f))];
+        const writable = Array.from({ length: (a >> 2) & 3 }, (_, k) => ((b >>> (8 * (3 - k))) & 0xff) + (hi & 2 ? 0 : 1));
+        if (readable.length + writable.length === 0) break;
+        try {
+          mocks[qi]!.addChain({ readable, writable, indirect: (a & 0x10) !== 0 && hasFeature(features, VIRTIO_F_INDIRECT_DESC) });
+        } catch {
+          // out of descriptors or room: the guest adds nothing
+        }
+        break;
+      }
+      case Op.Notify:
+        await guarded('queueNotify', () => device.queueNotify(qi, hi & 1 ? b : undefined));
+        break;
+      case Op.HostInput: {
+        const head = input.bytes(Math.min(input.remaining, 14));
+        const bytes = new Uint8Array((b % 1600) + (hi & 1 ? 0 : 14));
+        bytes.set(head.subarray(0, bytes.length));
+        await guarded('host input', () => zoo.hostInput(qi & 1, bytes));
+        break;
+      }
+      case Op.Drain:
+        await guarded('drain', () => new Promise<void>((resolve) => setImmediate(resolve)));
+        break;
+      case Op.Poke: {
+        const at = MEM_BASE + (((qi << 16) | a) % (REGION * REGIONS - 4));
+        mem.inner.write32(at, b);
+        break;
+      }
+      case Op.Reset:
+        await guarded('reset', () => device.reset());
+        await activate();
+        break;
+      case Op.Config: {
+        if (device.configSize === 0) break;
+        const size = ([1, 2, 4] as const)[hi % 3]! as AccessSize;
+        if (device.configSize < size) break;
+        const offset = a % (device.configSize - size + 1);
+        await guarded('config access', () => (hi & 8 ? device.writeConfig(offset, size, b) : device.readConfig(offset, size)));
+        break;
+      }
+      case Op.Reap: {
+        const mq = mocks[qi]!;
+        const used = expectTyped('reading the used ring', [], () => mq.readUsed()) as ReturnType<MockQueue['readUsed']>;
+        check(used.length <= mq.size, 'contract', () => `${used.length} used elements at once on a queue of ${mq.size}`);
+        break;
+      }
+    }
+  }
+  await guarded('final drain', () => new Promise<void>((resolve) => setImmediate(resolve)));
+  check(zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000, 'memory-growth', () => `device sent ${zoo.hostOutputBytes()} bytes to the host from a ${data.length}-byte input`);
+}
+
+// ---- seeds ----
+
+function op(w: InputWriter, code: Op, hi: number, q: number, a: number, b: number): InputWriter {
+  return w.u8(code | (hi << 4)).u8(q).u16(a).u32(b);
+}
+/** A chain on queue q: one readable buffer with `content`, then writable buffers of the given lengths (at most 3). */
+function chain(w: InputWriter, q: number, content: readonly number[], writable: readonly number[], indirect = false): InputWriter {
+  const a = (content.length << 6) | (indirect ? 0x10 : 0) | (writable.length << 2) | (content.length > 0 ? 1 : 0);
+  let b = 0;
+  writable.forEach((len, k) => (b |= ((len - 1) & 0xff) << (8 * (3 - k))));
+  return op(w, Op.AddChain, 0, q, a, b >>> 0).bytes(content);
+}
+function header(kind: string, features = 0xffffffff): InputWriter {
+  return new InputWriter().u8(ZOO_KINDS.indexOf(kind as (typeof ZOO_KINDS)[number])).u32(features).u8(3);
+}
+function u32le(v: number): number[] {
+  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+}
+function u64le(v: number): number[] {
+  return [...u32le(v % 2 ** 32), ...u32le(Math.floor(v / 2 ** 32))];
+}
+/** struct virtio_blk_req header: le32 type, le32 reserved, le64 sector. */
+function blkHeader(type: number, sector: number): number[] {
+  return [...u32le(type), 0, 0, 0, 0, ...u64le(sector)];
+}
+
+export function seeds(): Seed[] {
+  const s: Seed[] = [];
+  const add = (name: string, w: InputWriter): void => void s.push({ name, data: w.finish() });
+  {
+    const w = header('blk');
+    chain(w, 0, blkHeader(0, 0), [512, 1]); // IN
+    chain(w, 0, [...blkHeader(1, 2), ...new Array(0).fill(0)], [1]); // OUT without data
+    chain(w, 0, blkHeader(4, 0), [1]); // FLUSH
+    chain(w, 0, blkHeader(8, 0), [20, 1]); // GET_ID
+    add('blk-requests', op(op(w, Op.Notify, 0, 0, 0, 0), Op.Reap, 0, 0, 0, 0));
+  }
+  {
+    const w = header('blk');
+    chain(w, 0, blkHeader(0, 2 ** 53 - 1), [512, 1]); // sector far past capacity
+    chain(w, 0, blkHeader(0, 15), [200, 1]); // IN not a sector multiple
+    chain(w, 0, blkHeader(11, 0), [1]); // DISCARD with no segments
+    chain(w, 0, blkHeader(0, 0), []); // no status byte: a fatal fault
+    add('blk-malformed', op(w, Op.Notify, 0, 0, 0, 0));
+  }
+  {
+    const w = header('blk');
+    chain(w, 0, blkHeader(0, 0).slice(0, 7), [1]); // header split short
+    chain(w, 0, [...blkHeader(13, 0), ...u64le(0), ...u32le(8), ...u32le(1)], [1]); // WRITE_ZEROES with unmap
+    chain(w, 0, [...blkHeader(11, 0), ...u64le(15), ...u32le(0xffffffff), ...u32le(0)], [1]); // DISCARD overflowing
+    add('blk-segments', op(op(w, Op.Notify, 0, 0, 0, 0), Op.Reset, 0, 0, 0, 0));
+  }
+  {
+    const w = header('net');
+    const hdr = [1, 0, 0, 0, 0, 0, 14, 0, 16, 0, 0, 0]; // NEEDS_CSUM, csum_start 14, csum_offset 16
+    chain(w, 1, [...hdr, ...new Array(40).fill(0xab)], []); // tx
+    chain(w, 1, [...hdr.slice(0, 6), 0xff, 0xff, 0xff, 0xff, 0, 0], []); // tx: csum past the frame
+    chain(w, 0, [], [64, 1600]); // rx buffers
+    op(w, Op.Notify, 0, 1, 0, 0);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.HostInput, 0, 0, 0, 60).bytes([0x52, 0x54, 0, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 8, 0]);
+    add('net-tx-rx', op(w, Op.Drain, 0, 0, 0, 0));
+  }
+  {
+    const w = header('net-mq');
+    chain(w, 4, [4, 0, 2, 0], [1]); // MQ VQ_PAIRS_SET 2
+    chain(w, 4, [1, 0, ...u32le(1), 1, 2, 3, 4, 5, 6, ...u32le(0xffffffff)], [1]); // MAC_TABLE_SET, huge multicast count
+    chain(w, 4, [0, 0, 1], [1]); // RX PROMISC on
+    chain(w, 4, [0, 0, 1], []); // no ack byte
+    add('net-ctrl', op(w, Op.Notify, 0, 4, 0, 0));
+  }
+  {
+    const w = header('console-multiport');
+    // control transmitq is queue 3: DEVICE_READY, PORT_READY for port 1, PORT_OPEN for a port that does not exist
+    chain(w, 3, [...u32le(0), 0, 0, 1, 0], []);
+    chain(w, 3, [...u32le(1), 3, 0, 1, 0], []);
+    chain(w, 3, [...u32le(0xffffffff), 6, 0, 1, 0], []);
+    chain(w, 3, [1, 2, 3], []); // short control message
+    chain(w, 2, [], [64]); // control receiveq buffer
+    op(w, Op.Notify, 0, 3, 0, 0);
+    op(w, Op.Notify, 0, 2, 0, 0);
+    chain(w, 1, [0x68, 0x69], []); // port 0 output
+    op(w, Op.Notify, 0, 1, 0, 0);
+    op(w, Op.Config, 8 | 0, 0, 8, 0x41); // emerg_wr
+    add('console-control', op(w, Op.Drain, 0, 0, 0, 0));
+  }
+  {
+    const w = header('rng');
+    chain(w, 0, [], [0]);
+    chain(w, 0, [1, 2, 3], [16]);
+    chain(w, 0, [], [255, 255, 255]);
+    add('rng-requests', op(op(w, Op.Notify, 0, 0, 0, 0), Op.Reap, 0, 0, 0, 0));
+  }
+  return s;
+}
+
+function dictionary(): Uint8Array[] {
+  return [
+    op(new InputWriter(), Op.Notify, 0, 0, 0, 0).finish(),
+    op(new InputWriter(), Op.Drain, 0, 0, 0, 0).finish(),
+    chain(new InputWriter(), 0, blkHeader(0, 0), [512, 1]).finish(),
+    chain(new InputWriter(), 0, blkHeader(1, 0), [1]).finish(),
+  ];
+}
