@@ -110,6 +110,12 @@ test('no QEMU is left behind, however its owner dies', async (t) => {
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGINT`);
   });
 
+  await t.test('SIGTERM (what a test runner sends a file that timed out)', async () => {
+    const r = await runChild(dir, 'sigterm', `setInterval(() => void bus.memRead(0x1000, 4), 5);\n`, 'SIGTERM');
+    assert.equal(r.signal, 'SIGTERM');
+    assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGTERM`);
+  });
+
   await t.test('SIGKILL, where no handler runs (parent-death signal)', async () => {
     const r = await runChild(dir, 'sigkill', `setInterval(() => undefined, 1000);\n`, 'SIGKILL');
     assert.equal(r.signal, 'SIGKILL');
