@@ -18,6 +18,7 @@ import {
   VIRTIO_TRANSPORT_F_START,
 } from '../spec/features.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
+import { VIRTQ_MAX_SIZE } from '../spec/ring.js';
 import {
   decodeStatus,
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -42,13 +43,15 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTI
 /** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
 const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
 
+const DEFAULT_TIMEOUT_MS = 5000;
+
 /** How often config reads are retried while config_generation keeps changing. */
 const CONFIG_GENERATION_RETRIES = 16;
 
 export interface VirtioDriverOptions extends ProbeOptions {
   /** Expect this virtio device type (spec 5); UsageError otherwise. */
   readonly deviceType?: number;
-  /** Default timeout of every wait, in ms (default 5000). */
+  /** Timeout of every wait (used buffers, reset), in ms (default 5000). */
   readonly timeoutMs?: number;
   /** Also poll used rings this often (ms), for buses that cannot deliver interrupts. Default: interrupts only. */
   readonly pollIntervalMs?: number;
@@ -108,7 +111,7 @@ export class VirtioDriver implements QueueHost {
   ) {
     this.deviceType = probe.deviceType;
     this.deviceFeatures = deviceFeatures;
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs;
     this.unsubscribe = bus.onInterrupt(fn, (event) => this.onInterrupt(event));
   }
@@ -132,7 +135,7 @@ export class VirtioDriver implements QueueHost {
     const result = await probe(bus, fn, options);
     if (options.deviceType !== undefined && result.deviceType !== options.deviceType)
       throw new UsageError(`${formatBdf(fn)} is a ${deviceTypeName(result.deviceType)}, not a ${deviceTypeName(options.deviceType)}`);
-    const transport = createTransport(bus, result);
+    const transport = createTransport(bus, result, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     await transport.reset();
     await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
     await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
@@ -209,7 +212,12 @@ export class VirtioDriver implements QueueHost {
     if (!Number.isInteger(index) || index < 0 || index >= numQueues) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
-    const size = this.transport.legacyLayout ? max : chooseQueueSize(index, max, options.size);
+    let size: number;
+    if (this.transport.legacyLayout) {
+      // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
+      if ((max & (max - 1)) !== 0 || max > VIRTQ_MAX_SIZE) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${VIRTQ_MAX_SIZE}`);
+      size = max;
+    } else size = chooseQueueSize(index, Math.min(max, VIRTQ_MAX_SIZE), options.size);
     const ring = new SplitQueueDriver<T>({
       index,
       size,
@@ -357,8 +365,8 @@ export class VirtioDriver implements QueueHost {
 }
 
 /** The transport the probe committed to. */
-function createTransport(bus: PciBus, result: ProbeResult): DriverTransport {
-  if (result.kind === 'modern') return new ModernDriverTransport(bus, result.layout);
+function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): DriverTransport {
+  if (result.kind === 'modern') return new ModernDriverTransport(bus, result.layout, { resetTimeoutMs: timeoutMs });
   throw new ProbeError('ERR_PROBE_LEGACY_UNAVAILABLE', `${result.explanation}: the legacy driver transport is not implemented yet`);
 }
 

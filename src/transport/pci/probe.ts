@@ -159,6 +159,7 @@ function unusableBar(cap: VirtioCap, bars: readonly PciBar[]): string | undefine
   const bar = bars.find((b) => b.index === cap.bar);
   if (bar === undefined) return `BAR${cap.bar} is not implemented`;
   if (bar.kind !== 'memory') return `BAR${cap.bar} is not a memory BAR`;
+  if (bar.base === 0) return `BAR${cap.bar} has no address assigned`;
   return undefined;
 }
 

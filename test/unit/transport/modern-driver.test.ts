@@ -5,46 +5,12 @@ import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus, type RegionHandler } from '../../helpers/fake-pci-bus.js';
-import type { AccessSize } from '../../../src/pci/function.js';
+import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 4, 0);
 /** The fake bus puts the first 64-bit BAR (BAR4 here) at its mem64 window base. */
 const BAR4 = 0x80_0000_0000;
-
-/**
- * A scripted BAR4 for the QEMU layout (common 0x0, ISR 0x1000, device 0x2000, notify 0x3000):
- * stores what is written, answers device_feature per select and queue_notify_off per queue_select.
- * Not a device: just enough registers to watch the transport's accesses.
- */
-class ScriptedBar4 implements RegionHandler {
-  readonly regs = new Map<number, number>();
-  deviceFeatureWords: number[] = [];
-  queueNotifyOff = new Map<number, number>();
-  /** What device_status reads as (undefined: what was written). */
-  stuckStatus: number | undefined;
-  refuseVectors = false;
-
-  read(offset: number, _size: AccessSize): number {
-    const select = this.regs.get(22) ?? 0;
-    switch (offset) {
-      case 4:
-        return this.deviceFeatureWords[this.regs.get(0) ?? 0] ?? 0;
-      case 20:
-        return this.stuckStatus ?? this.regs.get(20) ?? 0;
-      case 30:
-        return this.queueNotifyOff.get(select) ?? 0;
-      case 16:
-      case 26:
-        return this.refuseVectors ? 0xffff : (this.regs.get(offset) ?? 0);
-      default:
-        return this.regs.get(offset) ?? 0;
-    }
-  }
-  write(offset: number, _size: AccessSize, value: number): void {
-    this.regs.set(offset, value);
-  }
-}
 
 async function setUp(): Promise<{ bus: FakePciBus; bar4: ScriptedBar4; t: ModernDriverTransport; layout: ModernLayout }> {
   const bus = new FakePciBus();

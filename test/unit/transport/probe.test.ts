@@ -143,6 +143,13 @@ test('a capability naming an absent BAR, or an I/O BAR, is ignored with its reas
   await probeFails(withCaps([{ ...COMMON, bar: 0 }, NOTIFY, ISR], MODERN_RNG, true), 'ERR_PROBE_NO_INTERFACE', /BAR0 is not a memory BAR/);
 });
 
+test('a capability in a BAR with no address (no firmware, no bus windows) is ignored', async () => {
+  const bus = new FakePciBus();
+  bus.resources = undefined;
+  bus.add(FN, withCaps([COMMON, NOTIFY, ISR]).build());
+  await assert.rejects(probe(bus, FN), (e: unknown) => e instanceof ProbeError && e.code === 'ERR_PROBE_NO_INTERFACE' && /BAR4 has no address assigned/.test(e.message));
+});
+
 test('a structure outside its BAR is rejected, including a wrapping offset + length', async () => {
   await probeFails(withCaps([{ ...COMMON, offset: 0x3800 }, NOTIFY, ISR]), 'ERR_PROBE_BAD_CAPABILITY', /common-cfg cap at 0x40 \(BAR4\+0x3800\): \[0x3800, \+0x1000\) does not fit in BAR4 \(size 0x4000\)/);
   await probeFails(withCaps([COMMON, { ...NOTIFY, offset: 0xffff_f000, length: 0x2000 }, ISR]), 'ERR_PROBE_BAD_CAPABILITY', /\[0xfffff000, \+0x2000\) does not fit in BAR4/);

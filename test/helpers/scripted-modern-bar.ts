@@ -1,0 +1,66 @@
+/**
+ * TEST DOUBLE, not a device: a scripted BAR4 for the QEMU modern layout (common 0x0, ISR 0x1000,
+ * device 0x2000, notify 0x3000) behind FakePciBus. It stores what is written, answers
+ * device_feature per select and queue_size / queue_notify_off per queue_select, and can be told to
+ * misbehave (status stuck, vectors refused, odd queue sizes), so tests can watch a driver's register
+ * accesses and feed it hostile values. Nothing is ever processed.
+ */
+
+import type { AccessSize } from '../../src/pci/function.js';
+import {
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_STATUS,
+  VIRTIO_MSI_NO_VECTOR,
+} from '../../src/spec/virtio-pci.js';
+import type { RegionHandler } from './fake-pci-bus.js';
+
+export class ScriptedBar4 implements RegionHandler {
+  /** Last value written at each BAR offset. */
+  readonly regs = new Map<number, number>();
+  /** device_feature for each device_feature_select. */
+  deviceFeatureWords: number[] = [];
+  numQueues = 0;
+  /** queue_size per queue, as the device offers it (a driver write replaces it). */
+  readonly queueSize = new Map<number, number>();
+  readonly queueNotifyOff = new Map<number, number>();
+  /** What device_status reads as (undefined: what was written). */
+  stuckStatus: number | undefined;
+  /** Read back VIRTIO_MSI_NO_VECTOR from both vector fields. */
+  refuseVectors = false;
+
+  private get selected(): number {
+    return this.regs.get(VIRTIO_PCI_COMMON_Q_SELECT) ?? 0;
+  }
+
+  read(offset: number, _size: AccessSize): number {
+    switch (offset) {
+      case VIRTIO_PCI_COMMON_DF:
+        return this.deviceFeatureWords[this.regs.get(VIRTIO_PCI_COMMON_DFSELECT) ?? 0] ?? 0;
+      case VIRTIO_PCI_COMMON_STATUS:
+        return this.stuckStatus ?? this.regs.get(offset) ?? 0;
+      case VIRTIO_PCI_COMMON_NUMQ:
+        return this.numQueues;
+      case VIRTIO_PCI_COMMON_Q_SIZE:
+        return this.queueSize.get(this.selected) ?? 0;
+      case VIRTIO_PCI_COMMON_Q_NOFF:
+        return this.queueNotifyOff.get(this.selected) ?? 0;
+      case VIRTIO_PCI_COMMON_MSIX:
+      case VIRTIO_PCI_COMMON_Q_MSIX:
+        return this.refuseVectors ? VIRTIO_MSI_NO_VECTOR : (this.regs.get(offset) ?? 0);
+      default:
+        return this.regs.get(offset) ?? 0;
+    }
+  }
+
+  write(offset: number, _size: AccessSize, value: number): void {
+    this.regs.set(offset, value);
+    if (offset === VIRTIO_PCI_COMMON_Q_SIZE) this.queueSize.set(this.selected, value);
+  }
+}
