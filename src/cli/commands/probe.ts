@@ -53,6 +53,8 @@ interface ProbeCommandOptions {
 interface Backends {
   /** The raw image behind a virtio-blk we gave a scratch drive. */
   image?: string;
+  /** The bytes of the file behind a virtio-rng we gave an `rng-random` backend. */
+  entropy?: Uint8Array;
   /** The host UDP socket behind a virtio-net we gave a `-netdev socket`, and QEMU's end of it. */
   net?: { socket: UdpSocket; qemuPort: number };
   /** The unix socket behind the virtconsole we added to a virtio-serial, and QEMU's connection to it. */
@@ -87,7 +89,7 @@ async function freeUdpPort(): Promise<number> {
 
 /**
  * QEMU arguments for the device, with a backend this command owns when the user gave none: a
- * scratch raw image for virtio-blk, a host UDP socket for virtio-net, a virtconsole on a host unix
+ * file of known bytes for virtio-rng, a scratch raw image for virtio-blk, a host UDP socket for virtio-net, a virtconsole on a host unix
  * socket for virtio-serial, a scratch directory for virtio-9p (which cannot start without one).
  */
 async function deviceArgs(device: string, scratch: string, backends: Backends): Promise<string[]> {
@@ -96,6 +98,12 @@ async function deviceArgs(device: string, scratch: string, backends: Backends): 
     backends.image = join(scratch, 'probe.img');
     await writeFile(backends.image, new Uint8Array(SCRATCH_IMAGE_BYTES));
     return ['-drive', `if=none,id=probe-drive,file=${backends.image},format=raw`, '-device', `${device},drive=probe-drive`];
+  }
+  if (d.model === 'virtio-rng-pci' && !d.has('rng')) {
+    const file = join(scratch, 'entropy.bin');
+    backends.entropy = Uint8Array.from({ length: 4096 }, (_, i) => (i * 151 + 7) & 0xff);
+    await writeFile(file, backends.entropy);
+    return ['-object', `rng-random,id=probe-rng,filename=${file}`, '-device', `${device},rng=probe-rng`];
   }
   if (d.model === 'virtio-net-pci' && !d.has('netdev')) {
     const socket = await bindUdp();
@@ -135,11 +143,13 @@ function machineOf(name: string): QemuMachine {
 
 const hexBytes = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-/** Read 32 bytes of entropy. */
-async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean): Promise<string> {
+/** Read 32 bytes of entropy; with our backend file, they must be its first 32 bytes. */
+async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, entropy: Uint8Array | undefined): Promise<string> {
   const rng = await RngDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
-    return `read 32 bytes of entropy: ${hexBytes(await rng.read(32))}`;
+    const bytes = await rng.read(32);
+    const check = entropy === undefined ? '' : `; the backend file's first 32 bytes: ${Buffer.compare(bytes, entropy.subarray(0, 32)) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
+    return `read 32 bytes of entropy: ${hexBytes(bytes)}${check}`;
   } finally {
     await rng.close();
   }
@@ -227,7 +237,7 @@ async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, back
 function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean, backends: Backends): Promise<string> {
   switch (type) {
     case VIRTIO_ID_RNG:
-      return rngData(bus, fn, forceLegacy);
+      return rngData(bus, fn, forceLegacy, backends.entropy);
     case VIRTIO_ID_BLOCK:
       return blkData(bus, fn, forceLegacy, backends.image);
     case VIRTIO_ID_NET:
