@@ -26,7 +26,8 @@ const CONFIG_ADDRESS_ENABLE = 0x8000_0000;
 /**
  * Guest-physical layout, chosen so that nothing overlaps RAM holes or chipset ranges on either
  * machine: MSI mailboxes at 512 KiB (conventional memory), DMA from 1 MiB to the end of RAM,
- * 32-bit BARs in the PCI hole at 3.5 GiB (below q35's MMCONFIG, the IOAPIC and the BIOS), 64-bit
+ * 32-bit BARs in the PCI hole at 3.5 GiB (below the IOAPIC and the BIOS; q35's MMCONFIG window is
+ * off until firmware enables it, and no firmware runs), 64-bit
  * BARs above 4 GiB (where both machines' 64-bit PCI hole starts for small RAM sizes), I/O BARs
  * at 0xc000 as SeaBIOS puts them.
  */
