@@ -1,7 +1,7 @@
 /**
- * QEMU 7.2's virtio-rng-pci and virtio-blk-pci as our bus sees them, before any driver runs: IDs,
- * the virtio capabilities and where they point, the MSI-X capability and the BARs, on both
- * machines and in every mode (shared/QTEST.md lists the facts checked here).
+ * QEMU 7.2's virtio-rng-pci, virtio-blk-pci, virtio-net-pci and virtio-serial-pci as our bus sees
+ * them, before any driver runs: IDs, the virtio capabilities and where they point, the MSI-X
+ * capability and the BARs, on both machines and in every mode (shared/QTEST.md lists the facts).
  */
 
 import { test } from 'node:test';
@@ -23,7 +23,7 @@ import {
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../../src/spec/virtio-pci.js';
-import { VIRTIO_ID_BLOCK, VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS, VIRTIO_PCI_VENDOR_ID } from '../../../src/spec/ids.js';
+import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS, VIRTIO_PCI_VENDOR_ID } from '../../../src/spec/ids.js';
 import type { QtestPciBus } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import { blkArgs, launch, MACHINES, rawImage, rngArgs, slotBdf, tempDir } from './qemu-fixture.js';
 
@@ -41,7 +41,18 @@ const LAYOUTS: readonly Layout[] = [
   { slot: 6, type: VIRTIO_ID_BLOCK, mode: 'modern' },
   { slot: 7, type: VIRTIO_ID_BLOCK, mode: 'transitional' },
   { slot: 8, type: VIRTIO_ID_BLOCK, mode: 'legacy' },
+  { slot: 9, type: VIRTIO_ID_NET, mode: 'modern' },
+  { slot: 10, type: VIRTIO_ID_NET, mode: 'transitional' },
+  { slot: 11, type: VIRTIO_ID_NET, mode: 'legacy' },
+  { slot: 12, type: VIRTIO_ID_CONSOLE, mode: 'modern' },
+  { slot: 13, type: VIRTIO_ID_CONSOLE, mode: 'transitional' },
+  { slot: 14, type: VIRTIO_ID_CONSOLE, mode: 'legacy' },
 ];
+/** The -device model of each type. */
+const MODELS: ReadonlyMap<number, string> = new Map([
+  [VIRTIO_ID_NET, 'virtio-net-pci'],
+  [VIRTIO_ID_CONSOLE, 'virtio-serial-pci'],
+]);
 
 /** The virtio capabilities of a function as [cfg_type, bar, offset, cap_len] plus the notify multiplier. */
 function virtioCaps(cfg: ConfigSpace): Map<number, { bar: number; offset: number; len: number; multiplier: number }> {
@@ -64,16 +75,17 @@ async function start(machine: 'pc' | 'q35'): Promise<QtestPciBus> {
   const args: string[] = [];
   for (const l of LAYOUTS) {
     if (l.type === VIRTIO_ID_RNG) args.push(...rngArgs(l.slot, MODE_PROPS[l.mode]));
-    else args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
+    else if (l.type === VIRTIO_ID_BLOCK) args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
+    else args.push('-device', [`${MODELS.get(l.type)}`, `addr=0x${l.slot.toString(16)}`, MODE_PROPS[l.mode]].filter(Boolean).join(','));
   }
   return launch({ machine, args });
 }
 
 for (const machine of MACHINES) {
-  test(`-M ${machine}: virtio-rng-pci and virtio-blk-pci config space in every mode`, async (t) => {
+  test(`-M ${machine}: virtio-rng/blk/net/serial-pci config space in every mode`, async (t) => {
     const bus = await start(machine);
     for (const l of LAYOUTS) {
-      await t.test(`${l.mode} type ${l.type} at 00:0${l.slot}.0`, async () => {
+      await t.test(`${l.mode} type ${l.type} at 00:${l.slot.toString(16).padStart(2, '0')}.0`, async () => {
         const fn = slotBdf(l.slot);
         const cfg = await readConfigSpace(bus, fn);
         assert.equal(cfg.vendorId, VIRTIO_PCI_VENDOR_ID);
