@@ -34,48 +34,54 @@ function lowestSetBit(mask: bigint): number {
   return Number(mask & -mask);
 }
 
-/** Write all-ones to a BAR register, read the mask back, restore the original. */
-async function probeRegister(bus: PciBus, fn: Bdf, offset: number): Promise<{ original: number; mask: number }> {
-  const original = await bus.configRead(fn, offset, 4);
-  await bus.configWrite(fn, offset, 4, 0xffffffff);
-  const mask = await bus.configRead(fn, offset, 4);
-  await bus.configWrite(fn, offset, 4, original);
-  return { original: original >>> 0, mask: mask >>> 0 };
-}
-
 /**
  * Size every BAR of `fn` and report how each is programmed. Memory and I/O decoding are off while
  * the registers hold all-ones (so the device never answers at a bogus address) and the command
- * register is restored afterwards. A 64-bit BAR is reported once, at its lower slot.
+ * register is restored afterwards. A 64-bit BAR is reported once, at its lower slot. All six
+ * registers are probed at once: the accesses are issued together (a remote bus pipelines them) and
+ * performed in order.
  */
 export async function sizeBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
   const command = await bus.configRead(fn, PCI_COMMAND, 2);
   await bus.configWrite(fn, PCI_COMMAND, 2, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
-  const bars: PciBar[] = [];
+  const slots = Array.from({ length: PCI_NUM_BARS }, (_, index) => barRegister(index));
+  let originals: number[];
+  let masks: number[];
   try {
-    for (let index = 0; index < PCI_NUM_BARS; index++) {
-      const lo = await probeRegister(bus, fn, barRegister(index));
-      if (lo.mask === 0) continue;
-      if ((lo.mask & PCI_BASE_ADDRESS_SPACE_IO) !== 0) {
-        const mask = lo.mask & PCI_BASE_ADDRESS_IO_MASK;
-        if (mask === 0) continue;
-        bars.push({ index, kind: 'io', is64: false, prefetchable: false, size: lowestSetBit(BigInt(mask)), base: lo.original & PCI_BASE_ADDRESS_IO_MASK });
-        continue;
-      }
-      const is64 = (lo.mask & PCI_BASE_ADDRESS_MEM_TYPE_64) !== 0;
-      const prefetchable = (lo.mask & PCI_BASE_ADDRESS_MEM_PREFETCH) !== 0;
-      // A 64-bit BAR in the last slot has no upper half: the function is broken, so leave it unused.
-      if (is64 && index + 1 === PCI_NUM_BARS) break;
-      const hi = is64 ? await probeRegister(bus, fn, barRegister(index + 1)) : { original: 0, mask: 0 };
-      const mask = (BigInt(hi.mask) << 32n) | BigInt((lo.mask & PCI_BASE_ADDRESS_MEM_MASK) >>> 0);
-      if (mask !== 0n) {
-        const base = joinU64(lo.original & PCI_BASE_ADDRESS_MEM_MASK, hi.original);
-        bars.push({ index, kind: 'memory', is64, prefetchable, size: lowestSetBit(mask), base });
-      }
-      if (is64) index++;
-    }
+    // One Promise.all over every access, so a failing bus leaves no rejection unobserved.
+    [originals, , masks] = await Promise.all([
+      Promise.all(slots.map((reg) => bus.configRead(fn, reg, 4))),
+      Promise.all(slots.map((reg) => bus.configWrite(fn, reg, 4, 0xffffffff))),
+      Promise.all(slots.map((reg) => bus.configRead(fn, reg, 4))),
+    ]);
+    await Promise.all(slots.map((reg, i) => bus.configWrite(fn, reg, 4, originals[i]!)));
   } finally {
     await bus.configWrite(fn, PCI_COMMAND, 2, command);
+  }
+  return decodeBars(originals.map((v) => v >>> 0), masks.map((v) => v >>> 0));
+}
+
+/** The BARs that six (original value, all-ones read-back) register pairs describe. */
+function decodeBars(originals: readonly number[], masks: readonly number[]): PciBar[] {
+  const bars: PciBar[] = [];
+  for (let index = 0; index < PCI_NUM_BARS; index++) {
+    const lo = masks[index]!;
+    if (lo === 0) continue;
+    if ((lo & PCI_BASE_ADDRESS_SPACE_IO) !== 0) {
+      const mask = lo & PCI_BASE_ADDRESS_IO_MASK;
+      if (mask !== 0) bars.push({ index, kind: 'io', is64: false, prefetchable: false, size: lowestSetBit(BigInt(mask)), base: (originals[index]! & PCI_BASE_ADDRESS_IO_MASK) >>> 0 });
+      continue;
+    }
+    const is64 = (lo & PCI_BASE_ADDRESS_MEM_TYPE_64) !== 0;
+    // A 64-bit BAR in the last slot has no upper half: the function is broken, so leave it unused.
+    if (is64 && index + 1 === PCI_NUM_BARS) break;
+    const hiMask = is64 ? masks[index + 1]! : 0;
+    const mask = (BigInt(hiMask) << 32n) | BigInt((lo & PCI_BASE_ADDRESS_MEM_MASK) >>> 0);
+    if (mask !== 0n) {
+      const base = joinU64((originals[index]! & PCI_BASE_ADDRESS_MEM_MASK) >>> 0, is64 ? originals[index + 1]! : 0);
+      bars.push({ index, kind: 'memory', is64, prefetchable: (lo & PCI_BASE_ADDRESS_MEM_PREFETCH) !== 0, size: lowestSetBit(mask), base });
+    }
+    if (is64) index++;
   }
   return bars;
 }
@@ -120,20 +126,20 @@ function allocatorFor(bus: PciBus, resources: BusResources): BarAllocator {
 export async function assignBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
   const sized = await sizeBars(bus, fn);
   const resources = bus.resources;
-  const bars: PciBar[] = [];
-  for (const bar of sized) {
-    if (bar.base !== 0 || resources === undefined) {
-      bars.push(bar);
-      continue;
-    }
+  const bars = sized.map((bar): PciBar => {
+    if (bar.base !== 0 || resources === undefined) return bar;
     const base = allocatorFor(bus, resources).take(bar);
     if (base === undefined) throw new BusError(`${bus.name}: no room for BAR${bar.index} (${bar.kind}, ${bar.size} bytes)`);
-    const [lo, hi] = splitU64(base);
+    return { ...bar, base };
+  });
+  const writes = bars.flatMap((bar, i) => {
+    if (bar.base === sized[i]!.base) return [];
+    const [lo, hi] = splitU64(bar.base);
     // The low flag bits are read-only, so writing the bare address is enough.
-    await bus.configWrite(fn, barRegister(bar.index), 4, lo);
-    if (bar.is64) await bus.configWrite(fn, barRegister(bar.index + 1), 4, hi);
-    bars.push({ ...bar, base });
-  }
+    const lower = bus.configWrite(fn, barRegister(bar.index), 4, lo);
+    return bar.is64 ? [lower, bus.configWrite(fn, barRegister(bar.index + 1), 4, hi)] : [lower];
+  });
+  await Promise.all(writes);
   const command = await bus.configRead(fn, PCI_COMMAND, 2);
   await bus.configWrite(fn, PCI_COMMAND, 2, command | PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
   return bars;
