@@ -14,6 +14,7 @@ import type { AccessSize } from '../../pci/function.js';
 import { BusError, UsageError } from '../../errors.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
+import { enumerate } from '../../driver/pci/enumerate.js';
 import { GuestRamDma } from './guest-ram-dma.js';
 import { IOAPIC_QOM_PATH, ioapicInputOf, PIIX3_BDF, PIIX3_PIRQRC, PIIX3_PIRQRC_VALUE } from './intx-routing.js';
 import { MsiMailbox } from './msi-mailbox.js';
@@ -45,11 +46,7 @@ export interface QtestPciBusOptions extends QemuOptions {
   readonly msiPollMs?: number;
 }
 
-interface IntxSubscription {
-  readonly listener: (event: InterruptEvent) => void;
-  /** IOAPIC input, once known; undefined while it is being looked up or when there is no INTx. */
-  line: number | undefined;
-}
+type Listener = (event: InterruptEvent) => void;
 
 function checkSize(size: number): asserts size is AccessSize {
   if (size !== 1 && size !== 2 && size !== 4) throw new UsageError(`access size ${size}: use 1, 2 or 4`);
@@ -64,11 +61,10 @@ export class QtestPciBus implements PciBus {
   readonly resources: BusResources = RESOURCES;
   readonly dma: GuestRamDma;
   private readonly msi: MsiMailbox;
-  private readonly intx = new Map<Bdf, Set<IntxSubscription>>();
-  private readonly intxLine = new Map<Bdf, Promise<number | undefined>>();
-  /** IRQ lines seen while some subscription's IOAPIC input is still being looked up. */
-  private irqLog: Array<{ line: number; raised: boolean }> | undefined;
-  private lookups = 0;
+  /** IOAPIC input of each bus-0 function with an INTx pin, found at launch. */
+  private readonly intxLine = new Map<Bdf, number>();
+  /** INTx listeners by IOAPIC input. */
+  private readonly intx = new Map<number, Set<Listener>>();
 
   private constructor(readonly qemu: QemuProcess, msiPollMs: number) {
     this.name = `qemu-qtest (${qemu.machine})`;
@@ -79,9 +75,10 @@ export class QtestPciBus implements PciBus {
   }
 
   /**
-   * Starts QEMU with `options` and returns the bus on it, INTx routing set up as firmware would
-   * (PIIX3 PIRQ routing on pc; q35 needs none) and IOAPIC inputs intercepted, so that no edge is
-   * missed. Kills QEMU again if any of that fails.
+   * Starts QEMU with `options` and returns the bus on it, with INTx set up as firmware would do at
+   * boot: PIRQ routing on pc (q35 needs none), every bus-0 function's Interrupt Line filled in,
+   * and the IOAPIC's inputs intercepted before any device runs, so that no edge is missed. Kills
+   * QEMU again if any of that fails.
    */
   static async launch(options: QtestPciBusOptions): Promise<QtestPciBus> {
     const qemu = await QemuProcess.start(options);
@@ -89,6 +86,7 @@ export class QtestPciBus implements PciBus {
       const bus = new QtestPciBus(qemu, options.msiPollMs ?? 1);
       if (qemu.machine === 'pc') await bus.configWrite(PIIX3_BDF, PIIX3_PIRQRC, 4, PIIX3_PIRQRC_VALUE);
       await qemu.client.request(irqInterceptInCommand(IOAPIC_QOM_PATH));
+      await bus.routeIntx();
       return bus;
     } catch (err) {
       await qemu.close();
@@ -133,30 +131,16 @@ export class QtestPciBus implements PciBus {
 
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
     checkBdf(fn);
-    const sub: IntxSubscription = { listener, line: undefined };
-    let subs = this.intx.get(fn);
-    if (subs === undefined) {
-      subs = new Set();
-      this.intx.set(fn, subs);
+    const line = this.intxLine.get(fn);
+    let subs: Set<Listener> | undefined;
+    if (line !== undefined) {
+      subs = this.intx.get(line) ?? new Set();
+      this.intx.set(line, subs);
+      subs.add(listener);
     }
-    subs.add(sub);
-    // Until the IOAPIC input is known, IRQ lines are logged and replayed afterwards, in order.
-    this.lookups++;
-    this.irqLog ??= [];
-    const logStart = this.irqLog.length;
-    void this.intxLineOf(fn)
-      .then((line) => {
-        sub.line = line;
-        const missed = this.irqLog?.slice(logStart) ?? [];
-        for (const e of missed) if (e.line === line && subs.has(sub)) listener({ kind: 'intx', asserted: e.raised });
-      })
-      .catch(() => undefined) // a broken bus fails the driver's next access; nothing to deliver
-      .finally(() => {
-        if (--this.lookups === 0) this.irqLog = undefined;
-      });
     const unsubscribeMsi = this.msi.subscribe(fn, listener);
     return () => {
-      subs.delete(sub);
+      subs?.delete(listener);
       unsubscribeMsi();
     };
   }
@@ -189,25 +173,17 @@ export class QtestPciBus implements PciBus {
     return Number(n & 0xffff_ffffn);
   }
 
-  /** The IOAPIC input `fn`'s INTx drives, found once; its Interrupt Line register is filled in as firmware would. */
-  private intxLineOf(fn: Bdf): Promise<number | undefined> {
-    let line = this.intxLine.get(fn);
-    if (line === undefined) {
-      line = (async () => {
-        if (fn >> 8 !== 0) return undefined; // behind a bridge: routing unknown
-        const input = ioapicInputOf(this.qemu.machine, (fn >> 3) & 0x1f, await this.configRead(fn, PCI_INTERRUPT_PIN, 1));
-        if (input !== undefined) await this.configWrite(fn, PCI_INTERRUPT_LINE, 1, input);
-        return input;
-      })();
-      this.intxLine.set(fn, line);
+  /** Finds the IOAPIC input of every bus-0 function's INTx pin and writes it to its Interrupt Line. */
+  private async routeIntx(): Promise<void> {
+    for (const { bdf: fn } of await enumerate(this)) {
+      const input = ioapicInputOf(this.qemu.machine, (fn >> 3) & 0x1f, await this.configRead(fn, PCI_INTERRUPT_PIN, 1));
+      if (input === undefined) continue;
+      this.intxLine.set(fn, input);
+      await this.configWrite(fn, PCI_INTERRUPT_LINE, 1, input);
     }
-    return line;
   }
 
   private deliverIrq(line: number, raised: boolean): void {
-    this.irqLog?.push({ line, raised });
-    for (const subs of this.intx.values()) {
-      for (const sub of subs) if (sub.line === line) sub.listener({ kind: 'intx', asserted: raised });
-    }
+    for (const listener of this.intx.get(line) ?? []) listener({ kind: 'intx', asserted: raised });
   }
 }
