@@ -1,0 +1,328 @@
+/**
+ * One test per hardening guarantee (README threat model, issue 7): a hostile input of each known
+ * virtio CVE shape, and the promised outcome with the spec's codes and numbers. Device half: typed
+ * QueueFaultError, nothing written outside the used ring, DEVICE_NEEDS_RESET and a working reset,
+ * per-request error status. Driver half: a used id never submitted, a used len beyond the buffer, a
+ * used.idx jump, and a device that never answers all end in typed DeviceFaultErrors.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BlkDevice } from '../../../src/device/blk/blk-device.js';
+import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
+import { RngDevice } from '../../../src/device/rng/rng-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { Bdf, DmaMemory, PciBus } from '../../../src/driver/pci-bus.js';
+import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
+import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/errors.js';
+import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
+import { Machine } from '../../../src/platform/machine.js';
+import { RamDma } from '../../../src/platform/ram-dma.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-queue.js';
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
+import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
+import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_IDX, VIRTQ_USED_RING, usedRingSize } from '../../../src/spec/ring.js';
+import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../../src/spec/status.js';
+import {
+  VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_ISR_CONFIG,
+} from '../../../src/spec/virtio-pci.js';
+import { activateDevice } from '../../helpers/device-harness.js';
+import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { MockQueue } from '../../helpers/mock-queue.js';
+import { ModernHarness } from '../../helpers/modern-harness.js';
+
+const deviceFault = (code: string) => (e: unknown) => e instanceof DeviceFaultError && e.code === code;
+
+// ---- device half: the split ring refuses every CVE shape with its own code, writing nothing ----
+
+/** A queue of `size` over guarded memory: the guest builds with `mq`, the device pops from `q`. */
+function guardedQueue(size: number, options: { indirect?: boolean; base?: number } = {}) {
+  const mem = new GuardedMemory(0x4000, { base: options.base ?? 0 });
+  const mq = new MockQueue({ size, memory: mem.inner, base: mem.base, seed: 3 });
+  mem.allowRead(mq.descAddr, 16 * size, 'desc');
+  mem.allowRead(mq.availAddr, 6 + 2 * size, 'avail');
+  mem.allowWrite(mq.usedAddr, usedRingSize(size), 'used');
+  const q = mq.deviceQueue({ indirect: options.indirect ?? false });
+  return { mem, mq, q };
+}
+
+/** pop() must throw QueueFaultError `code`, twice (the faulty chain stays unpopped), writing nothing. */
+function assertPopFaults(g: ReturnType<typeof guardedQueue>, code: string): void {
+  g.mem.snapshot();
+  const inFlight = g.q.inFlightChains;
+  for (let i = 0; i < 2; i++) assert.throws(() => g.q.pop(), (e: unknown) => e instanceof QueueFaultError && e.code === code);
+  assert.deepEqual(g.mem.problems(), [], 'no guest memory touched outside the rings');
+  assert.equal(g.q.inFlightChains, inFlight, 'nothing popped');
+}
+
+test('a looped descriptor chain ends in ERR_QUEUE_CHAIN_TOO_LONG after at most queue-size descriptors', () => {
+  const g = guardedQueue(4);
+  g.mq.setDesc(0, { addr: 0x3000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 1 });
+  g.mq.setDesc(1, { addr: 0x3010, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 0 });
+  g.mq.pushAvail(0);
+  assertPopFaults(g, 'ERR_QUEUE_CHAIN_TOO_LONG');
+});
+
+test('an indirect descriptor inside an indirect table is refused (ERR_QUEUE_NESTED_INDIRECT)', () => {
+  const g = guardedQueue(8, { indirect: true });
+  g.mq.setDesc(0, { addr: 0x3000, len: 32, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+  g.mq.writeDesc(0x3000, 0, { addr: 0x3100, len: 16, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+  g.mem.allowRead(0x3000, 32, 'indirect table');
+  g.mq.pushAvail(0);
+  assertPopFaults(g, 'ERR_QUEUE_NESTED_INDIRECT');
+});
+
+test('avail.idx moving more than the queue size past used.idx is refused (ERR_QUEUE_AVAIL_INDEX)', () => {
+  const g = guardedQueue(4);
+  g.mq.setDesc(0, { addr: 0x3000, len: 16, flags: 0, next: 0 });
+  g.mq.setAvailIdx(5); // 5 chains claimed on a queue of 4 descriptors
+  assertPopFaults(g, 'ERR_QUEUE_AVAIL_INDEX');
+  assert.throws(() => g.q.hasAvailable(), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_AVAIL_INDEX');
+});
+
+test('an avail ring entry naming a descriptor beyond the table is refused (ERR_QUEUE_HEAD_INDEX)', () => {
+  const g = guardedQueue(4);
+  g.mq.pushAvail(4);
+  assertPopFaults(g, 'ERR_QUEUE_HEAD_INDEX');
+});
+
+test('zero-length buffers are accepted; a 4 GiB buffer is refused (ERR_QUEUE_BUFFER_ADDRESS)', () => {
+  const g = guardedQueue(4);
+  g.mq.setDesc(0, { addr: 0x3000, len: 0, flags: 0, next: 0 });
+  g.mq.pushAvail(0);
+  const chain = g.q.pop();
+  assert.ok(chain !== null);
+  assert.deepEqual([chain.count, chain.len(0), chain.readableBytes], [1, 0, 0]);
+  g.mq.setDesc(1, { addr: 0, len: 0xffff_ffff, flags: VIRTQ_DESC_F_WRITE, next: 0 });
+  g.mq.pushAvail(1);
+  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+});
+
+test('a descriptor straddling the end of guest memory is refused (ERR_QUEUE_BUFFER_ADDRESS)', () => {
+  const g = guardedQueue(4);
+  g.mq.setDesc(0, { addr: 0x4000 - 8, len: 16, flags: VIRTQ_DESC_F_WRITE, next: 0 });
+  g.mq.pushAvail(0);
+  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+});
+
+test('a 64-bit address that wraps is refused and one above 4 GiB is not truncated', () => {
+  const g = guardedQueue(4, { base: 0x1_0000_0000 - 0x2000 });
+  g.mq.setDesc(0, { addr: 0xffff_ffff_ffff_f000n, len: 0x2000, flags: 0, next: 0 });
+  g.mq.pushAvail(0);
+  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+  // The same low half without the high half would be 0x1000 (not memory); with it, a real buffer.
+  const g2 = guardedQueue(4, { base: 0x1_0000_0000 - 0x2000 });
+  g2.mq.setDesc(0, { addr: 0x1_0000_1000, len: 16, flags: 0, next: 0 });
+  g2.mq.pushAvail(0);
+  assert.equal(g2.q.pop()?.addr(0), 0x1_0000_1000);
+});
+
+test('a device model returning a head it never popped or a len beyond the chain is refused', () => {
+  const g = guardedQueue(4);
+  g.mq.addChain({ writable: [16] });
+  const chain = g.q.pop()!;
+  assert.throws(() => g.q.pushUsed(chain.head ^ 1, 1), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_USED_OVERFLOW');
+  assert.throws(() => g.q.pushUsed(chain.head, 17), UsageError);
+  g.q.pushUsed(chain.head, 16);
+  assert.deepEqual(g.mq.readUsed(), [{ id: chain.head, len: 16 }]);
+});
+
+// ---- transport: queue_select beyond num_queues, NEEDS_RESET and a working reset ----
+
+const QUEUE_REGISTERS = [
+  VIRTIO_PCI_COMMON_Q_SIZE, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_ENABLE, VIRTIO_PCI_COMMON_Q_NOFF, VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI, VIRTIO_PCI_COMMON_Q_AVAILLO, VIRTIO_PCI_COMMON_Q_AVAILHI, VIRTIO_PCI_COMMON_Q_USEDLO, VIRTIO_PCI_COMMON_Q_USEDHI,
+];
+
+test('queue_select beyond num_queues: every queue register reads 0 at every width and no write lands', () => {
+  const h = new ModernHarness({ queueMaxSizes: [8, 16] }).enableBar();
+  h.negotiate();
+  assert.equal(h.common(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+  const before = JSON.stringify(h.fn.core.queues.map((q) => [q.size, q.msixVector, q.enabled, q.ringAddress('desc'), q.ringAddress('driver'), q.ringAddress('device')]));
+  for (const sel of [2, 3, 0x7fff, 0xffff]) {
+    h.setCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
+    for (const reg of QUEUE_REGISTERS) {
+      for (const size of [1, 2, 4] as const) {
+        assert.equal(h.common(reg, size), 0, `register 0x${reg.toString(16)} width ${size} with queue_select ${sel}`);
+        h.setCommon(reg, size, 0xffff_ffff);
+        h.setCommon(reg, size, 1);
+      }
+    }
+  }
+  const after = JSON.stringify(h.fn.core.queues.map((q) => [q.size, q.msixVector, q.enabled, q.ringAddress('desc'), q.ringAddress('driver'), q.ringAddress('device')]));
+  assert.equal(after, before);
+});
+
+test('a guest fault sets DEVICE_NEEDS_RESET with a config interrupt and stops the queue; reset brings the device back', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf, fn } = machine.plugVirtio(new RngDevice({ queueSize: 8 }));
+  let rng = await RngDriver.open(machine.bus, bdf, { timeoutMs: 50 });
+  assert.equal((await rng.read(4)).length, 4);
+  // The guest moves avail.idx 9 past used.idx on a queue of 8, then notifies.
+  const avail = fn.core.queues[0]!.ringAddress('driver');
+  machine.memory.write16(avail + 2, (machine.memory.read16(avail + 2) + 9) & 0xffff);
+  fn.core.notify(0);
+  assert.equal(fn.core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
+  assert.equal(fn.core.peekIsr() & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
+  assert.ok(fn.core.fault instanceof QueueFaultError && fn.core.fault.code === 'ERR_QUEUE_AVAIL_INDEX');
+  // The driver sees the device stopped: its next request fails with NEEDS_RESET, not a hang.
+  await assert.rejects(rng.read(4), deviceFault('ERR_DEVICE_NEEDS_RESET'));
+  await rng.close(); // writes status 0
+  assert.equal(fn.core.status, 0);
+  rng = await RngDriver.open(machine.bus, bdf, { timeoutMs: 50 });
+  assert.equal((await rng.read(64)).length, 64);
+  assert.equal(fn.core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 0);
+  await rng.close();
+});
+
+test('a malformed blk request gets its error status byte and the device keeps serving', () => {
+  const backend = new MemoryBlockBackend(8 * 512);
+  backend.bytes.fill(0x5a, 0, 512);
+  const device = new BlkDevice({ backend, queueSize: 16 });
+  const h = activateDevice(device, bit(VIRTIO_F_VERSION_1));
+  const mq = h.q(0);
+  const header = (type: number, sector: number): Uint8Array => {
+    const b = new Uint8Array(16);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(0, type, true);
+    const [lo, hi] = splitU64(sector);
+    dv.setUint32(8, lo, true);
+    dv.setUint32(12, hi, true);
+    return b;
+  };
+  const short = mq.addChain({ readable: [new Uint8Array(7)], writable: [1] }); // header cut short
+  const past = mq.addChain({ readable: [header(0, 2 ** 40)], writable: [512, 1] }); // IN far past capacity
+  const unknown = mq.addChain({ readable: [header(0x7777, 0)], writable: [1] }); // unknown type
+  const good = mq.addChain({ readable: [header(0, 0)], writable: [512, 1] }); // IN sector 0
+  device.queueNotify(0);
+  const used = new Map(mq.readUsed().map((u) => [u.id, u.len]));
+  const status = (head: number, dataLen: number): number => mq.readWritten(head, dataLen + 1)[dataLen]!;
+  assert.equal(status(short, 0), VIRTIO_BLK_S_IOERR);
+  assert.equal(status(past, 512), VIRTIO_BLK_S_IOERR);
+  assert.equal(status(unknown, 0), VIRTIO_BLK_S_UNSUPP);
+  assert.equal(status(good, 512), VIRTIO_BLK_S_OK);
+  assert.equal(mq.readWritten(good, 512).every((b) => b === 0x5a), true);
+  assert.equal(used.get(good), 513);
+  assert.deepEqual(h.host.resets, [], 'per-request errors do not need a reset');
+});
+
+// ---- driver half: a device returning what was never asked ----
+
+/** A driver-side ring over RAM, one writable 64-byte buffer in flight, and how to forge used entries. */
+async function driverRing(): Promise<{ ring: SplitQueueDriver<string>; forge(id: number, len: number, idx: number): void }> {
+  const mem = new ArrayGuestMemory(0x10000);
+  const dma: DmaMemory = new RamDma(mem, 0x1000, 0xf000);
+  const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
+  const buf = dma.alloc(64, 16);
+  ring.add([], [{ addr: buf.addr, len: 64 }], 'request');
+  await ring.publish();
+  return {
+    ring,
+    forge(id, len, idx) {
+      mem.write32(ring.usedAddr + VIRTQ_USED_RING, id);
+      mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, len);
+      mem.write16(ring.usedAddr + VIRTQ_USED_IDX, idx);
+    },
+  };
+}
+
+test('the driver refuses a used id it never submitted (ERR_DEVICE_USED_ID)', async () => {
+  const { ring, forge } = await driverRing();
+  forge(5, 1, 1);
+  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
+});
+
+test('the driver refuses a used len larger than the buffer (ERR_DEVICE_USED_LEN)', async () => {
+  const { ring, forge } = await driverRing();
+  const head = 0;
+  forge(head, 65, 1);
+  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_LEN'));
+  forge(head, 64, 1); // the same element, truthful: taken
+  assert.deepEqual(await ring.reap(), [{ token: 'request', len: 64 }]);
+});
+
+test('the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_USED_INDEX)', async () => {
+  const { ring, forge } = await driverRing();
+  forge(0, 1, 2);
+  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_INDEX'));
+  assert.equal(VIRTQ_USED_ELEM_SIZE, 8);
+});
+
+/** machine.bus with a DMA memory whose refresh of a used element first rewrites its id. */
+function lyingBus(machine: Machine, rewrite: (addr: number) => void): PciBus {
+  const inner = machine.bus;
+  const dma: DmaMemory = {
+    alloc: (s, a) => inner.dma.alloc(s, a),
+    free: (b) => inner.dma.free(b),
+    flush: (a, l) => inner.dma.flush(a, l),
+    refresh: async (addr, len) => {
+      if (len === VIRTQ_USED_ELEM_SIZE) rewrite(addr);
+      await inner.dma.refresh(addr, len);
+    },
+  };
+  return new Proxy(inner, { get: (t, p) => (p === 'dma' ? dma : Reflect.get(t, p, t)) });
+}
+
+test('end to end: an rng driver facing a device that answers with a foreign used id fails with ERR_DEVICE_USED_ID', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(new RngDevice({ queueSize: 8 }));
+  const bus = lyingBus(machine, (addr) => machine.memory.write32(addr, 0x7fff));
+  const rng = await RngDriver.open(bus, bdf, { timeoutMs: 1000 });
+  await assert.rejects(rng.read(16), deviceFault('ERR_DEVICE_USED_ID'));
+  await rng.close();
+});
+
+/** A device that takes every request and never answers. */
+class BlackHole implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_RNG;
+  readonly deviceFeatures = 0n;
+  readonly queueMaxSizes = [8];
+  readonly configSize = 0;
+  attach(_host: VirtioDeviceHost): void {}
+  readConfig(): number {
+    return 0;
+  }
+  writeConfig(): void {}
+  activate(_ctx: ActivateContext): void {}
+  queueNotify(): void {}
+  reset(): void {}
+}
+
+test('a device that never answers makes the driver time out (ERR_DEVICE_TIMEOUT), not hang', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf }: { bdf: Bdf } = machine.plugVirtio(new BlackHole());
+  const rng = await RngDriver.open(machine.bus, bdf, { timeoutMs: 20 });
+  const started = Date.now();
+  await assert.rejects(rng.read(16), deviceFault('ERR_DEVICE_TIMEOUT'));
+  assert.ok(Date.now() - started < 2000, 'the wait is bounded by the timeout');
+  await rng.close();
+});
+
+// ---- the guard itself can fail ----
+
+test('the memory guard sees writes outside the allowed ranges, including through a view', () => {
+  const mem = new GuardedMemory(0x100);
+  mem.allowWrite(0x10, 0x10, 'buffer');
+  mem.snapshot();
+  mem.write8(0x18, 1);
+  assert.deepEqual(mem.problems(), []);
+  mem.write8(0x20, 1);
+  mem.view(0x40, 4).fill(9);
+  assert.deepEqual(
+    mem.problems().map((p) => [p.kind, p.addr]),
+    [['write', 0x20], ['view', 0x40], ['changed', 0x20], ['changed', 0x40], ['changed', 0x41], ['changed', 0x42], ['changed', 0x43]],
+  );
+});
