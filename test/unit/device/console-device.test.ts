@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { decodeConsoleControl, encodeConsoleControl } from '../../../src/device/console/control-message.js';
 import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
 import * as C from '../../../src/spec/console.js';
@@ -219,5 +220,46 @@ describe('virtio-console device: multiport control', () => {
     assert.doesNotThrow(() => dev.queueNotify(CTRL_TX));
     assert.equal(h.host.resets.length, 1);
     assert.equal((h.host.resets[0] as { code?: string }).code, 'ERR_QUEUE_HEAD_INDEX');
+  });
+});
+
+describe('virtio-console device: arbitrary chains', () => {
+  it('answers every control and transmit chain of any shape, never throwing', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            queue: fc.constantFrom(1, CTRL_TX, 5),
+            readable: fc.array(fc.uint8Array({ minLength: 1, maxLength: 24 }), { maxLength: 3 }),
+            writable: fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
+          }),
+          { maxLength: 12 },
+        ),
+        (chains) => {
+          const dev = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'p' }] });
+          const h = activateDevice(dev, MULTI);
+          const heads = new Map<number, number[]>([
+            [1, []],
+            [CTRL_TX, []],
+            [5, []],
+          ]);
+          for (const c of chains) {
+            const q = h.q(c.queue);
+            const n = c.readable.length + c.writable.length;
+            if (n === 0 || q.numFree < n) continue;
+            heads.get(c.queue)!.push(q.addChain({ readable: c.readable, writable: c.writable }));
+          }
+          for (const index of heads.keys()) dev.queueNotify(index);
+          assert.deepEqual(h.host.resets, []);
+          for (const [index, expected] of heads) {
+            assert.deepEqual(
+              h.q(index).readUsed().map((u) => u.id),
+              expected,
+            );
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { onesComplementSum } from '../../../src/device/net/checksum.js';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
@@ -368,3 +369,45 @@ function udpFrame(i: number): Uint8Array {
   ip[23] = 53;
   return ethFrame(OWN, PEER, ip, 0x0800);
 }
+
+describe('virtio-net device: arbitrary chains', () => {
+  it('answers every control and transmit chain of any shape with a used element, never throwing', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            queue: fc.constantFrom(TX, CTRL),
+            readable: fc.array(fc.uint8Array({ maxLength: 40 }).filter((b) => b.byteLength > 0), { maxLength: 3 }),
+            writable: fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
+          }),
+          { maxLength: 12 },
+        ),
+        (chains) => {
+          const { dev, h } = setup(CTRL_FEATURES | featureSet(N.VIRTIO_NET_F_CTRL_MAC_ADDR, N.VIRTIO_NET_F_GUEST_ANNOUNCE));
+          const heads = new Map<number, number[]>([
+            [TX, []],
+            [CTRL, []],
+          ]);
+          for (const c of chains) {
+            if (c.readable.length + c.writable.length === 0) continue;
+            const q = h.q(c.queue);
+            if (q.numFree < c.readable.length + c.writable.length) continue;
+            heads.get(c.queue)!.push(q.addChain({ readable: c.readable, writable: c.writable }));
+          }
+          dev.queueNotify(TX);
+          dev.queueNotify(CTRL);
+          assert.deepEqual(h.host.resets, []);
+          for (const [index, expected] of heads) {
+            const used = h.q(index).readUsed();
+            assert.deepEqual(
+              used.map((u) => u.id),
+              expected,
+            );
+            for (const u of used) assert.ok(u.len <= 1);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
