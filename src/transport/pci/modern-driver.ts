@@ -75,10 +75,9 @@ export class ModernDriverTransport implements DriverTransport {
     return this.bus.memWrite(this.layout.common.address + offset, size, value);
   }
   /** A 64-bit common-cfg field, written as its lo then hi half (4.1.4.3: 64-bit fields in two 32-bit accesses). */
-  private async writeCommon64(loOffset: number, value: number): Promise<void> {
+  private writeCommon64(loOffset: number, value: number): Promise<void>[] {
     const [lo, hi] = splitU64(value);
-    await this.writeCommon(loOffset, 4, lo);
-    await this.writeCommon(loOffset + 4, 4, hi);
+    return [this.writeCommon(loOffset, 4, lo), this.writeCommon(loOffset + 4, 4, hi)];
   }
   private selectQueue(index: number): Promise<void> {
     return this.writeCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
@@ -101,42 +100,44 @@ export class ModernDriverTransport implements DriverTransport {
   }
 
   async deviceFeatures(): Promise<bigint> {
-    let features = 0n;
-    for (let select = 0; select < FEATURE_WINDOWS; select++) {
-      await this.writeCommon(VIRTIO_PCI_COMMON_DFSELECT, 4, select);
-      features = withFeatureWord(features, select, await this.readCommon(VIRTIO_PCI_COMMON_DF, 4));
-    }
-    return features;
+    // Select/read pairs issued together: the bus performs them in order, and pipelines them.
+    const words = await Promise.all(
+      Array.from({ length: FEATURE_WINDOWS }, (_, select) => Promise.all([this.writeCommon(VIRTIO_PCI_COMMON_DFSELECT, 4, select), this.readCommon(VIRTIO_PCI_COMMON_DF, 4)])),
+    );
+    return words.reduce((features, [, word], select) => withFeatureWord(features, select, word), 0n);
   }
   async setDriverFeatures(features: bigint): Promise<void> {
     if (features >> BigInt(32 * FEATURE_WINDOWS) !== 0n) throw new UsageError(`feature bits above ${32 * FEATURE_WINDOWS - 1} cannot be written`);
+    const writes: Promise<void>[] = [];
     for (let select = 0; select < FEATURE_WINDOWS; select++) {
-      await this.writeCommon(VIRTIO_PCI_COMMON_GFSELECT, 4, select);
-      await this.writeCommon(VIRTIO_PCI_COMMON_GF, 4, featureWord(features, select));
+      writes.push(this.writeCommon(VIRTIO_PCI_COMMON_GFSELECT, 4, select), this.writeCommon(VIRTIO_PCI_COMMON_GF, 4, featureWord(features, select)));
     }
+    await Promise.all(writes);
   }
 
   numQueues(): Promise<number> {
     return this.readCommon(VIRTIO_PCI_COMMON_NUMQ, 2);
   }
   async queueMaxSize(index: number): Promise<number> {
-    await this.selectQueue(index);
-    return this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2);
+    const [, size] = await Promise.all([this.selectQueue(index), this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2)]);
+    return size;
   }
   async setupQueue(index: number, queue: QueueAddresses): Promise<void> {
-    await this.selectQueue(index);
-    await this.writeCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2, queue.size);
-    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_DESCLO, queue.descAddr);
-    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr);
-    await this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr);
-    const off = await this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2);
+    // Issued together and performed in order: select, size, addresses, then the queue_notify_off read.
+    const writes = [
+      this.selectQueue(index),
+      this.writeCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2, queue.size),
+      ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_DESCLO, queue.descAddr),
+      ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr),
+      ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr),
+    ];
+    const [, off] = await Promise.all([Promise.all(writes), this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2)]);
     if (notifyAddress(this.layout.notify, off, 2) === undefined)
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`);
     this.notifyOff.set(index, off);
   }
   async enableQueue(index: number): Promise<void> {
-    await this.selectQueue(index);
-    await this.writeCommon(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1)]);
   }
   async notify(index: number, data?: number): Promise<void> {
     const off = this.notifyOff.get(index);
@@ -171,8 +172,7 @@ export class ModernDriverTransport implements DriverTransport {
     return this.readCommon(VIRTIO_PCI_COMMON_MSIX, 2);
   }
   async setQueueVector(index: number, vector: number): Promise<number> {
-    await this.selectQueue(index);
-    await this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
-    return this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2);
+    const [, , readBack] = await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector), this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2)]);
+    return readBack;
   }
 }
