@@ -130,6 +130,8 @@ export class DeviceCore implements VirtioDeviceHost {
   readonly queues: readonly VirtqueueConfig[];
   private readonly steps: readonly StatusStep[];
   private readonly requiredFeatures: bigint;
+  /** Status bits queue configuration needs: those DRIVER_OK requires. */
+  private readonly queueSetupRequires: number;
   private statusValue = 0;
   private driverFeatureBits = 0n;
   private isrValue = 0;
@@ -148,6 +150,9 @@ export class DeviceCore implements VirtioDeviceHost {
     options: DeviceCoreOptions = {},
   ) {
     this.steps = options.statusSteps ?? MODERN_STATUS_STEPS;
+    const driverOk = this.steps.find((step) => step.bit === VIRTIO_CONFIG_S_DRIVER_OK);
+    if (driverOk === undefined) throw new RangeError('the status table has no DRIVER_OK step');
+    this.queueSetupRequires = driverOk.requires;
     this.requiredFeatures = options.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
     this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES;
     this.queues = device.queueMaxSizes.map((max, i) => {
@@ -268,11 +273,15 @@ export class DeviceCore implements VirtioDeviceHost {
 
   // ---- queues (4.1.4.3) ----
 
-  /** Queue configuration may change after FEATURES_OK, before DRIVER_OK, while the queue is disabled. */
+  /**
+   * Queue configuration may change while the queue is disabled, once everything DRIVER_OK requires
+   * is set and before DRIVER_OK itself (3.1.1 step 7): after FEATURES_OK on the modern interface;
+   * the table decides for other interfaces.
+   */
   queueWritable(index: number): boolean {
     const q = this.queues[index];
     const s = this.statusValue;
-    return q !== undefined && !q.enabled && (s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
+    return q !== undefined && !q.enabled && (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
   }
 
   /** A power of two no larger than the maximum (2.7); anything else is ignored. */
