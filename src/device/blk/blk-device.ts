@@ -106,6 +106,7 @@ interface Pending {
   readonly dataIn: IoVec | undefined;
 }
 
+/** A virtio-blk device over a {@link BlockBackend}; plug it into any transport (e.g. Machine.plugVirtio). */
 export class BlkDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_BLOCK;
   readonly deviceFeatures: bigint;
@@ -304,7 +305,8 @@ export class BlkDevice implements VirtioDevice {
     let pushed = false;
     while (!this.broken) {
       if (this.inFlight >= this.maxInFlight) {
-        if (queue.hasAvailable()) this.stalled.add(queue.index);
+        // Resumed when a request completes (an empty ring then simply pops nothing).
+        this.stalled.add(queue.index);
         break;
       }
       let chain: DescriptorChain | null;

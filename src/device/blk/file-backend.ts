@@ -15,6 +15,7 @@ export interface FileBackendOptions {
 /** Bytes written per call when zeroing a range: one shared, never-modified zero buffer. */
 const ZERO_CHUNK = new Uint8Array(64 * 1024);
 
+/** A {@link BlockBackend} over a host file (asynchronous); open it with {@link FileBlockBackend.open}. */
 export class FileBlockBackend implements BlockBackend {
   /** Completed fsync calls, for observing that FLUSH reached the disk. */
   fsyncs = 0;

@@ -6,6 +6,7 @@ export interface MemoryBackendOptions {
   readonly readOnly?: boolean;
 }
 
+/** A {@link BlockBackend} over bytes in memory (synchronous). */
 export class MemoryBlockBackend implements BlockBackend {
   /** The disk's bytes (shared, not copied, when a view was given). */
   readonly bytes: Uint8Array;

@@ -23,6 +23,7 @@ export interface RngDeviceOptions {
   readonly maxBytesPerRequest?: number;
 }
 
+/** A virtio-rng device fed by an {@link EntropySource} (Web Crypto by default). */
 export class RngDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_RNG;
   readonly deviceFeatures = 0n;

@@ -65,6 +65,7 @@ const BLK_DRIVER_FEATURES = featureSet(
   VIRTIO_F_EVENT_IDX,
 );
 
+/** A virtio-blk disk driven over a {@link PciBus}: open it with {@link BlkDriver.open}. */
 export class BlkDriver {
   /** The device's configuration as read at start-up. */
   readonly config: BlkConfig;

@@ -16,6 +16,7 @@ export interface RngDriverOptions extends VirtioDriverOptions {
   readonly chunkSize?: number;
 }
 
+/** A virtio-rng device driven over a {@link PciBus}: open it with {@link RngDriver.open}. */
 export class RngDriver {
   /** Reads run one at a time: each owns the one DMA buffer while its request is out. */
   private reading: Promise<unknown> = Promise.resolve();
