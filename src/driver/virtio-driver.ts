@@ -96,7 +96,9 @@ export class VirtioDriver implements QueueHost {
   private faultError: Error | undefined;
   private isrBusy = false;
   private isrPending = false;
+  /** Default timeout of every wait, in ms. */
   readonly timeoutMs: number;
+  /** QueueHost: poll interval for waits, or undefined to rely on interrupts. */
   readonly pollIntervalMs: number | undefined;
 
   private constructor(
