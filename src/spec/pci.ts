@@ -81,7 +81,8 @@ export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1;
 export const PCI_CLASS_NETWORK_ETHERNET = 0x020000;
 export const PCI_CLASS_STORAGE_SCSI = 0x010000;
 export const PCI_CLASS_COMMUNICATION_OTHER = 0x078000;
-export const PCI_CLASS_OTHERS = 0xff0000;
+/** Base class 0x00 (unclassified), subclass 0xff: QEMU 7.2 reads back 0x00ff at 0x0a (checked over qtest). */
+export const PCI_CLASS_OTHERS = 0x00ff00;
 
 /** Config address port pair of PCI configuration mechanism #1 (x86). */
 export const PCI_CONFIG_ADDRESS_PORT = 0xcf8;

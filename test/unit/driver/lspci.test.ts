@@ -57,7 +57,7 @@ test('lspci decode of the in-process machine\'s modern rng device', async () => 
   const { bdf: fn } = m.plugVirtio(new RngDevice());
   const bars = await assignBars(m.bus, fn);
   const text = formatLspci(fn, await readConfigSpace(m.bus, fn), bars);
-  assert.match(text, /^00:00\.0 Unassigned class \[ff00\]: Device \[1af4:1044\] \(rev 01\)$/m);
+  assert.match(text, /^00:00\.0 Unclassified device \[00ff\]: Device \[1af4:1044\] \(rev 01\)$/m);
   assert.match(text, /Region 4: Memory at 10000000000 \(64-bit, prefetchable\) \[size=16K\]/);
   for (const name of ['common-cfg', 'notify-cfg', 'isr-cfg', 'device-cfg']) assert.match(text, new RegExp(`VirtIO: ${name}\\n`));
 });
