@@ -27,10 +27,4 @@ export class ConfigBytes {
   set32(offset: number, value: number): void {
     this.dv.setUint32(offset, value >>> 0, true);
   }
-  get16(offset: number): number {
-    return this.dv.getUint16(offset, true);
-  }
-  get32(offset: number): number {
-    return this.dv.getUint32(offset, true);
-  }
 }

@@ -164,6 +164,17 @@ export const VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET = 0;
 /** Bytes of a MAC address. */
 export const ETH_ALEN = 6;
 
+/** Largest frame without segmentation offload: a 65535-byte IP packet, Ethernet header and a VLAN tag. */
+export const ETH_MAX_FRAME_NO_GSO = 65_535 + 14 + 4;
+
+/** A random locally administered unicast MAC address (52:54:00 would claim QEMU's OUI). */
+export function randomLocalMac(): Uint8Array {
+  const mac = new Uint8Array(ETH_ALEN);
+  crypto.getRandomValues(mac);
+  mac[0] = (mac[0]! & 0xfe) | 0x02;
+  return mac;
+}
+
 /**
  * 5.1.2 Virtqueues: receiveqN is 2(N-1), transmitqN is 2(N-1)+1, and controlq is 2N where N is
  * max_virtqueue_pairs with VIRTIO_NET_F_MQ negotiated and 1 otherwise.

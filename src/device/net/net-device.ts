@@ -18,6 +18,7 @@ import {
   netCtrlQueueIndex,
   netRxQueueIndex,
   netTxQueueIndex,
+  randomLocalMac,
   VIRTIO_NET_CONFIG_MAC,
   VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS,
   VIRTIO_NET_CONFIG_MTU,
@@ -113,14 +114,6 @@ const RX_MODE_COMMANDS: ReadonlyMap<number, readonly [keyof RxModes, boolean]> =
   [VIRTIO_NET_CTRL_RX_NOBCAST, ['nobcast', true]],
 ]);
 
-/** A random locally administered unicast MAC address (52:54:00 would claim QEMU's OUI). */
-export function randomMac(): Uint8Array {
-  const mac = new Uint8Array(ETH_ALEN);
-  crypto.getRandomValues(mac);
-  mac[0] = (mac[0]! & 0xfe) | 0x02;
-  return mac;
-}
-
 export class VirtioNetDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_NET;
   readonly deviceFeatures: bigint;
@@ -169,7 +162,7 @@ export class VirtioNetDevice implements VirtioDevice {
     if (options.mac !== undefined && options.mac.byteLength !== ETH_ALEN) throw new UsageError('mac must be 6 bytes');
     this.maxPairs = pairs;
     this.backend = options.backend;
-    this.permanentMac = (options.mac ?? randomMac()).slice();
+    this.permanentMac = (options.mac ?? randomLocalMac()).slice();
     this.linkUp = options.linkUp ?? true;
     this.deviceFeatures = pairs > 1 ? BASE_FEATURES | featureSet(VIRTIO_NET_F_MQ) : BASE_FEATURES;
     // Every receiveq/transmitq pair, then the control queue (5.1.2).

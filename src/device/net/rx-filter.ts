@@ -62,7 +62,7 @@ function isBroadcast(mac: Uint8Array): boolean {
   return true;
 }
 
-export function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < ETH_ALEN; i++) if (a[i] !== b[i]) return false;
   return true;
 }

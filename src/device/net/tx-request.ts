@@ -2,11 +2,8 @@
 
 import { RequestShapeError } from '../../errors.js';
 import type { DescriptorChain } from '../../queue/types.js';
-import { decodeVirtioNetHdr, type VirtioNetHdr } from '../../spec/net.js';
+import { decodeVirtioNetHdr, ETH_MAX_FRAME_NO_GSO, type VirtioNetHdr } from '../../spec/net.js';
 import { gatherReadable } from '../chain-bytes.js';
-
-/** Largest frame the device transmits: without segmentation offload a frame fits a 16-bit IP length. */
-export const NET_MAX_FRAME = 65_535 + 14 + 4;
 
 export interface NetTxRequest {
   readonly hdr: VirtioNetHdr;
@@ -18,6 +15,6 @@ export interface NetTxRequest {
 export function parseNetTxRequest(chain: DescriptorChain, hdrSize: number): NetTxRequest {
   if (chain.writableBytes !== 0) throw new RequestShapeError(`transmit chain ${chain.head} has device-writable buffers`);
   if (chain.readableBytes < hdrSize) throw new RequestShapeError(`transmit chain ${chain.head} is shorter than the ${hdrSize}-byte header`);
-  const bytes = gatherReadable(chain, hdrSize + NET_MAX_FRAME);
+  const bytes = gatherReadable(chain, hdrSize + ETH_MAX_FRAME_NO_GSO);
   return { hdr: decodeVirtioNetHdr(bytes, hdrSize), frame: bytes.subarray(hdrSize) };
 }

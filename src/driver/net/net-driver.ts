@@ -13,11 +13,9 @@ import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
 import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
 import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
-/** Largest frame without segmentation offload: a 64 KiB IP packet, Ethernet header and a VLAN tag. */
-export const NET_DRIVER_MAX_FRAME = 65_535 + 14 + 4;
 /** Receive buffer without MRG_RXBUF: header + 1514-byte frame + VLAN tag (Linux's GOOD_PACKET_LEN). */
 const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
-/** A control command waits this long for its ack (default timeout otherwise). */
+/** Idle waits for received frames are sliced so that a quiet link is not a timeout. */
 const WAIT_SLICE_MS = 60_000;
 
 export interface VirtioNetDriverOptions extends VirtioDriverOptions {
@@ -136,8 +134,7 @@ export class VirtioNetDriver {
         for (let i = 0; i < N.ETH_ALEN; i++) mac[i] = await core.readConfig(N.VIRTIO_NET_CONFIG_MAC + i, 1);
       });
     } else {
-      crypto.getRandomValues(mac);
-      mac[0] = (mac[0]! & 0xfe) | 0x02;
+      mac.set(N.randomLocalMac());
     }
     await core.driverOk();
 
@@ -188,7 +185,7 @@ export class VirtioNetDriver {
   send(frame: Uint8Array, pair = 0): Promise<void> {
     const q = this.txQueues[pair];
     if (!q) return Promise.reject(new UsageError(`no queue pair ${pair}`));
-    if (frame.byteLength > NET_DRIVER_MAX_FRAME) return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${NET_DRIVER_MAX_FRAME}`));
+    if (frame.byteLength > N.ETH_MAX_FRAME_NO_GSO) return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${N.ETH_MAX_FRAME_NO_GSO}`));
     return this.serialize('tx', async () => {
       const dma = this.core.bus.dma;
       // Reclaim sent buffers; wait for one only when the ring is full.
