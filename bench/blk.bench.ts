@@ -14,21 +14,38 @@ import type { DmaBuffer } from '../src/driver/pci-bus.js';
 
 const DISK_BYTES = 64 << 20;
 const SECTOR = 512;
-/** Each figure is the best of ROUNDS slices of SLICE_MS, virtio and copy alternating, so that load from
- * other processes hits both alike and a slice it disturbs does not decide the figure. */
+/**
+ * Each figure is the best of ROUNDS slices of SLICE_MS, virtio and copy alternating, so that load
+ * from other processes hits both alike and a slice it disturbs does not decide the figure. Rates are
+ * given per wall-clock second and per second of this process's CPU time: everything here runs on one
+ * thread without waiting, so the CPU-time rate is what an idle machine would show, and it is the one
+ * held against the targets.
+ */
 const ROUNDS = 5;
 const SLICE_MS = 150;
+
+interface Rate {
+  /** Bytes per wall-clock second. */
+  readonly wall: number;
+  /** Bytes per second of CPU time (user + system) of this process. */
+  readonly cpu: number;
+}
 
 interface Row {
   readonly op: 'read' | 'write';
   readonly size: number;
   readonly depth: number;
-  readonly rate: number;
-  readonly copyRate: number;
+  readonly virtio: Rate;
+  readonly copy: Rate;
 }
 
-/** Bytes per second of `step` (which moves `bytesPerStep`) over one slice. */
-async function slice(bytesPerStep: number, step: (i: number) => Promise<void> | void, first: number): Promise<number> {
+function rateOf(bytes: number, wallMs: number, cpu: NodeJS.CpuUsage): Rate {
+  return { wall: bytes / (wallMs / 1000), cpu: bytes / ((cpu.user + cpu.system) / 1e6) };
+}
+
+/** Rates of the asynchronous `step` (which moves `bytesPerStep`) over one slice. */
+async function sliceAsync(bytesPerStep: number, step: (i: number) => Promise<void>, first: number): Promise<Rate> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;
   let t = t0;
@@ -36,21 +53,37 @@ async function slice(bytesPerStep: number, step: (i: number) => Promise<void> | 
     for (let k = 0; k < 16; k++) await step(first + n++);
     t = performance.now();
   }
-  return (n * bytesPerStep) / ((t - t0) / 1000);
+  return rateOf(n * bytesPerStep, t - t0, process.cpuUsage(c0));
+}
+
+/** The same for a synchronous step (no await between steps). */
+function sliceSync(bytesPerStep: number, step: (i: number) => void, first: number): Rate {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  let t = t0;
+  while (t - t0 < SLICE_MS) {
+    for (let k = 0; k < 16; k++) step(first + n++);
+    t = performance.now();
+  }
+  return rateOf(n * bytesPerStep, t - t0, process.cpuUsage(c0));
+}
+
+function best(a: Rate, b: Rate): Rate {
+  return { wall: Math.max(a.wall, b.wall), cpu: Math.max(a.cpu, b.cpu) };
 }
 
 /** Best rates of `virtio` and `copy` over alternating slices, after a warm-up slice of each. */
-async function compare(bytesPerStep: number, virtio: (i: number) => Promise<void>, copy: (i: number) => void): Promise<[number, number]> {
-  const syncCopy = (i: number): void => copy(i);
-  await slice(bytesPerStep, virtio, 0);
-  await slice(bytesPerStep, syncCopy, 0);
-  let best = 0;
-  let bestCopy = 0;
+async function compare(bytesPerStep: number, virtio: (i: number) => Promise<void>, copy: (i: number) => void): Promise<[Rate, Rate]> {
+  await sliceAsync(bytesPerStep, virtio, 0);
+  sliceSync(bytesPerStep, copy, 0);
+  let v: Rate = { wall: 0, cpu: 0 };
+  let c: Rate = { wall: 0, cpu: 0 };
   for (let r = 0; r < ROUNDS; r++) {
-    best = Math.max(best, await slice(bytesPerStep, virtio, r * 1_000_000));
-    bestCopy = Math.max(bestCopy, await slice(bytesPerStep, syncCopy, r * 1_000_000));
+    v = best(v, await sliceAsync(bytesPerStep, virtio, r * 1_000_000));
+    c = best(c, sliceSync(bytesPerStep, copy, r * 1_000_000));
   }
-  return [best, bestCopy];
+  return [v, c];
 }
 
 export async function run(): Promise<void> {
@@ -69,13 +102,12 @@ export async function run(): Promise<void> {
         // Request k of step i covers disk block (i * depth + k) mod slots: sequential, wrapping.
         const block = (i: number, k: number): number => (i * depth + k) % slots;
         for (const op of ['read', 'write'] as const) {
-          const ops: BlkOp[][] = [];
+          const list: BlkOp[] = [];
           const stepOps = (i: number): BlkOp[] => {
-            const list = ops[i % 2] ?? (ops[i % 2] = []);
             for (let k = 0; k < depth; k++) list[k] = { type: op, sector: (block(i, k) * size) / SECTOR, buffer: { addr: bufs[k]!.addr, len: size } };
             return list;
           };
-          const [rate, copyRate] = await compare(
+          const [virtio, copy] = await compare(
             size * depth,
             (i) => blk.batch(stepOps(i)),
             (i) => {
@@ -86,7 +118,7 @@ export async function run(): Promise<void> {
               }
             },
           );
-          rows.push({ op, size, depth, rate, copyRate });
+          rows.push({ op, size, depth, virtio, copy });
         }
         for (const b of bufs) m.bus.dma.free(b);
       }
@@ -98,13 +130,15 @@ export async function run(): Promise<void> {
 }
 
 function printTable(rows: readonly Row[]): void {
-  const mb = (r: number): string => (r / 1e6).toFixed(0).padStart(8);
-  console.log('op     size  per notify   virtio MB/s  Buffer.copy MB/s   ratio  target');
+  const mb = (r: number): string => (r / 1e6).toFixed(0).padStart(7);
+  console.log('                          virtio MB/s      Buffer.copy MB/s   ratio');
+  console.log('op     size  per notify   wall     cpu      wall     cpu      wall   cpu   target (on cpu)');
   for (const r of rows) {
     const target = r.size <= 4096 ? 0.5 : 0.8;
-    const ratio = r.rate / r.copyRate;
+    const wall = r.virtio.wall / r.copy.wall;
+    const cpu = r.virtio.cpu / r.copy.cpu;
     console.log(
-      `${r.op.padEnd(5)} ${(r.size / 1024).toString().padStart(3)} KiB  ${r.depth.toString().padStart(10)}   ${mb(r.rate)}     ${mb(r.copyRate)}        ${ratio.toFixed(2).padStart(5)}  >= ${target} ${ratio >= target ? 'met' : 'MISSED'}`,
+      `${r.op.padEnd(5)} ${(r.size / 1024).toString().padStart(3)} KiB  ${r.depth.toString().padStart(10)}  ${mb(r.virtio.wall)} ${mb(r.virtio.cpu)}   ${mb(r.copy.wall)} ${mb(r.copy.cpu)}    ${wall.toFixed(2).padStart(5)} ${cpu.toFixed(2).padStart(5)}   >= ${target} ${cpu >= target ? 'met' : 'MISSED'}`,
     );
   }
 }
