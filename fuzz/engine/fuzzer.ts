@@ -6,9 +6,10 @@
  * them ran a block never run before. Only then is each input of the batch run again alone, with a
  * take after each, to find the ones to keep (targets are deterministic from a fresh state, so a rerun
  * covers the same blocks). B doubles after every batch with nothing new, up to `maxBatch`, and halves
- * after one with something new. Summed counts hide each input's hit-count buckets, so every
- * PRECISE_EVERY-th batch is run input by input, where a new bucket (a loop run more times than
- * ever) also earns a place in the corpus.
+ * after one with something new. Summed counts hide each input's hit-count buckets, so one batch in
+ * `preciseEvery` is run input by input, where a new bucket (a loop run more times than ever) also
+ * earns a place in the corpus; `preciseEvery` starts at PRECISE_MIN and doubles up to PRECISE_MAX
+ * while precise batches find nothing, so a mature campaign spends little on them.
  */
 
 import { createHash } from 'node:crypto';
@@ -68,8 +69,9 @@ export interface CampaignHooks {
 
 /** URL fragment of the code whose coverage counts: our compiled sources, not the harness. */
 export const COVERAGE_SCOPE = '/dist/src/';
-/** One batch in this many is run with a coverage take per input (see the file comment). */
-const PRECISE_EVERY = 8;
+/** Bounds of the share of batches run with a coverage take per input (see the file comment). */
+const PRECISE_MIN = 8;
+const PRECISE_MAX = 128;
 
 export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, opts: CampaignOptions, hooks: CampaignHooks): Promise<CampaignStats> {
   // Coverage must be on before the target's modules compile, so the import comes after.
@@ -84,6 +86,7 @@ export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, o
   let takes = 0;
   let batch = 1;
   let batches = 0;
+  let preciseEvery = PRECISE_MIN;
   const started = performance.now();
   const deadline = started + opts.seconds * 1000;
 
@@ -159,7 +162,8 @@ export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, o
   while (execs < opts.runs && performance.now() < deadline) {
     pending.length = 0;
     let found = false;
-    const precise = tracker !== undefined && (batch === 1 || ++batches % PRECISE_EVERY === 0);
+    const sampled = tracker !== undefined && batch > 1 && ++batches % preciseEvery === 0;
+    const precise = tracker !== undefined && (batch === 1 || sampled);
     for (let i = 0; i < batch && execs < opts.runs; i++) {
       const parent = pickParent(corpus, rng);
       const other = corpus.length > 1 ? corpus[rng.below(corpus.length)] : undefined;
@@ -186,6 +190,7 @@ export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, o
       }
     }
     if (tracker !== undefined) batch = found ? Math.max(1, batch >> 1) : Math.min(opts.maxBatch, batch * 2);
+    if (sampled) preciseEvery = found ? PRECISE_MIN : Math.min(PRECISE_MAX, preciseEvery * 2);
     const now = performance.now();
     if (now - lastProgress > 2000) {
       lastProgress = now;

@@ -6,6 +6,7 @@
  */
 
 import { VirtioError } from '../../src/errors.js';
+import { AccessBudgetExceeded } from '../../test/helpers/guarded-memory.js';
 
 export type ViolationKind =
   | 'escaped-exception' // an exception other than the allowed VirtioError subclasses
@@ -36,9 +37,9 @@ export function expectTyped<T>(what: string, allowed: readonly ErrorClass[], fn:
   try {
     return fn();
   } catch (err) {
-    if (err instanceof GuaranteeViolation) throw err;
-    if (allowed.some((cls) => err instanceof cls)) return err as VirtioError;
-    throw new GuaranteeViolation('escaped-exception', `${what} threw ${describe(err)}`, { cause: err });
+    const v = classify(what, allowed, err);
+    if (v instanceof VirtioError) return v;
+    throw v;
   }
 }
 
@@ -47,10 +48,18 @@ export async function expectTypedAsync<T>(what: string, allowed: readonly ErrorC
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof GuaranteeViolation) throw err;
-    if (allowed.some((cls) => err instanceof cls)) return err as VirtioError;
-    throw new GuaranteeViolation('escaped-exception', `${what} threw ${describe(err)}`, { cause: err });
+    const v = classify(what, allowed, err);
+    if (v instanceof VirtioError) return v;
+    throw v;
   }
+}
+
+/** An allowed typed error as is; anything else as the violation it is. */
+function classify(what: string, allowed: readonly ErrorClass[], err: unknown): VirtioError | GuaranteeViolation {
+  if (err instanceof GuaranteeViolation) return err;
+  if (err instanceof AccessBudgetExceeded) return new GuaranteeViolation('hang', `${what}: ${err.message}`, { cause: err });
+  if (allowed.some((cls) => err instanceof cls)) return err as VirtioError;
+  return new GuaranteeViolation('escaped-exception', `${what} threw ${describe(err)}`, { cause: err });
 }
 
 export function check(condition: boolean, kind: ViolationKind, message: () => string): asserts condition {

@@ -5,27 +5,52 @@
  * what the device wrote": used.idx, used elements, data) may find the range overwritten with
  * input-chosen bytes, ids and lengths. When the input runs out the device turns honest, so a driver
  * can still finish: every outcome is then success or a typed error, never a hang.
+ *
+ * Every bus operation counts against OPERATION_BUDGET: a driver that loops without end (even one
+ * that yields only to microtasks, starving timers) exhausts it, the operation then throws, and the
+ * harness reports a hang instead of freezing.
  */
 
 import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/pci/function.js';
+import { GuaranteeViolation } from '../engine/guarantees.js';
 import type { FuzzInput } from '../engine/input.js';
 
 const MASK: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
+/** Bus operations one run may make; an honest open/read/write/close needs a few thousand. */
+export const OPERATION_BUDGET = 10_000;
+
+/** Thrown by the bus once the budget is gone: a hang finding, whoever catches it first. */
+export class OperationBudgetExceeded extends GuaranteeViolation {
+  constructor() {
+    super('hang', `more than ${OPERATION_BUDGET} bus operations: the driver never stops`);
+  }
+}
 
 export class HostileBus implements PciBus {
   readonly name = 'hostile';
   readonly dma: DmaMemory;
   /** Tampered answers so far (for the harness: a run with none must succeed). */
   tampered = 0;
+  operations = 0;
+  /** Set once the operation budget ran out (the driver loops without end). */
+  exhausted = false;
 
   constructor(
     private readonly inner: PciBus,
     memory: GuestMemory,
     private readonly input: FuzzInput,
   ) {
-    this.dma = new HostileDma(inner.dma, memory, input, () => this.tampered++);
+    this.dma = new HostileDma(inner.dma, memory, input, this);
+  }
+
+  /** Count one operation; throws once the budget is gone. */
+  spend(): void {
+    if (++this.operations > OPERATION_BUDGET) {
+      this.exhausted = true;
+      throw new OperationBudgetExceeded();
+    }
   }
 
   get resources(): BusResources | undefined {
@@ -50,21 +75,27 @@ export class HostileBus implements PciBus {
   }
 
   async configRead(fn: Bdf, offset: number, size: AccessSize): Promise<number> {
+    this.spend();
     return this.answer(await this.inner.configRead(fn, offset, size), size);
   }
   async configWrite(fn: Bdf, offset: number, size: AccessSize, value: number): Promise<void> {
+    this.spend();
     if (!this.dropped()) await this.inner.configWrite(fn, offset, size, value);
   }
   async memRead(addr: number, size: AccessSize): Promise<number> {
+    this.spend();
     return this.answer(await this.inner.memRead(addr, size), size);
   }
   async memWrite(addr: number, size: AccessSize, value: number): Promise<void> {
+    this.spend();
     if (!this.dropped()) await this.inner.memWrite(addr, size, value);
   }
   async ioRead(port: number, size: AccessSize): Promise<number> {
+    this.spend();
     return this.answer(await this.inner.ioRead(port, size), size);
   }
   async ioWrite(port: number, size: AccessSize, value: number): Promise<void> {
+    this.spend();
     if (!this.dropped()) await this.inner.ioWrite(port, size, value);
   }
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
@@ -83,7 +114,7 @@ class HostileDma implements DmaMemory {
     private readonly inner: DmaMemory,
     private readonly memory: GuestMemory,
     private readonly input: FuzzInput,
-    private readonly onTamper: () => void,
+    private readonly bus: HostileBus,
   ) {}
 
   alloc(size: number, align: number): DmaBuffer {
@@ -93,15 +124,17 @@ class HostileDma implements DmaMemory {
     this.inner.free(buffer);
   }
   flush(addr: number, len: number): Promise<void> {
+    this.bus.spend();
     return this.inner.flush(addr, len);
   }
 
   /** Before the driver looks: maybe the device rewrote the range (a used.idx, a used element, data). */
   async refresh(addr: number, len: number): Promise<void> {
+    this.bus.spend();
     await this.inner.refresh(addr, len);
     const d = this.input.u8();
     if (d < 0xd0 || !this.memory.contains(addr, len)) return;
-    this.onTamper();
+    this.bus.tampered++;
     const m = this.memory;
     if (len === 2) m.write16(addr, d & 1 ? this.input.u8() : this.input.u16());
     else if (len % 8 === 0 && len <= 64) {

@@ -19,6 +19,8 @@ const OPEN: Readonly<Record<string, string>> = {
   'hostile-device/open-console-write-never-settles.bin':
     'console driver: ConsoleDriverPort.write waits forever (60 s slices, no overall timeout) when the device never consumes its transmit buffer',
   'hostile-device/seed-console-used-id-never-submitted.bin': 'same finding as open-console-write-never-settles.bin',
+  'hostile-device/open-console-rx-zero-length-livelock.bin':
+    'console driver: a device returning every receive buffer with used len 0 makes the receive loop re-post and kick forever in microtasks, starving timers (the process hangs)',
 };
 
 for (const [name, load] of Object.entries(TARGETS)) {
