@@ -126,6 +126,8 @@ export class BlkDevice implements VirtioDevice {
 
   private features = 0n;
   private featuresAccepted = false;
+  /** The driver wrote `writeback` since reset or FEATURES_OK. */
+  private writebackWritten = false;
   private queues: readonly (DeviceQueue | null)[] = [];
   /** Bumped by reset so that completions of requests from before it are dropped. */
   private generation = 0;
@@ -219,17 +221,23 @@ export class BlkDevice implements VirtioDevice {
     return this.config.read(offset, size);
   }
 
-  /** Only `writeback` is writable, and only once CONFIG_WCE is negotiated (5.2.5.1); other writes are ignored. */
+  /**
+   * Only `writeback` is writable (5.2.5), once CONFIG_WCE is negotiated; before FEATURES_OK (the
+   * legacy interface has none) a write is kept if the driver goes on to negotiate CONFIG_WCE (5.2.5.2).
+   * Other writes are ignored.
+   */
   writeConfig(offset: number, size: AccessSize, value: number): void {
-    if (offset === VIRTIO_BLK_CONFIG_WRITEBACK && size === 1 && hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE)) {
-      this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, value & 1);
-    }
+    if (offset !== VIRTIO_BLK_CONFIG_WRITEBACK || size !== 1) return;
+    if (!hasFeature(this.featuresAccepted ? this.features : this.deviceFeatures, VIRTIO_BLK_F_CONFIG_WCE)) return;
+    this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, value & 1);
+    this.writebackWritten = true;
   }
 
   /** Called at FEATURES_OK: from here the driver may read `writeback`, so fix its initial value now. */
   acceptFeatures(features: bigint): boolean {
     this.features = features;
     this.featuresAccepted = true;
+    this.writebackWritten = false;
     this.setWriteback();
     return true;
   }
@@ -237,7 +245,8 @@ export class BlkDevice implements VirtioDevice {
   activate(ctx: ActivateContext): void {
     this.queues = ctx.queues;
     this.features = ctx.features;
-    if (!this.featuresAccepted) this.setWriteback();
+    // Legacy (no FEATURES_OK): 5.2.5.2 lets DRIVER_OK set the cache mode only without CONFIG_WCE.
+    if (!this.featuresAccepted && !(this.writebackWritten && hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE))) this.setWriteback();
   }
 
   queueNotify(index: number): void {
@@ -249,6 +258,7 @@ export class BlkDevice implements VirtioDevice {
     this.queues = [];
     this.features = 0n;
     this.featuresAccepted = false;
+    this.writebackWritten = false;
     this.inFlight = 0;
     this.broken = false;
     this.stalled.clear();

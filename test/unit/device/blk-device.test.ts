@@ -407,6 +407,22 @@ test('write cache: writeback toggled through config; writethrough flushes every 
   assert.equal(r.dev.readConfig(32, 1), 0);
 });
 
+test('write cache through the legacy interface (no FEATURES_OK): a writeback written before DRIVER_OK is kept with CONFIG_WCE', () => {
+  const wceFlush = (1n << BigInt(F.FLUSH)) | (1n << BigInt(F.CONFIG_WCE));
+  const legacy = (features: bigint, write: number | undefined): number => {
+    const dev = new BlkDevice({ backend: new MemoryBlockBackend(512) });
+    const mq = new MockQueue({ size: 16 });
+    dev.attach(new TestHost(mq.memory));
+    if (write !== undefined) dev.writeConfig(32, 1, write);
+    dev.activate({ features, queues: [mq.deviceQueue()] });
+    return dev.readConfig(32, 1);
+  };
+  assert.equal(legacy(wceFlush, 0), 0, 'kept: the driver negotiated CONFIG_WCE');
+  assert.equal(legacy(wceFlush, undefined), 1, 'default writeback with FLUSH');
+  assert.equal(legacy(1n << BigInt(F.FLUSH), 0), 1, 'without CONFIG_WCE, DRIVER_OK sets the mode from FLUSH');
+  assert.equal(legacy(0n, 1), 0, 'neither: writethrough');
+});
+
 /** A backend whose operations wait until the test releases them, to complete out of order. */
 class DeferredBackend implements BlockBackend {
   readonly inner: MemoryBlockBackend;
