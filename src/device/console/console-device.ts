@@ -187,13 +187,15 @@ export class VirtioConsoleDevice implements VirtioDevice {
   }
 
   /**
-   * The console's size changed: with MULTIPORT a RESIZE control message for the console port,
-   * otherwise the config fields and a configuration change notification.
+   * The console's size changed: with MULTIPORT a RESIZE control message for the console port (once
+   * the driver has it), otherwise the config fields and a configuration change notification (when
+   * VIRTIO_CONSOLE_F_SIZE is offered).
    */
   resize(cols: number, rows: number): void {
     if (this.multiport) {
+      // Control messages only once the driver has the port (5.3.6.2: after DEVICE_READY and PORT_READY).
       const port = this.ports.find((p) => p.isConsole);
-      if (!port) return;
+      if (!port || !port.ready) return;
       const size = new Uint8Array(VIRTIO_CONSOLE_RESIZE_SIZE);
       const dv = new DataView(size.buffer);
       dv.setUint16(VIRTIO_CONSOLE_RESIZE_COLS, cols, true);
@@ -201,6 +203,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
       this.sendControl(port.id, VIRTIO_CONSOLE_RESIZE, 0, size);
       return;
     }
+    if (!hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_SIZE)) return;
     this.setConfigSize(cols, rows);
     this.host?.configChanged();
   }
