@@ -50,7 +50,11 @@ export class ConsolePort {
         input.pause();
         this.events.onInput();
       });
-      input.on('end', () => this.hostGone());
+      // The end of input (a file read to its end, a half-closed socket) leaves the output usable;
+      // the host end is gone only when nothing is left to write to.
+      input.on('end', () => {
+        if (!this.output) this.hostGone();
+      });
       input.on('error', () => this.hostGone());
     }
     const output = this.output;

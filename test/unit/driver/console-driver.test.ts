@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { VirtioConsoleDevice, type ConsolePortOptions } from '../../../src/device/console/console-device.js';
-import { socketPortStreams } from '../../../src/device/console/port-streams.js';
+import { filePortStreams, socketPortStreams } from '../../../src/device/console/port-streams.js';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { patterned } from '../../helpers/console-peer.js';
@@ -111,9 +111,26 @@ describe('virtio-console driver and device on an in-process machine', () => {
     for (let i = 0; i < 100 && !con.size; i++) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(con.size, { cols: 132, rows: 50 });
     // The host end going away is reported with PORT_OPEN 0.
-    aIn.end();
+    aOut.destroy();
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(a.hostConnected, false);
+  });
+
+  it('a port backed by files: the guest reads the input file and its output lands in the output file', async () => {
+    const inPath = join(dir, 'console.in');
+    const outPath = join(dir, 'console.out');
+    writeFileSync(inPath, 'from a file\n');
+    const driver = await machineWith(new VirtioConsoleDevice({ ports: [{ console: true, streams: filePortStreams(outPath, inPath) }] }));
+    const port = driver.port(0)!;
+    assert.deepEqual(await readExactly(port, 12), text('from a file\n'));
+    await new Promise((r) => setTimeout(r, 20)); // the input file has ended by now; output still works
+    await port.write(text('to a file\n'));
+    let out = '';
+    for (let i = 0; i < 100 && out !== 'to a file\n'; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      out = readFileSync(outPath, 'utf8');
+    }
+    assert.equal(out, 'to a file\n');
   });
 
   it('guest -> host through a real Unix socket with a slow reader: no loss, bounded buffering', async () => {
