@@ -115,8 +115,10 @@ export class ConsoleDriverPort {
     head.offset += n;
     if (head.offset === head.bytes.byteLength) {
       this.received.shift();
-      this.postRx(head.token);
-      await this.rx.kick();
+      if (!this.closed) {
+        this.postRx(head.token);
+        await this.rx.kick();
+      }
     }
     return out;
   }
@@ -139,7 +141,13 @@ export class ConsoleDriverPort {
     this.waiter?.();
   }
 
+  /** @internal the device is reset: give the receive buffers back to DMA memory */
+  freeBuffers(): void {
+    for (const b of this.rxBuffers.splice(0)) this.driver.core.bus.dma.free(b);
+  }
+
   private postRx(token: number): void {
+    if (this.closed) return; // the buffers are being freed
     const buf = this.rxBuffers[token]!;
     this.rx.submit([], [{ addr: buf.addr, len: buf.bytes.byteLength }], token);
   }
@@ -227,6 +235,8 @@ export class VirtioConsoleDriver {
   }
 
   private readonly controlRx: DriverQueue<number> | undefined;
+  /** The control receiveq's buffers, freed at close. */
+  private readonly controlBuffers: DmaBuffer[] = [];
   private readonly controlTx: DriverQueue<DmaBuffer> | undefined;
 
   /** Find virtio-console functions on `bus`. */
@@ -328,6 +338,8 @@ export class VirtioConsoleDriver {
     this.closed = true;
     for (const p of this.ports.values()) p.stop();
     await this.core.close();
+    for (const p of this.ports.values()) p.freeBuffers();
+    for (const b of this.controlBuffers.splice(0)) this.core.bus.dma.free(b);
   }
 
   /** @internal send one control message (multiport only; a no-op otherwise). */
@@ -374,6 +386,7 @@ export class VirtioConsoleDriver {
   private async startControl(): Promise<void> {
     const q = this.controlRx!;
     const buffers = Array.from({ length: q.size }, () => this.core.bus.dma.alloc(this.rxBufferSize, 16));
+    this.controlBuffers.push(...buffers);
     const post = (i: number): void => {
       q.submit([], [{ addr: buffers[i]!.addr, len: buffers[i]!.bytes.byteLength }], i);
     };

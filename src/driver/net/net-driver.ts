@@ -72,6 +72,8 @@ export class VirtioNetDriver {
   private ctrlChain: Promise<unknown> = Promise.resolve();
   private txChain: Promise<unknown> = Promise.resolve();
   private readonly loops: Promise<void>[] = [];
+  /** Every receive buffer, freed at close once the device is reset. */
+  private readonly rxBuffers: DmaBuffer[] = [];
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
@@ -142,6 +144,7 @@ export class VirtioNetDriver {
     for (const rq of rxQueues) {
       const count = rq.queue.size;
       for (let i = 0; i < count; i++) rq.buffers.push(core.bus.dma.alloc(bufferSize, 16));
+      drv.rxBuffers.push(...rq.buffers);
       for (let i = 0; i < count; i++) drv.postRx(rq, i);
       await rq.queue.kick();
     }
@@ -301,6 +304,7 @@ export class VirtioNetDriver {
     this.closed = true;
     await this.core.close();
     await Promise.allSettled(this.loops);
+    for (const b of this.rxBuffers.splice(0)) this.core.bus.dma.free(b);
     const err = new UsageError('driver closed');
     for (const w of this.frameWaiters.splice(0)) w.reject(err);
   }
@@ -321,6 +325,7 @@ export class VirtioNetDriver {
   }
 
   private postRx(rq: RxQueue, index: number): void {
+    if (this.closed) return; // the buffers are being freed
     const buf = rq.buffers[index]!;
     const span: DmaSpan = { addr: buf.addr, len: buf.bytes.byteLength };
     rq.queue.submit([], [span], index);
