@@ -47,3 +47,43 @@ export class RegionMap implements BarRegion {
     p?.region.write(offset - p.offset, size, value);
   }
 }
+
+/**
+ * A region seen through QEMU's memory core for devices without unaligned-access support: an
+ * access not naturally aligned is split into naturally aligned pieces (1, 2 or 4 bytes, from the
+ * lowest address up), each dispatched on its own, and the pieces' values composed little-endian.
+ * Aligned accesses pass through unchanged.
+ */
+export class NaturallyAligned implements BarRegion {
+  constructor(private readonly inner: BarRegion) {}
+
+  read(offset: number, size: AccessSize): number {
+    if (offset % size === 0) return this.inner.read(offset, size);
+    let value = 0;
+    for (let done = 0; done < size; ) {
+      const piece = pieceSize(offset + done, size - done);
+      value += this.inner.read(offset + done, piece) * 2 ** (8 * done);
+      done += piece;
+    }
+    return value;
+  }
+
+  write(offset: number, size: AccessSize, value: number): void {
+    if (offset % size === 0) {
+      this.inner.write(offset, size, value);
+      return;
+    }
+    for (let done = 0; done < size; ) {
+      const piece = pieceSize(offset + done, size - done);
+      this.inner.write(offset + done, piece, Math.floor((value >>> 0) / 2 ** (8 * done)) % 2 ** (8 * piece));
+      done += piece;
+    }
+  }
+}
+
+/** The largest naturally aligned access at `offset` no longer than `remaining`. */
+function pieceSize(offset: number, remaining: number): AccessSize {
+  if (remaining >= 4 && offset % 4 === 0) return 4;
+  if (remaining >= 2 && offset % 2 === 0) return 2;
+  return 1;
+}

@@ -112,16 +112,23 @@ test('common cfg: each field answers at its own offset only, truncated to the ac
   assert.equal(h.common(off('queue_desc_lo') + 2, 2), 0, 'not a field start');
   // A 4-byte read of a 1-byte field does not pull in its neighbour.
   assert.equal(h.common(off('device_status'), 4), ACK | DRIVER | FEATURES_OK);
-  assert.equal(h.common(off('queue_select'), 4), 0, 'queue_size (256) is not composed in');
+  // A read that is not naturally aligned is split into aligned pieces (QEMU's memory core).
+  assert.equal(h.common(off('queue_select'), 4), 256 * 0x10000, 'read32 at 22: queue_select | queue_size << 16');
+  h.setCommon(off('queue_select'), 2, 1);
+  assert.equal(h.common(off('config_generation'), 4), 0x10_00_01_00, 'read32 at 21: generation, select, 0, size (16) truncated');
+  assert.equal(h.common(off('queue_size') - 1, 2), 0x10_00, 'read16 at 23: two byte pieces');
+  h.setCommon(off('queue_select'), 4, 0x0020_0000);
+  assert.equal(h.common(off('queue_select'), 2), 0, 'write32 at 22 sets queue_select from its low half');
+  assert.equal(h.common(off('queue_size'), 2), 32, 'and queue_size from its high half');
   // Writes at non-field offsets are ignored.
   h.setCommon(off('queue_desc_lo') + 1, 1, 0xff);
   assert.equal(h.common(off('queue_desc_lo'), 4), 0x1234_5678);
   // A narrow write sets the field from the bytes written.
   h.setCommon(off('queue_desc_lo'), 2, 0xabcd);
   assert.equal(h.common(off('queue_desc_lo'), 4), 0xabcd);
-  assert.equal(h.common(off('queue_size'), 2), 256);
-  h.setCommon(off('queue_size'), 4, 0x0001_0040);
-  assert.equal(h.common(off('queue_size'), 2), 64, 'a 4-byte write to a 16-bit field keeps its 16 bits');
+  assert.equal(h.common(off('queue_size'), 2), 32);
+  h.setCommon(off('config_msix_vector'), 4, 0x0001_0040);
+  assert.equal(h.common(off('queue_size'), 2), 32, 'write32 at 16: config_msix_vector only, nothing reaches queue_size');
 });
 
 test('driver_feature windows: 32-bit words, select >= 4 ignored, frozen after FEATURES_OK', () => {
@@ -245,7 +252,7 @@ test('MSI-X vectors read back NO_VECTOR without MSI-X (4.1.5.1.2)', () => {
   assert.equal(h.common(off('queue_msix_vector'), 2), NO_VECTOR);
 });
 
-test('queue_select beyond num_queues: every queue register reads 0 and ignores writes', () => {
+test('queue_select beyond num_queues: queue registers read 0 (vector NO_VECTOR, notify_off the index, as QEMU) and ignore writes', () => {
   const h = new ModernHarness().enableBar();
   h.negotiate();
   const queueFields = COMMON_FIELDS.filter((f) => f.offset >= off('queue_size') && f.name !== 'admin_queue_index' && f.name !== 'admin_queue_num');
@@ -254,7 +261,8 @@ test('queue_select beyond num_queues: every queue register reads 0 and ignores w
     assert.equal(h.common(off('queue_select'), 2), sel);
     for (const f of queueFields) {
       h.setCommon(f.offset, f.width as 2 | 4, f.name === 'queue_size' ? 4 : 1);
-      assert.equal(h.common(f.offset, f.width as 2 | 4), 0, `${f.name} with queue_select ${sel}`);
+      const expected = f.name === 'queue_msix_vector' ? NO_VECTOR : f.name === 'queue_notify_off' ? sel : 0;
+      assert.equal(h.common(f.offset, f.width as 2 | 4), expected, `${f.name} with queue_select ${sel}`);
     }
   }
   h.setCommon(off('queue_select'), 2, 0);
@@ -289,6 +297,9 @@ test('data path: notify at cap.offset + queue_notify_off * multiplier, used ring
   assert.deepEqual(h.intx, [true, false]);
   assert.equal(h.fn.configRead(0x06, 2) & 0x08, 0);
   assert.equal(h.isr(), 0);
+  // An unaligned 4-byte write at 0x3002 is two 2-byte pieces: queue 0 (0x3002 / 4) and queue 1.
+  h.fn.barWrite(4, 0x3002, 4, 0);
+  assert.deepEqual(h.device.notifies.map((n) => n.index), [1, 1], 'queue 0 is not enabled: its notify is dropped');
   // A notify for queue 0 (not enabled) or before anything is pending changes nothing.
   h.notify(0, 2, 0);
   assert.deepEqual(h.intx, [true, false]);
@@ -313,8 +324,9 @@ test('config_generation changes whenever device config changes; config interrupt
   assert.equal(h.deviceConfig(0, 4), LOOPBACK_MAGIC);
   assert.equal(h.deviceConfig(0, 1), LOOPBACK_MAGIC & 0xff);
   assert.equal(h.deviceConfig(2, 2), LOOPBACK_MAGIC >>> 16);
-  assert.equal(h.deviceConfig(6, 4), 0xffff_ffff, 'beyond the config: all-ones, as QEMU');
+  assert.equal(h.deviceConfig(8, 4), 0xffff_ffff, 'beyond the config: all-ones, as QEMU');
   assert.equal(h.deviceConfig(8, 1), 0xff);
+  assert.equal(h.deviceConfig(6, 4), 0xffff_0000, 'unaligned: 2 bytes inside (scratch, 0) and 2 beyond');
   const gen0 = h.common(off('config_generation'), 1);
   h.setDeviceConfig(4, 4, 0xdead_beef);
   const gen1 = h.common(off('config_generation'), 1);
