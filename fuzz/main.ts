@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { inputHash, type CampaignOptions, type CampaignStats, type Finding } from './engine/fuzzer.js';
 import { HEARTBEAT_INPUT, type WorkerInput, type WorkerMessage } from './engine/protocol.js';
 import { TARGETS } from './targets/index.js';
+import { knownOpen } from './known-open.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CORPUS_DIR = join(ROOT, 'fuzz', 'corpus');
@@ -53,6 +54,8 @@ function numberOption(name: string, text: string | undefined, fallback: number):
 }
 
 interface Summary extends CampaignStats {
+  /** Findings matching fuzz/known-open.ts: saved and printed, not counted in the exit code. */
+  readonly knownOpen: number;
   readonly restarts: number;
   readonly findingFiles: string[];
   /** Every corpus entry the workers kept (including restarts), by content hash. */
@@ -86,6 +89,7 @@ function line(s: CampaignStats): string {
 async function campaign(options: CampaignOptions, hangMs: number): Promise<Summary> {
   const corpus = new Map<string, Uint8Array>();
   const findingFiles: string[] = [];
+  const knownFiles: string[] = [];
   let execsBefore = 0;
   let secondsBefore = 0;
   let restarts = 0;
@@ -126,8 +130,10 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
         if (m.type === 'corpus') corpus.set(inputHash(m.input), m.input);
         else if (m.type === 'finding') {
           const file = saveFinding(options.targetName, m.finding);
-          findingFiles.push(file);
-          console.error(`[${options.targetName}] FINDING ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`);
+          const known = knownOpen(options.targetName, m.finding.message);
+          if (known === undefined) findingFiles.push(file);
+          else knownFiles.push(file);
+          console.error(`[${options.targetName}] ${known === undefined ? 'FINDING' : 'KNOWN OPEN'} ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`);
         } else if (m.type === 'progress') {
           last = m.stats;
           console.error(line(m.stats));
@@ -150,7 +156,7 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
       const s = outcome.stats;
       const execs = execsBefore + s.execs;
       const seconds = secondsBefore + s.seconds;
-      return { ...s, execs, seconds, execsPerSecond: execs / seconds, findings: findingFiles.length, restarts, findingFiles, corpus };
+      return { ...s, execs, seconds, execsPerSecond: execs / seconds, findings: findingFiles.length, knownOpen: knownFiles.length, restarts, findingFiles, corpus };
     }
     // The worker is gone: the input it was running is the finding.
     const lost = outcome.lost!;
@@ -206,11 +212,11 @@ async function main(): Promise<number> {
     console.log(line(s));
     if (values['save-corpus'] && s.guided) saveCorpus(n, s.corpus);
   }
-  console.log('\n| target | mode | inputs | execs/s | blocks covered | corpus | seconds | findings |\n|---|---|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| target | mode | inputs | execs/s | blocks covered | corpus | seconds | findings | known open |\n|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of summaries) {
     const mode = s.guided ? 'guided' : 'unguided';
     const blocks = s.guided ? `${s.blocksCovered}/${s.blocksKnown}` : '-';
-    console.log(`| ${s.target} | ${mode} | ${s.execs} | ${Math.round(s.execsPerSecond)} | ${blocks} | ${s.corpusSize} | ${s.seconds.toFixed(0)} | ${s.findings} |`);
+    console.log(`| ${s.target} | ${mode} | ${s.execs} | ${Math.round(s.execsPerSecond)} | ${blocks} | ${s.corpusSize} | ${s.seconds.toFixed(0)} | ${s.findings} | ${s.knownOpen} |`);
   }
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(summaries.map(({ corpus: _c, ...rest }) => rest), null, 2));
   return summaries.some((s) => s.findings > 0) ? 1 : 0;

@@ -11,6 +11,7 @@
  * harness reports a hang instead of freezing.
  */
 
+import { BusError } from '../../src/errors.js';
 import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/pci/function.js';
@@ -36,6 +37,8 @@ export class HostileBus implements PciBus {
   operations = 0;
   /** Set once the operation budget ran out (the driver loops without end). */
   exhausted = false;
+  /** After close() every operation fails, as on a remote bus whose peer is gone. */
+  private closed = false;
 
   constructor(
     private readonly inner: PciBus,
@@ -45,8 +48,9 @@ export class HostileBus implements PciBus {
     this.dma = new HostileDma(inner.dma, memory, input, this);
   }
 
-  /** Count one operation; throws once the budget is gone. */
+  /** Count one operation; throws once the budget is gone, or BusError once the bus is closed. */
   spend(): void {
+    if (this.closed) throw new BusError('hostile bus closed');
     if (++this.operations > OPERATION_BUDGET) {
       this.exhausted = true;
       throw new OperationBudgetExceeded();
@@ -105,6 +109,7 @@ export class HostileBus implements PciBus {
     return this.inner.msiMessage(fn, vector);
   }
   close(): Promise<void> {
+    this.closed = true;
     return this.inner.close();
   }
 }

@@ -114,12 +114,17 @@ export async function run(data: Uint8Array): Promise<void> {
   let outcome: unknown;
   try {
     outcome = await Promise.race([expectTypedAsync(`${kind} driver`, [VirtioError], workload), hang]);
+  } catch (err) {
+    // Name the driver in every finding (fuzz/known-open.ts matches on it).
+    if (err instanceof GuaranteeViolation && !err.message.includes(`${kind} driver`)) throw new GuaranteeViolation(err.kind, `${kind} driver: ${err.message.replace(/^[a-z-]+: /, '')}`, { cause: err });
+    throw err;
   } finally {
     clearTimeout(timer);
-    await machine.bus.close();
+    // Like a peer that went away: background loops still running see BusError from now on.
+    await bus.close();
   }
   // Let stray rejections and timers surface before judging.
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   if (bus.exhausted) throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
   if (unhandled.length > 0) throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
   if (bus.tampered === 0) check(!(outcome instanceof VirtioError) || outcome.code === 'ERR_DEVICE_TIMEOUT', 'contract', () => `an honest ${kind} device failed: ${describe(outcome)}`);
