@@ -13,7 +13,7 @@
  */
 
 import type { VirtioDevice } from '../device/virtio-device.js';
-import { bdf as makeBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
+import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
 import { UsageError } from '../errors.js';
 import { ArrayGuestMemory, RegionGuestMemory, rangeInside, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize, DeviceHost, PciFunction } from '../pci/function.js';
@@ -105,7 +105,8 @@ export class Machine {
    */
   plug<F extends PciFunction>(factory: (host: DeviceHost) => F, at?: Bdf): Plugged<F> {
     const addr = at ?? this.freeSlot();
-    if (this.slots.has(addr)) throw new UsageError(`slot ${addr} is taken`);
+    if (!Number.isInteger(addr) || addr < 0 || addr > 0xffff) throw new UsageError(`bus/device/function ${addr} out of range`);
+    if (this.slots.has(addr)) throw new UsageError(`slot ${formatBdf(addr)} is taken`);
     const lines: SlotLines = { intx: false, listeners: new Set() };
     const host: DeviceHost = {
       memory: this.memory,
@@ -143,7 +144,10 @@ export class Machine {
     return { address: MSI_ADDRESS_BASE, data: (addr << MSI_VECTOR_BITS) | vector };
   }
 
-  /** Forget routing after a config write (BARs or the command register may have changed). */
+  /**
+   * Forget routing after a config write (BARs or the command register may have changed). The bus
+   * does this itself; call it after configuring a function directly rather than through `bus`.
+   */
   invalidateRouting(): void {
     this.memWindows = undefined;
     this.ioWindows = undefined;
@@ -152,7 +156,7 @@ export class Machine {
   /** Listen for interrupts of the function at `addr`. */
   listen(addr: Bdf, listener: (event: InterruptEvent) => void): () => void {
     const slot = this.slots.get(addr);
-    if (slot === undefined) throw new UsageError(`no function at ${addr}`);
+    if (slot === undefined) throw new UsageError(`no function at ${formatBdf(addr)}`);
     slot.lines.listeners.add(listener);
     return () => slot.lines.listeners.delete(listener);
   }

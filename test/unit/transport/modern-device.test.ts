@@ -441,6 +441,14 @@ test('PCI_CFG window (4.1.4.9): accesses of each width into BAR4, with decoding 
   h.fn.configWrite(cap + 16, 2, 1);
   setWindow(4, 0x18, 2);
   assert.equal(h.fn.configRead(cap + 16, 2), 16);
+  // 4-byte write: queue_desc_lo of queue 1 (common cfg + 32) once FEATURES_OK allows it.
+  h.fn.core.writeStatus(ACK | DRIVER);
+  h.fn.core.setDriverFeatureWord(1, 1);
+  h.fn.core.writeStatus(ACK | DRIVER | FEATURES_OK);
+  setWindow(4, 0x20, 4);
+  h.fn.configWrite(cap + 16, 4, 0x1234_5000);
+  assert.equal(h.fn.core.queues[1]!.ringHalf('desc', 0), 0x1234_5000);
+  assert.equal(h.fn.configRead(cap + 16, 4), 0x1234_5000);
   // 4 bytes: device config magic (BAR4 + 0x2000).
   setWindow(4, 0x2000, 4);
   assert.equal(h.fn.configRead(cap + 16, 4), LOOPBACK_MAGIC);
