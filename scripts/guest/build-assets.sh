@@ -2,7 +2,8 @@
 # Builds the Linux test guest (shared/LINUX-GUEST.md) from Debian packages into .cache/linux-guest/:
 #   vmlinuz          Debian's 32-bit 686 kernel (the newest linux-image-6.1.0-*-686-unsigned)
 #   initramfs.cpio.gz  busybox-static:i386, the virtio modules in load order, scripts/guest/init
-#   bios.bin, vgabios.bin  SeaBIOS (v86 ships no BIOS)
+#   bios.bin         SeaBIOS (v86 ships no BIOS). No VGA BIOS: the guest is headless, and with one
+#                    v86 maps its ROM over 0xfeb00000-0xfebfffff, where SeaBIOS puts PCI BARs.
 #   manifest         kernel version and a hash of the inputs; the assets are rebuilt when it changes
 # Idempotent: exits at once when the assets match the inputs; rebuilds whatever is missing.
 # Prints "STEP <n>/<total> <what>" lines on stdout so a caller can show progress.
@@ -26,7 +27,7 @@ inputs_hash() {
 
 assets_current() {
   local f
-  for f in vmlinuz initramfs.cpio.gz bios.bin vgabios.bin manifest; do
+  for f in vmlinuz initramfs.cpio.gz bios.bin manifest; do
     [ -s "$CACHE/$f" ] || return 1
   done
   grep -qx "inputs=$(inputs_hash)" "$CACHE/manifest"
@@ -116,7 +117,6 @@ install -m 0755 "$ROOT/scripts/guest/init" "$ROOTFS/init"
 step 5 "install into $CACHE"
 cp "$WORK/kernel/boot/vmlinuz-$KVER" "$CACHE/vmlinuz"
 cp "$WORK/seabios/usr/share/seabios/bios.bin" "$CACHE/bios.bin"
-cp "$WORK/seabios/usr/share/seabios/vgabios-stdvga.bin" "$CACHE/vgabios.bin"
 mv "$WORK/initramfs.cpio.gz" "$CACHE/initramfs.cpio.gz"
 # Saved emulator states hold a booted kernel: they are stale once the assets change.
 rm -rf "$CACHE/states"

@@ -18,7 +18,6 @@ export interface GuestAssets {
   readonly kernel: string;
   readonly initrd: string;
   readonly bios: string;
-  readonly vgaBios: string;
   /** The build's manifest (kernel version, input hash): saved states are keyed on it. */
   readonly manifest: string;
 }
@@ -35,10 +34,9 @@ export function findGuestAssets(dir = guestCacheDir()): GuestAssets {
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initramfs.cpio.gz'),
     bios: join(dir, 'bios.bin'),
-    vgaBios: join(dir, 'vgabios.bin'),
   };
   const manifest = join(dir, 'manifest');
-  const missing = [assets.kernel, assets.initrd, assets.bios, assets.vgaBios, manifest].filter((f) => !existsSync(f));
+  const missing = [assets.kernel, assets.initrd, assets.bios, manifest].filter((f) => !existsSync(f));
   if (missing.length > 0) {
     throw new BusError(`Linux guest assets missing (${missing.join(', ')}): run \`npm run setup\` or \`bash ${BUILD_SCRIPT}\``);
   }

@@ -43,7 +43,7 @@ export interface LinuxGuestOptions {
   readonly memoryMiB?: number;
   /** Restore a saved state of this configuration's boot when there is one; save one after a cold boot. Default true. */
   readonly savedState?: boolean;
-  /** Default 90 s (a cold boot takes about 10 s on two cores). */
+  /** Default 180 s (a cold boot takes 10-15 s on two idle cores, several times that on busy ones). */
   readonly bootTimeoutMs?: number;
   /** Every byte the guest writes to its serial console, as text. */
   readonly onSerial?: (text: string) => void;
@@ -59,8 +59,11 @@ export class GuestError extends BusError {
   }
 }
 
-/** Kernel parameters every boot gets: serial console, quiet, INTx only. */
-export const BASE_CMDLINE = 'console=ttyS0 quiet pci=nomsi';
+/**
+ * Kernel parameters every boot gets: serial console, quiet, INTx only (v86 cannot deliver MSI), and
+ * no ISA PnP probing, PnP BIOS calls or crypto self-tests (seconds of emulated CPU each).
+ */
+export const BASE_CMDLINE = 'console=ttyS0 quiet pci=nomsi noisapnp pnpbios=off cryptomgr.notests mitigations=off';
 
 const require = createRequire(import.meta.url);
 
@@ -107,8 +110,9 @@ export class LinuxGuest {
     };
     const emulator = new V86({
       wasm_path: require.resolve('v86/build/v86.wasm'),
+      // No vga_bios: with one, v86 maps its ROM over [0xfeb00000, 0xfec00000), where SeaBIOS places
+      // PCI BARs (the adapter would have to refuse ours).
       bios: file(assets.bios),
-      vga_bios: file(assets.vgaBios),
       bzimage: file(assets.kernel),
       initrd: file(assets.initrd),
       cmdline,
@@ -137,21 +141,26 @@ export class LinuxGuest {
         memoryBytes,
         devices: adapter.functions.map((f) => ({ devfn: f.devfn, config: configSnapshot(f.fn), bars: f.fn.bars })),
       });
-      const useStates = options.savedState ?? true;
-      const saved = useStates ? store.load(key) : undefined;
-      if (saved !== undefined && guest.replay(saved.record)) {
-        await emulator.restore_state(saved.state);
+      const bootTimeoutMs = options.bootTimeoutMs ?? 180_000;
+      // Concurrent boots of one configuration: one boots and saves, the others wait and restore.
+      const claimed = (options.savedState ?? true) ? await store.loadOrClaim(key, bootTimeoutMs) : false;
+      if (claimed !== false && claimed !== true) {
+        guest.replay(claimed.record);
+        await emulator.restore_state(claimed.state);
         guest.restored = true;
         await emulator.run();
       } else {
-        const ready = guest.waitLine((l) => l.includes(READY_MARK), options.bootTimeoutMs ?? 90_000, 'boot to /init');
-        await emulator.run();
-        await ready;
-        // A state is only reusable if nothing but config space was touched (see saved-state.ts).
-        if (useStates && adapter.functions.every((f) => f.barAccesses === 0)) {
-          await emulator.stop();
-          store.save(guest.record(key), await emulator.save_state());
+        try {
+          const ready = guest.waitLine((l) => l.includes(READY_MARK), bootTimeoutMs, 'boot to /init');
           await emulator.run();
+          await ready;
+          if (claimed) {
+            await emulator.stop();
+            store.save(guest.record(key), await emulator.save_state());
+            await emulator.run();
+          }
+        } finally {
+          if (claimed) store.release(key);
         }
       }
       guest.bootMs = performance.now() - t0;
@@ -162,20 +171,15 @@ export class LinuxGuest {
     }
   }
 
-  /** Replay a state's config writes into our fresh functions; false when they don't reproduce it. */
-  private replay(record: SavedStateRecord): boolean {
-    const fns = this.adapter.functions;
-    if (record.devices.length !== fns.length) return false;
-    for (const [i, d] of record.devices.entries()) {
-      const f = fns[i]!;
-      if (d.devfn !== f.devfn) return false;
+  /** Replay a state's config writes into our fresh functions (same slots and functions: the key says so). */
+  private replay(record: SavedStateRecord): void {
+    for (const [i, f] of this.adapter.functions.entries()) {
+      const d = record.devices[i]!;
       this.adapter.replayConfigWrites(f.devfn, d.configWrites);
-      const now = configSnapshot(f.fn);
-      if (now.some((b, off) => b !== d.config[off])) {
-        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space; delete ${f.name}'s saved state`, this.log);
+      if (configSnapshot(f.fn).some((b, off) => b !== d.config[off])) {
+        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`, this.log);
       }
     }
-    return true;
   }
 
   private record(key: string): SavedStateRecord {

@@ -42,13 +42,10 @@ export interface PluggedFunction {
   readonly memory: V86GuestMemory;
   /** Every config write the guest made, in order (what a saved state needs to rebuild the function). */
   readonly configWrites: readonly ConfigWrite[];
-  /** Number of guest accesses to the function's BARs. */
-  readonly barAccesses: number;
 }
 
 interface Plugged extends PluggedFunction {
   configWrites: ConfigWrite[];
-  barAccesses: number;
   intx: boolean;
   intxLine: number;
 }
@@ -112,7 +109,7 @@ export class V86PciAdapter {
       },
     };
     const fn = create(host);
-    dev = { name, devfn, fn, memory, configWrites: [], barAccesses: 0, intx: false, intxLine: -1 };
+    dev = { name, devfn, fn, memory, configWrites: [], intx: false, intxLine: -1 };
     const space = configSnapshot(fn);
     // v86 keeps this copy for its own use: raise_irq reads the interrupt pin from it, and saved
     // states carry it. pci_bars stays empty so v86 never moves ports behind our back.
@@ -295,7 +292,6 @@ export class V86PciAdapter {
     const hit = this.route(kind, addr, size);
     if (hit === undefined) return ONES[size];
     const [{ dev, bar }, off] = hit;
-    dev.barAccesses++;
     return dev.fn.barRead(bar.index, off, size);
   }
 
@@ -304,7 +300,6 @@ export class V86PciAdapter {
     const hit = this.route(kind, addr, size);
     if (hit === undefined) return;
     const [{ dev, bar }, off] = hit;
-    dev.barAccesses++;
     dev.fn.barWrite(bar.index, off, size, value);
   }
 

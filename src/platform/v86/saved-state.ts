@@ -3,14 +3,19 @@
  * second) instead of booting (about ten). A state holds the guest's view of our PCI functions (the
  * kernel enumerated them), so it is keyed on everything that view depends on: the assets, the kernel
  * command line, RAM size, the v86 version and each function's slot, power-on config space and BARs.
- * Our functions' own state is not in v86's state: it is the config writes the guest made, stored
- * beside it and replayed into fresh functions before restoring.
+ * Our functions' own state is not in v86's state. What the guest can observe of it at VT-READY is
+ * config space (the BIOS and the kernel programmed BARs, command, interrupt line): those writes are
+ * stored with the state and replayed into fresh functions before restoring. Anything else the
+ * firmware did (SeaBIOS drives virtio-blk looking for a boot disk) is undone by Linux anyway: the
+ * virtio core resets every device when it registers it, which happens after VT-READY when /init
+ * loads the modules. So a restored function starts at power-on state plus its config writes.
  */
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigWrite } from './pci-adapter.js';
 
 /** The version of the v86 package in use (part of every key: the state format may change). */
@@ -69,6 +74,38 @@ export class SavedStateStore {
     const state = new ArrayBuffer(bytes.byteLength - jsonEnd);
     new Uint8Array(state).set(bytes.subarray(jsonEnd));
     return { state, record };
+  }
+
+  /**
+   * The state for `key`; or, when there is none, `true` if this caller now holds the right to boot
+   * and save it (release it after), `false` if it should boot without saving. A caller that finds
+   * another holding the right waits up to `timeoutMs` for that state.
+   */
+  async loadOrClaim(key: string, timeoutMs: number): Promise<{ state: ArrayBuffer; record: SavedStateRecord } | boolean> {
+    mkdirSync(this.dir, { recursive: true });
+    const lock = join(this.dir, `${key}.lock`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const saved = this.load(key);
+      if (saved !== undefined) return saved;
+      try {
+        closeSync(openSync(lock, 'wx'));
+        return true;
+      } catch {
+        // Held by another boot; a lock older than the timeout belongs to one that died.
+      }
+      if (Date.now() > deadline) return false;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > timeoutMs) rmSync(lock, { force: true });
+      } catch {
+        // Released meanwhile: look again.
+      }
+      await sleep(250);
+    }
+  }
+
+  release(key: string): void {
+    rmSync(join(this.dir, `${key}.lock`), { force: true });
   }
 
   /** Store atomically (write, then rename), so a concurrent reader sees a whole state or none. */

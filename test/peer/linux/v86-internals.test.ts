@@ -1,0 +1,202 @@
+/**
+ * The v86 internals the adapter relies on (src/platform/v86/internals.ts) exist in the pinned v86 and
+ * behave as the adapter assumes, checked on a loaded emulator without booting a guest: config cycles
+ * and BAR accesses go through v86's own port dispatch (io.port_*) and the wasm CPU's memory
+ * accessors (cpu.read16/write16..., the path guest instructions take), so a v86 that changed any of
+ * them fails here, by name.
+ */
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+import { V86 } from 'v86';
+import { findGuestAssets } from '../../../src/platform/v86/assets.js';
+import { missingV86Internals } from '../../../src/platform/v86/internals.js';
+import { V86PciAdapter } from '../../../src/platform/v86/pci-adapter.js';
+import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_VENDOR_ID } from '../../../src/spec/pci.js';
+import { PROBE_DEVICE_ID, PROBE_IO_BAR, PROBE_MEMORY_BAR, PROBE_VENDOR_ID, ProbeFunction } from '../../helpers/probe-function.js';
+
+/** v86's own accessors the test drives (not used by the adapter, so typed here). */
+interface Drive {
+  readonly io: {
+    port_read8(port: number): number;
+    port_read16(port: number): number;
+    port_read32(port: number): number;
+    port_write16(port: number, value: number): void;
+    port_write32(port: number, value: number): void;
+  };
+  read8(addr: number): number;
+  read16(addr: number): number;
+  read32s(addr: number): number;
+  write8(addr: number, value: number): void;
+  write16(addr: number, value: number): void;
+  write32(addr: number, value: number): void;
+  readonly wasm_memory: WebAssembly.Memory;
+  readonly devices: { readonly pci: { raise_irq(id: number): void; lower_irq(id: number): void } };
+}
+
+const PROBE_A = 13 << 3;
+const PROBE_B = 14 << 3;
+const MEM_BASE = 0xfe00_0000;
+const IO_BASE = 0xc000;
+const CONFIG_ENABLE = 0x8000_0000;
+
+let emulator: V86;
+let adapter: V86PciAdapter;
+let cpu: Drive;
+let a: ProbeFunction;
+let b: ProbeFunction;
+const irqCalls: string[] = [];
+
+function image(path: string): { buffer: ArrayBuffer } {
+  const bytes = readFileSync(path);
+  const buffer = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(buffer).set(bytes);
+  return { buffer };
+}
+
+function configAddress(devfn: number, reg: number): number {
+  return (CONFIG_ENABLE | (devfn << 8) | reg) >>> 0;
+}
+function configRead32(devfn: number, reg: number): number {
+  cpu.io.port_write32(PCI_CONFIG_ADDRESS_PORT, configAddress(devfn, reg) | 0);
+  return cpu.io.port_read32(PCI_CONFIG_DATA_PORT) >>> 0;
+}
+function configWrite32(devfn: number, reg: number, value: number): void {
+  cpu.io.port_write32(PCI_CONFIG_ADDRESS_PORT, configAddress(devfn, reg) | 0);
+  cpu.io.port_write32(PCI_CONFIG_DATA_PORT, value | 0);
+}
+
+before(async () => {
+  const assets = findGuestAssets();
+  emulator = new V86({
+    wasm_path: createRequire(import.meta.url).resolve('v86/build/v86.wasm'),
+    bios: image(assets.bios),
+    memory_size: 64 << 20,
+    autostart: false,
+  });
+  await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+  cpu = (emulator as unknown as { v86: { cpu: Drive } }).v86.cpu;
+  const pci = cpu.devices.pci;
+  const raise = pci.raise_irq.bind(pci);
+  const lower = pci.lower_irq.bind(pci);
+  pci.raise_irq = (id) => (irqCalls.push(`raise ${id}`), raise(id));
+  pci.lower_irq = (id) => (irqCalls.push(`lower ${id}`), lower(id));
+  adapter = new V86PciAdapter(emulator);
+  a = adapter.plug(PROBE_A, 'probe-a', (host) => new ProbeFunction(host)) as ProbeFunction;
+  b = adapter.plug(PROBE_B, 'probe-b', (host) => new ProbeFunction(host)) as ProbeFunction;
+});
+
+after(async () => {
+  await emulator?.destroy();
+});
+
+test('the pinned v86 has every internal the adapter relies on', () => {
+  assert.deepEqual(missingV86Internals(emulator), []);
+  for (const name of ['read8', 'read16', 'read32s', 'write8', 'write16', 'write32'] as const) assert.equal(typeof cpu[name], 'function', `cpu.${name}`);
+  for (const name of ['port_read8', 'port_read16', 'port_read32', 'port_write16', 'port_write32'] as const) assert.equal(typeof cpu.io[name], 'function', `io.${name}`);
+});
+
+test('config cycles to our devfn reach the function live; others still reach v86', () => {
+  assert.equal(configRead32(PROBE_A, PCI_VENDOR_ID), (PROBE_DEVICE_ID << 16) | PROBE_VENDOR_ID);
+  // v86's own host bridge at 00:00.0 (Intel 82441FX, 8086:1237) still answers through v86.
+  assert.equal(configRead32(0, PCI_VENDOR_ID), 0x1237_8086);
+  // A BAR write is seen by the function: sizing reads back its size mask, live (v86's copy would not).
+  configWrite32(PROBE_A, PCI_BASE_ADDRESS_0, 0xffff_ffff);
+  assert.equal(configRead32(PROBE_A, PCI_BASE_ADDRESS_0), 0xffff_f000);
+  configWrite32(PROBE_A, PCI_BASE_ADDRESS_0, MEM_BASE);
+  configWrite32(PROBE_A, PCI_BASE_ADDRESS_0 + 4, IO_BASE);
+  configWrite32(PROBE_A, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+  assert.equal(configRead32(PROBE_A, PCI_BASE_ADDRESS_0), MEM_BASE);
+  assert.equal(configRead32(PROBE_A, PCI_BASE_ADDRESS_0 + 4), IO_BASE | 1);
+  const decoded = a.decodedBars().map((bar) => [bar.index, bar.base]);
+  assert.deepEqual(decoded, [
+    [PROBE_MEMORY_BAR, MEM_BASE],
+    [PROBE_IO_BAR, IO_BASE],
+  ]);
+});
+
+test('MMIO through the wasm CPU: whole 8/16/32-bit writes, 16-bit reads paired from byte reads', () => {
+  a.accesses.length = 0;
+  cpu.write16(MEM_BASE + 0x10, 0xbeef);
+  cpu.write32(MEM_BASE + 0x20, 0x1234_5678);
+  cpu.write8(MEM_BASE + 0x31, 0x5a);
+  assert.deepEqual(
+    a.accesses.map((x) => [x.write, x.offset, x.size, x.value]),
+    [
+      [true, 0x10, 2, 0xbeef],
+      [true, 0x20, 4, 0x1234_5678],
+      [true, 0x31, 1, 0x5a],
+    ],
+  );
+  a.accesses.length = 0;
+  assert.equal(cpu.read16(MEM_BASE + 0x10), 0xbeef);
+  assert.equal(cpu.read32s(MEM_BASE + 0x20) >>> 0, 0x1234_5678);
+  assert.equal(cpu.read8(MEM_BASE + 0x31), 0x5a);
+  // The 16-bit read arrived as two byte reads and was served by one 16-bit read at 0x10.
+  assert.deepEqual(
+    a.accesses.map((x) => [x.offset, x.size]),
+    [
+      [0x10, 2],
+      [0x20, 4],
+      [0x31, 1],
+    ],
+  );
+  // Above the BAR's 4 KiB, in the same 128 KiB block: no function decodes it, reads float high.
+  assert.equal(cpu.read32s(MEM_BASE + 0x1000) >>> 0, 0xffff_ffff);
+});
+
+test('I/O BAR: native widths, and the ports follow a BAR move', () => {
+  a.accesses.length = 0;
+  cpu.io.port_write16(IO_BASE + 4, 0x1234);
+  assert.equal(cpu.io.port_read32(IO_BASE + 4) >>> 0, 0x1234);
+  assert.deepEqual(
+    a.accesses.map((x) => [x.write, x.offset, x.size]),
+    [
+      [true, 4, 2],
+      [false, 4, 4],
+    ],
+  );
+  configWrite32(PROBE_A, PCI_BASE_ADDRESS_0 + 4, IO_BASE + 0x100);
+  assert.equal(cpu.io.port_read16(IO_BASE + 4), 0xffff, 'the old ports no longer decode');
+  assert.equal(cpu.io.port_read16(IO_BASE + 0x104), 0x1234);
+});
+
+test('a BAR over RAM or another device is refused, not mapped', () => {
+  configWrite32(PROBE_B, PCI_BASE_ADDRESS_0, 0x0010_0000); // guest RAM
+  configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4, 0x3e0); // ports 0x3e0-0x3ff: COM1 is at 0x3f8
+  configWrite32(PROBE_B, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+  assert.equal(adapter.refusedBars.length, 2, adapter.refusedBars.join('\n'));
+  const ram = emulator.read_memory(0x0010_0000, 4);
+  cpu.write32(0x0010_0000, 0x0bad_f00d);
+  assert.deepEqual([...emulator.read_memory(0x0010_0000, 4)], [0x0d, 0xf0, 0xad, 0x0b], 'RAM, not the function');
+  emulator.write_memory(ram, 0x0010_0000);
+  assert.equal(b.accesses.length, 0);
+});
+
+test('guest memory is v86 RAM without copies, and survives the wasm memory growing', () => {
+  const mem = adapter.functions[0]!.memory;
+  mem.write32(0x2000, 0xcafe_babe);
+  assert.deepEqual([...emulator.read_memory(0x2000, 4)], [0xbe, 0xba, 0xfe, 0xca]);
+  emulator.write_memory(new Uint8Array([1, 2, 3, 4]), 0x3000);
+  assert.deepEqual([...mem.view(0x3000, 4)], [1, 2, 3, 4]);
+  cpu.wasm_memory.grow(1);
+  assert.equal(mem.read32(0x2000), 0xcafe_babe);
+  assert.equal(mem.growths, 1);
+  assert.equal(mem.contains(mem.end - 4, 4), true);
+  assert.equal(mem.contains(mem.end - 3, 4), false);
+});
+
+test('INTx: a line shared by two functions stays raised until both lower it', () => {
+  // Slots 13 and 14 with pin INTA use PIRQ registers 0 and 1; make both route to IRQ 11.
+  const isa = (emulator as unknown as { v86: { cpu: { devices: { pci: { isa_bridge_space8: Uint8Array } } } } }).v86.cpu.devices.pci.isa_bridge_space8;
+  isa.fill(11, 0x60, 0x64);
+  irqCalls.length = 0;
+  a.setIntx(true);
+  b.setIntx(true);
+  a.setIntx(false);
+  assert.deepEqual(irqCalls, [`raise ${PROBE_A}`]);
+  b.setIntx(false);
+  assert.deepEqual(irqCalls, [`raise ${PROBE_A}`, `lower ${PROBE_B}`]);
+});
