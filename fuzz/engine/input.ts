@@ -31,16 +31,6 @@ export class FuzzInput {
     const lo = this.u32();
     return this.u32() * 0x1_0000_0000 + lo;
   }
-  bool(): boolean {
-    return (this.u8() & 1) === 1;
-  }
-  /** An integer in [0, n). */
-  below(n: number): number {
-    return n <= 0x100 ? this.u8() % n : n <= 0x10000 ? this.u16() % n : this.u32() % n;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.below(items.length)]!;
-  }
   /** The next `n` bytes (a copy, zero-padded past the end). */
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
@@ -71,15 +61,9 @@ export class InputWriter {
   u64(v: number): this {
     return this.u32(v % 0x1_0000_0000).u32(Math.floor(v / 0x1_0000_0000));
   }
-  bool(v: boolean): this {
-    return this.u8(v ? 1 : 0);
-  }
   bytes(b: Uint8Array | readonly number[]): this {
     for (const x of b) this.u8(x);
     return this;
-  }
-  get length(): number {
-    return this.out.length;
   }
   finish(): Uint8Array {
     return Uint8Array.from(this.out);

@@ -148,6 +148,6 @@ class HostileDma implements DmaMemory {
         m.write32(at, d & 1 ? this.input.u8() % 32 : this.input.u32());
         m.write32(at + 4, d & 2 ? this.input.u16() : this.input.u32());
       }
-    } else m.write(addr, this.input.bytes(Math.min(len, 4096)).subarray(0, Math.min(len, 4096)));
+    } else m.write(addr, this.input.bytes(Math.min(len, 4096)));
   }
 }

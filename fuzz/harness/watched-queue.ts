@@ -12,8 +12,6 @@ export class WatchedQueue implements DeviceQueue {
   /** Writable bytes of each chain in flight, by head. */
   readonly inFlight = new Map<number, number>();
   readonly problems: string[] = [];
-  pops = 0;
-  used = 0;
 
   constructor(
     private readonly inner: DeviceQueue,
@@ -30,7 +28,6 @@ export class WatchedQueue implements DeviceQueue {
   pop(): DescriptorChain | null {
     const chain = this.inner.pop();
     if (chain === null) return null;
-    this.pops++;
     this.inFlight.set(chain.head, chain.writableBytes);
     for (let i = chain.readable; i < chain.count; i++) this.mem.allowWrite(chain.addr(i), chain.len(i), `queue ${this.index} chain ${chain.head}`);
     return chain;
@@ -42,7 +39,6 @@ export class WatchedQueue implements DeviceQueue {
     else if (len > writable) this.problems.push(`queue ${this.index}: used len ${len} for head ${head} with ${writable} writable bytes`);
     this.inner.pushUsed(head, len);
     this.inFlight.delete(head);
-    this.used++;
   }
 
   needsInterrupt(): boolean {
