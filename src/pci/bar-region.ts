@@ -3,6 +3,7 @@
  * blocks at offsets inside one BAR (as virtio-pci puts common, ISR, device and notify in BAR4).
  */
 
+import { UsageError } from '../errors.js';
 import type { AccessSize } from './function.js';
 
 /** A register block. Offsets are relative to the block; callers keep offset + size inside it. */
@@ -27,7 +28,7 @@ export class RegionMap implements BarRegion {
   /** Place `region` at [offset, offset + size); blocks must not overlap. */
   add(offset: number, size: number, region: BarRegion): this {
     for (const p of this.placed)
-      if (offset < p.offset + p.size && p.offset < offset + size) throw new RangeError(`region at 0x${offset.toString(16)} overlaps another`);
+      if (offset < p.offset + p.size && p.offset < offset + size) throw new UsageError(`region at 0x${offset.toString(16)} overlaps another`);
     this.placed.push({ offset, size, region });
     return this;
   }

@@ -5,10 +5,12 @@
 
 import type { DmaBuffer, DmaMemory } from '../driver/pci-bus.js';
 import { DmaAllocator } from '../driver/dma-allocator.js';
+import { UsageError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 
 export class RamDma implements DmaMemory {
   readonly allocator: DmaAllocator;
+  readonly coherent = true;
 
   /** Allocate from [base, base + size), which must lie inside one region of `memory`. */
   constructor(
@@ -16,7 +18,7 @@ export class RamDma implements DmaMemory {
     base: number,
     size: number,
   ) {
-    if (!memory.contains(base, size)) throw new RangeError(`DMA window [0x${base.toString(16)}, +0x${size.toString(16)}) is not guest RAM`);
+    if (!memory.contains(base, size)) throw new UsageError(`DMA window [0x${base.toString(16)}, +0x${size.toString(16)}) is not guest RAM`);
     this.allocator = new DmaAllocator(base, size);
   }
 

@@ -22,6 +22,7 @@
  * - notify: a write of any width at offset o notifies queue o / multiplier; reads return 0.
  */
 
+import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../pci/function.js';
 import { NaturallyAligned, RegionMap, type BarRegion } from '../../pci/bar-region.js';
 import type { Capability, ConfigSpace } from '../../pci/config-space.js';
@@ -113,7 +114,7 @@ export class ModernTransport {
     /** The function, for the PCI_CFG window's BAR accesses. */
     private readonly endpoint: PciEndpoint,
   ) {
-    if (core.queues.length > MODERN_MAX_QUEUES) throw new RangeError(`at most ${MODERN_MAX_QUEUES} queues fit the notify block`);
+    if (core.queues.length > MODERN_MAX_QUEUES) throw new UsageError(`at most ${MODERN_MAX_QUEUES} queues fit the notify block`);
     core.onReset(() => {
       this.dfselect = 0;
       this.gfselect = 0;
