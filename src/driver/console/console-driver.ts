@@ -50,6 +50,8 @@ export class ConsoleDriverPort {
   /** The console size last sent with RESIZE for this port. */
   size: ConsoleSize | undefined;
   private readonly received: Received[] = [];
+  /** Receive buffers the device returned empty, re-posted on the next read. */
+  private readonly parked: number[] = [];
   private waiter: (() => void) | undefined;
   private writeChain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -79,10 +81,11 @@ export class ConsoleDriverPort {
 
   /**
    * Send `bytes` to the host. Resolves when the device has taken all of them; while the host end is
-   * slow the device takes nothing, and this waits.
+   * slow the device takes nothing, and this waits, rejecting with ERR_DEVICE_TIMEOUT once the device
+   * has taken nothing for `timeoutMs` (default the driver's timeout; finite).
    */
-  write(bytes: Uint8Array): Promise<void> {
-    const next = this.writeChain.then(() => this.writeNow(bytes));
+  write(bytes: Uint8Array, timeoutMs = this.driver.core.timeoutMs): Promise<void> {
+    const next = this.writeChain.then(() => this.writeNow(bytes, timeoutMs));
     this.writeChain = next.catch(() => undefined);
     return next;
   }
@@ -117,6 +120,7 @@ export class ConsoleDriverPort {
       this.received.shift();
       if (!this.closed) {
         this.postRx(head.token);
+        for (const token of this.parked.splice(0)) this.postRx(token);
         await this.rx.kick();
       }
     }
@@ -154,32 +158,36 @@ export class ConsoleDriverPort {
 
   private async receiveLoop(): Promise<void> {
     const dma = this.driver.core.bus.dma;
-    while (!this.closed) {
-      let used: Completion<number>[];
-      try {
-        used = await this.rx.waitUsed(WAIT_SLICE_MS);
-      } catch (err) {
-        if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-        this.stop();
-        return;
-      }
-      let reposted = false;
-      for (const u of used) {
-        const buf = this.rxBuffers[u.token]!;
-        if (u.len === 0) {
-          this.postRx(u.token);
-          reposted = true;
-          continue;
+    try {
+      while (!this.closed) {
+        let used: Completion<number>[];
+        try {
+          used = await this.rx.waitUsed(WAIT_SLICE_MS);
+        } catch (err) {
+          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+          throw err;
         }
-        await dma.refresh(buf.addr, u.len);
-        this.received.push({ token: u.token, bytes: buf.bytes.subarray(0, u.len), offset: 0 });
+        for (const u of used) {
+          // An empty buffer carries nothing: park it until a read makes progress, so that a device
+          // returning every buffer empty cannot keep the driver re-posting in a loop.
+          if (u.len === 0) {
+            this.parked.push(u.token);
+            continue;
+          }
+          const buf = this.rxBuffers[u.token]!;
+          await dma.refresh(buf.addr, u.len);
+          this.received.push({ token: u.token, bytes: buf.bytes.subarray(0, u.len), offset: 0 });
+        }
+        this.waiter?.();
       }
-      if (reposted) await this.rx.kick();
-      this.waiter?.();
+    } catch {
+      // A fault or a gone bus: reads see it through core.fault (or the closed flag).
+    } finally {
+      this.stop();
     }
   }
 
-  private async writeNow(bytes: Uint8Array): Promise<void> {
+  private async writeNow(bytes: Uint8Array, timeoutMs: number): Promise<void> {
     const dma = this.driver.core.bus.dma;
     const chunk = this.driver.txChunkSize;
     let inFlight = 0;
@@ -187,16 +195,7 @@ export class ConsoleDriverPort {
       for (const u of used) dma.free(u.token);
       inFlight -= used.length;
     };
-    const waitSome = async (): Promise<void> => {
-      for (;;) {
-        try {
-          reclaim(await this.tx.waitUsed(WAIT_SLICE_MS));
-          return;
-        } catch (err) {
-          if (!(err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT')) throw err;
-        }
-      }
-    };
+    const waitSome = async (): Promise<void> => reclaim(await this.tx.waitUsed(timeoutMs));
     for (let at = 0; at < bytes.byteLength; at += chunk) {
       while (this.tx.numFree < 1) await waitSome();
       const part = bytes.subarray(at, Math.min(bytes.byteLength, at + chunk));
@@ -367,8 +366,6 @@ export class VirtioConsoleDriver {
       this.badControl++;
       return undefined;
     }
-    const existing = this.ports.get(id);
-    if (existing) return existing;
     const rx = this.queues.get(C.consoleRxQueueIndex(id)) as DriverQueue<number> | undefined;
     const tx = this.queues.get(C.consoleTxQueueIndex(id)) as DriverQueue<DmaBuffer> | undefined;
     if (!rx || !tx) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `console port ${id} has no queues`);
@@ -393,21 +390,27 @@ export class VirtioConsoleDriver {
     for (let i = 0; i < buffers.length; i++) post(i);
     await q.kick();
     void (async () => {
-      while (!this.closed) {
-        let used: Completion<number>[];
-        try {
-          used = await q.waitUsed(WAIT_SLICE_MS);
-        } catch (err) {
-          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-          return;
+      try {
+        while (!this.closed) {
+          let used: Completion<number>[];
+          try {
+            used = await q.waitUsed(WAIT_SLICE_MS);
+          } catch (err) {
+            if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+            throw err;
+          }
+          for (const u of used) {
+            const buf = buffers[u.token]!;
+            await this.core.bus.dma.refresh(buf.addr, u.len);
+            const bad = this.badControl;
+            await this.handleControl(buf.bytes.slice(0, u.len)).catch(() => this.badControl++);
+            // A buffer that carried nonsense is not given back: a device flooding nonsense runs dry.
+            if (this.badControl === bad && !this.closed) post(u.token);
+          }
+          if (!this.closed) await q.kick();
         }
-        for (const u of used) {
-          const buf = buffers[u.token]!;
-          await this.core.bus.dma.refresh(buf.addr, u.len);
-          await this.handleControl(buf.bytes.slice(0, u.len)).catch(() => this.badControl++);
-          post(u.token);
-        }
-        await q.kick();
+      } catch {
+        // A fault or a gone bus ends the control loop; port operations see core.fault.
       }
     })();
   }
@@ -423,6 +426,10 @@ export class VirtioConsoleDriver {
     const value = dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_VALUE, true);
     const data = bytes.subarray(C.VIRTIO_CONSOLE_CONTROL_SIZE);
     if (event === C.VIRTIO_CONSOLE_DEVICE_ADD) {
+      if (this.ports.has(id)) {
+        this.badControl++;
+        return;
+      }
       const port = await this.addPort(id);
       if (port) {
         await this.sendControl(id, C.VIRTIO_CONSOLE_PORT_READY, 1);

@@ -60,6 +60,8 @@ interface RxQueue {
   readonly buffers: DmaBuffer[];
   /** Used buffers not yet assembled into a frame (MRG_RXBUF frames arrive as several). */
   readonly pending: Completion<number>[];
+  /** Buffers the device returned with nonsense, held back until a good frame arrives. */
+  readonly parked: number[];
 }
 
 export class VirtioNetDriver {
@@ -124,7 +126,7 @@ export class VirtioNetDriver {
     const txQueues: DriverQueue<DmaBuffer>[] = [];
     for (let p = 0; p < pairs; p++) {
       const rx = await core.setupQueue<number>(N.netRxQueueIndex(p), queueOptions());
-      rxQueues.push({ queue: rx, buffers: [], pending: [] });
+      rxQueues.push({ queue: rx, buffers: [], pending: [], parked: [] });
       txQueues.push(await core.setupQueue<DmaBuffer>(N.netTxQueueIndex(p), queueOptions()));
     }
     // The control queue follows the pairs the device has, not the ones we use (5.1.2).
@@ -332,27 +334,35 @@ export class VirtioNetDriver {
   }
 
   private async receiveLoop(rq: RxQueue): Promise<void> {
-    while (!this.closed) {
-      let used: Completion<number>[];
-      try {
-        used = await rq.queue.waitUsed(WAIT_SLICE_MS);
-      } catch (err) {
-        if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-        if (!this.closed) for (const w of this.frameWaiters.splice(0)) w.reject(err as Error);
-        return;
+    try {
+      while (!this.closed) {
+        let used: Completion<number>[];
+        try {
+          used = await rq.queue.waitUsed(WAIT_SLICE_MS);
+        } catch (err) {
+          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
+          throw err;
+        }
+        rq.pending.push(...used);
+        let reposted = 0;
+        for (;;) {
+          const taken = await this.assembleFrame(rq);
+          if (taken === 0) break;
+          reposted += taken;
+        }
+        if (reposted > 0 && !this.closed) await rq.queue.kick();
       }
-      rq.pending.push(...used);
-      let reposted = 0;
-      for (;;) {
-        const taken = await this.assembleFrame(rq);
-        if (taken === 0) break;
-        reposted += taken;
-      }
-      if (reposted > 0 && !this.closed) await rq.queue.kick();
+    } catch (err) {
+      // A fault or a gone bus: whoever waits for a frame learns why.
+      if (!this.closed) for (const w of this.frameWaiters.splice(0)) w.reject(err as Error);
     }
   }
 
-  /** Take one frame's buffers from `pending`, deliver the frame, repost the buffers; returns buffers taken. */
+  /**
+   * Take one frame's buffers from `pending` and deliver the frame; returns how many buffers were
+   * re-posted. A buffer with a nonsensical header or length is parked instead of re-posted (until the
+   * next good frame), so a device returning garbage cannot keep the driver re-posting in a loop.
+   */
   private async assembleFrame(rq: RxQueue): Promise<number> {
     const first = rq.pending[0];
     if (!first) return 0;
@@ -366,22 +376,26 @@ export class VirtioNetDriver {
     const bad = first.len < this.hdrSize || count < 1 || count > rq.queue.size;
     if (!bad && rq.pending.length < count) return 0; // the rest of the frame is still to come
     const parts = rq.pending.splice(0, bad ? 1 : count);
-    if (bad) this.stats.rxErrors++;
-    else {
-      const frame = new Uint8Array(parts.reduce((n, p, i) => n + p.len - (i === 0 ? this.hdrSize : 0), 0));
-      let at = 0;
-      for (const [i, p] of parts.entries()) {
-        const buf = rq.buffers[p.token]!;
-        await dma.refresh(buf.addr, p.len);
-        const from = i === 0 ? this.hdrSize : 0;
-        frame.set(buf.bytes.subarray(from, p.len), at);
-        at += p.len - from;
-      }
-      this.stats.rxBuffers += parts.length;
-      this.deliver(frame);
+    if (bad) {
+      this.stats.rxErrors++;
+      rq.parked.push(first.token);
+      // Nothing re-posted, but the caller must look at the next pending buffer.
+      return rq.pending.length > 0 ? this.assembleFrame(rq) : 0;
     }
-    for (const p of parts) this.postRx(rq, p.token);
-    return parts.length;
+    const frame = new Uint8Array(parts.reduce((n, p, i) => n + p.len - (i === 0 ? this.hdrSize : 0), 0));
+    let at = 0;
+    for (const [i, p] of parts.entries()) {
+      const buf = rq.buffers[p.token]!;
+      await dma.refresh(buf.addr, p.len);
+      const from = i === 0 ? this.hdrSize : 0;
+      frame.set(buf.bytes.subarray(from, p.len), at);
+      at += p.len - from;
+    }
+    this.stats.rxBuffers += parts.length;
+    this.deliver(frame);
+    const tokens = [...parts.map((p) => p.token), ...rq.parked.splice(0)];
+    for (const token of tokens) this.postRx(rq, token);
+    return tokens.length;
   }
 
   private deliver(frame: Uint8Array): void {
