@@ -12,7 +12,7 @@ import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../device/
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../pci/function.js';
 import { SplitQueue } from '../queue/split/device-queue.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
 import { VIRTQ_MAX_SIZE } from '../spec/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -64,7 +64,10 @@ export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
   { bit: VIRTIO_CONFIG_S_FAILED, requires: 0 },
 ];
 
-/** Transport and ring features this implementation supports; offered on top of the device's. */
+/**
+ * Transport and ring features this implementation supports; offered on top of the device's.
+ * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks.
+ */
 export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
 
 /** Feature words a driver can select (bits 0..127: every bit the spec defines). Higher selects read 0. */
@@ -108,12 +111,15 @@ export class VirtqueueConfig {
   }
 }
 
-export interface DeviceCoreOptions {
+/** The rules of one interface to the core: its status table and the features FEATURES_OK requires. */
+export interface InterfaceRules {
   /** The status transition table (default {@link MODERN_STATUS_STEPS}). */
   readonly statusSteps?: readonly StatusStep[];
   /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
   readonly requiredFeatures?: bigint;
 }
+
+export type DeviceCoreOptions = InterfaceRules;
 
 function isPowerOfTwo(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
@@ -128,10 +134,10 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Features offered: the device's plus the transport's. */
   readonly offeredFeatures: bigint;
   readonly queues: readonly VirtqueueConfig[];
-  private readonly steps: readonly StatusStep[];
-  private readonly requiredFeatures: bigint;
+  private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
+  private requiredFeatures = 0n;
   /** Status bits queue configuration needs: those DRIVER_OK requires. */
-  private readonly queueSetupRequires: number;
+  private queueSetupRequires = 0;
   private statusValue = 0;
   private driverFeatureBits = 0n;
   private isrValue = 0;
@@ -149,17 +155,29 @@ export class DeviceCore implements VirtioDeviceHost {
     private readonly interrupts: InterruptSink,
     options: DeviceCoreOptions = {},
   ) {
-    this.steps = options.statusSteps ?? MODERN_STATUS_STEPS;
-    const driverOk = this.steps.find((step) => step.bit === VIRTIO_CONFIG_S_DRIVER_OK);
-    if (driverOk === undefined) throw new RangeError('the status table has no DRIVER_OK step');
-    this.queueSetupRequires = driverOk.requires;
-    this.requiredFeatures = options.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES;
+    this.useRules(options);
+    const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
+    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset;
     this.queues = device.queueMaxSizes.map((max, i) => {
       if (!isPowerOfTwo(max) || max > VIRTQ_MAX_SIZE) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${VIRTQ_MAX_SIZE}`);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);
+  }
+
+  /**
+   * Switch to another interface's rules (a transitional device's front-ends do, when the driver
+   * commits to one of them). Only while the device is reset (status 0): the rules never change under
+   * a driver in the middle of initialisation.
+   */
+  useRules(rules: InterfaceRules): void {
+    if (this.statusValue !== 0) throw new RangeError('interface rules change only while the device is reset');
+    const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
+    const driverOk = steps.find((step) => step.bit === VIRTIO_CONFIG_S_DRIVER_OK);
+    if (driverOk === undefined) throw new RangeError('the status table has no DRIVER_OK step');
+    this.steps = steps;
+    this.queueSetupRequires = driverOk.requires;
+    this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
   }
 
   /** Run `listener` after every device reset (front-ends clear their select registers). */
@@ -246,24 +264,31 @@ export class DeviceCore implements VirtioDeviceHost {
     for (const listener of this.resetListeners) listener();
   }
 
+  /** Whether VIRTIO_F_RING_RESET was negotiated (queues can be reset and re-enabled while live). */
+  get ringResetNegotiated(): boolean {
+    return hasFeature(this.negotiatedFeatures, VIRTIO_F_RING_RESET);
+  }
+
+  /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
+  private buildQueue(q: VirtqueueConfig): SplitQueue {
+    const features = this.driverFeatureBits;
+    return new SplitQueue({
+      index: q.index,
+      size: q.size,
+      memory: this.memory,
+      desc: q.ringAddress('desc'),
+      driver: q.ringAddress('driver'),
+      device: q.ringAddress('device'),
+      eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+      indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    });
+  }
+
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
   private activate(): void {
     const features = this.driverFeatureBits;
     try {
-      this.active = this.queues.map((q) =>
-        q.enabled
-          ? new SplitQueue({
-              index: q.index,
-              size: q.size,
-              memory: this.memory,
-              desc: q.ringAddress('desc'),
-              driver: q.ringAddress('driver'),
-              device: q.ringAddress('device'),
-              eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
-              indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-            })
-          : null,
-      );
+      this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
       const ctx: ActivateContext = { features, queues: this.active };
       this.device.activate(ctx);
     } catch (e) {
@@ -280,8 +305,14 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   queueWritable(index: number): boolean {
     const q = this.queues[index];
+    if (q === undefined || q.enabled) return false;
+    // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
+    return this.inQueueSetup();
+  }
+  private inQueueSetup(): boolean {
     const s = this.statusValue;
-    return q !== undefined && !q.enabled && (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
+    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
   }
 
   /** A power of two no larger than the maximum (2.7); anything else is ignored. */
@@ -292,15 +323,59 @@ export class DeviceCore implements VirtioDeviceHost {
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);
   }
-  /** A vector that cannot be mapped reads back as NO_VECTOR (4.1.5.1.2). */
+  /**
+   * A vector that cannot be mapped reads back as NO_VECTOR (4.1.5.1.2). As in QEMU, a vector can be
+   * changed in any state (a legacy driver such as Linux's writes it after the queue PFN).
+   */
   setQueueVector(index: number, vector: number): void {
-    if (this.queueWritable(index)) this.queues[index]!.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+    const q = this.queues[index];
+    if (q !== undefined) q.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
   }
   setConfigVector(vector: number): void {
     this.configVectorValue = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
   }
   enableQueue(index: number): void {
-    if (this.queueWritable(index)) this.queues[index]!.enabled = true;
+    if (!this.queueWritable(index)) return;
+    const q = this.queues[index]!;
+    q.enabled = true;
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    // Re-enabled after a queue reset (2.6.1.2): live at once.
+    try {
+      const queue = this.buildQueue(q);
+      this.active[index] = queue;
+      this.device.enableQueue?.(queue);
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+  }
+
+  /**
+   * 2.6.1.1 queue reset (RING_RESET negotiated, device live): the device stops using the queue and
+   * drops its requests; the queue is disabled with its default size and no rings (its vector kept).
+   * The reset is complete when this returns, so queue_reset never reads 1.
+   */
+  resetQueue(index: number): void {
+    const q = this.queues[index];
+    if (q === undefined || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    this.active[index] = null;
+    try {
+      this.device.resetQueue?.(index);
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+    const vector = q.msixVector;
+    q.reset();
+    q.msixVector = vector;
+  }
+  /**
+   * Take an enabled queue back to disabled with no rings, in the states queue set-up is allowed
+   * (the legacy interface's queue PFN 0, 4.1.4.10); the queue's vector stays.
+   */
+  disableQueue(index: number): void {
+    const q = this.queues[index];
+    if (q === undefined || !this.inQueueSetup()) return;
+    q.enabled = false;
+    for (const area of RING_AREAS) for (const half of [0, 1] as const) q.setRingHalf(area, half, 0);
   }
 
   /** The driver notified queue `index` (`data` only with VIRTIO_F_NOTIFICATION_DATA). Faults set NEEDS_RESET. */

@@ -4,6 +4,7 @@
  * legacy BAR0 header. The core picks one at probe time and never mixes them.
  */
 
+import { DeviceFaultError } from '../../errors.js';
 import type { AccessSize } from '../../pci/function.js';
 
 /** Ring addresses a queue is set up with (spec 2.6: descriptor area, driver area, device area). */
@@ -62,4 +63,20 @@ export interface DriverTransport {
   setConfigVector(vector: number): Promise<number>;
   /** Set queue `index`'s queue_msix_vector and return the value read back. */
   setQueueVector(index: number, vector: number): Promise<number>;
+  /** The driver enabled or disabled MSI-X on the function (the legacy header moves device configuration, 4.1.4.10). */
+  msixChanged(enabled: boolean): void;
+}
+
+/**
+ * Reset through `transport`: write 0 to device status, then poll (backing off up to 50 ms) until it
+ * reads 0 (4.1.4.3.2); DeviceFaultError ERR_DEVICE_TIMEOUT after `timeoutMs`.
+ */
+export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' | 'setStatus'>, timeoutMs: number): Promise<void> {
+  await transport.setStatus(0);
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
+    if ((await transport.getStatus()) === 0) return;
+    if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
 }

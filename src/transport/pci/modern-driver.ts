@@ -26,7 +26,7 @@ import {
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import type { DriverTransport, QueueAddresses } from './driver-transport.js';
+import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 import type { ModernLayout } from './probe.js';
 
 /** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
@@ -83,14 +83,8 @@ export class ModernDriverTransport implements DriverTransport {
     return this.writeCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
   }
 
-  async reset(): Promise<void> {
-    await this.setStatus(0);
-    const deadline = Date.now() + this.resetTimeoutMs;
-    for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
-      if ((await this.getStatus()) === 0) return;
-      if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${this.resetTimeoutMs} ms of a reset`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
+  reset(): Promise<void> {
+    return resetAndWait(this, this.resetTimeoutMs);
   }
   getStatus(): Promise<number> {
     return this.readCommon(VIRTIO_PCI_COMMON_STATUS, 1);
@@ -175,4 +169,6 @@ export class ModernDriverTransport implements DriverTransport {
     const [, , readBack] = await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector), this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2)]);
     return readBack;
   }
+  /** Nothing moves on the modern interface. */
+  msixChanged(): void {}
 }

@@ -1,21 +1,43 @@
 /**
- * A virtio device as a modern-only PCI function (spec 4.1.2): the type-0 header QEMU 7.2 gives a
- * `virtio-*-pci,disable-legacy=on` device, BAR4 with the modern blocks, INTx interrupts.
+ * A virtio device as a PCI function (spec 4.1.2), in one of three kinds:
+ * - 'modern' (default): device ID 0x1040 + type, revision 1, the modern capabilities and BAR4
+ *   (QEMU 7.2's `disable-legacy=on`), no legacy BAR;
+ * - 'transitional': the spec's transitional device ID, revision 0, subsystem ID = virtio type, the
+ *   legacy header in I/O BAR0 and the capabilities; the driver commits to one ({@link InterfaceArbiter});
+ * - 'legacy': the transitional ID with BAR0 only, no virtio capabilities.
+ * With `msixVectors` > 0 the function has MSI-X (table and PBA in BAR1, as QEMU); otherwise INTx only.
  *
- *   const fn = new VirtioPciFunction(device, host);     // a PciFunction for any emulator
+ *   const fn = new VirtioPciFunction(device, host, { mode: 'transitional', msixVectors: 2 });
  *   fn.core                                              // the transport-neutral state (status, queues)
+ *   fn.arbiter?.ignoredAccesses                          // accesses a hybrid driver made through the other interface
  */
 
 import type { VirtioDevice } from '../../device/virtio-device.js';
 import { ConfigSpace } from '../../pci/config-space.js';
 import { PciEndpoint } from '../../pci/endpoint.js';
 import type { DeviceHost } from '../../pci/function.js';
-import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID } from '../../spec/ids.js';
+import { UsageError } from '../../errors.js';
+import { MsixTable, msixBarDescriptor } from '../../pci/msix.js';
+import type { BarDescriptor } from '../../pci/function.js';
+import {
+  deviceTypeName,
+  VIRTIO_ID_BLOCK,
+  VIRTIO_ID_CONSOLE,
+  VIRTIO_ID_NET,
+  VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS,
+  VIRTIO_PCI_VENDOR_ID,
+} from '../../spec/ids.js';
 import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OTHERS, PCI_CLASS_STORAGE_SCSI } from '../../spec/pci.js';
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
-import { DeviceCore } from '../device-core.js';
+import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
+import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
+import { DeviceCore, MODERN_STATUS_STEPS, type InterruptSink } from '../device-core.js';
+import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
-import { MODERN_BAR, MODERN_BAR_SIZE, ModernTransport } from './modern-device.js';
+import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
+import { MODERN_BAR, MODERN_BAR_SIZE, MODERN_COMMON_OFFSET, MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, ModernTransport } from './modern-device.js';
+import { MsixInterrupts } from './msix-interrupts.js';
 
 /** Spec 4.1.2.1: a non-transitional device has revision ID 1 or higher. */
 export const VIRTIO_PCI_MODERN_REVISION = 1;
@@ -34,40 +56,127 @@ export function virtioClassCode(deviceType: number): number {
   return CLASS_BY_TYPE.get(deviceType) ?? PCI_CLASS_OTHERS;
 }
 
+/** Which interfaces the function offers (see the file comment). */
+export type VirtioPciMode = 'modern' | 'transitional' | 'legacy';
+
+/** The BAR holding the MSI-X table and PBA (QEMU's msix_bar_idx). */
+export const MSIX_BAR = 1;
+
 export interface VirtioPciFunctionOptions {
-  /** Subsystem ID (default {@link QEMU_PCI_SUBSYSTEM_ID}). */
+  /** Which interfaces to offer (default 'modern'). */
+  readonly mode?: VirtioPciMode;
+  /** MSI-X table entries (default 0: no MSI-X, INTx only). QEMU gives a device one per queue plus one for config. */
+  readonly msixVectors?: number;
+  /** Subsystem ID (default {@link QEMU_PCI_SUBSYSTEM_ID} for modern, the virtio device type otherwise, spec 4.1.2.1). */
   readonly subsystemId?: number;
   /** Class code (default per device type, as QEMU). */
   readonly classCode?: number;
 }
 
+/** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
+export function virtioPciDeviceId(mode: VirtioPciMode, deviceType: number): number {
+  if (mode === 'modern') return VIRTIO_PCI_MODERN_DEVICE_ID_BASE + deviceType;
+  const id = VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.get(deviceType);
+  if (id === undefined) throw new UsageError(`a ${deviceTypeName(deviceType)} (type ${deviceType}) has no transitional PCI device ID: only mode 'modern'`);
+  return id;
+}
+
 /** See the file comment. The function is a {@link PciEndpoint}, so it is the {@link PciFunction} itself. */
 export class VirtioPciFunction extends PciEndpoint {
+  readonly mode: VirtioPciMode;
   readonly core: DeviceCore;
-  readonly modern: ModernTransport;
+  private readonly modernTransport: ModernTransport | undefined;
+  /** The BAR0 header (transitional and legacy). */
+  readonly legacy: LegacyTransport | undefined;
+  /** Which interface the driver committed to, and what it did through the other (transitional only). */
+  readonly arbiter: InterfaceArbiter | undefined;
+  /** MSI-X capability, table and PBA, when `msixVectors` > 0. */
+  readonly msix: MsixTable | undefined;
+
+  /** The capabilities and BAR4 (modern and transitional); UsageError on a legacy-only function. */
+  get modern(): ModernTransport {
+    if (this.modernTransport === undefined) throw new UsageError('a legacy-only virtio function has no modern interface');
+    return this.modernTransport;
+  }
 
   constructor(
     readonly device: VirtioDevice,
     host: DeviceHost,
     options: VirtioPciFunctionOptions = {},
   ) {
-    const bars = [];
-    bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: true, prefetchable: true } as const;
+    const mode = options.mode ?? 'modern';
+    const vectors = options.msixVectors ?? 0;
+    const hasModern = mode !== 'legacy';
+    const hasLegacy = mode !== 'modern';
+    const bars: (BarDescriptor | undefined)[] = [];
+    if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize);
+    if (vectors > 0) bars[MSIX_BAR] = msixBarDescriptor(vectors);
+    if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: true, prefetchable: true };
     const config = new ConfigSpace(
       {
         vendorId: VIRTIO_PCI_VENDOR_ID,
-        deviceId: VIRTIO_PCI_MODERN_DEVICE_ID_BASE + device.deviceType,
-        revisionId: VIRTIO_PCI_MODERN_REVISION,
+        deviceId: virtioPciDeviceId(mode, device.deviceType),
+        revisionId: mode === 'modern' ? VIRTIO_PCI_MODERN_REVISION : VIRTIO_PCI_LEGACY_REVISION,
         classCode: options.classCode ?? virtioClassCode(device.deviceType),
         subsystemVendorId: VIRTIO_PCI_VENDOR_ID,
-        subsystemId: options.subsystemId ?? QEMU_PCI_SUBSYSTEM_ID,
+        subsystemId: options.subsystemId ?? (mode === 'modern' ? QEMU_PCI_SUBSYSTEM_ID : device.deviceType),
         interruptPin: PCI_INTERRUPT_PIN_INTA,
       },
       bars,
     );
     super(config, host);
-    this.core = new DeviceCore(device, host.memory, new IntxInterrupts(this));
-    this.modern = new ModernTransport(this.core, config, this);
-    this.setBarRegion(MODERN_BAR, this.modern.region);
+    this.mode = mode;
+    const intx = new IntxInterrupts(this);
+    let interrupts: InterruptSink = intx;
+    let msix: MsixTable | undefined;
+    // QEMU adds the MSI-X capability after the virtio ones (it heads the list); legacy-only has none before it.
+    const addMsix = (): void => {
+      if (vectors === 0) return;
+      msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
+      this.setBarRegion(MSIX_BAR, msix.region);
+    };
+    if (!hasModern) addMsix();
+    // The sink is needed by the core before the modern capabilities exist; it reads `msix` when an event happens.
+    const sink: InterruptSink = {
+      notify: (vector) => interrupts.notify(vector),
+      isrCleared: () => interrupts.isrCleared(),
+      vectorUsable: (vector) => interrupts.vectorUsable(vector),
+    };
+    this.core = new DeviceCore(device, host.memory, sink, mode === 'legacy' ? LEGACY_RULES : {});
+    this.modernTransport = hasModern ? new ModernTransport(this.core, config, this) : undefined;
+    if (hasModern) addMsix();
+    this.msix = msix;
+    if (msix !== undefined) interrupts = new MsixInterrupts(msix, intx);
+    this.legacy = hasLegacy ? new LegacyTransport(this.core, () => msix?.enabled ?? false) : undefined;
+    this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
+
+    if (this.modernTransport !== undefined) {
+      const region = this.modernTransport.region;
+      this.setBarRegion(
+        MODERN_BAR,
+        this.arbiter?.guard({
+          kind: 'modern',
+          bar: MODERN_BAR,
+          region,
+          rules: { statusSteps: MODERN_STATUS_STEPS },
+          isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
+          readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
+        }) ?? region,
+      );
+    }
+    if (this.legacy !== undefined) {
+      const region = this.legacy.region;
+      this.setBarRegion(
+        LEGACY_BAR,
+        this.arbiter?.guard({
+          kind: 'legacy',
+          bar: LEGACY_BAR,
+          region,
+          rules: LEGACY_RULES,
+          isReset: (offset, _size, value) => offset === VIRTIO_PCI_STATUS && (value & 0xff) === 0,
+          readHasEffect: (offset) => offset === VIRTIO_PCI_ISR,
+        }) ?? region,
+      );
+    }
   }
 }
