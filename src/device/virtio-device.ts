@@ -47,4 +47,12 @@ export interface VirtioDevice {
   queueNotify(index: number, data?: number): void;
   /** Device reset: drop all queue state and in-flight requests, back to power-on state. */
   reset(): void;
+  /**
+   * VIRTIO_F_RING_RESET (2.6.1): stop using queue `index` and drop its in-flight requests (a late
+   * completion must not reach the queue's next ring). The transport offers RING_RESET only to a
+   * device that implements both this and {@link VirtioDevice.enableQueue}.
+   */
+  resetQueue?(index: number): void;
+  /** VIRTIO_F_RING_RESET: queue `queue.index`, reset earlier, was enabled again with a new ring after DRIVER_OK. */
+  enableQueue?(queue: DeviceQueue): void;
 }

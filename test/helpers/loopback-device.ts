@@ -20,6 +20,8 @@ export interface LoopbackOptions {
   readonly queueMaxSizes?: readonly number[];
   /** Veto for FEATURES_OK (the device's acceptFeatures). */
   readonly acceptFeatures?: (features: bigint) => boolean;
+  /** Implement the queue reset hooks (so that the transport offers VIRTIO_F_RING_RESET). */
+  readonly queueReset?: boolean;
 }
 
 export class LoopbackDevice implements VirtioDevice {
@@ -34,12 +36,24 @@ export class LoopbackDevice implements VirtioDevice {
   activations: ActivateContext[] = [];
   resets = 0;
   notifies: { index: number; data: number | undefined }[] = [];
+  queueResets: number[] = [];
+  resetQueue?: (index: number) => void;
+  enableQueue?: (queue: DeviceQueue) => void;
 
   constructor(options: LoopbackOptions = {}) {
     this.deviceType = options.deviceType ?? LOOPBACK_DEVICE_TYPE;
     this.deviceFeatures = options.deviceFeatures ?? 0n;
     this.queueMaxSizes = options.queueMaxSizes ?? [256, 16];
     if (options.acceptFeatures) this.acceptFeatures = options.acceptFeatures;
+    if (options.queueReset) {
+      this.resetQueue = (index) => {
+        this.queueResets.push(index);
+        this.queues = this.queues.map((q, i) => (i === index ? null : q));
+      };
+      this.enableQueue = (queue) => {
+        this.queues = this.queues.map((q, i) => (i === queue.index ? queue : q));
+      };
+    }
   }
 
   attach(host: VirtioDeviceHost): void {

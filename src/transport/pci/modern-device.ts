@@ -246,8 +246,9 @@ export class ModernTransport {
         value = q?.ringHalf(area, half) ?? 0;
         break;
       }
-      // queue_notify_data (NOTIF_CONFIG_DATA), queue_reset (RING_RESET), admin_queue_index and
-      // admin_queue_num (ADMIN_VQ): none of those features is offered, so the fields read 0.
+      // queue_notify_data (NOTIF_CONFIG_DATA), admin_queue_index and admin_queue_num (ADMIN_VQ):
+      // those features are not offered, so the fields read 0. queue_reset (RING_RESET) reads 0
+      // because a queue reset completes within the write that asks for it.
       case VIRTIO_PCI_COMMON_Q_NDATA:
       case VIRTIO_PCI_COMMON_Q_RESET:
       case VIRTIO_PCI_COMMON_ADM_Q_IDX:
@@ -290,6 +291,10 @@ export class ModernTransport {
       case VIRTIO_PCI_COMMON_Q_ENABLE:
         // 4.1.4.3.2: the driver MUST NOT write 0; only 1 enables.
         if ((value & 0xffff) === 1) core.enableQueue(q);
+        break;
+      case VIRTIO_PCI_COMMON_Q_RESET:
+        // 2.6.1.1: 1 resets the selected queue (only with RING_RESET negotiated).
+        if ((value & 0xffff) === 1) core.resetQueue(q);
         break;
       case VIRTIO_PCI_COMMON_Q_DESCLO:
       case VIRTIO_PCI_COMMON_Q_DESCHI:

@@ -485,3 +485,58 @@ test('BAR4 accesses are routed only while memory decoding is enabled', () => {
   assert.equal(h.fn.barRead(4, 0x14, 1), 0);
   assert.deepEqual(h.fn.decodedBars(), []);
 });
+
+test('RING_RESET (2.6.1): offered only with the device hooks; a live queue is reset and re-enabled on a new ring', () => {
+  const F_RING_RESET = 40n;
+  const plain = new ModernHarness().enableBar();
+  plain.setCommon(off('device_feature_select'), 4, 1);
+  assert.equal(plain.common(off('device_feature'), 4) & (1 << 8), 0, 'no hooks: RING_RESET not offered');
+
+  const h = new ModernHarness({ queueReset: true, queueMaxSizes: [16, 8] }).enableBar();
+  h.setCommon(off('device_feature_select'), 4, 1);
+  assert.equal(h.common(off('device_feature'), 4) & (1 << 8), 1 << 8, 'bit 40 = bit 8 of word 1');
+  const first = new MockQueue({ size: 16, memory: h.memory, base: 0x1000 });
+  const second = new MockQueue({ size: 8, memory: h.memory, base: 0x40000 });
+  h.negotiate(V1 | bitOf(F_RING_RESET));
+  h.setupQueue(0, first);
+  h.setStatus(ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+  const a = first.addChain({ readable: [new Uint8Array([1])], writable: [1] });
+  h.notify(0, 2, 0);
+  assert.deepEqual(first.readUsed(), [{ id: a, len: 1 }]);
+
+  h.setCommon(off('queue_select'), 2, 0);
+  h.setCommon(off('queue_reset'), 2, 1);
+  assert.deepEqual(h.device.queueResets, [0]);
+  assert.equal(h.common(off('queue_reset'), 2), 0, 'reset complete');
+  assert.equal(h.common(off('queue_enable'), 2), 0);
+  assert.equal(h.common(off('queue_size'), 2), 16, 'default size again');
+  assert.equal(h.common(off('queue_desc_lo'), 4), 0);
+  first.addChain({ readable: [new Uint8Array([2])], writable: [1] });
+  h.notify(0, 2, 0);
+  assert.deepEqual(first.readUsed(), [], 'a reset queue is not processed');
+
+  h.setupQueue(0, second);
+  assert.equal(h.common(off('queue_enable'), 2), 1);
+  assert.equal(h.common(off('queue_size'), 2), 8);
+  const b = second.addChain({ readable: [new Uint8Array([3, 4])], writable: [2] });
+  h.notify(0, 2, 0);
+  assert.deepEqual([...second.readWritten(b, 2)], [3, 4]);
+  assert.deepEqual(second.readUsed(), [{ id: b, len: 2 }]);
+  assert.equal(h.status, ACK | DRIVER | FEATURES_OK | DRIVER_OK, 'no fault');
+  h.setStatus(0);
+  assert.equal(h.common(off('queue_reset'), 2), 0);
+});
+
+test('RING_RESET not negotiated: queue_reset is ignored and a live queue keeps running', () => {
+  const h = new ModernHarness({ queueReset: true, queueMaxSizes: [16] }).enableBar();
+  const q = new MockQueue({ size: 16, memory: h.memory, base: 0x1000 });
+  h.negotiate(V1);
+  h.setupQueue(0, q);
+  h.setStatus(ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+  h.setCommon(off('queue_reset'), 2, 1);
+  assert.deepEqual(h.device.queueResets, []);
+  assert.equal(h.common(off('queue_enable'), 2), 1);
+  const head = q.addChain({ readable: [new Uint8Array([5])], writable: [1] });
+  h.notify(0, 2, 0);
+  assert.deepEqual(q.readUsed(), [{ id: head, len: 1 }]);
+});
