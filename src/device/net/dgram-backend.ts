@@ -10,6 +10,7 @@ import { BusError } from '../../errors.js';
 import type { NetBackend, NetBackendPort } from './backend.js';
 
 export interface DgramEndpoint {
+  /** A numeric IP address ("127.0.0.1", not "localhost"): the remote's is compared with each sender's. */
   readonly address: string;
   readonly port: number;
 }
