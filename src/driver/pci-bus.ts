@@ -34,6 +34,11 @@ export interface DmaMemory {
   flush(addr: number, len: number): Promise<void>;
   /** Bring device writes in [addr, addr + len) into the local image (no-op in-process). */
   refresh(addr: number, len: number): Promise<void>;
+  /**
+   * True when the local bytes are the device's memory (in-process), so flush and refresh do nothing
+   * and callers may skip them; absent or false means they must be called.
+   */
+  readonly coherent?: boolean;
 }
 
 export type InterruptEvent = { readonly kind: 'intx'; readonly asserted: boolean } | { readonly kind: 'msi'; readonly address: number; readonly data: number };

@@ -2,7 +2,8 @@
  * The driver half of a split virtqueue (spec 2.7): puts descriptor chains in the ring, publishes
  * them, and takes back used elements, checking each against what it submitted (the device may be
  * hostile). Rings live in DmaMemory, whose local image is flushed before the device may look and
- * refreshed before the driver reads, so the same code runs in-process and over a remote bus.
+ * refreshed before the driver reads, so the same code runs in-process and over a remote bus (with
+ * coherent DmaMemory, in-process, both are skipped).
  *
  * All bookkeeping (free descriptors, chains in flight, their lengths) is kept here, never read back
  * from ring memory the device could have changed.
@@ -107,6 +108,8 @@ export class SplitQueueDriver<T> {
   /** Legacy layout only: the start of the one ring area, 4096-aligned (the queue PFN is this / 4096). */
   readonly legacyAreaAddr: number | undefined;
   private readonly dma: DmaMemory;
+  /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued. */
+  private readonly coherent: boolean;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
   private readonly mask: number;
@@ -122,6 +125,9 @@ export class SplitQueueDriver<T> {
   /** Per head: descriptors of the table the chain holds (1 for an indirect chain), 0 when not in flight. */
   private readonly chainDescs: Uint16Array;
   private readonly writable: Float64Array;
+  /** validateUsed(): `usedMark[id] === usedPass` when id was already named in this pass. */
+  private readonly usedMark: Uint32Array;
+  private usedPass = 0;
   private readonly tokens: (T | undefined)[];
   private readonly outSpans: (readonly DmaSpan[] | undefined)[];
   private readonly inSpans: (readonly DmaSpan[] | undefined)[];
@@ -152,6 +158,7 @@ export class SplitQueueDriver<T> {
     this.index = index;
     this.size = size;
     this.dma = dma;
+    this.coherent = dma.coherent === true;
     this.eventIdx = options.eventIdx;
     this.indirect = options.indirect;
     this.mask = size - 1;
@@ -183,6 +190,7 @@ export class SplitQueueDriver<T> {
     this.nextId = new Uint16Array(size);
     this.chainDescs = new Uint16Array(size);
     this.writable = new Float64Array(size);
+    this.usedMark = new Uint32Array(size);
     this.tokens = new Array<T | undefined>(size).fill(undefined);
     this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
     this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
@@ -275,6 +283,30 @@ export class SplitQueueDriver<T> {
   }
 
   private async publishNow(): Promise<boolean> {
+    const flushes = this.coherent ? undefined : this.publishFlushes();
+    const added = (this.availIdx - this.publishedIdx) & 0xffff;
+    // Taken before the first await: chains added meanwhile belong to the next publish.
+    const old = this.publishedIdx;
+    const target = this.availIdx;
+    this.publishedIdx = target;
+    this.pendingCount = 0;
+    this.dirtyLo = this.size;
+    this.dirtyHi = -1;
+    if (flushes !== undefined) await Promise.all(flushes);
+    if (added === 0) return false;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
+    // avail_event with EVENT_IDX, else the used flags.
+    const at = this.eventIdx ? VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE : VIRTQ_USED_FLAGS;
+    if (!this.coherent) {
+      await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
+      await this.dma.refresh(this.used.addr + at, 2);
+    }
+    const value = this.used.dv.getUint16(at, true);
+    return this.eventIdx ? vringNeedEvent(value, target, old) : (value & VIRTQ_USED_F_NO_NOTIFY) === 0;
+  }
+
+  /** What publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
+  private publishFlushes(): Promise<void>[] {
     const flushes: Promise<void>[] = [];
     if (this.initialFlush) {
       for (const buffer of this.allocations) flushes.push(this.dma.flush(buffer.addr, buffer.bytes.byteLength));
@@ -291,24 +323,7 @@ export class SplitQueueDriver<T> {
     }
     const added = (this.availIdx - this.publishedIdx) & 0xffff;
     this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) => flushes.push(this.dma.flush(addr, len)));
-    // Taken before the first await: chains added meanwhile belong to the next publish.
-    const old = this.publishedIdx;
-    const target = this.availIdx;
-    this.publishedIdx = target;
-    this.pendingCount = 0;
-    this.dirtyLo = this.size;
-    this.dirtyHi = -1;
-    await Promise.all(flushes);
-    if (added === 0) return false;
-    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
-    await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
-    if (this.eventIdx) {
-      const at = VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE;
-      await this.dma.refresh(this.used.addr + at, 2);
-      return vringNeedEvent(this.used.dv.getUint16(at, true), target, old);
-    }
-    await this.dma.refresh(this.used.addr + VIRTQ_USED_FLAGS, 2);
-    return (this.used.dv.getUint16(VIRTQ_USED_FLAGS, true) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+    return flushes;
   }
 
   /**
@@ -322,34 +337,38 @@ export class SplitQueueDriver<T> {
   }
 
   private async reapNow(): Promise<UsedBuffer<T>[]> {
-    await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    if (!this.coherent) await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
     const usedIdx = this.used.dv.getUint16(VIRTQ_USED_IDX, true);
     const n = (usedIdx - this.lastUsed) & 0xffff;
     if (n === 0) return [];
     if (n > this.inFlightCount) throw this.fault('ERR_DEVICE_USED_INDEX', `used idx moved from ${this.lastUsed} to ${usedIdx} with ${this.inFlightCount} chains in flight`);
     const refreshes: Promise<void>[] = [];
-    this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
-    await Promise.all(refreshes);
+    if (!this.coherent) {
+      this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
+      await Promise.all(refreshes);
+      refreshes.length = 0;
+    }
     this.validateUsed(n);
     const out: UsedBuffer<T>[] = [];
-    refreshes.length = 0;
     for (let k = 0; k < n; k++) {
       const elem = this.usedElem(this.lastUsed);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      let left = len;
-      for (const span of this.inSpans[id]!) {
-        if (left === 0) break;
-        const m = Math.min(left, span.len);
-        if (m > 0) refreshes.push(this.dma.refresh(span.addr, m));
-        left -= m;
+      if (!this.coherent) {
+        let left = len;
+        for (const span of this.inSpans[id]!) {
+          if (left === 0) break;
+          const m = Math.min(left, span.len);
+          if (m > 0) refreshes.push(this.dma.refresh(span.addr, m));
+          left -= m;
+        }
       }
       out.push({ token: this.tokens[id]!, len });
       this.release(id);
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
     }
-    if (this.eventIdx) refreshes.push(this.writeUsedEvent());
-    await Promise.all(refreshes);
+    if (this.eventIdx) this.writeUsedEvent(refreshes);
+    if (refreshes.length > 0) await Promise.all(refreshes);
     return out;
   }
 
@@ -361,9 +380,13 @@ export class SplitQueueDriver<T> {
   setInterruptSuppression(enabled: boolean): Promise<void> {
     return this.serial(async () => {
       this.suppressed = enabled;
-      if (this.eventIdx) return this.writeUsedEvent();
-      this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
-      await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2);
+      const flushes: Promise<void>[] = [];
+      if (this.eventIdx) this.writeUsedEvent(flushes);
+      else {
+        this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
+        if (!this.coherent) flushes.push(this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2));
+      }
+      await Promise.all(flushes);
     });
   }
 
@@ -400,16 +423,20 @@ export class SplitQueueDriver<T> {
 
   /** First pass of reap(): check all n new used elements before taking any. */
   private validateUsed(n: number): void {
-    const seen = new Set<number>();
+    if (++this.usedPass > U32_MAX) {
+      this.usedMark.fill(0); // marks wrap: forget those of 2^32 passes ago
+      this.usedPass = 1;
+    }
+    const pass = this.usedPass;
     for (let k = 0, i = this.lastUsed; k < n; k++, i = (i + 1) & 0xffff) {
       const elem = this.usedElem(i);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      if (id >= this.size || this.chainDescs[id] === 0 || seen.has(id)) {
+      if (id >= this.size || this.chainDescs[id] === 0 || this.usedMark[id] === pass) {
         throw this.fault('ERR_DEVICE_USED_ID', `used ring entry ${i} names id ${id}, which is not in flight`);
       }
       if (len > this.writable[id]!) throw this.fault('ERR_DEVICE_USED_LEN', `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`);
-      seen.add(id);
+      this.usedMark[id] = pass;
     }
   }
 
@@ -417,11 +444,11 @@ export class SplitQueueDriver<T> {
     return VIRTQ_USED_RING + (i & this.mask) * VIRTQ_USED_ELEM_SIZE;
   }
 
-  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. */
-  private async writeUsedEvent(): Promise<void> {
+  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. Adds its flush to `flushes`. */
+  private writeUsedEvent(flushes: Promise<void>[]): void {
     const at = VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE;
     this.avail.dv.setUint16(at, (this.suppressed ? this.lastUsed - 1 : this.lastUsed) & 0xffff, true);
-    await this.dma.flush(this.avail.addr + at, 2);
+    if (!this.coherent) flushes.push(this.dma.flush(this.avail.addr + at, 2));
   }
 
   /** Free chain `head`: its descriptors, its indirect table, its references. */

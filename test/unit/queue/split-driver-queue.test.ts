@@ -328,3 +328,45 @@ test('both halves across the 16-bit index wrap, remote-like DMA, EVENT_IDX in bo
   assert.equal(device.lastAvailIdx, (23000 * 3) & 0xffff);
   assert.equal(driver.numFree, 8);
 });
+
+test('coherent DMA (in-process): no flush or refresh is issued, and EVENT_IDX notifications and suppression still hold', async () => {
+  const memory = new ArrayGuestMemory(DMA_BASE + DMA_SIZE);
+  let syncs = 0;
+  class CountingDma extends RamDma {
+    override async flush(): Promise<void> {
+      syncs++;
+    }
+    override async refresh(): Promise<void> {
+      syncs++;
+    }
+  }
+  const dma = new CountingDma(memory, DMA_BASE, DMA_SIZE);
+  assert.equal(dma.coherent, true);
+  const driver = new SplitQueueDriver<number>({ index: 0, size: 8, dma, eventIdx: true, indirect: true });
+  const device = new SplitQueue({ index: 0, size: 8, memory, desc: driver.descAddr, driver: driver.availAddr, device: driver.usedAddr, eventIdx: true, indirect: true });
+  const cycle = async (token: number): Promise<boolean> => {
+    const out = buffer(dma, 4, token);
+    const inn = buffer(dma, 4, 0);
+    driver.add([out], [inn], token);
+    assert.equal(await driver.publish(), true, 'the device caught up: it wants a notification');
+    const chain = device.pop()!;
+    assert.equal(chain.view(0)[0], token);
+    chain.view(1).fill(token + 1);
+    device.pushUsed(chain.head, 4);
+    const wanted = device.needsInterrupt();
+    assert.deepEqual(await driver.reap(), [{ token, len: 4 }]);
+    assert.deepEqual([...inn.bytes], [token + 1, token + 1, token + 1, token + 1]);
+    return wanted;
+  };
+  assert.equal(await cycle(1), true);
+  await driver.setInterruptSuppression(true);
+  assert.equal(await cycle(2), false);
+  await driver.setInterruptSuppression(false);
+  assert.equal(await cycle(3), true);
+  driver.add([buffer(dma, 4, 0)], [], 4);
+  driver.add([buffer(dma, 4, 0)], [buffer(dma, 1, 0), buffer(dma, 1, 0)], 5);
+  assert.equal(await driver.publish(), true);
+  driver.add([buffer(dma, 4, 0)], [], 6);
+  assert.equal(await driver.publish(), false, 'the device has not caught up: no new notification');
+  assert.equal(syncs, 0);
+});
