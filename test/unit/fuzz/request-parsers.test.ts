@@ -1,0 +1,204 @@
+/**
+ * Property tests of each device's request parser on arbitrary chains (fast-check): any split of
+ * any bytes into device-readable then device-writable buffers scattered in guest memory. A parser
+ * returns a request or throws RequestShapeError, nothing else; reads only the chain's buffers and
+ * writes nothing; and what it returns stays inside the chain (blk data views are views of the
+ * chain's own buffers, with the promised total length; net frames and control data are copies of
+ * the readable bytes). FUZZ_PROPERTY_RUNS raises the number of runs for a long campaign.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { decodeConsoleControl } from '../../../src/device/console/control-message.js';
+import { parseBlkRequest, statusAddress, type BlkLimits } from '../../../src/device/blk/request.js';
+import { NET_CTRL_MAX_BYTES, parseNetCtrlRequest } from '../../../src/device/net/ctrl-request.js';
+import { parseNetTxRequest } from '../../../src/device/net/tx-request.js';
+import { RequestShapeError } from '../../../src/errors.js';
+import type { DescriptorChain } from '../../../src/queue/types.js';
+import { VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES } from '../../../src/spec/blk.js';
+import { VIRTIO_CONSOLE_CONTROL_SIZE } from '../../../src/spec/console.js';
+import { ETH_MAX_FRAME_NO_GSO, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../../../src/spec/net.js';
+import { GuardedMemory } from '../../helpers/guarded-memory.js';
+
+const RUNS = Number(process.env.FUZZ_PROPERTY_RUNS ?? 300);
+const MEM = 0x10000;
+/** blk has the most shapes to reach; it gets more runs. */
+const BLK_RUNS = Math.max(RUNS, 1500);
+
+/** A popped chain over guarded memory: buffers placed with gaps, their bytes as given. */
+class FakeChain implements DescriptorChain {
+  readonly head = 0;
+  readonly count: number;
+  readonly readableBytes: number;
+  readonly writableBytes: number;
+  private readonly spans: { addr: number; len: number }[] = [];
+
+  constructor(
+    private readonly mem: GuardedMemory,
+    readonly readable: number,
+    buffers: readonly Uint8Array[],
+    gaps: readonly number[],
+  ) {
+    let at = 0x100;
+    buffers.forEach((b, i) => {
+      at += gaps[i % gaps.length] ?? 0;
+      mem.inner.write(at, b);
+      this.spans.push({ addr: at, len: b.length });
+      mem.allowRead(at, b.length, `buffer ${i}`);
+      at += b.length;
+    });
+    this.count = buffers.length;
+    this.readableBytes = buffers.slice(0, readable).reduce((n, b) => n + b.length, 0);
+    this.writableBytes = buffers.slice(readable).reduce((n, b) => n + b.length, 0);
+  }
+  addr(i: number): number {
+    return this.spans[i]!.addr;
+  }
+  len(i: number): number {
+    return this.spans[i]!.len;
+  }
+  view(i: number): Uint8Array {
+    return this.mem.view(this.spans[i]!.addr, this.spans[i]!.len);
+  }
+  /** Whether `v` is a view of guest memory inside one of buffers [from, to). */
+  owns(v: Uint8Array, from: number, to: number): boolean {
+    if (v.buffer !== this.mem.bytes.buffer) return false;
+    const addr = this.mem.base + v.byteOffset - this.mem.bytes.byteOffset;
+    return this.spans.slice(from, to).some((s) => addr >= s.addr && addr + v.byteLength <= s.addr + s.len);
+  }
+  readableCopy(): Uint8Array {
+    const out = new Uint8Array(this.readableBytes);
+    let at = 0;
+    for (let i = 0; i < this.readable; i++) {
+      out.set(this.mem.inner.view(this.spans[i]!.addr, this.spans[i]!.len), at);
+      at += this.spans[i]!.len;
+    }
+    return out;
+  }
+}
+
+/** A chain: up to 5 readable then up to 3 writable buffers, header-like first bytes, any gaps. */
+function chains(firstBytes: fc.Arbitrary<number[]>): fc.Arbitrary<{ readable: Uint8Array[]; writable: Uint8Array[]; gaps: number[] }> {
+  // Sector-sized buffers often enough that IN/OUT requests with data parse, not only fail.
+  const buf = fc.oneof(fc.uint8Array({ maxLength: 1100 }), fc.uint8Array({ minLength: 512, maxLength: 512 }));
+  const writableLen = fc.oneof(fc.constantFrom(0, 1, 16, 20, 512, 513, 1024, 1025), fc.integer({ min: 0, max: 1100 }));
+  return fc.record({
+    readable: fc.tuple(firstBytes, fc.oneof(fc.constant([]), fc.array(buf, { maxLength: 4 }))).chain(([head, rest]) =>
+      // The header split at any point across two buffers (2.6.4: framing is free).
+      fc.integer({ min: 0, max: head.length }).map((cut) => [Uint8Array.from(head.slice(0, cut)), Uint8Array.from(head.slice(cut)), ...rest]),
+    ),
+    writable: fc.array(writableLen.map((n) => new Uint8Array(n)), { maxLength: 3 }),
+    gaps: fc.array(fc.integer({ min: 0, max: 64 }), { minLength: 1, maxLength: 4 }),
+  });
+}
+
+/** Run `parse` under guard: only RequestShapeError may escape, nothing is written, only the chain read. */
+function guarded<T>(spec: { readable: Uint8Array[]; writable: Uint8Array[]; gaps: number[] }, parse: (c: FakeChain, mem: GuardedMemory) => T): { chain: FakeChain; result: T | RequestShapeError } {
+  const mem = new GuardedMemory(MEM);
+  const chain = new FakeChain(mem, spec.readable.length, [...spec.readable, ...spec.writable], spec.gaps);
+  mem.snapshot();
+  let result: T | RequestShapeError;
+  try {
+    result = parse(chain, mem);
+  } catch (e) {
+    if (!(e instanceof RequestShapeError)) throw e;
+    result = e;
+  }
+  assert.deepEqual(mem.problems(), [], 'the parser touched memory outside its chain or wrote');
+  return { chain, result };
+}
+
+const u32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+const blkType = fc.oneof(
+  { arbitrary: fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, 4, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES), weight: 4 },
+  { arbitrary: fc.nat({ max: 0xffff_ffff }), weight: 1 },
+);
+const blkHeader = fc
+  .tuple(blkType, fc.oneof(fc.nat({ max: 40 }), fc.constantFrom(0xffff_ffff, 2 ** 32)), fc.nat({ max: 0xffff_ffff }), fc.oneof(fc.constant([]), fc.array(fc.nat({ max: 255 }), { maxLength: 48 })))
+  .map(([type, sector, hi, tail]) => [...u32(type), 0, 0, 0, 0, ...u32(sector % 2 ** 32), ...u32(sector >= 2 ** 32 ? hi : 0), ...tail]);
+
+/** Chains shaped like real blk requests (data and segments where the type has them), with hostile numbers. */
+const blkShaped = fc
+  .tuple(blkType, fc.nat({ max: 40 }), fc.nat({ max: 2 }), fc.array(fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 12 }), fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat({ max: 3 }), weight: 1 })), { minLength: 1, maxLength: 5 }), fc.integer({ min: 0, max: 16 }))
+  .map(([type, sector, k, segs, cut]) => {
+    const header = [...u32(type), 0, 0, 0, 0, ...u32(sector), 0, 0, 0, 0];
+    const segments = segs.flatMap(([sec, num, flags]) => [...u32(sec), 0, 0, 0, 0, ...u32(num), ...u32(flags)]);
+    const dataOut = type === VIRTIO_BLK_T_OUT ? new Array(512 * k).fill(0x5a) : type === VIRTIO_BLK_T_DISCARD || type === VIRTIO_BLK_T_WRITE_ZEROES ? segments : [];
+    const dataIn = type === VIRTIO_BLK_T_IN ? 512 * k : type === VIRTIO_BLK_T_GET_ID ? 20 : 0;
+    return {
+      readable: [Uint8Array.from(header.slice(0, cut)), Uint8Array.from([...header.slice(cut), ...dataOut])],
+      writable: [...(dataIn > 0 ? [new Uint8Array(dataIn)] : []), new Uint8Array(1)],
+      gaps: [k * 8],
+    };
+  });
+
+test('blk: any chain parses to a request inside the disk and the chain, or to RequestShapeError', () => {
+  const parsed = new Set<number | string>();
+  const limits: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
+  fc.assert(
+    fc.property(fc.oneof(chains(blkHeader), blkShaped), (spec) => {
+      const { chain, result } = guarded(spec, (c, mem) => (statusAddress(c) === undefined ? undefined : parseBlkRequest(c, limits, mem)));
+      if (result === undefined || result instanceof RequestShapeError) return;
+      parsed.add(result.type);
+      if (result.type === VIRTIO_BLK_T_IN || result.type === VIRTIO_BLK_T_OUT) {
+        assert.ok(result.offset % 512 === 0 && result.length % 512 === 0 && result.offset + result.length <= limits.capacity * 512);
+        const [from, to] = result.type === VIRTIO_BLK_T_IN ? [chain.readable, chain.count] : [0, chain.readable];
+        assert.ok(result.data.every((v) => chain.owns(v, from, to)), 'data views outside the chain');
+        assert.equal(result.data.reduce((n, v) => n + v.byteLength, 0), result.length);
+      } else if (result.type === VIRTIO_BLK_T_GET_ID) {
+        assert.ok(result.data.every((v) => chain.owns(v, chain.readable, chain.count)));
+      } else if (result.type === VIRTIO_BLK_T_DISCARD || result.type === VIRTIO_BLK_T_WRITE_ZEROES) {
+        assert.ok(result.ranges.length <= 4 && result.ranges.every((r) => r.length <= 8 * 512 && r.offset + r.length <= limits.capacity * 512));
+      }
+    }),
+    { numRuns: BLK_RUNS },
+  );
+  // Not vacuous: reads, writes and discards parsed successfully too.
+  for (const t of [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_DISCARD]) assert.ok(parsed.has(t), `no ${t} request parsed in ${BLK_RUNS} runs`);
+});
+
+test('net: transmit chains parse to a header and a copy of the frame, or to RequestShapeError', () => {
+  fc.assert(
+    fc.property(chains(fc.array(fc.nat({ max: 255 }), { maxLength: 80 })), fc.constantFrom(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_LEGACY_SIZE), (spec, hdrSize) => {
+      const { chain, result } = guarded(spec, (c) => parseNetTxRequest(c, hdrSize));
+      if (result instanceof RequestShapeError) return;
+      assert.equal(chain.writableBytes, 0);
+      assert.ok(result.frame.byteLength <= ETH_MAX_FRAME_NO_GSO);
+      assert.deepEqual(result.frame, chain.readableCopy().subarray(hdrSize));
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('net: control chains parse to a command or RequestShapeError, MAC tables bounded by their bytes', () => {
+  const ctrl = fc.tuple(fc.nat({ max: 5 }), fc.nat({ max: 5 }), fc.array(fc.nat({ max: 255 }), { maxLength: 64 }), fc.nat({ max: 0xffff_ffff })).map(([c, cmd, data, n]) => [c, cmd, ...u32(n % 8), ...data]);
+  fc.assert(
+    fc.property(chains(ctrl), (spec) => {
+      const { chain, result } = guarded(spec, (c) => parseNetCtrlRequest(c));
+      if (result instanceof RequestShapeError) return;
+      assert.ok(chain.writableBytes >= 1 && chain.readableBytes <= NET_CTRL_MAX_BYTES);
+      if (result.kind === 'mac-table') assert.ok(6 * (result.unicast.length + result.multicast.length) <= chain.readableBytes);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('console: control messages decode from any bytes of at least 8, anything shorter is RequestShapeError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      let r: ReturnType<typeof decodeConsoleControl> | RequestShapeError;
+      try {
+        r = decodeConsoleControl(bytes);
+      } catch (e) {
+        assert.ok(e instanceof RequestShapeError);
+        assert.ok(bytes.byteLength < VIRTIO_CONSOLE_CONTROL_SIZE);
+        return;
+      }
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      assert.deepEqual(r.msg, { id: dv.getUint32(0, true), event: dv.getUint16(4, true), value: dv.getUint16(6, true) });
+      assert.deepEqual(r.data, bytes.subarray(VIRTIO_CONSOLE_CONTROL_SIZE));
+    }),
+    { numRuns: RUNS },
+  );
+});
