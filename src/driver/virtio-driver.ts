@@ -228,6 +228,7 @@ export class VirtioDriver implements QueueHost {
       indirect: hasFeature(this.negotiated, VIRTIO_F_INDIRECT_DESC),
       legacy: this.transport.legacyLayout,
     });
+    await ring.flushRings(); // zeroed rings in place before the device learns where they are
     await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
     // MSI-X (issue 3): the queue's vector is assigned here, before queue_enable.
     await this.transport.enableQueue(index);

@@ -146,7 +146,7 @@ export class SplitQueueDriver<T> {
   private suppressed = false;
   /** The last async ring operation; the next one starts after it. */
   private tail: Promise<unknown> = Promise.resolve();
-  /** The zeroed rings still have to reach the device (done by the first publish). */
+  /** The zeroed rings still have to reach the device (flushRings(), or else the first publish). */
   private initialFlush = true;
 
   /** Throws UsageError for a bad size; DmaMemory errors when it cannot allocate the rings. */
@@ -207,6 +207,20 @@ export class SplitQueueDriver<T> {
   /** Chains added and not yet reaped. */
   get inFlight(): number {
     return this.inFlightCount;
+  }
+
+  /**
+   * Make the zeroed rings visible to the device (2.7.10). Call it before telling the device where
+   * the rings are: over a remote bus the device's memory may still hold an earlier owner's entries.
+   */
+  flushRings(): Promise<void> {
+    return this.serial(() => this.flushRingsNow());
+  }
+
+  private async flushRingsNow(): Promise<void> {
+    if (!this.initialFlush) return;
+    this.initialFlush = false;
+    await Promise.all(this.allocations.map((buffer) => this.dma.flush(buffer.addr, buffer.bytes.byteLength)));
   }
 
   /**
@@ -307,11 +321,7 @@ export class SplitQueueDriver<T> {
 
   /** What publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
   private publishFlushes(): Promise<void>[] {
-    const flushes: Promise<void>[] = [];
-    if (this.initialFlush) {
-      for (const buffer of this.allocations) flushes.push(this.dma.flush(buffer.addr, buffer.bytes.byteLength));
-      this.initialFlush = false;
-    }
+    const flushes: Promise<void>[] = [this.flushRingsNow()];
     for (let p = 0; p < this.pendingCount; p++) {
       const head = this.pending[p]!;
       for (const span of this.outSpans[head]!) if (span.len > 0) flushes.push(this.dma.flush(span.addr, span.len));
