@@ -6,7 +6,7 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import { featureSet, hasFeature } from '../../spec/features.js';
+import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
@@ -117,7 +117,8 @@ export class VirtioNetDriver {
     const pairs = Math.min(wantPairs, maxPairs);
     if (pairs < 1) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `max_virtqueue_pairs is ${maxPairs}`);
     const mergeable = has(N.VIRTIO_NET_F_MRG_RXBUF);
-    const hdrSize = N.virtioNetHdrSize(true, mergeable);
+    // 12 bytes on the modern interface or with MRG_RXBUF; 10 for a legacy driver without it (5.1.6.1).
+    const hdrSize = N.virtioNetHdrSize(has(VIRTIO_F_VERSION_1), mergeable);
     const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
     if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
     const queueOptions = (): { size?: number } => (options.queueSize !== undefined ? { size: options.queueSize } : {});

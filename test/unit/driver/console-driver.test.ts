@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { VirtioConsoleDevice, type ConsolePortOptions } from '../../../src/device/console/console-device.js';
 import { filePortStreams, socketPortStreams } from '../../../src/device/console/port-streams.js';
-import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
+import { VirtioConsoleDriver, type VirtioConsoleDriverOptions } from '../../../src/driver/console/console-driver.js';
+import type { VirtioPciFunctionOptions } from '../../../src/transport/pci/virtio-pci-function.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { patterned } from '../../helpers/console-peer.js';
 
@@ -23,9 +24,9 @@ after(async () => {
 });
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-async function machineWith(device: VirtioConsoleDevice, opts: { multiport?: boolean } = {}): Promise<VirtioConsoleDriver> {
+async function machineWith(device: VirtioConsoleDevice, opts: VirtioConsoleDriverOptions = {}, plug: VirtioPciFunctionOptions = {}): Promise<VirtioConsoleDriver> {
   const machine = new Machine({ ramSize: 32 << 20 });
-  const { bdf } = machine.plugVirtio(device);
+  const { bdf } = machine.plugVirtio(device, plug);
   const driver = await VirtioConsoleDriver.open(machine.bus, bdf, { timeoutMs: 5000, ...opts });
   cleanup.push(() => driver.close());
   return driver;
@@ -185,4 +186,28 @@ describe('virtio-console driver and device on an in-process machine', () => {
     assert.ok(maxReadable <= 128 << 10, `socket buffered ${maxReadable} bytes`);
     assert.equal(device.stats.rxBytes, total);
   });
+});
+
+describe('virtio-console over every interface and interrupt mode', () => {
+  const CASES: { name: string; plug: VirtioPciFunctionOptions; driver: VirtioConsoleDriverOptions; kind: 'modern' | 'legacy' }[] = [
+    { name: 'modern, INTx', plug: {}, driver: { interrupts: 'intx' }, kind: 'modern' },
+    { name: 'modern, MSI-X per queue', plug: { msixVectors: 8 }, driver: { interrupts: 'msix' }, kind: 'modern' },
+    { name: 'transitional, legacy interface', plug: { mode: 'transitional' }, driver: { forceLegacy: true }, kind: 'legacy' },
+    { name: 'legacy-only, MSI-X', plug: { mode: 'legacy', msixVectors: 8 }, driver: { interrupts: 'msix' }, kind: 'legacy' },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: multiport handshake and a line each way on a named port`, async () => {
+      const input = new PassThrough();
+      const output = new PassThrough();
+      const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'org.test.line', streams: { input, output } }] });
+      const driver = await machineWith(device, c.driver, c.plug);
+      assert.equal(driver.core.probe.kind, c.kind);
+      const port = await driver.waitPort('org.test.line');
+      await port.open();
+      input.write('typed line\n');
+      assert.deepEqual(await readExactly(port, 11), text('typed line\n'));
+      await port.write(text('answer\n'));
+      assert.equal(output.read()?.toString(), 'answer\n');
+    });
+  }
 });

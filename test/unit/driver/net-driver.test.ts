@@ -5,6 +5,8 @@ import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import type { NetBackend } from '../../../src/device/net/backend.js';
 import { VirtioNetDriver, type VirtioNetDriverOptions } from '../../../src/driver/net/net-driver.js';
 import { Machine } from '../../../src/platform/machine.js';
+import type { VirtioPciFunctionOptions } from '../../../src/transport/pci/virtio-pci-function.js';
+import { VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { hasFeature } from '../../../src/spec/features.js';
 import * as N from '../../../src/spec/net.js';
 import { BROADCAST, ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
@@ -23,10 +25,10 @@ after(async () => {
   for (const d of open) await d.close();
 });
 
-async function node(backend: NetBackend, macAddr: Uint8Array, opts: VirtioNetDriverOptions = {}, queuePairs = 1): Promise<Node> {
+async function node(backend: NetBackend, macAddr: Uint8Array, opts: VirtioNetDriverOptions = {}, queuePairs = 1, plug: VirtioPciFunctionOptions = {}): Promise<Node> {
   const machine = new Machine({ ramSize: 16 << 20 });
   const device = new VirtioNetDevice({ backend, mac: macAddr, queuePairs });
-  const { bdf } = machine.plugVirtio(device);
+  const { bdf } = machine.plugVirtio(device, plug);
   const driver = await VirtioNetDriver.open(machine.bus, bdf, { timeoutMs: 2000, ...opts });
   open.push(driver);
   return { machine, device, driver };
@@ -167,4 +169,37 @@ describe('virtio-net driver and device, two machines on the in-memory pair', () 
     const key = (f: Uint8Array): string => Buffer.from(f).toString('hex');
     assert.deepEqual(got.map(key).sort(), frames.map(key).sort());
   });
+});
+
+describe('virtio-net over every interface and interrupt mode', () => {
+  const CASES: { name: string; plug: VirtioPciFunctionOptions; driver: VirtioNetDriverOptions; version1: boolean }[] = [
+    { name: 'modern, INTx', plug: {}, driver: { interrupts: 'intx' }, version1: true },
+    { name: 'modern, MSI-X per queue', plug: { msixVectors: 4 }, driver: { interrupts: 'msix' }, version1: true },
+    { name: 'transitional, legacy interface (10-byte header)', plug: { mode: 'transitional' }, driver: { forceLegacy: true, mergeableRxBuffers: false }, version1: false },
+    { name: 'legacy-only with MRG_RXBUF, MSI-X', plug: { mode: 'legacy', msixVectors: 4 }, driver: { interrupts: 'msix', rxBufferSize: 128 }, version1: false },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: frames both ways, promiscuous filtering`, async () => {
+      const [ea, eb] = createMemoryNetPair();
+      const a = await node(ea, MAC_A, c.driver, 1, c.plug);
+      const b = await node(eb, MAC_B, c.driver, 1, c.plug);
+      assert.equal(a.driver.core.probe.kind, c.version1 ? 'modern' : 'legacy');
+      assert.equal(hasFeature(a.driver.features, VIRTIO_F_VERSION_1), c.version1);
+      assert.equal(hasFeature(a.device.negotiatedFeatures, VIRTIO_F_VERSION_1), c.version1);
+      for (const len of [60, 700, 1514]) {
+        const f = ethFrame(MAC_B, MAC_A, len - 14);
+        await a.driver.send(f);
+        assert.deepEqual(await b.driver.receive(), f);
+        const g = ethFrame(MAC_A, MAC_B, len - 14);
+        await b.driver.send(g);
+        assert.deepEqual(await a.driver.receive(), g);
+      }
+      await b.driver.setPromiscuous(false);
+      await a.driver.send(ethFrame(mac(0x02, 0, 0, 0, 0, 0x77), MAC_A, 50));
+      const mine = ethFrame(MAC_B, MAC_A, 51);
+      await a.driver.send(mine);
+      assert.deepEqual(await b.driver.receive(), mine);
+      assert.equal(b.device.stats.rxFiltered, 1);
+    });
+  }
 });
