@@ -118,8 +118,8 @@ export class VirtioNetDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_NET;
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: readonly number[];
-  /** mac, status and max_virtqueue_pairs: the fields the offered features make present (5.1.4). */
-  readonly configSize = VIRTIO_NET_CONFIG_MTU;
+  /** mac, status, and max_virtqueue_pairs with MQ: the fields the offered features make present (5.1.4). */
+  readonly configSize: number;
   readonly stats: NetDeviceStats = {
     rxFrames: 0,
     rxBytes: 0,
@@ -165,6 +165,7 @@ export class VirtioNetDevice implements VirtioDevice {
     this.permanentMac = (options.mac ?? randomLocalMac()).slice();
     this.linkUp = options.linkUp ?? true;
     this.deviceFeatures = pairs > 1 ? BASE_FEATURES | featureSet(VIRTIO_NET_F_MQ) : BASE_FEATURES;
+    this.configSize = pairs > 1 ? VIRTIO_NET_CONFIG_MTU : VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS;
     // Every receiveq/transmitq pair, then the control queue (5.1.2).
     this.queueMaxSizes = new Array<number>(2 * pairs + 1).fill(options.queueSize ?? 256);
     this.config.set16(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, pairs);

@@ -1,0 +1,67 @@
+/**
+ * `virtio-ts diff --device blk --mode modern`: QEMU's virtio-pci device and our device model of the
+ * same type and mode, read by the same driver code, side by side (src/report/layout-diff.ts).
+ * Differences are marked: `~` accepted (the reason follows), `!` unexplained. Exit code 1 when any
+ * difference is unexplained.
+ */
+
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
+import { LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../../report/layout-diff.js';
+import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
+
+interface DiffCommandOptions {
+  readonly device: string;
+  readonly mode: string;
+  readonly machine: string;
+  readonly all?: boolean;
+}
+
+function oneOf<T extends string>(what: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${what} ${value}: use one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** The rows as a table: section, field, QEMU's value, ours, and a mark. */
+export function formatLayoutRows(rows: readonly LayoutRow[], all: boolean): string[] {
+  const shown = rows.filter((r) => all || !r.same);
+  const cells = shown.map((r) => [r.same ? ' ' : r.accepted !== undefined ? '~' : '!', `${r.section} ${r.field}`, r.qemu ?? '-', r.ours ?? '-']);
+  const head = [' ', 'field', 'QEMU', 'virtio-ts'];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: readonly string[]): string => c.map((x, i) => x.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [line(head), line(widths.map((w) => '-'.repeat(w)))];
+  shown.forEach((r, i) => {
+    out.push(line(cells[i]!));
+    if (r.accepted !== undefined) out.push(`     accepted: ${r.accepted}`);
+  });
+  return out;
+}
+
+async function runDiff(options: DiffCommandOptions): Promise<void> {
+  const device = oneOf<LayoutDevice>('device', options.device, LAYOUT_DEVICES);
+  const mode = oneOf<VirtioPciMode>('mode', options.mode, LAYOUT_MODES);
+  const machine = oneOf<QemuMachine>('machine', options.machine, ['pc', 'q35']);
+  const diff = await layoutDiff(device, mode, machine);
+  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  print(`QEMU -M ${machine} ${diff.qemuArgs.join(' ')}  vs  virtio-ts ${device} model, mode ${mode}`);
+  print('');
+  for (const line of formatLayoutRows(diff.rows, options.all ?? false)) print(line);
+  const differing = diff.rows.filter((r) => !r.same);
+  const unexplained = differing.filter((r) => r.accepted === undefined);
+  print('');
+  print(`${diff.rows.length} fields compared, ${differing.length} differ (${differing.length - unexplained.length} accepted, ${unexplained.length} unexplained)`);
+  if (unexplained.length > 0) process.exitCode = 1;
+}
+
+/** Adds `diff` to the CLI. */
+export function register(program: Command): void {
+  program
+    .command('diff')
+    .description("compare QEMU's virtio-pci device with our device model of the same type and mode: header, BARs, capabilities, features, queues, device config")
+    .requiredOption('--device <device>', `one of ${LAYOUT_DEVICES.join(', ')}`)
+    .option('--mode <mode>', `one of ${LAYOUT_MODES.join(', ')}`, 'modern')
+    .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
+    .option('--all', 'show identical fields too')
+    .action((options: DiffCommandOptions) => runDiff(options));
+}
