@@ -252,10 +252,12 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** 2.4 device reset: back to the power-on state, queues, features, ISR and vectors included. */
   reset(): void {
-    this.device.reset();
+    // Status first: whatever the device does while resetting (configChanged, a late usedBuffers)
+    // then meets a reset device and raises no interrupt.
     this.statusValue = 0;
-    this.driverFeatureBits = 0n;
     this.active = [];
+    this.device.reset();
+    this.driverFeatureBits = 0n;
     this.fault = undefined;
     this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
     for (const q of this.queues) q.reset();
@@ -442,7 +444,8 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a config interrupt. */
   needsReset(cause: Error): void {
-    if (this.needsResetSet) return;
+    // A reset device has no driver to tell and nothing in flight to stop.
+    if (this.needsResetSet || this.statusValue === 0) return;
     this.fault = cause;
     this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.raise(VIRTIO_PCI_ISR_CONFIG, this.configVectorValue);

@@ -117,8 +117,11 @@ export class LoopbackDevice implements VirtioDevice {
     if (pushed) this.host.usedBuffers(index);
   }
 
+  /** Reset clears the scratch register, which is a config change (reported like any other). */
   reset(): void {
     this.resets++;
     this.queues = [];
+    this.scratch = 0;
+    this.host.configChanged();
   }
 }

@@ -115,7 +115,8 @@ test('common cfg: each field answers at its own offset only, truncated to the ac
   // A read that is not naturally aligned is split into aligned pieces (QEMU's memory core).
   assert.equal(h.common(off('queue_select'), 4), 256 * 0x10000, 'read32 at 22: queue_select | queue_size << 16');
   h.setCommon(off('queue_select'), 2, 1);
-  assert.equal(h.common(off('config_generation'), 4), 0x10_00_01_00, 'read32 at 21: generation, select, 0, size (16) truncated');
+  const gen = h.common(off('config_generation'), 1);
+  assert.equal(h.common(off('config_generation'), 4), 0x10_00_01_00 | gen, 'read32 at 21: generation, select, 0, size (16) truncated');
   assert.equal(h.common(off('queue_size') - 1, 2), 0x10_00, 'read16 at 23: two byte pieces');
   h.setCommon(off('queue_select'), 4, 0x0020_0000);
   assert.equal(h.common(off('queue_select'), 2), 0, 'write32 at 22 sets queue_select from its low half');
@@ -374,6 +375,17 @@ test('reset (status 0) returns queues, features, ISR, vectors and selects to pow
   assert.equal(h.common(off('queue_msix_vector'), 2), NO_VECTOR);
   // The device works again after reset.
   assert.equal(h.negotiate(), ACK | DRIVER | FEATURES_OK);
+});
+
+test('reset: a config change the device makes while resetting raises no interrupt', () => {
+  const h = new ModernHarness().enableBar();
+  h.negotiate();
+  h.setStatus(ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+  const gen = h.common(off('config_generation'), 1);
+  h.setStatus(0);
+  assert.notEqual(h.common(off('config_generation'), 1), gen, 'the loopback device clears its scratch on reset');
+  assert.deepEqual(h.intx, [], 'no interrupt for a reset device');
+  assert.equal(h.fn.core.peekIsr(), 0);
 });
 
 test('a ring outside guest memory: DRIVER_OK, then DEVICE_NEEDS_RESET and a config interrupt', () => {
