@@ -5,7 +5,7 @@
  * across config_generation, and turns interrupts into queue wake-ups and config-change callbacks.
  */
 
-import { DeviceFaultError, ProbeError, UsageError } from '../errors.js';
+import { DeviceFaultError, UsageError } from '../errors.js';
 import { SplitQueueDriver } from '../queue/split/driver-queue.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
@@ -31,7 +31,9 @@ import {
 import { VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import type { AccessSize } from '../pci/function.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
+import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
 import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
+import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
 import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import { DriverQueue, type QueueHost } from './driver-queue.js';
 import { enumerate } from './pci/enumerate.js';
@@ -55,6 +57,11 @@ export interface VirtioDriverOptions extends ProbeOptions {
   readonly timeoutMs?: number;
   /** Also poll used rings this often (ms), for buses that cannot deliver interrupts. Default: interrupts only. */
   readonly pollIntervalMs?: number;
+  /**
+   * 'auto' (default): MSI-X with a vector per queue, else one shared queue vector, else INTx, as
+   * Linux's vp_find_vqs; 'msix': MSI-X or an error; 'intx': never enable MSI-X.
+   */
+  readonly interrupts?: InterruptMode;
 }
 
 export interface QueueOptions {
@@ -94,6 +101,8 @@ export class VirtioDriver implements QueueHost {
   private readonly configListeners = new Set<() => void>();
   private readonly unsubscribe: () => void;
   private faultError: Error | undefined;
+  private readonly interruptMode: InterruptMode;
+  private plan: InterruptPlan | undefined;
   private isrBusy = false;
   private isrPending = false;
   /** Default timeout of every wait, in ms. */
@@ -115,6 +124,7 @@ export class VirtioDriver implements QueueHost {
     this.deviceFeatures = deviceFeatures;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs;
+    this.interruptMode = options.interrupts ?? 'auto';
     this.unsubscribe = bus.onInterrupt(fn, (event) => this.onInterrupt(event));
   }
 
@@ -150,6 +160,11 @@ export class VirtioDriver implements QueueHost {
   /** The features both sides agreed on (after {@link negotiate}). */
   get features(): bigint {
     return this.negotiated;
+  }
+
+  /** How the device interrupts this driver, chosen after {@link negotiate} (undefined before). */
+  get interrupts(): InterruptPlan | undefined {
+    return this.plan;
   }
 
   /** The fault that stopped this driver, if any (see {@link QueueHost.fault}). */
@@ -198,6 +213,8 @@ export class VirtioDriver implements QueueHost {
         return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `device did not keep FEATURES_OK for features 0x${accepted.toString(16)} (status ${decodeStatus(readBack)})`));
     }
     this.negotiated = accepted;
+    // Vectors are assigned to every queue before any is enabled (4.1.5.1.3).
+    this.plan = await setupInterrupts(this.bus, this.fn, this.probe, this.transport, await this.transport.numQueues(), this.interruptMode);
     this.phase = 'queues';
     return accepted;
   }
@@ -230,7 +247,6 @@ export class VirtioDriver implements QueueHost {
     });
     await ring.flushRings(); // zeroed rings in place before the device learns where they are
     await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
-    // MSI-X (issue 3): the queue's vector is assigned here, before queue_enable.
     await this.transport.enableQueue(index);
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
     this.queues.set(index, queue as DriverQueue<unknown>);
@@ -311,12 +327,22 @@ export class VirtioDriver implements QueueHost {
   }
 
   /**
-   * Interrupts: INTx is serviced by reading (and so clearing) the ISR, whose queue bit wakes the
-   * queues and whose config bit means a configuration change. MSI-X (issue 3) will map a message's
-   * vector to {@link wakeQueues} or {@link configInterrupt} directly, without the ISR.
+   * Interrupts: with MSI-X, a message's vector wakes its queue (or every queue, for the shared
+   * vector) or means a configuration change, without the ISR; INTx is ignored then. With INTx, the
+   * ISR is read (and so cleared): its queue bit wakes the queues, its config bit is a configuration change.
    */
   private onInterrupt(event: InterruptEvent): void {
-    if (this.phase === 'closed' || event.kind !== 'intx' || !event.asserted) return;
+    if (this.phase === 'closed') return;
+    const msix = this.plan !== undefined && this.plan.kind !== 'intx';
+    if (event.kind === 'msi') {
+      const route = msix ? this.plan!.route(event.address, event.data) : undefined;
+      if (route === undefined) return;
+      if (route.queues === 'all') this.wakeQueues();
+      else for (const index of route.queues) this.queues.get(index)?.signal();
+      if (route.config) void this.configInterrupt();
+      return;
+    }
+    if (msix || !event.asserted) return;
     if (this.isrBusy) {
       this.isrPending = true; // one ISR read at a time; an interrupt during a read causes another
       return;
@@ -362,6 +388,7 @@ export class VirtioDriver implements QueueHost {
     this.faultError ??= new UsageError('driver closed');
     this.wakeQueues();
     await this.transport.reset();
+    if (this.plan !== undefined && this.plan.kind !== 'intx' && this.probe.msix !== undefined) await disableMsix(this.bus, this.fn, this.probe.msix, this.transport);
     // The device no longer touches the rings: their memory can go back to the allocator.
     for (const q of this.queues.values()) q.destroy();
   }
@@ -369,8 +396,9 @@ export class VirtioDriver implements QueueHost {
 
 /** The transport the probe committed to. */
 function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): DriverTransport {
-  if (result.kind === 'modern') return new ModernDriverTransport(bus, result.layout, { resetTimeoutMs: timeoutMs });
-  throw new ProbeError('ERR_PROBE_LEGACY_UNAVAILABLE', `${result.explanation}: the legacy driver transport is not implemented yet`);
+  return result.kind === 'modern'
+    ? new ModernDriverTransport(bus, result.layout, { resetTimeoutMs: timeoutMs })
+    : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
 /** The queue size to use: `wanted` (a power of 2) or the largest power of 2 allowed, at most `max`. */
