@@ -45,6 +45,24 @@ export interface Batch {
   reject: (error: Error) => void;
 }
 
+/**
+ * A slot's chain: the buffer lists given to the ring, built once per slot from its fixed header,
+ * segment and status spans, with the data buffer put in per request, so the hot path allocates none.
+ * The ring keeps the lists until the request is reaped, and the slot is reused only after that.
+ */
+interface SlotChain {
+  out: readonly DmaSpan[];
+  inn: readonly DmaSpan[];
+  /** [header] and [status]. */
+  readonly hdr: readonly DmaSpan[];
+  readonly status: readonly DmaSpan[];
+  /** [header, segment]: DISCARD / WRITE_ZEROES. */
+  readonly hdrSeg: readonly DmaSpan[];
+  /** [header, data] (OUT) and [data, status] (IN, GET_ID): index 1 resp. 0 is the request's data. */
+  readonly hdrData: DmaSpan[];
+  readonly dataStatus: DmaSpan[];
+}
+
 /** A request waiting for a slot and descriptors. */
 interface Queued {
   readonly op: BlkOp;
@@ -58,6 +76,7 @@ export class BlkRequestQueue {
   private readonly slots: DmaBuffer;
   private readonly slotView: DataView;
   private readonly freeSlots: number[];
+  private readonly chains: readonly SlotChain[];
   private readonly slotOps: (Queued | undefined)[];
   private readonly backlog: Queued[] = [];
   private backlogHead = 0;
@@ -79,6 +98,13 @@ export class BlkRequestQueue {
     this.slotView = new DataView(this.slots.bytes.buffer, this.slots.bytes.byteOffset, this.slots.bytes.byteLength);
     this.freeSlots = Array.from({ length: this.maxInFlight }, (_, i) => this.maxInFlight - 1 - i);
     this.slotOps = new Array<Queued | undefined>(this.maxInFlight).fill(undefined);
+    this.chains = Array.from({ length: this.maxInFlight }, (_, slot) => {
+      const addr = this.slots.addr + slot * SLOT_SIZE;
+      const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
+      const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
+      const seg: DmaSpan = { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE };
+      return { out: [hdr], inn: [status], hdr: [hdr], status: [status], hdrSeg: [hdr, seg], hdrData: [hdr, hdr], dataStatus: [status, status] };
+    });
   }
 
   /** Queue `ops` of `batch`, put what fits in the ring and notify; the pump does the rest. */
@@ -96,12 +122,12 @@ export class BlkRequestQueue {
     while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
       const queued = this.backlog[this.backlogHead]!;
       const slot = this.freeSlots[this.freeSlots.length - 1]!;
-      const { out, inn } = this.layout(queued.op, slot);
-      if (this.queue.numFree < out.length + inn.length) break;
+      const chain = this.layout(queued.op, slot);
+      if (this.queue.numFree < chain.out.length + chain.inn.length) break;
       this.freeSlots.pop();
       this.backlogHead++;
       this.slotOps[slot] = queued;
-      this.queue.submit(out, inn, slot);
+      this.queue.submit(chain.out, chain.inn, slot);
       this.inFlight++;
       submitted++;
     }
@@ -114,27 +140,30 @@ export class BlkRequestQueue {
     if (submitted > 0) await this.queue.kick();
   }
 
-  /** Write the request header (and segment) into the slot and return the chain's buffers. */
-  private layout(op: BlkOp, slot: number): { out: DmaSpan[]; inn: DmaSpan[] } {
+  /** Write the request header (and segment) into the slot and set the slot's chain buffers. */
+  private layout(op: BlkOp, slot: number): SlotChain {
     const base = slot * SLOT_SIZE;
-    const addr = this.slots.addr + base;
-    const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
-    const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
+    const chain = this.chains[slot]!;
     const v = this.slotView;
     v.setUint8(base + SLOT_STATUS, 0xff); // not a status the device sends: a missing answer shows
+    chain.out = chain.hdr;
+    chain.inn = chain.status;
     switch (op.type) {
       case 'read':
         this.setHeader(base, VIRTIO_BLK_T_IN, op.sector);
-        return { out: [hdr], inn: [...this.segments(op.buffer), status] };
+        chain.inn = this.withData(chain.dataStatus, 0, op.buffer);
+        return chain;
       case 'write':
         this.setHeader(base, VIRTIO_BLK_T_OUT, op.sector);
-        return { out: [hdr, ...this.segments(op.buffer)], inn: [status] };
+        chain.out = this.withData(chain.hdrData, 1, op.buffer);
+        return chain;
       case 'flush':
         this.setHeader(base, VIRTIO_BLK_T_FLUSH, 0);
-        return { out: [hdr], inn: [status] };
+        return chain;
       case 'getId':
         this.setHeader(base, VIRTIO_BLK_T_GET_ID, 0);
-        return { out: [hdr], inn: [{ addr: op.buffer.addr, len: VIRTIO_BLK_ID_BYTES }, status] };
+        chain.inn = this.withData(chain.dataStatus, 0, { addr: op.buffer.addr, len: VIRTIO_BLK_ID_BYTES });
+        return chain;
       case 'discard':
       case 'writeZeroes': {
         this.setHeader(base, op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
@@ -144,7 +173,8 @@ export class BlkRequestQueue {
         v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR + 4, hi, true);
         v.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, op.count, true);
         v.setUint32(seg + VIRTIO_BLK_DWZ_FLAGS, op.type === 'writeZeroes' && op.unmap ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0, true);
-        return { out: [hdr, { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE }], inn: [status] };
+        chain.out = chain.hdrSeg;
+        return chain;
       }
     }
   }
@@ -159,13 +189,19 @@ export class BlkRequestQueue {
     v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
   }
 
-  /** A data buffer as descriptors of at most size_max bytes each. */
-  private segments(buffer: DmaSpan): DmaSpan[] {
+  /**
+   * `pair` (a slot's two-entry list) with `buffer` at `at`, or, when the buffer is longer than
+   * size_max, a new list with the buffer cut into descriptors of at most size_max bytes there.
+   */
+  private withData(pair: DmaSpan[], at: 0 | 1, buffer: DmaSpan): readonly DmaSpan[] {
     const max = this.sizeMax;
-    if (max === undefined || buffer.len <= max) return [buffer];
-    const out: DmaSpan[] = [];
-    for (let at = 0; at < buffer.len; at += max) out.push({ addr: buffer.addr + at, len: Math.min(max, buffer.len - at) });
-    return out;
+    if (max === undefined || buffer.len <= max) {
+      pair[at] = buffer;
+      return pair;
+    }
+    const pieces: DmaSpan[] = [];
+    for (let off = 0; off < buffer.len; off += max) pieces.push({ addr: buffer.addr + off, len: Math.min(max, buffer.len - off) });
+    return at === 0 ? [...pieces, pair[1]!] : [pair[0]!, ...pieces];
   }
 
   private ensurePump(): void {
