@@ -1,8 +1,9 @@
 /**
  * Target (b): arbitrary sequences of config-space and BAR accesses (any width, offset and value)
- * against the modern virtio-pci function of every device type, interleaved with notifies, chains
- * the guest makes available, host input and full driver-style initialisations (so the data path is
- * reached, not only the registers).
+ * against the virtio-pci function of every device type, in each transport mode (modern,
+ * transitional, legacy; with or without MSI-X), interleaved with notifies, chains the guest makes
+ * available, host input and full driver-style initialisations through the modern capabilities or
+ * the legacy header (so the data path is reached, not only the registers).
  *
  * Guarantees checked: no PciFunction access ever throws; the device writes guest memory only in
  * used rings and guest-declared writable buffers; writes with queue_select beyond num_queues change
@@ -14,7 +15,7 @@
 import { ArrayGuestMemory, splitU64 } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/pci/function.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit } from '../../src/spec/features.js';
-import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../src/spec/pci.js';
+import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../src/spec/pci.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -49,9 +50,19 @@ import {
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_MSI_NO_VECTOR,
+  VIRTIO_PCI_GUEST_FEATURES,
+  VIRTIO_PCI_HOST_FEATURES,
+  VIRTIO_PCI_ISR,
+  VIRTIO_PCI_QUEUE_ADDR_SHIFT,
+  VIRTIO_PCI_QUEUE_NOTIFY,
+  VIRTIO_PCI_QUEUE_NUM,
+  VIRTIO_PCI_QUEUE_PFN,
+  VIRTIO_PCI_QUEUE_SEL,
+  VIRTIO_PCI_STATUS,
 } from '../../src/spec/virtio-pci.js';
 import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET, MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/modern-device.js';
-import { VirtioPciFunction } from '../../src/transport/pci/virtio-pci-function.js';
+import { LEGACY_BAR } from '../../src/transport/pci/legacy-device.js';
+import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
 import { MockQueue } from '../../test/helpers/mock-queue.js';
 import { GuaranteeViolation, check, expectTyped } from '../engine/guarantees.js';
@@ -64,9 +75,13 @@ import { WriteAllowance } from '../harness/write-allowance.js';
 export const description = 'modern virtio-pci function of every device type: config/BAR accesses of any width, notifies, chains, resets';
 
 const MEM_BASE = 0x10_0000;
-/** One region per queue (the most any zoo device has is 6) for its MockQueue. */
+/** One region per queue for its MockQueue; a legacy ring area takes two (2.7.2: used ring page-aligned). */
 const REGION = 0x1000;
-const REGIONS = 7;
+const REGIONS = 12;
+const IO_BASE = 0xc000;
+/** The first input byte picks the device (byte % 7) and, from byte / 7, the mode and MSI-X vectors. */
+const MODES: readonly VirtioPciMode[] = ['modern', 'transitional', 'legacy'];
+const MSIX_VECTORS = [0, 3] as const;
 const BAR4_BASE = 0x8_0000_0000;
 /** op u8, width u8, offset u16, value u32. */
 const RECORD = 8;
@@ -136,10 +151,14 @@ function width(w: number): AccessSize {
 
 export async function run(data: Uint8Array): Promise<void> {
   const input = new FuzzInput(data);
-  const zoo = makeZooDevice(ZOO_KINDS[input.u8() % ZOO_KINDS.length]!);
+  const pick = input.u8();
+  const zoo = makeZooDevice(ZOO_KINDS[pick % ZOO_KINDS.length]!);
+  const variant = Math.floor(pick / ZOO_KINDS.length);
+  const mode = MODES[variant % MODES.length]!;
+  const hasModern = mode !== 'legacy';
   const mem = new GuardedMemory(REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
   let irqs = 0;
-  const fn = new VirtioPciFunction(zoo.device, { memory: mem, sendMsi: () => void irqs++, setIntx: () => void irqs++ });
+  const fn = new VirtioPciFunction(zoo.device, { memory: mem, sendMsi: () => void irqs++, setIntx: () => void irqs++ }, { mode, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! });
   const core = fn.core;
   const nq = core.queues.length;
   const allowance = new WriteAllowance();
@@ -168,11 +187,37 @@ export async function run(data: Uint8Array): Promise<void> {
     return r;
   };
 
+  /** Write device_status through the interface the function has (the modern one when it has both). */
+  const writeStatus = (value: number): void => (hasModern ? setBar(VIRTIO_PCI_COMMON_STATUS, 1, value) : fn.barWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, 1, value));
+  const statusBar = hasModern ? MODERN_BAR : LEGACY_BAR;
+  const legacy = (offset: number, size: AccessSize, value: number): void => fn.barWrite(LEGACY_BAR, offset, size, value);
+
+  /**
+   * A legacy driver's initialisation (4.1.4.10, 3.1.1 without FEATURES_OK): queue i at PFN of page
+   * 2i of guest memory (the legacy layout needs its used ring on the next page), then DRIVER_OK.
+   */
+  const legacySetup = (featureMask: number): void => {
+    fn.configWrite(PCI_BASE_ADDRESS_0 + 4 * LEGACY_BAR, 4, IO_BASE);
+    fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    legacy(VIRTIO_PCI_STATUS, 1, 0);
+    legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    legacy(VIRTIO_PCI_GUEST_FEATURES, 4, fn.barRead(LEGACY_BAR, VIRTIO_PCI_HOST_FEATURES, 4) & featureMask);
+    core.queues.forEach((_, i) => {
+      legacy(VIRTIO_PCI_QUEUE_SEL, 2, i);
+      legacy(VIRTIO_PCI_QUEUE_PFN, 4, (MEM_BASE + 2 * i * REGION) / 2 ** VIRTIO_PCI_QUEUE_ADDR_SHIFT);
+    });
+    legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+    const status = core.status;
+    check((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) === 0, 'contract', () => `legacy initialisation after reset ended in status 0x${status.toString(16)} (${core.fault?.message ?? 'no fault'})`);
+  };
+
   /** A driver's initialisation (3.1.1) over fresh rings: must end in DRIVER_OK unless features were refused. */
   const setup = (featureMask: number): void => {
     fn.configWrite(PCI_BASE_ADDRESS_0 + 4 * MODERN_BAR, 4, splitU64(BAR4_BASE)[0]);
     fn.configWrite(PCI_BASE_ADDRESS_0 + 4 * MODERN_BAR + 4, 4, splitU64(BAR4_BASE)[1]);
-    fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    if (mode === 'transitional') fn.configWrite(PCI_BASE_ADDRESS_0 + 4 * LEGACY_BAR, 4, IO_BASE);
+    fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
@@ -220,22 +265,29 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.CommonWrite: {
         const off = code === Op.BarWrite ? offset : MODERN_COMMON_OFFSET + COMMON_FIELDS[offset % COMMON_FIELDS.length]!;
         const barIndex = code === Op.BarWrite ? hi % 7 : MODERN_BAR;
-        const beyond = bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq && off !== VIRTIO_PCI_COMMON_Q_SELECT && off !== VIRTIO_PCI_COMMON_STATUS;
+        const beyond = hasModern && barIndex === MODERN_BAR && bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq && off !== VIRTIO_PCI_COMMON_Q_SELECT && off !== VIRTIO_PCI_COMMON_STATUS;
         const before = beyond ? queueConfigs() : '';
         access('barWrite', () => fn.barWrite(barIndex, off, size, value));
         if (beyond) check(queueConfigs() === before, 'contract', () => `write at 0x${off.toString(16)} with queue_select beyond num_queues changed a queue`);
-        if (barIndex === MODERN_BAR && off === VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0 && fn.config.barEnabled(MODERN_BAR)) checkReset();
+        const statusOffset = barIndex === MODERN_BAR && hasModern ? VIRTIO_PCI_COMMON_STATUS : barIndex === LEGACY_BAR && mode !== 'modern' ? VIRTIO_PCI_STATUS : -1;
+        if (off === statusOffset && size === 1 && (value & 0xff) === 0 && fn.config.barEnabled(barIndex)) checkReset();
         break;
       }
       case Op.CommonRead:
         access('common read', () => fn.barRead(MODERN_BAR, COMMON_FIELDS[offset % COMMON_FIELDS.length]!, size));
         break;
       case Op.Notify:
-        access('notify', () => fn.barWrite(MODERN_BAR, MODERN_NOTIFY_OFFSET + (offset % (nq + 2)) * MODERN_NOTIFY_OFF_MULTIPLIER, size, value));
+        if (hasModern && (hi & 1) === 0) access('notify', () => fn.barWrite(MODERN_BAR, MODERN_NOTIFY_OFFSET + (offset % (nq + 2)) * MODERN_NOTIFY_OFF_MULTIPLIER, size, value));
+        else if (mode !== 'modern') access('legacy notify', () => legacy(VIRTIO_PCI_QUEUE_NOTIFY, 2, offset % (nq + 2)));
         break;
       case Op.Setup:
         // The guest clears its memory and lays out fresh rings, then programs the device.
         mem.inner.bytes.fill(0);
+        if (!hasModern) {
+          mocks = [];
+          access('legacy initialisation', () => legacySetup(value));
+          break;
+        }
         mocks = core.queues.map((_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(i * REGION, (i + 1) * REGION), MEM_BASE + i * REGION), base: MEM_BASE + i * REGION, seed: i + 1 }));
         access('initialisation', () => setup(value));
         break;
@@ -254,8 +306,8 @@ export async function run(data: Uint8Array): Promise<void> {
         break;
       }
       case Op.Status:
-        access('status write', () => setBar(VIRTIO_PCI_COMMON_STATUS, 1, value));
-        if ((value & 0xff) === 0 && fn.config.barEnabled(MODERN_BAR)) checkReset();
+        access('status write', () => writeStatus(value));
+        if ((value & 0xff) === 0 && fn.config.barEnabled(statusBar)) checkReset();
         break;
       case Op.Drain:
         await access('drain', () => drain(hi));
@@ -269,6 +321,7 @@ export async function run(data: Uint8Array): Promise<void> {
         break;
       }
       case Op.PciCfgWindow: {
+        if (!hasModern) break;
         const cap = fn.modern.capabilities.pciCfg.offset;
         access('pci_cfg window', () => {
           fn.configWrite(cap + VIRTIO_PCI_CAP_BAR, 1, hi % 7 === 6 ? w : MODERN_BAR);
@@ -282,6 +335,19 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.QueueSelectBeyond: {
         const sel = hi & 1 ? 0xffff : nq + (offset % 64);
         const before = queueConfigs();
+        if (!hasModern || (hi & 2) !== 0) {
+          if (mode === 'modern') break;
+          // The legacy header: queue_num of an absent queue reads 0 and its PFN takes no write.
+          access('legacy queue_sel beyond num_queues', () => {
+            legacy(VIRTIO_PCI_QUEUE_SEL, 2, sel);
+            // A transitional device committed to the modern interface ignores the legacy select.
+            const num = fn.barRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_NUM, 2);
+            if (fn.arbiter?.committed !== 'modern') check(num === 0, 'contract', () => `legacy queue_num reads ${num} with queue_sel ${sel} of ${nq}`);
+            legacy(VIRTIO_PCI_QUEUE_PFN, 4, value);
+          });
+          check(queueConfigs() === before, 'contract', () => `legacy writes with queue_sel ${sel} of ${nq} changed a queue`);
+          break;
+        }
         access('queue_select beyond num_queues', () => {
           setBar(VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
           for (const [f, w, ok] of ABSENT_QUEUE_READS) {
@@ -295,11 +361,14 @@ export async function run(data: Uint8Array): Promise<void> {
         check(queueConfigs() === before, 'contract', () => `writes with queue_select ${sel} of ${nq} changed a queue`);
         break;
       }
-      case Op.DeviceConfig:
-        access('device config', () => (hi & 1 ? setBar(MODERN_DEVICE_OFFSET + (offset % 0x40), size, value) : fn.barRead(MODERN_BAR, MODERN_DEVICE_OFFSET + (offset % 0x40), size)));
+      case Op.DeviceConfig: {
+        // Modern: the device cfg block; legacy: the header from offset 20 (24 with MSI-X on) onwards.
+        const [b, at] = hasModern && (hi & 2) === 0 ? [MODERN_BAR, MODERN_DEVICE_OFFSET + (offset % 0x40)] : [LEGACY_BAR, VIRTIO_PCI_ISR + 1 + (offset % 0x40)];
+        access('device config', () => (hi & 1 ? fn.barWrite(b, at, size, value) : fn.barRead(b, at, size)));
         break;
+      }
       case Op.Isr:
-        access('isr read', () => fn.barRead(MODERN_BAR, MODERN_ISR_OFFSET + (offset % 4), size));
+        access('isr read', () => (hasModern && (hi & 2) === 0 ? fn.barRead(MODERN_BAR, MODERN_ISR_OFFSET + (offset % 4), size) : fn.barRead(LEGACY_BAR, VIRTIO_PCI_ISR, 1)));
         break;
       case Op.Poke: {
         const at = MEM_BASE + (offset % (REGION * REGIONS - 4));
@@ -313,7 +382,7 @@ export async function run(data: Uint8Array): Promise<void> {
   await access('final drain', () => drain(3));
 
   function checkReset(): void {
-    const status = bar(VIRTIO_PCI_COMMON_STATUS, 1);
+    const status = core.status;
     check(status === 0 && core.queues.every((q) => !q.enabled) && core.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${core.peekIsr()}`);
   }
 }
@@ -368,6 +437,20 @@ export function seeds(): Seed[] {
     op(w, Op.Poke, 0, 1, rng.availAddr + 2 - MEM_BASE, 0x4000);
     s.push({ name: 'rng-avail-index-jump-then-reset', data: op(op(op(op(w, Op.Notify, 0, 2, 0, 0), Op.Isr, 0, 0, 0, 0), Op.Status, 0, 0, 0, 0), Op.Setup, 0, 0, 0, 0).finish() });
   }
+  ZOO_KINDS.forEach((kind, k) => {
+    // Legacy-only (variant 2) and transitional with MSI-X (variant 4): initialise, traffic by raw pokes, reset.
+    for (const variant of [2, 4]) {
+      const w = new InputWriter().u8(k + ZOO_KINDS.length * variant);
+      op(w, Op.Setup, 0, 0, 0, 0xffffffff);
+      op(w, Op.Notify, 1, 1, 0, 0);
+      op(w, Op.Isr, 2, 0, 0, 0);
+      op(w, Op.DeviceConfig, 2, 1, 0, 0);
+      op(w, Op.QueueSelectBeyond, 2, 2, 1, 0x1234);
+      op(w, Op.Status, 0, 0, 0, 0);
+      op(w, Op.Setup, 0, 0, 0, 0);
+      s.push({ name: `${kind}-${variant === 2 ? 'legacy' : 'transitional-msix'}-init-reset`, data: w.finish() });
+    }
+  });
   {
     // BAR sizing and reprogramming, 64-bit BAR halves, command register toggles
     const w = new InputWriter().u8(1);
