@@ -16,6 +16,7 @@ import { VirtioNetDriver } from '../../src/driver/net/net-driver.js';
 import { RngDriver } from '../../src/driver/rng/rng-driver.js';
 import { VirtioError } from '../../src/errors.js';
 import { Machine } from '../../src/platform/machine.js';
+import type { VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { GuaranteeViolation, check, describe, expectTypedAsync } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -26,6 +27,9 @@ import { HostileBus, OPERATION_BUDGET } from '../harness/hostile-bus.js';
 export const description = 'driver half (rng, blk, net, console) against a device whose register reads and used entries the input picks';
 
 const KINDS: readonly ZooKind[] = ['rng', 'blk', 'net', 'console-multiport', 'console'];
+/** The first input byte picks the device (byte % 5) and, from byte / 5, the mode and MSI-X vectors. */
+const MODES: readonly VirtioPciMode[] = ['modern', 'transitional', 'legacy'];
+const MSIX_VECTORS = [0, 4] as const;
 /** Every driver wait, in ms: short, so a device that never answers costs little. */
 const TIMEOUT_MS = 3;
 /** A run not settled by then never would: a hang. */
@@ -44,10 +48,13 @@ export async function run(data: Uint8Array): Promise<void> {
   }
   unhandled.length = 0;
   const input = new FuzzInput(data);
-  const kind = KINDS[input.u8() % KINDS.length]!;
+  const pick = input.u8();
+  const kind = KINDS[pick % KINDS.length]!;
+  const variant = Math.floor(pick / KINDS.length);
   const zoo = makeZooDevice(kind);
   const machine = new Machine({ ramSize: 1 << 18 });
-  const { bdf } = machine.plugVirtio(zoo.device);
+  // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
+  const { bdf } = machine.plugVirtio(zoo.device, { mode: MODES[variant % MODES.length]!, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! });
   const bus = new HostileBus(machine.bus, machine.memory, input);
   const options = { timeoutMs: TIMEOUT_MS };
   const timersBefore = countTimers();
@@ -135,7 +142,11 @@ function countTimers(): number {
 }
 
 export function seeds(): Seed[] {
-  const s: Seed[] = KINDS.map((kind, k) => ({ name: `honest-${kind}`, data: Uint8Array.of(k) }));
+  const s: Seed[] = KINDS.flatMap((kind, k) => [
+    { name: `honest-${kind}`, data: Uint8Array.of(k) },
+    { name: `honest-${kind}-transitional-msix`, data: Uint8Array.of(k + KINDS.length * 4) },
+    { name: `honest-${kind}-legacy`, data: Uint8Array.of(k + KINDS.length * 2) },
+  ]);
   // Tamper streams: a byte >= 0xe0 replaces a read with the next u32; >= 0xd0 at a refresh rewrites used entries.
   const tamperAll = (k: number, d: number, value: number): Uint8Array => {
     const w = new InputWriter().u8(k);
