@@ -1,7 +1,7 @@
 /**
  * The machine `virtio-ts demo` and `virtio-ts lspci` build: an in-process PCI bus with a virtio-rng
- * and a virtio-blk device (file backend), and the text that describes each function as a driver
- * finds it.
+ * and a virtio-blk device (file backend), each a modern-only, transitional or legacy-only function,
+ * with or without MSI-X, and the text that describes each function as a driver finds it.
  */
 
 import { BlkDevice } from '../device/blk/blk-device.js';
@@ -11,22 +11,40 @@ import { readConfigSpace } from '../driver/pci/config-space.js';
 import { formatLspci } from '../driver/pci/lspci.js';
 import type { Bdf, PciBus } from '../driver/pci-bus.js';
 import { Machine } from '../platform/machine.js';
+import type { VirtioDevice } from '../device/virtio-device.js';
 import { probe, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
+import type { VirtioPciFunction, VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
 
 export interface DemoMachine {
   readonly machine: Machine;
   readonly rng: Bdf;
   readonly blk: Bdf;
+  /** The functions themselves, keyed by their address (for the transitional arbiter's counters). */
+  readonly functions: ReadonlyMap<Bdf, VirtioPciFunction>;
   readonly disk: FileBlockBackend;
 }
 
+export interface DemoMachineOptions {
+  /** Which interfaces the devices offer (default 'modern'). */
+  readonly mode?: VirtioPciMode;
+  /** Give each device MSI-X with one vector per queue plus config, as QEMU does (default true). */
+  readonly msix?: boolean;
+}
+
 /** A machine with virtio-rng and virtio-blk on the disk image at `diskPath`. */
-export async function buildDemoMachine(diskPath: string): Promise<DemoMachine> {
+export async function buildDemoMachine(diskPath: string, options: DemoMachineOptions = {}): Promise<DemoMachine> {
   const machine = new Machine({ ramSize: 256 << 20 });
   const disk = await FileBlockBackend.open(diskPath);
-  const rng = machine.plugVirtio(new RngDevice()).bdf;
-  const blk = machine.plugVirtio(new BlkDevice({ backend: disk, serial: 'virtio-ts-demo' })).bdf;
-  return { machine, rng, blk, disk };
+  const functions = new Map<Bdf, VirtioPciFunction>();
+  const plug = (device: VirtioDevice): Bdf => {
+    const msixVectors = options.msix === false ? 0 : device.queueMaxSizes.length + 1;
+    const { bdf, fn } = machine.plugVirtio(device, { mode: options.mode ?? 'modern', msixVectors });
+    functions.set(bdf, fn);
+    return bdf;
+  };
+  const rng = plug(new RngDevice());
+  const blk = plug(new BlkDevice({ backend: disk, serial: 'virtio-ts-demo' }));
+  return { machine, rng, blk, functions, disk };
 }
 
 /** Probe `fn` (assigning its BARs) and return the lspci -vv style decode and the probe decision. */

@@ -1,6 +1,9 @@
 /**
- * `virtio-ts demo`: our driver drives our devices across an in-process PCI bus. For each device it
- * prints the lspci -vv style decode and the probe decision, the features offered and accepted and
+ * `virtio-ts demo`: our driver drives our devices across an in-process PCI bus. The devices are
+ * modern-only, transitional or legacy-only (--mode), with or without MSI-X (--no-msix); the driver
+ * may be forced onto the legacy interface (--force-legacy) or INTx (--interrupts intx). For each
+ * device it prints the lspci -vv style decode and the probe decision, the interface and interrupts
+ * the driver committed to, what a transitional device ignored, the features offered and accepted and
  * the queues; then it writes a pseudo-random pattern across the disk through the blk driver, reads
  * it back, checks the checksums (also of the image file itself) and prints the throughput.
  */
@@ -15,6 +18,8 @@ import type { DmaBuffer } from '../../driver/pci-bus.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import type { VirtioDriver } from '../../driver/virtio-driver.js';
 import { UsageError } from '../../errors.js';
+import type { InterruptMode } from '../../transport/pci/msix-driver.js';
+import type { VirtioPciFunction, VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { decodeDeviceFeatures } from '../../spec/feature-names.js';
 import { deviceTypeName } from '../../spec/ids.js';
@@ -23,6 +28,26 @@ import { buildDemoMachine, describeFunction } from '../demo-machine.js';
 interface DemoOptions {
   readonly disk?: string;
   readonly size: string;
+  readonly mode: string;
+  readonly forceLegacy?: boolean;
+  readonly msix: boolean;
+  readonly interrupts: string;
+}
+
+const MODES: readonly VirtioPciMode[] = ['modern', 'transitional', 'legacy'];
+const INTERRUPT_MODES: readonly InterruptMode[] = ['auto', 'msix', 'intx'];
+
+/** --mode, checked. */
+export function parseMode(mode: string): VirtioPciMode {
+  const found = MODES.find((m) => m === mode);
+  if (found === undefined) throw new UsageError(`--mode ${mode}: one of ${MODES.join(', ')}`);
+  return found;
+}
+
+function parseInterrupts(value: string): InterruptMode {
+  const found = INTERRUPT_MODES.find((m) => m === value);
+  if (found === undefined) throw new UsageError(`--interrupts ${value}: one of ${INTERRUPT_MODES.join(', ')}`);
+  return found;
 }
 
 /** Bytes per request and requests per batch of the pattern pass. */
@@ -40,6 +65,17 @@ function fillPattern(dst: Uint8Array, seed: number): number {
     words[i] = x >>> 0;
   }
   return x;
+}
+
+/** Which interface the driver committed to, its interrupts, and what the device saw of it (call before close). */
+function describeCommitment(drv: VirtioDriver, fn: VirtioPciFunction | undefined): string[] {
+  const lines = [`\tDriver: ${drv.transport.kind} interface${drv.probe.kind === 'legacy' && drv.probe.forced ? ' (forced)' : ''}; interrupts: ${drv.interrupts?.description ?? 'none set up'}`];
+  const arbiter = fn?.arbiter;
+  if (arbiter !== undefined) {
+    const last = arbiter.lastIgnored === undefined ? '' : ` (last: ${arbiter.lastIgnored})`;
+    lines.push(`\tTransitional device: driver committed to ${arbiter.committed ?? 'no interface yet'}; ${arbiter.ignoredAccesses} accesses through the other interface ignored${last}`);
+  }
+  return lines;
 }
 
 function describeDriver(drv: VirtioDriver, accepted: bigint): string[] {
@@ -62,26 +98,33 @@ async function runDemo(options: DemoOptions): Promise<void> {
     await writeFile(diskPath, new Uint8Array(0));
     await truncate(diskPath, sizeMiB << 20);
   }
-  const { machine, rng, blk, disk } = await buildDemoMachine(diskPath);
+  const mode = parseMode(options.mode);
+  const interrupts = parseInterrupts(options.interrupts);
+  const forceLegacy = options.forceLegacy === true;
+  const { machine, rng, blk, functions, disk } = await buildDemoMachine(diskPath, { mode, msix: options.msix });
   const bus = machine.bus;
+  const driverOptions = { forceLegacy, interrupts };
   try {
-    console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (modern transport)\n`);
+    const how = [`${mode} devices`, `MSI-X ${options.msix ? 'on' : 'off'}`, ...(forceLegacy ? ['driver forced to legacy'] : []), ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : [])];
+    console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (${how.join(', ')})\n`);
 
-    const rngDesc = await describeFunction(bus, rng);
-    const rngDrv = await RngDriver.open(bus, rng);
+    const rngDesc = await describeFunction(bus, rng, { forceLegacy });
+    const rngDrv = await RngDriver.open(bus, rng, driverOptions);
     console.log(rngDesc.text);
     console.log(describeDriver(rngDrv.virtio, rngDrv.virtio.features).join('\n'));
     console.log(`\tQueues: requestq (0)`);
     const entropy = await rngDrv.read(32);
-    console.log(`\t${deviceTypeName(rngDrv.virtio.deviceType)}: 32 bytes read: ${Buffer.from(entropy).toString('hex')}\n`);
+    console.log(`\t${deviceTypeName(rngDrv.virtio.deviceType)}: 32 bytes read: ${Buffer.from(entropy).toString('hex')}`);
+    console.log(`${describeCommitment(rngDrv.virtio, functions.get(rng)).join('\n')}\n`);
     await rngDrv.close();
 
-    const blkDesc = await describeFunction(bus, blk);
-    const blkDrv = await BlkDriver.open(bus, blk);
+    const blkDesc = await describeFunction(bus, blk, { forceLegacy });
+    const blkDrv = await BlkDriver.open(bus, blk, driverOptions);
     console.log(blkDesc.text);
     console.log(describeDriver(blkDrv.virtio, blkDrv.virtio.features).join('\n'));
     console.log(`\tQueues: ${blkDrv.numQueues} request queue(s), up to ${blkDrv.maxInFlight} requests in flight each`);
-    console.log(`\tDisk: ${diskPath}, ${blkDrv.capacity} sectors (${(blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE) / (1 << 20)} MiB), serial "${await blkDrv.getId()}"\n`);
+    console.log(`\tDisk: ${diskPath}, ${blkDrv.capacity} sectors (${(blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE) / (1 << 20)} MiB), serial "${await blkDrv.getId()}"`);
+    console.log(`${describeCommitment(blkDrv.virtio, functions.get(blk)).join('\n')}\n`);
 
     const total = blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE;
     const chunk = Math.min(CHUNK, total);
@@ -145,5 +188,9 @@ export function register(program: Command): void {
     .description('drive a virtio-rng and a virtio-blk device through our driver; verify a disk pattern')
     .option('--disk <path>', 'use this disk image (its contents are overwritten) instead of a temporary one')
     .option('--size <MiB>', 'size of the temporary disk image', '64')
+    .option('--mode <mode>', 'devices are modern (modern-only), transitional or legacy (legacy-only)', 'modern')
+    .option('--force-legacy', "drive transitional devices through their legacy interface (Linux's virtio_pci.force_legacy)")
+    .option('--no-msix', 'devices without MSI-X (INTx only)')
+    .option('--interrupts <how>', 'auto (MSI-X per queue, shared, then INTx), msix or intx', 'auto')
     .action((opts: DemoOptions) => runDemo(opts));
 }
