@@ -153,6 +153,8 @@ export class ModernTransport {
    * writes pci_cfg_data, and the device performs that access in the BAR (decoding enabled or not).
    * As QEMU, bar/offset/length start at 0 and are fully writable. An access is performed only for
    * length 1, 2 or 4 at an offset aligned to it inside the BAR; otherwise pci_cfg_data is untouched.
+   * cap.bar selects the BAR as the spec requires (QEMU 7.2 ignores it and always uses its modern
+   * BAR; a driver that names BAR4 sees no difference).
    */
   private addPciCfgCap(config: ConfigSpace): Capability {
     const window = (): { bar: number; offset: number; size: AccessSize } | undefined => {
