@@ -14,6 +14,9 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/device/virtio-device.js';
 import type { Bdf, DmaMemory, PciBus } from '../../../src/driver/pci-bus.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
+import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
+import type { DeviceQueue } from '../../../src/queue/types.js';
+import { consoleRxQueueIndex } from '../../../src/spec/console.js';
 import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
@@ -21,7 +24,7 @@ import { RamDma } from '../../../src/platform/ram-dma.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-queue.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
-import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
+import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_IDX, VIRTQ_USED_RING, usedRingSize } from '../../../src/spec/ring.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../../src/spec/status.js';
 import {
@@ -314,6 +317,57 @@ test('a device that never answers makes the driver time out (ERR_DEVICE_TIMEOUT)
   await assert.rejects(rng.read(16), deviceFault('ERR_DEVICE_TIMEOUT'));
   assert.ok(Date.now() - started < 2000, 'the wait is bounded by the timeout');
   await rng.close();
+});
+
+// ---- regressions of the campaign findings (console driver, fixed in 9617591) ----
+
+/**
+ * A single-port console whose queues misbehave on purpose: receive buffers come back used and
+ * empty the moment they are offered; transmit buffers are never taken.
+ */
+class SpitefulConsole implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_CONSOLE;
+  readonly deviceFeatures = 0n;
+  readonly queueMaxSizes = [8, 8];
+  readonly configSize = 12;
+  private queues: readonly (DeviceQueue | null)[] = [];
+  attach(_host: VirtioDeviceHost): void {}
+  readConfig(): number {
+    return 0;
+  }
+  writeConfig(): void {}
+  activate(ctx: ActivateContext): void {
+    this.queues = ctx.queues;
+  }
+  queueNotify(index: number): void {
+    const q = this.queues[index];
+    if (index !== consoleRxQueueIndex(0) || !q) return;
+    for (let chain = q.pop(); chain !== null; chain = q.pop()) q.pushUsed(chain.head, 0);
+  }
+  reset(): void {
+    this.queues = [];
+  }
+}
+
+test('regression: a console device that never takes transmitted bytes makes write() time out, not wait forever', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(new SpitefulConsole());
+  const drv = await VirtioConsoleDriver.open(machine.bus, bdf, { timeoutMs: 20 });
+  const port = await drv.waitPort(0, 20);
+  await assert.rejects(port.write(Uint8Array.of(1, 2, 3)), deviceFault('ERR_DEVICE_TIMEOUT'));
+  await drv.close();
+});
+
+test('regression: a console device returning every receive buffer empty does not livelock the driver', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(new SpitefulConsole());
+  const drv = await VirtioConsoleDriver.open(machine.bus, bdf, { timeoutMs: 20 });
+  const port = await drv.waitPort(0, 20);
+  // A timer still fires while the driver is open: the event loop is not starved by re-posting.
+  const ticked = await new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 5));
+  assert.equal(ticked, true);
+  await assert.rejects(port.read(16, 20), deviceFault('ERR_DEVICE_TIMEOUT'));
+  await drv.close();
 });
 
 // ---- the guard itself can fail ----
