@@ -1,6 +1,6 @@
 /**
- * Our virtio-blk driver against QEMU's virtio-blk-pci, modern-only and transitional (through the
- * modern interface), on pc and q35. Every check is made at the far end: what we write is read back
+ * Our virtio-blk driver against QEMU's virtio-blk-pci in every mode of DRIVER_MODES (modern-only,
+ * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. Every check is made at the far end: what we write is read back
  * from the raw image file on the host (not through our driver), what the host writes into the image
  * is what our reads must return, and the device ID is the `serial=` QEMU was given.
  */
@@ -10,12 +10,9 @@ import assert from 'node:assert/strict';
 import { open } from 'node:fs/promises';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
-import { blkArgs, launch, MACHINES, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
+import { blkArgs, DRIVER_MODES, launch, MACHINES, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
 
-const MODES = [
-  { slot: 6, name: 'modern-only', props: 'disable-legacy=on' },
-  { slot: 7, name: 'transitional, modern interface', props: 'disable-legacy=off' },
-] as const;
+const MODES = DRIVER_MODES;
 const IMAGE_BYTES = 4 << 20;
 const SECTOR = VIRTIO_BLK_SECTOR_SIZE;
 
@@ -59,9 +56,10 @@ for (const machine of MACHINES) {
     for (const m of MODES) {
       await t.test(m.name, async (t) => {
         const image = images.get(m.slot)!;
-        const blk = await BlkDriver.open(bus, slotBdf(m.slot));
+        const blk = await BlkDriver.open(bus, slotBdf(m.slot), { forceLegacy: m.forceLegacy, interrupts: m.interrupts });
         try {
-          assert.equal(blk.virtio.probe.kind, 'modern');
+          assert.equal(blk.virtio.probe.kind, m.kind);
+          assert.equal(blk.virtio.interrupts?.kind, m.plan);
           await t.test('capacity and device ID are what QEMU was given', async () => {
             assert.equal(blk.capacity, IMAGE_BYTES / SECTOR);
             assert.equal(await blk.getId(), `vts-${machine}-${m.slot}`);

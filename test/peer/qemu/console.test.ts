@@ -1,9 +1,9 @@
 /**
- * Our virtio-console driver against QEMU's virtio-serial-pci with a virtconsole port, modern-only
- * and transitional (through the modern interface), on pc and q35. The port's chardev is a unix
- * socket this test listens on: what the driver writes (through the transmit queue, and through the
- * emergency-write register) must arrive there, and what the test writes there must come out of the
- * driver's port.
+ * Our virtio-console driver against QEMU's virtio-serial-pci with a virtconsole port in every mode
+ * of DRIVER_MODES (modern-only, transitional through either interface, legacy-only; MSI-X and
+ * INTx), on pc and q35. The port's chardev is a unix socket this test listens on: what the driver
+ * writes (through the transmit queue, and through the emergency-write register) must arrive there,
+ * and what the test writes there must come out of the driver's port.
  */
 
 import { test } from 'node:test';
@@ -12,12 +12,9 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { launch, MACHINES, slotBdf, tempDir } from './qemu-fixture.js';
+import { DRIVER_MODES, launch, MACHINES, slotBdf, tempDir } from './qemu-fixture.js';
 
-const MODES = [
-  { slot: 4, name: 'modern-only', props: 'disable-legacy=on' },
-  { slot: 5, name: 'transitional, modern interface', props: 'disable-legacy=off' },
-] as const;
+const MODES = DRIVER_MODES;
 const WAIT_MS = 5000;
 
 /** The host end of one chardev: a unix socket QEMU connects to, and everything it has sent. */
@@ -70,9 +67,11 @@ for (const machine of MACHINES) {
       await t.test(m.name, async (t) => {
         const end = ends.get(m.slot)!;
         const peer = await end.peer;
-        const driver = await VirtioConsoleDriver.open(bus, slotBdf(m.slot));
+        const driver = await VirtioConsoleDriver.open(bus, slotBdf(m.slot), { forceLegacy: m.forceLegacy, interrupts: m.interrupts });
         try {
-          assert.equal(driver.core.probe.kind, 'modern');
+          assert.equal(driver.core.probe.kind, m.kind);
+          // QEMU gives virtio-serial 2 MSI-X vectors for its 64 queues: config, and one the queues share.
+          assert.equal(driver.core.interrupts?.kind, m.plan === 'intx' ? 'intx' : 'msix-shared');
           const port = await driver.waitPort(`vts.console.${m.slot}`, WAIT_MS);
           assert.equal(port.isConsole, true, 'QEMU makes a virtconsole a console port');
           await port.open();

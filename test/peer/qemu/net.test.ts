@@ -1,6 +1,6 @@
 /**
- * Our virtio-net driver against QEMU's virtio-net-pci, modern-only and transitional (through the
- * modern interface), on pc and q35. Each device's backend is a `-netdev socket` in UDP mode whose far
+ * Our virtio-net driver against QEMU's virtio-net-pci in every mode of DRIVER_MODES (modern-only,
+ * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. Each device's backend is a `-netdev socket` in UDP mode whose far
  * end is a socket this test owns: frames our driver sends must arrive there intact and in order, and
  * frames the test sends from there must come out of our driver intact. The MAC is QEMU's `mac=`.
  */
@@ -10,12 +10,9 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after } from 'node:test';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
-import { launch, MACHINES, slotBdf } from './qemu-fixture.js';
+import { DRIVER_MODES, launch, MACHINES, slotBdf } from './qemu-fixture.js';
 
-const MODES = [
-  { slot: 4, name: 'modern-only', props: 'disable-legacy=on' },
-  { slot: 5, name: 'transitional, modern interface', props: 'disable-legacy=off' },
-] as const;
+const MODES = DRIVER_MODES;
 const FRAMES = 16;
 const WAIT_MS = 5000;
 const ETHERTYPE_EXPERIMENTAL = [0x88, 0xb5];
@@ -87,9 +84,10 @@ for (const machine of MACHINES) {
     for (const m of MODES) {
       await t.test(m.name, async (t) => {
         const { host, qemuPort } = ends.get(m.slot)!;
-        const net = await VirtioNetDriver.open(bus, slotBdf(m.slot));
+        const net = await VirtioNetDriver.open(bus, slotBdf(m.slot), { forceLegacy: m.forceLegacy, interrupts: m.interrupts });
         try {
-          assert.equal(net.core.probe.kind, 'modern');
+          assert.equal(net.core.probe.kind, m.kind);
+          assert.equal(net.core.interrupts?.kind, m.plan);
           const mac = macOf(m.slot);
           const peer = Uint8Array.from([0x02, 0, 0, 0, 0, 0x99]);
           await t.test("the MAC is QEMU's and the link is up", async () => {

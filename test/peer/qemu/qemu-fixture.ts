@@ -52,3 +52,30 @@ export function rngArgs(slot: number, mode: string): string[] {
   const props = mode ? `,${mode}` : '';
   return ['-device', `virtio-rng-pci,addr=0x${slot.toString(16)}${props}`];
 }
+
+/**
+ * The ways our drivers reach a QEMU virtio device (issue 4): modern-only, transitional through
+ * either interface, legacy-only; interrupts by MSI-X (the drivers' default where the bus can
+ * deliver it, as on QEMU) and, for one modern and one legacy device, INTx. Each entry gets its own
+ * device at `slot`.
+ */
+export interface DriverMode {
+  readonly slot: number;
+  readonly name: string;
+  /** QEMU -device properties of the mode. */
+  readonly props: string;
+  readonly forceLegacy: boolean;
+  readonly interrupts: 'auto' | 'intx';
+  /** The interface the probe must choose, and the interrupt plan the driver must end up with. */
+  readonly kind: 'modern' | 'legacy';
+  readonly plan: 'msix-per-queue' | 'intx';
+}
+
+export const DRIVER_MODES: readonly DriverMode[] = [
+  { slot: 4, name: 'modern-only, MSI-X', props: 'disable-legacy=on', forceLegacy: false, interrupts: 'auto', kind: 'modern', plan: 'msix-per-queue' },
+  { slot: 5, name: 'modern-only, INTx', props: 'disable-legacy=on', forceLegacy: false, interrupts: 'intx', kind: 'modern', plan: 'intx' },
+  { slot: 6, name: 'transitional, modern interface', props: 'disable-legacy=off', forceLegacy: false, interrupts: 'auto', kind: 'modern', plan: 'msix-per-queue' },
+  { slot: 7, name: 'transitional, legacy interface (forceLegacy)', props: 'disable-legacy=off', forceLegacy: true, interrupts: 'auto', kind: 'legacy', plan: 'msix-per-queue' },
+  { slot: 8, name: 'legacy-only, MSI-X', props: 'disable-modern=on', forceLegacy: false, interrupts: 'auto', kind: 'legacy', plan: 'msix-per-queue' },
+  { slot: 9, name: 'legacy-only, INTx', props: 'disable-modern=on', forceLegacy: false, interrupts: 'intx', kind: 'legacy', plan: 'intx' },
+];

@@ -1,6 +1,6 @@
 /**
- * Our driver reads entropy from QEMU's virtio-rng-pci, modern-only and transitional (through the
- * modern interface), on pc and q35. The far end is checked: each device's backend is an
+ * Our driver reads entropy from QEMU's virtio-rng-pci in every mode of DRIVER_MODES (modern-only,
+ * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. The far end is checked: each device's backend is an
  * `rng-random` object reading a file this test wrote, so the bytes that arrive in our buffers must
  * be that file's bytes, in order.
  */
@@ -10,12 +10,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
-import { launch, MACHINES, slotBdf, tempDir } from './qemu-fixture.js';
+import { DRIVER_MODES, launch, MACHINES, slotBdf, tempDir } from './qemu-fixture.js';
 
-const MODES = [
-  { slot: 4, name: 'modern-only', props: 'disable-legacy=on' },
-  { slot: 5, name: 'transitional, modern interface', props: 'disable-legacy=off' },
-] as const;
+const MODES = DRIVER_MODES;
 const SOURCE_BYTES = 4096;
 const REQUEST_BYTES = 64;
 
@@ -37,9 +34,10 @@ for (const machine of MACHINES) {
     for (const m of MODES) {
       await t.test(m.name, async () => {
         // One request per read: 64-byte chunks, so the second read is the device's second answer.
-        const rng = await RngDriver.open(bus, slotBdf(m.slot), { chunkSize: REQUEST_BYTES });
+        const rng = await RngDriver.open(bus, slotBdf(m.slot), { chunkSize: REQUEST_BYTES, forceLegacy: m.forceLegacy, interrupts: m.interrupts });
         try {
-          assert.equal(rng.virtio.probe.kind, 'modern');
+          assert.equal(rng.virtio.probe.kind, m.kind);
+          assert.equal(rng.virtio.interrupts?.kind, m.plan);
           const expected = pattern(m.slot);
           assert.deepEqual([...(await rng.read(REQUEST_BYTES))], [...expected.subarray(0, REQUEST_BYTES)]);
           assert.deepEqual([...(await rng.read(REQUEST_BYTES))], [...expected.subarray(REQUEST_BYTES, 2 * REQUEST_BYTES)]);
