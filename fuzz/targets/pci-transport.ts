@@ -265,7 +265,11 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.CommonWrite: {
         const off = code === Op.BarWrite ? offset : MODERN_COMMON_OFFSET + COMMON_FIELDS[offset % COMMON_FIELDS.length]!;
         const barIndex = code === Op.BarWrite ? hi % 7 : MODERN_BAR;
-        const beyond = hasModern && barIndex === MODERN_BAR && bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq && off !== VIRTIO_PCI_COMMON_Q_SELECT && off !== VIRTIO_PCI_COMMON_STATUS;
+        // A write covering queue_select or device_status (an unaligned one is split into naturally
+        // aligned pieces, each landing on its own field) may legitimately select or reset.
+        const touches = (field: number, width: number): boolean => off < field + width && field < off + size;
+        const beyond =
+          hasModern && barIndex === MODERN_BAR && bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq && !touches(VIRTIO_PCI_COMMON_Q_SELECT, 2) && !touches(VIRTIO_PCI_COMMON_STATUS, 1);
         const before = beyond ? queueConfigs() : '';
         access('barWrite', () => fn.barWrite(barIndex, off, size, value));
         if (beyond) check(queueConfigs() === before, 'contract', () => `write at 0x${off.toString(16)} with queue_select beyond num_queues changed a queue`);
@@ -335,14 +339,15 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.QueueSelectBeyond: {
         const sel = hi & 1 ? 0xffff : nq + (offset % 64);
         const before = queueConfigs();
+        // A transitional device ignores writes through the interface the driver did not commit to.
+        if (fn.arbiter?.committed === ((hi & 2) !== 0 ? 'modern' : 'legacy')) break;
         if (!hasModern || (hi & 2) !== 0) {
           if (mode === 'modern') break;
           // The legacy header: queue_num of an absent queue reads 0 and its PFN takes no write.
           access('legacy queue_sel beyond num_queues', () => {
             legacy(VIRTIO_PCI_QUEUE_SEL, 2, sel);
-            // A transitional device committed to the modern interface ignores the legacy select.
             const num = fn.barRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_NUM, 2);
-            if (fn.arbiter?.committed !== 'modern') check(num === 0, 'contract', () => `legacy queue_num reads ${num} with queue_sel ${sel} of ${nq}`);
+            check(num === 0, 'contract', () => `legacy queue_num reads ${num} with queue_sel ${sel} of ${nq}`);
             legacy(VIRTIO_PCI_QUEUE_PFN, 4, value);
           });
           check(queueConfigs() === before, 'contract', () => `legacy writes with queue_sel ${sel} of ${nq} changed a queue`);
