@@ -1,7 +1,7 @@
 /**
  * Interrupts over the INTx pin (4.1.4.5): any event raises the pin, reading the ISR lowers it.
- * MSI-X vectors cannot be mapped, so every vector register reads back VIRTIO_MSI_NO_VECTOR.
- * The MSI-X front-end (issue 3) replaces this while MSI-X is enabled.
+ * On its own, MSI-X vectors cannot be mapped, so every vector register reads back
+ * VIRTIO_MSI_NO_VECTOR; MsixInterrupts (msix-interrupts.ts) wraps it for functions with MSI-X.
  */
 
 import type { PciEndpoint } from '../../pci/endpoint.js';

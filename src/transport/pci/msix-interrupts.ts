@@ -1,8 +1,8 @@
 /**
- * Interrupts of a virtio PCI function with MSI-X (4.1.4.5, 4.1.5.1.2): while MSI-X is enabled an
- * event sends the message of its vector (none for VIRTIO_MSI_NO_VECTOR) and INTx stays silent;
- * while it is disabled, events raise INTx. The ISR is set either way (the core does), as QEMU does.
- * A vector can be assigned when it is an entry of the table.
+ * Interrupts of a virtio PCI function that may have MSI-X (4.1.4.5, 4.1.5.1.2): while MSI-X is
+ * enabled an event sends the message of its vector (none for VIRTIO_MSI_NO_VECTOR) and INTx stays
+ * silent; otherwise events raise INTx. The ISR is set either way (the core does), as QEMU does. A
+ * vector can be assigned when it is an entry of the table; without a table, only NO_VECTOR.
  */
 
 import type { MsixTable } from '../../pci/msix.js';
@@ -11,24 +11,27 @@ import type { InterruptSink } from '../device-core.js';
 import type { IntxInterrupts } from './intx-interrupts.js';
 
 export class MsixInterrupts implements InterruptSink {
-  constructor(
-    private readonly msix: MsixTable,
-    private readonly intx: IntxInterrupts,
-  ) {
+  private msix: MsixTable | undefined;
+
+  constructor(private readonly intx: IntxInterrupts) {}
+
+  /** Use `msix` from now on (the table is built after the core that reports to this sink). */
+  attach(msix: MsixTable): void {
+    this.msix = msix;
     // Enabling MSI-X takes the function off its INTx pin.
     msix.onEnableChange((enabled) => {
-      if (enabled) intx.isrCleared();
+      if (enabled) this.intx.isrCleared();
     });
   }
 
   notify(vector: number): void {
-    if (this.msix.enabled) this.msix.notify(vector);
+    if (this.msix?.enabled === true) this.msix.notify(vector);
     else this.intx.notify();
   }
   isrCleared(): void {
     this.intx.isrCleared();
   }
   vectorUsable(vector: number): boolean {
-    return vector === VIRTIO_MSI_NO_VECTOR || this.msix.has(vector);
+    return vector === VIRTIO_MSI_NO_VECTOR || this.msix?.has(vector) === true;
   }
 }

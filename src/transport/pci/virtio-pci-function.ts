@@ -32,7 +32,7 @@ import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OT
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
 import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
 import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
-import { DeviceCore, MODERN_STATUS_STEPS, type InterruptSink } from '../device-core.js';
+import { DeviceCore, MODERN_STATUS_STEPS } from '../device-core.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
@@ -126,27 +126,16 @@ export class VirtioPciFunction extends PciEndpoint {
     );
     super(config, host);
     this.mode = mode;
-    const intx = new IntxInterrupts(this);
-    let interrupts: InterruptSink = intx;
-    let msix: MsixTable | undefined;
-    // QEMU adds the MSI-X capability after the virtio ones (it heads the list); legacy-only has none before it.
-    const addMsix = (): void => {
-      if (vectors === 0) return;
-      msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
-      this.setBarRegion(MSIX_BAR, msix.region);
-    };
-    if (!hasModern) addMsix();
-    // The sink is needed by the core before the modern capabilities exist; it reads `msix` when an event happens.
-    const sink: InterruptSink = {
-      notify: (vector) => interrupts.notify(vector),
-      isrCleared: () => interrupts.isrCleared(),
-      vectorUsable: (vector) => interrupts.vectorUsable(vector),
-    };
-    this.core = new DeviceCore(device, host.memory, sink, mode === 'legacy' ? LEGACY_RULES : {});
+    const interrupts = new MsixInterrupts(new IntxInterrupts(this));
+    this.core = new DeviceCore(device, host.memory, interrupts, mode === 'legacy' ? LEGACY_RULES : {});
     this.modernTransport = hasModern ? new ModernTransport(this.core, config, this) : undefined;
-    if (hasModern) addMsix();
-    this.msix = msix;
-    if (msix !== undefined) interrupts = new MsixInterrupts(msix, intx);
+    // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
+    if (vectors > 0) {
+      this.msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
+      this.setBarRegion(MSIX_BAR, this.msix.region);
+      interrupts.attach(this.msix);
+    }
+    const msix = this.msix;
     this.legacy = hasLegacy ? new LegacyTransport(this.core, () => msix?.enabled ?? false) : undefined;
     this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
 
