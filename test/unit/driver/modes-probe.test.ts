@@ -145,3 +145,27 @@ test('MSI-X plan: falls back to one shared queue vector, then to INTx, as Linux 
 test("interrupts: 'msix' without MSI-X is a UsageError", async () => {
   await assert.rejects(loopback(0, 'msix'), (e: unknown) => e instanceof UsageError && /MSI-X cannot be used: no MSI-X capability/.test(e.message));
 });
+
+for (const mode of ['modern', 'legacy'] as const) {
+  test(`MSI-X (${mode} interface): the config vector's message reaches the config-change listeners, without an ISR read`, async () => {
+    const m = new Machine({ ramSize: 8 << 20 });
+    const device = new LoopbackDevice({ deviceType: 4, queueMaxSizes: [16] });
+    const { bdf: fn } = m.plugVirtio(device, { mode, msixVectors: 2 });
+    const bus = new RecordingBus(m.bus);
+    const drv = await VirtioDriver.open(bus, fn);
+    await drv.negotiate(0n);
+    await drv.setupQueue(0);
+    await drv.driverOk();
+    const changed = new Promise<void>((resolve) => drv.onConfigChange(resolve));
+    const isrBefore = bus.log.length;
+    await drv.writeConfig(4, 4, 0x1234); // the loopback's scratch: a configuration change
+    await changed;
+    assert.equal(device.scratch, 0x1234);
+    assert.equal(await drv.readConfig(4, 4), 0x1234, mode === 'legacy' ? 'device config at 24 while MSI-X is enabled' : 'device config');
+    const bar0 = drv.probe.bars.find((b) => b.index === 0);
+    // The modern ISR is BAR4+0x1000; the legacy ISR is BAR0+19: neither was read for this interrupt.
+    const isrReads = bus.log.slice(isrBefore).filter((a) => (a.op === 'ioRead' && a.addr === (bar0?.base ?? -1) + 19) || (a.op === 'memRead' && drv.transport.kind === 'modern' && a.size === 1 && a.addr % 0x4000 === 0x1000));
+    assert.deepEqual(isrReads, []);
+    await drv.close();
+  });
+}
