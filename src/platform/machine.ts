@@ -123,7 +123,7 @@ export class Machine {
     return { bdf: addr, fn };
   }
 
-  /** Plug a virtio device as a modern virtio-pci function ({@link VirtioPciFunction}). */
+  /** Plug a virtio device as a virtio-pci function ({@link VirtioPciFunction}): modern-only by default, or `mode` transitional / legacy; `msixVectors` adds MSI-X. */
   plugVirtio(device: VirtioDevice, options: VirtioPciFunctionOptions & { readonly at?: Bdf } = {}): Plugged<VirtioPciFunction> {
     return this.plug((host) => new VirtioPciFunction(device, host, options), options.at);
   }
