@@ -214,7 +214,7 @@ export class VirtioDriver implements QueueHost {
     }
     this.negotiated = accepted;
     // Vectors are assigned to every queue before any is enabled (4.1.5.1.3).
-    this.plan = await setupInterrupts(this.bus, this.fn, this.probe, this.transport, await this.transport.numQueues(), this.interruptMode);
+    this.plan = await setupInterrupts(this.bus, this.fn, this.probe, this.transport, this.interruptMode);
     this.phase = 'queues';
     return accepted;
   }

@@ -53,11 +53,11 @@ function intxPlan(why: string): InterruptPlan {
 }
 
 /**
- * Set up interrupts for `numQueues` queues (call between feature negotiation and queue set-up: the
+ * Set up interrupts for every queue the device has (call between feature negotiation and queue set-up: the
  * queue vectors are written before any queue is enabled). Throws UsageError for mode 'msix' when no
  * MSI-X plan works.
  */
-export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, transport: DriverTransport, numQueues: number, mode: InterruptMode): Promise<InterruptPlan> {
+export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, transport: DriverTransport, mode: InterruptMode): Promise<InterruptPlan> {
   const msix = probe.msix;
   let why: string;
   if (mode === 'intx') why = 'MSI-X not wanted';
@@ -67,6 +67,7 @@ export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, 
     const failures: string[] = [];
     if (table === undefined) failures.push(`MSI-X table BAR${msix.tableBar} is not an assigned memory BAR`);
     else {
+      const numQueues = await transport.numQueues();
       const tries: ['msix-per-queue' | 'msix-shared', number][] = [['msix-per-queue', numQueues + 1]];
       if (numQueues > 1) tries.push(['msix-shared', 2]);
       for (const [kind, vectors] of tries) {
