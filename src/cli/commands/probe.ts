@@ -143,13 +143,18 @@ function machineOf(name: string): QemuMachine {
 
 const hexBytes = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
+/** What a device driver settled on (its own feature choice, not every offered bit) and its interrupts: two lines before the data line. */
+function driverLine(core: VirtioDriver): string {
+  return `driver negotiated: ${decodeFeatures(core.features, FEATURE_NAMES.get(core.deviceType)) || '(none)'}\ndriver interrupts: ${core.interrupts?.description ?? 'none'}`;
+}
+
 /** Read 32 bytes of entropy; with our backend file, they must be its first 32 bytes. */
 async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, entropy: Uint8Array | undefined): Promise<string> {
   const rng = await RngDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const bytes = await rng.read(32);
     const check = entropy === undefined ? '' : `; the backend file's first 32 bytes: ${Buffer.compare(bytes, entropy.subarray(0, 32)) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
-    return `read 32 bytes of entropy: ${hexBytes(bytes)}${check}`;
+    return `${driverLine(rng.virtio)}\nread 32 bytes of entropy: ${hexBytes(bytes)}${check}`;
   } finally {
     await rng.close();
   }
@@ -172,7 +177,7 @@ async function blkData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, image: s
       await file.close();
       where += `; in the image file: ${Buffer.compare(onDisk, data) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
     }
-    return `capacity ${blk.capacity} sectors, id "${await blk.getId()}"; wrote sector ${sector}, ${where}`;
+    return `${driverLine(blk.virtio)}\ncapacity ${blk.capacity} sectors, id "${await blk.getId()}"; wrote sector ${sector}, ${where}`;
   } finally {
     await blk.close();
   }
@@ -183,7 +188,7 @@ async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend:
   const net = await VirtioNetDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const mac = net.mac;
-    if (backend === undefined) return `MAC ${hexBytes(mac)}; no host socket of ours behind it (netdev given), so no frames sent`;
+    if (backend === undefined) return `${driverLine(net.core)}\nMAC ${hexBytes(mac)}; no host socket of ours behind it (netdev given), so no frames sent`;
     const broadcast = new Uint8Array(6).fill(0xff);
     // An Ethernet frame with the local experimental EtherType 0x88b5 and a recognisable payload.
     const frame = (src: Uint8Array, dst: Uint8Array, text: string): Uint8Array =>
@@ -197,7 +202,7 @@ async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend:
     backend.socket.send(inbound, backend.qemuPort, '127.0.0.1');
     const received = await net.receive(DATA_TIMEOUT_MS).catch(() => undefined);
     const recvOk = received !== undefined && Buffer.compare(received, inbound) === 0;
-    return `MAC ${hexBytes(mac)}; frame to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; frame from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
+    return `${driverLine(net.core)}\nMAC ${hexBytes(mac)}; frame to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; frame from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
   } finally {
     await net.close();
   }
@@ -208,7 +213,7 @@ async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, back
   const serial = await VirtioConsoleDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const ports = `${serial.multiport ? `multiport, up to ${serial.maxPorts} ports` : 'one port'}`;
-    if (backend === undefined) return `${ports}; no host socket of ours behind it (id given), so no bytes sent`;
+    if (backend === undefined) return `${driverLine(serial.core)}\n${ports}; no host socket of ours behind it (id given), so no bytes sent`;
     const port = await serial.waitPort('virtio-ts.probe', DATA_TIMEOUT_MS);
     await port.open();
     const out = Buffer.from('virtio-ts probe: driver to host\n');
@@ -227,7 +232,7 @@ async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, back
       got += chunk.length;
     }
     const recvOk = Buffer.compare(Buffer.concat(back), inbound) === 0;
-    return `${ports}; port ${port.id} "${port.name ?? ''}" console=${port.isConsole}; line to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; line from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
+    return `${driverLine(serial.core)}\n${ports}; port ${port.id} "${port.name ?? ''}" console=${port.isConsole}; line to the host socket: ${sent ? 'arrived intact' : 'NOT arrived'}; line from the host socket: ${recvOk ? 'received intact' : 'NOT received'}`;
   } finally {
     await serial.close();
   }
@@ -264,12 +269,16 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, ba
   try {
     print(`offered features: ${decodeFeatures(driver.deviceFeatures, names) || '(none)'}`);
     const accepted = await driver.negotiate(driver.deviceFeatures);
-    print(`negotiated features: ${decodeFeatures(accepted, names) || '(none)'}`);
+    print(`negotiated features (driver core, every offered bit it may accept): ${decodeFeatures(accepted, names) || '(none)'}`);
+    print(`interrupts: ${driver.interrupts?.description ?? 'none'}`);
     print(`device status: ${decodeStatus(await driver.checkStatus())}`);
   } finally {
     await driver.close();
   }
-  print(`data: ${await moveData(bus, fn, decision.deviceType, forceLegacy, backends)}`);
+  const lines = (await moveData(bus, fn, decision.deviceType, forceLegacy, backends)).split('\n');
+  const data = lines.pop()!;
+  for (const line of lines) print(line);
+  print(`data: ${data}`);
 }
 
 async function runProbe(options: ProbeCommandOptions): Promise<void> {

@@ -41,7 +41,8 @@ for (const d of NO_DRIVER) {
     assert.match(out, /Vendor Specific Information: VirtIO: common-cfg/);
     assert.ok(out.includes(`device type: ${d.type} (${d.name})`), out);
     assert.match(out, /^probe: modern: common-cfg cap at 0x40 \(BAR4\+0x0\)/m);
-    assert.match(out, /^negotiated features: .*VERSION_1/m);
+    assert.match(out, /^negotiated features \(driver core, every offered bit it may accept\): .*VERSION_1/m);
+    assert.match(out, /^interrupts: (MSI-X, |INTx \()/m, 'MSI-X where the device has it (virtio-balloon-pci has not), else INTx');
     assert.match(out, /^device status: ACKNOWLEDGE\|DRIVER\|FEATURES_OK$/m);
     assert.ok(out.includes(`no virtio-ts driver for ${d.name}: stopped after feature negotiation`), out);
   });
@@ -59,8 +60,19 @@ for (const d of WITH_DRIVER) {
     const { code, out } = await runProbe(['--qemu', d.device, '--machine', 'pc']);
     assert.equal(code, 0, out);
     assert.match(out, d.data);
+    // The device driver's own choice, and MSI-X (QEMU's devices have it; the driver's default).
+    assert.match(out, /^driver negotiated: .*VERSION_1/m);
+    assert.match(out, /^driver interrupts: MSI-X/m);
   });
 }
+
+test('probe --qemu virtio-blk-pci --force-legacy: a transitional device driven through its legacy interface moves data', async () => {
+  const { code, out } = await runProbe(['--qemu', 'virtio-blk-pci', '--force-legacy', '--machine', 'pc']);
+  assert.equal(code, 0, out);
+  assert.match(out, /^probe: legacy \(forced\): /m);
+  assert.match(out, /^device status: ACKNOWLEDGE\|DRIVER$/m, 'no FEATURES_OK on the legacy interface');
+  assert.match(out, /^data: capacity 2048 sectors, .*in the image file: same bytes$/m);
+});
 
 test('probe --qemu with a device QEMU does not have fails with its message', async () => {
   const { code, out } = await runProbe(['--qemu', 'virtio-nonexistent-pci']);
