@@ -8,14 +8,15 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
-import { LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../../report/layout-diff.js';
+import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../../report/layout-diff.js';
 import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 
 interface DiffCommandOptions {
-  readonly device: string;
+  readonly device?: string;
   readonly mode: string;
   readonly machine: string;
   readonly all?: boolean;
+  readonly accepted?: boolean;
 }
 
 function oneOf<T extends string>(what: string, value: string, allowed: readonly T[]): T {
@@ -38,7 +39,23 @@ export function formatLayoutRows(rows: readonly LayoutRow[], all: boolean): stri
   return out;
 }
 
+/** ACCEPTED_DIFFERENCES as a Markdown table (for the README). */
+export function formatAcceptedTable(): string[] {
+  const cell = (text: string): string => text.replaceAll('|', '\\|');
+  const out = ['| device | modes | rows | reason |', '|---|---|---|---|'];
+  for (const a of ACCEPTED_DIFFERENCES) {
+    const modes = a.modes.length === LAYOUT_MODES.length ? 'all' : a.modes.join(', ');
+    out.push(`| ${a.devices.length === LAYOUT_DEVICES.length ? 'all' : a.devices.join(', ')} | ${modes} | ${a.section} \`${cell(a.field.source)}\` | ${cell(a.reason)} |`);
+  }
+  return out;
+}
+
 async function runDiff(options: DiffCommandOptions): Promise<void> {
+  if (options.accepted) {
+    for (const line of formatAcceptedTable()) process.stdout.write(`${line}\n`);
+    return;
+  }
+  if (options.device === undefined) throw new UsageError('--device is required (or --accepted)');
   const device = oneOf<LayoutDevice>('device', options.device, LAYOUT_DEVICES);
   const mode = oneOf<VirtioPciMode>('mode', options.mode, LAYOUT_MODES);
   const machine = oneOf<QemuMachine>('machine', options.machine, ['pc', 'q35']);
@@ -59,9 +76,10 @@ export function register(program: Command): void {
   program
     .command('diff')
     .description("compare QEMU's virtio-pci device with our device model of the same type and mode: header, BARs, capabilities, features, queues, device config")
-    .requiredOption('--device <device>', `one of ${LAYOUT_DEVICES.join(', ')}`)
+    .option('--device <device>', `one of ${LAYOUT_DEVICES.join(', ')}`)
     .option('--mode <mode>', `one of ${LAYOUT_MODES.join(', ')}`, 'modern')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
     .option('--all', 'show identical fields too')
+    .option('--accepted', 'print the documented differences (device, modes, rows, reason) as a Markdown table, without running QEMU')
     .action((options: DiffCommandOptions) => runDiff(options));
 }
