@@ -146,12 +146,11 @@ export async function run(data: Uint8Array): Promise<void> {
         await guarded('config access', () => (hi & 8 ? device.writeConfig(offset, size, b) : device.readConfig(offset, size)));
         break;
       }
-      case Op.Reap: {
-        const mq = mocks[qi]!;
-        const used = expectTyped('reading the used ring', [], () => mq.readUsed()) as ReturnType<MockQueue['readUsed']>;
-        check(used.length <= mq.size, 'contract', () => `${used.length} used elements at once on a queue of ${mq.size}`);
+      case Op.Reap:
+        // The guest takes what was used, freeing descriptors for more chains. Nothing to check here:
+        // a Poke may have corrupted the used ring it reads (the device's side is checked per call).
+        mocks[qi]!.readUsed();
         break;
-      }
     }
   }
   await guarded('final drain', () => new Promise<void>((resolve) => setImmediate(resolve)));
