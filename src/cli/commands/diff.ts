@@ -32,9 +32,12 @@ export function formatLayoutRows(rows: readonly LayoutRow[], all: boolean): stri
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: readonly string[]): string => c.map((x, i) => x.padEnd(widths[i]!)).join('  ').trimEnd();
   const out = [line(head), line(widths.map((w) => '-'.repeat(w)))];
+  let lastReason: string | undefined;
   shown.forEach((r, i) => {
     out.push(line(cells[i]!));
-    if (r.accepted !== undefined) out.push(`     accepted: ${r.accepted}`);
+    // A reason covering several rows in a row is printed under the first.
+    if (r.accepted !== undefined && r.accepted !== lastReason) out.push(`     accepted: ${r.accepted}`);
+    lastReason = r.accepted;
   });
   return out;
 }
