@@ -58,10 +58,13 @@ export const LEGACY_RULES: InterfaceRules = {
   requiredFeatures: 0n,
 };
 
-/** The I/O BAR the header needs: a power of two covering the header with MSI-X and the device config (as QEMU sizes it). */
-export function legacyBarDescriptor(deviceConfigSize: number): BarDescriptor {
+/**
+ * The I/O BAR the header needs: a power of two covering the header and the device config, the
+ * header with its MSI-X registers when the function has MSI-X (as QEMU sizes it).
+ */
+export function legacyBarDescriptor(deviceConfigSize: number, hasMsix: boolean): BarDescriptor {
   let size = PCI_BAR_MIN_IO_SIZE;
-  while (size < VIRTIO_PCI_CONFIG_OFF_MSIX + deviceConfigSize) size *= 2;
+  while (size < legacyConfigOffset(hasMsix) + deviceConfigSize) size *= 2;
   return { kind: 'io', size, is64: false, prefetchable: false };
 }
 

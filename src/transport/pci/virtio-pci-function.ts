@@ -109,7 +109,7 @@ export class VirtioPciFunction extends PciEndpoint {
     const hasModern = mode !== 'legacy';
     const hasLegacy = mode !== 'modern';
     const bars: (BarDescriptor | undefined)[] = [];
-    if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize);
+    if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize, vectors > 0);
     if (vectors > 0) bars[MSIX_BAR] = msixBarDescriptor(vectors);
     if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: true, prefetchable: true };
     const config = new ConfigSpace(

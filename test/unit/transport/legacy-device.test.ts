@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE } from '../../../src/spec/pci.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../src/spec/status.js';
+import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../src/spec/status.js';
+import { legacyBarDescriptor } from '../../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
@@ -74,8 +75,23 @@ test('legacy header without MSI-X: every register at the spec offset; device con
   assert.equal(io.r(20, 4), LOOPBACK_MAGIC);
   assert.equal(io.r(24, 4), 0, 'scratch');
   assert.equal(io.r(28, 4), 0xffff_ffff, 'beyond the device config');
-  // BAR0 is I/O, a power of two covering 24 + config.
+  // BAR0 is I/O, a power of two covering the header (20, or 24 with MSI-X) and the config, as QEMU.
   assert.deepEqual(fn.bars[0], { kind: 'io', size: 32, is64: false, prefetchable: false });
+  assert.equal(legacyBarDescriptor(12, false).size, 32);
+  assert.equal(legacyBarDescriptor(12, true).size, 64);
+  assert.equal(legacyBarDescriptor(60, true).size, 128, 'virtio-blk, as QEMU 7.2');
+});
+
+test('legacy: a PFN outside guest memory is a guest fault at DRIVER_OK: DEVICE_NEEDS_RESET, no throw; reset recovers', () => {
+  const { fn, io } = legacyFunction();
+  io.w(HEADER.status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+  io.w(HEADER.queuePfn, 4, 0xffff_ffff);
+  io.w(HEADER.status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+  assert.equal(io.r(HEADER.status, 1) & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
+  assert.match(String(fn.core.fault), /ring|memory|address/i);
+  io.w(HEADER.queueNotify, 2, 0);
+  io.w(HEADER.status, 1, 0);
+  assert.equal(io.r(HEADER.status, 1), 0);
 });
 
 test('legacy header with MSI-X enabled: vectors at 20 and 22, device config moves to 24', () => {
