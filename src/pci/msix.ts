@@ -15,6 +15,7 @@
  */
 
 import { UsageError } from '../errors.js';
+import { joinU64 } from '../memory/guest-memory.js';
 import {
   PCI_CAP_ID_MSIX,
   PCI_MSIX_CAP_SIZE,
@@ -140,7 +141,7 @@ export class MsixTable {
   }
 
   private send(vector: number): void {
-    const address = this.entry(vector, PCI_MSIX_ENTRY_LOWER_ADDR) + this.entry(vector, PCI_MSIX_ENTRY_UPPER_ADDR) * 0x1_0000_0000;
+    const address = joinU64(this.entry(vector, PCI_MSIX_ENTRY_LOWER_ADDR), this.entry(vector, PCI_MSIX_ENTRY_UPPER_ADDR));
     this.host.sendMsi(address, this.entry(vector, PCI_MSIX_ENTRY_DATA));
   }
 
