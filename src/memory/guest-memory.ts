@@ -39,7 +39,8 @@ export function joinU64(lo: number, hi: number): number {
 
 /** The low and high 32-bit halves of an address (exact for addresses below 2^53). */
 export function splitU64(value: number): [lo: number, hi: number] {
-  return [value % TWO_32 >>> 0, Math.floor(value / TWO_32) >>> 0];
+  // `>>> 0` is the value modulo 2^32 (ToUint32), as `% 2^32 >>> 0` is, without a floating-point remainder.
+  return [value >>> 0, Math.floor(value / TWO_32) >>> 0];
 }
 
 /** Whether [addr, addr + len) fits in [base, base + size) without overflow. */

@@ -40,6 +40,8 @@ test('regions above 4 GiB: nothing truncated to 32 bits', () => {
 test('joinU64 keeps the high half; splitU64 is its inverse below 2^53', () => {
   assert.equal(joinU64(0x10, 1), 0x1_0000_0010);
   assert.deepEqual(splitU64(0x1_0000_0010), [0x10, 1]);
+  assert.deepEqual(splitU64(0xffff_ffff), [0xffff_ffff, 0]);
+  assert.deepEqual(splitU64(2 ** 53 - 1), [0xffff_ffff, 0x1f_ffff]);
   assert.ok(joinU64(0, 0xffffffff) > 2 ** 53, 'a 64-bit address near 2^64 stays huge');
   assert.equal(new ArrayGuestMemory(16).contains(joinU64(0, 0xffffffff), 1), false);
 });
