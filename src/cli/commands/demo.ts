@@ -23,6 +23,7 @@ import type { VirtioPciFunction, VirtioPciMode } from '../../transport/pci/virti
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { decodeDeviceFeatures } from '../../spec/feature-names.js';
 import { deviceTypeName } from '../../spec/ids.js';
+import { consoleDemo, netDemo } from '../demo-net-console.js';
 import { buildDemoMachine, describeFunction } from '../demo-machine.js';
 
 interface DemoOptions {
@@ -176,6 +177,11 @@ async function runDemo(options: DemoOptions): Promise<void> {
     } else {
       console.log('checksums verified: driver read-back and image file match what was written');
     }
+
+    // Net has 3 queues (rx, tx, ctrl), console with one port 2: a vector each plus config.
+    const fnOptions = (queues: number) => ({ mode, msixVectors: options.msix ? queues + 1 : 0 });
+    console.log(`\n${(await netDemo(fnOptions(3), driverOptions)).join('\n')}`);
+    console.log(`\n${(await consoleDemo(fnOptions(2), driverOptions)).join('\n')}`);
   } finally {
     await disk.close();
     if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
@@ -185,7 +191,7 @@ async function runDemo(options: DemoOptions): Promise<void> {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('drive a virtio-rng and a virtio-blk device through our driver; verify a disk pattern')
+    .description('drive virtio-rng, virtio-blk (verified disk pattern), virtio-net (two machines) and virtio-console through our drivers')
     .option('--disk <path>', 'use this disk image (its contents are overwritten) instead of a temporary one')
     .option('--size <MiB>', 'size of the temporary disk image', '64')
     .option('--mode <mode>', 'devices are modern (modern-only), transitional or legacy (legacy-only)', 'modern')
