@@ -85,6 +85,16 @@ export class RngDevice implements VirtioDevice {
     this.broken = false;
   }
 
+  /** VIRTIO_F_RING_RESET: requests are answered within queueNotify, so none is in flight; forget the ring. */
+  resetQueue(index: number): void {
+    if (index === 0) this.queue = null;
+  }
+
+  /** VIRTIO_F_RING_RESET: the request queue is back, on a new ring. */
+  enableQueue(queue: DeviceQueue): void {
+    if (queue.index === 0) this.queue = queue;
+  }
+
   /** Fill the chain's writable buffers in order, up to the per-request limit; returns the bytes written. */
   private fill(chain: DescriptorChain): number {
     let written = 0;
