@@ -128,7 +128,8 @@ class HostileDma implements DmaMemory {
   free(buffer: DmaBuffer): void {
     this.inner.free(buffer);
   }
-  flush(addr: number, len: number): Promise<void> {
+  async flush(addr: number, len: number): Promise<void> {
+    // async: a failing bus rejects, as a remote one would, rather than throwing at the call.
     this.bus.spend();
     return this.inner.flush(addr, len);
   }
