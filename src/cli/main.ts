@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { VirtioError } from '../errors.js';
 import * as demo from './commands/demo.js';
+import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
 import * as probe from './commands/probe.js';
 
@@ -11,7 +12,7 @@ const program = new Command()
   .description('The virtio PCI transport, device and driver halves, in TypeScript')
   .showHelpAfterError();
 
-const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe];
+const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff];
 for (const c of commands) c.register(program);
 
 try {
