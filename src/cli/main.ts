@@ -7,6 +7,12 @@ import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
 import * as probe from './commands/probe.js';
 
+// Output piped into `head` and the like: a closed pipe ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command()
   .name('virtio-ts')
   .description('The virtio PCI transport, device and driver halves, in TypeScript')
