@@ -146,6 +146,8 @@ export class SplitQueueDriver<T> {
   private suppressed = false;
   /** The last async ring operation; the next one starts after it. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** Ring operations started and not yet settled. */
+  private running = 0;
   /** The zeroed rings still have to reach the device (flushRings(), or else the first publish). */
   private initialFlush = true;
 
@@ -426,8 +428,13 @@ export class SplitQueueDriver<T> {
 
   /** Run `op` after every earlier publish/reap/suppression change has finished: they share ring state across awaits. */
   private serial<R>(op: () => Promise<R>): Promise<R> {
-    const result = this.tail.then(op);
-    this.tail = result.catch(() => undefined);
+    // With none running, start at once: waiting for the settled tail would cost a few microtask turns.
+    const result = this.running === 0 ? op() : this.tail.then(op);
+    this.running++;
+    const settled = (): void => {
+      this.running--;
+    };
+    this.tail = result.then(settled, settled);
     return result;
   }
 
