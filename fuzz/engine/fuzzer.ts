@@ -34,6 +34,8 @@ export interface CampaignOptions {
   readonly inputTimeoutMs: number;
   /** Entries to start from besides the target's seeds (an earlier run's corpus, or replayed files). */
   readonly initialCorpus: readonly Uint8Array[];
+  /** Report the blocks never executed at the end (guided only). */
+  readonly listUncovered: boolean;
 }
 
 export interface Finding {
@@ -57,6 +59,8 @@ export interface CampaignStats {
   readonly coverageTakes: number;
   readonly batch: number;
   readonly findings: number;
+  /** "file:line" of blocks never executed, when asked for. */
+  readonly uncovered?: readonly string[];
 }
 
 export interface CampaignHooks {
@@ -198,8 +202,9 @@ export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, o
     }
   }
   const final = stats();
+  const uncovered = opts.listUncovered ? tracker?.uncovered() : undefined;
   tracker?.close();
-  return final;
+  return uncovered === undefined ? final : { ...final, uncovered };
 }
 
 /** Favour recent entries (they found new code last), but keep visiting old ones. */

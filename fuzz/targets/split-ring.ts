@@ -153,7 +153,9 @@ class Model {
 
 export function run(data: Uint8Array): void {
   const input = new FuzzInput(data);
-  const size = 1 << (input.u8() % 8);
+  // Mostly a power of two up to 128; with the top bit, any size (the constructor must refuse it).
+  const sizeByte = input.u8();
+  const size = sizeByte & 0x80 ? sizeByte & 0x7f : 1 << (sizeByte % 8);
   const flags = input.u8();
   const eventIdx = (flags & 1) !== 0;
   const indirect = (flags & 2) !== 0;
@@ -192,10 +194,11 @@ export function run(data: Uint8Array): void {
   // The device's rings may legitimately be refused (misaligned, outside memory): then nothing runs.
   const created = device('SplitQueue constructor', () => new SplitQueue({ index: 0, size, memory: mem, desc: desc!, driver: avail!, device: used!, eventIdx, indirect }));
   if (!(created instanceof SplitQueue)) {
-    check(!ringsFit || desc! % 16 !== 0 || avail! % 2 !== 0 || used! % 4 !== 0, 'contract', () => `rings refused though aligned and in memory: ${created.message}`);
+    const powerOfTwo = size >= 1 && (size & (size - 1)) === 0;
+    check(!powerOfTwo || !ringsFit || desc! % 16 !== 0 || avail! % 2 !== 0 || used! % 4 !== 0, 'contract', () => `rings refused though aligned and in memory: ${created.message}`);
     return;
   }
-  check(ringsFit, 'contract', () => 'SplitQueue accepted rings outside guest memory');
+  check(ringsFit && size >= 1 && (size & (size - 1)) === 0, 'contract', () => `SplitQueue accepted rings outside guest memory or a queue size of ${size}`);
   const q = created;
   const model = new Model(mem, size, desc!, avail!, used!, indirect, inFlight);
   // Rings that overlap (a hostile layout) make the device's own used-ring writes (avail_event, used
@@ -373,7 +376,7 @@ function describeChain(x: unknown): string {
 
 // ---- seeds: the known virtio CVE shapes, built by name ----
 
-/** The header: queue size log2, flags (1 event idx, 2 indirect, base index << 2, 0x10 raw rings), seed, raw ring offsets. */
+/** The header: queue size log2 (top bit: a raw size instead), flags (1 event idx, 2 indirect, base index << 2, 0x10 raw rings), seed, raw ring offsets. */
 function header(sizeLog2: number, opts: { eventIdx?: boolean; indirect?: boolean; base?: number; raw?: [number, number, number] } = {}): InputWriter {
   const flags = (opts.eventIdx ? 1 : 0) | (opts.indirect ? 2 : 0) | ((opts.base ?? 0) << 2) | (opts.raw ? 0x10 : 0);
   const w = new InputWriter().u8(sizeLog2).u8(flags).u16(7);
@@ -508,6 +511,8 @@ export function seeds(): Seed[] {
     add('used-len-too-large-and-unknown-head', w);
   }
   add('misaligned-rings', header(2, { raw: [8, 0x1001, 0x2002] }));
+  add('queue-size-not-power-of-two', header(0x80 | 3));
+  add('queue-size-zero', header(0x80));
   add('rings-outside-memory', header(7, { raw: [MEM_SIZE - 16, 0, 0x100] }));
   {
     const w = header(3, { eventIdx: true });
