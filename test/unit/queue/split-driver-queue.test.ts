@@ -370,3 +370,39 @@ test('coherent DMA (in-process): no flush or refresh is issued, and EVENT_IDX no
   assert.equal(await driver.publish(), false, 'the device has not caught up: no new notification');
   assert.equal(syncs, 0);
 });
+
+test('ring operations issued without awaiting run one after another in call order, a failed one not blocking the next (remote-like DMA)', async () => {
+  const { driver, device, dma, memory } = pair({ size: 8, eventIdx: true, remote: true });
+  const a = buffer(dma, 4, 0xa1);
+  const b = buffer(dma, 4, 0xb2);
+  const inA = buffer(dma, 2, 0);
+  const inB = buffer(dma, 2, 0);
+  driver.add([a], [inA], 1);
+  const first = driver.publish();
+  driver.add([b], [inB], 2);
+  const second = driver.publish();
+  assert.deepEqual(await Promise.all([first, second]), [true, false], 'the second publish finds avail_event already passed');
+  assert.equal(memory.read16(driver.availAddr + 2), 2, 'avail.idx reached the device');
+  const chains = [device.pop()!, device.pop()!];
+  assert.deepEqual(
+    chains.map((c) => c.view(0)[0]),
+    [0xa1, 0xb2],
+  );
+  for (const c of chains) {
+    c.view(1).fill(c.view(0)[0]!);
+    device.pushUsed(c.head, 2);
+  }
+  memory.write16(driver.usedAddr + 2, 3); // a hostile used idx: one more than in flight
+  const bad = driver.reap();
+  const suppress = driver.setInterruptSuppression(true);
+  await rejects(bad, 'ERR_DEVICE_USED_INDEX');
+  await suppress;
+  memory.write16(driver.usedAddr + 2, 2);
+  const [used, none] = await Promise.all([driver.reap(), driver.reap()]);
+  assert.deepEqual(used, [
+    { token: 1, len: 2 },
+    { token: 2, len: 2 },
+  ]);
+  assert.deepEqual(none, []);
+  assert.deepEqual([...inA.bytes, ...inB.bytes], [0xa1, 0xa1, 0xb2, 0xb2]);
+});
