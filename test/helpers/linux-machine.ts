@@ -1,61 +1,90 @@
 /**
- * The one machine every Linux guest test boots: the probe function, virtio-rng and virtio-blk at
- * fixed slots. Each test brings its own device models (backends, entropy), but the PCI view the
- * kernel enumerates is always the same, so one saved state (taken at /init's VT-READY by the first
- * test to boot) serves every test after it.
+ * The one machine every Linux guest test boots: the probe function, modern virtio-rng, -blk,
+ * -console and -net, and transitional virtio-rng and -blk, at fixed slots. Each test brings its own
+ * device models (backends, entropy, streams), but the PCI view the kernel enumerates is always the
+ * same, so one saved state (taken at /init's VT-READY by the first test to boot) serves every test.
  */
 
 import { BlkDevice } from '../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';
+import { VirtioConsoleDevice } from '../../src/device/console/console-device.js';
+import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
 import type { VirtioDevice } from '../../src/device/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
-import { VirtioPciFunction } from '../../src/transport/pci/virtio-pci-function.js';
+import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
+import { NetResponder } from './net-responder.js';
 import { ProbeFunction } from './probe-function.js';
 
-/** devfn of each function (slots 13, 14, 15 on bus 0). */
-export const SLOT = { probe: 13 << 3, rng: 14 << 3, blk: 15 << 3 } as const;
+/** devfn of each function on bus 0 (slot 18 is v86's VGA). */
+export const SLOT = {
+  probe: 13 << 3,
+  rng: 14 << 3,
+  blk: 15 << 3,
+  console: 16 << 3,
+  net: 17 << 3,
+  rngTransitional: 19 << 3,
+  blkTransitional: 20 << 3,
+} as const;
+
+type VirtioName = Exclude<keyof typeof SLOT, 'probe'>;
 
 /** "0000:00:0d.0" for a devfn on bus 0, as sysfs names the function. */
 export function pciName(devfn: number): string {
   return `0000:00:${(devfn >> 3).toString(16).padStart(2, '0')}.${devfn & 7}`;
 }
 
-export interface MachineDevices {
-  readonly rng?: RngDevice;
-  readonly blk?: BlkDevice;
-}
+/** Device models for the machine's virtio functions; the ones left out get idle defaults. */
+export type MachineDevices = Partial<Record<VirtioName, VirtioDevice>>;
 
 export interface TestMachine {
   readonly guest: LinuxGuest;
   readonly probe: ProbeFunction;
-  readonly rng: VirtioPciFunction;
-  readonly blk: VirtioPciFunction;
+  readonly fns: Readonly<Record<VirtioName, VirtioPciFunction>>;
+}
+
+const MODES: Record<VirtioName, VirtioPciMode> = {
+  rng: 'modern',
+  blk: 'modern',
+  console: 'modern',
+  net: 'modern',
+  rngTransitional: 'transitional',
+  blkTransitional: 'transitional',
+};
+
+function defaultDevice(name: VirtioName): VirtioDevice {
+  switch (name) {
+    case 'rng':
+    case 'rngTransitional':
+      return new RngDevice();
+    case 'blk':
+    case 'blkTransitional':
+      return new BlkDevice({ backend: new MemoryBlockBackend(1 << 20) });
+    case 'console':
+      return new VirtioConsoleDevice();
+    case 'net':
+      return new VirtioNetDevice({ backend: new NetResponder('10.0.2.2', Uint8Array.of(2, 0, 0, 0, 0, 2)) });
+  }
 }
 
 export async function bootTestMachine(devices: MachineDevices = {}, options: Omit<LinuxGuestOptions, 'devices'> = {}): Promise<TestMachine> {
   let probe: ProbeFunction | undefined;
-  const fns = new Map<string, VirtioPciFunction>();
-  const virtio = (name: string, device: VirtioDevice) => ({
-    name,
-    devfn: SLOT[name as keyof typeof SLOT],
-    create: (host: DeviceHost) => {
-      const fn = new VirtioPciFunction(device, host);
-      fns.set(name, fn);
-      return fn;
-    },
-  });
+  const fns: Partial<Record<VirtioName, VirtioPciFunction>> = {};
+  const names = Object.keys(MODES) as VirtioName[];
   const guest = await LinuxGuest.boot({
     ...options,
     devices: [
-      { name: 'probe', devfn: SLOT.probe, create: (host) => (probe = new ProbeFunction(host)) },
-      virtio('rng', devices.rng ?? new RngDevice()),
-      virtio('blk', devices.blk ?? new BlkDevice({ backend: new MemoryBlockBackend(1 << 20) })),
+      { name: 'probe', devfn: SLOT.probe, create: (host: DeviceHost) => (probe = new ProbeFunction(host)) },
+      ...names.map((name) => ({
+        name,
+        devfn: SLOT[name],
+        create: (host: DeviceHost) => (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name] })),
+      })),
     ],
   });
-  return { guest, probe: probe!, rng: fns.get('rng')!, blk: fns.get('blk')! };
+  return { guest, probe: probe!, fns: fns as Record<VirtioName, VirtioPciFunction> };
 }
 
 /** The single result of `kind` whose fields match `where`; fails the test when there is none. */
@@ -65,4 +94,12 @@ export function resultOf(results: readonly GuestResult[], kind: string, where: R
     throw new Error(`expected one "${kind}" result matching ${JSON.stringify(where)}, got ${found.length}:\n${results.map((r) => `${r.kind} ${r.text}`).join('\n')}`);
   }
   return found[0]!;
+}
+
+/** The features Linux negotiated, from a "virtio" result (sysfs prints bit i as character i). */
+export function guestFeatures(virtio: GuestResult): bigint {
+  const bits = virtio.fields['features'] ?? '';
+  let set = 0n;
+  for (let i = 0; i < bits.length; i++) if (bits[i] === '1') set |= 1n << BigInt(i);
+  return set;
 }

@@ -37,6 +37,13 @@ export interface V86Io {
   /** The handlers of a port nobody registered (shared prototype functions, so comparable). */
   readonly empty_port_read8: (port: number) => number;
   readonly empty_port_write: (value: number) => void;
+  /** A port access as the CPU makes it (through the port table); 32-bit reads may be negative. */
+  port_read8(port: number): number;
+  port_read16(port: number): number;
+  port_read32(port: number): number;
+  port_write8(port: number, value: number): void;
+  port_write16(port: number, value: number): void;
+  port_write32(port: number, value: number): void;
 }
 
 /** What src/pci.js `register_device` takes. */
@@ -82,6 +89,23 @@ export interface V86Cpu {
   mmap_write16: (addr: number, value: number) => void;
   /** Wasm export (src/rust/cpu/memory.rs): drop compiled code for [start, end) after a DMA write. */
   readonly jit_dirty_cache: (start: number, end: number) => void;
+  /**
+   * EFLAGS (element 0; a view of wasm memory). Bit 9, IF, decides whether v86's device_raise_irq and
+   * device_lower_irq deliver a pending interrupt at once: they call handle_irqs, which does so even
+   * in the middle of the instruction whose port or MMIO access is being served
+   * (src/rust/cpu/cpu.rs pic_call_irq: "XXX: What if called after instruction").
+   */
+  readonly flags: ArrayLike<number>;
+  /**
+   * Physical memory accesses as the CPU makes them (src/cpu.js): RAM, or the handlers io.mmap_register
+   * installed for the 128 KiB block. read32s returns a signed value.
+   */
+  read8(addr: number): number;
+  read16(addr: number): number;
+  read32s(addr: number): number;
+  write8(addr: number, value: number): void;
+  write16(addr: number, value: number): void;
+  write32(addr: number, value: number): void;
   /** The wasm instance: its exports include the allocator v86's Rust code uses (v86_malloc/v86_free). */
   readonly wm: { readonly exports: { v86_malloc(size: number): number; v86_free(ptr: number): void } };
 }
@@ -99,6 +123,18 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.io.mmap_register', 'function'],
   ['v86.cpu.io.empty_port_read8', 'function'],
   ['v86.cpu.io.empty_port_write', 'function'],
+  ['v86.cpu.io.port_read8', 'function'],
+  ['v86.cpu.io.port_read16', 'function'],
+  ['v86.cpu.io.port_read32', 'function'],
+  ['v86.cpu.io.port_write8', 'function'],
+  ['v86.cpu.io.port_write16', 'function'],
+  ['v86.cpu.io.port_write32', 'function'],
+  ['v86.cpu.read8', 'function'],
+  ['v86.cpu.read16', 'function'],
+  ['v86.cpu.read32s', 'function'],
+  ['v86.cpu.write8', 'function'],
+  ['v86.cpu.write16', 'function'],
+  ['v86.cpu.write32', 'function'],
   ['v86.cpu.devices.pci.register_device', 'function'],
   ['v86.cpu.devices.pci.raise_irq', 'function'],
   ['v86.cpu.devices.pci.lower_irq', 'function'],
@@ -110,6 +146,7 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.memory_map_read8', 'object'],
   ['v86.cpu.mmap_write16', 'function'],
   ['v86.cpu.jit_dirty_cache', 'function'],
+  ['v86.cpu.flags', 'object'],
   ['v86.cpu.wm.exports.v86_malloc', 'function'],
   ['v86.cpu.wm.exports.v86_free', 'function'],
 ];

@@ -147,6 +147,7 @@ export class LinuxGuest {
       if (claimed !== false && claimed !== true) {
         guest.replay(claimed.record);
         await emulator.restore_state(claimed.state);
+        adapter.syncIntxAfterRestore();
         guest.restored = true;
         await emulator.run();
       } else {
@@ -225,10 +226,11 @@ export class LinuxGuest {
   }
 
   /**
-   * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines. Commands run one
-   * at a time. Rejects when the command does not finish in time; a non-zero rc is returned, not thrown.
+   * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines, each also given to
+   * `onResult` as it arrives (for commands that wait on the host). Commands run one at a time.
+   * Rejects when the command does not finish in time; a non-zero rc is returned, not thrown.
    */
-  command(line: string, timeoutMs = 60_000): Promise<CommandOutput> {
+  command(line: string, timeoutMs = 60_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
     const name = line.trim().split(/\s+/)[0];
     if (name === undefined || name === '' || line.includes('\n')) throw new UsageError(`not a single command: ${JSON.stringify(line)}`);
     const run = async (): Promise<CommandOutput> => {
@@ -236,7 +238,10 @@ export class LinuxGuest {
       const done = this.waitLine(
         (l) => {
           const r = parseResult(l);
-          if (r !== undefined) results.push(r);
+          if (r !== undefined) {
+            results.push(r);
+            onResult?.(r);
+          }
           return parseDone(l)?.[0] === name;
         },
         timeoutMs,

@@ -27,6 +27,8 @@ const BLOCK_COUNT = 2 ** 32 / MMIO_BLOCK_SIZE;
 const PORT_COUNT = 0x10000;
 /** Bit 31 of the config address register enables a config cycle (PCI configuration mechanism #1). */
 const CONFIG_ENABLE = 0x8000_0000;
+/** EFLAGS.IF: the CPU takes maskable interrupts. */
+const EFLAGS_IF = 0x200;
 /** PIIX3 PIRQ route control registers in the ISA bridge's config space (what v86's raise_irq reads). */
 const PIIX_PIRQ_ROUTE = 0x60;
 
@@ -68,6 +70,12 @@ export class V86PciAdapter {
   private readonly ownedBlocks = new Uint8Array(BLOCK_COUNT);
   /** Asserted INTx count per interrupt line, so functions sharing a line don't lower it for each other. */
   private readonly lineCount = new Map<number, number>();
+  /** Level last driven on each line, and a devfn v86 routes to it (raise_irq/lower_irq take a devfn). */
+  private readonly lineDriven = new Map<number, boolean>();
+  private readonly lineDevfn = new Map<number, number>();
+  /** Depth of guest accesses being served (config, port, MMIO): inside one, the CPU is mid-instruction. */
+  private accessDepth = 0;
+  private lineSyncQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
   /** Why a BAR could not be mapped (another v86 device owns the range), one line each. */
   readonly refusedBars: string[] = [];
@@ -149,8 +157,13 @@ export class V86PciAdapter {
       const read = (size: AccessSize, v86Read: (port: number) => number) => (p: number) => {
         const t = this.configTarget(lane, size);
         if (t === undefined) return v86Read.call(v86.device, p);
-        const value = t[0].fn.configRead(t[1], size);
-        return size === 4 ? value | 0 : value;
+        this.accessDepth++;
+        try {
+          const value = t[0].fn.configRead(t[1], size);
+          return size === 4 ? value | 0 : value;
+        } finally {
+          this.accessDepth--;
+        }
       };
       const write = (size: AccessSize, v86Write: (value: number) => void) => (value: number) => {
         const t = this.configTarget(lane, size);
@@ -164,7 +177,12 @@ export class V86PciAdapter {
 
   private configWrite(dev: Plugged, offset: number, size: AccessSize, value: number): void {
     dev.configWrites.push([offset, size, value]);
-    dev.fn.configWrite(offset, size, value);
+    this.accessDepth++;
+    try {
+      dev.fn.configWrite(offset, size, value);
+    } finally {
+      this.accessDepth--;
+    }
     this.reroute();
   }
 
@@ -292,7 +310,12 @@ export class V86PciAdapter {
     const hit = this.route(kind, addr, size);
     if (hit === undefined) return ONES[size];
     const [{ dev, bar }, off] = hit;
-    return dev.fn.barRead(bar.index, off, size);
+    this.accessDepth++;
+    try {
+      return dev.fn.barRead(bar.index, off, size);
+    } finally {
+      this.accessDepth--;
+    }
   }
 
   private barWrite(kind: 'io' | 'memory', addr: number, size: AccessSize, value: number): void {
@@ -300,7 +323,12 @@ export class V86PciAdapter {
     const hit = this.route(kind, addr, size);
     if (hit === undefined) return;
     const [{ dev, bar }, off] = hit;
-    dev.fn.barWrite(bar.index, off, size, value);
+    this.accessDepth++;
+    try {
+      dev.fn.barWrite(bar.index, off, size, value);
+    } finally {
+      this.accessDepth--;
+    }
   }
 
   /**
@@ -347,23 +375,64 @@ export class V86PciAdapter {
     return this.cpu.devices.pci.isa_bridge_space8[PIIX_PIRQ_ROUTE + ((pin - 1 + (dev.devfn >> 3) - 1) & 3)]!;
   }
 
+  /**
+   * Make the interrupt lines agree with our functions after v86 restored a saved state: the state's
+   * interrupt controller may hold a level that functions of the saving run asserted (SeaBIOS leaves
+   * the virtio-blk it booted from with an interrupt pending), which fresh functions never lower, and
+   * a level-triggered line stuck high is an interrupt storm once the guest unmasks it.
+   */
+  syncIntxAfterRestore(): void {
+    for (const dev of this.byDevfn.values()) {
+      const line = this.intxLineOf(dev);
+      if (line === undefined || (this.lineCount.get(line) ?? 0) > 0) continue;
+      this.cpu.devices.pci.lower_irq(dev.devfn);
+      this.lineDriven.set(line, false);
+    }
+  }
+
   private setIntx(dev: Plugged, level: boolean): void {
     if (dev.intx === level) return;
     dev.intx = level;
-    const pci = this.cpu.devices.pci;
     if (level) {
       dev.memory.flushDirty();
       const line = this.intxLineOf(dev);
       if (line === undefined) return; // the function has no INTx pin
       dev.intxLine = line;
-      const n = this.lineCount.get(dev.intxLine) ?? 0;
-      this.lineCount.set(dev.intxLine, n + 1);
-      if (n === 0) pci.raise_irq(dev.devfn);
+      this.lineDevfn.set(line, dev.devfn);
+      this.lineCount.set(line, (this.lineCount.get(line) ?? 0) + 1);
     } else if (dev.intxLine >= 0) {
-      const n = (this.lineCount.get(dev.intxLine) ?? 1) - 1;
-      this.lineCount.set(dev.intxLine, n);
-      if (n === 0) pci.lower_irq(dev.devfn);
+      this.lineCount.set(dev.intxLine, (this.lineCount.get(dev.intxLine) ?? 1) - 1);
       dev.intxLine = -1;
+    }
+    this.driveLines();
+  }
+
+  /**
+   * Drive each line to "some function asserts it". v86's raise_irq/lower_irq deliver a pending
+   * interrupt on the spot if the CPU takes interrupts, even mid-instruction; so while a guest access
+   * is being served with IF set, the change waits for a microtask, which runs once v86's CPU loop has
+   * returned, between instructions. With IF clear (the usual case: an ISR read in the guest's
+   * interrupt handler) nothing can be delivered, and the line changes at once.
+   */
+  private driveLines(): void {
+    if (this.accessDepth > 0 && (this.cpu.flags[0]! & EFLAGS_IF) !== 0) {
+      if (!this.lineSyncQueued) {
+        this.lineSyncQueued = true;
+        queueMicrotask(() => {
+          this.lineSyncQueued = false;
+          this.driveLines();
+        });
+      }
+      return;
+    }
+    const pci = this.cpu.devices.pci;
+    for (const [line, count] of this.lineCount) {
+      const level = count > 0;
+      if ((this.lineDriven.get(line) ?? false) === level) continue;
+      this.lineDriven.set(line, level);
+      const devfn = this.lineDevfn.get(line)!;
+      if (level) pci.raise_irq(devfn);
+      else pci.lower_irq(devfn);
     }
   }
 }

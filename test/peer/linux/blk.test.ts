@@ -42,7 +42,8 @@ async function bootOnImage(): Promise<{ m: TestMachine; done: () => Promise<void
   return { m, done: async () => (await m.guest.destroy(), await backend.close()) };
 }
 
-async function loadAndFindDisk(m: TestMachine): Promise<void> {
+/** Load the modules; the name Linux gave the disk (e.g. "vda"). */
+async function loadAndFindDisk(m: TestMachine): Promise<string> {
   const out = await m.guest.command('load');
   assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
   const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.blk) });
@@ -50,6 +51,8 @@ async function loadAndFindDisk(m: TestMachine): Promise<void> {
   assert.equal(dev.fields['driver'], 'virtio_blk');
   const status = Number(dev.fields['status']);
   assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.match(dev.fields['block'] ?? '', /^vd[a-z]$/);
+  return dev.fields['block']!;
 }
 
 before(() => {
@@ -68,17 +71,17 @@ test('first boot: capacity, reading the file, writing a pattern into it', async 
   const { m, done } = await bootOnImage();
   try {
     t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-    await loadAndFindDisk(m);
+    const disk = await loadAndFindDisk(m);
 
-    const info = resultOf((await m.guest.command('blkinfo vda')).results, 'blkinfo');
+    const info = resultOf((await m.guest.command(`blkinfo ${disk}`)).results, 'blkinfo');
     assert.equal(Number(info.fields['sectors']), DISK_SIZE / VIRTIO_BLK_SECTOR_SIZE);
     assert.equal(info.fields['ro'], '0');
     assert.equal(Number(info.fields['logical']), VIRTIO_BLK_SECTOR_SIZE);
 
-    const read = resultOf((await m.guest.command(`blkread vda 0 ${HEAD}`)).results, 'blkread');
+    const read = resultOf((await m.guest.command(`blkread ${disk} 0 ${HEAD}`)).results, 'blkread');
     assert.equal(read.fields['sha256'], sha256(head), 'the guest read the file head');
 
-    const written = await m.guest.command(`blkwrite vda ${OFFSET} ${LENGTH} ${SEED}`);
+    const written = await m.guest.command(`blkwrite ${disk} ${OFFSET} ${LENGTH} ${SEED}`);
     assert.equal(written.rc, 0, written.results.map((r) => r.text).join('\n'));
     assert.equal(resultOf(written.results, 'blkwrite').fields['sha256'], sha256(pattern));
     const file = readFileSync(image);
@@ -86,9 +89,9 @@ test('first boot: capacity, reading the file, writing a pattern into it', async 
     assert.ok(file.subarray(OFFSET - HEAD, OFFSET).equals(Buffer.alloc(HEAD)), 'nothing written before it');
     assert.ok(file.subarray(OFFSET + LENGTH, OFFSET + LENGTH + HEAD).equals(Buffer.alloc(HEAD)), 'nothing written after it');
 
-    const back = resultOf((await m.guest.command(`blkread vda ${OFFSET} ${LENGTH}`)).results, 'blkread');
+    const back = resultOf((await m.guest.command(`blkread ${disk} ${OFFSET} ${LENGTH}`)).results, 'blkread');
     assert.equal(back.fields['sha256'], sha256(pattern), 'read back through the device');
-    assert.equal(m.blk.core.fault, undefined);
+    assert.equal(m.fns.blk.core.fault, undefined);
     assert.deepEqual(m.guest.adapter.refusedBars, []);
   } finally {
     await done();
@@ -99,8 +102,8 @@ test('second boot: a fresh guest reads what the first one wrote', async (t) => {
   const { m, done } = await bootOnImage();
   try {
     t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-    await loadAndFindDisk(m);
-    const back = resultOf((await m.guest.command(`blkread vda ${OFFSET} ${LENGTH}`)).results, 'blkread');
+    const disk = await loadAndFindDisk(m);
+    const back = resultOf((await m.guest.command(`blkread ${disk} ${OFFSET} ${LENGTH}`)).results, 'blkread');
     assert.equal(back.fields['sha256'], sha256(pattern));
   } finally {
     await done();
