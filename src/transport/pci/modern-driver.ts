@@ -27,7 +27,7 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
 import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
-import type { ModernLayout } from './probe.js';
+import type { ModernLayout, VirtioStructure } from './probe.js';
 
 /** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
 const FEATURE_WINDOWS = 4;
@@ -68,11 +68,18 @@ export class ModernDriverTransport implements DriverTransport {
     this.resetTimeoutMs = options.resetTimeoutMs ?? 1000;
   }
 
+  /** An access inside a structure, in the address space of its BAR (`space`). */
+  private read(space: VirtioStructure['space'], addr: number, size: AccessSize): Promise<number> {
+    return space === 'io' ? this.bus.ioRead(addr, size) : this.bus.memRead(addr, size);
+  }
+  private write(space: VirtioStructure['space'], addr: number, size: AccessSize, value: number): Promise<void> {
+    return space === 'io' ? this.bus.ioWrite(addr, size, value) : this.bus.memWrite(addr, size, value);
+  }
   private readCommon(offset: number, size: AccessSize): Promise<number> {
-    return this.bus.memRead(this.layout.common.address + offset, size);
+    return this.read(this.layout.common.space, this.layout.common.address + offset, size);
   }
   private writeCommon(offset: number, size: AccessSize, value: number): Promise<void> {
-    return this.bus.memWrite(this.layout.common.address + offset, size, value);
+    return this.write(this.layout.common.space, this.layout.common.address + offset, size, value);
   }
   /** A 64-bit common-cfg field, written as its lo then hi half (4.1.4.3: 64-bit fields in two 32-bit accesses). */
   private writeCommon64(loOffset: number, value: number): Promise<void>[] {
@@ -139,7 +146,7 @@ export class ModernDriverTransport implements DriverTransport {
     const width = data === undefined ? 2 : 4;
     const addr = notifyAddress(this.layout.notify, off, width);
     if (addr === undefined) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: no room for a ${width}-byte notification`);
-    return this.bus.memWrite(addr, width, data ?? index);
+    return this.write(this.layout.notify.space, addr, width, data ?? index);
   }
 
   configGeneration(): Promise<number> {
@@ -152,13 +159,13 @@ export class ModernDriverTransport implements DriverTransport {
     return device.address + offset;
   }
   async readConfig(offset: number, size: AccessSize): Promise<number> {
-    return this.bus.memRead(this.deviceConfigAddress(offset, size), size);
+    return this.read(this.layout.device?.space, this.deviceConfigAddress(offset, size), size);
   }
   async writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
-    return this.bus.memWrite(this.deviceConfigAddress(offset, size), size, value);
+    return this.write(this.layout.device?.space, this.deviceConfigAddress(offset, size), size, value);
   }
   readIsr(): Promise<number> {
-    return this.bus.memRead(this.layout.isr.address, 1);
+    return this.read(this.layout.isr.space, this.layout.isr.address, 1);
   }
 
   async setConfigVector(vector: number): Promise<number> {

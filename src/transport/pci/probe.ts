@@ -69,6 +69,11 @@ export interface VirtioCap {
 /** A validated structure and the bus address it starts at (BAR base + offset). */
 export interface VirtioStructure extends VirtioCap {
   readonly address: number;
+  /**
+   * 'io' when the structure is in an I/O BAR (spec 4.1.4.1 allows memory or I/O; Linux's
+   * vp_modern_probe takes both, and v86's devices use I/O BARs); absent or 'memory' otherwise.
+   */
+  readonly space?: 'memory' | 'io';
 }
 
 /** Where the modern transport's structures are. */
@@ -158,7 +163,6 @@ function unusableBar(cap: VirtioCap, bars: readonly PciBar[]): string | undefine
   if (cap.bar > VIRTIO_PCI_CAP_BAR_MAX) return `BAR index ${cap.bar} is reserved`;
   const bar = bars.find((b) => b.index === cap.bar);
   if (bar === undefined) return `BAR${cap.bar} is not implemented`;
-  if (bar.kind !== 'memory') return `BAR${cap.bar} is not a memory BAR`;
   if (bar.base === 0) return `BAR${cap.bar} has no address assigned`;
   return undefined;
 }
@@ -178,7 +182,7 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
   const mult = cap.notifyOffMultiplier;
   // 4.1.4.4: notify_off_multiplier is 0 or an even power of 2 (queue notify addresses stay 2-byte aligned).
   if (mult !== undefined && mult !== 0 && (mult < 2 || (mult & (mult - 1)) !== 0)) fail(`notify_off_multiplier ${mult} is neither 0 nor an even power of 2`);
-  return { ...cap, address: bar.base + cap.offset };
+  return { ...cap, address: bar.base + cap.offset, space: bar.kind };
 }
 
 /** Whether the function offers a legacy interface, and if not, why not. */

@@ -137,10 +137,19 @@ test('BAR index above 5 is reserved: the capability is ignored (spec 4.1.4.1), a
   assert.match(result.explanation, /^legacy: no usable common-cfg capability \(.*BAR index 7 is reserved\); BAR0 is I\/O/);
 });
 
-test('a capability naming an absent BAR, or an I/O BAR, is ignored with its reason', async () => {
+test('a capability naming an absent BAR is ignored with its reason', async () => {
   await probeFails(withCaps([{ ...COMMON, bar: 2 }, NOTIFY, ISR]), 'ERR_PROBE_NO_INTERFACE', /BAR2 is not implemented/);
   await probeFails(withCaps([COMMON, NOTIFY, { ...ISR, bar: 3 }]), 'ERR_PROBE_MISSING_CAPABILITY', /no usable isr-cfg capability \(isr-cfg cap at 0x64 \(BAR3\+0x1000\) ignored: BAR3 is not implemented\)/);
-  await probeFails(withCaps([{ ...COMMON, bar: 0 }, NOTIFY, ISR], MODERN_RNG, true), 'ERR_PROBE_NO_INTERFACE', /BAR0 is not a memory BAR/);
+});
+
+test('a structure in an I/O BAR is used through port I/O (spec 4.1.4.1; Linux and v86 do so)', async () => {
+  // common-cfg (56 bytes) in the 128-port I/O BAR0; the rest in memory BAR4.
+  const { result } = await probeBuilt(withCaps([{ ...COMMON, bar: 0, length: 0x40 }, NOTIFY, ISR], MODERN_RNG, true));
+  assert.equal(result.kind, 'modern');
+  if (result.kind !== 'modern') return;
+  assert.equal(result.layout.common.space, 'io');
+  assert.equal(result.layout.notify.space, 'memory');
+  await probeFails(withCaps([{ ...COMMON, bar: 0 }, NOTIFY, ISR], MODERN_RNG, true), 'ERR_PROBE_BAD_CAPABILITY', /\[0x0, \+0x1000\) does not fit in BAR0 \(size 0x80\)/);
 });
 
 test('a capability in a BAR with no address (no firmware, no bus windows) is ignored', async () => {
