@@ -8,6 +8,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import type { VirtioDevice } from '../../src/device/virtio-device.js';
 import { BlkDevice } from '../../src/device/blk/blk-device.js';
+import type { BlockBackend } from '../../src/device/blk/backend.js';
 import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';
 import { VirtioConsoleDevice } from '../../src/device/console/console-device.js';
 import type { NetBackend, NetBackendPort } from '../../src/device/net/backend.js';
@@ -52,7 +53,22 @@ function counter(): { stream: Writable; bytes: () => number } {
 
 /** Every kind, by index, so one input byte picks one. */
 export const ZOO_KINDS = ['rng', 'blk', 'blk-ro-mq', 'net', 'net-mq', 'console', 'console-multiport'] as const;
-export type ZooKind = (typeof ZOO_KINDS)[number];
+/** Also a blk device whose backend completes every request on a later turn (in-flight limits, stalls, resets mid-I/O). */
+export type ZooKind = (typeof ZOO_KINDS)[number] | 'blk-async';
+
+/** A backend that completes each operation on a later event-loop turn, as a file would. */
+function asyncBackend(inner: MemoryBlockBackend): BlockBackend {
+  const later = (op: () => void): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve)).then(op);
+  return {
+    size: inner.size,
+    readOnly: inner.readOnly,
+    read: (offset, iov) => later(() => inner.read(offset, iov)),
+    write: (offset, iov) => later(() => inner.write(offset, iov)),
+    flush: () => later(() => inner.flush()),
+    writeZeroes: (offset, length) => later(() => inner.writeZeroes(offset, length)),
+    discard: (offset, length) => later(() => inner.discard(offset, length)),
+  };
+}
 
 export function makeZooDevice(kind: ZooKind): ZooDevice {
   const q = ZOO_QUEUE_SIZE;
@@ -60,6 +76,10 @@ export function makeZooDevice(kind: ZooKind): ZooDevice {
     case 'rng': {
       let seed = 1;
       const device = new RngDevice({ queueSize: q, maxBytesPerRequest: 4096, entropy: (dst) => dst.forEach((_, i) => (dst[i] = seed++ & 0xff)) });
+      return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
+    }
+    case 'blk-async': {
+      const device = new BlkDevice({ backend: asyncBackend(new MemoryBlockBackend(16 * 512)), queueSize: q, maxInFlight: 3, maxDiscardSeg: 4, maxDiscardSectors: 8, sizeMax: 4096 });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'blk':

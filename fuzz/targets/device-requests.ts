@@ -23,11 +23,13 @@ import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guar
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
-import { ZOO_KINDS, ZOO_QUEUE_SIZE, makeZooDevice, type ZooDevice } from '../harness/device-zoo.js';
+import { ZOO_KINDS, ZOO_QUEUE_SIZE, makeZooDevice, type ZooDevice, type ZooKind } from '../harness/device-zoo.js';
 import { WatchedQueue } from '../harness/watched-queue.js';
 
 export const description = 'device models fed arbitrary requests (blk, net hdr/ctrl, console control/data, rng) through MockQueues';
 
+/** Every zoo device, and blk with a backend that completes later (requests in flight across resets). */
+const KINDS: readonly ZooKind[] = [...ZOO_KINDS, 'blk-async'];
 const MEM_BASE = 0x4000_0000;
 const REGION = 0x1000;
 const REGIONS = 6;
@@ -63,7 +65,7 @@ class Host implements VirtioDeviceHost {
 
 export async function run(data: Uint8Array): Promise<void> {
   const input = new FuzzInput(data);
-  const zoo: ZooDevice = makeZooDevice(ZOO_KINDS[input.u8() % ZOO_KINDS.length]!);
+  const zoo: ZooDevice = makeZooDevice(KINDS[input.u8() % KINDS.length]!);
   const device = zoo.device;
   const wanted = BigInt(input.u32()) | bit(VIRTIO_F_VERSION_1) | (BigInt(input.u8() & 3) << BigInt(VIRTIO_F_INDIRECT_DESC));
   let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
@@ -169,8 +171,8 @@ function chain(w: InputWriter, q: number, content: readonly number[], writable: 
   writable.forEach((len, k) => (b |= ((len - 1) & 0xff) << (8 * (3 - k))));
   return op(w, Op.AddChain, 0, q, a, b >>> 0).bytes(content);
 }
-function header(kind: string, features = 0xffffffff): InputWriter {
-  return new InputWriter().u8(ZOO_KINDS.indexOf(kind as (typeof ZOO_KINDS)[number])).u32(features).u8(3);
+function header(kind: ZooKind, features = 0xffffffff): InputWriter {
+  return new InputWriter().u8(KINDS.indexOf(kind)).u32(features).u8(3);
 }
 function u32le(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -208,6 +210,17 @@ export function seeds(): Seed[] {
     chain(w, 0, [...blkHeader(13, 0), ...u64le(0), ...u32le(8), ...u32le(1)], [1]); // WRITE_ZEROES with unmap
     chain(w, 0, [...blkHeader(11, 0), ...u64le(15), ...u32le(0xffffffff), ...u32le(0)], [1]); // DISCARD overflowing
     add('blk-segments', op(op(w, Op.Notify, 0, 0, 0, 0), Op.Reset, 0, 0, 0, 0));
+  }
+  {
+    // Requests in flight on an asynchronous backend when the device is reset: their completions
+    // must not touch the guest memory the new rings reuse.
+    const w = header('blk-async');
+    for (let i = 0; i < 5; i++) chain(w, 0, blkHeader(i % 2, i), i % 2 ? [1] : [512, 1]);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Reset, 0, 0, 0, 0);
+    chain(w, 0, blkHeader(0, 1), [512, 1]);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    add('blk-async-reset-with-requests-in-flight', op(op(w, Op.Drain, 0, 0, 0, 0), Op.Reap, 0, 0, 0, 0));
   }
   {
     const w = header('net');
