@@ -61,15 +61,15 @@ export class HostileBus implements PciBus {
     return this.inner.resources;
   }
 
-  /** The device's value, or a replacement the input chooses. */
+  /** The device's value, or a replacement the input chooses (unsigned, as every bus returns them). */
   private answer(value: number, size: AccessSize): number {
     const d = this.input.u8();
     if (d < 0xc0) return value;
     this.tampered++;
-    if (d < 0xd0) return (value ^ (1 << this.input.u8() % (8 * size))) & MASK[size];
+    if (d < 0xd0) return ((value ^ (1 << this.input.u8() % (8 * size))) & MASK[size]) >>> 0;
     if (d < 0xd8) return MASK[size];
     if (d < 0xe0) return 0;
-    return this.input.u32() & MASK[size];
+    return (this.input.u32() & MASK[size]) >>> 0;
   }
   /** Whether the device ignores this write. */
   private dropped(): boolean {
