@@ -1,0 +1,167 @@
+/**
+ * `virtio-ts boot`: boots Linux (Debian's 686 kernel and a busybox initramfs, built from Debian
+ * packages on first use) in the v86 emulator with virtio-ts devices on its PCI bus, and gives this
+ * terminal a shell in it. Devices: virtio-blk on --disk (or a fresh in-memory disk), virtio-rng,
+ * virtio-console (the shell runs on it: /dev/hvc0) and, with --net-udp, virtio-net over UDP
+ * datagrams (QEMU's -netdev dgram framing). A saved emulator state makes every boot after the first
+ * take about a second. Ctrl-] leaves at once; `exit` in the shell powers the guest off.
+ */
+
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { PassThrough } from 'node:stream';
+import { BlkDevice } from '../../device/blk/blk-device.js';
+import type { BlockBackend } from '../../device/blk/backend.js';
+import { FileBlockBackend } from '../../device/blk/file-backend.js';
+import { MemoryBlockBackend } from '../../device/blk/memory-backend.js';
+import { VirtioConsoleDevice } from '../../device/console/console-device.js';
+import { DgramNetBackend } from '../../device/net/dgram-backend.js';
+import { VirtioNetDevice } from '../../device/net/net-device.js';
+import { RngDevice } from '../../device/rng/rng-device.js';
+import type { VirtioDevice } from '../../device/virtio-device.js';
+import { UsageError } from '../../errors.js';
+import { buildGuestAssets } from '../../platform/v86/assets.js';
+import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
+import { LinuxGuest } from '../../platform/v86/linux-guest.js';
+import { VirtioPciFunction } from '../../transport/pci/virtio-pci-function.js';
+
+interface BootOptions {
+  readonly disk?: string;
+  readonly readOnly?: boolean;
+  readonly memory: string;
+  readonly netUdp?: string;
+  readonly serialShell?: boolean;
+  readonly forceLegacy?: boolean;
+  readonly savedState: boolean;
+  readonly cmdline?: string;
+}
+
+/** Size of the disk made when --disk is not given. */
+const FRESH_DISK_SIZE = 64 << 20;
+/** Ctrl-]: leave without waiting for the guest (as telnet and QEMU's monitor escape). */
+const ESCAPE = 0x1d;
+/** Stages after the asset build: emulator up, kernel at /init, modules loaded. */
+const BOOT_STAGES = 3;
+
+/** --net-udp LPORT:RHOST:RPORT. */
+function parseNetUdp(spec: string): { localPort: number; address: string; port: number } {
+  const m = /^(\d+):([0-9.]+):(\d+)$/.exec(spec);
+  const localPort = Number(m?.[1]);
+  const port = Number(m?.[3]);
+  if (!m || localPort > 0xffff || port < 1 || port > 0xffff) throw new UsageError(`--net-udp ${spec}: expected LOCAL_PORT:REMOTE_IPV4:REMOTE_PORT`);
+  return { localPort, address: m[2]!, port };
+}
+
+async function bootCommand(opts: BootOptions): Promise<void> {
+  const memoryMiB = Number(opts.memory);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024) throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
+  const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
+
+  const bar = new cliProgress.SingleBar(
+    { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let assetSteps = 5;
+  bar.start(assetSteps + BOOT_STAGES, 0, { stage: 'guest assets' });
+  const assets = await buildGuestAssets((step, total, what) => {
+    assetSteps = total;
+    bar.setTotal(total + BOOT_STAGES);
+    bar.update(step, { stage: `guest assets: ${what}` });
+  });
+  bar.update(assetSteps, { stage: 'starting the emulator' });
+
+  const backend: BlockBackend =
+    opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+  const consoleInput = new PassThrough();
+  const devices: [string, VirtioDevice][] = [
+    ['blk', new BlkDevice({ backend })],
+    ['rng', new RngDevice()],
+    [
+      'console',
+      new VirtioConsoleDevice({
+        ports: [{ console: true, streams: opts.serialShell ? {} : { input: consoleInput, output: process.stdout } }],
+        ...(process.stdout.isTTY ? { size: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}),
+      }),
+    ],
+  ];
+  if (net !== undefined) {
+    const udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
+    devices.push(['net', new VirtioNetDevice({ backend: udp })]);
+  }
+  const mode = opts.forceLegacy ? 'transitional' : 'modern';
+  let forward: ((text: string) => void) | undefined;
+  const guest = await LinuxGuest.boot({
+    assets,
+    devices: devices.map(([name, device]) => ({ name, create: (host) => new VirtioPciFunction(device, host, { mode }) })),
+    memoryMiB,
+    savedState: opts.savedState,
+    ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
+    onSerial: (text) => forward?.(text),
+  });
+  let exitCode = 0;
+  try {
+    bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
+    const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
+    bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
+    bar.stop();
+    for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
+    if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
+    process.stderr.write(`virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`);
+    exitCode = await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+  } finally {
+    bar.stop();
+    await guest.destroy();
+    if (backend instanceof FileBlockBackend) await backend.close();
+  }
+  process.exitCode = exitCode;
+}
+
+/**
+ * Connect this terminal to the guest shell until the guest powers off (exit status 0) or Ctrl-] is
+ * typed (exit status 130). `consoleInput` feeds the virtio console; without it the serial console is
+ * used both ways (`setForward` receives the serial output forwarder).
+ */
+async function interact(guest: LinuxGuest, consoleInput: PassThrough | undefined, setForward: (f: (text: string) => void) => void): Promise<number> {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY;
+  if (raw) stdin.setRawMode(true);
+  let quit: (() => void) | undefined;
+  const escaped = new Promise<number>((resolve) => (quit = () => resolve(130)));
+  const onData = (chunk: Buffer) => {
+    const at = chunk.indexOf(ESCAPE);
+    const data = at < 0 ? chunk : chunk.subarray(0, at);
+    if (data.byteLength > 0) {
+      if (consoleInput) consoleInput.write(data);
+      else guest.sendSerial(data.toString('latin1'));
+    }
+    if (at >= 0) quit!();
+  };
+  stdin.on('data', onData);
+  stdin.resume();
+  if (consoleInput === undefined) setForward((text) => process.stdout.write(text));
+  const poweroff = guest.waitLine((l) => l.includes(POWEROFF_MARK), 0x7fff_ffff, 'poweroff').then(() => 0);
+  guest.sendSerial(consoleInput ? 'shell hvc0\n' : 'shell\n');
+  try {
+    return await Promise.race([poweroff, escaped]);
+  } finally {
+    poweroff.catch(() => undefined);
+    stdin.off('data', onData);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('boot')
+    .description('boot Linux in the v86 emulator with virtio-ts devices and get a shell in it (virtio-console)')
+    .option('--disk <path>', 'virtio-blk disk image file (default: a fresh 64 MiB in-memory disk)')
+    .option('--read-only', 'open --disk read-only (VIRTIO_BLK_F_RO)')
+    .option('--memory <MiB>', 'guest RAM in MiB', '256')
+    .option('--net-udp <lport:rhost:rport>', 'add virtio-net, frames as UDP datagrams (QEMU -netdev dgram)')
+    .option('--serial-shell', 'run the shell on the serial console instead of virtio-console')
+    .option('--force-legacy', 'transitional devices, and Linux forced onto the legacy interface')
+    .option('--no-saved-state', 'boot from scratch every time (no saved emulator state)')
+    .option('--cmdline <params>', 'extra kernel parameters')
+    .action((opts: BootOptions) => bootCommand(opts));
+}
