@@ -12,14 +12,8 @@ export interface KnownOpen {
 }
 
 /** The three console-driver findings of the first campaigns were fixed in 9617591. */
-export const KNOWN_OPEN: readonly KnownOpen[] = [
-  {
-    target: 'hostile-device',
-    match: /the blk driver did not settle/,
-    summary:
-      'blk driver: a request needing more descriptors than the ring has (e.g. queueSize 2: header, data, status) is never submitted and never fails; request-queue.ts submitRound breaks on numFree < chain length even with nothing in flight (and before an indirect table could be used)',
-  },
-];
+/** The blk driver's request-larger-than-the-ring finding was fixed: such a request now fails with ERR_DEVICE_QUEUE. */
+export const KNOWN_OPEN: readonly KnownOpen[] = [];
 
 export function knownOpen(target: string, message: string): KnownOpen | undefined {
   return KNOWN_OPEN.find((k) => k.target === target && k.match.test(message));

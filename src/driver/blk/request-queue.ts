@@ -4,6 +4,7 @@
  * completions and refills the ring. Each submission round notifies the device once.
  */
 
+import { DeviceFaultError } from '../../errors.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import {
   VIRTIO_BLK_DWZ_FLAGS,
@@ -123,7 +124,14 @@ export class BlkRequestQueue {
       const queued = this.backlog[this.backlogHead]!;
       const slot = this.freeSlots[this.freeSlots.length - 1]!;
       const chain = this.layout(queued.op, slot);
-      if (this.queue.numFree < chain.out.length + chain.inn.length) break;
+      const need = chain.out.length + chain.inn.length;
+      if (need > this.queue.size) {
+        // Not even an empty ring holds it (the device chose a tiny queue): fail it, don't wait forever.
+        this.backlogHead++;
+        this.settle(queued, new DeviceFaultError('ERR_DEVICE_QUEUE', `a ${queued.op.type} request needs ${need} descriptors; queue ${this.queue.index} has ${this.queue.size}`));
+        continue;
+      }
+      if (this.queue.numFree < need) break;
       this.freeSlots.pop();
       this.backlogHead++;
       this.slotOps[slot] = queued;
@@ -233,8 +241,13 @@ export class BlkRequestQueue {
     this.freeSlots.push(slot);
     this.inFlight--;
     const status = this.slotView.getUint8(slot * SLOT_SIZE + SLOT_STATUS);
+    this.settle(queued, status === VIRTIO_BLK_S_OK ? undefined : new BlkStatusError(status, queued.op.type));
+  }
+
+  /** One request of a batch is done (with `error` if it failed); the batch settles with its last request. */
+  private settle(queued: Queued, error: Error | undefined): void {
     const batch = queued.batch;
-    if (status !== VIRTIO_BLK_S_OK) batch.error ??= new BlkStatusError(status, queued.op.type);
+    if (error) batch.error ??= error;
     if (--batch.left === 0) {
       if (batch.error) batch.reject(batch.error);
       else batch.resolve();

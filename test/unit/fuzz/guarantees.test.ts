@@ -371,21 +371,20 @@ test('regression: a console device returning every receive buffer empty does not
   await drv.close();
 });
 
-test(
-  'open finding: a blk request that cannot fit in the ring fails instead of waiting forever',
-  { todo: 'blk driver request-queue.ts: submitRound never submits nor fails a chain longer than the ring (fuzz/known-open.ts)' },
-  async () => {
-    const machine = new Machine({ ramSize: 1 << 20 });
-    const { bdf } = machine.plugVirtio(new BlkDevice({ backend: new MemoryBlockBackend(8 * 512), queueSize: 8 }));
-    const drv = await BlkDriver.open(machine.bus, bdf, { timeoutMs: 50, queueSize: 2 });
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 1000)));
-    const outcome = await Promise.race([drv.read(0, 1).then(() => 'ok', (e: unknown) => e), bound]);
-    clearTimeout(timer);
-    await drv.close();
-    assert.notEqual(outcome, 'hang', 'read(0, 1) on a ring of 2 descriptors never settled');
-  },
-);
+test('regression: a blk request that cannot fit in the ring fails with ERR_DEVICE_QUEUE instead of waiting forever', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(new BlkDevice({ backend: new MemoryBlockBackend(8 * 512), queueSize: 8 }));
+  const drv = await BlkDriver.open(machine.bus, bdf, { timeoutMs: 50, queueSize: 2 });
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 1000)));
+  const outcome = await Promise.race([drv.read(0, 1).then(() => 'ok', (e: unknown) => e), bound]);
+  clearTimeout(timer);
+  assert.notEqual(outcome, 'hang', 'read(0, 1) on a ring of 2 descriptors never settled');
+  assert.ok(outcome instanceof DeviceFaultError && outcome.code === 'ERR_DEVICE_QUEUE', `expected ERR_DEVICE_QUEUE, got ${String(outcome)}`);
+  // A request that fits (flush: header + status) still works on the same ring.
+  await drv.flush();
+  await drv.close();
+});
 
 // ---- the guard itself can fail ----
 
