@@ -2,6 +2,7 @@
 /** The `virtio-ts` command line: each subcommand lives in src/cli/commands/<name>.ts. */
 import { Command } from 'commander';
 import { VirtioError } from '../errors.js';
+import * as boot from './commands/boot.js';
 import * as demo from './commands/demo.js';
 import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
@@ -18,7 +19,7 @@ const program = new Command()
   .description('The virtio PCI transport, device and driver halves, in TypeScript')
   .showHelpAfterError();
 
-const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff];
+const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, boot];
 for (const c of commands) c.register(program);
 
 try {
