@@ -19,14 +19,12 @@ import { V86 } from 'v86';
 import type { Bdf, BusResources, DmaMemory, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../pci/function.js';
-import { PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
+import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
 import { RamDma } from '../ram-dma.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type V86Cpu, type V86Pci } from './internals.js';
 
-/** PCI configuration mechanism #1 ports (PCI Local Bus 3.0, 3.2.2.3.2). */
-const CONFIG_ADDRESS_PORT = 0xcf8;
-const CONFIG_DATA_PORT = 0xcfc;
+/** Bit 31 of the configuration address enables a config cycle (PCI Local Bus 3.0, 3.2.2.3.2). */
 const CONFIG_ENABLE = 0x8000_0000;
 /** v86 is a 32-bit machine: physical addresses above this decode to nothing here. */
 const PHYS_LIMIT = 2 ** 32;
@@ -46,15 +44,13 @@ export interface V86DriverBusOptions {
   readonly virtioBalloon?: boolean;
 }
 
-type Pci = V86Pci & { raise_irq: (pciId: number) => void; lower_irq: (pciId: number) => void };
-
 export class V86DriverBus implements PciBus {
   readonly name = 'v86 0.5.462 (its own devices)';
   readonly dma: DmaMemory;
   /** v86's BARs are programmed at construction: nothing to assign. */
   readonly resources: BusResources | undefined = undefined;
   private readonly cpu: V86Cpu;
-  private readonly pci: Pci;
+  private readonly pci: V86Pci;
   private readonly listeners = new Map<number, Set<(event: InterruptEvent) => void>>();
   private closed = false;
 
@@ -89,7 +85,7 @@ export class V86DriverBus implements PciBus {
     this.cpu = v86Internals(emulator);
     // Keeps v86's allocator from growing the wasm memory, which would detach our DMA views.
     reserveWasmHeap(this.cpu);
-    this.pci = this.cpu.devices.pci as Pci;
+    this.pci = this.cpu.devices.pci;
     const memory = new V86GuestMemory(this.cpu);
     this.dma = new RamDma(memory, DMA_BASE, memory.end - DMA_BASE);
     this.hookIrqs();
@@ -134,8 +130,8 @@ export class V86DriverBus implements PciBus {
     if (!Number.isInteger(fn) || fn < 0 || fn > 0xffff) throw new UsageError(`bad function address ${fn}`);
     if (!Number.isInteger(offset) || offset < 0 || offset + size > PCI_CONFIG_SPACE_SIZE || offset % size !== 0)
       throw new UsageError(`bad config access [${offset}, +${size})`);
-    this.cpu.io.port_write32(CONFIG_ADDRESS_PORT, (CONFIG_ENABLE | (fn << 8) | (offset & 0xfc)) | 0);
-    return CONFIG_DATA_PORT + (offset & 3);
+    this.cpu.io.port_write32(PCI_CONFIG_ADDRESS_PORT, (CONFIG_ENABLE | (fn << 8) | (offset & 0xfc)) | 0);
+    return PCI_CONFIG_DATA_PORT + (offset & 3);
   }
 
   async configRead(fn: Bdf, offset: number, size: AccessSize): Promise<number> {
@@ -210,8 +206,8 @@ export class V86DriverBus implements PciBus {
     this.closed = true;
     this.listeners.clear();
     // The wrappers are own properties: deleting them uncovers v86's prototype methods again.
-    delete (this.pci as Partial<Pci>).raise_irq;
-    delete (this.pci as Partial<Pci>).lower_irq;
+    delete (this.pci as Partial<V86Pci>).raise_irq;
+    delete (this.pci as Partial<V86Pci>).lower_irq;
     await this.emulator.destroy();
   }
 }
