@@ -85,6 +85,13 @@ export class ConsolePort {
     return !this.outputFull;
   }
 
+  /** Bytes the output takes before it reports itself full (Infinity when there is none to fill). */
+  get room(): number {
+    const output = this.output;
+    if (!output || !this.hostConnected) return Infinity;
+    return Math.max(0, output.writableHighWaterMark - output.writableLength);
+  }
+
   /** Guest -> host bytes (a copy the stream may keep). */
   write(bytes: Uint8Array): void {
     const output = this.output;

@@ -196,14 +196,18 @@ export class ConsoleDriverPort {
       inFlight -= used.length;
     };
     const waitSome = async (): Promise<void> => reclaim(await this.tx.waitUsed(timeoutMs));
-    for (let at = 0; at < bytes.byteLength; at += chunk) {
+    let at = 0;
+    while (at < bytes.byteLength) {
       while (this.tx.numFree < 1) await waitSome();
-      const part = bytes.subarray(at, Math.min(bytes.byteLength, at + chunk));
-      const buf = dma.alloc(part.byteLength, 16);
-      buf.bytes.set(part);
-      await dma.flush(buf.addr, part.byteLength);
-      this.tx.submit([{ addr: buf.addr, len: part.byteLength }], [], buf);
-      inFlight++;
+      // Every chunk the ring has room for, then one kick: the device takes them in one notification.
+      for (; at < bytes.byteLength && this.tx.numFree >= 1; at += chunk) {
+        const part = bytes.subarray(at, Math.min(bytes.byteLength, at + chunk));
+        const buf = dma.alloc(part.byteLength, 16);
+        buf.bytes.set(part);
+        await dma.flush(buf.addr, part.byteLength);
+        this.tx.submit([{ addr: buf.addr, len: part.byteLength }], [], buf);
+        inFlight++;
+      }
       await this.tx.kick();
     }
     while (inFlight > 0) await waitSome();
