@@ -25,7 +25,7 @@ export const OPERATION_BUDGET = 10_000;
 /** Thrown by the bus once the budget is gone: a hang finding, whoever catches it first. */
 export class OperationBudgetExceeded extends GuaranteeViolation {
   constructor() {
-    super('hang', `more than ${OPERATION_BUDGET} bus operations: the driver never stops`);
+    super('hang', `more than ${OPERATION_BUDGET} bus operations: a loop without end, or one the device made unboundedly long`);
   }
 }
 
