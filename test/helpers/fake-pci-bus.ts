@@ -9,6 +9,7 @@ import { joinU64 } from '../../src/memory/guest-memory.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/pci/function.js';
 import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,
@@ -111,7 +112,7 @@ export class FakePciBus implements PciBus {
     io: { base: 0xc000, size: 0x1000 },
   };
   private readonly functions = new Map<Bdf, FakeFunction>();
-  private readonly listeners = new Map<Bdf, Set<(event: InterruptEvent) => void>>();
+  private readonly listeners = new InterruptListeners();
 
   constructor(dmaBytes = 1 << 20) {
     this.dma = new LocalDma(new ArrayGuestMemory(dmaBytes, 0x10_0000));
@@ -132,7 +133,7 @@ export class FakePciBus implements PciBus {
 
   /** Deliver an interrupt event to the function's listeners. */
   raise(bdf: Bdf, event: InterruptEvent): void {
-    for (const l of this.listeners.get(bdf) ?? []) l(event);
+    this.listeners.emit(bdf, event);
   }
 
   /** Accesses of one kind, for assertions. */
@@ -199,10 +200,7 @@ export class FakePciBus implements PciBus {
   }
 
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
-    let set = this.listeners.get(fn);
-    if (set === undefined) this.listeners.set(fn, (set = new Set()));
-    set.add(listener);
-    return () => set.delete(listener);
+    return this.listeners.add(fn, listener);
   }
   msiMessage(): undefined {
     return undefined;

@@ -8,6 +8,7 @@
  */
 
 import type { Bdf, InterruptEvent } from '../../driver/pci-bus.js';
+import { InterruptListeners } from '../../driver/interrupt-listeners.js';
 import { b64readCommand, writeCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
 
@@ -20,7 +21,7 @@ type Listener = (event: InterruptEvent) => void;
 export class MsiMailbox {
   private readonly slotOf = new Map<string, number>();
   private readonly slotOwner: Bdf[] = [];
-  private readonly listeners = new Map<Bdf, Set<Listener>>();
+  private readonly listeners = new InterruptListeners();
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private closed = false;
@@ -55,18 +56,11 @@ export class MsiMailbox {
 
   /** Deliver `fn`'s messages to `listener` until the returned function is called. */
   subscribe(fn: Bdf, listener: Listener): () => void {
-    let set = this.listeners.get(fn);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(fn, set);
-    }
-    set.add(listener);
+    const unsubscribe = this.listeners.add(fn, listener);
     this.schedule();
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(fn);
-    };
+    return unsubscribe;
   }
+
 
   /** Stop polling for good. */
   close(): void {
@@ -94,7 +88,7 @@ export class MsiMailbox {
       if (word !== ((MSI_TAG | slot) >>> 0)) continue; // not a message we handed out
       events.push([this.slotOwner[slot]!, { kind: 'msi', address, data: word }]);
     }
-    for (const [fn, event] of events) for (const listener of this.listeners.get(fn) ?? []) listener(event);
+    for (const [fn, event] of events) this.listeners.emit(fn, event);
   }
 
   private schedule(): void {

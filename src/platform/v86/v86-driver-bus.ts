@@ -17,6 +17,7 @@
 import { createRequire } from 'node:module';
 import { V86 } from 'v86';
 import type { Bdf, BusResources, DmaMemory, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import { InterruptListeners } from '../../driver/interrupt-listeners.js';
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../pci/function.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
@@ -51,7 +52,7 @@ export class V86DriverBus implements PciBus {
   readonly resources: BusResources | undefined = undefined;
   private readonly cpu: V86Cpu;
   private readonly pci: V86Pci;
-  private readonly listeners = new Map<number, Set<(event: InterruptEvent) => void>>();
+  private readonly listeners = new InterruptListeners();
   private closed = false;
 
   /**
@@ -111,13 +112,10 @@ export class V86DriverBus implements PciBus {
   }
 
   private emit(pciId: number, asserted: boolean): void {
-    const set = this.listeners.get(pciId);
-    if (set === undefined || set.size === 0) return;
+    if (!this.listeners.has(pciId)) return;
     const event: InterruptEvent = { kind: 'intx', asserted };
     // Never re-enter the driver from inside its own register access.
-    queueMicrotask(() => {
-      for (const l of set) l(event);
-    });
+    queueMicrotask(() => this.listeners.emit(pciId, event));
   }
 
   private checkOpen(): void {
@@ -190,10 +188,7 @@ export class V86DriverBus implements PciBus {
 
   /** INTx of a function on bus 0 (v86 has one bus); functions elsewhere never interrupt. */
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
-    let set = this.listeners.get(fn);
-    if (set === undefined) this.listeners.set(fn, (set = new Set()));
-    set.add(listener);
-    return () => set.delete(listener);
+    return this.listeners.add(fn, listener);
   }
 
   msiMessage(): undefined {
