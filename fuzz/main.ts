@@ -25,6 +25,8 @@ const FINDINGS_DIR = join(ROOT, 'fuzz', 'findings');
 const WORKER_HEAP_MB = 768;
 /** CI mode: seconds per target, keeping the whole run well under 5 minutes. */
 const CI_SECONDS_PER_TARGET = 15;
+/** Worker deaths (hangs, heap exhaustion) a campaign survives before it stops early. */
+const MAX_RESTARTS = 50;
 /** Coverage corpus files kept per target by --save-corpus. */
 const SAVED_CORPUS_MAX = 200;
 
@@ -170,9 +172,15 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
     execsBefore += Atomics.load(counters, 0);
     secondsBefore += (performance.now() - started) / 1000;
     restarts++;
-    if (restarts > 5 || (last === undefined && restarts > 1)) {
-      throw new Error(`[${options.targetName}] campaign keeps dying (${lost.kind}); see ${file}`);
+    // Keep going while workers make progress between deaths (each death is a saved finding); give
+    // up when one dies before its first progress report twice, or after MAX_RESTARTS.
+    if (last === undefined && restarts > 1) throw new Error(`[${options.targetName}] campaign keeps dying at start (${lost.kind}); see ${file}`);
+    if (restarts > MAX_RESTARTS || execsBefore >= options.runs || secondsBefore >= options.seconds) {
+      const seconds = secondsBefore;
+      const stats = last ?? { target: options.targetName, guided: options.guided, execs: 0, seconds: 0, execsPerSecond: 0, corpusSize: 0, blocksCovered: 0, blocksKnown: 0, coverageTakes: 0, batch: 0, findings: 0 };
+      return { ...stats, execs: execsBefore, seconds, execsPerSecond: execsBefore / seconds, findings: findingFiles.length, knownOpen: knownFiles.length, restarts, findingFiles, corpus };
     }
+    last = undefined;
   }
 }
 
