@@ -40,6 +40,7 @@ import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import { ConsolePort } from './console-port.js';
 import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
+import { OutputSlab } from './output-slab.js';
 import type { ConsolePortStreams } from './port-streams.js';
 
 export interface ConsolePortOptions {
@@ -83,6 +84,8 @@ const CONSOLE_MAX_TX_CHAIN = 1 << 20;
  * with small chains.
  */
 const CONSOLE_TX_BATCH = 64 << 10;
+/** Slab size for the buffers guest output is copied into (a few batches each). */
+const CONSOLE_TX_SLAB = 256 << 10;
 /** Largest control message: the header and a port name. */
 const CONSOLE_MAX_CONTROL = 4096;
 /** Control messages waiting for control receiveq buffers; more means the driver stopped listening. */
@@ -103,6 +106,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private multiport: boolean;
   /** Transmit chains popped and not yet copied out (reused by every processTx). */
   private readonly txBatch: DescriptorChain[] = [];
+  private readonly txSlab = new OutputSlab(CONSOLE_TX_SLAB);
   private queues: readonly (DeviceQueue | null)[] = [];
   private readonly controlOut: Uint8Array[] = [];
 
@@ -308,7 +312,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private writeTx(port: ConsolePort, q: DeviceQueue, bytes: number): void {
     const batch = this.txBatch;
     if (batch.length === 0) return;
-    const out = Buffer.allocUnsafe(bytes);
+    const out = this.txSlab.take(bytes);
     let at = 0;
     for (const chain of batch) {
       if (txChainOk(chain)) {
