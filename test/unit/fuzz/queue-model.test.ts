@@ -4,18 +4,21 @@
  * (SplitQueue) pops and returns them, in any interleaving, with and without indirect tables and
  * EVENT_IDX. The model is a FIFO of published chains and the set the device holds: every pop must
  * return the oldest published chain with exactly its buffers, and every token must come back from
- * reap exactly once, in used order, with the len the device gave.
+ * reap exactly once, in used order, with the len the device gave. A property test checks the
+ * device's fast buffer-address check against GuestMemory.contains on memory with a hole.
  */
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { QueueFullError, UsageError } from '../../../src/errors.js';
-import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
+import { QueueFaultError, QueueFullError, UsageError } from '../../../src/errors.js';
+import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import { SplitQueue } from '../../../src/queue/split/device-queue.js';
 import { SplitQueueDriver, type DmaSpan } from '../../../src/queue/split/driver-queue.js';
+import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
+import { MockQueue } from '../../helpers/mock-queue.js';
 
 interface Chain {
   readonly token: number;
@@ -166,5 +169,32 @@ test('driver and device halves of the split ring agree on every chain, in any in
       assert.equal(driver.numFree, size);
     }),
     { numRuns: 150 },
+  );
+});
+
+test('chain buffers in guest memory with a gap: the device accepts a buffer exactly when memory contains it', () => {
+  // Low RAM, a hole, RAM above 4 GiB: the ring's fast address check must agree with contains().
+  const low = new ArrayGuestMemory(0x8000, 0);
+  const high = new ArrayGuestMemory(0x4000, 0x1_0000_0000);
+  const memory = new RegionGuestMemory([low, high]);
+  const edges = [0, 0x7ff0, 0x8000, 0xffff_fff0, 0x1_0000_0000, 0x1_0000_3ff0, 0x1_0000_4000, 2 ** 53 - 16];
+  const addr = fc.oneof(fc.constantFrom(...edges), fc.constantFrom(...edges).chain((e) => fc.integer({ min: Math.max(0, e - 64), max: e + 64 })), fc.nat({ max: 2 ** 53 - 1 }));
+  const len = fc.oneof(fc.constantFrom(0, 1, 16, 0x10, 0x4000, 0x8000, 0xffff_ffff), fc.nat({ max: 0x9000 }));
+  fc.assert(
+    fc.property(addr, len, fc.boolean(), (a, l, write) => {
+      const mq = new MockQueue({ size: 4, memory: low, base: 0, seed: 5 });
+      const q = new SplitQueue({ index: 0, size: 4, memory, desc: mq.descAddr, driver: mq.availAddr, device: mq.usedAddr, eventIdx: false, indirect: false });
+      mq.setDesc(0, { addr: a, len: l, flags: write ? VIRTQ_DESC_F_WRITE : 0, next: 0 });
+      mq.pushAvail(0);
+      let accepted: boolean;
+      try {
+        accepted = q.pop() !== null;
+      } catch (e) {
+        assert.ok(e instanceof QueueFaultError && e.code === 'ERR_QUEUE_BUFFER_ADDRESS', `unexpected ${String(e)}`);
+        accepted = false;
+      }
+      assert.equal(accepted, memory.contains(a, l), `[0x${a.toString(16)}, +0x${l.toString(16)})`);
+    }),
+    { numRuns: 2000 },
   );
 });
