@@ -444,6 +444,26 @@ export function seeds(): Seed[] {
     add('indirect-with-next', pop(publish(w, 0, 0)));
   }
   {
+    // An indirect table straddling the end of memory, and one far beyond it.
+    const w = header(2, { indirect: true });
+    desc(w, 0, MEM_SIZE - 16, 32, VIRTQ_DESC_F_INDIRECT, 0);
+    desc(w, 1, 0x10_0000_0000, 16, VIRTQ_DESC_F_INDIRECT, 0, true);
+    add('indirect-table-outside-memory', pop(publish(pop(publish(w, 0, 0)), 1, 1)));
+  }
+  {
+    // Two direct buffers, then an indirect table of four on a queue of four: five buffers in all.
+    const w = header(2, { indirect: true });
+    desc(w, 0, DATA + 0x100, 8, VIRTQ_DESC_F_NEXT, 1);
+    desc(w, 1, DATA + 0x108, 8, VIRTQ_DESC_F_NEXT, 2);
+    desc(w, 2, DATA, 64, VIRTQ_DESC_F_INDIRECT, 0);
+    for (let k = 0; k < 4; k++) {
+      op(w, Op.Poke, 3, DATA + 16 * k, 0, 0, DATA + 0x200 + 8 * k);
+      op(w, Op.Poke, 2, DATA + 16 * k + 8, 0, 0, 8);
+      op(w, Op.Poke, 2, DATA + 16 * k + 12, 0, 0, k < 3 ? VIRTQ_DESC_F_NEXT | ((k + 1) << 16) : 0);
+    }
+    add('direct-prefix-plus-indirect-longer-than-queue', pop(publish(w, 0, 0)));
+  }
+  {
     const w = header(2, { indirect: true });
     desc(w, 0, DATA, 0, VIRTQ_DESC_F_INDIRECT, 0);
     desc(w, 1, DATA, 17, VIRTQ_DESC_F_INDIRECT, 0);
