@@ -39,22 +39,8 @@ export function gatherReadable(chain: DescriptorChain, maxBytes: number): Uint8A
     throw new RequestShapeError(`chain ${chain.head}: ${chain.readableBytes} readable bytes exceed the limit of ${maxBytes}`);
   }
   const out = new Uint8Array(chain.readableBytes);
-  copyReadable(chain, out, 0);
+  readChain(chain, 0, out);
   return out;
-}
-
-/**
- * Copy all device-readable bytes of the chain into `dst` at `at` (for gathering several chains into
- * one buffer). Throws RequestShapeError when they do not fit.
- */
-export function copyReadable(chain: DescriptorChain, dst: Uint8Array, at: number): void {
-  if (at < 0 || at + chain.readableBytes > dst.byteLength) {
-    throw new RequestShapeError(`chain ${chain.head}: ${chain.readableBytes} readable bytes do not fit at ${at} of ${dst.byteLength}`);
-  }
-  for (let i = 0; i < chain.readable; i++) {
-    dst.set(chain.view(i), at);
-    at += chain.len(i);
-  }
 }
 
 /**

@@ -35,7 +35,7 @@ import {
   VIRTIO_CONSOLE_RESIZE_ROWS,
   VIRTIO_CONSOLE_RESIZE_SIZE,
 } from '../../spec/console.js';
-import { copyReadable, gatherReadable, writeChain } from '../chain-bytes.js';
+import { gatherReadable, writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import { ConsolePort } from './console-port.js';
@@ -313,17 +313,40 @@ export class VirtioConsoleDevice implements VirtioDevice {
     const batch = this.txBatch;
     if (batch.length === 0) return;
     const out = this.txSlab.take(bytes);
-    let at = 0;
-    for (const chain of batch) {
-      if (txChainOk(chain)) {
-        copyReadable(chain, out, at);
-        at += chain.readableBytes;
-      }
-      q.pushUsed(chain.head, 0);
-    }
+    this.gatherTx(out);
+    // Only now that every byte is copied may the guest have its buffers back.
+    for (const chain of batch) q.pushUsed(chain.head, 0);
     batch.length = 0;
     this.stats.txBytes += bytes;
     if (bytes > 0) port.write(out);
+  }
+
+  /**
+   * Copy the readable bytes of the batch's well-formed chains into `out`, in order. Buffers that
+   * follow each other in guest memory (as a driver allocating them in sequence leaves them) are
+   * copied as one run: one view and one copy instead of one per buffer.
+   */
+  private gatherTx(out: Uint8Array): void {
+    const memory = this.host!.memory;
+    let at = 0;
+    let runAddr = 0;
+    let runLen = 0;
+    for (const chain of this.txBatch) {
+      if (!txChainOk(chain)) continue;
+      for (let i = 0; i < chain.readable; i++) {
+        const addr = chain.addr(i);
+        const len = chain.len(i);
+        if (runLen > 0 && addr === runAddr + runLen && memory.contains(runAddr, runLen + len)) {
+          runLen += len;
+          continue;
+        }
+        if (runLen > 0) out.set(memory.view(runAddr, runLen), at);
+        at += runLen;
+        runAddr = addr;
+        runLen = len;
+      }
+    }
+    if (runLen > 0) out.set(memory.view(runAddr, runLen), at);
   }
 
   // ---- control (MULTIPORT) ----
