@@ -6,7 +6,9 @@ import { decodeConsoleControl, encodeConsoleControl } from '../../../src/device/
 import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
 import * as C from '../../../src/spec/console.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
-import { activateDevice, type DeviceHarness } from '../../helpers/device-harness.js';
+import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
+import { activateDevice, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
+import { MockQueue } from '../../helpers/mock-queue.js';
 
 const V1 = featureSet(VIRTIO_F_VERSION_1);
 const MULTI = V1 | featureSet(C.VIRTIO_CONSOLE_F_MULTIPORT);
@@ -152,6 +154,57 @@ describe('virtio-console device: data', () => {
     release!();
     await tick();
     assert.equal(Buffer.concat(written).toString(), 'aaaabbbbcccc');
+  });
+});
+
+describe('virtio-console device: transmit batches', () => {
+  /** Port 0's transmitq (queue 1) on `memory`, buffers placed with no gaps, so most are adjacent. */
+  function txRig(memory: ArrayGuestMemory | RegionGuestMemory): { dev: VirtioConsoleDevice; host: RecordingHost; q: MockQueue; out: ReturnType<typeof sink> } {
+    const out = sink();
+    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const regions = memory instanceof ArrayGuestMemory ? new RegionGuestMemory([memory]) : memory;
+    const host = new RecordingHost(regions);
+    const q = new MockQueue({ size: 16, memory, maxGap: 0 });
+    dev.attach(host);
+    dev.activate({ features: V1, queues: [null, q.deviceQueue({ index: 1 })] });
+    return { dev, host, q, out };
+  }
+
+  it('hands on the bytes of adjacent and multi-buffer chains in order, without those of refused chains', () => {
+    const { dev, host, q, out } = txRig(new ArrayGuestMemory(1 << 16));
+    const heads = [
+      q.addChain({ readable: [text('ab'), text('cd')] }),
+      q.addChain({ readable: [text('ef')] }),
+      q.addChain({ readable: [text('XX')], writable: [4] }), // refused: a device-writable buffer
+      q.addChain({ readable: [text('gh'), text('i')] }),
+    ];
+    dev.queueNotify(1);
+    assert.deepEqual(host.resets, []);
+    assert.equal(Buffer.concat(out.chunks).toString(), 'abcdefghi');
+    assert.equal(out.chunks.length, 1, 'one output write for the whole notification');
+    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })), 'every chain used, in avail order');
+    assert.equal(dev.stats.badChains, 1);
+    assert.equal(dev.stats.txBytes, 9);
+  });
+
+  it('copies buffers adjacent in address but in different memory regions separately', () => {
+    const low = new ArrayGuestMemory(1 << 16, 0);
+    const high = new ArrayGuestMemory(1 << 16, low.end);
+    const { dev, host, q, out } = txRig(new RegionGuestMemory([low, high]));
+    // One buffer ending exactly at the boundary, the next starting there: one address run, two regions.
+    q.memory.write(low.end - 2, text('xy'));
+    q.memory.write(high.base, text('zw'));
+    q.setDesc(0, { addr: low.end - 2, len: 2, flags: 0, next: 0 });
+    q.setDesc(1, { addr: high.base, len: 2, flags: 0, next: 0 });
+    q.pushAvail(0);
+    q.pushAvail(1);
+    dev.queueNotify(1);
+    assert.deepEqual(host.resets, [], 'no fault for two valid buffers');
+    assert.equal(Buffer.concat(out.chunks).toString(), 'xyzw');
+    assert.deepEqual(q.readUsed(), [
+      { id: 0, len: 0 },
+      { id: 1, len: 0 },
+    ]);
   });
 });
 
