@@ -10,7 +10,11 @@ import type { Readable, Writable } from 'node:stream';
 export interface ConsolePortStreams {
   /** Host -> guest. Paused while the guest has no receive buffers (back-pressure, never loss). */
   readonly input?: Readable;
-  /** Guest -> host. The device stops taking the guest's bytes while `write` says the stream is full. */
+  /**
+   * Guest -> host. The device stops taking the guest's bytes while `write` says the stream is full.
+   * Bytes come in batches: the chains of one notification gathered into one write of at most the
+   * room below the stream's high-water mark (at least one chain). Each chunk is the stream's to keep.
+   */
   readonly output?: Writable;
 }
 

@@ -80,9 +80,10 @@ export class ConsoleDriverPort {
   }
 
   /**
-   * Send `bytes` to the host. Resolves when the device has taken all of them; while the host end is
-   * slow the device takes nothing, and this waits, rejecting with ERR_DEVICE_TIMEOUT once the device
-   * has taken nothing for `timeoutMs` (default the driver's timeout; finite).
+   * Send `bytes` to the host, in buffers of txChunkSize: as many as the transmitq has room for go to
+   * the device with one notification. Resolves when the device has taken all of them; while the host
+   * end is slow the device takes nothing, and this waits, rejecting with ERR_DEVICE_TIMEOUT once the
+   * device has taken nothing for `timeoutMs` (default the driver's timeout; finite).
    */
   write(bytes: Uint8Array, timeoutMs = this.driver.core.timeoutMs): Promise<void> {
     const next = this.writeChain.then(() => this.writeNow(bytes, timeoutMs));
