@@ -247,6 +247,12 @@ export class VirtioDriver implements QueueHost {
     });
     await ring.flushRings(); // zeroed rings in place before the device learns where they are
     await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
+    if (this.plan !== undefined && this.plan.kind !== 'intx') {
+      // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
+      const want = this.plan.queueVector(index);
+      const got = await this.transport.setQueueVector(index, want);
+      if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+    }
     await this.transport.enableQueue(index);
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
     this.queues.set(index, queue as DriverQueue<unknown>);

@@ -44,12 +44,14 @@ export interface InterruptPlan {
   readonly description: string;
   /** What an MSI event means (undefined: not one of ours). */
   route(address: number, data: number): MsiRoute | undefined;
+  /** The vector queue `index` gets when it is set up (VIRTIO_MSI_NO_VECTOR with INTx). */
+  queueVector(index: number): number;
 }
 
 const key = (address: number, data: number): string => `${address}:${data >>> 0}`;
 
 function intxPlan(why: string): InterruptPlan {
-  return { kind: 'intx', description: `INTx (${why})`, route: () => undefined };
+  return { kind: 'intx', description: `INTx (${why})`, route: () => undefined, queueVector: () => VIRTIO_MSI_NO_VECTOR };
 }
 
 /**
@@ -117,8 +119,13 @@ async function tryPlan(
   transport.msixChanged(true);
   const config = await transport.setConfigVector(0);
   if (config !== 0) return `${label}: the device read back config vector 0x${config.toString(16)} for 0`;
-  for (let q = 0; q < numQueues; q++) {
-    const want = kind === 'msix-shared' ? 1 : 1 + q;
+  const queueVector = (q: number): number => (kind === 'msix-shared' ? 1 : 1 + q);
+  // Try the vectors here so that a refusal falls back to the next plan, as Linux's vp_find_vqs does;
+  // each queue gets its vector again when it is set up. The shared plan tries queue 0 only: the
+  // device's num_queues is not bounded by the table, and a hostile one could claim 65535 queues.
+  const tried = kind === 'msix-shared' ? Math.min(numQueues, 1) : numQueues;
+  for (let q = 0; q < tried; q++) {
+    const want = queueVector(q);
     const got = await transport.setQueueVector(q, want);
     if (got !== want) return `${label}: the device read back vector 0x${got.toString(16)} for queue ${q} (wrote ${want})`;
   }
@@ -127,6 +134,7 @@ async function tryPlan(
     kind,
     description: `MSI-X, ${label}: config vector 0, ${queues} (${vectors} of ${msix.tableSize} vectors)`,
     route: (address, data) => routes.get(key(address, data)),
+    queueVector,
   };
 }
 
