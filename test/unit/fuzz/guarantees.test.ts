@@ -270,6 +270,25 @@ test('the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_U
   assert.equal(VIRTQ_USED_ELEM_SIZE, 8);
 });
 
+test(
+  'open finding 6: the driver refuses a used element for a chain it has not published yet',
+  { todo: 'split ring driver: reap() accepts it, releases the chain, and publish() then throws TypeError (fuzz/RESULTS.md #6)' },
+  async () => {
+    const mem = new ArrayGuestMemory(0x10000);
+    const ram = new RamDma(mem, 0x1000, 0xf000);
+    // Not coherent (as over a remote bus): publish flushes each pending chain's buffers.
+    const dma: DmaMemory = { alloc: (s, a) => ram.alloc(s, a), free: (b) => ram.free(b), flush: async () => {}, refresh: async () => {} };
+    const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
+    const buf = dma.alloc(64, 16);
+    const head = ring.add([{ addr: buf.addr, len: 16 }], [{ addr: buf.addr + 16, len: 16 }], 'unpublished');
+    mem.write32(ring.usedAddr + VIRTQ_USED_RING, head);
+    mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, 0);
+    mem.write16(ring.usedAddr + VIRTQ_USED_IDX, 1);
+    await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
+    await ring.publish();
+  },
+);
+
 /** machine.bus with a DMA memory whose refresh of a used element first rewrites its id. */
 function lyingBus(machine: Machine, rewrite: (addr: number) => void): PciBus {
   const inner = machine.bus;
