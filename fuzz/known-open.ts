@@ -11,18 +11,8 @@ export interface KnownOpen {
   readonly summary: string;
 }
 
-/**
- * Findings 1-5 of fuzz/RESULTS.md are fixed. Open: 6, the split ring driver taking a used element
- * for a chain it has not published.
- */
-export const KNOWN_OPEN: readonly KnownOpen[] = [
-  {
-    target: 'hostile-device',
-    match: /outSpans\[head\] is not iterable/,
-    summary:
-      'split ring driver (queue/split/driver-queue.ts): reap() accepts a used element naming a chain added but not yet published, releases it, and the next publish() throws TypeError on the released head',
-  },
-];
+/** Findings 1-6 of fuzz/RESULTS.md are fixed; none is open. */
+export const KNOWN_OPEN: readonly KnownOpen[] = [];
 
 export function knownOpen(target: string, message: string): KnownOpen | undefined {
   return KNOWN_OPEN.find((k) => k.target === target && k.match.test(message));

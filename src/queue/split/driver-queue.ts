@@ -140,6 +140,8 @@ export class SplitQueueDriver<T> {
   /** Heads added since the last publish. */
   private readonly pending: Uint16Array;
   private pendingCount = 0;
+  /** 1 for a chain added but not yet published: the device cannot have seen it, so it cannot be used. */
+  private readonly unpublished: Uint8Array;
   /** Descriptor table entries written since the last publish, [lo, hi] (lo > hi: none). */
   private dirtyLo: number;
   private dirtyHi = -1;
@@ -198,6 +200,7 @@ export class SplitQueueDriver<T> {
     this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
     this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
     this.pending = new Uint16Array(size);
+    this.unpublished = new Uint8Array(size);
     this.dirtyLo = size;
   }
 
@@ -285,6 +288,7 @@ export class SplitQueueDriver<T> {
     this.avail.dv.setUint16(VIRTQ_AVAIL_RING + (this.availIdx & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, head, true);
     this.availIdx = (this.availIdx + 1) & 0xffff;
     this.pending[this.pendingCount++] = head;
+    this.unpublished[head] = 1;
     return head;
   }
 
@@ -305,6 +309,7 @@ export class SplitQueueDriver<T> {
     const old = this.publishedIdx;
     const target = this.availIdx;
     this.publishedIdx = target;
+    for (let p = 0; p < this.pendingCount; p++) this.unpublished[this.pending[p]!] = 0;
     this.pendingCount = 0;
     this.dirtyLo = this.size;
     this.dirtyHi = -1;
@@ -449,7 +454,7 @@ export class SplitQueueDriver<T> {
       const elem = this.usedElem(i);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      if (id >= this.size || this.chainDescs[id] === 0 || this.usedMark[id] === pass) {
+      if (id >= this.size || this.chainDescs[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass) {
         throw this.fault('ERR_DEVICE_USED_ID', `used ring entry ${i} names id ${id}, which is not in flight`);
       }
       if (len > this.writable[id]!) throw this.fault('ERR_DEVICE_USED_LEN', `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`);

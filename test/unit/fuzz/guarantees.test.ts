@@ -271,8 +271,7 @@ test('the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_U
 });
 
 test(
-  'open finding 6: the driver refuses a used element for a chain it has not published yet',
-  { todo: 'split ring driver: reap() accepts it, releases the chain, and publish() then throws TypeError (fuzz/RESULTS.md #6)' },
+  'regression (finding 6): the driver refuses a used element for a chain it has not published yet',
   async () => {
     const mem = new ArrayGuestMemory(0x10000);
     const ram = new RamDma(mem, 0x1000, 0xf000);
