@@ -25,19 +25,10 @@ import { VirtioDriver } from '../../driver/virtio-driver.js';
 import { QtestPciBus } from '../../platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
 import { probe } from '../../transport/pci/probe.js';
-import { VIRTIO_BLK_FEATURE_NAMES, VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
-import { VIRTIO_CONSOLE_FEATURE_NAMES } from '../../spec/console.js';
-import { decodeFeatures } from '../../spec/features.js';
+import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
+import { decodeDeviceFeatures } from '../../spec/feature-names.js';
 import { deviceTypeName, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../../spec/ids.js';
-import { VIRTIO_NET_FEATURE_NAMES } from '../../spec/net.js';
 import { decodeStatus } from '../../spec/status.js';
-
-/** Device-specific feature names by device type, for decoding. */
-const FEATURE_NAMES: ReadonlyMap<number, ReadonlyMap<number, string>> = new Map([
-  [VIRTIO_ID_NET, VIRTIO_NET_FEATURE_NAMES],
-  [VIRTIO_ID_BLOCK, VIRTIO_BLK_FEATURE_NAMES],
-  [VIRTIO_ID_CONSOLE, VIRTIO_CONSOLE_FEATURE_NAMES],
-]);
 
 const SCRATCH_IMAGE_BYTES = 1 << 20;
 const DATA_TIMEOUT_MS = 5000;
@@ -145,7 +136,7 @@ const hexBytes = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex
 
 /** What a device driver settled on (its own feature choice, not every offered bit) and its interrupts: two lines before the data line. */
 function driverLine(core: VirtioDriver): string {
-  return `driver negotiated: ${decodeFeatures(core.features, FEATURE_NAMES.get(core.deviceType)) || '(none)'}\ndriver interrupts: ${core.interrupts?.description ?? 'none'}`;
+  return `driver negotiated: ${decodeDeviceFeatures(core.deviceType, core.features)}\ndriver interrupts: ${core.interrupts?.description ?? 'none'}`;
 }
 
 /** Read 32 bytes of entropy; with our backend file, they must be its first 32 bytes. */
@@ -257,7 +248,6 @@ function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean,
 /** Decode, probe, negotiate and move data on one virtio function; prints as it goes. */
 async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backends: Backends, print: Print): Promise<void> {
   const decision = await probe(bus, fn, { forceLegacy });
-  const names = FEATURE_NAMES.get(decision.deviceType);
   const driver = await VirtioDriver.open(bus, fn, { forceLegacy }).catch((err: unknown) => err as Error);
   // Decoded after the driver has opened the function: BARs assigned, Interrupt Line filled in.
   print(formatLspci(fn, await readConfigSpace(bus, fn), decision.bars));
@@ -267,9 +257,9 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, ba
   for (const note of decision.notes) print(`  note: ${note}`);
   if (driver instanceof Error) throw driver;
   try {
-    print(`offered features: ${decodeFeatures(driver.deviceFeatures, names) || '(none)'}`);
+    print(`offered features: ${decodeDeviceFeatures(decision.deviceType, driver.deviceFeatures)}`);
     const accepted = await driver.negotiate(driver.deviceFeatures);
-    print(`negotiated features (driver core, every offered bit it may accept): ${decodeFeatures(accepted, names) || '(none)'}`);
+    print(`negotiated features (driver core, every offered bit it may accept): ${decodeDeviceFeatures(decision.deviceType, accepted)}`);
     print(`interrupts: ${driver.interrupts?.description ?? 'none'}`);
     print(`device status: ${decodeStatus(await driver.checkStatus())}`);
   } finally {
