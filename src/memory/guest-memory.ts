@@ -37,10 +37,20 @@ export function joinU64(lo: number, hi: number): number {
   return (hi >>> 0) * TWO_32 + (lo >>> 0);
 }
 
-/** The low and high 32-bit halves of an address (exact for addresses below 2^53). */
-export function splitU64(value: number): [lo: number, hi: number] {
+/** The low 32-bit half of an address. */
+export function lo32(value: number): number {
   // `>>> 0` is the value modulo 2^32 (ToUint32), as `% 2^32 >>> 0` is, without a floating-point remainder.
-  return [value >>> 0, Math.floor(value / TWO_32) >>> 0];
+  return value >>> 0;
+}
+
+/** The high 32-bit half of an address (exact for addresses below 2^53). */
+export function hi32(value: number): number {
+  return Math.floor(value / TWO_32) >>> 0;
+}
+
+/** The low and high 32-bit halves of an address; hot paths use {@link lo32} and {@link hi32}, which allocate nothing. */
+export function splitU64(value: number): [lo: number, hi: number] {
+  return [lo32(value), hi32(value)];
 }
 
 /**

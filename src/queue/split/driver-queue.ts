@@ -11,7 +11,7 @@
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
 import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
-import { splitU64 } from '../../memory/guest-memory.js';
+import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
 import {
   VIRTQ_AVAIL_ALIGN,
   VIRTQ_AVAIL_ELEM_SIZE,
@@ -235,18 +235,11 @@ export class SplitQueueDriver<T> {
    * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
    */
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
-    const n = out.length + inn.length;
+    const nOut = out.length;
+    const n = nOut + inn.length;
     if (n === 0 || n > this.size) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.size})`);
-    let writable = 0;
-    let total = 0;
-    for (let k = 0; k < n; k++) {
-      const span = k < out.length ? out[k]! : inn[k - out.length]!;
-      if (!(Number.isSafeInteger(span.addr) && span.addr >= 0 && Number.isInteger(span.len) && span.len >= 0 && span.len <= U32_MAX)) {
-        throw new UsageError(`queue ${this.index}: bad buffer [${span.addr}, +${span.len})`);
-      }
-      total += span.len;
-      if (k >= out.length) writable += span.len;
-    }
+    const writable = this.spanBytes(inn);
+    const total = this.spanBytes(out) + writable;
     if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
     const useTable = this.indirect && n > 1 && n > this.freeCount;
     const needed = useTable ? 1 : n;
@@ -258,8 +251,8 @@ export class SplitQueueDriver<T> {
       const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
       for (let k = 0; k < n; k++) {
         const last = k === n - 1;
-        const span = k < out.length ? out[k]! : inn[k - out.length]!;
-        const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+        const span = k < nOut ? out[k]! : inn[k - nOut]!;
+        const flags = (k < nOut ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
         writeDesc(dv, k * VIRTQ_DESC_SIZE, span.addr, span.len, flags, last ? 0 : k + 1);
       }
       head = this.takeId();
@@ -272,8 +265,8 @@ export class SplitQueueDriver<T> {
       for (let k = 0; k < n; k++) {
         const last = k === n - 1;
         const next = last ? 0 : this.takeId();
-        const span = k < out.length ? out[k]! : inn[k - out.length]!;
-        const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+        const span = k < nOut ? out[k]! : inn[k - nOut]!;
+        const flags = (k < nOut ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
         this.writeRingDesc(id, span.addr, span.len, flags, next);
         this.nextId[id] = next;
         id = next;
@@ -433,6 +426,9 @@ export class SplitQueueDriver<T> {
 
   /** Run `op` after every earlier publish/reap/suppression change has finished: they share ring state across awaits. */
   private serial<R>(op: () => Promise<R>): Promise<R> {
+    // Coherent DMA: no op awaits before it has changed all the state it changes (there is nothing to
+    // flush or refresh), so running each at once keeps them in call order.
+    if (this.coherent) return op();
     // With none running, start at once: waiting for the settled tail would cost a few microtask turns.
     const result = this.running === 0 ? op() : this.tail.then(op);
     this.running++;
@@ -490,6 +486,17 @@ export class SplitQueueDriver<T> {
     this.inFlightCount--;
   }
 
+  /** Total length of `spans`; throws UsageError for an address or length the ring cannot carry. */
+  private spanBytes(spans: readonly DmaSpan[]): number {
+    let total = 0;
+    for (let k = 0; k < spans.length; k++) {
+      const { addr, len } = spans[k]!;
+      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len)) throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
+      total += len;
+    }
+    return total;
+  }
+
   private takeId(): number {
     return this.freeIds[--this.freeCount]!;
   }
@@ -515,9 +522,8 @@ export class SplitQueueDriver<T> {
 }
 
 function writeDesc(dv: DataView, at: number, addr: number, len: number, flags: number, next: number): void {
-  const [lo, hi] = splitU64(addr);
-  dv.setUint32(at + VIRTQ_DESC_ADDR, lo, true);
-  dv.setUint32(at + VIRTQ_DESC_ADDR + 4, hi, true);
+  dv.setUint32(at + VIRTQ_DESC_ADDR, lo32(addr), true);
+  dv.setUint32(at + VIRTQ_DESC_ADDR + 4, hi32(addr), true);
   dv.setUint32(at + VIRTQ_DESC_LEN, len, true);
   dv.setUint16(at + VIRTQ_DESC_FLAGS, flags, true);
   dv.setUint16(at + VIRTQ_DESC_NEXT, next, true);
