@@ -82,6 +82,8 @@ export class BlkRequestQueue {
   private readonly backlog: Queued[] = [];
   private backlogHead = 0;
   private inFlight = 0;
+  /** Submission rounds between putting requests in the ring and the end of their notify. */
+  private submitting = 0;
   private pumping = false;
   private failed = false;
 
@@ -145,7 +147,13 @@ export class BlkRequestQueue {
     }
     // The ring flushes device-readable buffers before it publishes them, and refreshes the
     // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
-    if (submitted > 0) await this.queue.kick();
+    if (submitted === 0) return;
+    this.submitting++;
+    try {
+      await this.queue.kick();
+    } finally {
+      this.submitting--;
+    }
   }
 
   /** Write the request header (and segment) into the slot and set the slot's chain buffers. */
@@ -212,8 +220,12 @@ export class BlkRequestQueue {
     return at === 0 ? [...pieces, pair[1]!] : [pair[0]!, ...pieces];
   }
 
+  /**
+   * Start the pump unless it runs. While a round is still notifying, its own end starts the pump:
+   * waiting now would find the ring empty and sleep on a timer until the interrupt.
+   */
   private ensurePump(): void {
-    if (this.pumping || this.inFlight === 0 || this.failed) return;
+    if (this.pumping || this.inFlight === 0 || this.failed || this.submitting > 0) return;
     this.pumping = true;
     void this.pump().finally(() => {
       this.pumping = false;
