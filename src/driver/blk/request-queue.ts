@@ -5,7 +5,7 @@
  */
 
 import { DeviceFaultError } from '../../errors.js';
-import { splitU64 } from '../../memory/guest-memory.js';
+import { hi32, lo32 } from '../../memory/guest-memory.js';
 import {
   VIRTIO_BLK_DWZ_FLAGS,
   VIRTIO_BLK_DWZ_NUM_SECTORS,
@@ -64,9 +64,10 @@ interface SlotChain {
   readonly dataStatus: DmaSpan[];
 }
 
-/** A request waiting for a slot and descriptors. */
-interface Queued {
-  readonly op: BlkOp;
+/** The requests of one enqueue() call still waiting for slots and descriptors: ops[next..]. */
+interface Waiting {
+  readonly ops: readonly BlkOp[];
+  next: number;
   readonly batch: Batch;
 }
 
@@ -78,8 +79,10 @@ export class BlkRequestQueue {
   private readonly slotView: DataView;
   private readonly freeSlots: number[];
   private readonly chains: readonly SlotChain[];
-  private readonly slotOps: (Queued | undefined)[];
-  private readonly backlog: Queued[] = [];
+  /** The request in each slot and its batch (parallel arrays: no object per request). */
+  private readonly slotOps: (BlkOp | undefined)[];
+  private readonly slotBatches: (Batch | undefined)[];
+  private readonly backlog: Waiting[] = [];
   private backlogHead = 0;
   private inFlight = 0;
   /** Submission rounds between putting requests in the ring and the end of their notify. */
@@ -100,7 +103,8 @@ export class BlkRequestQueue {
     this.slots = dma.alloc(this.maxInFlight * SLOT_SIZE, 16);
     this.slotView = new DataView(this.slots.bytes.buffer, this.slots.bytes.byteOffset, this.slots.bytes.byteLength);
     this.freeSlots = Array.from({ length: this.maxInFlight }, (_, i) => this.maxInFlight - 1 - i);
-    this.slotOps = new Array<Queued | undefined>(this.maxInFlight).fill(undefined);
+    this.slotOps = new Array<BlkOp | undefined>(this.maxInFlight).fill(undefined);
+    this.slotBatches = new Array<Batch | undefined>(this.maxInFlight).fill(undefined);
     this.chains = Array.from({ length: this.maxInFlight }, (_, slot) => {
       const addr = this.slots.addr + slot * SLOT_SIZE;
       const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
@@ -110,9 +114,9 @@ export class BlkRequestQueue {
     });
   }
 
-  /** Queue `ops` of `batch`, put what fits in the ring and notify; the pump does the rest. */
+  /** Queue `ops` of `batch` (the list is copied, not the requests), put what fits in the ring and notify; the pump does the rest. */
   enqueue(ops: readonly BlkOp[], batch: Batch): void {
-    for (const op of ops) this.backlog.push({ op, batch });
+    this.backlog.push({ ops: ops.slice(), next: 0, batch });
     void this.submitRound().then(
       () => this.ensurePump(),
       (err: unknown) => this.onFault(err instanceof Error ? err : new Error(String(err))),
@@ -123,20 +127,22 @@ export class BlkRequestQueue {
   private async submitRound(): Promise<void> {
     let submitted = 0;
     while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
-      const queued = this.backlog[this.backlogHead]!;
+      const waiting = this.backlog[this.backlogHead]!;
+      const op = waiting.ops[waiting.next]!;
       const slot = this.freeSlots[this.freeSlots.length - 1]!;
-      const chain = this.layout(queued.op, slot);
+      const chain = this.layout(op, slot);
       const need = chain.out.length + chain.inn.length;
       if (need > this.queue.size) {
         // Not even an empty ring holds it (the device chose a tiny queue): fail it, don't wait forever.
-        this.backlogHead++;
-        this.settle(queued, new DeviceFaultError('ERR_DEVICE_QUEUE', `a ${queued.op.type} request needs ${need} descriptors; queue ${this.queue.index} has ${this.queue.size}`));
+        this.advance(waiting);
+        this.settle(waiting.batch, new DeviceFaultError('ERR_DEVICE_QUEUE', `a ${op.type} request needs ${need} descriptors; queue ${this.queue.index} has ${this.queue.size}`));
         continue;
       }
       if (this.queue.numFree < need) break;
       this.freeSlots.pop();
-      this.backlogHead++;
-      this.slotOps[slot] = queued;
+      this.advance(waiting);
+      this.slotOps[slot] = op;
+      this.slotBatches[slot] = waiting.batch;
       this.queue.submit(chain.out, chain.inn, slot);
       this.inFlight++;
       submitted++;
@@ -154,6 +160,11 @@ export class BlkRequestQueue {
     } finally {
       this.submitting--;
     }
+  }
+
+  /** The next request of `waiting` was taken: step past it, and past the entry once it is empty. */
+  private advance(waiting: Waiting): void {
+    if (++waiting.next === waiting.ops.length) this.backlogHead++;
   }
 
   /** Write the request header (and segment) into the slot and set the slot's chain buffers. */
@@ -183,10 +194,9 @@ export class BlkRequestQueue {
       case 'discard':
       case 'writeZeroes': {
         this.setHeader(base, op.type === 'discard' ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES, 0);
-        const [lo, hi] = splitU64(op.sector);
         const seg = base + SLOT_SEG;
-        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR, lo, true);
-        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR + 4, hi, true);
+        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR, lo32(op.sector), true);
+        v.setUint32(seg + VIRTIO_BLK_DWZ_SECTOR + 4, hi32(op.sector), true);
         v.setUint32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS, op.count, true);
         v.setUint32(seg + VIRTIO_BLK_DWZ_FLAGS, op.type === 'writeZeroes' && op.unmap ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0, true);
         chain.out = chain.hdrSeg;
@@ -198,11 +208,10 @@ export class BlkRequestQueue {
   /** struct virtio_blk_req header at slot offset `base`. */
   private setHeader(base: number, type: number, sector: number): void {
     const v = this.slotView;
-    const [lo, hi] = splitU64(sector);
     v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_TYPE, type, true);
     v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_RESERVED, 0, true);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo, true);
-    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi, true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR, lo32(sector), true);
+    v.setUint32(base + SLOT_HDR + VIRTIO_BLK_REQ_SECTOR + 4, hi32(sector), true);
   }
 
   /**
@@ -248,17 +257,18 @@ export class BlkRequestQueue {
   }
 
   private complete(slot: number): void {
-    const queued = this.slotOps[slot]!;
+    const op = this.slotOps[slot]!;
+    const batch = this.slotBatches[slot]!;
     this.slotOps[slot] = undefined;
+    this.slotBatches[slot] = undefined;
     this.freeSlots.push(slot);
     this.inFlight--;
     const status = this.slotView.getUint8(slot * SLOT_SIZE + SLOT_STATUS);
-    this.settle(queued, status === VIRTIO_BLK_S_OK ? undefined : new BlkStatusError(status, queued.op.type));
+    this.settle(batch, status === VIRTIO_BLK_S_OK ? undefined : new BlkStatusError(status, op.type));
   }
 
-  /** One request of a batch is done (with `error` if it failed); the batch settles with its last request. */
-  private settle(queued: Queued, error: Error | undefined): void {
-    const batch = queued.batch;
+  /** One request of `batch` is done (with `error` if it failed); the batch settles with its last request. */
+  private settle(batch: Batch, error: Error | undefined): void {
     if (error) batch.error ??= error;
     if (--batch.left === 0) {
       if (batch.error) batch.reject(batch.error);
@@ -270,11 +280,12 @@ export class BlkRequestQueue {
   failAll(error: Error): void {
     this.failed = true;
     const batches = new Set<Batch>();
-    for (const q of this.slotOps) if (q) batches.add(q.batch);
+    for (const b of this.slotBatches) if (b) batches.add(b);
     for (let i = this.backlogHead; i < this.backlog.length; i++) batches.add(this.backlog[i]!.batch);
     this.backlog.length = 0;
     this.backlogHead = 0;
     this.slotOps.fill(undefined);
+    this.slotBatches.fill(undefined);
     this.inFlight = 0;
     for (const b of batches) b.reject(error);
   }

@@ -108,8 +108,8 @@ export class SplitQueueDriver<T> {
   /** Legacy layout only: the start of the one ring area, 4096-aligned (the queue PFN is this / 4096). */
   readonly legacyAreaAddr: number | undefined;
   private readonly dma: DmaMemory;
-  /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued. */
-  private readonly coherent: boolean;
+  /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued (and publishSync/reapSync work). */
+  readonly coherent: boolean;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
   private readonly mask: number;
@@ -295,28 +295,57 @@ export class SplitQueueDriver<T> {
     return this.serial(() => this.publishNow());
   }
 
+  /**
+   * publish() for coherent DMA ({@link coherent}), where nothing needs flushing: done at once, with
+   * no promise to wait for. Throws UsageError on a non-coherent bus.
+   */
+  publishSync(): boolean {
+    this.requireCoherent('publishSync');
+    const old = this.publishedIdx;
+    const target = this.takePending();
+    if (old === target) return false;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
+    return this.wantsNotification(old, target);
+  }
+
   private async publishNow(): Promise<boolean> {
-    const flushes = this.coherent ? undefined : this.publishFlushes();
-    const added = (this.availIdx - this.publishedIdx) & 0xffff;
+    if (this.coherent) return this.publishSync();
+    const flushes = this.publishFlushes();
     // Taken before the first await: chains added meanwhile belong to the next publish.
     const old = this.publishedIdx;
+    const target = this.takePending();
+    await Promise.all(flushes);
+    if (old === target) return false;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
+    await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
+    await this.dma.refresh(this.used.addr + this.notificationField(), 2);
+    return this.wantsNotification(old, target);
+  }
+
+  /** Mark every chain added so far as published; returns the avail.idx that publishes them. */
+  private takePending(): number {
     const target = this.availIdx;
     this.publishedIdx = target;
     for (let p = 0; p < this.pendingCount; p++) this.unpublished[this.pending[p]!] = 0;
     this.pendingCount = 0;
     this.dirtyLo = this.size;
     this.dirtyHi = -1;
-    if (flushes !== undefined) await Promise.all(flushes);
-    if (added === 0) return false;
-    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
-    // avail_event with EVENT_IDX, else the used flags.
-    const at = this.eventIdx ? VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE : VIRTQ_USED_FLAGS;
-    if (!this.coherent) {
-      await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
-      await this.dma.refresh(this.used.addr + at, 2);
-    }
-    const value = this.used.dv.getUint16(at, true);
+    return target;
+  }
+
+  /** Where the device says whether it wants notifications: avail_event with EVENT_IDX, else the used flags. */
+  private notificationField(): number {
+    return this.eventIdx ? VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE : VIRTQ_USED_FLAGS;
+  }
+
+  /** Whether the device wants to hear that avail.idx moved from `old` to `target`. */
+  private wantsNotification(old: number, target: number): boolean {
+    const value = this.used.dv.getUint16(this.notificationField(), true);
     return this.eventIdx ? vringNeedEvent(value, target, old) : (value & VIRTQ_USED_F_NO_NOTIFY) === 0;
+  }
+
+  private requireCoherent(op: string): void {
+    if (!this.coherent) throw new UsageError(`queue ${this.index}: ${op}() needs coherent DMA; use the asynchronous form`);
   }
 
   /** What publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
@@ -346,25 +375,47 @@ export class SplitQueueDriver<T> {
     return this.serial(() => this.reapNow());
   }
 
+  /** reap() for coherent DMA ({@link coherent}): nothing to refresh, so done at once. Throws UsageError on a non-coherent bus. */
+  reapSync(): UsedBuffer<T>[] {
+    this.requireCoherent('reapSync');
+    const n = this.usedCount();
+    return n === 0 ? [] : this.takeUsed(n, undefined);
+  }
+
   private async reapNow(): Promise<UsedBuffer<T>[]> {
-    if (!this.coherent) await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    if (this.coherent) return this.reapSync();
+    await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    const n = this.usedCount();
+    if (n === 0) return [];
+    const refreshes: Promise<void>[] = [];
+    this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
+    await Promise.all(refreshes);
+    refreshes.length = 0;
+    const out = this.takeUsed(n, refreshes);
+    await Promise.all(refreshes);
+    return out;
+  }
+
+  /** Used elements the device returned since the last reap; ERR_DEVICE_USED_INDEX when more than are in flight. */
+  private usedCount(): number {
     const usedIdx = this.used.dv.getUint16(VIRTQ_USED_IDX, true);
     const n = (usedIdx - this.lastUsed) & 0xffff;
-    if (n === 0) return [];
     if (n > this.inFlightCount) throw this.fault('ERR_DEVICE_USED_INDEX', `used idx moved from ${this.lastUsed} to ${usedIdx} with ${this.inFlightCount} chains in flight`);
-    const refreshes: Promise<void>[] = [];
-    if (!this.coherent) {
-      this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
-      await Promise.all(refreshes);
-      refreshes.length = 0;
-    }
+    return n;
+  }
+
+  /**
+   * Check all `n` new used elements, then take them. Over a remote bus (`refreshes` given) adds the
+   * refresh of each chain's first `len` writable bytes, and the flush of used_event, to `refreshes`.
+   */
+  private takeUsed(n: number, refreshes: Promise<void>[] | undefined): UsedBuffer<T>[] {
     this.validateUsed(n);
     const out: UsedBuffer<T>[] = [];
     for (let k = 0; k < n; k++) {
       const elem = this.usedElem(this.lastUsed);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      if (!this.coherent) {
+      if (refreshes !== undefined) {
         let left = len;
         for (const span of this.inSpans[id]!) {
           if (left === 0) break;
@@ -378,7 +429,6 @@ export class SplitQueueDriver<T> {
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
     }
     if (this.eventIdx) this.writeUsedEvent(refreshes);
-    if (refreshes.length > 0) await Promise.all(refreshes);
     return out;
   }
 
@@ -462,11 +512,11 @@ export class SplitQueueDriver<T> {
     return VIRTQ_USED_RING + (i & this.mask) * VIRTQ_USED_ELEM_SIZE;
   }
 
-  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. Adds its flush to `flushes`. */
-  private writeUsedEvent(flushes: Promise<void>[]): void {
+  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. Adds its flush to `flushes`, when given. */
+  private writeUsedEvent(flushes: Promise<void>[] | undefined): void {
     const at = VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE;
     this.avail.dv.setUint16(at, (this.suppressed ? this.lastUsed - 1 : this.lastUsed) & 0xffff, true);
-    if (!this.coherent) flushes.push(this.dma.flush(this.avail.addr + at, 2));
+    if (!this.coherent) flushes?.push(this.dma.flush(this.avail.addr + at, 2));
   }
 
   /** Free chain `head`: its descriptors, its indirect table, its references. */
