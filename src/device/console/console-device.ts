@@ -7,8 +7,9 @@
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../pci/function.js';
-import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
+import type { DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import {
@@ -40,8 +41,8 @@ import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import { ConsolePort } from './console-port.js';
 import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
-import { OutputSlab } from './output-slab.js';
 import type { ConsolePortStreams } from './port-streams.js';
+import { TxBatch } from './tx-batch.js';
 
 export interface ConsolePortOptions {
   /** Sent to the driver as PORT_NAME (multiport only; Linux shows it as /dev/virtio-ports/<name>). */
@@ -104,9 +105,8 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private active = false;
   /** VIRTIO_CONSOLE_F_MULTIPORT offered, then as negotiated once active (read on every notify). */
   private multiport: boolean;
-  /** Transmit chains popped and not yet copied out (reused by every processTx). */
-  private readonly txBatch: DescriptorChain[] = [];
-  private readonly txSlab = new OutputSlab(CONSOLE_TX_SLAB);
+  /** Transmit chains popped and not yet given back, and their bytes (reused by every processTx). */
+  private readonly txBatch: TxBatch;
   private queues: readonly (DeviceQueue | null)[] = [];
   private readonly controlOut: Uint8Array[] = [];
 
@@ -121,7 +121,9 @@ export class VirtioConsoleDevice implements VirtioDevice {
     if (options.emergWrite ?? true) features |= featureSet(VIRTIO_CONSOLE_F_EMERG_WRITE);
     this.deviceFeatures = features;
     this.multiport = multiport;
-    this.queueMaxSizes = new Array<number>(multiport ? consoleQueueCount(portOptions.length) : 2).fill(options.queueSize ?? 128);
+    const queueSize = options.queueSize ?? 128;
+    this.queueMaxSizes = new Array<number>(multiport ? consoleQueueCount(portOptions.length) : 2).fill(queueSize);
+    this.txBatch = new TxBatch(queueSize, CONSOLE_MAX_TX_CHAIN, CONSOLE_TX_SLAB);
     this.config.set32(VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, multiport ? portOptions.length : 1);
     if (options.size) this.setConfigSize(options.size.cols, options.size.rows);
     this.ports = portOptions.map(
@@ -191,7 +193,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
 
   reset(): void {
     this.active = false;
-    this.txBatch.length = 0;
+    this.txBatch.clear();
     this.multiport = hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_MULTIPORT);
     this.queues = [];
     this.controlOut.length = 0;
@@ -284,69 +286,28 @@ export class VirtioConsoleDevice implements VirtioDevice {
     const port = this.ports[id]!;
     const q = this.queues[consoleRxQueueIndex(id) + 1];
     if (!this.active || !q) return;
-    // Chains are gathered until the output would be full (at least one chain, as before a write
-    // says it is full), so a batch adds no more to the output's buffer than one chain would.
+    const memory = this.host!.memory;
     const batch = this.txBatch;
     let used = 0;
-    let bytes = 0;
-    let room = Math.min(port.room, CONSOLE_TX_BATCH);
-    for (let n = 0; n < q.size && port.canWrite; n++) {
-      const chain = q.pop();
-      if (!chain) break;
-      used++;
-      // Refused chains stay in the batch, so that the used ring keeps the order of the avail ring.
-      batch.push(chain);
-      if (txChainOk(chain)) bytes += chain.readableBytes;
-      else this.stats.badChains++;
-      if (bytes >= room) {
-        this.writeTx(port, q, bytes);
-        bytes = 0;
-        room = Math.min(port.room, CONSOLE_TX_BATCH);
-      }
+    // A batch ends once the output would be full (at least one chain, as before a write says it is
+    // full), so it adds no more to the output's buffer than one chain would.
+    while (used < q.size && port.canWrite) {
+      const popped = batch.gather(q, memory, q.size - used, Math.min(port.room, CONSOLE_TX_BATCH));
+      used += popped;
+      this.writeTx(port, q, memory);
+      if (popped === 0) break;
     }
-    this.writeTx(port, q, bytes);
     if (used > 0) this.host?.usedBuffers(q.index);
   }
 
-  /** Copy the batch's `bytes` bytes into one buffer the stream may keep, give its chains back, write it. */
-  private writeTx(port: ConsolePort, q: DeviceQueue, bytes: number): void {
+  /** Finish the batch (its chains go back to the driver) and write its bytes, if any. */
+  private writeTx(port: ConsolePort, q: DeviceQueue, memory: GuestMemory): void {
     const batch = this.txBatch;
-    if (batch.length === 0) return;
-    const out = this.txSlab.take(bytes);
-    this.gatherTx(out);
-    // Only now that every byte is copied may the guest have its buffers back.
-    for (const chain of batch) q.pushUsed(chain.head, 0);
-    batch.length = 0;
-    this.stats.txBytes += bytes;
-    if (bytes > 0) port.write(out);
-  }
-
-  /**
-   * Copy the readable bytes of the batch's well-formed chains into `out`, in order. Buffers that
-   * follow each other in guest memory (as a driver allocating them in sequence leaves them) are
-   * copied as one run: one view and one copy instead of one per buffer.
-   */
-  private gatherTx(out: Uint8Array): void {
-    const memory = this.host!.memory;
-    let at = 0;
-    let runAddr = 0;
-    let runLen = 0;
-    for (const chain of this.txBatch) {
-      if (!txChainOk(chain)) continue;
-      for (let i = 0; i < chain.readable; i++) {
-        const addr = chain.addr(i);
-        const len = chain.len(i);
-        if (runLen > 0 && addr === runAddr + runLen && memory.contains(runAddr, runLen + len)) {
-          runLen += len;
-          continue;
-        }
-        if (runLen > 0) out.set(memory.view(runAddr, runLen), at);
-        at += runLen;
-        runAddr = addr;
-        runLen = len;
-      }
-    }
-    if (runLen > 0) out.set(memory.view(runAddr, runLen), at);
+    if (batch.empty) return;
+    this.stats.badChains += batch.refused;
+    const out = batch.finish(q, memory);
+    this.stats.txBytes += out.byteLength;
+    if (out.byteLength > 0) port.write(out);
   }
 
   // ---- control (MULTIPORT) ----
@@ -432,9 +393,4 @@ export class VirtioConsoleDevice implements VirtioDevice {
     const port = this.ports[id]!;
     if (this.active && this.multiport && port.ready) this.sendControl(id, VIRTIO_CONSOLE_PORT_OPEN, connected ? 1 : 0);
   }
-}
-
-/** A transmit chain has only device-readable buffers, and no more bytes than one chain may carry. */
-function txChainOk(chain: DescriptorChain): boolean {
-  return chain.writableBytes === 0 && chain.readableBytes <= CONSOLE_MAX_TX_CHAIN;
 }
