@@ -371,6 +371,34 @@ test('coherent DMA (in-process): no flush or refresh is issued, and EVENT_IDX no
   assert.equal(syncs, 0);
 });
 
+test('publishSync/reapSync (coherent DMA) do what publish/reap do, at once, with the same checks; a remote bus refuses them', async () => {
+  const { driver, device, dma, memory } = pair({ size: 8, eventIdx: true });
+  assert.equal(driver.coherent, true);
+  assert.equal(driver.publishSync(), false, 'nothing added: no notification');
+  const inn = buffer(dma, 4, 0);
+  driver.add([buffer(dma, 4, 7)], [inn], 1);
+  assert.equal(driver.publishSync(), true);
+  assert.equal(memory.read16(driver.availAddr + 2), 1, 'avail.idx moved before publishSync returned');
+  assert.deepEqual(driver.reapSync(), [], 'nothing used yet');
+  const chain = device.pop()!;
+  chain.view(1).fill(9);
+  device.pushUsed(chain.head, 4);
+  assert.deepEqual(driver.reapSync(), [{ token: 1, len: 4 }]);
+  assert.deepEqual([...inn.bytes], [9, 9, 9, 9]);
+  assert.equal(memory.read16(driver.availAddr + 4 + 8 * 2), 1, 'used_event follows the reap (2.7.10)');
+  // The same device-fault checks as reap(): a used idx past the chains in flight takes nothing.
+  driver.add([buffer(dma, 4, 0)], [], 2);
+  driver.publishSync();
+  memory.write16(driver.usedAddr + 2, 3);
+  assert.throws(() => driver.reapSync(), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_INDEX');
+  assert.equal(driver.inFlight, 1);
+
+  const remote = pair({ size: 8, remote: true }).driver;
+  assert.equal(remote.coherent, false);
+  assert.throws(() => remote.publishSync(), UsageError);
+  assert.throws(() => remote.reapSync(), UsageError);
+});
+
 test('ring operations issued without awaiting run one after another in call order, a failed one not blocking the next (remote-like DMA)', async () => {
   const { driver, device, dma, memory } = pair({ size: 8, eventIdx: true, remote: true });
   const a = buffer(dma, 4, 0xa1);
