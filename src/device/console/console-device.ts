@@ -179,16 +179,23 @@ export class VirtioConsoleDevice implements VirtioDevice {
 
   queueNotify(index: number): void {
     if (!this.active) return;
-    this.guard(() => {
-      if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_RECEIVEQ) this.flushControl();
-      else if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_TRANSMITQ) this.processControlTx();
-      else {
-        const id = this.portOfQueue(index);
-        if (id === undefined) return;
-        if (index % 2 === 0) this.deliverInput(id);
-        else this.processTx(id);
-      }
-    });
+    // Not through guard(): no closure per notification on the hot path.
+    try {
+      this.dispatchNotify(index);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private dispatchNotify(index: number): void {
+    if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_RECEIVEQ) this.flushControl();
+    else if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_TRANSMITQ) this.processControlTx();
+    else {
+      const id = this.portOfQueue(index);
+      if (id === undefined) return;
+      if (index % 2 === 0) this.deliverInput(id);
+      else this.processTx(id);
+    }
   }
 
   reset(): void {
@@ -242,10 +249,14 @@ export class VirtioConsoleDevice implements VirtioDevice {
     try {
       work();
     } catch (err) {
-      if (!this.active) return;
-      this.active = false;
-      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+      this.fail(err);
     }
+  }
+
+  private fail(err: unknown): void {
+    if (!this.active) return;
+    this.active = false;
+    this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
   }
 
   // ---- host -> guest ----
