@@ -25,6 +25,7 @@ import { decodeDeviceFeatures } from '../../spec/feature-names.js';
 import { deviceTypeName } from '../../spec/ids.js';
 import { consoleDemo, netDemo } from '../demo-net-console.js';
 import { buildDemoMachine, describeFunction } from '../demo-machine.js';
+import { fillPattern } from '../fill-pattern.js';
 
 interface DemoOptions {
   readonly disk?: string;
@@ -54,19 +55,6 @@ function parseInterrupts(value: string): InterruptMode {
 /** Bytes per request and requests per batch of the pattern pass. */
 const CHUNK = 64 * 1024;
 const BATCH = 32;
-
-/** A pseudo-random byte pattern (xorshift32), reproducible from its seed. */
-function fillPattern(dst: Uint8Array, seed: number): number {
-  let x = seed | 0 || 1;
-  const words = new Uint32Array(dst.buffer, dst.byteOffset, dst.byteLength >>> 2);
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  return x;
-}
 
 /** Which interface the driver committed to, its interrupts, and what the device saw of it (call before close). */
 function describeCommitment(drv: VirtioDriver, fn: VirtioPciFunction | undefined): string[] {
