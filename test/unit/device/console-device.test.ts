@@ -187,6 +187,26 @@ describe('virtio-console device: transmit batches', () => {
     assert.equal(dev.stats.txBytes, 9);
   });
 
+  it('keeps every byte when batches outgrow the slab they are built in', () => {
+    // The first chain fills most of the 256 KiB slab. The next batch starts behind it with a copied
+    // run (the refused chain's buffers break it from the next) and must move to a new slab for the
+    // 100 KiB chain; the 300 KiB one gets a slab of its own size.
+    const { dev, host, q, out } = txRig(new ArrayGuestMemory(4 << 20));
+    const bytes = (n: number, k: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 7 + k) & 0xff);
+    const parts = [bytes(200 << 10, 1), bytes(100, 2), bytes(100, 3), bytes(100 << 10, 4), bytes(300 << 10, 5), bytes(7, 6)];
+    const heads = [
+      q.addChain({ readable: [parts[0]!] }),
+      q.addChain({ readable: [parts[1]!] }),
+      q.addChain({ readable: [text('XX')], writable: [4] }), // refused
+      ...parts.slice(2).map((p) => q.addChain({ readable: [p] })),
+    ];
+    dev.queueNotify(1);
+    assert.deepEqual(host.resets, []);
+    assert.deepEqual(Buffer.concat(out.chunks), Buffer.concat(parts));
+    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })));
+    assert.equal(dev.stats.badChains, 1);
+  });
+
   it('copies buffers adjacent in address but in different memory regions separately', () => {
     const low = new ArrayGuestMemory(1 << 16, 0);
     const high = new ArrayGuestMemory(1 << 16, low.end);
