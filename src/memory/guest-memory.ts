@@ -45,7 +45,8 @@ export function lo32(value: number): number {
 
 /** The high 32-bit half of an address (exact for addresses below 2^53). */
 export function hi32(value: number): number {
-  return Math.floor(value / TWO_32) >>> 0;
+  // Most addresses are below 4 GiB: skip the floating-point division for them.
+  return value >= 0 && value < TWO_32 ? 0 : Math.floor(value / TWO_32) >>> 0;
 }
 
 /** The low and high 32-bit halves of an address; hot paths use {@link lo32} and {@link hi32}, which allocate nothing. */
