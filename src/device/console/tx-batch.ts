@@ -136,7 +136,8 @@ export class TxBatch {
 
   /** The batch's bytes as a Buffer; the next batch opens behind them. */
   private take(): Buffer {
-    const out = this.slab.subarray(this.start, this.end);
+    // Buffer.from over the slab's memory: cheaper than subarray, which looks up the species constructor.
+    const out = Buffer.from(this.slab.buffer, this.slab.byteOffset + this.start, this.end - this.start);
     // The next batch starts 8-aligned, as Node's pool does, so that copies into it stay fast.
     this.start = this.end = Math.min((this.end + 7) & ~7, this.slab.byteLength);
     return out;
