@@ -30,7 +30,7 @@ export { DeviceCore } from './transport/device-core.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';
 export { webCryptoEntropy, type EntropySource } from './device/rng/entropy.js';
 export { BlkDevice, type BlkDeviceOptions } from './device/blk/blk-device.js';
-export type { BlockBackend, IoVec } from './device/blk/backend.js';
+export { guestViews, type BlockBackend, type GuestIo, type GuestSpan } from './device/blk/backend.js';
 export { MemoryBlockBackend } from './device/blk/memory-backend.js';
 export { FileBlockBackend } from './device/blk/file-backend.js';
 export { VirtioNetDevice, type VirtioNetDeviceOptions } from './device/net/net-device.js';

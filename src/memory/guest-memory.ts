@@ -134,7 +134,8 @@ export class ArrayGuestMemory implements GuestMemory {
     dst.set(this.view(addr, dst.length));
   }
   write(addr: number, src: Uint8Array): void {
-    this.view(addr, src.length).set(src);
+    // Set at an offset: no view of guest memory to allocate.
+    this.bytes.set(src, this.offsetOf(addr, src.length));
   }
 }
 

@@ -53,8 +53,8 @@ import { ConfigBytes } from '../config-bytes.js';
 import type { AccessSize } from '../../pci/function.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
-import type { BlockBackend, BlockResult, IoVec } from './backend.js';
-import { BlkRequestError, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
+import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
+import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
 
 /** struct virtio_blk_topology, in the spec's units. */
 export interface BlkTopology {
@@ -103,7 +103,7 @@ interface Pending {
   readonly status: number;
   readonly usedLen: number;
   /** Device-writable data bytes, zeroed if the request fails so that used len stays truthful. */
-  readonly dataIn: IoVec | undefined;
+  readonly dataIn: GuestIo | undefined;
 }
 
 /** A virtio-blk device over a {@link BlockBackend}; plug it into any transport (e.g. Machine.plugVirtio). */
@@ -347,7 +347,9 @@ export class BlkDevice implements VirtioDevice {
         this.fail(err);
         return false;
       }
-      this.complete(queue, chain.head, status, chain.writableBytes, writableData(chain), err.status);
+      // Zeroed with the refusal, so that used len stays truthful: the bytes before the status byte.
+      const writable = chainSpans(this.host!.memory, chain, chain.readable, chain.count, 0, chain.writableBytes - 1);
+      this.complete(queue, chain.head, status, chain.writableBytes, writable, err.status);
       return true;
     }
     const dataIn = request.type === VIRTIO_BLK_T_IN || request.type === VIRTIO_BLK_T_GET_ID ? request.data : undefined;
@@ -399,9 +401,9 @@ export class BlkDevice implements VirtioDevice {
     const backend = this.backend;
     switch (request.type) {
       case VIRTIO_BLK_T_IN:
-        return request.length === 0 ? undefined : backend.read(request.offset, request.data);
+        return request.data.length === 0 ? undefined : backend.read(request.offset, request.data);
       case VIRTIO_BLK_T_OUT:
-        return request.length === 0 ? undefined : this.stable(backend.write(request.offset, request.data));
+        return request.data.length === 0 ? undefined : this.stable(backend.write(request.offset, request.data));
       case VIRTIO_BLK_T_FLUSH:
         return backend.flush();
       case VIRTIO_BLK_T_GET_ID:
@@ -446,8 +448,8 @@ export class BlkDevice implements VirtioDevice {
   }
 
   /** Write the status byte and push the used element; used len covers every writable byte. */
-  private complete(queue: DeviceQueue, head: number, statusAddr: number, usedLen: number, dataIn: IoVec | undefined, status: number): void {
-    if (status !== VIRTIO_BLK_S_OK && dataIn) for (const v of dataIn) v.fill(0);
+  private complete(queue: DeviceQueue, head: number, statusAddr: number, usedLen: number, dataIn: GuestIo | undefined, status: number): void {
+    if (status !== VIRTIO_BLK_S_OK && dataIn) for (const s of dataIn.spans) dataIn.memory.view(s.addr, s.len).fill(0);
     this.host!.memory.write8(statusAddr, status);
     try {
       queue.pushUsed(head, usedLen);
@@ -463,18 +465,6 @@ export class BlkDevice implements VirtioDevice {
   }
 }
 
-/** Views of the device-writable bytes before the status byte (zeroed when a request is refused). */
-function writableData(chain: DescriptorChain): IoVec {
-  const views: Uint8Array[] = [];
-  let left = chain.writableBytes - 1;
-  for (let i = chain.readable; i < chain.count && left > 0; i++) {
-    const n = Math.min(chain.len(i), left);
-    if (n > 0) views.push(chain.view(i).subarray(0, n));
-    left -= n;
-  }
-  return views;
-}
-
 /** The 20-byte NUL-padded device ID string (5.2.6). */
 function encodeSerial(serial: string): Uint8Array {
   const bytes = new Uint8Array(VIRTIO_BLK_ID_BYTES);
@@ -485,13 +475,13 @@ function encodeSerial(serial: string): Uint8Array {
   return bytes;
 }
 
-/** Copy `src` across the scatter list, then zero what is left of it. */
-function fill(iov: IoVec, src: Uint8Array): void {
+/** Copy `src` across the guest buffers of `io`, then zero what is left of them. */
+function fill(io: GuestIo, src: Uint8Array): void {
   let at = 0;
-  for (const v of iov) {
-    const n = Math.min(v.byteLength, src.byteLength - at);
-    v.set(src.subarray(at, at + n));
-    v.fill(0, n);
+  for (const { addr, len } of io.spans) {
+    const n = Math.min(len, src.length - at);
+    io.memory.write(addr, src.subarray(at, at + n));
+    io.memory.view(addr + n, len - n).fill(0);
     at += n;
   }
 }

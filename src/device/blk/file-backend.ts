@@ -5,7 +5,7 @@
  */
 
 import { open, type FileHandle } from 'node:fs/promises';
-import type { BlockBackend, IoVec } from './backend.js';
+import { guestViews, type BlockBackend, type GuestIo } from './backend.js';
 
 export interface FileBackendOptions {
   /** Open the file read-only and offer VIRTIO_BLK_F_RO. */
@@ -41,23 +41,23 @@ export class FileBlockBackend implements BlockBackend {
     }
   }
 
-  async read(offset: number, iov: IoVec): Promise<void> {
+  async read(offset: number, dst: GuestIo): Promise<void> {
     let pos = offset;
-    let rest = iov;
+    let rest: Uint8Array[] = guestViews(dst);
     // Bounded: each pass transfers at least one byte or throws.
     while (rest.length > 0) {
-      const { bytesRead } = await this.handle.readv(rest as Uint8Array[], pos);
+      const { bytesRead } = await this.handle.readv(rest, pos);
       if (bytesRead === 0) throw new Error(`${this.path}: unexpected end of file at ${pos}`);
       pos += bytesRead;
       rest = advance(rest, bytesRead);
     }
   }
 
-  async write(offset: number, iov: IoVec): Promise<void> {
+  async write(offset: number, src: GuestIo): Promise<void> {
     let pos = offset;
-    let rest = iov;
+    let rest: Uint8Array[] = guestViews(src);
     while (rest.length > 0) {
-      const { bytesWritten } = await this.handle.writev(rest as Uint8Array[], pos);
+      const { bytesWritten } = await this.handle.writev(rest, pos);
       if (bytesWritten === 0) throw new Error(`${this.path}: write made no progress at ${pos}`);
       pos += bytesWritten;
       rest = advance(rest, bytesWritten);
@@ -91,7 +91,7 @@ export class FileBlockBackend implements BlockBackend {
 }
 
 /** The scatter list without its first `n` bytes (after a short transfer). */
-function advance(iov: IoVec, n: number): IoVec {
+function advance(iov: readonly Uint8Array[], n: number): Uint8Array[] {
   let i = 0;
   let skip = n;
   while (i < iov.length && skip >= iov[i]!.byteLength) skip -= iov[i++]!.byteLength;

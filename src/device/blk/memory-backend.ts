@@ -1,6 +1,6 @@
 /** A disk image held in memory: every operation completes synchronously. */
 
-import type { BlockBackend, IoVec } from './backend.js';
+import type { BlockBackend, GuestIo } from './backend.js';
 
 export interface MemoryBackendOptions {
   readonly readOnly?: boolean;
@@ -22,23 +22,25 @@ export class MemoryBlockBackend implements BlockBackend {
     this.readOnly = options.readOnly ?? false;
   }
 
-  // `length` rather than `byteLength` (equal for bytes): V8 does not inline the byteLength getter.
-  read(offset: number, iov: IoVec): void {
+  // One subarray of the disk per buffer and none of guest memory: memory.write copies into the guest
+  // at an offset. Writes take one view of the guest buffer instead.
+  read(offset: number, dst: GuestIo): void {
+    const { memory, spans } = dst;
     let pos = offset;
-    for (let i = 0; i < iov.length; i++) {
-      const dst = iov[i]!;
-      const n = dst.length;
-      dst.set(this.bytes.subarray(pos, pos + n));
-      pos += n;
+    for (let i = 0; i < spans.length; i++) {
+      const { addr, len } = spans[i]!;
+      memory.write(addr, this.bytes.subarray(pos, pos + len));
+      pos += len;
     }
   }
 
-  write(offset: number, iov: IoVec): void {
+  write(offset: number, src: GuestIo): void {
+    const { memory, spans } = src;
     let pos = offset;
-    for (let i = 0; i < iov.length; i++) {
-      const src = iov[i]!;
-      this.bytes.set(src, pos);
-      pos += src.length;
+    for (let i = 0; i < spans.length; i++) {
+      const { addr, len } = spans[i]!;
+      this.bytes.set(memory.view(addr, len), pos);
+      pos += len;
     }
   }
 

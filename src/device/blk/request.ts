@@ -1,8 +1,8 @@
 /**
  * A virtio-blk request parsed from its descriptor chain before any I/O (spec 5.2.6). Message framing
  * is free (2.6.4): the header, data and status byte may be split across descriptors in any way, so
- * the parser works on byte ranges of the chain's readable and writable halves, and data stays as
- * zero-copy views of guest memory.
+ * the parser works on byte ranges of the chain's readable and writable halves, and data stays in
+ * guest memory, named by address and length.
  */
 
 import { RequestShapeError } from '../../errors.js';
@@ -28,7 +28,7 @@ import {
 } from '../../spec/blk.js';
 import type { DescriptorChain } from '../../queue/types.js';
 import { readChain } from '../chain-bytes.js';
-import type { IoVec } from './backend.js';
+import type { GuestIo, GuestSpan } from './backend.js';
 
 /** A byte range of the disk: offset and length are multiples of 512 and inside the disk. */
 export interface BlkRange {
@@ -38,10 +38,10 @@ export interface BlkRange {
 
 /** One request, checked against the disk and ready to execute. */
 export type BlkRequest =
-  | { readonly type: typeof VIRTIO_BLK_T_IN; readonly offset: number; readonly data: IoVec; readonly length: number }
-  | { readonly type: typeof VIRTIO_BLK_T_OUT; readonly offset: number; readonly data: IoVec; readonly length: number }
+  | { readonly type: typeof VIRTIO_BLK_T_IN; readonly offset: number; readonly data: GuestIo }
+  | { readonly type: typeof VIRTIO_BLK_T_OUT; readonly offset: number; readonly data: GuestIo }
   | { readonly type: typeof VIRTIO_BLK_T_FLUSH }
-  | { readonly type: typeof VIRTIO_BLK_T_GET_ID; readonly data: IoVec }
+  | { readonly type: typeof VIRTIO_BLK_T_GET_ID; readonly data: GuestIo }
   | { readonly type: typeof VIRTIO_BLK_T_DISCARD; readonly ranges: readonly BlkRange[] }
   | { readonly type: typeof VIRTIO_BLK_T_WRITE_ZEROES; readonly ranges: readonly BlkRange[] }
   /** A type this parser does not know (answered VIRTIO_BLK_S_UNSUPP). */
@@ -127,12 +127,12 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
     case VIRTIO_BLK_T_IN: {
       noDataOut(dataOut);
       const offset = sectorRange(sector, dataIn, limits);
-      return { type, offset, length: dataIn, data: slice(chain, chain.readable, chain.count, 0, dataIn) };
+      return { type, offset, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn) };
     }
     case VIRTIO_BLK_T_OUT: {
       noDataIn(dataIn);
       const offset = sectorRange(sector, dataOut, limits);
-      return { type, offset, length: dataOut, data: slice(chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut) };
+      return { type, offset, data: chainSpans(memory, chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut) };
     }
     case VIRTIO_BLK_T_FLUSH:
       noDataOut(dataOut);
@@ -140,7 +140,7 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
       return { type };
     case VIRTIO_BLK_T_GET_ID:
       noDataOut(dataOut);
-      return { type, data: slice(chain, chain.readable, chain.count, 0, dataIn) };
+      return { type, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn) };
     case VIRTIO_BLK_T_DISCARD:
       noDataIn(dataIn);
       return { type, ranges: segments(chain, dataOut, limits.maxDiscardSeg, limits.maxDiscardSectors, 0, limits.capacity) };
@@ -177,11 +177,11 @@ function sectorRange(sector: number, bytes: number, limits: BlkLimits): number {
 }
 
 /**
- * Zero-copy views of bytes [skip, skip + length) of buffers first..end-1 taken as one byte string,
+ * Bytes [skip, skip + length) of buffers first..end-1 taken as one byte string, as guest spans,
  * leaving out empty pieces. The range is inside those buffers (the caller derived it from their sizes).
  */
-function slice(chain: DescriptorChain, first: number, end: number, skip: number, length: number): Uint8Array[] {
-  const views: Uint8Array[] = [];
+export function chainSpans(memory: GuestMemory, chain: DescriptorChain, first: number, end: number, skip: number, length: number): GuestIo {
+  const spans: GuestSpan[] = [];
   let toSkip = skip;
   let left = length;
   for (let i = first; i < end && left > 0; i++) {
@@ -191,12 +191,11 @@ function slice(chain: DescriptorChain, first: number, end: number, skip: number,
       continue;
     }
     const n = Math.min(len - toSkip, left);
-    const view = chain.view(i);
-    views.push(toSkip === 0 && n === len ? view : view.subarray(toSkip, toSkip + n));
+    spans.push({ addr: chain.addr(i) + toSkip, len: n });
     toSkip = 0;
     left -= n;
   }
-  return views;
+  return { memory, spans, length };
 }
 
 /** The DISCARD / WRITE_ZEROES segments (struct virtio_blk_discard_write_zeroes) after the header. */

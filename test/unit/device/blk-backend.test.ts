@@ -5,11 +5,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
+import type { GuestIo } from '../../../src/device/blk/backend.js';
+import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
   return out;
+}
+
+/**
+ * Guest buffers of the given sizes at scattered addresses (a gap after each, so that nothing can
+ * pass by assuming contiguous memory), filled with `fill`.
+ */
+function guestIo(memory: ArrayGuestMemory, sizes: readonly number[], fill = 0): GuestIo {
+  let addr = 0x1000;
+  const spans = sizes.map((len) => {
+    const span = { addr, len };
+    memory.view(addr, len).fill(fill);
+    addr += len + 0x1000 + 0x37;
+    return span;
+  });
+  return { memory, spans, length: sizes.reduce((a, b) => a + b, 0) };
+}
+
+/** The bytes of `io`'s buffers, in order. */
+function bytesOf(io: GuestIo): Buffer {
+  return Buffer.concat(io.spans.map((s) => io.memory.view(s.addr, s.len)));
+}
+
+/** A GuestIo holding `chunks` in scattered guest buffers. */
+function guestWith(memory: ArrayGuestMemory, chunks: readonly Uint8Array[]): GuestIo {
+  const io = guestIo(memory, chunks.map((c) => c.length));
+  io.spans.forEach((s, i) => memory.write(s.addr, chunks[i]!));
+  return io;
 }
 
 function tempImage(bytes: Uint8Array): { path: string; cleanup: () => void } {
@@ -23,12 +52,13 @@ test('memory backend: scatter read and gather write at an offset, in place', () 
   const disk = pattern(4096, 1);
   const b = new MemoryBlockBackend(disk);
   assert.equal(b.size, 4096);
-  const a = new Uint8Array(100);
-  const c = new Uint8Array(412);
-  b.read(512, [a, c]);
-  assert.deepEqual(a, disk.slice(512, 612));
-  assert.deepEqual(c, disk.slice(612, 1024));
-  b.write(1024, [pattern(10, 7), pattern(502, 9)]);
+  const memory = new ArrayGuestMemory(1 << 16);
+  const dst = guestIo(memory, [100, 412], 0xee);
+  b.read(512, dst);
+  assert.deepEqual(memory.view(dst.spans[0]!.addr, 100), disk.slice(512, 612));
+  assert.deepEqual(memory.view(dst.spans[1]!.addr, 412), disk.slice(612, 1024));
+  assert.equal(memory.read8(dst.spans[0]!.addr + 100), 0, 'nothing written past a buffer');
+  b.write(1024, guestWith(memory, [pattern(10, 7), pattern(502, 9)]));
   assert.deepEqual(disk.slice(1024, 1034), pattern(10, 7), 'the given bytes are the disk, not a copy');
   assert.deepEqual(disk.slice(1034, 1536), pattern(502, 9));
   assert.equal(disk[1536], pattern(4096, 1)[1536], 'nothing written past the request');
@@ -45,11 +75,12 @@ test('file backend: positioned scatter/gather I/O lands on the file; fsync count
   const b = await FileBlockBackend.open(path);
   assert.equal(b.size, original.byteLength);
   assert.equal(b.readOnly, false);
-  const parts = [new Uint8Array(1000), new Uint8Array(24), new Uint8Array(2048)];
+  const memory = new ArrayGuestMemory(1 << 16);
+  const parts = guestIo(memory, [1000, 24, 2048]);
   await b.read(4096, parts);
-  assert.deepEqual(Buffer.concat(parts), Buffer.from(original.subarray(4096, 4096 + 3072)));
+  assert.deepEqual(bytesOf(parts), Buffer.from(original.subarray(4096, 4096 + 3072)));
 
-  await b.write(8192, [pattern(512, 11), pattern(1536, 12)]);
+  await b.write(8192, guestWith(memory, [pattern(512, 11), pattern(1536, 12)]));
   await b.writeZeroes(512, 1024);
   await b.discard(60 * 1024, 512);
   await b.flush();
@@ -69,7 +100,7 @@ test('file backend: a read-only image opens read-only and refuses writes at the 
   t.after(cleanup);
   const b = await FileBlockBackend.open(path, { readOnly: true });
   assert.equal(b.readOnly, true);
-  await assert.rejects(b.write(0, [new Uint8Array(512)]));
+  await assert.rejects(b.write(0, guestIo(new ArrayGuestMemory(1 << 16), [512])));
   await b.close();
   assert.deepEqual(readFileSync(path), Buffer.from(pattern(4096, 5)));
 });
@@ -79,6 +110,6 @@ test('file backend: reading past the end of a shrunk file fails instead of loopi
   t.after(cleanup);
   const b = await FileBlockBackend.open(path);
   writeFileSync(path, new Uint8Array(1024)); // truncated behind the backend's back
-  await assert.rejects(b.read(512, [new Uint8Array(1024)]), /end of file/);
+  await assert.rejects(b.read(512, guestIo(new ArrayGuestMemory(1 << 16), [1024])), /end of file/);
   await b.close();
 });

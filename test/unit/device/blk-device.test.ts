@@ -9,7 +9,7 @@ import { usedRingSize } from '../../../src/spec/ring.js';
 import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
-import type { BlockBackend, IoVec } from '../../../src/device/blk/backend.js';
+import type { BlockBackend, GuestIo } from '../../../src/device/blk/backend.js';
 import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
 import { hasFeature } from '../../../src/spec/features.js';
 
@@ -446,11 +446,11 @@ class DeferredBackend implements BlockBackend {
       });
     });
   }
-  read(offset: number, iov: IoVec): Promise<void> {
-    return this.defer(offset, () => this.inner.read(offset, iov));
+  read(offset: number, dst: GuestIo): Promise<void> {
+    return this.defer(offset, () => this.inner.read(offset, dst));
   }
-  write(offset: number, iov: IoVec): Promise<void> {
-    return this.defer(offset, () => this.inner.write(offset, iov));
+  write(offset: number, src: GuestIo): Promise<void> {
+    return this.defer(offset, () => this.inner.write(offset, src));
   }
   flush(): Promise<void> {
     return this.defer(-1, () => this.inner.flush());
