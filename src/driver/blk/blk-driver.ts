@@ -6,6 +6,7 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
+import { isSafeInteger } from '../../memory/guest-memory.js';
 import { featureSet, hasFeature, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
 import { VIRTIO_ID_BLOCK } from '../../spec/ids.js';
 import {
@@ -260,7 +261,7 @@ function span(buf: DmaBuffer): DmaSpan {
 }
 
 function checkRange(what: string, sector: number, count: number, capacity: number): void {
-  if (!Number.isSafeInteger(sector) || !Number.isSafeInteger(count) || sector < 0 || count < 0 || sector > capacity || count > capacity - sector) {
+  if (!isSafeInteger(sector) || !isSafeInteger(count) || sector < 0 || count < 0 || sector > capacity || count > capacity - sector) {
     throw new UsageError(`${what}: sectors [${sector}, +${count}) outside the disk of ${capacity} sectors`);
   }
 }

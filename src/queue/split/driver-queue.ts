@@ -247,18 +247,7 @@ export class SplitQueueDriver<T> {
 
     let head: number;
     if (useTable) {
-      const table = this.dma.alloc(n * VIRTQ_DESC_SIZE, VIRTQ_DESC_ALIGN);
-      const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
-      for (let k = 0; k < n; k++) {
-        const last = k === n - 1;
-        const span = k < nOut ? out[k]! : inn[k - nOut]!;
-        const flags = (k < nOut ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
-        writeDesc(dv, k * VIRTQ_DESC_SIZE, span.addr, span.len, flags, last ? 0 : k + 1);
-      }
-      head = this.takeId();
-      this.writeRingDesc(head, table.addr, n * VIRTQ_DESC_SIZE, VIRTQ_DESC_F_INDIRECT, 0);
-      this.tables[head] = table;
-      this.chainDescs[head] = 1;
+      head = this.addIndirect(out, inn);
     } else {
       head = this.takeId();
       let id = head;
@@ -282,6 +271,25 @@ export class SplitQueueDriver<T> {
     this.availIdx = (this.availIdx + 1) & 0xffff;
     this.pending[this.pendingCount++] = head;
     this.unpublished[head] = 1;
+    return head;
+  }
+
+  /** The chain as an indirect table in its own DMA allocation, behind one ring descriptor; returns its head. */
+  private addIndirect(out: readonly DmaSpan[], inn: readonly DmaSpan[]): number {
+    const nOut = out.length;
+    const n = nOut + inn.length;
+    const table = this.dma.alloc(n * VIRTQ_DESC_SIZE, VIRTQ_DESC_ALIGN);
+    const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
+    for (let k = 0; k < n; k++) {
+      const last = k === n - 1;
+      const span = k < nOut ? out[k]! : inn[k - nOut]!;
+      const flags = (k < nOut ? 0 : VIRTQ_DESC_F_WRITE) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+      writeDesc(dv, k * VIRTQ_DESC_SIZE, span.addr, span.len, flags, last ? 0 : k + 1);
+    }
+    const head = this.takeId();
+    this.writeRingDesc(head, table.addr, n * VIRTQ_DESC_SIZE, VIRTQ_DESC_F_INDIRECT, 0);
+    this.tables[head] = table;
+    this.chainDescs[head] = 1;
     return head;
   }
 
