@@ -22,8 +22,12 @@ export class TxBatch {
   /** Heads of the chains held, in avail order. */
   private readonly heads: Uint16Array;
   private held = 0;
-  /** The batch's bytes so far are slab[start, end). */
-  private slab: Buffer = Buffer.alloc(0);
+  /**
+   * The batch's bytes so far are slab[start, end). A plain Uint8Array, wrapped as a Buffer only when
+   * taken: property access on Buffers goes through Node's large Buffer prototype, and cost more than
+   * the copy in the pass below.
+   */
+  private slab = new Uint8Array(0);
   private start = 0;
   private end = 0;
   /** Guest bytes [runAddr, runAddr + runLen) gathered but not yet copied: the batch's last run. */
@@ -58,6 +62,7 @@ export class TxBatch {
     const heads = this.heads;
     let held = this.held;
     let slab = this.slab;
+    let slabEnd = slab.byteLength;
     let end = this.end;
     let runAddr = this.runAddr;
     let runLen = this.runLen;
@@ -76,15 +81,17 @@ export class TxBatch {
         continue;
       }
       const n = chain.readableBytes;
-      if (n + runLen > slab.byteLength - end) {
+      if (n + runLen > slabEnd - end) {
         this.end = end;
         this.moveToNewSlab(n + runLen);
         slab = this.slab;
+        slabEnd = slab.byteLength;
         end = this.end;
       }
-      for (let i = 0; i < chain.readable; i++) {
+      const readable = chain.readable;
+      for (let i = 0; i < readable; i++) {
         const addr = chain.addr(i);
-        const len = chain.len(i);
+        const len = readable === 1 ? n : chain.len(i);
         // Adjacent in address is not enough: the run must also stay inside one memory region.
         if (runLen > 0 && addr === runAddr + runLen && (addr + len <= runTop || memory.contains(runAddr, runLen + len))) {
           runLen += len;
@@ -136,7 +143,6 @@ export class TxBatch {
 
   /** The batch's bytes as a Buffer; the next batch opens behind them. */
   private take(): Buffer {
-    // Buffer.from over the slab's memory: cheaper than subarray, which looks up the species constructor.
     const out = Buffer.from(this.slab.buffer, this.slab.byteOffset + this.start, this.end - this.start);
     // The next batch starts 8-aligned, as Node's pool does, so that copies into it stay fast.
     this.start = this.end = Math.min((this.end + 7) & ~7, this.slab.byteLength);
@@ -149,7 +155,8 @@ export class TxBatch {
    */
   private moveToNewSlab(n: number): void {
     const open = this.slab.subarray(this.start, this.end);
-    this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabSize, open.byteLength + n));
+    // allocUnsafeSlow: no zero-filling of bytes about to be overwritten.
+    this.slab = new Uint8Array(Buffer.allocUnsafeSlow(Math.max(this.slabSize, open.byteLength + n)).buffer);
     this.slab.set(open);
     this.start = 0;
     this.end = open.byteLength;
