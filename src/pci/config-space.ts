@@ -232,13 +232,21 @@ export class ConfigSpace {
 
   /** Device-side read of an in-range field (no hooks). */
   getRaw(offset: number, size: AccessSize): number {
-    let value = 0;
-    for (let i = size - 1; i >= 0; i--) value = value * 256 + this.bytes[offset + i]!;
-    return value;
+    const b = this.bytes;
+    // Unrolled: the status and command registers are read on every interrupt.
+    if (size === 1) return b[offset]!;
+    if (size === 2) return b[offset]! | (b[offset + 1]! << 8);
+    return (b[offset]! | (b[offset + 1]! << 8) | (b[offset + 2]! << 16) | (b[offset + 3]! << 24)) >>> 0;
   }
   /** Device-side write of an in-range field (ignores the writable mask). */
   setRaw(offset: number, size: AccessSize, value: number): void {
-    for (let i = 0, v = value >>> 0; i < size; i++, v >>>= 8) this.bytes[offset + i] = v & 0xff;
+    const b = this.bytes;
+    b[offset] = value & 0xff;
+    if (size === 1) return;
+    b[offset + 1] = (value >>> 8) & 0xff;
+    if (size === 2) return;
+    b[offset + 2] = (value >>> 16) & 0xff;
+    b[offset + 3] = (value >>> 24) & 0xff;
   }
   setWritableMask(offset: number, size: AccessSize, mask: number): void {
     for (let i = 0, m = mask >>> 0; i < size; i++, m >>>= 8) this.wmask[offset + i] = m & 0xff;
