@@ -68,12 +68,14 @@ export class DriverQueue<T = unknown> {
    * that is why) after `timeoutMs`.
    */
   async waitUsed(timeoutMs = this.defaultTimeoutMs): Promise<Completion<T>[]> {
-    const deadline = Date.now() + timeoutMs;
+    // Taken when the first look finds nothing: often the device has already answered.
+    let deadline: number | undefined;
     for (;;) {
       if (this.host.fault !== undefined) throw this.host.fault;
       this.signalled = false;
       const used = this.ring.coherent ? this.ring.reapSync() : await this.ring.reap();
       if (used.length > 0) return used;
+      deadline ??= Date.now() + timeoutMs;
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw await this.host.timeoutError(this.index, timeoutMs);
       if (!this.signalled) await this.sleep(Math.min(remaining, this.host.pollIntervalMs ?? remaining));

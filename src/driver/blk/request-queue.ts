@@ -117,14 +117,34 @@ export class BlkRequestQueue {
   /** Queue `ops` of `batch` (the list is copied, not the requests), put what fits in the ring and notify; the pump does the rest. */
   enqueue(ops: readonly BlkOp[], batch: Batch): void {
     this.backlog.push({ ops: ops.slice(), next: 0, batch });
-    void this.submitRound().then(
-      () => this.ensurePump(),
-      (err: unknown) => this.onFault(err instanceof Error ? err : new Error(String(err))),
-    );
+    void this.submitRound();
   }
 
-  /** Put waiting requests in the ring while slots and descriptors last, then notify once. */
+  /**
+   * Put waiting requests in the ring, notify once, then make sure the pump runs. Never rejects: a
+   * failure fails the queue.
+   */
   private async submitRound(): Promise<void> {
+    try {
+      // The ring flushes device-readable buffers before it publishes them, and refreshes the
+      // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
+      if (this.fillRing() > 0) {
+        this.submitting++;
+        try {
+          await this.queue.kick();
+        } finally {
+          this.submitting--;
+        }
+      }
+    } catch (err) {
+      this.onFault(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.ensurePump();
+  }
+
+  /** Put waiting requests in the ring while slots and descriptors last; returns how many went in. */
+  private fillRing(): number {
     let submitted = 0;
     while (this.backlogHead < this.backlog.length && this.freeSlots.length > 0) {
       const waiting = this.backlog[this.backlogHead]!;
@@ -151,15 +171,7 @@ export class BlkRequestQueue {
       this.backlog.length = 0;
       this.backlogHead = 0;
     }
-    // The ring flushes device-readable buffers before it publishes them, and refreshes the
-    // device-writable ones it reaps, so DMA through a remote bus needs nothing more here.
-    if (submitted === 0) return;
-    this.submitting++;
-    try {
-      await this.queue.kick();
-    } finally {
-      this.submitting--;
-    }
+    return submitted;
   }
 
   /** The next request of `waiting` was taken: step past it, and past the entry once it is empty. */
@@ -236,16 +248,13 @@ export class BlkRequestQueue {
   private ensurePump(): void {
     if (this.pumping || this.inFlight === 0 || this.failed || this.submitting > 0) return;
     this.pumping = true;
-    void this.pump().finally(() => {
-      this.pumping = false;
-      // A batch may have been submitted between the last wait and here.
-      this.ensurePump();
-    });
+    void this.pump();
   }
 
   /** Reap completions until nothing is in flight, refilling the ring from the backlog. */
   private async pump(): Promise<void> {
     try {
+      // Requests submitted while the pump waits raise inFlight, so they are reaped in this loop.
       while (this.inFlight > 0) {
         const used = await this.queue.waitUsed();
         for (const { token } of used) this.complete(token);
@@ -253,6 +262,8 @@ export class BlkRequestQueue {
       }
     } catch (err) {
       this.onFault(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.pumping = false;
     }
   }
 
