@@ -69,12 +69,13 @@ export class TxBatch {
     // Runs below runTop stay inside one memory region: [runAddr, memory.end) is one (0: ask memory).
     let runTop = 0;
     let bytes = end - this.start + runLen;
+    // Checked once for the pass: a typed array would drop a head written past its end.
+    if (held + maxChains > heads.length) throw new UsageError(`a transmit batch holds at most ${heads.length} chains, not ${held} + ${maxChains}`);
     let popped = 0;
     while (popped < maxChains) {
       const chain = q.pop();
       if (chain === null) break;
       popped++;
-      if (held === heads.length) throw new UsageError(`a transmit batch holds at most ${heads.length} chains`);
       heads[held++] = chain.head;
       if (!this.chainOk(chain)) {
         this.refused++;
@@ -127,7 +128,8 @@ export class TxBatch {
     }
     // Only now that every byte is copied may the guest have its buffers back.
     const heads = this.heads;
-    for (let i = 0; i < this.held; i++) q.pushUsed(heads[i]!, 0);
+    const held = this.held;
+    for (let i = 0; i < held; i++) q.pushUsed(heads[i]!, 0);
     this.held = 0;
     this.refused = 0;
     return this.take();
