@@ -49,6 +49,11 @@ export class TxBatch {
     this.heads = new Uint16Array(maxChains);
   }
 
+  /** Bytes gathered so far. */
+  get bytes(): number {
+    return this.end - this.start + this.runLen;
+  }
+
   /** Whether no chain is held. */
   get empty(): boolean {
     return this.held === 0;
