@@ -5,6 +5,9 @@
  * same offsets, same order) measured in the same run. Targets (issue 2): >= 0.5x at 4 KiB and
  * >= 0.8x at 64 KiB.
  *
+ * A third column runs the same requests through a bare, unchecked split ring (bench/bare-blk-ring.ts):
+ * the ceiling for any JavaScript ring, so that the table shows what our checks and layers cost.
+ *
  * The device has MSI-X, as every modern virtio-pci device and driver use it (Linux, QEMU), and the
  * disk starts filled with pseudo-random bytes, so that no read is served from pages the OS never
  * backed (untouched memory reads as one shared zero page, which would flatter the first reads).
@@ -16,6 +19,7 @@ import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
 import { BlkDriver, type BlkOp } from '../src/driver/blk/blk-driver.js';
 import type { DmaBuffer } from '../src/driver/pci-bus.js';
 import { fillPattern } from '../src/cli/fill-pattern.js';
+import { BareBlkRing } from './bare-blk-ring.js';
 
 const DISK_BYTES = 64 << 20;
 const SECTOR = 512;
@@ -42,6 +46,7 @@ interface Row {
   readonly depth: number;
   readonly virtio: Rate;
   readonly copy: Rate;
+  readonly bare: Rate;
 }
 
 function rateOf(bytes: number, wallMs: number, cpu: NodeJS.CpuUsage): Rate {
@@ -78,17 +83,20 @@ function best(a: Rate, b: Rate): Rate {
   return { wall: Math.max(a.wall, b.wall), cpu: Math.max(a.cpu, b.cpu) };
 }
 
-/** Best rates of `virtio` and `copy` over alternating slices, after a warm-up slice of each. */
-async function compare(bytesPerStep: number, virtio: (i: number) => Promise<void>, copy: (i: number) => void): Promise<[Rate, Rate]> {
+/** Best rates of `virtio`, `copy` and `bare` over alternating slices, after a warm-up slice of each. */
+async function compare(bytesPerStep: number, virtio: (i: number) => Promise<void>, copy: (i: number) => void, bare: (i: number) => void): Promise<[Rate, Rate, Rate]> {
   await sliceAsync(bytesPerStep, virtio, 0);
   sliceSync(bytesPerStep, copy, 0);
+  sliceSync(bytesPerStep, bare, 0);
   let v: Rate = { wall: 0, cpu: 0 };
   let c: Rate = { wall: 0, cpu: 0 };
+  let b: Rate = { wall: 0, cpu: 0 };
   for (let r = 0; r < ROUNDS; r++) {
     v = best(v, await sliceAsync(bytesPerStep, virtio, r * 1_000_000));
     c = best(c, sliceSync(bytesPerStep, copy, r * 1_000_000));
+    b = best(b, sliceSync(bytesPerStep, bare, r * 1_000_000));
   }
-  return [v, c];
+  return [v, c, b];
 }
 
 export async function run(): Promise<void> {
@@ -109,13 +117,15 @@ export async function run(): Promise<void> {
         const slots = DISK_BYTES / size;
         // Request k of step i covers disk block (i * depth + k) mod slots: sequential, wrapping.
         const block = (i: number, k: number): number => (i * depth + k) % slots;
+        const bareRing = new BareBlkRing(backend.bytes, size, depth);
+        const bareBlocks: number[] = [];
         for (const op of ['read', 'write'] as const) {
           const list: BlkOp[] = [];
           const stepOps = (i: number): BlkOp[] => {
             for (let k = 0; k < depth; k++) list[k] = { type: op, sector: (block(i, k) * size) / SECTOR, buffer: spans[k]! };
             return list;
           };
-          const [virtio, copy] = await compare(
+          const [virtio, copy, bare] = await compare(
             size * depth,
             (i) => blk.batch(stepOps(i)),
             (i) => {
@@ -125,8 +135,12 @@ export async function run(): Promise<void> {
                 else views[k]!.copy(disk, at, 0, size);
               }
             },
+            (i) => {
+              for (let k = 0; k < depth; k++) bareBlocks[k] = block(i, k);
+              bareRing.run(op === 'write', bareBlocks);
+            },
           );
-          rows.push({ op, size, depth, virtio, copy });
+          rows.push({ op, size, depth, virtio, copy, bare });
         }
         for (const b of bufs) m.bus.dma.free(b);
       }
@@ -139,14 +153,15 @@ export async function run(): Promise<void> {
 
 function printTable(rows: readonly Row[]): void {
   const mb = (r: number): string => (r / 1e6).toFixed(0).padStart(7);
-  console.log('                          virtio MB/s      Buffer.copy MB/s   ratio');
-  console.log('op     size  per notify   wall     cpu      wall     cpu      wall   cpu   target (on cpu)');
+  console.log('                          virtio MB/s      Buffer.copy MB/s   ratio          bare ring (cpu)');
+  console.log('op     size  per notify   wall     cpu      wall     cpu      wall   cpu   MB/s   ratio   target (on cpu)');
   for (const r of rows) {
     const target = r.size <= 4096 ? 0.5 : 0.8;
     const wall = r.virtio.wall / r.copy.wall;
     const cpu = r.virtio.cpu / r.copy.cpu;
+    const bare = r.bare.cpu / r.copy.cpu;
     console.log(
-      `${r.op.padEnd(5)} ${(r.size / 1024).toString().padStart(3)} KiB  ${r.depth.toString().padStart(10)}  ${mb(r.virtio.wall)} ${mb(r.virtio.cpu)}   ${mb(r.copy.wall)} ${mb(r.copy.cpu)}    ${wall.toFixed(2).padStart(5)} ${cpu.toFixed(2).padStart(5)}   >= ${target} ${cpu >= target ? 'met' : 'MISSED'}`,
+      `${r.op.padEnd(5)} ${(r.size / 1024).toString().padStart(3)} KiB  ${r.depth.toString().padStart(10)}  ${mb(r.virtio.wall)} ${mb(r.virtio.cpu)}   ${mb(r.copy.wall)} ${mb(r.copy.cpu)}    ${wall.toFixed(2).padStart(5)} ${cpu.toFixed(2).padStart(5)} ${mb(r.bare.cpu)}  ${bare.toFixed(2).padStart(5)}   >= ${target} ${cpu >= target ? 'met' : 'MISSED'}`,
     );
   }
 }
