@@ -28,6 +28,8 @@ export class TxBatch {
    * the copy in the pass below.
    */
   private slab = new Uint8Array(0);
+  /** The slab's ArrayBuffer, which it spans from offset 0 (kept: typed array accessors are slow). */
+  private slabBuffer = this.slab.buffer;
   private start = 0;
   private end = 0;
   /** Guest bytes [runAddr, runAddr + runLen) gathered but not yet copied: the batch's last run. */
@@ -67,7 +69,7 @@ export class TxBatch {
     const heads = this.heads;
     let held = this.held;
     let slab = this.slab;
-    let slabEnd = slab.byteLength;
+    let slabEnd = slab.length; // length, not byteLength: V8 inlines only the former
     let end = this.end;
     let runAddr = this.runAddr;
     let runLen = this.runLen;
@@ -91,7 +93,7 @@ export class TxBatch {
         this.end = end;
         this.moveToNewSlab(n + runLen);
         slab = this.slab;
-        slabEnd = slab.byteLength;
+        slabEnd = slab.length;
         end = this.end;
       }
       const readable = chain.readable;
@@ -150,9 +152,9 @@ export class TxBatch {
 
   /** The batch's bytes as a Buffer; the next batch opens behind them. */
   private take(): Buffer {
-    const out = Buffer.from(this.slab.buffer, this.slab.byteOffset + this.start, this.end - this.start);
+    const out = Buffer.from(this.slabBuffer, this.start, this.end - this.start);
     // The next batch starts 8-aligned, as Node's pool does, so that copies into it stay fast.
-    this.start = this.end = Math.min((this.end + 7) & ~7, this.slab.byteLength);
+    this.start = this.end = Math.min((this.end + 7) & ~7, this.slab.length);
     return out;
   }
 
@@ -163,10 +165,11 @@ export class TxBatch {
   private moveToNewSlab(n: number): void {
     const open = this.slab.subarray(this.start, this.end);
     // allocUnsafeSlow: no zero-filling of bytes about to be overwritten.
-    this.slab = new Uint8Array(Buffer.allocUnsafeSlow(Math.max(this.slabSize, open.byteLength + n)).buffer);
+    this.slabBuffer = Buffer.allocUnsafeSlow(Math.max(this.slabSize, open.length + n)).buffer;
+    this.slab = new Uint8Array(this.slabBuffer);
     this.slab.set(open);
     this.start = 0;
-    this.end = open.byteLength;
+    this.end = open.length;
   }
 
   /** A transmit chain has only device-readable buffers, and no more bytes than one chain may carry. */
