@@ -75,9 +75,9 @@ interface RingArea {
  *
  * Chain lifetime: the chain `pop()` returns belongs to the device model until it calls
  * `pushUsed(chain.head, len)`; from then on the queue reuses the object for a later chain, so the
- * model must not keep it. An asynchronous device may hold any number of chains at once. Chain
- * objects are pooled, so in the steady state neither `pop()` nor `pushUsed()` allocates (except
- * one zero-copy view per indirect table).
+ * model must not keep it. An asynchronous device may hold any number of chains at once. There is
+ * one chain object per head, reused, so in the steady state neither `pop()` nor `pushUsed()`
+ * allocates (except one zero-copy view per indirect table).
  *
  * Limits (spec 2.7.5.3.1, "a driver MUST NOT create a descriptor chain longer than the Queue
  * Size"): a chain holds at most `size` buffers, an indirect table at most `size` descriptors,
@@ -105,10 +105,13 @@ export class SplitQueue implements DeviceQueue {
   /** used.idx at the last needsInterrupt() call. */
   private signalledUsed = 0;
   private notifyEnabled = true;
-  /** The chain in flight for each head, if any. */
-  private readonly inFlight: (SplitDescriptorChain | undefined)[];
+  /**
+   * One chain object per head, made the first time the head is popped and reused whenever it comes
+   * back (a head names at most one chain in flight), and whether that chain is in flight.
+   */
+  private readonly chains: (SplitDescriptorChain | undefined)[];
+  private readonly inFlight: Uint8Array;
   private inFlightCount = 0;
-  private readonly spare: SplitDescriptorChain[] = [];
   /**
    * Two address windows the memory confirmed as one region each at construction (the region at 0
    * and the topmost one): a buffer inside either needs no call into the memory, others ask it.
@@ -142,7 +145,8 @@ export class SplitQueue implements DeviceQueue {
     this.availBase = availArea.base;
     this.usedDv = usedArea.dv;
     this.usedBase = usedArea.base;
-    this.inFlight = new Array<SplitDescriptorChain | undefined>(size).fill(undefined);
+    this.chains = new Array<SplitDescriptorChain | undefined>(size).fill(undefined);
+    this.inFlight = new Uint8Array(size);
     this.topEnd = memory.end;
     this.topStart = lowestStart(memory);
     this.lowEnd = memory.contains(0, 0) ? highestEnd(memory) : -1;
@@ -170,12 +174,10 @@ export class SplitQueue implements DeviceQueue {
     const slot = this.lastAvail & this.mask;
     const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + slot * VIRTQ_AVAIL_ELEM_SIZE, true);
     if (head >= this.size) throw this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`);
-    if (this.inFlight[head] !== undefined) throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
-    if (this.spare.length === 0) this.spare.push(new SplitDescriptorChain(this.memory));
-    const chain = this.spare[this.spare.length - 1]!;
+    if (this.inFlight[head] === 1) throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
+    const chain = (this.chains[head] ??= new SplitDescriptorChain(this.memory));
     this.walk(chain, head);
-    this.spare.pop();
-    this.inFlight[head] = chain;
+    this.inFlight[head] = 1;
     this.inFlightCount++;
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     return chain;
@@ -187,8 +189,8 @@ export class SplitQueue implements DeviceQueue {
    * UsageError when `len` exceeds the chain's writable bytes.
    */
   pushUsed(head: number, len: number): void {
-    const chain = this.inFlight[head];
-    if (chain === undefined) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used element for head ${head}, which is not in flight`);
+    if (this.inFlight[head] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used element for head ${head}, which is not in flight`);
+    const chain = this.chains[head]!;
     if (!(len >>> 0 === len && len <= chain.writableBytes)) {
       throw new UsageError(`queue ${this.index}: used len ${len} for head ${head} with ${chain.writableBytes} writable bytes`);
     }
@@ -199,9 +201,8 @@ export class SplitQueue implements DeviceQueue {
     // 2.7.8: the element is written before used.idx moves past it.
     this.used = (this.used + 1) & 0xffff;
     dv.setUint16(this.usedBase + VIRTQ_USED_IDX, this.used, true);
-    this.inFlight[head] = undefined;
+    this.inFlight[head] = 0;
     this.inFlightCount--;
-    this.spare.push(chain);
   }
 
   needsInterrupt(): boolean {
