@@ -113,7 +113,7 @@ test('pushUsed: a head not in flight is ERR_QUEUE_USED_OVERFLOW, a len beyond th
   assert.equal(q.usedIdx, 1);
 });
 
-test('chains stay valid while held (async devices) and complete out of order; objects are reused after pushUsed', () => {
+test('chains stay valid while held (async devices) and complete out of order; a head that comes back reuses its object', () => {
   const m = new MockQueue({ size: 8, seed: 7 });
   const q = m.deviceQueue();
   const heads = [0, 1, 2].map((i) => m.addChain({ readable: [bytes(i, i, i)], writable: [1] }));
@@ -123,7 +123,7 @@ test('chains stay valid while held (async devices) and complete out of order; ob
   q.pushUsed(chains[1]!.head, 1);
   m.addChain({ readable: [bytes(7)], writable: [1] });
   const fourth = popped(q);
-  assert.equal(fourth, chains[1], 'the object freed by pushUsed is reused');
+  assert.ok(fourth !== chains[0] && fourth !== chains[2], 'an object in flight is never handed out again');
   // The chains still held are untouched by the later pops.
   assert.deepEqual([...chains[0]!.view(0)], [0, 0, 0]);
   assert.deepEqual([...chains[2]!.view(0)], [2, 2, 2]);
@@ -131,6 +131,21 @@ test('chains stay valid while held (async devices) and complete out of order; ob
   q.pushUsed(chains[0]!.head, 1);
   q.pushUsed(fourth.head, 1);
   assert.deepEqual(m.readUsed().map((u) => u.id), [heads[1], heads[2], heads[0], fourth.head]);
+  // No allocation per pop: once a head is popped again, its chain object is the one it had before.
+  const byHead = new Map<number, DescriptorChain>([chains[0]!, chains[1]!, chains[2]!, fourth].map((c) => [c.head, c]));
+  let reused = 0;
+  for (let k = 0; k < 16; k++) {
+    m.addChain({ writable: [1] });
+    const c = popped(q);
+    const before = byHead.get(c.head);
+    if (before !== undefined) {
+      assert.equal(c, before, `head ${c.head} came back with a new object`);
+      reused++;
+    }
+    byHead.set(c.head, c);
+    q.pushUsed(c.head, 0);
+  }
+  assert.ok(reused > 0, 'no head came back in 16 chains');
 });
 
 test('the same head made available twice while in flight is ERR_QUEUE_HEAD_IN_USE', () => {
