@@ -61,6 +61,10 @@ test('transitional functions are driven through the legacy interface', (t) => {
 });
 
 test('a modern-only function is refused by the legacy probe and bound through its modern interface', () => {
+  // Nothing legacy to touch: no I/O BAR (the legacy header lives in BAR0 I/O space) and no
+  // interface arbiter (only transitional functions have two interfaces).
+  assert.ok(m.fns.rng.bars.every((bar) => bar === undefined || bar.kind !== 'io'), 'a modern-only function has no I/O BAR');
+  assert.equal(m.fns.rng.arbiter, undefined);
   const dev = bound(SLOT.rng, 'virtio_rng');
   assert.equal(hasFeature(guestFeatures(dev), VIRTIO_F_VERSION_1), true);
   assert.equal(m.fns.rng.core.fault, undefined);
