@@ -141,7 +141,8 @@ export class BlkDriver {
       const batch: Batch = { left: ops.length, error: undefined, resolve, reject };
       const n = this.queues.length;
       if (n === 1 || ops.length === 1) {
-        this.queues[this.nextQueue]!.enqueue(ops, batch);
+        // A copy: the queue keeps the list until every request is in the ring, the caller may reuse it.
+        this.queues[this.nextQueue]!.enqueue(ops.slice(), batch);
         this.nextQueue = (this.nextQueue + 1) % n;
         return;
       }

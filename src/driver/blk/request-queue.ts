@@ -114,9 +114,12 @@ export class BlkRequestQueue {
     });
   }
 
-  /** Queue `ops` of `batch` (the list is copied, not the requests), put what fits in the ring and notify; the pump does the rest. */
+  /**
+   * Queue `ops` of `batch`, put what fits in the ring and notify; the pump does the rest. The queue
+   * keeps `ops` until every request of it is in the ring: give it a list nobody else changes.
+   */
   enqueue(ops: readonly BlkOp[], batch: Batch): void {
-    this.backlog.push({ ops: ops.slice(), next: 0, batch });
+    this.backlog.push({ ops, next: 0, batch });
     void this.submitRound();
   }
 
