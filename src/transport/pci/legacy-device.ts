@@ -25,6 +25,7 @@ import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../spec/status.js';
 import {
   VIRTIO_MSI_CONFIG_VECTOR,
+  VIRTIO_MSI_NO_VECTOR,
   VIRTIO_MSI_QUEUE_VECTOR,
   VIRTIO_PCI_CONFIG_OFF_MSIX,
   VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
@@ -131,7 +132,8 @@ export class LegacyTransport {
         value = core.configVector;
         break;
       case VIRTIO_MSI_QUEUE_VECTOR:
-        value = q?.msixVector ?? 0;
+        // A queue that does not exist has no vector (QEMU reads NO_VECTOR too).
+        value = q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
         break;
       default:
         value = 0;
@@ -159,7 +161,8 @@ export class LegacyTransport {
         this.queueSelect = value & 0xffff;
         break;
       case VIRTIO_PCI_QUEUE_NOTIFY:
-        if ((value & 0xffff) < core.queues.length) core.notify(value & 0xffff);
+        // The whole written value names the queue: 0x10000 in a 4-byte write is no queue (as QEMU).
+        if (value < core.queues.length) core.notify(value);
         break;
       case VIRTIO_PCI_STATUS:
         core.writeStatus(value & 0xff);

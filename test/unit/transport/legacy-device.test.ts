@@ -113,6 +113,32 @@ test('legacy header with MSI-X enabled: vectors at 20 and 22, device config move
   assert.equal(io.r(HEADER.configVector, 2), 0xffff);
 });
 
+test('legacy queue vector of a queue that does not exist reads VIRTIO_MSI_NO_VECTOR (0xffff), as QEMU', () => {
+  const { fn, io } = legacyFunction({ msixVectors: 3 });
+  enableMsix(fn);
+  for (const sel of [2, 0x7fff, 0xffff]) {
+    io.w(HEADER.queueSel, 2, sel);
+    io.w(HEADER.queueVector, 2, 1);
+    assert.equal(io.r(HEADER.queueVector, 2), 0xffff, `queue ${sel}`);
+  }
+  assert.deepEqual(fn.core.queues.map((q) => q.msixVector), [0xffff, 0xffff], 'no existing queue took the vector');
+});
+
+test('legacy notify: the whole written value names the queue, so a 4-byte 0x10000 notifies nothing (as QEMU)', () => {
+  const { io, fn } = legacyFunction();
+  const device = fn.device as LoopbackDevice;
+  io.w(HEADER.status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+  io.w(HEADER.queuePfn, 4, 0x12);
+  io.w(HEADER.queueSel, 2, 1);
+  io.w(HEADER.queuePfn, 4, 0x20);
+  io.w(HEADER.status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+  for (const value of [0x10000, 0x10001, 0xffff_0000, 0x8000_0001]) io.w(HEADER.queueNotify, 4, value);
+  assert.deepEqual(device.notifies, []);
+  io.w(HEADER.queueNotify, 4, 1);
+  io.w(HEADER.queueNotify, 2, 0);
+  assert.deepEqual(device.notifies, [{ index: 1, data: undefined }, { index: 0, data: undefined }]);
+});
+
 test('legacy status: no FEATURES_OK step, DRIVER_OK activates the queues given by PFN in the legacy layout', () => {
   const { fn, io } = legacyFunction();
   const device = fn.device as LoopbackDevice;
