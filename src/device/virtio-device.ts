@@ -19,6 +19,14 @@ export interface VirtioDeviceHost {
   needsReset(cause: Error): void;
 }
 
+/**
+ * What {@link VirtioDevice.reset} and {@link VirtioDevice.resetQueue} return: nothing when no
+ * operation of the old life is outstanding, else a promise that settles (it never rejects) once no
+ * backend operation started before the reset can touch guest memory or the backend any more. The
+ * transport reports the reset finished only then (device_status reads 0, queue_reset reads 0).
+ */
+export type ResetCompletion = void | Promise<void>;
+
 /** Given at DRIVER_OK: the negotiated features and the enabled queues (null where not enabled). */
 export interface ActivateContext {
   readonly features: bigint;
@@ -45,14 +53,20 @@ export interface VirtioDevice {
   activate(ctx: ActivateContext): void;
   /** The driver notified queue `index` (`data` carries NOTIFICATION_DATA when negotiated). */
   queueNotify(index: number, data?: number): void;
-  /** Device reset: drop all queue state and in-flight requests, back to power-on state. */
-  reset(): void;
+  /**
+   * Device reset: stop using the queues, drop all queue state and in-flight requests, back to
+   * power-on state. A device with asynchronous backends returns a promise for the moment its old
+   * operations have all settled ({@link ResetCompletion}); until then its operations still count
+   * against its in-flight limits.
+   */
+  reset(): ResetCompletion;
   /**
    * VIRTIO_F_RING_RESET (2.6.1): stop using queue `index` and drop its in-flight requests (a late
    * completion must not reach the queue's next ring). The transport offers RING_RESET only to a
-   * device that implements both this and {@link VirtioDevice.enableQueue}.
+   * device that implements both this and {@link VirtioDevice.enableQueue}. Asynchronous operations
+   * of the queue: as for {@link VirtioDevice.reset}.
    */
-  resetQueue?(index: number): void;
+  resetQueue?(index: number): ResetCompletion;
   /** VIRTIO_F_RING_RESET: queue `queue.index`, reset earlier, was enabled again with a new ring after DRIVER_OK. */
   enableQueue?(queue: DeviceQueue): void;
 }

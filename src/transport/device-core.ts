@@ -8,7 +8,7 @@
  * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
  */
 
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../pci/function.js';
 import { SplitQueue } from '../queue/split/device-queue.js';
@@ -77,11 +77,27 @@ export const FEATURE_WORDS = 4;
 export type RingArea = 'desc' | 'driver' | 'device';
 const RING_AREAS: readonly RingArea[] = ['desc', 'driver', 'device'];
 
+/**
+ * What device_status reads while a device reset waits for the old life's backend operations
+ * (4.1.4.3.2: the driver waits for a read of 0 before reinitializing). Any non-zero value keeps the
+ * driver waiting; DEVICE_NEEDS_RESET also says that the device is not usable yet, and another 0
+ * written meanwhile is simply part of the same reset.
+ */
+export const RESET_PENDING_STATUS = VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+
+/** Track a {@link ResetCompletion}: `done` runs once it settled (at once when there is nothing to wait for). */
+function whenSettled(completion: ResetCompletion, done: () => void): void {
+  if (completion === undefined) done();
+  else completion.then(done, done);
+}
+
 /** One virtqueue's configuration as the driver programs it. */
 export class VirtqueueConfig {
   size: number;
   msixVector = VIRTIO_MSI_NO_VECTOR;
   enabled = false;
+  /** A queue reset (2.6.1.1) waiting for the queue's old operations: queue_reset reads 1 meanwhile. */
+  resetPending = false;
   /** lo, hi halves of desc, driver, device. */
   private readonly halves = new Uint32Array(6);
 
@@ -107,6 +123,7 @@ export class VirtqueueConfig {
     this.size = this.maxSize;
     this.msixVector = VIRTIO_MSI_NO_VECTOR;
     this.enabled = false;
+    this.resetPending = false;
     this.halves.fill(0);
   }
 }
@@ -146,6 +163,10 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Queues live since DRIVER_OK (null where not enabled). */
   private active: (SplitQueue | null)[] = [];
   private readonly resetListeners: (() => void)[] = [];
+  /** Resets written so far; a completion only finishes the latest one. */
+  private resets = 0;
+  /** A device reset waits for the old life's backend operations (see {@link reset}). */
+  private resetting = false;
   /** Why DEVICE_NEEDS_RESET was set, for diagnostics; cleared by reset. */
   fault: Error | undefined;
 
@@ -180,13 +201,18 @@ export class DeviceCore implements VirtioDeviceHost {
     this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
   }
 
-  /** Run `listener` after every device reset (front-ends clear their select registers). */
+  /** Run `listener` when every device reset completes (front-ends clear their select registers). */
   onReset(listener: () => void): void {
     this.resetListeners.push(listener);
   }
 
+  /** device_status as the driver reads it: {@link RESET_PENDING_STATUS} until a reset completes. */
   get status(): number {
-    return this.statusValue;
+    return this.resetting ? RESET_PENDING_STATUS : this.statusValue;
+  }
+  /** Whether a device reset is waiting for backend operations of the old life to settle. */
+  get resetPending(): boolean {
+    return this.resetting;
   }
   get driverFeatures(): bigint {
     return this.driverFeatureBits;
@@ -217,7 +243,7 @@ export class DeviceCore implements VirtioDeviceHost {
   }
   /** The driver writes word `select` of its features; ignored once FEATURES_OK is set (2.2). */
   setDriverFeatureWord(select: number, value: number): void {
-    if (select < 0 || select >= FEATURE_WORDS || (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
+    if (this.resetting || select < 0 || select >= FEATURE_WORDS || (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
     this.driverFeatureBits = withFeatureWord(this.driverFeatureBits, select, value);
   }
 
@@ -234,12 +260,14 @@ export class DeviceCore implements VirtioDeviceHost {
 
   // ---- status (2.1, 3.1.1) ----
 
+  /** A driver write of device_status: 0 resets; while a reset is pending nothing else is taken. */
   writeStatus(value: number): void {
     value &= 0xff;
     if (value === 0) {
       this.reset();
       return;
     }
+    if (this.resetting) return;
     for (const step of this.steps) {
       const s = this.statusValue;
       if ((value & step.bit) === 0 || (s & step.bit) !== 0 || (s & step.requires) !== step.requires) continue;
@@ -250,20 +278,33 @@ export class DeviceCore implements VirtioDeviceHost {
     }
   }
 
-  /** 2.4 device reset: back to the power-on state, queues, features, ISR and vectors included. */
+  /**
+   * 2.4 device reset: back to the power-on state, queues, features, ISR and vectors included. The
+   * device stops using its queues at once; when its backends still have operations of the old life
+   * outstanding, the reset completes only once they have all settled, so that after device_status
+   * reads 0 nothing of the old life touches guest memory or the backend any more. Until then
+   * device_status reads {@link RESET_PENDING_STATUS} and every driver write except another reset is
+   * ignored (4.1.4.3.2: the driver waits for 0 first), so no new request starts either.
+   */
   reset(): void {
     // Status first: whatever the device does while resetting (configChanged, a late usedBuffers)
     // then meets a reset device and raises no interrupt.
     this.statusValue = 0;
     this.active = [];
-    this.device.reset();
+    const completion = this.device.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
     this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
     for (const q of this.queues) q.reset();
     this.isrValue = 0;
     this.interrupts.isrCleared();
-    for (const listener of this.resetListeners) listener();
+    const serial = ++this.resets;
+    this.resetting = true;
+    whenSettled(completion, () => {
+      if (serial !== this.resets) return;
+      this.resetting = false;
+      for (const listener of this.resetListeners) listener();
+    });
   }
 
   /** Whether VIRTIO_F_RING_RESET was negotiated (queues can be reset and re-enabled while live). */
@@ -307,7 +348,7 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   queueWritable(index: number): boolean {
     const q = this.queues[index];
-    if (q === undefined || q.enabled) return false;
+    if (q === undefined || q.enabled || q.resetPending) return false;
     // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
     return this.inQueueSetup();
@@ -331,10 +372,10 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   setQueueVector(index: number, vector: number): void {
     const q = this.queues[index];
-    if (q !== undefined) q.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+    if (q !== undefined && !this.resetting) q.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
   }
   setConfigVector(vector: number): void {
-    this.configVectorValue = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+    if (!this.resetting) this.configVectorValue = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
   }
   enableQueue(index: number): void {
     if (!this.queueWritable(index)) return;
@@ -354,20 +395,28 @@ export class DeviceCore implements VirtioDeviceHost {
   /**
    * 2.6.1.1 queue reset (RING_RESET negotiated, device live): the device stops using the queue and
    * drops its requests; the queue is disabled with its default size and no rings (its vector kept).
-   * The reset is complete when this returns, so queue_reset never reads 1.
+   * As with a device reset, the queue reset completes (queue_reset reads 0 again, the queue can be
+   * set up) only once the queue's old backend operations have settled.
    */
   resetQueue(index: number): void {
     const q = this.queues[index];
-    if (q === undefined || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
     this.active[index] = null;
+    let completion: ResetCompletion = undefined;
     try {
-      this.device.resetQueue?.(index);
+      completion = this.device.resetQueue?.(index);
     } catch (e) {
       this.needsReset(asError(e));
     }
     const vector = q.msixVector;
     q.reset();
     q.msixVector = vector;
+    const serial = this.resets;
+    q.resetPending = true;
+    // A device reset meanwhile has reset the queue (and waits for the device's operations itself).
+    whenSettled(completion, () => {
+      if (serial === this.resets) q.resetPending = false;
+    });
   }
   /**
    * Take an enabled queue back to disabled with no rings, in the states queue set-up is allowed
@@ -399,7 +448,7 @@ export class DeviceCore implements VirtioDeviceHost {
     return this.device.readConfig(offset, size);
   }
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
-    if (offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
+    if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
   // ---- ISR and interrupts (4.1.4.5) ----

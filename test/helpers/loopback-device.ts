@@ -5,7 +5,7 @@
  * as a config change. Everything the transport does to it is recorded.
  */
 
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
 import type { AccessSize } from '../../src/pci/function.js';
 import type { DeviceQueue } from '../../src/queue/types.js';
 
@@ -37,7 +37,7 @@ export class LoopbackDevice implements VirtioDevice {
   resets = 0;
   notifies: { index: number; data: number | undefined }[] = [];
   queueResets: number[] = [];
-  resetQueue?: (index: number) => void;
+  resetQueue?: (index: number) => ResetCompletion;
   enableQueue?: (queue: DeviceQueue) => void;
 
   constructor(options: LoopbackOptions = {}) {

@@ -4,6 +4,7 @@
  * record of what the function did to its host (INTx levels, MSI messages).
  */
 
+import type { VirtioDevice } from '../../src/device/virtio-device.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize, DeviceHost } from '../../src/pci/function.js';
 import { bit } from '../../src/spec/features.js';
@@ -49,17 +50,19 @@ export interface Ring {
   readonly usedAddr: number;
 }
 
-export class ModernHarness {
+/** Over a {@link LoopbackDevice} built from the options, or over `device` when given. */
+export class ModernHarness<D extends VirtioDevice = LoopbackDevice> {
   readonly memory: ArrayGuestMemory;
-  readonly device: LoopbackDevice;
+  readonly device: D;
   readonly fn: VirtioPciFunction;
   /** Every level the function drove its INTx pin to, in order. */
   readonly intx: boolean[] = [];
   readonly msi: { address: number; data: number }[] = [];
 
-  constructor(options: LoopbackOptions & { memory?: ArrayGuestMemory } = {}) {
+  constructor(options: LoopbackOptions & { memory?: ArrayGuestMemory } = {}, device?: D) {
     this.memory = options.memory ?? new ArrayGuestMemory(1 << 20);
-    this.device = new LoopbackDevice(options);
+    // Without `device`, D is the default LoopbackDevice.
+    this.device = device ?? (new LoopbackDevice(options) as VirtioDevice as D);
     const host: DeviceHost = {
       memory: this.memory,
       sendMsi: (address, data) => this.msi.push({ address, data }),

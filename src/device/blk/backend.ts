@@ -7,6 +7,8 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
  * Operations may complete synchronously (return undefined) or asynchronously (return a promise); the
  * device keeps a bounded number of asynchronous requests in flight and completes each one on its own,
  * in whatever order they finish. A thrown error or a rejected promise becomes VIRTIO_BLK_S_IOERR.
+ * A promise must settle only once the operation is over: no later access to the guest buffers or to
+ * the disk. A device reset waits for exactly that before it reports itself done.
  */
 export type BlockResult = void | Promise<void>;
 

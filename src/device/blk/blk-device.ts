@@ -3,6 +3,12 @@
  * against the disk before any I/O ({@link parseBlkRequest}); the backend then reads or writes guest
  * memory in place. Synchronous backends complete on the notify; asynchronous ones complete later, in
  * any order, with at most `maxInFlight` requests outstanding across all queues.
+ *
+ * Reset and in-flight I/O: a backend operation cannot be recalled, and it reads or writes guest
+ * memory in place until its promise settles. So {@link BlkDevice.reset} answers with a promise that
+ * settles once every operation started before it has settled; the transport reports the reset done
+ * (device_status 0) only then. Operations of an old life still count against `maxInFlight` until
+ * they settle, and their completions are dropped (no status byte, no used element).
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
@@ -52,7 +58,7 @@ import { splitU64 } from '../../memory/guest-memory.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { AccessSize } from '../../pci/function.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
 import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
 
@@ -131,7 +137,12 @@ export class BlkDevice implements VirtioDevice {
   private queues: readonly (DeviceQueue | null)[] = [];
   /** Bumped by reset so that completions of requests from before it are dropped. */
   private generation = 0;
+  /** Backend operations outstanding, of this life and of lives before resets (all count against maxInFlight). */
   private inFlight = 0;
+  /** Of those, the ones started before the latest reset. */
+  private oldInFlight = 0;
+  /** Resolved when oldInFlight drops to 0: the resets waiting for the old lives' operations. */
+  private resetWaiters: (() => void)[] = [];
   /** Set after a fatal guest fault: nothing is processed until reset. */
   private broken = false;
   /** Queues left with chains when maxInFlight was reached, resumed as requests complete. */
@@ -253,20 +264,26 @@ export class BlkDevice implements VirtioDevice {
     this.process(index);
   }
 
-  reset(): void {
+  /**
+   * Back to power-on state. With backend operations outstanding, returns a promise that settles once
+   * they all have: only then can nothing of the old life touch guest memory or the disk.
+   */
+  reset(): ResetCompletion {
     this.generation++;
     this.queues = [];
     this.features = 0n;
     this.featuresAccepted = false;
     this.writebackWritten = false;
-    this.inFlight = 0;
     this.broken = false;
     this.stalled.clear();
     this.interruptPending.clear();
     this.setWriteback();
+    this.oldInFlight = this.inFlight;
+    if (this.oldInFlight === 0) return undefined;
+    return new Promise((resolve) => this.resetWaiters.push(resolve));
   }
 
-  /** Requests handed to an asynchronous backend and not yet completed. */
+  /** Requests handed to an asynchronous backend and not yet settled, from before resets included. */
   get requestsInFlight(): number {
     return this.inFlight;
   }
@@ -424,16 +441,24 @@ export class BlkDevice implements VirtioDevice {
   }
 
   /**
-   * An asynchronous request finished: answer it unless a reset came in between, or the device set
-   * DEVICE_NEEDS_RESET since (2.1.2: no used buffers after that).
+   * An asynchronous request settled: its slot is free (a reset waiting for the last one completes);
+   * answer it unless a reset came in between, or the device set DEVICE_NEEDS_RESET since (2.1.2: no
+   * used buffers after that).
    */
   private settle(p: Pending, status: number): void {
-    if (p.generation !== this.generation) return;
     this.inFlight--;
+    if (p.generation !== this.generation && --this.oldInFlight === 0) {
+      const waiters = this.resetWaiters;
+      this.resetWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
     if (this.broken) return;
-    this.complete(p.queue, p.head, p.status, p.usedLen, p.dataIn, status);
-    if (this.interruptPending.size === 0) queueMicrotask(() => this.raiseInterrupts());
-    this.interruptPending.add(p.queue.index);
+    if (p.generation === this.generation) {
+      this.complete(p.queue, p.head, p.status, p.usedLen, p.dataIn, status);
+      if (this.interruptPending.size === 0) queueMicrotask(() => this.raiseInterrupts());
+      this.interruptPending.add(p.queue.index);
+    }
+    // A slot freed, by this life's request or an older one: resume a queue that ran out of them.
     if (this.stalled.size > 0 && !this.busy) {
       const [first] = this.stalled;
       this.stalled.delete(first!);

@@ -248,11 +248,13 @@ export class ModernTransport {
         value = q?.ringHalf(area, half) ?? 0;
         break;
       }
-      // queue_notify_data (NOTIF_CONFIG_DATA), admin_queue_index and admin_queue_num (ADMIN_VQ):
-      // those features are not offered, so the fields read 0. queue_reset (RING_RESET) reads 0
-      // because a queue reset completes within the write that asks for it.
-      case VIRTIO_PCI_COMMON_Q_NDATA:
       case VIRTIO_PCI_COMMON_Q_RESET:
+        // 4.1.4.3.1: 1 as long as the queue reset is ongoing (old operations not yet settled).
+        value = q?.resetPending ? 1 : 0;
+        break;
+      // queue_notify_data (NOTIF_CONFIG_DATA), admin_queue_index and admin_queue_num (ADMIN_VQ):
+      // those features are not offered, so the fields read 0.
+      case VIRTIO_PCI_COMMON_Q_NDATA:
       case VIRTIO_PCI_COMMON_ADM_Q_IDX:
       case VIRTIO_PCI_COMMON_ADM_Q_NUM:
       default:

@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockQueue } from '../../helpers/mock-queue.js';
 import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { DeferredBackend } from '../../helpers/deferred-backend.js';
+import { blkHeader } from '../../helpers/blk-request.js';
 import { usedRingSize } from '../../../src/spec/ring.js';
 import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
-import type { BlockBackend, GuestIo } from '../../../src/device/blk/backend.js';
+import type { BlockBackend } from '../../../src/device/blk/backend.js';
 import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
 import { hasFeature } from '../../../src/spec/features.js';
 
@@ -26,14 +28,7 @@ const S_IOERR = 1;
 const S_UNSUPP = 2;
 const F = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, TOPOLOGY: 10, CONFIG_WCE: 11, MQ: 12, DISCARD: 13, WRITE_ZEROES: 14 };
 
-/** struct virtio_blk_req header: le32 type, le32 reserved, le64 sector. */
-function header(type: number, sector: bigint | number = 0): Uint8Array {
-  const b = new Uint8Array(16);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, type, true);
-  dv.setBigUint64(8, BigInt(sector), true);
-  return b;
-}
+const header = blkHeader;
 
 /** struct virtio_blk_discard_write_zeroes: le64 sector, le32 num_sectors, le32 flags. */
 function segment(sector: number, count: number, flags = 0): Uint8Array {
@@ -422,40 +417,6 @@ test('write cache through the legacy interface (no FEATURES_OK): a writeback wri
   assert.equal(legacy(1n << BigInt(F.FLUSH), 0), 1, 'without CONFIG_WCE, DRIVER_OK sets the mode from FLUSH');
   assert.equal(legacy(0n, 1), 0, 'neither: writethrough');
 });
-
-/** A backend whose operations wait until the test releases them, to complete out of order. */
-class DeferredBackend implements BlockBackend {
-  readonly inner: MemoryBlockBackend;
-  readonly pending: { offset: number; release: (ok: boolean) => void }[] = [];
-  constructor(bytes: Uint8Array) {
-    this.inner = new MemoryBlockBackend(bytes);
-  }
-  get size(): number {
-    return this.inner.size;
-  }
-  readonly readOnly = false;
-  private defer(offset: number, op: () => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({
-        offset,
-        release: (ok) => {
-          if (!ok) return reject(new Error('injected I/O error'));
-          op();
-          resolve();
-        },
-      });
-    });
-  }
-  read(offset: number, dst: GuestIo): Promise<void> {
-    return this.defer(offset, () => this.inner.read(offset, dst));
-  }
-  write(offset: number, src: GuestIo): Promise<void> {
-    return this.defer(offset, () => this.inner.write(offset, src));
-  }
-  flush(): Promise<void> {
-    return this.defer(-1, () => this.inner.flush());
-  }
-}
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
