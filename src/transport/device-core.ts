@@ -210,10 +210,6 @@ export class DeviceCore implements VirtioDeviceHost {
   get status(): number {
     return this.resetting ? RESET_PENDING_STATUS : this.statusValue;
   }
-  /** Whether a device reset is waiting for backend operations of the old life to settle. */
-  get resetPending(): boolean {
-    return this.resetting;
-  }
   get driverFeatures(): bigint {
     return this.driverFeatureBits;
   }
