@@ -2,9 +2,7 @@
  * A transitional device's two interfaces over one {@link DeviceCore} (spec 4.1.2.1, shared/DESIGN.md
  * "The decision"): the driver commits to one by its first write through it after a reset, and from
  * then on the device ignores writes through the other one, and reads that have side effects (the
- * ISR), until the next reset. A reset through either interface is always served: a write of 0 to
- * device status at the field's own width, one byte (4.1.3.1); a wider access there also writes the
- * neighbouring register, so through the other interface it is ignored like any other write.
+ * ISR), until the next reset. A reset (device status 0) through either interface is always served.
  * Every ignored access is counted and described, so that a driver mixing the two is visible.
  */
 
@@ -68,7 +66,7 @@ export class InterfaceArbiter {
         return guarded.region.read(offset, size);
       },
       write: (offset, size, value) => {
-        if (size !== 1 || !guarded.isReset(offset, size, value)) {
+        if (!guarded.isReset(offset, size, value)) {
           if (this.committedTo === undefined) {
             // Only a reset device (status 0) can change rules; a device that set NEEDS_RESET on its own keeps them.
             if (this.core.status === 0) this.core.useRules(guarded.rules);

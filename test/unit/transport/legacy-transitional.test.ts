@@ -76,34 +76,6 @@ test('transitional: the first write after reset commits; writes through the othe
   assert.equal(arbiter.committed, undefined);
 });
 
-test('transitional: only a one-byte write of 0 to device status is a reset through the other interface; a wider one is ignored', () => {
-  const { fn, legacy, modern } = transitional();
-  const arbiter = fn.arbiter!;
-  legacy.w(VIRTIO_PCI_STATUS, 1, ACK_DRIVER);
-  // 2 bytes at status: device_status and config_generation (modern), device status and ISR (legacy).
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 2, 0);
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 4, 0);
-  assert.equal(fn.core.status, ACK_DRIVER, 'not a reset');
-  assert.equal(arbiter.committed, 'legacy');
-  assert.equal(arbiter.ignoredAccesses, 2);
-  assert.match(arbiter.lastIgnored!, /^modern write32 of 0x0 at BAR4\+0x14 ignored/);
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-  assert.equal(fn.core.status, 0, 'the one-byte write is');
-  assert.equal(arbiter.committed, undefined);
-
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 1, ACK_DRIVER);
-  legacy.w(VIRTIO_PCI_STATUS, 2, 0);
-  assert.equal(fn.core.status, ACK_DRIVER);
-  assert.equal(arbiter.committed, 'modern');
-  assert.match(arbiter.lastIgnored!, /^legacy write16 of 0x0 at BAR0\+0x12 ignored/);
-  legacy.w(VIRTIO_PCI_STATUS, 1, 0);
-  assert.equal(fn.core.status, 0);
-  // Through the interface the driver committed to, the access is decoded as a status write, as in QEMU.
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 1, ACK_DRIVER);
-  modern.w(VIRTIO_PCI_COMMON_STATUS, 2, 0);
-  assert.equal(fn.core.status, 0);
-});
-
 test('transitional: the PCI_CFG window reaches BAR4 through the same arbiter', () => {
   const { fn, legacy } = transitional();
   legacy.w(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
