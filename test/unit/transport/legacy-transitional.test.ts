@@ -76,6 +76,26 @@ test('transitional: the first write after reset commits; writes through the othe
   assert.equal(arbiter.committed, undefined);
 });
 
+test('transitional: a 2-byte write of 0 at device status is a reset through either interface, as through the committed one', () => {
+  const { fn, legacy, modern } = transitional();
+  const arbiter = fn.arbiter!;
+  legacy.w(VIRTIO_PCI_STATUS, 1, ACK_DRIVER);
+  // 2 bytes at status: device_status and config_generation (modern), device status and ISR (legacy);
+  // the neighbours are read-only, so the access is a status write of 0, as QEMU decodes it.
+  modern.w(VIRTIO_PCI_COMMON_STATUS, 2, 0);
+  assert.equal(fn.core.status, 0);
+  assert.equal(arbiter.committed, undefined);
+  modern.w(VIRTIO_PCI_COMMON_STATUS, 1, ACK_DRIVER);
+  assert.equal(arbiter.committed, 'modern');
+  legacy.w(VIRTIO_PCI_STATUS, 2, 0);
+  assert.equal(fn.core.status, 0);
+  assert.equal(arbiter.committed, undefined);
+  assert.equal(arbiter.ignoredAccesses, 0);
+  modern.w(VIRTIO_PCI_COMMON_STATUS, 1, ACK_DRIVER);
+  modern.w(VIRTIO_PCI_COMMON_STATUS, 2, 0);
+  assert.equal(fn.core.status, 0);
+});
+
 test('transitional: the PCI_CFG window reaches BAR4 through the same arbiter', () => {
   const { fn, legacy } = transitional();
   legacy.w(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
