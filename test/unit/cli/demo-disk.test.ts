@@ -108,3 +108,10 @@ test('bad options and sizes are one line with a code and create nothing (the ima
     await assertNothingLeft(tmp, run, args.join(' '));
   }
 });
+
+test('a failed system call outside the disk (TMPDIR missing) is one line with its errno code, not a stack', async (t) => {
+  const tmp = await privateTmp(t);
+  const run = await runCli(['demo', '--size', '1'], { tmp: join(tmp, 'missing') });
+  assertOneLineError(run, /mkdtemp .*missing\/virtio-ts-demo-/, 'ENOENT');
+  assert.deepEqual(await readdir(tmp), []);
+});
