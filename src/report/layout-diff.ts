@@ -146,13 +146,6 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     devices: ['blk'],
     modes: LAYOUT_MODES,
     section: 'config',
-    field: /^0x20$/,
-    reason: 'writeback: our model fixes the cache mode at FEATURES_OK from the negotiated CONFIG_WCE and FLUSH (5.2.5.1) and reads 0 before; QEMU shows its cache mode (writeback) from reset',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'config',
     field: /^0x(38|3c|4[048c]|5[048c])$/,
     reason: 'QEMU 7.2 ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
   },

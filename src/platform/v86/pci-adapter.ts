@@ -42,12 +42,18 @@ export interface PluggedFunction {
   readonly devfn: number;
   readonly fn: PciFunction;
   readonly memory: V86GuestMemory;
-  /** Every config write the guest made, in order (what a saved state needs to rebuild the function). */
+  /**
+   * The config writes the guest made, in order (what a saved state needs to rebuild the function),
+   * up to {@link MAX_RECORDED_CONFIG_WRITES}.
+   */
   readonly configWrites: readonly ConfigWrite[];
+  /** The guest made more config writes than were recorded: no saved state can be rebuilt from them. */
+  readonly configWritesTruncated: boolean;
 }
 
 interface Plugged extends PluggedFunction {
   configWrites: ConfigWrite[];
+  configWritesTruncated: boolean;
   intx: boolean;
   intxLine: number;
 }
@@ -58,6 +64,14 @@ interface Route {
 }
 
 const ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
+
+/**
+ * Config writes recorded per function. A boot to /init makes a few hundred; a guest making more is
+ * not booting, and recording them all would let it grow the host's memory without bound.
+ */
+export const MAX_RECORDED_CONFIG_WRITES = 4096;
+/** Refused-BAR lines kept: the guest chooses the addresses, so every one could be new. */
+export const MAX_REFUSED_BAR_LINES = 64;
 
 /** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
 export const FIRST_FREE_DEVFN = 13 << 3;
@@ -77,7 +91,7 @@ export class V86PciAdapter {
   private accessDepth = 0;
   private lineSyncQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
-  /** Why a BAR could not be mapped (another v86 device owns the range), one line each. */
+  /** Why a BAR could not be mapped (another v86 device owns the range), one line each, the first {@link MAX_REFUSED_BAR_LINES}. */
   readonly refusedBars: string[] = [];
   /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
   private pendingHighByte: [addr: number, byte: number] | undefined;
@@ -117,7 +131,7 @@ export class V86PciAdapter {
       },
     };
     const fn = create(host);
-    dev = { name, devfn, fn, memory, configWrites: [], intx: false, intxLine: -1 };
+    dev = { name, devfn, fn, memory, configWrites: [], configWritesTruncated: false, intx: false, intxLine: -1 };
     const space = configSnapshot(fn);
     // v86 keeps this copy for its own use: raise_irq reads the interrupt pin from it, and saved
     // states carry it. pci_bars stays empty so v86 never moves ports behind our back.
@@ -176,7 +190,8 @@ export class V86PciAdapter {
   }
 
   private configWrite(dev: Plugged, offset: number, size: AccessSize, value: number): void {
-    dev.configWrites.push([offset, size, value]);
+    if (dev.configWrites.length < MAX_RECORDED_CONFIG_WRITES) dev.configWrites.push([offset, size, value]);
+    else dev.configWritesTruncated = true;
     this.accessDepth++;
     try {
       dev.fn.configWrite(offset, size, value);
@@ -202,7 +217,7 @@ export class V86PciAdapter {
 
   private refuse(dev: Plugged, bar: DecodedBar, why: string): false {
     const line = `${dev.name} BAR${bar.index} (${bar.kind} 0x${bar.base.toString(16)}+0x${bar.size.toString(16)}): ${why}`;
-    if (!this.refusedBars.includes(line)) this.refusedBars.push(line);
+    if (this.refusedBars.length < MAX_REFUSED_BAR_LINES && !this.refusedBars.includes(line)) this.refusedBars.push(line);
     return false;
   }
 
