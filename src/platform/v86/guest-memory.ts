@@ -10,7 +10,7 @@
  *   interrupted, so code read from a virtio disk into a page that once held other code runs fresh.
  */
 
-import { ArrayGuestMemory, rangeInside, type GuestMemory } from '../../memory/guest-memory.js';
+import { ArrayGuestMemory, type AddressRange, type GuestMemory } from '../../memory/guest-memory.js';
 import type { V86Cpu } from './internals.js';
 
 /** Dirty ranges kept apart before they are merged into one span. */
@@ -38,14 +38,22 @@ export class V86GuestMemory implements GuestMemory {
   /** How often the wasm memory grew under this wrapper (each time, older views died). */
   growths = 0;
 
-  constructor(private readonly cpu: V86Cpu) {
+  /**
+   * @param ram the RAM ranges of the guest's memory map (default: all of v86's memory array). A
+   *   device reaches only these: v86's array also holds what the firmware map leaves out (the ROM
+   *   area below 1 MiB, the tables SeaBIOS keeps at the top of RAM), see memory-map.ts.
+   */
+  constructor(
+    private readonly cpu: V86Cpu,
+    private readonly ramMap?: readonly AddressRange[],
+  ) {
     this.ram = this.wrap();
     this.end = this.ram.end;
   }
 
   private wrap(): ArrayGuestMemory {
     const size = this.cpu.memory_size[0]! >>> 0;
-    return new ArrayGuestMemory(new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, size));
+    return new ArrayGuestMemory(new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, size), 0, this.ramMap);
   }
 
   /** The RAM view over the current wasm buffer. */
@@ -84,8 +92,9 @@ export class V86GuestMemory implements GuestMemory {
   }
 
   contains(addr: number, len: number): boolean {
-    // Not through this.ram: a detached view has length 0.
-    return rangeInside(addr, len, 0, this.end);
+    // Not through `current`: the check reads only fields fixed at construction, so a view detached
+    // by growth answers the same, and nothing needs re-wrapping.
+    return this.ram.contains(addr, len);
   }
   read8(addr: number): number {
     return this.current.read8(addr);
