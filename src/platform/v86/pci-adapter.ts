@@ -18,10 +18,9 @@ import type { V86 } from 'v86';
 import { UsageError } from '../../errors.js';
 import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
-import type { AddressRange } from '../../memory/guest-memory.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
-import { seabiosRamMap } from './memory-map.js';
+import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -67,16 +66,16 @@ export const FIRST_FREE_DEVFN = 13 << 3;
 
 export interface V86PciAdapterOptions {
   /**
-   * The RAM ranges of the guest's firmware memory map, the only memory devices may reach. Default:
-   * the map SeaBIOS states for v86's memory size ({@link seabiosRamMap}).
+   * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
+   * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
    */
-  readonly ramMap?: readonly AddressRange[];
+  readonly memoryMap?: V86MemoryMap;
 }
 
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
   /** What every function's guest memory is limited to. */
-  readonly ramMap: readonly AddressRange[];
+  readonly memoryMap: V86MemoryMap;
   private readonly byDevfn = new Map<number, Plugged>();
   private routes: Route[] = [];
   private readonly ownedPorts = new Uint8Array(PORT_COUNT);
@@ -100,7 +99,7 @@ export class V86PciAdapter {
   /** @param emulator a v86 emulator after its "emulator-loaded" event, before its first run */
   constructor(emulator: V86, options: V86PciAdapterOptions = {}) {
     this.cpu = v86Internals(emulator);
-    this.ramMap = options.ramMap ?? seabiosRamMap(this.cpu.memory_size[0]! >>> 0);
+    this.memoryMap = options.memoryMap ?? seabiosMemoryMap(this.cpu.memory_size[0]! >>> 0);
     reserveWasmHeap(this.cpu);
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
@@ -119,7 +118,7 @@ export class V86PciAdapter {
   plug(devfn: number, name: string, create: (host: DeviceHost) => PciFunction): PciFunction {
     if (!Number.isInteger(devfn) || devfn < 8 || devfn > 0xff) throw new UsageError(`devfn ${devfn} is not a free bus-0 devfn`);
     if (this.byDevfn.has(devfn)) throw new UsageError(`devfn 0x${devfn.toString(16)} is taken`);
-    const memory = new V86GuestMemory(this.cpu, this.ramMap);
+    const memory = new V86GuestMemory(this.cpu, this.memoryMap);
     let dev: Plugged | undefined;
     const host: DeviceHost = {
       memory,
