@@ -8,7 +8,8 @@
  *   and refuses ranges another v86 device owns;
  * - drives INTx through v86's PIRQ routing, sharing a line between functions by counting;
  * - gives zero-copy guest memory (V86GuestMemory) limited to the RAM of the guest's memory map, so
- *   that a buffer in a firmware area or past RAM's end is a guest fault, not a write into v86's array.
+ *   that a buffer in a firmware area or past RAM's end is a guest fault, not a write into v86's array
+ *   (the firmware's own zones stay reachable while it drives a device: see memory-map.ts).
  * v86 has no MSI delivery for outside devices: boot Linux with `pci=nomsi` (sendMsi is dropped and
  * counted in {@link V86PciAdapter.droppedMsi}).
  * Every v86 internal used is in internals.ts.
