@@ -7,7 +7,9 @@
  * - routes BARs the guest programs (I/O ports and memory in 128 KiB blocks), following every move,
  *   and refuses ranges another v86 device owns;
  * - drives INTx through v86's PIRQ routing, sharing a line between functions by counting;
- * - gives zero-copy guest memory (V86GuestMemory).
+ * - gives zero-copy guest memory (V86GuestMemory) limited to the RAM of the guest's memory map, so
+ *   that a buffer in a firmware area or past RAM's end is a guest fault, not a write into v86's array
+ *   (the firmware's own zones stay reachable while it drives a device: see memory-map.ts).
  * v86 has no MSI delivery for outside devices: boot Linux with `pci=nomsi` (sendMsi is dropped and
  * counted in {@link V86PciAdapter.droppedMsi}).
  * Every v86 internal used is in internals.ts.
@@ -19,6 +21,7 @@ import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -76,8 +79,18 @@ export const MAX_REFUSED_BAR_LINES = 64;
 /** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
 export const FIRST_FREE_DEVFN = 13 << 3;
 
+export interface V86PciAdapterOptions {
+  /**
+   * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
+   * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
+   */
+  readonly memoryMap?: V86MemoryMap;
+}
+
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
+  /** What every function's guest memory is limited to. */
+  readonly memoryMap: V86MemoryMap;
   private readonly byDevfn = new Map<number, Plugged>();
   private routes: Route[] = [];
   private readonly ownedPorts = new Uint8Array(PORT_COUNT);
@@ -99,8 +112,9 @@ export class V86PciAdapter {
   droppedMsi = 0;
 
   /** @param emulator a v86 emulator after its "emulator-loaded" event, before its first run */
-  constructor(emulator: V86) {
+  constructor(emulator: V86, options: V86PciAdapterOptions = {}) {
     this.cpu = v86Internals(emulator);
+    this.memoryMap = options.memoryMap ?? seabiosMemoryMap(this.cpu.memory_size[0]! >>> 0);
     reserveWasmHeap(this.cpu);
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
@@ -119,7 +133,7 @@ export class V86PciAdapter {
   plug(devfn: number, name: string, create: (host: DeviceHost) => PciFunction): PciFunction {
     if (!Number.isInteger(devfn) || devfn < 8 || devfn > 0xff) throw new UsageError(`devfn ${devfn} is not a free bus-0 devfn`);
     if (this.byDevfn.has(devfn)) throw new UsageError(`devfn 0x${devfn.toString(16)} is taken`);
-    const memory = new V86GuestMemory(this.cpu);
+    const memory = new V86GuestMemory(this.cpu, this.memoryMap);
     let dev: Plugged | undefined;
     const host: DeviceHost = {
       memory,
