@@ -6,11 +6,12 @@
  * what moves the figures. Both interrupt paths are measured: MSI-X (the driver's default) and INTx.
  */
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlkDriver } from '../src/driver/blk/blk-driver.js';
 import { bdf } from '../src/driver/pci-bus.js';
+import { makeTempDir } from '../src/platform/cleanup.js';
+import { findQemu } from '../src/platform/qtest/qemu-process.js';
 import { QtestPciBus } from '../src/platform/qtest/qtest-pci-bus.js';
 import { b64readCommand, readCommand } from '../src/platform/qtest/qtest-protocol.js';
 
@@ -93,9 +94,14 @@ async function blkFigures(bus: QtestPciBus, interrupts: 'msix' | 'intx'): Promis
   }
 }
 
+/** The peer: QEMU (a BusError saying how to install it when it is missing). */
+export function checkPeer(): void {
+  findQemu();
+}
+
 export async function run(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-bench-'));
-  const image = join(dir, 'disk.img');
+  const dir = await makeTempDir('virtio-ts-bench-');
+  const image = join(dir.path, 'disk.img');
   await writeFile(image, new Uint8Array(IMAGE_BYTES));
   const bus = await QtestPciBus.launch({
     machine: 'q35',
@@ -109,6 +115,6 @@ export async function run(): Promise<void> {
     await blkFigures(bus, 'intx');
   } finally {
     await bus.close();
-    await rm(dir, { recursive: true, force: true });
+    await dir.remove();
   }
 }

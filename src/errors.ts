@@ -126,3 +126,43 @@ export class UsageError extends VirtioError {
     super('ERR_USAGE', message);
   }
 }
+
+/** Why a host file the caller named cannot be used. */
+export type HostFileErrorCode =
+  | 'ERR_HOST_FILE_NOT_FOUND' // no such file (or a path component is not a directory)
+  | 'ERR_HOST_FILE_IS_DIRECTORY' // a directory where a file was wanted
+  | 'ERR_HOST_FILE_NOT_REGULAR' // a device, socket or pipe where a regular file was wanted
+  | 'ERR_HOST_FILE_PERMISSION' // not permitted (mode, read-only file system)
+  | 'ERR_HOST_FILE_SIZE' // a size the user of the file cannot work with
+  | 'ERR_HOST_FILE'; // any other failure of the operating system
+
+/** A host file the caller named (a disk image) cannot be used; the message starts with its path. */
+export class HostFileError extends VirtioError {
+  constructor(
+    override readonly code: HostFileErrorCode,
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, `${path}: ${message}`, options);
+  }
+
+  /** The error for a failed system call on `path` (an errno error from node:fs). */
+  static fromSystem(path: string, err: unknown): HostFileError {
+    const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+    switch (errno) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        return new HostFileError('ERR_HOST_FILE_NOT_FOUND', path, 'no such file', { cause: err });
+      case 'EISDIR':
+        return new HostFileError('ERR_HOST_FILE_IS_DIRECTORY', path, 'is a directory', { cause: err });
+      case 'EACCES':
+      case 'EPERM':
+        return new HostFileError('ERR_HOST_FILE_PERMISSION', path, 'permission denied', { cause: err });
+      case 'EROFS':
+        return new HostFileError('ERR_HOST_FILE_PERMISSION', path, 'on a read-only file system', { cause: err });
+      default:
+        return new HostFileError('ERR_HOST_FILE', path, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+}

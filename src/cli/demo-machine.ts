@@ -1,11 +1,11 @@
 /**
  * The machine `virtio-ts demo` and `virtio-ts lspci` build: an in-process PCI bus with a virtio-rng
- * and a virtio-blk device (file backend), each a modern-only, transitional or legacy-only function,
+ * and a virtio-blk device (on the backend given), each a modern-only, transitional or legacy-only function,
  * with or without MSI-X, and the text that describes each function as a driver finds it.
  */
 
 import { BlkDevice } from '../device/blk/blk-device.js';
-import { FileBlockBackend } from '../device/blk/file-backend.js';
+import type { BlockBackend } from '../device/blk/backend.js';
 import { RngDevice } from '../device/rng/rng-device.js';
 import { readConfigSpace } from '../driver/pci/config-space.js';
 import { formatLspci } from '../driver/pci/lspci.js';
@@ -21,7 +21,6 @@ export interface DemoMachine {
   readonly blk: Bdf;
   /** The functions themselves, keyed by their address (for the transitional arbiter's counters). */
   readonly functions: ReadonlyMap<Bdf, VirtioPciFunction>;
-  readonly disk: FileBlockBackend;
 }
 
 export interface DemoMachineOptions {
@@ -31,10 +30,9 @@ export interface DemoMachineOptions {
   readonly msix?: boolean;
 }
 
-/** A machine with virtio-rng and virtio-blk on the disk image at `diskPath`. */
-export async function buildDemoMachine(diskPath: string, options: DemoMachineOptions = {}): Promise<DemoMachine> {
+/** A machine with virtio-rng and virtio-blk on `disk` (which the caller opened and closes). */
+export function buildDemoMachine(disk: BlockBackend, options: DemoMachineOptions = {}): DemoMachine {
   const machine = new Machine({ ramSize: 256 << 20 });
-  const disk = await FileBlockBackend.open(diskPath);
   const functions = new Map<Bdf, VirtioPciFunction>();
   const plug = (device: VirtioDevice): Bdf => {
     const msixVectors = options.msix === false ? 0 : device.queueMaxSizes.length + 1;
@@ -44,7 +42,7 @@ export async function buildDemoMachine(diskPath: string, options: DemoMachineOpt
   };
   const rng = plug(new RngDevice());
   const blk = plug(new BlkDevice({ backend: disk, serial: 'virtio-ts-demo' }));
-  return { machine, rng, blk, functions, disk };
+  return { machine, rng, blk, functions };
 }
 
 /** Probe `fn` (assigning its BARs) and return the lspci -vv style decode and the probe decision. */

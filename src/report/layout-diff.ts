@@ -8,8 +8,7 @@
  *   diff.rows.filter((r) => !r.same)                  // what differs, with r.accepted explaining why
  */
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemoryBlockBackend } from '../device/blk/memory-backend.js';
 import { BlkDevice } from '../device/blk/blk-device.js';
@@ -24,6 +23,7 @@ import { sizeBars, type PciBar } from '../driver/pci/bars.js';
 import { bdf, type Bdf, type PciBus } from '../driver/pci-bus.js';
 import { VirtioDriver } from '../driver/virtio-driver.js';
 import { ProbeError, UsageError } from '../errors.js';
+import { makeTempDir } from '../platform/cleanup.js';
 import { Machine } from '../platform/machine.js';
 import type { QemuMachine } from '../platform/qtest/qemu-process.js';
 import { QtestPciBus } from '../platform/qtest/qtest-pci-bus.js';
@@ -141,13 +141,6 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     section: 'config',
     field: /^0x08$/,
     reason: 'size_max: 1 MiB in our model (SIZE_MAX offered), 0 in QEMU (not offered)',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'config',
-    field: /^0x20$/,
-    reason: 'writeback: our model fixes the cache mode at FEATURES_OK from the negotiated CONFIG_WCE and FLUSH (5.2.5.1) and reads 0 before; QEMU shows its cache mode (writeback) from reset',
   },
   {
     devices: ['blk'],
@@ -358,9 +351,9 @@ function ourDevice(device: LayoutDevice): VirtioDevice {
 
 /** The layout of QEMU's `device` in `mode` on `machine`, and the arguments QEMU got. */
 export async function qemuLayout(device: LayoutDevice, mode: VirtioPciMode, machine: QemuMachine): Promise<{ layout: Layout; args: string[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-layout-'));
+  const dir = await makeTempDir('virtio-ts-layout-');
   try {
-    const args = await qemuArgs(device, mode, dir);
+    const args = await qemuArgs(device, mode, dir.path);
     const bus = await QtestPciBus.launch({ machine, args });
     try {
       return { layout: await readLayout(bus, SLOT_BDF), args };
@@ -368,7 +361,7 @@ export async function qemuLayout(device: LayoutDevice, mode: VirtioPciMode, mach
       await bus.close();
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await dir.remove();
   }
 }
 

@@ -57,63 +57,73 @@ async function bootCommand(opts: BootOptions): Promise<void> {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024) throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
 
+  // The disk is opened (and checked) before anything slow starts.
+  const backend: BlockBackend =
+    opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+  try {
+    process.exitCode = await bootWith(opts, memoryMiB, net, backend);
+  } finally {
+    if (backend instanceof FileBlockBackend) await backend.close();
+  }
+}
+
+/** Builds the assets, boots, and connects this terminal to the shell; resolves with the exit status. */
+async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<typeof parseNetUdp> | undefined, backend: BlockBackend): Promise<number> {
   const bar = new cliProgress.SingleBar(
     { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
-  let assetSteps = 5;
-  bar.start(assetSteps + BOOT_STAGES, 0, { stage: 'guest assets' });
-  const assets = await buildGuestAssets((step, total, what) => {
-    assetSteps = total;
-    bar.setTotal(total + BOOT_STAGES);
-    bar.update(step, { stage: `guest assets: ${what}` });
-  });
-  bar.update(assetSteps, { stage: 'starting the emulator' });
-
-  const backend: BlockBackend =
-    opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
-  const consoleInput = new PassThrough();
-  const devices: [string, VirtioDevice][] = [
-    ['blk', new BlkDevice({ backend })],
-    ['rng', new RngDevice()],
-    [
-      'console',
-      new VirtioConsoleDevice({
-        ports: [{ console: true, streams: opts.serialShell ? {} : { input: consoleInput, output: process.stdout } }],
-        ...(process.stdout.isTTY ? { size: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}),
-      }),
-    ],
-  ];
-  if (net !== undefined) {
-    const udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
-    devices.push(['net', new VirtioNetDevice({ backend: udp })]);
-  }
-  const mode = opts.forceLegacy ? 'transitional' : 'modern';
-  let forward: ((text: string) => void) | undefined;
-  const guest = await LinuxGuest.boot({
-    assets,
-    devices: devices.map(([name, device]) => ({ name, create: (host) => new VirtioPciFunction(device, host, { mode }) })),
-    memoryMiB,
-    savedState: opts.savedState,
-    ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
-    onSerial: (text) => forward?.(text),
-  });
-  let exitCode = 0;
   try {
-    bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
-    const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
-    bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
-    bar.stop();
-    for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
-    if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
-    process.stderr.write(`virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`);
-    exitCode = await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+    let assetSteps = 5;
+    bar.start(assetSteps + BOOT_STAGES, 0, { stage: 'guest assets' });
+    const assets = await buildGuestAssets((step, total, what) => {
+      assetSteps = total;
+      bar.setTotal(total + BOOT_STAGES);
+      bar.update(step, { stage: `guest assets: ${what}` });
+    });
+    bar.update(assetSteps, { stage: 'starting the emulator' });
+
+    const consoleInput = new PassThrough();
+    const devices: [string, VirtioDevice][] = [
+      ['blk', new BlkDevice({ backend })],
+      ['rng', new RngDevice()],
+      [
+        'console',
+        new VirtioConsoleDevice({
+          ports: [{ console: true, streams: opts.serialShell ? {} : { input: consoleInput, output: process.stdout } }],
+          ...(process.stdout.isTTY ? { size: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}),
+        }),
+      ],
+    ];
+    if (net !== undefined) {
+      const udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
+      devices.push(['net', new VirtioNetDevice({ backend: udp })]);
+    }
+    const mode = opts.forceLegacy ? 'transitional' : 'modern';
+    let forward: ((text: string) => void) | undefined;
+    const guest = await LinuxGuest.boot({
+      assets,
+      devices: devices.map(([name, device]) => ({ name, create: (host) => new VirtioPciFunction(device, host, { mode }) })),
+      memoryMiB,
+      savedState: opts.savedState,
+      ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
+      onSerial: (text) => forward?.(text),
+    });
+    try {
+      bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
+      const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
+      bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
+      bar.stop();
+      for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
+      if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
+      process.stderr.write(`virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`);
+      return await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+    } finally {
+      await guest.destroy();
+    }
   } finally {
     bar.stop();
-    await guest.destroy();
-    if (backend instanceof FileBlockBackend) await backend.close();
   }
-  process.exitCode = exitCode;
 }
 
 /**

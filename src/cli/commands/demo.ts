@@ -10,14 +10,16 @@
 
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createReadStream } from 'node:fs';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileBlockBackend } from '../../device/blk/file-backend.js';
 import { BlkDriver, type BlkOp } from '../../driver/blk/blk-driver.js';
 import type { DmaBuffer } from '../../driver/pci-bus.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import type { VirtioDriver } from '../../driver/virtio-driver.js';
-import { UsageError } from '../../errors.js';
+import { HostFileError, UsageError } from '../../errors.js';
+import { makeTempDir, type TempDir } from '../../platform/cleanup.js';
 import type { InterruptMode } from '../../transport/pci/msix-driver.js';
 import type { VirtioPciFunction, VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
@@ -55,6 +57,58 @@ function parseInterrupts(value: string): InterruptMode {
 /** Bytes per request and requests per batch of the pattern pass. */
 const CHUNK = 64 * 1024;
 const BATCH = 32;
+/** Sizes are multiplied by this, never shifted: a shift is 32-bit in JavaScript (2048 << 20 is 0). */
+const MIB = 2 ** 20;
+const MAX_SIZE_MIB = 4096;
+/** The smallest disk the demo runs on: one request of its pattern. */
+export const DEMO_MIN_DISK_BYTES = CHUNK;
+
+/** --size, checked: the temporary disk's size in bytes. */
+export function parseDiskSize(size: string): number {
+  const sizeMiB = Number(size);
+  if (!Number.isSafeInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > MAX_SIZE_MIB) throw new UsageError(`--size ${size}: a whole number of MiB from 1 to ${MAX_SIZE_MIB}`);
+  return sizeMiB * MIB;
+}
+
+/** The disk: --disk as it is (checked), or a fresh temporary image of `bytes` bytes. */
+async function openDisk(path: string | undefined, bytes: number): Promise<{ disk: FileBlockBackend; tmp?: TempDir }> {
+  if (path !== undefined) {
+    const disk = await FileBlockBackend.open(path);
+    if (disk.size < DEMO_MIN_DISK_BYTES) {
+      await disk.close();
+      throw new HostFileError('ERR_HOST_FILE_SIZE', path, `${disk.size} bytes is too small: the demo needs at least ${DEMO_MIN_DISK_BYTES} bytes (one ${CHUNK / 1024} KiB request)`);
+    }
+    return { disk };
+  }
+  const tmp = await makeTempDir('virtio-ts-demo-');
+  try {
+    const image = join(tmp.path, 'disk.img');
+    await writeFile(image, new Uint8Array(0));
+    await truncate(image, bytes);
+    return { disk: await FileBlockBackend.open(image), tmp };
+  } catch (err) {
+    await tmp.remove();
+    throw err;
+  }
+}
+
+/** The pattern pass's outcome: whether every byte of the disk was written, read back and found in the image file. */
+export function patternVerdict(r: { bytes: number; diskBytes: number; written: string; readBack: string; imageFile: string }): { ok: boolean; text: string } {
+  if (r.bytes === 0 || r.bytes !== r.diskBytes) return { ok: false, text: `NOT verified: the pattern covered ${r.bytes} of the disk's ${r.diskBytes} bytes` };
+  if (r.written !== r.readBack || r.written !== r.imageFile) return { ok: false, text: 'checksums DIFFER' };
+  return { ok: true, text: `checksums verified: driver read-back and image file match what was written (${r.bytes} bytes)` };
+}
+
+/** sha256 of the first `bytes` bytes of the file at `path`, streamed (an image may exceed what one buffer holds). */
+async function fileSha256(path: string, bytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MIB).toFixed(bytes % MIB === 0 ? 0 : 2)} MiB`;
+}
 
 /** Which interface the driver committed to, its interrupts, and what the device saw of it (call before close). */
 function describeCommitment(drv: VirtioDriver, fn: VirtioPciFunction | undefined): string[] {
@@ -75,113 +129,120 @@ function describeDriver(drv: VirtioDriver, accepted: bigint): string[] {
 }
 
 function rate(bytes: number, ms: number): string {
-  return `${((bytes / (1 << 20)) / (ms / 1000)).toFixed(1)} MiB/s`;
+  return `${(bytes / MIB / (ms / 1000)).toFixed(1)} MiB/s`;
 }
 
 async function runDemo(options: DemoOptions): Promise<void> {
-  const sizeMiB = Number(options.size);
-  if (!Number.isInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > 4096) throw new UsageError(`--size ${options.size}: a whole number of MiB from 1 to 4096`);
-  const tmp = options.disk === undefined ? await mkdtemp(join(tmpdir(), 'virtio-ts-demo-')) : undefined;
-  const diskPath = options.disk ?? join(tmp!, 'disk.img');
-  if (tmp !== undefined) {
-    await writeFile(diskPath, new Uint8Array(0));
-    await truncate(diskPath, sizeMiB << 20);
-  }
+  // Every option is checked before anything is created.
   const mode = parseMode(options.mode);
   const interrupts = parseInterrupts(options.interrupts);
+  const sizeBytes = parseDiskSize(options.size);
   const forceLegacy = options.forceLegacy === true;
-  const { machine, rng, blk, functions, disk } = await buildDemoMachine(diskPath, { mode, msix: options.msix });
-  const bus = machine.bus;
-  const driverOptions = { forceLegacy, interrupts };
+  const { disk, tmp } = await openDisk(options.disk, sizeBytes);
   try {
-    const how = [`${mode} devices`, `MSI-X ${options.msix ? 'on' : 'off'}`, ...(forceLegacy ? ['driver forced to legacy'] : []), ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : [])];
-    console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (${how.join(', ')})\n`);
-
-    const rngDesc = await describeFunction(bus, rng, { forceLegacy });
-    const rngDrv = await RngDriver.open(bus, rng, driverOptions);
-    console.log(rngDesc.text);
-    console.log(describeDriver(rngDrv.virtio, rngDrv.virtio.features).join('\n'));
-    console.log(`\tQueues: requestq (0)`);
-    const entropy = await rngDrv.read(32);
-    console.log(`\t${deviceTypeName(rngDrv.virtio.deviceType)}: 32 bytes read: ${Buffer.from(entropy).toString('hex')}`);
-    console.log(`${describeCommitment(rngDrv.virtio, functions.get(rng)).join('\n')}\n`);
-    await rngDrv.close();
-
-    const blkDesc = await describeFunction(bus, blk, { forceLegacy });
-    const blkDrv = await BlkDriver.open(bus, blk, driverOptions);
-    console.log(blkDesc.text);
-    console.log(describeDriver(blkDrv.virtio, blkDrv.virtio.features).join('\n'));
-    console.log(`\tQueues: ${blkDrv.numQueues} request queue(s), up to ${blkDrv.maxInFlight} requests in flight each`);
-    console.log(`\tDisk: ${diskPath}, ${blkDrv.capacity} sectors (${(blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE) / (1 << 20)} MiB), serial "${await blkDrv.getId()}"`);
-    console.log(`${describeCommitment(blkDrv.virtio, functions.get(blk)).join('\n')}\n`);
-
-    const total = blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE;
-    const chunk = Math.min(CHUNK, total);
-    const buffers: DmaBuffer[] = [];
-    for (let i = 0; i < BATCH; i++) buffers.push(bus.dma.alloc(chunk, 4096));
-    const sectorsPerChunk = chunk / VIRTIO_BLK_SECTOR_SIZE;
-    const chunks = Math.floor(total / chunk);
-    const written = createHash('sha256');
-    let seed = 0x7f4a7c15;
-    let start = performance.now();
-    for (let c = 0; c < chunks; c += BATCH) {
-      const ops: BlkOp[] = [];
-      for (let i = 0; i < BATCH && c + i < chunks; i++) {
-        const buf = buffers[i]!;
-        seed = fillPattern(buf.bytes.subarray(0, chunk), seed);
-        written.update(buf.bytes.subarray(0, chunk));
-        ops.push({ type: 'write', sector: (c + i) * sectorsPerChunk, buffer: { addr: buf.addr, len: chunk } });
-      }
-      await blkDrv.batch(ops);
-    }
-    await blkDrv.flush();
-    const writeMs = performance.now() - start;
-
-    const readBack = createHash('sha256');
-    start = performance.now();
-    for (let c = 0; c < chunks; c += BATCH) {
-      const ops: BlkOp[] = [];
-      for (let i = 0; i < BATCH && c + i < chunks; i++) ops.push({ type: 'read', sector: (c + i) * sectorsPerChunk, buffer: { addr: buffers[i]!.addr, len: chunk } });
-      await blkDrv.batch(ops);
-      for (let i = 0; i < ops.length; i++) readBack.update(buffers[i]!.bytes.subarray(0, chunk));
-    }
-    const readMs = performance.now() - start;
-    for (const b of buffers) bus.dma.free(b);
-    await blkDrv.close();
-
-    const bytes = chunks * chunk;
-    const wantSum = written.digest('hex');
-    const gotSum = readBack.digest('hex');
-    const fileSum = createHash('sha256').update((await readFile(diskPath)).subarray(0, bytes)).digest('hex');
-    console.log(`pattern: ${bytes / (1 << 20)} MiB in ${chunks} requests of ${chunk / 1024} KiB, ${BATCH} per notify`);
-    console.log(`  write + flush  ${writeMs.toFixed(0)} ms  ${rate(bytes, writeMs)}`);
-    console.log(`  read           ${readMs.toFixed(0)} ms  ${rate(bytes, readMs)}`);
-    console.log(`  sha256 written    ${wantSum}`);
-    console.log(`  sha256 read back  ${gotSum}`);
-    console.log(`  sha256 image file ${fileSum}`);
-    if (wantSum !== gotSum || wantSum !== fileSum) {
-      console.log('checksums DIFFER');
-      process.exitCode = 1;
-    } else {
-      console.log('checksums verified: driver read-back and image file match what was written');
-    }
-
-    // Net has 3 queues (rx, tx, ctrl), console with one port 2: a vector each plus config.
-    const fnOptions = (queues: number) => ({ mode, msixVectors: options.msix ? queues + 1 : 0 });
-    console.log(`\n${(await netDemo(fnOptions(3), driverOptions)).join('\n')}`);
-    console.log(`\n${(await consoleDemo(fnOptions(2), driverOptions)).join('\n')}`);
+    await demoOn(disk, { mode, interrupts, forceLegacy, msix: options.msix });
   } finally {
     await disk.close();
-    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+    await tmp?.remove();
   }
+}
+
+async function demoOn(disk: FileBlockBackend, options: { mode: VirtioPciMode; interrupts: InterruptMode; forceLegacy: boolean; msix: boolean }): Promise<void> {
+  const { mode, interrupts, forceLegacy } = options;
+  const { machine, rng, blk, functions } = buildDemoMachine(disk, { mode, msix: options.msix });
+  const bus = machine.bus;
+  const driverOptions = { forceLegacy, interrupts };
+  const how = [`${mode} devices`, `MSI-X ${options.msix ? 'on' : 'off'}`, ...(forceLegacy ? ['driver forced to legacy'] : []), ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : [])];
+  console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (${how.join(', ')})\n`);
+
+  const rngDesc = await describeFunction(bus, rng, { forceLegacy });
+  const rngDrv = await RngDriver.open(bus, rng, driverOptions);
+  console.log(rngDesc.text);
+  console.log(describeDriver(rngDrv.virtio, rngDrv.virtio.features).join('\n'));
+  console.log(`\tQueues: requestq (0)`);
+  const entropy = await rngDrv.read(32);
+  console.log(`\t${deviceTypeName(rngDrv.virtio.deviceType)}: 32 bytes read: ${Buffer.from(entropy).toString('hex')}`);
+  console.log(`${describeCommitment(rngDrv.virtio, functions.get(rng)).join('\n')}\n`);
+  await rngDrv.close();
+
+  const blkDesc = await describeFunction(bus, blk, { forceLegacy });
+  const blkDrv = await BlkDriver.open(bus, blk, driverOptions);
+  const total = blkDrv.capacity * VIRTIO_BLK_SECTOR_SIZE;
+  console.log(blkDesc.text);
+  console.log(describeDriver(blkDrv.virtio, blkDrv.virtio.features).join('\n'));
+  console.log(`\tQueues: ${blkDrv.numQueues} request queue(s), up to ${blkDrv.maxInFlight} requests in flight each`);
+  console.log(`\tDisk: ${disk.path}, ${blkDrv.capacity} sectors (${mib(total)}), serial "${await blkDrv.getId()}"`);
+  console.log(`${describeCommitment(blkDrv.virtio, functions.get(blk)).join('\n')}\n`);
+
+  // Requests of CHUNK bytes cover the whole disk; the last one takes what is left.
+  const buffers: DmaBuffer[] = [];
+  for (let i = 0; i < BATCH; i++) buffers.push(bus.dma.alloc(CHUNK, 4096));
+  const chunks = Math.ceil(total / CHUNK);
+  const request = (c: number, i: number): { sector: number; len: number } => {
+    const offset = (c + i) * CHUNK;
+    return { sector: offset / VIRTIO_BLK_SECTOR_SIZE, len: Math.min(CHUNK, total - offset) };
+  };
+  const written = createHash('sha256');
+  let bytes = 0;
+  let seed = 0x7f4a7c15;
+  let start = performance.now();
+  for (let c = 0; c < chunks; c += BATCH) {
+    const ops: BlkOp[] = [];
+    for (let i = 0; i < BATCH && c + i < chunks; i++) {
+      const buf = buffers[i]!;
+      const { sector, len } = request(c, i);
+      seed = fillPattern(buf.bytes.subarray(0, len), seed);
+      written.update(buf.bytes.subarray(0, len));
+      ops.push({ type: 'write', sector, buffer: { addr: buf.addr, len } });
+      bytes += len;
+    }
+    await blkDrv.batch(ops);
+  }
+  await blkDrv.flush();
+  const writeMs = performance.now() - start;
+
+  const readBack = createHash('sha256');
+  start = performance.now();
+  for (let c = 0; c < chunks; c += BATCH) {
+    const lens: number[] = [];
+    const ops: BlkOp[] = [];
+    for (let i = 0; i < BATCH && c + i < chunks; i++) {
+      const { sector, len } = request(c, i);
+      lens.push(len);
+      ops.push({ type: 'read', sector, buffer: { addr: buffers[i]!.addr, len } });
+    }
+    await blkDrv.batch(ops);
+    lens.forEach((len, i) => readBack.update(buffers[i]!.bytes.subarray(0, len)));
+  }
+  const readMs = performance.now() - start;
+  for (const b of buffers) bus.dma.free(b);
+  await blkDrv.close();
+
+  const wantSum = written.digest('hex');
+  const gotSum = readBack.digest('hex');
+  const fileSum = await fileSha256(disk.path, bytes);
+  console.log(`pattern: ${mib(bytes)} in ${chunks} requests of up to ${CHUNK / 1024} KiB, ${BATCH} per notify`);
+  console.log(`  write + flush  ${writeMs.toFixed(0)} ms  ${rate(bytes, writeMs)}`);
+  console.log(`  read           ${readMs.toFixed(0)} ms  ${rate(bytes, readMs)}`);
+  console.log(`  sha256 written    ${wantSum}`);
+  console.log(`  sha256 read back  ${gotSum}`);
+  console.log(`  sha256 image file ${fileSum}`);
+  const verdict = patternVerdict({ bytes, diskBytes: disk.size, written: wantSum, readBack: gotSum, imageFile: fileSum });
+  console.log(verdict.text);
+  if (!verdict.ok) process.exitCode = 1;
+
+  // Net has 3 queues (rx, tx, ctrl), console with one port 2: a vector each plus config.
+  const fnOptions = (queues: number) => ({ mode, msixVectors: options.msix ? queues + 1 : 0 });
+  console.log(`\n${(await netDemo(fnOptions(3), driverOptions)).join('\n')}`);
+  console.log(`\n${(await consoleDemo(fnOptions(2), driverOptions)).join('\n')}`);
 }
 
 export function register(program: Command): void {
   program
     .command('demo')
     .description('drive virtio-rng, virtio-blk (verified disk pattern), virtio-net (two machines) and virtio-console through our drivers')
-    .option('--disk <path>', 'use this disk image (its contents are overwritten) instead of a temporary one')
-    .option('--size <MiB>', 'size of the temporary disk image', '64')
+    .option('--disk <path>', `use this disk image (its contents are overwritten) instead of a temporary one: a whole number of sectors, at least ${DEMO_MIN_DISK_BYTES / 1024} KiB`)
+    .option('--size <MiB>', `size of the temporary disk image, 1 to ${MAX_SIZE_MIB}`, '64')
     .option('--mode <mode>', 'devices are modern (modern-only), transitional or legacy (legacy-only)', 'modern')
     .option('--force-legacy', "drive transitional devices through their legacy interface (Linux's virtio_pci.force_legacy)")
     .option('--no-msix', 'devices without MSI-X (INTx only)')

@@ -1,9 +1,7 @@
 /** `virtio-ts lspci`: the lspci -vv style decode of the demo machine's virtio functions, and the probe decision. */
 
 import type { Command } from 'commander';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { MemoryBlockBackend } from '../../device/blk/memory-backend.js';
 import { buildDemoMachine, describeFunction } from '../demo-machine.js';
 import { parseMode } from './demo.js';
 
@@ -13,19 +11,13 @@ interface LspciOptions {
   readonly msix: boolean;
 }
 
+const LSPCI_DISK_BYTES = 1 << 20;
+
 async function runLspci(options: LspciOptions): Promise<void> {
   const mode = parseMode(options.mode);
-  const tmp = await mkdtemp(join(tmpdir(), 'virtio-ts-lspci-'));
-  const diskPath = join(tmp, 'disk.img');
-  await writeFile(diskPath, new Uint8Array(0));
-  await truncate(diskPath, 1 << 20);
-  const { machine, rng, blk, disk } = await buildDemoMachine(diskPath, { mode, msix: options.msix });
-  try {
-    for (const fn of [rng, blk]) console.log(`${(await describeFunction(machine.bus, fn, { forceLegacy: options.forceLegacy === true })).text}\n`);
-  } finally {
-    await disk.close();
-    await rm(tmp, { recursive: true, force: true });
-  }
+  // Only the functions are decoded: an in-memory disk does, and leaves no file behind.
+  const { machine, rng, blk } = buildDemoMachine(new MemoryBlockBackend(LSPCI_DISK_BYTES), { mode, msix: options.msix });
+  for (const fn of [rng, blk]) console.log(`${(await describeFunction(machine.bus, fn, { forceLegacy: options.forceLegacy === true })).text}\n`);
 }
 
 export function register(program: Command): void {

@@ -9,8 +9,7 @@
 import type { Command } from 'commander';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
@@ -22,6 +21,7 @@ import { readConfigSpace } from '../../driver/pci/config-space.js';
 import { formatLspci } from '../../driver/pci/lspci.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../driver/virtio-driver.js';
+import { makeTempDir } from '../../platform/cleanup.js';
 import { QtestPciBus } from '../../platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
 import { probe } from '../../transport/pci/probe.js';
@@ -273,11 +273,11 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, ba
 
 async function runProbe(options: ProbeCommandOptions): Promise<void> {
   const machine = machineOf(options.machine);
-  const scratch = await mkdtemp(join(tmpdir(), 'virtio-ts-probe-'));
+  const scratch = await makeTempDir('virtio-ts-probe-');
   const print: Print = (line) => void process.stdout.write(`${line}\n`);
   const backends: Backends = {};
   try {
-    const args = [...(await deviceArgs(options.qemu, scratch, backends)), ...options.qemuArg];
+    const args = [...(await deviceArgs(options.qemu, scratch.path, backends)), ...options.qemuArg];
     const bus = await QtestPciBus.launch({ machine, args });
     try {
       print(`QEMU -M ${machine} ${args.join(' ')}`);
@@ -297,7 +297,7 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
     backends.net?.socket.close();
     backends.console?.server.close();
     void backends.console?.peer.then((socket) => socket.destroy());
-    await rm(scratch, { recursive: true, force: true });
+    await scratch.remove();
   }
 }
 

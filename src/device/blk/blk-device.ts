@@ -93,7 +93,10 @@ export interface BlkDeviceOptions {
   readonly sizeMax?: number;
   /** Offer VIRTIO_BLK_F_TOPOLOGY with these values. */
   readonly topology?: BlkTopology;
-  /** Cache mode after reset when the driver negotiates CONFIG_WCE and FLUSH: true = writeback. Default true. */
+  /**
+   * Cache mode after reset (5.2.5): true = writeback. Kept when the driver negotiates CONFIG_WCE and
+   * FLUSH, and shown from reset to a legacy driver, which may read it before DRIVER_OK. Default true.
+   */
   readonly writeback?: boolean;
   /** max_discard_sectors / max_write_zeroes_sectors per segment. Default 8192 (4 MiB). */
   readonly maxDiscardSectors?: number;
@@ -132,8 +135,6 @@ export class BlkDevice implements VirtioDevice {
 
   private features = 0n;
   private featuresAccepted = false;
-  /** The driver wrote `writeback` since reset or FEATURES_OK. */
-  private writebackWritten = false;
   private queues: readonly (DeviceQueue | null)[] = [];
   /** Bumped by reset so that completions of requests from before it are dropped. */
   private generation = 0;
@@ -221,7 +222,7 @@ export class BlkDevice implements VirtioDevice {
     c.set32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS, maxSectors);
     c.set32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG, maxSeg);
     // write_zeroes_may_unmap stays 0: no backend deallocates.
-    this.setWriteback();
+    this.resetWriteback();
   }
 
   attach(host: VirtioDeviceHost): void {
@@ -235,29 +236,30 @@ export class BlkDevice implements VirtioDevice {
   /**
    * Only `writeback` is writable (5.2.5), once CONFIG_WCE is negotiated; before FEATURES_OK (the
    * legacy interface has none) a write is kept if the driver goes on to negotiate CONFIG_WCE (5.2.5.2).
-   * Other writes are ignored.
+   * Other writes are ignored. The field is the cache mode the device applies, so a write takes effect
+   * for every write completed after it.
    */
   writeConfig(offset: number, size: AccessSize, value: number): void {
     if (offset !== VIRTIO_BLK_CONFIG_WRITEBACK || size !== 1) return;
     if (!hasFeature(this.featuresAccepted ? this.features : this.deviceFeatures, VIRTIO_BLK_F_CONFIG_WCE)) return;
     this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, value & 1);
-    this.writebackWritten = true;
   }
 
   /** Called at FEATURES_OK: from here the driver may read `writeback`, so fix its initial value now. */
   acceptFeatures(features: bigint): boolean {
     this.features = features;
     this.featuresAccepted = true;
-    this.writebackWritten = false;
-    this.setWriteback();
+    this.negotiateWriteback();
     return true;
   }
 
   activate(ctx: ActivateContext): void {
     this.queues = ctx.queues;
     this.features = ctx.features;
-    // Legacy (no FEATURES_OK): 5.2.5.2 lets DRIVER_OK set the cache mode only without CONFIG_WCE.
-    if (!this.featuresAccepted && !(this.writebackWritten && hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE))) this.setWriteback();
+    // Legacy (no FEATURES_OK): the driver may have read `writeback` already and set its cache policy
+    // from it, so 5.2.5.2 lets DRIVER_OK change the mode only when the driver left CONFIG_WCE out
+    // (and so never relied on the field).
+    if (!this.featuresAccepted && !hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE)) this.negotiateWriteback();
   }
 
   queueNotify(index: number): void {
@@ -273,11 +275,10 @@ export class BlkDevice implements VirtioDevice {
     this.queues = [];
     this.features = 0n;
     this.featuresAccepted = false;
-    this.writebackWritten = false;
     this.broken = false;
     this.stalled.clear();
     this.interruptPending.clear();
-    this.setWriteback();
+    this.resetWriteback();
     this.oldInFlight = this.inFlight;
     if (this.oldInFlight === 0) return undefined;
     return new Promise((resolve) => this.resetWaiters.push(resolve));
@@ -289,10 +290,19 @@ export class BlkDevice implements VirtioDevice {
   }
 
   /**
-   * 5.2.5.1: with CONFIG_WCE but not FLUSH, writeback MUST start at 0; without CONFIG_WCE the cache
-   * is writeback exactly when FLUSH was negotiated (5.2.6.2, case 1 makes writes stable otherwise).
+   * The cache mode after reset (5.2.5 allows either). A legacy driver may read it before the device
+   * knows any of its features (5.2.5.2), so it cannot depend on them.
    */
-  private setWriteback(): void {
+  private resetWriteback(): void {
+    this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, this.defaultWriteback ? 1 : 0);
+  }
+
+  /**
+   * The cache mode for the negotiated features. 5.2.5.1: with CONFIG_WCE but not FLUSH, writeback
+   * MUST start at 0; without CONFIG_WCE the cache is writeback exactly when FLUSH was negotiated
+   * (5.2.6.2, case 1 makes writes stable otherwise).
+   */
+  private negotiateWriteback(): void {
     const flush = hasFeature(this.features, VIRTIO_BLK_F_FLUSH);
     const wce = hasFeature(this.features, VIRTIO_BLK_F_CONFIG_WCE);
     this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, flush && (this.defaultWriteback || !wce) ? 1 : 0);

@@ -5,6 +5,8 @@
  */
 
 import { open, type FileHandle } from 'node:fs/promises';
+import { HostFileError } from '../../errors.js';
+import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { guestViews, type BlockBackend, type GuestIo } from './backend.js';
 
 export interface FileBackendOptions {
@@ -28,16 +30,27 @@ export class FileBlockBackend implements BlockBackend {
     readonly path: string,
   ) {}
 
-  /** Open an existing image; its current length is the disk size. */
+  /**
+   * Open an existing image; its current length is the disk size, a whole number of sectors (a
+   * partial last sector would silently not be part of the disk). Fails with a {@link HostFileError}
+   * when the path is missing, not a regular file, not permitted, or of such a length.
+   */
   static async open(path: string, options: FileBackendOptions = {}): Promise<FileBlockBackend> {
     const readOnly = options.readOnly ?? false;
-    const handle = await open(path, readOnly ? 'r' : 'r+');
+    const handle = await open(path, readOnly ? 'r' : 'r+').catch((err: unknown) => {
+      throw HostFileError.fromSystem(path, err);
+    });
     try {
-      const { size } = await handle.stat();
-      return new FileBlockBackend(handle, size, readOnly, path);
+      const stat = await handle.stat();
+      if (stat.isDirectory()) throw new HostFileError('ERR_HOST_FILE_IS_DIRECTORY', path, 'is a directory');
+      if (!stat.isFile()) throw new HostFileError('ERR_HOST_FILE_NOT_REGULAR', path, 'not a regular file');
+      if (stat.size % VIRTIO_BLK_SECTOR_SIZE !== 0) {
+        throw new HostFileError('ERR_HOST_FILE_SIZE', path, `${stat.size} bytes is not a whole number of ${VIRTIO_BLK_SECTOR_SIZE}-byte sectors`);
+      }
+      return new FileBlockBackend(handle, stat.size, readOnly, path);
     } catch (err) {
       await handle.close();
-      throw err;
+      throw err instanceof HostFileError ? err : HostFileError.fromSystem(path, err);
     }
   }
 

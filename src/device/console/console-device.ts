@@ -1,9 +1,10 @@
 /**
  * The virtio-console device model (spec 5.3): ports whose host sides are Node streams, the console
  * size (VIRTIO_CONSOLE_F_SIZE), emergency write (VIRTIO_CONSOLE_F_EMERG_WRITE) and, with more than one
- * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues. No byte is dropped when either side is
- * slow: host input waits (paused) for guest receive buffers, and guest output waits in the transmitq
- * while the host stream is full.
+ * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues. No queued byte is dropped when either
+ * side is slow: host input waits (paused) for guest receive buffers, and guest output waits in the
+ * transmitq while the host stream is full. Emergency writes cannot wait (a config write completes at
+ * once), so those that meet a full host stream are dropped and counted instead of queued.
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
@@ -70,7 +71,10 @@ export interface ConsoleDeviceStats {
   rxBytes: number;
   /** Guest -> host bytes taken from the transmitqs. */
   txBytes: number;
+  /** Bytes written to emerg_wr and handed to port 0's output. */
   emergBytes: number;
+  /** Bytes written to emerg_wr while port 0's output was full, dropped (see writeConfig). */
+  emergDropped: number;
   /** Chains refused for their shape, and malformed control messages. */
   badChains: number;
   /** Control messages dropped because the driver left too many unanswered. */
@@ -97,7 +101,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly configSize = VIRTIO_CONSOLE_CONFIG_SIZE;
-  readonly stats: ConsoleDeviceStats = { rxBytes: 0, txBytes: 0, emergBytes: 0, badChains: 0, controlDropped: 0 };
+  readonly stats: ConsoleDeviceStats = { rxBytes: 0, txBytes: 0, emergBytes: 0, emergDropped: 0, badChains: 0, controlDropped: 0 };
 
   private host: VirtioDeviceHost | undefined;
   private readonly ports: ConsolePort[];
@@ -151,11 +155,21 @@ export class VirtioConsoleDevice implements VirtioDevice {
     return this.config.read(offset, size);
   }
 
-  /** Only emerg_wr is writable: its low byte goes out on port 0 at once (5.3.4). */
+  /**
+   * Only emerg_wr is writable: its low byte goes out on port 0 at once (5.3.4). The write must be
+   * allowed but cannot be stalled, so while port 0's output is full (where the transmitq would wait)
+   * the byte is dropped and counted: 5.3.4 says the device SHOULD transmit it, and queueing every
+   * one would let a guest grow the host's memory without bound.
+   */
   writeConfig(offset: number, _size: AccessSize, value: number): void {
     if (offset !== VIRTIO_CONSOLE_CONFIG_EMERG_WR || !hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_EMERG_WRITE)) return;
+    const port = this.ports[0]!;
+    if (!port.canWrite) {
+      this.stats.emergDropped++;
+      return;
+    }
     this.stats.emergBytes++;
-    this.ports[0]!.write(Uint8Array.of(value & 0xff));
+    port.write(Uint8Array.of(value & 0xff));
   }
 
   activate(ctx: ActivateContext): void {

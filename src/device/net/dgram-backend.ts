@@ -2,6 +2,8 @@
  * A NetBackend on UDP, as QEMU's `-netdev dgram,local.type=inet,...,remote.type=inet,...`: one Ethernet
  * frame per datagram, no framing. Sent frames go to the configured remote; frames are accepted only
  * from that remote, so a stray datagram cannot inject traffic. UDP has no link state: the link is up.
+ * Frames sent while the socket already holds `maxQueuedBytes` unsent (the kernel's send buffer is
+ * full and Node queues the rest) are dropped and counted, as a wire would.
  */
 
 import { createSocket, type Socket } from 'node:dgram';
@@ -21,23 +23,28 @@ export interface DgramNetBackendOptions {
   readonly remote: DgramEndpoint;
   /** Default udp4. */
   readonly type?: 'udp4' | 'udp6';
+  /** Unsent bytes the socket may hold before frames are dropped. Default 1 MiB. */
+  readonly maxQueuedBytes?: number;
 }
 
 export interface DgramNetBackendStats {
   txFrames: number;
+  /** Frames sent while the socket held more than maxQueuedBytes unsent. */
+  txDropped: number;
   rxFrames: number;
   /** Datagrams from an address other than the remote. */
   rxForeign: number;
 }
 
 export class DgramNetBackend implements NetBackend {
-  readonly stats: DgramNetBackendStats = { txFrames: 0, rxFrames: 0, rxForeign: 0 };
+  readonly stats: DgramNetBackendStats = { txFrames: 0, txDropped: 0, rxFrames: 0, rxForeign: 0 };
   private port: NetBackendPort | undefined;
   private closed = false;
 
   private constructor(
     private readonly socket: Socket,
     private readonly remote: DgramEndpoint,
+    private readonly maxQueuedBytes: number,
   ) {
     socket.on('message', (msg: Buffer, rinfo) => {
       if (rinfo.port !== remote.port || rinfo.address !== remote.address) {
@@ -61,7 +68,7 @@ export class DgramNetBackend implements NetBackend {
     } catch (err) {
       throw new BusError(`cannot bind the dgram backend to ${options.local.address}:${options.local.port}`, { cause: err });
     }
-    return new DgramNetBackend(socket, options.remote);
+    return new DgramNetBackend(socket, options.remote, options.maxQueuedBytes ?? 1 << 20);
   }
 
   get localPort(): number {
@@ -74,6 +81,11 @@ export class DgramNetBackend implements NetBackend {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
+    // Each send waiting in Node's queue holds its frame: the guest must not grow it without bound.
+    if (this.socket.getSendQueueSize() > this.maxQueuedBytes) {
+      this.stats.txDropped++;
+      return;
+    }
     this.stats.txFrames++;
     this.socket.send(frame, this.remote.port, this.remote.address);
   }

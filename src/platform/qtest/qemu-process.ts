@@ -6,14 +6,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { BusError, UsageError } from '../../errors.js';
+import { makeTempDir, trackChild } from '../cleanup.js';
 import { QtestClient } from './qtest-client.js';
 import { stubBiosImage } from './stub-bios.js';
-import { trackQemu } from './teardown.js';
 
 export type QemuMachine = 'pc' | 'q35';
 
@@ -78,7 +77,6 @@ export class QemuProcess {
     private readonly child: ChildProcess,
     private readonly exited: Promise<void>,
     private readonly untrack: () => void,
-    private readonly dir: string,
   ) {}
 
   /** Starts QEMU and waits for its qtest connection. Always kills QEMU again if that fails. */
@@ -87,9 +85,11 @@ export class QemuProcess {
     if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) throw new UsageError(`memoryMiB ${memoryMiB} out of range 16..2048`);
     if (options.machine !== 'pc' && options.machine !== 'q35') throw new UsageError(`machine ${String(options.machine)}: use pc or q35`);
     const qemu = findQemu(options.binary);
-    const dir = await mkdtemp(join(tmpdir(), 'virtio-ts-qemu-'));
-    const bios = join(dir, 'stub-bios.bin');
-    const sock = join(dir, 'qtest.sock');
+    // The stub BIOS and the socket are needed only until QEMU has loaded one and connected to the
+    // other: the folder goes as soon as QEMU answers, so that not even a SIGKILL leaves it behind.
+    const dir = await makeTempDir('virtio-ts-qemu-');
+    const bios = join(dir.path, 'stub-bios.bin');
+    const sock = join(dir.path, 'qtest.sock');
     await writeFile(bios, stubBiosImage());
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
@@ -115,7 +115,7 @@ export class QemuProcess {
     const setpriv = findExecutable('setpriv');
     const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu, ...qemuArgs]] : [qemu, qemuArgs];
     const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-    // Neither QEMU nor its stderr keeps the process alive; teardown.ts kills QEMU at exit.
+    // Neither QEMU nor its stderr keeps the process alive; cleanup.ts kills QEMU at exit.
     child.unref();
     (child.stderr as Socket | null)?.unref();
     let stderr = '';
@@ -136,7 +136,7 @@ export class QemuProcess {
         resolve();
       });
     });
-    const untrack = child.pid === undefined ? () => undefined : trackQemu(child.pid);
+    const untrack = child.pid === undefined ? () => undefined : trackChild(child.pid);
     const describe = (): string => {
       const status = exitStatus ? `QEMU ${exitStatus}` : 'QEMU still running';
       const tail = stderr.trim();
@@ -147,7 +147,7 @@ export class QemuProcess {
       await settleWithin(exited, REAP_TIMEOUT_MS);
       untrack();
       server.close();
-      await rm(dir, { recursive: true, force: true });
+      await dir.remove();
     };
 
     const startTimeoutMs = options.startTimeoutMs ?? 20000;
@@ -168,7 +168,7 @@ export class QemuProcess {
       // A broken protocol stream cannot be recovered: QEMU goes away at once.
       onBroken: () => void qemuProcess.close(),
     });
-    qemuProcess = new QemuProcess(options.machine, memoryMiB, child.pid, client, child, exited, untrack, dir);
+    qemuProcess = new QemuProcess(options.machine, memoryMiB, child.pid, client, child, exited, untrack);
     // QEMU connects before it has finished creating the machine; the first answer means it has.
     // Without it, a bad -device argument would surface as a reset socket in the caller's first command.
     try {
@@ -177,18 +177,19 @@ export class QemuProcess {
       await settleWithin(exited, EXIT_GRACE_MS);
       await qemuProcess.close();
       throw new BusError(`QEMU did not start; ${describe()}`);
+    } finally {
+      await dir.remove();
     }
     return qemuProcess;
   }
 
-  /** Kills QEMU (no state worth saving: it runs no guest) and removes its temporary files. */
+  /** Kills QEMU (no state worth saving: it runs no guest). */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.client.close();
       this.child.kill('SIGKILL');
       await settleWithin(this.exited, REAP_TIMEOUT_MS);
       this.untrack();
-      await rm(this.dir, { recursive: true, force: true });
     })();
     return this.closing;
   }

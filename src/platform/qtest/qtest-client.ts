@@ -62,7 +62,7 @@ export class QtestClient {
   ) {
     socket.setNoDelay(true);
     // Referenced only while a command is in flight: an idle QEMU must not keep the process alive
-    // (teardown.ts kills it at exit).
+    // (cleanup.ts kills it at exit).
     socket.unref();
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.break(`qtest socket error: ${err.message}`, err));

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BusError } from '../../errors.js';
+import { trackChild } from '../cleanup.js';
 
 /** The repository (or installed package) root: this file is dist/src/platform/v86/assets.js. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -52,7 +53,10 @@ export type BuildProgress = (step: number, total: number, what: string) => void;
  */
 export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()): Promise<GuestAssets> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SCRIPT], { env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // In a process group of its own, so that ending us ends the whole build (the script's EXIT trap
+    // removes its work folder on SIGTERM).
+    const child = spawn('bash', [BUILD_SCRIPT], { env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const untrack = child.pid === undefined ? () => undefined : trackChild(-child.pid, 'SIGTERM');
     let output = '';
     let pending = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -70,6 +74,7 @@ export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()):
     });
     child.on('error', (err) => reject(new BusError(`cannot run ${BUILD_SCRIPT}`, { cause: err })));
     child.on('close', (code) => {
+      untrack();
       if (code === 0) resolve(findGuestAssets(dir));
       else reject(new BusError(`building the Linux guest assets failed (exit ${code}):\n${output}`));
     });

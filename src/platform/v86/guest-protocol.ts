@@ -49,3 +49,43 @@ export function parseDone(line: string): [command: string, rc: number] | undefin
   const m = new RegExp(`${DONE_MARK} (\\S+) rc=(\\d+)`).exec(line);
   return m ? [m[1]!, Number(m[2])] : undefined;
 }
+
+/** Characters of serial output a {@link SerialLog} keeps for error messages. */
+export const SERIAL_LOG_CHARS = 64 << 10;
+/** Characters of an unfinished line a {@link SerialLog} keeps (protocol lines are far shorter). */
+export const SERIAL_LINE_CHARS = 64 << 10;
+
+/**
+ * The guest's serial output, split into lines, and kept bounded whatever the guest writes: the
+ * last {@link SERIAL_LOG_CHARS} characters, and the end of a line that never ends. Each bound is
+ * trimmed back once it is exceeded twice over, so that trimming costs O(1) per character.
+ */
+export class SerialLog {
+  private log = '';
+  private partial = '';
+
+  /** Add one byte; returns the line it completes (without its CR LF), if it completes one. */
+  push(byte: number): string | undefined {
+    const ch = String.fromCharCode(byte);
+    this.log += ch;
+    if (this.log.length > 2 * SERIAL_LOG_CHARS) this.log = this.log.slice(-SERIAL_LOG_CHARS);
+    if (ch === '\n') {
+      const line = this.partial.replace(/\r$/, '');
+      this.partial = '';
+      return line;
+    }
+    this.partial += ch;
+    if (this.partial.length > 2 * SERIAL_LINE_CHARS) this.partial = this.partial.slice(-SERIAL_LINE_CHARS);
+    return undefined;
+  }
+
+  /** The output so far, or its last {@link SERIAL_LOG_CHARS} characters. */
+  get text(): string {
+    return this.log.length > SERIAL_LOG_CHARS ? this.log.slice(-SERIAL_LOG_CHARS) : this.log;
+  }
+
+  /** Characters held: the log and the unfinished line. */
+  get heldChars(): number {
+    return this.log.length + this.partial.length;
+  }
+}

@@ -20,7 +20,7 @@ import { V86 } from 'v86';
 import { BusError, UsageError } from '../../errors.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import { findGuestAssets, type GuestAssets } from './assets.js';
-import { DONE_MARK, POWEROFF_MARK, READY_MARK, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
+import { DONE_MARK, POWEROFF_MARK, READY_MARK, SerialLog, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
 import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
 
@@ -70,8 +70,7 @@ const require = createRequire(import.meta.url);
 type LineWaiter = (line: string) => boolean;
 
 export class LinuxGuest {
-  private log = '';
-  private partial = '';
+  private readonly serial = new SerialLog();
   private readonly waiters = new Set<LineWaiter>();
   private queue: Promise<unknown> = Promise.resolve();
   private destroyed = false;
@@ -86,9 +85,9 @@ export class LinuxGuest {
     readonly adapter: V86PciAdapter,
   ) {}
 
-  /** Everything the guest wrote on its serial console. */
+  /** What the guest wrote on its serial console (the most recent part: see SerialLog). */
   get serialLog(): string {
-    return this.log;
+    return this.serial.text;
   }
 
   /** The functions on the bus, with their slots. */
@@ -155,7 +154,8 @@ export class LinuxGuest {
           const ready = guest.waitLine((l) => l.includes(READY_MARK), bootTimeoutMs, 'boot to /init');
           await emulator.run();
           await ready;
-          if (claimed) {
+          // A guest that made more config writes than were recorded cannot be rebuilt from them.
+          if (claimed && adapter.functions.every((f) => !f.configWritesTruncated)) {
             await emulator.stop();
             store.save(guest.record(key), await emulator.save_state());
             await emulator.run();
@@ -178,7 +178,7 @@ export class LinuxGuest {
       const d = record.devices[i]!;
       this.adapter.replayConfigWrites(f.devfn, d.configWrites);
       if (configSnapshot(f.fn).some((b, off) => b !== d.config[off])) {
-        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`, this.log);
+        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`, this.serial.text);
       }
     }
   }
@@ -191,16 +191,9 @@ export class LinuxGuest {
   }
 
   private onByte(byte: number, onSerial: ((text: string) => void) | undefined): void {
-    const ch = String.fromCharCode(byte);
-    this.log += ch;
-    onSerial?.(ch);
-    if (ch === '\n') {
-      const line = this.partial.replace(/\r$/, '');
-      this.partial = '';
-      for (const w of [...this.waiters]) if (w(line)) this.waiters.delete(w);
-    } else {
-      this.partial += ch;
-    }
+    const line = this.serial.push(byte);
+    onSerial?.(String.fromCharCode(byte));
+    if (line !== undefined) for (const w of [...this.waiters]) if (w(line)) this.waiters.delete(w);
   }
 
   /** Resolves with the first line `match` accepts, or rejects after `timeoutMs` with the serial log. */
@@ -214,7 +207,7 @@ export class LinuxGuest {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        reject(new GuestError(`guest timed out after ${timeoutMs} ms waiting for: ${what}`, this.log));
+        reject(new GuestError(`guest timed out after ${timeoutMs} ms waiting for: ${what}`, this.serial.text));
       }, timeoutMs);
       this.waiters.add(waiter);
     });

@@ -7,7 +7,9 @@
  * - routes BARs the guest programs (I/O ports and memory in 128 KiB blocks), following every move,
  *   and refuses ranges another v86 device owns;
  * - drives INTx through v86's PIRQ routing, sharing a line between functions by counting;
- * - gives zero-copy guest memory (V86GuestMemory).
+ * - gives zero-copy guest memory (V86GuestMemory) limited to the RAM of the guest's memory map, so
+ *   that a buffer in a firmware area or past RAM's end is a guest fault, not a write into v86's array
+ *   (the firmware's own zones stay reachable while it drives a device: see memory-map.ts).
  * v86 has no MSI delivery for outside devices: boot Linux with `pci=nomsi` (sendMsi is dropped and
  * counted in {@link V86PciAdapter.droppedMsi}).
  * Every v86 internal used is in internals.ts.
@@ -19,6 +21,7 @@ import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -42,12 +45,18 @@ export interface PluggedFunction {
   readonly devfn: number;
   readonly fn: PciFunction;
   readonly memory: V86GuestMemory;
-  /** Every config write the guest made, in order (what a saved state needs to rebuild the function). */
+  /**
+   * The config writes the guest made, in order (what a saved state needs to rebuild the function),
+   * up to {@link MAX_RECORDED_CONFIG_WRITES}.
+   */
   readonly configWrites: readonly ConfigWrite[];
+  /** The guest made more config writes than were recorded: no saved state can be rebuilt from them. */
+  readonly configWritesTruncated: boolean;
 }
 
 interface Plugged extends PluggedFunction {
   configWrites: ConfigWrite[];
+  configWritesTruncated: boolean;
   intx: boolean;
   intxLine: number;
 }
@@ -59,11 +68,29 @@ interface Route {
 
 const ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 
+/**
+ * Config writes recorded per function. A boot to /init makes a few hundred; a guest making more is
+ * not booting, and recording them all would let it grow the host's memory without bound.
+ */
+export const MAX_RECORDED_CONFIG_WRITES = 4096;
+/** Refused-BAR lines kept: the guest chooses the addresses, so every one could be new. */
+export const MAX_REFUSED_BAR_LINES = 64;
+
 /** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
 export const FIRST_FREE_DEVFN = 13 << 3;
 
+export interface V86PciAdapterOptions {
+  /**
+   * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
+   * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
+   */
+  readonly memoryMap?: V86MemoryMap;
+}
+
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
+  /** What every function's guest memory is limited to. */
+  readonly memoryMap: V86MemoryMap;
   private readonly byDevfn = new Map<number, Plugged>();
   private routes: Route[] = [];
   private readonly ownedPorts = new Uint8Array(PORT_COUNT);
@@ -77,7 +104,7 @@ export class V86PciAdapter {
   private accessDepth = 0;
   private lineSyncQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
-  /** Why a BAR could not be mapped (another v86 device owns the range), one line each. */
+  /** Why a BAR could not be mapped (another v86 device owns the range), one line each, the first {@link MAX_REFUSED_BAR_LINES}. */
   readonly refusedBars: string[] = [];
   /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
   private pendingHighByte: [addr: number, byte: number] | undefined;
@@ -85,8 +112,9 @@ export class V86PciAdapter {
   droppedMsi = 0;
 
   /** @param emulator a v86 emulator after its "emulator-loaded" event, before its first run */
-  constructor(emulator: V86) {
+  constructor(emulator: V86, options: V86PciAdapterOptions = {}) {
     this.cpu = v86Internals(emulator);
+    this.memoryMap = options.memoryMap ?? seabiosMemoryMap(this.cpu.memory_size[0]! >>> 0);
     reserveWasmHeap(this.cpu);
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
@@ -105,7 +133,7 @@ export class V86PciAdapter {
   plug(devfn: number, name: string, create: (host: DeviceHost) => PciFunction): PciFunction {
     if (!Number.isInteger(devfn) || devfn < 8 || devfn > 0xff) throw new UsageError(`devfn ${devfn} is not a free bus-0 devfn`);
     if (this.byDevfn.has(devfn)) throw new UsageError(`devfn 0x${devfn.toString(16)} is taken`);
-    const memory = new V86GuestMemory(this.cpu);
+    const memory = new V86GuestMemory(this.cpu, this.memoryMap);
     let dev: Plugged | undefined;
     const host: DeviceHost = {
       memory,
@@ -117,7 +145,7 @@ export class V86PciAdapter {
       },
     };
     const fn = create(host);
-    dev = { name, devfn, fn, memory, configWrites: [], intx: false, intxLine: -1 };
+    dev = { name, devfn, fn, memory, configWrites: [], configWritesTruncated: false, intx: false, intxLine: -1 };
     const space = configSnapshot(fn);
     // v86 keeps this copy for its own use: raise_irq reads the interrupt pin from it, and saved
     // states carry it. pci_bars stays empty so v86 never moves ports behind our back.
@@ -176,7 +204,8 @@ export class V86PciAdapter {
   }
 
   private configWrite(dev: Plugged, offset: number, size: AccessSize, value: number): void {
-    dev.configWrites.push([offset, size, value]);
+    if (dev.configWrites.length < MAX_RECORDED_CONFIG_WRITES) dev.configWrites.push([offset, size, value]);
+    else dev.configWritesTruncated = true;
     this.accessDepth++;
     try {
       dev.fn.configWrite(offset, size, value);
@@ -202,7 +231,7 @@ export class V86PciAdapter {
 
   private refuse(dev: Plugged, bar: DecodedBar, why: string): false {
     const line = `${dev.name} BAR${bar.index} (${bar.kind} 0x${bar.base.toString(16)}+0x${bar.size.toString(16)}): ${why}`;
-    if (!this.refusedBars.includes(line)) this.refusedBars.push(line);
+    if (this.refusedBars.length < MAX_REFUSED_BAR_LINES && !this.refusedBars.includes(line)) this.refusedBars.push(line);
     return false;
   }
 

@@ -16,6 +16,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statS
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { trackPath } from '../cleanup.js';
 import type { ConfigWrite } from './pci-adapter.js';
 
 /** The version of the v86 package in use (part of every key: the state format may change). */
@@ -52,6 +53,9 @@ export function savedStateKey(inputs: SavedStateInputs): string {
  * as JSON, then v86's state bytes, so that a single rename publishes both together.
  */
 export class SavedStateStore {
+  /** Locks this process holds, each with the function that forgets it in cleanup.ts. */
+  private readonly held = new Map<string, () => void>();
+
   constructor(readonly dir: string) {}
 
   load(key: string): { state: ArrayBuffer; record: SavedStateRecord } | undefined {
@@ -90,6 +94,8 @@ export class SavedStateStore {
       if (saved !== undefined) return saved;
       try {
         closeSync(openSync(lock, 'wx'));
+        // A boot interrupted by a signal must not leave others waiting for a state that never comes.
+        this.held.set(key, trackPath(lock));
         return true;
       } catch {
         // Held by another boot; a lock older than the timeout belongs to one that died.
@@ -106,6 +112,8 @@ export class SavedStateStore {
 
   release(key: string): void {
     rmSync(join(this.dir, `${key}.lock`), { force: true });
+    this.held.get(key)?.();
+    this.held.delete(key);
   }
 
   /** Store atomically (write, then rename), so a concurrent reader sees a whole state or none. */

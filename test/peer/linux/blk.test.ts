@@ -1,8 +1,8 @@
 /**
  * Linux's virtio_blk on our virtio-blk function over a host file: the disk has the capacity of the
  * file, the guest reads the file's bytes, a pattern the guest writes (dd, fsync) lands in the file
- * at the right offset, reads back through the device (page cache dropped), and a second boot of a
- * fresh guest on the same file reads it again.
+ * at the right offset and is fsynced on the host, reads back through the device (page cache
+ * dropped), and a second boot of a fresh guest on the same file reads it again.
  */
 
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
-import { VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
+import { VIRTIO_BLK_CONFIG_WRITEBACK, VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
 import { VIRTIO_ID_BLOCK } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import { SLOT, bootTestMachine, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
@@ -33,13 +33,13 @@ let image: string;
 const head = randomBytes(HEAD);
 
 /** A guest whose disk is the image; `done` frees both. */
-async function bootOnImage(): Promise<{ m: TestMachine; done: () => Promise<void> }> {
+async function bootOnImage(): Promise<{ m: TestMachine; backend: FileBlockBackend; done: () => Promise<void> }> {
   const backend = await FileBlockBackend.open(image);
   const m = await bootTestMachine({ blk: new BlkDevice({ backend }) }).catch(async (err: unknown) => {
     await backend.close();
     throw err;
   });
-  return { m, done: async () => (await m.guest.destroy(), await backend.close()) };
+  return { m, backend, done: async () => (await m.guest.destroy(), await backend.close()) };
 }
 
 /** Load the modules; the name Linux gave the disk (e.g. "vda"). */
@@ -67,8 +67,8 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('first boot: capacity, reading the file, writing a pattern into it', async (t) => {
-  const { m, done } = await bootOnImage();
+test('first boot: capacity, reading the file, writing a pattern into it and fsyncing it', async (t) => {
+  const { m, backend, done } = await bootOnImage();
   try {
     t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
     const disk = await loadAndFindDisk(m);
@@ -77,13 +77,18 @@ test('first boot: capacity, reading the file, writing a pattern into it', async 
     assert.equal(Number(info.fields['sectors']), DISK_SIZE / VIRTIO_BLK_SECTOR_SIZE);
     assert.equal(info.fields['ro'], '0');
     assert.equal(Number(info.fields['logical']), VIRTIO_BLK_SECTOR_SIZE);
+    // The cache mode Linux applies is the one the device applies.
+    assert.equal(info.fields['cache'], m.fns.blk.device.readConfig(VIRTIO_BLK_CONFIG_WRITEBACK, 1) === 1 ? 'write-back' : 'write-through');
 
     const read = resultOf((await m.guest.command(`blkread ${disk} 0 ${HEAD}`)).results, 'blkread');
     assert.equal(read.fields['sha256'], sha256(head), 'the guest read the file head');
 
+    const fsyncs = backend.fsyncs;
     const written = await m.guest.command(`blkwrite ${disk} ${OFFSET} ${LENGTH} ${SEED}`);
     assert.equal(written.rc, 0, written.results.map((r) => r.text).join('\n'));
     assert.equal(resultOf(written.results, 'blkwrite').fields['sha256'], sha256(pattern));
+    t.diagnostic(`fsyncs of the image during dd conv=fsync: ${backend.fsyncs - fsyncs}`);
+    assert.ok(backend.fsyncs > fsyncs, 'dd conv=fsync made the device fsync the image');
     const file = readFileSync(image);
     assert.ok(file.subarray(OFFSET, OFFSET + LENGTH).equals(pattern), 'the pattern is in the file at the offset');
     assert.ok(file.subarray(OFFSET - HEAD, OFFSET).equals(Buffer.alloc(HEAD)), 'nothing written before it');

@@ -2,7 +2,8 @@
  * With virtio_pci.force_legacy=1 (passed to the module as /init loads it), Linux drives our
  * transitional functions through the legacy interface (I/O BAR0, no VERSION_1) and they work: the
  * transitional virtio-rng's bytes reach /dev/hwrng, the transitional virtio-blk writes and reads
- * back a pattern. A modern-only function has no legacy interface: Linux's legacy probe refuses it
+ * back a pattern, and its fsync reaches the backend as a flush (Linux reads the cache mode before
+ * DRIVER_OK there, so the device must keep that mode). A modern-only function has no legacy interface: Linux's legacy probe refuses it
  * (its device ID is outside 0x1000-0x103f, so virtio_pci_legacy_probe returns -ENODEV without
  * touching the device) and virtio_pci falls back to the modern interface, which still works.
  */
@@ -12,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
+import { VIRTIO_BLK_CONFIG_WRITEBACK } from '../../../src/spec/blk.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { GuestResult } from '../../../src/platform/v86/guest-protocol.js';
 import { VIRTIO_F_VERSION_1, hasFeature } from '../../../src/spec/features.js';
@@ -82,14 +84,19 @@ test('the legacy virtio-rng serves /dev/hwrng', async () => {
   assert.equal(traced.size, 2);
 });
 
-test('the legacy virtio-blk writes and reads back a pattern', async () => {
+test('the legacy virtio-blk writes and reads back a pattern; dd conv=fsync flushes the backend', async (t) => {
   const dev = bound(SLOT.blkTransitional, 'virtio_blk');
   const name = dev.fields['block']!;
   const info = resultOf((await m.guest.command(`blkinfo ${name}`)).results, 'blkinfo');
   assert.equal(Number(info.fields['sectors']), disk.size / 512);
+  // The cache mode Linux applies is the one the device applies.
+  assert.equal(info.fields['cache'], m.fns.blkTransitional.device.readConfig(VIRTIO_BLK_CONFIG_WRITEBACK, 1) === 1 ? 'write-back' : 'write-through');
   const seed = `legacy${process.pid}`;
+  const flushes = disk.flushes;
   const out = await m.guest.command(`blkwrite ${name} 8192 16384 ${seed}`);
   assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
+  t.diagnostic(`backend flushes during dd conv=fsync: ${disk.flushes - flushes}`);
+  assert.ok(disk.flushes > flushes, 'dd conv=fsync made the device flush the backend');
   const pattern = Buffer.from(`virtio-ts ${seed}\n`.repeat(2000).slice(0, 16384));
   assert.ok(Buffer.from(disk.bytes.subarray(8192, 8192 + 16384)).equals(pattern), 'the pattern is on the disk');
   const back = resultOf((await m.guest.command(`blkread ${name} 8192 16384`)).results, 'blkread');

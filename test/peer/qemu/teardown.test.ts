@@ -1,14 +1,14 @@
 /**
  * No QEMU outlives its owner: a child Node process starts QEMU through QtestPciBus, reports the
  * pid, and then dies in each way a test run can die (uncaught exception, failing node:test test,
- * Ctrl-C, SIGKILL); afterwards that QEMU must be gone. Also: start-up failures leave nothing behind
- * and say why.
+ * Ctrl-C, SIGKILL); afterwards that QEMU must be gone, and so must its files (stub BIOS, qtest
+ * socket) from the child's TMPDIR. Also: start-up failures leave nothing behind and say why.
  */
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BusError } from '../../../src/errors.js';
@@ -45,8 +45,10 @@ async function runChild(
   name: string,
   body: string,
   how: 'wait' | NodeJS.Signals,
-): Promise<{ pid: number; code: number | null; signal: NodeJS.Signals | null; output: string }> {
+): Promise<{ pid: number; code: number | null; signal: NodeJS.Signals | null; output: string; leftInTmp: string[] }> {
   const file = join(dir, `${name}.mjs`);
+  // The child's own TMPDIR, to see what it leaves there.
+  const tmp = await mkdtemp(join(dir, `${name}-tmp-`));
   await writeFile(
     file,
     `import { QtestPciBus } from ${JSON.stringify(busModule)};\n` +
@@ -56,7 +58,7 @@ async function runChild(
       `await new Promise((resolve) => process.stdin.once('data', () => resolve(process.stdin.destroy())));\n` +
       body,
   );
-  const child = spawn(process.execPath, [file], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [file], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } });
   let output = '';
   let pid = 0;
   const gotPid = new Promise<void>((resolve) => {
@@ -82,7 +84,7 @@ async function runChild(
     child.kill(how);
   }
   const { code, signal } = await exited;
-  return { pid, code, signal, output };
+  return { pid, code, signal, output, leftInTmp: await readdir(tmp) };
 }
 
 test('no QEMU is left behind, however its owner dies', async (t) => {
@@ -92,6 +94,7 @@ test('no QEMU is left behind, however its owner dies', async (t) => {
     const r = await runChild(dir, 'throws', `throw new Error('test body failed mid-way');\n`, 'wait');
     assert.notEqual(r.code, 0);
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived its owner's uncaught exception`);
+    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
   });
 
   await t.test('a failing node:test test whose after() never runs', async () => {
@@ -102,24 +105,28 @@ test('no QEMU is left behind, however its owner dies', async (t) => {
     const r = await runChild(dir, 'failing-test', body, 'wait');
     assert.notEqual(r.code, 0);
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived a failing test`);
+    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
   });
 
   await t.test('Ctrl-C (SIGINT) while a command is pending', async () => {
     const r = await runChild(dir, 'sigint', `setInterval(() => void bus.memRead(0x1000, 4), 5);\n`, 'SIGINT');
     assert.equal(r.signal, 'SIGINT', 'the signal keeps its default meaning');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGINT`);
+    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
   });
 
   await t.test('SIGTERM (what a test runner sends a file that timed out)', async () => {
     const r = await runChild(dir, 'sigterm', `setInterval(() => void bus.memRead(0x1000, 4), 5);\n`, 'SIGTERM');
     assert.equal(r.signal, 'SIGTERM');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGTERM`);
+    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
   });
 
   await t.test('SIGKILL, where no handler runs (parent-death signal)', async () => {
     const r = await runChild(dir, 'sigkill', `setInterval(() => undefined, 1000);\n`, 'SIGKILL');
     assert.equal(r.signal, 'SIGKILL');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGKILL of its owner`);
+    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
   });
 });
 

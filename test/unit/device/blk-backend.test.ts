@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
+import { HostFileError } from '../../../src/errors.js';
 import type { GuestIo } from '../../../src/device/blk/backend.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 
@@ -112,4 +113,21 @@ test('file backend: reading past the end of a shrunk file fails instead of loopi
   writeFileSync(path, new Uint8Array(1024)); // truncated behind the backend's back
   await assert.rejects(b.read(512, guestIo(new ArrayGuestMemory(1 << 16), [1024])), /end of file/);
   await b.close();
+});
+
+test('file backend: an image it cannot use is a HostFileError with a stable code', async (t) => {
+  const { path, cleanup } = tempImage(new Uint8Array(1000));
+  t.after(cleanup);
+  const dir = join(path, '..');
+  const refused = async (p: string, code: string, readOnly = false): Promise<void> => {
+    await assert.rejects(FileBlockBackend.open(p, { readOnly }), (err: unknown) => err instanceof HostFileError && err.code === code && err.path === p && err.message.startsWith(`${p}: `), p);
+  };
+  await refused(join(dir, 'missing.img'), 'ERR_HOST_FILE_NOT_FOUND');
+  await refused(join(path, 'below-a-file.img'), 'ERR_HOST_FILE_NOT_FOUND');
+  await refused(dir, 'ERR_HOST_FILE_IS_DIRECTORY');
+  // Read-only, a directory opens; the stat after it must refuse it.
+  await refused(dir, 'ERR_HOST_FILE_IS_DIRECTORY', true);
+  await refused('/dev/null', 'ERR_HOST_FILE_NOT_REGULAR', true);
+  // 1000 bytes would be one sector and 488 bytes no one can reach.
+  await refused(path, 'ERR_HOST_FILE_SIZE');
 });

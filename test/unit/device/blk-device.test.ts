@@ -397,9 +397,11 @@ test('write cache: writeback toggled through config; writethrough flushes every 
   // Without CONFIG_WCE the field is not writable.
   none.dev.writeConfig(32, 1, 1);
   assert.equal(none.dev.readConfig(32, 1), 0);
-  // Reset restores the power-on value.
+  // Reset restores the power-on value (the driver set 0 above): the configured mode, not one derived
+  // from features, since a legacy driver may read it before the device knows any (5.2.5.2).
   r.dev.reset();
-  assert.equal(r.dev.readConfig(32, 1), 0);
+  assert.equal(r.dev.readConfig(32, 1), 1);
+  assert.equal(new BlkDevice({ backend: new MemoryBlockBackend(512), writeback: false }).readConfig(32, 1), 0);
 });
 
 test('write cache through the legacy interface (no FEATURES_OK): a writeback written before DRIVER_OK is kept with CONFIG_WCE', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Socket as DgramSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,5 +130,31 @@ describe('network backends to another process', () => {
     await roundTrips(driver);
     assert.equal(backend.stats.rxFrames, 4);
     assert.equal(backend.stats.rxForeign, 0);
+  });
+
+  it('UDP: frames meeting a send queue over maxQueuedBytes are dropped and counted, not queued', async () => {
+    const maxQueuedBytes = 16 << 10;
+    const backend = await DgramNetBackend.open({ local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: 9 }, maxQueuedBytes });
+    cleanup.push(() => backend.close());
+    // The kernel's send buffer stays full, so Node keeps every datagram queued (as on a slow link;
+    // loopback never fills it, hence the stand-in for the socket's send path).
+    const proto = DgramSocket.prototype;
+    const { send, getSendQueueSize } = proto;
+    let queued = 0;
+    proto.send = function (msg: Uint8Array) {
+      queued += msg.byteLength;
+    } as typeof proto.send;
+    proto.getSendQueueSize = () => queued;
+    const frame = ethFrame(THEIRS, OURS, 1500);
+    const sends = 100_000;
+    try {
+      for (let i = 0; i < sends; i++) backend.send(frame);
+    } finally {
+      proto.send = send;
+      proto.getSendQueueSize = getSendQueueSize;
+    }
+    assert.ok(queued <= maxQueuedBytes + frame.byteLength, `${queued} bytes queued`);
+    assert.equal(backend.stats.txFrames * frame.byteLength, queued, 'every frame passed on is queued');
+    assert.equal(backend.stats.txFrames + backend.stats.txDropped, sends, 'every other one is counted as dropped');
   });
 });
