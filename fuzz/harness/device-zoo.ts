@@ -66,14 +66,14 @@ export const ZOO_KINDS = ['rng', 'blk', 'blk-ro-mq', 'net', 'net-mq', 'console',
 export type ZooKind = (typeof ZOO_KINDS)[number] | 'blk-async' | 'blk-held' | 'console-stuck';
 
 /** High-water mark of a console-stuck host stream: a few chains fill it. */
-const STUCK_HIGH_WATER_MARK = 64;
+export const STUCK_HIGH_WATER_MARK = 64;
 
 /**
  * A host stream that takes its first chunk and never finishes it, so it never drains; counts the
  * bytes it is handed after write() returned false (a writer that ignores backpressure grows its
  * buffer without bound).
  */
-function stuckStream(): { stream: Writable; pastFull: () => number } {
+export function stuckStream(): { stream: Writable; pastFull: () => number } {
   let full = false;
   let pastFull = 0;
   const stream = new Writable({ highWaterMark: STUCK_HIGH_WATER_MARK, write() {} });
