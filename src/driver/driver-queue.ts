@@ -4,7 +4,8 @@
  * device returns; this adds the notification and the waiting, and every wait has a timeout.
  */
 
-import type { DmaSpan, SplitQueueDriver, UsedBuffer } from '../queue/split/driver-queue.js';
+import type { DmaSpan } from '../memory/dma.js';
+import type { SplitQueueDriver, UsedBuffer } from '../queue/split/driver-queue.js';
 
 export type { DmaSpan };
 /** One used buffer: the token given to submit and the bytes the device wrote. */

@@ -29,7 +29,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
 import { VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
 import { ModernDriverTransport } from '../transport/pci/modern-driver.js';

@@ -10,7 +10,7 @@
 
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import { SplitQueue } from '../queue/split/device-queue.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
 import { VIRTQ_MAX_SIZE } from '../spec/ring.js';

@@ -14,7 +14,7 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlkDriver, type BlkOp } from '../../driver/blk/blk-driver.js';
-import type { DmaBuffer } from '../../driver/pci-bus.js';
+import type { DmaBuffer } from '../../memory/dma.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import type { VirtioDriver } from '../../driver/virtio-driver.js';
 import { UsageError } from '../../errors.js';

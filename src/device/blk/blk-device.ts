@@ -50,7 +50,7 @@ import {
 import { VIRTQ_MAX_SIZE } from '../../spec/ring.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';

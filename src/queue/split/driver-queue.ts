@@ -10,7 +10,7 @@
  */
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
-import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
 import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
 import {
   VIRTQ_AVAIL_ALIGN,
@@ -43,12 +43,6 @@ import {
   vringNeedEvent,
 } from '../../spec/ring.js';
 import { VIRTIO_PCI_VRING_ALIGN } from '../../spec/virtio-pci.js';
-
-/** A buffer in DMA memory: bus address and length in bytes. */
-export interface DmaSpan {
-  readonly addr: number;
-  readonly len: number;
-}
 
 /** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */
 export interface UsedBuffer<T> {

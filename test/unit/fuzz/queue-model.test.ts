@@ -16,7 +16,8 @@ import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-m
 import { RamDma } from '../../../src/platform/ram-dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import { SplitQueue } from '../../../src/queue/split/device-queue.js';
-import { SplitQueueDriver, type DmaSpan } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-queue.js';
+import type { DmaSpan } from '../../../src/memory/dma.js';
 import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
 import { MockQueue } from '../../helpers/mock-queue.js';
 
