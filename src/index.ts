@@ -24,9 +24,11 @@ export type { DmaBuffer, DmaMemory, DmaSpan } from './memory/dma.js';
 // Device half: the emulator's face, PCI model, transports, queues, device models and backends.
 export type { AccessSize } from './memory/access-size.js';
 export type { BarDescriptor, BarKind, DecodedBar, DeviceHost, PciFunction } from './pci/function.js';
-export type { DescriptorChain, DeviceQueue } from './queue/types.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, RingAreas, UsedBuffer } from './queue/types.js';
+export { SPLIT_RING, checkQueueMaxSize, type AreaAlignment, type RingFormat, type RingLayout } from './queue/ring-format.js';
+export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
 export type { ActivateContext, VirtioDevice, VirtioDeviceHost } from './device/virtio-device.js';
-export { SplitQueue } from './queue/split/device-queue.js';
+export { SplitQueue } from './queue/split/device-ring.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 export { DeviceCore } from './transport/device-core.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';
@@ -53,7 +55,7 @@ export { probe, decideTransport, type ProbeOptions, type ProbeResult } from './t
 export type { DriverTransport } from './transport/pci/driver-transport.js';
 export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
 export { DriverQueue } from './driver/driver-queue.js';
-export { SplitQueueDriver } from './queue/split/driver-queue.js';
+export { SplitQueueDriver } from './queue/split/driver-ring.js';
 export { RngDriver } from './driver/rng/rng-driver.js';
 export { BlkDriver, BlkStatusError, type BlkConfig, type BlkOp } from './driver/blk/blk-driver.js';
 export { VirtioNetDriver } from './driver/net/net-driver.js';

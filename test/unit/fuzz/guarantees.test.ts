@@ -23,7 +23,7 @@ import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/erro
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
-import { SplitQueueDriver } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
