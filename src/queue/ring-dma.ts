@@ -2,17 +2,13 @@
  * A driver-side ring's memory over DmaMemory, apart from any ring format: it allocates the ring
  * areas (zeroed: the driver initialises the rings, 2.7.10), and over a non-coherent (remote) bus it
  * carries the flushes that make the driver's writes visible to the device and the refreshes that
- * bring the device's writes into the local image. A ring operation is written once, as a generator
- * that issues flushes and refreshes and yields where its format's ordering rules say they must have
- * completed; {@link RingDma.run} waits at each yield, {@link RingDma.runNow} (coherent DMA: every
- * flush and refresh is skipped) runs it straight through.
+ * bring the device's writes into the local image. A ring issues them as it writes and reads, and
+ * calls {@link RingDma.settle} where its format's ordering rules say they must have completed. With
+ * coherent DMA every flush and refresh is skipped, so a ring may then run its operations at once.
  */
 
 import { UsageError } from '../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../memory/dma.js';
-
-/** A ring operation: yields at each point where the DMA issued so far must be complete; returns R. */
-export type RingOp<R> = Generator<void, R, void>;
 
 export class RingDma {
   /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued. */
@@ -22,7 +18,7 @@ export class RingDma {
   private issued: Promise<void>[] = [];
   /** The zeroed areas still have to reach the device. */
   private areasDirty = true;
-  /** The last operation run(); the next one starts after it. */
+  /** The last operation serial() started; the next one starts after it. */
   private tail: Promise<unknown> = Promise.resolve();
   /** Operations started and not yet settled. */
   private running = 0;
@@ -84,15 +80,20 @@ export class RingDma {
     }
   }
 
-  /**
-   * Run `op` after every earlier operation has finished (they share ring state across waits),
-   * waiting at each of its yields for the flushes and refreshes issued before it.
-   */
-  run<R>(op: () => RingOp<R>): Promise<R> {
-    // Coherent DMA: an operation never waits, so running each at once keeps them in call order.
-    if (this.coherent) return this.runAsync(op);
+  /** Wait for every flush and refresh issued since the last call. */
+  async settle(): Promise<void> {
+    const issued = this.issued;
+    this.issued = [];
+    await Promise.all(issued);
+  }
+
+  /** Run `op` after every earlier serial() operation has finished: they share ring state across waits. */
+  serial<R>(op: () => Promise<R>): Promise<R> {
+    // Coherent DMA: no op waits before it has changed all the state it changes (there is nothing to
+    // flush or refresh), so running each at once keeps them in call order.
+    if (this.coherent) return op();
     // With none running, start at once: waiting for the settled tail would cost a few microtask turns.
-    const result = this.running === 0 ? this.runAsync(op) : this.tail.then(() => this.runAsync(op));
+    const result = this.running === 0 ? op() : this.tail.then(op);
     this.running++;
     const settled = (): void => {
       this.running--;
@@ -101,30 +102,13 @@ export class RingDma {
     return result;
   }
 
-  /** Run `op` straight through, at once: coherent DMA only (`name` is the caller, for the UsageError otherwise). */
-  runNow<R>(name: string, op: RingOp<R>): R {
+  /** Throw UsageError unless the DMA is coherent: `name` (a synchronous ring operation) needs it. */
+  requireCoherent(name: string): void {
     if (!this.coherent) throw new UsageError(`queue ${this.index}: ${name}() needs coherent DMA; use the asynchronous form`);
-    let step = op.next();
-    while (step.done !== true) step = op.next();
-    return step.value;
   }
 
   /** Return the ring areas to the allocator. */
   destroy(): void {
     for (const buffer of this.areas) this.memory.free(buffer);
-  }
-
-  private async runAsync<R>(make: () => RingOp<R>): Promise<R> {
-    const op = make();
-    let step = op.next();
-    while (step.done !== true) {
-      const issued = this.issued;
-      if (issued.length > 0) {
-        this.issued = [];
-        await Promise.all(issued);
-      }
-      step = op.next();
-    }
-    return step.value;
   }
 }

@@ -38,7 +38,7 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
-import { RingDma, type RingOp } from '../ring-dma.js';
+import { RingDma } from '../ring-dma.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
 
@@ -198,12 +198,10 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * the rings are: over a remote bus the device's memory may still hold an earlier owner's entries.
    */
   flushRings(): Promise<void> {
-    return this.dma.run(() => this.flushRingsOp());
-  }
-
-  private *flushRingsOp(): RingOp<void> {
-    this.dma.flushAreas();
-    yield;
+    return this.dma.serial(async () => {
+      this.dma.flushAreas();
+      await this.dma.settle();
+    });
   }
 
   /**
@@ -278,7 +276,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX).
    */
   publish(): Promise<boolean> {
-    return this.dma.run(() => this.publishOp());
+    return this.dma.serial(() => this.publishNow());
   }
 
   /**
@@ -286,21 +284,28 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * no promise to wait for. Throws UsageError on a non-coherent bus.
    */
   publishSync(): boolean {
-    return this.dma.runNow('publishSync', this.publishOp());
+    this.dma.requireCoherent('publishSync');
+    const old = this.publishedIdx;
+    const target = this.takePending();
+    if (old === target) return false;
+    this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
+    return this.wantsNotification(old, target);
   }
 
-  private *publishOp(): RingOp<boolean> {
+  /** publishSync()'s steps with the DMA waits a remote bus needs between them (2.7.13). */
+  private async publishNow(): Promise<boolean> {
+    if (this.dma.coherent) return this.publishSync();
     this.flushAdded();
     // Taken before the first wait: chains added meanwhile belong to the next publish.
     const old = this.publishedIdx;
     const target = this.takePending();
-    yield;
+    await this.dma.settle();
     if (old === target) return false;
     this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
     this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
-    yield;
+    await this.dma.settle();
     this.dma.refresh(this.used.addr + this.notificationField(), 2);
-    yield;
+    await this.dma.settle();
     return this.wantsNotification(old, target);
   }
 
@@ -328,7 +333,6 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
 
   /** Issue what publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
   private flushAdded(): void {
-    if (this.dma.coherent) return;
     this.dma.flushAreas();
     for (let p = 0; p < this.pendingCount; p++) {
       const head = this.pending[p]!;
@@ -350,23 +354,27 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
-    return this.dma.run(() => this.reapOp());
+    return this.dma.serial(() => this.reapNow());
   }
 
   /** reap() for coherent DMA ({@link coherent}): nothing to refresh, so done at once. Throws UsageError on a non-coherent bus. */
   reapSync(): UsedBuffer<T>[] {
-    return this.dma.runNow('reapSync', this.reapOp());
+    this.dma.requireCoherent('reapSync');
+    const n = this.usedCount();
+    return n === 0 ? [] : this.takeUsed(n);
   }
 
-  private *reapOp(): RingOp<UsedBuffer<T>[]> {
+  /** reapSync()'s steps with the DMA waits a remote bus needs before each read. */
+  private async reapNow(): Promise<UsedBuffer<T>[]> {
+    if (this.dma.coherent) return this.reapSync();
     this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
-    yield;
+    await this.dma.settle();
     const n = this.usedCount();
     if (n === 0) return [];
     this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => this.dma.refresh(addr, len));
-    yield;
+    await this.dma.settle();
     const out = this.takeUsed(n);
-    yield;
+    await this.dma.settle();
     return out;
   }
 
@@ -404,17 +412,15 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * Advisory (2.7.7): the driver still handles interrupts that come anyway.
    */
   setInterruptSuppression(enabled: boolean): Promise<void> {
-    return this.dma.run(() => this.suppressionOp(enabled));
-  }
-
-  private *suppressionOp(enabled: boolean): RingOp<void> {
-    this.suppressed = enabled;
-    if (this.eventIdx) this.writeUsedEvent();
-    else {
-      this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
-      this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2);
-    }
-    yield;
+    return this.dma.serial(async () => {
+      this.suppressed = enabled;
+      if (this.eventIdx) this.writeUsedEvent();
+      else {
+        this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
+        this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2);
+      }
+      await this.dma.settle();
+    });
   }
 
   /**
