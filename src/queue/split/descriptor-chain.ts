@@ -1,8 +1,8 @@
 /**
  * Split-ring descriptor chains (spec 2.7.5): the walk that turns the descriptors a head names into a
  * checked chain, and the storage of a popped chain. The storage keeps the buffers' addresses and
- * lengths in typed arrays that grow (by doubling, up to the queue size) only when a chain longer than
- * any before arrives, so that popping allocates nothing in the steady state.
+ * lengths in typed arrays that grow (by doubling, up to the chain limit) only when a chain longer
+ * than any before arrives, so that popping allocates nothing in the steady state.
  */
 
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
@@ -12,6 +12,8 @@ import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain } from '../types.js';
 
 const INITIAL_CAPACITY = 4;
+/** The format's rule, read once: the walk compares with a constant rather than a property. */
+const MAX_CHAIN_BYTES = SPLIT_RING.maxChainBytes;
 
 /**
  * A {@link DescriptorChain} owned by a {@link SplitQueue}. The queue fills it in `pop()` and takes it
@@ -24,10 +26,17 @@ export class SplitDescriptorChain implements DescriptorChain {
   readableBytes = 0;
   writableBytes = 0;
   /** Buffer addresses (below 2^53, checked against guest memory). */
-  addrs = new Float64Array(INITIAL_CAPACITY);
-  lens = new Uint32Array(INITIAL_CAPACITY);
+  addrs: Float64Array;
+  lens: Uint32Array;
 
-  constructor(private readonly memory: GuestMemory) {}
+  /** Made by {@link DescriptorWalk.newChain}, with room for `capacity` buffers at first. */
+  constructor(
+    private readonly memory: GuestMemory,
+    capacity: number,
+  ) {
+    this.addrs = new Float64Array(capacity);
+    this.lens = new Uint32Array(capacity);
+  }
 
   addr(i: number): number {
     return this.addrs[this.index(i)]!;
@@ -40,10 +49,11 @@ export class SplitDescriptorChain implements DescriptorChain {
     return this.memory.view(this.addrs[k]!, this.lens[k]!);
   }
 
-  /** Make room for buffer number `count` (the walk calls this only when count reaches capacity). */
-  grow(): void {
-    const addrs = new Float64Array(this.addrs.length * 2);
-    const lens = new Uint32Array(this.lens.length * 2);
+  /** Make room for buffer number `count`, up to `limit` (the walk calls this only when count reaches capacity). */
+  grow(limit: number): void {
+    const capacity = Math.min(this.addrs.length * 2, limit);
+    const addrs = new Float64Array(capacity);
+    const lens = new Uint32Array(capacity);
     addrs.set(this.addrs);
     lens.set(this.lens);
     this.addrs = addrs;
@@ -109,10 +119,17 @@ export class DescriptorWalk {
     this.lowEnd = memory.contains(0, 0) ? highestEnd(memory) : -1;
   }
 
-  /** Walk the chain at `head` into `chain`; throws QueueFaultError on the first violation. */
+  /**
+   * Storage for a chain of this queue. Its capacity starts at most at the chain limit and grows up
+   * to it exactly, so the walk checks the limit only when the storage is full.
+   */
+  newChain(): SplitDescriptorChain {
+    return new SplitDescriptorChain(this.memory, Math.min(INITIAL_CAPACITY, this.maxBuffers));
+  }
+
+  /** Walk the chain at `head` into `chain` (made by {@link newChain}); throws QueueFaultError on the first violation. */
   walk(chain: SplitDescriptorChain, head: number): void {
     const size = this.size;
-    const maxBuffers = this.maxBuffers;
     let dv = this.descDv;
     let base = this.descBase;
     let entries = size; // descriptors in the table being walked
@@ -155,9 +172,9 @@ export class DescriptorWalk {
         readable++;
         readableBytes += len;
       }
-      if (count === maxBuffers) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} has more than ${maxBuffers} buffers`);
       if (count === lens.length) {
-        chain.grow();
+        if (count === this.maxBuffers) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} has more than ${count} buffers`);
+        chain.grow(this.maxBuffers);
         addrs = chain.addrs;
         lens = chain.lens;
       }
@@ -168,7 +185,7 @@ export class DescriptorWalk {
       i = dv.getUint16(off + VIRTQ_DESC_NEXT, true);
       if (i >= entries) throw this.fault('ERR_QUEUE_DESC_INDEX', `chain ${head}: next ${i} outside a table of ${entries}`);
     }
-    if (readableBytes + writableBytes > SPLIT_RING.maxChainBytes) {
+    if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
       throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} holds ${readableBytes + writableBytes} bytes, more than 2^32`);
     }
     chain.head = head;

@@ -139,7 +139,7 @@ export class SplitQueue implements DeviceQueue {
     const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + slot * VIRTQ_AVAIL_ELEM_SIZE, true);
     if (head >= this.size) throw this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`);
     if (this.inFlight[head] === 1) throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
-    const chain = (this.chains[head] ??= new SplitDescriptorChain(this.memory));
+    const chain = (this.chains[head] ??= this.walker.newChain());
     this.walker.walk(chain, head);
     this.inFlight[head] = 1;
     this.inFlightCount++;
