@@ -59,6 +59,8 @@ export interface SplitQueueDriverOptions {
 }
 
 const U32_MAX = 0xffff_ffff;
+/** The format's rule, read once: add() compares with a constant rather than a property. */
+const MAX_CHAIN_BYTES = SPLIT_RING.maxChainBytes;
 
 /** A ring part: where it is on the bus, and a DataView over its bytes in the local image. */
 interface Part {
@@ -92,6 +94,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   /** Legacy layout only: the start of the one ring area, 4096-aligned (the queue PFN is this / 4096). */
   readonly legacyAreaAddr: number | undefined;
   readonly areas: RingAreas;
+  /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued (and publishSync/reapSync work). */
+  readonly coherent: boolean;
   private readonly dma: RingDma;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
@@ -139,6 +143,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.index = index;
     this.size = size;
     const dma = (this.dma = new RingDma(options.dma, index));
+    this.coherent = dma.coherent;
     this.eventIdx = options.eventIdx;
     this.indirect = options.indirect;
     this.mask = size - 1;
@@ -188,11 +193,6 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     return this.inFlightCount;
   }
 
-  /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued (and publishSync/reapSync work). */
-  get coherent(): boolean {
-    return this.dma.coherent;
-  }
-
   /**
    * Make the zeroed rings visible to the device (2.7.10). Call it before telling the device where
    * the rings are: over a remote bus the device's memory may still hold an earlier owner's entries.
@@ -216,7 +216,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
     const writable = this.spanBytes(inn);
     const total = this.spanBytes(out) + writable;
-    if (total > SPLIT_RING.maxChainBytes) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
+    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
     const useTable = this.indirect && n > 1 && n > this.freeCount;
     const needed = useTable ? 1 : n;
     if (needed > this.freeCount) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeCount} free`);
@@ -397,7 +397,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       const elem = this.usedElem(this.lastUsed);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      this.dma.refreshPrefix(this.inSpans[id]!, len);
+      if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
       out.push({ token: this.tokens[id]!, len });
       this.release(id);
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
