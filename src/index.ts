@@ -17,14 +17,18 @@ export * as blkSpec from './spec/blk.js';
 export * as netSpec from './spec/net.js';
 export * as consoleSpec from './spec/console.js';
 
-// Guest memory.
+// Guest memory, access sizes and DMA memory (the floor both halves stand on).
 export * from './memory/guest-memory.js';
+export type { DmaBuffer, DmaMemory, DmaSpan } from './memory/dma.js';
 
 // Device half: the emulator's face, PCI model, transports, queues, device models and backends.
-export type { AccessSize, BarDescriptor, BarKind, DecodedBar, DeviceHost, PciFunction } from './pci/function.js';
-export type { DescriptorChain, DeviceQueue } from './queue/types.js';
+export type { AccessSize } from './memory/access-size.js';
+export type { BarDescriptor, BarKind, DecodedBar, DeviceHost, PciFunction } from './pci/function.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, RingAreas, UsedBuffer } from './queue/types.js';
+export { SPLIT_RING, checkQueueMaxSize, type AreaAlignment, type RingFormat, type RingLayout } from './queue/ring-format.js';
+export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
 export type { ActivateContext, VirtioDevice, VirtioDeviceHost } from './device/virtio-device.js';
-export { SplitQueue } from './queue/split/device-queue.js';
+export { SplitQueue } from './queue/split/device-ring.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 export { DeviceCore } from './transport/device-core.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';
@@ -42,7 +46,7 @@ export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/c
 export { filePortStreams, socketPortStreams, stdioPortStreams, type ConsolePortStreams } from './device/console/port-streams.js';
 
 // Driver half: the bus, the probe, the driver core and device drivers.
-export { bdf, formatBdf, type Bdf, type BusResources, type DmaBuffer, type DmaMemory, type InterruptEvent, type PciBus } from './driver/pci-bus.js';
+export { bdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from './driver/pci-bus.js';
 export { DmaAllocator } from './driver/dma-allocator.js';
 export { enumerate } from './driver/pci/enumerate.js';
 export { readConfigSpace } from './driver/pci/config-space.js';
@@ -51,7 +55,7 @@ export { probe, decideTransport, type ProbeOptions, type ProbeResult } from './t
 export type { DriverTransport } from './transport/pci/driver-transport.js';
 export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
 export { DriverQueue } from './driver/driver-queue.js';
-export { SplitQueueDriver, type DmaSpan } from './queue/split/driver-queue.js';
+export { SplitQueueDriver } from './queue/split/driver-ring.js';
 export { RngDriver } from './driver/rng/rng-driver.js';
 export { BlkDriver, BlkStatusError, type BlkConfig, type BlkOp } from './driver/blk/blk-driver.js';
 export { VirtioNetDriver } from './driver/net/net-driver.js';

@@ -21,7 +21,7 @@
 import { VirtioError } from '../../src/errors.js';
 import type { ResetCompletion, VirtioDeviceHost } from '../../src/device/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';

@@ -11,7 +11,8 @@ import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
-import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../pci-bus.js';
+import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Waits are sliced so that long idle periods are not timeouts. */

@@ -17,7 +17,8 @@
 
 import type { V86 } from 'v86';
 import { UsageError } from '../../errors.js';
-import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
+import type { DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ConfigSpace, type PciHeader } from '../../../src/pci/config-space.js';
-import type { AccessSize, BarDescriptor } from '../../../src/pci/function.js';
+import type { BarDescriptor } from '../../../src/pci/function.js';
+import type { AccessSize } from '../../../src/memory/access-size.js';
 import { UsageError } from '../../../src/errors.js';
 
 const HEADER: PciHeader = {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ModernHarness } from '../../helpers/modern-harness.js';
-import type { AccessSize } from '../../../src/pci/function.js';
+import type { AccessSize } from '../../../src/memory/access-size.js';
 import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-function.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
