@@ -98,7 +98,7 @@ async function bootCommand(opts: BootOptions): Promise<void> {
     ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
     onSerial: (text) => forward?.(text),
   });
-  let exitCode = 0;
+  let exitCode: number;
   try {
     bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
     const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
