@@ -34,12 +34,20 @@ const ALL_LAYERS = src(`(${LAYERS.map(([, dir]) => dir).join('|')})`);
 /** For each layer, the rule that forbids importing any layer above it. */
 const layerOrder = LAYERS.slice(1).map(([name, dir], i) => ({
   name: `layer-order-${name}`,
-  comment: `${name}/ imports only the layers below it (DESIGN.md: ${LAYERS.slice(i + 2)
-    .map(([n]) => n)
-    .join(', ') || 'nothing'})`,
+  comment: `${name}/ imports only the layers below it (DESIGN.md: ${
+    LAYERS.slice(i + 2)
+      .map(([n]) => n)
+      .join(', ') || 'nothing'
+  })`,
   severity: 'error',
   from: { path: src(dir) },
-  to: { path: src(`(${LAYERS.slice(0, i + 1).map(([, d]) => d).join('|')})`) },
+  to: {
+    path: src(
+      `(${LAYERS.slice(0, i + 1)
+        .map(([, d]) => d)
+        .join('|')})`,
+    ),
+  },
 }));
 
 /**

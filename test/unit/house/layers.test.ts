@@ -30,7 +30,7 @@ function copyTree(): string {
   return dir;
 }
 
-test('layers: today\'s tree has no violation beyond the known-violations baseline', () => {
+test("layers: today's tree has no violation beyond the known-violations baseline", () => {
   const r = depcruise(ROOT);
   assert.equal(r.status, 0, r.out);
   assert.match(r.out, /no dependency violations found/);
@@ -73,7 +73,7 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
   }
 });
 
-test('layers: with an empty baseline, today\'s known folder cycles fail under no-folder-cycles', (t) => {
+test("layers: with an empty baseline, today's known folder cycles fail under no-folder-cycles", (t) => {
   const dir = copyTree();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, KNOWN), '[]\n');
