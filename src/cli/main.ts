@@ -7,6 +7,7 @@ import * as demo from './commands/demo.js';
 import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
 import * as probe from './commands/probe.js';
+import { packageVersion } from './version.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -17,6 +18,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const program = new Command()
   .name('virtio-ts')
   .description('The virtio PCI transport, device and driver halves, in TypeScript')
+  .version(packageVersion())
   .showHelpAfterError();
 
 const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, boot];
