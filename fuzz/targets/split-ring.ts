@@ -273,7 +273,7 @@ export function run(data: Uint8Array): void {
           check(got === null, 'contract', () => `pop should find the ring empty, got ${describeChain(got)}`);
         } else {
           check(got !== null && !(got instanceof Error), 'contract', () => `pop should return chain ${expected.head}, got ${describeChain(got)}`);
-          const chain = got as DescriptorChain;
+          const chain = got;
           check(sameChain(chain, expected.head, expected.bufs), 'contract', () => `chain ${describeChain(chain)} differs from reference ${JSON.stringify(expected)}`);
           chains.set(chain.head, chain);
         }

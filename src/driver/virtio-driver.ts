@@ -248,7 +248,7 @@ export class VirtioDriver implements QueueHost {
     }
     await this.transport.enableQueue(index);
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
-    this.queues.set(index, queue as DriverQueue<unknown>);
+    this.queues.set(index, queue);
     return queue;
   }
 
