@@ -237,23 +237,35 @@ export class VirtioDriver implements QueueHost {
       if ((max & (max - 1)) !== 0 || max > VIRTQ_MAX_SIZE) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${VIRTQ_MAX_SIZE}`);
       size = max;
     } else size = chooseQueueSize(index, Math.min(max, VIRTQ_MAX_SIZE), options.size);
-    const ring = new SplitQueueDriver<T>({
-      index,
-      size,
-      dma: this.bus.dma,
-      eventIdx: hasFeature(this.negotiated, VIRTIO_F_EVENT_IDX),
-      indirect: hasFeature(this.negotiated, VIRTIO_F_INDIRECT_DESC),
-      legacy: this.transport.legacyLayout,
-    });
-    await ring.flushRings(); // zeroed rings in place before the device learns where they are
-    await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
-    if (this.plan !== undefined && this.plan.kind !== 'intx') {
-      // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
-      const want = this.plan.queueVector(index);
-      const got = await this.transport.setQueueVector(index, want);
-      if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+    let ring: SplitQueueDriver<T>;
+    try {
+      ring = new SplitQueueDriver<T>({
+        index,
+        size,
+        dma: this.bus.dma,
+        eventIdx: hasFeature(this.negotiated, VIRTIO_F_EVENT_IDX),
+        indirect: hasFeature(this.negotiated, VIRTIO_F_INDIRECT_DESC),
+        legacy: this.transport.legacyLayout,
+      });
+    } catch (cause) {
+      // The size is the device's (or within its maximum): rings that do not fit are its demand.
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: rings for size ${size} do not fit in DMA memory`, { cause });
     }
-    await this.transport.enableQueue(index);
+    try {
+      await ring.flushRings(); // zeroed rings in place before the device learns where they are
+      await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
+      if (this.plan !== undefined && this.plan.kind !== 'intx') {
+        // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
+        const want = this.plan.queueVector(index);
+        const got = await this.transport.setQueueVector(index, want);
+        if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+      }
+      await this.transport.enableQueue(index);
+    } catch (err) {
+      // Not enabled, so the device may not use the rings (4.1.4.3.2): they go back at once.
+      ring.destroy();
+      throw err;
+    }
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
     this.queues.set(index, queue as DriverQueue<unknown>);
     return queue;

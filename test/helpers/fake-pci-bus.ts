@@ -9,6 +9,7 @@ import { joinU64 } from '../../src/memory/guest-memory.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/pci/function.js';
 import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import { DmaAllocator } from '../../src/driver/dma-allocator.js';
 import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
@@ -85,19 +86,22 @@ class FakeFunction {
   }
 }
 
-/** Contiguous in-process DMA memory with a bump allocator (flush/refresh are no-ops). */
+/**
+ * Contiguous in-process DMA memory over the driver half's allocator (so tests can count free bytes);
+ * flush/refresh are no-ops, but it does not claim to be coherent, so drivers take their remote-bus paths.
+ */
 export class LocalDma implements DmaMemory {
-  private next: number;
+  readonly allocator: DmaAllocator;
   constructor(readonly memory: ArrayGuestMemory) {
-    this.next = memory.base;
+    this.allocator = new DmaAllocator(memory.base, memory.end - memory.base);
   }
   alloc(size: number, align: number): DmaBuffer {
-    const addr = Math.ceil(this.next / align) * align;
-    if (addr + size > this.memory.end) throw new RangeError('fake DMA memory exhausted');
-    this.next = addr + size;
+    const addr = this.allocator.alloc(size, align);
     return { addr, bytes: this.memory.view(addr, size) };
   }
-  free(): void {}
+  free(buffer: DmaBuffer): void {
+    this.allocator.free(buffer.addr);
+  }
   async flush(): Promise<void> {}
   async refresh(): Promise<void> {}
 }

@@ -10,6 +10,7 @@
  */
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import { allocAll } from '../../driver/dma-buffers.js';
 import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
 import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
 import {
@@ -174,9 +175,11 @@ export class SplitQueueDriver<T> {
       this.used = part(area, legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN), usedRingSize(size));
       this.legacyAreaAddr = area.addr;
     } else {
-      const d = dma.alloc(descTableSize(size), VIRTQ_DESC_ALIGN);
-      const a = dma.alloc(availRingSize(size), VIRTQ_AVAIL_ALIGN);
-      const u = dma.alloc(usedRingSize(size), VIRTQ_USED_ALIGN);
+      const [d, a, u] = allocAll(dma, [
+        [descTableSize(size), VIRTQ_DESC_ALIGN],
+        [availRingSize(size), VIRTQ_AVAIL_ALIGN],
+        [usedRingSize(size), VIRTQ_USED_ALIGN],
+      ]) as [DmaBuffer, DmaBuffer, DmaBuffer];
       this.allocations = [d, a, u];
       this.desc = part(d, 0, descTableSize(size));
       this.avail = part(a, 0, availRingSize(size));

@@ -64,3 +64,52 @@ test('a queue_notify_off pointing outside the notify structure fails queue set-u
   await drv.negotiate(0n);
   await assert.rejects(drv.setupQueue(0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_notify_off 65535/.test(e.message));
 });
+
+test('a device that keeps its own queue_size after the driver wrote another: immediate ERR_DEVICE_QUEUE, rings returned', async () => {
+  const bus = scripted((bar) => {
+    bar.numQueues = 1;
+    bar.queueSize.set(0, 256);
+    bar.keepQueueSize = true;
+  });
+  const drv = await VirtioDriver.open(bus, FN, { timeoutMs: 5000 });
+  await drv.negotiate(0n);
+  const free = bus.dma.allocator.freeBytes;
+  const start = Date.now();
+  await assert.rejects(drv.setupQueue(0, { size: 64 }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_size reads 256 after the driver wrote 64/.test(e.message));
+  assert.ok(Date.now() - start < 1000, 'no wait for a timeout');
+  assert.equal(bus.dma.allocator.freeBytes, free, 'the rings of the refused queue went back to DMA memory');
+});
+
+test('a queue whose set-up the device refuses gives its rings back (queue_notify_off, MSI-X vector)', async () => {
+  const bus = scripted((bar) => {
+    bar.numQueues = 2;
+    bar.queueSize.set(0, 1024);
+    bar.queueSize.set(1, 1024);
+    bar.queueNotifyOff.set(1, 0xffff);
+  });
+  const free = bus.dma.allocator.freeBytes;
+  const drv = await VirtioDriver.open(bus, FN);
+  await drv.negotiate(0n);
+  await drv.setupQueue(0);
+  await assert.rejects(drv.setupQueue(1), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE');
+  await drv.close();
+  assert.equal(bus.dma.allocator.freeBytes, free);
+  assert.equal(bus.dma.allocator.freeBlocks, 1);
+});
+
+test('rings that do not fit in DMA memory: ERR_DEVICE_QUEUE, and nothing of them stays allocated', async () => {
+  // 32768 is a legal queue size (2.7): its rings take 32768 * 16 + 65542 + 262150 bytes; the bus has 640 KiB,
+  // room for the descriptor table and the available ring but not the used ring.
+  const bus = new FakePciBus(640 << 10);
+  const bar = new ScriptedBar4();
+  bar.deviceFeatureWords = [0, VERSION_1_WORD];
+  bar.numQueues = 1;
+  bar.queueSize.set(0, 32768);
+  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }).build(), new Map([[4, bar]]));
+  const free = bus.dma.allocator.freeBytes;
+  const drv = await VirtioDriver.open(bus, FN);
+  await drv.negotiate(0n);
+  await assert.rejects(drv.setupQueue(0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /32768/.test(e.message));
+  await drv.close();
+  assert.equal(bus.dma.allocator.freeBytes, free);
+});
