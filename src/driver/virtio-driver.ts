@@ -5,7 +5,7 @@
  * across config_generation, and turns interrupts into queue wake-ups and config-change callbacks.
  */
 
-import { DeviceFaultError, UsageError } from '../errors.js';
+import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
 import { SplitQueueDriver } from '../queue/split/driver-queue.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
@@ -67,6 +67,8 @@ export interface VirtioDriverOptions extends ProbeOptions {
 export interface QueueOptions {
   /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
+  /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
+  readonly maxSize?: number;
 }
 
 type Phase = 'features' | 'queues' | 'live' | 'closed';
@@ -183,9 +185,7 @@ export class VirtioDriver implements QueueHost {
 
   /** Set FAILED (spec 3.1.1 step 8: the driver gives up) and throw `error`. */
   private async failWith(error: Error): Promise<never> {
-    this.faultError = error;
-    await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
-    throw error;
+    throw await this.fail(error);
   }
 
   /**
@@ -236,7 +236,7 @@ export class VirtioDriver implements QueueHost {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
       if ((max & (max - 1)) !== 0 || max > VIRTQ_MAX_SIZE) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${VIRTQ_MAX_SIZE}`);
       size = max;
-    } else size = chooseQueueSize(index, Math.min(max, VIRTQ_MAX_SIZE), options.size);
+    } else size = chooseQueueSize(index, Math.min(max, VIRTQ_MAX_SIZE), options.size, options.maxSize);
     let ring: SplitQueueDriver<T>;
     try {
       ring = new SplitQueueDriver<T>({
@@ -277,6 +277,22 @@ export class VirtioDriver implements QueueHost {
     await this.setStatusBit(VIRTIO_CONFIG_S_DRIVER_OK);
     this.phase = 'live';
     await this.checkStatus();
+  }
+
+  /**
+   * A device driver's own loop (receiving, control messages) stopped on `error`: make it this
+   * driver's fault, so that every wait and every later call fails at once with it instead of timing
+   * out, and set FAILED (3.1.1: the driver has given up). A fault recorded earlier (closed, or
+   * DEVICE_NEEDS_RESET) stays. Anything not a VirtioError is recorded as a BusError with it as cause.
+   * Returns the recorded fault.
+   */
+  async fail(error: unknown): Promise<Error> {
+    if (this.faultError === undefined) {
+      this.faultError = error instanceof VirtioError ? error : new BusError(`${formatBdf(this.fn)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      this.wakeQueues();
+      await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
+    }
+    return this.faultError;
   }
 
   /** Read the device status and turn DEVICE_NEEDS_RESET into this driver's fault. */
@@ -419,14 +435,14 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
-/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 allowed, at most `max`. */
-function chooseQueueSize(index: number, max: number, wanted: number | undefined): number {
+/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 up to `max` and `cap`. */
+function chooseQueueSize(index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
     if (!Number.isInteger(wanted) || wanted <= 0 || (wanted & (wanted - 1)) !== 0) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }
   let size = 1;
-  while (size * 2 <= max) size *= 2;
+  while (size * 2 <= Math.min(max, cap)) size *= 2;
   return size;
 }

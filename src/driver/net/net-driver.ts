@@ -6,6 +6,7 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
+import { allocBuffers, freeAll } from '../dma-buffers.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
@@ -17,6 +18,8 @@ import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '..
 const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
 /** Idle waits for received frames are sliced so that a quiet link is not a timeout. */
 const WAIT_SLICE_MS = 60_000;
+/** Default queue size cap: what a device offers (up to 32768) does not decide the driver's memory. */
+const DEFAULT_MAX_QUEUE_SIZE = 256;
 
 export interface VirtioNetDriverOptions extends VirtioDriverOptions {
   /** Use VIRTIO_NET_F_MRG_RXBUF when offered (default true). */
@@ -29,6 +32,15 @@ export interface VirtioNetDriverOptions extends VirtioDriverOptions {
   readonly queueSize?: number;
   /** Received frames held for the caller before newer ones are dropped (default 1024). */
   readonly maxQueuedFrames?: number;
+}
+
+/** How the driver takes received frames apart (fixed at open). */
+interface RxLayout {
+  readonly hdrSize: number;
+  /** MRG_RXBUF: num_buffers says how many buffers a frame takes; otherwise always one (5.1.6.4). */
+  readonly mergeable: boolean;
+  /** The most buffers one frame may take: the largest frame this driver accepts, in its buffers. */
+  readonly maxFrameBuffers: number;
 }
 
 export interface NetDriverStats {
@@ -74,18 +86,20 @@ export class VirtioNetDriver {
   private ctrlChain: Promise<unknown> = Promise.resolve();
   private txChain: Promise<unknown> = Promise.resolve();
   private readonly loops: Promise<void>[] = [];
-  /** Every receive buffer, freed at close once the device is reset. */
-  private readonly rxBuffers: DmaBuffer[] = [];
+  private readonly hdrSize: number;
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
     readonly core: VirtioDriver,
     private readonly txQueues: DriverQueue<DmaBuffer>[],
     private readonly ctrlQueue: DriverQueue<DmaBuffer> | undefined,
-    private readonly hdrSize: number,
+    private readonly rx: RxLayout,
     mac: Uint8Array,
     private readonly maxQueuedFrames: number,
+    /** Every receive buffer, freed at close once the device is reset. */
+    private readonly rxBuffers: DmaBuffer[],
   ) {
+    this.hdrSize = rx.hdrSize;
     this.macAddress = mac;
   }
 
@@ -97,15 +111,18 @@ export class VirtioNetDriver {
   /** Initialise the device at `fn` (spec 3.1.1 and 5.1.5) and start receiving. */
   static async open(bus: PciBus, fn: Bdf, options: VirtioNetDriverOptions = {}): Promise<VirtioNetDriver> {
     const core = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_NET });
+    const rxBuffers: DmaBuffer[] = [];
     try {
-      return await VirtioNetDriver.init(core, options);
+      return await VirtioNetDriver.init(core, options, rxBuffers);
     } catch (err) {
-      await core.close();
+      // Reset first: the device may hold receive buffers until then.
+      await core.close().catch(() => undefined);
+      freeAll(bus.dma, rxBuffers);
       throw err;
     }
   }
 
-  private static async init(core: VirtioDriver, options: VirtioNetDriverOptions): Promise<VirtioNetDriver> {
+  private static async init(core: VirtioDriver, options: VirtioNetDriverOptions, rxBuffers: DmaBuffer[]): Promise<VirtioNetDriver> {
     const wantPairs = options.queuePairs ?? 1;
     if (!Number.isInteger(wantPairs) || wantPairs < 1) throw new UsageError('queuePairs must be a positive integer');
     let wanted = WANTED;
@@ -121,7 +138,7 @@ export class VirtioNetDriver {
     const hdrSize = N.virtioNetHdrSize(has(VIRTIO_F_VERSION_1), mergeable);
     const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
     if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
-    const queueOptions = (): { size?: number } => (options.queueSize !== undefined ? { size: options.queueSize } : {});
+    const queueOptions = (): { size?: number; maxSize: number } => ({ ...(options.queueSize !== undefined ? { size: options.queueSize } : {}), maxSize: DEFAULT_MAX_QUEUE_SIZE });
 
     const rxQueues: RxQueue[] = [];
     const txQueues: DriverQueue<DmaBuffer>[] = [];
@@ -143,11 +160,17 @@ export class VirtioNetDriver {
     }
     await core.driverOk();
 
-    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, hdrSize, mac, options.maxQueuedFrames ?? 1024);
+    // The largest frame this driver takes (no GSO is negotiated), header included, in whole buffers.
+    const maxFrameBuffers = mergeable ? Math.ceil((hdrSize + N.ETH_MAX_FRAME_NO_GSO) / bufferSize) : 1;
+    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, { hdrSize, mergeable, maxFrameBuffers }, mac, options.maxQueuedFrames ?? 1024, rxBuffers);
     for (const rq of rxQueues) {
       const count = rq.queue.size;
-      for (let i = 0; i < count; i++) rq.buffers.push(core.bus.dma.alloc(bufferSize, 16));
-      drv.rxBuffers.push(...rq.buffers);
+      try {
+        rq.buffers.push(...allocBuffers(core.bus.dma, count, bufferSize, 16));
+      } catch (cause) {
+        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`, { cause });
+      }
+      for (const b of rq.buffers) rxBuffers.push(b);
       for (let i = 0; i < count; i++) drv.postRx(rq, i);
       await rq.queue.kick();
     }
@@ -211,7 +234,10 @@ export class VirtioNetDriver {
   receive(timeoutMs = this.core.timeoutMs): Promise<Uint8Array> {
     const ready = this.frames.shift();
     if (ready) return Promise.resolve(ready);
-    if (this.closed) return Promise.reject(this.core.fault ?? new UsageError('driver closed'));
+    // A receive loop that stopped recorded why in the core: nothing will arrive, so say so now.
+    const fault = this.core.fault;
+    if (fault) return Promise.reject(fault);
+    if (this.closed) return Promise.reject(new UsageError('driver closed'));
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: (f: Uint8Array) => {
@@ -307,7 +333,7 @@ export class VirtioNetDriver {
     this.closed = true;
     await this.core.close();
     await Promise.allSettled(this.loops);
-    for (const b of this.rxBuffers.splice(0)) this.core.bus.dma.free(b);
+    freeAll(this.core.bus.dma, this.rxBuffers);
     const err = new UsageError('driver closed');
     for (const w of this.frameWaiters.splice(0)) w.reject(err);
   }
@@ -344,46 +370,64 @@ export class VirtioNetDriver {
           if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
           throw err;
         }
-        rq.pending.push(...used);
-        let reposted = 0;
-        for (;;) {
-          const taken = await this.assembleFrame(rq);
-          if (taken === 0) break;
-          reposted += taken;
-        }
+        for (const u of used) rq.pending.push(u); // at most the queue size, but no spread of a device-sized array
+        const reposted = await this.assembleFrames(rq);
         if (reposted > 0 && !this.closed) await rq.queue.kick();
       }
     } catch (err) {
-      // A fault or a gone bus: whoever waits for a frame learns why.
-      if (!this.closed) for (const w of this.frameWaiters.splice(0)) w.reject(err as Error);
+      if (this.closed) return;
+      // Recorded in the core, so that later receives (and sends) fail at once with it, not by timing out.
+      const fault = await this.core.fail(err);
+      for (const w of this.frameWaiters.splice(0)) w.reject(fault);
     }
   }
 
   /**
-   * Take one frame's buffers from `pending` and deliver the frame; returns how many buffers were
-   * re-posted. A buffer with a nonsensical header or length is parked instead of re-posted (until the
-   * next good frame), so a device returning garbage cannot keep the driver re-posting in a loop.
+   * Take whole frames from the front of `pending`, deliver them and re-post their buffers; returns
+   * how many buffers were re-posted. One pass over the pending buffers, however many the device
+   * returned. A buffer with a nonsensical header or length (shorter than the header, num_buffers 0
+   * or more than the largest frame takes) is parked instead of re-posted, until the next good frame,
+   * so that a device returning garbage cannot keep the driver re-posting in a loop.
    */
-  private async assembleFrame(rq: RxQueue): Promise<number> {
-    const first = rq.pending[0];
-    if (!first) return 0;
+  private async assembleFrames(rq: RxQueue): Promise<number> {
     const dma = this.core.bus.dma;
-    const firstBuf = rq.buffers[first.token]!;
-    let count = 1;
-    if (first.len >= this.hdrSize) {
-      await dma.refresh(firstBuf.addr, this.hdrSize);
-      count = this.hdrSize === N.VIRTIO_NET_HDR_SIZE ? N.decodeVirtioNetHdr(firstBuf.bytes, this.hdrSize).numBuffers : 1;
+    const { hdrSize, mergeable, maxFrameBuffers } = this.rx;
+    let at = 0;
+    let reposted = 0;
+    while (at < rq.pending.length) {
+      const first = rq.pending[at]!;
+      let count = 1;
+      if (first.len >= hdrSize && mergeable) {
+        const firstBuf = rq.buffers[first.token]!;
+        await dma.refresh(firstBuf.addr, hdrSize);
+        count = N.decodeVirtioNetHdr(firstBuf.bytes, hdrSize).numBuffers;
+      }
+      if (first.len < hdrSize || count < 1 || count > Math.min(maxFrameBuffers, rq.queue.size)) {
+        this.stats.rxErrors++;
+        rq.parked.push(first.token);
+        at++;
+        continue;
+      }
+      if (rq.pending.length - at < count) break; // the rest of the frame is still to come
+      const parts = rq.pending.slice(at, at + count);
+      at += count;
+      this.deliver(await this.frameOf(rq, parts));
+      this.stats.rxBuffers += parts.length;
+      for (const p of parts) this.postRx(rq, p.token);
+      for (const token of rq.parked) this.postRx(rq, token);
+      reposted += parts.length + rq.parked.length;
+      rq.parked.length = 0;
     }
-    const bad = first.len < this.hdrSize || count < 1 || count > rq.queue.size;
-    if (!bad && rq.pending.length < count) return 0; // the rest of the frame is still to come
-    const parts = rq.pending.splice(0, bad ? 1 : count);
-    if (bad) {
-      this.stats.rxErrors++;
-      rq.parked.push(first.token);
-      // Nothing re-posted, but the caller must look at the next pending buffer.
-      return rq.pending.length > 0 ? this.assembleFrame(rq) : 0;
-    }
-    const frame = new Uint8Array(parts.reduce((n, p, i) => n + p.len - (i === 0 ? this.hdrSize : 0), 0));
+    rq.pending.splice(0, at);
+    return reposted;
+  }
+
+  /** The frame the used buffers `parts` hold, after the first one's header. */
+  private async frameOf(rq: RxQueue, parts: readonly Completion<number>[]): Promise<Uint8Array> {
+    const dma = this.core.bus.dma;
+    let total = 0;
+    for (const p of parts) total += p.len;
+    const frame = new Uint8Array(total - this.hdrSize);
     let at = 0;
     for (const [i, p] of parts.entries()) {
       const buf = rq.buffers[p.token]!;
@@ -392,11 +436,7 @@ export class VirtioNetDriver {
       frame.set(buf.bytes.subarray(from, p.len), at);
       at += p.len - from;
     }
-    this.stats.rxBuffers += parts.length;
-    this.deliver(frame);
-    const tokens = [...parts.map((p) => p.token), ...rq.parked.splice(0)];
-    for (const token of tokens) this.postRx(rq, token);
-    return tokens.length;
+    return frame;
   }
 
   private deliver(frame: Uint8Array): void {
