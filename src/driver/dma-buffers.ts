@@ -26,3 +26,31 @@ export function allocBuffers(dma: DmaMemory, count: number, size: number, align:
 export function freeAll(dma: DmaMemory, buffers: DmaBuffer[]): void {
   for (const b of buffers.splice(0)) dma.free(b);
 }
+
+/**
+ * DMA buffers a driver lends a device (transmit data, control messages): each is freed when the
+ * device gives it back, and whatever it still holds is freed at once after the device is reset, so
+ * that neither a closed driver nor a device that never answers keeps memory allocated.
+ */
+export class LentBuffers {
+  private readonly lent = new Set<DmaBuffer>();
+
+  constructor(private readonly dma: DmaMemory) {}
+
+  alloc(size: number, align: number): DmaBuffer {
+    const buffer = this.dma.alloc(size, align);
+    this.lent.add(buffer);
+    return buffer;
+  }
+
+  /** The device gave `buffer` back. */
+  free(buffer: DmaBuffer): void {
+    if (this.lent.delete(buffer)) this.dma.free(buffer);
+  }
+
+  /** After a device reset: nothing is lent any more. */
+  freeAll(): void {
+    for (const buffer of this.lent) this.dma.free(buffer);
+    this.lent.clear();
+  }
+}

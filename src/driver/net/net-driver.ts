@@ -6,7 +6,7 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import { allocBuffers, freeAll } from '../dma-buffers.js';
+import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
@@ -87,6 +87,8 @@ export class VirtioNetDriver {
   private txChain: Promise<unknown> = Promise.resolve();
   private readonly loops: Promise<void>[] = [];
   private readonly hdrSize: number;
+  /** Transmit and control buffers the device holds, freed after the reset at close. */
+  private readonly lent: LentBuffers;
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
@@ -101,6 +103,7 @@ export class VirtioNetDriver {
   ) {
     this.hdrSize = rx.hdrSize;
     this.macAddress = mac;
+    this.lent = new LentBuffers(core.bus.dma);
   }
 
   /** Find virtio-net functions on `bus`. */
@@ -163,21 +166,26 @@ export class VirtioNetDriver {
     // The largest frame this driver takes (no GSO is negotiated), header included, in whole buffers.
     const maxFrameBuffers = mergeable ? Math.ceil((hdrSize + N.ETH_MAX_FRAME_NO_GSO) / bufferSize) : 1;
     const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, { hdrSize, mergeable, maxFrameBuffers }, mac, options.maxQueuedFrames ?? 1024, rxBuffers);
-    for (const rq of rxQueues) {
-      const count = rq.queue.size;
-      try {
-        rq.buffers.push(...allocBuffers(core.bus.dma, count, bufferSize, 16));
-      } catch (cause) {
-        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`, { cause });
+    try {
+      for (const rq of rxQueues) {
+        const count = rq.queue.size;
+        try {
+          for (const b of allocBuffers(core.bus.dma, count, bufferSize, 16)) rq.buffers.push(b);
+        } catch (cause) {
+          throw new DeviceFaultError('ERR_DEVICE_QUEUE', `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`, { cause });
+        }
+        for (const b of rq.buffers) rxBuffers.push(b);
+        for (let i = 0; i < count; i++) drv.postRx(rq, i);
+        await rq.queue.kick();
       }
-      for (const b of rq.buffers) rxBuffers.push(b);
-      for (let i = 0; i < count; i++) drv.postRx(rq, i);
-      await rq.queue.kick();
+      if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
+      if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
+      core.onConfigChange(() => void drv.configChanged());
+      for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
+    } catch (err) {
+      await drv.close(); // resets the device, then frees what the driver lent it
+      throw err;
     }
-    if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
-    if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
-    core.onConfigChange(() => void drv.configChanged());
-    for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
     return drv;
   }
 
@@ -220,7 +228,7 @@ export class VirtioNetDriver {
       // Reclaim sent buffers; wait for one only when the ring is full.
       this.freeTx(await q.reap());
       while (q.numFree < 1) this.freeTx(await q.waitUsed());
-      const buf = dma.alloc(this.hdrSize + frame.byteLength, 16);
+      const buf = this.lent.alloc(this.hdrSize + frame.byteLength, 16);
       buf.bytes.fill(0, 0, this.hdrSize); // flags 0, GSO_NONE: a complete frame
       buf.bytes.set(frame, this.hdrSize);
       await dma.flush(buf.addr, buf.bytes.byteLength);
@@ -303,26 +311,27 @@ export class VirtioNetDriver {
     if (!q) return Promise.reject(new UsageError('the device has no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)'));
     return this.serialize('ctrl', async () => {
       const dma = this.core.bus.dma;
-      const out = dma.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
-      const ack = dma.alloc(1, 1);
+      // Lent until the device returns the chain: after a timeout it may still write the ack.
+      const out = this.lent.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
+      const ack = this.lent.alloc(1, 1);
+      out.bytes[0] = cls;
+      out.bytes[1] = cmd;
+      out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
+      ack.bytes[0] = 0xff;
+      await dma.flush(out.addr, out.bytes.byteLength);
+      await dma.flush(ack.addr, 1);
+      q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
+      await q.kick();
+      const used = await q.waitUsed();
       try {
-        out.bytes[0] = cls;
-        out.bytes[1] = cmd;
-        out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
-        ack.bytes[0] = 0xff;
-        await dma.flush(out.addr, out.bytes.byteLength);
-        await dma.flush(ack.addr, 1);
-        q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
-        await q.kick();
-        const used = await q.waitUsed();
         if (used.length !== 1 || used[0]!.token !== out || used[0]!.len !== 1) {
           throw new DeviceFaultError('ERR_DEVICE_USED_LEN', `control command ${cls}/${cmd}: device returned ${used.length} used elements, len ${used[0]?.len}`);
         }
         await dma.refresh(ack.addr, 1);
         if (ack.bytes[0] !== N.VIRTIO_NET_OK) throw new DeviceFaultError('ERR_DEVICE_STATUS', `control command class ${cls} command ${cmd} answered ${ack.bytes[0]}`);
       } finally {
-        dma.free(out);
-        dma.free(ack);
+        this.lent.free(out);
+        this.lent.free(ack);
       }
     });
   }
@@ -334,6 +343,7 @@ export class VirtioNetDriver {
     await this.core.close();
     await Promise.allSettled(this.loops);
     freeAll(this.core.bus.dma, this.rxBuffers);
+    this.lent.freeAll();
     const err = new UsageError('driver closed');
     for (const w of this.frameWaiters.splice(0)) w.reject(err);
   }
@@ -350,7 +360,7 @@ export class VirtioNetDriver {
   }
 
   private freeTx(used: Completion<DmaBuffer>[]): void {
-    for (const u of used) this.core.bus.dma.free(u.token);
+    for (const u of used) this.lent.free(u.token);
   }
 
   private postRx(rq: RxQueue, index: number): void {
