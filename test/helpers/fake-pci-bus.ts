@@ -206,8 +206,11 @@ export class FakePciBus implements PciBus {
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
     return this.listeners.add(fn, listener);
   }
-  msiMessage(): undefined {
-    return undefined;
+  /** Whether msiMessage gives messages (as a bus with an MSI address window would); off by default. */
+  deliverMsi = false;
+
+  msiMessage(_fn: Bdf, vector: number): { address: number; data: number } | undefined {
+    return this.deliverMsi ? { address: 0xfee0_0000, data: vector } : undefined;
   }
   async close(): Promise<void> {}
 }

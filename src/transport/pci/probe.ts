@@ -45,6 +45,7 @@ import {
   VIRTIO_PCI_CAP_NOTIFY_CFG,
   VIRTIO_PCI_CAP_OFFSET,
   VIRTIO_PCI_CAP_SIZE,
+  VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../spec/virtio-pci.js';
@@ -194,6 +195,8 @@ function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[]): { bar0: Pci
   const bar0 = bars.find((b) => b.index === 0);
   if (bar0 === undefined) return { missing: 'BAR0 is not implemented' };
   if (bar0.kind !== 'io') return { missing: 'BAR0 is not an I/O BAR' };
+  // Every legacy register the driver touches must lie inside BAR0 (4.1.4.10).
+  if (bar0.size < VIRTIO_PCI_CONFIG_OFF_NO_MSIX) return { missing: `BAR0 (${bar0.size} ports) is smaller than the legacy header (${VIRTIO_PCI_CONFIG_OFF_NO_MSIX} bytes)` };
   return { bar0 };
 }
 

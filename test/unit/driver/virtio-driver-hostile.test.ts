@@ -113,3 +113,41 @@ test('rings that do not fit in DMA memory: ERR_DEVICE_QUEUE, and nothing of them
   await drv.close();
   assert.equal(bus.dma.allocator.freeBytes, free);
 });
+
+/** qemuLikeVirtio's layout (MSI-X with 3 vectors in a 4 KiB BAR1) with the table and PBA where given, on a bus that delivers MSI. */
+function msixAt(msixTableOffset: number, msixPbaOffset: number): FakePciBus {
+  const bus = new FakePciBus(4 << 20);
+  bus.deliverMsi = true;
+  const bar = new ScriptedBar4();
+  bar.deviceFeatureWords = [0, VERSION_1_WORD];
+  bar.numQueues = 1;
+  bar.queueSize.set(0, 8);
+  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }, { msixTableOffset, msixPbaOffset }).build(), new Map([[4, bar]]));
+  return bus;
+}
+
+test('MSI-X table and PBA inside their BAR: the table is programmed and MSI-X used', async () => {
+  const bus = msixAt(0, 0x800);
+  const drv = await VirtioDriver.open(bus, FN);
+  await drv.negotiate(0n);
+  assert.equal(drv.interrupts?.kind, 'msix-per-queue');
+  assert.deepEqual([...new Set(bus.accesses('memWrite').filter((a) => a.bar === 1).map((a) => a.offset))].sort((x, y) => x - y), [0, 4, 8, 12, 16, 20, 24, 28]);
+  await drv.close();
+});
+
+for (const [what, table, pba, why] of [
+  ['a table running past the end of its BAR', 0xff0, 0x800, /MSI-X table \[0xff0, \+0x30\) does not fit in BAR1 \(size 0x1000\)/],
+  ['a PBA past the end of its BAR', 0, 0x1000, /MSI-X PBA \[0x1000, \+0x8\) does not fit in BAR1 \(size 0x1000\)/],
+] as const) {
+  test(`MSI-X with ${what}: not one write to the BAR, INTx instead (and 'msix' refused)`, async () => {
+    const bus = msixAt(table, pba);
+    const drv = await VirtioDriver.open(bus, FN);
+    await drv.negotiate(0n);
+    assert.equal(drv.interrupts?.kind, 'intx');
+    assert.match(drv.interrupts!.description, why);
+    assert.deepEqual(bus.accesses('memWrite').filter((a) => a.bar !== 4), [], 'no write outside the virtio structures');
+    await drv.close();
+    const strict = await VirtioDriver.open(msixAt(table, pba), FN, { interrupts: 'msix' });
+    await assert.rejects(strict.negotiate(0n), why);
+  });
+}

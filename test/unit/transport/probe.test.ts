@@ -95,6 +95,12 @@ test('legacy-only device: legacy, and the explanation says why', async () => {
   assert.equal(result.explanation, 'legacy: no common-cfg capability; BAR0 is I/O (64 ports at 0xc000)');
 });
 
+test('a legacy BAR0 smaller than the legacy header is no legacy interface (the driver would reach past it)', async () => {
+  const tiny = (): ConfigSpaceBuilder => new ConfigSpaceBuilder({ deviceId: 0x1001, revision: 0, subsystemId: 2 }).bar(0, { kind: 'io', size: 0x10 });
+  await probeFails(tiny(), 'ERR_PROBE_NO_INTERFACE', /BAR0 \(16 ports\) is smaller than the legacy header \(20 bytes\)/);
+  await probeFails(tiny(), 'ERR_PROBE_LEGACY_UNAVAILABLE', /BAR0 \(16 ports\) is smaller than the legacy header/, { forceLegacy: true });
+});
+
 test('forceLegacy on a modern-only device fails with ERR_PROBE_LEGACY_UNAVAILABLE', async () => {
   await probeFails(qemuLikeVirtio(MODERN_RNG), 'ERR_PROBE_LEGACY_UNAVAILABLE', /device ID 0x1044 is not transitional/, { forceLegacy: true });
   const rev1 = qemuLikeVirtio({ deviceId: 0x1005, revision: 1, subsystemId: 4 }, { legacyBar0: true });
