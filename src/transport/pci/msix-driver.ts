@@ -23,7 +23,7 @@ import {
   PCI_MSIX_FLAGS_ENABLE,
   PCI_MSIX_FLAGS_MASKALL,
 } from '../../spec/pci.js';
-import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_CONFIG_OFF_MSIX } from '../../spec/virtio-pci.js';
+import { VIRTIO_MSI_NO_VECTOR } from '../../spec/virtio-pci.js';
 import type { DriverTransport } from './driver-transport.js';
 import type { ProbeResult } from './probe.js';
 
@@ -87,12 +87,10 @@ export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, 
 
 /**
  * Where the MSI-X table starts, after checking (before any access) that the table and the PBA lie
- * inside the assigned memory BARs the capability names, and on the legacy interface that BAR0 has
- * the vector registers MSI-X adds; otherwise why MSI-X cannot be used.
+ * inside the assigned memory BARs the capability names; otherwise why MSI-X cannot be used. (The
+ * probe has checked that a legacy BAR0 holds the vector registers MSI-X adds.)
  */
 function msixTableAddress(msix: MsixCapability, probe: ProbeResult): { address: number } | string {
-  if (probe.kind === 'legacy' && probe.bar0.size < VIRTIO_PCI_CONFIG_OFF_MSIX)
-    return `legacy BAR0 (${probe.bar0.size} ports) has no room for the MSI-X vector registers (${VIRTIO_PCI_CONFIG_OFF_MSIX} bytes)`;
   // PCI Local Bus 3.0 6.8.2: 16 bytes per table entry; one pending bit per entry, in whole QWORDs.
   const regions = [
     ['table', msix.tableBar, msix.tableOffset, msix.tableSize * PCI_MSIX_ENTRY_SIZE],
