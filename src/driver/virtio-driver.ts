@@ -185,7 +185,9 @@ export class VirtioDriver implements QueueHost {
 
   /** Set FAILED (spec 3.1.1 step 8: the driver gives up) and throw `error`. */
   private async failWith(error: Error): Promise<never> {
-    throw await this.fail(error);
+    this.faultError = error;
+    await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
+    throw error;
   }
 
   /**
@@ -277,22 +279,6 @@ export class VirtioDriver implements QueueHost {
     await this.setStatusBit(VIRTIO_CONFIG_S_DRIVER_OK);
     this.phase = 'live';
     await this.checkStatus();
-  }
-
-  /**
-   * A device driver's own loop (receiving, control messages) stopped on `error`: make it this
-   * driver's fault, so that every wait and every later call fails at once with it instead of timing
-   * out, and set FAILED (3.1.1: the driver has given up). A fault recorded earlier (closed, or
-   * DEVICE_NEEDS_RESET) stays. Anything not a VirtioError is recorded as a BusError with it as cause.
-   * Returns the recorded fault.
-   */
-  async fail(error: unknown): Promise<Error> {
-    if (this.faultError === undefined) {
-      this.faultError = error instanceof VirtioError ? error : new BusError(`${formatBdf(this.fn)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-      this.wakeQueues();
-      await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
-    }
-    return this.faultError;
   }
 
   /** Read the device status and turn DEVICE_NEEDS_RESET into this driver's fault. */
@@ -426,6 +412,15 @@ export class VirtioDriver implements QueueHost {
     // The device no longer touches the rings: their memory can go back to the allocator.
     for (const q of this.queues.values()) q.destroy();
   }
+}
+
+/**
+ * Why a device driver's loop (receiving, control messages) stopped, as a VirtioError: `error`
+ * itself, or a BusError naming `where` with `error` as its cause. The loop's queue is then broken
+ * (as Linux marks one virtqueue broken, not the device): calls that wait on it reject with this.
+ */
+export function loopFault(error: unknown, where: string): VirtioError {
+  return error instanceof VirtioError ? error : new BusError(`${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 /** The transport the probe committed to. */

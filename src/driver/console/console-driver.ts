@@ -6,14 +6,14 @@
  * (and the device holds its host stream back) instead of losing bytes.
  */
 
-import { DeviceFaultError, UsageError } from '../../errors.js';
+import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
 import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
 import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
-import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Waits are sliced so that long idle periods are not timeouts. */
 const WAIT_SLICE_MS = 60_000;
@@ -60,6 +60,8 @@ export class ConsoleDriverPort {
   private closed = false;
   /** The device removed the port (DEVICE_REMOVE) and has not added it again. */
   private removed = false;
+  /** Why the receive loop stopped: reads fail with it at once. */
+  private rxFault: VirtioError | undefined;
   private readonly multiport: boolean;
 
   /** @internal built by VirtioConsoleDriver */
@@ -106,7 +108,7 @@ export class ConsoleDriverPort {
   async read(max = Infinity, timeoutMs = this.driver.core.timeoutMs): Promise<Uint8Array> {
     const deadline = Date.now() + timeoutMs;
     while (this.received.length === 0) {
-      const fault = this.driver.core.fault;
+      const fault = this.driver.core.fault ?? this.rxFault;
       if (fault) throw fault;
       if (this.closed) throw new UsageError('driver closed');
       if (this.removed) throw this.removedError();
@@ -219,8 +221,8 @@ export class ConsoleDriverPort {
         this.waiter?.();
       }
     } catch (err) {
-      // Recorded in the core: reads and writes on every port fail with it at once.
-      if (!this.closed) await this.driver.core.fail(err);
+      // Only this port's receiveq is broken (the others, and its transmitq, may still work).
+      if (!this.closed) this.rxFault = loopFault(err, `console port ${this.id} receiveq`);
     } finally {
       this.stop();
     }
@@ -263,6 +265,8 @@ export class VirtioConsoleDriver {
   private closed = false;
   /** Control messages the device sent that named a port we do not have, or made no sense. */
   badControl = 0;
+  /** Why the control receiveq loop stopped: no port can appear any more. */
+  private controlFault: VirtioError | undefined;
   /** @internal transmit and control buffers the device holds, freed after the reset at close */
   readonly lent: LentBuffers;
 
@@ -356,6 +360,7 @@ export class VirtioConsoleDriver {
     const match = (p: ConsoleDriverPort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
     const found = this.portList.find(match);
     if (found) return Promise.resolve(found);
+    if (this.controlFault) return Promise.reject(this.controlFault);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.portListeners.delete(check);
@@ -484,8 +489,9 @@ export class VirtioConsoleDriver {
           if (!this.closed) await q.kick();
         }
       } catch (err) {
-        // Recorded in the core: port operations fail with it at once.
-        if (!this.closed) await this.core.fail(err);
+        // Only the control receiveq is broken: ports keep their data queues (and v86's device
+        // returns control buffers twice), but no port can appear or change any more.
+        if (!this.closed) this.controlFault = loopFault(err, 'control receiveq');
       }
     })();
   }

@@ -5,14 +5,14 @@
  * Works against our device and against QEMU's virtio-net-pci.
  */
 
-import { DeviceFaultError, UsageError } from '../../errors.js';
+import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
 import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
-import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Receive buffer without MRG_RXBUF: header + 1514-byte frame + VLAN tag (Linux's GOOD_PACKET_LEN). */
 const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
@@ -89,6 +89,8 @@ export class VirtioNetDriver {
   private readonly hdrSize: number;
   /** Transmit and control buffers the device holds, freed after the reset at close. */
   private readonly lent: LentBuffers;
+  /** Why a receive loop stopped: frames can no longer arrive (whole). */
+  private rxFault: VirtioError | undefined;
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
@@ -242,8 +244,8 @@ export class VirtioNetDriver {
   receive(timeoutMs = this.core.timeoutMs): Promise<Uint8Array> {
     const ready = this.frames.shift();
     if (ready) return Promise.resolve(ready);
-    // A receive loop that stopped recorded why in the core: nothing will arrive, so say so now.
-    const fault = this.core.fault;
+    // A receive loop that stopped recorded why: nothing will arrive, so say so now, not by a timeout.
+    const fault = this.core.fault ?? this.rxFault;
     if (fault) return Promise.reject(fault);
     if (this.closed) return Promise.reject(new UsageError('driver closed'));
     return new Promise((resolve, reject) => {
@@ -386,8 +388,7 @@ export class VirtioNetDriver {
       }
     } catch (err) {
       if (this.closed) return;
-      // Recorded in the core, so that later receives (and sends) fail at once with it, not by timing out.
-      const fault = await this.core.fail(err);
+      const fault = (this.rxFault ??= loopFault(err, `receiveq ${rq.queue.index}`));
       for (const w of this.frameWaiters.splice(0)) w.reject(fault);
     }
   }

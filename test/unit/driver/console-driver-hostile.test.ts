@@ -147,7 +147,7 @@ test('an open that fails after the control queue is running gives back every buf
   }
 });
 
-test('a port receive loop stopped by a device fault records it: reads reject at once with the typed fault', async () => {
+test('a receive loop stopped by a device fault records it: reads (or, for the control receiveq, waitPort) reject at once with the typed fault', async () => {
   const dev = new ScriptedConsole();
   try {
     const drv = await VirtioConsoleDriver.open(dev.bus, FN, OPTIONS);
@@ -157,9 +157,19 @@ test('a port receive loop stopped by a device fault records it: reads reject at 
     const used = dev.bar.enabledQueues.get(C.consoleRxQueueIndex(0))!.device;
     dev.bus.dma.memory.write32(used + 4, QUEUE_SIZE);
     dev.bus.dma.memory.write16(used + 2, 1);
-    await assert.rejects(port.read(), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID');
-    await assert.rejects(port.read(), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID');
-    await assert.rejects(port.write(new Uint8Array(1)), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID');
+    const usedId = (e: unknown): boolean => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID';
+    await assert.rejects(port.read(), usedId);
+    const start = Date.now();
+    await assert.rejects(port.read(), usedId);
+    assert.ok(Date.now() - start < 1000, 'not a timeout');
+    // The same on the control receiveq: no port can appear any more, so waitPort says why at once.
+    const ctrlUsed = dev.bar.enabledQueues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ)!.device;
+    const idx = dev.bus.dma.memory.read16(ctrlUsed + 2); // DEVICE_ADD was one used entry already
+    dev.bus.dma.memory.write32(ctrlUsed + 4 + 8 * (idx % QUEUE_SIZE), QUEUE_SIZE);
+    dev.bus.dma.memory.write16(ctrlUsed + 2, idx + 1);
+    await sleep(50);
+    await assert.rejects(drv.waitPort(1), usedId);
+    assert.ok(Date.now() - start < 1000, 'not a timeout');
     await drv.close();
   } finally {
     dev.stop();

@@ -11,8 +11,6 @@ import { bdf } from '../../../src/driver/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { SplitQueue } from '../../../src/queue/split/device-queue.js';
 import * as N from '../../../src/spec/net.js';
-import { VIRTIO_CONFIG_S_FAILED } from '../../../src/spec/status.js';
-import { VIRTIO_PCI_COMMON_STATUS } from '../../../src/spec/virtio-pci.js';
 import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
 import { FakePciBus } from '../../helpers/fake-pci-bus.js';
 import { ethFrame, mac } from '../../helpers/net-frames.js';
@@ -71,7 +69,7 @@ test('thousands of short receive buffers returned at once: counted and parked wi
   }
 });
 
-test('a receive loop stopped by a device fault records it: later receives reject at once with that typed fault, FAILED is set', async () => {
+test('a receive loop stopped by a device fault records it: later receives reject at once with that typed fault; sending still works', async () => {
   const { bus, bar } = scriptedNet(64, 4 << 20);
   const drv = await VirtioNetDriver.open(bus, FN, { interrupts: 'intx', pollIntervalMs: 5, timeoutMs: 5000 });
   try {
@@ -85,8 +83,9 @@ test('a receive loop stopped by a device fault records it: later receives reject
     const start = Date.now();
     await assert.rejects(drv.receive(), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID');
     assert.ok(Date.now() - start < 1000, 'not a timeout');
-    assert.equal((bar.regs.get(VIRTIO_PCI_COMMON_STATUS) ?? 0) & VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FAILED);
-    await assert.rejects(drv.send(new Uint8Array(60)), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_ID');
+    // Only the receiveq is broken, as Linux marks one virtqueue broken: the transmitq takes a frame.
+    await drv.send(new Uint8Array(60));
+    assert.equal(drv.stats.txFrames, 1);
   } finally {
     await drv.close();
   }

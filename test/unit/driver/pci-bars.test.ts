@@ -23,6 +23,14 @@ function fourKinds(): ConfigSpaceBuilder {
     .bar(4, { kind: 'memory', size: 2 ** 33, is64: true });
 }
 
+/** Where a fresh FakePciBus puts fourKinds()' BARs: [index, base]. */
+const FOUR_KINDS_ASSIGNED = [
+  [0, 0xc000],
+  [1, 0xe000_0000],
+  [2, 0x80_0000_0000],
+  [4, 0x82_0000_0000], // 8 GiB aligned, after the 16 KiB BAR2
+];
+
 test('sizeBars: I/O, 32-bit and 64-bit memory (also above 4 GiB in size), registers and command restored', async () => {
   const bus = new FakePciBus();
   bus.add(FN, fourKinds().build());
@@ -51,12 +59,7 @@ test('assignBars: unprogrammed BARs get naturally aligned addresses from the bus
   const bars = await assignBars(bus, FN);
   assert.deepEqual(
     bars.map((b) => [b.index, b.base]),
-    [
-      [0, 0xc000],
-      [1, 0xe000_0000],
-      [2, 0x80_0000_0000],
-      [4, 0x82_0000_0000], // 8 GiB aligned, after the 16 KiB BAR2
-    ],
+    FOUR_KINDS_ASSIGNED,
   );
   assert.equal(await bus.configRead(FN, BAR(0), 4), 0xc001, 'I/O space bit set by hardware');
   assert.equal(await bus.configRead(FN, BAR(2), 4), 0x0000_000c, '64-bit prefetchable, low half 0');
@@ -98,12 +101,7 @@ test('assignBars: a BAR the device came with programmed outside the bus windows 
   const bars = await assignBars(bus, FN);
   assert.deepEqual(
     bars.map((b) => [b.index, b.base]),
-    [
-      [0, 0xc000],
-      [1, 0xe000_0000],
-      [2, 0x80_0000_0000],
-      [4, 0x82_0000_0000],
-    ],
+    FOUR_KINDS_ASSIGNED,
   );
   assert.equal(await bus.configRead(FN, BAR(1), 4), 0xe000_0000, 'the register holds the new base');
 });

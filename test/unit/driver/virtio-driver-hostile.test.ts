@@ -13,12 +13,12 @@ const FN = bdf(0, 6, 0);
 const VERSION_1_WORD = 0x1;
 
 /** A modern device whose registers are a script: nothing behind them ever does anything. */
-function scripted(setup: (bar: ScriptedBar4) => void): FakePciBus {
-  const bus = new FakePciBus(4 << 20);
+function scripted(setup: (bar: ScriptedBar4) => void, dmaBytes = 4 << 20, layout: Parameters<typeof qemuLikeVirtio>[1] = {}): FakePciBus {
+  const bus = new FakePciBus(dmaBytes);
   const bar = new ScriptedBar4();
   bar.deviceFeatureWords = [0, VERSION_1_WORD];
   setup(bar);
-  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }).build(), new Map([[4, bar]]));
+  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }, layout).build(), new Map([[4, bar]]));
   return bus;
 }
 
@@ -100,12 +100,10 @@ test('a queue whose set-up the device refuses gives its rings back (queue_notify
 test('rings that do not fit in DMA memory: ERR_DEVICE_QUEUE, and nothing of them stays allocated', async () => {
   // 32768 is a legal queue size (2.7): its rings take 32768 * 16 + 65542 + 262150 bytes; the bus has 640 KiB,
   // room for the descriptor table and the available ring but not the used ring.
-  const bus = new FakePciBus(640 << 10);
-  const bar = new ScriptedBar4();
-  bar.deviceFeatureWords = [0, VERSION_1_WORD];
-  bar.numQueues = 1;
-  bar.queueSize.set(0, 32768);
-  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }).build(), new Map([[4, bar]]));
+  const bus = scripted((bar) => {
+    bar.numQueues = 1;
+    bar.queueSize.set(0, 32768);
+  }, 640 << 10);
   const free = bus.dma.allocator.freeBytes;
   const drv = await VirtioDriver.open(bus, FN);
   await drv.negotiate(0n);
@@ -116,13 +114,15 @@ test('rings that do not fit in DMA memory: ERR_DEVICE_QUEUE, and nothing of them
 
 /** qemuLikeVirtio's layout (MSI-X with 3 vectors in a 4 KiB BAR1) with the table and PBA where given, on a bus that delivers MSI. */
 function msixAt(msixTableOffset: number, msixPbaOffset: number): FakePciBus {
-  const bus = new FakePciBus(4 << 20);
+  const bus = scripted(
+    (bar) => {
+      bar.numQueues = 1;
+      bar.queueSize.set(0, 8);
+    },
+    4 << 20,
+    { msixTableOffset, msixPbaOffset },
+  );
   bus.deliverMsi = true;
-  const bar = new ScriptedBar4();
-  bar.deviceFeatureWords = [0, VERSION_1_WORD];
-  bar.numQueues = 1;
-  bar.queueSize.set(0, 8);
-  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1041 }, { msixTableOffset, msixPbaOffset }).build(), new Map([[4, bar]]));
   return bus;
 }
 
