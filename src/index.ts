@@ -39,7 +39,8 @@ export { createMemoryNetPair } from './device/net/memory-pair.js';
 export { StreamNetBackend } from './device/net/stream-backend.js';
 export { DgramNetBackend } from './device/net/dgram-backend.js';
 export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/console/console-device.js';
-export { filePortStreams, socketPortStreams, stdioPortStreams, type ConsolePortStreams } from './device/console/port-streams.js';
+export { filePortStreams, socketPortStreams, stdioPortStreams, streamBytePort, type ConsolePortStreams } from './device/console/port-streams.js';
+export type { ConsoleBytePort, ConsolePortLink } from './device/console/byte-port.js';
 
 // Driver half: the bus, the probe, the driver core and device drivers.
 export { bdf, formatBdf, type Bdf, type BusResources, type DmaBuffer, type DmaMemory, type InterruptEvent, type PciBus } from './driver/pci-bus.js';

@@ -14,6 +14,7 @@ import { VirtioConsoleDevice } from '../../src/device/console/console-device.js'
 import type { NetBackend, NetBackendPort } from '../../src/device/net/backend.js';
 import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
+import { streamBytePort } from '../../src/device/console/port-streams.js';
 
 /** Queue size of every fuzzed device: small enough to scan, large enough for real chains. */
 export const ZOO_QUEUE_SIZE = 8;
@@ -100,7 +101,7 @@ export function makeZooDevice(kind: ZooKind): ZooDevice {
       const multi = kind === 'console-multiport';
       const outs = [counter(), counter()];
       const ins = [new PassThrough(), new PassThrough()];
-      const ports = (multi ? [0, 1] : [0]).map((i) => ({ console: i === 0, name: `p${i}`, streams: { input: ins[i]!, output: outs[i]!.stream } }));
+      const ports = (multi ? [0, 1] : [0]).map((i) => ({ console: i === 0, name: `p${i}`, host: streamBytePort({ input: ins[i]!, output: outs[i]!.stream }) }));
       const device = new VirtioConsoleDevice({ ports, multiport: multi, queueSize: q, size: { cols: 80, rows: 25 } });
       return {
         name: kind,

@@ -13,6 +13,7 @@ import { VirtioNetDriver } from '../driver/net/net-driver.js';
 import type { VirtioDriverOptions } from '../driver/virtio-driver.js';
 import { Machine } from '../platform/machine.js';
 import type { VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
+import { streamBytePort } from '../device/console/port-streams.js';
 
 const hexMac = (mac: Uint8Array): string => [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
@@ -65,7 +66,7 @@ export async function consoleDemo(fnOptions: VirtioPciFunctionOptions, drvOption
   const input = new PassThrough();
   const output = new PassThrough();
   const m = new Machine();
-  const { bdf } = m.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] }), fnOptions);
+  const { bdf } = m.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] }), fnOptions);
   const drv = await VirtioConsoleDriver.open(m.bus, bdf, drvOptions);
   try {
     const port = await drv.waitPort(0);

@@ -15,6 +15,7 @@ import type { BlockBackend } from '../../device/blk/backend.js';
 import { FileBlockBackend } from '../../device/blk/file-backend.js';
 import { MemoryBlockBackend } from '../../device/blk/memory-backend.js';
 import { VirtioConsoleDevice } from '../../device/console/console-device.js';
+import { streamBytePort } from '../../device/console/port-streams.js';
 import { DgramNetBackend } from '../../device/net/dgram-backend.js';
 import { VirtioNetDevice } from '../../device/net/net-device.js';
 import { RngDevice } from '../../device/rng/rng-device.js';
@@ -90,7 +91,7 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
       [
         'console',
         new VirtioConsoleDevice({
-          ports: [{ console: true, streams: opts.serialShell ? {} : { input: consoleInput, output: process.stdout } }],
+          ports: [{ console: true, host: opts.serialShell ? undefined : streamBytePort({ input: consoleInput, output: process.stdout }) }],
           ...(process.stdout.isTTY ? { size: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}),
         }),
       ],

@@ -11,6 +11,7 @@ import { VirtioConsoleDevice } from '../../../src/device/console/console-device.
 import { VIRTIO_ID_CONSOLE } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import { SLOT, bootTestMachine, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const input = new PassThrough();
 const output = new PassThrough();
@@ -19,7 +20,7 @@ output.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
 let m: TestMachine;
 
 before(async () => {
-  m = await bootTestMachine({ console: new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] }) });
+  m = await bootTestMachine({ console: new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] }) });
 });
 
 after(async () => {

@@ -9,6 +9,7 @@ import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/fe
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
 import { activateDevice, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
 import { MockQueue } from '../../helpers/mock-queue.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const V1 = featureSet(VIRTIO_F_VERSION_1);
 const MULTI = V1 | featureSet(C.VIRTIO_CONSOLE_F_MULTIPORT);
@@ -66,7 +67,7 @@ describe('virtio-console device: configuration', () => {
 
   it('writes emerg_wr bytes to port 0 at once, even before DRIVER_OK', () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     for (const b of text('hi!')) dev.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
     assert.equal(Buffer.concat(out.chunks).toString(), 'hi!');
     assert.equal(dev.stats.emergBytes, 3);
@@ -85,7 +86,7 @@ describe('virtio-console device: configuration', () => {
 describe('virtio-console device: data', () => {
   it('moves guest output to the host stream, whatever the buffer split', async () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     const h = activateDevice(dev, V1);
     const head = h.q(1).addChain({ readable: [text('hel'), text('lo '), text('world')] });
     dev.queueNotify(1);
@@ -96,7 +97,7 @@ describe('virtio-console device: data', () => {
 
   it('holds host input until the guest gives buffers, pausing the stream meanwhile', async () => {
     const input = new PassThrough();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { input } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ input }) }] });
     const h = activateDevice(dev, V1);
     const q = h.q(0);
     input.write(text('0123456789'));
@@ -131,7 +132,7 @@ describe('virtio-console device: data', () => {
         release = cb; // the host reader is slow: complete only when the test says so
       },
     });
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output }) }] });
     const h = activateDevice(dev, V1);
     const q = h.q(1);
     const heads = ['aaaa', 'bbbb', 'cccc'].map((s) => q.addChain({ readable: [text(s)] }));
@@ -161,7 +162,7 @@ describe('virtio-console device: transmit batches', () => {
   /** Port 0's transmitq (queue 1) on `memory`, buffers placed with no gaps, so most are adjacent. */
   function txRig(memory: ArrayGuestMemory | RegionGuestMemory): { dev: VirtioConsoleDevice; host: RecordingHost; q: MockQueue; out: ReturnType<typeof sink> } {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     const regions = memory instanceof ArrayGuestMemory ? new RegionGuestMemory([memory]) : memory;
     const host = new RecordingHost(regions);
     const q = new MockQueue({ size: 16, memory, maxGap: 0 });
@@ -231,7 +232,7 @@ describe('virtio-console device: transmit batches', () => {
 describe('virtio-console device: multiport control', () => {
   it('adds ports on DEVICE_READY and describes each on PORT_READY', () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ console: true, streams: { output: out.stream } }, { name: 'org.test.port1' }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ output: out.stream }) }, { name: 'org.test.port1' }] });
     const h = activateDevice(dev, MULTI);
     const heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
     dev.queueNotify(CTRL_RX);

@@ -28,6 +28,7 @@ import { activateDevice } from '../../helpers/device-harness.js';
 import { MockQueue } from '../../helpers/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 // Spec numbers written out: device status bits (2.1), request types (5.2.6), common cfg offsets (4.1.4.3).
 const ACK = 1;
@@ -348,7 +349,7 @@ test('console: output waiting for a full stream and input arriving after a reset
     },
   });
   const input = new PassThrough();
-  const device = new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] });
+  const device = new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] });
   const h = activateDevice(device, bit(VIRTIO_F_VERSION_1));
   const rx = h.q(0);
   const tx = h.q(1);
