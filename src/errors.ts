@@ -149,7 +149,8 @@ export class HostFileError extends VirtioError {
 
   /** The error for a failed system call on `path` (an errno error from node:fs). */
   static fromSystem(path: string, err: unknown): HostFileError {
-    const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+    // An errno error's `code` (typed structurally: this module loads in a browser too).
+    const errno = (err as { code?: unknown } | undefined)?.code;
     switch (errno) {
       case 'ENOENT':
       case 'ENOTDIR':

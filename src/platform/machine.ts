@@ -166,7 +166,10 @@ export class Machine {
     for (const slot of this.slots.values()) slot.lines.listeners.clear();
   }
 
-  /** The window holding [addr, addr + size) in memory or I/O space, if a BAR decodes it. */
+  /**
+   * The window holding [addr, addr + size) in memory or I/O space, if a BAR decodes it.
+   * @internal for the machine's bus
+   */
   route(space: 'memory' | 'io', addr: number, size: number): Window | undefined {
     if (this.memWindows === undefined || this.ioWindows === undefined) this.buildRouting();
     const windows = space === 'memory' ? this.memWindows! : this.ioWindows!;
