@@ -17,7 +17,7 @@ import { Machine } from '../src/platform/machine.js';
 import { BlkDevice } from '../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
 import { BlkDriver, type BlkOp } from '../src/driver/blk/blk-driver.js';
-import type { DmaBuffer } from '../src/driver/pci-bus.js';
+import type { DmaBuffer } from '../src/memory/dma.js';
 import { fillPattern } from '../src/cli/fill-pattern.js';
 import { BareBlkRing } from './bare-blk-ring.js';
 

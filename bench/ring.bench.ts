@@ -11,7 +11,7 @@
  */
 
 import { ArrayGuestMemory } from '../src/memory/guest-memory.js';
-import { SplitQueue } from '../src/queue/split/device-queue.js';
+import { SplitQueue } from '../src/queue/split/device-ring.js';
 import {
   VIRTQ_AVAIL_IDX,
   VIRTQ_AVAIL_RING,

@@ -110,6 +110,33 @@ export class BusError extends VirtioError {
   }
 }
 
+/** Why an emulator adapter cannot route a BAR the guest programmed. */
+export type BarRefusedCode =
+  | 'ERR_BAR_ABOVE_4G' // a 64-bit BAR placed above 4 GiB on a machine with 32-bit physical addresses (v86)
+  | 'ERR_BAR_BEYOND_PORTS' // an I/O BAR past port 0xffff
+  | 'ERR_BAR_CONFLICT'; // the range is RAM or belongs to another device
+
+/**
+ * A BAR the guest placed where the emulator cannot route it: the guest's accesses there never reach
+ * the function (for ERR_BAR_ABOVE_4G on v86 they are truncated to 32 bits and land elsewhere, e.g.
+ * in low RAM). Not thrown at the guest: an adapter reports it to its listeners and its log.
+ */
+export class BarRefusedError extends VirtioError {
+  constructor(
+    override readonly code: BarRefusedCode,
+    /** The function's name on the adapter. */
+    readonly functionName: string,
+    readonly barIndex: number,
+    readonly kind: 'memory' | 'io',
+    /** Bus address (or port) the guest programmed, all 64 bits of it. */
+    readonly base: number,
+    readonly size: number,
+    message: string,
+  ) {
+    super(code, `${functionName} BAR${barIndex} (${kind} 0x${base.toString(16)}+0x${size.toString(16)}): ${message}`);
+  }
+}
+
 /** A driver-side virtqueue has too few free descriptors for a chain: reap used ones, then retry. */
 export class QueueFullError extends VirtioError {
   constructor(

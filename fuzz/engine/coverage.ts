@@ -165,7 +165,8 @@ export class CoverageTracker {
   }
 
   private post(method: string, params?: object): unknown {
-    let error: Error | null = null;
+    // declared through a cast: the callback assigns it, which narrowing from a null literal would not see
+    let error = null as Error | null;
     let value: unknown;
     // A same-thread inspector session answers synchronously.
     this.session.post(method, params ?? {}, (err, res) => {

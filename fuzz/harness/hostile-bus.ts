@@ -12,9 +12,10 @@
  */
 
 import { BusError } from '../../src/errors.js';
-import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import { GuaranteeViolation } from '../engine/guarantees.js';
 import type { FuzzInput } from '../engine/input.js';
 

@@ -13,7 +13,6 @@
 import { VirtioError } from '../../src/errors.js';
 import type { VirtioDeviceHost } from '../../src/device/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/pci/function.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';
@@ -142,7 +141,7 @@ export async function run(data: Uint8Array): Promise<void> {
         break;
       case Op.Config: {
         if (device.configSize === 0) break;
-        const size = ([1, 2, 4] as const)[hi % 3]! as AccessSize;
+        const size = ([1, 2, 4] as const)[hi % 3]!;
         if (device.configSize < size) break;
         const offset = a % (device.configSize - size + 1);
         await guarded('config access', () => (hi & 8 ? device.writeConfig(offset, size, b) : device.readConfig(offset, size)));

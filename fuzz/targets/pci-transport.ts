@@ -13,7 +13,7 @@
  */
 
 import { ArrayGuestMemory, splitU64 } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit } from '../../src/spec/features.js';
 import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../src/spec/pci.js';
 import {

@@ -1,6 +1,6 @@
 /**
- * Target (a): the device half of a split virtqueue (SplitQueue) walking descriptor chains from
- * arbitrary ring memory and indices. The input is a ring geometry and a script of guest writes
+ * Target (a): the device half of a split virtqueue (SplitQueue, built through the seam the transport
+ * uses) walking descriptor chains from arbitrary ring memory and indices. The input is a ring geometry and a script of guest writes
  * (descriptors, avail slots, avail.idx, raw pokes, well-formed chains from MockQueue) interleaved
  * with device operations (pop, pushUsed, notification control).
  *
@@ -12,7 +12,9 @@
  */
 
 import { QueueFaultError, UsageError } from '../../src/errors.js';
-import { SplitQueue } from '../../src/queue/split/device-queue.js';
+import { SPLIT_RING } from '../../src/queue/ring-format.js';
+import { deviceRing } from '../../src/queue/rings.js';
+import { SplitQueue } from '../../src/queue/split/device-ring.js';
 import type { DescriptorChain } from '../../src/queue/types.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
@@ -30,6 +32,7 @@ import {
   descTableSize,
   usedRingSize,
 } from '../../src/spec/ring.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
 import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
 import { MockQueue } from '../../test/helpers/mock-queue.js';
 import { check, expectTyped, GuaranteeViolation } from '../engine/guarantees.js';
@@ -141,13 +144,13 @@ class Model {
       if (!writable && sawWritable) return 'fault';
       sawWritable ||= writable;
       bufs.push({ addr, len, writable });
-      if (bufs.length > this.size) return 'fault';
+      if (bufs.length > SPLIT_RING.maxChainBuffers(this.size)) return 'fault';
       total += len;
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
       if (next >= entries) return 'fault';
       i = next;
     }
-    return total > 2 ** 32 ? 'fault' : bufs;
+    return total > SPLIT_RING.maxChainBytes ? 'fault' : bufs;
   }
 }
 
@@ -192,13 +195,16 @@ export function run(data: Uint8Array): void {
   };
 
   // The device's rings may legitimately be refused (misaligned, outside memory): then nothing runs.
-  const created = device('SplitQueue constructor', () => new SplitQueue({ index: 0, size, memory: mem, desc: desc!, driver: avail!, device: used!, eventIdx, indirect }));
+  const features = (eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
+  const areas = { desc: desc!, driver: avail!, device: used! };
+  const created = device('deviceRing (SplitQueue constructor)', () => deviceRing({ index: 0, size, memory: mem, areas, features }));
   if (!(created instanceof SplitQueue)) {
-    const powerOfTwo = size >= 1 && (size & (size - 1)) === 0;
-    check(!powerOfTwo || !ringsFit || desc! % 16 !== 0 || avail! % 2 !== 0 || used! % 4 !== 0, 'contract', () => `rings refused though aligned and in memory: ${created.message}`);
+    const align = SPLIT_RING.areaAlign;
+    const aligned = desc! % align.desc === 0 && avail! % align.driver === 0 && used! % align.device === 0;
+    check(!SPLIT_RING.isQueueSize(size) || !ringsFit || !aligned, 'contract', () => `rings refused though aligned and in memory: ${created instanceof Error ? created.message : 'not a split ring'}`);
     return;
   }
-  check(ringsFit && size >= 1 && (size & (size - 1)) === 0, 'contract', () => `SplitQueue accepted rings outside guest memory or a queue size of ${size}`);
+  check(ringsFit && SPLIT_RING.isQueueSize(size), 'contract', () => `SplitQueue accepted rings outside guest memory or a queue size of ${size}`);
   const q = created;
   const model = new Model(mem, size, desc!, avail!, used!, indirect, inFlight);
   // Rings that overlap (a hostile layout) make the device's own used-ring writes (avail_event, used
@@ -267,7 +273,7 @@ export function run(data: Uint8Array): void {
           check(got === null, 'contract', () => `pop should find the ring empty, got ${describeChain(got)}`);
         } else {
           check(got !== null && !(got instanceof Error), 'contract', () => `pop should return chain ${expected.head}, got ${describeChain(got)}`);
-          const chain = got as DescriptorChain;
+          const chain = got;
           check(sameChain(chain, expected.head, expected.bufs), 'contract', () => `chain ${describeChain(chain)} differs from reference ${JSON.stringify(expected)}`);
           chains.set(chain.head, chain);
         }

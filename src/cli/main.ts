@@ -13,6 +13,7 @@ import * as demo from './commands/demo.js';
 import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
 import * as probe from './commands/probe.js';
+import { packageVersion } from './version.js';
 
 /** Exit status of a process ended by SIGPIPE (128 + 13), which is what a closed pipe means. */
 const EXIT_CLOSED_PIPE = 141;
@@ -27,12 +28,16 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const program = new Command()
   .name('virtio-ts')
   .description('The virtio PCI transport, device and driver halves, in TypeScript')
+  .version(packageVersion())
   // Commander's own errors come to the catch below, to be reported as one line like every other.
   .exitOverride()
   .configureOutput({ outputError: () => undefined });
 
 const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, boot];
 for (const c of commands) c.register(program);
+
+/** --help, --version and a bare `virtio-ts` (help on stderr, status 1): commander has said all there is. */
+const QUIET_COMMANDER_ENDS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
 /** A failed system call (errno error from node:fs, node:net, ...): the environment, not a bug. */
 function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
@@ -43,8 +48,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // --help (status 0) and a bare `virtio-ts` (help on stderr, status 1) end here too, with nothing to add.
-    if (err.code !== 'commander.helpDisplayed' && err.code !== 'commander.help') console.error(`virtio-ts: ${err.message.replace(/^error: /, '')} (${err.code}; see virtio-ts --help)`);
+    if (!QUIET_COMMANDER_ENDS.has(err.code)) console.error(`virtio-ts: ${err.message.replace(/^error: /, '')} (${err.code}; see virtio-ts --help)`);
     process.exitCode = err.exitCode;
   } else if (err instanceof VirtioError || isSystemError(err)) {
     console.error(`virtio-ts: ${err.message} (${err.code})`);

@@ -1,6 +1,6 @@
 /** A device-specific configuration space held as little-endian bytes (spec 2.5: config fields are little-endian). */
 
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 
 export class ConfigBytes {
   readonly bytes: Uint8Array;

@@ -5,7 +5,7 @@
  */
 
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import type { DeviceQueue } from '../queue/types.js';
 
 /** Services the transport gives a device model. */

@@ -1,10 +1,11 @@
 /**
  * A driver-side virtqueue as device drivers use it: submit buffers, kick the device, wait for used
- * buffers. The ring itself (H1's SplitQueueDriver) does descriptor bookkeeping and checks what the
- * device returns; this adds the notification and the waiting, and every wait has a timeout.
+ * buffers. The ring itself (a {@link DriverRing}, of the negotiated format) does descriptor
+ * bookkeeping and checks what the device returns; this adds the notification and the waiting, and every wait has a timeout.
  */
 
-import type { DmaSpan, SplitQueueDriver, UsedBuffer } from '../queue/split/driver-queue.js';
+import type { DmaSpan } from '../memory/dma.js';
+import type { DriverRing, UsedBuffer } from '../queue/types.js';
 
 export type { DmaSpan };
 /** One used buffer: the token given to submit and the bytes the device wrote. */
@@ -33,7 +34,7 @@ export class DriverQueue<T = unknown> {
   constructor(
     /** Queue index on the device. */
     readonly index: number,
-    private readonly ring: SplitQueueDriver<T>,
+    private readonly ring: DriverRing<T>,
     private readonly host: QueueHost,
     /** Default for {@link waitUsed}. */
     private readonly defaultTimeoutMs: number,

@@ -3,7 +3,8 @@
  * socket), so every access is async. Accesses on one bus are performed in the order issued.
  */
 
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
+import type { DmaMemory } from '../memory/dma.js';
 
 /** A PCI function's address as a bus/device/function number: bus << 8 | device << 3 | function. */
 export type Bdf = number;
@@ -15,30 +16,6 @@ export function bdf(bus: number, device: number, fn: number): Bdf {
 export function formatBdf(addr: Bdf): string {
   const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
   return `${hex(addr >> 8, 2)}:${hex((addr >> 3) & 0x1f, 2)}.${addr & 7}`;
-}
-
-/** Driver-visible DMA memory: a local byte image of bus memory the driver allocates rings and buffers in. */
-export interface DmaBuffer {
-  /** Bus address of the first byte. */
-  readonly addr: number;
-  /** Local bytes; changes become visible to the device after flush, device writes after refresh. */
-  readonly bytes: Uint8Array;
-}
-
-export interface DmaMemory {
-  /** Allocate `size` bytes aligned to `align` (a power of two). Throws when exhausted. */
-  alloc(size: number, align: number): DmaBuffer;
-  /** Return a buffer to the allocator. */
-  free(buffer: DmaBuffer): void;
-  /** Make local writes in [addr, addr + len) visible to devices (no-op in-process). */
-  flush(addr: number, len: number): Promise<void>;
-  /** Bring device writes in [addr, addr + len) into the local image (no-op in-process). */
-  refresh(addr: number, len: number): Promise<void>;
-  /**
-   * True when the local bytes are the device's memory (in-process), so flush and refresh do nothing
-   * and callers may skip them; absent or false means they must be called.
-   */
-  readonly coherent?: boolean;
 }
 
 export type InterruptEvent = { readonly kind: 'intx'; readonly asserted: boolean } | { readonly kind: 'msi'; readonly address: number; readonly data: number };

@@ -6,7 +6,8 @@
  */
 
 import { DeviceFaultError, UsageError } from '../errors.js';
-import { SplitQueueDriver } from '../queue/split/driver-queue.js';
+import { SPLIT_RING } from '../queue/ring-format.js';
+import { driverRing } from '../queue/rings.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
   featureSet,
@@ -18,7 +19,6 @@ import {
   VIRTIO_TRANSPORT_F_START,
 } from '../spec/features.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
-import { VIRTQ_MAX_SIZE } from '../spec/ring.js';
 import {
   decodeStatus,
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -29,7 +29,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
 import { VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
-import type { AccessSize } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
 import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
@@ -234,19 +234,12 @@ export class VirtioDriver implements QueueHost {
     let size: number;
     if (this.transport.legacyLayout) {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
-      if ((max & (max - 1)) !== 0 || max > VIRTQ_MAX_SIZE) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${VIRTQ_MAX_SIZE}`);
+      if (!SPLIT_RING.isQueueSize(max)) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
       size = max;
-    } else size = chooseQueueSize(index, Math.min(max, VIRTQ_MAX_SIZE), options.size);
-    const ring = new SplitQueueDriver<T>({
-      index,
-      size,
-      dma: this.bus.dma,
-      eventIdx: hasFeature(this.negotiated, VIRTIO_F_EVENT_IDX),
-      indirect: hasFeature(this.negotiated, VIRTIO_F_INDIRECT_DESC),
-      legacy: this.transport.legacyLayout,
-    });
+    } else size = chooseQueueSize(index, Math.min(max, SPLIT_RING.maxQueueSize), options.size);
+    const ring = driverRing<T>({ index, size, dma: this.bus.dma, features: this.negotiated, layout: this.transport.legacyLayout ? 'legacy' : 'separate' });
     await ring.flushRings(); // zeroed rings in place before the device learns where they are
-    await this.transport.setupQueue(index, { size, descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr });
+    await this.transport.setupQueue(index, { size, descAddr: ring.areas.desc, driverAddr: ring.areas.driver, deviceAddr: ring.areas.device });
     if (this.plan !== undefined && this.plan.kind !== 'intx') {
       // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
       const want = this.plan.queueVector(index);
@@ -255,7 +248,7 @@ export class VirtioDriver implements QueueHost {
     }
     await this.transport.enableQueue(index);
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
-    this.queues.set(index, queue as DriverQueue<unknown>);
+    this.queues.set(index, queue);
     return queue;
   }
 
@@ -410,11 +403,9 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
 /** The queue size to use: `wanted` (a power of 2) or the largest power of 2 allowed, at most `max`. */
 function chooseQueueSize(index: number, max: number, wanted: number | undefined): number {
   if (wanted !== undefined) {
-    if (!Number.isInteger(wanted) || wanted <= 0 || (wanted & (wanted - 1)) !== 0) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2`);
+    if (!SPLIT_RING.isQueueSize(wanted)) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }
-  let size = 1;
-  while (size * 2 <= max) size *= 2;
-  return size;
+  return SPLIT_RING.largestQueueSize(max);
 }

@@ -4,10 +4,16 @@
  * half (anything at or above 2^53 simply fails the range check). Every access is range-checked.
  */
 
-import { GuestMemoryError } from '../errors.js';
+import { GuestMemoryError, UsageError } from '../errors.js';
+
+/** A range of guest-physical addresses, [base, base + size). */
+export interface AddressRange {
+  readonly base: number;
+  readonly size: number;
+}
 
 export interface GuestMemory {
-  /** One past the highest address backed by memory. */
+  /** One past the highest address backed by memory (RAM in the platform's memory map). */
   readonly end: number;
   /** Whether [addr, addr + len) lies wholly inside one region (len 0 is in range at any mapped address). */
   contains(addr: number, len: number): boolean;
@@ -67,37 +73,81 @@ export function rangeInside(addr: number, len: number, base: number, size: numbe
   return isSafeInteger(addr) && isSafeInteger(len) && len >= 0 && addr >= base && len <= size && addr - base <= size - len;
 }
 
+/** The largest of `ranges` (the first of equals); `ranges` must not be empty. */
+export function largestRange(ranges: readonly AddressRange[]): AddressRange {
+  return ranges.reduce((a, b) => (b.size > a.size ? b : a));
+}
+
+/**
+ * `ram` sorted by base, after checking that the ranges are non-empty, do not overlap and lie inside
+ * [base, base + size): a memory map is the platform's (an emulator author's) input, so a wrong one
+ * is a UsageError.
+ */
+function checkRamMap(ram: readonly AddressRange[], base: number, size: number): AddressRange[] {
+  const sorted = [...ram].sort((a, b) => a.base - b.base);
+  if (sorted.length === 0) throw new UsageError('a memory region needs at least one RAM range');
+  let floor = base;
+  for (const r of sorted) {
+    if (!(isSafeInteger(r.size) && r.size > 0 && r.base >= floor && rangeInside(r.base, r.size, base, size))) {
+      throw new UsageError(`RAM range [0x${r.base.toString(16)}, +0x${r.size.toString(16)}) is empty, overlaps another or lies outside [0x${base.toString(16)}, +0x${size.toString(16)})`);
+    }
+    floor = r.base + r.size;
+  }
+  return sorted;
+}
+
 /** One contiguous region of guest memory backed by an ArrayBuffer or SharedArrayBuffer. */
 export class ArrayGuestMemory implements GuestMemory {
   readonly bytes: Uint8Array;
   readonly end: number;
   private readonly dv: DataView;
-  /** bytes.byteLength, kept as a field: reading it from the view costs more than the check itself. */
-  private readonly size: number;
+  /**
+   * The largest RAM range, checked first (every access when the region is all RAM): one range
+   * compare on the hot path, as without a map. Kept as fields: reading the view's byteLength costs
+   * more than the check itself.
+   */
+  private readonly ramBase: number;
+  private readonly ramSize: number;
+  /** The other RAM ranges, tried only when an access misses the largest one. */
+  private readonly otherRam: readonly AddressRange[];
 
   /**
    * @param backing size in bytes, or an existing buffer/view to wrap without copying
    * @param base guest-physical address of the first byte (may be above 4 GiB)
+   * @param ram the RAM ranges of the platform's memory map inside this region (default: all of it).
+   *   Bytes between them are holes (firmware areas, ROM, reserved ranges): they stay in `bytes`, but
+   *   every accessor refuses them, so no device reads or writes there.
    */
   constructor(
     backing: number | ArrayBufferLike | Uint8Array,
     readonly base = 0,
+    ram?: readonly AddressRange[],
   ) {
     if (typeof backing === 'number') this.bytes = new Uint8Array(backing);
     else if (backing instanceof Uint8Array) this.bytes = backing;
     else this.bytes = new Uint8Array(backing);
     this.dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
-    this.size = this.bytes.byteLength;
-    this.end = base + this.size;
+    const ranges = ram === undefined ? [{ base, size: this.bytes.byteLength }] : checkRamMap(ram, base, this.bytes.byteLength);
+    const largest = largestRange(ranges);
+    this.ramBase = largest.base;
+    this.ramSize = largest.size;
+    this.otherRam = ranges.filter((r) => r !== largest);
+    const last = ranges[ranges.length - 1]!;
+    this.end = last.base + last.size;
   }
 
   contains(addr: number, len: number): boolean {
-    return rangeInside(addr, len, this.base, this.size);
+    return rangeInside(addr, len, this.ramBase, this.ramSize) || (this.otherRam.length !== 0 && this.inOtherRam(addr, len));
+  }
+
+  private inOtherRam(addr: number, len: number): boolean {
+    for (const r of this.otherRam) if (rangeInside(addr, len, r.base, r.size)) return true;
+    return false;
   }
 
   /** Offset into `bytes` of [addr, addr + len), or throws. */
   offsetOf(addr: number, len: number): number {
-    if (!rangeInside(addr, len, this.base, this.size)) throw new GuestMemoryError(addr, len);
+    if (!this.contains(addr, len)) throw new GuestMemoryError(addr, len);
     return addr - this.base;
   }
 

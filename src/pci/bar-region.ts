@@ -4,7 +4,7 @@
  */
 
 import { UsageError } from '../errors.js';
-import type { AccessSize } from './function.js';
+import type { AccessSize } from '../memory/access-size.js';
 
 /** A register block. Offsets are relative to the block; callers keep offset + size inside it. */
 export interface BarRegion {

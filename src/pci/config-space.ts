@@ -16,7 +16,8 @@
 
 import { UsageError } from '../errors.js';
 import { joinU64 } from '../memory/guest-memory.js';
-import type { AccessSize, BarDescriptor, DecodedBar } from './function.js';
+import type { BarDescriptor, DecodedBar } from './function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,

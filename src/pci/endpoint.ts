@@ -4,7 +4,8 @@
  * MSI-X) plug blocks into BARs and capabilities into config space; this class routes accesses.
  */
 
-import type { AccessSize, BarDescriptor, DecodedBar, DeviceHost, PciFunction } from './function.js';
+import type { BarDescriptor, DecodedBar, DeviceHost, PciFunction } from './function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import type { BarRegion } from './bar-region.js';
 import type { ConfigSpace } from './config-space.js';
 

@@ -3,10 +3,8 @@
  * synchronously on every guest access, and the host services the emulator gives it.
  */
 
+import type { AccessSize } from '../memory/access-size.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-
-/** Width of a register access in bytes. 8-byte accesses are split into two 4-byte ones by the caller. */
-export type AccessSize = 1 | 2 | 4;
 
 export type BarKind = 'memory' | 'io';
 

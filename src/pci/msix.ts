@@ -34,7 +34,8 @@ import {
 } from '../spec/pci.js';
 import type { BarRegion } from './bar-region.js';
 import type { Capability, ConfigSpace } from './config-space.js';
-import type { AccessSize, BarDescriptor, DeviceHost } from './function.js';
+import type { BarDescriptor, DeviceHost } from './function.js';
+import type { AccessSize } from '../memory/access-size.js';
 
 /** The smallest MSI-X BAR QEMU creates (one page). */
 const MSIX_MIN_BAR_SIZE = 0x1000;

@@ -15,8 +15,9 @@
 import type { VirtioDevice } from '../device/virtio-device.js';
 import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
 import { UsageError } from '../errors.js';
-import { ArrayGuestMemory, RegionGuestMemory, rangeInside, type GuestMemory } from '../memory/guest-memory.js';
-import type { AccessSize, DeviceHost, PciFunction } from '../pci/function.js';
+import { ArrayGuestMemory, RegionGuestMemory, largestRange, rangeInside, type AddressRange, type GuestMemory } from '../memory/guest-memory.js';
+import type { DeviceHost, PciFunction } from '../pci/function.js';
+import type { AccessSize } from '../memory/access-size.js';
 import { PCI_DEVICES_PER_BUS } from '../spec/pci-enumeration.js';
 import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
 import { RamDma } from './ram-dma.js';
@@ -42,6 +43,13 @@ export interface MachineOptions {
   readonly highRamSize?: number;
   /** The RAM the driver's DMA memory comes from (default 'low'; 'high' puts every ring and buffer above 4 GiB). */
   readonly dmaRegion?: 'low' | 'high';
+  /**
+   * The RAM ranges of the platform's memory map, as its firmware would state them (default: all of
+   * low and high RAM). Each lies inside low or high RAM. Addresses between them are holes: a device
+   * buffer touching one is a guest fault, the bus reads them as all-ones, and the driver's DMA
+   * memory is the largest range of its region.
+   */
+  readonly ramMap?: readonly AddressRange[];
 }
 
 /** A function on the machine's bus and where it sits. */
@@ -86,17 +94,17 @@ export class Machine {
       throw new UsageError(`RAM size ${ramSize} must be between ${2 * DMA_GUARD} and 0x${MACHINE_MEM32_WINDOW.base.toString(16)}`);
     if (!Number.isSafeInteger(highRamSize) || highRamSize < 0 || HIGH_RAM_BASE + highRamSize > MACHINE_MEM64_WINDOW.base)
       throw new UsageError(`high RAM size ${highRamSize} does not fit below the 64-bit BAR window`);
-    const low = new ArrayGuestMemory(ramSize, 0);
-    const high = highRamSize > 0 ? new ArrayGuestMemory(highRamSize, HIGH_RAM_BASE) : undefined;
+    const lowRam = options.ramMap?.filter((r) => r.base < HIGH_RAM_BASE) ?? [{ base: 0, size: ramSize }];
+    const highRam = options.ramMap?.filter((r) => r.base >= HIGH_RAM_BASE) ?? [{ base: HIGH_RAM_BASE, size: highRamSize }];
+    if (highRamSize === 0 && options.ramMap !== undefined && highRam.length > 0) throw new UsageError('RAM ranges above 4 GiB need highRamSize');
+    const low = new ArrayGuestMemory(ramSize, 0, lowRam);
+    const high = highRamSize > 0 ? new ArrayGuestMemory(highRamSize, HIGH_RAM_BASE, highRam) : undefined;
     this.memory = high === undefined ? low : new RegionGuestMemory([low, high]);
-    let dma: RamDma;
-    if (options.dmaRegion === 'high') {
-      if (high === undefined) throw new UsageError('dmaRegion "high" needs highRamSize');
-      dma = new RamDma(this.memory, HIGH_RAM_BASE, highRamSize);
-    } else {
-      dma = new RamDma(this.memory, DMA_GUARD, ramSize - DMA_GUARD);
-    }
-    this.bus = new MachineBus(this, dma);
+    if (options.dmaRegion === 'high' && high === undefined) throw new UsageError('dmaRegion "high" needs highRamSize');
+    const window = largestRange(options.dmaRegion === 'high' ? highRam : lowRam);
+    const dmaBase = Math.max(window.base, DMA_GUARD);
+    if (window.base + window.size - dmaBase <= 0) throw new UsageError('no RAM above the guard page for DMA memory');
+    this.bus = new MachineBus(this, new RamDma(this.memory, dmaBase, window.base + window.size - dmaBase));
   }
 
   /**
@@ -166,10 +174,7 @@ export class Machine {
     for (const slot of this.slots.values()) slot.lines.listeners.clear();
   }
 
-  /**
-   * The window holding [addr, addr + size) in memory or I/O space, if a BAR decodes it.
-   * @internal for the machine's bus
-   */
+  /** The window holding [addr, addr + size) in memory or I/O space, if a BAR decodes it. @internal (the machine's bus routing) */
   route(space: 'memory' | 'io', addr: number, size: number): Window | undefined {
     if (this.memWindows === undefined || this.ioWindows === undefined) this.buildRouting();
     const windows = space === 'memory' ? this.memWindows! : this.ioWindows!;

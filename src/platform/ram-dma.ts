@@ -3,7 +3,7 @@
  * guest memory, so flush and refresh have nothing to do.
  */
 
-import type { DmaBuffer, DmaMemory } from '../driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
 import { DmaAllocator } from '../driver/dma-allocator.js';
 import { UsageError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';

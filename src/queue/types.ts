@@ -1,4 +1,10 @@
-/** The device-side virtqueue as device models use it (transport- and ring-format-neutral). */
+/**
+ * The two halves of a virtqueue as the layers above queue/ use them, transport- and
+ * ring-format-neutral: {@link DeviceQueue} for device models, {@link DriverRing} for the driver
+ * half. rings.ts builds both for the negotiated format.
+ */
+
+import type { DmaSpan } from '../memory/dma.js';
 
 /**
  * A descriptor chain popped from the available ring: device-readable buffers first, then
@@ -40,4 +46,51 @@ export interface DeviceQueue {
   setNotification(enabled: boolean): void;
   /** Whether the avail ring holds chains not yet popped. */
   hasAvailable(): boolean;
+}
+
+/** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */
+export interface UsedBuffer<T> {
+  readonly token: T;
+  readonly len: number;
+}
+
+/** Bus addresses of a ring's three areas, as the transport tells the device (4.1.4.3: queue_desc, queue_driver, queue_device). */
+export interface RingAreas {
+  readonly desc: number;
+  readonly driver: number;
+  readonly device: number;
+}
+
+/**
+ * The driver-side virtqueue ring: chains in, used elements out, every used element checked against
+ * what was submitted (DeviceFaultError otherwise). Its memory is DmaMemory; over a remote bus the
+ * asynchronous operations flush and refresh it, over coherent DMA the synchronous forms do the same
+ * at once. `T` is the caller's token for each chain.
+ */
+export interface DriverRing<T> {
+  readonly index: number;
+  readonly size: number;
+  readonly areas: RingAreas;
+  /** Descriptors free for new chains. */
+  readonly numFree: number;
+  /** DMA memory is coherent: {@link publishSync} and {@link reapSync} may be used. */
+  readonly coherent: boolean;
+  /** Make the zeroed rings visible to the device; before the transport learns where they are. */
+  flushRings(): Promise<void>;
+  /** Put a chain of device-readable `out` then device-writable `inn` buffers in the ring; returns its head id. */
+  add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number;
+  /** Make the chains added so far visible; resolves whether the device wants a notification. */
+  publish(): Promise<boolean>;
+  /** publish() at once, for coherent DMA. */
+  publishSync(): boolean;
+  /** Take every used element returned since the last call, checked. */
+  reap(): Promise<UsedBuffer<T>[]>;
+  /** reap() at once, for coherent DMA. */
+  reapSync(): UsedBuffer<T>[];
+  /** Ask the device not to interrupt (true) or to interrupt again (false); advisory. */
+  setInterruptSuppression(enabled: boolean): Promise<void>;
+  /** After a device reset: forget every chain in flight and return their tokens. */
+  detachUnused(): T[];
+  /** Give the ring memory back; the ring is unusable afterwards. */
+  destroy(): void;
 }

@@ -10,10 +10,11 @@
 
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
-import type { AccessSize } from '../pci/function.js';
-import { SplitQueue } from '../queue/split/device-queue.js';
+import type { AccessSize } from '../memory/access-size.js';
+import { SPLIT_RING } from '../queue/ring-format.js';
+import { deviceRing } from '../queue/rings.js';
+import type { DeviceQueue } from '../queue/types.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
-import { VIRTQ_MAX_SIZE } from '../spec/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -138,10 +139,6 @@ export interface InterfaceRules {
 
 export type DeviceCoreOptions = InterfaceRules;
 
-function isPowerOfTwo(n: number): boolean {
-  return n > 0 && (n & (n - 1)) === 0;
-}
-
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
@@ -161,7 +158,7 @@ export class DeviceCore implements VirtioDeviceHost {
   private generation = 0;
   private configVectorValue = VIRTIO_MSI_NO_VECTOR;
   /** Queues live since DRIVER_OK (null where not enabled). */
-  private active: (SplitQueue | null)[] = [];
+  private active: (DeviceQueue | null)[] = [];
   private readonly resetListeners: (() => void)[] = [];
   /** Resets written so far; a completion only finishes the latest one. */
   private resets = 0;
@@ -180,7 +177,7 @@ export class DeviceCore implements VirtioDeviceHost {
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset;
     this.queues = device.queueMaxSizes.map((max, i) => {
-      if (!isPowerOfTwo(max) || max > VIRTQ_MAX_SIZE) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${VIRTQ_MAX_SIZE}`);
+      if (!SPLIT_RING.isQueueSize(max)) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);
@@ -309,18 +306,9 @@ export class DeviceCore implements VirtioDeviceHost {
   }
 
   /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
-  private buildQueue(q: VirtqueueConfig): SplitQueue {
-    const features = this.driverFeatureBits;
-    return new SplitQueue({
-      index: q.index,
-      size: q.size,
-      memory: this.memory,
-      desc: q.ringAddress('desc'),
-      driver: q.ringAddress('driver'),
-      device: q.ringAddress('device'),
-      eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
-      indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-    });
+  private buildQueue(q: VirtqueueConfig): DeviceQueue {
+    const areas = { desc: q.ringAddress('desc'), driver: q.ringAddress('driver'), device: q.ringAddress('device') };
+    return deviceRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
   }
 
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
@@ -357,7 +345,7 @@ export class DeviceCore implements VirtioDeviceHost {
   /** A power of two no larger than the maximum (2.7); anything else is ignored. */
   setQueueSize(index: number, size: number): void {
     const q = this.queues[index];
-    if (q !== undefined && this.queueWritable(index) && isPowerOfTwo(size) && size <= q.maxSize) q.size = size;
+    if (q !== undefined && this.queueWritable(index) && SPLIT_RING.isQueueSize(size) && size <= q.maxSize) q.size = size;
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);

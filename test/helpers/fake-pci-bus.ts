@@ -7,8 +7,9 @@
 
 import { joinU64 } from '../../src/memory/guest-memory.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/pci/function.js';
-import type { Bdf, BusResources, DmaBuffer, DmaMemory, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,

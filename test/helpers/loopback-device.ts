@@ -6,7 +6,7 @@
  */
 
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
-import type { AccessSize } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import type { DeviceQueue } from '../../src/queue/types.js';
 
 export const LOOPBACK_MAGIC = 0x4c4f4f50; // "LOOP"

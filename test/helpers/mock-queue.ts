@@ -2,6 +2,8 @@
  * A split virtqueue built in guest memory by name, after rust-vmm's mock queue: tests, benches and
  * fuzz targets play the driver with `addChain()` and read results with `readUsed()`, and forge
  * hostile rings with the raw pokes (`setDesc`, `setAvailIdx`, ...), never with hand-made offsets.
+ * The device side comes from the same seam the transport uses (queue/rings.ts), and the areas are
+ * placed by the split format's rules (queue/ring-format.ts).
  *
  * Rings and buffers are placed at seeded random gaps and descriptors are taken in shuffled order,
  * so a device that assumes contiguous buffers or sequential descriptor ids fails here. Buffers are
@@ -9,15 +11,16 @@
  */
 
 import { ArrayGuestMemory, splitU64, type GuestMemory } from '../../src/memory/guest-memory.js';
-import { SplitQueue } from '../../src/queue/split/device-queue.js';
+import { SPLIT_RING } from '../../src/queue/ring-format.js';
+import { deviceRing } from '../../src/queue/rings.js';
+import { SplitQueue } from '../../src/queue/split/device-ring.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
 import {
-  VIRTQ_AVAIL_ALIGN,
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_FLAGS,
   VIRTQ_AVAIL_IDX,
   VIRTQ_AVAIL_RING,
   VIRTQ_DESC_ADDR,
-  VIRTQ_DESC_ALIGN,
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
@@ -25,7 +28,6 @@ import {
   VIRTQ_DESC_LEN,
   VIRTQ_DESC_NEXT,
   VIRTQ_DESC_SIZE,
-  VIRTQ_USED_ALIGN,
   VIRTQ_USED_ELEM_SIZE,
   VIRTQ_USED_FLAGS,
   VIRTQ_USED_IDX,
@@ -114,25 +116,24 @@ export class MockQueue {
       if (at < 0) throw new Error(`mock queue: a ring of ${len} bytes does not fit in guest memory`);
       return at;
     };
-    this.descAddr = ring(descTableSize(this.size), VIRTQ_DESC_ALIGN);
-    this.availAddr = ring(availRingSize(this.size), VIRTQ_AVAIL_ALIGN);
-    this.usedAddr = ring(usedRingSize(this.size), VIRTQ_USED_ALIGN);
+    const align = SPLIT_RING.areaAlign;
+    this.descAddr = ring(descTableSize(this.size), align.desc);
+    this.availAddr = ring(availRingSize(this.size), align.driver);
+    this.usedAddr = ring(usedRingSize(this.size), align.device);
     this.dataStart = this.cursor;
     this.free = this.shuffle(Array.from({ length: this.size }, (_, i) => i));
   }
 
-  /** A device-side SplitQueue over this ring (what a transport creates when the queue is enabled). */
+  /**
+   * The device side over this ring, built as the transport builds it when the queue is enabled
+   * (with EVENT_IDX and INDIRECT_DESC as asked): a SplitQueue, since no other format is negotiated.
+   */
   deviceQueue(options: { index?: number; eventIdx?: boolean; indirect?: boolean } = {}): SplitQueue {
-    return new SplitQueue({
-      index: options.index ?? 0,
-      size: this.size,
-      memory: this.memory,
-      desc: this.descAddr,
-      driver: this.availAddr,
-      device: this.usedAddr,
-      eventIdx: options.eventIdx ?? false,
-      indirect: options.indirect ?? false,
-    });
+    const features = (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
+    const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
+    const queue = deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
+    if (!(queue instanceof SplitQueue)) throw new Error('mock queue: the seam built a ring of another format');
+    return queue;
   }
 
   /** Free descriptors left for addChain. */
@@ -159,7 +160,7 @@ export class MockQueue {
     if (buffers.length === 0) throw new Error('mock queue: a chain needs at least one buffer');
     let ids: number[];
     if (spec.indirect) {
-      const table = this.alloc(buffers.length * VIRTQ_DESC_SIZE, VIRTQ_DESC_ALIGN);
+      const table = this.alloc(buffers.length * VIRTQ_DESC_SIZE, SPLIT_RING.areaAlign.desc);
       // Entry 0 comes first (2.7.5.3); the rest are chained in shuffled table order.
       const order = [0, ...this.shuffle(Array.from({ length: buffers.length - 1 }, (_, i) => i + 1))];
       this.writeChain(table, order, buffers);

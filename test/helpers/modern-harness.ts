@@ -6,7 +6,8 @@
 
 import type { VirtioDevice } from '../../src/device/virtio-device.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize, DeviceHost } from '../../src/pci/function.js';
+import type { DeviceHost } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import { bit } from '../../src/spec/features.js';
 import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_MEMORY } from '../../src/spec/pci.js';
 import {

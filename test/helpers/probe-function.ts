@@ -7,7 +7,8 @@
 
 import { ConfigSpace } from '../../src/pci/config-space.js';
 import { PciEndpoint } from '../../src/pci/endpoint.js';
-import type { AccessSize, DeviceHost } from '../../src/pci/function.js';
+import type { DeviceHost } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import { PCI_CLASS_OTHERS } from '../../src/spec/pci.js';
 import { PCI_INTERRUPT_PIN_INTA } from '../../src/spec/pci-header.js';
 

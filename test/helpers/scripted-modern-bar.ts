@@ -6,7 +6,7 @@
  * accesses and feed it hostile values. Nothing is ever processed.
  */
 
-import type { AccessSize } from '../../src/pci/function.js';
+import type { AccessSize } from '../../src/memory/access-size.js';
 import {
   VIRTIO_PCI_COMMON_DF,
   VIRTIO_PCI_COMMON_DFSELECT,

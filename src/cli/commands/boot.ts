@@ -24,7 +24,6 @@ import { UsageError } from '../../errors.js';
 import { buildGuestAssets } from '../../platform/v86/assets.js';
 import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
 import { LinuxGuest } from '../../platform/v86/linux-guest.js';
-import { VirtioPciFunction } from '../../transport/pci/virtio-pci-function.js';
 
 interface BootOptions {
   readonly disk?: string;
@@ -104,7 +103,8 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
     let forward: ((text: string) => void) | undefined;
     const guest = await LinuxGuest.boot({
       assets,
-      devices: devices.map(([name, device]) => ({ name, create: (host) => new VirtioPciFunction(device, host, { mode }) })),
+      // plugVirtio's 32-bit modern BAR: reachable wherever the guest puts it (v86 has no memory above 4 GiB).
+      devices: devices.map(([name, device]) => ({ name, virtio: device, options: { mode } })),
       memoryMiB,
       savedState: opts.savedState,
       ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),

@@ -15,7 +15,7 @@ import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileBlockBackend } from '../../device/blk/file-backend.js';
 import { BlkDriver, type BlkOp } from '../../driver/blk/blk-driver.js';
-import type { DmaBuffer } from '../../driver/pci-bus.js';
+import type { DmaBuffer } from '../../memory/dma.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import type { VirtioDriver } from '../../driver/virtio-driver.js';
 import { HostFileError, UsageError } from '../../errors.js';

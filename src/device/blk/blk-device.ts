@@ -53,10 +53,10 @@ import {
   VIRTIO_BLK_T_OUT,
   VIRTIO_BLK_T_WRITE_ZEROES,
 } from '../../spec/blk.js';
-import { VIRTQ_MAX_SIZE } from '../../spec/ring.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
+import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
@@ -166,8 +166,7 @@ export class BlkDevice implements VirtioDevice {
     this.maxInFlight = options.maxInFlight ?? 64;
     this.defaultWriteback = options.writeback ?? true;
     checkInt('numQueues', numQueues, 1, 0xffff);
-    checkInt('queueSize', queueSize, 2, VIRTQ_MAX_SIZE);
-    if ((queueSize & (queueSize - 1)) !== 0) throw new UsageError(`queueSize ${queueSize} is not a power of two`);
+    checkQueueMaxSize('queueSize', queueSize, 2); // at least 2: seg_max is queueSize - 2
     checkInt('blkSize', blkSize, VIRTIO_BLK_SECTOR_SIZE, 0x8000_0000);
     if ((blkSize & (blkSize - 1)) !== 0) throw new UsageError(`blkSize ${blkSize} is not a power of two`);
     checkInt('sizeMax', sizeMax, 1, 0xffff_ffff);

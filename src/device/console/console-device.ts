@@ -9,7 +9,7 @@
 
 import { RequestShapeError, UsageError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import type { DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';

@@ -8,7 +8,7 @@
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';

@@ -6,7 +6,7 @@
  */
 
 import { once } from 'node:events';
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { BusError } from '../../errors.js';
 import type { NetBackend, NetBackendPort } from './backend.js';
 import { encodeStreamFrame, StreamFrameDecoder } from './stream-framing.js';
@@ -74,7 +74,7 @@ export class StreamNetBackend implements NetBackend {
   /** The bound TCP port of a listening backend (useful with port 0). */
   get listeningPort(): number | undefined {
     const a = this.server?.address();
-    return a !== null && typeof a === 'object' ? (a as AddressInfo).port : undefined;
+    return a !== null && typeof a === 'object' ? a.port : undefined;
   }
 
   get connected(): boolean {

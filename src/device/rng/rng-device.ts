@@ -6,7 +6,7 @@
 
 import { UsageError } from '../../errors.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
-import { VIRTQ_MAX_SIZE } from '../../spec/ring.js';
+import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
 import { webCryptoEntropy, type EntropySource } from './entropy.js';
@@ -38,9 +38,7 @@ export class RngDevice implements VirtioDevice {
 
   constructor(options: RngDeviceOptions = {}) {
     const queueSize = options.queueSize ?? 64;
-    if (!Number.isInteger(queueSize) || queueSize < 1 || queueSize > VIRTQ_MAX_SIZE || (queueSize & (queueSize - 1)) !== 0) {
-      throw new UsageError(`queueSize must be a power of two in [1, ${VIRTQ_MAX_SIZE}], got ${queueSize}`);
-    }
+    checkQueueMaxSize('queueSize', queueSize);
     this.maxBytes = options.maxBytesPerRequest ?? 65536;
     if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1) throw new UsageError(`maxBytesPerRequest must be a positive integer, got ${this.maxBytes}`);
     this.entropy = options.entropy ?? webCryptoEntropy;

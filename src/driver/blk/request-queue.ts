@@ -25,7 +25,7 @@ import {
   VIRTIO_BLK_T_WRITE_ZEROES,
   VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 } from '../../spec/blk.js';
-import type { DmaBuffer, DmaMemory } from '../pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../../memory/dma.js';
 import type { DmaSpan, DriverQueue } from '../driver-queue.js';
 import { BlkStatusError, type BlkOp } from './types.js';
 

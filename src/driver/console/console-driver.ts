@@ -11,7 +11,8 @@ import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
-import type { Bdf, DmaBuffer, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../pci-bus.js';
+import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Waits are sliced so that long idle periods are not timeouts. */
@@ -234,8 +235,8 @@ export class VirtioConsoleDriver {
     /** Every queue, set up at open (Linux does the same for all max_nr_ports). */
     private readonly queues: ReadonlyMap<number, DriverQueue<never>>,
   ) {
-    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) as DriverQueue<number> | undefined) : undefined;
-    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) as DriverQueue<DmaBuffer> | undefined) : undefined;
+    this.controlRx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) : undefined;
+    this.controlTx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) : undefined;
   }
 
   private readonly controlRx: DriverQueue<number> | undefined;

@@ -6,7 +6,7 @@
  * into chunks so no single protocol line grows without bound; the chunks of one call are pipelined.
  */
 
-import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../../memory/dma.js';
 import { BusError, UsageError } from '../../errors.js';
 import { rangeInside } from '../../memory/guest-memory.js';
 import { b64readCommand, b64writeCommand, memsetCommand } from './qtest-protocol.js';

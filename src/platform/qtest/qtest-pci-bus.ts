@@ -10,7 +10,7 @@
  * issued without awaiting the previous one are pipelined.
  */
 
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { BusError, UsageError } from '../../errors.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';

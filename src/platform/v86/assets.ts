@@ -1,6 +1,8 @@
 /**
  * The Linux guest's files (kernel, initramfs, BIOS), built from Debian packages by
- * scripts/guest/build-assets.sh into .cache/linux-guest (or $VIRTIO_TS_GUEST_CACHE).
+ * scripts/guest/build-assets.sh into .cache/linux-guest (or $VIRTIO_TS_GUEST_CACHE), and those of
+ * the 686-pae guest (Debian's PAE kernel, which may place 64-bit BARs above 4 GiB) in its 686-pae
+ * folder.
  */
 
 import { spawn } from 'node:child_process';
@@ -26,6 +28,11 @@ export interface GuestAssets {
 /** Where the assets live. */
 export function guestCacheDir(): string {
   return process.env['VIRTIO_TS_GUEST_CACHE'] ?? join(PACKAGE_ROOT, '.cache', 'linux-guest');
+}
+
+/** Where the 686-pae guest's assets live (a guest folder of their own, with their own saved states). */
+export function paeGuestCacheDir(): string {
+  return join(guestCacheDir(), '686-pae');
 }
 
 /** The built assets; throws a BusError saying how to build them when any is missing. */

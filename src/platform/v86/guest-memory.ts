@@ -10,8 +10,9 @@
  *   interrupted, so code read from a virtio disk into a page that once held other code runs fresh.
  */
 
-import { ArrayGuestMemory, rangeInside, type GuestMemory } from '../../memory/guest-memory.js';
+import { ArrayGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
 import type { V86Cpu } from './internals.js';
+import type { V86MemoryMap } from './memory-map.js';
 
 /** Dirty ranges kept apart before they are merged into one span. */
 const MAX_DIRTY_RANGES = 16;
@@ -31,30 +32,55 @@ export function reserveWasmHeap(cpu: V86Cpu): void {
   cpu.wm.exports.v86_free(cpu.wm.exports.v86_malloc(WASM_HEAP_RESERVE));
 }
 
+/** CR0.PG: paging is on. */
+const CR0_PG = 0x8000_0000;
+
 export class V86GuestMemory implements GuestMemory {
+  /** The end of the OS's RAM (the firmware's zone above it is reached through {@link contains}). */
   readonly end: number;
+  /** The RAM of the OS's map, and the RAM the firmware uses (the same view without a map). */
   private ram: ArrayGuestMemory;
+  private firmware: ArrayGuestMemory;
   private readonly dirty: [start: number, end: number][] = [];
   /** How often the wasm memory grew under this wrapper (each time, older views died). */
   growths = 0;
 
-  constructor(private readonly cpu: V86Cpu) {
-    this.ram = this.wrap();
+  /**
+   * @param map what devices may reach (default: all of v86's memory array): v86's array also holds
+   *   what the firmware's map leaves out of the OS's RAM (the firmware area below 1 MiB, the tables
+   *   SeaBIOS keeps at the top), see memory-map.ts. The firmware's own zone is reachable while the
+   *   guest runs without paging, as it does while the firmware drives a device.
+   */
+  constructor(
+    private readonly cpu: V86Cpu,
+    private readonly map?: V86MemoryMap,
+  ) {
+    [this.ram, this.firmware] = this.wrap();
     this.end = this.ram.end;
   }
 
-  private wrap(): ArrayGuestMemory {
+  private wrap(): [ram: ArrayGuestMemory, firmware: ArrayGuestMemory] {
     const size = this.cpu.memory_size[0]! >>> 0;
-    return new ArrayGuestMemory(new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, size));
+    const bytes = new Uint8Array(this.cpu.wasm_memory.buffer, this.cpu.mem8.byteOffset, size);
+    const ram = new ArrayGuestMemory(bytes, 0, this.map?.ram);
+    return [ram, this.map === undefined ? ram : new ArrayGuestMemory(bytes, 0, this.map.firmwareRam)];
   }
 
-  /** The RAM view over the current wasm buffer. */
-  private get current(): ArrayGuestMemory {
+  /**
+   * The view over the current wasm buffer that serves [addr, addr + len): the OS's RAM, or the
+   * firmware's while paging is off (CR0 is read only when the OS's RAM refuses the access).
+   */
+  private at(addr: number, len: number): ArrayGuestMemory {
     if (this.ram.bytes.buffer !== this.cpu.wasm_memory.buffer) {
-      this.ram = this.wrap();
+      [this.ram, this.firmware] = this.wrap();
       this.growths++;
     }
-    return this.ram;
+    return this.ram.contains(addr, len) || !this.firmwareDrives() ? this.ram : this.firmware;
+  }
+
+  /** Whether the guest runs without paging: the firmware (or a real-mode loader using its services), not an OS. */
+  private firmwareDrives(): boolean {
+    return (this.cpu.cr[0]! & CR0_PG) === 0;
   }
 
   private touch(addr: number, len: number): void {
@@ -84,48 +110,49 @@ export class V86GuestMemory implements GuestMemory {
   }
 
   contains(addr: number, len: number): boolean {
-    // Not through this.ram: a detached view has length 0.
-    return rangeInside(addr, len, 0, this.end);
+    // Not through `at`: the checks read only fields fixed at construction, so a view detached by
+    // growth answers the same, and nothing needs re-wrapping.
+    return this.ram.contains(addr, len) || (this.firmware !== this.ram && this.firmwareDrives() && this.firmware.contains(addr, len));
   }
   read8(addr: number): number {
-    return this.current.read8(addr);
+    return this.at(addr, 1).read8(addr);
   }
   read16(addr: number): number {
-    return this.current.read16(addr);
+    return this.at(addr, 2).read16(addr);
   }
   read32(addr: number): number {
-    return this.current.read32(addr);
+    return this.at(addr, 4).read32(addr);
   }
   read64(addr: number): bigint {
-    return this.current.read64(addr);
+    return this.at(addr, 8).read64(addr);
   }
   write8(addr: number, value: number): void {
-    this.current.write8(addr, value);
+    this.at(addr, 1).write8(addr, value);
     this.touch(addr, 1);
   }
   write16(addr: number, value: number): void {
-    this.current.write16(addr, value);
+    this.at(addr, 2).write16(addr, value);
     this.touch(addr, 2);
   }
   write32(addr: number, value: number): void {
-    this.current.write32(addr, value);
+    this.at(addr, 4).write32(addr, value);
     this.touch(addr, 4);
   }
   write64(addr: number, value: bigint): void {
-    this.current.write64(addr, value);
+    this.at(addr, 8).write64(addr, value);
     this.touch(addr, 8);
   }
   /** A view a device may write through, so its range counts as written. */
   view(addr: number, len: number): Uint8Array {
-    const v = this.current.view(addr, len);
+    const v = this.at(addr, len).view(addr, len);
     this.touch(addr, len);
     return v;
   }
   read(addr: number, dst: Uint8Array): void {
-    this.current.read(addr, dst);
+    this.at(addr, dst.length).read(addr, dst);
   }
   write(addr: number, src: Uint8Array): void {
-    this.current.write(addr, src);
+    this.at(addr, src.length).write(addr, src);
     this.touch(addr, src.byteLength);
   }
 }

@@ -96,6 +96,8 @@ export interface V86Cpu {
    * (src/rust/cpu/cpu.rs pic_call_irq: "XXX: What if called after instruction").
    */
   readonly flags: ArrayLike<number>;
+  /** Control registers CR0-CR7 (a view of wasm memory); CR0 bit 31 (PG) says whether paging is on. */
+  readonly cr: ArrayLike<number>;
   /**
    * Physical memory accesses as the CPU makes them (src/cpu.js): RAM, or the handlers io.mmap_register
    * installed for the 128 KiB block. read32s returns a signed value.
@@ -147,6 +149,7 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.mmap_write16', 'function'],
   ['v86.cpu.jit_dirty_cache', 'function'],
   ['v86.cpu.flags', 'object'],
+  ['v86.cpu.cr', 'object'],
   ['v86.cpu.wm.exports.v86_malloc', 'function'],
   ['v86.cpu.wm.exports.v86_free', 'function'],
 ];

@@ -18,19 +18,31 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { V86 } from 'v86';
 import { BusError, UsageError } from '../../errors.js';
+import type { VirtioDevice } from '../../device/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
+import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { findGuestAssets, type GuestAssets } from './assets.js';
 import { DONE_MARK, POWEROFF_MARK, READY_MARK, SerialLog, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
 import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
 
-/** A PCI function to put on the guest's bus. */
-export interface GuestDevice {
+/**
+ * A PCI function to put on the guest's bus: one `create` builds, or a virtio device that
+ * {@link V86PciAdapter.plugVirtio} puts there (its modern BAR 32-bit unless `options` say otherwise).
+ */
+export type GuestDevice = GuestSlot &
+  (
+    | {
+        /** Builds the function against the host (guest memory, INTx) the emulator gives it. */
+        readonly create: (host: DeviceHost) => PciFunction;
+      }
+    | { readonly virtio: VirtioDevice; readonly options?: VirtioPciFunctionOptions }
+  );
+
+export interface GuestSlot {
   readonly name: string;
   /** Bus-0 devfn; default: the next free slot from 00:0d.0. */
   readonly devfn?: number;
-  /** Builds the function against the host (guest memory, INTx) the emulator gives it. */
-  readonly create: (host: DeviceHost) => PciFunction;
 }
 
 export interface LinuxGuestOptions {
@@ -47,6 +59,8 @@ export interface LinuxGuestOptions {
   readonly bootTimeoutMs?: number;
   /** Every byte the guest writes to its serial console, as text. */
   readonly onSerial?: (text: string) => void;
+  /** Where the PCI adapter's warnings go (default console.warn), e.g. a BAR v86 cannot reach. */
+  readonly warn?: (message: string) => void;
 }
 
 /** A guest failure, with the serial log so far. */
@@ -124,13 +138,14 @@ export class LinuxGuest {
     let guest: LinuxGuest | undefined;
     try {
       await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
-      const adapter = new V86PciAdapter(emulator);
+      const adapter = new V86PciAdapter(emulator, { warn: options.warn });
       guest = new LinuxGuest(emulator, adapter);
       emulator.add_listener('serial0-output-byte', (byte) => guest!.onByte(byte, options.onSerial));
       let devfn = FIRST_FREE_DEVFN;
       for (const d of options.devices ?? []) {
         const at = d.devfn ?? devfn;
-        adapter.plug(at, d.name, d.create);
+        if ('create' in d) adapter.plug(at, d.name, d.create);
+        else adapter.plugVirtio(at, d.name, d.virtio, d.options);
         devfn = Math.max(devfn, ((at >> 3) + 1) << 3);
       }
       const store = new SavedStateStore(join(assets.dir, 'states'));

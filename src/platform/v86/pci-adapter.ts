@@ -7,18 +7,29 @@
  * - routes BARs the guest programs (I/O ports and memory in 128 KiB blocks), following every move,
  *   and refuses ranges another v86 device owns;
  * - drives INTx through v86's PIRQ routing, sharing a line between functions by counting;
- * - gives zero-copy guest memory (V86GuestMemory).
+ * - gives zero-copy guest memory (V86GuestMemory) limited to the RAM of the guest's memory map, so
+ *   that a buffer in a firmware area or past RAM's end is a guest fault, not a write into v86's array
+ *   (the firmware's own zones stay reachable while it drives a device: see memory-map.ts).
  * v86 has no MSI delivery for outside devices: boot Linux with `pci=nomsi` (sendMsi is dropped and
  * counted in {@link V86PciAdapter.droppedMsi}).
+ * v86 is a 32-bit machine: a PAE guest may place a 64-bit BAR above 4 GiB, where v86 truncates its
+ * accesses to 32 bits (the BAR at 0x1_0000_0000 reads and writes RAM at 0). A BAR the adapter cannot
+ * route is reported as a {@link BarRefusedError} to {@link V86PciAdapter.onBarRefused} listeners and
+ * as a warning; {@link V86PciAdapter.plugVirtio} declares the virtio BAR 32-bit so that it cannot
+ * happen.
  * Every v86 internal used is in internals.ts.
  */
 
 import type { V86 } from 'v86';
-import { UsageError } from '../../errors.js';
-import type { AccessSize, DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
+import type { VirtioDevice } from '../../device/virtio-device.js';
+import { BarRefusedError, UsageError, type BarRefusedCode } from '../../errors.js';
+import type { DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
+import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -70,14 +81,32 @@ const ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
  * not booting, and recording them all would let it grow the host's memory without bound.
  */
 export const MAX_RECORDED_CONFIG_WRITES = 4096;
-/** Refused-BAR lines kept: the guest chooses the addresses, so every one could be new. */
-export const MAX_REFUSED_BAR_LINES = 64;
+/** Refused BARs kept: the guest chooses the addresses, so every one could be new. */
+export const MAX_REFUSED_BARS = 64;
+
+export interface V86PciAdapterOptions {
+  /**
+   * Where the adapter's warnings go (a BAR it cannot route), one message each (default
+   * console.warn: v86 keeps no log of its own outside its debug build).
+   */
+  readonly warn?: (message: string) => void;
+}
 
 /** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
 export const FIRST_FREE_DEVFN = 13 << 3;
 
+export interface V86PciAdapterOptions {
+  /**
+   * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
+   * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
+   */
+  readonly memoryMap?: V86MemoryMap;
+}
+
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
+  /** What every function's guest memory is limited to. */
+  readonly memoryMap: V86MemoryMap;
   private readonly byDevfn = new Map<number, Plugged>();
   private routes: Route[] = [];
   private readonly ownedPorts = new Uint8Array(PORT_COUNT);
@@ -91,16 +120,20 @@ export class V86PciAdapter {
   private accessDepth = 0;
   private lineSyncQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
-  /** Why a BAR could not be mapped (another v86 device owns the range), one line each, the first {@link MAX_REFUSED_BAR_LINES}. */
-  readonly refusedBars: string[] = [];
+  /** Each BAR placement the adapter could not route, once (in the order the guest made them), the first {@link MAX_REFUSED_BARS}. */
+  readonly refusedBars: BarRefusedError[] = [];
+  private readonly barRefusedListeners = new Set<(error: BarRefusedError) => void>();
+  private readonly warn: (message: string) => void;
   /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
   private pendingHighByte: [addr: number, byte: number] | undefined;
   /** MSI messages the function sent, which v86 cannot deliver. */
   droppedMsi = 0;
 
   /** @param emulator a v86 emulator after its "emulator-loaded" event, before its first run */
-  constructor(emulator: V86) {
+  constructor(emulator: V86, options: V86PciAdapterOptions = {}) {
+    this.warn = options.warn ?? ((message) => console.warn(message));
     this.cpu = v86Internals(emulator);
+    this.memoryMap = options.memoryMap ?? seabiosMemoryMap(this.cpu.memory_size[0]! >>> 0);
     reserveWasmHeap(this.cpu);
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
@@ -116,10 +149,10 @@ export class V86PciAdapter {
    * Puts the function `create` builds on bus 0 at `devfn`. `create` receives the DeviceHost (guest
    * memory, INTx) the function talks to. Call before the emulator first runs (or restores a state).
    */
-  plug(devfn: number, name: string, create: (host: DeviceHost) => PciFunction): PciFunction {
+  plug<F extends PciFunction>(devfn: number, name: string, create: (host: DeviceHost) => F): F {
     if (!Number.isInteger(devfn) || devfn < 8 || devfn > 0xff) throw new UsageError(`devfn ${devfn} is not a free bus-0 devfn`);
     if (this.byDevfn.has(devfn)) throw new UsageError(`devfn 0x${devfn.toString(16)} is taken`);
-    const memory = new V86GuestMemory(this.cpu);
+    const memory = new V86GuestMemory(this.cpu, this.memoryMap);
     let dev: Plugged | undefined;
     const host: DeviceHost = {
       memory,
@@ -139,6 +172,24 @@ export class V86PciAdapter {
     this.byDevfn.set(devfn, dev);
     this.reroute();
     return fn;
+  }
+
+  /**
+   * Puts `device` on bus 0 at `devfn` as a {@link VirtioPciFunction}. Unlike that class's default
+   * (QEMU's 64-bit BAR4), the modern BAR is 32-bit unless `options.modernBar64` says otherwise: v86
+   * cannot reach above 4 GiB, where a PAE guest may place a 64-bit BAR.
+   */
+  plugVirtio(devfn: number, name: string, device: VirtioDevice, options: VirtioPciFunctionOptions = {}): VirtioPciFunction {
+    return this.plug(devfn, name, (host) => new VirtioPciFunction(device, host, { ...options, modernBar64: options.modernBar64 ?? false }));
+  }
+
+  /**
+   * Call `listener` with each BAR placement the adapter cannot route (see {@link BarRefusedError});
+   * returns a function that removes it. Listeners run inside the guest's config write: keep them short.
+   */
+  onBarRefused(listener: (error: BarRefusedError) => void): () => void {
+    this.barRefusedListeners.add(listener);
+    return () => this.barRefusedListeners.delete(listener);
   }
 
   /** Apply config writes recorded in an earlier run (before restoring that run's saved state). */
@@ -215,9 +266,13 @@ export class V86PciAdapter {
     this.routes = routes;
   }
 
-  private refuse(dev: Plugged, bar: DecodedBar, why: string): false {
-    const line = `${dev.name} BAR${bar.index} (${bar.kind} 0x${bar.base.toString(16)}+0x${bar.size.toString(16)}): ${why}`;
-    if (this.refusedBars.length < MAX_REFUSED_BAR_LINES && !this.refusedBars.includes(line)) this.refusedBars.push(line);
+  /** Report a BAR placement that cannot be routed (once per placement and reason; the first {@link MAX_REFUSED_BARS} kept). */
+  private refuse(dev: Plugged, bar: DecodedBar, code: BarRefusedCode, why: string): false {
+    const error = new BarRefusedError(code, dev.name, bar.index, bar.kind, bar.base, bar.size, why);
+    if (this.refusedBars.length >= MAX_REFUSED_BARS || this.refusedBars.some((e) => e.message === error.message)) return false;
+    this.refusedBars.push(error);
+    this.warn(`virtio-ts v86 adapter: ${error.message} [${code}]`);
+    for (const listener of this.barRefusedListeners) listener(error);
     return false;
   }
 
@@ -227,11 +282,11 @@ export class V86PciAdapter {
    */
   private claimPorts(dev: Plugged, bar: DecodedBar): boolean {
     const io = this.cpu.io;
-    if (bar.base + bar.size > PORT_COUNT) return this.refuse(dev, bar, 'beyond port 0xffff');
+    if (bar.base + bar.size > PORT_COUNT) return this.refuse(dev, bar, 'ERR_BAR_BEYOND_PORTS', 'beyond port 0xffff');
     for (let p = bar.base; p < bar.base + bar.size; p++) {
       const e = io.ports[p]!;
       if (this.ownedPorts[p] === 0 && (e.read8 !== io.empty_port_read8 || e.write8 !== io.empty_port_write)) {
-        return this.refuse(dev, bar, `port 0x${p.toString(16)} belongs to another device`);
+        return this.refuse(dev, bar, 'ERR_BAR_CONFLICT', `port 0x${p.toString(16)} belongs to another device`);
       }
     }
     for (let p = bar.base; p < bar.base + bar.size; p++) {
@@ -262,12 +317,20 @@ export class V86PciAdapter {
    */
   private claimBlocks(dev: Plugged, bar: DecodedBar): boolean {
     const end = bar.base + bar.size;
-    if (end > 2 ** 32) return this.refuse(dev, bar, 'above 4 GiB (v86 is a 32-bit machine)');
+    if (end > 2 ** 32) {
+      return this.refuse(
+        dev,
+        bar,
+        'ERR_BAR_ABOVE_4G',
+        'above 4 GiB, which v86 cannot reach: it is a 32-bit machine and truncates the guest\'s accesses there to 32 bits, so they miss the function ' +
+          '(declare the BAR 32-bit: V86PciAdapter.plugVirtio does, or VirtioPciFunction option modernBar64: false)',
+      );
+    }
     const first = Math.floor(bar.base / MMIO_BLOCK_SIZE);
     const last = Math.floor((end - 1) / MMIO_BLOCK_SIZE);
     for (let b = first; b <= last; b++) {
       if (this.ownedBlocks[b] === 0 && (this.unmappedRead8 === undefined || this.cpu.memory_map_read8[b] !== this.unmappedRead8)) {
-        return this.refuse(dev, bar, `block 0x${(b * MMIO_BLOCK_SIZE).toString(16)} is RAM or another device's`);
+        return this.refuse(dev, bar, 'ERR_BAR_CONFLICT', `block 0x${(b * MMIO_BLOCK_SIZE).toString(16)} is RAM or another device's`);
       }
     }
     for (let b = first; b <= last; b++) {

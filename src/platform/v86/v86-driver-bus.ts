@@ -16,10 +16,11 @@
 
 import { createRequire } from 'node:module';
 import { V86 } from 'v86';
-import type { Bdf, BusResources, DmaMemory, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import type { DmaMemory } from '../../memory/dma.js';
 import { InterruptListeners } from '../../driver/interrupt-listeners.js';
 import { UsageError } from '../../errors.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
 import { RamDma } from '../ram-dma.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';

@@ -5,7 +5,7 @@
  */
 
 import { DeviceFaultError } from '../../errors.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 
 /** Ring addresses a queue is set up with (spec 2.6: descriptor area, driver area, device area). */
 export interface QueueAddresses {

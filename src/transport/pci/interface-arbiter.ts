@@ -7,7 +7,7 @@
  */
 
 import type { BarRegion } from '../../pci/bar-region.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import type { DeviceCore, InterfaceRules } from '../device-core.js';
 
 /** The two virtio PCI interfaces. */

@@ -19,7 +19,8 @@
 
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { BarRegion } from '../../pci/bar-region.js';
-import type { AccessSize, BarDescriptor } from '../../pci/function.js';
+import type { BarDescriptor } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../spec/status.js';

@@ -8,7 +8,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import type { PciBar } from '../../driver/pci/bars.js';
 import type { PciBus } from '../../driver/pci-bus.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {
   VIRTIO_MSI_CONFIG_VECTOR,

@@ -23,7 +23,7 @@
  */
 
 import { UsageError } from '../../errors.js';
-import type { AccessSize } from '../../pci/function.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { NaturallyAligned, RegionMap, type BarRegion } from '../../pci/bar-region.js';
 import type { Capability, ConfigSpace } from '../../pci/config-space.js';
 import type { PciEndpoint } from '../../pci/endpoint.js';

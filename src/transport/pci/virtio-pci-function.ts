@@ -6,6 +6,8 @@
  *   legacy header in I/O BAR0 and the capabilities; the driver commits to one ({@link InterfaceArbiter});
  * - 'legacy': the transitional ID with BAR0 only, no virtio capabilities.
  * With `msixVectors` > 0 the function has MSI-X (table and PBA in BAR1, as QEMU); otherwise INTx only.
+ * BAR4 is a 64-bit prefetchable memory BAR, as QEMU's; `modernBar64: false` declares it 32-bit, so
+ * that the guest cannot place it above 4 GiB (for a machine that cannot reach there, as v86).
  *
  *   const fn = new VirtioPciFunction(device, host, { mode: 'transitional', msixVectors: 2 });
  *   fn.core                                              // the transport-neutral state (status, queues)
@@ -71,6 +73,12 @@ export interface VirtioPciFunctionOptions {
   readonly subsystemId?: number;
   /** Class code (default per device type, as QEMU). */
   readonly classCode?: number;
+  /**
+   * Whether the modern capabilities' BAR (BAR4) is a 64-bit memory BAR (default true, as QEMU). A
+   * 32-bit one stays below 4 GiB wherever the guest puts it: the choice for a machine whose
+   * physical addresses are 32 bits (v86, see V86PciAdapter.plugVirtio).
+   */
+  readonly modernBar64?: boolean;
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -111,7 +119,7 @@ export class VirtioPciFunction extends PciEndpoint {
     const bars: (BarDescriptor | undefined)[] = [];
     if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize, vectors > 0);
     if (vectors > 0) bars[MSIX_BAR] = msixBarDescriptor(vectors);
-    if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: true, prefetchable: true };
+    if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: options.modernBar64 ?? true, prefetchable: true };
     const config = new ConfigSpace(
       {
         vendorId: VIRTIO_PCI_VENDOR_ID,

@@ -13,12 +13,17 @@ import { after, before, test } from 'node:test';
 import { V86 } from 'v86';
 import { findGuestAssets } from '../../../src/platform/v86/assets.js';
 import { missingV86Internals, v86Internals, type V86Cpu } from '../../../src/platform/v86/internals.js';
-import { MAX_RECORDED_CONFIG_WRITES, MAX_REFUSED_BAR_LINES, V86PciAdapter } from '../../../src/platform/v86/pci-adapter.js';
+import { MAX_RECORDED_CONFIG_WRITES, MAX_REFUSED_BARS, V86PciAdapter } from '../../../src/platform/v86/pci-adapter.js';
+import { BarRefusedError } from '../../../src/errors.js';
+import { RngDevice } from '../../../src/device/rng/rng-device.js';
+import { MODERN_BAR } from '../../../src/transport/pci/modern-device.js';
 import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_VENDOR_ID } from '../../../src/spec/pci.js';
 import { PROBE_DEVICE_ID, PROBE_IO_BAR, PROBE_MEMORY_BAR, PROBE_MEMORY_SIZE, PROBE_VENDOR_ID, ProbeFunction } from '../../helpers/probe-function.js';
 
 const PROBE_A = 13 << 3;
 const PROBE_B = 14 << 3;
+const VIRTIO_64 = 15 << 3;
+const VIRTIO_32 = 16 << 3;
 const MEM_BASE = 0xfe00_0000;
 const IO_BASE = 0xc000;
 const CONFIG_ENABLE = 0x8000_0000;
@@ -29,6 +34,8 @@ let cpu: V86Cpu;
 let a: ProbeFunction;
 let b: ProbeFunction;
 const irqCalls: string[] = [];
+const warnings: string[] = [];
+const refused: BarRefusedError[] = [];
 
 function image(path: string): { buffer: ArrayBuffer } {
   const bytes = readFileSync(path);
@@ -64,9 +71,12 @@ before(async () => {
   const lower = pci.lower_irq.bind(pci);
   pci.raise_irq = (id) => (irqCalls.push(`raise ${id}`), raise(id));
   pci.lower_irq = (id) => (irqCalls.push(`lower ${id}`), lower(id));
-  adapter = new V86PciAdapter(emulator);
-  a = adapter.plug(PROBE_A, 'probe-a', (host) => new ProbeFunction(host)) as ProbeFunction;
-  b = adapter.plug(PROBE_B, 'probe-b', (host) => new ProbeFunction(host)) as ProbeFunction;
+  adapter = new V86PciAdapter(emulator, { warn: (message) => warnings.push(message) });
+  adapter.onBarRefused((error) => refused.push(error));
+  a = adapter.plug(PROBE_A, 'probe-a', (host) => new ProbeFunction(host));
+  b = adapter.plug(PROBE_B, 'probe-b', (host) => new ProbeFunction(host));
+  adapter.plugVirtio(VIRTIO_64, 'rng-64', new RngDevice(), { modernBar64: true });
+  adapter.plugVirtio(VIRTIO_32, 'rng-32', new RngDevice());
 });
 
 after(async () => {
@@ -146,7 +156,15 @@ test('a BAR over RAM or another device is refused, not mapped', () => {
   configWrite32(PROBE_B, PCI_BASE_ADDRESS_0, 0x0010_0000); // guest RAM
   configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4, 0x3e0); // ports 0x3e0-0x3ff: COM1 is at 0x3f8
   configWrite32(PROBE_B, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
-  assert.equal(adapter.refusedBars.length, 2, adapter.refusedBars.join('\n'));
+  assert.deepEqual(
+    adapter.refusedBars.map((e) => [e.code, e.functionName, e.barIndex, e.base]),
+    [
+      ['ERR_BAR_CONFLICT', 'probe-b', 0, 0x0010_0000],
+      ['ERR_BAR_CONFLICT', 'probe-b', 1, 0x3e0],
+    ],
+  );
+  assert.deepEqual(refused, adapter.refusedBars, 'each refusal reached the listener once');
+  assert.equal(warnings.length, 2, warnings.join('\n'));
   const ram = emulator.read_memory(0x0010_0000, 4);
   cpu.write32(0x0010_0000, 0x0bad_f00d);
   assert.deepEqual([...emulator.read_memory(0x0010_0000, 4)], [0x0d, 0xf0, 0xad, 0x0b], 'RAM, not the function');
@@ -160,8 +178,8 @@ test('what the adapter keeps of guest config writes stays bounded: recorded writ
   for (let i = 1; i <= 20_000; i++) configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000 + (i % 8000) * PROBE_MEMORY_SIZE);
   assert.equal(probe.configWrites.length, MAX_RECORDED_CONFIG_WRITES);
   assert.equal(probe.configWritesTruncated, true, 'the writes left out are known to be missing');
-  assert.equal(adapter.refusedBars.length, MAX_REFUSED_BAR_LINES);
-  assert.match(adapter.refusedBars.at(-1)!, /^probe-b BAR0 \(memory 0x/);
+  assert.equal(adapter.refusedBars.length, MAX_REFUSED_BARS);
+  assert.match(adapter.refusedBars.at(-1)!.message, /^probe-b BAR0 \(memory 0x/);
   configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000);
   assert.equal(b.accesses.length, 0);
 });
@@ -176,7 +194,12 @@ test('guest memory is v86 RAM without copies, and survives the wasm memory growi
   assert.equal(mem.read32(0x2000), 0xcafe_babe);
   assert.equal(mem.growths, 1);
   assert.equal(mem.contains(mem.end - 4, 4), true);
-  assert.equal(mem.contains(mem.end - 3, 4), false);
+  // The CPU has not run, so paging is off: the firmware's zone continues past the OS's RAM end, up
+  // to v86's memory size (memory-map.ts), where the range check holds.
+  const top = cpu.memory_size[0]!;
+  assert.equal(mem.contains(mem.end - 3, 4), true);
+  assert.equal(mem.contains(top - 4, 4), true);
+  assert.equal(mem.contains(top - 3, 4), false);
 });
 
 test('INTx: a line shared by two functions stays raised until both lower it', () => {
@@ -189,4 +212,29 @@ test('INTx: a line shared by two functions stays raised until both lower it', ()
   assert.deepEqual(irqCalls, [`raise ${PROBE_A}`]);
   b.setIntx(false);
   assert.deepEqual(irqCalls, [`raise ${PROBE_A}`, `lower ${PROBE_B}`]);
+});
+
+test('a 64-bit BAR above 4 GiB is refused loudly (typed event, warning); plugVirtio\'s 32-bit BAR cannot get there', () => {
+  refused.length = 0;
+  warnings.length = 0;
+  const bar4 = PCI_BASE_ADDRESS_0 + 4 * MODERN_BAR;
+  for (const devfn of [VIRTIO_64, VIRTIO_32]) {
+    configWrite32(devfn, bar4, 0xfd00_0000);
+    configWrite32(devfn, bar4 + 4, 1); // the high dword of a 64-bit BAR
+    configWrite32(devfn, PCI_COMMAND, PCI_COMMAND_MEMORY);
+  }
+  assert.deepEqual(
+    refused.map((e) => [e instanceof BarRefusedError, e.code, e.functionName, e.barIndex, e.kind, e.base, e.size]),
+    [[true, 'ERR_BAR_ABOVE_4G', 'rng-64', MODERN_BAR, 'memory', 0x1_fd00_0000, 0x4000]],
+  );
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /rng-64 BAR4 \(memory 0x1fd000000\+0x4000\): above 4 GiB, which v86 cannot reach.*modernBar64: false.*ERR_BAR_ABOVE_4G/);
+  // The 32-bit BAR ignored the high dword: it decodes at 0xfd000000, and v86's CPU reaches it there
+  // (device_feature_select reads back what was written).
+  cpu.write32(0xfd00_0000, 1);
+  assert.equal(cpu.read32s(0xfd00_0000), 1);
+  // Configuring the same placement again reports nothing new.
+  configWrite32(VIRTIO_64, PCI_COMMAND, PCI_COMMAND_MEMORY);
+  assert.equal(refused.length, 1);
+  assert.equal(warnings.length, 1);
 });

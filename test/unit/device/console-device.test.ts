@@ -45,7 +45,7 @@ function receivedControl(h: DeviceHarness, heads: number[]): { id: number; event
   return written
     .filter((w) => lens.has(w.head) && lens.get(w.head)! > 0)
     .map((w) => {
-      const { msg, data } = decodeConsoleControl(w.bytes.subarray(0, lens.get(w.head)!));
+      const { msg, data } = decodeConsoleControl(w.bytes.subarray(0, lens.get(w.head)));
       return { ...msg, data: data.slice() };
     });
 }

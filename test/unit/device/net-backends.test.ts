@@ -34,7 +34,7 @@ function startPeer(...args: string[]): Promise<{ child: ChildProcess; ready: str
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`echo peer ${args.join(' ')} not ready within 10 s`)), 10_000);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /ready (\S+)/.exec(out);
       if (m) {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Machine } from '../../../src/platform/machine.js';
 import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
+import type { BlockBackend } from '../../../src/device/blk/backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import { BlkDriver, BlkStatusError, type BlkOp } from '../../../src/driver/blk/blk-driver.js';
 
@@ -193,7 +194,7 @@ test('blk driver with VIRTIO_BLK_F_MQ: a batch is shared across the request queu
 });
 
 test('blk driver: a device that never answers fails every waiting request with ERR_DEVICE_TIMEOUT', async () => {
-  const stuck = new MemoryBlockBackend(SECTORS * 512);
+  const stuck: BlockBackend = new MemoryBlockBackend(SECTORS * 512);
   stuck.read = () => new Promise<void>(() => {}); // an I/O that never completes
   const m = new Machine({ ramSize: 32 << 20 });
   const { bdf } = m.plugVirtio(new BlkDevice({ backend: stuck }));

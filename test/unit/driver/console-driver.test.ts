@@ -58,7 +58,7 @@ function runPeer(...args: string[]): Promise<string> {
   cleanup.push(() => child.kill());
   return new Promise((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`console peer exited with ${code}: ${out}`))));
   });
 }

@@ -12,7 +12,8 @@ import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/device/virtio-device.js';
-import type { Bdf, DmaMemory, PciBus } from '../../../src/driver/pci-bus.js';
+import type { Bdf, PciBus } from '../../../src/driver/pci-bus.js';
+import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
@@ -22,7 +23,7 @@ import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/erro
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
-import { SplitQueueDriver } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';

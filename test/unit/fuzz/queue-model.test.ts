@@ -15,8 +15,9 @@ import { QueueFaultError, QueueFullError, UsageError } from '../../../src/errors
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
-import { SplitQueue } from '../../../src/queue/split/device-queue.js';
-import { SplitQueueDriver, type DmaSpan } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueue } from '../../../src/queue/split/device-ring.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
+import type { DmaSpan } from '../../../src/memory/dma.js';
 import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
 import { MockQueue } from '../../helpers/mock-queue.js';
 

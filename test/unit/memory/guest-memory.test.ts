@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ArrayGuestMemory, RegionGuestMemory, joinU64, splitU64 } from '../../../src/memory/guest-memory.js';
-import { GuestMemoryError } from '../../../src/errors.js';
+import { GuestMemoryError, UsageError } from '../../../src/errors.js';
 
 test('little-endian accessors of every width', () => {
   const m = new ArrayGuestMemory(64);
@@ -35,6 +35,42 @@ test('regions above 4 GiB: nothing truncated to 32 bits', () => {
   assert.equal(m.read32(0x10), 0, 'the low alias of a high address is untouched');
   assert.throws(() => m.read32(0x2000), GuestMemoryError, 'the gap is not memory');
   assert.throws(() => m.view(4090, 16), GuestMemoryError, 'an access spanning a region end');
+});
+
+test('a RAM map: holes and the bytes past RAM refuse every accessor, RAM on both sides serves', () => {
+  // Backed [0x1000, 0x3000); RAM [0x1000, 0x1400) and [0x1800, 0x2800), as a firmware map states it.
+  const m = new ArrayGuestMemory(0x2000, 0x1000, [
+    { base: 0x1800, size: 0x1000 },
+    { base: 0x1000, size: 0x400 },
+  ]);
+  assert.equal(m.end, 0x2800, 'end is RAM end, not the backing end');
+  m.write32(0x13fc, 0x11223344);
+  m.write32(0x1800, 0x55667788);
+  m.write32(0x27fc, 0x99aabbcc);
+  assert.equal(m.read32(0x13fc), 0x11223344);
+  assert.equal(m.contains(0x2800, 0), true, 'an empty range at RAM end');
+  const refused: [string, () => unknown][] = [
+    ['straddling the hole start', () => m.read32(0x13fe)],
+    ['inside the hole', () => m.write8(0x1600, 1)],
+    ['ending inside RAM from the hole', () => m.view(0x17f0, 0x20)],
+    ['spanning the hole', () => m.write(0x1300, new Uint8Array(0x600))],
+    ['running past RAM end', () => m.write(0x2700, new Uint8Array(0x200))],
+    ['exactly at RAM end', () => m.write64(0x2800, 1n)],
+    ['past the backing', () => m.read8(0x3000)],
+  ];
+  for (const [what, access] of refused) assert.throws(access, GuestMemoryError, what);
+  assert.equal(m.contains(0x1600, 1), false);
+  assert.equal(m.contains(0x2700, 0x200), false);
+  const holes = [...m.bytes.subarray(0x400, 0x800), ...m.bytes.subarray(0x1800)];
+  assert.ok(holes.every((b) => b === 0), 'no refused access wrote a byte');
+});
+
+test('a RAM map must be non-empty ranges inside the backing, without overlap', () => {
+  assert.throws(() => new ArrayGuestMemory(0x1000, 0, []), UsageError);
+  assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0, size: 0x1001 }]), UsageError);
+  assert.throws(() => new ArrayGuestMemory(0x1000, 0x1000, [{ base: 0, size: 0x10 }]), UsageError);
+  assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0x100, size: 0 }]), UsageError);
+  assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0, size: 0x200 }, { base: 0x1ff, size: 0x10 }]), UsageError);
 });
 
 test('joinU64 keeps the high half; splitU64 is its inverse below 2^53', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NaturallyAligned, RegionMap, type BarRegion } from '../../../src/pci/bar-region.js';
-import type { AccessSize } from '../../../src/pci/function.js';
+import type { AccessSize } from '../../../src/memory/access-size.js';
 import { UsageError } from '../../../src/errors.js';
 
 /** A block that logs accesses and reads back offset-derived bytes. */

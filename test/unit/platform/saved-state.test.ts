@@ -25,7 +25,7 @@ test('a saved state loads back with its record; a truncated or foreign file does
   store.save(record, Uint8Array.of(9, 8, 7).buffer);
   const loaded = store.load('k1');
   assert.deepEqual(loaded?.record, record);
-  assert.deepEqual([...new Uint8Array(loaded!.state)], [9, 8, 7]);
+  assert.deepEqual([...new Uint8Array(loaded.state)], [9, 8, 7]);
   assert.equal(store.load('missing'), undefined);
   writeFileSync(join(dir, 'k2.state'), Uint8Array.of(0xff, 0xff, 0, 0, 1));
   assert.equal(store.load('k2'), undefined, 'JSON length beyond the file');

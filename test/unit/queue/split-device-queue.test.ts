@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MockQueue, WRITABLE_FILL } from '../../helpers/mock-queue.js';
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../../src/errors.js';
 import { ArrayGuestMemory, RegionGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
-import { SplitQueue } from '../../../src/queue/split/device-queue.js';
+import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY } from '../../../src/spec/ring.js';
 

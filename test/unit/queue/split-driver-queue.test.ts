@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../../src/errors.js';
-import type { DmaBuffer, DmaMemory } from '../../../src/driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
 import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
-import { SplitQueue } from '../../../src/queue/split/device-queue.js';
-import { SplitQueueDriver, type DmaSpan } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueue } from '../../../src/queue/split/device-ring.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
+import type { DmaSpan } from '../../../src/memory/dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, legacyRingSize, legacyUsedOffset } from '../../../src/spec/ring.js';
 

@@ -4,8 +4,9 @@ import fc from 'fast-check';
 import { QueueFullError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
-import { SplitQueue } from '../../../src/queue/split/device-queue.js';
-import { SplitQueueDriver, type DmaSpan } from '../../../src/queue/split/driver-queue.js';
+import { SplitQueue } from '../../../src/queue/split/device-ring.js';
+import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
+import type { DmaSpan } from '../../../src/memory/dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 
 type Op =

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ModernHarness } from '../../helpers/modern-harness.js';
-import type { AccessSize } from '../../../src/pci/function.js';
+import type { AccessSize } from '../../../src/memory/access-size.js';
 import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-function.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
@@ -67,6 +67,35 @@ test('config space: every width at every offset matches the spec/QEMU image', ()
     ['memory', 0x4000, true, true],
     undefined,
   ]);
+});
+
+test('modernBar64: false makes BAR4 a 32-bit prefetchable memory BAR: BAR5 is no upper half, so the guest cannot place it above 4 GiB', () => {
+  const host = { memory: new ArrayGuestMemory(4096), sendMsi: () => {}, setIntx: () => {} };
+  const fn = new VirtioPciFunction(new LoopbackDevice({ deviceType: 2 }), host, { modernBar64: false });
+  assert.deepEqual(fn.bars[4], { kind: 'memory', size: 0x4000, is64: false, prefetchable: true });
+  assert.equal(fn.configRead(0x20, 4), 0x0000_0008, 'BAR4 type bits: memory, 32-bit, prefetchable');
+  // Sizing (PCI 3.0 6.2.5.1): the 16 KiB size shows in BAR4; BAR5 is unimplemented and reads 0.
+  fn.configWrite(0x20, 4, 0xffff_ffff);
+  fn.configWrite(0x24, 4, 0xffff_ffff);
+  assert.equal(fn.configRead(0x20, 4), 0xffff_c008);
+  assert.equal(fn.configRead(0x24, 4), 0);
+  // A guest writing a high dword (as to a 64-bit BAR) leaves the BAR where the low dword says.
+  fn.configWrite(0x20, 4, 0xfe80_0000);
+  fn.configWrite(0x24, 4, 1);
+  fn.configWrite(0x04, 2, 0x2); // memory space on
+  assert.deepEqual(
+    fn.decodedBars().map((b) => [b.index, b.base]),
+    [[4, 0xfe80_0000]],
+  );
+  // The default, QEMU's layout, takes the high dword: the same writes place BAR4 at 0x1_fe80_0000.
+  const fn64 = new VirtioPciFunction(new LoopbackDevice({ deviceType: 2 }), host);
+  fn64.configWrite(0x20, 4, 0xfe80_0000);
+  fn64.configWrite(0x24, 4, 1);
+  fn64.configWrite(0x04, 2, 0x2);
+  assert.deepEqual(
+    fn64.decodedBars().map((b) => [b.index, b.base]),
+    [[4, 0x1_fe80_0000]],
+  );
 });
 
 test('class codes per device type, as QEMU: net 0x020000, blk 0x010000, console 0x078000, others 0x00ff00 (unclassified), checked against QEMU 7.2', () => {

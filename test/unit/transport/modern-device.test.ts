@@ -261,7 +261,7 @@ test('queue_select beyond num_queues: queue registers read 0 (vector NO_VECTOR, 
     h.setCommon(off('queue_select'), 2, sel);
     assert.equal(h.common(off('queue_select'), 2), sel);
     for (const f of queueFields) {
-      h.setCommon(f.offset, f.width as 2 | 4, f.name === 'queue_size' ? 4 : 1);
+      h.setCommon(f.offset, f.width, f.name === 'queue_size' ? 4 : 1);
       const expected = f.name === 'queue_msix_vector' ? NO_VECTOR : f.name === 'queue_notify_off' ? sel : 0;
       assert.equal(h.common(f.offset, f.width as 2 | 4), expected, `${f.name} with queue_select ${sel}`);
     }

@@ -1,26 +1,24 @@
 /**
  * The driver half of a split virtqueue (spec 2.7): puts descriptor chains in the ring, publishes
  * them, and takes back used elements, checking each against what it submitted (the device may be
- * hostile). Rings live in DmaMemory, whose local image is flushed before the device may look and
- * refreshed before the driver reads, so the same code runs in-process and over a remote bus (with
- * coherent DmaMemory, in-process, both are skipped).
+ * hostile). Rings live in DmaMemory through a {@link RingDma}, which flushes the local image before
+ * the device may look and refreshes it before the driver reads, so the same code runs in-process
+ * and over a remote bus (with coherent DmaMemory, in-process, both are skipped).
  *
  * All bookkeeping (free descriptors, chains in flight, their lengths) is kept here, never read back
  * from ring memory the device could have changed.
  */
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
-import type { DmaBuffer, DmaMemory } from '../../driver/pci-bus.js';
+import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
 import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
 import {
-  VIRTQ_AVAIL_ALIGN,
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
   VIRTQ_AVAIL_FLAGS,
   VIRTQ_AVAIL_IDX,
   VIRTQ_AVAIL_RING,
   VIRTQ_DESC_ADDR,
-  VIRTQ_DESC_ALIGN,
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
@@ -28,8 +26,6 @@ import {
   VIRTQ_DESC_LEN,
   VIRTQ_DESC_NEXT,
   VIRTQ_DESC_SIZE,
-  VIRTQ_MAX_SIZE,
-  VIRTQ_USED_ALIGN,
   VIRTQ_USED_ELEM_SIZE,
   VIRTQ_USED_F_NO_NOTIFY,
   VIRTQ_USED_FLAGS,
@@ -42,23 +38,13 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
-import { VIRTIO_PCI_VRING_ALIGN } from '../../spec/virtio-pci.js';
-
-/** A buffer in DMA memory: bus address and length in bytes. */
-export interface DmaSpan {
-  readonly addr: number;
-  readonly len: number;
-}
-
-/** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */
-export interface UsedBuffer<T> {
-  readonly token: T;
-  readonly len: number;
-}
+import { RingDma } from '../ring-dma.js';
+import { SPLIT_RING } from '../ring-format.js';
+import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
 
 export interface SplitQueueDriverOptions {
   readonly index: number;
-  /** Queue size: a power of two, at most 32768. */
+  /** Queue size (SPLIT_RING.isQueueSize). */
   readonly size: number;
   readonly dma: DmaMemory;
   /** VIRTIO_F_EVENT_IDX negotiated. */
@@ -72,9 +58,9 @@ export interface SplitQueueDriverOptions {
   readonly legacy?: boolean;
 }
 
-/** 2.7.4: a chain holds at most 2^32 bytes. */
-const MAX_CHAIN_BYTES = 2 ** 32;
 const U32_MAX = 0xffff_ffff;
+/** The format's rule, read once: add() compares with a constant rather than a property. */
+const MAX_CHAIN_BYTES = SPLIT_RING.maxChainBytes;
 
 /** A ring part: where it is on the bus, and a DataView over its bytes in the local image. */
 interface Part {
@@ -96,7 +82,7 @@ function part(buffer: DmaBuffer, offset: number, len: number): Part {
  * The span arrays given to add() are kept by reference until the chain is reaped (their writable
  * spans are refreshed then), so don't change them while the chain is in flight.
  */
-export class SplitQueueDriver<T> {
+export class SplitQueueDriver<T> implements DriverRing<T> {
   readonly index: number;
   readonly size: number;
   /** Bus address of the descriptor table (queue_desc). */
@@ -107,13 +93,14 @@ export class SplitQueueDriver<T> {
   readonly usedAddr: number;
   /** Legacy layout only: the start of the one ring area, 4096-aligned (the queue PFN is this / 4096). */
   readonly legacyAreaAddr: number | undefined;
-  private readonly dma: DmaMemory;
+  readonly areas: RingAreas;
   /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued (and publishSync/reapSync work). */
   readonly coherent: boolean;
+  private readonly dma: RingDma;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
   private readonly mask: number;
-  private readonly allocations: readonly DmaBuffer[];
+  private readonly maxBuffers: number;
   private readonly desc: Part;
   private readonly avail: Part;
   private readonly used: Part;
@@ -146,48 +133,40 @@ export class SplitQueueDriver<T> {
   private dirtyLo: number;
   private dirtyHi = -1;
   private suppressed = false;
-  /** The last async ring operation; the next one starts after it. */
-  private tail: Promise<unknown> = Promise.resolve();
-  /** Ring operations started and not yet settled. */
-  private running = 0;
-  /** The zeroed rings still have to reach the device (flushRings(), or else the first publish). */
-  private initialFlush = true;
 
   /** Throws UsageError for a bad size; DmaMemory errors when it cannot allocate the rings. */
   constructor(options: SplitQueueDriverOptions) {
-    const { index, size, dma } = options;
-    if (!(Number.isInteger(size) && size >= 1 && size <= VIRTQ_MAX_SIZE && (size & (size - 1)) === 0)) {
-      throw new UsageError(`queue ${index}: size ${size} is not a power of two in 1..${VIRTQ_MAX_SIZE}`);
+    const { index, size } = options;
+    if (!SPLIT_RING.isQueueSize(size)) {
+      throw new UsageError(`queue ${index}: size ${size} is not a power of two in 1..${SPLIT_RING.maxQueueSize}`);
     }
     this.index = index;
     this.size = size;
-    this.dma = dma;
-    this.coherent = dma.coherent === true;
+    const dma = (this.dma = new RingDma(options.dma, index));
+    this.coherent = dma.coherent;
     this.eventIdx = options.eventIdx;
     this.indirect = options.indirect;
     this.mask = size - 1;
+    this.maxBuffers = SPLIT_RING.maxChainBuffers(size);
+    // The areas come zeroed: 2.7.10, the driver initialises the rings (used flags 0 included).
     if (options.legacy) {
-      const area = dma.alloc(legacyRingSize(size, VIRTIO_PCI_VRING_ALIGN), VIRTIO_PCI_VRING_ALIGN);
-      this.allocations = [area];
+      const align = SPLIT_RING.legacyAlign;
+      const area = dma.area(legacyRingSize(size, align), align);
       this.desc = part(area, 0, descTableSize(size));
       this.avail = part(area, descTableSize(size), availRingSize(size));
-      this.used = part(area, legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN), usedRingSize(size));
+      this.used = part(area, legacyUsedOffset(size, align), usedRingSize(size));
       this.legacyAreaAddr = area.addr;
     } else {
-      const d = dma.alloc(descTableSize(size), VIRTQ_DESC_ALIGN);
-      const a = dma.alloc(availRingSize(size), VIRTQ_AVAIL_ALIGN);
-      const u = dma.alloc(usedRingSize(size), VIRTQ_USED_ALIGN);
-      this.allocations = [d, a, u];
-      this.desc = part(d, 0, descTableSize(size));
-      this.avail = part(a, 0, availRingSize(size));
-      this.used = part(u, 0, usedRingSize(size));
+      const align = SPLIT_RING.areaAlign;
+      this.desc = part(dma.area(descTableSize(size), align.desc), 0, descTableSize(size));
+      this.avail = part(dma.area(availRingSize(size), align.driver), 0, availRingSize(size));
+      this.used = part(dma.area(usedRingSize(size), align.device), 0, usedRingSize(size));
       this.legacyAreaAddr = undefined;
     }
-    // 2.7.10: the driver initialises the rings (used flags 0 included).
-    for (const buffer of this.allocations) buffer.bytes.fill(0);
     this.descAddr = this.desc.addr;
     this.availAddr = this.avail.addr;
     this.usedAddr = this.used.addr;
+    this.areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
     this.freeIds = new Uint16Array(size);
     for (let i = 0; i < size; i++) this.freeIds[i] = size - 1 - i;
     this.freeCount = size;
@@ -219,13 +198,10 @@ export class SplitQueueDriver<T> {
    * the rings are: over a remote bus the device's memory may still hold an earlier owner's entries.
    */
   flushRings(): Promise<void> {
-    return this.serial(() => this.flushRingsNow());
-  }
-
-  private async flushRingsNow(): Promise<void> {
-    if (!this.initialFlush) return;
-    this.initialFlush = false;
-    await Promise.all(this.allocations.map((buffer) => this.dma.flush(buffer.addr, buffer.bytes.byteLength)));
+    return this.dma.serial(async () => {
+      this.dma.flushAreas();
+      await this.dma.settle();
+    });
   }
 
   /**
@@ -237,7 +213,7 @@ export class SplitQueueDriver<T> {
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
     const nOut = out.length;
     const n = nOut + inn.length;
-    if (n === 0 || n > this.size) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.size})`);
+    if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
     const writable = this.spanBytes(inn);
     const total = this.spanBytes(out) + writable;
     if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
@@ -278,7 +254,7 @@ export class SplitQueueDriver<T> {
   private addIndirect(out: readonly DmaSpan[], inn: readonly DmaSpan[]): number {
     const nOut = out.length;
     const n = nOut + inn.length;
-    const table = this.dma.alloc(n * VIRTQ_DESC_SIZE, VIRTQ_DESC_ALIGN);
+    const table = this.dma.memory.alloc(n * VIRTQ_DESC_SIZE, SPLIT_RING.areaAlign.desc);
     const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
     for (let k = 0; k < n; k++) {
       const last = k === n - 1;
@@ -300,7 +276,7 @@ export class SplitQueueDriver<T> {
    * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX).
    */
   publish(): Promise<boolean> {
-    return this.serial(() => this.publishNow());
+    return this.dma.serial(() => this.publishNow());
   }
 
   /**
@@ -308,7 +284,7 @@ export class SplitQueueDriver<T> {
    * no promise to wait for. Throws UsageError on a non-coherent bus.
    */
   publishSync(): boolean {
-    this.requireCoherent('publishSync');
+    this.dma.requireCoherent('publishSync');
     const old = this.publishedIdx;
     const target = this.takePending();
     if (old === target) return false;
@@ -316,17 +292,20 @@ export class SplitQueueDriver<T> {
     return this.wantsNotification(old, target);
   }
 
+  /** publishSync()'s steps with the DMA waits a remote bus needs between them (2.7.13). */
   private async publishNow(): Promise<boolean> {
-    if (this.coherent) return this.publishSync();
-    const flushes = this.publishFlushes();
-    // Taken before the first await: chains added meanwhile belong to the next publish.
+    if (this.dma.coherent) return this.publishSync();
+    this.flushAdded();
+    // Taken before the first wait: chains added meanwhile belong to the next publish.
     const old = this.publishedIdx;
     const target = this.takePending();
-    await Promise.all(flushes);
+    await this.dma.settle();
     if (old === target) return false;
     this.avail.dv.setUint16(VIRTQ_AVAIL_IDX, target, true);
-    await this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
-    await this.dma.refresh(this.used.addr + this.notificationField(), 2);
+    this.dma.flush(this.avail.addr + VIRTQ_AVAIL_IDX, 2);
+    await this.dma.settle();
+    this.dma.refresh(this.used.addr + this.notificationField(), 2);
+    await this.dma.settle();
     return this.wantsNotification(old, target);
   }
 
@@ -352,25 +331,20 @@ export class SplitQueueDriver<T> {
     return this.eventIdx ? vringNeedEvent(value, target, old) : (value & VIRTQ_USED_F_NO_NOTIFY) === 0;
   }
 
-  private requireCoherent(op: string): void {
-    if (!this.coherent) throw new UsageError(`queue ${this.index}: ${op}() needs coherent DMA; use the asynchronous form`);
-  }
-
-  /** What publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
-  private publishFlushes(): Promise<void>[] {
-    const flushes: Promise<void>[] = [this.flushRingsNow()];
+  /** Issue what publish() flushes before avail.idx moves: readable buffers, tables, descriptors, avail entries. */
+  private flushAdded(): void {
+    this.dma.flushAreas();
     for (let p = 0; p < this.pendingCount; p++) {
       const head = this.pending[p]!;
-      for (const span of this.outSpans[head]!) if (span.len > 0) flushes.push(this.dma.flush(span.addr, span.len));
+      this.dma.flushSpans(this.outSpans[head]!);
       const table = this.tables[head];
-      if (table !== undefined) flushes.push(this.dma.flush(table.addr, table.bytes.byteLength));
+      if (table !== undefined) this.dma.flush(table.addr, table.bytes.byteLength);
     }
     if (this.dirtyLo <= this.dirtyHi) {
-      flushes.push(this.dma.flush(this.desc.addr + this.dirtyLo * VIRTQ_DESC_SIZE, (this.dirtyHi - this.dirtyLo + 1) * VIRTQ_DESC_SIZE));
+      this.dma.flush(this.desc.addr + this.dirtyLo * VIRTQ_DESC_SIZE, (this.dirtyHi - this.dirtyLo + 1) * VIRTQ_DESC_SIZE);
     }
     const added = (this.availIdx - this.publishedIdx) & 0xffff;
-    this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) => flushes.push(this.dma.flush(addr, len)));
-    return flushes;
+    this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) => this.dma.flush(addr, len));
   }
 
   /**
@@ -380,27 +354,27 @@ export class SplitQueueDriver<T> {
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
-    return this.serial(() => this.reapNow());
+    return this.dma.serial(() => this.reapNow());
   }
 
   /** reap() for coherent DMA ({@link coherent}): nothing to refresh, so done at once. Throws UsageError on a non-coherent bus. */
   reapSync(): UsedBuffer<T>[] {
-    this.requireCoherent('reapSync');
+    this.dma.requireCoherent('reapSync');
     const n = this.usedCount();
-    return n === 0 ? [] : this.takeUsed(n, undefined);
+    return n === 0 ? [] : this.takeUsed(n);
   }
 
+  /** reapSync()'s steps with the DMA waits a remote bus needs before each read. */
   private async reapNow(): Promise<UsedBuffer<T>[]> {
-    if (this.coherent) return this.reapSync();
-    await this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    if (this.dma.coherent) return this.reapSync();
+    this.dma.refresh(this.used.addr + VIRTQ_USED_IDX, 2);
+    await this.dma.settle();
     const n = this.usedCount();
     if (n === 0) return [];
-    const refreshes: Promise<void>[] = [];
-    this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => refreshes.push(this.dma.refresh(addr, len)));
-    await Promise.all(refreshes);
-    refreshes.length = 0;
-    const out = this.takeUsed(n, refreshes);
-    await Promise.all(refreshes);
+    this.ringRanges(this.used.addr + VIRTQ_USED_RING, VIRTQ_USED_ELEM_SIZE, this.lastUsed, n, (addr, len) => this.dma.refresh(addr, len));
+    await this.dma.settle();
+    const out = this.takeUsed(n);
+    await this.dma.settle();
     return out;
   }
 
@@ -413,30 +387,22 @@ export class SplitQueueDriver<T> {
   }
 
   /**
-   * Check all `n` new used elements, then take them. Over a remote bus (`refreshes` given) adds the
-   * refresh of each chain's first `len` writable bytes, and the flush of used_event, to `refreshes`.
+   * Check all `n` new used elements, then take them; issues the refresh of each chain's first `len`
+   * writable bytes, and the flush of used_event.
    */
-  private takeUsed(n: number, refreshes: Promise<void>[] | undefined): UsedBuffer<T>[] {
+  private takeUsed(n: number): UsedBuffer<T>[] {
     this.validateUsed(n);
     const out: UsedBuffer<T>[] = [];
     for (let k = 0; k < n; k++) {
       const elem = this.usedElem(this.lastUsed);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      if (refreshes !== undefined) {
-        let left = len;
-        for (const span of this.inSpans[id]!) {
-          if (left === 0) break;
-          const m = Math.min(left, span.len);
-          if (m > 0) refreshes.push(this.dma.refresh(span.addr, m));
-          left -= m;
-        }
-      }
+      if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
       out.push({ token: this.tokens[id]!, len });
       this.release(id);
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
     }
-    if (this.eventIdx) this.writeUsedEvent(refreshes);
+    if (this.eventIdx) this.writeUsedEvent();
     return out;
   }
 
@@ -446,15 +412,14 @@ export class SplitQueueDriver<T> {
    * Advisory (2.7.7): the driver still handles interrupts that come anyway.
    */
   setInterruptSuppression(enabled: boolean): Promise<void> {
-    return this.serial(async () => {
+    return this.dma.serial(async () => {
       this.suppressed = enabled;
-      const flushes: Promise<void>[] = [];
-      if (this.eventIdx) this.writeUsedEvent(flushes);
+      if (this.eventIdx) this.writeUsedEvent();
       else {
         this.avail.dv.setUint16(VIRTQ_AVAIL_FLAGS, enabled ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0, true);
-        if (!this.coherent) flushes.push(this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2));
+        this.dma.flush(this.avail.addr + VIRTQ_AVAIL_FLAGS, 2);
       }
-      await Promise.all(flushes);
+      await this.dma.settle();
     });
   }
 
@@ -471,30 +436,14 @@ export class SplitQueueDriver<T> {
     }
     this.availIdx = this.publishedIdx = this.lastUsed = 0;
     this.pendingCount = 0;
-    for (const buffer of this.allocations) buffer.bytes.fill(0);
-    this.initialFlush = true;
+    this.dma.zeroAreas();
     return tokens;
   }
 
   /** Return the ring memory to the DMA allocator; the queue is unusable afterwards. */
   destroy(): void {
     this.detachUnused();
-    for (const buffer of this.allocations) this.dma.free(buffer);
-  }
-
-  /** Run `op` after every earlier publish/reap/suppression change has finished: they share ring state across awaits. */
-  private serial<R>(op: () => Promise<R>): Promise<R> {
-    // Coherent DMA: no op awaits before it has changed all the state it changes (there is nothing to
-    // flush or refresh), so running each at once keeps them in call order.
-    if (this.coherent) return op();
-    // With none running, start at once: waiting for the settled tail would cost a few microtask turns.
-    const result = this.running === 0 ? op() : this.tail.then(op);
-    this.running++;
-    const settled = (): void => {
-      this.running--;
-    };
-    this.tail = result.then(settled, settled);
-    return result;
+    this.dma.destroy();
   }
 
   /** First pass of reap(): check all n new used elements before taking any. */
@@ -520,11 +469,11 @@ export class SplitQueueDriver<T> {
     return VIRTQ_USED_RING + (i & this.mask) * VIRTQ_USED_ELEM_SIZE;
   }
 
-  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed. Adds its flush to `flushes`, when given. */
-  private writeUsedEvent(flushes: Promise<void>[] | undefined): void {
+  /** used_event (after the avail ring): the next used index to interrupt for, or one already passed; issues its flush. */
+  private writeUsedEvent(): void {
     const at = VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE;
     this.avail.dv.setUint16(at, (this.suppressed ? this.lastUsed - 1 : this.lastUsed) & 0xffff, true);
-    if (!this.coherent) flushes?.push(this.dma.flush(this.avail.addr + at, 2));
+    this.dma.flush(this.avail.addr + at, 2);
   }
 
   /** Free chain `head`: its descriptors, its indirect table, its references. */
@@ -536,7 +485,7 @@ export class SplitQueueDriver<T> {
     }
     this.chainDescs[head] = 0;
     const table = this.tables[head];
-    if (table !== undefined) this.dma.free(table);
+    if (table !== undefined) this.dma.memory.free(table);
     this.tables[head] = undefined;
     this.tokens[head] = undefined;
     this.outSpans[head] = undefined;

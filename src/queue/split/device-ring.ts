@@ -12,25 +12,13 @@
  */
 
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
-import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
-  VIRTQ_AVAIL_ALIGN,
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
   VIRTQ_AVAIL_FLAGS,
   VIRTQ_AVAIL_IDX,
   VIRTQ_AVAIL_RING,
-  VIRTQ_DESC_ADDR,
-  VIRTQ_DESC_ALIGN,
-  VIRTQ_DESC_F_INDIRECT,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_DESC_F_WRITE,
-  VIRTQ_DESC_FLAGS,
-  VIRTQ_DESC_LEN,
-  VIRTQ_DESC_NEXT,
-  VIRTQ_DESC_SIZE,
-  VIRTQ_MAX_SIZE,
-  VIRTQ_USED_ALIGN,
   VIRTQ_USED_ELEM_SIZE,
   VIRTQ_USED_F_NO_NOTIFY,
   VIRTQ_USED_FLAGS,
@@ -41,15 +29,13 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
+import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../types.js';
-import { SplitDescriptorChain } from './descriptor-chain.js';
-
-/** 2.7.4 driver requirement: a descriptor chain holds at most 2^32 bytes in total. */
-const MAX_CHAIN_BYTES = 2 ** 32;
+import { DescriptorWalk, SplitDescriptorChain } from './descriptor-chain.js';
 
 export interface SplitQueueOptions {
   readonly index: number;
-  /** Queue size: a power of two, at most 32768. */
+  /** Queue size (SPLIT_RING.isQueueSize). */
   readonly size: number;
   readonly memory: GuestMemory;
   /** Guest-physical address of the descriptor table (queue_desc). */
@@ -77,13 +63,8 @@ interface RingArea {
  * `pushUsed(chain.head, len)`; from then on the queue reuses the object for a later chain, so the
  * model must not keep it. An asynchronous device may hold any number of chains at once. There is
  * one chain object per head, reused, so in the steady state neither `pop()` nor `pushUsed()`
- * allocates (except one zero-copy view per indirect table).
- *
- * Limits (spec 2.7.5.3.1, "a driver MUST NOT create a descriptor chain longer than the Queue
- * Size"): a chain holds at most `size` buffers, an indirect table at most `size` descriptors,
- * and the walk reads at most `size` descriptors of the table it is in, so a loop ends as
- * ERR_QUEUE_CHAIN_TOO_LONG. Zero-length buffers are accepted (the spec does not forbid them) but
- * their address must still lie in guest memory.
+ * allocates (except one zero-copy view per indirect table). The chain limits are those of
+ * {@link DescriptorWalk}.
  */
 export class SplitQueue implements DeviceQueue {
   readonly index: number;
@@ -91,9 +72,7 @@ export class SplitQueue implements DeviceQueue {
   private readonly memory: GuestMemory;
   private readonly mask: number;
   private readonly eventIdx: boolean;
-  private readonly indirect: boolean;
-  private readonly descDv: DataView;
-  private readonly descBase: number;
+  private readonly walker: DescriptorWalk;
   private readonly availDv: DataView;
   private readonly availBase: number;
   private readonly usedDv: DataView;
@@ -112,17 +91,6 @@ export class SplitQueue implements DeviceQueue {
   private readonly chains: (SplitDescriptorChain | undefined)[];
   private readonly inFlight: Uint8Array;
   private inFlightCount = 0;
-  /**
-   * Two address windows the memory confirmed as one region each at construction (the region at 0
-   * and the topmost one): a buffer inside either needs no call into the memory, others ask it.
-   * `lowEnd` is -1 when address 0 is not mapped.
-   */
-  private readonly lowEnd: number;
-  private readonly topStart: number;
-  private readonly topEnd: number;
-  /** The buffer and DataView of the last indirect table, reused while tables share a region. */
-  private tableBuffer: ArrayBufferLike | undefined;
-  private tableDv: DataView | undefined;
 
   /** Throws QueueFaultError('ERR_QUEUE_RING_ADDRESS') for a bad size, misaligned or unmapped ring. */
   constructor(options: SplitQueueOptions) {
@@ -132,24 +100,20 @@ export class SplitQueue implements DeviceQueue {
     this.memory = memory;
     this.mask = size - 1;
     this.eventIdx = options.eventIdx;
-    this.indirect = options.indirect;
-    if (!(Number.isInteger(size) && size >= 1 && size <= VIRTQ_MAX_SIZE && (size & (size - 1)) === 0)) {
-      throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not a power of two in 1..${VIRTQ_MAX_SIZE}`);
+    if (!SPLIT_RING.isQueueSize(size)) {
+      throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not a power of two in 1..${SPLIT_RING.maxQueueSize}`);
     }
-    const descArea = this.area('descriptor table', desc, VIRTQ_DESC_ALIGN, descTableSize(size));
-    const availArea = this.area('available ring', driver, VIRTQ_AVAIL_ALIGN, availRingSize(size));
-    const usedArea = this.area('used ring', device, VIRTQ_USED_ALIGN, usedRingSize(size));
-    this.descDv = descArea.dv;
-    this.descBase = descArea.base;
+    const align = SPLIT_RING.areaAlign;
+    const descArea = this.area('descriptor table', desc, align.desc, descTableSize(size));
+    const availArea = this.area('available ring', driver, align.driver, availRingSize(size));
+    const usedArea = this.area('used ring', device, align.device, usedRingSize(size));
+    this.walker = new DescriptorWalk({ index, size, memory, descDv: descArea.dv, descBase: descArea.base, indirect: options.indirect });
     this.availDv = availArea.dv;
     this.availBase = availArea.base;
     this.usedDv = usedArea.dv;
     this.usedBase = usedArea.base;
     this.chains = new Array<SplitDescriptorChain | undefined>(size).fill(undefined);
     this.inFlight = new Uint8Array(size);
-    this.topEnd = memory.end;
-    this.topStart = lowestStart(memory);
-    this.lowEnd = memory.contains(0, 0) ? highestEnd(memory) : -1;
   }
 
   /** The next avail ring index the device will read (last_avail_idx), for debugging and queue reset. */
@@ -175,8 +139,8 @@ export class SplitQueue implements DeviceQueue {
     const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + slot * VIRTQ_AVAIL_ELEM_SIZE, true);
     if (head >= this.size) throw this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`);
     if (this.inFlight[head] === 1) throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
-    const chain = (this.chains[head] ??= new SplitDescriptorChain(this.memory));
-    this.walk(chain, head);
+    const chain = (this.chains[head] ??= this.walker.newChain());
+    this.walker.walk(chain, head);
     this.inFlight[head] = 1;
     this.inFlightCount++;
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
@@ -253,98 +217,6 @@ export class SplitQueue implements DeviceQueue {
     this.usedDv.setUint16(this.usedBase + VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE, value, true);
   }
 
-  /** Walk the chain at `head` into `chain`; throws QueueFaultError on the first violation. */
-  private walk(chain: SplitDescriptorChain, head: number): void {
-    const size = this.size;
-    let dv = this.descDv;
-    let base = this.descBase;
-    let entries = size; // descriptors in the table being walked
-    let budget = size; // descriptors still to be read in it: a loop runs this out
-    let inIndirect = false;
-    let i = head;
-    let count = 0;
-    let readable = 0;
-    let readableBytes = 0;
-    let writableBytes = 0;
-    let addrs = chain.addrs;
-    let lens = chain.lens;
-    for (;;) {
-      if (budget === 0) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} visits more than ${entries} descriptors (a loop)`);
-      budget--;
-      const off = base + i * VIRTQ_DESC_SIZE;
-      const flags = dv.getUint16(off + VIRTQ_DESC_FLAGS, true);
-      const len = dv.getUint32(off + VIRTQ_DESC_LEN, true);
-      const addr = joinU64(dv.getUint32(off + VIRTQ_DESC_ADDR, true), dv.getUint32(off + VIRTQ_DESC_ADDR + 4, true));
-      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
-        const table = this.indirectTable(head, i, flags, addr, len, inIndirect);
-        if (table.buffer !== this.tableBuffer) {
-          this.tableBuffer = table.buffer;
-          this.tableDv = new DataView(table.buffer);
-        }
-        dv = this.tableDv!;
-        base = table.byteOffset;
-        entries = budget = len / VIRTQ_DESC_SIZE;
-        inIndirect = true;
-        i = 0;
-        continue;
-      }
-      if (!this.inside(addr, len)) {
-        throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
-      }
-      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
-        writableBytes += len;
-      } else {
-        if (count !== readable) throw this.fault('ERR_QUEUE_WRITE_BEFORE_READ', `chain ${head}: device-readable buffer ${count} after a device-writable one`);
-        readable++;
-        readableBytes += len;
-      }
-      if (count === size) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} has more than ${size} buffers`);
-      if (count === lens.length) {
-        chain.grow();
-        addrs = chain.addrs;
-        lens = chain.lens;
-      }
-      addrs[count] = addr;
-      lens[count] = len;
-      count++;
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      i = dv.getUint16(off + VIRTQ_DESC_NEXT, true);
-      if (i >= entries) throw this.fault('ERR_QUEUE_DESC_INDEX', `chain ${head}: next ${i} outside a table of ${entries}`);
-    }
-    if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
-      throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} holds ${readableBytes + writableBytes} bytes, more than 2^32`);
-    }
-    chain.head = head;
-    chain.count = count;
-    chain.readable = readable;
-    chain.readableBytes = readableBytes;
-    chain.writableBytes = writableBytes;
-  }
-
-  /**
-   * The table an INDIRECT descriptor refers to, checked (2.7.5.3: zero or more direct descriptors,
-   * then one that refers to a table; its WRITE flag is ignored). Apart from walk() so that walk
-   * stays small enough for V8 to inline into pop().
-   */
-  private indirectTable(head: number, i: number, flags: number, addr: number, len: number, inIndirect: boolean): Uint8Array {
-    if (!this.indirect) throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain ${head}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
-    if (inIndirect) throw this.fault('ERR_QUEUE_NESTED_INDIRECT', `chain ${head}: INDIRECT descriptor inside an indirect table`);
-    if ((flags & VIRTQ_DESC_F_NEXT) !== 0) throw this.fault('ERR_QUEUE_INDIRECT_WITH_NEXT', `chain ${head}: descriptor ${i} has INDIRECT and NEXT`);
-    if (len === 0 || len % VIRTQ_DESC_SIZE !== 0 || len / VIRTQ_DESC_SIZE > this.size) {
-      throw this.fault('ERR_QUEUE_INDIRECT_LENGTH', `chain ${head}: indirect table of ${len} bytes (a non-zero multiple of 16, at most ${this.size} descriptors)`);
-    }
-    if (!this.inside(addr, len)) throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: indirect table [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
-    return this.memory.view(addr, len);
-  }
-
-  /**
-   * Whether [addr, addr + len) lies in guest memory. `addr` comes from joinU64 and `len` from a
-   * le32, so both are non-negative and an address at or above 2^53 is above every window.
-   */
-  private inside(addr: number, len: number): boolean {
-    return (addr >= this.topStart && addr <= this.topEnd - len) || addr <= this.lowEnd - len || this.memory.contains(addr, len);
-  }
-
   /** Check a ring area once and resolve it to a zero-copy DataView. */
   private area(name: string, addr: number, align: number, len: number): RingArea {
     if (!(addr % align === 0 && this.memory.contains(addr, len))) {
@@ -357,29 +229,4 @@ export class SplitQueue implements DeviceQueue {
   private fault(code: QueueFaultCode, message: string): QueueFaultError {
     return new QueueFaultError(code, this.index, message);
   }
-}
-
-/** The lowest `start` with [start, memory.end) inside one region (binary search: contains is monotone). */
-function lowestStart(memory: GuestMemory): number {
-  let lo = 0; // candidates in [lo, hi]; hi always qualifies (an empty range at the end)
-  let hi = memory.end;
-  if (!memory.contains(hi, 0)) return Infinity;
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (memory.contains(mid, memory.end - mid)) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
-}
-
-/** The highest `end` with [0, end) inside one region, given that address 0 is mapped. */
-function highestEnd(memory: GuestMemory): number {
-  let lo = 0; // [0, lo) always qualifies
-  let hi = memory.end;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (memory.contains(0, mid)) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }

@@ -1,0 +1,78 @@
+/**
+ * The rules of each ring format, in one place: which queue sizes it allows, how long and how large a
+ * descriptor chain may be, and how its areas are aligned in each layout a transport uses. Everything
+ * above queue/ asks here (and builds rings through rings.ts) instead of restating a rule; the ring
+ * classes check against the same records.
+ *
+ * One format today, the split ring (2.7). The packed ring (2.8, VIRTIO_F_RING_PACKED) gets its record
+ * beside {@link SPLIT_RING} and its branch in rings.ts; until then the feature is never offered, so
+ * every negotiation ends in the split format.
+ */
+
+import { UsageError } from '../errors.js';
+import { VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_MAX_SIZE, VIRTQ_USED_ALIGN } from '../spec/ring.js';
+import { VIRTIO_PCI_VRING_ALIGN } from '../spec/virtio-pci.js';
+
+/**
+ * How a transport places a ring's three areas: `separate` (the modern interface, 4.1.4.3: each area
+ * has its own address) or `legacy` (2.7.2: one contiguous area from a page frame number).
+ */
+export type RingLayout = 'separate' | 'legacy';
+
+/** Minimum alignment, in bytes, of each ring area (descriptor area, driver area, device area). */
+export interface AreaAlignment {
+  readonly desc: number;
+  readonly driver: number;
+  readonly device: number;
+}
+
+export interface RingFormat {
+  readonly name: string;
+  /** The largest queue size (2.6: 32768). */
+  readonly maxQueueSize: number;
+  /** Whether a queue may have `size` entries. */
+  isQueueSize(size: number): boolean;
+  /** The largest allowed queue size not above `max` (`max` at least 1). */
+  largestQueueSize(max: number): number;
+  /** Most buffers a chain may hold in a queue of `size`, indirect tables included. */
+  maxChainBuffers(size: number): number;
+  /** Most bytes a chain may hold. */
+  readonly maxChainBytes: number;
+  /** Area alignment in the separate layout. */
+  readonly areaAlign: AreaAlignment;
+  /** The legacy layout's alignment of the whole area and of its device area (2.7.2 "QueueAlign"). */
+  readonly legacyAlign: number;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
+}
+
+/** The split virtqueue (2.7). */
+export const SPLIT_RING: RingFormat = {
+  name: 'split',
+  maxQueueSize: VIRTQ_MAX_SIZE,
+  // 2.7: "Queue Size ... MUST be a power of 2" (no VIRTIO_F_RING_PACKED), at most 32768.
+  isQueueSize: (size) => isPowerOfTwo(size) && size <= VIRTQ_MAX_SIZE,
+  largestQueueSize: (max) => {
+    let size = 1;
+    while (size * 2 <= Math.min(max, VIRTQ_MAX_SIZE)) size *= 2;
+    return size;
+  },
+  // 2.7.5.3.1: a chain is never longer than the queue size, counting an indirect table's entries.
+  maxChainBuffers: (size) => size,
+  // 2.7.4: the total length of a chain's buffers is at most 2^32.
+  maxChainBytes: 2 ** 32,
+  areaAlign: { desc: VIRTQ_DESC_ALIGN, driver: VIRTQ_AVAIL_ALIGN, device: VIRTQ_USED_ALIGN },
+  legacyAlign: VIRTIO_PCI_VRING_ALIGN,
+};
+
+/**
+ * Check a device model's maximum queue size option: one that every ring format the transports offer
+ * accepts (the split ring's rule), at least `min`. Throws UsageError naming `option`.
+ */
+export function checkQueueMaxSize(option: string, size: number, min = 1): void {
+  if (!(SPLIT_RING.isQueueSize(size) && size >= min)) {
+    throw new UsageError(`${option} must be a power of two in [${min}, ${SPLIT_RING.maxQueueSize}], got ${size}`);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The seam between rings and everything above them: builds the device half's and the driver half's
+ * ring for the negotiated features and the transport's layout. Callers never name a ring class, so
+ * a second format (the packed ring, 2.8) adds its branch here, chosen by VIRTIO_F_RING_PACKED; until
+ * it exists that feature is never offered and every ring is split (2.7). The rules each format
+ * follows are in ring-format.ts.
+ */
+
+import type { DmaMemory } from '../memory/dma.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, hasFeature } from '../spec/features.js';
+import type { RingLayout } from './ring-format.js';
+import { SplitQueue } from './split/device-ring.js';
+import { SplitQueueDriver } from './split/driver-ring.js';
+import type { DeviceQueue, DriverRing, RingAreas } from './types.js';
+
+export interface DeviceRingOptions {
+  readonly index: number;
+  readonly size: number;
+  readonly memory: GuestMemory;
+  /** Where the driver put the areas (queue_desc, queue_driver, queue_device). */
+  readonly areas: RingAreas;
+  /** The features the driver accepted. */
+  readonly features: bigint;
+}
+
+/** The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced areas. */
+export function deviceRing(options: DeviceRingOptions): DeviceQueue {
+  const { index, size, memory, areas, features } = options;
+  return new SplitQueue({
+    index,
+    size,
+    memory,
+    desc: areas.desc,
+    driver: areas.driver,
+    device: areas.device,
+    eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+    indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+  });
+}
+
+export interface DriverRingOptions {
+  readonly index: number;
+  readonly size: number;
+  readonly dma: DmaMemory;
+  /** The negotiated features. */
+  readonly features: bigint;
+  /** How the transport places the areas. */
+  readonly layout: RingLayout;
+}
+
+/** The driver side of a queue, its areas allocated (zeroed) in `dma`; throws UsageError for a bad size. */
+export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
+  const { index, size, dma, features } = options;
+  return new SplitQueueDriver<T>({
+    index,
+    size,
+    dma,
+    eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+    indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    legacy: options.layout === 'legacy',
+  });
+}
