@@ -176,7 +176,7 @@ export class HostFileError extends VirtioError {
 
   /** The error for a failed system call on `path` (an errno error from node:fs). */
   static fromSystem(path: string, err: unknown): HostFileError {
-    // An errno error's `code` (typed structurally: this module loads in a browser too).
+    // An errno error carries its name in `code` (typed structurally: this module is browser-safe).
     const errno = (err as { code?: unknown } | undefined)?.code;
     switch (errno) {
       case 'ENOENT':
