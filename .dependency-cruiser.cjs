@@ -13,6 +13,9 @@ const LAYERS = [
   // report/ holds the CLI's layout diff; it sits with the conformance checks above the platforms
   ['conformance', '(conformance|report)/'],
   ['platform', 'platform/'],
+  // testing/: the test builders of virtio-ts/testing (mock queue, guarded memory, fake buses), which
+  // stand on the driver half and the rings as a platform does
+  ['testing', 'testing/'],
   ['driver', 'driver/'],
   ['device', 'device/'],
   ['transport', 'transport/'],

@@ -6,7 +6,7 @@
  */
 
 import type { DescriptorChain, DeviceQueue } from '../../src/queue/types.js';
-import type { GuardedMemory } from '../../test/helpers/guarded-memory.js';
+import type { GuardedMemory } from '../../src/testing/guarded-memory.js';
 
 export class WatchedQueue implements DeviceQueue {
   /** Writable bytes of each chain in flight, by head. */

@@ -16,8 +16,8 @@ import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memor
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';

@@ -63,8 +63,8 @@ import {
 import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET, MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/modern-device.js';
 import { LEGACY_BAR } from '../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { GuaranteeViolation, check, expectTyped } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';

@@ -33,8 +33,8 @@ import {
   usedRingSize,
 } from '../../src/spec/ring.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { check, expectTyped, GuaranteeViolation } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';

@@ -6,7 +6,7 @@
 
 import type { VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
-import { MockQueue } from './mock-queue.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;

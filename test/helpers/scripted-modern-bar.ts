@@ -19,7 +19,7 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_MSI_NO_VECTOR,
 } from '../../src/spec/virtio-pci.js';
-import type { RegionHandler } from './fake-pci-bus.js';
+import type { RegionHandler } from '../../src/testing/fake-pci-bus.js';
 
 export class ScriptedBar4 implements RegionHandler {
   /** Last value written at each BAR offset. */

@@ -8,8 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MockQueue } from '../../helpers/mock-queue.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';

@@ -8,7 +8,7 @@ import * as C from '../../../src/spec/console.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
 import { activateDevice, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const V1 = featureSet(VIRTIO_F_VERSION_1);

@@ -25,7 +25,7 @@ import { bit, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { blkHeader } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { activateDevice } from '../../helpers/device-harness.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 import { streamBytePort } from '../../../src/device/console/port-streams.js';

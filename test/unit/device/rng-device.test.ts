@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { RngDevice, type RngDeviceOptions } from '../../../src/device/rng/rng-device.js';
 import { webCryptoEntropy, type EntropySource } from '../../../src/device/rng/entropy.js';
 import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';

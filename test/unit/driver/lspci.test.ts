@@ -6,8 +6,8 @@ import { ConfigSpace, readConfigSpace } from '../../../src/driver/pci/config-spa
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 
 const FN = bdf(0, 5, 0);
 

@@ -8,9 +8,9 @@ import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
 import { ProbeError, UsageError } from '../../../src/errors.js';
 import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_MSI_NO_VECTOR } from '../../../src/spec/virtio-pci.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
-import { ConfigSpaceBuilder } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
+import { ConfigSpaceBuilder } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
 
 /** An rng device of `mode` on a machine, and a bus recording everything the driver does. */

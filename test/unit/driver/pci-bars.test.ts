@@ -7,8 +7,8 @@ import { bdf } from '../../../src/driver/pci-bus.js';
 import { BusError } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { ConfigSpaceBuilder } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ConfigSpaceBuilder } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 
 const FN = bdf(0, 2, 0);
 const PCI_COMMAND = 0x04;

@@ -15,7 +15,7 @@ import type { GuestMemory } from '../../../src/memory/guest-memory.js';
 import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../../../src/spec/features.js';
 import { VIRTIO_PCI_COMMON_Q_ENABLE } from '../../../src/spec/virtio-pci.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
 const DMA_BASE = 0x10_0000;
 const DMA_SIZE = 0x10_0000;

@@ -4,8 +4,8 @@ import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { VIRTIO_CONFIG_S_FAILED } from '../../../src/spec/status.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 6, 0);

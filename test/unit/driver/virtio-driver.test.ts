@@ -15,7 +15,7 @@ import { VIRTIO_PCI_COMMON_STATUS } from '../../../src/spec/virtio-pci.js';
 import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { LOOPBACK_DEVICE_TYPE, LOOPBACK_MAGIC, LoopbackDevice, type LoopbackOptions } from '../../helpers/loopback-device.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
 const ALL_RING_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC);
 

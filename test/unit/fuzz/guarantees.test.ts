@@ -46,8 +46,8 @@ import {
   VIRTIO_MSI_NO_VECTOR,
 } from '../../../src/spec/virtio-pci.js';
 import { activateDevice } from '../../helpers/device-harness.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 
 const deviceFault = (code: string) => (e: unknown) => e instanceof DeviceFaultError && e.code === code;

@@ -19,7 +19,7 @@ import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';
 import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 interface Chain {
   readonly token: number;

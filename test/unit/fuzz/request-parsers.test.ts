@@ -19,7 +19,7 @@ import type { DescriptorChain } from '../../../src/queue/types.js';
 import { VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES } from '../../../src/spec/blk.js';
 import { VIRTIO_CONSOLE_CONTROL_SIZE } from '../../../src/spec/console.js';
 import { ETH_MAX_FRAME_NO_GSO, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../../../src/spec/net.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 
 const RUNS = Number(process.env.FUZZ_PROPERTY_RUNS ?? 300);
 const MEM = 0x10000;

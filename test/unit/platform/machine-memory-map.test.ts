@@ -22,7 +22,7 @@ import {
 } from '../../../src/spec/status.js';
 import { ModernDriverTransport } from '../../../src/transport/pci/modern-driver.js';
 import { probe } from '../../../src/transport/pci/probe.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 /** 4 MiB backed; RAM is [0, 0x9fc00) and [1 MiB, 3 MiB): the rest is firmware's or past RAM's end. */
 const RAM_SIZE = 4 << 20;

@@ -9,7 +9,7 @@ import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-functio
 import { splitU64 } from '../../../src/memory/guest-memory.js';
 import { UsageError } from '../../../src/errors.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 // Literal spec numbers: PCI header offsets, virtio common cfg offsets (4.1.4.3), status bits (2.1).
 const BAR4 = 0x20;

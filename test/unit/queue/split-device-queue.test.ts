@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue, WRITABLE_FILL } from '../../helpers/mock-queue.js';
+import { MockQueue, WRITABLE_FILL } from '../../../src/testing/mock-queue.js';
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../../src/errors.js';
 import { ArrayGuestMemory, RegionGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModernHarness, HARNESS_BAR4_BASE } from '../../helpers/modern-harness.js';
 import { LOOPBACK_MAGIC } from '../../helpers/loopback-device.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { QueueFaultError } from '../../../src/errors.js';
 
 // Spec 2.1 status bits.

@@ -4,8 +4,8 @@ import { ModernDriverTransport, notifyAddress } from '../../../src/transport/pci
 import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 4, 0);

@@ -11,8 +11,8 @@ import {
   VIRTIO_PCI_CAP_PCI_CFG,
 } from '../../../src/spec/virtio-pci.js';
 import { PCI_CAP_ID_VNDR } from '../../../src/spec/pci.js';
-import { ConfigSpaceBuilder, qemuLikeVirtio, type VirtioCapSpec } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ConfigSpaceBuilder, qemuLikeVirtio, type VirtioCapSpec } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 
 const FN = bdf(0, 3, 0);
 const MODERN_RNG = { deviceId: 0x1044, revision: 1 };

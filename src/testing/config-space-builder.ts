@@ -24,7 +24,7 @@ import {
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from '../../src/spec/pci.js';
+} from '../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_CFG_TYPE,
@@ -38,7 +38,7 @@ import {
   VIRTIO_PCI_CAP_DEVICE_CFG,
   VIRTIO_PCI_CAP_ISR_CFG,
   VIRTIO_PCI_CAP_NOTIFY_CFG,
-} from '../../src/spec/virtio-pci.js';
+} from '../spec/virtio-pci.js';
 
 export interface BarSpec {
   readonly kind: 'memory' | 'io';

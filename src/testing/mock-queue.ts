@@ -10,11 +10,11 @@
  * allocated round-robin through the data area: keep the data in flight smaller than the area.
  */
 
-import { ArrayGuestMemory, splitU64, type GuestMemory } from '../../src/memory/guest-memory.js';
-import { SPLIT_RING } from '../../src/queue/ring-format.js';
-import { deviceRing } from '../../src/queue/rings.js';
-import { SplitQueue } from '../../src/queue/split/device-ring.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
+import { ArrayGuestMemory, splitU64, type GuestMemory } from '../memory/guest-memory.js';
+import { SPLIT_RING } from '../queue/ring-format.js';
+import { deviceRing } from '../queue/rings.js';
+import { SplitQueue } from '../queue/split/device-ring.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../spec/features.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_FLAGS,
@@ -35,7 +35,7 @@ import {
   availRingSize,
   descTableSize,
   usedRingSize,
-} from '../../src/spec/ring.js';
+} from '../spec/ring.js';
 
 /** A buffer in guest memory. */
 export interface Span {
