@@ -7,6 +7,17 @@
  */
 
 export { FileBlockBackend, type FileBackendOptions } from './device/blk/file-backend.js';
-export { filePortStreams, socketPortStreams, stdioPortStreams, streamBytePort, type ConsolePortStreams } from './device/console/port-streams.js';
-export { StreamNetBackend, type StreamAddress, type StreamNetBackendOptions, type StreamNetBackendStats } from './device/net/stream-backend.js';
+export {
+  filePortStreams,
+  socketPortStreams,
+  stdioPortStreams,
+  streamBytePort,
+  type ConsolePortStreams,
+} from './device/console/port-streams.js';
+export {
+  StreamNetBackend,
+  type StreamAddress,
+  type StreamNetBackendOptions,
+  type StreamNetBackendStats,
+} from './device/net/stream-backend.js';
 export { DgramNetBackend, type DgramEndpoint, type DgramNetBackendOptions, type DgramNetBackendStats } from './device/net/dgram-backend.js';

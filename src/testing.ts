@@ -31,8 +31,29 @@
  * @packageDocumentation
  */
 
-export { MockQueue, WRITABLE_FILL, type ChainSpec, type DescFields, type MockQueueOptions, type Span, type UsedElem } from './testing/mock-queue.js';
-export { GuardedMemory, AccessBudgetExceeded, type AccessKind, type GuardedMemoryOptions, type MemoryViolation } from './testing/guarded-memory.js';
-export { ConfigSpaceBuilder, qemuLikeVirtio, type BarSpec, type BuiltFunction, type HeaderSpec, type VirtioCapSpec } from './testing/config-space-builder.js';
+export {
+  MockQueue,
+  WRITABLE_FILL,
+  type ChainSpec,
+  type DescFields,
+  type MockQueueOptions,
+  type Span,
+  type UsedElem,
+} from './testing/mock-queue.js';
+export {
+  GuardedMemory,
+  AccessBudgetExceeded,
+  type AccessKind,
+  type GuardedMemoryOptions,
+  type MemoryViolation,
+} from './testing/guarded-memory.js';
+export {
+  ConfigSpaceBuilder,
+  qemuLikeVirtio,
+  type BarSpec,
+  type BuiltFunction,
+  type HeaderSpec,
+  type VirtioCapSpec,
+} from './testing/config-space-builder.js';
 export { FakePciBus, LocalDma, type BusAccess, type RegionHandler } from './testing/fake-pci-bus.js';
 export { RecordingBus, type RecordedAccess } from './testing/recording-bus.js';

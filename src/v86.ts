@@ -6,7 +6,14 @@
  * @packageDocumentation
  */
 
-export { V86PciAdapter, MAX_RECORDED_CONFIG_WRITES, MAX_REFUSED_BARS, type ConfigWrite, type PluggedFunction, type V86PciAdapterOptions } from './platform/v86/pci-adapter.js';
+export {
+  V86PciAdapter,
+  MAX_RECORDED_CONFIG_WRITES,
+  MAX_REFUSED_BARS,
+  type ConfigWrite,
+  type PluggedFunction,
+  type V86PciAdapterOptions,
+} from './platform/v86/pci-adapter.js';
 export { LinuxGuest, type GuestDevice, type GuestSlot, type LinuxGuestOptions } from './platform/v86/linux-guest.js';
 export type { CommandOutput, GuestResult } from './platform/v86/guest-protocol.js';
 export { V86DriverBus, type V86DriverBusOptions } from './platform/v86/v86-driver-bus.js';

@@ -34,7 +34,8 @@ export function streamBytePort(streams: ConsolePortStreams): ConsoleBytePort {
       link = opened;
       if (input) {
         input.on('data', (chunk: Buffer | string) => {
-          const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          const bytes =
+            typeof chunk === 'string' ? new TextEncoder().encode(chunk) : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           input.pause();
           opened.deliver(bytes);
         });

@@ -54,12 +54,21 @@ describe('virtio-console device: byte port', () => {
     const heads = ['abcd', 'efgh', 'ijkl', 'mnop'].map((s) => q.addChain({ readable: [text(s)] }));
     dev.queueNotify(1);
     // Room 8: the first batch is two chains, and then the port is full.
-    assert.deepEqual(port.written.map((c) => c.byteLength), [8]);
-    assert.deepEqual(q.readUsed().map((u) => u.id), heads.slice(0, 2));
+    assert.deepEqual(
+      port.written.map((c) => c.byteLength),
+      [8],
+    );
+    assert.deepEqual(
+      q.readUsed().map((u) => u.id),
+      heads.slice(0, 2),
+    );
     assert.equal(dev.port(0).canWrite, false);
     port.drain();
     assert.equal(joined(port.written), 'abcdefghijklmnop');
-    assert.deepEqual(q.readUsed().map((u) => u.id), heads.slice(2));
+    assert.deepEqual(
+      q.readUsed().map((u) => u.id),
+      heads.slice(2),
+    );
     assert.equal(dev.stats.txBytes, 16);
   });
 

@@ -6,17 +6,44 @@ import assert from 'node:assert/strict';
 
 test('entries: virtio-ts is the device half, the driver half and the in-process machine, with no Node-only part', async () => {
   const main = await import('virtio-ts');
-  for (const name of ['VirtioPciFunction', 'SplitQueue', 'VirtioConsoleDevice', 'MemoryBlockBackend', 'webCryptoEntropy', 'VirtioDriver', 'Machine', 'ArrayGuestMemory', 'UsageError']) {
+  for (const name of [
+    'VirtioPciFunction',
+    'SplitQueue',
+    'VirtioConsoleDevice',
+    'MemoryBlockBackend',
+    'webCryptoEntropy',
+    'VirtioDriver',
+    'Machine',
+    'ArrayGuestMemory',
+    'UsageError',
+  ]) {
     assert.equal(typeof (main as Record<string, unknown>)[name], 'function', name);
   }
-  for (const name of ['FileBlockBackend', 'StreamNetBackend', 'DgramNetBackend', 'streamBytePort', 'QtestPciBus', 'V86PciAdapter', 'LinuxGuest', 'MockQueue']) {
+  for (const name of [
+    'FileBlockBackend',
+    'StreamNetBackend',
+    'DgramNetBackend',
+    'streamBytePort',
+    'QtestPciBus',
+    'V86PciAdapter',
+    'LinuxGuest',
+    'MockQueue',
+  ]) {
     assert.equal(name in main, false, `${name} is not in the main entry`);
   }
 });
 
 test('entries: virtio-ts/node, /qemu, /v86 and /testing hold the platform parts', async () => {
   const entries: Record<string, string[]> = {
-    'virtio-ts/node': ['FileBlockBackend', 'StreamNetBackend', 'DgramNetBackend', 'streamBytePort', 'filePortStreams', 'socketPortStreams', 'stdioPortStreams'],
+    'virtio-ts/node': [
+      'FileBlockBackend',
+      'StreamNetBackend',
+      'DgramNetBackend',
+      'streamBytePort',
+      'filePortStreams',
+      'socketPortStreams',
+      'stdioPortStreams',
+    ],
     'virtio-ts/qemu': ['QtestPciBus', 'QemuProcess', 'findQemu'],
     'virtio-ts/v86': ['V86PciAdapter', 'LinuxGuest', 'V86DriverBus'],
     'virtio-ts/testing': ['MockQueue', 'GuardedMemory', 'ConfigSpaceBuilder', 'FakePciBus', 'RecordingBus'],
@@ -28,7 +55,9 @@ test('entries: virtio-ts/node, /qemu, /v86 and /testing hold the platform parts'
 });
 
 test('entries: deep imports are not part of the API', async () => {
-  await assert.rejects(import('virtio-ts/dist/src/device/console/console-device.js' as string), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
+  // A variable, so that the compiler does not resolve it either.
+  const deep = 'virtio-ts/dist/src/device/console/console-device.js';
+  await assert.rejects(import(deep), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
 });
 
 test("entries: virtio-ts/testing's documented example", async () => {
