@@ -39,7 +39,7 @@ export type GuestDevice = GuestSlot &
     | { readonly virtio: VirtioDevice; readonly options?: VirtioPciFunctionOptions }
   );
 
-interface GuestSlot {
+export interface GuestSlot {
   readonly name: string;
   /** Bus-0 devfn; default: the next free slot from 00:0d.0. */
   readonly devfn?: number;
