@@ -166,7 +166,7 @@ export async function run(data: Uint8Array): Promise<void> {
   const setBar = (offset: number, size: AccessSize, value: number): void => fn.barWrite(MODERN_BAR, offset, size, value);
   let mocks: MockQueue[] = [];
 
-  const queueConfigs = (): string => core.queues.map((q) => `${q.size},${q.msixVector},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`).join(';');
+  const queueConfigs = (): string => core.queues.map((q) => `${q.size},${fn.notifications.queueVector(q.index)},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`).join(';');
 
   /** One guest access under guard: nothing may throw, memory writes only where the guest allowed. */
   const allow = (): void => {
@@ -388,7 +388,7 @@ export async function run(data: Uint8Array): Promise<void> {
 
   function checkReset(): void {
     const status = core.status;
-    check(status === 0 && core.queues.every((q) => !q.enabled) && core.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${core.peekIsr()}`);
+    check(status === 0 && core.queues.every((q) => !q.enabled) && fn.notifications.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${fn.notifications.peekIsr()}`);
   }
 }
 

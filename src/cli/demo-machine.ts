@@ -11,7 +11,7 @@ import { readConfigSpace } from '../driver/pci/config-space.js';
 import { formatLspci } from '../driver/pci/lspci.js';
 import type { Bdf, PciBus } from '../driver/pci-bus.js';
 import { Machine } from '../platform/machine.js';
-import type { VirtioDevice } from '../device/virtio-device.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
 import { probe, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import type { VirtioPciFunction, VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
 

@@ -16,7 +16,7 @@ import { VirtioConsoleDevice } from '../device/console/console-device.js';
 import { createMemoryNetPair } from '../device/net/memory-pair.js';
 import { VirtioNetDevice } from '../device/net/net-device.js';
 import { RngDevice } from '../device/rng/rng-device.js';
-import type { VirtioDevice } from '../device/virtio-device.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
 import { readMsixCapability, walkCapabilities } from '../driver/pci/capabilities.js';
 import { readConfigSpace, type ConfigSpace } from '../driver/pci/config-space.js';
 import { sizeBars, type PciBar } from '../driver/pci/bars.js';

@@ -67,9 +67,9 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
-  VIRTIO_MSI_NO_VECTOR,
 } from '../../spec/virtio-pci.js';
-import type { DeviceCore, RingArea } from '../device-core.js';
+import type { DeviceCore, RingArea } from '../../core/device-core.js';
+import type { PciNotifications } from './pci-notifications.js';
 
 /** The BAR holding the modern register blocks (QEMU's modern_mem_bar_idx). */
 export const MODERN_BAR = 4;
@@ -110,6 +110,8 @@ export class ModernTransport {
 
   constructor(
     private readonly core: DeviceCore,
+    /** The ISR and the MSI-X vectors. */
+    private readonly notifications: PciNotifications,
     config: ConfigSpace,
     /** The function, for the PCI_CFG window's BAR accesses. */
     private readonly endpoint: PciEndpoint,
@@ -124,7 +126,7 @@ export class ModernTransport {
     this.region = new NaturallyAligned(
       new RegionMap()
         .add(MODERN_COMMON_OFFSET, MODERN_BLOCK_SIZE, block(this.commonRead.bind(this), this.commonWrite.bind(this)))
-        .add(MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, block(() => this.core.readIsr(), () => {}))
+        .add(MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, block(() => this.notifications.readIsr(), () => {}))
         .add(MODERN_DEVICE_OFFSET, MODERN_BLOCK_SIZE, block(this.deviceRead.bind(this), this.deviceWrite.bind(this)))
         .add(MODERN_NOTIFY_OFFSET, MODERN_BLOCK_SIZE, block(() => 0, this.notifyWrite.bind(this))),
     );
@@ -210,7 +212,7 @@ export class ModernTransport {
         value = core.driverFeatureWord(this.gfselect);
         break;
       case VIRTIO_PCI_COMMON_MSIX:
-        value = core.configVector;
+        value = this.notifications.configVector;
         break;
       case VIRTIO_PCI_COMMON_NUMQ:
         value = core.queues.length;
@@ -228,8 +230,7 @@ export class ModernTransport {
         value = q?.size ?? 0;
         break;
       case VIRTIO_PCI_COMMON_Q_MSIX:
-        // A queue that does not exist has no vector (QEMU reads NO_VECTOR too).
-        value = q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
+        value = this.notifications.queueVector(this.queueSelect);
         break;
       case VIRTIO_PCI_COMMON_Q_ENABLE:
         value = q?.enabled ? 1 : 0;
@@ -278,7 +279,7 @@ export class ModernTransport {
         core.setDriverFeatureWord(this.gfselect, value);
         break;
       case VIRTIO_PCI_COMMON_MSIX:
-        core.setConfigVector(value & 0xffff);
+        this.notifications.setConfigVector(value & 0xffff);
         break;
       case VIRTIO_PCI_COMMON_STATUS:
         core.writeStatus(value & 0xff);
@@ -290,7 +291,7 @@ export class ModernTransport {
         core.setQueueSize(q, value & 0xffff);
         break;
       case VIRTIO_PCI_COMMON_Q_MSIX:
-        core.setQueueVector(q, value & 0xffff);
+        this.notifications.setQueueVector(q, value & 0xffff);
         break;
       case VIRTIO_PCI_COMMON_Q_ENABLE:
         // 4.1.4.3.2: the driver MUST NOT write 0; only 1 enables.
