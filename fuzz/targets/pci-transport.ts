@@ -60,7 +60,8 @@ import {
   VIRTIO_PCI_QUEUE_SEL,
   VIRTIO_PCI_STATUS,
 } from '../../src/spec/virtio-pci.js';
-import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET, MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/modern-device.js';
+import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET } from '../../src/transport/pci/modern-device.js';
+import { MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/notify-cfg.js';
 import { LEGACY_BAR } from '../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { GuardedMemory } from '../../test/helpers/guarded-memory.js';

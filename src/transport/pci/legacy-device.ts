@@ -20,7 +20,7 @@
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { BarRegion } from '../../pci/bar-region.js';
 import type { BarDescriptor } from '../../pci/function.js';
-import type { AccessSize } from '../../memory/access-size.js';
+import { ALL_ONES, truncate, type AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../spec/status.js';
@@ -75,12 +75,7 @@ export function legacyConfigOffset(msixEnabled: boolean): number {
   return msixEnabled ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
 }
 
-const ALL_ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 const PAGE = 2 ** VIRTIO_PCI_QUEUE_ADDR_SHIFT;
-
-function truncate(value: number, size: AccessSize): number {
-  return (value & ALL_ONES[size]) >>> 0;
-}
 
 /** See the file comment. */
 export class LegacyTransport {
