@@ -74,7 +74,8 @@ export type DeviceFaultCode =
   | 'ERR_DEVICE_QUEUE' // queue absent, size 0, or not accepted
   | 'ERR_DEVICE_CONFIG' // config values out of range or never stable
   | 'ERR_DEVICE_STATUS' // device reported a request failure status
-  | 'ERR_DEVICE_TIMEOUT'; // no answer within the time allowed
+  | 'ERR_DEVICE_TIMEOUT' // no answer within the time allowed
+  | 'ERR_DEVICE_PORT_REMOVED'; // the device removed the console port (DEVICE_REMOVE)
 
 export class DeviceFaultError extends VirtioError {
   constructor(

@@ -5,9 +5,10 @@
  * across config_generation, and turns interrupts into queue wake-ups and config-change callbacks.
  */
 
-import { DeviceFaultError, UsageError } from '../errors.js';
+import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
 import { driverRing } from '../queue/rings.js';
+import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
   featureSet,
@@ -67,6 +68,8 @@ export interface VirtioDriverOptions extends ProbeOptions {
 export interface QueueOptions {
   /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
+  /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
+  readonly maxSize?: number;
 }
 
 type Phase = 'features' | 'queues' | 'live' | 'closed';
@@ -236,17 +239,29 @@ export class VirtioDriver implements QueueHost {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
       if (!SPLIT_RING.isQueueSize(max)) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
       size = max;
-    } else size = chooseQueueSize(index, Math.min(max, SPLIT_RING.maxQueueSize), options.size);
-    const ring = driverRing<T>({ index, size, dma: this.bus.dma, features: this.negotiated, layout: this.transport.legacyLayout ? 'legacy' : 'separate' });
-    await ring.flushRings(); // zeroed rings in place before the device learns where they are
-    await this.transport.setupQueue(index, { size, descAddr: ring.areas.desc, driverAddr: ring.areas.driver, deviceAddr: ring.areas.device });
-    if (this.plan !== undefined && this.plan.kind !== 'intx') {
-      // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
-      const want = this.plan.queueVector(index);
-      const got = await this.transport.setQueueVector(index, want);
-      if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+    } else size = chooseQueueSize(index, max, options.size, options.maxSize);
+    let ring: DriverRing<T>;
+    try {
+      ring = driverRing<T>({ index, size, dma: this.bus.dma, features: this.negotiated, layout: this.transport.legacyLayout ? 'legacy' : 'separate' });
+    } catch (cause) {
+      // The size is the device's (or within its maximum): rings that do not fit are its demand.
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: rings for size ${size} do not fit in DMA memory`, { cause });
     }
-    await this.transport.enableQueue(index);
+    try {
+      await ring.flushRings(); // zeroed rings in place before the device learns where they are
+      await this.transport.setupQueue(index, { size, descAddr: ring.areas.desc, driverAddr: ring.areas.driver, deviceAddr: ring.areas.device });
+      if (this.plan !== undefined && this.plan.kind !== 'intx') {
+        // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
+        const want = this.plan.queueVector(index);
+        const got = await this.transport.setQueueVector(index, want);
+        if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+      }
+      await this.transport.enableQueue(index);
+    } catch (err) {
+      // Not enabled, so the device may not use the rings (4.1.4.3.2): they go back at once.
+      ring.destroy();
+      throw err;
+    }
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
     this.queues.set(index, queue);
     return queue;
@@ -393,6 +408,15 @@ export class VirtioDriver implements QueueHost {
   }
 }
 
+/**
+ * Why a device driver's loop (receiving, control messages) stopped, as a VirtioError: `error`
+ * itself, or a BusError naming `where` with `error` as its cause. The loop's queue is then broken
+ * (as Linux marks one virtqueue broken, not the device): calls that wait on it reject with this.
+ */
+export function loopFault(error: unknown, where: string): VirtioError {
+  return error instanceof VirtioError ? error : new BusError(`${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
 /** The transport the probe committed to. */
 function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): DriverTransport {
   return result.kind === 'modern'
@@ -400,12 +424,12 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
-/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 allowed, at most `max`. */
-function chooseQueueSize(index: number, max: number, wanted: number | undefined): number {
+/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 up to `max` and `cap`. */
+function chooseQueueSize(index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
     if (!SPLIT_RING.isQueueSize(wanted)) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }
-  return SPLIT_RING.largestQueueSize(max);
+  return SPLIT_RING.largestQueueSize(Math.min(max, cap));
 }

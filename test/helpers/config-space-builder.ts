@@ -160,13 +160,13 @@ export class ConfigSpaceBuilder {
  * The capability set QEMU 7.2 gives a virtio PCI device (shared/QTEST.md): all in a 16 KiB 64-bit
  * prefetchable BAR4, common at 0, ISR at 0x1000, device at 0x2000, notify at 0x3000 (multiplier 4).
  */
-export function qemuLikeVirtio(header: HeaderSpec, options: { legacyBar0?: boolean } = {}): ConfigSpaceBuilder {
+export function qemuLikeVirtio(header: HeaderSpec, options: { legacyBar0?: boolean; msixTableOffset?: number; msixPbaOffset?: number } = {}): ConfigSpaceBuilder {
   const b = new ConfigSpaceBuilder(header);
   if (options.legacyBar0 === true) b.bar(0, { kind: 'io', size: 0x80 });
   return b
     .bar(1, { kind: 'memory', size: 0x1000 })
     .bar(4, { kind: 'memory', size: 0x4000, is64: true, prefetchable: true })
-    .msix(3, 1, 0, 0x800)
+    .msix(3, 1, options.msixTableOffset ?? 0, options.msixPbaOffset ?? 0x800)
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_COMMON_CFG, bar: 4, offset: 0, length: 0x1000 })
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_ISR_CFG, bar: 4, offset: 0x1000, length: 0x1000 })
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_DEVICE_CFG, bar: 4, offset: 0x2000, length: 0x1000 })

@@ -10,6 +10,7 @@ import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
+import { DmaAllocator } from '../../src/driver/dma-allocator.js';
 import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
@@ -86,19 +87,22 @@ class FakeFunction {
   }
 }
 
-/** Contiguous in-process DMA memory with a bump allocator (flush/refresh are no-ops). */
+/**
+ * Contiguous in-process DMA memory over the driver half's allocator (so tests can count free bytes);
+ * flush/refresh are no-ops, but it does not claim to be coherent, so drivers take their remote-bus paths.
+ */
 export class LocalDma implements DmaMemory {
-  private next: number;
+  readonly allocator: DmaAllocator;
   constructor(readonly memory: ArrayGuestMemory) {
-    this.next = memory.base;
+    this.allocator = new DmaAllocator(memory.base, memory.end - memory.base);
   }
   alloc(size: number, align: number): DmaBuffer {
-    const addr = Math.ceil(this.next / align) * align;
-    if (addr + size > this.memory.end) throw new RangeError('fake DMA memory exhausted');
-    this.next = addr + size;
+    const addr = this.allocator.alloc(size, align);
     return { addr, bytes: this.memory.view(addr, size) };
   }
-  free(): void {}
+  free(buffer: DmaBuffer): void {
+    this.allocator.free(buffer.addr);
+  }
   async flush(): Promise<void> {}
   async refresh(): Promise<void> {}
 }
@@ -203,8 +207,11 @@ export class FakePciBus implements PciBus {
   onInterrupt(fn: Bdf, listener: (event: InterruptEvent) => void): () => void {
     return this.listeners.add(fn, listener);
   }
-  msiMessage(): undefined {
-    return undefined;
+  /** Whether msiMessage gives messages (as a bus with an MSI address window would); off by default. */
+  deliverMsi = false;
+
+  msiMessage(_fn: Bdf, vector: number): { address: number; data: number } | undefined {
+    return this.deliverMsi ? { address: 0xfee0_0000, data: vector } : undefined;
   }
   async close(): Promise<void> {}
 }

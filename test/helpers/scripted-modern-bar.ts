@@ -6,16 +6,21 @@
  * accesses and feed it hostile values. Nothing is ever processed.
  */
 
+import { joinU64 } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 import {
   VIRTIO_PCI_COMMON_DF,
   VIRTIO_PCI_COMMON_DFSELECT,
   VIRTIO_PCI_COMMON_MSIX,
   VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
   VIRTIO_PCI_COMMON_Q_MSIX,
   VIRTIO_PCI_COMMON_Q_NOFF,
   VIRTIO_PCI_COMMON_Q_SELECT,
   VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_MSI_NO_VECTOR,
 } from '../../src/spec/virtio-pci.js';
@@ -34,6 +39,10 @@ export class ScriptedBar4 implements RegionHandler {
   stuckStatus: number | undefined;
   /** Read back VIRTIO_MSI_NO_VECTOR from both vector fields. */
   refuseVectors = false;
+  /** Ignore the driver's queue_size writes: the size read stays the one offered. */
+  keepQueueSize = false;
+  /** Ring addresses per queue as written when the driver enabled it (queue_enable 1). */
+  readonly enabledQueues = new Map<number, { desc: number; driver: number; device: number }>();
 
   private get selected(): number {
     return this.regs.get(VIRTIO_PCI_COMMON_Q_SELECT) ?? 0;
@@ -61,6 +70,10 @@ export class ScriptedBar4 implements RegionHandler {
 
   write(offset: number, _size: AccessSize, value: number): void {
     this.regs.set(offset, value);
-    if (offset === VIRTIO_PCI_COMMON_Q_SIZE) this.queueSize.set(this.selected, value);
+    if (offset === VIRTIO_PCI_COMMON_Q_SIZE && !this.keepQueueSize) this.queueSize.set(this.selected, value);
+    if (offset === VIRTIO_PCI_COMMON_Q_ENABLE && value === 1) {
+      const u64 = (lo: number): number => joinU64(this.regs.get(lo) ?? 0, this.regs.get(lo + 4) ?? 0);
+      this.enabledQueues.set(this.selected, { desc: u64(VIRTIO_PCI_COMMON_Q_DESCLO), driver: u64(VIRTIO_PCI_COMMON_Q_AVAILLO), device: u64(VIRTIO_PCI_COMMON_Q_USEDLO) });
+    }
   }
 }

@@ -6,17 +6,20 @@
  * (and the device holds its host stream back) instead of losing bytes.
  */
 
-import { DeviceFaultError, UsageError } from '../../errors.js';
+import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
 import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
+import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
 import type { Bdf, PciBus } from '../pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
-import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Waits are sliced so that long idle periods are not timeouts. */
 const WAIT_SLICE_MS = 60_000;
+/** Default queue size cap: what a device offers (up to 32768) does not decide the driver's memory. */
+const DEFAULT_MAX_QUEUE_SIZE = 128;
 
 export interface VirtioConsoleDriverOptions extends VirtioDriverOptions {
   /** Use VIRTIO_CONSOLE_F_MULTIPORT when offered (default true). */
@@ -56,6 +59,11 @@ export class ConsoleDriverPort {
   private waiter: (() => void) | undefined;
   private writeChain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** The device removed the port (DEVICE_REMOVE) and has not added it again. */
+  private removed = false;
+  /** Why the receive loop stopped: reads fail with it at once. */
+  private rxFault: VirtioError | undefined;
+  private readonly multiport: boolean;
 
   /** @internal built by VirtioConsoleDriver */
   constructor(
@@ -66,6 +74,7 @@ export class ConsoleDriverPort {
     private readonly rxBuffers: DmaBuffer[],
     multiport: boolean,
   ) {
+    this.multiport = multiport;
     this.isConsole = !multiport && id === 0;
     this.hostConnected = !multiport;
   }
@@ -87,6 +96,7 @@ export class ConsoleDriverPort {
    * device has taken nothing for `timeoutMs` (default the driver's timeout; finite).
    */
   write(bytes: Uint8Array, timeoutMs = this.driver.core.timeoutMs): Promise<void> {
+    if (this.removed) return Promise.reject(this.removedError());
     const next = this.writeChain.then(() => this.writeNow(bytes, timeoutMs));
     this.writeChain = next.catch(() => undefined);
     return next;
@@ -99,9 +109,10 @@ export class ConsoleDriverPort {
   async read(max = Infinity, timeoutMs = this.driver.core.timeoutMs): Promise<Uint8Array> {
     const deadline = Date.now() + timeoutMs;
     while (this.received.length === 0) {
-      const fault = this.driver.core.fault;
+      const fault = this.driver.core.fault ?? this.rxFault;
       if (fault) throw fault;
       if (this.closed) throw new UsageError('driver closed');
+      if (this.removed) throw this.removedError();
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `port ${this.id}: nothing received within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
@@ -120,7 +131,7 @@ export class ConsoleDriverPort {
     head.offset += n;
     if (head.offset === head.bytes.byteLength) {
       this.received.shift();
-      if (!this.closed) {
+      if (!this.closed && !this.removed) {
         this.postRx(head.token);
         for (const token of this.parked.splice(0)) this.postRx(token);
         await this.rx.kick();
@@ -147,9 +158,36 @@ export class ConsoleDriverPort {
     this.waiter?.();
   }
 
+  /**
+   * @internal DEVICE_REMOVE: unread data is dropped (its buffers wait, parked, for a re-add) and
+   * reads and writes fail. Buffers still posted stay the device's: without a queue reset it may
+   * write them until the device is reset, so they are neither freed nor given to anyone else, and a
+   * re-added port takes them back instead of allocating more.
+   */
+  detach(): void {
+    this.removed = true;
+    for (const r of this.received.splice(0)) this.parked.push(r.token);
+    this.waiter?.();
+  }
+
+  /** @internal DEVICE_ADD of a removed port: a fresh port on the same queues and buffers. */
+  async reattach(): Promise<void> {
+    this.removed = false;
+    this.name = undefined;
+    this.isConsole = false;
+    this.hostConnected = !this.multiport;
+    this.size = undefined;
+    for (const token of this.parked.splice(0)) this.postRx(token);
+    await this.rx.kick();
+  }
+
   /** @internal the device is reset: give the receive buffers back to DMA memory */
   freeBuffers(): void {
-    for (const b of this.rxBuffers.splice(0)) this.driver.core.bus.dma.free(b);
+    freeAll(this.driver.core.bus.dma, this.rxBuffers);
+  }
+
+  private removedError(): DeviceFaultError {
+    return new DeviceFaultError('ERR_DEVICE_PORT_REMOVED', `console port ${this.id} was removed by the device`);
   }
 
   private postRx(token: number): void {
@@ -171,8 +209,9 @@ export class ConsoleDriverPort {
         }
         for (const u of used) {
           // An empty buffer carries nothing: park it until a read makes progress, so that a device
-          // returning every buffer empty cannot keep the driver re-posting in a loop.
-          if (u.len === 0) {
+          // returning every buffer empty cannot keep the driver re-posting in a loop. Data for a
+          // removed port is dropped the same way.
+          if (u.len === 0 || this.removed) {
             this.parked.push(u.token);
             continue;
           }
@@ -182,8 +221,9 @@ export class ConsoleDriverPort {
         }
         this.waiter?.();
       }
-    } catch {
-      // A fault or a gone bus: reads see it through core.fault (or the closed flag).
+    } catch (err) {
+      // Only this port's receiveq is broken (the others, and its transmitq, may still work).
+      if (!this.closed) this.rxFault = loopFault(err, `console port ${this.id} receiveq`);
     } finally {
       this.stop();
     }
@@ -191,10 +231,11 @@ export class ConsoleDriverPort {
 
   private async writeNow(bytes: Uint8Array, timeoutMs: number): Promise<void> {
     const dma = this.driver.core.bus.dma;
+    const lent = this.driver.lent;
     const chunk = this.driver.txChunkSize;
     let inFlight = 0;
     const reclaim = (used: Completion<DmaBuffer>[]): void => {
-      for (const u of used) dma.free(u.token);
+      for (const u of used) lent.free(u.token);
       inFlight -= used.length;
     };
     const waitSome = async (): Promise<void> => reclaim(await this.tx.waitUsed(timeoutMs));
@@ -204,7 +245,7 @@ export class ConsoleDriverPort {
       // Every chunk the ring has room for, then one kick: the device takes them in one notification.
       for (; at < bytes.byteLength && this.tx.numFree >= 1; at += chunk) {
         const part = bytes.subarray(at, Math.min(bytes.byteLength, at + chunk));
-        const buf = dma.alloc(part.byteLength, 16);
+        const buf = lent.alloc(part.byteLength, 16);
         buf.bytes.set(part);
         await dma.flush(buf.addr, part.byteLength);
         this.tx.submit([{ addr: buf.addr, len: part.byteLength }], [], buf);
@@ -218,11 +259,17 @@ export class ConsoleDriverPort {
 
 export class VirtioConsoleDriver {
   private readonly ports = new Map<number, ConsoleDriverPort>();
+  /** Ports the device removed, kept (with their buffers) for a re-add until close. */
+  private readonly removedPorts = new Map<number, ConsoleDriverPort>();
   private readonly portListeners = new Set<(port: ConsoleDriverPort) => void>();
   private controlChain: Promise<unknown> = Promise.resolve();
   private closed = false;
   /** Control messages the device sent that named a port we do not have, or made no sense. */
   badControl = 0;
+  /** Why the control receiveq loop stopped: no port can appear any more. */
+  private controlFault: VirtioError | undefined;
+  /** @internal transmit and control buffers the device holds, freed after the reset at close */
+  readonly lent: LentBuffers;
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
@@ -235,8 +282,9 @@ export class VirtioConsoleDriver {
     /** Every queue, set up at open (Linux does the same for all max_nr_ports). */
     private readonly queues: ReadonlyMap<number, DriverQueue<never>>,
   ) {
-    this.controlRx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) : undefined;
-    this.controlTx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) : undefined;
+    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) as DriverQueue<number> | undefined) : undefined;
+    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) as DriverQueue<DmaBuffer> | undefined) : undefined;
+    this.lent = new LentBuffers(core.bus.dma);
   }
 
   private readonly controlRx: DriverQueue<number> | undefined;
@@ -269,7 +317,7 @@ export class VirtioConsoleDriver {
     const queueCount = multiport ? C.consoleQueueCount(maxPorts) : 2;
     // Bound what a device can make us allocate: queues exist for every port the device may add.
     if (maxPorts < 1 || queueCount > 2 * 64) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `max_nr_ports ${maxPorts} is outside 1..63`);
-    const qo = options.queueSize !== undefined ? { size: options.queueSize } : {};
+    const qo = { ...(options.queueSize !== undefined ? { size: options.queueSize } : {}), maxSize: DEFAULT_MAX_QUEUE_SIZE };
     const queues = new Map<number, DriverQueue<never>>();
     for (let i = 0; i < queueCount; i++) queues.set(i, await core.setupQueue<never>(i, qo));
     const drv = new VirtioConsoleDriver(
@@ -280,12 +328,17 @@ export class VirtioConsoleDriver {
       options.rxBufferSize ?? 4096,
       queues,
     );
-    await core.driverOk();
-    if (multiport) {
-      await drv.startControl();
-      await drv.sendControl(0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
-    } else {
-      await drv.addPort(0);
+    try {
+      await core.driverOk();
+      if (multiport) {
+        await drv.startControl();
+        await drv.sendControl(0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+      } else {
+        await drv.addPort(0);
+      }
+    } catch (err) {
+      await drv.close(); // resets the device, then frees every buffer taken so far
+      throw err;
     }
     return drv;
   }
@@ -308,6 +361,7 @@ export class VirtioConsoleDriver {
     const match = (p: ConsoleDriverPort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
     const found = this.portList.find(match);
     if (found) return Promise.resolve(found);
+    if (this.controlFault) return Promise.reject(this.controlFault);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.portListeners.delete(check);
@@ -341,10 +395,12 @@ export class VirtioConsoleDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.ports.values()) p.stop();
+    const ports = [...this.ports.values(), ...this.removedPorts.values()];
+    for (const p of ports) p.stop();
     await this.core.close();
-    for (const p of this.ports.values()) p.freeBuffers();
-    for (const b of this.controlBuffers.splice(0)) this.core.bus.dma.free(b);
+    for (const p of ports) p.freeBuffers();
+    freeAll(this.core.bus.dma, this.controlBuffers);
+    this.lent.freeAll();
   }
 
   /** @internal send one control message (multiport only; a no-op otherwise). */
@@ -353,7 +409,7 @@ export class VirtioConsoleDriver {
     if (!q) return Promise.resolve();
     const next = this.controlChain.then(async () => {
       const dma = this.core.bus.dma;
-      const buf = dma.alloc(C.VIRTIO_CONSOLE_CONTROL_SIZE, 16);
+      const buf = this.lent.alloc(C.VIRTIO_CONSOLE_CONTROL_SIZE, 16);
       const dv = new DataView(buf.bytes.buffer, buf.bytes.byteOffset, C.VIRTIO_CONSOLE_CONTROL_SIZE);
       dv.setUint32(C.VIRTIO_CONSOLE_CONTROL_ID, id, true);
       dv.setUint16(C.VIRTIO_CONSOLE_CONTROL_EVENT, event, true);
@@ -361,7 +417,7 @@ export class VirtioConsoleDriver {
       await dma.flush(buf.addr, C.VIRTIO_CONSOLE_CONTROL_SIZE);
       q.submit([{ addr: buf.addr, len: C.VIRTIO_CONSOLE_CONTROL_SIZE }], [], buf);
       await q.kick();
-      for (const u of await q.waitUsed()) dma.free(u.token);
+      for (const u of await q.waitUsed()) this.lent.free(u.token);
     });
     this.controlChain = next.catch(() => undefined);
     return next;
@@ -375,10 +431,19 @@ export class VirtioConsoleDriver {
     const rx = this.queues.get(C.consoleRxQueueIndex(id)) as DriverQueue<number> | undefined;
     const tx = this.queues.get(C.consoleTxQueueIndex(id)) as DriverQueue<DmaBuffer> | undefined;
     if (!rx || !tx) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `console port ${id} has no queues`);
-    const buffers = Array.from({ length: rx.size }, () => this.core.bus.dma.alloc(this.rxBufferSize, 16));
+    const buffers = this.allocRxBuffers(rx);
     const port = new ConsoleDriverPort(id, this, rx, tx, buffers, this.multiport);
     this.ports.set(id, port);
     await port.start();
+    return port;
+  }
+
+  /** DEVICE_ADD of a port the device removed: the same queues and buffers, nothing allocated. */
+  private async readdPort(id: number): Promise<ConsoleDriverPort> {
+    const port = this.removedPorts.get(id)!;
+    this.removedPorts.delete(id);
+    this.ports.set(id, port);
+    await port.reattach();
     return port;
   }
 
@@ -386,10 +451,19 @@ export class VirtioConsoleDriver {
     for (const l of [...this.portListeners]) l(port);
   }
 
+  /** A receive buffer for each descriptor of `q`, or none (a device error: its queue size asks too much). */
+  private allocRxBuffers(q: DriverQueue<number>): DmaBuffer[] {
+    try {
+      return allocBuffers(this.core.bus.dma, q.size, this.rxBufferSize, 16);
+    } catch (cause) {
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${q.index}: ${q.size} receive buffers of ${this.rxBufferSize} bytes do not fit in DMA memory`, { cause });
+    }
+  }
+
   private async startControl(): Promise<void> {
     const q = this.controlRx!;
-    const buffers = Array.from({ length: q.size }, () => this.core.bus.dma.alloc(this.rxBufferSize, 16));
-    this.controlBuffers.push(...buffers);
+    const buffers = this.allocRxBuffers(q);
+    for (const b of buffers) this.controlBuffers.push(b);
     const post = (i: number): void => {
       q.submit([], [{ addr: buffers[i]!.addr, len: buffers[i]!.bytes.byteLength }], i);
     };
@@ -415,8 +489,10 @@ export class VirtioConsoleDriver {
           }
           if (!this.closed) await q.kick();
         }
-      } catch {
-        // A fault or a gone bus ends the control loop; port operations see core.fault.
+      } catch (err) {
+        // Only the control receiveq is broken: ports keep their data queues (and v86's device
+        // returns control buffers twice), but no port can appear or change any more.
+        if (!this.closed) this.controlFault = loopFault(err, 'control receiveq');
       }
     })();
   }
@@ -436,7 +512,7 @@ export class VirtioConsoleDriver {
         this.badControl++;
         return;
       }
-      const port = await this.addPort(id);
+      const port = this.removedPorts.get(id) !== undefined ? await this.readdPort(id) : await this.addPort(id);
       if (port) {
         await this.sendControl(id, C.VIRTIO_CONSOLE_PORT_READY, 1);
         this.announce(port);
@@ -471,8 +547,9 @@ export class VirtioConsoleDriver {
         port.size = { cols: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_COLS, true), rows: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_ROWS, true) };
         break;
       case C.VIRTIO_CONSOLE_DEVICE_REMOVE:
-        port.stop();
+        port.detach();
         this.ports.delete(id);
+        this.removedPorts.set(id, port);
         return;
       default:
         this.badControl++;

@@ -5,19 +5,22 @@
  * Works against our device and against QEMU's virtio-net-pci.
  */
 
-import { DeviceFaultError, UsageError } from '../../errors.js';
+import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
+import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
 import type { Bdf, PciBus } from '../pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
-import { DRIVER_CORE_FEATURES, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
 /** Receive buffer without MRG_RXBUF: header + 1514-byte frame + VLAN tag (Linux's GOOD_PACKET_LEN). */
 const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
 /** Idle waits for received frames are sliced so that a quiet link is not a timeout. */
 const WAIT_SLICE_MS = 60_000;
+/** Default queue size cap: what a device offers (up to 32768) does not decide the driver's memory. */
+const DEFAULT_MAX_QUEUE_SIZE = 256;
 
 export interface VirtioNetDriverOptions extends VirtioDriverOptions {
   /** Use VIRTIO_NET_F_MRG_RXBUF when offered (default true). */
@@ -30,6 +33,15 @@ export interface VirtioNetDriverOptions extends VirtioDriverOptions {
   readonly queueSize?: number;
   /** Received frames held for the caller before newer ones are dropped (default 1024). */
   readonly maxQueuedFrames?: number;
+}
+
+/** How the driver takes received frames apart (fixed at open). */
+interface RxLayout {
+  readonly hdrSize: number;
+  /** MRG_RXBUF: num_buffers says how many buffers a frame takes; otherwise always one (5.1.6.4). */
+  readonly mergeable: boolean;
+  /** The most buffers one frame may take: the largest frame this driver accepts, in its buffers. */
+  readonly maxFrameBuffers: number;
 }
 
 export interface NetDriverStats {
@@ -75,19 +87,26 @@ export class VirtioNetDriver {
   private ctrlChain: Promise<unknown> = Promise.resolve();
   private txChain: Promise<unknown> = Promise.resolve();
   private readonly loops: Promise<void>[] = [];
-  /** Every receive buffer, freed at close once the device is reset. */
-  private readonly rxBuffers: DmaBuffer[] = [];
+  private readonly hdrSize: number;
+  /** Transmit and control buffers the device holds, freed after the reset at close. */
+  private readonly lent: LentBuffers;
+  /** Why a receive loop stopped: frames can no longer arrive (whole). */
+  private rxFault: VirtioError | undefined;
 
   private constructor(
     /** The core driver, for anything not wrapped here. */
     readonly core: VirtioDriver,
     private readonly txQueues: DriverQueue<DmaBuffer>[],
     private readonly ctrlQueue: DriverQueue<DmaBuffer> | undefined,
-    private readonly hdrSize: number,
+    private readonly rx: RxLayout,
     mac: Uint8Array,
     private readonly maxQueuedFrames: number,
+    /** Every receive buffer, freed at close once the device is reset. */
+    private readonly rxBuffers: DmaBuffer[],
   ) {
+    this.hdrSize = rx.hdrSize;
     this.macAddress = mac;
+    this.lent = new LentBuffers(core.bus.dma);
   }
 
   /** Find virtio-net functions on `bus`. */
@@ -98,15 +117,18 @@ export class VirtioNetDriver {
   /** Initialise the device at `fn` (spec 3.1.1 and 5.1.5) and start receiving. */
   static async open(bus: PciBus, fn: Bdf, options: VirtioNetDriverOptions = {}): Promise<VirtioNetDriver> {
     const core = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_NET });
+    const rxBuffers: DmaBuffer[] = [];
     try {
-      return await VirtioNetDriver.init(core, options);
+      return await VirtioNetDriver.init(core, options, rxBuffers);
     } catch (err) {
-      await core.close();
+      // Reset first: the device may hold receive buffers until then.
+      await core.close().catch(() => undefined);
+      freeAll(bus.dma, rxBuffers);
       throw err;
     }
   }
 
-  private static async init(core: VirtioDriver, options: VirtioNetDriverOptions): Promise<VirtioNetDriver> {
+  private static async init(core: VirtioDriver, options: VirtioNetDriverOptions, rxBuffers: DmaBuffer[]): Promise<VirtioNetDriver> {
     const wantPairs = options.queuePairs ?? 1;
     if (!Number.isInteger(wantPairs) || wantPairs < 1) throw new UsageError('queuePairs must be a positive integer');
     let wanted = WANTED;
@@ -122,7 +144,7 @@ export class VirtioNetDriver {
     const hdrSize = N.virtioNetHdrSize(has(VIRTIO_F_VERSION_1), mergeable);
     const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
     if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
-    const queueOptions = (): { size?: number } => (options.queueSize !== undefined ? { size: options.queueSize } : {});
+    const queueOptions = (): { size?: number; maxSize: number } => ({ ...(options.queueSize !== undefined ? { size: options.queueSize } : {}), maxSize: DEFAULT_MAX_QUEUE_SIZE });
 
     const rxQueues: RxQueue[] = [];
     const txQueues: DriverQueue<DmaBuffer>[] = [];
@@ -144,18 +166,29 @@ export class VirtioNetDriver {
     }
     await core.driverOk();
 
-    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, hdrSize, mac, options.maxQueuedFrames ?? 1024);
-    for (const rq of rxQueues) {
-      const count = rq.queue.size;
-      for (let i = 0; i < count; i++) rq.buffers.push(core.bus.dma.alloc(bufferSize, 16));
-      drv.rxBuffers.push(...rq.buffers);
-      for (let i = 0; i < count; i++) drv.postRx(rq, i);
-      await rq.queue.kick();
+    // The largest frame this driver takes (no GSO is negotiated), header included, in whole buffers.
+    const maxFrameBuffers = mergeable ? Math.ceil((hdrSize + N.ETH_MAX_FRAME_NO_GSO) / bufferSize) : 1;
+    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, { hdrSize, mergeable, maxFrameBuffers }, mac, options.maxQueuedFrames ?? 1024, rxBuffers);
+    try {
+      for (const rq of rxQueues) {
+        const count = rq.queue.size;
+        try {
+          for (const b of allocBuffers(core.bus.dma, count, bufferSize, 16)) rq.buffers.push(b);
+        } catch (cause) {
+          throw new DeviceFaultError('ERR_DEVICE_QUEUE', `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`, { cause });
+        }
+        for (const b of rq.buffers) rxBuffers.push(b);
+        for (let i = 0; i < count; i++) drv.postRx(rq, i);
+        await rq.queue.kick();
+      }
+      if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
+      if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
+      core.onConfigChange(() => void drv.configChanged());
+      for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
+    } catch (err) {
+      await drv.close(); // resets the device, then frees what the driver lent it
+      throw err;
     }
-    if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
-    if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
-    core.onConfigChange(() => void drv.configChanged());
-    for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
     return drv;
   }
 
@@ -198,7 +231,7 @@ export class VirtioNetDriver {
       // Reclaim sent buffers; wait for one only when the ring is full.
       this.freeTx(await q.reap());
       while (q.numFree < 1) this.freeTx(await q.waitUsed());
-      const buf = dma.alloc(this.hdrSize + frame.byteLength, 16);
+      const buf = this.lent.alloc(this.hdrSize + frame.byteLength, 16);
       buf.bytes.fill(0, 0, this.hdrSize); // flags 0, GSO_NONE: a complete frame
       buf.bytes.set(frame, this.hdrSize);
       await dma.flush(buf.addr, buf.bytes.byteLength);
@@ -212,7 +245,10 @@ export class VirtioNetDriver {
   receive(timeoutMs = this.core.timeoutMs): Promise<Uint8Array> {
     const ready = this.frames.shift();
     if (ready) return Promise.resolve(ready);
-    if (this.closed) return Promise.reject(this.core.fault ?? new UsageError('driver closed'));
+    // A receive loop that stopped recorded why: nothing will arrive, so say so now, not by a timeout.
+    const fault = this.core.fault ?? this.rxFault;
+    if (fault) return Promise.reject(fault);
+    if (this.closed) return Promise.reject(new UsageError('driver closed'));
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: (f: Uint8Array) => {
@@ -278,26 +314,27 @@ export class VirtioNetDriver {
     if (!q) return Promise.reject(new UsageError('the device has no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)'));
     return this.serialize('ctrl', async () => {
       const dma = this.core.bus.dma;
-      const out = dma.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
-      const ack = dma.alloc(1, 1);
+      // Lent until the device returns the chain: after a timeout it may still write the ack.
+      const out = this.lent.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
+      const ack = this.lent.alloc(1, 1);
+      out.bytes[0] = cls;
+      out.bytes[1] = cmd;
+      out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
+      ack.bytes[0] = 0xff;
+      await dma.flush(out.addr, out.bytes.byteLength);
+      await dma.flush(ack.addr, 1);
+      q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
+      await q.kick();
+      const used = await q.waitUsed();
       try {
-        out.bytes[0] = cls;
-        out.bytes[1] = cmd;
-        out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
-        ack.bytes[0] = 0xff;
-        await dma.flush(out.addr, out.bytes.byteLength);
-        await dma.flush(ack.addr, 1);
-        q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
-        await q.kick();
-        const used = await q.waitUsed();
         if (used.length !== 1 || used[0]!.token !== out || used[0]!.len !== 1) {
           throw new DeviceFaultError('ERR_DEVICE_USED_LEN', `control command ${cls}/${cmd}: device returned ${used.length} used elements, len ${used[0]?.len}`);
         }
         await dma.refresh(ack.addr, 1);
         if (ack.bytes[0] !== N.VIRTIO_NET_OK) throw new DeviceFaultError('ERR_DEVICE_STATUS', `control command class ${cls} command ${cmd} answered ${ack.bytes[0]}`);
       } finally {
-        dma.free(out);
-        dma.free(ack);
+        this.lent.free(out);
+        this.lent.free(ack);
       }
     });
   }
@@ -308,7 +345,8 @@ export class VirtioNetDriver {
     this.closed = true;
     await this.core.close();
     await Promise.allSettled(this.loops);
-    for (const b of this.rxBuffers.splice(0)) this.core.bus.dma.free(b);
+    freeAll(this.core.bus.dma, this.rxBuffers);
+    this.lent.freeAll();
     const err = new UsageError('driver closed');
     for (const w of this.frameWaiters.splice(0)) w.reject(err);
   }
@@ -325,7 +363,7 @@ export class VirtioNetDriver {
   }
 
   private freeTx(used: Completion<DmaBuffer>[]): void {
-    for (const u of used) this.core.bus.dma.free(u.token);
+    for (const u of used) this.lent.free(u.token);
   }
 
   private postRx(rq: RxQueue, index: number): void {
@@ -345,46 +383,63 @@ export class VirtioNetDriver {
           if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
           throw err;
         }
-        rq.pending.push(...used);
-        let reposted = 0;
-        for (;;) {
-          const taken = await this.assembleFrame(rq);
-          if (taken === 0) break;
-          reposted += taken;
-        }
+        for (const u of used) rq.pending.push(u); // at most the queue size, but no spread of a device-sized array
+        const reposted = await this.assembleFrames(rq);
         if (reposted > 0 && !this.closed) await rq.queue.kick();
       }
     } catch (err) {
-      // A fault or a gone bus: whoever waits for a frame learns why.
-      if (!this.closed) for (const w of this.frameWaiters.splice(0)) w.reject(err as Error);
+      if (this.closed) return;
+      const fault = (this.rxFault ??= loopFault(err, `receiveq ${rq.queue.index}`));
+      for (const w of this.frameWaiters.splice(0)) w.reject(fault);
     }
   }
 
   /**
-   * Take one frame's buffers from `pending` and deliver the frame; returns how many buffers were
-   * re-posted. A buffer with a nonsensical header or length is parked instead of re-posted (until the
-   * next good frame), so a device returning garbage cannot keep the driver re-posting in a loop.
+   * Take whole frames from the front of `pending`, deliver them and re-post their buffers; returns
+   * how many buffers were re-posted. One pass over the pending buffers, however many the device
+   * returned. A buffer with a nonsensical header or length (shorter than the header, num_buffers 0
+   * or more than the largest frame takes) is parked instead of re-posted, until the next good frame,
+   * so that a device returning garbage cannot keep the driver re-posting in a loop.
    */
-  private async assembleFrame(rq: RxQueue): Promise<number> {
-    const first = rq.pending[0];
-    if (!first) return 0;
+  private async assembleFrames(rq: RxQueue): Promise<number> {
     const dma = this.core.bus.dma;
-    const firstBuf = rq.buffers[first.token]!;
-    let count = 1;
-    if (first.len >= this.hdrSize) {
-      await dma.refresh(firstBuf.addr, this.hdrSize);
-      count = this.hdrSize === N.VIRTIO_NET_HDR_SIZE ? N.decodeVirtioNetHdr(firstBuf.bytes, this.hdrSize).numBuffers : 1;
+    const { hdrSize, mergeable, maxFrameBuffers } = this.rx;
+    let at = 0;
+    let reposted = 0;
+    while (at < rq.pending.length) {
+      const first = rq.pending[at]!;
+      let count = 1;
+      if (first.len >= hdrSize && mergeable) {
+        const firstBuf = rq.buffers[first.token]!;
+        await dma.refresh(firstBuf.addr, hdrSize);
+        count = N.decodeVirtioNetHdr(firstBuf.bytes, hdrSize).numBuffers;
+      }
+      if (first.len < hdrSize || count < 1 || count > Math.min(maxFrameBuffers, rq.queue.size)) {
+        this.stats.rxErrors++;
+        rq.parked.push(first.token);
+        at++;
+        continue;
+      }
+      if (rq.pending.length - at < count) break; // the rest of the frame is still to come
+      const parts = rq.pending.slice(at, at + count);
+      at += count;
+      this.deliver(await this.frameOf(rq, parts));
+      this.stats.rxBuffers += parts.length;
+      for (const p of parts) this.postRx(rq, p.token);
+      for (const token of rq.parked) this.postRx(rq, token);
+      reposted += parts.length + rq.parked.length;
+      rq.parked.length = 0;
     }
-    const bad = first.len < this.hdrSize || count < 1 || count > rq.queue.size;
-    if (!bad && rq.pending.length < count) return 0; // the rest of the frame is still to come
-    const parts = rq.pending.splice(0, bad ? 1 : count);
-    if (bad) {
-      this.stats.rxErrors++;
-      rq.parked.push(first.token);
-      // Nothing re-posted, but the caller must look at the next pending buffer.
-      return rq.pending.length > 0 ? this.assembleFrame(rq) : 0;
-    }
-    const frame = new Uint8Array(parts.reduce((n, p, i) => n + p.len - (i === 0 ? this.hdrSize : 0), 0));
+    rq.pending.splice(0, at);
+    return reposted;
+  }
+
+  /** The frame the used buffers `parts` hold, after the first one's header. */
+  private async frameOf(rq: RxQueue, parts: readonly Completion<number>[]): Promise<Uint8Array> {
+    const dma = this.core.bus.dma;
+    let total = 0;
+    for (const p of parts) total += p.len;
+    const frame = new Uint8Array(total - this.hdrSize);
     let at = 0;
     for (const [i, p] of parts.entries()) {
       const buf = rq.buffers[p.token]!;
@@ -393,11 +448,7 @@ export class VirtioNetDriver {
       frame.set(buf.bytes.subarray(from, p.len), at);
       at += p.len - from;
     }
-    this.stats.rxBuffers += parts.length;
-    this.deliver(frame);
-    const tokens = [...parts.map((p) => p.token), ...rq.parked.splice(0)];
-    for (const token of tokens) this.postRx(rq, token);
-    return tokens.length;
+    return frame;
   }
 
   private deliver(frame: Uint8Array): void {

@@ -86,22 +86,57 @@ function decodeBars(originals: readonly number[], masks: readonly number[]): Pci
   return bars;
 }
 
-/** Hands out naturally aligned ranges from a bus's address windows, lowest first. */
+/** A range of bus addresses one BAR decodes, and whose it is ("bdf:index"). */
+interface Claim {
+  readonly start: number;
+  readonly end: number;
+  readonly owner: string;
+}
+
+/**
+ * Hands out naturally aligned ranges from a bus's address windows, lowest first, and keeps every
+ * range it handed out or accepted, so that no two BARs on the bus ever overlap.
+ */
 export class BarAllocator {
   private readonly next: { mem32: number; mem64: number; io: number };
+  private readonly claims: Claim[] = [];
 
   constructor(private readonly resources: BusResources) {
     this.next = { mem32: resources.mem32.base, mem64: resources.mem64?.base ?? 0, io: resources.io.base };
   }
 
-  /** A base for a BAR of this kind and size, or undefined when its window is full. */
-  take(bar: Pick<PciBar, 'kind' | 'is64' | 'size'>): number | undefined {
+  /**
+   * Accept a BAR programmed before the driver came, at its base, for `owner`: only inside a window
+   * its kind may use (a 64-bit BAR may sit in mem32 too) and overlapping no other owner's range.
+   * False means it must be moved (as Linux reassigns resources that do not fit its windows).
+   */
+  claim(owner: string, bar: Pick<PciBar, 'kind' | 'is64' | 'size' | 'base'>): boolean {
+    const end = bar.base + bar.size;
+    const inside = (w: { base: number; size: number } | undefined): boolean => w !== undefined && bar.base >= w.base && end <= w.base + w.size;
+    const fits = bar.kind === 'io' ? inside(this.resources.io) : inside(this.resources.mem32) || (bar.is64 && inside(this.resources.mem64));
+    if (!fits) return false;
+    const overlap = this.claims.find((c) => c.start < end && bar.base < c.end);
+    if (overlap !== undefined) return overlap.owner === owner && overlap.start === bar.base && overlap.end === end; // already ours
+    this.claims.push({ start: bar.base, end, owner });
+    return true;
+  }
+
+  /** A base for a BAR of this kind and size (for `owner`), or undefined when its window is full. */
+  take(bar: Pick<PciBar, 'kind' | 'is64' | 'size'>, owner = ''): number | undefined {
     const window = bar.kind === 'io' ? 'io' : bar.is64 && this.resources.mem64 !== undefined ? 'mem64' : 'mem32';
     const { base, size } = window === 'mem64' ? this.resources.mem64! : this.resources[window];
-    const start = Math.ceil(this.next[window] / bar.size) * bar.size;
+    const align = (at: number): number => Math.ceil(at / bar.size) * bar.size;
+    let start = align(this.next[window]);
+    // Step over claimed ranges; each is passed at most once, as start only grows.
+    for (let hit = this.overlapping(start, bar.size); hit !== undefined; hit = this.overlapping(start, bar.size)) start = align(hit.end);
     if (start + bar.size > base + size) return undefined;
     this.next[window] = start + bar.size;
+    this.claims.push({ start, end: start + bar.size, owner });
     return start;
+  }
+
+  private overlapping(start: number, size: number): Claim | undefined {
+    return this.claims.find((c) => c.start < start + size && start < c.end);
   }
 }
 
@@ -120,15 +155,20 @@ function allocatorFor(bus: PciBus, resources: BusResources): BarAllocator {
 /**
  * Size `fn`'s BARs, give every unprogrammed one (base 0) an address from `bus.resources` (64-bit
  * BARs from the 64-bit window when the bus has one), then enable I/O and memory decoding and bus
- * mastering. With no resources (firmware assigned the BARs) only the command register is changed.
- * Throws BusError when a window has no room left.
+ * mastering. A BAR the device came with programmed is kept only inside the bus's windows and clear
+ * of every other BAR assigned on the bus; otherwise it is moved, so that a device cannot aim the
+ * driver's accesses at another function's registers. With no resources (firmware assigned the
+ * BARs) only the command register is changed. Throws BusError when a window has no room left.
  */
 export async function assignBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
   const sized = await sizeBars(bus, fn);
   const resources = bus.resources;
   const bars = sized.map((bar): PciBar => {
-    if (bar.base !== 0 || resources === undefined) return bar;
-    const base = allocatorFor(bus, resources).take(bar);
+    if (resources === undefined) return bar;
+    const allocator = allocatorFor(bus, resources);
+    const owner = `${fn}:${bar.index}`;
+    if (bar.base !== 0 && allocator.claim(owner, bar)) return bar;
+    const base = allocator.take(bar, owner);
     if (base === undefined) throw new BusError(`${bus.name}: no room for BAR${bar.index} (${bar.kind}, ${bar.size} bytes)`);
     return { ...bar, base };
   });

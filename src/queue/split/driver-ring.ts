@@ -158,9 +158,15 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       this.legacyAreaAddr = area.addr;
     } else {
       const align = SPLIT_RING.areaAlign;
-      this.desc = part(dma.area(descTableSize(size), align.desc), 0, descTableSize(size));
-      this.avail = part(dma.area(availRingSize(size), align.driver), 0, availRingSize(size));
-      this.used = part(dma.area(usedRingSize(size), align.device), 0, usedRingSize(size));
+      try {
+        this.desc = part(dma.area(descTableSize(size), align.desc), 0, descTableSize(size));
+        this.avail = part(dma.area(availRingSize(size), align.driver), 0, availRingSize(size));
+        this.used = part(dma.area(usedRingSize(size), align.device), 0, usedRingSize(size));
+      } catch (err) {
+        // All or nothing: the areas already taken go back before the failure is reported.
+        dma.destroy();
+        throw err;
+      }
       this.legacyAreaAddr = undefined;
     }
     this.descAddr = this.desc.addr;

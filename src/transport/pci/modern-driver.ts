@@ -124,7 +124,8 @@ export class ModernDriverTransport implements DriverTransport {
     return size;
   }
   async setupQueue(index: number, queue: QueueAddresses): Promise<void> {
-    // Issued together and performed in order: select, size, addresses, then the queue_notify_off read.
+    // Issued together and performed in order: select, size, addresses, then the queue_size and
+    // queue_notify_off reads.
     const writes = [
       this.selectQueue(index),
       this.writeCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2, queue.size),
@@ -132,7 +133,9 @@ export class ModernDriverTransport implements DriverTransport {
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr),
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr),
     ];
-    const [, off] = await Promise.all([Promise.all(writes), this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2)]);
+    const [, size, off] = await Promise.all([Promise.all(writes), this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2), this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2)]);
+    // 4.1.4.3: the rings were built for the size written; a device that kept another would walk past them.
+    if (size !== queue.size) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_size reads ${size} after the driver wrote ${queue.size}`);
     if (notifyAddress(this.layout.notify, off, 2) === undefined)
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`);
     this.notifyOff.set(index, off);

@@ -65,15 +65,15 @@ export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, 
   if (mode === 'intx') why = 'MSI-X not wanted';
   else if (msix === undefined) why = 'no MSI-X capability';
   else {
-    const table = probe.bars.find((b) => b.index === msix.tableBar && b.kind === 'memory' && b.base !== 0);
+    const table = msixTableAddress(msix, probe);
     const failures: string[] = [];
-    if (table === undefined) failures.push(`MSI-X table BAR${msix.tableBar} is not an assigned memory BAR`);
+    if (typeof table === 'string') failures.push(table);
     else {
       const numQueues = await transport.numQueues();
       const tries: ['msix-per-queue' | 'msix-shared', number][] = [['msix-per-queue', numQueues + 1]];
       if (numQueues > 1) tries.push(['msix-shared', 2]);
       for (const [kind, vectors] of tries) {
-        const result = await tryPlan(bus, fn, msix, table.base + msix.tableOffset, transport, numQueues, kind, vectors);
+        const result = await tryPlan(bus, fn, msix, table.address, transport, numQueues, kind, vectors);
         if (typeof result !== 'string') return result;
         failures.push(result);
       }
@@ -83,6 +83,28 @@ export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, 
   }
   if (mode === 'msix') throw new UsageError(`${formatBdf(fn)}: MSI-X cannot be used: ${why}`);
   return intxPlan(why);
+}
+
+/**
+ * Where the MSI-X table starts, after checking (before any access) that the table and the PBA lie
+ * inside the assigned memory BARs the capability names; otherwise why MSI-X cannot be used. (The
+ * probe has checked that a legacy BAR0 holds the vector registers MSI-X adds.)
+ */
+function msixTableAddress(msix: MsixCapability, probe: ProbeResult): { address: number } | string {
+  // PCI Local Bus 3.0 6.8.2: 16 bytes per table entry; one pending bit per entry, in whole QWORDs.
+  const regions = [
+    ['table', msix.tableBar, msix.tableOffset, msix.tableSize * PCI_MSIX_ENTRY_SIZE],
+    ['PBA', msix.pbaBar, msix.pbaOffset, Math.ceil(msix.tableSize / 64) * 8],
+  ] as const;
+  let address = 0;
+  for (const [name, index, offset, length] of regions) {
+    const bar = probe.bars.find((b) => b.index === index && b.kind === 'memory' && b.base !== 0);
+    if (bar === undefined) return `MSI-X ${name} BAR${index} is not an assigned memory BAR`;
+    // offset < 2^32 and length < 2^16: the sum is exact.
+    if (offset + length > bar.size) return `MSI-X ${name} [0x${offset.toString(16)}, +0x${length.toString(16)}) does not fit in BAR${index} (size 0x${bar.size.toString(16)})`;
+    if (name === 'table') address = bar.base + offset;
+  }
+  return { address };
 }
 
 /** One plan: program `vectors` entries, enable MSI-X, assign and check the vectors. A string says why it failed. */

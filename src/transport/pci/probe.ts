@@ -45,6 +45,8 @@ import {
   VIRTIO_PCI_CAP_NOTIFY_CFG,
   VIRTIO_PCI_CAP_OFFSET,
   VIRTIO_PCI_CAP_SIZE,
+  VIRTIO_PCI_CONFIG_OFF_MSIX,
+  VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../spec/virtio-pci.js';
@@ -185,8 +187,8 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
   return { ...cap, address: bar.base + cap.offset, space: bar.kind };
 }
 
-/** Whether the function offers a legacy interface, and if not, why not. */
-function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[]): { bar0: PciBar } | { missing: string } {
+/** Whether the function offers a legacy interface (with MSI-X when it has the capability), and if not, why not. */
+function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
   const id = cfg.deviceId;
   if (id < VIRTIO_PCI_TRANSITIONAL_ID_MIN || id > VIRTIO_PCI_TRANSITIONAL_ID_MAX)
     return { missing: `device ID ${hex(id)} is not transitional (${hex(VIRTIO_PCI_TRANSITIONAL_ID_MIN)}..${hex(VIRTIO_PCI_TRANSITIONAL_ID_MAX)})` };
@@ -194,6 +196,9 @@ function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[]): { bar0: Pci
   const bar0 = bars.find((b) => b.index === 0);
   if (bar0 === undefined) return { missing: 'BAR0 is not implemented' };
   if (bar0.kind !== 'io') return { missing: 'BAR0 is not an I/O BAR' };
+  // Every legacy register the driver touches must lie inside BAR0 (4.1.4.10), the MSI-X vectors too.
+  const header = msix ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
+  if (bar0.size < header) return { missing: `BAR0 (${bar0.size} ports) is smaller than the legacy header (${header} bytes${msix ? ' with MSI-X' : ''})` };
   return { bar0 };
 }
 
@@ -245,7 +250,7 @@ export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], optio
   }
 
   const facts = { deviceId, revision, deviceType, notes, msix, bars };
-  const legacy = legacyInterface(cfg, bars);
+  const legacy = legacyInterface(cfg, bars, msix !== undefined);
   const whyNot = (cfgType: number): string => {
     const why = ignored.get(cfgType);
     return why === undefined ? `no ${capName(cfgType)} capability` : `no usable ${capName(cfgType)} capability (${why.join('; ')})`;

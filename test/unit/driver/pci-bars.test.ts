@@ -23,6 +23,14 @@ function fourKinds(): ConfigSpaceBuilder {
     .bar(4, { kind: 'memory', size: 2 ** 33, is64: true });
 }
 
+/** Where a fresh FakePciBus puts fourKinds()' BARs: [index, base]. */
+const FOUR_KINDS_ASSIGNED = [
+  [0, 0xc000],
+  [1, 0xe000_0000],
+  [2, 0x80_0000_0000],
+  [4, 0x82_0000_0000], // 8 GiB aligned, after the 16 KiB BAR2
+];
+
 test('sizeBars: I/O, 32-bit and 64-bit memory (also above 4 GiB in size), registers and command restored', async () => {
   const bus = new FakePciBus();
   bus.add(FN, fourKinds().build());
@@ -51,12 +59,7 @@ test('assignBars: unprogrammed BARs get naturally aligned addresses from the bus
   const bars = await assignBars(bus, FN);
   assert.deepEqual(
     bars.map((b) => [b.index, b.base]),
-    [
-      [0, 0xc000],
-      [1, 0xe000_0000],
-      [2, 0x80_0000_0000],
-      [4, 0x82_0000_0000], // 8 GiB aligned, after the 16 KiB BAR2
-    ],
+    FOUR_KINDS_ASSIGNED,
   );
   assert.equal(await bus.configRead(FN, BAR(0), 4), 0xc001, 'I/O space bit set by hardware');
   assert.equal(await bus.configRead(FN, BAR(2), 4), 0x0000_000c, '64-bit prefetchable, low half 0');
@@ -87,6 +90,40 @@ test('assignBars without bus resources (firmware did it) leaves bases alone and 
   const bars = await assignBars(bus, FN);
   assert.deepEqual(bars.map((b) => b.base), [0, 0xfebd_1000, 0, 0]);
   assert.equal((await bus.configRead(FN, PCI_COMMAND, 2)) & 0x7, 0x7);
+});
+
+test('assignBars: a BAR the device came with programmed outside the bus windows is moved into them', async () => {
+  const bus = new FakePciBus();
+  bus.add(FN, fourKinds().build());
+  await bus.configWrite(FN, BAR(0), 4, 0x0cf8); // the PCI configuration ports
+  await bus.configWrite(FN, BAR(1), 4, 0xfee0_0000); // where MSI messages go
+  await bus.configWrite(FN, BAR(2), 4, 0x0010_0000); // low RAM
+  const bars = await assignBars(bus, FN);
+  assert.deepEqual(
+    bars.map((b) => [b.index, b.base]),
+    FOUR_KINDS_ASSIGNED,
+  );
+  assert.equal(await bus.configRead(FN, BAR(1), 4), 0xe000_0000, 'the register holds the new base');
+});
+
+test("assignBars: a BAR programmed over another function's BAR is moved; one inside the windows and clear of others is kept, also when probed again", async () => {
+  const bus = new FakePciBus();
+  const small = (): ConfigSpaceBuilder => new ConfigSpaceBuilder({ deviceId: 0x1041 }).bar(0, { kind: 'io', size: 0x80 }).bar(1, { kind: 'memory', size: 0x4000 });
+  const [A, B, C] = [bdf(0, 1, 0), bdf(0, 2, 0), bdf(0, 3, 0)];
+  for (const f of [A, B, C]) bus.add(f, small().build());
+  const a = await assignBars(bus, A);
+  assert.deepEqual(a.map((x) => x.base), [0xc000, 0xe000_0000]);
+  // B comes decoding A's ranges: the driver's accesses to B would reach A's registers.
+  await bus.configWrite(B, BAR(0), 4, 0xc000);
+  await bus.configWrite(B, BAR(1), 4, 0xe000_0000);
+  // C sits in the windows, clear of everything: kept where it is.
+  await bus.configWrite(C, BAR(1), 4, 0xe001_0000);
+  const c = await assignBars(bus, C);
+  assert.deepEqual(c.map((x) => x.base), [0xc080, 0xe001_0000]);
+  const b = await assignBars(bus, B);
+  assert.deepEqual(b.map((x) => x.base), [0xc100, 0xe000_4000]);
+  assert.deepEqual((await assignBars(bus, A)).map((x) => x.base), [0xc000, 0xe000_0000], 'A keeps its own ranges when probed again');
+  assert.deepEqual((await assignBars(bus, B)).map((x) => x.base), [0xc100, 0xe000_4000]);
 });
 
 test('BarAllocator hands out natural alignment and refuses what does not fit', () => {

@@ -53,7 +53,14 @@ test('queue set-up writes queue_select, queue_size and each 64-bit address as lo
     [48, 4, 0xfff0_1000], // queue_device lo
     [52, 4, 0],
   ]);
-  assert.deepEqual(bus.accesses('memRead').map((a) => [a.offset, a.size]), [[30, 2]], 'then queue_notify_off');
+  assert.deepEqual(
+    bus.accesses('memRead').map((a) => [a.offset, a.size]),
+    [
+      [24, 2],
+      [30, 2],
+    ],
+    'then queue_size read back, and queue_notify_off',
+  );
   await t.enableQueue(2);
   assert.deepEqual(writes(bus).slice(-2), [[22, 2, 2], [28, 2, 1]], 'queue_enable = 1 for the selected queue');
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { probe, virtioDeviceType, type ProbeResult } from '../../../src/transport/pci/probe.js';
+import { decideTransport, probe, virtioDeviceType, type ProbeResult } from '../../../src/transport/pci/probe.js';
+import { ConfigSpace } from '../../../src/driver/pci/config-space.js';
 import { ProbeError, type ProbeErrorCode } from '../../../src/errors.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import {
@@ -93,6 +94,19 @@ test('legacy-only device: legacy, and the explanation says why', async () => {
   assert.equal(result.kind, 'legacy');
   assert.equal(result.deviceType, 2);
   assert.equal(result.explanation, 'legacy: no common-cfg capability; BAR0 is I/O (64 ports at 0xc000)');
+});
+
+test('a legacy BAR0 smaller than the legacy header is no legacy interface (the driver would reach past it)', async () => {
+  const tiny = (): ConfigSpaceBuilder => new ConfigSpaceBuilder({ deviceId: 0x1001, revision: 0, subsystemId: 2 }).bar(0, { kind: 'io', size: 0x10 });
+  await probeFails(tiny(), 'ERR_PROBE_NO_INTERFACE', /BAR0 \(16 ports\) is smaller than the legacy header \(20 bytes\)/);
+  await probeFails(tiny(), 'ERR_PROBE_LEGACY_UNAVAILABLE', /BAR0 \(16 ports\) is smaller than the legacy header/, { forceLegacy: true });
+  // With MSI-X the header has the two vector registers too: 24 bytes (4.1.4.10).
+  const withMsix = tiny().bar(1, { kind: 'memory', size: 0x1000 }).msix(2, 1, 0, 0x800).build();
+  const cfg = new ConfigSpace(withMsix.config);
+  const bar0 = { index: 0, kind: 'io', is64: false, prefetchable: false, base: 0xc000 } as const;
+  const bar1 = { index: 1, kind: 'memory', is64: false, prefetchable: false, size: 0x1000, base: 0xe000_0000 } as const;
+  assert.throws(() => decideTransport(cfg, [{ ...bar0, size: 20 }, bar1]), (e: unknown) => e instanceof ProbeError && /BAR0 \(20 ports\) is smaller than the legacy header \(24 bytes with MSI-X\)/.test(e.message));
+  assert.equal(decideTransport(cfg, [{ ...bar0, size: 24 }, bar1]).kind, 'legacy');
 });
 
 test('forceLegacy on a modern-only device fails with ERR_PROBE_LEGACY_UNAVAILABLE', async () => {
