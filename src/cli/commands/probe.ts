@@ -17,7 +17,7 @@ import { formatBdf, type Bdf } from '../../driver/pci-bus.js';
 import { BlkDriver } from '../../driver/blk/blk-driver.js';
 import { VirtioConsoleDriver } from '../../driver/console/console-driver.js';
 import { VirtioNetDriver } from '../../driver/net/net-driver.js';
-import { readConfigSpace } from '../../driver/pci/config-space.js';
+import { readConfigSpace } from '../../driver/pci/config-space-reader.js';
 import { formatLspci } from '../../driver/pci/lspci.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../driver/virtio-driver.js';

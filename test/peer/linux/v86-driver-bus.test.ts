@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
 import { bdf, type InterruptEvent } from '../../../src/driver/pci-bus.js';
 import { sizeBars } from '../../../src/driver/pci/bars.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
+import { readConfigSpace } from '../../../src/driver/pci/config-space-reader.js';
 import { enumerate } from '../../../src/driver/pci/enumerate.js';
 import { formatLspci } from '../../../src/driver/pci/lspci.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assignBars, BarAllocator, sizeBars } from '../../../src/driver/pci/bars.js';
 import { enumerate } from '../../../src/driver/pci/enumerate.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
+import { readConfigSpace } from '../../../src/driver/pci/config-space-reader.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { BusError } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';

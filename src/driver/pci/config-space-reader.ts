@@ -20,7 +20,7 @@ import {
 } from '../../spec/pci.js';
 
 /** An immutable snapshot of configuration space with little-endian accessors. */
-export class ConfigSpace {
+export class ConfigSpaceSnapshot {
   private readonly dv: DataView;
 
   /** @param bytes exactly 256 bytes, offset 0 first */
@@ -80,7 +80,7 @@ export class ConfigSpace {
 }
 
 /** Fetch all 256 bytes of `fn`'s configuration space with 4-byte reads. */
-export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpace> {
+export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpaceSnapshot> {
   const bytes = new Uint8Array(PCI_CONFIG_SPACE_SIZE);
   const dv = new DataView(bytes.buffer);
   const reads: Promise<number>[] = [];
@@ -88,5 +88,5 @@ export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpace
   for (let off = 0; off < PCI_CONFIG_SPACE_SIZE; off += 4) reads.push(bus.configRead(fn, off, 4));
   const words = await Promise.all(reads);
   words.forEach((w, i) => dv.setUint32(i * 4, w >>> 0, true));
-  return new ConfigSpace(bytes);
+  return new ConfigSpaceSnapshot(bytes);
 }
