@@ -68,15 +68,15 @@ export type { ConsolePort } from './device/console/console-port.js';
 export { filePortStreams, socketPortStreams, stdioPortStreams, type ConsolePortStreams } from './device/console/port-streams.js';
 
 // Driver half: the bus, the probe, the driver core and device drivers.
-export { bdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from './driver/pci-bus.js';
-export { DmaAllocator } from './driver/dma-allocator.js';
-export { enumerate } from './driver/pci/enumerate.js';
-export type { PciFunctionId } from './driver/pci/enumerate.js';
-export { assignBars } from './driver/pci/bars.js';
-export type { MsixCapability } from './driver/pci/capabilities.js';
-export { readConfigSpace } from './driver/pci/config-space-reader.js';
-export type { ConfigSpaceSnapshot } from './driver/pci/config-space-reader.js';
-export { formatLspci } from './driver/pci/lspci.js';
+export { bdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from './bus/pci-bus.js';
+export { DmaAllocator } from './bus/dma-allocator.js';
+export { enumerate } from './bus/enumerate.js';
+export type { PciFunctionId } from './bus/enumerate.js';
+export { assignBars } from './bus/bars.js';
+export type { MsixCapability } from './bus/capabilities.js';
+export { readConfigSpace } from './bus/config-space-reader.js';
+export type { ConfigSpaceSnapshot } from './bus/config-space-reader.js';
+export { formatLspci } from './driver/lspci.js';
 export { probe, decideTransport, type ProbeOptions, type ProbeResult } from './transport/pci/probe.js';
 export type { LegacyProbe, ModernLayout, ModernProbe, VirtioStructure } from './transport/pci/probe.js';
 export type { DriverTransport } from './transport/pci/driver-transport.js';

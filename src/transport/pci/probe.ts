@@ -17,10 +17,10 @@
  */
 
 import { ProbeError } from '../../errors.js';
-import { assignBars, type PciBar } from '../../driver/pci/bars.js';
-import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpaceSnapshot } from '../../driver/pci/config-space-reader.js';
-import type { Bdf, PciBus } from '../../driver/pci-bus.js';
+import { assignBars, type PciBar } from '../../bus/bars.js';
+import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../bus/config-space-reader.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import {
   deviceTypeOfTransitionalId,
   VIRTIO_PCI_DEVICE_ID_MAX,

@@ -6,9 +6,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readConfigSpace, type ConfigSpaceSnapshot } from '../../../src/driver/pci/config-space-reader.js';
-import { walkCapabilities } from '../../../src/driver/pci/capabilities.js';
-import { sizeBars } from '../../../src/driver/pci/bars.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
+import { walkCapabilities } from '../../../src/bus/capabilities.js';
+import { sizeBars } from '../../../src/bus/bars.js';
 import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_MSIX_BIR_MASK, PCI_MSIX_PBA, PCI_MSIX_TABLE } from '../../../src/spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatLspci } from '../../../src/driver/pci/lspci.js';
-import { assignBars } from '../../../src/driver/pci/bars.js';
-import { ConfigSpaceSnapshot, readConfigSpace } from '../../../src/driver/pci/config-space-reader.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { formatLspci } from '../../../src/driver/lspci.js';
+import { assignBars } from '../../../src/bus/bars.js';
+import { ConfigSpaceSnapshot, readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../helpers/config-space-builder.js';

@@ -4,7 +4,7 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { ProbeError, UsageError } from '../../../src/errors.js';
 import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_MSI_NO_VECTOR } from '../../../src/spec/virtio-pci.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';

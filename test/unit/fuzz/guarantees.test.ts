@@ -12,7 +12,7 @@ import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/core/virtio-device.js';
-import type { Bdf, PciBus } from '../../../src/driver/pci-bus.js';
+import type { Bdf, PciBus } from '../../../src/bus/pci-bus.js';
 import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';

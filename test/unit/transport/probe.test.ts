@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decideTransport, probe, virtioDeviceType, type ProbeResult } from '../../../src/transport/pci/probe.js';
-import { ConfigSpaceSnapshot } from '../../../src/driver/pci/config-space-reader.js';
+import { ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
 import { ProbeError, type ProbeErrorCode } from '../../../src/errors.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import {
   VIRTIO_PCI_CAP_COMMON_CFG,
   VIRTIO_PCI_CAP_DEVICE_CFG,

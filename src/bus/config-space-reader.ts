@@ -3,7 +3,7 @@
  * that probing and decoding cost a fixed number of bus round trips however many capabilities there are.
  */
 
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from './pci-bus.js';
 import {
   PCI_CAPABILITY_LIST,
   PCI_COMMAND,
@@ -17,7 +17,7 @@ import {
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from '../../spec/pci.js';
+} from '../spec/pci.js';
 
 /** An immutable snapshot of configuration space with little-endian accessors. */
 export class ConfigSpaceSnapshot {

@@ -5,7 +5,7 @@
  * the bounded one the probe uses, and a broken list is shown, not thrown.
  */
 
-import { formatBdf, type Bdf } from '../pci-bus.js';
+import { formatBdf, type Bdf } from '../bus/pci-bus.js';
 import {
   PCI_CAP_ID_EXP,
   PCI_CAP_ID_MSI,
@@ -21,12 +21,12 @@ import {
   PCI_COMMAND_MEMORY,
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
-} from '../../spec/pci.js';
-import { VIRTIO_PCI_CAP_NAMES } from '../../spec/virtio-pci.js';
-import { readVirtioCap } from '../../transport/pci/probe.js';
-import type { PciBar } from './bars.js';
-import { readMsixCapability, walkCapabilities } from './capabilities.js';
-import type { ConfigSpaceSnapshot } from './config-space-reader.js';
+} from '../spec/pci.js';
+import { VIRTIO_PCI_CAP_NAMES } from '../spec/virtio-pci.js';
+import { readVirtioCap } from '../transport/pci/probe.js';
+import type { PciBar } from '../bus/bars.js';
+import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
+import type { ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 
 /** lspci's names for the (base, sub) classes virtio devices use. */
 const SUBCLASS_NAMES: ReadonlyMap<number, string> = new Map([

@@ -16,7 +16,7 @@ import {
   PCI_MSIX_PBA,
   PCI_MSIX_TABLE,
   PCI_STATUS_CAP_LIST,
-} from '../../spec/pci.js';
+} from '../spec/pci.js';
 import type { ConfigSpaceSnapshot } from './config-space-reader.js';
 
 /** The most capabilities 192 bytes of 4-byte aligned entries can hold (Linux's PCI_FIND_CAP_TTL). */
