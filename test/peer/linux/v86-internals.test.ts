@@ -178,7 +178,7 @@ test('what the adapter keeps of guest config writes stays bounded: recorded writ
   for (let i = 1; i <= 20_000; i++) configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000 + (i % 8000) * PROBE_MEMORY_SIZE);
   assert.equal(probe.configWrites.length, MAX_RECORDED_CONFIG_WRITES);
   assert.equal(probe.configWritesTruncated, true, 'the writes left out are known to be missing');
-  assert.equal(adapter.refusedBars.length, MAX_REFUSED_BARS);
+  assert.equal(adapter.refusedBars.filter((e) => e.functionName === 'probe-b').length, MAX_REFUSED_BARS);
   assert.match(adapter.refusedBars.at(-1)!.message, /^probe-b BAR0 \(memory 0x/);
   configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000);
   assert.equal(b.accesses.length, 0);
