@@ -8,10 +8,10 @@
 import { joinU64 } from '../../src/memory/guest-memory.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
-import { DmaAllocator } from '../../src/driver/dma-allocator.js';
-import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
+import { DmaAllocator } from '../../src/bus/dma-allocator.js';
+import { InterruptListeners } from '../../src/bus/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,

@@ -4,7 +4,7 @@
  * touched. Accesses are forwarded unchanged.
  */
 
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pci-bus.js';
 import type { DmaMemory } from '../../src/memory/dma.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 

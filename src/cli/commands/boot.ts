@@ -18,7 +18,7 @@ import { VirtioConsoleDevice } from '../../device/console/console-device.js';
 import { DgramNetBackend } from '../../device/net/dgram-backend.js';
 import { VirtioNetDevice } from '../../device/net/net-device.js';
 import { RngDevice } from '../../device/rng/rng-device.js';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { UsageError } from '../../errors.js';
 import { buildGuestAssets } from '../../platform/v86/assets.js';
 import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';

@@ -37,7 +37,7 @@ import {
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_SECTOR_SIZE,
 } from '../../spec/blk.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../memory/dma.js';
 import type { DmaSpan, DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';

@@ -6,8 +6,8 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import type { PciBar } from '../../driver/pci/bars.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBar } from '../../bus/bars.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {

@@ -6,7 +6,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import { featureWord, withFeatureWord } from '../../spec/features.js';
 import {
   VIRTIO_PCI_COMMON_CFGGENERATION,

@@ -17,10 +17,10 @@
  */
 
 import { ProbeError } from '../../errors.js';
-import { assignBars, type PciBar } from '../../driver/pci/bars.js';
-import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpace } from '../../driver/pci/config-space.js';
-import type { Bdf, PciBus } from '../../driver/pci-bus.js';
+import { assignBars, type PciBar } from '../../bus/bars.js';
+import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../bus/config-space-reader.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import {
   deviceTypeOfTransitionalId,
   VIRTIO_PCI_DEVICE_ID_MAX,
@@ -128,7 +128,7 @@ function capName(cfgType: number): string {
 }
 
 /** Read the virtio capability at `capOffset` (fields beyond cap_len are not read). */
-export function readVirtioCap(cfg: ConfigSpace, capOffset: number): VirtioCap {
+export function readVirtioCap(cfg: ConfigSpaceSnapshot, capOffset: number): VirtioCap {
   const capLen = cfg.read8(capOffset + VIRTIO_PCI_CAP_LEN);
   const cfgType = cfg.read8(capOffset + VIRTIO_PCI_CAP_CFG_TYPE);
   return {
@@ -188,7 +188,7 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
 }
 
 /** Whether the function offers a legacy interface (with MSI-X when it has the capability), and if not, why not. */
-function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
+function legacyInterface(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
   const id = cfg.deviceId;
   if (id < VIRTIO_PCI_TRANSITIONAL_ID_MIN || id > VIRTIO_PCI_TRANSITIONAL_ID_MAX)
     return { missing: `device ID ${hex(id)} is not transitional (${hex(VIRTIO_PCI_TRANSITIONAL_ID_MIN)}..${hex(VIRTIO_PCI_TRANSITIONAL_ID_MAX)})` };
@@ -213,7 +213,7 @@ function describeBar0(bar0: PciBar): string {
  * (common-cfg without notify-cfg or isr-cfg), ERR_PROBE_LEGACY_UNAVAILABLE (forceLegacy without a
  * legacy interface), ERR_PROBE_NO_INTERFACE (neither interface).
  */
-export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
+export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
   const { vendorId, deviceId, revision } = cfg;
   const deviceType = vendorId === VIRTIO_PCI_VENDOR_ID ? virtioDeviceType(deviceId, cfg.subsystemId) : undefined;
   if (deviceType === undefined)

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModernDriverTransport, notifyAddress } from '../../../src/transport/pci/modern-driver.js';
 import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
 import { FakePciBus } from '../../helpers/fake-pci-bus.js';

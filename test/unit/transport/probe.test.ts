@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decideTransport, probe, virtioDeviceType, type ProbeResult } from '../../../src/transport/pci/probe.js';
-import { ConfigSpace } from '../../../src/driver/pci/config-space.js';
+import { ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
 import { ProbeError, type ProbeErrorCode } from '../../../src/errors.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import {
   VIRTIO_PCI_CAP_COMMON_CFG,
   VIRTIO_PCI_CAP_DEVICE_CFG,
@@ -102,7 +102,7 @@ test('a legacy BAR0 smaller than the legacy header is no legacy interface (the d
   await probeFails(tiny(), 'ERR_PROBE_LEGACY_UNAVAILABLE', /BAR0 \(16 ports\) is smaller than the legacy header/, { forceLegacy: true });
   // With MSI-X the header has the two vector registers too: 24 bytes (4.1.4.10).
   const withMsix = tiny().bar(1, { kind: 'memory', size: 0x1000 }).msix(2, 1, 0, 0x800).build();
-  const cfg = new ConfigSpace(withMsix.config);
+  const cfg = new ConfigSpaceSnapshot(withMsix.config);
   const bar0 = { index: 0, kind: 'io', is64: false, prefetchable: false, base: 0xc000 } as const;
   const bar1 = { index: 1, kind: 'memory', is64: false, prefetchable: false, size: 0x1000, base: 0xe000_0000 } as const;
   assert.throws(() => decideTransport(cfg, [{ ...bar0, size: 20 }, bar1]), (e: unknown) => e instanceof ProbeError && /BAR0 \(20 ports\) is smaller than the legacy header \(24 bytes with MSI-X\)/.test(e.message));
