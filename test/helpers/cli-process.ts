@@ -127,7 +127,7 @@ export async function assertNothingLeft(tmp: string, run: CliRun, what: string):
   assert.deepEqual(await readdir(tmp), [], `${what}: files left in TMPDIR`);
   // The killing is done before the command exits; give the kernel a moment to finish it.
   const deadline = Date.now() + 5000;
-  let left = [];
+  let left: number[];
   do {
     left = [];
     for (const pid of run.descendants) if (await alive(pid)) left.push(pid);

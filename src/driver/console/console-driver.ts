@@ -282,8 +282,8 @@ export class VirtioConsoleDriver {
     /** Every queue, set up at open (Linux does the same for all max_nr_ports). */
     private readonly queues: ReadonlyMap<number, DriverQueue<never>>,
   ) {
-    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) as DriverQueue<number> | undefined) : undefined;
-    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) as DriverQueue<DmaBuffer> | undefined) : undefined;
+    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ)) : undefined;
+    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ)) : undefined;
     this.lent = new LentBuffers(core.bus.dma);
   }
 

@@ -31,7 +31,7 @@ import {
 } from '../../spec/ring.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../types.js';
-import { DescriptorWalk, SplitDescriptorChain } from './descriptor-chain.js';
+import { DescriptorWalk, type SplitDescriptorChain } from './descriptor-chain.js';
 
 export interface SplitQueueOptions {
   readonly index: number;

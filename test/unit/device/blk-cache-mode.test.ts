@@ -56,7 +56,7 @@ async function request(m: Machine, queue: DriverQueue, type: number, data?: Uint
   await queue.kick();
   const used = await queue.waitUsed();
   assert.equal(used.length, 1);
-  return status.bytes[0]!;
+  return status.bytes[0];
 }
 
 for (const i of INTERFACES) {

@@ -399,7 +399,7 @@ test('write cache: writeback toggled through config; writethrough flushes every 
   assert.equal(none.dev.readConfig(32, 1), 0);
   // Reset restores the power-on value (the driver set 0 above): the configured mode, not one derived
   // from features, since a legacy driver may read it before the device knows any (5.2.5.2).
-  r.dev.reset();
+  void r.dev.reset(); // nothing in flight: completes at once
   assert.equal(r.dev.readConfig(32, 1), 1);
   assert.equal(new BlkDevice({ backend: new MemoryBlockBackend(512), writeback: false }).readConfig(32, 1), 0);
 });
@@ -475,7 +475,7 @@ test('reset with requests in flight: late completions are dropped, not pushed in
   const r = rig({ backend });
   r.mq.addChain({ readable: [header(T_IN, 0)], writable: [512, 1] });
   r.dev.queueNotify(0);
-  r.dev.reset();
+  void r.dev.reset(); // completes when the released operation settles
   backend.pending[0]!.release(true);
   await tick();
   assert.equal(r.mq.usedIdx, 0);

@@ -144,7 +144,7 @@ for (const [what, table, pba, why] of [
     const drv = await VirtioDriver.open(bus, FN);
     await drv.negotiate(0n);
     assert.equal(drv.interrupts?.kind, 'intx');
-    assert.match(drv.interrupts!.description, why);
+    assert.match(drv.interrupts.description, why);
     assert.deepEqual(bus.accesses('memWrite').filter((a) => a.bar !== 4), [], 'no write outside the virtio structures');
     await drv.close();
     const strict = await VirtioDriver.open(msixAt(table, pba), FN, { interrupts: 'msix' });
