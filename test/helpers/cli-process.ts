@@ -30,6 +30,8 @@ export interface CliRunOptions {
   /** Written to the command's stdin once the marker is seen (after closing stdout, for EPIPE). */
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** Variables added to the command's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CliRun {
@@ -70,7 +72,7 @@ async function descendantsOf(root: number): Promise<number[]> {
 
 /** Runs `virtio-ts <args>`; see {@link CliRunOptions}. */
 export async function runCli(args: readonly string[], options: CliRunOptions): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...options.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let acted = false;
