@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { bdf } from '../../../src/driver/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
-import { VIRTIO_BLK_CONFIG_NUM_QUEUES, VIRTIO_BLK_F_MQ } from '../../../src/spec/blk.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
+import { VIRTIO_BLK_CONFIG_NUM_QUEUES, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_SIZE_MAX } from '../../../src/spec/blk.js';
+import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG } from '../../../src/spec/virtio-pci.js';
+import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../helpers/config-space-builder.js';
 import { FakePciBus } from '../../helpers/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
@@ -63,3 +64,37 @@ test("blk: a device that refuses the second queue's set-up: open fails and the f
   assert.equal(bus.dma.allocator.freeBytes, free);
   assert.equal(bus.dma.allocator.freeBlocks, 1);
 });
+
+/**
+ * qemuLikeVirtio's BAR4 layout without MSI-X, with a device-cfg structure of `deviceCfgLength` bytes
+ * (none when undefined), for a blk function offering SIZE_MAX (config offset 8, 4 bytes).
+ */
+function blkWithDeviceCfg(deviceCfgLength: number | undefined): FakePciBus {
+  const b = new ConfigSpaceBuilder({ deviceId: 0x1042 })
+    .bar(4, { kind: 'memory', size: 0x4000, is64: true, prefetchable: true })
+    .virtioCap({ cfgType: VIRTIO_PCI_CAP_COMMON_CFG, bar: 4, offset: 0, length: 0x1000 })
+    .virtioCap({ cfgType: VIRTIO_PCI_CAP_ISR_CFG, bar: 4, offset: 0x1000, length: 0x1000 })
+    .virtioCap({ cfgType: VIRTIO_PCI_CAP_NOTIFY_CFG, bar: 4, offset: 0x3000, length: 0x1000, multiplier: 4 });
+  if (deviceCfgLength !== undefined) b.virtioCap({ cfgType: VIRTIO_PCI_CAP_DEVICE_CFG, bar: 4, offset: DEVICE_CFG, length: deviceCfgLength });
+  const bus = new FakePciBus(1 << 20);
+  const bar = new ScriptedBar4();
+  bar.deviceFeatureWords = [1 << VIRTIO_BLK_F_SIZE_MAX, 1];
+  bar.numQueues = 1;
+  bar.queueSize.set(0, 64);
+  bus.add(FN, b.build(), new Map([[4, bar]]));
+  return bus;
+}
+
+for (const [what, length, field] of [
+  ['a device-cfg structure too short for size_max, a field of a feature it offers', 8, /\[8, \+4\) lies beyond the 8 bytes/],
+  ['no device-cfg structure at all', undefined, /\[0, \+4\) lies beyond the 0 bytes/],
+] as const) {
+  test(`blk: ${what}: open fails with ERR_DEVICE_CONFIG, nothing read past the structure, DMA returned`, async () => {
+    const bus = blkWithDeviceCfg(length);
+    const free = bus.dma.allocator.freeBytes;
+    await assert.rejects(BlkDriver.open(bus, FN, { interrupts: 'intx' }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG' && field.test(e.message));
+    const outside = bus.accesses('memRead').filter((a) => a.bar === 4 && a.offset >= DEVICE_CFG + (length ?? 0) && a.offset < 0x3000);
+    assert.deepEqual(outside, [], 'no read beyond the device-cfg structure');
+    assert.equal(bus.dma.allocator.freeBytes, free);
+  });
+}
