@@ -7,11 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertNothingLeft, assertOneLineError, privateTmp, runCli } from '../../helpers/cli-process.js';
+import { assertNothingLeft, assertOneLineError, bindUdpOnce, privateTmp, runCli } from '../../helpers/cli-process.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -34,28 +33,16 @@ function brokenGuestCache(dir: string): void {
   writeFileSync(join(dir, 'states'), 'a file where the saved-state folder goes\n');
 }
 
-/** Binds UDP `port` on every address (as boot does) and closes it again; rejects when it is taken. */
-function bindOnce(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', reject);
-    s.bind(port, '0.0.0.0', () => {
-      const bound = s.address().port;
-      s.close(() => resolve(bound));
-    });
-  });
-}
-
 test('boot --net-udp: a boot failing after the socket is bound ends at once with its error, and the port is free again', async (t) => {
   const tmp = await privateTmp(t);
   // Outside the command's TMPDIR, which must be empty after it.
   const cache = await privateTmp(t);
   brokenGuestCache(cache);
-  const port = await bindOnce(0);
+  const port = await bindUdpOnce(0);
   const start = Date.now();
   const run = await runCli(['boot', '--memory', '96', '--net-udp', `${port}:127.0.0.1:9`], { tmp, env: { VIRTIO_TS_GUEST_CACHE: cache }, timeoutMs: 15_000 });
   assert.equal(run.signal, null, `ended by itself, not killed at the timeout (${Date.now() - start} ms): ${run.stderr}`);
   assertOneLineError(run, /states/, 'EEXIST');
-  assert.equal(await bindOnce(port), port);
+  assert.equal(await bindUdpOnce(port), port);
   await assertNothingLeft(tmp, run, 'failed boot');
 });
