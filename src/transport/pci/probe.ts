@@ -30,7 +30,7 @@ import {
   VIRTIO_PCI_TRANSITIONAL_ID_MIN,
   VIRTIO_PCI_VENDOR_ID,
 } from '../../spec/ids.js';
-import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from '../../spec/pci.js';
+import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_CONFIG_SPACE_SIZE, PCI_MSIX_CAP_SIZE } from '../../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_BAR_MAX,
@@ -177,6 +177,8 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
   };
   const minCapLen = cap.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_PCI_NOTIFY_CAP_SIZE : VIRTIO_PCI_CAP_SIZE;
   if (cap.capLen < minCapLen) fail(`cap_len ${cap.capLen} is shorter than its structure (${minCapLen})`);
+  // Fields past the end of configuration space would read as invented zeroes (e.g. a multiplier of 0).
+  if (cap.capOffset + cap.capLen > PCI_CONFIG_SPACE_SIZE) fail(`cap_len ${cap.capLen} runs past the end of configuration space (${PCI_CONFIG_SPACE_SIZE} bytes)`);
   if (cap.length < rules.minLength) fail(`length ${cap.length} is below the minimum ${rules.minLength}`);
   if (cap.offset % rules.align !== 0) fail(`offset ${hex(cap.offset)} is not ${rules.align}-byte aligned`);
   // offset and length are 32-bit, so their sum is exact in a double: no wrap-around to hide behind.
@@ -227,7 +229,11 @@ export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[
   const ignored = new Map<number, string[]>();
   let msix: MsixCapability | undefined;
   for (const entry of walk.caps) {
-    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) msix = readMsixCapability(cfg, entry.offset);
+    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) {
+      // A truncated capability's table and PBA fields would read as invented zeroes: MSI-X is not used.
+      if (entry.offset + PCI_MSIX_CAP_SIZE > PCI_CONFIG_SPACE_SIZE) notes.push(`MSI-X cap at ${hex(entry.offset)} ignored: it runs past the end of configuration space`);
+      else msix = readMsixCapability(cfg, entry.offset);
+    }
     if (entry.id !== PCI_CAP_ID_VNDR) continue;
     const cap = readVirtioCap(cfg, entry.offset);
     if (!VIRTIO_PCI_CAP_RULES.has(cap.cfgType)) {

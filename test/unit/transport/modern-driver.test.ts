@@ -130,8 +130,12 @@ test('status, generation, ISR, device config and vectors use their fields at the
     ],
   );
   assert.equal(t.deviceConfigSize, 0x1000);
-  await assert.rejects(t.readConfig(0xffe, 4), UsageError);
+  // Past the structure the device gives: its fault, and no access is made; a malformed offset: the caller's.
+  bus.log.length = 0;
+  await assert.rejects(t.readConfig(0xffe, 4), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
+  await assert.rejects(t.writeConfig(0x1000, 1, 0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
   await assert.rejects(t.readConfig(-1, 1), UsageError);
+  assert.deepEqual(bus.log, []);
 });
 
 test('reset writes 0 and waits, bounded, for device_status to read 0', async () => {

@@ -200,6 +200,29 @@ test('too-short structures and capabilities are rejected', async () => {
   await probeFails(withCaps([COMMON, { ...NOTIFY, capLen: 16 }, ISR]), 'ERR_PROBE_BAD_CAPABILITY', /cap_len 16 is shorter than its structure \(20\)/);
 });
 
+test('a capability running past the end of configuration space is rejected, not read as zeroes', async () => {
+  // notify-cfg moved to 0xf0: its cap_len 20 ends at 0x104, so notify_off_multiplier (at 0x100) does not exist.
+  const b = withCaps([COMMON, ISR, NOTIFY]).pointer(1, 0xf0);
+  const built = b.build();
+  built.config.copyWithin(0xf0, b.capOffset(2), b.capOffset(2) + 16);
+  built.config[0xf0 + 1] = 0; // the end of the list
+  const bus = new FakePciBus();
+  bus.add(FN, built);
+  await assert.rejects(probe(bus, FN), (e: unknown) => e instanceof ProbeError && e.code === 'ERR_PROBE_BAD_CAPABILITY' && /notify-cfg cap at 0xf0 .*cap_len 20 runs past the end of configuration space \(256 bytes\)/.test(e.message));
+});
+
+test('an MSI-X capability running past the end of configuration space is not used (its table and PBA fields do not exist)', async () => {
+  const b = withCaps([COMMON, ISR, NOTIFY]).msix(3, 4, 0x3800, 0x3c00).pointer(2, 0xf8);
+  const built = b.build();
+  built.config.copyWithin(0xf8, b.capOffset(3), b.capOffset(3) + 8); // ID, next, control, table; PBA would be at 0x100
+  built.config[0xf8 + 1] = 0;
+  const bus = new FakePciBus();
+  bus.add(FN, built);
+  const result = await probe(bus, FN);
+  assert.equal(result.msix, undefined);
+  assert.ok(result.notes.some((n) => /MSI-X cap at 0xf8 ignored: it runs past the end of configuration space/.test(n)), result.notes.join('; '));
+});
+
 test('notify_off_multiplier must be 0 or an even power of 2', async () => {
   for (const bad of [1, 3, 6, 0x8000_0001]) await probeFails(withCaps([COMMON, { ...NOTIFY, multiplier: bad }, ISR]), 'ERR_PROBE_BAD_CAPABILITY', new RegExp(`notify_off_multiplier ${bad} is neither`));
   for (const good of [0, 2, 4, 0x1000]) {
