@@ -16,7 +16,7 @@
 import { Writable } from 'node:stream';
 import { VirtioConsoleDevice } from '../src/device/console/console-device.js';
 import { VirtioConsoleDriver } from '../src/driver/console/console-driver.js';
-import type { PciBus } from '../src/driver/pci-bus.js';
+import type { PciBus } from '../src/bus/pci-bus.js';
 import { Machine } from '../src/platform/machine.js';
 import { V86DriverBus } from '../src/platform/v86/v86-driver-bus.js';
 import { streamBytePort } from '../src/device/console/port-streams.js';

@@ -6,7 +6,7 @@
  */
 
 import { PassThrough, Writable } from 'node:stream';
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import { BlkDevice } from '../../src/device/blk/blk-device.js';
 import type { BlockBackend } from '../../src/device/blk/backend.js';
 import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';

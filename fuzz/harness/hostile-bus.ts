@@ -12,7 +12,7 @@
  */
 
 import { BusError } from '../../src/errors.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';

@@ -11,11 +11,11 @@
  */
 
 import { VirtioError } from '../../src/errors.js';
-import type { VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
-import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';
+import { TRANSPORT_FEATURES } from '../../src/core/device-core.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
 import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guarantees.js';

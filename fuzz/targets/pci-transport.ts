@@ -60,7 +60,8 @@ import {
   VIRTIO_PCI_QUEUE_SEL,
   VIRTIO_PCI_STATUS,
 } from '../../src/spec/virtio-pci.js';
-import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET, MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/modern-device.js';
+import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET } from '../../src/transport/pci/modern-device.js';
+import { MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/notify-cfg.js';
 import { LEGACY_BAR } from '../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
@@ -166,7 +167,7 @@ export async function run(data: Uint8Array): Promise<void> {
   const setBar = (offset: number, size: AccessSize, value: number): void => fn.barWrite(MODERN_BAR, offset, size, value);
   let mocks: MockQueue[] = [];
 
-  const queueConfigs = (): string => core.queues.map((q) => `${q.size},${q.msixVector},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`).join(';');
+  const queueConfigs = (): string => core.queues.map((q) => `${q.size},${fn.notifications.queueVector(q.index)},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`).join(';');
 
   /** One guest access under guard: nothing may throw, memory writes only where the guest allowed. */
   const allow = (): void => {
@@ -388,7 +389,7 @@ export async function run(data: Uint8Array): Promise<void> {
 
   function checkReset(): void {
     const status = core.status;
-    check(status === 0 && core.queues.every((q) => !q.enabled) && core.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${core.peekIsr()}`);
+    check(status === 0 && core.queues.every((q) => !q.enabled) && fn.notifications.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${fn.notifications.peekIsr()}`);
   }
 }
 

@@ -37,8 +37,8 @@ import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
 import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
 import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import { DriverQueue, type QueueHost } from './driver-queue.js';
-import { enumerate } from './pci/enumerate.js';
-import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from './pci-bus.js';
+import { enumerate } from '../bus/enumerate.js';
+import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 
 /** Transport and ring features this core implements; device drivers add their device-specific bits. */
 export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);

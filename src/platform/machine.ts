@@ -12,8 +12,8 @@
  * so a device never re-enters the driver from inside a register access.
  */
 
-import type { VirtioDevice } from '../device/virtio-device.js';
-import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
+import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 import { UsageError } from '../errors.js';
 import { ArrayGuestMemory, RegionGuestMemory, largestRange, rangeInside, type AddressRange, type GuestMemory } from '../memory/guest-memory.js';
 import type { DeviceHost, PciFunction } from '../pci/function.js';

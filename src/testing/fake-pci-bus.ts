@@ -8,10 +8,10 @@
 import { joinU64 } from '../memory/guest-memory.js';
 import { ArrayGuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
-import { DmaAllocator } from '../driver/dma-allocator.js';
-import { InterruptListeners } from '../driver/interrupt-listeners.js';
+import { DmaAllocator } from '../bus/dma-allocator.js';
+import { InterruptListeners } from '../bus/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,

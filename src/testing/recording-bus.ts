@@ -4,7 +4,7 @@
  * touched. Accesses are forwarded unchanged.
  */
 
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../bus/pci-bus.js';
 import type { DmaMemory } from '../memory/dma.js';
 import type { AccessSize } from '../memory/access-size.js';
 

@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readdir, readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,8 @@ export interface CliRunOptions {
   /** Written to the command's stdin once the marker is seen (after closing stdout, for EPIPE). */
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** Variables added to the command's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CliRun {
@@ -70,7 +73,7 @@ async function descendantsOf(root: number): Promise<number[]> {
 
 /** Runs `virtio-ts <args>`; see {@link CliRunOptions}. */
 export async function runCli(args: readonly string[], options: CliRunOptions): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...options.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let acted = false;
@@ -145,4 +148,16 @@ export function assertOneLineError(run: CliRun, message: RegExp, code: string): 
   assert.match(lines[0]!, /^virtio-ts: /);
   assert.match(lines[0]!, message);
   assert.ok(lines[0]!.endsWith(`(${code})`), lines[0]);
+}
+
+/** Binds UDP `port` on every address (as `boot --net-udp` does) and closes it again: the port bound; rejects when it is taken. */
+export function bindUdpOnce(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(port, '0.0.0.0', () => {
+      const bound = s.address().port;
+      s.close(() => resolve(bound));
+    });
+  });
 }

@@ -4,7 +4,7 @@
  * activate/notify as a transport would call them.
  */
 
-import type { VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
 

@@ -10,7 +10,7 @@ import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';
 import { VirtioConsoleDevice } from '../../src/device/console/console-device.js';
 import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';

@@ -4,7 +4,7 @@
  * record of what the function did to its host (INTx levels, MSI messages).
  */
 
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import type { AccessSize } from '../../src/memory/access-size.js';

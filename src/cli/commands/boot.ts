@@ -19,7 +19,7 @@ import { streamBytePort } from '../../device/console/port-streams.js';
 import { DgramNetBackend } from '../../device/net/dgram-backend.js';
 import { VirtioNetDevice } from '../../device/net/net-device.js';
 import { RngDevice } from '../../device/rng/rng-device.js';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { UsageError } from '../../errors.js';
 import { buildGuestAssets } from '../../platform/v86/assets.js';
 import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
@@ -57,18 +57,22 @@ async function bootCommand(opts: BootOptions): Promise<void> {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024) throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
 
-  // The disk is opened (and checked) before anything slow starts.
+  // The disk and the UDP socket are opened (and checked) before anything slow starts, and closed
+  // however the boot ends: an open socket would keep this process running after a failure.
   const backend: BlockBackend =
     opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+  let udp: DgramNetBackend | undefined;
   try {
-    process.exitCode = await bootWith(opts, memoryMiB, net, backend);
+    if (net !== undefined) udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
+    process.exitCode = await bootWith(opts, memoryMiB, udp, backend);
   } finally {
+    await udp?.close();
     if (backend instanceof FileBlockBackend) await backend.close();
   }
 }
 
 /** Builds the assets, boots, and connects this terminal to the shell; resolves with the exit status. */
-async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<typeof parseNetUdp> | undefined, backend: BlockBackend): Promise<number> {
+async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBackend | undefined, backend: BlockBackend): Promise<number> {
   const bar = new cliProgress.SingleBar(
     { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -95,10 +99,7 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
         }),
       ],
     ];
-    if (net !== undefined) {
-      const udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
-      devices.push(['net', new VirtioNetDevice({ backend: udp })]);
-    }
+    if (udp !== undefined) devices.push(['net', new VirtioNetDevice({ backend: udp })]);
     const mode = opts.forceLegacy ? 'transitional' : 'modern';
     let forward: ((text: string) => void) | undefined;
     const guest = await LinuxGuest.boot({

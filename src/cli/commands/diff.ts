@@ -1,6 +1,6 @@
 /**
  * `virtio-ts diff --device blk --mode modern`: QEMU's virtio-pci device and our device model of the
- * same type and mode, read by the same driver code, side by side (src/report/layout-diff.ts).
+ * same type and mode, read by the same driver code, side by side (src/cli/layout-diff.ts).
  * Differences are marked: `~` accepted (the reason follows), `!` unexplained. Exit code 1 when any
  * difference is unexplained.
  */
@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../../report/layout-diff.js';
+import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../layout-diff.js';
 import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 
 interface DiffCommandOptions {

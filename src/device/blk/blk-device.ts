@@ -58,7 +58,7 @@ import { ConfigBytes } from '../config-bytes.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
 import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
 

@@ -39,7 +39,7 @@ import {
 } from '../../spec/console.js';
 import { gatherReadable, writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { ConsoleBytePort } from './byte-port.js';
 import { ConsolePort } from './console-port.js';
 import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';

@@ -51,7 +51,7 @@ import {
 } from '../../spec/net.js';
 import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { NetBackend } from './backend.js';
 import { completeChecksum } from './checksum.js';
 import { parseNetCtrlRequest, type NetCtrlRequest } from './ctrl-request.js';

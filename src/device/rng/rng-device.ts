@@ -8,7 +8,7 @@ import { UsageError } from '../../errors.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import { webCryptoEntropy, type EntropySource } from './entropy.js';
 
 export interface RngDeviceOptions {

@@ -37,7 +37,7 @@ import {
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_SECTOR_SIZE,
 } from '../../spec/blk.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../memory/dma.js';
 import type { DmaSpan, DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
@@ -86,7 +86,17 @@ export class BlkDriver {
   ) {
     this.config = config;
     this.dma = virtio.bus.dma;
-    this.queues = queues.map((q) => new BlkRequestQueue(q, this.dma, config.sizeMax, (err) => this.failAll(err)));
+    const made: BlkRequestQueue[] = [];
+    for (const q of queues) {
+      try {
+        made.push(new BlkRequestQueue(q, this.dma, config.sizeMax, (err) => this.failAll(err)));
+      } catch (cause) {
+        // All queues' slots or none: open's clean-up frees the rings, these are the driver's own.
+        for (const m of made) m.destroy();
+        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `request queue ${q.index}: request slots for queue size ${q.size} do not fit in DMA memory`, { cause });
+      }
+    }
+    this.queues = made;
   }
 
   /**

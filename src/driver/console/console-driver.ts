@@ -12,7 +12,7 @@ import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 

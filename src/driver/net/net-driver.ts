@@ -11,7 +11,7 @@ import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 

@@ -7,7 +7,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { featureSet, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import type { DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';

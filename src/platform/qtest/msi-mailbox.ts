@@ -7,8 +7,8 @@
  * clear is folded into the one seen: interrupts are hints, the driver reads the used ring anyway).
  */
 
-import type { Bdf, InterruptEvent } from '../../driver/pci-bus.js';
-import { InterruptListeners } from '../../driver/interrupt-listeners.js';
+import type { Bdf, InterruptEvent } from '../../bus/pci-bus.js';
+import { InterruptListeners } from '../../bus/interrupt-listeners.js';
 import { b64readCommand, writeCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
 

@@ -12,9 +12,9 @@
 
 import type { AccessSize } from '../../memory/access-size.js';
 import { BusError, UsageError } from '../../errors.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../bus/pci-bus.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
-import { enumerate } from '../../driver/pci/enumerate.js';
+import { enumerate } from '../../bus/enumerate.js';
 import { GuestRamDma } from './guest-ram-dma.js';
 import { IOAPIC_QOM_PATH, ioapicInputOf, PIIX3_BDF, PIIX3_PIRQRC, PIIX3_PIRQRC_VALUE } from './intx-routing.js';
 import { MsiMailbox } from './msi-mailbox.js';

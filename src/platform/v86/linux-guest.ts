@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { V86 } from 'v86';
 import { BusError, UsageError } from '../../errors.js';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { findGuestAssets, type GuestAssets } from './assets.js';

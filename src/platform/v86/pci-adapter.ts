@@ -21,7 +21,7 @@
  */
 
 import type { V86 } from 'v86';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { BarRefusedError, UsageError, type BarRefusedCode } from '../../errors.js';
 import type { DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
 import type { AccessSize } from '../../memory/access-size.js';

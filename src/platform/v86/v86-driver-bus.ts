@@ -16,9 +16,9 @@
 
 import { createRequire } from 'node:module';
 import { V86 } from 'v86';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../bus/pci-bus.js';
 import type { DmaMemory } from '../../memory/dma.js';
-import { InterruptListeners } from '../../driver/interrupt-listeners.js';
+import { InterruptListeners } from '../../bus/interrupt-listeners.js';
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';

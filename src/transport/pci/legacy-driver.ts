@@ -6,8 +6,8 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import type { PciBar } from '../../driver/pci/bars.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBar } from '../../bus/bars.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {
@@ -27,7 +27,7 @@ import {
   VIRTIO_PCI_STATUS,
   VIRTIO_PCI_VRING_ALIGN,
 } from '../../spec/virtio-pci.js';
-import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
+import { checkDeviceConfigAccess, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 
 /** Queues a legacy header can select (QEMU's VIRTIO_QUEUE_MAX): the bound of the queue count scan. */
 export const LEGACY_QUEUE_SCAN_LIMIT = 1024;
@@ -137,14 +137,14 @@ export class LegacyDriverTransport implements DriverTransport {
     return 0;
   }
   private configAt(offset: number, size: AccessSize): number {
-    if (!Number.isInteger(offset) || offset < 0 || offset + size > this.deviceConfigSize)
-      throw new UsageError(`device config access [${offset}, +${size}) outside the ${this.deviceConfigSize} bytes of BAR0 after the header`);
+    checkDeviceConfigAccess(offset, size, this.deviceConfigSize, 'BAR0 after the header');
     return this.configOffset + offset;
   }
-  readConfig(offset: number, size: AccessSize): Promise<number> {
+  // async: a refused access rejects like a failed one, never throws at the call.
+  async readConfig(offset: number, size: AccessSize): Promise<number> {
     return this.read(this.configAt(offset, size), size);
   }
-  writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
+  async writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
     return this.write(this.configAt(offset, size), size, value);
   }
   readIsr(): Promise<number> {

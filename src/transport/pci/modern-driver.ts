@@ -6,7 +6,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import { featureWord, withFeatureWord } from '../../spec/features.js';
 import {
   VIRTIO_PCI_COMMON_CFGGENERATION,
@@ -26,7 +26,7 @@ import {
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
+import { checkDeviceConfigAccess, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 import type { ModernLayout, VirtioStructure } from './probe.js';
 
 /** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
@@ -156,10 +156,8 @@ export class ModernDriverTransport implements DriverTransport {
     return this.readCommon(VIRTIO_PCI_COMMON_CFGGENERATION, 1);
   }
   private deviceConfigAddress(offset: number, size: AccessSize): number {
-    const device = this.layout.device;
-    if (device === undefined || !Number.isInteger(offset) || offset < 0 || offset + size > device.length)
-      throw new UsageError(`device config access [${offset}, +${size}) outside the ${this.deviceConfigSize}-byte device-cfg structure`);
-    return device.address + offset;
+    checkDeviceConfigAccess(offset, size, this.deviceConfigSize, 'the device-cfg structure');
+    return this.layout.device!.address + offset;
   }
   async readConfig(offset: number, size: AccessSize): Promise<number> {
     return this.read(this.layout.device?.space, this.deviceConfigAddress(offset, size), size);

@@ -10,8 +10,8 @@
  */
 
 import { UsageError } from '../../errors.js';
-import type { MsixCapability } from '../../driver/pci/capabilities.js';
-import { formatBdf, type Bdf, type PciBus } from '../../driver/pci-bus.js';
+import type { MsixCapability } from '../../bus/capabilities.js';
+import { formatBdf, type Bdf, type PciBus } from '../../bus/pci-bus.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import {
   PCI_MSIX_ENTRY_DATA,

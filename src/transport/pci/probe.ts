@@ -17,10 +17,10 @@
  */
 
 import { ProbeError } from '../../errors.js';
-import { assignBars, type PciBar } from '../../driver/pci/bars.js';
-import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpace } from '../../driver/pci/config-space.js';
-import type { Bdf, PciBus } from '../../driver/pci-bus.js';
+import { assignBars, type PciBar } from '../../bus/bars.js';
+import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../bus/config-space-reader.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import {
   deviceTypeOfTransitionalId,
   VIRTIO_PCI_DEVICE_ID_MAX,
@@ -30,7 +30,7 @@ import {
   VIRTIO_PCI_TRANSITIONAL_ID_MIN,
   VIRTIO_PCI_VENDOR_ID,
 } from '../../spec/ids.js';
-import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from '../../spec/pci.js';
+import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_CONFIG_SPACE_SIZE, PCI_MSIX_CAP_SIZE } from '../../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_BAR_MAX,
@@ -128,7 +128,7 @@ function capName(cfgType: number): string {
 }
 
 /** Read the virtio capability at `capOffset` (fields beyond cap_len are not read). */
-export function readVirtioCap(cfg: ConfigSpace, capOffset: number): VirtioCap {
+export function readVirtioCap(cfg: ConfigSpaceSnapshot, capOffset: number): VirtioCap {
   const capLen = cfg.read8(capOffset + VIRTIO_PCI_CAP_LEN);
   const cfgType = cfg.read8(capOffset + VIRTIO_PCI_CAP_CFG_TYPE);
   return {
@@ -177,6 +177,8 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
   };
   const minCapLen = cap.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_PCI_NOTIFY_CAP_SIZE : VIRTIO_PCI_CAP_SIZE;
   if (cap.capLen < minCapLen) fail(`cap_len ${cap.capLen} is shorter than its structure (${minCapLen})`);
+  // Fields past the end of configuration space would read as invented zeroes (e.g. a multiplier of 0).
+  if (cap.capOffset + cap.capLen > PCI_CONFIG_SPACE_SIZE) fail(`cap_len ${cap.capLen} runs past the end of configuration space (${PCI_CONFIG_SPACE_SIZE} bytes)`);
   if (cap.length < rules.minLength) fail(`length ${cap.length} is below the minimum ${rules.minLength}`);
   if (cap.offset % rules.align !== 0) fail(`offset ${hex(cap.offset)} is not ${rules.align}-byte aligned`);
   // offset and length are 32-bit, so their sum is exact in a double: no wrap-around to hide behind.
@@ -188,7 +190,7 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
 }
 
 /** Whether the function offers a legacy interface (with MSI-X when it has the capability), and if not, why not. */
-function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
+function legacyInterface(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
   const id = cfg.deviceId;
   if (id < VIRTIO_PCI_TRANSITIONAL_ID_MIN || id > VIRTIO_PCI_TRANSITIONAL_ID_MAX)
     return { missing: `device ID ${hex(id)} is not transitional (${hex(VIRTIO_PCI_TRANSITIONAL_ID_MIN)}..${hex(VIRTIO_PCI_TRANSITIONAL_ID_MAX)})` };
@@ -213,7 +215,7 @@ function describeBar0(bar0: PciBar): string {
  * (common-cfg without notify-cfg or isr-cfg), ERR_PROBE_LEGACY_UNAVAILABLE (forceLegacy without a
  * legacy interface), ERR_PROBE_NO_INTERFACE (neither interface).
  */
-export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
+export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
   const { vendorId, deviceId, revision } = cfg;
   const deviceType = vendorId === VIRTIO_PCI_VENDOR_ID ? virtioDeviceType(deviceId, cfg.subsystemId) : undefined;
   if (deviceType === undefined)
@@ -227,7 +229,11 @@ export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], optio
   const ignored = new Map<number, string[]>();
   let msix: MsixCapability | undefined;
   for (const entry of walk.caps) {
-    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) msix = readMsixCapability(cfg, entry.offset);
+    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) {
+      // A truncated capability's table and PBA fields would read as invented zeroes: MSI-X is not used.
+      if (entry.offset + PCI_MSIX_CAP_SIZE > PCI_CONFIG_SPACE_SIZE) notes.push(`MSI-X cap at ${hex(entry.offset)} ignored: it runs past the end of configuration space`);
+      else msix = readMsixCapability(cfg, entry.offset);
+    }
     if (entry.id !== PCI_CAP_ID_VNDR) continue;
     const cap = readVirtioCap(cfg, entry.offset);
     if (!VIRTIO_PCI_CAP_RULES.has(cap.cfgType)) {

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { bdf, type InterruptEvent } from '../../../src/driver/pci-bus.js';
-import { sizeBars } from '../../../src/driver/pci/bars.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { enumerate } from '../../../src/driver/pci/enumerate.js';
-import { formatLspci } from '../../../src/driver/pci/lspci.js';
+import { bdf, type InterruptEvent } from '../../../src/bus/pci-bus.js';
+import { sizeBars } from '../../../src/bus/bars.js';
+import { readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { enumerate } from '../../../src/bus/enumerate.js';
+import { formatLspci } from '../../../src/driver/lspci.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';
 import { VIRTIO_ID_BALLOON, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET } from '../../../src/spec/ids.js';
 import { PCI_BASE_ADDRESS_0 } from '../../../src/spec/pci.js';

@@ -6,9 +6,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readConfigSpace, type ConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { walkCapabilities } from '../../../src/driver/pci/capabilities.js';
-import { sizeBars } from '../../../src/driver/pci/bars.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
+import { walkCapabilities } from '../../../src/bus/capabilities.js';
+import { sizeBars } from '../../../src/bus/bars.js';
 import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_MSIX_BIR_MASK, PCI_MSIX_PBA, PCI_MSIX_TABLE } from '../../../src/spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
@@ -55,7 +55,7 @@ const MODELS: ReadonlyMap<number, string> = new Map([
 ]);
 
 /** The virtio capabilities of a function as [cfg_type, bar, offset, cap_len] plus the notify multiplier. */
-function virtioCaps(cfg: ConfigSpace): Map<number, { bar: number; offset: number; len: number; multiplier: number }> {
+function virtioCaps(cfg: ConfigSpaceSnapshot): Map<number, { bar: number; offset: number; len: number; multiplier: number }> {
   const caps = new Map<number, { bar: number; offset: number; len: number; multiplier: number }>();
   for (const cap of walkCapabilities(cfg).caps) {
     if (cap.id !== PCI_CAP_ID_VNDR) continue;

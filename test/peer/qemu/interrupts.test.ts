@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InterruptEvent } from '../../../src/driver/pci-bus.js';
+import type { InterruptEvent } from '../../../src/bus/pci-bus.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { PCI_INTERRUPT_LINE } from '../../../src/spec/pci.js';
 import { VIRTIO_PCI_ISR_QUEUE } from '../../../src/spec/virtio-pci.js';

@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff } from '../../../src/report/layout-diff.js';
+import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff } from '../../../src/cli/layout-diff.js';
 import { MACHINES } from './qemu-fixture.js';
 
 for (const machine of MACHINES) {

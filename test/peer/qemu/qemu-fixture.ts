@@ -8,7 +8,7 @@ import { after } from 'node:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { QtestPciBus, type QtestPciBusOptions } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../../src/platform/qtest/qemu-process.js';
 

@@ -12,7 +12,7 @@ import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-de
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import type { BlockBackend } from '../../../src/device/blk/backend.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 import { hasFeature } from '../../../src/spec/features.js';
 
 // Numbers straight from spec 5.2 (not our constants), so a wrong constant fails here.

@@ -12,7 +12,7 @@ import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 import { usedRingSize } from '../../../src/spec/ring.js';
 
 const SECTORS = 32;

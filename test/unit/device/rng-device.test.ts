@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { RngDevice, type RngDeviceOptions } from '../../../src/device/rng/rng-device.js';
 import { webCryptoEntropy, type EntropySource } from '../../../src/device/rng/entropy.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 
 /** A deterministic entropy source: a counter stream, and a log of the sizes asked for. */
 function counterEntropy(): { source: EntropySource; produced: number[]; calls: number[] } {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import * as C from '../../../src/spec/console.js';

@@ -4,7 +4,7 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { ProbeError, UsageError } from '../../../src/errors.js';
 import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_MSI_NO_VECTOR } from '../../../src/spec/virtio-pci.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
@@ -113,11 +113,11 @@ async function loopback(msixVectors: number, interrupts?: 'auto' | 'msix' | 'int
   await queues[2]!.kick();
   assert.deepEqual(await queues[2]!.waitUsed(), [{ token: 9, len: 4 }]);
   assert.deepEqual([...out.bytes.subarray(0, 4)], [1, 2, 3, 4]);
-  const vectors = pci.core.queues.map((q) => q.msixVector);
-  const configVector = pci.core.configVector;
+  const vectors = pci.notifications.queueVectors.slice();
+  const configVector = pci.notifications.configVector;
   const plan = drv.interrupts!;
   await drv.close();
-  return { plan, vectors, configVector, afterClose: pci.core.queues.map((q) => q.msixVector) };
+  return { plan, vectors, configVector, afterClose: pci.notifications.queueVectors.slice() };
 }
 
 test('MSI-X plan: one vector per queue plus config when the table has room', async () => {

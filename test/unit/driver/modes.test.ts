@@ -7,7 +7,7 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { EntropySource } from '../../../src/device/rng/entropy.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
-import type { InterruptEvent } from '../../../src/driver/pci-bus.js';
+import type { InterruptEvent } from '../../../src/bus/pci-bus.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
 
 /** Every way a device can be offered and driven (issue 3: "Done when"). */

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import * as N from '../../../src/spec/net.js';

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assignBars, BarAllocator, sizeBars } from '../../../src/driver/pci/bars.js';
-import { enumerate } from '../../../src/driver/pci/enumerate.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { assignBars, BarAllocator, sizeBars } from '../../../src/bus/bars.js';
+import { enumerate } from '../../../src/bus/enumerate.js';
+import { readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { BusError } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { VIRTIO_CONFIG_S_FAILED } from '../../../src/spec/status.js';
 import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';

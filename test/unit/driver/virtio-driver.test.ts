@@ -200,7 +200,9 @@ test('device config: single reads, a 64-bit read, writes, and the config-change 
   assert.equal(await drv.readConfig64(0), (0xa5a5_0001n << 32n) | BigInt(LOOPBACK_MAGIC));
   const end = drv.transport.deviceConfigSize;
   assert.ok(end >= 8);
-  await assert.rejects(drv.readConfig(end - 2, 4), UsageError, 'outside the device-cfg structure');
+  // A field past what the device gives is the device's fault; a malformed offset is the caller's.
+  await assert.rejects(drv.readConfig(end - 2, 4), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG', 'outside the device-cfg structure');
+  await assert.rejects(drv.readConfig(-1, 1), UsageError);
 });
 
 test('readConfigStable retries while config_generation moves, and gives up after 16 tries', async (t) => {

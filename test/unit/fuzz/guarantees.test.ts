@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/device/virtio-device.js';
-import type { Bdf, PciBus } from '../../../src/driver/pci-bus.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/core/virtio-device.js';
+import type { Bdf, PciBus } from '../../../src/bus/pci-bus.js';
 import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
@@ -157,7 +157,7 @@ test('queue_select beyond num_queues: the absent queue reads as absent and no wr
   const h = new ModernHarness({ queueMaxSizes: [8, 16] }).enableBar();
   h.negotiate();
   assert.equal(h.common(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
-  const configs = (): string => JSON.stringify(h.fn.core.queues.map((q) => [q.size, q.msixVector, q.enabled, q.ringAddress('desc'), q.ringAddress('driver'), q.ringAddress('device')]));
+  const configs = (): string => JSON.stringify(h.fn.core.queues.map((q) => [q.size, h.fn.notifications.queueVector(q.index), q.enabled, q.ringAddress('desc'), q.ringAddress('driver'), q.ringAddress('device')]));
   const before = configs();
   for (const sel of [2, 3, 0x7fff, 0xffff]) {
     h.setCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
@@ -186,7 +186,7 @@ test('a guest fault sets DEVICE_NEEDS_RESET with a config interrupt and stops th
   machine.memory.write16(avail + 2, (machine.memory.read16(avail + 2) + 9) & 0xffff);
   fn.core.notify(0);
   assert.equal(fn.core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
-  assert.equal(fn.core.peekIsr() & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
+  assert.equal(fn.notifications.peekIsr() & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
   assert.ok(fn.core.fault instanceof QueueFaultError && fn.core.fault.code === 'ERR_QUEUE_AVAIL_INDEX');
   // The driver sees the device stopped: its next request fails with NEEDS_RESET, not a hang.
   await assert.rejects(rng.read(4), deviceFault('ERR_DEVICE_NEEDS_RESET'));

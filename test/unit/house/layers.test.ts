@@ -44,7 +44,7 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
   const expected: [string, string, string][] = [
     ['spec-imports-nothing', 'src/spec/ids.ts', 'src/errors.ts'],
     ['memory-imports-only-spec', 'src/memory/guest-memory.ts', 'src/queue/types.ts'],
-    ['queue-no-transport-driver-device-platform', 'src/queue/types.ts', 'src/device/virtio-device.ts'],
+    ['queue-no-transport-driver-device-platform', 'src/queue/types.ts', 'src/device/chain-bytes.ts'],
     ['device-no-pci-transport-driver-platform', 'src/device/rng/entropy.ts', 'src/transport/pci/probe.ts'],
     ['driver-no-device', 'src/driver/rng/rng-driver.ts', 'src/device/rng/rng-device.ts'],
     ['platform-only-from-cli', 'src/device/rng/rng-device.ts', 'src/platform/machine.ts'],
@@ -56,7 +56,7 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
   ];
   plant('spec/ids.ts', "import '../errors.js';");
   plant('memory/guest-memory.ts', "import '../queue/types.js';");
-  plant('queue/types.ts', "import '../device/virtio-device.js';");
+  plant('queue/types.ts', "import '../device/chain-bytes.js';");
   plant('device/rng/entropy.ts', "import '../../transport/pci/probe.js';");
   plant('driver/rng/rng-driver.ts', "import '../../device/rng/rng-device.js';");
   plant('device/rng/rng-device.ts', "import '../../platform/machine.js';");

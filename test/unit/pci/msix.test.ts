@@ -72,7 +72,7 @@ test('MSI-X entries start masked: an event sets the pending bit, unmasking the v
   f.fn.barWrite(1, PBA, 4, 0xffff_ffff);
   assert.equal(f.pba(), 0);
   // ISR is still set, as QEMU does; INTx stays silent.
-  assert.equal(f.fn.core.peekIsr() & 2, 2);
+  assert.equal(f.fn.notifications.peekIsr() & 2, 2);
   assert.deepEqual(f.intx, []);
 });
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
+import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
 import { UsageError } from '../../../src/errors.js';
 
 test('aligned first fit; the freed space is reused', () => {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { assignBars } from '../../../src/driver/pci/bars.js';
+import { assignBars } from '../../../src/bus/bars.js';
 import { GuestMemoryError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Machine, HIGH_RAM_BASE, MACHINE_MEM64_WINDOW, MSI_ADDRESS_BASE } from '../../../src/platform/machine.js';
-import { bdf, type InterruptEvent } from '../../../src/driver/pci-bus.js';
+import { bdf, type InterruptEvent } from '../../../src/bus/pci-bus.js';
 import type { DeviceHost } from '../../../src/pci/function.js';
 import { ConfigSpace } from '../../../src/pci/config-space.js';
 import { PciEndpoint } from '../../../src/pci/endpoint.js';

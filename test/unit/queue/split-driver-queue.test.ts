@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../../src/errors.js';
 import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
-import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
+import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';

@@ -12,7 +12,7 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import { createMemoryNetPair } from '../../../src/device/net/memory-pair.js';
-import type { VirtioDevice } from '../../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../../src/core/virtio-device.js';
 import { LOOPBACK_MAGIC, LoopbackDevice } from '../../helpers/loopback-device.js';
 import { UsageError } from '../../../src/errors.js';
 import * as spec from '../../../src/spec/virtio-pci.js';
@@ -105,7 +105,7 @@ test('legacy header with MSI-X enabled: vectors at 20 and 22, device config move
   io.w(HEADER.queueSel, 2, 1);
   io.w(HEADER.queueVector, 2, 1);
   assert.equal(io.r(HEADER.queueVector, 2), 1);
-  assert.equal(fn.core.queues[1]!.msixVector, 1);
+  assert.equal(fn.notifications.queueVector(1), 1);
   // A vector beyond the 3-entry table cannot be mapped: NO_VECTOR reads back.
   io.w(HEADER.queueVector, 2, 3);
   assert.equal(io.r(HEADER.queueVector, 2), 0xffff);
@@ -121,7 +121,7 @@ test('legacy queue vector of a queue that does not exist reads VIRTIO_MSI_NO_VEC
     io.w(HEADER.queueVector, 2, 1);
     assert.equal(io.r(HEADER.queueVector, 2), 0xffff, `queue ${sel}`);
   }
-  assert.deepEqual(fn.core.queues.map((q) => q.msixVector), [0xffff, 0xffff], 'no existing queue took the vector');
+  assert.deepEqual(fn.notifications.queueVectors, [0xffff, 0xffff], 'no existing queue took the vector');
 });
 
 test('legacy notify: the whole written value names the queue, so a 4-byte 0x10000 notifies nothing (as QEMU)', () => {

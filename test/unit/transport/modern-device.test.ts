@@ -365,7 +365,7 @@ test('reset (status 0) returns queues, features, ISR, vectors and selects to pow
   assert.equal(h.status, 0);
   assert.equal(h.device.resets, resets + 1);
   assert.deepEqual(h.intx, [true, false], 'reset deasserts INTx');
-  assert.equal(h.fn.core.peekIsr(), 0);
+  assert.equal(h.fn.notifications.peekIsr(), 0);
   assert.equal(h.fn.core.driverFeatures, 0n);
   for (const name of ['device_feature_select', 'driver_feature_select'] as const) assert.equal(h.common(off(name), 4), 0, name);
   assert.equal(h.common(off('queue_select'), 2), 0);
@@ -385,7 +385,7 @@ test('reset: a config change the device makes while resetting raises no interrup
   h.setStatus(0);
   assert.notEqual(h.common(off('config_generation'), 1), gen, 'the loopback device clears its scratch on reset');
   assert.deepEqual(h.intx, [], 'no interrupt for a reset device');
-  assert.equal(h.fn.core.peekIsr(), 0);
+  assert.equal(h.fn.notifications.peekIsr(), 0);
 });
 
 test('a ring outside guest memory: DRIVER_OK, then DEVICE_NEEDS_RESET and a config interrupt', () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModernDriverTransport, notifyAddress } from '../../../src/transport/pci/modern-driver.js';
 import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
@@ -130,8 +130,12 @@ test('status, generation, ISR, device config and vectors use their fields at the
     ],
   );
   assert.equal(t.deviceConfigSize, 0x1000);
-  await assert.rejects(t.readConfig(0xffe, 4), UsageError);
+  // Past the structure the device gives: its fault, and no access is made; a malformed offset: the caller's.
+  bus.log.length = 0;
+  await assert.rejects(t.readConfig(0xffe, 4), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
+  await assert.rejects(t.writeConfig(0x1000, 1, 0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
   await assert.rejects(t.readConfig(-1, 1), UsageError);
+  assert.deepEqual(bus.log, []);
 });
 
 test('reset writes 0 and waits, bounded, for device_status to read 0', async () => {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decideTransport, probe, virtioDeviceType, type ProbeResult } from '../../../src/transport/pci/probe.js';
-import { ConfigSpace } from '../../../src/driver/pci/config-space.js';
+import { ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
 import { ProbeError, type ProbeErrorCode } from '../../../src/errors.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import {
   VIRTIO_PCI_CAP_COMMON_CFG,
   VIRTIO_PCI_CAP_DEVICE_CFG,
@@ -102,7 +102,7 @@ test('a legacy BAR0 smaller than the legacy header is no legacy interface (the d
   await probeFails(tiny(), 'ERR_PROBE_LEGACY_UNAVAILABLE', /BAR0 \(16 ports\) is smaller than the legacy header/, { forceLegacy: true });
   // With MSI-X the header has the two vector registers too: 24 bytes (4.1.4.10).
   const withMsix = tiny().bar(1, { kind: 'memory', size: 0x1000 }).msix(2, 1, 0, 0x800).build();
-  const cfg = new ConfigSpace(withMsix.config);
+  const cfg = new ConfigSpaceSnapshot(withMsix.config);
   const bar0 = { index: 0, kind: 'io', is64: false, prefetchable: false, base: 0xc000 } as const;
   const bar1 = { index: 1, kind: 'memory', is64: false, prefetchable: false, size: 0x1000, base: 0xe000_0000 } as const;
   assert.throws(() => decideTransport(cfg, [{ ...bar0, size: 20 }, bar1]), (e: unknown) => e instanceof ProbeError && /BAR0 \(20 ports\) is smaller than the legacy header \(24 bytes with MSI-X\)/.test(e.message));
@@ -198,6 +198,29 @@ test('too-short structures and capabilities are rejected', async () => {
   await probeFails(withCaps([COMMON, NOTIFY, ISR, { ...DEVICE, length: 0 }]), 'ERR_PROBE_BAD_CAPABILITY', /device-cfg .*length 0 is below the minimum 1/);
   await probeFails(withCaps([{ ...COMMON, capLen: 12 }, NOTIFY, ISR]), 'ERR_PROBE_BAD_CAPABILITY', /cap_len 12 is shorter than its structure \(16\)/);
   await probeFails(withCaps([COMMON, { ...NOTIFY, capLen: 16 }, ISR]), 'ERR_PROBE_BAD_CAPABILITY', /cap_len 16 is shorter than its structure \(20\)/);
+});
+
+test('a capability running past the end of configuration space is rejected, not read as zeroes', async () => {
+  // notify-cfg moved to 0xf0: its cap_len 20 ends at 0x104, so notify_off_multiplier (at 0x100) does not exist.
+  const b = withCaps([COMMON, ISR, NOTIFY]).pointer(1, 0xf0);
+  const built = b.build();
+  built.config.copyWithin(0xf0, b.capOffset(2), b.capOffset(2) + 16);
+  built.config[0xf0 + 1] = 0; // the end of the list
+  const bus = new FakePciBus();
+  bus.add(FN, built);
+  await assert.rejects(probe(bus, FN), (e: unknown) => e instanceof ProbeError && e.code === 'ERR_PROBE_BAD_CAPABILITY' && /notify-cfg cap at 0xf0 .*cap_len 20 runs past the end of configuration space \(256 bytes\)/.test(e.message));
+});
+
+test('an MSI-X capability running past the end of configuration space is not used (its table and PBA fields do not exist)', async () => {
+  const b = withCaps([COMMON, ISR, NOTIFY]).msix(3, 4, 0x3800, 0x3c00).pointer(2, 0xf8);
+  const built = b.build();
+  built.config.copyWithin(0xf8, b.capOffset(3), b.capOffset(3) + 8); // ID, next, control, table; PBA would be at 0x100
+  built.config[0xf8 + 1] = 0;
+  const bus = new FakePciBus();
+  bus.add(FN, built);
+  const result = await probe(bus, FN);
+  assert.equal(result.msix, undefined);
+  assert.ok(result.notes.some((n) => /MSI-X cap at 0xf8 ignored: it runs past the end of configuration space/.test(n)), result.notes.join('; '));
 });
 
 test('notify_off_multiplier must be 0 or an even power of 2', async () => {

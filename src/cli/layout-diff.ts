@@ -16,11 +16,11 @@ import { VirtioConsoleDevice } from '../device/console/console-device.js';
 import { createMemoryNetPair } from '../device/net/memory-pair.js';
 import { VirtioNetDevice } from '../device/net/net-device.js';
 import { RngDevice } from '../device/rng/rng-device.js';
-import type { VirtioDevice } from '../device/virtio-device.js';
-import { readMsixCapability, walkCapabilities } from '../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpace } from '../driver/pci/config-space.js';
-import { sizeBars, type PciBar } from '../driver/pci/bars.js';
-import { bdf, type Bdf, type PciBus } from '../driver/pci-bus.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
+import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
+import { sizeBars, type PciBar } from '../bus/bars.js';
+import { bdf, type Bdf, type PciBus } from '../bus/pci-bus.js';
 import { VirtioDriver } from '../driver/virtio-driver.js';
 import { ProbeError, UsageError } from '../errors.js';
 import { makeTempDir } from '../platform/cleanup.js';
@@ -231,7 +231,7 @@ function describeBar(bar: PciBar): string {
 }
 
 /** The header, capability and MSI-X facts of a config space snapshot. */
-function headerFacts(cfg: ConfigSpace, put: (section: string, field: string, value: string) => void): void {
+function headerFacts(cfg: ConfigSpaceSnapshot, put: (section: string, field: string, value: string) => void): void {
   put('header', 'vendor:device', `${hex(cfg.vendorId, 4)}:${hex(cfg.deviceId, 4)}`);
   put('header', 'revision', hex(cfg.revision, 2));
   put('header', 'class', hex(cfg.classCode, 6));

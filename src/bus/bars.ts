@@ -3,9 +3,9 @@
  * from the bus's address windows, as a BIOS would do it.
  */
 
-import { BusError } from '../../errors.js';
-import { joinU64, splitU64 } from '../../memory/guest-memory.js';
-import type { DecodedBar } from '../../pci/function.js';
+import { BusError } from '../errors.js';
+import { joinU64, splitU64 } from '../memory/guest-memory.js';
+import type { DecodedBar } from '../pci/function.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_IO_MASK,
@@ -18,8 +18,8 @@ import {
   PCI_COMMAND_MASTER,
   PCI_COMMAND_MEMORY,
   PCI_NUM_BARS,
-} from '../../spec/pci.js';
-import type { Bdf, BusResources, PciBus } from '../pci-bus.js';
+} from '../spec/pci.js';
+import type { Bdf, BusResources, PciBus } from './pci-bus.js';
 
 /** A BAR as found by sizing: kind, size and the base it is programmed to (0 = not yet assigned). */
 export type PciBar = DecodedBar;
