@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { VIRTIO_BLK_CONFIG_NUM_QUEUES, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_SIZE_MAX } from '../../../src/spec/blk.js';
 import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG } from '../../../src/spec/virtio-pci.js';

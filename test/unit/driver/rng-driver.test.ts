@@ -4,7 +4,7 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { EntropySource } from '../../../src/device/rng/entropy.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { VirtioError } from '../../../src/errors.js';
 import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LegacyDriverTransport } from '../../../src/transport/pci/legacy-driver.js';
 import { probe } from '../../../src/transport/pci/probe.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import { VIRTIO_PCI_CONFIG_OFF_NO_MSIX } from '../../../src/spec/virtio-pci.js';
 import { ConfigSpaceBuilder } from '../../../src/testing/config-space-builder.js';
