@@ -82,6 +82,7 @@ export { probe, decideTransport, type ProbeOptions, type ProbeResult } from './t
 export type { LegacyProbe, ModernLayout, ModernProbe, VirtioStructure } from './transport/pci/probe.js';
 export type { DriverTransport } from './transport/pci/driver-transport.js';
 export type { QueueAddresses } from './transport/pci/driver-transport.js';
+export { checkDeviceConfigAccess } from './transport/pci/driver-transport.js';
 export type { InterruptMode, InterruptPlan, MsiRoute } from './transport/pci/msix-driver.js';
 export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
 export type { QueueOptions } from './driver/virtio-driver.js';
