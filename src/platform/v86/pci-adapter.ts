@@ -90,18 +90,15 @@ export interface V86PciAdapterOptions {
    * console.warn: v86 keeps no log of its own outside its debug build).
    */
   readonly warn?: (message: string) => void;
-}
-
-/** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
-export const FIRST_FREE_DEVFN = 13 << 3;
-
-export interface V86PciAdapterOptions {
   /**
    * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
    * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
    */
   readonly memoryMap?: V86MemoryMap;
 }
+
+/** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
+export const FIRST_FREE_DEVFN = 13 << 3;
 
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
