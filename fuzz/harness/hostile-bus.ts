@@ -9,9 +9,14 @@
  * Every bus operation counts against OPERATION_BUDGET: a driver that loops without end (even one
  * that yields only to microtasks, starving timers) exhausts it, the operation then throws, and the
  * harness reports a hang instead of freezing.
+ *
+ * An {@link Adversary} adds targeted, persistent lies that a byte-per-access stream cannot express
+ * cheaply: config-space fields that always read a chosen value (MSI-X table/PBA offsets, BAR sizes or
+ * pre-programmed BAR addresses), a DMA allocation that fails midway, and a flood of used elements
+ * (thousands of short receive buffers returned at once).
  */
 
-import { BusError } from '../../src/errors.js';
+import { BusError, UsageError } from '../../src/errors.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
@@ -22,6 +27,60 @@ import type { FuzzInput } from '../engine/input.js';
 const MASK: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 /** Bus operations one run may make; an honest open/read/write/close needs a few thousand. */
 export const OPERATION_BUDGET = 10_000;
+
+/** Config-space bytes [offset, offset + 4) read as `value`, on the reads `when` says. */
+export interface ConfigOverride {
+  /** 'sizing': only while the dword's last write was all-ones (a BAR size); 'address': only otherwise. */
+  readonly when: 'always' | 'sizing' | 'address';
+  readonly offset: number;
+  readonly value: number;
+}
+
+/** Persistent lies of one run (see the file comment). */
+export interface Adversary {
+  /** The n-th DMA allocation (1-based) throws as an exhausted allocator does; 0: none. */
+  readonly failAllocAt: number;
+  /** With failAllocAt: every later allocation fails too. */
+  readonly failAllocAfter: boolean;
+  readonly overrides: readonly ConfigOverride[];
+  /**
+   * At the `floodAt`-th two-byte refresh (a used.idx, or an event field under EVENT_IDX; 1-based; 0:
+   * never), the field moves on by `floodCount` and the used elements the driver then reads name
+   * heads 0, 1, 2, ... with len `floodLen`.
+   */
+  readonly floodAt: number;
+  readonly floodCount: number;
+  readonly floodLen: number;
+}
+
+export const NO_ADVERSARY: Adversary = { failAllocAt: 0, failAllocAfter: false, overrides: [], floodAt: 0, floodCount: 0, floodLen: 0 };
+
+/** Capability id whose position an override offset may be relative to (decodeAdversary). */
+const CAP_RELATIVE = 0x8000;
+
+/**
+ * An Adversary from the input: failAlloc u8 (bit 7: and every later one), override count u8 (% 4)
+ * and per override mode u8 (% 3: always, sizing, address), offset u16 (bit 15 set: offset & 0xff
+ * from capability id (offset >> 8) & 0x7f, as the honest device lays it out), value u32; floodAt u8,
+ * floodCount u16, floodLen u8.
+ */
+export function decodeAdversary(input: FuzzInput, capabilities: ReadonlyMap<number, number>): Adversary {
+  const fail = input.u8();
+  const overrides: ConfigOverride[] = [];
+  for (let n = input.u8() % 4; n > 0; n--) {
+    const when = (['always', 'sizing', 'address'] as const)[input.u8() % 3]!;
+    const raw = input.u16();
+    const value = input.u32();
+    const offset = raw & CAP_RELATIVE ? (capabilities.get((raw >> 8) & 0x7f) ?? 0) + (raw & 0xff) : raw & 0xfff;
+    overrides.push({ when, offset, value });
+  }
+  return { failAllocAt: fail & 0x7f, failAllocAfter: (fail & 0x80) !== 0, overrides, floodAt: input.u8(), floodCount: input.u16(), floodLen: input.u8() };
+}
+
+/** Encodes an override offset relative to capability `id` (for seeds). */
+export function capRelative(id: number, offset: number): number {
+  return CAP_RELATIVE | (id << 8) | offset;
+}
 
 /** Thrown by the bus once the budget is gone: a hang finding, whoever catches it first. */
 export class OperationBudgetExceeded extends GuaranteeViolation {
@@ -38,13 +97,20 @@ export class HostileBus implements PciBus {
   operations = 0;
   /** Set once the operation budget ran out (the driver loops without end). */
   exhausted = false;
+  /** DMA allocations made to fail (the Adversary's), not counted in `tampered`. */
+  allocFailures = 0;
+  /** DMA bytes the driver allocated through this bus and has not freed. */
+  dmaOutstanding = 0;
   /** After close() every operation fails, as on a remote bus whose peer is gone. */
   private closed = false;
+  /** Config dwords whose last write was all-ones (BAR sizing in progress). */
+  private readonly sizing = new Set<number>();
 
   constructor(
     private readonly inner: PciBus,
     memory: GuestMemory,
     private readonly input: FuzzInput,
+    readonly adversary: Adversary = NO_ADVERSARY,
   ) {
     this.dma = new HostileDma(inner.dma, memory, input, this);
   }
@@ -81,11 +147,29 @@ export class HostileBus implements PciBus {
 
   async configRead(fn: Bdf, offset: number, size: AccessSize): Promise<number> {
     this.spend();
-    return this.answer(await this.inner.configRead(fn, offset, size), size);
+    return this.answer(this.overridden(offset, size, await this.inner.configRead(fn, offset, size)), size);
   }
   async configWrite(fn: Bdf, offset: number, size: AccessSize, value: number): Promise<void> {
     this.spend();
+    if (size === 4 && value >>> 0 === 0xffff_ffff) this.sizing.add(offset);
+    else this.sizing.delete(offset & ~3);
     if (!this.dropped()) await this.inner.configWrite(fn, offset, size, value);
+  }
+  /** The Adversary's config-space lies applied to the bytes of one read. */
+  private overridden(offset: number, size: AccessSize, value: number): number {
+    let out = value;
+    for (const o of this.adversary.overrides) {
+      if (o.when !== 'always' && this.sizing.has(o.offset & ~3) !== (o.when === 'sizing')) continue;
+      for (let i = 0; i < size; i++) {
+        const k = offset + i - o.offset;
+        if (k < 0 || k > 3) continue;
+        const shift = 8 * i;
+        out = (out & ~(0xff << shift)) | (((o.value >>> (8 * k)) & 0xff) << shift);
+      }
+    }
+    out = (out & MASK[size]) >>> 0;
+    if (out !== value) this.tampered++;
+    return out;
   }
   async memRead(addr: number, size: AccessSize): Promise<number> {
     this.spend();
@@ -116,6 +200,12 @@ export class HostileBus implements PciBus {
 }
 
 class HostileDma implements DmaMemory {
+  private allocs = 0;
+  private usedIdxRefreshes = 0;
+  /** Flood elements still to write (set when used.idx was flooded), and the next head to name. */
+  private floodLeft = 0;
+  private floodHead = 0;
+
   constructor(
     private readonly inner: DmaMemory,
     private readonly memory: GuestMemory,
@@ -124,10 +214,20 @@ class HostileDma implements DmaMemory {
   ) {}
 
   alloc(size: number, align: number): DmaBuffer {
-    return this.inner.alloc(size, align);
+    const { failAllocAt, failAllocAfter } = this.bus.adversary;
+    const n = ++this.allocs;
+    if (failAllocAt !== 0 && (n === failAllocAt || (failAllocAfter && n > failAllocAt))) {
+      this.bus.allocFailures++;
+      // What an exhausted DmaAllocator throws.
+      throw new UsageError(`DMA memory exhausted: allocation ${n} of ${size} bytes refused by the hostile bus`);
+    }
+    const buffer = this.inner.alloc(size, align);
+    this.bus.dmaOutstanding += buffer.bytes.byteLength;
+    return buffer;
   }
   free(buffer: DmaBuffer): void {
     this.inner.free(buffer);
+    this.bus.dmaOutstanding -= buffer.bytes.byteLength;
   }
   async flush(addr: number, len: number): Promise<void> {
     // async: a failing bus rejects, as a remote one would, rather than throwing at the call.
@@ -139,6 +239,7 @@ class HostileDma implements DmaMemory {
   async refresh(addr: number, len: number): Promise<void> {
     this.bus.spend();
     await this.inner.refresh(addr, len);
+    if (this.flood(addr, len)) return;
     const d = this.input.u8();
     if (d < 0xd0 || !this.memory.contains(addr, len)) return;
     this.bus.tampered++;
@@ -151,5 +252,24 @@ class HostileDma implements DmaMemory {
         m.write32(at + 4, d & 2 ? this.input.u16() : this.input.u32());
       }
     } else m.write(addr, this.input.bytes(Math.min(len, 4096)));
+  }
+
+  /** The Adversary's flood of used elements; whether it rewrote this range. */
+  private flood(addr: number, len: number): boolean {
+    const { floodAt, floodCount, floodLen } = this.bus.adversary;
+    if (floodAt === 0 || !this.memory.contains(addr, len)) return false;
+    const m = this.memory;
+    if (len === 2 && ++this.usedIdxRefreshes === floodAt) {
+      m.write16(addr, (m.read16(addr) + floodCount) & 0xffff);
+      this.floodLeft = floodCount;
+      this.bus.tampered++;
+      return true;
+    }
+    if (this.floodLeft === 0 || len % 8 !== 0) return false;
+    for (let at = addr; at < addr + len && this.floodLeft > 0; at += 8, this.floodLeft--) {
+      m.write32(at, this.floodHead++);
+      m.write32(at + 4, floodLen);
+    }
+    return true;
   }
 }

@@ -12,6 +12,8 @@ export class WatchedQueue implements DeviceQueue {
   /** Writable bytes of each chain in flight, by head. */
   readonly inFlight = new Map<number, number>();
   readonly problems: string[] = [];
+  /** Set once the device's reset has completed: the queue belongs to a finished life. */
+  private retired = false;
 
   constructor(
     private readonly inner: DeviceQueue,
@@ -25,7 +27,13 @@ export class WatchedQueue implements DeviceQueue {
     return this.inner.size;
   }
 
+  /** The reset that ended this queue's life has completed: any later pop or used element is a finding. */
+  retire(): void {
+    this.retired = true;
+  }
+
   pop(): DescriptorChain | null {
+    if (this.retired) this.problems.push(`queue ${this.index}: popped after the reset that ended its life completed`);
     const chain = this.inner.pop();
     if (chain === null) return null;
     this.inFlight.set(chain.head, chain.writableBytes);
@@ -34,6 +42,7 @@ export class WatchedQueue implements DeviceQueue {
   }
 
   pushUsed(head: number, len: number): void {
+    if (this.retired) this.problems.push(`queue ${this.index}: used element for head ${head} after the reset that ended its life completed`);
     const writable = this.inFlight.get(head);
     if (writable === undefined) this.problems.push(`queue ${this.index}: used element for head ${head}, which the device never popped`);
     else if (len > writable) this.problems.push(`queue ${this.index}: used len ${len} for head ${head} with ${writable} writable bytes`);

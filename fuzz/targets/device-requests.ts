@@ -4,14 +4,22 @@
  * virtio_net_hdr + frames, net control commands, console control messages and port data), host
  * input, guest memory corruption, config accesses and resets.
  *
+ * Also: blk whose backend operations wait until the input releases them (Drain), in any order, with
+ * success or an I/O error, across resets (a reset completes only when they have settled; until then
+ * the driver's writes are not passed on, as the transport ignores them); a console whose host
+ * streams never drain.
+ *
  * Guarantees checked: queueNotify and the config accessors throw nothing but our typed errors; a
  * fault reaches needsReset only as a typed error; the device writes only the used ring and the
  * writable buffers of chains it popped; every used element names a chain the device popped, with a
- * len no larger than its writable bytes; after reset and a fresh activation the device serves again.
+ * len no larger than its writable bytes; after reset and a fresh activation the device serves again;
+ * once a reset has completed nothing of the old life touches guest memory or its queues (each life's
+ * rings live in their own half of memory, so a late write lands where nothing may be written); no
+ * byte goes to a host stream after it reported itself full.
  */
 
 import { VirtioError } from '../../src/errors.js';
-import type { VirtioDeviceHost } from '../../src/core/virtio-device.js';
+import type { ResetCompletion, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
@@ -27,10 +35,11 @@ import { WatchedQueue } from '../harness/watched-queue.js';
 
 export const description = 'device models fed arbitrary requests (blk, net hdr/ctrl, console control/data, rng) through MockQueues';
 
-/** Every zoo device, and blk with a backend that completes later (requests in flight across resets). */
-const KINDS: readonly ZooKind[] = [...ZOO_KINDS, 'blk-async'];
+/** Every zoo device, blk with backends that complete later (requests in flight across resets), and a console whose host never drains. */
+const KINDS: readonly ZooKind[] = [...ZOO_KINDS, 'blk-async', 'blk-held', 'console-stuck'];
 const MEM_BASE = 0x4000_0000;
 const REGION = 0x1000;
+/** Regions of one device life (one per queue); lives alternate between two such halves. */
 const REGIONS = 6;
 /** op u8, queue u8, a u16, b u32. */
 const RECORD = 8;
@@ -69,20 +78,48 @@ export async function run(data: Uint8Array): Promise<void> {
   const wanted = BigInt(input.u32()) | bit(VIRTIO_F_VERSION_1) | (BigInt(input.u8() & 3) << BigInt(VIRTIO_F_INDIRECT_DESC));
   let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
   if (device.acceptFeatures?.(features) === false) features = bit(VIRTIO_F_VERSION_1);
-  const mem = new GuardedMemory(REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
+  const mem = new GuardedMemory(2 * REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
   const host = new Host(mem);
   device.attach(host);
   const nq = device.queueMaxSizes.length;
   let mocks: MockQueue[] = [];
   let queues: WatchedQueue[] = [];
+  /** Device lives so far; life n has its rings in half n % 2. */
+  let life = 0;
+  let lifeBase = MEM_BASE;
+  /** A reset waiting for backend operations of the old life to settle, and whether they have. */
+  let resetting: Promise<void> | undefined;
+  let resetSettled = false;
 
-  /** The guest lays out fresh rings (unguarded), then the transport activates the device (guarded). */
+  /** The guest lays out fresh rings (unguarded) in this life's half, then the transport activates the device (guarded). */
   const activate = async (): Promise<void> => {
     mem.inner.bytes.fill(0);
-    mocks = Array.from({ length: nq }, (_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(i * REGION, (i + 1) * REGION), MEM_BASE + i * REGION), base: MEM_BASE + i * REGION, seed: i + 7 }));
+    lifeBase = MEM_BASE + (life % 2) * REGION * REGIONS;
+    const offset = lifeBase - MEM_BASE;
+    mocks = Array.from({ length: nq }, (_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(offset + i * REGION, offset + (i + 1) * REGION), lifeBase + i * REGION), base: lifeBase + i * REGION, seed: i + 7 }));
     queues = mocks.map((mq, i) => new WatchedQueue(mq.deviceQueue({ index: i, eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX), indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC) }), mem));
     mem.clearAllowed();
     await guarded('activate', () => device.activate({ features, queues }));
+  };
+
+  /** The reset has completed: the old life's queues are retired (any later use is a finding) and a new life starts in the other half. */
+  const newLife = async (): Promise<void> => {
+    for (const q of queues) q.retire();
+    retired.push(...queues);
+    resetting = undefined;
+    life++;
+    await activate();
+  };
+
+  /** A reset: complete at once, or once the old life's backend operations have settled. */
+  const reset = async (): Promise<void> => {
+    let completion: ResetCompletion = undefined;
+    await guarded('reset', () => void (completion = device.reset()));
+    if (completion === undefined) return newLife();
+    resetSettled = false;
+    resetting = (completion as Promise<void>).then(() => void (resetSettled = true));
+    await guarded('reset settling', turn);
+    if (resetSettled) await newLife();
   };
 
   /** A device call under guard: typed errors only, writes only where allowed, used elements checked. */
@@ -93,9 +130,13 @@ export async function run(data: Uint8Array): Promise<void> {
     if (r instanceof Promise) await expectTyped(what, [VirtioError], () => r);
     const problems = mem.problems();
     if (problems.length > 0) throw new GuaranteeViolation('memory-outside', `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`);
-    const queueProblems = [...host.problems, ...queues.flatMap((q) => q.problems)];
+    const queueProblems = [...host.problems, ...retired.flatMap((q) => q.problems), ...queues.flatMap((q) => q.problems)];
     if (queueProblems.length > 0) throw new GuaranteeViolation(queueProblems[0]!.startsWith('needsReset') ? 'escaped-exception' : 'contract', `${what}: ${queueProblems.join('; ')}`);
+    const pastFull = zoo.writesPastFull?.() ?? 0;
+    if (pastFull > 0) throw new GuaranteeViolation('memory-growth', `${what}: ${pastFull} bytes written to a host stream after it reported itself full`);
   };
+  /** Queues of lives whose reset completed: nothing may use them again. */
+  const retired: WatchedQueue[] = [];
 
   await activate();
   for (let n = 0; n < MAX_OPS && !input.done; n++) {
@@ -118,6 +159,7 @@ export async function run(data: Uint8Array): Promise<void> {
         break;
       }
       case Op.Notify:
+        if (resetting) break; // the transport does not pass driver writes on while a reset settles
         await guarded('queueNotify', () => device.queueNotify(qi, hi & 1 ? b : undefined));
         break;
       case Op.HostInput: {
@@ -128,19 +170,26 @@ export async function run(data: Uint8Array): Promise<void> {
         break;
       }
       case Op.Drain:
-        await guarded('drain', () => new Promise<void>((resolve) => setImmediate(resolve)));
+        // With held backend operations: first release (a & 7) of them, picked by b, failing with an I/O error when hi & 2.
+        await guarded('drain', async () => {
+          const held = zoo.held;
+          for (let k = 0; held !== undefined && k < (a & 7) && held.pending.length > 0; k++) {
+            const [op] = held.pending.splice(((b >>> (4 * k)) & 0xf) % held.pending.length, 1);
+            op!.release((hi & 2) === 0);
+          }
+          await turn();
+        });
         break;
       case Op.Poke: {
-        const at = MEM_BASE + (((qi << 16) | a) % (REGION * REGIONS - 4));
+        const at = lifeBase + (((qi << 16) | a) % (REGION * REGIONS - 4));
         mem.inner.write32(at, b);
         break;
       }
       case Op.Reset:
-        await guarded('reset', () => device.reset());
-        await activate();
+        if (!resetting) await reset();
         break;
       case Op.Config: {
-        if (device.configSize === 0) break;
+        if (device.configSize === 0 || (resetting && hi & 8)) break;
         const size = ([1, 2, 4] as const)[hi % 3]!;
         if (device.configSize < size) break;
         const offset = a % (device.configSize - size + 1);
@@ -153,9 +202,24 @@ export async function run(data: Uint8Array): Promise<void> {
         mocks[qi]!.readUsed();
         break;
     }
+    if (resetting && resetSettled) await newLife();
   }
-  await guarded('final drain', () => new Promise<void>((resolve) => setImmediate(resolve)));
+  // Whatever the backend still holds completes; a reset still settling then completes, and the new life is checked once more.
+  await guarded('final drain', async () => {
+    zoo.held?.releaseAll();
+    await turn();
+  });
+  if (resetting) {
+    await resetting;
+    await newLife();
+  }
+  await guarded('final drain', turn);
   check(zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000, 'memory-growth', () => `device sent ${zoo.hostOutputBytes()} bytes to the host from a ${data.length}-byte input`);
+}
+
+/** One event-loop turn: backend completions scheduled for it run. */
+function turn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 // ---- seeds ----
@@ -220,6 +284,58 @@ export function seeds(): Seed[] {
     chain(w, 0, blkHeader(0, 1), [512, 1]);
     op(w, Op.Notify, 0, 0, 0, 0);
     add('blk-async-reset-with-requests-in-flight', op(op(w, Op.Drain, 0, 0, 0, 0), Op.Reap, 0, 0, 0, 0));
+  }
+  {
+    // Held backend operations across a reset: the reset completes only once they settle (one
+    // succeeds, one fails, the rest are released at the end); the driver's notify meanwhile is not
+    // passed on; the new life serves a request from the other half of memory.
+    // (A writable buffer is at most 256 bytes: a sector takes two, in an indirect table.)
+    const w = header('blk-held');
+    chain(w, 0, blkHeader(0, 0), [256, 256, 1], true); // IN
+    chain(w, 0, [...blkHeader(1, 1), ...new Array(512).fill(0x5a)], [1], true); // OUT
+    chain(w, 0, blkHeader(0, 2), [256, 256, 1], true); // IN
+    chain(w, 0, blkHeader(4, 0), [1], true); // FLUSH
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Reset, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 1, 0); // release the oldest, successfully
+    op(w, Op.Drain, 2, 0, 1, 1); // release the second, with an I/O error
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 7, 0); // the rest: the reset completes
+    chain(w, 0, blkHeader(0, 1), [256, 256, 1], true);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    add('blk-held-reset-with-requests-in-flight', op(op(w, Op.Drain, 0, 0, 1, 0), Op.Reap, 0, 0, 0, 0));
+  }
+  {
+    // Completions in reverse order, one failing; then a reset while the next batch is held, and a
+    // second reset before it has settled (ignored).
+    const w = header('blk-held');
+    for (let i = 0; i < 4; i++) chain(w, 0, i % 2 ? blkHeader(4, 0) : blkHeader(0, i), i % 2 ? [1] : [256, 256, 1], true);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 3, 0x0123);
+    op(w, Op.Drain, 2, 0, 1, 0);
+    op(w, Op.Reap, 0, 0, 0, 0);
+    for (let i = 0; i < 3; i++) chain(w, 0, blkHeader(0, i), [256, 256, 1], true);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Reset, 0, 0, 0, 0);
+    op(w, Op.Reset, 0, 0, 0, 0);
+    add('blk-held-out-of-order-then-reset-twice', op(w, Op.Drain, 0, 0, 2, 0x10));
+  }
+  {
+    // Host streams that never drain (high-water mark 64): port output beyond it waits in the
+    // transmitq, and emergency writes meeting the full stream are dropped, never queued.
+    const w = header('console-stuck');
+    chain(w, 3, [...u32le(0), 0, 0, 1, 0], []); // DEVICE_READY
+    chain(w, 3, [...u32le(0), 3, 0, 1, 0], []); // PORT_READY 0
+    chain(w, 3, [...u32le(0), 6, 0, 1, 0], []); // PORT_OPEN 0
+    op(w, Op.Notify, 0, 3, 0, 0);
+    for (let i = 0; i < 4; i++) chain(w, 1, new Array(60).fill(0x61 + i), []);
+    op(w, Op.Notify, 0, 1, 0, 0);
+    for (let i = 0; i < 6; i++) op(w, Op.Config, 8 | 0, 0, 8, 0x41 + i); // emerg_wr
+    op(w, Op.Drain, 0, 0, 0, 0);
+    op(w, Op.Notify, 0, 1, 0, 0);
+    chain(w, 5, new Array(200).fill(0x62), []); // port 1 output
+    op(w, Op.Notify, 0, 5, 0, 0);
+    add('console-host-streams-never-drain', op(w, Op.Drain, 0, 0, 0, 0));
   }
   {
     const w = header('net');

@@ -4,10 +4,17 @@
  * used.idx) the input may choose; each device driver (rng, blk, net, console) opens it, does some
  * I/O and closes.
  *
+ * A first byte of 30 or more adds an Adversary (harness/hostile-bus.ts): config fields that always
+ * lie (MSI-X table/PBA offsets, BAR sizes, pre-programmed BAR addresses), a DMA allocation failing
+ * midway, and for net a receiveq of FLOOD_QUEUE_SIZE small buffers that a flood of short used
+ * elements returns at once.
+ *
  * Guarantees checked: every driver call ends in success or one of our typed errors (never another
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
  * not settled after HANG_MS is a hang); returned data has exactly the size asked for; with no
- * tampering at all everything succeeds; close() leaves no timers behind.
+ * tampering at all everything succeeds (unless an allocation was made to fail); close() leaves no
+ * timers behind; every DMA byte is back in the allocator once close() has succeeded, or once an open
+ * failed against a device that told no lies (it could reset it).
  */
 
 import { BlkDriver } from '../../src/driver/blk/blk-driver.js';
@@ -22,7 +29,9 @@ import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
 import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
-import { HostileBus, OPERATION_BUDGET } from '../harness/hostile-bus.js';
+import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
+import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
+import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
 
 export const description = 'driver half (rng, blk, net, console) against a device whose register reads and used entries the input picks';
 
@@ -34,6 +43,11 @@ const MSIX_VECTORS = [0, 4] as const;
 const TIMEOUT_MS = 3;
 /** A run not settled by then never would: a hang. */
 const HANG_MS = 1000;
+/** Variants below this (first byte < 30) have no Adversary: the corpus kept before it existed means what it meant. */
+const PLAIN_VARIANTS = MODES.length * MSIX_VECTORS.length;
+/** Net's queues under a flood: thousands of receive buffers of FLOOD_RX_BUFFER bytes. */
+const FLOOD_QUEUE_SIZE = 2048;
+const FLOOD_RX_BUFFER = 64;
 
 export const shape: MutationShape = { maxLength: 2048 };
 
@@ -51,18 +65,26 @@ export async function run(data: Uint8Array): Promise<void> {
   const pick = input.u8();
   const kind = KINDS[pick % KINDS.length]!;
   const variant = Math.floor(pick / KINDS.length);
-  const zoo = makeZooDevice(kind);
-  const machine = new Machine({ ramSize: 1 << 18 });
+  const adversarial = variant >= PLAIN_VARIANTS;
+  // Net with an Adversary, every other variant: the receiveq a flood returns (FLOOD_QUEUE_SIZE buffers).
+  const flood = adversarial && kind === 'net' && Math.floor(variant / PLAIN_VARIANTS) % 2 === 1;
+  const zoo = makeZooDevice(kind, flood ? FLOOD_QUEUE_SIZE : undefined);
+  const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
   const { bdf } = machine.plugVirtio(zoo.device, { mode: MODES[variant % MODES.length]!, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! });
-  const bus = new HostileBus(machine.bus, machine.memory, input);
-  const options = { timeoutMs: TIMEOUT_MS };
+  const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
+  const bus = new HostileBus(machine.bus, machine.memory, input, adversary);
+  const options = flood ? { timeoutMs: TIMEOUT_MS, queueSize: FLOOD_QUEUE_SIZE, rxBufferSize: FLOOD_RX_BUFFER } : { timeoutMs: TIMEOUT_MS };
   const timersBefore = countTimers();
+  /** Whether close() completed (the device confirmed its reset), or open failed: for the DMA check. */
+  let closed = false;
+  let opened = false;
 
   const workload = async (): Promise<void> => {
     switch (kind) {
       case 'rng': {
         const drv = await RngDriver.open(bus, bdf, options);
+        opened = true;
         try {
           for (const n of [32, 100]) {
             const bytes = await drv.read(n);
@@ -70,11 +92,13 @@ export async function run(data: Uint8Array): Promise<void> {
           }
         } finally {
           await drv.close();
+          closed = true;
         }
         break;
       }
       case 'blk': {
         const drv = await BlkDriver.open(bus, bdf, options);
+        opened = true;
         try {
           const sectors = await drv.read(0, 2);
           check(sectors.length === 1024, 'contract', () => `blk read of 2 sectors returned ${sectors.length} bytes`);
@@ -82,11 +106,13 @@ export async function run(data: Uint8Array): Promise<void> {
           await drv.flush();
         } finally {
           await drv.close();
+          closed = true;
         }
         break;
       }
       case 'net': {
         const drv = await VirtioNetDriver.open(bus, bdf, options);
+        opened = true;
         try {
           await drv.send(new Uint8Array(60).fill(0x11));
           zoo.hostInput(0, Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 8, 0, ...new Array(46).fill(7)));
@@ -94,11 +120,13 @@ export async function run(data: Uint8Array): Promise<void> {
           check(frame.length <= 65_535 + 18, 'contract', () => `received a ${frame.length}-byte frame`);
         } finally {
           await drv.close();
+          closed = true;
         }
         break;
       }
       default: {
         const drv = await VirtioConsoleDriver.open(bus, bdf, options);
+        opened = true;
         try {
           const port = await drv.waitPort(0, TIMEOUT_MS);
           await port.write(Uint8Array.of(0x68, 0x69, 0x0a));
@@ -107,6 +135,7 @@ export async function run(data: Uint8Array): Promise<void> {
           check(got.length <= 16, 'contract', () => `console read(16) returned ${got.length} bytes`);
         } finally {
           await drv.close();
+          closed = true;
         }
       }
     }
@@ -132,9 +161,28 @@ export async function run(data: Uint8Array): Promise<void> {
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   if (bus.exhausted) throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
   if (unhandled.length > 0) throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
-  if (bus.tampered === 0) check(!(outcome instanceof VirtioError) || outcome.code === 'ERR_DEVICE_TIMEOUT', 'contract', () => `an honest ${kind} device failed: ${describe(outcome)}`);
+  if (bus.tampered === 0 && bus.allocFailures === 0) check(!(outcome instanceof VirtioError) || outcome.code === 'ERR_DEVICE_TIMEOUT', 'contract', () => `an honest ${kind} device failed: ${describe(outcome)}`);
+  // Every DMA byte back: after a close() that reset the device, or after an open that failed against
+  // a device that told no lies (so the driver's own reset worked). A driver that could not confirm a
+  // reset must keep what the device may still write.
+  if (closed || (!opened && bus.tampered === 0)) {
+    const lost = bus.dmaOutstanding;
+    check(lost === 0, 'memory-growth', () => `${lost} DMA bytes not returned after the ${kind} driver ${closed ? 'closed' : `failed to open (${describe(outcome)})`}`);
+  }
   const lingering = countTimers() - timersBefore;
   check(lingering <= 0, 'memory-growth', () => `${lingering} timers still pending after the ${kind} driver closed`);
+}
+
+/** Capability id -> config offset of the honest device (the first of each id), for Adversary offsets. */
+async function capabilities(bus: PciBus, fn: Bdf): Promise<Map<number, number>> {
+  const caps = new Map<number, number>();
+  if (((await bus.configRead(fn, PCI_STATUS, 2)) & PCI_STATUS_CAP_LIST) === 0) return caps;
+  for (let at = (await bus.configRead(fn, PCI_CAPABILITY_LIST, 1)) & 0xfc, n = 0; at !== 0 && n < 48; n++) {
+    const id = await bus.configRead(fn, at, 1);
+    if (!caps.has(id)) caps.set(id, at);
+    at = (await bus.configRead(fn, at + 1, 1)) & 0xfc;
+  }
+  return caps;
 }
 
 function countTimers(): number {
@@ -168,5 +216,37 @@ export function seeds(): Seed[] {
     s.push({ name: `${kind}-used-id-never-submitted`, data: late(k, 150, 0x7fff, 1) });
     s.push({ name: `${kind}-used-len-beyond-buffer`, data: late(k, 150, 0, 0xffffffff) });
   });
+  // With an Adversary (harness/hostile-bus.ts decodeAdversary), and no other tampering.
+  const adversary = (k: number, variant: number, a: { failAlloc?: number; overrides?: [when: number, offset: number, value: number][]; flood?: [at: number, count: number, len: number] }): Uint8Array => {
+    const w = new InputWriter().u8(k + KINDS.length * variant).u8(a.failAlloc ?? 0).u8(a.overrides?.length ?? 0);
+    for (const [when, offset, value] of a.overrides ?? []) w.u8(when).u16(offset).u32(value);
+    const [at, count, len] = a.flood ?? [0, 0, 0];
+    return w.u8(at).u16(count).u8(len).finish();
+  };
+  const [ALWAYS, SIZING, ADDRESS] = [0, 1, 2];
+  // Variants 12-17: an Adversary and, for net, the usual small queues (6-11 give net the flood's).
+  const MODERN = 2 * PLAIN_VARIANTS;
+  const LEGACY = MODERN + 2;
+  const MODERN_MSIX = MODERN + 3;
+  KINDS.forEach((kind, k) => {
+    // MSI-X table and PBA offsets (BIR 1) far beyond their BAR.
+    s.push({ name: `${kind}-msix-table-offset-outside-bar`, data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 4), 0x7fff_f001]] }) });
+    s.push({ name: `${kind}-msix-pba-offset-outside-bar`, data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 8), 0xffff_fff9]] }) });
+    // Legacy BAR0 (I/O) sized 16 bytes: smaller than the 20-byte header.
+    s.push({ name: `${kind}-legacy-bar0-smaller-than-header`, data: adversary(k, LEGACY, { overrides: [[SIZING, 0x10, 0xffff_fff1]] }) });
+    // BARs found already programmed, outside every bus window: legacy BAR0 at port 0x80, the MSI-X
+    // BAR1 in RAM (where DMA buffers live), the modern BAR4 (64-bit) at 4 GiB.
+    s.push({ name: `${kind}-legacy-bar0-preprogrammed-outside-window`, data: adversary(k, LEGACY, { overrides: [[ADDRESS, 0x10, 0x81]] }) });
+    s.push({ name: `${kind}-msix-bar-preprogrammed-in-ram`, data: adversary(k, MODERN_MSIX, { overrides: [[ADDRESS, 0x14, 0x2000]] }) });
+    s.push({ name: `${kind}-modern-bar-preprogrammed-outside-window`, data: adversary(k, MODERN, { overrides: [[ADDRESS, 0x24, 1]] }) });
+    // DMA allocation failing midway through set-up: the first, the fourth, and every one from the sixth.
+    for (const [name, fail] of [['first', 1], ['fourth', 4], ['sixth-and-later', 0x86]] as const) {
+      s.push({ name: `${kind}-dma-alloc-fails-${name}`, data: adversary(k, MODERN_MSIX, { failAlloc: fail }) });
+    }
+  });
+  // Thousands of short receive buffers returned at once: the receiveq's used.idx (the second
+  // two-byte field the driver refreshes) jumps by all but one of its FLOOD_QUEUE_SIZE buffers, each
+  // 3 bytes long (shorter than virtio_net_hdr).
+  s.push({ name: 'net-thousands-of-short-rx-buffers', data: adversary(KINDS.indexOf('net'), PLAIN_VARIANTS, { flood: [2, FLOOD_QUEUE_SIZE - 1, 3] }) });
   return s;
 }

@@ -408,6 +408,8 @@ export class VirtioConsoleDriver {
     const q = this.controlTx;
     if (!q) return Promise.resolve();
     const next = this.controlChain.then(async () => {
+      // Queued before close() and run after it: nothing may be lent once close() freed the lent buffers.
+      if (this.closed) throw new UsageError('driver closed');
       const dma = this.core.bus.dma;
       const buf = this.lent.alloc(C.VIRTIO_CONSOLE_CONTROL_SIZE, 16);
       const dv = new DataView(buf.bytes.buffer, buf.bytes.byteOffset, C.VIRTIO_CONSOLE_CONTROL_SIZE);
@@ -424,6 +426,8 @@ export class VirtioConsoleDriver {
   }
 
   private async addPort(id: number): Promise<ConsoleDriverPort | undefined> {
+    // A DEVICE_ADD handled while close() runs: buffers taken now would outlive its freeing.
+    if (this.closed) return undefined;
     if (id >= this.maxPorts) {
       this.badControl++;
       return undefined;

@@ -29,6 +29,9 @@ import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_IDX, VIRTQ_USED_RING, usedRingSize } from '../../../src/spec/ring.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../../src/spec/status.js';
+import { FuzzInput } from '../../../fuzz/engine/input.js';
+import { makeZooDevice } from '../../../fuzz/harness/device-zoo.js';
+import { HostileBus } from '../../../fuzz/harness/hostile-bus.js';
 import {
   VIRTIO_PCI_COMMON_NUMQ,
   VIRTIO_PCI_COMMON_Q_AVAILHI,
@@ -403,6 +406,17 @@ test('regression: a blk request that cannot fit in the ring fails with ERR_DEVIC
   // A request that fits (flush: header + status) still works on the same ring.
   await drv.flush();
   await drv.close();
+});
+
+test('regression (finding 7): a multiport console driver closed at once returns every DMA buffer, even with DEVICE_ADD still being handled', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(makeZooDevice('console-multiport').device);
+  // The honest bus (no input: nothing tampered) counts what the driver allocates and frees.
+  const bus = new HostileBus(machine.bus, machine.memory, new FuzzInput(new Uint8Array(0)));
+  const drv = await VirtioConsoleDriver.open(bus, bdf, { timeoutMs: 50 });
+  await drv.close();
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(bus.dmaOutstanding, 0, 'DMA bytes still allocated after close()');
 });
 
 // ---- the guard itself can fail ----
