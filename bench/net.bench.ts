@@ -72,7 +72,12 @@ export async function run(): Promise<void> {
   for (const mergeable of [true, false]) {
     for (const len of [64, 1514]) {
       const r = await netRate(len, mergeable);
-      rows.push({ path: `net frames ${len} B${mergeable ? ', MRG_RXBUF' : ''}`, 'per second': r.fps.toFixed(0), 'MiB/s': r.mibs.toFixed(1), dropped: String(r.dropped) });
+      rows.push({
+        path: `net frames ${len} B${mergeable ? ', MRG_RXBUF' : ''}`,
+        'per second': r.fps.toFixed(0),
+        'MiB/s': r.mibs.toFixed(1),
+        dropped: String(r.dropped),
+      });
     }
   }
   const mibs = await consoleRate();

@@ -47,7 +47,16 @@ export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
 export { DeviceCore, RESET_PENDING_STATUS } from './core/device-core.js';
-export { FEATURE_WORDS, MODERN_STATUS_STEPS, type StatusStep, type InterfaceRules, type DriverNotification, type NotificationSink, type RingArea, type VirtqueueConfig } from './core/device-core.js';
+export {
+  FEATURE_WORDS,
+  MODERN_STATUS_STEPS,
+  type StatusStep,
+  type InterfaceRules,
+  type DriverNotification,
+  type NotificationSink,
+  type RingArea,
+  type VirtqueueConfig,
+} from './core/device-core.js';
 export type { PciNotifications } from './transport/pci/pci-notifications.js';
 export type { InterruptSink } from './transport/pci/intx-interrupts.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';

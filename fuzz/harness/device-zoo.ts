@@ -112,11 +112,22 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
   switch (kind) {
     case 'rng': {
       let seed = 1;
-      const device = new RngDevice({ queueSize: q, maxBytesPerRequest: 4096, entropy: (dst) => dst.forEach((_, i) => (dst[i] = seed++ & 0xff)) });
+      const device = new RngDevice({
+        queueSize: q,
+        maxBytesPerRequest: 4096,
+        entropy: (dst) => dst.forEach((_, i) => (dst[i] = seed++ & 0xff)),
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'blk-async': {
-      const device = new BlkDevice({ backend: asyncBackend(new MemoryBlockBackend(disk())), queueSize: q, maxInFlight: 3, maxDiscardSeg: 4, maxDiscardSectors: 8, sizeMax: 4096 });
+      const device = new BlkDevice({
+        backend: asyncBackend(new MemoryBlockBackend(disk())),
+        queueSize: q,
+        maxInFlight: 3,
+        maxDiscardSeg: 4,
+        maxDiscardSectors: 8,
+        sizeMax: 4096,
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'blk-held': {
@@ -128,13 +139,26 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
     case 'blk-ro-mq': {
       const ro = kind === 'blk-ro-mq';
       const backend = new MemoryBlockBackend(16 * 512, { readOnly: ro });
-      const device = new BlkDevice({ backend, queueSize: q, numQueues: ro ? 2 : 1, readOnly: ro, maxDiscardSeg: 4, maxDiscardSectors: 8, sizeMax: 4096 });
+      const device = new BlkDevice({
+        backend,
+        queueSize: q,
+        numQueues: ro ? 2 : 1,
+        readOnly: ro,
+        maxDiscardSeg: 4,
+        maxDiscardSectors: 8,
+        sizeMax: 4096,
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'net':
     case 'net-mq': {
       const backend = new HarnessNetBackend();
-      const device = new VirtioNetDevice({ backend, mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56), queueSize: q, queuePairs: kind === 'net-mq' ? 2 : 1 });
+      const device = new VirtioNetDevice({
+        backend,
+        mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56),
+        queueSize: q,
+        queuePairs: kind === 'net-mq' ? 2 : 1,
+      });
       return { name: kind, device, hostInput: (_p, bytes) => backend.port?.receive(bytes), hostOutputBytes: () => backend.sent };
     }
     case 'console':
@@ -142,7 +166,11 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
       const multi = kind === 'console-multiport';
       const outs = [counter(), counter()];
       const ins = [new PassThrough(), new PassThrough()];
-      const ports = (multi ? [0, 1] : [0]).map((i) => ({ console: i === 0, name: `p${i}`, host: streamBytePort({ input: ins[i]!, output: outs[i]!.stream }) }));
+      const ports = (multi ? [0, 1] : [0]).map((i) => ({
+        console: i === 0,
+        name: `p${i}`,
+        host: streamBytePort({ input: ins[i]!, output: outs[i]!.stream }),
+      }));
       const device = new VirtioConsoleDevice({ ports, multiport: multi, queueSize: q, size: { cols: 80, rows: 25 } });
       return {
         name: kind,

@@ -41,7 +41,9 @@ export async function netDemo(fnOptions: VirtioPciFunctionOptions, drvOptions: V
       drivers.push(await VirtioNetDriver.open(m.bus, bdf, drvOptions));
     }
     const [a, b] = drivers as [VirtioNetDriver, VirtioNetDriver];
-    const lines = [`virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface`];
+    const lines = [
+      `virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface`,
+    ];
     for (const [from, to, name] of [
       [a, b, 'A -> B'],
       [b, a, 'B -> A'],

@@ -16,7 +16,17 @@ import type { AccessSize } from '../memory/access-size.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
+import {
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_RESET,
+  VIRTIO_F_VERSION_1,
+  bit,
+  featureSet,
+  featureWord,
+  hasFeature,
+  withFeatureWord,
+} from '../spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -178,7 +188,8 @@ export class DeviceCore implements VirtioDeviceHost {
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset;
     this.queues = device.queueMaxSizes.map((max, i) => {
-      if (!SPLIT_RING.isQueueSize(max)) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
+      if (!SPLIT_RING.isQueueSize(max))
+        throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);

@@ -54,7 +54,12 @@ const flag = (on: boolean): string => (on ? '+' : '-');
 
 /** "16K", "4M", "32" as lspci prints sizes. */
 function formatSize(size: number): string {
-  for (const [unit, scale] of [['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (size >= scale && size % scale === 0) return `${size / scale}${unit}`;
+  for (const [unit, scale] of [
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const)
+    if (size >= scale && size % scale === 0) return `${size / scale}${unit}`;
   return String(size);
 }
 
@@ -103,7 +108,8 @@ export function formatLspci(fn: Bdf, cfg: ConfigSpaceSnapshot, bars: readonly Pc
     `\tControl: I/O${flag((cmd & PCI_COMMAND_IO) !== 0)} Mem${flag((cmd & PCI_COMMAND_MEMORY) !== 0)} BusMaster${flag((cmd & PCI_COMMAND_MASTER) !== 0)} DisINTx${flag((cmd & PCI_COMMAND_INTX_DISABLE) !== 0)}`,
   );
   lines.push(`\tStatus: Cap${flag((cfg.status & PCI_STATUS_CAP_LIST) !== 0)} INTx${flag((cfg.status & PCI_STATUS_INTERRUPT) !== 0)}`);
-  if (cfg.interruptPin !== 0) lines.push(`\tInterrupt: pin ${String.fromCharCode(0x40 + Math.min(cfg.interruptPin, 26))} routed to IRQ ${cfg.interruptLine}`);
+  if (cfg.interruptPin !== 0)
+    lines.push(`\tInterrupt: pin ${String.fromCharCode(0x40 + Math.min(cfg.interruptPin, 26))} routed to IRQ ${cfg.interruptLine}`);
   for (const bar of [...bars].sort((a, b) => a.index - b.index)) lines.push(`\t${formatBar(bar)}`);
   const walk = walkCapabilities(cfg);
   for (const cap of walk.caps) for (const line of capabilityLines(cfg, cap.offset, cap.id)) lines.push(`\t${line}`);

@@ -160,7 +160,10 @@ export class ConfigSpaceBuilder {
  * The capability set QEMU 7.2 gives a virtio PCI device (shared/QTEST.md): all in a 16 KiB 64-bit
  * prefetchable BAR4, common at 0, ISR at 0x1000, device at 0x2000, notify at 0x3000 (multiplier 4).
  */
-export function qemuLikeVirtio(header: HeaderSpec, options: { legacyBar0?: boolean; msixTableOffset?: number; msixPbaOffset?: number } = {}): ConfigSpaceBuilder {
+export function qemuLikeVirtio(
+  header: HeaderSpec,
+  options: { legacyBar0?: boolean; msixTableOffset?: number; msixPbaOffset?: number } = {},
+): ConfigSpaceBuilder {
   const b = new ConfigSpaceBuilder(header);
   if (options.legacyBar0 === true) b.bar(0, { kind: 'io', size: 0x80 });
   return b

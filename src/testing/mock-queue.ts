@@ -233,7 +233,8 @@ export class MockQueue {
   /** Write descriptor `index` of any table (e.g. an indirect one at `table`). */
   writeDesc(table: number, index: number, desc: DescFields): void {
     const at = table + index * VIRTQ_DESC_SIZE;
-    const [lo, hi] = typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
+    const [lo, hi] =
+      typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
     this.memory.write32(at + VIRTQ_DESC_ADDR, lo);
     this.memory.write32(at + VIRTQ_DESC_ADDR + 4, hi);
     this.memory.write32(at + VIRTQ_DESC_LEN, desc.len);
@@ -283,7 +284,12 @@ export class MockQueue {
   private writeChain(table: number, ids: readonly number[], buffers: readonly { addr: number; len: number; flags: number }[]): void {
     buffers.forEach((b, i) => {
       const last = i === buffers.length - 1;
-      this.writeDesc(table, ids[i]!, { addr: b.addr, len: b.len, flags: b.flags | (last ? 0 : VIRTQ_DESC_F_NEXT), next: last ? 0 : ids[i + 1]! });
+      this.writeDesc(table, ids[i]!, {
+        addr: b.addr,
+        len: b.len,
+        flags: b.flags | (last ? 0 : VIRTQ_DESC_F_NEXT),
+        next: last ? 0 : ids[i + 1]!,
+      });
     });
   }
 

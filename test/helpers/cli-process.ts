@@ -57,13 +57,18 @@ export async function privateTmp(t: TestContext): Promise<string> {
 async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
   const lists = await Promise.all(tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '')));
-  return lists.flatMap((l) => l.split(' ').filter((x) => x !== '').map(Number));
+  return lists.flatMap((l) =>
+    l
+      .split(' ')
+      .filter((x) => x !== '')
+      .map(Number),
+  );
 }
 
 /** The processes below `root`. */
 async function descendantsOf(root: number): Promise<number[]> {
   const found: number[] = [];
-  for (let frontier = [root]; frontier.length > 0; ) {
+  for (let frontier = [root]; frontier.length > 0;) {
     const next = (await Promise.all(frontier.map(childrenOf))).flat();
     found.push(...next);
     frontier = next;
@@ -73,7 +78,10 @@ async function descendantsOf(root: number): Promise<number[]> {
 
 /** Runs `virtio-ts <args>`; see {@link CliRunOptions}. */
 export async function runCli(args: readonly string[], options: CliRunOptions): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...options.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...options.env, TMPDIR: options.tmp },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let acted = false;
@@ -104,7 +112,9 @@ export async function runCli(args: readonly string[], options: CliRunOptions): P
     onOutput();
   });
   child.stdin.on('error', () => undefined);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   let running = true;
   void exited.then(() => (running = false));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);

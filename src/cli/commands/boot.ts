@@ -48,22 +48,30 @@ function parseNetUdp(spec: string): { localPort: number; address: string; port: 
   const m = /^(\d+):([0-9.]+):(\d+)$/.exec(spec);
   const localPort = Number(m?.[1]);
   const port = Number(m?.[3]);
-  if (!m || localPort > 0xffff || port < 1 || port > 0xffff) throw new UsageError(`--net-udp ${spec}: expected LOCAL_PORT:REMOTE_IPV4:REMOTE_PORT`);
+  if (!m || localPort > 0xffff || port < 1 || port > 0xffff)
+    throw new UsageError(`--net-udp ${spec}: expected LOCAL_PORT:REMOTE_IPV4:REMOTE_PORT`);
   return { localPort, address: m[2]!, port };
 }
 
 async function bootCommand(opts: BootOptions): Promise<void> {
   const memoryMiB = Number(opts.memory);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024) throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024)
+    throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
 
   // The disk and the UDP socket are opened (and checked) before anything slow starts, and closed
   // however the boot ends: an open socket would keep this process running after a failure.
   const backend: BlockBackend =
-    opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+    opts.disk === undefined
+      ? new MemoryBlockBackend(FRESH_DISK_SIZE)
+      : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
   let udp: DgramNetBackend | undefined;
   try {
-    if (net !== undefined) udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
+    if (net !== undefined)
+      udp = await DgramNetBackend.open({
+        local: { address: '0.0.0.0', port: net.localPort },
+        remote: { address: net.address, port: net.port },
+      });
     process.exitCode = await bootWith(opts, memoryMiB, udp, backend);
   } finally {
     await udp?.close();
@@ -112,13 +120,17 @@ async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBacke
       onSerial: (text) => forward?.(text),
     });
     try {
-      bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
+      bar.update(assetSteps + 1, {
+        stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules`,
+      });
       const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
       bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
       bar.stop();
       for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
       if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
-      process.stderr.write(`virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`);
+      process.stderr.write(
+        `virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`,
+      );
       return await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
     } finally {
       await guest.destroy();
@@ -133,7 +145,11 @@ async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBacke
  * typed (exit status 130). `consoleInput` feeds the virtio console; without it the serial console is
  * used both ways (`setForward` receives the serial output forwarder).
  */
-async function interact(guest: LinuxGuest, consoleInput: PassThrough | undefined, setForward: (f: (text: string) => void) => void): Promise<number> {
+async function interact(
+  guest: LinuxGuest,
+  consoleInput: PassThrough | undefined,
+  setForward: (f: (text: string) => void) => void,
+): Promise<number> {
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   if (raw) stdin.setRawMode(true);

@@ -77,7 +77,8 @@ export class TxBatch {
     let runTop = 0;
     let bytes = end - this.start + runLen;
     // Checked once for the pass: a typed array would drop a head written past its end.
-    if (held + maxChains > heads.length) throw new UsageError(`a transmit batch holds at most ${heads.length} chains, not ${held} + ${maxChains}`);
+    if (held + maxChains > heads.length)
+      throw new UsageError(`a transmit batch holds at most ${heads.length} chains, not ${held} + ${maxChains}`);
     let popped = 0;
     while (popped < maxChains) {
       const chain = q.pop();

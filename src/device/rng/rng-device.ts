@@ -40,7 +40,8 @@ export class RngDevice implements VirtioDevice {
     const queueSize = options.queueSize ?? 64;
     checkQueueMaxSize('queueSize', queueSize);
     this.maxBytes = options.maxBytesPerRequest ?? 65536;
-    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1) throw new UsageError(`maxBytesPerRequest must be a positive integer, got ${this.maxBytes}`);
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1)
+      throw new UsageError(`maxBytesPerRequest must be a positive integer, got ${this.maxBytes}`);
     this.entropy = options.entropy ?? webCryptoEntropy;
     this.queueMaxSizes = [queueSize];
   }

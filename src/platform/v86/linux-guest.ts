@@ -22,7 +22,16 @@ import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { findGuestAssets, type GuestAssets } from './assets.js';
-import { DONE_MARK, POWEROFF_MARK, READY_MARK, SerialLog, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
+import {
+  DONE_MARK,
+  POWEROFF_MARK,
+  READY_MARK,
+  SerialLog,
+  parseDone,
+  parseResult,
+  type CommandOutput,
+  type GuestResult,
+} from './guest-protocol.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
 import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
 
@@ -193,7 +202,10 @@ export class LinuxGuest {
       const d = record.devices[i]!;
       this.adapter.replayConfigWrites(f.devfn, d.configWrites);
       if (configSnapshot(f.fn).some((b, off) => b !== d.config[off])) {
-        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`, this.serial.text);
+        throw new GuestError(
+          `${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`,
+          this.serial.text,
+        );
       }
     }
   }

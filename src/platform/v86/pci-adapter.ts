@@ -282,7 +282,10 @@ export class V86PciAdapter {
       this.refusalsKept.set(dev.name, kept);
       this.refusedBars.push(error);
       this.warn(`virtio-ts v86 adapter: ${error.message} [${code}]`);
-      if (kept === MAX_REFUSED_BARS) this.warn(`virtio-ts v86 adapter: ${dev.name}: ${MAX_REFUSED_BARS} BAR placements refused; further ones go to onBarRefused listeners only`);
+      if (kept === MAX_REFUSED_BARS)
+        this.warn(
+          `virtio-ts v86 adapter: ${dev.name}: ${MAX_REFUSED_BARS} BAR placements refused; further ones go to onBarRefused listeners only`,
+        );
     }
     for (const listener of this.barRefusedListeners) listener(error);
     return false;
@@ -334,7 +337,7 @@ export class V86PciAdapter {
         dev,
         bar,
         'ERR_BAR_ABOVE_4G',
-        'above 4 GiB, which v86 cannot reach: it is a 32-bit machine and truncates the guest\'s accesses there to 32 bits, so they miss the function ' +
+        "above 4 GiB, which v86 cannot reach: it is a 32-bit machine and truncates the guest's accesses there to 32 bits, so they miss the function " +
           '(declare the BAR 32-bit: V86PciAdapter.plugVirtio does, or VirtioPciFunction option modernBar64: false)',
       );
     }

@@ -79,7 +79,8 @@ export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' 
   const deadline = Date.now() + timeoutMs;
   for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
     if ((await transport.getStatus()) === 0) return;
-    if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
+    if (Date.now() >= deadline)
+      throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
@@ -92,5 +93,9 @@ export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' 
  */
 export function checkDeviceConfigAccess(offset: number, size: AccessSize, length: number, where: string): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`device config offset ${offset} is not a byte offset`);
-  if (offset + size > length) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `device config field [${offset}, +${size}) lies beyond the ${length} bytes of ${where}`);
+  if (offset + size > length)
+    throw new DeviceFaultError(
+      'ERR_DEVICE_CONFIG',
+      `device config field [${offset}, +${size}) lies beyond the ${length} bytes of ${where}`,
+    );
 }

@@ -23,7 +23,12 @@ import type { BarDescriptor } from '../../pci/function.js';
 import { ALL_ONES, truncate, type AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../spec/status.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+} from '../../spec/status.js';
 import {
   VIRTIO_MSI_CONFIG_VECTOR,
   VIRTIO_MSI_QUEUE_VECTOR,

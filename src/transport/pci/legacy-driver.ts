@@ -91,7 +91,8 @@ export class LegacyDriverTransport implements DriverTransport {
     return BigInt((await this.read(VIRTIO_PCI_HOST_FEATURES, 4)) >>> 0);
   }
   async setDriverFeatures(features: bigint): Promise<void> {
-    if (features >> 32n !== 0n) throw new UsageError(`the legacy interface carries feature bits 0..31 only (asked 0x${features.toString(16)})`);
+    if (features >> 32n !== 0n)
+      throw new UsageError(`the legacy interface carries feature bits 0..31 only (asked 0x${features.toString(16)})`);
     await this.write(VIRTIO_PCI_GUEST_FEATURES, 4, Number(features));
   }
 
@@ -115,13 +116,24 @@ export class LegacyDriverTransport implements DriverTransport {
   /** Check the rings are one legacy area (2.7.2), then write its page number. */
   async setupQueue(index: number, queue: QueueAddresses): Promise<void> {
     const { size, descAddr } = queue;
-    if (descAddr % PAGE !== 0 || queue.driverAddr !== descAddr + descTableSize(size) || queue.deviceAddr !== descAddr + legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN))
+    if (
+      descAddr % PAGE !== 0 ||
+      queue.driverAddr !== descAddr + descTableSize(size) ||
+      queue.deviceAddr !== descAddr + legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN)
+    )
       throw new UsageError(`queue ${index}: rings are not one legacy ring area at a ${PAGE}-byte boundary`);
     const pfn = descAddr / PAGE;
-    if (pfn === 0 || pfn > 0xffff_ffff) throw new UsageError(`queue ${index}: ring area 0x${descAddr.toString(16)} has no 32-bit page number`);
-    const [, num, inUse] = await Promise.all([this.selectQueue(index), this.read(VIRTIO_PCI_QUEUE_NUM, 2), this.read(VIRTIO_PCI_QUEUE_PFN, 4)]);
-    if (num !== size) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device's size is ${num}, the rings were built for ${size}`);
-    if (inUse !== 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: already active (PFN 0x${inUse.toString(16)}) after a reset`);
+    if (pfn === 0 || pfn > 0xffff_ffff)
+      throw new UsageError(`queue ${index}: ring area 0x${descAddr.toString(16)} has no 32-bit page number`);
+    const [, num, inUse] = await Promise.all([
+      this.selectQueue(index),
+      this.read(VIRTIO_PCI_QUEUE_NUM, 2),
+      this.read(VIRTIO_PCI_QUEUE_PFN, 4),
+    ]);
+    if (num !== size)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device's size is ${num}, the rings were built for ${size}`);
+    if (inUse !== 0)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: already active (PFN 0x${inUse.toString(16)}) after a reset`);
     await this.write(VIRTIO_PCI_QUEUE_PFN, 4, pfn);
   }
   /** The PFN write made the queue live. */
@@ -159,7 +171,11 @@ export class LegacyDriverTransport implements DriverTransport {
   }
   async setQueueVector(index: number, vector: number): Promise<number> {
     if (!this.msixEnabled) return VIRTIO_MSI_NO_VECTOR;
-    const [, , readBack] = await Promise.all([this.selectQueue(index), this.write(VIRTIO_MSI_QUEUE_VECTOR, 2, vector), this.read(VIRTIO_MSI_QUEUE_VECTOR, 2)]);
+    const [, , readBack] = await Promise.all([
+      this.selectQueue(index),
+      this.write(VIRTIO_MSI_QUEUE_VECTOR, 2, vector),
+      this.read(VIRTIO_MSI_QUEUE_VECTOR, 2),
+    ]);
     return readBack;
   }
   msixChanged(enabled: boolean): void {

@@ -39,7 +39,14 @@ import { DeviceCore, MODERN_STATUS_STEPS } from '../../core/device-core.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
-import { MODERN_BAR, MODERN_BAR_SIZE, MODERN_COMMON_OFFSET, MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, ModernTransport } from './modern-device.js';
+import {
+  MODERN_BAR,
+  MODERN_BAR_SIZE,
+  MODERN_COMMON_OFFSET,
+  MODERN_ISR_OFFSET,
+  MODERN_BLOCK_SIZE,
+  ModernTransport,
+} from './modern-device.js';
 import { MsixInterrupts } from './msix-interrupts.js';
 import { PciNotifications } from './pci-notifications.js';
 
@@ -87,7 +94,8 @@ export interface VirtioPciFunctionOptions {
 export function virtioPciDeviceId(mode: VirtioPciMode, deviceType: number): number {
   if (mode === 'modern') return VIRTIO_PCI_MODERN_DEVICE_ID_BASE + deviceType;
   const id = VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.get(deviceType);
-  if (id === undefined) throw new UsageError(`a ${deviceTypeName(deviceType)} (type ${deviceType}) has no transitional PCI device ID: only mode 'modern'`);
+  if (id === undefined)
+    throw new UsageError(`a ${deviceTypeName(deviceType)} (type ${deviceType}) has no transitional PCI device ID: only mode 'modern'`);
   return id;
 }
 

@@ -79,7 +79,12 @@ test('boot --net-udp: a taken port is one line before anything starts; after a b
   assert.deepEqual(busy.descendants, [], 'the asset build was not started');
 
   const port = await bindUdpOnce(0);
-  const run = await runCli(['boot', '--net-udp', `${port}:127.0.0.1:9`], { tmp, at: SHELL_UP, input: 'exit\n', timeoutMs: BOOT_TIMEOUT_MS });
+  const run = await runCli(['boot', '--net-udp', `${port}:127.0.0.1:9`], {
+    tmp,
+    at: SHELL_UP,
+    input: 'exit\n',
+    timeoutMs: BOOT_TIMEOUT_MS,
+  });
   assert.equal(run.signal, null, `ended by itself, not killed at the timeout: ${run.stderr}`);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(await bindUdpOnce(port), port);

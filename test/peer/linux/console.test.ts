@@ -35,7 +35,11 @@ test('virtio_console binds the function and makes its port /dev/hvc0', async (t)
   assert.equal(Number(dev.fields['type']), VIRTIO_ID_CONSOLE);
   assert.equal(dev.fields['driver'], 'virtio_console');
   const status = Number(dev.fields['status']);
-  assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.equal(
+    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `status 0x${status.toString(16)}`,
+  );
 });
 
 test('guest to host: a line written to /dev/hvc0 arrives on the output stream', async () => {

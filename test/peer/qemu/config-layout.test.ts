@@ -23,7 +23,15 @@ import {
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../../src/spec/virtio-pci.js';
-import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS, VIRTIO_PCI_VENDOR_ID } from '../../../src/spec/ids.js';
+import {
+  VIRTIO_ID_BLOCK,
+  VIRTIO_ID_CONSOLE,
+  VIRTIO_ID_NET,
+  VIRTIO_ID_RNG,
+  VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS,
+  VIRTIO_PCI_VENDOR_ID,
+} from '../../../src/spec/ids.js';
 import type { QtestPciBus } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import { blkArgs, launch, MACHINES, rawImage, rngArgs, slotBdf, tempDir } from './qemu-fixture.js';
 
@@ -75,7 +83,8 @@ async function start(machine: 'pc' | 'q35'): Promise<QtestPciBus> {
   const args: string[] = [];
   for (const l of LAYOUTS) {
     if (l.type === VIRTIO_ID_RNG) args.push(...rngArgs(l.slot, MODE_PROPS[l.mode]));
-    else if (l.type === VIRTIO_ID_BLOCK) args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
+    else if (l.type === VIRTIO_ID_BLOCK)
+      args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
     else args.push('-device', [`${MODELS.get(l.type)}`, `addr=0x${l.slot.toString(16)}`, MODE_PROPS[l.mode]].filter(Boolean).join(','));
   }
   return launch({ machine, args });

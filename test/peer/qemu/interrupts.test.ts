@@ -54,7 +54,12 @@ for (const machine of MACHINES) {
     const args: string[] = [];
     for (const slot of [INTX_SLOT, MSIX_SLOT]) {
       await writeFile(join(dir, `rng-${slot}.bin`), new Uint8Array(4096).fill(slot));
-      args.push('-object', `rng-random,id=r${slot},filename=${join(dir, `rng-${slot}.bin`)}`, '-device', `virtio-rng-pci,rng=r${slot},addr=0x${slot.toString(16)},disable-legacy=on`);
+      args.push(
+        '-object',
+        `rng-random,id=r${slot},filename=${join(dir, `rng-${slot}.bin`)}`,
+        '-device',
+        `virtio-rng-pci,rng=r${slot},addr=0x${slot.toString(16)},disable-legacy=on`,
+      );
     }
     const bus = await launch({ machine, args });
 

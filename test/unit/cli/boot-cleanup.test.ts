@@ -40,7 +40,11 @@ test('boot --net-udp: a boot failing after the socket is bound ends at once with
   brokenGuestCache(cache);
   const port = await bindUdpOnce(0);
   const start = Date.now();
-  const run = await runCli(['boot', '--memory', '96', '--net-udp', `${port}:127.0.0.1:9`], { tmp, env: { VIRTIO_TS_GUEST_CACHE: cache }, timeoutMs: 15_000 });
+  const run = await runCli(['boot', '--memory', '96', '--net-udp', `${port}:127.0.0.1:9`], {
+    tmp,
+    env: { VIRTIO_TS_GUEST_CACHE: cache },
+    timeoutMs: 15_000,
+  });
   assert.equal(run.signal, null, `ended by itself, not killed at the timeout (${Date.now() - start} ms): ${run.stderr}`);
   assertOneLineError(run, /states/, 'EEXIST');
   assert.equal(await bindUdpOnce(port), port);

@@ -57,7 +57,8 @@ describe('virtio-console device: configuration', () => {
     assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_ROWS, 2), 43);
     assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, 4), 3);
     assert.equal(dev.configSize, 12);
-    for (const b of [C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_MULTIPORT, C.VIRTIO_CONSOLE_F_EMERG_WRITE]) assert.ok(hasFeature(dev.deviceFeatures, b));
+    for (const b of [C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_MULTIPORT, C.VIRTIO_CONSOLE_F_EMERG_WRITE])
+      assert.ok(hasFeature(dev.deviceFeatures, b));
     // Ports 0..2: queues 0,1 then the control pair 2,3, then 4..7.
     assert.equal(dev.queueMaxSizes.length, 8);
     const single = new VirtioConsoleDevice({ emergWrite: false });
@@ -160,7 +161,12 @@ describe('virtio-console device: data', () => {
 
 describe('virtio-console device: transmit batches', () => {
   /** Port 0's transmitq (queue 1) on `memory`, buffers placed with no gaps, so most are adjacent. */
-  function txRig(memory: ArrayGuestMemory | RegionGuestMemory): { dev: VirtioConsoleDevice; host: RecordingHost; q: MockQueue; out: ReturnType<typeof sink> } {
+  function txRig(memory: ArrayGuestMemory | RegionGuestMemory): {
+    dev: VirtioConsoleDevice;
+    host: RecordingHost;
+    q: MockQueue;
+    out: ReturnType<typeof sink>;
+  } {
     const out = sink();
     const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     const regions = memory instanceof ArrayGuestMemory ? new RegionGuestMemory([memory]) : memory;
@@ -183,7 +189,11 @@ describe('virtio-console device: transmit batches', () => {
     assert.deepEqual(host.resets, []);
     assert.equal(Buffer.concat(out.chunks).toString(), 'abcdefghi');
     assert.equal(out.chunks.length, 1, 'one output write for the whole notification');
-    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })), 'every chain used, in avail order');
+    assert.deepEqual(
+      q.readUsed(),
+      heads.map((id) => ({ id, len: 0 })),
+      'every chain used, in avail order',
+    );
     assert.equal(dev.stats.badChains, 1);
     assert.equal(dev.stats.txBytes, 9);
   });
@@ -204,7 +214,10 @@ describe('virtio-console device: transmit batches', () => {
     dev.queueNotify(1);
     assert.deepEqual(host.resets, []);
     assert.deepEqual(Buffer.concat(out.chunks), Buffer.concat(parts));
-    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })));
+    assert.deepEqual(
+      q.readUsed(),
+      heads.map((id) => ({ id, len: 0 })),
+    );
     assert.equal(dev.stats.badChains, 1);
   });
 
@@ -232,7 +245,9 @@ describe('virtio-console device: transmit batches', () => {
 describe('virtio-console device: multiport control', () => {
   it('adds ports on DEVICE_READY and describes each on PORT_READY', () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ output: out.stream }) }, { name: 'org.test.port1' }] });
+    const dev = new VirtioConsoleDevice({
+      ports: [{ console: true, host: streamBytePort({ output: out.stream }) }, { name: 'org.test.port1' }],
+    });
     const h = activateDevice(dev, MULTI);
     const heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
     dev.queueNotify(CTRL_RX);
@@ -327,7 +342,10 @@ describe('virtio-console device: arbitrary chains', () => {
           assert.deepEqual(h.host.resets, []);
           for (const [index, expected] of heads) {
             assert.deepEqual(
-              h.q(index).readUsed().map((u) => u.id),
+              h
+                .q(index)
+                .readUsed()
+                .map((u) => u.id),
               expected,
             );
           }

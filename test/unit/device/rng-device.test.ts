@@ -69,7 +69,10 @@ test('virtio-rng: a request larger than maxBytesPerRequest gets that many bytes'
   const got = r.mq.readWritten(h, 180);
   assert.deepEqual(r.mq.readUsed(), [{ id: h, len: 100 }]);
   assert.deepEqual([...got.subarray(0, 100)], e.produced);
-  assert.ok(got.subarray(100).every((x) => x === 0xee), 'bytes past the used len untouched');
+  assert.ok(
+    got.subarray(100).every((x) => x === 0xee),
+    'bytes past the used len untouched',
+  );
 });
 
 test('virtio-rng: a chain with no writable bytes is returned with len 0; a ring fault needs reset', () => {

@@ -9,7 +9,12 @@ import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { VIRTIO_BLK_CONFIG_NUM_QUEUES, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_SIZE_MAX } from '../../../src/spec/blk.js';
-import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG } from '../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_PCI_CAP_COMMON_CFG,
+  VIRTIO_PCI_CAP_DEVICE_CFG,
+  VIRTIO_PCI_CAP_ISR_CFG,
+  VIRTIO_PCI_CAP_NOTIFY_CFG,
+} from '../../../src/spec/virtio-pci.js';
 import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
@@ -60,7 +65,10 @@ test("blk: a device that refuses the second queue's set-up: open fails and the f
   const { bus, bar } = scriptedBlk(256, 1 << 20);
   bar.queueNotifyOff.set(1, 0xffff);
   const free = bus.dma.allocator.freeBytes;
-  await assert.rejects(BlkDriver.open(bus, FN, { numQueues: 2, interrupts: 'intx' }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE');
+  await assert.rejects(
+    BlkDriver.open(bus, FN, { numQueues: 2, interrupts: 'intx' }),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE',
+  );
   assert.equal(bus.dma.allocator.freeBytes, free);
   assert.equal(bus.dma.allocator.freeBlocks, 1);
 });
@@ -75,7 +83,8 @@ function blkWithDeviceCfg(deviceCfgLength: number | undefined): FakePciBus {
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_COMMON_CFG, bar: 4, offset: 0, length: 0x1000 })
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_ISR_CFG, bar: 4, offset: 0x1000, length: 0x1000 })
     .virtioCap({ cfgType: VIRTIO_PCI_CAP_NOTIFY_CFG, bar: 4, offset: 0x3000, length: 0x1000, multiplier: 4 });
-  if (deviceCfgLength !== undefined) b.virtioCap({ cfgType: VIRTIO_PCI_CAP_DEVICE_CFG, bar: 4, offset: DEVICE_CFG, length: deviceCfgLength });
+  if (deviceCfgLength !== undefined)
+    b.virtioCap({ cfgType: VIRTIO_PCI_CAP_DEVICE_CFG, bar: 4, offset: DEVICE_CFG, length: deviceCfgLength });
   const bus = new FakePciBus(1 << 20);
   const bar = new ScriptedBar4();
   bar.deviceFeatureWords = [1 << VIRTIO_BLK_F_SIZE_MAX, 1];
@@ -92,7 +101,10 @@ for (const [what, length, field] of [
   test(`blk: ${what}: open fails with ERR_DEVICE_CONFIG, nothing read past the structure, DMA returned`, async () => {
     const bus = blkWithDeviceCfg(length);
     const free = bus.dma.allocator.freeBytes;
-    await assert.rejects(BlkDriver.open(bus, FN, { interrupts: 'intx' }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG' && field.test(e.message));
+    await assert.rejects(
+      BlkDriver.open(bus, FN, { interrupts: 'intx' }),
+      (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG' && field.test(e.message),
+    );
     const outside = bus.accesses('memRead').filter((a) => a.bar === 4 && a.offset >= DEVICE_CFG + (length ?? 0) && a.offset < 0x3000);
     assert.deepEqual(outside, [], 'no read beyond the device-cfg structure');
     assert.equal(bus.dma.allocator.freeBytes, free);

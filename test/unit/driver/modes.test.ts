@@ -64,7 +64,10 @@ for (const c of CASES) {
       assert.deepEqual(image.subarray(100 * 512, 164 * 512), data, 'the backend holds the bytes written');
       assert.deepEqual(await blk.read(100, 64), data, 'read back the same bytes');
       assert.ok(events.length > 0);
-      assert.ok(events.every((k) => k === (msix ? 'msi' : 'intx')), `only ${msix ? 'MSI' : 'INTx'} events: ${events.join(',')}`);
+      assert.ok(
+        events.every((k) => k === (msix ? 'msi' : 'intx')),
+        `only ${msix ? 'MSI' : 'INTx'} events: ${events.join(',')}`,
+      );
       if (c.mode === 'transitional') assert.equal(blkDev.fn.arbiter?.ignoredAccesses, 0, 'the driver used one interface only');
 
       const rng = await RngDriver.open(m.bus, rngDev.bdf, { forceLegacy: c.forceLegacy });

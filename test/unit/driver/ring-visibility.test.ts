@@ -83,9 +83,5 @@ test('the zeroed rings reach device memory holding stale entries before the queu
   };
   await drv.setupQueue(0, { size: 16 });
   assert.equal(dma.allocated.length, 3, 'descriptor table, avail ring, used ring');
-  assert.deepEqual(
-    seen,
-    [0, 0, 0],
-    'device memory of each ring part is all zero when queue_enable is written',
-  );
+  assert.deepEqual(seen, [0, 0, 0], 'device memory of each ring part is all zero when queue_enable is written');
 });
