@@ -10,9 +10,11 @@ const { join } = require('node:path');
 /** Layers from the top down; each entry is the folder regex (under src/) of one layer. */
 const LAYERS = [
   ['cli', 'cli/'],
-  // report/ holds the CLI's layout diff; it sits with the conformance checks above the platforms
-  ['conformance', '(conformance|report)/'],
+  ['conformance', 'conformance/'],
   ['platform', 'platform/'],
+  // testing/: the test builders of virtio-ts/testing (mock queue, guarded memory, fake buses), which
+  // stand on the driver half and the rings as a platform does
+  ['testing', 'testing/'],
   ['driver', 'driver/'],
   ['device', 'device/'],
   ['transport', 'transport/'],
@@ -27,7 +29,7 @@ const LAYERS = [
 const src = (folders) => `^src/${folders}`;
 /** One error module, with stable codes, that every layer may throw from (STYLE.md practice 4). */
 const ERRORS = '^src/errors\\.ts$';
-/** Package entry points (src/index.ts today; the per-platform entries of DESIGN.md later). */
+/** Package entry points: src/index.ts (browser-safe) and the per-platform src/{node,qemu,v86,testing}.ts. */
 const ENTRIES = '^src/[^/]+\\.ts$';
 const ALL_LAYERS = src(`(${LAYERS.map(([, dir]) => dir).join('|')})`);
 
@@ -88,14 +90,14 @@ module.exports = {
       comment: 'ring formats never import transports, drivers, device models or platforms',
       severity: 'error',
       from: { path: src('queue/') },
-      to: { path: src('(transport|driver|device|platform|cli|conformance|report)/') },
+      to: { path: src('(transport|driver|device|platform|cli|conformance)/') },
     },
     {
       name: 'device-no-pci-transport-driver-platform',
       comment: 'device models never see PCI, transports, the driver half or platforms',
       severity: 'error',
       from: { path: src('device/') },
-      to: { path: src('(pci|bus|transport|driver|platform|cli|conformance|report)/') },
+      to: { path: src('(pci|bus|transport|driver|platform|cli|conformance)/') },
     },
     {
       name: 'driver-no-device',
@@ -108,8 +110,15 @@ module.exports = {
       name: 'platform-only-from-cli',
       comment: 'only the CLI, the per-platform entry points, benchmarks, tests and fuzz targets import platforms',
       severity: 'error',
-      from: { pathNot: ['^src/(cli|platform)/', '^src/(node|qemu|v86)\\.ts$', '^(test|bench|fuzz)/'] },
+      from: { pathNot: ['^src/(cli|platform)/', '^src/(index|node|qemu|v86|testing)\\.ts$', '^(test|bench|fuzz)/'] },
       to: { path: src('platform/') },
+    },
+    {
+      name: 'main-entry-in-process-platform-only',
+      comment: 'the main entry (browser-safe) exports the in-process machine, not the Node-only platforms',
+      severity: 'error',
+      from: { path: '^src/index\\.ts$' },
+      to: { path: src('platform/'), pathNot: src('platform/(machine|ram-dma)\\.ts$') },
     },
     {
       name: 'errors-imports-nothing',

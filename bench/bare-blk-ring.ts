@@ -21,7 +21,14 @@ import {
   VIRTQ_USED_IDX,
   VIRTQ_USED_RING,
 } from '../src/spec/ring.js';
-import { VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE, VIRTIO_BLK_S_OK, VIRTIO_BLK_SECTOR_SIZE, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/spec/blk.js';
+import {
+  VIRTIO_BLK_REQ_SECTOR,
+  VIRTIO_BLK_REQ_TYPE,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+} from '../src/spec/blk.js';
 
 const QUEUE_SIZE = 256;
 const DESC = 0;

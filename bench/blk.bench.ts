@@ -84,7 +84,12 @@ function best(a: Rate, b: Rate): Rate {
 }
 
 /** Best rates of `virtio`, `copy` and `bare` over alternating slices, after a warm-up slice of each. */
-async function compare(bytesPerStep: number, virtio: (i: number) => Promise<void>, copy: (i: number) => void, bare: (i: number) => void): Promise<[Rate, Rate, Rate]> {
+async function compare(
+  bytesPerStep: number,
+  virtio: (i: number) => Promise<void>,
+  copy: (i: number) => void,
+  bare: (i: number) => void,
+): Promise<[Rate, Rate, Rate]> {
   await sliceAsync(bytesPerStep, virtio, 0);
   sliceSync(bytesPerStep, copy, 0);
   sliceSync(bytesPerStep, bare, 0);

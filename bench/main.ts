@@ -23,7 +23,10 @@ const files = readdirSync(here)
   .filter((f) => wanted.length === 0 || wanted.some((w) => f.includes(w)))
   .sort();
 const benches = await Promise.all(
-  files.map(async (file) => ({ name: file.replace('.bench.js', ''), mod: (await import(pathToFileURL(join(here, file)).href)) as BenchModule })),
+  files.map(async (file) => ({
+    name: file.replace('.bench.js', ''),
+    mod: (await import(pathToFileURL(join(here, file)).href)) as BenchModule,
+  })),
 );
 let missing = 0;
 for (const { name, mod } of benches) {

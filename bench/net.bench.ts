@@ -13,6 +13,7 @@ import { VirtioNetDevice } from '../src/device/net/net-device.js';
 import { VirtioConsoleDriver } from '../src/driver/console/console-driver.js';
 import { VirtioNetDriver } from '../src/driver/net/net-driver.js';
 import { Machine } from '../src/platform/machine.js';
+import { streamBytePort } from '../src/device/console/port-streams.js';
 
 const RUN_MS = 1000;
 
@@ -50,7 +51,7 @@ async function consoleRate(): Promise<number> {
   const output = new PassThrough();
   output.resume();
   const machine = new Machine({ ramSize: 32 << 20 });
-  const { bdf } = machine.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, streams: { output } }] }));
+  const { bdf } = machine.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ output }) }] }));
   const drv = await VirtioConsoleDriver.open(machine.bus, bdf);
   const port = drv.port(0)!;
   const chunk = new Uint8Array(256 << 10);
@@ -71,7 +72,12 @@ export async function run(): Promise<void> {
   for (const mergeable of [true, false]) {
     for (const len of [64, 1514]) {
       const r = await netRate(len, mergeable);
-      rows.push({ path: `net frames ${len} B${mergeable ? ', MRG_RXBUF' : ''}`, 'per second': r.fps.toFixed(0), 'MiB/s': r.mibs.toFixed(1), dropped: String(r.dropped) });
+      rows.push({
+        path: `net frames ${len} B${mergeable ? ', MRG_RXBUF' : ''}`,
+        'per second': r.fps.toFixed(0),
+        'MiB/s': r.mibs.toFixed(1),
+        dropped: String(r.dropped),
+      });
     }
   }
   const mibs = await consoleRate();

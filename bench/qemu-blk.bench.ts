@@ -9,7 +9,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlkDriver } from '../src/driver/blk/blk-driver.js';
-import { bdf } from '../src/driver/pci-bus.js';
+import { bdf } from '../src/bus/pci-bus.js';
 import { makeTempDir } from '../src/platform/cleanup.js';
 import { findQemu } from '../src/platform/qtest/qemu-process.js';
 import { QtestPciBus } from '../src/platform/qtest/qtest-pci-bus.js';

@@ -55,14 +55,23 @@ class BenchRing {
         // A request's shape: readable header buffers, then one writable buffer.
         this.dv.setUint32(at + VIRTQ_DESC_ADDR, data + i * BUFFER_LEN, true);
         this.dv.setUint32(at + VIRTQ_DESC_LEN, BUFFER_LEN, true);
-        this.dv.setUint16(at + VIRTQ_DESC_FLAGS, (last ? VIRTQ_DESC_F_WRITE : VIRTQ_DESC_F_NEXT), true);
+        this.dv.setUint16(at + VIRTQ_DESC_FLAGS, last ? VIRTQ_DESC_F_WRITE : VIRTQ_DESC_F_NEXT, true);
         this.dv.setUint16(at + VIRTQ_DESC_NEXT, last ? 0 : i + 1, true);
       }
     }
   }
 
   queue(): SplitQueue {
-    return new SplitQueue({ index: 0, size: QUEUE_SIZE, memory: this.memory, desc: this.desc, driver: this.avail, device: this.used, eventIdx: false, indirect: false });
+    return new SplitQueue({
+      index: 0,
+      size: QUEUE_SIZE,
+      memory: this.memory,
+      desc: this.desc,
+      driver: this.avail,
+      device: this.used,
+      eventIdx: false,
+      indirect: false,
+    });
   }
 
   /** Driver side: make every chain available again. */
@@ -174,10 +183,18 @@ export async function run(): Promise<void> {
     const bareRing = new BenchRing(buffers);
     const bare = new BareRing(bareRing);
     const bareFig = measure(bareRing, () => bare.processAll());
-    rows.push([`${buffers}-descriptor`, M(queueFig.chainsPerSec), M(queueFig.withRefillPerSec), M(bareFig.chainsPerSec), (queueFig.chainsPerSec / bareFig.chainsPerSec).toFixed(2)]);
+    rows.push([
+      `${buffers}-descriptor`,
+      M(queueFig.chainsPerSec),
+      M(queueFig.withRefillPerSec),
+      M(bareFig.chainsPerSec),
+      (queueFig.chainsPerSec / bareFig.chainsPerSec).toFixed(2),
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
-  console.log(`(queue size ${QUEUE_SIZE}, batches of one full ring, rate of the median batch over ${RUN_MS} ms; "SplitQueue" and "bare loop" time`);
+  console.log(
+    `(queue size ${QUEUE_SIZE}, batches of one full ring, rate of the median batch over ${RUN_MS} ms; "SplitQueue" and "bare loop" time`,
+  );
   console.log(' pop + pushUsed + one needsInterrupt per batch; "with refill" adds the driver-side avail ring refill)');
 }

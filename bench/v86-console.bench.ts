@@ -16,9 +16,10 @@
 import { Writable } from 'node:stream';
 import { VirtioConsoleDevice } from '../src/device/console/console-device.js';
 import { VirtioConsoleDriver } from '../src/driver/console/console-driver.js';
-import type { PciBus } from '../src/driver/pci-bus.js';
+import type { PciBus } from '../src/bus/pci-bus.js';
 import { Machine } from '../src/platform/machine.js';
 import { V86DriverBus } from '../src/platform/v86/v86-driver-bus.js';
+import { streamBytePort } from '../src/device/console/port-streams.js';
 
 const ROUNDS = 5;
 const SLICE_MS = 200;
@@ -86,7 +87,7 @@ async function oursRig(chainSize: number): Promise<Rig> {
     },
   });
   const machine = new Machine({ ramSize: 32 << 20 });
-  machine.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, streams: { output } }] }));
+  machine.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ output }) }] }));
   const { driver, deviceMs } = await openTimed(machine.bus, chainSize);
   return {
     name: 'our VirtioConsoleDevice',

@@ -137,7 +137,9 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
           const known = knownOpen(options.targetName, m.finding.message);
           if (known === undefined) findingFiles.push(file);
           else knownFiles.push(file);
-          console.error(`[${options.targetName}] ${known === undefined ? 'FINDING' : 'KNOWN OPEN'} ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`);
+          console.error(
+            `[${options.targetName}] ${known === undefined ? 'FINDING' : 'KNOWN OPEN'} ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`,
+          );
         } else if (m.type === 'progress') {
           last = m.stats;
           console.error(line(m.stats));
@@ -160,7 +162,17 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
       const s = outcome.stats;
       const execs = execsBefore + s.execs;
       const seconds = secondsBefore + s.seconds;
-      return { ...s, execs, seconds, execsPerSecond: execs / seconds, findings: findingFiles.length, knownOpen: knownFiles.length, restarts, findingFiles, corpus };
+      return {
+        ...s,
+        execs,
+        seconds,
+        execsPerSecond: execs / seconds,
+        findings: findingFiles.length,
+        knownOpen: knownFiles.length,
+        restarts,
+        findingFiles,
+        corpus,
+      };
     }
     // The worker is gone: the input it was running is the finding.
     const lost = outcome.lost!;
@@ -174,11 +186,34 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
     restarts++;
     // Keep going while workers make progress between deaths (each death is a saved finding); give
     // up when one dies before its first progress report twice, or after MAX_RESTARTS.
-    if (last === undefined && restarts > 1) throw new Error(`[${options.targetName}] campaign keeps dying at start (${lost.kind}); see ${file}`);
+    if (last === undefined && restarts > 1)
+      throw new Error(`[${options.targetName}] campaign keeps dying at start (${lost.kind}); see ${file}`);
     if (restarts > MAX_RESTARTS || execsBefore >= options.runs || secondsBefore >= options.seconds) {
       const seconds = secondsBefore;
-      const stats = last ?? { target: options.targetName, guided: options.guided, execs: 0, seconds: 0, execsPerSecond: 0, corpusSize: 0, blocksCovered: 0, blocksKnown: 0, coverageTakes: 0, batch: 0, findings: 0 };
-      return { ...stats, execs: execsBefore, seconds, execsPerSecond: execsBefore / seconds, findings: findingFiles.length, knownOpen: knownFiles.length, restarts, findingFiles, corpus };
+      const stats = last ?? {
+        target: options.targetName,
+        guided: options.guided,
+        execs: 0,
+        seconds: 0,
+        execsPerSecond: 0,
+        corpusSize: 0,
+        blocksCovered: 0,
+        blocksKnown: 0,
+        coverageTakes: 0,
+        batch: 0,
+        findings: 0,
+      };
+      return {
+        ...stats,
+        execs: execsBefore,
+        seconds,
+        execsPerSecond: execsBefore / seconds,
+        findings: findingFiles.length,
+        knownOpen: knownFiles.length,
+        restarts,
+        findingFiles,
+        corpus,
+      };
     }
     last = undefined;
   }
@@ -223,16 +258,33 @@ async function main(): Promise<number> {
     console.log(line(s));
     if (values['save-corpus'] && s.guided) saveCorpus(n, s.corpus);
   }
-  console.log('\n| target | mode | inputs | execs/s | blocks covered | corpus | seconds | findings | known open |\n|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(
+    '\n| target | mode | inputs | execs/s | blocks covered | corpus | seconds | findings | known open |\n|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  );
   for (const s of summaries) {
     const mode = s.guided ? 'guided' : 'unguided';
     const blocks = s.guided ? `${s.blocksCovered}/${s.blocksKnown}` : '-';
-    console.log(`| ${s.target} | ${mode} | ${s.execs} | ${Math.round(s.execsPerSecond)} | ${blocks} | ${s.corpusSize} | ${s.seconds.toFixed(0)} | ${s.findings} | ${s.knownOpen} |`);
+    console.log(
+      `| ${s.target} | ${mode} | ${s.execs} | ${Math.round(s.execsPerSecond)} | ${blocks} | ${s.corpusSize} | ${s.seconds.toFixed(0)} | ${s.findings} | ${s.knownOpen} |`,
+    );
   }
   if (values.uncovered !== undefined) {
-    writeFileSync(values.uncovered, summaries.map((s) => `# ${s.target}: ${s.blocksKnown - s.blocksCovered} blocks never run\n${(s.uncovered ?? []).join('\n')}\n`).join('\n'));
+    writeFileSync(
+      values.uncovered,
+      summaries
+        .map((s) => `# ${s.target}: ${s.blocksKnown - s.blocksCovered} blocks never run\n${(s.uncovered ?? []).join('\n')}\n`)
+        .join('\n'),
+    );
   }
-  if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(summaries.map(({ corpus: _c, ...rest }) => rest), null, 2));
+  if (values.json !== undefined)
+    writeFileSync(
+      values.json,
+      JSON.stringify(
+        summaries.map(({ corpus: _c, ...rest }) => rest),
+        null,
+        2,
+      ),
+    );
   return summaries.some((s) => s.findings > 0) ? 1 : 0;
 }
 

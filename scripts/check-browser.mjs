@@ -1,8 +1,8 @@
 // Checks that modules are browser-safe: (1) esbuild bundles them for the browser and no `node:` import or
 // Node built-in module is left in the bundle; (2) they typecheck without Node's types (no Buffer, process,
-// NodeJS.*). Usage: node scripts/check-browser.mjs [file-or-folder ...]; without arguments, the modules
-// in tsconfig.browser.json's "include" less its "exclude" (files). Exits 1 naming each offending import
-// or type error.
+// NodeJS.*), following every import. Usage: node scripts/check-browser.mjs [file-or-folder ...]; without
+// arguments, the modules in tsconfig.browser.json's "include" less its "exclude" (files): the main entry,
+// src/index.ts, and so everything it reaches. Exits 1 naming each offending import or type error.
 import { builtinModules } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,7 @@ const result = await build({
   platform: 'browser',
   format: 'esm',
   write: false,
+  metafile: true,
   logLevel: 'silent',
   plugins: [
     {
@@ -90,4 +91,8 @@ try {
 }
 
 if (failed) process.exit(1);
-console.log(`check:browser: ${entries.length} modules bundle for the browser and typecheck without Node's types`);
+// Every module the entries reach (the stdin wrapper aside).
+const reached = Object.keys(result.metafile.inputs).filter((f) => f !== '<stdin>').length;
+console.log(
+  `check:browser: ${entries.map((f) => relative(ROOT, f)).join(', ')} (${reached} modules with their imports) bundle for the browser and typecheck without Node's types`,
+);

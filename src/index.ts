@@ -1,6 +1,12 @@
 /**
- * virtio-ts: the virtio PCI transport, device and driver halves. This module is the public API;
- * deeper modules (under dist/src/) are importable too but may change between versions.
+ * virtio-ts: the virtio PCI transport, device and driver halves. This main entry runs anywhere
+ * (a browser too: no Node built-ins, no Buffer): the device half, the driver half, the in-process
+ * machine, memory backends and Web Crypto entropy. Node-only parts are in `virtio-ts/node` (files,
+ * sockets, streams), `virtio-ts/qemu` (QEMU over qtest) and `virtio-ts/v86` (the v86 emulator);
+ * `virtio-ts/testing` holds the builders for emulator authors' own tests. Modules deeper than these
+ * entries are not part of the API.
+ *
+ * @packageDocumentation
  */
 
 // Errors.
@@ -31,16 +37,28 @@ export type { MsixTable } from './pci/msix.js';
 export type { DescriptorChain, DeviceQueue, DriverRing, RingAreas, UsedBuffer } from './queue/types.js';
 export { SPLIT_RING, checkQueueMaxSize, type AreaAlignment, type RingFormat, type RingLayout } from './queue/ring-format.js';
 export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
-export type { ActivateContext, VirtioDevice, VirtioDeviceHost } from './device/virtio-device.js';
+export type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './core/virtio-device.js';
 export { SplitQueue } from './queue/split/device-ring.js';
 export type { SplitQueueOptions } from './queue/split/device-ring.js';
+export type { DescriptorWalk, DescriptorWalkOptions, SplitDescriptorChain } from './queue/split/descriptor-chain.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
-export { DeviceCore } from './transport/device-core.js';
-export { FEATURE_WORDS, MODERN_STATUS_STEPS, type StatusStep, type InterfaceRules, type InterruptSink, type RingArea, type VirtqueueConfig } from './transport/device-core.js';
+export { DeviceCore, RESET_PENDING_STATUS } from './core/device-core.js';
+export {
+  FEATURE_WORDS,
+  MODERN_STATUS_STEPS,
+  type StatusStep,
+  type InterfaceRules,
+  type DriverNotification,
+  type NotificationSink,
+  type RingArea,
+  type VirtqueueConfig,
+} from './core/device-core.js';
+export type { PciNotifications } from './transport/pci/pci-notifications.js';
+export type { InterruptSink } from './transport/pci/intx-interrupts.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';
 export { webCryptoEntropy, type EntropySource } from './device/rng/entropy.js';
 export { BlkDevice, type BlkDeviceOptions } from './device/blk/blk-device.js';
@@ -49,36 +67,31 @@ export { guestViews, type BlockBackend, type GuestIo, type GuestSpan } from './d
 export type { BlockResult } from './device/blk/backend.js';
 export { MemoryBlockBackend } from './device/blk/memory-backend.js';
 export type { MemoryBackendOptions } from './device/blk/memory-backend.js';
-export { FileBlockBackend } from './device/blk/file-backend.js';
-export type { FileBackendOptions } from './device/blk/file-backend.js';
 export { VirtioNetDevice, type VirtioNetDeviceOptions } from './device/net/net-device.js';
 export type { NetDeviceStats } from './device/net/net-device.js';
 export type { RxFilter, RxModes } from './device/net/rx-filter.js';
 export type { NetBackend, NetBackendPort } from './device/net/backend.js';
 export { createMemoryNetPair } from './device/net/memory-pair.js';
-export { StreamNetBackend } from './device/net/stream-backend.js';
-export type { StreamAddress, StreamNetBackendOptions, StreamNetBackendStats } from './device/net/stream-backend.js';
-export { DgramNetBackend } from './device/net/dgram-backend.js';
-export type { DgramEndpoint, DgramNetBackendOptions, DgramNetBackendStats } from './device/net/dgram-backend.js';
 export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/console/console-device.js';
 export type { ConsoleDeviceStats, ConsolePortOptions } from './device/console/console-device.js';
 export type { ConsolePort } from './device/console/console-port.js';
-export { filePortStreams, socketPortStreams, stdioPortStreams, type ConsolePortStreams } from './device/console/port-streams.js';
+export type { ConsoleBytePort, ConsolePortLink } from './device/console/byte-port.js';
 
 // Driver half: the bus, the probe, the driver core and device drivers.
-export { bdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from './driver/pci-bus.js';
-export { DmaAllocator } from './driver/dma-allocator.js';
-export { enumerate } from './driver/pci/enumerate.js';
-export type { PciFunctionId } from './driver/pci/enumerate.js';
-export { assignBars } from './driver/pci/bars.js';
-export type { MsixCapability } from './driver/pci/capabilities.js';
-export { readConfigSpace } from './driver/pci/config-space.js';
-export type { ConfigSpace } from './driver/pci/config-space.js';
-export { formatLspci } from './driver/pci/lspci.js';
+export { bdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from './bus/pci-bus.js';
+export { DmaAllocator } from './bus/dma-allocator.js';
+export { enumerate } from './bus/enumerate.js';
+export type { PciFunctionId } from './bus/enumerate.js';
+export { assignBars } from './bus/bars.js';
+export type { MsixCapability } from './bus/capabilities.js';
+export { readConfigSpace } from './bus/config-space-reader.js';
+export type { ConfigSpaceSnapshot } from './bus/config-space-reader.js';
+export { formatLspci } from './driver/lspci.js';
 export { probe, decideTransport, type ProbeOptions, type ProbeResult } from './transport/pci/probe.js';
 export type { LegacyProbe, ModernLayout, ModernProbe, VirtioStructure } from './transport/pci/probe.js';
 export type { DriverTransport } from './transport/pci/driver-transport.js';
 export type { QueueAddresses } from './transport/pci/driver-transport.js';
+export { checkDeviceConfigAccess } from './transport/pci/driver-transport.js';
 export type { InterruptMode, InterruptPlan, MsiRoute } from './transport/pci/msix-driver.js';
 export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
 export type { QueueOptions } from './driver/virtio-driver.js';
@@ -95,17 +108,6 @@ export type { NetDriverStats, VirtioNetDriverOptions } from './driver/net/net-dr
 export { VirtioConsoleDriver, ConsoleDriverPort } from './driver/console/console-driver.js';
 export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/console-driver.js';
 
-// Platforms: the in-process machine, QEMU over qtest, the v86 emulator.
+// The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';
 export { HIGH_RAM_BASE, type Plugged } from './platform/machine.js';
-export { QtestPciBus, type QtestPciBusOptions } from './platform/qtest/qtest-pci-bus.js';
-export type { QemuMachine, QemuProcess } from './platform/qtest/qemu-process.js';
-export type { IrqListener, QtestClient } from './platform/qtest/qtest-client.js';
-export type { GuestRamDma } from './platform/qtest/guest-ram-dma.js';
-export { V86PciAdapter } from './platform/v86/pci-adapter.js';
-export type { ConfigWrite, PluggedFunction } from './platform/v86/pci-adapter.js';
-export { LinuxGuest } from './platform/v86/linux-guest.js';
-export type { GuestDevice, LinuxGuestOptions } from './platform/v86/linux-guest.js';
-export type { GuestAssets } from './platform/v86/assets.js';
-export type { V86GuestMemory } from './platform/v86/guest-memory.js';
-export type { CommandOutput, GuestResult } from './platform/v86/guest-protocol.js';

@@ -77,7 +77,11 @@ export const COVERAGE_SCOPE = '/dist/src/';
 const PRECISE_MIN = 8;
 const PRECISE_MAX = 128;
 
-export async function runCampaign(loadTarget: () => Promise<FuzzTargetModule>, opts: CampaignOptions, hooks: CampaignHooks): Promise<CampaignStats> {
+export async function runCampaign(
+  loadTarget: () => Promise<FuzzTargetModule>,
+  opts: CampaignOptions,
+  hooks: CampaignHooks,
+): Promise<CampaignStats> {
   // Coverage must be on before the target's modules compile, so the import comes after.
   const tracker = opts.guided ? new CoverageTracker(COVERAGE_SCOPE) : undefined;
   const target = await loadTarget();

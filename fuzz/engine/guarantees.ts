@@ -6,7 +6,7 @@
  */
 
 import { VirtioError } from '../../src/errors.js';
-import { AccessBudgetExceeded } from '../../test/helpers/guarded-memory.js';
+import { AccessBudgetExceeded } from '../../src/testing/guarded-memory.js';
 
 export type ViolationKind =
   | 'escaped-exception' // an exception other than the allowed VirtioError subclasses

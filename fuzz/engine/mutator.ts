@@ -9,12 +9,51 @@ import type { Rng } from './rng.js';
 
 /** Values that sit on boundaries virtio code must get right (sizes, wraps, "all ones"). */
 const INTERESTING: readonly number[] = [
-  0, 1, 2, 3, 4, 7, 8, 15, 16, 0x7f, 0x80, 0xff, 0x100, 0x3ff, 0x400, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff, 0x10000,
-  0x7fffffff, 0x80000000, 0xfffffff0, 0xfffffffe, 0xffffffff, 0x1_0000_0000, 0x1_0000_0010, 2 ** 53 - 1,
+  0,
+  1,
+  2,
+  3,
+  4,
+  7,
+  8,
+  15,
+  16,
+  0x7f,
+  0x80,
+  0xff,
+  0x100,
+  0x3ff,
+  0x400,
+  0x7fff,
+  0x8000,
+  0x8001,
+  0xfffe,
+  0xffff,
+  0x10000,
+  0x7fffffff,
+  0x80000000,
+  0xfffffff0,
+  0xfffffffe,
+  0xffffffff,
+  0x1_0000_0000,
+  0x1_0000_0010,
+  2 ** 53 - 1,
   // queue sizes and ring offsets
-  32, 64, 128, 256, 512, 1024, 32768,
+  32,
+  64,
+  128,
+  256,
+  512,
+  1024,
+  32768,
 ];
-const INTERESTING_64: readonly bigint[] = [0xffff_ffff_ffff_ffffn, 0xffff_ffff_ffff_fff0n, 0x8000_0000_0000_0000n, 0x1_0000_0000n, 1n << 53n];
+const INTERESTING_64: readonly bigint[] = [
+  0xffff_ffff_ffff_ffffn,
+  0xffff_ffff_ffff_fff0n,
+  0x8000_0000_0000_0000n,
+  0x1_0000_0000n,
+  1n << 53n,
+];
 
 export interface MutationShape {
   /** Longest input the target wants. */

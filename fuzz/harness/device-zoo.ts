@@ -6,7 +6,7 @@
  */
 
 import { PassThrough, Writable } from 'node:stream';
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import { BlkDevice } from '../../src/device/blk/blk-device.js';
 import type { BlockBackend } from '../../src/device/blk/backend.js';
 import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';
@@ -14,6 +14,7 @@ import { VirtioConsoleDevice } from '../../src/device/console/console-device.js'
 import type { NetBackend, NetBackendPort } from '../../src/device/net/backend.js';
 import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
+import { streamBytePort } from '../../src/device/console/port-streams.js';
 import { DeferredBackend } from '../../test/helpers/deferred-backend.js';
 
 /** Queue size of every fuzzed device: small enough to scan, large enough for real chains. */
@@ -111,11 +112,22 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
   switch (kind) {
     case 'rng': {
       let seed = 1;
-      const device = new RngDevice({ queueSize: q, maxBytesPerRequest: 4096, entropy: (dst) => dst.forEach((_, i) => (dst[i] = seed++ & 0xff)) });
+      const device = new RngDevice({
+        queueSize: q,
+        maxBytesPerRequest: 4096,
+        entropy: (dst) => dst.forEach((_, i) => (dst[i] = seed++ & 0xff)),
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'blk-async': {
-      const device = new BlkDevice({ backend: asyncBackend(new MemoryBlockBackend(disk())), queueSize: q, maxInFlight: 3, maxDiscardSeg: 4, maxDiscardSectors: 8, sizeMax: 4096 });
+      const device = new BlkDevice({
+        backend: asyncBackend(new MemoryBlockBackend(disk())),
+        queueSize: q,
+        maxInFlight: 3,
+        maxDiscardSeg: 4,
+        maxDiscardSectors: 8,
+        sizeMax: 4096,
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'blk-held': {
@@ -127,13 +139,26 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
     case 'blk-ro-mq': {
       const ro = kind === 'blk-ro-mq';
       const backend = new MemoryBlockBackend(16 * 512, { readOnly: ro });
-      const device = new BlkDevice({ backend, queueSize: q, numQueues: ro ? 2 : 1, readOnly: ro, maxDiscardSeg: 4, maxDiscardSectors: 8, sizeMax: 4096 });
+      const device = new BlkDevice({
+        backend,
+        queueSize: q,
+        numQueues: ro ? 2 : 1,
+        readOnly: ro,
+        maxDiscardSeg: 4,
+        maxDiscardSectors: 8,
+        sizeMax: 4096,
+      });
       return { name: kind, device, hostInput: () => {}, hostOutputBytes: () => 0 };
     }
     case 'net':
     case 'net-mq': {
       const backend = new HarnessNetBackend();
-      const device = new VirtioNetDevice({ backend, mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56), queueSize: q, queuePairs: kind === 'net-mq' ? 2 : 1 });
+      const device = new VirtioNetDevice({
+        backend,
+        mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56),
+        queueSize: q,
+        queuePairs: kind === 'net-mq' ? 2 : 1,
+      });
       return { name: kind, device, hostInput: (_p, bytes) => backend.port?.receive(bytes), hostOutputBytes: () => backend.sent };
     }
     case 'console':
@@ -141,7 +166,11 @@ export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDev
       const multi = kind === 'console-multiport';
       const outs = [counter(), counter()];
       const ins = [new PassThrough(), new PassThrough()];
-      const ports = (multi ? [0, 1] : [0]).map((i) => ({ console: i === 0, name: `p${i}`, streams: { input: ins[i]!, output: outs[i]!.stream } }));
+      const ports = (multi ? [0, 1] : [0]).map((i) => ({
+        console: i === 0,
+        name: `p${i}`,
+        host: streamBytePort({ input: ins[i]!, output: outs[i]!.stream }),
+      }));
       const device = new VirtioConsoleDevice({ ports, multiport: multi, queueSize: q, size: { cols: 80, rows: 25 } });
       return {
         name: kind,

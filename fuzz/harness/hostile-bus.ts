@@ -17,7 +17,7 @@
  */
 
 import { BusError, UsageError } from '../../src/errors.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
@@ -74,7 +74,14 @@ export function decodeAdversary(input: FuzzInput, capabilities: ReadonlyMap<numb
     const offset = raw & CAP_RELATIVE ? (capabilities.get((raw >> 8) & 0x7f) ?? 0) + (raw & 0xff) : raw & 0xfff;
     overrides.push({ when, offset, value });
   }
-  return { failAllocAt: fail & 0x7f, failAllocAfter: (fail & 0x80) !== 0, overrides, floodAt: input.u8(), floodCount: input.u16(), floodLen: input.u8() };
+  return {
+    failAllocAt: fail & 0x7f,
+    failAllocAfter: (fail & 0x80) !== 0,
+    overrides,
+    floodAt: input.u8(),
+    floodCount: input.u16(),
+    floodLen: input.u8(),
+  };
 }
 
 /** Encodes an override offset relative to capability `id` (for seeds). */
@@ -133,7 +140,7 @@ export class HostileBus implements PciBus {
     const d = this.input.u8();
     if (d < 0xc0) return value;
     this.tampered++;
-    if (d < 0xd0) return ((value ^ (1 << this.input.u8() % (8 * size))) & MASK[size]) >>> 0;
+    if (d < 0xd0) return ((value ^ (1 << (this.input.u8() % (8 * size)))) & MASK[size]) >>> 0;
     if (d < 0xd8) return MASK[size];
     if (d < 0xe0) return 0;
     return (this.input.u32() & MASK[size]) >>> 0;

@@ -6,7 +6,7 @@
  */
 
 import type { DescriptorChain, DeviceQueue } from '../../src/queue/types.js';
-import type { GuardedMemory } from '../../test/helpers/guarded-memory.js';
+import type { GuardedMemory } from '../../src/testing/guarded-memory.js';
 
 export class WatchedQueue implements DeviceQueue {
   /** Writable bytes of each chain in flight, by head. */
@@ -37,12 +37,14 @@ export class WatchedQueue implements DeviceQueue {
     const chain = this.inner.pop();
     if (chain === null) return null;
     this.inFlight.set(chain.head, chain.writableBytes);
-    for (let i = chain.readable; i < chain.count; i++) this.mem.allowWrite(chain.addr(i), chain.len(i), `queue ${this.index} chain ${chain.head}`);
+    for (let i = chain.readable; i < chain.count; i++)
+      this.mem.allowWrite(chain.addr(i), chain.len(i), `queue ${this.index} chain ${chain.head}`);
     return chain;
   }
 
   pushUsed(head: number, len: number): void {
-    if (this.retired) this.problems.push(`queue ${this.index}: used element for head ${head} after the reset that ended its life completed`);
+    if (this.retired)
+      this.problems.push(`queue ${this.index}: used element for head ${head} after the reset that ended its life completed`);
     const writable = this.inFlight.get(head);
     if (writable === undefined) this.problems.push(`queue ${this.index}: used element for head ${head}, which the device never popped`);
     else if (len > writable) this.problems.push(`queue ${this.index}: used len ${len} for head ${head} with ${writable} writable bytes`);

@@ -7,7 +7,7 @@
 
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, usedRingSize } from '../../src/spec/ring.js';
-import type { GuardedMemory } from '../../test/helpers/guarded-memory.js';
+import type { GuardedMemory } from '../../src/testing/guarded-memory.js';
 
 /** Past this many ranges every write is allowed (a hostile guest can declare many; stay a superset). */
 const MAX_RANGES = 4096;

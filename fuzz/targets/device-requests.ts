@@ -19,13 +19,13 @@
  */
 
 import { VirtioError } from '../../src/errors.js';
-import type { ResetCompletion, VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { ResetCompletion, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
-import { TRANSPORT_FEATURES } from '../../src/transport/device-core.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { TRANSPORT_FEATURES } from '../../src/core/device-core.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -96,8 +96,27 @@ export async function run(data: Uint8Array): Promise<void> {
     mem.inner.bytes.fill(0);
     lifeBase = MEM_BASE + (life % 2) * REGION * REGIONS;
     const offset = lifeBase - MEM_BASE;
-    mocks = Array.from({ length: nq }, (_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(offset + i * REGION, offset + (i + 1) * REGION), lifeBase + i * REGION), base: lifeBase + i * REGION, seed: i + 7 }));
-    queues = mocks.map((mq, i) => new WatchedQueue(mq.deviceQueue({ index: i, eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX), indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC) }), mem));
+    mocks = Array.from(
+      { length: nq },
+      (_, i) =>
+        new MockQueue({
+          size: ZOO_QUEUE_SIZE,
+          memory: new ArrayGuestMemory(mem.inner.bytes.subarray(offset + i * REGION, offset + (i + 1) * REGION), lifeBase + i * REGION),
+          base: lifeBase + i * REGION,
+          seed: i + 7,
+        }),
+    );
+    queues = mocks.map(
+      (mq, i) =>
+        new WatchedQueue(
+          mq.deviceQueue({
+            index: i,
+            eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+            indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+          }),
+          mem,
+        ),
+    );
     mem.clearAllowed();
     await guarded('activate', () => device.activate({ features, queues }));
   };
@@ -129,11 +148,20 @@ export async function run(data: Uint8Array): Promise<void> {
     const r = expectTyped(what, [VirtioError], fn);
     if (r instanceof Promise) await expectTyped(what, [VirtioError], () => r);
     const problems = mem.problems();
-    if (problems.length > 0) throw new GuaranteeViolation('memory-outside', `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`);
+    if (problems.length > 0)
+      throw new GuaranteeViolation(
+        'memory-outside',
+        `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`,
+      );
     const queueProblems = [...host.problems, ...retired.flatMap((q) => q.problems), ...queues.flatMap((q) => q.problems)];
-    if (queueProblems.length > 0) throw new GuaranteeViolation(queueProblems[0]!.startsWith('needsReset') ? 'escaped-exception' : 'contract', `${what}: ${queueProblems.join('; ')}`);
+    if (queueProblems.length > 0)
+      throw new GuaranteeViolation(
+        queueProblems[0]!.startsWith('needsReset') ? 'escaped-exception' : 'contract',
+        `${what}: ${queueProblems.join('; ')}`,
+      );
     const pastFull = zoo.writesPastFull?.() ?? 0;
-    if (pastFull > 0) throw new GuaranteeViolation('memory-growth', `${what}: ${pastFull} bytes written to a host stream after it reported itself full`);
+    if (pastFull > 0)
+      throw new GuaranteeViolation('memory-growth', `${what}: ${pastFull} bytes written to a host stream after it reported itself full`);
   };
   /** Queues of lives whose reset completed: nothing may use them again. */
   const retired: WatchedQueue[] = [];
@@ -148,7 +176,8 @@ export async function run(data: Uint8Array): Promise<void> {
     switch (((opByte & 0xf) % OPS) as Op) {
       case Op.AddChain: {
         const content = input.bytes(Math.min(input.remaining, a >> 6));
-        const readable = (a & 3) === 0 ? [] : [content, ...Array.from({ length: (a & 3) - 1 }, (_, k) => new Uint8Array((b >>> (8 * k)) & 0x3f))];
+        const readable =
+          (a & 3) === 0 ? [] : [content, ...Array.from({ length: (a & 3) - 1 }, (_, k) => new Uint8Array((b >>> (8 * k)) & 0x3f))];
         const writable = Array.from({ length: (a >> 2) & 3 }, (_, k) => ((b >>> (8 * (3 - k))) & 0xff) + (hi & 2 ? 0 : 1));
         if (readable.length + writable.length === 0) break;
         try {
@@ -214,7 +243,11 @@ export async function run(data: Uint8Array): Promise<void> {
     await newLife();
   }
   await guarded('final drain', turn);
-  check(zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000, 'memory-growth', () => `device sent ${zoo.hostOutputBytes()} bytes to the host from a ${data.length}-byte input`);
+  check(
+    zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000,
+    'memory-growth',
+    () => `device sent ${zoo.hostOutputBytes()} bytes to the host from a ${data.length}-byte input`,
+  );
 }
 
 /** One event-loop turn: backend completions scheduled for it run. */
@@ -225,7 +258,11 @@ function turn(): Promise<void> {
 // ---- seeds ----
 
 function op(w: InputWriter, code: Op, hi: number, q: number, a: number, b: number): InputWriter {
-  return w.u8(code | (hi << 4)).u8(q).u16(a).u32(b);
+  return w
+    .u8(code | (hi << 4))
+    .u8(q)
+    .u16(a)
+    .u32(b);
 }
 /** A chain on queue q: one readable buffer with `content`, then writable buffers of the given lengths (at most 3). */
 function chain(w: InputWriter, q: number, content: readonly number[], writable: readonly number[], indirect = false): InputWriter {

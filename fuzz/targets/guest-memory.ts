@@ -69,7 +69,11 @@ export function run(data: Uint8Array): void {
     if (op === 5) model[region]!.fill(value & 0xff, off, off + len);
     else if (op < 3 && (value & 0x100) !== 0) for (let i = 0; i < width; i++) model[region]![off + i] = (value >>> (8 * i)) & 0xff;
   }
-  check(low.bytes.every((b, i) => b === model[0]![i]) && high.bytes.every((b, i) => b === model[1]![i]), 'memory-outside', () => 'memory differs from the reference model');
+  check(
+    low.bytes.every((b, i) => b === model[0]![i]) && high.bytes.every((b, i) => b === model[1]![i]),
+    'memory-outside',
+    () => 'memory differs from the reference model',
+  );
 }
 
 function op(code: number, addr: number, len: number, value: number): InputWriter {

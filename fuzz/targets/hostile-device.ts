@@ -30,7 +30,7 @@ import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
 import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
 import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
-import type { Bdf, PciBus } from '../../src/driver/pci-bus.js';
+import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
 import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
 
 export const description = 'driver half (rng, blk, net, console) against a device whose register reads and used entries the input picks';
@@ -71,7 +71,10 @@ export async function run(data: Uint8Array): Promise<void> {
   const zoo = makeZooDevice(kind, flood ? FLOOD_QUEUE_SIZE : undefined);
   const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
-  const { bdf } = machine.plugVirtio(zoo.device, { mode: MODES[variant % MODES.length]!, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! });
+  const { bdf } = machine.plugVirtio(zoo.device, {
+    mode: MODES[variant % MODES.length]!,
+    msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]!,
+  });
   const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
   const bus = new HostileBus(machine.bus, machine.memory, input, adversary);
   const options = flood ? { timeoutMs: TIMEOUT_MS, queueSize: FLOOD_QUEUE_SIZE, rxBufferSize: FLOOD_RX_BUFFER } : { timeoutMs: TIMEOUT_MS };
@@ -150,7 +153,8 @@ export async function run(data: Uint8Array): Promise<void> {
     outcome = await Promise.race([expectTypedAsync(`${kind} driver`, [VirtioError], workload), hang]);
   } catch (err) {
     // Name the driver in every finding (fuzz/known-open.ts matches on it).
-    if (err instanceof GuaranteeViolation && !err.message.includes(`${kind} driver`)) throw new GuaranteeViolation(err.kind, `${kind} driver: ${err.message.replace(/^[a-z-]+: /, '')}`, { cause: err });
+    if (err instanceof GuaranteeViolation && !err.message.includes(`${kind} driver`))
+      throw new GuaranteeViolation(err.kind, `${kind} driver: ${err.message.replace(/^[a-z-]+: /, '')}`, { cause: err });
     throw err;
   } finally {
     clearTimeout(timer);
@@ -159,15 +163,26 @@ export async function run(data: Uint8Array): Promise<void> {
   }
   // Let stray rejections and timers surface before judging.
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-  if (bus.exhausted) throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
-  if (unhandled.length > 0) throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
-  if (bus.tampered === 0 && bus.allocFailures === 0) check(!(outcome instanceof VirtioError) || outcome.code === 'ERR_DEVICE_TIMEOUT', 'contract', () => `an honest ${kind} device failed: ${describe(outcome)}`);
+  if (bus.exhausted)
+    throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
+  if (unhandled.length > 0)
+    throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
+  if (bus.tampered === 0 && bus.allocFailures === 0)
+    check(
+      !(outcome instanceof VirtioError) || outcome.code === 'ERR_DEVICE_TIMEOUT',
+      'contract',
+      () => `an honest ${kind} device failed: ${describe(outcome)}`,
+    );
   // Every DMA byte back: after a close() that reset the device, or after an open that failed against
   // a device that told no lies (so the driver's own reset worked). A driver that could not confirm a
   // reset must keep what the device may still write.
   if (closed || (!opened && bus.tampered === 0)) {
     const lost = bus.dmaOutstanding;
-    check(lost === 0, 'memory-growth', () => `${lost} DMA bytes not returned after the ${kind} driver ${closed ? 'closed' : `failed to open (${describe(outcome)})`}`);
+    check(
+      lost === 0,
+      'memory-growth',
+      () => `${lost} DMA bytes not returned after the ${kind} driver ${closed ? 'closed' : `failed to open (${describe(outcome)})`}`,
+    );
   }
   const lingering = countTimers() - timersBefore;
   check(lingering <= 0, 'memory-growth', () => `${lingering} timers still pending after the ${kind} driver closed`);
@@ -217,8 +232,19 @@ export function seeds(): Seed[] {
     s.push({ name: `${kind}-used-len-beyond-buffer`, data: late(k, 150, 0, 0xffffffff) });
   });
   // With an Adversary (harness/hostile-bus.ts decodeAdversary), and no other tampering.
-  const adversary = (k: number, variant: number, a: { failAlloc?: number; overrides?: [when: number, offset: number, value: number][]; flood?: [at: number, count: number, len: number] }): Uint8Array => {
-    const w = new InputWriter().u8(k + KINDS.length * variant).u8(a.failAlloc ?? 0).u8(a.overrides?.length ?? 0);
+  const adversary = (
+    k: number,
+    variant: number,
+    a: {
+      failAlloc?: number;
+      overrides?: [when: number, offset: number, value: number][];
+      flood?: [at: number, count: number, len: number];
+    },
+  ): Uint8Array => {
+    const w = new InputWriter()
+      .u8(k + KINDS.length * variant)
+      .u8(a.failAlloc ?? 0)
+      .u8(a.overrides?.length ?? 0);
     for (const [when, offset, value] of a.overrides ?? []) w.u8(when).u16(offset).u32(value);
     const [at, count, len] = a.flood ?? [0, 0, 0];
     return w.u8(at).u16(count).u8(len).finish();
@@ -230,23 +256,39 @@ export function seeds(): Seed[] {
   const MODERN_MSIX = MODERN + 3;
   KINDS.forEach((kind, k) => {
     // MSI-X table and PBA offsets (BIR 1) far beyond their BAR.
-    s.push({ name: `${kind}-msix-table-offset-outside-bar`, data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 4), 0x7fff_f001]] }) });
-    s.push({ name: `${kind}-msix-pba-offset-outside-bar`, data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 8), 0xffff_fff9]] }) });
+    s.push({
+      name: `${kind}-msix-table-offset-outside-bar`,
+      data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 4), 0x7fff_f001]] }),
+    });
+    s.push({
+      name: `${kind}-msix-pba-offset-outside-bar`,
+      data: adversary(k, MODERN_MSIX, { overrides: [[ALWAYS, capRelative(PCI_CAP_ID_MSIX, 8), 0xffff_fff9]] }),
+    });
     // Legacy BAR0 (I/O) sized 16 bytes: smaller than the 20-byte header.
     s.push({ name: `${kind}-legacy-bar0-smaller-than-header`, data: adversary(k, LEGACY, { overrides: [[SIZING, 0x10, 0xffff_fff1]] }) });
     // BARs found already programmed, outside every bus window: legacy BAR0 at port 0x80, the MSI-X
     // BAR1 in RAM (where DMA buffers live), the modern BAR4 (64-bit) at 4 GiB.
-    s.push({ name: `${kind}-legacy-bar0-preprogrammed-outside-window`, data: adversary(k, LEGACY, { overrides: [[ADDRESS, 0x10, 0x81]] }) });
+    s.push({
+      name: `${kind}-legacy-bar0-preprogrammed-outside-window`,
+      data: adversary(k, LEGACY, { overrides: [[ADDRESS, 0x10, 0x81]] }),
+    });
     s.push({ name: `${kind}-msix-bar-preprogrammed-in-ram`, data: adversary(k, MODERN_MSIX, { overrides: [[ADDRESS, 0x14, 0x2000]] }) });
     s.push({ name: `${kind}-modern-bar-preprogrammed-outside-window`, data: adversary(k, MODERN, { overrides: [[ADDRESS, 0x24, 1]] }) });
     // DMA allocation failing midway through set-up: the first, the fourth, and every one from the sixth.
-    for (const [name, fail] of [['first', 1], ['fourth', 4], ['sixth-and-later', 0x86]] as const) {
+    for (const [name, fail] of [
+      ['first', 1],
+      ['fourth', 4],
+      ['sixth-and-later', 0x86],
+    ] as const) {
       s.push({ name: `${kind}-dma-alloc-fails-${name}`, data: adversary(k, MODERN_MSIX, { failAlloc: fail }) });
     }
   });
   // Thousands of short receive buffers returned at once: the receiveq's used.idx (the second
   // two-byte field the driver refreshes) jumps by all but one of its FLOOD_QUEUE_SIZE buffers, each
   // 3 bytes long (shorter than virtio_net_hdr).
-  s.push({ name: 'net-thousands-of-short-rx-buffers', data: adversary(KINDS.indexOf('net'), PLAIN_VARIANTS, { flood: [2, FLOOD_QUEUE_SIZE - 1, 3] }) });
+  s.push({
+    name: 'net-thousands-of-short-rx-buffers',
+    data: adversary(KINDS.indexOf('net'), PLAIN_VARIANTS, { flood: [2, FLOOD_QUEUE_SIZE - 1, 3] }),
+  });
   return s;
 }

@@ -60,11 +60,18 @@ import {
   VIRTIO_PCI_QUEUE_SEL,
   VIRTIO_PCI_STATUS,
 } from '../../src/spec/virtio-pci.js';
-import { MODERN_BAR, MODERN_COMMON_OFFSET, MODERN_DEVICE_OFFSET, MODERN_ISR_OFFSET, MODERN_NOTIFY_OFFSET, MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/modern-device.js';
+import {
+  MODERN_BAR,
+  MODERN_COMMON_OFFSET,
+  MODERN_DEVICE_OFFSET,
+  MODERN_ISR_OFFSET,
+  MODERN_NOTIFY_OFFSET,
+} from '../../src/transport/pci/modern-device.js';
+import { MODERN_NOTIFY_OFF_MULTIPLIER } from '../../src/transport/pci/notify-cfg.js';
 import { LEGACY_BAR } from '../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { GuaranteeViolation, check, expectTyped } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -115,17 +122,42 @@ const OPS = 17;
 
 /** Every common-cfg field offset, so structure-aware ops hit fields rather than gaps. */
 const COMMON_FIELDS = [
-  VIRTIO_PCI_COMMON_DFSELECT, VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_GFSELECT, VIRTIO_PCI_COMMON_GF, VIRTIO_PCI_COMMON_MSIX,
-  VIRTIO_PCI_COMMON_NUMQ, VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_COMMON_CFGGENERATION, VIRTIO_PCI_COMMON_Q_SELECT, VIRTIO_PCI_COMMON_Q_SIZE,
-  VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_ENABLE, VIRTIO_PCI_COMMON_Q_NOFF, VIRTIO_PCI_COMMON_Q_DESCLO, VIRTIO_PCI_COMMON_Q_DESCHI,
-  VIRTIO_PCI_COMMON_Q_AVAILLO, VIRTIO_PCI_COMMON_Q_AVAILHI, VIRTIO_PCI_COMMON_Q_USEDLO, VIRTIO_PCI_COMMON_Q_USEDHI, VIRTIO_PCI_COMMON_Q_NDATA,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_STATUS,
+  VIRTIO_PCI_COMMON_CFGGENERATION,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_NDATA,
   VIRTIO_PCI_COMMON_Q_RESET,
 ] as const;
 /** The per-queue registers (4.1.4.3), each of which a queue_select beyond num_queues must make inert. */
 const QUEUE_FIELDS = [
-  VIRTIO_PCI_COMMON_Q_SIZE, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_ENABLE, VIRTIO_PCI_COMMON_Q_NOFF, VIRTIO_PCI_COMMON_Q_DESCLO,
-  VIRTIO_PCI_COMMON_Q_DESCHI, VIRTIO_PCI_COMMON_Q_AVAILLO, VIRTIO_PCI_COMMON_Q_AVAILHI, VIRTIO_PCI_COMMON_Q_USEDLO, VIRTIO_PCI_COMMON_Q_USEDHI,
-  VIRTIO_PCI_COMMON_Q_NDATA, VIRTIO_PCI_COMMON_Q_RESET,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_NDATA,
+  VIRTIO_PCI_COMMON_Q_RESET,
 ] as const;
 
 /**
@@ -158,7 +190,11 @@ export async function run(data: Uint8Array): Promise<void> {
   const hasModern = mode !== 'legacy';
   const mem = new GuardedMemory(REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
   let irqs = 0;
-  const fn = new VirtioPciFunction(zoo.device, { memory: mem, sendMsi: () => void irqs++, setIntx: () => void irqs++ }, { mode, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! });
+  const fn = new VirtioPciFunction(
+    zoo.device,
+    { memory: mem, sendMsi: () => void irqs++, setIntx: () => void irqs++ },
+    { mode, msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]! },
+  );
   const core = fn.core;
   const nq = core.queues.length;
   const allowance = new WriteAllowance();
@@ -166,11 +202,20 @@ export async function run(data: Uint8Array): Promise<void> {
   const setBar = (offset: number, size: AccessSize, value: number): void => fn.barWrite(MODERN_BAR, offset, size, value);
   let mocks: MockQueue[] = [];
 
-  const queueConfigs = (): string => core.queues.map((q) => `${q.size},${q.msixVector},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`).join(';');
+  const queueConfigs = (): string =>
+    core.queues
+      .map(
+        (q) =>
+          `${q.size},${fn.notifications.queueVector(q.index)},${q.enabled},${q.ringAddress('desc')},${q.ringAddress('driver')},${q.ringAddress('device')}`,
+      )
+      .join(';');
 
   /** One guest access under guard: nothing may throw, memory writes only where the guest allowed. */
   const allow = (): void => {
-    allowance.collect(mem.inner, core.queues.filter((q) => q.enabled).map((q) => ({ size: q.size, desc: q.ringAddress('desc'), used: q.ringAddress('device') })));
+    allowance.collect(
+      mem.inner,
+      core.queues.filter((q) => q.enabled).map((q) => ({ size: q.size, desc: q.ringAddress('desc'), used: q.ringAddress('device') })),
+    );
     allowance.applyTo(mem);
   };
   const access = <T>(what: string, fn: () => T): T => {
@@ -181,14 +226,23 @@ export async function run(data: Uint8Array): Promise<void> {
     // Queues enabled by this very access (DRIVER_OK) may have had their used rings written.
     allow();
     const problems = mem.problems();
-    if (problems.length > 0) throw new GuaranteeViolation('memory-outside', `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`);
+    if (problems.length > 0)
+      throw new GuaranteeViolation(
+        'memory-outside',
+        `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`,
+      );
     check(irqs <= MAX_IRQS_PER_ACCESS, 'hang', () => `${what} raised ${irqs} interrupts`);
-    check(core.fault === undefined || (core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0, 'contract', () => `fault ${core.fault?.message} without DEVICE_NEEDS_RESET`);
+    check(
+      core.fault === undefined || (core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0,
+      'contract',
+      () => `fault ${core.fault?.message} without DEVICE_NEEDS_RESET`,
+    );
     return r;
   };
 
   /** Write device_status through the interface the function has (the modern one when it has both). */
-  const writeStatus = (value: number): void => (hasModern ? setBar(VIRTIO_PCI_COMMON_STATUS, 1, value) : fn.barWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, 1, value));
+  const writeStatus = (value: number): void =>
+    hasModern ? setBar(VIRTIO_PCI_COMMON_STATUS, 1, value) : fn.barWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, 1, value);
   const statusBar = hasModern ? MODERN_BAR : LEGACY_BAR;
   const legacy = (offset: number, size: AccessSize, value: number): void => fn.barWrite(LEGACY_BAR, offset, size, value);
 
@@ -209,7 +263,11 @@ export async function run(data: Uint8Array): Promise<void> {
     });
     legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
     const status = core.status;
-    check((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) === 0, 'contract', () => `legacy initialisation after reset ended in status 0x${status.toString(16)} (${core.fault?.message ?? 'no fault'})`);
+    check(
+      (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) === 0,
+      'contract',
+      () => `legacy initialisation after reset ended in status 0x${status.toString(16)} (${core.fault?.message ?? 'no fault'})`,
+    );
   };
 
   /** A driver's initialisation (3.1.1) over fresh rings: must end in DRIVER_OK unless features were refused. */
@@ -221,7 +279,11 @@ export async function run(data: Uint8Array): Promise<void> {
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
     setBar(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    const wanted = BigInt(featureMask >>> 0) | bit(VIRTIO_F_VERSION_1) | (featureMask & 1 ? bit(VIRTIO_F_INDIRECT_DESC) : 0n) | (featureMask & 2 ? bit(VIRTIO_F_EVENT_IDX) : 0n);
+    const wanted =
+      BigInt(featureMask >>> 0) |
+      bit(VIRTIO_F_VERSION_1) |
+      (featureMask & 1 ? bit(VIRTIO_F_INDIRECT_DESC) : 0n) |
+      (featureMask & 2 ? bit(VIRTIO_F_EVENT_IDX) : 0n);
     const features = core.offeredFeatures & wanted;
     for (let sel = 0; sel < 2; sel++) {
       setBar(VIRTIO_PCI_COMMON_GFSELECT, 4, sel);
@@ -232,15 +294,27 @@ export async function run(data: Uint8Array): Promise<void> {
     mocks.forEach((mq, i) => {
       setBar(VIRTIO_PCI_COMMON_Q_SELECT, 2, i);
       setBar(VIRTIO_PCI_COMMON_Q_SIZE, 2, mq.size);
-      for (const [lo, addr] of [[VIRTIO_PCI_COMMON_Q_DESCLO, mq.descAddr], [VIRTIO_PCI_COMMON_Q_AVAILLO, mq.availAddr], [VIRTIO_PCI_COMMON_Q_USEDLO, mq.usedAddr]] as const) {
+      for (const [lo, addr] of [
+        [VIRTIO_PCI_COMMON_Q_DESCLO, mq.descAddr],
+        [VIRTIO_PCI_COMMON_Q_AVAILLO, mq.availAddr],
+        [VIRTIO_PCI_COMMON_Q_USEDLO, mq.usedAddr],
+      ] as const) {
         setBar(lo, 4, splitU64(addr)[0]);
         setBar(lo + 4, 4, splitU64(addr)[1]);
       }
       setBar(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
     });
-    setBar(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    setBar(
+      VIRTIO_PCI_COMMON_STATUS,
+      1,
+      VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+    );
     const status = bar(VIRTIO_PCI_COMMON_STATUS, 1);
-    check((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) === 0, 'contract', () => `initialisation after reset ended in status 0x${status.toString(16)} (${core.fault?.message ?? 'no fault'})`);
+    check(
+      (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 && (status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) === 0,
+      'contract',
+      () => `initialisation after reset ended in status 0x${status.toString(16)} (${core.fault?.message ?? 'no fault'})`,
+    );
   };
 
   for (let n = 0; n < MAX_OPS && !input.done; n++) {
@@ -269,11 +343,25 @@ export async function run(data: Uint8Array): Promise<void> {
         // aligned pieces, each landing on its own field) may legitimately select or reset.
         const touches = (field: number, width: number): boolean => off < field + width && field < off + size;
         const beyond =
-          hasModern && barIndex === MODERN_BAR && bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq && !touches(VIRTIO_PCI_COMMON_Q_SELECT, 2) && !touches(VIRTIO_PCI_COMMON_STATUS, 1);
+          hasModern &&
+          barIndex === MODERN_BAR &&
+          bar(VIRTIO_PCI_COMMON_Q_SELECT, 2) >= nq &&
+          !touches(VIRTIO_PCI_COMMON_Q_SELECT, 2) &&
+          !touches(VIRTIO_PCI_COMMON_STATUS, 1);
         const before = beyond ? queueConfigs() : '';
         access('barWrite', () => fn.barWrite(barIndex, off, size, value));
-        if (beyond) check(queueConfigs() === before, 'contract', () => `write at 0x${off.toString(16)} with queue_select beyond num_queues changed a queue`);
-        const statusOffset = barIndex === MODERN_BAR && hasModern ? VIRTIO_PCI_COMMON_STATUS : barIndex === LEGACY_BAR && mode !== 'modern' ? VIRTIO_PCI_STATUS : -1;
+        if (beyond)
+          check(
+            queueConfigs() === before,
+            'contract',
+            () => `write at 0x${off.toString(16)} with queue_select beyond num_queues changed a queue`,
+          );
+        const statusOffset =
+          barIndex === MODERN_BAR && hasModern
+            ? VIRTIO_PCI_COMMON_STATUS
+            : barIndex === LEGACY_BAR && mode !== 'modern'
+              ? VIRTIO_PCI_STATUS
+              : -1;
         if (off === statusOffset && size === 1 && (value & 0xff) === 0 && fn.config.barEnabled(barIndex)) checkReset();
         break;
       }
@@ -281,7 +369,10 @@ export async function run(data: Uint8Array): Promise<void> {
         access('common read', () => fn.barRead(MODERN_BAR, COMMON_FIELDS[offset % COMMON_FIELDS.length]!, size));
         break;
       case Op.Notify:
-        if (hasModern && (hi & 1) === 0) access('notify', () => fn.barWrite(MODERN_BAR, MODERN_NOTIFY_OFFSET + (offset % (nq + 2)) * MODERN_NOTIFY_OFF_MULTIPLIER, size, value));
+        if (hasModern && (hi & 1) === 0)
+          access('notify', () =>
+            fn.barWrite(MODERN_BAR, MODERN_NOTIFY_OFFSET + (offset % (nq + 2)) * MODERN_NOTIFY_OFF_MULTIPLIER, size, value),
+          );
         else if (mode !== 'modern') access('legacy notify', () => legacy(VIRTIO_PCI_QUEUE_NOTIFY, 2, offset % (nq + 2)));
         break;
       case Op.Setup:
@@ -292,7 +383,15 @@ export async function run(data: Uint8Array): Promise<void> {
           access('legacy initialisation', () => legacySetup(value));
           break;
         }
-        mocks = core.queues.map((_, i) => new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(mem.inner.bytes.subarray(i * REGION, (i + 1) * REGION), MEM_BASE + i * REGION), base: MEM_BASE + i * REGION, seed: i + 1 }));
+        mocks = core.queues.map(
+          (_, i) =>
+            new MockQueue({
+              size: ZOO_QUEUE_SIZE,
+              memory: new ArrayGuestMemory(mem.inner.bytes.subarray(i * REGION, (i + 1) * REGION), MEM_BASE + i * REGION),
+              base: MEM_BASE + i * REGION,
+              seed: i + 1,
+            }),
+        );
         access('initialisation', () => setup(value));
         break;
       case Op.AddChain: {
@@ -357,7 +456,11 @@ export async function run(data: Uint8Array): Promise<void> {
           setBar(VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
           for (const [f, w, ok] of ABSENT_QUEUE_READS) {
             const v = fn.barRead(MODERN_BAR, f, w);
-            check(ok.includes(v), 'contract', () => `queue register 0x${f.toString(16)} reads 0x${v.toString(16)} with queue_select ${sel} of ${nq}`);
+            check(
+              ok.includes(v),
+              'contract',
+              () => `queue register 0x${f.toString(16)} reads 0x${v.toString(16)} with queue_select ${sel} of ${nq}`,
+            );
           }
           for (const f of QUEUE_FIELDS) {
             fn.barWrite(MODERN_BAR, f, size, value);
@@ -368,12 +471,19 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case Op.DeviceConfig: {
         // Modern: the device cfg block; legacy: the header from offset 20 (24 with MSI-X on) onwards.
-        const [b, at] = hasModern && (hi & 2) === 0 ? [MODERN_BAR, MODERN_DEVICE_OFFSET + (offset % 0x40)] : [LEGACY_BAR, VIRTIO_PCI_ISR + 1 + (offset % 0x40)];
+        const [b, at] =
+          hasModern && (hi & 2) === 0
+            ? [MODERN_BAR, MODERN_DEVICE_OFFSET + (offset % 0x40)]
+            : [LEGACY_BAR, VIRTIO_PCI_ISR + 1 + (offset % 0x40)];
         access('device config', () => (hi & 1 ? fn.barWrite(b, at, size, value) : fn.barRead(b, at, size)));
         break;
       }
       case Op.Isr:
-        access('isr read', () => (hasModern && (hi & 2) === 0 ? fn.barRead(MODERN_BAR, MODERN_ISR_OFFSET + (offset % 4), size) : fn.barRead(LEGACY_BAR, VIRTIO_PCI_ISR, 1)));
+        access('isr read', () =>
+          hasModern && (hi & 2) === 0
+            ? fn.barRead(MODERN_BAR, MODERN_ISR_OFFSET + (offset % 4), size)
+            : fn.barRead(LEGACY_BAR, VIRTIO_PCI_ISR, 1),
+        );
         break;
       case Op.Poke: {
         const at = MEM_BASE + (offset % (REGION * REGIONS - 4));
@@ -388,7 +498,11 @@ export async function run(data: Uint8Array): Promise<void> {
 
   function checkReset(): void {
     const status = core.status;
-    check(status === 0 && core.queues.every((q) => !q.enabled) && core.peekIsr() === 0 && core.fault === undefined, 'contract', () => `after writing status 0: status 0x${status.toString(16)}, ISR ${core.peekIsr()}`);
+    check(
+      status === 0 && core.queues.every((q) => !q.enabled) && fn.notifications.peekIsr() === 0 && core.fault === undefined,
+      'contract',
+      () => `after writing status 0: status 0x${status.toString(16)}, ISR ${fn.notifications.peekIsr()}`,
+    );
   }
 }
 
@@ -400,7 +514,11 @@ async function drain(rounds: number): Promise<void> {
 // ---- seeds ----
 
 function op(w: InputWriter, code: Op, hi: number, width: number, offset: number, value: number): InputWriter {
-  return w.u8(code | (hi << 5)).u8(width).u16(offset).u32(value);
+  return w
+    .u8(code | (hi << 5))
+    .u8(width)
+    .u16(offset)
+    .u32(value);
 }
 
 export function seeds(): Seed[] {
@@ -440,7 +558,10 @@ export function seeds(): Seed[] {
     w.bytes(new Uint8Array(16));
     const rng = new MockQueue({ size: ZOO_QUEUE_SIZE, memory: new ArrayGuestMemory(REGION, MEM_BASE), base: MEM_BASE, seed: 1 });
     op(w, Op.Poke, 0, 1, rng.availAddr + 2 - MEM_BASE, 0x4000);
-    s.push({ name: 'rng-avail-index-jump-then-reset', data: op(op(op(op(w, Op.Notify, 0, 2, 0, 0), Op.Isr, 0, 0, 0, 0), Op.Status, 0, 0, 0, 0), Op.Setup, 0, 0, 0, 0).finish() });
+    s.push({
+      name: 'rng-avail-index-jump-then-reset',
+      data: op(op(op(op(w, Op.Notify, 0, 2, 0, 0), Op.Isr, 0, 0, 0, 0), Op.Status, 0, 0, 0, 0), Op.Setup, 0, 0, 0, 0).finish(),
+    });
   }
   ZOO_KINDS.forEach((kind, k) => {
     // Legacy-only (variant 2) and transitional with MSI-X (variant 4): initialise, traffic by raw pokes, reset.
@@ -474,7 +595,8 @@ export function seeds(): Seed[] {
 
 function dictionary(): Uint8Array[] {
   const d: Uint8Array[] = [];
-  for (const code of [Op.Setup, Op.Notify, Op.Drain, Op.Isr, Op.QueueSelectBeyond]) d.push(op(new InputWriter(), code, 0, 1, 0, 0).finish());
+  for (const code of [Op.Setup, Op.Notify, Op.Drain, Op.Isr, Op.QueueSelectBeyond])
+    d.push(op(new InputWriter(), code, 0, 1, 0, 0).finish());
   d.push(op(new InputWriter(), Op.Status, 0, 0, 0, 0).finish());
   return d;
 }

@@ -33,8 +33,8 @@ import {
   usedRingSize,
 } from '../../src/spec/ring.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
-import { GuardedMemory } from '../../test/helpers/guarded-memory.js';
-import { MockQueue } from '../../test/helpers/mock-queue.js';
+import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import { check, expectTyped, GuaranteeViolation } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -53,7 +53,12 @@ const MAX_OPS = 96;
 /** Offset of the data area the seeds put buffers and indirect tables in. */
 const DATA = 0x3000;
 
-export const shape: MutationShape = { maxLength: HEADER + RECORD * MAX_OPS, headerSize: HEADER, recordSize: RECORD, dictionary: dictionary() };
+export const shape: MutationShape = {
+  maxLength: HEADER + RECORD * MAX_OPS,
+  headerSize: HEADER,
+  recordSize: RECORD,
+  dictionary: dictionary(),
+};
 
 const enum Op {
   Desc = 0,
@@ -175,7 +180,11 @@ export function run(data: Uint8Array): void {
   const inFlight = new Map<number, Buf[]>();
 
   /** Run one device operation under the guard: only the allowed ranges may be viewed or changed. */
-  const device = <T>(what: string, fn: () => T, allowed: readonly (typeof QueueFaultError | typeof UsageError)[] = [QueueFaultError]): T | Error => {
+  const device = <T>(
+    what: string,
+    fn: () => T,
+    allowed: readonly (typeof QueueFaultError | typeof UsageError)[] = [QueueFaultError],
+  ): T | Error => {
     mem.clearAllowed();
     mem.allowRead(desc!, descTableSize(size), 'descriptor table');
     mem.allowRead(avail!, availRingSize(size), 'avail ring');
@@ -186,11 +195,16 @@ export function run(data: Uint8Array): void {
         if (g.read16(at + 12) & VIRTQ_DESC_F_INDIRECT) mem.allowRead(Number(g.read64(at)), g.read32(at + 8), 'indirect table');
       }
     }
-    for (const bufs of inFlight.values()) for (const b of bufs) (b.writable ? mem.allowWrite : mem.allowRead).call(mem, b.addr, b.len, 'chain buffer');
+    for (const bufs of inFlight.values())
+      for (const b of bufs) (b.writable ? mem.allowWrite : mem.allowRead).call(mem, b.addr, b.len, 'chain buffer');
     mem.snapshot();
     const r = expectTyped(what, allowed, fn);
     const problems = mem.problems();
-    if (problems.length > 0) throw new GuaranteeViolation('memory-outside', `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`);
+    if (problems.length > 0)
+      throw new GuaranteeViolation(
+        'memory-outside',
+        `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`,
+      );
     return r;
   };
 
@@ -201,10 +215,18 @@ export function run(data: Uint8Array): void {
   if (!(created instanceof SplitQueue)) {
     const align = SPLIT_RING.areaAlign;
     const aligned = desc! % align.desc === 0 && avail! % align.driver === 0 && used! % align.device === 0;
-    check(!SPLIT_RING.isQueueSize(size) || !ringsFit || !aligned, 'contract', () => `rings refused though aligned and in memory: ${created instanceof Error ? created.message : 'not a split ring'}`);
+    check(
+      !SPLIT_RING.isQueueSize(size) || !ringsFit || !aligned,
+      'contract',
+      () => `rings refused though aligned and in memory: ${created instanceof Error ? created.message : 'not a split ring'}`,
+    );
     return;
   }
-  check(ringsFit && SPLIT_RING.isQueueSize(size), 'contract', () => `SplitQueue accepted rings outside guest memory or a queue size of ${size}`);
+  check(
+    ringsFit && SPLIT_RING.isQueueSize(size),
+    'contract',
+    () => `SplitQueue accepted rings outside guest memory or a queue size of ${size}`,
+  );
   const q = created;
   const model = new Model(mem, size, desc!, avail!, used!, indirect, inFlight);
   // Rings that overlap (a hostile layout) make the device's own used-ring writes (avail_event, used
@@ -238,7 +260,7 @@ export function run(data: Uint8Array): void {
       }
       case Op.Poke: {
         const width = [1, 2, 4, 8][mod & 3]!;
-        const at = base + (((b << 16) | a) >>> 0) % (MEM_SIZE - 7);
+        const at = base + ((((b << 16) | a) >>> 0) % (MEM_SIZE - 7));
         if (width === 8) g.write64(at, BigInt(Math.floor(d)));
         else [g.write8, g.write16, g.write32][[1, 2, 4].indexOf(width)]!.call(g, at, d % 2 ** 32);
         break;
@@ -272,9 +294,17 @@ export function run(data: Uint8Array): void {
         } else if (expected === null) {
           check(got === null, 'contract', () => `pop should find the ring empty, got ${describeChain(got)}`);
         } else {
-          check(got !== null && !(got instanceof Error), 'contract', () => `pop should return chain ${expected.head}, got ${describeChain(got)}`);
+          check(
+            got !== null && !(got instanceof Error),
+            'contract',
+            () => `pop should return chain ${expected.head}, got ${describeChain(got)}`,
+          );
           const chain = got;
-          check(sameChain(chain, expected.head, expected.bufs), 'contract', () => `chain ${describeChain(chain)} differs from reference ${JSON.stringify(expected)}`);
+          check(
+            sameChain(chain, expected.head, expected.bufs),
+            'contract',
+            () => `chain ${describeChain(chain)} differs from reference ${JSON.stringify(expected)}`,
+          );
           chains.set(chain.head, chain);
         }
         break;
@@ -305,7 +335,11 @@ export function run(data: Uint8Array): void {
         check(!(r instanceof Error), 'contract', () => `pushUsed(${head}, ${len}) of an in-flight chain failed: ${String(r)}`);
         const elem = used! + VIRTQ_USED_RING + (model.used % size) * VIRTQ_USED_ELEM_SIZE;
         model.used = (model.used + 1) & 0xffff;
-        check(g.read32(elem) === head && g.read32(elem + 4) === len && g.read16(used! + VIRTQ_USED_IDX) === model.used, 'contract', () => 'used element or used.idx not where 2.7.8 puts them');
+        check(
+          g.read32(elem) === head && g.read32(elem + 4) === len && g.read16(used! + VIRTQ_USED_IDX) === model.used,
+          'contract',
+          () => 'used element or used.idx not where 2.7.8 puts them',
+        );
         model.inFlight.delete(head);
         chains.delete(head);
         break;
@@ -341,7 +375,11 @@ export function run(data: Uint8Array): void {
       default:
         break;
     }
-    check(q.inFlightChains === model.inFlight.size && q.inFlightChains <= size, 'memory-growth', () => `${q.inFlightChains} chains in flight, model ${model.inFlight.size}`);
+    check(
+      q.inFlightChains === model.inFlight.size && q.inFlightChains <= size,
+      'memory-growth',
+      () => `${q.inFlightChains} chains in flight, model ${model.inFlight.size}`,
+    );
   }
 }
 
@@ -383,14 +421,22 @@ function describeChain(x: unknown): string {
 // ---- seeds: the known virtio CVE shapes, built by name ----
 
 /** The header: queue size log2 (top bit: a raw size instead), flags (1 event idx, 2 indirect, base index << 2, 0x10 raw rings), seed, raw ring offsets. */
-function header(sizeLog2: number, opts: { eventIdx?: boolean; indirect?: boolean; base?: number; raw?: [number, number, number] } = {}): InputWriter {
+function header(
+  sizeLog2: number,
+  opts: { eventIdx?: boolean; indirect?: boolean; base?: number; raw?: [number, number, number] } = {},
+): InputWriter {
   const flags = (opts.eventIdx ? 1 : 0) | (opts.indirect ? 2 : 0) | ((opts.base ?? 0) << 2) | (opts.raw ? 0x10 : 0);
   const w = new InputWriter().u8(sizeLog2).u8(flags).u16(7);
   for (const o of opts.raw ?? [0, 0, 0]) w.u16(o);
   return w;
 }
 function op(w: InputWriter, code: Op, mod: number, a: number, b: number, c: number, d: number): InputWriter {
-  return w.u8(code | (mod << 4)).u16(a).u16(b).u32(c).u64(d);
+  return w
+    .u8(code | (mod << 4))
+    .u16(a)
+    .u16(b)
+    .u32(c)
+    .u64(d);
 }
 /** Descriptor `index` = {addr: data offset (or raw 64-bit with raw), len, flags, next}. */
 function desc(w: InputWriter, index: number, off: number, len: number, flags: number, next: number, raw = false): InputWriter {
@@ -552,7 +598,12 @@ export function seeds(): Seed[] {
 
 function dictionary(): Uint8Array[] {
   const d: Uint8Array[] = [];
-  for (const f of [0, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE]) d.push(desc(new InputWriter(), 0, DATA, 16, f, 1).finish());
-  d.push(pop(new InputWriter()).finish(), publish(new InputWriter(), 0, 0).finish(), op(new InputWriter(), Op.AddChain, 3, 2, 2, 0x20202020, 0x20202020).finish());
+  for (const f of [0, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE])
+    d.push(desc(new InputWriter(), 0, DATA, 16, f, 1).finish());
+  d.push(
+    pop(new InputWriter()).finish(),
+    publish(new InputWriter(), 0, 0).finish(),
+    op(new InputWriter(), Op.AddChain, 3, 2, 2, 0x20202020, 0x20202020).finish(),
+  );
   return d;
 }

@@ -7,11 +7,11 @@
 import { BlkDevice } from '../device/blk/blk-device.js';
 import type { BlockBackend } from '../device/blk/backend.js';
 import { RngDevice } from '../device/rng/rng-device.js';
-import { readConfigSpace } from '../driver/pci/config-space.js';
-import { formatLspci } from '../driver/pci/lspci.js';
-import type { Bdf, PciBus } from '../driver/pci-bus.js';
+import { readConfigSpace } from '../bus/config-space-reader.js';
+import { formatLspci } from '../driver/lspci.js';
+import type { Bdf, PciBus } from '../bus/pci-bus.js';
 import { Machine } from '../platform/machine.js';
-import type { VirtioDevice } from '../device/virtio-device.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
 import { probe, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import type { VirtioPciFunction, VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
 

@@ -13,6 +13,7 @@ import { VirtioNetDriver } from '../driver/net/net-driver.js';
 import type { VirtioDriverOptions } from '../driver/virtio-driver.js';
 import { Machine } from '../platform/machine.js';
 import type { VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
+import { streamBytePort } from '../device/console/port-streams.js';
 
 const hexMac = (mac: Uint8Array): string => [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
@@ -40,7 +41,9 @@ export async function netDemo(fnOptions: VirtioPciFunctionOptions, drvOptions: V
       drivers.push(await VirtioNetDriver.open(m.bus, bdf, drvOptions));
     }
     const [a, b] = drivers as [VirtioNetDriver, VirtioNetDriver];
-    const lines = [`virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface`];
+    const lines = [
+      `virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface`,
+    ];
     for (const [from, to, name] of [
       [a, b, 'A -> B'],
       [b, a, 'B -> A'],
@@ -65,7 +68,7 @@ export async function consoleDemo(fnOptions: VirtioPciFunctionOptions, drvOption
   const input = new PassThrough();
   const output = new PassThrough();
   const m = new Machine();
-  const { bdf } = m.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] }), fnOptions);
+  const { bdf } = m.plugVirtio(new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] }), fnOptions);
   const drv = await VirtioConsoleDriver.open(m.bus, bdf, drvOptions);
   try {
     const port = await drv.waitPort(0);

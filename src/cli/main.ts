@@ -41,14 +41,19 @@ const QUIET_COMMANDER_ENDS = new Set(['commander.helpDisplayed', 'commander.help
 
 /** A failed system call (errno error from node:fs, node:net, ...): the environment, not a bug. */
 function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string' && typeof (err as NodeJS.ErrnoException).code === 'string';
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).syscall === 'string' &&
+    typeof (err as NodeJS.ErrnoException).code === 'string'
+  );
 }
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    if (!QUIET_COMMANDER_ENDS.has(err.code)) console.error(`virtio-ts: ${err.message.replace(/^error: /, '')} (${err.code}; see virtio-ts --help)`);
+    if (!QUIET_COMMANDER_ENDS.has(err.code))
+      console.error(`virtio-ts: ${err.message.replace(/^error: /, '')} (${err.code}; see virtio-ts --help)`);
     process.exitCode = err.exitCode;
   } else if (err instanceof VirtioError || isSystemError(err)) {
     console.error(`virtio-ts: ${err.message} (${err.code})`);

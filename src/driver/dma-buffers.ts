@@ -19,7 +19,10 @@ export function allocAll(dma: DmaMemory, requests: readonly (readonly [size: num
 
 /** `count` buffers of `size` bytes aligned to `align`, or none (see {@link allocAll}). */
 export function allocBuffers(dma: DmaMemory, count: number, size: number, align: number): DmaBuffer[] {
-  return allocAll(dma, Array.from({ length: count }, () => [size, align] as const));
+  return allocAll(
+    dma,
+    Array.from({ length: count }, () => [size, align] as const),
+  );
 }
 
 /** Free every buffer of `buffers` and empty the array. */

@@ -37,8 +37,8 @@ import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
 import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
 import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import { DriverQueue, type QueueHost } from './driver-queue.js';
-import { enumerate } from './pci/enumerate.js';
-import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from './pci-bus.js';
+import { enumerate } from '../bus/enumerate.js';
+import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 
 /** Transport and ring features this core implements; device drivers add their device-specific bits. */
 export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
@@ -207,13 +207,19 @@ export class VirtioDriver implements QueueHost {
     accept = modern ? accept | featureSet(VIRTIO_F_VERSION_1) : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
     const accepted = this.deviceFeatures & accept;
     const missing = required & ~accepted;
-    if (missing !== 0n) return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
+    if (missing !== 0n)
+      return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
     await this.transport.setDriverFeatures(accepted);
     if (modern) {
       await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);
       const readBack = await this.transport.getStatus();
       if ((readBack & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
-        return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `device did not keep FEATURES_OK for features 0x${accepted.toString(16)} (status ${decodeStatus(readBack)})`));
+        return this.failWith(
+          new DeviceFaultError(
+            'ERR_DEVICE_FEATURES',
+            `device did not keep FEATURES_OK for features 0x${accepted.toString(16)} (status ${decodeStatus(readBack)})`,
+          ),
+        );
     }
     this.negotiated = accepted;
     // Vectors are assigned to every queue before any is enabled (4.1.5.1.3).
@@ -231,30 +237,50 @@ export class VirtioDriver implements QueueHost {
     this.expectPhase('queues', 'setupQueue()');
     if (this.queues.has(index)) throw new UsageError(`queue ${index} is already set up`);
     const numQueues = await this.transport.numQueues();
-    if (!Number.isInteger(index) || index < 0 || index >= numQueues) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
+    if (!Number.isInteger(index) || index < 0 || index >= numQueues)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
     let size: number;
     if (this.transport.legacyLayout) {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
-      if (!SPLIT_RING.isQueueSize(max)) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
+      if (!SPLIT_RING.isQueueSize(max))
+        throw new DeviceFaultError(
+          'ERR_DEVICE_QUEUE',
+          `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`,
+        );
       size = max;
     } else size = chooseQueueSize(index, max, options.size, options.maxSize);
     let ring: DriverRing<T>;
     try {
-      ring = driverRing<T>({ index, size, dma: this.bus.dma, features: this.negotiated, layout: this.transport.legacyLayout ? 'legacy' : 'separate' });
+      ring = driverRing<T>({
+        index,
+        size,
+        dma: this.bus.dma,
+        features: this.negotiated,
+        layout: this.transport.legacyLayout ? 'legacy' : 'separate',
+      });
     } catch (cause) {
       // The size is the device's (or within its maximum): rings that do not fit are its demand.
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: rings for size ${size} do not fit in DMA memory`, { cause });
     }
     try {
       await ring.flushRings(); // zeroed rings in place before the device learns where they are
-      await this.transport.setupQueue(index, { size, descAddr: ring.areas.desc, driverAddr: ring.areas.driver, deviceAddr: ring.areas.device });
+      await this.transport.setupQueue(index, {
+        size,
+        descAddr: ring.areas.desc,
+        driverAddr: ring.areas.driver,
+        deviceAddr: ring.areas.device,
+      });
       if (this.plan !== undefined && this.plan.kind !== 'intx') {
         // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
         const want = this.plan.queueVector(index);
         const got = await this.transport.setQueueVector(index, want);
-        if (got !== want) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`);
+        if (got !== want)
+          throw new DeviceFaultError(
+            'ERR_DEVICE_QUEUE',
+            `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`,
+          );
       }
       await this.transport.enableQueue(index);
     } catch (err) {
@@ -279,7 +305,10 @@ export class VirtioDriver implements QueueHost {
   async checkStatus(): Promise<number> {
     const status = await this.transport.getStatus();
     if ((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0 && this.faultError === undefined) {
-      this.faultError = new DeviceFaultError('ERR_DEVICE_NEEDS_RESET', `${formatBdf(this.fn)}: device set DEVICE_NEEDS_RESET (status ${decodeStatus(status)})`);
+      this.faultError = new DeviceFaultError(
+        'ERR_DEVICE_NEEDS_RESET',
+        `${formatBdf(this.fn)}: device set DEVICE_NEEDS_RESET (status ${decodeStatus(status)})`,
+      );
       this.wakeQueues();
       throw this.faultError;
     }
@@ -402,7 +431,8 @@ export class VirtioDriver implements QueueHost {
     this.faultError ??= new UsageError('driver closed');
     this.wakeQueues();
     await this.transport.reset();
-    if (this.plan !== undefined && this.plan.kind !== 'intx' && this.probe.msix !== undefined) await disableMsix(this.bus, this.fn, this.probe.msix, this.transport);
+    if (this.plan !== undefined && this.plan.kind !== 'intx' && this.probe.msix !== undefined)
+      await disableMsix(this.bus, this.fn, this.probe.msix, this.transport);
     // The device no longer touches the rings: their memory can go back to the allocator.
     for (const q of this.queues.values()) q.destroy();
   }
@@ -414,7 +444,9 @@ export class VirtioDriver implements QueueHost {
  * (as Linux marks one virtqueue broken, not the device): calls that wait on it reject with this.
  */
 export function loopFault(error: unknown, where: string): VirtioError {
-  return error instanceof VirtioError ? error : new BusError(`${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return error instanceof VirtioError
+    ? error
+    : new BusError(`${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 /** The transport the probe committed to. */
@@ -427,7 +459,8 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
 /** The queue size to use: `wanted` (a power of 2) or the largest power of 2 up to `max` and `cap`. */
 function chooseQueueSize(index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
-    if (!SPLIT_RING.isQueueSize(wanted)) throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
+    if (!SPLIT_RING.isQueueSize(wanted))
+      throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }

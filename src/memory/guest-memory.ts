@@ -89,7 +89,9 @@ function checkRamMap(ram: readonly AddressRange[], base: number, size: number): 
   let floor = base;
   for (const r of sorted) {
     if (!(isSafeInteger(r.size) && r.size > 0 && r.base >= floor && rangeInside(r.base, r.size, base, size))) {
-      throw new UsageError(`RAM range [0x${r.base.toString(16)}, +0x${r.size.toString(16)}) is empty, overlaps another or lies outside [0x${base.toString(16)}, +0x${size.toString(16)})`);
+      throw new UsageError(
+        `RAM range [0x${r.base.toString(16)}, +0x${r.size.toString(16)}) is empty, overlaps another or lies outside [0x${base.toString(16)}, +0x${size.toString(16)})`,
+      );
     }
     floor = r.base + r.size;
   }

@@ -28,7 +28,8 @@ export class RegionMap implements BarRegion {
   /** Place `region` at [offset, offset + size); blocks must not overlap. */
   add(offset: number, size: number, region: BarRegion): this {
     for (const p of this.placed)
-      if (offset < p.offset + p.size && p.offset < offset + size) throw new UsageError(`region at 0x${offset.toString(16)} overlaps another`);
+      if (offset < p.offset + p.size && p.offset < offset + size)
+        throw new UsageError(`region at 0x${offset.toString(16)} overlaps another`);
     this.placed.push({ offset, size, region });
     return this;
   }
@@ -61,7 +62,7 @@ export class NaturallyAligned implements BarRegion {
   read(offset: number, size: AccessSize): number {
     if (offset % size === 0) return this.inner.read(offset, size);
     let value = 0;
-    for (let done = 0; done < size; ) {
+    for (let done = 0; done < size;) {
       const piece = pieceSize(offset + done, size - done);
       value += this.inner.read(offset + done, piece) * 2 ** (8 * done);
       done += piece;
@@ -74,7 +75,7 @@ export class NaturallyAligned implements BarRegion {
       this.inner.write(offset, size, value);
       return;
     }
-    for (let done = 0; done < size; ) {
+    for (let done = 0; done < size;) {
       const piece = pieceSize(offset + done, size - done);
       this.inner.write(offset + done, piece, Math.floor((value >>> 0) / 2 ** (8 * done)) % 2 ** (8 * piece));
       done += piece;

@@ -131,7 +131,8 @@ function checkBars(bars: readonly (BarDescriptor | undefined)[]): void {
     if (!powerOfTwo || bar.size < min || bar.size > max)
       throw new UsageError(`BAR${i}: size ${bar.size} is not a power of two in [${min}, ${max}]`);
     if (bar.kind === 'io' && (bar.is64 || bar.prefetchable)) throw new UsageError(`BAR${i}: an I/O BAR is neither 64-bit nor prefetchable`);
-    if (bar.is64 && (i + 1 >= PCI_NUM_BARS || bars[i + 1] !== undefined)) throw new UsageError(`BAR${i}: a 64-bit BAR needs the next slot free`);
+    if (bar.is64 && (i + 1 >= PCI_NUM_BARS || bars[i + 1] !== undefined))
+      throw new UsageError(`BAR${i}: a 64-bit BAR needs the next slot free`);
   });
 }
 

@@ -79,7 +79,11 @@ export class PciEndpoint implements PciFunction {
   private inRange(bar: number, offset: number, size: number): BarRegion | undefined {
     const desc = this.config.bars[bar];
     const ok =
-      desc !== undefined && (size === 1 || size === 2 || size === 4) && Number.isInteger(offset) && offset >= 0 && offset + size <= desc.size;
+      desc !== undefined &&
+      (size === 1 || size === 2 || size === 4) &&
+      Number.isInteger(offset) &&
+      offset >= 0 &&
+      offset + size <= desc.size;
     return ok ? this.regions[bar] : undefined;
   }
 }

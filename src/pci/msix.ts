@@ -73,14 +73,16 @@ export class MsixTable {
     options: MsixOptions,
   ) {
     const n = options.vectors;
-    if (!Number.isInteger(n) || n < 1 || n > PCI_MSIX_FLAGS_QSIZE + 1) throw new UsageError(`MSI-X: ${n} vectors is not in 1..${PCI_MSIX_FLAGS_QSIZE + 1}`);
+    if (!Number.isInteger(n) || n < 1 || n > PCI_MSIX_FLAGS_QSIZE + 1)
+      throw new UsageError(`MSI-X: ${n} vectors is not in 1..${PCI_MSIX_FLAGS_QSIZE + 1}`);
     this.vectors = n;
     this.pbaOffset = msixBarDescriptor(n).size / 2;
     this.table = new Uint8Array(n * PCI_MSIX_ENTRY_SIZE);
     this.view = new DataView(this.table.buffer);
     // PBA: one bit per vector, in whole QWORDs (6.8.2.7).
     this.pending = new Uint8Array(Math.ceil(n / 64) * 8);
-    for (let v = 0; v < n; v++) this.view.setUint32(v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_ENTRY_CTRL_MASKBIT, true);
+    for (let v = 0; v < n; v++)
+      this.view.setUint32(v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_ENTRY_CTRL_MASKBIT, true);
 
     this.capability = config.addCapability({
       id: PCI_CAP_ID_MSIX,

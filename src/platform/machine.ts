@@ -12,10 +12,17 @@
  * so a device never re-enters the driver from inside a register access.
  */
 
-import type { VirtioDevice } from '../device/virtio-device.js';
-import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../driver/pci-bus.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
+import { bdf as makeBdf, formatBdf, type Bdf, type BusResources, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 import { UsageError } from '../errors.js';
-import { ArrayGuestMemory, RegionGuestMemory, largestRange, rangeInside, type AddressRange, type GuestMemory } from '../memory/guest-memory.js';
+import {
+  ArrayGuestMemory,
+  RegionGuestMemory,
+  largestRange,
+  rangeInside,
+  type AddressRange,
+  type GuestMemory,
+} from '../memory/guest-memory.js';
 import type { DeviceHost, PciFunction } from '../pci/function.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { PCI_DEVICES_PER_BUS } from '../spec/pci-enumeration.js';
@@ -96,7 +103,8 @@ export class Machine {
       throw new UsageError(`high RAM size ${highRamSize} does not fit below the 64-bit BAR window`);
     const lowRam = options.ramMap?.filter((r) => r.base < HIGH_RAM_BASE) ?? [{ base: 0, size: ramSize }];
     const highRam = options.ramMap?.filter((r) => r.base >= HIGH_RAM_BASE) ?? [{ base: HIGH_RAM_BASE, size: highRamSize }];
-    if (highRamSize === 0 && options.ramMap !== undefined && highRam.length > 0) throw new UsageError('RAM ranges above 4 GiB need highRamSize');
+    if (highRamSize === 0 && options.ramMap !== undefined && highRam.length > 0)
+      throw new UsageError('RAM ranges above 4 GiB need highRamSize');
     const low = new ArrayGuestMemory(ramSize, 0, lowRam);
     const high = highRamSize > 0 ? new ArrayGuestMemory(highRamSize, HIGH_RAM_BASE, highRam) : undefined;
     this.memory = high === undefined ? low : new RegionGuestMemory([low, high]);

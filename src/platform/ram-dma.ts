@@ -4,7 +4,7 @@
  */
 
 import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
-import { DmaAllocator } from '../driver/dma-allocator.js';
+import { DmaAllocator } from '../bus/dma-allocator.js';
 import { UsageError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 

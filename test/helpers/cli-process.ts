@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readdir, readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,8 @@ export interface CliRunOptions {
   /** Written to the command's stdin once the marker is seen (after closing stdout, for EPIPE). */
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** Variables added to the command's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CliRun {
@@ -54,13 +57,18 @@ export async function privateTmp(t: TestContext): Promise<string> {
 async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
   const lists = await Promise.all(tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '')));
-  return lists.flatMap((l) => l.split(' ').filter((x) => x !== '').map(Number));
+  return lists.flatMap((l) =>
+    l
+      .split(' ')
+      .filter((x) => x !== '')
+      .map(Number),
+  );
 }
 
 /** The processes below `root`. */
 async function descendantsOf(root: number): Promise<number[]> {
   const found: number[] = [];
-  for (let frontier = [root]; frontier.length > 0; ) {
+  for (let frontier = [root]; frontier.length > 0;) {
     const next = (await Promise.all(frontier.map(childrenOf))).flat();
     found.push(...next);
     frontier = next;
@@ -70,7 +78,10 @@ async function descendantsOf(root: number): Promise<number[]> {
 
 /** Runs `virtio-ts <args>`; see {@link CliRunOptions}. */
 export async function runCli(args: readonly string[], options: CliRunOptions): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, TMPDIR: options.tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...options.env, TMPDIR: options.tmp },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let acted = false;
@@ -101,7 +112,9 @@ export async function runCli(args: readonly string[], options: CliRunOptions): P
     onOutput();
   });
   child.stdin.on('error', () => undefined);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   let running = true;
   void exited.then(() => (running = false));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
@@ -127,7 +140,7 @@ export async function assertNothingLeft(tmp: string, run: CliRun, what: string):
   assert.deepEqual(await readdir(tmp), [], `${what}: files left in TMPDIR`);
   // The killing is done before the command exits; give the kernel a moment to finish it.
   const deadline = Date.now() + 5000;
-  let left = [];
+  let left: number[];
   do {
     left = [];
     for (const pid of run.descendants) if (await alive(pid)) left.push(pid);
@@ -145,4 +158,16 @@ export function assertOneLineError(run: CliRun, message: RegExp, code: string): 
   assert.match(lines[0]!, /^virtio-ts: /);
   assert.match(lines[0]!, message);
   assert.ok(lines[0]!.endsWith(`(${code})`), lines[0]);
+}
+
+/** Binds UDP `port` on every address (as `boot --net-udp` does) and closes it again: the port bound; rejects when it is taken. */
+export function bindUdpOnce(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(port, '0.0.0.0', () => {
+      const bound = s.address().port;
+      s.close(() => resolve(bound));
+    });
+  });
 }

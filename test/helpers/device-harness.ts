@@ -4,9 +4,9 @@
  * activate/notify as a transport would call them.
  */
 
-import type { VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
-import { MockQueue } from './mock-queue.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;

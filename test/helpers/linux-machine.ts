@@ -10,7 +10,7 @@ import { MemoryBlockBackend } from '../../src/device/blk/memory-backend.js';
 import { VirtioConsoleDevice } from '../../src/device/console/console-device.js';
 import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
@@ -69,7 +69,10 @@ function defaultDevice(name: VirtioName): VirtioDevice {
   }
 }
 
-export async function bootTestMachine(devices: MachineDevices = {}, options: Omit<LinuxGuestOptions, 'devices'> = {}): Promise<TestMachine> {
+export async function bootTestMachine(
+  devices: MachineDevices = {},
+  options: Omit<LinuxGuestOptions, 'devices'> = {},
+): Promise<TestMachine> {
   let probe: ProbeFunction | undefined;
   const fns: Partial<Record<VirtioName, VirtioPciFunction>> = {};
   const names = Object.keys(MODES) as VirtioName[];
@@ -80,7 +83,8 @@ export async function bootTestMachine(devices: MachineDevices = {}, options: Omi
       ...names.map((name) => ({
         name,
         devfn: SLOT[name],
-        create: (host: DeviceHost) => (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name] })),
+        create: (host: DeviceHost) =>
+          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name] })),
       })),
     ],
   });
@@ -91,7 +95,9 @@ export async function bootTestMachine(devices: MachineDevices = {}, options: Omi
 export function resultOf(results: readonly GuestResult[], kind: string, where: Readonly<Record<string, string>> = {}): GuestResult {
   const found = results.filter((r) => r.kind === kind && Object.entries(where).every(([k, v]) => r.fields[k] === v));
   if (found.length !== 1) {
-    throw new Error(`expected one "${kind}" result matching ${JSON.stringify(where)}, got ${found.length}:\n${results.map((r) => `${r.kind} ${r.text}`).join('\n')}`);
+    throw new Error(
+      `expected one "${kind}" result matching ${JSON.stringify(where)}, got ${found.length}:\n${results.map((r) => `${r.kind} ${r.text}`).join('\n')}`,
+    );
   }
   return found[0]!;
 }

@@ -5,7 +5,7 @@
  * as a config change. Everything the transport does to it is recorded.
  */
 
-import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../src/device/virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 import type { DeviceQueue } from '../../src/queue/types.js';
 

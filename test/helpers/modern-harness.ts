@@ -4,17 +4,13 @@
  * record of what the function did to its host (INTx levels, MSI messages).
  */
 
-import type { VirtioDevice } from '../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 import { bit } from '../../src/spec/features.js';
 import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_MEMORY } from '../../src/spec/pci.js';
-import {
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
-  VIRTIO_CONFIG_S_DRIVER,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-} from '../../src/spec/status.js';
+import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_FEATURES_OK } from '../../src/spec/status.js';
 import {
   VIRTIO_PCI_COMMON_GF,
   VIRTIO_PCI_COMMON_GFSELECT,

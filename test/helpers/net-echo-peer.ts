@@ -40,7 +40,8 @@ function echoStream(socket: Socket): void {
 }
 
 const [mode, where] = process.argv.slice(2);
-const endpoint = (w: string): { path: string } | { port: number; host: string } => (/^\d+$/.test(w) ? { port: Number(w), host: '127.0.0.1' } : { path: w });
+const endpoint = (w: string): { path: string } | { port: number; host: string } =>
+  /^\d+$/.test(w) ? { port: Number(w), host: '127.0.0.1' } : { path: w };
 
 if (mode === 'stream-listen') {
   const server = createServer((s) => echoStream(s));

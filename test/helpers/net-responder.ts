@@ -63,7 +63,8 @@ export class NetResponder implements NetBackend {
 
   private arp(frame: Uint8Array, dv: DataView): Uint8Array | undefined {
     const a = ETH_HLEN;
-    if (frame.byteLength < a + 28 || dv.getUint16(a + 6) !== ARP_REQUEST || !equal(frame.subarray(a + 24, a + 28), this.ip)) return undefined;
+    if (frame.byteLength < a + 28 || dv.getUint16(a + 6) !== ARP_REQUEST || !equal(frame.subarray(a + 24, a + 28), this.ip))
+      return undefined;
     const out = new Uint8Array(ETH_HLEN + 28);
     const o = new DataView(out.buffer);
     out.set(frame.subarray(6, 12), 0);

@@ -24,7 +24,7 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_MSI_NO_VECTOR,
 } from '../../src/spec/virtio-pci.js';
-import type { RegionHandler } from './fake-pci-bus.js';
+import type { RegionHandler } from '../../src/testing/fake-pci-bus.js';
 
 export class ScriptedBar4 implements RegionHandler {
   /** Last value written at each BAR offset. */
@@ -73,7 +73,11 @@ export class ScriptedBar4 implements RegionHandler {
     if (offset === VIRTIO_PCI_COMMON_Q_SIZE && !this.keepQueueSize) this.queueSize.set(this.selected, value);
     if (offset === VIRTIO_PCI_COMMON_Q_ENABLE && value === 1) {
       const u64 = (lo: number): number => joinU64(this.regs.get(lo) ?? 0, this.regs.get(lo + 4) ?? 0);
-      this.enabledQueues.set(this.selected, { desc: u64(VIRTIO_PCI_COMMON_Q_DESCLO), driver: u64(VIRTIO_PCI_COMMON_Q_AVAILLO), device: u64(VIRTIO_PCI_COMMON_Q_USEDLO) });
+      this.enabledQueues.set(this.selected, {
+        desc: u64(VIRTIO_PCI_COMMON_Q_DESCLO),
+        driver: u64(VIRTIO_PCI_COMMON_Q_AVAILLO),
+        device: u64(VIRTIO_PCI_COMMON_Q_USEDLO),
+      });
     }
   }
 }

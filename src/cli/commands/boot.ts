@@ -15,10 +15,11 @@ import type { BlockBackend } from '../../device/blk/backend.js';
 import { FileBlockBackend } from '../../device/blk/file-backend.js';
 import { MemoryBlockBackend } from '../../device/blk/memory-backend.js';
 import { VirtioConsoleDevice } from '../../device/console/console-device.js';
+import { streamBytePort } from '../../device/console/port-streams.js';
 import { DgramNetBackend } from '../../device/net/dgram-backend.js';
 import { VirtioNetDevice } from '../../device/net/net-device.js';
 import { RngDevice } from '../../device/rng/rng-device.js';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { UsageError } from '../../errors.js';
 import { buildGuestAssets } from '../../platform/v86/assets.js';
 import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
@@ -47,27 +48,39 @@ function parseNetUdp(spec: string): { localPort: number; address: string; port: 
   const m = /^(\d+):([0-9.]+):(\d+)$/.exec(spec);
   const localPort = Number(m?.[1]);
   const port = Number(m?.[3]);
-  if (!m || localPort > 0xffff || port < 1 || port > 0xffff) throw new UsageError(`--net-udp ${spec}: expected LOCAL_PORT:REMOTE_IPV4:REMOTE_PORT`);
+  if (!m || localPort > 0xffff || port < 1 || port > 0xffff)
+    throw new UsageError(`--net-udp ${spec}: expected LOCAL_PORT:REMOTE_IPV4:REMOTE_PORT`);
   return { localPort, address: m[2]!, port };
 }
 
 async function bootCommand(opts: BootOptions): Promise<void> {
   const memoryMiB = Number(opts.memory);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024) throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024)
+    throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
 
-  // The disk is opened (and checked) before anything slow starts.
+  // The disk and the UDP socket are opened (and checked) before anything slow starts, and closed
+  // however the boot ends: an open socket would keep this process running after a failure.
   const backend: BlockBackend =
-    opts.disk === undefined ? new MemoryBlockBackend(FRESH_DISK_SIZE) : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+    opts.disk === undefined
+      ? new MemoryBlockBackend(FRESH_DISK_SIZE)
+      : await FileBlockBackend.open(opts.disk, { readOnly: opts.readOnly ?? false });
+  let udp: DgramNetBackend | undefined;
   try {
-    process.exitCode = await bootWith(opts, memoryMiB, net, backend);
+    if (net !== undefined)
+      udp = await DgramNetBackend.open({
+        local: { address: '0.0.0.0', port: net.localPort },
+        remote: { address: net.address, port: net.port },
+      });
+    process.exitCode = await bootWith(opts, memoryMiB, udp, backend);
   } finally {
+    await udp?.close();
     if (backend instanceof FileBlockBackend) await backend.close();
   }
 }
 
 /** Builds the assets, boots, and connects this terminal to the shell; resolves with the exit status. */
-async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<typeof parseNetUdp> | undefined, backend: BlockBackend): Promise<number> {
+async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBackend | undefined, backend: BlockBackend): Promise<number> {
   const bar = new cliProgress.SingleBar(
     { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -89,15 +102,12 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
       [
         'console',
         new VirtioConsoleDevice({
-          ports: [{ console: true, streams: opts.serialShell ? {} : { input: consoleInput, output: process.stdout } }],
+          ports: [{ console: true, host: opts.serialShell ? undefined : streamBytePort({ input: consoleInput, output: process.stdout }) }],
           ...(process.stdout.isTTY ? { size: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}),
         }),
       ],
     ];
-    if (net !== undefined) {
-      const udp = await DgramNetBackend.open({ local: { address: '0.0.0.0', port: net.localPort }, remote: { address: net.address, port: net.port } });
-      devices.push(['net', new VirtioNetDevice({ backend: udp })]);
-    }
+    if (udp !== undefined) devices.push(['net', new VirtioNetDevice({ backend: udp })]);
     const mode = opts.forceLegacy ? 'transitional' : 'modern';
     let forward: ((text: string) => void) | undefined;
     const guest = await LinuxGuest.boot({
@@ -110,13 +120,17 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
       onSerial: (text) => forward?.(text),
     });
     try {
-      bar.update(assetSteps + 1, { stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules` });
+      bar.update(assetSteps + 1, {
+        stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules`,
+      });
       const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
       bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
       bar.stop();
       for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
       if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
-      process.stderr.write(`virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`);
+      process.stderr.write(
+        `virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`,
+      );
       return await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
     } finally {
       await guest.destroy();
@@ -131,7 +145,11 @@ async function bootWith(opts: BootOptions, memoryMiB: number, net: ReturnType<ty
  * typed (exit status 130). `consoleInput` feeds the virtio console; without it the serial console is
  * used both ways (`setForward` receives the serial output forwarder).
  */
-async function interact(guest: LinuxGuest, consoleInput: PassThrough | undefined, setForward: (f: (text: string) => void) => void): Promise<number> {
+async function interact(
+  guest: LinuxGuest,
+  consoleInput: PassThrough | undefined,
+  setForward: (f: (text: string) => void) => void,
+): Promise<number> {
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   if (raw) stdin.setRawMode(true);

@@ -66,7 +66,8 @@ export const DEMO_MIN_DISK_BYTES = CHUNK;
 /** --size, checked: the temporary disk's size in bytes. */
 export function parseDiskSize(size: string): number {
   const sizeMiB = Number(size);
-  if (!Number.isSafeInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > MAX_SIZE_MIB) throw new UsageError(`--size ${size}: a whole number of MiB from 1 to ${MAX_SIZE_MIB}`);
+  if (!Number.isSafeInteger(sizeMiB) || sizeMiB < 1 || sizeMiB > MAX_SIZE_MIB)
+    throw new UsageError(`--size ${size}: a whole number of MiB from 1 to ${MAX_SIZE_MIB}`);
   return sizeMiB * MIB;
 }
 
@@ -76,7 +77,11 @@ async function openDisk(path: string | undefined, bytes: number): Promise<{ disk
     const disk = await FileBlockBackend.open(path);
     if (disk.size < DEMO_MIN_DISK_BYTES) {
       await disk.close();
-      throw new HostFileError('ERR_HOST_FILE_SIZE', path, `${disk.size} bytes is too small: the demo needs at least ${DEMO_MIN_DISK_BYTES} bytes (one ${CHUNK / 1024} KiB request)`);
+      throw new HostFileError(
+        'ERR_HOST_FILE_SIZE',
+        path,
+        `${disk.size} bytes is too small: the demo needs at least ${DEMO_MIN_DISK_BYTES} bytes (one ${CHUNK / 1024} KiB request)`,
+      );
     }
     return { disk };
   }
@@ -93,8 +98,12 @@ async function openDisk(path: string | undefined, bytes: number): Promise<{ disk
 }
 
 /** The pattern pass's outcome: whether every byte of the disk was written, read back and found in the image file. */
-export function patternVerdict(r: { bytes: number; diskBytes: number; written: string; readBack: string; imageFile: string }): { ok: boolean; text: string } {
-  if (r.bytes === 0 || r.bytes !== r.diskBytes) return { ok: false, text: `NOT verified: the pattern covered ${r.bytes} of the disk's ${r.diskBytes} bytes` };
+export function patternVerdict(r: { bytes: number; diskBytes: number; written: string; readBack: string; imageFile: string }): {
+  ok: boolean;
+  text: string;
+} {
+  if (r.bytes === 0 || r.bytes !== r.diskBytes)
+    return { ok: false, text: `NOT verified: the pattern covered ${r.bytes} of the disk's ${r.diskBytes} bytes` };
   if (r.written !== r.readBack || r.written !== r.imageFile) return { ok: false, text: 'checksums DIFFER' };
   return { ok: true, text: `checksums verified: driver read-back and image file match what was written (${r.bytes} bytes)` };
 }
@@ -112,11 +121,15 @@ function mib(bytes: number): string {
 
 /** Which interface the driver committed to, its interrupts, and what the device saw of it (call before close). */
 function describeCommitment(drv: VirtioDriver, fn: VirtioPciFunction | undefined): string[] {
-  const lines = [`\tDriver: ${drv.transport.kind} interface${drv.probe.kind === 'legacy' && drv.probe.forced ? ' (forced)' : ''}; interrupts: ${drv.interrupts?.description ?? 'none set up'}`];
+  const lines = [
+    `\tDriver: ${drv.transport.kind} interface${drv.probe.kind === 'legacy' && drv.probe.forced ? ' (forced)' : ''}; interrupts: ${drv.interrupts?.description ?? 'none set up'}`,
+  ];
   const arbiter = fn?.arbiter;
   if (arbiter !== undefined) {
     const last = arbiter.lastIgnored === undefined ? '' : ` (last: ${arbiter.lastIgnored})`;
-    lines.push(`\tTransitional device: driver committed to ${arbiter.committed ?? 'no interface yet'}; ${arbiter.ignoredAccesses} accesses through the other interface ignored${last}`);
+    lines.push(
+      `\tTransitional device: driver committed to ${arbiter.committed ?? 'no interface yet'}; ${arbiter.ignoredAccesses} accesses through the other interface ignored${last}`,
+    );
   }
   return lines;
 }
@@ -147,12 +160,20 @@ async function runDemo(options: DemoOptions): Promise<void> {
   }
 }
 
-async function demoOn(disk: FileBlockBackend, options: { mode: VirtioPciMode; interrupts: InterruptMode; forceLegacy: boolean; msix: boolean }): Promise<void> {
+async function demoOn(
+  disk: FileBlockBackend,
+  options: { mode: VirtioPciMode; interrupts: InterruptMode; forceLegacy: boolean; msix: boolean },
+): Promise<void> {
   const { mode, interrupts, forceLegacy } = options;
   const { machine, rng, blk, functions } = buildDemoMachine(disk, { mode, msix: options.msix });
   const bus = machine.bus;
   const driverOptions = { forceLegacy, interrupts };
-  const how = [`${mode} devices`, `MSI-X ${options.msix ? 'on' : 'off'}`, ...(forceLegacy ? ['driver forced to legacy'] : []), ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : [])];
+  const how = [
+    `${mode} devices`,
+    `MSI-X ${options.msix ? 'on' : 'off'}`,
+    ...(forceLegacy ? ['driver forced to legacy'] : []),
+    ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : []),
+  ];
   console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (${how.join(', ')})\n`);
 
   const rngDesc = await describeFunction(bus, rng, { forceLegacy });
@@ -241,7 +262,10 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description('drive virtio-rng, virtio-blk (verified disk pattern), virtio-net (two machines) and virtio-console through our drivers')
-    .option('--disk <path>', `use this disk image (its contents are overwritten) instead of a temporary one: a whole number of sectors, at least ${DEMO_MIN_DISK_BYTES / 1024} KiB`)
+    .option(
+      '--disk <path>',
+      `use this disk image (its contents are overwritten) instead of a temporary one: a whole number of sectors, at least ${DEMO_MIN_DISK_BYTES / 1024} KiB`,
+    )
     .option('--size <MiB>', `size of the temporary disk image, 1 to ${MAX_SIZE_MIB}`, '64')
     .option('--mode <mode>', 'devices are modern (modern-only), transitional or legacy (legacy-only)', 'modern')
     .option('--force-legacy', "drive transitional devices through their legacy interface (Linux's virtio_pci.force_legacy)")

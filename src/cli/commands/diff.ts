@@ -1,6 +1,6 @@
 /**
  * `virtio-ts diff --device blk --mode modern`: QEMU's virtio-pci device and our device model of the
- * same type and mode, read by the same driver code, side by side (src/report/layout-diff.ts).
+ * same type and mode, read by the same driver code, side by side (src/cli/layout-diff.ts).
  * Differences are marked: `~` accepted (the reason follows), `!` unexplained. Exit code 1 when any
  * difference is unexplained.
  */
@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../../report/layout-diff.js';
+import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../layout-diff.js';
 import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 
 interface DiffCommandOptions {
@@ -27,10 +27,19 @@ function oneOf<T extends string>(what: string, value: string, allowed: readonly 
 /** The rows as a table: section, field, QEMU's value, ours, and a mark. */
 export function formatLayoutRows(rows: readonly LayoutRow[], all: boolean): string[] {
   const shown = rows.filter((r) => all || !r.same);
-  const cells = shown.map((r) => [r.same ? ' ' : r.accepted !== undefined ? '~' : '!', `${r.section} ${r.field}`, r.qemu ?? '-', r.ours ?? '-']);
+  const cells = shown.map((r) => [
+    r.same ? ' ' : r.accepted !== undefined ? '~' : '!',
+    `${r.section} ${r.field}`,
+    r.qemu ?? '-',
+    r.ours ?? '-',
+  ]);
   const head = [' ', 'field', 'QEMU', 'virtio-ts'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: readonly string[]): string => c.map((x, i) => x.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (c: readonly string[]): string =>
+    c
+      .map((x, i) => x.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), line(widths.map((w) => '-'.repeat(w)))];
   let lastReason: string | undefined;
   shown.forEach((r, i) => {
@@ -48,7 +57,9 @@ export function formatAcceptedTable(): string[] {
   const out = ['| device | modes | rows | reason |', '|---|---|---|---|'];
   for (const a of ACCEPTED_DIFFERENCES) {
     const modes = a.modes.length === LAYOUT_MODES.length ? 'all' : a.modes.join(', ');
-    out.push(`| ${a.devices.length === LAYOUT_DEVICES.length ? 'all' : a.devices.join(', ')} | ${modes} | ${a.section} \`${cell(a.field.source)}\` | ${cell(a.reason)} |`);
+    out.push(
+      `| ${a.devices.length === LAYOUT_DEVICES.length ? 'all' : a.devices.join(', ')} | ${modes} | ${a.section} \`${cell(a.field.source)}\` | ${cell(a.reason)} |`,
+    );
   }
   return out;
 }
@@ -70,7 +81,9 @@ async function runDiff(options: DiffCommandOptions): Promise<void> {
   const differing = diff.rows.filter((r) => !r.same);
   const unexplained = differing.filter((r) => r.accepted === undefined);
   print('');
-  print(`${diff.rows.length} fields compared, ${differing.length} differ (${differing.length - unexplained.length} accepted, ${unexplained.length} unexplained)`);
+  print(
+    `${diff.rows.length} fields compared, ${differing.length} differ (${differing.length - unexplained.length} accepted, ${unexplained.length} unexplained)`,
+  );
   if (unexplained.length > 0) process.exitCode = 1;
 }
 
@@ -78,7 +91,9 @@ async function runDiff(options: DiffCommandOptions): Promise<void> {
 export function register(program: Command): void {
   program
     .command('diff')
-    .description("compare QEMU's virtio-pci device with our device model of the same type and mode: header, BARs, capabilities, features, queues, device config")
+    .description(
+      "compare QEMU's virtio-pci device with our device model of the same type and mode: header, BARs, capabilities, features, queues, device config",
+    )
     .option('--device <device>', `one of ${LAYOUT_DEVICES.join(', ')}`)
     .option('--mode <mode>', `one of ${LAYOUT_MODES.join(', ')}`, 'modern')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')

@@ -17,7 +17,8 @@ async function runLspci(options: LspciOptions): Promise<void> {
   const mode = parseMode(options.mode);
   // Only the functions are decoded: an in-memory disk does, and leaves no file behind.
   const { machine, rng, blk } = buildDemoMachine(new MemoryBlockBackend(LSPCI_DISK_BYTES), { mode, msix: options.msix });
-  for (const fn of [rng, blk]) console.log(`${(await describeFunction(machine.bus, fn, { forceLegacy: options.forceLegacy === true })).text}\n`);
+  for (const fn of [rng, blk])
+    console.log(`${(await describeFunction(machine.bus, fn, { forceLegacy: options.forceLegacy === true })).text}\n`);
 }
 
 export function register(program: Command): void {

@@ -13,12 +13,12 @@ import { open, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
-import { formatBdf, type Bdf } from '../../driver/pci-bus.js';
+import { formatBdf, type Bdf } from '../../bus/pci-bus.js';
 import { BlkDriver } from '../../driver/blk/blk-driver.js';
 import { VirtioConsoleDriver } from '../../driver/console/console-driver.js';
 import { VirtioNetDriver } from '../../driver/net/net-driver.js';
-import { readConfigSpace } from '../../driver/pci/config-space.js';
-import { formatLspci } from '../../driver/pci/lspci.js';
+import { readConfigSpace } from '../../bus/config-space-reader.js';
+import { formatLspci } from '../../driver/lspci.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../driver/virtio-driver.js';
 import { makeTempDir } from '../../platform/cleanup.js';
@@ -116,9 +116,12 @@ async function deviceArgs(device: string, scratch: string, backends: Backends): 
     );
     backends.console = { server, peer, received };
     return [
-      '-chardev', `socket,id=probe-console,path=${path}`,
-      '-device', `${device},id=probe-serial`,
-      '-device', 'virtconsole,bus=probe-serial.0,chardev=probe-console,name=virtio-ts.probe',
+      '-chardev',
+      `socket,id=probe-console,path=${path}`,
+      '-device',
+      `${device},id=probe-serial`,
+      '-device',
+      'virtconsole,bus=probe-serial.0,chardev=probe-console,name=virtio-ts.probe',
     ];
   }
   if (d.model === 'virtio-9p-pci' && !d.has('fsdev')) {
@@ -144,7 +147,10 @@ async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, entropy:
   const rng = await RngDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const bytes = await rng.read(32);
-    const check = entropy === undefined ? '' : `; the backend file's first 32 bytes: ${Buffer.compare(bytes, entropy.subarray(0, 32)) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
+    const check =
+      entropy === undefined
+        ? ''
+        : `; the backend file's first 32 bytes: ${Buffer.compare(bytes, entropy.subarray(0, 32)) === 0 ? 'same bytes' : 'DIFFERENT bytes'}`;
     return `${driverLine(rng.virtio)}\nread 32 bytes of entropy: ${hexBytes(bytes)}${check}`;
   } finally {
     await rng.close();
@@ -179,7 +185,8 @@ async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend:
   const net = await VirtioNetDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const mac = net.mac;
-    if (backend === undefined) return `${driverLine(net.core)}\nMAC ${hexBytes(mac)}; no host socket of ours behind it (netdev given), so no frames sent`;
+    if (backend === undefined)
+      return `${driverLine(net.core)}\nMAC ${hexBytes(mac)}; no host socket of ours behind it (netdev given), so no frames sent`;
     const broadcast = new Uint8Array(6).fill(0xff);
     // An Ethernet frame with the local experimental EtherType 0x88b5 and a recognisable payload.
     const frame = (src: Uint8Array, dst: Uint8Array, text: string): Uint8Array =>
@@ -309,6 +316,11 @@ export function register(program: Command): void {
     .requiredOption('--qemu <device>', 'a QEMU -device string, e.g. "virtio-net-pci,disable-legacy=on"')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
     .option('--force-legacy', 'use the legacy interface of a transitional device')
-    .option('--qemu-arg <arg>', 'one more QEMU argument (repeat for each, e.g. --qemu-arg=-netdev --qemu-arg=user,id=n0)', (arg: string, all: string[]) => [...all, arg], [] as string[])
+    .option(
+      '--qemu-arg <arg>',
+      'one more QEMU argument (repeat for each, e.g. --qemu-arg=-netdev --qemu-arg=user,id=n0)',
+      (arg: string, all: string[]) => [...all, arg],
+      [] as string[],
+    )
     .action((options: ProbeCommandOptions) => runProbe(options));
 }

@@ -58,7 +58,7 @@ import { ConfigBytes } from '../config-bytes.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
 import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
 
@@ -482,7 +482,14 @@ export class BlkDevice implements VirtioDevice {
   }
 
   /** Write the status byte and push the used element; used len covers every writable byte. */
-  private complete(queue: DeviceQueue, head: number, statusAddr: number, usedLen: number, dataIn: GuestIo | undefined, status: number): void {
+  private complete(
+    queue: DeviceQueue,
+    head: number,
+    statusAddr: number,
+    usedLen: number,
+    dataIn: GuestIo | undefined,
+    status: number,
+  ): void {
     if (status !== VIRTIO_BLK_S_OK && dataIn) for (const s of dataIn.spans) dataIn.memory.view(s.addr, s.len).fill(0);
     this.host!.memory.write8(statusAddr, status);
     try {
@@ -533,5 +540,6 @@ function eachRange(ranges: readonly BlkRange[], op: (r: BlkRange) => BlockResult
 }
 
 function checkInt(name: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
 }

@@ -45,7 +45,11 @@ export class FileBlockBackend implements BlockBackend {
       if (stat.isDirectory()) throw new HostFileError('ERR_HOST_FILE_IS_DIRECTORY', path, 'is a directory');
       if (!stat.isFile()) throw new HostFileError('ERR_HOST_FILE_NOT_REGULAR', path, 'not a regular file');
       if (stat.size % VIRTIO_BLK_SECTOR_SIZE !== 0) {
-        throw new HostFileError('ERR_HOST_FILE_SIZE', path, `${stat.size} bytes is not a whole number of ${VIRTIO_BLK_SECTOR_SIZE}-byte sectors`);
+        throw new HostFileError(
+          'ERR_HOST_FILE_SIZE',
+          path,
+          `${stat.size} bytes is not a whole number of ${VIRTIO_BLK_SECTOR_SIZE}-byte sectors`,
+        );
       }
       return new FileBlockBackend(handle, stat.size, readOnly, path);
     } catch (err) {

@@ -148,7 +148,14 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
       noDataIn(dataIn);
       return {
         type,
-        ranges: segments(chain, dataOut, limits.maxWriteZeroesSeg, limits.maxWriteZeroesSectors, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, limits.capacity),
+        ranges: segments(
+          chain,
+          dataOut,
+          limits.maxWriteZeroesSeg,
+          limits.maxWriteZeroesSectors,
+          VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+          limits.capacity,
+        ),
       };
     default:
       return { type: 'unsupported', requestType: type };
@@ -199,7 +206,14 @@ export function chainSpans(memory: GuestMemory, chain: DescriptorChain, first: n
 }
 
 /** The DISCARD / WRITE_ZEROES segments (struct virtio_blk_discard_write_zeroes) after the header. */
-function segments(chain: DescriptorChain, bytes: number, maxSeg: number, maxSectors: number, allowedFlags: number, capacity: number): BlkRange[] {
+function segments(
+  chain: DescriptorChain,
+  bytes: number,
+  maxSeg: number,
+  maxSectors: number,
+  allowedFlags: number,
+  capacity: number,
+): BlkRange[] {
   if (bytes === 0 || bytes % VIRTIO_BLK_DWZ_SIZE !== 0) {
     throw new BlkRequestError('segments-malformed', `${bytes} bytes of segments, not a positive multiple of ${VIRTIO_BLK_DWZ_SIZE}`);
   }
@@ -215,7 +229,8 @@ function segments(chain: DescriptorChain, bytes: number, maxSeg: number, maxSect
     const sector = joinU64(dv.getUint32(base + VIRTIO_BLK_DWZ_SECTOR, true), dv.getUint32(base + VIRTIO_BLK_DWZ_SECTOR + 4, true));
     const count = dv.getUint32(base + VIRTIO_BLK_DWZ_NUM_SECTORS, true);
     const flags = dv.getUint32(base + VIRTIO_BLK_DWZ_FLAGS, true);
-    if ((flags & ~allowedFlags) !== 0) throw new BlkRequestError('segment-flags', `segment ${s}: flags 0x${flags.toString(16)} not supported`);
+    if ((flags & ~allowedFlags) !== 0)
+      throw new BlkRequestError('segment-flags', `segment ${s}: flags 0x${flags.toString(16)} not supported`);
     if (count > maxSectors) throw new BlkRequestError('too-many-sectors', `segment ${s}: ${count} sectors, at most ${maxSectors}`);
     if (!(sector <= capacity && count <= capacity - sector)) {
       throw new BlkRequestError('past-capacity', `segment ${s}: sectors [${sector}, +${count}) past capacity ${capacity}`);

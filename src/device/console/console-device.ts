@@ -1,10 +1,10 @@
 /**
- * The virtio-console device model (spec 5.3): ports whose host sides are Node streams, the console
+ * The virtio-console device model (spec 5.3): ports whose host ends are byte ports, the console
  * size (VIRTIO_CONSOLE_F_SIZE), emergency write (VIRTIO_CONSOLE_F_EMERG_WRITE) and, with more than one
  * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues. No queued byte is dropped when either
  * side is slow: host input waits (paused) for guest receive buffers, and guest output waits in the
- * transmitq while the host stream is full. Emergency writes cannot wait (a config write completes at
- * once), so those that meet a full host stream are dropped and counted instead of queued.
+ * transmitq while the host end is full. Emergency writes cannot wait (a config write completes at
+ * once), so those that meet a full host end are dropped and counted instead of queued.
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
@@ -39,10 +39,10 @@ import {
 } from '../../spec/console.js';
 import { gatherReadable, writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
+import type { ConsoleBytePort } from './byte-port.js';
 import { ConsolePort } from './console-port.js';
 import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
-import type { ConsolePortStreams } from './port-streams.js';
 import { TxBatch } from './tx-batch.js';
 
 export interface ConsolePortOptions {
@@ -50,11 +50,12 @@ export interface ConsolePortOptions {
   readonly name?: string;
   /** Sent as CONSOLE_PORT: the driver makes it an hvc console. Port 0 is the console without multiport. */
   readonly console?: boolean;
-  readonly streams?: ConsolePortStreams;
+  /** The host end: where guest output goes and host input comes from (none: output is discarded). */
+  readonly host?: ConsoleBytePort;
 }
 
 export interface VirtioConsoleDeviceOptions {
-  /** Ports 0..n-1; default one console port with no streams. More than one offers MULTIPORT. */
+  /** Ports 0..n-1; default one console port with no host end. More than one offers MULTIPORT. */
   readonly ports?: readonly ConsolePortOptions[];
   /** Force VIRTIO_CONSOLE_F_MULTIPORT even with one port (default: more than one port). */
   readonly multiport?: boolean;
@@ -85,7 +86,7 @@ export interface ConsoleDeviceStats {
 const CONSOLE_MAX_TX_CHAIN = 1 << 20;
 /**
  * Most bytes of transmit chains gathered into one output write (also bounded by the room the output
- * has): one stream write per batch instead of one per chain, since the per-write cost dominates
+ * has): one host write per batch instead of one per chain, since the per-write cost dominates
  * with small chains.
  */
 const CONSOLE_TX_BATCH = 64 << 10;
@@ -132,7 +133,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
     if (options.size) this.setConfigSize(options.size.cols, options.size.rows);
     this.ports = portOptions.map(
       (p, id) =>
-        new ConsolePort(id, p.name, p.console ?? (!multiport && id === 0), p.streams ?? {}, {
+        new ConsolePort(id, p.name, p.console ?? (!multiport && id === 0), p.host, {
           onInput: () => this.guard(() => this.deliverInput(id)),
           onDrain: () => this.guard(() => this.processTx(id)),
           onHostConnected: (connected) => this.guard(() => this.hostConnected(id, connected)),
@@ -330,7 +331,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
     const batch = this.txBatch;
     if (batch.empty) return;
     this.stats.badChains += batch.refused;
-    // Counted here rather than from the Buffer: property reads on Buffers are slow.
+    // Counted here rather than from the array: typed-array length reads are not inlined (see TxBatch).
     const bytes = batch.bytes;
     const out = batch.finish(q, memory);
     this.stats.txBytes += bytes;

@@ -1,29 +1,26 @@
 /**
- * One console port's host side: the bytes waiting for the guest, and the streams behind them.
- * Flow control both ways without loss: at most one input chunk waits here, and the input stream is
- * paused until the guest has taken it; guest output stops being consumed while the output stream
- * reports itself full, and resumes on 'drain'.
+ * One console port's host side: the bytes waiting for the guest, and the host end behind them.
+ * Flow control both ways without loss: host input delivered here waits until the guest has taken it
+ * (the host delivers no more until then), and guest output stops being taken while the host end
+ * reports itself full, and resumes once it has drained.
  */
 
-import type { Readable, Writable } from 'node:stream';
-import type { ConsolePortStreams } from './port-streams.js';
+import type { ConsoleBytePort, ConsolePortLink } from './byte-port.js';
 
 export interface ConsolePortEvents {
   /** Host bytes arrived (or the port opened): try to move them into the guest. */
   onInput(): void;
-  /** The output stream drained: resume taking the guest's bytes. */
+  /** The host end drained: resume taking the guest's bytes. */
   onDrain(): void;
   /** The host end connected or went away. */
   onHostConnected(connected: boolean): void;
 }
 
-export class ConsolePort {
-  /** Host bytes not yet in guest buffers (at most one chunk: the input is paused meanwhile). */
+export class ConsolePort implements ConsolePortLink {
+  /** Host bytes not yet in guest buffers (one delivery, unless the host delivers without waiting). */
   private pending: Uint8Array | undefined;
-  private readonly input: Readable | undefined;
-  private readonly output: Writable | undefined;
   private outputFull = false;
-  /** The host end is there: input not ended and output not closed. */
+  /** The host end is there (given, and not reported gone). */
   hostConnected: boolean;
   /** The guest has the port open (PORT_OPEN from the driver; always for a single-port device). */
   guestOpen = false;
@@ -36,36 +33,28 @@ export class ConsolePort {
     readonly id: number,
     readonly name: string | undefined,
     readonly isConsole: boolean,
-    streams: ConsolePortStreams,
+    private readonly host: ConsoleBytePort | undefined,
     private readonly events: ConsolePortEvents,
   ) {
-    this.input = streams.input;
-    this.output = streams.output;
-    this.hostConnected = this.input !== undefined || this.output !== undefined;
-    const input = this.input;
-    if (input) {
-      input.on('data', (chunk: Buffer | string) => {
-        const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        this.pending = this.pending ? concat(this.pending, bytes) : bytes;
-        input.pause();
-        this.events.onInput();
-      });
-      // The end of input (a file read to its end, a half-closed socket) leaves the output usable;
-      // the host end is gone only when nothing is left to write to.
-      input.on('end', () => {
-        if (!this.output) this.hostGone();
-      });
-      input.on('error', () => this.hostGone());
-    }
-    const output = this.output;
-    if (output) {
-      output.on('drain', () => {
-        this.outputFull = false;
-        this.events.onDrain();
-      });
-      output.on('close', () => this.hostGone());
-      output.on('error', () => this.hostGone());
-    }
+    this.hostConnected = host !== undefined;
+    host?.open?.(this);
+  }
+
+  deliver(bytes: Uint8Array): void {
+    this.pending = this.pending ? concat(this.pending, bytes) : bytes;
+    this.events.onInput();
+  }
+
+  drained(): void {
+    this.outputFull = false;
+    this.events.onDrain();
+  }
+
+  disconnected(): void {
+    if (!this.hostConnected) return;
+    this.hostConnected = false;
+    this.outputFull = false;
+    this.events.onHostConnected(false);
   }
 
   /** Bytes the guest may be given now (empty when none). */
@@ -73,40 +62,36 @@ export class ConsolePort {
     return this.pending;
   }
 
-  /** The guest took the first `n` waiting bytes; resume the input once all are taken. */
+  /** The guest took the first `n` waiting bytes; let the host deliver more once all are taken. */
   consumed(n: number): void {
     if (!this.pending) return;
     this.pending = n >= this.pending.byteLength ? undefined : this.pending.subarray(n);
-    if (!this.pending) this.input?.resume();
+    if (!this.pending) this.host?.resume?.();
   }
 
-  /** Whether guest output can be taken now (false while the output stream is full). */
+  /** Whether guest output can be taken now (false while the host end is full). */
   get canWrite(): boolean {
     return !this.outputFull;
   }
 
-  /** Bytes the output takes before it reports itself full (Infinity when there is none to fill). */
+  /** Bytes the host end takes before it reports itself full (Infinity when there is none to fill). */
   get room(): number {
-    const output = this.output;
-    if (!output || !this.hostConnected) return Infinity;
-    return Math.max(0, output.writableHighWaterMark - output.writableLength);
+    const host = this.host;
+    if (host?.room === undefined || !this.hostConnected) return Infinity;
+    return Math.max(0, host.room());
   }
 
-  /** Guest -> host bytes (a copy the stream may keep). */
+  /** Guest -> host bytes (a copy the host may keep). */
   write(bytes: Uint8Array): void {
-    const output = this.output;
-    if (!output || !this.hostConnected || output.destroyed || output.writableEnded) {
+    const host = this.host;
+    if (host?.write === undefined || !this.hostConnected) {
       this.discarded += bytes.byteLength;
       return;
     }
-    if (!output.write(bytes)) this.outputFull = true;
-  }
-
-  private hostGone(): void {
-    if (!this.hostConnected) return;
-    this.hostConnected = false;
-    this.outputFull = false;
-    this.events.onHostConnected(false);
+    const more = host.write(bytes);
+    // The host may find its end gone only as it writes.
+    if (!this.hostConnected) this.discarded += bytes.byteLength;
+    else if (!more) this.outputFull = true;
   }
 }
 

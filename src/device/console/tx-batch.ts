@@ -1,14 +1,14 @@
 /**
- * Guest output of one transmitq gathered for one stream write, in a single pass over the chains:
+ * Guest output of one transmitq gathered for one host write, in a single pass over the chains:
  * each chain's readable bytes are copied into the batch as it is popped, and its head is held until
  * the batch is finished, when every chain goes back to the driver in avail order (refused chains
  * too, with no bytes). Buffers that follow each other in guest memory (as a driver allocating them
  * in sequence leaves them) are copied as one run: one view and one copy instead of one per buffer.
  *
- * The batch is built in place in a large slab, behind the previous batch, and taken as one Buffer:
- * one allocation per slab instead of one per write (Node's own pool serves only small sizes, and a
- * fresh buffer per write cost a quarter of the transmit path with 4 KiB chains). A slice is never
- * handed out twice, so a stream may keep it; a slab is freed once every slice of it is dropped.
+ * The batch is built in place in a large slab, behind the previous batch, and taken as one view:
+ * one allocation per slab instead of one per write (a fresh buffer per write cost a quarter of the
+ * transmit path with 4 KiB chains). A slice is never handed out twice, so the host may keep it; a
+ * slab is freed once every slice of it is dropped.
  *
  * The pass keeps its state in locals: it runs once per chain, where field traffic and calls cost
  * more than the copy itself with small chains.
@@ -23,7 +23,7 @@ export class TxBatch {
   private readonly heads: Uint16Array;
   private held = 0;
   /**
-   * The batch's bytes so far are slab[start, end); a Buffer over them is made only when the batch is
+   * The batch's bytes so far are slab[start, end); a view of them is made only when the batch is
    * taken. The slab's ArrayBuffer is kept beside it (the slab spans it from offset 0) and its size
    * read through `length`: V8 11 does not inline the byteLength, byteOffset and buffer accessors of
    * typed arrays (several ns each), and reading byteLength once per chain cost more than the copy.
@@ -77,7 +77,8 @@ export class TxBatch {
     let runTop = 0;
     let bytes = end - this.start + runLen;
     // Checked once for the pass: a typed array would drop a head written past its end.
-    if (held + maxChains > heads.length) throw new UsageError(`a transmit batch holds at most ${heads.length} chains, not ${held} + ${maxChains}`);
+    if (held + maxChains > heads.length)
+      throw new UsageError(`a transmit batch holds at most ${heads.length} chains, not ${held} + ${maxChains}`);
     let popped = 0;
     while (popped < maxChains) {
       const chain = q.pop();
@@ -125,9 +126,9 @@ export class TxBatch {
 
   /**
    * Copy the last run, give every chain held back to `q` (used, nothing written) and return the
-   * batch's bytes as a Buffer the caller may give away.
+   * batch's bytes as an array the caller may give away.
    */
-  finish(q: DeviceQueue, memory: GuestMemory): Buffer {
+  finish(q: DeviceQueue, memory: GuestMemory): Uint8Array {
     if (this.runLen > 0) {
       this.slab.set(memory.view(this.runAddr, this.runLen), this.end);
       this.end += this.runLen;
@@ -150,10 +151,10 @@ export class TxBatch {
     this.take();
   }
 
-  /** The batch's bytes as a Buffer; the next batch opens behind them. */
-  private take(): Buffer {
-    const out = Buffer.from(this.slabBuffer, this.start, this.end - this.start);
-    // The next batch starts 8-aligned, as Node's pool does, so that copies into it stay fast.
+  /** The batch's bytes as a view of the slab; the next batch opens behind them. */
+  private take(): Uint8Array {
+    const out = new Uint8Array(this.slabBuffer, this.start, this.end - this.start);
+    // The next batch starts 8-aligned, so that copies into it stay fast.
     this.start = this.end = Math.min((this.end + 7) & ~7, this.slab.length);
     return out;
   }
@@ -164,9 +165,8 @@ export class TxBatch {
    */
   private moveToNewSlab(n: number): void {
     const open = this.slab.subarray(this.start, this.end);
-    // allocUnsafeSlow: no zero-filling of bytes about to be overwritten.
-    this.slabBuffer = Buffer.allocUnsafeSlow(Math.max(this.slabSize, open.length + n)).buffer;
-    this.slab = new Uint8Array(this.slabBuffer);
+    this.slab = new Uint8Array(Math.max(this.slabSize, open.length + n));
+    this.slabBuffer = this.slab.buffer;
     this.slab.set(open);
     this.start = 0;
     this.end = open.length;

@@ -38,13 +38,15 @@ export type NetCtrlRequest =
 export function parseNetCtrlRequest(chain: DescriptorChain): NetCtrlRequest {
   if (chain.writableBytes < 1) throw new RequestShapeError(`control chain ${chain.head} has no writable ack byte`);
   const bytes = gatherReadable(chain, NET_CTRL_MAX_BYTES);
-  if (bytes.byteLength < VIRTIO_NET_CTRL_HDR_SIZE) throw new RequestShapeError(`control chain ${chain.head} is shorter than class + command`);
+  if (bytes.byteLength < VIRTIO_NET_CTRL_HDR_SIZE)
+    throw new RequestShapeError(`control chain ${chain.head} is shorter than class + command`);
   const cls = bytes[0]!;
   const command = bytes[1]!;
   const data = bytes.subarray(VIRTIO_NET_CTRL_HDR_SIZE);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const need = (n: number): void => {
-    if (data.byteLength !== n) throw new RequestShapeError(`control class ${cls} command ${command}: ${data.byteLength} data bytes, expected ${n}`);
+    if (data.byteLength !== n)
+      throw new RequestShapeError(`control class ${cls} command ${command}: ${data.byteLength} data bytes, expected ${n}`);
   };
   switch (cls) {
     case VIRTIO_NET_CTRL_RX:

@@ -51,7 +51,7 @@ import {
 } from '../../spec/net.js';
 import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { NetBackend } from './backend.js';
 import { completeChecksum } from './checksum.js';
 import { parseNetCtrlRequest, type NetCtrlRequest } from './ctrl-request.js';
@@ -305,7 +305,8 @@ export class VirtioNetDevice implements VirtioDevice {
   private transmit(chain: DescriptorChain): void {
     try {
       const { hdr, frame } = parseNetTxRequest(chain, this.hdrSize);
-      if (hdr.gsoType !== VIRTIO_NET_HDR_GSO_NONE) throw new RequestShapeError(`gso_type ${hdr.gsoType} but no segmentation offload was offered`);
+      if (hdr.gsoType !== VIRTIO_NET_HDR_GSO_NONE)
+        throw new RequestShapeError(`gso_type ${hdr.gsoType} but no segmentation offload was offered`);
       if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
         if (!hasFeature(this.features, VIRTIO_NET_F_CSUM)) throw new RequestShapeError('NEEDS_CSUM without VIRTIO_NET_F_CSUM');
         completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
@@ -377,7 +378,11 @@ export class VirtioNetDevice implements VirtioDevice {
       return;
     }
     const hdr = new Uint8Array(this.hdrSize);
-    encodeVirtioNetHdr({ flags: 0, gsoType: VIRTIO_NET_HDR_GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: chains }, hdr, this.hdrSize);
+    encodeVirtioNetHdr(
+      { flags: 0, gsoType: VIRTIO_NET_HDR_GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: chains },
+      hdr,
+      this.hdrSize,
+    );
     let offset = 0;
     for (const chain of stash.splice(0, chains)) {
       let at = 0;

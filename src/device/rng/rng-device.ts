@@ -8,7 +8,7 @@ import { UsageError } from '../../errors.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../virtio-device.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import { webCryptoEntropy, type EntropySource } from './entropy.js';
 
 export interface RngDeviceOptions {
@@ -40,7 +40,8 @@ export class RngDevice implements VirtioDevice {
     const queueSize = options.queueSize ?? 64;
     checkQueueMaxSize('queueSize', queueSize);
     this.maxBytes = options.maxBytesPerRequest ?? 65536;
-    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1) throw new UsageError(`maxBytesPerRequest must be a positive integer, got ${this.maxBytes}`);
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1)
+      throw new UsageError(`maxBytesPerRequest must be a positive integer, got ${this.maxBytes}`);
     this.entropy = options.entropy ?? webCryptoEntropy;
     this.queueMaxSizes = [queueSize];
   }

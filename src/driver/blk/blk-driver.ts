@@ -37,7 +37,7 @@ import {
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_SECTOR_SIZE,
 } from '../../spec/blk.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../memory/dma.js';
 import type { DmaSpan, DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
@@ -86,7 +86,21 @@ export class BlkDriver {
   ) {
     this.config = config;
     this.dma = virtio.bus.dma;
-    this.queues = queues.map((q) => new BlkRequestQueue(q, this.dma, config.sizeMax, (err) => this.failAll(err)));
+    const made: BlkRequestQueue[] = [];
+    for (const q of queues) {
+      try {
+        made.push(new BlkRequestQueue(q, this.dma, config.sizeMax, (err) => this.failAll(err)));
+      } catch (cause) {
+        // All queues' slots or none: open's clean-up frees the rings, these are the driver's own.
+        for (const m of made) m.destroy();
+        throw new DeviceFaultError(
+          'ERR_DEVICE_QUEUE',
+          `request queue ${q.index}: request slots for queue size ${q.size} do not fit in DMA memory`,
+          { cause },
+        );
+      }
+    }
+    this.queues = made;
   }
 
   /**
@@ -104,7 +118,8 @@ export class BlkDriver {
       const n = hasFeature(features, VIRTIO_BLK_F_MQ) ? Math.min(wantQueues, await virtio.readConfig(VIRTIO_BLK_CONFIG_NUM_QUEUES, 2)) : 1;
       if (n < 1) throw new DeviceFaultError('ERR_DEVICE_CONFIG', 'num_queues is 0');
       const queues: DriverQueue<number>[] = [];
-      for (let i = 0; i < n; i++) queues.push(await virtio.setupQueue<number>(i, options.queueSize === undefined ? {} : { size: options.queueSize }));
+      for (let i = 0; i < n; i++)
+        queues.push(await virtio.setupQueue<number>(i, options.queueSize === undefined ? {} : { size: options.queueSize }));
       await virtio.driverOk();
       return new BlkDriver(virtio, queues, config);
     } catch (err) {
@@ -240,7 +255,8 @@ export class BlkDriver {
         return;
       }
       case 'getId':
-        if (op.buffer.len < VIRTIO_BLK_ID_BYTES) throw new UsageError(`getId: buffer of ${op.buffer.len} bytes, ${VIRTIO_BLK_ID_BYTES} needed`);
+        if (op.buffer.len < VIRTIO_BLK_ID_BYTES)
+          throw new UsageError(`getId: buffer of ${op.buffer.len} bytes, ${VIRTIO_BLK_ID_BYTES} needed`);
         return;
       case 'flush':
         return;
@@ -289,9 +305,16 @@ async function readBlkConfig(virtio: VirtioDriver, features: bigint): Promise<Bl
         optIoSize: await r32(VIRTIO_BLK_CONFIG_OPT_IO_SIZE),
       };
     }
-    if (has(VIRTIO_BLK_F_DISCARD)) config.discard = { maxSectors: await r32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS), maxSeg: await r32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG) };
+    if (has(VIRTIO_BLK_F_DISCARD))
+      config.discard = {
+        maxSectors: await r32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SECTORS),
+        maxSeg: await r32(VIRTIO_BLK_CONFIG_MAX_DISCARD_SEG),
+      };
     if (has(VIRTIO_BLK_F_WRITE_ZEROES)) {
-      config.writeZeroes = { maxSectors: await r32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS), maxSeg: await r32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG) };
+      config.writeZeroes = {
+        maxSectors: await r32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SECTORS),
+        maxSeg: await r32(VIRTIO_BLK_CONFIG_MAX_WRITE_ZEROES_SEG),
+      };
     }
     if (config.sizeMax === 0) throw new DeviceFaultError('ERR_DEVICE_CONFIG', 'size_max is 0');
     if (config.segMax === 0) throw new DeviceFaultError('ERR_DEVICE_CONFIG', 'seg_max is 0');

@@ -110,7 +110,15 @@ export class BlkRequestQueue {
       const hdr: DmaSpan = { addr: addr + SLOT_HDR, len: VIRTIO_BLK_REQ_HDR_SIZE };
       const status: DmaSpan = { addr: addr + SLOT_STATUS, len: 1 };
       const seg: DmaSpan = { addr: addr + SLOT_SEG, len: VIRTIO_BLK_DWZ_SIZE };
-      return { out: [hdr], inn: [status], hdr: [hdr], status: [status], hdrSeg: [hdr, seg], hdrData: [hdr, hdr], dataStatus: [status, status] };
+      return {
+        out: [hdr],
+        inn: [status],
+        hdr: [hdr],
+        status: [status],
+        hdrSeg: [hdr, seg],
+        hdrData: [hdr, hdr],
+        dataStatus: [status, status],
+      };
     });
   }
 
@@ -158,7 +166,13 @@ export class BlkRequestQueue {
       if (need > this.queue.size) {
         // Not even an empty ring holds it (the device chose a tiny queue): fail it, don't wait forever.
         this.advance(waiting);
-        this.settle(waiting.batch, new DeviceFaultError('ERR_DEVICE_QUEUE', `a ${op.type} request needs ${need} descriptors; queue ${this.queue.index} has ${this.queue.size}`));
+        this.settle(
+          waiting.batch,
+          new DeviceFaultError(
+            'ERR_DEVICE_QUEUE',
+            `a ${op.type} request needs ${need} descriptors; queue ${this.queue.index} has ${this.queue.size}`,
+          ),
+        );
         continue;
       }
       if (this.queue.numFree < need) break;

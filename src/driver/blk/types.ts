@@ -33,8 +33,12 @@ export interface BlkConfig {
   readonly sizeMax?: number;
   readonly segMax?: number;
   readonly blkSize?: number;
-  readonly topology?: { readonly physicalBlockExp: number; readonly alignmentOffset: number; readonly minIoSize: number; readonly optIoSize: number };
+  readonly topology?: {
+    readonly physicalBlockExp: number;
+    readonly alignmentOffset: number;
+    readonly minIoSize: number;
+    readonly optIoSize: number;
+  };
   readonly discard?: { readonly maxSectors: number; readonly maxSeg: number };
   readonly writeZeroes?: { readonly maxSectors: number; readonly maxSeg: number };
 }
-

@@ -12,7 +12,7 @@ import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
@@ -282,8 +282,8 @@ export class VirtioConsoleDriver {
     /** Every queue, set up at open (Linux does the same for all max_nr_ports). */
     private readonly queues: ReadonlyMap<number, DriverQueue<never>>,
   ) {
-    this.controlRx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) as DriverQueue<number> | undefined) : undefined;
-    this.controlTx = multiport ? (queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) as DriverQueue<DmaBuffer> | undefined) : undefined;
+    this.controlRx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_RECEIVEQ) : undefined;
+    this.controlTx = multiport ? queues.get(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ) : undefined;
     this.lent = new LentBuffers(core.bus.dma);
   }
 
@@ -320,14 +320,7 @@ export class VirtioConsoleDriver {
     const qo = { ...(options.queueSize !== undefined ? { size: options.queueSize } : {}), maxSize: DEFAULT_MAX_QUEUE_SIZE };
     const queues = new Map<number, DriverQueue<never>>();
     for (let i = 0; i < queueCount; i++) queues.set(i, await core.setupQueue<never>(i, qo));
-    const drv = new VirtioConsoleDriver(
-      core,
-      multiport,
-      maxPorts,
-      options.txChunkSize ?? 4096,
-      options.rxBufferSize ?? 4096,
-      queues,
-    );
+    const drv = new VirtioConsoleDriver(core, multiport, maxPorts, options.txChunkSize ?? 4096, options.rxBufferSize ?? 4096, queues);
     try {
       await core.driverOk();
       if (multiport) {
@@ -388,7 +381,8 @@ export class VirtioConsoleDriver {
 
   /** Write bytes through emerg_wr, one config write each (VIRTIO_CONSOLE_F_EMERG_WRITE): works before any queue does. */
   async emergencyWrite(bytes: Uint8Array): Promise<void> {
-    if (!hasFeature(this.core.features, C.VIRTIO_CONSOLE_F_EMERG_WRITE)) throw new UsageError('VIRTIO_CONSOLE_F_EMERG_WRITE was not negotiated');
+    if (!hasFeature(this.core.features, C.VIRTIO_CONSOLE_F_EMERG_WRITE))
+      throw new UsageError('VIRTIO_CONSOLE_F_EMERG_WRITE was not negotiated');
     for (const b of bytes) await this.core.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
   }
 
@@ -460,7 +454,11 @@ export class VirtioConsoleDriver {
     try {
       return allocBuffers(this.core.bus.dma, q.size, this.rxBufferSize, 16);
     } catch (cause) {
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${q.index}: ${q.size} receive buffers of ${this.rxBufferSize} bytes do not fit in DMA memory`, { cause });
+      throw new DeviceFaultError(
+        'ERR_DEVICE_QUEUE',
+        `queue ${q.index}: ${q.size} receive buffers of ${this.rxBufferSize} bytes do not fit in DMA memory`,
+        { cause },
+      );
     }
   }
 
@@ -548,7 +546,10 @@ export class VirtioConsoleDriver {
           this.badControl++;
           return;
         }
-        port.size = { cols: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_COLS, true), rows: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_ROWS, true) };
+        port.size = {
+          cols: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_COLS, true),
+          rows: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_SIZE + C.VIRTIO_CONSOLE_RESIZE_ROWS, true),
+        };
         break;
       case C.VIRTIO_CONSOLE_DEVICE_REMOVE:
         port.detach();

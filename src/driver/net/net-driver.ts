@@ -11,7 +11,7 @@ import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
 
@@ -144,7 +144,10 @@ export class VirtioNetDriver {
     const hdrSize = N.virtioNetHdrSize(has(VIRTIO_F_VERSION_1), mergeable);
     const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
     if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
-    const queueOptions = (): { size?: number; maxSize: number } => ({ ...(options.queueSize !== undefined ? { size: options.queueSize } : {}), maxSize: DEFAULT_MAX_QUEUE_SIZE });
+    const queueOptions = (): { size?: number; maxSize: number } => ({
+      ...(options.queueSize !== undefined ? { size: options.queueSize } : {}),
+      maxSize: DEFAULT_MAX_QUEUE_SIZE,
+    });
 
     const rxQueues: RxQueue[] = [];
     const txQueues: DriverQueue<DmaBuffer>[] = [];
@@ -168,14 +171,26 @@ export class VirtioNetDriver {
 
     // The largest frame this driver takes (no GSO is negotiated), header included, in whole buffers.
     const maxFrameBuffers = mergeable ? Math.ceil((hdrSize + N.ETH_MAX_FRAME_NO_GSO) / bufferSize) : 1;
-    const drv = new VirtioNetDriver(core, txQueues, ctrlQueue, { hdrSize, mergeable, maxFrameBuffers }, mac, options.maxQueuedFrames ?? 1024, rxBuffers);
+    const drv = new VirtioNetDriver(
+      core,
+      txQueues,
+      ctrlQueue,
+      { hdrSize, mergeable, maxFrameBuffers },
+      mac,
+      options.maxQueuedFrames ?? 1024,
+      rxBuffers,
+    );
     try {
       for (const rq of rxQueues) {
         const count = rq.queue.size;
         try {
           for (const b of allocBuffers(core.bus.dma, count, bufferSize, 16)) rq.buffers.push(b);
         } catch (cause) {
-          throw new DeviceFaultError('ERR_DEVICE_QUEUE', `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`, { cause });
+          throw new DeviceFaultError(
+            'ERR_DEVICE_QUEUE',
+            `receiveq ${rq.queue.index}: ${count} buffers of ${bufferSize} bytes do not fit in DMA memory`,
+            { cause },
+          );
         }
         for (const b of rq.buffers) rxBuffers.push(b);
         for (let i = 0; i < count; i++) drv.postRx(rq, i);
@@ -225,7 +240,8 @@ export class VirtioNetDriver {
   send(frame: Uint8Array, pair = 0): Promise<void> {
     const q = this.txQueues[pair];
     if (!q) return Promise.reject(new UsageError(`no queue pair ${pair}`));
-    if (frame.byteLength > N.ETH_MAX_FRAME_NO_GSO) return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${N.ETH_MAX_FRAME_NO_GSO}`));
+    if (frame.byteLength > N.ETH_MAX_FRAME_NO_GSO)
+      return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${N.ETH_MAX_FRAME_NO_GSO}`));
     return this.serialize('tx', async () => {
       const dma = this.core.bus.dma;
       // Reclaim sent buffers; wait for one only when the ring is full.
@@ -328,10 +344,14 @@ export class VirtioNetDriver {
       const used = await q.waitUsed();
       try {
         if (used.length !== 1 || used[0]!.token !== out || used[0]!.len !== 1) {
-          throw new DeviceFaultError('ERR_DEVICE_USED_LEN', `control command ${cls}/${cmd}: device returned ${used.length} used elements, len ${used[0]?.len}`);
+          throw new DeviceFaultError(
+            'ERR_DEVICE_USED_LEN',
+            `control command ${cls}/${cmd}: device returned ${used.length} used elements, len ${used[0]?.len}`,
+          );
         }
         await dma.refresh(ack.addr, 1);
-        if (ack.bytes[0] !== N.VIRTIO_NET_OK) throw new DeviceFaultError('ERR_DEVICE_STATUS', `control command class ${cls} command ${cmd} answered ${ack.bytes[0]}`);
+        if (ack.bytes[0] !== N.VIRTIO_NET_OK)
+          throw new DeviceFaultError('ERR_DEVICE_STATUS', `control command class ${cls} command ${cmd} answered ${ack.bytes[0]}`);
       } finally {
         this.lent.free(out);
         this.lent.free(ack);

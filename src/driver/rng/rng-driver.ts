@@ -7,7 +7,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { featureSet, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import type { DriverQueue } from '../driver-queue.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
@@ -32,7 +32,8 @@ export class RngDriver {
   /** Probe the virtio-rng function `fn`, negotiate, set up the request queue and set DRIVER_OK. */
   static async open(bus: PciBus, fn: Bdf, options: RngDriverOptions = {}): Promise<RngDriver> {
     const chunk = options.chunkSize ?? 4096;
-    if (!Number.isInteger(chunk) || chunk < 1 || chunk > 0xffff_ffff) throw new UsageError(`chunkSize ${chunk} must be a positive 32-bit integer`);
+    if (!Number.isInteger(chunk) || chunk < 1 || chunk > 0xffff_ffff)
+      throw new UsageError(`chunkSize ${chunk} must be a positive 32-bit integer`);
     const virtio = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_RNG });
     try {
       await virtio.negotiate(featureSet(VIRTIO_F_EVENT_IDX));
@@ -70,7 +71,11 @@ export class RngDriver {
       this.queue.submit([], [{ addr: buf.addr, len }], got);
       await this.queue.kick();
       const [done] = await this.queue.waitUsed();
-      if (!done || done.len === 0) throw new DeviceFaultError('ERR_DEVICE_USED_LEN', 'virtio-rng: the device returned a buffer with no bytes (5.4.6.1 asks for at least one)');
+      if (!done || done.len === 0)
+        throw new DeviceFaultError(
+          'ERR_DEVICE_USED_LEN',
+          'virtio-rng: the device returned a buffer with no bytes (5.4.6.1 asks for at least one)',
+        );
       // The ring refreshed the bytes the device wrote (up to the used len) from a remote bus.
       out.set(buf.bytes.subarray(0, done.len), got);
       got += done.len;

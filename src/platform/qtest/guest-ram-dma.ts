@@ -11,7 +11,7 @@ import { BusError, UsageError } from '../../errors.js';
 import { rangeInside } from '../../memory/guest-memory.js';
 import { b64readCommand, b64writeCommand, memsetCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
-import { DmaAllocator } from '../../driver/dma-allocator.js';
+import { DmaAllocator } from '../../bus/dma-allocator.js';
 
 /** Largest transfer in one command: 256 KiB is about 350 KB of base64 on the line. */
 const CHUNK_BYTES = 0x4_0000;

@@ -12,7 +12,7 @@
  * bridge) to PIRQE..H, and every other slot to PIRQ E..H by (slot + pin) mod 4.
  */
 
-import { bdf } from '../../driver/pci-bus.js';
+import { bdf } from '../../bus/pci-bus.js';
 import type { QemuMachine } from './qemu-process.js';
 
 /** The PIIX3 PCI-to-ISA bridge of `-M pc`. */

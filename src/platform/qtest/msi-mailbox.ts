@@ -7,8 +7,8 @@
  * clear is folded into the one seen: interrupts are hints, the driver reads the used ring anyway).
  */
 
-import type { Bdf, InterruptEvent } from '../../driver/pci-bus.js';
-import { InterruptListeners } from '../../driver/interrupt-listeners.js';
+import type { Bdf, InterruptEvent } from '../../bus/pci-bus.js';
+import { InterruptListeners } from '../../bus/interrupt-listeners.js';
 import { b64readCommand, writeCommand } from './qtest-protocol.js';
 import type { QtestClient } from './qtest-client.js';
 
@@ -61,7 +61,6 @@ export class MsiMailbox {
     return unsubscribe;
   }
 
-
   /** Stop polling for good. */
   close(): void {
     this.closed = true;
@@ -85,7 +84,7 @@ export class MsiMailbox {
       if (word === 0) continue;
       const address = this.base + slot * SLOT_BYTES;
       this.client.post(writeCommand(4, address, 0));
-      if (word !== ((MSI_TAG | slot) >>> 0)) continue; // not a message we handed out
+      if (word !== (MSI_TAG | slot) >>> 0) continue; // not a message we handed out
       events.push([this.slotOwner[slot]!, { kind: 'msi', address, data: word }]);
     }
     for (const [fn, event] of events) this.listeners.emit(fn, event);

@@ -35,7 +35,7 @@ export const DEFAULT_MEMORY_MIB = 128;
 const QEMU_BINARY = 'qemu-system-x86_64';
 /** How QEMU is installed where it is missing (the project's setup does this as root). */
 export const QEMU_INSTALL_HINT =
-  'install Debian\'s QEMU with `apt-get install -y qemu-system-x86` as root (or run `npm run setup`, which does it)';
+  "install Debian's QEMU with `apt-get install -y qemu-system-x86` as root (or run `npm run setup`, which does it)";
 /** Kept of QEMU's stderr for error messages. */
 const STDERR_TAIL_BYTES = 4096;
 /** How long a QEMU that dropped the connection at start-up gets to exit and explain itself. */
@@ -45,7 +45,12 @@ const REAP_TIMEOUT_MS = 5000;
 
 /** The executable's full path when `name` is found on PATH (or is an executable path). */
 function findExecutable(name: string): string | undefined {
-  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : (process.env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const path of candidates) {
     try {
       accessSync(path, fsConstants.X_OK);
@@ -82,7 +87,8 @@ export class QemuProcess {
   /** Starts QEMU and waits for its qtest connection. Always kills QEMU again if that fails. */
   static async start(options: QemuOptions): Promise<QemuProcess> {
     const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB;
-    if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) throw new UsageError(`memoryMiB ${memoryMiB} out of range 16..2048`);
+    if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048)
+      throw new UsageError(`memoryMiB ${memoryMiB} out of range 16..2048`);
     if (options.machine !== 'pc' && options.machine !== 'q35') throw new UsageError(`machine ${String(options.machine)}: use pc or q35`);
     const qemu = findQemu(options.binary);
     // The stub BIOS and the socket are needed only until QEMU has loaded one and connected to the
@@ -98,16 +104,25 @@ export class QemuProcess {
     });
 
     const qemuArgs = [
-      '-accel', 'tcg',
-      '-bios', bios,
-      '-qtest', `unix:${sock}`,
-      '-qtest-log', '/dev/null',
+      '-accel',
+      'tcg',
+      '-bios',
+      bios,
+      '-qtest',
+      `unix:${sock}`,
+      '-qtest-log',
+      '/dev/null',
       '-nodefaults',
-      '-display', 'none',
-      '-monitor', 'none',
-      '-serial', 'none',
-      '-M', options.machine,
-      '-m', `${memoryMiB}M`,
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-serial',
+      'none',
+      '-M',
+      options.machine,
+      '-m',
+      `${memoryMiB}M`,
       ...(options.args ?? []),
     ];
     // setpriv asks the kernel to SIGKILL QEMU when we die, even by SIGKILL; it then execs QEMU

@@ -12,9 +12,15 @@
 
 import type { AccessSize } from '../../memory/access-size.js';
 import { BusError, UsageError } from '../../errors.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
-import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
-import { enumerate } from '../../driver/pci/enumerate.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../bus/pci-bus.js';
+import {
+  PCI_CONFIG_ADDRESS_PORT,
+  PCI_CONFIG_DATA_PORT,
+  PCI_CONFIG_SPACE_SIZE,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+} from '../../spec/pci.js';
+import { enumerate } from '../../bus/enumerate.js';
 import { GuestRamDma } from './guest-ram-dma.js';
 import { IOAPIC_QOM_PATH, ioapicInputOf, PIIX3_BDF, PIIX3_PIRQRC, PIIX3_PIRQRC_VALUE } from './intx-routing.js';
 import { MsiMailbox } from './msi-mailbox.js';
@@ -66,7 +72,10 @@ export class QtestPciBus implements PciBus {
   /** INTx listeners by IOAPIC input. */
   private readonly intx = new Map<number, Set<Listener>>();
 
-  private constructor(readonly qemu: QemuProcess, msiPollMs: number) {
+  private constructor(
+    readonly qemu: QemuProcess,
+    msiPollMs: number,
+  ) {
     this.name = `qemu-qtest (${qemu.machine})`;
     const ramEnd = qemu.memoryMiB * 0x10_0000;
     this.dma = new GuestRamDma(qemu.client, DMA_BASE, ramEnd - DMA_BASE);

@@ -62,7 +62,11 @@ export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()):
   return new Promise((resolve, reject) => {
     // In a process group of its own, so that ending us ends the whole build (the script's EXIT trap
     // removes its work folder on SIGTERM).
-    const child = spawn('bash', [BUILD_SCRIPT], { env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('bash', [BUILD_SCRIPT], {
+      env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const untrack = child.pid === undefined ? () => undefined : trackChild(-child.pid, 'SIGTERM');
     let output = '';
     let pending = '';

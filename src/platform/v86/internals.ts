@@ -30,8 +30,20 @@ export interface V86Io {
   /** 65536 entries, one per port. */
   readonly ports: V86PortEntry[];
   /** Installs handlers for one port (missing widths fail loudly in v86's debug build). */
-  register_read(port: number, device: object, r8?: (port: number) => number, r16?: (port: number) => number, r32?: (port: number) => number): void;
-  register_write(port: number, device: object, w8?: (value: number) => void, w16?: (value: number) => void, w32?: (value: number) => void): void;
+  register_read(
+    port: number,
+    device: object,
+    r8?: (port: number) => number,
+    r16?: (port: number) => number,
+    r32?: (port: number) => number,
+  ): void;
+  register_write(
+    port: number,
+    device: object,
+    w8?: (value: number) => void,
+    w16?: (value: number) => void,
+    w32?: (value: number) => void,
+  ): void;
   /** Maps [addr, addr + size) (both 128 KiB aligned) to handlers; addresses arrive as signed int32. */
   mmap_register(addr: number, size: number, r8: MmioRead, w8: MmioWrite, r32?: MmioRead, w32?: MmioWrite): void;
   /** The handlers of a port nobody registered (shared prototype functions, so comparable). */
@@ -160,7 +172,8 @@ export function missingV86Internals(emulator: V86): string[] {
   for (const [path, type] of REQUIRED) {
     let value: unknown = emulator;
     for (const key of path.split('.')) {
-      value = value !== null && (typeof value === 'object' || typeof value === 'function') ? (value as Record<string, unknown>)[key] : undefined;
+      value =
+        value !== null && (typeof value === 'object' || typeof value === 'function') ? (value as Record<string, unknown>)[key] : undefined;
     }
     if (typeof value !== type) missing.push(`${path} (${type})`);
   }

@@ -18,11 +18,20 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { V86 } from 'v86';
 import { BusError, UsageError } from '../../errors.js';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { findGuestAssets, type GuestAssets } from './assets.js';
-import { DONE_MARK, POWEROFF_MARK, READY_MARK, SerialLog, parseDone, parseResult, type CommandOutput, type GuestResult } from './guest-protocol.js';
+import {
+  DONE_MARK,
+  POWEROFF_MARK,
+  READY_MARK,
+  SerialLog,
+  parseDone,
+  parseResult,
+  type CommandOutput,
+  type GuestResult,
+} from './guest-protocol.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
 import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
 
@@ -39,7 +48,7 @@ export type GuestDevice = GuestSlot &
     | { readonly virtio: VirtioDevice; readonly options?: VirtioPciFunctionOptions }
   );
 
-interface GuestSlot {
+export interface GuestSlot {
   readonly name: string;
   /** Bus-0 devfn; default: the next free slot from 00:0d.0. */
   readonly devfn?: number;
@@ -193,7 +202,10 @@ export class LinuxGuest {
       const d = record.devices[i]!;
       this.adapter.replayConfigWrites(f.devfn, d.configWrites);
       if (configSnapshot(f.fn).some((b, off) => b !== d.config[off])) {
-        throw new GuestError(`${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`, this.serial.text);
+        throw new GuestError(
+          `${f.name}: replaying the saved config writes does not reproduce its config space (a stale saved state? delete the states folder in the guest cache)`,
+          this.serial.text,
+        );
       }
     }
   }

@@ -21,7 +21,7 @@
  */
 
 import type { V86 } from 'v86';
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { BarRefusedError, UsageError, type BarRefusedCode } from '../../errors.js';
 import type { DecodedBar, DeviceHost, PciFunction } from '../../pci/function.js';
 import type { AccessSize } from '../../memory/access-size.js';
@@ -81,7 +81,7 @@ const ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
  * not booting, and recording them all would let it grow the host's memory without bound.
  */
 export const MAX_RECORDED_CONFIG_WRITES = 4096;
-/** Refused BARs kept: the guest chooses the addresses, so every one could be new. */
+/** Refused BARs kept (and warned about) per function: the guest chooses the addresses, so every one could be new. */
 export const MAX_REFUSED_BARS = 64;
 
 export interface V86PciAdapterOptions {
@@ -90,18 +90,15 @@ export interface V86PciAdapterOptions {
    * console.warn: v86 keeps no log of its own outside its debug build).
    */
   readonly warn?: (message: string) => void;
-}
-
-/** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
-export const FIRST_FREE_DEVFN = 13 << 3;
-
-export interface V86PciAdapterOptions {
   /**
    * The RAM of the guest's firmware memory map, the only memory devices may reach. Default: the map
    * SeaBIOS states for v86's memory size ({@link seabiosMemoryMap}).
    */
   readonly memoryMap?: V86MemoryMap;
 }
+
+/** A free slot for our functions: v86's own devices use slots 0, 1, 5-7, 10-12, 18 and 30. */
+export const FIRST_FREE_DEVFN = 13 << 3;
 
 export class V86PciAdapter {
   private readonly cpu: V86Cpu;
@@ -120,9 +117,12 @@ export class V86PciAdapter {
   private accessDepth = 0;
   private lineSyncQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
-  /** Each BAR placement the adapter could not route, once (in the order the guest made them), the first {@link MAX_REFUSED_BARS}. */
+  /** Each BAR placement the adapter could not route, in the order the guest made them: each function's first {@link MAX_REFUSED_BARS}. */
   readonly refusedBars: BarRefusedError[] = [];
   private readonly barRefusedListeners = new Set<(error: BarRefusedError) => void>();
+  /** The last refusal per function and BAR, and the refusals kept per function (bounded by their number). */
+  private readonly lastRefusal = new Map<string, string>();
+  private readonly refusalsKept = new Map<string, number>();
   private readonly warn: (message: string) => void;
   /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
   private pendingHighByte: [addr: number, byte: number] | undefined;
@@ -266,12 +266,27 @@ export class V86PciAdapter {
     this.routes = routes;
   }
 
-  /** Report a BAR placement that cannot be routed (once per placement and reason; the first {@link MAX_REFUSED_BARS} kept). */
+  /**
+   * Report a BAR placement that cannot be routed: every listener hears of each new one; a function's
+   * first {@link MAX_REFUSED_BARS} are kept and warned about (the guest
+   * chooses the addresses, so an unbounded list or log would be its to grow).
+   */
   private refuse(dev: Plugged, bar: DecodedBar, code: BarRefusedCode, why: string): false {
     const error = new BarRefusedError(code, dev.name, bar.index, bar.kind, bar.base, bar.size, why);
-    if (this.refusedBars.length >= MAX_REFUSED_BARS || this.refusedBars.some((e) => e.message === error.message)) return false;
-    this.refusedBars.push(error);
-    this.warn(`virtio-ts v86 adapter: ${error.message} [${code}]`);
+    // A BAR's placement is refused again at each of the guest's config writes until it moves: report it once.
+    const slot = `${dev.name}/${bar.index}`;
+    if (this.lastRefusal.get(slot) === error.message) return false;
+    this.lastRefusal.set(slot, error.message);
+    const kept = (this.refusalsKept.get(dev.name) ?? 0) + 1;
+    if (kept <= MAX_REFUSED_BARS) {
+      this.refusalsKept.set(dev.name, kept);
+      this.refusedBars.push(error);
+      this.warn(`virtio-ts v86 adapter: ${error.message} [${code}]`);
+      if (kept === MAX_REFUSED_BARS)
+        this.warn(
+          `virtio-ts v86 adapter: ${dev.name}: ${MAX_REFUSED_BARS} BAR placements refused; further ones go to onBarRefused listeners only`,
+        );
+    }
     for (const listener of this.barRefusedListeners) listener(error);
     return false;
   }
@@ -322,7 +337,7 @@ export class V86PciAdapter {
         dev,
         bar,
         'ERR_BAR_ABOVE_4G',
-        'above 4 GiB, which v86 cannot reach: it is a 32-bit machine and truncates the guest\'s accesses there to 32 bits, so they miss the function ' +
+        "above 4 GiB, which v86 cannot reach: it is a 32-bit machine and truncates the guest's accesses there to 32 bits, so they miss the function " +
           '(declare the BAR 32-bit: V86PciAdapter.plugVirtio does, or VirtioPciFunction option modernBar64: false)',
       );
     }

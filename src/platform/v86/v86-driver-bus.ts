@@ -16,9 +16,9 @@
 
 import { createRequire } from 'node:module';
 import { V86 } from 'v86';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../driver/pci-bus.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../bus/pci-bus.js';
 import type { DmaMemory } from '../../memory/dma.js';
-import { InterruptListeners } from '../../driver/interrupt-listeners.js';
+import { InterruptListeners } from '../../bus/interrupt-listeners.js';
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
@@ -129,7 +129,7 @@ export class V86DriverBus implements PciBus {
     if (!Number.isInteger(fn) || fn < 0 || fn > 0xffff) throw new UsageError(`bad function address ${fn}`);
     if (!Number.isInteger(offset) || offset < 0 || offset + size > PCI_CONFIG_SPACE_SIZE || offset % size !== 0)
       throw new UsageError(`bad config access [${offset}, +${size})`);
-    this.cpu.io.port_write32(PCI_CONFIG_ADDRESS_PORT, (CONFIG_ENABLE | (fn << 8) | (offset & 0xfc)) | 0);
+    this.cpu.io.port_write32(PCI_CONFIG_ADDRESS_PORT, CONFIG_ENABLE | (fn << 8) | (offset & 0xfc) | 0);
     return PCI_CONFIG_DATA_PORT + (offset & 3);
   }
 

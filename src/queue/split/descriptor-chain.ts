@@ -7,7 +7,16 @@
 
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
 import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
-import { VIRTQ_DESC_ADDR, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_FLAGS, VIRTQ_DESC_LEN, VIRTQ_DESC_NEXT, VIRTQ_DESC_SIZE } from '../../spec/ring.js';
+import {
+  VIRTQ_DESC_ADDR,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_DESC_FLAGS,
+  VIRTQ_DESC_LEN,
+  VIRTQ_DESC_NEXT,
+  VIRTQ_DESC_SIZE,
+} from '../../spec/ring.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain } from '../types.js';
 
@@ -163,12 +172,16 @@ export class DescriptorWalk {
         continue;
       }
       if (!this.inside(addr, len)) {
-        throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
+        throw this.fault(
+          'ERR_QUEUE_BUFFER_ADDRESS',
+          `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+        );
       }
       if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
         writableBytes += len;
       } else {
-        if (count !== readable) throw this.fault('ERR_QUEUE_WRITE_BEFORE_READ', `chain ${head}: device-readable buffer ${count} after a device-writable one`);
+        if (count !== readable)
+          throw this.fault('ERR_QUEUE_WRITE_BEFORE_READ', `chain ${head}: device-readable buffer ${count} after a device-writable one`);
         readable++;
         readableBytes += len;
       }
@@ -201,13 +214,22 @@ export class DescriptorWalk {
    * stays small enough for V8 to inline into pop().
    */
   private indirectTable(head: number, i: number, flags: number, addr: number, len: number, inIndirect: boolean): Uint8Array {
-    if (!this.indirect) throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain ${head}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
+    if (!this.indirect)
+      throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain ${head}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
     if (inIndirect) throw this.fault('ERR_QUEUE_NESTED_INDIRECT', `chain ${head}: INDIRECT descriptor inside an indirect table`);
-    if ((flags & VIRTQ_DESC_F_NEXT) !== 0) throw this.fault('ERR_QUEUE_INDIRECT_WITH_NEXT', `chain ${head}: descriptor ${i} has INDIRECT and NEXT`);
+    if ((flags & VIRTQ_DESC_F_NEXT) !== 0)
+      throw this.fault('ERR_QUEUE_INDIRECT_WITH_NEXT', `chain ${head}: descriptor ${i} has INDIRECT and NEXT`);
     if (len === 0 || len % VIRTQ_DESC_SIZE !== 0 || len / VIRTQ_DESC_SIZE > this.size) {
-      throw this.fault('ERR_QUEUE_INDIRECT_LENGTH', `chain ${head}: indirect table of ${len} bytes (a non-zero multiple of 16, at most ${this.size} descriptors)`);
+      throw this.fault(
+        'ERR_QUEUE_INDIRECT_LENGTH',
+        `chain ${head}: indirect table of ${len} bytes (a non-zero multiple of 16, at most ${this.size} descriptors)`,
+      );
     }
-    if (!this.inside(addr, len)) throw this.fault('ERR_QUEUE_BUFFER_ADDRESS', `chain ${head}: indirect table [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`);
+    if (!this.inside(addr, len))
+      throw this.fault(
+        'ERR_QUEUE_BUFFER_ADDRESS',
+        `chain ${head}: indirect table [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+      );
     return this.memory.view(addr, len);
   }
 

@@ -31,7 +31,7 @@ import {
 } from '../../spec/ring.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../types.js';
-import { DescriptorWalk, SplitDescriptorChain } from './descriptor-chain.js';
+import { DescriptorWalk, type SplitDescriptorChain } from './descriptor-chain.js';
 
 export interface SplitQueueOptions {
   readonly index: number;
@@ -138,7 +138,8 @@ export class SplitQueue implements DeviceQueue {
     const slot = this.lastAvail & this.mask;
     const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + slot * VIRTQ_AVAIL_ELEM_SIZE, true);
     if (head >= this.size) throw this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`);
-    if (this.inFlight[head] === 1) throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
+    if (this.inFlight[head] === 1)
+      throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
     const chain = (this.chains[head] ??= this.walker.newChain());
     this.walker.walk(chain, head);
     this.inFlight[head] = 1;
@@ -174,7 +175,8 @@ export class SplitQueue implements DeviceQueue {
     const now = this.used;
     this.signalledUsed = now;
     if (old === now) return false;
-    if (this.eventIdx) return vringNeedEvent(this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE, true), now, old);
+    if (this.eventIdx)
+      return vringNeedEvent(this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + this.size * VIRTQ_AVAIL_ELEM_SIZE, true), now, old);
     return (this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_FLAGS, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
 
@@ -206,7 +208,10 @@ export class SplitQueue implements DeviceQueue {
     const idx = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_IDX, true);
     const outstanding = (idx - this.used) & 0xffff;
     if (outstanding > this.size || outstanding < ((this.lastAvail - this.used) & 0xffff)) {
-      throw this.fault('ERR_QUEUE_AVAIL_INDEX', `avail idx ${idx} with last avail idx ${this.lastAvail}, used idx ${this.used}, size ${this.size}`);
+      throw this.fault(
+        'ERR_QUEUE_AVAIL_INDEX',
+        `avail idx ${idx} with last avail idx ${this.lastAvail}, used idx ${this.used}, size ${this.size}`,
+      );
     }
     this.availShadow = idx;
     if (this.eventIdx && this.notifyEnabled) this.writeAvailEvent(idx);
@@ -220,7 +225,10 @@ export class SplitQueue implements DeviceQueue {
   /** Check a ring area once and resolve it to a zero-copy DataView. */
   private area(name: string, addr: number, align: number, len: number): RingArea {
     if (!(addr % align === 0 && this.memory.contains(addr, len))) {
-      throw this.fault('ERR_QUEUE_RING_ADDRESS', `${name} [0x${addr.toString(16)}, +0x${len.toString(16)}) is not ${align}-byte aligned inside guest memory`);
+      throw this.fault(
+        'ERR_QUEUE_RING_ADDRESS',
+        `${name} [0x${addr.toString(16)}, +0x${len.toString(16)}) is not ${align}-byte aligned inside guest memory`,
+      );
     }
     const bytes = this.memory.view(addr, len);
     return { dv: new DataView(bytes.buffer), base: bytes.byteOffset };

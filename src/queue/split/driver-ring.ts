@@ -350,7 +350,9 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       this.dma.flush(this.desc.addr + this.dirtyLo * VIRTQ_DESC_SIZE, (this.dirtyHi - this.dirtyLo + 1) * VIRTQ_DESC_SIZE);
     }
     const added = (this.availIdx - this.publishedIdx) & 0xffff;
-    this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) => this.dma.flush(addr, len));
+    this.ringRanges(this.avail.addr + VIRTQ_AVAIL_RING, VIRTQ_AVAIL_ELEM_SIZE, this.publishedIdx, added, (addr, len) =>
+      this.dma.flush(addr, len),
+    );
   }
 
   /**
@@ -388,7 +390,11 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   private usedCount(): number {
     const usedIdx = this.used.dv.getUint16(VIRTQ_USED_IDX, true);
     const n = (usedIdx - this.lastUsed) & 0xffff;
-    if (n > this.inFlightCount) throw this.fault('ERR_DEVICE_USED_INDEX', `used idx moved from ${this.lastUsed} to ${usedIdx} with ${this.inFlightCount} chains in flight`);
+    if (n > this.inFlightCount)
+      throw this.fault(
+        'ERR_DEVICE_USED_INDEX',
+        `used idx moved from ${this.lastUsed} to ${usedIdx} with ${this.inFlightCount} chains in flight`,
+      );
     return n;
   }
 
@@ -466,7 +472,11 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       if (id >= this.size || this.chainDescs[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass) {
         throw this.fault('ERR_DEVICE_USED_ID', `used ring entry ${i} names id ${id}, which is not in flight`);
       }
-      if (len > this.writable[id]!) throw this.fault('ERR_DEVICE_USED_LEN', `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`);
+      if (len > this.writable[id]!)
+        throw this.fault(
+          'ERR_DEVICE_USED_LEN',
+          `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`,
+        );
       this.usedMark[id] = pass;
     }
   }
@@ -504,7 +514,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     let total = 0;
     for (let k = 0; k < spans.length; k++) {
       const { addr, len } = spans[k]!;
-      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len)) throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
+      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len))
+        throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
       total += len;
     }
     return total;

@@ -4,7 +4,7 @@
  * legacy BAR0 header. The core picks one at probe time and never mixes them.
  */
 
-import { DeviceFaultError } from '../../errors.js';
+import { DeviceFaultError, UsageError } from '../../errors.js';
 import type { AccessSize } from '../../memory/access-size.js';
 
 /** Ring addresses a queue is set up with (spec 2.6: descriptor area, driver area, device area). */
@@ -54,7 +54,10 @@ export interface DriverTransport {
   notify(index: number, data?: number): Promise<void>;
   /** config_generation (4.1.4.3); a constant 0 where the interface has none. */
   configGeneration(): Promise<number>;
-  /** Device-specific configuration, `offset + size <= deviceConfigSize`. */
+  /**
+   * Device-specific configuration, `offset + size <= deviceConfigSize` (checked before the access:
+   * see {@link checkDeviceConfigAccess}).
+   */
   readConfig(offset: number, size: AccessSize): Promise<number>;
   writeConfig(offset: number, size: AccessSize, value: number): Promise<void>;
   /** Read (and so clear) the ISR status byte (4.1.4.5). */
@@ -76,7 +79,23 @@ export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' 
   const deadline = Date.now() + timeoutMs;
   for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
     if ((await transport.getStatus()) === 0) return;
-    if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
+    if (Date.now() >= deadline)
+      throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
+}
+
+/**
+ * Check a device-configuration access before it is made. A malformed offset is the caller's
+ * UsageError; a field beyond the `length` bytes the device gives (its device-cfg structure, or the
+ * rest of legacy BAR0) is the device's fault, DeviceFaultError ERR_DEVICE_CONFIG: a driver reads a
+ * field only when the device offered the feature that defines it (5.x device configuration layouts).
+ */
+export function checkDeviceConfigAccess(offset: number, size: AccessSize, length: number, where: string): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`device config offset ${offset} is not a byte offset`);
+  if (offset + size > length)
+    throw new DeviceFaultError(
+      'ERR_DEVICE_CONFIG',
+      `device config field [${offset}, +${size}) lies beyond the ${length} bytes of ${where}`,
+    );
 }

@@ -8,7 +8,7 @@
 
 import type { BarRegion } from '../../pci/bar-region.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import type { DeviceCore, InterfaceRules } from '../device-core.js';
+import type { DeviceCore, InterfaceRules } from '../../core/device-core.js';
 
 /** The two virtio PCI interfaces. */
 export type VirtioInterface = 'modern' | 'legacy';

@@ -20,13 +20,17 @@
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { BarRegion } from '../../pci/bar-region.js';
 import type { BarDescriptor } from '../../pci/function.js';
-import type { AccessSize } from '../../memory/access-size.js';
+import { ALL_ONES, truncate, type AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../spec/status.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+} from '../../spec/status.js';
 import {
   VIRTIO_MSI_CONFIG_VECTOR,
-  VIRTIO_MSI_NO_VECTOR,
   VIRTIO_MSI_QUEUE_VECTOR,
   VIRTIO_PCI_CONFIG_OFF_MSIX,
   VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
@@ -41,7 +45,8 @@ import {
   VIRTIO_PCI_STATUS,
   VIRTIO_PCI_VRING_ALIGN,
 } from '../../spec/virtio-pci.js';
-import type { DeviceCore, InterfaceRules, RingArea } from '../device-core.js';
+import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-core.js';
+import type { PciNotifications } from './pci-notifications.js';
 
 /** The BAR holding the legacy header (spec 4.1.4.10: "the first I/O region"). */
 export const LEGACY_BAR = 0;
@@ -75,12 +80,7 @@ export function legacyConfigOffset(msixEnabled: boolean): number {
   return msixEnabled ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
 }
 
-const ALL_ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 const PAGE = 2 ** VIRTIO_PCI_QUEUE_ADDR_SHIFT;
-
-function truncate(value: number, size: AccessSize): number {
-  return (value & ALL_ONES[size]) >>> 0;
-}
 
 /** See the file comment. */
 export class LegacyTransport {
@@ -90,6 +90,8 @@ export class LegacyTransport {
 
   constructor(
     private readonly core: DeviceCore,
+    /** The ISR and the MSI-X vectors. */
+    private readonly notifications: PciNotifications,
     /** Whether MSI-X is enabled on the function right now (moves device config, shows the vector registers). */
     private readonly msixEnabled: () => boolean,
   ) {
@@ -127,14 +129,13 @@ export class LegacyTransport {
         value = core.status;
         break;
       case VIRTIO_PCI_ISR:
-        value = core.readIsr();
+        value = this.notifications.readIsr();
         break;
       case VIRTIO_MSI_CONFIG_VECTOR:
-        value = core.configVector;
+        value = this.notifications.configVector;
         break;
       case VIRTIO_MSI_QUEUE_VECTOR:
-        // A queue that does not exist has no vector (QEMU reads NO_VECTOR too).
-        value = q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
+        value = this.notifications.queueVector(this.queueSelect);
         break;
       default:
         value = 0;
@@ -169,10 +170,10 @@ export class LegacyTransport {
         core.writeStatus(value & 0xff);
         break;
       case VIRTIO_MSI_CONFIG_VECTOR:
-        core.setConfigVector(value & 0xffff);
+        this.notifications.setConfigVector(value & 0xffff);
         break;
       case VIRTIO_MSI_QUEUE_VECTOR:
-        core.setQueueVector(this.queueSelect, value & 0xffff);
+        this.notifications.setQueueVector(this.queueSelect, value & 0xffff);
         break;
       default:
       // host features and queue size are read-only, the ISR is read-clear; other offsets are not registers.

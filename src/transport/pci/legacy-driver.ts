@@ -6,8 +6,8 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import type { PciBar } from '../../driver/pci/bars.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBar } from '../../bus/bars.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {
@@ -27,7 +27,7 @@ import {
   VIRTIO_PCI_STATUS,
   VIRTIO_PCI_VRING_ALIGN,
 } from '../../spec/virtio-pci.js';
-import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
+import { checkDeviceConfigAccess, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 
 /** Queues a legacy header can select (QEMU's VIRTIO_QUEUE_MAX): the bound of the queue count scan. */
 export const LEGACY_QUEUE_SCAN_LIMIT = 1024;
@@ -91,7 +91,8 @@ export class LegacyDriverTransport implements DriverTransport {
     return BigInt((await this.read(VIRTIO_PCI_HOST_FEATURES, 4)) >>> 0);
   }
   async setDriverFeatures(features: bigint): Promise<void> {
-    if (features >> 32n !== 0n) throw new UsageError(`the legacy interface carries feature bits 0..31 only (asked 0x${features.toString(16)})`);
+    if (features >> 32n !== 0n)
+      throw new UsageError(`the legacy interface carries feature bits 0..31 only (asked 0x${features.toString(16)})`);
     await this.write(VIRTIO_PCI_GUEST_FEATURES, 4, Number(features));
   }
 
@@ -115,13 +116,24 @@ export class LegacyDriverTransport implements DriverTransport {
   /** Check the rings are one legacy area (2.7.2), then write its page number. */
   async setupQueue(index: number, queue: QueueAddresses): Promise<void> {
     const { size, descAddr } = queue;
-    if (descAddr % PAGE !== 0 || queue.driverAddr !== descAddr + descTableSize(size) || queue.deviceAddr !== descAddr + legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN))
+    if (
+      descAddr % PAGE !== 0 ||
+      queue.driverAddr !== descAddr + descTableSize(size) ||
+      queue.deviceAddr !== descAddr + legacyUsedOffset(size, VIRTIO_PCI_VRING_ALIGN)
+    )
       throw new UsageError(`queue ${index}: rings are not one legacy ring area at a ${PAGE}-byte boundary`);
     const pfn = descAddr / PAGE;
-    if (pfn === 0 || pfn > 0xffff_ffff) throw new UsageError(`queue ${index}: ring area 0x${descAddr.toString(16)} has no 32-bit page number`);
-    const [, num, inUse] = await Promise.all([this.selectQueue(index), this.read(VIRTIO_PCI_QUEUE_NUM, 2), this.read(VIRTIO_PCI_QUEUE_PFN, 4)]);
-    if (num !== size) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device's size is ${num}, the rings were built for ${size}`);
-    if (inUse !== 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: already active (PFN 0x${inUse.toString(16)}) after a reset`);
+    if (pfn === 0 || pfn > 0xffff_ffff)
+      throw new UsageError(`queue ${index}: ring area 0x${descAddr.toString(16)} has no 32-bit page number`);
+    const [, num, inUse] = await Promise.all([
+      this.selectQueue(index),
+      this.read(VIRTIO_PCI_QUEUE_NUM, 2),
+      this.read(VIRTIO_PCI_QUEUE_PFN, 4),
+    ]);
+    if (num !== size)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: the device's size is ${num}, the rings were built for ${size}`);
+    if (inUse !== 0)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: already active (PFN 0x${inUse.toString(16)}) after a reset`);
     await this.write(VIRTIO_PCI_QUEUE_PFN, 4, pfn);
   }
   /** The PFN write made the queue live. */
@@ -137,14 +149,14 @@ export class LegacyDriverTransport implements DriverTransport {
     return 0;
   }
   private configAt(offset: number, size: AccessSize): number {
-    if (!Number.isInteger(offset) || offset < 0 || offset + size > this.deviceConfigSize)
-      throw new UsageError(`device config access [${offset}, +${size}) outside the ${this.deviceConfigSize} bytes of BAR0 after the header`);
+    checkDeviceConfigAccess(offset, size, this.deviceConfigSize, 'BAR0 after the header');
     return this.configOffset + offset;
   }
-  readConfig(offset: number, size: AccessSize): Promise<number> {
+  // async: a refused access rejects like a failed one, never throws at the call.
+  async readConfig(offset: number, size: AccessSize): Promise<number> {
     return this.read(this.configAt(offset, size), size);
   }
-  writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
+  async writeConfig(offset: number, size: AccessSize, value: number): Promise<void> {
     return this.write(this.configAt(offset, size), size, value);
   }
   readIsr(): Promise<number> {
@@ -159,7 +171,11 @@ export class LegacyDriverTransport implements DriverTransport {
   }
   async setQueueVector(index: number, vector: number): Promise<number> {
     if (!this.msixEnabled) return VIRTIO_MSI_NO_VECTOR;
-    const [, , readBack] = await Promise.all([this.selectQueue(index), this.write(VIRTIO_MSI_QUEUE_VECTOR, 2, vector), this.read(VIRTIO_MSI_QUEUE_VECTOR, 2)]);
+    const [, , readBack] = await Promise.all([
+      this.selectQueue(index),
+      this.write(VIRTIO_MSI_QUEUE_VECTOR, 2, vector),
+      this.read(VIRTIO_MSI_QUEUE_VECTOR, 2),
+    ]);
     return readBack;
   }
   msixChanged(enabled: boolean): void {

@@ -6,7 +6,7 @@
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import type { PciBus } from '../../driver/pci-bus.js';
+import type { PciBus } from '../../bus/pci-bus.js';
 import { featureWord, withFeatureWord } from '../../spec/features.js';
 import {
   VIRTIO_PCI_COMMON_CFGGENERATION,
@@ -26,7 +26,7 @@ import {
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import { resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
+import { checkDeviceConfigAccess, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 import type { ModernLayout, VirtioStructure } from './probe.js';
 
 /** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
@@ -103,15 +103,21 @@ export class ModernDriverTransport implements DriverTransport {
   async deviceFeatures(): Promise<bigint> {
     // Select/read pairs issued together: the bus performs them in order, and pipelines them.
     const words = await Promise.all(
-      Array.from({ length: FEATURE_WINDOWS }, (_, select) => Promise.all([this.writeCommon(VIRTIO_PCI_COMMON_DFSELECT, 4, select), this.readCommon(VIRTIO_PCI_COMMON_DF, 4)])),
+      Array.from({ length: FEATURE_WINDOWS }, (_, select) =>
+        Promise.all([this.writeCommon(VIRTIO_PCI_COMMON_DFSELECT, 4, select), this.readCommon(VIRTIO_PCI_COMMON_DF, 4)]),
+      ),
     );
     return words.reduce((features, [, word], select) => withFeatureWord(features, select, word), 0n);
   }
   async setDriverFeatures(features: bigint): Promise<void> {
-    if (features >> BigInt(32 * FEATURE_WINDOWS) !== 0n) throw new UsageError(`feature bits above ${32 * FEATURE_WINDOWS - 1} cannot be written`);
+    if (features >> BigInt(32 * FEATURE_WINDOWS) !== 0n)
+      throw new UsageError(`feature bits above ${32 * FEATURE_WINDOWS - 1} cannot be written`);
     const writes: Promise<void>[] = [];
     for (let select = 0; select < FEATURE_WINDOWS; select++) {
-      writes.push(this.writeCommon(VIRTIO_PCI_COMMON_GFSELECT, 4, select), this.writeCommon(VIRTIO_PCI_COMMON_GF, 4, featureWord(features, select)));
+      writes.push(
+        this.writeCommon(VIRTIO_PCI_COMMON_GFSELECT, 4, select),
+        this.writeCommon(VIRTIO_PCI_COMMON_GF, 4, featureWord(features, select)),
+      );
     }
     await Promise.all(writes);
   }
@@ -133,11 +139,19 @@ export class ModernDriverTransport implements DriverTransport {
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr),
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr),
     ];
-    const [, size, off] = await Promise.all([Promise.all(writes), this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2), this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2)]);
+    const [, size, off] = await Promise.all([
+      Promise.all(writes),
+      this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2),
+      this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2),
+    ]);
     // 4.1.4.3: the rings were built for the size written; a device that kept another would walk past them.
-    if (size !== queue.size) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_size reads ${size} after the driver wrote ${queue.size}`);
+    if (size !== queue.size)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_size reads ${size} after the driver wrote ${queue.size}`);
     if (notifyAddress(this.layout.notify, off, 2) === undefined)
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`);
+      throw new DeviceFaultError(
+        'ERR_DEVICE_QUEUE',
+        `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`,
+      );
     this.notifyOff.set(index, off);
   }
   async enableQueue(index: number): Promise<void> {
@@ -156,10 +170,8 @@ export class ModernDriverTransport implements DriverTransport {
     return this.readCommon(VIRTIO_PCI_COMMON_CFGGENERATION, 1);
   }
   private deviceConfigAddress(offset: number, size: AccessSize): number {
-    const device = this.layout.device;
-    if (device === undefined || !Number.isInteger(offset) || offset < 0 || offset + size > device.length)
-      throw new UsageError(`device config access [${offset}, +${size}) outside the ${this.deviceConfigSize}-byte device-cfg structure`);
-    return device.address + offset;
+    checkDeviceConfigAccess(offset, size, this.deviceConfigSize, 'the device-cfg structure');
+    return this.layout.device!.address + offset;
   }
   async readConfig(offset: number, size: AccessSize): Promise<number> {
     return this.read(this.layout.device?.space, this.deviceConfigAddress(offset, size), size);
@@ -176,7 +188,11 @@ export class ModernDriverTransport implements DriverTransport {
     return this.readCommon(VIRTIO_PCI_COMMON_MSIX, 2);
   }
   async setQueueVector(index: number, vector: number): Promise<number> {
-    const [, , readBack] = await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector), this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2)]);
+    const [, , readBack] = await Promise.all([
+      this.selectQueue(index),
+      this.writeCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2, vector),
+      this.readCommon(VIRTIO_PCI_COMMON_Q_MSIX, 2),
+    ]);
     return readBack;
   }
   /** Nothing moves on the modern interface. */

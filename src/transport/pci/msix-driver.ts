@@ -10,8 +10,8 @@
  */
 
 import { UsageError } from '../../errors.js';
-import type { MsixCapability } from '../../driver/pci/capabilities.js';
-import { formatBdf, type Bdf, type PciBus } from '../../driver/pci-bus.js';
+import type { MsixCapability } from '../../bus/capabilities.js';
+import { formatBdf, type Bdf, type PciBus } from '../../bus/pci-bus.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import {
   PCI_MSIX_ENTRY_DATA,
@@ -59,7 +59,13 @@ function intxPlan(why: string): InterruptPlan {
  * queue vectors are written before any queue is enabled). Throws UsageError for mode 'msix' when no
  * MSI-X plan works.
  */
-export async function setupInterrupts(bus: PciBus, fn: Bdf, probe: ProbeResult, transport: DriverTransport, mode: InterruptMode): Promise<InterruptPlan> {
+export async function setupInterrupts(
+  bus: PciBus,
+  fn: Bdf,
+  probe: ProbeResult,
+  transport: DriverTransport,
+  mode: InterruptMode,
+): Promise<InterruptPlan> {
   const msix = probe.msix;
   let why: string;
   if (mode === 'intx') why = 'MSI-X not wanted';
@@ -101,7 +107,8 @@ function msixTableAddress(msix: MsixCapability, probe: ProbeResult): { address: 
     const bar = probe.bars.find((b) => b.index === index && b.kind === 'memory' && b.base !== 0);
     if (bar === undefined) return `MSI-X ${name} BAR${index} is not an assigned memory BAR`;
     // offset < 2^32 and length < 2^16: the sum is exact.
-    if (offset + length > bar.size) return `MSI-X ${name} [0x${offset.toString(16)}, +0x${length.toString(16)}) does not fit in BAR${index} (size 0x${bar.size.toString(16)})`;
+    if (offset + length > bar.size)
+      return `MSI-X ${name} [0x${offset.toString(16)}, +0x${length.toString(16)}) does not fit in BAR${index} (size 0x${bar.size.toString(16)})`;
     if (name === 'table') address = bar.base + offset;
   }
   return { address };
@@ -125,7 +132,10 @@ async function tryPlan(
   for (let v = 0; v < vectors; v++) {
     const message = bus.msiMessage(fn, v);
     if (message === undefined) return `${label}: the bus cannot deliver MSI vector ${v}`;
-    routes.set(key(message.address, message.data), v === 0 ? { config: true, queues: [] } : { config: false, queues: kind === 'msix-shared' ? 'all' : [v - 1] });
+    routes.set(
+      key(message.address, message.data),
+      v === 0 ? { config: true, queues: [] } : { config: false, queues: kind === 'msix-shared' ? 'all' : [v - 1] },
+    );
     const entry = tableAddress + v * PCI_MSIX_ENTRY_SIZE;
     const [lo, hi] = splitU64(message.address);
     writes.push(

@@ -1,14 +1,13 @@
 /**
  * Interrupts of a virtio PCI function that may have MSI-X (4.1.4.5, 4.1.5.1.2): while MSI-X is
  * enabled an event sends the message of its vector (none for VIRTIO_MSI_NO_VECTOR) and INTx stays
- * silent; otherwise events raise INTx. The ISR is set either way (the core does), as QEMU does. A
+ * silent; otherwise events raise INTx. The ISR is set either way (PciNotifications does), as QEMU does. A
  * vector can be assigned when it is an entry of the table; without a table, only NO_VECTOR.
  */
 
 import type { MsixTable } from '../../pci/msix.js';
 import { VIRTIO_MSI_NO_VECTOR } from '../../spec/virtio-pci.js';
-import type { InterruptSink } from '../device-core.js';
-import type { IntxInterrupts } from './intx-interrupts.js';
+import type { InterruptSink, IntxInterrupts } from './intx-interrupts.js';
 
 export class MsixInterrupts implements InterruptSink {
   private msix: MsixTable | undefined;

@@ -17,10 +17,10 @@
  */
 
 import { ProbeError } from '../../errors.js';
-import { assignBars, type PciBar } from '../../driver/pci/bars.js';
-import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpace } from '../../driver/pci/config-space.js';
-import type { Bdf, PciBus } from '../../driver/pci-bus.js';
+import { assignBars, type PciBar } from '../../bus/bars.js';
+import { readMsixCapability, walkCapabilities, type MsixCapability } from '../../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../bus/config-space-reader.js';
+import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import {
   deviceTypeOfTransitionalId,
   VIRTIO_PCI_DEVICE_ID_MAX,
@@ -30,7 +30,7 @@ import {
   VIRTIO_PCI_TRANSITIONAL_ID_MIN,
   VIRTIO_PCI_VENDOR_ID,
 } from '../../spec/ids.js';
-import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR } from '../../spec/pci.js';
+import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_CONFIG_SPACE_SIZE, PCI_MSIX_CAP_SIZE } from '../../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_BAR_MAX,
@@ -128,7 +128,7 @@ function capName(cfgType: number): string {
 }
 
 /** Read the virtio capability at `capOffset` (fields beyond cap_len are not read). */
-export function readVirtioCap(cfg: ConfigSpace, capOffset: number): VirtioCap {
+export function readVirtioCap(cfg: ConfigSpaceSnapshot, capOffset: number): VirtioCap {
   const capLen = cfg.read8(capOffset + VIRTIO_PCI_CAP_LEN);
   const cfgType = cfg.read8(capOffset + VIRTIO_PCI_CAP_CFG_TYPE);
   return {
@@ -140,7 +140,9 @@ export function readVirtioCap(cfg: ConfigSpace, capOffset: number): VirtioCap {
     offset: cfg.read32(capOffset + VIRTIO_PCI_CAP_OFFSET),
     length: cfg.read32(capOffset + VIRTIO_PCI_CAP_LENGTH),
     notifyOffMultiplier:
-      cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG && capLen >= VIRTIO_PCI_NOTIFY_CAP_SIZE ? cfg.read32(capOffset + VIRTIO_PCI_NOTIFY_CAP_MULT) : undefined,
+      cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG && capLen >= VIRTIO_PCI_NOTIFY_CAP_SIZE
+        ? cfg.read32(capOffset + VIRTIO_PCI_NOTIFY_CAP_MULT)
+        : undefined,
   };
 }
 
@@ -177,28 +179,36 @@ function validate(cap: VirtioCap, bar: PciBar): VirtioStructure {
   };
   const minCapLen = cap.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_PCI_NOTIFY_CAP_SIZE : VIRTIO_PCI_CAP_SIZE;
   if (cap.capLen < minCapLen) fail(`cap_len ${cap.capLen} is shorter than its structure (${minCapLen})`);
+  // Fields past the end of configuration space would read as invented zeroes (e.g. a multiplier of 0).
+  if (cap.capOffset + cap.capLen > PCI_CONFIG_SPACE_SIZE)
+    fail(`cap_len ${cap.capLen} runs past the end of configuration space (${PCI_CONFIG_SPACE_SIZE} bytes)`);
   if (cap.length < rules.minLength) fail(`length ${cap.length} is below the minimum ${rules.minLength}`);
   if (cap.offset % rules.align !== 0) fail(`offset ${hex(cap.offset)} is not ${rules.align}-byte aligned`);
   // offset and length are 32-bit, so their sum is exact in a double: no wrap-around to hide behind.
-  if (cap.offset + cap.length > bar.size) fail(`[${hex(cap.offset)}, +${hex(cap.length)}) does not fit in BAR${bar.index} (size ${hex(bar.size)})`);
+  if (cap.offset + cap.length > bar.size)
+    fail(`[${hex(cap.offset)}, +${hex(cap.length)}) does not fit in BAR${bar.index} (size ${hex(bar.size)})`);
   const mult = cap.notifyOffMultiplier;
   // 4.1.4.4: notify_off_multiplier is 0 or an even power of 2 (queue notify addresses stay 2-byte aligned).
-  if (mult !== undefined && mult !== 0 && (mult < 2 || (mult & (mult - 1)) !== 0)) fail(`notify_off_multiplier ${mult} is neither 0 nor an even power of 2`);
+  if (mult !== undefined && mult !== 0 && (mult < 2 || (mult & (mult - 1)) !== 0))
+    fail(`notify_off_multiplier ${mult} is neither 0 nor an even power of 2`);
   return { ...cap, address: bar.base + cap.offset, space: bar.kind };
 }
 
 /** Whether the function offers a legacy interface (with MSI-X when it has the capability), and if not, why not. */
-function legacyInterface(cfg: ConfigSpace, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
+function legacyInterface(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], msix: boolean): { bar0: PciBar } | { missing: string } {
   const id = cfg.deviceId;
   if (id < VIRTIO_PCI_TRANSITIONAL_ID_MIN || id > VIRTIO_PCI_TRANSITIONAL_ID_MAX)
-    return { missing: `device ID ${hex(id)} is not transitional (${hex(VIRTIO_PCI_TRANSITIONAL_ID_MIN)}..${hex(VIRTIO_PCI_TRANSITIONAL_ID_MAX)})` };
+    return {
+      missing: `device ID ${hex(id)} is not transitional (${hex(VIRTIO_PCI_TRANSITIONAL_ID_MIN)}..${hex(VIRTIO_PCI_TRANSITIONAL_ID_MAX)})`,
+    };
   if (cfg.revision !== VIRTIO_PCI_LEGACY_REVISION) return { missing: `revision ${cfg.revision} is not ${VIRTIO_PCI_LEGACY_REVISION}` };
   const bar0 = bars.find((b) => b.index === 0);
   if (bar0 === undefined) return { missing: 'BAR0 is not implemented' };
   if (bar0.kind !== 'io') return { missing: 'BAR0 is not an I/O BAR' };
   // Every legacy register the driver touches must lie inside BAR0 (4.1.4.10), the MSI-X vectors too.
   const header = msix ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
-  if (bar0.size < header) return { missing: `BAR0 (${bar0.size} ports) is smaller than the legacy header (${header} bytes${msix ? ' with MSI-X' : ''})` };
+  if (bar0.size < header)
+    return { missing: `BAR0 (${bar0.size} ports) is smaller than the legacy header (${header} bytes${msix ? ' with MSI-X' : ''})` };
   return { bar0 };
 }
 
@@ -213,11 +223,14 @@ function describeBar0(bar0: PciBar): string {
  * (common-cfg without notify-cfg or isr-cfg), ERR_PROBE_LEGACY_UNAVAILABLE (forceLegacy without a
  * legacy interface), ERR_PROBE_NO_INTERFACE (neither interface).
  */
-export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
+export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], options: ProbeOptions = {}): ProbeResult {
   const { vendorId, deviceId, revision } = cfg;
   const deviceType = vendorId === VIRTIO_PCI_VENDOR_ID ? virtioDeviceType(deviceId, cfg.subsystemId) : undefined;
   if (deviceType === undefined)
-    throw new ProbeError('ERR_PROBE_NOT_VIRTIO', `${hex(vendorId)}:${hex(deviceId)} is not a virtio PCI function (vendor ${hex(VIRTIO_PCI_VENDOR_ID)}, device ${hex(VIRTIO_PCI_DEVICE_ID_MIN)}..${hex(VIRTIO_PCI_DEVICE_ID_MAX)})`);
+    throw new ProbeError(
+      'ERR_PROBE_NOT_VIRTIO',
+      `${hex(vendorId)}:${hex(deviceId)} is not a virtio PCI function (vendor ${hex(VIRTIO_PCI_VENDOR_ID)}, device ${hex(VIRTIO_PCI_DEVICE_ID_MIN)}..${hex(VIRTIO_PCI_DEVICE_ID_MAX)})`,
+    );
 
   const walk = walkCapabilities(cfg);
   if (walk.error !== undefined) throw new ProbeError('ERR_PROBE_BAD_CAPABILITY', `capability list: ${walk.error}`);
@@ -227,12 +240,19 @@ export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], optio
   const ignored = new Map<number, string[]>();
   let msix: MsixCapability | undefined;
   for (const entry of walk.caps) {
-    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) msix = readMsixCapability(cfg, entry.offset);
+    if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) {
+      // A truncated capability's table and PBA fields would read as invented zeroes: MSI-X is not used.
+      if (entry.offset + PCI_MSIX_CAP_SIZE > PCI_CONFIG_SPACE_SIZE)
+        notes.push(`MSI-X cap at ${hex(entry.offset)} ignored: it runs past the end of configuration space`);
+      else msix = readMsixCapability(cfg, entry.offset);
+    }
     if (entry.id !== PCI_CAP_ID_VNDR) continue;
     const cap = readVirtioCap(cfg, entry.offset);
     if (!VIRTIO_PCI_CAP_RULES.has(cap.cfgType)) {
       const known = VIRTIO_PCI_CAP_NAMES.get(cap.cfgType);
-      notes.push(`${capName(cap.cfgType)} cap at ${hex(cap.capOffset)} skipped (${known !== undefined ? 'not used by this driver' : 'unknown cfg_type'})`);
+      notes.push(
+        `${capName(cap.cfgType)} cap at ${hex(cap.capOffset)} skipped (${known !== undefined ? 'not used by this driver' : 'unknown cfg_type'})`,
+      );
       continue;
     }
     if (chosen.has(cap.cfgType)) {
@@ -258,18 +278,36 @@ export function decideTransport(cfg: ConfigSpace, bars: readonly PciBar[], optio
 
   if (options.forceLegacy === true) {
     if ('missing' in legacy) throw new ProbeError('ERR_PROBE_LEGACY_UNAVAILABLE', `forceLegacy: no legacy interface: ${legacy.missing}`);
-    return { ...facts, kind: 'legacy', bar0: legacy.bar0, forced: true, explanation: `legacy (forced): capabilities not used; ${describeBar0(legacy.bar0)}` };
+    return {
+      ...facts,
+      kind: 'legacy',
+      bar0: legacy.bar0,
+      forced: true,
+      explanation: `legacy (forced): capabilities not used; ${describeBar0(legacy.bar0)}`,
+    };
   }
 
   const common = chosen.get(VIRTIO_PCI_CAP_COMMON_CFG);
   if (common === undefined) {
-    if ('bar0' in legacy) return { ...facts, kind: 'legacy', bar0: legacy.bar0, forced: false, explanation: `legacy: ${whyNot(VIRTIO_PCI_CAP_COMMON_CFG)}; ${describeBar0(legacy.bar0)}` };
-    throw new ProbeError('ERR_PROBE_NO_INTERFACE', `not a usable virtio device: ${whyNot(VIRTIO_PCI_CAP_COMMON_CFG)}, and no legacy interface (${legacy.missing})`);
+    if ('bar0' in legacy)
+      return {
+        ...facts,
+        kind: 'legacy',
+        bar0: legacy.bar0,
+        forced: false,
+        explanation: `legacy: ${whyNot(VIRTIO_PCI_CAP_COMMON_CFG)}; ${describeBar0(legacy.bar0)}`,
+      };
+    throw new ProbeError(
+      'ERR_PROBE_NO_INTERFACE',
+      `not a usable virtio device: ${whyNot(VIRTIO_PCI_CAP_COMMON_CFG)}, and no legacy interface (${legacy.missing})`,
+    );
   }
   const notify = chosen.get(VIRTIO_PCI_CAP_NOTIFY_CFG);
   const isr = chosen.get(VIRTIO_PCI_CAP_ISR_CFG);
   if (notify === undefined || isr === undefined) {
-    const missing = [notify, isr].flatMap((c, i) => (c === undefined ? [whyNot(i === 0 ? VIRTIO_PCI_CAP_NOTIFY_CFG : VIRTIO_PCI_CAP_ISR_CFG)] : []));
+    const missing = [notify, isr].flatMap((c, i) =>
+      c === undefined ? [whyNot(i === 0 ? VIRTIO_PCI_CAP_NOTIFY_CFG : VIRTIO_PCI_CAP_ISR_CFG)] : [],
+    );
     throw new ProbeError('ERR_PROBE_MISSING_CAPABILITY', `${describeCap(common.cap)} present but ${missing.join(' and ')}`);
   }
   const device = chosen.get(VIRTIO_PCI_CAP_DEVICE_CFG);

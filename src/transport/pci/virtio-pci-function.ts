@@ -11,10 +11,11 @@
  *
  *   const fn = new VirtioPciFunction(device, host, { mode: 'transitional', msixVectors: 2 });
  *   fn.core                                              // the transport-neutral state (status, queues)
+ *   fn.notifications.peekIsr()                           // the ISR and MSI-X vectors the core's notifications map onto
  *   fn.arbiter?.ignoredAccesses                          // accesses a hybrid driver made through the other interface
  */
 
-import type { VirtioDevice } from '../../device/virtio-device.js';
+import type { VirtioDevice } from '../../core/virtio-device.js';
 import { ConfigSpace } from '../../pci/config-space.js';
 import { PciEndpoint } from '../../pci/endpoint.js';
 import type { DeviceHost } from '../../pci/function.js';
@@ -34,12 +35,20 @@ import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OT
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
 import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
 import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
-import { DeviceCore, MODERN_STATUS_STEPS } from '../device-core.js';
+import { DeviceCore, MODERN_STATUS_STEPS } from '../../core/device-core.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
-import { MODERN_BAR, MODERN_BAR_SIZE, MODERN_COMMON_OFFSET, MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, ModernTransport } from './modern-device.js';
+import {
+  MODERN_BAR,
+  MODERN_BAR_SIZE,
+  MODERN_COMMON_OFFSET,
+  MODERN_ISR_OFFSET,
+  MODERN_BLOCK_SIZE,
+  ModernTransport,
+} from './modern-device.js';
 import { MsixInterrupts } from './msix-interrupts.js';
+import { PciNotifications } from './pci-notifications.js';
 
 /** Spec 4.1.2.1: a non-transitional device has revision ID 1 or higher. */
 export const VIRTIO_PCI_MODERN_REVISION = 1;
@@ -85,7 +94,8 @@ export interface VirtioPciFunctionOptions {
 export function virtioPciDeviceId(mode: VirtioPciMode, deviceType: number): number {
   if (mode === 'modern') return VIRTIO_PCI_MODERN_DEVICE_ID_BASE + deviceType;
   const id = VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.get(deviceType);
-  if (id === undefined) throw new UsageError(`a ${deviceTypeName(deviceType)} (type ${deviceType}) has no transitional PCI device ID: only mode 'modern'`);
+  if (id === undefined)
+    throw new UsageError(`a ${deviceTypeName(deviceType)} (type ${deviceType}) has no transitional PCI device ID: only mode 'modern'`);
   return id;
 }
 
@@ -93,6 +103,8 @@ export function virtioPciDeviceId(mode: VirtioPciMode, deviceType: number): numb
 export class VirtioPciFunction extends PciEndpoint {
   readonly mode: VirtioPciMode;
   readonly core: DeviceCore;
+  /** The ISR and MSI-X vectors the core's notifications map onto. */
+  readonly notifications: PciNotifications;
   private readonly modernTransport: ModernTransport | undefined;
   /** The BAR0 header (transitional and legacy). */
   readonly legacy: LegacyTransport | undefined;
@@ -135,8 +147,9 @@ export class VirtioPciFunction extends PciEndpoint {
     super(config, host);
     this.mode = mode;
     const interrupts = new MsixInterrupts(new IntxInterrupts(this));
-    this.core = new DeviceCore(device, host.memory, interrupts, mode === 'legacy' ? LEGACY_RULES : {});
-    this.modernTransport = hasModern ? new ModernTransport(this.core, config, this) : undefined;
+    this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending);
+    this.core = new DeviceCore(device, host.memory, this.notifications, mode === 'legacy' ? LEGACY_RULES : {});
+    this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
     if (vectors > 0) {
       this.msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
@@ -144,7 +157,7 @@ export class VirtioPciFunction extends PciEndpoint {
       interrupts.attach(this.msix);
     }
     const msix = this.msix;
-    this.legacy = hasLegacy ? new LegacyTransport(this.core, () => msix?.enabled ?? false) : undefined;
+    this.legacy = hasLegacy ? new LegacyTransport(this.core, this.notifications, () => msix?.enabled ?? false) : undefined;
     this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
 
     if (this.modernTransport !== undefined) {

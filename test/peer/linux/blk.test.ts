@@ -50,7 +50,11 @@ async function loadAndFindDisk(m: TestMachine): Promise<string> {
   assert.equal(Number(dev.fields['type']), VIRTIO_ID_BLOCK);
   assert.equal(dev.fields['driver'], 'virtio_blk');
   const status = Number(dev.fields['status']);
-  assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.equal(
+    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `status 0x${status.toString(16)}`,
+  );
   assert.match(dev.fields['block'] ?? '', /^vd[a-z]$/);
   return dev.fields['block']!;
 }

@@ -8,9 +8,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertNothingLeft, assertOneLineError, privateTmp, runCli } from '../../helpers/cli-process.js';
+import { assertNothingLeft, assertOneLineError, bindUdpOnce, privateTmp, runCli } from '../../helpers/cli-process.js';
 
 /** The line boot prints when the shell is up. */
 const SHELL_UP = /virtio-ts boot: shell on virtio-console/;
@@ -64,4 +66,27 @@ test('boot: nothing left after success, SIGINT, SIGTERM or a closed pipe', async
     assert.equal(run.code, 141, run.stderr);
     await assertNothingLeft(tmp, run, 'EPIPE');
   });
+});
+
+test('boot --net-udp: a taken port is one line before anything starts; after a boot with it, exit ends the command and frees the port', async (t) => {
+  const tmp = await privateTmp(t);
+  const taken = createSocket('udp4');
+  taken.bind(0, '0.0.0.0');
+  await once(taken, 'listening');
+  const busy = await runCli(['boot', '--net-udp', `${taken.address().port}:127.0.0.1:9`], { tmp, at: 'child' });
+  taken.close();
+  assertOneLineError(busy, /cannot bind the dgram backend to 0\.0\.0\.0:\d+/, 'ERR_BUS');
+  assert.deepEqual(busy.descendants, [], 'the asset build was not started');
+
+  const port = await bindUdpOnce(0);
+  const run = await runCli(['boot', '--net-udp', `${port}:127.0.0.1:9`], {
+    tmp,
+    at: SHELL_UP,
+    input: 'exit\n',
+    timeoutMs: BOOT_TIMEOUT_MS,
+  });
+  assert.equal(run.signal, null, `ended by itself, not killed at the timeout: ${run.stderr}`);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(await bindUdpOnce(port), port);
+  await assertNothingLeft(tmp, run, 'net-udp success');
 });

@@ -35,7 +35,10 @@ test('the kernel enumerates the probe function with the BARs programmed into it'
   memBase = bars.get(PROBE_MEMORY_BAR)!.base;
   ioBase = bars.get(PROBE_IO_BAR)!.base;
   // sysfs "resource" lines: start-end:flags, as the kernel read them from the function.
-  assert.match(dev.fields[`bar${PROBE_MEMORY_BAR}`] ?? '', new RegExp(`^0x0*${memBase.toString(16)}-0x0*${(memBase + 4095).toString(16)}:`));
+  assert.match(
+    dev.fields[`bar${PROBE_MEMORY_BAR}`] ?? '',
+    new RegExp(`^0x0*${memBase.toString(16)}-0x0*${(memBase + 4095).toString(16)}:`),
+  );
   assert.match(dev.fields[`bar${PROBE_IO_BAR}`] ?? '', new RegExp(`^0x0*${ioBase.toString(16)}-0x0*${(ioBase + 31).toString(16)}:`));
   assert.deepEqual(m.guest.adapter.refusedBars, []);
 });

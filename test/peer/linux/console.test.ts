@@ -11,6 +11,7 @@ import { VirtioConsoleDevice } from '../../../src/device/console/console-device.
 import { VIRTIO_ID_CONSOLE } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import { SLOT, bootTestMachine, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const input = new PassThrough();
 const output = new PassThrough();
@@ -19,7 +20,7 @@ output.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
 let m: TestMachine;
 
 before(async () => {
-  m = await bootTestMachine({ console: new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] }) });
+  m = await bootTestMachine({ console: new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] }) });
 });
 
 after(async () => {
@@ -34,7 +35,11 @@ test('virtio_console binds the function and makes its port /dev/hvc0', async (t)
   assert.equal(Number(dev.fields['type']), VIRTIO_ID_CONSOLE);
   assert.equal(dev.fields['driver'], 'virtio_console');
   const status = Number(dev.fields['status']);
-  assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.equal(
+    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `status 0x${status.toString(16)}`,
+  );
 });
 
 test('guest to host: a line written to /dev/hvc0 arrives on the output stream', async () => {

@@ -46,7 +46,10 @@ before(async () => {
   disk = new MemoryBlockBackend(1 << 20);
   disk.bytes.fill(DISK_FILL);
   // memmap=SIZE$ADDR marks the range reserved for Linux; the firmware map (and so the devices) still call it RAM.
-  m = await bootTestMachine({ blk: new BlkDevice({ backend: disk }) }, { memoryMiB: MEMORY_SIZE >> 20, cmdline: `memmap=${RESERVED}$0x${RING.toString(16)}` });
+  m = await bootTestMachine(
+    { blk: new BlkDevice({ backend: disk }) },
+    { memoryMiB: MEMORY_SIZE >> 20, cmdline: `memmap=${RESERVED}$0x${RING.toString(16)}` },
+  );
   ramEnd = Math.max(...m.guest.adapter.memoryMap.ram.map((r) => r.base + r.size));
 });
 
@@ -63,7 +66,9 @@ async function zero(addr: number, len: number): Promise<void> {
 
 /** Run vqpost in the guest; its result fields as numbers. */
 async function vqpost(slot: number, queue: number, descs: readonly Desc[]): Promise<{ status: number; usedIdx: number; usedLen: number }> {
-  const out = await m.guest.command(`vqpost ${pciName(slot)} ${hex(RING)} ${queue} ${descs.map(([a, l, f]) => `${hex(a)}:${l}:${f}`).join(' ')}`);
+  const out = await m.guest.command(
+    `vqpost ${pciName(slot)} ${hex(RING)} ${queue} ${descs.map(([a, l, f]) => `${hex(a)}:${l}:${f}`).join(' ')}`,
+  );
   assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
   const r = resultOf(out.results, 'vqpost').fields;
   return { status: Number(r['status']), usedIdx: Number(r['used_idx']), usedLen: Number(r['used_len']) };
@@ -75,9 +80,19 @@ function pastRam(): Uint8Array {
 }
 
 /** Post `bad` after the control `good`; the device must refuse it, change nothing past RAM and keep the guest alive. */
-async function refuses(name: keyof TestMachine['fns'], queue: number, good: readonly Desc[], bad: readonly Desc[], goodLen: number): Promise<void> {
+async function refuses(
+  name: keyof TestMachine['fns'],
+  queue: number,
+  good: readonly Desc[],
+  bad: readonly Desc[],
+  goodLen: number,
+): Promise<void> {
   const served = await vqpost(SLOT[name], queue, good);
-  assert.equal(served.status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `control: status ${hex(served.status)}`);
+  assert.equal(
+    served.status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `control: status ${hex(served.status)}`,
+  );
   assert.deepEqual([served.usedIdx, served.usedLen], [1, goodLen], 'control: the well-formed chain is used');
   const before = pastRam();
   const refused = await vqpost(SLOT[name], queue, bad);
@@ -125,7 +140,10 @@ test('blk: a read whose buffer starts in RAM and runs past its end is refused', 
     VIRTIO_BLK_SECTOR_SIZE + 1,
   );
   assert.equal(m.guest.emulator.read_memory(BLK_STATUS, 1)[0], VIRTIO_BLK_S_OK, 'the control read succeeded');
-  assert.ok(m.guest.emulator.read_memory(GOOD_BUFFER, VIRTIO_BLK_SECTOR_SIZE).every((b) => b === DISK_FILL), 'with the disk bytes');
+  assert.ok(
+    m.guest.emulator.read_memory(GOOD_BUFFER, VIRTIO_BLK_SECTOR_SIZE).every((b) => b === DISK_FILL),
+    'with the disk bytes',
+  );
 });
 
 test('console: a transmit buffer from low RAM into the firmware area is refused', async () => {

@@ -31,7 +31,11 @@ function bound(slot: number, driver: string): GuestResult {
   const dev = resultOf(loaded, 'virtio', { pci: pciName(slot) });
   assert.equal(dev.fields['driver'], driver);
   const status = Number(dev.fields['status']);
-  assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.equal(
+    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `status 0x${status.toString(16)}`,
+  );
   return dev;
 }
 
@@ -65,7 +69,10 @@ test('transitional functions are driven through the legacy interface', (t) => {
 test('a modern-only function is refused by the legacy probe and bound through its modern interface', () => {
   // Nothing legacy to touch: no I/O BAR (the legacy header lives in BAR0 I/O space) and no
   // interface arbiter (only transitional functions have two interfaces).
-  assert.ok(m.fns.rng.bars.every((bar) => bar === undefined || bar.kind !== 'io'), 'a modern-only function has no I/O BAR');
+  assert.ok(
+    m.fns.rng.bars.every((bar) => bar === undefined || bar.kind !== 'io'),
+    'a modern-only function has no I/O BAR',
+  );
   assert.equal(m.fns.rng.arbiter, undefined);
   const dev = bound(SLOT.rng, 'virtio_rng');
   assert.equal(hasFeature(guestFeatures(dev), VIRTIO_F_VERSION_1), true);
@@ -90,7 +97,10 @@ test('the legacy virtio-blk writes and reads back a pattern; dd conv=fsync flush
   const info = resultOf((await m.guest.command(`blkinfo ${name}`)).results, 'blkinfo');
   assert.equal(Number(info.fields['sectors']), disk.size / 512);
   // The cache mode Linux applies is the one the device applies.
-  assert.equal(info.fields['cache'], m.fns.blkTransitional.device.readConfig(VIRTIO_BLK_CONFIG_WRITEBACK, 1) === 1 ? 'write-back' : 'write-through');
+  assert.equal(
+    info.fields['cache'],
+    m.fns.blkTransitional.device.readConfig(VIRTIO_BLK_CONFIG_WRITEBACK, 1) === 1 ? 'write-back' : 'write-through',
+  );
   const seed = `legacy${process.pid}`;
   const flushes = disk.flushes;
   const out = await m.guest.command(`blkwrite ${name} 8192 16384 ${seed}`);

@@ -35,7 +35,11 @@ test('virtio_net binds the function and the interface has our MAC', async (t) =>
   assert.equal(Number(dev.fields['type']), VIRTIO_ID_NET);
   assert.equal(dev.fields['driver'], 'virtio_net');
   const status = Number(dev.fields['status']);
-  assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+  assert.equal(
+    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    VIRTIO_CONFIG_S_DRIVER_OK,
+    `status 0x${status.toString(16)}`,
+  );
   ifname = dev.fields['net'] ?? '';
   assert.match(ifname, /^eth\d$/);
   const up = await m.guest.command(`netup ${ifname} ${GUEST}/24`);

@@ -108,7 +108,10 @@ test('686-pae guest, 64-bit BAR4 moved above 4 GiB by Linux: the adapter raises 
       [[true, 'ERR_BAR_ABOVE_4G', 'rng', MODERN_BAR, 'memory', programmed, MODERN_BAR_SIZE]],
     );
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, new RegExp(`rng BAR4 \\(memory 0x${programmed.toString(16)}\\+0x4000\\): above 4 GiB, which v86 cannot reach.*modernBar64: false`));
+    assert.match(
+      warnings[0]!,
+      new RegExp(`rng BAR4 \\(memory 0x${programmed.toString(16)}\\+0x4000\\): above 4 GiB, which v86 cannot reach.*modernBar64: false`),
+    );
 
     // The guest's accesses there miss the function: BAR4 reads what its old window answers now that
     // no function decodes it, all ones.
@@ -122,7 +125,11 @@ test('686-pae guest, 64-bit BAR4 moved above 4 GiB by Linux: the adapter raises 
     const poke = await guest.command(`poke 0x${(FOUR_GIB + fb).toString(16)} 32 0x5eed1234`);
     assert.equal(poke.rc, 0);
     const low = await guest.command(`peek 0x${fb.toString(16)} 32`);
-    assert.equal(resultOf(low.results, 'peek').fields['value'], '0x5EED1234', `the write at 0x${(FOUR_GIB + fb).toString(16)} landed at 0x${fb.toString(16)}`);
+    assert.equal(
+      resultOf(low.results, 'peek').fields['value'],
+      '0x5EED1234',
+      `the write at 0x${(FOUR_GIB + fb).toString(16)} landed at 0x${fb.toString(16)}`,
+    );
 
     // Linux, rescanning the function, assigns BAR4 itself: above 4 GiB again, reported again.
     const rescan = await guest.command(`rescan ${SLOT}`);
@@ -141,7 +148,7 @@ test('686-pae guest, 64-bit BAR4 moved above 4 GiB by Linux: the adapter raises 
   }
 });
 
-test('686-pae guest, plugVirtio\'s 32-bit BAR4: the same steps keep it below 4 GiB and virtio_rng reads our bytes', async (t) => {
+test("686-pae guest, plugVirtio's 32-bit BAR4: the same steps keep it below 4 GiB and virtio_rng reads our bytes", async (t) => {
   const warnings: string[] = [];
   const stream = new KnownStream('pae rng');
   const guest = await bootPae({ rng: new RngDevice({ entropy: stream.fill }), warnings });
@@ -162,7 +169,11 @@ test('686-pae guest, plugVirtio\'s 32-bit BAR4: the same steps keep it below 4 G
     assert.equal(Number(dev.fields['type']), VIRTIO_ID_RNG);
     assert.equal(dev.fields['driver'], 'virtio_rng');
     const status = Number(dev.fields['status']);
-    assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+    assert.equal(
+      status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+      VIRTIO_CONFIG_S_DRIVER_OK,
+      `status 0x${status.toString(16)}`,
+    );
 
     const out = await guest.command('rng 64');
     assert.equal(out.rc, 0);

@@ -21,7 +21,10 @@ let m: TestMachine;
 let loaded: readonly GuestResult[];
 
 before(async () => {
-  m = await bootTestMachine({ rng: new RngDevice({ entropy: modern.fill }), rngTransitional: new RngDevice({ entropy: transitional.fill }) });
+  m = await bootTestMachine({
+    rng: new RngDevice({ entropy: modern.fill }),
+    rngTransitional: new RngDevice({ entropy: transitional.fill }),
+  });
 });
 
 after(async () => {
@@ -45,7 +48,11 @@ test('virtio_pci binds both virtio-rng functions over the modern interface; virt
     assert.equal(Number(dev.fields['type']), VIRTIO_ID_RNG);
     assert.equal(dev.fields['driver'], 'virtio_rng');
     const status = Number(dev.fields['status']);
-    assert.equal(status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), VIRTIO_CONFIG_S_DRIVER_OK, `status 0x${status.toString(16)}`);
+    assert.equal(
+      status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+      VIRTIO_CONFIG_S_DRIVER_OK,
+      `status 0x${status.toString(16)}`,
+    );
     assert.ok(hasFeature(guestFeatures(dev), VIRTIO_F_VERSION_1), 'modern interface: VERSION_1 negotiated');
   }
   assert.equal(m.fns.rngTransitional.arbiter?.committed, 'modern');

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { bdf, type InterruptEvent } from '../../../src/driver/pci-bus.js';
-import { sizeBars } from '../../../src/driver/pci/bars.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { enumerate } from '../../../src/driver/pci/enumerate.js';
-import { formatLspci } from '../../../src/driver/pci/lspci.js';
+import { bdf, type InterruptEvent } from '../../../src/bus/pci-bus.js';
+import { sizeBars } from '../../../src/bus/bars.js';
+import { readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { enumerate } from '../../../src/bus/enumerate.js';
+import { formatLspci } from '../../../src/driver/lspci.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';
 import { VIRTIO_ID_BALLOON, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET } from '../../../src/spec/ids.js';
 import { PCI_BASE_ADDRESS_0 } from '../../../src/spec/pci.js';
@@ -78,7 +78,12 @@ test("lspci decode of v86's virtio-console: four I/O BARs at fixed ports, virtio
   assert.match(text, /^00:0c\.0 .*\[1af4:1043\] \(rev 01\)$/m);
   assert.match(text, /Subsystem: Device \[1af4:0003\]/);
   // BAR sizes are v86's struct sizes rounded up to a power of two (>= 16): common 56 -> 64.
-  for (const line of ['Region 0: I/O ports at b800 [size=64]', 'Region 1: I/O ports at b900 [size=16]', 'Region 2: I/O ports at b700 [size=16]', 'Region 3: I/O ports at b600 [size=16]'])
+  for (const line of [
+    'Region 0: I/O ports at b800 [size=64]',
+    'Region 1: I/O ports at b900 [size=16]',
+    'Region 2: I/O ports at b700 [size=16]',
+    'Region 3: I/O ports at b600 [size=16]',
+  ])
     assert.ok(text.includes(line), `${line}\n${text}`);
   assert.match(text, /VirtIO: notify-cfg\n\s+BAR=1 offset=00000000 size=00000010 multiplier=00000002/);
   // Sizing moved v86's ports away and back: BAR0 holds its base again and the device still answers.
@@ -146,7 +151,7 @@ test("bytes v86's virtio-console sends arrive in our driver's port 0", async () 
   }
 });
 
-test("multiport on v86: ports are named and opened, though v86 returns some control buffers twice", async () => {
+test('multiport on v86: ports are named and opened, though v86 returns some control buffers twice', async () => {
   const drv = await VirtioConsoleDriver.open(bus, CONSOLE, { timeoutMs: 5000 });
   const out = collectOutput();
   try {
@@ -174,7 +179,11 @@ test('close() unhooks the interrupt lines from v86 (its prototype methods are ba
   const other = await V86DriverBus.create({ virtioConsole: false });
   const pci = (other.emulator as unknown as { v86: { cpu: { devices: { pci: object } } } }).v86.cpu.devices.pci;
   assert.ok(Object.hasOwn(pci, 'raise_irq'));
-  assert.deepEqual((await enumerate(other)).filter((f) => f.vendorId === 0x1af4), [], 'no virtio device asked for, none there');
+  assert.deepEqual(
+    (await enumerate(other)).filter((f) => f.vendorId === 0x1af4),
+    [],
+    'no virtio device asked for, none there',
+  );
   await other.close();
   assert.ok(!Object.hasOwn(pci, 'raise_irq') && !Object.hasOwn(pci, 'lower_irq'));
   await assert.rejects(other.ioRead(0xb800, 1), /closed/);

@@ -17,8 +17,23 @@ import { MAX_RECORDED_CONFIG_WRITES, MAX_REFUSED_BARS, V86PciAdapter } from '../
 import { BarRefusedError } from '../../../src/errors.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { MODERN_BAR } from '../../../src/transport/pci/modern-device.js';
-import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_VENDOR_ID } from '../../../src/spec/pci.js';
-import { PROBE_DEVICE_ID, PROBE_IO_BAR, PROBE_MEMORY_BAR, PROBE_MEMORY_SIZE, PROBE_VENDOR_ID, ProbeFunction } from '../../helpers/probe-function.js';
+import {
+  PCI_BASE_ADDRESS_0,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MEMORY,
+  PCI_CONFIG_ADDRESS_PORT,
+  PCI_CONFIG_DATA_PORT,
+  PCI_VENDOR_ID,
+} from '../../../src/spec/pci.js';
+import {
+  PROBE_DEVICE_ID,
+  PROBE_IO_BAR,
+  PROBE_MEMORY_BAR,
+  PROBE_MEMORY_SIZE,
+  PROBE_VENDOR_ID,
+  ProbeFunction,
+} from '../../helpers/probe-function.js';
 
 const PROBE_A = 13 << 3;
 const PROBE_B = 14 << 3;
@@ -175,10 +190,11 @@ test('a BAR over RAM or another device is refused, not mapped', () => {
 test('what the adapter keeps of guest config writes stays bounded: recorded writes, refused-BAR lines', () => {
   const probe = adapter.functions.find((f) => f.devfn === PROBE_B)!;
   // A guest moving a BAR over RAM again and again, to a new address each time (8000 of them, all in RAM).
-  for (let i = 1; i <= 20_000; i++) configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000 + (i % 8000) * PROBE_MEMORY_SIZE);
+  for (let i = 1; i <= 20_000; i++)
+    configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000 + (i % 8000) * PROBE_MEMORY_SIZE);
   assert.equal(probe.configWrites.length, MAX_RECORDED_CONFIG_WRITES);
   assert.equal(probe.configWritesTruncated, true, 'the writes left out are known to be missing');
-  assert.equal(adapter.refusedBars.length, MAX_REFUSED_BARS);
+  assert.equal(adapter.refusedBars.filter((e) => e.functionName === 'probe-b').length, MAX_REFUSED_BARS);
   assert.match(adapter.refusedBars.at(-1)!.message, /^probe-b BAR0 \(memory 0x/);
   configWrite32(PROBE_B, PCI_BASE_ADDRESS_0 + 4 * PROBE_MEMORY_BAR, 0x0010_0000);
   assert.equal(b.accesses.length, 0);
@@ -214,7 +230,7 @@ test('INTx: a line shared by two functions stays raised until both lower it', ()
   assert.deepEqual(irqCalls, [`raise ${PROBE_A}`, `lower ${PROBE_B}`]);
 });
 
-test('a 64-bit BAR above 4 GiB is refused loudly (typed event, warning); plugVirtio\'s 32-bit BAR cannot get there', () => {
+test("a 64-bit BAR above 4 GiB is refused loudly (typed event, warning); plugVirtio's 32-bit BAR cannot get there", () => {
   refused.length = 0;
   warnings.length = 0;
   const bar4 = PCI_BASE_ADDRESS_0 + 4 * MODERN_BAR;
@@ -228,7 +244,10 @@ test('a 64-bit BAR above 4 GiB is refused loudly (typed event, warning); plugVir
     [[true, 'ERR_BAR_ABOVE_4G', 'rng-64', MODERN_BAR, 'memory', 0x1_fd00_0000, 0x4000]],
   );
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /rng-64 BAR4 \(memory 0x1fd000000\+0x4000\): above 4 GiB, which v86 cannot reach.*modernBar64: false.*ERR_BAR_ABOVE_4G/);
+  assert.match(
+    warnings[0]!,
+    /rng-64 BAR4 \(memory 0x1fd000000\+0x4000\): above 4 GiB, which v86 cannot reach.*modernBar64: false.*ERR_BAR_ABOVE_4G/,
+  );
   // The 32-bit BAR ignored the high dword: it decodes at 0xfd000000, and v86's CPU reaches it there
   // (device_feature_select reads back what was written).
   cpu.write32(0xfd00_0000, 1);

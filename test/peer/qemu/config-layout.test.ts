@@ -6,9 +6,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readConfigSpace, type ConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { walkCapabilities } from '../../../src/driver/pci/capabilities.js';
-import { sizeBars } from '../../../src/driver/pci/bars.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../../../src/bus/config-space-reader.js';
+import { walkCapabilities } from '../../../src/bus/capabilities.js';
+import { sizeBars } from '../../../src/bus/bars.js';
 import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_MSIX_BIR_MASK, PCI_MSIX_PBA, PCI_MSIX_TABLE } from '../../../src/spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
@@ -23,7 +23,15 @@ import {
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../../src/spec/virtio-pci.js';
-import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS, VIRTIO_PCI_VENDOR_ID } from '../../../src/spec/ids.js';
+import {
+  VIRTIO_ID_BLOCK,
+  VIRTIO_ID_CONSOLE,
+  VIRTIO_ID_NET,
+  VIRTIO_ID_RNG,
+  VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS,
+  VIRTIO_PCI_VENDOR_ID,
+} from '../../../src/spec/ids.js';
 import type { QtestPciBus } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import { blkArgs, launch, MACHINES, rawImage, rngArgs, slotBdf, tempDir } from './qemu-fixture.js';
 
@@ -55,7 +63,7 @@ const MODELS: ReadonlyMap<number, string> = new Map([
 ]);
 
 /** The virtio capabilities of a function as [cfg_type, bar, offset, cap_len] plus the notify multiplier. */
-function virtioCaps(cfg: ConfigSpace): Map<number, { bar: number; offset: number; len: number; multiplier: number }> {
+function virtioCaps(cfg: ConfigSpaceSnapshot): Map<number, { bar: number; offset: number; len: number; multiplier: number }> {
   const caps = new Map<number, { bar: number; offset: number; len: number; multiplier: number }>();
   for (const cap of walkCapabilities(cfg).caps) {
     if (cap.id !== PCI_CAP_ID_VNDR) continue;
@@ -75,7 +83,8 @@ async function start(machine: 'pc' | 'q35'): Promise<QtestPciBus> {
   const args: string[] = [];
   for (const l of LAYOUTS) {
     if (l.type === VIRTIO_ID_RNG) args.push(...rngArgs(l.slot, MODE_PROPS[l.mode]));
-    else if (l.type === VIRTIO_ID_BLOCK) args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
+    else if (l.type === VIRTIO_ID_BLOCK)
+      args.push(...blkArgs(l.slot, await rawImage(dir, `${machine}-${l.slot}.img`, 1 << 20), MODE_PROPS[l.mode]));
     else args.push('-device', [`${MODELS.get(l.type)}`, `addr=0x${l.slot.toString(16)}`, MODE_PROPS[l.mode]].filter(Boolean).join(','));
   }
   return launch({ machine, args });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InterruptEvent } from '../../../src/driver/pci-bus.js';
+import type { InterruptEvent } from '../../../src/bus/pci-bus.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { PCI_INTERRUPT_LINE } from '../../../src/spec/pci.js';
 import { VIRTIO_PCI_ISR_QUEUE } from '../../../src/spec/virtio-pci.js';
@@ -54,7 +54,12 @@ for (const machine of MACHINES) {
     const args: string[] = [];
     for (const slot of [INTX_SLOT, MSIX_SLOT]) {
       await writeFile(join(dir, `rng-${slot}.bin`), new Uint8Array(4096).fill(slot));
-      args.push('-object', `rng-random,id=r${slot},filename=${join(dir, `rng-${slot}.bin`)}`, '-device', `virtio-rng-pci,rng=r${slot},addr=0x${slot.toString(16)},disable-legacy=on`);
+      args.push(
+        '-object',
+        `rng-random,id=r${slot},filename=${join(dir, `rng-${slot}.bin`)}`,
+        '-device',
+        `virtio-rng-pci,rng=r${slot},addr=0x${slot.toString(16)},disable-legacy=on`,
+      );
     }
     const bus = await launch({ machine, args });
 

@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff } from '../../../src/report/layout-diff.js';
+import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff } from '../../../src/cli/layout-diff.js';
 import { MACHINES } from './qemu-fixture.js';
 
 for (const machine of MACHINES) {
@@ -20,8 +20,13 @@ for (const machine of MACHINES) {
           const key = (r: { section: string; field: string }): string => `${r.section} ${r.field}`;
           // The identity rows are compared like every other: a wrong device ID would be unexplained.
           assert.ok(diff.rows.some((r) => r.section === 'header' && r.field === 'vendor:device' && r.same));
-          assert.ok(diff.rows.some((r) => r.section === 'probe' && r.same), 'the probe decides the same on both');
-          const unexplained = diff.rows.filter((r) => !r.same && r.accepted === undefined).map((r) => `${key(r)}: QEMU ${r.qemu ?? '-'}, ours ${r.ours ?? '-'}`);
+          assert.ok(
+            diff.rows.some((r) => r.section === 'probe' && r.same),
+            'the probe decides the same on both',
+          );
+          const unexplained = diff.rows
+            .filter((r) => !r.same && r.accepted === undefined)
+            .map((r) => `${key(r)}: QEMU ${r.qemu ?? '-'}, ours ${r.ours ?? '-'}`);
           assert.deepEqual(unexplained, [], 'every difference is fixed or documented');
           const stale = ACCEPTED_DIFFERENCES.filter((a) => a.devices.includes(device) && a.modes.includes(mode))
             .filter((a) => !diff.rows.some((r) => !r.same && r.section === a.section && a.field.test(r.field)))

@@ -57,7 +57,10 @@ const BACKENDS: { name: string; make: (dir: string) => Promise<{ backend: NetBac
     name: '-netdev dgram over UDP',
     make: async () => {
       const qemuPort = await freeUdpPort();
-      const backend = await DgramNetBackend.open({ local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: qemuPort } });
+      const backend = await DgramNetBackend.open({
+        local: { address: '127.0.0.1', port: 0 },
+        remote: { address: '127.0.0.1', port: qemuPort },
+      });
       return {
         backend,
         netdev: `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${qemuPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${backend.localPort}`,
@@ -70,7 +73,10 @@ for (const { name, make } of BACKENDS) {
   test(`our virtio-net device and QEMU's exchange frames through ${name}`, async () => {
     const { backend, netdev } = await make(await tempDir());
     after(() => backend.close());
-    const bus = await launch({ machine: 'q35', args: ['-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,addr=0x4,disable-legacy=on'] });
+    const bus = await launch({
+      machine: 'q35',
+      args: ['-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,addr=0x4,disable-legacy=on'],
+    });
     const theirs = await VirtioNetDriver.open(bus, slotBdf(4), { timeoutMs: WAIT_MS });
     const machine = new Machine({ ramSize: 16 << 20 });
     const { bdf } = machine.plugVirtio(new VirtioNetDevice({ backend, mac: OUR_MAC }));

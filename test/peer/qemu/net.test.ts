@@ -98,14 +98,20 @@ for (const machine of MACHINES) {
             const sent = Array.from({ length: FRAMES }, (_, n) => frame(peer, mac, n, 60 + n * 97));
             const arriving = datagrams(host, FRAMES);
             for (const f of sent) await net.send(f);
-            assert.deepEqual((await arriving).map((b) => [...b]), sent.map((f) => [...f]));
+            assert.deepEqual(
+              (await arriving).map((b) => [...b]),
+              sent.map((f) => [...f]),
+            );
           });
           await t.test(`${FRAMES} frames from the host socket come out of the driver intact, in order`, async () => {
             const sent = Array.from({ length: FRAMES }, (_, n) => frame(mac, peer, n + 100, 60 + n * 89));
             for (const f of sent) host.send(f, qemuPort, '127.0.0.1');
             const received: Uint8Array[] = [];
             for (let n = 0; n < FRAMES; n++) received.push(await net.receive(WAIT_MS));
-            assert.deepEqual(received.map((f) => [...f]), sent.map((f) => [...f]));
+            assert.deepEqual(
+              received.map((f) => [...f]),
+              sent.map((f) => [...f]),
+            );
           });
         } finally {
           await net.close();

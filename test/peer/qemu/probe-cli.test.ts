@@ -50,9 +50,18 @@ for (const d of NO_DRIVER) {
 
 const WITH_DRIVER = [
   { device: 'virtio-rng-pci', data: /^data: read 32 bytes of entropy: [0-9a-f]{64}; the backend file's first 32 bytes: same bytes$/m },
-  { device: 'virtio-blk-pci,disable-legacy=on', data: /^data: capacity 2048 sectors, .*read back through the driver: same bytes; in the image file: same bytes$/m },
-  { device: 'virtio-net-pci', data: /^data: MAC [0-9a-f]{12}; frame to the host socket: arrived intact; frame from the host socket: received intact$/m },
-  { device: 'virtio-serial-pci', data: /^data: multiport, .*line to the host socket: arrived intact; line from the host socket: received intact$/m },
+  {
+    device: 'virtio-blk-pci,disable-legacy=on',
+    data: /^data: capacity 2048 sectors, .*read back through the driver: same bytes; in the image file: same bytes$/m,
+  },
+  {
+    device: 'virtio-net-pci',
+    data: /^data: MAC [0-9a-f]{12}; frame to the host socket: arrived intact; frame from the host socket: received intact$/m,
+  },
+  {
+    device: 'virtio-serial-pci',
+    data: /^data: multiport, .*line to the host socket: arrived intact; line from the host socket: received intact$/m,
+  },
 ];
 
 for (const d of WITH_DRIVER) {

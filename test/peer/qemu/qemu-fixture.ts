@@ -8,7 +8,7 @@ import { after } from 'node:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { QtestPciBus, type QtestPciBusOptions } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../../src/platform/qtest/qemu-process.js';
 
@@ -44,7 +44,12 @@ export async function rawImage(dir: string, name: string, bytes: number): Promis
 export function blkArgs(slot: number, image: string, mode: string): string[] {
   const id = `d${slot}`;
   const props = mode ? `,${mode}` : '';
-  return ['-drive', `if=none,id=${id},file=${image},format=raw,cache=writethrough`, '-device', `virtio-blk-pci,drive=${id},addr=0x${slot.toString(16)}${props}`];
+  return [
+    '-drive',
+    `if=none,id=${id},file=${image},format=raw,cache=writethrough`,
+    '-device',
+    `virtio-blk-pci,drive=${id},addr=0x${slot.toString(16)}${props}`,
+  ];
 }
 
 /** `-device` arguments for a virtio-rng-pci at `slot`. */
@@ -72,10 +77,42 @@ export interface DriverMode {
 }
 
 export const DRIVER_MODES: readonly DriverMode[] = [
-  { slot: 4, name: 'modern-only, MSI-X', props: 'disable-legacy=on', forceLegacy: false, interrupts: 'auto', kind: 'modern', plan: 'msix-per-queue' },
+  {
+    slot: 4,
+    name: 'modern-only, MSI-X',
+    props: 'disable-legacy=on',
+    forceLegacy: false,
+    interrupts: 'auto',
+    kind: 'modern',
+    plan: 'msix-per-queue',
+  },
   { slot: 5, name: 'modern-only, INTx', props: 'disable-legacy=on', forceLegacy: false, interrupts: 'intx', kind: 'modern', plan: 'intx' },
-  { slot: 6, name: 'transitional, modern interface', props: 'disable-legacy=off', forceLegacy: false, interrupts: 'auto', kind: 'modern', plan: 'msix-per-queue' },
-  { slot: 7, name: 'transitional, legacy interface (forceLegacy)', props: 'disable-legacy=off', forceLegacy: true, interrupts: 'auto', kind: 'legacy', plan: 'msix-per-queue' },
-  { slot: 8, name: 'legacy-only, MSI-X', props: 'disable-modern=on', forceLegacy: false, interrupts: 'auto', kind: 'legacy', plan: 'msix-per-queue' },
+  {
+    slot: 6,
+    name: 'transitional, modern interface',
+    props: 'disable-legacy=off',
+    forceLegacy: false,
+    interrupts: 'auto',
+    kind: 'modern',
+    plan: 'msix-per-queue',
+  },
+  {
+    slot: 7,
+    name: 'transitional, legacy interface (forceLegacy)',
+    props: 'disable-legacy=off',
+    forceLegacy: true,
+    interrupts: 'auto',
+    kind: 'legacy',
+    plan: 'msix-per-queue',
+  },
+  {
+    slot: 8,
+    name: 'legacy-only, MSI-X',
+    props: 'disable-modern=on',
+    forceLegacy: false,
+    interrupts: 'auto',
+    kind: 'legacy',
+    plan: 'msix-per-queue',
+  },
   { slot: 9, name: 'legacy-only, INTx', props: 'disable-modern=on', forceLegacy: false, interrupts: 'intx', kind: 'legacy', plan: 'intx' },
 ];

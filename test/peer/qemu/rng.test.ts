@@ -34,7 +34,11 @@ for (const machine of MACHINES) {
     for (const m of MODES) {
       await t.test(m.name, async () => {
         // One request per read: 64-byte chunks, so the second read is the device's second answer.
-        const rng = await RngDriver.open(bus, slotBdf(m.slot), { chunkSize: REQUEST_BYTES, forceLegacy: m.forceLegacy, interrupts: m.interrupts });
+        const rng = await RngDriver.open(bus, slotBdf(m.slot), {
+          chunkSize: REQUEST_BYTES,
+          forceLegacy: m.forceLegacy,
+          interrupts: m.interrupts,
+        });
         try {
           assert.equal(rng.virtio.probe.kind, m.kind);
           assert.equal(rng.virtio.interrupts?.kind, m.plan);

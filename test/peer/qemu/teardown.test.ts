@@ -73,7 +73,9 @@ async function runChild(
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   await Promise.race([gotPid, exited]);
   assert.ok(pid > 0, `child never reported a QEMU pid: ${output}`);
   assert.ok(await alive(pid), 'QEMU runs while its owner does');
@@ -94,39 +96,38 @@ test('no QEMU is left behind, however its owner dies', async (t) => {
     const r = await runChild(dir, 'throws', `throw new Error('test body failed mid-way');\n`, 'wait');
     assert.notEqual(r.code, 0);
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived its owner's uncaught exception`);
-    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
+    assert.deepEqual(r.leftInTmp, [], "QEMU's files left behind");
   });
 
   await t.test('a failing node:test test whose after() never runs', async () => {
     const body =
-      `const { test } = await import('node:test');\n` +
-      `test('fails mid-way', () => { throw new Error('assertion failed'); });\n`;
+      `const { test } = await import('node:test');\n` + `test('fails mid-way', () => { throw new Error('assertion failed'); });\n`;
     // As the test runner runs each file: in its own process, exit code 1 when a test failed.
     const r = await runChild(dir, 'failing-test', body, 'wait');
     assert.notEqual(r.code, 0);
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived a failing test`);
-    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
+    assert.deepEqual(r.leftInTmp, [], "QEMU's files left behind");
   });
 
   await t.test('Ctrl-C (SIGINT) while a command is pending', async () => {
     const r = await runChild(dir, 'sigint', `setInterval(() => void bus.memRead(0x1000, 4), 5);\n`, 'SIGINT');
     assert.equal(r.signal, 'SIGINT', 'the signal keeps its default meaning');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGINT`);
-    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
+    assert.deepEqual(r.leftInTmp, [], "QEMU's files left behind");
   });
 
   await t.test('SIGTERM (what a test runner sends a file that timed out)', async () => {
     const r = await runChild(dir, 'sigterm', `setInterval(() => void bus.memRead(0x1000, 4), 5);\n`, 'SIGTERM');
     assert.equal(r.signal, 'SIGTERM');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGTERM`);
-    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
+    assert.deepEqual(r.leftInTmp, [], "QEMU's files left behind");
   });
 
   await t.test('SIGKILL, where no handler runs (parent-death signal)', async () => {
     const r = await runChild(dir, 'sigkill', `setInterval(() => undefined, 1000);\n`, 'SIGKILL');
     assert.equal(r.signal, 'SIGKILL');
     assert.ok(await goneWithin(r.pid, 5000), `QEMU ${r.pid} survived SIGKILL of its owner`);
-    assert.deepEqual(r.leftInTmp, [], 'QEMU\'s files left behind');
+    assert.deepEqual(r.leftInTmp, [], "QEMU's files left behind");
   });
 });
 

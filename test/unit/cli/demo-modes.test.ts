@@ -14,10 +14,37 @@ async function cli(...args: string[]): Promise<string> {
 
 test('virtio-ts demo --mode: the interface the driver committed to, why, its interrupts, and verified data', async () => {
   const cases: [string[], RegExp[]][] = [
-    [['--mode', 'modern'], [/\[1af4:1044\] \(rev 01\)/, /Probe: modern: common-cfg cap at 0x40/, /Driver: modern interface; interrupts: MSI-X, one vector per queue/]],
-    [['--mode', 'transitional'], [/\[1af4:1005\] \(rev 00\)/, /; legacy BAR0 not used/, /Transitional device: driver committed to modern; 0 accesses through the other interface ignored/]],
-    [['--mode', 'transitional', '--force-legacy'], [/Probe: legacy \(forced\): capabilities not used; BAR0 is I\/O/, /Driver: legacy interface \(forced\)/, /driver committed to legacy; 0 accesses/]],
-    [['--mode', 'legacy', '--no-msix'], [/Probe: legacy: no common-cfg capability; BAR0 is I\/O \(32 ports/, /Driver: legacy interface; interrupts: INTx \(no MSI-X capability\)/]],
+    [
+      ['--mode', 'modern'],
+      [
+        /\[1af4:1044\] \(rev 01\)/,
+        /Probe: modern: common-cfg cap at 0x40/,
+        /Driver: modern interface; interrupts: MSI-X, one vector per queue/,
+      ],
+    ],
+    [
+      ['--mode', 'transitional'],
+      [
+        /\[1af4:1005\] \(rev 00\)/,
+        /; legacy BAR0 not used/,
+        /Transitional device: driver committed to modern; 0 accesses through the other interface ignored/,
+      ],
+    ],
+    [
+      ['--mode', 'transitional', '--force-legacy'],
+      [
+        /Probe: legacy \(forced\): capabilities not used; BAR0 is I\/O/,
+        /Driver: legacy interface \(forced\)/,
+        /driver committed to legacy; 0 accesses/,
+      ],
+    ],
+    [
+      ['--mode', 'legacy', '--no-msix'],
+      [
+        /Probe: legacy: no common-cfg capability; BAR0 is I\/O \(32 ports/,
+        /Driver: legacy interface; interrupts: INTx \(no MSI-X capability\)/,
+      ],
+    ],
     [['--mode', 'modern', '--interrupts', 'intx'], [/interrupts: INTx \(MSI-X not wanted\)/]],
   ];
   for (const [args, expect] of cases) {
@@ -33,7 +60,9 @@ test('virtio-ts demo --force-legacy on modern-only devices fails with the probe 
     assert.equal(e.code, 1);
     return true;
   });
-  await assert.rejects(cli('lspci', '--mode', 'hybrid'), (e: { stderr?: string }) => /--mode hybrid: one of modern, transitional, legacy/.test(e.stderr ?? ''));
+  await assert.rejects(cli('lspci', '--mode', 'hybrid'), (e: { stderr?: string }) =>
+    /--mode hybrid: one of modern, transitional, legacy/.test(e.stderr ?? ''),
+  );
 });
 
 test('virtio-ts lspci --mode legacy: BAR0 only, no capabilities; the probe explains the legacy choice', async () => {

@@ -37,7 +37,10 @@ function bytesOf(io: GuestIo): Buffer {
 
 /** A GuestIo holding `chunks` in scattered guest buffers. */
 function guestWith(memory: ArrayGuestMemory, chunks: readonly Uint8Array[]): GuestIo {
-  const io = guestIo(memory, chunks.map((c) => c.length));
+  const io = guestIo(
+    memory,
+    chunks.map((c) => c.length),
+  );
   io.spans.forEach((s, i) => memory.write(s.addr, chunks[i]!));
   return io;
 }
@@ -120,7 +123,11 @@ test('file backend: an image it cannot use is a HostFileError with a stable code
   t.after(cleanup);
   const dir = join(path, '..');
   const refused = async (p: string, code: string, readOnly = false): Promise<void> => {
-    await assert.rejects(FileBlockBackend.open(p, { readOnly }), (err: unknown) => err instanceof HostFileError && err.code === code && err.path === p && err.message.startsWith(`${p}: `), p);
+    await assert.rejects(
+      FileBlockBackend.open(p, { readOnly }),
+      (err: unknown) => err instanceof HostFileError && err.code === code && err.path === p && err.message.startsWith(`${p}: `),
+      p,
+    );
   };
   await refused(join(dir, 'missing.img'), 'ERR_HOST_FILE_NOT_FOUND');
   await refused(join(path, 'below-a-file.img'), 'ERR_HOST_FILE_NOT_FOUND');

@@ -56,7 +56,7 @@ async function request(m: Machine, queue: DriverQueue, type: number, data?: Uint
   await queue.kick();
   const used = await queue.waitUsed();
   assert.equal(used.length, 1);
-  return status.bytes[0]!;
+  return status.bytes[0];
 }
 
 for (const i of INTERFACES) {
@@ -77,12 +77,17 @@ for (const i of INTERFACES) {
         const sawWriteback = f.features & F_CONFIG_WCE ? field === 1 : (f.features & F_FLUSH) !== 0n;
         const queue = await driver.setupQueue(0);
         await driver.driverOk();
-        if (f.features & F_CONFIG_WCE) assert.equal(await driver.readConfig(WRITEBACK, 1), field, 'DRIVER_OK left the cache mode the driver read');
+        if (f.features & F_CONFIG_WCE)
+          assert.equal(await driver.readConfig(WRITEBACK, 1), field, 'DRIVER_OK left the cache mode the driver read');
 
         assert.equal(await request(m, queue, T_OUT, new Uint8Array(512).fill(0x5a)), S_OK);
         assert.equal(backend.bytes[0], 0x5a);
         // Writethrough: stable at completion, so flushed by the device before it completed.
-        assert.equal(backend.flushes, sawWriteback ? 0 : 1, sawWriteback ? 'writeback: the driver flushes, not the device' : 'writethrough: the write was flushed before completion');
+        assert.equal(
+          backend.flushes,
+          sawWriteback ? 0 : 1,
+          sawWriteback ? 'writeback: the driver flushes, not the device' : 'writethrough: the write was flushed before completion',
+        );
         if (sawWriteback && f.features & F_FLUSH) {
           // What the driver does for fsync (a driver that left FLUSH out cannot).
           assert.equal(await request(m, queue, T_FLUSH), S_OK);

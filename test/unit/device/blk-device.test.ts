@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MockQueue } from '../../helpers/mock-queue.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { blkHeader } from '../../helpers/blk-request.js';
 import { usedRingSize } from '../../../src/spec/ring.js';
@@ -12,7 +12,7 @@ import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-de
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import type { BlockBackend } from '../../../src/device/blk/backend.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 import { hasFeature } from '../../../src/spec/features.js';
 
 // Numbers straight from spec 5.2 (not our constants), so a wrong constant fails here.
@@ -108,7 +108,14 @@ const SECTORS = 64;
 
 test('config space: every field at its spec offset, features offered', () => {
   const backend = new MemoryBlockBackend(SECTORS * 512 + 100); // a partial last sector is not exposed
-  const dev = new BlkDevice({ backend, queueSize: 128, blkSize: 4096, sizeMax: 65536, numQueues: 3, topology: { physicalBlockExp: 3, alignmentOffset: 1, minIoSize: 8, optIoSize: 256 } });
+  const dev = new BlkDevice({
+    backend,
+    queueSize: 128,
+    blkSize: 4096,
+    sizeMax: 65536,
+    numQueues: 3,
+    topology: { physicalBlockExp: 3, alignmentOffset: 1, minIoSize: 8, optIoSize: 256 },
+  });
   assert.equal(dev.deviceType, 2);
   assert.equal(dev.configSize, 96);
   assert.deepEqual(dev.queueMaxSizes, [128, 128, 128]);
@@ -167,7 +174,10 @@ test('framing is free: header split across buffers, status sharing a buffer with
 
   const data = pattern(1536, 9);
   const w = header(T_OUT, 20);
-  const o = run(r, { readable: [w.subarray(0, 10), Buffer.concat([w.subarray(10), data.subarray(0, 100)]), data.subarray(100, 1000), data.subarray(1000)], writable: [1] });
+  const o = run(r, {
+    readable: [w.subarray(0, 10), Buffer.concat([w.subarray(10), data.subarray(0, 100)]), data.subarray(100, 1000), data.subarray(1000)],
+    writable: [1],
+  });
   assert.equal(o.status, S_OK);
   assert.equal(o.len, 1);
   assert.deepEqual(disk.subarray(20 * 512, 23 * 512), data);
@@ -206,8 +216,14 @@ test('the last sector reads and writes; one past it is IOERR with the disk untou
   for (const c of cases) {
     const d = run(r, c);
     assert.equal(d.status, S_IOERR);
-    assert.equal(d.len, c.writable.reduce((a, b) => a + b, 0));
-    assert.ok(d.data.every((x) => x === 0), 'a refused IN leaves zeroes, not stale guest bytes, under its used len');
+    assert.equal(
+      d.len,
+      c.writable.reduce((a, b) => a + b, 0),
+    );
+    assert.ok(
+      d.data.every((x) => x === 0),
+      'a refused IN leaves zeroes, not stale guest bytes, under its used len',
+    );
   }
   assert.deepEqual(disk, snapshot);
   assert.equal(r.host.resets.length, 0);
@@ -399,7 +415,7 @@ test('write cache: writeback toggled through config; writethrough flushes every 
   assert.equal(none.dev.readConfig(32, 1), 0);
   // Reset restores the power-on value (the driver set 0 above): the configured mode, not one derived
   // from features, since a legacy driver may read it before the device knows any (5.2.5.2).
-  r.dev.reset();
+  void r.dev.reset(); // nothing in flight: completes at once
   assert.equal(r.dev.readConfig(32, 1), 1);
   assert.equal(new BlkDevice({ backend: new MemoryBlockBackend(512), writeback: false }).readConfig(32, 1), 0);
 });
@@ -432,10 +448,19 @@ test('asynchronous backend: requests complete out of order, each with its own da
   assert.equal(r.mq.readUsed().length, 0, 'nothing completes before the backend does');
   const spans = heads.map((h) => r.mq.buffers(h).writable);
   // Complete 2, then 0 with an I/O error, then 3, then 1.
-  for (const [i, ok] of [[2, true], [0, false], [3, true], [1, true]] as const) backend.pending[i]!.release(ok);
+  for (const [i, ok] of [
+    [2, true],
+    [0, false],
+    [3, true],
+    [1, true],
+  ] as const)
+    backend.pending[i]!.release(ok);
   await tick();
   const used = r.mq.readUsed();
-  assert.deepEqual(used.map((u) => u.id), [heads[2], heads[0], heads[3], heads[1]]);
+  assert.deepEqual(
+    used.map((u) => u.id),
+    [heads[2], heads[0], heads[3], heads[1]],
+  );
   assert.ok(used.every((u) => u.len === 513));
   for (const [i, h] of heads.entries()) {
     const status = r.mq.memory.read8(spans[i]![1]!.addr);
@@ -475,7 +500,7 @@ test('reset with requests in flight: late completions are dropped, not pushed in
   const r = rig({ backend });
   r.mq.addChain({ readable: [header(T_IN, 0)], writable: [512, 1] });
   r.dev.queueNotify(0);
-  r.dev.reset();
+  void r.dev.reset(); // completes when the released operation settles
   backend.pending[0]!.release(true);
   await tick();
   assert.equal(r.mq.usedIdx, 0);

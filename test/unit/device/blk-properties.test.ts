@@ -8,11 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MockQueue } from '../../helpers/mock-queue.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 import { usedRingSize } from '../../../src/spec/ring.js';
 
 const SECTORS = 32;
@@ -97,7 +97,12 @@ function expectedStatus(r: Shape): number {
 
 const request = fc.record({
   type: fc.oneof({ arbitrary: fc.constantFrom(0, 1, 4, 8, 11, 13), weight: 6 }, { arbitrary: fc.nat({ max: 0xffff_ffff }), weight: 1 }),
-  sector: fc.oneof(fc.bigInt({ min: 0n, max: BigInt(SECTORS + 2) }), { arbitrary: fc.bigInt({ min: BigInt(SECTORS - 3), max: BigInt(SECTORS + 1) }), weight: 3 }, fc.constantFrom(2n ** 53n, 2n ** 64n - 1n, 2n ** 64n - 2n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
+  sector: fc.oneof(
+    fc.bigInt({ min: 0n, max: BigInt(SECTORS + 2) }),
+    { arbitrary: fc.bigInt({ min: BigInt(SECTORS - 3), max: BigInt(SECTORS + 1) }), weight: 3 },
+    fc.constantFrom(2n ** 53n, 2n ** 64n - 1n, 2n ** 64n - 2n),
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  ),
   headerLen: fc.oneof(fc.constant(16), fc.nat({ max: 20 })),
   headerCuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 3 }),
   dataOut: fc.oneof(fc.constantFrom(0, 512, 1024, 1536, 2048, 16, 32), fc.nat({ max: 2100 })),
@@ -122,7 +127,13 @@ test('any chain: an answer in its own bytes or NEEDS_RESET, no stray memory writ
       const memory = new GuardedMemory(MEM, { allowAllReads: true });
       const mq = new MockQueue({ size: QUEUE, memory });
       const disk = ORIGINAL.slice();
-      const dev = new BlkDevice({ backend: new MemoryBlockBackend(disk), readOnly: r.readOnly, queueSize: QUEUE, maxDiscardSectors: 16, maxDiscardSeg: 2 });
+      const dev = new BlkDevice({
+        backend: new MemoryBlockBackend(disk),
+        readOnly: r.readOnly,
+        queueSize: QUEUE,
+        maxDiscardSectors: 16,
+        maxDiscardSeg: 2,
+      });
       const resets: Error[] = [];
       const host: VirtioDeviceHost = { memory, configChanged() {}, usedBuffers() {}, needsReset: (e) => resets.push(e) };
       dev.attach(host);
@@ -204,7 +215,10 @@ test('any chain: an answer in its own bytes or NEEDS_RESET, no stray memory writ
           if (disk[i] === ORIGINAL[i]) continue;
           const sector = Math.floor(i / 512);
           assert.equal(disk[i], 0);
-          assert.ok(r.segments.some(([s, c]) => sector >= s && sector < s + c), `byte ${i} outside every segment`);
+          assert.ok(
+            r.segments.some(([s, c]) => sector >= s && sector < s + c),
+            `byte ${i} outside every segment`,
+          );
         }
       }
     }),

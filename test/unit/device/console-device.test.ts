@@ -8,7 +8,8 @@ import * as C from '../../../src/spec/console.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
 import { activateDevice, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const V1 = featureSet(VIRTIO_F_VERSION_1);
 const MULTI = V1 | featureSet(C.VIRTIO_CONSOLE_F_MULTIPORT);
@@ -56,7 +57,8 @@ describe('virtio-console device: configuration', () => {
     assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_ROWS, 2), 43);
     assert.equal(dev.readConfig(C.VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS, 4), 3);
     assert.equal(dev.configSize, 12);
-    for (const b of [C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_MULTIPORT, C.VIRTIO_CONSOLE_F_EMERG_WRITE]) assert.ok(hasFeature(dev.deviceFeatures, b));
+    for (const b of [C.VIRTIO_CONSOLE_F_SIZE, C.VIRTIO_CONSOLE_F_MULTIPORT, C.VIRTIO_CONSOLE_F_EMERG_WRITE])
+      assert.ok(hasFeature(dev.deviceFeatures, b));
     // Ports 0..2: queues 0,1 then the control pair 2,3, then 4..7.
     assert.equal(dev.queueMaxSizes.length, 8);
     const single = new VirtioConsoleDevice({ emergWrite: false });
@@ -66,7 +68,7 @@ describe('virtio-console device: configuration', () => {
 
   it('writes emerg_wr bytes to port 0 at once, even before DRIVER_OK', () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     for (const b of text('hi!')) dev.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
     assert.equal(Buffer.concat(out.chunks).toString(), 'hi!');
     assert.equal(dev.stats.emergBytes, 3);
@@ -85,7 +87,7 @@ describe('virtio-console device: configuration', () => {
 describe('virtio-console device: data', () => {
   it('moves guest output to the host stream, whatever the buffer split', async () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     const h = activateDevice(dev, V1);
     const head = h.q(1).addChain({ readable: [text('hel'), text('lo '), text('world')] });
     dev.queueNotify(1);
@@ -96,7 +98,7 @@ describe('virtio-console device: data', () => {
 
   it('holds host input until the guest gives buffers, pausing the stream meanwhile', async () => {
     const input = new PassThrough();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { input } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ input }) }] });
     const h = activateDevice(dev, V1);
     const q = h.q(0);
     input.write(text('0123456789'));
@@ -131,7 +133,7 @@ describe('virtio-console device: data', () => {
         release = cb; // the host reader is slow: complete only when the test says so
       },
     });
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output }) }] });
     const h = activateDevice(dev, V1);
     const q = h.q(1);
     const heads = ['aaaa', 'bbbb', 'cccc'].map((s) => q.addChain({ readable: [text(s)] }));
@@ -159,9 +161,14 @@ describe('virtio-console device: data', () => {
 
 describe('virtio-console device: transmit batches', () => {
   /** Port 0's transmitq (queue 1) on `memory`, buffers placed with no gaps, so most are adjacent. */
-  function txRig(memory: ArrayGuestMemory | RegionGuestMemory): { dev: VirtioConsoleDevice; host: RecordingHost; q: MockQueue; out: ReturnType<typeof sink> } {
+  function txRig(memory: ArrayGuestMemory | RegionGuestMemory): {
+    dev: VirtioConsoleDevice;
+    host: RecordingHost;
+    q: MockQueue;
+    out: ReturnType<typeof sink>;
+  } {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
     const regions = memory instanceof ArrayGuestMemory ? new RegionGuestMemory([memory]) : memory;
     const host = new RecordingHost(regions);
     const q = new MockQueue({ size: 16, memory, maxGap: 0 });
@@ -182,7 +189,11 @@ describe('virtio-console device: transmit batches', () => {
     assert.deepEqual(host.resets, []);
     assert.equal(Buffer.concat(out.chunks).toString(), 'abcdefghi');
     assert.equal(out.chunks.length, 1, 'one output write for the whole notification');
-    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })), 'every chain used, in avail order');
+    assert.deepEqual(
+      q.readUsed(),
+      heads.map((id) => ({ id, len: 0 })),
+      'every chain used, in avail order',
+    );
     assert.equal(dev.stats.badChains, 1);
     assert.equal(dev.stats.txBytes, 9);
   });
@@ -203,7 +214,10 @@ describe('virtio-console device: transmit batches', () => {
     dev.queueNotify(1);
     assert.deepEqual(host.resets, []);
     assert.deepEqual(Buffer.concat(out.chunks), Buffer.concat(parts));
-    assert.deepEqual(q.readUsed(), heads.map((id) => ({ id, len: 0 })));
+    assert.deepEqual(
+      q.readUsed(),
+      heads.map((id) => ({ id, len: 0 })),
+    );
     assert.equal(dev.stats.badChains, 1);
   });
 
@@ -231,7 +245,9 @@ describe('virtio-console device: transmit batches', () => {
 describe('virtio-console device: multiport control', () => {
   it('adds ports on DEVICE_READY and describes each on PORT_READY', () => {
     const out = sink();
-    const dev = new VirtioConsoleDevice({ ports: [{ console: true, streams: { output: out.stream } }, { name: 'org.test.port1' }] });
+    const dev = new VirtioConsoleDevice({
+      ports: [{ console: true, host: streamBytePort({ output: out.stream }) }, { name: 'org.test.port1' }],
+    });
     const h = activateDevice(dev, MULTI);
     const heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
     dev.queueNotify(CTRL_RX);
@@ -326,7 +342,10 @@ describe('virtio-console device: arbitrary chains', () => {
           assert.deepEqual(h.host.resets, []);
           for (const [index, expected] of heads) {
             assert.deepEqual(
-              h.q(index).readUsed().map((u) => u.id),
+              h
+                .q(index)
+                .readUsed()
+                .map((u) => u.id),
               expected,
             );
           }

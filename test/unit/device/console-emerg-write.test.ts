@@ -11,6 +11,7 @@ import { VirtioConsoleDevice } from '../../../src/device/console/console-device.
 import * as C from '../../../src/spec/console.js';
 import { featureSet, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { activateDevice } from '../../helpers/device-harness.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 const HIGH_WATER = 4096;
 const WRITES = 1_000_000;
@@ -31,7 +32,7 @@ describe('virtio-console device: emergency write back-pressure', () => {
   for (const when of ['before DRIVER_OK', 'while live'] as const) {
     it(`a million emerg_wr writes against a host stream that never drains keep the queued bytes bounded (${when})`, () => {
       const out = stuckOutput();
-      const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: out.stream } }] });
+      const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
       if (when === 'while live') activateDevice(dev, featureSet(VIRTIO_F_VERSION_1) | featureSet(C.VIRTIO_CONSOLE_F_EMERG_WRITE));
       for (let i = 0; i < WRITES; i++) dev.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, 0x100 | (i & 0xff));
       // Bytes the device handed to the host side and the host has not consumed (the write in progress included).
@@ -55,7 +56,7 @@ describe('virtio-console device: emergency write back-pressure', () => {
         release = cb;
       },
     });
-    const dev = new VirtioConsoleDevice({ ports: [{ streams: { output: stream } }] });
+    const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: stream }) }] });
     for (const b of [0x61, 0x62, 0x63, 0x64]) dev.writeConfig(C.VIRTIO_CONSOLE_CONFIG_EMERG_WR, 4, b);
     assert.deepEqual([dev.stats.emergBytes, dev.stats.emergDropped], [2, 2], 'the third and fourth met a full output');
     // The host reads everything queued: 'drain', and the next byte is taken.

@@ -124,7 +124,10 @@ describe('network backends to another process', () => {
 
   it('UDP datagrams, one frame each (QEMU -netdev dgram)', async () => {
     const { ready } = await startPeer('udp');
-    const backend = await DgramNetBackend.open({ local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: Number(ready) } });
+    const backend = await DgramNetBackend.open({
+      local: { address: '127.0.0.1', port: 0 },
+      remote: { address: '127.0.0.1', port: Number(ready) },
+    });
     cleanup.push(() => backend.close());
     const { driver } = await machineWith(backend);
     await roundTrips(driver);
@@ -134,7 +137,11 @@ describe('network backends to another process', () => {
 
   it('UDP: frames meeting a send queue over maxQueuedBytes are dropped and counted, not queued', async () => {
     const maxQueuedBytes = 16 << 10;
-    const backend = await DgramNetBackend.open({ local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: 9 }, maxQueuedBytes });
+    const backend = await DgramNetBackend.open({
+      local: { address: '127.0.0.1', port: 0 },
+      remote: { address: '127.0.0.1', port: 9 },
+      maxQueuedBytes,
+    });
     cleanup.push(() => backend.close());
     // The kernel's send buffer stays full, so Node keeps every datagram queued (as on a slow link;
     // loopback never fills it, hence the stand-in for the socket's send path).

@@ -19,7 +19,11 @@ const CTRL_FEATURES = V1 | featureSet(N.VIRTIO_NET_F_CTRL_VQ, N.VIRTIO_NET_F_CTR
 
 function hdr(fields: Partial<N.VirtioNetHdr> = {}): Uint8Array {
   const out = new Uint8Array(N.VIRTIO_NET_HDR_SIZE);
-  N.encodeVirtioNetHdr({ flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: 0, ...fields }, out, N.VIRTIO_NET_HDR_SIZE);
+  N.encodeVirtioNetHdr(
+    { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: 0, ...fields },
+    out,
+    N.VIRTIO_NET_HDR_SIZE,
+  );
   return out;
 }
 
@@ -52,7 +56,13 @@ describe('virtio-net device: configuration and features', () => {
 
   it('offers no segmentation offload and no MQ with one pair', () => {
     const dev = new VirtioNetDevice({ backend: new RecordingNetBackend() });
-    for (const b of [N.VIRTIO_NET_F_GUEST_TSO4, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_HOST_UFO, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_MQ]) {
+    for (const b of [
+      N.VIRTIO_NET_F_GUEST_TSO4,
+      N.VIRTIO_NET_F_HOST_TSO4,
+      N.VIRTIO_NET_F_HOST_UFO,
+      N.VIRTIO_NET_F_GUEST_CSUM,
+      N.VIRTIO_NET_F_MQ,
+    ]) {
       assert.equal(hasFeature(dev.deviceFeatures, b), false, `bit ${b}`);
     }
     for (const b of [N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_CTRL_VQ, N.VIRTIO_NET_F_CSUM]) {
@@ -80,7 +90,9 @@ describe('virtio-net device: transmit', () => {
   it('sends the frame after the 12-byte header, whatever the buffer split', () => {
     const { dev, backend, h } = setup(V1);
     const frame = ethFrame(PEER, OWN, 100);
-    const head = h.q(TX).addChain({ readable: [hdr().subarray(0, 5), concat(hdr().subarray(5), frame.subarray(0, 30)), frame.subarray(30)] });
+    const head = h
+      .q(TX)
+      .addChain({ readable: [hdr().subarray(0, 5), concat(hdr().subarray(5), frame.subarray(0, 30)), frame.subarray(30)] });
     dev.queueNotify(TX);
     assert.deepEqual(backend.sent, [frame]);
     assert.deepEqual(h.q(TX).readUsed(), [{ id: head, len: 0 }]);
@@ -114,7 +126,9 @@ describe('virtio-net device: transmit', () => {
     const withWritable = q.addChain({ readable: [hdr(), ethFrame(PEER, OWN, 10)], writable: [4] });
     const short = q.addChain({ readable: [new Uint8Array(5)] });
     const gso = q.addChain({ readable: [hdr({ gsoType: N.VIRTIO_NET_HDR_GSO_TCPV4 }), ethFrame(PEER, OWN, 10)] });
-    const csumOut = q.addChain({ readable: [hdr({ flags: N.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 20, csumOffset: 6 }), ethFrame(PEER, OWN, 10)] });
+    const csumOut = q.addChain({
+      readable: [hdr({ flags: N.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 20, csumOffset: 6 }), ethFrame(PEER, OWN, 10)],
+    });
     const good = q.addChain({ readable: [hdr(), ethFrame(PEER, OWN, 10)] });
     dev.queueNotify(TX);
     assert.deepEqual(
@@ -168,7 +182,12 @@ describe('virtio-net device: receive', () => {
   it('spreads a frame over several buffers with MRG_RXBUF and says how many in num_buffers', () => {
     const { dev, backend, h } = setup(V1 | featureSet(N.VIRTIO_NET_F_MRG_RXBUF));
     const q = h.q(RX);
-    const heads = [q.addChain({ writable: [64] }), q.addChain({ writable: [40, 24] }), q.addChain({ writable: [64] }), q.addChain({ writable: [64] })];
+    const heads = [
+      q.addChain({ writable: [64] }),
+      q.addChain({ writable: [40, 24] }),
+      q.addChain({ writable: [64] }),
+      q.addChain({ writable: [64] }),
+    ];
     const frame = ethFrame(OWN, PEER, 150 - 14); // 150 bytes + 12 of header = 64 + 64 + 34
     backend.inject(frame);
     const bytes = concat(q.readWritten(heads[0]!, 64), q.readWritten(heads[1]!, 64), q.readWritten(heads[2]!, 34));
@@ -270,7 +289,10 @@ describe('virtio-net device: control queue', () => {
     assert.equal(q.readUsed().length, 2);
     assert.equal(dev.stats.rxFiltered, 1);
     // A table whose entries overrun the command is refused.
-    assert.equal(ctrl(h, dev, CTRL, N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(u32(1000), OTHER, u32(0))), N.VIRTIO_NET_ERR);
+    assert.equal(
+      ctrl(h, dev, CTRL, N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(u32(1000), OTHER, u32(0))),
+      N.VIRTIO_NET_ERR,
+    );
   });
 
   it('refuses commands whose feature was not negotiated, and unknown ones', () => {
@@ -327,7 +349,10 @@ describe('virtio-net device: control queue', () => {
       backend.inject(f);
     }
     const perQueue = Array.from({ length: pairs }, (_, p) => h.q(N.netRxQueueIndex(p)).readUsed().length);
-    assert.equal(perQueue.reduce((a, b) => a + b), 24);
+    assert.equal(
+      perQueue.reduce((a, b) => a + b),
+      24,
+    );
     assert.ok(perQueue.filter((n) => n > 0).length >= 2, `flows spread over queues: ${perQueue}`);
     // Transmit works on the second pair too.
     h.q(N.netTxQueueIndex(1)).addChain({ readable: [hdr(), ethFrame(PEER, OWN, 30)] });
@@ -377,7 +402,10 @@ describe('virtio-net device: arbitrary chains', () => {
         fc.array(
           fc.record({
             queue: fc.constantFrom(TX, CTRL),
-            readable: fc.array(fc.uint8Array({ maxLength: 40 }).filter((b) => b.byteLength > 0), { maxLength: 3 }),
+            readable: fc.array(
+              fc.uint8Array({ maxLength: 40 }).filter((b) => b.byteLength > 0),
+              { maxLength: 3 },
+            ),
             writable: fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
           }),
           { maxLength: 12 },

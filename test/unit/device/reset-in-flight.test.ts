@@ -25,9 +25,10 @@ import { bit, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { blkHeader } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { activateDevice } from '../../helpers/device-harness.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
 // Spec numbers written out: device status bits (2.1), request types (5.2.6), common cfg offsets (4.1.4.3).
 const ACK = 1;
@@ -76,7 +77,9 @@ function initialize(h: ModernHarness<BlkDevice>, mq: MockQueue): void {
 /** Four 4 KiB reads of sectors 0.. and four 4 KiB writes of sectors 128.., each write of its own byte. */
 function addRequests(mq: MockQueue): { reads: number[]; writes: number[] } {
   const reads = [0, 1, 2, 3].map((i) => mq.addChain({ readable: [blkHeader(T_IN, i * 8)], writable: [4096, 1] }));
-  const writes = [0, 1, 2, 3].map((i) => mq.addChain({ readable: [blkHeader(T_OUT, 128 + i * 8), new Uint8Array(4096).fill(0xa0 + i)], writable: [1] }));
+  const writes = [0, 1, 2, 3].map((i) =>
+    mq.addChain({ readable: [blkHeader(T_OUT, 128 + i * 8), new Uint8Array(4096).fill(0xa0 + i)], writable: [1] }),
+  );
   return { reads, writes };
 }
 
@@ -116,7 +119,9 @@ test('blk reset with requests in flight: status reads NEEDS_RESET until the back
   assert.equal(h.status, 0, 'every operation settled: the reset is complete');
 
   // Everything of the old life happened before that: the reads landed, the writes are on the disk.
-  reads.forEach((head, i) => assert.deepEqual(memory.view(mq.buffers(head).writable[0]!.addr, 4096), original.subarray(i * 4096, (i + 1) * 4096)));
+  reads.forEach((head, i) =>
+    assert.deepEqual(memory.view(mq.buffers(head).writable[0]!.addr, 4096), original.subarray(i * 4096, (i + 1) * 4096)),
+  );
   writes.forEach((_, i) => assert.ok(disk.subarray((128 + i * 8) * 512, (136 + i * 8) * 512).every((b) => b === 0xa0 + i)));
   assert.equal(mq.usedIdx, 0, 'no used element and no status byte for requests of the old life');
   const diskAfterReset = Buffer.from(disk);
@@ -181,8 +186,15 @@ test('blk reset on a FILE backend: the reset completes after the file I/O; after
     backend.open(); // the flushes that follow the writes (writethrough)
   }
   const onFile = readFileSync(path);
-  writes.forEach((_, i) => assert.ok(onFile.subarray((128 + i * 8) * 512, (136 + i * 8) * 512).every((b) => b === 0xa0 + i), `write ${i} is on the file`));
-  reads.forEach((head, i) => assert.deepEqual(memory.view(mq.buffers(head).writable[0]!.addr, 4096), original.subarray(i * 4096, (i + 1) * 4096)));
+  writes.forEach((_, i) =>
+    assert.ok(
+      onFile.subarray((128 + i * 8) * 512, (136 + i * 8) * 512).every((b) => b === 0xa0 + i),
+      `write ${i} is on the file`,
+    ),
+  );
+  reads.forEach((head, i) =>
+    assert.deepEqual(memory.view(mq.buffers(head).writable[0]!.addr, 4096), original.subarray(i * 4096, (i + 1) * 4096)),
+  );
   reuseBuffers(mq, memory, [...reads, ...writes]);
   const memoryAfterReuse = snapshot(memory);
   await sleep(30);
@@ -217,7 +229,13 @@ test('blk reset storm: a driver that re-initialises without waiting starts nothi
     backend.releaseAll();
     await tick();
   }
-  assert.deepEqual(mq.readUsed().map((u) => u.id).sort((a, b) => a - b), [...heads].sort((a, b) => a - b));
+  assert.deepEqual(
+    mq
+      .readUsed()
+      .map((u) => u.id)
+      .sort((a, b) => a - b),
+    [...heads].sort((a, b) => a - b),
+  );
 });
 
 test('blk device: reset() returns a promise while operations are outstanding; they hold their slots until they settle', async () => {
@@ -256,7 +274,7 @@ test('blk device: reset() returns a promise while operations are outstanding; th
   assert.equal(next.q(0).usedIdx, 6, 'the new life completes all its requests');
 });
 
-test('queue reset: queue_reset reads 1 until the queue\'s old operations settled, and the queue cannot be set up before', async () => {
+test("queue reset: queue_reset reads 1 until the queue's old operations settled, and the queue cannot be set up before", async () => {
   const h = new ModernHarness({ queueReset: true, queueMaxSizes: [16] }).enableBar();
   const reset = h.device.resetQueue!;
   let settle = (): void => {};
@@ -348,7 +366,7 @@ test('console: output waiting for a full stream and input arriving after a reset
     },
   });
   const input = new PassThrough();
-  const device = new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }] });
+  const device = new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }] });
   const h = activateDevice(device, bit(VIRTIO_F_VERSION_1));
   const rx = h.q(0);
   const tx = h.q(1);

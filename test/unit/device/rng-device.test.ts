@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { RngDevice, type RngDeviceOptions } from '../../../src/device/rng/rng-device.js';
 import { webCryptoEntropy, type EntropySource } from '../../../src/device/rng/entropy.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 
 /** A deterministic entropy source: a counter stream, and a log of the sizes asked for. */
 function counterEntropy(): { source: EntropySource; produced: number[]; calls: number[] } {
@@ -69,7 +69,10 @@ test('virtio-rng: a request larger than maxBytesPerRequest gets that many bytes'
   const got = r.mq.readWritten(h, 180);
   assert.deepEqual(r.mq.readUsed(), [{ id: h, len: 100 }]);
   assert.deepEqual([...got.subarray(0, 100)], e.produced);
-  assert.ok(got.subarray(100).every((x) => x === 0xee), 'bytes past the used len untouched');
+  assert.ok(
+    got.subarray(100).every((x) => x === 0xee),
+    'bytes past the used len untouched',
+  );
 });
 
 test('virtio-rng: a chain with no writable bytes is returned with len 0; a ring fault needs reset', () => {

@@ -5,9 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import type { VirtioDeviceHost } from '../../../src/device/virtio-device.js';
+import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';

@@ -160,7 +160,11 @@ test('blk driver: a batch larger than the ring completes as slots free up', asyn
   assert.equal(blk.maxInFlight, 4);
   const buf = m.bus.dma.alloc(512 * 40, 16);
   buf.bytes.set(pattern(512 * 40, 5));
-  const ops: BlkOp[] = Array.from({ length: 40 }, (_, i) => ({ type: 'write', sector: i * 2, buffer: { addr: buf.addr + i * 512, len: 512 } }));
+  const ops: BlkOp[] = Array.from({ length: 40 }, (_, i) => ({
+    type: 'write',
+    sector: i * 2,
+    buffer: { addr: buf.addr + i * 512, len: 512 },
+  }));
   await blk.batch(ops);
   for (let i = 0; i < 40; i++) assert.deepEqual(disk.bytes.subarray(i * 1024, i * 1024 + 512), buf.bytes.subarray(i * 512, (i + 1) * 512));
   m.bus.dma.free(buf);
@@ -182,7 +186,9 @@ test('blk driver with VIRTIO_BLK_F_MQ: a batch is shared across the request queu
   assert.equal(blk.numQueues, 2);
   const buf = m.bus.dma.alloc(64 * 1024, 16);
   buf.bytes.set(pattern(64 * 1024, 21));
-  await blk.batch(Array.from({ length: 64 }, (_, i): BlkOp => ({ type: 'write', sector: i * 2, buffer: { addr: buf.addr + i * 1024, len: 1024 } })));
+  await blk.batch(
+    Array.from({ length: 64 }, (_, i): BlkOp => ({ type: 'write', sector: i * 2, buffer: { addr: buf.addr + i * 1024, len: 1024 } })),
+  );
   assert.deepEqual(disk.bytes.subarray(0, 64 * 1024), buf.bytes);
   assert.deepEqual([...notified].sort(), [0, 1]);
   m.bus.dma.free(buf);

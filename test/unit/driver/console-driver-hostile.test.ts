@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import * as C from '../../../src/spec/console.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 7, 0);
@@ -60,7 +60,16 @@ class ScriptedConsole {
     let q = this.queues.get(index);
     if (q === undefined) {
       const at = this.bar.enabledQueues.get(index)!;
-      q = new SplitQueue({ index, size: QUEUE_SIZE, memory: this.bus.dma.memory, desc: at.desc, driver: at.driver, device: at.device, eventIdx: false, indirect: false });
+      q = new SplitQueue({
+        index,
+        size: QUEUE_SIZE,
+        memory: this.bus.dma.memory,
+        desc: at.desc,
+        driver: at.driver,
+        device: at.device,
+        eventIdx: false,
+        indirect: false,
+      });
       this.queues.set(index, q);
     }
     return q;
@@ -97,7 +106,11 @@ class ScriptedConsole {
     const q = this.queue(C.VIRTIO_CONSOLE_CONTROL_TRANSMITQ);
     for (let chain = q.pop(); chain !== null; chain = q.pop()) {
       const dv = new DataView(chain.view(0).slice().buffer);
-      this.received.push({ id: dv.getUint32(C.VIRTIO_CONSOLE_CONTROL_ID, true), event: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_EVENT, true), value: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_VALUE, true) });
+      this.received.push({
+        id: dv.getUint32(C.VIRTIO_CONSOLE_CONTROL_ID, true),
+        event: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_EVENT, true),
+        value: dv.getUint16(C.VIRTIO_CONSOLE_CONTROL_VALUE, true),
+      });
       q.pushUsed(chain.head, 0);
     }
   }
@@ -140,7 +153,10 @@ test('an open that fails after the control queue is running gives back every buf
   dev.silent = true; // DEVICE_READY is never taken
   try {
     const before = dev.bus.dma.allocator.freeBytes;
-    await assert.rejects(VirtioConsoleDriver.open(dev.bus, FN, { ...OPTIONS, timeoutMs: 100 }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_TIMEOUT');
+    await assert.rejects(
+      VirtioConsoleDriver.open(dev.bus, FN, { ...OPTIONS, timeoutMs: 100 }),
+      (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_TIMEOUT',
+    );
     assert.equal(dev.bus.dma.allocator.freeBytes, before);
   } finally {
     dev.stop();

@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { VirtioConsoleDevice, type ConsolePortOptions } from '../../../src/device/console/console-device.js';
-import { filePortStreams, socketPortStreams } from '../../../src/device/console/port-streams.js';
+import { filePortStreams, socketPortStreams, streamBytePort } from '../../../src/device/console/port-streams.js';
 import { VirtioConsoleDriver, type VirtioConsoleDriverOptions } from '../../../src/driver/console/console-driver.js';
 import type { VirtioPciFunctionOptions } from '../../../src/transport/pci/virtio-pci-function.js';
 import { Machine } from '../../../src/platform/machine.js';
@@ -24,7 +24,11 @@ after(async () => {
 });
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-async function machineWith(device: VirtioConsoleDevice, opts: VirtioConsoleDriverOptions = {}, plug: VirtioPciFunctionOptions = {}): Promise<VirtioConsoleDriver> {
+async function machineWith(
+  device: VirtioConsoleDevice,
+  opts: VirtioConsoleDriverOptions = {},
+  plug: VirtioPciFunctionOptions = {},
+): Promise<VirtioConsoleDriver> {
   const machine = new Machine({ ramSize: 32 << 20 });
   const { bdf } = machine.plugVirtio(device, plug);
   const driver = await VirtioConsoleDriver.open(machine.bus, bdf, { timeoutMs: 5000, ...opts });
@@ -35,7 +39,7 @@ async function machineWith(device: VirtioConsoleDevice, opts: VirtioConsoleDrive
 /** Read exactly `n` bytes from a driver port. */
 async function readExactly(port: { read(max?: number): Promise<Uint8Array> }, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
-  for (let at = 0; at < n; ) {
+  for (let at = 0; at < n;) {
     const part = await port.read(n - at);
     out.set(part, at);
     at += part.byteLength;
@@ -67,7 +71,9 @@ describe('virtio-console driver and device on an in-process machine', () => {
   it('single port: a line typed on the host reaches the guest, and output comes back', async () => {
     const input = new PassThrough();
     const output = new PassThrough();
-    const driver = await machineWith(new VirtioConsoleDevice({ ports: [{ console: true, streams: { input, output } }], size: { cols: 80, rows: 24 } }));
+    const driver = await machineWith(
+      new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output }) }], size: { cols: 80, rows: 24 } }),
+    );
     assert.equal(driver.multiport, false);
     assert.deepEqual(await driver.size(), { cols: 80, rows: 24 });
     const port = driver.port(0)!;
@@ -85,7 +91,11 @@ describe('virtio-console driver and device on an in-process machine', () => {
     const conOut = new PassThrough();
     const aIn = new PassThrough();
     const aOut = new PassThrough();
-    const ports: ConsolePortOptions[] = [{ console: true, streams: { input: conIn, output: conOut } }, { name: 'org.test.a', streams: { input: aIn, output: aOut } }, { name: 'org.test.closed' }];
+    const ports: ConsolePortOptions[] = [
+      { console: true, host: streamBytePort({ input: conIn, output: conOut }) },
+      { name: 'org.test.a', host: streamBytePort({ input: aIn, output: aOut }) },
+      { name: 'org.test.closed' },
+    ];
     const device = new VirtioConsoleDevice({ ports });
     const driver = await machineWith(device);
     assert.equal(driver.multiport, true);
@@ -121,7 +131,9 @@ describe('virtio-console driver and device on an in-process machine', () => {
     const inPath = join(dir, 'console.in');
     const outPath = join(dir, 'console.out');
     writeFileSync(inPath, 'from a file\n');
-    const driver = await machineWith(new VirtioConsoleDevice({ ports: [{ console: true, streams: filePortStreams(outPath, inPath) }] }));
+    const driver = await machineWith(
+      new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort(filePortStreams(outPath, inPath)) }] }),
+    );
     const port = driver.port(0)!;
     assert.deepEqual(await readExactly(port, 12), text('from a file\n'));
     await new Promise((r) => setTimeout(r, 20)); // the input file has ended by now; output still works
@@ -139,7 +151,9 @@ describe('virtio-console driver and device on an in-process machine', () => {
     const total = 2 << 20;
     const peer = runPeer('slow-read', path, String(total));
     const socket = await accepted;
-    const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'data', streams: socketPortStreams(socket) }] });
+    const device = new VirtioConsoleDevice({
+      ports: [{ console: true }, { name: 'data', host: streamBytePort(socketPortStreams(socket)) }],
+    });
     const driver = await machineWith(device);
     const port = await driver.waitPort('data');
     await port.open();
@@ -162,7 +176,9 @@ describe('virtio-console driver and device on an in-process machine', () => {
     const total = 1 << 20;
     const peer = runPeer('fast-write', path, String(total));
     const socket = await accepted;
-    const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'data', streams: socketPortStreams(socket) }] });
+    const device = new VirtioConsoleDevice({
+      ports: [{ console: true }, { name: 'data', host: streamBytePort(socketPortStreams(socket)) }],
+    });
     const driver = await machineWith(device);
     const port = await driver.waitPort('data');
     await port.open();
@@ -199,7 +215,9 @@ describe('virtio-console over every interface and interrupt mode', () => {
     it(`${c.name}: multiport handshake and a line each way on a named port`, async () => {
       const input = new PassThrough();
       const output = new PassThrough();
-      const device = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'org.test.line', streams: { input, output } }] });
+      const device = new VirtioConsoleDevice({
+        ports: [{ console: true }, { name: 'org.test.line', host: streamBytePort({ input, output }) }],
+      });
       const driver = await machineWith(device, c.driver, c.plug);
       assert.equal(driver.core.probe.kind, c.kind);
       const port = await driver.waitPort('org.test.line');

@@ -1,19 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatLspci } from '../../../src/driver/pci/lspci.js';
-import { assignBars } from '../../../src/driver/pci/bars.js';
-import { ConfigSpace, readConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { formatLspci } from '../../../src/driver/lspci.js';
+import { assignBars } from '../../../src/bus/bars.js';
+import { ConfigSpaceSnapshot, readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 
 const FN = bdf(0, 5, 0);
 
 test('lspci -vv style decode of a transitional device: header, regions, MSI-X and virtio capabilities', async () => {
   const bus = new FakePciBus();
-  bus.add(FN, qemuLikeVirtio({ deviceId: 0x1001, revision: 0, subsystemId: 2, classCode: 0x010000 }, { legacyBar0: true }).cap(0x42, 4).build());
+  bus.add(
+    FN,
+    qemuLikeVirtio({ deviceId: 0x1001, revision: 0, subsystemId: 2, classCode: 0x010000 }, { legacyBar0: true }).cap(0x42, 4).build(),
+  );
   const bars = await assignBars(bus, FN);
   const text = formatLspci(FN, await readConfigSpace(bus, FN), bars);
   assert.equal(
@@ -45,14 +48,20 @@ test('lspci -vv style decode of a transitional device: header, regions, MSI-X an
 
 test('lspci decode: unknown cfg_types are named as such, and a broken list is shown, not thrown', () => {
   // QEMU's virtio-rng class: base 0x00, subclass 0xff, which lspci calls "Unclassified device [00ff]".
-  const built = new ConfigSpaceBuilder({ deviceId: 0x1041, classCode: 0x00ff00 }).virtioCap({ cfgType: 0x63, bar: 2, offset: 0x10, length: 0x20 }).pointer(0, 0x40).build();
-  const text = formatLspci(FN, new ConfigSpace(built.config), []);
+  const built = new ConfigSpaceBuilder({ deviceId: 0x1041, classCode: 0x00ff00 })
+    .virtioCap({ cfgType: 0x63, bar: 2, offset: 0x10, length: 0x20 })
+    .pointer(0, 0x40)
+    .build();
+  const text = formatLspci(FN, new ConfigSpaceSnapshot(built.config), []);
   assert.match(text, /^00:05\.0 Unclassified device \[00ff\]: Device \[1af4:1041\] \(rev 01\)\n/);
-  assert.match(text, /Capabilities: \[40\] Vendor Specific Information: VirtIO: <unknown cfg_type 99>\n\t\tBAR=2 offset=00000010 size=00000020/);
+  assert.match(
+    text,
+    /Capabilities: \[40\] Vendor Specific Information: VirtIO: <unknown cfg_type 99>\n\t\tBAR=2 offset=00000010 size=00000020/,
+  );
   assert.match(text, /Capabilities: <broken list: next pointer of capability 0x40 -> 0x40 loops back to an earlier capability>$/);
 });
 
-test('lspci decode of the in-process machine\'s modern rng device', async () => {
+test("lspci decode of the in-process machine's modern rng device", async () => {
   const m = new Machine({ ramSize: 1 << 20 });
   const { bdf: fn } = m.plugVirtio(new RngDevice());
   const bars = await assignBars(m.bus, fn);

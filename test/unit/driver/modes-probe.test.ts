@@ -4,13 +4,18 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf, type Bdf } from '../../../src/driver/pci-bus.js';
+import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { ProbeError, UsageError } from '../../../src/errors.js';
-import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_MSI_NO_VECTOR } from '../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_PCI_CAP_COMMON_CFG,
+  VIRTIO_PCI_CAP_DEVICE_CFG,
+  VIRTIO_PCI_CAP_ISR_CFG,
+  VIRTIO_MSI_NO_VECTOR,
+} from '../../../src/spec/virtio-pci.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
-import { ConfigSpaceBuilder } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
+import { ConfigSpaceBuilder } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
 
 /** An rng device of `mode` on a machine, and a bus recording everything the driver does. */
@@ -36,8 +41,15 @@ for (const msixVectors of [0, 2]) {
     assert.match(rng.virtio.probe.explanation, /^modern: common-cfg cap at .*; legacy BAR0 not used$/);
     const bar0 = rng.virtio.probe.bars.find((b) => b.index === 0)!;
     assert.equal(bar0.kind, 'io');
-    assert.deepEqual(bus.log.filter((a) => a.op === 'ioRead' || a.op === 'ioWrite'), [], 'no I/O access at all');
-    assert.ok(bus.log.some((a) => a.op === 'memWrite'), 'the recording saw the modern accesses');
+    assert.deepEqual(
+      bus.log.filter((a) => a.op === 'ioRead' || a.op === 'ioWrite'),
+      [],
+      'no I/O access at all',
+    );
+    assert.ok(
+      bus.log.some((a) => a.op === 'memWrite'),
+      'the recording saw the modern accesses',
+    );
     assert.equal(pci.arbiter!.ignoredAccesses, 0);
   });
 
@@ -48,7 +60,10 @@ for (const msixVectors of [0, 2]) {
     assert.match(rng.virtio.probe.explanation, /^legacy \(forced\): capabilities not used; BAR0 is I\/O/);
     const bar4 = rng.virtio.probe.bars.find((b) => b.index === 4)!;
     assert.deepEqual([...bus.within('memRead', bar4.base, bar4.size), ...bus.within('memWrite', bar4.base, bar4.size)], []);
-    assert.ok(bus.log.some((a) => a.op === 'ioWrite'), 'the recording saw the legacy accesses');
+    assert.ok(
+      bus.log.some((a) => a.op === 'ioWrite'),
+      'the recording saw the legacy accesses',
+    );
     // MSI-X table writes (BAR1) are the only memory accesses.
     const bar1 = rng.virtio.probe.bars.find((b) => b.index === 1);
     const mem = bus.log.filter((a) => a.op === 'memRead' || a.op === 'memWrite');
@@ -65,7 +80,10 @@ test('forceLegacy on a modern-only device fails cleanly, touching no BAR', async
     assert.match(e.message, /forceLegacy: no legacy interface: device ID 0x1044 is not transitional/);
     return true;
   });
-  assert.deepEqual(bus.log.filter((a) => a.op !== 'configRead' && a.op !== 'configWrite'), []);
+  assert.deepEqual(
+    bus.log.filter((a) => a.op !== 'configRead' && a.op !== 'configWrite'),
+    [],
+  );
 });
 
 test('legacy-only device: the probe explains why, and the driver uses BAR0', async () => {
@@ -93,7 +111,11 @@ test('end to end: a transitional function with COMMON_CFG but no NOTIFY_CFG is a
     assert.match(e.message, /present but no notify-cfg capability/);
     return true;
   });
-  assert.deepEqual(bus.log.filter((a) => a.op !== 'configRead' && a.op !== 'configWrite'), [], 'neither BAR0 nor BAR4 touched');
+  assert.deepEqual(
+    bus.log.filter((a) => a.op !== 'configRead' && a.op !== 'configWrite'),
+    [],
+    'neither BAR0 nor BAR4 touched',
+  );
 });
 
 /** A loopback device with three queues, driven to DRIVER_OK; one request on queue 2 round-trips. */
@@ -113,11 +135,11 @@ async function loopback(msixVectors: number, interrupts?: 'auto' | 'msix' | 'int
   await queues[2]!.kick();
   assert.deepEqual(await queues[2]!.waitUsed(), [{ token: 9, len: 4 }]);
   assert.deepEqual([...out.bytes.subarray(0, 4)], [1, 2, 3, 4]);
-  const vectors = pci.core.queues.map((q) => q.msixVector);
-  const configVector = pci.core.configVector;
+  const vectors = pci.notifications.queueVectors.slice();
+  const configVector = pci.notifications.configVector;
   const plan = drv.interrupts!;
   await drv.close();
-  return { plan, vectors, configVector, afterClose: pci.core.queues.map((q) => q.msixVector) };
+  return { plan, vectors, configVector, afterClose: pci.notifications.queueVectors.slice() };
 }
 
 test('MSI-X plan: one vector per queue plus config when the table has room', async () => {
@@ -136,14 +158,20 @@ test('MSI-X plan: falls back to one shared queue vector, then to INTx, as Linux 
   assert.deepEqual(shared.vectors, [1, 1, 1]);
   const intx = await loopback(1);
   assert.equal(intx.plan.kind, 'intx');
-  assert.match(intx.plan.description, /^INTx \(one vector per queue: needs 4 vectors, the table has 1; one shared queue vector: needs 2 vectors, the table has 1\)$/);
+  assert.match(
+    intx.plan.description,
+    /^INTx \(one vector per queue: needs 4 vectors, the table has 1; one shared queue vector: needs 2 vectors, the table has 1\)$/,
+  );
   assert.match((await loopback(0)).plan.description, /^INTx \(no MSI-X capability\)$/);
   assert.match((await loopback(4, 'intx')).plan.description, /^INTx \(MSI-X not wanted\)$/);
   assert.match((await loopback(4, 'auto', true)).plan.description, /the bus cannot deliver MSI vector 0/);
 });
 
 test("interrupts: 'msix' without MSI-X is a UsageError", async () => {
-  await assert.rejects(loopback(0, 'msix'), (e: unknown) => e instanceof UsageError && /MSI-X cannot be used: no MSI-X capability/.test(e.message));
+  await assert.rejects(
+    loopback(0, 'msix'),
+    (e: unknown) => e instanceof UsageError && /MSI-X cannot be used: no MSI-X capability/.test(e.message),
+  );
 });
 
 for (const mode of ['modern', 'legacy'] as const) {
@@ -164,7 +192,13 @@ for (const mode of ['modern', 'legacy'] as const) {
     assert.equal(await drv.readConfig(4, 4), 0x1234, mode === 'legacy' ? 'device config at 24 while MSI-X is enabled' : 'device config');
     const bar0 = drv.probe.bars.find((b) => b.index === 0);
     // The modern ISR is BAR4+0x1000; the legacy ISR is BAR0+19: neither was read for this interrupt.
-    const isrReads = bus.log.slice(isrBefore).filter((a) => (a.op === 'ioRead' && a.addr === (bar0?.base ?? -1) + 19) || (a.op === 'memRead' && drv.transport.kind === 'modern' && a.size === 1 && a.addr % 0x4000 === 0x1000));
+    const isrReads = bus.log
+      .slice(isrBefore)
+      .filter(
+        (a) =>
+          (a.op === 'ioRead' && a.addr === (bar0?.base ?? -1) + 19) ||
+          (a.op === 'memRead' && drv.transport.kind === 'modern' && a.size === 1 && a.addr % 0x4000 === 0x1000),
+      );
     assert.deepEqual(isrReads, []);
     await drv.close();
   });

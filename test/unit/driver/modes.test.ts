@@ -7,7 +7,7 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { EntropySource } from '../../../src/device/rng/entropy.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
-import type { InterruptEvent } from '../../../src/driver/pci-bus.js';
+import type { InterruptEvent } from '../../../src/bus/pci-bus.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
 
 /** Every way a device can be offered and driven (issue 3: "Done when"). */
@@ -64,7 +64,10 @@ for (const c of CASES) {
       assert.deepEqual(image.subarray(100 * 512, 164 * 512), data, 'the backend holds the bytes written');
       assert.deepEqual(await blk.read(100, 64), data, 'read back the same bytes');
       assert.ok(events.length > 0);
-      assert.ok(events.every((k) => k === (msix ? 'msi' : 'intx')), `only ${msix ? 'MSI' : 'INTx'} events: ${events.join(',')}`);
+      assert.ok(
+        events.every((k) => k === (msix ? 'msi' : 'intx')),
+        `only ${msix ? 'MSI' : 'INTx'} events: ${events.join(',')}`,
+      );
       if (c.mode === 'transitional') assert.equal(blkDev.fn.arbiter?.ignoredAccesses, 0, 'the driver used one interface only');
 
       const rng = await RngDriver.open(m.bus, rngDev.bdf, { forceLegacy: c.forceLegacy });

@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import * as N from '../../../src/spec/net.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ethFrame, mac } from '../../helpers/net-frames.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
@@ -35,13 +35,28 @@ function scriptedNet(queueSize: number, dmaBytes: number): { bus: FakePciBus; ba
 function deviceRxQueue(bus: FakePciBus, bar: ScriptedBar4): SplitQueue {
   const q = bar.enabledQueues.get(RXQ)!;
   const size = bar.queueSize.get(RXQ)!;
-  return new SplitQueue({ index: RXQ, size, memory: bus.dma.memory, desc: q.desc, driver: q.driver, device: q.device, eventIdx: false, indirect: false });
+  return new SplitQueue({
+    index: RXQ,
+    size,
+    memory: bus.dma.memory,
+    desc: q.desc,
+    driver: q.driver,
+    device: q.device,
+    eventIdx: false,
+    indirect: false,
+  });
 }
 
 test('thousands of short receive buffers returned at once: counted and parked without recursion, and the next good frame arrives', async () => {
   const size = 32768;
   const { bus, bar } = scriptedNet(size, 8 << 20);
-  const drv = await VirtioNetDriver.open(bus, FN, { queueSize: size, rxBufferSize: 64, interrupts: 'intx', pollIntervalMs: 5, timeoutMs: 5000 });
+  const drv = await VirtioNetDriver.open(bus, FN, {
+    queueSize: size,
+    rxBufferSize: 64,
+    interrupts: 'intx',
+    pollIntervalMs: 5,
+    timeoutMs: 5000,
+  });
   try {
     const rx = deviceRxQueue(bus, bar);
     const frame = ethFrame(mac(2, 0, 0, 0, 0, 1), mac(2, 0, 0, 0, 0, 2), 64 - N.VIRTIO_NET_HDR_SIZE - 14);
@@ -52,7 +67,11 @@ test('thousands of short receive buffers returned at once: counted and parked wi
         continue;
       }
       const buf = chain.view(0);
-      N.encodeVirtioNetHdr({ flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: 1 }, buf, N.VIRTIO_NET_HDR_SIZE);
+      N.encodeVirtioNetHdr(
+        { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: 1 },
+        buf,
+        N.VIRTIO_NET_HDR_SIZE,
+      );
       buf.set(frame, N.VIRTIO_NET_HDR_SIZE);
       rx.pushUsed(chain.head, N.VIRTIO_NET_HDR_SIZE + frame.byteLength);
     }
@@ -105,7 +124,10 @@ test('receive buffers that do not fit in DMA memory: open fails with a device er
   // Rings for 4096 fit; 4096 receive buffers of 2048 bytes (8 MiB) do not.
   const { bus } = scriptedNet(4096, 4 << 20);
   const free = bus.dma.allocator.freeBytes;
-  await assert.rejects(VirtioNetDriver.open(bus, FN, { queueSize: 4096, interrupts: 'intx' }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE');
+  await assert.rejects(
+    VirtioNetDriver.open(bus, FN, { queueSize: 4096, interrupts: 'intx' }),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE',
+  );
   assert.equal(bus.dma.allocator.freeBytes, free);
   assert.equal(bus.dma.allocator.freeBlocks, 1);
 });

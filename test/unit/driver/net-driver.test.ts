@@ -25,7 +25,13 @@ after(async () => {
   for (const d of open) await d.close();
 });
 
-async function node(backend: NetBackend, macAddr: Uint8Array, opts: VirtioNetDriverOptions = {}, queuePairs = 1, plug: VirtioPciFunctionOptions = {}): Promise<Node> {
+async function node(
+  backend: NetBackend,
+  macAddr: Uint8Array,
+  opts: VirtioNetDriverOptions = {},
+  queuePairs = 1,
+  plug: VirtioPciFunctionOptions = {},
+): Promise<Node> {
   const machine = new Machine({ ramSize: 16 << 20 });
   const device = new VirtioNetDevice({ backend, mac: macAddr, queuePairs });
   const { bdf } = machine.plugVirtio(device, plug);
@@ -49,7 +55,9 @@ describe('virtio-net driver and device, two machines on the in-memory pair', () 
     await b.driver.send(pong);
     assert.deepEqual(await a.driver.receive(), pong);
     // A burst larger than the queue: every frame arrives, in order.
-    const burst = Array.from({ length: 600 }, (_, i) => ethFrame(MAC_B, MAC_A, Uint8Array.of(i >> 8, i & 0xff, ...new Array(60).fill(i & 0xff))));
+    const burst = Array.from({ length: 600 }, (_, i) =>
+      ethFrame(MAC_B, MAC_A, Uint8Array.of(i >> 8, i & 0xff, ...new Array(60).fill(i & 0xff))),
+    );
     const got: Uint8Array[] = [];
     const reader = (async () => {
       for await (const f of b.driver.received()) {
@@ -111,7 +119,9 @@ describe('virtio-net driver and device, two machines on the in-memory pair', () 
 
   it('reports a refused control command as ERR_DEVICE_STATUS', async () => {
     const b = await node(new RecordingNetBackend(), MAC_B);
-    await assert.rejects(b.driver.command(N.VIRTIO_NET_CTRL_VLAN, N.VIRTIO_NET_CTRL_VLAN_ADD, Uint8Array.of(5, 0)), { code: 'ERR_DEVICE_STATUS' });
+    await assert.rejects(b.driver.command(N.VIRTIO_NET_CTRL_VLAN, N.VIRTIO_NET_CTRL_VLAN_ADD, Uint8Array.of(5, 0)), {
+      code: 'ERR_DEVICE_STATUS',
+    });
     // The queue still works afterwards.
     await b.driver.setAllMulticast(true);
     assert.equal(b.device.filter.modes.allmulti, true);
@@ -175,8 +185,18 @@ describe('virtio-net over every interface and interrupt mode', () => {
   const CASES: { name: string; plug: VirtioPciFunctionOptions; driver: VirtioNetDriverOptions; version1: boolean }[] = [
     { name: 'modern, INTx', plug: {}, driver: { interrupts: 'intx' }, version1: true },
     { name: 'modern, MSI-X per queue', plug: { msixVectors: 4 }, driver: { interrupts: 'msix' }, version1: true },
-    { name: 'transitional, legacy interface (10-byte header)', plug: { mode: 'transitional' }, driver: { forceLegacy: true, mergeableRxBuffers: false }, version1: false },
-    { name: 'legacy-only with MRG_RXBUF, MSI-X', plug: { mode: 'legacy', msixVectors: 4 }, driver: { interrupts: 'msix', rxBufferSize: 128 }, version1: false },
+    {
+      name: 'transitional, legacy interface (10-byte header)',
+      plug: { mode: 'transitional' },
+      driver: { forceLegacy: true, mergeableRxBuffers: false },
+      version1: false,
+    },
+    {
+      name: 'legacy-only with MRG_RXBUF, MSI-X',
+      plug: { mode: 'legacy', msixVectors: 4 },
+      driver: { interrupts: 'msix', rxBufferSize: 128 },
+      version1: false,
+    },
   ];
   for (const c of CASES) {
     it(`${c.name}: frames both ways, promiscuous filtering`, async () => {

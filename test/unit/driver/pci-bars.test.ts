@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assignBars, BarAllocator, sizeBars } from '../../../src/driver/pci/bars.js';
-import { enumerate } from '../../../src/driver/pci/enumerate.js';
-import { readConfigSpace } from '../../../src/driver/pci/config-space.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { assignBars, BarAllocator, sizeBars } from '../../../src/bus/bars.js';
+import { enumerate } from '../../../src/bus/enumerate.js';
+import { readConfigSpace } from '../../../src/bus/config-space-reader.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { BusError } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { ConfigSpaceBuilder } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { ConfigSpaceBuilder } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 
 const FN = bdf(0, 2, 0);
 const PCI_COMMAND = 0x04;
@@ -45,11 +45,17 @@ test('sizeBars: I/O, 32-bit and 64-bit memory (also above 4 GiB in size), regist
     { index: 4, kind: 'memory', is64: true, prefetchable: false, size: 2 ** 33, base: 0 },
   ]);
   // Decoding is off while the BARs hold all-ones, and the command register comes back as it was.
-  const commandWrites = bus.accesses('configWrite').filter((a) => a.offset === PCI_COMMAND).map((a) => a.value);
+  const commandWrites = bus
+    .accesses('configWrite')
+    .filter((a) => a.offset === PCI_COMMAND)
+    .map((a) => a.value);
   assert.deepEqual(commandWrites, [0x0004, 0x0007]);
   assert.equal(await bus.configRead(FN, BAR(1), 4), 0xfebd_1000, 'the programmed base survives sizing');
   // Each of the six BAR registers was probed with all-ones.
-  const probed = bus.accesses('configWrite').filter((a) => a.value === 0xffffffff).map((a) => a.offset);
+  const probed = bus
+    .accesses('configWrite')
+    .filter((a) => a.value === 0xffffffff)
+    .map((a) => a.offset);
   assert.deepEqual(probed, [BAR(0), BAR(1), BAR(2), BAR(3), BAR(4), BAR(5)]);
 });
 
@@ -71,15 +77,25 @@ test('assignBars: unprogrammed BARs get naturally aligned addresses from the bus
 test('assignBars: functions on one bus never overlap; 64-bit BARs fall back to mem32 without a mem64 window', async () => {
   const bus = new FakePciBus();
   bus.resources = { mem32: { base: 0xe000_0000, size: 0x10_0000 }, io: { base: 0xc000, size: 0x100 } };
-  const small = (): ConfigSpaceBuilder => new ConfigSpaceBuilder({ deviceId: 0x1041 }).bar(0, { kind: 'io', size: 0x80 }).bar(4, { kind: 'memory', size: 0x4000, is64: true });
+  const small = (): ConfigSpaceBuilder =>
+    new ConfigSpaceBuilder({ deviceId: 0x1041 }).bar(0, { kind: 'io', size: 0x80 }).bar(4, { kind: 'memory', size: 0x4000, is64: true });
   bus.add(bdf(0, 1, 0), small().build());
   bus.add(bdf(0, 2, 0), small().build());
   const a = await assignBars(bus, bdf(0, 1, 0));
   const b = await assignBars(bus, bdf(0, 2, 0));
-  assert.deepEqual(a.map((x) => x.base), [0xc000, 0xe000_0000]);
-  assert.deepEqual(b.map((x) => x.base), [0xc080, 0xe000_4000]);
+  assert.deepEqual(
+    a.map((x) => x.base),
+    [0xc000, 0xe000_0000],
+  );
+  assert.deepEqual(
+    b.map((x) => x.base),
+    [0xc080, 0xe000_4000],
+  );
   bus.add(bdf(0, 3, 0), small().build());
-  await assert.rejects(assignBars(bus, bdf(0, 3, 0)), (e: unknown) => e instanceof BusError && /no room for BAR0 \(io, 128 bytes\)/.test(e.message));
+  await assert.rejects(
+    assignBars(bus, bdf(0, 3, 0)),
+    (e: unknown) => e instanceof BusError && /no room for BAR0 \(io, 128 bytes\)/.test(e.message),
+  );
 });
 
 test('assignBars without bus resources (firmware did it) leaves bases alone and only enables decoding', async () => {
@@ -88,7 +104,10 @@ test('assignBars without bus resources (firmware did it) leaves bases alone and 
   bus.add(FN, fourKinds().build());
   await bus.configWrite(FN, BAR(1), 4, 0xfebd_1000);
   const bars = await assignBars(bus, FN);
-  assert.deepEqual(bars.map((b) => b.base), [0, 0xfebd_1000, 0, 0]);
+  assert.deepEqual(
+    bars.map((b) => b.base),
+    [0, 0xfebd_1000, 0, 0],
+  );
   assert.equal((await bus.configRead(FN, PCI_COMMAND, 2)) & 0x7, 0x7);
 });
 
@@ -108,22 +127,39 @@ test('assignBars: a BAR the device came with programmed outside the bus windows 
 
 test("assignBars: a BAR programmed over another function's BAR is moved; one inside the windows and clear of others is kept, also when probed again", async () => {
   const bus = new FakePciBus();
-  const small = (): ConfigSpaceBuilder => new ConfigSpaceBuilder({ deviceId: 0x1041 }).bar(0, { kind: 'io', size: 0x80 }).bar(1, { kind: 'memory', size: 0x4000 });
+  const small = (): ConfigSpaceBuilder =>
+    new ConfigSpaceBuilder({ deviceId: 0x1041 }).bar(0, { kind: 'io', size: 0x80 }).bar(1, { kind: 'memory', size: 0x4000 });
   const [A, B, C] = [bdf(0, 1, 0), bdf(0, 2, 0), bdf(0, 3, 0)];
   for (const f of [A, B, C]) bus.add(f, small().build());
   const a = await assignBars(bus, A);
-  assert.deepEqual(a.map((x) => x.base), [0xc000, 0xe000_0000]);
+  assert.deepEqual(
+    a.map((x) => x.base),
+    [0xc000, 0xe000_0000],
+  );
   // B comes decoding A's ranges: the driver's accesses to B would reach A's registers.
   await bus.configWrite(B, BAR(0), 4, 0xc000);
   await bus.configWrite(B, BAR(1), 4, 0xe000_0000);
   // C sits in the windows, clear of everything: kept where it is.
   await bus.configWrite(C, BAR(1), 4, 0xe001_0000);
   const c = await assignBars(bus, C);
-  assert.deepEqual(c.map((x) => x.base), [0xc080, 0xe001_0000]);
+  assert.deepEqual(
+    c.map((x) => x.base),
+    [0xc080, 0xe001_0000],
+  );
   const b = await assignBars(bus, B);
-  assert.deepEqual(b.map((x) => x.base), [0xc100, 0xe000_4000]);
-  assert.deepEqual((await assignBars(bus, A)).map((x) => x.base), [0xc000, 0xe000_0000], 'A keeps its own ranges when probed again');
-  assert.deepEqual((await assignBars(bus, B)).map((x) => x.base), [0xc100, 0xe000_4000]);
+  assert.deepEqual(
+    b.map((x) => x.base),
+    [0xc100, 0xe000_4000],
+  );
+  assert.deepEqual(
+    (await assignBars(bus, A)).map((x) => x.base),
+    [0xc000, 0xe000_0000],
+    'A keeps its own ranges when probed again',
+  );
+  assert.deepEqual(
+    (await assignBars(bus, B)).map((x) => x.base),
+    [0xc100, 0xe000_4000],
+  );
 });
 
 test('BarAllocator hands out natural alignment and refuses what does not fit', () => {
@@ -161,6 +197,7 @@ test('readConfigSpace: 64 four-byte reads give the same 256 bytes the function h
   assert.equal(cfg.vendorId, 0x1af4);
   assert.equal(cfg.deviceId, 0x1044);
   assert.equal(cfg.revision, 1);
-  for (let off = 0; off < 256; off += 4) assert.equal(cfg.read32(off), await m.bus.configRead(fn, off, 4), `dword at 0x${off.toString(16)}`);
+  for (let off = 0; off < 256; off += 4)
+    assert.equal(cfg.read32(off), await m.bus.configRead(fn, off, 4), `dword at 0x${off.toString(16)}`);
   assert.equal(cfg.read32(254), 0, 'reads past the end are 0, never out of bounds');
 });

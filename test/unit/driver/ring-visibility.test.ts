@@ -8,14 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
-import type { PciBus } from '../../../src/driver/pci-bus.js';
+import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
+import type { PciBus } from '../../../src/bus/pci-bus.js';
 import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
 import type { GuestMemory } from '../../../src/memory/guest-memory.js';
 import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../../../src/spec/features.js';
 import { VIRTIO_PCI_COMMON_Q_ENABLE } from '../../../src/spec/virtio-pci.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
 const DMA_BASE = 0x10_0000;
 const DMA_SIZE = 0x10_0000;
@@ -83,9 +83,5 @@ test('the zeroed rings reach device memory holding stale entries before the queu
   };
   await drv.setupQueue(0, { size: 16 });
   assert.equal(dma.allocated.length, 3, 'descriptor table, avail ring, used ring');
-  assert.deepEqual(
-    seen,
-    [0, 0, 0],
-    'device memory of each ring part is all zero when queue_enable is written',
-  );
+  assert.deepEqual(seen, [0, 0, 0], 'device memory of each ring part is all zero when queue_enable is written');
 });

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { featureSet, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 7, 0);

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError } from '../../../src/errors.js';
 import { VIRTIO_CONFIG_S_FAILED } from '../../../src/spec/status.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 6, 0);
@@ -25,7 +25,10 @@ function scripted(setup: (bar: ScriptedBar4) => void, dmaBytes = 4 << 20, layout
 test('a device stuck after reset: open fails with ERR_DEVICE_TIMEOUT within the timeout', async () => {
   const bus = scripted((bar) => (bar.stuckStatus = 0x0f));
   const start = Date.now();
-  await assert.rejects(VirtioDriver.open(bus, FN, { timeoutMs: 50 }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_TIMEOUT');
+  await assert.rejects(
+    VirtioDriver.open(bus, FN, { timeoutMs: 50 }),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_TIMEOUT',
+  );
   assert.ok(Date.now() - start < 1000);
 });
 
@@ -36,7 +39,10 @@ test('a modern device not offering VERSION_1: ERR_DEVICE_FEATURES, FAILED set', 
     b.deviceFeatureWords = [0xffff_ffff, 0];
   });
   const drv = await VirtioDriver.open(bus, FN);
-  await assert.rejects(drv.negotiate(0n), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /VERSION_1/.test(e.message));
+  await assert.rejects(
+    drv.negotiate(0n),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /VERSION_1/.test(e.message),
+  );
   assert.equal((bar.regs.get(20) ?? 0) & VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FAILED);
 });
 
@@ -49,7 +55,10 @@ test('queue sizes the device offers: 0 is no queue, odd and oversized maxima are
   });
   const drv = await VirtioDriver.open(bus, FN);
   await drv.negotiate(0n);
-  await assert.rejects(drv.setupQueue(0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_size 0/.test(e.message));
+  await assert.rejects(
+    drv.setupQueue(0),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_size 0/.test(e.message),
+  );
   assert.equal((await drv.setupQueue(1)).size, 512);
   assert.equal((await drv.setupQueue(2)).size, 32768, 'never above the spec maximum (2.7)');
 });
@@ -62,7 +71,10 @@ test('a queue_notify_off pointing outside the notify structure fails queue set-u
   });
   const drv = await VirtioDriver.open(bus, FN);
   await drv.negotiate(0n);
-  await assert.rejects(drv.setupQueue(0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_notify_off 65535/.test(e.message));
+  await assert.rejects(
+    drv.setupQueue(0),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_notify_off 65535/.test(e.message),
+  );
 });
 
 test('a device that keeps its own queue_size after the driver wrote another: immediate ERR_DEVICE_QUEUE, rings returned', async () => {
@@ -75,7 +87,11 @@ test('a device that keeps its own queue_size after the driver wrote another: imm
   await drv.negotiate(0n);
   const free = bus.dma.allocator.freeBytes;
   const start = Date.now();
-  await assert.rejects(drv.setupQueue(0, { size: 64 }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_size reads 256 after the driver wrote 64/.test(e.message));
+  await assert.rejects(
+    drv.setupQueue(0, { size: 64 }),
+    (e: unknown) =>
+      e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /queue_size reads 256 after the driver wrote 64/.test(e.message),
+  );
   assert.ok(Date.now() - start < 1000, 'no wait for a timeout');
   assert.equal(bus.dma.allocator.freeBytes, free, 'the rings of the refused queue went back to DMA memory');
 });
@@ -107,7 +123,10 @@ test('rings that do not fit in DMA memory: ERR_DEVICE_QUEUE, and nothing of them
   const free = bus.dma.allocator.freeBytes;
   const drv = await VirtioDriver.open(bus, FN);
   await drv.negotiate(0n);
-  await assert.rejects(drv.setupQueue(0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /32768/.test(e.message));
+  await assert.rejects(
+    drv.setupQueue(0),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE' && /32768/.test(e.message),
+  );
   await drv.close();
   assert.equal(bus.dma.allocator.freeBytes, free);
 });
@@ -131,7 +150,17 @@ test('MSI-X table and PBA inside their BAR: the table is programmed and MSI-X us
   const drv = await VirtioDriver.open(bus, FN);
   await drv.negotiate(0n);
   assert.equal(drv.interrupts?.kind, 'msix-per-queue');
-  assert.deepEqual([...new Set(bus.accesses('memWrite').filter((a) => a.bar === 1).map((a) => a.offset))].sort((x, y) => x - y), [0, 4, 8, 12, 16, 20, 24, 28]);
+  assert.deepEqual(
+    [
+      ...new Set(
+        bus
+          .accesses('memWrite')
+          .filter((a) => a.bar === 1)
+          .map((a) => a.offset),
+      ),
+    ].sort((x, y) => x - y),
+    [0, 4, 8, 12, 16, 20, 24, 28],
+  );
   await drv.close();
 });
 
@@ -144,8 +173,12 @@ for (const [what, table, pba, why] of [
     const drv = await VirtioDriver.open(bus, FN);
     await drv.negotiate(0n);
     assert.equal(drv.interrupts?.kind, 'intx');
-    assert.match(drv.interrupts!.description, why);
-    assert.deepEqual(bus.accesses('memWrite').filter((a) => a.bar !== 4), [], 'no write outside the virtio structures');
+    assert.match(drv.interrupts.description, why);
+    assert.deepEqual(
+      bus.accesses('memWrite').filter((a) => a.bar !== 4),
+      [],
+      'no write outside the virtio structures',
+    );
     await drv.close();
     const strict = await VirtioDriver.open(msixAt(table, pba), FN, { interrupts: 'msix' });
     await assert.rejects(strict.negotiate(0n), why);

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
-import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
+import {
+  featureSet,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
+  VIRTIO_F_VERSION_1,
+} from '../../../src/spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -15,7 +21,7 @@ import { VIRTIO_PCI_COMMON_STATUS } from '../../../src/spec/virtio-pci.js';
 import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { LOOPBACK_DEVICE_TYPE, LOOPBACK_MAGIC, LoopbackDevice, type LoopbackOptions } from '../../helpers/loopback-device.js';
-import { RecordingBus } from '../../helpers/recording-bus.js';
+import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
 const ALL_RING_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC);
 
@@ -47,14 +53,23 @@ test('initialisation follows spec 3.1.1: status 0, ACKNOWLEDGE, +DRIVER, +FEATUR
   const A = VIRTIO_CONFIG_S_ACKNOWLEDGE;
   const D = VIRTIO_CONFIG_S_DRIVER;
   const F = VIRTIO_CONFIG_S_FEATURES_OK;
-  assert.deepEqual(writes, [[1, 0], [1, A], [1, A | D], [1, A | D | F], [1, A | D | F | VIRTIO_CONFIG_S_DRIVER_OK]]);
+  assert.deepEqual(writes, [
+    [1, 0],
+    [1, A],
+    [1, A | D],
+    [1, A | D | F],
+    [1, A | D | F | VIRTIO_CONFIG_S_DRIVER_OK],
+  ]);
   assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, 3), 'VERSION_1 is always accepted on the modern interface');
   assert.equal(await drv.transport.getStatus(), 0x0f);
 });
 
 test('negotiation accepts only offered bits, and transport bits only where the core implements them', async (t) => {
   const offered = featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, 0, 60);
-  const { drv } = await live({ deviceFeatures: offered }, featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_INDIRECT_DESC, 0, 1, 60));
+  const { drv } = await live(
+    { deviceFeatures: offered },
+    featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_INDIRECT_DESC, 0, 1, 60),
+  );
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
   // The transport adds INDIRECT_DESC to the offer; RING_PACKED is offered but this core has no packed ring.
@@ -64,7 +79,10 @@ test('negotiation accepts only offered bits, and transport bits only where the c
 test('refused FEATURES_OK: DeviceFaultError ERR_DEVICE_FEATURES and the driver sets FAILED', async () => {
   const { bus, fn } = machineWith({ deviceFeatures: featureSet(5), acceptFeatures: () => false });
   const drv = await VirtioDriver.open(bus, fn);
-  await assert.rejects(drv.negotiate(featureSet(5)), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /did not keep FEATURES_OK/.test(e.message));
+  await assert.rejects(
+    drv.negotiate(featureSet(5)),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /did not keep FEATURES_OK/.test(e.message),
+  );
   const status = await drv.transport.getStatus();
   assert.equal(status & VIRTIO_CONFIG_S_FEATURES_OK, 0);
   assert.equal(status & VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FAILED);
@@ -74,7 +92,10 @@ test('refused FEATURES_OK: DeviceFaultError ERR_DEVICE_FEATURES and the driver s
 test('a required feature the device does not offer: ERR_DEVICE_FEATURES and FAILED, before any feature write', async () => {
   const { bus, fn } = machineWith({ deviceFeatures: featureSet(1) });
   const drv = await VirtioDriver.open(bus, fn);
-  await assert.rejects(drv.negotiate(featureSet(1, 2), featureSet(2)), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /0x4/.test(e.message));
+  await assert.rejects(
+    drv.negotiate(featureSet(1, 2), featureSet(2)),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES' && /0x4/.test(e.message),
+  );
   assert.equal((await drv.transport.getStatus()) & VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FAILED);
 });
 
@@ -111,7 +132,10 @@ test('data path: many requests in flight come back with their tokens, lengths an
   for (let i = 0; i < n; i++) {
     assert.equal(done.get(i), 8 + i);
     await bus.dma.refresh(bufs[i]!.addr, 8 + i);
-    assert.ok(bufs[i]!.bytes.subarray(0, 8 + i).every((b) => b === i + 1), `request ${i} bytes`);
+    assert.ok(
+      bufs[i]!.bytes.subarray(0, 8 + i).every((b) => b === i + 1),
+      `request ${i} bytes`,
+    );
   }
 });
 
@@ -131,7 +155,10 @@ test('notify goes to notify cap address + queue_notify_off * notify_off_multipli
   q1.submit([{ addr: buf.addr, len: 4 }], [], 0);
   await q1.kick();
   const notifies = bus.within('memWrite', notify.address, notify.length);
-  assert.deepEqual(notifies.map((a) => [a.addr - notify.address, a.size, a.value]), [[off * notify.notifyOffMultiplier, 2, 1]]);
+  assert.deepEqual(
+    notifies.map((a) => [a.addr - notify.address, a.size, a.value]),
+    [[off * notify.notifyOffMultiplier, 2, 1]],
+  );
   await q1.waitUsed(1000);
 });
 
@@ -200,7 +227,13 @@ test('device config: single reads, a 64-bit read, writes, and the config-change 
   assert.equal(await drv.readConfig64(0), (0xa5a5_0001n << 32n) | BigInt(LOOPBACK_MAGIC));
   const end = drv.transport.deviceConfigSize;
   assert.ok(end >= 8);
-  await assert.rejects(drv.readConfig(end - 2, 4), UsageError, 'outside the device-cfg structure');
+  // A field past what the device gives is the device's fault; a malformed offset is the caller's.
+  await assert.rejects(
+    drv.readConfig(end - 2, 4),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG',
+    'outside the device-cfg structure',
+  );
+  await assert.rejects(drv.readConfig(-1, 1), UsageError);
 });
 
 test('readConfigStable retries while config_generation moves, and gives up after 16 tries', async (t) => {
@@ -231,7 +264,10 @@ test('open checks the expected device type; find lists functions by type', async
   const rng = m.plugVirtio(new RngDevice());
   assert.deepEqual(await VirtioDriver.find(m.bus, VIRTIO_ID_RNG), [rng.bdf]);
   assert.deepEqual(await VirtioDriver.find(m.bus), [loop.bdf, rng.bdf]);
-  await assert.rejects(VirtioDriver.open(m.bus, loop.bdf, { deviceType: VIRTIO_ID_RNG }), (e: unknown) => e instanceof UsageError && /not a entropy source|not an? entropy source/.test(e.message));
+  await assert.rejects(
+    VirtioDriver.open(m.bus, loop.bdf, { deviceType: VIRTIO_ID_RNG }),
+    (e: unknown) => e instanceof UsageError && /not a entropy source|not an? entropy source/.test(e.message),
+  );
 });
 
 test('close resets the device and fails later waits', async () => {

@@ -44,7 +44,11 @@ for (const [name, load] of Object.entries(TARGETS)) {
   test(`fuzz corpus replays clean: ${name}`, async (t) => {
     const target = await load();
     const dir = join(CORPUS, name);
-    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.bin')).sort() : [];
+    const files = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.bin'))
+          .sort()
+      : [];
     // A target without corpus files would replay nothing: every target keeps at least its seeds.
     if (files.length === 0) throw new Error(`no corpus in ${dir}: run \`npm run fuzz -- --target ${name} --write-seeds\``);
     for (const f of files) {

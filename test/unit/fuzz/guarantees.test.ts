@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/device/virtio-device.js';
-import type { Bdf, PciBus } from '../../../src/driver/pci-bus.js';
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../src/core/virtio-device.js';
+import type { Bdf, PciBus } from '../../../src/bus/pci-bus.js';
 import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
@@ -27,7 +27,15 @@ import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_IDX, VIRTQ_USED_RING, usedRingSize } from '../../../src/spec/ring.js';
+import {
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_USED_ELEM_SIZE,
+  VIRTQ_USED_IDX,
+  VIRTQ_USED_RING,
+  usedRingSize,
+} from '../../../src/spec/ring.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../../src/spec/status.js';
 import { FuzzInput } from '../../../fuzz/engine/input.js';
 import { makeZooDevice } from '../../../fuzz/harness/device-zoo.js';
@@ -49,8 +57,8 @@ import {
   VIRTIO_MSI_NO_VECTOR,
 } from '../../../src/spec/virtio-pci.js';
 import { activateDevice } from '../../helpers/device-harness.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 
 const deviceFault = (code: string) => (e: unknown) => e instanceof DeviceFaultError && e.code === code;
@@ -72,7 +80,11 @@ function guardedQueue(size: number, options: { indirect?: boolean; base?: number
 function assertPopFaults(g: ReturnType<typeof guardedQueue>, code: string): void {
   g.mem.snapshot();
   const inFlight = g.q.inFlightChains;
-  for (let i = 0; i < 2; i++) assert.throws(() => g.q.pop(), (e: unknown) => e instanceof QueueFaultError && e.code === code);
+  for (let i = 0; i < 2; i++)
+    assert.throws(
+      () => g.q.pop(),
+      (e: unknown) => e instanceof QueueFaultError && e.code === code,
+    );
   assert.deepEqual(g.mem.problems(), [], 'no guest memory touched outside the rings');
   assert.equal(g.q.inFlightChains, inFlight, 'nothing popped');
 }
@@ -99,7 +111,10 @@ test('avail.idx moving more than the queue size past used.idx is refused (ERR_QU
   g.mq.setDesc(0, { addr: 0x3000, len: 16, flags: 0, next: 0 });
   g.mq.setAvailIdx(5); // 5 chains claimed on a queue of 4 descriptors
   assertPopFaults(g, 'ERR_QUEUE_AVAIL_INDEX');
-  assert.throws(() => g.q.hasAvailable(), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_AVAIL_INDEX');
+  assert.throws(
+    () => g.q.hasAvailable(),
+    (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_AVAIL_INDEX',
+  );
 });
 
 test('an avail ring entry naming a descriptor beyond the table is refused (ERR_QUEUE_HEAD_INDEX)', () => {
@@ -143,7 +158,10 @@ test('a device model returning a head it never popped or a len beyond the chain 
   const g = guardedQueue(4);
   g.mq.addChain({ writable: [16] });
   const chain = g.q.pop()!;
-  assert.throws(() => g.q.pushUsed(chain.head ^ 1, 1), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_USED_OVERFLOW');
+  assert.throws(
+    () => g.q.pushUsed(chain.head ^ 1, 1),
+    (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_USED_OVERFLOW',
+  );
   assert.throws(() => g.q.pushUsed(chain.head, 17), UsageError);
   g.q.pushUsed(chain.head, 16);
   assert.deepEqual(g.mq.readUsed(), [{ id: chain.head, len: 16 }]);
@@ -152,15 +170,33 @@ test('a device model returning a head it never popped or a len beyond the chain 
 // ---- transport: queue_select beyond num_queues, NEEDS_RESET and a working reset ----
 
 const QUEUE_REGISTERS = [
-  VIRTIO_PCI_COMMON_Q_SIZE, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_ENABLE, VIRTIO_PCI_COMMON_Q_NOFF, VIRTIO_PCI_COMMON_Q_DESCLO,
-  VIRTIO_PCI_COMMON_Q_DESCHI, VIRTIO_PCI_COMMON_Q_AVAILLO, VIRTIO_PCI_COMMON_Q_AVAILHI, VIRTIO_PCI_COMMON_Q_USEDLO, VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
 ];
 
 test('queue_select beyond num_queues: the absent queue reads as absent and no write to any queue register lands', () => {
   const h = new ModernHarness({ queueMaxSizes: [8, 16] }).enableBar();
   h.negotiate();
   assert.equal(h.common(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
-  const configs = (): string => JSON.stringify(h.fn.core.queues.map((q) => [q.size, q.msixVector, q.enabled, q.ringAddress('desc'), q.ringAddress('driver'), q.ringAddress('device')]));
+  const configs = (): string =>
+    JSON.stringify(
+      h.fn.core.queues.map((q) => [
+        q.size,
+        h.fn.notifications.queueVector(q.index),
+        q.enabled,
+        q.ringAddress('desc'),
+        q.ringAddress('driver'),
+        q.ringAddress('device'),
+      ]),
+    );
   const before = configs();
   for (const sel of [2, 3, 0x7fff, 0xffff]) {
     h.setCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, sel);
@@ -168,7 +204,8 @@ test('queue_select beyond num_queues: the absent queue reads as absent and no wr
     assert.equal(h.common(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
     assert.equal(h.common(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
     assert.ok([0, VIRTIO_MSI_NO_VECTOR].includes(h.common(VIRTIO_PCI_COMMON_Q_MSIX, 2)));
-    for (const reg of QUEUE_REGISTERS.filter((r) => r >= VIRTIO_PCI_COMMON_Q_DESCLO)) assert.equal(h.common(reg, 4), 0, `ring register 0x${reg.toString(16)}`);
+    for (const reg of QUEUE_REGISTERS.filter((r) => r >= VIRTIO_PCI_COMMON_Q_DESCLO))
+      assert.equal(h.common(reg, 4), 0, `ring register 0x${reg.toString(16)}`);
     for (const reg of QUEUE_REGISTERS) {
       for (const size of [1, 2, 4] as const) {
         h.setCommon(reg, size, 0xffff_ffff);
@@ -189,7 +226,7 @@ test('a guest fault sets DEVICE_NEEDS_RESET with a config interrupt and stops th
   machine.memory.write16(avail + 2, (machine.memory.read16(avail + 2) + 9) & 0xffff);
   fn.core.notify(0);
   assert.equal(fn.core.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
-  assert.equal(fn.core.peekIsr() & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
+  assert.equal(fn.notifications.peekIsr() & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
   assert.ok(fn.core.fault instanceof QueueFaultError && fn.core.fault.code === 'ERR_QUEUE_AVAIL_INDEX');
   // The driver sees the device stopped: its next request fails with NEEDS_RESET, not a hang.
   await assert.rejects(rng.read(4), deviceFault('ERR_DEVICE_NEEDS_RESET'));
@@ -227,7 +264,10 @@ test('a malformed blk request gets its error status byte and the device keeps se
   assert.equal(status(past, 512), VIRTIO_BLK_S_IOERR);
   assert.equal(status(unknown, 0), VIRTIO_BLK_S_UNSUPP);
   assert.equal(status(good, 512), VIRTIO_BLK_S_OK);
-  assert.equal(mq.readWritten(good, 512).every((b) => b === 0x5a), true);
+  assert.equal(
+    mq.readWritten(good, 512).every((b) => b === 0x5a),
+    true,
+  );
   assert.equal(used.get(good), 513);
   assert.deepEqual(h.host.resets, [], 'per-request errors do not need a reset');
 });
@@ -274,23 +314,20 @@ test('the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_U
   assert.equal(VIRTQ_USED_ELEM_SIZE, 8);
 });
 
-test(
-  'regression (finding 6): the driver refuses a used element for a chain it has not published yet',
-  async () => {
-    const mem = new ArrayGuestMemory(0x10000);
-    const ram = new RamDma(mem, 0x1000, 0xf000);
-    // Not coherent (as over a remote bus): publish flushes each pending chain's buffers.
-    const dma: DmaMemory = { alloc: (s, a) => ram.alloc(s, a), free: (b) => ram.free(b), flush: async () => {}, refresh: async () => {} };
-    const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
-    const buf = dma.alloc(64, 16);
-    const head = ring.add([{ addr: buf.addr, len: 16 }], [{ addr: buf.addr + 16, len: 16 }], 'unpublished');
-    mem.write32(ring.usedAddr + VIRTQ_USED_RING, head);
-    mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, 0);
-    mem.write16(ring.usedAddr + VIRTQ_USED_IDX, 1);
-    await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
-    await ring.publish();
-  },
-);
+test('regression (finding 6): the driver refuses a used element for a chain it has not published yet', async () => {
+  const mem = new ArrayGuestMemory(0x10000);
+  const ram = new RamDma(mem, 0x1000, 0xf000);
+  // Not coherent (as over a remote bus): publish flushes each pending chain's buffers.
+  const dma: DmaMemory = { alloc: (s, a) => ram.alloc(s, a), free: (b) => ram.free(b), flush: async () => {}, refresh: async () => {} };
+  const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
+  const buf = dma.alloc(64, 16);
+  const head = ring.add([{ addr: buf.addr, len: 16 }], [{ addr: buf.addr + 16, len: 16 }], 'unpublished');
+  mem.write32(ring.usedAddr + VIRTQ_USED_RING, head);
+  mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, 0);
+  mem.write16(ring.usedAddr + VIRTQ_USED_IDX, 1);
+  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
+  await ring.publish();
+});
 
 /** machine.bus with a DMA memory whose refresh of a used element first rewrites its id. */
 function lyingBus(machine: Machine, rewrite: (addr: number) => void): PciBus {
@@ -399,10 +436,19 @@ test('regression: a blk request that cannot fit in the ring fails with ERR_DEVIC
   const drv = await BlkDriver.open(machine.bus, bdf, { timeoutMs: 50, queueSize: 2 });
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 1000)));
-  const outcome = await Promise.race([drv.read(0, 1).then(() => 'ok', (e: unknown) => e), bound]);
+  const outcome = await Promise.race([
+    drv.read(0, 1).then(
+      () => 'ok',
+      (e: unknown) => e,
+    ),
+    bound,
+  ]);
   clearTimeout(timer);
   assert.notEqual(outcome, 'hang', 'read(0, 1) on a ring of 2 descriptors never settled');
-  assert.ok(outcome instanceof DeviceFaultError && outcome.code === 'ERR_DEVICE_QUEUE', `expected ERR_DEVICE_QUEUE, got ${String(outcome)}`);
+  assert.ok(
+    outcome instanceof DeviceFaultError && outcome.code === 'ERR_DEVICE_QUEUE',
+    `expected ERR_DEVICE_QUEUE, got ${String(outcome)}`,
+  );
   // A request that fits (flush: header + status) still works on the same ring.
   await drv.flush();
   await drv.close();
@@ -431,6 +477,14 @@ test('the memory guard sees writes outside the allowed ranges, including through
   mem.view(0x40, 4).fill(9);
   assert.deepEqual(
     mem.problems().map((p) => [p.kind, p.addr]),
-    [['write', 0x20], ['view', 0x40], ['changed', 0x20], ['changed', 0x40], ['changed', 0x41], ['changed', 0x42], ['changed', 0x43]],
+    [
+      ['write', 0x20],
+      ['view', 0x40],
+      ['changed', 0x20],
+      ['changed', 0x40],
+      ['changed', 0x41],
+      ['changed', 0x42],
+      ['changed', 0x43],
+    ],
   );
 });

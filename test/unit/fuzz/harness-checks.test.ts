@@ -12,8 +12,8 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { UsageError } from '../../../src/errors.js';
 import { PCI_BASE_ADDRESS_0, PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX } from '../../../src/spec/pci.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { FuzzInput, InputWriter } from '../../../fuzz/engine/input.js';
 import { STUCK_HIGH_WATER_MARK, stuckStream } from '../../../fuzz/harness/device-zoo.js';
 import { HostileBus, NO_ADVERSARY, capRelative, decodeAdversary, type Adversary } from '../../../fuzz/harness/hostile-bus.js';
@@ -67,10 +67,22 @@ test('the hostile bus counts DMA bytes allocated and not freed, and fails the al
 test("the Adversary's config lies: always, only while a BAR is being sized, and relative to a capability", async () => {
   const honest = await rngBehindHostileBus(NO_ADVERSARY);
   let msixCap = (await honest.bus.configRead(honest.bdf, PCI_CAPABILITY_LIST, 1)) & 0xfc;
-  while ((await honest.bus.configRead(honest.bdf, msixCap, 1)) !== PCI_CAP_ID_MSIX) msixCap = (await honest.bus.configRead(honest.bdf, msixCap + 1, 1)) & 0xfc;
+  while ((await honest.bus.configRead(honest.bdf, msixCap, 1)) !== PCI_CAP_ID_MSIX)
+    msixCap = (await honest.bus.configRead(honest.bdf, msixCap + 1, 1)) & 0xfc;
   const tableHonest = await honest.bus.configRead(honest.bdf, msixCap + 4, 4);
   // Encoded as the fuzz input does: no failing allocation, two overrides (one capability-relative), no flood.
-  const encoded = new InputWriter().u8(0).u8(2).u8(0).u16(capRelative(PCI_CAP_ID_MSIX, 4)).u32(0x7fff_f001).u8(1).u16(PCI_BASE_ADDRESS_0 + 4).u32(0xffff_fff0).u8(0).u16(0).u8(0);
+  const encoded = new InputWriter()
+    .u8(0)
+    .u8(2)
+    .u8(0)
+    .u16(capRelative(PCI_CAP_ID_MSIX, 4))
+    .u32(0x7fff_f001)
+    .u8(1)
+    .u16(PCI_BASE_ADDRESS_0 + 4)
+    .u32(0xffff_fff0)
+    .u8(0)
+    .u16(0)
+    .u8(0);
   const adversary = decodeAdversary(new FuzzInput(encoded.finish()), new Map([[PCI_CAP_ID_MSIX, msixCap]]));
   assert.deepEqual(adversary.overrides, [
     { when: 'always', offset: msixCap + 4, value: 0x7fff_f001 },

@@ -19,7 +19,7 @@ import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';
 import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 interface Chain {
   readonly token: number;
@@ -145,7 +145,10 @@ class Reap implements Cmd {
 
 const lens = fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 3 });
 const commands = [
-  fc.tuple(lens, lens).filter(([o, i]) => o.length + i.length > 0).map(([o, i]) => new Add(o, i)),
+  fc
+    .tuple(lens, lens)
+    .filter(([o, i]) => o.length + i.length > 0)
+    .map(([o, i]) => new Add(o, i)),
   fc.constant(new Publish()),
   fc.constant(new Pop()),
   fc.tuple(fc.nat(), fc.double({ min: 0, max: 1, noNaN: true })).map(([p, f]) => new Push(p, f)),
@@ -154,21 +157,36 @@ const commands = [
 
 test('driver and device halves of the split ring agree on every chain, in any interleaving', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom(1, 2, 4, 8), fc.boolean(), fc.boolean(), fc.commands(commands, { maxCommands: 60 }), async (size, indirect, eventIdx, cmds) => {
-      const memory = new ArrayGuestMemory(1 << 20);
-      const dma = new RamDma(memory, 0x1000, (1 << 20) - 0x1000);
-      const driver = new SplitQueueDriver<number>({ index: 0, size, dma, eventIdx, indirect, legacy: false });
-      const device = new SplitQueue({ index: 0, size, memory, desc: driver.descAddr, driver: driver.availAddr, device: driver.usedAddr, eventIdx, indirect });
-      const model: Model = { pending: [], available: [], held: new Map(), used: [], nextToken: 0 };
-      await fc.asyncModelRun(() => ({ model, real: { dma, driver, device } }), cmds);
-      // Drain: everything published comes back exactly once.
-      await new Publish().run(model, { dma, driver, device });
-      while (model.available.length > 0) await new Pop().run(model, { dma, driver, device });
-      while (model.held.size > 0) await new Push(0, 1).run(model, { dma, driver, device });
-      await new Reap().run(model, { dma, driver, device });
-      assert.equal(driver.inFlight, 0);
-      assert.equal(driver.numFree, size);
-    }),
+    fc.asyncProperty(
+      fc.constantFrom(1, 2, 4, 8),
+      fc.boolean(),
+      fc.boolean(),
+      fc.commands(commands, { maxCommands: 60 }),
+      async (size, indirect, eventIdx, cmds) => {
+        const memory = new ArrayGuestMemory(1 << 20);
+        const dma = new RamDma(memory, 0x1000, (1 << 20) - 0x1000);
+        const driver = new SplitQueueDriver<number>({ index: 0, size, dma, eventIdx, indirect, legacy: false });
+        const device = new SplitQueue({
+          index: 0,
+          size,
+          memory,
+          desc: driver.descAddr,
+          driver: driver.availAddr,
+          device: driver.usedAddr,
+          eventIdx,
+          indirect,
+        });
+        const model: Model = { pending: [], available: [], held: new Map(), used: [], nextToken: 0 };
+        await fc.asyncModelRun(() => ({ model, real: { dma, driver, device } }), cmds);
+        // Drain: everything published comes back exactly once.
+        await new Publish().run(model, { dma, driver, device });
+        while (model.available.length > 0) await new Pop().run(model, { dma, driver, device });
+        while (model.held.size > 0) await new Push(0, 1).run(model, { dma, driver, device });
+        await new Reap().run(model, { dma, driver, device });
+        assert.equal(driver.inFlight, 0);
+        assert.equal(driver.numFree, size);
+      },
+    ),
     { numRuns: 150 },
   );
 });
@@ -179,12 +197,25 @@ test('chain buffers in guest memory with a gap: the device accepts a buffer exac
   const high = new ArrayGuestMemory(0x4000, 0x1_0000_0000);
   const memory = new RegionGuestMemory([low, high]);
   const edges = [0, 0x7ff0, 0x8000, 0xffff_fff0, 0x1_0000_0000, 0x1_0000_3ff0, 0x1_0000_4000, 2 ** 53 - 16];
-  const addr = fc.oneof(fc.constantFrom(...edges), fc.constantFrom(...edges).chain((e) => fc.integer({ min: Math.max(0, e - 64), max: e + 64 })), fc.nat({ max: 2 ** 53 - 1 }));
+  const addr = fc.oneof(
+    fc.constantFrom(...edges),
+    fc.constantFrom(...edges).chain((e) => fc.integer({ min: Math.max(0, e - 64), max: e + 64 })),
+    fc.nat({ max: 2 ** 53 - 1 }),
+  );
   const len = fc.oneof(fc.constantFrom(0, 1, 16, 0x10, 0x4000, 0x8000, 0xffff_ffff), fc.nat({ max: 0x9000 }));
   fc.assert(
     fc.property(addr, len, fc.boolean(), (a, l, write) => {
       const mq = new MockQueue({ size: 4, memory: low, base: 0, seed: 5 });
-      const q = new SplitQueue({ index: 0, size: 4, memory, desc: mq.descAddr, driver: mq.availAddr, device: mq.usedAddr, eventIdx: false, indirect: false });
+      const q = new SplitQueue({
+        index: 0,
+        size: 4,
+        memory,
+        desc: mq.descAddr,
+        driver: mq.availAddr,
+        device: mq.usedAddr,
+        eventIdx: false,
+        indirect: false,
+      });
       mq.setDesc(0, { addr: a, len: l, flags: write ? VIRTQ_DESC_F_WRITE : 0, next: 0 });
       mq.pushAvail(0);
       let accepted: boolean;

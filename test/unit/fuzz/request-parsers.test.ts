@@ -16,10 +16,16 @@ import { NET_CTRL_MAX_BYTES, parseNetCtrlRequest } from '../../../src/device/net
 import { parseNetTxRequest } from '../../../src/device/net/tx-request.js';
 import { RequestShapeError } from '../../../src/errors.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
-import { VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES } from '../../../src/spec/blk.js';
+import {
+  VIRTIO_BLK_T_DISCARD,
+  VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_T_WRITE_ZEROES,
+} from '../../../src/spec/blk.js';
 import { VIRTIO_CONSOLE_CONTROL_SIZE } from '../../../src/spec/console.js';
 import { ETH_MAX_FRAME_NO_GSO, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../../../src/spec/net.js';
-import { GuardedMemory } from '../../helpers/guarded-memory.js';
+import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 
 const RUNS = Number(process.env.FUZZ_PROPERTY_RUNS ?? 300);
 const MEM = 0x10000;
@@ -85,15 +91,23 @@ function chains(firstBytes: fc.Arbitrary<number[]>): fc.Arbitrary<{ readable: Ui
   return fc.record({
     readable: fc.tuple(firstBytes, fc.oneof(fc.constant([]), fc.array(buf, { maxLength: 4 }))).chain(([head, rest]) =>
       // The header split at any point across two buffers (2.6.4: framing is free).
-      fc.integer({ min: 0, max: head.length }).map((cut) => [Uint8Array.from(head.slice(0, cut)), Uint8Array.from(head.slice(cut)), ...rest]),
+      fc
+        .integer({ min: 0, max: head.length })
+        .map((cut) => [Uint8Array.from(head.slice(0, cut)), Uint8Array.from(head.slice(cut)), ...rest]),
     ),
-    writable: fc.array(writableLen.map((n) => new Uint8Array(n)), { maxLength: 3 }),
+    writable: fc.array(
+      writableLen.map((n) => new Uint8Array(n)),
+      { maxLength: 3 },
+    ),
     gaps: fc.array(fc.integer({ min: 0, max: 64 }), { minLength: 1, maxLength: 4 }),
   });
 }
 
 /** Run `parse` under guard: only RequestShapeError may escape, nothing is written, only the chain read. */
-function guarded<T>(spec: { readable: Uint8Array[]; writable: Uint8Array[]; gaps: number[] }, parse: (c: FakeChain, mem: GuardedMemory) => T): { chain: FakeChain; result: T | RequestShapeError } {
+function guarded<T>(
+  spec: { readable: Uint8Array[]; writable: Uint8Array[]; gaps: number[] },
+  parse: (c: FakeChain, mem: GuardedMemory) => T,
+): { chain: FakeChain; result: T | RequestShapeError } {
   const mem = new GuardedMemory(MEM);
   const chain = new FakeChain(mem, spec.readable.length, [...spec.readable, ...spec.writable], spec.gaps);
   mem.snapshot();
@@ -110,20 +124,46 @@ function guarded<T>(spec: { readable: Uint8Array[]; writable: Uint8Array[]; gaps
 
 const u32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 const blkType = fc.oneof(
-  { arbitrary: fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, 4, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES), weight: 4 },
+  {
+    arbitrary: fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, 4, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES),
+    weight: 4,
+  },
   { arbitrary: fc.nat({ max: 0xffff_ffff }), weight: 1 },
 );
 const blkHeader = fc
-  .tuple(blkType, fc.oneof(fc.nat({ max: 40 }), fc.constantFrom(0xffff_ffff, 2 ** 32)), fc.nat({ max: 0xffff_ffff }), fc.oneof(fc.constant([]), fc.array(fc.nat({ max: 255 }), { maxLength: 48 })))
+  .tuple(
+    blkType,
+    fc.oneof(fc.nat({ max: 40 }), fc.constantFrom(0xffff_ffff, 2 ** 32)),
+    fc.nat({ max: 0xffff_ffff }),
+    fc.oneof(fc.constant([]), fc.array(fc.nat({ max: 255 }), { maxLength: 48 })),
+  )
   .map(([type, sector, hi, tail]) => [...u32(type), 0, 0, 0, 0, ...u32(sector % 2 ** 32), ...u32(sector >= 2 ** 32 ? hi : 0), ...tail]);
 
 /** Chains shaped like real blk requests (data and segments where the type has them), with hostile numbers. */
 const blkShaped = fc
-  .tuple(blkType, fc.nat({ max: 40 }), fc.nat({ max: 2 }), fc.array(fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 12 }), fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat({ max: 3 }), weight: 1 })), { minLength: 1, maxLength: 5 }), fc.integer({ min: 0, max: 16 }))
+  .tuple(
+    blkType,
+    fc.nat({ max: 40 }),
+    fc.nat({ max: 2 }),
+    fc.array(
+      fc.tuple(
+        fc.nat({ max: 40 }),
+        fc.nat({ max: 12 }),
+        fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.nat({ max: 3 }), weight: 1 }),
+      ),
+      { minLength: 1, maxLength: 5 },
+    ),
+    fc.integer({ min: 0, max: 16 }),
+  )
   .map(([type, sector, k, segs, cut]) => {
     const header = [...u32(type), 0, 0, 0, 0, ...u32(sector), 0, 0, 0, 0];
     const segments = segs.flatMap(([sec, num, flags]) => [...u32(sec), 0, 0, 0, 0, ...u32(num), ...u32(flags)]);
-    const dataOut = type === VIRTIO_BLK_T_OUT ? new Array(512 * k).fill(0x5a) : type === VIRTIO_BLK_T_DISCARD || type === VIRTIO_BLK_T_WRITE_ZEROES ? segments : [];
+    const dataOut =
+      type === VIRTIO_BLK_T_OUT
+        ? new Array(512 * k).fill(0x5a)
+        : type === VIRTIO_BLK_T_DISCARD || type === VIRTIO_BLK_T_WRITE_ZEROES
+          ? segments
+          : [];
     const dataIn = type === VIRTIO_BLK_T_IN ? 512 * k : type === VIRTIO_BLK_T_GET_ID ? 20 : 0;
     return {
       readable: [Uint8Array.from(header.slice(0, cut)), Uint8Array.from([...header.slice(cut), ...dataOut])],
@@ -144,36 +184,54 @@ test('blk: any chain parses to a request inside the disk and the chain, or to Re
         const { data } = result;
         assert.ok(result.offset % 512 === 0 && data.length % 512 === 0 && result.offset + data.length <= limits.capacity * 512);
         const [from, to] = result.type === VIRTIO_BLK_T_IN ? [chain.readable, chain.count] : [0, chain.readable];
-        assert.ok(data.spans.every((s) => chain.owns(s, from, to)), 'data spans outside the chain');
-        assert.equal(data.spans.reduce((n, s) => n + s.len, 0), data.length);
-        assert.ok(data.spans.every((s) => s.len > 0), 'no empty spans');
+        assert.ok(
+          data.spans.every((s) => chain.owns(s, from, to)),
+          'data spans outside the chain',
+        );
+        assert.equal(
+          data.spans.reduce((n, s) => n + s.len, 0),
+          data.length,
+        );
+        assert.ok(
+          data.spans.every((s) => s.len > 0),
+          'no empty spans',
+        );
       } else if (result.type === VIRTIO_BLK_T_GET_ID) {
         assert.ok(result.data.spans.every((s) => chain.owns(s, chain.readable, chain.count)));
       } else if (result.type === VIRTIO_BLK_T_DISCARD || result.type === VIRTIO_BLK_T_WRITE_ZEROES) {
-        assert.ok(result.ranges.length <= 4 && result.ranges.every((r) => r.length <= 8 * 512 && r.offset + r.length <= limits.capacity * 512));
+        assert.ok(
+          result.ranges.length <= 4 && result.ranges.every((r) => r.length <= 8 * 512 && r.offset + r.length <= limits.capacity * 512),
+        );
       }
     }),
     { numRuns: BLK_RUNS },
   );
   // Not vacuous: reads, writes and discards parsed successfully too.
-  for (const t of [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_DISCARD]) assert.ok(parsed.has(t), `no ${t} request parsed in ${BLK_RUNS} runs`);
+  for (const t of [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_DISCARD])
+    assert.ok(parsed.has(t), `no ${t} request parsed in ${BLK_RUNS} runs`);
 });
 
 test('net: transmit chains parse to a header and a copy of the frame, or to RequestShapeError', () => {
   fc.assert(
-    fc.property(chains(fc.array(fc.nat({ max: 255 }), { maxLength: 80 })), fc.constantFrom(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_LEGACY_SIZE), (spec, hdrSize) => {
-      const { chain, result } = guarded(spec, (c) => parseNetTxRequest(c, hdrSize));
-      if (result instanceof RequestShapeError) return;
-      assert.equal(chain.writableBytes, 0);
-      assert.ok(result.frame.byteLength <= ETH_MAX_FRAME_NO_GSO);
-      assert.deepEqual(result.frame, chain.readableCopy().subarray(hdrSize));
-    }),
+    fc.property(
+      chains(fc.array(fc.nat({ max: 255 }), { maxLength: 80 })),
+      fc.constantFrom(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_LEGACY_SIZE),
+      (spec, hdrSize) => {
+        const { chain, result } = guarded(spec, (c) => parseNetTxRequest(c, hdrSize));
+        if (result instanceof RequestShapeError) return;
+        assert.equal(chain.writableBytes, 0);
+        assert.ok(result.frame.byteLength <= ETH_MAX_FRAME_NO_GSO);
+        assert.deepEqual(result.frame, chain.readableCopy().subarray(hdrSize));
+      },
+    ),
     { numRuns: RUNS },
   );
 });
 
 test('net: control chains parse to a command or RequestShapeError, MAC tables bounded by their bytes', () => {
-  const ctrl = fc.tuple(fc.nat({ max: 5 }), fc.nat({ max: 5 }), fc.array(fc.nat({ max: 255 }), { maxLength: 64 }), fc.nat({ max: 0xffff_ffff })).map(([c, cmd, data, n]) => [c, cmd, ...u32(n % 8), ...data]);
+  const ctrl = fc
+    .tuple(fc.nat({ max: 5 }), fc.nat({ max: 5 }), fc.array(fc.nat({ max: 255 }), { maxLength: 64 }), fc.nat({ max: 0xffff_ffff }))
+    .map(([c, cmd, data, n]) => [c, cmd, ...u32(n % 8), ...data]);
   fc.assert(
     fc.property(chains(ctrl), (spec) => {
       const { chain, result } = guarded(spec, (c) => parseNetCtrlRequest(c));

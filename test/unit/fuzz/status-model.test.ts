@@ -23,7 +23,12 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../../../src/spec/status.js';
-import { VIRTIO_PCI_COMMON_GF, VIRTIO_PCI_COMMON_GFSELECT, VIRTIO_PCI_COMMON_Q_ENABLE, VIRTIO_PCI_COMMON_Q_SELECT } from '../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+} from '../../../src/spec/virtio-pci.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 
 /** What the driver did since the last reset. */
@@ -51,10 +56,15 @@ function readDriverFeatures(h: ModernHarness): bigint {
 /** Every promise of the file comment, against the registers. */
 function checkInvariants(m: Model, h: ModernHarness): void {
   const s = h.status;
-  assert.equal(s & ~(m.written | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET), 0, `status 0x${s.toString(16)} has bits never written (0x${m.written.toString(16)})`);
+  assert.equal(
+    s & ~(m.written | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+    0,
+    `status 0x${s.toString(16)} has bits never written (0x${m.written.toString(16)})`,
+  );
   assert.equal(s & m.seen, m.seen, `status 0x${s.toString(16)} lost bits 0x${m.seen.toString(16)}`);
   assert.equal(s & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 0, 'a driver write set DEVICE_NEEDS_RESET');
-  const implies = (a: number, b: number): void => assert.ok((s & a) === 0 || (s & b) !== 0, `status 0x${s.toString(16)}: 0x${a.toString(16)} without 0x${b.toString(16)}`);
+  const implies = (a: number, b: number): void =>
+    assert.ok((s & a) === 0 || (s & b) !== 0, `status 0x${s.toString(16)}: 0x${a.toString(16)} without 0x${b.toString(16)}`);
   implies(VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK);
   implies(VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_DRIVER);
   implies(VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_ACKNOWLEDGE);
@@ -80,7 +90,10 @@ class WriteStatus implements Cmd {
       Object.assign(m, { written: 0, seen: 0, frozen: undefined });
       assert.equal(h.status, 0);
       assert.equal(readDriverFeatures(h), 0n);
-      assert.ok(h.fn.core.queues.every((q) => !q.enabled), 'reset left a queue enabled');
+      assert.ok(
+        h.fn.core.queues.every((q) => !q.enabled),
+        'reset left a queue enabled',
+      );
     } else m.written |= this.value;
     checkInvariants(m, h);
   }
@@ -118,7 +131,8 @@ class EnableQueue implements Cmd {
     h.setCommon(VIRTIO_PCI_COMMON_Q_SELECT, 2, this.index);
     h.setCommon(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
     const after = h.fn.core.queues[this.index]?.enabled ?? false;
-    const allowed = (s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && this.index < h.fn.core.queues.length;
+    const allowed =
+      (s & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && this.index < h.fn.core.queues.length;
     assert.ok(after === before || allowed, `queue ${this.index} enabled in status 0x${s.toString(16)}`);
     checkInvariants(m, h);
   }
@@ -133,7 +147,9 @@ const commands = [
   fc.integer({ min: 1, max: 4 }).map((k) => new WriteStatus(bits.slice(0, k).reduce((a, b) => a | b, 0))),
   fc.integer({ min: 0, max: 255 }).map((v) => new WriteStatus(v)),
   fc.constant(new WriteStatus(0)),
-  fc.tuple(fc.integer({ min: 0, max: 5 }), fc.oneof(fc.constantFrom(1, 0x21, 0x2000_0000), fc.nat({ max: 0xffff_ffff }))).map(([s, v]) => new WriteFeatures(s, v)),
+  fc
+    .tuple(fc.integer({ min: 0, max: 5 }), fc.oneof(fc.constantFrom(1, 0x21, 0x2000_0000), fc.nat({ max: 0xffff_ffff })))
+    .map(([s, v]) => new WriteFeatures(s, v)),
   fc.constant(new WriteFeatures(1, Number(bit(VIRTIO_F_VERSION_1) >> 32n))),
   fc.integer({ min: 0, max: 3 }).map((i) => new EnableQueue(i)),
 ];

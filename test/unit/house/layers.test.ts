@@ -44,23 +44,25 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
   const expected: [string, string, string][] = [
     ['spec-imports-nothing', 'src/spec/ids.ts', 'src/errors.ts'],
     ['memory-imports-only-spec', 'src/memory/guest-memory.ts', 'src/queue/types.ts'],
-    ['queue-no-transport-driver-device-platform', 'src/queue/types.ts', 'src/device/virtio-device.ts'],
+    ['queue-no-transport-driver-device-platform', 'src/queue/types.ts', 'src/device/chain-bytes.ts'],
     ['device-no-pci-transport-driver-platform', 'src/device/rng/entropy.ts', 'src/transport/pci/probe.ts'],
     ['driver-no-device', 'src/driver/rng/rng-driver.ts', 'src/device/rng/rng-device.ts'],
     ['platform-only-from-cli', 'src/device/rng/rng-device.ts', 'src/platform/machine.ts'],
     ['layer-order-pci', 'src/pci/msix.ts', 'src/queue/types.ts'],
     ['layer-unknown-folder', 'src/pci/msix.ts', 'src/extra/thing.ts'],
     ['no-import-of-entry', 'src/cli/fill-pattern.ts', 'src/index.ts'],
+    ['main-entry-in-process-platform-only', 'src/index.ts', 'src/platform/qtest/qtest-pci-bus.ts'],
     ['no-circular', 'src/extra/other.ts', 'src/extra/thing.ts'],
   ];
   plant('spec/ids.ts', "import '../errors.js';");
   plant('memory/guest-memory.ts', "import '../queue/types.js';");
-  plant('queue/types.ts', "import '../device/virtio-device.js';");
+  plant('queue/types.ts', "import '../device/chain-bytes.js';");
   plant('device/rng/entropy.ts', "import '../../transport/pci/probe.js';");
   plant('driver/rng/rng-driver.ts', "import '../../device/rng/rng-device.js';");
   plant('device/rng/rng-device.ts', "import '../../platform/machine.js';");
   plant('pci/msix.ts', "import '../queue/types.js';\nimport '../extra/thing.js';");
   plant('cli/fill-pattern.ts', "import '../index.js';");
+  plant('index.ts', "import './platform/qtest/qtest-pci-bus.js';");
   mkdirSync(join(dir, 'src/extra'));
   writeFileSync(join(dir, 'src/extra/thing.ts'), "import './other.js';\nexport const thing = 1;\n");
   writeFileSync(join(dir, 'src/extra/other.ts'), "import './thing.js';\nexport const other = 2;\n");

@@ -62,7 +62,10 @@ test('a RAM map: holes and the bytes past RAM refuse every accessor, RAM on both
   assert.equal(m.contains(0x1600, 1), false);
   assert.equal(m.contains(0x2700, 0x200), false);
   const holes = [...m.bytes.subarray(0x400, 0x800), ...m.bytes.subarray(0x1800)];
-  assert.ok(holes.every((b) => b === 0), 'no refused access wrote a byte');
+  assert.ok(
+    holes.every((b) => b === 0),
+    'no refused access wrote a byte',
+  );
 });
 
 test('a RAM map must be non-empty ranges inside the backing, without overlap', () => {
@@ -70,7 +73,14 @@ test('a RAM map must be non-empty ranges inside the backing, without overlap', (
   assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0, size: 0x1001 }]), UsageError);
   assert.throws(() => new ArrayGuestMemory(0x1000, 0x1000, [{ base: 0, size: 0x10 }]), UsageError);
   assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0x100, size: 0 }]), UsageError);
-  assert.throws(() => new ArrayGuestMemory(0x1000, 0, [{ base: 0, size: 0x200 }, { base: 0x1ff, size: 0x10 }]), UsageError);
+  assert.throws(
+    () =>
+      new ArrayGuestMemory(0x1000, 0, [
+        { base: 0, size: 0x200 },
+        { base: 0x1ff, size: 0x10 },
+      ]),
+    UsageError,
+  );
 });
 
 test('joinU64 keeps the high half; splitU64 is its inverse below 2^53', () => {

@@ -55,7 +55,14 @@ test('command register: only IO, MEMORY, MASTER and INTX_DISABLE are writable', 
 
 test('read-only header fields stay read-only; line and cache line size are writable', () => {
   const cs = new ConfigSpace(HEADER, []);
-  for (const [offset, size] of [[0x00, 4], [0x08, 4], [0x0c, 4], [0x2c, 4], [0x34, 4], [0x3c, 4]] as const) {
+  for (const [offset, size] of [
+    [0x00, 4],
+    [0x08, 4],
+    [0x0c, 4],
+    [0x2c, 4],
+    [0x34, 4],
+    [0x3c, 4],
+  ] as const) {
     const before = cs.read(offset, size);
     cs.write(offset, size, 0xffff_ffff);
     const after = cs.read(offset, size);
@@ -99,15 +106,28 @@ test('decodedBars honours the command register and ignores unprogrammed or sizin
   cs.write(0x1c, 4, 0x0000_0010);
   assert.deepEqual(cs.decodedBars(), [], 'command 0: nothing decodes');
   cs.write(0x04, 2, 0x1);
-  assert.deepEqual(cs.decodedBars().map((b) => [b.index, b.kind, b.base]), [[0, 'io', 0xc040]]);
+  assert.deepEqual(
+    cs.decodedBars().map((b) => [b.index, b.kind, b.base]),
+    [[0, 'io', 0xc040]],
+  );
   cs.write(0x04, 2, 0x2);
-  assert.deepEqual(cs.decodedBars().map((b) => [b.index, b.kind, b.base]), [[1, 'memory', 0xe000_1000], [2, 'memory', 0x10_0000_0000]]);
+  assert.deepEqual(
+    cs.decodedBars().map((b) => [b.index, b.kind, b.base]),
+    [
+      [1, 'memory', 0xe000_1000],
+      [2, 'memory', 0x10_0000_0000],
+    ],
+  );
   cs.write(0x04, 2, 0x3);
   assert.equal(cs.decodedBars().length, 3);
   cs.write(0x14, 4, 0xffff_ffff);
   cs.write(0x18, 4, 0xffff_ffff);
   cs.write(0x1c, 4, 0xffff_ffff);
-  assert.deepEqual(cs.decodedBars().map((b) => b.index), [0], 'BARs left at the sizing pattern do not decode');
+  assert.deepEqual(
+    cs.decodedBars().map((b) => b.index),
+    [0],
+    'BARs left at the sizing pattern do not decode',
+  );
   cs.write(0x10, 4, 0);
   assert.deepEqual(cs.decodedBars(), [], 'a BAR at 0 does not decode');
 });
@@ -191,7 +211,10 @@ test('out-of-range offsets and sizes: reads 0, writes ignored, nothing throws', 
   assert.equal(cs.read(0, 3 as AccessSize), 0);
   cs.write(4, 8 as AccessSize, 0xffff_ffff);
   assert.equal(cs.read(254, 4), compose(Uint8Array.from(before), 254, 4), 'bytes past 255 read 0');
-  assert.deepEqual(Array.from({ length: 256 }, (_, i) => cs.read(i, 1)), before);
+  assert.deepEqual(
+    Array.from({ length: 256 }, (_, i) => cs.read(i, 1)),
+    before,
+  );
 });
 
 test('property: random accesses never throw and never change read-only bytes', () => {
@@ -208,7 +231,10 @@ test('property: random accesses never throw and never change read-only bytes', (
           const v = cs.read(op.offset, op.size);
           assert.ok(Number.isInteger(v) && v >= 0 && v < 2 ** (8 * op.size));
         }
-        assert.deepEqual(readOnly.map((o) => cs.read(o, 1) & (o === 0x06 ? ~0x08 : 0xff)), snapshot);
+        assert.deepEqual(
+          readOnly.map((o) => cs.read(o, 1) & (o === 0x06 ? ~0x08 : 0xff)),
+          snapshot,
+        );
       },
     ),
   );

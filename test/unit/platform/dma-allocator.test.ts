@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
+import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
 import { UsageError } from '../../../src/errors.js';
 
 test('aligned first fit; the freed space is reused', () => {
@@ -49,7 +49,10 @@ test('exhaustion, double free and bad arguments are UsageErrors', () => {
 test('property: allocations are aligned, inside the range, disjoint; freeing all restores one block', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ size: fc.integer({ min: 0, max: 300 }), alignLog: fc.integer({ min: 0, max: 8 }), freeIndex: fc.option(fc.nat()) }), { maxLength: 80 }),
+      fc.array(
+        fc.record({ size: fc.integer({ min: 0, max: 300 }), alignLog: fc.integer({ min: 0, max: 8 }), freeIndex: fc.option(fc.nat()) }),
+        { maxLength: 80 },
+      ),
       (ops) => {
         const base = 0x2000;
         const size = 0x4000;

@@ -4,7 +4,11 @@ import { SERIAL_LINE_CHARS, SERIAL_LOG_CHARS, SerialLog, parseDone, parseResult 
 
 test('a result line gives its kind, key=value fields and text', () => {
   const r = parseResult('VT-RESULT blkread dev=vda offset=0 length=4096 sha256=ab12');
-  assert.deepEqual(r, { kind: 'blkread', fields: { dev: 'vda', offset: '0', length: '4096', sha256: 'ab12' }, text: 'dev=vda offset=0 length=4096 sha256=ab12' });
+  assert.deepEqual(r, {
+    kind: 'blkread',
+    fields: { dev: 'vda', offset: '0', length: '4096', sha256: 'ab12' },
+    text: 'dev=vda offset=0 length=4096 sha256=ab12',
+  });
 });
 
 test('a result is found after noise on the same line (a kernel message without a newline)', () => {
@@ -34,7 +38,10 @@ test('serial log: lines end at LF (a CR before it dropped); a guest writing with
   for (let i = 0; i < 4_000_000; i++) log.push(0x41);
   assert.ok(log.heldChars <= 2 * (SERIAL_LOG_CHARS + SERIAL_LINE_CHARS), `${log.heldChars} characters held`);
   const [long, done] = push('\nVT-DONE rng rc=0\n');
-  assert.ok(long!.length >= SERIAL_LINE_CHARS && long!.length <= 2 * SERIAL_LINE_CHARS && /^A+$/.test(long!), 'the end of the endless line');
+  assert.ok(
+    long!.length >= SERIAL_LINE_CHARS && long!.length <= 2 * SERIAL_LINE_CHARS && /^A+$/.test(long!),
+    'the end of the endless line',
+  );
   assert.equal(done, 'VT-DONE rng rc=0', 'the protocol still works after it');
   assert.equal(log.text.length, SERIAL_LOG_CHARS);
   assert.ok(log.text.endsWith('A\nVT-DONE rng rc=0\n'));

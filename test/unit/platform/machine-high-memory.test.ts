@@ -15,11 +15,15 @@ test('blk round trip with DMA memory above 4 GiB; low RAM stays untouched', asyn
   const { bdf, fn } = m.plugVirtio(new BlkDevice({ backend }));
   const blk = await BlkDriver.open(m.bus, bdf);
   t.after(() => blk.close());
-  for (const area of ['desc', 'driver', 'device'] as const) assert.ok(fn.core.queues[0]!.ringAddress(area) >= HIGH_RAM_BASE, `${area} ring above 4 GiB`);
+  for (const area of ['desc', 'driver', 'device'] as const)
+    assert.ok(fn.core.queues[0]!.ringAddress(area) >= HIGH_RAM_BASE, `${area} ring above 4 GiB`);
   const data = Uint8Array.from({ length: 8 * 512 }, (_, i) => (i * 7 + 3) & 0xff);
   await blk.write(16, data);
   assert.deepEqual(backend.bytes.subarray(16 * 512, 24 * 512), data);
   assert.deepEqual(await blk.read(16, 8), data);
   const low = m.memory.view(0, 1 << 20);
-  assert.ok(low.every((b) => b === 0), 'nothing was written to a truncated (low) address');
+  assert.ok(
+    low.every((b) => b === 0),
+    'nothing was written to a truncated (low) address',
+  );
 });

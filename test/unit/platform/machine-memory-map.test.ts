@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
-import { assignBars } from '../../../src/driver/pci/bars.js';
+import { assignBars } from '../../../src/bus/bars.js';
 import { GuestMemoryError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
@@ -22,7 +22,7 @@ import {
 } from '../../../src/spec/status.js';
 import { ModernDriverTransport } from '../../../src/transport/pci/modern-driver.js';
 import { probe } from '../../../src/transport/pci/probe.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 /** 4 MiB backed; RAM is [0, 0x9fc00) and [1 MiB, 3 MiB): the rest is firmware's or past RAM's end. */
 const RAM_SIZE = 4 << 20;
@@ -47,15 +47,27 @@ test('the map bounds every accessor of machine memory, the bus and the DMA windo
   assert.throws(() => m.memory.read8(RAM_END), GuestMemoryError, 'exactly at RAM end');
   assert.equal(await m.bus.memRead(0xa_0000, 4), 0xffff_ffff, 'a hole reads as all-ones');
   await m.bus.memWrite(RAM_END, 4, 0x5555_5555);
-  assert.ok(backing(m).subarray(RAM_END).every((b) => b === 0), 'a bus write past RAM was dropped');
+  assert.ok(
+    backing(m)
+      .subarray(RAM_END)
+      .every((b) => b === 0),
+    'a bus write past RAM was dropped',
+  );
   const buf = m.bus.dma.alloc(0x1000, 0x1000);
-  assert.ok(buf.addr >= HIGH_RAM.base && buf.addr + 0x1000 <= RAM_END, `DMA buffer at 0x${buf.addr.toString(16)} comes from the largest RAM range`);
+  assert.ok(
+    buf.addr >= HIGH_RAM.base && buf.addr + 0x1000 <= RAM_END,
+    `DMA buffer at 0x${buf.addr.toString(16)} comes from the largest RAM range`,
+  );
 });
 
 test('a map that does not fit the RAM is a usage error', () => {
   assert.throws(() => new Machine({ ramSize: RAM_SIZE, ramMap: [{ base: 0, size: RAM_SIZE + 1 }] }), UsageError);
   assert.throws(() => new Machine({ ramSize: RAM_SIZE, ramMap: [LOW_RAM, { base: 0x9_0000, size: 0x2_0000 }] }), UsageError, 'overlap');
-  assert.throws(() => new Machine({ ramSize: RAM_SIZE, ramMap: [{ base: 0x1_0000_0000, size: 0x1000 }] }), UsageError, 'high range without high RAM');
+  assert.throws(
+    () => new Machine({ ramSize: RAM_SIZE, ramMap: [{ base: 0x1_0000_0000, size: 0x1000 }] }),
+    UsageError,
+    'high range without high RAM',
+  );
 });
 
 /**
@@ -94,8 +106,14 @@ for (const [what, addr, len] of [
     assert.ok((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0, `status 0x${status.toString(16)}`);
     assert.equal(used, 0, 'no buffer was returned');
     const bytes = backing(m);
-    assert.ok(bytes.subarray(LOW_RAM.size, HIGH_RAM.base).every((b) => b === 0), 'the hole is untouched');
-    assert.ok(bytes.subarray(RAM_END).every((b) => b === 0), 'the memory past RAM is untouched');
+    assert.ok(
+      bytes.subarray(LOW_RAM.size, HIGH_RAM.base).every((b) => b === 0),
+      'the hole is untouched',
+    );
+    assert.ok(
+      bytes.subarray(RAM_END).every((b) => b === 0),
+      'the memory past RAM is untouched',
+    );
   });
 }
 

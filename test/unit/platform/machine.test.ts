@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Machine, HIGH_RAM_BASE, MACHINE_MEM64_WINDOW, MSI_ADDRESS_BASE } from '../../../src/platform/machine.js';
-import { bdf, type InterruptEvent } from '../../../src/driver/pci-bus.js';
+import { bdf, type InterruptEvent } from '../../../src/bus/pci-bus.js';
 import type { DeviceHost } from '../../../src/pci/function.js';
 import { ConfigSpace } from '../../../src/pci/config-space.js';
 import { PciEndpoint } from '../../../src/pci/endpoint.js';
@@ -9,7 +9,7 @@ import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-functio
 import { splitU64 } from '../../../src/memory/guest-memory.js';
 import { UsageError } from '../../../src/errors.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 
 // Literal spec numbers: PCI header offsets, virtio common cfg offsets (4.1.4.3), status bits (2.1).
 const BAR4 = 0x20;
@@ -114,7 +114,11 @@ test('a request end to end with rings above 4 GiB; INTx events arrive asynchrono
   const q = new MockQueue({ size: 64, memory: m.memory, base: HIGH_RAM_BASE });
   await w(Q_SELECT, 2, 0);
   await w(Q_SIZE, 2, 64);
-  for (const [lo, addr] of [[32, q.descAddr], [40, q.availAddr], [48, q.usedAddr]] as const) {
+  for (const [lo, addr] of [
+    [32, q.descAddr],
+    [40, q.availAddr],
+    [48, q.usedAddr],
+  ] as const) {
     const [l, h] = splitU64(addr);
     await w(lo, 4, l);
     await w(lo + 4, 4, h);
@@ -131,7 +135,10 @@ test('a request end to end with rings above 4 GiB; INTx events arrive asynchrono
   assert.deepEqual(events, [{ kind: 'intx', asserted: true }]);
   assert.equal(await m.bus.memRead(base + 0x1000, 1), 1, 'ISR: queue interrupt');
   await tick();
-  assert.deepEqual(events, [{ kind: 'intx', asserted: true }, { kind: 'intx', asserted: false }]);
+  assert.deepEqual(events, [
+    { kind: 'intx', asserted: true },
+    { kind: 'intx', asserted: false },
+  ]);
   assert.deepEqual([...q.readWritten(head, 3)], [9, 8, 7]);
   assert.deepEqual(q.readUsed(), [{ id: head, len: 3 }]);
 });

@@ -8,7 +8,9 @@ import { BusError } from '../../../src/errors.js';
 import { QtestClient, type QtestClientOptions } from '../../../src/platform/qtest/qtest-client.js';
 
 /** A client connected to a scripted stand-in for QEMU: `peer` sees the client's bytes and answers. */
-async function pair(options: Partial<QtestClientOptions> = {}): Promise<{ client: QtestClient; peer: Socket; lines: () => Promise<string[]>; done: () => Promise<void> }> {
+async function pair(
+  options: Partial<QtestClientOptions> = {},
+): Promise<{ client: QtestClient; peer: Socket; lines: () => Promise<string[]>; done: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'qtest-client-'));
   const path = join(dir, 'sock');
   const server = createServer();
@@ -52,7 +54,10 @@ test('pipelined commands go out together and replies, split anywhere, resolve in
   try {
     const replies = Array.from({ length: 50 }, (_, i) => client.request(`readl 0x${i.toString(16)}`));
     const sent = await lines();
-    assert.deepEqual(sent, Array.from({ length: 50 }, (_, i) => `readl 0x${i.toString(16)}`));
+    assert.deepEqual(
+      sent,
+      Array.from({ length: 50 }, (_, i) => `readl 0x${i.toString(16)}`),
+    );
     assert.equal(client.commandsSent, 50);
     const irqs: Array<[number, boolean]> = [];
     client.onIrq((line, raised) => irqs.push([line, raised]));
@@ -60,7 +65,10 @@ test('pipelined commands go out together and replies, split anywhere, resolve in
     let text = '';
     for (let i = 0; i < 50; i++) text += (i === 3 ? 'IRQ raise 11\n' : '') + `OK 0x${i.toString(16).padStart(16, '0')}\n`;
     await trickle(peer, text);
-    assert.deepEqual(await Promise.all(replies), Array.from({ length: 50 }, (_, i) => `0x${i.toString(16).padStart(16, '0')}`));
+    assert.deepEqual(
+      await Promise.all(replies),
+      Array.from({ length: 50 }, (_, i) => `0x${i.toString(16).padStart(16, '0')}`),
+    );
     assert.deepEqual(irqs, [[11, true]]);
   } finally {
     await done();
@@ -80,7 +88,10 @@ test('FAIL rejects its own command only; a failed posted write fails the next aw
     assert.equal(await a, '0x01');
     await assert.rejects(b, (err: unknown) => err instanceof BusError && /bogus/.test(err.message));
     assert.equal(await c, '0x02');
-    await assert.rejects(d, (err: unknown) => err instanceof BusError && /writeb 0x2 0x1/.test(err.message) && /ERR invalid argument size/.test(err.message));
+    await assert.rejects(
+      d,
+      (err: unknown) => err instanceof BusError && /writeb 0x2 0x1/.test(err.message) && /ERR invalid argument size/.test(err.message),
+    );
     assert.equal(await e, '0x04');
   } finally {
     await done();
@@ -92,7 +103,10 @@ test('a command with no answer times out, and breaks the client for good', async
   const { client, done } = await pair({ timeoutMs: 150, onBroken: (err) => (broken = err), describe: () => 'QEMU still running' });
   try {
     const started = Date.now();
-    await assert.rejects(client.request('readl 0x0'), (err: unknown) => err instanceof BusError && /within 150 ms/.test(err.message) && /QEMU still running/.test(err.message));
+    await assert.rejects(
+      client.request('readl 0x0'),
+      (err: unknown) => err instanceof BusError && /within 150 ms/.test(err.message) && /QEMU still running/.test(err.message),
+    );
     assert.ok(Date.now() - started < 1000, 'the deadline is kept');
     assert.ok(broken instanceof BusError);
     await assert.rejects(client.request('readl 0x0'), BusError);
@@ -123,7 +137,10 @@ test('the peer closing, or a line outside the protocol, fails everything in flig
   try {
     unasked.peer.write('OK\n');
     await new Promise((r) => setTimeout(r, 20));
-    await assert.rejects(unasked.client.request('readl 0x0'), (err: unknown) => err instanceof BusError && /no command in flight/.test(err.message));
+    await assert.rejects(
+      unasked.client.request('readl 0x0'),
+      (err: unknown) => err instanceof BusError && /no command in flight/.test(err.message),
+    );
   } finally {
     await unasked.done();
   }

@@ -8,7 +8,12 @@ import { SavedStateStore, savedStateKey, type SavedStateRecord } from '../../../
 const dir = mkdtempSync(join(tmpdir(), 'virtio-ts-states-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const inputs = { manifest: 'kernel=6.1', cmdline: 'console=ttyS0', memoryBytes: 128 << 20, devices: [{ devfn: 0x68, config: [0xf4, 0x1a], bars: [] }] };
+const inputs = {
+  manifest: 'kernel=6.1',
+  cmdline: 'console=ttyS0',
+  memoryBytes: 128 << 20,
+  devices: [{ devfn: 0x68, config: [0xf4, 0x1a], bars: [] }],
+};
 
 test('the key changes with anything the guest saw at boot', () => {
   const key = savedStateKey(inputs);

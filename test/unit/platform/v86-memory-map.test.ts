@@ -33,7 +33,14 @@ test('SeaBIOS RAM size from the CMOS registers: 64 KiB granules above 16 MiB, Ki
   assert.equal(seabiosRamSize(8 * MiB), 8 * MiB, 'below 16 MiB: the KiB registers');
   assert.equal(seabiosRamSize(128 * MiB + 0x1_0400), 128 * MiB + 0x1_0000, 'rounded down to 64 KiB');
   assert.equal(seabiosRamSize(8 * MiB + 0x600), 8 * MiB + 0x400, 'rounded down to 1 KiB');
-  assert.deepEqual(seabiosMemoryMap(8 * MiB).ram, [{ base: 0, size: 0x9_fc00 }, { base: 0x10_0000, size: 7 * MiB }], 'too small for the table zone: none reserved');
+  assert.deepEqual(
+    seabiosMemoryMap(8 * MiB).ram,
+    [
+      { base: 0, size: 0x9_fc00 },
+      { base: 0x10_0000, size: 7 * MiB },
+    ],
+    'too small for the table zone: none reserved',
+  );
 });
 
 /** CR0 with protection on, and with paging too. */
@@ -43,7 +50,13 @@ const CR0_PE_PG = 0x8000_0001;
 /** The parts of v86's CPU V86GuestMemory reads: RAM at an offset in a wasm memory, and CR0. */
 function fakeCpu(memorySize: number, cr0: number): V86Cpu & { cr: number[] } {
   const wasm = new WebAssembly.Memory({ initial: memorySize / 0x1_0000 + 1 });
-  return { wasm_memory: wasm, mem8: { byteOffset: 0x1_0000 }, memory_size: [memorySize], cr: [cr0], jit_dirty_cache: () => undefined } as unknown as V86Cpu & { cr: number[] };
+  return {
+    wasm_memory: wasm,
+    mem8: { byteOffset: 0x1_0000 },
+    memory_size: [memorySize],
+    cr: [cr0],
+    jit_dirty_cache: () => undefined,
+  } as unknown as V86Cpu & { cr: number[] };
 }
 
 test('V86GuestMemory with the SeaBIOS map, paging on (an OS drives): past RAM end and the firmware area are refused', () => {
@@ -60,8 +73,14 @@ test('V86GuestMemory with the SeaBIOS map, paging on (an OS drives): past RAM en
   assert.equal(mem.contains(0x9_fc00, 1), false, 'the EBDA');
   assert.equal(mem.contains(ramEnd, 64), false);
   const array = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, size);
-  assert.ok(array.subarray(ramEnd).every((b) => b === 0), 'v86 memory past RAM untouched');
-  assert.ok(array.subarray(0x9_fc00, 0x10_0000).every((b) => b === 0), 'the firmware area untouched');
+  assert.ok(
+    array.subarray(ramEnd).every((b) => b === 0),
+    'v86 memory past RAM untouched',
+  );
+  assert.ok(
+    array.subarray(0x9_fc00, 0x10_0000).every((b) => b === 0),
+    'the firmware area untouched',
+  );
   assert.equal(new V86GuestMemory(cpu).contains(ramEnd, 64), true, 'without a map: all of v86 memory (the driver-side bus)');
 });
 
@@ -77,6 +96,6 @@ test('V86GuestMemory, paging off (the firmware drives, e.g. SeaBIOS booting from
   assert.throws(() => mem.write(0xb_0000, new Uint8Array(64)), GuestMemoryError, 'the VGA window');
   assert.throws(() => mem.read8(size), GuestMemoryError, 'past v86 memory');
   cpu.cr[0] = CR0_PE_PG;
-  assert.equal(mem.contains(ringAt, 0x1000), false, 'once the OS runs with paging, the zone is the firmware\'s again');
+  assert.equal(mem.contains(ringAt, 0x1000), false, "once the OS runs with paging, the zone is the firmware's again");
   assert.throws(() => mem.read32(ringAt), GuestMemoryError);
 });

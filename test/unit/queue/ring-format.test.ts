@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { QueueFaultError, QueueFullError, UsageError } from '../../../src/errors.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
@@ -18,7 +18,10 @@ const INDIRECT = bit(VIRTIO_F_INDIRECT_DESC);
 test('split ring sizes (2.7): powers of two up to 32768; the largest one under a maximum', () => {
   for (let size = 1; size <= 32768; size *= 2) assert.equal(SPLIT_RING.isQueueSize(size), true, `${size}`);
   for (const size of [0, -2, 3, 48, 1.5, 65536, NaN]) assert.equal(SPLIT_RING.isQueueSize(size), false, `${size}`);
-  assert.deepEqual([1, 2, 3, 100, 256, 32767, 65535].map((max) => SPLIT_RING.largestQueueSize(max)), [1, 2, 2, 64, 256, 16384, 32768]);
+  assert.deepEqual(
+    [1, 2, 3, 100, 256, 32767, 65535].map((max) => SPLIT_RING.largestQueueSize(max)),
+    [1, 2, 2, 64, 256, 16384, 32768],
+  );
   assert.equal(SPLIT_RING.maxChainBuffers(64), 64, '2.7.5.3.1: no longer than the queue size');
   assert.equal(SPLIT_RING.maxChainBytes, 2 ** 32, '2.7.4');
   assert.deepEqual(SPLIT_RING.areaAlign, { desc: 16, driver: 2, device: 4 });
@@ -26,7 +29,10 @@ test('split ring sizes (2.7): powers of two up to 32768; the largest one under a
 });
 
 test("device models' queue size options are checked by the seam: a UsageError, blk needing at least 2", () => {
-  assert.throws(() => checkQueueMaxSize('queueSize', 48), (e: unknown) => e instanceof UsageError && /queueSize must be a power of two in \[1, 32768\], got 48/.test(e.message));
+  assert.throws(
+    () => checkQueueMaxSize('queueSize', 48),
+    (e: unknown) => e instanceof UsageError && /queueSize must be a power of two in \[1, 32768\], got 48/.test(e.message),
+  );
   assert.doesNotThrow(() => checkQueueMaxSize('queueSize', 32768));
   for (const queueSize of [0, 3, 65536]) {
     assert.throws(() => new RngDevice({ queueSize }), UsageError, `rng ${queueSize}`);
@@ -45,7 +51,10 @@ test('deviceRing: the negotiated features decide indirect descriptors and event 
   m.setDesc(0, { addr: table, len: 16, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
   m.pushAvail(0);
   const plain = deviceRing({ index: 2, size: 4, memory: m.memory, areas, features: 0n });
-  assert.throws(() => plain.pop(), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_INDIRECT_UNNEGOTIATED' && e.queueIndex === 2);
+  assert.throws(
+    () => plain.pop(),
+    (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_INDIRECT_UNNEGOTIATED' && e.queueIndex === 2,
+  );
   const indirect = deviceRing({ index: 2, size: 4, memory: m.memory, areas, features: INDIRECT });
   const chain = indirect.pop();
   assert.equal(chain?.count, 1);
@@ -59,7 +68,10 @@ test('deviceRing: the negotiated features decide indirect descriptors and event 
   m.pushAvail(0);
   withEventIdx.pushUsed(withEventIdx.pop()!.head, 0);
   assert.equal(withEventIdx.needsInterrupt(), true);
-  assert.throws(() => deviceRing({ index: 0, size: 3, memory: m.memory, areas, features: 0n }), (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_RING_ADDRESS');
+  assert.throws(
+    () => deviceRing({ index: 0, size: 3, memory: m.memory, areas, features: 0n }),
+    (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_RING_ADDRESS',
+  );
 });
 
 test("driverRing: the transport's layout places the areas, the features decide indirect tables", () => {

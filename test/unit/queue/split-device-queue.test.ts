@@ -1,11 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockQueue, WRITABLE_FILL } from '../../helpers/mock-queue.js';
+import { MockQueue, WRITABLE_FILL } from '../../../src/testing/mock-queue.js';
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../../src/errors.js';
 import { ArrayGuestMemory, RegionGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY } from '../../../src/spec/ring.js';
+import {
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_USED_F_NO_NOTIFY,
+} from '../../../src/spec/ring.js';
 
 const NEXT = VIRTQ_DESC_F_NEXT;
 const WRITE = VIRTQ_DESC_F_WRITE;
@@ -81,7 +87,10 @@ test('a chain: readable then writable buffers, lengths, zero-copy views, used el
   assert.equal(c.readableBytes, 5);
   assert.equal(c.writableBytes, 10);
   const { readable, writable } = m.buffers(head);
-  assert.deepEqual([0, 1, 2, 3].map((i) => [c.addr(i), c.len(i)]), [...readable, ...writable].map((s) => [s.addr, s.len]));
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => [c.addr(i), c.len(i)]),
+    [...readable, ...writable].map((s) => [s.addr, s.len]),
+  );
   assert.deepEqual([...c.view(0)], [1, 2, 3]);
   assert.deepEqual([...c.view(1)], [4, 5]);
   c.view(2).set([9, 8, 7, 6]); // zero-copy: lands in guest memory
@@ -119,7 +128,10 @@ test('chains stay valid while held (async devices) and complete out of order; a 
   const heads = [0, 1, 2].map((i) => m.addChain({ readable: [bytes(i, i, i)], writable: [1] }));
   const chains = [popped(q), popped(q), popped(q)];
   assert.equal(q.inFlightChains, 3);
-  assert.deepEqual(chains.map((c) => c.head), heads);
+  assert.deepEqual(
+    chains.map((c) => c.head),
+    heads,
+  );
   q.pushUsed(chains[1]!.head, 1);
   m.addChain({ readable: [bytes(7)], writable: [1] });
   const fourth = popped(q);
@@ -130,7 +142,10 @@ test('chains stay valid while held (async devices) and complete out of order; a 
   q.pushUsed(chains[2]!.head, 0);
   q.pushUsed(chains[0]!.head, 1);
   q.pushUsed(fourth.head, 1);
-  assert.deepEqual(m.readUsed().map((u) => u.id), [heads[1], heads[2], heads[0], fourth.head]);
+  assert.deepEqual(
+    m.readUsed().map((u) => u.id),
+    [heads[1], heads[2], heads[0], fourth.head],
+  );
   // No allocation per pop: once a head is popped again, its chain object is the one it had before.
   const byHead = new Map<number, DescriptorChain>([chains[0]!, chains[1]!, chains[2]!, fourth].map((c) => [c.head, c]));
   let reused = 0;
@@ -183,7 +198,14 @@ test('indirect chains, and direct descriptors followed by an indirect one (2.7.5
   m.setDesc(6, { addr: table, len: 32, flags: INDIRECT | WRITE, next: 0 });
   m.pushAvail(5);
   const mixed = popped(q);
-  assert.deepEqual([0, 1, 2].map((i) => [mixed.addr(i), mixed.len(i)]), [[a, 2], [b, 3], [w, 4]]);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => [mixed.addr(i), mixed.len(i)]),
+    [
+      [a, 2],
+      [b, 3],
+      [w, 4],
+    ],
+  );
   assert.equal(mixed.readable, 2);
   assert.equal(mixed.writableBytes, 4);
 });
@@ -195,7 +217,10 @@ test('long chains grow the chain storage; a chain of exactly queue size buffers 
   m.addChain({ writable: lens });
   const c = popped(q);
   assert.equal(c.count, 16);
-  assert.deepEqual(Array.from({ length: 16 }, (_, i) => c.len(i)), lens);
+  assert.deepEqual(
+    Array.from({ length: 16 }, (_, i) => c.len(i)),
+    lens,
+  );
   q.pushUsed(c.head, 0);
   m.readUsed();
   m.addChain({ readable: lens.map((n) => new Uint8Array(n)), indirect: true });
@@ -415,14 +440,20 @@ test('16-bit indices wrap: avail and used idx cross 0xffff -> 0 with the ring sl
   faults(() => q.pop(), 'ERR_QUEUE_AVAIL_INDEX');
   m.setAvailIdx(1);
   const chains = heads.map(() => popped(q));
-  assert.deepEqual(chains.map((c) => c.head), heads);
+  assert.deepEqual(
+    chains.map((c) => c.head),
+    heads,
+  );
   for (const c of chains) q.pushUsed(c.head, c.writableBytes);
   assert.equal(q.usedIdx, 1);
   assert.equal(q.lastAvailIdx, 1);
   // used idx 0xfffd, 0xfffe, 0xffff, 0x0000 go to slots 1, 2, 3, 0 (idx mod 4).
   assert.equal(m.memory.read32(m.usedAddr + 4 + 8 * 1), heads[0]);
   assert.equal(m.memory.read32(m.usedAddr + 4 + 8 * 0), heads[3]);
-  assert.deepEqual(m.readUsed(), heads.map((id) => ({ id, len: 2 })));
+  assert.deepEqual(
+    m.readUsed(),
+    heads.map((id) => ({ id, len: 2 })),
+  );
   assert.equal(q.pop(), null);
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../../src/errors.js';
 import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
-import { DmaAllocator } from '../../../src/driver/dma-allocator.js';
+import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/platform/ram-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
@@ -51,7 +51,16 @@ function pair(options: { size: number; eventIdx?: boolean; indirect?: boolean; l
   const eventIdx = options.eventIdx ?? false;
   const indirect = options.indirect ?? false;
   const driver = new SplitQueueDriver<number>({ index: 1, size: options.size, dma, eventIdx, indirect, legacy: options.legacy ?? false });
-  const device = new SplitQueue({ index: 1, size: options.size, memory, desc: driver.descAddr, driver: driver.availAddr, device: driver.usedAddr, eventIdx, indirect });
+  const device = new SplitQueue({
+    index: 1,
+    size: options.size,
+    memory,
+    desc: driver.descAddr,
+    driver: driver.availAddr,
+    device: driver.usedAddr,
+    eventIdx,
+    indirect,
+  });
   return { memory, dma, driver, device };
 }
 
@@ -178,7 +187,14 @@ test('indirect tables when descriptors run short; QueueFullError without them', 
   assert.equal(driver.numFree, 1);
   await driver.publish();
   const chains = [device.pop()!, device.pop()!, device.pop()!];
-  assert.deepEqual(chains.map((c) => [c.count, c.readable]), [[3, 2], [3, 1], [4, 2]]);
+  assert.deepEqual(
+    chains.map((c) => [c.count, c.readable]),
+    [
+      [3, 2],
+      [3, 1],
+      [4, 2],
+    ],
+  );
   for (const c of chains) device.pushUsed(c.head, 0);
   await driver.reap();
   assert.equal(driver.numFree, 8);
@@ -344,7 +360,16 @@ test('coherent DMA (in-process): no flush or refresh is issued, and EVENT_IDX no
   const dma = new CountingDma(memory, DMA_BASE, DMA_SIZE);
   assert.equal(dma.coherent, true);
   const driver = new SplitQueueDriver<number>({ index: 0, size: 8, dma, eventIdx: true, indirect: true });
-  const device = new SplitQueue({ index: 0, size: 8, memory, desc: driver.descAddr, driver: driver.availAddr, device: driver.usedAddr, eventIdx: true, indirect: true });
+  const device = new SplitQueue({
+    index: 0,
+    size: 8,
+    memory,
+    desc: driver.descAddr,
+    driver: driver.availAddr,
+    device: driver.usedAddr,
+    eventIdx: true,
+    indirect: true,
+  });
   const cycle = async (token: number): Promise<boolean> => {
     const out = buffer(dma, 4, token);
     const inn = buffer(dma, 4, 0);
@@ -391,7 +416,10 @@ test('publishSync/reapSync (coherent DMA) do what publish/reap do, at once, with
   driver.add([buffer(dma, 4, 0)], [], 2);
   driver.publishSync();
   memory.write16(driver.usedAddr + 2, 3);
-  assert.throws(() => driver.reapSync(), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_INDEX');
+  assert.throws(
+    () => driver.reapSync(),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_USED_INDEX',
+  );
   assert.equal(driver.inFlight, 1);
 
   const remote = pair({ size: 8, remote: true }).driver;

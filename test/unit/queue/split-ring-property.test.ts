@@ -21,7 +21,10 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('add' as const), outs: lens, ins: lens }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'publish' as const }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('pop' as const), n: fc.integer({ min: 1, max: 8 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fraction: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fraction: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  },
   { weight: 2, arbitrary: fc.constant({ kind: 'reap' as const }) },
 );
 
@@ -53,7 +56,16 @@ async function run(size: number, eventIdx: boolean, indirect: boolean, ops: read
   const memory = new ArrayGuestMemory(1 << 20);
   const dma = new RamDma(memory, 0x1000, (1 << 20) - 0x1000);
   const driver = new SplitQueueDriver<number>({ index: 0, size, dma, eventIdx, indirect });
-  const device = new SplitQueue({ index: 0, size, memory, desc: driver.descAddr, driver: driver.availAddr, device: driver.usedAddr, eventIdx, indirect });
+  const device = new SplitQueue({
+    index: 0,
+    size,
+    memory,
+    desc: driver.descAddr,
+    driver: driver.availAddr,
+    device: driver.usedAddr,
+    eventIdx,
+    indirect,
+  });
   const submitted = new Map<number, Submitted>();
   const headToken = new Map<number, number>();
   let unpublished = 0;
@@ -89,11 +101,23 @@ async function run(size: number, eventIdx: boolean, indirect: boolean, ops: read
         const free = driver.numFree;
         const needed = indirect && n > 1 && n > free ? 1 : n;
         if (needed > free) {
-          assert.throws(() => driver.add(outs.map((x) => x.span), ins, token), QueueFullError);
+          assert.throws(
+            () =>
+              driver.add(
+                outs.map((x) => x.span),
+                ins,
+                token,
+              ),
+            QueueFullError,
+          );
           assert.equal(driver.numFree, free);
           break;
         }
-        const head = driver.add(outs.map((x) => x.span), ins, token);
+        const head = driver.add(
+          outs.map((x) => x.span),
+          ins,
+          token,
+        );
         assert.ok(!headToken.has(head), 'a head in flight is never handed out again');
         headToken.set(head, token);
         submitted.set(token, { outs, ins, writable: o.ins.reduce((s, l) => s + l, 0), descriptors: free - driver.numFree });
@@ -146,7 +170,8 @@ async function run(size: number, eventIdx: boolean, indirect: boolean, ops: read
           assert.ok(s && s.completedLen !== undefined, `token ${used.token} was completed`);
           assert.equal(used.len, s.completedLen);
           let k = 0;
-          for (const span of s.ins) for (const b of memory.view(span.addr, span.len)) if (k < used.len) assert.equal(b, pattern(used.token, k++));
+          for (const span of s.ins)
+            for (const b of memory.view(span.addr, span.len)) if (k < used.len) assert.equal(b, pattern(used.token, k++));
           submitted.delete(used.token);
           for (const [head, token] of headToken) if (token === used.token) headToken.delete(head);
           for (const x of s.outs) dma.free({ addr: x.span.addr, bytes: new Uint8Array(0) });

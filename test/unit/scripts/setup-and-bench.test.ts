@@ -29,7 +29,10 @@ test('10-qemu.sh: apt-get waits up to 300 s for the lock, and the script names w
   // This test process holds the dpkg frontend lock, as far as the script can tell.
   await script('fuser', `[ "$1" = /var/lib/dpkg/lock-frontend ] && echo " ${process.pid}"; exit 0`);
   // apt-get records its arguments; "install" puts a QEMU on PATH, as the real one would.
-  await script('apt-get', `echo "$*" >> ${log}\ncase " $* " in *" install "*) printf '#!/bin/sh\\n' > ${stubs}/qemu-system-x86_64; chmod +x ${stubs}/qemu-system-x86_64;; esac`);
+  await script(
+    'apt-get',
+    `echo "$*" >> ${log}\ncase " $* " in *" install "*) printf '#!/bin/sh\\n' > ${stubs}/qemu-system-x86_64; chmod +x ${stubs}/qemu-system-x86_64;; esac`,
+  );
   for (const tool of ['cat', 'chmod']) await symlink((await run('bash', ['-c', `command -v ${tool}`])).stdout.trim(), join(stubs, tool));
   const { stderr } = await run('/bin/bash', [SETUP_QEMU], { env: { PATH: stubs } });
   const calls = (await readFile(log, 'utf8')).trim().split('\n');
@@ -39,7 +42,9 @@ test('10-qemu.sh: apt-get waits up to 300 s for the lock, and the script names w
 });
 
 test('npm run bench without QEMU: one line saying how to get it (npm run setup), exit 1, before any bench runs', async () => {
-  const r = await run(process.execPath, [BENCH_MAIN, 'qemu-blk', 'ring'], { env: { ...process.env, VIRTIO_TS_QEMU: '/nonexistent/qemu-system-x86_64' } }).then(
+  const r = await run(process.execPath, [BENCH_MAIN, 'qemu-blk', 'ring'], {
+    env: { ...process.env, VIRTIO_TS_QEMU: '/nonexistent/qemu-system-x86_64' },
+  }).then(
     () => assert.fail('the bench must fail without its peer'),
     (err: { code: number; stdout: string; stderr: string }) => err,
   );

@@ -2,8 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
-import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE } from '../../../src/spec/pci.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../src/spec/status.js';
+import {
+  PCI_CAP_ID_MSIX,
+  PCI_CAP_ID_VNDR,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MEMORY,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE,
+} from '../../../src/spec/pci.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../../../src/spec/status.js';
 import { legacyBarDescriptor } from '../../../src/transport/pci/legacy-device.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
@@ -12,22 +26,37 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import { createMemoryNetPair } from '../../../src/device/net/memory-pair.js';
-import type { VirtioDevice } from '../../../src/device/virtio-device.js';
+import type { VirtioDevice } from '../../../src/core/virtio-device.js';
 import { LOOPBACK_MAGIC, LoopbackDevice } from '../../helpers/loopback-device.js';
 import { UsageError } from '../../../src/errors.js';
 import * as spec from '../../../src/spec/virtio-pci.js';
 
 /** The legacy header as spec 4.1.4.10 lays it out (offsets written out here, not imported, to check the constants). */
-const HEADER = { hostFeatures: 0, guestFeatures: 4, queuePfn: 8, queueNum: 12, queueSel: 14, queueNotify: 16, status: 18, isr: 19, configVector: 20, queueVector: 22 };
+const HEADER = {
+  hostFeatures: 0,
+  guestFeatures: 4,
+  queuePfn: 8,
+  queueNum: 12,
+  queueSel: 14,
+  queueNotify: 16,
+  status: 18,
+  isr: 19,
+  configVector: 20,
+  queueVector: 22,
+};
 
 function legacyFunction(options: { mode?: VirtioPciMode; msixVectors?: number; device?: VirtioDevice } = {}) {
   const intx: boolean[] = [];
   const msi: [number, number][] = [];
-  const fn = new VirtioPciFunction(options.device ?? new LoopbackDevice({ deviceType: 4, queueMaxSizes: [64, 16], deviceFeatures: 0xf0n | (1n << 40n) }), {
-    memory: new ArrayGuestMemory(1 << 20),
-    sendMsi: (address, data) => msi.push([address, data]),
-    setIntx: (level) => intx.push(level),
-  }, { mode: options.mode ?? 'legacy', msixVectors: options.msixVectors ?? 0 });
+  const fn = new VirtioPciFunction(
+    options.device ?? new LoopbackDevice({ deviceType: 4, queueMaxSizes: [64, 16], deviceFeatures: 0xf0n | (1n << 40n) }),
+    {
+      memory: new ArrayGuestMemory(1 << 20),
+      sendMsi: (address, data) => msi.push([address, data]),
+      setIntx: (level) => intx.push(level),
+    },
+    { mode: options.mode ?? 'legacy', msixVectors: options.msixVectors ?? 0 },
+  );
   fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
   const io = {
     r: (offset: number, size: 1 | 2 | 4) => fn.barRead(0, offset, size),
@@ -43,7 +72,18 @@ function enableMsix(fn: VirtioPciFunction): void {
 
 test("the spec constants are the legacy header's offsets (4.1.4.10)", () => {
   assert.deepEqual(
-    [spec.VIRTIO_PCI_HOST_FEATURES, spec.VIRTIO_PCI_GUEST_FEATURES, spec.VIRTIO_PCI_QUEUE_PFN, spec.VIRTIO_PCI_QUEUE_NUM, spec.VIRTIO_PCI_QUEUE_SEL, spec.VIRTIO_PCI_QUEUE_NOTIFY, spec.VIRTIO_PCI_STATUS, spec.VIRTIO_PCI_ISR, spec.VIRTIO_MSI_CONFIG_VECTOR, spec.VIRTIO_MSI_QUEUE_VECTOR],
+    [
+      spec.VIRTIO_PCI_HOST_FEATURES,
+      spec.VIRTIO_PCI_GUEST_FEATURES,
+      spec.VIRTIO_PCI_QUEUE_PFN,
+      spec.VIRTIO_PCI_QUEUE_NUM,
+      spec.VIRTIO_PCI_QUEUE_SEL,
+      spec.VIRTIO_PCI_QUEUE_NOTIFY,
+      spec.VIRTIO_PCI_STATUS,
+      spec.VIRTIO_PCI_ISR,
+      spec.VIRTIO_MSI_CONFIG_VECTOR,
+      spec.VIRTIO_MSI_QUEUE_VECTOR,
+    ],
     Object.values(HEADER),
   );
   assert.equal(spec.VIRTIO_PCI_CONFIG_OFF_NO_MSIX, 20);
@@ -105,7 +145,7 @@ test('legacy header with MSI-X enabled: vectors at 20 and 22, device config move
   io.w(HEADER.queueSel, 2, 1);
   io.w(HEADER.queueVector, 2, 1);
   assert.equal(io.r(HEADER.queueVector, 2), 1);
-  assert.equal(fn.core.queues[1]!.msixVector, 1);
+  assert.equal(fn.notifications.queueVector(1), 1);
   // A vector beyond the 3-entry table cannot be mapped: NO_VECTOR reads back.
   io.w(HEADER.queueVector, 2, 3);
   assert.equal(io.r(HEADER.queueVector, 2), 0xffff);
@@ -121,7 +161,7 @@ test('legacy queue vector of a queue that does not exist reads VIRTIO_MSI_NO_VEC
     io.w(HEADER.queueVector, 2, 1);
     assert.equal(io.r(HEADER.queueVector, 2), 0xffff, `queue ${sel}`);
   }
-  assert.deepEqual(fn.core.queues.map((q) => q.msixVector), [0xffff, 0xffff], 'no existing queue took the vector');
+  assert.deepEqual(fn.notifications.queueVectors, [0xffff, 0xffff], 'no existing queue took the vector');
 });
 
 test('legacy notify: the whole written value names the queue, so a 4-byte 0x10000 notifies nothing (as QEMU)', () => {
@@ -136,7 +176,10 @@ test('legacy notify: the whole written value names the queue, so a 4-byte 0x1000
   assert.deepEqual(device.notifies, []);
   io.w(HEADER.queueNotify, 4, 1);
   io.w(HEADER.queueNotify, 2, 0);
-  assert.deepEqual(device.notifies, [{ index: 1, data: undefined }, { index: 0, data: undefined }]);
+  assert.deepEqual(device.notifies, [
+    { index: 1, data: undefined },
+    { index: 0, data: undefined },
+  ]);
 });
 
 test('legacy status: no FEATURES_OK step, DRIVER_OK activates the queues given by PFN in the legacy layout', () => {
@@ -230,27 +273,38 @@ test('property: random traffic on config space, BAR0, BAR1 and BAR4 of every kin
   type Op = { space: 'config' | 0 | 1 | 4; offset: number; size: 1 | 2 | 4; value: number; write: boolean };
   const op: fc.Arbitrary<Op> = fc.record({
     space: fc.constantFrom('config' as const, 0 as const, 1 as const, 4 as const),
-    offset: fc.oneof(fc.integer({ min: 0, max: 0x30 }), fc.integer({ min: 0x800, max: 0x808 }), fc.integer({ min: 0x1000, max: 0x1004 }), fc.integer({ min: 0x3000, max: 0x3008 }), fc.integer({ min: 0, max: 0x4004 })),
+    offset: fc.oneof(
+      fc.integer({ min: 0, max: 0x30 }),
+      fc.integer({ min: 0x800, max: 0x808 }),
+      fc.integer({ min: 0x1000, max: 0x1004 }),
+      fc.integer({ min: 0x3000, max: 0x3008 }),
+      fc.integer({ min: 0, max: 0x4004 }),
+    ),
     size: fc.constantFrom(1 as const, 2 as const, 4 as const),
     value: fc.oneof(fc.nat(), fc.constantFrom(0, 1, 3, 7, 0xf, 0xff, 0x8000, 0xc000, 0xffff, 0xffff_ffff)),
     write: fc.boolean(),
   });
   fc.assert(
-    fc.property(fc.constantFrom('modern' as const, 'transitional' as const, 'legacy' as const), fc.constantFrom(0, 1, 3), fc.array(op, { maxLength: 150 }), (mode, msixVectors, ops) => {
-      const { fn, io } = legacyFunction({ mode, msixVectors, device: new LoopbackDevice({ deviceType: 4, queueMaxSizes: [8, 4] }) });
-      for (const o of ops) {
-        if (o.space === 'config') {
-          if (o.write) fn.configWrite(o.offset & 0xff, o.size, o.value);
-          else assert.ok(fn.configRead(o.offset & 0xff, o.size) < 2 ** (8 * o.size));
-        } else if (o.write) fn.barWrite(o.space, o.offset, o.size, o.value);
-        else assert.ok(fn.barRead(o.space, o.offset, o.size) < 2 ** (8 * o.size));
-      }
-      fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
-      if (mode === 'modern') fn.barWrite(4, 20, 1, 0);
-      else io.w(HEADER.status, 1, 0);
-      assert.equal(fn.core.status, 0);
-      assert.equal(fn.arbiter?.committed, undefined);
-    }),
+    fc.property(
+      fc.constantFrom('modern' as const, 'transitional' as const, 'legacy' as const),
+      fc.constantFrom(0, 1, 3),
+      fc.array(op, { maxLength: 150 }),
+      (mode, msixVectors, ops) => {
+        const { fn, io } = legacyFunction({ mode, msixVectors, device: new LoopbackDevice({ deviceType: 4, queueMaxSizes: [8, 4] }) });
+        for (const o of ops) {
+          if (o.space === 'config') {
+            if (o.write) fn.configWrite(o.offset & 0xff, o.size, o.value);
+            else assert.ok(fn.configRead(o.offset & 0xff, o.size) < 2 ** (8 * o.size));
+          } else if (o.write) fn.barWrite(o.space, o.offset, o.size, o.value);
+          else assert.ok(fn.barRead(o.space, o.offset, o.size) < 2 ** (8 * o.size));
+        }
+        fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+        if (mode === 'modern') fn.barWrite(4, 20, 1, 0);
+        else io.w(HEADER.status, 1, 0);
+        assert.equal(fn.core.status, 0);
+        assert.equal(fn.arbiter?.committed, undefined);
+      },
+    ),
     { numRuns: 300 },
   );
 });

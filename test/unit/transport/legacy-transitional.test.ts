@@ -2,8 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../../src/spec/pci.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../../src/spec/status.js';
-import { VIRTIO_PCI_COMMON_GF, VIRTIO_PCI_COMMON_GFSELECT, VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_STATUS } from '../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../../../src/spec/status.js';
+import {
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_STATUS,
+  VIRTIO_PCI_STATUS,
+} from '../../../src/spec/virtio-pci.js';
 import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-function.js';
 import { LoopbackDevice } from '../../helpers/loopback-device.js';
 
@@ -11,16 +21,26 @@ const ACK_DRIVER = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
 const BAR4_ISR = 0x1000;
 
 function transitional() {
-  const fn = new VirtioPciFunction(new LoopbackDevice({ deviceType: 4, queueMaxSizes: [16] }), {
-    memory: new ArrayGuestMemory(1 << 20),
-    sendMsi: () => {},
-    setIntx: () => {},
-  }, { mode: 'transitional' });
+  const fn = new VirtioPciFunction(
+    new LoopbackDevice({ deviceType: 4, queueMaxSizes: [16] }),
+    {
+      memory: new ArrayGuestMemory(1 << 20),
+      sendMsi: () => {},
+      setIntx: () => {},
+    },
+    { mode: 'transitional' },
+  );
   fn.configWrite(PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
   const messages: string[] = [];
   fn.arbiter!.onIgnoredAccess((m) => messages.push(m));
-  const legacy = { r: (o: number, s: 1 | 2 | 4) => fn.barRead(0, o, s), w: (o: number, s: 1 | 2 | 4, v: number) => fn.barWrite(0, o, s, v) };
-  const modern = { r: (o: number, s: 1 | 2 | 4) => fn.barRead(4, o, s), w: (o: number, s: 1 | 2 | 4, v: number) => fn.barWrite(4, o, s, v) };
+  const legacy = {
+    r: (o: number, s: 1 | 2 | 4) => fn.barRead(0, o, s),
+    w: (o: number, s: 1 | 2 | 4, v: number) => fn.barWrite(0, o, s, v),
+  };
+  const modern = {
+    r: (o: number, s: 1 | 2 | 4) => fn.barRead(4, o, s),
+    w: (o: number, s: 1 | 2 | 4, v: number) => fn.barWrite(4, o, s, v),
+  };
   return { fn, legacy, modern, messages };
 }
 

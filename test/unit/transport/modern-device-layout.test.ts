@@ -59,14 +59,10 @@ test('config space: every width at every offset matches the spec/QEMU image', ()
   for (const size of [1, 2, 4] as const)
     for (let offset = 0; offset < 256; offset++)
       assert.equal(fn.configRead(offset, size), compose(image, offset, size), `read${size * 8} at 0x${offset.toString(16)}`);
-  assert.deepEqual(fn.bars.map((b) => b && [b.kind, b.size, b.is64, b.prefetchable]), [
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    ['memory', 0x4000, true, true],
-    undefined,
-  ]);
+  assert.deepEqual(
+    fn.bars.map((b) => b && [b.kind, b.size, b.is64, b.prefetchable]),
+    [undefined, undefined, undefined, undefined, ['memory', 0x4000, true, true], undefined],
+  );
 });
 
 test('modernBar64: false makes BAR4 a 32-bit prefetchable memory BAR: BAR5 is no upper half, so the guest cannot place it above 4 GiB', () => {
@@ -100,7 +96,13 @@ test('modernBar64: false makes BAR4 a 32-bit prefetchable memory BAR: BAR5 is no
 
 test('class codes per device type, as QEMU: net 0x020000, blk 0x010000, console 0x078000, others 0x00ff00 (unclassified), checked against QEMU 7.2', () => {
   const host = { memory: new ArrayGuestMemory(4096), sendMsi: () => {}, setIntx: () => {} };
-  for (const [type, cls] of [[1, 0x020000], [2, 0x010000], [3, 0x078000], [4, 0x00ff00], [63, 0x00ff00]] as const) {
+  for (const [type, cls] of [
+    [1, 0x020000],
+    [2, 0x010000],
+    [3, 0x078000],
+    [4, 0x00ff00],
+    [63, 0x00ff00],
+  ] as const) {
     const fn = new VirtioPciFunction(new LoopbackDevice({ deviceType: type }), host);
     assert.equal(fn.configRead(0x08, 4) >>> 8, cls, `type ${type}`);
     assert.equal(fn.configRead(0x02, 2), 0x1040 + type);
@@ -113,12 +115,24 @@ test('property: random register traffic of every width at every offset never thr
     | { kind: 'bar'; bar: number; offset: number; size: AccessSize; value: number; write: boolean };
   const size = fc.constantFrom(1, 2, 4) as fc.Arbitrary<AccessSize>;
   const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ kind: fc.constant('config' as const), offset: fc.integer({ min: 0, max: 257 }), size, value: fc.nat(), write: fc.boolean() }),
+    fc.record({
+      kind: fc.constant('config' as const),
+      offset: fc.integer({ min: 0, max: 257 }),
+      size,
+      value: fc.nat(),
+      write: fc.boolean(),
+    }),
     fc.record({
       kind: fc.constant('bar' as const),
       bar: fc.integer({ min: 0, max: 6 }),
       // Mostly the interesting registers, sometimes anywhere in the 16 KiB BAR and beyond.
-      offset: fc.oneof(fc.integer({ min: 0, max: 0x44 }), fc.integer({ min: 0x1000, max: 0x1004 }), fc.integer({ min: 0x2000, max: 0x200c }), fc.integer({ min: 0x3000, max: 0x3010 }), fc.integer({ min: 0, max: 0x4004 })),
+      offset: fc.oneof(
+        fc.integer({ min: 0, max: 0x44 }),
+        fc.integer({ min: 0x1000, max: 0x1004 }),
+        fc.integer({ min: 0x2000, max: 0x200c }),
+        fc.integer({ min: 0x3000, max: 0x3010 }),
+        fc.integer({ min: 0, max: 0x4004 }),
+      ),
       size,
       value: fc.oneof(fc.nat(), fc.constantFrom(0, 1, 3, 7, 11, 15, 0xff, 0xffff, 0xffff_ffff)),
       write: fc.boolean(),

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModernHarness, HARNESS_BAR4_BASE } from '../../helpers/modern-harness.js';
 import { LOOPBACK_MAGIC } from '../../helpers/loopback-device.js';
-import { MockQueue } from '../../helpers/mock-queue.js';
+import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { QueueFaultError } from '../../../src/errors.js';
 
 // Spec 2.1 status bits.
@@ -171,7 +171,7 @@ test('status: the spec 3.1.1 sequence, step by step', () => {
   h.setStatus(ACK);
   assert.equal(h.status, ACK | DRIVER | FEATURES_OK, 'a driver cannot clear bits except by reset');
   h.setStatus(ACK | DRIVER | FEATURES_OK | NEEDS_RESET);
-  assert.equal(h.status, ACK | DRIVER | FEATURES_OK, 'DEVICE_NEEDS_RESET is the device\'s bit');
+  assert.equal(h.status, ACK | DRIVER | FEATURES_OK, "DEVICE_NEEDS_RESET is the device's bit");
   h.setStatus(ACK | DRIVER | FEATURES_OK | DRIVER_OK);
   assert.equal(h.status, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
   assert.equal(h.device.activations.length, 1);
@@ -212,13 +212,24 @@ test('queue fields are writable only after FEATURES_OK, before DRIVER_OK, while 
   const writeAll = (v: number): void => {
     h.setCommon(off('queue_select'), 2, 0);
     h.setCommon(off('queue_size'), 2, 64);
-    for (const name of ['queue_desc_lo', 'queue_desc_hi', 'queue_driver_lo', 'queue_driver_hi', 'queue_device_lo', 'queue_device_hi'] as const)
+    for (const name of [
+      'queue_desc_lo',
+      'queue_desc_hi',
+      'queue_driver_lo',
+      'queue_driver_hi',
+      'queue_device_lo',
+      'queue_device_hi',
+    ] as const)
       h.setCommon(off(name), 4, v);
   };
   const state = (): number[] =>
     (['queue_size', 'queue_enable'] as const)
       .map((n) => h.common(off(n), 2))
-      .concat((['queue_desc_lo', 'queue_desc_hi', 'queue_driver_lo', 'queue_driver_hi', 'queue_device_lo', 'queue_device_hi'] as const).map((n) => h.common(off(n), 4)));
+      .concat(
+        (['queue_desc_lo', 'queue_desc_hi', 'queue_driver_lo', 'queue_driver_hi', 'queue_device_lo', 'queue_device_hi'] as const).map((n) =>
+          h.common(off(n), 4),
+        ),
+      );
   h.setStatus(ACK);
   h.setStatus(ACK | DRIVER);
   writeAll(0x1000);
@@ -256,7 +267,9 @@ test('MSI-X vectors read back NO_VECTOR without MSI-X (4.1.5.1.2)', () => {
 test('queue_select beyond num_queues: queue registers read 0 (vector NO_VECTOR, notify_off the index, as QEMU) and ignore writes', () => {
   const h = new ModernHarness().enableBar();
   h.negotiate();
-  const queueFields = COMMON_FIELDS.filter((f) => f.offset >= off('queue_size') && f.name !== 'admin_queue_index' && f.name !== 'admin_queue_num');
+  const queueFields = COMMON_FIELDS.filter(
+    (f) => f.offset >= off('queue_size') && f.name !== 'admin_queue_index' && f.name !== 'admin_queue_num',
+  );
   for (const sel of [2, 3, 1023, 0x8000, 0xffff]) {
     h.setCommon(off('queue_select'), 2, sel);
     assert.equal(h.common(off('queue_select'), 2), sel);
@@ -300,7 +313,11 @@ test('data path: notify at cap.offset + queue_notify_off * multiplier, used ring
   assert.equal(h.isr(), 0);
   // An unaligned 4-byte write at 0x3002 is two 2-byte pieces: queue 0 (0x3002 / 4) and queue 1.
   h.fn.barWrite(4, 0x3002, 4, 0);
-  assert.deepEqual(h.device.notifies.map((n) => n.index), [1, 1], 'queue 0 is not enabled: its notify is dropped');
+  assert.deepEqual(
+    h.device.notifies.map((n) => n.index),
+    [1, 1],
+    'queue 0 is not enabled: its notify is dropped',
+  );
   // A notify for queue 0 (not enabled) or before anything is pending changes nothing.
   h.notify(0, 2, 0);
   assert.deepEqual(h.intx, [true, false]);
@@ -365,7 +382,7 @@ test('reset (status 0) returns queues, features, ISR, vectors and selects to pow
   assert.equal(h.status, 0);
   assert.equal(h.device.resets, resets + 1);
   assert.deepEqual(h.intx, [true, false], 'reset deasserts INTx');
-  assert.equal(h.fn.core.peekIsr(), 0);
+  assert.equal(h.fn.notifications.peekIsr(), 0);
   assert.equal(h.fn.core.driverFeatures, 0n);
   for (const name of ['device_feature_select', 'driver_feature_select'] as const) assert.equal(h.common(off(name), 4), 0, name);
   assert.equal(h.common(off('queue_select'), 2), 0);
@@ -385,7 +402,7 @@ test('reset: a config change the device makes while resetting raises no interrup
   h.setStatus(0);
   assert.notEqual(h.common(off('config_generation'), 1), gen, 'the loopback device clears its scratch on reset');
   assert.deepEqual(h.intx, [], 'no interrupt for a reset device');
-  assert.equal(h.fn.core.peekIsr(), 0);
+  assert.equal(h.fn.notifications.peekIsr(), 0);
 });
 
 test('a ring outside guest memory: DRIVER_OK, then DEVICE_NEEDS_RESET and a config interrupt', () => {

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModernDriverTransport, notifyAddress } from '../../../src/transport/pci/modern-driver.js';
 import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
-import { bdf } from '../../../src/driver/pci-bus.js';
+import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
-import { qemuLikeVirtio } from '../../helpers/config-space-builder.js';
-import { FakePciBus } from '../../helpers/fake-pci-bus.js';
+import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
+import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
 
 const FN = bdf(0, 4, 0);
@@ -62,7 +62,14 @@ test('queue set-up writes queue_select, queue_size and each 64-bit address as lo
     'then queue_size read back, and queue_notify_off',
   );
   await t.enableQueue(2);
-  assert.deepEqual(writes(bus).slice(-2), [[22, 2, 2], [28, 2, 1]], 'queue_enable = 1 for the selected queue');
+  assert.deepEqual(
+    writes(bus).slice(-2),
+    [
+      [22, 2, 2],
+      [28, 2, 1],
+    ],
+    'queue_enable = 1 for the selected queue',
+  );
 });
 
 test('notify writes the 16-bit queue index at the computed address; with NOTIFICATION_DATA a 32-bit value', async () => {
@@ -83,18 +90,43 @@ test('notify writes the 16-bit queue index at the computed address; with NOTIFIC
 test('a queue_notify_off outside the notify structure fails set-up with ERR_DEVICE_QUEUE', async () => {
   const { bar4, t } = await setUp();
   bar4.queueNotifyOff.set(0, 0x400); // 0x400 * 4 = 0x1000: the structure's length
-  await assert.rejects(t.setupQueue(0, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 }), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE');
+  await assert.rejects(
+    t.setupQueue(0, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 }),
+    (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE',
+  );
 });
 
 test('features: every select window read through device_feature_select / device_feature, written likewise', async () => {
   const { bus, bar4, t } = await setUp();
   bar4.deviceFeatureWords = [0x3000_0001, 0x0000_0001, 0x0000_0010, 0];
   assert.equal(await t.deviceFeatures(), (1n << 0n) | (1n << 28n) | (1n << 29n) | (1n << 32n) | (1n << 68n));
-  assert.deepEqual(writes(bus), [[0, 4, 0], [0, 4, 1], [0, 4, 2], [0, 4, 3]]);
-  assert.deepEqual(bus.accesses('memRead').map((a) => [a.offset, a.size]), [[4, 4], [4, 4], [4, 4], [4, 4]]);
+  assert.deepEqual(writes(bus), [
+    [0, 4, 0],
+    [0, 4, 1],
+    [0, 4, 2],
+    [0, 4, 3],
+  ]);
+  assert.deepEqual(
+    bus.accesses('memRead').map((a) => [a.offset, a.size]),
+    [
+      [4, 4],
+      [4, 4],
+      [4, 4],
+      [4, 4],
+    ],
+  );
   bus.log.length = 0;
   await t.setDriverFeatures((1n << 32n) | (1n << 68n) | 0x8000_0000n);
-  assert.deepEqual(writes(bus), [[8, 4, 0], [12, 4, 0x8000_0000], [8, 4, 1], [12, 4, 1], [8, 4, 2], [12, 4, 0x10], [8, 4, 3], [12, 4, 0]]);
+  assert.deepEqual(writes(bus), [
+    [8, 4, 0],
+    [12, 4, 0x8000_0000],
+    [8, 4, 1],
+    [12, 4, 1],
+    [8, 4, 2],
+    [12, 4, 0x10],
+    [8, 4, 3],
+    [12, 4, 0],
+  ]);
   await assert.rejects(t.setDriverFeatures(1n << 128n), UsageError);
 });
 
@@ -130,8 +162,12 @@ test('status, generation, ISR, device config and vectors use their fields at the
     ],
   );
   assert.equal(t.deviceConfigSize, 0x1000);
-  await assert.rejects(t.readConfig(0xffe, 4), UsageError);
+  // Past the structure the device gives: its fault, and no access is made; a malformed offset: the caller's.
+  bus.log.length = 0;
+  await assert.rejects(t.readConfig(0xffe, 4), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
+  await assert.rejects(t.writeConfig(0x1000, 1, 0), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_CONFIG');
   await assert.rejects(t.readConfig(-1, 1), UsageError);
+  assert.deepEqual(bus.log, []);
 });
 
 test('reset writes 0 and waits, bounded, for device_status to read 0', async () => {

@@ -9,7 +9,7 @@
  * throws, to stop the runaway loop, and it is recorded as well.
  */
 
-import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
+import { ArrayGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
 
 export type AccessKind = 'read' | 'write' | 'view';
 

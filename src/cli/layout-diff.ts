@@ -16,11 +16,11 @@ import { VirtioConsoleDevice } from '../device/console/console-device.js';
 import { createMemoryNetPair } from '../device/net/memory-pair.js';
 import { VirtioNetDevice } from '../device/net/net-device.js';
 import { RngDevice } from '../device/rng/rng-device.js';
-import type { VirtioDevice } from '../device/virtio-device.js';
-import { readMsixCapability, walkCapabilities } from '../driver/pci/capabilities.js';
-import { readConfigSpace, type ConfigSpace } from '../driver/pci/config-space.js';
-import { sizeBars, type PciBar } from '../driver/pci/bars.js';
-import { bdf, type Bdf, type PciBus } from '../driver/pci-bus.js';
+import type { VirtioDevice } from '../core/virtio-device.js';
+import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
+import { sizeBars, type PciBar } from '../bus/bars.js';
+import { bdf, type Bdf, type PciBus } from '../bus/pci-bus.js';
 import { VirtioDriver } from '../driver/virtio-driver.js';
 import { ProbeError, UsageError } from '../errors.js';
 import { makeTempDir } from '../platform/cleanup.js';
@@ -98,7 +98,8 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     modes: WITH_MODERN,
     section: 'feature',
     field: /^40 RING_RESET$/,
-    reason: 'QEMU offers VIRTIO_F_RING_RESET (per-queue reset through queue_reset); our transport offers it for device models with the resetQueue/enableQueue hooks, which only rng has so far (requests in flight on a reset queue have to be dropped per device)',
+    reason:
+      'QEMU offers VIRTIO_F_RING_RESET (per-queue reset through queue_reset); our transport offers it for device models with the resetQueue/enableQueue hooks, which only rng has so far (requests in flight on a reset queue have to be dropped per device)',
   },
   {
     devices: LAYOUT_DEVICES,
@@ -112,7 +113,7 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     modes: ['legacy'],
     section: 'feature',
     field: /^30 bit30$/,
-    reason: 'bit 30 is QEMU\'s VIRTIO_F_BAD_FEATURE, a trap for legacy drivers that accept every bit; our models offer no trap bit',
+    reason: "bit 30 is QEMU's VIRTIO_F_BAD_FEATURE, a trap for legacy drivers that accept every bit; our models offer no trap bit",
   },
   {
     devices: ['blk'],
@@ -147,7 +148,8 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     modes: LAYOUT_MODES,
     section: 'config',
     field: /^0x(38|3c|4[048c]|5[048c])$/,
-    reason: 'QEMU 7.2 ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
+    reason:
+      'QEMU 7.2 ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
   },
   {
     devices: ['blk'],
@@ -161,14 +163,16 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     modes: LAYOUT_MODES,
     section: 'feature',
     field: /^0 CSUM$/,
-    reason: 'our model completes checksums itself, so it offers CSUM with any backend; QEMU offers it only when its backend carries a vnet header (tap), not with the hub port used here',
+    reason:
+      'our model completes checksums itself, so it offers CSUM with any backend; QEMU offers it only when its backend carries a vnet header (tap), not with the hub port used here',
   },
   {
     devices: ['net'],
     modes: LAYOUT_MODES,
     section: 'feature',
     field: /^(2 CTRL_GUEST_OFFLOADS|19 CTRL_VLAN)$/,
-    reason: 'our model has no receive offloads for the driver to switch and no VLAN filter (without CTRL_VLAN every VLAN passes, as the spec allows)',
+    reason:
+      'our model has no receive offloads for the driver to switch and no VLAN filter (without CTRL_VLAN every VLAN passes, as the spec allows)',
   },
   {
     devices: ['net'],
@@ -182,14 +186,15 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     modes: LAYOUT_MODES,
     section: 'queue',
     field: /^max sizes$/,
-    reason: 'QEMU\'s control queue has 64 entries; our model sizes every queue with one knob (queueSize, 256)',
+    reason: "QEMU's control queue has 64 entries; our model sizes every queue with one knob (queueSize, 256)",
   },
   {
     devices: ['console'],
     modes: LAYOUT_MODES,
     section: 'queue',
     field: /^(count|max sizes)$/,
-    reason: 'QEMU\'s virtio-serial reserves max_ports = 31 port slots for hot-plug (64 queues, control queues of 32); our model has as many port slots as ports it is built with (1 here: 4 queues, all of queueSize 128)',
+    reason:
+      "QEMU's virtio-serial reserves max_ports = 31 port slots for hot-plug (64 queues, control queues of 32); our model has as many port slots as ports it is built with (1 here: 4 queues, all of queueSize 128)",
   },
   {
     devices: ['console'],
@@ -201,7 +206,11 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
 ];
 
 /** QEMU's mode properties (shared/QTEST.md). */
-const MODE_PROPS: Readonly<Record<VirtioPciMode, string>> = { modern: ',disable-legacy=on', transitional: '', legacy: ',disable-modern=on' };
+const MODE_PROPS: Readonly<Record<VirtioPciMode, string>> = {
+  modern: ',disable-legacy=on',
+  transitional: '',
+  legacy: ',disable-modern=on',
+};
 
 /** The blk image both sides get: 1 MiB. */
 const DISK_BYTES = 1 << 20;
@@ -231,7 +240,7 @@ function describeBar(bar: PciBar): string {
 }
 
 /** The header, capability and MSI-X facts of a config space snapshot. */
-function headerFacts(cfg: ConfigSpace, put: (section: string, field: string, value: string) => void): void {
+function headerFacts(cfg: ConfigSpaceSnapshot, put: (section: string, field: string, value: string) => void): void {
   put('header', 'vendor:device', `${hex(cfg.vendorId, 4)}:${hex(cfg.deviceId, 4)}`);
   put('header', 'revision', hex(cfg.revision, 2));
   put('header', 'class', hex(cfg.classCode, 6));
@@ -280,14 +289,15 @@ export async function readLayout(bus: PciBus, fn: Bdf): Promise<Layout> {
   }
   try {
     put('probe', 'interface', driver.probe.kind);
-    for (const n of featureBits(driver.deviceFeatures)) put('feature', `${n} ${decodeDeviceFeatures(driver.deviceType, bit(n))}`, 'offered');
+    for (const n of featureBits(driver.deviceFeatures))
+      put('feature', `${n} ${decodeDeviceFeatures(driver.deviceType, bit(n))}`, 'offered');
     const numQueues = Math.min(await driver.transport.numQueues(), MAX_QUEUES_READ);
     put('queue', 'count', String(numQueues));
     const sizes: number[] = [];
     for (let q = 0; q < numQueues; q++) sizes.push(await driver.transport.queueMaxSize(q));
     // Runs of equal sizes, so that 64 console queues make a short line: "0-1: 256, 2: 64".
     const runs: string[] = [];
-    for (let q = 0; q < sizes.length; ) {
+    for (let q = 0; q < sizes.length;) {
       let end = q;
       while (end + 1 < sizes.length && sizes[end + 1] === sizes[q]) end++;
       runs.push(`${q === end ? q : `${q}-${end}`}: ${sizes[q]}`);
@@ -296,11 +306,20 @@ export async function readLayout(bus: PciBus, fn: Bdf): Promise<Layout> {
     put('queue', 'max sizes', runs.join(', '));
     // Up to the spec's structure size, within the window the interface gives (a device may present less).
     const window =
-      driver.probe.kind === 'modern' ? (driver.probe.layout.device?.length ?? 0) : Math.max(0, driver.probe.bar0.size - VIRTIO_PCI_CONFIG_OFF_NO_MSIX);
+      driver.probe.kind === 'modern'
+        ? (driver.probe.layout.device?.length ?? 0)
+        : Math.max(0, driver.probe.bar0.size - VIRTIO_PCI_CONFIG_OFF_NO_MSIX);
     const length = Math.min(window, CONFIG_BYTES.get(driver.deviceType) ?? 0);
     const bytes = await Promise.all(Array.from({ length }, (_, i) => driver.readConfig(i, 1)));
     for (let i = 0; i < bytes.length; i += 4) {
-      put('config', hex(i, 2), bytes.slice(i, i + 4).map((b) => b.toString(16).padStart(2, '0')).join(' '));
+      put(
+        'config',
+        hex(i, 2),
+        bytes
+          .slice(i, i + 4)
+          .map((b) => b.toString(16).padStart(2, '0'))
+          .join(' '),
+      );
     }
   } finally {
     await driver.close();
@@ -322,7 +341,14 @@ async function qemuArgs(device: LayoutDevice, mode: VirtioPciMode, dir: string):
     case 'net':
       return ['-netdev', 'hubport,id=n0,hubid=0', '-device', `virtio-net-pci,netdev=n0,${at}`];
     case 'console':
-      return ['-chardev', 'null,id=c0', '-device', `virtio-serial-pci,id=s0,${at}`, '-device', 'virtconsole,bus=s0.0,chardev=c0,name=virtio-ts.layout'];
+      return [
+        '-chardev',
+        'null,id=c0',
+        '-device',
+        `virtio-serial-pci,id=s0,${at}`,
+        '-device',
+        'virtconsole,bus=s0.0,chardev=c0,name=virtio-ts.layout',
+      ];
   }
 }
 
@@ -350,7 +376,11 @@ function ourDevice(device: LayoutDevice): VirtioDevice {
 }
 
 /** The layout of QEMU's `device` in `mode` on `machine`, and the arguments QEMU got. */
-export async function qemuLayout(device: LayoutDevice, mode: VirtioPciMode, machine: QemuMachine): Promise<{ layout: Layout; args: string[] }> {
+export async function qemuLayout(
+  device: LayoutDevice,
+  mode: VirtioPciMode,
+  machine: QemuMachine,
+): Promise<{ layout: Layout; args: string[] }> {
   const dir = await makeTempDir('virtio-ts-layout-');
   try {
     const args = await qemuArgs(device, mode, dir.path);
@@ -378,7 +408,9 @@ export async function modelLayout(device: LayoutDevice, mode: VirtioPciMode, msi
 
 /** The accepted difference covering a row, if any. */
 function acceptedReason(device: LayoutDevice, mode: VirtioPciMode, section: string, field: string): string | undefined {
-  return ACCEPTED_DIFFERENCES.find((a) => a.devices.includes(device) && a.modes.includes(mode) && a.section === section && a.field.test(field))?.reason;
+  return ACCEPTED_DIFFERENCES.find(
+    (a) => a.devices.includes(device) && a.modes.includes(mode) && a.section === section && a.field.test(field),
+  )?.reason;
 }
 
 /** Side by side rows of two layouts, in QEMU's order with fields only ours has after. */

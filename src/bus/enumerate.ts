@@ -1,8 +1,8 @@
 /** Finding the functions on a bus: the configuration-space scan a BIOS or OS does at boot. */
 
-import { bdf, type Bdf, type PciBus } from '../pci-bus.js';
-import { PCI_HEADER_TYPE, PCI_VENDOR_ID } from '../../spec/pci.js';
-import { PCI_DEVICES_PER_BUS, PCI_FUNCTIONS_PER_DEVICE, PCI_HEADER_TYPE_MULTI_FUNCTION } from '../../spec/pci-enumeration.js';
+import { bdf, type Bdf, type PciBus } from './pci-bus.js';
+import { PCI_HEADER_TYPE, PCI_VENDOR_ID } from '../spec/pci.js';
+import { PCI_DEVICES_PER_BUS, PCI_FUNCTIONS_PER_DEVICE, PCI_HEADER_TYPE_MULTI_FUNCTION } from '../spec/pci-enumeration.js';
 
 /** A function found by {@link enumerate}. */
 export interface PciFunctionId {

@@ -3,7 +3,7 @@
  * that probing and decoding cost a fixed number of bus round trips however many capabilities there are.
  */
 
-import type { Bdf, PciBus } from '../pci-bus.js';
+import type { Bdf, PciBus } from './pci-bus.js';
 import {
   PCI_CAPABILITY_LIST,
   PCI_COMMAND,
@@ -17,10 +17,10 @@ import {
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from '../../spec/pci.js';
+} from '../spec/pci.js';
 
 /** An immutable snapshot of configuration space with little-endian accessors. */
-export class ConfigSpace {
+export class ConfigSpaceSnapshot {
   private readonly dv: DataView;
 
   /** @param bytes exactly 256 bytes, offset 0 first */
@@ -80,7 +80,7 @@ export class ConfigSpace {
 }
 
 /** Fetch all 256 bytes of `fn`'s configuration space with 4-byte reads. */
-export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpace> {
+export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpaceSnapshot> {
   const bytes = new Uint8Array(PCI_CONFIG_SPACE_SIZE);
   const dv = new DataView(bytes.buffer);
   const reads: Promise<number>[] = [];
@@ -88,5 +88,5 @@ export async function readConfigSpace(bus: PciBus, fn: Bdf): Promise<ConfigSpace
   for (let off = 0; off < PCI_CONFIG_SPACE_SIZE; off += 4) reads.push(bus.configRead(fn, off, 4));
   const words = await Promise.all(reads);
   words.forEach((w, i) => dv.setUint32(i * 4, w >>> 0, true));
-  return new ConfigSpace(bytes);
+  return new ConfigSpaceSnapshot(bytes);
 }

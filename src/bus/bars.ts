@@ -3,9 +3,9 @@
  * from the bus's address windows, as a BIOS would do it.
  */
 
-import { BusError } from '../../errors.js';
-import { joinU64, splitU64 } from '../../memory/guest-memory.js';
-import type { DecodedBar } from '../../pci/function.js';
+import { BusError } from '../errors.js';
+import { joinU64, splitU64 } from '../memory/guest-memory.js';
+import type { DecodedBar } from '../pci/function.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_IO_MASK,
@@ -18,8 +18,8 @@ import {
   PCI_COMMAND_MASTER,
   PCI_COMMAND_MEMORY,
   PCI_NUM_BARS,
-} from '../../spec/pci.js';
-import type { Bdf, BusResources, PciBus } from '../pci-bus.js';
+} from '../spec/pci.js';
+import type { Bdf, BusResources, PciBus } from './pci-bus.js';
 
 /** A BAR as found by sizing: kind, size and the base it is programmed to (0 = not yet assigned). */
 export type PciBar = DecodedBar;
@@ -58,7 +58,10 @@ export async function sizeBars(bus: PciBus, fn: Bdf): Promise<PciBar[]> {
   } finally {
     await bus.configWrite(fn, PCI_COMMAND, 2, command);
   }
-  return decodeBars(originals.map((v) => v >>> 0), masks.map((v) => v >>> 0));
+  return decodeBars(
+    originals.map((v) => v >>> 0),
+    masks.map((v) => v >>> 0),
+  );
 }
 
 /** The BARs that six (original value, all-ones read-back) register pairs describe. */
@@ -69,7 +72,15 @@ function decodeBars(originals: readonly number[], masks: readonly number[]): Pci
     if (lo === 0) continue;
     if ((lo & PCI_BASE_ADDRESS_SPACE_IO) !== 0) {
       const mask = lo & PCI_BASE_ADDRESS_IO_MASK;
-      if (mask !== 0) bars.push({ index, kind: 'io', is64: false, prefetchable: false, size: lowestSetBit(BigInt(mask)), base: (originals[index]! & PCI_BASE_ADDRESS_IO_MASK) >>> 0 });
+      if (mask !== 0)
+        bars.push({
+          index,
+          kind: 'io',
+          is64: false,
+          prefetchable: false,
+          size: lowestSetBit(BigInt(mask)),
+          base: (originals[index]! & PCI_BASE_ADDRESS_IO_MASK) >>> 0,
+        });
       continue;
     }
     const is64 = (lo & PCI_BASE_ADDRESS_MEM_TYPE_64) !== 0;
@@ -112,7 +123,8 @@ export class BarAllocator {
    */
   claim(owner: string, bar: Pick<PciBar, 'kind' | 'is64' | 'size' | 'base'>): boolean {
     const end = bar.base + bar.size;
-    const inside = (w: { base: number; size: number } | undefined): boolean => w !== undefined && bar.base >= w.base && end <= w.base + w.size;
+    const inside = (w: { base: number; size: number } | undefined): boolean =>
+      w !== undefined && bar.base >= w.base && end <= w.base + w.size;
     const fits = bar.kind === 'io' ? inside(this.resources.io) : inside(this.resources.mem32) || (bar.is64 && inside(this.resources.mem64));
     if (!fits) return false;
     const overlap = this.claims.find((c) => c.start < end && bar.base < c.end);

@@ -24,7 +24,7 @@ import {
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from '../../src/spec/pci.js';
+} from '../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_CFG_TYPE,
@@ -38,7 +38,7 @@ import {
   VIRTIO_PCI_CAP_DEVICE_CFG,
   VIRTIO_PCI_CAP_ISR_CFG,
   VIRTIO_PCI_CAP_NOTIFY_CFG,
-} from '../../src/spec/virtio-pci.js';
+} from '../spec/virtio-pci.js';
 
 export interface BarSpec {
   readonly kind: 'memory' | 'io';
@@ -160,7 +160,10 @@ export class ConfigSpaceBuilder {
  * The capability set QEMU 7.2 gives a virtio PCI device (shared/QTEST.md): all in a 16 KiB 64-bit
  * prefetchable BAR4, common at 0, ISR at 0x1000, device at 0x2000, notify at 0x3000 (multiplier 4).
  */
-export function qemuLikeVirtio(header: HeaderSpec, options: { legacyBar0?: boolean; msixTableOffset?: number; msixPbaOffset?: number } = {}): ConfigSpaceBuilder {
+export function qemuLikeVirtio(
+  header: HeaderSpec,
+  options: { legacyBar0?: boolean; msixTableOffset?: number; msixPbaOffset?: number } = {},
+): ConfigSpaceBuilder {
   const b = new ConfigSpaceBuilder(header);
   if (options.legacyBar0 === true) b.bar(0, { kind: 'io', size: 0x80 });
   return b

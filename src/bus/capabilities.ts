@@ -16,8 +16,8 @@ import {
   PCI_MSIX_PBA,
   PCI_MSIX_TABLE,
   PCI_STATUS_CAP_LIST,
-} from '../../spec/pci.js';
-import type { ConfigSpace } from './config-space.js';
+} from '../spec/pci.js';
+import type { ConfigSpaceSnapshot } from './config-space-reader.js';
 
 /** The most capabilities 192 bytes of 4-byte aligned entries can hold (Linux's PCI_FIND_CAP_TTL). */
 export const PCI_CAP_WALK_LIMIT = 48;
@@ -37,7 +37,7 @@ export interface CapabilityWalk {
 }
 
 /** Walk the capability list of a configuration space snapshot. Never throws. */
-export function walkCapabilities(cfg: ConfigSpace): CapabilityWalk {
+export function walkCapabilities(cfg: ConfigSpaceSnapshot): CapabilityWalk {
   const caps: CapabilityEntry[] = [];
   if ((cfg.status & PCI_STATUS_CAP_LIST) === 0) return { caps };
   const seen = new Set<number>();
@@ -72,7 +72,7 @@ export interface MsixCapability {
 }
 
 /** Decode the MSI-X capability at `offset`. */
-export function readMsixCapability(cfg: ConfigSpace, offset: number): MsixCapability {
+export function readMsixCapability(cfg: ConfigSpaceSnapshot, offset: number): MsixCapability {
   const control = cfg.read16(offset + PCI_MSIX_FLAGS);
   const table = cfg.read32(offset + PCI_MSIX_TABLE);
   const pba = cfg.read32(offset + PCI_MSIX_PBA);

@@ -5,7 +5,7 @@
  * the bounded one the probe uses, and a broken list is shown, not thrown.
  */
 
-import { formatBdf, type Bdf } from '../pci-bus.js';
+import { formatBdf, type Bdf } from '../bus/pci-bus.js';
 import {
   PCI_CAP_ID_EXP,
   PCI_CAP_ID_MSI,
@@ -21,12 +21,12 @@ import {
   PCI_COMMAND_MEMORY,
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
-} from '../../spec/pci.js';
-import { VIRTIO_PCI_CAP_NAMES } from '../../spec/virtio-pci.js';
-import { readVirtioCap } from '../../transport/pci/probe.js';
-import type { PciBar } from './bars.js';
-import { readMsixCapability, walkCapabilities } from './capabilities.js';
-import type { ConfigSpace } from './config-space.js';
+} from '../spec/pci.js';
+import { VIRTIO_PCI_CAP_NAMES } from '../spec/virtio-pci.js';
+import { readVirtioCap } from '../transport/pci/probe.js';
+import type { PciBar } from '../bus/bars.js';
+import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
+import type { ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 
 /** lspci's names for the (base, sub) classes virtio devices use. */
 const SUBCLASS_NAMES: ReadonlyMap<number, string> = new Map([
@@ -54,7 +54,12 @@ const flag = (on: boolean): string => (on ? '+' : '-');
 
 /** "16K", "4M", "32" as lspci prints sizes. */
 function formatSize(size: number): string {
-  for (const [unit, scale] of [['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (size >= scale && size % scale === 0) return `${size / scale}${unit}`;
+  for (const [unit, scale] of [
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const)
+    if (size >= scale && size % scale === 0) return `${size / scale}${unit}`;
   return String(size);
 }
 
@@ -65,7 +70,7 @@ function formatBar(bar: PciBar): string {
   return `Region ${bar.index}: Memory at ${base} (${bar.is64 ? '64' : '32'}-bit, ${bar.prefetchable ? 'prefetchable' : 'non-prefetchable'}) ${size}`;
 }
 
-function capabilityLines(cfg: ConfigSpace, offset: number, id: number): string[] {
+function capabilityLines(cfg: ConfigSpaceSnapshot, offset: number, id: number): string[] {
   const head = `Capabilities: [${hex(offset, 2)}]`;
   if (id === PCI_CAP_ID_VNDR) {
     const cap = readVirtioCap(cfg, offset);
@@ -91,7 +96,7 @@ function capabilityLines(cfg: ConfigSpace, offset: number, id: number): string[]
  * Decode `cfg` of function `fn` as lspci -vv would. `bars` (from sizeBars/assignBars) supplies the
  * region sizes that configuration space alone does not show.
  */
-export function formatLspci(fn: Bdf, cfg: ConfigSpace, bars: readonly PciBar[]): string {
+export function formatLspci(fn: Bdf, cfg: ConfigSpaceSnapshot, bars: readonly PciBar[]): string {
   const cls = cfg.classCode;
   const className = SUBCLASS_NAMES.get(cls >>> 8) ?? BASE_CLASS_NAMES.get(cls >>> 16) ?? 'Class';
   const lines = [
@@ -103,7 +108,8 @@ export function formatLspci(fn: Bdf, cfg: ConfigSpace, bars: readonly PciBar[]):
     `\tControl: I/O${flag((cmd & PCI_COMMAND_IO) !== 0)} Mem${flag((cmd & PCI_COMMAND_MEMORY) !== 0)} BusMaster${flag((cmd & PCI_COMMAND_MASTER) !== 0)} DisINTx${flag((cmd & PCI_COMMAND_INTX_DISABLE) !== 0)}`,
   );
   lines.push(`\tStatus: Cap${flag((cfg.status & PCI_STATUS_CAP_LIST) !== 0)} INTx${flag((cfg.status & PCI_STATUS_INTERRUPT) !== 0)}`);
-  if (cfg.interruptPin !== 0) lines.push(`\tInterrupt: pin ${String.fromCharCode(0x40 + Math.min(cfg.interruptPin, 26))} routed to IRQ ${cfg.interruptLine}`);
+  if (cfg.interruptPin !== 0)
+    lines.push(`\tInterrupt: pin ${String.fromCharCode(0x40 + Math.min(cfg.interruptPin, 26))} routed to IRQ ${cfg.interruptLine}`);
   for (const bar of [...bars].sort((a, b) => a.index - b.index)) lines.push(`\t${formatBar(bar)}`);
   const walk = walkCapabilities(cfg);
   for (const cap of walk.caps) for (const line of capabilityLines(cfg, cap.offset, cap.id)) lines.push(`\t${line}`);

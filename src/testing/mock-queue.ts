@@ -10,11 +10,11 @@
  * allocated round-robin through the data area: keep the data in flight smaller than the area.
  */
 
-import { ArrayGuestMemory, splitU64, type GuestMemory } from '../../src/memory/guest-memory.js';
-import { SPLIT_RING } from '../../src/queue/ring-format.js';
-import { deviceRing } from '../../src/queue/rings.js';
-import { SplitQueue } from '../../src/queue/split/device-ring.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
+import { ArrayGuestMemory, splitU64, type GuestMemory } from '../memory/guest-memory.js';
+import { SPLIT_RING } from '../queue/ring-format.js';
+import { deviceRing } from '../queue/rings.js';
+import { SplitQueue } from '../queue/split/device-ring.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../spec/features.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_FLAGS,
@@ -35,7 +35,7 @@ import {
   availRingSize,
   descTableSize,
   usedRingSize,
-} from '../../src/spec/ring.js';
+} from '../spec/ring.js';
 
 /** A buffer in guest memory. */
 export interface Span {
@@ -233,7 +233,8 @@ export class MockQueue {
   /** Write descriptor `index` of any table (e.g. an indirect one at `table`). */
   writeDesc(table: number, index: number, desc: DescFields): void {
     const at = table + index * VIRTQ_DESC_SIZE;
-    const [lo, hi] = typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
+    const [lo, hi] =
+      typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
     this.memory.write32(at + VIRTQ_DESC_ADDR, lo);
     this.memory.write32(at + VIRTQ_DESC_ADDR + 4, hi);
     this.memory.write32(at + VIRTQ_DESC_LEN, desc.len);
@@ -283,7 +284,12 @@ export class MockQueue {
   private writeChain(table: number, ids: readonly number[], buffers: readonly { addr: number; len: number; flags: number }[]): void {
     buffers.forEach((b, i) => {
       const last = i === buffers.length - 1;
-      this.writeDesc(table, ids[i]!, { addr: b.addr, len: b.len, flags: b.flags | (last ? 0 : VIRTQ_DESC_F_NEXT), next: last ? 0 : ids[i + 1]! });
+      this.writeDesc(table, ids[i]!, {
+        addr: b.addr,
+        len: b.len,
+        flags: b.flags | (last ? 0 : VIRTQ_DESC_F_NEXT),
+        next: last ? 0 : ids[i + 1]!,
+      });
     });
   }
 

@@ -4,9 +4,9 @@
  * touched. Accesses are forwarded unchanged.
  */
 
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
-import type { DmaMemory } from '../../src/memory/dma.js';
-import type { AccessSize } from '../../src/memory/access-size.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../bus/pci-bus.js';
+import type { DmaMemory } from '../memory/dma.js';
+import type { AccessSize } from '../memory/access-size.js';
 
 export interface RecordedAccess {
   readonly op: 'configRead' | 'configWrite' | 'memRead' | 'memWrite' | 'ioRead' | 'ioWrite';

@@ -18,7 +18,8 @@ export function formatBdf(addr: Bdf): string {
   return `${hex(addr >> 8, 2)}:${hex((addr >> 3) & 0x1f, 2)}.${addr & 7}`;
 }
 
-export type InterruptEvent = { readonly kind: 'intx'; readonly asserted: boolean } | { readonly kind: 'msi'; readonly address: number; readonly data: number };
+export type InterruptEvent =
+  { readonly kind: 'intx'; readonly asserted: boolean } | { readonly kind: 'msi'; readonly address: number; readonly data: number };
 
 /** Address windows the driver may assign BARs from when no firmware has done it. */
 export interface BusResources {

@@ -5,13 +5,13 @@
  * test raise interrupts. For driver-side unit tests that must not depend on the device half.
  */
 
-import { joinU64 } from '../../src/memory/guest-memory.js';
-import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
-import type { AccessSize } from '../../src/memory/access-size.js';
-import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/driver/pci-bus.js';
-import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
-import { DmaAllocator } from '../../src/driver/dma-allocator.js';
-import { InterruptListeners } from '../../src/driver/interrupt-listeners.js';
+import { joinU64 } from '../memory/guest-memory.js';
+import { ArrayGuestMemory } from '../memory/guest-memory.js';
+import type { AccessSize } from '../memory/access-size.js';
+import type { Bdf, BusResources, InterruptEvent, PciBus } from '../bus/pci-bus.js';
+import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
+import { DmaAllocator } from '../bus/dma-allocator.js';
+import { InterruptListeners } from '../bus/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,
@@ -21,7 +21,7 @@ import {
   PCI_COMMAND_IO,
   PCI_COMMAND_MEMORY,
   PCI_NUM_BARS,
-} from '../../src/spec/pci.js';
+} from '../spec/pci.js';
 import type { BarSpec, BuiltFunction } from './config-space-builder.js';
 
 /** What a test puts behind one BAR. */

@@ -11,9 +11,9 @@ import type { DeviceQueue } from '../queue/types.js';
 /** Services the transport gives a device model. */
 export interface VirtioDeviceHost {
   readonly memory: GuestMemory;
-  /** Device config changed: bump config_generation and send a config-change interrupt when live. */
+  /** Device config changed: bump config_generation and send a configuration change notification when live (2.3). */
   configChanged(): void;
-  /** Used elements were pushed on queue `index`: interrupt the driver subject to event suppression. */
+  /** Used elements were pushed on queue `index`: a used buffer notification, subject to event suppression (2.3). */
   usedBuffers(index: number): void;
   /** A fatal error caused by the guest: set DEVICE_NEEDS_RESET and stop processing until reset. */
   needsReset(cause: Error): void;

@@ -1,20 +1,32 @@
 /**
  * The transport-neutral virtio device state that every front-end (modern capabilities now, the
- * legacy BAR0 header later) maps onto registers: device status and its transition table (2.1,
+ * legacy BAR0 header) maps onto registers: device status and its transition table (2.1,
  * 3.1.1), feature negotiation (2.2, in one place), per-queue configuration, activation at
- * DRIVER_OK, notification dispatch, the ISR, config_generation and interrupt requests.
+ * DRIVER_OK, driver notification dispatch, config_generation, and the decision to send the driver
+ * a notification (2.3). How a notification reaches the driver (PCI: ISR bits, MSI-X vectors, INTx)
+ * is the transport's: the core speaks no transport's words.
  *
  * Front-ends only translate register accesses into calls here; the rules live here once.
  * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
  */
 
-import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../device/virtio-device.js';
+import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, bit, featureSet, featureWord, hasFeature, withFeatureWord } from '../spec/features.js';
+import {
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_RESET,
+  VIRTIO_F_VERSION_1,
+  bit,
+  featureSet,
+  featureWord,
+  hasFeature,
+  withFeatureWord,
+} from '../spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -23,19 +35,22 @@ import {
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
-import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 
 /**
- * How the core asks for an interrupt; the PCI function implements it (INTx now, MSI-X later), a
- * virtio-mmio transport could too.
+ * The two notifications a device sends its driver (2.3): a used buffer notification for a queue, a
+ * configuration change notification (also how DEVICE_NEEDS_RESET is told, 2.1.2).
  */
-export interface InterruptSink {
-  /** Something happened on MSI-X vector `vector` (VIRTIO_MSI_NO_VECTOR if none); the ISR is already set. */
-  notify(vector: number): void;
-  /** The driver read (and so cleared) the ISR: a level-triggered line drops. */
-  isrCleared(): void;
-  /** Whether `vector` can be mapped (VIRTIO_MSI_NO_VECTOR always can); otherwise the register reads back NO_VECTOR. */
-  vectorUsable(vector: number): boolean;
+export type DriverNotification = { readonly kind: 'used-buffer'; readonly queue: number } | { readonly kind: 'configuration-change' };
+
+/**
+ * How the core sends notifications; each transport implements it on its own mechanism (the PCI
+ * transport: ISR bits, MSI-X vectors or INTx, see transport/pci/pci-notifications.ts).
+ */
+export interface NotificationSink {
+  /** The core decided to notify the driver (event suppression already applied). */
+  notify(notification: DriverNotification): void;
+  /** A device reset (2.4) began: the transport's notification state goes back to its power-on value. */
+  reset(): void;
 }
 
 /**
@@ -95,7 +110,6 @@ function whenSettled(completion: ResetCompletion, done: () => void): void {
 /** One virtqueue's configuration as the driver programs it. */
 export class VirtqueueConfig {
   size: number;
-  msixVector = VIRTIO_MSI_NO_VECTOR;
   enabled = false;
   /** A queue reset (2.6.1.1) waiting for the queue's old operations: queue_reset reads 1 meanwhile. */
   resetPending = false;
@@ -122,7 +136,6 @@ export class VirtqueueConfig {
 
   reset(): void {
     this.size = this.maxSize;
-    this.msixVector = VIRTIO_MSI_NO_VECTOR;
     this.enabled = false;
     this.resetPending = false;
     this.halves.fill(0);
@@ -154,9 +167,7 @@ export class DeviceCore implements VirtioDeviceHost {
   private queueSetupRequires = 0;
   private statusValue = 0;
   private driverFeatureBits = 0n;
-  private isrValue = 0;
   private generation = 0;
-  private configVectorValue = VIRTIO_MSI_NO_VECTOR;
   /** Queues live since DRIVER_OK (null where not enabled). */
   private active: (DeviceQueue | null)[] = [];
   private readonly resetListeners: (() => void)[] = [];
@@ -170,14 +181,15 @@ export class DeviceCore implements VirtioDeviceHost {
   constructor(
     readonly device: VirtioDevice,
     readonly memory: GuestMemory,
-    private readonly interrupts: InterruptSink,
+    private readonly notifications: NotificationSink,
     options: DeviceCoreOptions = {},
   ) {
     this.useRules(options);
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset;
     this.queues = device.queueMaxSizes.map((max, i) => {
-      if (!SPLIT_RING.isQueueSize(max)) throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
+      if (!SPLIT_RING.isQueueSize(max))
+        throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);
@@ -217,8 +229,9 @@ export class DeviceCore implements VirtioDeviceHost {
   get configGeneration(): number {
     return this.generation;
   }
-  get configVector(): number {
-    return this.configVectorValue;
+  /** Whether a device reset waits for the old life's operations (driver writes other than a reset are ignored). */
+  get resetPending(): boolean {
+    return this.resetting;
   }
   /** Whether the device has stopped on a fault until reset. */
   get needsResetSet(): boolean {
@@ -272,7 +285,8 @@ export class DeviceCore implements VirtioDeviceHost {
   }
 
   /**
-   * 2.4 device reset: back to the power-on state, queues, features, ISR and vectors included. The
+   * 2.4 device reset: back to the power-on state, queues, features and the transport's notification
+   * state included. The
    * device stops using its queues at once; when its backends still have operations of the old life
    * outstanding, the reset completes only once they have all settled, so that after device_status
    * reads 0 nothing of the old life touches guest memory or the backend any more. Until then
@@ -281,16 +295,14 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   reset(): void {
     // Status first: whatever the device does while resetting (configChanged, a late usedBuffers)
-    // then meets a reset device and raises no interrupt.
+    // then meets a reset device and sends no notification.
     this.statusValue = 0;
     this.active = [];
     const completion = this.device.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
-    this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
     for (const q of this.queues) q.reset();
-    this.isrValue = 0;
-    this.interrupts.isrCleared();
+    this.notifications.reset();
     const serial = ++this.resets;
     this.resetting = true;
     whenSettled(completion, () => {
@@ -350,17 +362,6 @@ export class DeviceCore implements VirtioDeviceHost {
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);
   }
-  /**
-   * A vector that cannot be mapped reads back as NO_VECTOR (4.1.5.1.2). As in QEMU, a vector can be
-   * changed in any state (a legacy driver such as Linux's writes it after the queue PFN).
-   */
-  setQueueVector(index: number, vector: number): void {
-    const q = this.queues[index];
-    if (q !== undefined && !this.resetting) q.msixVector = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
-  }
-  setConfigVector(vector: number): void {
-    if (!this.resetting) this.configVectorValue = this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
-  }
   enableQueue(index: number): void {
     if (!this.queueWritable(index)) return;
     const q = this.queues[index]!;
@@ -378,7 +379,8 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /**
    * 2.6.1.1 queue reset (RING_RESET negotiated, device live): the device stops using the queue and
-   * drops its requests; the queue is disabled with its default size and no rings (its vector kept).
+   * drops its requests; the queue is disabled with its default size and no rings (the transport's
+   * notification settings for the queue, such as its MSI-X vector, are kept).
    * As with a device reset, the queue reset completes (queue_reset reads 0 again, the queue can be
    * set up) only once the queue's old backend operations have settled.
    */
@@ -392,9 +394,7 @@ export class DeviceCore implements VirtioDeviceHost {
     } catch (e) {
       this.needsReset(asError(e));
     }
-    const vector = q.msixVector;
     q.reset();
-    q.msixVector = vector;
     const serial = this.resets;
     q.resetPending = true;
     // A device reset meanwhile has reset the queue (and waits for the device's operations itself).
@@ -404,7 +404,7 @@ export class DeviceCore implements VirtioDeviceHost {
   }
   /**
    * Take an enabled queue back to disabled with no rings, in the states queue set-up is allowed
-   * (the legacy interface's queue PFN 0, 4.1.4.10); the queue's vector stays.
+   * (the legacy interface's queue PFN 0, 4.1.4.10).
    */
   disableQueue(index: number): void {
     const q = this.queues[index];
@@ -435,30 +435,11 @@ export class DeviceCore implements VirtioDeviceHost {
     if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
-  // ---- ISR and interrupts (4.1.4.5) ----
-
-  /** Reading the ISR clears it and deasserts INTx. */
-  readIsr(): number {
-    const value = this.isrValue;
-    this.isrValue = 0;
-    this.interrupts.isrCleared();
-    return value;
-  }
-  /** The ISR without the read side effect (for diagnostics). */
-  peekIsr(): number {
-    return this.isrValue;
-  }
-
-  private raise(isrBit: number, vector: number): void {
-    this.isrValue |= isrBit;
-    this.interrupts.notify(vector);
-  }
-
   // ---- VirtioDeviceHost ----
 
   configChanged(): void {
     this.generation = (this.generation + 1) & 0xff;
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.raise(VIRTIO_PCI_ISR_CONFIG, this.configVectorValue);
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
   }
 
   usedBuffers(index: number): void {
@@ -472,15 +453,15 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
       return;
     }
-    if (wanted) this.raise(VIRTIO_PCI_ISR_QUEUE, this.queues[index]!.msixVector);
+    if (wanted) this.notifications.notify({ kind: 'used-buffer', queue: index });
   }
 
-  /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a config interrupt. */
+  /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */
   needsReset(cause: Error): void {
     // A reset device has no driver to tell and nothing in flight to stop.
     if (this.needsResetSet || this.statusValue === 0) return;
     this.fault = cause;
     this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.raise(VIRTIO_PCI_ISR_CONFIG, this.configVectorValue);
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
   }
 }

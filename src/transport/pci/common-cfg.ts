@@ -1,0 +1,202 @@
+/**
+ * The common configuration structure, device side (4.1.4.3: struct virtio_pci_common_cfg): feature
+ * words by select, config_msix_vector, num_queues, device_status, config_generation and the
+ * selected queue's fields, decoded onto the {@link DeviceCore} and {@link PciNotifications}.
+ *
+ * As QEMU 7.2: a (naturally aligned) access is decoded by its offset alone. A read at a field's
+ * first byte returns the field's value truncated to the access width (nothing from neighbouring
+ * fields); a write there sets the field from the written value (only the bytes written, as wide as
+ * the field). Any other offset reads 0 and ignores writes.
+ */
+
+import { truncate, type AccessSize } from '../../memory/access-size.js';
+import type { BarRegion } from '../../pci/bar-region.js';
+import {
+  VIRTIO_PCI_COMMON_ADM_Q_IDX,
+  VIRTIO_PCI_COMMON_ADM_Q_NUM,
+  VIRTIO_PCI_COMMON_CFGGENERATION,
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_NUMQ,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NDATA,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_RESET,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_STATUS,
+} from '../../spec/virtio-pci.js';
+import type { DeviceCore, RingArea } from '../../core/device-core.js';
+import { queueNotifyOff } from './notify-cfg.js';
+import type { PciNotifications } from './pci-notifications.js';
+
+/** The common configuration block of BAR4; its select registers return to 0 on every device reset. */
+export class CommonCfg implements BarRegion {
+  /** device_feature_select, driver_feature_select, queue_select. */
+  private dfselect = 0;
+  private gfselect = 0;
+  private queueSelect = 0;
+
+  constructor(
+    private readonly core: DeviceCore,
+    /** The ISR and the MSI-X vectors. */
+    private readonly notifications: PciNotifications,
+  ) {
+    core.onReset(() => {
+      this.dfselect = 0;
+      this.gfselect = 0;
+      this.queueSelect = 0;
+    });
+  }
+
+  read(offset: number, size: AccessSize): number {
+    const core = this.core;
+    const q = core.queues[this.queueSelect];
+    let value: number;
+    switch (offset) {
+      case VIRTIO_PCI_COMMON_DFSELECT:
+        value = this.dfselect;
+        break;
+      case VIRTIO_PCI_COMMON_DF:
+        value = core.deviceFeatureWord(this.dfselect);
+        break;
+      case VIRTIO_PCI_COMMON_GFSELECT:
+        value = this.gfselect;
+        break;
+      case VIRTIO_PCI_COMMON_GF:
+        value = core.driverFeatureWord(this.gfselect);
+        break;
+      case VIRTIO_PCI_COMMON_MSIX:
+        value = this.notifications.configVector;
+        break;
+      case VIRTIO_PCI_COMMON_NUMQ:
+        value = core.queues.length;
+        break;
+      case VIRTIO_PCI_COMMON_STATUS:
+        value = core.status;
+        break;
+      case VIRTIO_PCI_COMMON_CFGGENERATION:
+        value = core.configGeneration;
+        break;
+      case VIRTIO_PCI_COMMON_Q_SELECT:
+        value = this.queueSelect;
+        break;
+      case VIRTIO_PCI_COMMON_Q_SIZE:
+        value = q?.size ?? 0;
+        break;
+      case VIRTIO_PCI_COMMON_Q_MSIX:
+        value = this.notifications.queueVector(this.queueSelect);
+        break;
+      case VIRTIO_PCI_COMMON_Q_ENABLE:
+        value = q?.enabled ? 1 : 0;
+        break;
+      case VIRTIO_PCI_COMMON_Q_NOFF:
+        // As QEMU, for any selected index: notifying a queue that does not exist does nothing.
+        value = queueNotifyOff(this.queueSelect);
+        break;
+      case VIRTIO_PCI_COMMON_Q_DESCLO:
+      case VIRTIO_PCI_COMMON_Q_DESCHI:
+      case VIRTIO_PCI_COMMON_Q_AVAILLO:
+      case VIRTIO_PCI_COMMON_Q_AVAILHI:
+      case VIRTIO_PCI_COMMON_Q_USEDLO:
+      case VIRTIO_PCI_COMMON_Q_USEDHI: {
+        const [area, half] = ringHalfAt(offset);
+        value = q?.ringHalf(area, half) ?? 0;
+        break;
+      }
+      case VIRTIO_PCI_COMMON_Q_RESET:
+        // 4.1.4.3.1: 1 as long as the queue reset is ongoing (old operations not yet settled).
+        value = q?.resetPending ? 1 : 0;
+        break;
+      // queue_notify_data (NOTIF_CONFIG_DATA), admin_queue_index and admin_queue_num (ADMIN_VQ):
+      // those features are not offered, so the fields read 0.
+      case VIRTIO_PCI_COMMON_Q_NDATA:
+      case VIRTIO_PCI_COMMON_ADM_Q_IDX:
+      case VIRTIO_PCI_COMMON_ADM_Q_NUM:
+      default:
+        value = 0;
+    }
+    return truncate(value, size);
+  }
+
+  write(offset: number, size: AccessSize, written: number): void {
+    const core = this.core;
+    const value = truncate(written, size);
+    const q = this.queueSelect;
+    switch (offset) {
+      case VIRTIO_PCI_COMMON_DFSELECT:
+        this.dfselect = value;
+        break;
+      case VIRTIO_PCI_COMMON_GFSELECT:
+        this.gfselect = value;
+        break;
+      case VIRTIO_PCI_COMMON_GF:
+        core.setDriverFeatureWord(this.gfselect, value);
+        break;
+      case VIRTIO_PCI_COMMON_MSIX:
+        this.notifications.setConfigVector(value & 0xffff);
+        break;
+      case VIRTIO_PCI_COMMON_STATUS:
+        core.writeStatus(value & 0xff);
+        break;
+      case VIRTIO_PCI_COMMON_Q_SELECT:
+        this.queueSelect = value & 0xffff;
+        break;
+      case VIRTIO_PCI_COMMON_Q_SIZE:
+        core.setQueueSize(q, value & 0xffff);
+        break;
+      case VIRTIO_PCI_COMMON_Q_MSIX:
+        this.notifications.setQueueVector(q, value & 0xffff);
+        break;
+      case VIRTIO_PCI_COMMON_Q_ENABLE:
+        // 4.1.4.3.2: the driver MUST NOT write 0; only 1 enables.
+        if ((value & 0xffff) === 1) core.enableQueue(q);
+        break;
+      case VIRTIO_PCI_COMMON_Q_RESET:
+        // 2.6.1.1: 1 resets the selected queue (only with RING_RESET negotiated).
+        if ((value & 0xffff) === 1) core.resetQueue(q);
+        break;
+      case VIRTIO_PCI_COMMON_Q_DESCLO:
+      case VIRTIO_PCI_COMMON_Q_DESCHI:
+      case VIRTIO_PCI_COMMON_Q_AVAILLO:
+      case VIRTIO_PCI_COMMON_Q_AVAILHI:
+      case VIRTIO_PCI_COMMON_Q_USEDLO:
+      case VIRTIO_PCI_COMMON_Q_USEDHI: {
+        const [area, half] = ringHalfAt(offset);
+        core.setQueueRingHalf(q, area, half, value);
+        break;
+      }
+      default:
+      // device_feature, num_queues, config_generation, queue_notify_off and the fields of features
+      // not offered are read-only; other offsets are not fields.
+    }
+  }
+}
+
+/** Which ring area and half a queue address register holds. */
+function ringHalfAt(offset: number): [RingArea, 0 | 1] {
+  switch (offset) {
+    case VIRTIO_PCI_COMMON_Q_DESCLO:
+      return ['desc', 0];
+    case VIRTIO_PCI_COMMON_Q_DESCHI:
+      return ['desc', 1];
+    case VIRTIO_PCI_COMMON_Q_AVAILLO:
+      return ['driver', 0];
+    case VIRTIO_PCI_COMMON_Q_AVAILHI:
+      return ['driver', 1];
+    case VIRTIO_PCI_COMMON_Q_USEDLO:
+      return ['device', 0];
+    default:
+      return ['device', 1];
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The PCI transport's side of the core's notifications (2.3 mapped by 4.1.4.5 and 4.1.5.1.2): a used
+ * buffer notification sets ISR bit 0 and goes to its queue's MSI-X vector, a configuration change
+ * notification sets ISR bit 1 and goes to the config vector; the {@link InterruptSink} sends the
+ * message or raises INTx. The ISR and the vectors are registers of the PCI interfaces (common
+ * config, legacy header), so they live here, not in the transport-neutral core.
+ */
+
+import type { DriverNotification, NotificationSink } from '../../core/device-core.js';
+import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../../spec/virtio-pci.js';
+import type { InterruptSink } from './intx-interrupts.js';
+
+export class PciNotifications implements NotificationSink {
+  private isr = 0;
+  private configVectorValue = VIRTIO_MSI_NO_VECTOR;
+  private readonly queueVectorValues: number[];
+
+  /**
+   * @param queueCount the device's num_queues
+   * @param resetPending whether a device reset is still completing (vector writes are ignored then,
+   *   as every driver write but a reset is)
+   */
+  constructor(
+    queueCount: number,
+    private readonly interrupts: InterruptSink,
+    private readonly resetPending: () => boolean,
+  ) {
+    this.queueVectorValues = new Array<number>(queueCount).fill(VIRTIO_MSI_NO_VECTOR);
+  }
+
+  notify(notification: DriverNotification): void {
+    if (notification.kind === 'used-buffer') {
+      this.isr |= VIRTIO_PCI_ISR_QUEUE;
+      this.interrupts.notify(this.queueVectorValues[notification.queue]!);
+    } else {
+      this.isr |= VIRTIO_PCI_ISR_CONFIG;
+      this.interrupts.notify(this.configVectorValue);
+    }
+  }
+
+  /** Device reset: ISR 0 (INTx drops), every vector NO_VECTOR. A queue reset keeps the queue's vector. */
+  reset(): void {
+    this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
+    this.queueVectorValues.fill(VIRTIO_MSI_NO_VECTOR);
+    this.isr = 0;
+    this.interrupts.isrCleared();
+  }
+
+  /** Reading the ISR clears it and deasserts INTx. */
+  readIsr(): number {
+    const value = this.isr;
+    this.isr = 0;
+    this.interrupts.isrCleared();
+    return value;
+  }
+  /** The ISR without the read side effect (for diagnostics). */
+  peekIsr(): number {
+    return this.isr;
+  }
+
+  /** config_msix_vector (VIRTIO_MSI_CONFIG_VECTOR on the legacy interface). */
+  get configVector(): number {
+    return this.configVectorValue;
+  }
+  /** queue_msix_vector of queue `index`; a queue that does not exist has none (NO_VECTOR, as QEMU). */
+  queueVector(index: number): number {
+    return this.queueVectorValues[index] ?? VIRTIO_MSI_NO_VECTOR;
+  }
+  /** Every queue's vector, by queue index. */
+  get queueVectors(): readonly number[] {
+    return this.queueVectorValues;
+  }
+
+  /**
+   * A vector that cannot be mapped reads back as NO_VECTOR (4.1.5.1.2). As in QEMU, a vector can be
+   * changed in any state (a legacy driver such as Linux's writes it after the queue PFN).
+   */
+  setQueueVector(index: number, vector: number): void {
+    if (index >= 0 && index < this.queueVectorValues.length && !this.resetPending()) this.queueVectorValues[index] = this.usable(vector);
+  }
+  setConfigVector(vector: number): void {
+    if (!this.resetPending()) this.configVectorValue = this.usable(vector);
+  }
+  private usable(vector: number): number {
+    return this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
+  }
+}
