@@ -44,6 +44,8 @@ const REGIONS = 6;
 /** op u8, queue u8, a u16, b u32. */
 const RECORD = 8;
 const MAX_OPS = 48;
+/** Release rounds at the end: each released write starts at most one flush, so two suffice; more is a runaway. */
+const FINAL_DRAIN_ROUNDS = 8;
 
 export const shape: MutationShape = { maxLength: 5 + RECORD * MAX_OPS * 2, headerSize: 5, recordSize: RECORD, dictionary: dictionary() };
 
@@ -235,7 +237,12 @@ export async function run(data: Uint8Array): Promise<void> {
   }
   // Whatever the backend still holds completes; a reset still settling then completes, and the new life is checked once more.
   await guarded('final drain', async () => {
-    zoo.held?.releaseAll();
+    // A released write may start its writethrough flush, itself held: release until nothing is left.
+    for (let round = 0; zoo.held !== undefined && zoo.held.pending.length > 0; round++) {
+      check(round < FINAL_DRAIN_ROUNDS, 'hang', () => `backend operations still being started after ${round} release rounds`);
+      zoo.held.releaseAll();
+      await turn();
+    }
     await turn();
   });
   if (resetting) {
