@@ -27,7 +27,7 @@ import type { DeviceHost, PciFunction } from '../pci/function.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { PCI_DEVICES_PER_BUS } from '../spec/pci-enumeration.js';
 import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
-import { RamDma } from './ram-dma.js';
+import { RamDma } from '../bus/ram-dma.js';
 
 /** Where RAM above 4 GiB starts. */
 export const HIGH_RAM_BASE = 0x1_0000_0000;

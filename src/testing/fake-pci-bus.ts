@@ -9,8 +9,7 @@ import { joinU64 } from '../memory/guest-memory.js';
 import { ArrayGuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { Bdf, BusResources, InterruptEvent, PciBus } from '../bus/pci-bus.js';
-import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
-import { DmaAllocator } from '../bus/dma-allocator.js';
+import { RamDma } from '../bus/ram-dma.js';
 import { InterruptListeners } from '../bus/interrupt-listeners.js';
 import {
   PCI_BASE_ADDRESS_0,
@@ -91,20 +90,11 @@ class FakeFunction {
  * Contiguous in-process DMA memory over the driver half's allocator (so tests can count free bytes);
  * flush/refresh are no-ops, but it does not claim to be coherent, so drivers take their remote-bus paths.
  */
-export class LocalDma implements DmaMemory {
-  readonly allocator: DmaAllocator;
-  constructor(readonly memory: ArrayGuestMemory) {
-    this.allocator = new DmaAllocator(memory.base, memory.end - memory.base);
+export class LocalDma extends RamDma {
+  override readonly coherent = false;
+  constructor(override readonly memory: ArrayGuestMemory) {
+    super(memory, memory.base, memory.end - memory.base);
   }
-  alloc(size: number, align: number): DmaBuffer {
-    const addr = this.allocator.alloc(size, align);
-    return { addr, bytes: this.memory.view(addr, size) };
-  }
-  free(buffer: DmaBuffer): void {
-    this.allocator.free(buffer.addr);
-  }
-  async flush(): Promise<void> {}
-  async refresh(): Promise<void> {}
 }
 
 export class FakePciBus implements PciBus {

@@ -22,7 +22,7 @@ import { InterruptListeners } from '../../bus/interrupt-listeners.js';
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_VENDOR_ID } from '../../spec/pci.js';
-import { RamDma } from '../ram-dma.js';
+import { RamDma } from '../../bus/ram-dma.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type V86Cpu, type V86Pci } from './internals.js';
 

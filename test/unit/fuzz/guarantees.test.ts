@@ -22,7 +22,7 @@ import { consoleRxQueueIndex } from '../../../src/spec/console.js';
 import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
-import { RamDma } from '../../../src/platform/ram-dma.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
 import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { QueueFaultError, QueueFullError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
-import { RamDma } from '../../../src/platform/ram-dma.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';

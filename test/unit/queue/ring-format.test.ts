@@ -6,7 +6,7 @@ import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
-import { RamDma } from '../../../src/platform/ram-dma.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
 import { SPLIT_RING, checkQueueMaxSize } from '../../../src/queue/ring-format.js';
 import { deviceRing, driverRing } from '../../../src/queue/rings.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../../src/spec/features.js';

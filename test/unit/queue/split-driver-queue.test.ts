@@ -4,7 +4,7 @@ import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } fr
 import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
 import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
-import { RamDma } from '../../../src/platform/ram-dma.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { QueueFullError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
-import { RamDma } from '../../../src/platform/ram-dma.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';

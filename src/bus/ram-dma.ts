@@ -4,17 +4,17 @@
  */
 
 import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
-import { DmaAllocator } from '../bus/dma-allocator.js';
+import { DmaAllocator } from './dma-allocator.js';
 import { UsageError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 
 export class RamDma implements DmaMemory {
   readonly allocator: DmaAllocator;
-  readonly coherent = true;
+  readonly coherent: boolean = true;
 
   /** Allocate from [base, base + size), which must lie inside one region of `memory`. */
   constructor(
-    private readonly memory: GuestMemory,
+    protected readonly memory: GuestMemory,
     base: number,
     size: number,
   ) {
