@@ -17,6 +17,7 @@ export * from './spec/ids.js';
 export * from './spec/status.js';
 export * from './spec/features.js';
 export * from './spec/ring.js';
+export * from './spec/packed-ring.js';
 export * from './spec/virtio-pci.js';
 export * as pciSpec from './spec/pci.js';
 export * as blkSpec from './spec/blk.js';
@@ -35,7 +36,15 @@ export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
 export type { DescriptorChain, DeviceQueue, DriverRing, RingAreas, UsedBuffer } from './queue/types.js';
-export { SPLIT_RING, checkQueueMaxSize, type AreaAlignment, type RingFormat, type RingLayout } from './queue/ring-format.js';
+export {
+  PACKED_RING,
+  SPLIT_RING,
+  checkQueueMaxSize,
+  ringFormat,
+  type AreaAlignment,
+  type RingFormat,
+  type RingLayout,
+} from './queue/ring-format.js';
 export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
 export type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './core/virtio-device.js';
 export { SplitQueue } from './queue/split/device-ring.js';

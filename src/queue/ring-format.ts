@@ -4,12 +4,13 @@
  * above queue/ asks here (and builds rings through rings.ts) instead of restating a rule; the ring
  * classes check against the same records.
  *
- * One format today, the split ring (2.7). The packed ring (2.8, VIRTIO_F_RING_PACKED) gets its record
- * beside {@link SPLIT_RING} and its branch in rings.ts; until then the feature is never offered, so
- * every negotiation ends in the split format.
+ * Two formats: the split ring (2.7) and the packed ring (2.8, chosen by VIRTIO_F_RING_PACKED);
+ * {@link ringFormat} picks one from the negotiated features.
  */
 
 import { UsageError } from '../errors.js';
+import { VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { PVIRTQ_DESC_ALIGN, PVIRTQ_EVENT_ALIGN } from '../spec/packed-ring.js';
 import { VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_MAX_SIZE, VIRTQ_USED_ALIGN } from '../spec/ring.js';
 import { VIRTIO_PCI_VRING_ALIGN } from '../spec/virtio-pci.js';
 
@@ -27,7 +28,7 @@ export interface AreaAlignment {
 }
 
 export interface RingFormat {
-  readonly name: string;
+  readonly name: 'split' | 'packed';
   /** The largest queue size (2.6: 32768). */
   readonly maxQueueSize: number;
   /** Whether a queue may have `size` entries. */
@@ -40,8 +41,11 @@ export interface RingFormat {
   readonly maxChainBytes: number;
   /** Area alignment in the separate layout. */
   readonly areaAlign: AreaAlignment;
-  /** The legacy layout's alignment of the whole area and of its device area (2.7.2 "QueueAlign"). */
-  readonly legacyAlign: number;
+  /**
+   * The legacy layout's alignment of the whole area and of its device area (2.7.2 "QueueAlign"), or
+   * null for a format the legacy interface cannot carry (the packed ring needs VIRTIO_F_VERSION_1).
+   */
+  readonly legacyAlign: number | null;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -49,7 +53,7 @@ function isPowerOfTwo(n: number): boolean {
 }
 
 /** The split virtqueue (2.7). */
-export const SPLIT_RING: RingFormat = {
+export const SPLIT_RING: RingFormat & { readonly legacyAlign: number } = {
   name: 'split',
   maxQueueSize: VIRTQ_MAX_SIZE,
   // 2.7: "Queue Size ... MUST be a power of 2" (no VIRTIO_F_RING_PACKED), at most 32768.
@@ -66,6 +70,25 @@ export const SPLIT_RING: RingFormat = {
   areaAlign: { desc: VIRTQ_DESC_ALIGN, driver: VIRTQ_AVAIL_ALIGN, device: VIRTQ_USED_ALIGN },
   legacyAlign: VIRTIO_PCI_VRING_ALIGN,
 };
+
+/** The packed virtqueue (2.8). */
+export const PACKED_RING: RingFormat = {
+  name: 'packed',
+  maxQueueSize: VIRTQ_MAX_SIZE,
+  // 2.6: without VIRTIO_F_RING_PACKED the size must be a power of 2; with it any size up to 32768.
+  isQueueSize: (size) => Number.isInteger(size) && size >= 1 && size <= VIRTQ_MAX_SIZE,
+  largestQueueSize: (max) => Math.max(1, Math.min(max, VIRTQ_MAX_SIZE)),
+  // 2.8.18 / 2.8.19: a chain (an indirect table's entries included) is never longer than the queue.
+  maxChainBuffers: (size) => size,
+  maxChainBytes: 2 ** 32,
+  areaAlign: { desc: PVIRTQ_DESC_ALIGN, driver: PVIRTQ_EVENT_ALIGN, device: PVIRTQ_EVENT_ALIGN },
+  legacyAlign: null,
+};
+
+/** The ring format the negotiated `features` select. */
+export function ringFormat(features: bigint): RingFormat {
+  return hasFeature(features, VIRTIO_F_RING_PACKED) ? PACKED_RING : SPLIT_RING;
+}
 
 /**
  * Check a device model's maximum queue size option: one that every ring format the transports offer
