@@ -30,30 +30,50 @@ const MAX_RESTARTS = 50;
 /** Coverage corpus files kept per target by --save-corpus. */
 const SAVED_CORPUS_MAX = 200;
 
-const { values } = parseArgs({
-  options: {
-    target: { type: 'string', multiple: true },
-    all: { type: 'boolean', default: false },
-    ci: { type: 'boolean', default: false },
-    time: { type: 'string', default: '60' },
-    runs: { type: 'string' },
-    unguided: { type: 'boolean', default: false },
-    seed: { type: 'string' },
-    'max-batch': { type: 'string', default: '64' },
-    'input-timeout-ms': { type: 'string', default: '2000' },
-    'hang-ms': { type: 'string', default: '10000' },
-    'save-corpus': { type: 'boolean', default: false },
-    'write-seeds': { type: 'boolean', default: false },
-    json: { type: 'string' },
-    uncovered: { type: 'string' },
-    list: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run fuzz -- (--target NAME... | --all | --ci | --list) [options]
+  --time S              seconds per target (default 60)      --runs N        stop after N inputs
+  --seed N              campaign seed                         --unguided      plain mutation, no coverage
+  --save-corpus         keep new coverage inputs in fuzz/corpus/<target>/
+  --write-seeds         write each target's seed inputs       --json FILE     summaries as JSON
+  --uncovered FILE      list blocks the campaign never ran    --max-batch N, --input-timeout-ms N, --hang-ms N
+`;
+
+/** A mistake in how the command was called: reported as one line and exit code 2, never a stack trace. */
+class FuzzUsageError extends Error {}
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        target: { type: 'string', multiple: true },
+        all: { type: 'boolean', default: false },
+        ci: { type: 'boolean', default: false },
+        time: { type: 'string', default: '60' },
+        runs: { type: 'string' },
+        unguided: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        'max-batch': { type: 'string', default: '64' },
+        'input-timeout-ms': { type: 'string', default: '2000' },
+        'hang-ms': { type: 'string', default: '10000' },
+        'save-corpus': { type: 'boolean', default: false },
+        'write-seeds': { type: 'boolean', default: false },
+        json: { type: 'string' },
+        uncovered: { type: 'string' },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new FuzzUsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+let values: ReturnType<typeof parseOptions>['values'];
 
 function numberOption(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} needs a non-negative number, got ${text}`);
+  if (!Number.isFinite(n) || n < 0) throw new FuzzUsageError(`--${name} needs a non-negative number, got ${text}`);
   return n;
 }
 
@@ -225,8 +245,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const names = values.all || values.ci ? Object.keys(TARGETS) : (values.target ?? []).flatMap((t) => t.split(','));
-  if (names.length === 0) throw new Error('name a target with --target NAME (see --list), or use --all / --ci');
-  for (const n of names) if (TARGETS[n] === undefined) throw new Error(`no fuzz target ${n} (see --list)`);
+  if (names.length === 0) throw new FuzzUsageError('name a target with --target NAME (see --list), or use --all / --ci');
+  for (const n of names) if (TARGETS[n] === undefined) throw new FuzzUsageError(`no fuzz target ${n} (see --list)`);
 
   if (values['write-seeds']) {
     for (const n of names) {
@@ -306,4 +326,12 @@ function saveCorpus(target: string, corpus: ReadonlyMap<string, Uint8Array>): vo
   }
 }
 
-process.exitCode = await main();
+try {
+  values = parseOptions().values;
+  if (values.help) process.stdout.write(USAGE);
+  else process.exitCode = await main();
+} catch (err) {
+  if (!(err instanceof FuzzUsageError)) throw err;
+  process.stderr.write(`fuzz: ${err.message}\n${USAGE}`);
+  process.exitCode = 2;
+}
