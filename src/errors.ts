@@ -45,7 +45,8 @@ export type QueueFaultCode =
   | 'ERR_QUEUE_WRITE_BEFORE_READ' // a device-readable descriptor after a device-writable one
   | 'ERR_QUEUE_USED_OVERFLOW' // more used elements pushed than chains popped
   | 'ERR_QUEUE_HEAD_IN_USE' // avail ring names a head whose chain is still in flight
-  | 'ERR_QUEUE_INDIRECT_UNNEGOTIATED'; // INDIRECT flag without VIRTIO_F_INDIRECT_DESC
+  | 'ERR_QUEUE_INDIRECT_UNNEGOTIATED' // INDIRECT flag without VIRTIO_F_INDIRECT_DESC
+  | 'ERR_QUEUE_NOTIFICATION'; // a driver notification of the wrong width, queue identifier or impossible data
 
 export class QueueFaultError extends VirtioError {
   constructor(
