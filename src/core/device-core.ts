@@ -152,7 +152,7 @@ export interface InterfaceRules {
 }
 
 export interface DeviceCoreOptions extends InterfaceRules {
-  /** Transport features the transport implements beyond {@link TRANSPORT_FEATURES} (offered too). */
+  /** Transport features the transport implements beyond the core's own (VERSION_1, INDIRECT_DESC, EVENT_IDX), offered too. */
   readonly transportFeatures?: bigint;
 }
 
