@@ -66,7 +66,7 @@ export interface VirtioDriverOptions extends ProbeOptions {
 }
 
 export interface QueueOptions {
-  /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
+  /** Queue size (one the negotiated ring format allows: a power of 2 for the split ring; at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
   /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
   readonly maxSize?: number;

@@ -415,7 +415,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     let slot = this.nextUsed;
     let wrap = this.usedWrap;
     let n = 0;
-    for (let left = this.publishedSlots; left > 0; ) {
+    for (let left = this.publishedSlots; left > 0;) {
       const at = slot * PVIRTQ_DESC_SIZE;
       const flags = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
       const state = descState(flags, wrap);
