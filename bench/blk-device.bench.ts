@@ -4,6 +4,7 @@
  * bare device loop behind the same driver. Only the device half is timed (the notify, which for the
  * memory backend does every request before it returns), so the figure is the device model and its
  * ring, copy included; the ratio is to the bare device loop of the same format, in the same run.
+ * Each rate is the best over alternating slices of the median step's device time.
  *
  * The device is driven without a transport (attach, activate with the ring, queueNotify), because
  * the transports do not offer VIRTIO_F_RING_PACKED yet; the ring is the one the transport would
@@ -63,13 +64,20 @@ function rig(format: Format, backend: MemoryBlockBackend, size: number, depth: n
   return { ring, notify: () => device.queueNotify(0) };
 }
 
-/** Device-half rate (bytes per second of device time) of `step` over one slice. */
+/**
+ * Device-half rate of `step` over one slice: bytes per second of the median step's device time, so
+ * that steps the scheduler preempted (this machine is shared) do not count.
+ */
 function slice(bytesPerStep: number, ring: { deviceMs: number }, step: (i: number) => void, first: number): number {
-  const d0 = ring.deviceMs;
+  const times: number[] = [];
   const t0 = performance.now();
-  let n = 0;
-  while (performance.now() - t0 < SLICE_MS) for (let k = 0; k < 16; k++) step(first + n++);
-  return (n * bytesPerStep) / ((ring.deviceMs - d0) / 1000);
+  while (performance.now() - t0 < SLICE_MS) {
+    const d0 = ring.deviceMs;
+    step(first + times.length);
+    times.push(ring.deviceMs - d0);
+  }
+  times.sort((a, b) => a - b);
+  return bytesPerStep / (times[times.length >> 1]! / 1000);
 }
 
 function measure(format: Format, backend: MemoryBlockBackend, op: 'read' | 'write', size: number, depth: number): Row {
