@@ -13,7 +13,18 @@
 
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import {
+import * as packedRingSpec from '../../spec/packed-ring.js';
+import { packedDescRingSize } from '../../spec/packed-ring.js';
+import * as ringSpec from '../../spec/ring.js';
+import type { ChainStorage } from '../chain-storage.js';
+import { ringArea } from '../ring-area.js';
+import { PACKED_RING } from '../ring-format.js';
+import type { DescriptorChain, DeviceQueue } from '../types.js';
+import { PackedDescriptorWalk } from './descriptor-chain.js';
+
+// The layout constants as this module's own consts: optimised code (V8 11, Node 20) folds a module's
+// own const but loads an imported binding from its cell, with a TDZ check, at every use.
+const {
   PVIRTQ_DESC_FLAGS,
   PVIRTQ_DESC_ID,
   PVIRTQ_DESC_LEN,
@@ -29,14 +40,8 @@ import {
   RING_EVENT_WRAP_SHIFT,
   VIRTQ_DESC_F_AVAIL,
   VIRTQ_DESC_F_USED,
-  packedDescRingSize,
-} from '../../spec/packed-ring.js';
-import { VIRTQ_DESC_F_WRITE } from '../../spec/ring.js';
-import type { ChainStorage } from '../chain-storage.js';
-import { ringArea } from '../ring-area.js';
-import { PACKED_RING } from '../ring-format.js';
-import type { DescriptorChain, DeviceQueue } from '../types.js';
-import { PackedDescriptorWalk } from './descriptor-chain.js';
+} = packedRingSpec;
+const { VIRTQ_DESC_F_WRITE } = ringSpec;
 
 /** struct pvirtq_event_suppress: desc_event_flags : 2. */
 const EVENT_FLAGS_MASK = 0x3;
