@@ -459,8 +459,8 @@ export function run(data: Uint8Array): void {
         inFlight.clear();
         chains.clear();
         const again = create();
-        check(!(again instanceof Error), 'contract', () => `a new queue over the same valid areas was refused: ${String(again)}`);
-        q = again as DeviceQueue;
+        check(!(again instanceof Error), 'contract', () => `a new queue over the same valid areas was refused: ${describeChain(again)}`);
+        q = again;
         model = new Model(g, size, desc, indirect, inFlight);
         Object.assign(guest, { next: 0, wrap: 1, data: base + DATA });
         break;
