@@ -1,8 +1,7 @@
 /**
  * The seam between rings and everything above them: builds the device half's and the driver half's
- * ring for the negotiated features and the transport's layout. Callers never name a ring class, so
- * a second format (the packed ring, 2.8) adds its branch here, chosen by VIRTIO_F_RING_PACKED; until
- * it exists that feature is never offered and every ring is split (2.7). The rules each format
+ * ring for the negotiated features and the transport's layout. Callers never name a ring class: the
+ * packed ring (2.8) when VIRTIO_F_RING_PACKED was negotiated, else the split ring (2.7). The rules each format
  * follows are in ring-format.ts.
  */
 
@@ -10,6 +9,7 @@ import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { UsageError } from '../errors.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { PackedQueue } from './packed/device-ring.js';
 import { PackedQueueDriver } from './packed/driver-ring.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
@@ -26,10 +26,13 @@ export interface DeviceRingOptions {
   readonly features: bigint;
 }
 
-/** The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced areas. */
+/**
+ * The device side of a queue the driver enabled: a PackedQueue when VIRTIO_F_RING_PACKED was
+ * negotiated, else a SplitQueue; throws QueueFaultError for a bad size or misplaced areas.
+ */
 export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const { index, size, memory, areas, features } = options;
-  return new SplitQueue({
+  const ring = {
     index,
     size,
     memory,
@@ -38,7 +41,8 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     device: areas.device,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-  });
+  };
+  return hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
 }
 
 export interface DriverRingOptions {
