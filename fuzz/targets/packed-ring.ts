@@ -39,6 +39,7 @@ import {
 } from '../../src/spec/packed-ring.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/spec/ring.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
+import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
 import { check, type ErrorClass } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -165,9 +166,12 @@ class Model {
         const entries = len / PVIRTQ_DESC_SIZE;
         if (len === 0 || len % PVIRTQ_DESC_SIZE !== 0 || entries > max) return 'fault';
         if (raw >= 2n ** 53n || !m.contains(Number(raw), len)) return 'fault';
-        // 2.8.7: the entries follow each other; only WRITE counts in them (the rest is ignored).
+        // 2.8.7: the entries follow each other; only WRITE counts in them (NEXT and the id are
+        // ignored). INDIRECT in an entry is refused as a nested table, as the split ring must
+        // (2.7.5.3.1); 2.8.7 calls it reserved and ignored, and 2.8.19 forbids the driver to set it.
         for (let k = 0; k < entries; k++) {
           const e = Number(raw) + k * PVIRTQ_DESC_SIZE;
+          if (m.read16(e + PVIRTQ_DESC_FLAGS) & VIRTQ_DESC_F_INDIRECT) return 'fault';
           const buf = readBuffer(m, e, (m.read16(e + PVIRTQ_DESC_FLAGS) & VIRTQ_DESC_F_WRITE) !== 0);
           if (buf === null || !pushBuffer(bufs, buf, max)) return 'fault';
         }
@@ -187,9 +191,10 @@ class Model {
       }
     }
     if (totalBytes(bufs) > PACKED_RING.maxChainBytes) return 'fault';
-    // The device answers by id: one chain per id in flight; and the ring cannot hold more
-    // descriptors than it has between the next used position and the next available one.
-    if (this.inFlight.has(id) || this.inFlightDescs + descs > this.size) return 'fault';
+    // The device answers by id, keeping one chain per id (< size, as the driver's ids are) in
+    // flight; and the ring cannot hold more descriptors than it has between the next used position
+    // and the next available one.
+    if (id >= this.size || this.inFlight.has(id) || this.inFlightDescs + descs > this.size) return 'fault';
     this.inFlight.set(id, { bufs, descs });
     this.inFlightDescs += descs;
     this.nextAvail += descs;
@@ -236,13 +241,13 @@ export function run(data: Uint8Array): void {
   const rawOffsets = [input.u16(), input.u16(), input.u16()].map((o) => base + (o % MEM_SIZE));
   const mem = new GuardedMemory(MEM_SIZE, { base });
   const g = mem.inner; // the guest writes unguarded
-  // Aligned rings below DATA at a seeded spread, or anywhere the input says (raw).
-  const placed = [
-    base + PACKED_RING.areaAlign.desc * (placement & 0x3f),
-    base + 0x800 + PACKED_RING.areaAlign.driver * ((placement >> 6) & 0x1f),
-    base + 0x900 + PACKED_RING.areaAlign.device * ((placement >> 11) & 0x1f),
+  // Rings placed by MockPackedQueue (seeded gaps, aligned), or anywhere the input says (raw).
+  const mq = rawRings ? undefined : new MockPackedQueue({ size: Math.max(size, 1), memory: g, base, seed: placement, maxGap: 256 });
+  const [desc, driverArea, deviceArea] = (mq === undefined ? rawOffsets : [mq.descAddr, mq.driverAddr, mq.deviceAddr]) as [
+    number,
+    number,
+    number,
   ];
-  const [desc, driverArea, deviceArea] = (rawRings ? rawOffsets : placed) as [number, number, number];
   const ringLen = packedDescRingSize(size);
   const align = PACKED_RING.areaAlign;
   const ringsOk =
@@ -302,8 +307,7 @@ export function run(data: Uint8Array): void {
   let q = created;
   let model = new Model(g, size, desc, indirect, inFlight);
   const chains = new Map<number, DescriptorChain>();
-  /** The guest's own cursor for well-formed chains (Op.Chain): the next slot and its wrap counter. */
-  const guest = { next: 0, wrap: 1, data: base + DATA };
+  let chainsMade = 0;
 
   for (let n = 0; n < MAX_OPS && !input.done; n++) {
     const opByte = input.u8();
@@ -343,15 +347,37 @@ export function run(data: Uint8Array): void {
         break;
       }
       case Op.Chain: {
-        // A well-formed list at the guest's cursor: (a % 4) readable then (b % 4) writable buffers
-        // of lengths from c and d, or one indirect descriptor (mod & 2), buffer id from mod's bits
-        // and the cursor (mod & 1: an id the model holds in flight, if any).
-        if (overlap) break;
-        const readable = Array.from({ length: a % 4 }, (_, k) => ((c >>> (8 * k)) & 0xff) + 1);
-        const writable = Array.from({ length: b % 4 }, (_, k) => ((Math.floor(d) >>> (8 * k)) & 0xff) + 1);
+        // A list made available by MockPackedQueue at the guest's cursor: (a % 4) readable then
+        // (b % 4) writable buffers of lengths from c and d, or one indirect descriptor (mod & 2).
+        // Well-formed, it waits for room in the ring and takes the ids in turn (no more than `size`
+        // lists are outstanding, so they differ); with mod & 1 it ignores the room and reuses an id
+        // in flight (or a's high byte).
+        if (mq === undefined || overlap) break;
+        const lens = [
+          ...Array.from({ length: a % 4 }, (_, k) => ({ len: ((c >>> (8 * k)) & 0xff) + 1, flags: 0 })),
+          ...Array.from({ length: b % 4 }, (_, k) => ({ len: ((Math.floor(d) >>> (8 * k)) & 0xff) + 1, flags: VIRTQ_DESC_F_WRITE })),
+        ];
+        const table = indirect && (mod & 2) !== 0;
+        const hostile = (mod & 1) !== 0;
+        const lap = (pos: number, wrap: number): number => pos + (wrap === 1 ? 0 : size);
+        const pending = (lap(mq.nextAvail, mq.availWrap) - lap(model.nextAvail, model.availWrap) + 2 * size) % (2 * size);
+        const room = size - model.inFlightDescs - pending;
+        if (lens.length === 0 || lens.length > size || (!hostile && (table ? 1 : lens.length) > room)) break;
         const held = [...inFlight.keys()];
-        const id = mod & 1 && held.length > 0 ? held[(a >> 8) % held.length]! : (a >> 8) ^ guest.next;
-        guestChain(g, desc, size, guest, readable, writable, id, indirect && (mod & 2) !== 0);
+        const id = !hostile ? chainsMade++ % size : held.length > 0 ? held[(a >> 8) % held.length]! : a >> 8;
+        const bufs = lens.map((x) => ({ addr: mq.alloc(x.len), len: x.len, id: 0, flags: x.flags }));
+        if (table) {
+          const at = mq.alloc(bufs.length * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc);
+          bufs.forEach((x, k) => mq.writeDesc(at, k, x));
+          mq.publish([{ addr: at, len: bufs.length * PVIRTQ_DESC_SIZE, id, flags: VIRTQ_DESC_F_INDIRECT }]);
+        } else
+          mq.publish(
+            bufs.map((x, k) => ({
+              ...x,
+              id: k === bufs.length - 1 ? id : 0,
+              flags: x.flags | (k < bufs.length - 1 ? VIRTQ_DESC_F_NEXT : 0),
+            })),
+          );
         break;
       }
       case Op.DriverEvent:
@@ -462,7 +488,7 @@ export function run(data: Uint8Array): void {
         check(!(again instanceof Error), 'contract', () => `a new queue over the same valid areas was refused: ${describeChain(again)}`);
         q = again;
         model = new Model(g, size, desc, indirect, inFlight);
-        Object.assign(guest, { next: 0, wrap: 1, data: base + DATA });
+        if (mq !== undefined) Object.assign(mq, { nextAvail: 0, availWrap: 1, nextUsed: 0, usedWrap: 1 });
         break;
       }
       default:
@@ -524,52 +550,6 @@ function writeDesc(g: GuardedMemory['inner'], at: number, addr: number, len: num
   g.write16(at + PVIRTQ_DESC_FLAGS, flags);
 }
 
-/** Bytes at the guest's data cursor, wrapping round the data area. */
-function guestAlloc(guest: { data: number }, base: number, len: number, align = 1): number {
-  let at = Math.ceil(guest.data / align) * align;
-  if (at + len > base + MEM_SIZE) at = base + DATA;
-  guest.data = at + len;
-  return at;
-}
-
-/**
- * The guest makes a list available as 2.8.13 shows: its descriptors at the cursor (or one indirect
- * descriptor and a table), the buffer id in the last, each marked available for its lap. The fuzz
- * guest picks any id, even one in flight.
- */
-function guestChain(
-  g: GuardedMemory['inner'],
-  desc: number,
-  size: number,
-  guest: { next: number; wrap: number; data: number },
-  readable: readonly number[],
-  writable: readonly number[],
-  id: number,
-  indirect: boolean,
-): void {
-  const base = g.base;
-  const bufs = [...readable.map((len) => ({ len, flags: 0 })), ...writable.map((len) => ({ len, flags: VIRTQ_DESC_F_WRITE }))];
-  if (bufs.length === 0 || (!indirect && bufs.length > size)) return;
-  const avail = (wrap: number): number => (wrap ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED);
-  const entries = bufs.map((b) => ({ addr: guestAlloc(guest, base, b.len), len: b.len, flags: b.flags }));
-  const list = indirect
-    ? (() => {
-        const table = guestAlloc(guest, base, entries.length * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc);
-        entries.forEach((e, k) => writeDesc(g, table + k * PVIRTQ_DESC_SIZE, e.addr, e.len, 0, e.flags));
-        return [{ addr: table, len: entries.length * PVIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT }];
-      })()
-    : entries.map((e, k) => ({ ...e, flags: e.flags | (k < entries.length - 1 ? VIRTQ_DESC_F_NEXT : 0) }));
-  // Device operations never run between two guest writes here, so the order of the flag writes
-  // (first descriptor last, 2.8.6) cannot show; each descriptor is written whole.
-  list.forEach((e, k) => {
-    writeDesc(g, desc + guest.next * PVIRTQ_DESC_SIZE, e.addr, e.len, k === list.length - 1 ? id : 0, e.flags | avail(guest.wrap));
-    if (++guest.next === size) {
-      guest.next = 0;
-      guest.wrap ^= 1;
-    }
-  });
-}
-
 // ---- seeds: the split ring's CVE shapes in packed form, and the packed ring's own ----
 
 /** The header: queue size (1..64, or `raw` 0..127), flags (1 event idx, 2 indirect, base << 2, 0x10 raw rings), placement, raw offsets. */
@@ -605,9 +585,9 @@ function desc(
 ): InputWriter {
   return op(w, Op.Desc, (opts.mark ?? Mark.Available) | (opts.raw ? 8 : 0), slot | (id << 8), flags, len, off);
 }
-/** A well-formed list of `r` readable and `wr` writable buffers (lengths from the bytes of c and d), with buffer id `idSeed ^ cursor`. */
-function chain(w: InputWriter, r: number, wr: number, opts: { indirect?: boolean; idSeed?: number; reuseId?: boolean } = {}): InputWriter {
-  return op(w, Op.Chain, (opts.reuseId ? 1 : 0) | (opts.indirect ? 2 : 0), r | ((opts.idSeed ?? 0) << 8), wr, 0x10203040, 0x05060708);
+/** A list of `r` readable and `wr` writable buffers (lengths from the bytes of c and d); `hostile`: no wait for room, an id in flight (else `idSeed`). */
+function chain(w: InputWriter, r: number, wr: number, opts: { indirect?: boolean; idSeed?: number; hostile?: boolean } = {}): InputWriter {
+  return op(w, Op.Chain, (opts.hostile ? 1 : 0) | (opts.indirect ? 2 : 0), r | ((opts.idSeed ?? 0) << 8), wr, 0x10203040, 0x05060708);
 }
 function pop(w: InputWriter, n = 1): InputWriter {
   for (let i = 0; i < n; i++) op(w, Op.Pop, 0, 0, 0, 0, 0);
@@ -660,7 +640,7 @@ export function seeds(): Seed[] {
   {
     const w = header(4);
     desc(w, 0, DATA, 16, 0, VIRTQ_DESC_F_NEXT);
-    desc(w, 1, DATA + 16, 16, 7, 0, { mark: Mark.OtherLap });
+    desc(w, 1, DATA + 16, 16, 3, 0, { mark: Mark.OtherLap });
     add('list-continues-into-unavailable-descriptor', pop(w));
   }
   {
@@ -724,14 +704,18 @@ export function seeds(): Seed[] {
     add('readable-after-writable', pop(w));
   }
   {
-    // The same buffer id twice in flight, and an id far beyond the queue size.
+    // The same buffer id twice in flight.
     const w = header(8);
-    chain(w, 1, 1, { idSeed: 5 });
+    chain(w, 1, 1);
     pop(w);
-    chain(w, 1, 0, { reuseId: true });
-    pop(w);
-    desc(w, 4, DATA, 8, 0xff, 0);
+    chain(w, 1, 0, { hostile: true });
     add('buffer-id-twice-in-flight', pop(w));
+  }
+  {
+    const w = header(8);
+    desc(w, 0, DATA, 8, 8, 0);
+    desc(w, 1, DATA, 8, 0xff, 0);
+    add('buffer-id-beyond-queue-size', pop(w, 2));
   }
   {
     const w = header(4);
@@ -749,7 +733,7 @@ export function seeds(): Seed[] {
     pop(w, 2);
     push(w);
     chain(w, 1, 1);
-    chain(w, 1, 1);
+    chain(w, 1, 1, { hostile: true });
     add('more-descriptors-in-flight-than-the-ring-has', pop(w, 3));
   }
   {
