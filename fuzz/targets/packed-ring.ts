@@ -270,8 +270,11 @@ export function run(data: Uint8Array): void {
   ];
   const overlap = rings.some(([x, xl], i) => rings.some(([y, yl], j) => i < j && x < y + yl && y < x + xl));
 
-  /** What every device operation may read; `usedSlot` (else nothing of the ring) it may write. */
-  const device = <T>(what: string, fn: () => T, usedSlot?: number, allowed: readonly ErrorClass[] = [QueueFaultError]): T | Error =>
+  /**
+   * What every device operation may read and write; of the descriptor ring it may write only
+   * `usedSlot` ('any' with overlapping rings, where the model does not follow the used position).
+   */
+  const device = <T>(what: string, fn: () => T, usedSlot?: number | 'any', allowed: readonly ErrorClass[] = [QueueFaultError]): T | Error =>
     guardedCall(
       mem,
       what,
@@ -279,7 +282,8 @@ export function run(data: Uint8Array): void {
         mem.allowRead(desc, ringLen, 'descriptor ring');
         mem.allowRead(driverArea, PVIRTQ_EVENT_SUPPRESS_SIZE, 'driver event suppression');
         mem.allowWrite(deviceArea, PVIRTQ_EVENT_SUPPRESS_SIZE, 'device event suppression');
-        if (usedSlot !== undefined) mem.allowWrite(desc + usedSlot * PVIRTQ_DESC_SIZE, PVIRTQ_DESC_SIZE, 'used descriptor');
+        if (usedSlot === 'any') mem.allowWrite(desc, ringLen, 'used descriptors');
+        else if (usedSlot !== undefined) mem.allowWrite(desc + usedSlot * PVIRTQ_DESC_SIZE, PVIRTQ_DESC_SIZE, 'used descriptor');
         if (mem.contains(desc, ringLen)) {
           for (let k = 0; k < size; k++) {
             const at = desc + k * PVIRTQ_DESC_SIZE;
@@ -418,14 +422,14 @@ export function run(data: Uint8Array): void {
         const id = [...chains.keys()][a % chains.size]!;
         const chain = chains.get(id)!;
         const len = mod & 1 ? c : c % (chain.writableBytes + 1);
-        const slot = overlap ? undefined : model.nextUsed;
+        const slot = model.nextUsed;
         const r = device(
           'device model writes + pushUsed',
           () => {
             writeIntoChain(chain, len);
             q.pushUsed(id, len);
           },
-          overlap ? undefined : slot,
+          overlap ? 'any' : slot,
           [QueueFaultError, UsageError],
         );
         if (len > chain.writableBytes) {
@@ -440,12 +444,12 @@ export function run(data: Uint8Array): void {
         }
         const wrap = model.usedWrap;
         model.used(id);
-        checkUsedDescriptor(g, desc + slot! * PVIRTQ_DESC_SIZE, id, len, wrap);
+        checkUsedDescriptor(g, desc + slot * PVIRTQ_DESC_SIZE, id, len, wrap);
         break;
       }
       case Op.PushUsedRaw: {
         const held = inFlight.has(a);
-        const r = device('pushUsed (any id)', () => q.pushUsed(a, c), overlap ? undefined : model.nextUsed, [QueueFaultError, UsageError]);
+        const r = device('pushUsed (any id)', () => q.pushUsed(a, c), overlap ? 'any' : model.nextUsed, [QueueFaultError, UsageError]);
         if (!held) check(r instanceof QueueFaultError, 'contract', () => `pushUsed of id ${a}, not in flight, accepted`);
         else if (!(r instanceof Error)) {
           chains.delete(a);

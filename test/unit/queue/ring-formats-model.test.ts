@@ -304,7 +304,7 @@ test('every ring format carries the same random workload as the model: bytes to 
       fc.array(op, { minLength: 30, maxLength: 90 }),
       async (size, eventIdx, indirect, ops) => {
         const expected = model(size, ops);
-        for (const format of [SPLIT_RING]) {
+        for (const format of [SPLIT_RING, PACKED_RING]) {
           if (!format.isQueueSize(size)) continue;
           const trace = await real(format, size, eventIdx, indirect, ops);
           assert.deepEqual(trace.seen, expected.seen, `${format.name}: what reached the device`);
