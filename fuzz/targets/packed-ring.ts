@@ -113,6 +113,8 @@ class Model {
   /** Used descriptor positions (0 .. 2*size-1: wrap 1 first) at the last needsInterrupt, and moved since. */
   signalled = 0;
   movedSinceSignal = 0;
+  /** needsInterrupt() refused the driver's event suppression: interrupts are not checked until a reset. */
+  interruptFault = false;
 
   constructor(
     private readonly m: GuardedMemory['inner'],
@@ -471,7 +473,9 @@ export function run(data: Uint8Array): void {
             );
         } else {
           const r = device('needsInterrupt', () => q.needsInterrupt());
-          if (!overlap && !(r instanceof Error)) checkInterrupt(g, driverArea, eventIdx, model, r);
+          // After a fault the device needs a reset, and what it says of interrupts is not checked.
+          if (r instanceof Error) model.interruptFault = true;
+          else if (!overlap && !model.interruptFault) checkInterrupt(g, driverArea, eventIdx, model, r);
         }
         if (mod & 4 && !overlap) {
           const r = device('hasAvailable', () => q.hasAvailable());
