@@ -691,6 +691,17 @@ export function seeds(): Seed[] {
     desc(w, 1, 0x10_0000_0000, 16, 1, VIRTQ_DESC_F_INDIRECT, { raw: true });
     add('indirect-table-outside-memory', pop(w, 2));
   }
+  {
+    // An indirect table of a device-writable entry, then a device-readable one.
+    const w = header(4, { indirect: true });
+    desc(w, 0, DATA, 32, 0, VIRTQ_DESC_F_INDIRECT);
+    op(w, Op.Poke, 3, DATA, 0, 0, DATA + 0x100);
+    op(w, Op.Poke, 2, DATA + 8, 0, 0, 16);
+    op(w, Op.Poke, 1, DATA + 14, 0, 0, VIRTQ_DESC_F_WRITE);
+    op(w, Op.Poke, 3, DATA + 16, 0, 0, DATA + 0x200);
+    op(w, Op.Poke, 2, DATA + 24, 0, 0, 16);
+    add('indirect-readable-after-writable', pop(w));
+  }
   add('indirect-not-negotiated', pop(desc(header(4), 0, DATA, 16, 0, VIRTQ_DESC_F_INDIRECT)));
   {
     const w = header(4);
