@@ -21,6 +21,18 @@ import type { Bdf, BusResources, InterruptEvent, PciBus } from '../../src/bus/pc
 import type { DmaBuffer, DmaMemory } from '../../src/memory/dma.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
+import {
+  PVIRTQ_DESC_FLAGS,
+  PVIRTQ_DESC_ID,
+  PVIRTQ_DESC_LEN,
+  PVIRTQ_DESC_SIZE,
+  PVIRTQ_EVENT_DESC,
+  PVIRTQ_EVENT_FLAGS,
+  PVIRTQ_EVENT_SUPPRESS_SIZE,
+  VIRTQ_DESC_F_AVAIL,
+  VIRTQ_DESC_F_USED,
+} from '../../src/spec/packed-ring.js';
+import { VIRTQ_DESC_F_WRITE } from '../../src/spec/ring.js';
 import { GuaranteeViolation } from '../engine/guarantees.js';
 import type { FuzzInput } from '../engine/input.js';
 
@@ -96,7 +108,27 @@ export class OperationBudgetExceeded extends GuaranteeViolation {
   }
 }
 
-export class HostileBus implements PciBus {
+/** What a {@link HostileDma} reports to and asks of its owner: the bus, or a ring-level harness. */
+export interface DmaLedger {
+  readonly adversary: Adversary;
+  /** Tampered answers so far. */
+  tampered: number;
+  /** DMA allocations made to fail (the Adversary's). */
+  allocFailures: number;
+  /** DMA bytes allocated and not freed. */
+  dmaOutstanding: number;
+  /** Count one operation; throws once the budget is gone. */
+  spend(): void;
+}
+
+/**
+ * How a refresh's bytes are read when the input rewrites them: split-ring used elements (le32 id,
+ * le32 len) or packed-ring descriptors (le64 addr, le32 len, le16 id, le16 flags) and event
+ * suppression areas (le16 desc, le16 flags).
+ */
+export type RingLayoutKind = 'split' | 'packed';
+
+export class HostileBus implements PciBus, DmaLedger {
   readonly name = 'hostile';
   readonly dma: DmaMemory;
   /** Tampered answers so far (for the harness: a run with none must succeed). */
@@ -206,7 +238,7 @@ export class HostileBus implements PciBus {
   }
 }
 
-class HostileDma implements DmaMemory {
+export class HostileDma implements DmaMemory {
   private allocs = 0;
   private usedIdxRefreshes = 0;
   /** Flood elements still to write (set when used.idx was flooded), and the next head to name. */
@@ -217,7 +249,8 @@ class HostileDma implements DmaMemory {
     private readonly inner: DmaMemory,
     private readonly memory: GuestMemory,
     private readonly input: FuzzInput,
-    private readonly bus: HostileBus,
+    private readonly bus: DmaLedger,
+    private readonly rings: RingLayoutKind = 'split',
   ) {}
 
   alloc(size: number, align: number): DmaBuffer {
@@ -252,7 +285,21 @@ class HostileDma implements DmaMemory {
     this.bus.tampered++;
     const m = this.memory;
     if (len === 2) m.write16(addr, d & 1 ? this.input.u8() : this.input.u16());
-    else if (len % 8 === 0 && len <= 64) {
+    else if (this.rings === 'packed' && len === PVIRTQ_EVENT_SUPPRESS_SIZE) {
+      // the device event suppression area: an offset and wrap, then flags (valid ones or anything)
+      m.write16(addr + PVIRTQ_EVENT_DESC, this.input.u16());
+      m.write16(addr + PVIRTQ_EVENT_FLAGS, d & 1 ? this.input.u8() % 4 : this.input.u16());
+    } else if (this.rings === 'packed' && len % PVIRTQ_DESC_SIZE === 0 && len <= 64) {
+      // used descriptors: ids near the queue's range (or anything), AVAIL and USED both set or both
+      // clear with WRITE as chosen (or any flags), lengths small (or anything)
+      for (let at = addr; at < addr + len; at += PVIRTQ_DESC_SIZE) {
+        m.write32(at + PVIRTQ_DESC_LEN, d & 2 ? this.input.u16() : this.input.u32());
+        m.write16(at + PVIRTQ_DESC_ID, d & 1 ? this.input.u8() % 64 : this.input.u16());
+        const f = this.input.u8();
+        const bits = f & 1 ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0;
+        m.write16(at + PVIRTQ_DESC_FLAGS, d & 4 ? this.input.u16() : bits | (f & 2 ? VIRTQ_DESC_F_WRITE : 0));
+      }
+    } else if (len % 8 === 0 && len <= 64) {
       // used elements: ids near the queue's range (or anything), lengths small (or anything)
       for (let at = addr; at < addr + len; at += 8) {
         m.write32(at, d & 1 ? this.input.u8() % 32 : this.input.u32());

@@ -35,10 +35,22 @@ import {
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../../src/spec/features.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
-import { check, expectTyped, GuaranteeViolation } from '../engine/guarantees.js';
+import { check, type ErrorClass } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
+import {
+  allowChainBuffers,
+  chainBuffers,
+  describeChain,
+  guardedCall,
+  pushBuffer,
+  readBuffer,
+  sameBuffers,
+  totalBytes,
+  writeIntoChain,
+  type Buf,
+} from '../harness/device-guard.js';
 
 export const description = 'split ring device side: chain walks from arbitrary descriptors, avail ring and indices';
 
@@ -71,12 +83,6 @@ const enum Op {
   PushUsedRaw = 7,
   Notify = 8,
   EventFields = 9,
-}
-
-interface Buf {
-  readonly addr: number;
-  readonly len: number;
-  readonly writable: boolean;
 }
 
 /** The reference model's view of the queue: what the spec says the device must do. */
@@ -122,8 +128,6 @@ class Model {
     let visits = 0;
     let inIndirect = false;
     let i = head;
-    let total = 0;
-    let sawWritable = false;
     const bufs: Buf[] = [];
     for (;;) {
       if (++visits > entries) return 'fault';
@@ -144,18 +148,13 @@ class Model {
         i = 0;
         continue;
       }
-      if (!exact || !m.contains(addr, len)) return 'fault';
-      const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
-      if (!writable && sawWritable) return 'fault';
-      sawWritable ||= writable;
-      bufs.push({ addr, len, writable });
-      if (bufs.length > SPLIT_RING.maxChainBuffers(this.size)) return 'fault';
-      total += len;
+      const buf = readBuffer(m, at, (flags & VIRTQ_DESC_F_WRITE) !== 0);
+      if (buf === null || !pushBuffer(bufs, buf, SPLIT_RING.maxChainBuffers(this.size))) return 'fault';
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
       if (next >= entries) return 'fault';
       i = next;
     }
-    return total > SPLIT_RING.maxChainBytes ? 'fault' : bufs;
+    return totalBytes(bufs) > SPLIT_RING.maxChainBytes ? 'fault' : bufs;
   }
 }
 
@@ -179,34 +178,26 @@ export function run(data: Uint8Array): void {
   const g = mem.inner; // the guest writes unguarded
   const inFlight = new Map<number, Buf[]>();
 
-  /** Run one device operation under the guard: only the allowed ranges may be viewed or changed. */
-  const device = <T>(
-    what: string,
-    fn: () => T,
-    allowed: readonly (typeof QueueFaultError | typeof UsageError)[] = [QueueFaultError],
-  ): T | Error => {
-    mem.clearAllowed();
-    mem.allowRead(desc!, descTableSize(size), 'descriptor table');
-    mem.allowRead(avail!, availRingSize(size), 'avail ring');
-    mem.allowWrite(used!, usedRingSize(size), 'used ring');
-    if (mem.contains(desc!, descTableSize(size))) {
-      for (let k = 0; k < size; k++) {
-        const at = desc! + k * VIRTQ_DESC_SIZE;
-        if (g.read16(at + 12) & VIRTQ_DESC_F_INDIRECT) mem.allowRead(Number(g.read64(at)), g.read32(at + 8), 'indirect table');
-      }
-    }
-    for (const bufs of inFlight.values())
-      for (const b of bufs) (b.writable ? mem.allowWrite : mem.allowRead).call(mem, b.addr, b.len, 'chain buffer');
-    mem.snapshot();
-    const r = expectTyped(what, allowed, fn);
-    const problems = mem.problems();
-    if (problems.length > 0)
-      throw new GuaranteeViolation(
-        'memory-outside',
-        `${what}: ${problems.map((p) => `${p.kind}@0x${p.addr.toString(16)}+${p.len}`).join(' ')}`,
-      );
-    return r;
-  };
+  /** Run one device operation under the guard: only the rings, indirect tables and chains in flight. */
+  const device = <T>(what: string, fn: () => T, allowed: readonly ErrorClass[] = [QueueFaultError]): T | Error =>
+    guardedCall(
+      mem,
+      what,
+      () => {
+        mem.allowRead(desc!, descTableSize(size), 'descriptor table');
+        mem.allowRead(avail!, availRingSize(size), 'avail ring');
+        mem.allowWrite(used!, usedRingSize(size), 'used ring');
+        if (mem.contains(desc!, descTableSize(size))) {
+          for (let k = 0; k < size; k++) {
+            const at = desc! + k * VIRTQ_DESC_SIZE;
+            if (g.read16(at + 12) & VIRTQ_DESC_F_INDIRECT) mem.allowRead(Number(g.read64(at)), g.read32(at + 8), 'indirect table');
+          }
+        }
+        allowChainBuffers(mem, inFlight.values());
+      },
+      fn,
+      allowed,
+    );
 
   // The device's rings may legitimately be refused (misaligned, outside memory): then nothing runs.
   const features = (eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
@@ -318,12 +309,7 @@ export function run(data: Uint8Array): void {
           'device model writes + pushUsed',
           () => {
             // Play the device model: fill the written prefix of the writable buffers through views.
-            let left = Math.min(len, chain.writableBytes);
-            for (let k = chain.readable; k < chain.count && left > 0; k++) {
-              const v = chain.view(k);
-              v.fill(0xa5, 0, Math.min(left, v.length));
-              left -= Math.min(left, v.length);
-            }
+            writeIntoChain(chain, len);
             q.pushUsed(head, len);
           },
           [QueueFaultError, UsageError],
@@ -390,32 +376,8 @@ function writeDesc(g: GuardedMemory['inner'], at: number, addr: number, len: num
   g.write16(at + 14, next);
 }
 
-function chainBuffers(chain: DescriptorChain): Buf[] {
-  return Array.from({ length: chain.count }, (_, k) => ({ addr: chain.addr(k), len: chain.len(k), writable: k >= chain.readable }));
-}
-
 function sameChain(chain: DescriptorChain, head: number, bufs: readonly Buf[]): boolean {
-  if (chain.head !== head || chain.count !== bufs.length) return false;
-  let readable = 0;
-  let rb = 0;
-  let wb = 0;
-  for (let k = 0; k < bufs.length; k++) {
-    const b = bufs[k]!;
-    if (chain.addr(k) !== b.addr || chain.len(k) !== b.len) return false;
-    if (b.writable) wb += b.len;
-    else {
-      readable++;
-      rb += b.len;
-    }
-  }
-  return chain.readable === readable && chain.readableBytes === rb && chain.writableBytes === wb;
-}
-
-function describeChain(x: unknown): string {
-  if (x === null) return 'null';
-  if (x instanceof Error) return `${x.name}: ${x.message}`;
-  const c = x as DescriptorChain;
-  return `chain head ${c.head} count ${c.count} readable ${c.readable}`;
+  return chain.head === head && sameBuffers(chain, bufs);
 }
 
 // ---- seeds: the known virtio CVE shapes, built by name ----

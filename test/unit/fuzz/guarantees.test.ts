@@ -17,15 +17,15 @@ import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import type { DeviceQueue } from '../../../src/queue/types.js';
+import type { DeviceQueue, DriverRing } from '../../../src/queue/types.js';
 import { consoleRxQueueIndex } from '../../../src/spec/console.js';
 import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RamDma } from '../../../src/bus/ram-dma.js';
-import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
+import { driverRing } from '../../../src/queue/rings.js';
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../src/spec/blk.js';
-import { VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
+import { VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, bit } from '../../../src/spec/features.js';
 import { VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import {
   VIRTQ_DESC_F_INDIRECT,
@@ -34,8 +34,19 @@ import {
   VIRTQ_USED_ELEM_SIZE,
   VIRTQ_USED_IDX,
   VIRTQ_USED_RING,
+  availRingSize,
+  descTableSize,
   usedRingSize,
 } from '../../../src/spec/ring.js';
+import {
+  PVIRTQ_DESC_FLAGS,
+  PVIRTQ_DESC_ID,
+  PVIRTQ_DESC_LEN,
+  PVIRTQ_EVENT_SUPPRESS_SIZE,
+  VIRTQ_DESC_F_AVAIL,
+  VIRTQ_DESC_F_USED,
+  packedDescRingSize,
+} from '../../../src/spec/packed-ring.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../../src/spec/status.js';
 import { FuzzInput } from '../../../fuzz/engine/input.js';
 import { makeZooDevice } from '../../../fuzz/harness/device-zoo.js';
@@ -58,27 +69,76 @@ import {
 } from '../../../src/spec/virtio-pci.js';
 import { activateDevice } from '../../helpers/device-harness.js';
 import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
+import { MockPackedQueue } from '../../../src/testing/mock-packed-queue.js';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
+import type { MockRing } from '../../../src/testing/mock-ring.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 
 const deviceFault = (code: string) => (e: unknown) => e instanceof DeviceFaultError && e.code === code;
 
-// ---- device half: the split ring refuses every CVE shape with its own code, writing nothing ----
+// ---- device half: each ring format refuses every CVE shape with its own code, writing nothing ----
 
-/** A queue of `size` over guarded memory: the guest builds with `mq`, the device pops from `q`. */
-function guardedQueue(size: number, options: { indirect?: boolean; base?: number } = {}) {
-  const mem = new GuardedMemory(0x4000, { base: options.base ?? 0 });
-  const mq = new MockQueue({ size, memory: mem.inner, base: mem.base, seed: 3 });
-  mem.allowRead(mq.descAddr, 16 * size, 'desc');
-  mem.allowRead(mq.availAddr, 6 + 2 * size, 'avail');
-  mem.allowWrite(mq.usedAddr, usedRingSize(size), 'used');
-  const q = mq.deviceQueue({ indirect: options.indirect ?? false });
-  return { mem, mq, q };
+/** A queue of one ring format over guarded memory: the guest builds with `mq`, the device pops from `q`. */
+interface GuardedQueue {
+  readonly mem: GuardedMemory;
+  readonly mq: MockRing;
+  readonly q: DeviceQueue & { readonly inFlightChains: number };
+  /** Make one descriptor available as a chain (the next descriptor index, or the next ring slot). */
+  publish(desc: { readonly addr: number | bigint; readonly len: number; readonly flags: number }): void;
 }
 
+interface Format {
+  readonly name: 'split' | 'packed';
+  guarded(size: number, options?: { indirect?: boolean; base?: number }): GuardedQueue;
+}
+
+/** The rings may be read; what the device writes into them (used ring, used descriptors, event areas) may be written. */
+const FORMATS: readonly Format[] = [
+  {
+    name: 'split',
+    guarded(size, options = {}) {
+      const mem = new GuardedMemory(0x4000, { base: options.base ?? 0 });
+      const mq = new MockQueue({ size, memory: mem.inner, base: mem.base, seed: 3 });
+      mem.allowRead(mq.descAddr, descTableSize(size), 'desc');
+      mem.allowRead(mq.availAddr, availRingSize(size), 'avail');
+      mem.allowWrite(mq.usedAddr, usedRingSize(size), 'used');
+      let next = 0;
+      return {
+        mem,
+        mq,
+        q: mq.deviceQueue({ indirect: options.indirect ?? false }),
+        publish(desc) {
+          mq.setDesc(next, { ...desc, next: 0 });
+          mq.pushAvail(next++);
+        },
+      };
+    },
+  },
+  {
+    name: 'packed',
+    guarded(size, options = {}) {
+      const mem = new GuardedMemory(0x4000, { base: options.base ?? 0 });
+      const mq = new MockPackedQueue({ size, memory: mem.inner, base: mem.base, seed: 3 });
+      mem.allowWrite(mq.descAddr, packedDescRingSize(size), 'descriptor ring');
+      mem.allowRead(mq.driverAddr, PVIRTQ_EVENT_SUPPRESS_SIZE, 'driver event suppression');
+      mem.allowWrite(mq.deviceAddr, PVIRTQ_EVENT_SUPPRESS_SIZE, 'device event suppression');
+      let id = 0;
+      return {
+        mem,
+        mq,
+        q: mq.deviceQueue({ indirect: options.indirect ?? false }),
+        publish(desc) {
+          mq.publish([{ ...desc, id: id++ }]);
+        },
+      };
+    },
+  },
+];
+
 /** pop() must throw QueueFaultError `code`, twice (the faulty chain stays unpopped), writing nothing. */
-function assertPopFaults(g: ReturnType<typeof guardedQueue>, code: string): void {
+function assertPopFaults(g: GuardedQueue, code: string): void {
   g.mem.snapshot();
+  const before = g.mem.bytes.slice();
   const inFlight = g.q.inFlightChains;
   for (let i = 0; i < 2; i++)
     assert.throws(
@@ -86,30 +146,45 @@ function assertPopFaults(g: ReturnType<typeof guardedQueue>, code: string): void
       (e: unknown) => e instanceof QueueFaultError && e.code === code,
     );
   assert.deepEqual(g.mem.problems(), [], 'no guest memory touched outside the rings');
+  assert.ok(Buffer.from(g.mem.bytes).equals(before), 'a faulting pop writes nothing, not even in the rings');
   assert.equal(g.q.inFlightChains, inFlight, 'nothing popped');
 }
 
-test('a looped descriptor chain ends in ERR_QUEUE_CHAIN_TOO_LONG after at most queue-size descriptors', () => {
-  const g = guardedQueue(4);
-  g.mq.setDesc(0, { addr: 0x3000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 1 });
-  g.mq.setDesc(1, { addr: 0x3010, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 0 });
-  g.mq.pushAvail(0);
+const [SPLIT, PACKED] = FORMATS as [Format, Format];
+
+test('split: a looped descriptor chain ends in ERR_QUEUE_CHAIN_TOO_LONG after at most queue-size descriptors', () => {
+  const g = SPLIT.guarded(4);
+  const mq = g.mq as MockQueue;
+  mq.setDesc(0, { addr: 0x3000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 1 });
+  mq.setDesc(1, { addr: 0x3010, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 0 });
+  mq.pushAvail(0);
   assertPopFaults(g, 'ERR_QUEUE_CHAIN_TOO_LONG');
 });
 
-test('an indirect descriptor inside an indirect table is refused (ERR_QUEUE_NESTED_INDIRECT)', () => {
-  const g = guardedQueue(8, { indirect: true });
-  g.mq.setDesc(0, { addr: 0x3000, len: 32, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
-  g.mq.writeDesc(0x3000, 0, { addr: 0x3100, len: 16, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
-  g.mem.allowRead(0x3000, 32, 'indirect table');
-  g.mq.pushAvail(0);
-  assertPopFaults(g, 'ERR_QUEUE_NESTED_INDIRECT');
+test('packed: a list chained by NEXT round the whole ring ends in ERR_QUEUE_CHAIN_TOO_LONG after queue-size descriptors', () => {
+  const g = PACKED.guarded(4);
+  const mq = g.mq as MockPackedQueue;
+  mq.publish(Array.from({ length: 4 }, (_, k) => ({ addr: 0x3000 + 16 * k, len: 16, id: 0, flags: VIRTQ_DESC_F_NEXT })));
+  assertPopFaults(g, 'ERR_QUEUE_CHAIN_TOO_LONG');
 });
 
-test('avail.idx moving more than the queue size past used.idx is refused (ERR_QUEUE_AVAIL_INDEX)', () => {
-  const g = guardedQueue(4);
-  g.mq.setDesc(0, { addr: 0x3000, len: 16, flags: 0, next: 0 });
-  g.mq.setAvailIdx(5); // 5 chains claimed on a queue of 4 descriptors
+for (const f of FORMATS) {
+  test(`${f.name}: an indirect descriptor inside an indirect table is refused (ERR_QUEUE_NESTED_INDIRECT)`, () => {
+    const g = f.guarded(8, { indirect: true });
+    // The table at 0x3000: its one entry is itself INDIRECT.
+    if (g.mq instanceof MockQueue) g.mq.writeDesc(0x3000, 0, { addr: 0x3100, len: 16, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+    else (g.mq as MockPackedQueue).writeDesc(0x3000, 0, { addr: 0x3100, len: 16, id: 0, flags: VIRTQ_DESC_F_INDIRECT });
+    g.mem.allowRead(0x3000, 32, 'indirect table');
+    g.publish({ addr: 0x3000, len: 32, flags: VIRTQ_DESC_F_INDIRECT });
+    assertPopFaults(g, 'ERR_QUEUE_NESTED_INDIRECT');
+  });
+}
+
+test('split: avail.idx moving more than the queue size past used.idx is refused (ERR_QUEUE_AVAIL_INDEX)', () => {
+  const g = SPLIT.guarded(4);
+  const mq = g.mq as MockQueue;
+  mq.setDesc(0, { addr: 0x3000, len: 16, flags: 0, next: 0 });
+  mq.setAvailIdx(5); // 5 chains claimed on a queue of 4 descriptors
   assertPopFaults(g, 'ERR_QUEUE_AVAIL_INDEX');
   assert.throws(
     () => g.q.hasAvailable(),
@@ -117,55 +192,80 @@ test('avail.idx moving more than the queue size past used.idx is refused (ERR_QU
   );
 });
 
-test('an avail ring entry naming a descriptor beyond the table is refused (ERR_QUEUE_HEAD_INDEX)', () => {
-  const g = guardedQueue(4);
-  g.mq.pushAvail(4);
+test('split: an avail ring entry naming a descriptor beyond the table is refused (ERR_QUEUE_HEAD_INDEX)', () => {
+  const g = SPLIT.guarded(4);
+  (g.mq as MockQueue).pushAvail(4);
   assertPopFaults(g, 'ERR_QUEUE_HEAD_INDEX');
 });
 
-test('zero-length buffers are accepted; a 4 GiB buffer is refused (ERR_QUEUE_BUFFER_ADDRESS)', () => {
-  const g = guardedQueue(4);
-  g.mq.setDesc(0, { addr: 0x3000, len: 0, flags: 0, next: 0 });
-  g.mq.pushAvail(0);
-  const chain = g.q.pop();
-  assert.ok(chain !== null);
-  assert.deepEqual([chain.count, chain.len(0), chain.readableBytes], [1, 0, 0]);
-  g.mq.setDesc(1, { addr: 0, len: 0xffff_ffff, flags: VIRTQ_DESC_F_WRITE, next: 0 });
-  g.mq.pushAvail(1);
-  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+test('packed: a list running into slots the device holds, or continuing into a descriptor not made available, is refused', () => {
+  // Two lists of two in a ring of four, both held; the guest makes a third available over them.
+  const g = PACKED.guarded(4);
+  const mq = g.mq as MockPackedQueue;
+  mq.addChain({ readable: [new Uint8Array(4)], writable: [4] });
+  mq.addChain({ readable: [new Uint8Array(4)], writable: [4] });
+  assert.ok(g.q.pop() !== null && g.q.pop() !== null);
+  mq.publish([{ addr: 0x3000, len: 16, id: 2, flags: 0 }]);
+  assertPopFaults(g, 'ERR_QUEUE_CHAIN_PAST_AVAIL');
+  // A fresh ring: the first descriptor says NEXT, the second is still zero.
+  const h = PACKED.guarded(4);
+  h.publish({ addr: 0x3000, len: 16, flags: VIRTQ_DESC_F_NEXT });
+  assertPopFaults(h, 'ERR_QUEUE_DESC_NOT_AVAILABLE');
 });
 
-test('a descriptor straddling the end of guest memory is refused (ERR_QUEUE_BUFFER_ADDRESS)', () => {
-  const g = guardedQueue(4);
-  g.mq.setDesc(0, { addr: 0x4000 - 8, len: 16, flags: VIRTQ_DESC_F_WRITE, next: 0 });
-  g.mq.pushAvail(0);
-  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+test('packed: a buffer id beyond the queue size, or one already in flight, is refused (ERR_QUEUE_BUFFER_ID, _IN_USE)', () => {
+  const g = PACKED.guarded(4);
+  const mq = g.mq as MockPackedQueue;
+  mq.publish([{ addr: 0x3000, len: 16, id: 4, flags: 0 }]);
+  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ID');
+  const h = PACKED.guarded(4);
+  const mh = h.mq as MockPackedQueue;
+  mh.publish([{ addr: 0x3000, len: 16, id: 1, flags: 0 }]);
+  assert.equal(h.q.pop()?.head, 1);
+  mh.publish([{ addr: 0x3010, len: 16, id: 1, flags: 0 }]);
+  assertPopFaults(h, 'ERR_QUEUE_BUFFER_ID_IN_USE');
 });
 
-test('a 64-bit address that wraps is refused and one above 4 GiB is not truncated', () => {
-  const g = guardedQueue(4, { base: 0x1_0000_0000 - 0x2000 });
-  g.mq.setDesc(0, { addr: 0xffff_ffff_ffff_f000n, len: 0x2000, flags: 0, next: 0 });
-  g.mq.pushAvail(0);
-  assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
-  // The same low half without the high half would be 0x1000 (not memory); with it, a real buffer.
-  const g2 = guardedQueue(4, { base: 0x1_0000_0000 - 0x2000 });
-  g2.mq.setDesc(0, { addr: 0x1_0000_1000, len: 16, flags: 0, next: 0 });
-  g2.mq.pushAvail(0);
-  assert.equal(g2.q.pop()?.addr(0), 0x1_0000_1000);
-});
+for (const f of FORMATS) {
+  test(`${f.name}: zero-length buffers are accepted; a 4 GiB buffer is refused (ERR_QUEUE_BUFFER_ADDRESS)`, () => {
+    const g = f.guarded(4);
+    g.publish({ addr: 0x3000, len: 0, flags: 0 });
+    const chain = g.q.pop();
+    assert.ok(chain !== null);
+    assert.deepEqual([chain.count, chain.len(0), chain.readableBytes], [1, 0, 0]);
+    g.publish({ addr: 0, len: 0xffff_ffff, flags: VIRTQ_DESC_F_WRITE });
+    assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+  });
 
-test('a device model returning a head it never popped or a len beyond the chain is refused', () => {
-  const g = guardedQueue(4);
-  g.mq.addChain({ writable: [16] });
-  const chain = g.q.pop()!;
-  assert.throws(
-    () => g.q.pushUsed(chain.head ^ 1, 1),
-    (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_USED_OVERFLOW',
-  );
-  assert.throws(() => g.q.pushUsed(chain.head, 17), UsageError);
-  g.q.pushUsed(chain.head, 16);
-  assert.deepEqual(g.mq.readUsed(), [{ id: chain.head, len: 16 }]);
-});
+  test(`${f.name}: a descriptor straddling the end of guest memory is refused (ERR_QUEUE_BUFFER_ADDRESS)`, () => {
+    const g = f.guarded(4);
+    g.publish({ addr: 0x4000 - 8, len: 16, flags: VIRTQ_DESC_F_WRITE });
+    assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+  });
+
+  test(`${f.name}: a 64-bit address that wraps is refused and one above 4 GiB is not truncated`, () => {
+    const g = f.guarded(4, { base: 0x1_0000_0000 - 0x2000 });
+    g.publish({ addr: 0xffff_ffff_ffff_f000n, len: 0x2000, flags: 0 });
+    assertPopFaults(g, 'ERR_QUEUE_BUFFER_ADDRESS');
+    // The same low half without the high half would be 0x1000 (not memory); with it, a real buffer.
+    const g2 = f.guarded(4, { base: 0x1_0000_0000 - 0x2000 });
+    g2.publish({ addr: 0x1_0000_1000, len: 16, flags: 0 });
+    assert.equal(g2.q.pop()?.addr(0), 0x1_0000_1000);
+  });
+
+  test(`${f.name}: a device model returning a head it never popped or a len beyond the chain is refused`, () => {
+    const g = f.guarded(4);
+    g.mq.addChain({ writable: [16] });
+    const chain = g.q.pop()!;
+    assert.throws(
+      () => g.q.pushUsed(chain.head ^ 1, 1),
+      (e: unknown) => e instanceof QueueFaultError && e.code === 'ERR_QUEUE_USED_OVERFLOW',
+    );
+    assert.throws(() => g.q.pushUsed(chain.head, 17), UsageError);
+    g.q.pushUsed(chain.head, 16);
+    assert.deepEqual(g.mq.readUsed(), [{ id: chain.head, len: 16 }]);
+  });
+}
 
 // ---- transport: queue_select beyond num_queues, NEEDS_RESET and a working reset ----
 
@@ -272,61 +372,93 @@ test('a malformed blk request gets its error status byte and the device keeps se
   assert.deepEqual(h.host.resets, [], 'per-request errors do not need a reset');
 });
 
-// ---- driver half: a device returning what was never asked ----
+// ---- driver half: a device returning what was never asked, in each ring format ----
 
-/** A driver-side ring over RAM, one writable 64-byte buffer in flight, and how to forge used entries. */
-async function driverRing(): Promise<{ ring: SplitQueueDriver<string>; forge(id: number, len: number, idx: number): void }> {
+/** The used element / used descriptor a device writes first, forged: `id`, `len` (with WRITE), `count` of them claimed (split: used.idx). */
+type Forge = (id: number, len: number, count?: number) => void;
+
+/** A driver-side ring of `format` over RAM, built by the seam, with one writable 64-byte buffer published. */
+async function ringInFlight(
+  format: Format['name'],
+): Promise<{ ring: DriverRing<string>; forge: Forge; dma: DmaMemory; mem: ArrayGuestMemory }> {
   const mem = new ArrayGuestMemory(0x10000);
   const dma: DmaMemory = new RamDma(mem, 0x1000, 0xf000);
-  const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
+  const features = bit(VIRTIO_F_VERSION_1) | (format === 'packed' ? bit(VIRTIO_F_RING_PACKED) : 0n);
+  const ring = driverRing<string>({ index: 0, size: 8, dma, features, layout: 'separate' });
   const buf = dma.alloc(64, 16);
   ring.add([], [{ addr: buf.addr, len: 64 }], 'request');
   await ring.publish();
-  return {
-    ring,
-    forge(id, len, idx) {
-      mem.write32(ring.usedAddr + VIRTQ_USED_RING, id);
-      mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, len);
-      mem.write16(ring.usedAddr + VIRTQ_USED_IDX, idx);
-    },
-  };
+  const forge: Forge =
+    format === 'split'
+      ? (id, len, count = 1) => {
+          mem.write32(ring.areas.device + VIRTQ_USED_RING, id);
+          mem.write32(ring.areas.device + VIRTQ_USED_RING + 4, len);
+          mem.write16(ring.areas.device + VIRTQ_USED_IDX, count);
+        }
+      : (id, len) => {
+          // 2.8.1: a used descriptor in slot 0 has AVAIL and USED both at wrap counter 1.
+          mem.write32(ring.areas.desc + PVIRTQ_DESC_LEN, len);
+          mem.write16(ring.areas.desc + PVIRTQ_DESC_ID, id);
+          mem.write16(ring.areas.desc + PVIRTQ_DESC_FLAGS, VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED | VIRTQ_DESC_F_WRITE);
+        };
+  return { ring, forge, dma, mem };
 }
 
-test('the driver refuses a used id it never submitted (ERR_DEVICE_USED_ID)', async () => {
-  const { ring, forge } = await driverRing();
-  forge(5, 1, 1);
-  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
-});
+for (const format of ['split', 'packed'] as const) {
+  test(`${format}: the driver refuses a used id it never submitted (ERR_DEVICE_USED_ID)`, async () => {
+    const { ring, forge } = await ringInFlight(format);
+    forge(5, 1);
+    await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
+    assert.equal(ring.numFree, 7, 'nothing taken');
+  });
 
-test('the driver refuses a used len larger than the buffer (ERR_DEVICE_USED_LEN)', async () => {
-  const { ring, forge } = await driverRing();
-  const head = 0;
-  forge(head, 65, 1);
-  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_LEN'));
-  forge(head, 64, 1); // the same element, truthful: taken
-  assert.deepEqual(await ring.reap(), [{ token: 'request', len: 64 }]);
-});
+  test(`${format}: the driver refuses a used len larger than the buffer (ERR_DEVICE_USED_LEN)`, async () => {
+    const { ring, forge } = await ringInFlight(format);
+    const head = 0;
+    forge(head, 65);
+    await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_LEN'));
+    forge(head, 64); // the same element, truthful: taken
+    assert.deepEqual(await ring.reap(), [{ token: 'request', len: 64 }]);
+  });
 
-test('the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_USED_INDEX)', async () => {
-  const { ring, forge } = await driverRing();
+  test(`regression (finding 6), ${format}: the driver refuses a used element for a chain it has not published yet`, async () => {
+    const mem = new ArrayGuestMemory(0x10000);
+    const ram = new RamDma(mem, 0x1000, 0xf000);
+    // Not coherent (as over a remote bus): publish flushes each pending chain's buffers.
+    const dma: DmaMemory = { alloc: (s, a) => ram.alloc(s, a), free: (b) => ram.free(b), flush: async () => {}, refresh: async () => {} };
+    const features = bit(VIRTIO_F_VERSION_1) | (format === 'packed' ? bit(VIRTIO_F_RING_PACKED) : 0n);
+    const ring = driverRing<string>({ index: 0, size: 8, dma, features, layout: 'separate' });
+    const buf = dma.alloc(64, 16);
+    const head = ring.add([{ addr: buf.addr, len: 16 }], [{ addr: buf.addr + 16, len: 16 }], 'unpublished');
+    if (format === 'split') {
+      mem.write32(ring.areas.device + VIRTQ_USED_RING, head);
+      mem.write32(ring.areas.device + VIRTQ_USED_RING + 4, 0);
+      mem.write16(ring.areas.device + VIRTQ_USED_IDX, 1);
+      await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
+    } else {
+      // The device overwrites the not yet available first descriptor with a used one for its id:
+      // the driver reads no slot it has not published, so nothing comes back.
+      mem.write16(ring.areas.desc + PVIRTQ_DESC_ID, head);
+      mem.write16(ring.areas.desc + PVIRTQ_DESC_FLAGS, VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+      assert.deepEqual(await ring.reap(), []);
+    }
+    await ring.publish();
+  });
+}
+
+test('split: the driver refuses used.idx moving past the chains in flight (ERR_DEVICE_USED_INDEX)', async () => {
+  const { ring, forge } = await ringInFlight('split');
   forge(0, 1, 2);
   await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_INDEX'));
   assert.equal(VIRTQ_USED_ELEM_SIZE, 8);
 });
 
-test('regression (finding 6): the driver refuses a used element for a chain it has not published yet', async () => {
-  const mem = new ArrayGuestMemory(0x10000);
-  const ram = new RamDma(mem, 0x1000, 0xf000);
-  // Not coherent (as over a remote bus): publish flushes each pending chain's buffers.
-  const dma: DmaMemory = { alloc: (s, a) => ram.alloc(s, a), free: (b) => ram.free(b), flush: async () => {}, refresh: async () => {} };
-  const ring = new SplitQueueDriver<string>({ index: 0, size: 8, dma, eventIdx: false, indirect: false, legacy: false });
-  const buf = dma.alloc(64, 16);
-  const head = ring.add([{ addr: buf.addr, len: 16 }], [{ addr: buf.addr + 16, len: 16 }], 'unpublished');
-  mem.write32(ring.usedAddr + VIRTQ_USED_RING, head);
-  mem.write32(ring.usedAddr + VIRTQ_USED_RING + 4, 0);
-  mem.write16(ring.usedAddr + VIRTQ_USED_IDX, 1);
-  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_ID'));
-  await ring.publish();
+test('packed: the driver refuses a descriptor whose AVAIL and USED flags disagree with its used wrap counter (ERR_DEVICE_USED_FLAGS)', async () => {
+  const { ring, mem } = await ringInFlight('packed');
+  // USED set, AVAIL clear: neither used (both 1) nor still available (AVAIL 1, USED 0) in lap 1.
+  mem.write16(ring.areas.desc + PVIRTQ_DESC_FLAGS, VIRTQ_DESC_F_USED);
+  await assert.rejects(ring.reap(), deviceFault('ERR_DEVICE_USED_FLAGS'));
+  assert.equal(ring.numFree, 7, 'nothing taken');
 });
 
 /** machine.bus with a DMA memory whose refresh of a used element first rewrites its id. */

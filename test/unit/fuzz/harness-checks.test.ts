@@ -2,12 +2,15 @@
  * The fuzz harness's own checks for the hardening items (fuzz/README.md), each shown to report a
  * planted violation: a queue used after the reset that ended its life, a write to a host stream
  * that reported itself full, DMA memory a driver keeps, and the Adversary's lies and allocation
- * failures taking effect where they say.
+ * failures taking effect where they say, and the hostile DMA's packed-ring lies.
  */
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
+import { RamDma } from '../../../src/bus/ram-dma.js';
+import { VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../../src/spec/packed-ring.js';
+import { VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { UsageError } from '../../../src/errors.js';
@@ -16,7 +19,7 @@ import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { FuzzInput, InputWriter } from '../../../fuzz/engine/input.js';
 import { STUCK_HIGH_WATER_MARK, stuckStream } from '../../../fuzz/harness/device-zoo.js';
-import { HostileBus, NO_ADVERSARY, capRelative, decodeAdversary, type Adversary } from '../../../fuzz/harness/hostile-bus.js';
+import { HostileBus, HostileDma, NO_ADVERSARY, capRelative, decodeAdversary, type Adversary } from '../../../fuzz/harness/hostile-bus.js';
 import { WatchedQueue } from '../../../fuzz/harness/watched-queue.js';
 
 test('a queue retired by a completed reset reports any later pop or used element', () => {
@@ -99,4 +102,26 @@ test("the Adversary's config lies: always, only while a BAR is being sized, and 
   await bus.configWrite(bdf, PCI_BASE_ADDRESS_0 + 4, 4, bar1);
   assert.equal(await bus.configRead(bdf, PCI_BASE_ADDRESS_0 + 4, 4), bar1);
   assert.ok(bus.tampered >= 3);
+});
+
+test('in packed mode the hostile DMA rewrites a refreshed descriptor as a used one and an event area as the input says', async () => {
+  const memory = new ArrayGuestMemory(0x10000);
+  const ledger = { adversary: NO_ADVERSARY, tampered: 0, allocFailures: 0, dmaOutstanding: 0, spend: () => {} };
+  // First refresh (a descriptor): d 0xd3 (small len, small id, flags byte), len 7, id 5, AVAIL|USED and WRITE.
+  // Second (an event suppression area): d 0xd1, desc 0x8003, flags 2. Third: d 0 (untouched).
+  const lies = new InputWriter().u8(0xd3).u16(7).u8(5).u8(3).u8(0xd1).u16(0x8003).u8(2).u8(0).finish();
+  const dma = new HostileDma(new RamDma(memory, 0x1000, 0xf000), memory, new FuzzInput(lies), ledger, 'packed');
+  const desc = dma.alloc(16, 16);
+  const area = dma.alloc(4, 4);
+  await dma.refresh(desc.addr, 16);
+  assert.deepEqual(
+    [memory.read32(desc.addr + 8), memory.read16(desc.addr + 12), memory.read16(desc.addr + 14)],
+    [7, 5, VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED | VIRTQ_DESC_F_WRITE],
+  );
+  await dma.refresh(area.addr, 4);
+  assert.deepEqual([memory.read16(area.addr), memory.read16(area.addr + 2)], [0x8003, 2]);
+  memory.write16(area.addr, 0);
+  await dma.refresh(area.addr, 4);
+  assert.equal(memory.read16(area.addr), 0);
+  assert.equal(ledger.tampered, 2);
 });
