@@ -69,6 +69,7 @@ export type DeviceFaultCode =
   | 'ERR_DEVICE_USED_ID' // used ring names an id not in flight
   | 'ERR_DEVICE_USED_LEN' // used len larger than the writable bytes of the chain
   | 'ERR_DEVICE_USED_INDEX' // used.idx moved more than queue size
+  | 'ERR_DEVICE_USED_ORDER' // VIRTIO_F_IN_ORDER: a used entry names a buffer its used.idx step does not reach (out of order)
   | 'ERR_DEVICE_NEEDS_RESET' // device set DEVICE_NEEDS_RESET
   | 'ERR_DEVICE_FEATURES' // FEATURES_OK not kept, or required features missing
   | 'ERR_DEVICE_QUEUE' // queue absent, size 0, or not accepted

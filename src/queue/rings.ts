@@ -8,7 +8,8 @@
 
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, hasFeature } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, hasFeature } from '../spec/features.js';
+import { InOrderQueue } from './in-order-queue.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
 import { SplitQueueDriver } from './split/driver-ring.js';
@@ -24,10 +25,14 @@ export interface DeviceRingOptions {
   readonly features: bigint;
 }
 
-/** The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced areas. */
+/**
+ * The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced
+ * areas. With VIRTIO_F_IN_ORDER the ring is behind the in-order layer, so that device models, which
+ * complete requests in any order, still use buffers in the order they were made available.
+ */
 export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const { index, size, memory, areas, features } = options;
-  return new SplitQueue({
+  const ring = new SplitQueue({
     index,
     size,
     memory,
@@ -37,6 +42,7 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
   });
+  return hasFeature(features, VIRTIO_F_IN_ORDER) ? new InOrderQueue(ring) : ring;
 }
 
 export interface DriverRingOptions {
@@ -58,6 +64,7 @@ export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
     dma,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
     legacy: options.layout === 'legacy',
   });
 }
