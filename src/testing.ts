@@ -37,7 +37,9 @@ export {
   type ChainSpec,
   type DescFields,
   type MockQueueOptions,
+  type MockDeviceQueueOptions,
   type Span,
+  type UsedBatch,
   type UsedElem,
 } from './testing/mock-queue.js';
 export {

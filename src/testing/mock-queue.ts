@@ -12,9 +12,10 @@
 
 import { ArrayGuestMemory, splitU64, type GuestMemory } from '../memory/guest-memory.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
+import { InOrderQueue } from '../queue/in-order-queue.js';
 import { deviceRing } from '../queue/rings.js';
 import { SplitQueue } from '../queue/split/device-ring.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, bit } from '../spec/features.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_FLAGS,
@@ -63,6 +64,18 @@ export interface ChainSpec {
 export interface UsedElem {
   readonly id: number;
   readonly len: number;
+}
+
+/** A used element read with VIRTIO_F_IN_ORDER: it stands for `batch` chains, itself the last (2.7.9). */
+export interface UsedBatch extends UsedElem {
+  readonly batch: number;
+}
+
+/** The options of {@link MockQueue.deviceQueue}: the ring features the device side was built with. */
+export interface MockDeviceQueueOptions {
+  readonly index?: number;
+  readonly eventIdx?: boolean;
+  readonly indirect?: boolean;
 }
 
 export interface MockQueueOptions {
@@ -128,12 +141,23 @@ export class MockQueue {
    * The device side over this ring, built as the transport builds it when the queue is enabled
    * (with EVENT_IDX and INDIRECT_DESC as asked): a SplitQueue, since no other format is negotiated.
    */
-  deviceQueue(options: { index?: number; eventIdx?: boolean; indirect?: boolean } = {}): SplitQueue {
-    const features = (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
-    const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
-    const queue = deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
+  deviceQueue(options: MockDeviceQueueOptions = {}): SplitQueue {
+    const queue = this.seam(options, 0n);
     if (!(queue instanceof SplitQueue)) throw new Error('mock queue: the seam built a ring of another format');
     return queue;
+  }
+
+  /** The device side as the transport builds it with VIRTIO_F_IN_ORDER negotiated: the in-order layer over the ring. */
+  inOrderQueue(options: MockDeviceQueueOptions = {}): InOrderQueue {
+    const queue = this.seam(options, bit(VIRTIO_F_IN_ORDER));
+    if (!(queue instanceof InOrderQueue)) throw new Error('mock queue: the seam built no in-order queue for VIRTIO_F_IN_ORDER');
+    return queue;
+  }
+
+  private seam(options: MockDeviceQueueOptions, features: bigint): ReturnType<typeof deviceRing> {
+    features |= (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
+    const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
+    return deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
   }
 
   /** Free descriptors left for addChain. */
@@ -201,16 +225,52 @@ export class MockQueue {
     const out: UsedElem[] = [];
     const idx = this.usedIdx;
     for (; this.lastUsed !== idx; this.lastUsed = (this.lastUsed + 1) & 0xffff) {
-      const elem = this.usedAddr + VIRTQ_USED_RING + (this.lastUsed % this.size) * VIRTQ_USED_ELEM_SIZE;
-      const id = this.memory.read32(elem);
-      out.push({ id, len: this.memory.read32(elem + 4) });
-      const chain = this.chains.get(id);
-      if (chain?.inFlight) {
-        this.free.push(...chain.ids);
-        chain.inFlight = false;
-      }
+      const { id, len } = this.usedElem(this.lastUsed);
+      out.push({ id, len });
+      this.freeChain(id);
     }
     return out;
+  }
+
+  /**
+   * Used elements as a driver that negotiated VIRTIO_F_IN_ORDER reads them (2.7.9): each names the
+   * last chain of a batch that starts at the oldest chain not yet used, found in the avail ring, and
+   * used.idx moved past the whole batch. Every chain of a batch becomes free. Throws when an element
+   * names a chain its batch cannot reach (the device broke the order).
+   */
+  readUsedBatches(): UsedBatch[] {
+    const out: UsedBatch[] = [];
+    const idx = this.usedIdx;
+    while (this.lastUsed !== idx) {
+      const { id, len } = this.usedElem(this.lastUsed);
+      const left = (idx - this.lastUsed) & 0xffff;
+      let batch = 1;
+      while (batch <= left && this.availHead(this.lastUsed + batch - 1) !== id) batch++;
+      if (batch > left) throw new Error(`mock queue: used element ${this.lastUsed} names ${id}, not within the ${left} chains used`);
+      for (let k = 0; k < batch; k++) this.freeChain(this.availHead(this.lastUsed + k));
+      out.push({ id, len, batch });
+      this.lastUsed = (this.lastUsed + batch) & 0xffff;
+    }
+    return out;
+  }
+
+  /** The used element at free-running used index `i`. */
+  private usedElem(i: number): UsedElem {
+    const elem = this.usedAddr + VIRTQ_USED_RING + (i % this.size) * VIRTQ_USED_ELEM_SIZE;
+    return { id: this.memory.read32(elem), len: this.memory.read32(elem + 4) };
+  }
+
+  /** The head the avail ring holds for free-running avail index `i`. */
+  private availHead(i: number): number {
+    return this.memory.read16(this.availAddr + VIRTQ_AVAIL_RING + ((i & 0xffff) % this.size) * VIRTQ_AVAIL_ELEM_SIZE);
+  }
+
+  private freeChain(head: number): void {
+    const chain = this.chains.get(head);
+    if (chain?.inFlight) {
+      this.free.push(...chain.ids);
+      chain.inFlight = false;
+    }
   }
 
   /** Bytes at a random gap after the previous allocation, wrapping round the data area. */
