@@ -13,7 +13,7 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { SPLIT_RING } from '../queue/ring-format.js';
+import { SPLIT_RING, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
@@ -358,10 +358,11 @@ export class DeviceCore implements VirtioDeviceHost {
     return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
   }
 
-  /** A power of two no larger than the maximum (2.7); anything else is ignored. */
+  /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
   setQueueSize(index: number, size: number): void {
     const q = this.queues[index];
-    if (q !== undefined && this.queueWritable(index) && SPLIT_RING.isQueueSize(size) && size <= q.maxSize) q.size = size;
+    if (q !== undefined && this.queueWritable(index) && ringFormat(this.negotiatedFeatures).isQueueSize(size) && size <= q.maxSize)
+      q.size = size;
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);

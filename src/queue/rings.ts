@@ -8,8 +8,9 @@
 
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, hasFeature } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
 import { InOrderQueue } from './in-order-queue.js';
+import { PackedQueue } from './packed/device-ring.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
 import { SplitQueueDriver } from './split/driver-ring.js';
@@ -26,13 +27,14 @@ export interface DeviceRingOptions {
 }
 
 /**
- * The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced
- * areas. With VIRTIO_F_IN_ORDER the ring is behind the in-order layer, so that device models, which
- * complete requests in any order, still use buffers in the order they were made available.
+ * The device side of a queue the driver enabled: a PackedQueue when VIRTIO_F_RING_PACKED was
+ * negotiated, else a SplitQueue; throws QueueFaultError for a bad size or misplaced areas. With
+ * VIRTIO_F_IN_ORDER the ring is behind the in-order layer, so that device models, which complete
+ * requests in any order, still use buffers in the order they were made available.
  */
 export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const { index, size, memory, areas, features } = options;
-  const ring = new SplitQueue({
+  const ring = {
     index,
     size,
     memory,
@@ -41,8 +43,9 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     device: areas.device,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-  });
-  return hasFeature(features, VIRTIO_F_IN_ORDER) ? new InOrderQueue(ring) : ring;
+  };
+  const queue = hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
+  return hasFeature(features, VIRTIO_F_IN_ORDER) ? new InOrderQueue(queue) : queue;
 }
 
 export interface DriverRingOptions {
