@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { MockPackedQueue } from '../../../src/testing/mock-packed-queue.js';
+import type { MockRing } from '../../../src/testing/mock-ring.js';
+import { readRingDesc, usedDesc } from '../../helpers/packed-spec.js';
 import { SeededRandom } from '../../helpers/seeded-random.js';
 import { QueueFaultError, UsageError, type QueueFaultCode } from '../../../src/errors.js';
 import { InOrderQueue } from '../../../src/queue/in-order-queue.js';
@@ -180,27 +183,53 @@ test('used buffer notifications see the batch: used_event inside a batch interru
   assert.equal(f.hasAvailable(), false);
 });
 
-test('random completion orders: always in order, every batch checked against what the device reported', () => {
-  const m = new MockQueue({ size: 16, seed: 7 });
-  const q = m.inOrderQueue();
-  const random = new SeededRandom(12345);
-  let used = 0;
-  const expected: { id: number; len: number }[] = [];
-  while (used < 3000) {
-    const n = 1 + random.below(8);
-    for (let i = 0; i < n; i++) m.addChain({ writable: [4] });
-    const chains = popAll(q);
-    const lens = chains.map(() => (random.below(3) === 0 ? random.below(4) : 4));
-    chains.forEach((c, i) => expected.push({ id: c.head, len: lens[i]! }));
-    for (const i of random.permutation(chains.length)) q.pushUsed(chains[i]!.head, lens[i]!);
-    for (const batch of m.readUsedBatches()) {
-      const run = expected.splice(0, batch.batch);
-      assert.deepEqual({ id: batch.id, len: batch.len }, run[run.length - 1]);
-      // Every chain the element skipped was written completely.
-      for (const skipped of run.slice(0, -1)) assert.equal(skipped.len, 4);
-      used += batch.batch;
-    }
-    assert.equal(expected.length, 0);
-  }
-  assert.equal(q.inFlightChains, 0);
+test("packed ring (2.8.8): one used descriptor for a batch, over the batch's first descriptor, naming its last (which may be partly written); the ring skips every descriptor of the batch", () => {
+  const m = new MockPackedQueue({ size: 8 });
+  const ring = m.deviceQueue();
+  const q = new InOrderQueue(ring);
+  // Three chains of 2, 3 and 1 descriptors: ring slots 0-1, 2-4, 5.
+  const ids = [
+    m.addChain({ readable: [Uint8Array.of(1)], writable: [4] }),
+    m.addChain({ readable: [Uint8Array.of(2)], writable: [2, 2] }),
+    m.addChain({ writable: [3] }),
+  ];
+  const chains = popAll(q);
+  q.pushUsed(chains[2]!.head, 1); // partial, and waits
+  q.pushUsed(chains[1]!.head, 4); // complete, waits for the first
+  assert.deepEqual(readRingDesc(m.memory, m.descAddr, 0).flags & 0x8080, 0x80, "slot 0 still the driver's");
+  q.pushUsed(chains[0]!.head, 4);
+  // 0 and 1 complete, 2 partial: one descriptor naming 2 (its len, 1) over slot 0; the rest untouched.
+  const d0 = readRingDesc(m.memory, m.descAddr, 0);
+  assert.deepEqual({ id: d0.id, len: d0.len, flags: d0.flags }, usedDesc(ids[2]!, 1, 1));
+  for (const slot of [1, 2, 3, 4, 5]) assert.equal(readRingDesc(m.memory, m.descAddr, slot).flags & 0x8000, 0, `slot ${slot} not used`);
+  assert.equal(ring.nextUsedIdx, 6);
+  assert.equal(ring.inFlightChains, 0);
+  assert.deepEqual(m.readUsedBatches(), [{ id: ids[2], len: 1, batch: 3 }]);
 });
+
+for (const format of ['split', 'packed'] as const) {
+  test(`${format} ring, random completion orders: always in order, every batch checked against what the device reported`, () => {
+    const m: MockRing = format === 'split' ? new MockQueue({ size: 16, seed: 7 }) : new MockPackedQueue({ size: 13, seed: 7 });
+    const q = m.inOrderQueue();
+    const random = new SeededRandom(12345);
+    let used = 0;
+    const expected: { id: number; len: number }[] = [];
+    while (used < 3000) {
+      const n = 1 + random.below(8);
+      for (let i = 0; i < n && m.numFree > 0; i++) m.addChain({ writable: [4] });
+      const chains = popAll(q);
+      const lens = chains.map(() => (random.below(3) === 0 ? random.below(4) : 4));
+      chains.forEach((c, i) => expected.push({ id: c.head, len: lens[i]! }));
+      for (const i of random.permutation(chains.length)) q.pushUsed(chains[i]!.head, lens[i]!);
+      for (const batch of m.readUsedBatches()) {
+        const run = expected.splice(0, batch.batch);
+        assert.deepEqual({ id: batch.id, len: batch.len }, run[run.length - 1]);
+        // Every chain the element skipped was written completely.
+        for (const skipped of run.slice(0, -1)) assert.equal(skipped.len, 4);
+        used += batch.batch;
+      }
+      assert.equal(expected.length, 0);
+    }
+    assert.equal(q.inFlightChains, 0);
+  });
+}
