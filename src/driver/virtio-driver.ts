@@ -6,7 +6,7 @@
  */
 
 import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
-import { SPLIT_RING } from '../queue/ring-format.js';
+import { ringFormat, type RingFormat } from '../queue/ring-format.js';
 import { driverRing } from '../queue/rings.js';
 import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
@@ -67,7 +67,7 @@ export interface VirtioDriverOptions extends ProbeOptions {
 }
 
 export interface QueueOptions {
-  /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
+  /** Queue size (one the negotiated ring format allows: a power of 2 for the split ring; at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
   /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
   readonly maxSize?: number;
@@ -242,16 +242,14 @@ export class VirtioDriver implements QueueHost {
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
+    const format = ringFormat(this.negotiated);
     let size: number;
     if (this.transport.legacyLayout) {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
-      if (!SPLIT_RING.isQueueSize(max))
-        throw new DeviceFaultError(
-          'ERR_DEVICE_QUEUE',
-          `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`,
-        );
+      if (!format.isQueueSize(max))
+        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a ${format.name} ring queue size`);
       size = max;
-    } else size = chooseQueueSize(index, max, options.size, options.maxSize);
+    } else size = chooseQueueSize(format, index, max, options.size, options.maxSize);
     let ring: DriverRing<T>;
     try {
       ring = driverRing<T>({
@@ -457,13 +455,16 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
-/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 up to `max` and `cap`. */
-function chooseQueueSize(index: number, max: number, wanted: number | undefined, cap = max): number {
+/**
+ * The queue size to use: `wanted` or the largest size up to `max` and `cap` that `format` allows
+ * (a power of 2 for the split ring, any size for the packed ring).
+ */
+function chooseQueueSize(format: RingFormat, index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
-    if (!SPLIT_RING.isQueueSize(wanted))
-      throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
+    if (!format.isQueueSize(wanted))
+      throw new UsageError(`queue ${index}: size ${wanted} is not a ${format.name} ring queue size (up to ${format.maxQueueSize})`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }
-  return SPLIT_RING.largestQueueSize(Math.min(max, cap));
+  return format.largestQueueSize(Math.min(max, cap));
 }

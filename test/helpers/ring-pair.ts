@@ -5,41 +5,17 @@
  */
 
 import assert from 'node:assert/strict';
-import { DmaAllocator } from '../../src/bus/dma-allocator.js';
 import { RamDma } from '../../src/bus/ram-dma.js';
 import { DeviceFaultError, type DeviceFaultCode } from '../../src/errors.js';
-import type { DmaBuffer, DmaMemory, DmaSpan } from '../../src/memory/dma.js';
-import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
+import type { DmaMemory, DmaSpan } from '../../src/memory/dma.js';
+import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
 import { SplitQueue } from '../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../src/queue/split/driver-ring.js';
 import type { DescriptorChain } from '../../src/queue/types.js';
+import { ImageDma } from './image-dma.js';
 
 export const DMA_BASE = 0x10000;
 export const DMA_SIZE = 0x100000;
-
-/**
- * DMA memory as a remote bus has it: a local image of [base, base + size) that reaches guest
- * memory only on flush and is updated from it only on refresh, so anything the driver forgets to
- * flush or refresh shows up as wrong bytes.
- */
-export class CopyDma implements DmaMemory {
-  readonly local = new Uint8Array(DMA_SIZE);
-  readonly allocator = new DmaAllocator(DMA_BASE, DMA_SIZE);
-  constructor(readonly memory: GuestMemory) {}
-  alloc(size: number, align: number): DmaBuffer {
-    const addr = this.allocator.alloc(size, align);
-    return { addr, bytes: this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + size) };
-  }
-  free(buffer: DmaBuffer): void {
-    this.allocator.free(buffer.addr);
-  }
-  async flush(addr: number, len: number): Promise<void> {
-    this.memory.write(addr, this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + len));
-  }
-  async refresh(addr: number, len: number): Promise<void> {
-    this.memory.read(addr, this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + len));
-  }
-}
 
 export interface Pair {
   readonly memory: ArrayGuestMemory;
@@ -55,13 +31,13 @@ export interface PairOptions {
   /** VIRTIO_F_IN_ORDER for the driver (the device ring itself is the same; wrap it in an InOrderQueue). */
   readonly inOrder?: boolean;
   readonly legacy?: boolean;
-  /** Copying DMA ({@link CopyDma}) instead of coherent DMA over guest RAM. */
+  /** Copying DMA ({@link ImageDma}) instead of coherent DMA over guest RAM. */
   readonly remote?: boolean;
 }
 
 export function pair(options: PairOptions): Pair {
   const memory = new ArrayGuestMemory(DMA_BASE + DMA_SIZE);
-  const dma = options.remote ? new CopyDma(memory) : new RamDma(memory, DMA_BASE, DMA_SIZE);
+  const dma = options.remote ? new ImageDma(memory, DMA_BASE, DMA_SIZE) : new RamDma(memory, DMA_BASE, DMA_SIZE);
   const eventIdx = options.eventIdx ?? false;
   const indirect = options.indirect ?? false;
   const driver = new SplitQueueDriver<number>({
