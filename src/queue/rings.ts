@@ -74,6 +74,7 @@ export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
       dma,
       eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
       indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+      inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
     });
   }
   return new SplitQueueDriver<T>({
