@@ -16,6 +16,7 @@ import {
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
@@ -42,7 +43,13 @@ import { enumerate } from '../bus/enumerate.js';
 import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 
 /** Transport and ring features this core implements; device drivers add their device-specific bits. */
-export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER);
+export const DRIVER_CORE_FEATURES: bigint = featureSet(
+  VIRTIO_F_VERSION_1,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_RING_PACKED,
+  VIRTIO_F_IN_ORDER,
+);
 
 /** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
 const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);

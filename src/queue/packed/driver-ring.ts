@@ -383,9 +383,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used descriptor the device wrote since the last call, or none: each must carry AVAIL
    * and USED equal to the used wrap counter (ERR_DEVICE_USED_FLAGS), name a published chain in flight
-   * (ERR_DEVICE_USED_ID), and with WRITE set a len at most the chain's writable bytes
-   * (ERR_DEVICE_USED_LEN); without WRITE len is reserved and reported as 0 (2.8.4); with IN_ORDER it
-   * may not name a chain an earlier batch of the same pass covered (ERR_DEVICE_USED_ORDER). On such a
+   * (ERR_DEVICE_USED_ID), and carry a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN);
+   * with IN_ORDER it may not name a chain an earlier batch of the same pass covered
+   * (ERR_DEVICE_USED_ORDER). The len is read whether or not WRITE is set: 2.8.4 calls it reserved
+   * without WRITE, but QEMU (7.2) never sets WRITE in a used descriptor and Linux reads len
+   * regardless. On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -451,7 +453,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (len > this.writable[id]!)
         throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
       this.usedMark[id] = pass;
@@ -481,9 +483,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const out: UsedBuffer<T>[] = [];
     for (let k = 0; k < n; k++) {
       const at = this.nextUsed * PVIRTQ_DESC_SIZE;
-      const flags = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (this.inOrder) {
         // 2.8.8: the chains before the named one were used completely.
         for (let skipped = this.seqId[this.usedSeq % this.size]!; skipped !== id; skipped = this.seqId[this.usedSeq % this.size]!)

@@ -72,8 +72,8 @@ test('negotiation accepts only offered bits, and transport bits only where the c
   );
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
-  // The transport adds INDIRECT_DESC to the offer; RING_PACKED is offered but this core has no packed ring.
-  assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, 0, 60));
+  // The transport adds INDIRECT_DESC and IN_ORDER to the offer; IN_ORDER was not wanted; bit 1 not offered.
+  assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_INDIRECT_DESC, 0, 60));
 });
 
 test('refused FEATURES_OK: DeviceFaultError ERR_DEVICE_FEATURES and the driver sets FAILED', async () => {
