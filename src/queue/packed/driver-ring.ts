@@ -57,7 +57,7 @@ export interface PackedQueueDriverOptions {
 
 const U32_MAX = 0xffff_ffff;
 const MAX_CHAIN_BYTES = PACKED_RING.maxChainBytes;
-/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.11). */
+/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.14). */
 const RING_EVENT_FLAGS_MASK = 0x3;
 
 /** A ring area: where it is on the bus, and a DataView over its bytes in the local image. */
@@ -80,7 +80,7 @@ function availFlags(wrap: number): number {
  *
  * Visibility: a chain's descriptors are written at add(), except the flags of the first descriptor
  * added since the last publish, which publish() writes last. The device processes descriptors in ring
- * order (2.8.10.2), so until that one is available it sees none of the batch, and it never sees a
+ * order (2.8.12), so until that one is available it sees none of the batch, and it never sees a
  * half-built chain (2.8.6).
  *
  * Indirect tables: with VIRTIO_F_INDIRECT_DESC, a chain of several buffers goes into an indirect table
