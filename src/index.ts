@@ -35,7 +35,8 @@ export { PciEndpoint } from './pci/endpoint.js';
 export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
-export type { DescriptorChain, DeviceQueue, DriverRing, RingAreas, UsedBuffer } from './queue/types.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, UsedBuffer } from './queue/types.js';
+export { InOrderQueue } from './queue/in-order-queue.js';
 export {
   PACKED_RING,
   SPLIT_RING,

@@ -40,6 +40,7 @@ export {
   type DescFields,
   type MockQueueOptions,
   type Span,
+  type UsedBatch,
   type UsedElem,
 } from './testing/mock-queue.js';
 export { MockPackedQueue, availFlags, type PackedDescFields } from './testing/mock-packed-queue.js';

@@ -4,6 +4,9 @@
  * virtio_net_hdr + frames, net control commands, console control messages and port data), host
  * input, guest memory corruption, config accesses and resets.
  *
+ * The header's ring byte picks INDIRECT_DESC, EVENT_IDX and IN_ORDER; with IN_ORDER the device
+ * models get the in-order layer (queue/in-order-queue.ts) over their rings, as the transport gives it.
+ *
  * Also: blk whose backend operations wait until the input releases them (Drain), in any order, with
  * success or an I/O error, across resets (a reset completes only when they have settled; until then
  * the driver's writes are not passed on, as the transport ignores them); a console whose host
@@ -21,7 +24,14 @@
 import { VirtioError } from '../../src/errors.js';
 import type { ResetCompletion, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, type GuestMemory } from '../../src/memory/guest-memory.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, bit, hasFeature } from '../../src/spec/features.js';
+import {
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_IN_ORDER,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_VERSION_1,
+  bit,
+  hasFeature,
+} from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { TRANSPORT_FEATURES } from '../../src/core/device-core.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
@@ -77,9 +87,16 @@ export async function run(data: Uint8Array): Promise<void> {
   const input = new FuzzInput(data);
   const zoo: ZooDevice = makeZooDevice(KINDS[input.u8() % KINDS.length]!);
   const device = zoo.device;
-  const wanted = BigInt(input.u32()) | bit(VIRTIO_F_VERSION_1) | (BigInt(input.u8() & 3) << BigInt(VIRTIO_F_INDIRECT_DESC));
+  const deviceBits = BigInt(input.u32());
+  const ringBits = input.u8();
+  const wanted =
+    deviceBits |
+    bit(VIRTIO_F_VERSION_1) |
+    (BigInt(ringBits & 3) << BigInt(VIRTIO_F_INDIRECT_DESC)) |
+    (ringBits & 4 ? bit(VIRTIO_F_IN_ORDER) : 0n);
   let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
   if (device.acceptFeatures?.(features) === false) features = bit(VIRTIO_F_VERSION_1);
+  const inOrder = hasFeature(features, VIRTIO_F_IN_ORDER);
   const mem = new GuardedMemory(2 * REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
   const host = new Host(mem);
   device.attach(host);
@@ -108,17 +125,14 @@ export async function run(data: Uint8Array): Promise<void> {
           seed: i + 7,
         }),
     );
-    queues = mocks.map(
-      (mq, i) =>
-        new WatchedQueue(
-          mq.deviceQueue({
-            index: i,
-            eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
-            indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-          }),
-          mem,
-        ),
-    );
+    queues = mocks.map((mq, i) => {
+      const options = {
+        index: i,
+        eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+        indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+      };
+      return new WatchedQueue(inOrder ? mq.inOrderQueue(options) : mq.deviceQueue(options), mem);
+    });
     mem.clearAllowed();
     await guarded('activate', () => device.activate({ features, queues }));
   };
@@ -229,8 +243,16 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case Op.Reap:
         // The guest takes what was used, freeing descriptors for more chains. Nothing to check here:
-        // a Poke may have corrupted the used ring it reads (the device's side is checked per call).
-        mocks[qi]!.readUsed();
+        // a Poke may have corrupted the used ring it reads (the device's side is checked per call),
+        // which with IN_ORDER can leave an element naming no chain in order: then nothing is taken.
+        if (!inOrder) mocks[qi]!.readUsed();
+        else {
+          try {
+            mocks[qi]!.readUsedBatches();
+          } catch {
+            // a used ring the Pokes broke
+          }
+        }
         break;
     }
     if (resetting && resetSettled) await newLife();
@@ -278,8 +300,9 @@ function chain(w: InputWriter, q: number, content: readonly number[], writable: 
   writable.forEach((len, k) => (b |= ((len - 1) & 0xff) << (8 * (3 - k))));
   return op(w, Op.AddChain, 0, q, a, b >>> 0).bytes(content);
 }
-function header(kind: ZooKind, features = 0xffffffff): InputWriter {
-  return new InputWriter().u8(KINDS.indexOf(kind)).u32(features).u8(3);
+/** Ring bits: 1 INDIRECT_DESC, 2 EVENT_IDX, 4 IN_ORDER. */
+function header(kind: ZooKind, features = 0xffffffff, ring = 3): InputWriter {
+  return new InputWriter().u8(KINDS.indexOf(kind)).u32(features).u8(ring);
 }
 function u32le(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -363,6 +386,21 @@ export function seeds(): Seed[] {
     op(w, Op.Reset, 0, 0, 0, 0);
     op(w, Op.Reset, 0, 0, 0, 0);
     add('blk-held-out-of-order-then-reset-twice', op(w, Op.Drain, 0, 0, 2, 0x10));
+  }
+  {
+    // IN_ORDER: completions in reverse order are held until the oldest is used, then batched; the
+    // guest reaps in between; a reset while the in-order layer holds completions.
+    const w = header('blk-held', 0xffffffff, 7);
+    for (let i = 0; i < 5; i++) chain(w, 0, blkHeader(i % 2 ? 4 : 0, i), i % 2 ? [1] : [256, 256, 1], true);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 3, 0x0234);
+    op(w, Op.Reap, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 1, 0);
+    op(w, Op.Reap, 0, 0, 0, 0);
+    for (let i = 0; i < 3; i++) chain(w, 0, blkHeader(0, i), [256, 256, 1], true);
+    op(w, Op.Notify, 0, 0, 0, 0);
+    op(w, Op.Drain, 0, 0, 1, 0x2);
+    add('blk-held-in-order-batches-then-reset', op(w, Op.Reset, 0, 0, 0, 0));
   }
   {
     // Host streams that never drain (high-water mark 64): port output beyond it waits in the

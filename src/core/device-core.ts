@@ -19,6 +19,7 @@ import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
@@ -83,9 +84,12 @@ export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
 
 /**
  * Transport and ring features this implementation supports; offered on top of the device's.
- * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks.
+ * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks. VIRTIO_F_IN_ORDER
+ * is safe for every device model: the queues rings.ts builds for it hold completions back until
+ * they are in order (queue/in-order-queue.ts). Bit 35 is beyond the legacy interface's 32 feature
+ * bits, so only a modern driver sees it.
  */
-export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
+export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER);
 
 /** Feature words a driver can select (bits 0..127: every bit the spec defines). Higher selects read 0. */
 export const FEATURE_WORDS = 4;

@@ -8,7 +8,8 @@
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { UsageError } from '../errors.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { InOrderQueue } from './in-order-queue.js';
 import { PackedQueue } from './packed/device-ring.js';
 import { PackedQueueDriver } from './packed/driver-ring.js';
 import type { RingLayout } from './ring-format.js';
@@ -28,7 +29,9 @@ export interface DeviceRingOptions {
 
 /**
  * The device side of a queue the driver enabled: a PackedQueue when VIRTIO_F_RING_PACKED was
- * negotiated, else a SplitQueue; throws QueueFaultError for a bad size or misplaced areas.
+ * negotiated, else a SplitQueue; throws QueueFaultError for a bad size or misplaced areas. With
+ * VIRTIO_F_IN_ORDER the ring is behind the in-order layer, so that device models, which complete
+ * requests in any order, still use buffers in the order they were made available.
  */
 export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const { index, size, memory, areas, features } = options;
@@ -42,7 +45,8 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
   };
-  return hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
+  const queue = hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
+  return hasFeature(features, VIRTIO_F_IN_ORDER) ? new InOrderQueue(queue) : queue;
 }
 
 export interface DriverRingOptions {
@@ -70,6 +74,7 @@ export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
       dma,
       eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
       indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+      inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
     });
   }
   return new SplitQueueDriver<T>({
@@ -78,6 +83,7 @@ export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
     dma,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
     legacy: options.layout === 'legacy',
   });
 }

@@ -48,6 +48,22 @@ export interface DeviceQueue {
   hasAvailable(): boolean;
 }
 
+/**
+ * A device ring as the in-order layer (in-order-queue.ts) drives it: a {@link DeviceQueue} that can
+ * also return a chain without a used element of its own. With VIRTIO_F_IN_ORDER a device may use a
+ * batch of buffers with one used element, for the batch's last buffer, written where the batch's
+ * first would have gone; the ring skips past the rest (2.7.9 split, 2.8.8 packed).
+ */
+export interface InOrderRing extends DeviceQueue {
+  /**
+   * Chain `head` was used completely (2.7.9: skipped buffers "are assumed to have been used (read or
+   * written) by the device completely"); its used element is implied by the next `pushUsed`, which
+   * writes one element at the batch's start and moves past every chain of the batch. Only for the
+   * oldest chain in flight, with a `pushUsed` for a later one following at once.
+   */
+  skipUsed(head: number): void;
+}
+
 /** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */
 export interface UsedBuffer<T> {
   readonly token: T;

@@ -12,6 +12,7 @@ import { splitU64 } from '../memory/guest-memory.js';
 import { PackedQueue } from '../queue/packed/device-ring.js';
 import { PACKED_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
+import type { DeviceQueue } from '../queue/types.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, bit } from '../spec/features.js';
 import {
   PVIRTQ_DESC_ADDR,
@@ -29,7 +30,7 @@ import {
   packedDescRingSize,
 } from '../spec/packed-ring.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../spec/ring.js';
-import { MockRing, type ChainSpec, type DeviceQueueFeatures, type MockQueueOptions, type UsedElem } from './mock-ring.js';
+import { MockRing, type ChainSpec, type DeviceQueueFeatures, type MockQueueOptions, type UsedBatch, type UsedElem } from './mock-ring.js';
 
 /** Fields of a struct pvirtq_desc; `addr` as a bigint reaches all 64 bits (for wrap tests). */
 export interface PackedDescFields {
@@ -73,12 +74,19 @@ export class MockPackedQueue extends MockRing {
 
   /** The device side, built through the seam with VIRTIO_F_RING_PACKED (and EVENT_IDX, INDIRECT_DESC as asked). */
   deviceQueue(options: DeviceQueueFeatures = {}): PackedQueue {
-    const features =
-      bit(VIRTIO_F_RING_PACKED) | (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
-    const areas = { desc: this.descAddr, driver: this.driverAddr, device: this.deviceAddr };
-    const queue = deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
+    const queue = this.seam(options, 0n);
     if (!(queue instanceof PackedQueue)) throw new Error('mock packed queue: the seam built a ring of another format');
     return queue;
+  }
+
+  protected seam(options: DeviceQueueFeatures, extra: bigint): DeviceQueue {
+    const features =
+      extra |
+      bit(VIRTIO_F_RING_PACKED) |
+      (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) |
+      (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
+    const areas = { desc: this.descAddr, driver: this.driverAddr, device: this.deviceAddr };
+    return deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
   }
 
   /** Ring slots free for addChain. */
@@ -122,24 +130,60 @@ export class MockPackedQueue extends MockRing {
    */
   readUsed(): UsedElem[] {
     const out: UsedElem[] = [];
-    for (;;) {
-      const at = this.descAddr + this.nextUsed * PVIRTQ_DESC_SIZE;
-      const flags = this.memory.read16(at + PVIRTQ_DESC_FLAGS);
-      const both = VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED;
-      if ((flags & both) !== (this.usedWrap === 1 ? both : 0)) return out;
-      const id = this.memory.read16(at + PVIRTQ_DESC_ID);
-      const slots = this.slotsOf.get(id);
-      if (slots === undefined)
-        throw new Error(`mock packed queue: used descriptor at ${this.nextUsed} names buffer id ${id}, not in flight`);
-      out.push({ id, len: (flags & VIRTQ_DESC_F_WRITE) !== 0 ? this.memory.read32(at + PVIRTQ_DESC_LEN) : 0 });
-      this.slotsOf.delete(id);
-      this.freeIds.push(id);
-      this.freeSlots += slots;
-      this.nextUsed += slots;
-      if (this.nextUsed >= this.size) {
-        this.nextUsed -= this.size;
-        this.usedWrap ^= 1;
+    for (let used = this.nextUsedDesc(); used !== null; used = this.nextUsedDesc()) {
+      if (!this.slotsOf.has(used.id))
+        throw new Error(`mock packed queue: used descriptor at ${this.nextUsed} names buffer id ${used.id}, not in flight`);
+      out.push(used);
+      this.take(used.id);
+    }
+    return out;
+  }
+
+  /**
+   * With IN_ORDER (2.8.8) a batch's chains are those made available from the oldest in flight up to
+   * the one the used descriptor names; the ring moves past all their descriptors.
+   */
+  readUsedBatches(): UsedBatch[] {
+    const out: UsedBatch[] = [];
+    for (let used = this.nextUsedDesc(); used !== null; used = this.nextUsedDesc()) {
+      if (!this.slotsOf.has(used.id))
+        throw new Error(`mock packed queue: used descriptor at ${this.nextUsed} names buffer id ${used.id}, not in flight`);
+      // slotsOf keeps the ids in flight in the order they were made available.
+      let batch = 0;
+      for (const id of [...this.slotsOf.keys()]) {
+        batch++;
+        this.take(id);
+        if (id === used.id) break;
       }
+      out.push({ ...used, batch });
+    }
+    return out;
+  }
+
+  /**
+   * The used descriptor at the driver's next used position (2.8.22): AVAIL and USED both equal to the
+   * expected wrap counter; `len` as written when WRITE is set, else 0 (2.8.4: reserved). Null when
+   * the device has not written one there.
+   */
+  private nextUsedDesc(): UsedElem | null {
+    const at = this.descAddr + this.nextUsed * PVIRTQ_DESC_SIZE;
+    const flags = this.memory.read16(at + PVIRTQ_DESC_FLAGS);
+    const both = VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED;
+    if ((flags & both) !== (this.usedWrap === 1 ? both : 0)) return null;
+    const id = this.memory.read16(at + PVIRTQ_DESC_ID);
+    return { id, len: (flags & VIRTQ_DESC_F_WRITE) !== 0 ? this.memory.read32(at + PVIRTQ_DESC_LEN) : 0 };
+  }
+
+  /** Buffer id `id` (in flight) is used: its id and ring slots become free, the used position moves past them. */
+  private take(id: number): void {
+    const slots = this.slotsOf.get(id)!;
+    this.slotsOf.delete(id);
+    this.freeIds.push(id);
+    this.freeSlots += slots;
+    this.nextUsed += slots;
+    if (this.nextUsed >= this.size) {
+      this.nextUsed -= this.size;
+      this.usedWrap ^= 1;
     }
   }
 

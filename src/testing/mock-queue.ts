@@ -12,6 +12,7 @@ import { SPLIT_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import { SplitQueue } from '../queue/split/device-ring.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, bit } from '../spec/features.js';
+import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_FLAGS,
@@ -39,10 +40,11 @@ import {
   type DeviceQueueFeatures,
   type MockQueueOptions,
   type PlacedBuffer,
+  type UsedBatch,
   type UsedElem,
 } from './mock-ring.js';
 
-export { WRITABLE_FILL, type ChainSpec, type MockQueueOptions, type Span, type UsedElem } from './mock-ring.js';
+export { WRITABLE_FILL, type ChainSpec, type MockQueueOptions, type Span, type UsedBatch, type UsedElem } from './mock-ring.js';
 
 /** Fields of a struct virtq_desc; `addr` as a bigint reaches all 64 bits (for wrap tests). */
 export interface DescFields {
@@ -77,11 +79,15 @@ export class MockQueue extends MockRing {
    * (with EVENT_IDX and INDIRECT_DESC as asked, without VIRTIO_F_RING_PACKED): a SplitQueue.
    */
   deviceQueue(options: DeviceQueueFeatures = {}): SplitQueue {
-    const features = (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
-    const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
-    const queue = deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
+    const queue = this.seam(options, 0n);
     if (!(queue instanceof SplitQueue)) throw new Error('mock queue: the seam built a ring of another format');
     return queue;
+  }
+
+  protected seam(options: DeviceQueueFeatures, extra: bigint): DeviceQueue {
+    const features = extra | (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
+    const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
+    return deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
   }
 
   get numFree(): number {
@@ -113,16 +119,47 @@ export class MockQueue extends MockRing {
     const out: UsedElem[] = [];
     const idx = this.usedIdx;
     for (; this.lastUsed !== idx; this.lastUsed = (this.lastUsed + 1) & 0xffff) {
-      const elem = this.usedAddr + VIRTQ_USED_RING + (this.lastUsed % this.size) * VIRTQ_USED_ELEM_SIZE;
-      const id = this.memory.read32(elem);
-      out.push({ id, len: this.memory.read32(elem + 4) });
-      const chain = this.chains.get(id);
-      if (chain?.inFlight) {
-        this.free.push(...chain.ids);
-        chain.inFlight = false;
-      }
+      const { id, len } = this.usedElem(this.lastUsed);
+      out.push({ id, len });
+      this.freeChain(id);
     }
     return out;
+  }
+
+  /** With IN_ORDER (2.7.9) a batch's chains are those the avail ring holds from the oldest not yet used. */
+  readUsedBatches(): UsedBatch[] {
+    const out: UsedBatch[] = [];
+    const idx = this.usedIdx;
+    while (this.lastUsed !== idx) {
+      const { id, len } = this.usedElem(this.lastUsed);
+      const left = (idx - this.lastUsed) & 0xffff;
+      let batch = 1;
+      while (batch <= left && this.availHead(this.lastUsed + batch - 1) !== id) batch++;
+      if (batch > left) throw new Error(`mock queue: used element ${this.lastUsed} names ${id}, not within the ${left} chains used`);
+      for (let k = 0; k < batch; k++) this.freeChain(this.availHead(this.lastUsed + k));
+      out.push({ id, len, batch });
+      this.lastUsed = (this.lastUsed + batch) & 0xffff;
+    }
+    return out;
+  }
+
+  /** The used element at free-running used index `i`. */
+  private usedElem(i: number): UsedElem {
+    const elem = this.usedAddr + VIRTQ_USED_RING + (i % this.size) * VIRTQ_USED_ELEM_SIZE;
+    return { id: this.memory.read32(elem), len: this.memory.read32(elem + 4) };
+  }
+
+  /** The head the avail ring holds for free-running avail index `i`. */
+  private availHead(i: number): number {
+    return this.memory.read16(this.availAddr + VIRTQ_AVAIL_RING + ((i & 0xffff) % this.size) * VIRTQ_AVAIL_ELEM_SIZE);
+  }
+
+  private freeChain(head: number): void {
+    const chain = this.chains.get(head);
+    if (chain?.inFlight) {
+      this.free.push(...chain.ids);
+      chain.inFlight = false;
+    }
   }
 
   // Raw pokes for hostile rings.

@@ -10,7 +10,9 @@
  */
 
 import { ArrayGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { InOrderQueue } from '../queue/in-order-queue.js';
 import type { DeviceQueue } from '../queue/types.js';
+import { VIRTIO_F_IN_ORDER, bit } from '../spec/features.js';
 
 /** A buffer in guest memory. */
 export interface Span {
@@ -30,6 +32,11 @@ export interface ChainSpec {
 export interface UsedElem {
   readonly id: number;
   readonly len: number;
+}
+
+/** A used element read with VIRTIO_F_IN_ORDER: it stands for `batch` chains, itself the last (2.7.9, 2.8.8). */
+export interface UsedBatch extends UsedElem {
+  readonly batch: number;
 }
 
 export interface MockQueueOptions {
@@ -85,6 +92,24 @@ export abstract class MockRing {
 
   /** The device side over this ring, built through the seam the transport uses (queue/rings.ts). */
   abstract deviceQueue(options?: DeviceQueueFeatures): DeviceQueue;
+
+  /** The device side as the transport builds it with VIRTIO_F_IN_ORDER negotiated: the in-order layer over the ring. */
+  inOrderQueue(options: DeviceQueueFeatures = {}): InOrderQueue {
+    const queue = this.seam(options, bit(VIRTIO_F_IN_ORDER));
+    if (!(queue instanceof InOrderQueue)) throw new Error('mock queue: the seam built no in-order queue for VIRTIO_F_IN_ORDER');
+    return queue;
+  }
+
+  /** The device side built through the seam with the ring's own features, those `options` ask for, and `extra`. */
+  protected abstract seam(options: DeviceQueueFeatures, extra: bigint): DeviceQueue;
+
+  /**
+   * Used elements as a driver that negotiated VIRTIO_F_IN_ORDER reads them (2.7.9, 2.8.8): each names
+   * the last chain of a batch that starts at the oldest chain in flight, and the ring moved past the
+   * whole batch. Every chain of a batch becomes free. Throws when an element names a chain its batch
+   * cannot reach (the device broke the order).
+   */
+  abstract readUsedBatches(): UsedBatch[];
   /** Free descriptors left for addChain. */
   abstract get numFree(): number;
   /**

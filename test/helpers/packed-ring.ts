@@ -140,6 +140,8 @@ export interface PackedRigOptions {
   readonly size: number;
   readonly eventIdx?: boolean;
   readonly indirect?: boolean;
+  /** VIRTIO_F_IN_ORDER negotiated. */
+  readonly inOrder?: boolean;
   /** Non-coherent {@link ImageDma} (the remote-bus path) instead of coherent RamDma. */
   readonly remote?: boolean;
 }
@@ -163,6 +165,7 @@ export function packedRig(options: PackedRigOptions): PackedRig {
     dma,
     eventIdx: options.eventIdx ?? false,
     indirect: options.indirect ?? false,
+    inOrder: options.inOrder ?? false,
   });
   const device = new HandDevice(memory, driver.descAddr, options.size);
   const buffer = (len: number, fill = 0): DmaSpan & { bytes: Uint8Array } => {

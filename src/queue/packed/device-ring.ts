@@ -11,7 +11,7 @@
  * available position belong to the device (chains popped and not yet used); the driver owns the rest.
  */
 
-import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
+import { QueueFaultError, type QueueFaultCode } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import * as packedRingSpec from '../../spec/packed-ring.js';
 import { packedDescRingSize } from '../../spec/packed-ring.js';
@@ -19,7 +19,8 @@ import * as ringSpec from '../../spec/ring.js';
 import type { ChainStorage } from '../chain-storage.js';
 import { ringArea } from '../ring-area.js';
 import { PACKED_RING } from '../ring-format.js';
-import type { DescriptorChain, DeviceQueue } from '../types.js';
+import type { DescriptorChain, InOrderRing } from '../types.js';
+import { checkUsedLen } from '../used-len.js';
 import { PackedDescriptorWalk } from './descriptor-chain.js';
 
 // The layout constants as this module's own consts: optimised code (V8 11, Node 20) folds a module's
@@ -71,7 +72,7 @@ export interface PackedQueueOptions {
  * chain took (2.8.6): used descriptors go into the ring in the order the device completes them.
  * Chain lifetime and allocation are as for the split ring: one chain object per buffer id, reused.
  */
-export class PackedQueue implements DeviceQueue {
+export class PackedQueue implements InOrderRing {
   readonly index: number;
   readonly size: number;
   private readonly eventIdx: boolean;
@@ -88,6 +89,8 @@ export class PackedQueue implements DeviceQueue {
   private usedWrap = 1;
   /** Ring slots popped and not yet covered by a used descriptor. */
   private heldSlots = 0;
+  /** Ring slots of chains returned by skipUsed(), which the next pushUsed() moves past as well (2.8.8). */
+  private skippedSlots = 0;
   /** Ring slots the used position advanced since the last needsInterrupt(), at most 2 * size. */
   private usedSinceCheck = 0;
   /** The used position at the last needsInterrupt(), as offset + size * (1 - wrap). */
@@ -188,12 +191,9 @@ export class PackedQueue implements DeviceQueue {
    * UsageError when `len` exceeds the chain's writable bytes.
    */
   pushUsed(id: number, len: number): void {
-    if (this.inFlight[id] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used descriptor for buffer id ${id}, which is not in flight`);
-    const chain = this.chains[id]!;
-    if (!(len >>> 0 === len && len <= chain.writableBytes)) {
-      throw new UsageError(`queue ${this.index}: used len ${len} for buffer id ${id} with ${chain.writableBytes} writable bytes`);
-    }
+    checkUsedLen(this.index, id, len, this.inFlightChain(id).writableBytes);
     const dv = this.descDv;
+    // 2.8.8: after skipped chains, this descriptor overwrites the batch's first and the ring skips all.
     const off = this.descBase + this.nextUsed * PVIRTQ_DESC_SIZE;
     dv.setUint16(off + PVIRTQ_DESC_ID, id, true);
     dv.setUint32(off + PVIRTQ_DESC_LEN, len, true);
@@ -201,7 +201,8 @@ export class PackedQueue implements DeviceQueue {
     // counter. The flags go last: they hand the descriptor to the driver.
     const wrapFlags = this.usedWrap === 1 ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0;
     dv.setUint16(off + PVIRTQ_DESC_FLAGS, wrapFlags | (len > 0 ? VIRTQ_DESC_F_WRITE : 0), true);
-    const slots = this.chainSlots[id]!;
+    const slots = this.chainSlots[id]! + this.skippedSlots;
+    this.skippedSlots = 0;
     this.nextUsed += slots;
     if (this.nextUsed >= this.size) {
       this.nextUsed -= this.size;
@@ -209,6 +210,23 @@ export class PackedQueue implements DeviceQueue {
     }
     this.heldSlots -= slots;
     this.usedSinceCheck = Math.min(this.usedSinceCheck + slots, 2 * this.size);
+    this.release(id);
+  }
+
+  /** VIRTIO_F_IN_ORDER (2.8.8): see {@link InOrderRing.skipUsed}. Throws as pushUsed() does for an id not in flight. */
+  skipUsed(id: number): void {
+    this.inFlightChain(id);
+    this.skippedSlots += this.chainSlots[id]!;
+    this.release(id);
+  }
+
+  /** The chain buffer id `id` names; ERR_QUEUE_USED_OVERFLOW when none is in flight. */
+  private inFlightChain(id: number): ChainStorage {
+    if (this.inFlight[id] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used descriptor for buffer id ${id}, which is not in flight`);
+    return this.chains[id]!;
+  }
+
+  private release(id: number): void {
     this.inFlight[id] = 0;
     this.inFlightCount--;
   }

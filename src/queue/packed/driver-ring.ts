@@ -8,6 +8,11 @@
  * Buffer ids are independent of ring slots: a free-id list hands them out, and each id remembers how
  * many ring descriptors its chain took, which is how far the driver skips past its used descriptor
  * (2.8.6). All bookkeeping is kept here, never read back from ring memory the device could change.
+ *
+ * With VIRTIO_F_IN_ORDER (2.8.8) one used descriptor may stand for a batch: it names the batch's last
+ * buffer, overwrites the batch's first descriptor, and the driver skips every descriptor of the
+ * batch. The skipped buffers were "used (read or written) by the device completely", so they come
+ * back with all their writable bytes as len.
  */
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
@@ -49,6 +54,8 @@ export interface PackedQueueDriverOptions {
   readonly eventIdx: boolean;
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   readonly indirect: boolean;
+  /** VIRTIO_F_IN_ORDER negotiated. */
+  readonly inOrder?: boolean;
 }
 
 const U32_MAX = 0xffff_ffff;
@@ -101,6 +108,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   private readonly dma: RingDma;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
+  private readonly inOrder: boolean;
   private readonly maxBuffers: number;
   private readonly desc: Area;
   private readonly driverEvent: Area;
@@ -139,6 +147,15 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /** The slot after the last published descriptor and its wrap counter: the notification's next_off and next_wrap. */
   private publishedNext = 0;
   private publishedWrap = 1;
+  /**
+   * With IN_ORDER: chains are numbered in the order they were added (`addSeq` per id, `seqId` per
+   * number modulo the size: no more chains are in flight than the ring has descriptors); `usedSeq`
+   * is the oldest in flight. A used descriptor's batch is the chains from `usedSeq` to the one it names.
+   */
+  private readonly addSeq: Float64Array;
+  private readonly seqId: Uint16Array;
+  private addedSeq = 0;
+  private usedSeq = 0;
   /** The flags of the first pending descriptor, held back until publish. */
   private heldFlags = 0;
   private suppressed = false;
@@ -155,6 +172,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.coherent = dma.coherent;
     this.eventIdx = options.eventIdx;
     this.indirect = options.indirect;
+    this.inOrder = options.inOrder ?? false;
     this.maxBuffers = PACKED_RING.maxChainBuffers(size);
     const align = PACKED_RING.areaAlign;
     // Zeroed (2.8.13: the descriptor ring is zero-initialized; both event areas start ENABLE).
@@ -184,6 +202,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
     this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
     this.pending = new Uint16Array(size);
+    this.addSeq = new Float64Array(size);
+    this.seqId = new Uint16Array(size);
   }
 
   /** Ring descriptors free for new chains. */
@@ -253,6 +273,9 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.inFlightCount++;
     this.pending[this.pendingCount++] = id;
     this.unpublished[id] = 1;
+    this.addSeq[id] = this.addedSeq;
+    this.seqId[this.addedSeq % this.size] = id;
+    this.addedSeq++;
     return id;
   }
 
@@ -374,9 +397,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used descriptor the device wrote since the last call, or none: each must carry AVAIL
    * and USED equal to the used wrap counter (ERR_DEVICE_USED_FLAGS), name a published chain in flight
-   * (ERR_DEVICE_USED_ID), and carry a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN).
-   * The len is read whether or not WRITE is set: 2.8.4 calls it reserved without WRITE, but QEMU
-   * (7.2) never sets WRITE in a used descriptor and Linux reads len regardless. On such a
+   * (ERR_DEVICE_USED_ID), and carry a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN);
+   * with IN_ORDER it may not name a chain an earlier batch of the same pass covered
+   * (ERR_DEVICE_USED_ORDER). The len is read whether or not WRITE is set: 2.8.4 calls it reserved
+   * without WRITE, but QEMU (7.2) never sets WRITE in a used descriptor and Linux reads len
+   * regardless. On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -431,6 +456,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     let slot = this.nextUsed;
     let wrap = this.usedWrap;
     let n = 0;
+    let oldest = this.usedSeq;
     for (let left = this.publishedSlots; left > 0;) {
       const at = slot * PVIRTQ_DESC_SIZE;
       const flags = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
@@ -447,7 +473,14 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       this.usedMark[id] = pass;
       n++;
       // The ids are distinct chains in flight, so the skips add up to at most the published slots.
-      const skip = this.chainSlots[id]!;
+      let skip = this.chainSlots[id]!;
+      if (this.inOrder) {
+        // 2.8.8: the descriptor stands for every chain from the oldest in flight up to this one.
+        const seq = this.addSeq[id]!;
+        if (seq < oldest)
+          throw this.fault('ERR_DEVICE_USED_ORDER', `descriptor ${slot} names buffer ${id}, which an earlier batch already covered`);
+        for (skip = 0; oldest <= seq; oldest++) skip += this.chainSlots[this.seqId[oldest % this.size]!]!;
+      }
       left -= skip;
       slot += skip;
       if (slot >= this.size) {
@@ -466,19 +499,30 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       const at = this.nextUsed * PVIRTQ_DESC_SIZE;
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
       const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
-      if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
-      out.push({ token: this.tokens[id]!, len });
-      const skip = this.chainSlots[id]!;
-      this.publishedSlots -= skip;
-      this.nextUsed += skip;
-      if (this.nextUsed >= this.size) {
-        this.nextUsed -= this.size;
-        this.usedWrap ^= 1;
+      if (this.inOrder) {
+        // 2.8.8: the chains before the named one were used completely.
+        for (let skipped = this.seqId[this.usedSeq % this.size]!; skipped !== id; skipped = this.seqId[this.usedSeq % this.size]!)
+          this.takeChain(out, skipped, this.writable[skipped]!);
       }
-      this.release(id);
+      this.takeChain(out, id, len);
     }
     if (this.eventIdx && n > 0) this.writeDriverEvent();
     return out;
+  }
+
+  /** Hand chain `id` out with `len` bytes written (issuing their refresh), move past its descriptors and free it. */
+  private takeChain(out: UsedBuffer<T>[], id: number, len: number): void {
+    if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
+    out.push({ token: this.tokens[id]!, len });
+    const skip = this.chainSlots[id]!;
+    this.publishedSlots -= skip;
+    this.nextUsed += skip;
+    if (this.nextUsed >= this.size) {
+      this.nextUsed -= this.size;
+      this.usedWrap ^= 1;
+    }
+    this.release(id);
+    this.usedSeq++;
   }
 
   /**
@@ -524,6 +568,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.nextAvail = this.nextUsed = 0;
     this.availWrap = this.usedWrap = 1;
     this.publishedSlots = this.pendingSlots = this.pendingCount = 0;
+    this.addedSeq = this.usedSeq = 0;
     this.suppressed = false; // the zeroed driver area says ENABLE
     this.dma.zeroAreas();
     return tokens;

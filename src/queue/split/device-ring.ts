@@ -11,14 +11,15 @@
  * at each notification and interrupt, which orders everything written before it.
  */
 
-import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
+import { QueueFaultError, type QueueFaultCode } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import * as ringSpec from '../../spec/ring.js';
 import { availRingSize, descTableSize, usedRingSize, vringNeedEvent } from '../../spec/ring.js';
 import { ringArea } from '../ring-area.js';
 import { SPLIT_RING } from '../ring-format.js';
-import type { DescriptorChain, DeviceQueue } from '../types.js';
+import type { DescriptorChain, InOrderRing } from '../types.js';
 import type { ChainStorage } from '../chain-storage.js';
+import { checkUsedLen } from '../used-len.js';
 import { DescriptorWalk } from './descriptor-chain.js';
 
 // The layout constants as this module's own consts: optimised code (V8 11, Node 20) folds a module's
@@ -63,7 +64,7 @@ export interface SplitQueueOptions {
  * allocates (except one zero-copy view per indirect table). The chain limits are those of
  * {@link DescriptorWalk}.
  */
-export class SplitQueue implements DeviceQueue {
+export class SplitQueue implements InOrderRing {
   readonly index: number;
   readonly size: number;
   private readonly mask: number;
@@ -77,6 +78,8 @@ export class SplitQueue implements DeviceQueue {
   /** avail.idx as last read; chains up to it were validated as available. */
   private availShadow = 0;
   private used = 0;
+  /** Chains returned by skipUsed() whose used elements the next pushUsed() implies (2.7.9). */
+  private skipped = 0;
   /** used.idx at the last needsInterrupt() call. */
   private signalledUsed = 0;
   private notifyEnabled = true;
@@ -149,18 +152,33 @@ export class SplitQueue implements DeviceQueue {
    * UsageError when `len` exceeds the chain's writable bytes.
    */
   pushUsed(head: number, len: number): void {
-    if (this.inFlight[head] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used element for head ${head}, which is not in flight`);
-    const chain = this.chains[head]!;
-    if (!(len >>> 0 === len && len <= chain.writableBytes)) {
-      throw new UsageError(`queue ${this.index}: used len ${len} for head ${head} with ${chain.writableBytes} writable bytes`);
-    }
+    checkUsedLen(this.index, head, len, this.inFlightChain(head).writableBytes);
     const dv = this.usedDv;
+    // 2.7.9: after skipped chains, this element goes in the batch's first slot and idx moves past all.
     const elem = this.usedBase + VIRTQ_USED_RING + (this.used & this.mask) * VIRTQ_USED_ELEM_SIZE;
     dv.setUint32(elem, head, true);
     dv.setUint32(elem + 4, len, true);
     // 2.7.8: the element is written before used.idx moves past it.
-    this.used = (this.used + 1) & 0xffff;
+    this.used = (this.used + 1 + this.skipped) & 0xffff;
+    this.skipped = 0;
     dv.setUint16(this.usedBase + VIRTQ_USED_IDX, this.used, true);
+    this.release(head);
+  }
+
+  /** VIRTIO_F_IN_ORDER (2.7.9): see {@link InOrderRing.skipUsed}. Throws as pushUsed() does for a head not in flight. */
+  skipUsed(head: number): void {
+    this.inFlightChain(head);
+    this.release(head);
+    this.skipped++;
+  }
+
+  /** The chain `head` names; ERR_QUEUE_USED_OVERFLOW when none is in flight. */
+  private inFlightChain(head: number): ChainStorage {
+    if (this.inFlight[head] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used element for head ${head}, which is not in flight`);
+    return this.chains[head]!;
+  }
+
+  private release(head: number): void {
     this.inFlight[head] = 0;
     this.inFlightCount--;
   }

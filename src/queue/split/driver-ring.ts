@@ -7,6 +7,12 @@
  *
  * All bookkeeping (free descriptors, chains in flight, their lengths) is kept here, never read back
  * from ring memory the device could have changed.
+ *
+ * With VIRTIO_F_IN_ORDER (2.7.9) the driver takes descriptors in ring order, from 0 and wrapping
+ * (2.7.5: "driver uses descriptors in ring order"), and a used element may stand for a batch: it
+ * names the last chain of the batch, sits where the batch's first would have, and used.idx moves by
+ * the batch's size. The skipped chains were "used (read or written) by the device completely", so
+ * they come back with all their writable bytes as len.
  */
 
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
@@ -51,6 +57,8 @@ export interface SplitQueueDriverOptions {
   readonly eventIdx: boolean;
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   readonly indirect: boolean;
+  /** VIRTIO_F_IN_ORDER negotiated. */
+  readonly inOrder?: boolean;
   /**
    * Legacy layout (2.7.2): one area aligned to 4096 holding the descriptor table, the available
    * ring and, at the next 4096 boundary, the used ring. Otherwise three allocations.
@@ -99,14 +107,23 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   private readonly dma: RingDma;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
+  private readonly inOrder: boolean;
   private readonly mask: number;
   private readonly maxBuffers: number;
   private readonly desc: Part;
   private readonly avail: Part;
   private readonly used: Part;
-  /** Free descriptor ids, a stack. */
+  /** Free descriptor ids, a stack (without IN_ORDER). */
   private readonly freeIds: Uint16Array;
   private freeCount: number;
+  /** With IN_ORDER: the next descriptor id to take; the free ones follow it, wrapping. */
+  private nextFree = 0;
+  /**
+   * With IN_ORDER: the head at each avail ring position (free-running index & mask) and each
+   * head's position, to find a batch's chains from the used element naming its last.
+   */
+  private readonly availHead: Uint16Array;
+  private readonly availPos: Uint16Array;
   /** JS-side copy of each descriptor's next, to free a chain without trusting ring memory. */
   private readonly nextId: Uint16Array;
   /** Per head: descriptors of the table the chain holds (1 for an indirect chain), 0 when not in flight. */
@@ -146,6 +163,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.coherent = dma.coherent;
     this.eventIdx = options.eventIdx;
     this.indirect = options.indirect;
+    this.inOrder = options.inOrder ?? false;
     this.mask = size - 1;
     this.maxBuffers = SPLIT_RING.maxChainBuffers(size);
     // The areas come zeroed: 2.7.10, the driver initialises the rings (used flags 0 included).
@@ -184,6 +202,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
     this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
     this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
+    this.availHead = new Uint16Array(size);
+    this.availPos = new Uint16Array(size);
     this.pending = new Uint16Array(size);
     this.unpublished = new Uint8Array(size);
     this.dirtyLo = size;
@@ -250,6 +270,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.inSpans[head] = inn;
     this.inFlightCount++;
     this.avail.dv.setUint16(VIRTQ_AVAIL_RING + (this.availIdx & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, head, true);
+    this.availHead[this.availIdx & this.mask] = head;
+    this.availPos[head] = this.availIdx;
     this.availIdx = (this.availIdx + 1) & 0xffff;
     this.pending[this.pendingCount++] = head;
     this.unpublished[head] = 1;
@@ -363,7 +385,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used element the device returned since the last call, or none: each must name a
    * chain in flight (ERR_DEVICE_USED_ID) with len at most its writable bytes (ERR_DEVICE_USED_LEN),
-   * and used.idx may not move past the chains in flight (ERR_DEVICE_USED_INDEX). On such a
+   * and used.idx may not move past the chains in flight (ERR_DEVICE_USED_INDEX); with IN_ORDER a
+   * used element's batch may not reach past used.idx (ERR_DEVICE_USED_ORDER). On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -410,17 +433,37 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   private takeUsed(n: number): UsedBuffer<T>[] {
     this.validateUsed(n);
     const out: UsedBuffer<T>[] = [];
-    for (let k = 0; k < n; k++) {
+    for (let k = 0; k < n;) {
       const elem = this.usedElem(this.lastUsed);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
-      if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
-      out.push({ token: this.tokens[id]!, len });
-      this.release(id);
-      this.lastUsed = (this.lastUsed + 1) & 0xffff;
+      const batch = this.batchSize(this.lastUsed, id);
+      // 2.7.9: the chains before the named one were used completely.
+      for (let b = 1; b < batch; b++) {
+        const skipped = this.availHead[this.lastUsed & this.mask]!;
+        this.takeChain(out, skipped, this.writable[skipped]!);
+      }
+      this.takeChain(out, id, len);
+      k += batch;
     }
     if (this.eventIdx) this.writeUsedEvent();
     return out;
+  }
+
+  /** Hand chain `id` out with `len` bytes written (issuing their refresh) and free it. */
+  private takeChain(out: UsedBuffer<T>[], id: number, len: number): void {
+    if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
+    out.push({ token: this.tokens[id]!, len });
+    this.release(id);
+    this.lastUsed = (this.lastUsed + 1) & 0xffff;
+  }
+
+  /**
+   * How many chains the used element at free-running index `at`, naming chain `id` (in flight),
+   * returns: 1, or with IN_ORDER the chains from the oldest in flight up to `id` (2.7.9).
+   */
+  private batchSize(at: number, id: number): number {
+    return this.inOrder ? ((this.availPos[id]! - at) & 0xffff) + 1 : 1;
   }
 
   /**
@@ -452,6 +495,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       this.release(head);
     }
     this.availIdx = this.publishedIdx = this.lastUsed = 0;
+    this.nextFree = 0; // 2.7.5: in ring order "starting from offset 0"
     this.pendingCount = 0;
     this.dma.zeroAreas();
     return tokens;
@@ -470,7 +514,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       this.usedPass = 1;
     }
     const pass = this.usedPass;
-    for (let k = 0, i = this.lastUsed; k < n; k++, i = (i + 1) & 0xffff) {
+    for (let k = 0, i = this.lastUsed; k < n;) {
       const elem = this.usedElem(i);
       const id = this.used.dv.getUint32(elem, true);
       const len = this.used.dv.getUint32(elem + 4, true);
@@ -482,7 +526,16 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
           'ERR_DEVICE_USED_LEN',
           `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`,
         );
+      // In order, a chain used earlier in this pass sits before `i`: its batch would wrap past used.idx.
+      const batch = this.batchSize(i, id);
+      if (batch > n - k)
+        throw this.fault(
+          'ERR_DEVICE_USED_ORDER',
+          `used ring entry ${i} names chain ${id}, ${batch} chains on in order, but used idx moved ${n - k} past it`,
+        );
       this.usedMark[id] = pass;
+      k += batch;
+      i = (i + batch) & 0xffff;
     }
   }
 
@@ -499,10 +552,15 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
 
   /** Free chain `head`: its descriptors, its indirect table, its references. */
   private release(head: number): void {
-    let id = head;
-    for (let k = this.chainDescs[head]!; k > 0; k--) {
-      this.freeIds[this.freeCount++] = id;
-      id = this.nextId[id]!;
+    if (this.inOrder) {
+      // Chains come back in the order they were added, so theirs are the oldest descriptors taken.
+      this.freeCount += this.chainDescs[head]!;
+    } else {
+      let id = head;
+      for (let k = this.chainDescs[head]!; k > 0; k--) {
+        this.freeIds[this.freeCount++] = id;
+        id = this.nextId[id]!;
+      }
     }
     this.chainDescs[head] = 0;
     const table = this.tables[head];
@@ -527,7 +585,11 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   }
 
   private takeId(): number {
-    return this.freeIds[--this.freeCount]!;
+    if (!this.inOrder) return this.freeIds[--this.freeCount]!;
+    const id = this.nextFree;
+    this.nextFree = (id + 1) & this.mask;
+    this.freeCount--;
+    return id;
   }
 
   private writeRingDesc(id: number, addr: number, len: number, flags: number, next: number): void {

@@ -1,71 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../../src/errors.js';
-import type { DmaMemory } from '../../../src/memory/dma.js';
+import { DeviceFaultError, QueueFullError, UsageError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/bus/ram-dma.js';
-import { ImageDma } from '../../helpers/image-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
+import { DMA_BASE, DMA_SIZE, buffer, pair, rejects, serve } from '../../helpers/ring-pair.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, legacyRingSize, legacyUsedOffset } from '../../../src/spec/ring.js';
-
-const DMA_BASE = 0x10000;
-const DMA_SIZE = 0x100000;
-
-interface Pair {
-  readonly memory: ArrayGuestMemory;
-  readonly dma: DmaMemory;
-  readonly driver: SplitQueueDriver<number>;
-  readonly device: SplitQueue;
-}
-
-function pair(options: { size: number; eventIdx?: boolean; indirect?: boolean; legacy?: boolean; remote?: boolean }): Pair {
-  const memory = new ArrayGuestMemory(DMA_BASE + DMA_SIZE);
-  const dma = options.remote ? new ImageDma(memory, DMA_BASE, DMA_SIZE) : new RamDma(memory, DMA_BASE, DMA_SIZE);
-  const eventIdx = options.eventIdx ?? false;
-  const indirect = options.indirect ?? false;
-  const driver = new SplitQueueDriver<number>({ index: 1, size: options.size, dma, eventIdx, indirect, legacy: options.legacy ?? false });
-  const device = new SplitQueue({
-    index: 1,
-    size: options.size,
-    memory,
-    desc: driver.descAddr,
-    driver: driver.availAddr,
-    device: driver.usedAddr,
-    eventIdx,
-    indirect,
-  });
-  return { memory, dma, driver, device };
-}
-
-/** A DMA buffer filled with `fill`, as a span. */
-function buffer(dma: DmaMemory, len: number, fill: number): DmaSpan & { bytes: Uint8Array } {
-  const b = dma.alloc(len, 8);
-  b.bytes.fill(fill);
-  return { addr: b.addr, len, bytes: b.bytes };
-}
-
-async function rejects(p: Promise<unknown>, code: DeviceFaultCode): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof DeviceFaultError, `expected DeviceFaultError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    return true;
-  });
-}
-
-/** The device's job in these tests: each writable byte k becomes (sum of readable bytes + k) & 0xff. */
-function serve(chain: DescriptorChain): number {
-  let sum = 0;
-  for (let i = 0; i < chain.readable; i++) for (const b of chain.view(i)) sum += b;
-  let k = 0;
-  for (let i = chain.readable; i < chain.count; i++) {
-    const v = chain.view(i);
-    for (let j = 0; j < v.length; j++) v[j] = (sum + k++) & 0xff;
-  }
-  return chain.writableBytes;
-}
 
 test('modern layout: three allocations aligned 16/2/4, rings zeroed', () => {
   const { driver, memory } = pair({ size: 64, remote: true });

@@ -1,0 +1,116 @@
+/**
+ * In-order use of descriptors (VIRTIO_F_IN_ORDER, 2.7.9 split, 2.8.8 packed), the device half, for
+ * either ring format. Chapter 6.2: "If VIRTIO_F_IN_ORDER has been negotiated, a device MUST use
+ * buffers in the same order in which they have been available." Device models complete requests
+ * whenever their backends answer, so this layer sits between them and the ring: it remembers the
+ * order chains were popped in, holds each completion until every earlier chain is complete, then
+ * gives the ring the run of completions that became ready, batched as the spec allows.
+ *
+ * Batching (2.7.9 / 2.8.8): one used element, for the last buffer of a batch, stands for the whole
+ * batch, and the skipped buffers "are assumed to have been used (read or written) by the device
+ * completely". So a completion is folded into a later one only when its used len is all of its
+ * chain's writable bytes, and only into completions already ready: nothing waits for a batch to
+ * grow. The ring writes the element in the format's own way ({@link InOrderRing.skipUsed}).
+ *
+ * Bounded by the ring: no more chains are in flight than the queue has entries.
+ */
+
+import { QueueFaultError } from '../errors.js';
+import type { DescriptorChain, DeviceQueue, InOrderRing } from './types.js';
+import { checkUsedLen } from './used-len.js';
+
+/** `lens` entry of a chain the device model still holds. */
+const PENDING = -1;
+
+/** The device side of a queue with VIRTIO_F_IN_ORDER negotiated; rings.ts builds it around the format's ring. */
+export class InOrderQueue implements DeviceQueue {
+  readonly index: number;
+  readonly size: number;
+  private readonly ring: InOrderRing;
+  /** Chains in flight in pop order, a circular buffer of `size`: [first, first + count). */
+  private readonly chains: (DescriptorChain | undefined)[];
+  /** Per slot: the used len the device model gave, or PENDING. */
+  private readonly lens: Float64Array;
+  private first = 0;
+  private count = 0;
+  /** Head -> slot, for chains the device model has not returned yet. */
+  private readonly slotOf = new Map<number, number>();
+
+  constructor(ring: InOrderRing) {
+    this.ring = ring;
+    this.index = ring.index;
+    this.size = ring.size;
+    this.chains = new Array<DescriptorChain | undefined>(ring.size).fill(undefined);
+    this.lens = new Float64Array(ring.size).fill(PENDING);
+  }
+
+  /** Chains popped and not yet given back to the ring (the device model's and those held for order). */
+  get inFlightChains(): number {
+    return this.count;
+  }
+
+  /**
+   * The ring's next chain. Throws the ring's QueueFaultError, or ERR_QUEUE_HEAD_IN_USE if the ring
+   * hands out a head already in flight or more chains than the queue size (a ring bound broken).
+   */
+  pop(): DescriptorChain | null {
+    const chain = this.ring.pop();
+    if (chain === null) return null;
+    if (this.count === this.size || this.slotOf.has(chain.head)) {
+      throw new QueueFaultError('ERR_QUEUE_HEAD_IN_USE', this.index, `head ${chain.head} popped with ${this.count} chains in flight`);
+    }
+    const slot = this.slot(this.count++);
+    this.chains[slot] = chain;
+    this.slotOf.set(chain.head, slot);
+    return chain;
+  }
+
+  /**
+   * Chain `head` is complete with `len` bytes written; it reaches the used ring once every chain
+   * popped before it has. Throws QueueFaultError('ERR_QUEUE_USED_OVERFLOW') for a head not in flight
+   * (or already returned), UsageError for a len beyond the chain's writable bytes.
+   */
+  pushUsed(head: number, len: number): void {
+    const slot = this.slotOf.get(head);
+    if (slot === undefined) {
+      throw new QueueFaultError('ERR_QUEUE_USED_OVERFLOW', this.index, `used element for head ${head}, which is not in flight`);
+    }
+    checkUsedLen(this.index, head, len, this.chains[slot]!.writableBytes);
+    this.slotOf.delete(head);
+    this.lens[slot] = len;
+    if (slot === this.first) this.flush();
+  }
+
+  needsInterrupt(): boolean {
+    return this.ring.needsInterrupt();
+  }
+
+  setNotification(enabled: boolean): void {
+    this.ring.setNotification(enabled);
+  }
+
+  hasAvailable(): boolean {
+    return this.ring.hasAvailable();
+  }
+
+  /** Hand the ring every completion at the front, in order, batching those used completely. */
+  private flush(): void {
+    while (this.count > 0 && this.lens[this.first]! !== PENDING) {
+      const chain = this.chains[this.first]!;
+      const len = this.lens[this.first]!;
+      this.chains[this.first] = undefined;
+      this.lens[this.first] = PENDING;
+      this.first = this.slot(1);
+      this.count--;
+      // The chain object stays valid until the ring has it back, so its fields are read first.
+      if (len === chain.writableBytes && this.count > 0 && this.lens[this.first]! !== PENDING) this.ring.skipUsed(chain.head);
+      else this.ring.pushUsed(chain.head, len);
+    }
+  }
+
+  /** The circular buffer slot `k` places after the first. */
+  private slot(k: number): number {
+    const s = this.first + k;
+    return s >= this.size ? s - this.size : s;
+  }
+}
