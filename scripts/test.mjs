@@ -58,7 +58,6 @@ if (suite !== 'unit') {
     try {
       describe = leg.check();
     } catch (err) {
-      describe = undefined;
       runs.push({ name: leg.name, files, env: leg.env, missing: err.message });
       continue;
     }
@@ -119,7 +118,9 @@ const unit = runs.filter((r) => r.name === 'unit');
 const legs = runs.filter((r) => r.name !== 'unit');
 for (const r of unit) results.push(await run(r, 2, legs.length > 0 ? '[unit] ' : ''));
 const sideBySide = legs.length > 1;
-results.push(...(await Promise.all(legs.map((leg) => run(leg, sideBySide ? 1 : 2, sideBySide || unit.length > 0 ? `[${leg.name}] ` : '')))));
+results.push(
+  ...(await Promise.all(legs.map((leg) => run(leg, sideBySide ? 1 : 2, sideBySide || unit.length > 0 ? `[${leg.name}] ` : '')))),
+);
 if (results.length > 1) {
   console.log('\nsummary');
   for (const r of results) {

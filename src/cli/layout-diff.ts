@@ -149,7 +149,7 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     section: 'config',
     field: /^0x(38|3c|4[048c]|5[048c])$/,
     reason:
-      'QEMU 7.2 ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
+      'QEMU (7.2 and 10.0) ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
   },
   {
     devices: ['blk'],

@@ -63,7 +63,8 @@ const linuxLeg = (kernel: GuestKernel): PeerLeg => ({
   check: () => {
     const assets = findGuestAssets(guestAssetDir(kernel));
     const version = /^kernel=(.*)$/m.exec(assets.manifest)?.[1] ?? '?';
-    if (!version.startsWith(`${kernel}.`)) throw new BusError(`${assets.dir} holds kernel ${version}, not ${kernel}: run \`npm run setup\``);
+    if (!version.startsWith(`${kernel}.`))
+      throw new BusError(`${assets.dir} holds kernel ${version}, not ${kernel}: run \`npm run setup\``);
     return `Linux ${version} (${assets.dir})`;
   },
 });

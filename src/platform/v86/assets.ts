@@ -39,6 +39,7 @@ export const GUEST_KERNELS = {
   '6.5': '6.5-686',
 } as const;
 
+/** A kernel the build provides: 6.1, 6.1-pae or 6.5. */
 export type GuestKernel = keyof typeof GUEST_KERNELS;
 
 /** The kernel a guest boots unless told otherwise: `$VIRTIO_TS_GUEST_KERNEL`, or 6.1. */

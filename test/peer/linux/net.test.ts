@@ -82,7 +82,7 @@ test('without VIRTIO_F_RING_RESET (our virtio-net does not offer it yet), Linux 
   assert.equal(net.fields['features']?.[40] ?? '0', '0', 'RING_RESET not negotiated');
   const out = await m.guest.command(`ringset ${ifname} 128 128`);
   assert.notEqual(out.rc, 0, 'ethtool -G fails');
-  assert.ok(resultOf(out.results, 'ringset').fields['error'], 'with ethtool\'s message');
+  assert.ok(resultOf(out.results, 'ringset').fields['error'], "with ethtool's message");
   const ring = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
   const max = String(m.fns.net.core.device.queueMaxSizes[0]);
   assert.deepEqual([ring.fields['rx_now'], ring.fields['tx_now']], [max, max]);
