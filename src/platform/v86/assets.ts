@@ -29,7 +29,7 @@ export function guestCacheDir(): string {
   return process.env['VIRTIO_TS_GUEST_CACHE'] ?? join(PACKAGE_ROOT, '.cache', 'linux-guest');
 }
 
-/** The kernels the build provides, each with the folder of its assets under {@link guestCacheDir}. */
+/** The kernels the build provides, each with the folder of its assets in the guest cache (`.cache/linux-guest`). */
 export const GUEST_KERNELS = {
   /** Debian 12's 686 kernel. */
   '6.1': '.',
