@@ -251,8 +251,8 @@ export class LinuxGuest {
    * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines, each also given to
    * `onResult` as it arrives (for commands that wait on the host). Commands run one at a time.
    * Rejects when the command does not finish in time (default 180 s, like the boot: with a load
-   * average of 20-28 on two cores, "load" alone took 34-88 s while the peer matrix ran two guests); a non-zero
-   * rc is returned, not thrown.
+   * average of 20-28 on two cores, "load" alone took 34-88 s while the peer matrix ran two guests);
+   * a non-zero rc is returned, not thrown.
    */
   command(line: string, timeoutMs = 180_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
     const name = line.trim().split(/\s+/)[0];
