@@ -21,7 +21,7 @@ import { BusError, UsageError } from '../../errors.js';
 import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
-import { findGuestAssets, type GuestAssets } from './assets.js';
+import { findGuestAssets, guestAssetDir, type GuestAssets, type GuestKernel } from './assets.js';
 import {
   DONE_MARK,
   POWEROFF_MARK,
@@ -56,7 +56,9 @@ export interface GuestSlot {
 
 export interface LinuxGuestOptions {
   readonly devices?: readonly GuestDevice[];
-  /** Default: the built assets in the cache (findGuestAssets). */
+  /** The kernel to boot (its built assets in the cache); default `$VIRTIO_TS_GUEST_KERNEL`, or 6.1. */
+  readonly kernel?: GuestKernel;
+  /** Assets to boot instead of a built kernel's. */
   readonly assets?: GuestAssets;
   /** Kernel parameters added to the base ones (console on ttyS0, no MSI: v86 cannot deliver it). */
   readonly cmdline?: string;
@@ -121,7 +123,7 @@ export class LinuxGuest {
   /** Boot (or restore) a guest and wait for /init's VT-READY. */
   static async boot(options: LinuxGuestOptions = {}): Promise<LinuxGuest> {
     const t0 = performance.now();
-    const assets = options.assets ?? findGuestAssets();
+    const assets = options.assets ?? findGuestAssets(guestAssetDir(options.kernel));
     const memoryBytes = (options.memoryMiB ?? 128) * 1024 * 1024;
     const cmdline = [BASE_CMDLINE, options.cmdline ?? ''].join(' ').trim();
     const file = (path: string) => {
@@ -248,9 +250,11 @@ export class LinuxGuest {
   /**
    * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines, each also given to
    * `onResult` as it arrives (for commands that wait on the host). Commands run one at a time.
-   * Rejects when the command does not finish in time; a non-zero rc is returned, not thrown.
+   * Rejects when the command does not finish in time (default 180 s, like the boot: with a load
+   * average of 20-28 on two cores, "load" alone took 34-88 s while the peer matrix ran two guests);
+   * a non-zero rc is returned, not thrown.
    */
-  command(line: string, timeoutMs = 60_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
+  command(line: string, timeoutMs = 180_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
     const name = line.trim().split(/\s+/)[0];
     if (name === undefined || name === '' || line.includes('\n')) throw new UsageError(`not a single command: ${JSON.stringify(line)}`);
     const run = async (): Promise<CommandOutput> => {
