@@ -53,7 +53,7 @@ export type { SplitQueueOptions } from './queue/split/device-ring.js';
 export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring.js';
 export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/packed/descriptor-chain.js';
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
-export type { ChainStorage } from './queue/chain-storage.js';
+export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';

@@ -44,7 +44,7 @@ export {
   type UsedElem,
 } from './testing/mock-queue.js';
 export { MockPackedQueue, availFlags, type PackedDescFields } from './testing/mock-packed-queue.js';
-export { MockRing, type DeviceQueueFeatures } from './testing/mock-ring.js';
+export { MockRing, type DeviceQueueFeatures, type PlacedBuffer } from './testing/mock-ring.js';
 export {
   GuardedMemory,
   AccessBudgetExceeded,
