@@ -45,7 +45,12 @@ export type QueueFaultCode =
   | 'ERR_QUEUE_WRITE_BEFORE_READ' // a device-readable descriptor after a device-writable one
   | 'ERR_QUEUE_USED_OVERFLOW' // more used elements pushed than chains popped
   | 'ERR_QUEUE_HEAD_IN_USE' // avail ring names a head whose chain is still in flight
-  | 'ERR_QUEUE_INDIRECT_UNNEGOTIATED'; // INDIRECT flag without VIRTIO_F_INDIRECT_DESC
+  | 'ERR_QUEUE_INDIRECT_UNNEGOTIATED' // INDIRECT flag without VIRTIO_F_INDIRECT_DESC
+  | 'ERR_QUEUE_DESC_NOT_AVAILABLE' // packed: a chain continues (NEXT) into a descriptor whose AVAIL/USED flags do not mark it available
+  | 'ERR_QUEUE_CHAIN_PAST_AVAIL' // packed: a chain runs into ring slots the device still holds (more than the driver can have made available)
+  | 'ERR_QUEUE_BUFFER_ID' // packed: a buffer id >= queue size
+  | 'ERR_QUEUE_BUFFER_ID_IN_USE' // packed: a buffer id whose buffer is still in flight
+  | 'ERR_QUEUE_EVENT_FLAGS'; // packed: the reserved value 3 in the driver event suppression flags
 
 export class QueueFaultError extends VirtioError {
   constructor(

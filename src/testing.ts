@@ -6,6 +6,8 @@
  *   with `addChain`, notify your device, read what it did with `readUsed` and `readWritten`; the raw
  *   pokes (`setDesc`, `setAvailIdx`, ...) forge hostile rings. Buffers land at seeded random gaps, so
  *   a device that assumes contiguous buffers fails here rather than in a guest.
+ *   {@link MockPackedQueue} does the same for a packed virtqueue (VIRTIO_F_RING_PACKED); both are a
+ *   {@link MockRing}, so a device-model test can run on either format.
  * - {@link GuardedMemory} wraps guest memory and records every access outside the ranges you allow,
  *   counts accesses against a budget (a guest-driven loop that never ends shows up as an overrun),
  *   and catches writes made through zero-copy views; call `assertClean()` after the run.
@@ -40,6 +42,8 @@ export {
   type Span,
   type UsedElem,
 } from './testing/mock-queue.js';
+export { MockPackedQueue, availFlags, type PackedDescFields } from './testing/mock-packed-queue.js';
+export { MockRing, type DeviceQueueFeatures } from './testing/mock-ring.js';
 export {
   GuardedMemory,
   AccessBudgetExceeded,

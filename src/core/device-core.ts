@@ -363,14 +363,11 @@ export class DeviceCore implements VirtioDeviceHost {
     return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
   }
 
-  /**
-   * A size the negotiated ring format allows (a power of two for the split ring, 2.7; any size for
-   * the packed ring, 2.8) no larger than the maximum; anything else is ignored.
-   */
+  /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
   setQueueSize(index: number, size: number): void {
     const q = this.queues[index];
-    if (q === undefined || !this.queueWritable(index)) return;
-    if (ringFormat(this.driverFeatureBits).isQueueSize(size) && size <= q.maxSize) q.size = size;
+    if (q !== undefined && this.queueWritable(index) && ringFormat(this.negotiatedFeatures).isQueueSize(size) && size <= q.maxSize)
+      q.size = size;
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);

@@ -8,7 +8,8 @@
 
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, hasFeature } from '../spec/features.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { PackedQueue } from './packed/device-ring.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
 import { SplitQueueDriver } from './split/driver-ring.js';
@@ -24,10 +25,13 @@ export interface DeviceRingOptions {
   readonly features: bigint;
 }
 
-/** The device side of a queue the driver enabled; throws QueueFaultError for a bad size or misplaced areas. */
+/**
+ * The device side of a queue the driver enabled: a PackedQueue when VIRTIO_F_RING_PACKED was
+ * negotiated, else a SplitQueue; throws QueueFaultError for a bad size or misplaced areas.
+ */
 export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const { index, size, memory, areas, features } = options;
-  return new SplitQueue({
+  const ring = {
     index,
     size,
     memory,
@@ -36,7 +40,8 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     device: areas.device,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-  });
+  };
+  return hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
 }
 
 export interface DriverRingOptions {

@@ -3,14 +3,11 @@
  * fuzz targets play the driver with `addChain()` and read results with `readUsed()`, and forge
  * hostile rings with the raw pokes (`setDesc`, `setAvailIdx`, ...), never with hand-made offsets.
  * The device side comes from the same seam the transport uses (queue/rings.ts), and the areas are
- * placed by the split format's rules (queue/ring-format.ts).
- *
- * Rings and buffers are placed at seeded random gaps and descriptors are taken in shuffled order,
- * so a device that assumes contiguous buffers or sequential descriptor ids fails here. Buffers are
- * allocated round-robin through the data area: keep the data in flight smaller than the area.
+ * placed by the split format's rules (queue/ring-format.ts). Placement and the chains' buffers are
+ * those of every mock ring (mock-ring.ts); MockPackedQueue is the packed ring's sibling.
  */
 
-import { ArrayGuestMemory, splitU64, type GuestMemory } from '../memory/guest-memory.js';
+import { splitU64 } from '../memory/guest-memory.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import { SplitQueue } from '../queue/split/device-ring.js';
@@ -36,12 +33,16 @@ import {
   descTableSize,
   usedRingSize,
 } from '../spec/ring.js';
+import {
+  MockRing,
+  type ChainSpec,
+  type DeviceQueueFeatures,
+  type MockQueueOptions,
+  type PlacedBuffer,
+  type UsedElem,
+} from './mock-ring.js';
 
-/** A buffer in guest memory. */
-export interface Span {
-  readonly addr: number;
-  readonly len: number;
-}
+export { WRITABLE_FILL, type ChainSpec, type MockQueueOptions, type Span, type UsedElem } from './mock-ring.js';
 
 /** Fields of a struct virtq_desc; `addr` as a bigint reaches all 64 bits (for wrap tests). */
 export interface DescFields {
@@ -51,84 +52,31 @@ export interface DescFields {
   readonly next: number;
 }
 
-export interface ChainSpec {
-  /** Contents of the device-readable buffers, in order. */
-  readonly readable?: readonly Uint8Array[];
-  /** Lengths of the device-writable buffers, in order (their bytes start as 0xee). */
-  readonly writable?: readonly number[];
-  /** Put the buffers in an indirect table referred to by one descriptor. */
-  readonly indirect?: boolean;
-}
-
-export interface UsedElem {
-  readonly id: number;
-  readonly len: number;
-}
-
-export interface MockQueueOptions {
-  readonly size: number;
-  /** Guest memory to build in; default a fresh ArrayGuestMemory of `memSize` bytes at `base`. */
-  readonly memory?: GuestMemory;
-  /** Bytes of the default memory (default 1 MiB). */
-  readonly memSize?: number;
-  /** First guest address the mock may use (default 0); e.g. 2^32 to test addresses above 4 GiB. */
-  readonly base?: number;
-  /** Seed of the placement randomness (default 1). */
-  readonly seed?: number;
-  /** Largest random gap between placed areas, in bytes (default 64). */
-  readonly maxGap?: number;
-}
-
-/** Written into device-writable buffers so that a test sees which bytes the device wrote. */
-export const WRITABLE_FILL = 0xee;
-
-export class MockQueue {
-  readonly memory: GuestMemory;
-  readonly size: number;
+export class MockQueue extends MockRing {
   readonly descAddr: number;
   readonly availAddr: number;
   readonly usedAddr: number;
   /** avail.idx as the mock last published it. */
   availIdx = 0;
   private lastUsed = 0;
-  private readonly limit: number;
-  private readonly dataStart: number;
-  private cursor: number;
-  private readonly maxGap: number;
-  private rngState: number;
   private readonly free: number[];
-  /**
-   * Per head: the descriptor ids the chain took (freed by readUsed) and its buffers (readable
-   * until the head is reused), for chains built by addChain.
-   */
-  private readonly chains = new Map<number, { ids: number[]; inFlight: boolean; readable: Span[]; writable: Span[] }>();
+  /** Per head: the descriptor ids the chain took (freed by readUsed), for chains built by addChain. */
+  private readonly chains = new Map<number, { ids: number[]; inFlight: boolean }>();
 
   constructor(options: MockQueueOptions) {
-    this.size = options.size;
-    const base = options.base ?? 0;
-    this.memory = options.memory ?? new ArrayGuestMemory(options.memSize ?? 1 << 20, base);
-    this.limit = this.memory.end;
-    this.maxGap = options.maxGap ?? 64;
-    this.rngState = options.seed ?? 1;
-    this.cursor = base;
-    const ring = (len: number, align: number): number => {
-      const at = this.place(len, align);
-      if (at < 0) throw new Error(`mock queue: a ring of ${len} bytes does not fit in guest memory`);
-      return at;
-    };
+    super(options);
     const align = SPLIT_RING.areaAlign;
-    this.descAddr = ring(descTableSize(this.size), align.desc);
-    this.availAddr = ring(availRingSize(this.size), align.driver);
-    this.usedAddr = ring(usedRingSize(this.size), align.device);
-    this.dataStart = this.cursor;
+    this.descAddr = this.placeRing(descTableSize(this.size), align.desc);
+    this.availAddr = this.placeRing(availRingSize(this.size), align.driver);
+    this.usedAddr = this.placeRing(usedRingSize(this.size), align.device);
     this.free = this.shuffle(Array.from({ length: this.size }, (_, i) => i));
   }
 
   /**
    * The device side over this ring, built as the transport builds it when the queue is enabled
-   * (with EVENT_IDX and INDIRECT_DESC as asked): a SplitQueue, since no other format is negotiated.
+   * (with EVENT_IDX and INDIRECT_DESC as asked, without VIRTIO_F_RING_PACKED): a SplitQueue.
    */
-  deviceQueue(options: { index?: number; eventIdx?: boolean; indirect?: boolean } = {}): SplitQueue {
+  deviceQueue(options: DeviceQueueFeatures = {}): SplitQueue {
     const features = (options.eventIdx ? bit(VIRTIO_F_EVENT_IDX) : 0n) | (options.indirect ? bit(VIRTIO_F_INDIRECT_DESC) : 0n);
     const areas = { desc: this.descAddr, driver: this.availAddr, device: this.usedAddr };
     const queue = deviceRing({ index: options.index ?? 0, size: this.size, memory: this.memory, areas, features });
@@ -136,28 +84,12 @@ export class MockQueue {
     return queue;
   }
 
-  /** Free descriptors left for addChain. */
   get numFree(): number {
     return this.free.length;
   }
 
-  /**
-   * Build a chain from free descriptors (or one descriptor and an indirect table), scatter its
-   * buffers, make it available and return its head id.
-   */
   addChain(spec: ChainSpec): number {
-    const readable = (spec.readable ?? []).map((bytes) => {
-      const addr = this.alloc(bytes.byteLength);
-      this.memory.write(addr, bytes);
-      return { addr, len: bytes.byteLength };
-    });
-    const writable = (spec.writable ?? []).map((len) => {
-      const addr = this.alloc(len);
-      this.memory.write(addr, new Uint8Array(len).fill(WRITABLE_FILL));
-      return { addr, len };
-    });
-    const buffers = [...readable.map((s) => ({ ...s, flags: 0 })), ...writable.map((s) => ({ ...s, flags: VIRTQ_DESC_F_WRITE }))];
-    if (buffers.length === 0) throw new Error('mock queue: a chain needs at least one buffer');
+    const buffers = this.placeBuffers(spec);
     let ids: number[];
     if (spec.indirect) {
       const table = this.alloc(buffers.length * VIRTQ_DESC_SIZE, SPLIT_RING.areaAlign.desc);
@@ -171,32 +103,12 @@ export class MockQueue {
       this.writeChain(this.descAddr, ids, buffers);
     }
     const head = ids[0]!;
-    this.chains.set(head, { ids, inFlight: true, readable, writable });
+    this.chains.set(head, { ids, inFlight: true });
+    this.recordBuffers(head, buffers);
     this.pushAvail(head);
     return head;
   }
 
-  /** The buffers of a chain built by addChain (until its head is used for another chain). */
-  buffers(head: number): { readable: readonly Span[]; writable: readonly Span[] } {
-    const chain = this.chains.get(head);
-    if (!chain) throw new Error(`mock queue: no chain ${head}`);
-    return chain;
-  }
-
-  /** The first `len` bytes of the chain's writable buffers, concatenated. */
-  readWritten(head: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
-    let done = 0;
-    for (const span of this.buffers(head).writable) {
-      const n = Math.min(span.len, len - done);
-      out.set(this.memory.view(span.addr, n), done);
-      done += n;
-    }
-    if (done < len) throw new Error(`mock queue: chain ${head} has fewer than ${len} writable bytes`);
-    return out;
-  }
-
-  /** Used elements the device added since the last call; their chains' descriptors become free. */
   readUsed(): UsedElem[] {
     const out: UsedElem[] = [];
     const idx = this.usedIdx;
@@ -211,16 +123,6 @@ export class MockQueue {
       }
     }
     return out;
-  }
-
-  /** Bytes at a random gap after the previous allocation, wrapping round the data area. */
-  alloc(len: number, align = 1): number {
-    const at = this.place(len, align);
-    if (at >= 0) return at;
-    this.cursor = this.dataStart;
-    const again = this.place(len, align);
-    if (again < 0) throw new Error(`mock queue: ${len} bytes do not fit in guest memory`);
-    return again;
   }
 
   // Raw pokes for hostile rings.
@@ -281,13 +183,13 @@ export class MockQueue {
     return this.memory.read16(this.usedAddr + VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE);
   }
 
-  private writeChain(table: number, ids: readonly number[], buffers: readonly { addr: number; len: number; flags: number }[]): void {
+  private writeChain(table: number, ids: readonly number[], buffers: readonly PlacedBuffer[]): void {
     buffers.forEach((b, i) => {
       const last = i === buffers.length - 1;
       this.writeDesc(table, ids[i]!, {
         addr: b.addr,
         len: b.len,
-        flags: b.flags | (last ? 0 : VIRTQ_DESC_F_NEXT),
+        flags: (b.writable ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT),
         next: last ? 0 : ids[i + 1]!,
       });
     });
@@ -296,31 +198,5 @@ export class MockQueue {
   private take(n: number): number[] {
     if (n > this.free.length) throw new Error(`mock queue: ${n} descriptors wanted, ${this.free.length} free`);
     return this.free.splice(0, n);
-  }
-
-  /** Address of `len` bytes aligned to `align` after a random gap, or -1 when memory ends first. */
-  private place(len: number, align: number): number {
-    const gap = this.random() % (this.maxGap + 1);
-    const at = Math.ceil((this.cursor + gap) / align) * align;
-    if (at + len > this.limit) return -1;
-    this.cursor = at + len;
-    return at;
-  }
-
-  private shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = this.random() % (i + 1);
-      [items[i], items[j]] = [items[j]!, items[i]!];
-    }
-    return items;
-  }
-
-  /** mulberry32: small, seeded, good enough for placement. */
-  private random(): number {
-    this.rngState = (this.rngState + 0x6d2b79f5) | 0;
-    let t = this.rngState;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
   }
 }

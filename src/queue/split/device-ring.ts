@@ -29,9 +29,11 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
+import { ringArea } from '../ring-area.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../types.js';
-import { DescriptorWalk, type SplitDescriptorChain } from './descriptor-chain.js';
+import type { ChainStorage } from '../chain-storage.js';
+import { DescriptorWalk } from './descriptor-chain.js';
 
 export interface SplitQueueOptions {
   readonly index: number;
@@ -50,12 +52,6 @@ export interface SplitQueueOptions {
   readonly indirect: boolean;
 }
 
-/** A ring area resolved once to a DataView over its backing buffer and the area's offset in it. */
-interface RingArea {
-  readonly dv: DataView;
-  readonly base: number;
-}
-
 /**
  * Device side of one split virtqueue, created by the transport when the driver enables the queue.
  *
@@ -69,7 +65,6 @@ interface RingArea {
 export class SplitQueue implements DeviceQueue {
   readonly index: number;
   readonly size: number;
-  private readonly memory: GuestMemory;
   private readonly mask: number;
   private readonly eventIdx: boolean;
   private readonly walker: DescriptorWalk;
@@ -88,7 +83,7 @@ export class SplitQueue implements DeviceQueue {
    * One chain object per head, made the first time the head is popped and reused whenever it comes
    * back (a head names at most one chain in flight), and whether that chain is in flight.
    */
-  private readonly chains: (SplitDescriptorChain | undefined)[];
+  private readonly chains: (ChainStorage | undefined)[];
   private readonly inFlight: Uint8Array;
   private inFlightCount = 0;
 
@@ -97,22 +92,21 @@ export class SplitQueue implements DeviceQueue {
     const { index, size, memory, desc, driver, device } = options;
     this.index = index;
     this.size = size;
-    this.memory = memory;
     this.mask = size - 1;
     this.eventIdx = options.eventIdx;
     if (!SPLIT_RING.isQueueSize(size)) {
       throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not a power of two in 1..${SPLIT_RING.maxQueueSize}`);
     }
     const align = SPLIT_RING.areaAlign;
-    const descArea = this.area('descriptor table', desc, align.desc, descTableSize(size));
-    const availArea = this.area('available ring', driver, align.driver, availRingSize(size));
-    const usedArea = this.area('used ring', device, align.device, usedRingSize(size));
+    const descArea = ringArea(memory, index, 'descriptor table', desc, align.desc, descTableSize(size));
+    const availArea = ringArea(memory, index, 'available ring', driver, align.driver, availRingSize(size));
+    const usedArea = ringArea(memory, index, 'used ring', device, align.device, usedRingSize(size));
     this.walker = new DescriptorWalk({ index, size, memory, descDv: descArea.dv, descBase: descArea.base, indirect: options.indirect });
     this.availDv = availArea.dv;
     this.availBase = availArea.base;
     this.usedDv = usedArea.dv;
     this.usedBase = usedArea.base;
-    this.chains = new Array<SplitDescriptorChain | undefined>(size).fill(undefined);
+    this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
     this.inFlight = new Uint8Array(size);
   }
 
@@ -220,18 +214,6 @@ export class SplitQueue implements DeviceQueue {
 
   private writeAvailEvent(value: number): void {
     this.usedDv.setUint16(this.usedBase + VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE, value, true);
-  }
-
-  /** Check a ring area once and resolve it to a zero-copy DataView. */
-  private area(name: string, addr: number, align: number, len: number): RingArea {
-    if (!(addr % align === 0 && this.memory.contains(addr, len))) {
-      throw this.fault(
-        'ERR_QUEUE_RING_ADDRESS',
-        `${name} [0x${addr.toString(16)}, +0x${len.toString(16)}) is not ${align}-byte aligned inside guest memory`,
-      );
-    }
-    const bytes = this.memory.view(addr, len);
-    return { dv: new DataView(bytes.buffer), base: bytes.byteOffset };
   }
 
   private fault(code: QueueFaultCode, message: string): QueueFaultError {

@@ -5,6 +5,7 @@ import { QueueFaultError, UsageError, type QueueFaultCode } from '../../../src/e
 import { ArrayGuestMemory, RegionGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
+import { PhantomHighMemory } from '../../helpers/phantom-high-memory.js';
 import {
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
@@ -288,18 +289,6 @@ test('too long: more buffers than the queue size, or more than 2^32 bytes, is ER
   ring.pushAvail(0);
   faults(() => big.pop(), 'ERR_QUEUE_CHAIN_TOO_LONG');
 });
-
-/** 1 MiB of real memory at 0 and a 16 GiB region at 2^34 that only answers contains(). */
-class PhantomHighMemory extends ArrayGuestMemory {
-  static readonly HIGH = 2 ** 34;
-  override readonly end = PhantomHighMemory.HIGH + 2 ** 34;
-  constructor() {
-    super(1 << 20);
-  }
-  override contains(addr: number, len: number): boolean {
-    return super.contains(addr, len) || (addr >= PhantomHighMemory.HIGH && len >= 0 && addr + len <= this.end);
-  }
-}
 
 test('next outside the table is ERR_QUEUE_DESC_INDEX, in the ring and in an indirect table', () => {
   const m = new MockQueue({ size: 8 });

@@ -1,0 +1,189 @@
+/**
+ * The packed ring's descriptor chain walk (spec 2.8): from the device's next available position,
+ * the descriptors the driver made available for the current wrap counter, chained by NEXT in ring
+ * order, or one descriptor referring to an indirect table; checked and stored in a
+ * {@link ChainStorage} whose `head` is the chain's buffer id.
+ */
+
+import { QueueFaultError, type QueueFaultCode } from '../../errors.js';
+import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
+import {
+  PVIRTQ_DESC_ADDR,
+  PVIRTQ_DESC_FLAGS,
+  PVIRTQ_DESC_ID,
+  PVIRTQ_DESC_LEN,
+  PVIRTQ_DESC_SIZE,
+  VIRTQ_DESC_F_AVAIL,
+  VIRTQ_DESC_F_USED,
+} from '../../spec/packed-ring.js';
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../spec/ring.js';
+import { BufferBounds } from '../buffer-bounds.js';
+import { ChainStorage, refusalMessage } from '../chain-storage.js';
+import { IndirectTable } from '../indirect-table.js';
+import { PACKED_RING } from '../ring-format.js';
+
+/** The format's rule, read once: the walk compares with a constant rather than a property. */
+const MAX_CHAIN_BYTES = PACKED_RING.maxChainBytes;
+const AVAIL_USED = VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED;
+
+/**
+ * Whether descriptor `flags` mark it available for ring wrap counter `wrap` (0 or 1): AVAIL equal to
+ * the counter and USED its inverse (2.8.1).
+ */
+export function isAvailable(flags: number, wrap: number): boolean {
+  return (flags & AVAIL_USED) === (wrap === 1 ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED);
+}
+
+export interface PackedDescriptorWalkOptions {
+  /** Queue index, for fault messages. */
+  readonly index: number;
+  readonly size: number;
+  readonly memory: GuestMemory;
+  /** The descriptor ring, already checked to lie in guest memory, as a DataView and offset. */
+  readonly descDv: DataView;
+  readonly descBase: number;
+  /** VIRTIO_F_INDIRECT_DESC negotiated; without it an INDIRECT descriptor is a fault. */
+  readonly indirect: boolean;
+}
+
+/**
+ * Walks the chain at a position of one queue's descriptor ring. Each descriptor's flags are read
+ * before its other fields (the driver writes them last, 2.8.21.1), the head's first of all. Limits:
+ * a chain takes at most the ring slots the device does not hold (`free`), never more than the queue
+ * size, and an indirect table holds at most `size` descriptors (2.8.17, 2.8.19). Zero-length
+ * buffers are accepted, as in the split ring.
+ */
+export class PackedDescriptorWalk {
+  private readonly index: number;
+  private readonly size: number;
+  private readonly memory: GuestMemory;
+  private readonly indirect: boolean;
+  private readonly descDv: DataView;
+  private readonly descBase: number;
+  private readonly bounds: BufferBounds;
+  private readonly table: IndirectTable;
+
+  constructor(options: PackedDescriptorWalkOptions) {
+    const { memory, size } = options;
+    this.index = options.index;
+    this.size = size;
+    this.memory = memory;
+    this.indirect = options.indirect;
+    this.descDv = options.descDv;
+    this.descBase = options.descBase;
+    this.bounds = new BufferBounds(memory);
+    this.table = new IndirectTable(options.index, size, memory, this.bounds);
+  }
+
+  /** Storage for a chain of this queue, up to the chain limit. */
+  newChain(): ChainStorage {
+    return new ChainStorage(this.memory, PACKED_RING.maxChainBuffers(this.size));
+  }
+
+  /** Whether the descriptor at ring offset `pos` is available for wrap counter `wrap`. */
+  available(pos: number, wrap: number): boolean {
+    return isAvailable(this.descDv.getUint16(this.descBase + pos * PVIRTQ_DESC_SIZE + PVIRTQ_DESC_FLAGS, true), wrap);
+  }
+
+  /**
+   * Walk the chain whose first descriptor is at ring offset `pos`, the device's wrap counter being
+   * `wrap`, into `chain` (made by {@link newChain}), with `free` ring slots not held by the device.
+   * Returns the number of ring descriptors the chain takes, or 0 when the descriptor at `pos` is not
+   * available; `chain.head` is then the buffer id. Throws QueueFaultError on the first violation.
+   */
+  walk(chain: ChainStorage, pos: number, wrap: number, free: number): number {
+    const dv = this.descDv;
+    const size = this.size;
+    let off = this.descBase + pos * PVIRTQ_DESC_SIZE;
+    let flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
+    if (!isAvailable(flags, wrap)) return 0;
+    // The driver can have made available only slots the device does not hold.
+    if (free === 0) throw this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `descriptor ${pos} made available while the device holds every slot`);
+    chain.clear();
+    let n = 0;
+    let p = pos;
+    let w = wrap;
+    for (;;) {
+      n++;
+      const len = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
+      const addr = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
+      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
+        this.walkIndirect(chain, pos, n, flags, addr, len);
+      } else {
+        if (!this.bounds.inside(addr, len)) {
+          throw this.fault(
+            'ERR_QUEUE_BUFFER_ADDRESS',
+            `chain at ${pos}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+          );
+        }
+        const refused = chain.push(addr, len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
+        if (refused !== null) throw this.fault(refused, `chain at ${pos}: buffer ${chain.count} (${refusalMessage(refused)})`);
+      }
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
+      if (n === free) {
+        throw n === size
+          ? this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain at ${pos} has more than ${size} descriptors`)
+          : this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `chain at ${pos} runs past ${n} descriptors into slots the device holds`);
+      }
+      if (++p === size) {
+        p = 0;
+        w ^= 1;
+      }
+      off = this.descBase + p * PVIRTQ_DESC_SIZE;
+      flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
+      if (!isAvailable(flags, w)) {
+        throw this.fault(
+          'ERR_QUEUE_DESC_NOT_AVAILABLE',
+          `chain at ${pos}: descriptor ${p} has flags 0x${flags.toString(16)}, not available for wrap counter ${w}`,
+        );
+      }
+    }
+    // 2.8.6: the buffer id is in the last descriptor of the chain.
+    const id = dv.getUint16(off + PVIRTQ_DESC_ID, true);
+    if (id >= size) throw this.fault('ERR_QUEUE_BUFFER_ID', `chain at ${pos}: buffer id ${id} of ${size}`);
+    if (chain.readableBytes + chain.writableBytes > MAX_CHAIN_BYTES) {
+      throw this.fault(
+        'ERR_QUEUE_CHAIN_TOO_LONG',
+        `chain at ${pos} holds ${chain.readableBytes + chain.writableBytes} bytes, more than 2^32`,
+      );
+    }
+    chain.head = id;
+    return n;
+  }
+
+  /**
+   * The buffers of the indirect table the `n`-th descriptor of the chain at `pos` refers to. The
+   * descriptor is the whole list (2.8.19: no INDIRECT in a list linked by NEXT; 2.8.7: its WRITE flag is
+   * ignored); the table's entries follow each other, WRITE their only flag, and an INDIRECT among
+   * them is a nested table, refused. Apart from walk() so that walk stays small.
+   */
+  private walkIndirect(chain: ChainStorage, pos: number, n: number, flags: number, addr: number, len: number): void {
+    if (!this.indirect)
+      throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain at ${pos}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
+    if (n !== 1 || (flags & VIRTQ_DESC_F_NEXT) !== 0)
+      throw this.fault('ERR_QUEUE_INDIRECT_WITH_NEXT', `chain at ${pos}: INDIRECT descriptor in a list linked by NEXT`);
+    const table = this.table;
+    table.open(pos, addr, len);
+    const dv = table.dv!;
+    for (let i = 0; i < table.entries; i++) {
+      const off = table.base + i * PVIRTQ_DESC_SIZE;
+      const f = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
+      if ((f & VIRTQ_DESC_F_INDIRECT) !== 0)
+        throw this.fault('ERR_QUEUE_NESTED_INDIRECT', `chain at ${pos}: INDIRECT descriptor inside an indirect table`);
+      const a = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
+      const l = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
+      if (!this.bounds.inside(a, l)) {
+        throw this.fault(
+          'ERR_QUEUE_BUFFER_ADDRESS',
+          `chain at ${pos}: indirect buffer ${i} [0x${a.toString(16)}, +0x${l.toString(16)}) outside guest memory`,
+        );
+      }
+      const refused = chain.push(a, l, (f & VIRTQ_DESC_F_WRITE) !== 0);
+      if (refused !== null) throw this.fault(refused, `chain at ${pos}: indirect buffer ${i} (${refusalMessage(refused)})`);
+    }
+  }
+
+  private fault(code: QueueFaultCode, message: string): QueueFaultError {
+    return new QueueFaultError(code, this.index, message);
+  }
+}

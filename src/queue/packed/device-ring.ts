@@ -1,0 +1,274 @@
+/**
+ * The device half of a packed virtqueue (spec 2.8, VIRTIO_F_RING_PACKED): walks the descriptors the
+ * driver made available in the one descriptor ring and writes used descriptors back into it.
+ * Everything in the ring is guest-controlled, so every id, length, flag and address is checked,
+ * every walk is bounded, and each violation is a QueueFaultError with its own code (the device then
+ * sets DEVICE_NEEDS_RESET). Memory ordering is as for the split ring (see split/device-ring.ts).
+ *
+ * State (2.8.1): the next available position and the Device Ring Wrap Counter as it applies to
+ * reading (`availWrap`), the next used position and the counter as it applies to writing used
+ * descriptors (`usedWrap`); both counters start at 1. The slots from the used position up to the
+ * available position belong to the device (chains popped and not yet used); the driver owns the rest.
+ */
+
+import { QueueFaultError, UsageError, type QueueFaultCode } from '../../errors.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import {
+  PVIRTQ_DESC_FLAGS,
+  PVIRTQ_DESC_ID,
+  PVIRTQ_DESC_LEN,
+  PVIRTQ_DESC_SIZE,
+  PVIRTQ_EVENT_DESC,
+  PVIRTQ_EVENT_FLAGS,
+  PVIRTQ_EVENT_SUPPRESS_SIZE,
+  RING_EVENT_FLAGS_DESC,
+  RING_EVENT_FLAGS_DISABLE,
+  RING_EVENT_FLAGS_ENABLE,
+  RING_EVENT_FLAGS_RESERVED,
+  RING_EVENT_OFF_MASK,
+  RING_EVENT_WRAP_SHIFT,
+  VIRTQ_DESC_F_AVAIL,
+  VIRTQ_DESC_F_USED,
+  packedDescRingSize,
+} from '../../spec/packed-ring.js';
+import { VIRTQ_DESC_F_WRITE } from '../../spec/ring.js';
+import type { ChainStorage } from '../chain-storage.js';
+import { ringArea } from '../ring-area.js';
+import { PACKED_RING } from '../ring-format.js';
+import type { DescriptorChain, DeviceQueue } from '../types.js';
+import { PackedDescriptorWalk } from './descriptor-chain.js';
+
+export interface PackedQueueOptions {
+  readonly index: number;
+  /** Queue size (PACKED_RING.isQueueSize: any size 1..32768). */
+  readonly size: number;
+  readonly memory: GuestMemory;
+  /** Guest-physical address of the descriptor ring (queue_desc). */
+  readonly desc: number;
+  /** Guest-physical address of the driver event suppression structure, the driver area (queue_driver). */
+  readonly driver: number;
+  /** Guest-physical address of the device event suppression structure, the device area (queue_device). */
+  readonly device: number;
+  /** VIRTIO_F_EVENT_IDX negotiated: RING_EVENT_FLAGS_DESC is valid in both structures. */
+  readonly eventIdx: boolean;
+  /** VIRTIO_F_INDIRECT_DESC negotiated; without it an INDIRECT descriptor is a fault. */
+  readonly indirect: boolean;
+}
+
+/**
+ * Device side of one packed virtqueue, created by the transport when the driver enables the queue.
+ *
+ * `DescriptorChain.head` is the chain's buffer id, and `pushUsed(id, len)` writes the used
+ * descriptor at the device's used position, which then skips the number of ring descriptors that
+ * chain took (2.8.6): used descriptors go into the ring in the order the device completes them.
+ * Chain lifetime and allocation are as for the split ring: one chain object per buffer id, reused.
+ */
+export class PackedQueue implements DeviceQueue {
+  readonly index: number;
+  readonly size: number;
+  private readonly eventIdx: boolean;
+  private readonly walker: PackedDescriptorWalk;
+  private readonly descDv: DataView;
+  private readonly descBase: number;
+  private readonly driverDv: DataView;
+  private readonly driverBase: number;
+  private readonly deviceDv: DataView;
+  private readonly deviceBase: number;
+  private nextAvail = 0;
+  private availWrap = 1;
+  private nextUsed = 0;
+  private usedWrap = 1;
+  /** Ring slots popped and not yet covered by a used descriptor. */
+  private heldSlots = 0;
+  /** Ring slots the used position advanced since the last needsInterrupt(), at most 2 * size. */
+  private usedSinceCheck = 0;
+  /** The used position at the last needsInterrupt(), as offset + size * (1 - wrap). */
+  private checkedUsed = 0;
+  /** Device event suppression in RING_EVENT_FLAGS_DESC mode: pop() keeps the event at the next position. */
+  private trackAvail = false;
+  /** Per buffer id: its chain object, whether it is in flight, and how many ring slots its chain took. */
+  private readonly chains: (ChainStorage | undefined)[];
+  private readonly inFlight: Uint8Array;
+  private readonly chainSlots: Uint16Array;
+  private inFlightCount = 0;
+  /** The storage the next walk fills; swapped with the id's own once the id is known. */
+  private spare: ChainStorage;
+
+  /** Throws QueueFaultError('ERR_QUEUE_RING_ADDRESS') for a bad size, misaligned or unmapped ring. */
+  constructor(options: PackedQueueOptions) {
+    const { index, size, memory, desc, driver, device } = options;
+    this.index = index;
+    this.size = size;
+    this.eventIdx = options.eventIdx;
+    if (!PACKED_RING.isQueueSize(size)) {
+      throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not in 1..${PACKED_RING.maxQueueSize}`);
+    }
+    const align = PACKED_RING.areaAlign;
+    const descArea = ringArea(memory, index, 'descriptor ring', desc, align.desc, packedDescRingSize(size));
+    const driverArea = ringArea(memory, index, 'driver event suppression', driver, align.driver, PVIRTQ_EVENT_SUPPRESS_SIZE);
+    const deviceArea = ringArea(memory, index, 'device event suppression', device, align.device, PVIRTQ_EVENT_SUPPRESS_SIZE);
+    this.descDv = descArea.dv;
+    this.descBase = descArea.base;
+    this.driverDv = driverArea.dv;
+    this.driverBase = driverArea.base;
+    this.deviceDv = deviceArea.dv;
+    this.deviceBase = deviceArea.base;
+    this.walker = new PackedDescriptorWalk({
+      index,
+      size,
+      memory,
+      descDv: this.descDv,
+      descBase: this.descBase,
+      indirect: options.indirect,
+    });
+    this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
+    this.inFlight = new Uint8Array(size);
+    this.chainSlots = new Uint16Array(size);
+    this.spare = this.walker.newChain();
+  }
+
+  /** Ring offset of the next descriptor the device will read. */
+  get nextAvailIdx(): number {
+    return this.nextAvail;
+  }
+  /** The Device Ring Wrap Counter the next available descriptor is read with. */
+  get availWrapCounter(): number {
+    return this.availWrap;
+  }
+  /** Ring offset where the next used descriptor goes. */
+  get nextUsedIdx(): number {
+    return this.nextUsed;
+  }
+  /** The Device Ring Wrap Counter the next used descriptor is written with. */
+  get usedWrapCounter(): number {
+    return this.usedWrap;
+  }
+  /** Chains popped and not yet returned with pushUsed(). */
+  get inFlightChains(): number {
+    return this.inFlightCount;
+  }
+
+  /**
+   * The next available chain, or null when the descriptor at the next position is not available.
+   * Throws QueueFaultError on a guest fault, leaving the queue as it was (the chain stays unpopped).
+   */
+  pop(): DescriptorChain | null {
+    const chain = this.spare;
+    const slots = this.walker.walk(chain, this.nextAvail, this.availWrap, this.size - this.heldSlots);
+    if (slots === 0) return null;
+    const id = chain.head;
+    if (this.inFlight[id] === 1)
+      throw this.fault('ERR_QUEUE_BUFFER_ID_IN_USE', `chain at ${this.nextAvail}: buffer id ${id} is already in flight`);
+    this.spare = this.chains[id] ?? this.walker.newChain();
+    this.chains[id] = chain;
+    this.inFlight[id] = 1;
+    this.chainSlots[id] = slots;
+    this.inFlightCount++;
+    this.heldSlots += slots;
+    this.nextAvail += slots;
+    if (this.nextAvail >= this.size) {
+      this.nextAvail -= this.size;
+      this.availWrap ^= 1;
+    }
+    if (this.trackAvail) this.writeDeviceEvent(RING_EVENT_FLAGS_DESC);
+    return chain;
+  }
+
+  /**
+   * Write the used descriptor for buffer `id` with `len` bytes written. Throws
+   * QueueFaultError('ERR_QUEUE_USED_OVERFLOW') when no chain with that id is in flight, and
+   * UsageError when `len` exceeds the chain's writable bytes.
+   */
+  pushUsed(id: number, len: number): void {
+    if (this.inFlight[id] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used descriptor for buffer id ${id}, which is not in flight`);
+    const chain = this.chains[id]!;
+    if (!(len >>> 0 === len && len <= chain.writableBytes)) {
+      throw new UsageError(`queue ${this.index}: used len ${len} for buffer id ${id} with ${chain.writableBytes} writable bytes`);
+    }
+    const dv = this.descDv;
+    const off = this.descBase + this.nextUsed * PVIRTQ_DESC_SIZE;
+    dv.setUint16(off + PVIRTQ_DESC_ID, id, true);
+    dv.setUint32(off + PVIRTQ_DESC_LEN, len, true);
+    // 2.8.3: WRITE says whether the device wrote any data; 2.8.1: AVAIL and USED both equal the
+    // counter. The flags go last: they hand the descriptor to the driver.
+    const wrapFlags = this.usedWrap === 1 ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0;
+    dv.setUint16(off + PVIRTQ_DESC_FLAGS, wrapFlags | (len > 0 ? VIRTQ_DESC_F_WRITE : 0), true);
+    const slots = this.chainSlots[id]!;
+    this.nextUsed += slots;
+    if (this.nextUsed >= this.size) {
+      this.nextUsed -= this.size;
+      this.usedWrap ^= 1;
+    }
+    this.heldSlots -= slots;
+    this.usedSinceCheck = Math.min(this.usedSinceCheck + slots, 2 * this.size);
+    this.inFlight[id] = 0;
+    this.inFlightCount--;
+  }
+
+  /**
+   * Whether the driver wants a used buffer notification for the used descriptors written since the
+   * last call (2.8.10, driver event suppression): ENABLE yes, DISABLE no, DESC (with EVENT_IDX) when
+   * the used position passed the descriptor offset and wrap counter the driver named. DESC without
+   * EVENT_IDX is not valid; it is taken as ENABLE so that the driver misses nothing. Throws
+   * QueueFaultError('ERR_QUEUE_EVENT_FLAGS') for the reserved value 3.
+   */
+  needsInterrupt(): boolean {
+    const passed = this.usedSinceCheck;
+    const from = this.checkedUsed;
+    this.usedSinceCheck = 0;
+    this.checkedUsed = this.linear(this.nextUsed, this.usedWrap);
+    if (passed === 0) return false;
+    const flags = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_FLAGS, true) & RING_EVENT_FLAGS_RESERVED;
+    switch (flags) {
+      case RING_EVENT_FLAGS_ENABLE:
+        return true;
+      case RING_EVENT_FLAGS_DISABLE:
+        return false;
+      case RING_EVENT_FLAGS_DESC: {
+        if (!this.eventIdx) return true;
+        const event = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_DESC, true);
+        const offset = event & RING_EVENT_OFF_MASK;
+        // An offset outside the ring names no descriptor, so no used descriptor ever reaches it.
+        if (offset >= this.size) return false;
+        // The event position counted from the position at the last call, over the two laps that
+        // offsets and wrap counters tell apart: notify when the used position moved past it.
+        const ahead = (this.linear(offset, event >>> RING_EVENT_WRAP_SHIFT) - from + 2 * this.size) % (2 * this.size);
+        return ahead < passed;
+      }
+      default:
+        throw this.fault('ERR_QUEUE_EVENT_FLAGS', `driver event suppression flags ${flags} (reserved)`);
+    }
+  }
+
+  /**
+   * Ask the driver for available buffer notifications (device event suppression, 2.8.10): DISABLE
+   * to stop them; to enable them ENABLE, or with EVENT_IDX DESC naming the next position the device
+   * will read, kept current by pop(). After enabling, check hasAvailable() again: chains added
+   * meanwhile come with no notification.
+   */
+  setNotification(enabled: boolean): void {
+    this.trackAvail = enabled && this.eventIdx;
+    this.writeDeviceEvent(!enabled ? RING_EVENT_FLAGS_DISABLE : this.eventIdx ? RING_EVENT_FLAGS_DESC : RING_EVENT_FLAGS_ENABLE);
+  }
+
+  hasAvailable(): boolean {
+    return this.walker.available(this.nextAvail, this.availWrap);
+  }
+
+  /** Write the device event suppression structure: the next available position, then `flags`. */
+  private writeDeviceEvent(flags: number): void {
+    const dv = this.deviceDv;
+    if (flags === RING_EVENT_FLAGS_DESC)
+      dv.setUint16(this.deviceBase + PVIRTQ_EVENT_DESC, this.nextAvail | (this.availWrap << RING_EVENT_WRAP_SHIFT), true);
+    dv.setUint16(this.deviceBase + PVIRTQ_EVENT_FLAGS, flags, true);
+  }
+
+  /** A ring position as one number over two laps: offsets of wrap counter 1 first, then those of 0. */
+  private linear(offset: number, wrap: number): number {
+    return offset + (wrap === 1 ? 0 : this.size);
+  }
+
+  private fault(code: QueueFaultCode, message: string): QueueFaultError {
+    return new QueueFaultError(code, this.index, message);
+  }
+}
