@@ -86,10 +86,7 @@ export interface VirtioDriverOptions extends ProbeOptions {
 }
 
 export interface QueueOptions {
-  /**
-   * Queue size (one the negotiated ring format allows, a power of 2 for the split ring; at most the
-   * device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed.
-   */
+  /** Queue size (one the negotiated ring format allows: a power of 2 for the split ring; at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
   /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
   readonly maxSize?: number;
@@ -283,15 +280,12 @@ export class VirtioDriver implements QueueHost {
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
-    const format = this.ringFormat;
+    const format = ringFormat(this.negotiated);
     let size: number;
     if (this.transport.legacyLayout) {
-      // The legacy interface fixes the size, which its (split) ring must allow.
+      // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
       if (!format.isQueueSize(max))
-        throw new DeviceFaultError(
-          'ERR_DEVICE_QUEUE',
-          `queue ${index}: fixed size ${max} is not a queue size the ${format.name} ring allows`,
-        );
+        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a ${format.name} ring queue size`);
       size = max;
     } else size = chooseQueueSize(format, index, max, options.size, options.maxSize);
     let ring: DriverRing<T>;
@@ -499,11 +493,14 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
-/** The queue size to use: `wanted` (one `format` allows) or the largest it allows up to `max` and `cap`. */
+/**
+ * The queue size to use: `wanted` or the largest size up to `max` and `cap` that `format` allows
+ * (a power of 2 for the split ring, any size for the packed ring).
+ */
 function chooseQueueSize(format: RingFormat, index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
     if (!format.isQueueSize(wanted))
-      throw new UsageError(`queue ${index}: size ${wanted} is not a queue size the ${format.name} ring allows`);
+      throw new UsageError(`queue ${index}: size ${wanted} is not a ${format.name} ring queue size (up to ${format.maxQueueSize})`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }

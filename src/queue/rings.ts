@@ -8,7 +8,9 @@
 
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import { UsageError } from '../errors.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { PackedQueueDriver } from './packed/driver-ring.js';
 import { PackedQueue } from './packed/device-ring.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
@@ -54,9 +56,23 @@ export interface DriverRingOptions {
   readonly layout: RingLayout;
 }
 
-/** The driver side of a queue, its areas allocated (zeroed) in `dma`; throws UsageError for a bad size. */
+/**
+ * The driver side of a queue, its areas allocated (zeroed) in `dma`; throws UsageError for a bad size,
+ * or for the packed ring in the legacy layout (it needs VIRTIO_F_VERSION_1).
+ */
 export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
   const { index, size, dma, features } = options;
+  if (hasFeature(features, VIRTIO_F_RING_PACKED)) {
+    if (options.layout === 'legacy')
+      throw new UsageError(`queue ${index}: the packed ring needs VIRTIO_F_VERSION_1; the legacy layout cannot carry it`);
+    return new PackedQueueDriver<T>({
+      index,
+      size,
+      dma,
+      eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+      indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    });
+  }
   return new SplitQueueDriver<T>({
     index,
     size,
