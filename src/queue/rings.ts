@@ -1,9 +1,8 @@
 /**
  * The seam between rings and everything above them: builds the device half's and the driver half's
- * ring for the negotiated features and the transport's layout. Callers never name a ring class, so
- * a second format (the packed ring, 2.8) adds its branch here, chosen by VIRTIO_F_RING_PACKED; until
- * it exists that feature is never offered and every ring is split (2.7). The rules each format
- * follows are in ring-format.ts.
+ * ring for the negotiated features and the transport's layout. Callers never name a ring class: the
+ * packed ring (2.8) when VIRTIO_F_RING_PACKED was negotiated, else the split ring (2.7). The rules
+ * each format follows are in ring-format.ts.
  */
 
 import type { DmaMemory } from '../memory/dma.js';

@@ -17,6 +17,8 @@ import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import { hasFeature, VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, featureSet } from '../../../src/spec/features.js';
 import { VIRTIO_CONFIG_S_FAILED } from '../../../src/spec/status.js';
 import type { VirtioPciFunctionOptions } from '../../../src/transport/pci/virtio-pci-function.js';
+import { PVIRTQ_DESC_FLAGS, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../../src/spec/packed-ring.js';
+import { VIRTQ_USED_IDX } from '../../../src/spec/ring.js';
 import type { RingName } from '../../helpers/ring-formats.js';
 
 /** A counter stream, so that every byte read can be checked. */
@@ -70,6 +72,13 @@ for (const c of CASES) {
     assert.equal(hasFeature(fn.core.negotiatedFeatures, VIRTIO_F_RING_PACKED), packed, "the device's negotiated features");
     const bytes = await rng.read(200);
     assert.deepEqual([...bytes], produced);
+    // The rings in guest memory are of that format: the packed ring's first descriptor came back
+    // used in the first lap (AVAIL and USED both set), the split ring's used.idx counted requests.
+    const q = fn.core.queues[0]!;
+    if (packed) {
+      const flags = m.memory.read16(q.ringAddress('desc') + PVIRTQ_DESC_FLAGS);
+      assert.equal(flags & (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED), VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+    } else assert.ok(m.memory.read16(q.ringAddress('device') + VIRTQ_USED_IDX) >= 4, 'used.idx');
   });
 }
 
@@ -119,6 +128,9 @@ test('queue sizes follow the negotiated format: any size up to the maximum on th
   const sdrv = await VirtioDriver.open(split.m.bus, split.bdf);
   t.after(() => sdrv.close());
   await sdrv.negotiate(0n);
-  await assert.rejects(sdrv.setupQueue(0, { size: 63 }), (e: unknown) => e instanceof UsageError && /is not a split ring queue size/.test(e.message));
+  await assert.rejects(
+    sdrv.setupQueue(0, { size: 63 }),
+    (e: unknown) => e instanceof UsageError && /is not a split ring queue size/.test(e.message),
+  );
   assert.equal((await sdrv.setupQueue(0, { size: 32 })).size, 32);
 });
