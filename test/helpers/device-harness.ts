@@ -6,7 +6,10 @@
 
 import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
+import { bit, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
+import type { MockRing } from '../../src/testing/mock-ring.js';
+import { mockRing, type RingName } from './ring-formats.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;
@@ -24,23 +27,37 @@ export class RecordingHost implements VirtioDeviceHost {
   }
 }
 
-export interface DeviceHarness {
+export interface DeviceHarness<Q extends MockRing = MockQueue> {
   readonly host: RecordingHost;
   /** The driver's side of each queue (undefined where the queue was left disabled). */
-  readonly queues: readonly (MockQueue | undefined)[];
+  readonly queues: readonly (Q | undefined)[];
   /** queues[i], asserting it exists. */
-  q(index: number): MockQueue;
+  q(index: number): Q;
+}
+
+export interface HarnessOptions {
+  readonly size?: number;
+  readonly regionSize?: number;
+  readonly enabled?: readonly number[];
+  readonly seed?: number;
 }
 
 /**
  * Attach `device`, build queues `enabled` (default all) of `size` descriptors and `regionSize` bytes
- * each, and activate it with `features`.
+ * each, and activate it with `features`: split rings (MockQueue, with its raw pokes), or the `ring`
+ * format given (VIRTIO_F_RING_PACKED is added to the features for the packed ring, as negotiated).
  */
+export function activateDevice(device: VirtioDevice, features: bigint, options?: HarnessOptions): DeviceHarness;
 export function activateDevice(
   device: VirtioDevice,
   features: bigint,
-  options: { size?: number; regionSize?: number; enabled?: readonly number[]; seed?: number } = {},
-): DeviceHarness {
+  options: HarnessOptions & { ring: RingName },
+): DeviceHarness<MockRing>;
+export function activateDevice(
+  device: VirtioDevice,
+  features: bigint,
+  options: HarnessOptions & { ring?: RingName } = {},
+): DeviceHarness<MockRing> {
   const size = options.size ?? 16;
   const regionSize = options.regionSize ?? 1 << 18;
   const count = device.queueMaxSizes.length;
@@ -48,14 +65,15 @@ export function activateDevice(
   const regions = Array.from({ length: count }, (_, i) => new ArrayGuestMemory(regionSize, (i + 1) * regionSize * 2));
   const host = new RecordingHost(new RegionGuestMemory(regions));
   const queues = regions.map((memory, i) =>
-    enabled.has(i) ? new MockQueue({ size, memory, base: memory.base, seed: (options.seed ?? 1) + i }) : undefined,
+    enabled.has(i) ? mockRing(options.ring ?? 'split', { size, memory, base: memory.base, seed: (options.seed ?? 1) + i }) : undefined,
   );
   device.attach(host);
-  device.activate({ features, queues: queues.map((mq, i) => mq?.deviceQueue({ index: i }) ?? null) });
+  const negotiated = options.ring === 'packed' ? features | bit(VIRTIO_F_RING_PACKED) : features;
+  device.activate({ features: negotiated, queues: queues.map((mq, i) => mq?.deviceQueue({ index: i }) ?? null) });
   return {
     host,
     queues,
-    q(index: number): MockQueue {
+    q(index: number): MockRing {
       const mq = queues[index];
       if (!mq) throw new Error(`queue ${index} is not enabled`);
       return mq;
