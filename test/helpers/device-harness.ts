@@ -7,7 +7,7 @@
 import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
 import { bit, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
-import { MockQueue } from '../../src/testing/mock-queue.js';
+import type { MockQueue } from '../../src/testing/mock-queue.js';
 import type { MockRing } from '../../src/testing/mock-ring.js';
 import { mockRing, type RingName } from './ring-formats.js';
 
