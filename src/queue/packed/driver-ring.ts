@@ -359,8 +359,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used descriptor the device wrote since the last call, or none: each must carry AVAIL
    * and USED equal to the used wrap counter (ERR_DEVICE_USED_FLAGS), name a published chain in flight
-   * (ERR_DEVICE_USED_ID), and with WRITE set a len at most the chain's writable bytes
-   * (ERR_DEVICE_USED_LEN); without WRITE len is reserved and reported as 0 (2.8.4). On such a
+   * (ERR_DEVICE_USED_ID), and a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN), read
+   * whether or not WRITE is set, as Linux does (see usedLen); 0 for a chain without writable bytes. On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -425,7 +425,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = this.usedLen(at, id);
       if (len > this.writable[id]!)
         throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
       this.usedMark[id] = pass;
@@ -442,15 +442,24 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     return n;
   }
 
+  /**
+   * The len of the used descriptor at byte `at` for buffer `id`. 2.8.4 reserves len when WRITE is
+   * clear, but QEMU (7.2, packed=on) never sets WRITE in a used descriptor and Linux's driver reads
+   * len regardless: so len is read for every chain with writable bytes (and checked against them by
+   * the caller), and is 0 for a chain without any, whatever the reserved field holds.
+   */
+  private usedLen(at: number, id: number): number {
+    return this.writable[id]! > 0 ? this.desc.dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+  }
+
   /** Take the `n` used descriptors validateUsed() checked; issues the refresh of each chain's written bytes. */
   private takeUsed(n: number): UsedBuffer<T>[] {
     const dv = this.desc.dv;
     const out: UsedBuffer<T>[] = [];
     for (let k = 0; k < n; k++) {
       const at = this.nextUsed * PVIRTQ_DESC_SIZE;
-      const flags = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = this.usedLen(at, id);
       if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
       out.push({ token: this.tokens[id]!, len });
       const skip = this.chainSlots[id]!;
