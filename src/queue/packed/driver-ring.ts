@@ -444,7 +444,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
 
   /**
    * The len of the used descriptor at byte `at` for buffer `id`. 2.8.4 reserves len when WRITE is
-   * clear, but QEMU (7.2, packed=on) never sets WRITE in a used descriptor and Linux's driver reads
+   * clear, but QEMU (7.2 and 10.0, packed=on) never sets WRITE in a used descriptor and Linux's driver reads
    * len regardless: so len is read for every chain with writable bytes (and checked against them by
    * the caller), and is 0 for a chain without any, whatever the reserved field holds.
    */
