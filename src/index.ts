@@ -49,6 +49,8 @@ export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions 
 export type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './core/virtio-device.js';
 export { SplitQueue } from './queue/split/device-ring.js';
 export type { SplitQueueOptions } from './queue/split/device-ring.js';
+export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring.js';
+export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/packed/descriptor-chain.js';
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
 export type { ChainStorage } from './queue/chain-storage.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';

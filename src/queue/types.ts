@@ -12,7 +12,7 @@ import type { DmaSpan } from '../memory/dma.js';
  * checked; `view(i)` gives a zero-copy view.
  */
 export interface DescriptorChain {
-  /** Head descriptor index: the id to put in the used ring. */
+  /** The id to give pushUsed(): the split ring's head descriptor index, the packed ring's buffer id. */
   readonly head: number;
   /** Number of buffers. */
   readonly count: number;

@@ -1,15 +1,16 @@
 /**
- * A device model driven directly through its queues: one MockQueue per queue (each in its own region
+ * A device model driven directly through its queues: one MockQueue (or MockPackedQueue) per queue (each in its own region
  * of a shared guest memory), a host that records what the device asked of the transport, and
  * activate/notify as a transport would call them.
  */
 
 import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
-import { bit, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
-import type { MockQueue } from '../../src/testing/mock-queue.js';
-import type { MockRing } from '../../src/testing/mock-ring.js';
-import { mockRing, type RingName } from './ring-formats.js';
+import type { DeviceQueue } from '../../src/queue/types.js';
+import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
+import type { MockQueueOptions, MockRing } from '../../src/testing/mock-ring.js';
+import type { RingName } from './ring-formats.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;
@@ -40,24 +41,29 @@ export interface HarnessOptions {
   readonly regionSize?: number;
   readonly enabled?: readonly number[];
   readonly seed?: number;
+  /** Stand between the device and queue `index` (e.g. to play a driver that acts while the device works). */
+  readonly intercept?: (index: number, queue: DeviceQueue) => DeviceQueue;
 }
 
 /**
- * Attach `device`, build queues `enabled` (default all) of `size` descriptors and `regionSize` bytes
- * each, and activate it with `features`: split rings (MockQueue, with its raw pokes), or the `ring`
- * format given (VIRTIO_F_RING_PACKED is added to the features for the packed ring, as negotiated).
+ * Attach `device`, build split queues `enabled` (default all) of `size` descriptors and `regionSize`
+ * bytes each, and activate it with `features`.
  */
-export function activateDevice(device: VirtioDevice, features: bigint, options?: HarnessOptions): DeviceHarness;
-export function activateDevice(
+export function activateDevice(device: VirtioDevice, features: bigint, options: HarnessOptions = {}): DeviceHarness {
+  return activateWith(device, features, options, (o) => new MockQueue(o));
+}
+
+/** {@link activateDevice} with packed queues (VIRTIO_F_RING_PACKED): the same device-model tests on the other format. */
+export function activatePackedDevice(device: VirtioDevice, features: bigint, options: HarnessOptions = {}): DeviceHarness<MockPackedQueue> {
+  return activateWith(device, features, options, (o) => new MockPackedQueue(o));
+}
+
+function activateWith<Q extends MockRing>(
   device: VirtioDevice,
   features: bigint,
-  options: HarnessOptions & { ring: RingName },
-): DeviceHarness<MockRing>;
-export function activateDevice(
-  device: VirtioDevice,
-  features: bigint,
-  options: HarnessOptions & { ring?: RingName } = {},
-): DeviceHarness<MockRing> {
+  options: HarnessOptions,
+  mock: (options: MockQueueOptions) => Q,
+): DeviceHarness<Q> {
   const size = options.size ?? 16;
   const regionSize = options.regionSize ?? 1 << 18;
   const count = device.queueMaxSizes.length;
@@ -65,18 +71,28 @@ export function activateDevice(
   const regions = Array.from({ length: count }, (_, i) => new ArrayGuestMemory(regionSize, (i + 1) * regionSize * 2));
   const host = new RecordingHost(new RegionGuestMemory(regions));
   const queues = regions.map((memory, i) =>
-    enabled.has(i) ? mockRing(options.ring ?? 'split', { size, memory, base: memory.base, seed: (options.seed ?? 1) + i }) : undefined,
+    enabled.has(i) ? mock({ size, memory, base: memory.base, seed: (options.seed ?? 1) + i }) : undefined,
   );
+  const intercept = options.intercept ?? ((_: number, queue: DeviceQueue) => queue);
   device.attach(host);
-  const negotiated = options.ring === 'packed' ? features | bit(VIRTIO_F_RING_PACKED) : features;
-  device.activate({ features: negotiated, queues: queues.map((mq, i) => mq?.deviceQueue({ index: i }) ?? null) });
+  device.activate({ features, queues: queues.map((mq, i) => (mq ? intercept(i, mq.deviceQueue({ index: i })) : null)) });
   return {
     host,
     queues,
-    q(index: number): MockRing {
+    q(index: number): Q {
       const mq = queues[index];
       if (!mq) throw new Error(`queue ${index} is not enabled`);
       return mq;
     },
   };
+}
+
+/** {@link activateDevice} or {@link activatePackedDevice}, by ring format: device-model tests parametrised over both. */
+export function activateOnRing(
+  ring: RingName,
+  device: VirtioDevice,
+  features: bigint,
+  options: HarnessOptions = {},
+): DeviceHarness<MockRing> {
+  return ring === 'packed' ? activatePackedDevice(device, features, options) : activateDevice(device, features, options);
 }

@@ -38,6 +38,9 @@ import { PACKED_RING } from '../ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../types.js';
 import { PackedDescriptorWalk } from './descriptor-chain.js';
 
+/** struct pvirtq_event_suppress: desc_event_flags : 2. */
+const EVENT_FLAGS_MASK = 0x3;
+
 export interface PackedQueueOptions {
   readonly index: number;
   /** Queue size (PACKED_RING.isQueueSize: any size 1..32768). */
@@ -218,26 +221,21 @@ export class PackedQueue implements DeviceQueue {
     this.usedSinceCheck = 0;
     this.checkedUsed = this.linear(this.nextUsed, this.usedWrap);
     if (passed === 0) return false;
-    const flags = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_FLAGS, true) & RING_EVENT_FLAGS_RESERVED;
-    switch (flags) {
-      case RING_EVENT_FLAGS_ENABLE:
-        return true;
-      case RING_EVENT_FLAGS_DISABLE:
-        return false;
-      case RING_EVENT_FLAGS_DESC: {
-        if (!this.eventIdx) return true;
-        const event = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_DESC, true);
-        const offset = event & RING_EVENT_OFF_MASK;
-        // An offset outside the ring names no descriptor, so no used descriptor ever reaches it.
-        if (offset >= this.size) return false;
-        // The event position counted from the position at the last call, over the two laps that
-        // offsets and wrap counters tell apart: notify when the used position moved past it.
-        const ahead = (this.linear(offset, event >>> RING_EVENT_WRAP_SHIFT) - from + 2 * this.size) % (2 * this.size);
-        return ahead < passed;
-      }
-      default:
-        throw this.fault('ERR_QUEUE_EVENT_FLAGS', `driver event suppression flags ${flags} (reserved)`);
-    }
+    // desc_event_flags is the low two bits; the 14 above are reserved (2.8.14) and ignored.
+    const flags = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_FLAGS, true) & EVENT_FLAGS_MASK;
+    if (flags === RING_EVENT_FLAGS_RESERVED)
+      throw this.fault('ERR_QUEUE_EVENT_FLAGS', `driver event suppression flags ${flags} (reserved)`);
+    if (flags === RING_EVENT_FLAGS_DISABLE) return false;
+    if (flags === RING_EVENT_FLAGS_ENABLE || !this.eventIdx) return true;
+    // RING_EVENT_FLAGS_DESC with EVENT_IDX.
+    const event = this.driverDv.getUint16(this.driverBase + PVIRTQ_EVENT_DESC, true);
+    const offset = event & RING_EVENT_OFF_MASK;
+    // An offset outside the ring names no descriptor, so no used descriptor ever reaches it.
+    if (offset >= this.size) return false;
+    // The event position counted from the position at the last call, over the two laps that
+    // offsets and wrap counters tell apart: notify when the used position moved past it.
+    const ahead = (this.linear(offset, event >>> RING_EVENT_WRAP_SHIFT) - from + 2 * this.size) % (2 * this.size);
+    return ahead < passed;
   }
 
   /**
