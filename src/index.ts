@@ -111,6 +111,8 @@ export { DriverQueue } from './driver/driver-queue.js';
 export type { Completion, QueueHost } from './driver/driver-queue.js';
 export { SplitQueueDriver } from './queue/split/driver-ring.js';
 export type { SplitQueueDriverOptions } from './queue/split/driver-ring.js';
+export { PackedQueueDriver } from './queue/packed/driver-ring.js';
+export type { PackedQueueDriverOptions } from './queue/packed/driver-ring.js';
 export { RngDriver } from './driver/rng/rng-driver.js';
 export type { RngDriverOptions } from './driver/rng/rng-driver.js';
 export { BlkDriver, BlkStatusError, type BlkConfig, type BlkOp } from './driver/blk/blk-driver.js';

@@ -218,10 +218,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const needed = useTable ? 1 : n;
     if (needed > this.freeSlots) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeSlots} free`);
 
+    // The table first: when DMA memory runs out, nothing has changed yet.
+    const table = useTable ? this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc) : undefined;
     // Chains in flight never outnumber the descriptors they hold, so an id is free when a slot is.
     const id = this.freeIds[--this.freeIdCount]!;
-    if (useTable) {
-      const table = this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc);
+    if (table !== undefined) {
       const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * PVIRTQ_DESC_SIZE);
       // 2.8.7: in an indirect table WRITE is the only valid flag and the id is reserved.
       for (let k = 0; k < n; k++) {
