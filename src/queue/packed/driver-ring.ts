@@ -50,7 +50,7 @@ export interface PackedQueueDriverOptions {
 
 const U32_MAX = 0xffff_ffff;
 const MAX_CHAIN_BYTES = PACKED_RING.maxChainBytes;
-/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.11). */
+/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.14). */
 const RING_EVENT_FLAGS_MASK = 0x3;
 
 /** A ring area: where it is on the bus, and a DataView over its bytes in the local image. */
@@ -73,7 +73,7 @@ function availFlags(wrap: number): number {
  *
  * Visibility: a chain's descriptors are written at add(), except the flags of the first descriptor
  * added since the last publish, which publish() writes last. The device processes descriptors in ring
- * order (2.8.10.2), so until that one is available it sees none of the batch, and it never sees a
+ * order (2.8.12), so until that one is available it sees none of the batch, and it never sees a
  * half-built chain (2.8.6).
  *
  * Indirect tables: with VIRTIO_F_INDIRECT_DESC, a chain of several buffers goes into an indirect table
@@ -360,8 +360,9 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used descriptor the device wrote since the last call, or none: each must carry AVAIL
    * and USED equal to the used wrap counter (ERR_DEVICE_USED_FLAGS), name a published chain in flight
-   * (ERR_DEVICE_USED_ID), and a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN), read
-   * whether or not WRITE is set, as Linux does (see usedLen); 0 for a chain without writable bytes. On such a
+   * (ERR_DEVICE_USED_ID), and carry a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN).
+   * The len is read whether or not WRITE is set: 2.8.4 calls it reserved without WRITE, but QEMU
+   * (7.2) never sets WRITE in a used descriptor and Linux reads len regardless. On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -426,7 +427,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
-      const len = this.usedLen(at, id);
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (len > this.writable[id]!)
         throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
       this.usedMark[id] = pass;
@@ -443,16 +444,6 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     return n;
   }
 
-  /**
-   * The len of the used descriptor at byte `at` for buffer `id`. 2.8.4 reserves len when WRITE is
-   * clear, but QEMU (7.2 and 10.0, packed=on) never sets WRITE in a used descriptor and Linux's driver reads
-   * len regardless: so len is read for every chain with writable bytes (and checked against them by
-   * the caller), and is 0 for a chain without any, whatever the reserved field holds.
-   */
-  private usedLen(at: number, id: number): number {
-    return this.writable[id]! > 0 ? this.desc.dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
-  }
-
   /** Take the `n` used descriptors validateUsed() checked; issues the refresh of each chain's written bytes. */
   private takeUsed(n: number): UsedBuffer<T>[] {
     const dv = this.desc.dv;
@@ -460,7 +451,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     for (let k = 0; k < n; k++) {
       const at = this.nextUsed * PVIRTQ_DESC_SIZE;
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
-      const len = this.usedLen(at, id);
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
       out.push({ token: this.tokens[id]!, len });
       const skip = this.chainSlots[id]!;
