@@ -14,13 +14,14 @@ import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost }
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { QueueFaultError } from '../errors.js';
-import { SPLIT_RING, ringFormat } from '../queue/ring-format.js';
+import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   bit,
@@ -84,10 +85,11 @@ export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
 
 /**
  * Transport and ring features this implementation supports; offered on top of the device's.
- * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks. VIRTIO_F_IN_ORDER
- * is safe for every device model: the queues rings.ts builds for it hold completions back until
- * they are in order (queue/in-order-queue.ts). Bit 35 is beyond the legacy interface's 32 feature
- * bits, so only a modern driver sees it.
+ * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks, and
+ * VIRTIO_F_RING_PACKED when the device is made with `packed: true` ({@link DeviceCoreOptions}).
+ * VIRTIO_F_IN_ORDER is safe for every device model: the queues rings.ts builds for it hold
+ * completions back until they are in order (queue/in-order-queue.ts). Bit 35 is beyond the legacy
+ * interface's 32 feature bits, so only a modern driver sees it.
  */
 export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER);
 
@@ -158,6 +160,12 @@ export interface InterfaceRules {
 export interface DeviceCoreOptions extends InterfaceRules {
   /** Transport features the transport implements beyond the core's own (VERSION_1, INDIRECT_DESC, EVENT_IDX), offered too. */
   readonly transportFeatures?: bigint;
+  /**
+   * Offer VIRTIO_F_RING_PACKED (2.8), as QEMU's `packed=on`; default false, as QEMU. The driver then
+   * chooses the ring format: Linux takes the packed ring whenever it is offered. Feature bit 34 lies
+   * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
+   */
+  readonly packed?: boolean;
 }
 
 function asError(e: unknown): Error {
@@ -194,10 +202,10 @@ export class DeviceCore implements VirtioDeviceHost {
   ) {
     this.useRules(options);
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | (options.transportFeatures ?? 0n);
+    const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
+    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
-      if (!SPLIT_RING.isQueueSize(max))
-        throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
+      checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);

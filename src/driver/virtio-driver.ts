@@ -45,7 +45,10 @@ import { DriverQueue, type QueueHost } from './driver-queue.js';
 import { enumerate } from '../bus/enumerate.js';
 import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 
-/** Transport and ring features this core implements; device drivers add their device-specific bits. */
+/**
+ * Transport and ring features this core implements; device drivers add their device-specific bits.
+ * VIRTIO_F_RING_PACKED is accepted or not by the {@link VirtioDriverOptions.ring} option alone.
+ */
 export const DRIVER_CORE_FEATURES: bigint = featureSet(
   VIRTIO_F_VERSION_1,
   VIRTIO_F_INDIRECT_DESC,
@@ -63,6 +66,15 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(
  * notification data is written by the transport, and a queue reset happens only when asked for.
  */
 const MODERN_ACCEPTED = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_RESET);
+
+const RING_PACKED = featureSet(VIRTIO_F_RING_PACKED);
+
+/**
+ * Which virtqueue format the driver takes: 'auto' the packed ring (2.8) when the device offers it,
+ * as Linux does, else the split ring (2.7); 'split' never the packed ring; 'packed' the packed ring
+ * or an error (a device that does not offer it, or the legacy interface, which cannot carry it).
+ */
+export type RingChoice = 'auto' | RingFormat['name'];
 
 /** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
 const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
@@ -84,6 +96,8 @@ export interface VirtioDriverOptions extends ProbeOptions {
    * Linux's vp_find_vqs; 'msix': MSI-X or an error; 'intx': never enable MSI-X.
    */
   readonly interrupts?: InterruptMode;
+  /** The ring format to negotiate (default 'auto'); see {@link RingChoice}. */
+  readonly ring?: RingChoice;
 }
 
 export interface QueueOptions {
@@ -126,6 +140,7 @@ export class VirtioDriver implements QueueHost {
   private readonly unsubscribe: () => void;
   private faultError: Error | undefined;
   private readonly interruptMode: InterruptMode;
+  private readonly ringChoice: RingChoice;
   private plan: InterruptPlan | undefined;
   private isrBusy = false;
   private isrPending = false;
@@ -149,6 +164,7 @@ export class VirtioDriver implements QueueHost {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs;
     this.interruptMode = options.interrupts ?? 'auto';
+    this.ringChoice = options.ring ?? 'auto';
     this.unsubscribe = bus.onInterrupt(fn, (event) => this.onInterrupt(event));
   }
 
@@ -186,6 +202,11 @@ export class VirtioDriver implements QueueHost {
     return this.negotiated;
   }
 
+  /** The ring format of every queue, as negotiated (the split ring before {@link negotiate}). */
+  get ringFormat(): RingFormat {
+    return ringFormat(this.negotiated);
+  }
+
   /** How the device interrupts this driver, chosen after {@link negotiate} (undefined before). */
   get interrupts(): InterruptPlan | undefined {
     return this.plan;
@@ -216,9 +237,11 @@ export class VirtioDriver implements QueueHost {
    * Feature negotiation (spec 3.1.1 steps 4-6). Accepts the offered bits among `wanted` (transport
    * bits only where this core implements them, see DRIVER_CORE_FEATURES; on the modern interface
    * VERSION_1, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and RING_RESET whenever offered; VERSION_1 never
-   * on the legacy one), writes them, sets FEATURES_OK and reads it back.
+   * on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says, whatever `wanted` holds),
+   * writes them, sets FEATURES_OK and reads it back.
    * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
-   * offered or the device does not keep FEATURES_OK. Returns the accepted features.
+   * offered (the packed ring too, with `ring: 'packed'`) or the device does not keep FEATURES_OK.
+   * Returns the accepted features.
    */
   async negotiate(wanted: bigint, required = 0n): Promise<bigint> {
     this.expectPhase('features', 'negotiate()');
@@ -226,8 +249,18 @@ export class VirtioDriver implements QueueHost {
     if (modern && !hasFeature(this.deviceFeatures, VIRTIO_F_VERSION_1))
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
     let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
+    accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
     accept = modern ? accept | MODERN_ACCEPTED : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
     const accepted = this.deviceFeatures & accept;
+    if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
+      return this.failWith(
+        new DeviceFaultError(
+          'ERR_DEVICE_FEATURES',
+          modern
+            ? 'ring packed: the device does not offer VIRTIO_F_RING_PACKED'
+            : 'ring packed: the legacy interface cannot negotiate VIRTIO_F_RING_PACKED',
+        ),
+      );
     const missing = required & ~accepted;
     if (missing !== 0n)
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));

@@ -10,6 +10,7 @@ import type { DeviceQueue } from '../../src/queue/types.js';
 import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
 import type { MockQueueOptions, MockRing } from '../../src/testing/mock-ring.js';
+import type { RingName } from './ring-formats.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;
@@ -84,4 +85,14 @@ function activateWith<Q extends MockRing>(
       return mq;
     },
   };
+}
+
+/** {@link activateDevice} or {@link activatePackedDevice}, by ring format: device-model tests parametrised over both. */
+export function activateOnRing(
+  ring: RingName,
+  device: VirtioDevice,
+  features: bigint,
+  options: HarnessOptions = {},
+): DeviceHarness<MockRing> {
+  return ring === 'packed' ? activatePackedDevice(device, features, options) : activateDevice(device, features, options);
 }

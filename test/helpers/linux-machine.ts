@@ -14,7 +14,7 @@ import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
-import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
+import { VirtioPciFunction, type VirtioPciFunctionOptions, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { NetResponder } from './net-responder.js';
 import { ProbeFunction } from './probe-function.js';
 
@@ -69,9 +69,14 @@ function defaultDevice(name: VirtioName): VirtioDevice {
   }
 }
 
+/**
+ * Boot the machine with `devices`; `functions` applies to every virtio function (e.g. `packed: true`,
+ * which Linux takes on the modern interface: it negotiates the packed ring whenever offered).
+ */
 export async function bootTestMachine(
   devices: MachineDevices = {},
   options: Omit<LinuxGuestOptions, 'devices'> = {},
+  functions: Pick<VirtioPciFunctionOptions, 'packed'> = {},
 ): Promise<TestMachine> {
   let probe: ProbeFunction | undefined;
   const fns: Partial<Record<VirtioName, VirtioPciFunction>> = {};
@@ -84,7 +89,7 @@ export async function bootTestMachine(
         name,
         devfn: SLOT[name],
         create: (host: DeviceHost) =>
-          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name] })),
+          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { ...functions, mode: MODES[name] })),
       })),
     ],
   });
