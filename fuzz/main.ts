@@ -1,9 +1,9 @@
 /**
  * `npm run fuzz -- --target NAME --time SECONDS`: coverage-guided fuzzing of one target (or
  * `--all`), `--ci` for every target for a bounded time, `--unguided` for plain mutation without
- * coverage, `--list` for the targets, `--uncovered FILE` for the blocks a campaign never ran. Each
- * campaign runs in a worker thread watched by this thread: a worker that stops making progress for
- * `--hang-ms` is ended and its input saved as a hang, and one that outgrows its heap limit is saved
+ * coverage, `--list` for the targets, `--uncovered FILE` for the blocks a campaign never ran,
+ * `--jobs N` for N campaigns of each target at once. Each campaign runs in a worker thread watched by
+ * this thread: a worker that stops making progress for `--hang-ms` is ended and its input saved as a hang, and one that outgrows its heap limit is saved
  * as unbounded memory growth. Findings go to fuzz/findings/<target>/ (not committed) for triage; the
  * exit code is 1 if there were any not listed in fuzz/known-open.ts.
  */
@@ -29,6 +29,10 @@ const CI_SECONDS_PER_TARGET = 15;
 const MAX_RESTARTS = 50;
 /** Coverage corpus files kept per target by --save-corpus. */
 const SAVED_CORPUS_MAX = 200;
+/** Most campaigns of one target run at once by --jobs. */
+const MAX_JOBS = 32;
+/** Seed distance between jobs: a campaign adds one per restart (at most MAX_RESTARTS), so jobs never share a seed. */
+const JOB_SEED_STRIDE = 1000;
 
 const USAGE = `usage: npm run fuzz -- (--target NAME... | --all | --ci | --list) [options]
   --time S              seconds per target (default 60)      --runs N        stop after N inputs
@@ -36,6 +40,8 @@ const USAGE = `usage: npm run fuzz -- (--target NAME... | --all | --ci | --list)
   --save-corpus         keep new coverage inputs in fuzz/corpus/<target>/
   --write-seeds         write each target's seed inputs       --json FILE     summaries as JSON
   --uncovered FILE      list blocks the campaign never ran    --max-batch N, --input-timeout-ms N, --hang-ms N
+  --jobs N              N campaigns of each target at once (1..${MAX_JOBS}, default 1; --ci runs one), seeds
+                        ${JOB_SEED_STRIDE} apart, --runs shared out between them
 `;
 
 /** A mistake in how the command was called: reported as one line and exit code 2, never a stack trace. */
@@ -55,6 +61,7 @@ function parseOptions() {
         'max-batch': { type: 'string', default: '64' },
         'input-timeout-ms': { type: 'string', default: '2000' },
         'hang-ms': { type: 'string', default: '10000' },
+        jobs: { type: 'string', default: '1' },
         'save-corpus': { type: 'boolean', default: false },
         'write-seeds': { type: 'boolean', default: false },
         json: { type: 'string' },
@@ -77,13 +84,26 @@ function numberOption(name: string, text: string | undefined, fallback: number):
   return n;
 }
 
+function jobsOption(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_JOBS)
+    throw new FuzzUsageError(`--jobs needs a whole number from 1 to ${MAX_JOBS}, got ${text}`);
+  return n;
+}
+
 interface Summary extends CampaignStats {
+  /** The seed of the campaign's first worker (each restart adds one). */
+  readonly seed: number;
   /** Findings matching fuzz/known-open.ts: saved and printed, not counted in the exit code. */
   readonly knownOpen: number;
+  readonly knownOpenFiles: readonly string[];
   readonly restarts: number;
-  readonly findingFiles: string[];
+  readonly findingFiles: readonly string[];
   /** Every corpus entry the workers kept (including restarts), by content hash. */
   readonly corpus: ReadonlyMap<string, Uint8Array>;
+  /** Campaigns run at once (--jobs); when more than one, each one's summary. */
+  readonly jobs: number;
+  readonly perJob: readonly Summary[];
 }
 
 function readCorpus(target: string): Uint8Array[] {
@@ -104,13 +124,65 @@ function saveFinding(target: string, f: Finding): string {
   return `${base}.bin`;
 }
 
-function line(s: CampaignStats): string {
-  const cov = s.guided ? ` blocks ${s.blocksCovered}/${s.blocksKnown} corpus ${s.corpusSize} batch ${s.batch}` : '';
-  return `[${s.target}] ${s.execs} execs (${Math.round(s.execsPerSecond)}/s) in ${s.seconds.toFixed(0)} s${cov} findings ${s.findings}`;
+/** One line of figures; `label` names the target and, among several jobs, the job. */
+function line(s: CampaignStats, label: string, jobs = 1): string {
+  const cov = !s.guided
+    ? ''
+    : jobs === 1
+      ? ` blocks ${s.blocksCovered}/${s.blocksKnown} corpus ${s.corpusSize} batch ${s.batch}`
+      : ` blocks ${s.blocksCovered}/${s.blocksKnown} (the best job's, not a union) corpus ${s.corpusSize} (union)`;
+  const from = jobs === 1 ? '' : ` from ${jobs} jobs`;
+  return `[${label}] ${s.execs} execs${from} (${Math.round(s.execsPerSecond)}/s) in ${s.seconds.toFixed(0)} s${cov} findings ${s.findings}`;
 }
 
-/** Runs a campaign in workers, restarting after a hang until the time or runs are used up. */
-async function campaign(options: CampaignOptions, hangMs: number): Promise<Summary> {
+/**
+ * Runs `jobs` campaigns of one target at once, each with its own seed and share of the runs, and
+ * merges their figures: wall-clock-bound targets (waits, timeouts) use a fraction of a core each.
+ */
+async function campaigns(options: CampaignOptions, hangMs: number, jobs: number): Promise<Summary> {
+  if (jobs === 1) return campaign(options, hangMs, options.targetName);
+  const parts = await Promise.all(
+    Array.from({ length: jobs }, (_, k) => {
+      // Infinity % jobs is NaN, so an unbounded campaign stays unbounded.
+      const runs = Math.floor(options.runs / jobs) + (k < options.runs % jobs ? 1 : 0);
+      const job = { ...options, runs, seed: options.seed + k * JOB_SEED_STRIDE };
+      return campaign(job, hangMs, `${options.targetName} job ${k + 1}`);
+    }),
+  );
+  for (const [k, p] of parts.entries()) console.log(line(p, `${options.targetName} job ${k + 1}`));
+  // Coverage stays inside each worker's tracker, so blocks covered are the best job's figures.
+  const best = parts.reduce((a, b) => (b.blocksCovered > a.blocksCovered ? b : a));
+  const sum = (f: (s: Summary) => number): number => parts.reduce((n, s) => n + f(s), 0);
+  const execs = sum((s) => s.execs);
+  const seconds = Math.max(...parts.map((s) => s.seconds));
+  const corpus = new Map(parts.flatMap((s) => [...s.corpus]));
+  // Every job replays the same corpus, so one input can be every job's finding: count its file once.
+  const findingFiles = [...new Set(parts.flatMap((s) => s.findingFiles))];
+  const knownOpenFiles = [...new Set(parts.flatMap((s) => s.knownOpenFiles))];
+  return {
+    ...best,
+    execs,
+    seconds,
+    execsPerSecond: execs / seconds,
+    corpusSize: corpus.size,
+    coverageTakes: sum((s) => s.coverageTakes),
+    findings: findingFiles.length,
+    seed: options.seed,
+    knownOpen: knownOpenFiles.length,
+    knownOpenFiles,
+    restarts: sum((s) => s.restarts),
+    findingFiles,
+    corpus,
+    jobs,
+    perJob: parts,
+  };
+}
+
+/**
+ * Runs a campaign in workers, restarting after a hang until the time or runs are used up. `label`
+ * prefixes its progress and finding lines.
+ */
+async function campaign(options: CampaignOptions, hangMs: number, label: string): Promise<Summary> {
   const corpus = new Map<string, Uint8Array>();
   const findingFiles: string[] = [];
   const knownFiles: string[] = [];
@@ -118,6 +190,22 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
   let secondsBefore = 0;
   let restarts = 0;
   let last: CampaignStats | undefined;
+  /** The last worker's figures, with the execs and seconds of every worker of the campaign. */
+  const summary = (stats: CampaignStats, execs: number, seconds: number): Summary => ({
+    ...stats,
+    execs,
+    seconds,
+    execsPerSecond: execs / seconds,
+    findings: findingFiles.length,
+    seed: options.seed,
+    knownOpen: knownFiles.length,
+    knownOpenFiles: knownFiles,
+    restarts,
+    findingFiles,
+    corpus,
+    jobs: 1,
+    perJob: [],
+  });
   for (;;) {
     const heartbeat = new SharedArrayBuffer(HEARTBEAT_INPUT + 65536);
     const counters = new Int32Array(heartbeat, 0, 2);
@@ -158,11 +246,11 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
           if (known === undefined) findingFiles.push(file);
           else knownFiles.push(file);
           console.error(
-            `[${options.targetName}] ${known === undefined ? 'FINDING' : 'KNOWN OPEN'} ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`,
+            `[${label}] ${known === undefined ? 'FINDING' : 'KNOWN OPEN'} ${m.finding.kind}: ${m.finding.message.split('\n')[0]} -> ${file}`,
           );
         } else if (m.type === 'progress') {
           last = m.stats;
-          console.error(line(m.stats));
+          console.error(line(m.stats, label));
         } else {
           clearInterval(timer);
           resolve({ stats: m.stats });
@@ -180,19 +268,7 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
     });
     if (outcome.stats !== undefined) {
       const s = outcome.stats;
-      const execs = execsBefore + s.execs;
-      const seconds = secondsBefore + s.seconds;
-      return {
-        ...s,
-        execs,
-        seconds,
-        execsPerSecond: execs / seconds,
-        findings: findingFiles.length,
-        knownOpen: knownFiles.length,
-        restarts,
-        findingFiles,
-        corpus,
-      };
+      return summary(s, execsBefore + s.execs, secondsBefore + s.seconds);
     }
     // The worker is gone: the input it was running is the finding.
     const lost = outcome.lost!;
@@ -200,16 +276,14 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
     const input = new Uint8Array(heartbeat, HEARTBEAT_INPUT, len).slice();
     const file = saveFinding(options.targetName, { kind: lost.kind, signature: lost.kind, message: lost.why, stack: lost.why, input });
     findingFiles.push(file);
-    console.error(`[${options.targetName}] FINDING ${lost.kind}: ${lost.why} -> ${file}`);
+    console.error(`[${label}] FINDING ${lost.kind}: ${lost.why} -> ${file}`);
     execsBefore += Atomics.load(counters, 0);
     secondsBefore += (performance.now() - started) / 1000;
     restarts++;
     // Keep going while workers make progress between deaths (each death is a saved finding); give
     // up when one dies before its first progress report twice, or after MAX_RESTARTS.
-    if (last === undefined && restarts > 1)
-      throw new Error(`[${options.targetName}] campaign keeps dying at start (${lost.kind}); see ${file}`);
+    if (last === undefined && restarts > 1) throw new Error(`[${label}] campaign keeps dying at start (${lost.kind}); see ${file}`);
     if (restarts > MAX_RESTARTS || execsBefore >= options.runs || secondsBefore >= options.seconds) {
-      const seconds = secondsBefore;
       const stats = last ?? {
         target: options.targetName,
         guided: options.guided,
@@ -223,17 +297,7 @@ async function campaign(options: CampaignOptions, hangMs: number): Promise<Summa
         batch: 0,
         findings: 0,
       };
-      return {
-        ...stats,
-        execs: execsBefore,
-        seconds,
-        execsPerSecond: execsBefore / seconds,
-        findings: findingFiles.length,
-        knownOpen: knownFiles.length,
-        restarts,
-        findingFiles,
-        corpus,
-      };
+      return summary(stats, execsBefore, secondsBefore);
     }
     last = undefined;
   }
@@ -260,6 +324,7 @@ async function main(): Promise<number> {
   }
 
   const seconds = values.ci ? CI_SECONDS_PER_TARGET : numberOption('time', values.time, 60);
+  const jobs = jobsOption(values.jobs);
   const summaries: Summary[] = [];
   for (const n of names) {
     const options: CampaignOptions = {
@@ -273,17 +338,17 @@ async function main(): Promise<number> {
       initialCorpus: readCorpus(n),
       listUncovered: values.uncovered !== undefined,
     };
-    const s = await campaign(options, numberOption('hang-ms', values['hang-ms'], 10000));
+    const s = await campaigns(options, numberOption('hang-ms', values['hang-ms'], 10000), values.ci ? 1 : jobs);
     summaries.push(s);
-    console.log(line(s));
+    console.log(line(s, s.target, s.jobs));
     if (values['save-corpus'] && s.guided) saveCorpus(n, s.corpus);
   }
   console.log(
     '\n| target | mode | inputs | execs/s | blocks covered | corpus | seconds | findings | known open |\n|---|---|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const s of summaries) {
-    const mode = s.guided ? 'guided' : 'unguided';
-    const blocks = s.guided ? `${s.blocksCovered}/${s.blocksKnown}` : '-';
+    const mode = `${s.guided ? 'guided' : 'unguided'}${s.jobs > 1 ? `, ${s.jobs} jobs` : ''}`;
+    const blocks = s.guided ? `${s.blocksCovered}/${s.blocksKnown}${s.jobs > 1 ? ' (best job)' : ''}` : '-';
     console.log(
       `| ${s.target} | ${mode} | ${s.execs} | ${Math.round(s.execsPerSecond)} | ${blocks} | ${s.corpusSize} | ${s.seconds.toFixed(0)} | ${s.findings} | ${s.knownOpen} |`,
     );
@@ -292,7 +357,10 @@ async function main(): Promise<number> {
     writeFileSync(
       values.uncovered,
       summaries
-        .map((s) => `# ${s.target}: ${s.blocksKnown - s.blocksCovered} blocks never run\n${(s.uncovered ?? []).join('\n')}\n`)
+        .map(
+          (s) =>
+            `# ${s.target}: ${s.blocksKnown - s.blocksCovered} blocks never run${s.jobs > 1 ? ` by the best of ${s.jobs} jobs` : ''}\n${(s.uncovered ?? []).join('\n')}\n`,
+        )
         .join('\n'),
     );
   }
@@ -300,7 +368,10 @@ async function main(): Promise<number> {
     writeFileSync(
       values.json,
       JSON.stringify(
-        summaries.map(({ corpus: _c, ...rest }) => rest),
+        summaries.map(({ corpus: _c, perJob, ...rest }) => ({
+          ...rest,
+          perJob: perJob.map(({ corpus: _j, perJob: _p, jobs: _n, ...job }) => job),
+        })),
         null,
         2,
       ),
