@@ -4,7 +4,7 @@
  * holds a modern-only virtio-rng, virtio-blk, virtio-net and virtio-serial with `in_order=on`; our
  * drivers must negotiate IN_ORDER (and RING_PACKED exactly with `packed=on`) and the data must be
  * right at the far end: the rng backend file's bytes, writes in the image file and host-written
- * sectors read back (many requests in flight, so QEMU may complete several per used element), frames
+ * sectors read back (80 requests in flight together, see BLK_QUEUE), frames
  * across a host UDP socket, console bytes across a unix socket. QEMU 10.0 has no property for
  * VIRTIO_F_NOTIFICATION_DATA, and never offers it: checked too, so a QEMU that adds it shows up.
  * This file tests the leg's QEMU; in the 7.2 leg it checks that the properties are refused.
@@ -43,8 +43,18 @@ const SECTOR = VIRTIO_BLK_SECTOR_SIZE;
 const IMAGE_BYTES = 4 << 20;
 const RNG_CHUNK = 32;
 const RNG_READS = 40;
-const BLK_WRITES = 300;
-const BLK_READS = 120;
+/**
+ * QEMU 10.0.2's in-order completion (virtqueue_ordered_fill) loses a request completed out of order
+ * once its search for it crosses the end of its table: it logs "cannot fill buffer id N" (with
+ * `-d guest_errors`) and never uses the request. The table ends after 256 chains on a split ring,
+ * 256 descriptors on a packed one; QEMU 10.0.4 has the upstream fix (6fcf5ebafad6, "virtio: fix
+ * off-by-one and invalid access in virtqueue_ordered_fill"). So the requests in flight together stay
+ * within the first lap (80 writes of 3 descriptors, then a flush: 242 of 256); the reads after them,
+ * one at a time (nothing to search), go round the ring more than once on either format.
+ */
+const BLK_QUEUE = 256;
+const BLK_WRITES = 80;
+const BLK_READS = 260;
 const FRAMES = 24;
 const SLOT = { rng: 4, blk: 5, net: 6, serial: 7 } as const;
 const MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, SLOT.net);
@@ -104,7 +114,7 @@ if (VERSION.startsWith('7.2.')) {
             args: [
               '-object',
               `rng-random,id=rng0,filename=${join(dir, 'rng.bin')}`,
-              ...blkArgs(SLOT.blk, image, props),
+              ...blkArgs(SLOT.blk, image, `${props},queue-size=${BLK_QUEUE}`),
               '-netdev',
               `socket,id=n0,udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`,
               '-chardev',
@@ -126,13 +136,14 @@ if (VERSION.startsWith('7.2.')) {
         });
 
         await t.test(
-          `virtio-blk: ${BLK_WRITES} writes in flight together land in the image, ${BLK_READS} reads return the host's bytes`,
+          `virtio-blk: ${BLK_WRITES} writes in flight together land in the image, ${BLK_READS} reads one by one return the host's bytes`,
           async () => {
             const blk = await BlkDriver.open(bus, slotBdf(SLOT.blk));
             const dma = bus.dma;
             try {
               assertFeatures(blk.virtio.features, blk.virtio.deviceFeatures, packed);
-              assert.ok(blk.maxInFlight >= 32, `${blk.maxInFlight} requests in flight at once`);
+              // Half the queue: the driver's bound for requests of at least two descriptors.
+              assert.equal(blk.maxInFlight, BLK_QUEUE / 2);
               // Every other sector, so no two requests touch one another's data.
               const writes = Array.from({ length: BLK_WRITES }, () => dma.alloc(SECTOR, 16));
               writes.forEach((b, i) => b.bytes.set(pattern(SECTOR, i)));
@@ -145,14 +156,9 @@ if (VERSION.startsWith('7.2.')) {
 
               const base = 4000;
               const hostBytes = Array.from({ length: BLK_READS }, (_, i) => pattern(SECTOR, 1000 + i));
-              hostBytes.forEach((bytes, i) => file.set(bytes, (base + 2 * i) * SECTOR));
+              hostBytes.forEach((bytes, i) => file.set(bytes, (base + i) * SECTOR));
               await writeFile(image, file);
-              const reads = Array.from({ length: BLK_READS }, () => dma.alloc(SECTOR, 16));
-              await blk.batch(
-                reads.map((b, i) => ({ type: 'read' as const, sector: base + 2 * i, buffer: { addr: b.addr, len: SECTOR } })),
-              );
-              reads.forEach((b, i) => assert.deepEqual(b.bytes, hostBytes[i], `sector ${base + 2 * i}`));
-              for (const b of reads) dma.free(b);
+              for (let i = 0; i < BLK_READS; i++) assert.deepEqual(await blk.read(base + i, 1), hostBytes[i], `sector ${base + i}`);
             } finally {
               await blk.close();
             }
