@@ -45,12 +45,13 @@ const RNG_CHUNK = 32;
 const RNG_READS = 40;
 /**
  * QEMU 10.0.2's in-order completion (virtqueue_ordered_fill) loses a request completed out of order
- * once its search for it crosses the end of its table: it logs "cannot fill buffer id N" (with
- * `-d guest_errors`) and never uses the request. The table ends after 256 chains on a split ring,
- * 256 descriptors on a packed one; QEMU 10.0.4 has the upstream fix (6fcf5ebafad6, "virtio: fix
- * off-by-one and invalid access in virtqueue_ordered_fill"). So the requests in flight together stay
- * within the first lap (80 writes of 3 descriptors, then a flush: 242 of 256); the reads after them,
- * one at a time (nothing to search), go round the ring more than once on either format.
+ * once its search for it crosses the end of its table: it logs "cannot fill buffer id N" (with `-d
+ * guest_errors`) and never uses the request. The table ends after 256 chains on a split ring, 256
+ * descriptors on a packed one (as observed); upstream's fix of that search, 6fcf5ebafad6 ("virtio:
+ * fix off-by-one and invalid access in virtqueue_ordered_fill"), is in QEMU 10.0.4, not tried here.
+ * So the requests in flight together stay within the first lap (80 writes of 3 descriptors, then a
+ * flush: 242 of 256); the reads after them, one at a time (nothing to search), go round the ring
+ * more than once on either format.
  */
 const BLK_QUEUE = 256;
 const BLK_WRITES = 80;
