@@ -8,47 +8,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { after } from 'node:test';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
-import { DRIVER_MODES, launch, MACHINES, slotBdf, tempDir } from './qemu-fixture.js';
+import { DRIVER_MODES, hostEnd, hostReceives, launch, MACHINES, slotBdf, tempDir, type HostEnd } from './qemu-fixture.js';
 
 const MODES = DRIVER_MODES;
 const WAIT_MS = 5000;
-
-/** The host end of one chardev: a unix socket QEMU connects to, and everything it has sent. */
-interface HostEnd {
-  readonly path: string;
-  readonly peer: Promise<Socket>;
-  received: Buffer;
-}
-
-async function hostEnd(dir: string, name: string): Promise<HostEnd> {
-  const path = join(dir, `${name}.sock`);
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  after(() => server.close());
-  const end: HostEnd = {
-    path,
-    received: Buffer.alloc(0),
-    peer: new Promise<Socket>((resolve) =>
-      server.once('connection', (socket) => {
-        after(() => socket.destroy());
-        socket.on('data', (d: Buffer) => (end.received = Buffer.concat([end.received, d])));
-        resolve(socket);
-      }),
-    ),
-  };
-  return end;
-}
-
-/** Waits until the host end has received `length` bytes after offset `from`; returns them. */
-async function hostReceives(end: HostEnd, from: number, length: number): Promise<Buffer> {
-  const deadline = Date.now() + WAIT_MS;
-  while (end.received.length < from + length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  return end.received.subarray(from, from + length);
-}
 
 for (const machine of MACHINES) {
   test(`-M ${machine}: virtconsole bytes reach, and come from, a host socket`, async (t) => {

@@ -5,6 +5,7 @@
  */
 
 import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Socket as StreamSocket } from 'node:net';
 import { after } from 'node:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -220,4 +221,38 @@ export function datagrams(socket: Socket, count: number, waitMs: number): Promis
     };
     socket.on('message', onMessage);
   });
+}
+
+/** The host end of a `-chardev socket`: a unix socket QEMU connects to, and everything it has sent. */
+export interface HostEnd {
+  readonly path: string;
+  readonly peer: Promise<StreamSocket>;
+  received: Buffer;
+}
+
+/** Listens on `name`.sock in `dir`; closed after the file's tests. */
+export async function hostEnd(dir: string, name: string): Promise<HostEnd> {
+  const path = join(dir, `${name}.sock`);
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  after(() => server.close());
+  const end: HostEnd = {
+    path,
+    received: Buffer.alloc(0),
+    peer: new Promise<StreamSocket>((resolve) =>
+      server.once('connection', (socket) => {
+        after(() => socket.destroy());
+        socket.on('data', (d: Buffer) => (end.received = Buffer.concat([end.received, d])));
+        resolve(socket);
+      }),
+    ),
+  };
+  return end;
+}
+
+/** Waits until the host end has received `length` bytes after offset `from`; returns them. */
+export async function hostReceives(end: HostEnd, from: number, length: number, waitMs = 5000): Promise<Buffer> {
+  const deadline = Date.now() + waitMs;
+  while (end.received.length < from + length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return end.received.subarray(from, from + length);
 }
