@@ -42,8 +42,6 @@ export interface PackedDescriptorWalkOptions {
   readonly descBase: number;
   /** VIRTIO_F_INDIRECT_DESC negotiated; without it an INDIRECT descriptor is a fault. */
   readonly indirect: boolean;
-  /** Per buffer id, 1 while the queue holds a chain with that id (read only here: a popped id must not be). */
-  readonly inFlight: Uint8Array;
 }
 
 /**
@@ -54,27 +52,14 @@ export interface PackedDescriptorWalkOptions {
  * buffers are accepted, as in the split ring.
  */
 export class PackedDescriptorWalk {
-  /** The buffer id of the chain the last successful walk() stored, in `chains[id]`. */
-  id = 0;
-  /**
-   * One chain object per buffer id, made the first time the id comes and reused after (an id names
-   * at most one chain in flight).
-   */
-  private readonly chains: (ChainStorage | undefined)[];
   private readonly index: number;
   private readonly size: number;
   private readonly memory: GuestMemory;
   private readonly indirect: boolean;
-  private readonly inFlight: Uint8Array;
   private readonly descDv: DataView;
   private readonly descBase: number;
   private readonly bounds: BufferBounds;
   private readonly table: IndirectTable;
-  /**
-   * The storage a chain of several descriptors is walked into: its id is in its last descriptor
-   * (2.8.6), so the walk learns it at the end; this is then swapped with the id's own.
-   */
-  private spare: ChainStorage;
 
   constructor(options: PackedDescriptorWalkOptions) {
     const { memory, size } = options;
@@ -82,18 +67,15 @@ export class PackedDescriptorWalk {
     this.size = size;
     this.memory = memory;
     this.indirect = options.indirect;
-    this.inFlight = options.inFlight;
     this.descDv = options.descDv;
     this.descBase = options.descBase;
     this.bounds = new BufferBounds(memory);
     this.table = new IndirectTable(options.index, size, memory, this.bounds);
-    this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
-    this.spare = this.newChain();
   }
 
-  /** The chain stored under buffer id `id` (by a walk() that returned it in {@link id}). */
-  chain(id: number): ChainStorage {
-    return this.chains[id]!;
+  /** Storage for a chain of this queue, up to the chain limit. */
+  newChain(): ChainStorage {
+    return new ChainStorage(this.memory, PACKED_RING.maxChainBuffers(this.size));
   }
 
   /** Whether the descriptor at ring offset `pos` is available for wrap counter `wrap`. */
@@ -103,46 +85,18 @@ export class PackedDescriptorWalk {
 
   /**
    * Walk the chain whose first descriptor is at ring offset `pos`, the device's wrap counter being
-   * `wrap`, with `free` ring slots not held by the device. Returns the number of ring descriptors the
-   * chain takes, or 0 when the descriptor at `pos` is not available; the chain is then stored under
-   * its buffer id, {@link id}, which was not in flight. Throws QueueFaultError on the first
-   * violation, leaving every chain of an id in flight as it was.
+   * `wrap`, into `chain` (made by {@link newChain}), with `free` ring slots not held by the device.
+   * Returns the number of ring descriptors the chain takes, or 0 when the descriptor at `pos` is not
+   * available; `chain.head` is then the buffer id. Throws QueueFaultError on the first violation.
    */
-  walk(pos: number, wrap: number, free: number): number {
-    const off = this.descBase + pos * PVIRTQ_DESC_SIZE;
-    const flags = this.descDv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
+  walk(chain: ChainStorage, pos: number, wrap: number, free: number): number {
+    const dv = this.descDv;
+    const size = this.size;
+    let off = this.descBase + pos * PVIRTQ_DESC_SIZE;
+    let flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
     if (!isAvailable(flags, wrap)) return 0;
     // The driver can have made available only slots the device does not hold.
     if (free === 0) throw this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `descriptor ${pos} made available while the device holds every slot`);
-    if ((flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT)) === 0) return this.walkOne(pos, off, flags);
-    return this.walkChain(pos, off, flags, wrap, free);
-  }
-
-  /**
-   * A chain of one direct descriptor: its id is known before anything is stored, so the buffer goes
-   * straight into the id's own chain. The checks come in walkChain()'s order (address, id, id free).
-   */
-  private walkOne(pos: number, off: number, flags: number): number {
-    const dv = this.descDv;
-    const len = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
-    const addr = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
-    if (!this.bounds.inside(addr, len)) throw this.addressFault(pos, addr, len);
-    const id = dv.getUint16(off + PVIRTQ_DESC_ID, true);
-    if (id >= this.size || this.inFlight[id] === 1) throw this.idFault(pos, id);
-    const chain = (this.chains[id] ??= this.newChain());
-    chain.clear();
-    // One buffer cannot be refused: it breaks no order, the limit is at least 1, and len < 2^32.
-    chain.push(addr, len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
-    chain.head = id;
-    this.id = id;
-    return 1;
-  }
-
-  /** A chain of several descriptors, or an indirect one, from its first descriptor at `off` (flags `flags`). */
-  private walkChain(pos: number, off: number, flags: number, wrap: number, free: number): number {
-    const dv = this.descDv;
-    const size = this.size;
-    const chain = this.spare;
     chain.clear();
     let n = 0;
     let p = pos;
@@ -154,7 +108,12 @@ export class PackedDescriptorWalk {
       if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
         this.walkIndirect(chain, pos, n, flags, addr, len);
       } else {
-        if (!this.bounds.inside(addr, len)) throw this.addressFault(pos, addr, len);
+        if (!this.bounds.inside(addr, len)) {
+          throw this.fault(
+            'ERR_QUEUE_BUFFER_ADDRESS',
+            `chain at ${pos}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+          );
+        }
         const refused = chain.push(addr, len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
         if (refused !== null) throw this.fault(refused, `chain at ${pos}: buffer ${chain.count} (${refusalMessage(refused)})`);
       }
@@ -179,38 +138,15 @@ export class PackedDescriptorWalk {
     }
     // 2.8.6: the buffer id is in the last descriptor of the chain.
     const id = dv.getUint16(off + PVIRTQ_DESC_ID, true);
-    if (id >= size) throw this.idFault(pos, id);
+    if (id >= size) throw this.fault('ERR_QUEUE_BUFFER_ID', `chain at ${pos}: buffer id ${id} of ${size}`);
     if (chain.readableBytes + chain.writableBytes > MAX_CHAIN_BYTES) {
       throw this.fault(
         'ERR_QUEUE_CHAIN_TOO_LONG',
         `chain at ${pos} holds ${chain.readableBytes + chain.writableBytes} bytes, more than 2^32`,
       );
     }
-    if (this.inFlight[id] === 1) throw this.idFault(pos, id);
-    this.spare = this.chains[id] ?? this.newChain();
-    this.chains[id] = chain;
     chain.head = id;
-    this.id = id;
     return n;
-  }
-
-  /** The fault for buffer id `id` of the chain at `pos`: out of range, or in flight. Apart so that the walks stay small. */
-  private idFault(pos: number, id: number): QueueFaultError {
-    return id >= this.size
-      ? this.fault('ERR_QUEUE_BUFFER_ID', `chain at ${pos}: buffer id ${id} of ${this.size}`)
-      : this.fault('ERR_QUEUE_BUFFER_ID_IN_USE', `chain at ${pos}: buffer id ${id} is already in flight`);
-  }
-
-  /** Storage for a chain of this queue, up to the chain limit. */
-  private newChain(): ChainStorage {
-    return new ChainStorage(this.memory, PACKED_RING.maxChainBuffers(this.size));
-  }
-
-  private addressFault(pos: number, addr: number, len: number): QueueFaultError {
-    return this.fault(
-      'ERR_QUEUE_BUFFER_ADDRESS',
-      `chain at ${pos}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
-    );
   }
 
   /**

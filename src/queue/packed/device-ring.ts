@@ -16,6 +16,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import * as packedRingSpec from '../../spec/packed-ring.js';
 import { packedDescRingSize } from '../../spec/packed-ring.js';
 import * as ringSpec from '../../spec/ring.js';
+import type { ChainStorage } from '../chain-storage.js';
 import { ringArea } from '../ring-area.js';
 import { PACKED_RING } from '../ring-format.js';
 import type { DescriptorChain, InOrderRing } from '../types.js';
@@ -96,10 +97,13 @@ export class PackedQueue implements InOrderRing {
   private checkedUsed = 0;
   /** Device event suppression in RING_EVENT_FLAGS_DESC mode: pop() keeps the event at the next position. */
   private trackAvail = false;
-  /** Per buffer id: whether it is in flight and how many ring slots its chain took (its chain object is the walker's). */
+  /** Per buffer id: its chain object, whether it is in flight, and how many ring slots its chain took. */
+  private readonly chains: (ChainStorage | undefined)[];
   private readonly inFlight: Uint8Array;
   private readonly chainSlots: Uint16Array;
   private inFlightCount = 0;
+  /** The storage the next walk fills; swapped with the id's own once the id is known. */
+  private spare: ChainStorage;
 
   /** Throws QueueFaultError('ERR_QUEUE_RING_ADDRESS') for a bad size, misaligned or unmapped ring. */
   constructor(options: PackedQueueOptions) {
@@ -120,8 +124,6 @@ export class PackedQueue implements InOrderRing {
     this.driverBase = driverArea.base;
     this.deviceDv = deviceArea.dv;
     this.deviceBase = deviceArea.base;
-    this.inFlight = new Uint8Array(size);
-    this.chainSlots = new Uint16Array(size);
     this.walker = new PackedDescriptorWalk({
       index,
       size,
@@ -129,8 +131,11 @@ export class PackedQueue implements InOrderRing {
       descDv: this.descDv,
       descBase: this.descBase,
       indirect: options.indirect,
-      inFlight: this.inFlight,
     });
+    this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
+    this.inFlight = new Uint8Array(size);
+    this.chainSlots = new Uint16Array(size);
+    this.spare = this.walker.newChain();
   }
 
   /** Ring offset of the next descriptor the device will read. */
@@ -159,10 +164,14 @@ export class PackedQueue implements InOrderRing {
    * Throws QueueFaultError on a guest fault, leaving the queue as it was (the chain stays unpopped).
    */
   pop(): DescriptorChain | null {
-    const walker = this.walker;
-    const slots = walker.walk(this.nextAvail, this.availWrap, this.size - this.heldSlots);
+    const chain = this.spare;
+    const slots = this.walker.walk(chain, this.nextAvail, this.availWrap, this.size - this.heldSlots);
     if (slots === 0) return null;
-    const id = walker.id;
+    const id = chain.head;
+    if (this.inFlight[id] === 1)
+      throw this.fault('ERR_QUEUE_BUFFER_ID_IN_USE', `chain at ${this.nextAvail}: buffer id ${id} is already in flight`);
+    this.spare = this.chains[id] ?? this.walker.newChain();
+    this.chains[id] = chain;
     this.inFlight[id] = 1;
     this.chainSlots[id] = slots;
     this.inFlightCount++;
@@ -173,7 +182,7 @@ export class PackedQueue implements InOrderRing {
       this.availWrap ^= 1;
     }
     if (this.trackAvail) this.writeDeviceEvent(RING_EVENT_FLAGS_DESC);
-    return walker.chain(id);
+    return chain;
   }
 
   /**
@@ -212,9 +221,9 @@ export class PackedQueue implements InOrderRing {
   }
 
   /** The chain buffer id `id` names; ERR_QUEUE_USED_OVERFLOW when none is in flight. */
-  private inFlightChain(id: number): DescriptorChain {
+  private inFlightChain(id: number): ChainStorage {
     if (this.inFlight[id] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used descriptor for buffer id ${id}, which is not in flight`);
-    return this.walker.chain(id);
+    return this.chains[id]!;
   }
 
   private release(id: number): void {

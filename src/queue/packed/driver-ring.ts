@@ -357,9 +357,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
 
   /** 2.9 notification data, bits 16-31: next_off (15 bits) and next_wrap as of the last publish. */
   notificationData(): number {
-    return (
-      (this.publishedNext & NOTIFY_DATA_PACKED_OFF_MASK) | (this.publishedWrap << (NOTIFY_DATA_PACKED_WRAP_SHIFT - NOTIFY_DATA_NEXT_SHIFT))
-    );
+    return (this.publishedNext & NOTIFY_DATA_PACKED_OFF_MASK) | (this.publishedWrap << (NOTIFY_DATA_PACKED_WRAP_SHIFT - NOTIFY_DATA_NEXT_SHIFT));
   }
 
   /** Issue what publish() flushes before the first flags: readable buffers, tables, descriptors. */
