@@ -14,6 +14,9 @@
  * rate. Every bench checks what it moved: the chains the device ring handed out (head, buffers,
  * addresses, lengths) and, after the timed batches, the used entries both the device ring and the
  * bare loop wrote (ids, lengths, flags, used index).
+ *
+ * The rings are built directly, without the VIRTIO_F_IN_ORDER layer (src/queue/in-order-queue.ts),
+ * which wraps them only when that feature is negotiated: these are the rates without it.
  */
 
 import { ArrayGuestMemory } from '../src/memory/guest-memory.js';
