@@ -150,8 +150,10 @@ export class HostileBus implements PciBus, DmaLedger {
     memory: GuestMemory,
     private readonly input: FuzzInput,
     readonly adversary: Adversary = NO_ADVERSARY,
+    /** The ring format the driver will negotiate: how used-entry lies are laid out. */
+    rings: RingLayoutKind = 'split',
   ) {
-    this.dma = new HostileDma(inner.dma, memory, input, this);
+    this.dma = new HostileDma(inner.dma, memory, input, this, rings);
   }
 
   /** Count one operation; throws once the budget is gone, or BusError once the bus is closed. */
