@@ -20,7 +20,8 @@
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
  * not settled after HANG_MS is a hang); returned data has exactly the size asked for; with no
  * tampering at all everything succeeds (unless an allocation was made to fail); close() leaves no
- * timers behind; every DMA byte is back in the allocator once close() has succeeded, or once an open
+ * timers behind; the driver refreshes (looks at) only memory it allocated and has not freed, so a
+ * used len beyond a buffer is refused before the data is read; every DMA byte is back in the allocator once close() has succeeded, or once an open
  * failed against a device that told no lies (it could reset it).
  */
 
@@ -197,6 +198,8 @@ export async function run(data: Uint8Array): Promise<void> {
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   if (bus.exhausted)
     throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
+  const stray = bus.hostileDma.strayRefresh;
+  check(stray === undefined, 'memory-outside', () => `the ${kind} driver made a ${stray}`);
   if (unhandled.length > 0)
     throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
   if (bus.tampered === 0 && bus.allocFailures === 0)
