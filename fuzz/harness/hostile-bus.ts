@@ -131,6 +131,8 @@ export type RingLayoutKind = 'split' | 'packed';
 export class HostileBus implements PciBus, DmaLedger {
   readonly name = 'hostile';
   readonly dma: DmaMemory;
+  /** The same object as `dma`, for the harness's checks. */
+  readonly hostileDma: HostileDma;
   /** Tampered answers so far (for the harness: a run with none must succeed). */
   tampered = 0;
   operations = 0;
@@ -150,8 +152,10 @@ export class HostileBus implements PciBus, DmaLedger {
     memory: GuestMemory,
     private readonly input: FuzzInput,
     readonly adversary: Adversary = NO_ADVERSARY,
+    /** The ring format the driver will negotiate: how used-entry lies are laid out. */
+    rings: RingLayoutKind = 'split',
   ) {
-    this.dma = new HostileDma(inner.dma, memory, input, this);
+    this.dma = this.hostileDma = new HostileDma(inner.dma, memory, input, this, rings);
   }
 
   /** Count one operation; throws once the budget is gone, or BusError once the bus is closed. */
@@ -244,6 +248,14 @@ export class HostileDma implements DmaMemory {
   /** Flood elements still to write (set when used.idx was flooded), and the next head to name. */
   private floodLeft = 0;
   private floodHead = 0;
+  /** Live allocations: address -> size. */
+  private readonly live = new Map<number, number>();
+  /**
+   * The first refresh of a range outside every live allocation: a driver looking at memory it does
+   * not own, as one that trusted a used len beyond its buffer would (checked by the harness after
+   * the run, since drivers' background loops may swallow what refresh throws).
+   */
+  strayRefresh: string | undefined;
 
   constructor(
     private readonly inner: DmaMemory,
@@ -263,10 +275,12 @@ export class HostileDma implements DmaMemory {
     }
     const buffer = this.inner.alloc(size, align);
     this.bus.dmaOutstanding += buffer.bytes.byteLength;
+    this.live.set(buffer.addr, buffer.bytes.byteLength);
     return buffer;
   }
   free(buffer: DmaBuffer): void {
     this.inner.free(buffer);
+    this.live.delete(buffer.addr);
     this.bus.dmaOutstanding -= buffer.bytes.byteLength;
   }
   async flush(addr: number, len: number): Promise<void> {
@@ -278,6 +292,8 @@ export class HostileDma implements DmaMemory {
   /** Before the driver looks: maybe the device rewrote the range (a used.idx, a used element, data). */
   async refresh(addr: number, len: number): Promise<void> {
     this.bus.spend();
+    if (this.strayRefresh === undefined && !this.owned(addr, len))
+      this.strayRefresh = `refresh of [0x${addr.toString(16)}, +${len}) outside every live DMA allocation`;
     await this.inner.refresh(addr, len);
     if (this.flood(addr, len)) return;
     const d = this.input.u8();
@@ -306,6 +322,11 @@ export class HostileDma implements DmaMemory {
         m.write32(at + 4, d & 2 ? this.input.u16() : this.input.u32());
       }
     } else m.write(addr, this.input.bytes(Math.min(len, 4096)));
+  }
+
+  private owned(addr: number, len: number): boolean {
+    for (const [start, size] of this.live) if (addr >= start && addr + len <= start + size) return true;
+    return false;
   }
 
   /** The Adversary's flood of used elements; whether it rewrote this range. */

@@ -9,11 +9,19 @@
  * midway, and for net a receiveq of FLOOD_QUEUE_SIZE small buffers that a flood of short used
  * elements returns at once.
  *
+ * An input that ends with the RING_TRAILER picks the ring variant from the byte before it (bit 0:
+ * the device offers VIRTIO_F_RING_PACKED, so on the modern interface every driver takes the packed
+ * ring and the bus's used-descriptor lies use the packed layout); those three bytes are then not
+ * part of the tamper stream. Inputs without it (the whole corpus kept before it existed) run the
+ * split ring as before: with VIRTIO_F_IN_ORDER on the modern interface (offered, and asked for by
+ * every driver), without it on the legacy one (bit 35 lies beyond its 32-bit feature word).
+ *
  * Guarantees checked: every driver call ends in success or one of our typed errors (never another
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
  * not settled after HANG_MS is a hang); returned data has exactly the size asked for; with no
  * tampering at all everything succeeds (unless an allocation was made to fail); close() leaves no
- * timers behind; every DMA byte is back in the allocator once close() has succeeded, or once an open
+ * timers behind; the driver refreshes (looks at) only memory it allocated and has not freed, so a
+ * used len beyond a buffer is refused before the data is read; every DMA byte is back in the allocator once close() has succeeded, or once an open
  * failed against a device that told no lies (it could reset it).
  */
 
@@ -23,12 +31,14 @@ import { VirtioNetDriver } from '../../src/driver/net/net-driver.js';
 import { RngDriver } from '../../src/driver/rng/rng-driver.js';
 import { VirtioError } from '../../src/errors.js';
 import { Machine } from '../../src/platform/machine.js';
+import type { VirtioDriver } from '../../src/driver/virtio-driver.js';
+import { hasFeature, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 import type { VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { GuaranteeViolation, check, describe, expectTypedAsync } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
-import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
+import { makeZooDevice, offeringPackedRing, type ZooKind } from '../harness/device-zoo.js';
 import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
 import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
 import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
@@ -48,6 +58,20 @@ const PLAIN_VARIANTS = MODES.length * MSIX_VECTORS.length;
 /** Net's queues under a flood: thousands of receive buffers of FLOOD_RX_BUFFER bytes. */
 const FLOOD_QUEUE_SIZE = 2048;
 const FLOOD_RX_BUFFER = 64;
+/**
+ * Marks the ring variant byte at the input's end. No input kept before it existed ends with these
+ * two bytes, and the mutator keeps tails often enough (truncation drops it: the split variant).
+ */
+const RING_TRAILER = [0x52, 0xa7] as const;
+/** The ring variant byte: the device offers VIRTIO_F_RING_PACKED. */
+const RING_PACKED_OFFERED = 1;
+
+/** The tamper stream and ring variant byte of an input (see the file comment). */
+function ringVariant(data: Uint8Array): { stream: Uint8Array; variant: number } {
+  const n = data.length;
+  if (n < 4 || data[n - 2] !== RING_TRAILER[0] || data[n - 1] !== RING_TRAILER[1]) return { stream: data, variant: 0 };
+  return { stream: data.subarray(0, n - 3), variant: data[n - 3]! };
+}
 
 export const shape: MutationShape = { maxLength: 2048 };
 
@@ -61,7 +85,9 @@ export async function run(data: Uint8Array): Promise<void> {
     listening = true;
   }
   unhandled.length = 0;
-  const input = new FuzzInput(data);
+  const ring = ringVariant(data);
+  const packed = (ring.variant & RING_PACKED_OFFERED) !== 0;
+  const input = new FuzzInput(ring.stream);
   const pick = input.u8();
   const kind = KINDS[pick % KINDS.length]!;
   const variant = Math.floor(pick / KINDS.length);
@@ -71,23 +97,30 @@ export async function run(data: Uint8Array): Promise<void> {
   const zoo = makeZooDevice(kind, flood ? FLOOD_QUEUE_SIZE : undefined);
   const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
-  const { bdf } = machine.plugVirtio(zoo.device, {
-    mode: MODES[variant % MODES.length]!,
+  const mode = MODES[variant % MODES.length]!;
+  const { bdf } = machine.plugVirtio(packed ? offeringPackedRing(zoo.device) : zoo.device, {
+    mode,
     msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]!,
   });
   const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
-  const bus = new HostileBus(machine.bus, machine.memory, input, adversary);
+  const bus = new HostileBus(machine.bus, machine.memory, input, adversary, packed && mode !== 'legacy' ? 'packed' : 'split');
   const options = flood ? { timeoutMs: TIMEOUT_MS, queueSize: FLOOD_QUEUE_SIZE, rxBufferSize: FLOOD_RX_BUFFER } : { timeoutMs: TIMEOUT_MS };
   const timersBefore = countTimers();
   /** Whether close() completed (the device confirmed its reset), or open failed: for the DMA check. */
   let closed = false;
   let opened = false;
+  /** An honest device offering the packed ring on the modern interface: every driver takes it. */
+  const opening = (core: VirtioDriver): void => {
+    opened = true;
+    if (packed && mode !== 'legacy' && bus.tampered === 0)
+      check(hasFeature(core.features, VIRTIO_F_RING_PACKED), 'contract', () => `the ${kind} driver did not take the offered packed ring`);
+  };
 
   const workload = async (): Promise<void> => {
     switch (kind) {
       case 'rng': {
         const drv = await RngDriver.open(bus, bdf, options);
-        opened = true;
+        opening(drv.virtio);
         try {
           for (const n of [32, 100]) {
             const bytes = await drv.read(n);
@@ -101,7 +134,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case 'blk': {
         const drv = await BlkDriver.open(bus, bdf, options);
-        opened = true;
+        opening(drv.virtio);
         try {
           const sectors = await drv.read(0, 2);
           check(sectors.length === 1024, 'contract', () => `blk read of 2 sectors returned ${sectors.length} bytes`);
@@ -115,7 +148,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case 'net': {
         const drv = await VirtioNetDriver.open(bus, bdf, options);
-        opened = true;
+        opening(drv.core);
         try {
           await drv.send(new Uint8Array(60).fill(0x11));
           zoo.hostInput(0, Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 8, 0, ...new Array(46).fill(7)));
@@ -129,7 +162,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       default: {
         const drv = await VirtioConsoleDriver.open(bus, bdf, options);
-        opened = true;
+        opening(drv.core);
         try {
           const port = await drv.waitPort(0, TIMEOUT_MS);
           await port.write(Uint8Array.of(0x68, 0x69, 0x0a));
@@ -165,6 +198,8 @@ export async function run(data: Uint8Array): Promise<void> {
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   if (bus.exhausted)
     throw new GuaranteeViolation('hang', `the ${kind} driver made more than ${OPERATION_BUDGET} bus operations (a loop that never ends)`);
+  const stray = bus.hostileDma.strayRefresh;
+  check(stray === undefined, 'memory-outside', () => `the ${kind} driver made a ${stray}`);
   if (unhandled.length > 0)
     throw new GuaranteeViolation('escaped-exception', `unhandled rejection in the ${kind} driver: ${describe(unhandled[0])}`);
   if (bus.tampered === 0 && bus.allocFailures === 0)
@@ -230,6 +265,22 @@ export function seeds(): Seed[] {
   KINDS.forEach((kind, k) => {
     s.push({ name: `${kind}-used-id-never-submitted`, data: late(k, 150, 0x7fff, 1) });
     s.push({ name: `${kind}-used-len-beyond-buffer`, data: late(k, 150, 0, 0xffffffff) });
+  });
+  // The packed ring (the ring variant trailer): honest, and used descriptors (len u32, id u16,
+  // flags u8: AVAIL and USED both set) naming an id never submitted / a len beyond the buffer.
+  const packed = (data: Uint8Array): Uint8Array => Uint8Array.of(...data, RING_PACKED_OFFERED, ...RING_TRAILER);
+  const latePacked = (k: number, id: number, len: number): Uint8Array => {
+    const w = new InputWriter().u8(k);
+    for (let i = 0; i < 150; i++) w.u8(0);
+    for (let i = 0; i < 32; i++) w.u8(0xd0).u32(len).u16(id).u8(1);
+    return w.finish();
+  };
+  KINDS.forEach((kind, k) => {
+    s.push({ name: `packed-honest-${kind}`, data: packed(Uint8Array.of(k)) });
+    s.push({ name: `packed-honest-${kind}-transitional-msix`, data: packed(Uint8Array.of(k + KINDS.length * 4)) });
+    s.push({ name: `packed-${kind}-all-reads-random`, data: packed(tamperAll(k, 0xff, 0x12345678)) });
+    s.push({ name: `packed-${kind}-used-id-never-submitted`, data: packed(latePacked(k, 0x7fff, 1)) });
+    s.push({ name: `packed-${kind}-used-len-beyond-buffer`, data: packed(latePacked(k, 0, 0xffffffff)) });
   });
   // With an Adversary (harness/hostile-bus.ts decodeAdversary), and no other tampering.
   const adversary = (

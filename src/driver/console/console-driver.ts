@@ -208,6 +208,8 @@ export class ConsoleDriverPort {
           throw err;
         }
         for (const u of used) {
+          // close() frees the receive buffers while this loop awaits: never look at freed memory.
+          if (this.closed) break;
           // An empty buffer carries nothing: park it until a read makes progress, so that a device
           // returning every buffer empty cannot keep the driver re-posting in a loop. Data for a
           // removed port is dropped the same way.
@@ -482,6 +484,8 @@ export class VirtioConsoleDriver {
             throw err;
           }
           for (const u of used) {
+            // close() frees the control buffers while this loop awaits: never look at freed memory.
+            if (this.closed) break;
             const buf = buffers[u.token]!;
             await this.core.bus.dma.refresh(buf.addr, u.len);
             const bad = this.badControl;
