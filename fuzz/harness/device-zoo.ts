@@ -16,7 +16,6 @@ import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
 import { streamBytePort } from '../../src/device/console/port-streams.js';
 import { DeferredBackend } from '../../test/helpers/deferred-backend.js';
-import { featureSet, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 
 /** Queue size of every fuzzed device: small enough to scan, large enough for real chains. */
 export const ZOO_QUEUE_SIZE = 8;
@@ -106,18 +105,6 @@ function asyncBackend(inner: MemoryBlockBackend): BlockBackend {
     writeZeroes: (offset, length) => later(() => inner.writeZeroes(offset, length)),
     discard: (offset, length) => later(() => inner.discard(offset, length)),
   };
-}
-
-/**
- * `device` offering VIRTIO_F_RING_PACKED too (2.8): the device core implements the packed ring but
- * does not offer it on main yet, so the harness adds the bit to the device's own features (the
- * legacy interface's 32-bit feature word drops it, as it must). Every other access goes to `device`.
- */
-export function offeringPackedRing(device: VirtioDevice): VirtioDevice {
-  const deviceFeatures = device.deviceFeatures | featureSet(VIRTIO_F_RING_PACKED);
-  return new Proxy(device, {
-    get: (target, key, receiver) => (key === 'deviceFeatures' ? deviceFeatures : Reflect.get(target, key, receiver)),
-  });
 }
 
 export function makeZooDevice(kind: ZooKind, queueSize = ZOO_QUEUE_SIZE): ZooDevice {

@@ -38,7 +38,7 @@ import { GuaranteeViolation, check, describe, expectTypedAsync } from '../engine
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
-import { makeZooDevice, offeringPackedRing, type ZooKind } from '../harness/device-zoo.js';
+import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
 import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
 import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
 import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
@@ -98,8 +98,9 @@ export async function run(data: Uint8Array): Promise<void> {
   const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
   const mode = MODES[variant % MODES.length]!;
-  const { bdf } = machine.plugVirtio(packed ? offeringPackedRing(zoo.device) : zoo.device, {
+  const { bdf } = machine.plugVirtio(zoo.device, {
     mode,
+    packed,
     msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]!,
   });
   const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
