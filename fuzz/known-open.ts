@@ -11,16 +11,8 @@ export interface KnownOpen {
   readonly summary: string;
 }
 
-/** Findings 1-8 of fuzz/RESULTS.md are fixed; 9 is open. */
-export const KNOWN_OPEN: readonly KnownOpen[] = [
-  {
-    target: 'hostile-device',
-    // A ring field (used.idx or event field: 2 bytes; the packed device event area: 4) of a freed ring.
-    match: /refresh of \[0x[0-9a-f]+, \+[24]\) outside every live DMA allocation/,
-    summary:
-      'finding 9: a publish() still running when close() destroys the ring reads (and may write) the freed ring (split and packed driver rings)',
-  },
-];
+/** Findings 1-9 of fuzz/RESULTS.md are fixed; none is open. */
+export const KNOWN_OPEN: readonly KnownOpen[] = [];
 
 export function knownOpen(target: string, message: string): KnownOpen | undefined {
   return KNOWN_OPEN.find((k) => k.target === target && k.match.test(message));

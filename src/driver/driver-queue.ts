@@ -125,6 +125,7 @@ export class DriverQueue<T = unknown> {
       throw error;
     }
     const tokens = this.ring.detachUnused();
+    await this.ring.idle();
     this.ring.destroy();
     this.resetState = 'reset';
     return tokens;
@@ -152,6 +153,11 @@ export class DriverQueue<T = unknown> {
   signal(): void {
     this.signalled = true;
     this.wake?.();
+  }
+
+  /** Resolves once no publish or reap of the ring is running; call it before {@link destroy}. */
+  idle(): Promise<void> {
+    return this.ring.idle();
   }
 
   /** After the device has been reset: give the ring memory back (the queue is unusable afterwards). */

@@ -505,7 +505,9 @@ export class VirtioDriver implements QueueHost {
     await this.transport.reset();
     if (this.plan !== undefined && this.plan.kind !== 'intx' && this.probe.msix !== undefined)
       await disableMsix(this.bus, this.fn, this.probe.msix, this.transport);
-    // The device no longer touches the rings: their memory can go back to the allocator.
+    // The device no longer touches the rings, and once a publish or reap waiting on the bus has
+    // ended neither do we: their memory can go back to the allocator.
+    await Promise.all([...this.queues.values()].map((q) => q.idle()));
     for (const q of this.queues.values()) q.destroy();
   }
 }

@@ -102,6 +102,14 @@ export class RingDma {
     return result;
   }
 
+  /**
+   * Resolves once no serial() operation is running. A publish or reap waiting on the bus still
+   * writes ring memory when its wait ends, so the ring is destroyed only after this.
+   */
+  async idle(): Promise<void> {
+    await this.tail;
+  }
+
   /** Throw UsageError unless the DMA is coherent: `name` (a synchronous ring operation) needs it. */
   requireCoherent(name: string): void {
     if (!this.coherent) throw new UsageError(`queue ${this.index}: ${name}() needs coherent DMA; use the asynchronous form`);

@@ -114,6 +114,8 @@ export interface DriverRing<T> {
   setInterruptSuppression(enabled: boolean): Promise<void>;
   /** After a device reset: forget every chain in flight and return their tokens. */
   detachUnused(): T[];
+  /** Resolves once no publish() or reap() is running (one may be waiting on a remote bus); before destroy(). */
+  idle(): Promise<void>;
   /** Give the ring memory back; the ring is unusable afterwards. */
   destroy(): void;
 }

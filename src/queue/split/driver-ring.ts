@@ -501,6 +501,10 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     return tokens;
   }
 
+  idle(): Promise<void> {
+    return this.dma.idle();
+  }
+
   /** Return the ring memory to the DMA allocator; the queue is unusable afterwards. */
   destroy(): void {
     this.detachUnused();
