@@ -101,13 +101,15 @@ export async function run(data: Uint8Array): Promise<void> {
   const device = zoo.device;
   const deviceBits = BigInt(input.u32());
   const ringBits = input.u8();
+  // The transport offers RING_PACKED only when made with `packed: true` (core/device-core.ts): the ring byte says so.
+  const packedOffered = ringBits >> 3 === PACKED_RING_BITS ? bit(VIRTIO_F_RING_PACKED) : 0n;
   const wanted =
     deviceBits |
     bit(VIRTIO_F_VERSION_1) |
     (BigInt(ringBits & 3) << BigInt(VIRTIO_F_INDIRECT_DESC)) |
     (ringBits & 4 ? bit(VIRTIO_F_IN_ORDER) : 0n) |
-    (ringBits >> 3 === PACKED_RING_BITS ? bit(VIRTIO_F_RING_PACKED) : 0n);
-  let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
+    packedOffered;
+  let features = (device.deviceFeatures | TRANSPORT_FEATURES | packedOffered) & wanted;
   if (device.acceptFeatures?.(features) === false) features = bit(VIRTIO_F_VERSION_1);
   const inOrder = hasFeature(features, VIRTIO_F_IN_ORDER);
   const packed = hasFeature(features, VIRTIO_F_RING_PACKED);
@@ -125,12 +127,15 @@ export async function run(data: Uint8Array): Promise<void> {
   let resetSettled = false;
   /** A Poke in this life: the device may find any packed descriptor available, and use it. */
   let poked = false;
+  /** Used elements the driver has taken from each queue of this life (chains, with IN_ORDER batches counted whole). */
+  let reaped: number[] = [];
 
   /** The guest lays out fresh rings (unguarded) in this life's half, then the transport activates the device (guarded). */
   const activate = async (): Promise<void> => {
     mem.inner.bytes.fill(0);
     lifeBase = MEM_BASE + (life % 2) * REGION * REGIONS;
     poked = false;
+    reaped = new Array<number>(nq).fill(0);
     const offset = lifeBase - MEM_BASE;
     mocks = Array.from({ length: nq }, (_, i) => {
       const options = {
@@ -209,6 +214,17 @@ export async function run(data: Uint8Array): Promise<void> {
     if (pastFull > 0)
       throw new GuaranteeViolation('memory-growth', `${what}: ${pastFull} bytes written to a host stream after it reported itself full`);
   };
+  /**
+   * The guest takes what was used from queue qi. Unless a Poke broke the ring, it must find each
+   * used element where the format puts it (split used ring; packed: at its used position, 2.8.6).
+   */
+  const reap = (qi: number): void => {
+    try {
+      reaped[qi]! += inOrder ? mocks[qi]!.readUsedBatches().reduce((n, u) => n + u.batch, 0) : mocks[qi]!.readUsed().length;
+    } catch (e) {
+      check(poked, 'contract', () => `queue ${qi}: the driver cannot read the used ring: ${describe(e)}`);
+    }
+  };
   /** Queues of lives whose reset completed: nothing may use them again. */
   const retired: WatchedQueue[] = [];
 
@@ -277,12 +293,7 @@ export async function run(data: Uint8Array): Promise<void> {
         // a Poke may have corrupted the used ring it reads (the device's side is checked per call),
         // which with IN_ORDER (or a packed used descriptor naming an id not in flight) leaves an
         // element the driver cannot take: then nothing more is taken.
-        try {
-          if (inOrder) mocks[qi]!.readUsedBatches();
-          else mocks[qi]!.readUsed();
-        } catch {
-          // a used ring the Pokes broke
-        }
+        reap(qi);
         break;
     }
     if (resetting && resetSettled) await newLife();
@@ -302,6 +313,18 @@ export async function run(data: Uint8Array): Promise<void> {
     await newLife();
   }
   await guarded('final drain', turn);
+  // Every used element reached the driver (with IN_ORDER the layer may still hold some behind a
+  // chain a fault left in flight); a Poke or a fault may have broken the ring, then nothing is said.
+  if (!poked && host.faults === 0)
+    for (let qi = 0; qi < nq; qi++) {
+      reap(qi);
+      const used = queues[qi]!.used;
+      check(
+        inOrder ? reaped[qi]! <= used : reaped[qi] === used,
+        'contract',
+        () => `queue ${qi}: the device used ${used} chains, the driver found ${reaped[qi]!}`,
+      );
+    }
   check(
     zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000,
     'memory-growth',
