@@ -20,9 +20,11 @@
  *
  * Guarantees checked: queueNotify and the config accessors throw nothing but our typed errors; a
  * fault reaches needsReset only as a typed error; the device writes only the used ring and the
- * writable buffers of chains it popped; every used element names a chain the device popped, with a
- * len no larger than its writable bytes; after reset and a fresh activation the device serves again;
- * once a reset has completed nothing of the old life touches guest memory or its queues (each life's
+ * writable buffers of chains it popped (packed: its event suppression area and the descriptor slots
+ * in flight); every used element names a chain the device popped, with a len no larger than its
+ * writable bytes; unless a Poke or a fault broke the ring, the driver finds every used element where
+ * the format puts it (split used ring, packed used position); after reset and a fresh activation
+ * the device serves again; once a reset has completed nothing of the old life touches guest memory or its queues (each life's
  * rings live in their own half of memory, so a late write lands where nothing may be written); no
  * byte goes to a host stream after it reported itself full.
  */
