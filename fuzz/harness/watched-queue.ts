@@ -12,6 +12,8 @@ export class WatchedQueue implements DeviceQueue {
   /** Writable bytes of each chain in flight, by head. */
   readonly inFlight = new Map<number, number>();
   readonly problems: string[] = [];
+  /** Used elements the ring took (for a driver-side count of what reached it). */
+  used = 0;
   /** Set once the device's reset has completed: the queue belongs to a finished life. */
   private retired = false;
 
@@ -49,6 +51,7 @@ export class WatchedQueue implements DeviceQueue {
     if (writable === undefined) this.problems.push(`queue ${this.index}: used element for head ${head}, which the device never popped`);
     else if (len > writable) this.problems.push(`queue ${this.index}: used len ${len} for head ${head} with ${writable} writable bytes`);
     this.inner.pushUsed(head, len);
+    this.used++;
     this.inFlight.delete(head);
   }
 

@@ -4,8 +4,14 @@
  * virtio_net_hdr + frames, net control commands, console control messages and port data), host
  * input, guest memory corruption, config accesses and resets.
  *
- * The header's ring byte picks INDIRECT_DESC, EVENT_IDX and IN_ORDER; with IN_ORDER the device
- * models get the in-order layer (queue/in-order-queue.ts) over their rings, as the transport gives it.
+ * The header's ring byte picks INDIRECT_DESC, EVENT_IDX and IN_ORDER (bits 0-2); with IN_ORDER the
+ * device models get the in-order layer (queue/in-order-queue.ts) over their rings, as the transport
+ * gives it. Its high five bits equal to 2 (ring bytes 0x10-0x17) offer RING_PACKED: the rings are then
+ * packed (MockPackedQueue), and the device may write only the descriptor ring's slots the driver has
+ * made available and not yet taken back (all of them once a Poke may have made others available),
+ * and its event suppression area. Why not a free bit: every bit of the byte is set in some corpus
+ * file (the mutator wrote them while they meant nothing); the value 2 in the high bits is in none,
+ * so every old input keeps the split ring and its meaning.
  *
  * Also: blk whose backend operations wait until the input releases them (Drain), in any order, with
  * success or an I/O error, across resets (a reset completes only when they have settled; until then
@@ -14,9 +20,11 @@
  *
  * Guarantees checked: queueNotify and the config accessors throw nothing but our typed errors; a
  * fault reaches needsReset only as a typed error; the device writes only the used ring and the
- * writable buffers of chains it popped; every used element names a chain the device popped, with a
- * len no larger than its writable bytes; after reset and a fresh activation the device serves again;
- * once a reset has completed nothing of the old life touches guest memory or its queues (each life's
+ * writable buffers of chains it popped (packed: its event suppression area and the descriptor slots
+ * in flight); every used element names a chain the device popped, with a len no larger than its
+ * writable bytes; unless a Poke or a fault broke the ring, the driver finds every used element where
+ * the format puts it (split used ring, packed used position); after reset and a fresh activation
+ * the device serves again; once a reset has completed nothing of the old life touches guest memory or its queues (each life's
  * rings live in their own half of memory, so a late write lands where nothing may be written); no
  * byte goes to a host stream after it reported itself full.
  */
@@ -28,14 +36,18 @@ import {
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   bit,
   hasFeature,
 } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
+import { PVIRTQ_DESC_SIZE, PVIRTQ_EVENT_SUPPRESS_SIZE } from '../../src/spec/packed-ring.js';
 import { TRANSPORT_FEATURES } from '../../src/core/device-core.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
+import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
+import type { MockRing } from '../../src/testing/mock-ring.js';
 import { GuaranteeViolation, check, describe, expectTyped } from '../engine/guarantees.js';
 import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
@@ -56,6 +68,8 @@ const RECORD = 8;
 const MAX_OPS = 48;
 /** Release rounds at the end: each released write starts at most one flush, so two suffice; more is a runaway. */
 const FINAL_DRAIN_ROUNDS = 8;
+/** The ring byte's high five bits that offer RING_PACKED (a value no corpus file from before had there). */
+const PACKED_RING_BITS = 2;
 
 export const shape: MutationShape = { maxLength: 5 + RECORD * MAX_OPS * 2, headerSize: 5, recordSize: RECORD, dictionary: dictionary() };
 
@@ -89,19 +103,23 @@ export async function run(data: Uint8Array): Promise<void> {
   const device = zoo.device;
   const deviceBits = BigInt(input.u32());
   const ringBits = input.u8();
+  // The transport offers RING_PACKED only when made with `packed: true` (core/device-core.ts): the ring byte says so.
+  const packedOffered = ringBits >> 3 === PACKED_RING_BITS ? bit(VIRTIO_F_RING_PACKED) : 0n;
   const wanted =
     deviceBits |
     bit(VIRTIO_F_VERSION_1) |
     (BigInt(ringBits & 3) << BigInt(VIRTIO_F_INDIRECT_DESC)) |
-    (ringBits & 4 ? bit(VIRTIO_F_IN_ORDER) : 0n);
-  let features = (device.deviceFeatures | TRANSPORT_FEATURES) & wanted;
+    (ringBits & 4 ? bit(VIRTIO_F_IN_ORDER) : 0n) |
+    packedOffered;
+  let features = (device.deviceFeatures | TRANSPORT_FEATURES | packedOffered) & wanted;
   if (device.acceptFeatures?.(features) === false) features = bit(VIRTIO_F_VERSION_1);
   const inOrder = hasFeature(features, VIRTIO_F_IN_ORDER);
+  const packed = hasFeature(features, VIRTIO_F_RING_PACKED);
   const mem = new GuardedMemory(2 * REGION * REGIONS, { base: MEM_BASE, allowAllReads: true });
   const host = new Host(mem);
   device.attach(host);
   const nq = device.queueMaxSizes.length;
-  let mocks: MockQueue[] = [];
+  let mocks: MockRing[] = [];
   let queues: WatchedQueue[] = [];
   /** Device lives so far; life n has its rings in half n % 2. */
   let life = 0;
@@ -109,22 +127,27 @@ export async function run(data: Uint8Array): Promise<void> {
   /** A reset waiting for backend operations of the old life to settle, and whether they have. */
   let resetting: Promise<void> | undefined;
   let resetSettled = false;
+  /** A Poke in this life: the device may find any packed descriptor available, and use it. */
+  let poked = false;
+  /** Used elements the driver has taken from each queue of this life (chains, with IN_ORDER batches counted whole). */
+  let reaped: number[] = [];
 
   /** The guest lays out fresh rings (unguarded) in this life's half, then the transport activates the device (guarded). */
   const activate = async (): Promise<void> => {
     mem.inner.bytes.fill(0);
     lifeBase = MEM_BASE + (life % 2) * REGION * REGIONS;
+    poked = false;
+    reaped = new Array<number>(nq).fill(0);
     const offset = lifeBase - MEM_BASE;
-    mocks = Array.from(
-      { length: nq },
-      (_, i) =>
-        new MockQueue({
-          size: ZOO_QUEUE_SIZE,
-          memory: new ArrayGuestMemory(mem.inner.bytes.subarray(offset + i * REGION, offset + (i + 1) * REGION), lifeBase + i * REGION),
-          base: lifeBase + i * REGION,
-          seed: i + 7,
-        }),
-    );
+    mocks = Array.from({ length: nq }, (_, i) => {
+      const options = {
+        size: ZOO_QUEUE_SIZE,
+        memory: new ArrayGuestMemory(mem.inner.bytes.subarray(offset + i * REGION, offset + (i + 1) * REGION), lifeBase + i * REGION),
+        base: lifeBase + i * REGION,
+        seed: i + 7,
+      };
+      return packed ? new MockPackedQueue(options) : new MockQueue(options);
+    });
     queues = mocks.map((mq, i) => {
       const options = {
         index: i,
@@ -157,9 +180,23 @@ export async function run(data: Uint8Array): Promise<void> {
     if (resetSettled) await newLife();
   };
 
+  /**
+   * The ring areas the device may write: the split used ring; of a packed ring the device event
+   * suppression area and the descriptor slots in flight (made available, not yet taken back by the
+   * driver), where its used descriptors go (2.8.6), or the whole ring after a Poke.
+   */
+  const allowRingWrites = (mq: MockRing): void => {
+    if (mq instanceof MockQueue) return void mem.allowWrite(mq.usedAddr, usedRingSize(mq.size), 'used ring');
+    const p = mq as MockPackedQueue;
+    mem.allowWrite(p.deviceAddr, PVIRTQ_EVENT_SUPPRESS_SIZE, 'device event suppression');
+    const slots = poked ? p.size : p.size - p.numFree;
+    for (let k = 0; k < slots; k++)
+      mem.allowWrite(p.descAddr + ((p.nextUsed + k) % p.size) * PVIRTQ_DESC_SIZE, PVIRTQ_DESC_SIZE, 'descriptor in flight');
+  };
+
   /** A device call under guard: typed errors only, writes only where allowed, used elements checked. */
   const guarded = async <T>(what: string, fn: () => T | Promise<T>): Promise<void> => {
-    for (const mq of mocks) mem.allowWrite(mq.usedAddr, usedRingSize(mq.size), 'used ring');
+    for (const mq of mocks) allowRingWrites(mq);
     mem.snapshot();
     const r = expectTyped(what, [VirtioError], fn);
     if (r instanceof Promise) await expectTyped(what, [VirtioError], () => r);
@@ -178,6 +215,17 @@ export async function run(data: Uint8Array): Promise<void> {
     const pastFull = zoo.writesPastFull?.() ?? 0;
     if (pastFull > 0)
       throw new GuaranteeViolation('memory-growth', `${what}: ${pastFull} bytes written to a host stream after it reported itself full`);
+  };
+  /**
+   * The guest takes what was used from queue qi. Unless a Poke broke the ring, it must find each
+   * used element where the format puts it (split used ring; packed: at its used position, 2.8.6).
+   */
+  const reap = (qi: number): void => {
+    try {
+      reaped[qi]! += inOrder ? mocks[qi]!.readUsedBatches().reduce((n, u) => n + u.batch, 0) : mocks[qi]!.readUsed().length;
+    } catch (e) {
+      check(poked, 'contract', () => `queue ${qi}: the driver cannot read the used ring: ${describe(e)}`);
+    }
   };
   /** Queues of lives whose reset completed: nothing may use them again. */
   const retired: WatchedQueue[] = [];
@@ -228,6 +276,7 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.Poke: {
         const at = lifeBase + (((qi << 16) | a) % (REGION * REGIONS - 4));
         mem.inner.write32(at, b);
+        poked = true;
         break;
       }
       case Op.Reset:
@@ -244,15 +293,9 @@ export async function run(data: Uint8Array): Promise<void> {
       case Op.Reap:
         // The guest takes what was used, freeing descriptors for more chains. Nothing to check here:
         // a Poke may have corrupted the used ring it reads (the device's side is checked per call),
-        // which with IN_ORDER can leave an element naming no chain in order: then nothing is taken.
-        if (!inOrder) mocks[qi]!.readUsed();
-        else {
-          try {
-            mocks[qi]!.readUsedBatches();
-          } catch {
-            // a used ring the Pokes broke
-          }
-        }
+        // which with IN_ORDER (or a packed used descriptor naming an id not in flight) leaves an
+        // element the driver cannot take: then nothing more is taken.
+        reap(qi);
         break;
     }
     if (resetting && resetSettled) await newLife();
@@ -272,6 +315,18 @@ export async function run(data: Uint8Array): Promise<void> {
     await newLife();
   }
   await guarded('final drain', turn);
+  // Every used element reached the driver (with IN_ORDER the layer may still hold some behind a
+  // chain a fault left in flight); a Poke or a fault may have broken the ring, then nothing is said.
+  if (!poked && host.faults === 0)
+    for (let qi = 0; qi < nq; qi++) {
+      reap(qi);
+      const used = queues[qi]!.used;
+      check(
+        inOrder ? reaped[qi]! <= used : reaped[qi] === used,
+        'contract',
+        () => `queue ${qi}: the device used ${used} chains, the driver found ${reaped[qi]!}`,
+      );
+    }
   check(
     zoo.hostOutputBytes() <= data.length * 0x10000 + 0x10000,
     'memory-growth',
@@ -300,9 +355,16 @@ function chain(w: InputWriter, q: number, content: readonly number[], writable: 
   writable.forEach((len, k) => (b |= ((len - 1) & 0xff) << (8 * (3 - k))));
   return op(w, Op.AddChain, 0, q, a, b >>> 0).bytes(content);
 }
-/** Ring bits: 1 INDIRECT_DESC, 2 EVENT_IDX, 4 IN_ORDER. */
+/** Ring bits: 1 INDIRECT_DESC, 2 EVENT_IDX, 4 IN_ORDER; PACKED (0x10) offers RING_PACKED. */
+const PACKED = PACKED_RING_BITS << 3;
 function header(kind: ZooKind, features = 0xffffffff, ring = 3): InputWriter {
   return new InputWriter().u8(KINDS.indexOf(kind)).u32(features).u8(ring);
+}
+/** The same input with the ring byte (after kind u8 and features u32) offering RING_PACKED. */
+function packedVariant(data: Uint8Array): Uint8Array {
+  const out = data.slice();
+  out[5] = (out[5]! & 7) | PACKED;
+  return out;
 }
 function u32le(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -460,7 +522,8 @@ export function seeds(): Seed[] {
     chain(w, 0, [], [255, 255, 255]);
     add('rng-requests', op(op(w, Op.Notify, 0, 0, 0, 0), Op.Reap, 0, 0, 0, 0));
   }
-  return s;
+  // Every seed again on packed rings: the device models must behave the same on either format.
+  return [...s, ...s.map(({ name, data }) => ({ name: `${name}-packed`, data: packedVariant(data) }))];
 }
 
 function dictionary(): Uint8Array[] {
