@@ -1,14 +1,17 @@
 // Runs the compiled test files with node's test runner. Usage: node scripts/test.mjs [unit|peer|all] [filter]
+// (filter = path substring). The peer suite is a matrix (dist/test/helpers/peers.js): test/peer/qemu
+// once per QEMU version, test/peer/linux once per kernel, all legs side by side, each line prefixed
+// with its leg; $VIRTIO_TS_PEERS=qemu-10.0,linux-6.5 picks legs. A leg whose peer is missing fails.
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { join, relative } from 'node:path';
+import { spawn } from 'node:child_process';
 
 const [suite = 'all', filter = ''] = process.argv.slice(2);
-const roots = { unit: ['dist/test/unit'], peer: ['dist/test/peer'], all: ['dist/test/unit', 'dist/test/peer'] }[suite];
-if (!roots) {
+if (!['unit', 'peer', 'all'].includes(suite)) {
   console.error(`unknown suite ${suite}: use unit, peer or all`);
   process.exit(2);
 }
+const DIST = 'dist/test';
 function walk(dir) {
   let out = [];
   let names;
@@ -22,12 +25,109 @@ function walk(dir) {
     if (statSync(p).isDirectory()) out = out.concat(walk(p));
     else if (name.endsWith('.test.js') && p.includes(filter)) out.push(p);
   }
-  return out;
+  return out.sort();
 }
-const files = roots.flatMap(walk).sort();
-if (files.length === 0) {
+
+const runs = [];
+if (suite !== 'peer') {
+  const files = walk(join(DIST, 'unit'));
+  if (files.length > 0) runs.push({ name: 'unit', files, env: {}, describe: 'unit tests' });
+}
+if (suite !== 'unit') {
+  let peers;
+  try {
+    peers = await import('../dist/test/helpers/peers.js');
+  } catch (err) {
+    console.error(`cannot load the peer matrix (did the build run?): ${err.message}`);
+    process.exit(1);
+  }
+  const picked = process.env.VIRTIO_TS_PEERS?.split(',').filter(Boolean);
+  const unknown = picked?.filter((name) => !peers.PEER_LEGS.some((leg) => leg.name === name)) ?? [];
+  if (unknown.length > 0) {
+    console.error(`VIRTIO_TS_PEERS: no leg ${unknown.join(', ')}; legs: ${peers.PEER_LEGS.map((leg) => leg.name).join(', ')}`);
+    process.exit(2);
+  }
+  const firstOfDir = new Set();
+  for (const leg of peers.PEER_LEGS) {
+    const first = !firstOfDir.has(leg.dir);
+    firstOfDir.add(leg.dir);
+    if (picked && !picked.includes(leg.name)) continue;
+    const files = walk(join(DIST, leg.dir)).filter((f) => first || !peers.LEG_INDEPENDENT_FILES.includes(relative(DIST, f)));
+    if (files.length === 0) continue;
+    let describe;
+    try {
+      describe = leg.check();
+    } catch (err) {
+      runs.push({ name: leg.name, files, env: leg.env, missing: err.message });
+      continue;
+    }
+    runs.push({ name: leg.name, files, env: leg.env, describe });
+  }
+}
+if (runs.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+/** Runs one leg, each output line prefixed with its name when legs run side by side. */
+function run(leg, concurrency, prefix) {
+  const t0 = performance.now();
+  const result = { name: leg.name, describe: leg.describe, tests: '?', pass: '?', fail: '?', seconds: 0, status: 1 };
+  if (leg.missing) {
+    console.error(`${prefix}FAIL: the peer of leg ${leg.name} is missing: ${leg.missing}`);
+    result.describe = 'peer missing';
+    return Promise.resolve(result);
+  }
+  console.log(`${prefix}${leg.describe}: ${leg.files.length} files`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...leg.files], {
+      env: { ...process.env, ...leg.env },
+      stdio: prefix ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    });
+    const onLine = (line) => {
+      const m = /^\S+ (tests|pass|fail) (\d+)$/.exec(line);
+      if (m) result[m[1]] = m[2];
+    };
+    if (prefix) {
+      for (const stream of [child.stdout, child.stderr]) {
+        let pending = '';
+        stream.setEncoding('utf8').on('data', (chunk) => {
+          pending += chunk;
+          let nl;
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const line = pending.slice(0, nl);
+            pending = pending.slice(nl + 1);
+            onLine(line);
+            (stream === child.stdout ? process.stdout : process.stderr).write(`${prefix}${line}\n`);
+          }
+        });
+      }
+    }
+    child.on('close', (code) => {
+      result.status = code ?? 1;
+      result.seconds = (performance.now() - t0) / 1000;
+      resolve(result);
+    });
+  });
+}
+
+// The unit tests alone (both cores), then every peer leg at once: each leg runs its files one at a
+// time, so the legs share the cores instead of each taking two.
+const results = [];
+const unit = runs.filter((r) => r.name === 'unit');
+const legs = runs.filter((r) => r.name !== 'unit');
+for (const r of unit) results.push(await run(r, 2, legs.length > 0 ? '[unit] ' : ''));
+const sideBySide = legs.length > 1;
+results.push(
+  ...(await Promise.all(legs.map((leg) => run(leg, sideBySide ? 1 : 2, sideBySide || unit.length > 0 ? `[${leg.name}] ` : '')))),
+);
+if (results.length > 1) {
+  console.log('\nsummary');
+  for (const r of results) {
+    const verdict = r.status === 0 ? 'ok  ' : 'FAIL';
+    console.log(
+      `${verdict} ${r.name.padEnd(10)} tests ${r.tests} pass ${r.pass} fail ${r.fail}  ${r.seconds.toFixed(0)} s  ${r.describe ?? ''}`,
+    );
+  }
+}
+process.exit(results.every((r) => r.status === 0) ? 0 : 1);

@@ -6,6 +6,6 @@
  */
 
 export { QtestPciBus, type QtestPciBusOptions } from './platform/qtest/qtest-pci-bus.js';
-export { QemuProcess, findQemu, type QemuMachine, type QemuOptions } from './platform/qtest/qemu-process.js';
+export { QemuProcess, findQemu, qemuVersion, type QemuMachine, type QemuOptions } from './platform/qtest/qemu-process.js';
 export type { GuestRamDma } from './platform/qtest/guest-ram-dma.js';
 export type { IrqListener, QtestClient } from './platform/qtest/qtest-client.js';

@@ -17,6 +17,15 @@ export {
 export { LinuxGuest, type GuestDevice, type GuestSlot, type LinuxGuestOptions } from './platform/v86/linux-guest.js';
 export type { CommandOutput, GuestResult } from './platform/v86/guest-protocol.js';
 export { V86DriverBus, type V86DriverBusOptions } from './platform/v86/v86-driver-bus.js';
-export { buildGuestAssets, findGuestAssets, type BuildProgress, type GuestAssets } from './platform/v86/assets.js';
+export {
+  GUEST_KERNELS,
+  buildGuestAssets,
+  defaultGuestKernel,
+  findGuestAssets,
+  guestAssetDir,
+  type BuildProgress,
+  type GuestAssets,
+  type GuestKernel,
+} from './platform/v86/assets.js';
 export type { V86GuestMemory } from './platform/v86/guest-memory.js';
 export { seabiosMemoryMap, type V86MemoryMap } from './platform/v86/memory-map.js';

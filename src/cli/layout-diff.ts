@@ -88,7 +88,7 @@ export interface AcceptedDifference {
 const WITH_MODERN: readonly VirtioPciMode[] = ['modern', 'transitional'];
 
 /**
- * The differences between QEMU 7.2 and our device models that are kept on purpose, each with its
+ * The differences between QEMU (7.2 and 10.0 alike) and our device models that are kept on purpose, each with its
  * reason. The peer test asserts that the diff holds exactly these: no other difference, and each
  * of these still occurs.
  */
@@ -149,7 +149,7 @@ export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
     section: 'config',
     field: /^0x(38|3c|4[048c]|5[048c])$/,
     reason:
-      'QEMU 7.2 ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
+      'QEMU (7.2 and 10.0) ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
   },
   {
     devices: ['blk'],
@@ -216,9 +216,9 @@ const MODE_PROPS: Readonly<Record<VirtioPciMode, string>> = {
 const DISK_BYTES = 1 << 20;
 /** QEMU's default MAC for the first NIC (qemu_macaddr_default_if_unset): 52:54:00:12:34:56. */
 const QEMU_DEFAULT_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
-/** QEMU 7.2's virtio-rng queue size. */
+/** QEMU's (7.2 and 10.0) virtio-rng queue size. */
 const QEMU_RNG_QUEUE_SIZE = 8;
-/** max_discard_sectors and max_write_zeroes_sectors QEMU 7.2 presents for a raw image (read over qtest). */
+/** max_discard_sectors and max_write_zeroes_sectors QEMU (7.2 and 10.0) presents for a raw image (read over qtest). */
 const QEMU_BLK_MAX_DISCARD_SECTORS = 0x3f_ffff;
 /** The spec's configuration structure size per device type: the bytes the report reads (rng has none). */
 const CONFIG_BYTES: ReadonlyMap<number, number> = new Map([

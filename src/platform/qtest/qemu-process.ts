@@ -4,7 +4,7 @@
  * shared/QTEST.md: Debian's QEMU has no qtest accelerator, so `-accel tcg` with the stub BIOS.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -67,6 +67,20 @@ export function findQemu(binary = process.env.VIRTIO_TS_QEMU ?? QEMU_BINARY): st
   const path = findExecutable(binary);
   if (path === undefined) throw new BusError(`${binary} not found: ${QEMU_INSTALL_HINT}`);
   return path;
+}
+
+/** The version a QEMU binary reports (`-version`), e.g. "10.0.2"; a BusError when it reports none. */
+export function qemuVersion(binary?: string): string {
+  const qemu = findQemu(binary);
+  let text: string;
+  try {
+    text = execFileSync(qemu, ['-version'], { encoding: 'utf8', timeout: 10000, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    throw new BusError(`${qemu} -version failed`, { cause: err });
+  }
+  const m = /QEMU emulator version (\d+\.\d+\.\d+)/.exec(text);
+  if (!m) throw new BusError(`${qemu} -version reports no version: ${text.slice(0, 200)}`);
+  return m[1]!;
 }
 
 /** A running QEMU and its qtest connection. */

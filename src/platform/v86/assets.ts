@@ -1,15 +1,14 @@
 /**
- * The Linux guest's files (kernel, initramfs, BIOS), built from Debian packages by
- * scripts/guest/build-assets.sh into .cache/linux-guest (or $VIRTIO_TS_GUEST_CACHE), and those of
- * the 686-pae guest (Debian's PAE kernel, which may place 64-bit BARs above 4 GiB) in its 686-pae
- * folder.
+ * The Linux guests' files (kernel, initramfs, BIOS), built from Debian packages by
+ * scripts/guest/build-assets.sh under .cache/linux-guest (or $VIRTIO_TS_GUEST_CACHE): one folder per
+ * kernel, each with its own saved states.
  */
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BusError } from '../../errors.js';
+import { BusError, UsageError } from '../../errors.js';
 import { trackChild } from '../cleanup.js';
 
 /** The repository (or installed package) root: this file is dist/src/platform/v86/assets.js. */
@@ -25,18 +24,40 @@ export interface GuestAssets {
   readonly manifest: string;
 }
 
-/** Where the assets live. */
+/** Where the guest folders live. */
 export function guestCacheDir(): string {
   return process.env['VIRTIO_TS_GUEST_CACHE'] ?? join(PACKAGE_ROOT, '.cache', 'linux-guest');
 }
 
-/** Where the 686-pae guest's assets live (a guest folder of their own, with their own saved states). */
-export function paeGuestCacheDir(): string {
-  return join(guestCacheDir(), '686-pae');
+/** The kernels the build provides, each with the folder of its assets in the guest cache (`.cache/linux-guest`). */
+export const GUEST_KERNELS = {
+  /** Debian 12's 686 kernel. */
+  '6.1': '.',
+  /** Debian 12's 686-pae kernel, which may place 64-bit BARs above 4 GiB (v86 cannot reach them). */
+  '6.1-pae': '686-pae',
+  /** The 686 kernel of Debian 12's backports suite. */
+  '6.5': '6.5-686',
+} as const;
+
+/** A kernel the build provides: 6.1, 6.1-pae or 6.5. */
+export type GuestKernel = keyof typeof GUEST_KERNELS;
+
+/** The kernel a guest boots unless told otherwise: `$VIRTIO_TS_GUEST_KERNEL`, or 6.1. */
+export function defaultGuestKernel(): GuestKernel {
+  const name = process.env['VIRTIO_TS_GUEST_KERNEL'] ?? '6.1';
+  if (!Object.hasOwn(GUEST_KERNELS, name)) {
+    throw new UsageError(`VIRTIO_TS_GUEST_KERNEL=${name}: use one of ${Object.keys(GUEST_KERNELS).join(', ')}`);
+  }
+  return name as GuestKernel;
+}
+
+/** Where the assets of `kernel` live. */
+export function guestAssetDir(kernel: GuestKernel = defaultGuestKernel()): string {
+  return join(guestCacheDir(), GUEST_KERNELS[kernel]);
 }
 
 /** The built assets; throws a BusError saying how to build them when any is missing. */
-export function findGuestAssets(dir = guestCacheDir()): GuestAssets {
+export function findGuestAssets(dir = guestAssetDir()): GuestAssets {
   const assets = {
     dir,
     kernel: join(dir, 'vmlinuz'),
@@ -55,15 +76,15 @@ export function findGuestAssets(dir = guestCacheDir()): GuestAssets {
 export type BuildProgress = (step: number, total: number, what: string) => void;
 
 /**
- * Build the assets when they are missing or stale (a no-op when current), reporting each step.
- * Rejects with the script's output when it fails.
+ * Build every kernel's assets when they are missing or stale (a no-op when current), reporting each
+ * step, and resolve with those of `kernel`. Rejects with the script's output when it fails.
  */
-export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()): Promise<GuestAssets> {
+export function buildGuestAssets(onStep?: BuildProgress, kernel: GuestKernel = defaultGuestKernel()): Promise<GuestAssets> {
   return new Promise((resolve, reject) => {
     // In a process group of its own, so that ending us ends the whole build (the script's EXIT trap
     // removes its work folder on SIGTERM).
     const child = spawn('bash', [BUILD_SCRIPT], {
-      env: { ...process.env, VIRTIO_TS_GUEST_CACHE: dir },
+      env: { ...process.env, VIRTIO_TS_GUEST_CACHE: guestCacheDir() },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -86,7 +107,7 @@ export function buildGuestAssets(onStep?: BuildProgress, dir = guestCacheDir()):
     child.on('error', (err) => reject(new BusError(`cannot run ${BUILD_SCRIPT}`, { cause: err })));
     child.on('close', (code) => {
       untrack();
-      if (code === 0) resolve(findGuestAssets(dir));
+      if (code === 0) resolve(findGuestAssets(guestAssetDir(kernel)));
       else reject(new BusError(`building the Linux guest assets failed (exit ${code}):\n${output}`));
     });
   });

@@ -21,7 +21,7 @@ import { BusError, UsageError } from '../../errors.js';
 import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
-import { findGuestAssets, type GuestAssets } from './assets.js';
+import { findGuestAssets, guestAssetDir, type GuestAssets, type GuestKernel } from './assets.js';
 import {
   DONE_MARK,
   POWEROFF_MARK,
@@ -56,7 +56,9 @@ export interface GuestSlot {
 
 export interface LinuxGuestOptions {
   readonly devices?: readonly GuestDevice[];
-  /** Default: the built assets in the cache (findGuestAssets). */
+  /** The kernel to boot (its built assets in the cache); default `$VIRTIO_TS_GUEST_KERNEL`, or 6.1. */
+  readonly kernel?: GuestKernel;
+  /** Assets to boot instead of a built kernel's. */
   readonly assets?: GuestAssets;
   /** Kernel parameters added to the base ones (console on ttyS0, no MSI: v86 cannot deliver it). */
   readonly cmdline?: string;
@@ -121,7 +123,7 @@ export class LinuxGuest {
   /** Boot (or restore) a guest and wait for /init's VT-READY. */
   static async boot(options: LinuxGuestOptions = {}): Promise<LinuxGuest> {
     const t0 = performance.now();
-    const assets = options.assets ?? findGuestAssets();
+    const assets = options.assets ?? findGuestAssets(guestAssetDir(options.kernel));
     const memoryBytes = (options.memoryMiB ?? 128) * 1024 * 1024;
     const cmdline = [BASE_CMDLINE, options.cmdline ?? ''].join(' ').trim();
     const file = (path: string) => {

@@ -67,3 +67,25 @@ test('near-MTU echoes go both ways whole', async () => {
   assert.equal(stats.fields['rx_dropped'], '0');
   assert.equal(m.fns.net.core.fault, undefined);
 });
+
+test("ethtool -g reads the rings Linux set up on our device: each at the device's maximum", async () => {
+  const ring = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
+  const max = String(m.fns.net.core.device.queueMaxSizes[0]);
+  assert.deepEqual(
+    { rx_max: ring.fields['rx_max'], rx_now: ring.fields['rx_now'], tx_max: ring.fields['tx_max'], tx_now: ring.fields['tx_now'] },
+    { rx_max: max, rx_now: max, tx_max: max, tx_now: max },
+  );
+});
+
+test('without VIRTIO_F_RING_RESET (our virtio-net does not offer it yet), Linux refuses to resize a ring and the rings stay', async () => {
+  const net = resultOf((await m.guest.command('devices')).results, 'virtio', { pci: pciName(SLOT.net) });
+  assert.equal(net.fields['features']?.[40] ?? '0', '0', 'RING_RESET not negotiated');
+  const out = await m.guest.command(`ringset ${ifname} 128 128`);
+  assert.notEqual(out.rc, 0, 'ethtool -G fails');
+  assert.ok(resultOf(out.results, 'ringset').fields['error'], "with ethtool's message");
+  const ring = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
+  const max = String(m.fns.net.core.device.queueMaxSizes[0]);
+  assert.deepEqual([ring.fields['rx_now'], ring.fields['tx_now']], [max, max]);
+  assert.equal(resultOf((await m.guest.command(`ping ${HOST} 1`)).results, 'ping').fields['received'], '1', 'the interface still works');
+  assert.equal(m.fns.net.core.fault, undefined);
+});

@@ -15,7 +15,7 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { BarRefusedError } from '../../../src/errors.js';
 import type { AccessSize } from '../../../src/memory/access-size.js';
 import type { PciFunction } from '../../../src/pci/function.js';
-import { findGuestAssets, paeGuestCacheDir } from '../../../src/platform/v86/assets.js';
+import { findGuestAssets, guestAssetDir } from '../../../src/platform/v86/assets.js';
 import type { GuestResult } from '../../../src/platform/v86/guest-protocol.js';
 import { LinuxGuest } from '../../../src/platform/v86/linux-guest.js';
 import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
@@ -68,7 +68,7 @@ function countBarAccesses(fn: PciFunction): { count: number } {
 
 async function bootPae(options: { modernBar64?: boolean; rng: RngDevice; warnings: string[] }): Promise<LinuxGuest> {
   // Throws, naming the missing files and `npm run setup`, when the 686-pae assets were never built.
-  const assets = findGuestAssets(paeGuestCacheDir());
+  const assets = findGuestAssets(guestAssetDir('6.1-pae'));
   assert.match(assets.manifest, /^kernel=6\.1\.0-\d+-686-pae$/m);
   const guest = await LinuxGuest.boot({
     assets,

@@ -1,5 +1,5 @@
 /**
- * QEMU 7.2's virtio-rng-pci, virtio-blk-pci, virtio-net-pci and virtio-serial-pci as our bus sees
+ * QEMU's (7.2 and 10.0) virtio-rng-pci, virtio-blk-pci, virtio-net-pci and virtio-serial-pci as our bus sees
  * them, before any driver runs: IDs, the virtio capabilities and where they point, the MSI-X
  * capability and the BARs, on both machines and in every mode (shared/QTEST.md lists the facts).
  */

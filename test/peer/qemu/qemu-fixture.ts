@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { QtestPciBus, type QtestPciBusOptions } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../../src/platform/qtest/qemu-process.js';
+import { qemuPeerBinary, type QemuPeer } from '../../helpers/peers.js';
 
 export const MACHINES: readonly QemuMachine[] = ['pc', 'q35'];
 
@@ -24,6 +25,22 @@ export async function launch(options: QtestPciBusOptions): Promise<QtestPciBus> 
   const bus = await QtestPciBus.launch(options);
   after(() => bus.close());
   return bus;
+}
+
+/**
+ * Starts QEMU `version` (default: the leg's, $VIRTIO_TS_QEMU) on `machine` with one `-device` per
+ * entry of `devices` (e.g. "virtio-blk-pci,drive=d4,addr=0x4,packed=on") and further `args`.
+ */
+export function launchQemu(
+  machine: QemuMachine,
+  devices: readonly string[],
+  options: { readonly version?: QemuPeer; readonly args?: readonly string[] } = {},
+): Promise<QtestPciBus> {
+  return launch({
+    machine,
+    ...(options.version === undefined ? {} : { binary: qemuPeerBinary(options.version) }),
+    args: [...(options.args ?? []), ...devices.flatMap((d) => ['-device', d])],
+  });
 }
 
 /** A temp dir removed after the file's tests. */

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GUEST_KERNELS } from '../../../src/platform/v86/assets.js';
 import { assertNothingLeft, assertOneLineError, bindUdpOnce, privateTmp, runCli } from '../../helpers/cli-process.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -23,9 +24,10 @@ function brokenGuestCache(dir: string): void {
   const inputs = createHash('sha256')
     .update(readFileSync(join(ROOT, 'scripts/guest/build-assets.sh')))
     .update(readFileSync(join(ROOT, 'scripts/guest/init')))
+    .update(readFileSync(join(ROOT, 'scripts/lib/debian-backports.sh')))
     .digest('hex')
     .slice(0, 16);
-  for (const sub of [dir, join(dir, '686-pae')]) {
+  for (const sub of Object.values(GUEST_KERNELS).map((folder) => join(dir, folder))) {
     mkdirSync(sub, { recursive: true });
     for (const f of ['vmlinuz', 'initramfs.cpio.gz', 'bios.bin']) writeFileSync(join(sub, f), 'not a real file\n');
     writeFileSync(join(sub, 'manifest'), `inputs=${inputs}\n`);

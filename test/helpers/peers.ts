@@ -1,0 +1,92 @@
+/**
+ * The real peers the peer suite runs against, as legs of a matrix: scripts/test.mjs runs
+ * test/peer/qemu once per QEMU version and test/peer/linux once per kernel, the legs side by side,
+ * each with the environment that makes it that leg's peer the default ($VIRTIO_TS_QEMU,
+ * $VIRTIO_TS_GUEST_KERNEL). A leg whose peer is missing, or is another version, fails: it never
+ * skips. Tests that need one particular peer name it ({@link QEMU_PEERS}, LinuxGuest's `kernel`).
+ */
+
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findGuestAssets, guestAssetDir, type GuestKernel } from '../../src/platform/v86/assets.js';
+import { findQemu, qemuVersion } from '../../src/platform/qtest/qemu-process.js';
+import { BusError } from '../../src/errors.js';
+
+/** The repository root: this file runs as dist/test/helpers/peers.js. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The QEMU binaries, by the version each must report. */
+export const QEMU_PEERS = {
+  /** Debian 12's qemu-system-x86, on PATH. */
+  '7.2': 'qemu-system-x86_64',
+  /** Debian 12's backports, unpacked into the cache. */
+  '10.0': join(ROOT, '.cache', 'qemu-10.0', 'qemu-system-x86_64'),
+} as const;
+
+export type QemuPeer = keyof typeof QEMU_PEERS;
+
+/** The setup step that installs each. */
+const QEMU_SETUP: Readonly<Record<QemuPeer, string>> = { '7.2': 'scripts/setup.d/10-qemu.sh', '10.0': 'scripts/setup.d/15-qemu-10.sh' };
+
+/** The QEMU binary of `version`; a BusError saying how to get it when it is missing or reports another version. */
+export function qemuPeerBinary(version: QemuPeer): string {
+  const binary = QEMU_PEERS[version];
+  const howTo = `run \`npm run setup\` (${QEMU_SETUP[version]})`;
+  let reported: string;
+  try {
+    reported = qemuVersion(binary);
+  } catch (err) {
+    throw new BusError(`QEMU ${version} is missing or does not run (${binary}): ${howTo}`, { cause: err });
+  }
+  if (!reported.startsWith(`${version}.`)) throw new BusError(`${findQemu(binary)} is QEMU ${reported}, not ${version}: ${howTo}`);
+  return binary;
+}
+
+export interface PeerLeg {
+  /** e.g. "qemu-10.0": what $VIRTIO_TS_PEERS selects. */
+  readonly name: string;
+  /** The folder of dist/test whose files run in this leg. */
+  readonly dir: string;
+  /** What makes this leg's peer the default one. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Throws, saying how to get it, when the leg's peer is missing; otherwise describes it. */
+  readonly check: () => string;
+}
+
+const qemuLeg = (version: QemuPeer): PeerLeg => ({
+  name: `qemu-${version}`,
+  dir: 'peer/qemu',
+  env: { VIRTIO_TS_QEMU: QEMU_PEERS[version] },
+  check: () => {
+    const binary = qemuPeerBinary(version);
+    return `QEMU ${qemuVersion(binary)} (${findQemu(binary)})`;
+  },
+});
+
+const linuxLeg = (kernel: GuestKernel): PeerLeg => ({
+  name: `linux-${kernel}`,
+  dir: 'peer/linux',
+  env: { VIRTIO_TS_GUEST_KERNEL: kernel },
+  check: () => {
+    const assets = findGuestAssets(guestAssetDir(kernel));
+    const version = /^kernel=(.*)$/m.exec(assets.manifest)?.[1] ?? '?';
+    if (!version.startsWith(`${kernel}.`))
+      throw new BusError(`${assets.dir} holds kernel ${version}, not ${kernel}: run \`npm run setup\``);
+    return `Linux ${version} (${assets.dir})`;
+  },
+});
+
+export const PEER_LEGS: readonly PeerLeg[] = [qemuLeg('7.2'), qemuLeg('10.0'), linuxLeg('6.1'), linuxLeg('6.5')];
+
+/**
+ * Files that do not use their leg's peer (they start the peers they test themselves, or none): they
+ * run once, in the first leg of their folder, instead of repeating the same test in every leg.
+ */
+export const LEG_INDEPENDENT_FILES: readonly string[] = [
+  // Boots the 686-pae kernel, whatever the leg.
+  'peer/linux/pae-bar.test.js',
+  // Drives v86's own virtio devices; no Linux boots.
+  'peer/linux/v86-driver-bus.test.js',
+  // Starts each QEMU version by name.
+  'peer/qemu/versions.test.js',
+];
