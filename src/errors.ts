@@ -74,6 +74,8 @@ export type DeviceFaultCode =
   | 'ERR_DEVICE_USED_ID' // used ring names an id not in flight
   | 'ERR_DEVICE_USED_LEN' // used len larger than the writable bytes of the chain
   | 'ERR_DEVICE_USED_INDEX' // used.idx moved more than queue size
+  | 'ERR_DEVICE_USED_FLAGS' // packed ring: a used descriptor's AVAIL/USED flags disagree with the used wrap counter
+  | 'ERR_DEVICE_EVENT_SUPPRESSION' // packed ring: device event suppression with reserved flags, DESC without EVENT_IDX, or an offset outside the ring
   | 'ERR_DEVICE_NEEDS_RESET' // device set DEVICE_NEEDS_RESET
   | 'ERR_DEVICE_FEATURES' // FEATURES_OK not kept, or required features missing
   | 'ERR_DEVICE_QUEUE' // queue absent, size 0, or not accepted

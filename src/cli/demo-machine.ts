@@ -28,6 +28,8 @@ export interface DemoMachineOptions {
   readonly mode?: VirtioPciMode;
   /** Give each device MSI-X with one vector per queue plus config, as QEMU does (default true). */
   readonly msix?: boolean;
+  /** The devices offer the packed ring (default false, as QEMU). */
+  readonly packed?: boolean;
 }
 
 /** A machine with virtio-rng and virtio-blk on `disk` (which the caller opened and closes). */
@@ -36,7 +38,7 @@ export function buildDemoMachine(disk: BlockBackend, options: DemoMachineOptions
   const functions = new Map<Bdf, VirtioPciFunction>();
   const plug = (device: VirtioDevice): Bdf => {
     const msixVectors = options.msix === false ? 0 : device.queueMaxSizes.length + 1;
-    const { bdf, fn } = machine.plugVirtio(device, { mode: options.mode ?? 'modern', msixVectors });
+    const { bdf, fn } = machine.plugVirtio(device, { mode: options.mode ?? 'modern', msixVectors, packed: options.packed ?? false });
     functions.set(bdf, fn);
     return bdf;
   };

@@ -14,6 +14,7 @@ import type { VirtioDriverOptions } from '../driver/virtio-driver.js';
 import { Machine } from '../platform/machine.js';
 import type { VirtioPciFunctionOptions } from '../transport/pci/virtio-pci-function.js';
 import { streamBytePort } from '../device/console/port-streams.js';
+import { describeRing } from './ring-option.js';
 
 const hexMac = (mac: Uint8Array): string => [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
@@ -42,7 +43,7 @@ export async function netDemo(fnOptions: VirtioPciFunctionOptions, drvOptions: V
     }
     const [a, b] = drivers as [VirtioNetDriver, VirtioNetDriver];
     const lines = [
-      `virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface`,
+      `virtio-net: machine A ${hexMac(a.mac)} <-> machine B ${hexMac(b.mac)} (in-memory link), ${a.core.probe.kind} interface, ring ${describeRing(a.core)}`,
     ];
     for (const [from, to, name] of [
       [a, b, 'A -> B'],
@@ -87,7 +88,7 @@ export async function consoleDemo(fnOptions: VirtioPciFunctionOptions, drvOption
     const ok = got === typed && echoed === typed.toUpperCase();
     if (!ok) process.exitCode = 1;
     return [
-      `virtio-console: port 0, ${drv.core.probe.kind} interface`,
+      `virtio-console: port 0, ${drv.core.probe.kind} interface, ring ${describeRing(drv.core)}`,
       `  host -> driver: ${JSON.stringify(got)}`,
       `  driver -> host: ${JSON.stringify(echoed)} ${ok ? '(as sent)' : '(DIFFERENT)'}`,
     ];

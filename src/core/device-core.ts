@@ -13,12 +13,13 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { SPLIT_RING, ringFormat } from '../queue/ring-format.js';
+import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   bit,
@@ -82,7 +83,8 @@ export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
 
 /**
  * Transport and ring features this implementation supports; offered on top of the device's.
- * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks.
+ * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks, and
+ * VIRTIO_F_RING_PACKED when the device is made with `packed: true` ({@link DeviceCoreOptions}).
  */
 export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
 
@@ -150,7 +152,14 @@ export interface InterfaceRules {
   readonly requiredFeatures?: bigint;
 }
 
-export type DeviceCoreOptions = InterfaceRules;
+export interface DeviceCoreOptions extends InterfaceRules {
+  /**
+   * Offer VIRTIO_F_RING_PACKED (2.8), as QEMU's `packed=on`; default false, as QEMU. The driver then
+   * chooses the ring format: Linux takes the packed ring whenever it is offered. Feature bit 34 lies
+   * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
+   */
+  readonly packed?: boolean;
+}
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -186,10 +195,10 @@ export class DeviceCore implements VirtioDeviceHost {
   ) {
     this.useRules(options);
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset;
+    const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
+    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed;
     this.queues = device.queueMaxSizes.map((max, i) => {
-      if (!SPLIT_RING.isQueueSize(max))
-        throw new RangeError(`queue ${i}: maximum size ${max} is not a power of two <= ${SPLIT_RING.maxQueueSize}`);
+      checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
     });
     device.attach(this);

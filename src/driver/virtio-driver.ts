@@ -6,7 +6,7 @@
  */
 
 import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
-import { SPLIT_RING } from '../queue/ring-format.js';
+import { ringFormat, type RingFormat } from '../queue/ring-format.js';
 import { driverRing } from '../queue/rings.js';
 import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
@@ -15,6 +15,7 @@ import {
   hasFeature,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
@@ -40,8 +41,25 @@ import { DriverQueue, type QueueHost } from './driver-queue.js';
 import { enumerate } from '../bus/enumerate.js';
 import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
 
-/** Transport and ring features this core implements; device drivers add their device-specific bits. */
-export const DRIVER_CORE_FEATURES: bigint = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX);
+/**
+ * Transport and ring features this core implements; device drivers add their device-specific bits.
+ * VIRTIO_F_RING_PACKED is accepted or not by the {@link VirtioDriverOptions.ring} option alone.
+ */
+export const DRIVER_CORE_FEATURES: bigint = featureSet(
+  VIRTIO_F_VERSION_1,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_RING_PACKED,
+);
+
+const RING_PACKED = featureSet(VIRTIO_F_RING_PACKED);
+
+/**
+ * Which virtqueue format the driver takes: 'auto' the packed ring (2.8) when the device offers it,
+ * as Linux does, else the split ring (2.7); 'split' never the packed ring; 'packed' the packed ring
+ * or an error (a device that does not offer it, or the legacy interface, which cannot carry it).
+ */
+export type RingChoice = 'auto' | RingFormat['name'];
 
 /** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
 const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
@@ -63,10 +81,12 @@ export interface VirtioDriverOptions extends ProbeOptions {
    * Linux's vp_find_vqs; 'msix': MSI-X or an error; 'intx': never enable MSI-X.
    */
   readonly interrupts?: InterruptMode;
+  /** The ring format to negotiate (default 'auto'); see {@link RingChoice}. */
+  readonly ring?: RingChoice;
 }
 
 export interface QueueOptions {
-  /** Queue size (a power of 2, at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
+  /** Queue size (one the negotiated ring format allows: a power of 2 for the split ring; at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
   readonly size?: number;
   /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
   readonly maxSize?: number;
@@ -105,6 +125,7 @@ export class VirtioDriver implements QueueHost {
   private readonly unsubscribe: () => void;
   private faultError: Error | undefined;
   private readonly interruptMode: InterruptMode;
+  private readonly ringChoice: RingChoice;
   private plan: InterruptPlan | undefined;
   private isrBusy = false;
   private isrPending = false;
@@ -128,6 +149,7 @@ export class VirtioDriver implements QueueHost {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs;
     this.interruptMode = options.interrupts ?? 'auto';
+    this.ringChoice = options.ring ?? 'auto';
     this.unsubscribe = bus.onInterrupt(fn, (event) => this.onInterrupt(event));
   }
 
@@ -165,6 +187,11 @@ export class VirtioDriver implements QueueHost {
     return this.negotiated;
   }
 
+  /** The ring format of every queue, as negotiated (the split ring before {@link negotiate}). */
+  get ringFormat(): RingFormat {
+    return ringFormat(this.negotiated);
+  }
+
   /** How the device interrupts this driver, chosen after {@link negotiate} (undefined before). */
   get interrupts(): InterruptPlan | undefined {
     return this.plan;
@@ -194,9 +221,11 @@ export class VirtioDriver implements QueueHost {
   /**
    * Feature negotiation (spec 3.1.1 steps 4-6). Accepts the offered bits among `wanted` (transport
    * bits only where this core implements them, see DRIVER_CORE_FEATURES; VERSION_1 always on the
-   * modern interface, never on the legacy one), writes them, sets FEATURES_OK and reads it back.
+   * modern interface, never on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says,
+   * whatever `wanted` holds), writes them, sets FEATURES_OK and reads it back.
    * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
-   * offered or the device does not keep FEATURES_OK. Returns the accepted features.
+   * offered (the packed ring too, with `ring: 'packed'`) or the device does not keep FEATURES_OK.
+   * Returns the accepted features.
    */
   async negotiate(wanted: bigint, required = 0n): Promise<bigint> {
     this.expectPhase('features', 'negotiate()');
@@ -204,8 +233,18 @@ export class VirtioDriver implements QueueHost {
     if (modern && !hasFeature(this.deviceFeatures, VIRTIO_F_VERSION_1))
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
     let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
+    accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
     accept = modern ? accept | featureSet(VIRTIO_F_VERSION_1) : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
     const accepted = this.deviceFeatures & accept;
+    if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
+      return this.failWith(
+        new DeviceFaultError(
+          'ERR_DEVICE_FEATURES',
+          modern
+            ? 'ring packed: the device does not offer VIRTIO_F_RING_PACKED'
+            : 'ring packed: the legacy interface cannot negotiate VIRTIO_F_RING_PACKED',
+        ),
+      );
     const missing = required & ~accepted;
     if (missing !== 0n)
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
@@ -241,16 +280,14 @@ export class VirtioDriver implements QueueHost {
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
+    const format = ringFormat(this.negotiated);
     let size: number;
     if (this.transport.legacyLayout) {
       // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
-      if (!SPLIT_RING.isQueueSize(max))
-        throw new DeviceFaultError(
-          'ERR_DEVICE_QUEUE',
-          `queue ${index}: fixed size ${max} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`,
-        );
+      if (!format.isQueueSize(max))
+        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a ${format.name} ring queue size`);
       size = max;
-    } else size = chooseQueueSize(index, max, options.size, options.maxSize);
+    } else size = chooseQueueSize(format, index, max, options.size, options.maxSize);
     let ring: DriverRing<T>;
     try {
       ring = driverRing<T>({
@@ -456,13 +493,16 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
 }
 
-/** The queue size to use: `wanted` (a power of 2) or the largest power of 2 up to `max` and `cap`. */
-function chooseQueueSize(index: number, max: number, wanted: number | undefined, cap = max): number {
+/**
+ * The queue size to use: `wanted` or the largest size up to `max` and `cap` that `format` allows
+ * (a power of 2 for the split ring, any size for the packed ring).
+ */
+function chooseQueueSize(format: RingFormat, index: number, max: number, wanted: number | undefined, cap = max): number {
   if (wanted !== undefined) {
-    if (!SPLIT_RING.isQueueSize(wanted))
-      throw new UsageError(`queue ${index}: size ${wanted} is not a power of 2 up to ${SPLIT_RING.maxQueueSize}`);
+    if (!format.isQueueSize(wanted))
+      throw new UsageError(`queue ${index}: size ${wanted} is not a ${format.name} ring queue size (up to ${format.maxQueueSize})`);
     if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
     return wanted;
   }
-  return SPLIT_RING.largestQueueSize(Math.min(max, cap));
+  return format.largestQueueSize(Math.min(max, cap));
 }

@@ -1,14 +1,15 @@
 /**
  * The seam between rings and everything above them: builds the device half's and the driver half's
- * ring for the negotiated features and the transport's layout. Callers never name a ring class, so
- * a second format (the packed ring, 2.8) adds its branch here, chosen by VIRTIO_F_RING_PACKED; until
- * it exists that feature is never offered and every ring is split (2.7). The rules each format
- * follows are in ring-format.ts.
+ * ring for the negotiated features and the transport's layout. Callers never name a ring class: the
+ * packed ring (2.8) when VIRTIO_F_RING_PACKED was negotiated, else the split ring (2.7). The rules
+ * each format follows are in ring-format.ts.
  */
 
 import type { DmaMemory } from '../memory/dma.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import { UsageError } from '../errors.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
+import { PackedQueueDriver } from './packed/driver-ring.js';
 import { PackedQueue } from './packed/device-ring.js';
 import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
@@ -54,9 +55,23 @@ export interface DriverRingOptions {
   readonly layout: RingLayout;
 }
 
-/** The driver side of a queue, its areas allocated (zeroed) in `dma`; throws UsageError for a bad size. */
+/**
+ * The driver side of a queue, its areas allocated (zeroed) in `dma`; throws UsageError for a bad size,
+ * or for the packed ring in the legacy layout (it needs VIRTIO_F_VERSION_1).
+ */
 export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
   const { index, size, dma, features } = options;
+  if (hasFeature(features, VIRTIO_F_RING_PACKED)) {
+    if (options.layout === 'legacy')
+      throw new UsageError(`queue ${index}: the packed ring needs VIRTIO_F_VERSION_1; the legacy layout cannot carry it`);
+    return new PackedQueueDriver<T>({
+      index,
+      size,
+      dma,
+      eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
+      indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
+    });
+  }
   return new SplitQueueDriver<T>({
     index,
     size,

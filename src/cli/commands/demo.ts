@@ -17,7 +17,7 @@ import { FileBlockBackend } from '../../device/blk/file-backend.js';
 import { BlkDriver, type BlkOp } from '../../driver/blk/blk-driver.js';
 import type { DmaBuffer } from '../../memory/dma.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
-import type { VirtioDriver } from '../../driver/virtio-driver.js';
+import type { VirtioDriver, VirtioDriverOptions } from '../../driver/virtio-driver.js';
 import { HostFileError, UsageError } from '../../errors.js';
 import { makeTempDir, type TempDir } from '../../platform/cleanup.js';
 import type { InterruptMode } from '../../transport/pci/msix-driver.js';
@@ -28,6 +28,7 @@ import { deviceTypeName } from '../../spec/ids.js';
 import { consoleDemo, netDemo } from '../demo-net-console.js';
 import { buildDemoMachine, describeFunction } from '../demo-machine.js';
 import { fillPattern } from '../fill-pattern.js';
+import { checkRingInterface, describeRing, parseRing, type RingOption } from '../ring-option.js';
 
 interface DemoOptions {
   readonly disk?: string;
@@ -36,10 +37,20 @@ interface DemoOptions {
   readonly forceLegacy?: boolean;
   readonly msix: boolean;
   readonly interrupts: string;
+  readonly ring?: string;
 }
 
 const MODES: readonly VirtioPciMode[] = ['modern', 'transitional', 'legacy'];
 const INTERRUPT_MODES: readonly InterruptMode[] = ['auto', 'msix', 'intx'];
+
+/** What --ring does in demo and lspci. */
+export const RING_HELP =
+  'split or packed: the devices offer the packed ring and the driver negotiates this format (default: devices without the packed ring, as QEMU)';
+
+/** Which option confines the driver to the legacy interface, if any (for {@link checkRingInterface}). */
+export function legacyOnly(mode: VirtioPciMode, forceLegacy: boolean): string | undefined {
+  return mode === 'legacy' ? '--mode legacy' : forceLegacy ? '--force-legacy' : undefined;
+}
 
 /** --mode, checked. */
 export function parseMode(mode: string): VirtioPciMode {
@@ -138,6 +149,7 @@ function describeDriver(drv: VirtioDriver, accepted: bigint): string[] {
   return [
     `\tFeatures offered:  ${decodeDeviceFeatures(drv.deviceType, drv.deviceFeatures)}`,
     `\tFeatures accepted: ${decodeDeviceFeatures(drv.deviceType, accepted)}`,
+    `\tRing: ${describeRing(drv)}`,
   ];
 }
 
@@ -151,9 +163,11 @@ async function runDemo(options: DemoOptions): Promise<void> {
   const interrupts = parseInterrupts(options.interrupts);
   const sizeBytes = parseDiskSize(options.size);
   const forceLegacy = options.forceLegacy === true;
+  const ring = parseRing(options.ring);
+  checkRingInterface(ring, legacyOnly(mode, forceLegacy));
   const { disk, tmp } = await openDisk(options.disk, sizeBytes);
   try {
-    await demoOn(disk, { mode, interrupts, forceLegacy, msix: options.msix });
+    await demoOn(disk, { mode, interrupts, forceLegacy, msix: options.msix, ring });
   } finally {
     await disk.close();
     await tmp?.remove();
@@ -162,17 +176,20 @@ async function runDemo(options: DemoOptions): Promise<void> {
 
 async function demoOn(
   disk: FileBlockBackend,
-  options: { mode: VirtioPciMode; interrupts: InterruptMode; forceLegacy: boolean; msix: boolean },
+  options: { mode: VirtioPciMode; interrupts: InterruptMode; forceLegacy: boolean; msix: boolean; ring: RingOption | undefined },
 ): Promise<void> {
-  const { mode, interrupts, forceLegacy } = options;
-  const { machine, rng, blk, functions } = buildDemoMachine(disk, { mode, msix: options.msix });
+  const { mode, interrupts, forceLegacy, ring } = options;
+  // --ring given: the devices offer the packed ring and the driver takes the format named.
+  const packed = ring !== undefined;
+  const { machine, rng, blk, functions } = buildDemoMachine(disk, { mode, msix: options.msix, packed });
   const bus = machine.bus;
-  const driverOptions = { forceLegacy, interrupts };
+  const driverOptions: VirtioDriverOptions = { forceLegacy, interrupts, ring: ring ?? 'auto' };
   const how = [
     `${mode} devices`,
     `MSI-X ${options.msix ? 'on' : 'off'}`,
     ...(forceLegacy ? ['driver forced to legacy'] : []),
     ...(interrupts !== 'auto' ? [`interrupts ${interrupts}`] : []),
+    ...(ring !== undefined ? [`${ring} ring`] : []),
   ];
   console.log(`virtio-ts demo: our driver and our devices on an in-process PCI bus (${how.join(', ')})\n`);
 
@@ -253,7 +270,7 @@ async function demoOn(
   if (!verdict.ok) process.exitCode = 1;
 
   // Net has 3 queues (rx, tx, ctrl), console with one port 2: a vector each plus config.
-  const fnOptions = (queues: number) => ({ mode, msixVectors: options.msix ? queues + 1 : 0 });
+  const fnOptions = (queues: number) => ({ mode, msixVectors: options.msix ? queues + 1 : 0, packed });
   console.log(`\n${(await netDemo(fnOptions(3), driverOptions)).join('\n')}`);
   console.log(`\n${(await consoleDemo(fnOptions(2), driverOptions)).join('\n')}`);
 }
@@ -271,5 +288,6 @@ export function register(program: Command): void {
     .option('--force-legacy', "drive transitional devices through their legacy interface (Linux's virtio_pci.force_legacy)")
     .option('--no-msix', 'devices without MSI-X (INTx only)')
     .option('--interrupts <how>', 'auto (MSI-X per queue, shared, then INTx), msix or intx', 'auto')
+    .option('--ring <format>', RING_HELP)
     .action((opts: DemoOptions) => runDemo(opts));
 }

@@ -20,7 +20,7 @@ import { VirtioNetDriver } from '../../driver/net/net-driver.js';
 import { readConfigSpace } from '../../bus/config-space-reader.js';
 import { formatLspci } from '../../driver/lspci.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
-import { VirtioDriver } from '../../driver/virtio-driver.js';
+import { VirtioDriver, type VirtioDriverOptions } from '../../driver/virtio-driver.js';
 import { makeTempDir } from '../../platform/cleanup.js';
 import { QtestPciBus } from '../../platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
@@ -29,6 +29,7 @@ import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { decodeDeviceFeatures } from '../../spec/feature-names.js';
 import { deviceTypeName, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../../spec/ids.js';
 import { decodeStatus } from '../../spec/status.js';
+import { checkRingInterface, describeRing, parseRing, type RingOption } from '../ring-option.js';
 
 const SCRATCH_IMAGE_BYTES = 1 << 20;
 const DATA_TIMEOUT_MS = 5000;
@@ -37,8 +38,12 @@ interface ProbeCommandOptions {
   readonly qemu: string;
   readonly machine: string;
   readonly forceLegacy?: boolean;
+  readonly ring?: string;
   readonly qemuArg: string[];
 }
+
+/** How every driver of this command opens its function: the interface (--force-legacy) and the ring (--ring). */
+type How = Pick<VirtioDriverOptions, 'forceLegacy' | 'ring'>;
 
 /** Far ends this command set up itself, so that data can be checked where it lands. */
 interface Backends {
@@ -137,14 +142,18 @@ function machineOf(name: string): QemuMachine {
 
 const hexBytes = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-/** What a device driver settled on (its own feature choice, not every offered bit) and its interrupts: two lines before the data line. */
+/** What a device driver settled on (its own feature choice, not every offered bit), its ring and its interrupts: lines before the data line. */
 function driverLine(core: VirtioDriver): string {
-  return `driver negotiated: ${decodeDeviceFeatures(core.deviceType, core.features)}\ndriver interrupts: ${core.interrupts?.description ?? 'none'}`;
+  return [
+    `driver negotiated: ${decodeDeviceFeatures(core.deviceType, core.features)}`,
+    `driver ring: ${describeRing(core)}`,
+    `driver interrupts: ${core.interrupts?.description ?? 'none'}`,
+  ].join('\n');
 }
 
 /** Read 32 bytes of entropy; with our backend file, they must be its first 32 bytes. */
-async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, entropy: Uint8Array | undefined): Promise<string> {
-  const rng = await RngDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+async function rngData(bus: QtestPciBus, fn: Bdf, how: How, entropy: Uint8Array | undefined): Promise<string> {
+  const rng = await RngDriver.open(bus, fn, { ...how, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const bytes = await rng.read(32);
     const check =
@@ -158,8 +167,8 @@ async function rngData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, entropy:
 }
 
 /** Write a sector, read it back, and (with our scratch image) find it in the image file. */
-async function blkData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, image: string | undefined): Promise<string> {
-  const blk = await BlkDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+async function blkData(bus: QtestPciBus, fn: Bdf, how: How, image: string | undefined): Promise<string> {
+  const blk = await BlkDriver.open(bus, fn, { ...how, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const sector = blk.capacity - 1;
     const data = Uint8Array.from({ length: VIRTIO_BLK_SECTOR_SIZE }, (_, i) => (i * 13 + 1) & 0xff);
@@ -181,8 +190,8 @@ async function blkData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, image: s
 }
 
 /** One frame each way between the driver and our host UDP socket. */
-async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend: Backends['net']): Promise<string> {
-  const net = await VirtioNetDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+async function netData(bus: QtestPciBus, fn: Bdf, how: How, backend: Backends['net']): Promise<string> {
+  const net = await VirtioNetDriver.open(bus, fn, { ...how, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const mac = net.mac;
     if (backend === undefined)
@@ -207,8 +216,8 @@ async function netData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend:
 }
 
 /** A line each way between the driver's console port and our unix socket. */
-async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backend: Backends['console']): Promise<string> {
-  const serial = await VirtioConsoleDriver.open(bus, fn, { forceLegacy, timeoutMs: DATA_TIMEOUT_MS });
+async function consoleData(bus: QtestPciBus, fn: Bdf, how: How, backend: Backends['console']): Promise<string> {
+  const serial = await VirtioConsoleDriver.open(bus, fn, { ...how, timeoutMs: DATA_TIMEOUT_MS });
   try {
     const ports = `${serial.multiport ? `multiport, up to ${serial.maxPorts} ports` : 'one port'}`;
     if (backend === undefined) return `${driverLine(serial.core)}\n${ports}; no host socket of ours behind it (id given), so no bytes sent`;
@@ -237,25 +246,25 @@ async function consoleData(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, back
 }
 
 /** Moves data through the driver for `type`, or says there is none. */
-function moveData(bus: QtestPciBus, fn: Bdf, type: number, forceLegacy: boolean, backends: Backends): Promise<string> {
+function moveData(bus: QtestPciBus, fn: Bdf, type: number, how: How, backends: Backends): Promise<string> {
   switch (type) {
     case VIRTIO_ID_RNG:
-      return rngData(bus, fn, forceLegacy, backends.entropy);
+      return rngData(bus, fn, how, backends.entropy);
     case VIRTIO_ID_BLOCK:
-      return blkData(bus, fn, forceLegacy, backends.image);
+      return blkData(bus, fn, how, backends.image);
     case VIRTIO_ID_NET:
-      return netData(bus, fn, forceLegacy, backends.net);
+      return netData(bus, fn, how, backends.net);
     case VIRTIO_ID_CONSOLE:
-      return consoleData(bus, fn, forceLegacy, backends.console);
+      return consoleData(bus, fn, how, backends.console);
     default:
       return Promise.resolve(`no virtio-ts driver for ${deviceTypeName(type)}: stopped after feature negotiation`);
   }
 }
 
 /** Decode, probe, negotiate and move data on one virtio function; prints as it goes. */
-async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, backends: Backends, print: Print): Promise<void> {
-  const decision = await probe(bus, fn, { forceLegacy });
-  const driver = await VirtioDriver.open(bus, fn, { forceLegacy }).catch((err: unknown) => err as Error);
+async function probeFunction(bus: QtestPciBus, fn: Bdf, how: How, backends: Backends, print: Print): Promise<void> {
+  const decision = await probe(bus, fn, { forceLegacy: how.forceLegacy ?? false });
+  const driver = await VirtioDriver.open(bus, fn, how).catch((err: unknown) => err as Error);
   // Decoded after the driver has opened the function: BARs assigned, Interrupt Line filled in.
   print(formatLspci(fn, await readConfigSpace(bus, fn), decision.bars));
   print('');
@@ -267,24 +276,35 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, forceLegacy: boolean, ba
     print(`offered features: ${decodeDeviceFeatures(decision.deviceType, driver.deviceFeatures)}`);
     const accepted = await driver.negotiate(driver.deviceFeatures);
     print(`negotiated features (driver core, every offered bit it may accept): ${decodeDeviceFeatures(decision.deviceType, accepted)}`);
+    print(`ring: ${describeRing(driver)}`);
     print(`interrupts: ${driver.interrupts?.description ?? 'none'}`);
     print(`device status: ${decodeStatus(await driver.checkStatus())}`);
   } finally {
     await driver.close();
   }
-  const lines = (await moveData(bus, fn, decision.deviceType, forceLegacy, backends)).split('\n');
+  const lines = (await moveData(bus, fn, decision.deviceType, how, backends)).split('\n');
   const data = lines.pop()!;
   for (const line of lines) print(line);
   print(`data: ${data}`);
 }
 
+/** The -device string for --ring: `packed=on` added for the packed ring unless the string sets `packed` itself. */
+export function deviceForRing(device: string, ring: RingOption | undefined): string {
+  return ring === 'packed' && !parseDevice(device).has('packed') ? `${device},packed=on` : device;
+}
+
 async function runProbe(options: ProbeCommandOptions): Promise<void> {
   const machine = machineOf(options.machine);
+  const forceLegacy = options.forceLegacy ?? false;
+  const ring = parseRing(options.ring);
+  checkRingInterface(ring, forceLegacy ? '--force-legacy' : undefined);
+  const how: How = { forceLegacy, ring: ring ?? 'auto' };
+  const device = deviceForRing(options.qemu, ring);
   const scratch = await makeTempDir('virtio-ts-probe-');
   const print: Print = (line) => void process.stdout.write(`${line}\n`);
   const backends: Backends = {};
   try {
-    const args = [...(await deviceArgs(options.qemu, scratch.path, backends)), ...options.qemuArg];
+    const args = [...(await deviceArgs(device, scratch.path, backends)), ...options.qemuArg];
     const bus = await QtestPciBus.launch({ machine, args });
     try {
       print(`QEMU -M ${machine} ${args.join(' ')}`);
@@ -292,7 +312,7 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
       if (functions.length === 0) throw new UsageError(`no virtio PCI function found for -device ${options.qemu}`);
       for (const fn of functions) {
         print('');
-        await probeFunction(bus, fn, options.forceLegacy ?? false, backends, print).catch((err: unknown) => {
+        await probeFunction(bus, fn, how, backends, print).catch((err: unknown) => {
           print(`${formatBdf(fn)}: ${err instanceof Error ? err.message : String(err)}`);
           process.exitCode = 1;
         });
@@ -316,6 +336,10 @@ export function register(program: Command): void {
     .requiredOption('--qemu <device>', 'a QEMU -device string, e.g. "virtio-net-pci,disable-legacy=on"')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
     .option('--force-legacy', 'use the legacy interface of a transitional device')
+    .option(
+      '--ring <format>',
+      'split or packed: the ring format the driver negotiates (packed adds packed=on to the device); default: whatever the device offers, packed first',
+    )
     .option(
       '--qemu-arg <arg>',
       'one more QEMU argument (repeat for each, e.g. --qemu-arg=-netdev --qemu-arg=user,id=n0)',

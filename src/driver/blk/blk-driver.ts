@@ -45,7 +45,7 @@ import { BlkRequestQueue, type Batch } from './request-queue.js';
 import type { BlkConfig, BlkOp } from './types.js';
 
 export interface BlkDriverOptions extends VirtioDriverOptions {
-  /** Queue size (power of two, default the device's maximum). */
+  /** Queue size (one the negotiated ring format allows: a power of two for the split ring; default the device's maximum). */
   readonly queueSize?: number;
   /** Request queues to use when the device offers VIRTIO_BLK_F_MQ (default 1). */
   readonly numQueues?: number;

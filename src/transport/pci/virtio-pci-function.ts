@@ -88,6 +88,11 @@ export interface VirtioPciFunctionOptions {
    * physical addresses are 32 bits (v86, see V86PciAdapter.plugVirtio).
    */
   readonly modernBar64?: boolean;
+  /**
+   * Offer VIRTIO_F_RING_PACKED on the modern interface (QEMU's `packed=on`); default false, as QEMU.
+   * The legacy interface never carries it (its feature word is 32 bits).
+   */
+  readonly packed?: boolean;
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -148,7 +153,10 @@ export class VirtioPciFunction extends PciEndpoint {
     this.mode = mode;
     const interrupts = new MsixInterrupts(new IntxInterrupts(this));
     this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending);
-    this.core = new DeviceCore(device, host.memory, this.notifications, mode === 'legacy' ? LEGACY_RULES : {});
+    this.core = new DeviceCore(device, host.memory, this.notifications, {
+      ...(mode === 'legacy' ? LEGACY_RULES : {}),
+      packed: options.packed ?? false,
+    });
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
     if (vectors > 0) {

@@ -1,6 +1,6 @@
 /**
  * Our virtio-blk driver against QEMU's virtio-blk-pci in every mode of DRIVER_MODES (modern-only,
- * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. Every check is made at the far end: what we write is read back
+ * transitional through either interface, legacy-only; MSI-X and INTx; the modern ones with packed=on too), on pc and q35. Every check is made at the far end: what we write is read back
  * from the raw image file on the host (not through our driver), what the host writes into the image
  * is what our reads must return, and the device ID is the `serial=` QEMU was given.
  */
@@ -60,6 +60,7 @@ for (const machine of MACHINES) {
         try {
           assert.equal(blk.virtio.probe.kind, m.kind);
           assert.equal(blk.virtio.interrupts?.kind, m.plan);
+          assert.equal(blk.virtio.ringFormat.name, m.ring);
           await t.test('capacity and device ID are what QEMU was given', async () => {
             assert.equal(blk.capacity, IMAGE_BYTES / SECTOR);
             assert.equal(await blk.getId(), `vts-${machine}-${m.slot}`);

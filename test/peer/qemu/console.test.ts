@@ -1,7 +1,7 @@
 /**
  * Our virtio-console driver against QEMU's virtio-serial-pci with a virtconsole port in every mode
  * of DRIVER_MODES (modern-only, transitional through either interface, legacy-only; MSI-X and
- * INTx), on pc and q35. The port's chardev is a unix socket this test listens on: what the driver
+ * INTx; with packed=on too), on pc and q35. The port's chardev is a unix socket this test listens on: what the driver
  * writes (through the transmit queue, and through the emergency-write register) must arrive there,
  * and what the test writes there must come out of the driver's port.
  */
@@ -70,6 +70,7 @@ for (const machine of MACHINES) {
         const driver = await VirtioConsoleDriver.open(bus, slotBdf(m.slot), { forceLegacy: m.forceLegacy, interrupts: m.interrupts });
         try {
           assert.equal(driver.core.probe.kind, m.kind);
+          assert.equal(driver.core.ringFormat.name, m.ring);
           // QEMU gives virtio-serial 2 MSI-X vectors for its 64 queues: config, and one the queues share.
           assert.equal(driver.core.interrupts?.kind, m.plan === 'intx' ? 'intx' : 'msix-shared');
           const port = await driver.waitPort(`vts.console.${m.slot}`, WAIT_MS);

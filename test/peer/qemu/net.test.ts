@@ -1,6 +1,6 @@
 /**
  * Our virtio-net driver against QEMU's virtio-net-pci in every mode of DRIVER_MODES (modern-only,
- * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. Each device's backend is a `-netdev socket` in UDP mode whose far
+ * transitional through either interface, legacy-only; MSI-X and INTx; the modern ones with packed=on too), on pc and q35. Each device's backend is a `-netdev socket` in UDP mode whose far
  * end is a socket this test owns: frames our driver sends must arrive there intact and in order, and
  * frames the test sends from there must come out of our driver intact. The MAC is QEMU's `mac=`.
  */
@@ -88,6 +88,7 @@ for (const machine of MACHINES) {
         try {
           assert.equal(net.core.probe.kind, m.kind);
           assert.equal(net.core.interrupts?.kind, m.plan);
+          assert.equal(net.core.ringFormat.name, m.ring);
           const mac = macOf(m.slot);
           const peer = Uint8Array.from([0x02, 0, 0, 0, 0, 0x99]);
           await t.test("the MAC is QEMU's and the link is up", async () => {

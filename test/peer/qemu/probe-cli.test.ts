@@ -71,7 +71,18 @@ for (const d of WITH_DRIVER) {
     assert.match(out, d.data);
     // The device driver's own choice, and MSI-X (QEMU's devices have it; the driver's default).
     assert.match(out, /^driver negotiated: .*VERSION_1/m);
+    assert.match(out, /^driver ring: split \(VIRTIO_F_RING_PACKED not offered\)$/m, "QEMU's default is packed=off");
     assert.match(out, /^driver interrupts: MSI-X/m);
+  });
+
+  test(`probe --qemu ${d.device} --ring packed --machine q35: packed=on, the packed ring negotiated, data checked at the backend`, async () => {
+    const { code, out } = await runProbe(['--qemu', d.device, '--ring', 'packed', '--machine', 'q35']);
+    assert.equal(code, 0, out);
+    assert.match(out, /^QEMU -M q35 .*packed=on/m);
+    assert.match(out, /^ring: packed \(VIRTIO_F_RING_PACKED offered, negotiated\)$/m);
+    assert.match(out, /^driver negotiated: .*VERSION_1 RING_PACKED/m);
+    assert.match(out, /^driver ring: packed \(VIRTIO_F_RING_PACKED offered, negotiated\)$/m);
+    assert.match(out, d.data);
   });
 }
 

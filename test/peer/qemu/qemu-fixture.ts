@@ -12,6 +12,7 @@ import { bdf, type Bdf } from '../../../src/bus/pci-bus.js';
 import { QtestPciBus, type QtestPciBusOptions } from '../../../src/platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../../src/platform/qtest/qemu-process.js';
 import { qemuPeerBinary, type QemuPeer } from '../../helpers/peers.js';
+import type { RingName } from '../../helpers/ring-formats.js';
 
 export const MACHINES: readonly QemuMachine[] = ['pc', 'q35'];
 
@@ -78,8 +79,11 @@ export function rngArgs(slot: number, mode: string): string[] {
 /**
  * The ways our drivers reach a QEMU virtio device (issue 4): modern-only, transitional through
  * either interface, legacy-only; interrupts by MSI-X (the drivers' default where the bus can
- * deliver it, as on QEMU) and, for one modern and one legacy device, INTx. Each entry gets its own
- * device at `slot`.
+ * deliver it, as on QEMU) and, for one modern and one legacy device, INTx; and each modern way
+ * again with QEMU's `packed=on`, where the driver (ring 'auto') must negotiate the packed ring (2.8),
+ * plus the legacy interface of a `packed=on` transitional device, which must stay on the split ring.
+ * Each entry gets its own device at `slot`. QEMU is the one `launch` runs (see QemuOptions.binary),
+ * so the same modes run against each QEMU version installed.
  */
 export interface DriverMode {
   readonly slot: number;
@@ -91,9 +95,12 @@ export interface DriverMode {
   /** The interface the probe must choose, and the interrupt plan the driver must end up with. */
   readonly kind: 'modern' | 'legacy';
   readonly plan: 'msix-per-queue' | 'intx';
+  /** The ring format the driver must end up on. */
+  readonly ring: RingName;
 }
 
-export const DRIVER_MODES: readonly DriverMode[] = [
+/** The split-ring ways, each given its packed twin: the same device with `packed=on`, at `slot` + {@link PACKED_SLOT_OFFSET}. */
+const SPLIT_MODES: readonly DriverMode[] = [
   {
     slot: 4,
     name: 'modern-only, MSI-X',
@@ -102,8 +109,18 @@ export const DRIVER_MODES: readonly DriverMode[] = [
     interrupts: 'auto',
     kind: 'modern',
     plan: 'msix-per-queue',
+    ring: 'split',
   },
-  { slot: 5, name: 'modern-only, INTx', props: 'disable-legacy=on', forceLegacy: false, interrupts: 'intx', kind: 'modern', plan: 'intx' },
+  {
+    slot: 5,
+    name: 'modern-only, INTx',
+    props: 'disable-legacy=on',
+    forceLegacy: false,
+    interrupts: 'intx',
+    kind: 'modern',
+    plan: 'intx',
+    ring: 'split',
+  },
   {
     slot: 6,
     name: 'transitional, modern interface',
@@ -112,6 +129,7 @@ export const DRIVER_MODES: readonly DriverMode[] = [
     interrupts: 'auto',
     kind: 'modern',
     plan: 'msix-per-queue',
+    ring: 'split',
   },
   {
     slot: 7,
@@ -121,6 +139,7 @@ export const DRIVER_MODES: readonly DriverMode[] = [
     interrupts: 'auto',
     kind: 'legacy',
     plan: 'msix-per-queue',
+    ring: 'split',
   },
   {
     slot: 8,
@@ -130,6 +149,35 @@ export const DRIVER_MODES: readonly DriverMode[] = [
     interrupts: 'auto',
     kind: 'legacy',
     plan: 'msix-per-queue',
+    ring: 'split',
   },
-  { slot: 9, name: 'legacy-only, INTx', props: 'disable-modern=on', forceLegacy: false, interrupts: 'intx', kind: 'legacy', plan: 'intx' },
+  {
+    slot: 9,
+    name: 'legacy-only, INTx',
+    props: 'disable-modern=on',
+    forceLegacy: false,
+    interrupts: 'intx',
+    kind: 'legacy',
+    plan: 'intx',
+    ring: 'split',
+  },
+];
+
+/** How far a packed twin's slot is from its split mode's. */
+export const PACKED_SLOT_OFFSET = 8;
+
+/**
+ * Every mode of SPLIT_MODES, then its `packed=on` twin for each mode through which a transitional or
+ * modern-only device is reached (a legacy-only device has no packed=on: the legacy interface cannot
+ * carry it): the packed ring on the modern interface, the split ring on the legacy one.
+ */
+export const DRIVER_MODES: readonly DriverMode[] = [
+  ...SPLIT_MODES,
+  ...SPLIT_MODES.filter((m) => !m.props.includes('disable-modern=on')).map((m): DriverMode => ({
+    ...m,
+    slot: m.slot + PACKED_SLOT_OFFSET,
+    name: `${m.name}, packed=on`,
+    props: `${m.props},packed=on`,
+    ring: m.kind === 'modern' ? 'packed' : 'split',
+  })),
 ];

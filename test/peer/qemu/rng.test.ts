@@ -1,6 +1,6 @@
 /**
  * Our driver reads entropy from QEMU's virtio-rng-pci in every mode of DRIVER_MODES (modern-only,
- * transitional through either interface, legacy-only; MSI-X and INTx), on pc and q35. The far end is checked: each device's backend is an
+ * transitional through either interface, legacy-only; MSI-X and INTx; the modern ones with packed=on too), on pc and q35. The far end is checked: each device's backend is an
  * `rng-random` object reading a file this test wrote, so the bytes that arrive in our buffers must
  * be that file's bytes, in order.
  */
@@ -42,6 +42,7 @@ for (const machine of MACHINES) {
         try {
           assert.equal(rng.virtio.probe.kind, m.kind);
           assert.equal(rng.virtio.interrupts?.kind, m.plan);
+          assert.equal(rng.virtio.ringFormat.name, m.ring);
           const expected = pattern(m.slot);
           assert.deepEqual([...(await rng.read(REQUEST_BYTES))], [...expected.subarray(0, REQUEST_BYTES)]);
           assert.deepEqual([...(await rng.read(REQUEST_BYTES))], [...expected.subarray(REQUEST_BYTES, 2 * REQUEST_BYTES)]);

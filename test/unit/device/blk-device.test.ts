@@ -4,16 +4,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
+import type { MockRing } from '../../../src/testing/mock-ring.js';
+import { MockPackedQueue } from '../../../src/testing/mock-packed-queue.js';
+import { eachRing, mockRing, type RingName } from '../../helpers/ring-formats.js';
 import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { blkHeader } from '../../helpers/blk-request.js';
 import { usedRingSize } from '../../../src/spec/ring.js';
+import { packedDescRingSize, PVIRTQ_EVENT_SUPPRESS_SIZE } from '../../../src/spec/packed-ring.js';
 import { BlkDevice, type BlkDeviceOptions } from '../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import type { BlockBackend } from '../../../src/device/blk/backend.js';
 import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
-import { hasFeature } from '../../../src/spec/features.js';
+import { bit, hasFeature, VIRTIO_F_RING_PACKED } from '../../../src/spec/features.js';
 
 // Numbers straight from spec 5.2 (not our constants), so a wrong constant fails here.
 const T_IN = 0;
@@ -62,20 +66,27 @@ class TestHost implements VirtioDeviceHost {
 interface Rig {
   dev: BlkDevice;
   host: TestHost;
-  queues: MockQueue[];
-  mq: MockQueue;
+  queues: MockRing[];
+  mq: MockRing;
 }
 
-function rig(options: Partial<BlkDeviceOptions> & { backend: BlockBackend }, features?: bigint, numQueues = options.numQueues ?? 1): Rig {
-  const dev = new BlkDevice({ queueSize: 16, ...options });
-  const shared = new MockQueue({ size: 16, memSize: 4 << 20 });
+/** A blk device on rings of format `ring` (default split), activated with `features` (default all it offers). */
+function rig(
+  options: Partial<BlkDeviceOptions> & { backend: BlockBackend; ring?: RingName },
+  features?: bigint,
+  numQueues = options.numQueues ?? 1,
+): Rig {
+  const { ring = 'split', ...deviceOptions } = options;
+  const dev = new BlkDevice({ queueSize: 16, ...deviceOptions });
+  const shared = mockRing(ring, { size: 16, memSize: 4 << 20 });
   const queues = [shared];
-  for (let i = 1; i < numQueues; i++) queues.push(new MockQueue({ size: 16, memory: shared.memory, base: i << 20, seed: i + 1 }));
+  for (let i = 1; i < numQueues; i++) queues.push(mockRing(ring, { size: 16, memory: shared.memory, base: i << 20, seed: i + 1 }));
   const host = new TestHost(shared.memory);
   dev.attach(host);
   const f = features ?? dev.deviceFeatures;
   assert.equal(dev.acceptFeatures(f), true);
-  dev.activate({ features: f, queues: queues.map((q, i) => q.deviceQueue({ index: i })) });
+  const negotiated = ring === 'packed' ? f | bit(VIRTIO_F_RING_PACKED) : f;
+  dev.activate({ features: negotiated, queues: queues.map((q, i) => q.deviceQueue({ index: i })) });
   return { dev, host, queues, mq: shared };
 }
 
@@ -95,7 +106,7 @@ function run(r: Rig, spec: { readable?: Uint8Array[]; writable?: number[] }, que
   return collect(q, head);
 }
 
-function collect(q: MockQueue, head: number): Done {
+function collect(q: MockRing, head: number): Done {
   const total = (q.buffers(head).writable ?? []).reduce((n, s) => n + s.len, 0);
   const written = q.readWritten(head, total);
   const used = q.readUsed();
@@ -154,9 +165,9 @@ test('capacity above 4 GiB of sectors keeps the high half', () => {
   assert.equal(dev.readConfig(4, 4), 2 ** (44 - 9 - 32));
 });
 
-test('IN reads sectors into scattered buffers; used len counts every writable byte', () => {
+eachRing('IN reads sectors into scattered buffers; used len counts every writable byte', (ring) => {
   const disk = pattern(SECTORS * 512, 1);
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   const d = run(r, { readable: [header(T_IN, 3)], writable: [1024, 1] });
   assert.equal(d.status, S_OK);
   assert.equal(d.len, 1025);
@@ -164,9 +175,9 @@ test('IN reads sectors into scattered buffers; used len counts every writable by
   assert.equal(r.host.interrupts.length, 1);
 });
 
-test('framing is free: header split across buffers, status sharing a buffer with data', () => {
+eachRing('framing is free: header split across buffers, status sharing a buffer with data', (ring) => {
   const disk = pattern(SECTORS * 512, 2);
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   const h = header(T_IN, 10);
   const d = run(r, { readable: [h.subarray(0, 3), new Uint8Array(0), h.subarray(3, 12), h.subarray(12)], writable: [700, 0, 300, 25] });
   assert.equal(d.status, S_OK);
@@ -183,10 +194,10 @@ test('framing is free: header split across buffers, status sharing a buffer with
   assert.deepEqual(disk.subarray(20 * 512, 23 * 512), data);
 });
 
-test('OUT writes exactly its sectors and nothing around them', () => {
+eachRing('OUT writes exactly its sectors and nothing around them', (ring) => {
   const disk = pattern(SECTORS * 512, 3);
   const before = disk.slice();
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   const data = pattern(2048, 4);
   const d = run(r, { readable: [header(T_OUT, 7), data.subarray(0, 512), data.subarray(512)], writable: [1] });
   assert.equal(d.status, S_OK);
@@ -195,9 +206,9 @@ test('OUT writes exactly its sectors and nothing around them', () => {
   assert.deepEqual(disk.subarray(11 * 512), before.subarray(11 * 512));
 });
 
-test('the last sector reads and writes; one past it is IOERR with the disk untouched', () => {
+eachRing('the last sector reads and writes; one past it is IOERR with the disk untouched', (ring) => {
   const disk = pattern(SECTORS * 512, 5);
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   const last = run(r, { readable: [header(T_IN, SECTORS - 1)], writable: [512, 1] });
   assert.equal(last.status, S_OK);
   assert.deepEqual(last.data, disk.subarray((SECTORS - 1) * 512));
@@ -229,10 +240,10 @@ test('the last sector reads and writes; one past it is IOERR with the disk untou
   assert.equal(r.host.resets.length, 0);
 });
 
-test('malformed requests get IOERR and touch neither the disk nor guest memory outside the request', () => {
+eachRing('malformed requests get IOERR and touch neither the disk nor guest memory outside the request', (ring) => {
   const disk = pattern(SECTORS * 512, 8);
   const snapshot = disk.slice();
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   const cases: [string, { readable: Uint8Array[]; writable: number[] }][] = [
     ['header of 15 bytes', { readable: [header(T_IN, 0).subarray(0, 15)], writable: [512, 1] }],
     ['no readable header at all', { writable: [512, 1] } as { readable: Uint8Array[]; writable: number[] }],
@@ -250,15 +261,15 @@ test('malformed requests get IOERR and touch neither the disk nor guest memory o
   assert.equal(r.host.resets.length, 0);
 });
 
-test('guarded memory: each request writes only its own writable buffers and the used ring', () => {
+eachRing('guarded memory: each request writes only its own writable buffers and the used ring', (ring) => {
   const memory = new GuardedMemory(1 << 20, { allowAllReads: true });
-  const mq = new MockQueue({ size: 32, memory });
+  const mq = mockRing(ring, { size: 32, memory });
   const disk = pattern(SECTORS * 512, 19);
   const dev = new BlkDevice({ backend: new MemoryBlockBackend(disk), queueSize: 32 });
   const host = new TestHost(memory);
   dev.attach(host);
   dev.acceptFeatures(dev.deviceFeatures);
-  dev.activate({ features: dev.deviceFeatures, queues: [mq.deviceQueue()] });
+  dev.activate({ features: dev.deviceFeatures | (ring === 'packed' ? bit(VIRTIO_F_RING_PACKED) : 0n), queues: [mq.deviceQueue()] });
   const specs: { readable?: Uint8Array[]; writable?: number[] }[] = [
     { readable: [header(T_IN, 1)], writable: [512, 1] },
     { readable: [header(T_IN, SECTORS)], writable: [512, 1] },
@@ -272,7 +283,12 @@ test('guarded memory: each request writes only its own writable buffers and the 
   memory.allowWrite(0, 1 << 20, 'the harness playing the driver');
   const heads = specs.map((spec) => mq.addChain(spec));
   memory.clearAllowed();
-  memory.allowWrite(mq.usedAddr, usedRingSize(32), 'used ring');
+  // Where the device returns buffers: the split ring's used ring; the packed ring's descriptor ring
+  // and its device event suppression area.
+  if (mq instanceof MockPackedQueue) {
+    memory.allowWrite(mq.descAddr, packedDescRingSize(32), 'descriptor ring');
+    memory.allowWrite(mq.deviceAddr, PVIRTQ_EVENT_SUPPRESS_SIZE, 'device event suppression');
+  } else if (mq instanceof MockQueue) memory.allowWrite(mq.usedAddr, usedRingSize(32), 'used ring');
   for (const head of heads) for (const w of mq.buffers(head).writable) memory.allowWrite(w.addr, w.len, `chain ${head}`);
   memory.snapshot();
   dev.queueNotify(0);
@@ -281,10 +297,10 @@ test('guarded memory: each request writes only its own writable buffers and the 
   assert.deepEqual(disk, pattern(SECTORS * 512, 19));
 });
 
-test('a request with no writable status byte sets DEVICE_NEEDS_RESET and is not answered', () => {
+eachRing('a request with no writable status byte sets DEVICE_NEEDS_RESET and is not answered', (ring) => {
   const disk = pattern(SECTORS * 512, 9);
   const snapshot = disk.slice();
-  const r = rig({ backend: new MemoryBlockBackend(disk) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
   r.mq.addChain({ readable: [header(T_OUT, 0), pattern(512, 2)] });
   r.dev.queueNotify(0);
   assert.equal(r.host.resets.length, 1);
@@ -298,16 +314,18 @@ test('a request with no writable status byte sets DEVICE_NEEDS_RESET and is not 
 
 test('a guest fault in the ring sets DEVICE_NEEDS_RESET without crashing', () => {
   const r = rig({ backend: new MemoryBlockBackend(SECTORS * 512) });
-  r.mq.setAvailRing(0, 200); // head index >= queue size
-  r.mq.setAvailIdx(1);
+  const mq = r.mq;
+  assert.ok(mq instanceof MockQueue);
+  mq.setAvailRing(0, 200); // head index >= queue size
+  mq.setAvailIdx(1);
   r.dev.queueNotify(0);
   assert.equal(r.host.resets.length, 1);
   assert.equal((r.host.resets[0] as { code?: string }).code, 'ERR_QUEUE_HEAD_INDEX');
 });
 
-test('FLUSH reaches the backend; GET_ID returns the NUL-padded serial', () => {
+eachRing('FLUSH reaches the backend; GET_ID returns the NUL-padded serial', (ring) => {
   const backend = new MemoryBlockBackend(SECTORS * 512);
-  const r = rig({ backend, serial: 'disk-0042' });
+  const r = rig({ ring, backend, serial: 'disk-0042' });
   const f = run(r, { readable: [header(T_FLUSH)], writable: [1] });
   assert.equal(f.status, S_OK);
   assert.equal(f.len, 1);
@@ -319,14 +337,14 @@ test('FLUSH reaches the backend; GET_ID returns the NUL-padded serial', () => {
   expected.set(Buffer.from('disk-0042'));
   assert.deepEqual(id.data, expected);
 
-  const full = rig({ backend, serial: 'ABCDEFGHIJKLMNOPQRST' });
+  const full = rig({ ring, backend, serial: 'ABCDEFGHIJKLMNOPQRST' });
   const id20 = run(full, { readable: [header(T_GET_ID)], writable: [7, 13, 1] });
   assert.equal(Buffer.from(id20.data).toString('latin1'), 'ABCDEFGHIJKLMNOPQRST', '20 bytes: no NUL terminator');
   assert.throws(() => new BlkDevice({ backend, serial: 'x'.repeat(21) }), { code: 'ERR_USAGE' });
 });
 
-test('unsupported request types are answered UNSUPP', () => {
-  const r = rig({ backend: new MemoryBlockBackend(SECTORS * 512) });
+eachRing('unsupported request types are answered UNSUPP', (ring) => {
+  const r = rig({ ring, backend: new MemoryBlockBackend(SECTORS * 512) });
   for (const type of [T_GET_LIFETIME, 14, 16, 0x8000_0000, 0xffff_ffff, 2, 3]) {
     const d = run(r, { readable: [header(type)], writable: [1] });
     assert.equal(d.status, S_UNSUPP, `type ${type}`);
@@ -334,10 +352,10 @@ test('unsupported request types are answered UNSUPP', () => {
   }
 });
 
-test('read-only disk: RO offered, OUT/DISCARD/WRITE_ZEROES get IOERR with the disk untouched, IN and FLUSH work', () => {
+eachRing('read-only disk: RO offered, OUT/DISCARD/WRITE_ZEROES get IOERR with the disk untouched, IN and FLUSH work', (ring) => {
   const disk = pattern(SECTORS * 512, 10);
   const snapshot = disk.slice();
-  const r = rig({ backend: new MemoryBlockBackend(disk, { readOnly: true }) });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk, { readOnly: true }) });
   assert.ok(hasFeature(r.dev.deviceFeatures, F.RO));
   assert.ok(!hasFeature(r.dev.deviceFeatures, F.DISCARD) && !hasFeature(r.dev.deviceFeatures, F.WRITE_ZEROES));
   assert.equal(run(r, { readable: [header(T_OUT, 0), pattern(512, 1)], writable: [1] }).status, S_IOERR);
@@ -347,16 +365,16 @@ test('read-only disk: RO offered, OUT/DISCARD/WRITE_ZEROES get IOERR with the di
 
   // RO on a writable backend, by option.
   const disk2 = pattern(SECTORS * 512, 11);
-  const ro = rig({ backend: new MemoryBlockBackend(disk2), readOnly: true }, undefined);
+  const ro = rig({ ring, backend: new MemoryBlockBackend(disk2), readOnly: true }, undefined);
   const forced = run(ro, { readable: [header(T_OUT, 1), pattern(512, 1)], writable: [1] });
   assert.equal(forced.status, S_IOERR);
   assert.deepEqual(disk2, pattern(SECTORS * 512, 11));
   assert.throws(() => new BlkDevice({ backend: new MemoryBlockBackend(512, { readOnly: true }), readOnly: false }), { code: 'ERR_USAGE' });
 });
 
-test('DISCARD and WRITE_ZEROES zero their segments; flags, limits and ranges are checked first', () => {
+eachRing('DISCARD and WRITE_ZEROES zero their segments; flags, limits and ranges are checked first', (ring) => {
   const disk = pattern(SECTORS * 512, 12);
-  const r = rig({ backend: new MemoryBlockBackend(disk), maxDiscardSectors: 8, maxDiscardSeg: 2 });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk), maxDiscardSectors: 8, maxDiscardSeg: 2 });
   const wz = run(r, { readable: [header(T_WRITE_ZEROES), Buffer.concat([segment(2, 1, 1), segment(10, 8)])], writable: [1] });
   assert.equal(wz.status, S_OK);
   const expected = pattern(SECTORS * 512, 12);
@@ -384,16 +402,16 @@ test('DISCARD and WRITE_ZEROES zero their segments; flags, limits and ranges are
   assert.deepEqual(disk, expected, 'refused requests changed nothing');
 
   // Not negotiated: UNSUPP even though the device could.
-  const plain = rig({ backend: new MemoryBlockBackend(disk) }, 0n);
+  const plain = rig({ ring, backend: new MemoryBlockBackend(disk) }, 0n);
   assert.equal(run(plain, { readable: [header(T_DISCARD), segment(40, 1)], writable: [1] }).status, S_UNSUPP);
   assert.equal(run(plain, { readable: [header(T_WRITE_ZEROES), segment(40, 1)], writable: [1] }).status, S_UNSUPP);
   assert.deepEqual(disk, expected);
 });
 
-test('write cache: writeback toggled through config; writethrough flushes every write before completing', () => {
+eachRing('write cache: writeback toggled through config; writethrough flushes every write before completing', (ring) => {
   const backend = new MemoryBlockBackend(SECTORS * 512);
   const features = (1n << BigInt(F.FLUSH)) | (1n << BigInt(F.CONFIG_WCE));
-  const r = rig({ backend }, features);
+  const r = rig({ ring, backend }, features);
   assert.equal(r.dev.readConfig(32, 1), 1, 'writeback by default with FLUSH');
   run(r, { readable: [header(T_OUT, 0), pattern(512, 1)], writable: [1] });
   assert.equal(backend.flushes, 0, 'writeback: no flush per write');
@@ -403,11 +421,11 @@ test('write cache: writeback toggled through config; writethrough flushes every 
   assert.equal(backend.flushes, 1, 'writethrough: flushed before completion');
 
   // CONFIG_WCE without FLUSH: writeback MUST start at 0 (5.2.5.1).
-  const noFlush = rig({ backend: new MemoryBlockBackend(512) }, 1n << BigInt(F.CONFIG_WCE));
+  const noFlush = rig({ ring, backend: new MemoryBlockBackend(512) }, 1n << BigInt(F.CONFIG_WCE));
   assert.equal(noFlush.dev.readConfig(32, 1), 0);
   // Neither negotiated (FLUSH offered): writes must be stable at completion.
   const b2 = new MemoryBlockBackend(SECTORS * 512);
-  const none = rig({ backend: b2 }, 0n);
+  const none = rig({ ring, backend: b2 }, 0n);
   run(none, { readable: [header(T_OUT, 0), pattern(512, 1)], writable: [1] });
   assert.equal(b2.flushes, 1);
   // Without CONFIG_WCE the field is not writable.
@@ -438,10 +456,10 @@ test('write cache through the legacy interface (no FEATURES_OK): a writeback wri
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-test('asynchronous backend: requests complete out of order, each with its own data and status', async () => {
+eachRing('asynchronous backend: requests complete out of order, each with its own data and status', async (ring) => {
   const disk = pattern(SECTORS * 512, 13);
   const backend = new DeferredBackend(disk);
-  const r = rig({ backend, maxInFlight: 8 }, 1n << BigInt(F.FLUSH));
+  const r = rig({ ring, backend, maxInFlight: 8 }, 1n << BigInt(F.FLUSH));
   const heads = [0, 1, 2, 3].map((i) => r.mq.addChain({ readable: [header(T_IN, i * 4)], writable: [512, 1] }));
   r.dev.queueNotify(0);
   assert.equal(r.dev.requestsInFlight, 4);
@@ -477,9 +495,9 @@ test('asynchronous backend: requests complete out of order, each with its own da
   assert.ok(r.host.interrupts.length >= 1);
 });
 
-test('asynchronous backend: at most maxInFlight requests outstanding, the rest resume as slots free', async () => {
+eachRing('asynchronous backend: at most maxInFlight requests outstanding, the rest resume as slots free', async (ring) => {
   const backend = new DeferredBackend(pattern(SECTORS * 512, 14));
-  const r = rig({ backend, maxInFlight: 2 });
+  const r = rig({ ring, backend, maxInFlight: 2 });
   for (let i = 0; i < 5; i++) r.mq.addChain({ readable: [header(T_IN, i)], writable: [512, 1] });
   r.dev.queueNotify(0);
   assert.equal(backend.pending.length, 2);
@@ -495,29 +513,29 @@ test('asynchronous backend: at most maxInFlight requests outstanding, the rest r
   assert.equal(r.dev.requestsInFlight, 0);
 });
 
-test('reset with requests in flight: late completions are dropped, not pushed into the new queue', async () => {
+eachRing('reset with requests in flight: late completions are dropped, not pushed into the new queue', async (ring) => {
   const backend = new DeferredBackend(pattern(SECTORS * 512, 15));
-  const r = rig({ backend });
+  const r = rig({ ring, backend });
   r.mq.addChain({ readable: [header(T_IN, 0)], writable: [512, 1] });
   r.dev.queueNotify(0);
   void r.dev.reset(); // completes when the released operation settles
   backend.pending[0]!.release(true);
   await tick();
-  assert.equal(r.mq.usedIdx, 0);
+  assert.deepEqual(r.mq.readUsed(), []);
   assert.equal(r.dev.requestsInFlight, 0);
 });
 
-test('multiqueue: each queue is served and interrupted on its own index', () => {
+eachRing('multiqueue: each queue is served and interrupted on its own index', (ring) => {
   const disk = pattern(SECTORS * 512, 16);
-  const r = rig({ backend: new MemoryBlockBackend(disk), numQueues: 3 });
+  const r = rig({ ring, backend: new MemoryBlockBackend(disk), numQueues: 3 });
   const d = run(r, { readable: [header(T_IN, 5)], writable: [512, 1] }, 2);
   assert.equal(d.status, S_OK);
   assert.deepEqual(d.data, disk.subarray(5 * 512, 6 * 512));
   assert.deepEqual(r.host.interrupts, [2]);
-  assert.equal(r.queues[0]!.usedIdx, 0);
+  assert.deepEqual(r.queues[0]!.readUsed(), []);
 });
 
-test('file backend through the device: data on the file, FLUSH is fsync, out-of-range leaves the file unchanged', async (t) => {
+eachRing('file backend through the device: data on the file, FLUSH is fsync, out-of-range leaves the file unchanged', async (ring, t) => {
   const dir = mkdtempSync(join(tmpdir(), 'virtio-blk-dev-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'disk.img');
@@ -525,7 +543,7 @@ test('file backend through the device: data on the file, FLUSH is fsync, out-of-
   writeFileSync(path, original);
   const backend = await FileBlockBackend.open(path);
   t.after(() => backend.close());
-  const r = rig({ backend }, (1n << BigInt(F.FLUSH)) | (1n << BigInt(F.CONFIG_WCE)));
+  const r = rig({ ring, backend }, (1n << BigInt(F.FLUSH)) | (1n << BigInt(F.CONFIG_WCE)));
   const data = pattern(1024, 18);
   const requests = [
     { readable: [header(T_OUT, 4), data], writable: [1] },
@@ -539,8 +557,12 @@ test('file backend through the device: data on the file, FLUSH is fsync, out-of-
     return w[w.length - 1]!.addr + w[w.length - 1]!.len - 1;
   });
   r.dev.queueNotify(0);
-  for (let i = 0; i < 200 && r.mq.usedIdx < requests.length; i++) await new Promise((resolve) => setTimeout(resolve, 2));
-  assert.equal(r.mq.usedIdx, requests.length);
+  let used = 0;
+  for (let i = 0; i < 200 && used < requests.length; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    used += r.mq.readUsed().length;
+  }
+  assert.equal(used, requests.length);
   assert.deepEqual(
     statusAt.map((a) => r.mq.memory.read8(a)),
     [S_OK, S_IOERR, S_OK, S_OK],

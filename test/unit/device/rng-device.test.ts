@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { MockPackedQueue } from '../../../src/testing/mock-packed-queue.js';
+import type { MockRing } from '../../../src/testing/mock-ring.js';
+import { bit, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
+import { eachRing, mockRing } from '../../helpers/ring-formats.js';
 import { RngDevice, type RngDeviceOptions } from '../../../src/device/rng/rng-device.js';
 import { webCryptoEntropy, type EntropySource } from '../../../src/device/rng/entropy.js';
 import type { VirtioDeviceHost } from '../../../src/core/virtio-device.js';
@@ -21,8 +25,13 @@ function counterEntropy(): { source: EntropySource; produced: number[]; calls: n
   return { source, produced, calls };
 }
 
+/** An rng device on a split ring (a MockQueue, with its raw pokes). */
 function rig(options: RngDeviceOptions) {
-  const mq = new MockQueue({ size: 8 });
+  return rigOn(new MockQueue({ size: 8 }), options);
+}
+
+/** An rng device on `mq`, activated with the features its ring format needs. */
+function rigOn<Q extends MockRing>(mq: Q, options: RngDeviceOptions) {
   const interrupts: number[] = [];
   const resets: Error[] = [];
   const host: VirtioDeviceHost = {
@@ -33,7 +42,8 @@ function rig(options: RngDeviceOptions) {
   };
   const dev = new RngDevice(options);
   dev.attach(host);
-  dev.activate({ features: 0n, queues: [mq.deviceQueue()] });
+  const features = mq instanceof MockPackedQueue ? bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_RING_PACKED) : 0n;
+  dev.activate({ features, queues: [mq.deviceQueue()] });
   return { mq, dev, interrupts, resets };
 }
 
@@ -45,9 +55,9 @@ test('virtio-rng: device type 4, one queue, no features, no config', () => {
   assert.equal(dev.configSize, 0);
 });
 
-test('virtio-rng: fills every writable buffer with the source bytes, used len = bytes written', () => {
+eachRing('virtio-rng: fills every writable buffer with the source bytes, used len = bytes written', (ring) => {
   const e = counterEntropy();
-  const r = rig({ entropy: e.source });
+  const r = rigOn(mockRing(ring, { size: 8 }), { entropy: e.source });
   const a = r.mq.addChain({ writable: [16] });
   const b = r.mq.addChain({ writable: [5, 0, 27] });
   r.dev.queueNotify(0);
@@ -61,9 +71,9 @@ test('virtio-rng: fills every writable buffer with the source bytes, used len = 
   assert.deepEqual(r.interrupts, [0], 'one interrupt for the batch');
 });
 
-test('virtio-rng: a request larger than maxBytesPerRequest gets that many bytes', () => {
+eachRing('virtio-rng: a request larger than maxBytesPerRequest gets that many bytes', (ring) => {
   const e = counterEntropy();
-  const r = rig({ entropy: e.source, maxBytesPerRequest: 100 });
+  const r = rigOn(mockRing(ring, { size: 8 }), { entropy: e.source, maxBytesPerRequest: 100 });
   const h = r.mq.addChain({ writable: [60, 60, 60] });
   r.dev.queueNotify(0);
   const got = r.mq.readWritten(h, 180);

@@ -9,6 +9,7 @@ import { VirtioError } from '../../../src/errors.js';
 import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
+import { offering, RING_FORMATS } from '../../helpers/ring-formats.js';
 
 /** A recorded deterministic source: what the device produced, in order. */
 function recordedEntropy(): { source: EntropySource; produced: number[] } {
@@ -26,29 +27,33 @@ function recordedEntropy(): { source: EntropySource; produced: number[] } {
   return { source, produced };
 }
 
-test('rng driver <-> device: read(N) returns exactly the bytes the entropy source produced', async (t) => {
-  const m = new Machine({ ramSize: 8 << 20 });
-  const e = recordedEntropy();
-  // A small per-request limit makes the driver loop over partial answers.
-  const { bdf } = m.plugVirtio(new RngDevice({ entropy: e.source, maxBytesPerRequest: 1000 }));
-  const rng = await RngDriver.open(m.bus, bdf, { chunkSize: 4096 });
-  t.after(() => rng.close());
-  const a = await rng.read(10_000);
-  const b = await rng.read(1);
-  assert.equal(a.byteLength, 10_000);
-  assert.deepEqual([...a, ...b], e.produced);
-  assert.deepEqual(await rng.read(0), new Uint8Array(0));
-});
+for (const ring of RING_FORMATS) {
+  test(`${ring} ring: rng driver <-> device: read(N) returns exactly the bytes the entropy source produced`, async (t) => {
+    const m = new Machine({ ramSize: 8 << 20 });
+    const e = recordedEntropy();
+    // A small per-request limit makes the driver loop over partial answers.
+    const { bdf } = m.plugVirtio(new RngDevice({ entropy: e.source, maxBytesPerRequest: 1000 }), offering(ring));
+    const rng = await RngDriver.open(m.bus, bdf, { chunkSize: 4096 });
+    t.after(() => rng.close());
+    assert.equal(rng.virtio.ringFormat.name, ring);
+    const a = await rng.read(10_000);
+    const b = await rng.read(1);
+    assert.equal(a.byteLength, 10_000);
+    assert.deepEqual([...a, ...b], e.produced);
+    assert.deepEqual(await rng.read(0), new Uint8Array(0));
+  });
 
-test('rng driver: concurrent reads are served one after another without mixing bytes', async (t) => {
-  const m = new Machine({ ramSize: 8 << 20 });
-  const e = recordedEntropy();
-  const { bdf } = m.plugVirtio(new RngDevice({ entropy: e.source }));
-  const rng = await RngDriver.open(m.bus, bdf, { chunkSize: 64 });
-  t.after(() => rng.close());
-  const [a, b] = await Promise.all([rng.read(100), rng.read(50)]);
-  assert.deepEqual([...a, ...b], e.produced);
-});
+  test(`${ring} ring: rng driver: concurrent reads are served one after another without mixing bytes`, async (t) => {
+    const m = new Machine({ ramSize: 8 << 20 });
+    const e = recordedEntropy();
+    const { bdf } = m.plugVirtio(new RngDevice({ entropy: e.source }), offering(ring));
+    const rng = await RngDriver.open(m.bus, bdf, { chunkSize: 64 });
+    t.after(() => rng.close());
+    assert.equal(rng.virtio.ringFormat.name, ring);
+    const [a, b] = await Promise.all([rng.read(100), rng.read(50)]);
+    assert.deepEqual([...a, ...b], e.produced);
+  });
+}
 
 test('rng driver with Web Crypto entropy: bytes arrive and are not constant', async (t) => {
   const m = new Machine({ ramSize: 8 << 20 });

@@ -3,13 +3,7 @@ import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
-import {
-  featureSet,
-  VIRTIO_F_EVENT_IDX,
-  VIRTIO_F_INDIRECT_DESC,
-  VIRTIO_F_RING_PACKED,
-  VIRTIO_F_VERSION_1,
-} from '../../../src/spec/features.js';
+import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_SR_IOV, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -65,14 +59,14 @@ test('initialisation follows spec 3.1.1: status 0, ACKNOWLEDGE, +DRIVER, +FEATUR
 });
 
 test('negotiation accepts only offered bits, and transport bits only where the core implements them', async (t) => {
-  const offered = featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, 0, 60);
+  const offered = featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_SR_IOV, 0, 60);
   const { drv } = await live(
     { deviceFeatures: offered },
-    featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_INDIRECT_DESC, 0, 1, 60),
+    featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_SR_IOV, VIRTIO_F_INDIRECT_DESC, 0, 1, 60),
   );
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
-  // The transport adds INDIRECT_DESC to the offer; RING_PACKED is offered but this core has no packed ring.
+  // The transport adds INDIRECT_DESC to the offer; SR_IOV is offered but this core does not implement it.
   assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, 0, 60));
 });
 
