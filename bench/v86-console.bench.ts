@@ -52,9 +52,9 @@ async function openTimed(bus: PciBus, chainSize: number): Promise<{ driver: Virt
   let ms = 0;
   // Both buses run the device inside the notify access itself: the time until the write's promise is
   // returned is the device's (plus a few bus calls, the same on both).
-  transport.notify = (index: number, data?: number): Promise<void> => {
+  transport.notify = (index: number, next: number): Promise<void> => {
     const t0 = performance.now();
-    const done = notify(index, data);
+    const done = notify(index, next);
     ms += performance.now() - t0;
     return done;
   };

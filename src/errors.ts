@@ -50,7 +50,8 @@ export type QueueFaultCode =
   | 'ERR_QUEUE_CHAIN_PAST_AVAIL' // packed: a chain runs into ring slots the device still holds (more than the driver can have made available)
   | 'ERR_QUEUE_BUFFER_ID' // packed: a buffer id >= queue size
   | 'ERR_QUEUE_BUFFER_ID_IN_USE' // packed: a buffer id whose buffer is still in flight
-  | 'ERR_QUEUE_EVENT_FLAGS'; // packed: the reserved value 3 in the driver event suppression flags
+  | 'ERR_QUEUE_EVENT_FLAGS' // packed: the reserved value 3 in the driver event suppression flags
+  | 'ERR_QUEUE_NOTIFICATION'; // a driver notification of the wrong width, queue identifier or impossible data
 
 export class QueueFaultError extends VirtioError {
   constructor(

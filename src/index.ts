@@ -64,6 +64,7 @@ export {
   MODERN_STATUS_STEPS,
   type StatusStep,
   type InterfaceRules,
+  type DeviceCoreOptions,
   type DriverNotification,
   type NotificationSink,
   type RingArea,

@@ -13,6 +13,7 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
+import { QueueFaultError } from '../errors.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
@@ -159,6 +160,8 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
    */
   readonly packed?: boolean;
+  /** Transport features the transport implements beyond the core's own (VERSION_1, INDIRECT_DESC, EVENT_IDX), offered too. */
+  readonly transportFeatures?: bigint;
 }
 
 function asError(e: unknown): Error {
@@ -196,7 +199,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.useRules(options);
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed;
+    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -423,15 +426,38 @@ export class DeviceCore implements VirtioDeviceHost {
     for (const area of RING_AREAS) for (const half of [0, 1] as const) q.setRingHalf(area, half, 0);
   }
 
-  /** The driver notified queue `index` (`data` only with VIRTIO_F_NOTIFICATION_DATA). Faults set NEEDS_RESET. */
-  notify(index: number, data?: number): void {
-    if ((this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== VIRTIO_CONFIG_S_DRIVER_OK) return;
-    if (!this.active[index]) return;
+  /** Whether the device is live: DRIVER_OK set and DEVICE_NEEDS_RESET not. */
+  private get live(): boolean {
+    return (this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) === VIRTIO_CONFIG_S_DRIVER_OK;
+  }
+
+  /**
+   * The driver notified queue `index` (2.9). `next` (bits 16-31 of the notification: next_off and
+   * next_wrap, see queue/notification-data.ts) comes only with VIRTIO_F_NOTIFICATION_DATA; a value
+   * the negotiated ring format rules out is a guest fault. Faults set NEEDS_RESET.
+   */
+  notify(index: number, next?: number): void {
+    if (!this.live) return;
+    const q = this.queues[index];
+    if (!this.active[index] || q === undefined) return;
+    if (next !== undefined && !ringFormat(this.negotiatedFeatures).isNotificationNext(next, q.size)) {
+      this.rejectNotification(index, `notification data next 0x${next.toString(16)} is impossible for a queue of size ${q.size}`);
+      return;
+    }
     try {
-      this.device.queueNotify(index, data);
+      this.device.queueNotify(index, next);
     } catch (e) {
       this.needsReset(asError(e));
     }
+  }
+
+  /**
+   * A driver notification for queue `index` that breaks the transport's rules (width, queue
+   * identifier): a guest fault (QueueFaultError ERR_QUEUE_NOTIFICATION) while the device is live,
+   * ignored otherwise (as every notification is then).
+   */
+  rejectNotification(index: number, why: string): void {
+    if (this.live) this.needsReset(new QueueFaultError('ERR_QUEUE_NOTIFICATION', index, why));
   }
 
   // ---- device configuration (4.1.4.6) ----

@@ -51,8 +51,12 @@ export interface VirtioDevice {
   acceptFeatures?(features: bigint): boolean;
   /** The driver set DRIVER_OK. */
   activate(ctx: ActivateContext): void;
-  /** The driver notified queue `index` (`data` carries NOTIFICATION_DATA when negotiated). */
-  queueNotify(index: number, data?: number): void;
+  /**
+   * The driver notified queue `index`. With VIRTIO_F_NOTIFICATION_DATA, `next` is what the
+   * notification says of the driver's position (bits 16-31: next_off, next_wrap; 2.9), already
+   * checked possible for the ring format: a hint, since the ring itself stays the authority.
+   */
+  queueNotify(index: number, next?: number): void;
   /**
    * Device reset: stop using the queues, drop all queue state and in-flight requests, back to
    * power-on state. A device with asynchronous backends returns a promise for the moment its old

@@ -4,6 +4,7 @@
  * bookkeeping and checks what the device returns; this adds the notification and the waiting, and every wait has a timeout.
  */
 
+import { UsageError } from '../errors.js';
 import type { DmaSpan } from '../memory/dma.js';
 import type { DriverRing, UsedBuffer } from '../queue/types.js';
 
@@ -13,14 +14,21 @@ export type Completion<T> = UsedBuffer<T>;
 
 /** What the queue needs of the driver core. */
 export interface QueueHost {
-  /** Notify the device that queue `index` has new buffers. */
-  notify(index: number): Promise<void>;
+  /**
+   * Notify the device that queue `index` has new buffers; `next` is the ring's
+   * {@link DriverRing.notificationData}, sent when VIRTIO_F_NOTIFICATION_DATA was negotiated.
+   */
+  notify(index: number, next: number): Promise<void>;
   /** Set once the device is unusable (DEVICE_NEEDS_RESET, bus failure, closed): every wait throws it. */
   readonly fault: Error | undefined;
   /** Also wake waiters this often, for buses that cannot deliver interrupts; undefined = interrupts only. */
   readonly pollIntervalMs: number | undefined;
   /** The error for a wait that timed out (the core checks the device status to explain it). */
   timeoutError(index: number, timeoutMs: number): Promise<Error>;
+  /** VIRTIO_F_RING_RESET: reset queue `index` on the device and wait until the reset completed. */
+  resetQueue(index: number): Promise<void>;
+  /** Set queue `index` up again after its reset, with a new ring of `size` (default: as at first set-up); returns the ring. */
+  enableRing<T>(index: number, size: number | undefined): Promise<DriverRing<T>>;
 }
 
 /**
@@ -30,11 +38,13 @@ export interface QueueHost {
 export class DriverQueue<T = unknown> {
   private signalled = false;
   private wake: (() => void) | undefined;
+  /** Set from the start of a queue reset until the queue is enabled again: the queue is not usable. */
+  private resetState: 'resetting' | 'reset' | undefined;
 
   constructor(
     /** Queue index on the device. */
     readonly index: number,
-    private readonly ring: DriverRing<T>,
+    private ring: DriverRing<T>,
     private readonly host: QueueHost,
     /** Default for {@link waitUsed}. */
     private readonly defaultTimeoutMs: number,
@@ -54,13 +64,16 @@ export class DriverQueue<T = unknown> {
    * the device until {@link kick}. Throws QueueFullError when descriptors run out.
    */
   submit(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    this.checkUsable();
     return this.ring.add(out, inn, token);
   }
 
   /** Publish submitted requests and notify the device if it asked for notifications. */
   async kick(): Promise<void> {
+    this.checkUsable();
     // In-process (coherent DMA) the ring publishes at once: one await fewer per round.
-    if (this.ring.coherent ? this.ring.publishSync() : await this.ring.publish()) await this.host.notify(this.index);
+    if (this.ring.coherent ? this.ring.publishSync() : await this.ring.publish())
+      await this.host.notify(this.index, this.ring.notificationData());
   }
 
   /**
@@ -73,6 +86,7 @@ export class DriverQueue<T = unknown> {
     let deadline: number | undefined;
     for (;;) {
       if (this.host.fault !== undefined) throw this.host.fault;
+      this.checkUsable();
       this.signalled = false;
       const used = this.ring.coherent ? this.ring.reapSync() : await this.ring.reap();
       if (used.length > 0) return used;
@@ -86,7 +100,52 @@ export class DriverQueue<T = unknown> {
   /** Reap whatever the device has used, without waiting. */
   reap(): Promise<Completion<T>[]> {
     if (this.host.fault !== undefined) return Promise.reject(this.host.fault);
+    if (this.resetState !== undefined) return Promise.reject(this.resetError());
     return this.ring.reap();
+  }
+
+  /**
+   * VIRTIO_F_RING_RESET (2.6.1): reset this queue alone while the device's other queues carry on.
+   * From the call on, submit, kick and waits throw UsageError (waiters are woken to see it). Once the
+   * device reports the reset done (queue_reset reads 0 again) the device no longer touches the
+   * ring: the chains still in flight are forgotten, their tokens returned (the device will never
+   * complete them), and the ring memory is released. Then {@link reenable}. If the device does not
+   * finish the reset (DeviceFaultError ERR_DEVICE_TIMEOUT) the ring is kept: the device may still
+   * write it.
+   */
+  async reset(): Promise<T[]> {
+    if (this.resetState !== undefined) throw new UsageError(`queue ${this.index} is already reset`);
+    this.resetState = 'resetting';
+    this.signal();
+    try {
+      await this.host.resetQueue(this.index);
+    } catch (error) {
+      // A UsageError comes before anything reached the device (feature not negotiated, wrong step).
+      if (error instanceof UsageError) this.resetState = undefined;
+      throw error;
+    }
+    const tokens = this.ring.detachUnused();
+    this.ring.destroy();
+    this.resetState = 'reset';
+    return tokens;
+  }
+
+  /**
+   * After {@link reset}: set the queue up again on a new ring, of `options.size` or of the size it
+   * had (2.6.1.2: configured as at first set-up, optionally with other parameters), and enable it.
+   */
+  async reenable(options: { readonly size?: number } = {}): Promise<void> {
+    if (this.resetState !== 'reset') throw new UsageError(`queue ${this.index} can be re-enabled only after a completed reset`);
+    const ring = await this.host.enableRing<T>(this.index, options.size ?? this.ring.size);
+    this.ring = ring;
+    this.resetState = undefined;
+  }
+
+  private checkUsable(): void {
+    if (this.resetState !== undefined) throw this.resetError();
+  }
+  private resetError(): UsageError {
+    return new UsageError(`queue ${this.index} is reset: re-enable it first`);
   }
 
   /** The core calls this when the queue's interrupt (or a fault) arrives. */
@@ -97,7 +156,8 @@ export class DriverQueue<T = unknown> {
 
   /** After the device has been reset: give the ring memory back (the queue is unusable afterwards). */
   destroy(): void {
-    this.ring.destroy();
+    // A completed queue reset has released the ring already.
+    if (this.resetState !== 'reset') this.ring.destroy();
   }
 
   private sleep(ms: number): Promise<void> {

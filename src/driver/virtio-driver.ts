@@ -15,7 +15,10 @@ import {
   hasFeature,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_NOTIFICATION_DATA,
+  VIRTIO_F_NOTIF_CONFIG_DATA,
   VIRTIO_F_RING_PACKED,
+  VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
@@ -49,8 +52,18 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(
   VIRTIO_F_VERSION_1,
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_NOTIFICATION_DATA,
+  VIRTIO_F_NOTIF_CONFIG_DATA,
+  VIRTIO_F_RING_RESET,
   VIRTIO_F_RING_PACKED,
 );
+
+/**
+ * Accepted on the modern interface whenever offered, whatever a device driver asks for: VERSION_1
+ * (a MUST, 6), NOTIF_CONFIG_DATA (a SHOULD, 6), and the two that change nothing for a device driver:
+ * notification data is written by the transport, and a queue reset happens only when asked for.
+ */
+const MODERN_ACCEPTED = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_RESET);
 
 const RING_PACKED = featureSet(VIRTIO_F_RING_PACKED);
 
@@ -220,9 +233,10 @@ export class VirtioDriver implements QueueHost {
 
   /**
    * Feature negotiation (spec 3.1.1 steps 4-6). Accepts the offered bits among `wanted` (transport
-   * bits only where this core implements them, see DRIVER_CORE_FEATURES; VERSION_1 always on the
-   * modern interface, never on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says,
-   * whatever `wanted` holds), writes them, sets FEATURES_OK and reads it back.
+   * bits only where this core implements them, see DRIVER_CORE_FEATURES; on the modern interface
+   * VERSION_1, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and RING_RESET whenever offered; VERSION_1 never
+   * on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says, whatever `wanted` holds),
+   * writes them, sets FEATURES_OK and reads it back.
    * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
    * offered (the packed ring too, with `ring: 'packed'`) or the device does not keep FEATURES_OK.
    * Returns the accepted features.
@@ -234,7 +248,7 @@ export class VirtioDriver implements QueueHost {
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
     let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
     accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
-    accept = modern ? accept | featureSet(VIRTIO_F_VERSION_1) : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
+    accept = modern ? accept | MODERN_ACCEPTED : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
     const accepted = this.deviceFeatures & accept;
     if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
       return this.failWith(
@@ -275,6 +289,14 @@ export class VirtioDriver implements QueueHost {
   async setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Promise<DriverQueue<T>> {
     this.expectPhase('queues', 'setupQueue()');
     if (this.queues.has(index)) throw new UsageError(`queue ${index} is already set up`);
+    const ring = await this.enableQueueRing<T>(index, options);
+    const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
+    this.queues.set(index, queue);
+    return queue;
+  }
+
+  /** Check queue `index` exists, allocate its rings, tell the device where they are and enable it (4.1.5.1.3). */
+  private async enableQueueRing<T>(index: number, options: QueueOptions): Promise<DriverRing<T>> {
     const numQueues = await this.transport.numQueues();
     if (!Number.isInteger(index) || index < 0 || index >= numQueues)
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
@@ -325,9 +347,20 @@ export class VirtioDriver implements QueueHost {
       ring.destroy();
       throw err;
     }
-    const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
-    this.queues.set(index, queue);
-    return queue;
+    return ring;
+  }
+
+  /** QueueHost: VIRTIO_F_RING_RESET, the device side of {@link DriverQueue.reset}. */
+  async resetQueue(index: number): Promise<void> {
+    this.expectPhase('live', 'a queue reset');
+    if (!hasFeature(this.negotiated, VIRTIO_F_RING_RESET)) throw new UsageError(`queue ${index}: VIRTIO_F_RING_RESET was not negotiated`);
+    await this.transport.resetQueue(index);
+  }
+
+  /** QueueHost: the queue set up again after its reset (2.6.1.2), as at first set-up. */
+  async enableRing<T>(index: number, size: number | undefined): Promise<DriverRing<T>> {
+    this.expectPhase('live', 'a queue re-enable');
+    return this.enableQueueRing<T>(index, { size });
   }
 
   /** Set DRIVER_OK (spec 3.1.1 step 8): the device is live. Throws if it answers with DEVICE_NEEDS_RESET. */
@@ -391,9 +424,9 @@ export class VirtioDriver implements QueueHost {
     return () => this.configListeners.delete(listener);
   }
 
-  /** QueueHost: notify the device about queue `index`. */
-  notify(index: number): Promise<void> {
-    return this.transport.notify(index);
+  /** QueueHost: notify the device about queue `index` (the transport adds `next` when notification data was negotiated). */
+  notify(index: number, next: number): Promise<void> {
+    return this.transport.notify(index, next);
   }
 
   /** QueueHost: a wait timed out; blame DEVICE_NEEDS_RESET if the device set it. */

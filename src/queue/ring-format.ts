@@ -10,7 +10,7 @@
 
 import { UsageError } from '../errors.js';
 import { VIRTIO_F_RING_PACKED, hasFeature } from '../spec/features.js';
-import { PVIRTQ_DESC_ALIGN, PVIRTQ_EVENT_ALIGN } from '../spec/packed-ring.js';
+import { NOTIFY_DATA_PACKED_OFF_MASK, PVIRTQ_DESC_ALIGN, PVIRTQ_EVENT_ALIGN } from '../spec/packed-ring.js';
 import { VIRTQ_AVAIL_ALIGN, VIRTQ_DESC_ALIGN, VIRTQ_MAX_SIZE, VIRTQ_USED_ALIGN } from '../spec/ring.js';
 import { VIRTIO_PCI_VRING_ALIGN } from '../spec/virtio-pci.js';
 
@@ -46,6 +46,11 @@ export interface RingFormat {
    * null for a format the legacy interface cannot carry (the packed ring needs VIRTIO_F_VERSION_1).
    */
   readonly legacyAlign: number | null;
+  /**
+   * Whether `next` (bits 16-31 of a VIRTIO_F_NOTIFICATION_DATA notification, 2.9) can describe a
+   * queue of `size` in some order of events a driver following the spec can produce.
+   */
+  isNotificationNext(next: number, size: number): boolean;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -69,6 +74,9 @@ export const SPLIT_RING: RingFormat & { readonly legacyAlign: number } = {
   maxChainBytes: 2 ** 32,
   areaAlign: { desc: VIRTQ_DESC_ALIGN, driver: VIRTQ_AVAIL_ALIGN, device: VIRTQ_USED_ALIGN },
   legacyAlign: VIRTIO_PCI_VRING_ALIGN,
+  // 2.9: the next avail index, any 16-bit value. One behind the device's position can be a late
+  // notification for buffers the device already took (notifications may repeat, 2.9): none is impossible.
+  isNotificationNext: () => true,
 };
 
 /** The packed virtqueue (2.8). */
@@ -83,6 +91,8 @@ export const PACKED_RING: RingFormat = {
   maxChainBytes: 2 ** 32,
   areaAlign: { desc: PVIRTQ_DESC_ALIGN, driver: PVIRTQ_EVENT_ALIGN, device: PVIRTQ_EVENT_ALIGN },
   legacyAlign: null,
+  // 2.9: next_off is an offset within the descriptor ring, so below the queue size; any wrap counter.
+  isNotificationNext: (next, size) => (next & NOTIFY_DATA_PACKED_OFF_MASK) < size,
 };
 
 /** The ring format the negotiated `features` select. */

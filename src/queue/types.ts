@@ -87,6 +87,13 @@ export interface DriverRing<T> {
   reap(): Promise<UsedBuffer<T>[]>;
   /** reap() at once, for coherent DMA. */
   reapSync(): UsedBuffer<T>[];
+  /**
+   * What a VIRTIO_F_NOTIFICATION_DATA notification says of the chains published so far: bits 16-31
+   * of the notification value (2.9: next_off, next_wrap in bit 15), i.e. where the next available
+   * entry will be written. Split ring: the published avail idx. Packed ring: the offset of the next
+   * descriptor to be made available, with the driver's wrap counter in bit 15.
+   */
+  notificationData(): number;
   /** Ask the device not to interrupt (true) or to interrupt again (false); advisory. */
   setInterruptSuppression(enabled: boolean): Promise<void>;
   /** After a device reset: forget every chain in flight and return their tokens. */

@@ -17,7 +17,9 @@ import {
   VIRTIO_PCI_COMMON_Q_DESCLO,
   VIRTIO_PCI_COMMON_Q_ENABLE,
   VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NDATA,
   VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_RESET,
   VIRTIO_PCI_COMMON_Q_SELECT,
   VIRTIO_PCI_COMMON_Q_SIZE,
   VIRTIO_PCI_COMMON_Q_USEDLO,
@@ -35,6 +37,12 @@ export class ScriptedBar4 implements RegionHandler {
   /** queue_size per queue, as the device offers it (a driver write replaces it). */
   readonly queueSize = new Map<number, number>();
   readonly queueNotifyOff = new Map<number, number>();
+  /** queue_notif_config_data per queue. */
+  readonly queueNotifyData = new Map<number, number>();
+  /** After queue_reset = 1: how many reads of queue_reset return 1 before 0 (Infinity: stuck). */
+  queueResetReads = 0;
+  /** queue_reset reads of 1 left for the queue being reset. */
+  private resetReadsLeft = 0;
   /** What device_status reads as (undefined: what was written). */
   stuckStatus: number | undefined;
   /** Read back VIRTIO_MSI_NO_VECTOR from both vector fields. */
@@ -60,6 +68,12 @@ export class ScriptedBar4 implements RegionHandler {
         return this.queueSize.get(this.selected) ?? 0;
       case VIRTIO_PCI_COMMON_Q_NOFF:
         return this.queueNotifyOff.get(this.selected) ?? 0;
+      case VIRTIO_PCI_COMMON_Q_NDATA:
+        return this.queueNotifyData.get(this.selected) ?? 0;
+      case VIRTIO_PCI_COMMON_Q_RESET:
+        if (this.resetReadsLeft === 0) return 0;
+        this.resetReadsLeft--;
+        return 1;
       case VIRTIO_PCI_COMMON_MSIX:
       case VIRTIO_PCI_COMMON_Q_MSIX:
         return this.refuseVectors ? VIRTIO_MSI_NO_VECTOR : (this.regs.get(offset) ?? 0);
@@ -70,6 +84,10 @@ export class ScriptedBar4 implements RegionHandler {
 
   write(offset: number, _size: AccessSize, value: number): void {
     this.regs.set(offset, value);
+    if (offset === VIRTIO_PCI_COMMON_Q_RESET && value === 1) {
+      this.resetReadsLeft = this.queueResetReads;
+      this.regs.set(VIRTIO_PCI_COMMON_Q_ENABLE, 0);
+    }
     if (offset === VIRTIO_PCI_COMMON_Q_SIZE && !this.keepQueueSize) this.queueSize.set(this.selected, value);
     if (offset === VIRTIO_PCI_COMMON_Q_ENABLE && value === 1) {
       const u64 = (lo: number): number => joinU64(this.regs.get(lo) ?? 0, this.regs.get(lo + 4) ?? 0);

@@ -8,7 +8,9 @@
  * memory in place until its promise settles. So {@link BlkDevice.reset} answers with a promise that
  * settles once every operation started before it has settled; the transport reports the reset done
  * (device_status 0) only then. Operations of an old life still count against `maxInFlight` until
- * they settle, and their completions are dropped (no status byte, no used element).
+ * they settle, and their completions are dropped (no status byte, no used element). A queue reset
+ * (VIRTIO_F_RING_RESET, {@link BlkDevice.resetQueue}) does the same for one queue: its completion
+ * waits for that queue's operations only, while the other queues carry on.
  */
 
 import { RequestShapeError, UsageError } from '../../errors.js';
@@ -104,9 +106,23 @@ export interface BlkDeviceOptions {
   readonly maxDiscardSeg?: number;
 }
 
+/** One life of one queue, from its enabling to its reset or the device's: its operations with the backend. */
+interface QueueLife {
+  inFlight: number;
+  /** The queue was reset: completions of this life are dropped. */
+  ended: boolean;
+  /** Resolves the queue reset once the last operation of this life has settled. */
+  settled: (() => void) | undefined;
+}
+
+function newLife(): QueueLife {
+  return { inFlight: 0, ended: false, settled: undefined };
+}
+
 /** A request handed to an asynchronous backend, remembered without the chain (queues may reuse it). */
 interface Pending {
   readonly generation: number;
+  readonly life: QueueLife;
   readonly queue: DeviceQueue;
   readonly head: number;
   readonly status: number;
@@ -135,7 +151,9 @@ export class BlkDevice implements VirtioDevice {
 
   private features = 0n;
   private featuresAccepted = false;
-  private queues: readonly (DeviceQueue | null)[] = [];
+  private queues: (DeviceQueue | null)[] = [];
+  /** The current life of each queue (indexed like `queues`). */
+  private lives: QueueLife[] = [];
   /** Bumped by reset so that completions of requests from before it are dropped. */
   private generation = 0;
   /** Backend operations outstanding, of this life and of lives before resets (all count against maxInFlight). */
@@ -253,7 +271,8 @@ export class BlkDevice implements VirtioDevice {
   }
 
   activate(ctx: ActivateContext): void {
-    this.queues = ctx.queues;
+    this.queues = [...ctx.queues];
+    this.lives = ctx.queues.map(newLife);
     this.features = ctx.features;
     // Legacy (no FEATURES_OK): the driver may have read `writeback` already and set its cache policy
     // from it, so 5.2.5.2 lets DRIVER_OK change the mode only when the driver left CONFIG_WCE out
@@ -272,6 +291,7 @@ export class BlkDevice implements VirtioDevice {
   reset(): ResetCompletion {
     this.generation++;
     this.queues = [];
+    this.lives = [];
     this.features = 0n;
     this.featuresAccepted = false;
     this.broken = false;
@@ -281,6 +301,29 @@ export class BlkDevice implements VirtioDevice {
     this.oldInFlight = this.inFlight;
     if (this.oldInFlight === 0) return undefined;
     return new Promise((resolve) => this.resetWaiters.push(resolve));
+  }
+
+  /**
+   * VIRTIO_F_RING_RESET: stop using queue `index` at once (no more pops, no used element of its
+   * requests: their completions are dropped, as after a device reset). With backend operations of the
+   * queue outstanding, returns a promise that settles once they all have: they still write guest
+   * memory until then. The other queues are not touched.
+   */
+  resetQueue(index: number): ResetCompletion {
+    const life = this.lives[index];
+    if (life === undefined) return undefined;
+    life.ended = true;
+    this.lives[index] = newLife();
+    this.queues[index] = null;
+    this.stalled.delete(index);
+    this.interruptPending.delete(index);
+    if (life.inFlight === 0) return undefined;
+    return new Promise((resolve) => (life.settled = resolve));
+  }
+
+  /** VIRTIO_F_RING_RESET: queue `queue.index` is back, on a new ring; the driver notifies when it adds requests. */
+  enableQueue(queue: DeviceQueue): void {
+    if (queue.index < this.queues.length) this.queues[queue.index] = queue;
   }
 
   /** Requests handed to an asynchronous backend and not yet settled, from before resets included. */
@@ -395,8 +438,10 @@ export class BlkDevice implements VirtioDevice {
       this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_OK);
       return true;
     }
-    const pending: Pending = { generation: this.generation, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
+    const life = this.lives[queue.index]!;
+    const pending: Pending = { generation: this.generation, life, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
     this.inFlight++;
+    life.inFlight++;
     result.then(
       () => this.settle(pending, VIRTIO_BLK_S_OK),
       () => this.settle(pending, VIRTIO_BLK_S_IOERR),
@@ -451,8 +496,8 @@ export class BlkDevice implements VirtioDevice {
 
   /**
    * An asynchronous request settled: its slot is free (a reset waiting for the last one completes);
-   * answer it unless a reset came in between, or the device set DEVICE_NEEDS_RESET since (2.1.2: no
-   * used buffers after that).
+   * answer it unless a reset of the device or of its queue came in between, or the device set
+   * DEVICE_NEEDS_RESET since (2.1.2: no used buffers after that).
    */
   private settle(p: Pending, status: number): void {
     this.inFlight--;
@@ -461,8 +506,9 @@ export class BlkDevice implements VirtioDevice {
       this.resetWaiters = [];
       for (const resolve of waiters) resolve();
     }
+    if (--p.life.inFlight === 0 && p.life.ended) p.life.settled?.();
     if (this.broken) return;
-    if (p.generation === this.generation) {
+    if (p.generation === this.generation && !p.life.ended) {
       this.complete(p.queue, p.head, p.status, p.usedLen, p.dataIn, status);
       if (this.interruptPending.size === 0) queueMicrotask(() => this.raiseInterrupts());
       this.interruptPending.add(p.queue.index);

@@ -112,7 +112,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private multiport: boolean;
   /** Transmit chains popped and not yet given back, and their bytes (reused by every processTx). */
   private readonly txBatch: TxBatch;
-  private queues: readonly (DeviceQueue | null)[] = [];
+  private queues: (DeviceQueue | null)[] = [];
   private readonly controlOut: Uint8Array[] = [];
 
   constructor(options: VirtioConsoleDeviceOptions = {}) {
@@ -175,7 +175,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
 
   activate(ctx: ActivateContext): void {
     this.multiport = hasFeature(ctx.features, VIRTIO_CONSOLE_F_MULTIPORT);
-    this.queues = ctx.queues;
+    this.queues = [...ctx.queues];
     this.active = true;
     if (!this.multiport) {
       // One port, no control queue: the port is open from the start (5.3.6).
@@ -223,6 +223,22 @@ export class VirtioConsoleDevice implements VirtioDevice {
       port.ready = false;
       port.guestOpen = false;
     }
+  }
+
+  /**
+   * VIRTIO_F_RING_RESET: stop using queue `index`. Requests are answered within the call that pops
+   * them, so none is in flight. No byte is lost: input waiting for a reset receiveq, and control
+   * messages for a reset control receiveq, stay queued until it is back.
+   */
+  resetQueue(index: number): void {
+    if (index < this.queues.length) this.queues[index] = null;
+  }
+
+  /** VIRTIO_F_RING_RESET: queue `queue.index` is back, on a new ring: serve what waited for it. */
+  enableQueue(queue: DeviceQueue): void {
+    if (queue.index >= this.queues.length) return;
+    this.queues[queue.index] = queue;
+    this.guard(() => this.dispatchNotify(queue.index));
   }
 
   /**

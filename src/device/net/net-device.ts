@@ -234,6 +234,34 @@ export class VirtioNetDevice implements VirtioDevice {
     this.resetState();
   }
 
+  /**
+   * VIRTIO_F_RING_RESET: stop using queue `index`. Every request is answered within the call that
+   * pops it, so none is in flight; receive chains held for the next frame belong to the old ring and
+   * are forgotten (frames for a reset receiveq are dropped, counted in rxDropped, until it is back).
+   */
+  resetQueue(index: number): void {
+    this.setQueue(index, null);
+  }
+
+  /** VIRTIO_F_RING_RESET: queue `queue.index` is back, on a new ring. */
+  enableQueue(queue: DeviceQueue): void {
+    this.setQueue(queue.index, queue);
+  }
+
+  /** Put `queue` (or nothing) in the place of queue `index` (5.1.2: receiveq 2p, transmitq 2p + 1, then controlq). */
+  private setQueue(index: number, queue: DeviceQueue | null): void {
+    const pair = index >> 1;
+    if (index === this.ctrlIndex) this.ctrlQueue = queue;
+    else if (pair >= this.rxQueues.length)
+      return; // a queue of a pair not in use
+    else if (index % 2 === 0) {
+      this.rxQueues[pair] = queue;
+      this.rxStash[pair] = [];
+      // As at activation: the device never waits for receive buffers.
+      queue?.setNotification(false);
+    } else this.txQueues[pair] = queue;
+  }
+
   /** Change the link state: VIRTIO_NET_S_LINK_UP and a configuration change notification. */
   setLinkUp(up: boolean): void {
     if (up === this.linkUp) return;

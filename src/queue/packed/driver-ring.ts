@@ -306,6 +306,12 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     return this.wantsNotification(next, wrap, added);
   }
 
+  /** 2.9: the slot after the last published descriptor (next_off) with its wrap counter in bit 15 (next_wrap). */
+  notificationData(): number {
+    const off = this.nextAvail - this.pendingSlots;
+    return off < 0 ? (off + this.size) | ((this.availWrap ^ 1) << 15) : off | (this.availWrap << 15);
+  }
+
   /** The slot of the first descriptor added since the last publish. */
   private pendingStart(): number {
     const at = this.nextUsed + this.publishedSlots;

@@ -326,6 +326,11 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     return target;
   }
 
+  /** 2.9: the published avail idx (its 15 low bits are next_off, bit 15 next_wrap). */
+  notificationData(): number {
+    return this.publishedIdx;
+  }
+
   /** Where the device says whether it wants notifications: avail_event with EVENT_IDX, else the used flags. */
   private notificationField(): number {
     return this.eventIdx ? VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE : VIRTQ_USED_FLAGS;

@@ -37,7 +37,8 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
 import type { DeviceCore, RingArea } from '../../core/device-core.js';
-import { queueNotifyOff } from './notify-cfg.js';
+import { queueNotifConfigData, queueNotifyOff } from './notify-cfg.js';
+import { VIRTIO_F_NOTIF_CONFIG_DATA, hasFeature } from '../../spec/features.js';
 import type { PciNotifications } from './pci-notifications.js';
 
 /** The common configuration block of BAR4; its select registers return to 0 on every device reset. */
@@ -118,9 +119,11 @@ export class CommonCfg implements BarRegion {
         // 4.1.4.3.1: 1 as long as the queue reset is ongoing (old operations not yet settled).
         value = q?.resetPending ? 1 : 0;
         break;
-      // queue_notify_data (NOTIF_CONFIG_DATA), admin_queue_index and admin_queue_num (ADMIN_VQ):
-      // those features are not offered, so the fields read 0.
       case VIRTIO_PCI_COMMON_Q_NDATA:
+        // 4.1.4.3: the field exists once VIRTIO_F_NOTIF_CONFIG_DATA is negotiated; 0 before.
+        value = q !== undefined && hasFeature(core.negotiatedFeatures, VIRTIO_F_NOTIF_CONFIG_DATA) ? queueNotifConfigData(q.index) : 0;
+        break;
+      // admin_queue_index and admin_queue_num (ADMIN_VQ): not offered, so the fields read 0.
       case VIRTIO_PCI_COMMON_ADM_Q_IDX:
       case VIRTIO_PCI_COMMON_ADM_Q_NUM:
       default:
@@ -177,8 +180,8 @@ export class CommonCfg implements BarRegion {
         break;
       }
       default:
-      // device_feature, num_queues, config_generation, queue_notify_off and the fields of features
-      // not offered are read-only; other offsets are not fields.
+      // device_feature, num_queues, config_generation, queue_notify_off, queue_notif_config_data and
+      // the fields of features not offered are read-only; other offsets are not fields.
     }
   }
 }

@@ -48,10 +48,19 @@ export interface DriverTransport {
   /** Make queue `index` live (modern queue_enable = 1; legacy queues go live with the PFN). */
   enableQueue(index: number): Promise<void>;
   /**
-   * Notify the device about queue `index`. `data` is the 32-bit notification value when
-   * VIRTIO_F_NOTIFICATION_DATA was negotiated; otherwise the queue index is written.
+   * Notify the device about queue `index` (4.1.5.2). `next` is the ring's notification data (bits
+   * 16-31, DriverRing.notificationData): with VIRTIO_F_NOTIFICATION_DATA negotiated the 32-bit value
+   * of the queue identifier and `next` is written, otherwise the 16-bit queue identifier alone. The
+   * identifier is the index, or queue_notif_config_data with VIRTIO_F_NOTIF_CONFIG_DATA. The
+   * transport knows what was negotiated from {@link setDriverFeatures}.
    */
-  notify(index: number, data?: number): Promise<void>;
+  notify(index: number, next: number): Promise<void>;
+  /**
+   * VIRTIO_F_RING_RESET (2.6.1, 4.1.4.3): write 1 to queue `index`'s queue_reset and wait (bounded)
+   * until it reads 0 again and queue_enable reads 0; the device then no longer uses the queue's rings.
+   * DeviceFaultError ERR_DEVICE_TIMEOUT when it does not; UsageError on the legacy interface.
+   */
+  resetQueue(index: number): Promise<void>;
   /** config_generation (4.1.4.3); a constant 0 where the interface has none. */
   configGeneration(): Promise<number>;
   /**
@@ -76,11 +85,19 @@ export interface DriverTransport {
  */
 export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' | 'setStatus'>, timeoutMs: number): Promise<void> {
   await transport.setStatus(0);
+  await pollUntilZero(() => transport.getStatus(), timeoutMs, 'device_status');
+}
+
+/**
+ * Poll `read` (backing off up to 50 ms) until it returns 0; DeviceFaultError ERR_DEVICE_TIMEOUT
+ * naming `what` after `timeoutMs`. The wait of a device reset and of a queue reset (4.1.4.3.2).
+ */
+export async function pollUntilZero(read: () => Promise<number>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
-    if ((await transport.getStatus()) === 0) return;
+    if ((await read()) === 0) return;
     if (Date.now() >= deadline)
-      throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `device_status did not read 0 within ${timeoutMs} ms of a reset`);
+      throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `${what} did not read 0 within ${timeoutMs} ms of a reset`);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }

@@ -139,9 +139,14 @@ export class LegacyDriverTransport implements DriverTransport {
   /** The PFN write made the queue live. */
   async enableQueue(): Promise<void> {}
 
-  async notify(index: number, data?: number): Promise<void> {
-    if (data !== undefined) throw new UsageError('the legacy interface has no notification data');
+  /** The queue index, 16 bits: the legacy interface cannot negotiate notification data (bit 38). */
+  async notify(index: number): Promise<void> {
     await this.write(VIRTIO_PCI_QUEUE_NOTIFY, 2, index);
+  }
+
+  /** VIRTIO_F_RING_RESET (bit 40) is out of the legacy interface's reach. */
+  async resetQueue(index: number): Promise<void> {
+    throw new UsageError(`queue ${index}: the legacy interface has no queue reset`);
   }
 
   /** No config_generation in the legacy header. */

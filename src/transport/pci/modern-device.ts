@@ -22,6 +22,7 @@ import { UsageError } from '../../errors.js';
 import { NaturallyAligned, RegionMap, type BarRegion } from '../../pci/bar-region.js';
 import type { Capability, ConfigSpace } from '../../pci/config-space.js';
 import type { PciEndpoint } from '../../pci/endpoint.js';
+import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, featureSet } from '../../spec/features.js';
 import { PCI_CAP_ID_VNDR } from '../../spec/pci.js';
 import {
   VIRTIO_PCI_CAP_BAR,
@@ -55,6 +56,13 @@ export const MODERN_ISR_OFFSET = 0x1000;
 export const MODERN_DEVICE_OFFSET = 0x2000;
 export const MODERN_NOTIFY_OFFSET = 0x3000;
 export const MODERN_BLOCK_SIZE = 0x1000;
+/**
+ * Transport features the modern interface implements on top of the core's: notification data
+ * (notify-cfg.ts decodes it) and queue_notif_config_data (common-cfg.ts shows it). The legacy
+ * interface has no room for them (its feature word is 32 bits).
+ */
+export const MODERN_TRANSPORT_FEATURES = featureSet(VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA);
+
 /** Queues the notify block can address. */
 export const MODERN_MAX_QUEUES = MODERN_BLOCK_SIZE / MODERN_NOTIFY_OFF_MULTIPLIER;
 

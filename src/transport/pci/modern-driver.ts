@@ -7,7 +7,8 @@ import { DeviceFaultError, UsageError } from '../../errors.js';
 import { splitU64 } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import type { PciBus } from '../../bus/pci-bus.js';
-import { featureWord, withFeatureWord } from '../../spec/features.js';
+import { notificationValue } from '../../queue/notification-data.js';
+import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, featureWord, hasFeature, withFeatureWord } from '../../spec/features.js';
 import {
   VIRTIO_PCI_COMMON_CFGGENERATION,
   VIRTIO_PCI_COMMON_DF,
@@ -20,13 +21,15 @@ import {
   VIRTIO_PCI_COMMON_Q_DESCLO,
   VIRTIO_PCI_COMMON_Q_ENABLE,
   VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_NDATA,
   VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_RESET,
   VIRTIO_PCI_COMMON_Q_SELECT,
   VIRTIO_PCI_COMMON_Q_SIZE,
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import { checkDeviceConfigAccess, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
+import { checkDeviceConfigAccess, pollUntilZero, resetAndWait, type DriverTransport, type QueueAddresses } from './driver-transport.js';
 import type { ModernLayout, VirtioStructure } from './probe.js';
 
 /** Feature select windows read and written: bits 0..127, every bit the spec defines today. */
@@ -47,6 +50,14 @@ export function notifyAddress(notify: ModernLayout['notify'], queueNotifyOff: nu
   return offset + width <= notify.length ? notify.address + offset : undefined;
 }
 
+/** Where and what the driver writes to notify one queue (4.1.5.2), learnt at its set-up. */
+interface QueueNotifier {
+  /** The bus address of the queue's notification (4.1.4.4). */
+  readonly address: number;
+  /** The queue identifier: its index, or queue_notif_config_data with VIRTIO_F_NOTIF_CONFIG_DATA. */
+  readonly vqn: number;
+}
+
 /**
  * The modern interface over the structures a {@link ModernLayout} names. Only the notify addresses
  * of queues that were set up are kept (read from queue_notify_off once, at set-up).
@@ -56,7 +67,9 @@ export class ModernDriverTransport implements DriverTransport {
   readonly legacyLayout = false;
   readonly hasConfigGeneration = true;
   readonly deviceConfigSize: number;
-  private readonly notifyOff = new Map<number, number>();
+  private readonly notifiers = new Map<number, QueueNotifier>();
+  /** The features written by {@link setDriverFeatures}: they decide what a notification carries. */
+  private driverFeatures = 0n;
   private readonly resetTimeoutMs: number;
 
   constructor(
@@ -120,6 +133,12 @@ export class ModernDriverTransport implements DriverTransport {
       );
     }
     await Promise.all(writes);
+    this.driverFeatures = features;
+  }
+
+  /** 4.1.5.2: a 32-bit notification with VIRTIO_F_NOTIFICATION_DATA, else 16 bits. */
+  private get notifyWidth(): 2 | 4 {
+    return hasFeature(this.driverFeatures, VIRTIO_F_NOTIFICATION_DATA) ? 4 : 2;
   }
 
   numQueues(): Promise<number> {
@@ -139,31 +158,50 @@ export class ModernDriverTransport implements DriverTransport {
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_AVAILLO, queue.driverAddr),
       ...this.writeCommon64(VIRTIO_PCI_COMMON_Q_USEDLO, queue.deviceAddr),
     ];
-    const [, size, off] = await Promise.all([
+    const configData = hasFeature(this.driverFeatures, VIRTIO_F_NOTIF_CONFIG_DATA);
+    const [, size, off, vqn] = await Promise.all([
       Promise.all(writes),
       this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2),
       this.readCommon(VIRTIO_PCI_COMMON_Q_NOFF, 2),
+      configData ? this.readCommon(VIRTIO_PCI_COMMON_Q_NDATA, 2) : index,
     ]);
     // 4.1.4.3: the rings were built for the size written; a device that kept another would walk past them.
     if (size !== queue.size)
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_size reads ${size} after the driver wrote ${queue.size}`);
-    if (notifyAddress(this.layout.notify, off, 2) === undefined)
+    const width = this.notifyWidth;
+    const address = notifyAddress(this.layout.notify, off, width);
+    if (address === undefined)
       throw new DeviceFaultError(
         'ERR_DEVICE_QUEUE',
-        `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} lies outside the notify structure (length ${this.layout.notify.length})`,
+        `queue ${index}: queue_notify_off ${off} x multiplier ${this.layout.notify.notifyOffMultiplier} leaves no room for a ${width}-byte notification in the notify structure (length ${this.layout.notify.length})`,
       );
-    this.notifyOff.set(index, off);
+    // 4.1.4.4: with NOTIFICATION_DATA the device keeps every notify address 4-byte aligned.
+    if (address % width !== 0)
+      throw new DeviceFaultError(
+        'ERR_DEVICE_QUEUE',
+        `queue ${index}: notify address 0x${address.toString(16)} is not ${width}-byte aligned`,
+      );
+    this.notifiers.set(index, { address, vqn });
   }
   async enableQueue(index: number): Promise<void> {
     await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1)]);
   }
-  async notify(index: number, data?: number): Promise<void> {
-    const off = this.notifyOff.get(index);
-    if (off === undefined) throw new UsageError(`queue ${index} was not set up`);
-    const width = data === undefined ? 2 : 4;
-    const addr = notifyAddress(this.layout.notify, off, width);
-    if (addr === undefined) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: no room for a ${width}-byte notification`);
-    return this.write(this.layout.notify.space, addr, width, data ?? index);
+  async notify(index: number, next: number): Promise<void> {
+    const q = this.notifiers.get(index);
+    if (q === undefined) throw new UsageError(`queue ${index} was not set up`);
+    const width = this.notifyWidth;
+    return this.write(this.layout.notify.space, q.address, width, width === 4 ? notificationValue(q.vqn, next) : q.vqn);
+  }
+  async resetQueue(index: number): Promise<void> {
+    await Promise.all([this.selectQueue(index), this.writeCommon(VIRTIO_PCI_COMMON_Q_RESET, 2, 1)]);
+    // 4.1.4.3.2: done only once queue_reset reads 0 again. Selected on every read: set-up of
+    // another queue may run meanwhile.
+    const read = async (offset: number): Promise<number> => (await Promise.all([this.selectQueue(index), this.readCommon(offset, 2)]))[1];
+    await pollUntilZero(() => read(VIRTIO_PCI_COMMON_Q_RESET), this.resetTimeoutMs, `queue ${index}'s queue_reset`);
+    const enabled = await read(VIRTIO_PCI_COMMON_Q_ENABLE);
+    if (enabled !== 0)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: queue_enable reads ${enabled} after the queue reset completed`);
+    this.notifiers.delete(index);
   }
 
   configGeneration(): Promise<number> {

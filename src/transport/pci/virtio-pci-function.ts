@@ -42,6 +42,7 @@ import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from '
 import {
   MODERN_BAR,
   MODERN_BAR_SIZE,
+  MODERN_TRANSPORT_FEATURES,
   MODERN_COMMON_OFFSET,
   MODERN_ISR_OFFSET,
   MODERN_BLOCK_SIZE,
@@ -154,7 +155,7 @@ export class VirtioPciFunction extends PciEndpoint {
     const interrupts = new MsixInterrupts(new IntxInterrupts(this));
     this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending);
     this.core = new DeviceCore(device, host.memory, this.notifications, {
-      ...(mode === 'legacy' ? LEGACY_RULES : {}),
+      ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
     });
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;

@@ -7,34 +7,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
-import { after } from 'node:test';
+import type { Socket } from 'node:dgram';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
-import { DRIVER_MODES, launch, MACHINES, slotBdf } from './qemu-fixture.js';
+import { datagrams, DRIVER_MODES, freeUdpPort, launch, MACHINES, slotBdf, udpSocket } from './qemu-fixture.js';
 
 const MODES = DRIVER_MODES;
 const FRAMES = 16;
 const WAIT_MS = 5000;
 const ETHERTYPE_EXPERIMENTAL = [0x88, 0xb5];
-
-async function udpSocket(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => resolve());
-  });
-  after(() => socket.close());
-  return socket;
-}
-
-/** A port free right now, for QEMU's end (QEMU binds it itself). */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 function macOf(slot: number): Uint8Array {
   return Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, slot]);
@@ -49,32 +29,13 @@ function frame(dst: Uint8Array, src: Uint8Array, n: number, len: number): Uint8A
   return f;
 }
 
-/** The next `count` datagrams to `socket`, or a rejection after WAIT_MS. */
-function datagrams(socket: Socket, count: number): Promise<Buffer[]> {
-  return new Promise((resolve, reject) => {
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.off('message', onMessage);
-      reject(new Error(`${got.length} of ${count} frames arrived at the host socket within ${WAIT_MS} ms`));
-    }, WAIT_MS);
-    const onMessage = (msg: Buffer): void => {
-      got.push(msg);
-      if (got.length < count) return;
-      clearTimeout(timer);
-      socket.off('message', onMessage);
-      resolve(got);
-    };
-    socket.on('message', onMessage);
-  });
-}
-
 for (const machine of MACHINES) {
   test(`-M ${machine}: virtio-net-pci frames reach, and come from, a host socket`, async (t) => {
     const ends = new Map<number, { host: Socket; qemuPort: number }>();
     const args: string[] = [];
     for (const m of MODES) {
       const host = await udpSocket();
-      const qemuPort = await freePort();
+      const qemuPort = await freeUdpPort();
       ends.set(m.slot, { host, qemuPort });
       const mac = [...macOf(m.slot)].map((b) => b.toString(16).padStart(2, '0')).join(':');
       args.push('-netdev', `socket,id=n${m.slot},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`);
@@ -97,7 +58,7 @@ for (const machine of MACHINES) {
           });
           await t.test(`${FRAMES} frames from the driver arrive at the host socket intact, in order`, async () => {
             const sent = Array.from({ length: FRAMES }, (_, n) => frame(peer, mac, n, 60 + n * 97));
-            const arriving = datagrams(host, FRAMES);
+            const arriving = datagrams(host, FRAMES, WAIT_MS);
             for (const f of sent) await net.send(f);
             assert.deepEqual(
               (await arriving).map((b) => [...b]),

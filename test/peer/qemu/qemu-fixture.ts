@@ -4,6 +4,7 @@
  * on the host, and the devices' slots fixed with `addr=` so each test knows where to look.
  */
 
+import { createSocket, type Socket } from 'node:dgram';
 import { after } from 'node:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -181,3 +182,42 @@ export const DRIVER_MODES: readonly DriverMode[] = [
     ring: m.kind === 'modern' ? 'packed' : 'split',
   })),
 ];
+
+/** A UDP socket on 127.0.0.1 for a `-netdev socket,udp=` far end; closed after the file's tests. */
+export async function udpSocket(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve());
+  });
+  after(() => socket.close());
+  return socket;
+}
+
+/** A UDP port free right now, for QEMU's end (QEMU binds it itself). */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** The next `count` datagrams to `socket`, or a rejection after `waitMs`. */
+export function datagrams(socket: Socket, count: number, waitMs: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.off('message', onMessage);
+      reject(new Error(`${got.length} of ${count} frames arrived at the host socket within ${waitMs} ms`));
+    }, waitMs);
+    const onMessage = (msg: Buffer): void => {
+      got.push(msg);
+      if (got.length < count) return;
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      resolve(got);
+    };
+    socket.on('message', onMessage);
+  });
+}

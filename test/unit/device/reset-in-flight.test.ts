@@ -25,7 +25,7 @@ import { bit, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { blkHeader } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { activateDevice } from '../../helpers/device-harness.js';
-import { MockQueue } from '../../../src/testing/mock-queue.js';
+import { MockQueue, WRITABLE_FILL } from '../../../src/testing/mock-queue.js';
 import { ModernHarness } from '../../helpers/modern-harness.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 import { streamBytePort } from '../../../src/device/console/port-streams.js';
@@ -40,6 +40,7 @@ const LIVE = ACK | DRIVER | FEATURES_OK | DRIVER_OK;
 const T_IN = 0;
 const T_OUT = 1;
 const F_RING_RESET = 40;
+const F_BLK_MQ = 12;
 const Q_SELECT = 22;
 const Q_ENABLE = 28;
 const Q_DESC_LO = 32;
@@ -298,6 +299,49 @@ test("queue reset: queue_reset reads 1 until the queue's old operations settled,
   h.setupQueue(0, q);
   assert.equal(h.common(Q_ENABLE, 2), 1);
   assert.equal(h.status, LIVE);
+});
+
+test("blk queue reset: queue_reset reads 1 until that queue's reads settled, queue 0 answers meanwhile; a device reset then waits for the rest", async () => {
+  const memory = new ArrayGuestMemory(4 << 20);
+  const backend = new DeferredBackend(image());
+  const h = new ModernHarness({ memory }, new BlkDevice({ backend, numQueues: 2, queueSize: 16 })).enableBar();
+  const [q0, q1] = [0x1000, 0x2_0000].map((base) => new MockQueue({ size: 16, memory, base }));
+  h.negotiate(bit(VIRTIO_F_VERSION_1) | bit(F_BLK_MQ) | bit(F_RING_RESET));
+  h.setupQueue(0, q0!);
+  h.setupQueue(1, q1!);
+  h.setStatus(LIVE);
+  const read = (mq: MockQueue, sector: number): number => mq.addChain({ readable: [blkHeader(T_IN, sector)], writable: [512, 1] });
+  const heads0 = [0, 1].map((i) => read(q0!, i));
+  const heads1 = [0, 1].map((i) => read(q1!, 100 + i));
+  h.notify(0, 2, 0);
+  h.notify(4, 2, 1);
+  assert.equal(backend.pending.length, 4);
+  h.setCommon(Q_SELECT, 2, 1);
+  h.setCommon(Q_RESET, 2, 1);
+  assert.equal(h.common(Q_RESET, 2), 1, 'two reads of queue 1 outstanding');
+  assert.equal(h.common(Q_ENABLE, 2), 0);
+  for (const p of backend.pending.filter((op) => op.offset < 100 * 512)) p.release(true);
+  await tick();
+  assert.deepEqual(
+    q0!.readUsed().map((u) => u.id),
+    heads0,
+    'queue 0 answers while queue 1 is being reset',
+  );
+  h.setCommon(Q_SELECT, 2, 1);
+  assert.equal(h.common(Q_RESET, 2), 1);
+  backend.pending.find((op) => op.offset === 100 * 512)!.release(true);
+  await tick();
+  assert.equal(h.common(Q_RESET, 2), 1, 'one read of queue 1 still outstanding');
+  h.setStatus(0);
+  assert.equal(h.status, NEEDS_RESET, 'the device reset waits for it as well');
+  backend.releaseAll();
+  await tick();
+  assert.equal(h.status, 0);
+  h.setCommon(Q_SELECT, 2, 1);
+  assert.equal(h.common(Q_RESET, 2), 0);
+  assert.deepEqual(q1!.readUsed(), [], 'no used element for the reset queue');
+  for (const head of heads1) assert.equal(memory.read8(q1!.buffers(head).writable[1]!.addr), WRITABLE_FILL, 'nor a status byte');
+  assert.equal(h.device.requestsInFlight, 0);
 });
 
 for (const legacy of [false, true]) {

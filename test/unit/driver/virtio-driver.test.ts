@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
-import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_SR_IOV, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
+import {
+  featureSet,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_NOTIFICATION_DATA,
+  VIRTIO_F_NOTIF_CONFIG_DATA,
+  VIRTIO_F_SR_IOV,
+  VIRTIO_F_VERSION_1,
+} from '../../../src/spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -54,7 +62,11 @@ test('initialisation follows spec 3.1.1: status 0, ACKNOWLEDGE, +DRIVER, +FEATUR
     [1, A | D | F],
     [1, A | D | F | VIRTIO_CONFIG_S_DRIVER_OK],
   ]);
-  assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, 3), 'VERSION_1 is always accepted on the modern interface');
+  assert.equal(
+    drv.features,
+    featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_EVENT_IDX, 3),
+    'VERSION_1, NOTIFICATION_DATA and NOTIF_CONFIG_DATA are accepted whenever the modern interface offers them',
+  );
   assert.equal(await drv.transport.getStatus(), 0x0f);
 });
 
@@ -67,7 +79,18 @@ test('negotiation accepts only offered bits, and transport bits only where the c
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
   // The transport adds INDIRECT_DESC to the offer; SR_IOV is offered but this core does not implement it.
-  assert.equal(drv.features, featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, 0, 60));
+  assert.equal(
+    drv.features,
+    featureSet(
+      VIRTIO_F_VERSION_1,
+      VIRTIO_F_NOTIFICATION_DATA,
+      VIRTIO_F_NOTIF_CONFIG_DATA,
+      VIRTIO_F_EVENT_IDX,
+      VIRTIO_F_INDIRECT_DESC,
+      0,
+      60,
+    ),
+  );
 });
 
 test('refused FEATURES_OK: DeviceFaultError ERR_DEVICE_FEATURES and the driver sets FAILED', async () => {
@@ -133,7 +156,7 @@ test('data path: many requests in flight come back with their tokens, lengths an
   }
 });
 
-test('notify goes to notify cap address + queue_notify_off * notify_off_multiplier, as a 16-bit queue index', async (t) => {
+test('notify goes to notify cap address + queue_notify_off * notify_off_multiplier: 32 bits of queue_notif_config_data and avail idx', async (t) => {
   const { drv, bus } = await live({ queueMaxSizes: [16, 16] });
   t.after(() => drv.close());
   const q1 = await drv.setupQueue(1);
@@ -145,13 +168,23 @@ test('notify goes to notify cap address + queue_notify_off * notify_off_multipli
   const common = drv.probe.layout.common.address;
   await bus.memWrite(common + 22, 2, 1);
   const off = await bus.memRead(common + 30, 2);
+  const vqn = await bus.memRead(common + 56, 2);
+  assert.notEqual(vqn, 1, 'the device chose an identifier other than the index, so the test tells them apart');
   const buf = bus.dma.alloc(4, 4);
   q1.submit([{ addr: buf.addr, len: 4 }], [], 0);
+  q1.submit([{ addr: buf.addr, len: 4 }], [], 1);
+  await q1.kick();
+  await q1.waitUsed(1000);
+  q1.submit([{ addr: buf.addr, len: 4 }], [], 2);
   await q1.kick();
   const notifies = bus.within('memWrite', notify.address, notify.length);
+  // 4.1.5.2: le32 { vqn: 16; next_off: 15; next_wrap: 1 }; for a split ring next is the avail idx.
   assert.deepEqual(
     notifies.map((a) => [a.addr - notify.address, a.size, a.value]),
-    [[off * notify.notifyOffMultiplier, 2, 1]],
+    [
+      [off * notify.notifyOffMultiplier, 4, (2 << 16) | vqn],
+      [off * notify.notifyOffMultiplier, 4, (3 << 16) | vqn],
+    ],
   );
   await q1.waitUsed(1000);
 });

@@ -90,7 +90,7 @@ async function offerBuffer(m: Machine, addr: number, len: number): Promise<{ sta
   await t.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
   q.setDesc(0, { addr, len, flags: VIRTQ_DESC_F_WRITE, next: 0 });
   q.pushAvail(0);
-  await t.notify(0);
+  await t.notify(0, q.availIdx);
   return { status: await t.getStatus(), used: q.readUsed().length };
 }
 

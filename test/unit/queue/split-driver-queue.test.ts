@@ -322,6 +322,28 @@ test('detachUnused hands back the tokens in flight and frees their descriptors',
   assert.equal(driver.inFlight, 0);
 });
 
+test('notificationData (2.9) is the published avail idx: chains added but not published do not count', async () => {
+  const { driver, device, dma, memory } = pair({ size: 4 });
+  const out = buffer(dma, 1, 0);
+  assert.equal(driver.notificationData(), 0);
+  for (let round = 0; round < 0x4100; round++) {
+    driver.add([out], [], 1);
+    driver.add([out], [], 2);
+    const before = driver.notificationData();
+    await driver.publish();
+    driver.add([out], [], 3);
+    // What the device reads in avail.idx (offset 2 of the driver area) is what a notification says.
+    assert.equal(driver.notificationData(), memory.read16(driver.availAddr + 2));
+    assert.equal(driver.notificationData(), (before + 2) & 0xffff);
+    await driver.publish();
+    for (let c = device.pop(); c !== null; c = device.pop()) device.pushUsed(c.head, 0);
+    await driver.reap();
+  }
+  assert.equal(driver.notificationData(), (0x4100 * 3) & 0xffff, 'wrapped past 0xffff');
+  driver.detachUnused();
+  assert.equal(driver.notificationData(), 0, 'a detached ring starts again at 0');
+});
+
 test('both halves across the 16-bit index wrap, remote-like DMA, EVENT_IDX in both directions', async () => {
   const { driver, device, dma } = pair({ size: 8, eventIdx: true, remote: true });
   const out = buffer(dma, 2, 0x5a);

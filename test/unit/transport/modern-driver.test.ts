@@ -4,6 +4,7 @@ import { ModernDriverTransport, notifyAddress } from '../../../src/transport/pci
 import { probe, type ModernLayout } from '../../../src/transport/pci/probe.js';
 import { bdf } from '../../../src/bus/pci-bus.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
+import { featureSet, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
 import { ScriptedBar4 } from '../../helpers/scripted-modern-bar.js';
@@ -75,16 +76,77 @@ test('queue set-up writes queue_select, queue_size and each 64-bit address as lo
 test('notify writes the 16-bit queue index at the computed address; with NOTIFICATION_DATA a 32-bit value', async () => {
   const { bus, bar4, t } = await setUp();
   bar4.queueNotifyOff.set(1, 5);
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1));
   await t.setupQueue(1, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 });
   bus.log.length = 0;
-  await t.notify(1);
-  await t.notify(1, 0x0007_0001);
-  assert.deepEqual(writes(bus), [
-    [0x3000 + 5 * 4, 2, 1],
-    [0x3000 + 5 * 4, 4, 0x0007_0001],
-  ]);
+  await t.notify(1, 0x8007);
+  assert.deepEqual(writes(bus), [[0x3000 + 5 * 4, 2, 1]], 'without NOTIFICATION_DATA: the index alone, 16 bits');
   assert.equal(bus.accesses('memWrite')[0]!.bar, 4);
-  await assert.rejects(t.notify(0), UsageError, 'a queue never set up');
+  await assert.rejects(t.notify(0, 0), UsageError, 'a queue never set up');
+
+  // 4.1.5.2: le32 { vqn : 16; next_off : 15; next_wrap : 1 }.
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA));
+  await t.setupQueue(1, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 });
+  bus.log.length = 0;
+  await t.notify(1, 0x8007);
+  assert.deepEqual(writes(bus), [[0x3000 + 5 * 4, 4, 0x8007_0001]]);
+});
+
+test('NOTIF_CONFIG_DATA: the driver reads queue_notif_config_data at set-up and writes it instead of the index', async () => {
+  const { bus, bar4, t } = await setUp();
+  bar4.queueNotifyOff.set(2, 2);
+  bar4.queueNotifyData.set(2, 0xbeef);
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIF_CONFIG_DATA));
+  await t.setupQueue(2, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 });
+  assert.ok(
+    bus.accesses('memRead').some((a) => a.offset === 56 && a.size === 2),
+    'queue_notif_config_data (offset 56) read at set-up',
+  );
+  bus.log.length = 0;
+  await t.notify(2, 3);
+  assert.deepEqual(writes(bus), [[0x3000 + 2 * 4, 2, 0xbeef]]);
+
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_NOTIFICATION_DATA));
+  await t.setupQueue(2, { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 });
+  bus.log.length = 0;
+  await t.notify(2, 3);
+  assert.deepEqual(writes(bus), [[0x3000 + 2 * 4, 4, 0x0003_beef]]);
+});
+
+test('NOTIFICATION_DATA: a notify address without room for 4 bytes, or not 4-byte aligned, fails set-up', async () => {
+  const { bus, bar4, layout } = await setUp();
+  // A device with multiplier 2 breaks 4.1.4.4 for NOTIFICATION_DATA (a multiple of 4 is required).
+  const t = new ModernDriverTransport(bus, { ...layout, notify: { ...layout.notify, notifyOffMultiplier: 2 } });
+  const ring = { size: 8, descAddr: 0x10_0000, driverAddr: 0x10_1000, deviceAddr: 0x10_2000 };
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA));
+  const queueFault = (e: unknown): boolean => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_QUEUE';
+  bar4.queueNotifyOff.set(1, 1);
+  await assert.rejects(t.setupQueue(1, ring), (e: unknown) => queueFault(e) && /not 4-byte aligned/.test((e as Error).message));
+  bar4.queueNotifyOff.set(1, layout.notify.length / 2 - 1);
+  await assert.rejects(t.setupQueue(1, ring), (e: unknown) => queueFault(e) && /no room for a 4-byte/.test((e as Error).message));
+  // Without the feature the same slot holds the 2-byte notification.
+  await t.setDriverFeatures(featureSet(VIRTIO_F_VERSION_1));
+  await t.setupQueue(1, ring);
+});
+
+test('resetQueue writes queue_reset = 1 and polls it until 0; a queue_reset stuck at 1 times out', async () => {
+  const { bus, bar4, t, layout } = await setUp();
+  bar4.queueResetReads = 3;
+  // A generous bound for the reset that completes (a loaded machine), the short one for the stuck one.
+  await new ModernDriverTransport(bus, layout, { resetTimeoutMs: 5000 }).resetQueue(3);
+  const resetReads = bus.accesses('memRead').filter((a) => a.offset === 58);
+  assert.equal(resetReads.length, 4, 'three reads of 1, then 0');
+  assert.ok(writes(bus).some(([o, sz, v]) => o === 58 && sz === 2 && v === 1));
+  assert.deepEqual(
+    bus
+      .accesses('memWrite')
+      .filter((a) => a.offset === 22)
+      .map((a) => a.value),
+    [3, 3, 3, 3, 3, 3],
+    'queue_select written before the reset and before each read',
+  );
+  bar4.queueResetReads = Infinity;
+  await assert.rejects(t.resetQueue(3), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_TIMEOUT');
 });
 
 test('a queue_notify_off outside the notify structure fails set-up with ERR_DEVICE_QUEUE', async () => {
