@@ -2,90 +2,135 @@
  * Linux's virtio_net on our virtio-net function, whose backend plays a host at 10.0.2.2 (ARP and
  * ICMP echo): the guest configures an address and pings the host with small and near-MTU packets;
  * the test checks both ends (the host saw and answered each request, the guest got every answer).
+ * Once on split rings, once with VIRTIO_F_RING_PACKED offered. Both kernels (6.1 and 6.5, each peer
+ * leg) negotiate the packed ring and VIRTIO_F_RING_RESET, and resize both rings with `ethtool -G`
+ * (virtio_net's set_ringparam resets each queue and sets it up again at the new size) on either format.
  */
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
+import { hasFeature, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
 import { VIRTIO_ID_NET } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
-import { SLOT, bootTestMachine, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
+import {
+  LOAD_TIMEOUT_MS,
+  SLOT,
+  bootTestMachine,
+  guestFeatures,
+  negotiatedRing,
+  pciName,
+  resultOf,
+  type TestMachine,
+} from '../../helpers/linux-machine.js';
 import { NetResponder } from '../../helpers/net-responder.js';
+import { RING_FORMATS } from '../../helpers/ring-formats.js';
 
 const HOST = '10.0.2.2';
 const GUEST = '10.0.2.15';
 const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x0f);
-const responder = new NetResponder(HOST, Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02));
-let m: TestMachine;
-let ifname: string;
 
-before(async () => {
-  m = await bootTestMachine({ net: new VirtioNetDevice({ backend: responder, mac: GUEST_MAC }) });
-});
+for (const ring of RING_FORMATS) {
+  describe(`${ring} ring`, () => {
+    const responder = new NetResponder(HOST, Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02));
+    let m: TestMachine;
+    let ifname: string;
 
-after(async () => {
-  await m?.guest.destroy();
-});
+    /** Ping the host `count` times; asserts every answer came back and the host answered each request once. */
+    async function pingChecked(count: number, size = 56): Promise<void> {
+      const seen = responder.echoSeqs.length;
+      const ping = resultOf((await m.guest.command(`ping ${HOST} ${count} ${size}`)).results, 'ping');
+      assert.equal(ping.fields['sent'], String(count));
+      assert.equal(ping.fields['received'], String(count));
+      const seqs = responder.echoSeqs.slice(seen);
+      assert.equal(seqs.length, count, `the host answered ${seqs.length} requests: ${seqs.join(',')}`);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => seqs[0]! + i),
+        'each request reached the host once, in order',
+      );
+    }
 
-test('virtio_net binds the function and the interface has our MAC', async (t) => {
-  t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-  const out = await m.guest.command('load');
-  assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
-  const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.net) });
-  assert.equal(Number(dev.fields['type']), VIRTIO_ID_NET);
-  assert.equal(dev.fields['driver'], 'virtio_net');
-  const status = Number(dev.fields['status']);
-  assert.equal(
-    status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
-    VIRTIO_CONFIG_S_DRIVER_OK,
-    `status 0x${status.toString(16)}`,
-  );
-  ifname = dev.fields['net'] ?? '';
-  assert.match(ifname, /^eth\d$/);
-  const up = await m.guest.command(`netup ${ifname} ${GUEST}/24`);
-  assert.equal(up.rc, 0, up.results.map((r) => r.text).join('\n'));
-  assert.equal(resultOf(up.results, 'netup').fields['mac'], Buffer.from(GUEST_MAC).toString('hex').match(/../g)!.join(':'));
-});
+    before(async () => {
+      m = await bootTestMachine({ net: new VirtioNetDevice({ backend: responder, mac: GUEST_MAC }) }, { ring });
+    });
 
-test('the guest pings the host end', async () => {
-  const out = await m.guest.command(`ping ${HOST} 3`);
-  const ping = resultOf(out.results, 'ping');
-  assert.equal(ping.fields['sent'], '3');
-  assert.equal(ping.fields['received'], '3');
-  assert.ok(responder.counts.arpReplies >= 1, 'the guest resolved the host with ARP');
-  assert.equal(responder.counts.echoReplies, 3);
-});
+    after(async () => {
+      await m?.guest.destroy();
+    });
 
-test('near-MTU echoes go both ways whole', async () => {
-  const size = 1400;
-  const ping = resultOf((await m.guest.command(`ping ${HOST} 2 ${size}`)).results, 'ping');
-  assert.equal(ping.fields['received'], '2');
-  // ICMP header (8 bytes) + payload, as the host end received it.
-  assert.deepEqual(responder.echoLengths.slice(-2), [8 + size, 8 + size]);
-  const stats = resultOf((await m.guest.command(`netstat ${ifname}`)).results, 'netstat');
-  assert.ok(Number(stats.fields['rx_packets']) >= 6, `rx_packets ${stats.fields['rx_packets']}`);
-  assert.equal(stats.fields['rx_dropped'], '0');
-  assert.equal(m.fns.net.core.fault, undefined);
-});
+    test('virtio_net binds the function on the ring offered and the interface has our MAC', async (t) => {
+      t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
+      const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
+      assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
+      const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.net) });
+      t.diagnostic(`features ${dev.fields['features']}`);
+      assert.equal(Number(dev.fields['type']), VIRTIO_ID_NET);
+      assert.equal(dev.fields['driver'], 'virtio_net');
+      const status = Number(dev.fields['status']);
+      assert.equal(
+        status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET),
+        VIRTIO_CONFIG_S_DRIVER_OK,
+        `status 0x${status.toString(16)}`,
+      );
+      assert.equal(negotiatedRing(dev, m.fns.net), ring);
+      ifname = dev.fields['net'] ?? '';
+      assert.match(ifname, /^eth\d$/);
+      const up = await m.guest.command(`netup ${ifname} ${GUEST}/24`);
+      assert.equal(up.rc, 0, up.results.map((r) => r.text).join('\n'));
+      assert.equal(resultOf(up.results, 'netup').fields['mac'], Buffer.from(GUEST_MAC).toString('hex').match(/../g)!.join(':'));
+    });
 
-test("ethtool -g reads the rings Linux set up on our device: each at the device's maximum", async () => {
-  const ring = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
-  const max = String(m.fns.net.core.device.queueMaxSizes[0]);
-  assert.deepEqual(
-    { rx_max: ring.fields['rx_max'], rx_now: ring.fields['rx_now'], tx_max: ring.fields['tx_max'], tx_now: ring.fields['tx_now'] },
-    { rx_max: max, rx_now: max, tx_max: max, tx_now: max },
-  );
-});
+    test('the guest pings the host end', async () => {
+      await pingChecked(3);
+      assert.ok(responder.counts.arpReplies >= 1, 'the guest resolved the host with ARP');
+    });
 
-test('without VIRTIO_F_RING_RESET (our virtio-net does not offer it yet), Linux refuses to resize a ring and the rings stay', async () => {
-  const net = resultOf((await m.guest.command('devices')).results, 'virtio', { pci: pciName(SLOT.net) });
-  assert.equal(net.fields['features']?.[40] ?? '0', '0', 'RING_RESET not negotiated');
-  const out = await m.guest.command(`ringset ${ifname} 128 128`);
-  assert.notEqual(out.rc, 0, 'ethtool -G fails');
-  assert.ok(resultOf(out.results, 'ringset').fields['error'], "with ethtool's message");
-  const ring = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
-  const max = String(m.fns.net.core.device.queueMaxSizes[0]);
-  assert.deepEqual([ring.fields['rx_now'], ring.fields['tx_now']], [max, max]);
-  assert.equal(resultOf((await m.guest.command(`ping ${HOST} 1`)).results, 'ping').fields['received'], '1', 'the interface still works');
-  assert.equal(m.fns.net.core.fault, undefined);
-});
+    test('near-MTU echoes go both ways whole', async () => {
+      const size = 1400;
+      await pingChecked(2, size);
+      // ICMP header (8 bytes) + payload, as the host end received it.
+      assert.deepEqual(responder.echoLengths.slice(-2), [8 + size, 8 + size]);
+      const stats = resultOf((await m.guest.command(`netstat ${ifname}`)).results, 'netstat');
+      assert.ok(Number(stats.fields['rx_packets']) >= 6, `rx_packets ${stats.fields['rx_packets']}`);
+      assert.equal(stats.fields['rx_dropped'], '0');
+      assert.equal(m.fns.net.core.fault, undefined);
+    });
+
+    test("ethtool -g reads the rings Linux set up on our device: each at the device's maximum", async () => {
+      const got = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
+      const max = String(m.fns.net.core.device.queueMaxSizes[0]);
+      assert.deepEqual(
+        { rx_max: got.fields['rx_max'], rx_now: got.fields['rx_now'], tx_max: got.fields['tx_max'], tx_now: got.fields['tx_now'] },
+        { rx_max: max, rx_now: max, tx_max: max, tx_now: max },
+      );
+    });
+
+    test('VIRTIO_F_RING_RESET: ethtool -G resizes both rings through queue reset; traffic before and after, none lost or repeated', async () => {
+      const net = resultOf((await m.guest.command('devices')).results, 'virtio', { pci: pciName(SLOT.net) });
+      assert.ok(hasFeature(guestFeatures(net), VIRTIO_F_RING_RESET), 'the guest negotiated RING_RESET');
+      assert.ok(hasFeature(m.fns.net.core.negotiatedFeatures, VIRTIO_F_RING_RESET), 'the device accepted it');
+      const max = m.fns.net.core.device.queueMaxSizes[0]!;
+      await pingChecked(3);
+      for (const [rx, tx] of [
+        [max / 2, max / 4],
+        [max / 4, max / 2],
+      ] as const) {
+        const out = await m.guest.command(`ringset ${ifname} ${rx} ${tx}`);
+        assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
+        const now = resultOf((await m.guest.command(`ringget ${ifname}`)).results, 'ring');
+        assert.deepEqual([now.fields['rx_now'], now.fields['tx_now']], [String(rx), String(tx)], 'ethtool -g shows the new sizes');
+        // What the device set up: the receiveq and transmitq of pair 0 at the new sizes, on the same format.
+        const [rxq, txq] = m.fns.net.core.queues;
+        assert.deepEqual([rxq?.size, rxq?.enabled, txq?.size, txq?.enabled], [rx, true, tx, true]);
+        await pingChecked(4);
+        await pingChecked(2, 1400);
+      }
+      const stats = resultOf((await m.guest.command(`netstat ${ifname}`)).results, 'netstat');
+      assert.equal(stats.fields['rx_dropped'], '0');
+      assert.equal(stats.fields['tx_dropped'], '0');
+      assert.equal(m.fns.net.core.fault, undefined);
+      assert.equal(negotiatedRing(net, m.fns.net), ring, 'still the same ring format');
+    });
+  });
+}
