@@ -5,12 +5,20 @@
  * Once on split rings, once with VIRTIO_F_RING_PACKED offered. Both kernels (6.1 and 6.5, each peer
  * leg) negotiate the packed ring and VIRTIO_F_RING_RESET, and resize both rings with `ethtool -G`
  * (virtio_net's set_ringparam resets each queue and sets it up again at the new size) on either format.
+ * VIRTIO_F_NOTIFICATION_DATA (offered on the modern interface): Linux 6.5 negotiates it (virtio_pci
+ * gained it in 6.4) and every notification carries where the driver's next buffer goes, on either
+ * format; 6.1 leaves it, and its notifications carry no data.
  */
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
-import { hasFeature, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
+import type { DeviceCore } from '../../../src/core/device-core.js';
+import { hasFeature, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
+import { PVIRTQ_DESC_FLAGS, PVIRTQ_DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../../src/spec/packed-ring.js';
+import { VIRTQ_AVAIL_IDX } from '../../../src/spec/ring.js';
+import { ringFormat } from '../../../src/queue/ring-format.js';
+import { defaultGuestKernel, type GuestKernel } from '../../../src/platform/v86/assets.js';
 import { VIRTIO_ID_NET } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import {
@@ -29,10 +37,42 @@ import { RING_FORMATS } from '../../helpers/ring-formats.js';
 const HOST = '10.0.2.2';
 const GUEST = '10.0.2.15';
 const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x0f);
+/** The kernels whose virtio_pci sends notification data (Linux 6.4 added it; checked on each leg). */
+const NOTIFICATION_DATA_KERNELS: readonly GuestKernel[] = ['6.5'];
+
+/**
+ * Whether `next`, the data of a notification of queue `index`, says where the driver's next buffer
+ * goes, read from the ring in guest memory as the notification arrives (2.9): the split ring's avail
+ * idx; in the packed ring, the slot before next_off made available in its lap and the slot at
+ * next_off not yet made available in lap next_wrap.
+ */
+function nextMatchesRing(core: DeviceCore, index: number, next: number): boolean {
+  const q = core.queues[index]!;
+  const driver = q.ringAddress('driver');
+  const desc = q.ringAddress('desc');
+  if (ringFormat(core.negotiatedFeatures).name === 'split') return core.memory.read16(driver + VIRTQ_AVAIL_IDX) === next;
+  const off = next & 0x7fff;
+  const wrap = next >> 15;
+  if (off >= q.size) return false;
+  const flags = (slot: number): number => core.memory.read16(desc + slot * PVIRTQ_DESC_SIZE + PVIRTQ_DESC_FLAGS);
+  const bit = (f: number, mask: number): number => ((f & mask) !== 0 ? 1 : 0);
+  const [prev, prevWrap] = off === 0 ? [q.size - 1, wrap ^ 1] : [off - 1, wrap];
+  const at = flags(off);
+  const nextAvailable = bit(at, VIRTQ_DESC_F_AVAIL) === wrap && bit(at, VIRTQ_DESC_F_USED) !== wrap;
+  return bit(flags(prev), VIRTQ_DESC_F_AVAIL) === prevWrap && !nextAvailable;
+}
 
 for (const ring of RING_FORMATS) {
   describe(`${ring} ring`, () => {
     const responder = new NetResponder(HOST, Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02));
+    const device = new VirtioNetDevice({ backend: responder, mac: GUEST_MAC });
+    /** Every notification the device received: its queue, its data, whether that matched the ring. */
+    const notified: { index: number; next: number | undefined; matches: boolean }[] = [];
+    const queueNotify = device.queueNotify.bind(device);
+    device.queueNotify = (index: number, next?: number): void => {
+      notified.push({ index, next, matches: next !== undefined && nextMatchesRing(m.fns.net.core, index, next) });
+      queueNotify(index);
+    };
     let m: TestMachine;
     let ifname: string;
 
@@ -52,7 +92,7 @@ for (const ring of RING_FORMATS) {
     }
 
     before(async () => {
-      m = await bootTestMachine({ net: new VirtioNetDevice({ backend: responder, mac: GUEST_MAC }) }, { ring });
+      m = await bootTestMachine({ net: device }, { ring });
     });
 
     after(async () => {
@@ -131,6 +171,34 @@ for (const ring of RING_FORMATS) {
       assert.equal(stats.fields['tx_dropped'], '0');
       assert.equal(m.fns.net.core.fault, undefined);
       assert.equal(negotiatedRing(net, m.fns.net), ring, 'still the same ring format');
+    });
+
+    test(`VIRTIO_F_NOTIFICATION_DATA: negotiated by Linux ${NOTIFICATION_DATA_KERNELS.join(', ')} only; then every notification says where the next buffer goes`, async () => {
+      const net = resultOf((await m.guest.command('devices')).results, 'virtio', { pci: pciName(SLOT.net) });
+      const expected = NOTIFICATION_DATA_KERNELS.includes(defaultGuestKernel());
+      assert.equal(hasFeature(guestFeatures(net), VIRTIO_F_NOTIFICATION_DATA), expected, `Linux ${defaultGuestKernel()}`);
+      assert.equal(hasFeature(m.fns.net.core.negotiatedFeatures, VIRTIO_F_NOTIFICATION_DATA), expected, 'the device agrees');
+      const before = notified.length;
+      await pingChecked(3);
+      const seen = notified.slice(before);
+      assert.ok(
+        seen.some((n) => n.index === 1),
+        'the transmitq was notified',
+      );
+      if (expected) {
+        const bad = seen.filter((n) => !n.matches);
+        assert.deepEqual(bad, [], 'every notification carries data matching the ring');
+        assert.ok(
+          notified.every((n) => n.next !== undefined),
+          'since the driver started',
+        );
+      } else {
+        assert.ok(
+          notified.every((n) => n.next === undefined),
+          'no notification carried data',
+        );
+      }
+      assert.equal(m.fns.net.core.fault, undefined);
     });
   });
 }
