@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import { VIRTIO_BLK_CONFIG_WRITEBACK, VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
@@ -53,7 +53,7 @@ async function bootOnImage(ring: RingName): Promise<{ m: TestMachine; backend: F
 }
 
 /** Load the modules; the name Linux gave the disk (e.g. "vda"), checking it runs on `ring`. */
-async function loadAndFindDisk(m: TestMachine, ring: RingName): Promise<string> {
+async function loadAndFindDisk(m: TestMachine, ring: RingName, t: TestContext): Promise<string> {
   const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
   assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
   const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.blk) });
@@ -65,6 +65,7 @@ async function loadAndFindDisk(m: TestMachine, ring: RingName): Promise<string> 
     VIRTIO_CONFIG_S_DRIVER_OK,
     `status 0x${status.toString(16)}`,
   );
+  t.diagnostic(`features ${dev.fields['features']}`);
   assert.equal(negotiatedRing(dev, m.fns.blk), ring);
   assert.match(dev.fields['block'] ?? '', /^vd[a-z]$/);
   return dev.fields['block']!;
@@ -87,7 +88,7 @@ for (const ring of RING_FORMATS) {
       const { m, backend, done } = await bootOnImage(ring);
       try {
         t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-        const disk = await loadAndFindDisk(m, ring);
+        const disk = await loadAndFindDisk(m, ring, t);
 
         const info = resultOf((await m.guest.command(`blkinfo ${disk}`)).results, 'blkinfo');
         assert.equal(Number(info.fields['sectors']), DISK_SIZE / VIRTIO_BLK_SECTOR_SIZE);
@@ -126,7 +127,7 @@ for (const ring of RING_FORMATS) {
       const { m, done } = await bootOnImage(ring);
       try {
         t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-        const disk = await loadAndFindDisk(m, ring);
+        const disk = await loadAndFindDisk(m, ring, t);
         const back = resultOf((await m.guest.command(`blkread ${disk} ${OFFSET} ${LENGTH}`)).results, 'blkread');
         assert.equal(back.fields['sha256'], sha256(pattern));
       } finally {
