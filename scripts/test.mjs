@@ -69,6 +69,15 @@ if (runs.length === 0) {
   process.exit(1);
 }
 
+// Ending this runner ends every leg (their test files end their own peers).
+const children = new Set();
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill(signal);
+    process.exitCode = 1;
+  });
+}
+
 /** Runs one leg, each output line prefixed with its name when legs run side by side. */
 function run(leg, concurrency, prefix) {
   const t0 = performance.now();
@@ -84,6 +93,7 @@ function run(leg, concurrency, prefix) {
       env: { ...process.env, ...leg.env },
       stdio: prefix ? ['ignore', 'pipe', 'pipe'] : 'inherit',
     });
+    children.add(child);
     const onLine = (line) => {
       const m = /^\S+ (tests|pass|fail) (\d+)$/.exec(line);
       if (m) result[m[1]] = m[2];
@@ -104,6 +114,7 @@ function run(leg, concurrency, prefix) {
       }
     }
     child.on('close', (code) => {
+      children.delete(child);
       result.status = code ?? 1;
       result.seconds = (performance.now() - t0) / 1000;
       resolve(result);

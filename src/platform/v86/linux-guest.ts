@@ -250,9 +250,11 @@ export class LinuxGuest {
   /**
    * Run one /init command (e.g. "load", "rng 64") and collect its VT-RESULT lines, each also given to
    * `onResult` as it arrives (for commands that wait on the host). Commands run one at a time.
-   * Rejects when the command does not finish in time; a non-zero rc is returned, not thrown.
+   * Rejects when the command does not finish in time (default 180 s, like the boot: with a load
+   * average of 20-28 on two cores, "load" alone took 34-88 s while the peer matrix ran two guests);
+   * a non-zero rc is returned, not thrown.
    */
-  command(line: string, timeoutMs = 60_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
+  command(line: string, timeoutMs = 180_000, onResult?: (result: GuestResult) => void): Promise<CommandOutput> {
     const name = line.trim().split(/\s+/)[0];
     if (name === undefined || name === '' || line.includes('\n')) throw new UsageError(`not a single command: ${JSON.stringify(line)}`);
     const run = async (): Promise<CommandOutput> => {
