@@ -58,13 +58,12 @@ export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virti
 export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
-export { DeviceCore, RESET_PENDING_STATUS } from './core/device-core.js';
+export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';
 export {
   FEATURE_WORDS,
   MODERN_STATUS_STEPS,
   type StatusStep,
   type InterfaceRules,
-  type DeviceCoreOptions,
   type DriverNotification,
   type NotificationSink,
   type RingArea,
@@ -106,12 +105,14 @@ export type { DriverTransport } from './transport/pci/driver-transport.js';
 export type { QueueAddresses } from './transport/pci/driver-transport.js';
 export { checkDeviceConfigAccess } from './transport/pci/driver-transport.js';
 export type { InterruptMode, InterruptPlan, MsiRoute } from './transport/pci/msix-driver.js';
-export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
+export { VirtioDriver, type RingChoice, type VirtioDriverOptions } from './driver/virtio-driver.js';
 export type { QueueOptions } from './driver/virtio-driver.js';
 export { DriverQueue } from './driver/driver-queue.js';
 export type { Completion, QueueHost } from './driver/driver-queue.js';
 export { SplitQueueDriver } from './queue/split/driver-ring.js';
 export type { SplitQueueDriverOptions } from './queue/split/driver-ring.js';
+export { PackedQueueDriver } from './queue/packed/driver-ring.js';
+export type { PackedQueueDriverOptions } from './queue/packed/driver-ring.js';
 export { RngDriver } from './driver/rng/rng-driver.js';
 export type { RngDriverOptions } from './driver/rng/rng-driver.js';
 export { BlkDriver, BlkStatusError, type BlkConfig, type BlkOp } from './driver/blk/blk-driver.js';

@@ -7,11 +7,10 @@
 import type { VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../src/memory/guest-memory.js';
 import type { DeviceQueue } from '../../src/queue/types.js';
-import { bit, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
-import type { MockQueue } from '../../src/testing/mock-queue.js';
+import { MockQueue } from '../../src/testing/mock-queue.js';
 import type { MockQueueOptions, MockRing } from '../../src/testing/mock-ring.js';
-import { mockRing, type RingName } from './ring-formats.js';
+import type { RingName } from './ring-formats.js';
 
 export class RecordingHost implements VirtioDeviceHost {
   configChanges = 0;
@@ -47,34 +46,21 @@ export interface HarnessOptions {
 }
 
 /**
- * Attach `device`, build queues `enabled` (default all) of `size` descriptors and `regionSize` bytes
- * each, and activate it with `features`: split rings (MockQueue, with its raw pokes), or the `ring`
- * format given (VIRTIO_F_RING_PACKED is added to the features for the packed ring, as negotiated).
+ * Attach `device`, build split queues `enabled` (default all) of `size` descriptors and `regionSize`
+ * bytes each, and activate it with `features`.
  */
-export function activateDevice(device: VirtioDevice, features: bigint, options?: HarnessOptions): DeviceHarness;
-export function activateDevice(
-  device: VirtioDevice,
-  features: bigint,
-  options: HarnessOptions & { ring: RingName },
-): DeviceHarness<MockRing>;
-export function activateDevice(
-  device: VirtioDevice,
-  features: bigint,
-  options: HarnessOptions & { ring?: RingName } = {},
-): DeviceHarness<MockRing> {
-  const ring = options.ring ?? 'split';
-  return activateWith(device, features, ring, options, (o) => mockRing(ring, o));
+export function activateDevice(device: VirtioDevice, features: bigint, options: HarnessOptions = {}): DeviceHarness {
+  return activateWith(device, features, options, (o) => new MockQueue(o));
 }
 
-/** {@link activateDevice} on packed rings, typed as MockPackedQueue for tests that publish raw packed descriptors. */
+/** {@link activateDevice} with packed queues (VIRTIO_F_RING_PACKED): the same device-model tests on the other format. */
 export function activatePackedDevice(device: VirtioDevice, features: bigint, options: HarnessOptions = {}): DeviceHarness<MockPackedQueue> {
-  return activateWith(device, features, 'packed', options, (o) => new MockPackedQueue(o));
+  return activateWith(device, features, options, (o) => new MockPackedQueue(o));
 }
 
 function activateWith<Q extends MockRing>(
   device: VirtioDevice,
   features: bigint,
-  ring: RingName,
   options: HarnessOptions,
   mock: (options: MockQueueOptions) => Q,
 ): DeviceHarness<Q> {
@@ -89,8 +75,7 @@ function activateWith<Q extends MockRing>(
   );
   const intercept = options.intercept ?? ((_: number, queue: DeviceQueue) => queue);
   device.attach(host);
-  const negotiated = ring === 'packed' ? features | bit(VIRTIO_F_RING_PACKED) : features;
-  device.activate({ features: negotiated, queues: queues.map((mq, i) => (mq ? intercept(i, mq.deviceQueue({ index: i })) : null)) });
+  device.activate({ features, queues: queues.map((mq, i) => (mq ? intercept(i, mq.deviceQueue({ index: i })) : null)) });
   return {
     host,
     queues,
@@ -100,4 +85,14 @@ function activateWith<Q extends MockRing>(
       return mq;
     },
   };
+}
+
+/** {@link activateDevice} or {@link activatePackedDevice}, by ring format: device-model tests parametrised over both. */
+export function activateOnRing(
+  ring: RingName,
+  device: VirtioDevice,
+  features: bigint,
+  options: HarnessOptions = {},
+): DeviceHarness<MockRing> {
+  return ring === 'packed' ? activatePackedDevice(device, features, options) : activateDevice(device, features, options);
 }

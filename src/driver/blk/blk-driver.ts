@@ -7,7 +7,7 @@
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
 import { isSafeInteger } from '../../memory/guest-memory.js';
-import { featureSet, hasFeature, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
+import { featureSet, hasFeature, VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from '../../spec/features.js';
 import { VIRTIO_ID_BLOCK } from '../../spec/ids.js';
 import {
   VIRTIO_BLK_CONFIG_ALIGNMENT_OFFSET,
@@ -65,6 +65,7 @@ const BLK_DRIVER_FEATURES = featureSet(
   VIRTIO_BLK_F_DISCARD,
   VIRTIO_BLK_F_WRITE_ZEROES,
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_RING_PACKED,
 );
 
 /** A virtio-blk disk driven over a {@link PciBus}: open it with {@link BlkDriver.open}. */

@@ -5,7 +5,7 @@
  */
 
 import { DeviceFaultError, UsageError } from '../../errors.js';
-import { featureSet, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
+import { featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from '../../spec/features.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
 import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
@@ -36,7 +36,7 @@ export class RngDriver {
       throw new UsageError(`chunkSize ${chunk} must be a positive 32-bit integer`);
     const virtio = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_RNG });
     try {
-      await virtio.negotiate(featureSet(VIRTIO_F_EVENT_IDX));
+      await virtio.negotiate(featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED));
       const queue = await virtio.setupQueue<number>(0);
       await virtio.driverOk();
       return new RngDriver(virtio, queue, bus.dma.alloc(chunk, 16));

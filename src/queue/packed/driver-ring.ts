@@ -50,7 +50,7 @@ export interface PackedQueueDriverOptions {
 
 const U32_MAX = 0xffff_ffff;
 const MAX_CHAIN_BYTES = PACKED_RING.maxChainBytes;
-/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.11). */
+/** The bits of an event suppression area's flags field that may be set: desc_event_flags (2.8.14). */
 const RING_EVENT_FLAGS_MASK = 0x3;
 
 /** A ring area: where it is on the bus, and a DataView over its bytes in the local image. */
@@ -73,7 +73,7 @@ function availFlags(wrap: number): number {
  *
  * Visibility: a chain's descriptors are written at add(), except the flags of the first descriptor
  * added since the last publish, which publish() writes last. The device processes descriptors in ring
- * order (2.8.10.2), so until that one is available it sees none of the batch, and it never sees a
+ * order (2.8.12), so until that one is available it sees none of the batch, and it never sees a
  * half-built chain (2.8.6).
  *
  * Indirect tables: with VIRTIO_F_INDIRECT_DESC, a chain of several buffers goes into an indirect table
@@ -218,10 +218,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const needed = useTable ? 1 : n;
     if (needed > this.freeSlots) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeSlots} free`);
 
+    // The table first: when DMA memory runs out, nothing has changed yet.
+    const table = useTable ? this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc) : undefined;
     // Chains in flight never outnumber the descriptors they hold, so an id is free when a slot is.
     const id = this.freeIds[--this.freeIdCount]!;
-    if (useTable) {
-      const table = this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc);
+    if (table !== undefined) {
       const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * PVIRTQ_DESC_SIZE);
       // 2.8.7: in an indirect table WRITE is the only valid flag and the id is reserved.
       for (let k = 0; k < n; k++) {
@@ -365,8 +366,9 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /**
    * Take every used descriptor the device wrote since the last call, or none: each must carry AVAIL
    * and USED equal to the used wrap counter (ERR_DEVICE_USED_FLAGS), name a published chain in flight
-   * (ERR_DEVICE_USED_ID), and with WRITE set a len at most the chain's writable bytes
-   * (ERR_DEVICE_USED_LEN); without WRITE len is reserved and reported as 0 (2.8.4). On such a
+   * (ERR_DEVICE_USED_ID), and carry a len at most the chain's writable bytes (ERR_DEVICE_USED_LEN).
+   * The len is read whether or not WRITE is set: 2.8.4 calls it reserved without WRITE, but QEMU
+   * (7.2) never sets WRITE in a used descriptor and Linux reads len regardless. On such a
    * DeviceFaultError nothing is taken. Refreshes the first `len` writable bytes of each chain.
    */
   reap(): Promise<UsedBuffer<T>[]> {
@@ -431,7 +433,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (len > this.writable[id]!)
         throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
       this.usedMark[id] = pass;
@@ -454,9 +456,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const out: UsedBuffer<T>[] = [];
     for (let k = 0; k < n; k++) {
       const at = this.nextUsed * PVIRTQ_DESC_SIZE;
-      const flags = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
       const id = dv.getUint16(at + PVIRTQ_DESC_ID, true);
-      const len = (flags & VIRTQ_DESC_F_WRITE) !== 0 ? dv.getUint32(at + PVIRTQ_DESC_LEN, true) : 0;
+      const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
       if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
       out.push({ token: this.tokens[id]!, len });
       const skip = this.chainSlots[id]!;

@@ -7,7 +7,7 @@ import { VirtioConsoleDevice } from '../../../src/device/console/console-device.
 import * as C from '../../../src/spec/console.js';
 import { bit, featureSet, hasFeature, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import { ArrayGuestMemory, RegionGuestMemory } from '../../../src/memory/guest-memory.js';
-import { activateDevice, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
+import { activateDevice, activateOnRing, RecordingHost, type DeviceHarness } from '../../helpers/device-harness.js';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
 import type { MockRing } from '../../../src/testing/mock-ring.js';
 import { mockRing, RING_FORMATS, type RingName } from '../../helpers/ring-formats.js';
@@ -91,7 +91,7 @@ for (const ring of RING_FORMATS)
     it('moves guest output to the host stream, whatever the buffer split', async () => {
       const out = sink();
       const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output: out.stream }) }] });
-      const h = activateDevice(dev, V1, { ring });
+      const h = activateOnRing(ring, dev, V1);
       const head = h.q(1).addChain({ readable: [text('hel'), text('lo '), text('world')] });
       dev.queueNotify(1);
       assert.deepEqual(h.q(1).readUsed(), [{ id: head, len: 0 }]);
@@ -102,7 +102,7 @@ for (const ring of RING_FORMATS)
     it('holds host input until the guest gives buffers, pausing the stream meanwhile', async () => {
       const input = new PassThrough();
       const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ input }) }] });
-      const h = activateDevice(dev, V1, { ring });
+      const h = activateOnRing(ring, dev, V1);
       const q = h.q(0);
       input.write(text('0123456789'));
       await tick();
@@ -137,7 +137,7 @@ for (const ring of RING_FORMATS)
         },
       });
       const dev = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ output }) }] });
-      const h = activateDevice(dev, V1, { ring });
+      const h = activateOnRing(ring, dev, V1);
       const q = h.q(1);
       const heads = ['aaaa', 'bbbb', 'cccc'].map((s) => q.addChain({ readable: [text(s)] }));
       dev.queueNotify(1);
@@ -260,7 +260,7 @@ for (const ring of RING_FORMATS)
       const dev = new VirtioConsoleDevice({
         ports: [{ console: true, host: streamBytePort({ output: out.stream }) }, { name: 'org.test.port1' }],
       });
-      const h = activateDevice(dev, MULTI, { ring });
+      const h = activateOnRing(ring, dev, MULTI);
       const heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
       dev.queueNotify(CTRL_RX);
       sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
@@ -282,7 +282,7 @@ for (const ring of RING_FORMATS)
 
     it('sends RESIZE for the console port with cols then rows', () => {
       const dev = new VirtioConsoleDevice({ ports: [{ console: true }, {}] });
-      const h = activateDevice(dev, MULTI, { ring });
+      const h = activateOnRing(ring, dev, MULTI);
       const heads = Array.from({ length: 4 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
       sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
       sendControl(h, dev, 0, C.VIRTIO_CONSOLE_PORT_READY, 1);
@@ -295,7 +295,7 @@ for (const ring of RING_FORMATS)
 
     it('refuses malformed control messages and chains without stopping', () => {
       const dev = new VirtioConsoleDevice({ ports: [{}, {}] });
-      const h = activateDevice(dev, MULTI, { ring });
+      const h = activateOnRing(ring, dev, MULTI);
       const q = h.q(CTRL_TX);
       q.addChain({ readable: [Uint8Array.of(1, 2, 3)] }); // shorter than virtio_console_control
       q.addChain({ readable: [encodeConsoleControl({ id: 9, event: C.VIRTIO_CONSOLE_PORT_OPEN, value: 1 })] }); // no port 9
@@ -341,7 +341,7 @@ for (const ring of RING_FORMATS)
           ),
           (chains) => {
             const dev = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'p' }] });
-            const h = activateDevice(dev, MULTI, { ring });
+            const h = activateOnRing(ring, dev, MULTI);
             const heads = new Map<number, number[]>([
               [1, []],
               [CTRL_TX, []],

@@ -5,7 +5,7 @@ import { onesComplementSum } from '../../../src/device/net/checksum.js';
 import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import * as N from '../../../src/spec/net.js';
-import { activateDevice } from '../../helpers/device-harness.js';
+import { activateOnRing } from '../../helpers/device-harness.js';
 import { RING_FORMATS, type RingName } from '../../helpers/ring-formats.js';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
 import { BROADCAST, ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
@@ -39,7 +39,7 @@ interface SetupOptions {
 function setup(features: bigint, opts: SetupOptions = {}) {
   const backend = new RecordingNetBackend();
   const dev = new VirtioNetDevice({ backend, mac: OWN, queuePairs: opts.queuePairs ?? 1 });
-  const h = activateDevice(dev, features, { ...(opts.enabled ? { enabled: opts.enabled } : {}), ring: opts.ring ?? 'split' });
+  const h = activateOnRing(opts.ring ?? 'split', dev, features, opts.enabled ? { enabled: opts.enabled } : {});
   return { dev, backend, h };
 }
 

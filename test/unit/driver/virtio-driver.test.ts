@@ -6,10 +6,11 @@ import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import {
   featureSet,
   VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_NOTIFICATION_DATA,
   VIRTIO_F_NOTIF_CONFIG_DATA,
-  VIRTIO_F_SR_IOV,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
 } from '../../../src/spec/features.js';
 import {
@@ -22,6 +23,7 @@ import {
 import { VIRTIO_PCI_COMMON_STATUS } from '../../../src/spec/virtio-pci.js';
 import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
+import { PackedQueue } from '../../../src/queue/packed/device-ring.js';
 import { LOOPBACK_DEVICE_TYPE, LOOPBACK_MAGIC, LoopbackDevice, type LoopbackOptions } from '../../helpers/loopback-device.js';
 import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
@@ -71,14 +73,14 @@ test('initialisation follows spec 3.1.1: status 0, ACKNOWLEDGE, +DRIVER, +FEATUR
 });
 
 test('negotiation accepts only offered bits, and transport bits only where the core implements them', async (t) => {
-  const offered = featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_SR_IOV, 0, 60);
+  const offered = featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_IN_ORDER, 0, 60);
   const { drv } = await live(
     { deviceFeatures: offered },
-    featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_SR_IOV, VIRTIO_F_INDIRECT_DESC, 0, 1, 60),
+    featureSet(VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, 0, 1, 60),
   );
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
-  // The transport adds INDIRECT_DESC to the offer; SR_IOV is offered but this core does not implement it.
+  // The transport adds INDIRECT_DESC to the offer, the modern transport NOTIFICATION_DATA and NOTIF_CONFIG_DATA; IN_ORDER is offered but this core does not implement it.
   assert.equal(
     drv.features,
     featureSet(
@@ -87,10 +89,28 @@ test('negotiation accepts only offered bits, and transport bits only where the c
       VIRTIO_F_NOTIF_CONFIG_DATA,
       VIRTIO_F_EVENT_IDX,
       VIRTIO_F_INDIRECT_DESC,
+      VIRTIO_F_RING_PACKED,
       0,
       60,
     ),
   );
+});
+
+test('queue sizes follow the negotiated ring format: with RING_PACKED any size up to the maximum (100 of 256), else a power of 2', async (t) => {
+  const packed = await live(
+    { deviceFeatures: featureSet(VIRTIO_F_RING_PACKED), queueMaxSizes: [256, 256] },
+    featureSet(VIRTIO_F_RING_PACKED),
+  );
+  t.after(() => packed.drv.close());
+  assert.equal((await packed.drv.setupQueue(0, { maxSize: 100 })).size, 100);
+  assert.equal((await packed.drv.setupQueue(1, { size: 100 })).size, 100);
+  await packed.drv.driverOk(); // the device learns its queues at DRIVER_OK
+  assert.ok(packed.device.queues[0] instanceof PackedQueue);
+  assert.equal(packed.device.queues[0]?.size, 100);
+  const split = await live({ queueMaxSizes: [256, 256] });
+  t.after(() => split.drv.close());
+  assert.equal((await split.drv.setupQueue(0, { maxSize: 100 })).size, 64);
+  await assert.rejects(split.drv.setupQueue(1, { size: 100 }), UsageError);
 });
 
 test('refused FEATURES_OK: DeviceFaultError ERR_DEVICE_FEATURES and the driver sets FAILED', async () => {

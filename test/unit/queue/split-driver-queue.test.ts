@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../../src/errors.js';
-import type { DmaBuffer, DmaMemory } from '../../../src/memory/dma.js';
-import { DmaAllocator } from '../../../src/bus/dma-allocator.js';
-import { ArrayGuestMemory, type GuestMemory } from '../../../src/memory/guest-memory.js';
+import type { DmaMemory } from '../../../src/memory/dma.js';
+import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import { RamDma } from '../../../src/bus/ram-dma.js';
+import { ImageDma } from '../../helpers/image-dma.js';
 import { SplitQueue } from '../../../src/queue/split/device-ring.js';
 import { SplitQueueDriver } from '../../../src/queue/split/driver-ring.js';
 import type { DmaSpan } from '../../../src/memory/dma.js';
@@ -13,30 +13,6 @@ import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, legacyRingSize, lega
 
 const DMA_BASE = 0x10000;
 const DMA_SIZE = 0x100000;
-
-/**
- * DMA memory as a remote bus has it: a local image of [base, base + size) that reaches guest
- * memory only on flush and is updated from it only on refresh, so anything the driver forgets to
- * flush or refresh shows up as wrong bytes.
- */
-class CopyDma implements DmaMemory {
-  readonly local = new Uint8Array(DMA_SIZE);
-  readonly allocator = new DmaAllocator(DMA_BASE, DMA_SIZE);
-  constructor(readonly memory: GuestMemory) {}
-  alloc(size: number, align: number): DmaBuffer {
-    const addr = this.allocator.alloc(size, align);
-    return { addr, bytes: this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + size) };
-  }
-  free(buffer: DmaBuffer): void {
-    this.allocator.free(buffer.addr);
-  }
-  async flush(addr: number, len: number): Promise<void> {
-    this.memory.write(addr, this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + len));
-  }
-  async refresh(addr: number, len: number): Promise<void> {
-    this.memory.read(addr, this.local.subarray(addr - DMA_BASE, addr - DMA_BASE + len));
-  }
-}
 
 interface Pair {
   readonly memory: ArrayGuestMemory;
@@ -47,7 +23,7 @@ interface Pair {
 
 function pair(options: { size: number; eventIdx?: boolean; indirect?: boolean; legacy?: boolean; remote?: boolean }): Pair {
   const memory = new ArrayGuestMemory(DMA_BASE + DMA_SIZE);
-  const dma = options.remote ? new CopyDma(memory) : new RamDma(memory, DMA_BASE, DMA_SIZE);
+  const dma = options.remote ? new ImageDma(memory, DMA_BASE, DMA_SIZE) : new RamDma(memory, DMA_BASE, DMA_SIZE);
   const eventIdx = options.eventIdx ?? false;
   const indirect = options.indirect ?? false;
   const driver = new SplitQueueDriver<number>({ index: 1, size: options.size, dma, eventIdx, indirect, legacy: options.legacy ?? false });

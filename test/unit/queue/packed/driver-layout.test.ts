@@ -175,3 +175,25 @@ test('driverRing() builds the packed driver for VIRTIO_F_RING_PACKED, refuses it
       SplitQueueDriver,
   );
 });
+
+test('an indirect table that does not fit in DMA memory fails add() with nothing taken: no id, no descriptor', () => {
+  class ExhaustibleDma extends RamDma {
+    exhausted = false;
+    override alloc(size: number, align: number): ReturnType<RamDma['alloc']> {
+      if (this.exhausted) throw new UsageError('DMA memory exhausted');
+      return super.alloc(size, align);
+    }
+  }
+  const memory = new ArrayGuestMemory(RIG_DMA_BASE + RIG_DMA_SIZE);
+  const dma = new ExhaustibleDma(memory, RIG_DMA_BASE, RIG_DMA_SIZE);
+  const driver = new PackedQueueDriver<number>({ index: 0, size: 2, dma, eventIdx: false, indirect: true });
+  const b = { addr: dma.alloc(8, 8).addr, len: 8 };
+  driver.add([b], [], 0); // one slot left: a chain of two needs a table
+  dma.exhausted = true;
+  assert.throws(() => driver.add([b], [b], 1), UsageError);
+  assert.equal(driver.numFree, 1);
+  assert.equal(driver.inFlight, 1);
+  dma.exhausted = false;
+  assert.equal(driver.add([b], [b], 1), 1);
+  assert.equal(driver.numFree, 0);
+});
