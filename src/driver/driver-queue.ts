@@ -27,7 +27,7 @@ export interface QueueHost {
   timeoutError(index: number, timeoutMs: number): Promise<Error>;
   /** VIRTIO_F_RING_RESET: reset queue `index` on the device and wait until the reset completed. */
   resetQueue(index: number): Promise<void>;
-  /** Set queue `index` up again after its reset, with a new ring of `size` (default: as at first set-up); returns the ring. */
+  /** Set queue `index` up again after its reset on a new ring of `size` (undefined: the largest allowed); returns the ring. */
   enableRing<T>(index: number, size: number | undefined): Promise<DriverRing<T>>;
 }
 

@@ -252,14 +252,14 @@ export class VirtioNetDevice implements VirtioDevice {
   private setQueue(index: number, queue: DeviceQueue | null): void {
     const pair = index >> 1;
     if (index === this.ctrlIndex) this.ctrlQueue = queue;
-    else if (pair >= this.rxQueues.length)
-      return; // a queue of a pair not in use
-    else if (index % 2 === 0) {
+    else if (pair < this.rxQueues.length && index % 2 === 1) this.txQueues[pair] = queue;
+    else if (pair < this.rxQueues.length) {
       this.rxQueues[pair] = queue;
       this.rxStash[pair] = [];
       // As at activation: the device never waits for receive buffers.
       queue?.setNotification(false);
-    } else this.txQueues[pair] = queue;
+    }
+    // Otherwise a queue of a pair not in use: nothing to do.
   }
 
   /** Change the link state: VIRTIO_NET_S_LINK_UP and a configuration change notification. */
