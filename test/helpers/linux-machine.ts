@@ -20,9 +20,6 @@ import { ProbeFunction } from './probe-function.js';
 import { offering, type RingName } from './ring-formats.js';
 import { hasFeature, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 
-/** For the guest's `load`: inserting every module and probing every function takes 30-50 s on a loaded machine. */
-export const LOAD_TIMEOUT_MS = 180_000;
-
 /** devfn of each function on bus 0 (slot 18 is v86's VGA). */
 export const SLOT = {
   probe: 13 << 3,

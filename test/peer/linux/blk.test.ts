@@ -17,15 +17,7 @@ import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
 import { VIRTIO_BLK_CONFIG_WRITEBACK, VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
 import { VIRTIO_ID_BLOCK } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
-import {
-  LOAD_TIMEOUT_MS,
-  SLOT,
-  bootTestMachine,
-  negotiatedRing,
-  pciName,
-  resultOf,
-  type TestMachine,
-} from '../../helpers/linux-machine.js';
+import { SLOT, bootTestMachine, negotiatedRing, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
 import { RING_FORMATS, type RingName } from '../../helpers/ring-formats.js';
 
 const DISK_SIZE = 8 << 20;
@@ -54,7 +46,7 @@ async function bootOnImage(ring: RingName): Promise<{ m: TestMachine; backend: F
 
 /** Load the modules; the name Linux gave the disk (e.g. "vda"), checking it runs on `ring`. */
 async function loadAndFindDisk(m: TestMachine, ring: RingName, t: TestContext): Promise<string> {
-  const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
+  const out = await m.guest.command('load');
   assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
   const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.blk) });
   assert.equal(Number(dev.fields['type']), VIRTIO_ID_BLOCK);

@@ -11,15 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
 import { VIRTIO_ID_CONSOLE } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
-import {
-  LOAD_TIMEOUT_MS,
-  SLOT,
-  bootTestMachine,
-  negotiatedRing,
-  pciName,
-  resultOf,
-  type TestMachine,
-} from '../../helpers/linux-machine.js';
+import { SLOT, bootTestMachine, negotiatedRing, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
 import { RING_FORMATS } from '../../helpers/ring-formats.js';
 import { streamBytePort } from '../../../src/device/console/port-streams.js';
 
@@ -44,7 +36,7 @@ for (const ring of RING_FORMATS) {
 
     test('virtio_console binds the function on the ring offered and makes its port /dev/hvc0', async (t) => {
       t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-      const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
+      const out = await m.guest.command('load');
       assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
       const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.console) });
       t.diagnostic(`features ${dev.fields['features']}`);

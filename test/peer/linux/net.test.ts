@@ -21,16 +21,7 @@ import { ringFormat } from '../../../src/queue/ring-format.js';
 import { defaultGuestKernel, type GuestKernel } from '../../../src/platform/v86/assets.js';
 import { VIRTIO_ID_NET } from '../../../src/spec/ids.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
-import {
-  LOAD_TIMEOUT_MS,
-  SLOT,
-  bootTestMachine,
-  guestFeatures,
-  negotiatedRing,
-  pciName,
-  resultOf,
-  type TestMachine,
-} from '../../helpers/linux-machine.js';
+import { SLOT, bootTestMachine, guestFeatures, negotiatedRing, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
 import { NetResponder } from '../../helpers/net-responder.js';
 import { RING_FORMATS } from '../../helpers/ring-formats.js';
 
@@ -101,7 +92,7 @@ for (const ring of RING_FORMATS) {
 
     test('virtio_net binds the function on the ring offered and the interface has our MAC', async (t) => {
       t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-      const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
+      const out = await m.guest.command('load');
       assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
       const dev = resultOf(out.results, 'virtio', { pci: pciName(SLOT.net) });
       t.diagnostic(`features ${dev.fields['features']}`);

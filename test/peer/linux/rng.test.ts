@@ -14,16 +14,7 @@ import { VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONA
 import { VIRTIO_F_VERSION_1, hasFeature } from '../../../src/spec/features.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import { KnownStream } from '../../helpers/known-stream.js';
-import {
-  LOAD_TIMEOUT_MS,
-  SLOT,
-  bootTestMachine,
-  guestFeatures,
-  negotiatedRing,
-  pciName,
-  resultOf,
-  type TestMachine,
-} from '../../helpers/linux-machine.js';
+import { SLOT, bootTestMachine, guestFeatures, negotiatedRing, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
 import { RING_FORMATS } from '../../helpers/ring-formats.js';
 
 for (const ring of RING_FORMATS) {
@@ -46,7 +37,7 @@ for (const ring of RING_FORMATS) {
 
     test('virtio_pci binds both virtio-rng functions over the modern interface; virtio_rng drives them on the ring offered', async (t) => {
       t.diagnostic(`${m.guest.restored ? 'restored' : 'booted'} in ${Math.round(m.guest.bootMs)} ms`);
-      const out = await m.guest.command('load', LOAD_TIMEOUT_MS);
+      const out = await m.guest.command('load');
       assert.equal(out.rc, 0, out.results.map((r) => r.text).join('\n'));
       loaded = out.results;
       const ids: [number, number][] = [
