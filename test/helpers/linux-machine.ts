@@ -14,9 +14,11 @@ import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
-import { VirtioPciFunction, type VirtioPciFunctionOptions, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
+import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { NetResponder } from './net-responder.js';
 import { ProbeFunction } from './probe-function.js';
+import { offering, type RingName } from './ring-formats.js';
+import { hasFeature, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 
 /** devfn of each function on bus 0 (slot 18 is v86's VGA). */
 export const SLOT = {
@@ -69,27 +71,29 @@ function defaultDevice(name: VirtioName): VirtioDevice {
   }
 }
 
-/**
- * Boot the machine with `devices`; `functions` applies to every virtio function (e.g. `packed: true`,
- * which Linux takes on the modern interface: it negotiates the packed ring whenever offered).
- */
-export async function bootTestMachine(
-  devices: MachineDevices = {},
-  options: Omit<LinuxGuestOptions, 'devices'> = {},
-  functions: Pick<VirtioPciFunctionOptions, 'packed'> = {},
-): Promise<TestMachine> {
+export interface TestMachineOptions extends Omit<LinuxGuestOptions, 'devices'> {
+  /**
+   * The ring format Linux is to negotiate with every virtio function: 'packed' makes each offer
+   * VIRTIO_F_RING_PACKED, which Linux takes whenever offered on the modern interface (default 'split').
+   * Offers are read when the modules load, after VT-READY: both formats share one saved state.
+   */
+  readonly ring?: RingName;
+}
+
+export async function bootTestMachine(devices: MachineDevices = {}, options: TestMachineOptions = {}): Promise<TestMachine> {
+  const { ring = 'split', ...guestOptions } = options;
   let probe: ProbeFunction | undefined;
   const fns: Partial<Record<VirtioName, VirtioPciFunction>> = {};
   const names = Object.keys(MODES) as VirtioName[];
   const guest = await LinuxGuest.boot({
-    ...options,
+    ...guestOptions,
     devices: [
       { name: 'probe', devfn: SLOT.probe, create: (host: DeviceHost) => (probe = new ProbeFunction(host)) },
       ...names.map((name) => ({
         name,
         devfn: SLOT[name],
         create: (host: DeviceHost) =>
-          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { ...functions, mode: MODES[name] })),
+          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name], ...offering(ring) })),
       })),
     ],
   });
@@ -107,10 +111,21 @@ export function resultOf(results: readonly GuestResult[], kind: string, where: R
   return found[0]!;
 }
 
-/** The features Linux negotiated, from a "virtio" result (sysfs prints bit i as character i). */
+/** The features Linux negotiated, from a "virtio" result (sysfs prints bit i as character i, from 0; 64 characters). */
 export function guestFeatures(virtio: GuestResult): bigint {
   const bits = virtio.fields['features'] ?? '';
   let set = 0n;
   for (let i = 0; i < bits.length; i++) if (bits[i] === '1') set |= 1n << BigInt(i);
   return set;
+}
+
+/**
+ * The ring format Linux negotiated with `fn`, read on both sides: bit 34 (VIRTIO_F_RING_PACKED) of the
+ * guest's features string and of what the device accepted. Throws when the two disagree.
+ */
+export function negotiatedRing(virtio: GuestResult, fn: VirtioPciFunction): RingName {
+  const guest = hasFeature(guestFeatures(virtio), VIRTIO_F_RING_PACKED);
+  const device = hasFeature(fn.core.negotiatedFeatures, VIRTIO_F_RING_PACKED);
+  if (guest !== device) throw new Error(`RING_PACKED: the guest says ${guest}, the device accepted ${device}`);
+  return guest ? 'packed' : 'split';
 }

@@ -35,6 +35,8 @@ export class NetResponder implements NetBackend {
   readonly counts: ResponderCounts = { arpReplies: 0, echoReplies: 0, ignored: 0 };
   /** ICMP message length (header and payload) of each echo request answered. */
   readonly echoLengths: number[] = [];
+  /** The sequence number of each echo request answered, in order (to tell lost or repeated frames). */
+  readonly echoSeqs: number[] = [];
   private port: NetBackendPort | undefined;
   private readonly ip: Uint8Array;
 
@@ -96,6 +98,7 @@ export class NetResponder implements NetBackend {
     answer[3] = sum & 0xff;
     this.counts.echoReplies++;
     this.echoLengths.push(body.byteLength);
+    this.echoSeqs.push(body.byteLength >= 8 ? (body[6]! << 8) | body[7]! : -1);
     const out = new Uint8Array(ETH_HLEN + 20 + answer.byteLength);
     const o = new DataView(out.buffer);
     out.set(frame.subarray(6, 12), 0);

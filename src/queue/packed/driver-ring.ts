@@ -24,9 +24,6 @@ import {
   PVIRTQ_DESC_ID,
   PVIRTQ_DESC_LEN,
   PVIRTQ_DESC_SIZE,
-  NOTIFY_DATA_NEXT_SHIFT,
-  NOTIFY_DATA_PACKED_OFF_MASK,
-  NOTIFY_DATA_PACKED_WRAP_SHIFT,
   PVIRTQ_EVENT_DESC,
   PVIRTQ_EVENT_FLAGS,
   PVIRTQ_EVENT_SUPPRESS_SIZE,
@@ -144,9 +141,6 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   /** Ids added since the last publish. */
   private readonly pending: Uint16Array;
   private pendingCount = 0;
-  /** The slot after the last published descriptor and its wrap counter: the notification's next_off and next_wrap. */
-  private publishedNext = 0;
-  private publishedWrap = 1;
   /**
    * With IN_ORDER: chains are numbered in the order they were added (`addSeq` per id, `seqId` per
    * number modulo the size: no more chains are in flight than the ring has descriptors); `usedSeq`
@@ -336,6 +330,12 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     return this.wantsNotification(next, wrap, added);
   }
 
+  /** 2.9: the slot after the last published descriptor (next_off) with its wrap counter in bit 15 (next_wrap). */
+  notificationData(): number {
+    const off = this.nextAvail - this.pendingSlots;
+    return off < 0 ? (off + this.size) | ((this.availWrap ^ 1) << 15) : off | (this.availWrap << 15);
+  }
+
   /** The slot of the first descriptor added since the last publish. */
   private pendingStart(): number {
     const at = this.nextUsed + this.publishedSlots;
@@ -349,17 +349,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.pendingSlots = 0;
     for (let p = 0; p < this.pendingCount; p++) this.unpublished[this.pending[p]!] = 0;
     this.pendingCount = 0;
-    // Nothing is pending any more: the next slot to fill is where the published descriptors end.
-    this.publishedNext = this.nextAvail;
-    this.publishedWrap = this.availWrap;
     return added;
-  }
-
-  /** 2.9 notification data, bits 16-31: next_off (15 bits) and next_wrap as of the last publish. */
-  notificationData(): number {
-    return (
-      (this.publishedNext & NOTIFY_DATA_PACKED_OFF_MASK) | (this.publishedWrap << (NOTIFY_DATA_PACKED_WRAP_SHIFT - NOTIFY_DATA_NEXT_SHIFT))
-    );
   }
 
   /** Issue what publish() flushes before the first flags: readable buffers, tables, descriptors. */
