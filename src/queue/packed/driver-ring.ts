@@ -15,9 +15,9 @@
  * back with all their writable bytes as len.
  */
 
-import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import { DeviceFaultError, UsageError, type DeviceFaultCode } from '../../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
-import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
+import { hi32, lo32 } from '../../memory/guest-memory.js';
 import {
   PVIRTQ_DESC_ADDR,
   PVIRTQ_DESC_FLAGS,
@@ -41,6 +41,7 @@ import {
   packedDescRingSize,
 } from '../../spec/packed-ring.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from '../../spec/ring.js';
+import { admitChain, descriptorsNeeded } from '../chain-admission.js';
 import { RingDma } from '../ring-dma.js';
 import { PACKED_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
@@ -234,15 +235,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
    * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
    */
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    const writable = admitChain(this.index, out, inn, this.maxBuffers, MAX_CHAIN_BYTES);
     const nOut = out.length;
     const n = nOut + inn.length;
-    if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
-    const writable = this.spanBytes(inn);
-    const total = this.spanBytes(out) + writable;
-    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
-    const useTable = this.indirect && n > 1 && n > this.freeSlots;
-    const needed = useTable ? 1 : n;
-    if (needed > this.freeSlots) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeSlots} free`);
+    const needed = descriptorsNeeded(this.index, n, this.freeSlots, this.indirect);
+    const useTable = needed < n;
 
     // The table first: when DMA memory runs out, nothing has changed yet.
     const table = useTable ? this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc) : undefined;
@@ -595,18 +592,6 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.outSpans[id] = undefined;
     this.inSpans[id] = undefined;
     this.inFlightCount--;
-  }
-
-  /** Total length of `spans`; throws UsageError for an address or length the ring cannot carry. */
-  private spanBytes(spans: readonly DmaSpan[]): number {
-    let total = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const { addr, len } = spans[k]!;
-      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len))
-        throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
-      total += len;
-    }
-    return total;
   }
 
   /** The slot ranges of `count` descriptors from `slot` (one, or two when wrapping). */

@@ -15,9 +15,9 @@
  * they come back with all their writable bytes as len.
  */
 
-import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import { DeviceFaultError, UsageError, type DeviceFaultCode } from '../../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
-import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
+import { hi32, lo32 } from '../../memory/guest-memory.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
@@ -44,6 +44,7 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
+import { admitChain, descriptorsNeeded } from '../chain-admission.js';
 import { RingDma } from '../ring-dma.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
@@ -237,15 +238,11 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
    */
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    const writable = admitChain(this.index, out, inn, this.maxBuffers, MAX_CHAIN_BYTES);
     const nOut = out.length;
     const n = nOut + inn.length;
-    if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
-    const writable = this.spanBytes(inn);
-    const total = this.spanBytes(out) + writable;
-    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
-    const useTable = this.indirect && n > 1 && n > this.freeCount;
-    const needed = useTable ? 1 : n;
-    if (needed > this.freeCount) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeCount} free`);
+    const needed = descriptorsNeeded(this.index, n, this.freeCount, this.indirect);
+    const useTable = needed < n;
 
     let head: number;
     if (useTable) {
@@ -570,18 +567,6 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.outSpans[head] = undefined;
     this.inSpans[head] = undefined;
     this.inFlightCount--;
-  }
-
-  /** Total length of `spans`; throws UsageError for an address or length the ring cannot carry. */
-  private spanBytes(spans: readonly DmaSpan[]): number {
-    let total = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const { addr, len } = spans[k]!;
-      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len))
-        throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
-      total += len;
-    }
-    return total;
   }
 
   private takeId(): number {
