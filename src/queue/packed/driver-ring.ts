@@ -42,6 +42,7 @@ import {
 } from '../../spec/packed-ring.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from '../../spec/ring.js';
 import { admitChain, descriptorsNeeded } from '../chain-admission.js';
+import { InFlightChains } from '../in-flight-chains.js';
 import { RingDma } from '../ring-dma.js';
 import { PACKED_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
@@ -119,16 +120,12 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   private freeIdCount: number;
   /** Per id: ring descriptors its chain takes (1 for an indirect chain), 0 when not in flight. */
   private readonly chainSlots: Uint16Array;
-  private readonly writable: Float64Array;
   /** 1 for a chain added but not yet published: the device cannot have seen it, so it cannot be used. */
   private readonly unpublished: Uint8Array;
   /** validateUsed(): `usedMark[id] === usedPass` when id was already named in this pass. */
   private readonly usedMark: Uint32Array;
   private usedPass = 0;
-  private readonly tokens: (T | undefined)[];
-  private readonly outSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly inSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly tables: (DmaBuffer | undefined)[];
+  private readonly chains: InFlightChains<T>;
   private inFlightCount = 0;
   /** Ring descriptors not taken by a chain in flight. */
   private freeSlots: number;
@@ -195,13 +192,9 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.freeIdCount = size;
     this.freeSlots = size;
     this.chainSlots = new Uint16Array(size);
-    this.writable = new Float64Array(size);
+    this.chains = new InFlightChains<T>(size);
     this.unpublished = new Uint8Array(size);
     this.usedMark = new Uint32Array(size);
-    this.tokens = new Array<T | undefined>(size).fill(undefined);
-    this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
     this.pending = new Uint16Array(size);
     this.addSeq = new Float64Array(size);
     this.seqId = new Uint16Array(size);
@@ -253,7 +246,6 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
         writeDesc(dv, k * PVIRTQ_DESC_SIZE, span.addr, span.len, 0);
         dv.setUint16(k * PVIRTQ_DESC_SIZE + PVIRTQ_DESC_FLAGS, k < nOut ? 0 : VIRTQ_DESC_F_WRITE, true);
       }
-      this.tables[id] = table;
       this.putDesc(table.addr, n * PVIRTQ_DESC_SIZE, id, VIRTQ_DESC_F_INDIRECT);
     } else {
       // 2.8.6: NEXT on all but the last; the id goes in every descriptor (the device reads the last).
@@ -263,10 +255,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       }
     }
     this.chainSlots[id] = needed;
-    this.writable[id] = writable;
-    this.tokens[id] = token;
-    this.outSpans[id] = out;
-    this.inSpans[id] = inn;
+    this.chains.record(id, out, inn, writable, token, table);
     this.inFlightCount++;
     this.pending[this.pendingCount++] = id;
     this.unpublished[id] = 1;
@@ -364,9 +353,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.dma.flushAreas();
     for (let p = 0; p < this.pendingCount; p++) {
       const id = this.pending[p]!;
-      this.dma.flushSpans(this.outSpans[id]!);
-      const table = this.tables[id];
-      if (table !== undefined) this.dma.flush(table.addr, table.bytes.byteLength);
+      this.chains.flushOut(this.dma, id);
     }
     // The first descriptor's flags in the local image still say "not available" for this lap.
     this.ringRanges(this.pendingStart(), this.pendingSlots, (slot, count) =>
@@ -467,8 +454,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
       const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
-      if (len > this.writable[id]!)
-        throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
+      if (len > this.chains.writable[id]!)
+        throw this.fault(
+          'ERR_DEVICE_USED_LEN',
+          `descriptor ${slot}: len ${len} for buffer ${id} with ${this.chains.writable[id]} writable bytes`,
+        );
       this.usedMark[id] = pass;
       n++;
       // The ids are distinct chains in flight, so the skips add up to at most the published slots.
@@ -501,7 +491,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       if (this.inOrder) {
         // 2.8.8: the chains before the named one were used completely.
         for (let skipped = this.seqId[this.usedSeq % this.size]!; skipped !== id; skipped = this.seqId[this.usedSeq % this.size]!)
-          this.takeChain(out, skipped, this.writable[skipped]!);
+          this.takeChain(out, skipped, this.chains.writable[skipped]!);
       }
       this.takeChain(out, id, len);
     }
@@ -511,8 +501,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
 
   /** Hand chain `id` out with `len` bytes written (issuing their refresh), move past its descriptors and free it. */
   private takeChain(out: UsedBuffer<T>[], id: number, len: number): void {
-    if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
-    out.push({ token: this.tokens[id]!, len });
+    if (!this.coherent) this.chains.refreshIn(this.dma, id, len);
+    out.push({ token: this.chains.token(id), len });
     const skip = this.chainSlots[id]!;
     this.publishedSlots -= skip;
     this.nextUsed += skip;
@@ -559,7 +549,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const tokens: T[] = [];
     for (let id = 0; id < this.size; id++) {
       if (this.chainSlots[id] === 0) continue;
-      tokens.push(this.tokens[id]!);
+      tokens.push(this.chains.token(id));
       this.release(id);
     }
     for (let i = 0; i < this.size; i++) this.freeIds[i] = this.size - 1 - i;
@@ -585,12 +575,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.chainSlots[id] = 0;
     this.unpublished[id] = 0;
     this.freeIds[this.freeIdCount++] = id;
-    const table = this.tables[id];
-    if (table !== undefined) this.dma.memory.free(table);
-    this.tables[id] = undefined;
-    this.tokens[id] = undefined;
-    this.outSpans[id] = undefined;
-    this.inSpans[id] = undefined;
+    this.chains.forget(this.dma, id);
     this.inFlightCount--;
   }
 
