@@ -65,25 +65,19 @@ export interface DriverRingOptions {
  */
 export function driverRing<T>(options: DriverRingOptions): DriverRing<T> {
   const { index, size, dma, features } = options;
-  if (hasFeature(features, VIRTIO_F_RING_PACKED)) {
-    if (options.layout === 'legacy')
-      throw new UsageError(`queue ${index}: the packed ring needs VIRTIO_F_VERSION_1; the legacy layout cannot carry it`);
-    return new PackedQueueDriver<T>({
-      index,
-      size,
-      dma,
-      eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
-      indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
-      inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
-    });
-  }
-  return new SplitQueueDriver<T>({
+  // The negotiated features both formats' drivers take.
+  const common = {
     index,
     size,
     dma,
     eventIdx: hasFeature(features, VIRTIO_F_EVENT_IDX),
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
     inOrder: hasFeature(features, VIRTIO_F_IN_ORDER),
-    legacy: options.layout === 'legacy',
-  });
+  };
+  if (hasFeature(features, VIRTIO_F_RING_PACKED)) {
+    if (options.layout === 'legacy')
+      throw new UsageError(`queue ${index}: the packed ring needs VIRTIO_F_VERSION_1; the legacy layout cannot carry it`);
+    return new PackedQueueDriver<T>(common);
+  }
+  return new SplitQueueDriver<T>({ ...common, legacy: options.layout === 'legacy' });
 }

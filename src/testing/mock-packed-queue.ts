@@ -8,7 +8,6 @@
  * position, which then skips the ring descriptors of that buffer's chain (2.8.6).
  */
 
-import { splitU64 } from '../memory/guest-memory.js';
 import { PackedQueue } from '../queue/packed/device-ring.js';
 import { PACKED_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
@@ -222,10 +221,7 @@ export class MockPackedQueue extends MockRing {
   /** Write descriptor `index` of any table (e.g. an indirect one at `table`). */
   writeDesc(table: number, index: number, desc: PackedDescFields): void {
     const at = table + index * PVIRTQ_DESC_SIZE;
-    const [lo, hi] =
-      typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
-    this.memory.write32(at + PVIRTQ_DESC_ADDR, lo);
-    this.memory.write32(at + PVIRTQ_DESC_ADDR + 4, hi);
+    this.writeAddr64(at + PVIRTQ_DESC_ADDR, desc.addr);
     this.memory.write32(at + PVIRTQ_DESC_LEN, desc.len);
     this.memory.write16(at + PVIRTQ_DESC_ID, desc.id);
     this.memory.write16(at + PVIRTQ_DESC_FLAGS, desc.flags);

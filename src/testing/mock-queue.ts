@@ -7,7 +7,6 @@
  * those of every mock ring (mock-ring.ts); MockPackedQueue is the packed ring's sibling.
  */
 
-import { splitU64 } from '../memory/guest-memory.js';
 import { SPLIT_RING } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import { SplitQueue } from '../queue/split/device-ring.js';
@@ -172,10 +171,7 @@ export class MockQueue extends MockRing {
   /** Write descriptor `index` of any table (e.g. an indirect one at `table`). */
   writeDesc(table: number, index: number, desc: DescFields): void {
     const at = table + index * VIRTQ_DESC_SIZE;
-    const [lo, hi] =
-      typeof desc.addr === 'bigint' ? [Number(desc.addr & 0xffff_ffffn), Number((desc.addr >> 32n) & 0xffff_ffffn)] : splitU64(desc.addr);
-    this.memory.write32(at + VIRTQ_DESC_ADDR, lo);
-    this.memory.write32(at + VIRTQ_DESC_ADDR + 4, hi);
+    this.writeAddr64(at + VIRTQ_DESC_ADDR, desc.addr);
     this.memory.write32(at + VIRTQ_DESC_LEN, desc.len);
     this.memory.write16(at + VIRTQ_DESC_FLAGS, desc.flags);
     this.memory.write16(at + VIRTQ_DESC_NEXT, desc.next);

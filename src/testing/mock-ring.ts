@@ -9,7 +9,7 @@
  * round-robin through the data area: keep the data in flight smaller than the area.
  */
 
-import { ArrayGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { ArrayGuestMemory, splitU64, type GuestMemory } from '../memory/guest-memory.js';
 import { InOrderQueue } from '../queue/in-order-queue.js';
 import type { DeviceQueue } from '../queue/types.js';
 import { VIRTIO_F_IN_ORDER, bit } from '../spec/features.js';
@@ -178,6 +178,13 @@ export abstract class MockRing {
   protected recordBuffers(id: number, buffers: readonly PlacedBuffer[]): void {
     const span = (b: PlacedBuffer): Span => ({ addr: b.addr, len: b.len });
     this.placed.set(id, { readable: buffers.filter((b) => !b.writable).map(span), writable: buffers.filter((b) => b.writable).map(span) });
+  }
+
+  /** Write a descriptor's 64-bit address at `at`: a number below 2^53, or a bigint for any value (hostile rings). */
+  protected writeAddr64(at: number, addr: number | bigint): void {
+    const [lo, hi] = typeof addr === 'bigint' ? [Number(addr & 0xffff_ffffn), Number((addr >> 32n) & 0xffff_ffffn)] : splitU64(addr);
+    this.memory.write32(at, lo);
+    this.memory.write32(at + 4, hi);
   }
 
   protected shuffle<T>(items: T[]): T[] {

@@ -15,9 +15,9 @@
  * back with all their writable bytes as len.
  */
 
-import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import { DeviceFaultError, UsageError, type DeviceFaultCode } from '../../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
-import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
+import { hi32, lo32 } from '../../memory/guest-memory.js';
 import {
   PVIRTQ_DESC_ADDR,
   PVIRTQ_DESC_FLAGS,
@@ -38,6 +38,8 @@ import {
   packedDescRingSize,
 } from '../../spec/packed-ring.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from '../../spec/ring.js';
+import { admitChain, descriptorsNeeded } from '../chain-admission.js';
+import { InFlightChains } from '../in-flight-chains.js';
 import { RingDma } from '../ring-dma.js';
 import { PACKED_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
@@ -115,16 +117,12 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
   private freeIdCount: number;
   /** Per id: ring descriptors its chain takes (1 for an indirect chain), 0 when not in flight. */
   private readonly chainSlots: Uint16Array;
-  private readonly writable: Float64Array;
   /** 1 for a chain added but not yet published: the device cannot have seen it, so it cannot be used. */
   private readonly unpublished: Uint8Array;
   /** validateUsed(): `usedMark[id] === usedPass` when id was already named in this pass. */
   private readonly usedMark: Uint32Array;
   private usedPass = 0;
-  private readonly tokens: (T | undefined)[];
-  private readonly outSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly inSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly tables: (DmaBuffer | undefined)[];
+  private readonly chains: InFlightChains<T>;
   private inFlightCount = 0;
   /** Ring descriptors not taken by a chain in flight. */
   private freeSlots: number;
@@ -188,13 +186,9 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.freeIdCount = size;
     this.freeSlots = size;
     this.chainSlots = new Uint16Array(size);
-    this.writable = new Float64Array(size);
+    this.chains = new InFlightChains<T>(size);
     this.unpublished = new Uint8Array(size);
     this.usedMark = new Uint32Array(size);
-    this.tokens = new Array<T | undefined>(size).fill(undefined);
-    this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
     this.pending = new Uint16Array(size);
     this.addSeq = new Float64Array(size);
     this.seqId = new Uint16Array(size);
@@ -228,15 +222,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
    * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
    */
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    const writable = admitChain(this.index, out, inn, this.maxBuffers, MAX_CHAIN_BYTES);
     const nOut = out.length;
     const n = nOut + inn.length;
-    if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
-    const writable = this.spanBytes(inn);
-    const total = this.spanBytes(out) + writable;
-    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
-    const useTable = this.indirect && n > 1 && n > this.freeSlots;
-    const needed = useTable ? 1 : n;
-    if (needed > this.freeSlots) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeSlots} free`);
+    const needed = descriptorsNeeded(this.index, n, this.freeSlots, this.indirect);
+    const useTable = needed < n;
 
     // The table first: when DMA memory runs out, nothing has changed yet.
     const table = useTable ? this.dma.memory.alloc(n * PVIRTQ_DESC_SIZE, PACKED_RING.areaAlign.desc) : undefined;
@@ -250,7 +240,6 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
         writeDesc(dv, k * PVIRTQ_DESC_SIZE, span.addr, span.len, 0);
         dv.setUint16(k * PVIRTQ_DESC_SIZE + PVIRTQ_DESC_FLAGS, k < nOut ? 0 : VIRTQ_DESC_F_WRITE, true);
       }
-      this.tables[id] = table;
       this.putDesc(table.addr, n * PVIRTQ_DESC_SIZE, id, VIRTQ_DESC_F_INDIRECT);
     } else {
       // 2.8.6: NEXT on all but the last; the id goes in every descriptor (the device reads the last).
@@ -260,10 +249,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       }
     }
     this.chainSlots[id] = needed;
-    this.writable[id] = writable;
-    this.tokens[id] = token;
-    this.outSpans[id] = out;
-    this.inSpans[id] = inn;
+    this.chains.record(id, out, inn, writable, token, table);
     this.inFlightCount++;
     this.pending[this.pendingCount++] = id;
     this.unpublished[id] = 1;
@@ -357,9 +343,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.dma.flushAreas();
     for (let p = 0; p < this.pendingCount; p++) {
       const id = this.pending[p]!;
-      this.dma.flushSpans(this.outSpans[id]!);
-      const table = this.tables[id];
-      if (table !== undefined) this.dma.flush(table.addr, table.bytes.byteLength);
+      this.chains.flushOut(this.dma, id);
     }
     // The first descriptor's flags in the local image still say "not available" for this lap.
     this.ringRanges(this.pendingStart(), this.pendingSlots, (slot, count) =>
@@ -460,8 +444,11 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       if (id >= this.size || this.chainSlots[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass)
         throw this.fault('ERR_DEVICE_USED_ID', `descriptor ${slot} names buffer id ${id}, which is not in flight`);
       const len = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
-      if (len > this.writable[id]!)
-        throw this.fault('ERR_DEVICE_USED_LEN', `descriptor ${slot}: len ${len} for buffer ${id} with ${this.writable[id]} writable bytes`);
+      if (len > this.chains.writable[id]!)
+        throw this.fault(
+          'ERR_DEVICE_USED_LEN',
+          `descriptor ${slot}: len ${len} for buffer ${id} with ${this.chains.writable[id]} writable bytes`,
+        );
       this.usedMark[id] = pass;
       n++;
       // The ids are distinct chains in flight, so the skips add up to at most the published slots.
@@ -494,7 +481,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
       if (this.inOrder) {
         // 2.8.8: the chains before the named one were used completely.
         for (let skipped = this.seqId[this.usedSeq % this.size]!; skipped !== id; skipped = this.seqId[this.usedSeq % this.size]!)
-          this.takeChain(out, skipped, this.writable[skipped]!);
+          this.takeChain(out, skipped, this.chains.writable[skipped]!);
       }
       this.takeChain(out, id, len);
     }
@@ -504,8 +491,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
 
   /** Hand chain `id` out with `len` bytes written (issuing their refresh), move past its descriptors and free it. */
   private takeChain(out: UsedBuffer<T>[], id: number, len: number): void {
-    if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
-    out.push({ token: this.tokens[id]!, len });
+    if (!this.coherent) this.chains.refreshIn(this.dma, id, len);
+    out.push({ token: this.chains.token(id), len });
     const skip = this.chainSlots[id]!;
     this.publishedSlots -= skip;
     this.nextUsed += skip;
@@ -552,7 +539,7 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     const tokens: T[] = [];
     for (let id = 0; id < this.size; id++) {
       if (this.chainSlots[id] === 0) continue;
-      tokens.push(this.tokens[id]!);
+      tokens.push(this.chains.token(id));
       this.release(id);
     }
     for (let i = 0; i < this.size; i++) this.freeIds[i] = this.size - 1 - i;
@@ -582,25 +569,8 @@ export class PackedQueueDriver<T> implements DriverRing<T> {
     this.chainSlots[id] = 0;
     this.unpublished[id] = 0;
     this.freeIds[this.freeIdCount++] = id;
-    const table = this.tables[id];
-    if (table !== undefined) this.dma.memory.free(table);
-    this.tables[id] = undefined;
-    this.tokens[id] = undefined;
-    this.outSpans[id] = undefined;
-    this.inSpans[id] = undefined;
+    this.chains.forget(this.dma, id);
     this.inFlightCount--;
-  }
-
-  /** Total length of `spans`; throws UsageError for an address or length the ring cannot carry. */
-  private spanBytes(spans: readonly DmaSpan[]): number {
-    let total = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const { addr, len } = spans[k]!;
-      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len))
-        throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
-      total += len;
-    }
-    return total;
   }
 
   /** The slot ranges of `count` descriptors from `slot` (one, or two when wrapping). */

@@ -15,9 +15,9 @@
  * they come back with all their writable bytes as len.
  */
 
-import { DeviceFaultError, QueueFullError, UsageError, type DeviceFaultCode } from '../../errors.js';
+import { DeviceFaultError, UsageError, type DeviceFaultCode } from '../../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../../memory/dma.js';
-import { hi32, isSafeInteger, lo32 } from '../../memory/guest-memory.js';
+import { hi32, lo32 } from '../../memory/guest-memory.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
@@ -44,6 +44,8 @@ import {
   usedRingSize,
   vringNeedEvent,
 } from '../../spec/ring.js';
+import { admitChain, descriptorsNeeded } from '../chain-admission.js';
+import { InFlightChains } from '../in-flight-chains.js';
 import { RingDma } from '../ring-dma.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DriverRing, RingAreas, UsedBuffer } from '../types.js';
@@ -128,14 +130,10 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
   private readonly nextId: Uint16Array;
   /** Per head: descriptors of the table the chain holds (1 for an indirect chain), 0 when not in flight. */
   private readonly chainDescs: Uint16Array;
-  private readonly writable: Float64Array;
   /** validateUsed(): `usedMark[id] === usedPass` when id was already named in this pass. */
   private readonly usedMark: Uint32Array;
   private usedPass = 0;
-  private readonly tokens: (T | undefined)[];
-  private readonly outSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly inSpans: (readonly DmaSpan[] | undefined)[];
-  private readonly tables: (DmaBuffer | undefined)[];
+  private readonly chains: InFlightChains<T>;
   private inFlightCount = 0;
   /** Next avail.idx to publish, and the one published last. */
   private availIdx = 0;
@@ -196,12 +194,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.freeCount = size;
     this.nextId = new Uint16Array(size);
     this.chainDescs = new Uint16Array(size);
-    this.writable = new Float64Array(size);
+    this.chains = new InFlightChains<T>(size);
     this.usedMark = new Uint32Array(size);
-    this.tokens = new Array<T | undefined>(size).fill(undefined);
-    this.outSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.inSpans = new Array<readonly DmaSpan[] | undefined>(size).fill(undefined);
-    this.tables = new Array<DmaBuffer | undefined>(size).fill(undefined);
     this.availHead = new Uint16Array(size);
     this.availPos = new Uint16Array(size);
     this.pending = new Uint16Array(size);
@@ -237,19 +231,17 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    * queue size, a length beyond 32 bits or more than 2^32 bytes in total).
    */
   add(out: readonly DmaSpan[], inn: readonly DmaSpan[], token: T): number {
+    const writable = admitChain(this.index, out, inn, this.maxBuffers, MAX_CHAIN_BYTES);
     const nOut = out.length;
     const n = nOut + inn.length;
-    if (n === 0 || n > this.maxBuffers) throw new UsageError(`queue ${this.index}: a chain of ${n} buffers (1..${this.maxBuffers})`);
-    const writable = this.spanBytes(inn);
-    const total = this.spanBytes(out) + writable;
-    if (total > MAX_CHAIN_BYTES) throw new UsageError(`queue ${this.index}: a chain of ${total} bytes (at most 2^32)`);
-    const useTable = this.indirect && n > 1 && n > this.freeCount;
-    const needed = useTable ? 1 : n;
-    if (needed > this.freeCount) throw new QueueFullError(this.index, `${needed} descriptors needed, ${this.freeCount} free`);
+    const needed = descriptorsNeeded(this.index, n, this.freeCount, this.indirect);
+    const useTable = needed < n;
 
     let head: number;
+    let table: DmaBuffer | undefined;
     if (useTable) {
-      head = this.addIndirect(out, inn);
+      table = this.dma.memory.alloc(n * VIRTQ_DESC_SIZE, SPLIT_RING.areaAlign.desc);
+      head = this.addIndirect(table, out, inn);
     } else {
       head = this.takeId();
       let id = head;
@@ -264,10 +256,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       }
       this.chainDescs[head] = n;
     }
-    this.writable[head] = writable;
-    this.tokens[head] = token;
-    this.outSpans[head] = out;
-    this.inSpans[head] = inn;
+    this.chains.record(head, out, inn, writable, token, table);
     this.inFlightCount++;
     this.avail.dv.setUint16(VIRTQ_AVAIL_RING + (this.availIdx & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, head, true);
     this.availHead[this.availIdx & this.mask] = head;
@@ -278,11 +267,10 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     return head;
   }
 
-  /** The chain as an indirect table in its own DMA allocation, behind one ring descriptor; returns its head. */
-  private addIndirect(out: readonly DmaSpan[], inn: readonly DmaSpan[]): number {
+  /** The chain as indirect table `table` (its own DMA allocation), behind one ring descriptor; returns its head. */
+  private addIndirect(table: DmaBuffer, out: readonly DmaSpan[], inn: readonly DmaSpan[]): number {
     const nOut = out.length;
     const n = nOut + inn.length;
-    const table = this.dma.memory.alloc(n * VIRTQ_DESC_SIZE, SPLIT_RING.areaAlign.desc);
     const dv = new DataView(table.bytes.buffer, table.bytes.byteOffset, n * VIRTQ_DESC_SIZE);
     for (let k = 0; k < n; k++) {
       const last = k === n - 1;
@@ -292,7 +280,6 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     }
     const head = this.takeId();
     this.writeRingDesc(head, table.addr, n * VIRTQ_DESC_SIZE, VIRTQ_DESC_F_INDIRECT, 0);
-    this.tables[head] = table;
     this.chainDescs[head] = 1;
     return head;
   }
@@ -369,9 +356,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     this.dma.flushAreas();
     for (let p = 0; p < this.pendingCount; p++) {
       const head = this.pending[p]!;
-      this.dma.flushSpans(this.outSpans[head]!);
-      const table = this.tables[head];
-      if (table !== undefined) this.dma.flush(table.addr, table.bytes.byteLength);
+      this.chains.flushOut(this.dma, head);
     }
     if (this.dirtyLo <= this.dirtyHi) {
       this.dma.flush(this.desc.addr + this.dirtyLo * VIRTQ_DESC_SIZE, (this.dirtyHi - this.dirtyLo + 1) * VIRTQ_DESC_SIZE);
@@ -441,7 +426,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       // 2.7.9: the chains before the named one were used completely.
       for (let b = 1; b < batch; b++) {
         const skipped = this.availHead[this.lastUsed & this.mask]!;
-        this.takeChain(out, skipped, this.writable[skipped]!);
+        this.takeChain(out, skipped, this.chains.writable[skipped]!);
       }
       this.takeChain(out, id, len);
       k += batch;
@@ -452,8 +437,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
 
   /** Hand chain `id` out with `len` bytes written (issuing their refresh) and free it. */
   private takeChain(out: UsedBuffer<T>[], id: number, len: number): void {
-    if (!this.coherent) this.dma.refreshPrefix(this.inSpans[id]!, len);
-    out.push({ token: this.tokens[id]!, len });
+    if (!this.coherent) this.chains.refreshIn(this.dma, id, len);
+    out.push({ token: this.chains.token(id), len });
     this.release(id);
     this.lastUsed = (this.lastUsed + 1) & 0xffff;
   }
@@ -491,7 +476,7 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     const tokens: T[] = [];
     for (let head = 0; head < this.size; head++) {
       if (this.chainDescs[head] === 0) continue;
-      tokens.push(this.tokens[head]!);
+      tokens.push(this.chains.token(head));
       this.release(head);
     }
     this.availIdx = this.publishedIdx = this.lastUsed = 0;
@@ -525,10 +510,10 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       if (id >= this.size || this.chainDescs[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === pass) {
         throw this.fault('ERR_DEVICE_USED_ID', `used ring entry ${i} names id ${id}, which is not in flight`);
       }
-      if (len > this.writable[id]!)
+      if (len > this.chains.writable[id]!)
         throw this.fault(
           'ERR_DEVICE_USED_LEN',
-          `used ring entry ${i}: len ${len} for chain ${id} with ${this.writable[id]} writable bytes`,
+          `used ring entry ${i}: len ${len} for chain ${id} with ${this.chains.writable[id]} writable bytes`,
         );
       // In order, a chain used earlier in this pass sits before `i`: its batch would wrap past used.idx.
       const batch = this.batchSize(i, id);
@@ -567,25 +552,8 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
       }
     }
     this.chainDescs[head] = 0;
-    const table = this.tables[head];
-    if (table !== undefined) this.dma.memory.free(table);
-    this.tables[head] = undefined;
-    this.tokens[head] = undefined;
-    this.outSpans[head] = undefined;
-    this.inSpans[head] = undefined;
+    this.chains.forget(this.dma, head);
     this.inFlightCount--;
-  }
-
-  /** Total length of `spans`; throws UsageError for an address or length the ring cannot carry. */
-  private spanBytes(spans: readonly DmaSpan[]): number {
-    let total = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const { addr, len } = spans[k]!;
-      if (!(isSafeInteger(addr) && addr >= 0 && len >>> 0 === len))
-        throw new UsageError(`queue ${this.index}: bad buffer [${addr}, +${len})`);
-      total += len;
-    }
-    return total;
   }
 
   private takeId(): number {

@@ -155,10 +155,10 @@ for (const ring of RING_FORMATS) {
       assert.equal(out, 'to a file\n');
     });
 
-    it('guest -> host through a real Unix socket with a slow reader: no loss, bounded buffering', async () => {
-      const { path, accepted } = await unixPort(`slow-reader-${ring}.sock`);
-      const total = 2 << 20;
-      const peer = runPeer('slow-read', path, String(total));
+    /** A peer process in `mode` on a Unix socket, behind port 1 ('data', opened) of a console on this ring. */
+    const socketDataPort = async (name: string, mode: string, total: number) => {
+      const { path, accepted } = await unixPort(`${name}-${ring}.sock`);
+      const peer = runPeer(mode, path, String(total));
       const socket = await accepted;
       const device = new VirtioConsoleDevice({
         ports: [{ console: true }, { name: 'data', host: streamBytePort(socketPortStreams(socket)) }],
@@ -166,6 +166,12 @@ for (const ring of RING_FORMATS) {
       const driver = await machineOn(device);
       const port = await driver.waitPort('data');
       await port.open();
+      return { peer, socket, device, port };
+    };
+
+    it('guest -> host through a real Unix socket with a slow reader: no loss, bounded buffering', async () => {
+      const total = 2 << 20;
+      const { peer, socket, device, port } = await socketDataPort('slow-reader', 'slow-read', total);
       let maxQueued = 0;
       const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, socket.writableLength)), 1);
       const data = patterned(total);
@@ -181,16 +187,8 @@ for (const ring of RING_FORMATS) {
     });
 
     it('host -> guest through a real Unix socket with a slow guest: no loss, bounded buffering', async () => {
-      const { path, accepted } = await unixPort(`fast-writer-${ring}.sock`);
       const total = 1 << 20;
-      const peer = runPeer('fast-write', path, String(total));
-      const socket = await accepted;
-      const device = new VirtioConsoleDevice({
-        ports: [{ console: true }, { name: 'data', host: streamBytePort(socketPortStreams(socket)) }],
-      });
-      const driver = await machineOn(device);
-      const port = await driver.waitPort('data');
-      await port.open();
+      const { peer, socket, device, port } = await socketDataPort('fast-writer', 'fast-write', total);
       let maxWaiting = 0;
       let maxReadable = 0;
       const hash = createHash('sha256');

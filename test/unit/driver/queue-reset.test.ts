@@ -1,7 +1,7 @@
 // VIRTIO_F_RING_RESET end to end (2.6.1, 4.1.4.3): our driver resets one queue of each of our four
 // devices while requests are in flight and other queues carry traffic; the requests of the other
 // queues complete exactly once, the reset queue gives its tokens back, and works again on a new ring.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { BlkDevice } from '../../../src/device/blk/blk-device.js';
@@ -38,6 +38,28 @@ async function open(device: VirtioDevice, wanted = 0n): Promise<{ m: Machine; fn
   await drv.negotiate(wanted);
   assert.ok(hasFeature(drv.features, VIRTIO_F_RING_RESET), 'the device offers RING_RESET and the driver accepts it');
   return { m, fn, drv };
+}
+
+/**
+ * open(), then the receiveq (0) and transmitq (1) set up and DRIVER_OK; `post` puts a `len`-byte
+ * device-writable buffer in the receiveq and returns its bytes.
+ */
+async function openRxTx(
+  t: TestContext,
+  device: VirtioDevice,
+  len: number,
+): Promise<{ m: Machine; rx: DriverQueue<number>; tx: DriverQueue<number>; post: (token: number) => Uint8Array }> {
+  const { m, drv } = await open(device);
+  t.after(() => drv.close());
+  const rx = await drv.setupQueue<number>(0);
+  const tx = await drv.setupQueue<number>(1);
+  await drv.driverOk();
+  const post = (token: number): Uint8Array => {
+    const b = m.bus.dma.alloc(len, 8);
+    rx.submit([], [{ addr: b.addr, len }], token);
+    return b.bytes;
+  };
+  return { m, rx, tx, post };
 }
 
 /** queue_reset and queue_enable of queue `index`, read as the driver would (BAR4 common cfg). */
@@ -141,17 +163,8 @@ test('blk: queue 1 reset with backend reads in flight completes only after they 
 test('net: the receiveq is reset (its buffers come back) while the transmitq carries frames; frames meanwhile are dropped; then received again', async (t) => {
   const backend = new RecordingNetBackend();
   const device = new VirtioNetDevice({ backend, mac: mac(2, 0, 0, 0, 0, 1), queueSize: 16 });
-  const { m, drv } = await open(device);
-  t.after(() => drv.close());
-  const rx = await drv.setupQueue<number>(0);
-  const tx = await drv.setupQueue<number>(1);
-  await drv.driverOk();
+  const { m, rx, tx, post } = await openRxTx(t, device, 1526);
   const dma = m.bus.dma;
-  const post = (token: number): Uint8Array => {
-    const b = dma.alloc(1526, 8);
-    rx.submit([], [{ addr: b.addr, len: 1526 }], token);
-    return b.bytes;
-  };
   const send = async (payload: number, token: number): Promise<Uint8Array> => {
     const frame = ethFrame(mac(2, 0, 0, 0, 0, 9), mac(2, 0, 0, 0, 0, 1), new Uint8Array(60).fill(payload));
     const b = dma.alloc(NET_HDR + frame.length, 8);
@@ -190,17 +203,8 @@ test('console: the receiveq is reset while output flows; input written meanwhile
   const written: Buffer[] = [];
   output.on('data', (c: Buffer) => written.push(c));
   const device = new VirtioConsoleDevice({ ports: [{ host: streamBytePort({ input, output }) }], queueSize: 16 });
-  const { m, drv } = await open(device);
-  t.after(() => drv.close());
-  const rx = await drv.setupQueue<number>(0);
-  const tx = await drv.setupQueue<number>(1);
-  await drv.driverOk();
+  const { m, rx, tx, post } = await openRxTx(t, device, 64);
   const dma = m.bus.dma;
-  const post = (token: number): Uint8Array => {
-    const b = dma.alloc(64, 8);
-    rx.submit([], [{ addr: b.addr, len: 64 }], token);
-    return b.bytes;
-  };
   const write = async (text: string, token: number): Promise<void> => {
     const b = dma.alloc(text.length, 1);
     b.bytes.set(Buffer.from(text));
