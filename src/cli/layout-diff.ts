@@ -23,6 +23,7 @@ import { sizeBars, type PciBar } from '../bus/bars.js';
 import { bdf, type Bdf, type PciBus } from '../bus/pci-bus.js';
 import { VirtioDriver } from '../driver/virtio-driver.js';
 import { ProbeError, UsageError } from '../errors.js';
+import { checkRingInterface, type RingOption } from './ring-option.js';
 import { makeTempDir } from '../platform/cleanup.js';
 import { Machine } from '../platform/machine.js';
 import type { QemuMachine } from '../platform/qtest/qemu-process.js';
@@ -71,6 +72,8 @@ export interface LayoutDiff {
   readonly device: LayoutDevice;
   readonly mode: VirtioPciMode;
   readonly machine: QemuMachine;
+  /** The ring offered on both sides: `packed` is QEMU's `packed=on` and our `packed: true`; `split` neither. */
+  readonly ring: RingOption;
   /** QEMU's -device arguments used. */
   readonly qemuArgs: readonly string[];
   readonly rows: readonly LayoutRow[];
@@ -327,9 +330,9 @@ export async function readLayout(bus: PciBus, fn: Bdf): Promise<Layout> {
   return facts;
 }
 
-/** QEMU's -device (and backend) arguments for `device` in `mode` at {@link SLOT}; `dir` holds the blk image. */
-async function qemuArgs(device: LayoutDevice, mode: VirtioPciMode, dir: string): Promise<string[]> {
-  const at = `addr=${hex(SLOT)}${MODE_PROPS[mode]}`;
+/** QEMU's -device (and backend) arguments for `device` in `mode` and `ring` at {@link SLOT}; `dir` holds the blk image. */
+async function qemuArgs(device: LayoutDevice, mode: VirtioPciMode, ring: RingOption, dir: string): Promise<string[]> {
+  const at = `addr=${hex(SLOT)}${MODE_PROPS[mode]}${ring === 'packed' ? ',packed=on' : ''}`;
   switch (device) {
     case 'rng':
       return ['-device', `virtio-rng-pci,${at}`];
@@ -375,15 +378,16 @@ function ourDevice(device: LayoutDevice): VirtioDevice {
   }
 }
 
-/** The layout of QEMU's `device` in `mode` on `machine`, and the arguments QEMU got. */
+/** The layout of QEMU's `device` in `mode` and `ring` on `machine`, and the arguments QEMU got. */
 export async function qemuLayout(
   device: LayoutDevice,
   mode: VirtioPciMode,
   machine: QemuMachine,
+  ring: RingOption = 'split',
 ): Promise<{ layout: Layout; args: string[] }> {
   const dir = await makeTempDir('virtio-ts-layout-');
   try {
-    const args = await qemuArgs(device, mode, dir.path);
+    const args = await qemuArgs(device, mode, ring, dir.path);
     const bus = await QtestPciBus.launch({ machine, args });
     try {
       return { layout: await readLayout(bus, SLOT_BDF), args };
@@ -395,10 +399,18 @@ export async function qemuLayout(
   }
 }
 
-/** The layout of our model of `device` in `mode`, plugged into the in-process machine with as many MSI-X vectors as QEMU's `msixVectors`. */
-export async function modelLayout(device: LayoutDevice, mode: VirtioPciMode, msixVectors: number): Promise<Layout> {
+/**
+ * The layout of our model of `device` in `mode`, offering the packed ring for `ring` packed, plugged
+ * into the in-process machine with as many MSI-X vectors as QEMU's `msixVectors`.
+ */
+export async function modelLayout(
+  device: LayoutDevice,
+  mode: VirtioPciMode,
+  msixVectors: number,
+  ring: RingOption = 'split',
+): Promise<Layout> {
   const m = new Machine({ ramSize: 16 << 20 });
-  const { bdf } = m.plugVirtio(ourDevice(device), { mode, msixVectors, at: SLOT_BDF });
+  const { bdf } = m.plugVirtio(ourDevice(device), { mode, msixVectors, at: SLOT_BDF, packed: ring === 'packed' });
   try {
     return await readLayout(m.bus, bdf);
   } finally {
@@ -437,11 +449,20 @@ function msixVectorsOf(layout: Layout): number {
   return 0;
 }
 
-/** Launch QEMU with `device` in `mode`, read both layouts with the same code, and compare them. */
-export async function layoutDiff(device: LayoutDevice, mode: VirtioPciMode, machine: QemuMachine = 'q35'): Promise<LayoutDiff> {
+/**
+ * Launch QEMU with `device` in `mode`, read both layouts with the same code, and compare them; with
+ * `ring` packed both sides offer the packed ring (it needs the modern interface: refused for legacy).
+ */
+export async function layoutDiff(
+  device: LayoutDevice,
+  mode: VirtioPciMode,
+  machine: QemuMachine = 'q35',
+  ring: RingOption = 'split',
+): Promise<LayoutDiff> {
   if (!LAYOUT_DEVICES.includes(device)) throw new UsageError(`device ${device}: use one of ${LAYOUT_DEVICES.join(', ')}`);
   if (!LAYOUT_MODES.includes(mode)) throw new UsageError(`mode ${mode}: use one of ${LAYOUT_MODES.join(', ')}`);
-  const { layout: qemu, args } = await qemuLayout(device, mode, machine);
-  const ours = await modelLayout(device, mode, msixVectorsOf(qemu));
-  return { device, mode, machine, qemuArgs: args, rows: diffLayouts(device, mode, qemu, ours) };
+  checkRingInterface(ring, mode === 'legacy' ? '--mode legacy' : undefined);
+  const { layout: qemu, args } = await qemuLayout(device, mode, machine, ring);
+  const ours = await modelLayout(device, mode, msixVectorsOf(qemu), ring);
+  return { device, mode, machine, ring, qemuArgs: args, rows: diffLayouts(device, mode, qemu, ours) };
 }

@@ -1,9 +1,10 @@
 /**
- * `--ring split|packed`, shared by demo, lspci and probe: the virtqueue format to negotiate (the
+ * `--ring split|packed`, shared by demo, lspci, probe, diff and boot: the virtqueue format to negotiate (the
  * split ring, 2.7, or the packed ring, 2.8, by VIRTIO_F_RING_PACKED), and the line that says which
- * one the driver negotiated and why. Given, the devices offer the packed ring (demo, lspci) or QEMU's
+ * one the driver negotiated and why. Given, the devices offer the packed ring (demo, lspci, boot) or QEMU's
  * device gets `packed=on` (probe, for --ring packed) and the driver takes the format named; not
  * given, the devices are as QEMU's by default (no packed ring) and the driver takes what is offered.
+ * diff has no driver negotiating: `--ring packed` offers the packed ring on both sides it compares.
  */
 
 import { UsageError } from '../errors.js';

@@ -14,6 +14,8 @@ import type { VirtioDevice } from '../../src/core/virtio-device.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
+import { guestFeatures } from '../../src/platform/v86/guest-protocol.js';
+export { guestFeatures } from '../../src/platform/v86/guest-protocol.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
 import { NetResponder } from './net-responder.js';
 import { ProbeFunction } from './probe-function.js';
@@ -109,14 +111,6 @@ export function resultOf(results: readonly GuestResult[], kind: string, where: R
     );
   }
   return found[0]!;
-}
-
-/** The features Linux negotiated, from a "virtio" result (sysfs prints bit i as character i, from 0; 64 characters). */
-export function guestFeatures(virtio: GuestResult): bigint {
-  const bits = virtio.fields['features'] ?? '';
-  let set = 0n;
-  for (let i = 0; i < bits.length; i++) if (bits[i] === '1') set |= 1n << BigInt(i);
-  return set;
 }
 
 /**

@@ -4,7 +4,8 @@
  * terminal a shell in it. Devices: virtio-blk on --disk (or a fresh in-memory disk), virtio-rng,
  * virtio-console (the shell runs on it: /dev/hvc0) and, with --net-udp, virtio-net over UDP
  * datagrams (QEMU's -netdev dgram framing). A saved emulator state makes every boot after the first
- * take about a second. Ctrl-] leaves at once; `exit` in the shell powers the guest off.
+ * take about a second. `--ring packed` has the devices offer the packed ring (Linux then uses it);
+ * the ring Linux negotiated is printed under each device. Ctrl-] leaves at once; `exit` in the shell powers the guest off.
  */
 
 import cliProgress from 'cli-progress';
@@ -22,7 +23,9 @@ import { RngDevice } from '../../device/rng/rng-device.js';
 import type { VirtioDevice } from '../../core/virtio-device.js';
 import { UsageError } from '../../errors.js';
 import { buildGuestAssets } from '../../platform/v86/assets.js';
-import { POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
+import { guestFeatures, POWEROFF_MARK } from '../../platform/v86/guest-protocol.js';
+import { hasFeature, VIRTIO_F_RING_PACKED } from '../../spec/features.js';
+import { checkRingInterface, parseRing, type RingOption } from '../ring-option.js';
 import { LinuxGuest } from '../../platform/v86/linux-guest.js';
 
 interface BootOptions {
@@ -32,6 +35,7 @@ interface BootOptions {
   readonly netUdp?: string;
   readonly serialShell?: boolean;
   readonly forceLegacy?: boolean;
+  readonly ring?: string;
   readonly savedState: boolean;
   readonly cmdline?: string;
 }
@@ -58,6 +62,8 @@ async function bootCommand(opts: BootOptions): Promise<void> {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 96 || memoryMiB > 1024)
     throw new UsageError(`--memory ${opts.memory}: MiB in [96, 1024]`);
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
+  const ring = parseRing(opts.ring);
+  checkRingInterface(ring, opts.forceLegacy ? '--force-legacy' : undefined);
 
   // The disk and the UDP socket are opened (and checked) before anything slow starts, and closed
   // however the boot ends: an open socket would keep this process running after a failure.
@@ -72,7 +78,7 @@ async function bootCommand(opts: BootOptions): Promise<void> {
         local: { address: '0.0.0.0', port: net.localPort },
         remote: { address: net.address, port: net.port },
       });
-    process.exitCode = await bootWith(opts, memoryMiB, udp, backend);
+    process.exitCode = await bootWith(opts, memoryMiB, ring, udp, backend);
   } finally {
     await udp?.close();
     if (backend instanceof FileBlockBackend) await backend.close();
@@ -80,7 +86,13 @@ async function bootCommand(opts: BootOptions): Promise<void> {
 }
 
 /** Builds the assets, boots, and connects this terminal to the shell; resolves with the exit status. */
-async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBackend | undefined, backend: BlockBackend): Promise<number> {
+async function bootWith(
+  opts: BootOptions,
+  memoryMiB: number,
+  ring: RingOption | undefined,
+  udp: DgramNetBackend | undefined,
+  backend: BlockBackend,
+): Promise<number> {
   const bar = new cliProgress.SingleBar(
     { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -113,7 +125,7 @@ async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBacke
     const guest = await LinuxGuest.boot({
       assets,
       // plugVirtio's 32-bit modern BAR: reachable wherever the guest puts it (v86 has no memory above 4 GiB).
-      devices: devices.map(([name, device]) => ({ name, virtio: device, options: { mode } })),
+      devices: devices.map(([name, device]) => ({ name, virtio: device, options: { mode, packed: ring === 'packed' } })),
       memoryMiB,
       savedState: opts.savedState,
       ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
@@ -126,7 +138,14 @@ async function bootWith(opts: BootOptions, memoryMiB: number, udp: DgramNetBacke
       const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
       bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
       bar.stop();
-      for (const r of loaded.results) if (r.kind === 'pci' || r.kind === 'virtio') process.stderr.write(`  ${r.kind} ${r.text}\n`);
+      for (const r of loaded.results) {
+        if (r.kind === 'pci') process.stderr.write(`  pci ${r.text}\n`);
+        // Linux's own word on the ring: VIRTIO_F_RING_PACKED in the features it negotiated.
+        if (r.kind === 'virtio')
+          process.stderr.write(
+            `  virtio ${r.text}\n    ring: ${hasFeature(guestFeatures(r), VIRTIO_F_RING_PACKED) ? 'packed' : 'split'}\n`,
+          );
+      }
       if (loaded.rc !== 0) throw new UsageError(`the guest could not load the virtio modules (rc ${loaded.rc})`);
       process.stderr.write(
         `virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`,
@@ -189,6 +208,10 @@ export function register(program: Command): void {
     .option('--net-udp <lport:rhost:rport>', 'add virtio-net, frames as UDP datagrams (QEMU -netdev dgram)')
     .option('--serial-shell', 'run the shell on the serial console instead of virtio-console')
     .option('--force-legacy', 'transitional devices, and Linux forced onto the legacy interface')
+    .option(
+      '--ring <ring>',
+      'split or packed: packed has the devices offer the packed ring, which Linux then negotiates (default: not offered)',
+    )
     .option('--no-saved-state', 'boot from scratch every time (no saved emulator state)')
     .option('--cmdline <params>', 'extra kernel parameters')
     .action((opts: BootOptions) => bootCommand(opts));

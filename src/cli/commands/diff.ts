@@ -1,6 +1,7 @@
 /**
  * `virtio-ts diff --device blk --mode modern`: QEMU's virtio-pci device and our device model of the
  * same type and mode, read by the same driver code, side by side (src/cli/layout-diff.ts).
+ * `--ring packed` offers the packed ring on both sides (QEMU's `packed=on`, our `packed: true`).
  * Differences are marked: `~` accepted (the reason follows), `!` unexplained. Exit code 1 when any
  * difference is unexplained.
  */
@@ -10,11 +11,13 @@ import { UsageError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
 import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../layout-diff.js';
 import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
+import { parseRing } from '../ring-option.js';
 
 interface DiffCommandOptions {
   readonly device?: string;
   readonly mode: string;
   readonly machine: string;
+  readonly ring?: string;
   readonly all?: boolean;
   readonly accepted?: boolean;
 }
@@ -73,9 +76,11 @@ async function runDiff(options: DiffCommandOptions): Promise<void> {
   const device = oneOf<LayoutDevice>('device', options.device, LAYOUT_DEVICES);
   const mode = oneOf<VirtioPciMode>('mode', options.mode, LAYOUT_MODES);
   const machine = oneOf<QemuMachine>('machine', options.machine, ['pc', 'q35']);
-  const diff = await layoutDiff(device, mode, machine);
+  const diff = await layoutDiff(device, mode, machine, parseRing(options.ring));
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
-  print(`QEMU -M ${machine} ${diff.qemuArgs.join(' ')}  vs  virtio-ts ${device} model, mode ${mode}`);
+  print(
+    `QEMU -M ${machine} ${diff.qemuArgs.join(' ')}  vs  virtio-ts ${device} model, mode ${mode}${diff.ring === 'packed' ? ', packed ring offered' : ''}`,
+  );
   print('');
   for (const line of formatLayoutRows(diff.rows, options.all ?? false)) print(line);
   const differing = diff.rows.filter((r) => !r.same);
@@ -97,6 +102,7 @@ export function register(program: Command): void {
     .option('--device <device>', `one of ${LAYOUT_DEVICES.join(', ')}`)
     .option('--mode <mode>', `one of ${LAYOUT_MODES.join(', ')}`, 'modern')
     .option('--machine <machine>', 'QEMU machine: pc or q35', 'q35')
+    .option('--ring <ring>', 'split (default) or packed: packed offers the packed ring on both sides (QEMU packed=on, our packed: true)')
     .option('--all', 'show identical fields too')
     .option('--accepted', 'print the documented differences (device, modes, rows, reason) as a Markdown table, without running QEMU')
     .action((options: DiffCommandOptions) => runDiff(options));

@@ -44,6 +44,14 @@ export function parseResult(line: string): GuestResult | undefined {
   return { kind, fields, text };
 }
 
+/** The features Linux negotiated, from a "virtio" result (sysfs prints bit i as character i). */
+export function guestFeatures(virtio: GuestResult): bigint {
+  const bits = virtio.fields['features'] ?? '';
+  let set = 0n;
+  for (let i = 0; i < bits.length; i++) if (bits[i] === '1') set |= 1n << BigInt(i);
+  return set;
+}
+
 /** [command, rc] of a VT-DONE line, or undefined. */
 export function parseDone(line: string): [command: string, rc: number] | undefined {
   const m = new RegExp(`${DONE_MARK} (\\S+) rc=(\\d+)`).exec(line);

@@ -1,5 +1,5 @@
 /**
- * `--ring split|packed` of demo, lspci and probe: the devices offer the packed ring when it is given,
+ * `--ring split|packed` of demo, lspci, probe, diff and boot: the devices offer the packed ring when it is given,
  * the driver negotiates the format named, and each command prints which ring was negotiated and why;
  * the packed ring is refused up front where only the legacy interface is used.
  */
@@ -68,6 +68,11 @@ test('--ring is checked, and packed is refused where only the legacy interface i
   await refused(['lspci', '--mode', 'transitional', '--force-legacy', '--ring', 'packed'], /and --force-legacy uses the legacy one/);
   // Refused before QEMU starts, so this runs without it.
   await refused(['probe', '--qemu', 'virtio-rng-pci', '--force-legacy', '--ring', 'packed'], /and --force-legacy uses the legacy one/);
+  await refused(['diff', '--device', 'rng', '--mode', 'legacy', '--ring', 'packed'], /and --mode legacy uses the legacy one/);
+  await refused(['diff', '--device', 'rng', '--ring', 'on'], /--ring on: one of split, packed/);
+  // Refused before the guest assets are built or the emulator starts.
+  await refused(['boot', '--ring', 'packed=on'], /--ring packed=on: one of split, packed/);
+  await refused(['boot', '--force-legacy', '--ring', 'packed'], /and --force-legacy uses the legacy one/);
 });
 
 test("probe --ring packed adds packed=on to QEMU's device unless the string sets packed itself", () => {
