@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
 import { datagrams, DRIVER_MODES, freeUdpPort, launch, MACHINES, slotBdf, udpSocket } from './qemu-fixture.js';
+import { hasFeature, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../../../src/spec/features.js';
 
 const MODES = DRIVER_MODES;
 const FRAMES = 16;
@@ -50,6 +51,10 @@ for (const machine of MACHINES) {
           assert.equal(net.core.probe.kind, m.kind);
           assert.equal(net.core.interrupts?.kind, m.plan);
           assert.equal(net.core.ringFormat.name, m.ring);
+          // QEMU offers both on either ring and our net driver asks for both: the ring code for
+          // indirect tables and event suppression (used_event/avail_event, or the packed DESC mode) runs.
+          assert.ok(hasFeature(net.features, VIRTIO_F_INDIRECT_DESC), 'INDIRECT_DESC negotiated');
+          assert.ok(hasFeature(net.features, VIRTIO_F_EVENT_IDX), 'EVENT_IDX negotiated');
           const mac = macOf(m.slot);
           const peer = Uint8Array.from([0x02, 0, 0, 0, 0, 0x99]);
           await t.test("the MAC is QEMU's and the link is up", async () => {
