@@ -56,26 +56,11 @@ import {
   writeIntoChain,
   type Buf,
 } from '../harness/device-guard.js';
+import { BASES, DATA, MAX_OPS, MEM_SIZE, ringRecordShape } from '../harness/ring-records.js';
 
 export const description = 'packed ring device side: chain walks from arbitrary descriptors, wrap bits, ids and event suppression';
 
-/** Guest memory: room for a 127-entry ring and buffers, small enough to diff per operation. */
-const MEM_SIZE = 0x4000;
-/** Bases: plain low memory, memory straddling 4 GiB (lo/hi halves), and memory ending at 2^53. */
-const BASES = [0, 0x1_0000_0000 - 0x2000, 2 ** 53 - MEM_SIZE] as const;
-const HEADER = 10;
-/** op u8, a u16, b u16, c u32, d u64 (as split-ring's records). */
-const RECORD = 17;
-const MAX_OPS = 96;
-/** Offset of the data area the seeds put buffers and indirect tables in (rings stay below it). */
-const DATA = 0x3000;
-
-export const shape: MutationShape = {
-  maxLength: HEADER + RECORD * MAX_OPS,
-  headerSize: HEADER,
-  recordSize: RECORD,
-  dictionary: dictionary(),
-};
+export const shape: MutationShape = ringRecordShape(dictionary());
 
 const enum Op {
   Desc = 0,
