@@ -24,6 +24,7 @@ import { VirtioDriver, type VirtioDriverOptions } from '../../driver/virtio-driv
 import { makeTempDir } from '../../platform/cleanup.js';
 import { QtestPciBus } from '../../platform/qtest/qtest-pci-bus.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
+import { withFreeUdpPorts } from '../../platform/qtest/udp-ports.js';
 import { probe } from '../../transport/pci/probe.js';
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../spec/blk.js';
 import { decodeDeviceFeatures } from '../../spec/feature-names.js';
@@ -75,20 +76,12 @@ async function bindUdp(port = 0): Promise<UdpSocket> {
   return socket;
 }
 
-/** A UDP port free right now on 127.0.0.1 (for QEMU's end; it binds the port itself). */
-async function freeUdpPort(): Promise<number> {
-  const probeSocket = await bindUdp();
-  const { port } = probeSocket.address();
-  await new Promise<void>((resolve) => probeSocket.close(() => resolve()));
-  return port;
-}
-
 /**
  * QEMU arguments for the device, with a backend this command owns when the user gave none: a
  * file of known bytes for virtio-rng, a scratch raw image for virtio-blk, a host UDP socket for virtio-net, a virtconsole on a host unix
  * socket for virtio-serial, a scratch directory for virtio-9p (which cannot start without one).
  */
-async function deviceArgs(device: string, scratch: string, backends: Backends): Promise<string[]> {
+async function deviceArgs(device: string, scratch: string, backends: Backends, pickPort: () => Promise<number>): Promise<string[]> {
   const d = parseDevice(device);
   if (d.model === 'virtio-blk-pci' && !d.has('drive')) {
     backends.image = join(scratch, 'probe.img');
@@ -102,8 +95,9 @@ async function deviceArgs(device: string, scratch: string, backends: Backends): 
     return ['-object', `rng-random,id=probe-rng,filename=${file}`, '-device', `${device},rng=probe-rng`];
   }
   if (d.model === 'virtio-net-pci' && !d.has('netdev')) {
-    const socket = await bindUdp();
-    const qemuPort = await freeUdpPort();
+    // A start retried after a port clash keeps the host socket and picks QEMU's port anew.
+    const socket = backends.net?.socket ?? (await bindUdp());
+    const qemuPort = await pickPort();
     backends.net = { socket, qemuPort };
     const netdev = `socket,id=probe-net,udp=127.0.0.1:${socket.address().port},localaddr=127.0.0.1:${qemuPort}`;
     return ['-netdev', netdev, '-device', `${device},netdev=probe-net`];
@@ -304,8 +298,11 @@ async function runProbe(options: ProbeCommandOptions): Promise<void> {
   const print: Print = (line) => void process.stdout.write(`${line}\n`);
   const backends: Backends = {};
   try {
-    const args = [...(await deviceArgs(device, scratch.path, backends)), ...options.qemuArg];
-    const bus = await QtestPciBus.launch({ machine, args });
+    let args: string[] = [];
+    const bus = await withFreeUdpPorts(async (pickPort) => {
+      args = [...(await deviceArgs(device, scratch.path, backends, pickPort)), ...options.qemuArg];
+      return QtestPciBus.launch({ machine, args });
+    });
     try {
       print(`QEMU -M ${machine} ${args.join(' ')}`);
       const functions = await VirtioDriver.find(bus);

@@ -22,11 +22,12 @@ import { qemuVersion } from '../../../src/platform/qtest/qemu-process.js';
 import { VIRTIO_BLK_SECTOR_SIZE } from '../../../src/spec/blk.js';
 import { hasFeature, VIRTIO_F_IN_ORDER, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_RING_PACKED } from '../../../src/spec/features.js';
 import { ethFrame } from '../../helpers/net-frames.js';
+import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 import {
   blkArgs,
   datagrams,
-  freeUdpPort,
   hostEnd,
+  type HostEnd,
   hostReceives,
   launchQemu,
   MACHINES,
@@ -100,29 +101,35 @@ if (VERSION.startsWith('7.2.')) {
         await writeFile(join(dir, 'rng.bin'), rngSource);
         const image = await rawImage(dir, 'in-order.img', IMAGE_BYTES);
         const host = await udpSocket();
-        const qemuPort = await freeUdpPort();
-        const console = await hostEnd(dir, 'console');
+        let qemuPort = 0;
+        // Made anew at each start: a QEMU that failed over a port clash may have connected to it.
+        let console!: HostEnd;
+        let starts = 0;
         const mac = [...MAC].map((b) => b.toString(16).padStart(2, '0')).join(':');
-        const bus = await launchQemu(
-          machine,
-          [
-            `virtio-rng-pci,rng=rng0,addr=0x${SLOT.rng.toString(16)},${props}`,
-            `virtio-net-pci,netdev=n0,mac=${mac},addr=0x${SLOT.net.toString(16)},${props}`,
-            `virtio-serial-pci,id=vs0,addr=0x${SLOT.serial.toString(16)},${props}`,
-            'virtconsole,bus=vs0.0,chardev=c0,name=vts.console',
-          ],
-          {
-            args: [
-              '-object',
-              `rng-random,id=rng0,filename=${join(dir, 'rng.bin')}`,
-              ...blkArgs(SLOT.blk, image, `${props},queue-size=${BLK_QUEUE}`),
-              '-netdev',
-              `socket,id=n0,udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`,
-              '-chardev',
-              `socket,id=c0,path=${console.path}`,
+        const bus = await withFreeUdpPorts(async (pickPort) => {
+          qemuPort = await pickPort();
+          console = await hostEnd(dir, `console-${++starts}`);
+          return launchQemu(
+            machine,
+            [
+              `virtio-rng-pci,rng=rng0,addr=0x${SLOT.rng.toString(16)},${props}`,
+              `virtio-net-pci,netdev=n0,mac=${mac},addr=0x${SLOT.net.toString(16)},${props}`,
+              `virtio-serial-pci,id=vs0,addr=0x${SLOT.serial.toString(16)},${props}`,
+              'virtconsole,bus=vs0.0,chardev=c0,name=vts.console',
             ],
-          },
-        );
+            {
+              args: [
+                '-object',
+                `rng-random,id=rng0,filename=${join(dir, 'rng.bin')}`,
+                ...blkArgs(SLOT.blk, image, `${props},queue-size=${BLK_QUEUE}`),
+                '-netdev',
+                `socket,id=n0,udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`,
+                '-chardev',
+                `socket,id=c0,path=${console.path}`,
+              ],
+            },
+          );
+        });
 
         await t.test('virtio-rng: the backend file, in order', async () => {
           const rng = await RngDriver.open(bus, slotBdf(SLOT.rng), { chunkSize: RNG_CHUNK });

@@ -14,8 +14,9 @@ import { VirtioNetDevice } from '../../../src/device/net/net-device.js';
 import { StreamNetBackend } from '../../../src/device/net/stream-backend.js';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
 import { Machine } from '../../../src/platform/machine.js';
-import { launch, slotBdf, tempDir } from './qemu-fixture.js';
-import { createSocket } from 'node:dgram';
+import { launch, slotBdf, tempDir, udpSocket } from './qemu-fixture.js';
+import { BusError } from '../../../src/errors.js';
+import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 
 const QEMU_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
 const OUR_MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0x01);
@@ -30,15 +31,10 @@ function frame(dst: Uint8Array, src: Uint8Array, len: number, seed: number): Uin
   return f;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-const BACKENDS: { name: string; make: (dir: string) => Promise<{ backend: NetBackend; netdev: string }> }[] = [
+const BACKENDS: {
+  name: string;
+  make: (dir: string, pickPort: () => Promise<number>) => Promise<{ backend: NetBackend; netdev: string }>;
+}[] = [
   {
     name: '-netdev stream over a Unix socket',
     make: async (dir) => {
@@ -55,8 +51,8 @@ const BACKENDS: { name: string; make: (dir: string) => Promise<{ backend: NetBac
   },
   {
     name: '-netdev dgram over UDP',
-    make: async () => {
-      const qemuPort = await freeUdpPort();
+    make: async (_dir, pickPort) => {
+      const qemuPort = await pickPort();
       const backend = await DgramNetBackend.open({
         local: { address: '127.0.0.1', port: 0 },
         remote: { address: '127.0.0.1', port: qemuPort },
@@ -71,11 +67,17 @@ const BACKENDS: { name: string; make: (dir: string) => Promise<{ backend: NetBac
 
 for (const { name, make } of BACKENDS) {
   test(`our virtio-net device and QEMU's exchange frames through ${name}`, async () => {
-    const { backend, netdev } = await make(await tempDir());
-    after(() => backend.close());
-    const bus = await launch({
-      machine: 'q35',
-      args: ['-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,addr=0x4,disable-legacy=on'],
+    const dir = await tempDir();
+    let backend!: NetBackend;
+    const bus = await withFreeUdpPorts(async (pickPort) => {
+      const made = await make(dir, pickPort);
+      // Each start's backend is closed, a failed start's too.
+      after(() => made.backend.close());
+      backend = made.backend;
+      return launch({
+        machine: 'q35',
+        args: ['-netdev', made.netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,addr=0x4,disable-legacy=on'],
+      });
     });
     const theirs = await VirtioNetDriver.open(bus, slotBdf(4), { timeoutMs: WAIT_MS });
     const machine = new Machine({ ramSize: 16 << 20 });
@@ -94,5 +96,20 @@ for (const { name, make } of BACKENDS) {
       await ours.close();
       await theirs.close();
     }
+  });
+}
+
+// withFreeUdpPorts retries a start on this message: QEMU must still say it when a port is taken.
+for (const netdev of [
+  (port: number) => `socket,id=n0,udp=127.0.0.1:9,localaddr=127.0.0.1:${port}`,
+  (port: number) =>
+    `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${port},remote.type=inet,remote.host=127.0.0.1,remote.port=9`,
+]) {
+  test(`QEMU refuses to start on a taken UDP port with "Address already in use": ${netdev(0).split(',')[0]}`, async () => {
+    const taken = await udpSocket();
+    await assert.rejects(
+      launch({ machine: 'q35', args: ['-netdev', netdev(taken.address().port), '-device', 'virtio-net-pci,netdev=n0,addr=0x4'] }),
+      (err: unknown) => err instanceof BusError && err.message.includes('Address already in use'),
+    );
   });
 }

@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
 import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
-import { datagrams, DRIVER_MODES, freeUdpPort, launch, MACHINES, slotBdf, udpSocket } from './qemu-fixture.js';
+import { datagrams, DRIVER_MODES, launch, MACHINES, slotBdf, udpSocket } from './qemu-fixture.js';
+import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 import { hasFeature, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../../../src/spec/features.js';
 
 const MODES = DRIVER_MODES;
@@ -33,16 +34,18 @@ function frame(dst: Uint8Array, src: Uint8Array, n: number, len: number): Uint8A
 for (const machine of MACHINES) {
   test(`-M ${machine}: virtio-net-pci frames reach, and come from, a host socket`, async (t) => {
     const ends = new Map<number, { host: Socket; qemuPort: number }>();
-    const args: string[] = [];
-    for (const m of MODES) {
-      const host = await udpSocket();
-      const qemuPort = await freeUdpPort();
-      ends.set(m.slot, { host, qemuPort });
-      const mac = [...macOf(m.slot)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-      args.push('-netdev', `socket,id=n${m.slot},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`);
-      args.push('-device', `virtio-net-pci,netdev=n${m.slot},mac=${mac},addr=0x${m.slot.toString(16)},${m.props}`);
-    }
-    const bus = await launch({ machine, args });
+    const bus = await withFreeUdpPorts(async (pickPort) => {
+      const args: string[] = [];
+      for (const m of MODES) {
+        const host = ends.get(m.slot)?.host ?? (await udpSocket());
+        const qemuPort = await pickPort();
+        ends.set(m.slot, { host, qemuPort });
+        const mac = [...macOf(m.slot)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+        args.push('-netdev', `socket,id=n${m.slot},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`);
+        args.push('-device', `virtio-net-pci,netdev=n${m.slot},mac=${mac},addr=0x${m.slot.toString(16)},${m.props}`);
+      }
+      return launch({ machine, args });
+    });
     for (const m of MODES) {
       await t.test(m.name, async (t) => {
         const { host, qemuPort } = ends.get(m.slot)!;

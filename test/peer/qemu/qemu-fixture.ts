@@ -195,15 +195,6 @@ export async function udpSocket(): Promise<Socket> {
   return socket;
 }
 
-/** A UDP port free right now, for QEMU's end (QEMU binds it itself). */
-export async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 /** The next `count` datagrams to `socket`, or a rejection after `waitMs`. */
 export function datagrams(socket: Socket, count: number, waitMs: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {

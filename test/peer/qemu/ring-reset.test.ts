@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import type { DriverQueue } from '../../../src/driver/driver-queue.js';
 import { hasFeature, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
-import { datagrams, freeUdpPort, launch, slotBdf, udpSocket } from './qemu-fixture.js';
+import { datagrams, launch, slotBdf, udpSocket } from './qemu-fixture.js';
+import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 
 const SLOT = 4;
 const WAIT_MS = 5000;
@@ -32,16 +33,19 @@ function frame(dst: Uint8Array, src: Uint8Array, n: number): Uint8Array {
 
 test('QEMU virtio-net-pci: our driver resets the receiveq, then the transmitq, and traffic continues', async () => {
   const host = await udpSocket();
-  const qemuPort = await freeUdpPort();
+  let qemuPort = 0;
   const mac = [...MAC].map((b) => b.toString(16).padStart(2, '0')).join(':');
-  const bus = await launch({
-    machine: 'q35',
-    args: [
-      '-netdev',
-      `socket,id=n0,udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`,
-      '-device',
-      `virtio-net-pci,netdev=n0,mac=${mac},addr=0x${SLOT.toString(16)},disable-legacy=on`,
-    ],
+  const bus = await withFreeUdpPorts(async (pickPort) => {
+    qemuPort = await pickPort();
+    return launch({
+      machine: 'q35',
+      args: [
+        '-netdev',
+        `socket,id=n0,udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${qemuPort}`,
+        '-device',
+        `virtio-net-pci,netdev=n0,mac=${mac},addr=0x${SLOT.toString(16)},disable-legacy=on`,
+      ],
+    });
   });
   const drv = await VirtioDriver.open(bus, slotBdf(SLOT), { timeoutMs: WAIT_MS });
   try {
