@@ -204,3 +204,17 @@ export class HostFileError extends VirtioError {
     }
   }
 }
+
+/**
+ * A device broke a normative statement of the spec while a conformance check watched
+ * (src/conformance/): `statement` is the statement's stable ID, the message says what was read
+ * against what the statement requires. The engine reports it as the check's failure.
+ */
+export class ConformanceViolation extends VirtioError {
+  constructor(
+    readonly statement: string,
+    message: string,
+  ) {
+    super('ERR_CONFORMANCE_VIOLATION', message);
+  }
+}
