@@ -99,9 +99,10 @@ export class ProbeRing {
 
   /** Make `head` available (written to the ring and the index bumped), flushed to the device. */
   async makeAvailable(head: number): Promise<void> {
-    this.view.setUint16(VIRTQ_AVAIL_RING + 2 * (this.availIdx % this.size), head, true);
+    const avail = descTableSize(this.size);
+    this.view.setUint16(avail + VIRTQ_AVAIL_RING + 2 * (this.availIdx % this.size), head, true);
     this.availIdx = (this.availIdx + 1) & 0xffff;
-    this.view.setUint16(descTableSize(this.size) + VIRTQ_AVAIL_IDX, this.availIdx, true);
+    this.view.setUint16(avail + VIRTQ_AVAIL_IDX, this.availIdx, true);
     await this.flushAll();
   }
 

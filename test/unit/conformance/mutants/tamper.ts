@@ -107,6 +107,20 @@ export function tamperMutant(breaks: string, plugging: Plugging, tampering: Tamp
   };
 }
 
+/** A mutant whose device model is `wrap` of ours, on a function that intercepts register accesses. */
+export function wrappedTamperMutant(
+  breaks: string,
+  plugging: Plugging,
+  wrap: (device: VirtioDevice) => VirtioDevice,
+  tampering: Tampering,
+): Mutant {
+  return {
+    breaks,
+    original: (machine) => plugOriginal(machine, plugging),
+    mutant: (machine) => machine.plug((host) => new TamperedFunction(wrap(makeDevice(plugging.kind)), host, plugging, tampering)).bdf,
+  };
+}
+
 /** A mutant whose device model is `wrap` of ours. */
 export function deviceMutant(breaks: string, plugging: Plugging, wrap: (device: VirtioDevice) => VirtioDevice): Mutant {
   return {
