@@ -34,6 +34,7 @@ const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
     'initialization/legacy-use-before-driver-ok',
     'issue 14 item 6: a transitional device on the legacy interface does not serve a queue before DRIVER_OK',
   ],
+  ['features/transitional-offers-any-layout', 'issue 14 item 6: transitional devices do not offer VIRTIO_F_ANY_LAYOUT'],
 ]);
 
 function describe(o: Outcome): string {
