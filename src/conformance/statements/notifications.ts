@@ -1,6 +1,7 @@
 import type { CheckContext, Statement } from '../statement.js';
 import type { InterruptEvent } from '../../bus/pci-bus.js';
 import { promptRequest, promptRequestUnsupported } from '../prompt-request.js';
+import { pollFor } from '../bring-up.js';
 
 const family = 'notifications';
 
@@ -34,6 +35,8 @@ export const notificationsStatements: readonly Statement[] = [
           queue.submit(request.out, request.inn, 1);
           await queue.kick();
           await queue.waitUsed();
+          // Over a remote bus the message may reach the listeners after the used ring was seen.
+          await pollFor(ctx, async () => events.length, (n) => n > 0);
           const routes = events.filter((e) => e.kind === 'msi').map((e) => (e.kind === 'msi' ? plan.route(e.address, e.data) : undefined));
           ctx.require(routes.length > 0, `no MSI-X message for a request used on queue ${request.queue} (${plan.description})`);
           for (const route of routes)

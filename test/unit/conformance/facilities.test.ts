@@ -11,7 +11,7 @@ import { Machine } from '../../../src/platform/machine.js';
 import { ConformanceViolation } from '../../../src/errors.js';
 import type { Statement } from '../../../src/conformance/statement.js';
 import type { Mutants } from './mutants/mutant.js';
-import { runCheck, type Outcome } from './run-check.js';
+import { runCheck, type Outcome } from '../../helpers/run-check.js';
 import { statusStatements } from '../../../src/conformance/statements/status.js';
 import { featuresStatements } from '../../../src/conformance/statements/features.js';
 import { notificationsStatements } from '../../../src/conformance/statements/notifications.js';

@@ -4,12 +4,12 @@
  * error it failed with).
  */
 
-import type { Bdf, PciBus } from '../../../src/bus/pci-bus.js';
-import type { Interface, Statement } from '../../../src/conformance/statement.js';
-import { FunctionCheckContext } from '../../../src/conformance/context.js';
-import { probe } from '../../../src/transport/pci/probe.js';
-import { VIRTIO_PCI_MODERN_DEVICE_ID_BASE } from '../../../src/spec/ids.js';
-import { PCI_DEVICE_ID } from '../../../src/spec/pci.js';
+import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
+import type { Interface, Statement } from '../../src/conformance/statement.js';
+import { FunctionCheckContext } from '../../src/conformance/context.js';
+import { probe } from '../../src/transport/pci/probe.js';
+import { VIRTIO_PCI_MODERN_DEVICE_ID_BASE } from '../../src/spec/ids.js';
+import { PCI_DEVICE_ID } from '../../src/spec/pci.js';
 
 export type Outcome =
   | { readonly via: Interface; readonly result: 'pass' }
