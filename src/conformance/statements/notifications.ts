@@ -36,7 +36,11 @@ export const notificationsStatements: readonly Statement[] = [
           await queue.kick();
           await queue.waitUsed();
           // Over a remote bus the message may reach the listeners after the used ring was seen.
-          await pollFor(ctx, async () => events.length, (n) => n > 0);
+          await pollFor(
+            ctx,
+            async () => events.length,
+            (n) => n > 0,
+          );
           const routes = events.filter((e) => e.kind === 'msi').map((e) => (e.kind === 'msi' ? plan.route(e.address, e.data) : undefined));
           ctx.require(routes.length > 0, `no MSI-X message for a request used on queue ${request.queue} (${plan.description})`);
           for (const route of routes)

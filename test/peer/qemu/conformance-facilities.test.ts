@@ -72,7 +72,7 @@ function describe(o: Outcome): string {
   return `${o.via}: ${o.result === 'fail' ? String(o.error) : o.result === 'n/a' ? `n/a (${o.why})` : 'pass'}`;
 }
 
-test('QEMU devices against the facilities\' and initialisation\'s checks', async () => {
+test("QEMU devices against the facilities' and initialisation's checks", async () => {
   const dir = await tempDir();
   const drives = await Promise.all(
     [6, 9].map(async (slot) => ['-drive', `if=none,id=d${slot},file=${await rawImage(dir, `d${slot}.img`, 1 << 20)},format=raw`]),
@@ -92,7 +92,8 @@ test('QEMU devices against the facilities\' and initialisation\'s checks', async
         seen.push(`${props} ${statement.id} ${describe(o)}`);
         const deviation = DEVIATIONS.get(key);
         if (o.result === 'fail') {
-          if (deviation === undefined || !(o.error instanceof ConformanceViolation)) unexpected.push(`${props} ${statement.id} ${describe(o)}`);
+          if (deviation === undefined || !(o.error instanceof ConformanceViolation))
+            unexpected.push(`${props} ${statement.id} ${describe(o)}`);
         } else if (deviation !== undefined) unexpected.push(`${props} ${statement.id}: listed as a deviation, but ${describe(o)}`);
       }
     }
