@@ -8,7 +8,7 @@
 
 import type { CheckContext } from './statement.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
-import { VIRTIO_F_VERSION_1, bit, hasFeature } from '../spec/features.js';
+import { VIRTIO_F_VERSION_1, bit } from '../spec/features.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -70,7 +70,7 @@ export async function negotiateMinimal(ctx: CheckContext): Promise<Opened & { re
 }
 
 /** Queue `index` set up (and enabled on the modern interface) with a {@link ProbeRing}. */
-export async function probeQueue(ctx: CheckContext, opened: Opened, index: number): Promise<ProbeRing> {
+async function probeQueue(ctx: CheckContext, opened: Opened, index: number): Promise<ProbeRing> {
   const max = await opened.transport.queueMaxSize(index);
   ctx.require(max > 0, `queue ${index} has size 0`);
   let size = max;
@@ -108,11 +108,6 @@ export async function pollFor<T>(ctx: CheckContext, read: () => Promise<T>, done
     if (done(value) || Date.now() >= deadline) return value;
     await settle(delay);
   }
-}
-
-/** Whether `features` hold VERSION_1 (the modern interface's features). */
-export function isModernSet(features: bigint): boolean {
-  return hasFeature(features, VIRTIO_F_VERSION_1);
 }
 
 /** Raw access to the modern common configuration structure (4.1.4.3), for fields the transport does not expose. */
@@ -159,8 +154,9 @@ export async function goLive(ctx: CheckContext, features?: bigint): Promise<Live
   const opened = await openDevice(ctx);
   const accepted = features ?? minimalFeatures(opened);
   ctx.require(await writeFeatures(opened, accepted), `FEATURES_OK cleared for features 0x${accepted.toString(16)}`);
-  const { ring, request } = await promptOnRing(ctx, opened, accepted);
-  ring.recycle();
+  const request = await promptRequest(ctx.bus.dma, ctx.deviceType, accepted);
+  if (request === undefined) throw new RangeError(`no prompt request for device type ${ctx.deviceType}`);
+  const ring = await probeQueue(ctx, opened, request.queue);
   await opened.transport.setStatus(opened.modern ? ALL_OK : ACK_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
   return { ...opened, features: accepted, ring, request };
 }

@@ -106,17 +106,12 @@ export class ProbeRing {
     await this.flushAll();
   }
 
-  /** The available idx published so far (also what a notification with VIRTIO_F_NOTIFICATION_DATA says, 2.9). */
-  get published(): number {
-    return this.availIdx;
-  }
-
   /** Start handing out descriptors from `first` again (every chain before is used). */
   recycle(first = 0): void {
     this.nextDesc = first;
   }
 
-  /** Notify the device of this queue through `transport`. */
+  /** Notify the device of this queue through `transport` (with VIRTIO_F_NOTIFICATION_DATA, the published avail idx, 2.9). */
   notify(transport: DriverTransport): Promise<void> {
     return transport.notify(this.index, this.availIdx);
   }
