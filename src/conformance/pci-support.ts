@@ -6,13 +6,15 @@
  */
 
 import type { PciBus } from '../bus/pci-bus.js';
+import { sizeBars } from '../bus/bars.js';
+import { ProbeError } from '../errors.js';
 import { walkCapabilities, type MsixCapability } from '../bus/capabilities.js';
 import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { PCI_CAP_ID_VNDR, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from '../spec/pci.js';
 import { readVirtioCap, type ModernProbe, type ProbeResult, type VirtioCap, type VirtioStructure } from '../transport/pci/probe.js';
 import { VIRTIO_F_VERSION_1 } from '../spec/features.js';
-import { VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT } from '../spec/virtio-pci.js';
+import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT } from '../spec/virtio-pci.js';
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_FEATURES_OK } from '../spec/status.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import type { CheckContext } from './statement.js';
@@ -67,9 +69,23 @@ export function registers(bus: PciBus, s: Pick<VirtioStructure, 'address' | 'spa
   };
 }
 
-/** The common configuration structure's registers (modern interface). */
+/**
+ * The common configuration structure's registers (modern interface). When the probe refuses the
+ * function (often for the very structure a check is about, e.g. a misaligned notify capability),
+ * the first common-cfg capability naming an assigned BAR is taken as it stands.
+ */
 export async function commonCfg(ctx: CheckContext): Promise<Registers> {
-  return registers(ctx.bus, (await modernProbe(ctx)).layout.common);
+  try {
+    const result = await ctx.probe();
+    if (result.kind === 'modern') return registers(ctx.bus, result.layout.common);
+  } catch (error) {
+    if (!(error instanceof ProbeError)) throw error;
+  }
+  const bars = await sizeBars(ctx.bus, ctx.fn);
+  const caps = await capsOfType(ctx, VIRTIO_PCI_CAP_COMMON_CFG);
+  const found = caps.flatMap((cap) => bars.filter((b) => b.index === cap.bar && b.base !== 0).map((bar) => ({ cap, bar })))[0];
+  ctx.require(found !== undefined, 'no common-cfg capability naming an assigned BAR');
+  return registers(ctx.bus, { address: found.bar.base + found.cap.offset, space: found.bar.kind });
 }
 
 /** device_feature at window `select` (modern). */

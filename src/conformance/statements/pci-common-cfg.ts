@@ -6,6 +6,7 @@
 
 import { DeviceFaultError } from '../../errors.js';
 import { VIRTIO_F_ADMIN_VQ, VIRTIO_F_RING_RESET } from '../../spec/features.js';
+import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../spec/status.js';
 import { VIRTIO_PCI_COMMON_CFG_ALIGN } from '../../spec/virtio-pci-probe.js';
 import {
   VIRTIO_PCI_CAP_COMMON_CFG,
@@ -55,7 +56,10 @@ async function ringResetQueue(ctx: CheckContext): Promise<{ common: Registers; a
   await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
   const afterReset = await common.read(VIRTIO_PCI_COMMON_Q_RESET, 2);
   const q = await setUpQueue(ctx, 0);
-  await (await transportOf(ctx)).enableQueue(0);
+  const t = await transportOf(ctx);
+  await t.enableQueue(0);
+  // A queue reset is for a live device (2.6.1): DRIVER_OK first.
+  await t.setStatus((await t.getStatus()) | VIRTIO_CONFIG_S_DRIVER_OK);
   await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
   const afterEnable = await common.read(VIRTIO_PCI_COMMON_Q_RESET, 2);
   return { common, afterReset, afterEnable, free: () => ctx.bus.dma.free(q.ring) };
@@ -232,7 +236,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     id: 'pci-common-cfg/queue-reset-zero-after-enable',
     section: '4.1.4.3.1',
     level: 'MUST',
-    text: 'With VIRTIO_F_RING_RESET negotiated, queue_reset reads 0 once the queue is enabled.',
+    text: 'With VIRTIO_F_RING_RESET negotiated, queue_reset reads 0 once the queue is enabled (checked with the device live).',
     check: {
       applies: (ctx) => offers(ctx, VIRTIO_F_RING_RESET),
       async run(ctx: CheckContext) {

@@ -128,9 +128,9 @@ export const pciCommonCfgMutants: Mutants = {
     both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1)),
   ),
   'pci-common-cfg/admin-queue-num': mutant(
-    'with VIRTIO_F_ADMIN_VQ, admin_queue_num 0xffff from index 1 (past 16 bits)',
+    'with VIRTIO_F_ADMIN_VQ, admin_queue_num 0xffff from index 2 (past 16 bits)',
     rng(),
-    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 0xffff)),
+    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 2), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 0xffff)),
     both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1)),
   ),
 };

@@ -68,14 +68,27 @@ const echoRefused = (e: Event): Mutation =>
     (real, memo, k) => memo.get(k) ?? real,
   );
 
-/** The MSI-X capability's Table Size field claiming `size` entries. */
+/** The MSI-X capability's Table Size field claiming `size` entries (byte-wise: config space is read in words). */
 const tableSize =
   (size: number): Mutation =>
   (fn) => {
     let cap = fn.configRead(PCI_CAPABILITY_LIST, 1);
     for (let n = 0; cap !== 0 && fn.configRead(cap, 1) !== PCI_CAP_ID_MSIX && n < 48; n++) cap = fn.configRead(cap + 1, 1);
-    const at = cap + PCI_MSIX_FLAGS;
-    return [{ configRead: (i, o, s) => (o === at && s === 2 ? (i.configRead(o, s) & ~0x7ff) | (size - 1) : i.configRead(o, s)) }];
+    const lo = cap + PCI_MSIX_FLAGS;
+    const field = size - 1;
+    return [
+      {
+        configRead(i, o, s) {
+          let v = i.configRead(o, s);
+          for (let b = 0; b < s; b++) {
+            const shift = 8 * b;
+            if (o + b === lo) v = (v & ~(0xff << shift)) | ((field & 0xff) << shift);
+            if (o + b === lo + 1) v = (v & ~(0x07 << shift)) | ((field >> 8) << shift);
+          }
+          return v >>> 0;
+        },
+      },
+    ];
   };
 
 export const pciMsixMutants: Mutants = {
