@@ -173,6 +173,21 @@ export const pciIsrStatements: readonly Statement[] = [
   },
   {
     ...base,
+    id: 'pci-isr/pci-status-interrupt-set-masked',
+    section: '4.1.4.5.1',
+    level: 'MUST',
+    text: "With MSI-X disabled, the PCI status register's Interrupt Status bit follows the ISR even while INTx is masked by Interrupt Disable.",
+    check: observing(
+      (ctx: CheckContext, o) =>
+        ctx.require(
+          (o.isr & VIRTIO_PCI_ISR_QUEUE) !== 0 && (o.statusBefore & PCI_STATUS_INTERRUPT) !== 0,
+          `with Interrupt Disable: ISR ${hex(o.isr)}, PCI status ${hex(o.statusBefore)}`,
+        ),
+      { intxDisable: true },
+    ),
+  },
+  {
+    ...base,
     side: 'driver',
     id: 'pci-isr/driver-no-isr-with-msix',
     section: '4.1.4.5.2',

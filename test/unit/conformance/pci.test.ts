@@ -7,11 +7,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assignBars } from '../../../src/bus/bars.js';
 import type { Bdf } from '../../../src/bus/pci-bus.js';
-import { readConfigSpace } from '../../../src/bus/config-space-reader.js';
-import { FunctionCheckContext } from '../../../src/conformance/context.js';
-import type { Interface, Statement } from '../../../src/conformance/statement.js';
+import type { Statement } from '../../../src/conformance/statement.js';
 import { pciCapabilitiesStatements } from '../../../src/conformance/statements/pci-capabilities.js';
 import { pciCfgAccessStatements } from '../../../src/conformance/statements/pci-cfg-access.js';
 import { pciCommonCfgStatements } from '../../../src/conformance/statements/pci-common-cfg.js';
@@ -20,9 +17,8 @@ import { pciIsrStatements } from '../../../src/conformance/statements/pci-isr.js
 import { pciLegacyStatements } from '../../../src/conformance/statements/pci-legacy.js';
 import { pciMsixStatements } from '../../../src/conformance/statements/pci-msix.js';
 import { pciNotifyStatements } from '../../../src/conformance/statements/pci-notify.js';
-import { ConformanceViolation } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
-import { decideTransport } from '../../../src/transport/pci/probe.js';
+import { functionFacts, runCheck } from '../../helpers/conformance-run.js';
 import type { Mutant, Mutants } from './mutants/mutant.js';
 import { pciCapabilitiesMutants } from './mutants/pci-capabilities.js';
 import { pciCfgAccessMutants } from './mutants/pci-cfg-access.js';
@@ -46,54 +42,10 @@ const FAMILIES: readonly (readonly [string, readonly Statement[], Mutants])[] = 
 
 const TIMEOUT_MS = 500;
 
-type Outcome = { kind: 'pass' } | { kind: 'n/a'; reason: string } | { kind: 'violation'; message: string } | { kind: 'error'; error: unknown };
-
-/** The interfaces and device type of the unmodified function, as the engine finds them. */
-async function facts(machine: Machine, fn: Bdf): Promise<{ deviceType: number; interfaces: Interface[] }> {
-  const bars = await assignBars(machine.bus, fn);
-  const cfg = await readConfigSpace(machine.bus, fn);
-  const first = decideTransport(cfg, bars);
-  const interfaces: Interface[] = [first.kind];
-  try {
-    if (first.kind === 'modern') interfaces.push(decideTransport(cfg, bars, { forceLegacy: true }).kind);
-  } catch {
-    // Modern only.
-  }
-  return { deviceType: first.deviceType, interfaces };
-}
-
-/** Runs `statement`'s check on a fresh machine with `plug`'s function through each interface it applies to. */
-async function run(statement: Statement, plug: (m: Machine) => Bdf, known: Awaited<ReturnType<typeof facts>>): Promise<Outcome[]> {
-  const check = statement.check!;
-  const outcomes: Outcome[] = [];
-  for (const via of check.via ?? [known.interfaces[0]!]) {
-    if (!known.interfaces.includes(via)) continue;
-    const machine = new Machine();
-    const fn = plug(machine);
-    const ctx = new FunctionCheckContext({
-      bus: machine.bus,
-      fn,
-      deviceType: known.deviceType,
-      via,
-      transitional: known.interfaces.length === 2,
-      timeoutMs: TIMEOUT_MS,
-      statement,
-    });
-    try {
-      const reason = await check.applies?.(ctx);
-      if (reason !== undefined) outcomes.push({ kind: 'n/a', reason });
-      else {
-        await check.run(ctx);
-        outcomes.push({ kind: 'pass' });
-      }
-    } catch (error) {
-      if (error instanceof ConformanceViolation && error.statement === statement.id) outcomes.push({ kind: 'violation', message: error.message });
-      else outcomes.push({ kind: 'error', error });
-    } finally {
-      await ctx.close();
-    }
-  }
-  return outcomes;
+/** A new machine with one function plugged by `plug`. */
+function fresh(plug: (m: Machine) => Bdf): { bus: Machine['bus']; fn: Bdf } {
+  const machine = new Machine();
+  return { bus: machine.bus, fn: plug(machine) };
 }
 
 /** Statement IDs whose check our device fails today, each with the issue that fixes it (kept empty when fixed). */
@@ -118,14 +70,14 @@ for (const [family, statements, mutants] of FAMILIES) {
     test(`${statement.id}: passes on ours, fails on the mutant (${mutant?.breaks ?? 'no mutant'})`, async () => {
       assert.ok(mutant, 'no mutant');
       const probeMachine = new Machine();
-      const known = await facts(probeMachine, mutant.original(probeMachine));
-      const original = await run(statement, (m) => mutant.original(m), known);
+      const known = await functionFacts(probeMachine.bus, mutant.original(probeMachine));
+      const original = await runCheck(statement, known, () => fresh(mutant.original), TIMEOUT_MS);
       const knownFailure = KNOWN_FAILURES.get(statement.id);
       for (const o of original) {
         if (o.kind === 'error') throw o.error;
         if (knownFailure === undefined) assert.notEqual(o.kind, 'violation', `ours fails: ${o.kind === 'violation' ? o.message : ''}`);
       }
-      const broken = await run(statement, (m) => mutant.mutant(m), known);
+      const broken = await runCheck(statement, known, () => fresh(mutant.mutant), TIMEOUT_MS);
       assert.ok(
         broken.some((o) => o.kind === 'violation'),
         `the check does not fail on its mutant: ${JSON.stringify(broken.map((o) => (o.kind === 'error' ? String(o.error) : o)))}`,

@@ -33,6 +33,7 @@ export const pciIsrMutants: Mutants = {
   }),
   'pci-isr/pci-status-interrupt-set': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
   'pci-isr/pci-status-interrupt-clear': mutant('the PCI status interrupt bit always reads 1', rng(), statusBit(true)),
+  'pci-isr/pci-status-interrupt-set-masked': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
   'pci-isr/intx-asserted': mutant('the INTx pin is never raised', rng(), () => [{ setIntx: (host, level) => (level ? undefined : host.setIntx(false)) }]),
   'pci-isr/intx-deasserted-on-read': mutant('the INTx pin is never lowered', rng(), () => [{ setIntx: (host, level) => (level ? host.setIntx(true) : undefined) }]),
   'pci-isr/intx-masked-by-command': mutant('Interrupt Disable in the command register is not honoured (shown but not applied)', rng(), () => {
