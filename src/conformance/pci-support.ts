@@ -40,12 +40,16 @@ export async function capsOfType(ctx: CheckContext, cfgType: number): Promise<Vi
 
 /** `applies` of a check on the modern interface: why it does not apply when the check talks through legacy. */
 export async function modernOnly(ctx: CheckContext): Promise<string | undefined> {
-  return ctx.via === 'modern' ? undefined : 'the check talks through the modern interface (capabilities), the function through its legacy one';
+  return ctx.via === 'modern'
+    ? undefined
+    : 'the check talks through the modern interface (capabilities), the function through its legacy one';
 }
 
 /** `applies` of a check on the legacy interface. */
 export async function legacyOnly(ctx: CheckContext): Promise<string | undefined> {
-  return ctx.via === 'legacy' ? undefined : 'the check is about the legacy interface, which the function does not offer or the check does not use';
+  return ctx.via === 'legacy'
+    ? undefined
+    : 'the check is about the legacy interface, which the function does not offer or the check does not use';
 }
 
 /** The probe's modern result; the check fails when the probe chose legacy although the check talks modern. */

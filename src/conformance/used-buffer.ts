@@ -79,7 +79,9 @@ export async function setUpQueue(ctx: CheckContext, index: number): Promise<SetU
   ctx.require(max > 0, `queue ${index} reads size 0`);
   let size = legacy ? max : 1;
   while (!legacy && size * 2 <= Math.min(max, RING_SIZE)) size *= 2;
-  const ringBytes = legacy ? legacyRingSize(size, VIRTIO_PCI_VRING_ALIGN) : descTableSize(size) + availRingSize(size) + 4 + usedRingSize(size);
+  const ringBytes = legacy
+    ? legacyRingSize(size, VIRTIO_PCI_VRING_ALIGN)
+    : descTableSize(size) + availRingSize(size) + 4 + usedRingSize(size);
   const ring = ctx.bus.dma.alloc(ringBytes, VIRTIO_PCI_VRING_ALIGN);
   ring.bytes.fill(0);
   await ctx.bus.dma.flush(ring.addr, ringBytes);
@@ -97,7 +99,9 @@ export async function setUpQueue(ctx: CheckContext, index: number): Promise<SetU
 
 /** Why the rig cannot make this device use a buffer, or undefined when it can. */
 export function usedBufferUnsupported(ctx: CheckContext): string | undefined {
-  return recipe(ctx.deviceType, false) === undefined ? `no buffer the check knows how to have a device of type ${ctx.deviceType} use` : undefined;
+  return recipe(ctx.deviceType, false) === undefined
+    ? `no buffer the check knows how to have a device of type ${ctx.deviceType} use`
+    : undefined;
 }
 
 export interface UsedBufferRig {
@@ -145,7 +149,7 @@ export async function usedBufferRig(ctx: CheckContext, options: RigOptions = {})
     data.bytes.fill(0);
     await options.beforeEnable?.(t, r.queue);
     await t.enableQueue(r.queue);
-    await t.setStatus(await t.getStatus() | VIRTIO_CONFIG_S_DRIVER_OK);
+    await t.setStatus((await t.getStatus()) | VIRTIO_CONFIG_S_DRIVER_OK);
 
     // One chain: the out parts, then the in parts, consecutive in the data area.
     const view = new DataView(ring.bytes.buffer, ring.bytes.byteOffset, ring.bytes.byteLength);

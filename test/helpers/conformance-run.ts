@@ -50,7 +50,15 @@ export async function runCheck(
   for (const via of check.via ?? [facts.interfaces[0]!]) {
     if (!facts.interfaces.includes(via)) continue;
     const { bus, fn } = session();
-    const ctx = new FunctionCheckContext({ bus, fn, deviceType: facts.deviceType, via, transitional: facts.interfaces.length === 2, timeoutMs, statement });
+    const ctx = new FunctionCheckContext({
+      bus,
+      fn,
+      deviceType: facts.deviceType,
+      via,
+      transitional: facts.interfaces.length === 2,
+      timeoutMs,
+      statement,
+    });
     try {
       const reason = await check.applies?.(ctx);
       if (reason !== undefined) outcomes.push({ via, kind: 'n/a', reason });
@@ -59,7 +67,8 @@ export async function runCheck(
         outcomes.push({ via, kind: 'pass' });
       }
     } catch (error) {
-      if (error instanceof ConformanceViolation && error.statement === statement.id) outcomes.push({ via, kind: 'violation', message: error.message });
+      if (error instanceof ConformanceViolation && error.statement === statement.id)
+        outcomes.push({ via, kind: 'violation', message: error.message });
       else outcomes.push({ via, kind: 'error', error });
     } finally {
       await ctx.close();

@@ -104,7 +104,9 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
         });
         ctx.require(
           bad.length === 0,
-          bad.map((c) => `cfg_type ${c.cfgType} at ${hex(c.capOffset)}: cap_len ${c.capLen} (needs ${MIN_CAP_LEN.get(c.cfgType)})`).join('; '),
+          bad
+            .map((c) => `cfg_type ${c.cfgType} at ${hex(c.capOffset)}: cap_len ${c.capLen} (needs ${MIN_CAP_LEN.get(c.cfgType)})`)
+            .join('; '),
         );
       },
     },
@@ -115,7 +117,8 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     section: '4.1.4.2',
     level: 'SHOULD',
     text: 'Several structures of one type are listed from the most to the least optimal.',
-    uncheckable: 'which of two structures is more optimal for a platform is the device maker\'s judgement, not something a driver can measure',
+    uncheckable:
+      "which of two structures is more optimal for a platform is the device maker's judgement, not something a driver can measure",
   },
   {
     ...base,
@@ -123,7 +126,8 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     section: '4.1.3.2',
     level: 'MUST',
     text: 'The two 32-bit halves of a 64-bit field can be accessed independently.',
-    uncheckable: 'checked on the common configuration structure as pci-common-cfg/queue-desc-halves-independent; device-specific 64-bit fields are read-only and device-type specific',
+    uncheckable:
+      'checked on the common configuration structure as pci-common-cfg/queue-desc-halves-independent; device-specific 64-bit fields are read-only and device-type specific',
   },
   {
     ...base,
@@ -133,7 +137,10 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     text: 'A device type with a device-specific configuration has at least one VIRTIO_PCI_CAP_DEVICE_CFG capability.',
     check: {
       async applies(ctx: CheckContext) {
-        return (await modernOnly(ctx)) ?? (TYPES_WITH_CONFIG.has(ctx.deviceType) ? undefined : `device type ${ctx.deviceType} has no device-specific configuration`);
+        return (
+          (await modernOnly(ctx)) ??
+          (TYPES_WITH_CONFIG.has(ctx.deviceType) ? undefined : `device type ${ctx.deviceType} has no device-specific configuration`)
+        );
       },
       async run(ctx: CheckContext) {
         const caps = await capsOfType(ctx, VIRTIO_PCI_CAP_DEVICE_CFG);
@@ -240,7 +247,10 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
         for (const c of caps) {
           const a = [...first.bytes.subarray(c.capOffset, c.capOffset + c.capLen)];
           const b = [...second.bytes.subarray(c.capOffset, c.capOffset + c.capLen)];
-          ctx.require(a.join() === b.join(), `vendor data cap at ${hex(c.capOffset)} read ${a.map(hex).join(' ')}, then ${b.map(hex).join(' ')}`);
+          ctx.require(
+            a.join() === b.join(),
+            `vendor data cap at ${hex(c.capOffset)} read ${a.map(hex).join(' ')}, then ${b.map(hex).join(' ')}`,
+          );
         }
       },
     },

@@ -85,10 +85,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
         const hi = await common.read(VIRTIO_PCI_COMMON_Q_DESCHI, 4);
         await common.write(VIRTIO_PCI_COMMON_Q_DESCHI, 4, 0x2);
         const lo = await common.read(VIRTIO_PCI_COMMON_Q_DESCLO, 4);
-        ctx.require(
-          hi === 0x1 && lo === 0x2000,
-          `wrote lo 0x1000, hi 0x1, lo 0x2000: hi read ${hex(hi)}; then hi 0x2: lo read ${hex(lo)}`,
-        );
+        ctx.require(hi === 0x1 && lo === 0x2000, `wrote lo 0x1000, hi 0x1, lo 0x2000: hi read ${hex(hi)}; then hi 0x2: lo read ${hex(lo)}`);
       },
     },
   },
@@ -167,7 +164,8 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     section: '4.1.4.3.1',
     level: 'MUST',
     text: 'config_generation changes once the driver has read a device-specific configuration value that changed since the last read.',
-    uncheckable: 'a configuration change cannot be caused through the transport; the device-specific ones are checked in family device-config',
+    uncheckable:
+      'a configuration change cannot be caused through the transport; the device-specific ones are checked in family device-config',
   },
   {
     ...base,
@@ -278,7 +276,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     section: '4.1.4.3.1',
     level: 'MUST',
     text: 'While a queue reset is in progress, queue_reset reads 1.',
-    uncheckable: 'how long a queue reset takes is the device\'s; a device that finishes at once never shows the in-progress state',
+    uncheckable: "how long a queue reset takes is the device's; a device that finishes at once never shows the in-progress state",
   },
   {
     ...base,

@@ -48,7 +48,8 @@ export const pciHeaderStatements: readonly Statement[] = [
     section: '4.1.1',
     level: 'MUST',
     text: 'The function meets the requirements of the PCI (or PCIe) specification as a whole.',
-    uncheckable: 'the PCI specification as a whole is beyond a virtio checker; the parts virtio relies on (capability list, BARs, MSI-X) have their own checks',
+    uncheckable:
+      'the PCI specification as a whole is beyond a virtio checker; the parts virtio relies on (capability list, BARs, MSI-X) have their own checks',
   },
   {
     ...base,

@@ -97,7 +97,9 @@ export const pciIsrStatements: readonly Statement[] = [
     section: '4.1.4.5.1',
     level: 'MUST',
     text: 'With MSI-X disabled, the device sets the Queue Interrupt bit in the ISR before a used buffer notification.',
-    check: observing((ctx: CheckContext, o) => ctx.require((o.isr & VIRTIO_PCI_ISR_QUEUE) !== 0, `ISR read ${hex(o.isr)} after the device used a buffer`)),
+    check: observing((ctx: CheckContext, o) =>
+      ctx.require((o.isr & VIRTIO_PCI_ISR_QUEUE) !== 0, `ISR read ${hex(o.isr)} after the device used a buffer`),
+    ),
   },
   {
     ...base,
@@ -105,7 +107,9 @@ export const pciIsrStatements: readonly Statement[] = [
     section: '4.1.4.5.1',
     level: 'MUST',
     text: 'Reading the ISR resets it to 0.',
-    check: observing((ctx: CheckContext, o) => ctx.require(o.isr !== 0 && o.isrAgain === 0, `ISR read ${hex(o.isr)}, then ${hex(o.isrAgain)}`)),
+    check: observing((ctx: CheckContext, o) =>
+      ctx.require(o.isr !== 0 && o.isrAgain === 0, `ISR read ${hex(o.isr)}, then ${hex(o.isrAgain)}`),
+    ),
   },
   {
     ...base,

@@ -24,7 +24,19 @@ import {
   VIRTIO_PCI_QUEUE_ADDR_SHIFT,
 } from '../../spec/virtio-pci.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import { configSnapshot, enableMsix, featuresOk, hex, legacyHeader, legacyOnly, msixOf, registers, resetToDriver, type Registers, transportOf } from '../pci-support.js';
+import {
+  configSnapshot,
+  enableMsix,
+  featuresOk,
+  hex,
+  legacyHeader,
+  legacyOnly,
+  msixOf,
+  registers,
+  resetToDriver,
+  type Registers,
+  transportOf,
+} from '../pci-support.js';
 import { setUpQueue } from '../used-buffer.js';
 import type { CheckContext, Statement } from '../statement.js';
 
@@ -87,7 +99,10 @@ export const pciLegacyStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const { deviceId, subsystemId } = await configSnapshot(ctx);
         const type = deviceTypeOfTransitionalId(deviceId);
-        ctx.require(type !== undefined && subsystemId === type, `device ID ${hex(deviceId)} (type ${type}), subsystem device ID ${hex(subsystemId)}`);
+        ctx.require(
+          type !== undefined && subsystemId === type,
+          `device ID ${hex(deviceId)} (type ${type}), subsystem device ID ${hex(subsystemId)}`,
+        );
       },
     },
   },
@@ -96,7 +111,7 @@ export const pciLegacyStatements: readonly Statement[] = [
     id: 'pci-legacy/transitional-device-id',
     section: '4.1.2.3',
     level: 'MUST',
-    text: 'A transitional device has its type\'s transitional PCI Device ID, in 0x1000..0x103F.',
+    text: "A transitional device has its type's transitional PCI Device ID, in 0x1000..0x103F.",
     uncheckable: `from the driver side a device is transitional only by this very ID (${[...VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.values()].map(hex).join(', ')}); pci-header/device-id checks the ID matches the type`,
   },
   {
@@ -123,7 +138,7 @@ export const pciLegacyStatements: readonly Statement[] = [
     id: 'pci-legacy/header-status',
     section: '4.1.4.10',
     level: 'MUST',
-    text: 'The legacy header\'s Device Status (offset 18) reads back what the driver wrote, and 0 after a reset.',
+    text: "The legacy header's Device Status (offset 18) reads back what the driver wrote, and 0 after a reset.",
     check: {
       via: ['legacy'],
       applies: legacyOnly,
@@ -143,7 +158,7 @@ export const pciLegacyStatements: readonly Statement[] = [
     id: 'pci-legacy/header-queue-select',
     section: '4.1.4.10',
     level: 'MUST',
-    text: 'The legacy header\'s Queue Select (offset 14) reads back what the driver wrote.',
+    text: "The legacy header's Queue Select (offset 14) reads back what the driver wrote.",
     check: {
       via: ['legacy'],
       applies: legacyOnly,
@@ -161,7 +176,7 @@ export const pciLegacyStatements: readonly Statement[] = [
     id: 'pci-legacy/header-queue-pfn',
     section: '4.1.4.10',
     level: 'MUST',
-    text: 'The legacy header\'s Queue Address (offset 8) reads back the page number the driver wrote for the selected queue.',
+    text: "The legacy header's Queue Address (offset 8) reads back the page number the driver wrote for the selected queue.",
     check: {
       via: ['legacy'],
       applies: legacyOnly,
@@ -186,7 +201,7 @@ export const pciLegacyStatements: readonly Statement[] = [
     id: 'pci-legacy/header-guest-features',
     section: '4.1.4.10',
     level: 'MUST',
-    text: 'The legacy header\'s Driver Features (offset 4) reads back the offered bits the driver wrote.',
+    text: "The legacy header's Driver Features (offset 4) reads back the offered bits the driver wrote.",
     check: {
       via: ['legacy'],
       applies: legacyOnly,
@@ -210,15 +225,24 @@ export const pciLegacyStatements: readonly Statement[] = [
       via: ['legacy'],
       async applies(ctx: CheckContext) {
         if (!ctx.transitional) return 'only a transitional device shows its configuration through both interfaces to compare';
-        return (await legacyOnly(ctx)) ?? ((await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) === 0 ? 'no device-specific configuration' : undefined);
+        return (
+          (await legacyOnly(ctx)) ??
+          ((await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) === 0 ? 'no device-specific configuration' : undefined)
+        );
       },
       async run(ctx: CheckContext) {
         const modern = await probeFunction(ctx.bus, ctx.fn);
-        ctx.require(modern.kind === 'modern' && modern.layout.device !== undefined, 'the modern interface shows no device-specific configuration');
+        ctx.require(
+          modern.kind === 'modern' && modern.layout.device !== undefined,
+          'the modern interface shows no device-specific configuration',
+        );
         const length = Math.min(await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX), modern.layout.device.length);
         const viaModern = await readBytes(registers(ctx.bus, modern.layout.device), 0, length);
         const viaLegacy = await readBytes(await legacyHeader(ctx), VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length);
-        ctx.require(viaLegacy.join() === viaModern.join(), `legacy BAR0+20: ${bytesText(viaLegacy)}; modern device-cfg: ${bytesText(viaModern)}`);
+        ctx.require(
+          viaLegacy.join() === viaModern.join(),
+          `legacy BAR0+20: ${bytesText(viaLegacy)}; modern device-cfg: ${bytesText(viaModern)}`,
+        );
       },
     },
   },
@@ -264,14 +288,26 @@ export const pciLegacyStatements: readonly Statement[] = [
     check: {
       via: ['legacy'],
       async applies(ctx: CheckContext) {
-        return (await legacyOnly(ctx)) ?? ((await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) < 4 ? 'less than 4 bytes of device-specific configuration' : undefined);
+        return (
+          (await legacyOnly(ctx)) ??
+          ((await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) < 4
+            ? 'less than 4 bytes of device-specific configuration'
+            : undefined)
+        );
       },
       async run(ctx: CheckContext) {
         const length = (await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) & ~3;
         const h = await legacyHeader(ctx);
         await resetToDriver(ctx);
-        const [b1, b2, b4] = [await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 1), await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 2), await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 4)];
-        ctx.require(b1.join() === b2.join() && b2.join() === b4.join(), `1-byte: ${bytesText(b1)}; 2-byte: ${bytesText(b2)}; 4-byte: ${bytesText(b4)}`);
+        const [b1, b2, b4] = [
+          await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 1),
+          await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 2),
+          await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 4),
+        ];
+        ctx.require(
+          b1.join() === b2.join() && b2.join() === b4.join(),
+          `1-byte: ${bytesText(b1)}; 2-byte: ${bytesText(b2)}; 4-byte: ${bytesText(b4)}`,
+        );
       },
     },
   },
@@ -281,7 +317,8 @@ export const pciLegacyStatements: readonly Statement[] = [
     section: '4.1.4.10',
     level: 'MUST',
     text: 'Through the legacy interface, the device takes feature bits 32..63 as not acknowledged.',
-    uncheckable: 'what follows from it (legacy ring layout and headers) is device-type specific and checked by the device families through the legacy interface',
+    uncheckable:
+      'what follows from it (legacy ring layout and headers) is device-type specific and checked by the device families through the legacy interface',
   },
   {
     ...base,

@@ -6,7 +6,13 @@
  */
 
 import type { MsixCapability } from '../../bus/capabilities.js';
-import { PCI_MSIX_ENTRY_DATA, PCI_MSIX_ENTRY_LOWER_ADDR, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_UPPER_ADDR, PCI_MSIX_ENTRY_VECTOR_CTRL } from '../../spec/pci.js';
+import {
+  PCI_MSIX_ENTRY_DATA,
+  PCI_MSIX_ENTRY_LOWER_ADDR,
+  PCI_MSIX_ENTRY_SIZE,
+  PCI_MSIX_ENTRY_UPPER_ADDR,
+  PCI_MSIX_ENTRY_VECTOR_CTRL,
+} from '../../spec/pci.js';
 import {
   VIRTIO_MSI_CONFIG_VECTOR,
   VIRTIO_MSI_NO_VECTOR,
@@ -48,7 +54,8 @@ async function map(t: DriverTransport, event: Event, vector: number): Promise<{ 
   return out;
 }
 
-const what = (event: Event, queue: number | undefined): string => (event === 'config' ? 'config_msix_vector' : `queue ${queue}'s queue_msix_vector`);
+const what = (event: Event, queue: number | undefined): string =>
+  event === 'config' ? 'config_msix_vector' : `queue ${queue}'s queue_msix_vector`;
 
 /** A check with MSI-X on (function-masked: nothing is delivered), after reset, ACKNOWLEDGE and DRIVER. */
 function withMsix(body: (ctx: CheckContext, t: DriverTransport, msix: MsixCapability) => Promise<void>): Check {
@@ -83,7 +90,8 @@ function mapAny(event: Event): Statement {
     text: `The device maps ${event === 'config' ? 'configuration change' : 'queue'} events to any vector of its table: ${event === 'config' ? 'config_msix_vector' : 'queue_msix_vector'} reads back each vector written.`,
     check: withMsix(async (ctx: CheckContext, t, msix) => {
       for (const v of sampleVectors(msix.tableSize))
-        for (const { queue, read } of await map(t, event, v)) ctx.require(read === v, `${what(event, queue)}: wrote ${v}, read ${hex(read)} (table size ${msix.tableSize})`);
+        for (const { queue, read } of await map(t, event, v))
+          ctx.require(read === v, `${what(event, queue)}: wrote ${v}, read ${hex(read)} (table size ${msix.tableSize})`);
     }),
   };
 }
@@ -113,7 +121,8 @@ function resetUnmaps(event: Event): Statement {
     check: withMsix(async (ctx: CheckContext, t) => {
       await map(t, event, 0);
       await t.reset();
-      for (const { queue, read } of await readVectors(ctx, t, event)) ctx.require(read === VIRTIO_MSI_NO_VECTOR, `${what(event, queue)} mapped to 0, device reset: reads ${hex(read)}`);
+      for (const { queue, read } of await readVectors(ctx, t, event))
+        ctx.require(read === VIRTIO_MSI_NO_VECTOR, `${what(event, queue)} mapped to 0, device reset: reads ${hex(read)}`);
     }),
   };
 }
@@ -142,7 +151,10 @@ function refused(event: Event): Statement {
     check: withMsix(async (ctx: CheckContext, t, msix) => {
       const beyond = msix.tableSize;
       for (const { queue, read } of await map(t, event, beyond))
-        ctx.require(read === VIRTIO_MSI_NO_VECTOR, `${what(event, queue)}: wrote ${beyond} (table size ${msix.tableSize}), read ${hex(read)}`);
+        ctx.require(
+          read === VIRTIO_MSI_NO_VECTOR,
+          `${what(event, queue)}: wrote ${beyond} (table size ${msix.tableSize}), read ${hex(read)}`,
+        );
     }),
   };
 }

@@ -80,7 +80,10 @@ function variantStatements(v: Variant): Statement[] {
         async run(ctx: CheckContext) {
           for (const c of await notifyCaps(ctx)) {
             ctx.require(c.notifyOffMultiplier !== undefined, `notify cap at ${hex(c.capOffset)}: cap_len ${c.capLen} holds no multiplier`);
-            ctx.require(multiplierOk(v, c.notifyOffMultiplier), `notify cap at ${hex(c.capOffset)}: notify_off_multiplier ${c.notifyOffMultiplier}`);
+            ctx.require(
+              multiplierOk(v, c.notifyOffMultiplier),
+              `notify cap at ${hex(c.capOffset)}: notify_off_multiplier ${c.notifyOffMultiplier}`,
+            );
           }
         },
       },
@@ -145,7 +148,10 @@ export const pciNotifyStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const caps = virtioCaps(await configSnapshot(ctx)).filter((c) => c.cfgType === VIRTIO_PCI_CAP_NOTIFY_CFG);
         ctx.require(caps.length > 0, 'no notify-cfg capability');
-        ctx.require(caps.some((c) => c.capLen >= VIRTIO_PCI_NOTIFY_CAP_SIZE), `notify caps with cap_len ${caps.map((c) => c.capLen).join(', ')}`);
+        ctx.require(
+          caps.some((c) => c.capLen >= VIRTIO_PCI_NOTIFY_CAP_SIZE),
+          `notify caps with cap_len ${caps.map((c) => c.capLen).join(', ')}`,
+        );
       },
     },
   },
@@ -153,12 +159,20 @@ export const pciNotifyStatements: readonly Statement[] = [
   ...variantStatements(WITH_DATA),
   driverStatement('driver-16-bit-without-data', 'MUST', 'Without VIRTIO_F_NOTIFICATION_DATA negotiated, a notification is a 16-bit write.'),
   driverStatement('driver-32-bit-with-data', 'MUST', 'With VIRTIO_F_NOTIFICATION_DATA negotiated, a notification is a 32-bit write.'),
-  driverStatement('driver-value-index', 'MUST', 'Without NOTIF_CONFIG_DATA or NOTIFICATION_DATA, the notification value is the queue index.'),
+  driverStatement(
+    'driver-value-index',
+    'MUST',
+    'Without NOTIF_CONFIG_DATA or NOTIFICATION_DATA, the notification value is the queue index.',
+  ),
   driverStatement('driver-vq-index', 'MUST', 'With NOTIFICATION_DATA and without NOTIF_CONFIG_DATA, vq_index is the queue index.'),
   driverStatement(
     'driver-value-config-data',
     'MUST',
     "With NOTIF_CONFIG_DATA and without NOTIFICATION_DATA, the notification value is the queue's queue_notif_config_data.",
   ),
-  driverStatement('driver-vq-config-data', 'MUST', "With NOTIF_CONFIG_DATA and NOTIFICATION_DATA, vq_notif_config_data is the queue's queue_notif_config_data."),
+  driverStatement(
+    'driver-vq-config-data',
+    'MUST',
+    "With NOTIF_CONFIG_DATA and NOTIFICATION_DATA, vq_notif_config_data is the queue's queue_notif_config_data.",
+  ),
 ];

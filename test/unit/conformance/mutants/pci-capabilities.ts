@@ -34,7 +34,7 @@ export const pciCapabilitiesMutants: Mutants = {
     patchCapField(VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_CAP_LEN, 1, () => 16),
   ),
   'pci-capabilities/device-cfg-present': mutant(
-    "a block device whose device-cfg capability has a reserved cfg_type",
+    'a block device whose device-cfg capability has a reserved cfg_type',
     blk(),
     patchCapField(VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_CFG_TYPE, 1, () => RESERVED_CFG_TYPE),
   ),
@@ -48,8 +48,16 @@ export const pciCapabilitiesMutants: Mutants = {
     rng(),
     appendCaps([shm(1, 0, 0x8000)]),
   ),
-  'pci-capabilities/shared-memory-id-unique': mutant('two shared memory regions with id 1', rng(), appendCaps([shm(1, 0, 0x100), shm(1, 0x100, 0x100)])),
-  'pci-capabilities/vendor-data-not-virtio-vendor': mutant('a vendor data capability with vendor_id 0x1af4', rng(), appendCaps([vendor(0x1af4, 8)])),
+  'pci-capabilities/shared-memory-id-unique': mutant(
+    'two shared memory regions with id 1',
+    rng(),
+    appendCaps([shm(1, 0, 0x100), shm(1, 0x100, 0x100)]),
+  ),
+  'pci-capabilities/vendor-data-not-virtio-vendor': mutant(
+    'a vendor data capability with vendor_id 0x1af4',
+    rng(),
+    appendCaps([vendor(0x1af4, 8)]),
+  ),
   'pci-capabilities/vendor-data-size': mutant('a vendor data capability of 6 bytes', rng(), appendCaps([vendor(0x8086, 6)])),
   'pci-capabilities/vendor-data-read-no-side-effect': mutant(
     'a vendor data capability whose last byte counts the reads of configuration space',

@@ -1,7 +1,12 @@
 /** Mutants of family 'pci-cfg-access': our function's PCI configuration access window broken for one width and direction. */
 
 import type { PciFunction } from '../../../../src/pci/function.js';
-import { VIRTIO_PCI_CAP_CFG_TYPE, VIRTIO_PCI_CAP_LENGTH, VIRTIO_PCI_CAP_PCI_CFG, VIRTIO_PCI_CFG_CAP_DATA } from '../../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_PCI_CAP_CFG_TYPE,
+  VIRTIO_PCI_CAP_LENGTH,
+  VIRTIO_PCI_CAP_PCI_CFG,
+  VIRTIO_PCI_CFG_CAP_DATA,
+} from '../../../../src/spec/virtio-pci.js';
 import type { Mutants } from './mutant.js';
 import { capOffset, mutant, patchCapField, rng, type Mutation } from './pci-function-mutant.js';
 
@@ -18,7 +23,11 @@ function broken(direction: 'read' | 'write', width: number): Mutation {
 }
 
 export const pciCfgAccessMutants: Mutants = {
-  'pci-cfg-access/pci-cfg-present': mutant('the PCI cfg capability has a reserved cfg_type', rng(), patchCapField(VIRTIO_PCI_CAP_PCI_CFG, VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a)),
+  'pci-cfg-access/pci-cfg-present': mutant(
+    'the PCI cfg capability has a reserved cfg_type',
+    rng(),
+    patchCapField(VIRTIO_PCI_CAP_PCI_CFG, VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a),
+  ),
   'pci-cfg-access/read-32': mutant('4-byte reads through the window give 0', rng(), broken('read', 4)),
   'pci-cfg-access/read-16': mutant('2-byte reads through the window give 0', rng(), broken('read', 2)),
   'pci-cfg-access/read-8': mutant('1-byte reads through the window give 0', rng(), broken('read', 1)),

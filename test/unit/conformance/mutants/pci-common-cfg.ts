@@ -33,12 +33,18 @@ const offerAdmin: Mutation = both(
     return i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_DFSELECT), 4) === 1 ? (v | ADMIN_BIT) >>> 0 : v;
   }),
   onBarWrite(MODERN_BAR, at(VIRTIO_PCI_COMMON_GF), (i, s, v) =>
-    i.barWrite(MODERN_BAR, at(VIRTIO_PCI_COMMON_GF), s, i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_GFSELECT), 4) === 1 ? v & ~ADMIN_BIT : v),
+    i.barWrite(
+      MODERN_BAR,
+      at(VIRTIO_PCI_COMMON_GF),
+      s,
+      i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_GFSELECT), 4) === 1 ? v & ~ADMIN_BIT : v,
+    ),
   ),
 );
 
 /** The selected queue, as the unmodified function holds it. */
-const selected = (i: { barRead(b: number, o: number, s: 1 | 2 | 4): number }): number => i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SELECT), 2);
+const selected = (i: { barRead(b: number, o: number, s: 1 | 2 | 4): number }): number =>
+  i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SELECT), 2);
 
 /** queue_enable as last written per queue, never cleared by a reset. */
 const stickyEnable: Mutation = (fn) => {
@@ -48,7 +54,9 @@ const stickyEnable: Mutation = (fn) => {
       if (v === 1) enabled.add(selected(i));
       i.barWrite(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_ENABLE), s, v);
     }),
-    onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_ENABLE), (i, s) => (enabled.has(selected(i)) ? 1 : i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_ENABLE), s))),
+    onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_ENABLE), (i, s) =>
+      enabled.has(selected(i)) ? 1 : i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_ENABLE), s),
+    ),
   )(fn);
 };
 
@@ -59,7 +67,7 @@ const queueReset = (read: (enable: number, real: number) => number): Mutation =>
 
 export const pciCommonCfgMutants: Mutants = {
   'pci-common-cfg/queue-desc-halves-independent': mutant(
-    'a write of queue_desc\'s low half clears the high half',
+    "a write of queue_desc's low half clears the high half",
     rng(),
     onBarWrite(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_DESCLO), (i, s, v) => {
       i.barWrite(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_DESCLO), s, v);
@@ -87,7 +95,11 @@ export const pciCommonCfgMutants: Mutants = {
       return v;
     }),
   ),
-  'pci-common-cfg/driver-feature-presented': mutant('driver_feature reads 0', rng(), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_GF), () => 0)),
+  'pci-common-cfg/driver-feature-presented': mutant(
+    'driver_feature reads 0',
+    rng(),
+    onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_GF), () => 0),
+  ),
   'pci-common-cfg/reset-reads-zero': mutant(
     'a write of 0 to device_status is ignored',
     rng(),
@@ -119,18 +131,36 @@ export const pciCommonCfgMutants: Mutants = {
   'pci-common-cfg/queue-size-power-of-two': mutant(
     'queue 0 has size 100',
     rng(),
-    onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SIZE), (i, s) => (selected(i) === 0 ? 100 : i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SIZE), s))),
+    onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SIZE), (i, s) =>
+      selected(i) === 0 ? 100 : i.barRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_Q_SIZE), s),
+    ),
   ),
   'pci-common-cfg/admin-queue-index': mutant(
     'with VIRTIO_F_ADMIN_VQ, admin_queue_index 0 (inside the regular queues)',
     rng(),
-    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 0), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1)),
-    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1)),
+    both(
+      offerAdmin,
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 0),
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1),
+    ),
+    both(
+      offerAdmin,
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1),
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1),
+    ),
   ),
   'pci-common-cfg/admin-queue-num': mutant(
     'with VIRTIO_F_ADMIN_VQ, admin_queue_num 0xffff from index 2 (past 16 bits)',
     rng(),
-    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 2), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 0xffff)),
-    both(offerAdmin, onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1), onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1)),
+    both(
+      offerAdmin,
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 2),
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 0xffff),
+    ),
+    both(
+      offerAdmin,
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_IDX), () => 1),
+      onBarRead(MODERN_BAR, at(VIRTIO_PCI_COMMON_ADM_Q_NUM), () => 1),
+    ),
   ),
 };

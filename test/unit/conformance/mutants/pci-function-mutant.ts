@@ -114,16 +114,18 @@ export function capOffset(fn: PciFunction, cfgType: number): number {
 export function patchBytes(patches: (fn: VirtioPciFunction) => ReadonlyMap<number, number>): Mutation {
   return (fn) => {
     const map = patches(fn);
-    return [{
-      configRead(i, offset, size) {
-        let v = i.configRead(offset, size);
-        for (let b = 0; b < size; b++) {
-          const p = map.get(offset + b);
-          if (p !== undefined) v = (v & ~(0xff << (8 * b))) | (p << (8 * b));
-        }
-        return v >>> 0;
+    return [
+      {
+        configRead(i, offset, size) {
+          let v = i.configRead(offset, size);
+          for (let b = 0; b < size; b++) {
+            const p = map.get(offset + b);
+            if (p !== undefined) v = (v & ~(0xff << (8 * b))) | (p << (8 * b));
+          }
+          return v >>> 0;
+        },
       },
-    }];
+    ];
   };
 }
 
@@ -168,17 +170,19 @@ export function appendCaps(
       at = next;
     });
     let reads = 0;
-    return [{
-      configRead(i, offset, size) {
-        let v = i.configRead(offset, size);
-        for (let b = 0; b < size; b++) {
-          const p = dynamic?.(offset + b, reads, placed) ?? map.get(offset + b);
-          if (p !== undefined) v = (v & ~(0xff << (8 * b))) | (p << (8 * b));
-        }
-        reads++;
-        return v >>> 0;
+    return [
+      {
+        configRead(i, offset, size) {
+          let v = i.configRead(offset, size);
+          for (let b = 0; b < size; b++) {
+            const p = dynamic?.(offset + b, reads, placed) ?? map.get(offset + b);
+            if (p !== undefined) v = (v & ~(0xff << (8 * b))) | (p << (8 * b));
+          }
+          reads++;
+          return v >>> 0;
+        },
       },
-    }];
+    ];
   };
 }
 
@@ -190,10 +194,6 @@ export function onBarRead(bar: number, offset: number, read: (inner: PciFunction
 }
 
 /** Writes of the register at `offset` in `bar` replaced. */
-export function onBarWrite(
-  bar: number,
-  offset: number,
-  write: (inner: PciFunction, size: AccessSize, value: number) => void,
-): Mutation {
+export function onBarWrite(bar: number, offset: number, write: (inner: PciFunction, size: AccessSize, value: number) => void): Mutation {
   return () => [{ barWrite: (i, b, o, s, v) => (b === bar && o === offset ? write(i, s, v) : i.barWrite(b, o, s, v)) }];
 }

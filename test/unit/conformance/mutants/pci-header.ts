@@ -15,7 +15,11 @@ export const pciHeaderMutants: Mutants = {
       return new Map([[last + 1, capOffset(fn, VIRTIO_PCI_CAP_PCI_CFG)]]);
     }),
   ),
-  'pci-header/vendor-id': mutant('vendor ID 0x1af5', rng(), patchBytes(() => new Map(bytesAt(PCI_VENDOR_ID, 2, 0x1af5)))),
+  'pci-header/vendor-id': mutant(
+    'vendor ID 0x1af5',
+    rng(),
+    patchBytes(() => new Map(bytesAt(PCI_VENDOR_ID, 2, 0x1af5))),
+  ),
   'pci-header/device-id': mutant(
     "a transitional block device with the network device's transitional ID",
     blk({ mode: 'transitional' }),
@@ -26,7 +30,11 @@ export const pciHeaderMutants: Mutants = {
     rng(),
     patchBytes(() => new Map(bytesAt(PCI_DEVICE_ID, 2, 0x1005))),
   ),
-  'pci-header/non-transitional-revision': mutant('a modern-only device with revision 0', rng(), patchBytes(() => new Map([[PCI_REVISION_ID, 0]]))),
+  'pci-header/non-transitional-revision': mutant(
+    'a modern-only device with revision 0',
+    rng(),
+    patchBytes(() => new Map([[PCI_REVISION_ID, 0]])),
+  ),
   'pci-header/non-transitional-subsystem-id': {
     breaks: 'a modern-only device with subsystem ID 4 (a legacy driver would take it for an entropy device)',
     original: (machine) => plug(machine, rng(), []),

@@ -21,7 +21,11 @@ const statusBit =
   ];
 
 export const pciIsrMutants: Mutants = {
-  'pci-isr/isr-cfg-present': mutant('the ISR capability has a reserved cfg_type', rng(), patchCapField(VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a)),
+  'pci-isr/isr-cfg-present': mutant(
+    'the ISR capability has a reserved cfg_type',
+    rng(),
+    patchCapField(VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a),
+  ),
   'pci-isr/queue-bit-before-notification': mutant(
     'the ISR never shows the queue bit',
     rng(),
@@ -34,20 +38,28 @@ export const pciIsrMutants: Mutants = {
   'pci-isr/pci-status-interrupt-set': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
   'pci-isr/pci-status-interrupt-clear': mutant('the PCI status interrupt bit always reads 1', rng(), statusBit(true)),
   'pci-isr/pci-status-interrupt-set-masked': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
-  'pci-isr/intx-asserted': mutant('the INTx pin is never raised', rng(), () => [{ setIntx: (host, level) => (level ? undefined : host.setIntx(false)) }]),
-  'pci-isr/intx-deasserted-on-read': mutant('the INTx pin is never lowered', rng(), () => [{ setIntx: (host, level) => (level ? host.setIntx(true) : undefined) }]),
-  'pci-isr/intx-masked-by-command': mutant('Interrupt Disable in the command register is not honoured (shown but not applied)', rng(), () => {
-    let disable = 0;
-    return [
-      {
-        configWrite(i, o, s, v) {
-          if (o === PCI_COMMAND && s >= 2) {
-            disable = v & PCI_COMMAND_INTX_DISABLE;
-            i.configWrite(o, s, v & ~PCI_COMMAND_INTX_DISABLE);
-          } else i.configWrite(o, s, v);
+  'pci-isr/intx-asserted': mutant('the INTx pin is never raised', rng(), () => [
+    { setIntx: (host, level) => (level ? undefined : host.setIntx(false)) },
+  ]),
+  'pci-isr/intx-deasserted-on-read': mutant('the INTx pin is never lowered', rng(), () => [
+    { setIntx: (host, level) => (level ? host.setIntx(true) : undefined) },
+  ]),
+  'pci-isr/intx-masked-by-command': mutant(
+    'Interrupt Disable in the command register is not honoured (shown but not applied)',
+    rng(),
+    () => {
+      let disable = 0;
+      return [
+        {
+          configWrite(i, o, s, v) {
+            if (o === PCI_COMMAND && s >= 2) {
+              disable = v & PCI_COMMAND_INTX_DISABLE;
+              i.configWrite(o, s, v & ~PCI_COMMAND_INTX_DISABLE);
+            } else i.configWrite(o, s, v);
+          },
+          configRead: (i, o, s) => (o === PCI_COMMAND && s >= 2 ? i.configRead(o, s) | disable : i.configRead(o, s)),
         },
-        configRead: (i, o, s) => (o === PCI_COMMAND && s >= 2 ? i.configRead(o, s) | disable : i.configRead(o, s)),
-      },
-    ];
-  }),
+      ];
+    },
+  ),
 };

@@ -27,30 +27,44 @@ function configMoved(from: number, shift: number, when: (fn: { msix?: { enabled:
 }
 
 export const pciLegacyMutants: Mutants = {
-  'pci-legacy/transitional-revision-zero': mutant('a transitional device with revision 1', transitional, patchBytes(() => new Map([[PCI_REVISION_ID, 1]]))),
+  'pci-legacy/transitional-revision-zero': mutant(
+    'a transitional device with revision 1',
+    transitional,
+    patchBytes(() => new Map([[PCI_REVISION_ID, 1]])),
+  ),
   'pci-legacy/transitional-subsystem-id': {
     breaks: "a transitional block device with QEMU's modern subsystem ID 0x1100",
     original: (machine) => plug(machine, transitional, []),
     mutant: (machine) => plug(machine, blk({ mode: 'transitional', subsystemId: 0x1100 }), []),
   },
-  'pci-legacy/bar0-io': mutant(
-    'BAR0 decodes as a memory BAR',
-    transitional,
-    () => [
-      {
-        configRead: (i, o, s) =>
-          o === PCI_BASE_ADDRESS_0 && s === 4 ? (i.configRead(o, s) & ~PCI_BASE_ADDRESS_SPACE_IO) >>> 0 : i.configRead(o, s),
-      },
-    ],
-  ),
+  'pci-legacy/bar0-io': mutant('BAR0 decodes as a memory BAR', transitional, () => [
+    {
+      configRead: (i, o, s) =>
+        o === PCI_BASE_ADDRESS_0 && s === 4 ? (i.configRead(o, s) & ~PCI_BASE_ADDRESS_SPACE_IO) >>> 0 : i.configRead(o, s),
+    },
+  ]),
   'pci-legacy/header-status': mutant(
     'the legacy Device Status ignores non-zero writes',
     transitional,
-    onBarWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, (i, s, v) => ((v & 0xff) === 0 ? i.barWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, s, v) : undefined)),
+    onBarWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, (i, s, v) =>
+      (v & 0xff) === 0 ? i.barWrite(LEGACY_BAR, VIRTIO_PCI_STATUS, s, v) : undefined,
+    ),
   ),
-  'pci-legacy/header-queue-select': mutant('the legacy Queue Select reads 0', transitional, onBarRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_SEL, () => 0)),
-  'pci-legacy/header-queue-pfn': mutant('the legacy Queue Address reads 0', transitional, onBarRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_PFN, () => 0)),
-  'pci-legacy/header-guest-features': mutant('the legacy Driver Features reads 0', transitional, onBarRead(LEGACY_BAR, VIRTIO_PCI_GUEST_FEATURES, () => 0)),
+  'pci-legacy/header-queue-select': mutant(
+    'the legacy Queue Select reads 0',
+    transitional,
+    onBarRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_SEL, () => 0),
+  ),
+  'pci-legacy/header-queue-pfn': mutant(
+    'the legacy Queue Address reads 0',
+    transitional,
+    onBarRead(LEGACY_BAR, VIRTIO_PCI_QUEUE_PFN, () => 0),
+  ),
+  'pci-legacy/header-guest-features': mutant(
+    'the legacy Driver Features reads 0',
+    transitional,
+    onBarRead(LEGACY_BAR, VIRTIO_PCI_GUEST_FEATURES, () => 0),
+  ),
   'pci-legacy/config-after-header': mutant(
     'device-specific configuration starts 4 bytes late in BAR0',
     transitional,
@@ -61,9 +75,7 @@ export const pciLegacyMutants: Mutants = {
     transitionalMsix,
     configMoved(VIRTIO_PCI_CONFIG_OFF_MSIX, -4, (fn) => fn.msix?.enabled === true),
   ),
-  'pci-legacy/config-any-width': mutant(
-    'single-byte reads of legacy device-specific configuration give 0',
-    transitional,
-    () => [{ barRead: (i, b, o, s) => (b === LEGACY_BAR && o >= VIRTIO_PCI_CONFIG_OFF_NO_MSIX && s === 1 ? 0 : i.barRead(b, o, s)) }],
-  ),
+  'pci-legacy/config-any-width': mutant('single-byte reads of legacy device-specific configuration give 0', transitional, () => [
+    { barRead: (i, b, o, s) => (b === LEGACY_BAR && o >= VIRTIO_PCI_CONFIG_OFF_NO_MSIX && s === 1 ? 0 : i.barRead(b, o, s)) },
+  ]),
 };

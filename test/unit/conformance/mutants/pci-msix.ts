@@ -2,7 +2,12 @@
 
 import type { PciFunction } from '../../../../src/pci/function.js';
 import { PCI_CAP_ID_MSIX, PCI_CAPABILITY_LIST, PCI_MSIX_FLAGS } from '../../../../src/spec/pci.js';
-import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_COMMON_MSIX, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_SELECT } from '../../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_MSI_NO_VECTOR,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_Q_MSIX,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+} from '../../../../src/spec/virtio-pci.js';
 import { MODERN_BAR, MODERN_COMMON_OFFSET } from '../../../../src/transport/pci/modern-device.js';
 import type { Mutants } from './mutant.js';
 import { mutant, plug, rng, type Mutation } from './pci-function-mutant.js';
@@ -15,7 +20,8 @@ const QUEUE = MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_Q_MSIX;
 type Event = 'config' | 'queue';
 const register = (e: Event): number => (e === 'config' ? CONFIG : QUEUE);
 /** Which vector field an access is about: the config one, or the selected queue's. */
-const key = (i: PciFunction, e: Event): number => (e === 'config' ? -1 : i.barRead(MODERN_BAR, MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_Q_SELECT, 2));
+const key = (i: PciFunction, e: Event): number =>
+  e === 'config' ? -1 : i.barRead(MODERN_BAR, MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_Q_SELECT, 2);
 
 /**
  * A vector register whose writes go through `write` (given the unmodified register's write) and
@@ -42,9 +48,17 @@ function vectorRegister(
 }
 
 const refuseVector1 = (e: Event): Mutation =>
-  vectorRegister(e, (v, store) => store(v === 1 ? VIRTIO_MSI_NO_VECTOR : v), (real) => real);
+  vectorRegister(
+    e,
+    (v, store) => store(v === 1 ? VIRTIO_MSI_NO_VECTOR : v),
+    (real) => real,
+  );
 const ignoreUnmap = (e: Event): Mutation =>
-  vectorRegister(e, (v, store) => (v === VIRTIO_MSI_NO_VECTOR ? undefined : store(v)), (real) => real);
+  vectorRegister(
+    e,
+    (v, store) => (v === VIRTIO_MSI_NO_VECTOR ? undefined : store(v)),
+    (real) => real,
+  );
 /** Remembers the last vector written and shows it even after the device dropped it (a reset). */
 const keepAcrossReset = (e: Event): Mutation =>
   vectorRegister(
@@ -104,7 +118,11 @@ export const pciMsixMutants: Mutants = {
   'pci-msix/unmap-queue': mutant('queue_msix_vector ignores NO_VECTOR', subject, ignoreUnmap('queue')),
   'pci-msix/reset-unmaps-config': mutant('config_msix_vector keeps its vector across a reset', subject, keepAcrossReset('config')),
   'pci-msix/reset-unmaps-queue': mutant('queue_msix_vector keeps its vector across a reset', subject, keepAcrossReset('queue')),
-  'pci-msix/refused-config-reads-no-vector': mutant('config_msix_vector reads back a vector beyond the table', subject, echoRefused('config')),
+  'pci-msix/refused-config-reads-no-vector': mutant(
+    'config_msix_vector reads back a vector beyond the table',
+    subject,
+    echoRefused('config'),
+  ),
   'pci-msix/refused-queue-reads-no-vector': mutant('queue_msix_vector reads back a vector beyond the table', subject, echoRefused('queue')),
   'pci-msix/no-vector-queue-silent': mutant(
     'a queue set to NO_VECTOR still interrupts on vector 0',

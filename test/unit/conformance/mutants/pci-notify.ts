@@ -21,22 +21,54 @@ const hideNotificationData: Mutation = onBarRead(MODERN_BAR, MODERN_COMMON_OFFSE
   return select === 1 ? (v & ~(1 << (VIRTIO_F_NOTIFICATION_DATA - 32))) >>> 0 : v;
 });
 
-const field = (f: number, width: number, value: (old: number) => number): Mutation => patchCapField(VIRTIO_PCI_CAP_NOTIFY_CFG, f, width, value);
+const field = (f: number, width: number, value: (old: number) => number): Mutation =>
+  patchCapField(VIRTIO_PCI_CAP_NOTIFY_CFG, f, width, value);
 
 export const pciNotifyMutants: Mutants = {
-  'pci-notify/notify-cfg-present': mutant('the notify capability has a reserved cfg_type', rng(), field(VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a)),
-  'pci-notify/offset-aligned': mutant('without NOTIFICATION_DATA, notify offset odd', rng(), field(VIRTIO_PCI_CAP_OFFSET, 4, (o) => o + 1), hideNotificationData),
-  'pci-notify/multiplier': mutant('without NOTIFICATION_DATA, multiplier 3', rng(), field(VIRTIO_PCI_NOTIFY_CAP_MULT, 4, () => 3), hideNotificationData),
-  'pci-notify/length-minimum': mutant('without NOTIFICATION_DATA, notify length 1', rng(), field(VIRTIO_PCI_CAP_LENGTH, 4, () => 1), hideNotificationData),
+  'pci-notify/notify-cfg-present': mutant(
+    'the notify capability has a reserved cfg_type',
+    rng(),
+    field(VIRTIO_PCI_CAP_CFG_TYPE, 1, () => 0x0a),
+  ),
+  'pci-notify/offset-aligned': mutant(
+    'without NOTIFICATION_DATA, notify offset odd',
+    rng(),
+    field(VIRTIO_PCI_CAP_OFFSET, 4, (o) => o + 1),
+    hideNotificationData,
+  ),
+  'pci-notify/multiplier': mutant(
+    'without NOTIFICATION_DATA, multiplier 3',
+    rng(),
+    field(VIRTIO_PCI_NOTIFY_CAP_MULT, 4, () => 3),
+    hideNotificationData,
+  ),
+  'pci-notify/length-minimum': mutant(
+    'without NOTIFICATION_DATA, notify length 1',
+    rng(),
+    field(VIRTIO_PCI_CAP_LENGTH, 4, () => 1),
+    hideNotificationData,
+  ),
   'pci-notify/length-covers-queues': mutant(
     'without NOTIFICATION_DATA, notify length 2 with a second queue past it',
     blk({}, 2),
     field(VIRTIO_PCI_CAP_LENGTH, 4, () => 2),
     hideNotificationData,
   ),
-  'pci-notify/offset-aligned-notification-data': mutant('with NOTIFICATION_DATA, notify offset 2-aligned only', rng(), field(VIRTIO_PCI_CAP_OFFSET, 4, (o) => o + 2)),
-  'pci-notify/multiplier-notification-data': mutant('with NOTIFICATION_DATA, multiplier 2', rng(), field(VIRTIO_PCI_NOTIFY_CAP_MULT, 4, () => 2)),
-  'pci-notify/length-minimum-notification-data': mutant('with NOTIFICATION_DATA, notify length 2', rng(), field(VIRTIO_PCI_CAP_LENGTH, 4, () => 2)),
+  'pci-notify/offset-aligned-notification-data': mutant(
+    'with NOTIFICATION_DATA, notify offset 2-aligned only',
+    rng(),
+    field(VIRTIO_PCI_CAP_OFFSET, 4, (o) => o + 2),
+  ),
+  'pci-notify/multiplier-notification-data': mutant(
+    'with NOTIFICATION_DATA, multiplier 2',
+    rng(),
+    field(VIRTIO_PCI_NOTIFY_CAP_MULT, 4, () => 2),
+  ),
+  'pci-notify/length-minimum-notification-data': mutant(
+    'with NOTIFICATION_DATA, notify length 2',
+    rng(),
+    field(VIRTIO_PCI_CAP_LENGTH, 4, () => 2),
+  ),
   'pci-notify/length-covers-queues-notification-data': mutant(
     'with NOTIFICATION_DATA, notify length 4 with a second queue past it',
     blk({}, 2),
