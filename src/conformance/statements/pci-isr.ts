@@ -8,7 +8,7 @@
 import { PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_STATUS, PCI_STATUS_INTERRUPT } from '../../spec/pci.js';
 import { VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_QUEUE } from '../../spec/virtio-pci.js';
 import type { InterruptEvent } from '../../bus/pci-bus.js';
-import { capsOfType, hex, modernOnly, settle } from '../pci-support.js';
+import { capsOfType, enableMsix, hex, modernOnly, msixOf, settle } from '../pci-support.js';
 import { usedBufferRig, usedBufferUnsupported, type UsedBufferRig } from '../used-buffer.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
 
@@ -189,6 +189,44 @@ export const pciIsrStatements: readonly Statement[] = [
         ),
       { intxDisable: true },
     ),
+  },
+  {
+    ...base,
+    id: 'pci-isr/pci-status-after-msix-disabled',
+    section: '4.1.4.5.1',
+    level: 'MUST',
+    text: "Once MSI-X is disabled, the PCI status register's Interrupt Status bit shows the ISR bits set while MSI-X was on.",
+    check: {
+      via: ['modern', 'legacy'],
+      async applies(ctx: CheckContext) {
+        const msix = await msixOf(ctx);
+        return typeof msix === 'string' ? msix : usedBufferUnsupported(ctx);
+      },
+      async run(ctx: CheckContext) {
+        const msix = await msixOf(ctx);
+        if (typeof msix === 'string') return;
+        // Function-masked: the device keeps the message pending rather than sending it.
+        const disable = await enableMsix(ctx, msix);
+        let disabled = false;
+        const rig = await usedBufferRig(ctx, { beforeEnable: async (t, queue) => void (await t.setQueueVector(queue, 0)) });
+        try {
+          ctx.require(await rig.use(), `queue ${rig.queue}: the device did not use the buffer within ${ctx.timeoutMs} ms`);
+          await disable();
+          disabled = true;
+          await settle();
+          const status = await ctx.bus.configRead(ctx.fn, PCI_STATUS, 2);
+          const isr = await rig.transport.readIsr();
+          ctx.note(`MSI-X disabled after a used buffer: PCI status ${hex(status)}, ISR ${hex(isr)}`);
+          ctx.require(
+            isr === 0 || (status & PCI_STATUS_INTERRUPT) !== 0,
+            `MSI-X disabled with ISR ${hex(isr)}: PCI status ${hex(status)} (interrupt bit clear)`,
+          );
+        } finally {
+          await rig.close();
+          if (!disabled) await disable();
+        }
+      },
+    },
   },
   {
     ...base,

@@ -2,9 +2,8 @@
  * The PCI transport's checks (families pci-*) against QEMU's own devices: virtio-rng-pci,
  * virtio-blk-pci and virtio-net-pci, modern-only, transitional and legacy-only, with MSI-X and
  * without (vectors=0), and with a second notify capability in an I/O BAR (modern-pio-notify=on),
- * through every interface each device offers. Every check must pass or not apply: both QEMU
- * versions conform to every statement these checks cover (a deviation would be listed here with the
- * clause QEMU breaks, and asserted as exactly that violation).
+ * through every interface each device offers. Every check must pass or not apply, except QEMU's
+ * deviations (DEVIATIONS), each asserted as exactly that violation wherever it applies.
  */
 
 import { test } from 'node:test';
@@ -62,6 +61,22 @@ const TARGETS: readonly Target[] = [
   { slot: 15, name: 'virtio-rng-pci modern-only, modern-pio-notify=on', device: 'virtio-rng-pci,disable-legacy=on,modern-pio-notify=on' },
 ];
 
+/**
+ * QEMU's deviations, by statement: why it is QEMU that breaks the clause. Each must fail wherever it
+ * applies, so that a QEMU that fixes it shows up here.
+ */
+const DEVIATIONS: ReadonlyMap<string, string> = new Map([
+  [
+    'pci-isr/pci-status-after-msix-disabled',
+    // 4.1.4.5.1: "If MSI-X capability is disabled, the device MUST set the Interrupt Status bit in the
+    // PCI Status register ... to the logical OR of all bits in ISR status". QEMU sets the ISR queue bit
+    // on every notification, also with MSI-X on, but updates the INTx level (and so the status bit)
+    // only when it notifies without MSI-X: after MSI-X is disabled the ISR reads 0x1 while the status
+    // bit stays clear (seen on 7.2 and 10.0).
+    'QEMU does not re-derive the INTx state from the ISR when MSI-X is disabled',
+  ],
+]);
+
 test('QEMU devices against the PCI transport checks (pc)', async (t) => {
   const dir = await tempDir();
   const args: string[] = [];
@@ -84,7 +99,9 @@ test('QEMU devices against the PCI transport checks (pc)', async (t) => {
           if (o.kind === 'pass') passed.push(where);
           if (o.kind === 'n/a') notApplicable.push(`${where} (${o.reason})`);
           if (o.kind === 'error') failures.push(`${where}: ${String(o.error)}`);
-          if (o.kind === 'violation') failures.push(`${where}: ${o.message}`);
+          const deviation = DEVIATIONS.get(statement.id);
+          if (o.kind === 'violation' && deviation === undefined) failures.push(`${where}: ${o.message}`);
+          if (o.kind === 'pass' && deviation !== undefined) failures.push(`${where}: passes; the listed deviation (${deviation}) is gone`);
         }
       }
       tt.diagnostic(`${passed.length} passed; not applicable: ${notApplicable.join('; ')}`);

@@ -48,6 +48,17 @@ function fresh(plug: (m: Machine) => Bdf): { bus: Machine['bus']; fn: Bdf } {
   return { bus: machine.bus, fn: plug(machine) };
 }
 
+/**
+ * Checks our devices fail today, with what fixes them; such a check must fail on ours (so that the
+ * entry goes once the fix is merged) and still fail on its mutant.
+ */
+const KNOWN_FAILURES: ReadonlyMap<string, string> = new Map([
+  [
+    'pci-isr/pci-status-after-msix-disabled',
+    'issue 14 item 6: an interrupt pending while MSI-X is disabled is not reflected in the PCI status interrupt bit (fixed on i-conf-findings)',
+  ],
+]);
+
 for (const [family, statements, mutants] of FAMILIES) {
   test(`${family}: IDs are unique, in the family, and each statement has a check or a reason`, () => {
     const ids = statements.map((s) => s.id);
@@ -70,10 +81,16 @@ for (const [family, statements, mutants] of FAMILIES) {
       const probeMachine = new Machine();
       const known = await functionFacts(probeMachine.bus, mutant.original(probeMachine));
       const original = await runCheck(statement, known, () => fresh(mutant.original), TIMEOUT_MS);
+      const knownFailure = KNOWN_FAILURES.get(statement.id);
       for (const o of original) {
         if (o.kind === 'error') throw o.error;
-        assert.notEqual(o.kind, 'violation', `ours fails: ${o.kind === 'violation' ? o.message : ''}`);
+        if (knownFailure === undefined) assert.notEqual(o.kind, 'violation', `ours fails: ${o.kind === 'violation' ? o.message : ''}`);
       }
+      if (knownFailure !== undefined)
+        assert.ok(
+          original.some((o) => o.kind === 'violation'),
+          `ours passes now: drop the known failure (${knownFailure})`,
+        );
       const broken = await runCheck(statement, known, () => fresh(mutant.mutant), TIMEOUT_MS);
       assert.ok(
         broken.some((o) => o.kind === 'violation'),

@@ -38,6 +38,11 @@ export const pciIsrMutants: Mutants = {
   'pci-isr/pci-status-interrupt-set': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
   'pci-isr/pci-status-interrupt-clear': mutant('the PCI status interrupt bit always reads 1', rng(), statusBit(true)),
   'pci-isr/pci-status-interrupt-set-masked': mutant('the PCI status interrupt bit always reads 0', rng(), statusBit(false)),
+  'pci-isr/pci-status-after-msix-disabled': mutant(
+    'the PCI status interrupt bit always reads 0',
+    rng({ msixVectors: 2 }),
+    statusBit(false),
+  ),
   'pci-isr/intx-asserted': mutant('the INTx pin is never raised', rng(), () => [
     { setIntx: (host, level) => (level ? undefined : host.setIntx(false)) },
   ]),
