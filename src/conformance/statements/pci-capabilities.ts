@@ -1,5 +1,5 @@
 /**
- * Family 'pci-capabilities' (spec 4.1.3, 4.1.4, 4.1.4.6 - 4.1.4.8): the virtio vendor capabilities
+ * Family 'pci-capabilities' (spec 4.1.3.1, 4.1.4, 4.1.4.6 - 4.1.4.8): the virtio vendor capabilities
  * themselves (cap_len, the device-specific configuration's, shared memory and vendor data
  * capabilities). The common, notify, ISR and PCI-cfg structures' own rules are in their families.
  */
@@ -119,15 +119,6 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     text: 'Several structures of one type are listed from the most to the least optimal.',
     uncheckable:
       "which of two structures is more optimal for a platform is the device maker's judgement, not something a driver can measure",
-  },
-  {
-    ...base,
-    id: 'pci-capabilities/device-64bit-halves',
-    section: '4.1.3.2',
-    level: 'MUST',
-    text: 'The two 32-bit halves of a 64-bit field can be accessed independently.',
-    uncheckable:
-      'checked on the common configuration structure as pci-common-cfg/queue-desc-halves-independent; device-specific 64-bit fields are read-only and device-type specific',
   },
   {
     ...base,

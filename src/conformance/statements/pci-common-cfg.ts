@@ -71,7 +71,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     id: 'pci-common-cfg/queue-desc-halves-independent',
     section: '4.1.3.2',
     level: 'MUST',
-    text: 'The low and high 32-bit halves of a 64-bit field (here queue_desc) can be written and read independently.',
+    text: 'The low and high 32-bit halves of a 64-bit field can be written and read independently (checked on queue_desc; the device-specific 64-bit fields are read-only).',
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
