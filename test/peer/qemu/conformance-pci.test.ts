@@ -18,7 +18,7 @@ import { pciLegacyStatements } from '../../../src/conformance/statements/pci-leg
 import { pciMsixStatements } from '../../../src/conformance/statements/pci-msix.js';
 import { pciNotifyStatements } from '../../../src/conformance/statements/pci-notify.js';
 import { functionFacts, runCheck } from '../../helpers/conformance-run.js';
-import { launch, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
+import { launch, MACHINES, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
 
 const CHECKS: readonly Statement[] = [
   ...pciHeaderStatements,
@@ -77,36 +77,39 @@ const DEVIATIONS: ReadonlyMap<string, string> = new Map([
   ],
 ]);
 
-test('QEMU devices against the PCI transport checks (pc)', async (t) => {
-  const dir = await tempDir();
-  const args: string[] = [];
-  for (const target of TARGETS) {
-    const drive = /drive=(d\d+)/.exec(target.device)?.[1];
-    if (drive !== undefined) args.push('-drive', `if=none,id=${drive},file=${await rawImage(dir, `${drive}.img`, 1 << 20)},format=raw`);
-    args.push('-device', `${target.device},addr=0x${target.slot.toString(16)}`);
-  }
-  const bus = await launch({ machine: 'pc', args });
-  for (const target of TARGETS) {
-    await t.test(target.name, async (tt) => {
-      const fn = slotBdf(target.slot);
-      const facts = await functionFacts(bus, fn);
-      const failures: string[] = [];
-      const passed: string[] = [];
-      const notApplicable: string[] = [];
-      for (const statement of CHECKS) {
-        for (const o of await runCheck(statement, facts, () => ({ bus, fn }), TIMEOUT_MS)) {
-          const where = `${statement.id} via ${o.via}`;
-          if (o.kind === 'pass') passed.push(where);
-          if (o.kind === 'n/a') notApplicable.push(`${where} (${o.reason})`);
-          if (o.kind === 'error') failures.push(`${where}: ${String(o.error)}`);
-          const deviation = DEVIATIONS.get(statement.id);
-          if (o.kind === 'violation' && deviation === undefined) failures.push(`${where}: ${o.message}`);
-          if (o.kind === 'pass' && deviation !== undefined) failures.push(`${where}: passes; the listed deviation (${deviation}) is gone`);
+for (const machine of MACHINES) {
+  test(`-M ${machine}: QEMU devices against the PCI transport checks`, async (t) => {
+    const dir = await tempDir();
+    const args: string[] = [];
+    for (const target of TARGETS) {
+      const drive = /drive=(d\d+)/.exec(target.device)?.[1];
+      if (drive !== undefined) args.push('-drive', `if=none,id=${drive},file=${await rawImage(dir, `${drive}.img`, 1 << 20)},format=raw`);
+      args.push('-device', `${target.device},addr=0x${target.slot.toString(16)}`);
+    }
+    const bus = await launch({ machine, args });
+    for (const target of TARGETS) {
+      await t.test(target.name, async (tt) => {
+        const fn = slotBdf(target.slot);
+        const facts = await functionFacts(bus, fn);
+        const failures: string[] = [];
+        const passed: string[] = [];
+        const notApplicable: string[] = [];
+        for (const statement of CHECKS) {
+          for (const o of await runCheck(statement, facts, () => ({ bus, fn }), TIMEOUT_MS)) {
+            const where = `${statement.id} via ${o.via}`;
+            if (o.kind === 'pass') passed.push(where);
+            if (o.kind === 'n/a') notApplicable.push(`${where} (${o.reason})`);
+            if (o.kind === 'error') failures.push(`${where}: ${String(o.error)}`);
+            const deviation = DEVIATIONS.get(statement.id);
+            if (o.kind === 'violation' && deviation === undefined) failures.push(`${where}: ${o.message}`);
+            if (o.kind === 'pass' && deviation !== undefined)
+              failures.push(`${where}: passes; the listed deviation (${deviation}) is gone`);
+          }
         }
-      }
-      tt.diagnostic(`${passed.length} passed; not applicable: ${notApplicable.join('; ')}`);
-      assert.deepEqual(failures, []);
-      assert.ok(passed.length >= MIN_PASSED, `only ${passed.length} checks ran to a pass`);
-    });
-  }
-});
+        tt.diagnostic(`${passed.length} passed; not applicable: ${notApplicable.join('; ')}`);
+        assert.deepEqual(failures, []);
+        assert.ok(passed.length >= MIN_PASSED, `only ${passed.length} checks ran to a pass`);
+      });
+    }
+  });
+}
