@@ -22,17 +22,30 @@ import { UsageError, VirtioError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
 import { parseTarget } from '../conformance-targets.js';
 
-interface ConformanceCommandOptions {
-  readonly target: string[];
+export interface ConformanceCommandOptions {
+  readonly target: readonly string[];
   readonly out?: string;
-  readonly family: string[];
+  readonly family: readonly string[];
   readonly json?: boolean;
   readonly machine: string;
   readonly qemu?: string;
   readonly timeout: string;
 }
 
-type Print = (line: string) => void;
+/** Where the command writes: results to `out`, progress and per-target errors to `err` (a bar when `tty`). */
+export interface CommandOutput {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly tty: boolean;
+}
+
+const PROCESS_OUTPUT: CommandOutput = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  get tty() {
+    return process.stderr.isTTY === true;
+  },
+};
 
 /** The statements `--family` selects (every family when none is given), device side only. */
 export function selectStatements(families: readonly string[], catalogue: readonly Statement[] = CATALOGUE): Statement[] {
@@ -76,8 +89,11 @@ function failureLines(r: CheckResult): string[] {
 }
 
 /** Progress on stderr: a bar on a terminal, one line per result otherwise. */
-function progressReporter(target: ConformanceTarget): { onProgress: NonNullable<RunOptions['onProgress']>; stop(): void } {
-  if (process.stderr.isTTY) {
+function progressReporter(
+  target: ConformanceTarget,
+  io: CommandOutput,
+): { onProgress: NonNullable<RunOptions['onProgress']>; stop(): void } {
+  if (io.tty) {
     const bar = new cliProgress.SingleBar(
       { format: `${target.label} [{bar}] {value}/{total} {statement}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
       cliProgress.Presets.shades_classic,
@@ -94,9 +110,7 @@ function progressReporter(target: ConformanceTarget): { onProgress: NonNullable<
   }
   return {
     onProgress: (done, total, r) =>
-      void process.stderr.write(
-        `${target.label} ${done}/${total} ${r.statement}${r.via === undefined ? '' : ` (${r.via})`}: ${r.verdict}\n`,
-      ),
+      io.err(`${target.label} ${done}/${total} ${r.statement}${r.via === undefined ? '' : ` (${r.via})`}: ${r.verdict}\n`),
     stop: () => undefined,
   };
 }
@@ -114,37 +128,39 @@ function positiveMs(value: string): number {
   return ms;
 }
 
-async function runCommand(options: ConformanceCommandOptions): Promise<void> {
+/**
+ * The command: every target parsed first (a typo in the third fails at once), then run one after
+ * the other. Returns the exit status.
+ */
+export async function conformanceCommand(
+  options: ConformanceCommandOptions,
+  io: CommandOutput = PROCESS_OUTPUT,
+  catalogue: readonly Statement[] = CATALOGUE,
+): Promise<number> {
   if (options.machine !== 'pc' && options.machine !== 'q35') throw new UsageError(`--machine ${options.machine}: use pc or q35`);
   const machine: QemuMachine = options.machine;
   const timeoutMs = positiveMs(options.timeout);
-  const statements = selectStatements(options.family);
-  // Every target is parsed before any runs: a typo in the third fails at once.
+  const statements = selectStatements(options.family, catalogue);
   const targets = options.target.map((t) => parseTarget(t, { machine, ...(options.qemu === undefined ? {} : { qemu: options.qemu }) }));
-  const print: Print = (line) => void process.stdout.write(`${line}\n`);
   const all: TargetResults[] = [];
   let broken = false;
   for (const target of targets) {
-    const progress = progressReporter(target);
+    const progress = progressReporter(target, io);
     try {
       all.push(await runConformance(target, statements, { timeoutMs, onProgress: progress.onProgress }));
     } catch (err) {
       if (!(err instanceof VirtioError)) throw err;
       // The target could not be run at all (QEMU did not start, the function did not probe): say so, go on.
-      process.stderr.write(`virtio-ts: ${target.label}: ${err.message} (${err.code})\n`);
+      io.err(`virtio-ts: ${target.label}: ${err.message} (${err.code})\n`);
       broken = true;
     } finally {
       progress.stop();
     }
   }
-  if (options.json) process.stdout.write(formatJson(all));
-  else
-    all.forEach((t, i) => {
-      if (i > 0) print('');
-      for (const line of formatResultTable(t)) print(line);
-    });
+  if (options.json) io.out(formatJson(all));
+  else io.out(all.map((t) => `${formatResultTable(t).join('\n')}\n`).join('\n'));
   if (options.out !== undefined) await writeReports(options.out, all);
-  if (broken || all.some((t) => t.failingMusts > 0)) process.exitCode = 1;
+  return broken || all.some((t) => t.failingMusts > 0) ? 1 : 0;
 }
 
 /** Adds `conformance` to the CLI. */
@@ -165,5 +181,7 @@ export function register(program: Command): void {
     .option('--machine <machine>', 'QEMU machine for qemu: targets: pc or q35', 'q35')
     .option('--qemu <version>', 'QEMU for qemu: targets: 7.2 or 10.0 (as the project installs them) or a binary path')
     .option('--timeout <ms>', 'how long any one wait of a check may take', '2000')
-    .action((options: ConformanceCommandOptions) => runCommand(options));
+    .action(async (options: ConformanceCommandOptions) => {
+      process.exitCode = await conformanceCommand(options);
+    });
 }

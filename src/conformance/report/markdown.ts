@@ -5,27 +5,21 @@
 
 import { isFailure, summaryLine, type CheckResult, type TargetResults } from '../result.js';
 
-/** A table cell: pipes escaped, line breaks flattened. */
+/** Text from a device or a check in a table cell or a list item: pipes and markup escaped, line breaks flattened. */
 function cell(text: string): string {
-  return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replace(/\r?\n/g, ' ');
-}
-
-/** A fenced block that no line of `lines` can close early. */
-function fenced(lines: readonly string[]): string[] {
-  const longest = Math.max(2, ...lines.map((l) => /`+/.exec(l)?.[0].length ?? 0));
-  const fence = '`'.repeat(longest + 1);
-  return [fence, ...lines, fence];
+  return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replaceAll('<', '&lt;').replace(/\r?\n/g, ' ');
 }
 
 function failureSection(r: CheckResult): string[] {
   const out = [
     `#### ${r.statement}${r.via === undefined ? '' : ` (${r.via})`}: ${r.verdict}`,
     '',
-    `- requires (${r.section}, ${r.level}): ${r.text}`,
-    `- found: ${r.reason ?? '-'}${r.error === undefined ? '' : ` (${r.error})`}`,
+    `- requires (${r.section}, ${r.level}): ${cell(r.text)}`,
+    `- found: ${cell(r.reason ?? '-')}${r.error === undefined ? '' : ` (${r.error})`}`,
   ];
-  for (const note of r.notes ?? []) out.push(`- note: ${note}`);
-  if (r.evidence !== undefined) out.push('', `Last ${r.evidence.length} accesses:`, '', ...fenced(r.evidence));
+  for (const note of r.notes ?? []) out.push(`- note: ${cell(note)}`);
+  // Evidence lines are the engine's own text (runner.ts formatAccess): no backticks to escape.
+  if (r.evidence !== undefined) out.push('', `Last ${r.evidence.length} accesses:`, '', '```', ...r.evidence, '```');
   out.push('');
   return out;
 }
