@@ -6,12 +6,16 @@
  * session died or the device did not reset. A failing check never stops the run.
  */
 
-import { assignBars } from '../bus/bars.js';
-import { readConfigSpace } from '../bus/config-space-reader.js';
-import { ConformanceViolation, VirtioError } from '../errors.js';
+import { assignBars, type PciBar } from '../bus/bars.js';
+import { walkCapabilities } from '../bus/capabilities.js';
+import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
+import { ConformanceViolation, ProbeError, VirtioError } from '../errors.js';
+import { VIRTIO_PCI_TRANSITIONAL_ID_MAX, VIRTIO_PCI_TRANSITIONAL_ID_MIN, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
+import { PCI_CAP_ID_VNDR } from '../spec/pci.js';
+import { VIRTIO_PCI_CAP_COMMON_CFG } from '../spec/virtio-pci.js';
 import type { RecordedAccess } from '../testing/recording-bus.js';
 import { RecordingBus } from '../testing/recording-bus.js';
-import { decideTransport } from '../transport/pci/probe.js';
+import { decideTransport, readVirtioCap, virtioDeviceType, type ProbeResult } from '../transport/pci/probe.js';
 import { FunctionCheckContext } from './context.js';
 import { countVerdicts, failsRun, type CheckResult, type EvidenceLine, type TargetResults, type Verdict } from './result.js';
 import type { Family, Interface, Statement } from './statement.js';
@@ -43,11 +47,22 @@ export interface FunctionFacts {
   readonly transitional: boolean;
 }
 
-/** The device type and interfaces of `fn`: both of the probe's decisions, from one read of its configuration space. */
+/**
+ * The device type and interfaces of `fn`: both of the probe's decisions, from one read of its
+ * configuration space. A function the probe refuses (a broken capability list, an ID out of range:
+ * what checks are there to report) is still run: its facts then come from the IDs, the capability
+ * list as far as it goes, and BAR0.
+ */
 export async function functionFacts(session: TargetSession): Promise<FunctionFacts> {
   const bars = await assignBars(session.bus, session.fn);
   const cfg = await readConfigSpace(session.bus, session.fn);
-  const first = decideTransport(cfg, bars);
+  let first: ProbeResult;
+  try {
+    first = decideTransport(cfg, bars);
+  } catch (err) {
+    if (!(err instanceof ProbeError)) throw err;
+    return factsWithoutProbe(cfg, bars);
+  }
   const interfaces: Interface[] = [first.kind];
   if (first.kind === 'modern') {
     try {
@@ -58,6 +73,22 @@ export async function functionFacts(session: TargetSession): Promise<FunctionFac
     }
   }
   return { deviceType: first.deviceType, interfaces, transitional: interfaces.length === 2 };
+}
+
+/** Facts of a function the probe refused, read the way the probe would have (spec 4.1.2: IDs; 4.1.4: capabilities; 4.1.4.10: BAR0). */
+function factsWithoutProbe(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[]): FunctionFacts {
+  const virtio = cfg.vendorId === VIRTIO_PCI_VENDOR_ID;
+  // 0 (reserved) where the IDs name no device type: device-type checks then do not apply.
+  const deviceType = (virtio ? virtioDeviceType(cfg.deviceId, cfg.subsystemId) : undefined) ?? 0;
+  const hasCommonCfg = walkCapabilities(cfg).caps.some(
+    (c) => c.id === PCI_CAP_ID_VNDR && readVirtioCap(cfg, c.offset).cfgType === VIRTIO_PCI_CAP_COMMON_CFG,
+  );
+  const transitionalId = cfg.deviceId >= VIRTIO_PCI_TRANSITIONAL_ID_MIN && cfg.deviceId <= VIRTIO_PCI_TRANSITIONAL_ID_MAX;
+  const interfaces: Interface[] = [];
+  if (hasCommonCfg || !transitionalId) interfaces.push('modern');
+  if (transitionalId && bars.some((b) => b.index === 0 && b.kind === 'io')) interfaces.push('legacy');
+  if (interfaces.length === 0) interfaces.push('modern');
+  return { deviceType, interfaces, transitional: interfaces.length === 2 };
 }
 
 /** One access as evidence text. */

@@ -16,11 +16,14 @@ import { BusError, DeviceFaultError } from '../../../src/errors.js';
 import type { AccessSize } from '../../../src/memory/access-size.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RecordingBus } from '../../../src/testing/recording-bus.js';
+import { RngDevice } from '../../../src/device/rng/rng-device.js';
+import { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-function.js';
 import {
   deviceIdMutant,
   deviceIdStatement,
   driverStatement,
   legacyOnlyStatement,
+  overrideConfig,
   plugRng,
   resetStatement,
   uncheckableStatement,
@@ -109,6 +112,26 @@ test('a modern-only function: a legacy check is not applicable; a legacy-only fu
     legacyOnlyStatement,
   ]);
   assert.deepEqual(rows(legacy.results), ['pci-header/example-device-id legacy pass', 'pci-legacy/example-legacy-only legacy pass']);
+});
+
+test('a function the probe refuses (its capability list loops) is still run: checks that need the probe fail with its error', async () => {
+  const looping = machineTarget(
+    'looping',
+    'capability 0x40 points to itself',
+    (m) =>
+      m.plug((host) => {
+        const fn = new VirtioPciFunction(new RngDevice(), host);
+        const first = fn.configRead(0x40, 4);
+        return overrideConfig(fn, 0x40, ((first & ~0xff00) | (0x40 << 8)) >>> 0);
+      }).bdf,
+  );
+  const run = await runConformance(looping, [deviceIdStatement, resetStatement]);
+  assert.deepEqual(rows(run.results), [
+    'pci-header/example-device-id modern pass',
+    'status/example-reset-reads-zero modern fail',
+    'status/example-reset-reads-zero legacy not-applicable',
+  ]);
+  assert.equal(run.results[1]!.error, 'ERR_PROBE_BAD_CAPABILITY');
 });
 
 test('a violation fails with what was found, the notes and the accesses the check made', async () => {
