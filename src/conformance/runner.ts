@@ -10,7 +10,16 @@ import { assignBars, type PciBar } from '../bus/bars.js';
 import { walkCapabilities } from '../bus/capabilities.js';
 import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 import { ConformanceViolation, ProbeError, VirtioError } from '../errors.js';
-import { VIRTIO_PCI_TRANSITIONAL_ID_MAX, VIRTIO_PCI_TRANSITIONAL_ID_MIN, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
+import {
+  deviceTypeName,
+  VIRTIO_ID_BLOCK,
+  VIRTIO_ID_CONSOLE,
+  VIRTIO_ID_NET,
+  VIRTIO_ID_RNG,
+  VIRTIO_PCI_TRANSITIONAL_ID_MAX,
+  VIRTIO_PCI_TRANSITIONAL_ID_MIN,
+  VIRTIO_PCI_VENDOR_ID,
+} from '../spec/ids.js';
 import { PCI_CAP_ID_VNDR } from '../spec/pci.js';
 import { VIRTIO_PCI_CAP_COMMON_CFG } from '../spec/virtio-pci.js';
 import type { RecordedAccess } from '../testing/recording-bus.js';
@@ -106,10 +115,24 @@ interface Planned {
   readonly skip?: { readonly verdict: Verdict; readonly reason: string };
 }
 
+/** The device type each device-type family is about (spec 5); the other families apply to every type. */
+const FAMILY_DEVICE_TYPE: Partial<Readonly<Record<Family, number>>> = {
+  net: VIRTIO_ID_NET,
+  blk: VIRTIO_ID_BLOCK,
+  console: VIRTIO_ID_CONSOLE,
+  entropy: VIRTIO_ID_RNG,
+};
+
 function plan(statements: readonly Statement[], facts: FunctionFacts): Planned[] {
   const out: Planned[] = [];
   for (const statement of statements) {
     if (statement.side !== 'device') continue;
+    const type = FAMILY_DEVICE_TYPE[statement.family];
+    if (type !== undefined && type !== facts.deviceType) {
+      const reason = `a ${statement.family} statement; the function's device type is ${facts.deviceType} (${deviceTypeName(facts.deviceType)})`;
+      out.push({ statement, via: undefined, skip: { verdict: 'not-applicable', reason } });
+      continue;
+    }
     const check = statement.check;
     if (check === undefined) {
       out.push({ statement, via: undefined, skip: { verdict: 'not-checkable', reason: statement.uncheckable ?? 'no check' } });

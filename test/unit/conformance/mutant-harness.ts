@@ -52,23 +52,39 @@ async function runOn(statement: Statement, name: string, plug: Mutant['original'
   return run.results;
 }
 
-export async function checkMutants(statements: readonly Statement[], mutants: Mutants): Promise<HarnessFindings> {
-  const missing: string[] = [];
+/**
+ * Statements checked side by side: the in-process machines are independent, and most of a check's
+ * time is a wait (for a used buffer, or to see that none comes).
+ */
+const CONCURRENCY = 8;
+
+/** The findings of one statement (an entry of `missing` or of `problems`). */
+async function checkOne(s: Statement, m: Mutant | undefined): Promise<{ missing?: string; problems: string[] }> {
+  if (m === undefined) return { missing: s.id, problems: [] };
   const problems: string[] = [];
-  for (const s of statements) {
-    if (s.side !== 'device' || s.check === undefined) continue;
-    const m = mutants[s.id];
-    if (m === undefined) {
-      missing.push(s.id);
-      continue;
+  const original = await runOn(s, `original of ${s.id}`, m.original);
+  const bad = original.filter((r) => r.verdict !== 'pass' && !(r.verdict === 'not-applicable' && r.reason !== undefined));
+  if (bad.length > 0) problems.push(`${s.id}: on the unmodified device ${original.map(describe).join('; ')}`);
+  const mutant = await runOn(s, `mutant of ${s.id}`, m.mutant);
+  if (!mutant.some((r) => r.verdict === 'fail' && r.error === undefined))
+    problems.push(`${s.id}: does not fail on its mutant (${m.breaks}): ${mutant.map(describe).join('; ')}`);
+  return { problems };
+}
+
+export async function checkMutants(statements: readonly Statement[], mutants: Mutants): Promise<HarnessFindings> {
+  const executable = statements.filter((s) => s.side === 'device' && s.check !== undefined);
+  const found: { missing?: string; problems: string[] }[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < executable.length) {
+      const i = next++;
+      const s = executable[i]!;
+      found[i] = await checkOne(s, mutants[s.id]);
     }
-    const original = await runOn(s, `original of ${s.id}`, m.original);
-    const bad = original.filter((r) => r.verdict !== 'pass' && !(r.verdict === 'not-applicable' && r.reason !== undefined));
-    if (bad.length > 0 || original.every((r) => r.verdict !== 'pass'))
-      problems.push(`${s.id}: on the unmodified device ${original.map(describe).join('; ')}`);
-    const mutant = await runOn(s, `mutant of ${s.id}`, m.mutant);
-    if (!mutant.some((r) => r.verdict === 'fail' && r.error === undefined))
-      problems.push(`${s.id}: does not fail on its mutant (${m.breaks}): ${mutant.map(describe).join('; ')}`);
-  }
-  return { missing, problems };
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, executable.length) }, worker));
+  return {
+    missing: found.flatMap((f) => (f.missing === undefined ? [] : [f.missing])),
+    problems: found.flatMap((f) => f.problems),
+  };
 }

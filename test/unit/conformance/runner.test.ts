@@ -100,6 +100,14 @@ test('a transitional function: each check through its interfaces, not applicable
   assert.equal(run.failingMusts, 0);
 });
 
+test("a device type's statements apply only to that type", async () => {
+  const blkOnly: Statement = { ...deviceIdStatement, id: 'blk/example', family: 'blk' };
+  const entropyOnly: Statement = { ...deviceIdStatement, id: 'entropy/example', family: 'entropy' };
+  const run = await runConformance(oursTarget('o', { type: 'rng', mode: 'modern', msix: true, ring: 'split' }), [blkOnly, entropyOnly]);
+  assert.deepEqual(rows(run.results), ['blk/example - not-applicable', 'entropy/example modern pass']);
+  assert.equal(run.results[0]!.reason, "a blk statement; the function's device type is 4 (entropy source)");
+});
+
 test('a modern-only function: a legacy check is not applicable; a legacy-only function runs default checks through legacy', async () => {
   const modern = await runConformance(oursTarget('m', { type: 'rng', mode: 'modern', msix: false, ring: 'split' }), [resetStatement]);
   assert.deepEqual(rows(modern.results), [
