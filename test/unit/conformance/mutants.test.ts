@@ -1,0 +1,56 @@
+/**
+ * No vacuous check: every executable statement of the catalogue has a mutant, passes on the
+ * unmodified device and fails on the mutant (mutant-harness.ts); the harness itself catches a
+ * planted vacuous check, a check that fails on the original, and a missing mutant.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import type { Statement } from '../../../src/conformance/statement.js';
+import { checkMutants, loadAllMutants, mutantsExportName } from './mutant-harness.js';
+import { deviceIdMutant, deviceIdStatement, uncheckableStatement } from './fixtures/example-statements.js';
+
+/** The catalogue through the harness, once for the tests below. */
+const catalogueFindings = loadAllMutants().then((mutants) => checkMutants(CATALOGUE, mutants));
+
+test('every executable statement has a mutant', async () => {
+  const { missing } = await catalogueFindings;
+  assert.equal(missing.length, 0, `${missing.length} executable statements have no mutant: ${missing.join(', ')}`);
+});
+
+test('every check passes (or does not apply, for a reason) on our device and fails on its mutant', async () => {
+  const { problems } = await catalogueFindings;
+  assert.equal(problems.length, 0, problems.join('\n'));
+});
+
+test('every mutant belongs to a statement of the catalogue', async () => {
+  const ids = new Set(CATALOGUE.map((s) => s.id));
+  const strays = Object.keys(await loadAllMutants()).filter((id) => !ids.has(id));
+  assert.deepEqual(strays, []);
+});
+
+test('the harness catches a vacuous check, a check failing on the original, and a missing mutant', async () => {
+  const vacuous: Statement = { ...deviceIdStatement, id: 'pci-header/example-vacuous', check: { run: () => Promise.resolve() } };
+  const alwaysFails: Statement = {
+    ...deviceIdStatement,
+    id: 'pci-header/example-always-fails',
+    check: { run: (ctx) => Promise.resolve(ctx.require(false, 'planted')) },
+  };
+  const unmutated: Statement = { ...deviceIdStatement, id: 'pci-header/example-unmutated' };
+  const findings = await checkMutants([deviceIdStatement, vacuous, alwaysFails, unmutated, uncheckableStatement], {
+    [deviceIdStatement.id]: deviceIdMutant,
+    [vacuous.id]: deviceIdMutant,
+    [alwaysFails.id]: deviceIdMutant,
+  });
+  assert.deepEqual(findings.missing, ['pci-header/example-unmutated']);
+  assert.deepEqual(findings.problems, [
+    'pci-header/example-vacuous: does not fail on its mutant (the device ID is outside the virtio range): modern: pass',
+    'pci-header/example-always-fails: on the unmodified device modern: fail (planted)',
+  ]);
+});
+
+test("a family's mutants export is named after the family in camel case", () => {
+  assert.equal(mutantsExportName('pci-common-cfg'), 'pciCommonCfgMutants');
+  assert.equal(mutantsExportName('status'), 'statusMutants');
+});
