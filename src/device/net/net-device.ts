@@ -461,7 +461,7 @@ export class VirtioNetDevice implements VirtioDevice {
       case 'rx-mode': {
         const mode = RX_MODE_COMMANDS.get(req.command);
         const needs = netRxCommandFeature(req.command);
-        if (mode === undefined || needs === undefined || !has(VIRTIO_NET_F_CTRL_RX) || !has(needs)) return VIRTIO_NET_ERR;
+        if (mode === undefined || needs === undefined || !has(needs)) return VIRTIO_NET_ERR;
         this.filter.modes[mode] = req.on;
         return VIRTIO_NET_OK;
       }

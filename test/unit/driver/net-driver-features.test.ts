@@ -64,3 +64,13 @@ test('without VIRTIO_NET_F_CTRL_MAC_ADDR: setMac is a UsageError and nothing is 
   await assert.rejects(driver.setMac(mac(0x02, 0, 0, 0, 0, 0x0c)), { code: 'ERR_USAGE', message: /VIRTIO_NET_F_CTRL_MAC_ADDR/ });
   assert.equal(device.stats.ctrlErrors, 0);
 });
+
+test('with VIRTIO_NET_F_CTRL_RX_EXTRA but not CTRL_RX: NOBCAST goes (it needs CTRL_RX_EXTRA alone) and the device carries it out', async (t) => {
+  const { device, driver } = await open(featureSet(N.VIRTIO_NET_F_CTRL_RX));
+  t.after(() => driver.close());
+  assert.ok(hasFeature(driver.features, N.VIRTIO_NET_F_CTRL_RX_EXTRA));
+  await driver.setRxMode(N.VIRTIO_NET_CTRL_RX_NOBCAST, true);
+  assert.equal(device.filter.modes.nobcast, true);
+  await assert.rejects(driver.setPromiscuous(true), { code: 'ERR_USAGE' });
+  assert.equal(device.stats.ctrlErrors, 0);
+});
