@@ -155,6 +155,11 @@ export interface InterfaceRules {
   readonly statusSteps?: readonly StatusStep[];
   /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
   readonly requiredFeatures?: bigint;
+  /**
+   * Features offered through this interface only, on top of the device's and the transport's (the
+   * legacy interface's VIRTIO_F_ANY_LAYOUT, 6.3; default none).
+   */
+  readonly interfaceFeatures?: bigint;
 }
 
 export interface DeviceCoreOptions extends InterfaceRules {
@@ -174,8 +179,10 @@ function asError(e: unknown): Error {
 
 /** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
 export class DeviceCore implements VirtioDeviceHost {
-  /** Features offered: the device's plus the transport's. */
-  readonly offeredFeatures: bigint;
+  /** Features offered through every interface: the device's plus the transport's. */
+  private readonly commonFeatures: bigint;
+  /** Features offered through the current interface only (see {@link InterfaceRules.interfaceFeatures}). */
+  private interfaceFeatures = 0n;
   readonly queues: readonly VirtqueueConfig[];
   private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
   private requiredFeatures = 0n;
@@ -203,7 +210,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.useRules(options);
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
+    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -224,6 +231,12 @@ export class DeviceCore implements VirtioDeviceHost {
     this.steps = steps;
     this.queueSetupRequires = driverOk.requires;
     this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
+    this.interfaceFeatures = rules.interfaceFeatures ?? 0n;
+  }
+
+  /** Features offered: the device's, the transport's and the current interface's. */
+  get offeredFeatures(): bigint {
+    return this.commonFeatures | this.interfaceFeatures;
   }
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
