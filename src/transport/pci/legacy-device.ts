@@ -57,7 +57,8 @@ export const LEGACY_BAR = 0;
  * queues are set; no FEATURES_OK, and VERSION_1 is not required (it cannot even be seen).
  * VIRTIO_F_ANY_LAYOUT is offered here only (6.3: transitional devices MUST offer it; it means nothing
  * on the modern interface, where the layout is always free): every device model parses its chains
- * as byte ranges, whatever the descriptors (Message Framing).
+ * as byte ranges, whatever the descriptors (Message Framing). A legacy driver may use the device
+ * before DRIVER_OK (3.1.2): its first notification once queues can be set up starts the device.
  */
 export const LEGACY_RULES: InterfaceRules = {
   statusSteps: [
@@ -68,6 +69,7 @@ export const LEGACY_RULES: InterfaceRules = {
   ],
   requiredFeatures: 0n,
   interfaceFeatures: bit(VIRTIO_F_ANY_LAYOUT),
+  usableBeforeDriverOk: true,
 };
 
 /**
