@@ -525,8 +525,12 @@ export class DeviceCore implements VirtioDeviceHost {
   // ---- VirtioDeviceHost ----
 
   configChanged(): void {
-    this.generation = (this.generation + 1) & 0xff;
+    this.configChangedByDriver();
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+  }
+
+  configChangedByDriver(): void {
+    this.generation = (this.generation + 1) & 0xff;
   }
 
   usedBuffers(index: number): void {
