@@ -300,7 +300,8 @@ async function runOne(
     return { verdict: 'pass' };
   })().catch((err: unknown): Outcome => {
     if (live.ended !== undefined) return { verdict: 'died', reason: `${live.ended} (the check saw: ${errorText(err)})` };
-    if (err instanceof ConformanceViolation) return { verdict: 'fail', reason: err.message };
+    // Another statement's violation is the check's own fault, not the device's: an error.
+    if (err instanceof ConformanceViolation && err.statement === p.statement.id) return { verdict: 'fail', reason: err.message };
     return { verdict: 'fail', reason: errorText(err), error: errorName(err) };
   });
   const budget = timer(budgetMs, HUNG);

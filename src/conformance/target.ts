@@ -28,3 +28,11 @@ export interface ConformanceTarget {
   /** A fresh device in its reset state. */
   open(): Promise<TargetSession>;
 }
+
+/**
+ * A target over one function of a bus the caller owns (several functions of one emulator, checked in
+ * turn): every session is that function, and closing a session leaves the bus open.
+ */
+export function functionTarget(label: string, describe: string, bus: PciBus, fn: Bdf): ConformanceTarget {
+  return { label, describe, open: () => Promise.resolve({ bus, fn, close: () => Promise.resolve() }) };
+}

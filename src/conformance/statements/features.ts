@@ -10,8 +10,9 @@ import {
   featureBits,
   featureSet,
   hasFeature,
+  requirementMet,
 } from '../../spec/features.js';
-import { unmetRequirements, withRequirements } from '../../spec/feature-dependencies.js';
+import { deviceFeatureRequirements } from '../../spec/feature-requirements.js';
 import { VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT } from '../../spec/virtio-pci.js';
 import { PCI_CONFIG_SPACE_SIZE } from '../../spec/pci.js';
 
@@ -29,6 +30,21 @@ const HIGH_SELECTS = [4, 5, 6, 7];
 const PCI_EXT_CAP_START = PCI_CONFIG_SPACE_SIZE;
 const PCI_EXT_CAP_ID_SRIOV = 0x10;
 const PCI_EXT_CAP_LIMIT = 64;
+
+/**
+ * The smallest set holding `feature` and what it requires (2.2.1): the first bit of each group it
+ * lacks, followed through; each pass adds a bit of the table or stops, so the loop is bounded.
+ */
+function withRequirements(deviceType: number, feature: number): bigint {
+  const requirements = deviceFeatureRequirements(deviceType);
+  let set = bit(feature);
+  for (let pass = 0; pass <= requirements.length; pass++) {
+    const unmet = requirements.filter((r) => !requirementMet(set, r));
+    if (unmet.length === 0) break;
+    for (const r of unmet) for (const group of r.requires) if (!group.some((n) => hasFeature(set, n))) set |= bit(group[0]!);
+  }
+  return set;
+}
 
 /** An offer check: `bad` returns what is wrong with the offer, or undefined. */
 function offerStatement(
@@ -111,7 +127,7 @@ export const featuresStatements: readonly Statement[] = [
     'A device offers no feature without the features it requires (5.1.3.1 for net).',
     ['modern', 'legacy'],
     (ctx, opened) => {
-      const unmet = unmetRequirements(ctx.deviceType, opened.offered);
+      const unmet = deviceFeatureRequirements(ctx.deviceType).filter((r) => !requirementMet(opened.offered, r));
       return unmet.length === 0 ? undefined : `offers bit(s) ${unmet.map((r) => r.feature).join(', ')} without what they require`;
     },
   ),

@@ -9,25 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bdf } from '../../../src/bus/pci-bus.js';
-import { ConformanceViolation } from '../../../src/errors.js';
-import type { Statement } from '../../../src/conformance/statement.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import type { Family } from '../../../src/conformance/statement.js';
+import { functionTarget } from '../../../src/conformance/target.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';
-import { statusStatements } from '../../../src/conformance/statements/status.js';
-import { featuresStatements } from '../../../src/conformance/statements/features.js';
-import { notificationsStatements } from '../../../src/conformance/statements/notifications.js';
-import { deviceConfigStatements } from '../../../src/conformance/statements/device-config.js';
-import { resetStatements } from '../../../src/conformance/statements/reset.js';
-import { initializationStatements } from '../../../src/conformance/statements/initialization.js';
-import { runCheck, type Outcome } from '../../helpers/run-check.js';
+import { judgePeerResults } from '../../helpers/conformance-peer.js';
 
-const CHECKS: readonly Statement[] = [
-  ...statusStatements,
-  ...featuresStatements,
-  ...notificationsStatements,
-  ...deviceConfigStatements,
-  ...resetStatements,
-  ...initializationStatements,
-].filter((s) => s.check !== undefined);
+const FAMILIES: readonly Family[] = ['status', 'features', 'notifications', 'device-config', 'reset', 'initialization'];
 
 /** v86's devices (their pci_id). */
 const DEVICES = [
@@ -56,21 +45,13 @@ after(async () => {
   await bus?.close();
 });
 
-function describe(o: Outcome): string {
-  return `${o.via}: ${o.result === 'fail' ? String(o.error) : o.result === 'n/a' ? `n/a (${o.why})` : 'pass'}`;
-}
-
 for (const [name, fn] of DEVICES) {
   test(`v86 ${name} against the facilities' and initialisation's checks`, async () => {
-    const unexpected: string[] = [];
-    for (const statement of CHECKS) {
-      const deviation = DEVIATIONS.get(statement.id);
-      for (const o of await runCheck(bus, fn, statement, 1000)) {
-        if (o.result === 'fail') {
-          if (deviation === undefined || !(o.error instanceof ConformanceViolation)) unexpected.push(`${statement.id} ${describe(o)}`);
-        } else if (deviation !== undefined) unexpected.push(`${statement.id}: listed as a deviation, but ${describe(o)}`);
-      }
-    }
+    const run = await runConformance(functionTarget(`v86:${name}`, `v86's ${name}`, bus, fn), CATALOGUE, {
+      families: FAMILIES,
+      timeoutMs: 1000,
+    });
+    const { unexpected } = judgePeerResults(run.results, (r) => DEVIATIONS.get(r.statement));
     assert.deepEqual(unexpected, []);
   });
 }

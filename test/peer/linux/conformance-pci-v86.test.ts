@@ -8,28 +8,23 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bdf } from '../../../src/bus/pci-bus.js';
-import type { Statement } from '../../../src/conformance/statement.js';
-import { pciCapabilitiesStatements } from '../../../src/conformance/statements/pci-capabilities.js';
-import { pciCfgAccessStatements } from '../../../src/conformance/statements/pci-cfg-access.js';
-import { pciCommonCfgStatements } from '../../../src/conformance/statements/pci-common-cfg.js';
-import { pciHeaderStatements } from '../../../src/conformance/statements/pci-header.js';
-import { pciIsrStatements } from '../../../src/conformance/statements/pci-isr.js';
-import { pciLegacyStatements } from '../../../src/conformance/statements/pci-legacy.js';
-import { pciMsixStatements } from '../../../src/conformance/statements/pci-msix.js';
-import { pciNotifyStatements } from '../../../src/conformance/statements/pci-notify.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import type { Family } from '../../../src/conformance/statement.js';
+import { functionTarget } from '../../../src/conformance/target.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';
-import { functionFacts, runCheck } from '../../helpers/conformance-run.js';
+import { judgePeerResults } from '../../helpers/conformance-peer.js';
 
-const CHECKS: readonly Statement[] = [
-  ...pciHeaderStatements,
-  ...pciCapabilitiesStatements,
-  ...pciCommonCfgStatements,
-  ...pciNotifyStatements,
-  ...pciIsrStatements,
-  ...pciCfgAccessStatements,
-  ...pciLegacyStatements,
-  ...pciMsixStatements,
-].filter((s) => s.check !== undefined);
+const FAMILIES: readonly Family[] = [
+  'pci-header',
+  'pci-capabilities',
+  'pci-common-cfg',
+  'pci-notify',
+  'pci-isr',
+  'pci-cfg-access',
+  'pci-legacy',
+  'pci-msix',
+];
 
 const TIMEOUT_MS = 1000;
 
@@ -78,22 +73,12 @@ after(async () => {
 
 for (const [name, fn] of TARGETS) {
   test(`v86 ${name} against the PCI transport checks`, async (t) => {
-    const facts = await functionFacts(bus, fn);
-    const failures: string[] = [];
-    const passed: string[] = [];
-    const notApplicable: string[] = [];
-    for (const statement of CHECKS) {
-      for (const o of await runCheck(statement, facts, () => ({ bus, fn }), TIMEOUT_MS)) {
-        const where = `${statement.id} via ${o.via}`;
-        const deviation = DEVIATIONS.get(statement.id);
-        if (o.kind === 'pass') passed.push(where);
-        if (o.kind === 'n/a') notApplicable.push(`${where} (${o.reason})`);
-        if (o.kind === 'error') failures.push(`${where}: ${String(o.error)}`);
-        if (o.kind === 'violation' && deviation === undefined) failures.push(`${where}: ${o.message}`);
-        if (o.kind === 'pass' && deviation !== undefined) failures.push(`${where}: passes; the listed deviation (${deviation}) is gone`);
-      }
-    }
-    t.diagnostic(`${passed.length} passed; not applicable: ${notApplicable.join('; ')}`);
-    assert.deepEqual(failures, []);
+    const run = await runConformance(functionTarget(`v86:${name}`, `v86's ${name}`, bus, fn), CATALOGUE, {
+      families: FAMILIES,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const { unexpected, passed, notApplicable } = judgePeerResults(run.results, (r) => DEVIATIONS.get(r.statement));
+    t.diagnostic(`${passed} passed; not applicable: ${notApplicable.join('; ')}`);
+    assert.deepEqual(unexpected, []);
   });
 }

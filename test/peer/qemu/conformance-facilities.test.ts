@@ -8,25 +8,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConformanceViolation } from '../../../src/errors.js';
-import type { Statement } from '../../../src/conformance/statement.js';
-import { statusStatements } from '../../../src/conformance/statements/status.js';
-import { featuresStatements } from '../../../src/conformance/statements/features.js';
-import { notificationsStatements } from '../../../src/conformance/statements/notifications.js';
-import { deviceConfigStatements } from '../../../src/conformance/statements/device-config.js';
-import { resetStatements } from '../../../src/conformance/statements/reset.js';
-import { initializationStatements } from '../../../src/conformance/statements/initialization.js';
-import { runCheck, type Outcome } from '../../helpers/run-check.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import type { Family } from '../../../src/conformance/statement.js';
+import { functionTarget } from '../../../src/conformance/target.js';
+import { judgePeerResults } from '../../helpers/conformance-peer.js';
 import { launchQemu, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
 
-const CHECKS: readonly Statement[] = [
-  ...statusStatements,
-  ...featuresStatements,
-  ...notificationsStatements,
-  ...deviceConfigStatements,
-  ...resetStatements,
-  ...initializationStatements,
-].filter((s) => s.check !== undefined);
+const FAMILIES: readonly Family[] = ['status', 'features', 'notifications', 'device-config', 'reset', 'initialization'];
 
 const TIMEOUT_MS = 2000;
 
@@ -68,10 +57,6 @@ const DEVIATIONS: ReadonlyMap<string, string> = new Map<string, string>([
   ),
 ]);
 
-function describe(o: Outcome): string {
-  return `${o.via}: ${o.result === 'fail' ? String(o.error) : o.result === 'n/a' ? `n/a (${o.why})` : 'pass'}`;
-}
-
 test("QEMU devices against the facilities' and initialisation's checks", async () => {
   const dir = await tempDir();
   const drives = await Promise.all(
@@ -85,18 +70,15 @@ test("QEMU devices against the facilities' and initialisation's checks", async (
   const unexpected: string[] = [];
   const seen: string[] = [];
   for (const [slot, props] of DEVICES) {
-    for (const statement of CHECKS) {
-      const outcomes = await runCheck(bus, slotBdf(slot), statement, TIMEOUT_MS);
-      for (const o of outcomes) {
-        const key = `${slot}:${statement.id}:${o.via}`;
-        seen.push(`${props} ${statement.id} ${describe(o)}`);
-        const deviation = DEVIATIONS.get(key);
-        if (o.result === 'fail') {
-          if (deviation === undefined || !(o.error instanceof ConformanceViolation))
-            unexpected.push(`${props} ${statement.id} ${describe(o)}`);
-        } else if (deviation !== undefined) unexpected.push(`${props} ${statement.id}: listed as a deviation, but ${describe(o)}`);
-      }
-    }
+    const run = await runConformance(functionTarget(`qemu:${props}`, props, bus, slotBdf(slot)), CATALOGUE, {
+      families: FAMILIES,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const judged = judgePeerResults(run.results, (r) => DEVIATIONS.get(`${slot}:${r.statement}:${r.via ?? '-'}`));
+    unexpected.push(...judged.unexpected.map((u) => `${props} ${u}`));
+    seen.push(
+      ...run.results.map((r) => `${props} ${r.statement} ${r.via ?? '-'}: ${r.verdict}${r.reason === undefined ? '' : ` (${r.reason})`}`),
+    );
   }
   if (process.env.VIRTIO_TS_CONFORMANCE_LOG === '1') console.log(seen.join('\n'));
   assert.deepEqual(unexpected, []);

@@ -8,28 +8,23 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Statement } from '../../../src/conformance/statement.js';
-import { pciCapabilitiesStatements } from '../../../src/conformance/statements/pci-capabilities.js';
-import { pciCfgAccessStatements } from '../../../src/conformance/statements/pci-cfg-access.js';
-import { pciCommonCfgStatements } from '../../../src/conformance/statements/pci-common-cfg.js';
-import { pciHeaderStatements } from '../../../src/conformance/statements/pci-header.js';
-import { pciIsrStatements } from '../../../src/conformance/statements/pci-isr.js';
-import { pciLegacyStatements } from '../../../src/conformance/statements/pci-legacy.js';
-import { pciMsixStatements } from '../../../src/conformance/statements/pci-msix.js';
-import { pciNotifyStatements } from '../../../src/conformance/statements/pci-notify.js';
-import { functionFacts, runCheck } from '../../helpers/conformance-run.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import type { Family } from '../../../src/conformance/statement.js';
+import { functionTarget } from '../../../src/conformance/target.js';
+import { judgePeerResults } from '../../helpers/conformance-peer.js';
 import { launch, MACHINES, rawImage, slotBdf, tempDir } from './qemu-fixture.js';
 
-const CHECKS: readonly Statement[] = [
-  ...pciHeaderStatements,
-  ...pciCapabilitiesStatements,
-  ...pciCommonCfgStatements,
-  ...pciNotifyStatements,
-  ...pciIsrStatements,
-  ...pciCfgAccessStatements,
-  ...pciLegacyStatements,
-  ...pciMsixStatements,
-].filter((s) => s.check !== undefined);
+const FAMILIES: readonly Family[] = [
+  'pci-header',
+  'pci-capabilities',
+  'pci-common-cfg',
+  'pci-notify',
+  'pci-isr',
+  'pci-cfg-access',
+  'pci-legacy',
+  'pci-msix',
+];
 
 const TIMEOUT_MS = 2000;
 /** Fewest checks that must run to a pass on any target (a legacy-only function has the fewest that apply). */
@@ -89,26 +84,14 @@ for (const machine of MACHINES) {
     const bus = await launch({ machine, args });
     for (const target of TARGETS) {
       await t.test(target.name, async (tt) => {
-        const fn = slotBdf(target.slot);
-        const facts = await functionFacts(bus, fn);
-        const failures: string[] = [];
-        const passed: string[] = [];
-        const notApplicable: string[] = [];
-        for (const statement of CHECKS) {
-          for (const o of await runCheck(statement, facts, () => ({ bus, fn }), TIMEOUT_MS)) {
-            const where = `${statement.id} via ${o.via}`;
-            if (o.kind === 'pass') passed.push(where);
-            if (o.kind === 'n/a') notApplicable.push(`${where} (${o.reason})`);
-            if (o.kind === 'error') failures.push(`${where}: ${String(o.error)}`);
-            const deviation = DEVIATIONS.get(statement.id);
-            if (o.kind === 'violation' && deviation === undefined) failures.push(`${where}: ${o.message}`);
-            if (o.kind === 'pass' && deviation !== undefined)
-              failures.push(`${where}: passes; the listed deviation (${deviation}) is gone`);
-          }
-        }
-        tt.diagnostic(`${passed.length} passed; not applicable: ${notApplicable.join('; ')}`);
-        assert.deepEqual(failures, []);
-        assert.ok(passed.length >= MIN_PASSED, `only ${passed.length} checks ran to a pass`);
+        const run = await runConformance(functionTarget(target.name, target.device, bus, slotBdf(target.slot)), CATALOGUE, {
+          families: FAMILIES,
+          timeoutMs: TIMEOUT_MS,
+        });
+        const { unexpected, passed, notApplicable } = judgePeerResults(run.results, (r) => DEVIATIONS.get(r.statement));
+        tt.diagnostic(`${passed} passed; not applicable: ${notApplicable.join('; ')}`);
+        assert.deepEqual(unexpected, []);
+        assert.ok(passed >= MIN_PASSED, `only ${passed} checks ran to a pass`);
       });
     }
   });
