@@ -1,7 +1,9 @@
 /** Mutants of family 'features': each breaks one rule of 2.2 or 6 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { changedDevice, deviceMutant, tamperMutant, type Access, type TamperedFunction } from './tamper.js';
+import { changedDevice } from './changed-device.js';
+import { deviceMutant, mutant, onAccess, type Access } from './pci-function-mutant.js';
+import type { VirtioPciFunction } from '../../../../src/transport/pci/virtio-pci-function.js';
 import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
 import { VIRTIO_F_ANY_LAYOUT, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_SR_IOV, bit } from '../../../../src/spec/features.js';
 import { VIRTIO_NET_F_CTRL_RX, VIRTIO_NET_F_CTRL_VQ } from '../../../../src/spec/net.js';
@@ -12,7 +14,7 @@ import {
   VIRTIO_PCI_QUEUE_NOTIFY,
 } from '../../../../src/spec/virtio-pci.js';
 
-const featureSelect = (fn: TamperedFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_DFSELECT, 4);
+const featureSelect = (fn: VirtioPciFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_DFSELECT, 4);
 const isDeviceFeature = (at: Access): boolean => at.area === 'common' && at.offset === VIRTIO_PCI_COMMON_DF;
 
 /** The device also offers `extra` (nothing else changes). */
@@ -35,28 +37,28 @@ export const featuresMutants: Mutants = {
   ),
   'features/no-undescribed-transport-bits': offersToo(bit(25), 'the device offers bit 25', 'blk', 'transitional'),
   'features/no-future-bits': offersToo(bit(44), 'the device offers bit 44', 'console'),
-  'features/no-bits-beyond-127': tamperMutant(
+  'features/no-bits-beyond-127': mutant(
     'device_feature shows bit 128',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isDeviceFeature(at) && featureSelect(fn) === 4 ? 1 : value),
-    },
+    }),
   ),
-  'features/offers-version-1': tamperMutant(
+  'features/offers-version-1': mutant(
     'device_feature hides VERSION_1',
     { kind: 'net' },
-    {
+    onAccess({
       read: (fn, at, value) => (isDeviceFeature(at) && featureSelect(fn) === 1 ? value & ~1 : value),
-    },
+    }),
   ),
   'features/no-sr-iov-without-capability': offersToo(bit(VIRTIO_F_SR_IOV), 'the device offers SR_IOV without the capability', 'rng'),
-  'features/transitional-offers-any-layout': tamperMutant(
+  'features/transitional-offers-any-layout': mutant(
     'the legacy interface does not offer ANY_LAYOUT',
     { kind: 'rng', mode: 'transitional' },
-    {
+    onAccess({
       read: (_fn, at, value) =>
         at.area === 'legacy' && at.offset === VIRTIO_PCI_HOST_FEATURES ? value & ~(1 << VIRTIO_F_ANY_LAYOUT) : value,
-    },
+    }),
   ),
   'features/accepts-minimal-set': refusing(
     'FEATURES_OK refused without a device-specific or ring feature',
@@ -77,11 +79,11 @@ export const featuresMutants: Mutants = {
     let negotiated = 0;
     return changedDevice(inner, { acceptFeatures: () => negotiated++ === 0 });
   }),
-  'features/transitional-serves-legacy-driver': tamperMutant(
+  'features/transitional-serves-legacy-driver': mutant(
     'the legacy interface ignores notifications',
     { kind: 'console', mode: 'transitional' },
-    {
+    onAccess({
       write: (_fn, at) => at.area === 'legacy' && at.offset === VIRTIO_PCI_QUEUE_NOTIFY,
-    },
+    }),
   ),
 };

@@ -1,20 +1,21 @@
 /** Mutants of family 'notifications': each breaks one rule of 2.3 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { tamperMutant, type TamperedFunction } from './tamper.js';
+import { mutant, onAccess } from './pci-function-mutant.js';
+import type { VirtioPciFunction } from '../../../../src/transport/pci/virtio-pci-function.js';
 import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
 import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_PCI_COMMON_Q_SELECT } from '../../../../src/spec/virtio-pci.js';
 
 const VECTORS = 3;
 /** queue_msix_vector as the driver wrote it, by function and queue (the device uses another). */
-const written = new WeakMap<TamperedFunction, Map<number, number>>();
-const selected = (fn: TamperedFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_Q_SELECT, 2);
+const written = new WeakMap<VirtioPciFunction, Map<number, number>>();
+const selected = (fn: VirtioPciFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_Q_SELECT, 2);
 
 export const notificationsMutants: Mutants = {
-  'notifications/used-notification-names-its-queue': tamperMutant(
+  'notifications/used-notification-names-its-queue': mutant(
     "a queue's used buffer notifications go to the next vector (reads show the vector written)",
     { kind: 'rng', msixVectors: VECTORS },
-    {
+    onAccess({
       read(fn, at, value) {
         if (at.area !== 'common' || at.offset !== VIRTIO_PCI_COMMON_Q_MSIX) return value;
         return written.get(fn)?.get(selected(fn)) ?? value;
@@ -26,6 +27,6 @@ export const notificationsMutants: Mutants = {
         fn.barWriteDirect(MODERN_BAR, at.offset, at.size, (value + 1) % VECTORS);
         return true;
       },
-    },
+    }),
   ),
 };

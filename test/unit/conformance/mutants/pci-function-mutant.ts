@@ -1,19 +1,25 @@
 /**
- * Mutants of our virtio PCI function for the PCI transport's families: the unmodified
- * VirtioPciFunction behind a wrapper whose hooks change what one kind of register access does
- * (configuration space bytes, a BAR register, the INTx pin), so that exactly one rule is broken.
+ * Mutants of our virtio PCI function, for every family: one of our devices (optionally wrapped,
+ * see changed-device.ts) on the unmodified VirtioPciFunction, behind a wrapper whose hooks change
+ * what one kind of access does (configuration space bytes, a BAR register, the INTx pin), so that
+ * exactly one rule is broken.
  */
 
 import type { Bdf } from '../../../../src/bus/pci-bus.js';
 import type { VirtioDevice } from '../../../../src/core/virtio-device.js';
 import { BlkDevice } from '../../../../src/device/blk/blk-device.js';
 import { MemoryBlockBackend } from '../../../../src/device/blk/memory-backend.js';
+import { VirtioConsoleDevice } from '../../../../src/device/console/console-device.js';
+import { createMemoryNetPair } from '../../../../src/device/net/memory-pair.js';
+import { VirtioNetDevice } from '../../../../src/device/net/net-device.js';
 import { RngDevice } from '../../../../src/device/rng/rng-device.js';
 import type { AccessSize } from '../../../../src/memory/access-size.js';
 import type { BarDescriptor, DecodedBar, DeviceHost, PciFunction } from '../../../../src/pci/function.js';
 import type { Machine } from '../../../../src/platform/machine.js';
 import { PCI_CAP_ID_VNDR, PCI_CAPABILITY_LIST, PCI_MSIX_CAP_SIZE } from '../../../../src/spec/pci.js';
 import { VIRTIO_PCI_CAP_CFG_TYPE, VIRTIO_PCI_CAP_LEN } from '../../../../src/spec/virtio-pci.js';
+import { LEGACY_BAR } from '../../../../src/transport/pci/legacy-device.js';
+import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
 import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../../../../src/transport/pci/virtio-pci-function.js';
 import type { Mutant } from './mutant.js';
 
@@ -57,19 +63,42 @@ class MutantFunction implements PciFunction {
   }
 }
 
+export type DeviceKind = 'rng' | 'blk' | 'net' | 'console';
+
 /** Which of our devices a mutant is made of, and how it is plugged. */
-export interface Subject {
-  readonly device: () => VirtioDevice;
-  readonly options?: VirtioPciFunctionOptions;
+export interface Plugging extends VirtioPciFunctionOptions {
+  readonly kind: DeviceKind;
+  /** blk's request queues (default 1). */
+  readonly numQueues?: number;
 }
 
-export const rng = (options: VirtioPciFunctionOptions = {}): Subject => ({ device: () => new RngDevice(), options });
-export const blk = (options: VirtioPciFunctionOptions = {}, numQueues = 1): Subject => ({
-  device: () => new BlkDevice({ backend: new MemoryBlockBackend(new Uint8Array(64 * 1024).map((_, i) => i & 0xff)), numQueues }),
-  options,
-});
+/** One of our devices with its defaults (blk: 64 KiB in memory, each byte its offset's low byte). */
+export function makeDevice(plugging: Plugging): VirtioDevice {
+  switch (plugging.kind) {
+    case 'rng':
+      return new RngDevice();
+    case 'blk':
+      return new BlkDevice({
+        backend: new MemoryBlockBackend(new Uint8Array(64 * 1024).map((_, i) => i & 0xff)),
+        numQueues: plugging.numQueues ?? 1,
+      });
+    case 'net':
+      return new VirtioNetDevice({ backend: createMemoryNetPair()[0] });
+    case 'console':
+      return new VirtioConsoleDevice();
+  }
+}
 
-export function plug(machine: Machine, subject: Subject, mutations: readonly Mutation[]): Bdf {
+export const rng = (options: VirtioPciFunctionOptions = {}): Plugging => ({ ...options, kind: 'rng' });
+export const blk = (options: VirtioPciFunctionOptions = {}, numQueues = 1): Plugging => ({ ...options, kind: 'blk', numQueues });
+
+/** Our device of `plugging` (under `wrap`, if given) on a function under `mutations`. */
+export function plug(
+  machine: Machine,
+  plugging: Plugging,
+  mutations: readonly Mutation[] = [],
+  wrap: (device: VirtioDevice) => VirtioDevice = (d) => d,
+): Bdf {
   return machine.plug((host) => {
     let sets: readonly Hooks[] = [];
     const intx = (level: boolean): void => {
@@ -77,22 +106,36 @@ export function plug(machine: Machine, subject: Subject, mutations: readonly Mut
       if (hook?.setIntx) hook.setIntx(host, level);
       else host.setIntx(level);
     };
-    const fn = new VirtioPciFunction(subject.device(), { ...host, setIntx: intx }, subject.options);
+    const fn = new VirtioPciFunction(wrap(makeDevice(plugging)), { ...host, setIntx: intx }, plugging);
     sets = mutations.flatMap((m) => m(fn));
     return sets.reduce<PciFunction>((below, hooks) => new MutantFunction(below, hooks), fn);
   }).bdf;
 }
 
 /**
- * A mutant: `subject` under `base` (none: as is), and under `base` then `mutation`. A base makes
+ * A mutant: `plugging` under `base` (none: as is), and under `base` then `mutation`. A base makes
  * the check apply to the original too (e.g. a device that hides a feature).
  */
-export function mutant(breaks: string, subject: Subject, mutation: Mutation, base?: Mutation): Mutant {
+export function mutant(breaks: string, plugging: Plugging, mutation: Mutation, base?: Mutation): Mutant {
   const under = base === undefined ? [] : [base];
   return {
     breaks,
-    original: (machine) => plug(machine, subject, under),
-    mutant: (machine) => plug(machine, subject, [...under, mutation]),
+    original: (machine) => plug(machine, plugging, under),
+    mutant: (machine) => plug(machine, plugging, [...under, mutation]),
+  };
+}
+
+/** A mutant whose device model is `wrap` of ours (and whose function is under `mutation`, if given). */
+export function deviceMutant(
+  breaks: string,
+  plugging: Plugging,
+  wrap: (device: VirtioDevice) => VirtioDevice,
+  mutation?: Mutation,
+): Mutant {
+  return {
+    breaks,
+    original: (machine) => plug(machine, plugging),
+    mutant: (machine) => plug(machine, plugging, mutation === undefined ? [] : [mutation], wrap),
   };
 }
 
@@ -196,4 +239,51 @@ export function onBarRead(bar: number, offset: number, read: (inner: PciFunction
 /** Writes of the register at `offset` in `bar` replaced. */
 export function onBarWrite(bar: number, offset: number, write: (inner: PciFunction, size: AccessSize, value: number) => void): Mutation {
   return () => [{ barWrite: (i, b, o, s, v) => (b === bar && o === offset ? write(i, s, v) : i.barWrite(b, o, s, v)) }];
+}
+
+// Accesses by virtio structure.
+
+/** Where a BAR access lands, as a mutant sees it. */
+export interface Access {
+  /** 'common' (modern common cfg), 'isr', 'device' (device-specific config), 'notify', 'legacy' (BAR0 header incl. config), or 'other'. */
+  readonly area: 'common' | 'isr' | 'device' | 'notify' | 'legacy' | 'other';
+  /** Offset inside the area. */
+  readonly offset: number;
+  readonly size: AccessSize;
+}
+
+/** Our modern BAR's layout (modern-device.ts): each structure at its own 4 KiB page. */
+const MODERN_AREAS = [
+  [0x3000, 'notify'],
+  [0x2000, 'device'],
+  [0x1000, 'isr'],
+  [0x0000, 'common'],
+] as const;
+
+function locate(bar: number, offset: number, size: AccessSize): Access {
+  if (bar === LEGACY_BAR) return { area: 'legacy', offset, size };
+  if (bar !== MODERN_BAR) return { area: 'other', offset, size };
+  for (const [base, area] of MODERN_AREAS) if (offset >= base) return { area, offset: offset - base, size };
+  return { area: 'other', offset, size };
+}
+
+/** What a mutant changes, by virtio structure: a read's value, or a write (true when it took the write itself). */
+export interface Tampering {
+  read?(fn: VirtioPciFunction, at: Access, value: number): number;
+  write?(fn: VirtioPciFunction, at: Access, value: number): boolean;
+}
+
+/** BAR accesses through `tampering`, which sees the unmodified function (its core, its registers). */
+export function onAccess(tampering: Tampering): Mutation {
+  return (fn) => [
+    {
+      barRead(inner, bar, offset, size) {
+        const value = inner.barRead(bar, offset, size);
+        return tampering.read?.(fn, locate(bar, offset, size), value) ?? value;
+      },
+      barWrite(inner, bar, offset, size, value) {
+        if (tampering.write?.(fn, locate(bar, offset, size), value) !== true) inner.barWrite(bar, offset, size, value);
+      },
+    },
+  ];
 }

@@ -1,7 +1,9 @@
 /** Mutants of family 'reset': each breaks one rule of 2.4, 3.4 or 2.6.1 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { changedDevice, deviceMutant, tamperMutant, wrappedTamperMutant, type Access, type TamperedFunction } from './tamper.js';
+import { changedDevice } from './changed-device.js';
+import { deviceMutant, mutant, onAccess, type Access } from './pci-function-mutant.js';
+import type { VirtioPciFunction } from '../../../../src/transport/pci/virtio-pci-function.js';
 import type { DeviceQueue } from '../../../../src/queue/types.js';
 import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED } from '../../../../src/spec/status.js';
@@ -17,22 +19,22 @@ import {
 const isStatus = (at: Access): boolean =>
   (at.area === 'common' && at.offset === VIRTIO_PCI_COMMON_STATUS) || (at.area === 'legacy' && at.offset === VIRTIO_PCI_STATUS);
 const isCommon = (at: Access, offset: number): boolean => at.area === 'common' && at.offset === offset;
-const selected = (fn: TamperedFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_Q_SELECT, 2);
+const selected = (fn: VirtioPciFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_Q_SELECT, 2);
 
 /** A reset written while device status has `bit` is ignored. */
 function ignoresResetWith(bit: number, breaks: string, kind: 'rng' | 'blk' | 'net' | 'console') {
-  return tamperMutant(
+  return mutant(
     breaks,
     { kind, mode: 'transitional' },
-    {
+    onAccess({
       write: (fn, at, value) => isStatus(at) && (value & 0xff) === 0 && (fn.core.status & bit) !== 0,
-    },
+    }),
   );
 }
 
 /** Functions that have seen a queue reset written (mutants whose rule applies from then on). */
-const queueResetSeen = new WeakSet<TamperedFunction>();
-function noteQueueReset(fn: TamperedFunction, at: Access, value: number): void {
+const queueResetSeen = new WeakSet<VirtioPciFunction>();
+function noteQueueReset(fn: VirtioPciFunction, at: Access, value: number): void {
   if (isCommon(at, VIRTIO_PCI_COMMON_Q_RESET) && value === 1) queueResetSeen.add(fn);
 }
 
@@ -85,17 +87,17 @@ function lateCompletions() {
 }
 
 /** Shadowed queue_size: reads show what the driver wrote after a queue reset, the device keeps its own. */
-const shadowSize = new WeakMap<TamperedFunction, number>();
+const shadowSize = new WeakMap<VirtioPciFunction, number>();
 
 export const resetMutants: Mutants = {
   'reset/status-zero-when-live': ignoresResetWith(VIRTIO_CONFIG_S_DRIVER_OK, 'a reset written to a live device is ignored', 'blk'),
   'reset/status-zero-when-failed': ignoresResetWith(VIRTIO_CONFIG_S_FAILED, 'a reset written after FAILED is ignored', 'net'),
-  'reset/status-zero-after-features-ok': tamperMutant(
+  'reset/status-zero-after-features-ok': mutant(
     'a reset written after FEATURES_OK is ignored',
     { kind: 'console' },
-    {
+    onAccess({
       write: (fn, at, value) => isStatus(at) && (value & 0xff) === 0 && (fn.core.status & 8) !== 0 && (fn.core.status & 4) === 0,
-    },
+    }),
   ),
   'reset/status-zero-after-error': ignoresResetWith(
     VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -103,57 +105,57 @@ export const resetMutants: Mutants = {
     'rng',
   ),
   'reset/no-queue-use-after-reset': lateCompletions(),
-  'reset/no-notification-after-reset': tamperMutant(
+  'reset/no-notification-after-reset': mutant(
     'a used buffer notification follows the reset',
     { kind: 'console', mode: 'transitional' },
-    {
+    onAccess({
       write(fn, at, value) {
         if (isStatus(at) && (value & 0xff) === 0) setTimeout(() => fn.notifications.notify({ kind: 'used-buffer', queue: 0 }), 5);
         return false;
       },
-    },
+    }),
   ),
-  'reset/queues-disabled-after-reset': tamperMutant(
+  'reset/queues-disabled-after-reset': mutant(
     'queue_enable keeps reading 1 after a reset',
     { kind: 'net' },
-    {
+    onAccess({
       read: (fn, at, value) =>
         isCommon(at, VIRTIO_PCI_COMMON_Q_ENABLE) && fn.core.queues[selected(fn)]?.ringAddress('desc') === 0 ? 1 : value,
-    },
+    }),
   ),
-  'reset/queue-reset-completes': tamperMutant(
+  'reset/queue-reset-completes': mutant(
     'queue_reset keeps reading 1',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isCommon(at, VIRTIO_PCI_COMMON_Q_RESET) && queueResetSeen.has(fn) ? 1 : value),
       write: (fn, at, value) => (noteQueueReset(fn, at, value), false),
-    },
+    }),
   ),
-  'reset/queue-reset-disables': tamperMutant(
+  'reset/queue-reset-disables': mutant(
     'queue_enable reads 1 after a queue reset',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isCommon(at, VIRTIO_PCI_COMMON_Q_ENABLE) && queueResetSeen.has(fn) ? 1 : value),
       write: (fn, at, value) => (noteQueueReset(fn, at, value), false),
-    },
+    }),
   ),
-  'reset/queue-reset-stops-requests': wrappedTamperMutant(
+  'reset/queue-reset-stops-requests': deviceMutant(
     'the device keeps serving a reset queue',
     { kind: 'rng' },
     // The device model is not told of the queue reset and keeps its queue...
     (inner) => ({ ...changedDevice(inner, {}), resetQueue: () => undefined }),
-    {
+    onAccess({
       // ...and notifications reach it whatever the queue's state.
       write(fn, at) {
         if (at.area === 'notify') fn.device.queueNotify(0);
         return at.area === 'notify';
       },
-    },
+    }),
   ),
-  'reset/queue-reset-no-notification': tamperMutant(
+  'reset/queue-reset-no-notification': mutant(
     'a used buffer notification follows a queue reset',
     { kind: 'rng' },
-    {
+    onAccess({
       write(fn, at, value) {
         if (isCommon(at, VIRTIO_PCI_COMMON_Q_RESET) && value === 1) {
           const queue = selected(fn);
@@ -161,13 +163,13 @@ export const resetMutants: Mutants = {
         }
         return false;
       },
-    },
+    }),
   ),
   'reset/queue-reset-default-state': staleAvailState(),
-  'reset/queue-reenable-uses-new-size': tamperMutant(
+  'reset/queue-reenable-uses-new-size': mutant(
     'a re-enabled queue keeps its maximum size',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isCommon(at, VIRTIO_PCI_COMMON_Q_SIZE) ? (shadowSize.get(fn) ?? value) : value),
       write(fn, at, value) {
         noteQueueReset(fn, at, value);
@@ -175,21 +177,21 @@ export const resetMutants: Mutants = {
         shadowSize.set(fn, value);
         return true;
       },
-    },
+    }),
   ),
-  'reset/queue-reset-zero-when-enabled': tamperMutant(
+  'reset/queue-reset-zero-when-enabled': mutant(
     'queue_reset reads 1 on an enabled queue',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isCommon(at, VIRTIO_PCI_COMMON_Q_RESET) && fn.core.queues[selected(fn)]?.enabled === true ? 1 : value),
-    },
+    }),
   ),
-  'reset/queue-reset-zero-after-device-reset': tamperMutant(
+  'reset/queue-reset-zero-after-device-reset': mutant(
     'queue_reset keeps reading 1 across a device reset',
     { kind: 'rng' },
-    {
+    onAccess({
       read: (fn, at, value) => (isCommon(at, VIRTIO_PCI_COMMON_Q_RESET) && queueResetSeen.has(fn) ? 1 : value),
       write: (fn, at, value) => (noteQueueReset(fn, at, value), false),
-    },
+    }),
   ),
 };

@@ -1,7 +1,7 @@
 /** Mutants of family 'status': each breaks one rule of 2.1 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { tamperMutant, type Access, type TamperedFunction } from './tamper.js';
+import { mutant, onAccess, type Access } from './pci-function-mutant.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -16,12 +16,12 @@ const isStatus = (at: Access): boolean =>
 
 /** device_status reads without `bit`. */
 function dropsBit(bit: number, name: string, kind: 'rng' | 'blk' | 'net' | 'console') {
-  return tamperMutant(
+  return mutant(
     `device status never shows ${name}`,
     { kind, mode: 'transitional' },
-    {
+    onAccess({
       read: (_fn, at, value) => (isStatus(at) ? value & ~bit : value),
-    },
+    }),
   );
 }
 
@@ -31,9 +31,9 @@ export const statusMutants: Mutants = {
   'status/keeps-driver-ok': dropsBit(VIRTIO_CONFIG_S_DRIVER_OK, 'DRIVER_OK', 'net'),
   'status/keeps-failed': dropsBit(VIRTIO_CONFIG_S_FAILED, 'FAILED', 'console'),
   'status/needs-reset-on-error': dropsBit(VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, 'DEVICE_NEEDS_RESET', 'rng'),
-  'status/needs-reset-notifies-config': tamperMutant(
+  'status/needs-reset-notifies-config': mutant(
     'DEVICE_NEEDS_RESET comes without a configuration change notification',
     { kind: 'blk' },
-    { read: (_fn: TamperedFunction, at, value) => (at.area === 'isr' ? value & ~VIRTIO_PCI_ISR_CONFIG : value) },
+    onAccess({ read: (_fn, at, value) => (at.area === 'isr' ? value & ~VIRTIO_PCI_ISR_CONFIG : value) }),
   ),
 };
