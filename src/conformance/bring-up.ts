@@ -17,7 +17,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
 import { ProbeRing } from './probe-ring.js';
-import { VIRTIO_PCI_COMMON_Q_SELECT } from '../spec/virtio-pci.js';
+import { settle, transportOf } from './pci-support.js';
 import { promptRequest, type PromptRequest } from './prompt-request.js';
 
 export const ACK_DRIVER = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
@@ -34,9 +34,9 @@ export interface Opened {
   readonly modern: boolean;
 }
 
-/** Reset, ACKNOWLEDGE, DRIVER, read the offer (3.1.1 steps 1-4). */
+/** Reset, ACKNOWLEDGE, DRIVER, read the offer (3.1.1 steps 1-4), through the check's one transport. */
 export async function openDevice(ctx: CheckContext): Promise<Opened> {
-  const transport = await ctx.transport();
+  const transport = await transportOf(ctx);
   await transport.reset();
   await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
   await transport.setStatus(ACK_DRIVER);
@@ -60,6 +60,15 @@ export async function writeFeatures(opened: Opened, features: bigint): Promise<b
   return ((await opened.transport.getStatus()) & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
 }
 
+/**
+ * openDevice, then `features` and (modern) VERSION_1 with FEATURES_OK; whether the device kept
+ * FEATURES_OK (legacy: always, it has no such step).
+ */
+export async function featuresOk(ctx: CheckContext, features = 0n): Promise<boolean> {
+  const opened = await openDevice(ctx);
+  return writeFeatures(opened, features | (opened.modern ? bit(VIRTIO_F_VERSION_1) : 0n));
+}
+
 /** openDevice, then the minimal features; fails the check when the device refuses even those. */
 export async function negotiateMinimal(ctx: CheckContext): Promise<Opened & { readonly features: bigint }> {
   const opened = await openDevice(ctx);
@@ -69,30 +78,28 @@ export async function negotiateMinimal(ctx: CheckContext): Promise<Opened & { re
   return { ...opened, features };
 }
 
-/** Queue `index` set up (and enabled on the modern interface) with a {@link ProbeRing}. */
-async function probeQueue(ctx: CheckContext, opened: Opened, index: number): Promise<ProbeRing> {
-  const max = await opened.transport.queueMaxSize(index);
+/**
+ * Queue `index` set up with a {@link ProbeRing} (after FEATURES_OK) and, on the modern interface,
+ * enabled unless `enable` is false; the caller destroys the ring after a reset.
+ */
+export async function probeQueue(ctx: CheckContext, index: number, enable = true): Promise<ProbeRing> {
+  const transport = await transportOf(ctx);
+  const max = await transport.queueMaxSize(index);
   ctx.require(max > 0, `queue ${index} has size 0`);
   let size = max;
-  if (opened.modern) for (size = 1; size * 2 <= Math.min(max, PROBE_QUEUE_SIZE);) size *= 2;
-  return ProbeRing.create(opened.transport, ctx.bus.dma, index, size);
+  if (transport.kind === 'modern') for (size = 1; size * 2 <= Math.min(max, PROBE_QUEUE_SIZE);) size *= 2;
+  return ProbeRing.create(transport, ctx.bus.dma, index, size, enable);
 }
 
 /** The device type's prompt request, placed in a new ring on its queue (not yet available). */
 export async function promptOnRing(
   ctx: CheckContext,
-  opened: Opened,
   features: bigint,
 ): Promise<{ readonly ring: ProbeRing; readonly request: PromptRequest; readonly head: number }> {
   const request = await promptRequest(ctx.bus.dma, ctx.deviceType, features);
   if (request === undefined) throw new RangeError(`no prompt request for device type ${ctx.deviceType}`);
-  const ring = await probeQueue(ctx, opened, request.queue);
+  const ring = await probeQueue(ctx, request.queue);
   return { ring, request, head: ring.addChain(request.out, request.inn) };
-}
-
-/** Wait `ms` (a negative check's grace: a device that would act has had the time to). */
-export function settle(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Time a negative check gives the device, within the check's budget. */
@@ -110,38 +117,6 @@ export async function pollFor<T>(ctx: CheckContext, read: () => Promise<T>, done
   }
 }
 
-/** Raw access to the modern common configuration structure (4.1.4.3), for fields the transport does not expose. */
-export interface CommonCfg {
-  read(offset: number, size: 1 | 2 | 4): Promise<number>;
-  write(offset: number, size: 1 | 2 | 4, value: number): Promise<void>;
-  /** queue_select = `index`, then read the 16-bit field at `offset`. */
-  readQueue(index: number, offset: number): Promise<number>;
-  writeQueue(index: number, offset: number, value: number): Promise<void>;
-}
-
-/** The common configuration of the function's modern interface. */
-export async function commonCfg(ctx: CheckContext): Promise<CommonCfg> {
-  const probed = await ctx.probe();
-  if (probed.kind !== 'modern') throw new RangeError('common configuration exists on the modern interface only');
-  const { address, space } = probed.layout.common;
-  const read = (offset: number, size: 1 | 2 | 4): Promise<number> =>
-    space === 'io' ? ctx.bus.ioRead(address + offset, size) : ctx.bus.memRead(address + offset, size);
-  const write = (offset: number, size: 1 | 2 | 4, value: number): Promise<void> =>
-    space === 'io' ? ctx.bus.ioWrite(address + offset, size, value) : ctx.bus.memWrite(address + offset, size, value);
-  return {
-    read,
-    write,
-    async readQueue(index, offset) {
-      await write(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
-      return read(offset, 2);
-    },
-    async writeQueue(index, offset, value) {
-      await write(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
-      await write(offset, 2, value);
-    },
-  };
-}
-
 /** A device made live with `features` (default: the minimal set) and its prompt request's queue set up, nothing available yet. */
 export interface Live extends Opened {
   readonly features: bigint;
@@ -156,7 +131,7 @@ export async function goLive(ctx: CheckContext, features?: bigint): Promise<Live
   ctx.require(await writeFeatures(opened, accepted), `FEATURES_OK cleared for features 0x${accepted.toString(16)}`);
   const request = await promptRequest(ctx.bus.dma, ctx.deviceType, accepted);
   if (request === undefined) throw new RangeError(`no prompt request for device type ${ctx.deviceType}`);
-  const ring = await probeQueue(ctx, opened, request.queue);
+  const ring = await probeQueue(ctx, request.queue);
   await opened.transport.setStatus(opened.modern ? ALL_OK : ACK_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
   return { ...opened, features: accepted, ring, request };
 }

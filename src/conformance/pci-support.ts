@@ -13,9 +13,12 @@ import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-r
 import type { AccessSize } from '../memory/access-size.js';
 import { PCI_CAP_ID_VNDR, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from '../spec/pci.js';
 import { readVirtioCap, type ModernProbe, type ProbeResult, type VirtioCap, type VirtioStructure } from '../transport/pci/probe.js';
-import { VIRTIO_F_VERSION_1 } from '../spec/features.js';
-import { VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT } from '../spec/virtio-pci.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_FEATURES_OK } from '../spec/status.js';
+import {
+  VIRTIO_PCI_CAP_COMMON_CFG,
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+} from '../spec/virtio-pci.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import type { CheckContext } from './statement.js';
 
@@ -92,6 +95,18 @@ export async function commonCfg(ctx: CheckContext): Promise<Registers> {
   return registers(ctx.bus, { address: found.bar.base + found.cap.offset, space: found.bar.kind });
 }
 
+/** queue_select = `index`, then the 16-bit queue field at `offset` (modern). */
+export async function readQueueField(common: Registers, index: number, offset: number): Promise<number> {
+  await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
+  return common.read(offset, 2);
+}
+
+/** queue_select = `index`, then `value` to the 16-bit queue field at `offset` (modern). */
+export async function writeQueueField(common: Registers, index: number, offset: number, value: number): Promise<void> {
+  await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
+  await common.write(offset, 2, value);
+}
+
 /** device_feature at window `select` (modern). */
 export async function deviceFeatureWindow(common: Registers, select: number): Promise<number> {
   await common.write(VIRTIO_PCI_COMMON_DFSELECT, 4, select);
@@ -124,31 +139,6 @@ export function transportOf(ctx: CheckContext): Promise<DriverTransport> {
     transports.set(ctx, t);
   }
   return t;
-}
-
-/** Reset through the check's interface, then ACKNOWLEDGE and DRIVER (3.1.1 steps 1-3). */
-export async function resetToDriver(ctx: CheckContext): Promise<void> {
-  const t = await transportOf(ctx);
-  await t.reset();
-  await t.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-  await t.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-}
-
-/**
- * After {@link resetToDriver}: offer `features` (VERSION_1 always on the modern interface) and set
- * FEATURES_OK; whether the device kept FEATURES_OK (legacy: always, it has no such step).
- */
-export async function featuresOk(ctx: CheckContext, features = 0n): Promise<boolean> {
-  await resetToDriver(ctx);
-  const t = await transportOf(ctx);
-  if (t.kind === 'legacy') {
-    await t.setDriverFeatures(features);
-    return true;
-  }
-  await t.setDriverFeatures(features | (1n << BigInt(VIRTIO_F_VERSION_1)));
-  const status = await t.getStatus();
-  await t.setStatus(status | VIRTIO_CONFIG_S_FEATURES_OK);
-  return ((await t.getStatus()) & VIRTIO_CONFIG_S_FEATURES_OK) !== 0;
 }
 
 /** The MSI-X capability, or why a check on MSI-X does not apply. */

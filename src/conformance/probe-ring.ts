@@ -52,19 +52,29 @@ export class ProbeRing {
 
   /**
    * Zeroed rings for queue `index` of `size` (the legacy interface's fixed size there), told to the
-   * device and, on the modern interface, enabled.
+   * device and, on the modern interface, enabled unless `enable` is false (the caller enables it).
    */
-  static async create(transport: DriverTransport, dma: DmaMemory, index: number, size: number): Promise<ProbeRing> {
+  static async create(transport: DriverTransport, dma: DmaMemory, index: number, size: number, enable = true): Promise<ProbeRing> {
     const ring = new ProbeRing(dma, index, size);
-    await ring.flushAll();
-    await transport.setupQueue(index, {
-      size,
-      descAddr: ring.area.addr,
-      driverAddr: ring.area.addr + descTableSize(size),
-      deviceAddr: ring.area.addr + ring.usedOffset,
-    });
-    await transport.enableQueue(index);
+    try {
+      await ring.flushAll();
+      await transport.setupQueue(index, {
+        size,
+        descAddr: ring.descAddr,
+        driverAddr: ring.descAddr + descTableSize(size),
+        deviceAddr: ring.descAddr + ring.usedOffset,
+      });
+      if (enable) await transport.enableQueue(index);
+    } catch (error) {
+      ring.destroy();
+      throw error;
+    }
     return ring;
+  }
+
+  /** Where the descriptor table (and the whole ring area) starts. */
+  get descAddr(): number {
+    return this.area.addr;
   }
 
   private get usedOffset(): number {

@@ -5,7 +5,7 @@
  * (5.2.6), a net frame of zeros on transmitq (5.1.6), console output on port 0 (5.3.6), entropy (5.4.6).
  */
 
-import type { DmaMemory, DmaSpan } from '../memory/dma.js';
+import type { DmaBuffer, DmaMemory, DmaSpan } from '../memory/dma.js';
 import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../spec/ids.js';
 import { VIRTIO_BLK_REQ_HDR_SIZE, VIRTIO_BLK_REQ_STATUS_SIZE, VIRTIO_BLK_SECTOR_SIZE } from '../spec/blk.js';
 import { VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../spec/net.js';
@@ -16,6 +16,8 @@ export interface PromptRequest {
   readonly queue: number;
   readonly out: readonly DmaSpan[];
   readonly inn: readonly DmaSpan[];
+  /** The DMA buffers behind `out` and `inn`, for {@link freePromptRequest}. */
+  readonly buffers: readonly DmaBuffer[];
 }
 
 /** A minimum Ethernet frame without its FCS. */
@@ -37,20 +39,23 @@ export function promptRequestUnsupported(deviceType: number): string | undefined
  * its zeroed buffers allocated in `dma` and flushed. Undefined for a type {@link promptRequestUnsupported} names.
  */
 export async function promptRequest(dma: DmaMemory, deviceType: number, features: bigint): Promise<PromptRequest | undefined> {
+  const buffers: DmaBuffer[] = [];
   const zeroed = async (len: number): Promise<DmaSpan> => {
     const buffer = dma.alloc(len, 16);
+    buffers.push(buffer);
     buffer.bytes.fill(0);
     await dma.flush(buffer.addr, len);
     return { addr: buffer.addr, len };
   };
   switch (deviceType) {
     case VIRTIO_ID_RNG:
-      return { queue: 0, out: [], inn: [await zeroed(ENTROPY_BYTES)] };
+      return { queue: 0, out: [], inn: [await zeroed(ENTROPY_BYTES)], buffers };
     case VIRTIO_ID_BLOCK:
       return {
         queue: 0,
         out: [await zeroed(VIRTIO_BLK_REQ_HDR_SIZE)],
         inn: [await zeroed(VIRTIO_BLK_SECTOR_SIZE), await zeroed(VIRTIO_BLK_REQ_STATUS_SIZE)],
+        buffers,
       };
     case VIRTIO_ID_NET: {
       // Header and frame in separate descriptors: the one layout every device takes (5.1.6.6 legacy framing).
@@ -59,11 +64,17 @@ export async function promptRequest(dma: DmaMemory, deviceType: number, features
         queue: TRANSMITQ,
         out: [await zeroed(long ? VIRTIO_NET_HDR_SIZE : VIRTIO_NET_HDR_LEGACY_SIZE), await zeroed(NET_FRAME)],
         inn: [],
+        buffers,
       };
     }
     case VIRTIO_ID_CONSOLE:
-      return { queue: TRANSMITQ, out: [await zeroed(CONSOLE_BYTES)], inn: [] };
+      return { queue: TRANSMITQ, out: [await zeroed(CONSOLE_BYTES)], inn: [], buffers };
     default:
       return undefined;
   }
+}
+
+/** Give a request's buffers back; only once the device cannot touch them any more (reset). */
+export function freePromptRequest(dma: DmaMemory, request: PromptRequest): void {
+  for (const b of request.buffers) dma.free(b);
 }

@@ -1,5 +1,6 @@
+import { commonCfg } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
-import { commonCfg, goLive, minimalFeatures, openDevice, serveOne, writeFeatures, type Opened } from '../bring-up.js';
+import { goLive, minimalFeatures, openDevice, serveOne, writeFeatures, type Opened } from '../bring-up.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
 import {
   VIRTIO_F_ANY_LAYOUT,

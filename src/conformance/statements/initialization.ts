@@ -1,16 +1,6 @@
+import { settle } from '../pci-support.js';
 import type { Statement } from '../statement.js';
-import {
-  ALL_OK,
-  goLive,
-  negotiateMinimal,
-  openDevice,
-  pollFor,
-  promptOnRing,
-  serveOne,
-  settle,
-  settleMs,
-  writeFeatures,
-} from '../bring-up.js';
+import { ALL_OK, goLive, negotiateMinimal, openDevice, pollFor, promptOnRing, serveOne, settleMs, writeFeatures } from '../bring-up.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
 import { VIRTIO_CONFIG_S_FEATURES_OK, decodeStatus } from '../../spec/status.js';
 import { VIRTIO_PCI_ISR_QUEUE } from '../../spec/virtio-pci.js';
@@ -31,7 +21,7 @@ async function promptApplies(ctx: CheckContext): Promise<string | undefined> {
  */
 async function notifyBeforeDriverOk(ctx: CheckContext): Promise<{ readonly usedIdx: number; readonly isr: number }> {
   const opened = await negotiateMinimal(ctx);
-  const { ring, head } = await promptOnRing(ctx, opened, opened.features);
+  const { ring, head } = await promptOnRing(ctx, opened.features);
   await opened.transport.readIsr();
   await ring.makeAvailable(head);
   await ring.notify(opened.transport);
@@ -149,7 +139,7 @@ export const initializationStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const opened = await openDevice(ctx);
         await writeFeatures(opened, 0n);
-        const { ring, head } = await promptOnRing(ctx, opened, 0n);
+        const { ring, head } = await promptOnRing(ctx, 0n);
         await ring.makeAvailable(head);
         await ring.notify(opened.transport);
         const usedIdx = await pollFor(

@@ -5,6 +5,7 @@
  * configuration structure, whose fields the check compares with a direct access.
  */
 
+import { openDevice } from '../bring-up.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { VIRTIO_CONFIG_S_ACKNOWLEDGE } from '../../spec/status.js';
 import {
@@ -21,7 +22,7 @@ import {
   VIRTIO_PCI_COMMON_Q_SELECT,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import { capsOfType, commonCfg, hex, modernOnly, modernProbe, resetToDriver, type Registers, transportOf } from '../pci-support.js';
+import { capsOfType, commonCfg, hex, modernOnly, modernProbe, type Registers, transportOf } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
 
 const base = { family: 'pci-cfg-access', side: 'device' } as const;
@@ -68,7 +69,7 @@ function readStatement(size: AccessSize, field: string, offset: number, prepare:
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const { window: w, common } = await window(ctx);
         await prepare(common);
         const direct = (await common.read(offset, size)) >>> 0;
@@ -92,7 +93,7 @@ function writeStatement(size: AccessSize, field: string, offset: number, value: 
       async run(ctx: CheckContext) {
         // device_status is written from the reset state (0), so that the value written is news to it.
         if (fromReset) await (await transportOf(ctx)).reset();
-        else await resetToDriver(ctx);
+        else await openDevice(ctx);
         const { window: w, common } = await window(ctx);
         await w.write(offset, size, value);
         const direct = await common.read(offset, size);

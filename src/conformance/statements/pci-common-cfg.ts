@@ -4,6 +4,7 @@
  * administration queue range).
  */
 
+import { openDevice, featuresOk, probeQueue } from '../bring-up.js';
 import { DeviceFaultError } from '../../errors.js';
 import { VIRTIO_F_ADMIN_VQ, VIRTIO_F_RING_RESET } from '../../spec/features.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK } from '../../spec/status.js';
@@ -23,19 +24,7 @@ import {
   VIRTIO_PCI_COMMON_Q_SIZE,
 } from '../../spec/virtio-pci.js';
 import { pollUntilZero } from '../../transport/pci/driver-transport.js';
-import {
-  capsOfType,
-  commonCfg,
-  deviceFeatureWindow,
-  featuresOk,
-  hex,
-  modernOnly,
-  offersFeature,
-  resetToDriver,
-  type Registers,
-  transportOf,
-} from '../pci-support.js';
-import { setUpQueue } from '../used-buffer.js';
+import { capsOfType, commonCfg, deviceFeatureWindow, hex, modernOnly, offersFeature, type Registers, transportOf } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
 
 /** Queues whose fields a check walks at most (num_queues is the device's to choose, up to 65535). */
@@ -55,14 +44,14 @@ async function ringResetQueue(ctx: CheckContext): Promise<{ common: Registers; a
   const common = await commonCfg(ctx);
   await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
   const afterReset = await common.read(VIRTIO_PCI_COMMON_Q_RESET, 2);
-  const q = await setUpQueue(ctx, 0);
+  const q = await probeQueue(ctx, 0, false);
   const t = await transportOf(ctx);
   await t.enableQueue(0);
   // A queue reset is for a live device (2.6.1): DRIVER_OK first.
   await t.setStatus((await t.getStatus()) | VIRTIO_CONFIG_S_DRIVER_OK);
   await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
   const afterEnable = await common.read(VIRTIO_PCI_COMMON_Q_RESET, 2);
-  return { common, afterReset, afterEnable, free: () => ctx.bus.dma.free(q.ring) };
+  return { common, afterReset, afterEnable, free: () => q.destroy() };
 }
 
 export const pciCommonCfgStatements: readonly Statement[] = [
@@ -143,7 +132,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const common = await commonCfg(ctx);
         const offered = [await deviceFeatureWindow(common, 0), await deviceFeatureWindow(common, 1)];
         for (const [select, word] of offered.entries()) {
@@ -176,7 +165,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const t = await transportOf(ctx);
         await t.setStatus(0);
         try {
@@ -199,7 +188,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const accepted = await featuresOk(ctx);
         ctx.require(accepted, 'the device cleared FEATURES_OK for VERSION_1 alone');
-        const q = await setUpQueue(ctx, 0);
+        const q = await probeQueue(ctx, 0, false);
         try {
           const t = await transportOf(ctx);
           await t.enableQueue(0);
@@ -209,7 +198,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
           const enable = await common.read(VIRTIO_PCI_COMMON_Q_ENABLE, 2);
           ctx.require(enable === 0, `queue 0 enabled, device reset: queue_enable reads ${enable}`);
         } finally {
-          ctx.bus.dma.free(q.ring);
+          q.destroy();
         }
       },
     },
@@ -287,7 +276,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const common = await commonCfg(ctx);
         const n = await common.read(VIRTIO_PCI_COMMON_NUMQ, 2);
         await common.write(VIRTIO_PCI_COMMON_Q_SELECT, 2, n);
@@ -305,7 +294,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     check: {
       applies: modernOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const common = await commonCfg(ctx);
         const n = Math.min(await common.read(VIRTIO_PCI_COMMON_NUMQ, 2), QUEUE_WALK_LIMIT);
         for (let q = 0; q < n; q++) {

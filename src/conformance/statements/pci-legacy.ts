@@ -4,6 +4,7 @@
  * right after the header (moving by 4 bytes with MSI-X), read at any width.
  */
 
+import { openDevice, featuresOk, probeQueue } from '../bring-up.js';
 import { probe as probeFunction } from '../../transport/pci/probe.js';
 import {
   VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS,
@@ -27,17 +28,14 @@ import type { AccessSize } from '../../memory/access-size.js';
 import {
   configSnapshot,
   enableMsix,
-  featuresOk,
   hex,
   legacyHeader,
   legacyOnly,
   msixOf,
   registers,
-  resetToDriver,
   type Registers,
   transportOf,
 } from '../pci-support.js';
-import { setUpQueue } from '../used-buffer.js';
 import type { CheckContext, Statement } from '../statement.js';
 
 /** Legacy bit 30, VIRTIO_F_BAD_FEATURE: a legacy driver sets it to say it failed; never acknowledged. */
@@ -163,7 +161,7 @@ export const pciLegacyStatements: readonly Statement[] = [
       via: ['legacy'],
       applies: legacyOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const h = await legacyHeader(ctx);
         await h.write(VIRTIO_PCI_QUEUE_SEL, 2, 1);
         const sel = await h.read(VIRTIO_PCI_QUEUE_SEL, 2);
@@ -182,16 +180,16 @@ export const pciLegacyStatements: readonly Statement[] = [
       applies: legacyOnly,
       async run(ctx: CheckContext) {
         await featuresOk(ctx);
-        const q = await setUpQueue(ctx, 0);
+        const q = await probeQueue(ctx, 0, false);
         try {
           const h = await legacyHeader(ctx);
           await h.write(VIRTIO_PCI_QUEUE_SEL, 2, 0);
           const pfn = (await h.read(VIRTIO_PCI_QUEUE_PFN, 4)) >>> 0;
-          const want = q.desc / 2 ** VIRTIO_PCI_QUEUE_ADDR_SHIFT;
+          const want = q.descAddr / 2 ** VIRTIO_PCI_QUEUE_ADDR_SHIFT;
           ctx.require(pfn === want, `wrote PFN ${hex(want)} for queue 0, read ${hex(pfn)}`);
         } finally {
           await (await transportOf(ctx)).reset();
-          ctx.bus.dma.free(q.ring);
+          q.destroy();
         }
       },
     },
@@ -206,7 +204,7 @@ export const pciLegacyStatements: readonly Statement[] = [
       via: ['legacy'],
       applies: legacyOnly,
       async run(ctx: CheckContext) {
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const h = await legacyHeader(ctx);
         const offered = ((await h.read(VIRTIO_PCI_HOST_FEATURES, 4)) & ~(1 << VIRTIO_F_BAD_FEATURE)) >>> 0;
         await h.write(VIRTIO_PCI_GUEST_FEATURES, 4, offered);
@@ -266,7 +264,7 @@ export const pciLegacyStatements: readonly Statement[] = [
         if (typeof msix === 'string') return;
         const length = await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_MSIX);
         const h = await legacyHeader(ctx);
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const off = await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length);
         const disable = await enableMsix(ctx, msix);
         let on: number[];
@@ -298,7 +296,7 @@ export const pciLegacyStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const length = (await legacyConfigLength(ctx, VIRTIO_PCI_CONFIG_OFF_NO_MSIX)) & ~3;
         const h = await legacyHeader(ctx);
-        await resetToDriver(ctx);
+        await openDevice(ctx);
         const [b1, b2, b4] = [
           await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 1),
           await readBytes(h, VIRTIO_PCI_CONFIG_OFF_NO_MSIX, length, 2),

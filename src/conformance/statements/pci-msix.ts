@@ -5,6 +5,7 @@
  * through both interfaces (the legacy header grows the vector registers with MSI-X on).
  */
 
+import { openDevice } from '../bring-up.js';
 import type { MsixCapability } from '../../bus/capabilities.js';
 import {
   PCI_MSIX_ENTRY_DATA,
@@ -23,7 +24,7 @@ import {
   VIRTIO_PCI_QUEUE_SEL,
 } from '../../spec/virtio-pci.js';
 import type { DriverTransport } from '../../transport/pci/driver-transport.js';
-import { commonCfg, enableMsix, hex, legacyHeader, msixOf, resetToDriver, settle, transportOf } from '../pci-support.js';
+import { commonCfg, enableMsix, hex, legacyHeader, msixOf, settle, transportOf } from '../pci-support.js';
 import { usedBufferRig, usedBufferUnsupported } from '../used-buffer.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
 
@@ -68,7 +69,7 @@ function withMsix(body: (ctx: CheckContext, t: DriverTransport, msix: MsixCapabi
     async run(ctx: CheckContext) {
       const msix = await msixOf(ctx);
       if (typeof msix === 'string') return;
-      await resetToDriver(ctx);
+      await openDevice(ctx);
       const t = await transportOf(ctx);
       const disable = await enableMsix(ctx, msix);
       try {

@@ -4,6 +4,7 @@
  * and with VIRTIO_F_NOTIFICATION_DATA offered; and the driver's notifications.
  */
 
+import { openDevice } from '../bring-up.js';
 import { VIRTIO_F_NOTIFICATION_DATA } from '../../spec/features.js';
 import {
   VIRTIO_PCI_CAP_NOTIFY_CFG,
@@ -13,7 +14,7 @@ import {
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../spec/virtio-pci.js';
 import type { VirtioCap } from '../../transport/pci/probe.js';
-import { capsOfType, commonCfg, configSnapshot, hex, modernOnly, offersFeature, resetToDriver, virtioCaps } from '../pci-support.js';
+import { capsOfType, commonCfg, configSnapshot, hex, modernOnly, offersFeature, virtioCaps } from '../pci-support.js';
 import type { CheckContext, Level, Statement } from '../statement.js';
 
 /** Queues whose queue_notify_off a check reads at most. */
@@ -111,7 +112,7 @@ function variantStatements(v: Variant): Statement[] {
       check: {
         applies: applies(v),
         async run(ctx: CheckContext) {
-          await resetToDriver(ctx);
+          await openDevice(ctx);
           const common = await commonCfg(ctx);
           const n = Math.min(await common.read(VIRTIO_PCI_COMMON_NUMQ, 2), QUEUE_WALK_LIMIT);
           const caps = await notifyCaps(ctx);

@@ -1,7 +1,7 @@
+import { settle, commonCfg, readQueueField, writeQueueField } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
 import {
   ACK_DRIVER,
-  commonCfg,
   goLive,
   minimalFeatures,
   negotiateMinimal,
@@ -9,7 +9,6 @@ import {
   pollFor,
   provokeError,
   serveOne,
-  settle,
   settleMs,
   type Live,
 } from '../bring-up.js';
@@ -70,10 +69,10 @@ async function liveWithRingReset(ctx: CheckContext): Promise<Live> {
 /** Write queue_reset = 1 for `live`'s queue and poll until it reads 0; the last value read. */
 async function resetQueue(ctx: CheckContext, live: Live): Promise<number> {
   const cfg = await commonCfg(ctx);
-  await cfg.writeQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET, 1);
+  await writeQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET, 1);
   return pollFor(
     ctx,
-    () => cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET),
+    () => readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET),
     (v) => v === 0,
   );
 }
@@ -178,9 +177,9 @@ export const resetStatements: readonly Statement[] = [
       async run(ctx: CheckContext) {
         const live = await goLive(ctx);
         const cfg = await commonCfg(ctx);
-        const before = await cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
+        const before = await readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
         await resetAndRead(ctx, live);
-        const after = await cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
+        const after = await readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
         ctx.require(after === 0, `queue ${live.ring.index}: queue_enable ${after} after the reset (${before} before)`);
       },
     },
@@ -204,7 +203,7 @@ export const resetStatements: readonly Statement[] = [
     async (ctx: CheckContext) => {
       const live = await liveWithRingReset(ctx);
       await resetQueue(ctx, live);
-      const enabled = await (await commonCfg(ctx)).readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
+      const enabled = await readQueueField(await commonCfg(ctx), live.ring.index, VIRTIO_PCI_COMMON_Q_ENABLE);
       ctx.require(enabled === 0, `queue_enable reads ${enabled} after the queue reset completed`);
     },
   ),
@@ -289,11 +288,11 @@ export const resetStatements: readonly Statement[] = [
     async (ctx: CheckContext) => {
       const live = await liveWithRingReset(ctx);
       const cfg = await commonCfg(ctx);
-      const first = await cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
+      const first = await readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
       ctx.require(first === 0, `queue_reset reads ${first} on the enabled queue`);
       await resetQueue(ctx, live);
       await ProbeRing.create(live.transport, ctx.bus.dma, live.ring.index, live.ring.size);
-      const again = await cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
+      const again = await readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
       ctx.require(again === 0, `queue_reset reads ${again} on the re-enabled queue`);
     },
   ),
@@ -305,9 +304,9 @@ export const resetStatements: readonly Statement[] = [
     async (ctx: CheckContext) => {
       const live = await liveWithRingReset(ctx);
       const cfg = await commonCfg(ctx);
-      await cfg.writeQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET, 1);
+      await writeQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET, 1);
       await resetAndRead(ctx, live);
-      const value = await cfg.readQueue(live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
+      const value = await readQueueField(cfg, live.ring.index, VIRTIO_PCI_COMMON_Q_RESET);
       ctx.require(value === 0, `queue_reset reads ${value} after the device reset`);
     },
   ),
