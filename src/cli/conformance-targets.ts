@@ -91,7 +91,9 @@ function parseOurs(label: string, spec: string): ConformanceTarget {
 /** The QEMU binary of `--qemu`: an installed version by number, or a path. */
 function qemuBinary(qemu: string | undefined): string {
   if (qemu === undefined) return findQemu();
-  return isQemuPeer(qemu) ? qemuPeerBinary(qemu) : findQemu(qemu);
+  if (isQemuPeer(qemu)) return qemuPeerBinary(qemu);
+  if (!qemu.includes('/')) throw new UsageError(`--qemu ${qemu}: use 7.2, 10.0 or the path of a QEMU binary`);
+  return findQemu(qemu);
 }
 
 /** The first virtio function on `bus`; a BusError when there is none. */

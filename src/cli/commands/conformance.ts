@@ -140,6 +140,7 @@ export async function conformanceCommand(
   if (options.machine !== 'pc' && options.machine !== 'q35') throw new UsageError(`--machine ${options.machine}: use pc or q35`);
   const machine: QemuMachine = options.machine;
   const timeoutMs = positiveMs(options.timeout);
+  if (options.target.length === 0) throw new UsageError('--target is required');
   const statements = selectStatements(options.family, catalogue);
   const targets = options.target.map((t) => parseTarget(t, { machine, ...(options.qemu === undefined ? {} : { qemu: options.qemu }) }));
   const all: TargetResults[] = [];
@@ -172,8 +173,7 @@ export function register(program: Command): void {
     .requiredOption(
       '--target <target>',
       'ours:<blk|net|console|rng>[,mode=modern|transitional|legacy][,msix=on|off][,ring=split|packed], qemu:"<-device string>" or v86:<console|net|balloon> (repeat for more)',
-      (value: string, all: string[]) => [...all, value],
-      [] as string[],
+      (value: string, all: string[] | undefined) => [...(all ?? []), value],
     )
     .option('--family <family>', `only these families (repeat or comma-separate): ${FAMILIES.join(', ')}`, repeat, [] as string[])
     .option('--out <dir>', 'write results.json, results.md and junit.xml there')

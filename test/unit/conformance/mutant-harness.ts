@@ -12,11 +12,18 @@ import { runConformance } from '../../../src/conformance/runner.js';
 import type { Family, Statement } from '../../../src/conformance/statement.js';
 import type { Mutant, Mutants } from './mutants/mutant.js';
 
+export interface HarnessProblem {
+  readonly statement: string;
+  /** On the unmodified device (it did not pass), or on the mutant (it did not fail). */
+  readonly on: 'original' | 'mutant';
+  /** "<id>: what happened". */
+  readonly text: string;
+}
+
 export interface HarnessFindings {
   /** Executable statements without a mutant. */
   readonly missing: readonly string[];
-  /** Checks that do not pass on the original, or do not fail on the mutant: "<id>: what happened". */
-  readonly problems: readonly string[];
+  readonly problems: readonly HarnessProblem[];
 }
 
 /** "pciCommonCfgMutants" for "pci-common-cfg". */
@@ -59,21 +66,26 @@ async function runOn(statement: Statement, name: string, plug: Mutant['original'
 const CONCURRENCY = 8;
 
 /** The findings of one statement (an entry of `missing` or of `problems`). */
-async function checkOne(s: Statement, m: Mutant | undefined): Promise<{ missing?: string; problems: string[] }> {
+async function checkOne(s: Statement, m: Mutant | undefined): Promise<{ missing?: string; problems: HarnessProblem[] }> {
   if (m === undefined) return { missing: s.id, problems: [] };
-  const problems: string[] = [];
+  const problems: HarnessProblem[] = [];
   const original = await runOn(s, `original of ${s.id}`, m.original);
   const bad = original.filter((r) => r.verdict !== 'pass' && !(r.verdict === 'not-applicable' && r.reason !== undefined));
-  if (bad.length > 0) problems.push(`${s.id}: on the unmodified device ${original.map(describe).join('; ')}`);
+  if (bad.length > 0)
+    problems.push({ statement: s.id, on: 'original', text: `${s.id}: on the unmodified device ${original.map(describe).join('; ')}` });
   const mutant = await runOn(s, `mutant of ${s.id}`, m.mutant);
   if (!mutant.some((r) => r.verdict === 'fail' && r.error === undefined))
-    problems.push(`${s.id}: does not fail on its mutant (${m.breaks}): ${mutant.map(describe).join('; ')}`);
+    problems.push({
+      statement: s.id,
+      on: 'mutant',
+      text: `${s.id}: does not fail on its mutant (${m.breaks}): ${mutant.map(describe).join('; ')}`,
+    });
   return { problems };
 }
 
 export async function checkMutants(statements: readonly Statement[], mutants: Mutants): Promise<HarnessFindings> {
   const executable = statements.filter((s) => s.side === 'device' && s.check !== undefined);
-  const found: { missing?: string; problems: string[] }[] = [];
+  const found: { missing?: string; problems: HarnessProblem[] }[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < executable.length) {

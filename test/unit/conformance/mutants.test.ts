@@ -11,6 +11,25 @@ import type { Statement } from '../../../src/conformance/statement.js';
 import { checkMutants, loadAllMutants, mutantsExportName } from './mutant-harness.js';
 import { deviceIdMutant, deviceIdStatement, uncheckableStatement } from './fixtures/example-statements.js';
 
+/**
+ * Statements our unmodified devices break today, found by the engine's first pass and fixed on
+ * another branch (issue 14, item 6): their checks run as `todo` below until the fix lands (then the
+ * entry goes), and their mutants must still fail.
+ */
+const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
+  [
+    'pci-isr/pci-status-after-msix-disabled',
+    'issue 14 item 6: an interrupt pending while MSI-X is disabled is not in the PCI status interrupt bit',
+  ],
+  ['features/transitional-offers-any-layout', 'issue 14 item 6: transitional devices do not offer VIRTIO_F_ANY_LAYOUT'],
+  [
+    'initialization/legacy-use-before-driver-ok',
+    'issue 14 item 6: a transitional device driven through legacy does not serve a queue before DRIVER_OK',
+  ],
+  ['net/mac-addr-set-bumps-generation', 'issue 14 item 6: config_generation is not bumped when MAC_ADDR_SET changes the MAC'],
+  ['console/device-ready-again-no-readd', 'issue 14 item 6: a second DEVICE_READY makes the console announce its ports again'],
+]);
+
 /** The catalogue through the harness, once for the tests below. */
 const catalogueFindings = loadAllMutants().then((mutants) => checkMutants(CATALOGUE, mutants));
 
@@ -21,8 +40,17 @@ test('every executable statement has a mutant', async () => {
 
 test('every check passes (or does not apply, for a reason) on our device and fails on its mutant', async () => {
   const { problems } = await catalogueFindings;
-  assert.equal(problems.length, 0, problems.join('\n'));
+  const unexpected = problems.filter((p) => !(p.on === 'original' && KNOWN_FINDINGS.has(p.statement)));
+  assert.equal(unexpected.length, 0, unexpected.map((p) => p.text).join('\n'));
 });
+
+for (const [id, finding] of KNOWN_FINDINGS) {
+  test(`${id} passes on our device`, { todo: finding }, async () => {
+    const { problems } = await catalogueFindings;
+    const onOriginal = problems.find((p) => p.statement === id && p.on === 'original');
+    assert.equal(onOriginal, undefined, onOriginal?.text);
+  });
+}
 
 test('every mutant belongs to a statement of the catalogue', async () => {
   const ids = new Set(CATALOGUE.map((s) => s.id));
@@ -44,10 +72,13 @@ test('the harness catches a vacuous check, a check failing on the original, and 
     [alwaysFails.id]: deviceIdMutant,
   });
   assert.deepEqual(findings.missing, ['pci-header/example-unmutated']);
-  assert.deepEqual(findings.problems, [
-    'pci-header/example-vacuous: does not fail on its mutant (the device ID is outside the virtio range): modern: pass',
-    'pci-header/example-always-fails: on the unmodified device modern: fail (planted)',
-  ]);
+  assert.deepEqual(
+    findings.problems.map((p) => p.text),
+    [
+      'pci-header/example-vacuous: does not fail on its mutant (the device ID is outside the virtio range): modern: pass',
+      'pci-header/example-always-fails: on the unmodified device modern: fail (planted)',
+    ],
+  );
 });
 
 test("a family's mutants export is named after the family in camel case", () => {
