@@ -6,9 +6,16 @@
  */
 
 import { DeviceFaultError } from '../errors.js';
-import { decodeFeatures, featureSet, hasFeature, VIRTIO_F_IN_ORDER, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from '../spec/features.js';
+import {
+  decodeFeatures,
+  featureSet,
+  hasFeature,
+  VIRTIO_F_IN_ORDER,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_RING_PACKED,
+} from '../spec/features.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../spec/status.js';
-import type { ChainSpec, UsedElem } from '../testing/mock-ring.js';
+import { WRITABLE_FILL, type ChainSpec, type Span, type UsedElem } from '../testing/mock-ring.js';
 import { anyRequest, noRequest, readingRequest, type RingRequest } from './ring-requests.js';
 import { withRing, type RingSession } from './ring-session.js';
 import type { Check, CheckContext } from './statement.js';
@@ -95,7 +102,10 @@ export function noWriteReadableCheck(format: RingFormatName): Check {
           const sent = n === 0 ? request : readingRequest(ctx.deviceType, 1)!;
           s.ring.buffers(id).readable.forEach((span, k) => {
             const diff = firstDifference(sent.readable[k]!, s.ring.memory.view(span.addr, span.len));
-            ctx.require(diff === '', `readable buffer ${k} (${span.len} bytes at ${hex(span.addr)}) of ${n === 0 ? 'a direct' : 'an indirect'} chain changed: ${diff}`);
+            ctx.require(
+              diff === '',
+              `readable buffer ${k} (${span.len} bytes at ${hex(span.addr)}) of ${n === 0 ? 'a direct' : 'an indirect'} chain changed: ${diff}`,
+            );
           });
         });
       }),
@@ -162,12 +172,12 @@ export function rearrangedCheck(format: RingFormatName, deterministic: boolean):
         await s.kick();
         const used = await s.waitUsed(1);
         const shape = `readable pieces [${(spec.readable ?? []).map((p) => p.length).join(', ')}], writable [${(spec.writable ?? []).join(', ')}]`;
-        ctx.require(used.length === 1, `no used element for the request cut into ${shape}${(await needsReset(s)) ? ' (DEVICE_NEEDS_RESET set)' : ''}`);
-        const { len } = used[0]!;
         ctx.require(
-          request.writes === undefined ? len > 0 === first!.len > 0 : len === first!.len,
-          `len ${len} for the request cut into ${shape}; ${first!.len} in its usual arrangement`,
+          used.length === 1,
+          `no used element for the request cut into ${shape}${(await needsReset(s)) ? ' (DEVICE_NEEDS_RESET set)' : ''}`,
         );
+        const { len } = used[0]!;
+        ctx.require(len === first!.len, `len ${len} for the request cut into ${shape}; ${first!.len} in its usual arrangement`);
         if (request.writes !== undefined) {
           const diff = firstDifference(baseline, s.ring.readWritten(id, len));
           ctx.require(diff === '', `the bytes written for the request cut into ${shape} differ from the usual arrangement's: ${diff}`);
@@ -176,8 +186,25 @@ export function rearrangedCheck(format: RingFormatName, deterministic: boolean):
   };
 }
 
-/** Section 6: with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available. */
-export function inOrderCheck(format: RingFormatName, add: (s: RingSession, spec: ChainSpec) => number): Check {
+/** A chain a check made available: its id, and its writable buffers. */
+export interface AddedChain {
+  readonly id: number;
+  readonly writable: readonly Span[];
+}
+
+/**
+ * Section 6: with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available. Read
+ * as a driver that negotiated it does (2.7.9, 2.8.8: a used element may stand for a batch ending
+ * with the buffer it names): each element must name a buffer at or after the oldest one not yet
+ * used, the ring must have moved past the whole batch, and every buffer a batch implies was used
+ * "completely": its writable bytes no longer all hold the driver's fill.
+ */
+export function inOrderCheck(
+  format: RingFormatName,
+  add: (s: RingSession, spec: ChainSpec) => AddedChain,
+  /** What else the format shows of the order (the packed ring: where the used descriptors sit); a finding or ''. */
+  verify: (s: RingSession, chains: readonly AddedChain[]) => string = () => '',
+): Check {
   const needs: RingNeeds = { format, features: [VIRTIO_F_IN_ORDER], request: anyRequest, kind: 'any' };
   const requests = 4;
   return {
@@ -186,7 +213,7 @@ export function inOrderCheck(format: RingFormatName, add: (s: RingSession, spec:
     run: (ctx: CheckContext) =>
       withRing(ctx, { format, queue: requestOf(ctx, needs).queue, accept: featureSet(VIRTIO_F_IN_ORDER) }, async (s) => {
         const spec = chainOf(requestOf(ctx, needs));
-        const ids = Array.from({ length: requests }, () => add(s, spec));
+        const chains = Array.from({ length: requests }, () => add(s, spec));
         await s.kick();
         const seen: string[] = [];
         let used = 0;
@@ -194,7 +221,7 @@ export function inOrderCheck(format: RingFormatName, add: (s: RingSession, spec:
         await s.poll(() => {
           try {
             for (const b of s.ring.readUsedBatches()) {
-              seen.push(`${b.id}×${b.batch}`);
+              seen.push(b.batch > 1 ? `${b.id} (for ${b.batch})` : `${b.id}`);
               used += b.batch;
             }
           } catch (error) {
@@ -202,9 +229,18 @@ export function inOrderCheck(format: RingFormatName, add: (s: RingSession, spec:
           }
           return used >= requests || broken !== '';
         });
-        ctx.require(broken === '', `made available ${ids.join(', ')}; used ${seen.join(', ') || 'none'}, then: ${broken}`);
+        const story = `made available ${chains.map((c) => c.id).join(', ')}; used ${seen.join(', ') || 'none'}`;
+        ctx.require(broken === '', `${story}, then: ${broken}`);
         if (used < requests)
           throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `queue ${s.queue}: ${used} of ${requests} buffers used within the check's time`);
+        for (const chain of chains) {
+          const untouched =
+            chain.writable.length > 0 &&
+            chain.writable.every((span) => s.ring.memory.view(span.addr, span.len).every((b) => b === WRITABLE_FILL));
+          ctx.require(!untouched, `${story}: buffer ${chain.id} counts as used, but none of its writable bytes was written`);
+        }
+        const finding = verify(s, chains);
+        ctx.require(finding === '', `${story}: ${finding}`);
       }),
   };
 }

@@ -6,7 +6,13 @@
  * net: a frame to a locally administered address, with an experimental EtherType).
  */
 
-import { VIRTIO_BLK_REQ_HDR_SIZE, VIRTIO_BLK_REQ_SECTOR, VIRTIO_BLK_REQ_TYPE, VIRTIO_BLK_SECTOR_SIZE, VIRTIO_BLK_T_IN } from '../spec/blk.js';
+import {
+  VIRTIO_BLK_REQ_HDR_SIZE,
+  VIRTIO_BLK_REQ_SECTOR,
+  VIRTIO_BLK_REQ_TYPE,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_T_IN,
+} from '../spec/blk.js';
 import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../spec/ids.js';
 
 /** A request: the queue it goes to, its device-readable contents and device-writable sizes. */

@@ -46,7 +46,9 @@ async function notifiedFor(s: RingSession, ctx: CheckContext, suppression: Suppr
   await expectUsed(s, 1);
   await settle(s, NOTIFY_WAIT_MS);
   const notified = await s.notified();
-  ctx.note(`flags ${suppression.flags}, used_event ${suppression.usedEvent}, used.idx now ${ring.usedIdx}: ${notified ? '' : 'no '}notification`);
+  ctx.note(
+    `flags ${suppression.flags}, used_event ${suppression.usedEvent}, used.idx now ${ring.usedIdx}: ${notified ? '' : 'no '}notification`,
+  );
   return notified;
 }
 
@@ -111,12 +113,18 @@ const spuriousNotification: Check = {
       for (let k = 0; k < 3; k++) await s.kick();
       await settle(s, NOTIFY_WAIT_MS);
       const reset = await needsReset(s);
-      ctx.require(ring.usedIdx === 0 && !reset, `after 3 notifications of an empty ring: used.idx ${ring.usedIdx}${reset ? ', DEVICE_NEEDS_RESET set' : ''}`);
+      ctx.require(
+        ring.usedIdx === 0 && !reset,
+        `after 3 notifications of an empty ring: used.idx ${ring.usedIdx}${reset ? ', DEVICE_NEEDS_RESET set' : ''}`,
+      );
       s.add(chainOf(requestOf(ctx, plain)));
       await s.kick();
       await s.kick();
       const used = await s.waitUsed(1);
-      ctx.require(used.length === 1, `no used element for a request after 3 spurious notifications${(await needsReset(s)) ? ' (DEVICE_NEEDS_RESET set)' : ''}`);
+      ctx.require(
+        used.length === 1,
+        `no used element for a request after 3 spurious notifications${(await needsReset(s)) ? ' (DEVICE_NEEDS_RESET set)' : ''}`,
+      );
     }),
 };
 

@@ -1,6 +1,6 @@
-import { PVIRTQ_DESC_FLAGS, PVIRTQ_DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../spec/packed-ring.js';
+import { PVIRTQ_DESC_FLAGS, PVIRTQ_DESC_ID, PVIRTQ_DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../spec/packed-ring.js';
 import { MockPackedQueue } from '../../testing/mock-packed-queue.js';
-import type { UsedElem } from '../../testing/mock-ring.js';
+import type { ChainSpec, UsedElem } from '../../testing/mock-ring.js';
 import {
   chainOf,
   expectUsed,
@@ -12,6 +12,7 @@ import {
   requestOf,
   ringApplies,
   settle,
+  type AddedChain,
   type RingNeeds,
 } from '../ring-checks.js';
 import { anyRequest } from '../ring-requests.js';
@@ -134,8 +135,39 @@ const noChangeAfterUsed: Check = {
 };
 
 /** The in-order check's chains: the mock ring already makes descriptors available in ring order. */
-function addChain(s: RingSession, spec: Parameters<RingSession['add']>[0]): number {
-  return s.add(spec);
+function addChain(s: RingSession, spec: ChainSpec): AddedChain {
+  const id = s.add(spec);
+  return { id, writable: s.ring.buffers(id).writable };
+}
+
+/**
+ * 2.8.8: a used descriptor for a batch sits at the batch's first slot and the device skips the
+ * rest, so a used descriptor of this lap inside a batch (after the slot that names the batch's
+ * last buffer) shows buffers used out of order. The check's chains sit one after another from slot 0.
+ */
+function usedSlotsInOrder(s: RingSession, chains: readonly AddedChain[]): string {
+  const ring = packed(s);
+  if (chains.length === 0) return '';
+  const per = chainSlots(s, chains);
+  const slots = Math.min(ring.size, chains.length * per);
+  const start = new Map(chains.map((c, k) => [c.id, k * per]));
+  let batchEnd = 0;
+  for (let slot = 0; slot < slots; slot++) {
+    const flags = ring.memory.read16(flagsAt(ring, slot));
+    if ((flags & (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED)) !== (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED)) continue;
+    const id = ring.memory.read16(ring.descAddr + slot * PVIRTQ_DESC_SIZE + PVIRTQ_DESC_ID);
+    const first = start.get(id);
+    if (slot < batchEnd || first === undefined || first < slot)
+      return `the used descriptor at slot ${slot} names buffer ${id}${first === undefined ? '' : ` (made available at slot ${first})`}, inside the batch before it`;
+    batchEnd = first + per;
+  }
+  return '';
+}
+
+/** Ring slots each chain of the in-order check takes (all alike). */
+function chainSlots(s: RingSession, chains: readonly AddedChain[]): number {
+  const spec = s.ring.buffers(chains[0]!.id);
+  return spec.readable.length + spec.writable.length;
 }
 
 /** Family 'packed-ring' (see Family in ../statement.ts). */
@@ -147,7 +179,7 @@ export const packedRingStatements: readonly Statement[] = [
     side: 'device',
     family: 'packed-ring',
     text: 'With VIRTIO_F_IN_ORDER (packed ring), the device uses buffers in the order they were made available.',
-    check: inOrderCheck('packed', addChain),
+    check: inOrderCheck('packed', addChain, usedSlotsInOrder),
   },
   {
     id: 'packed-ring/driver-area-alignment',

@@ -2,7 +2,7 @@ import { DeviceFaultError } from '../../errors.js';
 import { featureSet, VIRTIO_F_INDIRECT_DESC } from '../../spec/features.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_FLAGS, VIRTQ_DESC_SIZE } from '../../spec/ring.js';
 import { MockQueue } from '../../testing/mock-queue.js';
-import type { ChainSpec } from '../../testing/mock-ring.js';
+import { WRITABLE_FILL, type ChainSpec, type Span } from '../../testing/mock-ring.js';
 import {
   chainOf,
   expectUsed,
@@ -14,6 +14,7 @@ import {
   rearrangedCheck,
   requestOf,
   ringApplies,
+  type AddedChain,
   type RingNeeds,
 } from '../ring-checks.js';
 import { anyRequest, writingRequest, type RingRequest } from '../ring-requests.js';
@@ -81,7 +82,10 @@ const indirectIgnoresWriteFlag: Check = {
 
 /** The request's buffers as (bytes or size, writable) parts; a single part cut in two, so that a chain has two parts at least. */
 function parts(request: RingRequest): { readonly data: Uint8Array | number; readonly writable: boolean }[] {
-  const out = [...request.readable.map((data) => ({ data, writable: false })), ...request.writable.map((data) => ({ data, writable: true }))];
+  const out = [
+    ...request.readable.map((data) => ({ data, writable: false })),
+    ...request.writable.map((data) => ({ data, writable: true })),
+  ];
   if (out.length > 1) return out;
   const only = out[0]!;
   if (typeof only.data === 'number') {
@@ -156,20 +160,29 @@ const usedLenWritten: Check = {
       const shortest = Math.min(...rounds.map((r) => r.len));
       for (let i = 0; i < shortest; i++) {
         const kept = rounds.every((r) => r.bytes[i] === r.fill);
-        ctx.require(!kept, `byte ${i} of the first len bytes (len ${rounds.map((r) => r.len).join(', ')}) kept the driver's fill in every round (${FILLS.map(hex).join(', ')})`);
+        ctx.require(
+          !kept,
+          `byte ${i} of the first len bytes (len ${rounds.map((r) => r.len).join(', ')}) kept the driver's fill in every round (${FILLS.map(hex).join(', ')})`,
+        );
       }
     }),
 };
 
 /** With VIRTIO_F_IN_ORDER the driver takes descriptors in ring order (2.7.5): chain k of n buffers starts at k * n. */
-function addInRingOrder(s: RingSession, spec: ChainSpec): number {
+function addInRingOrder(s: RingSession, spec: ChainSpec): AddedChain {
   const ring = split(s);
-  const buffers = [...(spec.readable ?? []).map((b) => ({ b, writable: false })), ...(spec.writable ?? []).map((b) => ({ b, writable: true }))];
+  const buffers = [
+    ...(spec.readable ?? []).map((b) => ({ b, writable: false })),
+    ...(spec.writable ?? []).map((b) => ({ b, writable: true })),
+  ];
   const head = (ring.availIdx * buffers.length) & (ring.size - 1);
+  const spans: Span[] = [];
   buffers.forEach(({ b, writable }, k) => {
     const len = typeof b === 'number' ? b : b.length;
     const addr = ring.alloc(len);
     if (typeof b !== 'number') ring.memory.write(addr, b);
+    else ring.memory.view(addr, len).fill(WRITABLE_FILL);
+    if (writable) spans.push({ addr, len });
     const last = k === buffers.length - 1;
     const id = (head + k) & (ring.size - 1);
     ring.setDesc(id, {
@@ -180,7 +193,7 @@ function addInRingOrder(s: RingSession, spec: ChainSpec): number {
     });
   });
   ring.pushAvail(head);
-  return head;
+  return { id: head, writable: spans };
 }
 
 /**
@@ -191,7 +204,8 @@ function addInRingOrder(s: RingSession, spec: ChainSpec): number {
 function legacyRequestCheck(what: string): Check {
   return {
     via: ['legacy'],
-    applies: async (ctx) => (anyRequest(ctx.deviceType) === undefined ? `no request this check knows for device type ${ctx.deviceType}` : undefined),
+    applies: async (ctx) =>
+      anyRequest(ctx.deviceType) === undefined ? `no request this check knows for device type ${ctx.deviceType}` : undefined,
     run: async (ctx: CheckContext) => {
       const request = anyRequest(ctx.deviceType)!;
       const driver = await ctx.openDriver();
@@ -206,7 +220,11 @@ function legacyRequestCheck(what: string): Check {
       });
       const inn = request.writable.map((len) => dma.alloc(len, 16));
       try {
-        queue.submit(out.map((b, k) => ({ addr: b.addr, len: request.readable[k]!.length })), inn.map((b, k) => ({ addr: b.addr, len: request.writable[k]! })), 1);
+        queue.submit(
+          out.map((b, k) => ({ addr: b.addr, len: request.readable[k]!.length })),
+          inn.map((b, k) => ({ addr: b.addr, len: request.writable[k]! })),
+          1,
+        );
         await queue.kick();
         try {
           const [used] = await queue.waitUsed();
@@ -409,7 +427,8 @@ export const splitRingStatements: readonly Statement[] = [
     side: 'device',
     family: 'split-ring',
     text: 'The device writes a used element’s len before it moves used.idx past it.',
-    uncheckable: 'the order of two device writes is not visible to a driver that reads after both (qtest and our machine run the device between driver accesses)',
+    uncheckable:
+      'the order of two device writes is not visible to a driver that reads after both (qtest and our machine run the device between driver accesses)',
   },
   {
     id: 'split-ring/used-len-written',

@@ -25,7 +25,7 @@ import { splitRingMutants } from './mutants/split-ring.js';
 const TIMEOUT_MS = 300;
 
 /** Run `statement`'s check on the function `plug` puts into a fresh machine: undefined when it passed, else the reason it did not apply or the error. */
-async function run(statement: Statement, plug: (machine: Machine) => Bdf): Promise<{ notApplicable?: string; error?: unknown }> {
+async function run(statement: Statement, plug: (machine: Machine) => Bdf): Promise<{ notApplicable?: string; error?: Error }> {
   const machine = new Machine();
   const fn = plug(machine);
   const check = statement.check!;
@@ -46,7 +46,7 @@ async function run(statement: Statement, plug: (machine: Machine) => Bdf): Promi
     await check.run(ctx);
     return {};
   } catch (error) {
-    return { error };
+    return { error: error instanceof Error ? error : new Error(String(error)) };
   } finally {
     await ctx.close();
   }
@@ -59,7 +59,10 @@ function family(name: string, statements: readonly Statement[], mutants: Mutants
       executable.map((s) => s.id).filter((id) => mutants[id] === undefined),
       [],
     );
-    assert.deepEqual(Object.keys(mutants).filter((id) => !executable.some((s) => s.id === id)), []);
+    assert.deepEqual(
+      Object.keys(mutants).filter((id) => !executable.some((s) => s.id === id)),
+      [],
+    );
     for (const s of statements) {
       assert.ok(s.id.startsWith(`${name}/`), s.id);
       assert.equal(s.family, name);
@@ -73,9 +76,12 @@ function family(name: string, statements: readonly Statement[], mutants: Mutants
     test(`${statement.id}: passes on ours, fails on the mutant that ${mutant.breaks}`, async () => {
       const ours = await run(statement, (m) => mutant.original(m));
       assert.equal(ours.notApplicable, undefined, `not applicable on ours: ${ours.notApplicable}`);
-      assert.equal(ours.error, undefined, `fails on ours: ${String(ours.error)}`);
+      assert.equal(ours.error, undefined, `fails on ours: ${ours.error?.message}`);
       const broken = await run(statement, (m) => mutant.mutant(m));
-      assert.ok(broken.error instanceof ConformanceViolation, `on the mutant: ${broken.notApplicable ?? String(broken.error ?? 'passed')}`);
+      assert.ok(
+        broken.error instanceof ConformanceViolation,
+        `on the mutant: ${broken.notApplicable ?? broken.error?.message ?? 'passed'}`,
+      );
       assert.equal(broken.error.statement, statement.id);
     });
   }

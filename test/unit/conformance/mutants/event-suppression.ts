@@ -74,7 +74,10 @@ function usedFlags(breaks: string, flags: number): Mutant {
 const alwaysNotifies = deciding('notifies after every used element, whatever the driver asked', () => true);
 
 export const eventSuppressionMutants: Mutants = {
-  'event-suppression/used-event-ignored': deciding('honours used_event without VIRTIO_F_EVENT_IDX', (ours, q) => ours && q.crossed(q.usedEvent)),
+  'event-suppression/used-event-ignored': deciding(
+    'honours used_event without VIRTIO_F_EVENT_IDX',
+    (ours, q) => ours && q.crossed(q.usedEvent),
+  ),
   'event-suppression/no-interrupt-honoured': alwaysNotifies,
   'event-suppression/no-notify-before-used-event': alwaysNotifies,
   'event-suppression/notify-when-flags-zero': deciding('never notifies', () => false),
@@ -82,9 +85,14 @@ export const eventSuppressionMutants: Mutants = {
     'honours VIRTQ_AVAIL_F_NO_INTERRUPT with VIRTIO_F_EVENT_IDX',
     (ours, q) => ours && (q.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0,
   ),
-  'event-suppression/notify-at-used-event': deciding('notifies one used element after used_event', (_ours, q) => q.crossed(q.usedEvent + 1)),
+  'event-suppression/notify-at-used-event': deciding('notifies one used element after used_event', (_ours, q) =>
+    q.crossed(q.usedEvent + 1),
+  ),
   'event-suppression/used-flags-values': usedFlags('writes 2 into used.flags', 2),
-  'event-suppression/used-flags-zero-with-event-idx': usedFlags('sets VIRTQ_USED_F_NO_NOTIFY in used.flags with VIRTIO_F_EVENT_IDX', VIRTQ_USED_F_NO_NOTIFY),
+  'event-suppression/used-flags-zero-with-event-idx': usedFlags(
+    'sets VIRTQ_USED_F_NO_NOTIFY in used.flags with VIRTIO_F_EVENT_IDX',
+    VIRTQ_USED_F_NO_NOTIFY,
+  ),
   'event-suppression/spurious-notifications': ringMutant(
     'takes a notification that finds the ring empty for a fault (DEVICE_NEEDS_RESET)',
     rngDevice,

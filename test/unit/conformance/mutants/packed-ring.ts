@@ -1,7 +1,13 @@
 /** Mutants of the packed-ring family: our devices, offering the packed ring, with one rule of it removed. */
 
 import type { DescriptorChain } from '../../../../src/queue/types.js';
-import { PVIRTQ_DESC_FLAGS, PVIRTQ_DESC_LEN, PVIRTQ_DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED } from '../../../../src/spec/packed-ring.js';
+import {
+  PVIRTQ_DESC_FLAGS,
+  PVIRTQ_DESC_LEN,
+  PVIRTQ_DESC_SIZE,
+  VIRTQ_DESC_F_AVAIL,
+  VIRTQ_DESC_F_USED,
+} from '../../../../src/spec/packed-ring.js';
 import type { Mutants } from './mutant.js';
 import { blkDevice, QueueWrapper, remappedChain, ringMutant, rngDevice, wrapRing } from './ring-queues.js';
 import { outOfOrder, splitRingMutants } from './split-ring.js';
@@ -49,7 +55,12 @@ const ignoresAvail = ringMutant(
 );
 
 export const packedRingMutants: Mutants = {
-  'packed-ring/in-order-use': ringMutant('VIRTIO_F_IN_ORDER offered, but used descriptors written in swapped pairs', rngDevice, outOfOrder, PACKED),
+  'packed-ring/in-order-use': ringMutant(
+    'VIRTIO_F_IN_ORDER offered, but the first buffer used only after later ones, at the next notification',
+    rngDevice,
+    outOfOrder,
+    PACKED,
+  ),
   'packed-ring/process-in-ring-order': ignoresAvail,
   'packed-ring/use-only-available': ignoresAvail,
   'packed-ring/used-in-completion-order': ringMutant(

@@ -47,31 +47,34 @@ class PeekingQueue extends QueueWrapper {
   }
 }
 
-/** Pushes used elements in swapped pairs (the second of a pair first), or at the end of a batch. */
-export class SwappingQueue extends QueueWrapper {
+/** Keeps the first buffer it uses back until the next notification (pop() at its start) and uses later ones first. */
+export class HoldingQueue extends QueueWrapper {
+  private first = true;
   private held: [number, number] | undefined;
+  private emptied = false;
   override pop(): DescriptorChain | null {
+    // The first pop after the ring ran empty starts the next notification's work.
+    if (this.emptied && this.held !== undefined) {
+      super.pushUsed(...this.held);
+      this.held = undefined;
+    }
     const chain = super.pop();
-    if (chain === null) this.release();
+    this.emptied = chain === null;
     return chain;
   }
   override pushUsed(head: number, len: number): void {
-    if (this.held === undefined) {
+    if (this.first) {
+      this.first = false;
       this.held = [head, len];
       return;
     }
     super.pushUsed(head, len);
-    this.release();
-  }
-  private release(): void {
-    if (this.held !== undefined) super.pushUsed(...this.held);
-    this.held = undefined;
   }
 }
 
-/** The ring without the in-order layer, its used elements swapped in pairs. */
+/** The ring without the in-order layer, keeping its first buffer back. */
 export const outOfOrder = (options: DeviceRingOptions): DeviceQueue =>
-  new SwappingQueue(deviceRing({ ...options, features: options.features & ~bit(VIRTIO_F_IN_ORDER) }), options);
+  new HoldingQueue(deviceRing({ ...options, features: options.features & ~bit(VIRTIO_F_IN_ORDER) }), options);
 
 /** 16-bit and 32-bit byte swaps. */
 const swap16 = (v: number): number => ((v & 0xff) << 8) | (v >>> 8);
@@ -81,7 +84,11 @@ export const splitRingMutants: Mutants = {
   'split-ring/legacy-layout': ringMutant(
     'the used ring right after the available ring, without the legacy padding to Queue Align',
     rngDevice,
-    (options) => deviceRing({ ...options, areas: { ...options.areas, device: Math.ceil((options.areas.driver + availRingSize(options.size)) / 4) * 4 } }),
+    (options) =>
+      deviceRing({
+        ...options,
+        areas: { ...options.areas, device: Math.ceil((options.areas.driver + availRingSize(options.size)) / 4) * 4 },
+      }),
     { mode: 'transitional' },
   ),
   'split-ring/legacy-guest-endian': ringMutant(
@@ -167,7 +174,9 @@ export const splitRingMutants: Mutants = {
     wrapRing(
       (inner, options) =>
         new PeekingQueue(inner, options, (flags, nextFlags) =>
-          (flags & VIRTQ_DESC_F_NEXT) !== 0 && (nextFlags & VIRTQ_DESC_F_INDIRECT) !== 0 ? 'an indirect descriptor after a direct one' : undefined,
+          (flags & VIRTQ_DESC_F_NEXT) !== 0 && (nextFlags & VIRTQ_DESC_F_INDIRECT) !== 0
+            ? 'an indirect descriptor after a direct one'
+            : undefined,
         ),
     ),
   ),
@@ -186,5 +195,9 @@ export const splitRingMutants: Mutants = {
         })(inner, options),
     ),
   ),
-  'split-ring/in-order-use': ringMutant('VIRTIO_F_IN_ORDER offered, but used elements pushed in swapped pairs', rngDevice, outOfOrder),
+  'split-ring/in-order-use': ringMutant(
+    'VIRTIO_F_IN_ORDER offered, but the first buffer used only after later ones, at the next notification',
+    rngDevice,
+    outOfOrder,
+  ),
 };
