@@ -12,7 +12,6 @@
 
 import { DeviceFaultError, UsageError } from '../errors.js';
 import type { DmaBuffer } from '../memory/dma.js';
-import { ArrayGuestMemory } from '../memory/guest-memory.js';
 import { PACKED_RING, SPLIT_RING } from '../queue/ring-format.js';
 import { featureSet, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../spec/features.js';
 import { PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE } from '../spec/pci.js';
@@ -29,6 +28,7 @@ import type { ChainSpec, UsedElem } from '../testing/mock-ring.js';
 import { disableMsix } from '../transport/pci/msix-driver.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import type { CheckContext } from './statement.js';
+import { WriteTrackingMemory } from './written-ranges.js';
 
 /** Bytes of the DMA window the rings and buffers live in. */
 const WINDOW_BYTES = 64 * 1024;
@@ -58,6 +58,7 @@ export class RingSession {
     /** The ring the check drives (its `memory` is the DMA window). */
     readonly ring: MockQueue | MockPackedQueue,
     private readonly window: DmaBuffer,
+    private readonly memory: WriteTrackingMemory,
   ) {}
 
   /**
@@ -98,12 +99,13 @@ export class RingSession {
     const dma = ctx.bus.dma;
     const window = dma.alloc(WINDOW_BYTES, 4096);
     window.bytes.fill(0);
-    const memory = new ArrayGuestMemory(window.bytes, window.addr);
+    const memory = new WriteTrackingMemory(window.bytes, window.addr);
     const ringOptions = { size, memory, base: window.addr };
     const ring = packed ? new MockPackedQueue(ringOptions) : new MockQueue(ringOptions);
-    const session = new RingSession(ctx, transport, features, options.queue, ring, window);
+    const session = new RingSession(ctx, transport, features, options.queue, ring, window, memory);
     try {
-      await session.flush();
+      await ctx.bus.dma.flush(window.addr, WINDOW_BYTES); // zeroed rings, before the device learns where they are
+      memory.takeWritten();
       const areas =
         ring instanceof MockQueue
           ? { descAddr: ring.descAddr, driverAddr: ring.availAddr, deviceAddr: ring.usedAddr }
@@ -129,17 +131,18 @@ export class RingSession {
     return this.ring.addChain(spec);
   }
 
-  /** Make every local write visible to the device. */
+  /** Make the check's writes since the last flush visible to the device, in the order made. */
   async flush(): Promise<void> {
-    await this.ctx.bus.dma.flush(this.window.addr, WINDOW_BYTES);
+    for (const range of this.memory.takeWritten()) await this.ctx.bus.dma.flush(range.addr, range.len);
   }
 
-  /** Bring every device write into the local image. */
+  /** Bring every device write into the local image (after flushing the check's own). */
   async refresh(): Promise<void> {
+    await this.flush();
     await this.ctx.bus.dma.refresh(this.window.addr, WINDOW_BYTES);
   }
 
-  /** Flush the window, then notify the queue (with notification data when negotiated: none is). */
+  /** Flush the check's writes, then notify the queue (with notification data when negotiated: none is). */
   async kick(): Promise<void> {
     await this.flush();
     await this.transport.notify(this.queue, 0);

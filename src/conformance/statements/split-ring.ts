@@ -36,13 +36,14 @@ function writableBytes(request: RingRequest): number {
 }
 
 /** The used element for a request the device should answer as usual: there, with a plausible len, and no DEVICE_NEEDS_RESET. */
-async function requireAnswered(ctx: CheckContext, s: RingSession, request: RingRequest, what: string): Promise<void> {
+async function requireAnswered(ctx: CheckContext, s: RingSession, request: RingRequest, what: string, above = -1): Promise<void> {
   const used = await s.waitUsed(1);
   const reset = (await needsReset(s)) ? ' (DEVICE_NEEDS_RESET set)' : '';
   ctx.require(used.length === 1, `no used element for ${what}${reset}`);
   const { len } = used[0]!;
-  const ok = request.writes === undefined ? len <= writableBytes(request) : len === request.writes;
-  ctx.require(ok && reset === '', `len ${len} for ${what} (expected ${request.writes ?? `at most ${writableBytes(request)}`})${reset}`);
+  const ok = request.writes === undefined ? len > above && len <= writableBytes(request) : len === request.writes;
+  const expected = request.writes ?? `above ${above}, at most ${writableBytes(request)}`;
+  ctx.require(ok && reset === '', `len ${len} for ${what} (expected ${expected})${reset}`);
 }
 
 /** 2.7.5.1: the descriptor table reads as the driver wrote it once the chains are used. */
@@ -102,14 +103,25 @@ function parts(request: RingRequest): { readonly data: Uint8Array | number; read
   ];
 }
 
-/** 2.7.5.3.2: a chain of direct descriptors ending in one indirect descriptor is handled. */
+const writingIndirectNeeds: RingNeeds = {
+  format: 'split',
+  request: writingRequest,
+  kind: 'that the device answers by writing',
+  features: [VIRTIO_F_INDIRECT_DESC],
+};
+
+/**
+ * 2.7.5.3.2: a chain of direct descriptors ending in one indirect descriptor is handled. Only with
+ * requests the device answers by writing: what a device makes of bytes it only reads (a table
+ * taken for data) is not visible, what it writes is (len past the direct part, or a block read's).
+ */
 const indirectAfterChain: Check = {
   via: ['modern'],
-  applies: (ctx) => ringApplies(ctx, indirectNeeds),
+  applies: (ctx) => ringApplies(ctx, writingIndirectNeeds),
   run: (ctx: CheckContext) =>
-    withRing(ctx, { format: 'split', queue: requestOf(ctx, anyNeeds).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) }, async (s) => {
+    withRing(ctx, { format: 'split', queue: requestOf(ctx, writingIndirectNeeds).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) }, async (s) => {
       const ring = split(s);
-      const request = requestOf(ctx, anyNeeds);
+      const request = requestOf(ctx, writingIndirectNeeds);
       // Built by hand on a fresh ring: descriptor 0 (the first part) chains to descriptor 1, an indirect table of the rest.
       const placed = parts(request).map(({ data, writable }) => {
         const len = typeof data === 'number' ? data : data.length;
@@ -129,7 +141,8 @@ const indirectAfterChain: Check = {
       ring.setDesc(1, { addr: table, len: rest.length * VIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
       ring.pushAvail(0);
       await s.kick();
-      await requireAnswered(ctx, s, request, `a direct descriptor chained to an indirect table of ${rest.length}`);
+      const direct = first.writable ? first.len : 0;
+      await requireAnswered(ctx, s, request, `a direct descriptor (${first.len} bytes) chained to an indirect table of ${rest.length}`, direct);
     }),
 };
 
@@ -150,7 +163,7 @@ const usedLenWritten: Check = {
       const rounds: { fill: number; len: number; bytes: Uint8Array }[] = [];
       for (const fill of FILLS) {
         const id = s.add(chainOf(request));
-        for (const span of s.ring.buffers(id).writable) s.ring.memory.view(span.addr, span.len).fill(fill);
+        for (const span of s.ring.buffers(id).writable) s.ring.memory.write(span.addr, new Uint8Array(span.len).fill(fill));
         await s.kick();
         const [used] = await expectUsed(s, 1);
         const { len } = used!;
@@ -181,7 +194,7 @@ function addInRingOrder(s: RingSession, spec: ChainSpec): AddedChain {
     const len = typeof b === 'number' ? b : b.length;
     const addr = ring.alloc(len);
     if (typeof b !== 'number') ring.memory.write(addr, b);
-    else ring.memory.view(addr, len).fill(WRITABLE_FILL);
+    else ring.memory.write(addr, new Uint8Array(len).fill(WRITABLE_FILL));
     if (writable) spans.push({ addr, len });
     const last = k === buffers.length - 1;
     const id = (head + k) & (ring.size - 1);
