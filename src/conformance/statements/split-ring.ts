@@ -119,31 +119,46 @@ const indirectAfterChain: Check = {
   via: ['modern'],
   applies: (ctx) => ringApplies(ctx, writingIndirectNeeds),
   run: (ctx: CheckContext) =>
-    withRing(ctx, { format: 'split', queue: requestOf(ctx, writingIndirectNeeds).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) }, async (s) => {
-      const ring = split(s);
-      const request = requestOf(ctx, writingIndirectNeeds);
-      // Built by hand on a fresh ring: descriptor 0 (the first part) chains to descriptor 1, an indirect table of the rest.
-      const placed = parts(request).map(({ data, writable }) => {
-        const len = typeof data === 'number' ? data : data.length;
-        const addr = ring.alloc(len);
-        if (typeof data !== 'number') ring.memory.write(addr, data);
-        return { addr, len, writable };
-      });
-      const rest = placed.slice(1);
-      const table = ring.alloc(rest.length * VIRTQ_DESC_SIZE, VIRTQ_DESC_SIZE);
-      rest.forEach((b, k) => {
-        const last = k === rest.length - 1;
-        const flags = (b.writable ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
-        ring.writeDesc(table, k, { addr: b.addr, len: b.len, flags, next: last ? 0 : k + 1 });
-      });
-      const first = placed[0]!;
-      ring.setDesc(0, { addr: first.addr, len: first.len, flags: (first.writable ? VIRTQ_DESC_F_WRITE : 0) | VIRTQ_DESC_F_NEXT, next: 1 });
-      ring.setDesc(1, { addr: table, len: rest.length * VIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
-      ring.pushAvail(0);
-      await s.kick();
-      const direct = first.writable ? first.len : 0;
-      await requireAnswered(ctx, s, request, `a direct descriptor (${first.len} bytes) chained to an indirect table of ${rest.length}`, direct);
-    }),
+    withRing(
+      ctx,
+      { format: 'split', queue: requestOf(ctx, writingIndirectNeeds).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) },
+      async (s) => {
+        const ring = split(s);
+        const request = requestOf(ctx, writingIndirectNeeds);
+        // Built by hand on a fresh ring: descriptor 0 (the first part) chains to descriptor 1, an indirect table of the rest.
+        const placed = parts(request).map(({ data, writable }) => {
+          const len = typeof data === 'number' ? data : data.length;
+          const addr = ring.alloc(len);
+          if (typeof data !== 'number') ring.memory.write(addr, data);
+          return { addr, len, writable };
+        });
+        const rest = placed.slice(1);
+        const table = ring.alloc(rest.length * VIRTQ_DESC_SIZE, VIRTQ_DESC_SIZE);
+        rest.forEach((b, k) => {
+          const last = k === rest.length - 1;
+          const flags = (b.writable ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+          ring.writeDesc(table, k, { addr: b.addr, len: b.len, flags, next: last ? 0 : k + 1 });
+        });
+        const first = placed[0]!;
+        ring.setDesc(0, {
+          addr: first.addr,
+          len: first.len,
+          flags: (first.writable ? VIRTQ_DESC_F_WRITE : 0) | VIRTQ_DESC_F_NEXT,
+          next: 1,
+        });
+        ring.setDesc(1, { addr: table, len: rest.length * VIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+        ring.pushAvail(0);
+        await s.kick();
+        const direct = first.writable ? first.len : 0;
+        await requireAnswered(
+          ctx,
+          s,
+          request,
+          `a direct descriptor (${first.len} bytes) chained to an indirect table of ${rest.length}`,
+          direct,
+        );
+      },
+    ),
 };
 
 /** Fills of the writable buffers in the rounds of usedLenWritten. */

@@ -27,10 +27,19 @@ const STATEMENTS = [...splitRingStatements, ...packedRingStatements, ...eventSup
 const SLOT = { rng: 4, blk: 5, net: 6, serial: 7 } as const;
 
 /**
- * Checks QEMU fails, by `<statement id> <device>`, with the clause QEMU breaks (none so far: a
- * failure not listed here fails the test).
+ * Checks QEMU fails, by `<statement id> <device>`, with the clause QEMU breaks; a failure not
+ * listed here fails the test, and so does a listed one that passes (QEMU was fixed: drop it).
  */
-const QEMU_DEVIATIONS: ReadonlyMap<string, string> = new Map();
+const INDIRECT_AFTER_CHAIN =
+  '2.7.5.3.2 "The device MUST handle the case of zero or more normal chained descriptors followed by a single ' +
+  'descriptor with flags&VIRTQ_DESC_F_INDIRECT": QEMU (7.2, 10.0) looks for VIRTQ_DESC_F_INDIRECT on the head ' +
+  'descriptor only, takes a later indirect descriptor for a data buffer and sets DEVICE_NEEDS_RESET ' +
+  '("Incorrect order for descriptors" after a writable one; a block request without its status byte). For net ' +
+  'and console, whose requests are only read, it sends the table bytes as data, which the check cannot see.';
+const QEMU_DEVIATIONS: ReadonlyMap<string, string> = new Map([
+  ['split-ring/indirect-after-chain rng', INDIRECT_AFTER_CHAIN],
+  ['split-ring/indirect-after-chain blk', INDIRECT_AFTER_CHAIN],
+]);
 
 type Outcome = 'pass' | `n/a: ${string}` | `violation: ${string}`;
 
@@ -79,8 +88,9 @@ for (const variant of [
           const outcome = await runCheck(bus, slotBdf(slot), statement, via, variant.transitional);
           t.diagnostic(`${device} ${statement.id} (${via}): ${outcome}`);
           if (outcome === 'pass') passed++;
-          const listed = QEMU_DEVIATIONS.get(`${statement.id} ${device}`);
-          if (outcome.startsWith('violation') && listed === undefined) failures.push(`${device} ${statement.id} (${via}): ${outcome}`);
+          const listed = QEMU_DEVIATIONS.has(`${statement.id} ${device}`);
+          if (outcome.startsWith('violation') !== listed)
+            failures.push(`${device} ${statement.id} (${via}): ${outcome}${listed ? ' (listed as a QEMU deviation)' : ''}`);
         }
       }
     }
