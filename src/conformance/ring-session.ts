@@ -165,15 +165,22 @@ export class RingSession {
   }
 
   /**
-   * Wait until the device has returned `count` used elements (read with the ring's readUsed, or
-   * readUsedBatches with IN_ORDER when `batches`); the ones read, fewer when time ran out.
+   * Wait until the device has returned `count` used elements; the ones read, fewer when time ran
+   * out. DeviceFaultError ERR_DEVICE_USED_ID when one names a buffer not in flight (the check
+   * cannot judge its statement on such a device).
    */
   async waitUsed(count: number): Promise<UsedElem[]> {
     const got: UsedElem[] = [];
+    let fault: DeviceFaultError | undefined;
     await this.poll(() => {
-      got.push(...this.ring.readUsed());
-      return got.length >= count;
+      try {
+        got.push(...this.ring.readUsed());
+      } catch (error) {
+        fault = new DeviceFaultError('ERR_DEVICE_USED_ID', `queue ${this.queue}: ${(error as Error).message}`);
+      }
+      return got.length >= count || fault !== undefined;
     });
+    if (fault !== undefined) throw fault;
     return got;
   }
 
