@@ -32,9 +32,14 @@ export interface RingNeeds {
   readonly kind: string;
 }
 
+/** The interfaces a check of `format` runs through: the split ring's through a transitional device's legacy one too. */
+export function viaOf(format: RingFormatName): Check['via'] {
+  return format === 'split' ? ['modern', 'legacy'] : ['modern'];
+}
+
 /** Why a ring check does not apply to the function, or undefined. */
 export async function ringApplies(ctx: CheckContext, needs: RingNeeds): Promise<string | undefined> {
-  if (ctx.via !== 'modern') return 'ring checks drive the modern interface';
+  if (ctx.via === 'legacy' && needs.format === 'packed') return 'the legacy interface cannot carry the packed ring';
   const offered = await (await ctx.transport()).deviceFeatures();
   const wanted = [...(needs.format === 'packed' ? [VIRTIO_F_RING_PACKED] : []), ...(needs.features ?? [])];
   for (const bit of wanted) if (!hasFeature(offered, bit)) return `the device does not offer ${decodeFeatures(featureSet(bit))}`;
@@ -89,7 +94,7 @@ export const hex = (n: number): string => `0x${n.toString(16)}`;
 export function noWriteReadableCheck(format: RingFormatName): Check {
   const needs: RingNeeds = { format, request: readingRequest, kind: 'with device-readable buffers' };
   return {
-    via: ['modern'],
+    via: viaOf(format),
     applies: (ctx) => ringApplies(ctx, needs),
     run: (ctx: CheckContext) =>
       withRing(ctx, { format, queue: requestOf(ctx, needs).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) }, async (s) => {
@@ -158,7 +163,7 @@ export function rearrangedCheck(format: RingFormatName, deterministic: boolean):
     kind: deterministic ? 'whose written bytes are fixed' : 'any',
   };
   return {
-    via: ['modern'],
+    via: viaOf(format),
     applies: (ctx) => ringApplies(ctx, needs),
     run: (ctx: CheckContext) =>
       withRing(ctx, { format, queue: requestOf(ctx, needs).queue }, async (s) => {

@@ -62,14 +62,16 @@ export class RingSession {
   ) {}
 
   /**
-   * Reset the device, negotiate VERSION_1, the ring format and the offered bits of `accept`, enable
-   * `queue` on fresh rings and set DRIVER_OK. UsageError when the check asked for the packed ring on
-   * a device that does not offer it (its `applies` should have said so); DeviceFaultError when the
-   * device refuses FEATURES_OK or has no such queue.
+   * Reset the device, negotiate VERSION_1 (modern), the ring format and the offered bits of
+   * `accept`, enable `queue` on fresh rings and set DRIVER_OK. Through the legacy interface (the
+   * check's `via`): the split ring in the legacy layout, of the device's fixed size, without
+   * FEATURES_OK. UsageError when the check asked for the packed ring where it is not offered (its
+   * `applies` should have said so); DeviceFaultError when the device refuses FEATURES_OK or has no
+   * such queue.
    */
   static async open(ctx: CheckContext, options: RingSessionOptions): Promise<RingSession> {
     const transport = await ctx.transport();
-    if (transport.kind !== 'modern') throw new UsageError('ring checks drive the modern interface');
+    const legacy = transport.kind === 'legacy';
     const probe = await ctx.probe();
     if (probe.msix !== undefined) {
       const control = await ctx.bus.configRead(ctx.fn, probe.msix.offset + PCI_MSIX_FLAGS, 2);
@@ -80,27 +82,33 @@ export class RingSession {
     await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     const offered = await transport.deviceFeatures();
     const packed = options.format === 'packed';
-    const wanted = featureSet(VIRTIO_F_VERSION_1) | (options.accept ?? 0n) | (packed ? featureSet(VIRTIO_F_RING_PACKED) : 0n);
+    const wanted =
+      (legacy ? 0n : featureSet(VIRTIO_F_VERSION_1)) | (options.accept ?? 0n) | (packed ? featureSet(VIRTIO_F_RING_PACKED) : 0n);
     const features = offered & wanted;
     if (packed !== ((features & featureSet(VIRTIO_F_RING_PACKED)) !== 0n))
-      throw new UsageError('the device does not offer VIRTIO_F_RING_PACKED');
+      throw new UsageError('the device does not offer VIRTIO_F_RING_PACKED through this interface');
     await transport.setDriverFeatures(features);
-    const status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
-    await transport.setStatus(status);
-    if (((await transport.getStatus()) & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
-      throw new DeviceFaultError('ERR_DEVICE_FEATURES', `the device refused FEATURES_OK for features 0x${features.toString(16)}`);
+    // The legacy interface has no FEATURES_OK (3.1.2).
+    const status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | (legacy ? 0 : VIRTIO_CONFIG_S_FEATURES_OK);
+    if (!legacy) {
+      await transport.setStatus(status);
+      if (((await transport.getStatus()) & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
+        throw new DeviceFaultError('ERR_DEVICE_FEATURES', `the device refused FEATURES_OK for features 0x${features.toString(16)}`);
+    }
     if (options.queue >= (await transport.numQueues()))
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `the device has no queue ${options.queue}`);
     const max = await transport.queueMaxSize(options.queue);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${options.queue} is not available (queue_size 0)`);
     const format = packed ? PACKED_RING : SPLIT_RING;
-    const size = format.largestQueueSize(Math.min(max, options.size ?? DEFAULT_QUEUE_SIZE));
+    if (legacy && !format.isQueueSize(max))
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${options.queue}: fixed size ${max} is not a split ring size`);
+    const size = legacy ? max : format.largestQueueSize(Math.min(max, options.size ?? DEFAULT_QUEUE_SIZE));
 
     const dma = ctx.bus.dma;
     const window = dma.alloc(WINDOW_BYTES, 4096);
     window.bytes.fill(0);
     const memory = new WriteTrackingMemory(window.bytes, window.addr);
-    const ringOptions = { size, memory, base: window.addr };
+    const ringOptions = { size, memory, base: window.addr, legacyLayout: legacy };
     const ring = packed ? new MockPackedQueue(ringOptions) : new MockQueue(ringOptions);
     const session = new RingSession(ctx, transport, features, options.queue, ring, window, memory);
     try {

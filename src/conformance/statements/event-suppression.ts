@@ -1,4 +1,4 @@
-import { featureSet, VIRTIO_F_EVENT_IDX } from '../../spec/features.js';
+import { decodeFeatures, featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_NOTIFY_ON_EMPTY } from '../../spec/features.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT } from '../../spec/ring.js';
 import { MockQueue } from '../../testing/mock-queue.js';
 import { chainOf, expectUsed, hex, needsReset, requestOf, ringApplies, settle, type RingNeeds } from '../ring-checks.js';
@@ -8,6 +8,9 @@ import type { Check, CheckContext, Statement } from '../statement.js';
 
 /** How long after the used element a check waits for a notification that should (not) come, in ms. */
 const NOTIFY_WAIT_MS = 30;
+
+/** The split ring's checks run through either interface (a transitional device's legacy one too). */
+const VIA: Check['via'] = ['modern', 'legacy'];
 
 const plain: RingNeeds = { format: 'split', request: anyRequest, kind: 'any' };
 const withEventIdx: RingNeeds = { ...plain, features: [VIRTIO_F_EVENT_IDX] };
@@ -57,22 +60,31 @@ async function notifiedFor(s: RingSession, ctx: CheckContext, suppression: Suppr
  * `suppression`; the device must (`want` true) or should not (false) notify.
  */
 function notificationCheck(eventIdx: boolean, suppression: Suppression, want: boolean, before = 0): Check {
-  const needs = eventIdx ? withEventIdx : plain;
+  return featureNotificationCheck(eventIdx ? VIRTIO_F_EVENT_IDX : undefined, suppression, want, before);
+}
+
+/** notificationCheck with `feature` (EVENT_IDX, NOTIFY_ON_EMPTY) needed and negotiated, or none. */
+function featureNotificationCheck(
+  feature: number | undefined,
+  suppression: Suppression,
+  want: boolean,
+  before = 0,
+  via: Check['via'] = VIA,
+): Check {
+  const needs = feature === undefined ? plain : { ...plain, features: [feature] };
+  const accept = feature === undefined ? 0n : featureSet(feature);
+  const negotiated = feature === undefined ? 'no ring feature negotiated' : `${decodeFeatures(accept)} negotiated`;
   return {
-    via: ['modern'],
+    via,
     applies: (ctx) => ringApplies(ctx, needs),
     run: (ctx: CheckContext) =>
-      withRing(
-        ctx,
-        { format: 'split', queue: requestOf(ctx, needs).queue, accept: eventIdx ? featureSet(VIRTIO_F_EVENT_IDX) : 0n },
-        async (s) => {
-          const notified = await notifiedFor(s, ctx, suppression, before);
-          ctx.require(
-            notified === want,
-            `${notified ? 'a' : 'no'} used buffer notification for used.idx ${before} -> ${before + 1} with avail.flags ${suppression.flags} and used_event ${suppression.usedEvent}${eventIdx ? ' (EVENT_IDX negotiated)' : ' (EVENT_IDX not negotiated)'}`,
-          );
-        },
-      ),
+      withRing(ctx, { format: 'split', queue: requestOf(ctx, needs).queue, accept }, async (s) => {
+        const notified = await notifiedFor(s, ctx, suppression, before);
+        ctx.require(
+          notified === want,
+          `${notified ? 'a' : 'no'} used buffer notification for used.idx ${before} -> ${before + 1} with avail.flags ${suppression.flags} and used_event ${suppression.usedEvent} (${negotiated})`,
+        );
+      }),
   };
 }
 
@@ -80,7 +92,7 @@ function notificationCheck(eventIdx: boolean, suppression: Suppression, want: bo
 function usedFlagsCheck(eventIdx: boolean, allowed: readonly number[]): Check {
   const needs = eventIdx ? withEventIdx : plain;
   return {
-    via: ['modern'],
+    via: VIA,
     applies: (ctx) => ringApplies(ctx, needs),
     run: (ctx: CheckContext) =>
       withRing(
@@ -105,7 +117,7 @@ function usedFlagsCheck(eventIdx: boolean, allowed: readonly number[]): Check {
 
 /** 2.7.10.2: notifications with nothing new are harmless: nothing used, no DEVICE_NEEDS_RESET, requests still served. */
 const spuriousNotification: Check = {
-  via: ['modern'],
+  via: VIA,
   applies: (ctx) => ringApplies(ctx, plain),
   run: (ctx: CheckContext) =>
     withRing(ctx, { format: 'split', queue: requestOf(ctx, plain).queue }, async (s) => {
@@ -272,6 +284,15 @@ export const eventSuppressionStatements: readonly Statement[] = [
     family: 'event-suppression',
     text: 'With VIRTIO_F_EVENT_IDX the device keeps used.flags at 0.',
     check: usedFlagsCheck(true, [0]),
+  },
+  {
+    id: 'event-suppression/notify-on-empty',
+    section: '6.3',
+    level: 'MUST',
+    side: 'device',
+    family: 'event-suppression',
+    text: 'With VIRTIO_F_NOTIFY_ON_EMPTY (legacy), the device notifies when it has used every available buffer, even with notifications suppressed.',
+    check: featureNotificationCheck(VIRTIO_F_NOTIFY_ON_EMPTY, { flags: VIRTQ_AVAIL_F_NO_INTERRUPT, usedEvent: 0 }, true, 0, ['legacy']),
   },
   {
     id: 'event-suppression/spurious-notifications',

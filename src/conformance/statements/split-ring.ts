@@ -21,6 +21,9 @@ import { anyRequest, writingRequest, type RingRequest } from '../ring-requests.j
 import { withRing, type RingSession } from '../ring-session.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
 
+/** The split ring's checks run through either interface (a transitional device's legacy one too). */
+const VIA: Check['via'] = ['modern', 'legacy'];
+
 /** The split ring the session drives. */
 function split(s: RingSession): MockQueue {
   if (!(s.ring instanceof MockQueue)) throw new TypeError('a split-ring check runs on a split ring');
@@ -48,7 +51,7 @@ async function requireAnswered(ctx: CheckContext, s: RingSession, request: RingR
 
 /** 2.7.5.1: the descriptor table reads as the driver wrote it once the chains are used. */
 const noWriteDescriptorTable: Check = {
-  via: ['modern'],
+  via: VIA,
   applies: (ctx) => ringApplies(ctx, anyNeeds),
   run: (ctx: CheckContext) =>
     withRing(ctx, { format: 'split', queue: requestOf(ctx, anyNeeds).queue }, async (s) => {
@@ -67,7 +70,7 @@ const noWriteDescriptorTable: Check = {
 
 /** 2.7.5.3.2: the WRITE flag of a descriptor that refers to an indirect table is ignored. */
 const indirectIgnoresWriteFlag: Check = {
-  via: ['modern'],
+  via: VIA,
   applies: (ctx) => ringApplies(ctx, indirectNeeds),
   run: (ctx: CheckContext) =>
     withRing(ctx, { format: 'split', queue: requestOf(ctx, anyNeeds).queue, accept: featureSet(VIRTIO_F_INDIRECT_DESC) }, async (s) => {
@@ -116,7 +119,7 @@ const writingIndirectNeeds: RingNeeds = {
  * taken for data) is not visible, what it writes is (len past the direct part, or a block read's).
  */
 const indirectAfterChain: Check = {
-  via: ['modern'],
+  via: VIA,
   applies: (ctx) => ringApplies(ctx, writingIndirectNeeds),
   run: (ctx: CheckContext) =>
     withRing(
@@ -170,7 +173,7 @@ const FILLS = [0x5a, 0xa5, 0x3c];
  * (a device writing random bytes keeps a fill by chance once in 256 rounds, in all three once in 2^24).
  */
 const usedLenWritten: Check = {
-  via: ['modern'],
+  via: VIA,
   applies: (ctx) => ringApplies(ctx, { format: 'split', request: writingRequest, kind: 'that the device answers by writing' }),
   run: (ctx: CheckContext) =>
     withRing(ctx, { format: 'split', queue: writingRequest(ctx.deviceType)!.queue }, async (s) => {

@@ -1,6 +1,9 @@
 /** Mutants of the event-suppression family: our rng device whose ring decides notifications wrongly. */
 
+import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../../src/core/virtio-device.js';
+import { RngDevice } from '../../../../src/device/rng/rng-device.js';
 import type { DeviceRingOptions } from '../../../../src/queue/rings.js';
+import { bit, VIRTIO_F_NOTIFY_ON_EMPTY } from '../../../../src/spec/features.js';
 import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
 import {
   VIRTQ_AVAIL_ELEM_SIZE,
@@ -73,7 +76,37 @@ function usedFlags(breaks: string, flags: number): Mutant {
 
 const alwaysNotifies = deciding('notifies after every used element, whatever the driver asked', () => true);
 
+/** Our rng offering VIRTIO_F_NOTIFY_ON_EMPTY without implementing it (ours does not offer it). */
+class RngClaimingNotifyOnEmpty implements VirtioDevice {
+  private readonly inner = new RngDevice();
+  readonly deviceType = this.inner.deviceType;
+  readonly deviceFeatures = bit(VIRTIO_F_NOTIFY_ON_EMPTY);
+  readonly queueMaxSizes = this.inner.queueMaxSizes;
+  readonly configSize = this.inner.configSize;
+  attach(host: VirtioDeviceHost): void {
+    this.inner.attach(host);
+  }
+  readConfig(): number {
+    return this.inner.readConfig();
+  }
+  writeConfig(): void {}
+  activate(ctx: ActivateContext): void {
+    this.inner.activate(ctx);
+  }
+  queueNotify(index: number): void {
+    this.inner.queueNotify(index);
+  }
+  reset(): void {
+    this.inner.reset();
+  }
+}
+
 export const eventSuppressionMutants: Mutants = {
+  'event-suppression/notify-on-empty': {
+    breaks: 'offers VIRTIO_F_NOTIFY_ON_EMPTY but notifies as if it were not negotiated',
+    original: (machine) => machine.plugVirtio(new RngDevice(), { mode: 'transitional' }).bdf,
+    mutant: (machine) => machine.plugVirtio(new RngClaimingNotifyOnEmpty(), { mode: 'transitional' }).bdf,
+  },
   'event-suppression/used-event-ignored': deciding(
     'honours used_event without VIRTIO_F_EVENT_IDX',
     (ours, q) => ours && q.crossed(q.usedEvent),
