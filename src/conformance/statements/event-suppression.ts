@@ -1,7 +1,7 @@
 import { decodeFeatures, featureSet, VIRTIO_F_EVENT_IDX, VIRTIO_F_NOTIFY_ON_EMPTY } from '../../spec/features.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT } from '../../spec/ring.js';
 import { MockQueue } from '../../testing/mock-queue.js';
-import { chainOf, expectUsed, hex, needsReset, requestOf, ringApplies, settle, type RingNeeds } from '../ring-checks.js';
+import { chainOf, expectUsed, hex, needsReset, requestOf, ringApplies, settle, type RingNeeds, viaOf } from '../ring-checks.js';
 import { anyRequest } from '../ring-requests.js';
 import { withRing, type RingSession } from '../ring-session.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
@@ -9,8 +9,7 @@ import type { Check, CheckContext, Statement } from '../statement.js';
 /** How long after the used element a check waits for a notification that should (not) come, in ms. */
 const NOTIFY_WAIT_MS = 30;
 
-/** The split ring's checks run through either interface (a transitional device's legacy one too). */
-const VIA: Check['via'] = ['modern', 'legacy'];
+const VIA = viaOf('split');
 
 const plain: RingNeeds = { format: 'split', request: anyRequest, kind: 'any' };
 const withEventIdx: RingNeeds = { ...plain, features: [VIRTIO_F_EVENT_IDX] };
