@@ -19,7 +19,7 @@ import { anyRequest } from '../ring-requests.js';
 import { withRing, type RingSession } from '../ring-session.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
 
-const needs: RingNeeds = { format: 'packed', request: anyRequest, kind: 'any' };
+const needs: RingNeeds = { format: 'packed', request: anyRequest, kind: 'of any kind' };
 /** How long a check gives the device to use what it must not, in ms. */
 const QUIET_MS = 100;
 
