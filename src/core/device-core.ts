@@ -15,7 +15,7 @@ import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { QueueFaultError } from '../errors.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
-import { deviceRing } from '../queue/rings.js';
+import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
@@ -178,6 +178,11 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
    */
   readonly packed?: boolean;
+  /**
+   * Builds each queue's device ring at DRIVER_OK (default queue/rings.ts's deviceRing): a seam for
+   * conformance mutants, which wrap the ring to break one rule of it.
+   */
+  readonly deviceRing?: (options: DeviceRingOptions) => DeviceQueue;
 }
 
 function asError(e: unknown): Error {
@@ -210,6 +215,7 @@ export class DeviceCore implements VirtioDeviceHost {
   private resetting = false;
   /** Why DEVICE_NEEDS_RESET was set, for diagnostics; cleared by reset. */
   fault: Error | undefined;
+  private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
 
   constructor(
     readonly device: VirtioDevice,
@@ -218,6 +224,7 @@ export class DeviceCore implements VirtioDeviceHost {
     options: DeviceCoreOptions = {},
   ) {
     this.useRules(options);
+    this.buildRing = options.deviceRing ?? deviceRing;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
     this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
@@ -362,7 +369,7 @@ export class DeviceCore implements VirtioDeviceHost {
   /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
   private buildQueue(q: VirtqueueConfig): DeviceQueue {
     const areas = { desc: q.ringAddress('desc'), driver: q.ringAddress('driver'), device: q.ringAddress('device') };
-    return deviceRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
+    return this.buildRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
   }
 
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
