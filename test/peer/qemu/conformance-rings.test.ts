@@ -10,20 +10,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bdf, PciBus } from '../../../src/bus/pci-bus.js';
-import { FunctionCheckContext } from '../../../src/conformance/context.js';
-import type { Interface, Statement } from '../../../src/conformance/statement.js';
-import { eventSuppressionStatements } from '../../../src/conformance/statements/event-suppression.js';
-import { packedRingStatements } from '../../../src/conformance/statements/packed-ring.js';
-import { splitRingStatements } from '../../../src/conformance/statements/split-ring.js';
-import { ConformanceViolation, DeviceFaultError } from '../../../src/errors.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import type { Family } from '../../../src/conformance/statement.js';
+import { functionTarget } from '../../../src/conformance/target.js';
 import { qemuVersion } from '../../../src/platform/qtest/qemu-process.js';
-import { probe } from '../../../src/transport/pci/probe.js';
+import { judgePeerResults } from '../../helpers/conformance-peer.js';
 import { blkArgs, launchQemu, slotBdf, tempDir } from './qemu-fixture.js';
 
 const VERSION = qemuVersion();
 const TIMEOUT_MS = 2000;
-const STATEMENTS = [...splitRingStatements, ...packedRingStatements, ...eventSuppressionStatements].filter((s) => s.check !== undefined);
+const FAMILIES: readonly Family[] = ['split-ring', 'packed-ring', 'event-suppression'];
 const SLOT = { rng: 4, blk: 5, net: 6, serial: 7 } as const;
 
 /**
@@ -57,25 +54,6 @@ const QEMU_DEVIATIONS: ReadonlyMap<string, string> = new Map([
   ...(VERSION.startsWith('7.2.') ? QEMU_72_LIST_ID.map((key) => [key, PACKED_LIST_ID] as const) : []),
 ]);
 
-type Outcome = 'pass' | `n/a: ${string}` | `violation: ${string}`;
-
-async function runCheck(bus: PciBus, fn: Bdf, statement: Statement, via: Interface, transitional: boolean): Promise<Outcome> {
-  const facts = await probe(bus, fn, { forceLegacy: via === 'legacy' });
-  const ctx = new FunctionCheckContext({ bus, fn, deviceType: facts.deviceType, via, transitional, timeoutMs: TIMEOUT_MS, statement });
-  try {
-    const reason = await statement.check!.applies?.(ctx);
-    if (reason !== undefined) return `n/a: ${reason}`;
-    await statement.check!.run(ctx);
-    return 'pass';
-  } catch (error) {
-    if (error instanceof ConformanceViolation) return `violation: ${error.message} [${ctx.notes.join('; ')}]`;
-    if (error instanceof DeviceFaultError) return `violation: device fault ${error.code}: ${error.message}`;
-    throw error;
-  } finally {
-    await ctx.close();
-  }
-}
-
 for (const variant of [
   { name: 'transitional, split ring', props: 'disable-legacy=off', transitional: true },
   { name: 'modern-only, packed=on', props: 'disable-legacy=on,packed=on', transitional: false },
@@ -99,17 +77,19 @@ for (const variant of [
     const failures: string[] = [];
     let passed = 0;
     for (const [device, slot] of Object.entries(SLOT)) {
-      for (const statement of STATEMENTS) {
-        for (const via of statement.check!.via ?? ['modern']) {
-          if (via === 'legacy' && !variant.transitional) continue;
-          const outcome = await runCheck(bus, slotBdf(slot), statement, via, variant.transitional);
-          t.diagnostic(`${device} ${statement.id} (${via}): ${outcome}`);
-          if (outcome === 'pass') passed++;
-          const listed = QEMU_DEVIATIONS.has(`${statement.id} ${device}`);
-          if (listed ? outcome === 'pass' : outcome.startsWith('violation'))
-            failures.push(`${device} ${statement.id} (${via}): ${outcome}${listed ? ' (listed as a QEMU deviation)' : ''}`);
-        }
-      }
+      const run = await runConformance(
+        functionTarget(`qemu:${device}`, `QEMU's ${device}, ${variant.props}`, bus, slotBdf(slot)),
+        CATALOGUE,
+        {
+          families: FAMILIES,
+          timeoutMs: TIMEOUT_MS,
+        },
+      );
+      for (const r of run.results)
+        t.diagnostic(`${device} ${r.statement} (${r.via ?? '-'}): ${r.verdict}${r.reason === undefined ? '' : ` ${r.reason}`}`);
+      const judged = judgePeerResults(run.results, (r) => QEMU_DEVIATIONS.get(`${r.statement} ${device}`));
+      failures.push(...judged.unexpected.map((u) => `${device} ${u}`));
+      passed += judged.passed;
     }
     assert.deepEqual(failures, []);
     assert.ok(passed > 0, 'some check ran');

@@ -1,7 +1,5 @@
 /** Mutants of the event-suppression family: our rng device whose ring decides notifications wrongly. */
 
-import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../../../src/core/virtio-device.js';
-import { RngDevice } from '../../../../src/device/rng/rng-device.js';
 import type { DeviceRingOptions } from '../../../../src/queue/rings.js';
 import { bit, VIRTIO_F_NOTIFY_ON_EMPTY } from '../../../../src/spec/features.js';
 import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
@@ -16,7 +14,9 @@ import {
   vringNeedEvent,
 } from '../../../../src/spec/ring.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { QueueWrapper, ringMutant, rngDevice, wrapRing } from './ring-queues.js';
+import { changedDevice } from './changed-device.js';
+import { deviceMutant, rng } from './pci-function-mutant.js';
+import { QueueWrapper, ringMutant, wrapRing } from './ring-queues.js';
 
 /** A ring whose notification decision is `decide(ours, ring)`, `ours` being the ring's own. */
 class DecidingQueue extends QueueWrapper {
@@ -52,7 +52,7 @@ class DecidingQueue extends QueueWrapper {
 function deciding(breaks: string, decide: (ours: boolean, q: DecidingQueue) => boolean): Mutant {
   return ringMutant(
     breaks,
-    rngDevice,
+    rng(),
     wrapRing((inner, options) => new DecidingQueue(inner, options, decide)),
   );
 }
@@ -61,7 +61,7 @@ function deciding(breaks: string, decide: (ours: boolean, q: DecidingQueue) => b
 function usedFlags(breaks: string, flags: number): Mutant {
   return ringMutant(
     breaks,
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -76,37 +76,13 @@ function usedFlags(breaks: string, flags: number): Mutant {
 
 const alwaysNotifies = deciding('notifies after every used element, whatever the driver asked', () => true);
 
-/** Our rng offering VIRTIO_F_NOTIFY_ON_EMPTY without implementing it (ours does not offer it). */
-class RngClaimingNotifyOnEmpty implements VirtioDevice {
-  private readonly inner = new RngDevice();
-  readonly deviceType = this.inner.deviceType;
-  readonly deviceFeatures = bit(VIRTIO_F_NOTIFY_ON_EMPTY);
-  readonly queueMaxSizes = this.inner.queueMaxSizes;
-  readonly configSize = this.inner.configSize;
-  attach(host: VirtioDeviceHost): void {
-    this.inner.attach(host);
-  }
-  readConfig(): number {
-    return this.inner.readConfig();
-  }
-  writeConfig(): void {}
-  activate(ctx: ActivateContext): void {
-    this.inner.activate(ctx);
-  }
-  queueNotify(index: number): void {
-    this.inner.queueNotify(index);
-  }
-  reset(): void {
-    this.inner.reset();
-  }
-}
-
 export const eventSuppressionMutants: Mutants = {
-  'event-suppression/notify-on-empty': {
-    breaks: 'offers VIRTIO_F_NOTIFY_ON_EMPTY but notifies as if it were not negotiated',
-    original: (machine) => machine.plugVirtio(new RngDevice(), { mode: 'transitional' }).bdf,
-    mutant: (machine) => machine.plugVirtio(new RngClaimingNotifyOnEmpty(), { mode: 'transitional' }).bdf,
-  },
+  // Ours does not offer VIRTIO_F_NOTIFY_ON_EMPTY: the mutant offers it without implementing it.
+  'event-suppression/notify-on-empty': deviceMutant(
+    'offers VIRTIO_F_NOTIFY_ON_EMPTY but notifies as if it were not negotiated',
+    rng({ mode: 'transitional' }),
+    (inner) => changedDevice(inner, { addFeatures: bit(VIRTIO_F_NOTIFY_ON_EMPTY) }),
+  ),
   'event-suppression/used-event-ignored': deciding(
     'honours used_event without VIRTIO_F_EVENT_IDX',
     (ours, q) => ours && q.crossed(q.usedEvent),
@@ -128,7 +104,7 @@ export const eventSuppressionMutants: Mutants = {
   ),
   'event-suppression/spurious-notifications': ringMutant(
     'takes a notification that finds the ring empty for a fault (DEVICE_NEEDS_RESET)',
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {

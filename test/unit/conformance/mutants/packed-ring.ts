@@ -9,7 +9,8 @@ import {
   VIRTQ_DESC_F_USED,
 } from '../../../../src/spec/packed-ring.js';
 import type { Mutants } from './mutant.js';
-import { blkDevice, QueueWrapper, remappedChain, ringMutant, rngDevice, wrapRing } from './ring-queues.js';
+import { rng, blk } from './pci-function-mutant.js';
+import { QueueWrapper, remappedChain, ringMutant, wrapRing } from './ring-queues.js';
 import { outOfOrder, splitRingMutants } from './split-ring.js';
 
 const PACKED = { packed: true } as const;
@@ -41,7 +42,7 @@ function takeAnyDescriptor(memory: QueueWrapper['options']['memory'], desc: numb
 
 const ignoresAvail = ringMutant(
   'takes every written descriptor for available on its first lap, whatever its VIRTQ_DESC_F_AVAIL bit',
-  rngDevice,
+  rng(PACKED),
   wrapRing(
     (inner, options) =>
       new (class extends QueueWrapper {
@@ -51,21 +52,19 @@ const ignoresAvail = ringMutant(
         }
       })(inner, options),
   ),
-  PACKED,
 );
 
 export const packedRingMutants: Mutants = {
   'packed-ring/in-order-use': ringMutant(
     'VIRTIO_F_IN_ORDER offered, but the first buffer used only after later ones, at the next notification',
-    rngDevice,
+    rng(PACKED),
     outOfOrder,
-    PACKED,
   ),
   'packed-ring/process-in-ring-order': ignoresAvail,
   'packed-ring/use-only-available': ignoresAvail,
   'packed-ring/used-in-completion-order': ringMutant(
     'writes each used descriptor one slot after where it belongs',
-    rngDevice,
+    rng(PACKED),
     wrapRing(
       (inner, options) =>
         new (class extends UsedSlotQueue {
@@ -77,11 +76,10 @@ export const packedRingMutants: Mutants = {
           }
         })(inner, options),
     ),
-    PACKED,
   ),
   'packed-ring/no-change-after-used': ringMutant(
     'bumps the len of the previous used descriptor when writing the next',
-    rngDevice,
+    rng(PACKED),
     wrapRing(
       (inner, options) =>
         new (class extends UsedSlotQueue {
@@ -95,11 +93,10 @@ export const packedRingMutants: Mutants = {
           }
         })(inner, options),
     ),
-    PACKED,
   ),
   'packed-ring/no-write-readable': ringMutant(
     splitRingMutants['split-ring/no-write-readable']!.breaks,
-    blkDevice,
+    blk(PACKED),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -116,11 +113,10 @@ export const packedRingMutants: Mutants = {
           }
         })(inner, options),
     ),
-    PACKED,
   ),
   'packed-ring/chain-in-order': ringMutant(
     'uses the writable descriptors of a list of three or more in reverse order',
-    blkDevice,
+    blk(PACKED),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -133,6 +129,5 @@ export const packedRingMutants: Mutants = {
           }
         })(inner, options),
     ),
-    PACKED,
   ),
 };

@@ -72,14 +72,14 @@ export interface Plugging extends VirtioPciFunctionOptions {
   readonly numQueues?: number;
 }
 
-/** One of our devices with its defaults (blk: 64 KiB in memory, each byte its offset's low byte). */
+/** One of our devices with its defaults (blk: 64 KiB in memory holding a pattern, so that its reads are worth comparing). */
 export function makeDevice(plugging: Plugging): VirtioDevice {
   switch (plugging.kind) {
     case 'rng':
       return new RngDevice();
     case 'blk':
       return new BlkDevice({
-        backend: new MemoryBlockBackend(new Uint8Array(64 * 1024).map((_, i) => i & 0xff)),
+        backend: new MemoryBlockBackend(new Uint8Array(64 * 1024).map((_, i) => (i * 13 + 7) & 0xff)),
         numQueues: plugging.numQueues ?? 1,
       });
     case 'net':

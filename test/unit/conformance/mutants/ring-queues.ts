@@ -6,14 +6,10 @@
  * broken ring would.
  */
 
-import type { VirtioDevice } from '../../../../src/core/virtio-device.js';
-import { BlkDevice } from '../../../../src/device/blk/blk-device.js';
-import { MemoryBlockBackend } from '../../../../src/device/blk/memory-backend.js';
-import { RngDevice } from '../../../../src/device/rng/rng-device.js';
 import { deviceRing, type DeviceRingOptions } from '../../../../src/queue/rings.js';
 import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
-import type { VirtioPciFunctionOptions } from '../../../../src/transport/pci/virtio-pci-function.js';
 import type { Mutant } from './mutant.js';
+import { plug, type Plugging } from './pci-function-mutant.js';
 
 /** A DeviceQueue passing everything to `inner`; mutants override what they break. */
 export class QueueWrapper implements DeviceQueue {
@@ -67,28 +63,12 @@ export function remappedChain(
 /** Builds the mutant's ring from the seam's options. */
 export type RingMutation = (options: DeviceRingOptions) => DeviceQueue;
 
-/** A block device on a 64 KiB image whose sector 0 holds a pattern (its reads are worth comparing). */
-export function blkDevice(): BlkDevice {
-  const image = new Uint8Array(64 * 1024);
-  for (let i = 0; i < image.length; i++) image[i] = (i * 13 + 7) & 0xff;
-  return new BlkDevice({ backend: new MemoryBlockBackend(image) });
-}
-
-export function rngDevice(): RngDevice {
-  return new RngDevice();
-}
-
-/** The mutant of `device` whose rings `mutate` builds; both plugged with `options`. */
-export function ringMutant(
-  breaks: string,
-  device: () => VirtioDevice,
-  mutate: RingMutation,
-  options: VirtioPciFunctionOptions = {},
-): Mutant {
+/** The mutant of our device of `plugging` whose rings `mutate` builds. */
+export function ringMutant(breaks: string, plugging: Plugging, mutate: RingMutation): Mutant {
   return {
     breaks,
-    original: (machine) => machine.plugVirtio(device(), options).bdf,
-    mutant: (machine) => machine.plugVirtio(device(), { ...options, deviceRing: mutate }).bdf,
+    original: (machine) => plug(machine, plugging),
+    mutant: (machine) => plug(machine, { ...plugging, deviceRing: mutate }),
   };
 }
 

@@ -19,7 +19,8 @@ import {
   availRingSize,
 } from '../../../../src/spec/ring.js';
 import type { Mutants } from './mutant.js';
-import { blkDevice, QueueWrapper, remappedChain, ringMutant, rngDevice, wrapRing } from './ring-queues.js';
+import { rng, blk } from './pci-function-mutant.js';
+import { QueueWrapper, remappedChain, ringMutant, wrapRing } from './ring-queues.js';
 
 /** Looks at the chain the next pop() takes, by its head descriptor's flags and the next one's. */
 class PeekingQueue extends QueueWrapper {
@@ -83,17 +84,16 @@ const swap32 = (v: number): number => ((v & 0xff) << 24) | ((v & 0xff00) << 8) |
 export const splitRingMutants: Mutants = {
   'split-ring/legacy-layout': ringMutant(
     'the used ring right after the available ring, without the legacy padding to Queue Align',
-    rngDevice,
+    rng({ mode: 'transitional' }),
     (options) =>
       deviceRing({
         ...options,
         areas: { ...options.areas, device: Math.ceil((options.areas.driver + availRingSize(options.size)) / 4) * 4 },
       }),
-    { mode: 'transitional' },
   ),
   'split-ring/legacy-guest-endian': ringMutant(
     'used.idx and used elements written big-endian through the legacy interface',
-    rngDevice,
+    rng({ mode: 'transitional' }),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -108,11 +108,10 @@ export const splitRingMutants: Mutants = {
           }
         })(inner, options),
     ),
-    { mode: 'transitional' },
   ),
   'split-ring/framing-any-arrangement': ringMutant(
     'takes one descriptor per direction: the first readable and the first writable buffer',
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -127,7 +126,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/no-write-readable': ringMutant(
     "flips the first byte of a chain's first readable buffer when using the chain",
-    blkDevice,
+    blk(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -147,7 +146,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/no-write-descriptor-table': ringMutant(
     "zeroes the len of a chain's head descriptor when using the chain",
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -160,7 +159,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/indirect-ignores-write-flag': ringMutant(
     'refuses an indirect descriptor with VIRTQ_DESC_F_WRITE set (a fault: DEVICE_NEEDS_RESET)',
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new PeekingQueue(inner, options, (flags) =>
@@ -170,7 +169,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/indirect-after-chain': ringMutant(
     'refuses a chain whose head is chained to an indirect descriptor (a fault: DEVICE_NEEDS_RESET)',
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new PeekingQueue(inner, options, (flags, nextFlags) =>
@@ -182,7 +181,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/used-len-written': ringMutant(
     'writes the random bytes elsewhere but reports them in len',
-    rngDevice,
+    rng(),
     wrapRing(
       (inner, options) =>
         new (class extends QueueWrapper {
@@ -197,7 +196,7 @@ export const splitRingMutants: Mutants = {
   ),
   'split-ring/in-order-use': ringMutant(
     'VIRTIO_F_IN_ORDER offered, but the first buffer used only after later ones, at the next notification',
-    rngDevice,
+    rng(),
     outOfOrder,
   ),
 };
