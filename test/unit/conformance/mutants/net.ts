@@ -1,0 +1,3 @@
+import type { Mutants } from './mutant.js';
+
+export const netMutants: Mutants = {};
