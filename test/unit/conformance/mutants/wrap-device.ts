@@ -34,6 +34,8 @@ export interface WrapHooks {
   readConfig?(offset: number, size: AccessSize, inner: () => number): number;
   /** A configuration write; `inner` writes the device's. */
   writeConfig?(offset: number, size: AccessSize, value: number, inner: () => void, host: VirtioDeviceHost): void;
+  /** Configuration changes the device reports are dropped (config_generation stays, no notification). */
+  silentConfigChanges?: boolean;
   /** Just before a used element is pushed: may rewrite guest memory; returns the len to push. */
   used?(chain: UsedChain): number;
 }
@@ -129,7 +131,13 @@ export class WrappedDevice implements VirtioDevice {
 
   attach(host: VirtioDeviceHost): void {
     this.host = host;
-    this.inner.attach(host);
+    const silent: VirtioDeviceHost = {
+      memory: host.memory,
+      configChanged: () => undefined,
+      usedBuffers: (index) => host.usedBuffers(index),
+      needsReset: (cause) => host.needsReset(cause),
+    };
+    this.inner.attach(this.hooks.silentConfigChanges ? silent : host);
   }
 
   readConfig(offset: number, size: AccessSize): number {
