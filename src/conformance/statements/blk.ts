@@ -122,7 +122,8 @@ export const blkStatements: readonly Statement[] = [
         const transport = await ctx.transport();
         const bytes: number[] = [];
         for (let i = 0; i < 3; i++) bytes.push(await transport.readConfig(VIRTIO_BLK_CONFIG_UNUSED1 + i, 1));
-        need(ctx, 
+        need(
+          ctx,
           bytes.every((b) => b === 0),
           `unused1 reads ${bytes.join(' ')}`,
         );
@@ -141,15 +142,34 @@ export const blkStatements: readonly Statement[] = [
       },
     },
   }),
-  device('zoned-unaccepted-ha-none-zero-fields', '5.2.5.2', 'SHOULD', 'A host-aware or non-zoned device whose driver did not accept VIRTIO_BLK_F_ZONED proceeds with zeroed zoned fields.', {
-    uncheckable: 'needs a zoned device (VIRTIO_BLK_F_ZONED offered); none of the targets offers it, so the zoned statements are left to a later pass',
-  }),
-  device('zoned-hm-refuses-without-zoned', '5.2.5.2', 'MUST', 'A host-managed zoned device refuses FEATURES_OK when the driver did not accept VIRTIO_BLK_F_ZONED.', {
-    uncheckable: 'needs a host-managed zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
-  }),
-  device('zoned-characteristics', '5.2.5.2', 'MUST', 'With VIRTIO_BLK_F_ZONED negotiated the zoned characteristics (model, zone_sectors, limits, unused2) are set as the spec defines.', {
-    uncheckable: 'needs a zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
-  }),
+  device(
+    'zoned-unaccepted-ha-none-zero-fields',
+    '5.2.5.2',
+    'SHOULD',
+    'A host-aware or non-zoned device whose driver did not accept VIRTIO_BLK_F_ZONED proceeds with zeroed zoned fields.',
+    {
+      uncheckable:
+        'needs a zoned device (VIRTIO_BLK_F_ZONED offered); none of the targets offers it, so the zoned statements are left to a later pass',
+    },
+  ),
+  device(
+    'zoned-hm-refuses-without-zoned',
+    '5.2.5.2',
+    'MUST',
+    'A host-managed zoned device refuses FEATURES_OK when the driver did not accept VIRTIO_BLK_F_ZONED.',
+    {
+      uncheckable: 'needs a host-managed zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
+    },
+  ),
+  device(
+    'zoned-characteristics',
+    '5.2.5.2',
+    'MUST',
+    'With VIRTIO_BLK_F_ZONED negotiated the zoned characteristics (model, zone_sectors, limits, unused2) are set as the spec defines.',
+    {
+      uncheckable: 'needs a zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
+    },
+  ),
   device(
     'legacy-writeback-kept-across-status',
     '5.2.5.3',
@@ -197,15 +217,28 @@ export const blkStatements: readonly Statement[] = [
       },
     },
   ),
-  device('legacy-native-endian', '5.2.4.1', 'MUST', 'Through the legacy interface, configuration and request fields are in the guest native byte order.', {
-    uncheckable: "the guest's native byte order is not visible on the bus; on the little-endian hosts every target runs on it is the modern format, which the other checks use",
-  }),
-  device('status-values', '5.2.6', 'MUST', 'The device answers every request with status OK, IOERR or UNSUPP (here: a read inside the disk with OK).', {
-    check: withDevice(async (ctx, t) => {
-      const answer = await blkRead(t, 0);
-      expectStatus(ctx, 'read of sector 0', answer.status, VIRTIO_BLK_S_OK);
-    }),
-  }),
+  device(
+    'legacy-native-endian',
+    '5.2.4.1',
+    'MUST',
+    'Through the legacy interface, configuration and request fields are in the guest native byte order.',
+    {
+      uncheckable:
+        "the guest's native byte order is not visible on the bus; on the little-endian hosts every target runs on it is the modern format, which the other checks use",
+    },
+  ),
+  device(
+    'status-values',
+    '5.2.6',
+    'MUST',
+    'The device answers every request with status OK, IOERR or UNSUPP (here: a read inside the disk with OK).',
+    {
+      check: withDevice(async (ctx, t) => {
+        const answer = await blkRead(t, 0);
+        expectStatus(ctx, 'read of sector 0', answer.status, VIRTIO_BLK_S_OK);
+      }),
+    },
+  ),
   device('unknown-type-unsupp', '5.2.6', 'MUST', 'A request of a type the device does not know is answered VIRTIO_BLK_S_UNSUPP.', {
     check: withDevice(async (ctx, t) => {
       const answer = await blkRequest(t, 0xff, 0);
@@ -243,53 +276,81 @@ export const blkStatements: readonly Statement[] = [
       true,
     ),
   }),
-  device('get-id-nul-padded', '5.2.6', 'MUST', 'GET_ID returns the device ID as up to 20 bytes, NUL-padded: nothing but NULs after the first NUL.', {
-    check: withDevice(async (ctx, t) => {
-      const answer = await blkRequest(t, VIRTIO_BLK_T_GET_ID, 0, [], VIRTIO_BLK_ID_BYTES);
-      if (answer.status === VIRTIO_BLK_S_UNSUPP) return ctx.note('GET_ID is not supported (UNSUPP)');
-      expectStatus(ctx, 'GET_ID', answer.status, VIRTIO_BLK_S_OK);
-      const nul = answer.data.indexOf(0);
-      need(ctx, nul < 0 || answer.data.subarray(nul).every((b) => b === 0), `GET_ID data ${hex(answer.data)}`);
-    }),
-  }),
+  device(
+    'get-id-nul-padded',
+    '5.2.6',
+    'MUST',
+    'GET_ID returns the device ID as up to 20 bytes, NUL-padded: nothing but NULs after the first NUL.',
+    {
+      check: withDevice(async (ctx, t) => {
+        const answer = await blkRequest(t, VIRTIO_BLK_T_GET_ID, 0, [], VIRTIO_BLK_ID_BYTES);
+        if (answer.status === VIRTIO_BLK_S_UNSUPP) return ctx.note('GET_ID is not supported (UNSUPP)');
+        expectStatus(ctx, 'GET_ID', answer.status, VIRTIO_BLK_S_OK);
+        const nul = answer.data.indexOf(0);
+        need(ctx, nul < 0 || answer.data.subarray(nul).every((b) => b === 0), `GET_ID data ${hex(answer.data)}`);
+      }),
+    },
+  ),
   device('get-id-ascii', '5.2.6', 'MUST', 'The GET_ID string is ASCII.', {
     check: withDevice(async (ctx, t) => {
       const answer = await blkRequest(t, VIRTIO_BLK_T_GET_ID, 0, [], VIRTIO_BLK_ID_BYTES);
       if (answer.status === VIRTIO_BLK_S_UNSUPP) return ctx.note('GET_ID is not supported (UNSUPP)');
       expectStatus(ctx, 'GET_ID', answer.status, VIRTIO_BLK_S_OK);
-      need(ctx, 
+      need(
+        ctx,
         answer.data.every((b) => b < 0x80),
         `GET_ID data ${hex(answer.data)}`,
       );
     }),
   }),
-  device('flush-completes-ok', '5.2.6.2', 'MUST', 'With VIRTIO_BLK_F_FLUSH negotiated, a FLUSH after a completed write completes with OK (the write is then stable).', {
-    check: withDevice(async (ctx, t) => {
-      const answer = await blkRequest(t, VIRTIO_BLK_T_FLUSH, 0);
-      expectStatus(ctx, 'FLUSH', answer.status, VIRTIO_BLK_S_OK);
-    }, [VIRTIO_BLK_F_FLUSH, 'FLUSH']),
-  }),
-  device('stable-writes-committed', '5.2.6.2', 'MUST', 'A device backed by persistent storage commits stable writes before it reports their (or the flush\'s) completion.', {
-    uncheckable: "persistence is behind the device: the driver side cannot see whether completed writes reached the backend's storage",
-  }),
+  device(
+    'flush-completes-ok',
+    '5.2.6.2',
+    'MUST',
+    'With VIRTIO_BLK_F_FLUSH negotiated, a FLUSH after a completed write completes with OK (the write is then stable).',
+    {
+      check: withDevice(
+        async (ctx, t) => {
+          const answer = await blkRequest(t, VIRTIO_BLK_T_FLUSH, 0);
+          expectStatus(ctx, 'FLUSH', answer.status, VIRTIO_BLK_S_OK);
+        },
+        [VIRTIO_BLK_F_FLUSH, 'FLUSH'],
+      ),
+    },
+  ),
+  device(
+    'stable-writes-committed',
+    '5.2.6.2',
+    'MUST',
+    "A device backed by persistent storage commits stable writes before it reports their (or the flush's) completion.",
+    {
+      uncheckable: "persistence is behind the device: the driver side cannot see whether completed writes reached the backend's storage",
+    },
+  ),
   device('capacity-change-notifies', '5.2.6.2', 'SHOULD', 'When capacity changes the device sends a configuration change notification.', {
     uncheckable: 'the driver side cannot make the disk change size',
   }),
   device('ro-write-ioerr', '5.2.6.2', 'MUST', 'When VIRTIO_BLK_F_RO is offered a write is answered VIRTIO_BLK_S_IOERR.', {
-    check: withDevice(async (ctx, t) => {
-      const answer = await blkWrite(t, 0, sectorPattern(1, 11));
-      expectStatus(ctx, 'write to a read-only device', answer.status, VIRTIO_BLK_S_IOERR);
-    }, [VIRTIO_BLK_F_RO, 'RO']),
+    check: withDevice(
+      async (ctx, t) => {
+        const answer = await blkWrite(t, 0, sectorPattern(1, 11));
+        expectStatus(ctx, 'write to a read-only device', answer.status, VIRTIO_BLK_S_IOERR);
+      },
+      [VIRTIO_BLK_F_RO, 'RO'],
+    ),
   }),
   device('ro-write-no-data', '5.2.6.2', 'MUST NOT', 'When VIRTIO_BLK_F_RO is offered a write changes no data.', {
-    check: withDevice(async (ctx, t) => {
-      const before = await blkRead(t, 0);
-      const data = before.data.map((b) => b ^ 0xff);
-      await blkWrite(t, 0, data);
-      const after = await blkRead(t, 0);
-      const at = after.data.findIndex((b, i) => b !== before.data[i]);
-      need(ctx, at < 0, `sector 0 changed at byte ${at}: ${hex(after.data.subarray(at))} (was ${hex(before.data.subarray(at))})`);
-    }, [VIRTIO_BLK_F_RO, 'RO']),
+    check: withDevice(
+      async (ctx, t) => {
+        const before = await blkRead(t, 0);
+        const data = before.data.map((b) => b ^ 0xff);
+        await blkWrite(t, 0, data);
+        const after = await blkRead(t, 0);
+        const at = after.data.findIndex((b, i) => b !== before.data[i]);
+        need(ctx, at < 0, `sector 0 changed at byte ${at}: ${hex(after.data.subarray(at))} (was ${hex(before.data.subarray(at))})`);
+      },
+      [VIRTIO_BLK_F_RO, 'RO'],
+    ),
   }),
   device('discard-unmap-unsupp', '5.2.6.2', 'MUST', 'A DISCARD with the unmap flag set is answered VIRTIO_BLK_S_UNSUPP.', {
     check: segmentFlagsUnsupp(VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, [VIRTIO_BLK_F_DISCARD, 'DISCARD']),
@@ -297,39 +358,93 @@ export const blkStatements: readonly Statement[] = [
   device('discard-unknown-flag-unsupp', '5.2.6.2', 'MUST', 'A DISCARD segment with an unknown flag set is answered VIRTIO_BLK_S_UNSUPP.', {
     check: segmentFlagsUnsupp(VIRTIO_BLK_T_DISCARD, 0x8000_0000, [VIRTIO_BLK_F_DISCARD, 'DISCARD']),
   }),
-  device('write-zeroes-unknown-flag-unsupp', '5.2.6.2', 'MUST', 'A WRITE_ZEROES segment with an unknown flag set is answered VIRTIO_BLK_S_UNSUPP.', {
-    check: segmentFlagsUnsupp(VIRTIO_BLK_T_WRITE_ZEROES, 0x8000_0000, [VIRTIO_BLK_F_WRITE_ZEROES, 'WRITE_ZEROES']),
-  }),
+  device(
+    'write-zeroes-unknown-flag-unsupp',
+    '5.2.6.2',
+    'MUST',
+    'A WRITE_ZEROES segment with an unknown flag set is answered VIRTIO_BLK_S_UNSUPP.',
+    {
+      check: segmentFlagsUnsupp(VIRTIO_BLK_T_WRITE_ZEROES, 0x8000_0000, [VIRTIO_BLK_F_WRITE_ZEROES, 'WRITE_ZEROES']),
+    },
+  ),
   device('write-zeroes-reads-zero', '5.2.6.2', 'MUST', 'After a WRITE_ZEROES completes, its sectors read as zeroes.', {
     check: writeZeroesCheck(0),
   }),
-  device('write-zeroes-unmap-reads-zero', '5.2.6.2', 'MUST', 'After a WRITE_ZEROES with unmap set completes, its sectors read as zeroes too.', {
-    check: writeZeroesCheck(VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP),
-  }),
-  device('write-zeroes-may-unmap-accurate', '5.2.6.2', 'SHOULD', 'write_zeroes_may_unmap is clear exactly when a write zeroes request cannot deallocate sectors.', {
-    uncheckable: 'deallocation in the backend storage is not visible from the driver side',
-  }),
-  device('lifetime-offered-when-meaningful', '5.2.6.2', 'SHOULD', 'A device on storage with lifetime metrics offers VIRTIO_BLK_F_LIFETIME, and only then.', {
-    uncheckable: 'the kind of storage behind the device is not visible from the driver side',
-  }),
+  device(
+    'write-zeroes-unmap-reads-zero',
+    '5.2.6.2',
+    'MUST',
+    'After a WRITE_ZEROES with unmap set completes, its sectors read as zeroes too.',
+    {
+      check: writeZeroesCheck(VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP),
+    },
+  ),
+  device(
+    'write-zeroes-may-unmap-accurate',
+    '5.2.6.2',
+    'SHOULD',
+    'write_zeroes_may_unmap is clear exactly when a write zeroes request cannot deallocate sectors.',
+    {
+      uncheckable: 'deallocation in the backend storage is not visible from the driver side',
+    },
+  ),
+  device(
+    'lifetime-offered-when-meaningful',
+    '5.2.6.2',
+    'SHOULD',
+    'A device on storage with lifetime metrics offers VIRTIO_BLK_F_LIFETIME, and only then.',
+    {
+      uncheckable: 'the kind of storage behind the device is not visible from the driver side',
+    },
+  ),
   device('lifetime-no-reserved-values', '5.2.6.2', 'MUST NOT', 'GET_LIFETIME answers contain no reserved values.', {
     uncheckable: 'no target offers VIRTIO_BLK_F_LIFETIME (none has eMMC/UFS storage behind it); left for a target that does',
   }),
-  device('zone-report-unsupp-without-zoned', '5.2.6.2', 'MUST', 'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_REPORT is answered VIRTIO_BLK_S_UNSUPP.', {
-    check: zoneUnsupp(VIRTIO_BLK_T_ZONE_REPORT, 'ZONE_REPORT', 64),
-  }),
-  device('zone-open-unsupp-without-zoned', '5.2.6.2', 'MUST', 'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_OPEN (and the other zone management requests) is answered VIRTIO_BLK_S_UNSUPP.', {
-    check: zoneUnsupp(VIRTIO_BLK_T_ZONE_OPEN, 'ZONE_OPEN', 0),
-  }),
-  device('zone-append-unsupp-without-zoned', '5.2.6.2', 'MUST', 'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_APPEND is answered VIRTIO_BLK_S_UNSUPP.', {
-    check: zoneUnsupp(VIRTIO_BLK_T_ZONE_APPEND, 'ZONE_APPEND', 8),
-  }),
-  device('zoned-operation', '5.2.6.2', 'MUST', 'With VIRTIO_BLK_F_ZONED negotiated the device follows the zone state machine and answers zone requests as the spec defines.', {
-    uncheckable: 'needs a zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
-  }),
-  device('legacy-barrier-ordering', '5.2.6.3', 'SHOULD', 'With VIRTIO_BLK_F_BARRIER, a barrier request completes after every earlier request and before any later one starts.', {
-    uncheckable: 'the order in which a device starts requests is not visible from the driver side',
-  }),
+  device(
+    'zone-report-unsupp-without-zoned',
+    '5.2.6.2',
+    'MUST',
+    'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_REPORT is answered VIRTIO_BLK_S_UNSUPP.',
+    {
+      check: zoneUnsupp(VIRTIO_BLK_T_ZONE_REPORT, 'ZONE_REPORT', 64),
+    },
+  ),
+  device(
+    'zone-open-unsupp-without-zoned',
+    '5.2.6.2',
+    'MUST',
+    'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_OPEN (and the other zone management requests) is answered VIRTIO_BLK_S_UNSUPP.',
+    {
+      check: zoneUnsupp(VIRTIO_BLK_T_ZONE_OPEN, 'ZONE_OPEN', 0),
+    },
+  ),
+  device(
+    'zone-append-unsupp-without-zoned',
+    '5.2.6.2',
+    'MUST',
+    'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_APPEND is answered VIRTIO_BLK_S_UNSUPP.',
+    {
+      check: zoneUnsupp(VIRTIO_BLK_T_ZONE_APPEND, 'ZONE_APPEND', 8),
+    },
+  ),
+  device(
+    'zoned-operation',
+    '5.2.6.2',
+    'MUST',
+    'With VIRTIO_BLK_F_ZONED negotiated the device follows the zone state machine and answers zone requests as the spec defines.',
+    {
+      uncheckable: 'needs a zoned device; none of the targets offers VIRTIO_BLK_F_ZONED',
+    },
+  ),
+  device(
+    'legacy-barrier-ordering',
+    '5.2.6.3',
+    'SHOULD',
+    'With VIRTIO_BLK_F_BARRIER, a barrier request completes after every earlier request and before any later one starts.',
+    {
+      uncheckable: 'the order in which a device starts requests is not visible from the driver side',
+    },
+  ),
   ...blkDriverStatements,
 ];
 

@@ -39,7 +39,13 @@ const UNWRITTEN = 0xa5;
 
 /** An ack in words, for evidence. */
 export function ackName(ack: number): string {
-  return ack === VIRTIO_NET_OK ? '0 (OK)' : ack === VIRTIO_NET_ERR ? '1 (ERR)' : ack === UNWRITTEN ? 'not written' : `${ack} (not an ack value)`;
+  return ack === VIRTIO_NET_OK
+    ? '0 (OK)'
+    : ack === VIRTIO_NET_ERR
+      ? '1 (ERR)'
+      : ack === UNWRITTEN
+        ? 'not written'
+        : `${ack} (not an ack value)`;
 }
 
 /** Bring the net device at `ctx` to DRIVER_OK with the offered control features, its three queues set up. */

@@ -65,14 +65,20 @@ function dependencyCheck(table: readonly (readonly [number, readonly number[]])[
     async run(ctx) {
       const offered = await offeredFeatures(ctx);
       const broken = table.filter(([f, req]) => hasFeature(offered, f) && !req.some((r) => hasFeature(offered, r)));
-      need(ctx, broken.length === 0, `offered ${hex(offered)}: ${broken.map(([f, req]) => `bit ${f} without any of ${req.join('/')}`).join(', ')}`);
+      need(
+        ctx,
+        broken.length === 0,
+        `offered ${hex(offered)}: ${broken.map(([f, req]) => `bit ${f} without any of ${req.join('/')}`).join(', ')}`,
+      );
     },
   };
 }
 
 const CTRL_VQ = VIRTIO_NET_F_CTRL_VQ;
 /** 5.1.3.1: features that need the control virtqueue. */
-const CTRL_DEPENDENCIES: readonly (readonly [number, readonly number[]])[] = [18, 19, 21, 22, 23, 52, 53, 60, 51, 64].map((f) => [f, [CTRL_VQ]] as const);
+const CTRL_DEPENDENCIES: readonly (readonly [number, readonly number[]])[] = [18, 19, 21, 22, 23, 52, 53, 60, 51, 64].map(
+  (f) => [f, [CTRL_VQ]] as const,
+);
 /** 5.1.3.1: offload features and what they need (CSUM 0, GUEST_CSUM 1, TSO4/6 of either side). */
 const OFFLOAD_DEPENDENCIES: readonly (readonly [number, readonly number[]])[] = [
   [7, [1]],
@@ -124,12 +130,24 @@ const macAddrSet: Check['applies'] = async (ctx) =>
 
 /** Family 'net' (see Family in ../statement.ts): spec 5.1, 1.4 numbering. */
 export const netStatements: readonly Statement[] = [
-  device('offered-dependencies-ctrl-vq', '2.2.2', 'MUST NOT', 'Features that need VIRTIO_NET_F_CTRL_VQ (5.1.3.1) are offered only with it.', {
-    check: dependencyCheck(CTRL_DEPENDENCIES),
-  }),
-  device('offered-dependencies-offloads', '2.2.2', 'MUST NOT', 'Offload features (5.1.3.1) are offered only with the checksum or TSO features they need.', {
-    check: dependencyCheck(OFFLOAD_DEPENDENCIES),
-  }),
+  device(
+    'offered-dependencies-ctrl-vq',
+    '2.2.2',
+    'MUST NOT',
+    'Features that need VIRTIO_NET_F_CTRL_VQ (5.1.3.1) are offered only with it.',
+    {
+      check: dependencyCheck(CTRL_DEPENDENCIES),
+    },
+  ),
+  device(
+    'offered-dependencies-offloads',
+    '2.2.2',
+    'MUST NOT',
+    'Offload features (5.1.3.1) are offered only with the checksum or TSO features they need.',
+    {
+      check: dependencyCheck(OFFLOAD_DEPENDENCIES),
+    },
+  ),
   device('max-virtqueue-pairs-range', '5.1.4.1', 'MUST', 'With VIRTIO_NET_F_MQ offered, max_virtqueue_pairs is between 1 and 0x8000.', {
     check: configCheck(VIRTIO_NET_F_MQ, 'MQ', VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, 2, (v) => v >= 1 && v <= 0x8000),
   }),
@@ -142,20 +160,46 @@ export const netStatements: readonly Statement[] = [
   device('mtu-unchanged', '5.1.4.1', 'MUST NOT', 'The device does not change mtu once set.', {
     uncheckable: 'a change could come at any time; a bounded check cannot tell "never" from "not yet"',
   }),
-  device('mtu-rx-limit', '5.1.4.1', 'MUST NOT', 'With VIRTIO_NET_F_MTU negotiated, received packets without GSO are at most mtu plus the Ethernet header.', {
-    uncheckable: 'needs frames of chosen sizes arriving from the network side, which a check cannot send',
-  }),
-  device('mtu-tx-forwarded', '5.1.4.1', 'MUST', 'With VIRTIO_NET_F_MTU negotiated, transmitted packets up to mtu are forwarded unfragmented.', {
-    uncheckable: 'what leaves the device is visible only on the network side',
-  }),
+  device(
+    'mtu-rx-limit',
+    '5.1.4.1',
+    'MUST NOT',
+    'With VIRTIO_NET_F_MTU negotiated, received packets without GSO are at most mtu plus the Ethernet header.',
+    {
+      uncheckable: 'needs frames of chosen sizes arriving from the network side, which a check cannot send',
+    },
+  ),
+  device(
+    'mtu-tx-forwarded',
+    '5.1.4.1',
+    'MUST',
+    'With VIRTIO_NET_F_MTU negotiated, transmitted packets up to mtu are forwarded unfragmented.',
+    {
+      uncheckable: 'what leaves the device is visible only on the network side',
+    },
+  ),
   device('rss-key-size', '5.1.4.1', 'MUST', 'With VIRTIO_NET_F_RSS or HASH_REPORT offered, rss_max_key_size is at least 40.', {
     uncheckable: 'left for a later pass: no target offers RSS or HASH_REPORT (QEMU only with eBPF RSS)',
   }),
   device('speed-range', '5.1.4.1', 'MUST', 'With VIRTIO_NET_F_SPEED_DUPLEX negotiated, speed is 0..0x7fffffff or 0xffffffff (unknown).', {
-    check: configCheck(VIRTIO_NET_F_SPEED_DUPLEX, 'SPEED_DUPLEX', VIRTIO_NET_CONFIG_SPEED, 4, (v) => v <= 0x7fff_ffff || v === 0xffff_ffff, true),
+    check: configCheck(
+      VIRTIO_NET_F_SPEED_DUPLEX,
+      'SPEED_DUPLEX',
+      VIRTIO_NET_CONFIG_SPEED,
+      4,
+      (v) => v <= 0x7fff_ffff || v === 0xffff_ffff,
+      true,
+    ),
   }),
   device('duplex-values', '5.1.4.1', 'MUST', 'With VIRTIO_NET_F_SPEED_DUPLEX negotiated, duplex is 0 (full), 1 (half) or 0xff (unknown).', {
-    check: configCheck(VIRTIO_NET_F_SPEED_DUPLEX, 'SPEED_DUPLEX', VIRTIO_NET_CONFIG_DUPLEX, 1, (v) => v === 0 || v === 1 || v === 0xff, true),
+    check: configCheck(
+      VIRTIO_NET_F_SPEED_DUPLEX,
+      'SPEED_DUPLEX',
+      VIRTIO_NET_CONFIG_DUPLEX,
+      1,
+      (v) => v === 0 || v === 1 || v === 0xff,
+      true,
+    ),
   }),
   device('speed-duplex-stable-while-up', '5.1.4.1', 'SHOULD NOT', 'While the link is up, speed and duplex do not change.', {
     uncheckable: 'a change could come at any time; a bounded check cannot tell "never" from "not yet"',
@@ -163,9 +207,15 @@ export const netStatements: readonly Statement[] = [
   device('hash-report-needs-ctrl-vq', '5.1.4.1', 'SHOULD NOT', 'VIRTIO_NET_F_HASH_REPORT is not offered without VIRTIO_NET_F_CTRL_VQ.', {
     check: dependencyCheck([[VIRTIO_NET_F_HASH_REPORT, [CTRL_VQ]]]),
   }),
-  device('ctrl-rx-extra-needs-ctrl-vq', '5.1.4.1', 'SHOULD NOT', 'VIRTIO_NET_F_CTRL_RX_EXTRA is not offered without VIRTIO_NET_F_CTRL_VQ.', {
-    check: dependencyCheck([[VIRTIO_NET_F_CTRL_RX_EXTRA, [CTRL_VQ]]]),
-  }),
+  device(
+    'ctrl-rx-extra-needs-ctrl-vq',
+    '5.1.4.1',
+    'SHOULD NOT',
+    'VIRTIO_NET_F_CTRL_RX_EXTRA is not offered without VIRTIO_NET_F_CTRL_VQ.',
+    {
+      check: dependencyCheck([[VIRTIO_NET_F_CTRL_RX_EXTRA, [CTRL_VQ]]]),
+    },
+  ),
   device('ctrl-unknown-class-err', '5.1.9.5', 'MUST', 'A control command of a class the device does not know is answered VIRTIO_NET_ERR.', {
     check: {
       applies: (ctx) => needsOffered(ctx, CTRL_VQ, 'CTRL_VQ'),
@@ -178,44 +228,96 @@ export const netStatements: readonly Statement[] = [
   device('ctrl-rx-promisc', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX negotiated the device supports VIRTIO_NET_CTRL_RX_PROMISC.', {
     check: rxCommand(VIRTIO_NET_CTRL_RX_PROMISC, VIRTIO_NET_F_CTRL_RX, 'CTRL_RX'),
   }),
-  device('ctrl-rx-allmulti', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX negotiated the device supports VIRTIO_NET_CTRL_RX_ALLMULTI.', {
-    check: rxCommand(VIRTIO_NET_CTRL_RX_ALLMULTI, VIRTIO_NET_F_CTRL_RX, 'CTRL_RX'),
-  }),
-  device('ctrl-rx-alluni', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_ALLUNI.', {
-    check: rxCommand(VIRTIO_NET_CTRL_RX_ALLUNI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
-  }),
-  device('ctrl-rx-nomulti', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOMULTI.', {
-    check: rxCommand(VIRTIO_NET_CTRL_RX_NOMULTI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
-  }),
-  device('ctrl-rx-nouni', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOUNI.', {
-    check: rxCommand(VIRTIO_NET_CTRL_RX_NOUNI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
-  }),
-  device('ctrl-rx-nobcast', '5.1.9.5.1.1', 'MUST', 'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOBCAST.', {
-    check: rxCommand(VIRTIO_NET_CTRL_RX_NOBCAST, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
-  }),
-  device('rx-modes-take-effect', '5.1.9.5.1.1', 'SHOULD', 'The receive modes (promiscuous, all-multicast, no-broadcast, ...) filter incoming packets as described.', {
-    uncheckable: 'needs packets of chosen destinations arriving from the network side, which a check cannot send',
-  }),
+  device(
+    'ctrl-rx-allmulti',
+    '5.1.9.5.1.1',
+    'MUST',
+    'With VIRTIO_NET_F_CTRL_RX negotiated the device supports VIRTIO_NET_CTRL_RX_ALLMULTI.',
+    {
+      check: rxCommand(VIRTIO_NET_CTRL_RX_ALLMULTI, VIRTIO_NET_F_CTRL_RX, 'CTRL_RX'),
+    },
+  ),
+  device(
+    'ctrl-rx-alluni',
+    '5.1.9.5.1.1',
+    'MUST',
+    'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_ALLUNI.',
+    {
+      check: rxCommand(VIRTIO_NET_CTRL_RX_ALLUNI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
+    },
+  ),
+  device(
+    'ctrl-rx-nomulti',
+    '5.1.9.5.1.1',
+    'MUST',
+    'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOMULTI.',
+    {
+      check: rxCommand(VIRTIO_NET_CTRL_RX_NOMULTI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
+    },
+  ),
+  device(
+    'ctrl-rx-nouni',
+    '5.1.9.5.1.1',
+    'MUST',
+    'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOUNI.',
+    {
+      check: rxCommand(VIRTIO_NET_CTRL_RX_NOUNI, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
+    },
+  ),
+  device(
+    'ctrl-rx-nobcast',
+    '5.1.9.5.1.1',
+    'MUST',
+    'With VIRTIO_NET_F_CTRL_RX_EXTRA negotiated the device supports VIRTIO_NET_CTRL_RX_NOBCAST.',
+    {
+      check: rxCommand(VIRTIO_NET_CTRL_RX_NOBCAST, VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'),
+    },
+  ),
+  device(
+    'rx-modes-take-effect',
+    '5.1.9.5.1.1',
+    'SHOULD',
+    'The receive modes (promiscuous, all-multicast, no-broadcast, ...) filter incoming packets as described.',
+    {
+      uncheckable: 'needs packets of chosen destinations arriving from the network side, which a check cannot send',
+    },
+  ),
   device('mac-table-empty-on-reset', '5.1.9.5.2.1', 'MUST', 'The MAC filtering table is empty after reset.', {
     uncheckable: 'the table is visible only through which incoming packets pass, and a check cannot send packets from the network side',
   }),
-  device('mac-table-updated-before-use', '5.1.9.5.2.1', 'MUST', 'The MAC table is updated before the VIRTIO_NET_CTRL_MAC_TABLE_SET buffer is used.', {
-    uncheckable: 'the table is visible only through which incoming packets pass',
-  }),
-  device('mac-addr-set-updates-mac', '5.1.9.5.2.1', 'MUST', 'With VIRTIO_NET_F_MAC negotiated, mac in the configuration holds the address of VIRTIO_NET_CTRL_MAC_ADDR_SET once the command is used.', {
-    check: {
-      applies: macAddrSet,
-      async run(ctx) {
-        const target = await netControlTarget(ctx);
-        const read = (offset: number): Promise<number> => target.driver.readConfig(offset, 1);
-        const want = otherMac(await readMac(ctx, read));
-        const ack = await netCommand(target, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, want);
-        need(ctx, ack === VIRTIO_NET_OK, `MAC_ADDR_SET: ack ${ackName(ack)}`);
-        const got = await readMac(ctx, read);
-        need(ctx, got.every((b, i) => b === want[i]), `mac reads ${[...got].join(',')} after MAC_ADDR_SET ${[...want].join(',')}`);
+  device(
+    'mac-table-updated-before-use',
+    '5.1.9.5.2.1',
+    'MUST',
+    'The MAC table is updated before the VIRTIO_NET_CTRL_MAC_TABLE_SET buffer is used.',
+    {
+      uncheckable: 'the table is visible only through which incoming packets pass',
+    },
+  ),
+  device(
+    'mac-addr-set-updates-mac',
+    '5.1.9.5.2.1',
+    'MUST',
+    'With VIRTIO_NET_F_MAC negotiated, mac in the configuration holds the address of VIRTIO_NET_CTRL_MAC_ADDR_SET once the command is used.',
+    {
+      check: {
+        applies: macAddrSet,
+        async run(ctx) {
+          const target = await netControlTarget(ctx);
+          const read = (offset: number): Promise<number> => target.driver.readConfig(offset, 1);
+          const want = otherMac(await readMac(ctx, read));
+          const ack = await netCommand(target, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, want);
+          need(ctx, ack === VIRTIO_NET_OK, `MAC_ADDR_SET: ack ${ackName(ack)}`);
+          const got = await readMac(ctx, read);
+          need(
+            ctx,
+            got.every((b, i) => b === want[i]),
+            `mac reads ${[...got].join(',')} after MAC_ADDR_SET ${[...want].join(',')}`,
+          );
+        },
       },
     },
-  }),
+  ),
   device(
     'mac-addr-set-bumps-generation',
     '4.1.4.3.1',
@@ -242,35 +344,64 @@ export const netStatements: readonly Statement[] = [
   device('mac-filter-drops', '5.1.9.5.2.1', 'SHOULD', 'Incoming packets to neither mac nor the MAC table are dropped.', {
     uncheckable: 'needs packets of chosen destinations arriving from the network side',
   }),
-  device('vlan-filtering', '5.1.9.5.3.1', 'MUST', 'Without VIRTIO_NET_F_CTRL_VLAN all VLAN-tagged packets pass; with it, those whose VLAN is in the table.', {
-    uncheckable: 'needs VLAN-tagged packets arriving from the network side',
-  }),
-  device('announce-ack-clears', '5.1.9.5.4.2', 'MUST', 'With VIRTIO_NET_F_GUEST_ANNOUNCE negotiated, VIRTIO_NET_S_ANNOUNCE is clear once an ANNOUNCE_ACK command is used.', {
-    check: {
-      applies: (ctx) => needsOffered(ctx, VIRTIO_NET_F_GUEST_ANNOUNCE, 'GUEST_ANNOUNCE'),
-      async run(ctx) {
-        const target = await netControlTarget(ctx);
-        const ack = await netCommand(target, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, new Uint8Array(0));
-        const status = await target.driver.readConfig(VIRTIO_NET_CONFIG_STATUS, 2);
-        need(ctx, (status & VIRTIO_NET_S_ANNOUNCE) === 0, `status ${hex(status)} after ANNOUNCE_ACK (ack ${ackName(ack)})`);
+  device(
+    'vlan-filtering',
+    '5.1.9.5.3.1',
+    'MUST',
+    'Without VIRTIO_NET_F_CTRL_VLAN all VLAN-tagged packets pass; with it, those whose VLAN is in the table.',
+    {
+      uncheckable: 'needs VLAN-tagged packets arriving from the network side',
+    },
+  ),
+  device(
+    'announce-ack-clears',
+    '5.1.9.5.4.2',
+    'MUST',
+    'With VIRTIO_NET_F_GUEST_ANNOUNCE negotiated, VIRTIO_NET_S_ANNOUNCE is clear once an ANNOUNCE_ACK command is used.',
+    {
+      check: {
+        applies: (ctx) => needsOffered(ctx, VIRTIO_NET_F_GUEST_ANNOUNCE, 'GUEST_ANNOUNCE'),
+        async run(ctx) {
+          const target = await netControlTarget(ctx);
+          const ack = await netCommand(target, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, new Uint8Array(0));
+          const status = await target.driver.readConfig(VIRTIO_NET_CONFIG_STATUS, 2);
+          need(ctx, (status & VIRTIO_NET_S_ANNOUNCE) === 0, `status ${hex(status)} after ANNOUNCE_ACK (ack ${ackName(ack)})`);
+        },
       },
     },
-  }),
+  ),
   device('tx-ignores-unknown-flags', '5.1.9.2.2', 'MUST', 'The device ignores header flag bits it does not know.', {
     uncheckable: 'left for a later pass: ignoring means the frame goes out unchanged, visible only on the network side',
   }),
-  device('tx-no-csum-fields-without-needs-csum', '5.1.9.2.2', 'MUST NOT', 'Without VIRTIO_NET_HDR_F_NEEDS_CSUM the device does not use csum_start and csum_offset.', {
-    uncheckable: 'what the device did with the frame is visible only on the network side',
-  }),
-  device('rx-num-buffers', '5.1.9.3.2', 'MUST', 'num_buffers is the number of buffers the packet occupies (1 without VIRTIO_NET_F_MRG_RXBUF).', {
-    uncheckable: 'left for a later pass: needs packets arriving from the network side (a looping backend would give them)',
-  }),
-  device('rx-header-flags', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_GUEST_CSUM, flags of received headers are 0, and gso_type is only of negotiated GUEST_* kinds.', {
-    uncheckable: 'left for a later pass: needs packets arriving from the network side',
-  }),
+  device(
+    'tx-no-csum-fields-without-needs-csum',
+    '5.1.9.2.2',
+    'MUST NOT',
+    'Without VIRTIO_NET_HDR_F_NEEDS_CSUM the device does not use csum_start and csum_offset.',
+    {
+      uncheckable: 'what the device did with the frame is visible only on the network side',
+    },
+  ),
+  device(
+    'rx-num-buffers',
+    '5.1.9.3.2',
+    'MUST',
+    'num_buffers is the number of buffers the packet occupies (1 without VIRTIO_NET_F_MRG_RXBUF).',
+    {
+      uncheckable: 'left for a later pass: needs packets arriving from the network side (a looping backend would give them)',
+    },
+  ),
+  device(
+    'rx-header-flags',
+    '5.1.9.4.1',
+    'MUST',
+    'Without VIRTIO_NET_F_GUEST_CSUM, flags of received headers are 0, and gso_type is only of negotiated GUEST_* kinds.',
+    {
+      uncheckable: 'left for a later pass: needs packets arriving from the network side',
+    },
+  ),
   device('mq-receiveq1-after-reset', '5.1.9.5.6.2', 'MUST', 'After reset, and until VQ_PAIRS_SET, packets arrive only on receiveq1.', {
     uncheckable: 'needs packets arriving from the network side',
   }),
   ...netDriverStatements,
 ];
-

@@ -94,7 +94,11 @@ for (const [family, statements, mutants] of FAMILIES) {
       } else assert.equal(original.kind, 'violation', `known finding no longer seen: ${known}`);
       const broken = new Machine();
       const result = await runOn(statement, broken, mutant.mutant(broken));
-      assert.equal(result.kind, 'violation', `the check ${result.kind === 'not-applicable' ? `did not apply: ${result.reason}` : 'passed'} on the mutant`);
+      assert.equal(
+        result.kind,
+        'violation',
+        `the check ${result.kind === 'not-applicable' ? `did not apply: ${result.reason}` : 'passed'} on the mutant`,
+      );
       if (result.kind === 'violation') assert.equal(result.error.statement, statement.id);
     });
   }

@@ -72,7 +72,11 @@ function seen(chain: UsedChain): SeenRequest | undefined {
 }
 
 /** Rewrites a request's answer: `rewrite` returns the status to write instead, or undefined to leave it; it may change the data too. */
-function answerMutant(breaks: string, rewrite: (request: SeenRequest, memory: UsedChain['memory']) => number | undefined, readOnly = false): Mutant {
+function answerMutant(
+  breaks: string,
+  rewrite: (request: SeenRequest, memory: UsedChain['memory']) => number | undefined,
+  readOnly = false,
+): Mutant {
   return mutant(
     breaks,
     {
@@ -96,7 +100,8 @@ function poke(request: SeenRequest, at: number, value: number): void {
   if (data && data.len > 1) request.chain.memory.write8(data.addr + Math.min(at, data.len - 1), value);
 }
 
-const segmentFlags = (r: SeenRequest): number => (r.out.length >= 16 ? new DataView(r.out.buffer, r.out.byteOffset).getUint32(12, true) : 0);
+const segmentFlags = (r: SeenRequest): number =>
+  r.out.length >= 16 ? new DataView(r.out.buffer, r.out.byteOffset).getUint32(12, true) : 0;
 
 /** Every legacy status or driver-feature write flips writeback (5.2.5.3 forbids both). */
 function legacyWritebackFlipper(): Mutant {
@@ -152,13 +157,18 @@ function roStoresData(): Mutant {
     original: (machine) => plugBlk(machine, disk(true)),
     mutant(machine) {
       const backend = new MemoryBlockBackend(SECTORS * VIRTIO_BLK_SECTOR_SIZE, { readOnly: true });
-      return plugBlk(machine, { backend }, {
-        used(chain) {
-          const r = seen(chain);
-          if (r?.type === VIRTIO_BLK_T_OUT && r.sector < SECTORS) backend.bytes.set(r.out.subarray(0, (SECTORS - r.sector) * 512), r.sector * 512);
-          return chain.len;
+      return plugBlk(
+        machine,
+        { backend },
+        {
+          used(chain) {
+            const r = seen(chain);
+            if (r?.type === VIRTIO_BLK_T_OUT && r.sector < SECTORS)
+              backend.bytes.set(r.out.subarray(0, (SECTORS - r.sector) * 512), r.sector * 512);
+            return chain.len;
+          },
         },
-      });
+      );
     },
   };
 }
@@ -192,7 +202,9 @@ export const blkMutants: Mutants = {
   'blk/legacy-writeback-kept-across-status': legacyWritebackFlipper(),
   'blk/legacy-writeback-kept-across-features': legacyWritebackFlipper(),
   'blk/status-values': answerMutant('reads are answered with status 3', (r) => (r.type === VIRTIO_BLK_T_IN ? 3 : undefined)),
-  'blk/unknown-type-unsupp': answerMutant('unknown request types are answered IOERR', (r) => (r.type === 0xff ? VIRTIO_BLK_S_IOERR : undefined)),
+  'blk/unknown-type-unsupp': answerMutant('unknown request types are answered IOERR', (r) =>
+    r.type === 0xff ? VIRTIO_BLK_S_IOERR : undefined,
+  ),
   'blk/read-past-capacity-ioerr': answerMutant('reads past capacity are answered OK', (r) =>
     r.type === VIRTIO_BLK_T_IN && r.sector >= SECTORS ? VIRTIO_BLK_S_OK : undefined,
   ),
@@ -211,7 +223,9 @@ export const blkMutants: Mutants = {
     if (r.type === VIRTIO_BLK_T_GET_ID) poke(r, 0, 0xc3);
     return undefined;
   }),
-  'blk/flush-completes-ok': answerMutant('FLUSH is answered IOERR', (r) => (r.type === VIRTIO_BLK_T_FLUSH ? VIRTIO_BLK_S_IOERR : undefined)),
+  'blk/flush-completes-ok': answerMutant('FLUSH is answered IOERR', (r) =>
+    r.type === VIRTIO_BLK_T_FLUSH ? VIRTIO_BLK_S_IOERR : undefined,
+  ),
   'blk/ro-write-ioerr': roWrites,
   'blk/ro-write-no-data': roStoresData(),
   'blk/discard-unmap-unsupp': unknownFlagOk,

@@ -66,17 +66,27 @@ function ackMutant(breaks: string, cls: number, cmd: number | undefined, ack: nu
   });
 }
 
-const noCtrlVq = mutant('CTRL_VQ not offered, the features that need it still are', { features: (f) => f & ~featureSet(VIRTIO_NET_F_CTRL_VQ) });
+const noCtrlVq = mutant('CTRL_VQ not offered, the features that need it still are', {
+  features: (f) => f & ~featureSet(VIRTIO_NET_F_CTRL_VQ),
+});
 const SPEED_CONFIG = VIRTIO_NET_CONFIG_DUPLEX + 1;
 
 export const netMutants: Mutants = {
   'net/offered-dependencies-ctrl-vq': noCtrlVq,
-  'net/offered-dependencies-offloads': mutant('GUEST_TSO4 offered without GUEST_CSUM', { features: (f) => f | featureSet(VIRTIO_NET_F_GUEST_TSO4) }),
+  'net/offered-dependencies-offloads': mutant('GUEST_TSO4 offered without GUEST_CSUM', {
+    features: (f) => f | featureSet(VIRTIO_NET_F_GUEST_TSO4),
+  }),
   'net/max-virtqueue-pairs-range': mutant('max_virtqueue_pairs reads 0', field(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, 2, 0, 10), 2),
   'net/mtu-range': mutant('MTU offered with mtu 20', field(VIRTIO_NET_CONFIG_MTU, 2, 20, 12, VIRTIO_NET_F_MTU)),
   'net/mtu-at-least-1280': mutant('MTU offered with mtu 576', field(VIRTIO_NET_CONFIG_MTU, 2, 576, 12, VIRTIO_NET_F_MTU)),
-  'net/speed-range': mutant('SPEED_DUPLEX offered with speed 0x80000000', field(VIRTIO_NET_CONFIG_SPEED, 4, 0x8000_0000, SPEED_CONFIG, VIRTIO_NET_F_SPEED_DUPLEX)),
-  'net/duplex-values': mutant('SPEED_DUPLEX offered with duplex 5', field(VIRTIO_NET_CONFIG_DUPLEX, 1, 5, SPEED_CONFIG, VIRTIO_NET_F_SPEED_DUPLEX)),
+  'net/speed-range': mutant(
+    'SPEED_DUPLEX offered with speed 0x80000000',
+    field(VIRTIO_NET_CONFIG_SPEED, 4, 0x8000_0000, SPEED_CONFIG, VIRTIO_NET_F_SPEED_DUPLEX),
+  ),
+  'net/duplex-values': mutant(
+    'SPEED_DUPLEX offered with duplex 5',
+    field(VIRTIO_NET_CONFIG_DUPLEX, 1, 5, SPEED_CONFIG, VIRTIO_NET_F_SPEED_DUPLEX),
+  ),
   'net/hash-report-needs-ctrl-vq': mutant('HASH_REPORT offered, CTRL_VQ not', {
     features: (f) => (f | featureSet(VIRTIO_NET_F_HASH_REPORT)) & ~featureSet(VIRTIO_NET_F_CTRL_VQ),
   }),

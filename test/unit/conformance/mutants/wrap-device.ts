@@ -34,6 +34,8 @@ export interface WrapHooks {
   readConfig?(offset: number, size: AccessSize, inner: () => number): number;
   /** A configuration write; `inner` writes the device's. */
   writeConfig?(offset: number, size: AccessSize, value: number, inner: () => void, host: VirtioDeviceHost): void;
+  /** Whether the device accepts `features` at FEATURES_OK; `inner` asks the device. */
+  acceptFeatures?(features: bigint, inner: () => boolean): boolean;
   /** Configuration changes the device reports are dropped (config_generation stays, no notification). */
   silentConfigChanges?: boolean;
   /** Just before a used element is pushed: may rewrite guest memory; returns the len to push. */
@@ -154,7 +156,8 @@ export class WrappedDevice implements VirtioDevice {
   }
 
   acceptFeatures(features: bigint): boolean {
-    return this.inner.acceptFeatures ? this.inner.acceptFeatures(features) : true;
+    const inner = (): boolean => (this.inner.acceptFeatures ? this.inner.acceptFeatures(features) : true);
+    return this.hooks.acceptFeatures ? this.hooks.acceptFeatures(features, inner) : inner();
   }
 
   activate(ctx: ActivateContext): void {
