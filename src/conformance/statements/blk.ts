@@ -7,6 +7,7 @@ import {
   VIRTIO_BLK_F_DISCARD,
   VIRTIO_BLK_F_FLUSH,
   VIRTIO_BLK_F_RO,
+  VIRTIO_BLK_F_SECURE_ERASE,
   VIRTIO_BLK_F_WRITE_ZEROES,
   VIRTIO_BLK_F_ZONED,
   VIRTIO_BLK_ID_BYTES,
@@ -55,7 +56,11 @@ function segmentFlagsUnsupp(type: number, flags: number, bit: [number, string]):
   }, bit);
 }
 
-/** A zone request type sent without VIRTIO_BLK_F_ZONED negotiated must be answered UNSUPP. */
+/**
+ * A zone request type sent without VIRTIO_BLK_F_ZONED negotiated must be answered UNSUPP. The request
+ * is well formed otherwise (a report has room for its header and one zone descriptor, 128 bytes):
+ * QEMU 10.0 checks the buffer sizes first and fails the device on a short one.
+ */
 function zoneUnsupp(type: number, name: string, dataIn: number): Check {
   return withDevice(async (ctx, t) => {
     need(ctx, !hasFeature(t.driver.features, VIRTIO_BLK_F_ZONED), 'ZONED was negotiated');
@@ -114,9 +119,12 @@ export const blkStatements: readonly Statement[] = [
   }),
   device('unused1-zero', '5.2.5.2', 'MUST', 'The padding bytes unused1[3] of the configuration read 0.', {
     check: {
+      // The configuration may end before unused1 unless a field after it is in use (QEMU's ends at 57).
       async applies(ctx) {
-        const size = (await ctx.transport()).deviceConfigSize;
-        return size >= VIRTIO_BLK_CONFIG_UNUSED1 + 3 ? undefined : `the configuration (${size} bytes) ends before unused1`;
+        const f = await offeredFeatures(ctx);
+        return hasFeature(f, VIRTIO_BLK_F_SECURE_ERASE) || hasFeature(f, VIRTIO_BLK_F_ZONED)
+          ? undefined
+          : 'no field after unused1 is in use (neither SECURE_ERASE nor ZONED offered), so the configuration may end before it';
       },
       async run(ctx) {
         const transport = await ctx.transport();
@@ -291,14 +299,15 @@ export const blkStatements: readonly Statement[] = [
       }),
     },
   ),
-  device('get-id-ascii', '5.2.6', 'MUST', 'The GET_ID string is ASCII.', {
+  device('get-id-ascii', '5.2.6', 'MUST', 'The GET_ID string (up to its first NUL) is printable ASCII.', {
     check: withDevice(async (ctx, t) => {
       const answer = await blkRequest(t, VIRTIO_BLK_T_GET_ID, 0, [], VIRTIO_BLK_ID_BYTES);
       if (answer.status === VIRTIO_BLK_S_UNSUPP) return ctx.note('GET_ID is not supported (UNSUPP)');
       expectStatus(ctx, 'GET_ID', answer.status, VIRTIO_BLK_S_OK);
+      const nul = answer.data.indexOf(0);
       need(
         ctx,
-        answer.data.every((b) => b < 0x80),
+        answer.data.subarray(0, nul < 0 ? answer.data.length : nul).every((b) => b >= 0x20 && b < 0x7f),
         `GET_ID data ${hex(answer.data)}`,
       );
     }),
@@ -406,7 +415,7 @@ export const blkStatements: readonly Statement[] = [
     'MUST',
     'Without VIRTIO_BLK_F_ZONED negotiated, ZONE_REPORT is answered VIRTIO_BLK_S_UNSUPP.',
     {
-      check: zoneUnsupp(VIRTIO_BLK_T_ZONE_REPORT, 'ZONE_REPORT', 64),
+      check: zoneUnsupp(VIRTIO_BLK_T_ZONE_REPORT, 'ZONE_REPORT', 128),
     },
   ),
   device(

@@ -8,16 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Bdf } from '../../../src/bus/pci-bus.js';
-import { FunctionCheckContext } from '../../../src/conformance/context.js';
-import type { Interface, Statement } from '../../../src/conformance/statement.js';
+import type { Statement } from '../../../src/conformance/statement.js';
+import { runStatement, type Outcome } from '../../helpers/conformance-run.js';
 import { blkStatements } from '../../../src/conformance/statements/blk.js';
 import { consoleStatements } from '../../../src/conformance/statements/console.js';
 import { entropyStatements } from '../../../src/conformance/statements/entropy.js';
 import { netStatements } from '../../../src/conformance/statements/net.js';
-import { ConformanceViolation } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
-import { PCI_DEVICE_ID, PCI_SUBSYSTEM_ID } from '../../../src/spec/pci.js';
-import { virtioDeviceType } from '../../../src/transport/pci/probe.js';
 import { blkMutants } from './mutants/blk.js';
 import { consoleMutants } from './mutants/console.js';
 import { entropyMutants } from './mutants/entropy.js';
@@ -40,33 +37,8 @@ const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
   ['console/device-ready-again-no-readd', 'a second DEVICE_READY announces the ports again (i-conf-findings)'],
 ]);
 
-type Outcome = { kind: 'pass' } | { kind: 'not-applicable'; reason: string } | { kind: 'violation'; error: ConformanceViolation };
-
 async function runOn(statement: Statement, machine: Machine, fn: Bdf): Promise<Outcome> {
-  const check = statement.check!;
-  const deviceId = await machine.bus.configRead(fn, PCI_DEVICE_ID, 2);
-  const subsystemId = await machine.bus.configRead(fn, PCI_SUBSYSTEM_ID, 2);
-  const via: Interface = check.via?.[0] ?? 'modern';
-  const ctx = new FunctionCheckContext({
-    bus: machine.bus,
-    fn,
-    deviceType: virtioDeviceType(deviceId, subsystemId)!,
-    via,
-    transitional: deviceId >= 0x1000 && deviceId <= 0x103f,
-    timeoutMs: 2000,
-    statement,
-  });
-  try {
-    const reason = await check.applies?.(ctx);
-    if (reason !== undefined) return { kind: 'not-applicable', reason };
-    await check.run(ctx);
-    return { kind: 'pass' };
-  } catch (error) {
-    if (error instanceof ConformanceViolation) return { kind: 'violation', error };
-    throw error;
-  } finally {
-    await ctx.close();
-  }
+  return runStatement(statement, machine.bus, fn, statement.check!.via?.[0] ?? 'modern');
 }
 
 for (const [family, statements, mutants] of FAMILIES) {

@@ -15,6 +15,7 @@ import {
   VIRTIO_BLK_CONFIG_UNUSED1,
   VIRTIO_BLK_CONFIG_WRITEBACK,
   VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_SECURE_ERASE,
   VIRTIO_BLK_F_ZONED,
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_S_IOERR,
@@ -195,7 +196,8 @@ export const blkMutants: Mutants = {
   'blk/unused0-zero': mutant('unused0 reads 0x5a', {
     readConfig: (offset, size, inner) => (offset === VIRTIO_BLK_CONFIG_UNUSED0 && size === 1 ? 0x5a : inner()),
   }),
-  'blk/unused1-zero': mutant('unused1[1] reads 1', {
+  'blk/unused1-zero': mutant('SECURE_ERASE offered and unused1[1] reads 1', {
+    features: (f) => f | featureSet(VIRTIO_BLK_F_SECURE_ERASE),
     readConfig: (offset, size, inner) => (offset === VIRTIO_BLK_CONFIG_UNUSED1 + 1 && size === 1 ? 1 : inner()),
   }),
   'blk/legacy-no-zoned': mutant('ZONED offered on the legacy interface', { features: (f) => f | featureSet(VIRTIO_BLK_F_ZONED) }),
