@@ -29,12 +29,21 @@ import {
   VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_SPEED_DUPLEX,
+  VIRTIO_NET_HDR_FLAGS,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_TYPE,
+  VIRTIO_NET_HDR_GSO_UDP,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VIRTIO_NET_HDR_NUM_BUFFERS,
   VIRTIO_NET_OK,
   VIRTIO_NET_S_ANNOUNCE,
 } from '../../spec/net.js';
 import type { Check, CheckContext, Level, Statement } from '../statement.js';
 import { need, needsOffered, offeredFeatures } from '../exchange.js';
 import { ackName, netCommand, netControlTarget } from './net-control.js';
+import { receivedCheck, type ReceivedPacket } from './net-receive.js';
 import { netDriverStatements } from './net-driver.js';
 
 function device(slug: string, section: string, level: Level, text: string, rest: { check: Check } | { uncheckable: string }): Statement {
@@ -108,6 +117,19 @@ function rxCommand(cmd: number, bit: number, name: string): Check {
       }
     },
   };
+}
+
+/** num_buffers of a received header (1 in a 10-byte header, which has none). */
+function numBuffers(p: ReceivedPacket): number {
+  return p.headerSize >= 12 ? p.header[VIRTIO_NET_HDR_NUM_BUFFERS]! | (p.header[VIRTIO_NET_HDR_NUM_BUFFERS + 1]! << 8) : 1;
+}
+
+/** gso_type (without the ECN bit) of a received packet is not `gso` (no GUEST_* offload is negotiated). */
+function gsoCheck(gso: number): Check {
+  return receivedCheck(false, (p) => {
+    const type = p.header[VIRTIO_NET_HDR_GSO_TYPE]! & ~VIRTIO_NET_HDR_GSO_ECN;
+    return type !== gso ? undefined : `gso_type ${hex(p.header[VIRTIO_NET_HDR_GSO_TYPE]!)} without the GUEST_* offload`;
+  });
 }
 
 /** A locally administered unicast address unlike `mac`. */
@@ -382,24 +404,59 @@ export const netStatements: readonly Statement[] = [
       uncheckable: 'what the device did with the frame is visible only on the network side',
     },
   ),
+  device('rx-num-buffers-one', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF, num_buffers of a received packet is 1.', {
+    check: receivedCheck(false, (p) => {
+      const n = numBuffers(p);
+      return n === 1 ? undefined : `num_buffers ${n} without MRG_RXBUF`;
+    }),
+  }),
   device(
-    'rx-num-buffers',
-    '5.1.9.3.2',
-    'MUST',
-    'num_buffers is the number of buffers the packet occupies (1 without VIRTIO_NET_F_MRG_RXBUF).',
-    {
-      uncheckable: 'left for a later pass: needs packets arriving from the network side (a looping backend would give them)',
-    },
-  ),
-  device(
-    'rx-header-flags',
+    'rx-num-buffers-mrg',
     '5.1.9.4.1',
     'MUST',
-    'Without VIRTIO_NET_F_GUEST_CSUM, flags of received headers are 0, and gso_type is only of negotiated GUEST_* kinds.',
+    'With VIRTIO_NET_F_MRG_RXBUF, num_buffers is the number of buffers the packet is spread over.',
     {
-      uncheckable: 'left for a later pass: needs packets arriving from the network side',
+      check: receivedCheck(true, (p) => {
+        const n = numBuffers(p);
+        return n === p.buffers.length ? undefined : `num_buffers ${n}, the packet came in ${p.buffers.length} buffers`;
+      }),
     },
   ),
+  device('rx-mrg-buffers-filled', '5.1.9.4.1', 'MUST', 'A packet spread over several buffers fills every buffer but the last completely.', {
+    check: receivedCheck(true, (p) => {
+      const short = p.buffers.slice(0, -1).findIndex((b) => b.usedLen !== b.size);
+      return short < 0
+        ? undefined
+        : `buffer ${short} of ${p.buffers.length}: used len ${p.buffers[short]!.usedLen} of ${p.buffers[short]!.size}`;
+    }),
+  }),
+  device('rx-flags-zero-without-guest-csum', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_GUEST_CSUM, flags of a received header are 0.', {
+    check: receivedCheck(false, (p) =>
+      p.header[VIRTIO_NET_HDR_FLAGS] === 0 ? undefined : `flags ${hex(p.header[VIRTIO_NET_HDR_FLAGS]!)}`,
+    ),
+  }),
+  device('rx-no-gso-tcpv4', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO4, gso_type is never VIRTIO_NET_HDR_GSO_TCPV4.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV4),
+  }),
+  device('rx-no-gso-udp', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_UFO, gso_type is never VIRTIO_NET_HDR_GSO_UDP.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP),
+  }),
+  device('rx-no-gso-tcpv6', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO6, gso_type is never VIRTIO_NET_HDR_GSO_TCPV6.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV6),
+  }),
+  device(
+    'rx-no-gso-udp-l4',
+    '5.1.9.4.1',
+    'MUST NOT',
+    'Without VIRTIO_NET_F_GUEST_USO4 or USO6, gso_type is never VIRTIO_NET_HDR_GSO_UDP_L4.',
+    {
+      check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP_L4),
+    },
+  ),
+  device('rx-single-buffer-without-mrg', '5.1.9.3.2', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF a received packet takes one buffer.', {
+    uncheckable:
+      'a packet that does not fit its one buffer is dropped, which the driver side cannot tell from a packet never sent; one that fits is covered by rx-num-buffers-one',
+  }),
   device('mq-receiveq1-after-reset', '5.1.9.5.6.2', 'MUST', 'After reset, and until VQ_PAIRS_SET, packets arrive only on receiveq1.', {
     uncheckable: 'needs packets arriving from the network side',
   }),

@@ -3,7 +3,8 @@
  * executable check passes or does not apply, except where QEMU itself breaks the statement; those are
  * listed in QEMU_DEVIATIONS with the clause, and held to failing (a QEMU that starts conforming shows
  * up here). Devices: a writable (cache=writethrough) and a read-only (cache=writeback) virtio-blk-pci,
- * a virtio-net-pci on a UDP netdev with an MTU, speed and duplex, a
+ * a virtio-net-pci on a UDP netdev with an MTU, speed and duplex, another whose netdev loops frames
+ * back to it (for the receive checks), a
  * virtio-serial-pci with a console and a second port, a virtio-rng-pci, all transitional (the -M pc
  * default), so the legacy-interface checks run too.
  */
@@ -24,6 +25,8 @@ const BLK_RO_SLOT = 5;
 const NET_SLOT = 6;
 const CONSOLE_SLOT = 7;
 const RNG_SLOT = 8;
+/** A virtio-net-pci whose UDP netdev sends to itself: transmitted frames come back (the receive checks). */
+const NET_LOOP_SLOT = 9;
 
 /** What QEMU does instead, and on which of our slots it shows (all when undefined). */
 interface Deviation {
@@ -59,6 +62,14 @@ const QEMU_DEVIATIONS: ReadonlyMap<string, Deviation> = new Map<string, Deviatio
     { why: 'QEMU does not bump config_generation when MAC_ADDR_SET changes mac' },
   ],
   [
+    'net/rx-num-buffers-one',
+    // 5.1.9.4.1: "If VIRTIO_NET_F_MRG_RXBUF has not been negotiated, the device MUST set num_buffers
+    // to 1." With VERSION_1 the header is 12 bytes, but QEMU (on a backend without a vnet header)
+    // writes the 10-byte header and fills num_buffers only with MRG_RXBUF: the field is left as the
+    // driver's buffer had it (the check's fill, 0xa5a5).
+    { why: 'QEMU leaves num_buffers unwritten without MRG_RXBUF', slots: [NET_LOOP_SLOT] },
+  ],
+  [
     'console/device-ready-again-no-readd',
     // 5.3.6.2.1: "The device MUST NOT specify a port which exists in a VIRTIO_CONSOLE_DEVICE_ADD
     // message." QEMU's virtio-serial answers every DEVICE_READY with a DEVICE_ADD for each port.
@@ -68,10 +79,21 @@ const QEMU_DEVIATIONS: ReadonlyMap<string, Deviation> = new Map<string, Deviatio
 
 const FAMILIES: readonly (readonly [readonly Statement[], readonly number[]])[] = [
   [blkStatements, [BLK_SLOT, BLK_RO_SLOT]],
-  [netStatements, [NET_SLOT]],
+  [netStatements, [NET_SLOT, NET_LOOP_SLOT]],
   [consoleStatements, [CONSOLE_SLOT]],
   [entropyStatements, [RNG_SLOT]],
 ];
+
+/** A virtio-net-pci at NET_LOOP_SLOT on a UDP netdev whose far end is itself. */
+async function loopNetdev(pickPort: () => Promise<number>): Promise<string[]> {
+  const port = await pickPort();
+  return [
+    '-netdev',
+    `socket,id=nl,udp=127.0.0.1:${port},localaddr=127.0.0.1:${port}`,
+    '-device',
+    `virtio-net-pci,netdev=nl,addr=0x${NET_LOOP_SLOT.toString(16)}`,
+  ];
+}
 
 test('QEMU devices against the blk, net, console and entropy checks', async (t) => {
   const dir = await tempDir();
@@ -90,6 +112,7 @@ test('QEMU devices against the blk, net, console and entropy checks', async (t) 
         `socket,id=n${NET_SLOT},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${await pickPort()}`,
         '-device',
         `virtio-net-pci,netdev=n${NET_SLOT},addr=0x${NET_SLOT.toString(16)},host_mtu=1500,speed=1000,duplex=full`,
+        ...(await loopNetdev(pickPort)),
         '-chardev',
         'null,id=c0',
         '-chardev',

@@ -4,7 +4,7 @@
  */
 
 import type { Bdf } from '../../../../src/bus/pci-bus.js';
-import { createMemoryNetPair } from '../../../../src/device/net/memory-pair.js';
+import type { NetBackend, NetBackendPort } from '../../../../src/device/net/backend.js';
 import { VirtioNetDevice } from '../../../../src/device/net/net-device.js';
 import type { Machine } from '../../../../src/platform/machine.js';
 import { featureSet } from '../../../../src/spec/features.js';
@@ -31,16 +31,27 @@ import { readablePart, WrappedDevice, writableBuffers, type WrapHooks } from './
 
 const MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x12, 0x34, 0x56);
 
+/** A cable plugged back into the same NIC: every frame sent comes back (the receive checks need it). */
+function loopBackend(): NetBackend {
+  let port: NetBackendPort | undefined;
+  return {
+    attach: (p) => void (port = p),
+    send: (frame) => queueMicrotask(() => port?.receive(frame)),
+    close: () => Promise.resolve(),
+  };
+}
+
 function plugNet(machine: Machine, queuePairs: number, hooks?: WrapHooks): Bdf {
-  const net = new VirtioNetDevice({ backend: createMemoryNetPair()[0], mac: MAC, queuePairs });
+  const net = new VirtioNetDevice({ backend: loopBackend(), mac: MAC, queuePairs });
   return machine.plugVirtio(hooks ? new WrappedDevice(net, hooks) : net, { mode: 'transitional' }).bdf;
 }
 
-function mutant(breaks: string, hooks: WrapHooks, queuePairs = 1): Mutant {
+/** `hooks`, or a function giving fresh hooks (with their own state) to each mutant plugged. */
+function mutant(breaks: string, hooks: WrapHooks | (() => WrapHooks), queuePairs = 1): Mutant {
   return {
     breaks,
     original: (machine) => plugNet(machine, queuePairs),
-    mutant: (machine) => plugNet(machine, queuePairs, hooks),
+    mutant: (machine) => plugNet(machine, queuePairs, typeof hooks === 'function' ? hooks() : hooks),
   };
 }
 
@@ -66,12 +77,57 @@ function ackMutant(breaks: string, cls: number, cmd: number | undefined, ack: nu
   });
 }
 
+/**
+ * Rewrites received packets on receiveq1: `edit` gets the first buffer's header bytes (a view of
+ * guest memory, num_buffers already written) and the packet's first buffer's used len, and returns
+ * the len to report.
+ */
+function rxMutant(breaks: string, edit: (header: Uint8Array, len: number, numBuffers: number) => number): Mutant {
+  return mutant(breaks, () => {
+    let remaining = 0;
+    return {
+      used(chain) {
+        const b = writableBuffers(chain)[0];
+        if (chain.queue !== 0 || !b || b.len < 12) return chain.len;
+        if (remaining > 0) {
+          remaining--;
+          return chain.len;
+        }
+        const header = chain.memory.view(b.addr, 12);
+        const n = header[10]! | (header[11]! << 8);
+        remaining = Math.max(0, n - 1);
+        return edit(header, chain.len, n);
+      },
+    };
+  });
+}
+
+/** The first buffer's header byte `at` becomes `value`. */
+const headerByte = (breaks: string, at: number, value: number): Mutant =>
+  rxMutant(breaks, (header, len) => {
+    header[at] = value;
+    return len;
+  });
+
 const noCtrlVq = mutant('CTRL_VQ not offered, the features that need it still are', {
   features: (f) => f & ~featureSet(VIRTIO_NET_F_CTRL_VQ),
 });
 const SPEED_CONFIG = VIRTIO_NET_CONFIG_DUPLEX + 1;
 
 export const netMutants: Mutants = {
+  'net/rx-num-buffers-one': headerByte('num_buffers is 2 without MRG_RXBUF', 10, 2),
+  'net/rx-num-buffers-mrg': rxMutant('num_buffers is one more than the buffers used', (header, len, n) => {
+    header[10] = (n + 1) & 0xff;
+    return len;
+  }),
+  'net/rx-mrg-buffers-filled': rxMutant('the first of several buffers is reported 4 bytes short', (_header, len, n) =>
+    n > 1 ? len - 4 : len,
+  ),
+  'net/rx-flags-zero-without-guest-csum': headerByte('received flags are NEEDS_CSUM', 0, 1),
+  'net/rx-no-gso-tcpv4': headerByte('received gso_type is TCPV4', 1, 1),
+  'net/rx-no-gso-udp': headerByte('received gso_type is UDP', 1, 3),
+  'net/rx-no-gso-tcpv6': headerByte('received gso_type is TCPV6', 1, 4),
+  'net/rx-no-gso-udp-l4': headerByte('received gso_type is UDP_L4', 1, 5),
   'net/offered-dependencies-ctrl-vq': noCtrlVq,
   'net/offered-dependencies-offloads': mutant('GUEST_TSO4 offered without GUEST_CSUM', {
     features: (f) => f | featureSet(VIRTIO_NET_F_GUEST_TSO4),
