@@ -1,6 +1,6 @@
 /**
  * The net and console checks against v86's own virtio devices (npm v86) through V86DriverBus, no
- * guest running: every executable check passes or does not apply, except where v86 breaks the
+ * guest running, its network looping frames back: every executable check passes or does not apply, except where v86 breaks the
  * statement (V86_DEVIATIONS, with the clause), held to failing so that a v86 that conforms shows up.
  */
 
@@ -25,6 +25,12 @@ const V86_DEVIATIONS: ReadonlyMap<string, string> = new Map([
     'v86 does not bump config_generation when MAC_ADDR_SET changes mac',
   ],
   [
+    'net/rx-num-buffers-one',
+    // 5.1.9.4.1: without VIRTIO_NET_F_MRG_RXBUF the device sets num_buffers (a le16, 5.1.9) to 1.
+    // v86 writes it with DataView.setInt16(10, 1) (big-endian by default): the driver reads 256.
+    'v86 writes num_buffers big-endian (reads as 256)',
+  ],
+  [
     'console/device-ready-again-no-readd',
     // 5.3.6.2.1: the device does not name an existing port in DEVICE_ADD. v86 answers every
     // DEVICE_READY with a DEVICE_ADD for each of its four ports.
@@ -36,6 +42,13 @@ let bus: V86DriverBus;
 
 before(async () => {
   bus = await V86DriverBus.create({ virtioNet: true });
+  // A network that loops frames back, for the receive checks: what v86's NIC sends it receives.
+  // (v86's message bus, src/bus.js, is not in v86.d.ts.)
+  const v86Bus = (bus.emulator as unknown as { bus: { send(name: string, data: Uint8Array): void } }).bus;
+  bus.emulator.add_listener('net0-send', (frame: Uint8Array) => {
+    const copy = frame.slice();
+    queueMicrotask(() => v86Bus.send('net0-receive', copy));
+  });
 });
 
 after(async () => {
