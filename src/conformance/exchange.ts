@@ -117,3 +117,8 @@ export async function needsOffered(ctx: CheckContext, bit: number, name: string)
 export function need(ctx: CheckContext, ok: boolean, found: string): void {
   ctx.require(ok, found);
 }
+
+/** A number in hex with 0x, for evidence. */
+export function hexValue(n: number | bigint): string {
+  return `0x${n.toString(16)}`;
+}

@@ -3,11 +3,10 @@
  * check here (our devices record them when a driver breaks them).
  */
 
-import type { Level, Statement } from '../statement.js';
+import type { Statement } from '../statement.js';
+import { driverStatements } from './define.js';
 
-function driver(slug: string, section: string, level: Level, text: string): Statement {
-  return { id: `blk/driver-${slug}`, section, level, side: 'driver', family: 'blk', text };
-}
+const driver = driverStatements('blk');
 
 export const blkDriverStatements: readonly Statement[] = [
   driver('flush-only-if-capable', '5.2.5.1', 'SHOULD NOT', 'A driver that cannot send FLUSH does not negotiate VIRTIO_BLK_F_FLUSH.'),

@@ -29,8 +29,8 @@ import {
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
 } from '../../spec/blk.js';
-import type { CheckContext } from '../statement.js';
-import { exchange, liveDevice, type LiveDevice } from '../exchange.js';
+import type { Check, CheckContext } from '../statement.js';
+import { exchange, liveDevice, need, needsOffered, type LiveDevice } from '../exchange.js';
 
 /** Every blk feature a check may negotiate (not MQ, ZONED, LIFETIME or SECURE_ERASE: no check needs their extra rules). */
 export const BLK_CHECK_FEATURES = featureSet(
@@ -128,4 +128,19 @@ export function blkWrite(target: BlkTarget, sector: number, data: Uint8Array): P
 /** `count` sectors of a pattern no disk starts with: (i * 13 + seed) mod 251, never all zero. */
 export function sectorPattern(count: number, seed: number): Uint8Array {
   return Uint8Array.from({ length: count * VIRTIO_BLK_SECTOR_SIZE }, (_, i) => ((i * 13 + seed) % 251) + 1);
+}
+/** A check on a live device (every offered blk feature negotiated) that applies when `bit` is offered (and, with `writable`, RO is not). */
+export function withDevice(run: (ctx: CheckContext, t: BlkTarget) => Promise<void>, bit?: [number, string], writable = false): Check {
+  return {
+    async applies(ctx) {
+      if (writable && (await needsOffered(ctx, VIRTIO_BLK_F_RO, 'RO')) === undefined) return 'the device is read-only (VIRTIO_BLK_F_RO)';
+      return bit === undefined ? undefined : needsOffered(ctx, bit[0], bit[1]);
+    },
+    run: async (ctx) => run(ctx, await blkTarget(ctx)),
+  };
+}
+
+/** Request `type` must be answered with `want`. */
+export function expectStatus(ctx: CheckContext, what: string, got: number, want: number): void {
+  need(ctx, got === want, `${what}: status ${statusName(got)}, expected ${statusName(want)}`);
 }

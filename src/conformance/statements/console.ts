@@ -1,3 +1,5 @@
+/** Family 'console' (spec 5.3, 1.4 numbering): emerg_wr and the multiport control messages. */
+
 import {
   VIRTIO_CONSOLE_CONFIG_EMERG_WR,
   VIRTIO_CONSOLE_DEVICE_ADD,
@@ -8,7 +10,8 @@ import {
 } from '../../spec/console.js';
 import { ConformanceViolation } from '../../errors.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET } from '../../spec/status.js';
-import type { Check, Level, Statement } from '../statement.js';
+import type { Check, Statement } from '../statement.js';
+import { deviceStatements, driverStatements } from './define.js';
 import { need, needsOffered } from '../exchange.js';
 import {
   closeControl,
@@ -20,13 +23,8 @@ import {
   type ControlMessage,
 } from './console-control.js';
 
-function device(slug: string, section: string, level: Level, text: string, rest: { check: Check } | { uncheckable: string }): Statement {
-  return { id: `console/${slug}`, section, level, side: 'device', family: 'console', text, ...rest };
-}
-
-function driver(slug: string, section: string, level: Level, text: string): Statement {
-  return { id: `console/driver-${slug}`, section, level, side: 'driver', family: 'console', text };
-}
+const device = deviceStatements('console');
+const driver = driverStatements('console');
 
 /**
  * A multiport check: the device's messages after one DEVICE_READY (and, with `twice`, after a

@@ -1,13 +1,11 @@
-import type { Check, CheckContext, Level, Statement } from '../statement.js';
+/** Family 'entropy' (spec 5.4, 1.4 numbering): what the device puts in the buffers it is given. */
+
+import type { CheckContext, Statement } from '../statement.js';
+import { deviceStatements, driverStatements } from './define.js';
 import { exchange, hex, liveDevice, need, type Exchanged } from '../exchange.js';
 
-function device(slug: string, section: string, level: Level, text: string, rest: { check: Check } | { uncheckable: string }): Statement {
-  return { id: `entropy/${slug}`, section, level, side: 'device', family: 'entropy', text, ...rest };
-}
-
-function driver(slug: string, section: string, level: Level, text: string): Statement {
-  return { id: `entropy/driver-${slug}`, section, level, side: 'driver', family: 'entropy', text };
-}
+const device = deviceStatements('entropy');
+const driver = driverStatements('entropy');
 
 const REQUEST_BYTES = 64;
 

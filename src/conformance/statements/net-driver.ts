@@ -3,11 +3,10 @@
  * check here (our devices record them when a driver breaks them).
  */
 
-import type { Level, Statement } from '../statement.js';
+import type { Statement } from '../statement.js';
+import { driverStatements } from './define.js';
 
-function driver(slug: string, section: string, level: Level, text: string): Statement {
-  return { id: `net/driver-${slug}`, section, level, side: 'driver', family: 'net', text };
-}
+const driver = driverStatements('net');
 
 export const netDriverStatements: readonly Statement[] = [
   driver(

@@ -8,10 +8,22 @@
 
 import { DeviceFaultError } from '../../errors.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
-import { VIRTIO_NET_F_MRG_RXBUF, virtioNetHdrSize } from '../../spec/net.js';
+import {
+  VIRTIO_NET_F_MRG_RXBUF,
+  VIRTIO_NET_HDR_FLAGS,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_TYPE,
+  VIRTIO_NET_HDR_GSO_UDP,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VIRTIO_NET_HDR_NUM_BUFFERS,
+  virtioNetHdrSize,
+} from '../../spec/net.js';
 import type { DmaBuffer } from '../../memory/dma.js';
-import type { Check, CheckContext } from '../statement.js';
-import { exchange, liveDevice, need, needsOffered } from '../exchange.js';
+import type { Check, CheckContext, Statement } from '../statement.js';
+import { deviceStatements } from './define.js';
+import { exchange, hexValue, liveDevice, need, needsOffered } from '../exchange.js';
 
 /** One packet as it arrived: its header, and each buffer it took (used len, buffer size). */
 export interface ReceivedPacket {
@@ -113,3 +125,75 @@ export function receivedCheck(mergeable: boolean, judge: (packet: ReceivedPacket
     },
   };
 }
+
+/** num_buffers of a received header (1 in a 10-byte header, which has none). */
+function numBuffers(p: ReceivedPacket): number {
+  return p.headerSize >= 12 ? p.header[VIRTIO_NET_HDR_NUM_BUFFERS]! | (p.header[VIRTIO_NET_HDR_NUM_BUFFERS + 1]! << 8) : 1;
+}
+
+/** gso_type (without the ECN bit) of a received packet is not `gso` (no GUEST_* offload is negotiated). */
+function gsoCheck(gso: number): Check {
+  return receivedCheck(false, (p) => {
+    const type = p.header[VIRTIO_NET_HDR_GSO_TYPE]! & ~VIRTIO_NET_HDR_GSO_ECN;
+    return type !== gso ? undefined : `gso_type ${hexValue(p.header[VIRTIO_NET_HDR_GSO_TYPE]!)} without the GUEST_* offload`;
+  });
+}
+
+const device = deviceStatements('net');
+
+/** Spec 5.1.9.3-5.1.9.4 (received packets), 1.4 numbering. */
+export const netReceiveStatements: readonly Statement[] = [
+  device('rx-num-buffers-one', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF, num_buffers of a received packet is 1.', {
+    check: receivedCheck(false, (p) => {
+      const n = numBuffers(p);
+      return n === 1 ? undefined : `num_buffers ${n} without MRG_RXBUF`;
+    }),
+  }),
+  device(
+    'rx-num-buffers-mrg',
+    '5.1.9.4.1',
+    'MUST',
+    'With VIRTIO_NET_F_MRG_RXBUF, num_buffers is the number of buffers the packet is spread over.',
+    {
+      check: receivedCheck(true, (p) => {
+        const n = numBuffers(p);
+        return n === p.buffers.length ? undefined : `num_buffers ${n}, the packet came in ${p.buffers.length} buffers`;
+      }),
+    },
+  ),
+  device('rx-mrg-buffers-filled', '5.1.9.4.1', 'MUST', 'A packet spread over several buffers fills every buffer but the last completely.', {
+    check: receivedCheck(true, (p) => {
+      const short = p.buffers.slice(0, -1).findIndex((b) => b.usedLen !== b.size);
+      return short < 0
+        ? undefined
+        : `buffer ${short} of ${p.buffers.length}: used len ${p.buffers[short]!.usedLen} of ${p.buffers[short]!.size}`;
+    }),
+  }),
+  device('rx-flags-zero-without-guest-csum', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_GUEST_CSUM, flags of a received header are 0.', {
+    check: receivedCheck(false, (p) =>
+      p.header[VIRTIO_NET_HDR_FLAGS] === 0 ? undefined : `flags ${hexValue(p.header[VIRTIO_NET_HDR_FLAGS]!)}`,
+    ),
+  }),
+  device('rx-no-gso-tcpv4', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO4, gso_type is never VIRTIO_NET_HDR_GSO_TCPV4.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV4),
+  }),
+  device('rx-no-gso-udp', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_UFO, gso_type is never VIRTIO_NET_HDR_GSO_UDP.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP),
+  }),
+  device('rx-no-gso-tcpv6', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO6, gso_type is never VIRTIO_NET_HDR_GSO_TCPV6.', {
+    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV6),
+  }),
+  device(
+    'rx-no-gso-udp-l4',
+    '5.1.9.4.1',
+    'MUST NOT',
+    'Without VIRTIO_NET_F_GUEST_USO4 or USO6, gso_type is never VIRTIO_NET_HDR_GSO_UDP_L4.',
+    {
+      check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP_L4),
+    },
+  ),
+  device('rx-single-buffer-without-mrg', '5.1.9.3.2', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF a received packet takes one buffer.', {
+    uncheckable:
+      'a packet that does not fit its one buffer is dropped, which the driver side cannot tell from a packet never sent; one that fits is covered by rx-num-buffers-one',
+  }),
+];

@@ -1,3 +1,8 @@
+/**
+ * Family 'net' (spec 5.1, 1.4 numbering): the offer, the configuration and the control queue here,
+ * received packets in net-receive.ts, the driver-side statements in net-driver.ts.
+ */
+
 import { featureSet, hasFeature } from '../../spec/features.js';
 import {
   ETH_ALEN,
@@ -29,28 +34,17 @@ import {
   VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_SPEED_DUPLEX,
-  VIRTIO_NET_HDR_FLAGS,
-  VIRTIO_NET_HDR_GSO_ECN,
-  VIRTIO_NET_HDR_GSO_TCPV4,
-  VIRTIO_NET_HDR_GSO_TCPV6,
-  VIRTIO_NET_HDR_GSO_TYPE,
-  VIRTIO_NET_HDR_GSO_UDP,
-  VIRTIO_NET_HDR_GSO_UDP_L4,
-  VIRTIO_NET_HDR_NUM_BUFFERS,
   VIRTIO_NET_OK,
   VIRTIO_NET_S_ANNOUNCE,
 } from '../../spec/net.js';
-import type { Check, CheckContext, Level, Statement } from '../statement.js';
-import { need, needsOffered, offeredFeatures } from '../exchange.js';
+import type { Check, CheckContext, Statement } from '../statement.js';
+import { hexValue, need, needsOffered, offeredFeatures } from '../exchange.js';
 import { ackName, netCommand, netControlTarget } from './net-control.js';
-import { receivedCheck, type ReceivedPacket } from './net-receive.js';
+import { netReceiveStatements } from './net-receive.js';
+import { deviceStatements } from './define.js';
 import { netDriverStatements } from './net-driver.js';
 
-function device(slug: string, section: string, level: Level, text: string, rest: { check: Check } | { uncheckable: string }): Statement {
-  return { id: `net/${slug}`, section, level, side: 'device', family: 'net', text, ...rest };
-}
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
+const device = deviceStatements('net');
 
 /** A configuration field check, when `bit` is offered (negotiated first when `negotiate`: the field is defined once it is). */
 function configCheck(bit: number, name: string, offset: number, size: 1 | 2 | 4, ok: (value: number) => boolean, negotiate = false): Check {
@@ -63,7 +57,7 @@ function configCheck(bit: number, name: string, offset: number, size: 1 | 2 | 4,
         await driver.negotiate(featureSet(bit));
         value = await driver.readConfig(offset, size);
       } else value = await (await ctx.transport()).readConfig(offset, size);
-      need(ctx, ok(value), `config offset ${offset} (${size} bytes) reads ${hex(value)}`);
+      need(ctx, ok(value), `config offset ${offset} (${size} bytes) reads ${hexValue(value)}`);
     },
   };
 }
@@ -77,7 +71,7 @@ function dependencyCheck(table: readonly (readonly [number, readonly number[]])[
       need(
         ctx,
         broken.length === 0,
-        `offered ${hex(offered)}: ${broken.map(([f, req]) => `bit ${f} without any of ${req.join('/')}`).join(', ')}`,
+        `offered ${hexValue(offered)}: ${broken.map(([f, req]) => `bit ${f} without any of ${req.join('/')}`).join(', ')}`,
       );
     },
   };
@@ -117,19 +111,6 @@ function rxCommand(cmd: number, bit: number, name: string): Check {
       }
     },
   };
-}
-
-/** num_buffers of a received header (1 in a 10-byte header, which has none). */
-function numBuffers(p: ReceivedPacket): number {
-  return p.headerSize >= 12 ? p.header[VIRTIO_NET_HDR_NUM_BUFFERS]! | (p.header[VIRTIO_NET_HDR_NUM_BUFFERS + 1]! << 8) : 1;
-}
-
-/** gso_type (without the ECN bit) of a received packet is not `gso` (no GUEST_* offload is negotiated). */
-function gsoCheck(gso: number): Check {
-  return receivedCheck(false, (p) => {
-    const type = p.header[VIRTIO_NET_HDR_GSO_TYPE]! & ~VIRTIO_NET_HDR_GSO_ECN;
-    return type !== gso ? undefined : `gso_type ${hex(p.header[VIRTIO_NET_HDR_GSO_TYPE]!)} without the GUEST_* offload`;
-  });
 }
 
 /** A locally administered unicast address unlike `mac`. */
@@ -387,7 +368,7 @@ export const netStatements: readonly Statement[] = [
           const target = await netControlTarget(ctx);
           const ack = await netCommand(target, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, new Uint8Array(0));
           const status = await target.driver.readConfig(VIRTIO_NET_CONFIG_STATUS, 2);
-          need(ctx, (status & VIRTIO_NET_S_ANNOUNCE) === 0, `status ${hex(status)} after ANNOUNCE_ACK (ack ${ackName(ack)})`);
+          need(ctx, (status & VIRTIO_NET_S_ANNOUNCE) === 0, `status ${hexValue(status)} after ANNOUNCE_ACK (ack ${ackName(ack)})`);
         },
       },
     },
@@ -404,59 +385,7 @@ export const netStatements: readonly Statement[] = [
       uncheckable: 'what the device did with the frame is visible only on the network side',
     },
   ),
-  device('rx-num-buffers-one', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF, num_buffers of a received packet is 1.', {
-    check: receivedCheck(false, (p) => {
-      const n = numBuffers(p);
-      return n === 1 ? undefined : `num_buffers ${n} without MRG_RXBUF`;
-    }),
-  }),
-  device(
-    'rx-num-buffers-mrg',
-    '5.1.9.4.1',
-    'MUST',
-    'With VIRTIO_NET_F_MRG_RXBUF, num_buffers is the number of buffers the packet is spread over.',
-    {
-      check: receivedCheck(true, (p) => {
-        const n = numBuffers(p);
-        return n === p.buffers.length ? undefined : `num_buffers ${n}, the packet came in ${p.buffers.length} buffers`;
-      }),
-    },
-  ),
-  device('rx-mrg-buffers-filled', '5.1.9.4.1', 'MUST', 'A packet spread over several buffers fills every buffer but the last completely.', {
-    check: receivedCheck(true, (p) => {
-      const short = p.buffers.slice(0, -1).findIndex((b) => b.usedLen !== b.size);
-      return short < 0
-        ? undefined
-        : `buffer ${short} of ${p.buffers.length}: used len ${p.buffers[short]!.usedLen} of ${p.buffers[short]!.size}`;
-    }),
-  }),
-  device('rx-flags-zero-without-guest-csum', '5.1.9.4.1', 'MUST', 'Without VIRTIO_NET_F_GUEST_CSUM, flags of a received header are 0.', {
-    check: receivedCheck(false, (p) =>
-      p.header[VIRTIO_NET_HDR_FLAGS] === 0 ? undefined : `flags ${hex(p.header[VIRTIO_NET_HDR_FLAGS]!)}`,
-    ),
-  }),
-  device('rx-no-gso-tcpv4', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO4, gso_type is never VIRTIO_NET_HDR_GSO_TCPV4.', {
-    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV4),
-  }),
-  device('rx-no-gso-udp', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_UFO, gso_type is never VIRTIO_NET_HDR_GSO_UDP.', {
-    check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP),
-  }),
-  device('rx-no-gso-tcpv6', '5.1.9.4.1', 'MUST NOT', 'Without VIRTIO_NET_F_GUEST_TSO6, gso_type is never VIRTIO_NET_HDR_GSO_TCPV6.', {
-    check: gsoCheck(VIRTIO_NET_HDR_GSO_TCPV6),
-  }),
-  device(
-    'rx-no-gso-udp-l4',
-    '5.1.9.4.1',
-    'MUST NOT',
-    'Without VIRTIO_NET_F_GUEST_USO4 or USO6, gso_type is never VIRTIO_NET_HDR_GSO_UDP_L4.',
-    {
-      check: gsoCheck(VIRTIO_NET_HDR_GSO_UDP_L4),
-    },
-  ),
-  device('rx-single-buffer-without-mrg', '5.1.9.3.2', 'MUST', 'Without VIRTIO_NET_F_MRG_RXBUF a received packet takes one buffer.', {
-    uncheckable:
-      'a packet that does not fit its one buffer is dropped, which the driver side cannot tell from a packet never sent; one that fits is covered by rx-num-buffers-one',
-  }),
+  ...netReceiveStatements,
   device('mq-receiveq1-after-reset', '5.1.9.5.6.2', 'MUST', 'After reset, and until VQ_PAIRS_SET, packets arrive only on receiveq1.', {
     uncheckable: 'needs packets arriving from the network side',
   }),
