@@ -1,51 +1,92 @@
 /**
- * One statement's check run on one function, as the engine will run it: not applicable (with the
- * reason), pass, or its ConformanceViolation. Other errors propagate (a broken check, a dead device).
+ * Runs catalogue checks the way the engine does (its interfaces and device type from the probe,
+ * each check through each interface it names, a fresh context each time), for the tests that must
+ * see each outcome: the mutant tests and the peer tests against QEMU.
  */
 
+import { assignBars } from '../../src/bus/bars.js';
 import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
+import { readConfigSpace } from '../../src/bus/config-space-reader.js';
 import { FunctionCheckContext } from '../../src/conformance/context.js';
 import type { Interface, Statement } from '../../src/conformance/statement.js';
 import { ConformanceViolation } from '../../src/errors.js';
-import { PCI_DEVICE_ID, PCI_SUBSYSTEM_ID } from '../../src/spec/pci.js';
-import { virtioDeviceType } from '../../src/transport/pci/probe.js';
+import { decideTransport } from '../../src/transport/pci/probe.js';
 
-export type Outcome = { kind: 'pass' } | { kind: 'not-applicable'; reason: string } | { kind: 'violation'; error: ConformanceViolation };
+export type Outcome =
+  | { readonly via: Interface; readonly kind: 'pass' }
+  | { readonly via: Interface; readonly kind: 'n/a'; readonly reason: string }
+  | { readonly via: Interface; readonly kind: 'violation'; readonly message: string }
+  | { readonly via: Interface; readonly kind: 'error'; readonly error: unknown };
 
-export async function runStatement(statement: Statement, bus: PciBus, fn: Bdf, via: Interface, timeoutMs = 2000): Promise<Outcome> {
-  const check = statement.check!;
-  const deviceId = await bus.configRead(fn, PCI_DEVICE_ID, 2);
-  const subsystemId = await bus.configRead(fn, PCI_SUBSYSTEM_ID, 2);
-  const transitional = deviceId >= 0x1000 && deviceId <= 0x103f;
-  if (via === 'legacy' && !transitional && deviceId >= 0x1040)
-    return { kind: 'not-applicable', reason: 'the function has no legacy interface' };
-  const ctx = new FunctionCheckContext({
-    bus,
-    fn,
-    deviceType: virtioDeviceType(deviceId, subsystemId)!,
-    via,
-    transitional,
-    timeoutMs,
-    statement,
-  });
-  try {
-    const reason = await check.applies?.(ctx);
-    if (reason !== undefined) return { kind: 'not-applicable', reason };
-    await check.run(ctx);
-    return { kind: 'pass' };
-  } catch (error) {
-    if (error instanceof ConformanceViolation) return { kind: 'violation', error };
-    throw error;
-  } finally {
-    await ctx.close();
-  }
+export interface FunctionFacts {
+  readonly deviceType: number;
+  /** Modern first. */
+  readonly interfaces: readonly Interface[];
 }
 
-/** An outcome in words. */
+/** The function's device type and interfaces, from the probe's two decisions. */
+export async function functionFacts(bus: PciBus, fn: Bdf): Promise<FunctionFacts> {
+  const bars = await assignBars(bus, fn);
+  const cfg = await readConfigSpace(bus, fn);
+  const first = decideTransport(cfg, bars);
+  const interfaces: Interface[] = [first.kind];
+  try {
+    if (first.kind === 'modern') interfaces.push(decideTransport(cfg, bars, { forceLegacy: true }).kind);
+  } catch {
+    // Modern only.
+  }
+  return { deviceType: first.deviceType, interfaces };
+}
+
+/** Runs `statement`'s check through each interface it names that the function has; `session` gives the bus and function for each run. */
+export async function runCheck(
+  statement: Statement,
+  facts: FunctionFacts,
+  session: () => { readonly bus: PciBus; readonly fn: Bdf },
+  timeoutMs: number,
+): Promise<Outcome[]> {
+  const check = statement.check!;
+  const outcomes: Outcome[] = [];
+  for (const via of check.via ?? [facts.interfaces[0]!]) {
+    if (!facts.interfaces.includes(via)) continue;
+    const { bus, fn } = session();
+    const ctx = new FunctionCheckContext({
+      bus,
+      fn,
+      deviceType: facts.deviceType,
+      via,
+      transitional: facts.interfaces.length === 2,
+      timeoutMs,
+      statement,
+    });
+    try {
+      const reason = await check.applies?.(ctx);
+      if (reason !== undefined) outcomes.push({ via, kind: 'n/a', reason });
+      else {
+        await check.run(ctx);
+        outcomes.push({ via, kind: 'pass' });
+      }
+    } catch (error) {
+      if (error instanceof ConformanceViolation && error.statement === statement.id)
+        outcomes.push({ via, kind: 'violation', message: error.message });
+      else outcomes.push({ via, kind: 'error', error });
+    } finally {
+      await ctx.close();
+    }
+  }
+  return outcomes;
+}
+
+/** An outcome in words, for diagnostics and assertion messages. */
 export function describeOutcome(outcome: Outcome): string {
-  return outcome.kind === 'violation'
-    ? `violation: ${outcome.error.message}`
-    : outcome.kind === 'not-applicable'
-      ? `not applicable: ${outcome.reason}`
-      : 'pass';
+  switch (outcome.kind) {
+    case 'pass':
+      return `${outcome.via}: pass`;
+    case 'n/a':
+      return `${outcome.via}: not applicable: ${outcome.reason}`;
+    case 'violation':
+      return `${outcome.via}: violation: ${outcome.message}`;
+    case 'error':
+      return `${outcome.via}: error: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`;
+  }
 }

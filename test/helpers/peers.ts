@@ -87,6 +87,8 @@ export const LEG_INDEPENDENT_FILES: readonly string[] = [
   'peer/linux/pae-bar.test.js',
   // Drives v86's own virtio devices; no Linux boots.
   'peer/linux/v86-driver-bus.test.js',
+  // The facilities' conformance checks on v86's own devices; no Linux boots.
+  'peer/linux/conformance-facilities-v86.test.js',
   // Starts each QEMU version by name.
   'peer/qemu/versions.test.js',
 ];
