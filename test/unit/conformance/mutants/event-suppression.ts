@@ -14,7 +14,7 @@ import {
   vringNeedEvent,
 } from '../../../../src/spec/ring.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { changedDevice } from './changed-device.js';
+import { WrappedDevice } from './wrap-device.js';
 import { deviceMutant, rng } from './pci-function-mutant.js';
 import { QueueWrapper, ringMutant, wrapRing } from './ring-queues.js';
 
@@ -81,7 +81,7 @@ export const eventSuppressionMutants: Mutants = {
   'event-suppression/notify-on-empty': deviceMutant(
     'offers VIRTIO_F_NOTIFY_ON_EMPTY but notifies as if it were not negotiated',
     rng({ mode: 'transitional' }),
-    (inner) => changedDevice(inner, { addFeatures: bit(VIRTIO_F_NOTIFY_ON_EMPTY) }),
+    (inner) => new WrappedDevice(inner, { features: (f) => f | bit(VIRTIO_F_NOTIFY_ON_EMPTY) }),
   ),
   'event-suppression/used-event-ignored': deciding(
     'honours used_event without VIRTIO_F_EVENT_IDX',

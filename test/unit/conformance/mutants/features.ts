@@ -1,7 +1,7 @@
 /** Mutants of family 'features': each breaks one rule of 2.2 or 6 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { changedDevice } from './changed-device.js';
+import { WrappedDevice } from './wrap-device.js';
 import { deviceMutant, mutant, onAccess, type Access } from './pci-function-mutant.js';
 import type { VirtioPciFunction } from '../../../../src/transport/pci/virtio-pci-function.js';
 import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
@@ -19,13 +19,15 @@ const isDeviceFeature = (at: Access): boolean => at.area === 'common' && at.offs
 
 /** The device also offers `extra` (nothing else changes). */
 function offersToo(extra: bigint, breaks: string, kind: 'rng' | 'blk' | 'net' | 'console', mode?: 'transitional') {
-  return deviceMutant(breaks, { kind, ...(mode ? { mode } : {}) }, (inner) => changedDevice(inner, { addFeatures: extra }));
+  return deviceMutant(breaks, { kind, ...(mode ? { mode } : {}) }, (inner) => new WrappedDevice(inner, { features: (f) => f | extra }));
 }
 
 /** The device refuses FEATURES_OK for sets `refuses` picks. */
 function refusing(breaks: string, kind: 'rng' | 'blk' | 'net' | 'console', refuses: (features: bigint) => boolean) {
-  return deviceMutant(breaks, { kind }, (inner) =>
-    changedDevice(inner, { acceptFeatures: (features, device) => !refuses(features) && (device.acceptFeatures?.(features) ?? true) }),
+  return deviceMutant(
+    breaks,
+    { kind },
+    (inner) => new WrappedDevice(inner, { acceptFeatures: (features, accepts) => !refuses(features) && accepts() }),
   );
 }
 
@@ -33,7 +35,7 @@ export const featuresMutants: Mutants = {
   'features/no-offer-without-requirement': deviceMutant(
     'net offers CTRL_RX without CTRL_VQ',
     { kind: 'net', mode: 'transitional' },
-    (inner) => changedDevice(inner, { addFeatures: bit(VIRTIO_NET_F_CTRL_RX), removeFeatures: bit(VIRTIO_NET_F_CTRL_VQ) }),
+    (inner) => new WrappedDevice(inner, { features: (f) => (f | bit(VIRTIO_NET_F_CTRL_RX)) & ~bit(VIRTIO_NET_F_CTRL_VQ) }),
   ),
   'features/no-undescribed-transport-bits': offersToo(bit(25), 'the device offers bit 25', 'blk', 'transitional'),
   'features/no-future-bits': offersToo(bit(44), 'the device offers bit 44', 'console'),
@@ -77,7 +79,7 @@ export const featuresMutants: Mutants = {
   ),
   'features/renegotiates-after-reset': deviceMutant('FEATURES_OK accepted only the first time', { kind: 'net' }, (inner) => {
     let negotiated = 0;
-    return changedDevice(inner, { acceptFeatures: () => negotiated++ === 0 });
+    return new WrappedDevice(inner, { acceptFeatures: () => negotiated++ === 0 });
   }),
   'features/transitional-serves-legacy-driver': mutant(
     'the legacy interface ignores notifications',

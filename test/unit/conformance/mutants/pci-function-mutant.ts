@@ -1,6 +1,6 @@
 /**
  * Mutants of our virtio PCI function, for every family: one of our devices (optionally wrapped,
- * see changed-device.ts) on the unmodified VirtioPciFunction, behind a wrapper whose hooks change
+ * see wrap-device.ts) on the unmodified VirtioPciFunction, behind a wrapper whose hooks change
  * what one kind of access does (configuration space bytes, a BAR register, the INTx pin), so that
  * exactly one rule is broken.
  */

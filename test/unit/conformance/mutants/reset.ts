@@ -1,7 +1,7 @@
 /** Mutants of family 'reset': each breaks one rule of 2.4, 3.4 or 2.6.1 in our device. */
 
 import type { Mutants } from './mutant.js';
-import { changedDevice } from './changed-device.js';
+import { WrappedDevice } from './wrap-device.js';
 import { deviceMutant, mutant, onAccess, type Access } from './pci-function-mutant.js';
 import type { VirtioPciFunction } from '../../../../src/transport/pci/virtio-pci-function.js';
 import type { DeviceQueue } from '../../../../src/queue/types.js';
@@ -44,7 +44,7 @@ function staleAvailState() {
     let taken = 0;
     let skip = 0;
     let generation = 0;
-    return changedDevice(inner, {
+    return new WrappedDevice(inner, {
       queue(q: DeviceQueue): DeviceQueue {
         if (generation++ > 0) skip = taken;
         return {
@@ -71,18 +71,21 @@ function staleAvailState() {
 
 /** Used elements land 10 ms late, on whatever rings the device had then: a late completion after a reset. */
 function lateCompletions() {
-  return deviceMutant('completions land after a reset on the old rings', { kind: 'rng', mode: 'transitional' }, (inner) =>
-    changedDevice(inner, {
-      queue: (q) => ({
-        index: q.index,
-        size: q.size,
-        pop: () => q.pop(),
-        pushUsed: (head, len) => void setTimeout(() => q.pushUsed(head, len), 10),
-        needsInterrupt: () => q.needsInterrupt(),
-        setNotification: (enabled) => q.setNotification(enabled),
-        hasAvailable: () => q.hasAvailable(),
+  return deviceMutant(
+    'completions land after a reset on the old rings',
+    { kind: 'rng', mode: 'transitional' },
+    (inner) =>
+      new WrappedDevice(inner, {
+        queue: (q) => ({
+          index: q.index,
+          size: q.size,
+          pop: () => q.pop(),
+          pushUsed: (head, len) => void setTimeout(() => q.pushUsed(head, len), 10),
+          needsInterrupt: () => q.needsInterrupt(),
+          setNotification: (enabled) => q.setNotification(enabled),
+          hasAvailable: () => q.hasAvailable(),
+        }),
       }),
-    }),
   );
 }
 
@@ -143,7 +146,7 @@ export const resetMutants: Mutants = {
     'the device keeps serving a reset queue',
     { kind: 'rng' },
     // The device model is not told of the queue reset and keeps its queue...
-    (inner) => ({ ...changedDevice(inner, {}), resetQueue: () => undefined }),
+    (inner) => new WrappedDevice(inner, { resetQueue: () => undefined }),
     onAccess({
       // ...and notifications reach it whatever the queue's state.
       write(fn, at) {

@@ -1,6 +1,7 @@
 /**
- * A VirtioDevice wrapper for the device-type mutants: it passes everything to one of our devices and
- * lets a mutant change one thing: the features offered, a configuration read or write, or what the
+ * A VirtioDevice wrapper for mutants (every family): it passes everything to one of our devices and
+ * lets a mutant change one thing: the features offered or accepted, a configuration read or write,
+ * the queues it gets or a queue reset, or what the
  * device wrote into a chain just before its used element is pushed (the chain's buffers are copied
  * at pop, so the hook sees them after the device is done with the chain).
  */
@@ -38,6 +39,10 @@ export interface WrapHooks {
   acceptFeatures?(features: bigint, inner: () => boolean): boolean;
   /** Configuration changes the device reports are dropped (config_generation stays, no notification). */
   silentConfigChanges?: boolean;
+  /** The queues the device model gets at DRIVER_OK (and at a queue's re-enable), from ours. */
+  queue?(queue: DeviceQueue): DeviceQueue;
+  /** A queue reset (where the device has queue reset); `inner` resets the device's queue. */
+  resetQueue?(index: number, inner: () => ResetCompletion): ResetCompletion;
   /** Just before a used element is pushed: may rewrite guest memory; returns the len to push. */
   used?(chain: UsedChain): number;
 }
@@ -122,13 +127,13 @@ export class WrappedDevice implements VirtioDevice {
     this.queueMaxSizes = inner.queueMaxSizes;
     this.configSize = hooks.configSize ?? inner.configSize;
     if (inner.resetQueue && inner.enableQueue) {
-      this.resetQueue = (index) => inner.resetQueue!(index);
+      this.resetQueue = (index) => (hooks.resetQueue ? hooks.resetQueue(index, () => inner.resetQueue!(index)) : inner.resetQueue!(index));
       this.enableQueue = (queue) => inner.enableQueue!(this.wrap(queue));
     }
   }
 
   private wrap(queue: DeviceQueue): DeviceQueue {
-    return new WrappedQueue(queue, this.hooks, () => this.host!.memory);
+    return new WrappedQueue(this.hooks.queue ? this.hooks.queue(queue) : queue, this.hooks, () => this.host!.memory);
   }
 
   attach(host: VirtioDeviceHost): void {
