@@ -13,7 +13,9 @@ import {
   VIRTIO_BLK_SECTOR_SIZE,
   VIRTIO_BLK_T_IN,
 } from '../spec/blk.js';
+import { VIRTIO_F_VERSION_1, bit, hasFeature } from '../spec/features.js';
 import { VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../spec/ids.js';
+import { VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../spec/net.js';
 
 /** A request: the queue it goes to, its device-readable contents and device-writable sizes. */
 export interface RingRequest {
@@ -26,8 +28,9 @@ export interface RingRequest {
 
 /** Bytes an entropy request asks for. */
 const RNG_BYTES = 64;
-/** struct virtio_net_hdr with VIRTIO_F_VERSION_1 (num_buffers included, 5.1.6). */
-const NET_HDR_BYTES = 12;
+/** struct virtio_net_hdr with VIRTIO_F_VERSION_1 (num_buffers included, 5.1.6), and the legacy one without. */
+const NET_HDR_BYTES = VIRTIO_NET_HDR_SIZE;
+const NET_HDR_LEGACY_BYTES = VIRTIO_NET_HDR_LEGACY_SIZE;
 /** A minimal Ethernet frame. */
 const FRAME_BYTES = 60;
 /** IEEE 802 local experimental EtherType: no stack takes it for its own. */
@@ -42,14 +45,19 @@ function blkRead(): RingRequest {
   return { queue: 0, readable: [header], writable: [VIRTIO_BLK_SECTOR_SIZE, 1], writes: VIRTIO_BLK_SECTOR_SIZE + 1 };
 }
 
-/** `tag` varies the readable bytes, so that two requests of a check are told apart. */
-function netFrame(tag: number): RingRequest {
+/**
+ * `tag` varies the readable bytes, so that two requests of a check are told apart; the header is
+ * the legacy one (10 bytes, 5.1.6) when `features` has neither VERSION_1 nor MRG_RXBUF.
+ */
+function netFrame(tag: number, features: bigint): RingRequest {
+  const hdrBytes =
+    hasFeature(features, VIRTIO_F_VERSION_1) || hasFeature(features, VIRTIO_NET_F_MRG_RXBUF) ? NET_HDR_BYTES : NET_HDR_LEGACY_BYTES;
   const frame = new Uint8Array(FRAME_BYTES);
   frame.set([0x02, 0, 0, 0, 0, 0x01], 0); // destination: locally administered, unicast
   frame.set([0x02, 0, 0, 0, 0, 0x02], 6);
   new DataView(frame.buffer).setUint16(12, ETHERTYPE_EXPERIMENTAL);
   for (let i = 14; i < FRAME_BYTES; i++) frame[i] = (i * 7 + tag) & 0xff;
-  return { queue: 1, readable: [new Uint8Array(NET_HDR_BYTES), frame], writable: [] };
+  return { queue: 1, readable: [new Uint8Array(hdrBytes), frame], writable: [] };
 }
 
 function consoleBytes(tag: number): RingRequest {
@@ -64,17 +72,20 @@ export function writingRequest(deviceType: number): RingRequest | undefined {
   return undefined;
 }
 
-/** A request with device-readable buffers (the device only reads them), or undefined. */
-export function readingRequest(deviceType: number, tag = 0): RingRequest | undefined {
+/**
+ * A request with device-readable buffers (the device only reads them), or undefined; `features`
+ * (default VERSION_1) are the ones negotiated.
+ */
+export function readingRequest(deviceType: number, tag = 0, features = bit(VIRTIO_F_VERSION_1)): RingRequest | undefined {
   if (deviceType === VIRTIO_ID_BLOCK) return blkRead();
-  if (deviceType === VIRTIO_ID_NET) return netFrame(tag);
+  if (deviceType === VIRTIO_ID_NET) return netFrame(tag, features);
   if (deviceType === VIRTIO_ID_CONSOLE) return consoleBytes(tag);
   return undefined;
 }
 
 /** Any request the device answers (writing bytes when it can), or undefined. */
-export function anyRequest(deviceType: number, tag = 0): RingRequest | undefined {
-  return writingRequest(deviceType) ?? readingRequest(deviceType, tag);
+export function anyRequest(deviceType: number, tag = 0, features = bit(VIRTIO_F_VERSION_1)): RingRequest | undefined {
+  return writingRequest(deviceType) ?? readingRequest(deviceType, tag, features);
 }
 
 /** Why a check has nothing to send to a device of `deviceType`. */
