@@ -12,7 +12,7 @@ import { failsRun, type CheckResult } from '../../../src/conformance/result.js';
 import { EVIDENCE_ACCESSES, runConformance } from '../../../src/conformance/runner.js';
 import type { CheckContext, Statement } from '../../../src/conformance/statement.js';
 import type { ConformanceTarget } from '../../../src/conformance/target.js';
-import { BusError, DeviceFaultError } from '../../../src/errors.js';
+import { BusError, ConformanceViolation, DeviceFaultError } from '../../../src/errors.js';
 import type { AccessSize } from '../../../src/memory/access-size.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RecordingBus } from '../../../src/testing/recording-bus.js';
@@ -173,10 +173,11 @@ test('evidence keeps only the last accesses of a long check', async () => {
   assert.match(evidence.at(-1)!, /^configRead 0x1c\/4 -> /);
 });
 
-test('an error other than a violation fails the check with its code; a plain exception with its class', async () => {
+test("an error other than the statement's violation fails the check with its code; a plain exception with its class", async () => {
   const run = await runConformance(oursTarget('o', { type: 'rng', mode: 'modern', msix: true, ring: 'split' }), [
     throws('pci-header/device-fault', new DeviceFaultError('ERR_DEVICE_TIMEOUT', 'no answer')),
     throws('pci-header/type-error', new TypeError('broken check')),
+    throws('pci-header/other-statement', new ConformanceViolation('pci-header/elsewhere', 'not this one')),
     deviceIdStatement,
   ]);
   assert.deepEqual(
@@ -184,6 +185,8 @@ test('an error other than a violation fails the check with its code; a plain exc
     [
       ['fail', 'ERR_DEVICE_TIMEOUT', 'no answer'],
       ['fail', 'TypeError', 'broken check'],
+      // Another statement's violation is the check's own fault: an error, not the device's failure.
+      ['fail', 'ERR_CONFORMANCE_VIOLATION', 'not this one'],
       ['pass', undefined, undefined],
     ],
   );
