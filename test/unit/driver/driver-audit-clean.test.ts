@@ -26,7 +26,7 @@ import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-functi
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 import { bit } from '../../../src/spec/features.js';
 import * as N from '../../../src/spec/net.js';
-import { offering, RING_FORMATS, type RingName } from '../../helpers/ring-formats.js';
+import { offering, RING_FORMATS } from '../../helpers/ring-formats.js';
 
 interface Way {
   readonly name: string;
@@ -178,7 +178,7 @@ for (const d of DEVICES)
             const audit = new DriverAudit();
             const m = new Machine({ ramSize: 32 << 20 });
             const { device, exercise } = d.make();
-            const { bdf, fn } = m.plugVirtio(device, { mode: way.mode, msixVectors: msix ? 4 : 0, ...offering(ring as RingName), audit });
+            const { bdf, fn } = m.plugVirtio(device, { mode: way.mode, msixVectors: msix ? 4 : 0, ...offering(ring), audit });
             const close = await exercise(m, bdf, way.forceLegacy);
             await close();
             assert.equal(fn.core.status, 0, 'closed: the device is reset');
