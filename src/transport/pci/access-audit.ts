@@ -68,29 +68,40 @@ export function legacyRegisterLabel(offset: number): string {
  */
 export class GenerationLoopWatch implements AccessWatch {
   private runReads = 0;
-  private runStart = 0;
+  /** The first reads of the run, "offset/size", for the finding (at most {@link GenerationLoopWatch.SHOWN}). */
+  private readonly shown: string[] = [];
   private generationBefore = false;
   private lastWasGeneration = false;
+  /** The access before the run, for the finding. */
+  private previous = 'none';
+  private before = 'none';
+  private static readonly SHOWN = 8;
 
   constructor(private readonly audit: DriverAudit) {}
 
-  observe(write: boolean, offset: number, _size: AccessSize): void {
+  observe(write: boolean, offset: number, size: AccessSize): void {
     const isConfigRead = !write && offset >= MODERN_DEVICE_OFFSET && offset < MODERN_DEVICE_OFFSET + MODERN_BLOCK_SIZE;
     const isGeneration = !write && offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_CFGGENERATION;
     if (isConfigRead) {
       if (this.runReads === 0) {
         this.generationBefore = this.lastWasGeneration;
-        this.runStart = offset - MODERN_DEVICE_OFFSET;
+        this.before = this.previous;
+        this.shown.length = 0;
       }
       this.runReads++;
+      if (this.shown.length < GenerationLoopWatch.SHOWN) this.shown.push(`${offset - MODERN_DEVICE_OFFSET}/${size}`);
     } else if (this.runReads > 0) {
-      if (this.runReads > 1 && !(this.generationBefore && isGeneration))
+      if (this.runReads > 1 && !(this.generationBefore && isGeneration)) {
+        const missing = this.generationBefore ? 'after' : isGeneration ? 'before' : 'before or after';
+        const reads = `${this.shown.join(' ')}${this.runReads > this.shown.length ? ' ...' : ''}`;
         this.audit.record(
           R.configGenerationLoop,
-          `${this.runReads} device configuration reads from offset ${this.runStart} without config_generation read ${this.generationBefore ? 'after' : 'before'} them`,
+          `${this.runReads} device configuration reads in a row (offset/size ${reads}) with no config_generation read ${missing} them (before them: ${this.before})`,
         );
+      }
       this.runReads = 0;
     }
     this.lastWasGeneration = isGeneration;
+    if (!isConfigRead) this.previous = `${write ? 'write' : 'read'}${size * 8} at ${modernRegisterLabel(offset)}`;
   }
 }

@@ -197,7 +197,10 @@ describe('driver audit: common configuration, planted', () => {
     await d.deviceConfigRead(4, 4);
     await d.readStatus();
     only(d, R.configGenerationLoop.id, /read8 at BAR4\+0x14/);
-    assert.match(d.audit.findings[0]!.detail, /2 device configuration reads from offset 0/);
+    assert.match(
+      d.audit.findings[0]!.detail,
+      /2 device configuration reads in a row \(offset\/size 0\/4 4\/4\) with no config_generation read before or after them \(before them: read8 at common_cfg\+0x14\)/,
+    );
   });
   it(R.commonReadOnly.id, async () => {
     const d = await rng();
