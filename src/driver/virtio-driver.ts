@@ -23,7 +23,9 @@ import {
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
+  withoutUnmetRequirements,
 } from '../spec/features.js';
+import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
 import {
   decodeStatus,
@@ -238,7 +240,9 @@ export class VirtioDriver implements QueueHost {
    * bits only where this core implements them, see DRIVER_CORE_FEATURES; on the modern interface
    * VERSION_1, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and RING_RESET whenever offered; VERSION_1 never
    * on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says, whatever `wanted` holds),
-   * writes them, sets FEATURES_OK and reads it back.
+   * drops every bit whose dependencies are not accepted with it (2.2.1, the device type's table in
+   * spec/feature-requirements.ts: e.g. net's CTRL_RX without CTRL_VQ), writes them, sets FEATURES_OK
+   * and reads it back.
    * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
    * offered (the packed ring too, with `ring: 'packed'`) or the device does not keep FEATURES_OK.
    * Returns the accepted features.
@@ -251,7 +255,7 @@ export class VirtioDriver implements QueueHost {
     let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
     accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
     accept = modern ? accept | MODERN_ACCEPTED : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
-    const accepted = this.deviceFeatures & accept;
+    const accepted = withoutUnmetRequirements(this.deviceFeatures & accept, deviceFeatureRequirements(this.deviceType));
     if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
       return this.failWith(
         new DeviceFaultError(
@@ -263,7 +267,12 @@ export class VirtioDriver implements QueueHost {
       );
     const missing = required & ~accepted;
     if (missing !== 0n)
-      return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
+      return this.failWith(
+        new DeviceFaultError(
+          'ERR_DEVICE_FEATURES',
+          `required features not offered, or offered without the features they require: 0x${missing.toString(16)}`,
+        ),
+      );
     await this.transport.setDriverFeatures(accepted);
     if (modern) {
       await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);

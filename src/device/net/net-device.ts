@@ -17,6 +17,7 @@ import {
   encodeVirtioNetHdr,
   ETH_ALEN,
   netCtrlQueueIndex,
+  netRxCommandFeature,
   netRxQueueIndex,
   netTxQueueIndex,
   randomLocalMac,
@@ -105,14 +106,14 @@ const BASE_FEATURES = featureSet(
   VIRTIO_NET_F_CTRL_MAC_ADDR,
 );
 
-/** RX-class command -> the mode it sets, and whether it needs CTRL_RX_EXTRA (5.1.6.5.1). */
-const RX_MODE_COMMANDS: ReadonlyMap<number, readonly [keyof RxModes, boolean]> = new Map([
-  [VIRTIO_NET_CTRL_RX_PROMISC, ['promisc', false]],
-  [VIRTIO_NET_CTRL_RX_ALLMULTI, ['allmulti', false]],
-  [VIRTIO_NET_CTRL_RX_ALLUNI, ['alluni', true]],
-  [VIRTIO_NET_CTRL_RX_NOMULTI, ['nomulti', true]],
-  [VIRTIO_NET_CTRL_RX_NOUNI, ['nouni', true]],
-  [VIRTIO_NET_CTRL_RX_NOBCAST, ['nobcast', true]],
+/** RX-class command -> the mode it sets (5.1.6.5.1; the feature each needs: netRxCommandFeature). */
+const RX_MODE_COMMANDS: ReadonlyMap<number, keyof RxModes> = new Map([
+  [VIRTIO_NET_CTRL_RX_PROMISC, 'promisc'],
+  [VIRTIO_NET_CTRL_RX_ALLMULTI, 'allmulti'],
+  [VIRTIO_NET_CTRL_RX_ALLUNI, 'alluni'],
+  [VIRTIO_NET_CTRL_RX_NOMULTI, 'nomulti'],
+  [VIRTIO_NET_CTRL_RX_NOUNI, 'nouni'],
+  [VIRTIO_NET_CTRL_RX_NOBCAST, 'nobcast'],
 ]);
 
 export class VirtioNetDevice implements VirtioDevice {
@@ -476,9 +477,10 @@ export class VirtioNetDevice implements VirtioDevice {
     if (this.host?.audit !== undefined) this.auditCtrl(req, has);
     switch (req.kind) {
       case 'rx-mode': {
-        const entry = RX_MODE_COMMANDS.get(req.command);
-        if (!entry || !has(VIRTIO_NET_F_CTRL_RX) || (entry[1] && !has(VIRTIO_NET_F_CTRL_RX_EXTRA))) return VIRTIO_NET_ERR;
-        this.filter.modes[entry[0]] = req.on;
+        const mode = RX_MODE_COMMANDS.get(req.command);
+        const needs = netRxCommandFeature(req.command);
+        if (mode === undefined || needs === undefined || !has(needs)) return VIRTIO_NET_ERR;
+        this.filter.modes[mode] = req.on;
         return VIRTIO_NET_OK;
       }
       case 'mac-table':

@@ -68,6 +68,9 @@ const WANTED =
     N.VIRTIO_NET_F_GUEST_ANNOUNCE,
   );
 
+/** What VIRTIO_NET_CTRL_MAC_ADDR_SET needs negotiated (5.1.3, 5.1.6.5.2.2). */
+const MAC_ADDR_SET_NEEDS: readonly number[] = [N.VIRTIO_NET_F_CTRL_MAC_ADDR, N.VIRTIO_NET_F_CTRL_RX];
+
 interface RxQueue {
   readonly queue: DriverQueue<number>;
   readonly buffers: DmaBuffer[];
@@ -196,7 +199,7 @@ export class VirtioNetDriver {
         for (let i = 0; i < count; i++) drv.postRx(rq, i);
         await rq.queue.kick();
       }
-      if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
+      if (!has(N.VIRTIO_NET_F_MAC) && MAC_ADDR_SET_NEEDS.every(has)) await drv.setMac(mac);
       if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
       core.onConfigChange(() => void drv.configChanged());
       for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
@@ -297,34 +300,55 @@ export class VirtioNetDriver {
     }
   }
 
-  /** VIRTIO_NET_CTRL_RX_PROMISC. */
+  /** VIRTIO_NET_CTRL_RX_PROMISC; UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.1.2: not sent then). */
   setPromiscuous(on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0));
+    return this.setRxMode(N.VIRTIO_NET_CTRL_RX_PROMISC, on);
   }
 
-  /** VIRTIO_NET_CTRL_RX_ALLMULTI. */
+  /** VIRTIO_NET_CTRL_RX_ALLMULTI; UsageError without VIRTIO_NET_F_CTRL_RX. */
   setAllMulticast(on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_ALLMULTI, Uint8Array.of(on ? 1 : 0));
+    return this.setRxMode(N.VIRTIO_NET_CTRL_RX_ALLMULTI, on);
   }
 
-  /** Any VIRTIO_NET_CTRL_RX command (ALLUNI, NOMULTI, NOUNI, NOBCAST need CTRL_RX_EXTRA). */
+  /**
+   * Any VIRTIO_NET_CTRL_RX command. UsageError, and nothing sent, for an unknown command or one whose
+   * feature was not negotiated (5.1.6.5.1.2: PROMISC and ALLMULTI need VIRTIO_NET_F_CTRL_RX; ALLUNI,
+   * NOMULTI, NOUNI and NOBCAST need VIRTIO_NET_F_CTRL_RX_EXTRA).
+   */
   setRxMode(command: number, on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, command, Uint8Array.of(on ? 1 : 0));
+    const needs = N.netRxCommandFeature(command);
+    if (needs === undefined) return Promise.reject(new UsageError(`no VIRTIO_NET_CTRL_RX command ${command}`));
+    return this.guarded([needs], `VIRTIO_NET_CTRL_RX command ${command}`, () =>
+      this.command(N.VIRTIO_NET_CTRL_RX, command, Uint8Array.of(on ? 1 : 0)),
+    );
   }
 
-  /** VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own. */
+  /**
+   * VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own.
+   * UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.2.2: no VIRTIO_NET_CTRL_MAC command then).
+   */
   setMacTable(unicast: readonly Uint8Array[], multicast: readonly Uint8Array[]): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(macTable(unicast), macTable(multicast)));
+    return this.guarded([N.VIRTIO_NET_F_CTRL_RX], 'VIRTIO_NET_CTRL_MAC_TABLE_SET', () =>
+      this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(macTable(unicast), macTable(multicast))),
+    );
   }
 
-  /** VIRTIO_NET_CTRL_MAC_ADDR_SET. */
+  /**
+   * VIRTIO_NET_CTRL_MAC_ADDR_SET. UsageError unless VIRTIO_NET_F_CTRL_MAC_ADDR and
+   * VIRTIO_NET_F_CTRL_RX (the VIRTIO_NET_CTRL_MAC class needs it, 5.1.6.5.2.2) were negotiated.
+   */
   async setMac(mac: Uint8Array): Promise<void> {
     if (mac.byteLength !== N.ETH_ALEN) throw new UsageError('a MAC address is 6 bytes');
-    await this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_ADDR_SET, mac);
+    await this.guarded(MAC_ADDR_SET_NEEDS, 'VIRTIO_NET_CTRL_MAC_ADDR_SET', () =>
+      this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_ADDR_SET, mac),
+    );
     this.macAddress = mac.slice();
   }
 
-  /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is sent at open; this is the generic form for any command. */
+  /**
+   * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is sent at open; this is the generic form for any command, sent
+   * as given whatever was negotiated (the typed commands above check their features).
+   */
   command(cls: number, cmd: number, data: Uint8Array): Promise<void> {
     const q = this.ctrlQueue;
     if (!q) return Promise.reject(new UsageError('the device has no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)'));
@@ -372,6 +396,18 @@ export class VirtioNetDriver {
   }
 
   // ---- internals ----
+
+  /** `send()`, or UsageError (nothing sent) when a feature of `needs` was not negotiated. */
+  private guarded(needs: readonly number[], what: string, send: () => Promise<void>): Promise<void> {
+    const missing = needs.filter((n) => !hasFeature(this.features, n));
+    if (missing.length > 0)
+      return Promise.reject(
+        new UsageError(
+          `${what} needs ${missing.map((n) => `VIRTIO_NET_F_${N.VIRTIO_NET_FEATURE_NAMES.get(n)}`).join(' and ')}, not negotiated`,
+        ),
+      );
+    return send();
+  }
 
   private serialize<R>(lane: 'tx' | 'ctrl', work: () => Promise<R>): Promise<R> {
     const prev = lane === 'tx' ? this.txChain : this.ctrlChain;

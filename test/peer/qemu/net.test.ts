@@ -12,6 +12,7 @@ import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
 import { datagrams, DRIVER_MODES, launch, MACHINES, slotBdf, udpSocket } from './qemu-fixture.js';
 import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 import { hasFeature, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../../../src/spec/features.js';
+import * as N from '../../../src/spec/net.js';
 
 const MODES = DRIVER_MODES;
 const FRAMES = 16;
@@ -90,3 +91,44 @@ for (const machine of MACHINES) {
     }
   });
 }
+
+// QEMU's ctrl_rx=off and ctrl_rx_extra=off: our driver does not send the commands those features
+// govern (5.1.6.5.1.2, 5.1.6.5.2.2), where QEMU itself would carry them out anyway.
+test("-M pc: without QEMU's ctrl_rx / ctrl_rx_extra the driver refuses their commands and sends none", async (t) => {
+  const withheld = [
+    // CTRL_RX_EXTRA stays offered: it needs CTRL_VQ alone (5.1.3.1), so NOBCAST still goes.
+    { slot: 4, props: 'ctrl_rx=off', refused: ['promisc', 'allmulti', 'mac-table'] },
+    { slot: 5, props: 'ctrl_rx_extra=off', refused: ['nobcast'] },
+  ];
+  const bus = await withFreeUdpPorts(async (pickPort) => {
+    const args: string[] = [];
+    for (const w of withheld) {
+      const host = await udpSocket();
+      args.push('-netdev', `socket,id=n${w.slot},udp=127.0.0.1:${host.address().port},localaddr=127.0.0.1:${await pickPort()}`);
+      args.push('-device', `virtio-net-pci,netdev=n${w.slot},addr=0x${w.slot.toString(16)},disable-legacy=on,${w.props}`);
+    }
+    return launch({ machine: 'pc', args });
+  });
+  for (const w of withheld) {
+    await t.test(w.props, async () => {
+      const net = await VirtioNetDriver.open(bus, slotBdf(w.slot));
+      try {
+        assert.ok(hasFeature(net.features, N.VIRTIO_NET_F_CTRL_VQ));
+        assert.equal(hasFeature(net.features, N.VIRTIO_NET_F_CTRL_RX), !w.refused.includes('promisc'));
+        assert.equal(hasFeature(net.features, N.VIRTIO_NET_F_CTRL_RX_EXTRA), !w.refused.includes('nobcast'));
+        const commands: Record<string, () => Promise<void>> = {
+          promisc: () => net.setPromiscuous(true),
+          allmulti: () => net.setAllMulticast(true),
+          'mac-table': () => net.setMacTable([], []),
+          nobcast: () => net.setRxMode(N.VIRTIO_NET_CTRL_RX_NOBCAST, true),
+        };
+        for (const [name, run] of Object.entries(commands)) {
+          if (w.refused.includes(name)) await assert.rejects(run(), { code: 'ERR_USAGE' }, name);
+          else await run(); // QEMU answers VIRTIO_NET_OK
+        }
+      } finally {
+        await net.close();
+      }
+    });
+  }
+});
