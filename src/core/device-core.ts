@@ -15,7 +15,7 @@ import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { QueueFaultError, type QueueFaultCode } from '../errors.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
-import { brokenDependencies, featureList } from '../spec/feature-dependencies.js';
+import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
@@ -27,9 +27,11 @@ import {
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   bit,
+  featureBits,
   featureSet,
   featureWord,
   hasFeature,
+  requirementMet,
   withFeatureWord,
 } from '../spec/features.js';
 import {
@@ -371,9 +373,13 @@ export class DeviceCore implements VirtioDeviceHost {
     const audit = this.audit!;
     const f = this.driverFeatureBits;
     const unoffered = f & ~this.offeredFeatures;
-    if (unoffered !== 0n) audit(R.featuresOnlyOffered, `accepted feature bits ${featureList(unoffered)} that were not offered`);
-    for (const d of brokenDependencies(this.device.deviceType, f))
-      audit(R.featuresDependencies, `accepted feature ${d.feature} without ${d.anyOf.length > 1 ? 'any of ' : ''}${d.anyOf.join(', ')}`);
+    if (unoffered !== 0n) audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
+    for (const r of deviceFeatureRequirements(this.device.deviceType))
+      if (!requirementMet(f, r))
+        audit(
+          R.featuresDependencies,
+          `accepted feature ${r.feature} without ${r.requires.map((group) => group.join(' or ')).join(' and ')}`,
+        );
     if (hasFeature(this.offeredFeatures, VIRTIO_F_VERSION_1) && !hasFeature(f, VIRTIO_F_VERSION_1) && this.hasFeaturesOkStep)
       audit(R.featuresVersion1, `FEATURES_OK with VIRTIO_F_VERSION_1 offered but not accepted`);
   }

@@ -462,11 +462,12 @@ export class VirtioNetDevice implements VirtioDevice {
   private auditCtrl(req: NetCtrlRequest, has: (n: number) => boolean): void {
     const audit = this.host!.audit!;
     if (req.kind === 'rx-mode') {
-      const extra = RX_MODE_COMMANDS.get(req.command)?.[1];
-      if (extra === true && !has(VIRTIO_NET_F_CTRL_RX_EXTRA))
-        audit(R.netCtrlRxExtra, `VIRTIO_NET_CTRL_RX command ${req.command} without CTRL_RX_EXTRA`);
-      else if (extra === false && !has(VIRTIO_NET_F_CTRL_RX))
-        audit(R.netCtrlRx, `VIRTIO_NET_CTRL_RX command ${req.command} without CTRL_RX`);
+      const needs = netRxCommandFeature(req.command);
+      if (needs !== undefined && !has(needs))
+        audit(
+          needs === VIRTIO_NET_F_CTRL_RX ? R.netCtrlRx : R.netCtrlRxExtra,
+          `VIRTIO_NET_CTRL_RX command ${req.command} without ${needs === VIRTIO_NET_F_CTRL_RX ? 'CTRL_RX' : 'CTRL_RX_EXTRA'}`,
+        );
     } else if ((req.kind === 'mac-table' || req.kind === 'mac-addr') && !has(VIRTIO_NET_F_CTRL_RX))
       audit(R.netCtrlMac, `VIRTIO_NET_CTRL_MAC ${req.kind === 'mac-table' ? 'TABLE_SET' : 'ADDR_SET'} without CTRL_RX`);
   }

@@ -48,7 +48,7 @@ import {
 import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-core.js';
 import type { PciNotifications } from './pci-notifications.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
-import { featureList } from '../../spec/feature-dependencies.js';
+import { featureBits } from '../../spec/features.js';
 
 /** The BAR holding the legacy header (spec 4.1.4.10: "the first I/O region"). */
 export const LEGACY_BAR = 0;
@@ -195,7 +195,8 @@ export class LegacyTransport {
       case VIRTIO_PCI_GUEST_FEATURES: {
         // The register keeps only offered bits, so the audit looks at what was written.
         const unoffered = BigInt(value >>> 0) & ~BigInt(this.core.deviceFeatureWord(0));
-        if (unoffered !== 0n) audit(R.featuresOnlyOffered, `accepted feature bits ${featureList(unoffered)} that were not offered`);
+        if (unoffered !== 0n)
+          audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
         break;
       }
       case VIRTIO_PCI_STATUS:

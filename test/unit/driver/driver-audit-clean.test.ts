@@ -123,13 +123,6 @@ const DEVICES: readonly { name: string; make: () => { device: VirtioDevice; exer
   },
 ];
 
-/**
- * The driver breaks these today (issue 14 item 6: the driver core accepts CTRL_RX and the features
- * after it without CTRL_VQ; the net driver sends RX and MAC commands without CTRL_RX/CTRL_RX_EXTRA);
- * the fix is on branch i-conf-findings. Until it is merged the cases run as todo.
- */
-const KNOWN = 'i-conf-findings fixes the net feature dependencies and the RX/MAC commands';
-
 /** A net device that offers `feature`'s dependents but not `feature` itself (as a device may: 2.2.1 binds the driver). */
 function netWithout(feature: number): VirtioNetDevice {
   const device = new VirtioNetDevice({ backend: new RecordingNetBackend(), mac: MAC });
@@ -137,34 +130,36 @@ function netWithout(feature: number): VirtioNetDevice {
   return device;
 }
 
+/**
+ * Issue 14 item 6 (fixed on i-conf-findings): the driver core accepted CTRL_RX and the features after
+ * it without CTRL_VQ, and the net driver sent RX and MAC commands without CTRL_RX/CTRL_RX_EXTRA. Before
+ * the fix these cases recorded features/dependencies, net/ctrl-rx-negotiated, net/ctrl-mac-negotiated
+ * and net/ctrl-rx-extra-negotiated.
+ */
 describe('our net driver keeps the feature dependencies and the control command rules', () => {
   for (const [missing, name] of [
     [N.VIRTIO_NET_F_CTRL_VQ, 'CTRL_VQ'],
     [N.VIRTIO_NET_F_CTRL_RX, 'CTRL_RX'],
     [N.VIRTIO_NET_F_CTRL_RX_EXTRA, 'CTRL_RX_EXTRA'],
   ] as const)
-    it(
-      `a device that does not offer ${name}: nothing accepted without its dependencies, no command the features rule out`,
-      { todo: KNOWN },
-      async () => {
-        const audit = new DriverAudit();
-        const m = new Machine({ ramSize: 32 << 20 });
-        const { bdf } = m.plugVirtio(netWithout(missing), { audit });
-        const drv = await VirtioNetDriver.open(m.bus, bdf, { timeoutMs: 5000 });
-        // A driver may refuse these (its features rule them out) but must not send them.
-        for (const attempt of [
-          () => drv.setPromiscuous(true),
-          () => drv.setRxMode(N.VIRTIO_NET_CTRL_RX_NOBCAST, true),
-          () => drv.setMacTable([PEER], []),
-        ])
-          await attempt().catch(() => undefined);
-        await drv.close();
-        assert.deepEqual(
-          audit.findings.map((f) => `${f.requirement.id} x${f.count}: ${f.detail}`),
-          [],
-        );
-      },
-    );
+    it(`a device that does not offer ${name}: nothing accepted without its dependencies, no command the features rule out`, async () => {
+      const audit = new DriverAudit();
+      const m = new Machine({ ramSize: 32 << 20 });
+      const { bdf } = m.plugVirtio(netWithout(missing), { audit });
+      const drv = await VirtioNetDriver.open(m.bus, bdf, { timeoutMs: 5000 });
+      // A driver may refuse these (its features rule them out) but must not send them.
+      for (const attempt of [
+        () => drv.setPromiscuous(true),
+        () => drv.setRxMode(N.VIRTIO_NET_CTRL_RX_NOBCAST, true),
+        () => drv.setMacTable([PEER], []),
+      ])
+        await attempt().catch(() => undefined);
+      await drv.close();
+      assert.deepEqual(
+        audit.findings.map((f) => `${f.requirement.id} x${f.count}: ${f.detail}`),
+        [],
+      );
+    });
 });
 
 for (const d of DEVICES)
