@@ -192,12 +192,6 @@ export const DRIVER_REQUIREMENTS = {
     'MUST NOT',
     'the available idx never goes back (and so never runs more than the queue size ahead)',
   ),
-  splitAvailFlags: req(
-    'event-suppression/avail-flags',
-    '2.7.7.1',
-    'MUST',
-    'without VIRTIO_F_EVENT_IDX the available ring flags are 0 or 1',
-  ),
   // 2.8 packed rings
   packedAlignment: req(
     'packed-ring/alignment',

@@ -30,10 +30,57 @@ const CASES: readonly AuditCase[] = [
 /** "<function> <statement ID>" -> why Linux does it (and why it is harmless, or not). */
 type Expected = Readonly<Record<string, string>>;
 
-/** Linux 6.1's audit, per case (filled from the runs; each entry explained). */
+/**
+ * Why virtio_blk breaks device-config/generation-loop (both blk functions on the modern interface):
+ * Linux's virtio_cread() reads an 8-, 16- or 32-bit field with one access and no config_generation
+ * loop (only 64-bit fields and virtio_cread_bytes() loop), and virtblk_probe() reads writeback,
+ * size_max, blk_size and the discard and write-zeroes limits one after the other that way. Each
+ * field is used on its own, so no torn value can result, and our device never changes them while
+ * the driver runs; still, the spec's SHOULD (read the fields between two equal config_generation
+ * reads) is not followed. (The first read shows as 2 bytes at offset 32: v86 hands MMIO byte reads
+ * to the adapter one at a time and the adapter reads 16 bits at an even address, see below.)
+ */
+const BLK_SINGLE_FIELD_READS =
+  "Linux: virtio_cread() of an 8/16/32-bit field is one access with no generation loop; virtblk_probe() reads writeback, size_max, blk_size and the discard/write-zeroes limits in a row that way (each field used alone; the spec's SHOULD not followed)";
+/**
+ * Why virtio_net seems to (an artefact of the v86 machine, not Linux's doing): virtnet_probe() reads
+ * the MAC with virtio_cread_bytes(), which does read config_generation before and after the six
+ * byte reads. But v86 gives MMIO byte reads to JS one at a time, with no 16-bit hook, so the
+ * adapter (platform/v86/pci-adapter.ts) reads 16 bits at an even address and serves a byte read
+ * of the next address from the high byte without reaching the device. Linux's config_generation
+ * read (offset 0x15) right after its device_status read (0x14) is served that way and never
+ * reaches our device, and the six MAC byte reads arrive as three 16-bit reads.
+ */
+const NET_V86_HIDDEN_GENERATION =
+  "v86 artefact: Linux's config_generation read at 0x15 right after its device_status read at 0x14 is served by the v86 adapter from the high byte of a 16-bit read of 0x14 and never reaches the device (the MAC's byte reads arrive as 16-bit reads)";
+
+const MODERN_AUDIT: Expected = {
+  'blk device-config/generation-loop': BLK_SINGLE_FIELD_READS,
+  'blkTransitional device-config/generation-loop': BLK_SINGLE_FIELD_READS,
+  'net device-config/generation-loop': NET_V86_HIDDEN_GENERATION,
+};
+/** With force_legacy the transitional blk goes legacy, which has no config_generation to loop on. */
+const FORCE_LEGACY_AUDIT: Expected = {
+  'blk device-config/generation-loop': BLK_SINGLE_FIELD_READS,
+  'net device-config/generation-loop': NET_V86_HIDDEN_GENERATION,
+};
+
+/**
+ * Linux's audit per kernel and case: every statement some function saw broken, with why. The two
+ * kernels the peer legs boot (6.1, 6.5) break the same ones. The rng and console functions (and
+ * everything on the legacy interface) audit clean.
+ */
 const LINUX_AUDIT: Readonly<Partial<Record<GuestKernel, Readonly<Record<string, Expected>>>>> = {
-  '6.1': {},
-  '6.5': {},
+  '6.1': {
+    'modern interface, split rings': MODERN_AUDIT,
+    'modern interface, packed rings': MODERN_AUDIT,
+    'force_legacy (transitional functions on the legacy interface)': FORCE_LEGACY_AUDIT,
+  },
+  '6.5': {
+    'modern interface, split rings': MODERN_AUDIT,
+    'modern interface, packed rings': MODERN_AUDIT,
+    'force_legacy (transitional functions on the legacy interface)': FORCE_LEGACY_AUDIT,
+  },
 };
 
 const HOST = '10.0.2.2';
@@ -76,7 +123,11 @@ describe(`Linux ${kernel}'s drivers, audited by our devices`, () => {
           seen[`${name} ${f.requirement.id}`] = `x${f.count}: ${f.detail} [${f.access}]`;
           t.diagnostic(`${name} ${f.requirement.id} x${f.count}: ${f.detail} [${f.access}]`);
         }
-      const expected = LINUX_AUDIT[kernel]?.[c.name] ?? {};
+      const expected = LINUX_AUDIT[kernel]?.[c.name];
+      if (expected === undefined) {
+        t.skip(`no audit listed for Linux ${kernel}`);
+        return;
+      }
       assert.deepEqual(Object.keys(seen).sort(), Object.keys(expected).sort(), JSON.stringify(seen, null, 1));
     });
 });
