@@ -184,14 +184,21 @@ export class RawDriver {
   }
   /** Write one packed descriptor at slot `slot` (first wrap: AVAIL set, USED clear) and notify. */
   async postPacked(slot: number, d: Desc, id = slot, queue = 0): Promise<void> {
+    this.writePacked(slot, d, id);
+    await this.notify(queue);
+  }
+  /**
+   * Write one packed descriptor at slot `slot` of the ring (or of an indirect table at `table`,
+   * flags as given); in the ring, AVAIL is set for the first wrap.
+   */
+  writePacked(slot: number, d: Desc, id = slot, table?: number): void {
     const mem = this.machine.memory;
-    const at = RING.desc + slot * PVIRTQ_DESC_SIZE;
+    const at = (table ?? RING.desc) + slot * PVIRTQ_DESC_SIZE;
     const [lo, hi] = splitU64(d.addr);
     mem.write32(at, lo);
     mem.write32(at + 4, hi);
     mem.write32(at + PVIRTQ_DESC_LEN, d.len);
     mem.write16(at + PVIRTQ_DESC_ID, id);
-    mem.write16(at + PVIRTQ_DESC_FLAGS, d.flags | VIRTQ_DESC_F_AVAIL);
-    await this.notify(queue);
+    mem.write16(at + PVIRTQ_DESC_FLAGS, table === undefined ? d.flags | VIRTQ_DESC_F_AVAIL : d.flags);
   }
 }

@@ -15,7 +15,21 @@ import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { VIRTIO_BLK_T_IN } from '../../../src/spec/blk.js';
 import { DRIVER_REQUIREMENTS } from '../../../src/spec/driver-requirements.js';
 import { bit, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
-import { VIRTIO_NET_F_CTRL_RX } from '../../../src/spec/net.js';
+import {
+  VIRTIO_NET_CTRL_MAC,
+  VIRTIO_NET_CTRL_MAC_TABLE_SET,
+  VIRTIO_NET_CTRL_RX,
+  VIRTIO_NET_CTRL_RX_NOBCAST,
+  VIRTIO_NET_CTRL_RX_PROMISC,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_F_CTRL_RX,
+  VIRTIO_NET_F_CTRL_VQ,
+  netCtrlQueueIndex,
+} from '../../../src/spec/net.js';
+import { PassThrough } from 'node:stream';
+import { VirtioConsoleDevice } from '../../../src/device/console/console-device.js';
+import { streamBytePort } from '../../../src/device/console/port-streams.js';
+import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../src/spec/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE as ACK,
@@ -25,9 +39,10 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK as FOK,
 } from '../../../src/spec/status.js';
 import * as P from '../../../src/spec/virtio-pci.js';
-import { RING, RawDriver } from '../../helpers/raw-driver.js';
+import { QUEUE_SIZE, RING, RawDriver } from '../../helpers/raw-driver.js';
 
 const rng = (options: Parameters<typeof RawDriver.open>[1] = {}) => RawDriver.open(new RngDevice(), options);
+const net = () => RawDriver.open(new VirtioNetDevice({ backend: createMemoryNetPair()[0] }));
 const blk = () => RawDriver.open(new BlkDevice({ backend: new MemoryBlockBackend(1 << 16) }));
 
 /** Exactly one finding, of `id`, whose access matches `access`. */
@@ -85,8 +100,8 @@ describe('driver audit: a correct driver records nothing', () => {
   });
 });
 
-/** A VIRTIO_BLK_T_IN of one sector at `sector`: header, data, status at RING.buffers. */
-function postBlkRead(d: RawDriver, sector: number): void {
+/** A VIRTIO_BLK_T_IN of `length` bytes (one sector) at `sector`: header, data, status at RING.buffers. */
+function postBlkRead(d: RawDriver, sector: number, length = 512): void {
   const mem = d.machine.memory;
   mem.write32(RING.buffers, VIRTIO_BLK_T_IN);
   mem.write32(RING.buffers + 4, 0);
@@ -95,7 +110,7 @@ function postBlkRead(d: RawDriver, sector: number): void {
   mem.write8(RING.buffers + 0x1000, 0xff);
   d.writeSplitDescs([
     { addr: RING.buffers, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 1 },
-    { addr: RING.buffers + 0x200, len: 512, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, next: 2 },
+    { addr: RING.buffers + 0x200, len: length, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, next: 2 },
     { addr: RING.buffers + 0x1000, len: 1, flags: VIRTQ_DESC_F_WRITE },
   ]);
 }
@@ -389,6 +404,29 @@ describe('driver audit: rings, planted', () => {
     await d.postPacked(0, { addr: RING.indirect, len: 16, flags: VIRTQ_DESC_F_INDIRECT });
     only(d, R.packedIndirectNegotiated.id, /write16 0x0 at BAR4\+0x3000/);
   });
+  it(R.packedChainLength.id, async () => {
+    const d = await rng({ packed: true });
+    await d.start(bit(VIRTIO_F_RING_PACKED));
+    for (let slot = 0; slot < QUEUE_SIZE; slot++)
+      d.writePacked(slot, { addr: buf, len: 16, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT }, 0);
+    await d.notify(0);
+    only(d, R.packedChainLength.id, /write16 0x0 at BAR4\+0x3000/);
+  });
+  it(`${R.packedIndirectFlags.id} (INDIRECT_DESC negotiated)`, async () => {
+    const d = await rng({ packed: true });
+    await d.start(bit(VIRTIO_F_RING_PACKED) | bit(28));
+    d.writePacked(0, { addr: RING.indirect, len: 16, flags: VIRTQ_DESC_F_INDIRECT }, 0, RING.indirect);
+    await d.postPacked(0, { addr: RING.indirect, len: 16, flags: VIRTQ_DESC_F_INDIRECT });
+    only(d, R.packedIndirectFlags.id, /write16 0x0 at BAR4\+0x3000/);
+  });
+  it(`${R.packedIndirectInList.id} (INDIRECT_DESC negotiated)`, async () => {
+    const d = await rng({ packed: true });
+    await d.start(bit(VIRTIO_F_RING_PACKED) | bit(28));
+    d.writePacked(0, { addr: buf, len: 16, flags: VIRTQ_DESC_F_WRITE }, 0, RING.indirect);
+    d.writePacked(1, { addr: RING.indirect, len: 16, flags: VIRTQ_DESC_F_INDIRECT }, 0);
+    await d.postPacked(0, { addr: buf, len: 16, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT }, 0);
+    only(d, R.packedIndirectInList.id, /write16 0x0 at BAR4\+0x3000/);
+  });
   it('a packed request done right records nothing', async () => {
     const d = await rng({ packed: true });
     await d.start(bit(VIRTIO_F_RING_PACKED));
@@ -417,4 +455,64 @@ describe('driver audit: device types, planted', () => {
     assert.equal(d.machine.memory.read8(RING.buffers + 0x1000), 1, 'VIRTIO_BLK_S_IOERR');
     only(d, R.blkWithinCapacity.id, /write16 0x0 at BAR4\+0x3000/);
   });
+  it(R.blkSectorMultiple.id, async () => {
+    const d = await blk();
+    await d.start();
+    postBlkRead(d, 0, 100);
+    await d.postSplit(0);
+    only(d, R.blkSectorMultiple.id, /write16 0x0 at BAR4\+0x3000/);
+  });
+  it(R.cleanupExposedBuffers.id, async () => {
+    const backend = new DeferredBackend(new Uint8Array(1 << 16));
+    const d = await RawDriver.open(new BlkDevice({ backend }));
+    await d.start();
+    postBlkRead(d, 0);
+    await d.postSplit(0);
+    assert.equal(backend.pending.length, 1, 'the read is in flight');
+    await d.postSplit(0);
+    only(d, R.cleanupExposedBuffers.id, /write16 0x0 at BAR4\+0x3000/);
+  });
+  it(R.consoleBufferDirection.id, async () => {
+    const input = new PassThrough();
+    const d = await RawDriver.open(
+      new VirtioConsoleDevice({ ports: [{ console: true, host: streamBytePort({ input, output: new PassThrough() }) }] }),
+    );
+    await d.start();
+    d.writeSplitDescs([{ addr: RING.buffers, len: 16, flags: 0 }]);
+    await d.postSplit(0);
+    input.write('x');
+    for (let i = 0; i < 50 && d.ids.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
+    only(d, R.consoleBufferDirection.id, /device processing/);
+  });
+  it(R.netNoConfigWrite.id, async () => {
+    const d = await net();
+    await d.start();
+    await d.deviceConfigWrite(0, 1, 0x12);
+    only(d, R.netNoConfigWrite.id, /write8 0x12 at BAR4\+0x2000 \(device_cfg\+0x0\)/);
+  });
+  const ctrl: [string, bigint, number, number, Uint8Array][] = [
+    [R.netCtrlRx.id, 0n, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(1)],
+    [R.netCtrlRxExtra.id, bit(VIRTIO_NET_F_CTRL_RX), VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOBCAST, Uint8Array.of(1)],
+    [R.netCtrlMac.id, 0n, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, new Uint8Array(8)],
+  ];
+  for (const [id, extra, cls, cmd, data] of ctrl)
+    it(id, async () => {
+      const d = await net();
+      await d.negotiate(bit(VIRTIO_NET_F_CTRL_VQ) | extra);
+      const ctrlq = netCtrlQueueIndex(1);
+      await d.setupQueue(ctrlq);
+      await d.driverOk();
+      const mem = d.machine.memory;
+      mem.write8(RING.buffers, cls);
+      mem.write8(RING.buffers + 1, cmd);
+      data.forEach((b, i) => mem.write8(RING.buffers + 0x100 + i, b));
+      d.writeSplitDescs([
+        { addr: RING.buffers, len: 2, flags: VIRTQ_DESC_F_NEXT, next: 1 },
+        { addr: RING.buffers + 0x100, len: data.byteLength, flags: VIRTQ_DESC_F_NEXT, next: 2 },
+        { addr: RING.buffers + 0x200, len: 1, flags: VIRTQ_DESC_F_WRITE },
+      ]);
+      await d.postSplit(0, ctrlq);
+      assert.equal(mem.read8(RING.buffers + 0x200), VIRTIO_NET_ERR, 'the device refused the command');
+      only(d, id, new RegExp(`write16 0x${ctrlq.toString(16)} at BAR4\\+0x${(0x3000 + 4 * ctrlq).toString(16)}`));
+    });
 });
