@@ -159,6 +159,18 @@ export interface InterfaceRules {
   readonly statusSteps?: readonly StatusStep[];
   /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
   readonly requiredFeatures?: bigint;
+  /**
+   * Features offered through this interface only, on top of the device's and the transport's (the
+   * legacy interface's VIRTIO_F_ANY_LAYOUT, 6.3; default none).
+   */
+  readonly interfaceFeatures?: bigint;
+  /**
+   * Whether the driver may use the device before DRIVER_OK (the legacy interface, 3.1.2: legacy
+   * drivers often did): a notification once the queue set-up bits are set starts the device then,
+   * with the features written so far, as if DRIVER_OK had come (default false: 2.1.2, the device
+   * consumes no buffer before DRIVER_OK).
+   */
+  readonly usableBeforeDriverOk?: boolean;
 }
 
 export interface DeviceCoreOptions extends InterfaceRules {
@@ -194,8 +206,10 @@ function asError(e: unknown): Error {
 
 /** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
 export class DeviceCore implements VirtioDeviceHost {
-  /** Features offered: the device's plus the transport's. */
-  readonly offeredFeatures: bigint;
+  /** Features offered through every interface: the device's plus the transport's. */
+  private readonly commonFeatures: bigint;
+  /** Features offered through the current interface only (see {@link InterfaceRules.interfaceFeatures}). */
+  private interfaceFeatures = 0n;
   readonly queues: readonly VirtqueueConfig[];
   private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
   private requiredFeatures = 0n;
@@ -206,6 +220,9 @@ export class DeviceCore implements VirtioDeviceHost {
   private generation = 0;
   /** Queues live since DRIVER_OK (null where not enabled). */
   private active: (DeviceQueue | null)[] = [];
+  /** Whether the device model was activated since the last reset (at DRIVER_OK, or at first use, see {@link InterfaceRules.usableBeforeDriverOk}). */
+  private activated = false;
+  private usableBeforeDriverOk = false;
   private readonly resetListeners: (() => void)[] = [];
   /** Resets written so far; a completion only finishes the latest one. */
   private resets = 0;
@@ -228,7 +245,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.audit = options.audit;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
+    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -249,6 +266,13 @@ export class DeviceCore implements VirtioDeviceHost {
     this.steps = steps;
     this.queueSetupRequires = driverOk.requires;
     this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
+    this.interfaceFeatures = rules.interfaceFeatures ?? 0n;
+    this.usableBeforeDriverOk = rules.usableBeforeDriverOk ?? false;
+  }
+
+  /** Features offered: the device's, the transport's and the current interface's. */
+  get offeredFeatures(): bigint {
+    return this.commonFeatures | this.interfaceFeatures;
   }
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
@@ -344,7 +368,8 @@ export class DeviceCore implements VirtioDeviceHost {
       // The legacy interface has no FEATURES_OK: the features are final when the device goes live.
       if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && this.audit !== undefined && !this.hasFeaturesOkStep) this.auditFeatures();
       this.statusValue |= step.bit;
-      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK) this.activate();
+      // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
+      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
     }
   }
 
@@ -398,6 +423,7 @@ export class DeviceCore implements VirtioDeviceHost {
     // then meets a reset device and sends no notification.
     this.statusValue = 0;
     this.active = [];
+    this.activated = false;
     const completion = this.device.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
@@ -426,6 +452,7 @@ export class DeviceCore implements VirtioDeviceHost {
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
   private activate(): void {
     const features = this.driverFeatureBits;
+    this.activated = true;
     try {
       this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
       const ctx: ActivateContext = { features, queues: this.active };
@@ -477,8 +504,8 @@ export class DeviceCore implements VirtioDeviceHost {
     if (!this.queueWritable(index)) return;
     const q = this.queues[index]!;
     q.enabled = true;
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
-    // Re-enabled after a queue reset (2.6.1.2): live at once.
+    if (!this.activated) return;
+    // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
     try {
       const queue = this.buildQueue(q);
       this.active[index] = queue;
@@ -520,13 +547,32 @@ export class DeviceCore implements VirtioDeviceHost {
   disableQueue(index: number): void {
     const q = this.queues[index];
     if (q === undefined || !this.inQueueSetup()) return;
+    if (q.enabled && this.active[index]) {
+      // Live in a device used before DRIVER_OK: the device model stops using it first.
+      this.active[index] = null;
+      try {
+        whenSettled(this.device.resetQueue?.(index), () => undefined);
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    }
     q.enabled = false;
     for (const area of RING_AREAS) for (const half of [0, 1] as const) q.setRingHalf(area, half, 0);
   }
 
-  /** Whether the device is live: DRIVER_OK set and DEVICE_NEEDS_RESET not. */
+  /**
+   * Whether the device serves its queues: activated (at DRIVER_OK, or before it on an interface
+   * that allows that, on the first notification) and DEVICE_NEEDS_RESET not set.
+   */
   private get live(): boolean {
-    return (this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) === VIRTIO_CONFIG_S_DRIVER_OK;
+    return this.activated && !this.needsResetSet;
+  }
+
+  /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
+  private activateOnFirstUse(): void {
+    if (this.activated || !this.usableBeforeDriverOk || this.resetting || !this.inQueueSetup()) return;
+    if ((this.statusValue & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
+    this.activate();
   }
 
   /**
@@ -536,8 +582,9 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   notify(index: number, next?: number): void {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
-    if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && this.hasFeaturesOkStep)
+    if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
+    this.activateOnFirstUse();
     if (!this.live) return;
     const q = this.queues[index];
     if (!this.active[index] || q === undefined) return;
@@ -577,8 +624,12 @@ export class DeviceCore implements VirtioDeviceHost {
   // ---- VirtioDeviceHost ----
 
   configChanged(): void {
-    this.generation = (this.generation + 1) & 0xff;
+    this.configChangedByDriver();
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+  }
+
+  configChangedByDriver(): void {
+    this.generation = (this.generation + 1) & 0xff;
   }
 
   usedBuffers(index: number): void {

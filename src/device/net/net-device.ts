@@ -490,7 +490,9 @@ export class VirtioNetDevice implements VirtioDevice {
         return VIRTIO_NET_OK;
       case 'mac-addr':
         if (!has(VIRTIO_NET_F_CTRL_MAC_ADDR)) return VIRTIO_NET_ERR;
+        // In config space before the command is used (5.1.6.5.2.1), under a new config_generation.
         this.config.bytes.set(req.mac, VIRTIO_NET_CONFIG_MAC);
+        this.host?.configChangedByDriver?.();
         return VIRTIO_NET_OK;
       case 'announce-ack':
         if (!has(VIRTIO_NET_F_GUEST_ANNOUNCE)) return VIRTIO_NET_ERR;

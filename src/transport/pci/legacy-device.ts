@@ -22,6 +22,7 @@ import type { BarRegion } from '../../pci/bar-region.js';
 import type { BarDescriptor } from '../../pci/function.js';
 import { ALL_ONES, truncate, type AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
+import { bit, VIRTIO_F_ANY_LAYOUT } from '../../spec/features.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -56,6 +57,10 @@ export const LEGACY_BAR = 0;
 /**
  * Legacy initialisation (spec 3.1.2 / 0.9.5): ACKNOWLEDGE, DRIVER, then DRIVER_OK once features and
  * queues are set; no FEATURES_OK, and VERSION_1 is not required (it cannot even be seen).
+ * VIRTIO_F_ANY_LAYOUT is offered here only (6.3: transitional devices MUST offer it; it means nothing
+ * on the modern interface, where the layout is always free): every device model parses its chains
+ * as byte ranges, whatever the descriptors (Message Framing). A legacy driver may use the device
+ * before DRIVER_OK (3.1.2): its first notification once queues can be set up starts the device.
  */
 export const LEGACY_RULES: InterfaceRules = {
   statusSteps: [
@@ -65,6 +70,8 @@ export const LEGACY_RULES: InterfaceRules = {
     { bit: VIRTIO_CONFIG_S_FAILED, requires: 0 },
   ],
   requiredFeatures: 0n,
+  interfaceFeatures: bit(VIRTIO_F_ANY_LAYOUT),
+  usableBeforeDriverOk: true,
 };
 
 /**

@@ -174,7 +174,7 @@ export class VirtioPciFunction extends PciEndpoint {
     if (vectors > 0) {
       this.msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
       this.setBarRegion(MSIX_BAR, this.msix.region);
-      interrupts.attach(this.msix);
+      interrupts.attach(this.msix, () => this.notifications.peekIsr() !== 0);
     }
     const msix = this.msix;
     this.legacy = hasLegacy ? new LegacyTransport(this.core, this.notifications, () => msix?.enabled ?? false) : undefined;

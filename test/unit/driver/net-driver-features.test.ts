@@ -74,3 +74,20 @@ test('with VIRTIO_NET_F_CTRL_RX_EXTRA but not CTRL_RX: NOBCAST goes (it needs CT
   await assert.rejects(driver.setPromiscuous(true), { code: 'ERR_USAGE' });
   assert.equal(device.stats.ctrlErrors, 0);
 });
+
+test('VIRTIO_NET_CTRL_MAC_ADDR_SET changes mac in config space under a new config_generation (4.1.4.3.1)', async (t) => {
+  const { driver } = await open(0n);
+  t.after(() => driver.close());
+  const core = driver.core;
+  const before = await core.transport.configGeneration();
+  const readMac = async (): Promise<number[]> => {
+    const bytes: number[] = [];
+    for (let i = 0; i < N.ETH_ALEN; i++) bytes.push(await core.readConfig(N.VIRTIO_NET_CONFIG_MAC + i, 1));
+    return bytes;
+  };
+  assert.deepEqual(await readMac(), [...mac(0x02, 0, 0, 0, 0, 0x0b)]);
+  const next = mac(0x02, 0, 0, 0, 0, 0x0c);
+  await driver.setMac(next);
+  assert.notEqual(await core.transport.configGeneration(), before, 'a driver that read mac before sees the change');
+  assert.deepEqual(await readMac(), [...next]);
+});
