@@ -92,7 +92,8 @@ export class PackedDescriptorWalk {
   walk(chain: ChainStorage, pos: number, wrap: number, free: number): number {
     const dv = this.descDv;
     const size = this.size;
-    let off = this.descBase + pos * PVIRTQ_DESC_SIZE;
+    const descBase = this.descBase;
+    let off = descBase + pos * PVIRTQ_DESC_SIZE;
     let flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
     if (!isAvailable(flags, wrap)) return 0;
     // The driver can have made available only slots the device does not hold.
@@ -147,7 +148,7 @@ export class PackedDescriptorWalk {
         p = 0;
         w ^= 1;
       }
-      off = this.descBase + p * PVIRTQ_DESC_SIZE;
+      off = descBase + p * PVIRTQ_DESC_SIZE;
       flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
       if (!isAvailable(flags, w)) throw this.notAvailableFault(pos, p, flags, w);
     }
