@@ -226,7 +226,7 @@ export class PackedQueue implements InOrderRing {
     return this.chains[id]!;
   }
 
-  /** Why pushUsed() refuses `id` and `len`, out of line: ERR_QUEUE_USED_OVERFLOW, else the UsageError for `len`. */
+  /** pushUsed()'s refusal, out of line: throws ERR_QUEUE_USED_OVERFLOW for an id not in flight, else returns the UsageError for `len`. */
   private usedRefusal(id: number, len: number): Error {
     return usedLenError(this.index, id, len, this.inFlightChain(id).writableBytes);
   }

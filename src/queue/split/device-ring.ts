@@ -176,7 +176,7 @@ export class SplitQueue implements InOrderRing {
     return this.chains[head]!;
   }
 
-  /** Why pushUsed() refuses `head` and `len`, out of line: ERR_QUEUE_USED_OVERFLOW, else the UsageError for `len`. */
+  /** pushUsed()'s refusal, out of line: throws ERR_QUEUE_USED_OVERFLOW for a head not in flight, else returns the UsageError for `len`. */
   private usedRefusal(head: number, len: number): Error {
     return usedLenError(this.index, head, len, this.inFlightChain(head).writableBytes);
   }
