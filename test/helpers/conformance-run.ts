@@ -76,3 +76,17 @@ export async function runCheck(
   }
   return outcomes;
 }
+
+/** An outcome in words, for diagnostics and assertion messages. */
+export function describeOutcome(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case 'pass':
+      return `${outcome.via}: pass`;
+    case 'n/a':
+      return `${outcome.via}: not applicable: ${outcome.reason}`;
+    case 'violation':
+      return `${outcome.via}: violation: ${outcome.message}`;
+    case 'error':
+      return `${outcome.via}: error: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`;
+  }
+}
