@@ -1,8 +1,9 @@
 // Regenerates the conformance figures in README.md (results per target) and docs/conformance.md (the
 // catalogue's counts per family), between the markers <!-- conformance:begin --> and
 // <!-- conformance:end -->, from a real run of the engine (dist/, so build first: `npm run
-// conformance:table` does). Targets: our four devices in every mode with MSI-X on and off, QEMU 7.2
-// and 10.0 (machine pc) with the same four devices in every mode, v86's console and net.
+// conformance:table` does). Targets: our four devices in every mode with MSI-X on and off (and with
+// the packed ring where the modern interface is reached), QEMU 7.2 and 10.0 on machines pc and q35
+// with the same four devices in every mode, v86's console and net.
 // `--check` changes nothing and exits 1 when either file differs from a fresh run (CI).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +18,10 @@ const END = '<!-- conformance:end -->';
 const TYPES = ['blk', 'net', 'console', 'rng'];
 const MODES = ['modern', 'transitional', 'legacy'];
 const QEMU_VERSIONS = ['7.2', '10.0'];
-const QEMU_MACHINE = 'pc';
+const QEMU_MACHINES = ['pc', 'q35'];
 const QEMU_DEVICE = { blk: 'virtio-blk-pci', net: 'virtio-net-pci', console: 'virtio-serial-pci', rng: 'virtio-rng-pci' };
-/** QEMU's properties for each mode (pc: transitional by default). */
-const QEMU_MODE = { modern: ',disable-legacy=on', transitional: '', legacy: ',disable-modern=on' };
+/** QEMU's properties for each mode, spelt out (q35's default is modern-only, pc's transitional). */
+const QEMU_MODE = { modern: ',disable-legacy=on', transitional: ',disable-legacy=off', legacy: ',disable-modern=on' };
 const V86_TYPES = ['console', 'net'];
 
 const args = process.argv.slice(2);
@@ -39,14 +40,19 @@ function targets() {
     for (const mode of MODES)
       for (const msix of [true, false])
         ours.push(oursTarget(`ours:${type},mode=${mode},msix=${msix ? 'on' : 'off'}`, { type, mode, msix, ring: 'split' }));
+  // The packed ring is offered on the modern interface only (a legacy-only device cannot carry it).
+  for (const type of TYPES)
+    for (const mode of ['modern', 'transitional'])
+      ours.push(oursTarget(`ours:${type},mode=${mode},msix=on,ring=packed`, { type, mode, msix: true, ring: 'packed' }));
   groups.push({ peer: 'virtio-ts', targets: ours });
-  for (const qemu of QEMU_VERSIONS) {
-    const list = [];
-    for (const type of TYPES)
-      for (const mode of MODES) list.push(parseTarget(`qemu:${QEMU_DEVICE[type]}${QEMU_MODE[mode]}`, { machine: QEMU_MACHINE, qemu }));
-    groups.push({ peer: `QEMU ${qemu} (-M ${QEMU_MACHINE})`, targets: list });
-  }
-  groups.push({ peer: 'v86 0.5.462', targets: V86_TYPES.map((t) => parseTarget(`v86:${t}`, { machine: QEMU_MACHINE })) });
+  for (const qemu of QEMU_VERSIONS)
+    for (const machine of QEMU_MACHINES) {
+      const list = [];
+      for (const type of TYPES)
+        for (const mode of MODES) list.push(parseTarget(`qemu:${QEMU_DEVICE[type]}${QEMU_MODE[mode]}`, { machine, qemu }));
+      groups.push({ peer: `QEMU ${qemu} (-M ${machine})`, targets: list });
+    }
+  groups.push({ peer: 'v86 0.5.462', targets: V86_TYPES.map((t) => parseTarget(`v86:${t}`, { machine: 'pc' })) });
   return groups;
 }
 

@@ -7,6 +7,7 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { DeviceQueue } from '../queue/types.js';
+import type { DriverAuditSink } from '../spec/driver-requirements.js';
 
 /** Services the transport gives a device model. */
 export interface VirtioDeviceHost {
@@ -24,6 +25,8 @@ export interface VirtioDeviceHost {
   usedBuffers(index: number): void;
   /** A fatal error caused by the guest: set DEVICE_NEEDS_RESET and stop processing until reset. */
   needsReset(cause: Error): void;
+  /** In audit mode, where the device model records the driver statements it sees broken (core/driver-audit.ts). */
+  readonly audit?: DriverAuditSink | undefined;
 }
 
 /**

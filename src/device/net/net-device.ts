@@ -12,6 +12,7 @@ import type { AccessSize } from '../../memory/access-size.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import {
   encodeVirtioNetHdr,
   ETH_ALEN,
@@ -199,7 +200,10 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   /** Config is read-only for a modern driver (5.1.4); a legacy MAC write is ignored as well. */
-  writeConfig(): void {}
+  /** Every field is read-only (5.1.4); a write does nothing. The audit records one from a driver that negotiated VERSION_1 (legacy drivers wrote the MAC). */
+  writeConfig(offset: number): void {
+    if (hasFeature(this.features, VIRTIO_F_VERSION_1)) this.host?.audit?.(R.netNoConfigWrite, `configuration offset ${offset} written`);
+  }
 
   activate(ctx: ActivateContext): void {
     this.features = ctx.features;
@@ -454,9 +458,24 @@ export class VirtioNetDevice implements VirtioDevice {
     if (used > 0) this.host?.usedBuffers(q.index);
   }
 
+  /** Audit (5.1.9.5.1.2, 5.1.9.5.2.2): commands the negotiated features do not allow the driver. */
+  private auditCtrl(req: NetCtrlRequest, has: (n: number) => boolean): void {
+    const audit = this.host!.audit!;
+    if (req.kind === 'rx-mode') {
+      const needs = netRxCommandFeature(req.command);
+      if (needs !== undefined && !has(needs))
+        audit(
+          needs === VIRTIO_NET_F_CTRL_RX ? R.netCtrlRx : R.netCtrlRxExtra,
+          `VIRTIO_NET_CTRL_RX command ${req.command} without ${needs === VIRTIO_NET_F_CTRL_RX ? 'CTRL_RX' : 'CTRL_RX_EXTRA'}`,
+        );
+    } else if ((req.kind === 'mac-table' || req.kind === 'mac-addr') && !has(VIRTIO_NET_F_CTRL_RX))
+      audit(R.netCtrlMac, `VIRTIO_NET_CTRL_MAC ${req.kind === 'mac-table' ? 'TABLE_SET' : 'ADDR_SET'} without CTRL_RX`);
+  }
+
   /** Carry out a control command; VIRTIO_NET_ERR for one the negotiated features do not allow. */
   private executeCtrl(req: NetCtrlRequest): number {
     const has = (n: number): boolean => hasFeature(this.features, n);
+    if (this.host?.audit !== undefined) this.auditCtrl(req, has);
     switch (req.kind) {
       case 'rx-mode': {
         const mode = RX_MODE_COMMANDS.get(req.command);

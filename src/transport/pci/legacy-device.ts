@@ -48,6 +48,8 @@ import {
 } from '../../spec/virtio-pci.js';
 import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-core.js';
 import type { PciNotifications } from './pci-notifications.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
+import { featureBits } from '../../spec/features.js';
 
 /** The BAR holding the legacy header (spec 4.1.4.10: "the first I/O region"). */
 export const LEGACY_BAR = 0;
@@ -139,10 +141,10 @@ export class LegacyTransport {
         value = this.notifications.readIsr();
         break;
       case VIRTIO_MSI_CONFIG_VECTOR:
-        value = this.notifications.configVector;
+        value = this.notifications.readConfigVector();
         break;
       case VIRTIO_MSI_QUEUE_VECTOR:
-        value = this.notifications.queueVector(this.queueSelect);
+        value = this.notifications.readQueueVector(this.queueSelect);
         break;
       default:
         value = 0;
@@ -158,6 +160,7 @@ export class LegacyTransport {
       core.writeDeviceConfig(offset - configOffset, size, value);
       return;
     }
+    if (core.audit !== undefined) this.auditWrite(offset, value);
     switch (offset) {
       case VIRTIO_PCI_GUEST_FEATURES:
         // Only bits offered are taken (the legacy interface has no FEATURES_OK to refuse others).
@@ -184,6 +187,29 @@ export class LegacyTransport {
         break;
       default:
       // host features and queue size are read-only, the ISR is read-clear; other offsets are not registers.
+    }
+  }
+
+  /** Audit: the legacy header's read-only registers, features beyond the offer, vectors read back. */
+  private auditWrite(offset: number, value: number): void {
+    const audit = this.core.audit!;
+    switch (offset) {
+      case VIRTIO_PCI_HOST_FEATURES:
+      case VIRTIO_PCI_QUEUE_NUM:
+      case VIRTIO_PCI_ISR:
+        audit(R.legacyReadOnly, `read-only legacy register at offset ${offset} written`);
+        break;
+      case VIRTIO_PCI_GUEST_FEATURES: {
+        // The register keeps only offered bits, so the audit looks at what was written.
+        const unoffered = BigInt(value >>> 0) & ~BigInt(this.core.deviceFeatureWord(0));
+        if (unoffered !== 0n)
+          audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
+        break;
+      }
+      case VIRTIO_PCI_STATUS:
+        this.notifications.checkVectorVerified();
+        break;
+      default:
     }
   }
 
