@@ -60,6 +60,15 @@ export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
 export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';
+// The driver audit: devices recording the driver-side statements a driver breaks.
+export { DriverAudit, type DriverAuditFinding, type RegisterLabel } from './core/driver-audit.js';
+export {
+  DRIVER_REQUIREMENTS,
+  type DriverAuditSink,
+  type DriverRequirement,
+  type DriverRequirementName,
+  type RequirementLevel,
+} from './spec/driver-requirements.js';
 export {
   FEATURE_WORDS,
   MODERN_STATUS_STEPS,

@@ -13,7 +13,9 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { QueueFaultError } from '../errors.js';
+import { QueueFaultError, type QueueFaultCode } from '../errors.js';
+import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
+import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
@@ -25,9 +27,11 @@ import {
   VIRTIO_F_RING_RESET,
   VIRTIO_F_VERSION_1,
   bit,
+  featureBits,
   featureSet,
   featureWord,
   hasFeature,
+  requirementMet,
   withFeatureWord,
 } from '../spec/features.js';
 import {
@@ -155,6 +159,18 @@ export interface InterfaceRules {
   readonly statusSteps?: readonly StatusStep[];
   /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
   readonly requiredFeatures?: bigint;
+  /**
+   * Features offered through this interface only, on top of the device's and the transport's (the
+   * legacy interface's VIRTIO_F_ANY_LAYOUT, 6.3; default none).
+   */
+  readonly interfaceFeatures?: bigint;
+  /**
+   * Whether the driver may use the device before DRIVER_OK (the legacy interface, 3.1.2: legacy
+   * drivers often did): a notification once the queue set-up bits are set starts the device then,
+   * with the features written so far, as if DRIVER_OK had come (default false: 2.1.2, the device
+   * consumes no buffer before DRIVER_OK).
+   */
+  readonly usableBeforeDriverOk?: boolean;
 }
 
 export interface DeviceCoreOptions extends InterfaceRules {
@@ -166,7 +182,23 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
    */
   readonly packed?: boolean;
+  /** Record the driver-side statements the driver breaks here (the driver audit, core/driver-audit.ts); default none. */
+  readonly audit?: DriverAuditSink;
 }
+
+/** The statement a ring fault (a guest fault the rings detect) shows broken, per ring format. */
+const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: DriverRequirement, packed: DriverRequirement]>> = {
+  ERR_QUEUE_RING_ADDRESS: [R.splitAlignment, R.packedAlignment],
+  ERR_QUEUE_AVAIL_INDEX: [R.splitAvailIdx, R.splitAvailIdx],
+  ERR_QUEUE_CHAIN_TOO_LONG: [R.splitChainLength, R.packedChainLength],
+  ERR_QUEUE_CHAIN_PAST_AVAIL: [R.packedChainLength, R.packedChainLength],
+  ERR_QUEUE_NESTED_INDIRECT: [R.splitIndirectNested, R.packedIndirectFlags],
+  ERR_QUEUE_INDIRECT_WITH_NEXT: [R.splitIndirectNext, R.packedIndirectInList],
+  ERR_QUEUE_INDIRECT_UNNEGOTIATED: [R.splitIndirectNegotiated, R.packedIndirectNegotiated],
+  ERR_QUEUE_WRITE_BEFORE_READ: [R.splitFraming, R.splitFraming],
+  ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
+  ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
+};
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -174,8 +206,10 @@ function asError(e: unknown): Error {
 
 /** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
 export class DeviceCore implements VirtioDeviceHost {
-  /** Features offered: the device's plus the transport's. */
-  readonly offeredFeatures: bigint;
+  /** Features offered through every interface: the device's plus the transport's. */
+  private readonly commonFeatures: bigint;
+  /** Features offered through the current interface only (see {@link InterfaceRules.interfaceFeatures}). */
+  private interfaceFeatures = 0n;
   readonly queues: readonly VirtqueueConfig[];
   private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
   private requiredFeatures = 0n;
@@ -186,6 +220,9 @@ export class DeviceCore implements VirtioDeviceHost {
   private generation = 0;
   /** Queues live since DRIVER_OK (null where not enabled). */
   private active: (DeviceQueue | null)[] = [];
+  /** Whether the device model was activated since the last reset (at DRIVER_OK, or at first use, see {@link InterfaceRules.usableBeforeDriverOk}). */
+  private activated = false;
+  private usableBeforeDriverOk = false;
   private readonly resetListeners: (() => void)[] = [];
   /** Resets written so far; a completion only finishes the latest one. */
   private resets = 0;
@@ -193,6 +230,10 @@ export class DeviceCore implements VirtioDeviceHost {
   private resetting = false;
   /** Why DEVICE_NEEDS_RESET was set, for diagnostics; cleared by reset. */
   fault: Error | undefined;
+  /** Where the driver's broken statements go (the driver audit), when auditing. */
+  readonly audit: DriverAuditSink | undefined;
+  /** Whether the driver has reset the device since power-on (audit only: 3.1.1 starts with a reset). */
+  private resetWritten = false;
 
   constructor(
     readonly device: VirtioDevice,
@@ -201,9 +242,10 @@ export class DeviceCore implements VirtioDeviceHost {
     options: DeviceCoreOptions = {},
   ) {
     this.useRules(options);
+    this.audit = options.audit;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.offeredFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
+    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -224,6 +266,13 @@ export class DeviceCore implements VirtioDeviceHost {
     this.steps = steps;
     this.queueSetupRequires = driverOk.requires;
     this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
+    this.interfaceFeatures = rules.interfaceFeatures ?? 0n;
+    this.usableBeforeDriverOk = rules.usableBeforeDriverOk ?? false;
+  }
+
+  /** Features offered: the device's, the transport's and the current interface's. */
+  get offeredFeatures(): bigint {
+    return this.commonFeatures | this.interfaceFeatures;
   }
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
@@ -265,6 +314,15 @@ export class DeviceCore implements VirtioDeviceHost {
   }
   /** The driver writes word `select` of its features; ignored once FEATURES_OK is set (2.2). */
   setDriverFeatureWord(select: number, value: number): void {
+    if (
+      this.audit !== undefined &&
+      (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 &&
+      (value & ~this.driverFeatureWord(select)) !== 0
+    )
+      this.audit(
+        R.initNoNewFeatures,
+        `feature word ${select} written 0x${(value >>> 0).toString(16)} after FEATURES_OK (accepted 0x${this.driverFeatureWord(select).toString(16)})`,
+      );
     if (this.resetting || select < 0 || select >= FEATURE_WORDS || (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
     this.driverFeatureBits = withFeatureWord(this.driverFeatureBits, select, value);
   }
@@ -286,18 +344,69 @@ export class DeviceCore implements VirtioDeviceHost {
   writeStatus(value: number): void {
     value &= 0xff;
     if (value === 0) {
+      this.resetWritten = true;
       this.reset();
       return;
     }
     if (this.resetting) return;
+    if (this.audit !== undefined) this.auditStatusWrite(value);
     for (const step of this.steps) {
       const s = this.statusValue;
-      if ((value & step.bit) === 0 || (s & step.bit) !== 0 || (s & step.requires) !== step.requires) continue;
+      if ((value & step.bit) === 0 || (s & step.bit) !== 0) continue;
+      if ((s & step.requires) !== step.requires) {
+        this.audit?.(
+          R.initStatusOrder,
+          `status bit 0x${step.bit.toString(16)} set while status is 0x${s.toString(16)} (it needs 0x${step.requires.toString(16)})`,
+        );
+        continue;
+      }
       if (step.bit !== VIRTIO_CONFIG_S_FAILED && (s & VIRTIO_CONFIG_S_FAILED) !== 0) continue;
-      if (step.bit === VIRTIO_CONFIG_S_FEATURES_OK && !this.featuresAcceptable()) continue;
+      if (step.bit === VIRTIO_CONFIG_S_FEATURES_OK) {
+        if (this.audit !== undefined) this.auditFeatures();
+        if (!this.featuresAcceptable()) continue;
+      }
+      // The legacy interface has no FEATURES_OK: the features are final when the device goes live.
+      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && this.audit !== undefined && !this.hasFeaturesOkStep) this.auditFeatures();
       this.statusValue |= step.bit;
-      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK) this.activate();
+      // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
+      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
     }
+  }
+
+  /** Whether the interface has the FEATURES_OK step (the modern interface does, the legacy one not). */
+  private get hasFeaturesOkStep(): boolean {
+    return this.steps.some((step) => step.bit === VIRTIO_CONFIG_S_FEATURES_OK);
+  }
+
+  /** Audit: the status rules a non-zero write can break (2.1.1, 3.1.1). */
+  private auditStatusWrite(value: number): void {
+    const audit = this.audit!;
+    const s = this.statusValue;
+    // DEVICE_NEEDS_RESET is the device's bit: a driver write neither keeps nor clears it.
+    const cleared = s & ~value & ~VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    if (cleared !== 0)
+      audit(R.statusNoClear, `status 0x${s.toString(16)} written 0x${value.toString(16)}: clears 0x${cleared.toString(16)}`);
+    const added = value & ~s & ~VIRTIO_CONFIG_S_FAILED;
+    if ((s & VIRTIO_CONFIG_S_FAILED) !== 0 && added !== 0)
+      audit(R.statusResetAfterFailed, `status 0x${s.toString(16)} (FAILED) written 0x${value.toString(16)} without a reset`);
+    if ((added & VIRTIO_CONFIG_S_ACKNOWLEDGE) !== 0 && !this.resetWritten)
+      audit(R.initResetFirst, `ACKNOWLEDGE set with no reset written since power-on`);
+  }
+
+  /** Audit: the accepted features against the offer and their dependencies (2.2.1, 6.1). */
+  private auditFeatures(): void {
+    const audit = this.audit!;
+    const f = this.driverFeatureBits;
+    const unoffered = f & ~this.offeredFeatures;
+    if (unoffered !== 0n) audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
+    for (const r of deviceFeatureRequirements(this.device.deviceType))
+      if (!requirementMet(f, r))
+        audit(
+          R.featuresDependencies,
+          `accepted feature ${r.feature} without ${r.requires.map((group) => group.join(' or ')).join(' and ')}`,
+        );
+    if (hasFeature(this.offeredFeatures, VIRTIO_F_VERSION_1) && !hasFeature(f, VIRTIO_F_VERSION_1) && this.hasFeaturesOkStep)
+      audit(R.featuresVersion1, `FEATURES_OK with VIRTIO_F_VERSION_1 offered but not accepted`);
   }
 
   /**
@@ -314,6 +423,7 @@ export class DeviceCore implements VirtioDeviceHost {
     // then meets a reset device and sends no notification.
     this.statusValue = 0;
     this.active = [];
+    this.activated = false;
     const completion = this.device.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
@@ -342,6 +452,7 @@ export class DeviceCore implements VirtioDeviceHost {
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
   private activate(): void {
     const features = this.driverFeatureBits;
+    this.activated = true;
     try {
       this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
       const ctx: ActivateContext = { features, queues: this.active };
@@ -373,18 +484,28 @@ export class DeviceCore implements VirtioDeviceHost {
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
   setQueueSize(index: number, size: number): void {
     const q = this.queues[index];
+    if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_size');
     if (q !== undefined && this.queueWritable(index) && ringFormat(this.negotiatedFeatures).isQueueSize(size) && size <= q.maxSize)
       q.size = size;
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
+    if (this.audit !== undefined) this.auditQueueSetup(index, `the ${area} area address`);
     if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);
   }
+  /** Audit: queue fields change only while the queue is disabled, in the set-up state (3.1.1, 4.1.4.3.2). */
+  private auditQueueSetup(index: number, field: string): void {
+    const q = this.queues[index];
+    if (q === undefined || q.resetPending || this.queueWritable(index)) return;
+    if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
+    else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);
+  }
   enableQueue(index: number): void {
+    if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_enable');
     if (!this.queueWritable(index)) return;
     const q = this.queues[index]!;
     q.enabled = true;
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
-    // Re-enabled after a queue reset (2.6.1.2): live at once.
+    if (!this.activated) return;
+    // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
     try {
       const queue = this.buildQueue(q);
       this.active[index] = queue;
@@ -426,13 +547,32 @@ export class DeviceCore implements VirtioDeviceHost {
   disableQueue(index: number): void {
     const q = this.queues[index];
     if (q === undefined || !this.inQueueSetup()) return;
+    if (q.enabled && this.active[index]) {
+      // Live in a device used before DRIVER_OK: the device model stops using it first.
+      this.active[index] = null;
+      try {
+        whenSettled(this.device.resetQueue?.(index), () => undefined);
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    }
     q.enabled = false;
     for (const area of RING_AREAS) for (const half of [0, 1] as const) q.setRingHalf(area, half, 0);
   }
 
-  /** Whether the device is live: DRIVER_OK set and DEVICE_NEEDS_RESET not. */
+  /**
+   * Whether the device serves its queues: activated (at DRIVER_OK, or before it on an interface
+   * that allows that, on the first notification) and DEVICE_NEEDS_RESET not set.
+   */
   private get live(): boolean {
-    return (this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) === VIRTIO_CONFIG_S_DRIVER_OK;
+    return this.activated && !this.needsResetSet;
+  }
+
+  /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
+  private activateOnFirstUse(): void {
+    if (this.activated || !this.usableBeforeDriverOk || this.resetting || !this.inQueueSetup()) return;
+    if ((this.statusValue & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
+    this.activate();
   }
 
   /**
@@ -441,6 +581,10 @@ export class DeviceCore implements VirtioDeviceHost {
    * the negotiated ring format rules out is a guest fault. Faults set NEEDS_RESET.
    */
   notify(index: number, next?: number): void {
+    // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
+    if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
+      this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
+    this.activateOnFirstUse();
     if (!this.live) return;
     const q = this.queues[index];
     if (!this.active[index] || q === undefined) return;
@@ -472,14 +616,20 @@ export class DeviceCore implements VirtioDeviceHost {
     return this.device.readConfig(offset, size);
   }
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
+    if (this.audit !== undefined && this.hasFeaturesOkStep && (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
+      this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.statusValue.toString(16)}`);
     if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
   // ---- VirtioDeviceHost ----
 
   configChanged(): void {
-    this.generation = (this.generation + 1) & 0xff;
+    this.configChangedByDriver();
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+  }
+
+  configChangedByDriver(): void {
+    this.generation = (this.generation + 1) & 0xff;
   }
 
   usedBuffers(index: number): void {
@@ -500,6 +650,10 @@ export class DeviceCore implements VirtioDeviceHost {
   needsReset(cause: Error): void {
     // A reset device has no driver to tell and nothing in flight to stop.
     if (this.needsResetSet || this.statusValue === 0) return;
+    if (this.audit !== undefined && cause instanceof QueueFaultError) {
+      const broken = RING_FAULT_REQUIREMENTS[cause.code]?.[hasFeature(this.driverFeatureBits, VIRTIO_F_RING_PACKED) ? 1 : 0];
+      if (broken !== undefined) this.audit(broken, cause.message);
+    }
     this.fault = cause;
     this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });

@@ -7,16 +7,26 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { DeviceQueue } from '../queue/types.js';
+import type { DriverAuditSink } from '../spec/driver-requirements.js';
 
 /** Services the transport gives a device model. */
 export interface VirtioDeviceHost {
   readonly memory: GuestMemory;
   /** Device config changed: bump config_generation and send a configuration change notification when live (2.3). */
   configChanged(): void;
+  /**
+   * Device config changed because a driver request asked for it (e.g. net's mac after
+   * VIRTIO_NET_CTRL_MAC_ADDR_SET): change config_generation (4.1.4.3.1: a driver reading the config
+   * across the change must see a new generation), without a configuration change notification
+   * (the driver knows: it asked). Optional for hosts written before it; the transports' core has it.
+   */
+  configChangedByDriver?(): void;
   /** Used elements were pushed on queue `index`: a used buffer notification, subject to event suppression (2.3). */
   usedBuffers(index: number): void;
   /** A fatal error caused by the guest: set DEVICE_NEEDS_RESET and stop processing until reset. */
   needsReset(cause: Error): void;
+  /** In audit mode, where the device model records the driver statements it sees broken (core/driver-audit.ts). */
+  readonly audit?: DriverAuditSink | undefined;
 }
 
 /**

@@ -13,6 +13,7 @@ import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
   featureSet,
   hasFeature,
+  VIRTIO_F_ANY_LAYOUT,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
@@ -23,7 +24,9 @@ import {
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
+  withoutUnmetRequirements,
 } from '../spec/features.js';
+import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
 import {
   decodeStatus,
@@ -66,6 +69,13 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(
  * notification data is written by the transport, and a queue reset happens only when asked for.
  */
 const MODERN_ACCEPTED = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_RESET);
+
+/**
+ * Accepted on the legacy interface whenever offered: VIRTIO_F_ANY_LAYOUT (6.3: a MUST for a
+ * transitional driver). Device drivers learn from {@link VirtioDriver.features} whether they may
+ * frame freely or must follow their device's legacy framing rules (e.g. net's 5.1.6.7).
+ */
+const LEGACY_ACCEPTED = featureSet(VIRTIO_F_ANY_LAYOUT);
 
 const RING_PACKED = featureSet(VIRTIO_F_RING_PACKED);
 
@@ -237,8 +247,10 @@ export class VirtioDriver implements QueueHost {
    * Feature negotiation (spec 3.1.1 steps 4-6). Accepts the offered bits among `wanted` (transport
    * bits only where this core implements them, see DRIVER_CORE_FEATURES; on the modern interface
    * VERSION_1, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and RING_RESET whenever offered; VERSION_1 never
-   * on the legacy one; VIRTIO_F_RING_PACKED as the `ring` option says, whatever `wanted` holds),
-   * writes them, sets FEATURES_OK and reads it back.
+   * on the legacy one, ANY_LAYOUT there whenever offered; VIRTIO_F_RING_PACKED as the `ring` option says, whatever `wanted` holds),
+   * drops every bit whose dependencies are not accepted with it (2.2.1, the device type's table in
+   * spec/feature-requirements.ts: e.g. net's CTRL_RX without CTRL_VQ), writes them, sets FEATURES_OK
+   * and reads it back.
    * Throws DeviceFaultError ERR_DEVICE_FEATURES (after setting FAILED) when a `required` bit is not
    * offered (the packed ring too, with `ring: 'packed'`) or the device does not keep FEATURES_OK.
    * Returns the accepted features.
@@ -250,8 +262,8 @@ export class VirtioDriver implements QueueHost {
       return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
     let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
     accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
-    accept = modern ? accept | MODERN_ACCEPTED : accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1);
-    const accepted = this.deviceFeatures & accept;
+    accept = modern ? accept | MODERN_ACCEPTED : (accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1)) | LEGACY_ACCEPTED;
+    const accepted = withoutUnmetRequirements(this.deviceFeatures & accept, deviceFeatureRequirements(this.deviceType));
     if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
       return this.failWith(
         new DeviceFaultError(
@@ -263,7 +275,12 @@ export class VirtioDriver implements QueueHost {
       );
     const missing = required & ~accepted;
     if (missing !== 0n)
-      return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', `required features not offered: 0x${missing.toString(16)}`));
+      return this.failWith(
+        new DeviceFaultError(
+          'ERR_DEVICE_FEATURES',
+          `required features not offered, or offered without the features they require: 0x${missing.toString(16)}`,
+        ),
+      );
     await this.transport.setDriverFeatures(accepted);
     if (modern) {
       await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);

@@ -81,3 +81,31 @@ export function decodeFeatures(set: bigint, deviceNames: ReadonlyMap<number, str
     .map((n) => deviceNames.get(n) ?? TRANSPORT_FEATURE_NAMES.get(n) ?? `bit${n}`)
     .join(' ');
 }
+
+/**
+ * One feature and what it requires (2.2.1): every group of `requires` needs at least one of its
+ * bits ("requires A and B" is two groups of one, "requires A or B" one group of two).
+ */
+export interface FeatureRequirement {
+  readonly feature: number;
+  readonly requires: readonly (readonly number[])[];
+}
+
+/** Whether `set` holds what `requirement` asks of its feature (true when the set lacks the feature). */
+export function requirementMet(set: bigint, requirement: FeatureRequirement): boolean {
+  return !hasFeature(set, requirement.feature) || requirement.requires.every((group) => group.some((n) => hasFeature(set, n)));
+}
+
+/**
+ * `set` without every feature whose requirements it does not meet, repeated until nothing changes
+ * (dropping one feature can break another's requirement). Each pass drops at least one feature of
+ * the table or stops, so at most `requirements.length + 1` passes run.
+ */
+export function withoutUnmetRequirements(set: bigint, requirements: readonly FeatureRequirement[]): bigint {
+  for (let pass = 0; pass <= requirements.length; pass++) {
+    const unmet = requirements.filter((r) => !requirementMet(set, r));
+    if (unmet.length === 0) break;
+    for (const r of unmet) set &= ~bit(r.feature);
+  }
+  return set;
+}

@@ -1,5 +1,7 @@
 /** Network device constants and layouts (spec 5.1 "Network Device"), named as the spec names them. */
 
+import type { FeatureRequirement } from './features.js';
+
 // 5.1.3 Feature bits.
 export const VIRTIO_NET_F_CSUM = 0;
 export const VIRTIO_NET_F_GUEST_CSUM = 1;
@@ -23,6 +25,12 @@ export const VIRTIO_NET_F_CTRL_RX_EXTRA = 20;
 export const VIRTIO_NET_F_GUEST_ANNOUNCE = 21;
 export const VIRTIO_NET_F_MQ = 22;
 export const VIRTIO_NET_F_CTRL_MAC_ADDR = 23;
+export const VIRTIO_NET_F_DEVICE_STATS = 50;
+export const VIRTIO_NET_F_HASH_TUNNEL = 51;
+export const VIRTIO_NET_F_VQ_NOTF_COAL = 52;
+export const VIRTIO_NET_F_NOTF_COAL = 53;
+export const VIRTIO_NET_F_GUEST_USO4 = 54;
+export const VIRTIO_NET_F_GUEST_USO6 = 55;
 export const VIRTIO_NET_F_HOST_USO = 56;
 export const VIRTIO_NET_F_HASH_REPORT = 57;
 export const VIRTIO_NET_F_GUEST_HDRLEN = 59;
@@ -30,6 +38,11 @@ export const VIRTIO_NET_F_RSS = 60;
 export const VIRTIO_NET_F_RSC_EXT = 61;
 export const VIRTIO_NET_F_STANDBY = 62;
 export const VIRTIO_NET_F_SPEED_DUPLEX = 63;
+export const VIRTIO_NET_F_RSS_CONTEXT = 64;
+export const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO = 65;
+export const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM = 66;
+export const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO = 67;
+export const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM = 68;
 /** 5.1.3.1 Legacy: VIRTIO_NET_F_GSO (device handles packets with any GSO type). */
 export const VIRTIO_NET_F_GSO = 6;
 
@@ -57,6 +70,12 @@ export const VIRTIO_NET_FEATURE_NAMES: ReadonlyMap<number, string> = new Map([
   [VIRTIO_NET_F_GUEST_ANNOUNCE, 'GUEST_ANNOUNCE'],
   [VIRTIO_NET_F_MQ, 'MQ'],
   [VIRTIO_NET_F_CTRL_MAC_ADDR, 'CTRL_MAC_ADDR'],
+  [VIRTIO_NET_F_DEVICE_STATS, 'DEVICE_STATS'],
+  [VIRTIO_NET_F_HASH_TUNNEL, 'HASH_TUNNEL'],
+  [VIRTIO_NET_F_VQ_NOTF_COAL, 'VQ_NOTF_COAL'],
+  [VIRTIO_NET_F_NOTF_COAL, 'NOTF_COAL'],
+  [VIRTIO_NET_F_GUEST_USO4, 'GUEST_USO4'],
+  [VIRTIO_NET_F_GUEST_USO6, 'GUEST_USO6'],
   [VIRTIO_NET_F_HOST_USO, 'HOST_USO'],
   [VIRTIO_NET_F_HASH_REPORT, 'HASH_REPORT'],
   [VIRTIO_NET_F_GUEST_HDRLEN, 'GUEST_HDRLEN'],
@@ -64,7 +83,54 @@ export const VIRTIO_NET_FEATURE_NAMES: ReadonlyMap<number, string> = new Map([
   [VIRTIO_NET_F_RSC_EXT, 'RSC_EXT'],
   [VIRTIO_NET_F_STANDBY, 'STANDBY'],
   [VIRTIO_NET_F_SPEED_DUPLEX, 'SPEED_DUPLEX'],
+  [VIRTIO_NET_F_RSS_CONTEXT, 'RSS_CONTEXT'],
+  [VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO, 'GUEST_UDP_TUNNEL_GSO'],
+  [VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM, 'GUEST_UDP_TUNNEL_GSO_CSUM'],
+  [VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO, 'HOST_UDP_TUNNEL_GSO'],
+  [VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM, 'HOST_UDP_TUNNEL_GSO_CSUM'],
 ]);
+
+/**
+ * 5.1.3.1 Feature bit requirements: each feature with the features it needs, as groups of which every
+ * group needs one member ("requires A or B" is one group of two). The two "SHOULD NOT negotiate ...
+ * without VIRTIO_NET_F_CTRL_VQ" of 5.1.4.2 (CTRL_RX_EXTRA, HASH_REPORT) are kept here too.
+ */
+export const VIRTIO_NET_FEATURE_REQUIREMENTS: readonly FeatureRequirement[] = [
+  { feature: VIRTIO_NET_F_GUEST_TSO4, requires: [[VIRTIO_NET_F_GUEST_CSUM]] },
+  { feature: VIRTIO_NET_F_GUEST_TSO6, requires: [[VIRTIO_NET_F_GUEST_CSUM]] },
+  { feature: VIRTIO_NET_F_GUEST_ECN, requires: [[VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6]] },
+  { feature: VIRTIO_NET_F_GUEST_UFO, requires: [[VIRTIO_NET_F_GUEST_CSUM]] },
+  { feature: VIRTIO_NET_F_GUEST_USO4, requires: [[VIRTIO_NET_F_GUEST_CSUM]] },
+  { feature: VIRTIO_NET_F_GUEST_USO6, requires: [[VIRTIO_NET_F_GUEST_CSUM]] },
+  {
+    feature: VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO,
+    requires: [[VIRTIO_NET_F_GUEST_TSO4], [VIRTIO_NET_F_GUEST_TSO6], [VIRTIO_NET_F_GUEST_USO4], [VIRTIO_NET_F_GUEST_USO6]],
+  },
+  { feature: VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM, requires: [[VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO]] },
+  { feature: VIRTIO_NET_F_HOST_TSO4, requires: [[VIRTIO_NET_F_CSUM]] },
+  { feature: VIRTIO_NET_F_HOST_TSO6, requires: [[VIRTIO_NET_F_CSUM]] },
+  { feature: VIRTIO_NET_F_HOST_ECN, requires: [[VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6]] },
+  { feature: VIRTIO_NET_F_HOST_UFO, requires: [[VIRTIO_NET_F_CSUM]] },
+  { feature: VIRTIO_NET_F_HOST_USO, requires: [[VIRTIO_NET_F_CSUM]] },
+  {
+    feature: VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO,
+    requires: [[VIRTIO_NET_F_HOST_TSO4], [VIRTIO_NET_F_HOST_TSO6], [VIRTIO_NET_F_HOST_USO]],
+  },
+  { feature: VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM, requires: [[VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO]] },
+  { feature: VIRTIO_NET_F_CTRL_RX, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_CTRL_VLAN, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_GUEST_ANNOUNCE, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_MQ, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_CTRL_MAC_ADDR, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_NOTF_COAL, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_RSC_EXT, requires: [[VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6]] },
+  { feature: VIRTIO_NET_F_RSS, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_VQ_NOTF_COAL, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_HASH_TUNNEL, requires: [[VIRTIO_NET_F_CTRL_VQ], [VIRTIO_NET_F_RSS, VIRTIO_NET_F_HASH_REPORT]] },
+  { feature: VIRTIO_NET_F_RSS_CONTEXT, requires: [[VIRTIO_NET_F_CTRL_VQ], [VIRTIO_NET_F_RSS]] },
+  { feature: VIRTIO_NET_F_CTRL_RX_EXTRA, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+  { feature: VIRTIO_NET_F_HASH_REPORT, requires: [[VIRTIO_NET_F_CTRL_VQ]] },
+];
 
 /**
  * 5.1.4 Device configuration layout:
@@ -134,6 +200,16 @@ export const VIRTIO_NET_CTRL_RX_ALLUNI = 2;
 export const VIRTIO_NET_CTRL_RX_NOMULTI = 3;
 export const VIRTIO_NET_CTRL_RX_NOUNI = 4;
 export const VIRTIO_NET_CTRL_RX_NOBCAST = 5;
+
+/**
+ * The feature a VIRTIO_NET_CTRL_RX command needs (5.1.6.5.1.2: PROMISC and ALLMULTI need
+ * VIRTIO_NET_F_CTRL_RX, the other four VIRTIO_NET_F_CTRL_RX_EXTRA); undefined for no such command.
+ */
+export function netRxCommandFeature(command: number): number | undefined {
+  if (command === VIRTIO_NET_CTRL_RX_PROMISC || command === VIRTIO_NET_CTRL_RX_ALLMULTI) return VIRTIO_NET_F_CTRL_RX;
+  if (command >= VIRTIO_NET_CTRL_RX_ALLUNI && command <= VIRTIO_NET_CTRL_RX_NOBCAST) return VIRTIO_NET_F_CTRL_RX_EXTRA;
+  return undefined;
+}
 
 /** 5.1.6.5.2 Setting MAC address filtering: struct virtio_net_ctrl_mac { le32 entries; u8 macs[entries][6]; }. */
 export const VIRTIO_NET_CTRL_MAC = 1;

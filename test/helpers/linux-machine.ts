@@ -11,6 +11,7 @@ import { VirtioConsoleDevice } from '../../src/device/console/console-device.js'
 import { VirtioNetDevice } from '../../src/device/net/net-device.js';
 import { RngDevice } from '../../src/device/rng/rng-device.js';
 import type { VirtioDevice } from '../../src/core/virtio-device.js';
+import { DriverAudit } from '../../src/core/driver-audit.js';
 import type { DeviceHost } from '../../src/pci/function.js';
 import { LinuxGuest, type LinuxGuestOptions } from '../../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../../src/platform/v86/guest-protocol.js';
@@ -33,7 +34,7 @@ export const SLOT = {
   blkTransitional: 20 << 3,
 } as const;
 
-type VirtioName = Exclude<keyof typeof SLOT, 'probe'>;
+export type VirtioName = Exclude<keyof typeof SLOT, 'probe'>;
 
 /** "0000:00:0d.0" for a devfn on bus 0, as sysfs names the function. */
 export function pciName(devfn: number): string {
@@ -47,6 +48,8 @@ export interface TestMachine {
   readonly guest: LinuxGuest;
   readonly probe: ProbeFunction;
   readonly fns: Readonly<Record<VirtioName, VirtioPciFunction>>;
+  /** Each virtio function's driver audit, with `audit: true` (empty otherwise). */
+  readonly audits: Readonly<Partial<Record<VirtioName, DriverAudit>>>;
 }
 
 const MODES: Record<VirtioName, VirtioPciMode> = {
@@ -80,13 +83,17 @@ export interface TestMachineOptions extends Omit<LinuxGuestOptions, 'devices'> {
    * Offers are read when the modules load, after VT-READY: both formats share one saved state.
    */
   readonly ring?: RingName;
+  /** Every virtio function in audit mode (core/driver-audit.ts): what Linux's drivers break is recorded. */
+  readonly audit?: boolean;
 }
 
 export async function bootTestMachine(devices: MachineDevices = {}, options: TestMachineOptions = {}): Promise<TestMachine> {
-  const { ring = 'split', ...guestOptions } = options;
+  const { ring = 'split', audit = false, ...guestOptions } = options;
   let probe: ProbeFunction | undefined;
   const fns: Partial<Record<VirtioName, VirtioPciFunction>> = {};
   const names = Object.keys(MODES) as VirtioName[];
+  const audits: Partial<Record<VirtioName, DriverAudit>> = {};
+  if (audit) for (const name of names) audits[name] = new DriverAudit();
   const guest = await LinuxGuest.boot({
     ...guestOptions,
     devices: [
@@ -95,11 +102,15 @@ export async function bootTestMachine(devices: MachineDevices = {}, options: Tes
         name,
         devfn: SLOT[name],
         create: (host: DeviceHost) =>
-          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, { mode: MODES[name], ...offering(ring) })),
+          (fns[name] = new VirtioPciFunction(devices[name] ?? defaultDevice(name), host, {
+            mode: MODES[name],
+            ...offering(ring),
+            ...(audits[name] === undefined ? {} : { audit: audits[name] }),
+          })),
       })),
     ],
   });
-  return { guest, probe: probe!, fns: fns as Record<VirtioName, VirtioPciFunction> };
+  return { guest, probe: probe!, fns: fns as Record<VirtioName, VirtioPciFunction>, audits };
 }
 
 /** The single result of `kind` whose fields match `where`; fails the test when there is none. */

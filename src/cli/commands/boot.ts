@@ -6,6 +6,8 @@
  * datagrams (QEMU's -netdev dgram framing). A saved emulator state makes every boot after the first
  * take about a second. `--ring packed` has the devices offer the packed ring (Linux then uses it);
  * the ring Linux negotiated is printed under each device. Ctrl-] leaves at once; `exit` in the shell powers the guest off.
+ * `--audit` puts the devices in audit mode (core/driver-audit.ts) and prints, when the session ends,
+ * every driver-side statement Linux's drivers broke.
  */
 
 import cliProgress from 'cli-progress';
@@ -27,6 +29,8 @@ import { guestFeatures, POWEROFF_MARK } from '../../platform/v86/guest-protocol.
 import { hasFeature, VIRTIO_F_RING_PACKED } from '../../spec/features.js';
 import { checkRingInterface, parseRing, type RingOption } from '../ring-option.js';
 import { LinuxGuest } from '../../platform/v86/linux-guest.js';
+import { DriverAudit } from '../../core/driver-audit.js';
+import { formatDriverAudit } from '../audit-report.js';
 
 interface BootOptions {
   readonly disk?: string;
@@ -38,6 +42,7 @@ interface BootOptions {
   readonly ring?: string;
   readonly savedState: boolean;
   readonly cmdline?: string;
+  readonly audit?: boolean;
 }
 
 /** Size of the disk made when --disk is not given. */
@@ -121,11 +126,17 @@ async function bootWith(
     ];
     if (udp !== undefined) devices.push(['net', new VirtioNetDevice({ backend: udp })]);
     const mode = opts.forceLegacy ? 'transitional' : 'modern';
+    // --audit: each device records the driver statements Linux breaks (printed when the session ends).
+    const audits = opts.audit === true ? devices.map(([name]) => ({ name, audit: new DriverAudit() })) : [];
     let forward: ((text: string) => void) | undefined;
     const guest = await LinuxGuest.boot({
       assets,
       // plugVirtio's 32-bit modern BAR: reachable wherever the guest puts it (v86 has no memory above 4 GiB).
-      devices: devices.map(([name, device]) => ({ name, virtio: device, options: { mode, packed: ring === 'packed' } })),
+      devices: devices.map(([name, device], i) => ({
+        name,
+        virtio: device,
+        options: { mode, packed: ring === 'packed', ...(audits[i] === undefined ? {} : { audit: audits[i].audit }) },
+      })),
       memoryMiB,
       savedState: opts.savedState,
       ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
@@ -150,13 +161,23 @@ async function bootWith(
       process.stderr.write(
         `virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`,
       );
-      return await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+      const status = await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+      if (audits.length > 0) printAudit(audits);
+      return status;
     } finally {
       await guest.destroy();
     }
   } finally {
     bar.stop();
   }
+}
+
+/** The driver audit of Linux's virtio drivers, to stderr (the terminal's stdout belongs to the guest shell). */
+function printAudit(audits: readonly { name: string; audit: DriverAudit }[]): void {
+  const lines = formatDriverAudit(audits.map(({ name, audit }) => ({ name, findings: audit.findings })));
+  process.stderr.write(
+    `virtio-ts boot: driver audit of Linux's virtio drivers (statements they broke, as our devices saw them):\n${lines.join('\n')}\n`,
+  );
 }
 
 /**
@@ -214,5 +235,6 @@ export function register(program: Command): void {
     )
     .option('--no-saved-state', 'boot from scratch every time (no saved emulator state)')
     .option('--cmdline <params>', 'extra kernel parameters')
+    .option('--audit', "devices in audit mode: print the driver statements Linux's drivers broke when the session ends")
     .action((opts: BootOptions) => bootCommand(opts));
 }

@@ -16,6 +16,7 @@
 import { RequestShapeError, UsageError } from '../../errors.js';
 import { bit, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_BLOCK } from '../../spec/ids.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import {
   VIRTIO_BLK_CONFIG_ALIGNMENT_OFFSET,
   VIRTIO_BLK_CONFIG_BLK_SIZE,
@@ -416,6 +417,9 @@ export class BlkDevice implements VirtioDevice {
         this.fail(err);
         return false;
       }
+      const broken =
+        err.fault === 'past-capacity' ? R.blkWithinCapacity : err.fault === 'data-not-sector-multiple' ? R.blkSectorMultiple : undefined;
+      if (broken !== undefined) this.host!.audit?.(broken, `queue ${queue.index} chain ${chain.head}: ${err.message}`);
       // Zeroed with the refusal, so that used len stays truthful: the bytes before the status byte.
       const writable = chainSpans(this.host!.memory, chain, chain.readable, chain.count, 0, chain.writableBytes - 1);
       this.complete(queue, chain.head, status, chain.writableBytes, writable, err.status);

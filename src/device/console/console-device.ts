@@ -13,6 +13,7 @@ import type { AccessSize } from '../../memory/access-size.js';
 import type { DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import {
   consoleQueueCount,
   consoleRxQueueIndex,
@@ -290,6 +291,11 @@ export class VirtioConsoleDevice implements VirtioDevice {
     this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
   }
 
+  /** Audit (5.3.6.1): a device-readable buffer in a receiveq. */
+  private auditReadableInReceiveq(queue: number, head: number): void {
+    this.host?.audit?.(R.consoleBufferDirection, `receiveq ${queue} chain ${head} has device-readable descriptors`);
+  }
+
   // ---- host -> guest ----
 
   private deliverInput(id: number): void {
@@ -304,6 +310,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
         if (!chain) break;
         used++;
         if (chain.readable !== 0 || chain.writableBytes === 0) {
+          if (chain.readable !== 0) this.auditReadableInReceiveq(q.index, chain.head);
           this.stats.badChains++;
           q.pushUsed(chain.head, 0);
           continue;
@@ -422,6 +429,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
       used++;
       const msg = this.controlOut[0]!;
       if (chain.readable !== 0 || chain.writableBytes < msg.byteLength) {
+        if (chain.readable !== 0) this.auditReadableInReceiveq(q.index, chain.head);
         this.stats.badChains++;
         q.pushUsed(chain.head, 0);
         continue;

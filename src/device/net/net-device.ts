@@ -12,10 +12,12 @@ import type { AccessSize } from '../../memory/access-size.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import {
   encodeVirtioNetHdr,
   ETH_ALEN,
   netCtrlQueueIndex,
+  netRxCommandFeature,
   netRxQueueIndex,
   netTxQueueIndex,
   randomLocalMac,
@@ -104,14 +106,14 @@ const BASE_FEATURES = featureSet(
   VIRTIO_NET_F_CTRL_MAC_ADDR,
 );
 
-/** RX-class command -> the mode it sets, and whether it needs CTRL_RX_EXTRA (5.1.6.5.1). */
-const RX_MODE_COMMANDS: ReadonlyMap<number, readonly [keyof RxModes, boolean]> = new Map([
-  [VIRTIO_NET_CTRL_RX_PROMISC, ['promisc', false]],
-  [VIRTIO_NET_CTRL_RX_ALLMULTI, ['allmulti', false]],
-  [VIRTIO_NET_CTRL_RX_ALLUNI, ['alluni', true]],
-  [VIRTIO_NET_CTRL_RX_NOMULTI, ['nomulti', true]],
-  [VIRTIO_NET_CTRL_RX_NOUNI, ['nouni', true]],
-  [VIRTIO_NET_CTRL_RX_NOBCAST, ['nobcast', true]],
+/** RX-class command -> the mode it sets (5.1.6.5.1; the feature each needs: netRxCommandFeature). */
+const RX_MODE_COMMANDS: ReadonlyMap<number, keyof RxModes> = new Map([
+  [VIRTIO_NET_CTRL_RX_PROMISC, 'promisc'],
+  [VIRTIO_NET_CTRL_RX_ALLMULTI, 'allmulti'],
+  [VIRTIO_NET_CTRL_RX_ALLUNI, 'alluni'],
+  [VIRTIO_NET_CTRL_RX_NOMULTI, 'nomulti'],
+  [VIRTIO_NET_CTRL_RX_NOUNI, 'nouni'],
+  [VIRTIO_NET_CTRL_RX_NOBCAST, 'nobcast'],
 ]);
 
 export class VirtioNetDevice implements VirtioDevice {
@@ -198,7 +200,10 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   /** Config is read-only for a modern driver (5.1.4); a legacy MAC write is ignored as well. */
-  writeConfig(): void {}
+  /** Every field is read-only (5.1.4); a write does nothing. The audit records one from a driver that negotiated VERSION_1 (legacy drivers wrote the MAC). */
+  writeConfig(offset: number): void {
+    if (hasFeature(this.features, VIRTIO_F_VERSION_1)) this.host?.audit?.(R.netNoConfigWrite, `configuration offset ${offset} written`);
+  }
 
   activate(ctx: ActivateContext): void {
     this.features = ctx.features;
@@ -453,14 +458,30 @@ export class VirtioNetDevice implements VirtioDevice {
     if (used > 0) this.host?.usedBuffers(q.index);
   }
 
+  /** Audit (5.1.9.5.1.2, 5.1.9.5.2.2): commands the negotiated features do not allow the driver. */
+  private auditCtrl(req: NetCtrlRequest, has: (n: number) => boolean): void {
+    const audit = this.host!.audit!;
+    if (req.kind === 'rx-mode') {
+      const needs = netRxCommandFeature(req.command);
+      if (needs !== undefined && !has(needs))
+        audit(
+          needs === VIRTIO_NET_F_CTRL_RX ? R.netCtrlRx : R.netCtrlRxExtra,
+          `VIRTIO_NET_CTRL_RX command ${req.command} without ${needs === VIRTIO_NET_F_CTRL_RX ? 'CTRL_RX' : 'CTRL_RX_EXTRA'}`,
+        );
+    } else if ((req.kind === 'mac-table' || req.kind === 'mac-addr') && !has(VIRTIO_NET_F_CTRL_RX))
+      audit(R.netCtrlMac, `VIRTIO_NET_CTRL_MAC ${req.kind === 'mac-table' ? 'TABLE_SET' : 'ADDR_SET'} without CTRL_RX`);
+  }
+
   /** Carry out a control command; VIRTIO_NET_ERR for one the negotiated features do not allow. */
   private executeCtrl(req: NetCtrlRequest): number {
     const has = (n: number): boolean => hasFeature(this.features, n);
+    if (this.host?.audit !== undefined) this.auditCtrl(req, has);
     switch (req.kind) {
       case 'rx-mode': {
-        const entry = RX_MODE_COMMANDS.get(req.command);
-        if (!entry || !has(VIRTIO_NET_F_CTRL_RX) || (entry[1] && !has(VIRTIO_NET_F_CTRL_RX_EXTRA))) return VIRTIO_NET_ERR;
-        this.filter.modes[entry[0]] = req.on;
+        const mode = RX_MODE_COMMANDS.get(req.command);
+        const needs = netRxCommandFeature(req.command);
+        if (mode === undefined || needs === undefined || !has(needs)) return VIRTIO_NET_ERR;
+        this.filter.modes[mode] = req.on;
         return VIRTIO_NET_OK;
       }
       case 'mac-table':
@@ -469,7 +490,9 @@ export class VirtioNetDevice implements VirtioDevice {
         return VIRTIO_NET_OK;
       case 'mac-addr':
         if (!has(VIRTIO_NET_F_CTRL_MAC_ADDR)) return VIRTIO_NET_ERR;
+        // In config space before the command is used (5.1.6.5.2.1), under a new config_generation.
         this.config.bytes.set(req.mac, VIRTIO_NET_CONFIG_MAC);
+        this.host?.configChangedByDriver?.();
         return VIRTIO_NET_OK;
       case 'announce-ack':
         if (!has(VIRTIO_NET_F_GUEST_ANNOUNCE)) return VIRTIO_NET_ERR;

@@ -6,6 +6,7 @@
 
 import { UsageError } from '../../errors.js';
 import { VIRTIO_ID_RNG } from '../../spec/ids.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
@@ -96,6 +97,8 @@ export class RngDevice implements VirtioDevice {
 
   /** Fill the chain's writable buffers in order, up to the per-request limit; returns the bytes written. */
   private fill(chain: DescriptorChain): number {
+    if (chain.readable !== 0)
+      this.host?.audit?.(R.entropyWritableOnly, `chain ${chain.head} has ${chain.readable} device-readable descriptors`);
     let written = 0;
     for (let i = chain.readable; i < chain.count && written < this.maxBytes; i++) {
       const n = Math.min(chain.len(i), this.maxBytes - written);

@@ -7,7 +7,7 @@
 
 import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
-import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
+import { featureSet, hasFeature, VIRTIO_F_ANY_LAYOUT, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
 import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
@@ -44,6 +44,15 @@ interface RxLayout {
   readonly maxFrameBuffers: number;
 }
 
+/**
+ * How the driver lays out its chains. On the legacy interface without VIRTIO_F_ANY_LAYOUT
+ * (5.1.6.7): the virtio_net_hdr in a descriptor of its own, the frame in the next; a control
+ * command's class and command in one 2-byte descriptor, its data in one more (two for
+ * VIRTIO_NET_CTRL_MAC_TABLE_SET: one per table), the ack in a 1-byte one. Otherwise free, and the
+ * driver uses one descriptor per buffer.
+ */
+type Framing = 'any-layout' | 'legacy';
+
 export interface NetDriverStats {
   rxFrames: number;
   /** Receive buffers the frames took (more than rxFrames when MRG_RXBUF spreads frames). */
@@ -67,6 +76,9 @@ const WANTED =
     N.VIRTIO_NET_F_CTRL_MAC_ADDR,
     N.VIRTIO_NET_F_GUEST_ANNOUNCE,
   );
+
+/** What VIRTIO_NET_CTRL_MAC_ADDR_SET needs negotiated (5.1.3, 5.1.6.5.2.2). */
+const MAC_ADDR_SET_NEEDS: readonly number[] = [N.VIRTIO_NET_F_CTRL_MAC_ADDR, N.VIRTIO_NET_F_CTRL_RX];
 
 interface RxQueue {
   readonly queue: DriverQueue<number>;
@@ -99,6 +111,7 @@ export class VirtioNetDriver {
     private readonly txQueues: DriverQueue<DmaBuffer>[],
     private readonly ctrlQueue: DriverQueue<DmaBuffer> | undefined,
     private readonly rx: RxLayout,
+    private readonly framing: Framing,
     mac: Uint8Array,
     private readonly maxQueuedFrames: number,
     /** Every receive buffer, freed at close once the device is reset. */
@@ -171,18 +184,21 @@ export class VirtioNetDriver {
 
     // The largest frame this driver takes (no GSO is negotiated), header included, in whole buffers.
     const maxFrameBuffers = mergeable ? Math.ceil((hdrSize + N.ETH_MAX_FRAME_NO_GSO) / bufferSize) : 1;
+    const framing: Framing = has(VIRTIO_F_VERSION_1) || has(VIRTIO_F_ANY_LAYOUT) ? 'any-layout' : 'legacy';
     const drv = new VirtioNetDriver(
       core,
       txQueues,
       ctrlQueue,
       { hdrSize, mergeable, maxFrameBuffers },
+      framing,
       mac,
       options.maxQueuedFrames ?? 1024,
       rxBuffers,
     );
     try {
       for (const rq of rxQueues) {
-        const count = rq.queue.size;
+        // Legacy framing takes two descriptors per receive buffer.
+        const count = framing === 'legacy' ? Math.floor(rq.queue.size / 2) : rq.queue.size;
         try {
           for (const b of allocBuffers(core.bus.dma, count, bufferSize, 16)) rq.buffers.push(b);
         } catch (cause) {
@@ -196,7 +212,7 @@ export class VirtioNetDriver {
         for (let i = 0; i < count; i++) drv.postRx(rq, i);
         await rq.queue.kick();
       }
-      if (!has(N.VIRTIO_NET_F_MAC) && has(N.VIRTIO_NET_F_CTRL_MAC_ADDR)) await drv.setMac(mac);
+      if (!has(N.VIRTIO_NET_F_MAC) && MAC_ADDR_SET_NEEDS.every(has)) await drv.setMac(mac);
       if (pairs > 1) await drv.command(N.VIRTIO_NET_CTRL_MQ, N.VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, le16(pairs));
       core.onConfigChange(() => void drv.configChanged());
       for (const rq of rxQueues) drv.loops.push(drv.receiveLoop(rq));
@@ -245,13 +261,14 @@ export class VirtioNetDriver {
     return this.serialize('tx', async () => {
       const dma = this.core.bus.dma;
       // Reclaim sent buffers; wait for one only when the ring is full.
+      const descriptors = this.frameSpans(0, frame.byteLength).length;
       this.freeTx(await q.reap());
-      while (q.numFree < 1) this.freeTx(await q.waitUsed());
+      while (q.numFree < descriptors) this.freeTx(await q.waitUsed());
       const buf = this.lent.alloc(this.hdrSize + frame.byteLength, 16);
       buf.bytes.fill(0, 0, this.hdrSize); // flags 0, GSO_NONE: a complete frame
       buf.bytes.set(frame, this.hdrSize);
       await dma.flush(buf.addr, buf.bytes.byteLength);
-      q.submit([{ addr: buf.addr, len: buf.bytes.byteLength }], [], buf);
+      q.submit(this.frameSpans(buf.addr, frame.byteLength), [], buf);
       await q.kick();
       this.stats.txFrames++;
     });
@@ -297,49 +314,84 @@ export class VirtioNetDriver {
     }
   }
 
-  /** VIRTIO_NET_CTRL_RX_PROMISC. */
+  /** VIRTIO_NET_CTRL_RX_PROMISC; UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.1.2: not sent then). */
   setPromiscuous(on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0));
+    return this.setRxMode(N.VIRTIO_NET_CTRL_RX_PROMISC, on);
   }
 
-  /** VIRTIO_NET_CTRL_RX_ALLMULTI. */
+  /** VIRTIO_NET_CTRL_RX_ALLMULTI; UsageError without VIRTIO_NET_F_CTRL_RX. */
   setAllMulticast(on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, N.VIRTIO_NET_CTRL_RX_ALLMULTI, Uint8Array.of(on ? 1 : 0));
+    return this.setRxMode(N.VIRTIO_NET_CTRL_RX_ALLMULTI, on);
   }
 
-  /** Any VIRTIO_NET_CTRL_RX command (ALLUNI, NOMULTI, NOUNI, NOBCAST need CTRL_RX_EXTRA). */
+  /**
+   * Any VIRTIO_NET_CTRL_RX command. UsageError, and nothing sent, for an unknown command or one whose
+   * feature was not negotiated (5.1.6.5.1.2: PROMISC and ALLMULTI need VIRTIO_NET_F_CTRL_RX; ALLUNI,
+   * NOMULTI, NOUNI and NOBCAST need VIRTIO_NET_F_CTRL_RX_EXTRA).
+   */
   setRxMode(command: number, on: boolean): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_RX, command, Uint8Array.of(on ? 1 : 0));
+    const needs = N.netRxCommandFeature(command);
+    if (needs === undefined) return Promise.reject(new UsageError(`no VIRTIO_NET_CTRL_RX command ${command}`));
+    return this.guarded([needs], `VIRTIO_NET_CTRL_RX command ${command}`, () =>
+      this.command(N.VIRTIO_NET_CTRL_RX, command, Uint8Array.of(on ? 1 : 0)),
+    );
   }
 
-  /** VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own. */
+  /**
+   * VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own.
+   * UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.2.2: no VIRTIO_NET_CTRL_MAC command then).
+   */
   setMacTable(unicast: readonly Uint8Array[], multicast: readonly Uint8Array[]): Promise<void> {
-    return this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, concat(macTable(unicast), macTable(multicast)));
+    return this.guarded([N.VIRTIO_NET_F_CTRL_RX], 'VIRTIO_NET_CTRL_MAC_TABLE_SET', () =>
+      this.sendCommand(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_TABLE_SET, [macTable(unicast), macTable(multicast)]),
+    );
   }
 
-  /** VIRTIO_NET_CTRL_MAC_ADDR_SET. */
+  /**
+   * VIRTIO_NET_CTRL_MAC_ADDR_SET. UsageError unless VIRTIO_NET_F_CTRL_MAC_ADDR and
+   * VIRTIO_NET_F_CTRL_RX (the VIRTIO_NET_CTRL_MAC class needs it, 5.1.6.5.2.2) were negotiated.
+   */
   async setMac(mac: Uint8Array): Promise<void> {
     if (mac.byteLength !== N.ETH_ALEN) throw new UsageError('a MAC address is 6 bytes');
-    await this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_ADDR_SET, mac);
+    await this.guarded(MAC_ADDR_SET_NEEDS, 'VIRTIO_NET_CTRL_MAC_ADDR_SET', () =>
+      this.command(N.VIRTIO_NET_CTRL_MAC, N.VIRTIO_NET_CTRL_MAC_ADDR_SET, mac),
+    );
     this.macAddress = mac.slice();
   }
 
-  /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is sent at open; this is the generic form for any command. */
+  /**
+   * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is sent at open; this is the generic form for any command, sent
+   * as given whatever was negotiated (the typed commands above check their features).
+   */
   command(cls: number, cmd: number, data: Uint8Array): Promise<void> {
+    return this.sendCommand(cls, cmd, [data]);
+  }
+
+  /** A control command whose command-specific-data is `parts` (one descriptor each with legacy framing). */
+  private sendCommand(cls: number, cmd: number, parts: readonly Uint8Array[]): Promise<void> {
     const q = this.ctrlQueue;
     if (!q) return Promise.reject(new UsageError('the device has no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)'));
     return this.serialize('ctrl', async () => {
       const dma = this.core.bus.dma;
+      let dataBytes = 0;
+      for (const part of parts) dataBytes += part.byteLength;
       // Lent until the device returns the chain: after a timeout it may still write the ack.
-      const out = this.lent.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + data.byteLength, 16);
+      const out = this.lent.alloc(N.VIRTIO_NET_CTRL_HDR_SIZE + dataBytes, 16);
       const ack = this.lent.alloc(1, 1);
       out.bytes[0] = cls;
       out.bytes[1] = cmd;
-      out.bytes.set(data, N.VIRTIO_NET_CTRL_HDR_SIZE);
+      const spans: DmaSpan[] = [{ addr: out.addr, len: N.VIRTIO_NET_CTRL_HDR_SIZE }];
+      let at = N.VIRTIO_NET_CTRL_HDR_SIZE;
+      for (const part of parts) {
+        out.bytes.set(part, at);
+        if (part.byteLength > 0) spans.push({ addr: out.addr + at, len: part.byteLength });
+        at += part.byteLength;
+      }
       ack.bytes[0] = 0xff;
       await dma.flush(out.addr, out.bytes.byteLength);
       await dma.flush(ack.addr, 1);
-      q.submit([{ addr: out.addr, len: out.bytes.byteLength }], [{ addr: ack.addr, len: 1 }], out);
+      const readable = this.framing === 'legacy' ? spans : [{ addr: out.addr, len: out.bytes.byteLength }];
+      q.submit(readable, [{ addr: ack.addr, len: 1 }], out);
       await q.kick();
       const used = await q.waitUsed();
       try {
@@ -373,6 +425,18 @@ export class VirtioNetDriver {
 
   // ---- internals ----
 
+  /** `send()`, or UsageError (nothing sent) when a feature of `needs` was not negotiated. */
+  private guarded(needs: readonly number[], what: string, send: () => Promise<void>): Promise<void> {
+    const missing = needs.filter((n) => !hasFeature(this.features, n));
+    if (missing.length > 0)
+      return Promise.reject(
+        new UsageError(
+          `${what} needs ${missing.map((n) => `VIRTIO_NET_F_${N.VIRTIO_NET_FEATURE_NAMES.get(n)}`).join(' and ')}, not negotiated`,
+        ),
+      );
+    return send();
+  }
+
   private serialize<R>(lane: 'tx' | 'ctrl', work: () => Promise<R>): Promise<R> {
     const prev = lane === 'tx' ? this.txChain : this.ctrlChain;
     const next = prev.then(work, work);
@@ -389,8 +453,19 @@ export class VirtioNetDriver {
   private postRx(rq: RxQueue, index: number): void {
     if (this.closed) return; // the buffers are being freed
     const buf = rq.buffers[index]!;
-    const span: DmaSpan = { addr: buf.addr, len: buf.bytes.byteLength };
-    rq.queue.submit([], [span], index);
+    rq.queue.submit([], this.frameSpans(buf.addr, buf.bytes.byteLength - this.hdrSize), index);
+  }
+
+  /**
+   * The spans of a header at `addr` followed by `frameBytes` of frame: one, or with legacy framing
+   * the header's and the frame's (no empty one).
+   */
+  private frameSpans(addr: number, frameBytes: number): DmaSpan[] {
+    if (this.framing === 'any-layout' || frameBytes === 0) return [{ addr, len: this.hdrSize + frameBytes }];
+    return [
+      { addr, len: this.hdrSize },
+      { addr: addr + this.hdrSize, len: frameBytes },
+    ];
   }
 
   private async receiveLoop(rq: RxQueue): Promise<void> {
@@ -503,12 +578,5 @@ function macTable(macs: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(4 + macs.length * N.ETH_ALEN);
   new DataView(out.buffer).setUint32(0, macs.length, true);
   macs.forEach((m, i) => out.set(m.subarray(0, N.ETH_ALEN), 4 + i * N.ETH_ALEN));
-  return out;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
   return out;
 }

@@ -38,8 +38,10 @@ import {
 } from '../../spec/virtio-pci.js';
 import type { DeviceCore, RingArea } from '../../core/device-core.js';
 import { queueNotifConfigData, queueNotifyOff } from './notify-cfg.js';
-import { VIRTIO_F_NOTIF_CONFIG_DATA, hasFeature } from '../../spec/features.js';
+import { VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_PACKED, hasFeature } from '../../spec/features.js';
 import type { PciNotifications } from './pci-notifications.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
+import { SPLIT_RING } from '../../queue/ring-format.js';
 
 /** The common configuration block of BAR4; its select registers return to 0 on every device reset. */
 export class CommonCfg implements BarRegion {
@@ -47,6 +49,10 @@ export class CommonCfg implements BarRegion {
   private dfselect = 0;
   private gfselect = 0;
   private queueSelect = 0;
+  /** Audit: a reset was written and device_status has not read 0 since (4.1.4.3.2). */
+  private resetUnconfirmed = false;
+  /** Audit: queues whose queue_reset was written 1 and has not read 0 since. */
+  private readonly queueResetsUnconfirmed = new Set<number>();
 
   constructor(
     private readonly core: DeviceCore,
@@ -54,6 +60,7 @@ export class CommonCfg implements BarRegion {
     private readonly notifications: PciNotifications,
   ) {
     core.onReset(() => {
+      this.queueResetsUnconfirmed.clear();
       this.dfselect = 0;
       this.gfselect = 0;
       this.queueSelect = 0;
@@ -78,13 +85,14 @@ export class CommonCfg implements BarRegion {
         value = core.driverFeatureWord(this.gfselect);
         break;
       case VIRTIO_PCI_COMMON_MSIX:
-        value = this.notifications.configVector;
+        value = this.notifications.readConfigVector();
         break;
       case VIRTIO_PCI_COMMON_NUMQ:
         value = core.queues.length;
         break;
       case VIRTIO_PCI_COMMON_STATUS:
         value = core.status;
+        if (value === 0) this.resetUnconfirmed = false;
         break;
       case VIRTIO_PCI_COMMON_CFGGENERATION:
         value = core.configGeneration;
@@ -96,7 +104,7 @@ export class CommonCfg implements BarRegion {
         value = q?.size ?? 0;
         break;
       case VIRTIO_PCI_COMMON_Q_MSIX:
-        value = this.notifications.queueVector(this.queueSelect);
+        value = this.notifications.readQueueVector(this.queueSelect);
         break;
       case VIRTIO_PCI_COMMON_Q_ENABLE:
         value = q?.enabled ? 1 : 0;
@@ -118,6 +126,7 @@ export class CommonCfg implements BarRegion {
       case VIRTIO_PCI_COMMON_Q_RESET:
         // 4.1.4.3.1: 1 as long as the queue reset is ongoing (old operations not yet settled).
         value = q?.resetPending ? 1 : 0;
+        if (value === 0) this.queueResetsUnconfirmed.delete(this.queueSelect);
         break;
       case VIRTIO_PCI_COMMON_Q_NDATA:
         // 4.1.4.3: the field exists once VIRTIO_F_NOTIF_CONFIG_DATA is negotiated; 0 before.
@@ -136,6 +145,7 @@ export class CommonCfg implements BarRegion {
     const core = this.core;
     const value = truncate(written, size);
     const q = this.queueSelect;
+    if (core.audit !== undefined) this.auditWrite(offset, value);
     switch (offset) {
       case VIRTIO_PCI_COMMON_DFSELECT:
         this.dfselect = value;
@@ -184,7 +194,48 @@ export class CommonCfg implements BarRegion {
       // the fields of features not offered are read-only; other offsets are not fields.
     }
   }
+
+  /** Audit: the driver rules of 4.1.4.3.2 a common configuration write can break (the core checks the state rules). */
+  private auditWrite(offset: number, value: number): void {
+    const audit = this.core.audit!;
+    const q = this.queueSelect;
+    const readOnly = READ_ONLY_FIELDS.get(offset);
+    if (readOnly !== undefined) audit(R.commonReadOnly, `${readOnly} written`);
+    switch (offset) {
+      case VIRTIO_PCI_COMMON_STATUS:
+        this.notifications.checkVectorVerified();
+        if ((value & 0xff) === 0) this.resetUnconfirmed = true;
+        else if (this.resetUnconfirmed)
+          audit(R.commonResetWait, `device_status written 0x${(value & 0xff).toString(16)} before a read of 0 after the reset`);
+        break;
+      case VIRTIO_PCI_COMMON_Q_SIZE: {
+        const size = value & 0xffff;
+        if (hasFeature(this.core.driverFeatures, VIRTIO_F_RING_PACKED)) {
+          if (size === 0) audit(R.commonQueueSizeNonzero, `queue_size of queue ${q} written 0 on a packed ring`);
+        } else if (!SPLIT_RING.isQueueSize(size)) audit(R.commonQueueSizePow2, `queue_size of queue ${q} written ${size}`);
+        break;
+      }
+      case VIRTIO_PCI_COMMON_Q_ENABLE:
+        if ((value & 0xffff) === 0) audit(R.commonQueueEnableZero, `queue_enable of queue ${q} written 0`);
+        else if (this.queueResetsUnconfirmed.has(q))
+          audit(R.commonQueueResetWait, `queue ${q} enabled before queue_reset read 0 after its reset`);
+        break;
+      case VIRTIO_PCI_COMMON_Q_RESET:
+        if ((value & 0xffff) === 1) this.queueResetsUnconfirmed.add(q);
+        break;
+      default:
+    }
+  }
 }
+
+/** Common configuration fields the driver only reads (4.1.4.3.2), by offset. */
+const READ_ONLY_FIELDS: ReadonlyMap<number, string> = new Map([
+  [VIRTIO_PCI_COMMON_DF, 'device_feature'],
+  [VIRTIO_PCI_COMMON_NUMQ, 'num_queues'],
+  [VIRTIO_PCI_COMMON_CFGGENERATION, 'config_generation'],
+  [VIRTIO_PCI_COMMON_Q_NOFF, 'queue_notify_off'],
+  [VIRTIO_PCI_COMMON_Q_NDATA, 'queue_notif_config_data'],
+]);
 
 /** Which ring area and half a queue address register holds. */
 function ringHalfAt(offset: number): [RingArea, 0 | 1] {

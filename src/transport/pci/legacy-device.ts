@@ -22,6 +22,7 @@ import type { BarRegion } from '../../pci/bar-region.js';
 import type { BarDescriptor } from '../../pci/function.js';
 import { ALL_ONES, truncate, type AccessSize } from '../../memory/access-size.js';
 import { PCI_BAR_MIN_IO_SIZE } from '../../spec/pci-header.js';
+import { bit, VIRTIO_F_ANY_LAYOUT } from '../../spec/features.js';
 import { descTableSize, legacyUsedOffset } from '../../spec/ring.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -47,6 +48,8 @@ import {
 } from '../../spec/virtio-pci.js';
 import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-core.js';
 import type { PciNotifications } from './pci-notifications.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
+import { featureBits } from '../../spec/features.js';
 
 /** The BAR holding the legacy header (spec 4.1.4.10: "the first I/O region"). */
 export const LEGACY_BAR = 0;
@@ -54,6 +57,10 @@ export const LEGACY_BAR = 0;
 /**
  * Legacy initialisation (spec 3.1.2 / 0.9.5): ACKNOWLEDGE, DRIVER, then DRIVER_OK once features and
  * queues are set; no FEATURES_OK, and VERSION_1 is not required (it cannot even be seen).
+ * VIRTIO_F_ANY_LAYOUT is offered here only (6.3: transitional devices MUST offer it; it means nothing
+ * on the modern interface, where the layout is always free): every device model parses its chains
+ * as byte ranges, whatever the descriptors (Message Framing). A legacy driver may use the device
+ * before DRIVER_OK (3.1.2): its first notification once queues can be set up starts the device.
  */
 export const LEGACY_RULES: InterfaceRules = {
   statusSteps: [
@@ -63,6 +70,8 @@ export const LEGACY_RULES: InterfaceRules = {
     { bit: VIRTIO_CONFIG_S_FAILED, requires: 0 },
   ],
   requiredFeatures: 0n,
+  interfaceFeatures: bit(VIRTIO_F_ANY_LAYOUT),
+  usableBeforeDriverOk: true,
 };
 
 /**
@@ -132,10 +141,10 @@ export class LegacyTransport {
         value = this.notifications.readIsr();
         break;
       case VIRTIO_MSI_CONFIG_VECTOR:
-        value = this.notifications.configVector;
+        value = this.notifications.readConfigVector();
         break;
       case VIRTIO_MSI_QUEUE_VECTOR:
-        value = this.notifications.queueVector(this.queueSelect);
+        value = this.notifications.readQueueVector(this.queueSelect);
         break;
       default:
         value = 0;
@@ -151,6 +160,7 @@ export class LegacyTransport {
       core.writeDeviceConfig(offset - configOffset, size, value);
       return;
     }
+    if (core.audit !== undefined) this.auditWrite(offset, value);
     switch (offset) {
       case VIRTIO_PCI_GUEST_FEATURES:
         // Only bits offered are taken (the legacy interface has no FEATURES_OK to refuse others).
@@ -177,6 +187,29 @@ export class LegacyTransport {
         break;
       default:
       // host features and queue size are read-only, the ISR is read-clear; other offsets are not registers.
+    }
+  }
+
+  /** Audit: the legacy header's read-only registers, features beyond the offer, vectors read back. */
+  private auditWrite(offset: number, value: number): void {
+    const audit = this.core.audit!;
+    switch (offset) {
+      case VIRTIO_PCI_HOST_FEATURES:
+      case VIRTIO_PCI_QUEUE_NUM:
+      case VIRTIO_PCI_ISR:
+        audit(R.legacyReadOnly, `read-only legacy register at offset ${offset} written`);
+        break;
+      case VIRTIO_PCI_GUEST_FEATURES: {
+        // The register keeps only offered bits, so the audit looks at what was written.
+        const unoffered = BigInt(value >>> 0) & ~BigInt(this.core.deviceFeatureWord(0));
+        if (unoffered !== 0n)
+          audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
+        break;
+      }
+      case VIRTIO_PCI_STATUS:
+        this.notifications.checkVectorVerified();
+        break;
+      default:
     }
   }
 

@@ -14,12 +14,18 @@ export class MsixInterrupts implements InterruptSink {
 
   constructor(private readonly intx: IntxInterrupts) {}
 
-  /** Use `msix` from now on (the table is built after the core that reports to this sink). */
-  attach(msix: MsixTable): void {
+  /**
+   * Use `msix` from now on (the table is built after the core that reports to this sink).
+   * `isrPending` says whether the ISR holds a bit: with MSI-X disabled the PCI status Interrupt
+   * Status bit (and so INTx) is the OR of the ISR's bits (4.1.4.5.1), also for an event that came
+   * while MSI-X was enabled.
+   */
+  attach(msix: MsixTable, isrPending: () => boolean): void {
     this.msix = msix;
-    // Enabling MSI-X takes the function off its INTx pin.
     msix.onEnableChange((enabled) => {
+      // Enabling MSI-X takes the function off its INTx pin; disabling it puts a pending ISR there.
       if (enabled) this.intx.isrCleared();
+      else if (isrPending()) this.intx.notify();
     });
   }
 

@@ -19,6 +19,7 @@ import type { BarRegion } from '../../pci/bar-region.js';
 import type { DeviceCore } from '../../core/device-core.js';
 import { notificationNext, notificationVqn } from '../../queue/notification-data.js';
 import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, hasFeature } from '../../spec/features.js';
+import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../../spec/driver-requirements.js';
 
 /** Bytes between queue notify addresses (4.1.4.4); QEMU's default without page-per-vq. 4.1.4.4: a multiple of 4 for NOTIFICATION_DATA. */
 export const MODERN_NOTIFY_OFF_MULTIPLIER = 4;
@@ -47,11 +48,12 @@ export function notifyCfgRegion(core: DeviceCore): BarRegion {
       const features = core.negotiatedFeatures;
       const withData = hasFeature(features, VIRTIO_F_NOTIFICATION_DATA);
       const configData = hasFeature(features, VIRTIO_F_NOTIF_CONFIG_DATA);
+      const width = withData ? 4 : 2;
+      if (core.audit !== undefined) auditNotification(core.audit, offset, size, value, index, width, configData);
       if (!withData && !configData) {
         core.notify(index);
         return;
       }
-      const width = withData ? 4 : 2;
       if (size !== width || offset % MODERN_NOTIFY_OFF_MULTIPLIER !== 0) {
         core.rejectNotification(
           index,
@@ -68,4 +70,26 @@ export function notifyCfgRegion(core: DeviceCore): BarRegion {
       core.notify(index, withData ? notificationNext(value) : undefined);
     },
   };
+}
+
+/** Audit: the driver rules of 4.1.5.2.1 for a notification of queue `index` (the width, and what the value names). */
+function auditNotification(
+  audit: DriverAuditSink,
+  offset: number,
+  size: AccessSize,
+  value: number,
+  index: number,
+  width: number,
+  configData: boolean,
+): void {
+  if (size !== width || offset % MODERN_NOTIFY_OFF_MULTIPLIER !== 0) {
+    audit(
+      R.notifyWidth,
+      `a ${size}-byte notification of queue ${index}; ${width} bytes at ${index * MODERN_NOTIFY_OFF_MULTIPLIER} expected`,
+    );
+    return;
+  }
+  const expected = configData ? queueNotifConfigData(index) : index;
+  const named = notificationVqn(value);
+  if (named !== expected) audit(R.notifyValue, `notification of queue ${index} carries ${named}, expected ${expected}`);
 }

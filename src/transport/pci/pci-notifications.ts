@@ -8,12 +8,15 @@
 
 import type { DriverNotification, NotificationSink } from '../../core/device-core.js';
 import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../../spec/virtio-pci.js';
+import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../../spec/driver-requirements.js';
 import type { InterruptSink } from './intx-interrupts.js';
 
 export class PciNotifications implements NotificationSink {
   private isr = 0;
   private configVectorValue = VIRTIO_MSI_NO_VECTOR;
   private readonly queueVectorValues: number[];
+  /** Audit: the vector field written and not read back yet ('config', a queue index, or none). */
+  private unverified: 'config' | number | undefined;
 
   /**
    * @param queueCount the device's num_queues
@@ -24,6 +27,8 @@ export class PciNotifications implements NotificationSink {
     queueCount: number,
     private readonly interrupts: InterruptSink,
     private readonly resetPending: () => boolean,
+    /** Where broken driver statements go (the driver audit), when auditing. */
+    private readonly audit?: DriverAuditSink,
   ) {
     this.queueVectorValues = new Array<number>(queueCount).fill(VIRTIO_MSI_NO_VECTOR);
   }
@@ -40,6 +45,7 @@ export class PciNotifications implements NotificationSink {
 
   /** Device reset: ISR 0 (INTx drops), every vector NO_VECTOR. A queue reset keeps the queue's vector. */
   reset(): void {
+    this.unverified = undefined;
     this.configVectorValue = VIRTIO_MSI_NO_VECTOR;
     this.queueVectorValues.fill(VIRTIO_MSI_NO_VECTOR);
     this.isr = 0;
@@ -66,6 +72,35 @@ export class PciNotifications implements NotificationSink {
   queueVector(index: number): number {
     return this.queueVectorValues[index] ?? VIRTIO_MSI_NO_VECTOR;
   }
+  /** The driver read config_msix_vector (audit: the mapping is verified). */
+  readConfigVector(): number {
+    if (this.unverified === 'config') this.unverified = undefined;
+    return this.configVectorValue;
+  }
+  /** The driver read queue_msix_vector of queue `index` (audit: the mapping is verified). */
+  readQueueVector(index: number): number {
+    if (this.unverified === index) this.unverified = undefined;
+    return this.queueVector(index);
+  }
+  /**
+   * Audit: the driver moved on (another vector write, a status write) without reading back the
+   * vector it wrote (4.1.5.1.2.2).
+   */
+  checkVectorVerified(): void {
+    if (this.unverified === undefined) return;
+    const field = this.unverified === 'config' ? 'config_msix_vector' : `queue_msix_vector of queue ${this.unverified}`;
+    this.unverified = undefined;
+    this.audit?.(R.msixVerifyVector, `${field} written and never read back`);
+  }
+  private auditVectorWrite(field: 'config' | number, vector: number): void {
+    this.checkVectorVerified();
+    this.unverified = field;
+    if (!this.interrupts.vectorUsable(vector))
+      this.audit!(
+        R.msixVectorInTable,
+        `${field === 'config' ? 'config_msix_vector' : `queue_msix_vector of queue ${field}`} written ${vector}, outside the MSI-X table`,
+      );
+  }
   /** Every queue's vector, by queue index. */
   get queueVectors(): readonly number[] {
     return this.queueVectorValues;
@@ -76,9 +111,11 @@ export class PciNotifications implements NotificationSink {
    * changed in any state (a legacy driver such as Linux's writes it after the queue PFN).
    */
   setQueueVector(index: number, vector: number): void {
+    if (this.audit !== undefined) this.auditVectorWrite(index, vector);
     if (index >= 0 && index < this.queueVectorValues.length && !this.resetPending()) this.queueVectorValues[index] = this.usable(vector);
   }
   setConfigVector(vector: number): void {
+    if (this.audit !== undefined) this.auditVectorWrite('config', vector);
     if (!this.resetPending()) this.configVectorValue = this.usable(vector);
   }
   private usable(vector: number): number {

@@ -50,6 +50,10 @@ import {
 } from './modern-device.js';
 import { MsixInterrupts } from './msix-interrupts.js';
 import { PciNotifications } from './pci-notifications.js';
+import type { DriverAudit } from '../../core/driver-audit.js';
+import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
+import type { BarRegion } from '../../pci/bar-region.js';
+import { GenerationLoopWatch, auditedRegion, legacyRegisterLabel, modernRegisterLabel } from './access-audit.js';
 
 /** Spec 4.1.2.1: a non-transitional device has revision ID 1 or higher. */
 export const VIRTIO_PCI_MODERN_REVISION = 1;
@@ -94,6 +98,11 @@ export interface VirtioPciFunctionOptions {
    * The legacy interface never carries it (its feature word is 32 bits).
    */
   readonly packed?: boolean;
+  /**
+   * Audit mode: record in `audit` every driver-side statement the driver breaks, with the access
+   * that broke it (core/driver-audit.ts). Default none: the function then does none of it.
+   */
+  readonly audit?: DriverAudit;
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -153,48 +162,63 @@ export class VirtioPciFunction extends PciEndpoint {
     super(config, host);
     this.mode = mode;
     const interrupts = new MsixInterrupts(new IntxInterrupts(this));
-    this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending);
+    const audit = options.audit;
+    this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending, audit?.record);
     this.core = new DeviceCore(device, host.memory, this.notifications, {
       ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
+      ...(audit === undefined ? {} : { audit: audit.record }),
     });
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
     if (vectors > 0) {
       this.msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
       this.setBarRegion(MSIX_BAR, this.msix.region);
-      interrupts.attach(this.msix);
+      interrupts.attach(this.msix, () => this.notifications.peekIsr() !== 0);
     }
     const msix = this.msix;
     this.legacy = hasLegacy ? new LegacyTransport(this.core, this.notifications, () => msix?.enabled ?? false) : undefined;
     this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
+    if (audit !== undefined) this.arbiter?.onIgnoredAccess((message) => audit.record(DRIVER_REQUIREMENTS.legacyOneInterface, message));
+    const audited = (region: BarRegion, bar: number): BarRegion =>
+      audit === undefined
+        ? region
+        : bar === MODERN_BAR
+          ? auditedRegion(region, audit, bar, modernRegisterLabel, new GenerationLoopWatch(audit))
+          : auditedRegion(region, audit, bar, legacyRegisterLabel);
 
     if (this.modernTransport !== undefined) {
       const region = this.modernTransport.region;
       this.setBarRegion(
         MODERN_BAR,
-        this.arbiter?.guard({
-          kind: 'modern',
-          bar: MODERN_BAR,
-          region,
-          rules: { statusSteps: MODERN_STATUS_STEPS },
-          isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
-          readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
-        }) ?? region,
+        audited(
+          this.arbiter?.guard({
+            kind: 'modern',
+            bar: MODERN_BAR,
+            region,
+            rules: { statusSteps: MODERN_STATUS_STEPS },
+            isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
+            readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
+          }) ?? region,
+          MODERN_BAR,
+        ),
       );
     }
     if (this.legacy !== undefined) {
       const region = this.legacy.region;
       this.setBarRegion(
         LEGACY_BAR,
-        this.arbiter?.guard({
-          kind: 'legacy',
-          bar: LEGACY_BAR,
-          region,
-          rules: LEGACY_RULES,
-          isReset: (offset, _size, value) => offset === VIRTIO_PCI_STATUS && (value & 0xff) === 0,
-          readHasEffect: (offset) => offset === VIRTIO_PCI_ISR,
-        }) ?? region,
+        audited(
+          this.arbiter?.guard({
+            kind: 'legacy',
+            bar: LEGACY_BAR,
+            region,
+            rules: LEGACY_RULES,
+            isReset: (offset, _size, value) => offset === VIRTIO_PCI_STATUS && (value & 0xff) === 0,
+            readHasEffect: (offset) => offset === VIRTIO_PCI_ISR,
+          }) ?? region,
+          LEGACY_BAR,
+        ),
       );
     }
   }

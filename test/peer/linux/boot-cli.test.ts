@@ -90,3 +90,15 @@ test('boot --net-udp: a taken port is one line before anything starts; after a b
   assert.equal(await bindUdpOnce(port), port);
   await assertNothingLeft(tmp, run, 'net-udp success');
 });
+
+test("boot --audit: when the session ends, the audit of Linux's drivers, per device", async (t) => {
+  const tmp = await privateTmp(t);
+  const run = await runCli(['boot', '--audit'], { tmp, at: SHELL_UP, input: 'exit\n', timeoutMs: BOOT_TIMEOUT_MS });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /driver audit of Linux's virtio drivers/);
+  // As test/peer/linux/audit.test.ts lists: virtio_blk's single-field config reads; rng and console clean.
+  assert.match(run.stderr, /^ {2}blk +device-config\/generation-loop \(SHOULD, 2\.5\.1\) x\d+:/m);
+  assert.match(run.stderr, /^ {2}rng +clean$/m);
+  assert.match(run.stderr, /^ {2}console +clean$/m);
+  await assertNothingLeft(tmp, run, 'audit');
+});

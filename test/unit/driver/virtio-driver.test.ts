@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
-import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
+import { DRIVER_CORE_FEATURES, VirtioDriver } from '../../../src/driver/virtio-driver.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import {
   featureSet,
@@ -22,7 +22,8 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../../../src/spec/status.js';
 import { VIRTIO_PCI_COMMON_STATUS } from '../../../src/spec/virtio-pci.js';
-import { VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
+import { VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
+import * as N from '../../../src/spec/net.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { PackedQueue } from '../../../src/queue/packed/device-ring.js';
 import { LOOPBACK_DEVICE_TYPE, LOOPBACK_MAGIC, LoopbackDevice, type LoopbackOptions } from '../../helpers/loopback-device.js';
@@ -329,4 +330,32 @@ test('close resets the device and fails later waits', async () => {
   assert.equal(await drv.transport.getStatus(), 0);
   assert.equal(device.resets, resetsBefore + 1);
   await assert.rejects(q.waitUsed(10), UsageError);
+});
+
+test('negotiation drops every feature whose dependencies are not accepted with it (2.2.1, net 5.1.3.1), to a fixed point', async (t) => {
+  // A net device that breaks its own rule (2.2.2) by offering features without what they require.
+  const offered = featureSet(
+    N.VIRTIO_NET_F_CTRL_RX, // needs CTRL_VQ, not offered
+    N.VIRTIO_NET_F_CTRL_RX_EXTRA,
+    N.VIRTIO_NET_F_GUEST_ANNOUNCE,
+    N.VIRTIO_NET_F_CTRL_MAC_ADDR,
+    N.VIRTIO_NET_F_MQ,
+    N.VIRTIO_NET_F_GUEST_TSO4, // needs GUEST_CSUM, not offered
+    N.VIRTIO_NET_F_GUEST_ECN, // needs GUEST_TSO4 or GUEST_TSO6: goes once GUEST_TSO4 has gone
+    N.VIRTIO_NET_F_CSUM,
+    N.VIRTIO_NET_F_HOST_TSO4, // needs CSUM: offered, so kept
+    N.VIRTIO_NET_F_HOST_ECN, // needs HOST_TSO4: kept
+    N.VIRTIO_NET_F_MAC,
+  );
+  const { drv } = await live({ deviceType: VIRTIO_ID_NET, deviceFeatures: offered }, offered);
+  t.after(() => drv.close());
+  const device = drv.features & ~DRIVER_CORE_FEATURES & ~featureSet(VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA);
+  assert.equal(device, featureSet(N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_HOST_ECN, N.VIRTIO_NET_F_MAC));
+});
+
+test('a required feature dropped for an unmet dependency fails negotiation like one not offered', async () => {
+  const offered = featureSet(N.VIRTIO_NET_F_CTRL_RX);
+  const env = machineWith({ deviceType: VIRTIO_ID_NET, deviceFeatures: offered });
+  const drv = await VirtioDriver.open(env.bus, env.fn);
+  await assert.rejects(drv.negotiate(offered, offered), (e: unknown) => e instanceof DeviceFaultError && e.code === 'ERR_DEVICE_FEATURES');
 });

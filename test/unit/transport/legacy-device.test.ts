@@ -10,6 +10,8 @@ import {
   PCI_COMMAND_MEMORY,
   PCI_MSIX_FLAGS,
   PCI_MSIX_FLAGS_ENABLE,
+  PCI_STATUS,
+  PCI_STATUS_INTERRUPT,
 } from '../../../src/spec/pci.js';
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -151,6 +153,22 @@ test('legacy header with MSI-X enabled: vectors at 20 and 22, device config move
   assert.equal(io.r(HEADER.queueVector, 2), 0xffff);
   io.w(HEADER.configVector, 2, 7);
   assert.equal(io.r(HEADER.configVector, 2), 0xffff);
+});
+
+test('an ISR bit set while MSI-X was enabled shows in PCI status Interrupt Status (and INTx) once MSI-X is disabled (4.1.4.5.1)', () => {
+  const { fn, io, intx } = legacyFunction({ msixVectors: 3 });
+  io.w(HEADER.status, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+  enableMsix(fn);
+  io.w(24 + 4, 4, 0x1234); // the loopback's scratch: a configuration change, ISR bit 1, config vector NO_VECTOR
+  assert.equal(fn.notifications.peekIsr(), spec.VIRTIO_PCI_ISR_CONFIG);
+  assert.equal(fn.configRead(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, 0, 'MSI-X enabled: INTx is not used');
+  assert.notEqual(intx.at(-1), true);
+  fn.configWrite(fn.msix!.capability.offset + PCI_MSIX_FLAGS, 2, 0);
+  assert.equal(fn.configRead(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, PCI_STATUS_INTERRUPT, 'the OR of the ISR bits');
+  assert.equal(intx.at(-1), true);
+  assert.equal(io.r(HEADER.isr, 1), spec.VIRTIO_PCI_ISR_CONFIG);
+  assert.equal(fn.configRead(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, 0, 'the ISR read cleared it');
+  assert.equal(intx.at(-1), false);
 });
 
 test('legacy queue vector of a queue that does not exist reads VIRTIO_MSI_NO_VECTOR (0xffff), as QEMU', () => {
