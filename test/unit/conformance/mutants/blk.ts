@@ -33,7 +33,7 @@ import {
 } from '../../../../src/spec/blk.js';
 import { featureSet } from '../../../../src/spec/features.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { readablePart, WrappedDevice, writableBuffers, type UsedChain, type WrapHooks } from './wrap-device.js';
+import { plugWrapped, readablePart, wrappedMutant, writableBuffers, type UsedChain, type WrapHooks } from './wrap-device.js';
 
 /** 64 sectors: small, and every check's sectors (0..2, capacity) are meaningful. */
 const SECTORS = 64;
@@ -44,16 +44,11 @@ function disk(readOnly = false): BlkDeviceOptions {
 
 /** The disk as a transitional function (both interfaces), with `hooks` when given. */
 function plugBlk(machine: Machine, options: BlkDeviceOptions, hooks?: WrapHooks): Bdf {
-  const blk = new BlkDevice(options);
-  return machine.plugVirtio(hooks ? new WrappedDevice(blk, hooks) : blk, { mode: 'transitional' }).bdf;
+  return plugWrapped(machine, new BlkDevice(options), hooks);
 }
 
 function mutant(breaks: string, hooks: WrapHooks, readOnly = false): Mutant {
-  return {
-    breaks,
-    original: (machine) => plugBlk(machine, disk(readOnly)),
-    mutant: (machine) => plugBlk(machine, disk(readOnly), hooks),
-  };
+  return wrappedMutant(breaks, () => new BlkDevice(disk(readOnly)), hooks);
 }
 
 /** A request as the device saw it, when its used element is pushed. */

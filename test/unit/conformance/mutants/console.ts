@@ -3,9 +3,7 @@
  * wrapper that rewrites a control message the device sends, or breaks on an early emerg_wr write.
  */
 
-import type { Bdf } from '../../../../src/bus/pci-bus.js';
 import { VirtioConsoleDevice } from '../../../../src/device/console/console-device.js';
-import type { Machine } from '../../../../src/platform/machine.js';
 import {
   VIRTIO_CONSOLE_CONFIG_EMERG_WR,
   VIRTIO_CONSOLE_CONTROL_RECEIVEQ,
@@ -13,16 +11,13 @@ import {
   VIRTIO_CONSOLE_DEVICE_REMOVE,
 } from '../../../../src/spec/console.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { WrappedDevice, writableBuffers, type WrapHooks } from './wrap-device.js';
+import { wrappedMutant, writableBuffers, type WrapHooks } from './wrap-device.js';
 
 /** Two ports, so that the device sends two DEVICE_ADDs after DEVICE_READY. */
-function plugConsole(machine: Machine, hooks?: WrapHooks): Bdf {
-  const console = new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'second' }] });
-  return machine.plugVirtio(hooks ? new WrappedDevice(console, hooks) : console, { mode: 'transitional' }).bdf;
-}
+const twoPorts = (): VirtioConsoleDevice => new VirtioConsoleDevice({ ports: [{ console: true }, { name: 'second' }] });
 
 function mutant(breaks: string, hooks: WrapHooks): Mutant {
-  return { breaks, original: (machine) => plugConsole(machine), mutant: (machine) => plugConsole(machine, hooks) };
+  return wrappedMutant(breaks, twoPorts, hooks);
 }
 
 /** The DEVICE_ADD of port 1 becomes (`id`, `event`). */
@@ -44,20 +39,16 @@ function rewriteSecondAdd(breaks: string, id: number, event: number): Mutant {
 
 /** An emerg_wr write before DRIVER_OK leaves the device refusing FEATURES_OK from then on. */
 function emergBreaks(): Mutant {
-  return {
-    breaks: 'an emerg_wr write on an unconfigured device makes it refuse initialisation',
-    original: (machine) => plugConsole(machine),
-    mutant(machine) {
-      let broken = false;
-      return plugConsole(machine, {
-        writeConfig(offset, _size, _value, inner) {
-          if (offset === VIRTIO_CONSOLE_CONFIG_EMERG_WR) broken = true;
-          inner();
-        },
-        acceptFeatures: (_features, inner) => !broken && inner(),
-      });
-    },
-  };
+  return wrappedMutant('an emerg_wr write on an unconfigured device makes it refuse initialisation', twoPorts, () => {
+    let broken = false;
+    return {
+      writeConfig(offset, _size, _value, inner) {
+        if (offset === VIRTIO_CONSOLE_CONFIG_EMERG_WR) broken = true;
+        inner();
+      },
+      acceptFeatures: (_features, inner) => !broken && inner(),
+    };
+  });
 }
 
 const readd = rewriteSecondAdd('port 0 is added twice', 0, VIRTIO_CONSOLE_DEVICE_ADD);

@@ -3,19 +3,12 @@
  * wrapper that changes what the device reports or writes for a request.
  */
 
-import type { Bdf } from '../../../../src/bus/pci-bus.js';
 import { RngDevice } from '../../../../src/device/rng/rng-device.js';
-import type { Machine } from '../../../../src/platform/machine.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { WrappedDevice, writableBuffers, type WrapHooks } from './wrap-device.js';
-
-function plugRng(machine: Machine, hooks?: WrapHooks): Bdf {
-  const rng = new RngDevice();
-  return machine.plugVirtio(hooks ? new WrappedDevice(rng, hooks) : rng, { mode: 'transitional' }).bdf;
-}
+import { wrappedMutant, writableBuffers, type WrapHooks } from './wrap-device.js';
 
 function mutant(breaks: string, used: NonNullable<WrapHooks['used']>): Mutant {
-  return { breaks, original: (machine) => plugRng(machine), mutant: (machine) => plugRng(machine, { used }) };
+  return wrappedMutant(breaks, () => new RngDevice(), { used });
 }
 
 export const entropyMutants: Mutants = {

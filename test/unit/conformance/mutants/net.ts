@@ -3,10 +3,8 @@
  * that changes the offer, a configuration field, or the ack of one kind of control command.
  */
 
-import type { Bdf } from '../../../../src/bus/pci-bus.js';
 import type { NetBackend, NetBackendPort } from '../../../../src/device/net/backend.js';
 import { VirtioNetDevice } from '../../../../src/device/net/net-device.js';
-import type { Machine } from '../../../../src/platform/machine.js';
 import { featureSet } from '../../../../src/spec/features.js';
 import {
   VIRTIO_NET_CONFIG_DUPLEX,
@@ -26,7 +24,7 @@ import {
 } from '../../../../src/spec/net.js';
 import type { AccessSize } from '../../../../src/memory/access-size.js';
 import type { Mutant, Mutants } from './mutant.js';
-import { readablePart, WrappedDevice, writableBuffers, type WrapHooks } from './wrap-device.js';
+import { readablePart, wrappedMutant, writableBuffers, type WrapHooks } from './wrap-device.js';
 
 const MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x12, 0x34, 0x56);
 
@@ -40,18 +38,9 @@ function loopBackend(): NetBackend {
   };
 }
 
-function plugNet(machine: Machine, queuePairs: number, hooks?: WrapHooks): Bdf {
-  const net = new VirtioNetDevice({ backend: loopBackend(), mac: MAC, queuePairs });
-  return machine.plugVirtio(hooks ? new WrappedDevice(net, hooks) : net, { mode: 'transitional' }).bdf;
-}
-
 /** `hooks`, or a function giving fresh hooks (with their own state) to each mutant plugged. */
 function mutant(breaks: string, hooks: WrapHooks | (() => WrapHooks), queuePairs = 1): Mutant {
-  return {
-    breaks,
-    original: (machine) => plugNet(machine, queuePairs),
-    mutant: (machine) => plugNet(machine, queuePairs, typeof hooks === 'function' ? hooks() : hooks),
-  };
+  return wrappedMutant(breaks, () => new VirtioNetDevice({ backend: loopBackend(), mac: MAC, queuePairs }), hooks);
 }
 
 /** A field of `size` bytes at `offset` reads `value` (the device's configuration grown to `configSize` for it). */

@@ -6,10 +6,13 @@
  * at pop, so the hook sees them after the device is done with the chain).
  */
 
+import type { Bdf } from '../../../../src/bus/pci-bus.js';
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../../../src/core/virtio-device.js';
+import type { Machine } from '../../../../src/platform/machine.js';
 import type { AccessSize } from '../../../../src/memory/access-size.js';
 import type { GuestMemory } from '../../../../src/memory/guest-memory.js';
 import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
+import type { Mutant } from './mutant.js';
 
 /** One buffer of a popped chain. */
 export interface ChainBuffer {
@@ -176,4 +179,18 @@ export class WrappedDevice implements VirtioDevice {
   reset(): ResetCompletion {
     return this.inner.reset();
   }
+}
+
+/** `device` as a transitional function (both interfaces), under `hooks` when given. */
+export function plugWrapped(machine: Machine, device: VirtioDevice, hooks?: WrapHooks): Bdf {
+  return machine.plugVirtio(hooks ? new WrappedDevice(device, hooks) : device, { mode: 'transitional' }).bdf;
+}
+
+/** A mutant: `device()` as it is, and under `hooks` (a function gives each mutant plugged fresh hooks, with their own state). */
+export function wrappedMutant(breaks: string, device: () => VirtioDevice, hooks: WrapHooks | (() => WrapHooks)): Mutant {
+  return {
+    breaks,
+    original: (machine) => plugWrapped(machine, device()),
+    mutant: (machine) => plugWrapped(machine, device(), typeof hooks === 'function' ? hooks() : hooks),
+  };
 }
