@@ -15,18 +15,15 @@ import type { DmaBuffer } from '../memory/dma.js';
 import { PACKED_RING, SPLIT_RING } from '../queue/ring-format.js';
 import { featureSet, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from '../spec/features.js';
 import { PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE } from '../spec/pci.js';
-import {
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
-  VIRTIO_CONFIG_S_DRIVER,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-} from '../spec/status.js';
+import { VIRTIO_CONFIG_S_DRIVER_OK } from '../spec/status.js';
 import { VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import { MockPackedQueue } from '../testing/mock-packed-queue.js';
 import { MockQueue } from '../testing/mock-queue.js';
 import type { ChainSpec, UsedElem } from '../testing/mock-ring.js';
 import { disableMsix } from '../transport/pci/msix-driver.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
+import { ACK_DRIVER, ACK_DRIVER_FEATURES_OK, openDevice, writeFeatures } from './bring-up.js';
+import { transportOf } from './pci-support.js';
 import type { CheckContext } from './statement.js';
 import { WriteTrackingMemory } from './written-ranges.js';
 
@@ -70,31 +67,25 @@ export class RingSession {
    * such queue.
    */
   static async open(ctx: CheckContext, options: RingSessionOptions): Promise<RingSession> {
-    const transport = await ctx.transport();
+    // The check's one transport (transportOf), told of MSI-X going off before the reset.
+    const transport = await transportOf(ctx);
     const legacy = transport.kind === 'legacy';
     const probe = await ctx.probe();
     if (probe.msix !== undefined) {
       const control = await ctx.bus.configRead(ctx.fn, probe.msix.offset + PCI_MSIX_FLAGS, 2);
       if ((control & PCI_MSIX_FLAGS_ENABLE) !== 0) await disableMsix(ctx.bus, ctx.fn, probe.msix, transport);
     }
-    await transport.reset();
-    await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-    await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    const offered = await transport.deviceFeatures();
+    const opened = await openDevice(ctx);
     const packed = options.format === 'packed';
     const wanted =
       (legacy ? 0n : featureSet(VIRTIO_F_VERSION_1)) | (options.accept ?? 0n) | (packed ? featureSet(VIRTIO_F_RING_PACKED) : 0n);
-    const features = offered & wanted;
+    const features = opened.offered & wanted;
     if (packed !== ((features & featureSet(VIRTIO_F_RING_PACKED)) !== 0n))
       throw new UsageError('the device does not offer VIRTIO_F_RING_PACKED through this interface');
-    await transport.setDriverFeatures(features);
-    // The legacy interface has no FEATURES_OK (3.1.2).
-    const status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | (legacy ? 0 : VIRTIO_CONFIG_S_FEATURES_OK);
-    if (!legacy) {
-      await transport.setStatus(status);
-      if (((await transport.getStatus()) & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
-        throw new DeviceFaultError('ERR_DEVICE_FEATURES', `the device refused FEATURES_OK for features 0x${features.toString(16)}`);
-    }
+    // The legacy interface has no FEATURES_OK (3.1.2): writeFeatures keeps to ACKNOWLEDGE | DRIVER there.
+    if (!(await writeFeatures(opened, features)))
+      throw new DeviceFaultError('ERR_DEVICE_FEATURES', `the device refused FEATURES_OK for features 0x${features.toString(16)}`);
+    const status = legacy ? ACK_DRIVER : ACK_DRIVER_FEATURES_OK;
     if (options.queue >= (await transport.numQueues()))
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `the device has no queue ${options.queue}`);
     const max = await transport.queueMaxSize(options.queue);
