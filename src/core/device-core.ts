@@ -17,7 +17,7 @@ import { QueueFaultError, type QueueFaultCode } from '../errors.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
 import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
-import { deviceRing } from '../queue/rings.js';
+import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
@@ -184,6 +184,11 @@ export interface DeviceCoreOptions extends InterfaceRules {
   readonly packed?: boolean;
   /** Record the driver-side statements the driver breaks here (the driver audit, core/driver-audit.ts); default none. */
   readonly audit?: DriverAuditSink;
+  /**
+   * Builds each queue's device ring at DRIVER_OK (default queue/rings.ts's deviceRing): a seam for
+   * conformance mutants, which wrap the ring to break one rule of it.
+   */
+  readonly deviceRing?: (options: DeviceRingOptions) => DeviceQueue;
 }
 
 /** The statement a ring fault (a guest fault the rings detect) shows broken, per ring format. */
@@ -234,6 +239,7 @@ export class DeviceCore implements VirtioDeviceHost {
   readonly audit: DriverAuditSink | undefined;
   /** Whether the driver has reset the device since power-on (audit only: 3.1.1 starts with a reset). */
   private resetWritten = false;
+  private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
 
   constructor(
     readonly device: VirtioDevice,
@@ -243,6 +249,7 @@ export class DeviceCore implements VirtioDeviceHost {
   ) {
     this.useRules(options);
     this.audit = options.audit;
+    this.buildRing = options.deviceRing ?? deviceRing;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
     this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
@@ -446,7 +453,7 @@ export class DeviceCore implements VirtioDeviceHost {
   /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
   private buildQueue(q: VirtqueueConfig): DeviceQueue {
     const areas = { desc: q.ringAddress('desc'), driver: q.ringAddress('driver'), device: q.ringAddress('device') };
-    return deviceRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
+    return this.buildRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
   }
 
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */

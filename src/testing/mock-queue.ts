@@ -31,6 +31,8 @@ import {
   VIRTQ_USED_RING,
   availRingSize,
   descTableSize,
+  legacyRingSize,
+  legacyUsedOffset,
   usedRingSize,
 } from '../spec/ring.js';
 import {
@@ -66,10 +68,17 @@ export class MockQueue extends MockRing {
 
   constructor(options: MockQueueOptions) {
     super(options);
-    const align = SPLIT_RING.areaAlign;
-    this.descAddr = this.placeRing(descTableSize(this.size), align.desc);
-    this.availAddr = this.placeRing(availRingSize(this.size), align.driver);
-    this.usedAddr = this.placeRing(usedRingSize(this.size), align.device);
+    if (options.legacyLayout) {
+      const align = SPLIT_RING.legacyAlign;
+      this.descAddr = this.placeRing(legacyRingSize(this.size, align), align);
+      this.availAddr = this.descAddr + descTableSize(this.size);
+      this.usedAddr = this.descAddr + legacyUsedOffset(this.size, align);
+    } else {
+      const align = SPLIT_RING.areaAlign;
+      this.descAddr = this.placeRing(descTableSize(this.size), align.desc);
+      this.availAddr = this.placeRing(availRingSize(this.size), align.driver);
+      this.usedAddr = this.placeRing(usedRingSize(this.size), align.device);
+    }
     this.free = this.shuffle(Array.from({ length: this.size }, (_, i) => i));
   }
 

@@ -51,6 +51,11 @@ export interface MockQueueOptions {
   readonly seed?: number;
   /** Largest random gap between placed areas, in bytes (default 64). */
   readonly maxGap?: number;
+  /**
+   * Split ring only: lay the areas out as the legacy interface does (2.7.2), one area at a 4096
+   * boundary: descriptor table, available ring, the used ring at the next 4096 boundary.
+   */
+  readonly legacyLayout?: boolean;
 }
 
 /** The features a device queue is built with, as the transport would negotiate them. */

@@ -35,7 +35,7 @@ import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OT
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
 import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
 import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
-import { DeviceCore, MODERN_STATUS_STEPS } from '../../core/device-core.js';
+import { DeviceCore, MODERN_STATUS_STEPS, type DeviceCoreOptions } from '../../core/device-core.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
@@ -103,6 +103,8 @@ export interface VirtioPciFunctionOptions {
    * that broke it (core/driver-audit.ts). Default none: the function then does none of it.
    */
   readonly audit?: DriverAudit;
+  /** Builds the device rings (see DeviceCoreOptions.deviceRing): a seam for conformance mutants. */
+  readonly deviceRing?: DeviceCoreOptions['deviceRing'];
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -168,6 +170,7 @@ export class VirtioPciFunction extends PciEndpoint {
       ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
       ...(audit === undefined ? {} : { audit: audit.record }),
+      ...(options.deviceRing !== undefined ? { deviceRing: options.deviceRing } : {}),
     });
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
