@@ -80,10 +80,17 @@ export async function runCheck(
   return outcomes;
 }
 
-export type StatementOutcome = { kind: 'pass' } | { kind: 'not-applicable'; reason: string } | { kind: 'violation'; error: ConformanceViolation };
+export type StatementOutcome =
+  { kind: 'pass' } | { kind: 'not-applicable'; reason: string } | { kind: 'violation'; error: ConformanceViolation };
 
 /** One statement's check on one function through `via`, as the engine runs it. */
-export async function runStatement(statement: Statement, bus: PciBus, fn: Bdf, via: Interface, timeoutMs = 2000): Promise<StatementOutcome> {
+export async function runStatement(
+  statement: Statement,
+  bus: PciBus,
+  fn: Bdf,
+  via: Interface,
+  timeoutMs = 2000,
+): Promise<StatementOutcome> {
   const check = statement.check!;
   const deviceId = await bus.configRead(fn, PCI_DEVICE_ID, 2);
   const subsystemId = await bus.configRead(fn, PCI_SUBSYSTEM_ID, 2);
@@ -119,3 +126,4 @@ export function describeOutcome(outcome: StatementOutcome): string {
     : outcome.kind === 'not-applicable'
       ? `not applicable: ${outcome.reason}`
       : 'pass';
+}
