@@ -199,6 +199,12 @@ export const DRIVER_REQUIREMENTS = {
     'MUST',
     'each part of a packed ring starts at its alignment (16, 4, 4) inside guest memory',
   ),
+  packedFraming: req(
+    'packed-ring/writable-after-readable',
+    '2.8.17',
+    'MUST',
+    'device-writable elements come after every device-readable one in a descriptor list',
+  ),
   packedChainLength: req('packed-ring/chain-length', '2.8.17', 'MUST NOT', 'no descriptor list is longer than the queue size'),
   packedIndirectNegotiated: req(
     'packed-ring/indirect-negotiated',
