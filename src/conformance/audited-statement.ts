@@ -24,3 +24,14 @@ export const NOT_AUDITED_YET =
 export function notOffered(feature: string): string {
   return `needs ${feature}, which none of our devices offers: the audit never sees a driver use it`;
 }
+
+/** Why the audit cannot see what a driver assumes or decides: its own state shows in no access. */
+export const DRIVER_OWN_STATE = 'what the driver assumes or decides is its own state: no access to the device shows it';
+
+/** Why the audit cannot see a driver failing to do something: there is no deadline to miss. */
+export const NO_DEADLINE =
+  'a missing access is an absence with no deadline: the driver may still make it, so the device cannot tell when the rule was broken';
+
+/** Why the audit cannot see the byte order of a legacy driver's fields. */
+export const LITTLE_ENDIAN_GUESTS =
+  "our devices read legacy fields as little-endian, every guest's order they serve: another order shows only as garbage values";

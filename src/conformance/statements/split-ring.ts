@@ -8,7 +8,7 @@ import {
   usedLenWritten,
 } from '../split-ring-checks.js';
 import type { Statement } from '../statement.js';
-import { auditedStatement, NOT_AUDITED_YET } from '../audited-statement.js';
+import { auditedStatement, LITTLE_ENDIAN_GUESTS, NOT_AUDITED_YET } from '../audited-statement.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 /** Family 'split-ring' (see Family in ../statement.ts). */
@@ -49,8 +49,7 @@ export const splitRingStatements: readonly Statement[] = [
     side: 'driver',
     family: 'split-ring',
     text: "Through the legacy interface, the driver writes ring fields in the guest's native byte order.",
-    uncheckable:
-      'our devices take ring fields as little-endian, the byte order of every guest they serve: a driver writing another order shows only as garbage fields',
+    uncheckable: LITTLE_ENDIAN_GUESTS,
   },
   {
     id: 'split-ring/framing-any-arrangement',
