@@ -61,4 +61,4 @@ export {
   type VirtioCapSpec,
 } from './testing/config-space-builder.js';
 export { FakePciBus, LocalDma, type BusAccess, type RegionHandler } from './testing/fake-pci-bus.js';
-export { RecordingBus, type RecordedAccess } from './testing/recording-bus.js';
+export { RecordingBus, type RecordedAccess, type RecordingBusOptions } from './testing/recording-bus.js';

@@ -368,7 +368,7 @@ async function qemuArgs(device: LayoutDevice, mode: VirtioPciMode, ring: RingOpt
  * properties): rng queue size 8, blk topology all zero and discard/write-zeroes limits of QEMU's
  * raw file, net the first NIC's MAC. What no knob covers shows up in the diff.
  */
-function ourDevice(device: LayoutDevice): VirtioDevice {
+export function ourDevice(device: LayoutDevice): VirtioDevice {
   switch (device) {
     case 'rng':
       return new RngDevice({ queueSize: QEMU_RNG_QUEUE_SIZE });

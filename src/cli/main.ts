@@ -9,6 +9,7 @@
 import { Command, CommanderError } from 'commander';
 import { VirtioError } from '../errors.js';
 import * as boot from './commands/boot.js';
+import * as conformance from './commands/conformance.js';
 import * as demo from './commands/demo.js';
 import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
@@ -33,7 +34,7 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ outputError: () => undefined });
 
-const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, boot];
+const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, conformance, boot];
 for (const c of commands) c.register(program);
 
 /** --help, --version and a bare `virtio-ts` (help on stderr, status 1): commander has said all there is. */

@@ -3,7 +3,7 @@
  * (checked by the unit tests).
  */
 
-import type { Statement } from './statement.js';
+import type { Family, Statement } from './statement.js';
 import { pciHeaderStatements } from './statements/pci-header.js';
 import { pciCapabilitiesStatements } from './statements/pci-capabilities.js';
 import { pciCommonCfgStatements } from './statements/pci-common-cfg.js';
@@ -49,3 +49,34 @@ export const CATALOGUE: readonly Statement[] = [
   ...consoleStatements,
   ...entropyStatements,
 ];
+
+/** Every family, in the catalogue's order (a Record, so that the compiler sees each one named once). */
+const FAMILY_SET: Readonly<Record<Family, true>> = {
+  'pci-header': true,
+  'pci-capabilities': true,
+  'pci-common-cfg': true,
+  'pci-notify': true,
+  'pci-isr': true,
+  'pci-cfg-access': true,
+  'pci-legacy': true,
+  'pci-msix': true,
+  status: true,
+  features: true,
+  notifications: true,
+  'device-config': true,
+  reset: true,
+  'split-ring': true,
+  'packed-ring': true,
+  'event-suppression': true,
+  initialization: true,
+  blk: true,
+  net: true,
+  console: true,
+  entropy: true,
+};
+
+export const FAMILIES = Object.keys(FAMILY_SET) as readonly Family[];
+
+export function isFamily(name: string): name is Family {
+  return Object.hasOwn(FAMILY_SET, name);
+}

@@ -160,7 +160,7 @@ export function rearrangedCheck(format: RingFormatName, deterministic: boolean):
       const request = anyRequest(type);
       return deterministic && request?.writes === undefined ? undefined : request;
     },
-    kind: deterministic ? 'whose written bytes are fixed' : 'any',
+    kind: deterministic ? 'whose written bytes are fixed' : 'of any kind',
   };
   return {
     via: viaOf(format),
@@ -210,7 +210,7 @@ export function inOrderCheck(
   /** What else the format shows of the order (the packed ring: where the used descriptors sit); a finding or ''. */
   verify: (s: RingSession, chains: readonly AddedChain[]) => string = () => '',
 ): Check {
-  const needs: RingNeeds = { format, features: [VIRTIO_F_IN_ORDER], request: anyRequest, kind: 'any' };
+  const needs: RingNeeds = { format, features: [VIRTIO_F_IN_ORDER], request: anyRequest, kind: 'of any kind' };
   const requests = 4;
   return {
     via: ['modern'],

@@ -79,5 +79,5 @@ export function anyRequest(deviceType: number, tag = 0): RingRequest | undefined
 
 /** Why a check has nothing to send to a device of `deviceType`. */
 export function noRequest(deviceType: number, kind: string): string {
-  return `no ${kind} request this check knows for device type ${deviceType}`;
+  return `this check knows no request ${kind} for device type ${deviceType}`;
 }

@@ -21,7 +21,7 @@ import {
   viaOf,
   type RingNeeds,
 } from './ring-checks.js';
-import { anyRequest, writingRequest, type RingRequest } from './ring-requests.js';
+import { anyRequest, noRequest, writingRequest, type RingRequest } from './ring-requests.js';
 import { withRing, type RingSession } from './ring-session.js';
 import type { Check, CheckContext } from './statement.js';
 
@@ -33,7 +33,7 @@ function split(s: RingSession): MockQueue {
   return s.ring;
 }
 
-const anyNeeds: RingNeeds = { format: 'split', request: anyRequest, kind: 'any' };
+const anyNeeds: RingNeeds = { format: 'split', request: anyRequest, kind: 'of any kind' };
 const indirectNeeds: RingNeeds = { ...anyNeeds, features: [VIRTIO_F_INDIRECT_DESC] };
 
 /** Total bytes the request's writable buffers hold. */
@@ -238,8 +238,7 @@ export function addInRingOrder(s: RingSession, spec: ChainSpec): AddedChain {
 export function legacyRequestCheck(what: string): Check {
   return {
     via: ['legacy'],
-    applies: async (ctx) =>
-      anyRequest(ctx.deviceType) === undefined ? `no request this check knows for device type ${ctx.deviceType}` : undefined,
+    applies: async (ctx) => (anyRequest(ctx.deviceType) === undefined ? noRequest(ctx.deviceType, 'of any kind') : undefined),
     run: async (ctx: CheckContext) => {
       const request = anyRequest(ctx.deviceType)!;
       const driver = await ctx.openDriver();

@@ -8,9 +8,17 @@
 
 import { UsageError } from '../errors.js';
 
+/** Whether `len` is a 32-bit count of at most `writableBytes`: the check on a device ring's hot path. */
+export function usedLenFits(len: number, writableBytes: number): boolean {
+  return len >>> 0 === len && len <= writableBytes;
+}
+
 /** Throws UsageError unless `len` is a 32-bit count of at most `writableBytes`. */
 export function checkUsedLen(queue: number, head: number, len: number, writableBytes: number): void {
-  if (!(len >>> 0 === len && len <= writableBytes)) {
-    throw new UsageError(`queue ${queue}: used len ${len} for head ${head} with ${writableBytes} writable bytes`);
-  }
+  if (!usedLenFits(len, writableBytes)) throw usedLenError(queue, head, len, writableBytes);
+}
+
+/** The UsageError for a used `len` that does not fit (see {@link usedLenFits}). */
+export function usedLenError(queue: number, head: number, len: number, writableBytes: number): UsageError {
+  return new UsageError(`queue ${queue}: used len ${len} for head ${head} with ${writableBytes} writable bytes`);
 }

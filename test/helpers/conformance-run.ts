@@ -1,9 +1,7 @@
 /**
  * Runs catalogue checks the way the engine does (its interfaces and device type from the probe,
  * each check through each interface it names, a fresh context each time), for the tests that must
- * see each outcome: the mutant tests and the peer tests against QEMU; and one statement's check run on
- * one function through a given interface (runStatement: not applicable, pass, or its
- * ConformanceViolation; other errors propagate).
+ * see each outcome: the mutant tests and the peer tests against QEMU.
  */
 
 import { assignBars } from '../../src/bus/bars.js';
@@ -12,8 +10,7 @@ import { readConfigSpace } from '../../src/bus/config-space-reader.js';
 import { FunctionCheckContext } from '../../src/conformance/context.js';
 import type { Interface, Statement } from '../../src/conformance/statement.js';
 import { ConformanceViolation } from '../../src/errors.js';
-import { PCI_DEVICE_ID, PCI_SUBSYSTEM_ID } from '../../src/spec/pci.js';
-import { decideTransport, virtioDeviceType } from '../../src/transport/pci/probe.js';
+import { decideTransport } from '../../src/transport/pci/probe.js';
 
 export type Outcome =
   | { readonly via: Interface; readonly kind: 'pass' }
@@ -80,50 +77,16 @@ export async function runCheck(
   return outcomes;
 }
 
-export type StatementOutcome =
-  { kind: 'pass' } | { kind: 'not-applicable'; reason: string } | { kind: 'violation'; error: ConformanceViolation };
-
-/** One statement's check on one function through `via`, as the engine runs it. */
-export async function runStatement(
-  statement: Statement,
-  bus: PciBus,
-  fn: Bdf,
-  via: Interface,
-  timeoutMs = 2000,
-): Promise<StatementOutcome> {
-  const check = statement.check!;
-  const deviceId = await bus.configRead(fn, PCI_DEVICE_ID, 2);
-  const subsystemId = await bus.configRead(fn, PCI_SUBSYSTEM_ID, 2);
-  const transitional = deviceId >= 0x1000 && deviceId <= 0x103f;
-  if (via === 'legacy' && !transitional && deviceId >= 0x1040)
-    return { kind: 'not-applicable', reason: 'the function has no legacy interface' };
-  const ctx = new FunctionCheckContext({
-    bus,
-    fn,
-    deviceType: virtioDeviceType(deviceId, subsystemId)!,
-    via,
-    transitional,
-    timeoutMs,
-    statement,
-  });
-  try {
-    const reason = await check.applies?.(ctx);
-    if (reason !== undefined) return { kind: 'not-applicable', reason };
-    await check.run(ctx);
-    return { kind: 'pass' };
-  } catch (error) {
-    if (error instanceof ConformanceViolation) return { kind: 'violation', error };
-    throw error;
-  } finally {
-    await ctx.close();
+/** An outcome in words, for diagnostics and assertion messages. */
+export function describeOutcome(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case 'pass':
+      return `${outcome.via}: pass`;
+    case 'n/a':
+      return `${outcome.via}: not applicable: ${outcome.reason}`;
+    case 'violation':
+      return `${outcome.via}: violation: ${outcome.message}`;
+    case 'error':
+      return `${outcome.via}: error: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`;
   }
-}
-
-/** An outcome in words. */
-export function describeOutcome(outcome: StatementOutcome): string {
-  return outcome.kind === 'violation'
-    ? `violation: ${outcome.error.message}`
-    : outcome.kind === 'not-applicable'
-      ? `not applicable: ${outcome.reason}`
-      : 'pass';
 }

@@ -12,7 +12,7 @@ const NOTIFY_WAIT_MS = 30;
 
 const VIA = viaOf('split');
 
-const plain: RingNeeds = { format: 'split', request: anyRequest, kind: 'any' };
+const plain: RingNeeds = { format: 'split', request: anyRequest, kind: 'of any kind' };
 const withEventIdx: RingNeeds = { ...plain, features: [VIRTIO_F_EVENT_IDX] };
 
 function split(s: RingSession): MockQueue {

@@ -21,7 +21,7 @@ import type { Check, CheckContext, Statement } from '../statement.js';
 import { auditedStatement, NOT_AUDITED_YET } from '../audited-statement.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
-const needs: RingNeeds = { format: 'packed', request: anyRequest, kind: 'any' };
+const needs: RingNeeds = { format: 'packed', request: anyRequest, kind: 'of any kind' };
 /** How long a check gives the device to use what it must not, in ms. */
 const QUIET_MS = 100;
 

@@ -94,7 +94,8 @@ export class QemuProcess {
     /** The qtest protocol client on QEMU's connection. */
     readonly client: QtestClient,
     private readonly child: ChildProcess,
-    private readonly exited: Promise<void>,
+    /** Settles when the QEMU process has gone (it exited, was killed, or close() ended it). */
+    readonly exited: Promise<void>,
     private readonly untrack: () => void,
   ) {}
 

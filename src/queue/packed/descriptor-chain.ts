@@ -10,7 +10,7 @@ import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
 import * as packedRingSpec from '../../spec/packed-ring.js';
 import * as ringSpec from '../../spec/ring.js';
 import { BufferBounds } from '../buffer-bounds.js';
-import { ChainStorage, refusalMessage } from '../chain-storage.js';
+import { ChainStorage, refusalMessage, type ChainStorageFault } from '../chain-storage.js';
 import { IndirectTable } from '../indirect-table.js';
 import { PACKED_RING } from '../ring-format.js';
 
@@ -92,12 +92,32 @@ export class PackedDescriptorWalk {
   walk(chain: ChainStorage, pos: number, wrap: number, free: number): number {
     const dv = this.descDv;
     const size = this.size;
-    let off = this.descBase + pos * PVIRTQ_DESC_SIZE;
+    const descBase = this.descBase;
+    let off = descBase + pos * PVIRTQ_DESC_SIZE;
     let flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
     if (!isAvailable(flags, wrap)) return 0;
     // The driver can have made available only slots the device does not hold.
     if (free === 0) throw this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `descriptor ${pos} made available while the device holds every slot`);
-    chain.clear();
+    const bounds = this.bounds;
+    if ((flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT)) === 0) {
+      // A chain of one direct descriptor, the commonest shape, without the loop (which costs a
+      // one-descriptor chain 12% once the code has also seen longer ones): neither rule of
+      // ChainStorage can refuse a chain's first buffer, and the id is in this descriptor (2.8.6).
+      const len = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
+      const addr = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
+      if (!bounds.inside(addr, len)) throw this.bufferAddressFault(pos, 'buffer', addr, len);
+      chain.addrs[0] = addr;
+      chain.lens[0] = len;
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) this.finish(chain, pos, off, 1, 0, 0, len);
+      else this.finish(chain, pos, off, 1, 1, len, 0);
+      return 1;
+    }
+    let addrs = chain.addrs;
+    let lens = chain.lens;
+    let count = 0;
+    let readable = 0;
+    let readableBytes = 0;
+    let writableBytes = 0;
     let n = 0;
     let p = pos;
     let w = wrap;
@@ -105,57 +125,66 @@ export class PackedDescriptorWalk {
       n++;
       const len = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
       const addr = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
-      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
-        this.walkIndirect(chain, pos, n, flags, addr, len);
+      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) return this.walkIndirect(chain, pos, off, n, flags, addr, len);
+      if (!bounds.inside(addr, len)) throw this.bufferAddressFault(pos, 'buffer', addr, len);
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
+        writableBytes += len;
       } else {
-        if (!this.bounds.inside(addr, len)) {
-          throw this.fault(
-            'ERR_QUEUE_BUFFER_ADDRESS',
-            `chain at ${pos}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
-          );
-        }
-        const refused = chain.push(addr, len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
-        if (refused !== null) throw this.fault(refused, `chain at ${pos}: buffer ${chain.count} (${refusalMessage(refused)})`);
+        if (count !== readable) throw this.refusal(pos, `buffer ${count}`, 'ERR_QUEUE_WRITE_BEFORE_READ');
+        readable++;
+        readableBytes += len;
       }
+      if (count === lens.length) {
+        if (!chain.room(count)) throw this.refusal(pos, `buffer ${count}`, 'ERR_QUEUE_CHAIN_TOO_LONG');
+        addrs = chain.addrs;
+        lens = chain.lens;
+      }
+      addrs[count] = addr;
+      lens[count] = len;
+      count++;
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      if (n === free) {
-        throw n === size
-          ? this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain at ${pos} has more than ${size} descriptors`)
-          : this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `chain at ${pos} runs past ${n} descriptors into slots the device holds`);
-      }
+      if (n === free) throw this.pastFreeFault(pos, n);
       if (++p === size) {
         p = 0;
         w ^= 1;
       }
-      off = this.descBase + p * PVIRTQ_DESC_SIZE;
+      off = descBase + p * PVIRTQ_DESC_SIZE;
       flags = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
-      if (!isAvailable(flags, w)) {
-        throw this.fault(
-          'ERR_QUEUE_DESC_NOT_AVAILABLE',
-          `chain at ${pos}: descriptor ${p} has flags 0x${flags.toString(16)}, not available for wrap counter ${w}`,
-        );
-      }
+      if (!isAvailable(flags, w)) throw this.notAvailableFault(pos, p, flags, w);
     }
-    // 2.8.6: the buffer id is in the last descriptor of the chain.
-    const id = dv.getUint16(off + PVIRTQ_DESC_ID, true);
-    if (id >= size) throw this.fault('ERR_QUEUE_BUFFER_ID', `chain at ${pos}: buffer id ${id} of ${size}`);
-    if (chain.readableBytes + chain.writableBytes > MAX_CHAIN_BYTES) {
-      throw this.fault(
-        'ERR_QUEUE_CHAIN_TOO_LONG',
-        `chain at ${pos} holds ${chain.readableBytes + chain.writableBytes} bytes, more than 2^32`,
-      );
-    }
-    chain.head = id;
+    this.finish(chain, pos, off, count, readable, readableBytes, writableBytes);
     return n;
   }
 
   /**
-   * The buffers of the indirect table the `n`-th descriptor of the chain at `pos` refers to. The
-   * descriptor is the whole list (2.8.19: no INDIRECT in a list linked by NEXT; 2.8.7: its WRITE flag is
-   * ignored); the table's entries follow each other, WRITE their only flag, and an INDIRECT among
-   * them is a nested table, refused. Apart from walk() so that walk stays small.
+   * The end of a walk whose last descriptor is at `off` (2.8.6: the buffer id is in the last
+   * descriptor of the chain): check the id and the chain's bytes, and publish the chain.
    */
-  private walkIndirect(chain: ChainStorage, pos: number, n: number, flags: number, addr: number, len: number): void {
+  private finish(
+    chain: ChainStorage,
+    pos: number,
+    off: number,
+    count: number,
+    readable: number,
+    readableBytes: number,
+    writableBytes: number,
+  ): void {
+    const id = this.descDv.getUint16(off + PVIRTQ_DESC_ID, true);
+    if (id >= this.size) throw this.fault('ERR_QUEUE_BUFFER_ID', `chain at ${pos}: buffer id ${id} of ${this.size}`);
+    if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
+      throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain at ${pos} holds ${readableBytes + writableBytes} bytes, more than 2^32`);
+    }
+    chain.fill(id, count, readable, readableBytes, writableBytes);
+  }
+
+  /**
+   * The chain at `pos` whose `n`-th descriptor, at `off`, refers to an indirect table: its buffers
+   * are the table's. The descriptor is the whole list (2.8.19: no INDIRECT in a list linked by NEXT;
+   * 2.8.7: its WRITE flag is ignored); the table's entries follow each other, WRITE their only flag,
+   * and an INDIRECT among them is a nested table, refused. Returns the ring slots the chain takes,
+   * 1. Apart from walk() so that walk stays small.
+   */
+  private walkIndirect(chain: ChainStorage, pos: number, off: number, n: number, flags: number, addr: number, len: number): number {
     if (!this.indirect)
       throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain at ${pos}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
     if (n !== 1 || (flags & VIRTQ_DESC_F_NEXT) !== 0)
@@ -163,22 +192,54 @@ export class PackedDescriptorWalk {
     const table = this.table;
     table.open(pos, addr, len);
     const dv = table.dv!;
+    let readable = 0;
+    let readableBytes = 0;
+    let writableBytes = 0;
     for (let i = 0; i < table.entries; i++) {
-      const off = table.base + i * PVIRTQ_DESC_SIZE;
-      const f = dv.getUint16(off + PVIRTQ_DESC_FLAGS, true);
+      const at = table.base + i * PVIRTQ_DESC_SIZE;
+      const f = dv.getUint16(at + PVIRTQ_DESC_FLAGS, true);
       if ((f & VIRTQ_DESC_F_INDIRECT) !== 0)
         throw this.fault('ERR_QUEUE_NESTED_INDIRECT', `chain at ${pos}: INDIRECT descriptor inside an indirect table`);
-      const a = joinU64(dv.getUint32(off + PVIRTQ_DESC_ADDR, true), dv.getUint32(off + PVIRTQ_DESC_ADDR + 4, true));
-      const l = dv.getUint32(off + PVIRTQ_DESC_LEN, true);
-      if (!this.bounds.inside(a, l)) {
-        throw this.fault(
-          'ERR_QUEUE_BUFFER_ADDRESS',
-          `chain at ${pos}: indirect buffer ${i} [0x${a.toString(16)}, +0x${l.toString(16)}) outside guest memory`,
-        );
+      const a = joinU64(dv.getUint32(at + PVIRTQ_DESC_ADDR, true), dv.getUint32(at + PVIRTQ_DESC_ADDR + 4, true));
+      const l = dv.getUint32(at + PVIRTQ_DESC_LEN, true);
+      if (!this.bounds.inside(a, l)) throw this.bufferAddressFault(pos, `indirect buffer ${i}`, a, l);
+      if ((f & VIRTQ_DESC_F_WRITE) !== 0) {
+        writableBytes += l;
+      } else {
+        if (i !== readable) throw this.refusal(pos, `indirect buffer ${i}`, 'ERR_QUEUE_WRITE_BEFORE_READ');
+        readable++;
+        readableBytes += l;
       }
-      const refused = chain.push(a, l, (f & VIRTQ_DESC_F_WRITE) !== 0);
-      if (refused !== null) throw this.fault(refused, `chain at ${pos}: indirect buffer ${i} (${refusalMessage(refused)})`);
+      if (i === chain.lens.length && !chain.room(i)) throw this.refusal(pos, `indirect buffer ${i}`, 'ERR_QUEUE_CHAIN_TOO_LONG');
+      chain.addrs[i] = a;
+      chain.lens[i] = l;
     }
+    this.finish(chain, pos, off, table.entries, readable, readableBytes, writableBytes);
+    return 1;
+  }
+
+  private bufferAddressFault(pos: number, which: string, addr: number, len: number): QueueFaultError {
+    return this.fault(
+      'ERR_QUEUE_BUFFER_ADDRESS',
+      `chain at ${pos}: ${which} [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+    );
+  }
+
+  private refusal(pos: number, which: string, code: ChainStorageFault): QueueFaultError {
+    return this.fault(code, `chain at ${pos}: ${which} (${refusalMessage(code)})`);
+  }
+
+  private pastFreeFault(pos: number, n: number): QueueFaultError {
+    return n === this.size
+      ? this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain at ${pos} has more than ${n} descriptors`)
+      : this.fault('ERR_QUEUE_CHAIN_PAST_AVAIL', `chain at ${pos} runs past ${n} descriptors into slots the device holds`);
+  }
+
+  private notAvailableFault(pos: number, p: number, flags: number, w: number): QueueFaultError {
+    return this.fault(
+      'ERR_QUEUE_DESC_NOT_AVAILABLE',
+      `chain at ${pos}: descriptor ${p} has flags 0x${flags.toString(16)}, not available for wrap counter ${w}`,
+    );
   }
 
   private fault(code: QueueFaultCode, message: string): QueueFaultError {

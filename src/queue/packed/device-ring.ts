@@ -20,7 +20,7 @@ import type { ChainStorage } from '../chain-storage.js';
 import { ringArea } from '../ring-area.js';
 import { PACKED_RING } from '../ring-format.js';
 import type { DescriptorChain, InOrderRing } from '../types.js';
-import { checkUsedLen } from '../used-len.js';
+import { usedLenError, usedLenFits } from '../used-len.js';
 import { PackedDescriptorWalk } from './descriptor-chain.js';
 
 // The layout constants as this module's own consts: optimised code (V8 11, Node 20) folds a module's
@@ -191,7 +191,7 @@ export class PackedQueue implements InOrderRing {
    * UsageError when `len` exceeds the chain's writable bytes.
    */
   pushUsed(id: number, len: number): void {
-    checkUsedLen(this.index, id, len, this.inFlightChain(id).writableBytes);
+    if (this.inFlight[id] !== 1 || !usedLenFits(len, this.chains[id]!.writableBytes)) throw this.usedRefusal(id, len);
     const dv = this.descDv;
     // 2.8.8: after skipped chains, this descriptor overwrites the batch's first and the ring skips all.
     const off = this.descBase + this.nextUsed * PVIRTQ_DESC_SIZE;
@@ -224,6 +224,11 @@ export class PackedQueue implements InOrderRing {
   private inFlightChain(id: number): ChainStorage {
     if (this.inFlight[id] !== 1) throw this.fault('ERR_QUEUE_USED_OVERFLOW', `used descriptor for buffer id ${id}, which is not in flight`);
     return this.chains[id]!;
+  }
+
+  /** pushUsed()'s refusal, out of line: throws ERR_QUEUE_USED_OVERFLOW for an id not in flight, else returns the UsageError for `len`. */
+  private usedRefusal(id: number, len: number): Error {
+    return usedLenError(this.index, id, len, this.inFlightChain(id).writableBytes);
   }
 
   private release(id: number): void {

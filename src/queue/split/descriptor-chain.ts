@@ -7,7 +7,7 @@ import { QueueFaultError, type QueueFaultCode } from '../../errors.js';
 import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
 import * as ringSpec from '../../spec/ring.js';
 import { BufferBounds } from '../buffer-bounds.js';
-import { ChainStorage, refusalMessage } from '../chain-storage.js';
+import { ChainStorage, refusalMessage, type ChainStorageFault } from '../chain-storage.js';
 import { IndirectTable } from '../indirect-table.js';
 import { SPLIT_RING } from '../ring-format.js';
 
@@ -75,7 +75,11 @@ export class DescriptorWalk {
     return new ChainStorage(this.memory, this.maxBuffers);
   }
 
-  /** Walk the chain at `head` into `chain` (made by {@link newChain}); throws QueueFaultError on the first violation. */
+  /**
+   * Walk the chain at `head` into `chain` (made by {@link newChain}); throws QueueFaultError on the
+   * first violation. The chain's totals stay in locals until the end (see {@link ChainStorage}), and
+   * every fault's message is built out of line, so that the loop stays short.
+   */
   walk(chain: ChainStorage, head: number): void {
     let dv = this.descDv;
     let base = this.descBase;
@@ -83,8 +87,13 @@ export class DescriptorWalk {
     let budget = entries; // descriptors still to be read in it: a loop runs this out
     let inIndirect = false;
     let i = head;
-    chain.clear();
-    chain.head = head;
+    const bounds = this.bounds;
+    let addrs = chain.addrs;
+    let lens = chain.lens;
+    let count = 0;
+    let readable = 0;
+    let readableBytes = 0;
+    let writableBytes = 0;
     for (;;) {
       if (budget === 0) throw this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} visits more than ${entries} descriptors (a loop)`);
       budget--;
@@ -93,46 +102,66 @@ export class DescriptorWalk {
       const len = dv.getUint32(off + VIRTQ_DESC_LEN, true);
       const addr = joinU64(dv.getUint32(off + VIRTQ_DESC_ADDR, true), dv.getUint32(off + VIRTQ_DESC_ADDR + 4, true));
       if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
-        this.openIndirect(head, i, flags, addr, len, inIndirect);
-        dv = this.table.dv!;
-        base = this.table.base;
-        entries = budget = this.table.entries;
+        const table = this.openIndirect(head, i, flags, addr, len, inIndirect);
+        dv = table.dv!;
+        base = table.base;
+        entries = budget = table.entries;
         inIndirect = true;
         i = 0;
         continue;
       }
-      if (!this.bounds.inside(addr, len)) {
-        throw this.fault(
-          'ERR_QUEUE_BUFFER_ADDRESS',
-          `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
-        );
+      if (!bounds.inside(addr, len)) throw this.bufferAddressFault(head, addr, len);
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
+        writableBytes += len;
+      } else {
+        if (count !== readable) throw this.refusal(head, count, 'ERR_QUEUE_WRITE_BEFORE_READ');
+        readable++;
+        readableBytes += len;
       }
-      const refused = chain.push(addr, len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
-      if (refused !== null) throw this.fault(refused, `chain ${head}: buffer ${chain.count} (${refusalMessage(refused)})`);
+      if (count === lens.length) {
+        if (!chain.room(count)) throw this.refusal(head, count, 'ERR_QUEUE_CHAIN_TOO_LONG');
+        addrs = chain.addrs;
+        lens = chain.lens;
+      }
+      addrs[count] = addr;
+      lens[count] = len;
+      count++;
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
       i = dv.getUint16(off + VIRTQ_DESC_NEXT, true);
       if (i >= entries) throw this.fault('ERR_QUEUE_DESC_INDEX', `chain ${head}: next ${i} outside a table of ${entries}`);
     }
-    if (chain.readableBytes + chain.writableBytes > MAX_CHAIN_BYTES) {
-      throw this.fault(
-        'ERR_QUEUE_CHAIN_TOO_LONG',
-        `chain ${head} holds ${chain.readableBytes + chain.writableBytes} bytes, more than 2^32`,
-      );
-    }
+    if (readableBytes + writableBytes > MAX_CHAIN_BYTES) throw this.chainBytesFault(head, readableBytes + writableBytes);
+    chain.fill(head, count, readable, readableBytes, writableBytes);
   }
 
   /**
    * Open the table an INDIRECT descriptor refers to, checked (2.7.5.3: zero or more direct
    * descriptors, then one that refers to a table; its WRITE flag is ignored). Apart from walk() so
-   * that walk stays small enough for V8 to inline into pop().
+   * that walk stays small.
    */
-  private openIndirect(head: number, i: number, flags: number, addr: number, len: number, inIndirect: boolean): void {
+  private openIndirect(head: number, i: number, flags: number, addr: number, len: number, inIndirect: boolean): IndirectTable {
     if (!this.indirect)
       throw this.fault('ERR_QUEUE_INDIRECT_UNNEGOTIATED', `chain ${head}: INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC`);
     if (inIndirect) throw this.fault('ERR_QUEUE_NESTED_INDIRECT', `chain ${head}: INDIRECT descriptor inside an indirect table`);
     if ((flags & VIRTQ_DESC_F_NEXT) !== 0)
       throw this.fault('ERR_QUEUE_INDIRECT_WITH_NEXT', `chain ${head}: descriptor ${i} has INDIRECT and NEXT`);
     this.table.open(head, addr, len);
+    return this.table;
+  }
+
+  private bufferAddressFault(head: number, addr: number, len: number): QueueFaultError {
+    return this.fault(
+      'ERR_QUEUE_BUFFER_ADDRESS',
+      `chain ${head}: buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) outside guest memory`,
+    );
+  }
+
+  private refusal(head: number, count: number, code: ChainStorageFault): QueueFaultError {
+    return this.fault(code, `chain ${head}: buffer ${count} (${refusalMessage(code)})`);
+  }
+
+  private chainBytesFault(head: number, bytes: number): QueueFaultError {
+    return this.fault('ERR_QUEUE_CHAIN_TOO_LONG', `chain ${head} holds ${bytes} bytes, more than 2^32`);
   }
 
   private fault(code: QueueFaultCode, message: string): QueueFaultError {

@@ -19,7 +19,7 @@ import { ringArea } from '../ring-area.js';
 import { SPLIT_RING } from '../ring-format.js';
 import type { DescriptorChain, InOrderRing } from '../types.js';
 import type { ChainStorage } from '../chain-storage.js';
-import { checkUsedLen } from '../used-len.js';
+import { usedLenError, usedLenFits } from '../used-len.js';
 import { DescriptorWalk } from './descriptor-chain.js';
 
 // The layout constants as this module's own consts: optimised code (V8 11, Node 20) folds a module's
@@ -89,7 +89,6 @@ export class SplitQueue implements InOrderRing {
    */
   private readonly chains: (ChainStorage | undefined)[];
   private readonly inFlight: Uint8Array;
-  private inFlightCount = 0;
 
   /** Throws QueueFaultError('ERR_QUEUE_RING_ADDRESS') for a bad size, misaligned or unmapped ring. */
   constructor(options: SplitQueueOptions) {
@@ -124,7 +123,9 @@ export class SplitQueue implements InOrderRing {
   }
   /** Chains popped and not yet returned with pushUsed(). */
   get inFlightChains(): number {
-    return this.inFlightCount;
+    // Chains popped (last_avail_idx) less those returned: by used elements (used.idx) and by
+    // skipUsed() awaiting the next one. Fewer than 2^16 are ever in flight (at most the queue size).
+    return (this.lastAvail - this.used - this.skipped) & 0xffff;
   }
 
   /**
@@ -132,17 +133,14 @@ export class SplitQueue implements InOrderRing {
    * fault, leaving the queue as it was (the faulty chain stays unpopped).
    */
   pop(): DescriptorChain | null {
-    if (this.lastAvail === this.availShadow && this.readAvailIdx() === this.lastAvail) return null;
-    const slot = this.lastAvail & this.mask;
-    const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + slot * VIRTQ_AVAIL_ELEM_SIZE, true);
-    if (head >= this.size) throw this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`);
-    if (this.inFlight[head] === 1)
-      throw this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
-    const chain = (this.chains[head] ??= this.walker.newChain());
+    const last = this.lastAvail;
+    if (last === this.availShadow && this.readAvailIdx() === last) return null;
+    const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + (last & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, true);
+    if (head >= this.size || this.inFlight[head] === 1) throw this.headFault(last, head);
+    const chain = this.chains[head] ?? this.newChain(head);
     this.walker.walk(chain, head);
     this.inFlight[head] = 1;
-    this.inFlightCount++;
-    this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    this.lastAvail = (last + 1) & 0xffff;
     return chain;
   }
 
@@ -152,7 +150,7 @@ export class SplitQueue implements InOrderRing {
    * UsageError when `len` exceeds the chain's writable bytes.
    */
   pushUsed(head: number, len: number): void {
-    checkUsedLen(this.index, head, len, this.inFlightChain(head).writableBytes);
+    if (this.inFlight[head] !== 1 || !usedLenFits(len, this.chains[head]!.writableBytes)) throw this.usedRefusal(head, len);
     const dv = this.usedDv;
     // 2.7.9: after skipped chains, this element goes in the batch's first slot and idx moves past all.
     const elem = this.usedBase + VIRTQ_USED_RING + (this.used & this.mask) * VIRTQ_USED_ELEM_SIZE;
@@ -162,13 +160,13 @@ export class SplitQueue implements InOrderRing {
     this.used = (this.used + 1 + this.skipped) & 0xffff;
     this.skipped = 0;
     dv.setUint16(this.usedBase + VIRTQ_USED_IDX, this.used, true);
-    this.release(head);
+    this.inFlight[head] = 0;
   }
 
   /** VIRTIO_F_IN_ORDER (2.7.9): see {@link InOrderRing.skipUsed}. Throws as pushUsed() does for a head not in flight. */
   skipUsed(head: number): void {
     this.inFlightChain(head);
-    this.release(head);
+    this.inFlight[head] = 0;
     this.skipped++;
   }
 
@@ -178,9 +176,21 @@ export class SplitQueue implements InOrderRing {
     return this.chains[head]!;
   }
 
-  private release(head: number): void {
-    this.inFlight[head] = 0;
-    this.inFlightCount--;
+  /** pushUsed()'s refusal, out of line: throws ERR_QUEUE_USED_OVERFLOW for a head not in flight, else returns the UsageError for `len`. */
+  private usedRefusal(head: number, len: number): Error {
+    return usedLenError(this.index, head, len, this.inFlightChain(head).writableBytes);
+  }
+
+  /** Storage for chains at `head` from now on (the first time the head is popped). */
+  private newChain(head: number): ChainStorage {
+    return (this.chains[head] = this.walker.newChain());
+  }
+
+  private headFault(last: number, head: number): QueueFaultError {
+    const slot = last & this.mask;
+    return head >= this.size
+      ? this.fault('ERR_QUEUE_HEAD_INDEX', `avail ring slot ${slot} names descriptor ${head} of ${this.size}`)
+      : this.fault('ERR_QUEUE_HEAD_IN_USE', `avail ring slot ${slot} names head ${head}, already in flight`);
   }
 
   needsInterrupt(): boolean {

@@ -18,7 +18,6 @@ import {
   VIRTIO_NET_CTRL_RX,
   VIRTIO_NET_ERR,
   VIRTIO_NET_F_CTRL_VQ,
-  VIRTIO_NET_F_GUEST_TSO4,
   VIRTIO_NET_F_HASH_REPORT,
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_SPEED_DUPLEX,
@@ -128,10 +127,6 @@ export const netMutants: Mutants = {
   'net/rx-no-gso-udp': headerByte('received gso_type is UDP', 1, 3),
   'net/rx-no-gso-tcpv6': headerByte('received gso_type is TCPV6', 1, 4),
   'net/rx-no-gso-udp-l4': headerByte('received gso_type is UDP_L4', 1, 5),
-  'net/offered-dependencies-ctrl-vq': noCtrlVq,
-  'net/offered-dependencies-offloads': mutant('GUEST_TSO4 offered without GUEST_CSUM', {
-    features: (f) => f | featureSet(VIRTIO_NET_F_GUEST_TSO4),
-  }),
   'net/max-virtqueue-pairs-range': mutant('max_virtqueue_pairs reads 0', field(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, 2, 0, 10), 2),
   'net/mtu-range': mutant('MTU offered with mtu 20', field(VIRTIO_NET_CONFIG_MTU, 2, 20, 12, VIRTIO_NET_F_MTU)),
   'net/mtu-at-least-1280': mutant('MTU offered with mtu 576', field(VIRTIO_NET_CONFIG_MTU, 2, 576, 12, VIRTIO_NET_F_MTU)),
