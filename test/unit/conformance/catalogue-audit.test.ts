@@ -8,11 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { auditedStatement } from '../../../src/conformance/audited-statement.js';
-import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { CATALOGUE, FAMILIES } from '../../../src/conformance/catalogue.js';
 import type { Statement } from '../../../src/conformance/statement.js';
 import { DRIVER_REQUIREMENTS, type DriverRequirement } from '../../../src/spec/driver-requirements.js';
 
 const AUDITED: readonly DriverRequirement[] = Object.values(DRIVER_REQUIREMENTS);
+/** A statement ID quoted in prose (a reason that points at the statement the audit records instead). */
+const QUOTED_ID = new RegExp(`\\b(?:${FAMILIES.join('|')})/[a-z0-9]+(?:-[a-z0-9]+)*`, 'g');
 
 /** The slug of an ID without a leading `driver-` (the catalogue's own driver entries carry it). */
 function bareSlug(id: string): string {
@@ -40,8 +42,11 @@ function auditProblems(statements: readonly Statement[], requirements: readonly 
     if (s.audited !== true && (s.uncheckable === undefined || s.uncheckable.trim() === ''))
       problems.push(`${s.id}: a driver-side statement the audit does not record needs the reason (uncheckable)`);
   }
-  for (const s of statements)
+  for (const s of statements) {
     if (s.side === 'device' && s.audited !== undefined) problems.push(`${s.id}: a device-side statement cannot be audited`);
+    for (const quoted of s.uncheckable?.match(QUOTED_ID) ?? [])
+      if (!byId.has(quoted)) problems.push(`${s.id}: its reason names ${quoted}, which is not in the catalogue`);
+  }
   // The same statement under two IDs: two driver entries of one section whose slugs differ only by
   // the catalogue's `driver-` prefix.
   const seen = new Map<string, string>();
@@ -106,6 +111,9 @@ test('the rules catch each planted breach', () => {
   const silent: Statement = { ...good, id: unaudited.id, audited: undefined };
   assert.deepEqual(auditProblems([good, silent], [r]), [
     'status/driver-sets-steps: a driver-side statement the audit does not record needs the reason (uncheckable)',
+  ]);
+  assert.deepEqual(auditProblems([good, { ...unaudited, uncheckable: 'audited as status/never-clears' }], [r]), [
+    'status/driver-sets-steps: its reason names status/never-clears, which is not in the catalogue',
   ]);
   assert.deepEqual(auditProblems([good, { ...unaudited, audited: true }], [r]), [
     'status/driver-sets-steps: marked audited but no DRIVER_REQUIREMENTS entry has its ID',
