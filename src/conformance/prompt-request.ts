@@ -53,7 +53,7 @@ export async function promptRequest(dma: DmaMemory, deviceType: number, features
         inn: [await zeroed(VIRTIO_BLK_SECTOR_SIZE), await zeroed(VIRTIO_BLK_REQ_STATUS_SIZE)],
       };
     case VIRTIO_ID_NET: {
-      // Header and frame in separate descriptors: the one layout every device takes (5.1.6.6 legacy framing).
+      // Header and frame in separate descriptors: the one layout every device takes (5.1.9.8 legacy framing).
       const long = hasFeature(features, VIRTIO_F_VERSION_1) || hasFeature(features, VIRTIO_NET_F_MRG_RXBUF);
       return {
         queue: TRANSMITQ,

@@ -73,7 +73,7 @@ const MODERN_ACCEPTED = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DAT
 /**
  * Accepted on the legacy interface whenever offered: VIRTIO_F_ANY_LAYOUT (6.3: a MUST for a
  * transitional driver). Device drivers learn from {@link VirtioDriver.features} whether they may
- * frame freely or must follow their device's legacy framing rules (e.g. net's 5.1.6.7).
+ * frame freely or must follow their device's legacy framing rules (e.g. net's 5.1.9.8).
  */
 const LEGACY_ACCEPTED = featureSet(VIRTIO_F_ANY_LAYOUT);
 

@@ -74,6 +74,12 @@ export const VIRTIO_BLK_CONFIG_MAX_SECURE_ERASE_SEG = 64; // le32, SECURE_ERASE
 export const VIRTIO_BLK_CONFIG_SECURE_ERASE_SECTOR_ALIGNMENT = 68; // le32, SECURE_ERASE
 /** struct virtio_blk_zoned_characteristics zoned (ZONED): 24 bytes from here. */
 export const VIRTIO_BLK_CONFIG_ZONED = 72;
+/** zoned.model (u8): after zone_sectors, max_open_zones, max_active_zones, max_append_sectors, write_granularity. */
+export const VIRTIO_BLK_CONFIG_ZONED_MODEL = VIRTIO_BLK_CONFIG_ZONED + 20;
+/** 5.2.4 zoned.model values: not zoned (or drive-managed), host-managed, host-aware. */
+export const VIRTIO_BLK_Z_NONE = 0;
+export const VIRTIO_BLK_Z_HM = 1;
+export const VIRTIO_BLK_Z_HA = 2;
 /** sizeof(struct virtio_blk_config) with every field of the current spec. */
 export const VIRTIO_BLK_CONFIG_SIZE = 96;
 

@@ -43,7 +43,7 @@ export const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO = 65;
 export const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM = 66;
 export const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO = 67;
 export const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM = 68;
-/** 5.1.3.1 Legacy: VIRTIO_NET_F_GSO (device handles packets with any GSO type). */
+/** 5.1.3.2 Legacy: VIRTIO_NET_F_GSO (device handles packets with any GSO type). */
 export const VIRTIO_NET_F_GSO = 6;
 
 export const VIRTIO_NET_FEATURE_NAMES: ReadonlyMap<number, string> = new Map([
@@ -159,9 +159,9 @@ export const VIRTIO_NET_DUPLEX_UNKNOWN = 0xff;
 export const VIRTIO_NET_DUPLEX_FULL = 0x01;
 
 /**
- * 5.1.6 struct virtio_net_hdr { u8 flags; u8 gso_type; le16 hdr_len; le16 gso_size; le16 csum_start;
+ * 5.1.9 struct virtio_net_hdr { u8 flags; u8 gso_type; le16 hdr_len; le16 gso_size; le16 csum_start;
  * le16 csum_offset; le16 num_buffers; }. 12 bytes with VIRTIO_F_VERSION_1 or VIRTIO_NET_F_MRG_RXBUF;
- * 10 bytes (no num_buffers) for a legacy driver without VIRTIO_NET_F_MRG_RXBUF (5.1.6.1).
+ * 10 bytes (no num_buffers) for a legacy driver without VIRTIO_NET_F_MRG_RXBUF (5.1.9.1).
  */
 export const VIRTIO_NET_HDR_FLAGS = 0;
 export const VIRTIO_NET_HDR_GSO_TYPE = 1;
@@ -185,14 +185,14 @@ export const VIRTIO_NET_HDR_GSO_UDP_L4 = 5;
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 
 /**
- * 5.1.6.5 Control virtqueue: struct virtio_net_ctrl { u8 class; u8 command; u8 command-specific-data[];
+ * 5.1.9.5 Control virtqueue: struct virtio_net_ctrl { u8 class; u8 command; u8 command-specific-data[];
  * u8 ack; }. Class and command are in the device-readable part, ack is the one device-writable byte.
  */
 export const VIRTIO_NET_CTRL_HDR_SIZE = 2;
 export const VIRTIO_NET_OK = 0;
 export const VIRTIO_NET_ERR = 1;
 
-/** 5.1.6.5.1 Packet receive filtering. */
+/** 5.1.9.5.1 Packet receive filtering. */
 export const VIRTIO_NET_CTRL_RX = 0;
 export const VIRTIO_NET_CTRL_RX_PROMISC = 0;
 export const VIRTIO_NET_CTRL_RX_ALLMULTI = 1;
@@ -202,7 +202,7 @@ export const VIRTIO_NET_CTRL_RX_NOUNI = 4;
 export const VIRTIO_NET_CTRL_RX_NOBCAST = 5;
 
 /**
- * The feature a VIRTIO_NET_CTRL_RX command needs (5.1.6.5.1.2: PROMISC and ALLMULTI need
+ * The feature a VIRTIO_NET_CTRL_RX command needs (5.1.9.5.1.2: PROMISC and ALLMULTI need
  * VIRTIO_NET_F_CTRL_RX, the other four VIRTIO_NET_F_CTRL_RX_EXTRA); undefined for no such command.
  */
 export function netRxCommandFeature(command: number): number | undefined {
@@ -211,21 +211,21 @@ export function netRxCommandFeature(command: number): number | undefined {
   return undefined;
 }
 
-/** 5.1.6.5.2 Setting MAC address filtering: struct virtio_net_ctrl_mac { le32 entries; u8 macs[entries][6]; }. */
+/** 5.1.9.5.2 Setting MAC address filtering: struct virtio_net_ctrl_mac { le32 entries; u8 macs[entries][6]; }. */
 export const VIRTIO_NET_CTRL_MAC = 1;
 export const VIRTIO_NET_CTRL_MAC_TABLE_SET = 0;
 export const VIRTIO_NET_CTRL_MAC_ADDR_SET = 1;
 
-/** 5.1.6.5.3 VLAN filtering. */
+/** 5.1.9.5.3 VLAN filtering. */
 export const VIRTIO_NET_CTRL_VLAN = 2;
 export const VIRTIO_NET_CTRL_VLAN_ADD = 0;
 export const VIRTIO_NET_CTRL_VLAN_DEL = 1;
 
-/** 5.1.6.5.4 Gratuitous packet sending. */
+/** 5.1.9.5.4 Gratuitous packet sending. */
 export const VIRTIO_NET_CTRL_ANNOUNCE = 3;
 export const VIRTIO_NET_CTRL_ANNOUNCE_ACK = 0;
 
-/** 5.1.6.5.5 Device operation in multiqueue mode: struct virtio_net_ctrl_mq_pairs_set { le16 virtqueue_pairs; }. */
+/** 5.1.9.5.6 Automatic receive steering in multiqueue mode: struct virtio_net_ctrl_mq_pairs_set { le16 virtqueue_pairs; }. */
 export const VIRTIO_NET_CTRL_MQ = 4;
 export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET = 0;
 export const VIRTIO_NET_CTRL_MQ_RSS_CONFIG = 1;
@@ -233,7 +233,7 @@ export const VIRTIO_NET_CTRL_MQ_HASH_CONFIG = 2;
 export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN = 1;
 export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX = 0x8000;
 
-/** 5.1.6.5.6 Offloads state configuration: le64 offloads. */
+/** 5.1.9.5.9 Offloads state configuration: le64 offloads. */
 export const VIRTIO_NET_CTRL_GUEST_OFFLOADS = 5;
 export const VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET = 0;
 
@@ -265,7 +265,7 @@ export function netCtrlQueueIndex(pairs: number): number {
   return 2 * pairs;
 }
 
-/** The fields of struct virtio_net_hdr (5.1.6). */
+/** The fields of struct virtio_net_hdr (5.1.9). */
 export interface VirtioNetHdr {
   flags: number;
   gsoType: number;
@@ -277,7 +277,7 @@ export interface VirtioNetHdr {
   numBuffers: number;
 }
 
-/** Header length for the negotiated features (5.1.6.1: 12 bytes with VERSION_1 or MRG_RXBUF). */
+/** Header length for the negotiated features (5.1.9.1: 12 bytes with VERSION_1 or MRG_RXBUF). */
 export function virtioNetHdrSize(version1: boolean, mrgRxbuf: boolean): number {
   return version1 || mrgRxbuf ? VIRTIO_NET_HDR_SIZE : VIRTIO_NET_HDR_LEGACY_SIZE;
 }

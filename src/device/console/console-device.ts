@@ -109,6 +109,8 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private readonly ports: ConsolePort[];
   private readonly config = new ConfigBytes(VIRTIO_CONSOLE_CONFIG_SIZE);
   private active = false;
+  /** Whether DEVICE_ADD went out for the ports since the last reset (a port exists once added, 5.3.6.2.1). */
+  private portsAdded = false;
   /** VIRTIO_CONSOLE_F_MULTIPORT offered, then as negotiated once active (read on every notify). */
   private multiport: boolean;
   /** Transmit chains popped and not yet given back, and their bytes (reused by every processTx). */
@@ -216,6 +218,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
 
   reset(): void {
     this.active = false;
+    this.portsAdded = false;
     this.txBatch.clear();
     this.multiport = hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_MULTIPORT);
     this.queues = [];
@@ -385,7 +388,10 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private handleControl(bytes: Uint8Array): void {
     const { msg } = decodeConsoleControl(bytes);
     if (msg.event === VIRTIO_CONSOLE_DEVICE_READY) {
-      if (msg.value === 1) for (const port of this.ports) this.sendControl(port.id, VIRTIO_CONSOLE_DEVICE_ADD, 1);
+      // A second DEVICE_READY adds nothing: the device MUST NOT add a port which exists (5.3.6.2.1).
+      if (msg.value !== 1 || this.portsAdded) return;
+      this.portsAdded = true;
+      for (const port of this.ports) this.sendControl(port.id, VIRTIO_CONSOLE_DEVICE_ADD, 1);
       return;
     }
     const port = this.ports[msg.id];

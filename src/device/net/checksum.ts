@@ -1,5 +1,5 @@
 /**
- * Completing a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM, 5.1.6.2): the driver leaves the
+ * Completing a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM, 5.1.9.2): the driver leaves the
  * pseudo-header sum at csum_start + csum_offset, and the device folds the ones' complement sum of
  * everything from csum_start to the end of the frame into that field. Doing it in software lets the
  * device offer VIRTIO_NET_F_CSUM whatever the backend.

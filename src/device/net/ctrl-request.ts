@@ -1,5 +1,5 @@
 /**
- * A control-virtqueue command parsed from its chain (5.1.6.5): class and command, their data, and the
+ * A control-virtqueue command parsed from its chain (5.1.9.5): class and command, their data, and the
  * ack byte the device answers in. Parsing checks the shape only; which commands the negotiated
  * features allow is the device's business.
  */

@@ -106,7 +106,7 @@ const BASE_FEATURES = featureSet(
   VIRTIO_NET_F_CTRL_MAC_ADDR,
 );
 
-/** RX-class command -> the mode it sets (5.1.6.5.1; the feature each needs: netRxCommandFeature). */
+/** RX-class command -> the mode it sets (5.1.9.5.1; the feature each needs: netRxCommandFeature). */
 const RX_MODE_COMMANDS: ReadonlyMap<number, keyof RxModes> = new Map([
   [VIRTIO_NET_CTRL_RX_PROMISC, 'promisc'],
   [VIRTIO_NET_CTRL_RX_ALLMULTI, 'allmulti'],
@@ -490,7 +490,7 @@ export class VirtioNetDevice implements VirtioDevice {
         return VIRTIO_NET_OK;
       case 'mac-addr':
         if (!has(VIRTIO_NET_F_CTRL_MAC_ADDR)) return VIRTIO_NET_ERR;
-        // In config space before the command is used (5.1.6.5.2.1), under a new config_generation.
+        // In config space before the command is used (5.1.9.5.2.1), under a new config_generation.
         this.config.bytes.set(req.mac, VIRTIO_NET_CONFIG_MAC);
         this.host?.configChangedByDriver?.();
         return VIRTIO_NET_OK;

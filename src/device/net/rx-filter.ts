@@ -1,5 +1,5 @@
 /**
- * The receive filter the control queue programs (5.1.6.5.1 rx modes, 5.1.6.5.2 MAC table). At reset
+ * The receive filter the control queue programs (5.1.9.5.1 rx modes, 5.1.9.5.2 MAC table). At reset
  * the device is promiscuous, as QEMU's is, so a driver that never negotiates VIRTIO_NET_F_CTRL_RX
  * still receives every frame; a driver that does turns promiscuous mode off when it sets its rx mode.
  */

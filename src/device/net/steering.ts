@@ -1,5 +1,5 @@
 /**
- * Receive steering for multiqueue (5.1.6.5.5): without RSS the device picks a receiveq per flow so
+ * Receive steering for multiqueue (5.1.9.5.6): without RSS the device picks a receiveq per flow so
  * that one flow's frames stay in order on one queue. The flow is the IPv4/IPv6 address pair plus the
  * TCP/UDP ports when present; anything else goes to the first queue pair.
  */

@@ -1,4 +1,4 @@
-/** A transmitq chain parsed into its virtio_net_hdr and frame (5.1.6.2). */
+/** A transmitq chain parsed into its virtio_net_hdr and frame (5.1.9.2). */
 
 import { RequestShapeError } from '../../errors.js';
 import type { DescriptorChain } from '../../queue/types.js';

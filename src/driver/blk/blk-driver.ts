@@ -27,6 +27,9 @@ import {
   VIRTIO_BLK_F_BLK_SIZE,
   VIRTIO_BLK_F_CONFIG_WCE,
   VIRTIO_BLK_F_DISCARD,
+  VIRTIO_BLK_F_ZONED,
+  VIRTIO_BLK_CONFIG_ZONED_MODEL,
+  VIRTIO_BLK_Z_HM,
   VIRTIO_BLK_F_FLUSH,
   VIRTIO_BLK_F_MQ,
   VIRTIO_BLK_F_RO,
@@ -114,7 +117,12 @@ export class BlkDriver {
     if (!Number.isInteger(wantQueues) || wantQueues < 1) throw new UsageError(`numQueues ${wantQueues} must be a positive integer`);
     const virtio = await VirtioDriver.open(bus, fn, { ...options, deviceType: VIRTIO_ID_BLOCK });
     try {
-      const features = await virtio.negotiate(wantQueues > 1 ? BLK_DRIVER_FEATURES | featureSet(VIRTIO_BLK_F_MQ) : BLK_DRIVER_FEATURES);
+      let wanted = wantQueues > 1 ? BLK_DRIVER_FEATURES | featureSet(VIRTIO_BLK_F_MQ) : BLK_DRIVER_FEATURES;
+      // 5.2.5.1: VIRTIO_BLK_F_ZONED offered by a host-managed device: DISCARD MUST NOT be accepted
+      // (model is readable before FEATURES_OK since ZONED is offered, 2.5.2). This driver never
+      // accepts ZONED, so such a device then refuses FEATURES_OK (5.2.5.2).
+      if (await hostManagedZoned(virtio)) wanted &= ~featureSet(VIRTIO_BLK_F_DISCARD);
+      const features = await virtio.negotiate(wanted);
       const config = await readBlkConfig(virtio, features);
       // 5.2.2: N = num_queues with MQ, else 1.
       const n = hasFeature(features, VIRTIO_BLK_F_MQ) ? Math.min(wantQueues, await virtio.readConfig(VIRTIO_BLK_CONFIG_NUM_QUEUES, 2)) : 1;
@@ -284,6 +292,12 @@ function checkRange(what: string, sector: number, count: number, capacity: numbe
   if (!isSafeInteger(sector) || !isSafeInteger(count) || sector < 0 || count < 0 || sector > capacity || count > capacity - sector) {
     throw new UsageError(`${what}: sectors [${sector}, +${count}) outside the disk of ${capacity} sectors`);
   }
+}
+
+/** Whether the device offers VIRTIO_BLK_F_ZONED with zoned.model VIRTIO_BLK_Z_HM (5.2.4). */
+async function hostManagedZoned(virtio: VirtioDriver): Promise<boolean> {
+  if (!hasFeature(virtio.deviceFeatures, VIRTIO_BLK_F_ZONED)) return false;
+  return (await virtio.readConfig(VIRTIO_BLK_CONFIG_ZONED_MODEL, 1)) === VIRTIO_BLK_Z_HM;
 }
 
 /** Read struct virtio_blk_config within one config_generation, each field only if its feature was negotiated. */

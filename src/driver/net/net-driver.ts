@@ -38,7 +38,7 @@ export interface VirtioNetDriverOptions extends VirtioDriverOptions {
 /** How the driver takes received frames apart (fixed at open). */
 interface RxLayout {
   readonly hdrSize: number;
-  /** MRG_RXBUF: num_buffers says how many buffers a frame takes; otherwise always one (5.1.6.4). */
+  /** MRG_RXBUF: num_buffers says how many buffers a frame takes; otherwise always one (5.1.9.4). */
   readonly mergeable: boolean;
   /** The most buffers one frame may take: the largest frame this driver accepts, in its buffers. */
   readonly maxFrameBuffers: number;
@@ -46,7 +46,7 @@ interface RxLayout {
 
 /**
  * How the driver lays out its chains. On the legacy interface without VIRTIO_F_ANY_LAYOUT
- * (5.1.6.7): the virtio_net_hdr in a descriptor of its own, the frame in the next; a control
+ * (5.1.9.8): the virtio_net_hdr in a descriptor of its own, the frame in the next; a control
  * command's class and command in one 2-byte descriptor, its data in one more (two for
  * VIRTIO_NET_CTRL_MAC_TABLE_SET: one per table), the ack in a 1-byte one. Otherwise free, and the
  * driver uses one descriptor per buffer.
@@ -77,7 +77,7 @@ const WANTED =
     N.VIRTIO_NET_F_GUEST_ANNOUNCE,
   );
 
-/** What VIRTIO_NET_CTRL_MAC_ADDR_SET needs negotiated (5.1.3, 5.1.6.5.2.2). */
+/** What VIRTIO_NET_CTRL_MAC_ADDR_SET needs negotiated (5.1.3, 5.1.9.5.2.2). */
 const MAC_ADDR_SET_NEEDS: readonly number[] = [N.VIRTIO_NET_F_CTRL_MAC_ADDR, N.VIRTIO_NET_F_CTRL_RX];
 
 interface RxQueue {
@@ -153,7 +153,7 @@ export class VirtioNetDriver {
     const pairs = Math.min(wantPairs, maxPairs);
     if (pairs < 1) throw new DeviceFaultError('ERR_DEVICE_CONFIG', `max_virtqueue_pairs is ${maxPairs}`);
     const mergeable = has(N.VIRTIO_NET_F_MRG_RXBUF);
-    // 12 bytes on the modern interface or with MRG_RXBUF; 10 for a legacy driver without it (5.1.6.1).
+    // 12 bytes on the modern interface or with MRG_RXBUF; 10 for a legacy driver without it (5.1.9.1).
     const hdrSize = N.virtioNetHdrSize(has(VIRTIO_F_VERSION_1), mergeable);
     const bufferSize = mergeable ? (options.rxBufferSize ?? 2048) : SMALL_RX_BUFFER;
     if (bufferSize < hdrSize) throw new UsageError(`rxBufferSize must be at least ${hdrSize}`);
@@ -314,7 +314,7 @@ export class VirtioNetDriver {
     }
   }
 
-  /** VIRTIO_NET_CTRL_RX_PROMISC; UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.1.2: not sent then). */
+  /** VIRTIO_NET_CTRL_RX_PROMISC; UsageError without VIRTIO_NET_F_CTRL_RX (5.1.9.5.1.2: not sent then). */
   setPromiscuous(on: boolean): Promise<void> {
     return this.setRxMode(N.VIRTIO_NET_CTRL_RX_PROMISC, on);
   }
@@ -326,7 +326,7 @@ export class VirtioNetDriver {
 
   /**
    * Any VIRTIO_NET_CTRL_RX command. UsageError, and nothing sent, for an unknown command or one whose
-   * feature was not negotiated (5.1.6.5.1.2: PROMISC and ALLMULTI need VIRTIO_NET_F_CTRL_RX; ALLUNI,
+   * feature was not negotiated (5.1.9.5.1.2: PROMISC and ALLMULTI need VIRTIO_NET_F_CTRL_RX; ALLUNI,
    * NOMULTI, NOUNI and NOBCAST need VIRTIO_NET_F_CTRL_RX_EXTRA).
    */
   setRxMode(command: number, on: boolean): Promise<void> {
@@ -339,7 +339,7 @@ export class VirtioNetDriver {
 
   /**
    * VIRTIO_NET_CTRL_MAC_TABLE_SET: the unicast and multicast addresses to accept besides our own.
-   * UsageError without VIRTIO_NET_F_CTRL_RX (5.1.6.5.2.2: no VIRTIO_NET_CTRL_MAC command then).
+   * UsageError without VIRTIO_NET_F_CTRL_RX (5.1.9.5.2.2: no VIRTIO_NET_CTRL_MAC command then).
    */
   setMacTable(unicast: readonly Uint8Array[], multicast: readonly Uint8Array[]): Promise<void> {
     return this.guarded([N.VIRTIO_NET_F_CTRL_RX], 'VIRTIO_NET_CTRL_MAC_TABLE_SET', () =>
@@ -349,7 +349,7 @@ export class VirtioNetDriver {
 
   /**
    * VIRTIO_NET_CTRL_MAC_ADDR_SET. UsageError unless VIRTIO_NET_F_CTRL_MAC_ADDR and
-   * VIRTIO_NET_F_CTRL_RX (the VIRTIO_NET_CTRL_MAC class needs it, 5.1.6.5.2.2) were negotiated.
+   * VIRTIO_NET_F_CTRL_RX (the VIRTIO_NET_CTRL_MAC class needs it, 5.1.9.5.2.2) were negotiated.
    */
   async setMac(mac: Uint8Array): Promise<void> {
     if (mac.byteLength !== N.ETH_ALEN) throw new UsageError('a MAC address is 6 bytes');
@@ -562,7 +562,7 @@ export class VirtioNetDriver {
       return;
     }
     for (const l of this.linkListeners) l((status & N.VIRTIO_NET_S_LINK_UP) !== 0);
-    // 5.1.6.5.4: the driver announces itself (callers do that on link change) and acknowledges.
+    // 5.1.9.5.4: the driver announces itself (callers do that on link change) and acknowledges.
     if ((status & N.VIRTIO_NET_S_ANNOUNCE) !== 0 && hasFeature(this.features, N.VIRTIO_NET_F_GUEST_ANNOUNCE)) {
       await this.command(N.VIRTIO_NET_CTRL_ANNOUNCE, N.VIRTIO_NET_CTRL_ANNOUNCE_ACK, new Uint8Array(0)).catch(() => undefined);
     }

@@ -25,6 +25,13 @@ export interface V86PortEntry {
 export type MmioRead = (addr: number) => number;
 export type MmioWrite = (addr: number, value: number) => void;
 
+/**
+ * A JIT memory slow path (src/rust/cpu/cpu.rs safe_read*_slow_jit): (virtual address, the
+ * instruction's offset in its page | wasm table index << 16) => the TLB entry to read through, or 1
+ * on a fault.
+ */
+export type JitSlowRead = (addr: number, eip: number) => number;
+
 /** src/io.js `IO`: the port table and the 128 KiB-block memory map. */
 export interface V86Io {
   /** 65536 entries, one per port. */
@@ -96,7 +103,8 @@ export interface V86Cpu {
   /**
    * The wasm import for 16-bit MMIO writes (src/cpu.js). Rust's write16 calls it for mapped
    * addresses; by default it splits into two 8-bit writes. Called as a method, so an own property
-   * on the instance overrides it. (16-bit MMIO reads have no such hook: two 8-bit reads, low first.)
+   * on the instance overrides it. (16-bit MMIO reads have no such hook: two 8-bit reads, low first;
+   * see mmio-word-reads.ts.)
    */
   mmap_write16: (addr: number, value: number) => void;
   /** Wasm export (src/rust/cpu/memory.rs): drop compiled code for [start, end) after a DMA write. */
@@ -108,6 +116,19 @@ export interface V86Cpu {
    * (src/rust/cpu/cpu.rs pic_call_irq: "XXX: What if called after instruction").
    */
   readonly flags: ArrayLike<number>;
+  /**
+   * The running instruction's prefixes (element 0; a view of wasm memory), kept by the interpreter
+   * while it executes one (src/rust/prefix.rs masks) and 0 between instructions.
+   */
+  readonly prefixes: ArrayLike<number>;
+  /** Element 0 is non-zero while the CPU runs 32-bit code (the code segment's default operand size). */
+  readonly is_32: ArrayLike<number>;
+  /**
+   * What each compiled (JIT) module imports, by name, when it is instantiated (src/cpu.js
+   * create_jit_imports): the wasm exports, among them the memory slow paths through which compiled
+   * code reaches MMIO. Only the 16-bit read ones are typed.
+   */
+  readonly jit_imports: { safe_read16_slow_jit: JitSlowRead; safe_read_write16_slow_jit: JitSlowRead };
   /** Control registers CR0-CR7 (a view of wasm memory); CR0 bit 31 (PG) says whether paging is on. */
   readonly cr: ArrayLike<number>;
   /**
@@ -162,6 +183,10 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.jit_dirty_cache', 'function'],
   ['v86.cpu.flags', 'object'],
   ['v86.cpu.cr', 'object'],
+  ['v86.cpu.prefixes', 'object'],
+  ['v86.cpu.is_32', 'object'],
+  ['v86.cpu.jit_imports.safe_read16_slow_jit', 'function'],
+  ['v86.cpu.jit_imports.safe_read_write16_slow_jit', 'function'],
   ['v86.cpu.wm.exports.v86_malloc', 'function'],
   ['v86.cpu.wm.exports.v86_free', 'function'],
 ];

@@ -30,6 +30,7 @@ import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../../transpor
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
 import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
+import { MmioWordReads } from './mmio-word-reads.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -124,7 +125,9 @@ export class V86PciAdapter {
   private readonly lastRefusal = new Map<string, string>();
   private readonly refusalsKept = new Map<string, number>();
   private readonly warn: (message: string) => void;
-  /** The high byte of a 16-bit MMIO read, for the byte read that may follow (see mmioRead8). */
+  /** Which MMIO byte reads are halves of the guest's 16-bit reads. */
+  private readonly wordReads: MmioWordReads;
+  /** The high byte of a guest's 16-bit MMIO read, for its second half (see mmioRead8). */
   private pendingHighByte: [addr: number, byte: number] | undefined;
   /** MSI messages the function sent, which v86 cannot deliver. */
   droppedMsi = 0;
@@ -135,6 +138,7 @@ export class V86PciAdapter {
     this.cpu = v86Internals(emulator);
     this.memoryMap = options.memoryMap ?? seabiosMemoryMap(this.cpu.memory_size[0]! >>> 0);
     reserveWasmHeap(this.cpu);
+    this.wordReads = new MmioWordReads(this.cpu);
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
     this.takeMmioWrite16();
@@ -426,17 +430,18 @@ export class V86PciAdapter {
 
   /**
    * 16-bit MMIO reads reach JS as two byte reads, low byte first (src/rust/cpu/memory.rs read16), and
-   * no hook sees them whole. A virtio register read with the wrong width may read wrong (a device
-   * serving fields, not byte lanes, gives 0 for the high byte of queue_size). So a byte read at an
-   * even address reads 16 bits there and keeps the high byte for a byte read of the next address if
-   * that is the very next access. A real 8-bit read loses nothing: its byte comes from the same
-   * address, and the even-address 8-bit registers (device_status, ISR) read the same at width 2.
+   * a register read with the wrong width may read wrong (a device serving fields, not byte lanes,
+   * gives 0 for the high byte of queue_size). So the first half of a guest's aligned 16-bit read
+   * (as {@link MmioWordReads} tells) reads 16 bits and keeps the high byte for the second half, which
+   * v86 makes at once; every other byte read reaches the function at byte width and its own address
+   * (an 8-bit register such as config_generation or the ISR is read once, as the guest asked).
    */
   private mmioRead8(addr: number): number {
     const pending = this.pendingHighByte;
     this.pendingHighByte = undefined;
-    if (pending !== undefined && pending[0] === addr) return pending[1];
-    if ((addr & 1) !== 0 || this.route('memory', addr, 2) === undefined) return this.barRead('memory', addr, 1);
+    const word = this.wordReads.inWordRead();
+    if (pending !== undefined && pending[0] === addr && word) return pending[1];
+    if (!word || (addr & 1) !== 0 || this.route('memory', addr, 2) === undefined) return this.barRead('memory', addr, 1);
     const value = this.barRead('memory', addr, 2);
     this.pendingHighByte = [addr + 1, (value >>> 8) & 0xff];
     return value & 0xff;

@@ -95,7 +95,7 @@ for (const machine of MACHINES) {
 }
 
 // QEMU's ctrl_rx=off and ctrl_rx_extra=off: our driver does not send the commands those features
-// govern (5.1.6.5.1.2, 5.1.6.5.2.2), where QEMU itself would carry them out anyway.
+// govern (5.1.9.5.1.2, 5.1.9.5.2.2), where QEMU itself would carry them out anyway.
 test("-M pc: without QEMU's ctrl_rx / ctrl_rx_extra the driver refuses their commands and sends none", async (t) => {
   const withheld = [
     // CTRL_RX_EXTRA stays offered: it needs CTRL_VQ alone (5.1.3.1), so NOBCAST still goes.
@@ -135,7 +135,7 @@ test("-M pc: without QEMU's ctrl_rx / ctrl_rx_extra the driver refuses their com
   }
 });
 
-// QEMU's any_layout=off on a legacy-only device: our driver frames by 5.1.6.7 (header, frame and
+// QEMU's any_layout=off on a legacy-only device: our driver frames by 5.1.9.8 (header, frame and
 // each control part in descriptors of their own), and frames and commands still go through.
 test('-M pc: legacy interface without ANY_LAYOUT: frames both ways and control commands', async () => {
   const slot = 6;

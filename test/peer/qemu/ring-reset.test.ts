@@ -16,7 +16,7 @@ import { withFreeUdpPorts } from '../../../src/platform/qtest/udp-ports.js';
 
 const SLOT = 4;
 const WAIT_MS = 5000;
-/** struct virtio_net_hdr with VERSION_1 and no MRG_RXBUF (5.1.6): 12 bytes. */
+/** struct virtio_net_hdr with VERSION_1 and no MRG_RXBUF (5.1.9): 12 bytes. */
 const NET_HDR = 12;
 const RX_BUF = 1526 + NET_HDR;
 const MAC = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, SLOT]);

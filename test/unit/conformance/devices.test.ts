@@ -32,10 +32,7 @@ const FAMILIES: readonly (readonly [string, readonly Statement[], Mutants])[] = 
  * Checks our device fails today, for a finding another branch fixes (issue 14 item 6); each still
  * has to fail on its mutant. Remove an entry once the fix is merged.
  */
-const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
-  ['net/mac-addr-set-bumps-generation', 'config_generation is not bumped after VIRTIO_NET_CTRL_MAC_ADDR_SET (i-conf-findings)'],
-  ['console/device-ready-again-no-readd', 'a second DEVICE_READY announces the ports again (i-conf-findings)'],
-]);
+const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map<string, string>([]);
 
 /** The check's outcome through the first interface it names (or the function's first), as the engine runs it. */
 async function runOn(statement: Statement, machine: Machine, fn: Bdf): Promise<Outcome> {

@@ -29,13 +29,7 @@ import { initializationMutants } from './mutants/initialization.js';
  * Checks our devices fail today for findings another branch fixes (issue 14, item 6); they run as
  * `todo` until then, and their mutants must still fail.
  */
-const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
-  [
-    'initialization/legacy-use-before-driver-ok',
-    'issue 14 item 6: a transitional device on the legacy interface does not serve a queue before DRIVER_OK',
-  ],
-  ['features/transitional-offers-any-layout', 'issue 14 item 6: transitional devices do not offer VIRTIO_F_ANY_LAYOUT'],
-]);
+const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map<string, string>([]);
 
 function describe(o: Outcome): string {
   return `${o.via}: ${o.result === 'fail' ? String(o.error) : o.result === 'n/a' ? `n/a (${o.why})` : 'pass'}`;

@@ -16,19 +16,7 @@ import { deviceIdMutant, deviceIdStatement, uncheckableStatement } from './fixtu
  * another branch (issue 14, item 6): their checks run as `todo` below until the fix lands (then the
  * entry goes), and their mutants must still fail.
  */
-const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map([
-  [
-    'pci-isr/pci-status-after-msix-disabled',
-    'issue 14 item 6: an interrupt pending while MSI-X is disabled is not in the PCI status interrupt bit',
-  ],
-  ['features/transitional-offers-any-layout', 'issue 14 item 6: transitional devices do not offer VIRTIO_F_ANY_LAYOUT'],
-  [
-    'initialization/legacy-use-before-driver-ok',
-    'issue 14 item 6: a transitional device driven through legacy does not serve a queue before DRIVER_OK',
-  ],
-  ['net/mac-addr-set-bumps-generation', 'issue 14 item 6: config_generation is not bumped when MAC_ADDR_SET changes the MAC'],
-  ['console/device-ready-again-no-readd', 'issue 14 item 6: a second DEVICE_READY makes the console announce its ports again'],
-]);
+const KNOWN_FINDINGS: ReadonlyMap<string, string> = new Map<string, string>([]);
 
 /** The catalogue through the harness, once for the tests below. */
 const catalogueFindings = loadAllMutants().then((mutants) => checkMutants(CATALOGUE, mutants));

@@ -280,6 +280,26 @@ for (const ring of RING_FORMATS)
       assert.deepEqual(h.host.resets, []);
     });
 
+    it('adds each port once: a second DEVICE_READY announces nothing again (5.3.6.2.1); after a reset it does', () => {
+      const dev = new VirtioConsoleDevice({ ports: [{ console: true }, {}] });
+      let h = activateOnRing(ring, dev, MULTI);
+      let heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
+      sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+      sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+      const adds = (): number[] =>
+        receivedControl(h, heads)
+          .filter((m) => m.event === C.VIRTIO_CONSOLE_DEVICE_ADD)
+          .map((m) => m.id);
+      assert.deepEqual(adds(), [0, 1]);
+      assert.deepEqual(h.host.resets, []);
+      // A new life: the ports are new to the driver.
+      dev.reset();
+      h = activateOnRing(ring, dev, MULTI);
+      heads = Array.from({ length: 8 }, () => h.q(CTRL_RX).addChain({ writable: [64] }));
+      sendControl(h, dev, 0, C.VIRTIO_CONSOLE_DEVICE_READY, 1);
+      assert.deepEqual(adds(), [0, 1]);
+    });
+
     it('sends RESIZE for the console port with cols then rows', () => {
       const dev = new VirtioConsoleDevice({ ports: [{ console: true }, {}] });
       const h = activateOnRing(ring, dev, MULTI);

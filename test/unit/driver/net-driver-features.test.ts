@@ -1,6 +1,6 @@
 /**
- * The net driver sends a control command only when its feature was negotiated (5.1.6.5.1.2,
- * 5.1.6.5.2.2): otherwise the typed command is a UsageError and nothing reaches the device.
+ * The net driver sends a control command only when its feature was negotiated (5.1.9.5.1.2,
+ * 5.1.9.5.2.2): otherwise the typed command is a UsageError and nothing reaches the device.
  */
 
 import assert from 'node:assert/strict';

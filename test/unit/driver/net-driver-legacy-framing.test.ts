@@ -1,7 +1,7 @@
 /**
  * VIRTIO_F_ANY_LAYOUT on the legacy interface (6.3): our transitional and legacy devices offer it,
  * our driver accepts it, and without it the net driver frames its chains by the legacy rules of
- * 5.1.6.7 (header and frame in separate descriptors; control class+command, data and ack each in
+ * 5.1.9.8 (header and frame in separate descriptors; control class+command, data and ack each in
  * their own, the MAC table's two tables in two).
  */
 
@@ -86,7 +86,7 @@ test('modern interface of a transitional device: VIRTIO_F_ANY_LAYOUT is not offe
   assert.equal(hasFeature(driver.core.deviceFeatures, VIRTIO_F_ANY_LAYOUT), false);
 });
 
-test('legacy interface without VIRTIO_F_ANY_LAYOUT: header, frame, control parts and ack each in their own descriptors (5.1.6.7)', async (t) => {
+test('legacy interface without VIRTIO_F_ANY_LAYOUT: header, frame, control parts and ack each in their own descriptors (5.1.9.8)', async (t) => {
   chains.length = 0;
   const { backend, device, driver } = await open('legacy', false);
   t.after(() => driver.close());

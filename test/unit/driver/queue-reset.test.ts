@@ -26,7 +26,7 @@ const T_IN = 0;
 const Q_SELECT = 22;
 const Q_ENABLE = 28;
 const Q_RESET = 58;
-/** virtio_net_hdr with VERSION_1 and no MRG_RXBUF (5.1.6). */
+/** virtio_net_hdr with VERSION_1 and no MRG_RXBUF (5.1.9). */
 const NET_HDR = 12;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

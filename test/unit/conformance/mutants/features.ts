@@ -5,7 +5,12 @@ import { changedDevice, deviceMutant, tamperMutant, type Access, type TamperedFu
 import { MODERN_BAR } from '../../../../src/transport/pci/modern-device.js';
 import { VIRTIO_F_ANY_LAYOUT, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_SR_IOV, bit } from '../../../../src/spec/features.js';
 import { VIRTIO_NET_F_CTRL_RX, VIRTIO_NET_F_CTRL_VQ } from '../../../../src/spec/net.js';
-import { VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT, VIRTIO_PCI_QUEUE_NOTIFY } from '../../../../src/spec/virtio-pci.js';
+import {
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_HOST_FEATURES,
+  VIRTIO_PCI_QUEUE_NOTIFY,
+} from '../../../../src/spec/virtio-pci.js';
 
 const featureSelect = (fn: TamperedFunction): number => fn.barReadDirect(MODERN_BAR, VIRTIO_PCI_COMMON_DFSELECT, 4);
 const isDeviceFeature = (at: Access): boolean => at.area === 'common' && at.offset === VIRTIO_PCI_COMMON_DF;
@@ -45,10 +50,14 @@ export const featuresMutants: Mutants = {
     },
   ),
   'features/no-sr-iov-without-capability': offersToo(bit(VIRTIO_F_SR_IOV), 'the device offers SR_IOV without the capability', 'rng'),
-  'features/transitional-offers-any-layout': deviceMutant(
+  // ANY_LAYOUT is the legacy interface's own offer (the transport's, not the device model's).
+  'features/transitional-offers-any-layout': tamperMutant(
     'the transitional device does not offer ANY_LAYOUT',
     { kind: 'rng', mode: 'transitional' },
-    (inner) => changedDevice(inner, { removeFeatures: bit(VIRTIO_F_ANY_LAYOUT) }),
+    {
+      read: (_fn, at, value) =>
+        at.area === 'legacy' && at.offset === VIRTIO_PCI_HOST_FEATURES ? value & ~Number(bit(VIRTIO_F_ANY_LAYOUT)) : value,
+    },
   ),
   'features/accepts-minimal-set': refusing(
     'FEATURES_OK refused without a device-specific or ring feature',
