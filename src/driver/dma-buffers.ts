@@ -3,6 +3,7 @@
  * buffers) gets all of them or none, so a failure partway leaves nothing allocated.
  */
 
+import { UsageError } from '../errors.js';
 import type { DmaBuffer, DmaMemory } from '../memory/dma.js';
 
 /** One buffer per `[size, align]` request, or none: on a failure the ones taken are freed and the error rethrown. */
@@ -37,10 +38,13 @@ export function freeAll(dma: DmaMemory, buffers: DmaBuffer[]): void {
  */
 export class LentBuffers {
   private readonly lent = new Set<DmaBuffer>();
+  private closed = false;
 
   constructor(private readonly dma: DmaMemory) {}
 
+  /** A buffer to lend; UsageError once {@link close} ran (work queued before close() may run after it). */
   alloc(size: number, align: number): DmaBuffer {
+    if (this.closed) throw new UsageError('driver closed');
     const buffer = this.dma.alloc(size, align);
     this.lent.add(buffer);
     return buffer;
@@ -51,8 +55,9 @@ export class LentBuffers {
     if (this.lent.delete(buffer)) this.dma.free(buffer);
   }
 
-  /** After a device reset: nothing is lent any more. */
-  freeAll(): void {
+  /** At close, after the device reset: frees what is lent, and lends nothing more. */
+  close(): void {
+    this.closed = true;
     for (const buffer of this.lent) this.dma.free(buffer);
     this.lent.clear();
   }

@@ -396,7 +396,7 @@ export class VirtioConsoleDriver {
     await this.core.close();
     for (const p of ports) p.freeBuffers();
     freeAll(this.core.bus.dma, this.controlBuffers);
-    this.lent.freeAll();
+    this.lent.close();
   }
 
   /** @internal send one control message (multiport only; a no-op otherwise). */
@@ -404,8 +404,7 @@ export class VirtioConsoleDriver {
     const q = this.controlTx;
     if (!q) return Promise.resolve();
     const next = this.controlChain.then(async () => {
-      // Queued before close() and run after it: nothing may be lent once close() freed the lent buffers.
-      if (this.closed) throw new UsageError('driver closed');
+      // Queued before close() and run after it: lent.alloc refuses then (UsageError).
       const dma = this.core.bus.dma;
       const buf = this.lent.alloc(C.VIRTIO_CONSOLE_CONTROL_SIZE, 16);
       const dv = new DataView(buf.bytes.buffer, buf.bytes.byteOffset, C.VIRTIO_CONSOLE_CONTROL_SIZE);

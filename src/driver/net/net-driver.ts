@@ -418,7 +418,7 @@ export class VirtioNetDriver {
     await this.core.close();
     await Promise.allSettled(this.loops);
     freeAll(this.core.bus.dma, this.rxBuffers);
-    this.lent.freeAll();
+    this.lent.close();
     const err = new UsageError('driver closed');
     for (const w of this.frameWaiters.splice(0)) w.reject(err);
   }

@@ -17,9 +17,10 @@ import type { DmaMemory } from '../../../src/memory/dma.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { VirtioConsoleDriver } from '../../../src/driver/console/console-driver.js';
+import { VirtioNetDriver } from '../../../src/driver/net/net-driver.js';
 import type { DeviceQueue, DriverRing } from '../../../src/queue/types.js';
 import { consoleRxQueueIndex } from '../../../src/spec/console.js';
-import { DeviceFaultError, QueueFaultError, UsageError } from '../../../src/errors.js';
+import { DeviceFaultError, QueueFaultError, UsageError, VirtioError } from '../../../src/errors.js';
 import { ArrayGuestMemory, splitU64 } from '../../../src/memory/guest-memory.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { RamDma } from '../../../src/bus/ram-dma.js';
@@ -595,6 +596,25 @@ test('regression (finding 7): a multiport console driver closed at once returns 
   await drv.close();
   await new Promise<void>((resolve) => setImmediate(resolve));
   assert.equal(bus.dmaOutstanding, 0, 'DMA bytes still allocated after close()');
+});
+
+test('regression (finding 10): control commands queued behind another when close() runs lend nothing after it: every DMA byte returns', async () => {
+  const machine = new Machine({ ramSize: 1 << 20 });
+  const { bdf } = machine.plugVirtio(makeZooDevice('net').device);
+  // The honest bus (no input: nothing tampered) counts what the driver allocates and frees.
+  const bus = new HostileBus(machine.bus, machine.memory, new FuzzInput(new Uint8Array(0)));
+  const drv = await VirtioNetDriver.open(bus, bdf, { timeoutMs: 50 });
+  // The second and third commands wait for the first; close() resets the device under them.
+  const commands = [drv.setPromiscuous(true), drv.setAllMulticast(true), drv.setPromiscuous(false)];
+  await drv.close();
+  const outcomes = await Promise.allSettled(commands);
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(bus.dmaOutstanding, 0, 'DMA bytes still allocated after close()');
+  for (const o of outcomes.slice(1))
+    assert.ok(
+      o.status === 'fulfilled' || o.reason instanceof VirtioError,
+      `a command ended in ${String(o.status === 'rejected' ? o.reason : '')}`,
+    );
 });
 
 // ---- the guard itself can fail ----

@@ -23,8 +23,10 @@ const NET_SECTIONS_1_4 = new Set([
 function* files(dir: string): Generator<string> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* files(path);
-    else if (/\.(ts|md)$/.test(entry.name)) yield path;
+    // docs/api is TypeDoc's output (ignored by git, rebuilt from docs/ by `npm run docs`).
+    if (entry.isDirectory()) {
+      if (path !== join(ROOT, 'docs', 'api')) yield* files(path);
+    } else if (/\.(ts|md)$/.test(entry.name)) yield path;
   }
 }
 
