@@ -58,12 +58,14 @@ function targets() {
 
 const device = CATALOGUE.filter((s) => s.side === 'device');
 const executable = device.filter((s) => s.check !== undefined);
+const audited = CATALOGUE.filter((s) => s.audited === true);
 
 function catalogueSummary() {
   return (
     `The catalogue holds ${CATALOGUE.length} statements of virtio 1.4: ${device.length} device-side ` +
     `(${executable.length} executable checks, ${device.length - executable.length} not checkable from the driver side) ` +
-    `and ${CATALOGUE.length - device.length} driver-side (for the driver audit).`
+    `and ${CATALOGUE.length - device.length} driver-side (${audited.length} recorded by the driver audit, ` +
+    `${CATALOGUE.length - device.length - audited.length} with why the audit cannot see them).`
   );
 }
 

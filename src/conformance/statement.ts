@@ -3,7 +3,9 @@
  * its section, a one-line paraphrase and its level, with either an executable check or the reason it
  * cannot be checked from the driver side. Device-side statements are checked against a device
  * through the driver-side bus; driver-side statements are what the audit (our devices watching a
- * driver) records.
+ * driver) records: a driver-side statement is either `audited` (its ID is one of DRIVER_REQUIREMENTS,
+ * src/spec/driver-requirements.ts, and it is built from that entry by auditedStatement) or
+ * `uncheckable`, saying why the audit cannot see it.
  */
 
 import type { Bdf, PciBus } from '../bus/pci-bus.js';
@@ -104,6 +106,8 @@ export interface Statement {
   readonly text: string;
   /** The executable check (device side only), or... */
   readonly check?: Check;
-  /** ...why it cannot be checked from the driver side (or, for driver statements, by the audit). */
+  /** ...why it cannot be checked from the driver side (or, for driver statements, why the audit cannot see it). */
   readonly uncheckable?: string;
+  /** Driver side only: the driver audit records it (the ID is a DRIVER_REQUIREMENTS ID; see auditedStatement). */
+  readonly audited?: true;
 }

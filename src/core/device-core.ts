@@ -200,7 +200,7 @@ const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: D
   ERR_QUEUE_NESTED_INDIRECT: [R.splitIndirectNested, R.packedIndirectFlags],
   ERR_QUEUE_INDIRECT_WITH_NEXT: [R.splitIndirectNext, R.packedIndirectInList],
   ERR_QUEUE_INDIRECT_UNNEGOTIATED: [R.splitIndirectNegotiated, R.packedIndirectNegotiated],
-  ERR_QUEUE_WRITE_BEFORE_READ: [R.splitFraming, R.splitFraming],
+  ERR_QUEUE_WRITE_BEFORE_READ: [R.splitFraming, R.packedFraming],
   ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
   ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
 };

@@ -122,8 +122,8 @@ export const DRIVER_REQUIREMENTS = {
   commonQueueResetWait: req(
     'pci-common-cfg/queue-reset-wait',
     '4.1.4.3.2',
-    'MUST',
-    'after writing 1 to queue_reset the driver reads 0 back before enabling the queue again',
+    'MUST NOT',
+    'after writing 1 to queue_reset the driver does not take the reset as done (enable the queue again) before it reads 0 back',
   ),
   // 4.1.5.2 notifications
   notifyWidth: req('pci-notify/width', '4.1.5.2.1', 'MUST', 'a notification is a 16-bit write (32-bit with VIRTIO_F_NOTIFICATION_DATA)'),
@@ -198,6 +198,12 @@ export const DRIVER_REQUIREMENTS = {
     '2.8.11',
     'MUST',
     'each part of a packed ring starts at its alignment (16, 4, 4) inside guest memory',
+  ),
+  packedFraming: req(
+    'packed-ring/writable-after-readable',
+    '2.8.17',
+    'MUST',
+    'device-writable elements come after every device-readable one in a descriptor list',
   ),
   packedChainLength: req('packed-ring/chain-length', '2.8.17', 'MUST NOT', 'no descriptor list is longer than the queue size'),
   packedIndirectNegotiated: req(

@@ -22,6 +22,8 @@ import {
   type ConsoleControl,
   type ControlMessage,
 } from './console-control.js';
+import { auditedStatement, DRIVER_OWN_STATE, NO_DEADLINE, NOT_AUDITED_YET } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const device = deviceStatements('console');
 const driver = driverStatements('console');
@@ -142,21 +144,22 @@ export const consoleStatements: readonly Statement[] = [
         "the guest's native byte order is not visible on the bus; on the little-endian hosts every target runs on it is the modern format",
     },
   ),
-  driver('no-readable-rx-buffers', '5.3.6.1', 'MUST NOT', 'The driver puts no device-readable buffer in a receiveq.'),
-  driver('no-writable-tx-buffers', '5.3.6.1', 'MUST NOT', 'The driver puts no device-writable buffer in a transmitq.'),
-  driver('device-ready', '5.3.6.2.2', 'MUST', 'With VIRTIO_CONSOLE_F_MULTIPORT negotiated, the driver sends DEVICE_READY.'),
-  driver('console-port-text', '5.3.6.2.2', 'SHOULD', 'The driver treats a port named by CONSOLE_PORT as a text console.'),
-  driver('console-port-open', '5.3.6.2.2', 'MUST', 'The driver answers CONSOLE_PORT with PORT_OPEN of value 1.'),
+  auditedStatement('console', R.consoleBufferDirection),
+  driver('device-ready', '5.3.6.2.2', 'MUST', 'With VIRTIO_CONSOLE_F_MULTIPORT negotiated, the driver sends DEVICE_READY.', NO_DEADLINE),
+  driver('console-port-text', '5.3.6.2.2', 'SHOULD', 'The driver treats a port named by CONSOLE_PORT as a text console.', DRIVER_OWN_STATE),
+  driver('console-port-open', '5.3.6.2.2', 'MUST', 'The driver answers CONSOLE_PORT with PORT_OPEN of value 1.', NO_DEADLINE),
   driver(
     'legacy-ignore-tx-used-len',
     '5.3.6.3',
     'SHOULD',
     'Through the legacy interface, the driver ignores used lengths of the transmitqs and the control transmitq.',
+    DRIVER_OWN_STATE,
   ),
   driver(
     'legacy-framing',
     '5.3.6.4',
     'MUST',
     'Without VIRTIO_F_ANY_LAYOUT through the legacy interface, every control queue buffer is one descriptor.',
+    NOT_AUDITED_YET,
   ),
 ];

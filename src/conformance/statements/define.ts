@@ -12,7 +12,21 @@ export function deviceStatements(
   return (slug, section, level, text, rest) => ({ id: `${family}/${slug}`, section, level, side: 'device', family, text, ...rest });
 }
 
-/** A constructor of `family`'s driver-side statements (ID `<family>/driver-<slug>`), for the audit. */
-export function driverStatements(family: Family): (slug: string, section: string, level: Level, text: string) => Statement {
-  return (slug, section, level, text) => ({ id: `${family}/driver-${slug}`, section, level, side: 'driver', family, text });
+/**
+ * A constructor of `family`'s driver-side statements the audit does not record (ID
+ * `<family>/driver-<slug>`), with why it cannot see them; the audited ones come from
+ * DRIVER_REQUIREMENTS through auditedStatement.
+ */
+export function driverStatements(
+  family: Family,
+): (slug: string, section: string, level: Level, text: string, uncheckable: string) => Statement {
+  return (slug, section, level, text, uncheckable) => ({
+    id: `${family}/driver-${slug}`,
+    section,
+    level,
+    side: 'driver',
+    family,
+    text,
+    uncheckable,
+  });
 }

@@ -3,6 +3,8 @@
 import type { CheckContext, Statement } from '../statement.js';
 import { deviceStatements, driverStatements } from './define.js';
 import { exchange, hex, liveDevice, need, type Exchanged } from '../exchange.js';
+import { auditedStatement, DRIVER_OWN_STATE } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const device = deviceStatements('entropy');
 const driver = driverStatements('entropy');
@@ -52,6 +54,6 @@ export const entropyStatements: readonly Statement[] = [
       },
     },
   }),
-  driver('no-readable-buffers', '5.4.6.1', 'MUST NOT', 'The driver places no device-readable buffer in the queue.'),
-  driver('use-used-len', '5.4.6.1', 'MUST', 'The driver takes the used length as the number of random bytes received.'),
+  auditedStatement('entropy', R.entropyWritableOnly),
+  driver('use-used-len', '5.4.6.1', 'MUST', 'The driver takes the used length as the number of random bytes received.', DRIVER_OWN_STATE),
 ];

@@ -16,6 +16,8 @@ import {
 import { deviceFeatureRequirements } from '../../spec/feature-requirements.js';
 import { VIRTIO_PCI_COMMON_DF, VIRTIO_PCI_COMMON_DFSELECT } from '../../spec/virtio-pci.js';
 import { PCI_CONFIG_SPACE_SIZE } from '../../spec/pci.js';
+import { auditedStatement, NOT_AUDITED_YET, notOffered } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const family = 'features';
 
@@ -118,6 +120,12 @@ async function hasSrIov(ctx: CheckContext): Promise<boolean | undefined> {
   }
   return false;
 }
+
+/** Why the audit does not see a driver-side statement of this family: the driver's own reasoning. */
+const DRIVER_OWN = 'what the driver checks or decides about the offer is its own reasoning: only the features it accepts reach the device';
+/** ...or: breaking it means accepting a bit our devices never offer. */
+const ONLY_OFFERED =
+  'every bit our devices offer is defined, so accepting another is accepting a bit not offered: the audit records that as features/only-offered';
 
 /** Family 'features' (see Family in ../statement.ts): 2.2 feature bits, 6 reserved feature bits. */
 export const featuresStatements: readonly Statement[] = [
@@ -308,46 +316,82 @@ export const featuresStatements: readonly Statement[] = [
     text: 'A PCI device with an SR-IOV capability offers VIRTIO_F_SR_IOV.',
     uncheckable: 'SR-IOV is an extended capability: the qtest and in-process buses reach only the first 256 bytes of configuration space',
   },
+  auditedStatement(family, R.featuresOnlyOffered),
+  auditedStatement(family, R.featuresDependencies),
+  auditedStatement(family, R.featuresVersion1),
   ...(
     [
-      ['driver-no-unoffered', '2.2.1', 'MUST NOT', 'The driver accepts no feature the device did not offer.'],
-      ['driver-no-unmet-requirement', '2.2.1', 'MUST NOT', 'The driver accepts no feature without the features it requires.'],
-      ['driver-validates-offer', '2.2.1', 'MUST', 'The driver validates the feature bits the device offers.'],
+      ['driver-validates-offer', '2.2.1', 'MUST', 'The driver validates the feature bits the device offers.', DRIVER_OWN],
       [
         'driver-ignores-undefined-bits',
         '2.2.1',
         'MUST NOT',
         'The driver accepts no undescribed, reserved, transport-unsupported or type-undefined bit.',
+        ONLY_OFFERED,
       ],
-      ['driver-compatible-or-failed', '2.2.1', 'SHOULD', 'A driver missing a feature it understands falls back, or sets FAILED and stops.'],
+      [
+        'driver-compatible-or-failed',
+        '2.2.1',
+        'SHOULD',
+        'A driver missing a feature it understands falls back, or sets FAILED and stops.',
+        DRIVER_OWN,
+      ],
       [
         'driver-no-failure-for-unknown',
         '2.2.1',
         'MUST NOT',
         'The driver does not fail only because the device offers a feature it does not know.',
+        DRIVER_OWN,
       ],
-      ['driver-detects-legacy-device', '2.2.3', 'MUST', 'A transitional driver takes a device without VERSION_1 as a legacy device.'],
-      ['driver-accepts-version-1', '6.1', 'MUST', 'The driver accepts VIRTIO_F_VERSION_1 when offered.'],
-      ['driver-accepts-access-platform', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_ACCESS_PLATFORM when offered.'],
-      ['driver-accepts-ring-packed', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_RING_PACKED when offered.'],
-      ['driver-accepts-order-platform', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_ORDER_PLATFORM when offered.'],
+      [
+        'driver-detects-legacy-device',
+        '2.2.3',
+        'MUST',
+        'A transitional driver takes a device without VERSION_1 as a legacy device.',
+        'only the legacy interface of our devices lacks VERSION_1, and a driver using it is audited as pci-legacy/one-interface; how it regards the device is its own state',
+      ],
+      [
+        'driver-accepts-access-platform',
+        '6.1',
+        'SHOULD',
+        'The driver accepts VIRTIO_F_ACCESS_PLATFORM when offered.',
+        notOffered('VIRTIO_F_ACCESS_PLATFORM'),
+      ],
+      ['driver-accepts-ring-packed', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_RING_PACKED when offered.', NOT_AUDITED_YET],
+      [
+        'driver-accepts-order-platform',
+        '6.1',
+        'SHOULD',
+        'The driver accepts VIRTIO_F_ORDER_PLATFORM when offered.',
+        notOffered('VIRTIO_F_ORDER_PLATFORM'),
+      ],
       [
         'driver-sr-iov-needs-capability',
         '6.1',
         'MUST NOT',
         'The driver does not negotiate VIRTIO_F_SR_IOV without an SR-IOV capability on a PCI device.',
+        ONLY_OFFERED,
       ],
       [
         'driver-sr-iov-before-vfs',
         '6.1',
         'MUST',
         'The driver negotiates VIRTIO_F_SR_IOV and checks FEATURES_OK before enabling virtual functions.',
+        notOffered('VIRTIO_F_SR_IOV'),
       ],
-      ['driver-accepts-notif-config-data', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_NOTIF_CONFIG_DATA when offered.'],
-      ['driver-accepts-any-layout', '6.3', 'MUST', 'A transitional driver accepts VIRTIO_F_ANY_LAYOUT when offered.'],
-      ['driver-no-unused-bit-30', '6.3', 'SHOULD NOT', 'A driver does not negotiate bit 30 (UNUSED).'],
+      ['driver-accepts-notif-config-data', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_NOTIF_CONFIG_DATA when offered.', NOT_AUDITED_YET],
+      ['driver-accepts-any-layout', '6.3', 'MUST', 'A transitional driver accepts VIRTIO_F_ANY_LAYOUT when offered.', NOT_AUDITED_YET],
+      ['driver-no-unused-bit-30', '6.3', 'SHOULD NOT', 'A driver does not negotiate bit 30 (UNUSED).', ONLY_OFFERED],
     ] as const
-  ).map(([slug, section, level, text]): Statement => ({ id: `${family}/${slug}`, section, level, side: 'driver', family, text })),
+  ).map(([slug, section, level, text, uncheckable]): Statement => ({
+    id: `${family}/${slug}`,
+    section,
+    level,
+    side: 'driver',
+    family,
+    text,
+    uncheckable,
+  })),
   ...(
     [
       ['driver-iommu-setup', 'A driver that accepted VIRTIO_F_ACCESS_PLATFORM disables or programs the IOMMU for the device.', 'MUST'],

@@ -25,6 +25,8 @@ import {
 } from '../../spec/virtio-pci.js';
 import { pollUntilZero } from '../../transport/pci/driver-transport.js';
 import { capsOfType, commonCfg, deviceFeatureWindow, hex, modernOnly, offersFeature, type Registers, transportOf } from '../pci-support.js';
+import { auditedStatement, notOffered } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import type { CheckContext, Statement } from '../statement.js';
 
 /** Queues whose fields a check walks at most (num_queues is the device's to choose, up to 65535). */
@@ -333,62 +335,23 @@ export const pciCommonCfgStatements: readonly Statement[] = [
       },
     },
   },
-  // Driver side (4.1.4.3.2), for the audit.
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-no-write-read-only',
-    section: '4.1.4.3.2',
-    level: 'MUST NOT',
-    text: 'The driver does not write device_feature, num_queues, config_generation, queue_notify_off or queue_notif_config_data.',
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-queue-size-nonzero-packed',
-    section: '4.1.4.3.2',
-    level: 'MUST NOT',
-    text: 'With VIRTIO_F_RING_PACKED negotiated, the driver does not write 0 to queue_size.',
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-queue-size-power-of-two',
-    section: '4.1.4.3.2',
-    level: 'MUST NOT',
-    text: 'Without VIRTIO_F_RING_PACKED negotiated, the driver writes only powers of 2 to queue_size.',
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-configure-before-enable',
-    section: '4.1.4.3.2',
-    level: 'MUST',
-    text: "The driver sets up a queue's other fields before writing queue_enable.",
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-wait-reset',
-    section: '4.1.4.3.2',
-    level: 'MUST',
-    text: 'After writing 0 to device_status, the driver waits for device_status to read 0 before initialising again.',
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-no-queue-enable-zero',
-    section: '4.1.4.3.2',
-    level: 'MUST NOT',
-    text: 'The driver does not write 0 to queue_enable.',
-  },
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-wait-queue-reset',
-    section: '4.1.4.3.2',
-    level: 'MUST NOT',
-    text: 'With VIRTIO_F_RING_RESET, after writing 1 to queue_reset the driver does not treat the reset as done before queue_reset reads 0.',
-  },
+  // Driver side (4.1.4.3.2): audited, but for the administration queues.
+  ...[
+    R.commonReadOnly,
+    R.commonQueueSizeNonzero,
+    R.commonQueueSizePow2,
+    R.commonConfigureBeforeEnable,
+    R.commonResetWait,
+    R.commonQueueEnableZero,
+    R.commonQueueResetWait,
+  ].map((r) => auditedStatement('pci-common-cfg', r)),
   {
     ...driver,
     id: 'pci-common-cfg/driver-admin-queue-range',
     section: '4.1.4.3.2',
     level: 'MUST',
     text: 'With VIRTIO_F_ADMIN_VQ, the driver sets up administration queues only at indices admin_queue_index .. admin_queue_index + admin_queue_num - 1.',
+    uncheckable: notOffered('VIRTIO_F_ADMIN_VQ'),
   },
 ];
 

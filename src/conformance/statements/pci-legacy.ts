@@ -37,6 +37,8 @@ import {
   transportOf,
 } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
+import { auditedStatement } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 /** Legacy bit 30, VIRTIO_F_BAD_FEATURE: a legacy driver sets it to say it failed; never acknowledged. */
 const VIRTIO_F_BAD_FEATURE = 30;
@@ -327,19 +329,16 @@ export const pciLegacyStatements: readonly Statement[] = [
     uncheckable: 'whether a legacy driver for the same IDs existed on the platform is not knowable from the function',
   },
   // Driver side, for the audit.
-  {
-    ...driver,
-    id: 'pci-legacy/driver-use-bar0',
-    section: '4.1.4.10',
-    level: 'MUST',
-    text: 'A transitional driver using the legacy interface uses the legacy header in BAR0.',
-  },
+  auditedStatement('pci-legacy', R.legacyOneInterface),
+  auditedStatement('pci-legacy', R.legacyReadOnly),
   {
     ...driver,
     id: 'pci-legacy/driver-config-after-header',
     section: '4.1.4.10',
     level: 'MUST',
     text: 'Through the legacy interface, the driver accesses device-specific configuration right after the header (20, or 24 with MSI-X enabled).',
+    uncheckable:
+      'an access at the wrong offset is an access to another register (20..23 are the MSI-X vectors, or configuration bytes): the device cannot tell which the driver meant',
   },
   {
     ...driver,
@@ -347,6 +346,8 @@ export const pciLegacyStatements: readonly Statement[] = [
     section: '4.1.5.1.1.1',
     level: 'MUST',
     text: 'A transitional driver looks for the virtio capabilities first, and uses the legacy interface only when they are absent.',
+    uncheckable:
+      'a legacy-only driver may use BAR0 on a function with capabilities: the device cannot tell a transitional driver skipping them from a legacy driver',
   },
   {
     ...driver,

@@ -27,6 +27,8 @@ import type { DriverTransport } from '../../transport/pci/driver-transport.js';
 import { commonCfg, enableMsix, hex, legacyHeader, msixOf, settle, transportOf } from '../pci-support.js';
 import { usedBufferRig, usedBufferUnsupported } from '../used-buffer.js';
 import type { Check, CheckContext, Statement } from '../statement.js';
+import { auditedStatement } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 /** 4.1.5.1.2.1: the vector counts a device should stay within. */
 const MSIX_VECTORS_MIN = 2;
@@ -299,20 +301,8 @@ export const pciMsixStatements: readonly Statement[] = [
     text: 'The driver works with any MSI-X Table Size from 0 to 0x7FF.',
     uncheckable: 'a driver that gives up on a table size simply does not bind; the audit cannot see it',
   },
-  {
-    ...driver,
-    id: 'pci-msix/driver-vector-inside-table',
-    section: '4.1.5.1.2.2',
-    level: 'MUST NOT',
-    text: 'The driver maps no event to a vector beyond the MSI-X table.',
-  },
-  {
-    ...driver,
-    id: 'pci-msix/driver-verify-mapping',
-    section: '4.1.5.1.2.2',
-    level: 'MUST',
-    text: 'After mapping an event to a vector, the driver reads the vector field back to see whether the mapping succeeded.',
-  },
+  auditedStatement('pci-msix', R.msixVectorInTable),
+  auditedStatement('pci-msix', R.msixVerifyVector),
   {
     ...driver,
     id: 'pci-msix/driver-shared-interrupt',

@@ -317,6 +317,8 @@ export const resetStatements: readonly Statement[] = [
     side: 'driver',
     family,
     text: 'The driver takes a reset it started as complete once device status reads 0.',
+    uncheckable:
+      'the audit records it in its PCI form, pci-common-cfg/reset-wait (4.1.4.3.2): the device sees device_status reads through its transport',
   },
   {
     id: `${family}/driver-verifies-queue-reset`,
@@ -325,6 +327,8 @@ export const resetStatements: readonly Statement[] = [
     side: 'driver',
     family,
     text: 'After asking for a queue reset the driver checks that it happened before reusing the queue.',
+    uncheckable:
+      'the audit records it in its PCI form, pci-common-cfg/queue-reset-wait (4.1.4.3.2): the device sees queue_reset reads through its transport',
   },
   {
     id: `${family}/driver-reenable-as-initial`,
@@ -333,5 +337,7 @@ export const resetStatements: readonly Statement[] = [
     side: 'driver',
     family,
     text: 'The driver sets a re-enabled queue up as at first discovery (other parameters allowed).',
+    uncheckable:
+      'the audit records its parts the device sees in their PCI form: pci-common-cfg/configure-before-enable and the queue size rules, which hold after a queue reset as at first set-up',
   },
 ];

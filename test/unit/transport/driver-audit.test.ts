@@ -412,6 +412,13 @@ describe('driver audit: rings, planted', () => {
     await d.notify(0);
     only(d, R.packedChainLength.id, /write16 0x0 at BAR4\+0x3000/);
   });
+  it(R.packedFraming.id, async () => {
+    const d = await rng({ packed: true });
+    await d.start(bit(VIRTIO_F_RING_PACKED));
+    d.writePacked(1, { addr: buf + 16, len: 16, flags: 0 }, 0);
+    await d.postPacked(0, { addr: buf, len: 16, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT }, 0);
+    only(d, R.packedFraming.id, /write16 0x0 at BAR4\+0x3000/);
+  });
   it(`${R.packedIndirectFlags.id} (INDIRECT_DESC negotiated)`, async () => {
     const d = await rng({ packed: true });
     await d.start(bit(VIRTIO_F_RING_PACKED) | bit(28));
