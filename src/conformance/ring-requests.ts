@@ -28,7 +28,7 @@ export interface RingRequest {
 
 /** Bytes an entropy request asks for. */
 const RNG_BYTES = 64;
-/** struct virtio_net_hdr with VIRTIO_F_VERSION_1 (num_buffers included, 5.1.6), and the legacy one without. */
+/** struct virtio_net_hdr with VIRTIO_F_VERSION_1 (num_buffers included, 5.1.9), and the legacy one without. */
 const NET_HDR_BYTES = VIRTIO_NET_HDR_SIZE;
 const NET_HDR_LEGACY_BYTES = VIRTIO_NET_HDR_LEGACY_SIZE;
 /** A minimal Ethernet frame. */
@@ -47,7 +47,7 @@ function blkRead(): RingRequest {
 
 /**
  * `tag` varies the readable bytes, so that two requests of a check are told apart; the header is
- * the legacy one (10 bytes, 5.1.6) when `features` has neither VERSION_1 nor MRG_RXBUF.
+ * the legacy one (10 bytes, 5.1.9.1) when `features` has neither VERSION_1 nor MRG_RXBUF.
  */
 function netFrame(tag: number, features: bigint): RingRequest {
   const hdrBytes =
