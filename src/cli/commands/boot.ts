@@ -146,6 +146,9 @@ async function bootWith(
       bar.update(assetSteps + 1, {
         stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules`,
       });
+      // What the devices saw before /init was the firmware's (SeaBIOS drives virtio-blk on a cold boot;
+      // a restored state has none of it): the audit is of Linux's drivers, which load now.
+      for (const { audit } of audits) audit.clear();
       const loaded = await guest.command(opts.forceLegacy ? 'load force_legacy=1' : 'load');
       bar.update(assetSteps + BOOT_STAGES, { stage: 'ready' });
       bar.stop();
