@@ -1,4 +1,5 @@
 import type { CheckContext, Statement } from '../statement.js';
+import { driverStatements } from './define.js';
 import type { DriverTransport } from '../../transport/pci/driver-transport.js';
 import { openDevice, writeFeatures } from '../bring-up.js';
 import { VIRTIO_F_ANY_LAYOUT, VIRTIO_F_NOTIFY_ON_EMPTY, featureSet } from '../../spec/features.js';
@@ -6,6 +7,7 @@ import { auditedStatement, NOT_AUDITED_YET } from '../audited-statement.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const family = 'device-config';
+const driver = driverStatements(family);
 
 /** Tries at a read of the whole configuration inside one generation before the check gives up on a device that keeps changing. */
 const GENERATION_TRIES = 4;
@@ -93,48 +95,40 @@ export const deviceConfigStatements: readonly Statement[] = [
   ...(
     [
       [
-        'driver-no-wide-atomicity',
+        'no-wide-atomicity',
         '2.5.1',
         'MUST NOT',
         'The driver does not take reads of fields wider than 32 bits, or of several fields, as atomic.',
         'what the driver takes as atomic is its own belief; reads it makes with no config_generation around them are audited as device-config/generation-loop',
       ],
       [
-        'driver-checks-feature-of-field',
+        'checks-feature-of-field',
         '2.5.1',
         'MUST',
         'The driver reads an optional field only if the device offers the feature that defines it.',
         NOT_AUDITED_YET,
       ],
       [
-        'driver-no-size-limit',
+        'no-size-limit',
         '2.5.1',
         'MUST NOT',
         'The driver does not limit the structure or configuration size it accepts.',
         'each of our devices has one configuration size: a driver limiting the size it accepts shows no access that differs',
       ],
       [
-        'driver-checks-size-large-enough',
+        'checks-size-large-enough',
         '2.5.1',
         'SHOULD',
         'The driver only checks that the configuration holds the fields it needs.',
         'which sizes the driver checks is its own reasoning: no access shows it',
       ],
       [
-        'driver-legacy-rereads',
+        'legacy-rereads',
         '2.5.4',
         'SHOULD',
         'On the legacy interface the driver rereads blk capacity and net mac until two reads agree.',
         NOT_AUDITED_YET,
       ],
     ] as const
-  ).map(([slug, section, level, text, uncheckable]): Statement => ({
-    id: `${family}/${slug}`,
-    section,
-    level,
-    side: 'driver',
-    family,
-    text,
-    uncheckable,
-  })),
+  ).map(([slug, section, level, text, uncheckable]) => driver(slug, section, level, text, uncheckable)),
 ];

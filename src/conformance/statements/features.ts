@@ -1,5 +1,6 @@
 import { commonCfg } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
+import { driverStatements } from './define.js';
 import { goLive, minimalFeatures, openDevice, serveOne, writeFeatures, type Opened } from '../bring-up.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
 import {
@@ -20,6 +21,7 @@ import { auditedStatement, NOT_AUDITED_YET, notOffered } from '../audited-statem
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const family = 'features';
+const driver = driverStatements(family);
 
 /** Bits in the transport range (24-40, 43) the spec describes nowhere (2.2, 6). */
 const UNDESCRIBED_TRANSPORT_BITS = featureSet(25, 26, 31);
@@ -321,77 +323,69 @@ export const featuresStatements: readonly Statement[] = [
   auditedStatement(family, R.featuresVersion1),
   ...(
     [
-      ['driver-validates-offer', '2.2.1', 'MUST', 'The driver validates the feature bits the device offers.', DRIVER_OWN],
+      ['validates-offer', '2.2.1', 'MUST', 'The driver validates the feature bits the device offers.', DRIVER_OWN],
       [
-        'driver-ignores-undefined-bits',
+        'ignores-undefined-bits',
         '2.2.1',
         'MUST NOT',
         'The driver accepts no undescribed, reserved, transport-unsupported or type-undefined bit.',
         ONLY_OFFERED,
       ],
       [
-        'driver-compatible-or-failed',
+        'compatible-or-failed',
         '2.2.1',
         'SHOULD',
         'A driver missing a feature it understands falls back, or sets FAILED and stops.',
         DRIVER_OWN,
       ],
       [
-        'driver-no-failure-for-unknown',
+        'no-failure-for-unknown',
         '2.2.1',
         'MUST NOT',
         'The driver does not fail only because the device offers a feature it does not know.',
         DRIVER_OWN,
       ],
       [
-        'driver-detects-legacy-device',
+        'detects-legacy-device',
         '2.2.3',
         'MUST',
         'A transitional driver takes a device without VERSION_1 as a legacy device.',
         'only the legacy interface of our devices lacks VERSION_1, and a driver using it is audited as pci-legacy/one-interface; how it regards the device is its own state',
       ],
       [
-        'driver-accepts-access-platform',
+        'accepts-access-platform',
         '6.1',
         'SHOULD',
         'The driver accepts VIRTIO_F_ACCESS_PLATFORM when offered.',
         notOffered('VIRTIO_F_ACCESS_PLATFORM'),
       ],
-      ['driver-accepts-ring-packed', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_RING_PACKED when offered.', NOT_AUDITED_YET],
+      ['accepts-ring-packed', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_RING_PACKED when offered.', NOT_AUDITED_YET],
       [
-        'driver-accepts-order-platform',
+        'accepts-order-platform',
         '6.1',
         'SHOULD',
         'The driver accepts VIRTIO_F_ORDER_PLATFORM when offered.',
         notOffered('VIRTIO_F_ORDER_PLATFORM'),
       ],
       [
-        'driver-sr-iov-needs-capability',
+        'sr-iov-needs-capability',
         '6.1',
         'MUST NOT',
         'The driver does not negotiate VIRTIO_F_SR_IOV without an SR-IOV capability on a PCI device.',
         ONLY_OFFERED,
       ],
       [
-        'driver-sr-iov-before-vfs',
+        'sr-iov-before-vfs',
         '6.1',
         'MUST',
         'The driver negotiates VIRTIO_F_SR_IOV and checks FEATURES_OK before enabling virtual functions.',
         notOffered('VIRTIO_F_SR_IOV'),
       ],
-      ['driver-accepts-notif-config-data', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_NOTIF_CONFIG_DATA when offered.', NOT_AUDITED_YET],
-      ['driver-accepts-any-layout', '6.3', 'MUST', 'A transitional driver accepts VIRTIO_F_ANY_LAYOUT when offered.', NOT_AUDITED_YET],
-      ['driver-no-unused-bit-30', '6.3', 'SHOULD NOT', 'A driver does not negotiate bit 30 (UNUSED).', ONLY_OFFERED],
+      ['accepts-notif-config-data', '6.1', 'SHOULD', 'The driver accepts VIRTIO_F_NOTIF_CONFIG_DATA when offered.', NOT_AUDITED_YET],
+      ['accepts-any-layout', '6.3', 'MUST', 'A transitional driver accepts VIRTIO_F_ANY_LAYOUT when offered.', NOT_AUDITED_YET],
+      ['no-unused-bit-30', '6.3', 'SHOULD NOT', 'A driver does not negotiate bit 30 (UNUSED).', ONLY_OFFERED],
     ] as const
-  ).map(([slug, section, level, text, uncheckable]): Statement => ({
-    id: `${family}/${slug}`,
-    section,
-    level,
-    side: 'driver',
-    family,
-    text,
-    uncheckable,
-  })),
+  ).map(([slug, section, level, text, uncheckable]) => driver(slug, section, level, text, uncheckable)),
   ...(
     [
       ['driver-iommu-setup', 'A driver that accepted VIRTIO_F_ACCESS_PLATFORM disables or programs the IOMMU for the device.', 'MUST'],

@@ -1,5 +1,6 @@
 import { settle } from '../pci-support.js';
 import type { Statement } from '../statement.js';
+import { driverStatements } from './define.js';
 import { ALL_OK, goLive, negotiateMinimal, openDevice, pollFor, promptOnRing, serveOne, settleMs, writeFeatures } from '../bring-up.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
 import { VIRTIO_CONFIG_S_FEATURES_OK, decodeStatus } from '../../spec/status.js';
@@ -12,6 +13,7 @@ import { auditedStatement, NOT_AUDITED_YET, notOffered } from '../audited-statem
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 
 const family = 'initialization';
+const driver = driverStatements(family);
 
 /** Why the audit cannot see a driver's verdict on its own initialisation. */
 const DRIVER_JUDGES =
@@ -174,74 +176,66 @@ export const initializationStatements: readonly Statement[] = [
   ...(
     [
       [
-        'driver-rereads-features-ok',
+        'rereads-features-ok',
         '3.1.1',
         'MUST',
         'After setting FEATURES_OK the driver reads device status back to see that FEATURES_OK stayed set.',
         NOT_AUDITED_YET,
       ],
-      ['driver-sets-failed-on-error', '3.1.1', 'SHOULD', 'A driver that gives up on initialisation sets FAILED.', DRIVER_JUDGES],
+      ['sets-failed-on-error', '3.1.1', 'SHOULD', 'A driver that gives up on initialisation sets FAILED.', DRIVER_JUDGES],
       [
-        'driver-stops-after-failure',
+        'stops-after-failure',
         '3.1.1',
         'MUST NOT',
         'A driver whose initialisation went irrecoverably wrong does not go on with it.',
         DRIVER_JUDGES,
       ],
       [
-        'driver-legacy-sequence',
+        'legacy-sequence',
         '3.1.2',
         'MUST',
         'A transitional driver on the legacy interface initialises in the same order without the FEATURES_OK steps.',
         'the audit records it as initialization/reset-first and initialization/status-order, whose order on the legacy interface leaves FEATURES_OK out',
       ],
       [
-        'driver-reset-before-removing-buffers',
+        'reset-before-removing-buffers',
         '3.3.1',
         'MUST',
         'The driver resets the device before it takes back buffers it exposed.',
         'taking a buffer back is the driver reusing its own memory, which the device does not see; reused ring entries are audited as initialization/exposed-buffers-unchanged',
       ],
       [
-        'driver-suspend-only-when-live',
+        'suspend-only-when-live',
         '3.4.1',
         'SHOULD NOT',
         'The driver does not set SUSPEND without DRIVER_OK set and VIRTIO_F_SUSPEND negotiated.',
         NO_SUSPEND,
       ],
       [
-        'driver-suspend-verifies',
+        'suspend-verifies',
         '3.4.1',
         'MUST',
         'After setting SUSPEND the driver checks that SUSPEND reads 1 and DRIVER_OK reads 0.',
         NO_SUSPEND,
       ],
-      ['driver-suspend-no-buffers', '3.4.1', 'MUST NOT', 'A driver that set SUSPEND makes no more buffers available.', NO_SUSPEND],
-      ['driver-suspend-no-notifications', '3.4.1', 'MUST NOT', 'A driver that set SUSPEND sends no notifications.', NO_SUSPEND],
+      ['suspend-no-buffers', '3.4.1', 'MUST NOT', 'A driver that set SUSPEND makes no more buffers available.', NO_SUSPEND],
+      ['suspend-no-notifications', '3.4.1', 'MUST NOT', 'A driver that set SUSPEND sends no notifications.', NO_SUSPEND],
       [
-        'driver-suspend-no-config-changes',
+        'suspend-no-config-changes',
         '3.4.1',
         'MUST NOT',
         'A driver that set SUSPEND changes no device configuration but device status.',
         NO_SUSPEND,
       ],
       [
-        'driver-resume-waits',
+        'resume-waits',
         '3.4.1',
         'MUST',
         'A resuming driver waits for SUSPEND to read 0 and DRIVER_OK 1 before normal operation.',
         NO_SUSPEND,
       ],
     ] as const
-  ).map(([slug, section, level, text, uncheckable]): Statement => ({
-    id: `${family}/${slug}`,
-    section,
-    level,
-    side: 'driver',
-    family,
-    text,
-    uncheckable,
-  })),
+  ).map(([slug, section, level, text, uncheckable]) => driver(slug, section, level, text, uncheckable)),
   ...(
     [
       ['suspend-ignored-before-init', 'MUST', 'A device ignores SUSPEND writes until it is completely initialised.'],
