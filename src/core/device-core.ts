@@ -19,7 +19,9 @@ import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
+import type { AdminQueueHandler } from './admin-queue-handler.js';
 import {
+  VIRTIO_F_ADMIN_VQ,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
@@ -189,6 +191,11 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * conformance mutants, which wrap the ring to break one rule of it.
    */
   readonly deviceRing?: (options: DeviceRingOptions) => DeviceQueue;
+  /**
+   * An administration virtqueue (2.13): VIRTIO_F_ADMIN_VQ is offered and, once negotiated, queue
+   * num_queues is the administration queue this handler serves (default none).
+   */
+  readonly adminQueue?: AdminQueueHandler;
 }
 
 /** The statement a ring fault (a guest fault the rings detect) shows broken, per ring format. */
@@ -215,7 +222,11 @@ export class DeviceCore implements VirtioDeviceHost {
   private readonly commonFeatures: bigint;
   /** Features offered through the current interface only (see {@link InterfaceRules.interfaceFeatures}). */
   private interfaceFeatures = 0n;
+  /** The device's own queues (num_queues); the administration queue is {@link adminQueue}. */
   readonly queues: readonly VirtqueueConfig[];
+  /** The administration queue's configuration, at index num_queues (VIRTIO_F_ADMIN_VQ offered), else undefined. */
+  readonly adminQueue: VirtqueueConfig | undefined;
+  private readonly adminHandler: AdminQueueHandler | undefined;
   private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
   private requiredFeatures = 0n;
   /** Status bits queue configuration needs: those DRIVER_OK requires. */
@@ -252,11 +263,16 @@ export class DeviceCore implements VirtioDeviceHost {
     this.buildRing = options.deviceRing ?? deviceRing;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
+    const admin = options.adminQueue;
+    const adminVq = admin !== undefined ? bit(VIRTIO_F_ADMIN_VQ) : 0n;
+    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | adminVq | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
     });
+    if (admin !== undefined) checkQueueMaxSize('administration queue: maximum size', admin.queueMaxSize);
+    this.adminHandler = admin;
+    this.adminQueue = admin === undefined ? undefined : new VirtqueueConfig(this.queues.length, admin.queueMaxSize);
     device.attach(this);
   }
 
@@ -308,6 +324,30 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Whether the device has stopped on a fault until reset. */
   get needsResetSet(): boolean {
     return (this.statusValue & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0;
+  }
+
+  /** Every queue the transport addresses: the device's and, when offered, the administration queue. */
+  get queueCount(): number {
+    return this.queues.length + (this.adminQueue === undefined ? 0 : 1);
+  }
+
+  /**
+   * admin_queue_index and admin_queue_num (4.1.4.3): valid once VIRTIO_F_ADMIN_VQ is negotiated,
+   * undefined before (the fields then read 0).
+   */
+  get adminQueueRange(): { readonly index: number; readonly num: number } | undefined {
+    return this.adminQueue !== undefined && hasFeature(this.negotiatedFeatures, VIRTIO_F_ADMIN_VQ)
+      ? { index: this.adminQueue.index, num: 1 }
+      : undefined;
+  }
+
+  /**
+   * Queue `index` as the driver can select it: one of the device's, or the administration queue
+   * once VIRTIO_F_ADMIN_VQ is negotiated (before that it is unavailable: queue_size reads 0).
+   */
+  queueConfig(index: number): VirtqueueConfig | undefined {
+    if (index >= 0 && index < this.queues.length) return this.queues[index];
+    return this.adminQueueRange !== undefined && index === this.adminQueue!.index ? this.adminQueue : undefined;
   }
 
   // ---- features (2.2) ----
@@ -432,9 +472,11 @@ export class DeviceCore implements VirtioDeviceHost {
     this.active = [];
     this.activated = false;
     const completion = this.device.reset();
+    this.adminHandler?.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
     for (const q of this.queues) q.reset();
+    this.adminQueue?.reset();
     this.notifications.reset();
     const serial = ++this.resets;
     this.resetting = true;
@@ -462,7 +504,9 @@ export class DeviceCore implements VirtioDeviceHost {
     this.activated = true;
     try {
       this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
-      const ctx: ActivateContext = { features, queues: this.active };
+      // The administration queue lives beside the device model's queues, which never include it.
+      const ctx: ActivateContext = { features, queues: this.active.slice() };
+      if (this.adminQueue?.enabled === true) this.active[this.adminQueue.index] = this.buildQueue(this.adminQueue);
       this.device.activate(ctx);
     } catch (e) {
       this.needsReset(asError(e));
@@ -477,7 +521,7 @@ export class DeviceCore implements VirtioDeviceHost {
    * the table decides for other interfaces.
    */
   queueWritable(index: number): boolean {
-    const q = this.queues[index];
+    const q = this.queueConfig(index);
     if (q === undefined || q.enabled || q.resetPending) return false;
     // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
@@ -490,18 +534,18 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
   setQueueSize(index: number, size: number): void {
-    const q = this.queues[index];
+    const q = this.queueConfig(index);
     if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_size');
     if (q !== undefined && this.queueWritable(index) && ringFormat(this.negotiatedFeatures).isQueueSize(size) && size <= q.maxSize)
       q.size = size;
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
     if (this.audit !== undefined) this.auditQueueSetup(index, `the ${area} area address`);
-    if (this.queueWritable(index)) this.queues[index]!.setRingHalf(area, half, value);
+    if (this.queueWritable(index)) this.queueConfig(index)!.setRingHalf(area, half, value);
   }
   /** Audit: queue fields change only while the queue is disabled, in the set-up state (3.1.1, 4.1.4.3.2). */
   private auditQueueSetup(index: number, field: string): void {
-    const q = this.queues[index];
+    const q = this.queueConfig(index);
     if (q === undefined || q.resetPending || this.queueWritable(index)) return;
     if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
     else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);
@@ -509,14 +553,14 @@ export class DeviceCore implements VirtioDeviceHost {
   enableQueue(index: number): void {
     if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_enable');
     if (!this.queueWritable(index)) return;
-    const q = this.queues[index]!;
+    const q = this.queueConfig(index)!;
     q.enabled = true;
     if (!this.activated) return;
     // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
     try {
       const queue = this.buildQueue(q);
       this.active[index] = queue;
-      this.device.enableQueue?.(queue);
+      if (q !== this.adminQueue) this.device.enableQueue?.(queue);
     } catch (e) {
       this.needsReset(asError(e));
     }
@@ -530,12 +574,13 @@ export class DeviceCore implements VirtioDeviceHost {
    * set up) only once the queue's old backend operations have settled.
    */
   resetQueue(index: number): void {
-    const q = this.queues[index];
+    const q = this.queueConfig(index);
     if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
     this.active[index] = null;
     let completion: ResetCompletion = undefined;
     try {
-      completion = this.device.resetQueue?.(index);
+      // The administration queue answers each command as it is notified: nothing of it is in flight.
+      if (q !== this.adminQueue) completion = this.device.resetQueue?.(index);
     } catch (e) {
       this.needsReset(asError(e));
     }
@@ -593,17 +638,23 @@ export class DeviceCore implements VirtioDeviceHost {
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
     this.activateOnFirstUse();
     if (!this.live) return;
-    const q = this.queues[index];
+    const q = this.queueConfig(index);
     if (!this.active[index] || q === undefined) return;
     if (next !== undefined && !ringFormat(this.negotiatedFeatures).isNotificationNext(next, q.size)) {
       this.rejectNotification(index, `notification data next 0x${next.toString(16)} is impossible for a queue of size ${q.size}`);
       return;
     }
     try {
-      this.device.queueNotify(index, next);
+      if (q === this.adminQueue) this.serveAdmin(this.active[index]!);
+      else this.device.queueNotify(index, next);
     } catch (e) {
       this.needsReset(asError(e));
     }
+  }
+
+  /** The administration queue was notified: its handler answers every command queued (throws on a ring fault). */
+  private serveAdmin(queue: DeviceQueue): void {
+    if (this.adminHandler!.serve(queue)) this.usedBuffers(queue.index);
   }
 
   /**

@@ -69,7 +69,7 @@ export class CommonCfg implements BarRegion {
 
   read(offset: number, size: AccessSize): number {
     const core = this.core;
-    const q = core.queues[this.queueSelect];
+    const q = core.queueConfig(this.queueSelect);
     let value: number;
     switch (offset) {
       case VIRTIO_PCI_COMMON_DFSELECT:
@@ -88,6 +88,7 @@ export class CommonCfg implements BarRegion {
         value = this.notifications.readConfigVector();
         break;
       case VIRTIO_PCI_COMMON_NUMQ:
+        // The device's own queues: an administration queue lies beyond them (4.1.4.3.1).
         value = core.queues.length;
         break;
       case VIRTIO_PCI_COMMON_STATUS:
@@ -132,9 +133,13 @@ export class CommonCfg implements BarRegion {
         // 4.1.4.3: the field exists once VIRTIO_F_NOTIF_CONFIG_DATA is negotiated; 0 before.
         value = q !== undefined && hasFeature(core.negotiatedFeatures, VIRTIO_F_NOTIF_CONFIG_DATA) ? queueNotifConfigData(q.index) : 0;
         break;
-      // admin_queue_index and admin_queue_num (ADMIN_VQ): not offered, so the fields read 0.
+      // Valid once VIRTIO_F_ADMIN_VQ is negotiated; 0 before, and on a device without the queue.
       case VIRTIO_PCI_COMMON_ADM_Q_IDX:
+        value = core.adminQueueRange?.index ?? 0;
+        break;
       case VIRTIO_PCI_COMMON_ADM_Q_NUM:
+        value = core.adminQueueRange?.num ?? 0;
+        break;
       default:
         value = 0;
     }

@@ -112,7 +112,19 @@ export class LegacyTransport {
     return legacyConfigOffset(this.msixEnabled());
   }
 
-  private read(offset: number, size: AccessSize): number {
+  /**
+   * Where the device configuration starts now, and its length: with {@link read} and {@link write}
+   * this is a member's legacy interface as an SR-IOV group owner reaches it (device/admin/legacy-interface.ts).
+   */
+  get deviceConfigOffset(): number {
+    return this.configOffset;
+  }
+  get deviceConfigSize(): number {
+    return this.core.device.configSize;
+  }
+
+  /** A BAR0 read (see the file comment). */
+  read(offset: number, size: AccessSize): number {
     const core = this.core;
     const configOffset = this.configOffset;
     if (offset >= configOffset) return core.readDeviceConfig(offset - configOffset, size) ?? ALL_ONES[size];
@@ -152,7 +164,8 @@ export class LegacyTransport {
     return truncate(value, size);
   }
 
-  private write(offset: number, size: AccessSize, written: number): void {
+  /** A BAR0 write. */
+  write(offset: number, size: AccessSize, written: number): void {
     const core = this.core;
     const configOffset = this.configOffset;
     const value = truncate(written, size);

@@ -86,7 +86,7 @@ export class ModernTransport {
     /** The function, for the PCI_CFG window's BAR accesses. */
     endpoint: PciEndpoint,
   ) {
-    if (core.queues.length > MODERN_MAX_QUEUES) throw new UsageError(`at most ${MODERN_MAX_QUEUES} queues fit the notify block`);
+    if (core.queueCount > MODERN_MAX_QUEUES) throw new UsageError(`at most ${MODERN_MAX_QUEUES} queues fit the notify block`);
     this.region = new NaturallyAligned(
       new RegionMap()
         .add(MODERN_COMMON_OFFSET, MODERN_BLOCK_SIZE, new CommonCfg(core, notifications))

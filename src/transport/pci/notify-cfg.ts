@@ -44,7 +44,7 @@ export function notifyCfgRegion(core: DeviceCore): BarRegion {
     read: () => 0,
     write: (offset: number, size: AccessSize, value: number) => {
       const index = Math.floor(offset / MODERN_NOTIFY_OFF_MULTIPLIER);
-      if (index >= core.queues.length) return;
+      if (core.queueConfig(index) === undefined) return;
       const features = core.negotiatedFeatures;
       const withData = hasFeature(features, VIRTIO_F_NOTIFICATION_DATA);
       const configData = hasFeature(features, VIRTIO_F_NOTIF_CONFIG_DATA);

@@ -105,6 +105,8 @@ export interface VirtioPciFunctionOptions {
   readonly audit?: DriverAudit;
   /** Builds the device rings (see DeviceCoreOptions.deviceRing): a seam for conformance mutants. */
   readonly deviceRing?: DeviceCoreOptions['deviceRing'];
+  /** An administration virtqueue (VIRTIO_F_ADMIN_VQ, modern interface only; see DeviceCoreOptions.adminQueue). */
+  readonly adminQueue?: DeviceCoreOptions['adminQueue'];
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -165,12 +167,15 @@ export class VirtioPciFunction extends PciEndpoint {
     this.mode = mode;
     const interrupts = new MsixInterrupts(new IntxInterrupts(this));
     const audit = options.audit;
-    this.notifications = new PciNotifications(device.queueMaxSizes.length, interrupts, () => this.core.resetPending, audit?.record);
+    const adminQueue = mode === 'legacy' ? undefined : options.adminQueue;
+    const queueCount = device.queueMaxSizes.length + (adminQueue === undefined ? 0 : 1);
+    this.notifications = new PciNotifications(queueCount, interrupts, () => this.core.resetPending, audit?.record);
     this.core = new DeviceCore(device, host.memory, this.notifications, {
       ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
       ...(audit === undefined ? {} : { audit: audit.record }),
       ...(options.deviceRing !== undefined ? { deviceRing: options.deviceRing } : {}),
+      ...(adminQueue !== undefined ? { adminQueue } : {}),
     });
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
