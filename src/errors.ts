@@ -218,3 +218,24 @@ export class ConformanceViolation extends VirtioError {
     super('ERR_CONFORMANCE_VIOLATION', message);
   }
 }
+
+/**
+ * What an administration virtqueue command came back with (2.12.1), driver side:
+ * ERR_ADMIN_STATUS when the device answered a status other than VIRTIO_ADMIN_STATUS_OK (`status`
+ * and `statusQualifier` as read; a reserved status reads as EINVAL, a reserved qualifier as
+ * INVALID_COMMAND, 2.12.1.3), ERR_ADMIN_RESULT when a successful result breaks the spec (e.g. a
+ * LIST_QUERY list without LIST_QUERY and LIST_USE).
+ */
+export type AdminCommandErrorCode = 'ERR_ADMIN_STATUS' | 'ERR_ADMIN_RESULT';
+
+export class AdminCommandError extends VirtioError {
+  constructor(
+    override readonly code: AdminCommandErrorCode,
+    message: string,
+    /** The status and status_qualifier read (0 for ERR_ADMIN_RESULT). */
+    readonly status = 0,
+    readonly statusQualifier = 0,
+  ) {
+    super(code, message);
+  }
+}

@@ -639,13 +639,14 @@ export class DeviceCore implements VirtioDeviceHost {
     this.activateOnFirstUse();
     if (!this.live) return;
     const q = this.queueConfig(index);
-    if (!this.active[index] || q === undefined) return;
+    const live = this.active[index];
+    if (!live || q === undefined) return;
     if (next !== undefined && !ringFormat(this.negotiatedFeatures).isNotificationNext(next, q.size)) {
       this.rejectNotification(index, `notification data next 0x${next.toString(16)} is impossible for a queue of size ${q.size}`);
       return;
     }
     try {
-      if (q === this.adminQueue) this.serveAdmin(this.active[index]!);
+      if (q === this.adminQueue) this.serveAdmin(live);
       else this.device.queueNotify(index, next);
     } catch (e) {
       this.needsReset(asError(e));

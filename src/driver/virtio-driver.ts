@@ -13,6 +13,7 @@ import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
 import {
   featureSet,
   hasFeature,
+  VIRTIO_F_ADMIN_VQ,
   VIRTIO_F_ANY_LAYOUT,
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
@@ -37,7 +38,7 @@ import {
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
-import { VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
+import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
@@ -61,6 +62,7 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(
   VIRTIO_F_RING_RESET,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_IN_ORDER,
+  VIRTIO_F_ADMIN_VQ,
 );
 
 /**
@@ -90,6 +92,15 @@ export type RingChoice = 'auto' | RingFormat['name'];
 const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
 
 const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * How often the administration queue's used ring is polled when it has no interrupt of its own
+ * (MSI-X with a vector per queue: the plan's vectors cover num_queues, see {@link VirtioDriver.setupAdminQueue}).
+ */
+const ADMIN_POLL_INTERVAL_MS = 1;
+
+/** 4.1.4.3.1: administration queue indices fit in 16 bits. */
+const QUEUE_INDEX_LIMIT = 0x10000;
 
 /** How often config reads are retried while config_generation keeps changing. */
 const CONFIG_GENERATION_RETRIES = 16;
@@ -152,6 +163,8 @@ export class VirtioDriver implements QueueHost {
   private readonly interruptMode: InterruptMode;
   private readonly ringChoice: RingChoice;
   private plan: InterruptPlan | undefined;
+  /** The administration queues, as checked by {@link setupAdminQueue}. */
+  private adminRange: { readonly index: number; readonly num: number } | undefined;
   private isrBusy = false;
   private isrPending = false;
   /** Default timeout of every wait, in ms. */
@@ -314,10 +327,58 @@ export class VirtioDriver implements QueueHost {
     return queue;
   }
 
+  /**
+   * Set up and enable the first administration virtqueue (VIRTIO_F_ADMIN_VQ negotiated; 2.13,
+   * 4.1.4.3.2: only an index in admin_queue_index .. admin_queue_index + admin_queue_num - 1). The
+   * device's admin_queue_index and admin_queue_num are checked first (4.1.4.3.1: the range lies
+   * past num_queues and inside 16 bits): DeviceFaultError ERR_DEVICE_QUEUE when they break that or
+   * name no queue. The queue then behaves as any other; device/admin's command format is
+   * driver/admin/admin-queue.ts's. With MSI-X and a vector per queue it gets no vector and is polled.
+   */
+  async setupAdminQueue<T = unknown>(options: QueueOptions = {}): Promise<DriverQueue<T>> {
+    this.expectPhase('queues', 'setupAdminQueue()');
+    if (!hasFeature(this.negotiated, VIRTIO_F_ADMIN_VQ)) throw new UsageError('VIRTIO_F_ADMIN_VQ was not negotiated');
+    const [{ index, num }, numQueues] = await Promise.all([this.transport.adminQueues(), this.transport.numQueues()]);
+    if (num === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', 'VIRTIO_F_ADMIN_VQ negotiated, but admin_queue_num is 0');
+    if (index < numQueues)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `admin_queue_index ${index} lies among the device's ${numQueues} queues (num_queues)`);
+    if (index + num > QUEUE_INDEX_LIMIT)
+      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `admin_queue_index ${index} + admin_queue_num ${num} passes queue index 0xffff`);
+    if (this.queues.has(index)) throw new UsageError(`administration queue ${index} is already set up`);
+    this.adminRange = { index, num };
+    const ring = await this.enableQueueRing<T>(index, options);
+    const polled = this.plan?.kind === 'msix-per-queue' ? (this.pollIntervalMs ?? ADMIN_POLL_INTERVAL_MS) : this.pollIntervalMs;
+    const queue = new DriverQueue<T>(index, ring, this.queueHost(polled), this.timeoutMs);
+    this.queues.set(index, queue);
+    return queue;
+  }
+
+  /** This driver as the host of a queue polled every `pollIntervalMs`. */
+  private queueHost(pollIntervalMs: number | undefined): QueueHost {
+    const faultOf = (): Error | undefined => this.faultError;
+    return {
+      notify: (index, next) => this.notify(index, next),
+      get fault() {
+        return faultOf();
+      },
+      pollIntervalMs,
+      timeoutError: (index, timeoutMs) => this.timeoutError(index, timeoutMs),
+      resetQueue: (index) => this.resetQueue(index),
+      enableRing: (index, size) => this.enableRing(index, size),
+    };
+  }
+
+  /** Whether `index` is an administration queue of the range {@link setupAdminQueue} checked. */
+  private isAdminQueue(index: number): boolean {
+    const range = this.adminRange;
+    return range !== undefined && index >= range.index && index < range.index + range.num;
+  }
+
   /** Check queue `index` exists, allocate its rings, tell the device where they are and enable it (4.1.5.1.3). */
   private async enableQueueRing<T>(index: number, options: QueueOptions): Promise<DriverRing<T>> {
     const numQueues = await this.transport.numQueues();
-    if (!Number.isInteger(index) || index < 0 || index >= numQueues)
+    const admin = this.isAdminQueue(index);
+    if (!Number.isInteger(index) || index < 0 || (index >= numQueues && !admin))
       throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
     const max = await this.transport.queueMaxSize(index);
     if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
@@ -352,7 +413,8 @@ export class VirtioDriver implements QueueHost {
       });
       if (this.plan !== undefined && this.plan.kind !== 'intx') {
         // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
-        const want = this.plan.queueVector(index);
+        // The per-queue plan has vectors for num_queues queues only; an administration queue is polled.
+        const want = admin && this.plan.kind === 'msix-per-queue' ? VIRTIO_MSI_NO_VECTOR : this.plan.queueVector(index);
         const got = await this.transport.setQueueVector(index, want);
         if (got !== want)
           throw new DeviceFaultError(

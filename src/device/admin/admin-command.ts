@@ -48,7 +48,9 @@ export interface AdminAnswer {
 
 /** A successful completion with `result`. */
 export function adminOk(result?: Uint8Array): AdminAnswer {
-  return result === undefined ? { status: VIRTIO_ADMIN_STATUS_OK, qualifier: VIRTIO_ADMIN_STATUS_Q_OK } : { status: VIRTIO_ADMIN_STATUS_OK, qualifier: VIRTIO_ADMIN_STATUS_Q_OK, result };
+  return result === undefined
+    ? { status: VIRTIO_ADMIN_STATUS_OK, qualifier: VIRTIO_ADMIN_STATUS_Q_OK }
+    : { status: VIRTIO_ADMIN_STATUS_OK, qualifier: VIRTIO_ADMIN_STATUS_Q_OK, result };
 }
 
 /** VIRTIO_ADMIN_STATUS_EINVAL with `qualifier` (2.12.1.2: the command has no side effect). */

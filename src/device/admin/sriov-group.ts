@@ -79,7 +79,9 @@ export class SriovGroup implements DeviceGroup {
 
   /** `members[i]` is VF number i + 1. */
   constructor(private readonly members: readonly LegacyInterface[]) {
-    if (members.length > MAX_VFS) throw new UsageError(`at most ${MAX_VFS} virtual functions, got ${members.length}`);
+    // VF Enable with NumVFs 0 makes no group to administer: leave the group out instead.
+    if (members.length < 1 || members.length > MAX_VFS)
+      throw new UsageError(`an SR-IOV group has 1..${MAX_VFS} virtual functions, got ${members.length}`);
   }
 
   isMember(id: bigint): boolean {

@@ -77,6 +77,12 @@ export interface DriverTransport {
   setQueueVector(index: number, vector: number): Promise<number>;
   /** The driver enabled or disabled MSI-X on the function (the legacy header moves device configuration, 4.1.4.10). */
   msixChanged(enabled: boolean): void;
+  /**
+   * admin_queue_index and admin_queue_num as the device reports them (4.1.4.3, valid with
+   * VIRTIO_F_ADMIN_VQ negotiated), unchecked: {index: 0, num: 0} when the common configuration
+   * structure is too short to hold them. UsageError on the legacy interface, which has neither.
+   */
+  adminQueues(): Promise<{ readonly index: number; readonly num: number }>;
 }
 
 /**

@@ -108,6 +108,9 @@ export class LegacyDriverTransport implements DriverTransport {
     }
     return this.queueCount;
   }
+  adminQueues(): Promise<{ readonly index: number; readonly num: number }> {
+    return Promise.reject(new UsageError('the legacy interface has no administration virtqueues (VIRTIO_F_ADMIN_VQ is feature bit 41)'));
+  }
   async queueMaxSize(index: number): Promise<number> {
     const [, size] = await Promise.all([this.selectQueue(index), this.read(VIRTIO_PCI_QUEUE_NUM, 2)]);
     return size;

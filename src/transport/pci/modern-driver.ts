@@ -10,6 +10,8 @@ import type { PciBus } from '../../bus/pci-bus.js';
 import { notificationValue } from '../../queue/notification-data.js';
 import { VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, featureWord, hasFeature, withFeatureWord } from '../../spec/features.js';
 import {
+  VIRTIO_PCI_COMMON_ADM_Q_IDX,
+  VIRTIO_PCI_COMMON_ADM_Q_NUM,
   VIRTIO_PCI_COMMON_CFGGENERATION,
   VIRTIO_PCI_COMMON_DF,
   VIRTIO_PCI_COMMON_DFSELECT,
@@ -143,6 +145,15 @@ export class ModernDriverTransport implements DriverTransport {
 
   numQueues(): Promise<number> {
     return this.readCommon(VIRTIO_PCI_COMMON_NUMQ, 2);
+  }
+  async adminQueues(): Promise<{ readonly index: number; readonly num: number }> {
+    // A structure of 1.2's length (56 bytes, through queue_device) has no administration fields.
+    if (this.layout.common.length < VIRTIO_PCI_COMMON_ADM_Q_NUM + 2) return { index: 0, num: 0 };
+    const [index, num] = await Promise.all([
+      this.readCommon(VIRTIO_PCI_COMMON_ADM_Q_IDX, 2),
+      this.readCommon(VIRTIO_PCI_COMMON_ADM_Q_NUM, 2),
+    ]);
+    return { index, num };
   }
   async queueMaxSize(index: number): Promise<number> {
     const [, size] = await Promise.all([this.selectQueue(index), this.readCommon(VIRTIO_PCI_COMMON_Q_SIZE, 2)]);
