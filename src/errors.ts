@@ -223,7 +223,7 @@ export class ConformanceViolation extends VirtioError {
  * What an administration virtqueue command came back with (2.12.1), driver side:
  * ERR_ADMIN_STATUS when the device answered a status other than VIRTIO_ADMIN_STATUS_OK (`status`
  * and `statusQualifier` as read; a reserved status reads as EINVAL, a reserved qualifier as
- * INVALID_COMMAND, 2.12.1.3), ERR_ADMIN_RESULT when a successful result breaks the spec (e.g. a
+ * INVALID_COMMAND, 2.12.1.6), ERR_ADMIN_RESULT when a successful result breaks the spec (e.g. a
  * LIST_QUERY list without LIST_QUERY and LIST_USE).
  */
 export type AdminCommandErrorCode = 'ERR_ADMIN_STATUS' | 'ERR_ADMIN_RESULT';

@@ -25,6 +25,7 @@ import { blkStatements } from './statements/blk.js';
 import { netStatements } from './statements/net.js';
 import { consoleStatements } from './statements/console.js';
 import { entropyStatements } from './statements/entropy.js';
+import { adminStatements } from './statements/admin.js';
 
 export const CATALOGUE: readonly Statement[] = [
   ...pciHeaderStatements,
@@ -48,6 +49,7 @@ export const CATALOGUE: readonly Statement[] = [
   ...netStatements,
   ...consoleStatements,
   ...entropyStatements,
+  ...adminStatements,
 ];
 
 /** Every family, in the catalogue's order (a Record, so that the compiler sees each one named once). */
@@ -73,6 +75,7 @@ const FAMILY_SET: Readonly<Record<Family, true>> = {
   net: true,
   console: true,
   entropy: true,
+  admin: true,
 };
 
 export const FAMILIES = Object.keys(FAMILY_SET) as readonly Family[];

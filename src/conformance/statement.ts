@@ -48,7 +48,8 @@ export type Family =
   | 'blk' // 5.2
   | 'net' // 5.1
   | 'console' // 5.3
-  | 'entropy'; // 5.4
+  | 'entropy' // 5.4
+  | 'admin'; // 2.12, 2.13: group administration commands and the administration virtqueue
 
 /** What a check reaches the device through. The bus records every access for the evidence. */
 export interface CheckContext {

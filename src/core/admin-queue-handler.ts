@@ -6,6 +6,7 @@
  */
 
 import type { DeviceQueue } from '../queue/types.js';
+import type { DriverAuditSink } from '../spec/driver-requirements.js';
 
 export interface AdminQueueHandler {
   /** The administration queue's maximum size (a power of two). */
@@ -13,9 +14,10 @@ export interface AdminQueueHandler {
   /**
    * Serve every command available on `queue`, pushing a used element for each; returns whether any
    * was pushed. Throws QueueFaultError for a chain the ring cannot give (the core then sets
-   * DEVICE_NEEDS_RESET); every command it can read is answered with a status, never a throw.
+   * DEVICE_NEEDS_RESET); every command it can read is answered with a status, never a throw. With
+   * `audit`, the driver statements of 2.12.1.6 a command breaks are recorded there.
    */
-  serve(queue: DeviceQueue): boolean;
+  serve(queue: DeviceQueue, audit?: DriverAuditSink): boolean;
   /** Device reset (2.4): back to the state after power-on (2.12.1: only LIST_QUERY and LIST_USE in use). */
   reset(): void;
 }

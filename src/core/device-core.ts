@@ -655,7 +655,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** The administration queue was notified: its handler answers every command queued (throws on a ring fault). */
   private serveAdmin(queue: DeviceQueue): void {
-    if (this.adminHandler!.serve(queue)) this.usedBuffers(queue.index);
+    if (this.adminHandler!.serve(queue, this.audit)) this.usedBuffers(queue.index);
   }
 
   /**

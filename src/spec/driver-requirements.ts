@@ -255,6 +255,26 @@ export const DRIVER_REQUIREMENTS = {
     'no device-readable buffer in a receiveq, no device-writable buffer in a transmitq',
   ),
   entropyWritableOnly: req('entropy/writable-only', '5.4.6.1', 'MUST NOT', 'no device-readable buffer in the requestq'),
+  // 2.12.1 group administration commands (administration virtqueue)
+  adminListUseFirst: req(
+    'admin/list-use-first',
+    '2.12.1.6',
+    'MUST',
+    'no group administration command but LIST_QUERY and LIST_USE before a LIST_USE that names it completed with OK',
+  ),
+  adminListUseAlone: req(
+    'admin/list-use-alone',
+    '2.12.1.6',
+    'MUST NOT',
+    'LIST_USE is not issued while another administration command is outstanding',
+  ),
+  adminListUseQueried: req(
+    'admin/list-use-queried',
+    '2.12.1.6',
+    'MUST NOT',
+    'LIST_USE names only commands LIST_QUERY reported as supported for that group type',
+  ),
+  adminSriovMember: req('admin/sriov-member-range', '2.12.1.6', 'MUST', 'an SR-IOV group command names a member between 1 and NumVFs'),
 } as const satisfies Record<string, DriverRequirement>;
 
 /** The name of an audited statement in {@link DRIVER_REQUIREMENTS}. */

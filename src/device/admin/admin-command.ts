@@ -53,7 +53,7 @@ export function adminOk(result?: Uint8Array): AdminAnswer {
     : { status: VIRTIO_ADMIN_STATUS_OK, qualifier: VIRTIO_ADMIN_STATUS_Q_OK, result };
 }
 
-/** VIRTIO_ADMIN_STATUS_EINVAL with `qualifier` (2.12.1.2: the command has no side effect). */
+/** VIRTIO_ADMIN_STATUS_EINVAL with `qualifier` (2.12.1.5: the command has no side effect). */
 export function adminInvalid(qualifier: number): AdminAnswer {
   return { status: VIRTIO_ADMIN_STATUS_EINVAL, qualifier };
 }

@@ -1,6 +1,6 @@
 /**
  * The administration virtqueue, device side (2.13): each chain is one struct virtio_admin_cmd,
- * answered in the order queued with a status and status_qualifier (2.12.1.2). Validation follows
+ * answered in the order queued with a status and status_qualifier (2.12.1.5). Validation follows
  * the device requirements' order: group_type (VIRTIO_ADMIN_STATUS_Q_INVALID_GROUP), then opcode,
  * unknown, unsupported or not in the list the driver uses (Q_INVALID_OPCODE), then group_member_id
  * where the command uses it (Q_INVALID_MEMBER); the group answers command-specific faults. After a
@@ -15,11 +15,13 @@ import { UsageError } from '../../errors.js';
 import type { AdminQueueHandler } from '../../core/admin-queue-handler.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DeviceQueue } from '../../queue/types.js';
+import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../../spec/driver-requirements.js';
 import {
   decodeCommandList,
   encodeCommandList,
   VIRTIO_ADMIN_CMD_LIST_QUERY,
   VIRTIO_ADMIN_CMD_LIST_USE,
+  VIRTIO_ADMIN_GROUP_TYPE_SRIOV,
   VIRTIO_ADMIN_STATUS_Q_INVALID_FIELD,
   VIRTIO_ADMIN_STATUS_Q_INVALID_GROUP,
   VIRTIO_ADMIN_STATUS_Q_INVALID_MEMBER,
@@ -62,40 +64,58 @@ export class AdminVirtqueue implements AdminQueueHandler {
     }
   }
 
-  serve(queue: DeviceQueue): boolean {
-    let pushed = false;
+  serve(queue: DeviceQueue, audit?: DriverAuditSink): boolean {
+    let before = 0;
     // Bounded: each pass takes one available chain; the ring holds at most its size.
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      const answer = this.execute(readAdminCommand(chain));
+    for (let chain = queue.pop(); chain; chain = queue.pop(), before++) {
+      const command = readAdminCommand(chain);
+      // Chains made available together: the earlier ones were outstanding when this one came.
+      if (audit !== undefined && command.opcode === VIRTIO_ADMIN_CMD_LIST_USE && before > 0)
+        audit(R.adminListUseAlone, `LIST_USE (group type ${command.groupType}) queued behind ${before} command(s) not yet completed`);
+      const answer = this.execute(command, audit);
       queue.pushUsed(chain.head, writeAdminAnswer(chain, answer));
       this.commandsAnswered++;
-      pushed = true;
     }
-    return pushed;
+    return before > 0;
   }
 
   reset(): void {
     for (const state of this.groups.values()) state.inUse = new Set(LIST_COMMANDS);
   }
 
-  /** The answer to `command` (exported for the property tests: any command gets a status). */
-  execute(command: AdminCommand): AdminAnswer {
+  /** The answer to `command`; the driver statements it breaks go to `audit`. */
+  execute(command: AdminCommand, audit?: DriverAuditSink): AdminAnswer {
     const state = this.groups.get(command.groupType);
     if (state === undefined) return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_GROUP);
     const { opcode } = command;
-    if (!state.supported.has(opcode) || !state.inUse.has(opcode)) return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_OPCODE);
+    if (!state.supported.has(opcode)) return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_OPCODE);
+    if (!state.inUse.has(opcode)) {
+      audit?.(R.adminListUseFirst, `opcode ${opcode} for group type ${command.groupType} without a LIST_USE naming it`);
+      return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_OPCODE);
+    }
     switch (opcode) {
       case VIRTIO_ADMIN_CMD_LIST_QUERY:
         return adminOk(encodeCommandList(state.supported));
       case VIRTIO_ADMIN_CMD_LIST_USE: {
         const wanted = decodeCommandList(command.data);
         // 2.12.1: a list the device does not support is refused whole, and nothing changes.
-        if (wanted.some((op) => !state.supported.has(op))) return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_FIELD);
+        const unsupported = wanted.filter((op) => !state.supported.has(op));
+        if (unsupported.length > 0) {
+          audit?.(
+            R.adminListUseQueried,
+            `LIST_USE for group type ${command.groupType} names unsupported opcodes ${unsupported.join(', ')}`,
+          );
+          return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_FIELD);
+        }
         state.inUse = new Set(wanted);
         return adminOk();
       }
       default:
-        if (!state.group.isMember(command.groupMemberId)) return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_MEMBER);
+        if (!state.group.isMember(command.groupMemberId)) {
+          if (command.groupType === VIRTIO_ADMIN_GROUP_TYPE_SRIOV)
+            audit?.(R.adminSriovMember, `member ${command.groupMemberId} is no VF of the group`);
+          return adminInvalid(VIRTIO_ADMIN_STATUS_Q_INVALID_MEMBER);
+        }
         return state.group.execute(command);
     }
   }

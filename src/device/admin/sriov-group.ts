@@ -7,7 +7,7 @@
  * Enable set, with NumVFs members. Our PCI functions have a conventional 256-byte configuration
  * space, which has no room for extended capabilities, so here the group is the embedder's word:
  * constructing it with N members stands for VF Enable set and NumVFs = N (VF Migration Capable
- * clear). An owner without this group answers every SR-IOV command Q_INVALID_GROUP, as 2.12.1.2
+ * clear). An owner without this group answers every SR-IOV command Q_INVALID_GROUP, as 2.12.1.5
  * asks of a device without the capability. VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO (optional) is not
  * supported: LIST_QUERY does not report it and it is refused Q_INVALID_OPCODE.
  *

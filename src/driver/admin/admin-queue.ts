@@ -1,11 +1,11 @@
 /**
  * The administration virtqueue, driver side (2.12.1, 2.13): group administration commands as typed
- * calls. One command is out at a time (so LIST_USE never overlaps another command, 2.12.1.3, and
+ * calls. One command is out at a time (so LIST_USE never overlaps another command, 2.12.1.6, and
  * commands are strictly ordered). The driver's rules are kept before anything reaches the device:
  * a group's commands other than LIST_QUERY and LIST_USE only after a successful LIST_USE naming
  * them, and LIST_USE only with opcodes LIST_QUERY reported (UsageError otherwise). Every answer is
  * hostile: the used length is the ring's to check, bytes past it read as zero (2.13.2), a status
- * other than OK is an {@link AdminCommandError} (a reserved one reads as EINVAL, 2.12.1.3), EAGAIN
+ * other than OK is an {@link AdminCommandError} (a reserved one reads as EINVAL, 2.12.1.6), EAGAIN
  * is retried (a SHOULD), and a LIST_QUERY list without its own two opcodes is refused.
  *
  *   const virtio = await VirtioDriver.open(bus, fn);
@@ -237,7 +237,7 @@ function checkOffset(offset: number): void {
   if (!Number.isInteger(offset) || offset < 0 || offset > 0xff) throw new UsageError(`legacy offset ${offset} is not a u8`);
 }
 
-/** The error for a failed command; reserved values are named as the values they count as (2.12.1.3). */
+/** The error for a failed command; reserved values are named as the values they count as (2.12.1.6). */
 function statusError(request: AdminCommandRequest, answer: AdminCommandAnswer): AdminCommandError {
   const status = VIRTIO_ADMIN_STATUS_NAMES.get(answer.status) ?? `${answer.status} (reserved: as EINVAL ${VIRTIO_ADMIN_STATUS_EINVAL})`;
   const qualifier =

@@ -142,7 +142,7 @@ test('admin: failures come back as typed errors with the spec status and qualifi
   assert.deepEqual([...o.members[0]!.device.config], [0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17], 'refused writes wrote nothing');
 });
 
-test('admin: an owner without an SR-IOV group refuses that group type (no SR-IOV capability, 2.12.1.2)', async (t) => {
+test('admin: an owner without an SR-IOV group refuses that group type (no SR-IOV capability, 2.12.1.5)', async (t) => {
   const o = ownerMachine(0);
   const admin = await openAdmin(o);
   t.after(() => admin.close());
