@@ -135,3 +135,13 @@ export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/c
 // The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';
 export { HIGH_RAM_BASE, type Plugged } from './platform/machine.js';
+
+// The administration virtqueue (VIRTIO_F_ADMIN_VQ, spec 2.12-2.13), both halves: docs/admin.md.
+export * from './spec/admin.js';
+export type { AdminQueueHandler } from './core/admin-queue-handler.js';
+export { AdminVirtqueue, type AdminVirtqueueOptions } from './device/admin/admin-virtqueue.js';
+export { SriovGroup } from './device/admin/sriov-group.js';
+export { SELF_GROUP, type DeviceGroup } from './device/admin/device-group.js';
+export type { LegacyInterface } from './device/admin/legacy-interface.js';
+export { ADMIN_CMD_DATA_MAX, type AdminAnswer, type AdminCommand } from './device/admin/admin-command.js';
+export { AdminQueue, type AdminCommandAnswer, type AdminCommandRequest } from './driver/admin/admin-queue.js';
