@@ -546,6 +546,12 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Audit: queue fields change only while the queue is disabled, in the set-up state (3.1.1, 4.1.4.3.2). */
   private auditQueueSetup(index: number, field: string): void {
     const q = this.queueConfig(index);
+    // With ADMIN_VQ every index past num_queues is an administration queue's: only the range reported may be set up.
+    if (q === undefined && index >= this.queues.length && this.adminQueueRange !== undefined)
+      this.audit!(
+        R.commonAdminQueueRange,
+        `${field} of queue ${index} written; the administration queues are ${this.adminQueueRange.index}..${this.adminQueueRange.index + this.adminQueueRange.num - 1}`,
+      );
     if (q === undefined || q.resetPending || this.queueWritable(index)) return;
     if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
     else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);

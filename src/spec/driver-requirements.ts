@@ -125,6 +125,12 @@ export const DRIVER_REQUIREMENTS = {
     'MUST NOT',
     'after writing 1 to queue_reset the driver does not take the reset as done (enable the queue again) before it reads 0 back',
   ),
+  commonAdminQueueRange: req(
+    'pci-common-cfg/driver-admin-queue-range',
+    '4.1.4.3.2',
+    'MUST',
+    'With VIRTIO_F_ADMIN_VQ, the driver sets up administration queues only at indices admin_queue_index .. admin_queue_index + admin_queue_num - 1.',
+  ),
   // 4.1.5.2 notifications
   notifyWidth: req('pci-notify/width', '4.1.5.2.1', 'MUST', 'a notification is a 16-bit write (32-bit with VIRTIO_F_NOTIFICATION_DATA)'),
   notifyValue: req(

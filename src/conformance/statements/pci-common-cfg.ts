@@ -25,7 +25,7 @@ import {
 } from '../../spec/virtio-pci.js';
 import { pollUntilZero } from '../../transport/pci/driver-transport.js';
 import { capsOfType, commonCfg, deviceFeatureWindow, hex, modernOnly, offersFeature, type Registers, transportOf } from '../pci-support.js';
-import { auditedStatement, notOffered } from '../audited-statement.js';
+import { auditedStatement } from '../audited-statement.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import type { CheckContext, Statement } from '../statement.js';
 
@@ -33,7 +33,6 @@ import type { CheckContext, Statement } from '../statement.js';
 const QUEUE_WALK_LIMIT = 64;
 
 const base = { family: 'pci-common-cfg', side: 'device' } as const;
-const driver = { family: 'pci-common-cfg', side: 'driver' } as const;
 
 async function offers(ctx: CheckContext, bit: number): Promise<string | undefined> {
   return (await modernOnly(ctx)) ?? ((await offersFeature(ctx, bit)) ? undefined : `the device does not offer feature bit ${bit}`);
@@ -335,7 +334,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
       },
     },
   },
-  // Driver side (4.1.4.3.2): audited, but for the administration queues.
+  // Driver side (4.1.4.3.2): audited.
   ...[
     R.commonReadOnly,
     R.commonQueueSizeNonzero,
@@ -345,14 +344,7 @@ export const pciCommonCfgStatements: readonly Statement[] = [
     R.commonQueueEnableZero,
     R.commonQueueResetWait,
   ].map((r) => auditedStatement('pci-common-cfg', r)),
-  {
-    ...driver,
-    id: 'pci-common-cfg/driver-admin-queue-range',
-    section: '4.1.4.3.2',
-    level: 'MUST',
-    text: 'With VIRTIO_F_ADMIN_VQ, the driver sets up administration queues only at indices admin_queue_index .. admin_queue_index + admin_queue_num - 1.',
-    uncheckable: notOffered('VIRTIO_F_ADMIN_VQ'),
-  },
+  auditedStatement('pci-common-cfg', R.commonAdminQueueRange),
 ];
 
 /** num_queues and the administration queue range with VIRTIO_F_ADMIN_VQ negotiated. */
