@@ -1,8 +1,10 @@
 /**
  * The targets of `virtio-ts conformance --target T`, built here because the engine may not import
  * platforms:
- *   ours:<type>[,mode=modern|transitional|legacy][,msix=on|off][,ring=split|packed]
+ *   ours:<type>[,mode=modern|transitional|legacy][,msix=on|off][,ring=split|packed][,admin=on|off]
  *       our device model (blk, net, console, rng) with in-memory backends, on the in-process machine;
+ *       admin=on gives it an administration virtqueue whose SR-IOV group has two legacy members of
+ *       the same type (docs/admin.md);
  *   qemu:<-device string>
  *       QEMU's device over qtest (--machine, --qemu), with the backends probe gives it;
  *   v86:<type>
@@ -21,7 +23,9 @@ import { isQemuPeer, qemuPeerBinary } from '../platform/qtest/qemu-versions.js';
 import { QtestPciBus } from '../platform/qtest/qtest-pci-bus.js';
 import { withFreeUdpPorts } from '../platform/qtest/udp-ports.js';
 import { V86DriverBus } from '../platform/v86/v86-driver-bus.js';
-import type { VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
+import { VirtioPciFunction, type VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
+import { AdminVirtqueue } from '../device/admin/admin-virtqueue.js';
+import { SriovGroup } from '../device/admin/sriov-group.js';
 import { LAYOUT_DEVICES, LAYOUT_MODES, ourDevice, type LayoutDevice } from './layout-diff.js';
 import { deviceArgs, releaseBackends, type Backends } from './qemu-backends.js';
 import { checkRingInterface, type RingOption } from './ring-option.js';
@@ -41,9 +45,14 @@ export interface OursOptions {
   readonly mode: VirtioPciMode;
   readonly msix: boolean;
   readonly ring: RingOption;
+  /** An administration virtqueue (VIRTIO_F_ADMIN_VQ) with two legacy members (default off). */
+  readonly admin?: boolean;
 }
 
-const TARGET_FORMS = 'ours:<type>[,mode=..][,msix=on|off][,ring=split|packed], qemu:"<-device string>" or v86:<type>';
+/** Members of the `admin=on` owner's SR-IOV group: VFs no bus sees, on the owner's memory, with no interrupt lines of their own. */
+const ADMIN_MEMBERS = 2;
+
+const TARGET_FORMS = 'ours:<type>[,mode=..][,msix=on|off][,ring=split|packed][,admin=on|off], qemu:"<-device string>" or v86:<type>';
 
 /** A target on the in-process machine: each session a new machine with what `plug` puts on it. */
 export function machineTarget(label: string, describe: string, plug: (machine: Machine) => Bdf): ConformanceTarget {
@@ -60,11 +69,19 @@ export function machineTarget(label: string, describe: string, plug: (machine: M
 
 /** Our device model of `o.type` with the transport options of `o`, as the `ours:` target builds it. */
 export function oursTarget(label: string, o: OursOptions): ConformanceTarget {
-  const describe = `our virtio-${o.type} model, ${o.mode}, MSI-X ${o.msix ? 'on' : 'off'}, ${o.ring} ring`;
+  const admin = o.admin === true ? `, an administration queue with ${ADMIN_MEMBERS} SR-IOV members` : '';
+  const describe = `our virtio-${o.type} model, ${o.mode}, MSI-X ${o.msix ? 'on' : 'off'}, ${o.ring} ring${admin}`;
   return machineTarget(label, describe, (machine) => {
     const device = ourDevice(o.type);
     const msixVectors = o.msix ? device.queueMaxSizes.length + 1 : 0;
-    return machine.plugVirtio(device, { mode: o.mode, msixVectors, packed: o.ring === 'packed' }).bdf;
+    const options = { mode: o.mode, msixVectors, packed: o.ring === 'packed' };
+    if (o.admin !== true) return machine.plugVirtio(device, options).bdf;
+    return machine.plug((host) => {
+      const memberHost = { memory: host.memory, sendMsi: () => undefined, setIntx: () => undefined };
+      const members = Array.from({ length: ADMIN_MEMBERS }, () => new VirtioPciFunction(ourDevice(o.type), memberHost, { mode: 'legacy' }));
+      const adminQueue = new AdminVirtqueue({ groups: [new SriovGroup(members.map((m) => m.legacy!))] });
+      return new VirtioPciFunction(device, host, { ...options, adminQueue });
+    }).bdf;
   });
 }
 
@@ -76,13 +93,20 @@ function oneOf<T extends string>(label: string, what: string, value: string, all
 
 function parseOurs(label: string, spec: string): ConformanceTarget {
   const [type = '', ...props] = spec.split(',');
-  const o = { type: oneOf(label, 'type', type, LAYOUT_DEVICES), mode: 'modern' as VirtioPciMode, msix: true, ring: 'split' as RingOption };
+  const o = {
+    type: oneOf(label, 'type', type, LAYOUT_DEVICES),
+    mode: 'modern' as VirtioPciMode,
+    msix: true,
+    ring: 'split' as RingOption,
+    admin: false,
+  };
   for (const prop of props) {
     const [key = '', value = ''] = prop.split('=', 2);
     if (key === 'mode') o.mode = oneOf(label, 'mode', value, LAYOUT_MODES);
     else if (key === 'msix') o.msix = oneOf(label, 'msix', value, ['on', 'off']) === 'on';
     else if (key === 'ring') o.ring = oneOf<RingOption>(label, 'ring', value, ['split', 'packed']);
-    else throw new UsageError(`--target ${label}: unknown property ${JSON.stringify(key)}: use mode, msix or ring`);
+    else if (key === 'admin') o.admin = oneOf(label, 'admin', value, ['on', 'off']) === 'on';
+    else throw new UsageError(`--target ${label}: unknown property ${JSON.stringify(key)}: use mode, msix, ring or admin`);
   }
   checkRingInterface(o.ring, o.mode === 'legacy' ? 'mode=legacy' : undefined);
   return oursTarget(label, o);

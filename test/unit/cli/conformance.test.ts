@@ -102,7 +102,8 @@ test('bad targets are usage errors that say what to write', () => {
     ['ours:floppy', /^--target ours:floppy: type floppy: use one of rng, blk, net, console$/],
     ['ours:blk,mode=hybrid', /mode hybrid: use one of modern, transitional, legacy$/],
     ['ours:blk,msix=maybe', /msix maybe: use one of on, off$/],
-    ['ours:blk,colour=red', /unknown property "colour": use mode, msix or ring$/],
+    ['ours:blk,colour=red', /unknown property "colour": use mode, msix, ring or admin$/],
+    ['ours:blk,admin=yes', /admin yes: use one of on, off$/],
     ['ours:blk,mode=legacy,ring=packed', /--ring packed needs the modern interface/],
     ['qemu:', /give a -device string/],
     ['v86:blk', /type blk: use one of console, net, balloon$/],
@@ -114,6 +115,10 @@ test('bad targets are usage errors that say what to write', () => {
       text,
     );
   assert.equal(parseTarget('ours:net,mode=legacy,msix=off', choice).describe, 'our virtio-net model, legacy, MSI-X off, split ring');
+  assert.equal(
+    parseTarget('ours:rng,admin=on', choice).describe,
+    'our virtio-rng model, modern, MSI-X on, split ring, an administration queue with 2 SR-IOV members',
+  );
   assert.equal(
     parseTarget('qemu:"virtio-rng-pci,disable-legacy=on"', { machine: 'pc', qemu: process.execPath }).describe,
     `QEMU (${process.execPath}) -M pc -device virtio-rng-pci,disable-legacy=on`,
