@@ -51,8 +51,7 @@ interface GroupState {
 export class AdminVirtqueue implements AdminQueueHandler {
   readonly queueMaxSize: number;
   private readonly groups = new Map<number, GroupState>();
-  /** Commands answered since creation, for diagnostics and tests. */
-  commandsAnswered = 0;
+  private answered = 0;
 
   constructor(options: AdminVirtqueueOptions = {}) {
     this.queueMaxSize = options.queueMaxSize ?? 64;
@@ -74,9 +73,14 @@ export class AdminVirtqueue implements AdminQueueHandler {
         audit(R.adminListUseAlone, `LIST_USE (group type ${command.groupType}) queued behind ${before} command(s) not yet completed`);
       const answer = this.execute(command, audit);
       queue.pushUsed(chain.head, writeAdminAnswer(chain, answer));
-      this.commandsAnswered++;
+      this.answered++;
     }
     return before > 0;
+  }
+
+  /** Commands answered since creation (a reset does not clear it), for diagnostics. */
+  get commandsAnswered(): number {
+    return this.answered;
   }
 
   reset(): void {
