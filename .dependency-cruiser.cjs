@@ -15,6 +15,9 @@ const LAYERS = [
   // testing/: the test builders of virtio-ts/testing (mock queue, guarded memory, fake buses), which
   // stand on the driver half and the rings as a platform does
   ['testing', 'testing/'],
+  // monitor/: the transport monitor, which watches device-side functions and decodes what it sees
+  // with the driver half's decoders (lspci, the capability walk)
+  ['monitor', 'monitor/'],
   ['driver', 'driver/'],
   ['device', 'device/'],
   ['transport', 'transport/'],

@@ -35,7 +35,7 @@ export { PciEndpoint } from './pci/endpoint.js';
 export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
-export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, UsedBuffer } from './queue/types.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, RingPosition, UsedBuffer } from './queue/types.js';
 export { InOrderQueue } from './queue/in-order-queue.js';
 export {
   PACKED_RING,
@@ -131,6 +131,22 @@ export { VirtioNetDriver } from './driver/net/net-driver.js';
 export type { NetDriverStats, VirtioNetDriverOptions } from './driver/net/net-driver.js';
 export { VirtioConsoleDriver, ConsoleDriverPort } from './driver/console/console-driver.js';
 export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/console-driver.js';
+
+// The transport monitor: what a driver does to our functions, for live views (the browser page).
+export {
+  TransportMonitor,
+  DEFAULT_STATUS_HISTORY,
+  type FunctionSnapshot,
+  type MonitoredInterface,
+  type NamedFeatures,
+  type QueueSnapshot,
+  type StatusChange,
+  type TransportMonitorOptions,
+  type TransportSnapshot,
+  type WatchOptions,
+} from './monitor/transport-monitor.js';
+export type { CapabilityMap, MappedStructure } from './monitor/capability-map.js';
+export type { DeviceObserver, StatusCause } from './core/device-observer.js';
 
 // The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';
