@@ -95,6 +95,7 @@ export type { NetDeviceStats } from './device/net/net-device.js';
 export type { RxFilter, RxModes } from './device/net/rx-filter.js';
 export type { NetBackend, NetBackendPort } from './device/net/backend.js';
 export { createMemoryNetPair } from './device/net/memory-pair.js';
+export { PingResponder, type PingResponderOptions, type PingResponderStats } from './device/net/ping-responder.js';
 export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/console/console-device.js';
 export type { ConsoleDeviceStats, ConsolePortOptions } from './device/console/console-device.js';
 export type { ConsolePort } from './device/console/console-port.js';

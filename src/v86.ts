@@ -16,7 +16,16 @@ export {
   type PluggedFunction,
   type V86PciAdapterOptions,
 } from './platform/v86/pci-adapter.js';
-export { BASE_CMDLINE, DONE_MARK, POWEROFF_MARK, READY_MARK, parseDone } from './platform/v86/guest-protocol.js';
+export {
+  BASE_CMDLINE,
+  DONE_MARK,
+  POWEROFF_MARK,
+  READY_MARK,
+  SERIAL_LINE_CHARS,
+  SERIAL_LOG_CHARS,
+  SerialLog,
+  parseDone,
+} from './platform/v86/guest-protocol.js';
 export type { CommandOutput, GuestResult } from './platform/v86/guest-protocol.js';
 export type { V86GuestMemory } from './platform/v86/guest-memory.js';
 export { seabiosMemoryMap, type V86MemoryMap } from './platform/v86/memory-map.js';
