@@ -54,7 +54,8 @@ function target(options: PageServerOptions, url: string): string | undefined {
   if (!decoded.startsWith('/') || decoded.includes('\0') || decoded.includes('\\')) return undefined;
   const relative = decoded.slice(1);
   for (const [prefix, files] of Object.entries(options.files)) {
-    if (relative.startsWith(prefix)) return Object.hasOwn(files, relative.slice(prefix.length)) ? files[relative.slice(prefix.length)] : undefined;
+    if (relative.startsWith(prefix))
+      return Object.hasOwn(files, relative.slice(prefix.length)) ? files[relative.slice(prefix.length)] : undefined;
   }
   const root = resolve(options.pageDir);
   const file = resolve(root, relative === '' ? 'index.html' : relative);

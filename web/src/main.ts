@@ -26,6 +26,7 @@ const MEMORY_BYTES = 128 << 20;
 /** The shell's prompt (busybox sh: "/ # "), at the end of the console output once escape sequences are removed. */
 const PROMPT = /[#$] $/;
 /** Terminal control sequences (busybox asks for the cursor position after its prompt). */
+// eslint-disable-next-line no-control-regex -- ESC (0x1b) starts each of them
 const CONTROL_SEQUENCES = /\x1b\[[0-9;?]*[@-~]/g;
 
 type State = 'idle' | 'booting' | 'running' | 'error';
@@ -80,15 +81,20 @@ function setState(next: State, text = ''): void {
   stateOut.value = next;
   message.textContent = text;
   message.classList.toggle('error', next === 'error');
-  for (const control of form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('select, input, button[type=submit]'))
+  for (const control of form.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>(
+    'select, input, button[type=submit]',
+  ))
     control.disabled = next === 'booting' || next === 'running';
   powerOff.disabled = running === undefined;
 }
 
 function readForm(): BootOptions {
-  const data = new FormData(form);
-  return queryOptions(`?mode=${String(data.get('mode'))}&ring=${String(data.get('ring'))}&forceLegacy=${data.has('forceLegacy') ? 1 : 0}`)
-    .options;
+  const query = new URLSearchParams({
+    mode: element<HTMLSelectElement>('[data-testid="mode"]').value,
+    ring: element<HTMLSelectElement>('[data-testid="ring"]').value,
+    forceLegacy: element<HTMLInputElement>('[data-testid="force-legacy"]').checked ? '1' : '0',
+  });
+  return queryOptions(`?${query.toString()}`).options;
 }
 
 function writeForm(o: BootOptions): void {
@@ -106,9 +112,9 @@ async function fetchImage(path: string): Promise<{ buffer: ArrayBuffer }> {
 
 /** Placeholder for the transport live view (web-test's live-view.ts): lists the functions plugged. */
 function showFunctions(adapter: V86PciAdapter): void {
-  element('#live-view').textContent = adapter.functions
-    .map((f) => `00:${(f.devfn >> 3).toString(16).padStart(2, '0')}.${f.devfn & 7} ${f.name}`)
-    .join('\n');
+  const list = document.createElement('pre');
+  list.textContent = adapter.functions.map((f) => `00:${(f.devfn >> 3).toString(16).padStart(2, '0')}.${f.devfn & 7} ${f.name}`).join('\n');
+  element('#live-view').replaceChildren(list);
 }
 
 async function boot(options: BootOptions): Promise<void> {
@@ -123,7 +129,7 @@ async function boot(options: BootOptions): Promise<void> {
     fetchImage('guest/bios.bin'),
     fetchImage('guest/vmlinuz'),
     fetchImage('guest/initramfs.cpio.gz'),
-    import(/* @vite-ignore */ new URL('v86/libv86.mjs', document.baseURI).href) as Promise<typeof import('v86')>,
+    import(/* @vite-ignore */ new URL('v86/libv86.mjs', document.baseURI).href) as Promise<{ V86: typeof V86 }>,
   ]);
   const emulator = new v86.V86({
     wasm_path: new URL('v86/v86.wasm', document.baseURI).href,

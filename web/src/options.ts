@@ -38,4 +38,3 @@ export function optionsProblem(o: BootOptions): string | undefined {
   if (o.forceLegacy) return 'the packed ring needs the modern interface, and force_legacy makes Linux use the legacy one';
   return undefined;
 }
-

@@ -5,7 +5,7 @@
 // readme-browser: start
 import type { V86 } from 'v86';
 import { BlkDevice, RngDevice, VirtioConsoleDevice, VirtioNetDevice, type VirtioDevice } from 'virtio-ts';
-import { type BlockBackend, type ConsoleBytePort, type NetBackend, type VirtioPciMode } from 'virtio-ts';
+import type { BlockBackend, ConsoleBytePort, NetBackend, VirtioPciMode } from 'virtio-ts';
 import { FIRST_FREE_DEVFN, V86PciAdapter } from 'virtio-ts/v86';
 
 export interface PageDevices {
