@@ -113,7 +113,7 @@ module.exports = {
       name: 'platform-only-from-cli',
       comment: 'only the CLI, the per-platform entry points, benchmarks, tests and fuzz targets import platforms',
       severity: 'error',
-      from: { pathNot: ['^src/(cli|platform)/', '^src/(index|node|qemu|v86|testing)\\.ts$', '^(test|bench|fuzz)/'] },
+      from: { pathNot: ['^src/(cli|platform)/', '^src/(index|node|qemu|v86|v86-node|testing)\\.ts$', '^(test|bench|fuzz)/'] },
       to: { path: src('platform/') },
     },
     {

@@ -2,7 +2,8 @@
  * virtio-ts: the virtio PCI transport, device and driver halves. This main entry runs anywhere
  * (a browser too: no Node built-ins, no Buffer): the device half, the driver half, the in-process
  * machine, memory backends and Web Crypto entropy. Node-only parts are in `virtio-ts/node` (files,
- * sockets, streams), `virtio-ts/qemu` (QEMU over qtest) and `virtio-ts/v86` (the v86 emulator);
+ * sockets, streams), `virtio-ts/qemu` (QEMU over qtest) and `virtio-ts/v86/node` (the v86 emulator's Linux
+ * guest; its PCI adapter, browser-safe, is `virtio-ts/v86`);
  * `virtio-ts/testing` holds the builders for emulator authors' own tests. Modules deeper than these
  * entries are not part of the API.
  *
@@ -94,6 +95,7 @@ export type { NetDeviceStats } from './device/net/net-device.js';
 export type { RxFilter, RxModes } from './device/net/rx-filter.js';
 export type { NetBackend, NetBackendPort } from './device/net/backend.js';
 export { createMemoryNetPair } from './device/net/memory-pair.js';
+export { PingResponder, type PingResponderOptions, type PingResponderStats } from './device/net/ping-responder.js';
 export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/console/console-device.js';
 export type { ConsoleDeviceStats, ConsolePortOptions } from './device/console/console-device.js';
 export type { ConsolePort } from './device/console/console-port.js';
