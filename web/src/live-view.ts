@@ -67,17 +67,34 @@ class FunctionPanel {
     };
     const capabilities = details('capability map', this.map);
     capabilities.open = true;
-    this.root.append(h, this.iface, this.status, this.history, table, details('features', this.features), capabilities, details('configuration space (lspci -vv)', this.lspci));
+    this.root.append(
+      h,
+      this.iface,
+      this.status,
+      this.history,
+      table,
+      details('features', this.features),
+      capabilities,
+      details('configuration space (lspci -vv)', this.lspci),
+    );
   }
 
   update(s: FunctionSnapshot): void {
     setAttr(this.root, 'data-interface', s.interface);
     setText(this.heading, `${bdfText(s.bdf)} ${s.typeName}, ${s.mode} function`);
     const other = s.otherInterfaceAccesses === 0 ? 'none' : `${s.otherInterfaceAccesses} (latest: ${s.lastOtherInterfaceAccess ?? '?'})`;
-    setText(this.iface, `driver on the ${s.interface === 'none' ? '(no driver yet)' : `${s.interface} interface`} · accesses through the other: ${other}`);
-    setText(this.status, `device status ${hex(s.status, 2)} ${s.statusNames} · ${s.statusChanges} changes · ${s.configNotifications} config notifications`);
+    setText(
+      this.iface,
+      `driver on the ${s.interface === 'none' ? '(no driver yet)' : `${s.interface} interface`} · accesses through the other: ${other}`,
+    );
+    setText(
+      this.status,
+      `device status ${hex(s.status, 2)} ${s.statusNames} · ${s.statusChanges} changes · ${s.configNotifications} config notifications`,
+    );
     const shown = s.statusHistory.slice(-HISTORY_SHOWN);
-    const lines = shown.map((h) => `${(h.at / 1000).toFixed(2)} s  ${hex(h.status, 2)} ${h.names}  (${h.cause}${h.via === 'none' ? '' : `, ${h.via}`})`);
+    const lines = shown.map(
+      (h) => `${(h.at / 1000).toFixed(2)} s  ${hex(h.status, 2)} ${h.names}  (${h.cause}${h.via === 'none' ? '' : `, ${h.via}`})`,
+    );
     if (this.history.childElementCount !== lines.length) this.history.replaceChildren(...lines.map(() => el('li')));
     lines.forEach((line, i) => setText(this.history.children[i] as HTMLElement, line));
     for (const q of s.queues) this.updateQueue(s.name, q);
@@ -102,7 +119,16 @@ class FunctionPanel {
     row.classList.toggle('lv-off', !q.enabled);
     // The packed ring's positions carry the wrap counter in bit 15: shown as offset/wrap.
     const position = (n: number | undefined) => (n === undefined || q.format === 'split' ? orDash(n) : `${n & 0x7fff}/w${n >> 15}`);
-    const cells = [String(q.index), `${q.size}/${q.maxSize}`, q.format, position(q.avail), position(q.used), orDash(q.inFlight), String(q.interrupts), String(q.notifications)];
+    const cells = [
+      String(q.index),
+      `${q.size}/${q.maxSize}`,
+      q.format,
+      position(q.avail),
+      position(q.used),
+      orDash(q.inFlight),
+      String(q.interrupts),
+      String(q.notifications),
+    ];
     cells.forEach((text, i) => setText(row.cells[i]!, text));
   }
 
@@ -124,7 +150,9 @@ class FunctionPanel {
     const parts: HTMLElement[] = [];
     for (const bar of map.bars) {
       const kind = bar.kind === 'io' ? 'I/O' : `memory ${bar.is64 ? '64' : '32'}-bit${bar.prefetchable ? ' prefetchable' : ''}`;
-      parts.push(el('div', 'lv-bar-title', `BAR${bar.index}: ${kind}, ${bar.size} bytes at ${bar.base === 0 ? '(not placed)' : hex(bar.base)}`));
+      parts.push(
+        el('div', 'lv-bar-title', `BAR${bar.index}: ${kind}, ${bar.size} bytes at ${bar.base === 0 ? '(not placed)' : hex(bar.base)}`),
+      );
       const strip = el('div', 'lv-bar');
       for (const s of map.structures) {
         if (s.space !== 'bar' || s.bar !== bar.index) continue;
@@ -143,7 +171,8 @@ class FunctionPanel {
     for (const s of map.structures) {
       const row = el('tr');
       const where = s.space === 'bar' ? `BAR${s.bar}` : 'config space';
-      for (const text of [s.name, where, hex(s.offset), String(s.length), s.capOffset === undefined ? '–' : hex(s.capOffset, 2)]) row.append(el('td', undefined, text));
+      for (const text of [s.name, where, hex(s.offset), String(s.length), s.capOffset === undefined ? '–' : hex(s.capOffset, 2)])
+        row.append(el('td', undefined, text));
       table.append(row);
     }
     parts.push(table);

@@ -11,11 +11,12 @@ import './style.css';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import type { V86 } from 'v86';
-import { MemoryBlockBackend, PingResponder } from 'virtio-ts';
+import { MemoryBlockBackend, PingResponder, TransportMonitor, VirtioPciFunction } from 'virtio-ts';
 import { BASE_CMDLINE, POWEROFF_MARK, READY_MARK, SerialLog, parseDone, type V86PciAdapter } from 'virtio-ts/v86';
 import { optionsProblem, queryOptions, type BootOptions } from './options.js';
 import { plugDevices } from './plug-devices.js';
 import { TerminalPort } from './terminal-port.js';
+import { mountLiveView } from './live-view.js';
 
 /** The guest's address on virtio-net, and the page's responder (a /24 of their own). */
 const GUEST_ADDRESS = '10.0.86.2/24';
@@ -110,11 +111,21 @@ async function fetchImage(path: string): Promise<{ buffer: ArrayBuffer }> {
   return { buffer: await response.arrayBuffer() };
 }
 
-/** Placeholder for the transport live view (web-test's live-view.ts): lists the functions plugged. */
+/** The live view of the last boot (it stays up after power-off, until the next boot). */
+let live: { dispose(): void } | undefined;
+
+/** Watch every virtio function of `adapter` with a TransportMonitor, shown in the live view. */
 function showFunctions(adapter: V86PciAdapter): void {
-  const list = document.createElement('pre');
-  list.textContent = adapter.functions.map((f) => `00:${(f.devfn >> 3).toString(16).padStart(2, '0')}.${f.devfn & 7} ${f.name}`).join('\n');
-  element('#live-view').replaceChildren(list);
+  live?.dispose();
+  const monitor = new TransportMonitor();
+  for (const f of adapter.functions) if (f.fn instanceof VirtioPciFunction) monitor.watch(f.fn, { bdf: f.devfn, name: f.name });
+  const view = mountLiveView(element('#live-view'), monitor);
+  live = {
+    dispose() {
+      view.dispose();
+      monitor.dispose();
+    },
+  };
 }
 
 async function boot(options: BootOptions): Promise<void> {
