@@ -7,7 +7,7 @@
  * bounded capability walk the probe uses, so a broken list is shown, not thrown.
  */
 
-import type { PciBar } from '../bus/bars.js';
+import type { DecodedBar } from '../pci/function.js';
 import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
 import type { ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 import { msixPbaSize } from '../pci/msix.js';
@@ -32,7 +32,7 @@ export interface MappedStructure {
 
 export interface CapabilityMap {
   /** The function's BARs, by slot, with the base the guest programmed (0: not yet). */
-  readonly bars: readonly PciBar[];
+  readonly bars: readonly DecodedBar[];
   readonly structures: readonly MappedStructure[];
   /** Why the capability walk stopped early, when the list is broken. */
   readonly error: string | undefined;
@@ -42,7 +42,7 @@ export interface CapabilityMap {
  * The map of a function whose configuration space is `cfg` and whose BARs are `bars`; `legacy`:
  * whether BAR0 holds the legacy header (a transitional or legacy function).
  */
-export function capabilityMap(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[], legacy: boolean): CapabilityMap {
+export function capabilityMap(cfg: ConfigSpaceSnapshot, bars: readonly DecodedBar[], legacy: boolean): CapabilityMap {
   const structures: MappedStructure[] = [];
   const bar0 = bars.find((bar) => bar.index === LEGACY_BAR);
   if (legacy && bar0 !== undefined)

@@ -18,7 +18,7 @@
  *   monitor.dispose();                          // stops watching
  */
 
-import type { PciBar } from '../bus/bars.js';
+import type { DecodedBar } from '../pci/function.js';
 import { ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 import type { Bdf } from '../bus/pci-bus.js';
 import type { DeviceObserver, DriverNotification, StatusCause } from '../core/device-observer.js';
@@ -200,7 +200,7 @@ class Watched implements DeviceObserver {
     const core = fn.core;
     const bytes = this.configBytes();
     const cfg = new ConfigSpaceSnapshot(bytes);
-    const bars: PciBar[] = [];
+    const bars: DecodedBar[] = [];
     fn.bars.forEach((bar, index) => {
       if (bar !== undefined) bars.push({ ...bar, index, base: fn.config.barBase(index) });
     });
