@@ -218,3 +218,19 @@ export class ConformanceViolation extends VirtioError {
     super('ERR_CONFORMANCE_VIOLATION', message);
   }
 }
+
+/** Why `virtio-ts serve` cannot serve the browser page. */
+export type ServeErrorCode =
+  | 'ERR_SERVE_PAGE_MISSING' // the page's build (dist/web) is not there
+  | 'ERR_SERVE_PORT_IN_USE'; // the port asked for is taken
+
+/** `virtio-ts serve` cannot start: the message says what to do. */
+export class ServeError extends VirtioError {
+  constructor(
+    override readonly code: ServeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
