@@ -135,3 +135,10 @@ export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/c
 // The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';
 export { HIGH_RAM_BASE, type Plugged } from './platform/machine.js';
+
+// Shared memory regions (2.10, 4.1.4.7) and vendor data (4.1.4.8), both halves.
+export { SharedMemory, SHARED_MEMORY_MAX_ARRAY_SIZE, type SharedMemoryRegion } from './core/shared-memory.js';
+export { SHARED_MEMORY_BAR } from './transport/pci/shared-memory-cfg.js';
+export type { VendorData } from './transport/pci/vendor-cfg.js';
+export { SharedMemoryWindow, type SharedMemoryCap } from './transport/pci/shared-memory-driver.js';
+export type { VendorDataCap } from './transport/pci/vendor-cfg-driver.js';
