@@ -49,6 +49,17 @@ const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 const TWO_32 = 2n ** 32n;
 const SAFE_END = BigInt(Number.MAX_SAFE_INTEGER) + 1n;
 
+/** The 64-bit offset and length of the struct virtio_pci_cap64 at `capOffset` (exact, as BigInt). */
+export function readCap64(
+  cfg: ConfigSpaceSnapshot,
+  cap: Pick<SharedMemoryCapFields, 'capOffset' | 'offset' | 'length'>,
+): { offset: bigint; length: bigint } {
+  return {
+    offset: BigInt(cap.offset) + BigInt(cfg.read32(cap.capOffset + VIRTIO_PCI_CAP64_OFFSET_HI)) * TWO_32,
+    length: BigInt(cap.length) + BigInt(cfg.read32(cap.capOffset + VIRTIO_PCI_CAP64_LENGTH_HI)) * TWO_32,
+  };
+}
+
 /** Check one capability against its (implemented, assigned) BAR; ProbeError when it does not hold. */
 function validateSharedMemoryCap(cfg: ConfigSpaceSnapshot, cap: SharedMemoryCapFields, bar: PciBar): SharedMemoryCap {
   const fail = (problem: string): never => {
@@ -61,8 +72,7 @@ function validateSharedMemoryCap(cfg: ConfigSpaceSnapshot, cap: SharedMemoryCapF
   if (cap.capOffset + cap.capLen > PCI_CONFIG_SPACE_SIZE)
     fail(`cap_len ${cap.capLen} runs past the end of configuration space (${PCI_CONFIG_SPACE_SIZE} bytes)`);
   if (bar.kind !== 'memory') fail(`BAR${bar.index} is an I/O BAR: a shared memory region is memory`);
-  const offset = BigInt(cap.offset) + BigInt(cfg.read32(cap.capOffset + VIRTIO_PCI_CAP64_OFFSET_HI)) * TWO_32;
-  const length = BigInt(cap.length) + BigInt(cfg.read32(cap.capOffset + VIRTIO_PCI_CAP64_LENGTH_HI)) * TWO_32;
+  const { offset, length } = readCap64(cfg, cap);
   // 4.1.4.7.1: the region lies inside the BAR. BigInt: two 64-bit values cannot wrap or round here.
   if (offset + length > BigInt(bar.size)) fail(`[${hex(offset)}, +${hex(length)}) does not fit in BAR${bar.index} (size ${hex(bar.size)})`);
   if (BigInt(bar.base) + offset + length > SAFE_END) fail(`the region ends above 2^53 on the bus (BAR base ${hex(bar.base)})`);
@@ -99,9 +109,9 @@ export function sharedMemoryRegions(
   return regions;
 }
 
-/** "shm 1: BAR2+0x0, 64 KiB" style summary for explanations and the CLI. */
+/** "Shared memory id 1: BAR4+0x0, length 0x4000000, at 0x100000000" for the CLI. */
 export function describeSharedMemory(region: SharedMemoryCap): string {
-  return `shared memory id ${region.id}: BAR${region.bar}+${hex(region.offset)}, length ${hex(region.length)}`;
+  return `Shared memory id ${region.id}: BAR${region.bar}+${hex(region.offset)}, length ${hex(region.length)}, at ${hex(region.address)}`;
 }
 
 /**
