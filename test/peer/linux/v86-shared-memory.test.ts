@@ -13,7 +13,7 @@ import { bdf } from '../../../src/bus/pci-bus.js';
 import { V86DriverBus } from '../../../src/platform/v86/v86-driver-bus.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter } from '../../../src/platform/v86/pci-adapter.js';
 import { PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_COMMAND_MEMORY } from '../../../src/spec/pci.js';
-import { probe, type ModernProbe } from '../../../src/transport/pci/probe.js';
+import { probe } from '../../../src/transport/pci/probe.js';
 import { SHARED_MEMORY_BAR } from '../../../src/transport/pci/shared-memory-cfg.js';
 import { MODERN_BAR } from '../../../src/transport/pci/modern-device.js';
 import { SharedMemoryWindow } from '../../../src/transport/pci/shared-memory-driver.js';
@@ -47,7 +47,7 @@ test('v86: a 32-bit BAR2 below 4 GiB; the probe finds the region and bytes go bo
 
   const result = await probe(bus, fn);
   assert.equal(result.kind, 'modern', result.explanation);
-  const region = (result as ModernProbe).sharedMemory.get(4)!;
+  const region = result.sharedMemory.get(4)!;
   assert.deepEqual({ address: region.address, length: region.length }, { address: SHM_BASE, length: 0x2_0000 });
   const window = new SharedMemoryWindow(bus, region);
   await window.writeBytes(0x1_fffc, new Uint8Array([0x11, 0x22, 0x33, 0x44]));

@@ -46,7 +46,7 @@ test('QEMU 10.0 virtio-gpu-pci,hostmem=64M: the probe finds, validates and expos
   const fn = slotBdf(4);
   const result = await probe(bus, fn);
   assert.equal(result.kind, 'modern', result.explanation);
-  const { sharedMemory, bars, layout } = result as ModernProbe;
+  const { sharedMemory, bars, layout } = result;
   assert.equal(layout.common.bar, 2, 'with hostmem the modern structures are in BAR2');
   assert.deepEqual([...sharedMemory.keys()], [GPU_SHM_ID_HOST_VISIBLE]);
   const region = sharedMemory.get(GPU_SHM_ID_HOST_VISIBLE)!;
@@ -87,7 +87,7 @@ test('QEMU 7.2 publishes no shared memory capability: no hostmem on virtio-gpu-p
   const bus = await launchQemu('q35', ['virtio-gpu-pci,addr=0x4,disable-legacy=on'], { version: '7.2' });
   const result = await probe(bus, slotBdf(4));
   assert.equal(result.kind, 'modern');
-  assert.equal((result as ModernProbe).sharedMemory.size, 0);
+  assert.equal(result.sharedMemory.size, 0);
   assert.deepEqual(
     result.notes.filter((n) => n.includes('shared-memory')),
     [],

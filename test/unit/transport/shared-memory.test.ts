@@ -25,7 +25,7 @@ const GiB = 2 ** 30;
 
 function modern(result: ProbeResult): ModernProbe {
   assert.equal(result.kind, 'modern', result.explanation);
-  return result as ModernProbe;
+  return result;
 }
 
 function le(value: number, width: number): number[] {
