@@ -46,7 +46,8 @@ import { capsOfType, configSnapshot, hex, modernOnly, virtioCaps } from '../pci-
 import { sizeBars } from '../../bus/bars.js';
 import { readCap64 } from '../../transport/pci/shared-memory-driver.js';
 import type { CheckContext, Statement } from '../statement.js';
-import { NOT_AUDITED_YET } from '../audited-statement.js';
+import { NOT_AUDITED_YET, auditedStatement } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
 
 /** The smallest cap_len of each cfg_type: its structure, extra fields included (4.1.4.2). */
 const MIN_CAP_LEN: ReadonlyMap<number, number> = new Map([
@@ -312,14 +313,7 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     text: 'The driver copes with an unexpectedly large structure length.',
     uncheckable: 'a driver that refuses a large length does not bind; the audit cannot see a refusal',
   },
-  {
-    ...driver,
-    id: 'pci-capabilities/driver-no-cap-writes',
-    section: '4.1.4.1',
-    level: 'MUST NOT',
-    text: 'The driver writes no field of a virtio capability except those of VIRTIO_PCI_CAP_PCI_CFG.',
-    uncheckable: NOT_AUDITED_YET,
-  },
+  auditedStatement('pci-capabilities', DRIVER_REQUIREMENTS.pciNoCapWrites),
   {
     ...driver,
     id: 'pci-capabilities/driver-vendor-data-debug-only',

@@ -18,6 +18,7 @@
  */
 
 import type { VirtioDevice } from '../../core/virtio-device.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { ConfigSpace } from '../../pci/config-space.js';
 import { PciEndpoint } from '../../pci/endpoint.js';
 import type { DeviceHost } from '../../pci/function.js';
@@ -58,6 +59,7 @@ import type { BarRegion } from '../../pci/bar-region.js';
 import { GenerationLoopWatch, auditedRegion, legacyRegisterLabel, modernRegisterLabel } from './access-audit.js';
 import { SHARED_MEMORY_BAR, SharedMemoryCfg } from './shared-memory-cfg.js';
 import { addVendorDataCap, type VendorData } from './vendor-cfg.js';
+import { capabilityWriteWatch } from './capability-write-audit.js';
 
 /** Spec 4.1.2.1: a non-transitional device has revision ID 1 or higher. */
 export const VIRTIO_PCI_MODERN_REVISION = 1;
@@ -140,6 +142,8 @@ export class VirtioPciFunction extends PciEndpoint {
   readonly arbiter: InterfaceArbiter | undefined;
   /** MSI-X capability, table and PBA, when `msixVectors` > 0. */
   readonly msix: MsixTable | undefined;
+  /** In audit mode: records configuration writes into virtio capabilities (capability-write-audit.ts). */
+  private readonly capWriteWatch: ((offset: number, size: AccessSize, value: number) => void) | undefined;
 
   /** The capabilities and BAR4 (modern and transitional); UsageError on a legacy-only function. */
   get modern(): ModernTransport {
@@ -205,6 +209,7 @@ export class VirtioPciFunction extends PciEndpoint {
     const msix = this.msix;
     this.legacy = hasLegacy ? new LegacyTransport(this.core, this.notifications, () => msix?.enabled ?? false) : undefined;
     this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
+    this.capWriteWatch = audit === undefined ? undefined : capabilityWriteWatch(config, audit);
     if (audit !== undefined) this.arbiter?.onIgnoredAccess((message) => audit.record(DRIVER_REQUIREMENTS.legacyOneInterface, message));
     const audited = (region: BarRegion, bar: number): BarRegion =>
       audit === undefined
@@ -247,5 +252,10 @@ export class VirtioPciFunction extends PciEndpoint {
         ),
       );
     }
+  }
+
+  override configWrite(offset: number, size: AccessSize, value: number): void {
+    this.capWriteWatch?.(offset, size, value);
+    super.configWrite(offset, size, value);
   }
 }
