@@ -25,6 +25,9 @@ import { SharedMemoryWindow } from '../../../src/transport/pci/shared-memory-dri
 import { PCI_BASE_ADDRESS_0 } from '../../../src/spec/pci.js';
 import { joinU64 } from '../../../src/memory/guest-memory.js';
 import { qemuPeerBinary, type QemuPeer } from '../../helpers/peers.js';
+import { CATALOGUE } from '../../../src/conformance/catalogue.js';
+import { runConformance } from '../../../src/conformance/runner.js';
+import { functionTarget } from '../../../src/conformance/target.js';
 import { launchQemu, slotBdf } from './qemu-fixture.js';
 
 /** VIRTIO_GPU_SHM_ID_HOST_VISIBLE (spec 5.7.5: the GPU device's host-visible region). */
@@ -70,6 +73,25 @@ test('QEMU 10.0 virtio-gpu-pci,hostmem=64M: the probe finds, validates and expos
   await assert.rejects(async () => window.read(HOSTMEM - 2, 4), /outside its 67108864 bytes/);
   // The device keeps working: common cfg answers through BAR2 after the region accesses.
   assert.notEqual(await bus.memRead(layout.common.address + 4, 4), 0xffff_ffff, 'device_feature reads through BAR2');
+});
+
+test("QEMU 10.0 virtio-gpu-pci,hostmem=64M keeps the catalogue's shared memory statements (pci-capabilities family)", async () => {
+  const device = `virtio-gpu-pci,hostmem=${HOSTMEM},disable-legacy=on`;
+  const bus = await launchQemu('q35', [`${device},addr=0x4`], { version: '10.0' });
+  const run = await runConformance(functionTarget('virtio-gpu-pci hostmem', device, bus, slotBdf(4)), CATALOGUE, {
+    families: ['pci-capabilities'],
+    timeoutMs: 2000,
+  });
+  const verdict = (id: string): string | undefined => run.results.find((r) => r.statement === id)?.verdict;
+  assert.equal(verdict('pci-capabilities/shared-memory-within-bar'), 'pass');
+  assert.equal(verdict('pci-capabilities/shared-memory-id-unique'), 'pass');
+  assert.equal(verdict('pci-capabilities/vendor-data-size'), 'not-applicable', 'QEMU has no vendor data capability');
+  assert.deepEqual(
+    run.results
+      .filter((r) => r.verdict !== 'pass' && r.verdict !== 'not-applicable' && r.verdict !== 'not-checkable')
+      .map((r) => r.statement),
+    [],
+  );
 });
 
 test('QEMU 10.0 virtio-gpu-pci without hostmem publishes no shared memory capability', async () => {
