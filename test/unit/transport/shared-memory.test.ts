@@ -12,7 +12,7 @@ import type { AccessSize } from '../../../src/memory/access-size.js';
 import { Machine } from '../../../src/platform/machine.js';
 import { probe, type ModernProbe, type ProbeResult } from '../../../src/transport/pci/probe.js';
 import { SHARED_MEMORY_BAR, sharedMemoryLayout } from '../../../src/transport/pci/shared-memory-cfg.js';
-import { SharedMemoryWindow } from '../../../src/transport/pci/shared-memory-driver.js';
+import { SharedMemoryWindow, type SharedMemoryCap } from '../../../src/transport/pci/shared-memory-driver.js';
 import { ProbeError, UsageError } from '../../../src/errors.js';
 import { bdf } from '../../../src/bus/pci-bus.js';
 import { PCI_BASE_ADDRESS_0, PCI_CAP_ID_VNDR } from '../../../src/spec/pci.js';
@@ -283,4 +283,35 @@ test('probe: shared memory never decides the interface: no common cfg still mean
   const result = await probeFake(b);
   assert.equal(result.kind, 'legacy');
   assert.ok(!('sharedMemory' in result));
+});
+
+test('property: the probe accepts a region exactly when its 64-bit offset + length fits the BAR (no rounding, no wrap)', async () => {
+  const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
+  const near = fc.oneof(u64, fc.bigInt({ min: 0n, max: 0x20000n }), fc.constantFrom(0x10000n, 2n ** 32n, 2n ** 64n - 1n));
+  await fc.assert(
+    fc.asyncProperty(near, near, async (offset, length) => {
+      // 64 KiB BAR2 (withShm); the builder takes numbers, so pass the halves exactly.
+      const b = qemuLikeVirtio(MODERN_RNG).bar(2, { kind: 'memory', size: 0x10000, is64: true, prefetchable: true });
+      b.cap(PCI_CAP_ID_VNDR, 24, (off, dv) => {
+        dv.setUint8(off + 2, 24);
+        dv.setUint8(off + 3, VIRTIO_PCI_CAP_SHARED_MEMORY_CFG);
+        dv.setUint8(off + 4, 2);
+        dv.setUint32(off + 8, Number(offset & 0xffffffffn), true);
+        dv.setUint32(off + 12, Number(length & 0xffffffffn), true);
+        dv.setUint32(off + 16, Number(offset >> 32n), true);
+        dv.setUint32(off + 20, Number(length >> 32n), true);
+      });
+      const fits = offset + length <= 0x10000n;
+      let region: SharedMemoryCap | undefined;
+      let error: unknown;
+      try {
+        region = modern(await probeFake(b)).sharedMemory.get(0);
+      } catch (e) {
+        error = e;
+      }
+      if (fits) assert.deepEqual([region?.offset, region?.length], [Number(offset), Number(length)], String(error));
+      else assert.ok(error instanceof ProbeError && error.code === 'ERR_PROBE_BAD_CAPABILITY', `accepted [${offset}, +${length})`);
+    }),
+    { numRuns: 300 },
+  );
 });
