@@ -57,6 +57,12 @@ export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';
+// Shared memory regions (2.10, 4.1.4.7) and vendor data (4.1.4.8), both halves.
+export { SharedMemory, SHARED_MEMORY_MAX_ARRAY_SIZE, type SharedMemoryRegion } from './core/shared-memory.js';
+export { SHARED_MEMORY_BAR } from './transport/pci/shared-memory-cfg.js';
+export type { VendorData } from './transport/pci/vendor-cfg.js';
+export { SharedMemoryWindow, type SharedMemoryCap } from './transport/pci/shared-memory-driver.js';
+export type { VendorDataCap } from './transport/pci/vendor-cfg-driver.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
 export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';
@@ -135,10 +141,3 @@ export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/c
 // The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';
 export { HIGH_RAM_BASE, type Plugged } from './platform/machine.js';
-
-// Shared memory regions (2.10, 4.1.4.7) and vendor data (4.1.4.8), both halves.
-export { SharedMemory, SHARED_MEMORY_MAX_ARRAY_SIZE, type SharedMemoryRegion } from './core/shared-memory.js';
-export { SHARED_MEMORY_BAR } from './transport/pci/shared-memory-cfg.js';
-export type { VendorData } from './transport/pci/vendor-cfg.js';
-export { SharedMemoryWindow, type SharedMemoryCap } from './transport/pci/shared-memory-driver.js';
-export type { VendorDataCap } from './transport/pci/vendor-cfg-driver.js';

@@ -100,6 +100,13 @@ export interface VirtioPciFunctionOptions {
    */
   readonly modernBar64?: boolean;
   /**
+   * Whether the shared memory BAR (BAR2, when the device model declares regions) is 64-bit (default
+   * true); false for a machine that cannot reach above 4 GiB, as {@link modernBar64}.
+   */
+  readonly sharedMemoryBar64?: boolean;
+  /** Vendor data capabilities (4.1.4.8) to present after the modern ones (modern and transitional only). */
+  readonly vendorData?: readonly VendorData[];
+  /**
    * Offer VIRTIO_F_RING_PACKED on the modern interface (QEMU's `packed=on`); default false, as QEMU.
    * The legacy interface never carries it (its feature word is 32 bits).
    */
@@ -111,13 +118,6 @@ export interface VirtioPciFunctionOptions {
   readonly audit?: DriverAudit;
   /** Builds the device rings (see DeviceCoreOptions.deviceRing): a seam for conformance mutants. */
   readonly deviceRing?: DeviceCoreOptions['deviceRing'];
-  /**
-   * Whether the shared memory BAR (BAR2, when the device model declares regions) is 64-bit (default
-   * true); false for a machine that cannot reach above 4 GiB, as {@link modernBar64}.
-   */
-  readonly sharedMemoryBar64?: boolean;
-  /** Vendor data capabilities (4.1.4.8) to present after the modern ones (modern and transitional only). */
-  readonly vendorData?: readonly VendorData[];
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
