@@ -151,6 +151,12 @@ export class VirtioPciFunction extends PciEndpoint {
     return this.modernTransport;
   }
 
+  /** In audit mode the write is first checked against the virtio capabilities (capability-write-audit.ts). */
+  override configWrite(offset: number, size: AccessSize, value: number): void {
+    this.capWriteWatch?.(offset, size, value);
+    super.configWrite(offset, size, value);
+  }
+
   constructor(
     readonly device: VirtioDevice,
     host: DeviceHost,
@@ -252,10 +258,5 @@ export class VirtioPciFunction extends PciEndpoint {
         ),
       );
     }
-  }
-
-  override configWrite(offset: number, size: AccessSize, value: number): void {
-    this.capWriteWatch?.(offset, size, value);
-    super.configWrite(offset, size, value);
   }
 }
