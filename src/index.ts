@@ -49,6 +49,12 @@ export {
 } from './queue/ring-format.js';
 export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
 export type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './core/virtio-device.js';
+// Shared memory regions (2.10, 4.1.4.7) and vendor data (4.1.4.8), both halves.
+export { SharedMemory, SHARED_MEMORY_MAX_ARRAY_SIZE, type SharedMemoryRegion } from './core/shared-memory.js';
+export { SHARED_MEMORY_BAR } from './transport/pci/shared-memory-cfg.js';
+export type { VendorData } from './transport/pci/vendor-cfg.js';
+export { SharedMemoryWindow, type SharedMemoryCap } from './transport/pci/shared-memory-driver.js';
+export type { VendorDataCap } from './transport/pci/vendor-cfg-driver.js';
 export { SplitQueue } from './queue/split/device-ring.js';
 export type { SplitQueueOptions } from './queue/split/device-ring.js';
 export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring.js';
