@@ -89,6 +89,9 @@ function catalogueTable() {
  */
 const CONCURRENCY = 6;
 
+/** Each generated row's failing results, so that a stale row can be explained by what failed this time. */
+const failures = new Map();
+
 /** Every device-side statement that cannot be checked from the driver side, with why. */
 function notCheckableList() {
   return device.filter((s) => s.check === undefined).map((s) => `- \`${s.id}\` (${s.section}, ${s.level}): ${s.uncheckable}`);
@@ -108,6 +111,12 @@ async function resultsTable() {
       const c = r.counts;
       rows[i] =
         `| ${peer} | \`${target.label}\` | ${c.pass} | ${c.fail} | ${c['not-applicable']} | ${c['not-checkable']} | ${c.hung} | ${c.died} | ${r.failingMusts} |`;
+      failures.set(
+        rows[i],
+        r.results
+          .filter((x) => x.verdict === 'fail' || x.verdict === 'hung' || x.verdict === 'died')
+          .map((x) => `${x.statement} (${x.via ?? '-'}): ${x.verdict}: ${x.reason ?? ''}`),
+      );
       process.stderr.write(`${target.label}: ${summaryLine(c)} (${Date.now() - t0} ms)\n`);
     }
   };
@@ -172,6 +181,12 @@ for (const [file, body] of Object.entries(files)) {
   if (!check) writeFileSync(path, after);
 }
 if (check && stale.length > 0) {
+  // Name the rows that changed and what failed in them this run, so a verdict that moved can be found.
+  const before = new Set(readFileSync(`${ROOT}README.md`, 'utf8').split('\n'));
+  for (const row of results.filter((r) => r.startsWith('| ') && !before.has(r))) {
+    console.error(`conformance-table: new row ${row}`);
+    for (const f of failures.get(row) ?? []) console.error(`  ${f}`);
+  }
   console.error(`conformance-table: ${stale.join(' and ')} differ from a fresh run: run \`npm run conformance:table\` and commit`);
   process.exit(1);
 }

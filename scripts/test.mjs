@@ -1,14 +1,16 @@
-// Runs the compiled test files with node's test runner. Usage: node scripts/test.mjs [unit|peer|all] [filter]
+// Runs the compiled test files with node's test runner. Usage: node scripts/test.mjs [unit|peer|browser|all] [filter]
 // (filter = path substring). The peer suite is a matrix (dist/test/helpers/peers.js): test/peer/qemu
 // once per QEMU version, test/peer/linux once per kernel, all legs side by side, each line prefixed
 // with its leg; $VIRTIO_TS_PEERS=qemu-10.0,linux-6.5 picks legs. A leg whose peer is missing fails.
-import { readdirSync, statSync } from 'node:fs';
+// The browser leg (test/browser: the page in Debian's chromium) runs last, alone, so that the boot
+// times it reports are not those of a machine shared with the peer legs; without chromium it fails.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 
 const [suite = 'all', filter = ''] = process.argv.slice(2);
-if (!['unit', 'peer', 'all'].includes(suite)) {
-  console.error(`unknown suite ${suite}: use unit, peer or all`);
+if (!['unit', 'peer', 'browser', 'all'].includes(suite)) {
+  console.error(`unknown suite ${suite}: use unit, peer, browser or all`);
   process.exit(2);
 }
 const DIST = 'dist/test';
@@ -29,11 +31,11 @@ function walk(dir) {
 }
 
 const runs = [];
-if (suite !== 'peer') {
+if (suite === 'unit' || suite === 'all') {
   const files = walk(join(DIST, 'unit'));
   if (files.length > 0) runs.push({ name: 'unit', files, env: {}, describe: 'unit tests' });
 }
-if (suite !== 'unit') {
+if (suite === 'peer' || suite === 'all') {
   let peers;
   try {
     peers = await import('../dist/test/helpers/peers.js');
@@ -63,6 +65,16 @@ if (suite !== 'unit') {
     }
     runs.push({ name: leg.name, files, env: leg.env, describe });
   }
+}
+if (suite === 'browser' || suite === 'all') {
+  const files = walk(join(DIST, 'browser'));
+  const chromium = process.env.VIRTIO_TS_CHROMIUM ?? '/usr/bin/chromium';
+  const missing = !existsSync(chromium)
+    ? `${chromium} (Debian's chromium; npm run setup installs it as root)`
+    : !existsSync('dist/web/index.html')
+      ? 'the page build dist/web (npm run build makes it)'
+      : undefined;
+  if (files.length > 0) runs.push({ name: 'browser', files, env: {}, describe: `the page in ${chromium}`, missing });
 }
 if (runs.length === 0) {
   console.error('no test files found (did the build run?)');
@@ -123,15 +135,17 @@ function run(leg, concurrency, prefix) {
 }
 
 // The unit tests alone (both cores), then every peer leg at once: each leg runs its files one at a
-// time, so the legs share the cores instead of each taking two.
+// time, so the legs share the cores instead of each taking two; then the browser leg alone.
 const results = [];
 const unit = runs.filter((r) => r.name === 'unit');
-const legs = runs.filter((r) => r.name !== 'unit');
+const browser = runs.filter((r) => r.name === 'browser');
+const legs = runs.filter((r) => r.name !== 'unit' && r.name !== 'browser');
 for (const r of unit) results.push(await run(r, 2, legs.length > 0 ? '[unit] ' : ''));
 const sideBySide = legs.length > 1;
 results.push(
   ...(await Promise.all(legs.map((leg) => run(leg, sideBySide ? 1 : 2, sideBySide || unit.length > 0 ? `[${leg.name}] ` : '')))),
 );
+for (const r of browser) results.push(await run(r, 1, runs.length > 1 ? '[browser] ' : ''));
 if (results.length > 1) {
   console.log('\nsummary');
   for (const r of results) {

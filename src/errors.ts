@@ -219,6 +219,22 @@ export class ConformanceViolation extends VirtioError {
   }
 }
 
+/** Why `virtio-ts serve` cannot serve the browser page. */
+export type ServeErrorCode =
+  | 'ERR_SERVE_PAGE_MISSING' // the page's build (dist/web) is not there
+  | 'ERR_SERVE_PORT_IN_USE'; // the port asked for is taken
+
+/** `virtio-ts serve` cannot start: the message says what to do. */
+export class ServeError extends VirtioError {
+  constructor(
+    override readonly code: ServeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
 /**
  * What an administration virtqueue command came back with (2.12.1), driver side:
  * ERR_ADMIN_STATUS when the device answered a status other than VIRTIO_ADMIN_STATUS_OK (`status`

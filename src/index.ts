@@ -2,7 +2,8 @@
  * virtio-ts: the virtio PCI transport, device and driver halves. This main entry runs anywhere
  * (a browser too: no Node built-ins, no Buffer): the device half, the driver half, the in-process
  * machine, memory backends and Web Crypto entropy. Node-only parts are in `virtio-ts/node` (files,
- * sockets, streams), `virtio-ts/qemu` (QEMU over qtest) and `virtio-ts/v86` (the v86 emulator);
+ * sockets, streams), `virtio-ts/qemu` (QEMU over qtest) and `virtio-ts/v86/node` (the v86 emulator's Linux
+ * guest; its PCI adapter, browser-safe, is `virtio-ts/v86`);
  * `virtio-ts/testing` holds the builders for emulator authors' own tests. Modules deeper than these
  * entries are not part of the API.
  *
@@ -35,7 +36,7 @@ export { PciEndpoint } from './pci/endpoint.js';
 export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
-export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, UsedBuffer } from './queue/types.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, RingPosition, UsedBuffer } from './queue/types.js';
 export { InOrderQueue } from './queue/in-order-queue.js';
 export {
   PACKED_RING,
@@ -48,6 +49,12 @@ export {
 } from './queue/ring-format.js';
 export { deviceRing, driverRing, type DeviceRingOptions, type DriverRingOptions } from './queue/rings.js';
 export type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './core/virtio-device.js';
+// Shared memory regions (2.10, 4.1.4.7) and vendor data (4.1.4.8), both halves.
+export { SharedMemory, SHARED_MEMORY_MAX_ARRAY_SIZE, type SharedMemoryRegion } from './core/shared-memory.js';
+export { SHARED_MEMORY_BAR } from './transport/pci/shared-memory-cfg.js';
+export type { VendorData } from './transport/pci/vendor-cfg.js';
+export { SharedMemoryWindow, type SharedMemoryCap } from './transport/pci/shared-memory-driver.js';
+export type { VendorDataCap } from './transport/pci/vendor-cfg-driver.js';
 export { SplitQueue } from './queue/split/device-ring.js';
 export type { SplitQueueOptions } from './queue/split/device-ring.js';
 export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring.js';
@@ -94,6 +101,7 @@ export type { NetDeviceStats } from './device/net/net-device.js';
 export type { RxFilter, RxModes } from './device/net/rx-filter.js';
 export type { NetBackend, NetBackendPort } from './device/net/backend.js';
 export { createMemoryNetPair } from './device/net/memory-pair.js';
+export { PingResponder, type PingResponderOptions, type PingResponderStats } from './device/net/ping-responder.js';
 export { VirtioConsoleDevice, type VirtioConsoleDeviceOptions } from './device/console/console-device.js';
 export type { ConsoleDeviceStats, ConsolePortOptions } from './device/console/console-device.js';
 export type { ConsolePort } from './device/console/console-port.js';
@@ -131,6 +139,22 @@ export { VirtioNetDriver } from './driver/net/net-driver.js';
 export type { NetDriverStats, VirtioNetDriverOptions } from './driver/net/net-driver.js';
 export { VirtioConsoleDriver, ConsoleDriverPort } from './driver/console/console-driver.js';
 export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/console-driver.js';
+
+// The transport monitor: what a driver does to our functions, for live views (the browser page).
+export {
+  TransportMonitor,
+  DEFAULT_STATUS_HISTORY,
+  type FunctionSnapshot,
+  type MonitoredInterface,
+  type NamedFeatures,
+  type QueueSnapshot,
+  type StatusChange,
+  type TransportMonitorOptions,
+  type TransportSnapshot,
+  type WatchOptions,
+} from './monitor/transport-monitor.js';
+export type { CapabilityMap, MappedStructure } from './monitor/capability-map.js';
+export type { DeviceObserver, StatusCause } from './core/device-observer.js';
 
 // The in-process machine: device and driver halves joined on one bus.
 export { Machine, type MachineOptions } from './platform/machine.js';

@@ -58,6 +58,7 @@ export {
   type BarSpec,
   type BuiltFunction,
   type HeaderSpec,
+  type SharedMemoryCapSpec,
   type VirtioCapSpec,
 } from './testing/config-space-builder.js';
 export { FakePciBus, LocalDma, type BusAccess, type RegionHandler } from './testing/fake-pci-bus.js';

@@ -5,7 +5,7 @@
  * never thrown, because a device may catch what its queue throws.
  */
 
-import type { DescriptorChain, DeviceQueue } from '../../src/queue/types.js';
+import type { DescriptorChain, DeviceQueue, RingPosition } from '../../src/queue/types.js';
 import type { GuardedMemory } from '../../src/testing/guarded-memory.js';
 
 export class WatchedQueue implements DeviceQueue {
@@ -63,5 +63,8 @@ export class WatchedQueue implements DeviceQueue {
   }
   hasAvailable(): boolean {
     return this.inner.hasAvailable();
+  }
+  position(): RingPosition {
+    return this.inner.position();
   }
 }

@@ -15,6 +15,9 @@
  * part of the tamper stream. Inputs without it (the whole corpus kept before it existed) run the
  * split ring as before: with VIRTIO_F_IN_ORDER on the modern interface (offered, and asked for by
  * every driver), without it on the legacy one (bit 35 lies beyond its 32-bit feature word).
+ * Bit 1 of the variant byte gives a modern or transitional device two shared memory regions and a
+ * vendor data capability (spec 4.1.4.7, 4.1.4.8), whose bytes the tamper stream may then rewrite;
+ * the driver reads the first and last byte of every region the probe exposed.
  *
  * Guarantees checked: every driver call ends in success or one of our typed errors (never another
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
@@ -31,6 +34,8 @@ import { VirtioNetDriver } from '../../src/driver/net/net-driver.js';
 import { RngDriver } from '../../src/driver/rng/rng-driver.js';
 import { VirtioError } from '../../src/errors.js';
 import { Machine } from '../../src/platform/machine.js';
+import { SharedMemory } from '../../src/core/shared-memory.js';
+import { SharedMemoryWindow } from '../../src/transport/pci/shared-memory-driver.js';
 import type { VirtioDriver } from '../../src/driver/virtio-driver.js';
 import { hasFeature, VIRTIO_F_RING_PACKED } from '../../src/spec/features.js';
 import type { VirtioPciMode } from '../../src/transport/pci/virtio-pci-function.js';
@@ -65,6 +70,8 @@ const FLOOD_RX_BUFFER = 64;
 const RING_TRAILER = [0x52, 0xa7] as const;
 /** The ring variant byte: the device offers VIRTIO_F_RING_PACKED. */
 const RING_PACKED_OFFERED = 1;
+/** The ring variant byte: the device presents shared memory regions and vendor data (not on a legacy-only function). */
+const SHARED_MEMORY_AND_VENDOR_DATA = 2;
 
 /** The tamper stream and ring variant byte of an input (see the file comment). */
 function ringVariant(data: Uint8Array): { stream: Uint8Array; variant: number } {
@@ -98,10 +105,14 @@ export async function run(data: Uint8Array): Promise<void> {
   const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
   const mode = MODES[variant % MODES.length]!;
+  const extraCaps = (ring.variant & SHARED_MEMORY_AND_VENDOR_DATA) !== 0 && mode !== 'legacy';
+  if (extraCaps)
+    Object.defineProperty(zoo.device, 'sharedMemoryRegions', { value: [new SharedMemory(1, 0x1000), new SharedMemory(200, 0x3000)] });
   const { bdf } = machine.plugVirtio(zoo.device, {
     mode,
     packed,
     msixVectors: MSIX_VECTORS[Math.floor(variant / MODES.length) % MSIX_VECTORS.length]!,
+    ...(extraCaps ? { vendorData: [{ vendorId: 0x8086, data: Uint8Array.of(1, 2, 3, 4, 5) }] } : {}),
   });
   const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
   const bus = new HostileBus(machine.bus, machine.memory, input, adversary, packed && mode !== 'legacy' ? 'packed' : 'split');
@@ -111,8 +122,20 @@ export async function run(data: Uint8Array): Promise<void> {
   let closed = false;
   let opened = false;
   /** An honest device offering the packed ring on the modern interface: every driver takes it. */
-  const opening = (core: VirtioDriver): void => {
+  const opening = async (core: VirtioDriver): Promise<void> => {
     opened = true;
+    // Whatever regions the (possibly lied-to) probe exposed: the window stays inside each, or refuses
+    // with a typed error (caught here, so that the driver still gets closed).
+    if (core.probe.kind === 'modern')
+      for (const region of core.probe.sharedMemory.values()) {
+        const window = new SharedMemoryWindow(bus, region);
+        try {
+          await window.read(0, 1);
+          if (region.length > 0) await window.read(region.length - 1, 1);
+        } catch (err) {
+          if (!(err instanceof VirtioError)) throw err;
+        }
+      }
     if (packed && mode !== 'legacy' && bus.tampered === 0)
       check(hasFeature(core.features, VIRTIO_F_RING_PACKED), 'contract', () => `the ${kind} driver did not take the offered packed ring`);
   };
@@ -121,7 +144,7 @@ export async function run(data: Uint8Array): Promise<void> {
     switch (kind) {
       case 'rng': {
         const drv = await RngDriver.open(bus, bdf, options);
-        opening(drv.virtio);
+        await opening(drv.virtio);
         try {
           for (const n of [32, 100]) {
             const bytes = await drv.read(n);
@@ -135,7 +158,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case 'blk': {
         const drv = await BlkDriver.open(bus, bdf, options);
-        opening(drv.virtio);
+        await opening(drv.virtio);
         try {
           const sectors = await drv.read(0, 2);
           check(sectors.length === 1024, 'contract', () => `blk read of 2 sectors returned ${sectors.length} bytes`);
@@ -149,7 +172,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       case 'net': {
         const drv = await VirtioNetDriver.open(bus, bdf, options);
-        opening(drv.core);
+        await opening(drv.core);
         try {
           await drv.send(new Uint8Array(60).fill(0x11));
           zoo.hostInput(0, Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 8, 0, ...new Array(46).fill(7)));
@@ -163,7 +186,7 @@ export async function run(data: Uint8Array): Promise<void> {
       }
       default: {
         const drv = await VirtioConsoleDriver.open(bus, bdf, options);
-        opening(drv.core);
+        await opening(drv.core);
         try {
           const port = await drv.waitPort(0, TIMEOUT_MS);
           await port.write(Uint8Array.of(0x68, 0x69, 0x0a));
@@ -282,6 +305,13 @@ export function seeds(): Seed[] {
     s.push({ name: `packed-${kind}-all-reads-random`, data: packed(tamperAll(k, 0xff, 0x12345678)) });
     s.push({ name: `packed-${kind}-used-id-never-submitted`, data: packed(latePacked(k, 0x7fff, 1)) });
     s.push({ name: `packed-${kind}-used-len-beyond-buffer`, data: packed(latePacked(k, 0, 0xffffffff)) });
+  });
+  // Shared memory regions and vendor data on the device (the variant byte's bit 1): honest, and every read lied about.
+  const withCaps = (data: Uint8Array): Uint8Array => Uint8Array.of(...data, SHARED_MEMORY_AND_VENDOR_DATA, ...RING_TRAILER);
+  KINDS.forEach((kind, k) => {
+    s.push({ name: `shm-vendor-honest-${kind}`, data: withCaps(Uint8Array.of(k)) });
+    s.push({ name: `shm-vendor-honest-${kind}-transitional-msix`, data: withCaps(Uint8Array.of(k + KINDS.length * 4)) });
+    s.push({ name: `shm-vendor-${kind}-all-reads-random`, data: withCaps(tamperAll(k, 0xff, 0x12345678)) });
   });
   // With an Adversary (harness/hostile-bus.ts decodeAdversary), and no other tampering.
   const adversary = (

@@ -13,6 +13,7 @@ import type { Bdf, PciBus } from '../bus/pci-bus.js';
 import { Machine } from '../platform/machine.js';
 import type { VirtioDevice } from '../core/virtio-device.js';
 import { probe, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
+import { describeSharedMemory } from '../transport/pci/shared-memory-driver.js';
 import type { VirtioPciFunction, VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
 
 export interface DemoMachine {
@@ -53,5 +54,6 @@ export async function describeFunction(bus: PciBus, fn: Bdf, options: ProbeOptio
   const cfg = await readConfigSpace(bus, fn);
   const lines = [formatLspci(fn, cfg, decision.bars), `\tProbe: ${decision.explanation}`];
   for (const note of decision.notes) lines.push(`\t       ${note}`);
+  if (decision.kind === 'modern') for (const region of decision.sharedMemory.values()) lines.push(`\t${describeSharedMemory(region)}`);
   return { text: lines.join('\n'), decision };
 }

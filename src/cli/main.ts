@@ -14,6 +14,7 @@ import * as demo from './commands/demo.js';
 import * as diff from './commands/diff.js';
 import * as lspci from './commands/lspci.js';
 import * as probe from './commands/probe.js';
+import * as serve from './commands/serve.js';
 import { packageVersion } from './version.js';
 
 /** Exit status of a process ended by SIGPIPE (128 + 13), which is what a closed pipe means. */
@@ -34,7 +35,7 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ outputError: () => undefined });
 
-const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, conformance, boot];
+const commands: Array<{ register(p: Command): void }> = [demo, lspci, probe, diff, conformance, boot, serve];
 for (const c of commands) c.register(program);
 
 /** --help, --version and a bare `virtio-ts` (help on stderr, status 1): commander has said all there is. */

@@ -16,6 +16,7 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
+import { VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import { ProbeRing } from './probe-ring.js';
 import { settle, transportOf } from './pci-support.js';
 import { promptRequest, type PromptRequest } from './prompt-request.js';
@@ -113,6 +114,19 @@ export async function pollFor<T>(ctx: CheckContext, read: () => Promise<T>, done
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     const value = await read();
     if (done(value) || Date.now() >= deadline) return value;
+    await settle(delay);
+  }
+}
+
+/**
+ * Read (and so clear) the ISR until its queue bit shows, for at most {@link settleMs}: the notification
+ * of a buffer just used can trail the used index (QEMU sets the ISR after the used ring, and a loaded
+ * host may run the check in between), and must not be taken for a later one.
+ */
+export async function clearTrailingIsr(ctx: CheckContext, transport: DriverTransport): Promise<void> {
+  const deadline = Date.now() + settleMs(ctx);
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    if (((await transport.readIsr()) & VIRTIO_PCI_ISR_QUEUE) !== 0 || Date.now() >= deadline) return;
     await settle(delay);
   }
 }

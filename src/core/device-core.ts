@@ -11,14 +11,15 @@
  */
 
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
+import type { DeviceObserver, DriverNotification } from './device-observer.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { QueueFaultError, type QueueFaultCode } from '../errors.js';
+import { QueueFaultError, UsageError, type QueueFaultCode } from '../errors.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
 import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
-import type { DeviceQueue } from '../queue/types.js';
+import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
 import {
   VIRTIO_F_ADMIN_VQ,
@@ -45,11 +46,7 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
 } from '../spec/status.js';
 
-/**
- * The two notifications a device sends its driver (2.3): a used buffer notification for a queue, a
- * configuration change notification (also how DEVICE_NEEDS_RESET is told, 2.1.2).
- */
-export type DriverNotification = { readonly kind: 'used-buffer'; readonly queue: number } | { readonly kind: 'configuration-change' };
+export type { DriverNotification } from './device-observer.js';
 
 /**
  * How the core sends notifications; each transport implements it on its own mechanism (the PCI
@@ -251,6 +248,8 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Whether the driver has reset the device since power-on (audit only: 3.1.1 starts with a reset). */
   private resetWritten = false;
   private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
+  /** Who watches this device (a transport monitor), if anyone: see core/device-observer.ts. */
+  private observer: DeviceObserver | undefined;
 
   constructor(
     readonly device: VirtioDevice,
@@ -296,6 +295,23 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Features offered: the device's, the transport's and the current interface's. */
   get offeredFeatures(): bigint {
     return this.commonFeatures | this.interfaceFeatures;
+  }
+
+  /**
+   * Let `observer` watch the device (one at a time: UsageError if another watches); returns the
+   * function that stops it.
+   */
+  observe(observer: DeviceObserver): () => void {
+    if (this.observer !== undefined) throw new UsageError('the device already has an observer');
+    this.observer = observer;
+    return () => {
+      if (this.observer === observer) this.observer = undefined;
+    };
+  }
+
+  /** Where live queue `index`'s ring stands (for monitors), or undefined while the queue is not live. */
+  queuePosition(index: number): RingPosition | undefined {
+    return this.active[index]?.position();
   }
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
@@ -397,6 +413,7 @@ export class DeviceCore implements VirtioDeviceHost {
     }
     if (this.resetting) return;
     if (this.audit !== undefined) this.auditStatusWrite(value);
+    const before = this.statusValue;
     for (const step of this.steps) {
       const s = this.statusValue;
       if ((value & step.bit) === 0 || (s & step.bit) !== 0) continue;
@@ -418,6 +435,7 @@ export class DeviceCore implements VirtioDeviceHost {
       // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
       if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
     }
+    if (this.observer !== undefined && this.statusValue !== before) this.observer.statusChanged(this.statusValue, 'driver');
   }
 
   /** Whether the interface has the FEATURES_OK step (the modern interface does, the legacy one not). */
@@ -480,6 +498,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.notifications.reset();
     const serial = ++this.resets;
     this.resetting = true;
+    this.observer?.statusChanged(0, 'reset');
     whenSettled(completion, () => {
       if (serial !== this.resets) return;
       this.resetting = false;
@@ -642,6 +661,7 @@ export class DeviceCore implements VirtioDeviceHost {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
     if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
+    this.observer?.queueNotified(index);
     this.activateOnFirstUse();
     if (!this.live) return;
     const q = this.queueConfig(index);
@@ -690,7 +710,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   configChanged(): void {
     this.configChangedByDriver();
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
   }
 
   configChangedByDriver(): void {
@@ -708,7 +728,13 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
       return;
     }
-    if (wanted) this.notifications.notify({ kind: 'used-buffer', queue: index });
+    if (wanted) this.send({ kind: 'used-buffer', queue: index });
+  }
+
+  /** Send the driver a notification through the transport (and tell the observer). */
+  private send(notification: DriverNotification): void {
+    this.notifications.notify(notification);
+    this.observer?.notificationSent(notification);
   }
 
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */
@@ -721,6 +747,7 @@ export class DeviceCore implements VirtioDeviceHost {
     }
     this.fault = cause;
     this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+    this.observer?.statusChanged(this.statusValue, 'device');
+    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
   }
 }

@@ -7,6 +7,7 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { DeviceQueue } from '../queue/types.js';
+import type { SharedMemoryRegion } from './shared-memory.js';
 import type { DriverAuditSink } from '../spec/driver-requirements.js';
 
 /** Services the transport gives a device model. */
@@ -52,6 +53,11 @@ export interface VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   /** Length of the device-specific configuration space. */
   readonly configSize: number;
+  /**
+   * Shared memory regions (2.10) the device presents, each with a unique shmid; none when absent.
+   * Read once, when the transport is built: the PCI transport places them in a BAR (shared-memory-cfg.ts).
+   */
+  readonly sharedMemoryRegions?: readonly SharedMemoryRegion[];
   /** Called once by the transport before any other call. */
   attach(host: VirtioDeviceHost): void;
   /** Read device config; the transport guarantees offset + size <= configSize. */

@@ -1,6 +1,7 @@
 /**
  * An `lspci -vv` style decode of a function's configuration space: header, BARs and capabilities,
- * with virtio vendor capabilities shown by cfg_type name, BAR, offset, length and notify multiplier,
+ * with virtio vendor capabilities shown by cfg_type name, BAR, offset, length and notify multiplier
+ * (shared memory regions with their 64-bit offset, length and id; vendor data by vendor_id and bytes),
  * MSI-X decoded, and anything else named as unknown. Works on hostile images: the capability walk is
  * the bounded one the probe uses, and a broken list is shown, not thrown.
  */
@@ -22,8 +23,15 @@ import {
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
 } from '../spec/pci.js';
-import { VIRTIO_PCI_CAP_NAMES } from '../spec/virtio-pci.js';
-import { readVirtioCap } from '../transport/pci/probe.js';
+import {
+  VIRTIO_PCI_CAP64_SIZE,
+  VIRTIO_PCI_CAP_NAMES,
+  VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
+  VIRTIO_PCI_CAP_VENDOR_CFG,
+} from '../spec/virtio-pci.js';
+import { readVirtioCap, type VirtioCap } from '../transport/pci/probe.js';
+import { readCap64 } from '../transport/pci/shared-memory-driver.js';
+import { readVendorData } from '../transport/pci/vendor-cfg-driver.js';
 import type { PciBar } from '../bus/bars.js';
 import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
 import type { ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
@@ -70,16 +78,30 @@ function formatBar(bar: PciBar): string {
   return `Region ${bar.index}: Memory at ${base} (${bar.is64 ? '64' : '32'}-bit, ${bar.prefetchable ? 'prefetchable' : 'non-prefetchable'}) ${size}`;
 }
 
+/** The detail line of a virtio capability: where its structure is, or a vendor data capability's contents. */
+function virtioCapDetail(cfg: ConfigSpaceSnapshot, cap: VirtioCap): string {
+  if (cap.cfgType === VIRTIO_PCI_CAP_VENDOR_CFG) {
+    const vendor = readVendorData(cfg, cap.capOffset);
+    if ('unreadable' in vendor) return `<unreadable: ${vendor.unreadable}>`;
+    const data = [...vendor.data].map((b) => hex(b, 2)).join(' ');
+    const problems = vendor.problems.map((p) => ` <${p}>`).join('');
+    return `vendor=${hex(vendor.vendorId, 4)} len=${vendor.capLen} data=[${data}]${problems}`;
+  }
+  if (cap.cfgType === VIRTIO_PCI_CAP_SHARED_MEMORY_CFG) {
+    if (cap.capLen < VIRTIO_PCI_CAP64_SIZE) return `BAR=${cap.bar} id=${cap.id} <cap_len ${cap.capLen} too short for virtio_pci_cap64>`;
+    const { offset, length } = readCap64(cfg, cap);
+    return `BAR=${cap.bar} offset=${offset.toString(16).padStart(16, '0')} size=${length.toString(16).padStart(16, '0')} id=${cap.id}`;
+  }
+  const mult = cap.notifyOffMultiplier !== undefined ? ` multiplier=${hex(cap.notifyOffMultiplier, 8)}` : '';
+  return `BAR=${cap.bar} offset=${hex(cap.offset, 8)} size=${hex(cap.length, 8)}${mult}`;
+}
+
 function capabilityLines(cfg: ConfigSpaceSnapshot, offset: number, id: number): string[] {
   const head = `Capabilities: [${hex(offset, 2)}]`;
   if (id === PCI_CAP_ID_VNDR) {
     const cap = readVirtioCap(cfg, offset);
     const name = VIRTIO_PCI_CAP_NAMES.get(cap.cfgType) ?? `<unknown cfg_type ${cap.cfgType}>`;
-    const mult = cap.notifyOffMultiplier !== undefined ? ` multiplier=${hex(cap.notifyOffMultiplier, 8)}` : '';
-    return [
-      `${head} Vendor Specific Information: VirtIO: ${name}`,
-      `\tBAR=${cap.bar} offset=${hex(cap.offset, 8)} size=${hex(cap.length, 8)}${mult}`,
-    ];
+    return [`${head} Vendor Specific Information: VirtIO: ${name}`, `\t${virtioCapDetail(cfg, cap)}`];
   }
   if (id === PCI_CAP_ID_MSIX) {
     const m = readMsixCapability(cfg, offset);

@@ -54,6 +54,11 @@ export function msixBarDescriptor(vectors: number): BarDescriptor {
   return { kind: 'memory', size, is64: false, prefetchable: false };
 }
 
+/** Bytes of the Pending Bit Array for `vectors` entries: one bit each, in whole QWORDs (PCI 6.8.2.5). */
+export function msixPbaSize(vectors: number): number {
+  return Math.ceil(vectors / 64) * 8;
+}
+
 /** See the file comment. */
 export class MsixTable {
   readonly vectors: number;
@@ -80,7 +85,7 @@ export class MsixTable {
     this.table = new Uint8Array(n * PCI_MSIX_ENTRY_SIZE);
     this.view = new DataView(this.table.buffer);
     // PBA: one bit per vector, in whole QWORDs (6.8.2.7).
-    this.pending = new Uint8Array(Math.ceil(n / 64) * 8);
+    this.pending = new Uint8Array(msixPbaSize(n));
     for (let v = 0; v < n; v++)
       this.view.setUint32(v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_ENTRY_CTRL_MASKBIT, true);
 

@@ -16,7 +16,7 @@
  */
 
 import { QueueFaultError } from '../errors.js';
-import type { DescriptorChain, DeviceQueue, InOrderRing } from './types.js';
+import type { DescriptorChain, DeviceQueue, InOrderRing, RingPosition } from './types.js';
 import { checkUsedLen } from './used-len.js';
 
 /** `lens` entry of a chain the device model still holds. */
@@ -91,6 +91,10 @@ export class InOrderQueue implements DeviceQueue {
 
   hasAvailable(): boolean {
     return this.ring.hasAvailable();
+  }
+
+  position(): RingPosition {
+    return { ...this.ring.position(), inFlight: this.count };
   }
 
   /** Hand the ring every completion at the front, in order, batching those used completely. */

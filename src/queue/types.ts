@@ -46,6 +46,21 @@ export interface DeviceQueue {
   setNotification(enabled: boolean): void;
   /** Whether the avail ring holds chains not yet popped. */
   hasAvailable(): boolean;
+  /** Where the ring stands, for monitors; reads and changes nothing the driver sees. */
+  position(): RingPosition;
+}
+
+/**
+ * Where a device ring stands. Split ring (2.7): `avail` is avail.idx as the driver published it
+ * (read from the ring now), `used` is used.idx as the device wrote it. The packed ring (2.8) keeps
+ * no indices in memory: there they are the device's next available and next used ring offsets,
+ * each with its wrap counter in bit 15 (as notification data encodes a position, 2.9).
+ */
+export interface RingPosition {
+  readonly avail: number;
+  readonly used: number;
+  /** Chains the device popped and has not used yet (those held back for VIRTIO_F_IN_ORDER included). */
+  readonly inFlight: number;
 }
 
 /**

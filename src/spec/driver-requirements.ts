@@ -152,6 +152,13 @@ export const DRIVER_REQUIREMENTS = {
     'MUST',
     'after mapping an event to a vector the driver reads the vector field back',
   ),
+  // 4.1.4.1 virtio structure capabilities
+  pciNoCapWrites: req(
+    'pci-capabilities/driver-no-cap-writes',
+    '4.1.4.1',
+    'MUST NOT',
+    'The driver writes no field of a virtio capability except those of VIRTIO_PCI_CAP_PCI_CFG.',
+  ),
   // 4.1.4.10 legacy interface
   legacyOneInterface: req(
     'pci-legacy/one-interface',

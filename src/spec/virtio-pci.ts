@@ -41,6 +41,13 @@ export const VIRTIO_PCI_CAP_SIZE = 16;
 export const VIRTIO_PCI_CAP64_OFFSET_HI = 16;
 export const VIRTIO_PCI_CAP64_LENGTH_HI = 20;
 export const VIRTIO_PCI_CAP64_SIZE = 24;
+/**
+ * struct virtio_pci_vndr_data (4.1.4.8): cap_vndr, cap_next, cap_len, cfg_type, le16 vendor_id, then
+ * the vendor's own data; the whole capability is a multiple of 4 bytes long.
+ */
+export const VIRTIO_PCI_VNDR_DATA_VENDOR_ID = 4;
+export const VIRTIO_PCI_VNDR_DATA_HEADER_SIZE = 6;
+export const VIRTIO_PCI_VNDR_DATA_SIZE_MULTIPLE = 4;
 /** struct virtio_pci_notify_cap { struct virtio_pci_cap cap; le32 notify_off_multiplier; }; */
 export const VIRTIO_PCI_NOTIFY_CAP_MULT = 16;
 export const VIRTIO_PCI_NOTIFY_CAP_SIZE = 20;

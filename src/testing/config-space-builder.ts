@@ -26,8 +26,16 @@ import {
   PCI_VENDOR_ID,
 } from '../spec/pci.js';
 import {
+  VIRTIO_PCI_CAP64_LENGTH_HI,
+  VIRTIO_PCI_CAP64_OFFSET_HI,
+  VIRTIO_PCI_CAP64_SIZE,
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_CFG_TYPE,
+  VIRTIO_PCI_CAP_ID,
+  VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
+  VIRTIO_PCI_CAP_VENDOR_CFG,
+  VIRTIO_PCI_VNDR_DATA_HEADER_SIZE,
+  VIRTIO_PCI_VNDR_DATA_VENDOR_ID,
   VIRTIO_PCI_CAP_LEN,
   VIRTIO_PCI_CAP_LENGTH,
   VIRTIO_PCI_CAP_OFFSET,
@@ -55,6 +63,17 @@ export interface VirtioCapSpec {
   /** notify_off_multiplier (NOTIFY_CFG only). */
   readonly multiplier?: number;
   /** Override cap_len (default 16, or 20 for NOTIFY_CFG). */
+  readonly capLen?: number;
+}
+
+/** A shared memory capability (struct virtio_pci_cap64, 4.1.4.7); offset and length may be 4 GiB or more. */
+export interface SharedMemoryCapSpec {
+  readonly bar: number;
+  /** shmid (cap.id). */
+  readonly id: number;
+  readonly offset: number;
+  readonly length: number;
+  /** Override cap_len (default 24). */
   readonly capLen?: number;
 }
 
@@ -120,6 +139,34 @@ export class ConfigSpaceBuilder {
       dv.setUint32(off + VIRTIO_PCI_CAP_OFFSET, spec.offset >>> 0, true);
       dv.setUint32(off + VIRTIO_PCI_CAP_LENGTH, spec.length >>> 0, true);
       if (spec.multiplier !== undefined) dv.setUint32(off + VIRTIO_PCI_NOTIFY_CAP_MULT, spec.multiplier >>> 0, true);
+    });
+  }
+
+  /** Append a shared memory capability (offset_hi and length_hi hold bits 32-63). */
+  sharedMemoryCap(spec: SharedMemoryCapSpec): this {
+    const split = (v: number): [number, number] => [v >>> 0, Math.floor(v / 2 ** 32) >>> 0];
+    return this.cap(PCI_CAP_ID_VNDR, Math.max(VIRTIO_PCI_CAP64_SIZE, spec.capLen ?? 0), (off, dv) => {
+      const [offsetLo, offsetHi] = split(spec.offset);
+      const [lengthLo, lengthHi] = split(spec.length);
+      dv.setUint8(off + VIRTIO_PCI_CAP_LEN, spec.capLen ?? VIRTIO_PCI_CAP64_SIZE);
+      dv.setUint8(off + VIRTIO_PCI_CAP_CFG_TYPE, VIRTIO_PCI_CAP_SHARED_MEMORY_CFG);
+      dv.setUint8(off + VIRTIO_PCI_CAP_BAR, spec.bar);
+      dv.setUint8(off + VIRTIO_PCI_CAP_ID, spec.id);
+      dv.setUint32(off + VIRTIO_PCI_CAP_OFFSET, offsetLo, true);
+      dv.setUint32(off + VIRTIO_PCI_CAP_LENGTH, lengthLo, true);
+      dv.setUint32(off + VIRTIO_PCI_CAP64_OFFSET_HI, offsetHi, true);
+      dv.setUint32(off + VIRTIO_PCI_CAP64_LENGTH_HI, lengthHi, true);
+    });
+  }
+
+  /** Append a vendor data capability (struct virtio_pci_vndr_data, 4.1.4.8); cap_len defaults to header + data. */
+  vendorDataCap(vendorId: number, data: readonly number[], capLen?: number): this {
+    const length = VIRTIO_PCI_VNDR_DATA_HEADER_SIZE + data.length;
+    return this.cap(PCI_CAP_ID_VNDR, Math.max(length, capLen ?? 0), (off, dv) => {
+      dv.setUint8(off + VIRTIO_PCI_CAP_LEN, capLen ?? length);
+      dv.setUint8(off + VIRTIO_PCI_CAP_CFG_TYPE, VIRTIO_PCI_CAP_VENDOR_CFG);
+      dv.setUint16(off + VIRTIO_PCI_VNDR_DATA_VENDOR_ID, vendorId, true);
+      data.forEach((b, i) => dv.setUint8(off + VIRTIO_PCI_VNDR_DATA_HEADER_SIZE + i, b));
     });
   }
 

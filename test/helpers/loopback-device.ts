@@ -8,6 +8,7 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../src/core/virtio-device.js';
 import type { AccessSize } from '../../src/memory/access-size.js';
 import type { DeviceQueue } from '../../src/queue/types.js';
+import type { SharedMemoryRegion } from '../../src/core/shared-memory.js';
 
 export const LOOPBACK_MAGIC = 0x4c4f4f50; // "LOOP"
 export const LOOPBACK_CONFIG_SIZE = 8;
@@ -22,6 +23,8 @@ export interface LoopbackOptions {
   readonly acceptFeatures?: (features: bigint) => boolean;
   /** Implement the queue reset hooks (so that the transport offers VIRTIO_F_RING_RESET). */
   readonly queueReset?: boolean;
+  /** Shared memory regions (2.10) the device presents. */
+  readonly sharedMemoryRegions?: readonly SharedMemoryRegion[];
 }
 
 export class LoopbackDevice implements VirtioDevice {
@@ -30,6 +33,7 @@ export class LoopbackDevice implements VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   readonly configSize = LOOPBACK_CONFIG_SIZE;
   readonly acceptFeatures?: (features: bigint) => boolean;
+  readonly sharedMemoryRegions?: readonly SharedMemoryRegion[];
   host!: VirtioDeviceHost;
   scratch = 0;
   queues: readonly (DeviceQueue | null)[] = [];
@@ -45,6 +49,7 @@ export class LoopbackDevice implements VirtioDevice {
     this.deviceFeatures = options.deviceFeatures ?? 0n;
     this.queueMaxSizes = options.queueMaxSizes ?? [256, 16];
     if (options.acceptFeatures) this.acceptFeatures = options.acceptFeatures;
+    if (options.sharedMemoryRegions) this.sharedMemoryRegions = options.sharedMemoryRegions;
     if (options.queueReset) {
       this.resetQueue = (index) => {
         this.queueResets.push(index);

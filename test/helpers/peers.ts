@@ -58,8 +58,12 @@ export const LEG_INDEPENDENT_FILES: readonly string[] = [
   'peer/linux/pae-bar.test.js',
   // Drives v86's own virtio devices; no Linux boots.
   'peer/linux/v86-driver-bus.test.js',
+  // Our shared memory BAR through v86's ports and memory accessors; no Linux boots.
+  'peer/linux/v86-shared-memory.test.js',
   // The facilities' conformance checks on v86's own devices; no Linux boots.
   'peer/linux/conformance-facilities-v86.test.js',
   // Starts each QEMU version by name.
   'peer/qemu/versions.test.js',
+  // Starts each QEMU version by name (shared memory on 10.0's virtio-gpu, its absence on 7.2).
+  'peer/qemu/shared-memory.test.js',
 ];

@@ -64,6 +64,11 @@ export class RawDriver {
     return this.audit.findings.map((f) => f.requirement.id);
   }
 
+  /** A configuration space write to the function. */
+  configWrite(offset: number, size: AccessSize, value: number): Promise<void> {
+    return this.machine.bus.configWrite(this.bdf, offset, size, value);
+  }
+
   // ---- modern registers ----
   common(offset: number, size: AccessSize, value?: number): Promise<number | void> {
     const at = this.barBase.get(MODERN_BAR)! + MODERN_COMMON_OFFSET + offset;

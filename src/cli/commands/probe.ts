@@ -16,6 +16,8 @@ import { VirtioConsoleDriver } from '../../driver/console/console-driver.js';
 import { VirtioNetDriver } from '../../driver/net/net-driver.js';
 import { readConfigSpace } from '../../bus/config-space-reader.js';
 import { formatLspci } from '../../driver/lspci.js';
+import { describeSharedMemory } from '../../transport/pci/shared-memory-driver.js';
+import { describeVendorData } from '../../transport/pci/vendor-cfg-driver.js';
 import { RngDriver } from '../../driver/rng/rng-driver.js';
 import { VirtioDriver, type VirtioDriverOptions } from '../../driver/virtio-driver.js';
 import { makeTempDir } from '../../platform/cleanup.js';
@@ -181,6 +183,8 @@ async function probeFunction(bus: QtestPciBus, fn: Bdf, how: How, backends: Back
   print(`device type: ${decision.deviceType} (${deviceTypeName(decision.deviceType)})`);
   print(`probe: ${decision.explanation}`);
   for (const note of decision.notes) print(`  note: ${note}`);
+  if (decision.kind === 'modern') for (const region of decision.sharedMemory.values()) print(`  ${describeSharedMemory(region)}`);
+  for (const vendor of decision.vendorData) print(`  ${describeVendorData(vendor)}`);
   if (driver instanceof Error) throw driver;
   try {
     print(`offered features: ${decodeDeviceFeatures(decision.deviceType, driver.deviceFeatures)}`);

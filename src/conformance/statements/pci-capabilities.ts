@@ -1,7 +1,8 @@
 /**
- * Family 'pci-capabilities' (spec 4.1.3.1, 4.1.4, 4.1.4.6 - 4.1.4.8): the virtio vendor capabilities
- * themselves (cap_len, the device-specific configuration's, shared memory and vendor data
- * capabilities). The common, notify, ISR and PCI-cfg structures' own rules are in their families.
+ * Family 'pci-capabilities' (spec 4.1.3.1, 4.1.4, 4.1.4.6 - 4.1.4.8, and 2.10 for what a shared
+ * memory capability points to): the virtio vendor capabilities themselves (cap_len, the
+ * device-specific configuration's, shared memory and vendor data capabilities). The common,
+ * notify, ISR and PCI-cfg structures' own rules are in their families.
  */
 
 import { PCI_CONFIG_SPACE_SIZE } from '../../spec/pci.js';
@@ -25,8 +26,6 @@ import {
 } from '../../spec/ids.js';
 import { VIRTIO_PCI_DEVICE_CFG_ALIGN } from '../../spec/virtio-pci-probe.js';
 import {
-  VIRTIO_PCI_CAP64_LENGTH_HI,
-  VIRTIO_PCI_CAP64_OFFSET_HI,
   VIRTIO_PCI_CAP64_SIZE,
   VIRTIO_PCI_CAP_COMMON_CFG,
   VIRTIO_PCI_CAP_DEVICE_CFG,
@@ -39,15 +38,16 @@ import {
   VIRTIO_PCI_CAP_VENDOR_CFG,
   VIRTIO_PCI_CFG_CAP_SIZE,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
+  VIRTIO_PCI_VNDR_DATA_HEADER_SIZE,
+  VIRTIO_PCI_VNDR_DATA_SIZE_MULTIPLE,
+  VIRTIO_PCI_VNDR_DATA_VENDOR_ID,
 } from '../../spec/virtio-pci.js';
 import { capsOfType, configSnapshot, hex, modernOnly, virtioCaps } from '../pci-support.js';
+import { sizeBars } from '../../bus/bars.js';
+import { readCap64 } from '../../transport/pci/shared-memory-driver.js';
 import type { CheckContext, Statement } from '../statement.js';
-import { NOT_AUDITED_YET } from '../audited-statement.js';
-
-/** struct virtio_pci_vndr_data: cap_vndr, cap_next, cap_len, cfg_type, le16 vendor_id (4.1.4.8). */
-const VENDOR_DATA_VENDOR_ID = 4;
-const VENDOR_DATA_MIN_SIZE = 6;
-const VENDOR_DATA_SIZE_MULTIPLE = 4;
+import { NOT_AUDITED_YET, auditedStatement } from '../audited-statement.js';
+import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
 
 /** The smallest cap_len of each cfg_type: its structure, extra fields included (4.1.4.2). */
 const MIN_CAP_LEN: ReadonlyMap<number, number> = new Map([
@@ -57,7 +57,7 @@ const MIN_CAP_LEN: ReadonlyMap<number, number> = new Map([
   [VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_SIZE],
   [VIRTIO_PCI_CAP_PCI_CFG, VIRTIO_PCI_CFG_CAP_SIZE],
   [VIRTIO_PCI_CAP_SHARED_MEMORY_CFG, VIRTIO_PCI_CAP64_SIZE],
-  [VIRTIO_PCI_CAP_VENDOR_CFG, VENDOR_DATA_MIN_SIZE],
+  [VIRTIO_PCI_CAP_VENDOR_CFG, VIRTIO_PCI_VNDR_DATA_HEADER_SIZE],
 ]);
 
 /** Device types whose chapter (5.x) defines a device-specific configuration layout. */
@@ -156,6 +156,15 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
   },
   {
     ...base,
+    id: 'pci-capabilities/shared-memory-no-control',
+    section: '2.10.2',
+    level: 'MUST NOT',
+    text: 'No shared memory region is one that controls the operation of the device or streams data.',
+    uncheckable:
+      "what a region is used for is the device type's design: nothing a driver can read says whether a region controls the device or carries a stream",
+  },
+  {
+    ...base,
     id: 'pci-capabilities/shared-memory-within-bar',
     section: '4.1.4.7.1',
     level: 'MUST',
@@ -164,14 +173,14 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
       applies: whenPresent(VIRTIO_PCI_CAP_SHARED_MEMORY_CFG),
       async run(ctx: CheckContext) {
         const cfg = await configSnapshot(ctx);
-        const { bars } = await ctx.probe();
+        // The BARs' sizes, not the probe's result: the probe itself refuses a region outside its BAR.
+        const bars = await sizeBars(ctx.bus, ctx.fn);
         for (const c of virtioCaps(cfg).filter((v) => v.cfgType === VIRTIO_PCI_CAP_SHARED_MEMORY_CFG)) {
-          const offset = c.offset + cfg.read32(c.capOffset + VIRTIO_PCI_CAP64_OFFSET_HI) * 2 ** 32;
-          const length = c.length + cfg.read32(c.capOffset + VIRTIO_PCI_CAP64_LENGTH_HI) * 2 ** 32;
+          const { offset, length } = readCap64(cfg, c);
           const bar = bars.find((b) => b.index === c.bar);
           ctx.require(
-            bar !== undefined && offset + length <= bar.size,
-            `shared memory cap at ${hex(c.capOffset)} (id ${c.id}): [${hex(offset)}, +${hex(length)}) in BAR${c.bar} ${bar === undefined ? '(not implemented)' : `of size ${hex(bar.size)}`}`,
+            bar !== undefined && offset + length <= BigInt(bar.size),
+            `shared memory cap at ${hex(c.capOffset)} (id ${c.id}): [0x${offset.toString(16)}, +0x${length.toString(16)}) in BAR${c.bar} ${bar === undefined ? '(not implemented)' : `of size ${hex(bar.size)}`}`,
           );
         }
       },
@@ -203,7 +212,7 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
         const cfg = await configSnapshot(ctx);
         const ids = virtioCaps(cfg)
           .filter((c) => c.cfgType === VIRTIO_PCI_CAP_VENDOR_CFG)
-          .map((c) => cfg.read16(c.capOffset + VENDOR_DATA_VENDOR_ID));
+          .map((c) => cfg.read16(c.capOffset + VIRTIO_PCI_VNDR_DATA_VENDOR_ID));
         ctx.require(!ids.includes(VIRTIO_PCI_VENDOR_ID), `vendor data vendor_ids ${ids.map(hex).join(', ')}`);
       },
     },
@@ -218,7 +227,7 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
       applies: whenPresent(VIRTIO_PCI_CAP_VENDOR_CFG),
       async run(ctx: CheckContext) {
         const bad = (await capsOfType(ctx, VIRTIO_PCI_CAP_VENDOR_CFG)).filter(
-          (c) => c.capLen % VENDOR_DATA_SIZE_MULTIPLE !== 0 || c.capLen < VENDOR_DATA_MIN_SIZE,
+          (c) => c.capLen % VIRTIO_PCI_VNDR_DATA_SIZE_MULTIPLE !== 0 || c.capLen < VIRTIO_PCI_VNDR_DATA_HEADER_SIZE,
         );
         ctx.require(bad.length === 0, bad.map((c) => `vendor data cap at ${hex(c.capOffset)}: cap_len ${c.capLen}`).join('; '));
       },
@@ -304,14 +313,7 @@ export const pciCapabilitiesStatements: readonly Statement[] = [
     text: 'The driver copes with an unexpectedly large structure length.',
     uncheckable: 'a driver that refuses a large length does not bind; the audit cannot see a refusal',
   },
-  {
-    ...driver,
-    id: 'pci-capabilities/driver-no-cap-writes',
-    section: '4.1.4.1',
-    level: 'MUST NOT',
-    text: 'The driver writes no field of a virtio capability except those of VIRTIO_PCI_CAP_PCI_CFG.',
-    uncheckable: NOT_AUDITED_YET,
-  },
+  auditedStatement('pci-capabilities', DRIVER_REQUIREMENTS.pciNoCapWrites),
   {
     ...driver,
     id: 'pci-capabilities/driver-vendor-data-debug-only',

@@ -2,6 +2,7 @@ import { settle, commonCfg, readQueueField, writeQueueField } from '../pci-suppo
 import type { CheckContext, Statement } from '../statement.js';
 import {
   ACK_DRIVER,
+  clearTrailingIsr,
   goLive,
   minimalFeatures,
   negotiateMinimal,
@@ -234,7 +235,7 @@ export const resetStatements: readonly Statement[] = [
     'After a queue reset the device sends no notification for that queue.',
     async (ctx: CheckContext) => {
       const live = await liveWithRingReset(ctx);
-      await live.transport.readIsr();
+      await clearTrailingIsr(ctx, live.transport);
       await resetQueue(ctx, live);
       await settle(settleMs(ctx));
       const isr = await live.transport.readIsr();

@@ -12,6 +12,13 @@ export const RESULT_MARK = 'VT-RESULT';
 export const DONE_MARK = 'VT-DONE';
 export const POWEROFF_MARK = 'VT-POWEROFF';
 
+/**
+ * Kernel parameters every boot of this guest gets: the serial console (where /init's protocol runs),
+ * quiet, INTx only (v86 cannot deliver MSI), and no ISA PnP probing, PnP BIOS calls or crypto
+ * self-tests (seconds of emulated CPU each).
+ */
+export const BASE_CMDLINE = 'console=ttyS0 quiet pci=nomsi noisapnp pnpbios=off cryptomgr.notests mitigations=off';
+
 /** One VT-RESULT line. */
 export interface GuestResult {
   readonly kind: string;

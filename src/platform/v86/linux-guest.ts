@@ -23,6 +23,7 @@ import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { findGuestAssets, guestAssetDir, type GuestAssets, type GuestKernel } from './assets.js';
 import {
+  BASE_CMDLINE,
   DONE_MARK,
   POWEROFF_MARK,
   READY_MARK,
@@ -83,12 +84,6 @@ export class GuestError extends BusError {
     super(`${message}\n----- guest serial log -----\n${serialLog.slice(-20000)}\n----- end of serial log -----`);
   }
 }
-
-/**
- * Kernel parameters every boot gets: serial console, quiet, INTx only (v86 cannot deliver MSI), and
- * no ISA PnP probing, PnP BIOS calls or crypto self-tests (seconds of emulated CPU each).
- */
-export const BASE_CMDLINE = 'console=ttyS0 quiet pci=nomsi noisapnp pnpbios=off cryptomgr.notests mitigations=off';
 
 const require = createRequire(import.meta.url);
 

@@ -181,10 +181,21 @@ export class V86PciAdapter {
   /**
    * Puts `device` on bus 0 at `devfn` as a {@link VirtioPciFunction}. Unlike that class's default
    * (QEMU's 64-bit BAR4), the modern BAR is 32-bit unless `options.modernBar64` says otherwise: v86
-   * cannot reach above 4 GiB, where a PAE guest may place a 64-bit BAR.
+   * cannot reach above 4 GiB, where a PAE guest may place a 64-bit BAR. The shared memory BAR (BAR2,
+   * when the device declares regions) is 32-bit too unless `options.sharedMemoryBar64`, so its regions
+   * must fit 2 GiB together (and the guest's PCI hole).
    */
   plugVirtio(devfn: number, name: string, device: VirtioDevice, options: VirtioPciFunctionOptions = {}): VirtioPciFunction {
-    return this.plug(devfn, name, (host) => new VirtioPciFunction(device, host, { ...options, modernBar64: options.modernBar64 ?? false }));
+    return this.plug(
+      devfn,
+      name,
+      (host) =>
+        new VirtioPciFunction(device, host, {
+          ...options,
+          modernBar64: options.modernBar64 ?? false,
+          sharedMemoryBar64: options.sharedMemoryBar64 ?? false,
+        }),
+    );
   }
 
   /**

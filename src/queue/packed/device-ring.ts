@@ -19,7 +19,7 @@ import * as ringSpec from '../../spec/ring.js';
 import type { ChainStorage } from '../chain-storage.js';
 import { ringArea } from '../ring-area.js';
 import { PACKED_RING } from '../ring-format.js';
-import type { DescriptorChain, InOrderRing } from '../types.js';
+import type { DescriptorChain, InOrderRing, RingPosition } from '../types.js';
 import { usedLenError, usedLenFits } from '../used-len.js';
 import { PackedDescriptorWalk } from './descriptor-chain.js';
 
@@ -279,6 +279,14 @@ export class PackedQueue implements InOrderRing {
 
   hasAvailable(): boolean {
     return this.walker.available(this.nextAvail, this.availWrap);
+  }
+
+  position(): RingPosition {
+    return {
+      avail: this.nextAvail | (this.availWrap << RING_EVENT_WRAP_SHIFT),
+      used: this.nextUsed | (this.usedWrap << RING_EVENT_WRAP_SHIFT),
+      inFlight: this.inFlightCount,
+    };
   }
 
   /** Write the device event suppression structure: the next available position, then `flags`. */

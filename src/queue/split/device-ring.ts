@@ -17,7 +17,7 @@ import * as ringSpec from '../../spec/ring.js';
 import { availRingSize, descTableSize, usedRingSize, vringNeedEvent } from '../../spec/ring.js';
 import { ringArea } from '../ring-area.js';
 import { SPLIT_RING } from '../ring-format.js';
-import type { DescriptorChain, InOrderRing } from '../types.js';
+import type { DescriptorChain, InOrderRing, RingPosition } from '../types.js';
 import type { ChainStorage } from '../chain-storage.js';
 import { usedLenError, usedLenFits } from '../used-len.js';
 import { DescriptorWalk } from './descriptor-chain.js';
@@ -216,6 +216,10 @@ export class SplitQueue implements InOrderRing {
     } else {
       this.usedDv.setUint16(this.usedBase + VIRTQ_USED_FLAGS, enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY, true);
     }
+  }
+
+  position(): RingPosition {
+    return { avail: this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_IDX, true), used: this.used, inFlight: this.inFlightChains };
   }
 
   hasAvailable(): boolean {

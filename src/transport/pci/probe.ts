@@ -14,6 +14,10 @@
  * ignored (spec 4.1.4.1: the driver MUST ignore a reserved bar value), and the winner must then fit
  * its BAR with the spec's minimum length and alignment, or the probe fails. Unknown capability IDs
  * and cfg_types are skipped. The decision reads configuration space only, never a BAR.
+ *
+ * Shared memory capabilities (4.1.4.7) and vendor data capabilities (4.1.4.8) never change the
+ * decision: a modern probe validates and exposes the regions by id (shared-memory-driver.ts), and
+ * every probe reports the vendor data it found (vendor-cfg-driver.ts).
  */
 
 import { ProbeError } from '../../errors.js';
@@ -44,13 +48,17 @@ import {
   VIRTIO_PCI_CAP_NAMES,
   VIRTIO_PCI_CAP_NOTIFY_CFG,
   VIRTIO_PCI_CAP_OFFSET,
+  VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
   VIRTIO_PCI_CAP_SIZE,
+  VIRTIO_PCI_CAP_VENDOR_CFG,
   VIRTIO_PCI_CONFIG_OFF_MSIX,
   VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
 } from '../../spec/virtio-pci.js';
 import { VIRTIO_PCI_CAP_RULES, VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
+import { sharedMemoryRegions, type SharedMemoryCap } from './shared-memory-driver.js';
+import { readVendorData, type VendorDataCap } from './vendor-cfg-driver.js';
 
 /** A virtio vendor capability (struct virtio_pci_cap, spec 4.1.4) as read from config space. */
 export interface VirtioCap {
@@ -99,11 +107,15 @@ interface ProbeFacts {
   /** The MSI-X capability, when the function has one (used by interrupt set-up). */
   readonly msix: MsixCapability | undefined;
   readonly bars: readonly PciBar[];
+  /** Vendor data capabilities (4.1.4.8) in list order, for reporting; they decide nothing. */
+  readonly vendorData: readonly VendorDataCap[];
 }
 
 export interface ModernProbe extends ProbeFacts {
   readonly kind: 'modern';
   readonly layout: ModernLayout;
+  /** Shared memory regions (4.1.4.7) by shmid, validated; empty when the device has none. */
+  readonly sharedMemory: ReadonlyMap<number, SharedMemoryCap>;
 }
 
 export interface LegacyProbe extends ProbeFacts {
@@ -239,6 +251,8 @@ export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[
   const chosen = new Map<number, { cap: VirtioCap; bar: PciBar }>();
   const ignored = new Map<number, string[]>();
   let msix: MsixCapability | undefined;
+  const shm: { cap: VirtioCap; bar: PciBar }[] = [];
+  const vendorData: VendorDataCap[] = [];
   for (const entry of walk.caps) {
     if (entry.id === PCI_CAP_ID_MSIX && msix === undefined) {
       // A truncated capability's table and PBA fields would read as invented zeroes: MSI-X is not used.
@@ -248,6 +262,18 @@ export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[
     }
     if (entry.id !== PCI_CAP_ID_VNDR) continue;
     const cap = readVirtioCap(cfg, entry.offset);
+    if (cap.cfgType === VIRTIO_PCI_CAP_VENDOR_CFG) {
+      const vendor = readVendorData(cfg, cap.capOffset);
+      if ('unreadable' in vendor) notes.push(`vendor-cfg cap at ${hex(cap.capOffset)} skipped: ${vendor.unreadable}`);
+      else vendorData.push(vendor);
+      continue;
+    }
+    if (cap.cfgType === VIRTIO_PCI_CAP_SHARED_MEMORY_CFG) {
+      const reason = unusableBar(cap, bars);
+      if (reason !== undefined) notes.push(`${describeCap(cap)} ignored: ${reason}`);
+      else shm.push({ cap, bar: bars.find((b) => b.index === cap.bar)! });
+      continue;
+    }
     if (!VIRTIO_PCI_CAP_RULES.has(cap.cfgType)) {
       const known = VIRTIO_PCI_CAP_NAMES.get(cap.cfgType);
       notes.push(
@@ -269,7 +295,7 @@ export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[
     chosen.set(cap.cfgType, { cap, bar: bars.find((b) => b.index === cap.bar)! });
   }
 
-  const facts = { deviceId, revision, deviceType, notes, msix, bars };
+  const facts = { deviceId, revision, deviceType, notes, msix, bars, vendorData };
   const legacy = legacyInterface(cfg, bars, msix !== undefined);
   const whyNot = (cfgType: number): string => {
     const why = ignored.get(cfgType);
@@ -317,9 +343,10 @@ export function decideTransport(cfg: ConfigSpaceSnapshot, bars: readonly PciBar[
     isr: validate(isr.cap, isr.bar),
     device: device === undefined ? undefined : validate(device.cap, device.bar),
   };
+  const sharedMemory = sharedMemoryRegions(cfg, shm);
   const used = [layout.common, layout.notify, layout.isr, ...(layout.device ? [layout.device] : [])].map(describeCap);
   const legacyNote = 'bar0' in legacy ? '; legacy BAR0 not used' : '';
-  return { ...facts, kind: 'modern', layout, explanation: `modern: ${used.join(', ')}${legacyNote}` };
+  return { ...facts, kind: 'modern', layout, sharedMemory, explanation: `modern: ${used.join(', ')}${legacyNote}` };
 }
 
 /**

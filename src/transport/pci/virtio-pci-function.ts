@@ -8,6 +8,8 @@
  * With `msixVectors` > 0 the function has MSI-X (table and PBA in BAR1, as QEMU); otherwise INTx only.
  * BAR4 is a 64-bit prefetchable memory BAR, as QEMU's; `modernBar64: false` declares it 32-bit, so
  * that the guest cannot place it above 4 GiB (for a machine that cannot reach there, as v86).
+ * A device model with shared memory regions gets them in BAR2 (shared-memory-cfg.ts, 64-bit unless
+ * `sharedMemoryBar64: false`); `vendorData` adds vendor data capabilities (vendor-cfg.ts).
  *
  *   const fn = new VirtioPciFunction(device, host, { mode: 'transitional', msixVectors: 2 });
  *   fn.core                                              // the transport-neutral state (status, queues)
@@ -16,6 +18,7 @@
  */
 
 import type { VirtioDevice } from '../../core/virtio-device.js';
+import type { AccessSize } from '../../memory/access-size.js';
 import { ConfigSpace } from '../../pci/config-space.js';
 import { PciEndpoint } from '../../pci/endpoint.js';
 import type { DeviceHost } from '../../pci/function.js';
@@ -54,6 +57,9 @@ import type { DriverAudit } from '../../core/driver-audit.js';
 import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
 import type { BarRegion } from '../../pci/bar-region.js';
 import { GenerationLoopWatch, auditedRegion, legacyRegisterLabel, modernRegisterLabel } from './access-audit.js';
+import { SHARED_MEMORY_BAR, SharedMemoryCfg } from './shared-memory-cfg.js';
+import { addVendorDataCap, type VendorData } from './vendor-cfg.js';
+import { capabilityWriteWatch } from './capability-write-audit.js';
 
 /** Spec 4.1.2.1: a non-transitional device has revision ID 1 or higher. */
 export const VIRTIO_PCI_MODERN_REVISION = 1;
@@ -94,6 +100,13 @@ export interface VirtioPciFunctionOptions {
    */
   readonly modernBar64?: boolean;
   /**
+   * Whether the shared memory BAR (BAR2, when the device model declares regions) is 64-bit (default
+   * true); false for a machine that cannot reach above 4 GiB, as {@link modernBar64}.
+   */
+  readonly sharedMemoryBar64?: boolean;
+  /** Vendor data capabilities (4.1.4.8) to present after the modern ones (modern and transitional only). */
+  readonly vendorData?: readonly VendorData[];
+  /**
    * Offer VIRTIO_F_RING_PACKED on the modern interface (QEMU's `packed=on`); default false, as QEMU.
    * The legacy interface never carries it (its feature word is 32 bits).
    */
@@ -131,11 +144,19 @@ export class VirtioPciFunction extends PciEndpoint {
   readonly arbiter: InterfaceArbiter | undefined;
   /** MSI-X capability, table and PBA, when `msixVectors` > 0. */
   readonly msix: MsixTable | undefined;
+  /** In audit mode: records configuration writes into virtio capabilities (capability-write-audit.ts). */
+  private readonly capWriteWatch: ((offset: number, size: AccessSize, value: number) => void) | undefined;
 
   /** The capabilities and BAR4 (modern and transitional); UsageError on a legacy-only function. */
   get modern(): ModernTransport {
     if (this.modernTransport === undefined) throw new UsageError('a legacy-only virtio function has no modern interface');
     return this.modernTransport;
+  }
+
+  /** In audit mode the write is first checked against the virtio capabilities (capability-write-audit.ts). */
+  override configWrite(offset: number, size: AccessSize, value: number): void {
+    this.capWriteWatch?.(offset, size, value);
+    super.configWrite(offset, size, value);
   }
 
   constructor(
@@ -147,8 +168,14 @@ export class VirtioPciFunction extends PciEndpoint {
     const vectors = options.msixVectors ?? 0;
     const hasModern = mode !== 'legacy';
     const hasLegacy = mode !== 'modern';
+    const regions = device.sharedMemoryRegions ?? [];
+    // Shared memory and vendor data are capabilities: a legacy-only function has nowhere to put them.
+    if (!hasModern && (regions.length > 0 || (options.vendorData?.length ?? 0) > 0))
+      throw new UsageError('shared memory regions and vendor data need the modern interface: not with mode legacy');
+    const shm = regions.length > 0 ? new SharedMemoryCfg(regions, options.sharedMemoryBar64 ?? true) : undefined;
     const bars: (BarDescriptor | undefined)[] = [];
     if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize, vectors > 0);
+    if (shm !== undefined) bars[SHARED_MEMORY_BAR] = shm.bar;
     if (vectors > 0) bars[MSIX_BAR] = msixBarDescriptor(vectors);
     if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: options.modernBar64 ?? true, prefetchable: true };
     const config = new ConfigSpace(
@@ -177,7 +204,13 @@ export class VirtioPciFunction extends PciEndpoint {
       ...(options.deviceRing !== undefined ? { deviceRing: options.deviceRing } : {}),
       ...(adminQueue !== undefined ? { adminQueue } : {}),
     });
+    // Shared memory capabilities first, as QEMU's virtio-gpu adds its region before the modern ones.
+    if (shm !== undefined) {
+      shm.addCapabilities(config);
+      this.setBarRegion(SHARED_MEMORY_BAR, shm.region);
+    }
     this.modernTransport = hasModern ? new ModernTransport(this.core, this.notifications, config, this) : undefined;
+    for (const vendor of options.vendorData ?? []) addVendorDataCap(config, vendor);
     // After the virtio capabilities, as QEMU: the MSI-X capability heads the list.
     if (vectors > 0) {
       this.msix = new MsixTable(config, host, { vectors, bar: MSIX_BAR });
@@ -187,6 +220,7 @@ export class VirtioPciFunction extends PciEndpoint {
     const msix = this.msix;
     this.legacy = hasLegacy ? new LegacyTransport(this.core, this.notifications, () => msix?.enabled ?? false) : undefined;
     this.arbiter = mode === 'transitional' ? new InterfaceArbiter(this.core) : undefined;
+    this.capWriteWatch = audit === undefined ? undefined : capabilityWriteWatch(config, audit);
     if (audit !== undefined) this.arbiter?.onIgnoredAccess((message) => audit.record(DRIVER_REQUIREMENTS.legacyOneInterface, message));
     const audited = (region: BarRegion, bar: number): BarRegion =>
       audit === undefined

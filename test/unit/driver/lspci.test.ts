@@ -8,6 +8,8 @@ import { Machine } from '../../../src/platform/machine.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { ConfigSpaceBuilder, qemuLikeVirtio } from '../../../src/testing/config-space-builder.js';
 import { FakePciBus } from '../../../src/testing/fake-pci-bus.js';
+import { SharedMemory } from '../../../src/core/shared-memory.js';
+import { LoopbackDevice } from '../../helpers/loopback-device.js';
 
 const FN = bdf(0, 5, 0);
 
@@ -69,4 +71,38 @@ test("lspci decode of the in-process machine's modern rng device", async () => {
   assert.match(text, /^00:00\.0 Unclassified device \[00ff\]: Device \[1af4:1044\] \(rev 01\)$/m);
   assert.match(text, /Region 4: Memory at 10000000000 \(64-bit, prefetchable\) \[size=16K\]/);
   for (const name of ['common-cfg', 'notify-cfg', 'isr-cfg', 'device-cfg']) assert.match(text, new RegExp(`VirtIO: ${name}\\n`));
+});
+
+test('lspci decode of shared memory (64-bit offset and length, id) and vendor data (vendor_id, bytes) capabilities', async () => {
+  const m = new Machine({ ramSize: 1 << 20 });
+  const { bdf: fn } = m.plugVirtio(
+    new LoopbackDevice({ sharedMemoryRegions: [new SharedMemory(1, 0x3000), new SharedMemory(9, 0x1000)] }),
+    { vendorData: [{ vendorId: 0x8086, data: new Uint8Array([0xca, 0xfe]) }] },
+  );
+  const bars = await assignBars(m.bus, fn);
+  const text = formatLspci(fn, await readConfigSpace(m.bus, fn), bars);
+  assert.match(text, /Region 2: Memory at [0-9a-f]+ \(64-bit, prefetchable\) \[size=16K\]/);
+  assert.match(
+    text,
+    /Capabilities: \[40\] Vendor Specific Information: VirtIO: shared-memory-cfg\n\t\tBAR=2 offset=0000000000000000 size=0000000000003000 id=1$/,
+  );
+  assert.match(
+    text,
+    /Capabilities: \[58\] Vendor Specific Information: VirtIO: shared-memory-cfg\n\t\tBAR=2 offset=0000000000003000 size=0000000000001000 id=9\n/,
+  );
+  assert.match(text, /Capabilities: \[c8\] Vendor Specific Information: VirtIO: vendor-cfg\n\t\tvendor=8086 len=8 data=\[ca fe\]/);
+});
+
+test('lspci decode of hostile shared memory and vendor data capabilities: above 4 GiB, too short, odd lengths', () => {
+  const built = new ConfigSpaceBuilder({ deviceId: 0x1041 })
+    .sharedMemoryCap({ bar: 4, id: 3, offset: 2 ** 40, length: 2 ** 33 + 1 })
+    .sharedMemoryCap({ bar: 4, id: 4, offset: 0, length: 0, capLen: 16 })
+    .vendorDataCap(0x10de, [1, 2, 3], 9)
+    .vendorDataCap(0x10de, [], 4)
+    .build();
+  const text = formatLspci(FN, new ConfigSpaceSnapshot(built.config), []);
+  assert.match(text, /\t\tBAR=4 offset=0000010000000000 size=0000000200000001 id=3\n/);
+  assert.match(text, /\t\tBAR=4 id=4 <cap_len 16 too short for virtio_pci_cap64>\n/);
+  assert.match(text, /\t\tvendor=10de len=9 data=\[01 02 03\] <cap_len 9 is not a multiple of 4>\n/);
+  assert.match(text, /\t\t<unreadable: cap_len 4 is shorter than struct virtio_pci_vndr_data \(6\)>$/);
 });

@@ -33,7 +33,7 @@ test('entries: virtio-ts is the device half, the driver half and the in-process 
   }
 });
 
-test('entries: virtio-ts/node, /qemu, /v86 and /testing hold the platform parts', async () => {
+test('entries: virtio-ts/node, /qemu, /v86, /v86/node and /testing hold the platform parts', async () => {
   const entries: Record<string, string[]> = {
     'virtio-ts/node': [
       'FileBlockBackend',
@@ -45,13 +45,20 @@ test('entries: virtio-ts/node, /qemu, /v86 and /testing hold the platform parts'
       'stdioPortStreams',
     ],
     'virtio-ts/qemu': ['QtestPciBus', 'QemuProcess', 'findQemu'],
-    'virtio-ts/v86': ['V86PciAdapter', 'LinuxGuest', 'V86DriverBus'],
+    'virtio-ts/v86': ['V86PciAdapter', 'seabiosMemoryMap', 'parseDone'],
+    'virtio-ts/v86/node': ['LinuxGuest', 'V86DriverBus', 'findGuestAssets'],
     'virtio-ts/testing': ['MockQueue', 'GuardedMemory', 'ConfigSpaceBuilder', 'FakePciBus', 'RecordingBus'],
   };
   for (const [entry, names] of Object.entries(entries)) {
     const mod = (await import(entry)) as Record<string, unknown>;
     for (const name of names) assert.equal(typeof mod[name], 'function', `${entry} exports ${name}`);
   }
+});
+
+test('entries: virtio-ts/v86 (browser-safe) holds none of the Node-only v86 parts', async () => {
+  const v86 = (await import('virtio-ts/v86')) as Record<string, unknown>;
+  for (const name of ['LinuxGuest', 'V86DriverBus', 'findGuestAssets', 'buildGuestAssets'])
+    assert.equal(name in v86, false, `${name} is not in virtio-ts/v86`);
 });
 
 test('entries: deep imports are not part of the API', async () => {

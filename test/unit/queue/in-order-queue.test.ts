@@ -147,6 +147,7 @@ test('a ring that breaks its bounds (a head twice, more chains than the queue si
       needsInterrupt: () => false,
       setNotification: () => undefined,
       hasAvailable: () => heads.length > 0,
+      position: () => ({ avail: 0, used: 0, inFlight: 0 }),
     };
     return new InOrderQueue(ring);
   };

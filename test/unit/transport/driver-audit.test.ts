@@ -523,3 +523,33 @@ describe('driver audit: device types, planted', () => {
       only(d, id, new RegExp(`write16 0x${ctrlq.toString(16)} at BAR4\\+0x${(0x3000 + 4 * ctrlq).toString(16)}`));
     });
 });
+
+describe('driver audit: virtio capabilities, planted', () => {
+  const withVendorData = () => rng({ vendorData: [{ vendorId: 0x8086, data: Uint8Array.of(1, 2) }] });
+  it(`${R.pciNoCapWrites.id}: the PCI_CFG window's bar, offset, length and data may be written`, async () => {
+    const d = await withVendorData();
+    // The PCI_CFG capability of a modern rng is at 0x84 (modern-device-layout.test.ts).
+    await d.configWrite(0x84 + P.VIRTIO_PCI_CAP_BAR, 1, 4);
+    await d.configWrite(0x84 + P.VIRTIO_PCI_CAP_OFFSET, 4, 0);
+    await d.configWrite(0x84 + P.VIRTIO_PCI_CAP_LENGTH, 4, 4);
+    await d.configWrite(0x84 + P.VIRTIO_PCI_CFG_CAP_DATA, 4, 0);
+    assert.deepEqual(d.ids, []);
+  });
+  it(`${R.pciNoCapWrites.id}: a write into the vendor data capability`, async () => {
+    const d = await withVendorData();
+    // The vendor data capability follows PCI_CFG (20 bytes at 0x84): 0x98; vendor_id at +4.
+    await d.configWrite(0x98 + P.VIRTIO_PCI_VNDR_DATA_VENDOR_ID, 2, 0x1af4);
+    only(d, R.pciNoCapWrites.id);
+    assert.match(d.audit.findings[0]!.detail, /config write16 0x1af4 at 0x9c: byte 4 of the vendor-cfg capability at 0x98/);
+  });
+  it(`${R.pciNoCapWrites.id}: a write into common-cfg's capability, or PCI_CFG's cfg_type`, async () => {
+    const d = await rng();
+    await d.configWrite(0x40 + P.VIRTIO_PCI_CAP_OFFSET, 4, 0x100);
+    only(d, R.pciNoCapWrites.id);
+    assert.match(d.audit.findings[0]!.detail, /byte 8 of the common-cfg capability at 0x40/);
+    const e = await rng();
+    await e.configWrite(0x84 + P.VIRTIO_PCI_CAP_CFG_TYPE, 1, 0xff);
+    only(e, R.pciNoCapWrites.id);
+    assert.match(e.audit.findings[0]!.detail, /config write8 0xff at 0x87: byte 3 of the pci-cfg capability at 0x84/);
+  });
+});

@@ -63,6 +63,7 @@ function staleAvailState() {
           needsInterrupt: () => q.needsInterrupt(),
           setNotification: (enabled) => q.setNotification(enabled),
           hasAvailable: () => q.hasAvailable(),
+          position: () => q.position(),
         };
       },
     });
@@ -84,6 +85,7 @@ function lateCompletions() {
           needsInterrupt: () => q.needsInterrupt(),
           setNotification: (enabled) => q.setNotification(enabled),
           hasAvailable: () => q.hasAvailable(),
+          position: () => q.position(),
         }),
       }),
   );

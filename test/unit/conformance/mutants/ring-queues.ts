@@ -7,7 +7,7 @@
  */
 
 import { deviceRing, type DeviceRingOptions } from '../../../../src/queue/rings.js';
-import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
+import type { DescriptorChain, DeviceQueue, RingPosition } from '../../../../src/queue/types.js';
 import type { Mutant } from './mutant.js';
 import { plug, type Plugging } from './pci-function-mutant.js';
 
@@ -37,6 +37,9 @@ export class QueueWrapper implements DeviceQueue {
   }
   hasAvailable(): boolean {
     return this.inner.hasAvailable();
+  }
+  position(): RingPosition {
+    return this.inner.position();
   }
 }
 

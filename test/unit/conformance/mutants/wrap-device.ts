@@ -11,7 +11,7 @@ import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost }
 import type { Machine } from '../../../../src/platform/machine.js';
 import type { AccessSize } from '../../../../src/memory/access-size.js';
 import type { GuestMemory } from '../../../../src/memory/guest-memory.js';
-import type { DescriptorChain, DeviceQueue } from '../../../../src/queue/types.js';
+import type { DescriptorChain, DeviceQueue, RingPosition } from '../../../../src/queue/types.js';
 import type { Mutant } from './mutant.js';
 
 /** One buffer of a popped chain. */
@@ -108,6 +108,9 @@ class WrappedQueue implements DeviceQueue {
   }
   hasAvailable(): boolean {
     return this.inner.hasAvailable();
+  }
+  position(): RingPosition {
+    return this.inner.position();
   }
 }
 

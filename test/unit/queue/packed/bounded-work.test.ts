@@ -66,6 +66,7 @@ for (const format of ['split', 'packed'] as const) {
             needsInterrupt: () => queue.needsInterrupt(),
             setNotification: (enabled) => queue.setNotification(enabled),
             hasAvailable: () => queue.hasAvailable(),
+            position: () => queue.position(),
           };
     const options: HarnessOptions = { size, enabled: [netRxQueueIndex(0), TX], intercept };
     const h =
