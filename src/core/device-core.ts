@@ -20,6 +20,7 @@ import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement 
 import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
+import { modelHeldChains } from '../queue/in-flight-snapshot.js';
 import type { DeviceQueue } from '../queue/types.js';
 import {
   VIRTIO_F_EVENT_IDX,
@@ -711,7 +712,8 @@ export class DeviceCore implements VirtioDeviceHost {
       throw r.rangeError('status', `0x${status.toString(16)} has 0x${broken.bit.toString(16)} without 0x${broken.requires.toString(16)}`);
     const features = r.u64('driverFeatures');
     const offered = this.commonFeatures | (rules.interfaceFeatures ?? 0n);
-    if ((features & ~offered) !== 0n)
+    // Before FEATURES_OK the driver may have written anything; accepted features were all offered.
+    if ((status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0 && (features & ~offered) !== 0n)
       throw r.rangeError('driverFeatures', `bits ${featureBits(features & ~offered).join(' ')} were never offered`);
     const generation = r.u8('generation');
     const activated = r.flag('activated');
@@ -729,13 +731,14 @@ export class DeviceCore implements VirtioDeviceHost {
         throw qr.rangeError('size', `${size} is not a ${ringFormat(features).name} ring size`);
       const enabled = qr.flag('enabled');
       const areas = { desc: qr.u64('desc'), driver: qr.u64('driver'), device: qr.u64('device') };
-      if (!qr.has('ring')) return { size, enabled, areas, ring: null };
+      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: false };
       if (!activated || !enabled) throw qr.error('ERR_SNAPSHOT_IN_FLIGHT', 'a ring for a queue that is not live');
       const addr = (v: bigint): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
       const ringAreas = { desc: addr(areas.desc), driver: addr(areas.driver), device: addr(areas.device) };
       try {
-        const ring = this.buildRing({ index: i, size, memory: this.memory, areas: ringAreas, features, state: qr.struct('ring') });
-        return { size, enabled, areas, ring };
+        const state = qr.struct('ring');
+        const ring = this.buildRing({ index: i, size, memory: this.memory, areas: ringAreas, features, state });
+        return { size, enabled, areas, ring, redeliver: modelHeldChains(state) };
       } catch (e) {
         if (e instanceof QueueFaultError) throw qr.rangeError('ring', e.message);
         throw e;
@@ -764,8 +767,8 @@ export class DeviceCore implements VirtioDeviceHost {
       if (!activated || this.needsResetSet) return;
       try {
         this.device.activate({ features, queues: this.active });
-        // The model may have had requests in flight: it takes them back from the rings now.
-        this.active.forEach((q, i) => q && this.device.queueNotify(i));
+        // The model had requests in flight on these queues: it takes them back from the rings now.
+        queues.forEach((q, i) => q.redeliver && this.device.queueNotify(i));
       } catch (e) {
         this.needsReset(asError(e));
       }

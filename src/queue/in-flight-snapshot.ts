@@ -81,3 +81,8 @@ export function readChains(r: SnapshotReader, format: RingFormat, size: number, 
     return { head, readable, addrs, lens, slots, usedLen };
   });
 }
+
+/** Whether the ring snapshot `r` (checked by the ring's restore) has chains the device model held: they come back only when it pops. */
+export function modelHeldChains(r: SnapshotReader): boolean {
+  return r.structs('chains', Number.MAX_SAFE_INTEGER).some((c) => !c.flag('held'));
+}
