@@ -21,7 +21,8 @@ import { check, expectTyped } from '../engine/guarantees.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
 
-export const description = 'hostile snapshot bytes: decode, restore into a fresh function (blk/net/console/rng, split/packed, in-order), refusal leaves it unchanged';
+export const description =
+  'hostile snapshot bytes: decode, restore into a fresh function (blk/net/console/rng, split/packed, in-order), refusal leaves it unchanged';
 
 export const shape: MutationShape = {
   maxLength: 16 * 1024,

@@ -7,9 +7,21 @@
  */
 
 import { ArrayGuestMemory } from '../../src/memory/guest-memory.js';
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_IN_ORDER, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, bit } from '../../src/spec/features.js';
+import {
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
+  VIRTIO_F_IN_ORDER,
+  VIRTIO_F_RING_PACKED,
+  VIRTIO_F_VERSION_1,
+  bit,
+} from '../../src/spec/features.js';
 import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../../src/spec/blk.js';
-import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../../src/spec/status.js';
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+} from '../../src/spec/status.js';
 import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
 import type { MockRing } from '../../src/testing/mock-ring.js';
@@ -76,7 +88,8 @@ export function liveScenario(s: Scenario): LiveScenario {
     return s.packed ? new MockPackedQueue(options) : new MockQueue(options);
   });
   rings.forEach((ring, i) => {
-    const [driverAddr, deviceAddr] = ring instanceof MockPackedQueue ? [ring.driverAddr, ring.deviceAddr] : [(ring as MockQueue).availAddr, (ring as MockQueue).usedAddr];
+    const [driverAddr, deviceAddr] =
+      ring instanceof MockPackedQueue ? [ring.driverAddr, ring.deviceAddr] : [(ring as MockQueue).availAddr, (ring as MockQueue).usedAddr];
     harness.setupQueue(i, { size: QUEUE_SIZE, descAddr: ring.descAddr, availAddr: driverAddr, usedAddr: deviceAddr });
   });
   harness.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
