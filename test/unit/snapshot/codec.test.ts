@@ -34,7 +34,9 @@ const tree = fc.letrec<{ value: SnapshotValue; node: SnapshotValue }>((tie) => (
   value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('node')),
   node: fc.oneof(
     fc.array(tie('value'), { maxLength: 4 }).map(list),
-    fc.uniqueArray(fc.tuple(name, tie('value')), { maxLength: 4, selector: ([n]) => n }).map((entries) => struct(Object.fromEntries(entries))),
+    fc
+      .uniqueArray(fc.tuple(name, tie('value')), { maxLength: 4, selector: ([n]) => n })
+      .map((entries) => struct(Object.fromEntries(entries))),
   ),
 }));
 const snapshotArb: fc.Arbitrary<FunctionSnapshot> = fc
@@ -57,7 +59,10 @@ test('codec: hostile mutations of a valid encoding decode or throw SnapshotError
   fc.assert(
     fc.property(
       snapshotArb,
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'cut', 'insert')), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'cut', 'insert')), {
+        minLength: 1,
+        maxLength: 6,
+      }),
       (s, edits) => {
         let b = Array.from(encodeSnapshot(s));
         for (const [at, value, op] of edits) {
@@ -108,10 +113,28 @@ test('codec: each malformed shape has its refusal', () => {
   assert.equal(code([...header, 8, 1, 0, 0, 0, 1, 0x2e, 1, 0]), 'ERR_SNAPSHOT_MALFORMED', 'a name with a bad character');
   assert.equal(code([...header, 8, 1, 0, 0, 0, 1, 0x61, 6, 1, 0, 0, 0, 0xc3]), 'ERR_SNAPSHOT_MALFORMED', 'a string that is not UTF-8');
   // Nesting: the root struct, then lists down to the limit, decodes; one more level is refused.
-  const nested = (depth: number): number[] => [...header, 8, 1, 0, 0, 0, 1, 0x61, ...Array.from({ length: depth - 1 }, () => [7, 1, 0, 0, 0]).flat(), 7, 0, 0, 0, 0];
+  const nested = (depth: number): number[] => [
+    ...header,
+    8,
+    1,
+    0,
+    0,
+    0,
+    1,
+    0x61,
+    ...Array.from({ length: depth - 1 }, () => [7, 1, 0, 0, 0]).flat(),
+    7,
+    0,
+    0,
+    0,
+    0,
+  ];
   assert.equal(code(nested(SNAPSHOT_MAX_DEPTH - 1)), 'decoded');
   assert.equal(code(nested(SNAPSHOT_MAX_DEPTH)), 'ERR_SNAPSHOT_MALFORMED', 'too deep');
-  assert.throws(() => decodeSnapshot('VTSN' as unknown as Uint8Array), (e: unknown) => e instanceof SnapshotError);
+  assert.throws(
+    () => decodeSnapshot('VTSN' as unknown as Uint8Array),
+    (e: unknown) => e instanceof SnapshotError,
+  );
 });
 
 test('codec: the encoder refuses what no decoder would take', () => {

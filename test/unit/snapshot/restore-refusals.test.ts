@@ -53,7 +53,10 @@ function refused(source: Scenario, target: Scenario, bad: (s: FunctionSnapshot) 
     `expected ${code}`,
   );
   assert.deepEqual(encodeSnapshot(f.harness.fn.snapshot()), before, 'the function is as it was');
-  assert.ok(f.memory.bytes.every((b, i) => b === memory[i]), 'guest memory is as it was');
+  assert.ok(
+    f.memory.bytes.every((b, i) => b === memory[i]),
+    'guest memory is as it was',
+  );
   // The unmodified snapshot restores into the same function afterwards.
   if (source === target) f.harness.fn.restore(snap);
 }
@@ -68,28 +71,135 @@ const CASES: [string, Scenario, Scenario, (s: FunctionSnapshot) => FunctionSnaps
   ['another kind of snapshot', blkSplit, blkSplit, (s) => ({ ...s, kind: 'virtio-mmio-device' }), 'ERR_SNAPSHOT_KIND'],
   ['another device type', blkSplit, net, (s) => s, 'ERR_SNAPSHOT_KIND'],
   ['another PCI mode', blkSplit, blkSplit, (s) => mutate(s, ['mode'], () => string('legacy')), 'ERR_SNAPSHOT_KIND'],
-  ['another vendor ID in config space', blkSplit, blkSplit, (s) => mutate(s, ['config', 'bytes'], (b) => bytes(Uint8Array.from((b as { value: Uint8Array }).value, (x, i) => (i === 0 ? x ^ 1 : x)))), 'ERR_SNAPSHOT_KIND'],
-  ['a ring of the other format', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'ring', 'format'], () => string('packed')), 'ERR_SNAPSHOT_KIND'],
+  [
+    'another vendor ID in config space',
+    blkSplit,
+    blkSplit,
+    (s) =>
+      mutate(s, ['config', 'bytes'], (b) => bytes(Uint8Array.from((b as { value: Uint8Array }).value, (x, i) => (i === 0 ? x ^ 1 : x)))),
+    'ERR_SNAPSHOT_KIND',
+  ],
+  [
+    'a ring of the other format',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'ring', 'format'], () => string('packed')),
+    'ERR_SNAPSHOT_KIND',
+  ],
   ['a missing field', blkSplit, blkSplit, (s) => mutate(s, ['core', 'generation'], () => undefined), 'ERR_SNAPSHOT_FIELD'],
   ['a field of another type', blkSplit, blkSplit, (s) => mutate(s, ['core', 'status'], () => u16(15)), 'ERR_SNAPSHOT_FIELD'],
   ['one queue too few', net, net, (s) => mutate(s, ['core', 'queues', 2], () => undefined), 'ERR_SNAPSHOT_QUEUE_COUNT'],
-  ['one queue vector too few', net, net, (s) => mutate(s, ['notifications', 'queueVectors', 0], () => undefined), 'ERR_SNAPSHOT_QUEUE_COUNT'],
+  [
+    'one queue vector too few',
+    net,
+    net,
+    (s) => mutate(s, ['notifications', 'queueVectors', 0], () => undefined),
+    'ERR_SNAPSHOT_QUEUE_COUNT',
+  ],
   ['DRIVER_OK without FEATURES_OK', blkSplit, blkSplit, (s) => mutate(s, ['core', 'status'], () => u8(0x07)), 'ERR_SNAPSHOT_RANGE'],
-  ['a queue size beyond the maximum', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'size'], () => u16(4096)), 'ERR_SNAPSHOT_RANGE'],
-  ['a misaligned descriptor table', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'desc'], (v) => u64((v as { value: bigint }).value + 2n)), 'ERR_SNAPSHOT_RANGE'],
-  ['a ring outside guest memory', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'device'], () => u64(1n << 40n)), 'ERR_SNAPSHOT_RANGE'],
-  ['an MSI-X vector the function does not have', blkSplit, blkSplit, (s) => mutate(s, ['notifications', 'configVector'], () => u16(3)), 'ERR_SNAPSHOT_RANGE'],
-  ['a buffer outside guest memory', blkSplit, blkSplit, (s) => mutate(s, [...chain0, 'addrs', 0], () => u64(1n << 20n)), 'ERR_SNAPSHOT_RANGE'],
-  ['a buffer address beyond 2^53', blkSplit, blkSplit, (s) => mutate(s, [...chain0, 'addrs', 0], () => u64(2n ** 64n - 1n)), 'ERR_SNAPSHOT_RANGE'],
+  [
+    'a queue size beyond the maximum',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'size'], () => u16(4096)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'a misaligned descriptor table',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'desc'], (v) => u64((v as { value: bigint }).value + 2n)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'a ring outside guest memory',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'device'], () => u64(1n << 40n)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'an MSI-X vector the function does not have',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['notifications', 'configVector'], () => u16(3)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'a buffer outside guest memory',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, [...chain0, 'addrs', 0], () => u64(1n << 20n)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'a buffer address beyond 2^53',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, [...chain0, 'addrs', 0], () => u64(2n ** 64n - 1n)),
+    'ERR_SNAPSHOT_RANGE',
+  ],
   ['an id beyond the queue size', blkSplit, blkSplit, (s) => mutate(s, [...chain0, 'id'], () => u16(8)), 'ERR_SNAPSHOT_RANGE'],
   ['more queue pairs than the device has', net, net, (s) => mutate(s, ['device', 'activePairs'], () => u16(2)), 'ERR_SNAPSHOT_RANGE'],
-  ['a used len beyond the chain', blkPackedInOrder, blkPackedInOrder, (s) => mutate(mutate(s, ['core', 'queues', 0, 'ring', 'chains', 1, 'usedLen'], () => ({ type: 'u32', value: 4096 })), ['core', 'queues', 0, 'ring', 'chains', 1, 'held'], () => u8(1)), 'ERR_SNAPSHOT_RANGE'],
-  ['indices that disagree with the chains (split)', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'ring', 'lastAvail'], (v) => u16(((v as { value: number }).value + 1) & 0xffff)), 'ERR_SNAPSHOT_IN_FLIGHT'],
-  ['positions that disagree with the chains (packed)', blkPackedInOrder, blkPackedInOrder, (s) => mutate(s, ['core', 'queues', 0, 'ring', 'nextUsed'], () => u16(1)), 'ERR_SNAPSHOT_IN_FLIGHT'],
-  ['one chain twice', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'ring', 'chains', 1, 'id'], () => u16(readId(s, 0))), 'ERR_SNAPSHOT_IN_FLIGHT'],
-  ['a chain with no buffers', blkSplit, blkSplit, (s) => mutate(mutate(s, [...chain0, 'addrs'], () => list([])), [...chain0, 'lens'], () => list([])), 'ERR_SNAPSHOT_IN_FLIGHT'],
-  ['the oldest in-order chain held back', blkPackedInOrder, blkPackedInOrder, (s) => mutate(s, [...chain0, 'held'], () => u8(1)), 'ERR_SNAPSHOT_IN_FLIGHT'],
-  ['a ring for a disabled queue', blkSplit, blkSplit, (s) => mutate(s, ['core', 'queues', 0, 'enabled'], () => u8(0)), 'ERR_SNAPSHOT_IN_FLIGHT'],
+  [
+    'a used len beyond the chain',
+    blkPackedInOrder,
+    blkPackedInOrder,
+    (s) =>
+      mutate(
+        mutate(s, ['core', 'queues', 0, 'ring', 'chains', 1, 'usedLen'], () => ({ type: 'u32', value: 4096 })),
+        ['core', 'queues', 0, 'ring', 'chains', 1, 'held'],
+        () => u8(1),
+      ),
+    'ERR_SNAPSHOT_RANGE',
+  ],
+  [
+    'indices that disagree with the chains (split)',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'ring', 'lastAvail'], (v) => u16(((v as { value: number }).value + 1) & 0xffff)),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
+    'positions that disagree with the chains (packed)',
+    blkPackedInOrder,
+    blkPackedInOrder,
+    (s) => mutate(s, ['core', 'queues', 0, 'ring', 'nextUsed'], () => u16(1)),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
+    'one chain twice',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'ring', 'chains', 1, 'id'], () => u16(readId(s, 0))),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
+    'a chain with no buffers',
+    blkSplit,
+    blkSplit,
+    (s) =>
+      mutate(
+        mutate(s, [...chain0, 'addrs'], () => list([])),
+        [...chain0, 'lens'],
+        () => list([]),
+      ),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
+    'the oldest in-order chain held back',
+    blkPackedInOrder,
+    blkPackedInOrder,
+    (s) => mutate(s, [...chain0, 'held'], () => u8(1)),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
+    'a ring for a disabled queue',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, ['core', 'queues', 0, 'enabled'], () => u8(0)),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
 ];
 
 function readId(s: FunctionSnapshot, k: number): number {
