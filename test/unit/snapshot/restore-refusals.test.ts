@@ -3,6 +3,7 @@
 // was (its own snapshot encodes to the same bytes before and after) with guest memory untouched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { SnapshotError, type SnapshotErrorCode } from '../../../src/errors.js';
 import { decodeSnapshot, encodeSnapshot } from '../../../src/snapshot/codec.js';
 import { SnapshotReader } from '../../../src/snapshot/snapshot-reader.js';
@@ -231,4 +232,48 @@ test('a snapshot carries what each layer holds: BAR address, command register, c
   assert.equal(fn.core.status, live.harness.fn.core.status);
   assert.equal(fn.core.driverFeatures, live.harness.fn.core.driverFeatures);
   assert.deepEqual(encodeSnapshot(fn.snapshot()), encodeSnapshot(s), 'the restored function snapshots the same');
+});
+
+/** Every leaf of `v` with its path. */
+function leaves(v: SnapshotValue, path: Path = []): [Path, SnapshotValue][] {
+  if (v.type === 'struct') return [...v.fields].flatMap(([k, x]) => leaves(x, [...path, k]));
+  if (v.type === 'list') return v.items.flatMap((x, i) => leaves(x, [...path, i]));
+  return [[path, v]];
+}
+
+test('property: a real mid-I/O snapshot with any leaf replaced restores or is refused with SnapshotError, the function then unchanged', () => {
+  const sources = SCENARIOS.map((s) => {
+    const live = liveScenario(s);
+    return { s, memory: live.memory.bytes.slice(), snap: live.harness.fn.snapshot() };
+  });
+  const replacement: fc.Arbitrary<SnapshotValue> = fc.oneof(
+    fc.integer({ min: 0, max: 0xff }).map(u8),
+    fc.integer({ min: 0, max: 0xffff }).map(u16),
+    fc.constantFrom(0, 1, 2, 7, 8, 0xffff).map(u16),
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(u64),
+    fc.uint8Array({ maxLength: 300 }).map(bytes),
+    fc.constantFrom('split', 'packed', 'modern', 'legacy', 'none', '').map(string),
+    fc.constant(list([])),
+  );
+  fc.assert(
+    fc.property(fc.nat(), fc.nat(), replacement, fc.boolean(), (which, leaf, value, remove) => {
+      const { s, memory, snap } = sources[which % sources.length]!;
+      const all = leaves(snap.fields);
+      const [path] = all[leaf % all.length]!;
+      const bad = mutate(snap, path, () => (remove ? undefined : value));
+      const f = scenarioFunction(s, memory);
+      const before = encodeSnapshot(f.harness.fn.snapshot());
+      try {
+        f.harness.fn.restore(bad);
+      } catch (e) {
+        assert.ok(e instanceof SnapshotError, `not a SnapshotError: ${String(e)}`);
+        assert.deepEqual(encodeSnapshot(f.harness.fn.snapshot()), before, `${path.join('.')}: refused (${e.code}) but changed`);
+        assert.ok(
+          f.memory.bytes.every((b, i) => b === memory[i]),
+          'guest memory unchanged',
+        );
+      }
+    }),
+    { numRuns: 400 },
+  );
 });
