@@ -195,6 +195,13 @@ const CASES: [string, Scenario, Scenario, (s: FunctionSnapshot) => FunctionSnaps
     'ERR_SNAPSHOT_IN_FLIGHT',
   ],
   [
+    'a completion held back for order without VIRTIO_F_IN_ORDER (fuzz finding)',
+    blkSplit,
+    blkSplit,
+    (s) => mutate(s, [...chain0, 'held'], () => u8(1)),
+    'ERR_SNAPSHOT_IN_FLIGHT',
+  ],
+  [
     'a ring for a disabled queue',
     blkSplit,
     blkSplit,
@@ -276,4 +283,16 @@ test('property: a real mid-I/O snapshot with any leaf replaced restores or is re
     }),
     { numRuns: 400 },
   );
+});
+
+test('a queue address beyond 2^53 (a queue not live) round-trips exactly (fuzz finding: the joined number rounded to 2^64)', () => {
+  const live = liveScenario(net);
+  const q2: Path = ['core', 'queues', 2];
+  let high = mutate(live.harness.fn.snapshot(), [...q2, 'ring'], () => undefined);
+  high = mutate(high, [...q2, 'enabled'], () => u8(0));
+  high = mutate(high, [...q2, 'desc'], () => u64(2n ** 64n - 1n));
+  const f = scenarioFunction(net, live.memory.bytes);
+  f.harness.fn.restore(high);
+  const again = new SnapshotReader(decodeSnapshot(encodeSnapshot(f.harness.fn.snapshot())).fields, 'function');
+  assert.equal(again.struct('core').structs('queues', 3)[2]!.u64('desc'), 2n ** 64n - 1n);
 });
