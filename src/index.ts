@@ -36,7 +36,16 @@ export { PciEndpoint } from './pci/endpoint.js';
 export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
-export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, RingPosition, UsedBuffer } from './queue/types.js';
+export type {
+  DescriptorChain,
+  DeviceQueue,
+  DriverRing,
+  InOrderRing,
+  RestoredChain,
+  RingAreas,
+  RingPosition,
+  UsedBuffer,
+} from './queue/types.js';
 export { InOrderQueue } from './queue/in-order-queue.js';
 export {
   PACKED_RING,
@@ -62,8 +71,26 @@ export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
 export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
+// Device-state snapshots (docs/snapshots.md): VirtioPciFunction.snapshot()/restore() and the byte format.
+export { VIRTIO_PCI_FUNCTION_SNAPSHOT } from './transport/pci/virtio-pci-function.js';
+export { encodeSnapshot, decodeSnapshot, SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_DEPTH } from './snapshot/codec.js';
+export { SnapshotReader } from './snapshot/snapshot-reader.js';
+export {
+  SNAPSHOT_FORMAT_VERSION,
+  type FunctionSnapshot,
+  type SnapshotBytes,
+  type SnapshotInt,
+  type SnapshotList,
+  type SnapshotString,
+  type SnapshotStruct,
+  type SnapshotU64,
+  type SnapshotValue,
+} from './snapshot/snapshot-value.js';
+/** Builders of snapshot fields (u8, u16, u32, u64, flag, bytes, string, list, struct), for a device model's snapshot(). */
+export * as snapshotFields from './snapshot/snapshot-value.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';
+export type { CommonCfg } from './transport/pci/common-cfg.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
 export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';
@@ -144,10 +171,10 @@ export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/c
 export {
   TransportMonitor,
   DEFAULT_STATUS_HISTORY,
-  type FunctionSnapshot,
+  type FunctionView,
   type MonitoredInterface,
   type NamedFeatures,
-  type QueueSnapshot,
+  type QueueView,
   type StatusChange,
   type TransportMonitorOptions,
   type TransportSnapshot,

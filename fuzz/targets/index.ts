@@ -14,4 +14,5 @@ export const TARGETS: Readonly<Record<string, () => Promise<FuzzTargetModule>>> 
   'hostile-device': () => import('./hostile-device.js'),
   'hostile-device-packed': () => import('./hostile-device-packed.js'),
   'admin-queue': () => import('./admin-queue.js'),
+  snapshot: () => import('./snapshot.js'),
 };

@@ -14,13 +14,16 @@ import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost }
 import type { DeviceObserver, DriverNotification } from './device-observer.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { QueueFaultError, UsageError, type QueueFaultCode } from '../errors.js';
+import { QueueFaultError, SnapshotError, UsageError, type QueueFaultCode } from '../errors.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import { flag, list, string, struct, u16, u64, u8, type SnapshotStruct } from '../snapshot/snapshot-value.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
 import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
+import { modelHeldChains } from '../queue/in-flight-snapshot.js';
 import {
   VIRTIO_F_ADMIN_VQ,
   VIRTIO_F_EVENT_IDX,
@@ -208,6 +211,14 @@ const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: D
   ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
   ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
 };
+
+/** The exact 64-bit address of `area` of queue `q`. */
+function ringAddress64(q: VirtqueueConfig, area: RingArea): bigint {
+  return (BigInt(q.ringHalf(area, 1)) << 32n) | BigInt(q.ringHalf(area, 0));
+}
+
+/** Longest fault description a snapshot keeps. */
+const SNAPSHOT_FAULT_MAX = 1024;
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -735,6 +746,123 @@ export class DeviceCore implements VirtioDeviceHost {
   private send(notification: DriverNotification): void {
     this.notifications.notify(notification);
     this.observer?.notificationSent(notification);
+  }
+
+  // ---- snapshots (docs/snapshots.md) ----
+
+  /**
+   * The core's state: status, features, config_generation, each queue's configuration and, for a
+   * live queue, its ring with the chains in flight. A reset that waits for the old life's operations
+   * is taken as completed: nothing of that life is carried over.
+   */
+  snapshot(): SnapshotStruct {
+    return struct({
+      status: u8(this.resetting ? 0 : this.statusValue),
+      driverFeatures: u64(this.driverFeatureBits),
+      generation: u8(this.generation),
+      activated: flag(this.activated),
+      fault: string(this.fault?.message.slice(0, SNAPSHOT_FAULT_MAX) ?? ''),
+      queues: list(
+        this.queues.map((q, i) => {
+          const ring = this.active[i];
+          if (ring && ring.snapshot === undefined)
+            throw new SnapshotError('ERR_SNAPSHOT_UNSUPPORTED', `queue ${i}: its device ring cannot be snapshotted`);
+          return struct({
+            size: u16(q.size),
+            enabled: flag(q.enabled),
+            // From the halves: the joined number is not exact beyond 2^53.
+            desc: u64(ringAddress64(q, 'desc')),
+            driver: u64(ringAddress64(q, 'driver')),
+            device: u64(ringAddress64(q, 'device')),
+            ring: ring ? ring.snapshot!() : undefined,
+          });
+        }),
+      ),
+    });
+  }
+
+  /**
+   * Check the snapshot `r` of the core and `device` of the device model against this core under the
+   * interface `rules`, changing nothing (SnapshotError otherwise), and return what applies them: the
+   * model's state, then the core's, then the model activated with the restored queues, each of
+   * which hands the model its chains in flight again. Only a reset core takes a snapshot
+   * ('ERR_SNAPSHOT_TARGET_BUSY' otherwise).
+   */
+  prepareRestore(r: SnapshotReader, device: SnapshotReader, rules: InterfaceRules): () => void {
+    if (this.statusValue !== 0 || this.resetting || this.activated)
+      throw r.error('ERR_SNAPSHOT_TARGET_BUSY', `the device is in use (status 0x${this.status.toString(16)}): restore into a reset device`);
+    const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
+    const status = r.u8('status');
+    const known = steps.reduce((bits, step) => bits | step.bit, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
+    if ((status & ~known) !== 0) throw r.rangeError('status', `0x${status.toString(16)} has bits this interface does not define`);
+    const broken = steps.find(
+      (step) => (status & step.bit) !== 0 && step.bit !== VIRTIO_CONFIG_S_FAILED && (status & step.requires) !== step.requires,
+    );
+    if (broken !== undefined)
+      throw r.rangeError('status', `0x${status.toString(16)} has 0x${broken.bit.toString(16)} without 0x${broken.requires.toString(16)}`);
+    const features = r.u64('driverFeatures');
+    const offered = this.commonFeatures | (rules.interfaceFeatures ?? 0n);
+    // Before FEATURES_OK the driver may have written anything; accepted features were all offered.
+    if ((status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0 && (features & ~offered) !== 0n)
+      throw r.rangeError('driverFeatures', `bits ${featureBits(features & ~offered).join(' ')} were never offered`);
+    const generation = r.u8('generation');
+    const activated = r.flag('activated');
+    // DRIVER_OK activates the device; only an interface usable before it (legacy) is live without.
+    if (activated !== ((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) && !(activated && rules.usableBeforeDriverOk === true))
+      throw r.rangeError('activated', `${activated ? 'live' : 'not live'} in status 0x${status.toString(16)}`);
+    const fault = r.string('fault', SNAPSHOT_FAULT_MAX);
+    const queueStates = r.structs('queues', this.queues.length);
+    if (queueStates.length !== this.queues.length)
+      throw r.error('ERR_SNAPSHOT_QUEUE_COUNT', `${queueStates.length} queues, the device has ${this.queues.length}`);
+    const queues = queueStates.map((qr, i) => {
+      const q = this.queues[i]!;
+      const size = qr.int('size', 'u16', 1, q.maxSize);
+      if (size !== q.maxSize && !ringFormat(features).isQueueSize(size))
+        throw qr.rangeError('size', `${size} is not a ${ringFormat(features).name} ring size`);
+      const enabled = qr.flag('enabled');
+      const areas = { desc: qr.u64('desc'), driver: qr.u64('driver'), device: qr.u64('device') };
+      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: false };
+      if (!activated || !enabled) throw qr.error('ERR_SNAPSHOT_IN_FLIGHT', 'a ring for a queue that is not live');
+      const addr = (v: bigint): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
+      const ringAreas = { desc: addr(areas.desc), driver: addr(areas.driver), device: addr(areas.device) };
+      try {
+        const state = qr.struct('ring');
+        const ring = this.buildRing({ index: i, size, memory: this.memory, areas: ringAreas, features, state });
+        return { size, enabled, areas, ring, redeliver: modelHeldChains(state) };
+      } catch (e) {
+        if (e instanceof QueueFaultError) throw qr.rangeError('ring', e.message);
+        throw e;
+      }
+    });
+    if (this.device.prepareRestore === undefined) throw device.error('ERR_SNAPSHOT_UNSUPPORTED', 'the device model cannot be restored');
+    const applyDevice = this.device.prepareRestore(device);
+    return () => {
+      this.useRules(rules);
+      applyDevice();
+      this.driverFeatureBits = features;
+      this.generation = generation;
+      this.fault = fault === '' ? undefined : new Error(fault);
+      queues.forEach(({ size, enabled, areas }, i) => {
+        const q = this.queues[i]!;
+        q.size = size;
+        q.enabled = enabled;
+        for (const area of RING_AREAS) {
+          q.setRingHalf(area, 0, Number(areas[area] & 0xffff_ffffn));
+          q.setRingHalf(area, 1, Number(areas[area] >> 32n));
+        }
+      });
+      this.active = queues.map((q) => q.ring);
+      this.statusValue = status;
+      this.activated = activated;
+      if (!activated || this.needsResetSet) return;
+      try {
+        this.device.activate({ features, queues: this.active });
+        // The model had requests in flight on these queues: it takes them back from the rings now.
+        queues.forEach((q, i) => q.redeliver && this.device.queueNotify(i));
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    };
   }
 
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */

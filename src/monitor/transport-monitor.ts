@@ -55,7 +55,7 @@ export interface NamedFeatures {
   readonly names: string;
 }
 
-export interface QueueSnapshot {
+export interface QueueView {
   readonly index: number;
   readonly size: number;
   readonly maxSize: number;
@@ -72,7 +72,7 @@ export interface QueueSnapshot {
   readonly notifications: number;
 }
 
-export interface FunctionSnapshot {
+export interface FunctionView {
   /** The name given to {@link TransportMonitor.watch} (default: 'blk', 'console', 'rng', 'net' or 'type<N>'). */
   readonly name: string;
   readonly bdf: Bdf;
@@ -104,13 +104,13 @@ export interface FunctionSnapshot {
   readonly statusChanges: number;
   /** Configuration change notifications the device sent. */
   readonly configNotifications: number;
-  readonly queues: readonly QueueSnapshot[];
+  readonly queues: readonly QueueView[];
 }
 
 export interface TransportSnapshot {
   /** Milliseconds since the monitor was made. */
   readonly at: number;
-  readonly functions: readonly FunctionSnapshot[];
+  readonly functions: readonly FunctionView[];
 }
 
 export interface TransportMonitorOptions {
@@ -195,7 +195,7 @@ class Watched implements DeviceObserver {
     return bytes;
   }
 
-  snapshot(): FunctionSnapshot {
+  snapshot(): FunctionView {
     const fn = this.fn;
     const core = fn.core;
     const bytes = this.configBytes();

@@ -8,7 +8,7 @@
  * Plain DOM: the skeleton is built once per function and only text and attributes change after.
  */
 import './live-view.css';
-import type { CapabilityMap, FunctionSnapshot, QueueSnapshot, TransportMonitor } from 'virtio-ts';
+import type { CapabilityMap, FunctionView, QueueView, TransportMonitor } from 'virtio-ts';
 
 /** Refresh period: five times a second is live enough to watch and cheap to poll. */
 const REFRESH_MS = 200;
@@ -79,7 +79,7 @@ class FunctionPanel {
     );
   }
 
-  update(s: FunctionSnapshot): void {
+  update(s: FunctionView): void {
     setAttr(this.root, 'data-interface', s.interface);
     setText(this.heading, `${bdfText(s.bdf)} ${s.typeName}, ${s.mode} function`);
     const other = s.otherInterfaceAccesses === 0 ? 'none' : `${s.otherInterfaceAccesses} (latest: ${s.lastOtherInterfaceAccess ?? '?'})`;
@@ -103,7 +103,7 @@ class FunctionPanel {
     setText(this.lspci, s.lspci);
   }
 
-  private updateQueue(name: string, q: QueueSnapshot): void {
+  private updateQueue(name: string, q: QueueView): void {
     let row = this.rows.get(q.index);
     if (row === undefined) {
       row = el('tr');
@@ -132,7 +132,7 @@ class FunctionPanel {
     cells.forEach((text, i) => setText(row.cells[i]!, text));
   }
 
-  private updateFeatures(s: FunctionSnapshot): void {
+  private updateFeatures(s: FunctionView): void {
     const entries: [string, string][] = [
       ['offered', s.offeredFeatures.names],
       ['written by the driver', s.driverFeatures.names],

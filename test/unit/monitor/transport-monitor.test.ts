@@ -6,7 +6,7 @@ import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { BlkDriver } from '../../../src/driver/blk/blk-driver.js';
 import { RngDriver } from '../../../src/driver/rng/rng-driver.js';
-import { TransportMonitor, type FunctionSnapshot } from '../../../src/monitor/transport-monitor.js';
+import { TransportMonitor, type FunctionView } from '../../../src/monitor/transport-monitor.js';
 import { UsageError } from '../../../src/errors.js';
 import { MODERN_BAR, MODERN_COMMON_OFFSET } from '../../../src/transport/pci/modern-device.js';
 import { LEGACY_BAR } from '../../../src/transport/pci/legacy-device.js';
@@ -24,7 +24,7 @@ function pattern(n: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 }
 
-function only(snapshot: { functions: readonly FunctionSnapshot[] }, name: string): FunctionSnapshot {
+function only(snapshot: { functions: readonly FunctionView[] }, name: string): FunctionView {
   const fn = snapshot.functions.find((f) => f.name === name);
   assert.ok(fn, `no function ${name} in ${snapshot.functions.map((f) => f.name).join(', ')}`);
   return fn;

@@ -148,6 +148,8 @@ test('a ring that breaks its bounds (a head twice, more chains than the queue si
       setNotification: () => undefined,
       hasAvailable: () => heads.length > 0,
       position: () => ({ avail: 0, used: 0, inFlight: 0 }),
+      snapshot: () => ({ type: 'struct', fields: new Map() }),
+      restore: () => [],
     };
     return new InOrderQueue(ring);
   };
