@@ -7,7 +7,7 @@
 
 import { RequestShapeError } from '../errors.js';
 import type { DescriptorChain } from '../queue/types.js';
-import type { ByteSlab } from './byte-slab.js';
+import type { ByteSlab } from '../memory/byte-slab.js';
 
 /**
  * Copy `dst.length` device-readable bytes starting at readable offset `start` into `dst`.

@@ -52,7 +52,7 @@ import {
   VIRTIO_NET_S_LINK_UP,
   virtioNetHdrSize,
 } from '../../spec/net.js';
-import { ByteSlab } from '../byte-slab.js';
+import { ByteSlab } from '../../memory/byte-slab.js';
 import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';

@@ -3,7 +3,7 @@
 import { RequestShapeError } from '../../errors.js';
 import type { DescriptorChain } from '../../queue/types.js';
 import { decodeVirtioNetHdr, ETH_MAX_FRAME_NO_GSO, type VirtioNetHdr } from '../../spec/net.js';
-import type { ByteSlab } from '../byte-slab.js';
+import type { ByteSlab } from '../../memory/byte-slab.js';
 import { gatherReadable } from '../chain-bytes.js';
 
 export interface NetTxRequest {
