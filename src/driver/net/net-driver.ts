@@ -329,7 +329,11 @@ export class VirtioNetDriver {
         for (; i < frames.length; i++) {
           const len = frames[i]!.length;
           this.freeTx(await q.reap());
-          while (q.numFree < this.descriptorsFor(len)) this.freeTx(await q.waitUsed());
+          while (q.numFree < this.descriptorsFor(len)) {
+            // What this call submitted so far goes to the device before waiting for it to give room.
+            await q.kick();
+            this.freeTx(await q.waitUsed());
+          }
           const slot = this.submitTx(lane, frames[i]!);
           await this.core.bus.dma.flush(slot.buf.addr, this.hdrSize + len);
         }
