@@ -74,7 +74,13 @@ function rig(format: Format, backend: MemoryBlockBackend, size: number, depth: n
  * Device-half rate of `step` over one slice: bytes per second of the median step's device time, so
  * that steps the scheduler preempted (this machine is shared) do not count.
  */
-function slice(bytesPerStep: number, ring: { deviceMs: number }, step: (i: number) => void, first: number, moved?: (bytes: number) => void): number {
+function slice(
+  bytesPerStep: number,
+  ring: { deviceMs: number },
+  step: (i: number) => void,
+  first: number,
+  moved?: (bytes: number) => void,
+): number {
   const times: number[] = [];
   const t0 = performance.now();
   while (performance.now() - t0 < SLICE_MS) {
@@ -182,8 +188,12 @@ export async function run(): Promise<void> {
     for (const depth of [1, 32])
       for (const op of ['read', 'write'] as const)
         for (const format of ['split', 'packed'] as const) rows.push(measure(format, backend, op, size, depth));
-  console.log('                                   device half MB/s (median step, wall)        / Buffer.copy                 CPU MB/s (main thread)');
-  console.log('ring    op     size  per notify     ours     bare   ours/bare   copy   wall   target            ours     copy   ratio   packed / split');
+  console.log(
+    '                                   device half MB/s (median step, wall)        / Buffer.copy                 CPU MB/s (main thread)',
+  );
+  console.log(
+    'ring    op     size  per notify     ours     bare   ours/bare   copy   wall   target            ours     copy   ratio   packed / split',
+  );
   for (const r of rows) {
     const split = rows.find((s) => s.format === 'split' && s.op === r.op && s.size === r.size && s.depth === r.depth)!;
     const want = r.size === 4096 ? 0.5 : 0.85;

@@ -73,7 +73,7 @@ export async function netRate(frameLen: number, mergeable: boolean, mode: SendMo
     for (let r = 0; r < n; r += WINDOW) {
       if (mode === 'batch') {
         await a.sendAll(windows[r / WINDOW]!);
-        for (let k = r; k < r + WINDOW; ) for (const f of await b.receiveAll()) got[k++] = f;
+        for (let k = r; k < r + WINDOW;) for (const f of await b.receiveAll()) got[k++] = f;
         continue;
       }
       if (mode === 'burst') {
@@ -127,7 +127,12 @@ export async function run(): Promise<void> {
   await netRate(64, true, 'burst', RUN_MS / 4); // warm-up: let the JIT settle before the first figure
   await netRate(64, true, 'awaited', RUN_MS / 4);
   await netRate(64, true, 'batch', RUN_MS / 4);
-  for (const [mergeable, mode] of [[true, 'batch'], [false, 'batch'], [true, 'burst'], [true, 'awaited']] as const) {
+  for (const [mergeable, mode] of [
+    [true, 'batch'],
+    [false, 'batch'],
+    [true, 'burst'],
+    [true, 'awaited'],
+  ] as const) {
     for (const len of [64, 1514]) {
       const { frames, ours, copy } = await netRate(len, mergeable, mode);
       const o = ours.rates(frames);
@@ -143,7 +148,13 @@ export async function run(): Promise<void> {
   }
   const con = await consoleRate();
   const r = con.clock.rates(con.bytes);
-  rows.push({ path: 'console port write, 256 KiB writes', 'frames/s wall': '-', 'frames/s cpu': '-', 'MB/s cpu': (r.cpu / 1e6).toFixed(1), 'ours / Buffer.copy (cpu)': '' });
+  rows.push({
+    path: 'console port write, 256 KiB writes',
+    'frames/s wall': '-',
+    'frames/s cpu': '-',
+    'MB/s cpu': (r.cpu / 1e6).toFixed(1),
+    'ours / Buffer.copy (cpu)': '',
+  });
   console.log(`driver A send() -> device A -> memory pair -> device B -> driver B receive(), windows of ${WINDOW} frames`);
   console.table(rows);
 }

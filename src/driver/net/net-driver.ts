@@ -317,7 +317,7 @@ export class VirtioNetDriver {
         for (; i < frames.length && q.numFree >= this.descriptorsFor(frames[i]!.length); i++) this.submitTx(lane, frames[i]!);
       } catch (err) {
         if (i > 0) void this.kickSoon(lane).catch(() => undefined);
-        return Promise.reject(err);
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
       if (i === frames.length) return this.kickSoon(lane);
     }

@@ -492,4 +492,3 @@ describe('virtio-net device: bursts from the backend (NetBackendPort.receiveBatc
     assert.equal(dev.stats.rxDropped, 2);
   });
 });
-

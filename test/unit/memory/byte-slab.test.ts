@@ -10,12 +10,20 @@ test('ByteSlab: every array taken is zeroed, of the size asked, and shares no by
     const n = [1, 7, 8, 13, 64, 0][i % 6]!;
     const a = slab.take(n);
     assert.equal(a.length, n);
-    assert.ok(a.every((b) => b === 0), `array ${i} came zeroed`);
+    assert.ok(
+      a.every((b) => b === 0),
+      `array ${i} came zeroed`,
+    );
     a.fill(i & 0xff);
     taken.push(a);
   }
   // Had two arrays overlapped, the later fill would show in the earlier one.
-  taken.forEach((a, i) => assert.ok(a.every((b) => b === (i & 0xff)), `array ${i} kept its bytes`));
+  taken.forEach((a, i) =>
+    assert.ok(
+      a.every((b) => b === (i & 0xff)),
+      `array ${i} kept its bytes`,
+    ),
+  );
 });
 
 test('ByteSlab: a request larger than a quarter of a slab gets an array of its own', () => {
