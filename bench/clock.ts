@@ -1,32 +1,16 @@
 /**
  * Wall and CPU time of the timed regions of a benchmark, summed over many regions, so that every
- * figure can be given both ways. The CPU time is the main thread's (Linux's per-thread scheduler
- * statistics, nanoseconds), where the code under test runs: on this shared machine it is what the
- * code cost, while the wall time also holds the time other processes had the core. The whole
- * process's user + system time would count V8's compiler and GC helper threads too, which made
- * short runs of the same code differ by 3x. Elsewhere the process's time stands in for it.
+ * figure can be given both ways: on this shared machine the CPU time is what the code cost, while
+ * the wall time also holds the time other processes had the core. The CPU time is the process's
+ * (user + system, getrusage: exact to the microsecond); `npm run bench` runs V8 single-threaded
+ * (`--single-threaded`), so that its compiler and GC helper threads, whose work is otherwise
+ * counted in bursts that made short runs of the same code differ by 3x, do their work on the
+ * main thread, inside the region that caused it. (Linux's per-thread schedstat is no substitute:
+ * it is updated at scheduler ticks only.)
  */
 
-import { openSync, readSync } from 'node:fs';
-
-/** The main thread's scheduler statistics, kept open: one pread per reading. */
-const schedstat = ((): number | undefined => {
-  try {
-    return openSync('/proc/thread-self/schedstat', 'r');
-  } catch {
-    return undefined;
-  }
-})();
-const text = Buffer.alloc(64);
-
-/** Milliseconds of CPU time of this thread (of the process where Linux's schedstat is missing). */
+/** Milliseconds of CPU time of this process. */
 export function cpuMs(): number {
-  if (schedstat !== undefined) {
-    const n = readSync(schedstat, text, 0, text.length, 0);
-    let ns = 0;
-    for (let i = 0; i < n && text[i] !== 0x20; i++) ns = ns * 10 + text[i]! - 0x30;
-    return ns / 1e6;
-  }
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }
