@@ -40,7 +40,7 @@ interface Row {
   readonly bare: number;
   /** Buffer.copy of the same bytes between the same disk blocks and data buffers, per median step. */
   readonly copy: number;
-  /** Bytes per second of the device half's main-thread CPU time, over the rounds, and of the copy's. */
+  /** Bytes per second of the device half's CPU time, over the rounds, and of the copy's. */
   readonly oursCpu: number;
   readonly copyCpu: number;
 }
@@ -189,7 +189,7 @@ export async function run(): Promise<void> {
       for (const op of ['read', 'write'] as const)
         for (const format of ['split', 'packed'] as const) rows.push(measure(format, backend, op, size, depth));
   console.log(
-    '                                   device half MB/s (median step, wall)        / Buffer.copy                 CPU MB/s (main thread)',
+    '                                   device half MB/s (median step, wall)        / Buffer.copy                 CPU MB/s (process)',
   );
   console.log(
     'ring    op     size  per notify     ours     bare   ours/bare   copy   wall   target            ours     copy   ratio   packed / split',

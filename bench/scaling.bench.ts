@@ -3,7 +3,7 @@
  * - per-chain cost of the device-side split ring against queue size (256 to 32768) and chain length
  *   (1 to 64 descriptors, direct and in an indirect table): a driver-side ring fills the whole ring
  *   outside the timed region; the device pops every chain, checks it and returns it (pushUsed), with
- *   one interrupt decision per batch. Main-thread CPU ns per chain and per descriptor; the used
+ *   one interrupt decision per batch. ns per chain and per descriptor (median batch, and CPU time); the used
  *   elements are checked after every batch (ids and count), so a ring that moved nothing fails. The
  *   indirect rows have length - 1 chains per batch (see chainCost()), the direct ones a full ring.
  * - notify-to-interrupt latency of virtio-blk (our driver and device, in-process machine, MSI-X),
@@ -34,7 +34,7 @@ const RUN_MS = 400;
 
 /**
  * ns per chain of `length` descriptors on a split ring of `size`, direct or indirect: the median
- * batch's wall time (a batch the scheduler preempted does not decide it), and the main thread's
+ * batch's wall time (a batch the scheduler preempted does not decide it), and the process's
  * CPU time over every batch.
  */
 function chainCost(size: number, length: number, indirect: boolean): { wall: number; cpu: number } {
@@ -146,7 +146,7 @@ async function memoryPerFunction(size: number, count: number): Promise<number> {
 
 export async function run(): Promise<void> {
   console.log(
-    'per-chain cost, device-side split ring: ns per chain, median batch (per descriptor); main-thread CPU ns per chain over all batches',
+    'per-chain cost, device-side split ring: ns per chain, median batch (per descriptor); CPU ns per chain over all batches',
   );
   const rows: Record<string, string>[] = [];
   for (const indirect of [false, true])
