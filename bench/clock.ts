@@ -2,11 +2,11 @@
  * Wall and CPU time of the timed regions of a benchmark, summed over many regions, so that every
  * figure can be given both ways: on this shared machine the CPU time is what the code cost, while
  * the wall time also holds the time other processes had the core. The CPU time is the process's
- * (user + system, getrusage: exact to the microsecond); `npm run bench` runs V8 single-threaded
- * (`--single-threaded`), so that its compiler and GC helper threads, whose work is otherwise
- * counted in bursts that made short runs of the same code differ by 3x, do their work on the
- * main thread, inside the region that caused it. (Linux's per-thread schedstat is no substitute:
- * it is updated at scheduler ticks only.)
+ * (user + system, getrusage: exact to the microsecond), so it also counts V8's compiler and GC
+ * helper threads, which burst during warm-up; `node --single-threaded` would move their work onto
+ * the main thread, but it also changes what V8 optimises (the console bench fell 5x under it), so
+ * `npm run bench` does not use it. Linux's per-thread schedstat is no substitute: it is updated at
+ * scheduler ticks only.
  */
 
 /** Milliseconds of CPU time of this process. */
