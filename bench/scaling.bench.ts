@@ -145,9 +145,7 @@ async function memoryPerFunction(size: number, count: number): Promise<number> {
 }
 
 export async function run(): Promise<void> {
-  console.log(
-    'per-chain cost, device-side split ring: ns per chain, median batch (per descriptor); CPU ns per chain over all batches',
-  );
+  console.log('per-chain cost, device-side split ring: ns per chain, median batch (per descriptor); CPU ns per chain over all batches');
   const rows: Record<string, string>[] = [];
   for (const indirect of [false, true])
     for (const length of CHAIN_LENGTHS.filter((l) => !indirect || l > 1)) {
