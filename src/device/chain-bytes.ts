@@ -7,6 +7,7 @@
 
 import { RequestShapeError } from '../errors.js';
 import type { DescriptorChain } from '../queue/types.js';
+import type { ByteSlab } from '../memory/byte-slab.js';
 
 /**
  * Copy `dst.length` device-readable bytes starting at readable offset `start` into `dst`.
@@ -26,21 +27,24 @@ export function readChain(chain: DescriptorChain, start: number, dst: Uint8Array
       continue;
     }
     const n = Math.min(len - skip, total - done);
-    dst.set(chain.view(i).subarray(skip, skip + n), done);
+    // A whole buffer needs no second view of it (views are the cost of a small copy).
+    const view = chain.view(i);
+    dst.set(skip === 0 && n === len ? view : view.subarray(skip, skip + n), done);
     done += n;
     skip = 0;
   }
 }
 
 /**
- * All device-readable bytes of the chain as one copy. Throws RequestShapeError beyond `maxBytes`, so
- * that a guest cannot make the device allocate without bound.
+ * All device-readable bytes of the chain as one copy (a fresh array, or one taken from `slab`).
+ * Throws RequestShapeError beyond `maxBytes`, so that a guest cannot make the device allocate
+ * without bound.
  */
-export function gatherReadable(chain: DescriptorChain, maxBytes: number): Uint8Array {
+export function gatherReadable(chain: DescriptorChain, maxBytes: number, slab?: ByteSlab): Uint8Array {
   if (chain.readableBytes > maxBytes) {
     throw new RequestShapeError(`chain ${chain.head}: ${chain.readableBytes} readable bytes exceed the limit of ${maxBytes}`);
   }
-  const out = new Uint8Array(chain.readableBytes);
+  const out = slab ? slab.take(chain.readableBytes) : new Uint8Array(chain.readableBytes);
   readChain(chain, 0, out);
   return out;
 }
@@ -63,7 +67,7 @@ export function writeChain(chain: DescriptorChain, start: number, src: Uint8Arra
       continue;
     }
     const n = Math.min(len - skip, total - done);
-    chain.view(i).set(src.subarray(done, done + n), skip);
+    chain.view(i).set(done === 0 && n === total ? src : src.subarray(done, done + n), skip);
     done += n;
     skip = 0;
   }

@@ -97,6 +97,18 @@ export class DriverQueue<T = unknown> {
     }
   }
 
+  /** Whether the ring's memory is the device's own (in-process): {@link reapSync} works then. */
+  get coherent(): boolean {
+    return this.ring.coherent;
+  }
+
+  /** {@link reap} without a promise, for coherent DMA only (UsageError otherwise). */
+  reapSync(): Completion<T>[] {
+    if (this.host.fault !== undefined) throw this.host.fault;
+    this.checkUsable();
+    return this.ring.reapSync();
+  }
+
   /** Reap whatever the device has used, without waiting. */
   reap(): Promise<Completion<T>[]> {
     if (this.host.fault !== undefined) return Promise.reject(this.host.fault);

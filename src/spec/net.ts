@@ -282,18 +282,22 @@ export function virtioNetHdrSize(version1: boolean, mrgRxbuf: boolean): number {
   return version1 || mrgRxbuf ? VIRTIO_NET_HDR_SIZE : VIRTIO_NET_HDR_LEGACY_SIZE;
 }
 
-/** Decode a 10- or 12-byte virtio_net_hdr from the start of `bytes`. */
+/** Decode a 10- or 12-byte virtio_net_hdr from the start of `bytes` (byte reads: no DataView per header). */
 export function decodeVirtioNetHdr(bytes: Uint8Array, size: number): VirtioNetHdr {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, size);
+  if (bytes.length < size) throw new RangeError(`virtio_net_hdr of ${size} bytes in ${bytes.length}`);
   return {
-    flags: dv.getUint8(VIRTIO_NET_HDR_FLAGS),
-    gsoType: dv.getUint8(VIRTIO_NET_HDR_GSO_TYPE),
-    hdrLen: dv.getUint16(VIRTIO_NET_HDR_HDR_LEN, true),
-    gsoSize: dv.getUint16(VIRTIO_NET_HDR_GSO_SIZE, true),
-    csumStart: dv.getUint16(VIRTIO_NET_HDR_CSUM_START, true),
-    csumOffset: dv.getUint16(VIRTIO_NET_HDR_CSUM_OFFSET, true),
-    numBuffers: size >= VIRTIO_NET_HDR_SIZE ? dv.getUint16(VIRTIO_NET_HDR_NUM_BUFFERS, true) : 1,
+    flags: bytes[VIRTIO_NET_HDR_FLAGS]!,
+    gsoType: bytes[VIRTIO_NET_HDR_GSO_TYPE]!,
+    hdrLen: le16At(bytes, VIRTIO_NET_HDR_HDR_LEN),
+    gsoSize: le16At(bytes, VIRTIO_NET_HDR_GSO_SIZE),
+    csumStart: le16At(bytes, VIRTIO_NET_HDR_CSUM_START),
+    csumOffset: le16At(bytes, VIRTIO_NET_HDR_CSUM_OFFSET),
+    numBuffers: size >= VIRTIO_NET_HDR_SIZE ? le16At(bytes, VIRTIO_NET_HDR_NUM_BUFFERS) : 1,
   };
+}
+
+function le16At(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8);
 }
 
 /** Encode a virtio_net_hdr into the first `size` (10 or 12) bytes of `out`. */

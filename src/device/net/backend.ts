@@ -8,6 +8,12 @@
 export interface NetBackendPort {
   /** An incoming frame; the device copies it before returning (or drops it and counts the drop). */
   receive(frame: Uint8Array): void;
+  /**
+   * Several incoming frames, in order, each as {@link receive} would take it, with one used buffer
+   * notification per receive queue at the end instead of one per frame. The device copies them
+   * before returning.
+   */
+  receiveBatch(frames: readonly Uint8Array[]): void;
   /** The medium went up or down (a socket connected or closed); drives VIRTIO_NET_S_LINK_UP. */
   setLinkUp(up: boolean): void;
 }

@@ -14,7 +14,6 @@ import { featureSet, hasFeature, VIRTIO_F_VERSION_1 } from '../../spec/features.
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import {
-  encodeVirtioNetHdr,
   ETH_ALEN,
   netCtrlQueueIndex,
   netRxCommandFeature,
@@ -46,11 +45,14 @@ import {
   VIRTIO_NET_F_STATUS,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_NUM_BUFFERS,
+  VIRTIO_NET_HDR_SIZE,
   VIRTIO_NET_OK,
   VIRTIO_NET_S_ANNOUNCE,
   VIRTIO_NET_S_LINK_UP,
   virtioNetHdrSize,
 } from '../../spec/net.js';
+import { ByteSlab } from '../../memory/byte-slab.js';
 import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
@@ -94,6 +96,9 @@ export interface NetDeviceStats {
   /** Control commands answered VIRTIO_NET_ERR. */
   ctrlErrors: number;
 }
+
+/** Bytes per transmit slab: 64 KiB holds about forty full-size frames or a thousand small ones. */
+const TX_SLAB_BYTES = 64 << 10;
 
 /** Ring-format features come from the transport; these are the net-specific ones this device offers. */
 const BASE_FEATURES = featureSet(
@@ -150,6 +155,16 @@ export class VirtioNetDevice implements VirtioDevice {
   private active = false;
   private features = 0n;
   private hdrSize = 0;
+  /** VIRTIO_NET_F_MRG_RXBUF and VIRTIO_NET_F_CSUM as negotiated, kept as booleans: a bigint test per frame costs more than the frame's bookkeeping. */
+  private mergeable = false;
+  private csum = false;
+  /** The receive header, all fields 0 but num_buffers, rewritten per frame (hdrSize bytes). */
+  private rxHdr = new Uint8Array(0);
+  /** The MAC in config space, as one view kept for the receive filter. */
+  private readonly macBytes: Uint8Array;
+  /** Pairs whose receiveq got used buffers in the current delivery, each once: one notification per queue per batch. */
+  private readonly rxTouched: number[] = [];
+  private readonly rxTouchedFlag: Uint8Array;
   private activePairs = 1;
   private rxQueues: (DeviceQueue | null)[] = [];
   private txQueues: (DeviceQueue | null)[] = [];
@@ -157,6 +172,8 @@ export class VirtioNetDevice implements VirtioDevice {
   private ctrlIndex = -1;
   /** Receive chains popped but not yet used, per pair: kept for the next frame, never lost. */
   private rxStash: DescriptorChain[][] = [];
+  /** Where transmitted frames are copied to (the backend keeps them; a slab is one allocation for many). */
+  private readonly txSlab = new ByteSlab(TX_SLAB_BYTES);
 
   constructor(options: VirtioNetDeviceOptions) {
     const pairs = options.queuePairs ?? 1;
@@ -174,7 +191,13 @@ export class VirtioNetDevice implements VirtioDevice {
     this.queueMaxSizes = new Array<number>(2 * pairs + 1).fill(options.queueSize ?? 256);
     this.config.set16(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, pairs);
     this.resetState();
-    this.backend.attach({ receive: (frame) => this.receive(frame), setLinkUp: (up) => this.setLinkUp(up) });
+    this.macBytes = this.config.bytes.subarray(VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_MAC + ETH_ALEN);
+    this.rxTouchedFlag = new Uint8Array(pairs);
+    this.backend.attach({
+      receive: (frame) => this.receiveBatch([frame]),
+      receiveBatch: (frames) => this.receiveBatch(frames),
+      setLinkUp: (up) => this.setLinkUp(up),
+    });
   }
 
   /** The current MAC address (VIRTIO_NET_CTRL_MAC_ADDR_SET may change it until reset). */
@@ -209,7 +232,10 @@ export class VirtioNetDevice implements VirtioDevice {
 
   activate(ctx: ActivateContext): void {
     this.features = ctx.features;
-    this.hdrSize = virtioNetHdrSize(hasFeature(ctx.features, VIRTIO_F_VERSION_1), hasFeature(ctx.features, VIRTIO_NET_F_MRG_RXBUF));
+    this.mergeable = hasFeature(ctx.features, VIRTIO_NET_F_MRG_RXBUF);
+    this.csum = hasFeature(ctx.features, VIRTIO_NET_F_CSUM);
+    this.hdrSize = virtioNetHdrSize(hasFeature(ctx.features, VIRTIO_F_VERSION_1), this.mergeable);
+    this.rxHdr = new Uint8Array(this.hdrSize);
     const pairs = hasFeature(ctx.features, VIRTIO_NET_F_MQ) ? this.maxPairs : 1;
     this.rxQueues = [];
     this.txQueues = [];
@@ -322,6 +348,8 @@ export class VirtioNetDevice implements VirtioDevice {
     this.active = false;
     this.features = 0n;
     this.hdrSize = 0;
+    this.mergeable = false;
+    this.csum = false;
     this.activePairs = 1;
     this.rxQueues = [];
     this.txQueues = [];
@@ -368,11 +396,11 @@ export class VirtioNetDevice implements VirtioDevice {
 
   private transmit(chain: DescriptorChain): void {
     try {
-      const { hdr, frame } = parseNetTxRequest(chain, this.hdrSize);
+      const { hdr, frame } = parseNetTxRequest(chain, this.hdrSize, this.txSlab);
       if (hdr.gsoType !== VIRTIO_NET_HDR_GSO_NONE)
         throw new RequestShapeError(`gso_type ${hdr.gsoType} but no segmentation offload was offered`);
       if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
-        if (!hasFeature(this.features, VIRTIO_NET_F_CSUM)) throw new RequestShapeError('NEEDS_CSUM without VIRTIO_NET_F_CSUM');
+        if (!this.csum) throw new RequestShapeError('NEEDS_CSUM without VIRTIO_NET_F_CSUM');
         completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
       }
       this.stats.txFrames++;
@@ -386,18 +414,49 @@ export class VirtioNetDevice implements VirtioDevice {
 
   // ---- receive ----
 
-  private receive(frame: Uint8Array): void {
-    if (!this.active) {
-      this.stats.rxDropped++;
-      return;
+  /**
+   * Frames from the backend, in order: each through the filter into its receiveq, then one used
+   * buffer notification per receiveq that got any (a backend handing over a burst gets one
+   * interrupt per queue, not one per frame).
+   */
+  private receiveBatch(frames: readonly Uint8Array[]): void {
+    try {
+      for (let i = 0; i < frames.length; i++) {
+        if (!this.active) {
+          this.stats.rxDropped += frames.length - i;
+          break;
+        }
+        this.receive(frames[i]!);
+      }
+    } catch (err) {
+      this.active = false;
+      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.notifyRx();
     }
-    if (!this.filter.accepts(frame, this.config.bytes.subarray(VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_MAC + ETH_ALEN))) {
+  }
+
+  private receive(frame: Uint8Array): void {
+    if (!this.filter.accepts(frame, this.macBytes)) {
       this.stats.rxFiltered++;
       return;
     }
-    let pair = steerFrame(frame, this.activePairs);
+    let pair = this.activePairs > 1 ? steerFrame(frame, this.activePairs) : 0;
     if (!this.rxQueues[pair]) pair = 0;
-    this.guard(() => this.deliver(pair, frame));
+    if (this.deliver(pair, frame) && this.rxTouchedFlag[pair] === 0) {
+      this.rxTouchedFlag[pair] = 1;
+      this.rxTouched.push(pair);
+    }
+  }
+
+  /** The used buffer notifications receiveBatch() owes. */
+  private notifyRx(): void {
+    for (const pair of this.rxTouched) {
+      this.rxTouchedFlag[pair] = 0;
+      const q = this.rxQueues[pair];
+      if (q && this.active) this.host?.usedBuffers(q.index);
+    }
+    this.rxTouched.length = 0;
   }
 
   /** Next receive chain of the right shape (writable only, room for the header), or null. */
@@ -414,15 +473,18 @@ export class VirtioNetDevice implements VirtioDevice {
     return null;
   }
 
-  private deliver(pair: number, frame: Uint8Array): void {
+  /** Place `frame` in receiveq `pair`; returns whether used buffers were pushed (false: dropped and counted). */
+  private deliver(pair: number, frame: Uint8Array): boolean {
     const q = this.rxQueues[pair];
     const stash = this.rxStash[pair];
     if (!q || !stash) {
       this.stats.rxDropped++;
-      return;
+      return false;
     }
-    const need = this.hdrSize + frame.byteLength;
-    const mergeable = hasFeature(this.features, VIRTIO_NET_F_MRG_RXBUF);
+    const hdrSize = this.hdrSize;
+    const frameLen = frame.length;
+    const need = hdrSize + frameLen;
+    const mergeable = this.mergeable;
     // How many chains this frame takes: one without MRG_RXBUF, as many as it fills with it.
     let chains = 0;
     let room = 0;
@@ -439,29 +501,32 @@ export class VirtioNetDevice implements VirtioDevice {
     if (room < need) {
       if (chains > 0 && !mergeable) this.stats.rxOversize++;
       else this.stats.rxDropped++;
-      return;
+      return false;
     }
-    const hdr = new Uint8Array(this.hdrSize);
-    encodeVirtioNetHdr(
-      { flags: 0, gsoType: VIRTIO_NET_HDR_GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: chains },
-      hdr,
-      this.hdrSize,
-    );
+    // Every field 0 (no offload, GSO_NONE) but num_buffers (12-byte header only).
+    const hdr = this.rxHdr;
+    if (hdrSize >= VIRTIO_NET_HDR_SIZE) {
+      hdr[VIRTIO_NET_HDR_NUM_BUFFERS] = chains & 0xff;
+      hdr[VIRTIO_NET_HDR_NUM_BUFFERS + 1] = chains >> 8;
+    }
     let offset = 0;
-    for (const chain of stash.splice(0, chains)) {
+    for (let c = 0; c < chains; c++) {
+      const chain = stash[c]!;
       let at = 0;
-      if (offset === 0) {
+      if (c === 0) {
         writeChain(chain, 0, hdr);
-        at = this.hdrSize;
+        at = hdrSize;
       }
-      const take = Math.min(chain.writableBytes - at, frame.byteLength - offset);
-      writeChain(chain, at, frame.subarray(offset, offset + take));
+      const take = Math.min(chain.writableBytes - at, frameLen - offset);
+      writeChain(chain, at, offset === 0 && take === frameLen ? frame : frame.subarray(offset, offset + take));
       offset += take;
       q.pushUsed(chain.head, at + take);
     }
+    if (chains === stash.length) stash.length = 0;
+    else stash.splice(0, chains);
     this.stats.rxFrames++;
-    this.stats.rxBytes += frame.byteLength;
-    this.host?.usedBuffers(q.index);
+    this.stats.rxBytes += frameLen;
+    return true;
   }
 
   // ---- control ----

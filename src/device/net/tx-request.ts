@@ -3,6 +3,7 @@
 import { RequestShapeError } from '../../errors.js';
 import type { DescriptorChain } from '../../queue/types.js';
 import { decodeVirtioNetHdr, ETH_MAX_FRAME_NO_GSO, type VirtioNetHdr } from '../../spec/net.js';
+import type { ByteSlab } from '../../memory/byte-slab.js';
 import { gatherReadable } from '../chain-bytes.js';
 
 export interface NetTxRequest {
@@ -11,10 +12,13 @@ export interface NetTxRequest {
   readonly frame: Uint8Array;
 }
 
-/** Parse a transmitq chain whose header is `hdrSize` bytes. Throws RequestShapeError for a malformed one. */
-export function parseNetTxRequest(chain: DescriptorChain, hdrSize: number): NetTxRequest {
+/**
+ * Parse a transmitq chain whose header is `hdrSize` bytes, copying it into a fresh array (from
+ * `slab` when given). Throws RequestShapeError for a malformed one.
+ */
+export function parseNetTxRequest(chain: DescriptorChain, hdrSize: number, slab?: ByteSlab): NetTxRequest {
   if (chain.writableBytes !== 0) throw new RequestShapeError(`transmit chain ${chain.head} has device-writable buffers`);
   if (chain.readableBytes < hdrSize) throw new RequestShapeError(`transmit chain ${chain.head} is shorter than the ${hdrSize}-byte header`);
-  const bytes = gatherReadable(chain, hdrSize + ETH_MAX_FRAME_NO_GSO);
+  const bytes = gatherReadable(chain, hdrSize + ETH_MAX_FRAME_NO_GSO, slab);
   return { hdr: decodeVirtioNetHdr(bytes, hdrSize), frame: bytes.subarray(hdrSize) };
 }

@@ -7,6 +7,7 @@
 
 import { DeviceFaultError, UsageError, type VirtioError } from '../../errors.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
+import { ByteSlab } from '../../memory/byte-slab.js';
 import { featureSet, hasFeature, VIRTIO_F_ANY_LAYOUT, VIRTIO_F_VERSION_1 } from '../../spec/features.js';
 import { VIRTIO_ID_NET } from '../../spec/ids.js';
 import * as N from '../../spec/net.js';
@@ -19,6 +20,8 @@ import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions
 const SMALL_RX_BUFFER = N.VIRTIO_NET_HDR_SIZE + 1518;
 /** Idle waits for received frames are sliced so that a quiet link is not a timeout. */
 const WAIT_SLICE_MS = 60_000;
+/** Bytes per slab received frames are copied into (a thousand small frames, forty full-size ones). */
+const RX_SLAB_BYTES = 64 << 10;
 /** Default queue size cap: what a device offers (up to 32768) does not decide the driver's memory. */
 const DEFAULT_MAX_QUEUE_SIZE = 256;
 
@@ -80,9 +83,34 @@ const WANTED =
 /** What VIRTIO_NET_CTRL_MAC_ADDR_SET needs negotiated (5.1.3, 5.1.9.5.2.2). */
 const MAC_ADDR_SET_NEEDS: readonly number[] = [N.VIRTIO_NET_F_CTRL_MAC_ADDR, N.VIRTIO_NET_F_CTRL_RX];
 
+/**
+ * A transmit buffer. Frames up to a full Ethernet frame with a VLAN tag go in buffers of the
+ * queue's own pool, taken when first needed and kept until close (at most one per descriptor, so
+ * bounded by the queue size); larger ones in a buffer lent for that frame alone.
+ */
+interface TxSlot {
+  readonly buf: DmaBuffer;
+  /** The pool it goes back to when the device returns it; undefined for a lent buffer. */
+  readonly home: TxSlot[] | undefined;
+}
+
+/** A transmitq with its pool of buffers and the kick queued for this tick. */
+interface TxLane {
+  readonly queue: DriverQueue<TxSlot>;
+  readonly free: TxSlot[];
+  /** Pool buffers taken so far. */
+  pooled: number;
+  kick: Promise<void> | undefined;
+}
+
+/** Largest frame a pooled transmit buffer holds: 1514 bytes and a VLAN tag. */
+const TX_POOL_FRAME = 1518;
+
 interface RxQueue {
   readonly queue: DriverQueue<number>;
   readonly buffers: DmaBuffer[];
+  /** Each buffer's spans, built once (the ring keeps them until the buffer comes back). */
+  readonly spans: DmaSpan[][];
   /** Used buffers not yet assembled into a frame (MRG_RXBUF frames arrive as several). */
   readonly pending: Completion<number>[];
   /** Buffers the device returned with nonsense, held back until a good frame arrives. */
@@ -98,6 +126,11 @@ export class VirtioNetDriver {
   private closed = false;
   private ctrlChain: Promise<unknown> = Promise.resolve();
   private txChain: Promise<unknown> = Promise.resolve();
+  /** Sends waiting in the serialized lane; while there are any, new sends queue behind them (order). */
+  private txQueued = 0;
+  private readonly txLanes: TxLane[];
+  /** Where received frames are copied to (the caller keeps them). */
+  private readonly rxSlab = new ByteSlab(RX_SLAB_BYTES);
   private readonly loops: Promise<void>[] = [];
   private readonly hdrSize: number;
   /** Transmit and control buffers the device holds, freed after the reset at close. */
@@ -108,7 +141,7 @@ export class VirtioNetDriver {
   private constructor(
     /** The core driver, for anything not wrapped here. */
     readonly core: VirtioDriver,
-    private readonly txQueues: DriverQueue<DmaBuffer>[],
+    txQueues: DriverQueue<TxSlot>[],
     private readonly ctrlQueue: DriverQueue<DmaBuffer> | undefined,
     private readonly rx: RxLayout,
     private readonly framing: Framing,
@@ -120,6 +153,7 @@ export class VirtioNetDriver {
     this.hdrSize = rx.hdrSize;
     this.macAddress = mac;
     this.lent = new LentBuffers(core.bus.dma);
+    this.txLanes = txQueues.map((queue) => ({ queue, free: [], pooled: 0, kick: undefined }));
   }
 
   /** Find virtio-net functions on `bus`. */
@@ -163,11 +197,11 @@ export class VirtioNetDriver {
     });
 
     const rxQueues: RxQueue[] = [];
-    const txQueues: DriverQueue<DmaBuffer>[] = [];
+    const txQueues: DriverQueue<TxSlot>[] = [];
     for (let p = 0; p < pairs; p++) {
       const rx = await core.setupQueue<number>(N.netRxQueueIndex(p), queueOptions());
-      rxQueues.push({ queue: rx, buffers: [], pending: [], parked: [] });
-      txQueues.push(await core.setupQueue<DmaBuffer>(N.netTxQueueIndex(p), queueOptions()));
+      rxQueues.push({ queue: rx, buffers: [], spans: [], pending: [], parked: [] });
+      txQueues.push(await core.setupQueue<TxSlot>(N.netTxQueueIndex(p), queueOptions()));
     }
     // The control queue follows the pairs the device has, not the ones we use (5.1.2).
     const ctrlQueue = has(N.VIRTIO_NET_F_CTRL_VQ) ? await core.setupQueue<DmaBuffer>(N.netCtrlQueueIndex(maxPairs)) : undefined;
@@ -208,7 +242,10 @@ export class VirtioNetDriver {
             { cause },
           );
         }
-        for (const b of rq.buffers) rxBuffers.push(b);
+        for (const b of rq.buffers) {
+          rxBuffers.push(b);
+          rq.spans.push(drv.frameSpans(b.addr, b.bytes.length - hdrSize));
+        }
         for (let i = 0; i < count; i++) drv.postRx(rq, i);
         await rq.queue.kick();
       }
@@ -233,7 +270,7 @@ export class VirtioNetDriver {
   }
   /** Queue pairs in use. */
   get queuePairs(): number {
-    return this.txQueues.length;
+    return this.txLanes.length;
   }
 
   /** The config status field (VIRTIO_NET_S_*); LINK_UP alone when VIRTIO_NET_F_STATUS is not negotiated. */
@@ -252,26 +289,101 @@ export class VirtioNetDriver {
     return () => this.linkListeners.delete(listener);
   }
 
-  /** Send one Ethernet frame on queue pair `pair` (default 0). Resolves once the device has it. */
+  /**
+   * Send one Ethernet frame on queue pair `pair` (default 0). Resolves once the device has it. Frames
+   * sent in the same tick go to the device with one notification.
+   */
   send(frame: Uint8Array, pair = 0): Promise<void> {
-    const q = this.txQueues[pair];
-    if (!q) return Promise.reject(new UsageError(`no queue pair ${pair}`));
-    if (frame.byteLength > N.ETH_MAX_FRAME_NO_GSO)
-      return Promise.reject(new UsageError(`frame of ${frame.byteLength} bytes exceeds ${N.ETH_MAX_FRAME_NO_GSO}`));
+    return this.sendAll([frame], pair);
+  }
+
+  /**
+   * Send `frames` in order on queue pair `pair` (default 0), with one promise for them all. Resolves
+   * once the device has every one; nothing is sent when one is too long (UsageError).
+   */
+  sendAll(frames: readonly Uint8Array[], pair = 0): Promise<void> {
+    const lane = this.txLanes[pair];
+    if (!lane) return Promise.reject(new UsageError(`no queue pair ${pair}`));
+    for (const frame of frames)
+      if (frame.length > N.ETH_MAX_FRAME_NO_GSO)
+        return Promise.reject(new UsageError(`frame of ${frame.length} bytes exceeds ${N.ETH_MAX_FRAME_NO_GSO}`));
+    const q = lane.queue;
+    let i = 0;
+    // In-process (coherent DMA) with nothing queued before: reap, copy and submit at once while
+    // the ring has room; one kick at the end of the tick.
+    if (this.txQueued === 0 && q.coherent) {
+      try {
+        this.freeTx(q.reapSync());
+        for (; i < frames.length && q.numFree >= this.descriptorsFor(frames[i]!.length); i++) this.submitTx(lane, frames[i]!);
+      } catch (err) {
+        if (i > 0) void this.kickSoon(lane).catch(() => undefined);
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      if (i === frames.length) return this.kickSoon(lane);
+    }
+    // The rest waits its turn behind earlier sends, and for room in the ring.
+    const kicked = i > 0 ? this.kickSoon(lane) : undefined;
+    this.txQueued++;
     return this.serialize('tx', async () => {
-      const dma = this.core.bus.dma;
-      // Reclaim sent buffers; wait for one only when the ring is full.
-      const descriptors = this.frameSpans(0, frame.byteLength).length;
-      this.freeTx(await q.reap());
-      while (q.numFree < descriptors) this.freeTx(await q.waitUsed());
-      const buf = this.lent.alloc(this.hdrSize + frame.byteLength, 16);
-      buf.bytes.fill(0, 0, this.hdrSize); // flags 0, GSO_NONE: a complete frame
-      buf.bytes.set(frame, this.hdrSize);
-      await dma.flush(buf.addr, buf.bytes.byteLength);
-      q.submit(this.frameSpans(buf.addr, frame.byteLength), [], buf);
-      await q.kick();
-      this.stats.txFrames++;
+      try {
+        for (; i < frames.length; i++) {
+          const len = frames[i]!.length;
+          this.freeTx(await q.reap());
+          while (q.numFree < this.descriptorsFor(len)) {
+            // What this call submitted so far goes to the device before waiting for it to give room.
+            await q.kick();
+            this.freeTx(await q.waitUsed());
+          }
+          const slot = this.submitTx(lane, frames[i]!);
+          await this.core.bus.dma.flush(slot.buf.addr, this.hdrSize + len);
+        }
+        await q.kick();
+        await kicked;
+      } finally {
+        this.txQueued--;
+      }
     });
+  }
+
+  /** The kick for everything submitted on `lane` this tick: one notification, at the end of the tick. */
+  private kickSoon(lane: TxLane): Promise<void> {
+    return (lane.kick ??= Promise.resolve().then(() => {
+      lane.kick = undefined;
+      return lane.queue.kick();
+    }));
+  }
+
+  /** Descriptors a frame of `frameBytes` takes (frameSpans()' count). */
+  private descriptorsFor(frameBytes: number): number {
+    return this.framing === 'legacy' && frameBytes > 0 ? 2 : 1;
+  }
+
+  /** Copy `frame` behind a zeroed header (flags 0, GSO_NONE: a complete frame) into a transmit buffer and submit it; not yet kicked. */
+  private submitTx(lane: TxLane, frame: Uint8Array): TxSlot {
+    const len = frame.length;
+    const slot = this.txSlot(lane, this.hdrSize + len);
+    const bytes = slot.buf.bytes;
+    bytes.fill(0, 0, this.hdrSize);
+    bytes.set(frame, this.hdrSize);
+    try {
+      lane.queue.submit(this.frameSpans(slot.buf.addr, len), [], slot);
+    } catch (err) {
+      this.releaseTx(slot);
+      throw err;
+    }
+    this.stats.txFrames++;
+    return slot;
+  }
+
+  /** A transmit buffer of at least `size` bytes: from the lane's pool, or lent for one frame. */
+  private txSlot(lane: TxLane, size: number): TxSlot {
+    const poolSize = this.hdrSize + TX_POOL_FRAME;
+    if (size > poolSize) return { buf: this.lent.alloc(size, 16), home: undefined };
+    const free = lane.free.pop();
+    if (free) return free;
+    const slot = { buf: this.lent.alloc(poolSize, 16), home: lane.free };
+    lane.pooled++;
+    return slot;
   }
 
   /** The next received frame; rejects after `timeoutMs` (default the driver's timeout) or on a fault. */
@@ -298,6 +410,19 @@ export class VirtioNetDriver {
         reject(new DeviceFaultError('ERR_DEVICE_TIMEOUT', `no frame received within ${timeoutMs} ms`));
       }, timeoutMs);
       this.frameWaiters.push(waiter);
+    });
+  }
+
+  /**
+   * Every frame received so far, at least one: waits for the first as {@link receive} does (same
+   * timeout and faults), then takes the rest that are ready. One promise for a burst of frames.
+   */
+  receiveAll(timeoutMs = this.core.timeoutMs): Promise<Uint8Array[]> {
+    if (this.frames.length > 0) return Promise.resolve(this.frames.splice(0));
+    return this.receive(timeoutMs).then((first) => {
+      const rest = this.frames.splice(0);
+      rest.unshift(first);
+      return rest;
     });
   }
 
@@ -446,14 +571,19 @@ export class VirtioNetDriver {
     return next;
   }
 
-  private freeTx(used: Completion<DmaBuffer>[]): void {
-    for (const u of used) this.lent.free(u.token);
+  private freeTx(used: Completion<TxSlot>[]): void {
+    for (const u of used) this.releaseTx(u.token);
+  }
+
+  /** The device gave `slot` back: to its pool, or freed when it was lent for one frame. */
+  private releaseTx(slot: TxSlot): void {
+    if (slot.home) slot.home.push(slot);
+    else this.lent.free(slot.buf);
   }
 
   private postRx(rq: RxQueue, index: number): void {
     if (this.closed) return; // the buffers are being freed
-    const buf = rq.buffers[index]!;
-    rq.queue.submit([], this.frameSpans(buf.addr, buf.bytes.byteLength - this.hdrSize), index);
+    rq.queue.submit([], rq.spans[index]!, index);
   }
 
   /**
@@ -506,7 +636,7 @@ export class VirtioNetDriver {
       let count = 1;
       if (first.len >= hdrSize && mergeable) {
         const firstBuf = rq.buffers[first.token]!;
-        await dma.refresh(firstBuf.addr, hdrSize);
+        if (!dma.coherent) await dma.refresh(firstBuf.addr, hdrSize);
         count = N.decodeVirtioNetHdr(firstBuf.bytes, hdrSize).numBuffers;
       }
       if (first.len < hdrSize || count < 1 || count > Math.min(maxFrameBuffers, rq.queue.size)) {
@@ -516,32 +646,39 @@ export class VirtioNetDriver {
         continue;
       }
       if (rq.pending.length - at < count) break; // the rest of the frame is still to come
-      const parts = rq.pending.slice(at, at + count);
+      this.deliver(dma.coherent ? this.frameOf(rq, at, count) : await this.refreshedFrameOf(rq, at, count));
+      this.stats.rxBuffers += count;
+      for (let k = at; k < at + count; k++) this.postRx(rq, rq.pending[k]!.token);
       at += count;
-      this.deliver(await this.frameOf(rq, parts));
-      this.stats.rxBuffers += parts.length;
-      for (const p of parts) this.postRx(rq, p.token);
       for (const token of rq.parked) this.postRx(rq, token);
-      reposted += parts.length + rq.parked.length;
+      reposted += count + rq.parked.length;
       rq.parked.length = 0;
     }
     rq.pending.splice(0, at);
     return reposted;
   }
 
-  /** The frame the used buffers `parts` hold, after the first one's header. */
-  private async frameOf(rq: RxQueue, parts: readonly Completion<number>[]): Promise<Uint8Array> {
-    const dma = this.core.bus.dma;
+  /** {@link frameOf} after the used buffers' bytes are fetched from a remote bus. */
+  private async refreshedFrameOf(rq: RxQueue, at: number, count: number): Promise<Uint8Array> {
+    for (let k = at; k < at + count; k++) {
+      const p = rq.pending[k]!;
+      await this.core.bus.dma.refresh(rq.buffers[p.token]!.addr, p.len);
+    }
+    return this.frameOf(rq, at, count);
+  }
+
+  /** The frame in the used buffers pending[at, at + count), after the first one's header (a copy the caller keeps). */
+  private frameOf(rq: RxQueue, at: number, count: number): Uint8Array {
+    const pending = rq.pending;
     let total = 0;
-    for (const p of parts) total += p.len;
-    const frame = new Uint8Array(total - this.hdrSize);
-    let at = 0;
-    for (const [i, p] of parts.entries()) {
-      const buf = rq.buffers[p.token]!;
-      await dma.refresh(buf.addr, p.len);
-      const from = i === 0 ? this.hdrSize : 0;
-      frame.set(buf.bytes.subarray(from, p.len), at);
-      at += p.len - from;
+    for (let k = at; k < at + count; k++) total += pending[k]!.len;
+    const frame = this.rxSlab.take(total - this.hdrSize);
+    let to = 0;
+    for (let k = at; k < at + count; k++) {
+      const p = pending[k]!;
+      const from = k === at ? this.hdrSize : 0;
+      frame.set(rq.buffers[p.token]!.bytes.subarray(from, p.len), to);
+      to += p.len - from;
     }
     return frame;
   }

@@ -461,3 +461,34 @@ for (const ring of RING_FORMATS)
       );
     });
   });
+
+describe('virtio-net device: bursts from the backend (NetBackendPort.receiveBatch)', () => {
+  it('places every frame of a burst in order and sends one used buffer notification for the burst', () => {
+    const { h, backend } = setup(V1 | featureSet(N.VIRTIO_NET_F_MRG_RXBUF));
+    const q = h.q(RX);
+    const heads = [0, 1, 2, 3].map(() => q.addChain({ writable: [128] }));
+    const frames = [1, 2, 3].map((k) => ethFrame(OWN, PEER, 20 + k));
+    h.host.used.length = 0;
+    backend.port!.receiveBatch(frames);
+    const used = q.readUsed();
+    assert.deepEqual(
+      used.map((u) => u.id),
+      heads.slice(0, 3),
+    );
+    used.forEach((u, k) => {
+      assert.equal(u.len, N.VIRTIO_NET_HDR_SIZE + frames[k]!.length);
+      const at = q.buffers(u.id).writable[0]!.addr;
+      assert.deepEqual(q.memory.view(at + N.VIRTIO_NET_HDR_SIZE, frames[k]!.length), frames[k]);
+      assert.equal(q.memory.read16(at + N.VIRTIO_NET_HDR_NUM_BUFFERS), 1);
+    });
+    assert.deepEqual(h.host.used, [RX], 'one notification for three frames');
+  });
+
+  it('a burst that finds no buffer notifies nothing, and counts every frame dropped', () => {
+    const { dev, h, backend } = setup(V1);
+    h.host.used.length = 0;
+    backend.port!.receiveBatch([ethFrame(OWN, PEER, 30), ethFrame(OWN, PEER, 31)]);
+    assert.deepEqual(h.host.used, []);
+    assert.equal(dev.stats.rxDropped, 2);
+  });
+});
