@@ -66,7 +66,12 @@ interface Best {
 const idleNet: NetBackend = { attach: () => undefined, send: () => undefined, close: async () => undefined };
 const idleConsole: ConsoleBytePort = {};
 
-async function runCase(g: ComparisonGuest, disk: Disk, c: Case, image: Uint8Array): Promise<{ guestMBps: number; hostMBps: number; cost: Cost }> {
+async function runCase(
+  g: ComparisonGuest,
+  disk: Disk,
+  c: Case,
+  image: Uint8Array,
+): Promise<{ guestMBps: number; hostMBps: number; cost: Cost }> {
   const mib = DISK_BYTES >> 20;
   const operands = c.write ? `if=/tmp/rd of=/dev/${disk.dev}` : `if=/dev/${disk.dev} of=/tmp/rd`;
   if (c.write) disk.bytes().fill(0);
@@ -137,7 +142,12 @@ export async function run(): Promise<void> {
         });
       }
       const [o, v] = best[i]!;
-      rows.push({ case: c.name, device: "ours / v86's", 'guest dd MB/s': ratioText(o!.guestMBps, v!.guestMBps, c.target), 'host MB/s': `${(o!.hostMBps / v!.hostMBps).toFixed(2)}x` });
+      rows.push({
+        case: c.name,
+        device: "ours / v86's",
+        'guest dd MB/s': ratioText(o!.guestMBps, v!.guestMBps, c.target),
+        'host MB/s': `${(o!.hostMBps / v!.hostMBps).toFixed(2)}x`,
+      });
     }
     console.table(rows);
   } finally {

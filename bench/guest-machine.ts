@@ -14,8 +14,8 @@
 
 import type { V86 } from 'v86';
 import { BlkDevice } from '../src/device/blk/blk-device.js';
-import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
-import type { BlockBackend, GuestIo } from '../src/device/blk/backend.js';
+import type { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
+import type { GuestIo } from '../src/device/blk/backend.js';
 import type { ConsoleBytePort } from '../src/device/console/byte-port.js';
 import { VirtioConsoleDevice } from '../src/device/console/console-device.js';
 import type { NetBackend } from '../src/device/net/backend.js';
@@ -103,11 +103,6 @@ export function costColumns(cost: Cost): Record<string, string> {
   };
 }
 
-/** Bytes per second as MB/s (10^6, as dd prints them). */
-export function mbps(bytes: number, ms: number): string {
-  return ms > 0 ? (bytes / ms / 1000).toFixed(1) : '-';
-}
-
 /** "1.23x (target >= 5x: met)" */
 export function ratioText(ours: number, theirs: number, target: number): string {
   const r = ours / theirs;
@@ -142,7 +137,8 @@ export function one(results: readonly GuestResult[], kind: string): GuestResult 
 /** Run a guest command that must succeed. */
 export async function run(guest: LinuxGuest, line: string, onResult?: (r: GuestResult) => void): Promise<readonly GuestResult[]> {
   const out = await guest.command(line, 300_000, onResult);
-  if (out.rc !== 0) throw new Error(`guest command "${line}" failed (rc=${out.rc}): ${out.results.map((r) => `${r.kind} ${r.text}`).join('; ')}`);
+  if (out.rc !== 0)
+    throw new Error(`guest command "${line}" failed (rc=${out.rc}): ${out.results.map((r) => `${r.kind} ${r.text}`).join('; ')}`);
   return out.results;
 }
 
@@ -180,9 +176,8 @@ export function timedBlockBackend(inner: MemoryBlockBackend, side: Side): Memory
       side.bytes += io.length;
       f(offset, io);
     });
-  const timed: BlockBackend = inner;
-  inner.read = count(timed.read.bind(inner) as (offset: number, io: GuestIo) => void);
-  inner.write = count(timed.write.bind(inner) as (offset: number, io: GuestIo) => void);
+  inner.read = count(inner.read.bind(inner));
+  inner.write = count(inner.write.bind(inner));
   return inner;
 }
 
@@ -231,7 +226,7 @@ const PORT_HANDLERS = ['read8', 'read16', 'read32', 'write8', 'write16', 'write3
 /** Time every handler of one of v86's ports (called with `this` bound to the device, as v86 does). */
 function timePort(entry: V86PortEntry, watch: Stopwatch): void {
   for (const name of PORT_HANDLERS) {
-    const handler = entry[name] as (this: unknown, arg: number) => number | void;
+    const handler: (this: unknown, arg: number) => number | void = entry[name];
     const device = entry.device;
     (entry as unknown as Record<string, unknown>)[name] = watch.wrap((arg: number) => handler.call(device, arg));
   }

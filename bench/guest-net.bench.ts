@@ -64,10 +64,13 @@ interface Figure {
 
 async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promise<Figure> {
   link.host.reset();
-  const { value, cost } = await measure(link.side, () => guestRun(g.guest, `udpsend ${link.host.hostAddress} ${UDP_PORT} ${size} ${RUN_MS}`));
+  const { value, cost } = await measure(link.side, () =>
+    guestRun(g.guest, `udpsend ${link.host.hostAddress} ${UDP_PORT} ${size} ${RUN_MS}`),
+  );
   const sent = one(value, 'udpsend');
   const a = link.host.arrivals;
-  if (a.datagrams === 0 || a.bad !== 0) throw new Error(`${link.side.name}: ${a.datagrams} datagrams arrived, ${a.bad} bad (guest: ${sent.text})`);
+  if (a.datagrams === 0 || a.bad !== 0)
+    throw new Error(`${link.side.name}: ${a.datagrams} datagrams arrived, ${a.bad} bad (guest: ${sent.text})`);
   const us = Number(sent.fields['us']);
   return { guestRate: Number(sent.fields['datagrams']) / (us / 1e6), hostRate: a.datagrams / ((a.lastMs - a.firstMs) / 1000), cost };
 }
@@ -82,7 +85,8 @@ async function hostToGuest(g: ComparisonGuest, link: Link, size: number): Promis
       const turn = (): void => {
         if (performance.now() - t0 >= RUN_MS) return resolve();
         for (let n = 0; n < BURST && link.ready(); n++) {
-          const frame = link.side.backend.wrap(() => link.host.toGuest(link.guestMac, seq, size))();
+          // Timed as backend inside device, as a frame the device's backend hands it would be.
+          const frame = link.side.device.wrap(link.side.backend.wrap(() => link.host.toGuest(link.guestMac, seq, size)))();
           offered++;
           if (!link.deliver(frame)) break;
           seq++;
@@ -143,7 +147,10 @@ export async function run(): Promise<void> {
       v86Port.receive(frame);
       return true;
     });
-    g.emulator.add_listener('net0-send', theirs.side.backend.wrap((frame: Uint8Array) => theirs.host.fromGuest(frame)));
+    g.emulator.add_listener(
+      'net0-send',
+      theirs.side.backend.wrap((frame: Uint8Array) => theirs.host.fromGuest(frame)),
+    );
     ours.ifname = guestName(g.devices, OUR_SLOTS.net, 'net');
     theirs.ifname = otherNet(g.devices, OUR_SLOTS.net);
     const links: [Link, Link] = [ours, theirs];
@@ -184,7 +191,11 @@ export async function run(): Promise<void> {
         });
       }
       const key = c.go === guestToHost ? 'hostRate' : 'guestRate';
-      rows.push({ case: c.name, device: "ours / v86's", [key === 'hostRate' ? 'host pkt/s' : 'guest pkt/s']: ratioText(o[key], v[key], TARGET) });
+      rows.push({
+        case: c.name,
+        device: "ours / v86's",
+        [key === 'hostRate' ? 'host pkt/s' : 'guest pkt/s']: ratioText(o[key], v[key], TARGET),
+      });
     }
     console.table(rows);
   } finally {
