@@ -33,6 +33,8 @@ import {
   type Cost,
 } from './guest-machine.js';
 
+export { checkGuestAssets as checkPeer } from './guest-machine.js';
+
 interface Case {
   readonly name: string;
   readonly write: boolean;

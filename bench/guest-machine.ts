@@ -22,6 +22,8 @@ import type { NetBackend } from '../src/device/net/backend.js';
 import { VirtioNetDevice } from '../src/device/net/net-device.js';
 import type { DeviceHost } from '../src/pci/function.js';
 import type { V86PortEntry } from '../src/platform/v86/internals.js';
+import { BusError } from '../src/errors.js';
+import { findGuestAssets, guestAssetsCurrent } from '../src/platform/v86/assets.js';
 import { LinuxGuest } from '../src/platform/v86/linux-guest.js';
 import type { GuestResult } from '../src/platform/v86/guest-protocol.js';
 import { v86DevicePortOwner, v86PortsOf } from '../src/platform/v86/own-devices.js';
@@ -33,6 +35,12 @@ export const DISK_BYTES = 64 << 20;
 export const REPEATS = 2;
 /** Our functions' slots (v86's own sit at 00:0a.0 net, 00:0b-0c virtio, 00:1e.0 IDE). */
 const SLOT = { blk: 13 << 3, console: 14 << 3, net: 15 << 3 } as const;
+
+/** The guest benchmarks' peer check: the guest assets are built and current (they need vt-udp and the ATA modules). */
+export function checkGuestAssets(): void {
+  findGuestAssets();
+  if (!guestAssetsCurrent()) throw new BusError('the Linux guest assets are out of date: run `npm run setup`');
+}
 
 /** Accumulated milliseconds inside wrapped functions. */
 export class Stopwatch {

@@ -33,6 +33,8 @@ import {
   type ComparisonGuest,
   type Cost,
 } from './guest-machine.js';
+
+export { checkGuestAssets as checkPeer } from './guest-machine.js';
 import { UDP_PORT, UdpHostEnd, macBytes } from './udp-host-end.js';
 
 const RUN_MS = 2000;
