@@ -9,7 +9,10 @@
 #   vmlinuz          the kernel
 #   initramfs.cpio.gz  busybox-static:i386, the kernel's own virtio modules in load order (each module
 #                    carries its kernel's version), ethtool:i386 with the shared libraries it loads
-#                    (so a guest can resize a virtio-net ring), scripts/guest/init
+#                    (so a guest can resize a virtio-net ring), scripts/guest/init; for the guest
+#                    benchmarks (bench/guest-*.bench.ts), the ATA modules that drive v86's IDE disk
+#                    (listed in ata-order, loaded by /init's "ataload" only) and vt-udp, a UDP load
+#                    generator built from scripts/guest/vt-udp.c with the host's gcc (-m32, freestanding)
 #   bios.bin         SeaBIOS (v86 ships no BIOS). No VGA BIOS: the guest is headless, and with one
 #                    v86 maps its ROM over 0xfeb00000-0xfebfffff, where SeaBIOS puts PCI BARs.
 #   manifest         kernel version and a hash of the inputs; the assets are rebuilt when it changes
@@ -28,6 +31,8 @@ BPO_DIR="$CACHE/6.5-686"
 
 # The modules /init loads, each after the modules it depends on (resolved from their modinfo).
 WANTED_MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_console virtio_rng virtio_net"
+# The modules /init's "ataload" adds for v86's own IDE disk (PIIX IDE, then the SCSI disk on top).
+ATA_MODULES="ata_piix sd_mod"
 # ethtool and the packages of the shared libraries it loads (resolved from its ELF headers below).
 ETHTOOL_PACKAGES="ethtool libmnl0 libc6"
 
@@ -37,7 +42,8 @@ die() { echo "linux-guest: $*" >&2; exit 1; }
 . "$ROOT/scripts/lib/debian-backports.sh"
 
 inputs_hash() {
-  cat "$ROOT/scripts/guest/build-assets.sh" "$ROOT/scripts/guest/init" "$ROOT/scripts/lib/debian-backports.sh" | sha256sum | cut -c1-16
+  cat "$ROOT/scripts/guest/build-assets.sh" "$ROOT/scripts/guest/init" "$ROOT/scripts/guest/vt-udp.c" "$ROOT/scripts/lib/debian-backports.sh" |
+    sha256sum | cut -c1-16
 }
 
 assets_current() {
@@ -126,15 +132,22 @@ resolve_libs() { # file
 [ -x "$WORK/ethtool/sbin/ethtool" ] || die "the ethtool package has no sbin/ethtool"
 resolve_libs "$WORK/ethtool/sbin/ethtool"
 
-step 4 "initramfs tools"
+step 4 "initramfs tools, vt-udp"
 if ! command -v cpio >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || die "cpio is missing; run as root: apt-get install -y cpio"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cpio >/dev/null
 fi
+if ! command -v gcc >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "gcc is missing; run as root: apt-get install -y gcc"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+fi
+# Freestanding (its own system calls, no libc): -m32 needs no 32-bit libraries on the host.
+gcc -m32 -static -nostdlib -ffreestanding -fno-pic -no-pie -fno-stack-protector -fno-asynchronous-unwind-tables \
+  -O2 -Wall -Wextra -Werror -o "$WORK/vt-udp" "$ROOT/scripts/guest/vt-udp.c" || die "building vt-udp failed"
 # pack_initramfs MODDIR PACKAGE OUT: busybox, MODDIR's WANTED_MODULES in load order (left in ORDER),
 # ethtool with its libraries and /init, packed into OUT.
 pack_initramfs() {
-  local moddir="$1" package="$2" out="$3" ko name rootfs entry
+  local moddir="$1" package="$2" out="$3" ko name rootfs entry i
   # Module name (dashes as underscores, as modinfo names them) -> path of its .ko.
   declare -A KO=()
   while IFS= read -r ko; do
@@ -153,15 +166,19 @@ pack_initramfs() {
     ORDER+=("$name")
   }
   for name in $WANTED_MODULES; do place "$name"; done
+  local virtio_count=${#ORDER[@]}
+  for name in $ATA_MODULES; do place "$name"; done
 
   rootfs="$(mktemp -d "$WORK/rootfs.XXXXXX")"
   mkdir -p "$rootfs"/{bin,dev,proc,sys,tmp,lib/modules}
   cp "$WORK/busybox/bin/busybox" "$rootfs/bin/busybox"
   cp "$WORK/ethtool/sbin/ethtool" "$rootfs/bin/ethtool"
+  cp "$WORK/vt-udp" "$rootfs/bin/vt-udp"
   for entry in "${ETHTOOL_FILES[@]}"; do cp "${entry#*=}" "$rootfs/lib/${entry%%=*}"; done
-  for name in "${ORDER[@]}"; do
+  for i in "${!ORDER[@]}"; do
+    name="${ORDER[$i]}"
     cp "${KO[$name]}" "$rootfs/lib/modules/$name.ko"
-    echo "$name" >>"$rootfs/lib/modules/load-order"
+    if [ "$i" -lt "$virtio_count" ]; then echo "$name" >>"$rootfs/lib/modules/load-order"; else echo "$name" >>"$rootfs/lib/modules/ata-order"; fi
   done
   install -m 0755 "$ROOT/scripts/guest/init" "$rootfs/init"
   (cd "$rootfs" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$out"

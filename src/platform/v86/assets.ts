@@ -4,7 +4,7 @@
  * kernel, each with its own saved states.
  */
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,15 @@ export function findGuestAssets(dir = guestAssetDir()): GuestAssets {
     throw new BusError(`Linux guest assets missing (${missing.join(', ')}): run \`npm run setup\` or \`bash ${BUILD_SCRIPT}\``);
   }
   return { ...assets, manifest: readFileSync(manifest, 'utf8') };
+}
+
+/** Whether every kernel's assets are built and match the build inputs (the build script's --check). */
+export function guestAssetsCurrent(): boolean {
+  const check = spawnSync('bash', [BUILD_SCRIPT, '--check'], {
+    env: { ...process.env, VIRTIO_TS_GUEST_CACHE: guestCacheDir() },
+    stdio: 'ignore',
+  });
+  return check.status === 0;
 }
 
 /** Progress of a build: step `step` of `total` started. */

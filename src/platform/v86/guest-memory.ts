@@ -8,14 +8,18 @@
  * - The JIT caches compiled code per page and only notices the CPU's own writes. Device writes are
  *   remembered here and {@link V86GuestMemory.flushDirty} tells the JIT before the guest is
  *   interrupted, so code read from a virtio disk into a page that once held other code runs fresh.
+ *   They are kept page by page: one span around scattered pages (a 1 MiB direct read lands in 256
+ *   pages anywhere in RAM) would throw away the compiled code of every page between them, the
+ *   kernel's included, and cost a JIT lookup per page of that span.
  */
 
 import { ArrayGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
 import type { V86Cpu } from './internals.js';
 import type { V86MemoryMap } from './memory-map.js';
 
-/** Dirty ranges kept apart before they are merged into one span. */
-const MAX_DIRTY_RANGES = 16;
+/** The JIT's unit of compiled code (a 4 KiB page). */
+const PAGE_SHIFT = 12;
+const PAGE_SIZE = 1 << PAGE_SHIFT;
 
 /** Heap room given to v86's allocator; a 10 s boot plus tests allocates under 3 MiB. */
 const WASM_HEAP_RESERVE = 32 << 20;
@@ -41,7 +45,9 @@ export class V86GuestMemory implements GuestMemory {
   /** The RAM of the OS's map, and the RAM the firmware uses (the same view without a map). */
   private ram: ArrayGuestMemory;
   private firmware: ArrayGuestMemory;
-  private readonly dirty: [start: number, end: number][] = [];
+  /** A mark per page of v86's memory array written since the last flush, and those pages in order of writing. */
+  private readonly dirtyMarks: Uint8Array;
+  private dirtyPages: number[] = [];
   /** How often the wasm memory grew under this wrapper (each time, older views died). */
   growths = 0;
 
@@ -57,6 +63,7 @@ export class V86GuestMemory implements GuestMemory {
   ) {
     [this.ram, this.firmware] = this.wrap();
     this.end = this.ram.end;
+    this.dirtyMarks = new Uint8Array(Math.ceil((this.cpu.memory_size[0]! >>> 0) / PAGE_SIZE));
   }
 
   private wrap(): [ram: ArrayGuestMemory, firmware: ArrayGuestMemory] {
@@ -83,30 +90,36 @@ export class V86GuestMemory implements GuestMemory {
     return (this.cpu.cr[0]! & CR0_PG) === 0;
   }
 
+  /** Only called after an access the views accepted, so every page is inside v86's memory array. */
   private touch(addr: number, len: number): void {
     if (len <= 0) return;
-    const last = this.dirty[this.dirty.length - 1];
-    if (last !== undefined && addr <= last[1] && addr + len >= last[0]) {
-      last[0] = Math.min(last[0], addr);
-      last[1] = Math.max(last[1], addr + len);
-    } else if (this.dirty.length < MAX_DIRTY_RANGES) {
-      this.dirty.push([addr, addr + len]);
-    } else {
-      let start = addr;
-      let end = addr + len;
-      for (const [s, e] of this.dirty) {
-        start = Math.min(start, s);
-        end = Math.max(end, e);
+    const last = (addr + len - 1) >>> PAGE_SHIFT;
+    for (let page = addr >>> PAGE_SHIFT; page <= last; page++) {
+      if (this.dirtyMarks[page] === 0) {
+        this.dirtyMarks[page] = 1;
+        this.dirtyPages.push(page);
       }
-      this.dirty.length = 0;
-      this.dirty.push([start, end]);
     }
   }
 
-  /** Tell v86's JIT about every range written since the last flush. */
+  /** Tell v86's JIT about every page written since the last flush, a run of adjacent pages at a time. */
   flushDirty(): void {
-    for (const [start, end] of this.dirty) this.cpu.jit_dirty_cache(start, end);
-    this.dirty.length = 0;
+    const pages = this.dirtyPages;
+    if (pages.length === 0) return;
+    this.dirtyPages = [];
+    pages.sort((a, b) => a - b);
+    let first = pages[0]!;
+    let prev = first;
+    for (let i = 1; i <= pages.length; i++) {
+      const page = pages[i];
+      if (page === prev + 1) {
+        prev = page;
+        continue;
+      }
+      this.cpu.jit_dirty_cache(first * PAGE_SIZE, (prev + 1) * PAGE_SIZE);
+      for (let p = first; p <= prev; p++) this.dirtyMarks[p] = 0;
+      if (page !== undefined) first = prev = page;
+    }
   }
 
   contains(addr: number, len: number): boolean {

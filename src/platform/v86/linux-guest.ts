@@ -34,6 +34,7 @@ import {
   type GuestResult,
 } from './guest-protocol.js';
 import { FIRST_FREE_DEVFN, V86PciAdapter, configSnapshot, type PluggedFunction } from './pci-adapter.js';
+import { ownDeviceKey, ownDeviceOptions, type V86OwnDevices } from './own-devices.js';
 import { SavedStateStore, savedStateKey, type SavedStateRecord } from './saved-state.js';
 
 /**
@@ -71,6 +72,8 @@ export interface LinuxGuestOptions {
   readonly bootTimeoutMs?: number;
   /** Every byte the guest writes to its serial console, as text. */
   readonly onSerial?: (text: string) => void;
+  /** v86's own devices beside ours, for comparisons (own-devices.ts); part of the saved state's key. */
+  readonly v86Devices?: V86OwnDevices;
   /** Where the PCI adapter's warnings go (default console.warn), e.g. a BAR v86 cannot reach. */
   readonly warn?: (message: string) => void;
 }
@@ -140,6 +143,7 @@ export class LinuxGuest {
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
+      ...ownDeviceOptions(options.v86Devices ?? {}),
     });
     let guest: LinuxGuest | undefined;
     try {
@@ -160,6 +164,7 @@ export class LinuxGuest {
         cmdline,
         memoryBytes,
         devices: adapter.functions.map((f) => ({ devfn: f.devfn, config: configSnapshot(f.fn), bars: f.fn.bars })),
+        ...(options.v86Devices === undefined ? {} : { v86Devices: ownDeviceKey(options.v86Devices) }),
       });
       const bootTimeoutMs = options.bootTimeoutMs ?? 180_000;
       // Concurrent boots of one configuration: one boots and saves, the others wait and restore.

@@ -39,6 +39,8 @@ export interface SavedStateInputs {
   readonly cmdline: string;
   readonly memoryBytes: number;
   readonly devices: readonly { readonly devfn: number; readonly config: readonly number[]; readonly bars: unknown }[];
+  /** v86's own devices beside ours (own-devices.ts ownDeviceKey), when there are any. */
+  readonly v86Devices?: Readonly<Record<string, unknown>>;
 }
 
 export function savedStateKey(inputs: SavedStateInputs): string {

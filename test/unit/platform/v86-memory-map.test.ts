@@ -99,3 +99,25 @@ test('V86GuestMemory, paging off (the firmware drives, e.g. SeaBIOS booting from
   assert.equal(mem.contains(ringAt, 0x1000), false, "once the OS runs with paging, the zone is the firmware's again");
   assert.throws(() => mem.read32(ringAt), GuestMemoryError);
 });
+
+test('V86GuestMemory tells the JIT exactly the pages devices wrote, adjacent ones as one run, never a span around scattered ones', () => {
+  const size = 64 * MiB;
+  const dirtied: [number, number][] = [];
+  const cpu = { ...fakeCpu(size, CR0_PE_PG), jit_dirty_cache: (start: number, end: number) => void dirtied.push([start, end]) };
+  const mem = new V86GuestMemory(cpu, seabiosMemoryMap(size));
+  // 20 scattered pages, 2 MiB to 21 MiB, written high to low (a direct read's buffers lie anywhere).
+  for (let i = 19; i >= 0; i--) mem.write(2 * MiB + i * MiB + 100, new Uint8Array(8));
+  mem.write32(0x20_1ffc, 1); // the page after 2 MiB's, then the next two through one write across them
+  mem.write(0x20_2ff0, new Uint8Array(0x20));
+  mem.view(0x1_5000, 1); // a view counts as written
+  assert.deepEqual(dirtied, [], 'nothing before the flush');
+  mem.flushDirty();
+  assert.deepEqual(dirtied, [
+    [0x1_5000, 0x1_6000],
+    [0x20_0000, 0x20_4000],
+    ...Array.from({ length: 19 }, (_, i): [number, number] => [(3 + i) * MiB, (3 + i) * MiB + 0x1000]),
+  ]);
+  dirtied.length = 0;
+  mem.flushDirty();
+  assert.deepEqual(dirtied, [], 'a flush forgets the pages');
+});
