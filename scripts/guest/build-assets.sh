@@ -18,7 +18,8 @@
 #   manifest         kernel version and a hash of the inputs; the assets are rebuilt when it changes
 # Idempotent: exits at once when the assets match the inputs; rebuilds whatever is missing.
 # Prints "STEP <n>/<total> <what>" lines on stdout so a caller can show progress.
-# Usage: build-assets.sh [--check]   (--check: exit 0 when up to date, 1 when a build is needed)
+# Usage: build-assets.sh [--check | --inputs-hash]   (--check: exit 0 when up to date, 1 when a build is
+# needed; --inputs-hash: print the hash a current manifest names)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -56,6 +57,10 @@ assets_current() {
   done
 }
 
+if [ "${1:-}" = "--inputs-hash" ]; then
+  inputs_hash
+  exit 0
+fi
 if assets_current; then
   [ "${1:-}" = "--check" ] && exit 0
   step $TOTAL "guest assets up to date in $CACHE"

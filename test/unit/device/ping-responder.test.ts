@@ -15,7 +15,11 @@ function responder(): { r: PingResponder; received: Uint8Array[]; link: boolean[
   const received: Uint8Array[] = [];
   const link: boolean[] = [];
   const r = new PingResponder({ ip: '10.0.86.1' });
-  r.attach({ receive: (f) => received.push(f), setLinkUp: (up) => link.push(up) });
+  r.attach({
+    receive: (f) => received.push(f),
+    receiveBatch: (frames) => void received.push(...frames),
+    setLinkUp: (up) => link.push(up),
+  });
   return { r, received, link };
 }
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
