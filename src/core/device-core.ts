@@ -19,12 +19,14 @@ import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue } from '../queue/types.js';
+import { SuspendGate } from './device-suspend.js';
 import {
   VIRTIO_F_EVENT_IDX,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
+  VIRTIO_F_SUSPEND,
   VIRTIO_F_VERSION_1,
   bit,
   featureBits,
@@ -41,6 +43,7 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_SUSPEND,
 } from '../spec/status.js';
 
 /**
@@ -182,6 +185,12 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
    */
   readonly packed?: boolean;
+  /**
+   * Offer VIRTIO_F_SUSPEND (3.4, device-suspend.ts); default true: every device model can be
+   * suspended, and a driver that does not know the bit (Linux, QEMU's view) simply leaves it. Bit 43
+   * lies beyond the legacy interface's feature word.
+   */
+  readonly suspend?: boolean;
   /** Record the driver-side statements the driver breaks here (the driver audit, core/driver-audit.ts); default none. */
   readonly audit?: DriverAuditSink;
   /**
@@ -240,6 +249,8 @@ export class DeviceCore implements VirtioDeviceHost {
   /** Whether the driver has reset the device since power-on (audit only: 3.1.1 starts with a reset). */
   private resetWritten = false;
   private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
+  /** The suspension state of this life's queues (3.4); a new gate at every activation and reset. */
+  private gate = new SuspendGate();
 
   constructor(
     readonly device: VirtioDevice,
@@ -252,7 +263,8 @@ export class DeviceCore implements VirtioDeviceHost {
     this.buildRing = options.deviceRing ?? deviceRing;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
-    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | (options.transportFeatures ?? 0n);
+    const suspend = options.suspend === false ? 0n : bit(VIRTIO_F_SUSPEND);
+    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | suspend | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -357,6 +369,7 @@ export class DeviceCore implements VirtioDeviceHost {
     }
     if (this.resetting) return;
     if (this.audit !== undefined) this.auditStatusWrite(value);
+    this.suspendOrResume(value);
     for (const step of this.steps) {
       const s = this.statusValue;
       if ((value & step.bit) === 0 || (s & step.bit) !== 0) continue;
@@ -380,6 +393,60 @@ export class DeviceCore implements VirtioDeviceHost {
     }
   }
 
+  /**
+   * 3.4: SUSPEND set by the driver of a live device with VIRTIO_F_SUSPEND starts a suspension (any
+   * other SUSPEND write is ignored, 3.4.2); once the chains in flight are used the device shows
+   * DRIVER_OK clear. DRIVER_OK written to a suspended device resumes it. A driver cannot cancel a
+   * suspension under way: only reset or the resume end it.
+   */
+  private suspendOrResume(value: number): void {
+    const s = this.statusValue;
+    if (this.gate.state === 'suspended') {
+      if ((value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.resume();
+      return;
+    }
+    if ((value & VIRTIO_CONFIG_S_SUSPEND) === 0 || (s & VIRTIO_CONFIG_S_SUSPEND) !== 0) return;
+    const negotiated = hasFeature(this.negotiatedFeatures, VIRTIO_F_SUSPEND);
+    if (!negotiated || (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || (s & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) {
+      this.audit?.(
+        R.suspendWhenLive,
+        `SUSPEND set in status 0x${s.toString(16)}${negotiated ? '' : ' without VIRTIO_F_SUSPEND negotiated'}`,
+      );
+      return;
+    }
+    this.statusValue |= VIRTIO_CONFIG_S_SUSPEND;
+    const gate = this.gate;
+    gate.suspend(() => {
+      if (gate === this.gate && !this.needsResetSet) this.statusValue &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+    });
+    try {
+      this.device.suspend?.();
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+  }
+
+  /** 3.4: the suspended device runs again, sends what it held back and looks at every live ring. */
+  private resume(): void {
+    this.statusValue = (this.statusValue & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
+    const held = this.gate.resume();
+    for (const queue of held.usedQueues) this.notifications.notify({ kind: 'used-buffer', queue });
+    if (held.configChange) this.notifications.notify({ kind: 'configuration-change' });
+    for (const q of this.active) {
+      if (q === null || !this.live) continue;
+      try {
+        this.device.queueNotify(q.index);
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    }
+  }
+
+  /** Whether SUSPEND shows: a suspension under way or complete (3.4). */
+  private get suspendSet(): boolean {
+    return (this.statusValue & VIRTIO_CONFIG_S_SUSPEND) !== 0;
+  }
+
   /** Whether the interface has the FEATURES_OK step (the modern interface does, the legacy one not). */
   private get hasFeaturesOkStep(): boolean {
     return this.steps.some((step) => step.bit === VIRTIO_CONFIG_S_FEATURES_OK);
@@ -390,7 +457,8 @@ export class DeviceCore implements VirtioDeviceHost {
     const audit = this.audit!;
     const s = this.statusValue;
     // DEVICE_NEEDS_RESET is the device's bit: a driver write neither keeps nor clears it.
-    const cleared = s & ~value & ~VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    // SUSPEND: the device clears it on resume (3.4), so the resume write may leave it 0.
+    const cleared = s & ~value & ~(VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
     if (cleared !== 0)
       audit(R.statusNoClear, `status 0x${s.toString(16)} written 0x${value.toString(16)}: clears 0x${cleared.toString(16)}`);
     const added = value & ~s & ~VIRTIO_CONFIG_S_FAILED;
@@ -431,6 +499,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.statusValue = 0;
     this.active = [];
     this.activated = false;
+    this.gate = new SuspendGate();
     const completion = this.device.reset();
     this.driverFeatureBits = 0n;
     this.fault = undefined;
@@ -460,8 +529,9 @@ export class DeviceCore implements VirtioDeviceHost {
   private activate(): void {
     const features = this.driverFeatureBits;
     this.activated = true;
+    this.gate = new SuspendGate();
     try {
-      this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
+      this.active = this.queues.map((q) => (q.enabled ? this.gate.wrap(this.buildQueue(q)) : null));
       const ctx: ActivateContext = { features, queues: this.active };
       this.device.activate(ctx);
     } catch (e) {
@@ -478,14 +548,15 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   queueWritable(index: number): boolean {
     const q = this.queues[index];
-    if (q === undefined || q.enabled || q.resetPending) return false;
+    // 3.4.2: a suspended device ignores configuration writes.
+    if (q === undefined || q.enabled || q.resetPending || this.suspendSet) return false;
     // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
     return this.inQueueSetup();
   }
   private inQueueSetup(): boolean {
     const s = this.statusValue;
-    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
+    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) === 0;
   }
 
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
@@ -503,7 +574,8 @@ export class DeviceCore implements VirtioDeviceHost {
   private auditQueueSetup(index: number, field: string): void {
     const q = this.queues[index];
     if (q === undefined || q.resetPending || this.queueWritable(index)) return;
-    if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
+    if (this.suspendSet) this.audit!(R.suspendNoConfigWrite, `${field} of queue ${index} written while SUSPEND is set`);
+    else if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
     else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);
   }
   enableQueue(index: number): void {
@@ -514,7 +586,7 @@ export class DeviceCore implements VirtioDeviceHost {
     if (!this.activated) return;
     // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
     try {
-      const queue = this.buildQueue(q);
+      const queue = this.gate.wrap(this.buildQueue(q));
       this.active[index] = queue;
       this.device.enableQueue?.(queue);
     } catch (e) {
@@ -532,6 +604,10 @@ export class DeviceCore implements VirtioDeviceHost {
   resetQueue(index: number): void {
     const q = this.queues[index];
     if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    if (this.suspendSet) {
+      this.audit?.(R.suspendNoConfigWrite, `queue_reset of queue ${index} written while SUSPEND is set`);
+      return;
+    }
     this.active[index] = null;
     let completion: ResetCompletion = undefined;
     try {
@@ -569,10 +645,10 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /**
    * Whether the device serves its queues: activated (at DRIVER_OK, or before it on an interface
-   * that allows that, on the first notification) and DEVICE_NEEDS_RESET not set.
+   * that allows that, on the first notification), DEVICE_NEEDS_RESET not set and not suspending (3.4).
    */
   private get live(): boolean {
-    return this.activated && !this.needsResetSet;
+    return this.activated && !this.needsResetSet && !this.suspendSet;
   }
 
   /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
@@ -589,7 +665,8 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   notify(index: number, next?: number): void {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
-    if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
+    if (this.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
+    else if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
     this.activateOnFirstUse();
     if (!this.live) return;
@@ -625,6 +702,11 @@ export class DeviceCore implements VirtioDeviceHost {
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
     if (this.audit !== undefined && this.hasFeaturesOkStep && (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
       this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.statusValue.toString(16)}`);
+    if (this.suspendSet) {
+      // 3.4.2: ignored while suspended (and while a suspension is under way, which the driver may not disturb either).
+      this.audit?.(R.suspendNoConfigWrite, `device configuration offset ${offset} written while SUSPEND is set`);
+      return;
+    }
     if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
@@ -632,7 +714,9 @@ export class DeviceCore implements VirtioDeviceHost {
 
   configChanged(): void {
     this.configChangedByDriver();
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifications.notify({ kind: 'configuration-change' });
+    // Suspended (DRIVER_OK clear, SUSPEND set): told when the device resumes (3.4.2).
+    if ((this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.gate.admitConfigChange())
+      this.notifications.notify({ kind: 'configuration-change' });
   }
 
   configChangedByDriver(): void {
@@ -650,7 +734,7 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
       return;
     }
-    if (wanted) this.notifications.notify({ kind: 'used-buffer', queue: index });
+    if (wanted && this.gate.admitUsed(index)) this.notifications.notify({ kind: 'used-buffer', queue: index });
   }
 
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */

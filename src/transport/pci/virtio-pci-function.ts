@@ -98,6 +98,8 @@ export interface VirtioPciFunctionOptions {
    * The legacy interface never carries it (its feature word is 32 bits).
    */
   readonly packed?: boolean;
+  /** Offer VIRTIO_F_SUSPEND on the modern interface (3.4, core/device-suspend.ts); default true. */
+  readonly suspend?: boolean;
   /**
    * Audit mode: record in `audit` every driver-side statement the driver breaks, with the access
    * that broke it (core/driver-audit.ts). Default none: the function then does none of it.
@@ -169,6 +171,7 @@ export class VirtioPciFunction extends PciEndpoint {
     this.core = new DeviceCore(device, host.memory, this.notifications, {
       ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
+      suspend: options.suspend ?? true,
       ...(audit === undefined ? {} : { audit: audit.record }),
       ...(options.deviceRing !== undefined ? { deviceRing: options.deviceRing } : {}),
     });
