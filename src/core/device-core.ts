@@ -531,8 +531,9 @@ export class DeviceCore implements VirtioDeviceHost {
     this.activated = true;
     this.gate = new SuspendGate();
     try {
-      this.active = this.queues.map((q) => (q.enabled ? this.gate.wrap(this.buildQueue(q)) : null));
-      const ctx: ActivateContext = { features, queues: this.active };
+      this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
+      // The model sees its queues through the suspend gate (device-suspend.ts).
+      const ctx: ActivateContext = { features, queues: this.active.map((q) => q && this.gate.wrap(q)) };
       this.device.activate(ctx);
     } catch (e) {
       this.needsReset(asError(e));
@@ -586,9 +587,9 @@ export class DeviceCore implements VirtioDeviceHost {
     if (!this.activated) return;
     // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
     try {
-      const queue = this.gate.wrap(this.buildQueue(q));
+      const queue = this.buildQueue(q);
       this.active[index] = queue;
-      this.device.enableQueue?.(queue);
+      this.device.enableQueue?.(this.gate.wrap(queue));
     } catch (e) {
       this.needsReset(asError(e));
     }

@@ -101,10 +101,11 @@ export class SuspendGate {
   }
 }
 
-/** A device queue behind a {@link SuspendGate}. */
-class GatedQueue implements DeviceQueue {
+/** A device queue behind a {@link SuspendGate}: what a device model holds. */
+export class GatedQueue implements DeviceQueue {
   constructor(
-    private readonly ring: DeviceQueue,
+    /** The ring itself, of the negotiated format. */
+    readonly ring: DeviceQueue,
     private readonly gate: SuspendGate,
   ) {}
 
