@@ -23,6 +23,8 @@ const LAYERS = [
   ['bus', 'bus/'],
   ['pci', 'pci/'],
   ['memory', 'memory/'],
+  // snapshot/: the device-state snapshot format and codec, under every layer that holds state
+  ['snapshot', 'snapshot/'],
   ['spec', 'spec/'],
 ];
 
@@ -84,6 +86,13 @@ module.exports = {
       severity: 'error',
       from: { path: src('memory/') },
       to: { path: '^src/', pathNot: [src('(memory|spec)/'), ERRORS] },
+    },
+    {
+      name: 'snapshot-imports-only-errors',
+      comment: 'snapshot/ (the snapshot format and codec) depends only on the error module',
+      severity: 'error',
+      from: { path: src('snapshot/') },
+      to: { path: '^src/', pathNot: [src('snapshot/'), ERRORS] },
     },
     {
       name: 'queue-no-transport-driver-device-platform',

@@ -218,3 +218,27 @@ export class ConformanceViolation extends VirtioError {
     super('ERR_CONFORMANCE_VIOLATION', message);
   }
 }
+
+/**
+ * A device-state snapshot refused (src/snapshot/): malformed bytes, or a snapshot that does not fit
+ * the function it is restored into. A refused restore leaves the function exactly as it was.
+ */
+export type SnapshotErrorCode =
+  | 'ERR_SNAPSHOT_MALFORMED' // the bytes are not a snapshot: bad magic, truncated, bad tag, limits exceeded, trailing bytes
+  | 'ERR_SNAPSHOT_VERSION' // a format version this build does not read
+  | 'ERR_SNAPSHOT_KIND' // a snapshot of something else: another kind, device type, PCI mode or function layout
+  | 'ERR_SNAPSHOT_FIELD' // a field the reader needs is missing or of the wrong type
+  | 'ERR_SNAPSHOT_RANGE' // a value out of range: an index, address, size, status or feature the function cannot hold
+  | 'ERR_SNAPSHOT_QUEUE_COUNT' // a different number of queues (or ports, queue pairs) than the function has
+  | 'ERR_SNAPSHOT_IN_FLIGHT' // the in-flight chains disagree with the ring indices or with each other
+  | 'ERR_SNAPSHOT_TARGET_BUSY' // restore into a function that is not reset (status 0, no reset pending)
+  | 'ERR_SNAPSHOT_UNSUPPORTED'; // the function holds state no snapshot can carry (a device model or ring without snapshot support)
+
+export class SnapshotError extends VirtioError {
+  constructor(
+    override readonly code: SnapshotErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}

@@ -55,6 +55,23 @@ export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
 export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
 export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
+// Device-state snapshots (docs/snapshots.md): VirtioPciFunction.snapshot()/restore() and the byte format.
+export { VIRTIO_PCI_FUNCTION_SNAPSHOT } from './transport/pci/virtio-pci-function.js';
+export { encodeSnapshot, decodeSnapshot, SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_DEPTH } from './snapshot/codec.js';
+export { SnapshotReader } from './snapshot/snapshot-reader.js';
+export {
+  SNAPSHOT_FORMAT_VERSION,
+  type FunctionSnapshot,
+  type SnapshotBytes,
+  type SnapshotInt,
+  type SnapshotList,
+  type SnapshotString,
+  type SnapshotStruct,
+  type SnapshotU64,
+  type SnapshotValue,
+} from './snapshot/snapshot-value.js';
+/** Builders of snapshot fields (u8, u16, u32, u64, flag, bytes, string, list, struct), for a device model's snapshot(). */
+export * as snapshotFields from './snapshot/snapshot-value.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';

@@ -13,4 +13,5 @@ export const TARGETS: Readonly<Record<string, () => Promise<FuzzTargetModule>>> 
   'device-requests': () => import('./device-requests.js'),
   'hostile-device': () => import('./hostile-device.js'),
   'hostile-device-packed': () => import('./hostile-device-packed.js'),
+  snapshot: () => import('./snapshot.js'),
 };

@@ -13,11 +13,14 @@
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { QueueFaultError, type QueueFaultCode } from '../errors.js';
+import { QueueFaultError, SnapshotError, type QueueFaultCode } from '../errors.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import { flag, list, string, struct, u16, u64, u8, type SnapshotStruct } from '../snapshot/snapshot-value.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
 import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
+import { modelHeldChains } from '../queue/in-flight-snapshot.js';
 import type { DeviceQueue } from '../queue/types.js';
 import { SuspendGate } from './device-suspend.js';
 import {
@@ -213,6 +216,9 @@ const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: D
   ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
   ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
 };
+
+/** Longest fault description a snapshot keeps. */
+const SNAPSHOT_FAULT_MAX = 1024;
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
@@ -415,8 +421,16 @@ export class DeviceCore implements VirtioDeviceHost {
       return;
     }
     this.statusValue |= VIRTIO_CONFIG_S_SUSPEND;
+    this.startSuspension();
+  }
+
+  /**
+   * SUSPEND is set: stop taking chains (but for the first `takeBack` pops: the chains a restored model
+   * held); once those in flight are used, show DRIVER_OK clear.
+   */
+  private startSuspension(takeBack = 0): void {
     const gate = this.gate;
-    gate.suspend(() => {
+    gate.suspend(takeBack, () => {
       if (gate === this.gate && !this.needsResetSet) this.statusValue &= ~VIRTIO_CONFIG_S_DRIVER_OK;
     });
     try {
@@ -736,6 +750,133 @@ export class DeviceCore implements VirtioDeviceHost {
       return;
     }
     if (wanted && this.gate.admitUsed(index)) this.notifications.notify({ kind: 'used-buffer', queue: index });
+  }
+
+  // ---- snapshots (docs/snapshots.md) ----
+
+  /**
+   * The core's state: status, features, config_generation, each queue's configuration and, for a
+   * live queue, its ring with the chains in flight. A reset that waits for the old life's operations
+   * is taken as completed: nothing of that life is carried over.
+   */
+  snapshot(): SnapshotStruct {
+    return struct({
+      status: u8(this.resetting ? 0 : this.statusValue),
+      driverFeatures: u64(this.driverFeatureBits),
+      generation: u8(this.generation),
+      activated: flag(this.activated),
+      fault: string(this.fault?.message.slice(0, SNAPSHOT_FAULT_MAX) ?? ''),
+      queues: list(
+        this.queues.map((q, i) => {
+          const ring = this.active[i];
+          if (ring && ring.snapshot === undefined)
+            throw new SnapshotError('ERR_SNAPSHOT_UNSUPPORTED', `queue ${i}: its device ring cannot be snapshotted`);
+          return struct({
+            size: u16(q.size),
+            enabled: flag(q.enabled),
+            desc: u64(q.ringAddress('desc')),
+            driver: u64(q.ringAddress('driver')),
+            device: u64(q.ringAddress('device')),
+            ring: ring ? ring.snapshot!() : undefined,
+          });
+        }),
+      ),
+    });
+  }
+
+  /**
+   * Check the snapshot `r` of the core and `device` of the device model against this core under the
+   * interface `rules`, changing nothing (SnapshotError otherwise), and return what applies them: the
+   * model's state, then the core's, then the model activated with the restored queues, each of
+   * which hands the model its chains in flight again. Only a reset core takes a snapshot
+   * ('ERR_SNAPSHOT_TARGET_BUSY' otherwise).
+   */
+  prepareRestore(r: SnapshotReader, device: SnapshotReader, rules: InterfaceRules): () => void {
+    if (this.statusValue !== 0 || this.resetting || this.activated)
+      throw r.error('ERR_SNAPSHOT_TARGET_BUSY', `the device is in use (status 0x${this.status.toString(16)}): restore into a reset device`);
+    const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
+    const status = r.u8('status');
+    const known = steps.reduce((bits, step) => bits | step.bit, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
+    if ((status & ~known) !== 0) throw r.rangeError('status', `0x${status.toString(16)} has bits this interface does not define`);
+    const broken = steps.find(
+      (step) => (status & step.bit) !== 0 && step.bit !== VIRTIO_CONFIG_S_FAILED && (status & step.requires) !== step.requires,
+    );
+    if (broken !== undefined)
+      throw r.rangeError('status', `0x${status.toString(16)} has 0x${broken.bit.toString(16)} without 0x${broken.requires.toString(16)}`);
+    const features = r.u64('driverFeatures');
+    const offered = this.commonFeatures | (rules.interfaceFeatures ?? 0n);
+    // Before FEATURES_OK the driver may have written anything; accepted features were all offered.
+    if ((status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0 && (features & ~offered) !== 0n)
+      throw r.rangeError('driverFeatures', `bits ${featureBits(features & ~offered).join(' ')} were never offered`);
+    const generation = r.u8('generation');
+    const activated = r.flag('activated');
+    // SUSPEND (3.4): only on a device live with VIRTIO_F_SUSPEND; suspended, it shows DRIVER_OK clear.
+    const suspend = (status & VIRTIO_CONFIG_S_SUSPEND) !== 0;
+    if (suspend && (!activated || !hasFeature(features, VIRTIO_F_SUSPEND) || (status & VIRTIO_CONFIG_S_FEATURES_OK) === 0))
+      throw r.rangeError('status', `0x${status.toString(16)}: SUSPEND on a device not live with VIRTIO_F_SUSPEND`);
+    // DRIVER_OK activates the device; only an interface usable before it (legacy) is live without.
+    if (activated !== ((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 || suspend) && !(activated && rules.usableBeforeDriverOk === true))
+      throw r.rangeError('activated', `${activated ? 'live' : 'not live'} in status 0x${status.toString(16)}`);
+    const fault = r.string('fault', SNAPSHOT_FAULT_MAX);
+    const queueStates = r.structs('queues', this.queues.length);
+    if (queueStates.length !== this.queues.length)
+      throw r.error('ERR_SNAPSHOT_QUEUE_COUNT', `${queueStates.length} queues, the device has ${this.queues.length}`);
+    const queues = queueStates.map((qr, i) => {
+      const q = this.queues[i]!;
+      const size = qr.int('size', 'u16', 1, q.maxSize);
+      if (size !== q.maxSize && !ringFormat(features).isQueueSize(size))
+        throw qr.rangeError('size', `${size} is not a ${ringFormat(features).name} ring size`);
+      const enabled = qr.flag('enabled');
+      const areas = { desc: qr.u64('desc'), driver: qr.u64('driver'), device: qr.u64('device') };
+      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: 0 };
+      if (!activated || !enabled) throw qr.error('ERR_SNAPSHOT_IN_FLIGHT', 'a ring for a queue that is not live');
+      const addr = (v: bigint): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
+      const ringAreas = { desc: addr(areas.desc), driver: addr(areas.driver), device: addr(areas.device) };
+      try {
+        const state = qr.struct('ring');
+        const ring = this.buildRing({ index: i, size, memory: this.memory, areas: ringAreas, features, state });
+        return { size, enabled, areas, ring, redeliver: modelHeldChains(state) };
+      } catch (e) {
+        if (e instanceof QueueFaultError) throw qr.rangeError('ring', e.message);
+        throw e;
+      }
+    });
+    if (this.device.prepareRestore === undefined) throw device.error('ERR_SNAPSHOT_UNSUPPORTED', 'the device model cannot be restored');
+    const applyDevice = this.device.prepareRestore(device);
+    return () => {
+      this.useRules(rules);
+      applyDevice();
+      this.driverFeatureBits = features;
+      this.generation = generation;
+      this.fault = fault === '' ? undefined : new Error(fault);
+      queues.forEach(({ size, enabled, areas }, i) => {
+        const q = this.queues[i]!;
+        q.size = size;
+        q.enabled = enabled;
+        for (const area of RING_AREAS) {
+          q.setRingHalf(area, 0, Number(areas[area] & 0xffff_ffffn));
+          q.setRingHalf(area, 1, Number(areas[area] >> 32n));
+        }
+      });
+      this.active = queues.map((q) => q.ring);
+      this.statusValue = status;
+      this.activated = activated;
+      this.gate = new SuspendGate();
+      if (!activated || this.needsResetSet) return;
+      try {
+        this.device.activate({ features, queues: this.active.map((q) => q && this.gate.wrap(q)) });
+        // The model had requests in flight on these queues: it takes them back from the rings now.
+        // A suspended device has nothing in flight: it stays suspended, and tells the driver at resume
+        // whatever it may have held back (the snapshot does not keep that: one notification each, maybe spurious).
+        if (suspend && (status & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
+          this.gate.restoreSuspended(this.active.flatMap((q, i) => (q === null ? [] : [i])));
+        // A suspension under way carries on: the model takes back the chains it held, and no others.
+        else if (suspend) this.startSuspension(queues.reduce((n, q) => n + q.redeliver, 0));
+        queues.forEach((q, i) => q.redeliver > 0 && this.device.queueNotify(i));
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    };
   }
 
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */

@@ -23,6 +23,8 @@ export class SuspendGate {
   /** Chains popped through this gate's queues and not used yet. */
   private processing = 0;
   private whenSettled: (() => void) | undefined;
+  /** Pops still allowed while suspending: chains a restored device model takes back (they are in flight). */
+  private takeBack = 0;
   /** Queues that wanted a used buffer notification while suspended. */
   private readonly heldUsed = new Set<number>();
   /** A configuration change happened while suspended. */
@@ -43,25 +45,45 @@ export class SuspendGate {
   }
 
   /**
-   * Stop taking new chains; `settled` runs once every chain in flight has been used (at once when
-   * none is), after the synchronous work of the completion that used the last one (its used buffer
-   * notification included, 3.4.2's SHOULD).
+   * Stop taking new chains, but for the next `takeBack` pops (the chains in flight a restored model
+   * takes back from its rings, which hand them out first); `settled` runs once every chain in flight
+   * has been used (at once when none is), after the synchronous work of the completion that used the
+   * last one (its used buffer notification included, 3.4.2's SHOULD).
    */
-  suspend(settled: () => void): void {
+  suspend(takeBack: number, settled: () => void): void {
     if (this.current !== 'running') return;
     this.current = 'suspending';
+    this.takeBack = takeBack;
+    this.processing += takeBack;
     this.whenSettled = settled;
     this.checkSettled();
+  }
+
+  /** Whether the device model may take a chain now. */
+  get popAllowed(): boolean {
+    return this.current === 'running' || this.takeBack > 0;
   }
 
   /** Back to running; returns what was held meanwhile, for the core to send now. */
   resume(): { readonly usedQueues: readonly number[]; readonly configChange: boolean } {
     const held = { usedQueues: [...this.heldUsed], configChange: this.heldConfigChange };
     this.current = 'running';
+    this.takeBack = 0;
     this.whenSettled = undefined;
     this.heldUsed.clear();
     this.heldConfigChange = false;
     return held;
+  }
+
+  /**
+   * A restored suspended device (nothing in flight): suspended at once, with a used buffer
+   * notification for each of `queues` and a configuration change held for the resume, since the
+   * snapshot does not say which were held back.
+   */
+  restoreSuspended(queues: readonly number[]): void {
+    this.current = 'suspended';
+    for (const q of queues) this.heldUsed.add(q);
+    this.heldConfigChange = true;
   }
 
   /** Whether a used buffer notification for `queue` may go now; if not, it is held for the resume. */
@@ -80,7 +102,8 @@ export class SuspendGate {
 
   /** @internal GatedQueue's bookkeeping. */
   popped(): void {
-    this.processing++;
+    if (this.current === 'running') this.processing++;
+    else this.takeBack--;
   }
   /** @internal GatedQueue's bookkeeping. */
   used(): void {
@@ -117,7 +140,7 @@ export class GatedQueue implements DeviceQueue {
   }
 
   pop(): DescriptorChain | null {
-    if (this.gate.state !== 'running') return null;
+    if (!this.gate.popAllowed) return null;
     const chain = this.ring.pop();
     if (chain !== null) this.gate.popped();
     return chain;
@@ -139,6 +162,6 @@ export class GatedQueue implements DeviceQueue {
   }
 
   hasAvailable(): boolean {
-    return this.gate.state === 'running' && this.ring.hasAvailable();
+    return this.gate.popAllowed && this.ring.hasAvailable();
   }
 }

@@ -8,6 +8,8 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import type { DeviceQueue } from '../queue/types.js';
 import type { DriverAuditSink } from '../spec/driver-requirements.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
 
 /** Services the transport gives a device model. */
 export interface VirtioDeviceHost {
@@ -91,4 +93,16 @@ export interface VirtioDevice {
    * model looks at its rings again.
    */
   suspend?(): void;
+  /**
+   * The model's own state for a snapshot (docs/snapshots.md): what it holds beyond its queues (the
+   * core snapshots those, in-flight chains included). A device without it cannot be snapshotted.
+   */
+  snapshot?(): SnapshotStruct;
+  /**
+   * Check `state` (a snapshot's device part) without changing anything, throwing SnapshotError when
+   * it cannot be this model's, and return what applies it. The transport runs that on the model in
+   * its reset state, before it activates the model with the restored queues; the restored queues
+   * then hand the model the chains it held in flight again, as new requests.
+   */
+  prepareRestore?(state: SnapshotReader): () => void;
 }

@@ -56,6 +56,8 @@ import {
   PCI_BASE_ADDRESS_MEM_TYPE_BITS,
   PCI_CAP_ALIGN,
 } from '../spec/pci-header.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import { bytes, struct, type SnapshotStruct } from '../snapshot/snapshot-value.js';
 
 /** The identity fields of a type-0 header. */
 export interface PciHeader {
@@ -230,6 +232,31 @@ export class ConfigSpace {
       const [rel, len] = overlap(offset, size, cap.offset, cap.length);
       if (len > 0) cap.definition.afterWrite?.(rel, len);
     }
+  }
+
+  /** The 256 bytes (docs/snapshots.md): header, BAR addresses, command register, capabilities. */
+  snapshot(): SnapshotStruct {
+    return struct({ bytes: bytes(this.bytes) });
+  }
+
+  /**
+   * Check `r` (SnapshotError otherwise) and return what applies it. Bytes the guest cannot write
+   * must be this function's own (IDs, capability list and contents, BAR types), except the status
+   * register's Interrupt Status bit, which is the function's state: a snapshot of another device or
+   * layout is 'ERR_SNAPSHOT_KIND'.
+   */
+  prepareRestore(r: SnapshotReader): () => void {
+    const b = r.bytes('bytes', PCI_CONFIG_SPACE_SIZE);
+    for (let i = 0; i < PCI_CONFIG_SPACE_SIZE; i++) {
+      const fixed = ~this.wmask[i]! & (i === PCI_STATUS ? ~PCI_STATUS_INTERRUPT : 0xff);
+      if (((b[i]! ^ this.bytes[i]!) & fixed) !== 0)
+        throw r.error(
+          'ERR_SNAPSHOT_KIND',
+          `config space byte 0x${i.toString(16)} is 0x${b[i]!.toString(16)}, this function's read-only 0x${this.bytes[i]!.toString(16)}: a snapshot of another function`,
+        );
+    }
+    const copy = b.slice();
+    return () => this.bytes.set(copy);
   }
 
   /** Device-side read of an in-range field (no hooks). */

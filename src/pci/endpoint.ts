@@ -69,7 +69,8 @@ export class PciEndpoint implements PciFunction {
     this.drivePin();
   }
 
-  private drivePin(): void {
+  /** Drive the pin to what config space says (after a restore: the host hears only a change). */
+  protected drivePin(): void {
     const level = this.config.intxAsserted;
     if (level === this.pinLevel) return;
     this.pinLevel = level;

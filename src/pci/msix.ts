@@ -36,6 +36,8 @@ import type { BarRegion } from './bar-region.js';
 import type { Capability, ConfigSpace } from './config-space.js';
 import type { BarDescriptor, DeviceHost } from './function.js';
 import type { AccessSize } from '../memory/access-size.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import { bytes, struct, type SnapshotStruct } from '../snapshot/snapshot-value.js';
 
 /** The smallest MSI-X BAR QEMU creates (one page). */
 const MSIX_MIN_BAR_SIZE = 0x1000;
@@ -137,6 +139,22 @@ export class MsixTable {
     if (!this.enabled || !this.has(vector)) return;
     if (this.functionMasked || this.vectorMasked(vector)) this.setPending(vector, true);
     else this.send(vector);
+  }
+
+  /** The table and the PBA (docs/snapshots.md); the capability's control word is in config space. */
+  snapshot(): SnapshotStruct {
+    return struct({ table: bytes(this.table), pba: bytes(this.pending) });
+  }
+
+  /** Check `r` (SnapshotError otherwise) and return what applies it; run after config space is restored. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const table = r.bytes('table', this.table.byteLength).slice();
+    const pba = r.bytes('pba', this.pending.byteLength).slice();
+    return () => {
+      this.table.set(table);
+      this.pending.set(pba);
+      this.wasEnabled = this.enabled;
+    };
   }
 
   private entry(vector: number, field: number): number {

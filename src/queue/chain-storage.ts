@@ -72,6 +72,23 @@ export class ChainStorage implements DescriptorChain {
     this.writableBytes = writableBytes;
   }
 
+  /**
+   * Fill the chain from a restored snapshot (queue/in-flight-snapshot.ts checked the buffers: at most
+   * the chain limit, inside guest memory, `readable` of them first).
+   */
+  load(head: number, addrs: readonly number[], lens: readonly number[], readable: number): void {
+    while (this.addrs.length < addrs.length) this.room(this.addrs.length);
+    let readableBytes = 0;
+    let writableBytes = 0;
+    for (let k = 0; k < addrs.length; k++) {
+      this.addrs[k] = addrs[k]!;
+      this.lens[k] = lens[k]!;
+      if (k < readable) readableBytes += lens[k]!;
+      else writableBytes += lens[k]!;
+    }
+    this.fill(head, addrs.length, readable, readableBytes, writableBytes);
+  }
+
   addr(i: number): number {
     return this.addrs[this.index(i)]!;
   }

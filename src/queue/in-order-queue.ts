@@ -17,6 +17,8 @@
 
 import { QueueFaultError } from '../errors.js';
 import type { DescriptorChain, DeviceQueue, InOrderRing } from './types.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
 import { checkUsedLen } from './used-len.js';
 
 /** `lens` entry of a chain the device model still holds. */
@@ -35,6 +37,8 @@ export class InOrderQueue implements DeviceQueue {
   private count = 0;
   /** Head -> slot, for chains the device model has not returned yet. */
   private readonly slotOf = new Map<number, number>();
+  /** Chains restored from a snapshot that the ring pops again (already in their slots here). */
+  private redeliveries = 0;
 
   constructor(ring: InOrderRing) {
     this.ring = ring;
@@ -56,6 +60,11 @@ export class InOrderQueue implements DeviceQueue {
   pop(): DescriptorChain | null {
     const chain = this.ring.pop();
     if (chain === null) return null;
+    // The ring hands out restored chains first: they hold their slots since restore().
+    if (this.redeliveries > 0) {
+      this.redeliveries--;
+      return chain;
+    }
     if (this.count === this.size || this.slotOf.has(chain.head)) {
       throw new QueueFaultError('ERR_QUEUE_HEAD_IN_USE', this.index, `head ${chain.head} popped with ${this.count} chains in flight`);
     }
@@ -91,6 +100,35 @@ export class InOrderQueue implements DeviceQueue {
 
   hasAvailable(): boolean {
     return this.ring.hasAvailable();
+  }
+
+  /** The ring's state, the completions held back for order included (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    const held = new Map<number, number>();
+    for (let k = 0; k < this.count; k++) {
+      const slot = this.slot(k);
+      if (this.lens[slot]! !== PENDING) held.set(this.chains[slot]!.head, this.lens[slot]!);
+    }
+    return this.ring.snapshot((head) => held.get(head));
+  }
+
+  /**
+   * Take the state of a snapshot (a fresh queue only; SnapshotError when it cannot be this queue's).
+   * The oldest chain in flight must be one the device model holds: a completion at the front would
+   * have gone to the ring already.
+   */
+  restore(state: SnapshotReader): void {
+    const restored = this.ring.restore(state);
+    if (restored.length > 0 && restored[0]!.usedLen !== undefined)
+      throw state.error('ERR_SNAPSHOT_IN_FLIGHT', `the oldest chain in flight (id ${restored[0]!.chain.head}) is complete but held back`);
+    for (const { chain, usedLen } of restored) {
+      const slot = this.slot(this.count++);
+      this.chains[slot] = chain;
+      if (usedLen === undefined) {
+        this.slotOf.set(chain.head, slot);
+        this.redeliveries++;
+      } else this.lens[slot] = usedLen;
+    }
   }
 
   /** Hand the ring every completion at the front, in order, batching those used completely. */

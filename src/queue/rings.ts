@@ -16,6 +16,7 @@ import type { RingLayout } from './ring-format.js';
 import { SplitQueue } from './split/device-ring.js';
 import { SplitQueueDriver } from './split/driver-ring.js';
 import type { DeviceQueue, DriverRing, RingAreas } from './types.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
 
 export interface DeviceRingOptions {
   readonly index: number;
@@ -25,6 +26,8 @@ export interface DeviceRingOptions {
   readonly areas: RingAreas;
   /** The features the driver accepted. */
   readonly features: bigint;
+  /** Start from this snapshot of the queue (docs/snapshots.md) instead of the ring's initial state; SnapshotError if it cannot be. */
+  readonly state?: SnapshotReader;
 }
 
 /**
@@ -46,7 +49,14 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
     indirect: hasFeature(features, VIRTIO_F_INDIRECT_DESC),
   };
   const queue = hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
-  return hasFeature(features, VIRTIO_F_IN_ORDER) ? new InOrderQueue(queue) : queue;
+  const state = options.state;
+  if (!hasFeature(features, VIRTIO_F_IN_ORDER)) {
+    if (state !== undefined) queue.restore(state);
+    return queue;
+  }
+  const inOrder = new InOrderQueue(queue);
+  if (state !== undefined) inOrder.restore(state);
+  return inOrder;
 }
 
 export interface DriverRingOptions {

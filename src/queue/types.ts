@@ -5,6 +5,8 @@
  */
 
 import type { DmaSpan } from '../memory/dma.js';
+import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
+import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
 
 /**
  * A descriptor chain popped from the available ring: device-readable buffers first, then
@@ -46,6 +48,17 @@ export interface DeviceQueue {
   setNotification(enabled: boolean): void;
   /** Whether the avail ring holds chains not yet popped. */
   hasAvailable(): boolean;
+  /**
+   * The queue's state with its in-flight chains (docs/snapshots.md); a queue without it cannot be
+   * part of a snapshot (SnapshotError 'ERR_SNAPSHOT_UNSUPPORTED').
+   */
+  snapshot?(): SnapshotStruct;
+}
+
+/** A chain in flight restored from a snapshot, with its used len if the in-order layer held it back. */
+export interface RestoredChain {
+  readonly chain: DescriptorChain;
+  readonly usedLen: number | undefined;
 }
 
 /**
@@ -62,6 +75,14 @@ export interface InOrderRing extends DeviceQueue {
    * oldest chain in flight, with a `pushUsed` for a later one following at once.
    */
   skipUsed(head: number): void;
+  /** The ring's state, `usedLen` giving the used len of each chain the in-order layer holds back. */
+  snapshot(usedLen?: (head: number) => number | undefined): SnapshotStruct;
+  /**
+   * Take the state of a snapshot (a fresh ring only; SnapshotError when it cannot be this ring's):
+   * the chains the device model held are popped again first, in their order; returns every
+   * in-flight chain in pop order.
+   */
+  restore(state: SnapshotReader): RestoredChain[];
 }
 
 /** A used element as the driver sees it: the token given to add() and the bytes the device wrote. */

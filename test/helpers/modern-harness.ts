@@ -56,7 +56,7 @@ export class ModernHarness<D extends VirtioDevice = LoopbackDevice> {
   readonly intx: boolean[] = [];
   readonly msi: { address: number; data: number }[] = [];
 
-  constructor(options: LoopbackOptions & { memory?: ArrayGuestMemory } = {}, device?: D) {
+  constructor(options: LoopbackOptions & { memory?: ArrayGuestMemory; packed?: boolean } = {}, device?: D) {
     this.memory = options.memory ?? new ArrayGuestMemory(1 << 20);
     // Without `device`, D is the default LoopbackDevice.
     this.device = device ?? (new LoopbackDevice(options) as VirtioDevice as D);
@@ -65,7 +65,7 @@ export class ModernHarness<D extends VirtioDevice = LoopbackDevice> {
       sendMsi: (address, data) => this.msi.push({ address, data }),
       setIntx: (level) => this.intx.push(level),
     };
-    this.fn = new VirtioPciFunction(this.device, host);
+    this.fn = new VirtioPciFunction(this.device, host, { packed: options.packed ?? false });
   }
 
   /** Program BAR4 and enable memory decoding, as firmware would. */

@@ -64,6 +64,8 @@ import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
 import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { flag, struct, u64, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 /** struct virtio_blk_topology, in the spec's units. */
 export interface BlkTopology {
@@ -330,6 +332,34 @@ export class BlkDevice implements VirtioDevice {
   /** Requests handed to an asynchronous backend and not yet settled, from before resets included. */
   get requestsInFlight(): number {
     return this.inFlight;
+  }
+
+  /**
+   * The model's state (docs/snapshots.md): the features as it knows them and the cache mode. Its
+   * requests in flight are the rings' in-flight chains: the restored rings hand them back, and each
+   * is parsed and submitted to the backend again (a re-run write writes the same bytes).
+   */
+  snapshot(): SnapshotStruct {
+    return struct({
+      features: u64(this.features),
+      featuresAccepted: flag(this.featuresAccepted),
+      writeback: flag(!this.writethrough),
+      broken: flag(this.broken),
+    });
+  }
+
+  /** See VirtioDevice.prepareRestore. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const features = r.u64('features');
+    const featuresAccepted = r.flag('featuresAccepted');
+    const writeback = r.flag('writeback');
+    const broken = r.flag('broken');
+    return () => {
+      this.features = features;
+      this.featuresAccepted = featuresAccepted;
+      this.config.set8(VIRTIO_BLK_CONFIG_WRITEBACK, writeback ? 1 : 0);
+      this.broken = broken;
+    };
   }
 
   /**

@@ -45,6 +45,8 @@ import type { ConsoleBytePort } from './byte-port.js';
 import { ConsolePort } from './console-port.js';
 import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
 import { TxBatch } from './tx-batch.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { bytes, flag, list, struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 export interface ConsolePortOptions {
   /** Sent to the driver as PORT_NAME (multiport only; Linux shows it as /dev/virtio-ports/<name>). */
@@ -214,6 +216,44 @@ export class VirtioConsoleDevice implements VirtioDevice {
       if (index % 2 === 0) this.deliverInput(id);
       else this.processTx(id);
     }
+  }
+
+  /**
+   * The model's state (docs/snapshots.md): each port's, whether the ports were added, control
+   * messages not yet in the guest, the console size. Every request is answered in the call that pops
+   * it, so the model holds no chain of its own.
+   */
+  snapshot(): SnapshotStruct {
+    return struct({
+      portsAdded: flag(this.portsAdded),
+      cols: u16(this.config.read(VIRTIO_CONSOLE_CONFIG_COLS, 2)),
+      rows: u16(this.config.read(VIRTIO_CONSOLE_CONFIG_ROWS, 2)),
+      ports: list(this.ports.map((p) => p.snapshot())),
+      controlOut: list(this.controlOut.map(bytes)),
+    });
+  }
+
+  /** See VirtioDevice.prepareRestore. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const portsAdded = r.flag('portsAdded');
+    const cols = r.u16('cols');
+    const rows = r.u16('rows');
+    const ports = r.structs('ports', this.ports.length);
+    if (ports.length !== this.ports.length)
+      throw r.error('ERR_SNAPSHOT_QUEUE_COUNT', `${ports.length} ports, the device has ${this.ports.length}`);
+    const applyPorts = ports.map((p, id) => this.ports[id]!.prepareRestore(p));
+    const controlOut = r.list('controlOut', CONSOLE_MAX_PENDING_CONTROL).map((m, i) => {
+      if (m.type !== 'bytes' || m.value.byteLength > CONSOLE_MAX_CONTROL)
+        throw r.rangeError('controlOut', `message ${i} is not at most ${CONSOLE_MAX_CONTROL} bytes`);
+      return m.value.slice();
+    });
+    return () => {
+      this.portsAdded = portsAdded;
+      this.setConfigSize(cols, rows);
+      for (const apply of applyPorts) apply();
+      this.controlOut.length = 0;
+      this.controlOut.push(...controlOut);
+    };
   }
 
   reset(): void {

@@ -6,6 +6,8 @@
  */
 
 import type { ConsoleBytePort, ConsolePortLink } from './byte-port.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { bytes, flag, struct, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 export interface ConsolePortEvents {
   /** Host bytes arrived (or the port opened): try to move them into the guest. */
@@ -38,6 +40,23 @@ export class ConsolePort implements ConsolePortLink {
   ) {
     this.hostConnected = host !== undefined;
     host?.open?.(this);
+  }
+
+  /** The port's state (docs/snapshots.md): whether the driver has it ready and open, host bytes not yet in the guest. */
+  snapshot(): SnapshotStruct {
+    return struct({ ready: flag(this.ready), guestOpen: flag(this.guestOpen), waiting: bytes(this.pending ?? new Uint8Array(0)) });
+  }
+
+  /** Check `r` (SnapshotError otherwise) and return what applies it. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const ready = r.flag('ready');
+    const guestOpen = r.flag('guestOpen');
+    const waiting = r.bytes('waiting').slice();
+    return () => {
+      this.ready = ready;
+      this.guestOpen = guestOpen;
+      this.pending = waiting.byteLength > 0 ? waiting : undefined;
+    };
   }
 
   deliver(bytes: Uint8Array): void {

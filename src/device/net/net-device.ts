@@ -60,6 +60,8 @@ import { parseNetCtrlRequest, type NetCtrlRequest } from './ctrl-request.js';
 import { RxFilter, type RxModes } from './rx-filter.js';
 import { steerFrame } from './steering.js';
 import { parseNetTxRequest } from './tx-request.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { bytes, flag, struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 export interface VirtioNetDeviceOptions {
   readonly backend: NetBackend;
@@ -301,6 +303,35 @@ export class VirtioNetDevice implements VirtioDevice {
     this.updateStatus();
     this.host?.configChanged();
     return true;
+  }
+
+  /**
+   * The model's state (docs/snapshots.md): MAC, rx filter, queue pairs in use, announce state. Its
+   * receive chains held for the next frame are the ring's in-flight chains: the restored rings hand
+   * them back in order. Link state is the host's (the backend's), so not part of it.
+   */
+  snapshot(): SnapshotStruct {
+    return struct({
+      mac: bytes(this.mac),
+      filter: this.filter.snapshot(),
+      activePairs: u16(this.activePairs),
+      announcing: flag(this.announcing),
+    });
+  }
+
+  /** See VirtioDevice.prepareRestore. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const mac = r.bytes('mac', ETH_ALEN).slice();
+    const applyFilter = this.filter.prepareRestore(r.struct('filter'));
+    const activePairs = r.int('activePairs', 'u16', 1, this.maxPairs);
+    const announcing = r.flag('announcing');
+    return () => {
+      this.config.bytes.set(mac, VIRTIO_NET_CONFIG_MAC);
+      applyFilter();
+      this.activePairs = activePairs;
+      this.announcing = announcing;
+      this.updateStatus();
+    };
   }
 
   private resetState(): void {

@@ -5,6 +5,8 @@
  */
 
 import { ETH_ALEN } from '../../spec/net.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { bytes, flag, list, struct, type SnapshotStruct, type SnapshotValue } from '../../snapshot/snapshot-value.js';
 
 /** Entries kept per MAC table; a longer table turns on all-unicast or all-multicast instead. */
 export const MAC_TABLE_ENTRIES = 64;
@@ -17,6 +19,8 @@ export interface RxModes {
   nouni: boolean;
   nobcast: boolean;
 }
+
+const RX_MODE_NAMES: readonly (keyof RxModes)[] = ['promisc', 'allmulti', 'alluni', 'nomulti', 'nouni', 'nobcast'];
 
 export class RxFilter {
   readonly modes: RxModes = RxFilter.resetModes();
@@ -40,6 +44,39 @@ export class RxFilter {
     this.multicastOverflow = multicast.length > MAC_TABLE_ENTRIES;
     this.unicast = this.unicastOverflow ? [] : unicast.map((m) => m.slice());
     this.multicast = this.multicastOverflow ? [] : multicast.map((m) => m.slice());
+  }
+
+  /** The rx modes and MAC tables (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    const macs = (table: readonly Uint8Array[]): SnapshotValue => list(table.map(bytes));
+    return struct({
+      ...Object.fromEntries(RX_MODE_NAMES.map((mode) => [mode, flag(this.modes[mode])])),
+      unicast: macs(this.unicast),
+      multicast: macs(this.multicast),
+      unicastOverflow: flag(this.unicastOverflow),
+      multicastOverflow: flag(this.multicastOverflow),
+    });
+  }
+
+  /** Check `r` (SnapshotError otherwise) and return what applies it. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const modes = Object.fromEntries(RX_MODE_NAMES.map((mode) => [mode, r.flag(mode)])) as unknown as RxModes;
+    const macs = (name: string): Uint8Array[] =>
+      r.list(name, MAC_TABLE_ENTRIES).map((m, i) => {
+        if (m.type !== 'bytes' || m.value.byteLength !== ETH_ALEN) throw r.rangeError(name, `entry ${i} is not ${ETH_ALEN} bytes`);
+        return m.value.slice();
+      });
+    const unicast = macs('unicast');
+    const multicast = macs('multicast');
+    const unicastOverflow = r.flag('unicastOverflow');
+    const multicastOverflow = r.flag('multicastOverflow');
+    return () => {
+      Object.assign(this.modes, modes);
+      this.unicast = unicast;
+      this.multicast = multicast;
+      this.unicastOverflow = unicastOverflow;
+      this.multicastOverflow = multicastOverflow;
+    };
   }
 
   /** Whether a frame addressed to the first ETH_ALEN bytes of `frame` reaches a device with `ownMac`. */

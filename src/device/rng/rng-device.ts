@@ -11,6 +11,7 @@ import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import { webCryptoEntropy, type EntropySource } from './entropy.js';
+import { struct, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 export interface RngDeviceOptions {
   /** Where the bytes come from. Default: Web Crypto. */
@@ -78,6 +79,16 @@ export class RngDevice implements VirtioDevice {
       host.needsReset(err instanceof Error ? err : new Error(String(err)));
     }
     if (pushed) host.usedBuffers(0);
+  }
+
+  /** Requests are answered within the notify that pops them: the model holds no state of its own (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    return struct({});
+  }
+
+  /** See VirtioDevice.prepareRestore: nothing to check or apply. */
+  prepareRestore(): () => void {
+    return () => undefined;
   }
 
   reset(): void {

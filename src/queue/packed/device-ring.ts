@@ -19,7 +19,11 @@ import * as ringSpec from '../../spec/ring.js';
 import type { ChainStorage } from '../chain-storage.js';
 import { ringArea } from '../ring-area.js';
 import { PACKED_RING } from '../ring-format.js';
-import type { DescriptorChain, InOrderRing } from '../types.js';
+import type { DescriptorChain, InOrderRing, RestoredChain } from '../types.js';
+import { chainSnapshot, readChains } from '../in-flight-snapshot.js';
+import { Redelivery } from '../redelivery.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { flag, list, string, struct, u16, u32, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 import { usedLenError, usedLenFits } from '../used-len.js';
 import { PackedDescriptorWalk } from './descriptor-chain.js';
 
@@ -77,6 +81,7 @@ export class PackedQueue implements InOrderRing {
   readonly size: number;
   private readonly eventIdx: boolean;
   private readonly walker: PackedDescriptorWalk;
+  private readonly memory: GuestMemory;
   private readonly descDv: DataView;
   private readonly descBase: number;
   private readonly driverDv: DataView;
@@ -102,6 +107,11 @@ export class PackedQueue implements InOrderRing {
   private readonly inFlight: Uint8Array;
   private readonly chainSlots: Uint16Array;
   private inFlightCount = 0;
+  /** Per buffer id: when its chain was popped (pops so far), so that a snapshot lists chains in pop order. */
+  private readonly popSeq: Float64Array;
+  private pops = 0;
+  /** Chains restored from a snapshot that pop() hands out again before reading the ring. */
+  private readonly redelivery = new Redelivery();
   /** The storage the next walk fills; swapped with the id's own once the id is known. */
   private spare: ChainStorage;
 
@@ -111,6 +121,7 @@ export class PackedQueue implements InOrderRing {
     this.index = index;
     this.size = size;
     this.eventIdx = options.eventIdx;
+    this.memory = memory;
     if (!PACKED_RING.isQueueSize(size)) {
       throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not in 1..${PACKED_RING.maxQueueSize}`);
     }
@@ -135,6 +146,7 @@ export class PackedQueue implements InOrderRing {
     this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
     this.inFlight = new Uint8Array(size);
     this.chainSlots = new Uint16Array(size);
+    this.popSeq = new Float64Array(size);
     this.spare = this.walker.newChain();
   }
 
@@ -164,6 +176,7 @@ export class PackedQueue implements InOrderRing {
    * Throws QueueFaultError on a guest fault, leaving the queue as it was (the chain stays unpopped).
    */
   pop(): DescriptorChain | null {
+    if (this.redelivery.pending) return this.chains[this.redelivery.next()]!;
     const chain = this.spare;
     const slots = this.walker.walk(chain, this.nextAvail, this.availWrap, this.size - this.heldSlots);
     if (slots === 0) return null;
@@ -174,6 +187,7 @@ export class PackedQueue implements InOrderRing {
     this.chains[id] = chain;
     this.inFlight[id] = 1;
     this.chainSlots[id] = slots;
+    this.popSeq[id] = this.pops++;
     this.inFlightCount++;
     this.heldSlots += slots;
     this.nextAvail += slots;
@@ -278,7 +292,75 @@ export class PackedQueue implements InOrderRing {
   }
 
   hasAvailable(): boolean {
+    if (this.redelivery.pending) return true;
     return this.walker.available(this.nextAvail, this.availWrap);
+  }
+
+  /**
+   * The ring's state (docs/snapshots.md): positions and wrap counters, notification state and the
+   * in-flight chains in pop order; `usedLen` gives the used len of a chain the in-order layer holds back.
+   */
+  snapshot(usedLen?: (id: number) => number | undefined): SnapshotStruct {
+    const ids = [];
+    for (let id = 0; id < this.size; id++) if (this.inFlight[id] === 1) ids.push(id);
+    ids.sort((a, b) => this.popSeq[a]! - this.popSeq[b]!);
+    return struct({
+      format: string('packed'),
+      nextAvail: u16(this.nextAvail),
+      availWrap: flag(this.availWrap === 1),
+      nextUsed: u16(this.nextUsed),
+      usedWrap: flag(this.usedWrap === 1),
+      usedSinceCheck: u32(this.usedSinceCheck),
+      checkedUsed: u32(this.checkedUsed),
+      trackAvail: flag(this.trackAvail),
+      chains: list(ids.map((id) => chainSnapshot(this.chains[id]!, this.chainSlots[id]!, usedLen?.(id)))),
+    });
+  }
+
+  /**
+   * Take the state of `r` (a fresh ring only): throws SnapshotError when the state cannot be this
+   * ring's, leaving the ring unusable. As for the split ring, the chains the device model held are
+   * handed out again by the next pops; those with a used len (held for order) are returned.
+   */
+  restore(r: SnapshotReader): RestoredChain[] {
+    const size = this.size;
+    if (r.choice('format', ['split', 'packed']) !== 'packed')
+      throw r.error('ERR_SNAPSHOT_KIND', 'a split ring where the driver negotiated the packed ring');
+    const nextAvail = r.int('nextAvail', 'u16', 0, size - 1);
+    const availWrap = r.flag('availWrap') ? 1 : 0;
+    const nextUsed = r.int('nextUsed', 'u16', 0, size - 1);
+    const usedWrap = r.flag('usedWrap') ? 1 : 0;
+    const usedSinceCheck = r.int('usedSinceCheck', 'u32', 0, 2 * size);
+    const checkedUsed = r.int('checkedUsed', 'u32', 0, 2 * size - 1);
+    const trackAvail = r.flag('trackAvail') && this.eventIdx;
+    const chains = readChains(r, PACKED_RING, size, this.memory);
+    // The device holds the slots from the used position up to the available one (at most one lap).
+    const held = nextAvail - nextUsed + (availWrap === usedWrap ? 0 : size);
+    const slots = chains.reduce((sum, c) => sum + c.slots, 0);
+    if (held < 0 || held > size || held !== slots)
+      throw r.error(
+        'ERR_SNAPSHOT_IN_FLIGHT',
+        `the device holds ${held} ring slots between used ${nextUsed} and available ${nextAvail}, its chains take ${slots}`,
+      );
+    this.nextAvail = nextAvail;
+    this.availWrap = availWrap;
+    this.nextUsed = nextUsed;
+    this.usedWrap = usedWrap;
+    this.usedSinceCheck = usedSinceCheck;
+    this.checkedUsed = checkedUsed;
+    this.trackAvail = trackAvail;
+    this.heldSlots = held;
+    return chains.map((c) => {
+      const chain = this.chains[c.head] ?? this.walker.newChain();
+      this.chains[c.head] = chain;
+      chain.load(c.head, c.addrs, c.lens, c.readable);
+      this.inFlight[c.head] = 1;
+      this.chainSlots[c.head] = c.slots;
+      this.popSeq[c.head] = this.pops++;
+      this.inFlightCount++;
+      if (c.usedLen === undefined) this.redelivery.add(c.head);
+      return { chain, usedLen: c.usedLen };
+    });
   }
 
   /** Write the device event suppression structure: the next available position, then `flags`. */

@@ -17,7 +17,11 @@ import * as ringSpec from '../../spec/ring.js';
 import { availRingSize, descTableSize, usedRingSize, vringNeedEvent } from '../../spec/ring.js';
 import { ringArea } from '../ring-area.js';
 import { SPLIT_RING } from '../ring-format.js';
-import type { DescriptorChain, InOrderRing } from '../types.js';
+import type { DescriptorChain, InOrderRing, RestoredChain } from '../types.js';
+import { chainSnapshot, readChains } from '../in-flight-snapshot.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { flag, list, string, struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
+import { Redelivery } from '../redelivery.js';
 import type { ChainStorage } from '../chain-storage.js';
 import { usedLenError, usedLenFits } from '../used-len.js';
 import { DescriptorWalk } from './descriptor-chain.js';
@@ -70,6 +74,7 @@ export class SplitQueue implements InOrderRing {
   private readonly mask: number;
   private readonly eventIdx: boolean;
   private readonly walker: DescriptorWalk;
+  private readonly memory: GuestMemory;
   private readonly availDv: DataView;
   private readonly availBase: number;
   private readonly usedDv: DataView;
@@ -89,6 +94,11 @@ export class SplitQueue implements InOrderRing {
    */
   private readonly chains: (ChainStorage | undefined)[];
   private readonly inFlight: Uint8Array;
+  /** Per head: when its chain was popped (pops so far), so that a snapshot lists chains in pop order. */
+  private readonly popSeq: Float64Array;
+  private pops = 0;
+  /** Chains restored from a snapshot that pop() hands out again before reading the ring. */
+  private readonly redelivery = new Redelivery();
 
   /** Throws QueueFaultError('ERR_QUEUE_RING_ADDRESS') for a bad size, misaligned or unmapped ring. */
   constructor(options: SplitQueueOptions) {
@@ -97,6 +107,7 @@ export class SplitQueue implements InOrderRing {
     this.size = size;
     this.mask = size - 1;
     this.eventIdx = options.eventIdx;
+    this.memory = memory;
     if (!SPLIT_RING.isQueueSize(size)) {
       throw this.fault('ERR_QUEUE_RING_ADDRESS', `queue size ${size} is not a power of two in 1..${SPLIT_RING.maxQueueSize}`);
     }
@@ -111,6 +122,7 @@ export class SplitQueue implements InOrderRing {
     this.usedBase = usedArea.base;
     this.chains = new Array<ChainStorage | undefined>(size).fill(undefined);
     this.inFlight = new Uint8Array(size);
+    this.popSeq = new Float64Array(size);
   }
 
   /** The next avail ring index the device will read (last_avail_idx), for debugging and queue reset. */
@@ -133,6 +145,7 @@ export class SplitQueue implements InOrderRing {
    * fault, leaving the queue as it was (the faulty chain stays unpopped).
    */
   pop(): DescriptorChain | null {
+    if (this.redelivery.pending) return this.chains[this.redelivery.next()]!;
     const last = this.lastAvail;
     if (last === this.availShadow && this.readAvailIdx() === last) return null;
     const head = this.availDv.getUint16(this.availBase + VIRTQ_AVAIL_RING + (last & this.mask) * VIRTQ_AVAIL_ELEM_SIZE, true);
@@ -140,6 +153,7 @@ export class SplitQueue implements InOrderRing {
     const chain = this.chains[head] ?? this.newChain(head);
     this.walker.walk(chain, head);
     this.inFlight[head] = 1;
+    this.popSeq[head] = this.pops++;
     this.lastAvail = (last + 1) & 0xffff;
     return chain;
   }
@@ -219,6 +233,7 @@ export class SplitQueue implements InOrderRing {
   }
 
   hasAvailable(): boolean {
+    if (this.redelivery.pending) return true;
     return this.lastAvail !== this.availShadow || this.readAvailIdx() !== this.lastAvail;
   }
 
@@ -243,6 +258,59 @@ export class SplitQueue implements InOrderRing {
 
   private writeAvailEvent(value: number): void {
     this.usedDv.setUint16(this.usedBase + VIRTQ_USED_RING + this.size * VIRTQ_USED_ELEM_SIZE, value, true);
+  }
+
+  /**
+   * The ring's state (docs/snapshots.md): its indices, notification state and in-flight chains in
+   * pop order; `usedLen` gives the used len of a chain the in-order layer holds back.
+   */
+  snapshot(usedLen?: (head: number) => number | undefined): SnapshotStruct {
+    const heads = [];
+    for (let h = 0; h < this.size; h++) if (this.inFlight[h] === 1) heads.push(h);
+    heads.sort((a, b) => this.popSeq[a]! - this.popSeq[b]!);
+    return struct({
+      format: string('split'),
+      lastAvail: u16(this.lastAvail),
+      used: u16(this.used),
+      signalledUsed: u16(this.signalledUsed),
+      notifyEnabled: flag(this.notifyEnabled),
+      // A chain not yet popped again after a restore is in flight all the same.
+      chains: list(heads.map((h) => chainSnapshot(this.chains[h]!, 0, usedLen?.(h)))),
+    });
+  }
+
+  /**
+   * Take the state of `r` (a fresh ring only): throws SnapshotError when the state cannot be this
+   * ring's, leaving the ring unusable. The chains the device model held are handed out again, in
+   * their pop order, by the next pops; those with a used len (held for order) are returned.
+   */
+  restore(r: SnapshotReader): RestoredChain[] {
+    if (r.choice('format', ['split', 'packed']) !== 'split')
+      throw r.error('ERR_SNAPSHOT_KIND', 'a packed ring where the driver negotiated the split ring');
+    const lastAvail = r.u16('lastAvail');
+    const used = r.u16('used');
+    const signalledUsed = r.u16('signalledUsed');
+    const notifyEnabled = r.flag('notifyEnabled');
+    const chains = readChains(r, SPLIT_RING, this.size, this.memory);
+    const inFlight = (lastAvail - used) & 0xffff;
+    if (inFlight !== chains.length)
+      throw r.error(
+        'ERR_SNAPSHOT_IN_FLIGHT',
+        `last avail idx ${lastAvail} and used idx ${used} mean ${inFlight} chains in flight, the snapshot lists ${chains.length}`,
+      );
+    this.lastAvail = lastAvail;
+    this.availShadow = lastAvail;
+    this.used = used;
+    this.signalledUsed = signalledUsed;
+    this.notifyEnabled = notifyEnabled;
+    return chains.map((c) => {
+      const chain = this.chains[c.head] ?? this.newChain(c.head);
+      chain.load(c.head, c.addrs, c.lens, c.readable);
+      this.inFlight[c.head] = 1;
+      this.popSeq[c.head] = this.pops++;
+      if (c.usedLen === undefined) this.redelivery.add(c.head);
+      return { chain, usedLen: c.usedLen };
+    });
   }
 
   private fault(code: QueueFaultCode, message: string): QueueFaultError {

@@ -40,6 +40,8 @@ import type { DeviceCore, RingArea } from '../../core/device-core.js';
 import { queueNotifConfigData, queueNotifyOff } from './notify-cfg.js';
 import { VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_PACKED, hasFeature } from '../../spec/features.js';
 import type { PciNotifications } from './pci-notifications.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { struct, u16, u32, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import { SPLIT_RING } from '../../queue/ring-format.js';
 
@@ -65,6 +67,23 @@ export class CommonCfg implements BarRegion {
       this.gfselect = 0;
       this.queueSelect = 0;
     });
+  }
+
+  /** The select registers (docs/snapshots.md); the audit's bookkeeping is not device state. */
+  snapshot(): SnapshotStruct {
+    return struct({ deviceFeatureSelect: u32(this.dfselect), driverFeatureSelect: u32(this.gfselect), queueSelect: u16(this.queueSelect) });
+  }
+
+  /** Check `r` (SnapshotError otherwise) and return what applies it. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const dfselect = r.u32('deviceFeatureSelect');
+    const gfselect = r.u32('driverFeatureSelect');
+    const queueSelect = r.u16('queueSelect');
+    return () => {
+      this.dfselect = dfselect;
+      this.gfselect = gfselect;
+      this.queueSelect = queueSelect;
+    };
   }
 
   read(offset: number, size: AccessSize): number {

@@ -9,6 +9,8 @@
 import type { BarRegion } from '../../pci/bar-region.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import type { DeviceCore, InterfaceRules } from '../../core/device-core.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { string, struct, u32, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 /** The two virtio PCI interfaces. */
 export type VirtioInterface = 'modern' | 'legacy';
@@ -53,6 +55,28 @@ export class InterfaceArbiter {
   /** Call `listener` with the description of each ignored access. */
   onIgnoredAccess(listener: (message: string) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** The committed interface and the ignored-access count (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    return struct({ committed: string(this.committedTo ?? 'none'), ignored: u32(this.ignored) });
+  }
+
+  /**
+   * Check `r` (SnapshotError otherwise) and return the interface it commits to with what applies it;
+   * the core's rules for that interface are the caller's to set (the core is restored with them).
+   */
+  prepareRestore(r: SnapshotReader): { committed: VirtioInterface | undefined; apply: () => void } {
+    const committed = r.choice('committed', ['none', 'modern', 'legacy']);
+    const ignored = r.u32('ignored');
+    const to = committed === 'none' ? undefined : committed;
+    return {
+      committed: to,
+      apply: () => {
+        this.committedTo = to;
+        this.ignored = ignored;
+      },
+    };
   }
 
   /** The region to serve for `guarded`: its own, filtered by the commitment. */

@@ -50,6 +50,8 @@ import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-cor
 import type { PciNotifications } from './pci-notifications.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import { featureBits } from '../../spec/features.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 /** The BAR holding the legacy header (spec 4.1.4.10: "the first I/O region"). */
 export const LEGACY_BAR = 0;
@@ -106,6 +108,17 @@ export class LegacyTransport {
   ) {
     core.onReset(() => (this.queueSelect = 0));
     this.region = { read: this.read.bind(this), write: this.write.bind(this) };
+  }
+
+  /** The queue select register (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    return struct({ queueSelect: u16(this.queueSelect) });
+  }
+
+  /** Check `r` (SnapshotError otherwise) and return what applies it. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const queueSelect = r.u16('queueSelect');
+    return () => (this.queueSelect = queueSelect);
   }
 
   private get configOffset(): number {

@@ -70,6 +70,8 @@ export const MODERN_MAX_QUEUES = MODERN_BLOCK_SIZE / MODERN_NOTIFY_OFF_MULTIPLIE
 export class ModernTransport {
   /** BAR4 contents, to be served by the function. */
   readonly region: BarRegion;
+  /** The common configuration block (its select registers are state a snapshot carries). */
+  readonly common: CommonCfg;
   readonly capabilities: {
     readonly common: Capability;
     readonly isr: Capability;
@@ -87,9 +89,10 @@ export class ModernTransport {
     endpoint: PciEndpoint,
   ) {
     if (core.queues.length > MODERN_MAX_QUEUES) throw new UsageError(`at most ${MODERN_MAX_QUEUES} queues fit the notify block`);
+    this.common = new CommonCfg(core, notifications);
     this.region = new NaturallyAligned(
       new RegionMap()
-        .add(MODERN_COMMON_OFFSET, MODERN_BLOCK_SIZE, new CommonCfg(core, notifications))
+        .add(MODERN_COMMON_OFFSET, MODERN_BLOCK_SIZE, this.common)
         .add(MODERN_ISR_OFFSET, MODERN_BLOCK_SIZE, isrCfgRegion(notifications))
         .add(MODERN_DEVICE_OFFSET, MODERN_BLOCK_SIZE, deviceCfgRegion(core))
         .add(MODERN_NOTIFY_OFFSET, MODERN_BLOCK_SIZE, notifyCfgRegion(core)),

@@ -10,6 +10,8 @@ import type { DriverNotification, NotificationSink } from '../../core/device-cor
 import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../../spec/virtio-pci.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../../spec/driver-requirements.js';
 import type { InterruptSink } from './intx-interrupts.js';
+import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { list, struct, u16, u8, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
 export class PciNotifications implements NotificationSink {
   private isr = 0;
@@ -118,6 +120,32 @@ export class PciNotifications implements NotificationSink {
     if (this.audit !== undefined) this.auditVectorWrite('config', vector);
     if (!this.resetPending()) this.configVectorValue = this.usable(vector);
   }
+  /** The ISR and the vectors (docs/snapshots.md). */
+  snapshot(): SnapshotStruct {
+    return struct({ isr: u8(this.isr), configVector: u16(this.configVectorValue), queueVectors: list(this.queueVectorValues.map(u16)) });
+  }
+
+  /** Check `r` (SnapshotError otherwise: a vector outside the MSI-X table, another queue count) and return what applies it. */
+  prepareRestore(r: SnapshotReader): () => void {
+    const isr = r.int('isr', 'u8', 0, VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG);
+    const vector = (v: number, what: string): number => {
+      if (this.usable(v) !== v) throw r.rangeError(what, `vector ${v} is not in the MSI-X table`);
+      return v;
+    };
+    const configVector = vector(r.u16('configVector'), 'configVector');
+    const queueVectors = r.ints('queueVectors', 'u16', this.queueVectorValues.length).map((v, i) => vector(v, `queueVectors[${i}]`));
+    if (queueVectors.length !== this.queueVectorValues.length)
+      throw r.error(
+        'ERR_SNAPSHOT_QUEUE_COUNT',
+        `${queueVectors.length} queue vectors, the device has ${this.queueVectorValues.length} queues`,
+      );
+    return () => {
+      this.isr = isr;
+      this.configVectorValue = configVector;
+      queueVectors.forEach((v, i) => (this.queueVectorValues[i] = v));
+    };
+  }
+
   private usable(vector: number): number {
     return this.interrupts.vectorUsable(vector) ? vector : VIRTIO_MSI_NO_VECTOR;
   }

@@ -19,7 +19,9 @@ import type { VirtioDevice } from '../../core/virtio-device.js';
 import { ConfigSpace } from '../../pci/config-space.js';
 import { PciEndpoint } from '../../pci/endpoint.js';
 import type { DeviceHost } from '../../pci/function.js';
-import { UsageError } from '../../errors.js';
+import { SnapshotError, UsageError } from '../../errors.js';
+import { SnapshotReader } from '../../snapshot/snapshot-reader.js';
+import { SNAPSHOT_FORMAT_VERSION, string, struct, u16, type FunctionSnapshot } from '../../snapshot/snapshot-value.js';
 import { MsixTable, msixBarDescriptor } from '../../pci/msix.js';
 import type { BarDescriptor } from '../../pci/function.js';
 import {
@@ -35,7 +37,7 @@ import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OT
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
 import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
 import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
-import { DeviceCore, MODERN_STATUS_STEPS, type DeviceCoreOptions } from '../../core/device-core.js';
+import { DeviceCore, MODERN_STATUS_STEPS, type DeviceCoreOptions, type InterfaceRules } from '../../core/device-core.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';
@@ -74,6 +76,12 @@ export function virtioClassCode(deviceType: number): number {
 
 /** Which interfaces the function offers (see the file comment). */
 export type VirtioPciMode = 'modern' | 'transitional' | 'legacy';
+
+/** The `kind` of a {@link VirtioPciFunction}'s snapshot. */
+export const VIRTIO_PCI_FUNCTION_SNAPSHOT = 'virtio-pci-function';
+
+/** The core's rules while the driver uses the modern interface. */
+const MODERN_RULES: InterfaceRules = { statusSteps: MODERN_STATUS_STEPS };
 
 /** The BAR holding the MSI-X table and PBA (QEMU's msix_bar_idx). */
 export const MSIX_BAR = 1;
@@ -202,7 +210,7 @@ export class VirtioPciFunction extends PciEndpoint {
             kind: 'modern',
             bar: MODERN_BAR,
             region,
-            rules: { statusSteps: MODERN_STATUS_STEPS },
+            rules: MODERN_RULES,
             isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
             readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
           }) ?? region,
@@ -227,5 +235,81 @@ export class VirtioPciFunction extends PciEndpoint {
         ),
       );
     }
+  }
+
+  /**
+   * The function's state at this moment, requests in flight included (docs/snapshots.md): config
+   * space (BAR addresses, command register), MSI-X table and PBA, the ISR and vectors, the transport
+   * registers, the committed interface, the core (status, features, queues, rings, chains in flight)
+   * and the device model's own state. Guest memory is not part of it. SnapshotError
+   * 'ERR_SNAPSHOT_UNSUPPORTED' for a device model or ring without snapshot support.
+   */
+  snapshot(): FunctionSnapshot {
+    const device = this.device.snapshot?.();
+    if (device === undefined)
+      throw new SnapshotError('ERR_SNAPSHOT_UNSUPPORTED', `this ${deviceTypeName(this.device.deviceType)} model has no snapshot support`);
+    return {
+      version: SNAPSHOT_FORMAT_VERSION,
+      kind: VIRTIO_PCI_FUNCTION_SNAPSHOT,
+      fields: struct({
+        deviceType: u16(this.device.deviceType),
+        mode: string(this.mode),
+        msixVectors: u16(this.msix?.vectors ?? 0),
+        config: this.config.snapshot(),
+        msix: this.msix?.snapshot(),
+        notifications: this.notifications.snapshot(),
+        common: this.modernTransport?.common.snapshot(),
+        legacy: this.legacy?.snapshot(),
+        arbiter: this.arbiter?.snapshot(),
+        core: this.core.snapshot(),
+        device,
+      }),
+    };
+  }
+
+  /**
+   * Take the state of `snapshot` (see {@link snapshot}), into a function made like the one it was
+   * taken of (same device type and options) and reset (fresh, or reset by its driver). Everything is
+   * checked before anything changes: on a SnapshotError the function is exactly as it was. Guest
+   * memory must hold what it held when the snapshot was taken: the chains in flight are read from it
+   * again and handed to the device model as new requests, completed once.
+   */
+  restore(snapshot: FunctionSnapshot): void {
+    if (snapshot.version !== SNAPSHOT_FORMAT_VERSION)
+      throw new SnapshotError(
+        'ERR_SNAPSHOT_VERSION',
+        `snapshot format version ${snapshot.version}; this build reads version ${SNAPSHOT_FORMAT_VERSION}`,
+      );
+    if (snapshot.kind !== VIRTIO_PCI_FUNCTION_SNAPSHOT)
+      throw new SnapshotError(
+        'ERR_SNAPSHOT_KIND',
+        `a snapshot of a ${snapshot.kind.slice(0, 64)}, not of a ${VIRTIO_PCI_FUNCTION_SNAPSHOT}`,
+      );
+    const r = new SnapshotReader(snapshot.fields, 'function');
+    const deviceType = r.u16('deviceType');
+    if (deviceType !== this.device.deviceType)
+      throw r.error(
+        'ERR_SNAPSHOT_KIND',
+        `a snapshot of device type ${deviceType}, this function is a ${deviceTypeName(this.device.deviceType)}`,
+      );
+    const mode = r.string('mode', 16);
+    if (mode !== this.mode) throw r.error('ERR_SNAPSHOT_KIND', `a snapshot of a ${mode.slice(0, 16)} function, this one is ${this.mode}`);
+    const vectors = r.u16('msixVectors');
+    if (vectors !== (this.msix?.vectors ?? 0))
+      throw r.error('ERR_SNAPSHOT_KIND', `${vectors} MSI-X vectors, this function has ${this.msix?.vectors ?? 0}`);
+    const applies = [this.config.prepareRestore(r.struct('config'))];
+    if (this.msix !== undefined) applies.push(this.msix.prepareRestore(r.struct('msix')));
+    applies.push(this.notifications.prepareRestore(r.struct('notifications')));
+    if (this.modernTransport !== undefined) applies.push(this.modernTransport.common.prepareRestore(r.struct('common')));
+    if (this.legacy !== undefined) applies.push(this.legacy.prepareRestore(r.struct('legacy')));
+    let rules = this.mode === 'legacy' ? LEGACY_RULES : MODERN_RULES;
+    if (this.arbiter !== undefined) {
+      const arbiter = this.arbiter.prepareRestore(r.struct('arbiter'));
+      applies.push(arbiter.apply);
+      if (arbiter.committed === 'legacy') rules = LEGACY_RULES;
+    }
+    applies.push(this.core.prepareRestore(r.struct('core'), r.struct('device'), rules));
+    for (const apply of applies) apply();
+    this.drivePin();
   }
 }

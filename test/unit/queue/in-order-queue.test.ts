@@ -147,6 +147,8 @@ test('a ring that breaks its bounds (a head twice, more chains than the queue si
       needsInterrupt: () => false,
       setNotification: () => undefined,
       hasAvailable: () => heads.length > 0,
+      snapshot: () => ({ type: 'struct', fields: new Map() }),
+      restore: () => [],
     };
     return new InOrderQueue(ring);
   };
