@@ -275,6 +275,15 @@ export class VirtioPciFunction extends PciEndpoint {
    * again and handed to the device model as new requests, completed once.
    */
   restore(snapshot: FunctionSnapshot): void {
+    this.prepareRestore(snapshot)();
+  }
+
+  /**
+   * {@link restore} in two steps: check `snapshot` against this function, changing nothing
+   * (SnapshotError otherwise), and return what applies it. Lets a caller check several functions
+   * (a machine's) before changing any.
+   */
+  prepareRestore(snapshot: FunctionSnapshot): () => void {
     if (snapshot.version !== SNAPSHOT_FORMAT_VERSION)
       throw new SnapshotError(
         'ERR_SNAPSHOT_VERSION',
@@ -309,7 +318,9 @@ export class VirtioPciFunction extends PciEndpoint {
       if (arbiter.committed === 'legacy') rules = LEGACY_RULES;
     }
     applies.push(this.core.prepareRestore(r.struct('core'), r.struct('device'), rules));
-    for (const apply of applies) apply();
-    this.drivePin();
+    return () => {
+      for (const apply of applies) apply();
+      this.drivePin();
+    };
   }
 }
