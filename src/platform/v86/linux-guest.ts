@@ -72,6 +72,12 @@ export interface LinuxGuestOptions {
   readonly onSerial?: (text: string) => void;
   /** Where the PCI adapter's warnings go (default console.warn), e.g. a BAR v86 cannot reach. */
   readonly warn?: (message: string) => void;
+  /**
+   * Resume the machine of this state ({@link LinuxGuest.saveState}, our devices' part included)
+   * instead of booting: the devices must be made as when it was saved, their backends holding what
+   * they held then (the same disk file). A device part that does not fit is a V86StateError.
+   */
+  readonly state?: ArrayBuffer;
 }
 
 /** A guest failure, with the serial log so far. */
@@ -158,6 +164,13 @@ export class LinuxGuest {
         if ('create' in d) adapter.plug(at, d.name, d.create);
         else adapter.plugVirtio(at, d.name, d.virtio, d.options);
         devfn = Math.max(devfn, ((at >> 3) + 1) << 3);
+      }
+      if (options.state !== undefined) {
+        await emulator.restore_state(options.state);
+        guest.restored = true;
+        await emulator.run();
+        guest.bootMs = performance.now() - t0;
+        return guest;
       }
       const store = new SavedStateStore(join(assets.dir, 'states'));
       const key = savedStateKey({
@@ -286,6 +299,17 @@ export class LinuxGuest {
     this.sendSerial('poweroff\n');
     await off;
     await this.destroy();
+  }
+
+  /**
+   * The machine's state now, our devices' included (requests in flight too: see docs/snapshots.md):
+   * the emulator stops for the save and runs again after it unless `stop`.
+   */
+  async saveState(stop = false): Promise<ArrayBuffer> {
+    await this.emulator.stop();
+    const state = await this.emulator.save_state();
+    if (!stop) await this.emulator.run();
+    return state;
   }
 
   /** Stop and free the emulator (idempotent). */
