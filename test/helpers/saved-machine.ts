@@ -16,7 +16,7 @@ import type { RingName } from './ring-formats.js';
 
 /** The disk: its size, and the pattern the guest's blkwrite writes ("virtio-ts WORD\n" repeated). */
 export const DISK_BYTES = 32 << 20;
-export const PATTERN_BYTES = 16 << 20;
+export const PATTERN_BYTES = 8 << 20;
 export const PATTERN_WORD = 'saved';
 export const HOST = '10.0.2.2';
 export const GUEST = '10.0.2.15';
