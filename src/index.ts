@@ -35,7 +35,7 @@ export { PciEndpoint } from './pci/endpoint.js';
 export type { BarRegion } from './pci/bar-region.js';
 export type { Capability, CapabilityDefinition, ConfigSpace as PciConfigSpace } from './pci/config-space.js';
 export type { MsixTable } from './pci/msix.js';
-export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RingAreas, UsedBuffer } from './queue/types.js';
+export type { DescriptorChain, DeviceQueue, DriverRing, InOrderRing, RestoredChain, RingAreas, UsedBuffer } from './queue/types.js';
 export { InOrderQueue } from './queue/in-order-queue.js';
 export {
   PACKED_RING,
@@ -74,6 +74,7 @@ export {
 export * as snapshotFields from './snapshot/snapshot-value.js';
 export { QEMU_PCI_SUBSYSTEM_ID, type VirtioPciMode } from './transport/pci/virtio-pci-function.js';
 export type { ModernTransport } from './transport/pci/modern-device.js';
+export type { CommonCfg } from './transport/pci/common-cfg.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
 export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';

@@ -217,6 +217,11 @@ const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: D
   ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
 };
 
+/** The exact 64-bit address of `area` of queue `q`. */
+function ringAddress64(q: VirtqueueConfig, area: RingArea): bigint {
+  return (BigInt(q.ringHalf(area, 1)) << 32n) | BigInt(q.ringHalf(area, 0));
+}
+
 /** Longest fault description a snapshot keeps. */
 const SNAPSHOT_FAULT_MAX = 1024;
 
@@ -774,9 +779,10 @@ export class DeviceCore implements VirtioDeviceHost {
           return struct({
             size: u16(q.size),
             enabled: flag(q.enabled),
-            desc: u64(q.ringAddress('desc')),
-            driver: u64(q.ringAddress('driver')),
-            device: u64(q.ringAddress('device')),
+            // From the halves: the joined number is not exact beyond 2^53.
+            desc: u64(ringAddress64(q, 'desc')),
+            driver: u64(ringAddress64(q, 'driver')),
+            device: u64(ringAddress64(q, 'device')),
             ring: ring ? ring.snapshot!() : undefined,
           });
         }),

@@ -51,7 +51,9 @@ export function deviceRing(options: DeviceRingOptions): DeviceQueue {
   const queue = hasFeature(features, VIRTIO_F_RING_PACKED) ? new PackedQueue(ring) : new SplitQueue(ring);
   const state = options.state;
   if (!hasFeature(features, VIRTIO_F_IN_ORDER)) {
-    if (state !== undefined) queue.restore(state);
+    // Only the in-order layer holds completions back: without it no chain can be waiting so.
+    if (state !== undefined && queue.restore(state).some((c) => c.usedLen !== undefined))
+      throw state.error('ERR_SNAPSHOT_IN_FLIGHT', 'a completion held back for order on a queue without VIRTIO_F_IN_ORDER');
     return queue;
   }
   const inOrder = new InOrderQueue(queue);

@@ -88,8 +88,7 @@ export function liveScenario(s: Scenario): LiveScenario {
     return s.packed ? new MockPackedQueue(options) : new MockQueue(options);
   });
   rings.forEach((ring, i) => {
-    const [driverAddr, deviceAddr] =
-      ring instanceof MockPackedQueue ? [ring.driverAddr, ring.deviceAddr] : [(ring as MockQueue).availAddr, (ring as MockQueue).usedAddr];
+    const [driverAddr, deviceAddr] = ring instanceof MockPackedQueue ? [ring.driverAddr, ring.deviceAddr] : [ring.availAddr, ring.usedAddr];
     harness.setupQueue(i, { size: QUEUE_SIZE, descAddr: ring.descAddr, availAddr: driverAddr, usedAddr: deviceAddr });
   });
   harness.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);

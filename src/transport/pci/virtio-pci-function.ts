@@ -268,7 +268,7 @@ export class VirtioPciFunction extends PciEndpoint {
   }
 
   /**
-   * Take the state of `snapshot` (see {@link snapshot}), into a function made like the one it was
+   * Take the state of `snapshot` (see {@link VirtioPciFunction.snapshot}), into a function made like the one it was
    * taken of (same device type and options) and reset (fresh, or reset by its driver). Everything is
    * checked before anything changes: on a SnapshotError the function is exactly as it was. Guest
    * memory must hold what it held when the snapshot was taken: the chains in flight are read from it

@@ -53,6 +53,7 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
     ['no-import-of-entry', 'src/cli/fill-pattern.ts', 'src/index.ts'],
     ['main-entry-in-process-platform-only', 'src/index.ts', 'src/platform/qtest/qtest-pci-bus.ts'],
     ['no-circular', 'src/extra/other.ts', 'src/extra/thing.ts'],
+    ['snapshot-imports-only-errors', 'src/snapshot/codec.ts', 'src/spec/ids.ts'],
   ];
   plant('spec/ids.ts', "import '../errors.js';");
   plant('memory/guest-memory.ts', "import '../queue/types.js';");
@@ -63,6 +64,7 @@ test('layers: each planted violation fails the check with its rule name', (t) =>
   plant('pci/msix.ts', "import '../queue/types.js';\nimport '../extra/thing.js';");
   plant('cli/fill-pattern.ts', "import '../index.js';");
   plant('index.ts', "import './platform/qtest/qtest-pci-bus.js';");
+  plant('snapshot/codec.ts', "import '../spec/ids.js';");
   mkdirSync(join(dir, 'src/extra'));
   writeFileSync(join(dir, 'src/extra/thing.ts'), "import './other.js';\nexport const thing = 1;\n");
   writeFileSync(join(dir, 'src/extra/other.ts'), "import './thing.js';\nexport const other = 2;\n");

@@ -113,16 +113,27 @@ interface RunResult {
   readonly saved?: { readonly bytes: Uint8Array; readonly memory: Uint8Array; readonly host: unknown };
 }
 
-async function run<H>(kind: Kind<H>, ring: RingName, wanted: bigint, save: boolean): Promise<RunResult> {
+/**
+ * Which interface the driver uses: the modern-only function (default), a transitional function
+ * through either interface (the committed interface is part of the snapshot), a legacy-only one.
+ */
+type Face = 'modern' | 'transitional, modern' | 'transitional, legacy' | 'legacy';
+
+function functionOptions(ring: RingName, face: Face): VirtioPciFunctionOptions {
+  const mode = face === 'modern' ? 'modern' : face === 'legacy' ? 'legacy' : 'transitional';
+  return { ...offering(ring), msixVectors: 4, mode };
+}
+
+async function run<H>(kind: Kind<H>, ring: RingName, wanted: bigint, save: boolean, face: Face = 'modern'): Promise<RunResult> {
   const m = new Machine({ ramSize: RAM });
   const hosts = [kind.host()];
-  const options: VirtioPciFunctionOptions = { ...offering(ring), msixVectors: 4 };
+  const options = functionOptions(ring, face);
   let deviceHost: DeviceHost | undefined;
   const { bdf, fn: slot } = m.plug((host) => {
     deviceHost = host;
     return new SwappableFunction(new VirtioPciFunction(kind.device(hosts[0]!), host, options));
   });
-  const drv = await VirtioDriver.open(m.bus, bdf, { timeoutMs: 2000 });
+  const drv = await VirtioDriver.open(m.bus, bdf, { timeoutMs: 2000, forceLegacy: face === 'transitional, legacy' });
   const ctx: Ctx<H> = { m, drv, h: () => hosts.at(-1)!, seen: [], queues: [] };
   await drv.negotiate(wanted);
   await kind.phase1(ctx);
@@ -228,10 +239,17 @@ const VARIANTS: readonly [string, bigint][] = [
   [', in order', featureSet(VIRTIO_F_IN_ORDER, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC)],
 ];
 
-for (const [ring, [variant, wanted]] of RING_FORMATS.flatMap((r) => VARIANTS.map((v) => [r, v] as const))) {
+const BLK_CASES: [RingName, string, bigint, Face][] = [
+  ...RING_FORMATS.flatMap((r) => VARIANTS.map(([v, w]) => [r, v, w, 'modern'] as [RingName, string, bigint, Face])),
+  ...(['transitional, modern', 'transitional, legacy', 'legacy'] as const).map(
+    (f) => ['split', `, ${f}`, 0n, f] as [RingName, string, bigint, Face],
+  ),
+];
+
+for (const [ring, variant, wanted, face] of BLK_CASES) {
   test(`blk: requests in flight at the save point complete once after restore into a fresh device (${ring} ring${variant})`, async () => {
-    const plain = await run(blk, ring, wanted, false);
-    const saved = await run(blk, ring, wanted, true);
+    const plain = await run(blk, ring, wanted, false, face);
+    const saved = await run(blk, ring, wanted, true, face);
     assert.deepEqual(saved.seen, plain.seen);
     assert.equal(saved.seen.length, 4);
     const diff = saved.memory.findIndex((b, i) => b !== plain.memory[i]);
@@ -249,6 +267,11 @@ for (const [ring, [variant, wanted]] of RING_FORMATS.flatMap((r) => VARIANTS.map
     // With VIRTIO_F_IN_ORDER the read completed before the save point is held back for order: in the
     // snapshot as a held chain, not handed to the fresh device again.
     const snap = decodeSnapshot(saved.saved!.bytes);
+    if (face.startsWith('transitional'))
+      assert.equal(
+        new SnapshotReader(snap.fields, 'function').struct('arbiter').string('committed'),
+        face.endsWith('legacy') ? 'legacy' : 'modern',
+      );
     const chains = new SnapshotReader(snap.fields, 'function').struct('core').structs('queues', 1)[0]!.struct('ring').structs('chains', 16);
     assert.deepEqual(
       chains.map((c) => [c.u16('id'), c.flag('held')]).map(([, held]) => held),
@@ -261,7 +284,7 @@ for (const [ring, [variant, wanted]] of RING_FORMATS.flatMap((r) => VARIANTS.map
     const copy = new Machine({ ramSize: RAM });
     copy.memory.write(0, saved.saved!.memory);
     const host = saved.saved!.host as BlkHost;
-    const { fn } = copy.plugVirtio(blk.device(host), { ...offering(ring), msixVectors: 4 });
+    const { fn } = copy.plugVirtio(blk.device(host), functionOptions(ring, face));
     fn.restore(snap);
     await ticks();
     while (host.backend.pending.length > 0) {
