@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { V86 } from 'v86';
-import { BusError, UsageError } from '../../errors.js';
+import { BusError, UsageError, V86StateError, VirtioError } from '../../errors.js';
 import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
@@ -166,7 +166,12 @@ export class LinuxGuest {
         devfn = Math.max(devfn, ((at >> 3) + 1) << 3);
       }
       if (options.state !== undefined) {
-        await emulator.restore_state(options.state);
+        await emulator.restore_state(options.state).catch((e: unknown) => {
+          // v86's own refusals (StateLoadError: header, version, length) are plain objects.
+          if (e instanceof VirtioError) throw e;
+          const why = typeof e === 'object' && e !== null && 'message' in e ? String(e.message) : String(e);
+          throw new V86StateError(`not a state this v86 can restore: ${why.slice(0, 200)}`);
+        });
         guest.restored = true;
         await emulator.run();
         guest.bootMs = performance.now() - t0;
