@@ -279,3 +279,15 @@ export class SnapshotError extends VirtioError {
     super(code, message);
   }
 }
+
+/**
+ * A v86 saved state whose virtio-ts device part (src/platform/v86/device-state.ts) cannot be restored
+ * into the functions plugged now: malformed, another set of functions, or a function's snapshot
+ * refused (`cause`, a SnapshotError). Thrown before v86 restores anything: the emulator and every
+ * function stay as they were.
+ */
+export class V86StateError extends VirtioError {
+  constructor(message: string, cause?: Error) {
+    super('ERR_V86_STATE', message, cause === undefined ? undefined : { cause });
+  }
+}

@@ -24,6 +24,7 @@ import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
 import { modelHeldChains } from '../queue/in-flight-snapshot.js';
+import { SuspendGate } from './device-suspend.js';
 import {
   VIRTIO_F_ADMIN_VQ,
   VIRTIO_F_EVENT_IDX,
@@ -31,6 +32,7 @@ import {
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
+  VIRTIO_F_SUSPEND,
   VIRTIO_F_VERSION_1,
   bit,
   featureBits,
@@ -47,6 +49,7 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_SUSPEND,
 } from '../spec/status.js';
 
 export type { DriverNotification } from './device-observer.js';
@@ -184,6 +187,12 @@ export interface DeviceCoreOptions extends InterfaceRules {
    * beyond the legacy interface's 32-bit feature word, so a driver there never sees it (split ring).
    */
   readonly packed?: boolean;
+  /**
+   * Offer VIRTIO_F_SUSPEND (3.4, device-suspend.ts); default true: every device model can be
+   * suspended, and a driver that does not know the bit (Linux, QEMU's view) simply leaves it. Bit 43
+   * lies beyond the legacy interface's feature word.
+   */
+  readonly suspend?: boolean;
   /** Record the driver-side statements the driver breaks here (the driver audit, core/driver-audit.ts); default none. */
   readonly audit?: DriverAuditSink;
   /**
@@ -261,6 +270,8 @@ export class DeviceCore implements VirtioDeviceHost {
   private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
   /** Who watches this device (a transport monitor), if anyone: see core/device-observer.ts. */
   private observer: DeviceObserver | undefined;
+  /** The suspension state of this life's queues (3.4); a new gate at every activation and reset. */
+  private gate = new SuspendGate();
 
   constructor(
     readonly device: VirtioDevice,
@@ -275,7 +286,9 @@ export class DeviceCore implements VirtioDeviceHost {
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
     const admin = options.adminQueue;
     const adminVq = admin !== undefined ? bit(VIRTIO_F_ADMIN_VQ) : 0n;
-    this.commonFeatures = device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | adminVq | (options.transportFeatures ?? 0n);
+    const suspend = options.suspend === false ? 0n : bit(VIRTIO_F_SUSPEND);
+    this.commonFeatures =
+      device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | adminVq | suspend | (options.transportFeatures ?? 0n);
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -425,6 +438,7 @@ export class DeviceCore implements VirtioDeviceHost {
     if (this.resetting) return;
     if (this.audit !== undefined) this.auditStatusWrite(value);
     const before = this.statusValue;
+    this.suspendOrResume(value);
     for (const step of this.steps) {
       const s = this.statusValue;
       if ((value & step.bit) === 0 || (s & step.bit) !== 0) continue;
@@ -449,6 +463,68 @@ export class DeviceCore implements VirtioDeviceHost {
     if (this.observer !== undefined && this.statusValue !== before) this.observer.statusChanged(this.statusValue, 'driver');
   }
 
+  /**
+   * 3.4: SUSPEND set by the driver of a live device with VIRTIO_F_SUSPEND starts a suspension (any
+   * other SUSPEND write is ignored, 3.4.2); once the chains in flight are used the device shows
+   * DRIVER_OK clear. DRIVER_OK written to a suspended device resumes it. A driver cannot cancel a
+   * suspension under way: only reset or the resume end it.
+   */
+  private suspendOrResume(value: number): void {
+    const s = this.statusValue;
+    if (this.gate.state === 'suspended') {
+      if ((value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.resume();
+      return;
+    }
+    if ((value & VIRTIO_CONFIG_S_SUSPEND) === 0 || (s & VIRTIO_CONFIG_S_SUSPEND) !== 0) return;
+    const negotiated = hasFeature(this.negotiatedFeatures, VIRTIO_F_SUSPEND);
+    if (!negotiated || (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || (s & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) {
+      this.audit?.(
+        R.suspendWhenLive,
+        `SUSPEND set in status 0x${s.toString(16)}${negotiated ? '' : ' without VIRTIO_F_SUSPEND negotiated'}`,
+      );
+      return;
+    }
+    this.statusValue |= VIRTIO_CONFIG_S_SUSPEND;
+    this.startSuspension();
+  }
+
+  /**
+   * SUSPEND is set: stop taking chains (but for the first `takeBack` pops: the chains a restored model
+   * held); once those in flight are used, show DRIVER_OK clear.
+   */
+  private startSuspension(takeBack = 0): void {
+    const gate = this.gate;
+    gate.suspend(takeBack, () => {
+      if (gate === this.gate && !this.needsResetSet) this.statusValue &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+    });
+    try {
+      this.device.suspend?.();
+    } catch (e) {
+      this.needsReset(asError(e));
+    }
+  }
+
+  /** 3.4: the suspended device runs again, sends what it held back and looks at every live ring. */
+  private resume(): void {
+    this.statusValue = (this.statusValue & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
+    const held = this.gate.resume();
+    for (const queue of held.usedQueues) this.send({ kind: 'used-buffer', queue });
+    if (held.configChange) this.send({ kind: 'configuration-change' });
+    for (const q of this.active) {
+      if (q === null || !this.live) continue;
+      try {
+        this.device.queueNotify(q.index);
+      } catch (e) {
+        this.needsReset(asError(e));
+      }
+    }
+  }
+
+  /** Whether SUSPEND shows: a suspension under way or complete (3.4). */
+  private get suspendSet(): boolean {
+    return (this.statusValue & VIRTIO_CONFIG_S_SUSPEND) !== 0;
+  }
+
   /** Whether the interface has the FEATURES_OK step (the modern interface does, the legacy one not). */
   private get hasFeaturesOkStep(): boolean {
     return this.steps.some((step) => step.bit === VIRTIO_CONFIG_S_FEATURES_OK);
@@ -459,7 +535,8 @@ export class DeviceCore implements VirtioDeviceHost {
     const audit = this.audit!;
     const s = this.statusValue;
     // DEVICE_NEEDS_RESET is the device's bit: a driver write neither keeps nor clears it.
-    const cleared = s & ~value & ~VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    // SUSPEND: the device clears it on resume (3.4), so the resume write may leave it 0.
+    const cleared = s & ~value & ~(VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
     if (cleared !== 0)
       audit(R.statusNoClear, `status 0x${s.toString(16)} written 0x${value.toString(16)}: clears 0x${cleared.toString(16)}`);
     const added = value & ~s & ~VIRTIO_CONFIG_S_FAILED;
@@ -500,6 +577,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.statusValue = 0;
     this.active = [];
     this.activated = false;
+    this.gate = new SuspendGate();
     const completion = this.device.reset();
     this.adminHandler?.reset();
     this.driverFeatureBits = 0n;
@@ -532,10 +610,12 @@ export class DeviceCore implements VirtioDeviceHost {
   private activate(): void {
     const features = this.driverFeatureBits;
     this.activated = true;
+    this.gate = new SuspendGate();
     try {
       this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
-      // The administration queue lives beside the device model's queues, which never include it.
-      const ctx: ActivateContext = { features, queues: this.active.slice() };
+      // The model sees its queues through the suspend gate (device-suspend.ts); the administration
+      // queue lives beside them, never among them.
+      const ctx: ActivateContext = { features, queues: this.active.map((q) => q && this.gate.wrap(q)) };
       if (this.adminQueue?.enabled === true) this.active[this.adminQueue.index] = this.buildQueue(this.adminQueue);
       this.device.activate(ctx);
     } catch (e) {
@@ -552,14 +632,15 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   queueWritable(index: number): boolean {
     const q = this.queueConfig(index);
-    if (q === undefined || q.enabled || q.resetPending) return false;
+    // 3.4.2: a suspended device ignores configuration writes.
+    if (q === undefined || q.enabled || q.resetPending || this.suspendSet) return false;
     // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
     if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
     return this.inQueueSetup();
   }
   private inQueueSetup(): boolean {
     const s = this.statusValue;
-    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0;
+    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) === 0;
   }
 
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
@@ -583,7 +664,8 @@ export class DeviceCore implements VirtioDeviceHost {
         `${field} of queue ${index} written; the administration queues are ${this.adminQueueRange.index}..${this.adminQueueRange.index + this.adminQueueRange.num - 1}`,
       );
     if (q === undefined || q.resetPending || this.queueWritable(index)) return;
-    if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
+    if (this.suspendSet) this.audit!(R.suspendNoConfigWrite, `${field} of queue ${index} written while SUSPEND is set`);
+    else if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
     else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);
   }
   enableQueue(index: number): void {
@@ -596,7 +678,7 @@ export class DeviceCore implements VirtioDeviceHost {
     try {
       const queue = this.buildQueue(q);
       this.active[index] = queue;
-      if (q !== this.adminQueue) this.device.enableQueue?.(queue);
+      if (q !== this.adminQueue) this.device.enableQueue?.(this.gate.wrap(queue));
     } catch (e) {
       this.needsReset(asError(e));
     }
@@ -612,6 +694,10 @@ export class DeviceCore implements VirtioDeviceHost {
   resetQueue(index: number): void {
     const q = this.queueConfig(index);
     if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    if (this.suspendSet) {
+      this.audit?.(R.suspendNoConfigWrite, `queue_reset of queue ${index} written while SUSPEND is set`);
+      return;
+    }
     this.active[index] = null;
     let completion: ResetCompletion = undefined;
     try {
@@ -650,10 +736,10 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /**
    * Whether the device serves its queues: activated (at DRIVER_OK, or before it on an interface
-   * that allows that, on the first notification) and DEVICE_NEEDS_RESET not set.
+   * that allows that, on the first notification), DEVICE_NEEDS_RESET not set and not suspending (3.4).
    */
   private get live(): boolean {
-    return this.activated && !this.needsResetSet;
+    return this.activated && !this.needsResetSet && !this.suspendSet;
   }
 
   /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
@@ -670,7 +756,8 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   notify(index: number, next?: number): void {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
-    if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
+    if (this.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
+    else if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
     this.observer?.queueNotified(index);
     this.activateOnFirstUse();
@@ -714,6 +801,11 @@ export class DeviceCore implements VirtioDeviceHost {
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
     if (this.audit !== undefined && this.hasFeaturesOkStep && (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
       this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.statusValue.toString(16)}`);
+    if (this.suspendSet) {
+      // 3.4.2: ignored while suspended (and while a suspension is under way, which the driver may not disturb either).
+      this.audit?.(R.suspendNoConfigWrite, `device configuration offset ${offset} written while SUSPEND is set`);
+      return;
+    }
     if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
@@ -721,7 +813,9 @@ export class DeviceCore implements VirtioDeviceHost {
 
   configChanged(): void {
     this.configChangedByDriver();
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
+    // Suspended (DRIVER_OK clear, SUSPEND set): told when the device resumes (3.4.2).
+    if ((this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.gate.admitConfigChange())
+      this.send({ kind: 'configuration-change' });
   }
 
   configChangedByDriver(): void {
@@ -739,7 +833,7 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
       return;
     }
-    if (wanted) this.send({ kind: 'used-buffer', queue: index });
+    if (wanted && this.gate.admitUsed(index)) this.send({ kind: 'used-buffer', queue: index });
   }
 
   /** Send the driver a notification through the transport (and tell the observer). */
@@ -793,7 +887,7 @@ export class DeviceCore implements VirtioDeviceHost {
       throw r.error('ERR_SNAPSHOT_TARGET_BUSY', `the device is in use (status 0x${this.status.toString(16)}): restore into a reset device`);
     const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
     const status = r.u8('status');
-    const known = steps.reduce((bits, step) => bits | step.bit, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET);
+    const known = steps.reduce((bits, step) => bits | step.bit, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
     if ((status & ~known) !== 0) throw r.rangeError('status', `0x${status.toString(16)} has bits this interface does not define`);
     const broken = steps.find(
       (step) => (status & step.bit) !== 0 && step.bit !== VIRTIO_CONFIG_S_FAILED && (status & step.requires) !== step.requires,
@@ -807,8 +901,12 @@ export class DeviceCore implements VirtioDeviceHost {
       throw r.rangeError('driverFeatures', `bits ${featureBits(features & ~offered).join(' ')} were never offered`);
     const generation = r.u8('generation');
     const activated = r.flag('activated');
+    // SUSPEND (3.4): only on a device live with VIRTIO_F_SUSPEND; suspended, it shows DRIVER_OK clear.
+    const suspend = (status & VIRTIO_CONFIG_S_SUSPEND) !== 0;
+    if (suspend && (!activated || !hasFeature(features, VIRTIO_F_SUSPEND) || (status & VIRTIO_CONFIG_S_FEATURES_OK) === 0))
+      throw r.rangeError('status', `0x${status.toString(16)}: SUSPEND on a device not live with VIRTIO_F_SUSPEND`);
     // DRIVER_OK activates the device; only an interface usable before it (legacy) is live without.
-    if (activated !== ((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) && !(activated && rules.usableBeforeDriverOk === true))
+    if (activated !== ((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 || suspend) && !(activated && rules.usableBeforeDriverOk === true))
       throw r.rangeError('activated', `${activated ? 'live' : 'not live'} in status 0x${status.toString(16)}`);
     const fault = r.string('fault', SNAPSHOT_FAULT_MAX);
     const queueStates = r.structs('queues', this.queues.length);
@@ -821,7 +919,7 @@ export class DeviceCore implements VirtioDeviceHost {
         throw qr.rangeError('size', `${size} is not a ${ringFormat(features).name} ring size`);
       const enabled = qr.flag('enabled');
       const areas = { desc: qr.u64('desc'), driver: qr.u64('driver'), device: qr.u64('device') };
-      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: false };
+      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: 0 };
       if (!activated || !enabled) throw qr.error('ERR_SNAPSHOT_IN_FLIGHT', 'a ring for a queue that is not live');
       const addr = (v: bigint): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
       const ringAreas = { desc: addr(areas.desc), driver: addr(areas.driver), device: addr(areas.device) };
@@ -854,11 +952,18 @@ export class DeviceCore implements VirtioDeviceHost {
       this.active = queues.map((q) => q.ring);
       this.statusValue = status;
       this.activated = activated;
+      this.gate = new SuspendGate();
       if (!activated || this.needsResetSet) return;
       try {
-        this.device.activate({ features, queues: this.active });
+        this.device.activate({ features, queues: this.active.map((q) => q && this.gate.wrap(q)) });
         // The model had requests in flight on these queues: it takes them back from the rings now.
-        queues.forEach((q, i) => q.redeliver && this.device.queueNotify(i));
+        // A suspended device has nothing in flight: it stays suspended, and tells the driver at resume
+        // whatever it may have held back (the snapshot does not keep that: one notification each, maybe spurious).
+        if (suspend && (status & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
+          this.gate.restoreSuspended(this.active.flatMap((q, i) => (q === null ? [] : [i])));
+        // A suspension under way carries on: the model takes back the chains it held, and no others.
+        else if (suspend) this.startSuspension(queues.reduce((n, q) => n + q.redeliver, 0));
+        queues.forEach((q, i) => q.redeliver > 0 && this.device.queueNotify(i));
       } catch (e) {
         this.needsReset(asError(e));
       }

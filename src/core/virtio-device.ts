@@ -92,6 +92,14 @@ export interface VirtioDevice {
   /** VIRTIO_F_RING_RESET: queue `queue.index`, reset earlier, was enabled again with a new ring after DRIVER_OK. */
   enableQueue?(queue: DeviceQueue): void;
   /**
+   * VIRTIO_F_SUSPEND (3.4): the driver is suspending the device. The transport already keeps new
+   * chains from the model and waits for the chains in flight to be used; a model that holds popped
+   * chains waiting for input (not being processed) hands them back here, used, or the suspension
+   * would wait for input that cannot come. On resume the transport notifies every live queue, so the
+   * model looks at its rings again.
+   */
+  suspend?(): void;
+  /**
    * The model's own state for a snapshot (docs/snapshots.md): what it holds beyond its queues (the
    * core snapshots those, in-flight chains included). A device without it cannot be snapshotted.
    */

@@ -19,6 +19,8 @@ export interface QueueHost {
    * {@link DriverRing.notificationData}, sent when VIRTIO_F_NOTIFICATION_DATA was negotiated.
    */
   notify(index: number, next: number): Promise<void>;
+  /** VIRTIO_F_SUSPEND: the device is suspended; no buffer may be made available (3.4.1). */
+  readonly suspended: boolean;
   /** Set once the device is unusable (DEVICE_NEEDS_RESET, bus failure, closed): every wait throws it. */
   readonly fault: Error | undefined;
   /** Also wake waiters this often, for buses that cannot deliver interrupts; undefined = interrupts only. */
@@ -71,6 +73,8 @@ export class DriverQueue<T = unknown> {
   /** Publish submitted requests and notify the device if it asked for notifications. */
   async kick(): Promise<void> {
     this.checkUsable();
+    if (this.host.suspended)
+      throw new UsageError(`queue ${this.index}: the device is suspended (3.4.1: no buffers made available until it resumes)`);
     // In-process (coherent DMA) the ring publishes at once: one await fewer per round.
     if (this.ring.coherent ? this.ring.publishSync() : await this.ring.publish())
       await this.host.notify(this.index, this.ring.notificationData());

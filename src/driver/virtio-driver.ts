@@ -22,6 +22,7 @@ import {
   VIRTIO_F_NOTIF_CONFIG_DATA,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
+  VIRTIO_F_SUSPEND,
   VIRTIO_F_VERSION_1,
   VIRTIO_TRANSPORT_F_END,
   VIRTIO_TRANSPORT_F_START,
@@ -37,10 +38,11 @@ import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_SUSPEND,
 } from '../spec/status.js';
 import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import type { AccessSize } from '../memory/access-size.js';
-import type { DriverTransport } from '../transport/pci/driver-transport.js';
+import { pollUntil, type DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
 import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
 import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
@@ -63,14 +65,22 @@ export const DRIVER_CORE_FEATURES: bigint = featureSet(
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_IN_ORDER,
   VIRTIO_F_ADMIN_VQ,
+  VIRTIO_F_SUSPEND,
 );
 
 /**
  * Accepted on the modern interface whenever offered, whatever a device driver asks for: VERSION_1
- * (a MUST, 6), NOTIF_CONFIG_DATA (a SHOULD, 6), and the two that change nothing for a device driver:
- * notification data is written by the transport, and a queue reset happens only when asked for.
+ * (a MUST, 6), NOTIF_CONFIG_DATA (a SHOULD, 6), and the three that change nothing for a device
+ * driver: notification data is written by the transport, and a queue reset or a suspension
+ * happens only when asked for.
  */
-const MODERN_ACCEPTED = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_RESET);
+const MODERN_ACCEPTED = featureSet(
+  VIRTIO_F_VERSION_1,
+  VIRTIO_F_NOTIFICATION_DATA,
+  VIRTIO_F_NOTIF_CONFIG_DATA,
+  VIRTIO_F_RING_RESET,
+  VIRTIO_F_SUSPEND,
+);
 
 /**
  * Accepted on the legacy interface whenever offered: VIRTIO_F_ANY_LAYOUT (6.3: a MUST for a
@@ -128,7 +138,7 @@ export interface QueueOptions {
   readonly maxSize?: number;
 }
 
-type Phase = 'features' | 'queues' | 'live' | 'closed';
+type Phase = 'features' | 'queues' | 'live' | 'suspended' | 'closed';
 
 /**
  * One virtio device, driven through one transport.
@@ -356,10 +366,14 @@ export class VirtioDriver implements QueueHost {
   /** This driver as the host of a queue polled every `pollIntervalMs`. */
   private queueHost(pollIntervalMs: number | undefined): QueueHost {
     const faultOf = (): Error | undefined => this.faultError;
+    const suspendedOf = (): boolean => this.suspended;
     return {
       notify: (index, next) => this.notify(index, next),
       get fault() {
         return faultOf();
+      },
+      get suspended() {
+        return suspendedOf();
       },
       pollIntervalMs,
       timeoutError: (index, timeoutMs) => this.timeoutError(index, timeoutMs),
@@ -450,6 +464,48 @@ export class VirtioDriver implements QueueHost {
     await this.setStatusBit(VIRTIO_CONFIG_S_DRIVER_OK);
     this.phase = 'live';
     await this.checkStatus();
+  }
+
+  /**
+   * VIRTIO_F_SUSPEND (3.4): set SUSPEND and wait until the device shows itself suspended (SUSPEND
+   * set, DRIVER_OK clear, 3.4.1), at most `timeoutMs` (DeviceFaultError ERR_DEVICE_TIMEOUT; a device
+   * that sets DEVICE_NEEDS_RESET instead fails with ERR_DEVICE_NEEDS_RESET). Until {@link resume} the
+   * queues refuse {@link DriverQueue.kick}; after a timeout only {@link close} (a reset) recovers.
+   * UsageError unless live with VIRTIO_F_SUSPEND negotiated.
+   */
+  async suspend(timeoutMs = this.timeoutMs): Promise<void> {
+    this.expectPhase('live', 'suspend()');
+    if (!hasFeature(this.negotiated, VIRTIO_F_SUSPEND)) throw new UsageError(`${formatBdf(this.fn)}: VIRTIO_F_SUSPEND was not negotiated`);
+    this.phase = 'suspended';
+    await this.setStatusBit(VIRTIO_CONFIG_S_SUSPEND);
+    await this.waitStatus(VIRTIO_CONFIG_S_SUSPEND, VIRTIO_CONFIG_S_DRIVER_OK, 'suspended', timeoutMs);
+  }
+
+  /**
+   * 3.4: set DRIVER_OK again on the suspended device and wait until it runs (SUSPEND clear, DRIVER_OK
+   * set), at most `timeoutMs`; the queues are usable again. UsageError unless suspended.
+   */
+  async resume(timeoutMs = this.timeoutMs): Promise<void> {
+    this.expectPhase('suspended', 'resume()');
+    this.status = (this.status & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
+    await this.transport.setStatus(this.status);
+    await this.waitStatus(VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_SUSPEND, 'running again', timeoutMs);
+    this.phase = 'live';
+  }
+
+  /** QueueHost: whether the device is suspended (or being suspended) by {@link suspend}. */
+  get suspended(): boolean {
+    return this.phase === 'suspended';
+  }
+
+  /** Poll device status until `set` is all set and `clear` all clear (DEVICE_NEEDS_RESET ends the wait as this driver's fault). */
+  private async waitStatus(set: number, clear: number, what: string, timeoutMs: number): Promise<void> {
+    await pollUntil(
+      () => this.checkStatus(),
+      (status) => (status & (set | clear)) === set,
+      timeoutMs,
+      `${formatBdf(this.fn)}: device not ${what} within ${timeoutMs} ms`,
+    );
   }
 
   /** Read the device status and turn DEVICE_NEEDS_RESET into this driver's fault. */

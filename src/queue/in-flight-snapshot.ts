@@ -82,7 +82,7 @@ export function readChains(r: SnapshotReader, format: RingFormat, size: number, 
   });
 }
 
-/** Whether the ring snapshot `r` (checked by the ring's restore) has chains the device model held: they come back only when it pops. */
-export function modelHeldChains(r: SnapshotReader): boolean {
-  return r.structs('chains', Number.MAX_SAFE_INTEGER).some((c) => !c.flag('held'));
+/** How many chains of the ring snapshot `r` (checked by the ring's restore) the device model held: they come back, first, when it pops. */
+export function modelHeldChains(r: SnapshotReader): number {
+  return r.structs('chains', Number.MAX_SAFE_INTEGER).filter((c) => !c.flag('held')).length;
 }

@@ -76,6 +76,20 @@ export const DRIVER_REQUIREMENTS = {
     'MUST NOT',
     'ring entries of buffers made available on a live queue are not changed until the device used them',
   ),
+  // 3.4 device suspend (VIRTIO_F_SUSPEND)
+  suspendWhenLive: req(
+    'status/suspend-when-live',
+    '3.4.1',
+    'SHOULD NOT',
+    'SUSPEND is set only with VIRTIO_F_SUSPEND negotiated and DRIVER_OK set',
+  ),
+  suspendNoNotify: req('status/suspend-no-notify', '3.4.1', 'MUST NOT', 'no available buffer notification once SUSPEND is set'),
+  suspendNoConfigWrite: req(
+    'status/suspend-no-config-write',
+    '3.4.1',
+    'MUST NOT',
+    'once SUSPEND is set, nothing in the configuration structures but device status is written (queue fields, device configuration)',
+  ),
   // 2.2 feature bits, 6 reserved feature bits
   featuresOnlyOffered: req('features/only-offered', '2.2.1', 'MUST NOT', 'a feature the device did not offer is not accepted'),
   featuresDependencies: req('features/dependencies', '2.2.1', 'MUST NOT', 'a feature is not accepted without the features it requires'),

@@ -18,6 +18,8 @@ export const VIRTIO_F_NOTIFICATION_DATA = 38;
 export const VIRTIO_F_NOTIF_CONFIG_DATA = 39;
 export const VIRTIO_F_RING_RESET = 40;
 export const VIRTIO_F_ADMIN_VQ = 41;
+/** 1.4: the driver may suspend the device through the SUSPEND status bit (3.4 Device Suspend). */
+export const VIRTIO_F_SUSPEND = 43;
 
 /** Spec 6: bits 24..41 are reserved for the transport and ring; device types use 0..23 and 50..127. */
 export const VIRTIO_TRANSPORT_F_START = 24;
@@ -38,6 +40,7 @@ export const TRANSPORT_FEATURE_NAMES: ReadonlyMap<number, string> = new Map([
   [VIRTIO_F_NOTIF_CONFIG_DATA, 'NOTIF_CONFIG_DATA'],
   [VIRTIO_F_RING_RESET, 'RING_RESET'],
   [VIRTIO_F_ADMIN_VQ, 'ADMIN_VQ'],
+  [VIRTIO_F_SUSPEND, 'SUSPEND'],
 ]);
 
 /** The feature set with exactly this bit. */

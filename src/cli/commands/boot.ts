@@ -7,12 +7,15 @@
  * take about a second. `--ring packed` has the devices offer the packed ring (Linux then uses it);
  * the ring Linux negotiated is printed under each device. Ctrl-] leaves at once; `exit` in the shell powers the guest off.
  * `--audit` puts the devices in audit mode (core/driver-audit.ts) and prints, when the session ends,
- * every driver-side statement Linux's drivers broke.
+ * every driver-side statement Linux's drivers broke. `--save FILE` saves the machine with its devices
+ * (requests in flight too) when the session is left with Ctrl-]; `--restore FILE` resumes it, in this
+ * or another process, with the same options and disk (a state whose device part does not fit is refused).
  */
 
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { PassThrough } from 'node:stream';
+import { readFile, writeFile } from 'node:fs/promises';
 import { BlkDevice } from '../../device/blk/blk-device.js';
 import type { BlockBackend } from '../../device/blk/backend.js';
 import { FileBlockBackend } from '../../device/blk/file-backend.js';
@@ -43,6 +46,8 @@ interface BootOptions {
   readonly savedState: boolean;
   readonly cmdline?: string;
   readonly audit?: boolean;
+  readonly save?: string;
+  readonly restore?: string;
 }
 
 /** Size of the disk made when --disk is not given. */
@@ -69,6 +74,10 @@ async function bootCommand(opts: BootOptions): Promise<void> {
   const net = opts.netUdp === undefined ? undefined : parseNetUdp(opts.netUdp);
   const ring = parseRing(opts.ring);
   checkRingInterface(ring, opts.forceLegacy ? '--force-legacy' : undefined);
+  // The disk's bytes live outside the state: only a disk file is there again when it is restored.
+  if ((opts.save !== undefined || opts.restore !== undefined) && opts.disk === undefined)
+    throw new UsageError('--save and --restore need --disk: the disk is not part of the saved state');
+  const state = opts.restore === undefined ? undefined : await readState(opts.restore);
 
   // The disk and the UDP socket are opened (and checked) before anything slow starts, and closed
   // however the boot ends: an open socket would keep this process running after a failure.
@@ -83,7 +92,7 @@ async function bootCommand(opts: BootOptions): Promise<void> {
         local: { address: '0.0.0.0', port: net.localPort },
         remote: { address: net.address, port: net.port },
       });
-    process.exitCode = await bootWith(opts, memoryMiB, ring, udp, backend);
+    process.exitCode = await bootWith(opts, memoryMiB, ring, udp, backend, state);
   } finally {
     await udp?.close();
     if (backend instanceof FileBlockBackend) await backend.close();
@@ -97,6 +106,7 @@ async function bootWith(
   ring: RingOption | undefined,
   udp: DgramNetBackend | undefined,
   backend: BlockBackend,
+  state: ArrayBuffer | undefined,
 ): Promise<number> {
   const bar = new cliProgress.SingleBar(
     { format: 'virtio-ts boot [{bar}] {stage}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
@@ -139,10 +149,17 @@ async function bootWith(
       })),
       memoryMiB,
       savedState: opts.savedState,
+      ...(state === undefined ? {} : { state }),
       ...(opts.cmdline === undefined ? {} : { cmdline: opts.cmdline }),
       onSerial: (text) => forward?.(text),
     });
     try {
+      if (state !== undefined) {
+        // The restored machine's shell runs already: connect to it.
+        bar.stop();
+        process.stderr.write(`virtio-ts boot: restored ${opts.restore!}; Ctrl-] quits\n`);
+        return await session(guest, opts, consoleInput, (f) => (forward = f), false);
+      }
       bar.update(assetSteps + 1, {
         stage: `${guest.restored ? 'restored' : 'booted'} to /init in ${(guest.bootMs / 1000).toFixed(1)} s; loading virtio modules`,
       });
@@ -164,7 +181,7 @@ async function bootWith(
       process.stderr.write(
         `virtio-ts boot: shell on ${opts.serialShell ? 'the serial console' : 'virtio-console (/dev/hvc0)'}; Ctrl-] quits\n`,
       );
-      const status = await interact(guest, opts.serialShell ? undefined : consoleInput, (f) => (forward = f));
+      const status = await session(guest, opts, consoleInput, (f) => (forward = f), true);
       if (audits.length > 0) printAudit(audits);
       return status;
     } finally {
@@ -173,6 +190,36 @@ async function bootWith(
   } finally {
     bar.stop();
   }
+}
+
+/** A saved state file (--restore), read whole; a missing or empty file is a UsageError. */
+async function readState(path: string): Promise<ArrayBuffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new UsageError(`--restore ${path}: ${(e as Error).message}`);
+  }
+  if (bytes.byteLength === 0) throw new UsageError(`--restore ${path}: the file is empty`);
+  const state = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(state).set(bytes);
+  return state;
+}
+
+/** {@link interact}, then with --save the machine's state (devices included) written to the file. */
+async function session(
+  guest: LinuxGuest,
+  opts: BootOptions,
+  consoleInput: PassThrough,
+  setForward: (f: (text: string) => void) => void,
+  startShell: boolean,
+): Promise<number> {
+  const status = await interact(guest, opts.serialShell ? undefined : consoleInput, setForward, startShell);
+  if (opts.save !== undefined && status === 130) {
+    await writeFile(opts.save, new Uint8Array(await guest.saveState(true)));
+    process.stderr.write(`virtio-ts boot: saved to ${opts.save} (restore with --restore and the same devices and disk)\n`);
+  }
+  return status;
 }
 
 /** The driver audit of Linux's virtio drivers, to stderr (the terminal's stdout belongs to the guest shell). */
@@ -192,6 +239,7 @@ async function interact(
   guest: LinuxGuest,
   consoleInput: PassThrough | undefined,
   setForward: (f: (text: string) => void) => void,
+  startShell: boolean,
 ): Promise<number> {
   const stdin = process.stdin;
   const raw = stdin.isTTY;
@@ -211,7 +259,7 @@ async function interact(
   stdin.resume();
   if (consoleInput === undefined) setForward((text) => process.stdout.write(text));
   const poweroff = guest.waitLine((l) => l.includes(POWEROFF_MARK), 0x7fff_ffff, 'poweroff').then(() => 0);
-  guest.sendSerial(consoleInput ? 'shell hvc0\n' : 'shell\n');
+  if (startShell) guest.sendSerial(consoleInput ? 'shell hvc0\n' : 'shell\n');
   try {
     return await Promise.race([poweroff, escaped]);
   } finally {
@@ -239,5 +287,7 @@ export function register(program: Command): void {
     .option('--no-saved-state', 'boot from scratch every time (no saved emulator state)')
     .option('--cmdline <params>', 'extra kernel parameters')
     .option('--audit', "devices in audit mode: print the driver statements Linux's drivers broke when the session ends")
+    .option('--save <file>', 'on Ctrl-], save the machine with its devices (requests in flight too) to FILE (needs --disk)')
+    .option('--restore <file>', 'resume the machine saved in FILE instead of booting (same options and --disk as when saved)')
     .action((opts: BootOptions) => bootCommand(opts));
 }

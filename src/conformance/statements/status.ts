@@ -12,6 +12,7 @@ import {
 import { VIRTIO_PCI_ISR_CONFIG } from '../../spec/virtio-pci.js';
 import { auditedStatement } from '../audited-statement.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
+import { deviceSuspendStatements } from './device-suspend.js';
 
 const family = 'status';
 
@@ -51,7 +52,7 @@ async function afterError(ctx: CheckContext): Promise<{ readonly status: number;
   return { status, isr };
 }
 
-/** Family 'status' (see Family in ../statement.ts): 2.1, the device status field. */
+/** Family 'status' (see Family in ../statement.ts): 2.1, the device status field, and its SUSPEND bit (3.4). */
 export const statusStatements: readonly Statement[] = [
   keepsBit('keeps-acknowledge', VIRTIO_CONFIG_S_ACKNOWLEDGE, 'ACKNOWLEDGE', async (ctx) => {
     const transport = await ctx.transport();
@@ -129,4 +130,5 @@ export const statusStatements: readonly Statement[] = [
     text: 'A driver does not count on requests completing (or not) once DEVICE_NEEDS_RESET is set.',
     uncheckable: 'what a driver counts on is its own state: no access to the device shows it',
   },
+  ...deviceSuspendStatements,
 ];

@@ -276,6 +276,22 @@ export class VirtioNetDevice implements VirtioDevice {
     this.setQueue(index, null);
   }
 
+  /**
+   * VIRTIO_F_SUSPEND (3.4): receive chains held for the next frame are not being processed, yet
+   * popped; they go back used and empty (as a malformed receive buffer does), so the suspension does
+   * not wait for a frame that can no longer be delivered. Frames arriving while suspended are dropped.
+   */
+  suspend(): void {
+    this.guard(() =>
+      this.rxStash.forEach((stash, pair) => {
+        const q = this.rxQueues[pair];
+        if (!q || stash.length === 0) return;
+        for (const chain of stash.splice(0)) q.pushUsed(chain.head, 0);
+        this.host?.usedBuffers(q.index);
+      }),
+    );
+  }
+
   /** VIRTIO_F_RING_RESET: queue `queue.index` is back, on a new ring. */
   enableQueue(queue: DeviceQueue): void {
     this.setQueue(queue.index, queue);

@@ -141,6 +141,9 @@ export interface V86Cpu {
   write8(addr: number, value: number): void;
   write16(addr: number, value: number): void;
   write32(addr: number, value: number): void;
+  /** The CPU's state array for save_state (src/cpu.js; every device's nested in it), and its restore: device-state.ts wraps both. */
+  get_state(): unknown[];
+  set_state(state: unknown[]): void;
   /** The wasm instance: its exports include the allocator v86's Rust code uses (v86_malloc/v86_free). */
   readonly wm: { readonly exports: { v86_malloc(size: number): number; v86_free(ptr: number): void } };
 }
@@ -170,6 +173,8 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.write8', 'function'],
   ['v86.cpu.write16', 'function'],
   ['v86.cpu.write32', 'function'],
+  ['v86.cpu.get_state', 'function'],
+  ['v86.cpu.set_state', 'function'],
   ['v86.cpu.devices.pci.register_device', 'function'],
   ['v86.cpu.devices.pci.raise_irq', 'function'],
   ['v86.cpu.devices.pci.lower_irq', 'function'],

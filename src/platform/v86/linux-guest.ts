@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { V86 } from 'v86';
-import { BusError, UsageError } from '../../errors.js';
+import { BusError, UsageError, V86StateError, VirtioError } from '../../errors.js';
 import type { VirtioDevice } from '../../core/virtio-device.js';
 import type { DeviceHost, PciFunction } from '../../pci/function.js';
 import type { VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
@@ -76,6 +76,12 @@ export interface LinuxGuestOptions {
   readonly v86Devices?: V86OwnDevices;
   /** Where the PCI adapter's warnings go (default console.warn), e.g. a BAR v86 cannot reach. */
   readonly warn?: (message: string) => void;
+  /**
+   * Resume the machine of this state ({@link LinuxGuest.saveState}, our devices' part included)
+   * instead of booting: the devices must be made as when it was saved, their backends holding what
+   * they held then (the same disk file). A device part that does not fit is a V86StateError.
+   */
+  readonly state?: ArrayBuffer;
 }
 
 /** A guest failure, with the serial log so far. */
@@ -157,6 +163,18 @@ export class LinuxGuest {
         if ('create' in d) adapter.plug(at, d.name, d.create);
         else adapter.plugVirtio(at, d.name, d.virtio, d.options);
         devfn = Math.max(devfn, ((at >> 3) + 1) << 3);
+      }
+      if (options.state !== undefined) {
+        await emulator.restore_state(options.state).catch((e: unknown) => {
+          // v86's own refusals (StateLoadError: header, version, length) are plain objects.
+          if (e instanceof VirtioError) throw e;
+          const why = typeof e === 'object' && e !== null && 'message' in e ? String(e.message) : String(e);
+          throw new V86StateError(`not a state this v86 can restore: ${why.slice(0, 200)}`);
+        });
+        guest.restored = true;
+        await emulator.run();
+        guest.bootMs = performance.now() - t0;
+        return guest;
       }
       const store = new SavedStateStore(join(assets.dir, 'states'));
       const key = savedStateKey({
@@ -286,6 +304,17 @@ export class LinuxGuest {
     this.sendSerial('poweroff\n');
     await off;
     await this.destroy();
+  }
+
+  /**
+   * The machine's state now, our devices' included (requests in flight too: see docs/snapshots.md):
+   * the emulator stops for the save and runs again after it unless `stop`.
+   */
+  async saveState(stop = false): Promise<ArrayBuffer> {
+    await this.emulator.stop();
+    const state = await this.emulator.save_state();
+    if (!stop) await this.emulator.run();
+    return state;
   }
 
   /** Stop and free the emulator (idempotent). */

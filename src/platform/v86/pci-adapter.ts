@@ -17,6 +17,7 @@
  * route is reported as a {@link BarRefusedError} to {@link V86PciAdapter.onBarRefused} listeners and
  * as a warning; {@link V86PciAdapter.plugVirtio} declares the virtio BAR 32-bit so that it cannot
  * happen.
+ * v86's saved states carry the virtio functions' snapshots (device-state.ts).
  * Every v86 internal used is in internals.ts.
  */
 
@@ -31,6 +32,7 @@ import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
 import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
 import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 import { MmioWordReads } from './mmio-word-reads.js';
+import { joinV86States } from './device-state.js';
 
 /** v86 maps MMIO in blocks of this size (src/io.js mmap_register). */
 const MMIO_BLOCK_SHIFT = 17;
@@ -142,6 +144,15 @@ export class V86PciAdapter {
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
     this.takeMmioWrite16();
+    // v86's save_state/restore_state carry our virtio functions too (device-state.ts).
+    joinV86States(
+      this.cpu,
+      () => this.functions,
+      () => {
+        this.reroute();
+        this.syncIntxAfterRestore();
+      },
+    );
   }
 
   /** Functions plugged so far, in devfn order. */

@@ -99,11 +99,25 @@ export async function resetAndWait(transport: Pick<DriverTransport, 'getStatus' 
  * naming `what` after `timeoutMs`. The wait of a device reset and of a queue reset (4.1.4.3.2).
  */
 export async function pollUntilZero(read: () => Promise<number>, timeoutMs: number, what: string): Promise<void> {
+  await pollUntil(read, (value) => value === 0, timeoutMs, `${what} did not read 0 within ${timeoutMs} ms of a reset`);
+}
+
+/**
+ * Poll `read` (backing off up to 50 ms) until `done` accepts its value, and return that value;
+ * DeviceFaultError ERR_DEVICE_TIMEOUT with `timeoutMessage` after `timeoutMs`. A `read` that throws
+ * ends the wait with its error.
+ */
+export async function pollUntil(
+  read: () => Promise<number>,
+  done: (value: number) => boolean,
+  timeoutMs: number,
+  timeoutMessage: string,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), 50)) {
-    if ((await read()) === 0) return;
-    if (Date.now() >= deadline)
-      throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', `${what} did not read 0 within ${timeoutMs} ms of a reset`);
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() >= deadline) throw new DeviceFaultError('ERR_DEVICE_TIMEOUT', timeoutMessage);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }

@@ -119,6 +119,8 @@ export interface VirtioPciFunctionOptions {
    * The legacy interface never carries it (its feature word is 32 bits).
    */
   readonly packed?: boolean;
+  /** Offer VIRTIO_F_SUSPEND on the modern interface (3.4, core/device-suspend.ts); default true. */
+  readonly suspend?: boolean;
   /**
    * Audit mode: record in `audit` every driver-side statement the driver breaks, with the access
    * that broke it (core/driver-audit.ts). Default none: the function then does none of it.
@@ -208,6 +210,7 @@ export class VirtioPciFunction extends PciEndpoint {
     this.core = new DeviceCore(device, host.memory, this.notifications, {
       ...(mode === 'legacy' ? LEGACY_RULES : { transportFeatures: MODERN_TRANSPORT_FEATURES }),
       packed: options.packed ?? false,
+      suspend: options.suspend ?? true,
       ...(audit === undefined ? {} : { audit: audit.record }),
       ...(options.deviceRing !== undefined ? { deviceRing: options.deviceRing } : {}),
       ...(adminQueue !== undefined ? { adminQueue } : {}),
@@ -311,6 +314,15 @@ export class VirtioPciFunction extends PciEndpoint {
    * again and handed to the device model as new requests, completed once.
    */
   restore(snapshot: FunctionSnapshot): void {
+    this.prepareRestore(snapshot)();
+  }
+
+  /**
+   * {@link restore} in two steps: check `snapshot` against this function, changing nothing
+   * (SnapshotError otherwise), and return what applies it. Lets a caller check several functions
+   * (a machine's) before changing any.
+   */
+  prepareRestore(snapshot: FunctionSnapshot): () => void {
     if (snapshot.version !== SNAPSHOT_FORMAT_VERSION)
       throw new SnapshotError(
         'ERR_SNAPSHOT_VERSION',
@@ -345,7 +357,9 @@ export class VirtioPciFunction extends PciEndpoint {
       if (arbiter.committed === 'legacy') rules = LEGACY_RULES;
     }
     applies.push(this.core.prepareRestore(r.struct('core'), r.struct('device'), rules));
-    for (const apply of applies) apply();
-    this.drivePin();
+    return () => {
+      for (const apply of applies) apply();
+      this.drivePin();
+    };
   }
 }

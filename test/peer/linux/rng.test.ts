@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import type { GuestResult } from '../../../src/platform/v86/guest-protocol.js';
 import { VIRTIO_ID_RNG, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS } from '../../../src/spec/ids.js';
-import { VIRTIO_F_VERSION_1, hasFeature } from '../../../src/spec/features.js';
+import { VIRTIO_F_SUSPEND, VIRTIO_F_VERSION_1, hasFeature } from '../../../src/spec/features.js';
 import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK } from '../../../src/spec/status.js';
 import { KnownStream } from '../../helpers/known-stream.js';
 import { SLOT, bootTestMachine, guestFeatures, negotiatedRing, pciName, resultOf, type TestMachine } from '../../helpers/linux-machine.js';
@@ -58,6 +58,11 @@ for (const ring of RING_FORMATS) {
           `status 0x${status.toString(16)}`,
         );
         assert.ok(hasFeature(guestFeatures(dev), VIRTIO_F_VERSION_1), 'modern interface: VERSION_1 negotiated');
+        // Offered by our devices (3.4); Linux 6.1 and 6.5 have no suspend support and leave the bit.
+        const fn = slot === SLOT.rng ? m.fns.rng : m.fns.rngTransitional;
+        assert.ok(hasFeature(fn.core.offeredFeatures, VIRTIO_F_SUSPEND), 'our device offers VIRTIO_F_SUSPEND');
+        assert.equal(hasFeature(guestFeatures(dev), VIRTIO_F_SUSPEND), false, 'Linux does not negotiate VIRTIO_F_SUSPEND');
+        assert.equal(hasFeature(fn.core.negotiatedFeatures, VIRTIO_F_SUSPEND), false, 'the device agrees');
         assert.equal(negotiatedRing(dev, slot === SLOT.rng ? m.fns.rng : m.fns.rngTransitional), ring);
         t.diagnostic(`${pciName(slot)} features ${dev.fields['features']}`);
       }

@@ -12,6 +12,7 @@ import {
   VIRTIO_F_NOTIFICATION_DATA,
   VIRTIO_F_NOTIF_CONFIG_DATA,
   VIRTIO_F_RING_PACKED,
+  VIRTIO_F_SUSPEND,
   VIRTIO_F_VERSION_1,
 } from '../../../src/spec/features.js';
 import {
@@ -26,6 +27,7 @@ import { VIRTIO_ID_NET, VIRTIO_ID_RNG } from '../../../src/spec/ids.js';
 import * as N from '../../../src/spec/net.js';
 import { RngDevice } from '../../../src/device/rng/rng-device.js';
 import { PackedQueue } from '../../../src/queue/packed/device-ring.js';
+import { GatedQueue } from '../../../src/core/device-suspend.js';
 import { LOOPBACK_DEVICE_TYPE, LOOPBACK_MAGIC, LoopbackDevice, type LoopbackOptions } from '../../helpers/loopback-device.js';
 import { RecordingBus } from '../../../src/testing/recording-bus.js';
 
@@ -68,8 +70,8 @@ test('initialisation follows spec 3.1.1: status 0, ACKNOWLEDGE, +DRIVER, +FEATUR
   ]);
   assert.equal(
     drv.features,
-    featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_EVENT_IDX, 3),
-    'VERSION_1, NOTIFICATION_DATA and NOTIF_CONFIG_DATA are accepted whenever the modern interface offers them',
+    featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_NOTIFICATION_DATA, VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_SUSPEND, VIRTIO_F_EVENT_IDX, 3),
+    'VERSION_1, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and SUSPEND are accepted whenever the modern interface offers them',
   );
   assert.equal(await drv.transport.getStatus(), 0x0f);
 });
@@ -82,7 +84,7 @@ test('negotiation accepts only offered bits, and transport bits only where the c
   );
   t.after(() => drv.close());
   assert.equal(drv.deviceFeatures & offered, offered);
-  // The transports add INDIRECT_DESC, IN_ORDER, NOTIFICATION_DATA and NOTIF_CONFIG_DATA to the offer;
+  // The transports add INDIRECT_DESC, IN_ORDER, NOTIFICATION_DATA, NOTIF_CONFIG_DATA and SUSPEND to the offer;
   // ACCESS_PLATFORM is offered and asked for, but this core does not implement it; bit 1 is not offered.
   assert.equal(
     drv.features,
@@ -94,6 +96,7 @@ test('negotiation accepts only offered bits, and transport bits only where the c
       VIRTIO_F_INDIRECT_DESC,
       VIRTIO_F_RING_PACKED,
       VIRTIO_F_IN_ORDER,
+      VIRTIO_F_SUSPEND,
       0,
       60,
     ),
@@ -109,7 +112,8 @@ test('queue sizes follow the negotiated ring format: with RING_PACKED any size u
   assert.equal((await packed.drv.setupQueue(0, { maxSize: 100 })).size, 100);
   assert.equal((await packed.drv.setupQueue(1, { size: 100 })).size, 100);
   await packed.drv.driverOk(); // the device learns its queues at DRIVER_OK
-  assert.ok(packed.device.queues[0] instanceof PackedQueue);
+  const q0 = packed.device.queues[0];
+  assert.ok(q0 instanceof GatedQueue && q0.ring instanceof PackedQueue, 'the packed ring, behind the suspend gate');
   assert.equal(packed.device.queues[0]?.size, 100);
   const split = await live({ queueMaxSizes: [256, 256] });
   t.after(() => split.drv.close());

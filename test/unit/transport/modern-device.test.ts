@@ -71,8 +71,8 @@ test('common cfg: read-only identity fields at their offsets and widths', () => 
   h.setCommon(off('device_feature_select'), 4, 1);
   assert.equal(
     h.common(off('device_feature'), 4),
-    (1 << 0) | (1 << 3) | (1 << 6) | (1 << 7),
-    'VERSION_1 (32), IN_ORDER (35), NOTIFICATION_DATA (38) and NOTIF_CONFIG_DATA (39) of word 1',
+    (1 << 0) | (1 << 3) | (1 << 6) | (1 << 7) | (1 << 11),
+    'VERSION_1 (32), IN_ORDER (35), NOTIFICATION_DATA (38), NOTIF_CONFIG_DATA (39) and SUSPEND (43) of word 1',
   );
   h.setCommon(off('device_feature_select'), 4, 2);
   assert.equal(h.common(off('device_feature'), 4), 1 << 6, 'bit 70 is bit 6 of word 2');
