@@ -9,6 +9,7 @@
 
 export { LinuxGuest, type GuestDevice, type GuestSlot, type LinuxGuestOptions } from './platform/v86/linux-guest.js';
 export { V86DriverBus, type V86DriverBusOptions } from './platform/v86/v86-driver-bus.js';
+export type { V86OwnDevices } from './platform/v86/own-devices.js';
 export {
   GUEST_KERNELS,
   buildGuestAssets,

@@ -14,7 +14,7 @@ import { v86Internals, type V86PortEntry } from './internals.js';
 export interface V86OwnDevices {
   /**
    * v86's IDE disk (primary master) over these bytes. v86 saves an in-memory image with the machine,
-   * so a restored guest's disk is v86's copy from the state: reach it with {@link v86IdeDisk}.
+   * so a restored guest's disk is v86's copy from the state: reach it with `v86IdeDisk` (own-devices.ts).
    */
   readonly hda?: ArrayBuffer;
   /** v86's virtio-net; its frames are the emulator bus's "net0-send" and "net0-receive" events. */
