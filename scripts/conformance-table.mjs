@@ -44,6 +44,9 @@ function targets() {
   for (const type of TYPES)
     for (const mode of ['modern', 'transitional'])
       ours.push(oursTarget(`ours:${type},mode=${mode},msix=on,ring=packed`, { type, mode, msix: true, ring: 'packed' }));
+  // The administration queue (VIRTIO_F_ADMIN_VQ) is offered only by a function given one.
+  for (const type of TYPES)
+    ours.push(oursTarget(`ours:${type},mode=modern,msix=on,admin=on`, { type, mode: 'modern', msix: true, ring: 'split', admin: true }));
   groups.push({ peer: 'virtio-ts', targets: ours });
   for (const qemu of QEMU_VERSIONS)
     for (const machine of QEMU_MACHINES) {
