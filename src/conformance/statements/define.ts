@@ -13,6 +13,18 @@ export function deviceStatements(
 }
 
 /**
+ * A constructor of `family`'s device-side statements whose checks share `base` (interfaces and
+ * when they apply) and differ only in what they run.
+ */
+export function checkedStatements(
+  family: Family,
+  base: Omit<Check, 'run'>,
+): (slug: string, section: string, level: Level, text: string, run: Check['run']) => Statement {
+  const statement = deviceStatements(family);
+  return (slug, section, level, text, run) => statement(slug, section, level, text, { check: { ...base, run } });
+}
+
+/**
  * A constructor of `family`'s driver-side statements the audit does not record (ID
  * `<family>/driver-<slug>`), with why it cannot see them; the audited ones come from
  * DRIVER_REQUIREMENTS through auditedStatement.

@@ -5,6 +5,7 @@
  */
 
 import type { CheckContext, Statement } from '../statement.js';
+import { checkedStatements } from './define.js';
 import { ALL_OK, goLive, minimalFeatures, openDevice, pollFor, settleMs, type Live } from '../bring-up.js';
 import { commonCfg, readQueueField, settle, writeQueueField } from '../pci-support.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
@@ -53,15 +54,7 @@ async function suspended(ctx: CheckContext, live: Live): Promise<void> {
   ctx.require(isSuspended(status), `device status ${decodeStatus(status)} ${ctx.timeoutMs} ms after SUSPEND was set`);
 }
 
-function suspendStatement(
-  slug: string,
-  section: string,
-  level: Statement['level'],
-  text: string,
-  run: (ctx: CheckContext) => Promise<void>,
-): Statement {
-  return { id: `${family}/${slug}`, section, level, side: 'device', family, text, check: { ...suspendable, run } };
-}
+const suspendStatement = checkedStatements(family, suspendable);
 
 /** The statements of 3.4 (family 'status'), device side then driver side. */
 export const deviceSuspendStatements: readonly Statement[] = [

@@ -1,5 +1,6 @@
 import { settle, commonCfg, readQueueField, writeQueueField } from '../pci-support.js';
 import type { CheckContext, Statement } from '../statement.js';
+import { checkedStatements } from './define.js';
 import {
   ACK_DRIVER,
   clearTrailingIsr,
@@ -89,15 +90,7 @@ const ringReset = {
 };
 
 /** A virtqueue reset statement (2.6.1, and the PCI form of it, 4.1.4.3.2). */
-function ringResetStatement(
-  slug: string,
-  section: string,
-  level: Statement['level'],
-  text: string,
-  run: (ctx: CheckContext) => Promise<void>,
-): Statement {
-  return { id: `${family}/${slug}`, section, level, side: 'device', family, text, check: { ...ringReset, run } };
-}
+const ringResetStatement = checkedStatements(family, ringReset);
 
 /** Family 'reset' (see Family in ../statement.ts): 2.4 device reset, 3.4 cleanup, 2.6.1 virtqueue reset. */
 export const resetStatements: readonly Statement[] = [
