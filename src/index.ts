@@ -196,3 +196,12 @@ export { SELF_GROUP, type DeviceGroup } from './device/admin/device-group.js';
 export type { LegacyInterface } from './device/admin/legacy-interface.js';
 export { ADMIN_CMD_DATA_MAX, type AdminAnswer, type AdminCommand } from './device/admin/admin-command.js';
 export { AdminQueue, type AdminCommandAnswer, type AdminCommandRequest } from './driver/admin/admin-queue.js';
+export { LegacyNotifyArea, LEGACY_NOTIFY_STRIDE, type LegacyNotifyPlacement } from './device/admin/legacy-notify-area.js';
+export {
+  LEGACY_NOTIFY_WIDTH,
+  notifyAddressFault,
+  parseLegacyNotifyInfo,
+  type IgnoredNotifyEntry,
+  type LegacyNotifyAddress,
+  type LegacyNotifyInfo,
+} from './driver/admin/legacy-notify-info.js';
