@@ -40,6 +40,7 @@ import {
   unsupportedOpcode,
 } from '../admin-session.js';
 import { adminLegacyStatements } from './admin-legacy.js';
+import { adminNotifyInfoStatements } from './admin-notify-info.js';
 import { adminQueueStatements } from './admin-queue.js';
 import { adminDriverStatements } from './admin-driver.js';
 
@@ -244,6 +245,7 @@ export const adminStatements: readonly Statement[] = [
     },
   ),
   ...adminLegacyStatements,
+  ...adminNotifyInfoStatements,
   ...adminQueueStatements,
   ...adminDriverStatements,
 ];
