@@ -15,6 +15,7 @@
 import { UsageError } from '../../errors.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { VIRTIO_PCI_QUEUE_NOTIFY } from '../../spec/virtio-pci.js';
+import type { LegacyNotifyPlacement, LegacyNotifyRegion } from '../../core/legacy-notify-region.js';
 import type { LegacyInterface } from './legacy-interface.js';
 
 /** Bytes per member address (a le16 queue index). */
@@ -22,14 +23,8 @@ export const LEGACY_NOTIFY_STRIDE = 2;
 /** The region is whole 4 KiB pages, so that a hypervisor can map it on its own. */
 const PAGE = 0x1000;
 
-/** Where the transport put the region: owner BAR number and the region's offset in it. */
-export interface LegacyNotifyPlacement {
-  readonly bar: number;
-  readonly offset: number;
-}
-
 /** See the file comment. */
-export class LegacyNotifyArea {
+export class LegacyNotifyArea implements LegacyNotifyRegion {
   /** The region's length in bytes (whole pages). */
   readonly size: number;
   private placement: LegacyNotifyPlacement | undefined;

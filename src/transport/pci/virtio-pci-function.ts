@@ -58,7 +58,7 @@ import { PciNotifications } from './pci-notifications.js';
 import type { DriverAudit } from '../../core/driver-audit.js';
 import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
 import { RegionMap, type BarRegion } from '../../pci/bar-region.js';
-import type { LegacyNotifyArea } from '../../device/admin/legacy-notify-area.js';
+import type { LegacyNotifyRegion } from '../../core/legacy-notify-region.js';
 import { GenerationLoopWatch, auditedRegion, legacyRegisterLabel, modernRegisterLabel } from './access-audit.js';
 import { SHARED_MEMORY_BAR, SharedMemoryCfg } from './shared-memory-cfg.js';
 import { addVendorDataCap, type VendorData } from './vendor-cfg.js';
@@ -139,7 +139,7 @@ export interface VirtioPciFunctionOptions {
    * in BAR4 after the modern blocks at {@link LEGACY_NOTIFY_AREA_OFFSET}; BAR4 grows to the power of
    * two that holds them. Modern or transitional only (UsageError for 'legacy').
    */
-  readonly legacyNotifyArea?: LegacyNotifyArea;
+  readonly legacyNotifyArea?: LegacyNotifyRegion;
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */

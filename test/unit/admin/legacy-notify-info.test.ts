@@ -150,7 +150,7 @@ test('notify-info: writes of the wrong width or alignment to the address notify 
   assert.equal(usedIdx(), 1, 'the 16-bit write notifies');
 });
 
-test('notify-info: hostile commands get the spec statuses and nothing changes', async (t) => {
+test('notify-info: hostile commands get the spec statuses, data is ignored and a short buffer cuts the result', async (t) => {
   const o = notifyOwner();
   const admin = await openAdmin(o);
   t.after(() => admin.close());
