@@ -140,7 +140,7 @@ export const adminNotifyInfoStatements: readonly Statement[] = [
     'A queue index written at a LEGACY_NOTIFY_INFO address acts as LEGACY_COMMON_CFG_WRITE of Queue Notify.',
     {
       uncheckable:
-        "not executable yet: it needs a member's legacy ring built in DMA memory through LEGACY_COMMON_CFG_WRITE; the unit test test/unit/admin/legacy-notify-info.test.ts serves a member request through the address",
+        "not executable yet: it needs a member's legacy ring built in DMA memory through LEGACY_COMMON_CFG_WRITE; a unit test of the device half serves a member request through the address",
     },
   ),
   device(
