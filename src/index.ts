@@ -70,7 +70,7 @@ export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring
 export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/packed/descriptor-chain.js';
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
 export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
-export { VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
+export { LEGACY_NOTIFY_AREA_OFFSET, VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 // Device-state snapshots (docs/snapshots.md): VirtioPciFunction.snapshot()/restore() and the byte format.
 export { VIRTIO_PCI_FUNCTION_SNAPSHOT } from './transport/pci/virtio-pci-function.js';
 export { encodeSnapshot, decodeSnapshot, SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_DEPTH } from './snapshot/codec.js';
@@ -196,3 +196,13 @@ export { SELF_GROUP, type DeviceGroup } from './device/admin/device-group.js';
 export type { LegacyInterface } from './device/admin/legacy-interface.js';
 export { ADMIN_CMD_DATA_MAX, type AdminAnswer, type AdminCommand } from './device/admin/admin-command.js';
 export { AdminQueue, type AdminCommandAnswer, type AdminCommandRequest } from './driver/admin/admin-queue.js';
+export { LegacyNotifyArea, LEGACY_NOTIFY_STRIDE } from './device/admin/legacy-notify-area.js';
+export type { LegacyNotifyPlacement, LegacyNotifyRegion } from './core/legacy-notify-region.js';
+export {
+  LEGACY_NOTIFY_WIDTH,
+  notifyAddressFault,
+  parseLegacyNotifyInfo,
+  type IgnoredNotifyEntry,
+  type LegacyNotifyAddress,
+  type LegacyNotifyInfo,
+} from './driver/admin/legacy-notify-info.js';

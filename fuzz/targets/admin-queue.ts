@@ -2,7 +2,8 @@
  * The administration virtqueue, device side (device/admin): an owner whose SR-IOV group has 1..3
  * legacy members, fed any command bytes (any opcode, group type, member, reserved bytes, data),
  * cut anywhere and split over any buffers, with any device-writable part, between LIST_USEs and
- * resets. Every chain gets a used element within its own writable bytes; where the status fits it
+ * resets, and guest accesses of any width to the LEGACY_NOTIFY_INFO area (which read 0 and never
+ * throw). Every chain gets a used element within its own writable bytes; where the status fits it
  * is OK or EINVAL with a defined qualifier (OK with qualifier 0, reserved2 zero), EINVAL leaves
  * every member as it was, and guest memory is written only in the used ring and the chain's
  * writable buffers.
@@ -10,6 +11,7 @@
 
 import { AdminVirtqueue } from '../../src/device/admin/admin-virtqueue.js';
 import { SriovGroup } from '../../src/device/admin/sriov-group.js';
+import { LegacyNotifyArea } from '../../src/device/admin/legacy-notify-area.js';
 import { QueueFaultError } from '../../src/errors.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { encodeCommandList } from '../../src/spec/admin.js';
@@ -70,7 +72,17 @@ export function run(data: Uint8Array): void {
   const input = new FuzzInput(data);
   const host = { memory: new ArrayGuestMemory(1 << 12), sendMsi() {}, setIntx() {} };
   const members = Array.from({ length: 1 + (input.u8() % 3) }, () => new VirtioPciFunction(new RngDevice(), host, { mode: 'legacy' }));
-  const admin = new AdminVirtqueue({ groups: [new SriovGroup(members.map((m) => m.legacy!))] });
+  // The members' LEGACY_NOTIFY_INFO addresses, placed as the PCI transport places them (BAR4 + 0x4000).
+  const area = new LegacyNotifyArea(members.map((m) => m.legacy!));
+  area.place({ bar: 4, offset: 0x4000 });
+  const admin = new AdminVirtqueue({
+    groups: [
+      new SriovGroup(
+        members.map((m) => m.legacy!),
+        area,
+      ),
+    ],
+  });
   // The guest (the mock) writes its chains unguarded; the device's ring sees the guarded memory.
   const memory = new GuardedMemory(MEM, { allowAllReads: true });
   const mq = new MockQueue({ size: QUEUE, memory: new ArrayGuestMemory(memory.inner.bytes, 0) });
@@ -85,6 +97,14 @@ export function run(data: Uint8Array): void {
     const op = input.u8() % 8;
     if (op === 0) {
       admin.reset();
+      continue;
+    }
+    if (op === 2) {
+      // A guest access to the notify area: any offset in it, any width; it never throws.
+      const size = ([1, 2, 4] as const)[input.u8() % 3]!;
+      const offset = (input.u8() | (input.u8() << 8)) % (area.size - size + 1);
+      area.write(offset, size, input.u8() | (input.u8() << 8));
+      check(area.read(offset, size) === 0, 'contract', () => `the notify area read non-zero at 0x${offset.toString(16)}`);
       continue;
     }
     const chain = op === 1 ? { readable: [listUse(input.u8() % 2, input.u8())], writable: [8] } : commandBytes(input);

@@ -26,6 +26,7 @@ import { V86DriverBus } from '../platform/v86/v86-driver-bus.js';
 import { VirtioPciFunction, type VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
 import { AdminVirtqueue } from '../device/admin/admin-virtqueue.js';
 import { SriovGroup } from '../device/admin/sriov-group.js';
+import { LegacyNotifyArea } from '../device/admin/legacy-notify-area.js';
 import { LAYOUT_DEVICES, LAYOUT_MODES, ourDevice, type LayoutDevice } from './layout-diff.js';
 import { deviceArgs, releaseBackends, type Backends } from './qemu-backends.js';
 import { checkRingInterface, type RingOption } from './ring-option.js';
@@ -79,8 +80,12 @@ export function oursTarget(label: string, o: OursOptions): ConformanceTarget {
     return machine.plug((host) => {
       const memberHost = { memory: host.memory, sendMsi: () => undefined, setIntx: () => undefined };
       const members = Array.from({ length: ADMIN_MEMBERS }, () => new VirtioPciFunction(ourDevice(o.type), memberHost, { mode: 'legacy' }));
-      const adminQueue = new AdminVirtqueue({ groups: [new SriovGroup(members.map((m) => m.legacy!))] });
-      return new VirtioPciFunction(device, host, { ...options, adminQueue });
+      const legacy = members.map((m) => m.legacy!);
+      // The members' notification addresses in the owner's BAR4 (LEGACY_NOTIFY_INFO), as docs/admin.md describes.
+      const legacyNotifyArea = new LegacyNotifyArea(legacy);
+      const adminQueue = new AdminVirtqueue({ groups: [new SriovGroup(legacy, legacyNotifyArea)] });
+      // A legacy-only owner has no administration queue (nor BAR4): the area is left out with it.
+      return new VirtioPciFunction(device, host, { ...options, adminQueue, ...(o.mode === 'legacy' ? {} : { legacyNotifyArea }) });
     }).bdf;
   });
 }

@@ -88,6 +88,9 @@ export const VIRTIO_ADMIN_LEGACY_WR_DATA = 8;
 
 /** struct virtio_pci_legacy_notify_info: u8 flags, u8 bar, u8 padding[6], le64 offset (16 bytes). */
 export const VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_SIZE = 16;
+export const VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_FLAGS = 0;
+export const VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_BAR = 1;
+export const VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_OFFSET = 8;
 /** struct virtio_admin_cmd_legacy_notify_info_result: four entries. */
 export const VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_ENTRIES = 4;
 /** flags of an entry: end of list, an owner device address, a member device address. */

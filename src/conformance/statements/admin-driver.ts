@@ -65,6 +65,13 @@ export const adminDriverStatements: readonly Statement[] = [
     '2.12.1.1.7',
     'MUST',
     'The driver ignores LEGACY_NOTIFY_INFO entries after an end entry, and invalid ones.',
-    'needs VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO, which none of our devices supports',
+    DRIVER_OWN_STATE,
+  ),
+  driver(
+    'legacy-notify-info-use-address',
+    '2.12.1.1.7',
+    'SHOULD',
+    'With LEGACY_NOTIFY_INFO supported, the driver sends driver notifications through the address it returned.',
+    NOT_AUDITED_YET,
   ),
 ];

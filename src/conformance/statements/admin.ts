@@ -2,8 +2,9 @@
  * Family 'admin' (spec 2.12 "Device groups", 2.12.1 group administration commands and their
  * legacy interface commands 2.12.1.1, 2.13 "Administration Virtqueues"; 1.4 numbering). Every check
  * applies to a device offering VIRTIO_F_ADMIN_VQ and drives its first administration queue with raw
- * commands (conformance/admin-session.ts). VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO and the capability,
- * resource object and device parts commands are not in the catalogue yet.
+ * commands (conformance/admin-session.ts). VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO is in
+ * admin-notify-info.ts; the capability, resource object and device parts commands are not in the
+ * catalogue yet.
  */
 
 import {
@@ -40,6 +41,7 @@ import {
   unsupportedOpcode,
 } from '../admin-session.js';
 import { adminLegacyStatements } from './admin-legacy.js';
+import { adminNotifyInfoStatements } from './admin-notify-info.js';
 import { adminQueueStatements } from './admin-queue.js';
 import { adminDriverStatements } from './admin-driver.js';
 
@@ -244,6 +246,7 @@ export const adminStatements: readonly Statement[] = [
     },
   ),
   ...adminLegacyStatements,
+  ...adminNotifyInfoStatements,
   ...adminQueueStatements,
   ...adminDriverStatements,
 ];

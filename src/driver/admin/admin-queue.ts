@@ -15,6 +15,8 @@
  *   const supported = await admin.listQuery(VIRTIO_ADMIN_GROUP_TYPE_SRIOV);
  *   await admin.listUse(VIRTIO_ADMIN_GROUP_TYPE_SRIOV, supported);
  *   const status = await admin.legacyCommonCfgRead(1n, VIRTIO_PCI_STATUS, 1);   // VF 1's device status
+ *   const { addresses } = await admin.legacyNotifyInfo(1n);                       // where to notify VF 1
+ *   await admin.legacyNotify(addresses[0]!, 0);                                   // VF 1's queue 0
  */
 
 import { AdminCommandError, UsageError } from '../../errors.js';
@@ -29,6 +31,7 @@ import {
   VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE,
   VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ,
   VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE,
+  VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO,
   VIRTIO_ADMIN_CMD_LIST_QUERY,
   VIRTIO_ADMIN_CMD_LIST_USE,
   VIRTIO_ADMIN_CMD_OPCODE,
@@ -36,6 +39,8 @@ import {
   VIRTIO_ADMIN_CMD_STATUS,
   VIRTIO_ADMIN_CMD_STATUS_QUALIFIER,
   VIRTIO_ADMIN_GROUP_TYPE_SRIOV,
+  VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_ENTRIES,
+  VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_SIZE,
   VIRTIO_ADMIN_LEGACY_WR_DATA,
   VIRTIO_ADMIN_STATUS_EAGAIN,
   VIRTIO_ADMIN_STATUS_EINVAL,
@@ -45,6 +50,13 @@ import {
   VIRTIO_ADMIN_STATUS_Q_NAMES,
 } from '../../spec/admin.js';
 import { LentBuffers } from '../dma-buffers.js';
+import {
+  LEGACY_NOTIFY_WIDTH,
+  notifyAddressFault,
+  parseLegacyNotifyInfo,
+  type LegacyNotifyAddress,
+  type LegacyNotifyInfo,
+} from './legacy-notify-info.js';
 import type { DriverQueue } from '../driver-queue.js';
 import type { QueueOptions, VirtioDriver } from '../virtio-driver.js';
 
@@ -145,6 +157,39 @@ export class AdminQueue {
   /** VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE. */
   async legacyDevCfgWrite(member: bigint, offset: number, size: AccessSize, value: number): Promise<void> {
     await this.legacyWrite(VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE, member, offset, size, value);
+  }
+
+  /**
+   * VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO: VF `member`'s notification addresses, validated as
+   * legacy-notify-info.ts says (entries that fail are ignored and listed; AdminCommandError
+   * ERR_ADMIN_RESULT when no end-of-list entry or no usable address).
+   */
+  async legacyNotifyInfo(member: bigint): Promise<LegacyNotifyInfo> {
+    checkMember(member);
+    const answer = await this.command({
+      opcode: VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO,
+      groupType: VIRTIO_ADMIN_GROUP_TYPE_SRIOV,
+      groupMemberId: member,
+      resultLength: VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_ENTRIES * VIRTIO_ADMIN_LEGACY_NOTIFY_INFO_SIZE,
+    });
+    return parseLegacyNotifyInfo(answer.result, this.virtio.probe.bars, member);
+  }
+
+  /**
+   * Notify virtqueue `queue` of the member whose address `address` is (from {@link legacyNotifyInfo}):
+   * a le16 write there, after checking again that it lies inside the owner's BAR (UsageError if not).
+   */
+  async legacyNotify(address: LegacyNotifyAddress, queue: number): Promise<void> {
+    if (!Number.isInteger(queue) || queue < 0 || queue > 0xffff) throw new UsageError(`virtqueue index ${queue} is not a u16`);
+    if (!Number.isSafeInteger(address.offset)) throw new UsageError(`legacy notify offset ${address.offset} is not an integer`);
+    const bars = this.virtio.probe.bars;
+    const fault = notifyAddressFault(bars, address.bar, BigInt(address.offset));
+    if (fault !== undefined) throw new UsageError(`legacy notify address: ${fault}`);
+    const bar = bars.find((b) => b.index === address.bar)!;
+    const at = bar.base + address.offset;
+    await (bar.kind === 'io'
+      ? this.virtio.bus.ioWrite(at, LEGACY_NOTIFY_WIDTH, queue)
+      : this.virtio.bus.memWrite(at, LEGACY_NOTIFY_WIDTH, queue));
   }
 
   private async legacyRead(opcode: number, member: bigint, offset: number, size: AccessSize): Promise<number> {

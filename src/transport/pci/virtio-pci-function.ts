@@ -57,7 +57,8 @@ import { MsixInterrupts } from './msix-interrupts.js';
 import { PciNotifications } from './pci-notifications.js';
 import type { DriverAudit } from '../../core/driver-audit.js';
 import { DRIVER_REQUIREMENTS } from '../../spec/driver-requirements.js';
-import type { BarRegion } from '../../pci/bar-region.js';
+import { RegionMap, type BarRegion } from '../../pci/bar-region.js';
+import type { LegacyNotifyRegion } from '../../core/legacy-notify-region.js';
 import { GenerationLoopWatch, auditedRegion, legacyRegisterLabel, modernRegisterLabel } from './access-audit.js';
 import { SHARED_MEMORY_BAR, SharedMemoryCfg } from './shared-memory-cfg.js';
 import { addVendorDataCap, type VendorData } from './vendor-cfg.js';
@@ -88,6 +89,9 @@ export const VIRTIO_PCI_FUNCTION_SNAPSHOT = 'virtio-pci-function';
 
 /** The core's rules while the driver uses the modern interface. */
 const MODERN_RULES: InterfaceRules = { statusSteps: MODERN_STATUS_STEPS };
+
+/** Where a legacy notify area starts in BAR4: right after the four modern blocks. */
+export const LEGACY_NOTIFY_AREA_OFFSET = MODERN_BAR_SIZE;
 
 /** The BAR holding the MSI-X table and PBA (QEMU's msix_bar_idx). */
 export const MSIX_BAR = 1;
@@ -130,6 +134,12 @@ export interface VirtioPciFunctionOptions {
   readonly deviceRing?: DeviceCoreOptions['deviceRing'];
   /** An administration virtqueue (VIRTIO_F_ADMIN_VQ, modern interface only; see DeviceCoreOptions.adminQueue). */
   readonly adminQueue?: DeviceCoreOptions['adminQueue'];
+  /**
+   * The SR-IOV group's legacy notification addresses (VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO), placed
+   * in BAR4 after the modern blocks at {@link LEGACY_NOTIFY_AREA_OFFSET}; BAR4 grows to the power of
+   * two that holds them. Modern or transitional only (UsageError for 'legacy').
+   */
+  readonly legacyNotifyArea?: LegacyNotifyRegion;
 }
 
 /** The PCI device ID of `mode` for virtio device type `deviceType`; UsageError when the spec gives the type no transitional ID. */
@@ -182,12 +192,16 @@ export class VirtioPciFunction extends PciEndpoint {
     // Shared memory and vendor data are capabilities: a legacy-only function has nowhere to put them.
     if (!hasModern && (regions.length > 0 || (options.vendorData?.length ?? 0) > 0))
       throw new UsageError('shared memory regions and vendor data need the modern interface: not with mode legacy');
+    const notifyArea = options.legacyNotifyArea;
+    if (notifyArea !== undefined && !hasModern) throw new UsageError('a legacy notify area lives in BAR4: not with mode legacy');
+    const modernBarSize =
+      notifyArea === undefined ? MODERN_BAR_SIZE : 2 ** Math.ceil(Math.log2(LEGACY_NOTIFY_AREA_OFFSET + notifyArea.size));
     const shm = regions.length > 0 ? new SharedMemoryCfg(regions, options.sharedMemoryBar64 ?? true) : undefined;
     const bars: (BarDescriptor | undefined)[] = [];
     if (hasLegacy) bars[LEGACY_BAR] = legacyBarDescriptor(device.configSize, vectors > 0);
     if (shm !== undefined) bars[SHARED_MEMORY_BAR] = shm.bar;
     if (vectors > 0) bars[MSIX_BAR] = msixBarDescriptor(vectors);
-    if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: MODERN_BAR_SIZE, is64: options.modernBar64 ?? true, prefetchable: true };
+    if (hasModern) bars[MODERN_BAR] = { kind: 'memory', size: modernBarSize, is64: options.modernBar64 ?? true, prefetchable: true };
     const config = new ConfigSpace(
       {
         vendorId: VIRTIO_PCI_VENDOR_ID,
@@ -242,20 +256,26 @@ export class VirtioPciFunction extends PciEndpoint {
 
     if (this.modernTransport !== undefined) {
       const region = this.modernTransport.region;
-      this.setBarRegion(
+      const modern = audited(
+        this.arbiter?.guard({
+          kind: 'modern',
+          bar: MODERN_BAR,
+          region,
+          rules: MODERN_RULES,
+          isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
+          readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
+        }) ?? region,
         MODERN_BAR,
-        audited(
-          this.arbiter?.guard({
-            kind: 'modern',
-            bar: MODERN_BAR,
-            region,
-            rules: MODERN_RULES,
-            isReset: (offset, _size, value) => offset === MODERN_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS && (value & 0xff) === 0,
-            readHasEffect: (offset) => offset >= MODERN_ISR_OFFSET && offset < MODERN_ISR_OFFSET + MODERN_BLOCK_SIZE,
-          }) ?? region,
-          MODERN_BAR,
-        ),
       );
+      if (notifyArea === undefined) this.setBarRegion(MODERN_BAR, modern);
+      else {
+        // The area is the owner's, not the modern interface's: outside the arbiter and the audit.
+        notifyArea.place({ bar: MODERN_BAR, offset: LEGACY_NOTIFY_AREA_OFFSET });
+        this.setBarRegion(
+          MODERN_BAR,
+          new RegionMap().add(0, MODERN_BAR_SIZE, modern).add(LEGACY_NOTIFY_AREA_OFFSET, notifyArea.size, notifyArea),
+        );
+      }
     }
     if (this.legacy !== undefined) {
       const region = this.legacy.region;

@@ -22,7 +22,9 @@ import {
 } from '../../../src/spec/admin.js';
 import { VIRTIO_PCI_STATUS } from '../../../src/spec/virtio-pci.js';
 import { makeAdmin, makeMembers } from './admin-fixture.js';
-import type { AdminVirtqueue } from '../../../src/device/admin/admin-virtqueue.js';
+import { LegacyNotifyArea } from '../../../src/device/admin/legacy-notify-area.js';
+import { SriovGroup } from '../../../src/device/admin/sriov-group.js';
+import { AdminVirtqueue } from '../../../src/device/admin/admin-virtqueue.js';
 
 const OK = [0, 0];
 const INVALID = (q: number): number[] => [22, q];
@@ -51,7 +53,18 @@ class Rig {
   readonly mq = new MockQueue({ size: 16 });
   readonly queue: DeviceQueue = this.mq.deviceQueue();
   readonly members = makeMembers(2);
-  readonly admin: AdminVirtqueue = makeAdmin(this.members);
+  readonly admin: AdminVirtqueue;
+
+  /** With `notify`, the group publishes LEGACY_NOTIFY_INFO addresses (placed as the PCI transport would: BAR4 + 0x4000). */
+  constructor(readonly notify = false) {
+    if (!notify) this.admin = makeAdmin(this.members);
+    else {
+      const legacy = this.members.map((m) => m.fn.legacy!);
+      const area = new LegacyNotifyArea(legacy);
+      area.place({ bar: 4, offset: 0x4000 });
+      this.admin = new AdminVirtqueue({ groups: [new SriovGroup(legacy, area)] });
+    }
+  }
 
   /** Queue `readable` (as given buffers) with writable buffers of `writable` bytes, serve, and read the answer. */
   send(readable: Uint8Array | Uint8Array[], writable: number[] = [64]): Answer {
@@ -70,7 +83,12 @@ class Rig {
   }
   /** LIST_USE every SR-IOV command. */
   useAll(): void {
-    assert.deepEqual(this.sr(this.send(cmd(VIRTIO_ADMIN_CMD_LIST_USE, 1, 0n, encodeCommandList([0, 1, 2, 3, 4, 5])))), OK);
+    assert.deepEqual(
+      this.sr(
+        this.send(cmd(VIRTIO_ADMIN_CMD_LIST_USE, 1, 0n, encodeCommandList(this.notify ? [0, 1, 2, 3, 4, 5, 6] : [0, 1, 2, 3, 4, 5]))),
+      ),
+      OK,
+    );
   }
 }
 
@@ -214,32 +232,44 @@ const arbitraryCommand = fc.record({
 
 test('property: any command sequence gets well-formed answers; EINVAL never changes a member', () => {
   fc.assert(
-    fc.property(fc.boolean(), fc.array(arbitraryCommand, { minLength: 1, maxLength: 12 }), (useAllFirst, commands) => {
-      const rig = new Rig();
-      if (useAllFirst) rig.useAll();
-      for (const c of commands) {
-        let bytes = cmd(c.opcode, c.groupType, c.member, c.data, c.reserved);
-        if (c.cutAt >= 0) bytes = bytes.slice(0, c.cutAt);
-        const split = Math.min(c.readableSplit, bytes.length);
-        const before = rig.members.map((m) => [m.fn.core.status, m.fn.core.driverFeatures, [...m.device.config]]);
-        const writableBytes = c.writable.reduce((a, b) => a + b, 0);
-        const a = rig.send([bytes.slice(0, split), bytes.slice(split)], c.writable);
-        assert.ok(a.len <= writableBytes && a.len === Math.min(writableBytes, a.len));
-        if (a.len >= 4) {
-          assert.ok(a.status === 0 || a.status === 22, `status ${a.status}`);
-          if (a.status === 0) assert.equal(a.qualifier, 0);
-          else assert.ok([Q_OPCODE, Q_FIELD, Q_GROUP, Q_MEMBER].includes(a.qualifier), `qualifier ${a.qualifier}`);
-          const groupType = bytes.length >= 4 ? c.groupType : 0;
-          if (groupType > 1) assert.equal(a.qualifier, Q_GROUP);
-          if (a.status === 22)
-            assert.deepEqual(
-              rig.members.map((m) => [m.fn.core.status, m.fn.core.driverFeatures, [...m.device.config]]),
-              before,
-            );
+    fc.property(
+      fc.boolean(),
+      fc.boolean(),
+      fc.array(arbitraryCommand, { minLength: 1, maxLength: 12 }),
+      (notify, useAllFirst, commands) => {
+        const rig = new Rig(notify);
+        if (useAllFirst) rig.useAll();
+        for (const c of commands) {
+          let bytes = cmd(c.opcode, c.groupType, c.member, c.data, c.reserved);
+          if (c.cutAt >= 0) bytes = bytes.slice(0, c.cutAt);
+          const split = Math.min(c.readableSplit, bytes.length);
+          const before = rig.members.map((m) => [m.fn.core.status, m.fn.core.driverFeatures, [...m.device.config]]);
+          const writableBytes = c.writable.reduce((a, b) => a + b, 0);
+          const a = rig.send([bytes.slice(0, split), bytes.slice(split)], c.writable);
+          assert.ok(a.len <= writableBytes && a.len === Math.min(writableBytes, a.len));
+          if (a.len >= 4) {
+            assert.ok(a.status === 0 || a.status === 22, `status ${a.status}`);
+            if (a.status === 0) assert.equal(a.qualifier, 0);
+            else assert.ok([Q_OPCODE, Q_FIELD, Q_GROUP, Q_MEMBER].includes(a.qualifier), `qualifier ${a.qualifier}`);
+            const groupType = bytes.length >= 4 ? c.groupType : 0;
+            if (groupType > 1) assert.equal(a.qualifier, Q_GROUP);
+            if (a.status === 22)
+              assert.deepEqual(
+                rig.members.map((m) => [m.fn.core.status, m.fn.core.driverFeatures, [...m.device.config]]),
+                before,
+              );
+          }
+          if (a.len >= 8) assert.deepEqual([...a.written.subarray(4, 8)], [0, 0, 0, 0], 'reserved2 zero');
+          // A successful LEGACY_NOTIFY_INFO: the member's own 2-byte aligned address in BAR4, then zeroes (flags 0), cut at the buffer.
+          if (a.len > 8 && a.status === 0 && c.opcode === 6 && bytes.length >= 24) {
+            const expected = new Uint8Array(64);
+            expected.set([1, 4]);
+            new DataView(expected.buffer).setBigUint64(8, 0x4000n + 2n * (c.member - 1n), true);
+            assert.deepEqual([...a.written.subarray(8)], [...expected.subarray(0, a.len - 8)]);
+          }
         }
-        if (a.len >= 8) assert.deepEqual([...a.written.subarray(4, 8)], [0, 0, 0, 0], 'reserved2 zero');
-      }
-    }),
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -16,6 +16,7 @@ import {
 } from '../../../../src/device/admin/admin-command.js';
 import { AdminVirtqueue } from '../../../../src/device/admin/admin-virtqueue.js';
 import type { LegacyInterface } from '../../../../src/device/admin/legacy-interface.js';
+import { LegacyNotifyArea } from '../../../../src/device/admin/legacy-notify-area.js';
 import { SriovGroup } from '../../../../src/device/admin/sriov-group.js';
 import { writeChain } from '../../../../src/device/chain-bytes.js';
 import { RngDevice } from '../../../../src/device/rng/rng-device.js';
@@ -28,6 +29,7 @@ import {
   VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ,
   VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE,
   VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE,
+  VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO,
   VIRTIO_ADMIN_CMD_LIST_QUERY,
   VIRTIO_ADMIN_CMD_LIST_USE,
   VIRTIO_ADMIN_GROUP_TYPE_SELF,
@@ -47,16 +49,18 @@ import type { Mutant, Mutants } from './mutant.js';
 /** How a mutant's owner is built: the members' legacy interfaces, the group and the queue. */
 interface Build {
   readonly members?: (legacy: LegacyInterface) => LegacyInterface;
-  readonly group?: (members: readonly LegacyInterface[]) => SriovGroup;
+  readonly group?: (members: readonly LegacyInterface[], area: LegacyNotifyArea) => SriovGroup;
   readonly admin?: (group: SriovGroup) => AdminVirtqueue;
 }
 
 /** The owner of `build` (ours when empty) on a fresh machine slot. */
 function plugOwner(machine: Machine, build: Build = {}): Bdf {
   const members = makeMembers(2).map((m) => (build.members ?? ((l) => l))(m.fn.legacy!));
-  const group = (build.group ?? ((ms) => new SriovGroup(ms)))(members);
+  // Ours publishes the members' notify addresses (LEGACY_NOTIFY_INFO) in BAR4.
+  const area = new LegacyNotifyArea(members);
+  const group = (build.group ?? ((ms, a) => new SriovGroup(ms, a)))(members, area);
   const admin = (build.admin ?? ((g) => new AdminVirtqueue({ groups: [g] })))(group);
-  return machine.plugVirtio(new RngDevice(), { adminQueue: admin }).bdf;
+  return machine.plugVirtio(new RngDevice(), { adminQueue: admin, legacyNotifyArea: area }).bdf;
 }
 
 function adminMutant(breaks: string, build: Build): Mutant {
@@ -159,6 +163,25 @@ class ThreeLegacyCommands extends SriovGroup {
   ];
 }
 
+/** LEGACY_NOTIFY_INFO without LEGACY_DEV_CFG_READ. */
+class NotifyInfoWithoutDevRead extends SriovGroup {
+  override readonly commands: readonly number[] = [
+    VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE,
+    VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ,
+    VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE,
+    VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO,
+  ];
+}
+
+/** LEGACY_NOTIFY_INFO's successful results with `edit` applied to entry 0 (bytes) and the whole result. */
+const notifyInfoRewrite = (edit: (result: Uint8Array) => void): Build =>
+  rewriting((c, a) => {
+    if (c.opcode !== VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO || a.result === undefined) return a;
+    const result = a.result.slice();
+    edit(result);
+    return adminOk(result);
+  });
+
 /** A member whose register at `offset` ignores writes, or reads 0. */
 const brokenRegister =
   (offset: number, what: 'write' | 'read') =>
@@ -242,6 +265,27 @@ export const adminMutants: Mutants = {
   'admin/legacy-common-read-effect': adminMutant("the members' device status reads 0", {
     members: brokenRegister(VIRTIO_PCI_STATUS, 'read'),
   }),
+  'admin/legacy-notify-info-needs-access': adminMutant('LEGACY_NOTIFY_INFO supported without LEGACY_DEV_CFG_READ', {
+    group: (ms, area) => new NotifyInfoWithoutDevRead(ms, area),
+  }),
+  'admin/legacy-notify-info-end': adminMutant(
+    'all four entries valid: no end-of-list entry',
+    notifyInfoRewrite((r) => {
+      for (let i = 1; i < 4; i++) r.copyWithin(i * 16, 0, 16);
+    }),
+  ),
+  'admin/legacy-notify-info-bar': adminMutant(
+    'the entry names BAR 3, which the owner does not implement',
+    notifyInfoRewrite((r) => {
+      r[1] = 3;
+    }),
+  ),
+  'admin/legacy-notify-info-aligned': adminMutant(
+    'the entry offset is odd',
+    notifyInfoRewrite((r) => {
+      r[8]! |= 1;
+    }),
+  ),
   'admin/vq-short-parts': adminMutant(
     'a readable part shorter than the 24-byte header is refused',
     chains((chain, self) =>
