@@ -7,13 +7,26 @@
 
 import type { InterruptEvent } from '../bus/pci-bus.js';
 import { VIRTIO_F_VERSION_1, bit } from '../spec/features.js';
+import { PCI_STATUS, PCI_STATUS_INTERRUPT } from '../spec/pci.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK } from '../spec/status.js';
 import type { DriverTransport } from '../transport/pci/driver-transport.js';
-import { featuresOk, pollFor, probeQueue } from './bring-up.js';
-import { transportOf } from './pci-support.js';
+import { featuresOk, pollFor, probeQueue, settleMs } from './bring-up.js';
+import { settle, transportOf } from './pci-support.js';
 import type { ProbeRing } from './probe-ring.js';
 import { freePromptRequest, promptRequest, promptRequestUnsupported, type PromptRequest } from './prompt-request.js';
 import type { CheckContext } from './statement.js';
+
+/**
+ * Wait, at most {@link settleMs}, until `sent()` holds or the PCI status register's interrupt bit
+ * is set (a read that changes nothing, unlike the ISR's).
+ */
+async function interruptShown(ctx: CheckContext, sent: () => boolean): Promise<void> {
+  const deadline = Date.now() + settleMs(ctx);
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    if (sent() || ((await ctx.bus.configRead(ctx.fn, PCI_STATUS, 2)) & PCI_STATUS_INTERRUPT) !== 0 || Date.now() >= deadline) return;
+    await settle(delay);
+  }
+}
 
 /** Why the rig cannot make this device use a buffer, or undefined when it can. */
 export function usedBufferUnsupported(ctx: CheckContext): string | undefined {
@@ -26,7 +39,11 @@ export interface UsedBufferRig {
   readonly queue: number;
   /** Interrupt events since the rig was set up. */
   readonly events: InterruptEvent[];
-  /** Make the buffer available and notify; resolves once the used index moved (false: not within the timeout). */
+  /**
+   * Make the buffer available and notify; resolves once the used index moved (false: not within the
+   * timeout) and the device's interrupt for it shows (an event, or the PCI status interrupt bit), or
+   * a settle time passed without one: the interrupt can trail the used index.
+   */
   use(): Promise<boolean>;
   /** Stop recording, reset the device and free the memory. */
   close(): Promise<void>;
@@ -70,15 +87,17 @@ export async function usedBufferRig(ctx: CheckContext, options: RigOptions = {})
       events,
       close,
       async use(): Promise<boolean> {
+        const before = events.length;
         await probe.makeAvailable(head);
         await probe.notify(t);
-        return (
+        const used =
           (await pollFor(
             ctx,
             () => probe.usedIdx(),
             (idx) => idx !== 0,
-          )) !== 0
-        );
+          )) !== 0;
+        if (used) await interruptShown(ctx, () => events.length > before);
+        return used;
       },
     };
   } catch (error) {
