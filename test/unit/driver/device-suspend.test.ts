@@ -30,11 +30,10 @@ import {
   VIRTIO_PCI_COMMON_Q_SIZE,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../../src/spec/virtio-pci.js';
-import { blkHeader } from '../../helpers/blk-request.js';
+import { blkRead } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 
-const T_IN = 0; // VIRTIO_BLK_T_IN (5.2.6)
 const LIVE = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 const SUSPENDED = (LIVE & ~VIRTIO_CONFIG_S_DRIVER_OK) | VIRTIO_CONFIG_S_SUSPEND;
 const MODERN_BAR = 4;
@@ -57,24 +56,6 @@ async function open(
 
 const status = (fn: VirtioPciFunction): number => fn.barRead(MODERN_BAR, VIRTIO_PCI_COMMON_STATUS, 1);
 const writeStatus = (fn: VirtioPciFunction, value: number): void => fn.barWrite(MODERN_BAR, VIRTIO_PCI_COMMON_STATUS, 1, value);
-
-/** A 512-byte read of `sector` on `q`; returns its data and status bytes. */
-function blkRead(m: Machine, q: DriverQueue<number>, sector: number): { data: Uint8Array; status: Uint8Array } {
-  const hdr = m.bus.dma.alloc(16, 8);
-  hdr.bytes.set(blkHeader(T_IN, sector));
-  const data = m.bus.dma.alloc(512, 8);
-  const st = m.bus.dma.alloc(1, 1);
-  st.bytes[0] = 0xff;
-  q.submit(
-    [{ addr: hdr.addr, len: 16 }],
-    [
-      { addr: data.addr, len: 512 },
-      { addr: st.addr, len: 1 },
-    ],
-    sector,
-  );
-  return { data: data.bytes, status: st.bytes };
-}
 
 async function collect<T>(q: DriverQueue<T>, count: number): Promise<T[]> {
   const tokens: T[] = [];

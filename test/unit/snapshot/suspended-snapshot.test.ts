@@ -22,11 +22,10 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_SUSPEND,
 } from '../../../src/spec/status.js';
-import { blkHeader } from '../../helpers/blk-request.js';
+import { blkRead } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { eachRing, offering, type RingName } from '../../helpers/ring-formats.js';
 
-const T_IN = 0; // VIRTIO_BLK_T_IN (5.2.6)
 const LIVE = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 const SUSPENDED = (LIVE & ~VIRTIO_CONFIG_S_DRIVER_OK) | VIRTIO_CONFIG_S_SUSPEND;
 const disk = Uint8Array.from({ length: 64 * 512 }, (_, i) => (i * 11 + (i >> 9)) & 0xff);
@@ -60,22 +59,7 @@ async function setup(ring: RingName): Promise<Setup> {
   await drv.negotiate(0n);
   const q = await drv.setupQueue<number>(0);
   await drv.driverOk();
-  const reads = [0, 1, 2, 3].map((sector) => {
-    const hdr = m.bus.dma.alloc(16, 8);
-    hdr.bytes.set(blkHeader(T_IN, sector));
-    const data = m.bus.dma.alloc(512, 8);
-    const st = m.bus.dma.alloc(1, 1);
-    st.bytes[0] = 0xff;
-    q.submit(
-      [{ addr: hdr.addr, len: 16 }],
-      [
-        { addr: data.addr, len: 512 },
-        { addr: st.addr, len: 1 },
-      ],
-      sector,
-    );
-    return { data: data.bytes, status: st.bytes };
-  });
+  const reads = [0, 1, 2, 3].map((sector) => blkRead(m, q, sector));
   await q.kick();
   assert.equal(backend.pending.length, 2);
   return { m, fn, host: host!, options, backend, drv, q, reads };
