@@ -6,7 +6,7 @@
 
 import type { CheckContext, Statement } from '../statement.js';
 import { checkedStatements } from './define.js';
-import { ALL_OK, goLive, minimalFeatures, openDevice, pollFor, settleMs, type Live } from '../bring-up.js';
+import { ALL_OK, goLive, minimalFeatures, openDevice, pollFor, serveOne, settleMs, type Live } from '../bring-up.js';
 import { commonCfg, readQueueField, settle, writeQueueField } from '../pci-support.js';
 import { promptRequestUnsupported } from '../prompt-request.js';
 import { auditedStatement, NO_DEADLINE } from '../audited-statement.js';
@@ -125,14 +125,7 @@ export const deviceSuspendStatements: readonly Statement[] = [
       );
       if ((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0) return;
       ctx.require((status & VIRTIO_CONFIG_S_SUSPEND) === 0, `device status ${decodeStatus(status)} ${ctx.timeoutMs} ms after the resume`);
-      const head = live.ring.addChain(live.request.out, live.request.inn);
-      await live.ring.makeAvailable(head);
-      await live.ring.notify(live.transport);
-      const usedIdx = await pollFor(
-        ctx,
-        () => live.ring.usedIdx(),
-        (idx) => idx !== 0,
-      );
+      const { usedIdx } = await serveOne(ctx, live);
       ctx.require(usedIdx === 1, `used idx ${usedIdx} ${ctx.timeoutMs} ms after a request following the resume`);
     },
   ),
