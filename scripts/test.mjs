@@ -154,5 +154,12 @@ if (results.length > 1) {
       `${verdict} ${r.name.padEnd(10)} tests ${r.tests} pass ${r.pass} fail ${r.fail}  ${r.seconds.toFixed(0)} s  ${r.describe ?? ''}`,
     );
   }
+  // The plain closing line CI reads (node's own closing lines are prefixed per leg above; a single
+  // leg prints them unprefixed and last). A leg that failed without a failing test (its peer
+  // missing, a crash) counts as one failure, never as none.
+  const count = (r, key) => Number(r[key]) || 0;
+  const passed = results.reduce((n, r) => n + count(r, 'pass'), 0);
+  const failed = results.reduce((n, r) => n + Math.max(count(r, 'fail'), r.status === 0 ? 0 : 1), 0);
+  console.log(`\ntotal: ${passed} passed, ${failed} failed`);
 }
 process.exit(results.every((r) => r.status === 0) ? 0 : 1);
