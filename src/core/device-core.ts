@@ -1,10 +1,13 @@
 /**
  * The transport-neutral virtio device state that every front-end (modern capabilities now, the
- * legacy BAR0 header) maps onto registers: device status and its transition table (2.1,
- * 3.1.1), feature negotiation (2.2, in one place), per-queue configuration, activation at
- * DRIVER_OK, driver notification dispatch, config_generation, and the decision to send the driver
- * a notification (2.3). How a notification reaches the driver (PCI: ISR bits, MSI-X vectors, INTx)
- * is the transport's: the core speaks no transport's words.
+ * legacy BAR0 header) maps onto registers: device status (2.1, 3.1.1), feature negotiation (2.2),
+ * per-queue configuration, activation at DRIVER_OK, driver notification dispatch,
+ * config_generation, and the decision to send the driver a notification (2.3). How a notification
+ * reaches the driver (PCI: ISR bits, MSI-X vectors, INTx) is the transport's: the core speaks no
+ * transport's words. The core ties together what lives beside it, one concept a file: the status
+ * table (device-status.ts), feature negotiation (feature-negotiation.ts), each queue's configuration
+ * (virtqueue-config.ts), resets that wait for the old life (device-reset.ts), suspension
+ * (device-suspend.ts) and the core's snapshot (core-snapshot.ts).
  *
  * Front-ends only translate register accesses into calls here; the rules live here once.
  * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
@@ -12,40 +15,35 @@
 
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
 import type { DeviceObserver, DriverNotification } from './device-observer.js';
-import { joinU64, type GuestMemory } from '../memory/guest-memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { QueueFaultError, SnapshotError, UsageError, type QueueFaultCode } from '../errors.js';
+import { QueueFaultError, UsageError } from '../errors.js';
 import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
-import { flag, list, string, struct, u16, u64, u8, type SnapshotStruct } from '../snapshot/snapshot-value.js';
-import { DRIVER_REQUIREMENTS as R, type DriverAuditSink, type DriverRequirement } from '../spec/driver-requirements.js';
-import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
+import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
+import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../spec/driver-requirements.js';
+import { ringFaultRequirement } from './driver-audit.js';
 import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
-import { modelHeldChains } from '../queue/in-flight-snapshot.js';
 import { SuspendGate } from './device-suspend.js';
+import { DeviceStatus, MODERN_STATUS_STEPS, auditStatusWrite } from './device-status.js';
+import type { InterfaceRules } from './interface-rules.js';
+import { FEATURE_WORDS, FeatureNegotiation, TRANSPORT_FEATURES } from './feature-negotiation.js';
+import { PendingResets, RESET_PENDING_STATUS, whenSettled } from './device-reset.js';
+import { RING_AREAS, VirtqueueConfig, type RingArea } from './virtqueue-config.js';
+import { readCoreSnapshot, writeCoreSnapshot } from './core-snapshot.js';
 import {
   VIRTIO_F_ADMIN_VQ,
-  VIRTIO_F_EVENT_IDX,
-  VIRTIO_F_IN_ORDER,
-  VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_RING_RESET,
   VIRTIO_F_SUSPEND,
-  VIRTIO_F_VERSION_1,
   bit,
-  featureBits,
-  featureSet,
-  featureWord,
   hasFeature,
-  requirementMet,
   withFeatureWord,
 } from '../spec/features.js';
 import {
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
-  VIRTIO_CONFIG_S_DRIVER,
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
@@ -63,119 +61,6 @@ export interface NotificationSink {
   notify(notification: DriverNotification): void;
   /** A device reset (2.4) began: the transport's notification state goes back to its power-on value. */
   reset(): void;
-}
-
-/**
- * One row of the status transition table: a driver write may add `bit` only when every bit of
- * `requires` is already set (earlier rows of the same write count) and FAILED is not.
- */
-export interface StatusStep {
-  readonly bit: number;
-  readonly requires: number;
-}
-
-/**
- * Spec 3.1.1 (driver initialization) for the modern interface: ACKNOWLEDGE, then DRIVER, then
- * FEATURES_OK (if negotiation succeeds, 2.2.2), then DRIVER_OK; FAILED at any time. Writing 0
- * resets (2.4). DEVICE_NEEDS_RESET is the device's: a driver write neither sets nor clears it.
- * A driver may not clear bits (2.1.1): such a write keeps them. A legacy front-end passes its own
- * table (no FEATURES_OK step).
- */
-export const MODERN_STATUS_STEPS: readonly StatusStep[] = [
-  { bit: VIRTIO_CONFIG_S_ACKNOWLEDGE, requires: 0 },
-  { bit: VIRTIO_CONFIG_S_DRIVER, requires: VIRTIO_CONFIG_S_ACKNOWLEDGE },
-  { bit: VIRTIO_CONFIG_S_FEATURES_OK, requires: VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER },
-  {
-    bit: VIRTIO_CONFIG_S_DRIVER_OK,
-    requires: VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
-  },
-  { bit: VIRTIO_CONFIG_S_FAILED, requires: 0 },
-];
-
-/**
- * Transport and ring features this implementation supports; offered on top of the device's.
- * VIRTIO_F_RING_RESET is added for devices that implement the queue reset hooks, and
- * VIRTIO_F_RING_PACKED when the device is made with `packed: true` ({@link DeviceCoreOptions}).
- * VIRTIO_F_IN_ORDER is safe for every device model: the queues rings.ts builds for it hold
- * completions back until they are in order (queue/in-order-queue.ts). Bit 35 is beyond the legacy
- * interface's 32 feature bits, so only a modern driver sees it.
- */
-export const TRANSPORT_FEATURES = featureSet(VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX, VIRTIO_F_IN_ORDER);
-
-/** Feature words a driver can select (bits 0..127: every bit the spec defines). Higher selects read 0. */
-export const FEATURE_WORDS = 4;
-
-/** The three ring areas (4.1.4.3: queue_desc, queue_driver, queue_device). */
-export type RingArea = 'desc' | 'driver' | 'device';
-const RING_AREAS: readonly RingArea[] = ['desc', 'driver', 'device'];
-
-/**
- * What device_status reads while a device reset waits for the old life's backend operations
- * (4.1.4.3.2: the driver waits for a read of 0 before reinitializing). Any non-zero value keeps the
- * driver waiting; DEVICE_NEEDS_RESET also says that the device is not usable yet, and another 0
- * written meanwhile is simply part of the same reset.
- */
-export const RESET_PENDING_STATUS = VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
-
-/** Track a {@link ResetCompletion}: `done` runs once it settled (at once when there is nothing to wait for). */
-function whenSettled(completion: ResetCompletion, done: () => void): void {
-  if (completion === undefined) done();
-  else completion.then(done, done);
-}
-
-/** One virtqueue's configuration as the driver programs it. */
-export class VirtqueueConfig {
-  size: number;
-  enabled = false;
-  /** A queue reset (2.6.1.1) waiting for the queue's old operations: queue_reset reads 1 meanwhile. */
-  resetPending = false;
-  /** lo, hi halves of desc, driver, device. */
-  private readonly halves = new Uint32Array(6);
-
-  constructor(
-    readonly index: number,
-    readonly maxSize: number,
-  ) {
-    this.size = maxSize;
-  }
-
-  ringHalf(area: RingArea, half: 0 | 1): number {
-    return this.halves[RING_AREAS.indexOf(area) * 2 + half]!;
-  }
-  setRingHalf(area: RingArea, half: 0 | 1, value: number): void {
-    this.halves[RING_AREAS.indexOf(area) * 2 + half] = value >>> 0;
-  }
-  /** The 64-bit address (joined, never truncated). */
-  ringAddress(area: RingArea): number {
-    return joinU64(this.ringHalf(area, 0), this.ringHalf(area, 1));
-  }
-
-  reset(): void {
-    this.size = this.maxSize;
-    this.enabled = false;
-    this.resetPending = false;
-    this.halves.fill(0);
-  }
-}
-
-/** The rules of one interface to the core: its status table and the features FEATURES_OK requires. */
-export interface InterfaceRules {
-  /** The status transition table (default {@link MODERN_STATUS_STEPS}). */
-  readonly statusSteps?: readonly StatusStep[];
-  /** Features the driver must accept for FEATURES_OK (default VERSION_1, as on the modern interface). */
-  readonly requiredFeatures?: bigint;
-  /**
-   * Features offered through this interface only, on top of the device's and the transport's (the
-   * legacy interface's VIRTIO_F_ANY_LAYOUT, 6.3; default none).
-   */
-  readonly interfaceFeatures?: bigint;
-  /**
-   * Whether the driver may use the device before DRIVER_OK (the legacy interface, 3.1.2: legacy
-   * drivers often did): a notification once the queue set-up bits are set starts the device then,
-   * with the features written so far, as if DRIVER_OK had come (default false: 2.1.2, the device
-   * consumes no buffer before DRIVER_OK).
-   */
-  readonly usableBeforeDriverOk?: boolean;
 }
 
 export interface DeviceCoreOptions extends InterfaceRules {
@@ -207,60 +92,29 @@ export interface DeviceCoreOptions extends InterfaceRules {
   readonly adminQueue?: AdminQueueHandler;
 }
 
-/** The statement a ring fault (a guest fault the rings detect) shows broken, per ring format. */
-const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: DriverRequirement, packed: DriverRequirement]>> = {
-  ERR_QUEUE_RING_ADDRESS: [R.splitAlignment, R.packedAlignment],
-  ERR_QUEUE_AVAIL_INDEX: [R.splitAvailIdx, R.splitAvailIdx],
-  ERR_QUEUE_CHAIN_TOO_LONG: [R.splitChainLength, R.packedChainLength],
-  ERR_QUEUE_CHAIN_PAST_AVAIL: [R.packedChainLength, R.packedChainLength],
-  ERR_QUEUE_NESTED_INDIRECT: [R.splitIndirectNested, R.packedIndirectFlags],
-  ERR_QUEUE_INDIRECT_WITH_NEXT: [R.splitIndirectNext, R.packedIndirectInList],
-  ERR_QUEUE_INDIRECT_UNNEGOTIATED: [R.splitIndirectNegotiated, R.packedIndirectNegotiated],
-  ERR_QUEUE_WRITE_BEFORE_READ: [R.splitFraming, R.packedFraming],
-  ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
-  ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
-};
-
-/** The exact 64-bit address of `area` of queue `q`. */
-function ringAddress64(q: VirtqueueConfig, area: RingArea): bigint {
-  return (BigInt(q.ringHalf(area, 1)) << 32n) | BigInt(q.ringHalf(area, 0));
-}
-
-/** Longest fault description a snapshot keeps. */
-const SNAPSHOT_FAULT_MAX = 1024;
-
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
 /** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
 export class DeviceCore implements VirtioDeviceHost {
-  /** Features offered through every interface: the device's plus the transport's. */
-  private readonly commonFeatures: bigint;
-  /** Features offered through the current interface only (see {@link InterfaceRules.interfaceFeatures}). */
-  private interfaceFeatures = 0n;
+  /** Feature negotiation (2.2): what is offered, what the driver accepted. */
+  private readonly features: FeatureNegotiation;
   /** The device's own queues (num_queues); the administration queue is {@link adminQueue}. */
   readonly queues: readonly VirtqueueConfig[];
   /** The administration queue's configuration, at index num_queues (VIRTIO_F_ADMIN_VQ offered), else undefined. */
   readonly adminQueue: VirtqueueConfig | undefined;
   private readonly adminHandler: AdminQueueHandler | undefined;
-  private steps: readonly StatusStep[] = MODERN_STATUS_STEPS;
-  private requiredFeatures = 0n;
-  /** Status bits queue configuration needs: those DRIVER_OK requires. */
-  private queueSetupRequires = 0;
-  private statusValue = 0;
-  private driverFeatureBits = 0n;
+  /** device_status and its transition table (2.1, 3.1.1). */
+  private readonly deviceStatus = new DeviceStatus();
   private generation = 0;
   /** Queues live since DRIVER_OK (null where not enabled). */
   private active: (DeviceQueue | null)[] = [];
   /** Whether the device model was activated since the last reset (at DRIVER_OK, or at first use, see {@link InterfaceRules.usableBeforeDriverOk}). */
   private activated = false;
   private usableBeforeDriverOk = false;
-  private readonly resetListeners: (() => void)[] = [];
-  /** Resets written so far; a completion only finishes the latest one. */
-  private resets = 0;
-  /** A device reset waits for the old life's backend operations (see {@link reset}). */
-  private resetting = false;
+  /** Device and queue resets waiting for the old life's backend operations (see {@link reset}). */
+  private readonly pendingResets = new PendingResets();
   /** Why DEVICE_NEEDS_RESET was set, for diagnostics; cleared by reset. */
   fault: Error | undefined;
   /** Where the driver's broken statements go (the driver audit), when auditing. */
@@ -279,16 +133,17 @@ export class DeviceCore implements VirtioDeviceHost {
     private readonly notifications: NotificationSink,
     options: DeviceCoreOptions = {},
   ) {
-    this.useRules(options);
-    this.audit = options.audit;
-    this.buildRing = options.deviceRing ?? deviceRing;
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
     const packed = options.packed === true ? bit(VIRTIO_F_RING_PACKED) : 0n;
     const admin = options.adminQueue;
     const adminVq = admin !== undefined ? bit(VIRTIO_F_ADMIN_VQ) : 0n;
     const suspend = options.suspend === false ? 0n : bit(VIRTIO_F_SUSPEND);
-    this.commonFeatures =
-      device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | adminVq | suspend | (options.transportFeatures ?? 0n);
+    this.features = new FeatureNegotiation(
+      device.deviceFeatures | TRANSPORT_FEATURES | ringReset | packed | adminVq | suspend | (options.transportFeatures ?? 0n),
+    );
+    this.useRules(options);
+    this.audit = options.audit;
+    this.buildRing = options.deviceRing ?? deviceRing;
     this.queues = device.queueMaxSizes.map((max, i) => {
       checkQueueMaxSize(`queue ${i}: maximum size`, max);
       return new VirtqueueConfig(i, max);
@@ -305,20 +160,15 @@ export class DeviceCore implements VirtioDeviceHost {
    * a driver in the middle of initialisation.
    */
   useRules(rules: InterfaceRules): void {
-    if (this.statusValue !== 0) throw new RangeError('interface rules change only while the device is reset');
-    const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
-    const driverOk = steps.find((step) => step.bit === VIRTIO_CONFIG_S_DRIVER_OK);
-    if (driverOk === undefined) throw new RangeError('the status table has no DRIVER_OK step');
-    this.steps = steps;
-    this.queueSetupRequires = driverOk.requires;
-    this.requiredFeatures = rules.requiredFeatures ?? bit(VIRTIO_F_VERSION_1);
-    this.interfaceFeatures = rules.interfaceFeatures ?? 0n;
+    if (this.deviceStatus.value !== 0) throw new RangeError('interface rules change only while the device is reset');
+    this.deviceStatus.useSteps(rules.statusSteps ?? MODERN_STATUS_STEPS);
+    this.features.useRules(rules);
     this.usableBeforeDriverOk = rules.usableBeforeDriverOk ?? false;
   }
 
   /** Features offered: the device's, the transport's and the current interface's. */
   get offeredFeatures(): bigint {
-    return this.commonFeatures | this.interfaceFeatures;
+    return this.features.offered;
   }
 
   /**
@@ -340,30 +190,30 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
   onReset(listener: () => void): void {
-    this.resetListeners.push(listener);
+    this.pendingResets.onDeviceReset(listener);
   }
 
   /** device_status as the driver reads it: {@link RESET_PENDING_STATUS} until a reset completes. */
   get status(): number {
-    return this.resetting ? RESET_PENDING_STATUS : this.statusValue;
+    return this.resetPending ? RESET_PENDING_STATUS : this.deviceStatus.value;
   }
   get driverFeatures(): bigint {
-    return this.driverFeatureBits;
+    return this.features.driver;
   }
   /** The negotiated features once FEATURES_OK is set, else 0. */
   get negotiatedFeatures(): bigint {
-    return (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 ? this.driverFeatureBits : 0n;
+    return (this.deviceStatus.value & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 ? this.features.driver : 0n;
   }
   get configGeneration(): number {
     return this.generation;
   }
   /** Whether a device reset waits for the old life's operations (driver writes other than a reset are ignored). */
   get resetPending(): boolean {
-    return this.resetting;
+    return this.pendingResets.device;
   }
   /** Whether the device has stopped on a fault until reset. */
   get needsResetSet(): boolean {
-    return (this.statusValue & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0;
+    return (this.deviceStatus.value & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0;
   }
 
   /** Every queue the transport addresses: the device's and, when offered, the administration queue. */
@@ -394,35 +244,24 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** 32-bit word `select` of the offered features (0 beyond {@link FEATURE_WORDS}). */
   deviceFeatureWord(select: number): number {
-    return select >= 0 && select < FEATURE_WORDS ? featureWord(this.offeredFeatures, select) : 0;
+    return this.features.deviceWord(select);
   }
   driverFeatureWord(select: number): number {
-    return select >= 0 && select < FEATURE_WORDS ? featureWord(this.driverFeatureBits, select) : 0;
+    return this.features.driverWord(select);
   }
   /** The driver writes word `select` of its features; ignored once FEATURES_OK is set (2.2). */
   setDriverFeatureWord(select: number, value: number): void {
     if (
       this.audit !== undefined &&
-      (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 &&
+      (this.deviceStatus.value & VIRTIO_CONFIG_S_FEATURES_OK) !== 0 &&
       (value & ~this.driverFeatureWord(select)) !== 0
     )
       this.audit(
         R.initNoNewFeatures,
         `feature word ${select} written 0x${(value >>> 0).toString(16)} after FEATURES_OK (accepted 0x${this.driverFeatureWord(select).toString(16)})`,
       );
-    if (this.resetting || select < 0 || select >= FEATURE_WORDS || (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
-    this.driverFeatureBits = withFeatureWord(this.driverFeatureBits, select, value);
-  }
-
-  /** 2.2.2: FEATURES_OK only for a subset of the offer with the required bits, that the device accepts. */
-  private featuresAcceptable(): boolean {
-    const f = this.driverFeatureBits;
-    if ((f & ~this.offeredFeatures) !== 0n || (f & this.requiredFeatures) !== this.requiredFeatures) return false;
-    try {
-      return this.device.acceptFeatures?.(f) ?? true;
-    } catch {
-      return false;
-    }
+    if (this.resetPending || select < 0 || select >= FEATURE_WORDS || (this.deviceStatus.value & VIRTIO_CONFIG_S_FEATURES_OK) !== 0) return;
+    this.features.driver = withFeatureWord(this.features.driver, select, value);
   }
 
   // ---- status (2.1, 3.1.1) ----
@@ -435,32 +274,28 @@ export class DeviceCore implements VirtioDeviceHost {
       this.reset();
       return;
     }
-    if (this.resetting) return;
-    if (this.audit !== undefined) this.auditStatusWrite(value);
-    const before = this.statusValue;
+    if (this.resetPending) return;
+    if (this.audit !== undefined) auditStatusWrite(this.audit, this.deviceStatus.value, value, this.resetWritten);
+    const before = this.deviceStatus.value;
     this.suspendOrResume(value);
-    for (const step of this.steps) {
-      const s = this.statusValue;
-      if ((value & step.bit) === 0 || (s & step.bit) !== 0) continue;
-      if ((s & step.requires) !== step.requires) {
-        this.audit?.(
-          R.initStatusOrder,
-          `status bit 0x${step.bit.toString(16)} set while status is 0x${s.toString(16)} (it needs 0x${step.requires.toString(16)})`,
-        );
-        continue;
-      }
-      if (step.bit !== VIRTIO_CONFIG_S_FAILED && (s & VIRTIO_CONFIG_S_FAILED) !== 0) continue;
-      if (step.bit === VIRTIO_CONFIG_S_FEATURES_OK) {
-        if (this.audit !== undefined) this.auditFeatures();
-        if (!this.featuresAcceptable()) continue;
-      }
-      // The legacy interface has no FEATURES_OK: the features are final when the device goes live.
-      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && this.audit !== undefined && !this.hasFeaturesOkStep) this.auditFeatures();
-      this.statusValue |= step.bit;
+    const admit = (bit: number): boolean => this.admitStatusBit(bit);
+    const entered = (bit: number): void => {
       // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
-      if (step.bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
+      if (bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
+    };
+    this.deviceStatus.write(value, admit, entered, this.audit);
+    if (this.observer !== undefined && this.deviceStatus.value !== before) this.observer.statusChanged(this.deviceStatus.value, 'driver');
+  }
+
+  /** Whether a status write may set `bit`: FEATURES_OK only for features the device accepts (2.2.2). */
+  private admitStatusBit(bit: number): boolean {
+    if (bit === VIRTIO_CONFIG_S_FEATURES_OK) {
+      if (this.audit !== undefined) this.auditFeatures();
+      return this.features.acceptable(this.device);
     }
-    if (this.observer !== undefined && this.statusValue !== before) this.observer.statusChanged(this.statusValue, 'driver');
+    // The legacy interface has no FEATURES_OK: the features are final when the device goes live.
+    if (bit === VIRTIO_CONFIG_S_DRIVER_OK && this.audit !== undefined && !this.deviceStatus.hasFeaturesOkStep) this.auditFeatures();
+    return true;
   }
 
   /**
@@ -470,7 +305,7 @@ export class DeviceCore implements VirtioDeviceHost {
    * suspension under way: only reset or the resume end it.
    */
   private suspendOrResume(value: number): void {
-    const s = this.statusValue;
+    const s = this.deviceStatus.value;
     if (this.gate.state === 'suspended') {
       if ((value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.resume();
       return;
@@ -484,7 +319,7 @@ export class DeviceCore implements VirtioDeviceHost {
       );
       return;
     }
-    this.statusValue |= VIRTIO_CONFIG_S_SUSPEND;
+    this.deviceStatus.value |= VIRTIO_CONFIG_S_SUSPEND;
     this.startSuspension();
   }
 
@@ -495,7 +330,7 @@ export class DeviceCore implements VirtioDeviceHost {
   private startSuspension(takeBack = 0): void {
     const gate = this.gate;
     gate.suspend(takeBack, () => {
-      if (gate === this.gate && !this.needsResetSet) this.statusValue &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+      if (gate === this.gate && !this.needsResetSet) this.deviceStatus.value &= ~VIRTIO_CONFIG_S_DRIVER_OK;
     });
     try {
       this.device.suspend?.();
@@ -506,7 +341,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** 3.4: the suspended device runs again, sends what it held back and looks at every live ring. */
   private resume(): void {
-    this.statusValue = (this.statusValue & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
+    this.deviceStatus.value = (this.deviceStatus.value & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
     const held = this.gate.resume();
     for (const queue of held.usedQueues) this.send({ kind: 'used-buffer', queue });
     if (held.configChange) this.send({ kind: 'configuration-change' });
@@ -522,44 +357,12 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** Whether SUSPEND shows: a suspension under way or complete (3.4). */
   private get suspendSet(): boolean {
-    return (this.statusValue & VIRTIO_CONFIG_S_SUSPEND) !== 0;
-  }
-
-  /** Whether the interface has the FEATURES_OK step (the modern interface does, the legacy one not). */
-  private get hasFeaturesOkStep(): boolean {
-    return this.steps.some((step) => step.bit === VIRTIO_CONFIG_S_FEATURES_OK);
-  }
-
-  /** Audit: the status rules a non-zero write can break (2.1.1, 3.1.1). */
-  private auditStatusWrite(value: number): void {
-    const audit = this.audit!;
-    const s = this.statusValue;
-    // DEVICE_NEEDS_RESET is the device's bit: a driver write neither keeps nor clears it.
-    // SUSPEND: the device clears it on resume (3.4), so the resume write may leave it 0.
-    const cleared = s & ~value & ~(VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
-    if (cleared !== 0)
-      audit(R.statusNoClear, `status 0x${s.toString(16)} written 0x${value.toString(16)}: clears 0x${cleared.toString(16)}`);
-    const added = value & ~s & ~VIRTIO_CONFIG_S_FAILED;
-    if ((s & VIRTIO_CONFIG_S_FAILED) !== 0 && added !== 0)
-      audit(R.statusResetAfterFailed, `status 0x${s.toString(16)} (FAILED) written 0x${value.toString(16)} without a reset`);
-    if ((added & VIRTIO_CONFIG_S_ACKNOWLEDGE) !== 0 && !this.resetWritten)
-      audit(R.initResetFirst, `ACKNOWLEDGE set with no reset written since power-on`);
+    return (this.deviceStatus.value & VIRTIO_CONFIG_S_SUSPEND) !== 0;
   }
 
   /** Audit: the accepted features against the offer and their dependencies (2.2.1, 6.1). */
   private auditFeatures(): void {
-    const audit = this.audit!;
-    const f = this.driverFeatureBits;
-    const unoffered = f & ~this.offeredFeatures;
-    if (unoffered !== 0n) audit(R.featuresOnlyOffered, `accepted feature bits ${featureBits(unoffered).join(' ')} that were not offered`);
-    for (const r of deviceFeatureRequirements(this.device.deviceType))
-      if (!requirementMet(f, r))
-        audit(
-          R.featuresDependencies,
-          `accepted feature ${r.feature} without ${r.requires.map((group) => group.join(' or ')).join(' and ')}`,
-        );
-    if (hasFeature(this.offeredFeatures, VIRTIO_F_VERSION_1) && !hasFeature(f, VIRTIO_F_VERSION_1) && this.hasFeaturesOkStep)
-      audit(R.featuresVersion1, `FEATURES_OK with VIRTIO_F_VERSION_1 offered but not accepted`);
+    this.features.audit(this.audit!, this.device.deviceType, this.deviceStatus.hasFeaturesOkStep);
   }
 
   /**
@@ -574,25 +377,20 @@ export class DeviceCore implements VirtioDeviceHost {
   reset(): void {
     // Status first: whatever the device does while resetting (configChanged, a late usedBuffers)
     // then meets a reset device and sends no notification.
-    this.statusValue = 0;
+    this.deviceStatus.value = 0;
     this.active = [];
     this.activated = false;
     this.gate = new SuspendGate();
     const completion = this.device.reset();
     this.adminHandler?.reset();
-    this.driverFeatureBits = 0n;
+    this.features.driver = 0n;
     this.fault = undefined;
     for (const q of this.queues) q.reset();
     this.adminQueue?.reset();
     this.notifications.reset();
-    const serial = ++this.resets;
-    this.resetting = true;
+    const completed = this.pendingResets.beginDevice();
     this.observer?.statusChanged(0, 'reset');
-    whenSettled(completion, () => {
-      if (serial !== this.resets) return;
-      this.resetting = false;
-      for (const listener of this.resetListeners) listener();
-    });
+    whenSettled(completion, completed);
   }
 
   /** Whether VIRTIO_F_RING_RESET was negotiated (queues can be reset and re-enabled while live). */
@@ -603,12 +401,12 @@ export class DeviceCore implements VirtioDeviceHost {
   /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
   private buildQueue(q: VirtqueueConfig): DeviceQueue {
     const areas = { desc: q.ringAddress('desc'), driver: q.ringAddress('driver'), device: q.ringAddress('device') };
-    return this.buildRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.driverFeatureBits });
+    return this.buildRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.features.driver });
   }
 
   /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
   private activate(): void {
-    const features = this.driverFeatureBits;
+    const features = this.features.driver;
     this.activated = true;
     this.gate = new SuspendGate();
     try {
@@ -635,12 +433,8 @@ export class DeviceCore implements VirtioDeviceHost {
     // 3.4.2: a suspended device ignores configuration writes.
     if (q === undefined || q.enabled || q.resetPending || this.suspendSet) return false;
     // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
-    return this.inQueueSetup();
-  }
-  private inQueueSetup(): boolean {
-    const s = this.statusValue;
-    return (s & this.queueSetupRequires) === this.queueSetupRequires && (s & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) === 0;
+    if ((this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
+    return this.deviceStatus.inQueueSetup;
   }
 
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
@@ -666,7 +460,7 @@ export class DeviceCore implements VirtioDeviceHost {
     if (q === undefined || q.resetPending || this.queueWritable(index)) return;
     if (this.suspendSet) this.audit!(R.suspendNoConfigWrite, `${field} of queue ${index} written while SUSPEND is set`);
     else if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
-    else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.statusValue.toString(16)}`);
+    else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.deviceStatus.value.toString(16)}`);
   }
   enableQueue(index: number): void {
     if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_enable');
@@ -693,7 +487,8 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   resetQueue(index: number): void {
     const q = this.queueConfig(index);
-    if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0) return;
+    if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
+      return;
     if (this.suspendSet) {
       this.audit?.(R.suspendNoConfigWrite, `queue_reset of queue ${index} written while SUSPEND is set`);
       return;
@@ -707,12 +502,7 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
     }
     q.reset();
-    const serial = this.resets;
-    q.resetPending = true;
-    // A device reset meanwhile has reset the queue (and waits for the device's operations itself).
-    whenSettled(completion, () => {
-      if (serial === this.resets) q.resetPending = false;
-    });
+    this.pendingResets.beginQueue(q, completion);
   }
   /**
    * Take an enabled queue back to disabled with no rings, in the states queue set-up is allowed
@@ -720,7 +510,7 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   disableQueue(index: number): void {
     const q = this.queues[index];
-    if (q === undefined || !this.inQueueSetup()) return;
+    if (q === undefined || !this.deviceStatus.inQueueSetup) return;
     if (q.enabled && this.active[index]) {
       // Live in a device used before DRIVER_OK: the device model stops using it first.
       this.active[index] = null;
@@ -744,8 +534,8 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
   private activateOnFirstUse(): void {
-    if (this.activated || !this.usableBeforeDriverOk || this.resetting || !this.inQueueSetup()) return;
-    if ((this.statusValue & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
+    if (this.activated || !this.usableBeforeDriverOk || this.resetPending || !this.deviceStatus.inQueueSetup) return;
+    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
     this.activate();
   }
 
@@ -757,8 +547,8 @@ export class DeviceCore implements VirtioDeviceHost {
   notify(index: number, next?: number): void {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
     if (this.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
-    else if (this.audit !== undefined && (this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
-      this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.statusValue.toString(16)}`);
+    else if (this.audit !== undefined && (this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
+      this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.deviceStatus.value.toString(16)}`);
     this.observer?.queueNotified(index);
     this.activateOnFirstUse();
     if (!this.live) return;
@@ -799,14 +589,14 @@ export class DeviceCore implements VirtioDeviceHost {
     return this.device.readConfig(offset, size);
   }
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
-    if (this.audit !== undefined && this.hasFeaturesOkStep && (this.statusValue & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
-      this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.statusValue.toString(16)}`);
+    if (this.audit !== undefined && this.deviceStatus.hasFeaturesOkStep && (this.deviceStatus.value & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
+      this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.deviceStatus.value.toString(16)}`);
     if (this.suspendSet) {
       // 3.4.2: ignored while suspended (and while a suspension is under way, which the driver may not disturb either).
       this.audit?.(R.suspendNoConfigWrite, `device configuration offset ${offset} written while SUSPEND is set`);
       return;
     }
-    if (!this.resetting && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
+    if (!this.resetPending && offset >= 0 && offset + size <= this.device.configSize) this.device.writeConfig(offset, size, value);
   }
 
   // ---- VirtioDeviceHost ----
@@ -814,7 +604,7 @@ export class DeviceCore implements VirtioDeviceHost {
   configChanged(): void {
     this.configChangedByDriver();
     // Suspended (DRIVER_OK clear, SUSPEND set): told when the device resumes (3.4.2).
-    if ((this.statusValue & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.gate.admitConfigChange())
+    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.gate.admitConfigChange())
       this.send({ kind: 'configuration-change' });
   }
 
@@ -842,7 +632,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.observer?.notificationSent(notification);
   }
 
-  // ---- snapshots (docs/snapshots.md) ----
+  // ---- snapshots (docs/snapshots.md, core-snapshot.ts) ----
 
   /**
    * The core's state: status, features, config_generation, each queue's configuration and, for a
@@ -850,29 +640,14 @@ export class DeviceCore implements VirtioDeviceHost {
    * is taken as completed: nothing of that life is carried over.
    */
   snapshot(): SnapshotStruct {
-    return struct({
-      status: u8(this.resetting ? 0 : this.statusValue),
-      driverFeatures: u64(this.driverFeatureBits),
-      generation: u8(this.generation),
-      activated: flag(this.activated),
-      fault: string(this.fault?.message.slice(0, SNAPSHOT_FAULT_MAX) ?? ''),
-      queues: list(
-        this.queues.map((q, i) => {
-          const ring = this.active[i];
-          if (ring && ring.snapshot === undefined)
-            throw new SnapshotError('ERR_SNAPSHOT_UNSUPPORTED', `queue ${i}: its device ring cannot be snapshotted`);
-          return struct({
-            size: u16(q.size),
-            enabled: flag(q.enabled),
-            // From the halves: the joined number is not exact beyond 2^53.
-            desc: u64(ringAddress64(q, 'desc')),
-            driver: u64(ringAddress64(q, 'driver')),
-            device: u64(ringAddress64(q, 'device')),
-            ring: ring ? ring.snapshot!() : undefined,
-          });
-        }),
-      ),
-    });
+    const state = {
+      status: this.resetPending ? 0 : this.deviceStatus.value,
+      features: this.features.driver,
+      generation: this.generation,
+      activated: this.activated,
+      fault: this.fault,
+    };
+    return writeCoreSnapshot(state, this.queues, this.active);
   }
 
   /**
@@ -883,61 +658,16 @@ export class DeviceCore implements VirtioDeviceHost {
    * ('ERR_SNAPSHOT_TARGET_BUSY' otherwise).
    */
   prepareRestore(r: SnapshotReader, device: SnapshotReader, rules: InterfaceRules): () => void {
-    if (this.statusValue !== 0 || this.resetting || this.activated)
+    if (this.deviceStatus.value !== 0 || this.resetPending || this.activated)
       throw r.error('ERR_SNAPSHOT_TARGET_BUSY', `the device is in use (status 0x${this.status.toString(16)}): restore into a reset device`);
-    const steps = rules.statusSteps ?? MODERN_STATUS_STEPS;
-    const status = r.u8('status');
-    const known = steps.reduce((bits, step) => bits | step.bit, VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET | VIRTIO_CONFIG_S_SUSPEND);
-    if ((status & ~known) !== 0) throw r.rangeError('status', `0x${status.toString(16)} has bits this interface does not define`);
-    const broken = steps.find(
-      (step) => (status & step.bit) !== 0 && step.bit !== VIRTIO_CONFIG_S_FAILED && (status & step.requires) !== step.requires,
-    );
-    if (broken !== undefined)
-      throw r.rangeError('status', `0x${status.toString(16)} has 0x${broken.bit.toString(16)} without 0x${broken.requires.toString(16)}`);
-    const features = r.u64('driverFeatures');
-    const offered = this.commonFeatures | (rules.interfaceFeatures ?? 0n);
-    // Before FEATURES_OK the driver may have written anything; accepted features were all offered.
-    if ((status & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK)) !== 0 && (features & ~offered) !== 0n)
-      throw r.rangeError('driverFeatures', `bits ${featureBits(features & ~offered).join(' ')} were never offered`);
-    const generation = r.u8('generation');
-    const activated = r.flag('activated');
-    // SUSPEND (3.4): only on a device live with VIRTIO_F_SUSPEND; suspended, it shows DRIVER_OK clear.
-    const suspend = (status & VIRTIO_CONFIG_S_SUSPEND) !== 0;
-    if (suspend && (!activated || !hasFeature(features, VIRTIO_F_SUSPEND) || (status & VIRTIO_CONFIG_S_FEATURES_OK) === 0))
-      throw r.rangeError('status', `0x${status.toString(16)}: SUSPEND on a device not live with VIRTIO_F_SUSPEND`);
-    // DRIVER_OK activates the device; only an interface usable before it (legacy) is live without.
-    if (activated !== ((status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0 || suspend) && !(activated && rules.usableBeforeDriverOk === true))
-      throw r.rangeError('activated', `${activated ? 'live' : 'not live'} in status 0x${status.toString(16)}`);
-    const fault = r.string('fault', SNAPSHOT_FAULT_MAX);
-    const queueStates = r.structs('queues', this.queues.length);
-    if (queueStates.length !== this.queues.length)
-      throw r.error('ERR_SNAPSHOT_QUEUE_COUNT', `${queueStates.length} queues, the device has ${this.queues.length}`);
-    const queues = queueStates.map((qr, i) => {
-      const q = this.queues[i]!;
-      const size = qr.int('size', 'u16', 1, q.maxSize);
-      if (size !== q.maxSize && !ringFormat(features).isQueueSize(size))
-        throw qr.rangeError('size', `${size} is not a ${ringFormat(features).name} ring size`);
-      const enabled = qr.flag('enabled');
-      const areas = { desc: qr.u64('desc'), driver: qr.u64('driver'), device: qr.u64('device') };
-      if (!qr.has('ring')) return { size, enabled, areas, ring: null, redeliver: 0 };
-      if (!activated || !enabled) throw qr.error('ERR_SNAPSHOT_IN_FLIGHT', 'a ring for a queue that is not live');
-      const addr = (v: bigint): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
-      const ringAreas = { desc: addr(areas.desc), driver: addr(areas.driver), device: addr(areas.device) };
-      try {
-        const state = qr.struct('ring');
-        const ring = this.buildRing({ index: i, size, memory: this.memory, areas: ringAreas, features, state });
-        return { size, enabled, areas, ring, redeliver: modelHeldChains(state) };
-      } catch (e) {
-        if (e instanceof QueueFaultError) throw qr.rangeError('ring', e.message);
-        throw e;
-      }
-    });
+    const target = { queues: this.queues, offered: this.features.offeredUnder(rules), memory: this.memory, buildRing: this.buildRing };
+    const { status, features, generation, activated, fault, suspend, queues } = readCoreSnapshot(r, rules, target);
     if (this.device.prepareRestore === undefined) throw device.error('ERR_SNAPSHOT_UNSUPPORTED', 'the device model cannot be restored');
     const applyDevice = this.device.prepareRestore(device);
     return () => {
       this.useRules(rules);
       applyDevice();
-      this.driverFeatureBits = features;
+      this.features.driver = features;
       this.generation = generation;
       this.fault = fault === '' ? undefined : new Error(fault);
       queues.forEach(({ size, enabled, areas }, i) => {
@@ -950,7 +680,7 @@ export class DeviceCore implements VirtioDeviceHost {
         }
       });
       this.active = queues.map((q) => q.ring);
-      this.statusValue = status;
+      this.deviceStatus.value = status;
       this.activated = activated;
       this.gate = new SuspendGate();
       if (!activated || this.needsResetSet) return;
@@ -973,14 +703,14 @@ export class DeviceCore implements VirtioDeviceHost {
   /** 2.1.2: set DEVICE_NEEDS_RESET, stop serving queues, and tell a live driver by a configuration change notification. */
   needsReset(cause: Error): void {
     // A reset device has no driver to tell and nothing in flight to stop.
-    if (this.needsResetSet || this.statusValue === 0) return;
+    if (this.needsResetSet || this.deviceStatus.value === 0) return;
     if (this.audit !== undefined && cause instanceof QueueFaultError) {
-      const broken = RING_FAULT_REQUIREMENTS[cause.code]?.[hasFeature(this.driverFeatureBits, VIRTIO_F_RING_PACKED) ? 1 : 0];
+      const broken = ringFaultRequirement(cause.code, hasFeature(this.features.driver, VIRTIO_F_RING_PACKED));
       if (broken !== undefined) this.audit(broken, cause.message);
     }
     this.fault = cause;
-    this.statusValue |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
-    this.observer?.statusChanged(this.statusValue, 'device');
-    if ((this.statusValue & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
+    this.deviceStatus.value |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    this.observer?.statusChanged(this.deviceStatus.value, 'device');
+    if ((this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
   }
 }
