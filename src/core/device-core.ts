@@ -13,7 +13,7 @@
  * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
  */
 
-import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from './virtio-device.js';
+import { asError, type VirtioDevice, type VirtioDeviceHost } from './virtio-device.js';
 import type { DeviceObserver, DriverNotification } from './device-observer.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
@@ -22,16 +22,16 @@ import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
 import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../spec/driver-requirements.js';
 import { ringFaultRequirement } from './driver-audit.js';
-import { checkQueueMaxSize, ringFormat } from '../queue/ring-format.js';
+import { ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
-import { SuspendGate } from './device-suspend.js';
 import { DeviceStatus, MODERN_STATUS_STEPS, auditStatusWrite } from './device-status.js';
 import type { InterfaceRules } from './interface-rules.js';
 import { FEATURE_WORDS, FeatureNegotiation, TRANSPORT_FEATURES } from './feature-negotiation.js';
 import { PendingResets, RESET_PENDING_STATUS, whenSettled } from './device-reset.js';
-import { RING_AREAS, VirtqueueConfig, type RingArea } from './virtqueue-config.js';
+import type { RingArea, VirtqueueConfig } from './virtqueue-config.js';
+import { Virtqueues } from './virtqueues.js';
 import { readCoreSnapshot, writeCoreSnapshot } from './core-snapshot.js';
 import {
   VIRTIO_F_ADMIN_VQ,
@@ -92,10 +92,6 @@ export interface DeviceCoreOptions extends InterfaceRules {
   readonly adminQueue?: AdminQueueHandler;
 }
 
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
-
 /** See the file comment. Implements the {@link VirtioDeviceHost} the device model is attached to. */
 export class DeviceCore implements VirtioDeviceHost {
   /** Feature negotiation (2.2): what is offered, what the driver accepted. */
@@ -104,14 +100,11 @@ export class DeviceCore implements VirtioDeviceHost {
   readonly queues: readonly VirtqueueConfig[];
   /** The administration queue's configuration, at index num_queues (VIRTIO_F_ADMIN_VQ offered), else undefined. */
   readonly adminQueue: VirtqueueConfig | undefined;
-  private readonly adminHandler: AdminQueueHandler | undefined;
+  /** The queues: their configuration, the rings live since activation, the suspend gate (virtqueues.ts). */
+  private readonly vqs: Virtqueues;
   /** device_status and its transition table (2.1, 3.1.1). */
   private readonly deviceStatus = new DeviceStatus();
   private generation = 0;
-  /** Queues live since DRIVER_OK (null where not enabled). */
-  private active: (DeviceQueue | null)[] = [];
-  /** Whether the device model was activated since the last reset (at DRIVER_OK, or at first use, see {@link InterfaceRules.usableBeforeDriverOk}). */
-  private activated = false;
   private usableBeforeDriverOk = false;
   /** Device and queue resets waiting for the old life's backend operations (see {@link reset}). */
   private readonly pendingResets = new PendingResets();
@@ -121,11 +114,8 @@ export class DeviceCore implements VirtioDeviceHost {
   readonly audit: DriverAuditSink | undefined;
   /** Whether the driver has reset the device since power-on (audit only: 3.1.1 starts with a reset). */
   private resetWritten = false;
-  private readonly buildRing: (options: DeviceRingOptions) => DeviceQueue;
   /** Who watches this device (a transport monitor), if anyone: see core/device-observer.ts. */
   private observer: DeviceObserver | undefined;
-  /** The suspension state of this life's queues (3.4); a new gate at every activation and reset. */
-  private gate = new SuspendGate();
 
   constructor(
     readonly device: VirtioDevice,
@@ -143,14 +133,14 @@ export class DeviceCore implements VirtioDeviceHost {
     );
     this.useRules(options);
     this.audit = options.audit;
-    this.buildRing = options.deviceRing ?? deviceRing;
-    this.queues = device.queueMaxSizes.map((max, i) => {
-      checkQueueMaxSize(`queue ${i}: maximum size`, max);
-      return new VirtqueueConfig(i, max);
+    const buildRing = options.deviceRing ?? deviceRing;
+    this.vqs = new Virtqueues(this, this.deviceStatus, this.pendingResets, {
+      maxSizes: device.queueMaxSizes,
+      adminQueue: admin,
+      buildRing,
     });
-    if (admin !== undefined) checkQueueMaxSize('administration queue: maximum size', admin.queueMaxSize);
-    this.adminHandler = admin;
-    this.adminQueue = admin === undefined ? undefined : new VirtqueueConfig(this.queues.length, admin.queueMaxSize);
+    this.queues = this.vqs.queues;
+    this.adminQueue = this.vqs.adminQueue;
     device.attach(this);
   }
 
@@ -185,7 +175,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** Where live queue `index`'s ring stands (for monitors), or undefined while the queue is not live. */
   queuePosition(index: number): RingPosition | undefined {
-    return this.active[index]?.position();
+    return this.vqs.active[index]?.position();
   }
 
   /** Run `listener` when every device reset completes (front-ends clear their select registers). */
@@ -218,7 +208,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** Every queue the transport addresses: the device's and, when offered, the administration queue. */
   get queueCount(): number {
-    return this.queues.length + (this.adminQueue === undefined ? 0 : 1);
+    return this.vqs.count;
   }
 
   /**
@@ -226,9 +216,7 @@ export class DeviceCore implements VirtioDeviceHost {
    * undefined before (the fields then read 0).
    */
   get adminQueueRange(): { readonly index: number; readonly num: number } | undefined {
-    return this.adminQueue !== undefined && hasFeature(this.negotiatedFeatures, VIRTIO_F_ADMIN_VQ)
-      ? { index: this.adminQueue.index, num: 1 }
-      : undefined;
+    return this.vqs.adminRange;
   }
 
   /**
@@ -236,8 +224,7 @@ export class DeviceCore implements VirtioDeviceHost {
    * once VIRTIO_F_ADMIN_VQ is negotiated (before that it is unavailable: queue_size reads 0).
    */
   queueConfig(index: number): VirtqueueConfig | undefined {
-    if (index >= 0 && index < this.queues.length) return this.queues[index];
-    return this.adminQueueRange !== undefined && index === this.adminQueue!.index ? this.adminQueue : undefined;
+    return this.vqs.config(index);
   }
 
   // ---- features (2.2) ----
@@ -281,7 +268,7 @@ export class DeviceCore implements VirtioDeviceHost {
     const admit = (bit: number): boolean => this.admitStatusBit(bit);
     const entered = (bit: number): void => {
       // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
-      if (bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.activated) this.activate();
+      if (bit === VIRTIO_CONFIG_S_DRIVER_OK && !this.vqs.activated) this.vqs.activate();
     };
     this.deviceStatus.write(value, admit, entered, this.audit);
     if (this.observer !== undefined && this.deviceStatus.value !== before) this.observer.statusChanged(this.deviceStatus.value, 'driver');
@@ -306,7 +293,7 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   private suspendOrResume(value: number): void {
     const s = this.deviceStatus.value;
-    if (this.gate.state === 'suspended') {
+    if (this.vqs.gate.state === 'suspended') {
       if ((value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.resume();
       return;
     }
@@ -328,9 +315,9 @@ export class DeviceCore implements VirtioDeviceHost {
    * held); once those in flight are used, show DRIVER_OK clear.
    */
   private startSuspension(takeBack = 0): void {
-    const gate = this.gate;
+    const gate = this.vqs.gate;
     gate.suspend(takeBack, () => {
-      if (gate === this.gate && !this.needsResetSet) this.deviceStatus.value &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+      if (gate === this.vqs.gate && !this.needsResetSet) this.deviceStatus.value &= ~VIRTIO_CONFIG_S_DRIVER_OK;
     });
     try {
       this.device.suspend?.();
@@ -342,10 +329,10 @@ export class DeviceCore implements VirtioDeviceHost {
   /** 3.4: the suspended device runs again, sends what it held back and looks at every live ring. */
   private resume(): void {
     this.deviceStatus.value = (this.deviceStatus.value & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
-    const held = this.gate.resume();
+    const held = this.vqs.gate.resume();
     for (const queue of held.usedQueues) this.send({ kind: 'used-buffer', queue });
     if (held.configChange) this.send({ kind: 'configuration-change' });
-    for (const q of this.active) {
+    for (const q of this.vqs.active) {
       if (q === null || !this.live) continue;
       try {
         this.device.queueNotify(q.index);
@@ -353,11 +340,6 @@ export class DeviceCore implements VirtioDeviceHost {
         this.needsReset(asError(e));
       }
     }
-  }
-
-  /** Whether SUSPEND shows: a suspension under way or complete (3.4). */
-  private get suspendSet(): boolean {
-    return (this.deviceStatus.value & VIRTIO_CONFIG_S_SUSPEND) !== 0;
   }
 
   /** Audit: the accepted features against the offer and their dependencies (2.2.1, 6.1). */
@@ -378,15 +360,11 @@ export class DeviceCore implements VirtioDeviceHost {
     // Status first: whatever the device does while resetting (configChanged, a late usedBuffers)
     // then meets a reset device and sends no notification.
     this.deviceStatus.value = 0;
-    this.active = [];
-    this.activated = false;
-    this.gate = new SuspendGate();
+    this.vqs.stop();
     const completion = this.device.reset();
-    this.adminHandler?.reset();
     this.features.driver = 0n;
     this.fault = undefined;
-    for (const q of this.queues) q.reset();
-    this.adminQueue?.reset();
+    this.vqs.resetAll();
     this.notifications.reset();
     const completed = this.pendingResets.beginDevice();
     this.observer?.statusChanged(0, 'reset');
@@ -395,33 +373,10 @@ export class DeviceCore implements VirtioDeviceHost {
 
   /** Whether VIRTIO_F_RING_RESET was negotiated (queues can be reset and re-enabled while live). */
   get ringResetNegotiated(): boolean {
-    return hasFeature(this.negotiatedFeatures, VIRTIO_F_RING_RESET);
+    return this.vqs.ringResetNegotiated;
   }
 
-  /** A live queue over `q`'s rings (the constructor validates them; throws QueueFaultError). */
-  private buildQueue(q: VirtqueueConfig): DeviceQueue {
-    const areas = { desc: q.ringAddress('desc'), driver: q.ringAddress('driver'), device: q.ringAddress('device') };
-    return this.buildRing({ index: q.index, size: q.size, memory: this.memory, areas, features: this.features.driver });
-  }
-
-  /** DRIVER_OK: build the enabled queues (validating their rings) and hand them to the device. */
-  private activate(): void {
-    const features = this.features.driver;
-    this.activated = true;
-    this.gate = new SuspendGate();
-    try {
-      this.active = this.queues.map((q) => (q.enabled ? this.buildQueue(q) : null));
-      // The model sees its queues through the suspend gate (device-suspend.ts); the administration
-      // queue lives beside them, never among them.
-      const ctx: ActivateContext = { features, queues: this.active.map((q) => q && this.gate.wrap(q)) };
-      if (this.adminQueue?.enabled === true) this.active[this.adminQueue.index] = this.buildQueue(this.adminQueue);
-      this.device.activate(ctx);
-    } catch (e) {
-      this.needsReset(asError(e));
-    }
-  }
-
-  // ---- queues (4.1.4.3) ----
+  // ---- queues (4.1.4.3, virtqueues.ts) ----
 
   /**
    * Queue configuration may change while the queue is disabled, once everything DRIVER_OK requires
@@ -429,53 +384,18 @@ export class DeviceCore implements VirtioDeviceHost {
    * the table decides for other interfaces.
    */
   queueWritable(index: number): boolean {
-    const q = this.queueConfig(index);
-    // 3.4.2: a suspended device ignores configuration writes.
-    if (q === undefined || q.enabled || q.resetPending || this.suspendSet) return false;
-    // 2.6.1.2: with RING_RESET a disabled (reset) queue is set up again while the device is live.
-    if ((this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return this.ringResetNegotiated && !this.needsResetSet;
-    return this.deviceStatus.inQueueSetup;
+    return this.vqs.writable(index);
   }
 
   /** A size the negotiated ring format allows (2.6), no larger than the maximum; anything else is ignored. */
   setQueueSize(index: number, size: number): void {
-    const q = this.queueConfig(index);
-    if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_size');
-    if (q !== undefined && this.queueWritable(index) && ringFormat(this.negotiatedFeatures).isQueueSize(size) && size <= q.maxSize)
-      q.size = size;
+    this.vqs.setSize(index, size);
   }
   setQueueRingHalf(index: number, area: RingArea, half: 0 | 1, value: number): void {
-    if (this.audit !== undefined) this.auditQueueSetup(index, `the ${area} area address`);
-    if (this.queueWritable(index)) this.queueConfig(index)!.setRingHalf(area, half, value);
-  }
-  /** Audit: queue fields change only while the queue is disabled, in the set-up state (3.1.1, 4.1.4.3.2). */
-  private auditQueueSetup(index: number, field: string): void {
-    const q = this.queueConfig(index);
-    // With ADMIN_VQ every index past num_queues is an administration queue's: only the range reported may be set up.
-    if (q === undefined && index >= this.queues.length && this.adminQueueRange !== undefined)
-      this.audit!(
-        R.commonAdminQueueRange,
-        `${field} of queue ${index} written; the administration queues are ${this.adminQueueRange.index}..${this.adminQueueRange.index + this.adminQueueRange.num - 1}`,
-      );
-    if (q === undefined || q.resetPending || this.queueWritable(index)) return;
-    if (this.suspendSet) this.audit!(R.suspendNoConfigWrite, `${field} of queue ${index} written while SUSPEND is set`);
-    else if (q.enabled) this.audit!(R.commonConfigureBeforeEnable, `${field} of queue ${index} written after the queue was enabled`);
-    else this.audit!(R.initQueueSetupState, `${field} of queue ${index} written in status 0x${this.deviceStatus.value.toString(16)}`);
+    this.vqs.setRingHalf(index, area, half, value);
   }
   enableQueue(index: number): void {
-    if (this.audit !== undefined) this.auditQueueSetup(index, 'queue_enable');
-    if (!this.queueWritable(index)) return;
-    const q = this.queueConfig(index)!;
-    q.enabled = true;
-    if (!this.activated) return;
-    // Re-enabled after a queue reset (2.6.1.2), or enabled in a device used before DRIVER_OK: live at once.
-    try {
-      const queue = this.buildQueue(q);
-      this.active[index] = queue;
-      if (q !== this.adminQueue) this.device.enableQueue?.(this.gate.wrap(queue));
-    } catch (e) {
-      this.needsReset(asError(e));
-    }
+    this.vqs.enable(index);
   }
 
   /**
@@ -486,42 +406,14 @@ export class DeviceCore implements VirtioDeviceHost {
    * set up) only once the queue's old backend operations have settled.
    */
   resetQueue(index: number): void {
-    const q = this.queueConfig(index);
-    if (q === undefined || q.resetPending || !this.ringResetNegotiated || (this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
-      return;
-    if (this.suspendSet) {
-      this.audit?.(R.suspendNoConfigWrite, `queue_reset of queue ${index} written while SUSPEND is set`);
-      return;
-    }
-    this.active[index] = null;
-    let completion: ResetCompletion = undefined;
-    try {
-      // The administration queue answers each command as it is notified: nothing of it is in flight.
-      if (q !== this.adminQueue) completion = this.device.resetQueue?.(index);
-    } catch (e) {
-      this.needsReset(asError(e));
-    }
-    q.reset();
-    this.pendingResets.beginQueue(q, completion);
+    this.vqs.reset(index);
   }
   /**
    * Take an enabled queue back to disabled with no rings, in the states queue set-up is allowed
    * (the legacy interface's queue PFN 0, 4.1.4.10).
    */
   disableQueue(index: number): void {
-    const q = this.queues[index];
-    if (q === undefined || !this.deviceStatus.inQueueSetup) return;
-    if (q.enabled && this.active[index]) {
-      // Live in a device used before DRIVER_OK: the device model stops using it first.
-      this.active[index] = null;
-      try {
-        whenSettled(this.device.resetQueue?.(index), () => undefined);
-      } catch (e) {
-        this.needsReset(asError(e));
-      }
-    }
-    q.enabled = false;
-    for (const area of RING_AREAS) for (const half of [0, 1] as const) q.setRingHalf(area, half, 0);
+    this.vqs.disable(index);
   }
 
   /**
@@ -529,14 +421,14 @@ export class DeviceCore implements VirtioDeviceHost {
    * that allows that, on the first notification), DEVICE_NEEDS_RESET not set and not suspending (3.4).
    */
   private get live(): boolean {
-    return this.activated && !this.needsResetSet && !this.suspendSet;
+    return this.vqs.activated && !this.needsResetSet && !this.deviceStatus.suspendSet;
   }
 
   /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
   private activateOnFirstUse(): void {
-    if (this.activated || !this.usableBeforeDriverOk || this.resetPending || !this.deviceStatus.inQueueSetup) return;
+    if (this.vqs.activated || !this.usableBeforeDriverOk || this.resetPending || !this.deviceStatus.inQueueSetup) return;
     if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
-    this.activate();
+    this.vqs.activate();
   }
 
   /**
@@ -546,30 +438,25 @@ export class DeviceCore implements VirtioDeviceHost {
    */
   notify(index: number, next?: number): void {
     // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
-    if (this.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
+    if (this.deviceStatus.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
     else if (this.audit !== undefined && (this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
       this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.deviceStatus.value.toString(16)}`);
     this.observer?.queueNotified(index);
     this.activateOnFirstUse();
     if (!this.live) return;
     const q = this.queueConfig(index);
-    const live = this.active[index];
+    const live = this.vqs.active[index];
     if (!live || q === undefined) return;
     if (next !== undefined && !ringFormat(this.negotiatedFeatures).isNotificationNext(next, q.size)) {
       this.rejectNotification(index, `notification data next 0x${next.toString(16)} is impossible for a queue of size ${q.size}`);
       return;
     }
     try {
-      if (q === this.adminQueue) this.serveAdmin(live);
+      if (q === this.adminQueue) this.vqs.serveAdmin(live);
       else this.device.queueNotify(index, next);
     } catch (e) {
       this.needsReset(asError(e));
     }
-  }
-
-  /** The administration queue was notified: its handler answers every command queued (throws on a ring fault). */
-  private serveAdmin(queue: DeviceQueue): void {
-    if (this.adminHandler!.serve(queue, this.audit)) this.usedBuffers(queue.index);
   }
 
   /**
@@ -591,7 +478,7 @@ export class DeviceCore implements VirtioDeviceHost {
   writeDeviceConfig(offset: number, size: AccessSize, value: number): void {
     if (this.audit !== undefined && this.deviceStatus.hasFeaturesOkStep && (this.deviceStatus.value & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
       this.audit(R.initNoConfigWrite, `device configuration offset ${offset} written in status 0x${this.deviceStatus.value.toString(16)}`);
-    if (this.suspendSet) {
+    if (this.deviceStatus.suspendSet) {
       // 3.4.2: ignored while suspended (and while a suspension is under way, which the driver may not disturb either).
       this.audit?.(R.suspendNoConfigWrite, `device configuration offset ${offset} written while SUSPEND is set`);
       return;
@@ -604,7 +491,7 @@ export class DeviceCore implements VirtioDeviceHost {
   configChanged(): void {
     this.configChangedByDriver();
     // Suspended (DRIVER_OK clear, SUSPEND set): told when the device resumes (3.4.2).
-    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.gate.admitConfigChange())
+    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.vqs.gate.admitConfigChange())
       this.send({ kind: 'configuration-change' });
   }
 
@@ -614,7 +501,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   usedBuffers(index: number): void {
     if (this.needsResetSet) return;
-    const q = this.active[index];
+    const q = this.vqs.active[index];
     if (!q) return;
     let wanted: boolean;
     try {
@@ -623,7 +510,7 @@ export class DeviceCore implements VirtioDeviceHost {
       this.needsReset(asError(e));
       return;
     }
-    if (wanted && this.gate.admitUsed(index)) this.send({ kind: 'used-buffer', queue: index });
+    if (wanted && this.vqs.gate.admitUsed(index)) this.send({ kind: 'used-buffer', queue: index });
   }
 
   /** Send the driver a notification through the transport (and tell the observer). */
@@ -644,10 +531,10 @@ export class DeviceCore implements VirtioDeviceHost {
       status: this.resetPending ? 0 : this.deviceStatus.value,
       features: this.features.driver,
       generation: this.generation,
-      activated: this.activated,
+      activated: this.vqs.activated,
       fault: this.fault,
     };
-    return writeCoreSnapshot(state, this.queues, this.active);
+    return writeCoreSnapshot(state, this.queues, this.vqs.active);
   }
 
   /**
@@ -658,9 +545,9 @@ export class DeviceCore implements VirtioDeviceHost {
    * ('ERR_SNAPSHOT_TARGET_BUSY' otherwise).
    */
   prepareRestore(r: SnapshotReader, device: SnapshotReader, rules: InterfaceRules): () => void {
-    if (this.deviceStatus.value !== 0 || this.resetPending || this.activated)
+    if (this.deviceStatus.value !== 0 || this.resetPending || this.vqs.activated)
       throw r.error('ERR_SNAPSHOT_TARGET_BUSY', `the device is in use (status 0x${this.status.toString(16)}): restore into a reset device`);
-    const target = { queues: this.queues, offered: this.features.offeredUnder(rules), memory: this.memory, buildRing: this.buildRing };
+    const target = { queues: this.queues, offered: this.features.offeredUnder(rules), memory: this.memory, buildRing: this.vqs.buildRing };
     const { status, features, generation, activated, fault, suspend, queues } = readCoreSnapshot(r, rules, target);
     if (this.device.prepareRestore === undefined) throw device.error('ERR_SNAPSHOT_UNSUPPORTED', 'the device model cannot be restored');
     const applyDevice = this.device.prepareRestore(device);
@@ -670,27 +557,16 @@ export class DeviceCore implements VirtioDeviceHost {
       this.features.driver = features;
       this.generation = generation;
       this.fault = fault === '' ? undefined : new Error(fault);
-      queues.forEach(({ size, enabled, areas }, i) => {
-        const q = this.queues[i]!;
-        q.size = size;
-        q.enabled = enabled;
-        for (const area of RING_AREAS) {
-          q.setRingHalf(area, 0, Number(areas[area] & 0xffff_ffffn));
-          q.setRingHalf(area, 1, Number(areas[area] >> 32n));
-        }
-      });
-      this.active = queues.map((q) => q.ring);
+      this.vqs.restore(queues, activated);
       this.deviceStatus.value = status;
-      this.activated = activated;
-      this.gate = new SuspendGate();
       if (!activated || this.needsResetSet) return;
       try {
-        this.device.activate({ features, queues: this.active.map((q) => q && this.gate.wrap(q)) });
+        this.device.activate({ features, queues: this.vqs.active.map((q) => q && this.vqs.gate.wrap(q)) });
         // The model had requests in flight on these queues: it takes them back from the rings now.
         // A suspended device has nothing in flight: it stays suspended, and tells the driver at resume
         // whatever it may have held back (the snapshot does not keep that: one notification each, maybe spurious).
         if (suspend && (status & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
-          this.gate.restoreSuspended(this.active.flatMap((q, i) => (q === null ? [] : [i])));
+          this.vqs.gate.restoreSuspended(this.vqs.active.flatMap((q, i) => (q === null ? [] : [i])));
         // A suspension under way carries on: the model takes back the chains it held, and no others.
         else if (suspend) this.startSuspension(queues.reduce((n, q) => n + q.redeliver, 0));
         queues.forEach((q, i) => q.redeliver > 0 && this.device.queueNotify(i));

@@ -80,6 +80,11 @@ export class DeviceStatus {
     return this.steps.some((step) => step.bit === VIRTIO_CONFIG_S_FEATURES_OK);
   }
 
+  /** Whether SUSPEND shows: a suspension under way or complete (3.4). */
+  get suspendSet(): boolean {
+    return (this.value & VIRTIO_CONFIG_S_SUSPEND) !== 0;
+  }
+
   /** Whether queues may be set up: everything DRIVER_OK requires is set, DRIVER_OK and SUSPEND are not (3.1.1 step 7). */
   get inQueueSetup(): boolean {
     const s = this.value;
