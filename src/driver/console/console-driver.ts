@@ -14,7 +14,8 @@ import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
 import type { Completion, DriverQueue } from '../driver-queue.js';
 import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
-import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES } from '../feature-negotiation.js';
 
 /** Waits are sliced so that long idle periods are not timeouts. */
 const WAIT_SLICE_MS = 60_000;
