@@ -133,11 +133,10 @@ export class DeviceCore implements VirtioDeviceHost {
     );
     this.useRules(options);
     this.audit = options.audit;
-    const buildRing = options.deviceRing ?? deviceRing;
     this.vqs = new Virtqueues(this, this.deviceStatus, this.pendingResets, {
       maxSizes: device.queueMaxSizes,
       adminQueue: admin,
-      buildRing,
+      buildRing: options.deviceRing ?? deviceRing,
     });
     this.queues = this.vqs.queues;
     this.adminQueue = this.vqs.adminQueue;
@@ -362,9 +361,9 @@ export class DeviceCore implements VirtioDeviceHost {
     this.deviceStatus.value = 0;
     this.vqs.stop();
     const completion = this.device.reset();
+    this.vqs.resetAll();
     this.features.driver = 0n;
     this.fault = undefined;
-    this.vqs.resetAll();
     this.notifications.reset();
     const completed = this.pendingResets.beginDevice();
     this.observer?.statusChanged(0, 'reset');

@@ -1,5 +1,5 @@
 /**
- * The rules one interface (the modern one, the legacy one, 4.1.5) sets for the device core: its
+ * The rules one interface (the modern one, the legacy one) sets for the device core: its
  * status table, the features FEATURES_OK requires, and what it offers and allows beyond the modern
  * interface. A transitional device's front-ends switch the core's rules when the driver commits to one.
  */

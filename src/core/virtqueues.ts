@@ -223,7 +223,7 @@ export class Virtqueues {
     this.gate = new SuspendGate();
   }
 
-  /** A device reset: every queue's configuration back to its power-on state. */
+  /** A device reset: the administration queue's owner and every queue's configuration back to their power-on state. */
   resetAll(): void {
     this.adminHandler?.reset();
     for (const q of this.queues) q.reset();

@@ -1,5 +1,5 @@
 /**
- * The net driver's controlq (5.1.6.5): one command at a time, its class, command and
+ * The net driver's controlq (5.1.9.5): one command at a time, its class, command and
  * command-specific-data out, the device's ack back in, checked. Which commands may be sent (their
  * features) is the driver's (net-driver.ts); this file lays them out and sends them.
  */

@@ -1,5 +1,5 @@
 /**
- * The net driver's receiveqs (5.1.6.3, 5.1.6.4): kept full of receive buffers, the used ones
+ * The net driver's receiveqs (5.1.9.3, 5.1.9.4): kept full of receive buffers, the used ones
  * assembled into frames (with VIRTIO_NET_F_MRG_RXBUF a frame spans num_buffers of them), and the
  * frames handed to the caller, a promise per frame or as they come. A device returning nonsense
  * cannot make the driver loop or grow: such buffers are parked, counted, and the frames held for a

@@ -1,5 +1,5 @@
 /**
- * The net driver's transmitqs (5.1.6.2): each frame copied behind a zeroed virtio_net_hdr (flags 0,
+ * The net driver's transmitqs (5.1.9.2): each frame copied behind a zeroed virtio_net_hdr (flags 0,
  * GSO_NONE: a complete frame) into a transmit buffer, frames sent in the order they were given, and
  * one notification for everything submitted in a tick.
  */
