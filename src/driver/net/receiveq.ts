@@ -11,12 +11,10 @@ import type { DmaBuffer } from '../../memory/dma.js';
 import { ByteSlab } from '../../memory/byte-slab.js';
 import * as N from '../../spec/net.js';
 import { allocBuffers } from '../dma-buffers.js';
-import type { Completion, DmaSpan, DriverQueue } from '../driver-queue.js';
+import { IDLE_WAIT_SLICE_MS, waitUsedOrIdle, type Completion, type DmaSpan, type DriverQueue } from '../driver-queue.js';
 import { loopFault, type VirtioDriver } from '../virtio-driver.js';
 import { frameSpans, type Framing } from './framing.js';
 
-/** Idle waits for received frames are sliced so that a quiet link is not a timeout. */
-const WAIT_SLICE_MS = 60_000;
 /** Bytes per slab received frames are copied into (a thousand small frames, forty full-size ones). */
 const RX_SLAB_BYTES = 64 << 10;
 
@@ -156,7 +154,7 @@ export class Receiveqs {
   async *received(): AsyncGenerator<Uint8Array> {
     while (!this.closed || this.frames.length > 0) {
       try {
-        yield await this.receive(WAIT_SLICE_MS);
+        yield await this.receive(IDLE_WAIT_SLICE_MS);
       } catch (err) {
         if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
         if (this.closed) return;
@@ -173,13 +171,8 @@ export class Receiveqs {
   private async receiveLoop(rq: RxQueue): Promise<void> {
     try {
       while (!this.closed) {
-        let used: Completion<number>[];
-        try {
-          used = await rq.queue.waitUsed(WAIT_SLICE_MS);
-        } catch (err) {
-          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-          throw err;
-        }
+        const used = await waitUsedOrIdle(rq.queue);
+        if (used === undefined) continue;
         for (const u of used) rq.pending.push(u); // at most the queue size, but no spread of a device-sized array
         const reposted = await this.assembleFrames(rq);
         if (reposted > 0 && !this.closed) await rq.queue.kick();
