@@ -188,6 +188,10 @@ function sectorRange(sector: number, bytes: number, limits: BlkLimits): number {
  * leaving out empty pieces. The range is inside those buffers (the caller derived it from their sizes).
  */
 export function chainSpans(memory: GuestMemory, chain: DescriptorChain, first: number, end: number, skip: number, length: number): GuestIo {
+  // The usual layout (the data in one buffer of its own): one literal, which the compiler allocates
+  // at once, where pushing to an empty array allocates its backing store separately.
+  if (skip === 0 && first < end && chain.len(first) >= length)
+    return { memory, spans: length === 0 ? [] : [{ addr: chain.addr(first), len: length }], length };
   const spans: GuestSpan[] = [];
   let toSkip = skip;
   let left = length;
