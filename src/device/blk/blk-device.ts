@@ -68,6 +68,7 @@ import {
   chainSpans,
   OneSpanIo,
   parseBlkRequest,
+  RequestStorage,
   statusAddress,
   type BlkLimits,
   type BlkRange,
@@ -181,8 +182,8 @@ export class BlkDevice implements VirtioDevice {
   /** Queues with used elements pushed by asynchronous completions, interrupted once per microtask. */
   private readonly interruptPending = new Set<number>();
   private busy = false;
-  /** The GuestIo of one-buffer requests, while the backend completes them synchronously (see OneSpanIo). */
-  private io: OneSpanIo | undefined;
+  /** What parsing refills request after request (see RequestStorage). */
+  private storage: RequestStorage | undefined;
 
   constructor(options: BlkDeviceOptions) {
     const backend = options.backend;
@@ -258,7 +259,7 @@ export class BlkDevice implements VirtioDevice {
 
   attach(host: VirtioDeviceHost): void {
     this.host = host;
-    this.io = new OneSpanIo(host.memory);
+    this.storage = new RequestStorage(host.memory);
   }
 
   readConfig(offset: number, size: AccessSize): number {
@@ -453,7 +454,7 @@ export class BlkDevice implements VirtioDevice {
     }
     let request: BlkRequest;
     try {
-      request = parseBlkRequest(chain, this.limits, this.host!.memory, this.io);
+      request = parseBlkRequest(chain, this.limits, this.host!.memory, this.storage);
     } catch (err) {
       if (!(err instanceof BlkRequestError)) {
         this.fail(err);
@@ -485,7 +486,7 @@ export class BlkDevice implements VirtioDevice {
       return true;
     }
     // The request's GuestIo belongs to the operation until it settles: the next one gets another.
-    this.io = new OneSpanIo(this.host!.memory);
+    this.storage!.io = new OneSpanIo(this.host!.memory);
     const life = this.lives[queue.index]!;
     const pending: Pending = { generation: this.generation, life, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
     this.inFlight++;

@@ -101,10 +101,10 @@ const headerView = new DataView(header.buffer);
 
 /**
  * Parse the chain as a virtio-blk request. Throws BlkRequestError when the shape or range is wrong;
- * the caller has already found the status byte ({@link statusAddress}). Data in one buffer is
- * described by `reuse`, refilled, when given (see {@link OneSpanIo}).
+ * the caller has already found the status byte ({@link statusAddress}). With `reuse`, an IN or OUT
+ * request and data in one buffer are described in it, refilled (see {@link RequestStorage}).
  */
-export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memory: GuestMemory, reuse?: OneSpanIo): BlkRequest {
+export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memory: GuestMemory, reuse?: RequestStorage): BlkRequest {
   if (chain.readableBytes < VIRTIO_BLK_REQ_HDR_SIZE) {
     throw new BlkRequestError('header-short', `${chain.readableBytes} readable bytes, the header needs ${VIRTIO_BLK_REQ_HDR_SIZE}`);
   }
@@ -128,12 +128,14 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
     case VIRTIO_BLK_T_IN: {
       noDataOut(dataOut);
       const offset = sectorRange(sector, dataIn, limits);
-      return { type, offset, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse) };
+      if (reuse !== undefined) return reuse.fill(type, offset, chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse.io));
+      return { type, offset, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn) };
     }
     case VIRTIO_BLK_T_OUT: {
       noDataIn(dataIn);
       const offset = sectorRange(sector, dataOut, limits);
-      return { type, offset, data: chainSpans(memory, chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut, reuse) };
+      const data = chainSpans(memory, chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut, reuse?.io);
+      return reuse === undefined ? { type, offset, data } : reuse.fill(type, offset, data);
     }
     case VIRTIO_BLK_T_FLUSH:
       noDataOut(dataOut);
@@ -141,7 +143,7 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
       return { type };
     case VIRTIO_BLK_T_GET_ID:
       noDataOut(dataOut);
-      return { type, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse) };
+      return { type, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse?.io) };
     case VIRTIO_BLK_T_DISCARD:
       noDataIn(dataIn);
       return { type, ranges: segments(chain, dataOut, limits.maxDiscardSeg, limits.maxDiscardSectors, 0, limits.capacity) };
@@ -197,6 +199,31 @@ export class OneSpanIo implements GuestIo {
 
   constructor(memory: GuestMemory) {
     this.memory = memory;
+  }
+}
+
+/**
+ * What {@link parseBlkRequest} refills instead of allocating, request after request: the IN or OUT
+ * request it returns (its caller is done with it before it parses the next one) and `io`, the
+ * GuestIo of data in one buffer, which a device replaces once it hands it to an asynchronous
+ * operation (see {@link OneSpanIo}).
+ */
+export class RequestStorage {
+  io: OneSpanIo;
+  private readonly inOut: { type: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT; offset: number; data: GuestIo };
+
+  constructor(memory: GuestMemory) {
+    this.io = new OneSpanIo(memory);
+    this.inOut = { type: VIRTIO_BLK_T_IN, offset: 0, data: this.io };
+  }
+
+  /** The IN or OUT request, refilled. */
+  fill(type: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT, offset: number, data: GuestIo): BlkRequest {
+    const r = this.inOut;
+    r.type = type;
+    r.offset = offset;
+    r.data = data;
+    return r;
   }
 }
 
