@@ -121,10 +121,11 @@ function measure(format: Format, backend: MemoryBlockBackend, op: 'read' | 'writ
   const bareStep = stepOf(bare);
   slice(size * depth, ours.ring, oursStep, 0);
   slice(size * depth, bare, bareStep, 0);
-  // The reference: Buffer.copy of each request's bytes between its disk block and its data buffer.
+  // The reference: Buffer.copy of each request's bytes between its disk block and its data buffer,
+  // the very buffers our device fills or drains (one copy each, as the device makes).
   const copyClock = new Clock();
   const copyRef = { deviceMs: 0 };
-  const buffers = Array.from({ length: depth }, (_, k) => bare.buffer(k));
+  const buffers = Array.from({ length: depth }, (_, k) => ours.ring.buffer(k));
   const copyStep = (i: number): void => {
     if (onCpuClock) copyClock.start();
     const t0 = performance.now();

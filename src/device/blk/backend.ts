@@ -8,7 +8,9 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
  * device keeps a bounded number of asynchronous requests in flight and completes each one on its own,
  * in whatever order they finish. A thrown error or a rejected promise becomes VIRTIO_BLK_S_IOERR.
  * A promise must settle only once the operation is over: no later access to the guest buffers or to
- * the disk. A device reset waits for exactly that before it reports itself done.
+ * the disk. A device reset waits for exactly that before it reports itself done. The {@link GuestIo}
+ * of an operation is the backend's until then only: the device may refill the same object for a
+ * later request once an operation has completed synchronously, so keep its spans, not the object.
  */
 export type BlockResult = void | Promise<void>;
 

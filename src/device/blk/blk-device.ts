@@ -63,7 +63,17 @@ import { checkQueueMaxSize } from '../../queue/ring-format.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
 import type { ActivateContext, ResetCompletion, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { BlockBackend, BlockResult, GuestIo } from './backend.js';
-import { BlkRequestError, chainSpans, parseBlkRequest, statusAddress, type BlkLimits, type BlkRange, type BlkRequest } from './request.js';
+import {
+  BlkRequestError,
+  chainSpans,
+  OneSpanIo,
+  parseBlkRequest,
+  RequestStorage,
+  statusAddress,
+  type BlkLimits,
+  type BlkRange,
+  type BlkRequest,
+} from './request.js';
 import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
 import { flag, struct, u64, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
@@ -172,6 +182,8 @@ export class BlkDevice implements VirtioDevice {
   /** Queues with used elements pushed by asynchronous completions, interrupted once per microtask. */
   private readonly interruptPending = new Set<number>();
   private busy = false;
+  /** What parsing refills request after request (see RequestStorage). */
+  private storage: RequestStorage | undefined;
 
   constructor(options: BlkDeviceOptions) {
     const backend = options.backend;
@@ -247,6 +259,7 @@ export class BlkDevice implements VirtioDevice {
 
   attach(host: VirtioDeviceHost): void {
     this.host = host;
+    this.storage = new RequestStorage(host.memory);
   }
 
   readConfig(offset: number, size: AccessSize): number {
@@ -441,7 +454,7 @@ export class BlkDevice implements VirtioDevice {
     }
     let request: BlkRequest;
     try {
-      request = parseBlkRequest(chain, this.limits, this.host!.memory);
+      request = parseBlkRequest(chain, this.limits, this.host!.memory, this.storage);
     } catch (err) {
       if (!(err instanceof BlkRequestError)) {
         this.fail(err);
@@ -472,6 +485,8 @@ export class BlkDevice implements VirtioDevice {
       this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_OK);
       return true;
     }
+    // The request's GuestIo belongs to the operation until it settles: the next one gets another.
+    this.storage!.io = new OneSpanIo(this.host!.memory);
     const life = this.lives[queue.index]!;
     const pending: Pending = { generation: this.generation, life, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
     this.inFlight++;

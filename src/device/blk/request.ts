@@ -101,9 +101,10 @@ const headerView = new DataView(header.buffer);
 
 /**
  * Parse the chain as a virtio-blk request. Throws BlkRequestError when the shape or range is wrong;
- * the caller has already found the status byte ({@link statusAddress}).
+ * the caller has already found the status byte ({@link statusAddress}). With `reuse`, an IN or OUT
+ * request and data in one buffer are described in it, refilled (see {@link RequestStorage}).
  */
-export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memory: GuestMemory): BlkRequest {
+export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memory: GuestMemory, reuse?: RequestStorage): BlkRequest {
   if (chain.readableBytes < VIRTIO_BLK_REQ_HDR_SIZE) {
     throw new BlkRequestError('header-short', `${chain.readableBytes} readable bytes, the header needs ${VIRTIO_BLK_REQ_HDR_SIZE}`);
   }
@@ -127,12 +128,14 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
     case VIRTIO_BLK_T_IN: {
       noDataOut(dataOut);
       const offset = sectorRange(sector, dataIn, limits);
+      if (reuse !== undefined) return reuse.fill(type, offset, chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse.io));
       return { type, offset, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn) };
     }
     case VIRTIO_BLK_T_OUT: {
       noDataIn(dataIn);
       const offset = sectorRange(sector, dataOut, limits);
-      return { type, offset, data: chainSpans(memory, chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut) };
+      const data = chainSpans(memory, chain, 0, chain.readable, VIRTIO_BLK_REQ_HDR_SIZE, dataOut, reuse?.io);
+      return reuse === undefined ? { type, offset, data } : reuse.fill(type, offset, data);
     }
     case VIRTIO_BLK_T_FLUSH:
       noDataOut(dataOut);
@@ -140,7 +143,7 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
       return { type };
     case VIRTIO_BLK_T_GET_ID:
       noDataOut(dataOut);
-      return { type, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn) };
+      return { type, data: chainSpans(memory, chain, chain.readable, chain.count, 0, dataIn, reuse?.io) };
     case VIRTIO_BLK_T_DISCARD:
       noDataIn(dataIn);
       return { type, ranges: segments(chain, dataOut, limits.maxDiscardSeg, limits.maxDiscardSectors, 0, limits.capacity) };
@@ -184,14 +187,79 @@ function sectorRange(sector: number, bytes: number, limits: BlkLimits): number {
 }
 
 /**
+ * The guest buffer of a request whose data lies in one buffer, refilled request after request. A
+ * device hands the same one to its backend again only once the backend is done with it (its
+ * operation completed synchronously, see backend.ts), so that a synchronous backend costs no
+ * allocation per request; one given to an asynchronous operation is that operation's from then on.
+ */
+export class OneSpanIo implements GuestIo {
+  memory: GuestMemory;
+  readonly spans: [{ addr: number; len: number }] = [{ addr: 0, len: 0 }];
+  length = 0;
+
+  constructor(memory: GuestMemory) {
+    this.memory = memory;
+  }
+}
+
+/**
+ * What {@link parseBlkRequest} refills instead of allocating, request after request: the IN or OUT
+ * request it returns (its caller is done with it before it parses the next one) and `io`, the
+ * GuestIo of data in one buffer, which a device replaces once it hands it to an asynchronous
+ * operation (see {@link OneSpanIo}).
+ */
+export class RequestStorage {
+  io: OneSpanIo;
+  private readonly inOut: { type: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT; offset: number; data: GuestIo };
+
+  constructor(memory: GuestMemory) {
+    this.io = new OneSpanIo(memory);
+    this.inOut = { type: VIRTIO_BLK_T_IN, offset: 0, data: this.io };
+  }
+
+  /** The IN or OUT request, refilled. */
+  fill(type: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT, offset: number, data: GuestIo): BlkRequest {
+    const r = this.inOut;
+    r.type = type;
+    r.offset = offset;
+    r.data = data;
+    return r;
+  }
+}
+
+/**
  * Bytes [skip, skip + length) of buffers first..end-1 taken as one byte string, as guest spans,
  * leaving out empty pieces. The range is inside those buffers (the caller derived it from their sizes).
+ * When it lies in one buffer and `reuse` is given, `reuse` is refilled and returned.
  */
-export function chainSpans(memory: GuestMemory, chain: DescriptorChain, first: number, end: number, skip: number, length: number): GuestIo {
-  const spans: GuestSpan[] = [];
+export function chainSpans(
+  memory: GuestMemory,
+  chain: DescriptorChain,
+  first: number,
+  end: number,
+  skip: number,
+  length: number,
+  reuse?: OneSpanIo,
+): GuestIo {
+  if (length === 0) return { memory, spans: [], length };
+  let i = first;
   let toSkip = skip;
+  // The buffers wholly before the range (and empty ones).
+  while (i < end && toSkip >= chain.len(i)) toSkip -= chain.len(i++);
+  // The usual layout, the data in one buffer of its own: no array to grow.
+  if (i < end && chain.len(i) - toSkip >= length) {
+    const addr = chain.addr(i) + toSkip;
+    if (reuse === undefined) return { memory, spans: [{ addr, len: length }], length };
+    const span = reuse.spans[0];
+    reuse.memory = memory;
+    span.addr = addr;
+    span.len = length;
+    reuse.length = length;
+    return reuse;
+  }
+  const spans: GuestSpan[] = [];
   let left = length;
-  for (let i = first; i < end && left > 0; i++) {
+  for (; i < end && left > 0; i++) {
     const len = chain.len(i);
     if (toSkip >= len) {
       toSkip -= len;

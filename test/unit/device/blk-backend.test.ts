@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryBlockBackend } from '../../../src/device/blk/memory-backend.js';
 import { FileBlockBackend } from '../../../src/device/blk/file-backend.js';
-import { HostFileError } from '../../../src/errors.js';
+import { HostFileError, UsageError } from '../../../src/errors.js';
 import type { GuestIo } from '../../../src/device/blk/backend.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 
@@ -70,6 +70,24 @@ test('memory backend: scatter read and gather write at an offset, in place', () 
   assert.ok(disk.subarray(0, 512).every((x) => x === 0));
   b.flush();
   assert.equal(b.flushes, 1);
+});
+
+test('memory backend over a view of a larger buffer: a range past the disk is refused, nothing beyond it read or written', () => {
+  const whole = pattern(8192, 5);
+  const b = new MemoryBlockBackend(whole.subarray(1024, 5120));
+  const memory = new ArrayGuestMemory(1 << 16);
+  const dst = guestIo(memory, [512, 512], 0xee);
+  b.read(3072, dst);
+  assert.deepEqual(bytesOf(dst), Buffer.from(whole.slice(4096, 5120)), 'the last 1 KiB of the view, at the view offset');
+  const past = guestIo(memory, [512, 1024], 0xee);
+  assert.throws(() => b.read(3072, past), UsageError, 'the second buffer would reach past the disk into the larger buffer');
+  assert.ok(
+    memory.view(past.spans[1]!.addr, 1024).every((x) => x === 0xee),
+    'nothing of the larger buffer read into the guest',
+  );
+  assert.throws(() => b.read(-512, guestIo(memory, [512], 0xee)), UsageError, 'a negative offset');
+  assert.throws(() => b.write(3584, guestWith(memory, [pattern(1024, 1)])), RangeError, 'a write past the disk');
+  assert.deepEqual(whole.subarray(5120), pattern(8192, 5).subarray(5120), 'nothing written past the view');
 });
 
 test('file backend: positioned scatter/gather I/O lands on the file; fsync counted', async (t) => {

@@ -495,6 +495,36 @@ eachRing('asynchronous backend: requests complete out of order, each with its ow
   assert.ok(r.host.interrupts.length >= 1);
 });
 
+eachRing('a backend that completes some reads later and some at once: each request reads into its own buffers', async (ring) => {
+  // The device refills one GuestIo for requests its backend completes at once; the one handed to a
+  // deferred read must stay that read's, whatever completes after it.
+  const disk = pattern(SECTORS * 512, 15);
+  const deferred = new DeferredBackend(disk);
+  const backend: BlockBackend = {
+    size: deferred.size,
+    readOnly: false,
+    read: (offset, dst) => (offset === 0 ? deferred.read(offset, dst) : deferred.inner.read(offset, dst)),
+    write: (offset, src) => deferred.inner.write(offset, src),
+    flush: () => undefined,
+  };
+  const r = rig({ ring, backend }, 1n << BigInt(F.FLUSH));
+  const heads = [0, 1, 2, 3].map((i) => r.mq.addChain({ readable: [header(T_IN, i * 4)], writable: [512, 1] }));
+  r.dev.queueNotify(0);
+  assert.equal(r.dev.requestsInFlight, 1, 'the read of sector 0 waits');
+  assert.equal(r.mq.readUsed().length, 3, 'the others completed at once');
+  deferred.releaseAll();
+  await tick();
+  assert.deepEqual(
+    r.mq.readUsed().map((u) => u.id),
+    [heads[0]],
+  );
+  for (const [i, h] of heads.entries()) {
+    const [data, status] = r.mq.buffers(h).writable;
+    assert.equal(r.mq.memory.read8(status!.addr), S_OK, `head ${h}`);
+    assert.deepEqual(r.mq.memory.view(data!.addr, 512), disk.subarray(i * 4 * 512, i * 4 * 512 + 512), `request ${i}'s buffer`);
+  }
+});
+
 eachRing('asynchronous backend: at most maxInFlight requests outstanding, the rest resume as slots free', async (ring) => {
   const backend = new DeferredBackend(pattern(SECTORS * 512, 14));
   const r = rig({ ring, backend, maxInFlight: 2 });

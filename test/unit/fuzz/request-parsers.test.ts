@@ -11,10 +11,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeConsoleControl } from '../../../src/device/console/control-message.js';
-import { parseBlkRequest, statusAddress, type BlkLimits } from '../../../src/device/blk/request.js';
+import { parseBlkRequest, RequestStorage, statusAddress, type BlkLimits, type BlkRequest } from '../../../src/device/blk/request.js';
 import { NET_CTRL_MAX_BYTES, parseNetCtrlRequest } from '../../../src/device/net/ctrl-request.js';
 import { parseNetTxRequest } from '../../../src/device/net/tx-request.js';
 import { RequestShapeError } from '../../../src/errors.js';
+import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
 import {
   VIRTIO_BLK_T_DISCARD,
@@ -175,9 +176,24 @@ const blkShaped = fc
 test('blk: any chain parses to a request inside the disk and the chain, or to RequestShapeError', () => {
   const parsed = new Set<number | string>();
   const limits: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
+  // One storage refilled across every run, as a device refills its own: the same request each time.
+  const storage = new RequestStorage(new ArrayGuestMemory(16));
+  const described = (r: BlkRequest): unknown =>
+    'data' in r
+      ? { ...r, data: { memory: r.data.memory, spans: r.data.spans.map(({ addr, len }) => ({ addr, len })), length: r.data.length } }
+      : r;
   fc.assert(
     fc.property(fc.oneof(chains(blkHeader), blkShaped), (spec) => {
-      const { chain, result } = guarded(spec, (c, mem) => (statusAddress(c) === undefined ? undefined : parseBlkRequest(c, limits, mem)));
+      const { chain, result } = guarded(spec, (c, mem) => {
+        if (statusAddress(c) === undefined) return undefined;
+        const fresh = parseBlkRequest(c, limits, mem);
+        assert.deepEqual(
+          described(parseBlkRequest(c, limits, mem, storage)),
+          described(fresh),
+          'a refilled RequestStorage describes the same request',
+        );
+        return fresh;
+      });
       if (result === undefined || result instanceof RequestShapeError) return;
       parsed.add(result.type);
       if (result.type === VIRTIO_BLK_T_IN || result.type === VIRTIO_BLK_T_OUT) {

@@ -91,3 +91,17 @@ test('joinU64 keeps the high half; splitU64 is its inverse below 2^53', () => {
   assert.ok(joinU64(0, 0xffffffff) > 2 ** 53, 'a 64-bit address near 2^64 stays huge');
   assert.equal(new ArrayGuestMemory(16).contains(joinU64(0, 0xffffffff), 1), false);
 });
+
+test('memory over a view of a larger buffer: views, reads and writes are of that view, at its offset', () => {
+  const whole = new Uint8Array(0x3000).map((_, i) => i & 0xff);
+  const m = new ArrayGuestMemory(whole.subarray(0x1000, 0x2000), 0x10_0000);
+  assert.deepEqual(m.view(0x10_0010, 4), whole.subarray(0x1010, 0x1014));
+  m.view(0x10_0020, 2).fill(0xee);
+  assert.deepEqual([whole[0x1020], whole[0x1021], whole[0x1022]], [0xee, 0xee, 0x22], 'a write through a view lands in the backing view');
+  assert.equal(m.read32(0x10_0ffc), 0xfffefdfc);
+  assert.throws(() => m.view(0x10_0ff0, 0x11), GuestMemoryError, 'a view one byte past the region, though the buffer goes on');
+  assert.ok(
+    whole.subarray(0x2000).every((x, i) => x === ((0x2000 + i) & 0xff)),
+    'nothing past the view touched',
+  );
+});
