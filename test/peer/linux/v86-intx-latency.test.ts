@@ -5,7 +5,8 @@
  * iterations until its interrupt handler runs. Each iteration calls a `ret` on the next page, which
  * hands control back to v86's CPU loop (v86 returns there whenever code leaves a page), the place v86
  * itself takes interrupts between instructions. The interrupt must arrive there, within an
- * iteration or two of the notify, not when v86's time slice ends (tens of thousands of iterations).
+ * iteration or two of the notify, not when v86's time slice ends (tens of thousands of iterations),
+ * and never inside the port write itself (mid-instruction).
  */
 
 import assert from 'node:assert/strict';
