@@ -32,6 +32,12 @@ export type MmioWrite = (addr: number, value: number) => void;
  */
 export type JitSlowRead = (addr: number, eip: number) => number;
 
+/**
+ * v86's LOOP_COUNTER (src/rust/cpu/cpu.rs): do_many_cycles_native returns once the instruction
+ * counter has grown by this much since its run began.
+ */
+export const V86_LOOP_COUNTER = 100_003;
+
 /** src/io.js `IO`: the port table and the 128 KiB-block memory map. */
 export interface V86Io {
   /** 65536 entries, one per port. */

@@ -29,7 +29,7 @@ import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
-import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+import { V86_LOOP_COUNTER, v86Internals, type MmioRead, type V86Cpu } from './internals.js';
 import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 import { MmioWordReads } from './mmio-word-reads.js';
 import { joinV86States } from './device-state.js';
@@ -45,11 +45,6 @@ const CONFIG_ENABLE = 0x8000_0000;
 const EFLAGS_IF = 0x200;
 /** PIIX3 PIRQ route control registers in the ISA bridge's config space (what v86's raise_irq reads). */
 const PIIX_PIRQ_ROUTE = 0x60;
-/**
- * v86's LOOP_COUNTER (src/rust/cpu/cpu.rs): do_many_cycles_native returns once the instruction
- * counter has grown by this much since its run began.
- */
-const V86_LOOP_COUNTER = 100_003;
 
 /** One config-space write, as replayed into a fresh function before restoring a saved state. */
 export type ConfigWrite = readonly [offset: number, size: AccessSize, value: number];
