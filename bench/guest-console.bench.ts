@@ -1,22 +1,22 @@
 /**
  * Console output as a guest feels it: the project's Linux guest in v86 writes a 16 MiB file to a
  * virtio console tty (hvc, raw, dd in 4 KiB blocks: hvc's output buffer is a page) on our
- * virtio-console and on v86's own, same guest, same run, alternating. The host hashes every byte that
+ * virtio-console and on v86's own, same run, alternating. In a guest with both consoles only the one
+ * Linux brings up first delivers (the other's hvc takes writes that reach neither device), so each
+ * runs in a guest of its own: the same kernel, image and memory, with our console or v86's and
+ * nothing else (bootConsoleGuest), both guests up for the whole run. The host hashes every byte that
  * reaches the console's host end (ours: its byte port; v86's: its "virtio-console0-output-bytes"
- * events) and checks it against the file's. Which hvc is whose is found by writing a page to each.
- * Target (issue 17): >= 2x v86's. In this guest only the console Linux brings up first delivers (the
- * second one's hvc takes writes that reach neither device; which one is first varies from boot to
- * boot, as v86's comes up through its control queue): the other is reported as not reached.
+ * events) and checks it against the file's. Which hvc delivers is found by writing a page to each.
+ * Target (issue 17): >= 2x v86's.
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
 import type { ConsoleBytePort } from '../src/device/console/byte-port.js';
-import type { NetBackend } from '../src/device/net/backend.js';
+import type { LinuxGuest } from '../src/platform/v86/linux-guest.js';
 import {
   REPEATS,
   Side,
-  bootComparisonGuest,
+  bootConsoleGuest,
   costColumns,
   interleaved,
   measure,
@@ -55,8 +55,6 @@ class Sink {
   }
 }
 
-const idleNet: NetBackend = { attach: () => undefined, send: () => undefined, close: async () => undefined };
-
 export async function run(): Promise<void> {
   const line = `${LINE}\n`;
   const want = createHash('sha256')
@@ -64,39 +62,38 @@ export async function run(): Promise<void> {
     .digest('hex');
   const ours = new Sink(new Side('our virtio-console'));
   const theirs = new Sink(new Side("v86's virtio-console"));
-  const unused = new Side('unused');
   const port: ConsoleBytePort = {
     write: (bytes) => {
       ours.take(bytes);
       return true;
     },
   };
-  const g = await bootComparisonGuest(
-    { blk: new MemoryBlockBackend(1 << 20), console: port, net: idleNet },
-    { blk: unused, console: ours.side, net: unused },
-    { ide: unused, virtio_net: unused, virtio_console: theirs.side },
-    new ArrayBuffer(1 << 20),
-  );
+  const sinks: [Sink, Sink] = [ours, theirs];
+  const guests = new Map<Sink, LinuxGuest>();
   try {
-    g.emulator.add_listener('virtio-console0-output-bytes', (bytes) => theirs.take(bytes));
-    await guestRun(g.guest, `pattern /tmp/con ${BYTES} ${LINE}`);
-    const sinks: [Sink, Sink] = [ours, theirs];
-    await guestRun(g.guest, `pattern /tmp/probe 4096 ${LINE}`);
-    // Which hvc is whose: a page to each console tty there is; it must arrive whole at one end.
+    guests.set(ours, await bootConsoleGuest(ours.side, port));
+    const v86Guest = await bootConsoleGuest(theirs.side);
+    guests.set(theirs, v86Guest);
+    v86Guest.emulator.add_listener('virtio-console0-output-bytes', (bytes) => theirs.take(bytes));
+    // Which hvc delivers: a page to each console tty there is; it must arrive whole at the sink.
     const tty = new Map<Sink, string>();
-    for (let n = 0; n < HVC_TTYS && tty.size < 2; n++) {
-      const before = sinks.map((s) => s.side.bytes);
-      if ((await g.guest.command(`hvcrate hvc${n} /tmp/probe`)).rc !== 0) break;
-      const at = sinks.find((s, i) => s.side.bytes - before[i]! === 4096);
-      at?.digest();
-      if (at !== undefined && !tty.has(at)) tty.set(at, `hvc${n}`);
+    for (const sink of sinks) {
+      const guest = guests.get(sink)!;
+      await guestRun(guest, `pattern /tmp/con ${BYTES} ${LINE}`);
+      await guestRun(guest, `pattern /tmp/probe 4096 ${LINE}`);
+      for (let n = 0; n < HVC_TTYS && !tty.has(sink); n++) {
+        const before = sink.side.bytes;
+        if ((await guest.command(`hvcrate hvc${n} /tmp/probe`)).rc !== 0) break;
+        if (sink.side.bytes - before === 4096) tty.set(sink, `hvc${n}`);
+        sink.digest();
+      }
     }
     const best = sinks.map(() => ({ guestMBps: 0, hostMBps: 0, cost: undefined as Cost | undefined }));
     for (let repeat = 0; repeat < REPEATS; repeat++) {
       for (const sink of interleaved(sinks, repeat)) {
         const hvc = tty.get(sink);
         if (hvc === undefined) continue;
-        const { value, cost } = await measure(sink.side, () => guestRun(g.guest, `hvcrate ${hvc} /tmp/con`));
+        const { value, cost } = await measure(sink.side, () => guestRun(guests.get(sink)!, `hvcrate ${hvc} /tmp/con`));
         const dd = one(value, 'hvcrate');
         const seconds = Number(dd.fields['cs']) / 100;
         if (dd.fields['records'] !== `${BYTES / 4096}+0` || !(seconds > 0)) throw new Error(`${sink.side.name}: dd reported ${dd.text}`);
@@ -128,6 +125,6 @@ export async function run(): Promise<void> {
     }
     console.table(rows);
   } finally {
-    await g.guest.destroy();
+    for (const guest of guests.values()) await guest.destroy();
   }
 }

@@ -229,6 +229,43 @@ export async function bootComparisonGuest(
   }
 }
 
+/**
+ * Boot (restore) the guest with one virtio console only, timed into `side`, and load the virtio
+ * modules: ours when `port` (its host end) is given, else v86's (its bytes are the emulator's
+ * "virtio-console0-output-bytes" events). In a guest with both, only the console Linux brings up first gets a working hvc:
+ * the console comparison runs two guests, one with each.
+ */
+export async function bootConsoleGuest(side: Side, port?: ConsoleBytePort): Promise<LinuxGuest> {
+  const guest = await LinuxGuest.boot({
+    memoryMiB: 256,
+    v86Devices: { virtioConsole: port === undefined },
+    devices:
+      port !== undefined
+        ? [
+            {
+              name: 'console',
+              devfn: SLOT.console,
+              create: (host: DeviceHost) =>
+                timeBars(
+                  new VirtioPciFunction(new VirtioConsoleDevice({ ports: [{ console: true, host: port }] }), host, { mode: 'modern' }),
+                  side.device,
+                ),
+            },
+          ]
+        : [],
+  });
+  try {
+    if (port === undefined) {
+      for (const entry of v86PortsOf(guest.emulator, v86DevicePortOwner(guest.emulator, 'virtio_console'))) timePort(entry, side.device);
+    }
+    await run(guest, 'load');
+    return guest;
+  } catch (err) {
+    await guest.destroy();
+    throw err;
+  }
+}
+
 const PORT_HANDLERS = ['read8', 'read16', 'read32', 'write8', 'write16', 'write32'] as const;
 
 /** Time every handler of one of v86's ports (called with `this` bound to the device, as v86 does). */

@@ -60,6 +60,8 @@ export const LEG_INDEPENDENT_FILES: readonly string[] = [
   'peer/linux/v86-driver-bus.test.js',
   // Our shared memory BAR through v86's ports and memory accessors; no Linux boots.
   'peer/linux/v86-shared-memory.test.js',
+  // A boot sector measures INTx latency in guest instructions; no Linux boots.
+  'peer/linux/v86-intx-latency.test.js',
   // The facilities' conformance checks on v86's own devices; no Linux boots.
   'peer/linux/conformance-facilities-v86.test.js',
   // Starts each QEMU version by name.

@@ -32,6 +32,12 @@ export type MmioWrite = (addr: number, value: number) => void;
  */
 export type JitSlowRead = (addr: number, eip: number) => number;
 
+/**
+ * v86's LOOP_COUNTER (src/rust/cpu/cpu.rs): do_many_cycles_native returns once the instruction
+ * counter has grown by this much since its run began.
+ */
+export const V86_LOOP_COUNTER = 100_003;
+
 /** src/io.js `IO`: the port table and the 128 KiB-block memory map. */
 export interface V86Io {
   /** 65536 entries, one per port. */
@@ -110,12 +116,30 @@ export interface V86Cpu {
   /** Wasm export (src/rust/cpu/memory.rs): drop compiled code for [start, end) after a DMA write. */
   readonly jit_dirty_cache: (start: number, end: number) => void;
   /**
-   * EFLAGS (element 0; a view of wasm memory). Bit 9, IF, decides whether v86's device_raise_irq and
+   * EFLAGS (element 0; a view of wasm memory, writable). Bit 9, IF, decides whether v86's device_raise_irq and
    * device_lower_irq deliver a pending interrupt at once: they call handle_irqs, which does so even
    * in the middle of the instruction whose port or MMIO access is being served
    * (src/rust/cpu/cpu.rs pic_call_irq: "XXX: What if called after instruction").
    */
-  readonly flags: ArrayLike<number>;
+  readonly flags: { [index: number]: number };
+  /**
+   * Instructions run so far (element 0; a view of wasm memory). Compiled code and the interpreter add
+   * to it when they return to the CPU loop (do_many_cycles_native), which ends its run once the count
+   * has grown by its LOOP_COUNTER since the run began; main_loop then calls run_hardware_timers and
+   * handle_irqs, the place v86 takes interrupts between instructions (src/rust/cpu/cpu.rs).
+   */
+  readonly instruction_counter: { [index: number]: number };
+  /**
+   * Wasm export (src/rust/cpu/cpu.rs): deliver the highest pending interrupt if EFLAGS.IF is set.
+   * Between instructions only (outside main_loop).
+   */
+  readonly handle_irqs: () => void;
+  /**
+   * What main_loop calls after each run of do_many_cycles_native, before handle_irqs (src/cpu.js; the
+   * wasm import calls it as a method, so an own property on the instance overrides it): v86's timers;
+   * returns the milliseconds until the next one.
+   */
+  run_hardware_timers: (acpiEnabled: boolean, now: number) => number;
   /**
    * The running instruction's prefixes (element 0; a view of wasm memory), kept by the interpreter
    * while it executes one (src/rust/prefix.rs masks) and 0 between instructions.
@@ -187,6 +211,9 @@ const REQUIRED: readonly (readonly [path: string, type: 'function' | 'object' | 
   ['v86.cpu.mmap_write16', 'function'],
   ['v86.cpu.jit_dirty_cache', 'function'],
   ['v86.cpu.flags', 'object'],
+  ['v86.cpu.instruction_counter', 'object'],
+  ['v86.cpu.handle_irqs', 'function'],
+  ['v86.cpu.run_hardware_timers', 'function'],
   ['v86.cpu.cr', 'object'],
   ['v86.cpu.prefixes', 'object'],
   ['v86.cpu.is_32', 'object'],

@@ -29,7 +29,7 @@ import type { AccessSize } from '../../memory/access-size.js';
 import { PCI_CONFIG_DATA_PORT, PCI_CONFIG_SPACE_SIZE, PCI_INTERRUPT_PIN } from '../../spec/pci.js';
 import { VirtioPciFunction, type VirtioPciFunctionOptions } from '../../transport/pci/virtio-pci-function.js';
 import { V86GuestMemory, reserveWasmHeap } from './guest-memory.js';
-import { v86Internals, type MmioRead, type V86Cpu } from './internals.js';
+import { V86_LOOP_COUNTER, v86Internals, type MmioRead, type V86Cpu } from './internals.js';
 import { seabiosMemoryMap, type V86MemoryMap } from './memory-map.js';
 import { MmioWordReads } from './mmio-word-reads.js';
 import { joinV86States } from './device-state.js';
@@ -118,7 +118,9 @@ export class V86PciAdapter {
   private readonly lineDevfn = new Map<number, number>();
   /** Depth of guest accesses being served (config, port, MMIO): inside one, the CPU is mid-instruction. */
   private accessDepth = 0;
-  private lineSyncQueued = false;
+  /** The instruction counter is ahead by V86_LOOP_COUNTER to end the CPU's run (see deliverAtBoundary). */
+  private runCut = false;
+  private deliveryQueued = false;
   private readonly unmappedRead8: MmioRead | undefined;
   /** Each BAR placement the adapter could not route, in the order the guest made them: each function's first {@link MAX_REFUSED_BARS}. */
   readonly refusedBars: BarRefusedError[] = [];
@@ -144,6 +146,7 @@ export class V86PciAdapter {
     this.unmappedRead8 = this.findUnmappedHandler();
     this.takeConfigPorts();
     this.takeMmioWrite16();
+    this.takeRunEnd();
     // v86's save_state/restore_state carry our virtio functions too (device-state.ts).
     joinV86States(
       this.cpu,
@@ -528,32 +531,70 @@ export class V86PciAdapter {
   }
 
   /**
-   * Drive each line to "some function asserts it". v86's raise_irq/lower_irq deliver a pending
-   * interrupt on the spot if the CPU takes interrupts, even mid-instruction; so while a guest access
-   * is being served with IF set, the change waits for a microtask, which runs once v86's CPU loop has
-   * returned, between instructions. With IF clear (the usual case: an ISR read in the guest's
-   * interrupt handler) nothing can be delivered, and the line changes at once.
+   * Drive each line to "some function asserts it", at once: the interrupt controller sees the level
+   * when the function changes it. v86's raise_irq/lower_irq also deliver a pending interrupt on the
+   * spot if the CPU takes interrupts, even mid-instruction; so while a guest access is being served
+   * with IF set, IF reads clear for the duration of the call (nothing is delivered) and the interrupt
+   * waits, pending, for v86's next check between instructions, which deliverAtBoundary brings forward.
+   * With IF clear (the usual case: an ISR read in the guest's interrupt handler) nothing can be
+   * delivered anyway.
    */
   private driveLines(): void {
-    if (this.accessDepth > 0 && (this.cpu.flags[0]! & EFLAGS_IF) !== 0) {
-      if (!this.lineSyncQueued) {
-        this.lineSyncQueued = true;
-        queueMicrotask(() => {
-          this.lineSyncQueued = false;
-          this.driveLines();
-        });
-      }
-      return;
-    }
+    const flags = this.cpu.flags;
+    const hold = this.accessDepth > 0 && (flags[0]! & EFLAGS_IF) !== 0;
     const pci = this.cpu.devices.pci;
-    for (const [line, count] of this.lineCount) {
-      const level = count > 0;
-      if ((this.lineDriven.get(line) ?? false) === level) continue;
-      this.lineDriven.set(line, level);
-      const devfn = this.lineDevfn.get(line)!;
-      if (level) pci.raise_irq(devfn);
-      else pci.lower_irq(devfn);
+    let changed = false;
+    if (hold) flags[0] = flags[0]! & ~EFLAGS_IF;
+    try {
+      for (const [line, count] of this.lineCount) {
+        const level = count > 0;
+        if ((this.lineDriven.get(line) ?? false) === level) continue;
+        this.lineDriven.set(line, level);
+        changed = true;
+        const devfn = this.lineDevfn.get(line)!;
+        if (level) pci.raise_irq(devfn);
+        else pci.lower_irq(devfn);
+      }
+    } finally {
+      if (hold) flags[0] = flags[0]! | EFLAGS_IF;
     }
+    if (hold && changed) this.deliverAtBoundary();
+  }
+
+  /**
+   * Have v86 take a pending interrupt at its next return to the CPU loop (when compiled code or the
+   * interpreter leaves the block it runs), as it takes its timers' interrupts, rather than when its
+   * time slice ends: the instruction counter jumps ahead by a whole run, so do_many_cycles_native
+   * stops there and main_loop calls handle_irqs; the run's end (takeRunEnd) takes the jump back. (v86
+   * also counts the jump as heat for the block the access came from, which makes v86 compile a hot
+   * block sooner, nothing else.) When the access was not made by the running CPU (a host-side
+   * access, a halted guest), a microtask delivers once the caller's code is done, between
+   * instructions.
+   */
+  private deliverAtBoundary(): void {
+    if (!this.runCut) {
+      this.runCut = true;
+      this.cpu.instruction_counter[0] = (this.cpu.instruction_counter[0]! + V86_LOOP_COUNTER) >>> 0;
+    }
+    if (this.deliveryQueued) return;
+    this.deliveryQueued = true;
+    queueMicrotask(() => {
+      this.deliveryQueued = false;
+      this.cpu.handle_irqs();
+    });
+  }
+
+  /** Wraps run_hardware_timers, which main_loop calls when a CPU run ends, to undo deliverAtBoundary's jump. */
+  private takeRunEnd(): void {
+    const cpu = this.cpu;
+    const v86Timers = cpu.run_hardware_timers;
+    cpu.run_hardware_timers = (acpiEnabled: boolean, now: number) => {
+      if (this.runCut) {
+        this.runCut = false;
+        cpu.instruction_counter[0] = (cpu.instruction_counter[0]! - V86_LOOP_COUNTER) >>> 0;
+      }
+      return v86Timers.call(cpu, acpiEnabled, now);
+    };
   }
 }
 
