@@ -44,6 +44,7 @@ import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
 import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
+import { RamPool } from '../harness/ram-pool.js';
 import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
 import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
 import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
@@ -84,6 +85,7 @@ export const shape: MutationShape = { maxLength: 2048 };
 
 const unhandled: unknown[] = [];
 let listening = false;
+const rams = new RamPool();
 
 export async function run(data: Uint8Array): Promise<void> {
   if (!listening) {
@@ -102,7 +104,8 @@ export async function run(data: Uint8Array): Promise<void> {
   // Net with an Adversary, every other variant: the receiveq a flood returns (FLOOD_QUEUE_SIZE buffers).
   const flood = adversarial && kind === 'net' && Math.floor(variant / PLAIN_VARIANTS) % 2 === 1;
   const zoo = makeZooDevice(kind, flood ? FLOOD_QUEUE_SIZE : undefined);
-  const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
+  const ram = rams.take(flood ? 1 << 20 : 1 << 18);
+  const machine = new Machine({ ram });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
   const mode = MODES[variant % MODES.length]!;
   const extraCaps = (ring.variant & SHARED_MEMORY_AND_VENDOR_DATA) !== 0 && mode !== 'legacy';
@@ -245,6 +248,8 @@ export async function run(data: Uint8Array): Promise<void> {
   }
   const lingering = countTimers() - timersBefore;
   check(lingering <= 0, 'memory-growth', () => `${lingering} timers still pending after the ${kind} driver closed`);
+  // Nothing of this run is left to run (no timer, checked above; no immediate): its RAM can serve the next.
+  if (!process.getActiveResourcesInfo().includes('Immediate')) rams.give(ram);
 }
 
 /** Capability id -> config offset of the honest device (the first of each id), for Adversary offsets. */
