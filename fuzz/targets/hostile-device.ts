@@ -21,7 +21,8 @@
  *
  * Guarantees checked: every driver call ends in success or one of our typed errors (never another
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
- * not settled after HANG_MS is a hang); returned data has exactly the size asked for; with no
+ * not settled after HANG_MS of wall-clock time is a hang; the drivers' own timers run on a virtual
+ * clock, harness/virtual-clock.ts); returned data has exactly the size asked for; with no
  * tampering at all everything succeeds (unless an allocation was made to fail); close() leaves no
  * timers behind; the driver refreshes (looks at) only memory it allocated and has not freed, so a
  * used len beyond a buffer is refused before the data is read; every DMA byte is back in the allocator once close() has succeeded, or once an open
