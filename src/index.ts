@@ -93,7 +93,8 @@ export type { ModernTransport } from './transport/pci/modern-device.js';
 export type { CommonCfg } from './transport/pci/common-cfg.js';
 export type { LegacyTransport } from './transport/pci/legacy-device.js';
 export type { GuardedInterface, InterfaceArbiter, VirtioInterface } from './transport/pci/interface-arbiter.js';
-export { DeviceCore, RESET_PENDING_STATUS, type DeviceCoreOptions } from './core/device-core.js';
+export { DeviceCore, type DeviceCoreOptions } from './core/device-core.js';
+export { RESET_PENDING_STATUS } from './core/device-reset.js';
 // The driver audit: devices recording the driver-side statements a driver breaks.
 export { DriverAudit, type DriverAuditFinding, type RegisterLabel } from './core/driver-audit.js';
 export {
@@ -103,16 +104,11 @@ export {
   type DriverRequirementName,
   type RequirementLevel,
 } from './spec/driver-requirements.js';
-export {
-  FEATURE_WORDS,
-  MODERN_STATUS_STEPS,
-  type StatusStep,
-  type InterfaceRules,
-  type DriverNotification,
-  type NotificationSink,
-  type RingArea,
-  type VirtqueueConfig,
-} from './core/device-core.js';
+export { FEATURE_WORDS } from './core/feature-negotiation.js';
+export { MODERN_STATUS_STEPS, type StatusStep } from './core/device-status.js';
+export type { InterfaceRules } from './core/interface-rules.js';
+export type { DriverNotification, NotificationSink } from './core/device-core.js';
+export type { RingArea, VirtqueueConfig } from './core/virtqueue-config.js';
 export type { PciNotifications } from './transport/pci/pci-notifications.js';
 export type { InterruptSink } from './transport/pci/intx-interrupts.js';
 export { RngDevice, type RngDeviceOptions } from './device/rng/rng-device.js';
@@ -150,8 +146,9 @@ export type { DriverTransport } from './transport/pci/driver-transport.js';
 export type { QueueAddresses } from './transport/pci/driver-transport.js';
 export { checkDeviceConfigAccess } from './transport/pci/driver-transport.js';
 export type { InterruptMode, InterruptPlan, MsiRoute } from './transport/pci/msix-driver.js';
-export { VirtioDriver, type RingChoice, type VirtioDriverOptions } from './driver/virtio-driver.js';
-export type { QueueOptions } from './driver/virtio-driver.js';
+export { VirtioDriver, type VirtioDriverOptions } from './driver/virtio-driver.js';
+export type { RingChoice } from './driver/feature-negotiation.js';
+export type { QueueOptions } from './driver/virtqueues.js';
 export { DriverQueue } from './driver/driver-queue.js';
 export type { Completion, QueueHost } from './driver/driver-queue.js';
 export { SplitQueueDriver } from './queue/split/driver-ring.js';

@@ -43,7 +43,7 @@ import {
 } from '../../src/spec/features.js';
 import { usedRingSize } from '../../src/spec/ring.js';
 import { PVIRTQ_DESC_SIZE, PVIRTQ_EVENT_SUPPRESS_SIZE } from '../../src/spec/packed-ring.js';
-import { TRANSPORT_FEATURES } from '../../src/core/device-core.js';
+import { TRANSPORT_FEATURES } from '../../src/core/feature-negotiation.js';
 import { GuardedMemory } from '../../src/testing/guarded-memory.js';
 import { MockQueue } from '../../src/testing/mock-queue.js';
 import { MockPackedQueue } from '../../src/testing/mock-packed-queue.js';

@@ -12,7 +12,8 @@
  */
 
 import type { AccessSize } from '../memory/access-size.js';
-import type { DriverRequirement } from '../spec/driver-requirements.js';
+import type { QueueFaultCode } from '../errors.js';
+import { DRIVER_REQUIREMENTS as R, type DriverRequirement } from '../spec/driver-requirements.js';
 
 /** One statement the driver broke: the first time in full, then how often. */
 export interface DriverAuditFinding {
@@ -88,4 +89,23 @@ export class DriverAudit {
     const where = `BAR${this.accessBar}+0x${this.accessOffset.toString(16)} (${this.accessLabel!(this.accessOffset)})`;
     return `${op}${value} at ${where}`;
   }
+}
+
+/** The statement a ring fault (a guest fault the rings detect) shows broken, per ring format. */
+const RING_FAULT_REQUIREMENTS: Partial<Record<QueueFaultCode, readonly [split: DriverRequirement, packed: DriverRequirement]>> = {
+  ERR_QUEUE_RING_ADDRESS: [R.splitAlignment, R.packedAlignment],
+  ERR_QUEUE_AVAIL_INDEX: [R.splitAvailIdx, R.splitAvailIdx],
+  ERR_QUEUE_CHAIN_TOO_LONG: [R.splitChainLength, R.packedChainLength],
+  ERR_QUEUE_CHAIN_PAST_AVAIL: [R.packedChainLength, R.packedChainLength],
+  ERR_QUEUE_NESTED_INDIRECT: [R.splitIndirectNested, R.packedIndirectFlags],
+  ERR_QUEUE_INDIRECT_WITH_NEXT: [R.splitIndirectNext, R.packedIndirectInList],
+  ERR_QUEUE_INDIRECT_UNNEGOTIATED: [R.splitIndirectNegotiated, R.packedIndirectNegotiated],
+  ERR_QUEUE_WRITE_BEFORE_READ: [R.splitFraming, R.packedFraming],
+  ERR_QUEUE_HEAD_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
+  ERR_QUEUE_BUFFER_ID_IN_USE: [R.cleanupExposedBuffers, R.cleanupExposedBuffers],
+};
+
+/** The statement the ring fault `code` shows the driver broke, on a packed or a split ring; undefined when none does. */
+export function ringFaultRequirement(code: QueueFaultCode, packed: boolean): DriverRequirement | undefined {
+  return RING_FAULT_REQUIREMENTS[code]?.[packed ? 1 : 0];
 }

@@ -112,3 +112,8 @@ export interface VirtioDevice {
    */
   prepareRestore?(state: SnapshotReader): () => void;
 }
+
+/** What a device model threw (it may throw anything), as the Error a DEVICE_NEEDS_RESET fault keeps. */
+export function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

@@ -4,7 +4,7 @@
  * bookkeeping and checks what the device returns; this adds the notification and the waiting, and every wait has a timeout.
  */
 
-import { UsageError } from '../errors.js';
+import { DeviceFaultError, UsageError } from '../errors.js';
 import type { DmaSpan } from '../memory/dma.js';
 import type { DriverRing, UsedBuffer } from '../queue/types.js';
 
@@ -192,5 +192,21 @@ export class DriverQueue<T = unknown> {
       const timer = setTimeout(done, ms);
       this.wake = done;
     });
+  }
+}
+
+/** How long one idle wait for used buffers lasts: a quiet queue (no traffic on a link, a silent port) is no timeout. */
+export const IDLE_WAIT_SLICE_MS = 60_000;
+
+/**
+ * The used buffers of `queue` within one idle slice, or undefined when none came: the queue was
+ * quiet, not faulty, and a receive loop simply waits again. Faults reject as {@link DriverQueue.waitUsed}'s do.
+ */
+export async function waitUsedOrIdle<T>(queue: DriverQueue<T>): Promise<Completion<T>[] | undefined> {
+  try {
+    return await queue.waitUsed(IDLE_WAIT_SLICE_MS);
+  } catch (err) {
+    if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') return undefined;
+    throw err;
   }
 }

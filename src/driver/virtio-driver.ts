@@ -1,34 +1,16 @@
 /**
  * The virtio driver core: everything a device driver (rng, blk, net, console) shares. It probes a
  * PCI function once, commits to the interface the probe chose, runs the initialisation sequence of
- * spec 3.1.1, negotiates features in one place, sets up queues, reads configuration consistently
- * across config_generation, and turns interrupts into queue wake-ups and config-change callbacks.
+ * spec 3.1.1, negotiates features in one place (feature-negotiation.ts), sets up queues
+ * (virtqueues.ts), reads configuration consistently across config_generation, and turns interrupts
+ * into queue wake-ups and config-change callbacks (driver-notifications.ts).
  */
 
 import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
 import { ringFormat, type RingFormat } from '../queue/ring-format.js';
-import { driverRing } from '../queue/rings.js';
 import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
-import {
-  featureSet,
-  hasFeature,
-  VIRTIO_F_ADMIN_VQ,
-  VIRTIO_F_ANY_LAYOUT,
-  VIRTIO_F_EVENT_IDX,
-  VIRTIO_F_IN_ORDER,
-  VIRTIO_F_INDIRECT_DESC,
-  VIRTIO_F_NOTIFICATION_DATA,
-  VIRTIO_F_NOTIF_CONFIG_DATA,
-  VIRTIO_F_RING_PACKED,
-  VIRTIO_F_RING_RESET,
-  VIRTIO_F_SUSPEND,
-  VIRTIO_F_VERSION_1,
-  VIRTIO_TRANSPORT_F_END,
-  VIRTIO_TRANSPORT_F_START,
-  withoutUnmetRequirements,
-} from '../spec/features.js';
-import { deviceFeatureRequirements } from '../spec/feature-requirements.js';
+import { hasFeature, VIRTIO_F_ADMIN_VQ, VIRTIO_F_RING_RESET, VIRTIO_F_SUSPEND } from '../spec/features.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
 import {
   decodeStatus,
@@ -40,7 +22,6 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_SUSPEND,
 } from '../spec/status.js';
-import { VIRTIO_MSI_NO_VECTOR, VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_QUEUE } from '../spec/virtio-pci.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { pollUntil, type DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
@@ -48,58 +29,11 @@ import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
 import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
 import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import { DriverQueue, type QueueHost } from './driver-queue.js';
+import { DriverNotifications } from './driver-notifications.js';
+import { acceptedFeatures, type RingChoice } from './feature-negotiation.js';
+import { checkAdminQueueRange, configureVirtqueue, type QueueOptions } from './virtqueues.js';
 import { enumerate } from '../bus/enumerate.js';
 import { formatBdf, type Bdf, type InterruptEvent, type PciBus } from '../bus/pci-bus.js';
-
-/**
- * Transport and ring features this core implements; device drivers add their device-specific bits.
- * VIRTIO_F_RING_PACKED is accepted or not by the {@link VirtioDriverOptions.ring} option alone.
- */
-export const DRIVER_CORE_FEATURES: bigint = featureSet(
-  VIRTIO_F_VERSION_1,
-  VIRTIO_F_INDIRECT_DESC,
-  VIRTIO_F_EVENT_IDX,
-  VIRTIO_F_NOTIFICATION_DATA,
-  VIRTIO_F_NOTIF_CONFIG_DATA,
-  VIRTIO_F_RING_RESET,
-  VIRTIO_F_RING_PACKED,
-  VIRTIO_F_IN_ORDER,
-  VIRTIO_F_ADMIN_VQ,
-  VIRTIO_F_SUSPEND,
-);
-
-/**
- * Accepted on the modern interface whenever offered, whatever a device driver asks for: VERSION_1
- * (a MUST, 6), NOTIF_CONFIG_DATA (a SHOULD, 6), and the three that change nothing for a device
- * driver: notification data is written by the transport, and a queue reset or a suspension
- * happens only when asked for.
- */
-const MODERN_ACCEPTED = featureSet(
-  VIRTIO_F_VERSION_1,
-  VIRTIO_F_NOTIFICATION_DATA,
-  VIRTIO_F_NOTIF_CONFIG_DATA,
-  VIRTIO_F_RING_RESET,
-  VIRTIO_F_SUSPEND,
-);
-
-/**
- * Accepted on the legacy interface whenever offered: VIRTIO_F_ANY_LAYOUT (6.3: a MUST for a
- * transitional driver). Device drivers learn from {@link VirtioDriver.features} whether they may
- * frame freely or must follow their device's legacy framing rules (e.g. net's 5.1.9.8).
- */
-const LEGACY_ACCEPTED = featureSet(VIRTIO_F_ANY_LAYOUT);
-
-const RING_PACKED = featureSet(VIRTIO_F_RING_PACKED);
-
-/**
- * Which virtqueue format the driver takes: 'auto' the packed ring (2.8) when the device offers it,
- * as Linux does, else the split ring (2.7); 'split' never the packed ring; 'packed' the packed ring
- * or an error (a device that does not offer it, or the legacy interface, which cannot carry it).
- */
-export type RingChoice = 'auto' | RingFormat['name'];
-
-/** Every bit in the transport range (spec 6: 24..41): only those in DRIVER_CORE_FEATURES may be accepted. */
-const TRANSPORT_FEATURE_MASK = ((1n << BigInt(VIRTIO_TRANSPORT_F_END + 1)) - 1n) & ~((1n << BigInt(VIRTIO_TRANSPORT_F_START)) - 1n);
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -108,9 +42,6 @@ const DEFAULT_TIMEOUT_MS = 5000;
  * (MSI-X with a vector per queue: the plan's vectors cover num_queues, see {@link VirtioDriver.setupAdminQueue}).
  */
 const ADMIN_POLL_INTERVAL_MS = 1;
-
-/** 4.1.4.3.1: administration queue indices fit in 16 bits. */
-const QUEUE_INDEX_LIMIT = 0x10000;
 
 /** How often config reads are retried while config_generation keeps changing. */
 const CONFIG_GENERATION_RETRIES = 16;
@@ -129,13 +60,6 @@ export interface VirtioDriverOptions extends ProbeOptions {
   readonly interrupts?: InterruptMode;
   /** The ring format to negotiate (default 'auto'); see {@link RingChoice}. */
   readonly ring?: RingChoice;
-}
-
-export interface QueueOptions {
-  /** Queue size (one the negotiated ring format allows: a power of 2 for the split ring; at most the device's maximum; default the largest allowed). Ignored by the legacy interface, whose size is fixed. */
-  readonly size?: number;
-  /** Without `size`: the largest default, so that a device offering 32768 cannot make the driver allocate for 32768. */
-  readonly maxSize?: number;
 }
 
 type Phase = 'features' | 'queues' | 'live' | 'suspended' | 'closed';
@@ -175,8 +99,16 @@ export class VirtioDriver implements QueueHost {
   private plan: InterruptPlan | undefined;
   /** The administration queues, as checked by {@link setupAdminQueue}. */
   private adminRange: { readonly index: number; readonly num: number } | undefined;
-  private isrBusy = false;
-  private isrPending = false;
+  /** Interrupts as the notifications of 2.3 (driver-notifications.ts). */
+  private readonly notifications = new DriverNotifications({
+    readIsr: () => this.transport.readIsr(),
+    usedBuffer: (index) => this.queues.get(index)?.signal(),
+    usedBuffers: () => this.wakeQueues(),
+    configurationChange: () => this.configInterrupt(),
+    fault: (error) => {
+      this.faultError ??= error;
+    },
+  });
   /** Default timeout of every wait, in ms. */
   readonly timeoutMs: number;
   /** QueueHost: poll interval for waits, or undefined to rely on interrupts. */
@@ -281,29 +213,9 @@ export class VirtioDriver implements QueueHost {
   async negotiate(wanted: bigint, required = 0n): Promise<bigint> {
     this.expectPhase('features', 'negotiate()');
     const modern = this.transport.kind === 'modern';
-    if (modern && !hasFeature(this.deviceFeatures, VIRTIO_F_VERSION_1))
-      return this.failWith(new DeviceFaultError('ERR_DEVICE_FEATURES', 'device on the modern interface does not offer VERSION_1'));
-    let accept = (wanted & ~TRANSPORT_FEATURE_MASK) | (wanted & DRIVER_CORE_FEATURES);
-    accept = this.ringChoice === 'split' ? accept & ~RING_PACKED : accept | RING_PACKED;
-    accept = modern ? accept | MODERN_ACCEPTED : (accept & 0xffff_ffffn & ~featureSet(VIRTIO_F_VERSION_1)) | LEGACY_ACCEPTED;
-    const accepted = withoutUnmetRequirements(this.deviceFeatures & accept, deviceFeatureRequirements(this.deviceType));
-    if (this.ringChoice === 'packed' && !hasFeature(accepted, VIRTIO_F_RING_PACKED))
-      return this.failWith(
-        new DeviceFaultError(
-          'ERR_DEVICE_FEATURES',
-          modern
-            ? 'ring packed: the device does not offer VIRTIO_F_RING_PACKED'
-            : 'ring packed: the legacy interface cannot negotiate VIRTIO_F_RING_PACKED',
-        ),
-      );
-    const missing = required & ~accepted;
-    if (missing !== 0n)
-      return this.failWith(
-        new DeviceFaultError(
-          'ERR_DEVICE_FEATURES',
-          `required features not offered, or offered without the features they require: 0x${missing.toString(16)}`,
-        ),
-      );
+    const offer = { deviceType: this.deviceType, offered: this.deviceFeatures, modern, ring: this.ringChoice };
+    const accepted = acceptedFeatures(offer, wanted, required);
+    if (accepted instanceof DeviceFaultError) return this.failWith(accepted);
     await this.transport.setDriverFeatures(accepted);
     if (modern) {
       await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);
@@ -349,11 +261,7 @@ export class VirtioDriver implements QueueHost {
     this.expectPhase('queues', 'setupAdminQueue()');
     if (!hasFeature(this.negotiated, VIRTIO_F_ADMIN_VQ)) throw new UsageError('VIRTIO_F_ADMIN_VQ was not negotiated');
     const [{ index, num }, numQueues] = await Promise.all([this.transport.adminQueues(), this.transport.numQueues()]);
-    if (num === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', 'VIRTIO_F_ADMIN_VQ negotiated, but admin_queue_num is 0');
-    if (index < numQueues)
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `admin_queue_index ${index} lies among the device's ${numQueues} queues (num_queues)`);
-    if (index + num > QUEUE_INDEX_LIMIT)
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `admin_queue_index ${index} + admin_queue_num ${num} passes queue index 0xffff`);
+    checkAdminQueueRange(index, num, numQueues);
     if (this.queues.has(index)) throw new UsageError(`administration queue ${index} is already set up`);
     this.adminRange = { index, num };
     const ring = await this.enableQueueRing<T>(index, options);
@@ -388,61 +296,9 @@ export class VirtioDriver implements QueueHost {
     return range !== undefined && index >= range.index && index < range.index + range.num;
   }
 
-  /** Check queue `index` exists, allocate its rings, tell the device where they are and enable it (4.1.5.1.3). */
-  private async enableQueueRing<T>(index: number, options: QueueOptions): Promise<DriverRing<T>> {
-    const numQueues = await this.transport.numQueues();
-    const admin = this.isAdminQueue(index);
-    if (!Number.isInteger(index) || index < 0 || (index >= numQueues && !admin))
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} does not exist (num_queues ${numQueues})`);
-    const max = await this.transport.queueMaxSize(index);
-    if (max === 0) throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index} is not available (queue_size 0)`);
-    const format = ringFormat(this.negotiated);
-    let size: number;
-    if (this.transport.legacyLayout) {
-      // The legacy interface fixes the size; a split ring needs a power of 2 (2.7).
-      if (!format.isQueueSize(max))
-        throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: fixed size ${max} is not a ${format.name} ring queue size`);
-      size = max;
-    } else size = chooseQueueSize(format, index, max, options.size, options.maxSize);
-    let ring: DriverRing<T>;
-    try {
-      ring = driverRing<T>({
-        index,
-        size,
-        dma: this.bus.dma,
-        features: this.negotiated,
-        layout: this.transport.legacyLayout ? 'legacy' : 'separate',
-      });
-    } catch (cause) {
-      // The size is the device's (or within its maximum): rings that do not fit are its demand.
-      throw new DeviceFaultError('ERR_DEVICE_QUEUE', `queue ${index}: rings for size ${size} do not fit in DMA memory`, { cause });
-    }
-    try {
-      await ring.flushRings(); // zeroed rings in place before the device learns where they are
-      await this.transport.setupQueue(index, {
-        size,
-        descAddr: ring.areas.desc,
-        driverAddr: ring.areas.driver,
-        deviceAddr: ring.areas.device,
-      });
-      if (this.plan !== undefined && this.plan.kind !== 'intx') {
-        // 4.1.5.1.3: the queue's vector before queue_enable; a device that refuses it now is faulty.
-        // The per-queue plan has vectors for num_queues queues only; an administration queue is polled.
-        const want = admin && this.plan.kind === 'msix-per-queue' ? VIRTIO_MSI_NO_VECTOR : this.plan.queueVector(index);
-        const got = await this.transport.setQueueVector(index, want);
-        if (got !== want)
-          throw new DeviceFaultError(
-            'ERR_DEVICE_QUEUE',
-            `queue ${index}: the device read back MSI-X vector 0x${got.toString(16)} (wrote ${want})`,
-          );
-      }
-      await this.transport.enableQueue(index);
-    } catch (err) {
-      // Not enabled, so the device may not use the rings (4.1.4.3.2): they go back at once.
-      ring.destroy();
-      throw err;
-    }
-    return ring;
+  /** Set up queue `index` (virtqueues.ts); the administration queues are those {@link setupAdminQueue} checked. */
+  private enableQueueRing<T>(index: number, options: QueueOptions): Promise<DriverRing<T>> {
+    return configureVirtqueue<T>(this, index, options, (i) => this.isAdminQueue(i));
   }
 
   /** QueueHost: VIRTIO_F_RING_RESET, the device side of {@link DriverQueue.reset}. */
@@ -576,44 +432,10 @@ export class VirtioDriver implements QueueHost {
     return new DeviceFaultError('ERR_DEVICE_TIMEOUT', `${formatBdf(this.fn)} queue ${index}: no used buffer within ${timeoutMs} ms`);
   }
 
-  /**
-   * Interrupts: with MSI-X, a message's vector wakes its queue (or every queue, for the shared
-   * vector) or means a configuration change, without the ISR; INTx is ignored then. With INTx, the
-   * ISR is read (and so cleared): its queue bit wakes the queues, its config bit is a configuration change.
-   */
+  /** An interrupt: a notification from the device (see driver-notifications.ts), unless closed. */
   private onInterrupt(event: InterruptEvent): void {
     if (this.phase === 'closed') return;
-    const msix = this.plan !== undefined && this.plan.kind !== 'intx';
-    if (event.kind === 'msi') {
-      const route = msix ? this.plan!.route(event.address, event.data) : undefined;
-      if (route === undefined) return;
-      if (route.queues === 'all') this.wakeQueues();
-      else for (const index of route.queues) this.queues.get(index)?.signal();
-      if (route.config) void this.configInterrupt();
-      return;
-    }
-    if (msix || !event.asserted) return;
-    if (this.isrBusy) {
-      this.isrPending = true; // one ISR read at a time; an interrupt during a read causes another
-      return;
-    }
-    this.isrBusy = true;
-    void this.serviceIsr().finally(() => (this.isrBusy = false));
-  }
-
-  private async serviceIsr(): Promise<void> {
-    do {
-      this.isrPending = false;
-      let isr: number;
-      try {
-        isr = await this.transport.readIsr();
-      } catch (error) {
-        this.faultError ??= error as Error;
-        isr = VIRTIO_PCI_ISR_QUEUE; // wake every waiter so it sees the fault
-      }
-      if ((isr & VIRTIO_PCI_ISR_QUEUE) !== 0) this.wakeQueues();
-      if ((isr & VIRTIO_PCI_ISR_CONFIG) !== 0) await this.configInterrupt();
-    } while (this.isrPending);
+    this.notifications.interrupt(event, this.plan);
   }
 
   private wakeQueues(): void {
@@ -663,18 +485,4 @@ function createTransport(bus: PciBus, result: ProbeResult, timeoutMs: number): D
   return result.kind === 'modern'
     ? new ModernDriverTransport(bus, result.layout, { resetTimeoutMs: timeoutMs })
     : new LegacyDriverTransport(bus, result.bar0, { resetTimeoutMs: timeoutMs });
-}
-
-/**
- * The queue size to use: `wanted` or the largest size up to `max` and `cap` that `format` allows
- * (a power of 2 for the split ring, any size for the packed ring).
- */
-function chooseQueueSize(format: RingFormat, index: number, max: number, wanted: number | undefined, cap = max): number {
-  if (wanted !== undefined) {
-    if (!format.isQueueSize(wanted))
-      throw new UsageError(`queue ${index}: size ${wanted} is not a ${format.name} ring queue size (up to ${format.maxQueueSize})`);
-    if (wanted > max) throw new UsageError(`queue ${index}: size ${wanted} exceeds the device's maximum ${max}`);
-    return wanted;
-  }
-  return format.largestQueueSize(Math.min(max, cap));
 }

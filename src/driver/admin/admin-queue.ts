@@ -58,7 +58,8 @@ import {
   type LegacyNotifyInfo,
 } from './legacy-notify-info.js';
 import type { DriverQueue } from '../driver-queue.js';
-import type { QueueOptions, VirtioDriver } from '../virtio-driver.js';
+import type { VirtioDriver } from '../virtio-driver.js';
+import type { QueueOptions } from '../virtqueues.js';
 
 /** One command as sent: struct virtio_admin_cmd's driver fields and the room given for the result. */
 export interface AdminCommandRequest {

@@ -11,13 +11,12 @@ import { featureSet, hasFeature } from '../../spec/features.js';
 import { VIRTIO_ID_CONSOLE } from '../../spec/ids.js';
 import * as C from '../../spec/console.js';
 import { allocBuffers, freeAll, LentBuffers } from '../dma-buffers.js';
-import type { Completion, DriverQueue } from '../driver-queue.js';
+import { waitUsedOrIdle, type Completion, type DriverQueue } from '../driver-queue.js';
 import type { Bdf, PciBus } from '../../bus/pci-bus.js';
 import type { DmaBuffer } from '../../memory/dma.js';
-import { DRIVER_CORE_FEATURES, loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { loopFault, VirtioDriver, type VirtioDriverOptions } from '../virtio-driver.js';
+import { DRIVER_CORE_FEATURES } from '../feature-negotiation.js';
 
-/** Waits are sliced so that long idle periods are not timeouts. */
-const WAIT_SLICE_MS = 60_000;
 /** Default queue size cap: what a device offers (up to 32768) does not decide the driver's memory. */
 const DEFAULT_MAX_QUEUE_SIZE = 128;
 
@@ -200,13 +199,8 @@ export class ConsoleDriverPort {
     const dma = this.driver.core.bus.dma;
     try {
       while (!this.closed) {
-        let used: Completion<number>[];
-        try {
-          used = await this.rx.waitUsed(WAIT_SLICE_MS);
-        } catch (err) {
-          if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-          throw err;
-        }
+        const used = await waitUsedOrIdle(this.rx);
+        if (used === undefined) continue;
         for (const u of used) {
           // close() frees the receive buffers while this loop awaits: never look at freed memory.
           if (this.closed) break;
@@ -475,13 +469,8 @@ export class VirtioConsoleDriver {
     void (async () => {
       try {
         while (!this.closed) {
-          let used: Completion<number>[];
-          try {
-            used = await q.waitUsed(WAIT_SLICE_MS);
-          } catch (err) {
-            if (err instanceof DeviceFaultError && err.code === 'ERR_DEVICE_TIMEOUT') continue;
-            throw err;
-          }
+          const used = await waitUsedOrIdle(q);
+          if (used === undefined) continue;
           for (const u of used) {
             // close() frees the control buffers while this loop awaits: never look at freed memory.
             if (this.closed) break;

@@ -36,7 +36,8 @@ import {
   VIRTIO_PCI_COMMON_Q_USEDLO,
   VIRTIO_PCI_COMMON_STATUS,
 } from '../../spec/virtio-pci.js';
-import type { DeviceCore, RingArea } from '../../core/device-core.js';
+import type { DeviceCore } from '../../core/device-core.js';
+import type { RingArea } from '../../core/virtqueue-config.js';
 import { queueNotifConfigData, queueNotifyOff } from './notify-cfg.js';
 import { VIRTIO_F_NOTIF_CONFIG_DATA, VIRTIO_F_RING_PACKED, hasFeature } from '../../spec/features.js';
 import type { PciNotifications } from './pci-notifications.js';

@@ -8,7 +8,8 @@
 
 import type { BarRegion } from '../../pci/bar-region.js';
 import type { AccessSize } from '../../memory/access-size.js';
-import type { DeviceCore, InterfaceRules } from '../../core/device-core.js';
+import type { DeviceCore } from '../../core/device-core.js';
+import type { InterfaceRules } from '../../core/interface-rules.js';
 import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
 import { string, struct, u32, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 

@@ -46,7 +46,9 @@ import {
   VIRTIO_PCI_STATUS,
   VIRTIO_PCI_VRING_ALIGN,
 } from '../../spec/virtio-pci.js';
-import type { DeviceCore, InterfaceRules, RingArea } from '../../core/device-core.js';
+import type { DeviceCore } from '../../core/device-core.js';
+import type { InterfaceRules } from '../../core/interface-rules.js';
+import type { RingArea } from '../../core/virtqueue-config.js';
 import type { PciNotifications } from './pci-notifications.js';
 import { DRIVER_REQUIREMENTS as R } from '../../spec/driver-requirements.js';
 import { featureBits } from '../../spec/features.js';

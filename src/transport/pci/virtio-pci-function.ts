@@ -40,7 +40,9 @@ import { PCI_CLASS_COMMUNICATION_OTHER, PCI_CLASS_NETWORK_ETHERNET, PCI_CLASS_OT
 import { PCI_INTERRUPT_PIN_INTA } from '../../spec/pci-header.js';
 import { VIRTIO_PCI_LEGACY_REVISION } from '../../spec/virtio-pci-probe.js';
 import { VIRTIO_PCI_COMMON_STATUS, VIRTIO_PCI_ISR, VIRTIO_PCI_STATUS } from '../../spec/virtio-pci.js';
-import { DeviceCore, MODERN_STATUS_STEPS, type DeviceCoreOptions, type InterfaceRules } from '../../core/device-core.js';
+import { DeviceCore, type DeviceCoreOptions } from '../../core/device-core.js';
+import { MODERN_STATUS_STEPS } from '../../core/device-status.js';
+import type { InterfaceRules } from '../../core/interface-rules.js';
 import { InterfaceArbiter } from './interface-arbiter.js';
 import { IntxInterrupts } from './intx-interrupts.js';
 import { LEGACY_BAR, LEGACY_RULES, LegacyTransport, legacyBarDescriptor } from './legacy-device.js';

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Machine } from '../../../src/platform/machine.js';
-import { DRIVER_CORE_FEATURES, VirtioDriver } from '../../../src/driver/virtio-driver.js';
+import { VirtioDriver } from '../../../src/driver/virtio-driver.js';
+import { DRIVER_CORE_FEATURES } from '../../../src/driver/feature-negotiation.js';
 import { DeviceFaultError, UsageError } from '../../../src/errors.js';
 import {
   featureSet,
