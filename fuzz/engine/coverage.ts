@@ -46,12 +46,19 @@ function bucket(count: number): number {
 interface FunctionBlocks {
   /** Block ranges as [start, end, id]. */
   readonly blocks: Array<[number, number, number]>;
-  readonly keys: Set<string>;
+  /** rangeKey of each block, to add only ranges not seen before. */
+  readonly keys: Set<number>;
+}
+
+/** A range's start and end offsets as one number (exact for scripts below 2 MiB, far above ours); no string per range per take. */
+function rangeKey(r: Range): number {
+  return r.startOffset * 0x20_0000 + r.endOffset;
 }
 
 export class CoverageTracker {
   private readonly session = new Session();
-  private readonly functions = new Map<string, FunctionBlocks>();
+  /** Script URL -> the function's start offset -> its blocks. */
+  private readonly functions = new Map<string, Map<number, FunctionBlocks>>();
   private blockCount = 0;
   /** Feature id -> seen; grows as blocks are discovered. */
   private seen = new Uint8Array(1 << 12);
@@ -110,10 +117,12 @@ export class CoverageTracker {
     out.length = 0;
     for (const script of result.result) {
       if (!script.url.includes(this.scope)) continue;
+      let functions = this.functions.get(script.url);
+      if (functions === undefined) this.functions.set(script.url, (functions = new Map()));
       for (const fn of script.functions) {
         const first = fn.ranges[0];
         if (first === undefined || first.count === 0) continue;
-        const blocks = this.blocksOf(`${script.url}#${first.startOffset}`, fn.ranges);
+        const blocks = this.blocksOf(functions, first.startOffset, fn.ranges);
         effectiveCounts(blocks.blocks, fn.ranges, out);
       }
     }
@@ -132,31 +141,32 @@ export class CoverageTracker {
   uncovered(): string[] {
     const out: string[] = [];
     const sources = new Map<string, string>();
-    for (const [key, fb] of this.functions) {
-      const url = key.slice(0, key.lastIndexOf('#'));
+    for (const [url, functions] of this.functions) {
       let text = sources.get(url);
-      if (text === undefined) {
-        text = readFileSync(fileURLToPath(url), 'utf8');
-        sources.set(url, text);
-      }
-      for (const [start, , id] of fb.blocks) {
-        if (this.coveredBlocks.has(id)) continue;
-        let line = 1;
-        for (let i = text.indexOf('\n'); i !== -1 && i < start; i = text.indexOf('\n', i + 1)) line++;
-        out.push(`${url.slice(url.indexOf('/dist/') + 6)}:${line}`);
+      for (const fb of functions.values()) {
+        for (const [start, , id] of fb.blocks) {
+          if (this.coveredBlocks.has(id)) continue;
+          if (text === undefined) {
+            text = readFileSync(fileURLToPath(url), 'utf8');
+            sources.set(url, text);
+          }
+          let line = 1;
+          for (let i = text.indexOf('\n'); i !== -1 && i < start; i = text.indexOf('\n', i + 1)) line++;
+          out.push(`${url.slice(url.indexOf('/dist/') + 6)}:${line}`);
+        }
       }
     }
     return [...new Set(out)].sort();
   }
 
-  private blocksOf(key: string, ranges: readonly Range[]): FunctionBlocks {
-    let fb = this.functions.get(key);
+  private blocksOf(functions: Map<number, FunctionBlocks>, start: number, ranges: readonly Range[]): FunctionBlocks {
+    let fb = functions.get(start);
     if (fb === undefined) {
       fb = { blocks: [], keys: new Set() };
-      this.functions.set(key, fb);
+      functions.set(start, fb);
     }
     for (const r of ranges) {
-      const k = `${r.startOffset}:${r.endOffset}`;
+      const k = rangeKey(r);
       if (fb.keys.has(k)) continue;
       fb.keys.add(k);
       fb.blocks.push([r.startOffset, r.endOffset, this.blockCount++]);

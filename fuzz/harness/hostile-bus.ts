@@ -325,7 +325,7 @@ export class HostileDma implements DmaMemory {
   }
 
   private owned(addr: number, len: number): boolean {
-    for (const [start, size] of this.live) if (addr >= start && addr + len <= start + size) return true;
+    for (const start of this.live.keys()) if (addr >= start && addr + len <= start + this.live.get(start)!) return true;
     return false;
   }
 

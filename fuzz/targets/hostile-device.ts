@@ -21,7 +21,8 @@
  *
  * Guarantees checked: every driver call ends in success or one of our typed errors (never another
  * exception, never an unhandled rejection); every call settles (waits have timeouts; a run that has
- * not settled after HANG_MS is a hang); returned data has exactly the size asked for; with no
+ * not settled after HANG_MS of wall-clock time is a hang; the drivers' own timers run on a virtual
+ * clock, harness/virtual-clock.ts); returned data has exactly the size asked for; with no
  * tampering at all everything succeeds (unless an allocation was made to fail); close() leaves no
  * timers behind; the driver refreshes (looks at) only memory it allocated and has not freed, so a
  * used len beyond a buffer is refused before the data is read; every DMA byte is back in the allocator once close() has succeeded, or once an open
@@ -44,6 +45,8 @@ import { FuzzInput, InputWriter } from '../engine/input.js';
 import type { MutationShape } from '../engine/mutator.js';
 import type { Seed } from '../engine/target.js';
 import { makeZooDevice, type ZooKind } from '../harness/device-zoo.js';
+import { RamPool } from '../harness/ram-pool.js';
+import { VirtualClock } from '../harness/virtual-clock.js';
 import { HostileBus, NO_ADVERSARY, OPERATION_BUDGET, capRelative, decodeAdversary, type Adversary } from '../harness/hostile-bus.js';
 import type { Bdf, PciBus } from '../../src/bus/pci-bus.js';
 import { PCI_CAPABILITY_LIST, PCI_CAP_ID_MSIX, PCI_STATUS, PCI_STATUS_CAP_LIST } from '../../src/spec/pci.js';
@@ -84,8 +87,21 @@ export const shape: MutationShape = { maxLength: 2048 };
 
 const unhandled: unknown[] = [];
 let listening = false;
+const rams = new RamPool();
 
 export async function run(data: Uint8Array): Promise<void> {
+  // Driver waits run on virtual time (harness/virtual-clock.ts): each still ends by its own timer,
+  // without costing its wall-clock milliseconds, and the same way whatever the machine's load.
+  const clock = new VirtualClock();
+  clock.install();
+  try {
+    await runOn(clock, data);
+  } finally {
+    clock.uninstall();
+  }
+}
+
+async function runOn(clock: VirtualClock, data: Uint8Array): Promise<void> {
   if (!listening) {
     // A rejection nobody handles is an exception escaping the driver.
     process.on('unhandledRejection', (reason) => void unhandled.push(reason));
@@ -102,7 +118,8 @@ export async function run(data: Uint8Array): Promise<void> {
   // Net with an Adversary, every other variant: the receiveq a flood returns (FLOOD_QUEUE_SIZE buffers).
   const flood = adversarial && kind === 'net' && Math.floor(variant / PLAIN_VARIANTS) % 2 === 1;
   const zoo = makeZooDevice(kind, flood ? FLOOD_QUEUE_SIZE : undefined);
-  const machine = new Machine({ ramSize: flood ? 1 << 20 : 1 << 18 });
+  const ram = rams.take(flood ? 1 << 20 : 1 << 18);
+  const machine = new Machine({ ram });
   // The device in each transport mode, with or without MSI-X: the driver probes and commits to one.
   const mode = MODES[variant % MODES.length]!;
   const extraCaps = (ring.variant & SHARED_MEMORY_AND_VENDOR_DATA) !== 0 && mode !== 'legacy';
@@ -117,7 +134,7 @@ export async function run(data: Uint8Array): Promise<void> {
   const adversary: Adversary = adversarial ? decodeAdversary(input, await capabilities(machine.bus, bdf)) : NO_ADVERSARY;
   const bus = new HostileBus(machine.bus, machine.memory, input, adversary, packed && mode !== 'legacy' ? 'packed' : 'split');
   const options = flood ? { timeoutMs: TIMEOUT_MS, queueSize: FLOOD_QUEUE_SIZE, rxBufferSize: FLOOD_RX_BUFFER } : { timeoutMs: TIMEOUT_MS };
-  const timersBefore = countTimers();
+  const timersBefore = countTimers(clock);
   /** Whether close() completed (the device confirmed its reset), or open failed: for the DMA check. */
   let closed = false;
   let opened = false;
@@ -203,7 +220,11 @@ export async function run(data: Uint8Array): Promise<void> {
 
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new GuaranteeViolation('hang', `the ${kind} driver did not settle within ${HANG_MS} ms`)), HANG_MS);
+    // Wall-clock time: a run that never settles is a hang however its virtual time stands.
+    timer = VirtualClock.realSetTimeout(
+      () => reject(new GuaranteeViolation('hang', `the ${kind} driver did not settle within ${HANG_MS} ms`)),
+      HANG_MS,
+    );
   });
   let outcome: unknown;
   try {
@@ -214,7 +235,7 @@ export async function run(data: Uint8Array): Promise<void> {
       throw new GuaranteeViolation(err.kind, `${kind} driver: ${err.message.replace(/^[a-z-]+: /, '')}`, { cause: err });
     throw err;
   } finally {
-    clearTimeout(timer);
+    VirtualClock.realClearTimeout(timer);
     // Like a peer that went away: background loops still running see BusError from now on.
     await bus.close();
   }
@@ -243,8 +264,10 @@ export async function run(data: Uint8Array): Promise<void> {
       () => `${lost} DMA bytes not returned after the ${kind} driver ${closed ? 'closed' : `failed to open (${describe(outcome)})`}`,
     );
   }
-  const lingering = countTimers() - timersBefore;
+  const lingering = countTimers(clock) - timersBefore;
   check(lingering <= 0, 'memory-growth', () => `${lingering} timers still pending after the ${kind} driver closed`);
+  // Nothing of this run is left to run (no timer, checked above; no immediate): its RAM can serve the next.
+  if (!process.getActiveResourcesInfo().includes('Immediate')) rams.give(ram);
 }
 
 /** Capability id -> config offset of the honest device (the first of each id), for Adversary offsets. */
@@ -259,8 +282,9 @@ async function capabilities(bus: PciBus, fn: Bdf): Promise<Map<number, number>> 
   return caps;
 }
 
-function countTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+/** Timers pending: real ones (set outside the clock) and the virtual clock's. */
+function countTimers(clock: VirtualClock): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length + clock.pending;
 }
 
 export function seeds(): Seed[] {

@@ -44,8 +44,14 @@ const MSI_VECTOR_BITS = 11;
 const DMA_GUARD = 0x1000;
 
 export interface MachineOptions {
-  /** RAM from address 0, in bytes (default 64 MiB; at most up to the 32-bit BAR window). */
+  /** RAM from address 0, in bytes (default 64 MiB, or the length of `ram`; at most up to the 32-bit BAR window). */
   readonly ramSize?: number;
+  /**
+   * The bytes of RAM from address 0, used as they are (neither copied nor zeroed): a buffer another
+   * thread shares, or one reused across machines, which spares allocating and zeroing a new one per
+   * machine. Its length is the RAM size; a `ramSize` given beside it must equal it.
+   */
+  readonly ram?: Uint8Array;
   /** RAM from 4 GiB ({@link HIGH_RAM_BASE}), in bytes (default 0: none). */
   readonly highRamSize?: number;
   /** The RAM the driver's DMA memory comes from (default 'low'; 'high' puts every ring and buffer above 4 GiB). */
@@ -95,7 +101,9 @@ export class Machine {
   private ioWindows: Window[] | undefined;
 
   constructor(options: MachineOptions = {}) {
-    const ramSize = options.ramSize ?? 64 << 20;
+    const ramSize = options.ramSize ?? options.ram?.byteLength ?? 64 << 20;
+    if (options.ram !== undefined && options.ram.byteLength !== ramSize)
+      throw new UsageError(`RAM of ${options.ram.byteLength} bytes given with ramSize ${ramSize}`);
     const highRamSize = options.highRamSize ?? 0;
     if (!Number.isSafeInteger(ramSize) || ramSize < 2 * DMA_GUARD || ramSize > MACHINE_MEM32_WINDOW.base)
       throw new UsageError(`RAM size ${ramSize} must be between ${2 * DMA_GUARD} and 0x${MACHINE_MEM32_WINDOW.base.toString(16)}`);
@@ -105,7 +113,7 @@ export class Machine {
     const highRam = options.ramMap?.filter((r) => r.base >= HIGH_RAM_BASE) ?? [{ base: HIGH_RAM_BASE, size: highRamSize }];
     if (highRamSize === 0 && options.ramMap !== undefined && highRam.length > 0)
       throw new UsageError('RAM ranges above 4 GiB need highRamSize');
-    const low = new ArrayGuestMemory(ramSize, 0, lowRam);
+    const low = new ArrayGuestMemory(options.ram ?? ramSize, 0, lowRam);
     const high = highRamSize > 0 ? new ArrayGuestMemory(highRamSize, HIGH_RAM_BASE, highRam) : undefined;
     this.memory = high === undefined ? low : new RegionGuestMemory([low, high]);
     if (options.dmaRegion === 'high' && high === undefined) throw new UsageError('dmaRegion "high" needs highRamSize');

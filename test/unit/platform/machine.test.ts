@@ -45,6 +45,20 @@ test('slots: functions at the lowest free device numbers; empty slots read all-o
   assert.equal(m.functionAt(c.bdf), c.fn);
 });
 
+test('RAM the caller gives is used in place (neither copied nor zeroed); a ramSize beside it must match', () => {
+  const ram = new Uint8Array(0x4000).fill(0xa5);
+  const m = new Machine({ ram });
+  assert.equal(m.memory.read8(0x10), 0xa5, 'not zeroed');
+  m.memory.write8(0x20, 0x11);
+  assert.equal(ram[0x20], 0x11, 'not copied');
+  const buf = m.bus.dma.alloc(16, 16);
+  buf.bytes[0] = 7;
+  assert.equal(ram[buf.addr], 7, 'DMA memory comes from it');
+  assert.ok(m.memory.contains(0x3fff, 1) && !m.memory.contains(0x4000, 1), 'its length is the RAM size');
+  assert.throws(() => new Machine({ ram, ramSize: 0x8000 }), UsageError);
+  assert.ok(new Machine({ ram, ramSize: 0x4000 }).memory.contains(0, 0x4000));
+});
+
 test('MMIO is routed by decoded BARs; unmapped addresses and ports read all-ones', async () => {
   const m = new Machine();
   const { bdf: at, fn } = m.plugVirtio(new LoopbackDevice());
