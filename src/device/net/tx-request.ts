@@ -53,11 +53,13 @@ export class NetTxReader {
     const frameLen = total - hdrSize;
     if (frameLen === 0) return EMPTY;
     if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) {
-      // The buffer where the frame starts; bounded by the chain's buffers.
+      // One view, of the frame only: the one allocation a transmitted frame costs. Usually the
+      // header and the frame share the first buffer.
+      if (chain.len(0) >= total) return memory.view(chain.addr(0) + hdrSize, frameLen);
+      // Else the buffer where the frame starts; bounded by the chain's buffers.
       let i = 0;
       let skip = hdrSize;
       while (skip >= chain.len(i)) skip -= chain.len(i++);
-      // One view, of the frame only: the one allocation a transmitted frame costs.
       if (chain.len(i) - skip >= frameLen) return memory.view(chain.addr(i) + skip, frameLen);
     }
     const copy = this.scratch.subarray(0, frameLen);
