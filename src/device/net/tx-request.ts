@@ -23,7 +23,7 @@ import { readChain } from '../chain-bytes.js';
 const EMPTY = new Uint8Array(0);
 
 export class NetTxReader {
-  /** The header of the chain last read: flags, gso_type, and the checksum offsets (0 without NEEDS_CSUM). */
+  /** The header of the chain last read: flags and gso_type, and the checksum offsets when flags has NEEDS_CSUM. */
   flags = 0;
   gsoType = 0;
   csumStart = 0;
@@ -49,13 +49,24 @@ export class NetTxReader {
         `transmit chain ${chain.head}: ${total} readable bytes exceed the limit of ${hdrSize + ETH_MAX_FRAME_NO_GSO}`,
       );
     }
-    this.readHeader(chain, hdrSize, memory);
+    // Buffer 0's place and length, read once: usually it holds the header and the whole frame.
+    const len0 = chain.len(0);
+    const addr0 = chain.addr(0);
+    if (len0 >= hdrSize) {
+      // The header in place, no view: flags and gso_type are adjacent bytes, one read.
+      const word = memory.read16(addr0 + VIRTIO_NET_HDR_FLAGS);
+      this.flags = word & 0xff;
+      this.gsoType = word >> 8;
+      if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+        this.csumStart = memory.read16(addr0 + VIRTIO_NET_HDR_CSUM_START);
+        this.csumOffset = memory.read16(addr0 + VIRTIO_NET_HDR_CSUM_OFFSET);
+      }
+    } else this.readSplitHeader(chain, hdrSize);
     const frameLen = total - hdrSize;
     if (frameLen === 0) return EMPTY;
     if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) {
-      // One view, of the frame only: the one allocation a transmitted frame costs. Usually the
-      // header and the frame share the first buffer.
-      if (chain.len(0) >= total) return memory.view(chain.addr(0) + hdrSize, frameLen);
+      // One view, of the frame only: the one allocation a transmitted frame costs.
+      if (len0 >= total) return memory.view(addr0 + hdrSize, frameLen);
       // Else the buffer where the frame starts; bounded by the chain's buffers.
       let i = 0;
       let skip = hdrSize;
@@ -67,28 +78,13 @@ export class NetTxReader {
     return copy;
   }
 
-  /** The header's fields, read once each; the checksum offsets only when NEEDS_CSUM makes them count. */
-  private readHeader(chain: DescriptorChain, hdrSize: number, memory: GuestMemory): void {
-    this.csumStart = 0;
-    this.csumOffset = 0;
-    if (chain.len(0) < hdrSize) {
-      const hdr = this.hdrBytes;
-      readChain(chain, 0, hdr.subarray(0, hdrSize));
-      this.flags = hdr[VIRTIO_NET_HDR_FLAGS]!;
-      this.gsoType = hdr[VIRTIO_NET_HDR_GSO_TYPE]!;
-      if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return;
-      this.csumStart = hdr[VIRTIO_NET_HDR_CSUM_START]! | (hdr[VIRTIO_NET_HDR_CSUM_START + 1]! << 8);
-      this.csumOffset = hdr[VIRTIO_NET_HDR_CSUM_OFFSET]! | (hdr[VIRTIO_NET_HDR_CSUM_OFFSET + 1]! << 8);
-      return;
-    }
-    // The usual case, the header at the start of one buffer: read in place, no view.
-    const at = chain.addr(0);
-    // flags and gso_type are adjacent bytes (VIRTIO_NET_HDR_FLAGS, VIRTIO_NET_HDR_GSO_TYPE): one read.
-    const word = memory.read16(at + VIRTIO_NET_HDR_FLAGS);
-    this.flags = word & 0xff;
-    this.gsoType = word >> 8;
-    if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return;
-    this.csumStart = memory.read16(at + VIRTIO_NET_HDR_CSUM_START);
-    this.csumOffset = memory.read16(at + VIRTIO_NET_HDR_CSUM_OFFSET);
+  /** A header split over buffers, gathered first (GSO_NONE and no checksum are the common case, but not this layout). */
+  private readSplitHeader(chain: DescriptorChain, hdrSize: number): void {
+    const hdr = this.hdrBytes;
+    readChain(chain, 0, hdr.subarray(0, hdrSize));
+    this.flags = hdr[VIRTIO_NET_HDR_FLAGS]!;
+    this.gsoType = hdr[VIRTIO_NET_HDR_GSO_TYPE]!;
+    this.csumStart = hdr[VIRTIO_NET_HDR_CSUM_START]! | (hdr[VIRTIO_NET_HDR_CSUM_START + 1]! << 8);
+    this.csumOffset = hdr[VIRTIO_NET_HDR_CSUM_OFFSET]! | (hdr[VIRTIO_NET_HDR_CSUM_OFFSET + 1]! << 8);
   }
 }
