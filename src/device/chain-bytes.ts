@@ -7,7 +7,6 @@
 
 import { RequestShapeError } from '../errors.js';
 import type { DescriptorChain } from '../queue/types.js';
-import type { ByteSlab } from '../memory/byte-slab.js';
 
 /**
  * Copy `dst.length` device-readable bytes starting at readable offset `start` into `dst`.
@@ -36,15 +35,15 @@ export function readChain(chain: DescriptorChain, start: number, dst: Uint8Array
 }
 
 /**
- * All device-readable bytes of the chain as one copy (a fresh array, or one taken from `slab`).
+ * All device-readable bytes of the chain as one fresh copy.
  * Throws RequestShapeError beyond `maxBytes`, so that a guest cannot make the device allocate
  * without bound.
  */
-export function gatherReadable(chain: DescriptorChain, maxBytes: number, slab?: ByteSlab): Uint8Array {
+export function gatherReadable(chain: DescriptorChain, maxBytes: number): Uint8Array {
   if (chain.readableBytes > maxBytes) {
     throw new RequestShapeError(`chain ${chain.head}: ${chain.readableBytes} readable bytes exceed the limit of ${maxBytes}`);
   }
-  const out = slab ? slab.take(chain.readableBytes) : new Uint8Array(chain.readableBytes);
+  const out = new Uint8Array(chain.readableBytes);
   readChain(chain, 0, out);
   return out;
 }

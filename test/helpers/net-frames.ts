@@ -28,7 +28,8 @@ export class RecordingNetBackend implements NetBackend {
     this.port = port;
   }
   send(frame: Uint8Array): void {
-    this.sent.push(frame);
+    // A copy: the frame is lent for the call only (NetBackend.send).
+    this.sent.push(frame.slice());
   }
   /** Deliver a frame to the device as if it came off the wire. */
   inject(frame: Uint8Array): void {

@@ -87,7 +87,8 @@ export class DgramNetBackend implements NetBackend {
       return;
     }
     this.stats.txFrames++;
-    this.socket.send(frame, this.remote.port, this.remote.address);
+    // A copy: the socket keeps what it is given until sent, and the frame is only lent (NetBackend.send).
+    this.socket.send(frame.slice(), this.remote.port, this.remote.address);
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,9 @@
 /**
  * Two NetBackends joined back to back, like a cable between two NICs: what one device sends the other
- * receives. Delivery is deferred to a microtask so that a device never re-enters itself through its
- * peer while processing a queue; the frames sent before that microtask runs go over together, as one
- * receiveBatch (one microtask and one interrupt per burst, not per frame).
+ * receives. A frame goes straight from the sender's transmit buffer into the receiver's receive
+ * buffer, within send() (one copy, the only one: NetBackend.send lends the frame for the call), and
+ * the receiver's used buffer notification is deferred to a microtask, shared by every frame of the
+ * burst: a device never re-enters a driver, or itself through its peer, while processing a queue.
  */
 
 import type { NetBackend, NetBackendPort } from './backend.js';
@@ -11,8 +12,8 @@ class MemoryNetEnd implements NetBackend {
   peer: MemoryNetEnd | undefined;
   port: NetBackendPort | undefined;
   closed = false;
-  /** Frames sent and not yet handed to the peer; a microtask is pending while it is not empty. */
-  private inFlight: Uint8Array[] = [];
+  /** A notify of the peer is queued for the frames placed since the last one. */
+  private notifyPending = false;
 
   attach(port: NetBackendPort): void {
     this.port = port;
@@ -20,14 +21,18 @@ class MemoryNetEnd implements NetBackend {
 
   send(frame: Uint8Array): void {
     const peer = this.peer;
-    if (this.closed || !peer || peer.closed) return;
-    if (this.inFlight.push(frame) === 1) queueMicrotask(() => this.deliver(peer));
+    const port = peer?.port;
+    if (this.closed || !peer || peer.closed || !port) return;
+    port.place(frame);
+    if (!this.notifyPending) {
+      this.notifyPending = true;
+      queueMicrotask(() => this.notifyPeer(peer));
+    }
   }
 
-  private deliver(peer: MemoryNetEnd): void {
-    const frames = this.inFlight;
-    this.inFlight = [];
-    if (!peer.closed) peer.port?.receiveBatch(frames);
+  private notifyPeer(peer: MemoryNetEnd): void {
+    this.notifyPending = false;
+    if (!peer.closed) peer.port?.notify();
   }
 
   async close(): Promise<void> {

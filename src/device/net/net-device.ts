@@ -52,7 +52,6 @@ import {
   VIRTIO_NET_S_LINK_UP,
   virtioNetHdrSize,
 } from '../../spec/net.js';
-import { ByteSlab } from '../../memory/byte-slab.js';
 import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
@@ -61,7 +60,7 @@ import { completeChecksum } from './checksum.js';
 import { parseNetCtrlRequest, type NetCtrlRequest } from './ctrl-request.js';
 import { RxFilter, type RxModes } from './rx-filter.js';
 import { steerFrame } from './steering.js';
-import { parseNetTxRequest } from './tx-request.js';
+import { NetTxReader } from './tx-request.js';
 import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
 import { bytes, flag, struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
 
@@ -96,9 +95,6 @@ export interface NetDeviceStats {
   /** Control commands answered VIRTIO_NET_ERR. */
   ctrlErrors: number;
 }
-
-/** Bytes per transmit slab: 64 KiB holds about forty full-size frames or a thousand small ones. */
-const TX_SLAB_BYTES = 64 << 10;
 
 /** Ring-format features come from the transport; these are the net-specific ones this device offers. */
 const BASE_FEATURES = featureSet(
@@ -172,8 +168,8 @@ export class VirtioNetDevice implements VirtioDevice {
   private ctrlIndex = -1;
   /** Receive chains popped but not yet used, per pair: kept for the next frame, never lost. */
   private rxStash: DescriptorChain[][] = [];
-  /** Where transmitted frames are copied to (the backend keeps them; a slab is one allocation for many). */
-  private readonly txSlab = new ByteSlab(TX_SLAB_BYTES);
+  /** Reads transmit chains, lending the backend a view of guest memory where it can (NetBackend.send). */
+  private readonly txReader = new NetTxReader();
 
   constructor(options: VirtioNetDeviceOptions) {
     const pairs = options.queuePairs ?? 1;
@@ -194,8 +190,16 @@ export class VirtioNetDevice implements VirtioDevice {
     this.macBytes = this.config.bytes.subarray(VIRTIO_NET_CONFIG_MAC, VIRTIO_NET_CONFIG_MAC + ETH_ALEN);
     this.rxTouchedFlag = new Uint8Array(pairs);
     this.backend.attach({
-      receive: (frame) => this.receiveBatch([frame]),
-      receiveBatch: (frames) => this.receiveBatch(frames),
+      receive: (frame) => {
+        this.place(frame);
+        this.notifyRx();
+      },
+      receiveBatch: (frames) => {
+        for (let i = 0; i < frames.length; i++) this.place(frames[i]!);
+        this.notifyRx();
+      },
+      place: (frame) => this.place(frame),
+      notify: () => this.notifyRx(),
       setLinkUp: (up) => this.setLinkUp(up),
     });
   }
@@ -387,9 +391,13 @@ export class VirtioNetDevice implements VirtioDevice {
     try {
       work();
     } catch (err) {
-      this.active = false;
-      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
+      this.fail(err);
     }
+  }
+
+  private fail(err: unknown): void {
+    this.active = false;
+    this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
   }
 
   // ---- transmit ----
@@ -412,15 +420,18 @@ export class VirtioNetDevice implements VirtioDevice {
 
   private transmit(chain: DescriptorChain): void {
     try {
-      const { hdr, frame } = parseNetTxRequest(chain, this.hdrSize, this.txSlab);
-      if (hdr.gsoType !== VIRTIO_NET_HDR_GSO_NONE)
-        throw new RequestShapeError(`gso_type ${hdr.gsoType} but no segmentation offload was offered`);
-      if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+      const tx = this.txReader;
+      // Lent to the backend for the send() call only: the chain is used right after it returns.
+      const frame = tx.read(chain, this.hdrSize, this.host!.memory);
+      if (tx.gsoType !== VIRTIO_NET_HDR_GSO_NONE)
+        throw new RequestShapeError(`gso_type ${tx.gsoType} but no segmentation offload was offered`);
+      if ((tx.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
         if (!this.csum) throw new RequestShapeError('NEEDS_CSUM without VIRTIO_NET_F_CSUM');
-        completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
+        // The reader's own copy for NEEDS_CSUM: guest memory is not written.
+        completeChecksum(frame, tx.csumStart, tx.csumOffset);
       }
       this.stats.txFrames++;
-      this.stats.txBytes += frame.byteLength;
+      this.stats.txBytes += frame.length;
       this.backend.send(frame);
     } catch (err) {
       if (!(err instanceof RequestShapeError)) throw err;
@@ -431,24 +442,19 @@ export class VirtioNetDevice implements VirtioDevice {
   // ---- receive ----
 
   /**
-   * Frames from the backend, in order: each through the filter into its receiveq, then one used
-   * buffer notification per receiveq that got any (a backend handing over a burst gets one
-   * interrupt per queue, not one per frame).
+   * A frame from the backend, through the filter into its receiveq, copied before returning; the
+   * used buffer notification is owed until notifyRx() (a backend handing over a burst gets one
+   * interrupt per queue, not one per frame). Calls nothing outside the device but needsReset.
    */
-  private receiveBatch(frames: readonly Uint8Array[]): void {
+  private place(frame: Uint8Array): void {
+    if (!this.active) {
+      this.stats.rxDropped++;
+      return;
+    }
     try {
-      for (let i = 0; i < frames.length; i++) {
-        if (!this.active) {
-          this.stats.rxDropped += frames.length - i;
-          break;
-        }
-        this.receive(frames[i]!);
-      }
+      this.receive(frame);
     } catch (err) {
-      this.active = false;
-      this.host?.needsReset(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      this.notifyRx();
+      this.fail(err);
     }
   }
 
@@ -459,13 +465,18 @@ export class VirtioNetDevice implements VirtioDevice {
     }
     let pair = this.activePairs > 1 ? steerFrame(frame, this.activePairs) : 0;
     if (!this.rxQueues[pair]) pair = 0;
-    if (this.deliver(pair, frame) && this.rxTouchedFlag[pair] === 0) {
+    if (this.deliver(pair, frame)) this.touch(pair);
+  }
+
+  /** Receiveq `pair` got used buffers: notifyRx() owes it a notification. */
+  private touch(pair: number): void {
+    if (this.rxTouchedFlag[pair] === 0) {
       this.rxTouchedFlag[pair] = 1;
       this.rxTouched.push(pair);
     }
   }
 
-  /** The used buffer notifications receiveBatch() owes. */
+  /** The used buffer notifications place() owes. */
   private notifyRx(): void {
     for (const pair of this.rxTouched) {
       this.rxTouchedFlag[pair] = 0;
@@ -476,7 +487,7 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   /** Next receive chain of the right shape (writable only, room for the header), or null. */
-  private popRx(q: DeviceQueue): DescriptorChain | null {
+  private popRx(q: DeviceQueue, pair: number): DescriptorChain | null {
     for (let n = 0; n < q.size; n++) {
       const chain = q.pop();
       if (!chain) return null;
@@ -484,7 +495,7 @@ export class VirtioNetDevice implements VirtioDevice {
       // A malformed receive buffer: hand it back empty rather than stall the queue.
       this.stats.rxBadChains++;
       q.pushUsed(chain.head, 0);
-      this.host?.usedBuffers(q.index);
+      this.touch(pair);
     }
     return null;
   }
@@ -501,13 +512,26 @@ export class VirtioNetDevice implements VirtioDevice {
     const frameLen = frame.length;
     const need = hdrSize + frameLen;
     const mergeable = this.mergeable;
+    if (stash.length === 0) {
+      // The usual case: no chain held back, and the next one takes header and frame in its first buffer.
+      const c = this.popRx(q, pair);
+      if (!c) {
+        this.stats.rxDropped++;
+        return false;
+      }
+      if (c.len(0) >= need) {
+        this.writeWhole(q, c, frame);
+        return this.received(frameLen);
+      }
+      stash.push(c);
+    }
     // How many chains this frame takes: one without MRG_RXBUF, as many as it fills with it.
     let chains = 0;
     let room = 0;
     while (room < need && (mergeable || chains === 0)) {
       if (chains === stash.length) {
         if (stash.length >= q.size) break;
-        const c = this.popRx(q);
+        const c = this.popRx(q, pair);
         if (!c) break;
         stash.push(c);
       }
@@ -519,30 +543,59 @@ export class VirtioNetDevice implements VirtioDevice {
       else this.stats.rxDropped++;
       return false;
     }
-    // Every field 0 (no offload, GSO_NONE) but num_buffers (12-byte header only).
-    const hdr = this.rxHdr;
-    if (hdrSize >= VIRTIO_NET_HDR_SIZE) {
-      hdr[VIRTIO_NET_HDR_NUM_BUFFERS] = chains & 0xff;
-      hdr[VIRTIO_NET_HDR_NUM_BUFFERS + 1] = chains >> 8;
-    }
-    let offset = 0;
-    for (let c = 0; c < chains; c++) {
-      const chain = stash[c]!;
-      let at = 0;
-      if (c === 0) {
-        writeChain(chain, 0, hdr);
-        at = hdrSize;
+    if (chains === 1 && stash[0]!.len(0) >= need) this.writeWhole(q, stash[0]!, frame);
+    else {
+      // Every field 0 (no offload, GSO_NONE) but num_buffers (12-byte header only).
+      const hdr = this.rxHdr;
+      if (hdrSize >= VIRTIO_NET_HDR_SIZE) {
+        hdr[VIRTIO_NET_HDR_NUM_BUFFERS] = chains & 0xff;
+        hdr[VIRTIO_NET_HDR_NUM_BUFFERS + 1] = chains >> 8;
       }
-      const take = Math.min(chain.writableBytes - at, frameLen - offset);
-      writeChain(chain, at, offset === 0 && take === frameLen ? frame : frame.subarray(offset, offset + take));
-      offset += take;
-      q.pushUsed(chain.head, at + take);
+      let offset = 0;
+      for (let c = 0; c < chains; c++) {
+        const chain = stash[c]!;
+        let at = 0;
+        if (c === 0) {
+          writeChain(chain, 0, hdr);
+          at = hdrSize;
+        }
+        const take = Math.min(chain.writableBytes - at, frameLen - offset);
+        writeChain(chain, at, offset === 0 && take === frameLen ? frame : frame.subarray(offset, offset + take));
+        offset += take;
+        q.pushUsed(chain.head, at + take);
+      }
     }
-    if (chains === stash.length) stash.length = 0;
+    // pop() rather than a length write, which V8 does not inline.
+    if (chains === stash.length) for (let c = 0; c < chains; c++) stash.pop();
     else stash.splice(0, chains);
+    return this.received(frameLen);
+  }
+
+  /** Count a frame placed; true, for deliver() to return. */
+  private received(frameLen: number): true {
     this.stats.rxFrames++;
     this.stats.rxBytes += frameLen;
     return true;
+  }
+
+  /**
+   * Header and frame into the first buffer of `chain` (it has room), each set at its offset in guest
+   * memory: no view to allocate. Both lie inside buffer 0, which the ring's walk found inside one
+   * region of guest memory. rxHdr is every field 0 (no offload, GSO_NONE) but num_buffers, 1 here.
+   */
+  private writeWhole(q: DeviceQueue, chain: DescriptorChain, frame: Uint8Array): void {
+    const memory = this.host!.memory;
+    const hdr = this.rxHdr;
+    const hdrSize = hdr.length;
+    const addr = chain.addr(0);
+    const need = hdrSize + frame.length;
+    if (hdrSize >= VIRTIO_NET_HDR_SIZE) {
+      hdr[VIRTIO_NET_HDR_NUM_BUFFERS] = 1;
+      hdr[VIRTIO_NET_HDR_NUM_BUFFERS + 1] = 0;
+    }
+    memory.write(addr, hdr);
+    memory.write(addr + hdrSize, frame);
+    q.pushUsed(chain.head, need);
   }
 
   // ---- control ----

@@ -81,6 +81,7 @@ export class PingResponder implements NetBackend {
   }
 
   send(frame: Uint8Array): void {
+    // The reply is built here, in fresh memory: `frame` is only lent for this call.
     const reply = this.answer(frame);
     if (reply === undefined) {
       this.stats.ignored++;

@@ -18,23 +18,23 @@ function fnv1a(hash: number, bytes: Uint8Array, start: number, end: number): num
 
 /** The receive queue pair (0..pairs-1) a frame belongs to. */
 export function steerFrame(frame: Uint8Array, pairs: number): number {
-  if (pairs <= 1 || frame.byteLength < ETH_HLEN) return 0;
+  if (pairs <= 1 || frame.length < ETH_HLEN) return 0;
   const ethertype = (frame[12]! << 8) | frame[13]!;
   let hash = 0x811c_9dc5;
   let l4: number;
   let proto: number;
-  if (ethertype === ETHERTYPE_IPV4 && frame.byteLength >= ETH_HLEN + 20) {
+  if (ethertype === ETHERTYPE_IPV4 && frame.length >= ETH_HLEN + 20) {
     const ihl = (frame[ETH_HLEN]! & 0x0f) * 4;
     proto = frame[ETH_HLEN + 9]!;
     hash = fnv1a(hash, frame, ETH_HLEN + 12, ETH_HLEN + 20);
     l4 = ETH_HLEN + ihl;
-  } else if (ethertype === ETHERTYPE_IPV6 && frame.byteLength >= ETH_HLEN + 40) {
+  } else if (ethertype === ETHERTYPE_IPV6 && frame.length >= ETH_HLEN + 40) {
     proto = frame[ETH_HLEN + 6]!;
     hash = fnv1a(hash, frame, ETH_HLEN + 8, ETH_HLEN + 40);
     l4 = ETH_HLEN + 40;
   } else {
     return 0;
   }
-  if ((proto === IPPROTO_TCP || proto === IPPROTO_UDP) && frame.byteLength >= l4 + 4) hash = fnv1a(hash, frame, l4, l4 + 4);
+  if ((proto === IPPROTO_TCP || proto === IPPROTO_UDP) && frame.length >= l4 + 4) hash = fnv1a(hash, frame, l4, l4 + 4);
   return hash % pairs;
 }

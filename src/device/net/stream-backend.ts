@@ -93,6 +93,7 @@ export class StreamNetBackend implements NetBackend {
       return;
     }
     this.stats.txFrames++;
+    // encodeStreamFrame copies the lent frame (NetBackend.send): the socket may keep what it is given.
     socket.write(encodeStreamFrame(frame));
   }
 

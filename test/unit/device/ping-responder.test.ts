@@ -18,6 +18,8 @@ function responder(): { r: PingResponder; received: Uint8Array[]; link: boolean[
   r.attach({
     receive: (f) => received.push(f),
     receiveBatch: (frames) => void received.push(...frames),
+    place: (f) => received.push(f),
+    notify: () => {},
     setLinkUp: (up) => link.push(up),
   });
   return { r, received, link };

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { decodeConsoleControl } from '../../../src/device/console/control-message.js';
 import { parseBlkRequest, RequestStorage, statusAddress, type BlkLimits, type BlkRequest } from '../../../src/device/blk/request.js';
 import { NET_CTRL_MAX_BYTES, parseNetCtrlRequest } from '../../../src/device/net/ctrl-request.js';
-import { parseNetTxRequest } from '../../../src/device/net/tx-request.js';
+import { NetTxReader } from '../../../src/device/net/tx-request.js';
 import { RequestShapeError } from '../../../src/errors.js';
 import { ArrayGuestMemory } from '../../../src/memory/guest-memory.js';
 import type { DescriptorChain } from '../../../src/queue/types.js';
@@ -25,7 +25,12 @@ import {
   VIRTIO_BLK_T_WRITE_ZEROES,
 } from '../../../src/spec/blk.js';
 import { VIRTIO_CONSOLE_CONTROL_SIZE } from '../../../src/spec/console.js';
-import { ETH_MAX_FRAME_NO_GSO, VIRTIO_NET_HDR_LEGACY_SIZE, VIRTIO_NET_HDR_SIZE } from '../../../src/spec/net.js';
+import {
+  ETH_MAX_FRAME_NO_GSO,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_LEGACY_SIZE,
+  VIRTIO_NET_HDR_SIZE,
+} from '../../../src/spec/net.js';
 import { GuardedMemory } from '../../../src/testing/guarded-memory.js';
 
 const RUNS = Number(process.env.FUZZ_PROPERTY_RUNS ?? 300);
@@ -227,17 +232,21 @@ test('blk: any chain parses to a request inside the disk and the chain, or to Re
     assert.ok(parsed.has(t), `no ${t} request parsed in ${BLK_RUNS} runs`);
 });
 
-test('net: transmit chains parse to a header and a copy of the frame, or to RequestShapeError', () => {
+test("net: transmit chains read to a header and the frame (a view, or the reader's copy), or to RequestShapeError", () => {
+  const reader = new NetTxReader();
   fc.assert(
     fc.property(
       chains(fc.array(fc.nat({ max: 255 }), { maxLength: 80 })),
       fc.constantFrom(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_LEGACY_SIZE),
       (spec, hdrSize) => {
-        const { chain, result } = guarded(spec, (c) => parseNetTxRequest(c, hdrSize));
+        const { chain, result } = guarded(spec, (c, mem) => reader.read(c, hdrSize, mem));
         if (result instanceof RequestShapeError) return;
         assert.equal(chain.writableBytes, 0);
-        assert.ok(result.frame.byteLength <= ETH_MAX_FRAME_NO_GSO);
-        assert.deepEqual(result.frame, chain.readableCopy().subarray(hdrSize));
+        assert.ok(result.byteLength <= ETH_MAX_FRAME_NO_GSO);
+        const bytes = chain.readableCopy();
+        assert.deepEqual(result, bytes.subarray(hdrSize));
+        assert.equal(reader.flags, bytes[0]);
+        if ((reader.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) assert.equal(reader.csumOffset, bytes[8]! | (bytes[9]! << 8));
       },
     ),
     { numRuns: RUNS },

@@ -33,7 +33,11 @@ function loopBackend(): NetBackend {
   let port: NetBackendPort | undefined;
   return {
     attach: (p) => void (port = p),
-    send: (frame) => queueMicrotask(() => port?.receive(frame)),
+    send: (frame) => {
+      // A copy: the frame is lent for the call only (NetBackend.send).
+      const copy = frame.slice();
+      queueMicrotask(() => port?.receive(copy));
+    },
     close: () => Promise.resolve(),
   };
 }
