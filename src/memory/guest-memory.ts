@@ -103,9 +103,6 @@ export class ArrayGuestMemory implements GuestMemory {
   readonly bytes: Uint8Array;
   readonly end: number;
   private readonly dv: DataView;
-  /** `bytes`' buffer and offset, kept: a view built from them costs half a subarray(), and V8 does not inline their getters. */
-  private readonly buffer: ArrayBufferLike;
-  private readonly byteOffset: number;
   /**
    * `bytes`' buffer and offset, kept: a view built on them costs half what `subarray` does (which
    * looks up the species constructor) and the `buffer` getter costs as much again.
