@@ -38,3 +38,14 @@ export class RecordingNetBackend implements NetBackend {
   }
   async close(): Promise<void> {}
 }
+
+/** The parts, one after another, in a new array. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import * as N from '../../../src/spec/net.js';
 import { activateOnRing } from '../../helpers/device-harness.js';
 import { RING_FORMATS, type RingName } from '../../helpers/ring-formats.js';
 import { MockQueue } from '../../../src/testing/mock-queue.js';
-import { BROADCAST, ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
+import { BROADCAST, concat, ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 
 const OWN = mac(0x02, 0, 0, 0, 0, 0x01);
 const OTHER = mac(0x02, 0, 0, 0, 0, 0x99);
@@ -380,16 +380,6 @@ for (const ring of RING_FORMATS)
       assert.equal(backend.sent.length, 1);
     });
   });
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 function u32(v: number): Uint8Array {
   const b = new Uint8Array(4);

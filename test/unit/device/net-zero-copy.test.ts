@@ -16,7 +16,7 @@ import { featureSet, VIRTIO_F_VERSION_1 } from '../../../src/spec/features.js';
 import * as N from '../../../src/spec/net.js';
 import { VIRTQ_DESC_LEN, VIRTQ_DESC_SIZE } from '../../../src/spec/ring.js';
 import { activateOnRing } from '../../helpers/device-harness.js';
-import { ethFrame, mac } from '../../helpers/net-frames.js';
+import { concat, ethFrame, mac } from '../../helpers/net-frames.js';
 
 const OWN = mac(0x02, 0, 0, 0, 0, 0x01);
 const PEER = mac(0x02, 0, 0, 0, 0, 0x02);
@@ -50,16 +50,6 @@ function header(flags = 0, csumStart = 0, csumOffset = 0): Uint8Array {
   out[N.VIRTIO_NET_HDR_CSUM_START + 1] = csumStart >> 8;
   out[N.VIRTIO_NET_HDR_CSUM_OFFSET] = csumOffset & 0xff;
   out[N.VIRTIO_NET_HDR_CSUM_OFFSET + 1] = csumOffset >> 8;
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 

@@ -13,6 +13,7 @@ import type { AccessSize } from '../../../../src/memory/access-size.js';
 import type { GuestMemory } from '../../../../src/memory/guest-memory.js';
 import type { DescriptorChain, DeviceQueue, RingPosition } from '../../../../src/queue/types.js';
 import type { Mutant } from './mutant.js';
+import { concat } from '../../../helpers/net-frames.js';
 
 /** One buffer of a popped chain. */
 export interface ChainBuffer {
@@ -52,14 +53,7 @@ export interface WrapHooks {
 
 /** Bytes of the device-readable part of a chain, concatenated. */
 export function readablePart(chain: UsedChain): Uint8Array {
-  const parts = chain.buffers.filter((b) => !b.writable).map((b) => chain.memory.view(b.addr, b.len));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(...chain.buffers.filter((b) => !b.writable).map((b) => chain.memory.view(b.addr, b.len)));
 }
 
 /** The device-writable buffers of a chain. */
