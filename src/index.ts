@@ -161,8 +161,10 @@ export { BlkDriver, BlkStatusError, type BlkConfig, type BlkOp } from './driver/
 export type { BlkDriverOptions } from './driver/blk/blk-driver.js';
 export { VirtioNetDriver } from './driver/net/net-driver.js';
 export type { NetDriverStats, VirtioNetDriverOptions } from './driver/net/net-driver.js';
-export { VirtioConsoleDriver, ConsoleDriverPort } from './driver/console/console-driver.js';
-export type { ConsoleSize, VirtioConsoleDriverOptions } from './driver/console/console-driver.js';
+export { VirtioConsoleDriver } from './driver/console/console-driver.js';
+export { ConsoleDriverPort } from './driver/console/console-port.js';
+export type { VirtioConsoleDriverOptions } from './driver/console/console-driver.js';
+export type { ConsoleSize } from './driver/console/console-port.js';
 
 // The transport monitor: what a driver does to our functions, for live views (the browser page).
 export {
