@@ -2,33 +2,27 @@
  * The virtio driver core: everything a device driver (rng, blk, net, console) shares. It probes a
  * PCI function once, commits to the interface the probe chose, runs the initialisation sequence of
  * spec 3.1.1, negotiates features in one place (feature-negotiation.ts), sets up queues
- * (virtqueues.ts), reads configuration consistently across config_generation, and turns interrupts
- * into queue wake-ups and config-change callbacks (driver-notifications.ts).
+ * (virtqueues.ts), keeps the device status and its step (device-status.ts), reads configuration
+ * consistently across config_generation (device-configuration.ts), and turns interrupts into queue
+ * wake-ups and config-change callbacks (driver-notifications.ts).
  */
 
 import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
 import { ringFormat, type RingFormat } from '../queue/ring-format.js';
 import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
-import { hasFeature, VIRTIO_F_ADMIN_VQ, VIRTIO_F_RING_RESET, VIRTIO_F_SUSPEND } from '../spec/features.js';
+import { hasFeature, VIRTIO_F_ADMIN_VQ, VIRTIO_F_RING_RESET } from '../spec/features.js';
 import { PCI_SUBSYSTEM_ID } from '../spec/pci.js';
-import {
-  decodeStatus,
-  VIRTIO_CONFIG_S_ACKNOWLEDGE,
-  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
-  VIRTIO_CONFIG_S_DRIVER,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FAILED,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-  VIRTIO_CONFIG_S_SUSPEND,
-} from '../spec/status.js';
+import { VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER } from '../spec/status.js';
 import type { AccessSize } from '../memory/access-size.js';
-import { pollUntil, type DriverTransport } from '../transport/pci/driver-transport.js';
+import type { DriverTransport } from '../transport/pci/driver-transport.js';
 import { LegacyDriverTransport } from '../transport/pci/legacy-driver.js';
 import { ModernDriverTransport } from '../transport/pci/modern-driver.js';
 import { disableMsix, setupInterrupts, type InterruptMode, type InterruptPlan } from '../transport/pci/msix-driver.js';
 import { probe, virtioDeviceType, type ProbeOptions, type ProbeResult } from '../transport/pci/probe.js';
 import { DriverQueue, type QueueHost } from './driver-queue.js';
+import { readConfig64, readConfigStable } from './device-configuration.js';
+import { DriverStatus } from './device-status.js';
 import { DriverNotifications } from './driver-notifications.js';
 import { acceptedFeatures, type RingChoice } from './feature-negotiation.js';
 import { checkAdminQueueRange, configureVirtqueue, type QueueOptions } from './virtqueues.js';
@@ -42,9 +36,6 @@ const DEFAULT_TIMEOUT_MS = 5000;
  * (MSI-X with a vector per queue: the plan's vectors cover num_queues, see {@link VirtioDriver.setupAdminQueue}).
  */
 const ADMIN_POLL_INTERVAL_MS = 1;
-
-/** How often config reads are retried while config_generation keeps changing. */
-const CONFIG_GENERATION_RETRIES = 16;
 
 export interface VirtioDriverOptions extends ProbeOptions {
   /** Expect this virtio device type (spec 5); UsageError otherwise. */
@@ -61,8 +52,6 @@ export interface VirtioDriverOptions extends ProbeOptions {
   /** The ring format to negotiate (default 'auto'); see {@link RingChoice}. */
   readonly ring?: RingChoice;
 }
-
-type Phase = 'features' | 'queues' | 'live' | 'suspended' | 'closed';
 
 /**
  * One virtio device, driven through one transport.
@@ -88,12 +77,11 @@ export class VirtioDriver implements QueueHost {
   /** Every feature bit the device offers. */
   readonly deviceFeatures: bigint;
   private negotiated = 0n;
-  private status = 0;
-  private phase: Phase = 'features';
+  /** The device status as this driver set it, and its step (device-status.ts). */
+  private readonly status: DriverStatus;
   private readonly queues = new Map<number, DriverQueue<unknown>>();
   private readonly configListeners = new Set<() => void>();
   private readonly unsubscribe: () => void;
-  private faultError: Error | undefined;
   private readonly interruptMode: InterruptMode;
   private readonly ringChoice: RingChoice;
   private plan: InterruptPlan | undefined;
@@ -106,7 +94,7 @@ export class VirtioDriver implements QueueHost {
     usedBuffers: () => this.wakeQueues(),
     configurationChange: () => this.configInterrupt(),
     fault: (error) => {
-      this.faultError ??= error;
+      this.status.fault ??= error;
     },
   });
   /** Default timeout of every wait, in ms. */
@@ -125,6 +113,8 @@ export class VirtioDriver implements QueueHost {
     options: VirtioDriverOptions,
   ) {
     this.deviceType = probe.deviceType;
+    // open() has set ACKNOWLEDGE and DRIVER (spec 3.1.1 steps 1-3) before building the driver.
+    this.status = new DriverStatus(transport, fn, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER, () => this.wakeQueues());
     this.deviceFeatures = deviceFeatures;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs;
@@ -157,9 +147,7 @@ export class VirtioDriver implements QueueHost {
     await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
     await transport.setStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     const features = await transport.deviceFeatures();
-    const driver = new VirtioDriver(bus, fn, result, transport, features, options);
-    driver.status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
-    return driver;
+    return new VirtioDriver(bus, fn, result, transport, features, options);
   }
 
   /** The features both sides agreed on (after {@link negotiate}). */
@@ -179,23 +167,7 @@ export class VirtioDriver implements QueueHost {
 
   /** The fault that stopped this driver, if any (see {@link QueueHost.fault}). */
   get fault(): Error | undefined {
-    return this.faultError;
-  }
-
-  private expectPhase(phase: Phase, what: string): void {
-    if (this.phase !== phase) throw new UsageError(`${what} is not allowed now (driver is at the '${this.phase}' step)`);
-  }
-
-  private async setStatusBit(bit: number): Promise<void> {
-    this.status |= bit;
-    await this.transport.setStatus(this.status);
-  }
-
-  /** Set FAILED (spec 3.1.1 step 8: the driver gives up) and throw `error`. */
-  private async failWith(error: Error): Promise<never> {
-    this.faultError = error;
-    await this.setStatusBit(VIRTIO_CONFIG_S_FAILED).catch(() => undefined);
-    throw error;
+    return this.status.fault;
   }
 
   /**
@@ -211,27 +183,17 @@ export class VirtioDriver implements QueueHost {
    * Returns the accepted features.
    */
   async negotiate(wanted: bigint, required = 0n): Promise<bigint> {
-    this.expectPhase('features', 'negotiate()');
+    this.status.expect('features', 'negotiate()');
     const modern = this.transport.kind === 'modern';
     const offer = { deviceType: this.deviceType, offered: this.deviceFeatures, modern, ring: this.ringChoice };
     const accepted = acceptedFeatures(offer, wanted, required);
-    if (accepted instanceof DeviceFaultError) return this.failWith(accepted);
+    if (accepted instanceof DeviceFaultError) return this.status.fail(accepted);
     await this.transport.setDriverFeatures(accepted);
-    if (modern) {
-      await this.setStatusBit(VIRTIO_CONFIG_S_FEATURES_OK);
-      const readBack = await this.transport.getStatus();
-      if ((readBack & VIRTIO_CONFIG_S_FEATURES_OK) === 0)
-        return this.failWith(
-          new DeviceFaultError(
-            'ERR_DEVICE_FEATURES',
-            `device did not keep FEATURES_OK for features 0x${accepted.toString(16)} (status ${decodeStatus(readBack)})`,
-          ),
-        );
-    }
+    if (modern) await this.status.featuresOk(accepted);
     this.negotiated = accepted;
     // Vectors are assigned to every queue before any is enabled (4.1.5.1.3).
     this.plan = await setupInterrupts(this.bus, this.fn, this.probe, this.transport, this.interruptMode);
-    this.phase = 'queues';
+    this.status.phase = 'queues';
     return accepted;
   }
 
@@ -241,7 +203,7 @@ export class VirtioDriver implements QueueHost {
    * ERR_DEVICE_QUEUE when the device has no such queue.
    */
   async setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Promise<DriverQueue<T>> {
-    this.expectPhase('queues', 'setupQueue()');
+    this.status.expect('queues', 'setupQueue()');
     if (this.queues.has(index)) throw new UsageError(`queue ${index} is already set up`);
     const ring = await this.enableQueueRing<T>(index, options);
     const queue = new DriverQueue<T>(index, ring, this, this.timeoutMs);
@@ -258,7 +220,7 @@ export class VirtioDriver implements QueueHost {
    * driver/admin/admin-queue.ts's. With MSI-X and a vector per queue it gets no vector and is polled.
    */
   async setupAdminQueue<T = unknown>(options: QueueOptions = {}): Promise<DriverQueue<T>> {
-    this.expectPhase('queues', 'setupAdminQueue()');
+    this.status.expect('queues', 'setupAdminQueue()');
     if (!hasFeature(this.negotiated, VIRTIO_F_ADMIN_VQ)) throw new UsageError('VIRTIO_F_ADMIN_VQ was not negotiated');
     const [{ index, num }, numQueues] = await Promise.all([this.transport.adminQueues(), this.transport.numQueues()]);
     checkAdminQueueRange(index, num, numQueues);
@@ -273,7 +235,7 @@ export class VirtioDriver implements QueueHost {
 
   /** This driver as the host of a queue polled every `pollIntervalMs`. */
   private queueHost(pollIntervalMs: number | undefined): QueueHost {
-    const faultOf = (): Error | undefined => this.faultError;
+    const faultOf = (): Error | undefined => this.status.fault;
     const suspendedOf = (): boolean => this.suspended;
     return {
       notify: (index, next) => this.notify(index, next),
@@ -303,23 +265,20 @@ export class VirtioDriver implements QueueHost {
 
   /** QueueHost: VIRTIO_F_RING_RESET, the device side of {@link DriverQueue.reset}. */
   async resetQueue(index: number): Promise<void> {
-    this.expectPhase('live', 'a queue reset');
+    this.status.expect('live', 'a queue reset');
     if (!hasFeature(this.negotiated, VIRTIO_F_RING_RESET)) throw new UsageError(`queue ${index}: VIRTIO_F_RING_RESET was not negotiated`);
     await this.transport.resetQueue(index);
   }
 
   /** QueueHost: the queue set up again after its reset (2.6.1.2), as at first set-up. */
   async enableRing<T>(index: number, size: number | undefined): Promise<DriverRing<T>> {
-    this.expectPhase('live', 'a queue re-enable');
+    this.status.expect('live', 'a queue re-enable');
     return this.enableQueueRing<T>(index, { size });
   }
 
   /** Set DRIVER_OK (spec 3.1.1 step 8): the device is live. Throws if it answers with DEVICE_NEEDS_RESET. */
   async driverOk(): Promise<void> {
-    this.expectPhase('queues', 'driverOk()');
-    await this.setStatusBit(VIRTIO_CONFIG_S_DRIVER_OK);
-    this.phase = 'live';
-    await this.checkStatus();
+    await this.status.driverOk();
   }
 
   /**
@@ -329,54 +288,26 @@ export class VirtioDriver implements QueueHost {
    * queues refuse {@link DriverQueue.kick}; after a timeout only {@link close} (a reset) recovers.
    * UsageError unless live with VIRTIO_F_SUSPEND negotiated.
    */
-  async suspend(timeoutMs = this.timeoutMs): Promise<void> {
-    this.expectPhase('live', 'suspend()');
-    if (!hasFeature(this.negotiated, VIRTIO_F_SUSPEND)) throw new UsageError(`${formatBdf(this.fn)}: VIRTIO_F_SUSPEND was not negotiated`);
-    this.phase = 'suspended';
-    await this.setStatusBit(VIRTIO_CONFIG_S_SUSPEND);
-    await this.waitStatus(VIRTIO_CONFIG_S_SUSPEND, VIRTIO_CONFIG_S_DRIVER_OK, 'suspended', timeoutMs);
+  suspend(timeoutMs = this.timeoutMs): Promise<void> {
+    return this.status.suspend(this.negotiated, timeoutMs);
   }
 
   /**
    * 3.4: set DRIVER_OK again on the suspended device and wait until it runs (SUSPEND clear, DRIVER_OK
    * set), at most `timeoutMs`; the queues are usable again. UsageError unless suspended.
    */
-  async resume(timeoutMs = this.timeoutMs): Promise<void> {
-    this.expectPhase('suspended', 'resume()');
-    this.status = (this.status & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
-    await this.transport.setStatus(this.status);
-    await this.waitStatus(VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_SUSPEND, 'running again', timeoutMs);
-    this.phase = 'live';
+  resume(timeoutMs = this.timeoutMs): Promise<void> {
+    return this.status.resume(timeoutMs);
   }
 
   /** QueueHost: whether the device is suspended (or being suspended) by {@link suspend}. */
   get suspended(): boolean {
-    return this.phase === 'suspended';
-  }
-
-  /** Poll device status until `set` is all set and `clear` all clear (DEVICE_NEEDS_RESET ends the wait as this driver's fault). */
-  private async waitStatus(set: number, clear: number, what: string, timeoutMs: number): Promise<void> {
-    await pollUntil(
-      () => this.checkStatus(),
-      (status) => (status & (set | clear)) === set,
-      timeoutMs,
-      `${formatBdf(this.fn)}: device not ${what} within ${timeoutMs} ms`,
-    );
+    return this.status.phase === 'suspended';
   }
 
   /** Read the device status and turn DEVICE_NEEDS_RESET into this driver's fault. */
-  async checkStatus(): Promise<number> {
-    const status = await this.transport.getStatus();
-    if ((status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0 && this.faultError === undefined) {
-      this.faultError = new DeviceFaultError(
-        'ERR_DEVICE_NEEDS_RESET',
-        `${formatBdf(this.fn)}: device set DEVICE_NEEDS_RESET (status ${decodeStatus(status)})`,
-      );
-      this.wakeQueues();
-      throw this.faultError;
-    }
-    if (this.faultError !== undefined) throw this.faultError;
-    return status;
+  checkStatus(): Promise<number> {
+    return this.status.check();
   }
 
   /** Read one device-configuration field of up to 4 bytes (a single access, so never torn). */
@@ -393,22 +324,13 @@ export class VirtioDriver implements QueueHost {
    * Run `read` (several configuration reads) until config_generation is the same before and after
    * (spec 4.1.4.3.1, 2.5.1), at most 16 times; DeviceFaultError ERR_DEVICE_CONFIG if it never settles.
    */
-  async readConfigStable<R>(read: () => Promise<R>): Promise<R> {
-    for (let attempt = 0; attempt < CONFIG_GENERATION_RETRIES; attempt++) {
-      const before = await this.transport.configGeneration();
-      const value = await read();
-      if ((await this.transport.configGeneration()) === before) return value;
-    }
-    throw new DeviceFaultError('ERR_DEVICE_CONFIG', `config_generation changed on each of ${CONFIG_GENERATION_RETRIES} reads`);
+  readConfigStable<R>(read: () => Promise<R>): Promise<R> {
+    return readConfigStable(this.transport, read);
   }
 
   /** A 64-bit configuration field, read as two 32-bit halves within one generation. */
   readConfig64(offset: number): Promise<bigint> {
-    return this.readConfigStable(async () => {
-      const lo = await this.transport.readConfig(offset, 4);
-      const hi = await this.transport.readConfig(offset + 4, 4);
-      return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-    });
+    return readConfig64(this.transport, offset);
   }
 
   /** Call `listener` on each configuration-change interrupt; returns the unsubscribe function. */
@@ -434,7 +356,7 @@ export class VirtioDriver implements QueueHost {
 
   /** An interrupt: a notification from the device (see driver-notifications.ts), unless closed. */
   private onInterrupt(event: InterruptEvent): void {
-    if (this.phase === 'closed') return;
+    if (this.status.phase === 'closed') return;
     this.notifications.interrupt(event, this.plan);
   }
 
@@ -454,10 +376,10 @@ export class VirtioDriver implements QueueHost {
 
   /** Reset the device (stopping it from touching DMA memory), stop listening, and fail further waits. */
   async close(): Promise<void> {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
+    if (this.status.phase === 'closed') return;
+    this.status.phase = 'closed';
     this.unsubscribe();
-    this.faultError ??= new UsageError('driver closed');
+    this.status.fault ??= new UsageError('driver closed');
     this.wakeQueues();
     await this.transport.reset();
     if (this.plan !== undefined && this.plan.kind !== 'intx' && this.probe.msix !== undefined)
