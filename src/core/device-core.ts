@@ -7,14 +7,15 @@
  * transport's words. The core ties together what lives beside it, one concept a file: the status
  * table (device-status.ts), feature negotiation (feature-negotiation.ts), each queue's configuration
  * (virtqueue-config.ts), resets that wait for the old life (device-reset.ts), suspension
- * (device-suspend.ts) and the core's snapshot (core-snapshot.ts).
+ * (device-suspend.ts, suspend-resume.ts), notifications both ways (notifications.ts) and the
+ * core's snapshot (core-snapshot.ts).
  *
  * Front-ends only translate register accesses into calls here; the rules live here once.
  * Nothing the guest does makes a method throw: guest faults end in DEVICE_NEEDS_RESET.
  */
 
 import { asError, type VirtioDevice, type VirtioDeviceHost } from './virtio-device.js';
-import type { DeviceObserver, DriverNotification } from './device-observer.js';
+import type { DeviceObserver } from './device-observer.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { AccessSize } from '../memory/access-size.js';
 import { QueueFaultError, UsageError } from '../errors.js';
@@ -22,7 +23,6 @@ import type { SnapshotReader } from '../snapshot/snapshot-reader.js';
 import type { SnapshotStruct } from '../snapshot/snapshot-value.js';
 import { DRIVER_REQUIREMENTS as R, type DriverAuditSink } from '../spec/driver-requirements.js';
 import { ringFaultRequirement } from './driver-audit.js';
-import { ringFormat } from '../queue/ring-format.js';
 import { deviceRing, type DeviceRingOptions } from '../queue/rings.js';
 import type { DeviceQueue, RingPosition } from '../queue/types.js';
 import type { AdminQueueHandler } from './admin-queue-handler.js';
@@ -33,6 +33,8 @@ import { PendingResets, RESET_PENDING_STATUS, whenSettled } from './device-reset
 import type { RingArea, VirtqueueConfig } from './virtqueue-config.js';
 import { Virtqueues } from './virtqueues.js';
 import { readCoreSnapshot, writeCoreSnapshot } from './core-snapshot.js';
+import { Notifications, type NotificationSink, type NotificationsHost } from './notifications.js';
+import { SuspendResume } from './suspend-resume.js';
 import {
   VIRTIO_F_ADMIN_VQ,
   VIRTIO_F_RING_PACKED,
@@ -42,26 +44,10 @@ import {
   hasFeature,
   withFeatureWord,
 } from '../spec/features.js';
-import {
-  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
-  VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_CONFIG_S_FAILED,
-  VIRTIO_CONFIG_S_FEATURES_OK,
-  VIRTIO_CONFIG_S_SUSPEND,
-} from '../spec/status.js';
+import { VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK } from '../spec/status.js';
 
 export type { DriverNotification } from './device-observer.js';
-
-/**
- * How the core sends notifications; each transport implements it on its own mechanism (the PCI
- * transport: ISR bits, MSI-X vectors or INTx, see transport/pci/pci-notifications.ts).
- */
-export interface NotificationSink {
-  /** The core decided to notify the driver (event suppression already applied). */
-  notify(notification: DriverNotification): void;
-  /** A device reset (2.4) began: the transport's notification state goes back to its power-on value. */
-  reset(): void;
-}
+export type { NotificationSink } from './notifications.js';
 
 export interface DeviceCoreOptions extends InterfaceRules {
   /** Transport features the transport implements beyond the core's own (VERSION_1, INDIRECT_DESC, EVENT_IDX), offered too. */
@@ -116,11 +102,15 @@ export class DeviceCore implements VirtioDeviceHost {
   private resetWritten = false;
   /** Who watches this device (a transport monitor), if anyone: see core/device-observer.ts. */
   private observer: DeviceObserver | undefined;
+  /** Notifications from the driver to the device and back (notifications.ts). */
+  private readonly notifier: Notifications;
+  /** The core's part of suspend and resume (suspend-resume.ts). */
+  private readonly suspension: SuspendResume;
 
   constructor(
     readonly device: VirtioDevice,
     readonly memory: GuestMemory,
-    private readonly notifications: NotificationSink,
+    notifications: NotificationSink,
     options: DeviceCoreOptions = {},
   ) {
     const ringReset = device.resetQueue !== undefined && device.enableQueue !== undefined ? bit(VIRTIO_F_RING_RESET) : 0n;
@@ -140,7 +130,39 @@ export class DeviceCore implements VirtioDeviceHost {
     });
     this.queues = this.vqs.queues;
     this.adminQueue = this.vqs.adminQueue;
+    const host = this.notificationsHost();
+    this.notifier = new Notifications(host, this.deviceStatus, this.vqs, notifications);
+    this.suspension = new SuspendResume(host, this.deviceStatus, this.vqs, this.notifier);
     device.attach(this);
+  }
+
+  /** This core as its notifications and its suspension see it. */
+  private notificationsHost(): NotificationsHost {
+    const negotiated = (): bigint => this.negotiatedFeatures;
+    const needsResetSet = (): boolean => this.needsResetSet;
+    const resetPending = (): boolean => this.resetPending;
+    const usableBeforeDriverOk = (): boolean => this.usableBeforeDriverOk;
+    const observer = (): DeviceObserver | undefined => this.observer;
+    return {
+      device: this.device,
+      audit: this.audit,
+      get negotiatedFeatures() {
+        return negotiated();
+      },
+      get needsResetSet() {
+        return needsResetSet();
+      },
+      get resetPending() {
+        return resetPending();
+      },
+      get usableBeforeDriverOk() {
+        return usableBeforeDriverOk();
+      },
+      get observer() {
+        return observer();
+      },
+      needsReset: (cause) => this.needsReset(cause),
+    };
   }
 
   /**
@@ -263,7 +285,7 @@ export class DeviceCore implements VirtioDeviceHost {
     if (this.resetPending) return;
     if (this.audit !== undefined) auditStatusWrite(this.audit, this.deviceStatus.value, value, this.resetWritten);
     const before = this.deviceStatus.value;
-    this.suspendOrResume(value);
+    this.suspension.statusWritten(value);
     const admit = (bit: number): boolean => this.admitStatusBit(bit);
     const entered = (bit: number): void => {
       // A device already in use (before DRIVER_OK, legacy) keeps running as it is.
@@ -282,63 +304,6 @@ export class DeviceCore implements VirtioDeviceHost {
     // The legacy interface has no FEATURES_OK: the features are final when the device goes live.
     if (bit === VIRTIO_CONFIG_S_DRIVER_OK && this.audit !== undefined && !this.deviceStatus.hasFeaturesOkStep) this.auditFeatures();
     return true;
-  }
-
-  /**
-   * 3.4: SUSPEND set by the driver of a live device with VIRTIO_F_SUSPEND starts a suspension (any
-   * other SUSPEND write is ignored, 3.4.2); once the chains in flight are used the device shows
-   * DRIVER_OK clear. DRIVER_OK written to a suspended device resumes it. A driver cannot cancel a
-   * suspension under way: only reset or the resume end it.
-   */
-  private suspendOrResume(value: number): void {
-    const s = this.deviceStatus.value;
-    if (this.vqs.gate.state === 'suspended') {
-      if ((value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.resume();
-      return;
-    }
-    if ((value & VIRTIO_CONFIG_S_SUSPEND) === 0 || (s & VIRTIO_CONFIG_S_SUSPEND) !== 0) return;
-    const negotiated = hasFeature(this.negotiatedFeatures, VIRTIO_F_SUSPEND);
-    if (!negotiated || (s & VIRTIO_CONFIG_S_DRIVER_OK) === 0 || (s & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) {
-      this.audit?.(
-        R.suspendWhenLive,
-        `SUSPEND set in status 0x${s.toString(16)}${negotiated ? '' : ' without VIRTIO_F_SUSPEND negotiated'}`,
-      );
-      return;
-    }
-    this.deviceStatus.value |= VIRTIO_CONFIG_S_SUSPEND;
-    this.startSuspension();
-  }
-
-  /**
-   * SUSPEND is set: stop taking chains (but for the first `takeBack` pops: the chains a restored model
-   * held); once those in flight are used, show DRIVER_OK clear.
-   */
-  private startSuspension(takeBack = 0): void {
-    const gate = this.vqs.gate;
-    gate.suspend(takeBack, () => {
-      if (gate === this.vqs.gate && !this.needsResetSet) this.deviceStatus.value &= ~VIRTIO_CONFIG_S_DRIVER_OK;
-    });
-    try {
-      this.device.suspend?.();
-    } catch (e) {
-      this.needsReset(asError(e));
-    }
-  }
-
-  /** 3.4: the suspended device runs again, sends what it held back and looks at every live ring. */
-  private resume(): void {
-    this.deviceStatus.value = (this.deviceStatus.value & ~VIRTIO_CONFIG_S_SUSPEND) | VIRTIO_CONFIG_S_DRIVER_OK;
-    const held = this.vqs.gate.resume();
-    for (const queue of held.usedQueues) this.send({ kind: 'used-buffer', queue });
-    if (held.configChange) this.send({ kind: 'configuration-change' });
-    for (const q of this.vqs.active) {
-      if (q === null || !this.live) continue;
-      try {
-        this.device.queueNotify(q.index);
-      } catch (e) {
-        this.needsReset(asError(e));
-      }
-    }
   }
 
   /** Audit: the accepted features against the offer and their dependencies (2.2.1, 6.1). */
@@ -364,7 +329,7 @@ export class DeviceCore implements VirtioDeviceHost {
     this.vqs.resetAll();
     this.features.driver = 0n;
     this.fault = undefined;
-    this.notifications.reset();
+    this.notifier.reset();
     const completed = this.pendingResets.beginDevice();
     this.observer?.statusChanged(0, 'reset');
     whenSettled(completion, completed);
@@ -416,46 +381,12 @@ export class DeviceCore implements VirtioDeviceHost {
   }
 
   /**
-   * Whether the device serves its queues: activated (at DRIVER_OK, or before it on an interface
-   * that allows that, on the first notification), DEVICE_NEEDS_RESET not set and not suspending (3.4).
-   */
-  private get live(): boolean {
-    return this.vqs.activated && !this.needsResetSet && !this.deviceStatus.suspendSet;
-  }
-
-  /** A notification before DRIVER_OK on an interface that allows use then: start the device now. */
-  private activateOnFirstUse(): void {
-    if (this.vqs.activated || !this.usableBeforeDriverOk || this.resetPending || !this.deviceStatus.inQueueSetup) return;
-    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) !== 0) return;
-    this.vqs.activate();
-  }
-
-  /**
    * The driver notified queue `index` (2.9). `next` (bits 16-31 of the notification: next_off and
    * next_wrap, see queue/notification-data.ts) comes only with VIRTIO_F_NOTIFICATION_DATA; a value
    * the negotiated ring format rules out is a guest fault. Faults set NEEDS_RESET.
    */
   notify(index: number, next?: number): void {
-    // The legacy interface lets a driver use the queues before DRIVER_OK (3.1.2).
-    if (this.deviceStatus.suspendSet) this.audit?.(R.suspendNoNotify, `queue ${index} notified while SUSPEND is set`);
-    else if (this.audit !== undefined && (this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) === 0 && !this.usableBeforeDriverOk)
-      this.audit(R.initNoNotifyBeforeDriverOk, `queue ${index} notified in status 0x${this.deviceStatus.value.toString(16)}`);
-    this.observer?.queueNotified(index);
-    this.activateOnFirstUse();
-    if (!this.live) return;
-    const q = this.queueConfig(index);
-    const live = this.vqs.active[index];
-    if (!live || q === undefined) return;
-    if (next !== undefined && !ringFormat(this.negotiatedFeatures).isNotificationNext(next, q.size)) {
-      this.rejectNotification(index, `notification data next 0x${next.toString(16)} is impossible for a queue of size ${q.size}`);
-      return;
-    }
-    try {
-      if (q === this.adminQueue) this.vqs.serveAdmin(live);
-      else this.device.queueNotify(index, next);
-    } catch (e) {
-      this.needsReset(asError(e));
-    }
+    this.notifier.notify(index, next);
   }
 
   /**
@@ -464,7 +395,7 @@ export class DeviceCore implements VirtioDeviceHost {
    * ignored otherwise (as every notification is then).
    */
   rejectNotification(index: number, why: string): void {
-    if (this.live) this.needsReset(new QueueFaultError('ERR_QUEUE_NOTIFICATION', index, why));
+    this.notifier.reject(index, why);
   }
 
   // ---- device configuration (4.1.4.6) ----
@@ -489,9 +420,7 @@ export class DeviceCore implements VirtioDeviceHost {
 
   configChanged(): void {
     this.configChangedByDriver();
-    // Suspended (DRIVER_OK clear, SUSPEND set): told when the device resumes (3.4.2).
-    if ((this.deviceStatus.value & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND)) !== 0 && this.vqs.gate.admitConfigChange())
-      this.send({ kind: 'configuration-change' });
+    this.notifier.configChanged();
   }
 
   configChangedByDriver(): void {
@@ -499,23 +428,7 @@ export class DeviceCore implements VirtioDeviceHost {
   }
 
   usedBuffers(index: number): void {
-    if (this.needsResetSet) return;
-    const q = this.vqs.active[index];
-    if (!q) return;
-    let wanted: boolean;
-    try {
-      wanted = q.needsInterrupt();
-    } catch (e) {
-      this.needsReset(asError(e));
-      return;
-    }
-    if (wanted && this.vqs.gate.admitUsed(index)) this.send({ kind: 'used-buffer', queue: index });
-  }
-
-  /** Send the driver a notification through the transport (and tell the observer). */
-  private send(notification: DriverNotification): void {
-    this.notifications.notify(notification);
-    this.observer?.notificationSent(notification);
+    this.notifier.usedBuffers(index);
   }
 
   // ---- snapshots (docs/snapshots.md, core-snapshot.ts) ----
@@ -567,7 +480,7 @@ export class DeviceCore implements VirtioDeviceHost {
         if (suspend && (status & VIRTIO_CONFIG_S_DRIVER_OK) === 0)
           this.vqs.gate.restoreSuspended(this.vqs.active.flatMap((q, i) => (q === null ? [] : [i])));
         // A suspension under way carries on: the model takes back the chains it held, and no others.
-        else if (suspend) this.startSuspension(queues.reduce((n, q) => n + q.redeliver, 0));
+        else if (suspend) this.suspension.start(queues.reduce((n, q) => n + q.redeliver, 0));
         queues.forEach((q, i) => q.redeliver > 0 && this.device.queueNotify(i));
       } catch (e) {
         this.needsReset(asError(e));
@@ -586,6 +499,6 @@ export class DeviceCore implements VirtioDeviceHost {
     this.fault = cause;
     this.deviceStatus.value |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
     this.observer?.statusChanged(this.deviceStatus.value, 'device');
-    if ((this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.send({ kind: 'configuration-change' });
+    if ((this.deviceStatus.value & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) this.notifier.send({ kind: 'configuration-change' });
   }
 }
