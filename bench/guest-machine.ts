@@ -168,6 +168,36 @@ export interface ComparisonGuest {
   readonly ideDisk: string;
   /** Our virtio-net device (its counters tell a dropped frame). */
   readonly ourNet: VirtioNetDevice;
+  /** How often and how long the guest sat halted. */
+  readonly halts: HaltClock;
+}
+
+/** The guest's halts: waits v86's main loop asked for (it asks for none while the CPU runs), and their length until its next tick. */
+export class HaltClock {
+  count = 0;
+  ms = 0;
+}
+
+/** Count `emulator`'s halts into a new HaltClock (v86's src/main.js: do_tick runs the CPU, then yield(t) waits t ms before the next). */
+function timeHalts(emulator: V86): HaltClock {
+  const clock = new HaltClock();
+  const machine = (emulator as unknown as { v86: { yield(t: number, tick: number): void; do_tick(): void } }).v86;
+  const v86Yield = machine.yield.bind(machine);
+  const v86Tick = machine.do_tick.bind(machine);
+  let since: number | undefined;
+  machine.yield = (t, tick) => {
+    if (t >= 1) {
+      clock.count++;
+      since = performance.now();
+    }
+    v86Yield(t, tick);
+  };
+  machine.do_tick = () => {
+    if (since !== undefined) clock.ms += performance.now() - since;
+    since = undefined;
+    v86Tick();
+  };
+  return clock;
 }
 
 /** Time a function's BAR accesses (the device's entry points: notifications run the device inside them). */
@@ -232,7 +262,15 @@ export async function bootComparisonGuest(
     const devices = await run(guest, 'load');
     const ideDisk = one(await run(guest, 'ataload'), 'ataload').fields['disks']?.split(',')[0];
     if (!ideDisk) throw new Error("the guest found no disk on v86's IDE");
-    return { guest, emulator: guest.emulator, fns: fns as ComparisonGuest['fns'], devices, ideDisk, ourNet };
+    return {
+      guest,
+      emulator: guest.emulator,
+      fns: fns as ComparisonGuest['fns'],
+      devices,
+      ideDisk,
+      ourNet,
+      halts: timeHalts(guest.emulator),
+    };
   } catch (err) {
     await guest.destroy();
     throw err;

@@ -75,6 +75,9 @@ interface Figure {
   frames: number;
   /** Frames our device dropped for want of a receive buffer during the run. */
   dropped?: number;
+  /** Times the guest halted during the run, and for how long in all. */
+  halts: number;
+  haltedMs: number;
   cost: Cost;
 }
 
@@ -94,6 +97,7 @@ function ourNetConfig(): OurNetConfig {
 
 async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promise<Figure> {
   link.host.reset();
+  const h0 = { ...g.halts };
   const { value, cost } = await measure(link.side, () =>
     guestRun(g.guest, `udpsend ${link.host.hostAddress} ${UDP_PORT} ${size} ${RUN_MS}`),
   );
@@ -106,6 +110,8 @@ async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promis
     guestRate: Number(sent.fields['datagrams']) / (us / 1e6),
     hostRate: a.datagrams / ((a.lastMs - a.firstMs) / 1000),
     frames: a.datagrams,
+    halts: g.halts.count - h0.count,
+    haltedMs: g.halts.ms - h0.ms,
     cost,
   };
 }
@@ -115,6 +121,7 @@ async function hostToGuest(g: ComparisonGuest, link: Link, size: number): Promis
   let seq = 0;
   let pumping: Promise<void> | undefined;
   const dropped0 = link.dropped?.();
+  const h0 = { ...g.halts };
   const pump = (): Promise<void> =>
     new Promise((resolve) => {
       const t0 = performance.now();
@@ -149,6 +156,8 @@ async function hostToGuest(g: ComparisonGuest, link: Link, size: number): Promis
     hostRate: seq / (RUN_MS / 1000),
     frames: datagrams,
     ...(dropped0 === undefined ? {} : { dropped: link.dropped!() - dropped0 }),
+    halts: g.halts.count - h0.count,
+    haltedMs: g.halts.ms - h0.ms,
     cost,
   };
 }
@@ -238,6 +247,7 @@ export async function run(): Promise<void> {
           ...costColumns(f.cost),
           'emulation µs/frame': ((Math.max(0, f.cost.cpuMs - f.cost.deviceMs) * 1000) / f.frames).toFixed(1),
           'rx dropped': f.dropped === undefined ? '' : String(f.dropped),
+          'halts / ms': `${f.halts} / ${f.haltedMs.toFixed(0)}`,
         });
       }
       const key = c.go === guestToHost ? 'hostRate' : 'guestRate';
