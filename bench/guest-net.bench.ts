@@ -15,8 +15,7 @@
  *
  * Our device as the product makes it, unless the environment says otherwise (to measure which receive
  * path costs the guest what; docs/benchmarks.md): VIRTIO_TS_BENCH_NET_WITHHOLD, net features it does not
- * offer ("MRG_RXBUF,CSUM"); VIRTIO_TS_BENCH_NET_QUEUE, its queue size; VIRTIO_TS_BENCH_NET_FRAMES, the
- * frame sizes to run ("1514").
+ * offer ("MRG_RXBUF,CSUM"); VIRTIO_TS_BENCH_NET_QUEUE, its queue size.
  */
 
 import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
@@ -49,8 +48,8 @@ const RUN_MS = 2000;
 /** vt-udp's receiver stops after this long without a datagram. */
 const IDLE_MS = 500;
 const TARGET = 1.5;
-/** Payload sizes: 60- and 1514-byte frames, or those VIRTIO_TS_BENCH_NET_FRAMES names. */
-const SIZES = [18, 1472].filter((p) => process.env['VIRTIO_TS_BENCH_NET_FRAMES']?.split(',').includes(String(p + 42)) ?? true);
+/** Payload sizes: 60- and 1514-byte frames. */
+const SIZES = [18, 1472] as const;
 /** Frames offered per turn of the event loop at most (the emulator runs between turns). */
 const BURST = 256;
 
