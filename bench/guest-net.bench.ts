@@ -23,11 +23,13 @@ import type { NetBackend, NetBackendPort } from '../src/device/net/backend.js';
 import { v86NetPort } from '../src/platform/v86/own-devices.js';
 import * as netSpec from '../src/spec/net.js';
 import { featureSet } from '../src/spec/features.js';
+import { UsageError } from '../src/errors.js';
 import {
   OUR_SLOTS,
   REPEATS,
   Side,
   bootComparisonGuest,
+  checkGuestAssets,
   costColumns,
   guestName,
   interleaved,
@@ -41,7 +43,11 @@ import {
   type OurNetConfig,
 } from './guest-machine.js';
 
-export { checkGuestAssets as checkPeer } from './guest-machine.js';
+/** The guest assets are current, and the environment's configuration of our device is one it can take. */
+export function checkPeer(): void {
+  checkGuestAssets();
+  ourNetConfig();
+}
 import { UDP_PORT, UdpHostEnd, macBytes } from './udp-host-end.js';
 
 const RUN_MS = 2000;
@@ -87,11 +93,15 @@ function ourNetConfig(): OurNetConfig {
     .filter((n) => n !== '')
     .map((n) => {
       const bit: unknown = (netSpec as Record<string, unknown>)[`VIRTIO_NET_F_${n}`];
-      if (typeof bit !== 'number') throw new Error(`VIRTIO_TS_BENCH_NET_WITHHOLD: no net feature VIRTIO_NET_F_${n}`);
+      if (typeof bit !== 'number') throw new UsageError(`VIRTIO_TS_BENCH_NET_WITHHOLD: no net feature VIRTIO_NET_F_${n}`);
       return bit;
     });
   const queue = process.env['VIRTIO_TS_BENCH_NET_QUEUE'];
-  return { withheld: featureSet(...bits), ...(queue === undefined ? {} : { queueSize: Number(queue) }) };
+  const size = Number(queue);
+  if (queue !== undefined && !(Number.isInteger(size) && size >= 1 && size <= 32768 && (size & (size - 1)) === 0)) {
+    throw new UsageError(`VIRTIO_TS_BENCH_NET_QUEUE: ${queue} is not a power of 2 from 1 to 32768`);
+  }
+  return { withheld: featureSet(...bits), ...(queue === undefined ? {} : { queueSize: size }) };
 }
 
 async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promise<Figure> {
