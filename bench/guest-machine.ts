@@ -19,7 +19,7 @@ import type { GuestIo } from '../src/device/blk/backend.js';
 import type { ConsoleBytePort } from '../src/device/console/byte-port.js';
 import { VirtioConsoleDevice } from '../src/device/console/console-device.js';
 import type { NetBackend } from '../src/device/net/backend.js';
-import { VirtioNetDevice } from '../src/device/net/net-device.js';
+import { VirtioNetDevice, type VirtioNetDeviceOptions } from '../src/device/net/net-device.js';
 import type { DeviceHost } from '../src/pci/function.js';
 import type { V86PortEntry } from '../src/platform/v86/internals.js';
 import { BusError } from '../src/errors.js';
@@ -168,6 +168,36 @@ export interface ComparisonGuest {
   readonly ideDisk: string;
   /** Our virtio-net device (its counters tell a dropped frame). */
   readonly ourNet: VirtioNetDevice;
+  /** How often and how long the guest sat halted. */
+  readonly halts: HaltClock;
+}
+
+/** The guest's halts: waits v86's main loop asked for (it asks for none while the CPU runs), and their length until its next tick. */
+export class HaltClock {
+  count = 0;
+  ms = 0;
+}
+
+/** Count `emulator`'s halts into a new HaltClock (v86's src/main.js: do_tick runs the CPU, then yield(t) waits t ms before the next). */
+function timeHalts(emulator: V86): HaltClock {
+  const clock = new HaltClock();
+  const machine = (emulator as unknown as { v86: { yield(t: number, tick: number): void; do_tick(): void } }).v86;
+  const v86Yield = machine.yield.bind(machine);
+  const v86Tick = machine.do_tick.bind(machine);
+  let since: number | undefined;
+  machine.yield = (t, tick) => {
+    if (t >= 1) {
+      clock.count++;
+      since = performance.now();
+    }
+    v86Yield(t, tick);
+  };
+  machine.do_tick = () => {
+    if (since !== undefined) clock.ms += performance.now() - since;
+    since = undefined;
+    v86Tick();
+  };
+  return clock;
 }
 
 /** Time a function's BAR accesses (the device's entry points: notifications run the device inside them). */
@@ -189,6 +219,13 @@ export function timedBlockBackend(inner: MemoryBlockBackend, side: Side): Memory
   return inner;
 }
 
+/** Our virtio-net as a bench run configures it, beside the product's defaults: which receive path costs the guest what. */
+export interface OurNetConfig {
+  /** Net feature bits (a featureSet) our device does not offer. */
+  readonly withheld: bigint;
+  readonly queueSize?: VirtioNetDeviceOptions['queueSize'];
+}
+
 /**
  * Boot (restore) the comparison guest, load the virtio and ATA modules, and time v86's devices' ports
  * into `v86Sides` (by device: 'ide', 'virtio_net', 'virtio_console').
@@ -198,9 +235,12 @@ export async function bootComparisonGuest(
   oursSide: Readonly<Record<'blk' | 'console' | 'net', Side>>,
   v86Sides: Readonly<Record<'ide' | 'virtio_net' | 'virtio_console', Side>>,
   disk: ArrayBuffer,
+  netConfig: OurNetConfig = { withheld: 0n },
 ): Promise<ComparisonGuest> {
   const fns: Partial<Record<'blk' | 'console' | 'net', VirtioPciFunction>> = {};
-  const ourNet = new VirtioNetDevice({ backend: ours.net, mac: Uint8Array.of(0x02, 0, 0, 0, 0, 0x0f) });
+  const ourNet = new VirtioNetDevice({ backend: ours.net, mac: Uint8Array.of(0x02, 0, 0, 0, 0, 0x0f), queueSize: netConfig.queueSize });
+  // Offering less is enough: the device acts on what was negotiated, and its function reads the offer when made (below).
+  (ourNet as { deviceFeatures: bigint }).deviceFeatures &= ~netConfig.withheld;
   const plug = (name: 'blk' | 'console' | 'net', device: () => BlkDevice | VirtioConsoleDevice | VirtioNetDevice) => ({
     name,
     devfn: SLOT[name],
@@ -222,7 +262,15 @@ export async function bootComparisonGuest(
     const devices = await run(guest, 'load');
     const ideDisk = one(await run(guest, 'ataload'), 'ataload').fields['disks']?.split(',')[0];
     if (!ideDisk) throw new Error("the guest found no disk on v86's IDE");
-    return { guest, emulator: guest.emulator, fns: fns as ComparisonGuest['fns'], devices, ideDisk, ourNet };
+    return {
+      guest,
+      emulator: guest.emulator,
+      fns: fns as ComparisonGuest['fns'],
+      devices,
+      ideDisk,
+      ourNet,
+      halts: timeHalts(guest.emulator),
+    };
   } catch (err) {
     await guest.destroy();
     throw err;

@@ -12,16 +12,24 @@
  *   pattern bytes; the guest's count over its own clock is the figure.
  * Frames of 60 bytes (18-byte payload: packets/s) and 1514 bytes (throughput). Target (issue 17):
  * >= 1.5x v86's virtio-net in both directions.
+ *
+ * Our device as the product makes it, unless the environment says otherwise (to measure which receive
+ * path costs the guest what; docs/benchmarks.md): VIRTIO_TS_BENCH_NET_WITHHOLD, net features it does not
+ * offer ("MRG_RXBUF,CSUM"); VIRTIO_TS_BENCH_NET_QUEUE, its queue size.
  */
 
 import { MemoryBlockBackend } from '../src/device/blk/memory-backend.js';
 import type { NetBackend, NetBackendPort } from '../src/device/net/backend.js';
 import { v86NetPort } from '../src/platform/v86/own-devices.js';
+import * as netSpec from '../src/spec/net.js';
+import { featureSet } from '../src/spec/features.js';
+import { UsageError } from '../src/errors.js';
 import {
   OUR_SLOTS,
   REPEATS,
   Side,
   bootComparisonGuest,
+  checkGuestAssets,
   costColumns,
   guestName,
   interleaved,
@@ -32,9 +40,14 @@ import {
   run as guestRun,
   type ComparisonGuest,
   type Cost,
+  type OurNetConfig,
 } from './guest-machine.js';
 
-export { checkGuestAssets as checkPeer } from './guest-machine.js';
+/** The guest assets are current, and the environment's configuration of our device is one it can take. */
+export function checkPeer(): void {
+  checkGuestAssets();
+  ourNetConfig();
+}
 import { UDP_PORT, UdpHostEnd, macBytes } from './udp-host-end.js';
 
 const RUN_MS = 2000;
@@ -56,16 +69,44 @@ interface Link {
   deliver(frame: Uint8Array): boolean;
   /** Whether a frame offered now would find a receive buffer, when the device can tell. */
   ready(): boolean;
+  /** Frames dropped so far for want of a receive buffer, when the device counts them. */
+  dropped?(): number;
 }
 
 interface Figure {
   guestRate: number;
   hostRate: number;
+  /** Frames that arrived (at the host, or in the guest's vt-udp). */
+  frames: number;
+  /** Frames our device dropped for want of a receive buffer during the run. */
+  dropped?: number;
+  /** Times the guest halted during the run, and for how long in all. */
+  halts: number;
+  haltedMs: number;
   cost: Cost;
+}
+
+/** Our device's configuration from the environment (see the head of this file). */
+function ourNetConfig(): OurNetConfig {
+  const bits = (process.env['VIRTIO_TS_BENCH_NET_WITHHOLD'] ?? '')
+    .split(',')
+    .filter((n) => n !== '')
+    .map((n) => {
+      const bit: unknown = (netSpec as Record<string, unknown>)[`VIRTIO_NET_F_${n}`];
+      if (typeof bit !== 'number') throw new UsageError(`VIRTIO_TS_BENCH_NET_WITHHOLD: no net feature VIRTIO_NET_F_${n}`);
+      return bit;
+    });
+  const queue = process.env['VIRTIO_TS_BENCH_NET_QUEUE'];
+  const size = Number(queue);
+  if (queue !== undefined && !(Number.isInteger(size) && size >= 1 && size <= 32768 && (size & (size - 1)) === 0)) {
+    throw new UsageError(`VIRTIO_TS_BENCH_NET_QUEUE: ${queue} is not a power of 2 from 1 to 32768`);
+  }
+  return { withheld: featureSet(...bits), ...(queue === undefined ? {} : { queueSize: size }) };
 }
 
 async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promise<Figure> {
   link.host.reset();
+  const h0 = { ...g.halts };
   const { value, cost } = await measure(link.side, () =>
     guestRun(g.guest, `udpsend ${link.host.hostAddress} ${UDP_PORT} ${size} ${RUN_MS}`),
   );
@@ -74,13 +115,22 @@ async function guestToHost(g: ComparisonGuest, link: Link, size: number): Promis
   if (a.datagrams === 0 || a.bad !== 0)
     throw new Error(`${link.side.name}: ${a.datagrams} datagrams arrived, ${a.bad} bad (guest: ${sent.text})`);
   const us = Number(sent.fields['us']);
-  return { guestRate: Number(sent.fields['datagrams']) / (us / 1e6), hostRate: a.datagrams / ((a.lastMs - a.firstMs) / 1000), cost };
+  return {
+    guestRate: Number(sent.fields['datagrams']) / (us / 1e6),
+    hostRate: a.datagrams / ((a.lastMs - a.firstMs) / 1000),
+    frames: a.datagrams,
+    halts: g.halts.count - h0.count,
+    haltedMs: g.halts.ms - h0.ms,
+    cost,
+  };
 }
 
 async function hostToGuest(g: ComparisonGuest, link: Link, size: number): Promise<Figure> {
   let offered = 0;
   let seq = 0;
   let pumping: Promise<void> | undefined;
+  const dropped0 = link.dropped?.();
+  const h0 = { ...g.halts };
   const pump = (): Promise<void> =>
     new Promise((resolve) => {
       const t0 = performance.now();
@@ -110,7 +160,15 @@ async function hostToGuest(g: ComparisonGuest, link: Link, size: number): Promis
   if (pumping === undefined || datagrams === 0 || got.fields['bad'] !== '0' || datagrams > seq) {
     throw new Error(`${link.side.name}: the host delivered ${seq} datagrams (${offered} offered), the guest reports ${got.text}`);
   }
-  return { guestRate: datagrams / (us / 1e6), hostRate: seq / (RUN_MS / 1000), cost };
+  return {
+    guestRate: datagrams / (us / 1e6),
+    hostRate: seq / (RUN_MS / 1000),
+    frames: datagrams,
+    ...(dropped0 === undefined ? {} : { dropped: link.dropped!() - dropped0 }),
+    halts: g.halts.count - h0.count,
+    haltedMs: g.halts.ms - h0.ms,
+    cost,
+  };
 }
 
 export async function run(): Promise<void> {
@@ -122,6 +180,7 @@ export async function run(): Promise<void> {
     deliver: () => false,
     ready: () => true,
   };
+  const config = ourNetConfig();
   const theirs: Link = { ...ours, side: new Side("v86's virtio-net"), host: new UdpHostEnd('10.0.3.2', '10.0.3.15') };
   let port: NetBackendPort | undefined;
   const backend: NetBackend = {
@@ -135,9 +194,14 @@ export async function run(): Promise<void> {
     { blk: unused, console: unused, net: ours.side },
     { ide: unused, virtio_net: theirs.side, virtio_console: unused },
     new ArrayBuffer(1 << 20),
+    config,
   );
   try {
     const stats = g.ourNet.stats;
+    ours.dropped = () => stats.rxDropped;
+    console.log(
+      `our virtio-net: features ${g.ourNet.deviceFeatures.toString(16)} offered (withheld ${config.withheld.toString(16)}), queue size ${g.ourNet.queueMaxSizes[0]}`,
+    );
     ours.deliver = ours.side.device.wrap((frame: Uint8Array) => {
       const dropped = stats.rxDropped;
       port!.receive(frame);
@@ -190,6 +254,11 @@ export async function run(): Promise<void> {
           'host pkt/s': f.hostRate.toFixed(0),
           'MB/s': (((c.go === guestToHost ? f.hostRate : f.guestRate) * c.size) / 1e6).toFixed(2),
           ...costColumns(f.cost),
+          // Process CPU, not the emulation column: the device clocks are wall time, inflated under load.
+          frames: String(f.frames),
+          'CPU µs/frame': ((f.cost.cpuMs * 1000) / f.frames).toFixed(0),
+          'rx dropped': f.dropped === undefined ? '' : String(f.dropped),
+          'halts / ms': `${f.halts} / ${f.haltedMs.toFixed(0)}`,
         });
       }
       const key = c.go === guestToHost ? 'hostRate' : 'guestRate';
