@@ -13,10 +13,10 @@ export function blkHeader(type: number, sector: bigint | number = 0): Uint8Array
 }
 
 /**
- * Submit (not kick) a 512-byte VIRTIO_BLK_T_IN (0) read of `sector` on `q`, the sector as its token;
- * returns the data and status bytes (status 0xff until the device writes it).
+ * Submit (not kick) a 512-byte VIRTIO_BLK_T_IN (0) read of `sector` on `q` with `token` (default: the
+ * sector); returns the data and status bytes (status 0xff until the device writes it).
  */
-export function blkRead(m: Machine, q: DriverQueue<number>, sector: number): { data: Uint8Array; status: Uint8Array } {
+export function blkRead(m: Machine, q: DriverQueue<number>, sector: number, token = sector): { data: Uint8Array; status: Uint8Array } {
   const hdr = m.bus.dma.alloc(16, 8);
   hdr.bytes.set(blkHeader(0, sector));
   const data = m.bus.dma.alloc(512, 8);
@@ -28,7 +28,7 @@ export function blkRead(m: Machine, q: DriverQueue<number>, sector: number): { d
       { addr: data.addr, len: 512 },
       { addr: st.addr, len: 1 },
     ],
-    sector,
+    token,
   );
   return { data: data.bytes, status: st.bytes };
 }

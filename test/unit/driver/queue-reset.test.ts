@@ -16,13 +16,12 @@ import { UsageError } from '../../../src/errors.js';
 import { Machine } from '../../../src/platform/machine.js';
 import type { VirtioPciFunction } from '../../../src/transport/pci/virtio-pci-function.js';
 import { featureSet, hasFeature, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET } from '../../../src/spec/features.js';
-import { blkHeader } from '../../helpers/blk-request.js';
+import { blkRead } from '../../helpers/blk-request.js';
 import { DeferredBackend } from '../../helpers/deferred-backend.js';
 import { ethFrame, mac, RecordingNetBackend } from '../../helpers/net-frames.js';
 
-// Spec numbers written out: VIRTIO_BLK_F_MQ (5.2.3), VIRTIO_BLK_T_IN (5.2.6), common cfg offsets (4.1.4.3).
+// Spec numbers written out: VIRTIO_BLK_F_MQ (5.2.3), common cfg offsets (4.1.4.3).
 const BLK_F_MQ = 12;
-const T_IN = 0;
 const Q_SELECT = 22;
 const Q_ENABLE = 28;
 const Q_RESET = 58;
@@ -83,24 +82,8 @@ test('blk: queue 1 reset with backend reads in flight completes only after they 
   const q0 = await drv.setupQueue<number>(0);
   const q1 = await drv.setupQueue<number>(1);
   await drv.driverOk();
-  const dma = m.bus.dma;
   /** A 512-byte read of `sector`; returns its data and status buffers. */
-  const read = (q: DriverQueue<number>, sector: number, token: number) => {
-    const hdr = dma.alloc(16, 8);
-    hdr.bytes.set(blkHeader(T_IN, sector));
-    const data = dma.alloc(512, 8);
-    const status = dma.alloc(1, 1);
-    status.bytes[0] = 0xff;
-    q.submit(
-      [{ addr: hdr.addr, len: 16 }],
-      [
-        { addr: data.addr, len: 512 },
-        { addr: status.addr, len: 1 },
-      ],
-      token,
-    );
-    return { sector, data: data.bytes, status: status.bytes };
-  };
+  const read = (q: DriverQueue<number>, sector: number, token: number) => ({ sector, ...blkRead(m, q, sector, token) });
   const check = (r: { sector: number; data: Uint8Array; status: Uint8Array }): void => {
     assert.equal(r.status[0], 0, `sector ${r.sector}: VIRTIO_BLK_S_OK`);
     assert.deepEqual(r.data, disk.subarray(r.sector * 512, (r.sector + 1) * 512));
