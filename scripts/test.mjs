@@ -93,7 +93,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 /** Runs one leg, each output line prefixed with its name when legs run side by side. */
 function run(leg, concurrency, prefix) {
   const t0 = performance.now();
-  const result = { name: leg.name, describe: leg.describe, tests: '?', pass: '?', fail: '?', seconds: 0, status: 1 };
+  const result = { name: leg.name, describe: leg.describe, tests: '?', pass: '?', fail: '?', counts: {}, seconds: 0, status: 1 };
   if (leg.missing) {
     console.error(`${prefix}FAIL: the peer of leg ${leg.name} is missing: ${leg.missing}`);
     result.describe = 'peer missing';
@@ -107,8 +107,11 @@ function run(leg, concurrency, prefix) {
     });
     children.add(child);
     const onLine = (line) => {
-      const m = /^\S+ (tests|pass|fail) (\d+)$/.exec(line);
-      if (m) result[m[1]] = m[2];
+      const m = /^\S+ (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+      if (m) {
+        result.counts[m[1]] = Number(m[2]);
+        if (m[1] in result) result[m[1]] = m[2];
+      }
     };
     if (prefix) {
       for (const stream of [child.stdout, child.stderr]) {
@@ -136,6 +139,7 @@ function run(leg, concurrency, prefix) {
 
 // The unit tests alone (both cores), then every peer leg at once: each leg runs its files one at a
 // time, so the legs share the cores instead of each taking two; then the browser leg alone.
+const started = performance.now();
 const results = [];
 const unit = runs.filter((r) => r.name === 'unit');
 const browser = runs.filter((r) => r.name === 'browser');
@@ -154,12 +158,17 @@ if (results.length > 1) {
       `${verdict} ${r.name.padEnd(10)} tests ${r.tests} pass ${r.pass} fail ${r.fail}  ${r.seconds.toFixed(0)} s  ${r.describe ?? ''}`,
     );
   }
-  // The plain closing line CI reads (node's own closing lines are prefixed per leg above; a single
-  // leg prints them unprefixed and last). A leg that failed without a failing test (its peer
-  // missing, a crash) counts as one failure, never as none.
-  const count = (r, key) => Number(r[key]) || 0;
-  const passed = results.reduce((n, r) => n + count(r, 'pass'), 0);
-  const failed = results.reduce((n, r) => n + Math.max(count(r, 'fail'), r.status === 0 ? 0 : 1), 0);
-  console.log(`\ntotal: ${passed} passed, ${failed} failed`);
+  // CI reads the closing lines of node's runner, and those of each leg are prefixed above (a single
+  // leg prints its own unprefixed and last). So the run ends with the legs' counts added up in the
+  // runner's own closing format, then the plain 'N passed, N failed' line. A leg that failed without
+  // a failing test (its peer missing, a crash) counts as one failure, never as none.
+  const sum = (key) => results.reduce((n, r) => n + (r.counts[key] ?? 0), 0);
+  const failed = results.reduce((n, r) => n + Math.max(r.counts.fail ?? 0, r.status === 0 ? 0 : 1), 0);
+  const totals = { tests: sum('tests') + failed - sum('fail'), suites: sum('suites'), pass: sum('pass'), fail: failed };
+  for (const key of ['cancelled', 'skipped', 'todo']) totals[key] = sum(key);
+  console.log('');
+  for (const [key, value] of Object.entries(totals)) console.log(`\u2139 ${key} ${value}`);
+  console.log(`\u2139 duration_ms ${(performance.now() - started).toFixed(3)}`);
+  console.log(`\ntotal: ${totals.pass} passed, ${failed} failed`);
 }
 process.exit(results.every((r) => r.status === 0) ? 0 : 1);
