@@ -10,6 +10,29 @@
 import { UsageError } from '../errors.js';
 import type { DmaBuffer, DmaMemory, DmaSpan } from '../memory/dma.js';
 
+/** A part of a ring area: where it is on the bus, and a DataView over its bytes in the local image. */
+export interface RingPart {
+  readonly addr: number;
+  readonly dv: DataView;
+}
+
+/** The `len` bytes of `buffer` from `offset` (all of it by default) as a {@link RingPart}. */
+export function ringPart(buffer: DmaBuffer, offset = 0, len = buffer.bytes.byteLength - offset): RingPart {
+  return { addr: buffer.addr + offset, dv: new DataView(buffer.bytes.buffer, buffer.bytes.byteOffset + offset, len) };
+}
+
+/**
+ * The runs of `count` ring entries from entry `first` (below `size`) as `each(first, count)`: one
+ * run, or two when they wrap past the ring's end. For a flush or refresh of entries just written or
+ * about to be read.
+ */
+export function ringRuns(size: number, first: number, count: number, each: (first: number, count: number) => void): void {
+  if (count === 0) return;
+  const head = Math.min(count, size - first);
+  each(first, head);
+  if (count > head) each(0, count - head);
+}
+
 export class RingDma {
   /** DmaMemory.coherent: the device sees the local bytes, so no flush or refresh is issued. */
   readonly coherent: boolean;
