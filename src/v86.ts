@@ -11,11 +11,11 @@ export {
   V86PciAdapter,
   FIRST_FREE_DEVFN,
   MAX_RECORDED_CONFIG_WRITES,
-  MAX_REFUSED_BARS,
   type ConfigWrite,
   type PluggedFunction,
   type V86PciAdapterOptions,
 } from './platform/v86/pci-adapter.js';
+export { MAX_REFUSED_BARS } from './platform/v86/bar-routing.js';
 export {
   BASE_CMDLINE,
   DONE_MARK,
