@@ -1,13 +1,13 @@
 /**
  * The virtio-console device model (spec 5.3): ports whose host ends are byte ports, the console
  * size (VIRTIO_CONSOLE_F_SIZE), emergency write (VIRTIO_CONSOLE_F_EMERG_WRITE) and, with more than one
- * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues. No queued byte is dropped when either
- * side is slow: host input waits (paused) for guest receive buffers, and guest output waits in the
- * transmitq while the host end is full. Emergency writes cannot wait (a config write completes at
+ * port, VIRTIO_CONSOLE_F_MULTIPORT and its control queues (control-queues.ts). No queued byte is
+ * dropped when either side is slow: host input waits (paused) for guest receive buffers, and guest
+ * output waits in the transmitq while the host end is full. Emergency writes cannot wait (a config write completes at
  * once), so those that meet a full host end are dropped and counted instead of queued.
  */
 
-import { RequestShapeError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import type { DeviceQueue } from '../../queue/types.js';
@@ -22,28 +22,19 @@ import {
   VIRTIO_CONSOLE_CONFIG_MAX_NR_PORTS,
   VIRTIO_CONSOLE_CONFIG_ROWS,
   VIRTIO_CONSOLE_CONFIG_SIZE,
-  VIRTIO_CONSOLE_CONSOLE_PORT,
   VIRTIO_CONSOLE_CONTROL_RECEIVEQ,
   VIRTIO_CONSOLE_CONTROL_TRANSMITQ,
-  VIRTIO_CONSOLE_DEVICE_ADD,
-  VIRTIO_CONSOLE_DEVICE_READY,
   VIRTIO_CONSOLE_F_EMERG_WRITE,
   VIRTIO_CONSOLE_F_MULTIPORT,
   VIRTIO_CONSOLE_F_SIZE,
-  VIRTIO_CONSOLE_PORT_NAME,
   VIRTIO_CONSOLE_PORT_OPEN,
-  VIRTIO_CONSOLE_PORT_READY,
-  VIRTIO_CONSOLE_RESIZE,
-  VIRTIO_CONSOLE_RESIZE_COLS,
-  VIRTIO_CONSOLE_RESIZE_ROWS,
-  VIRTIO_CONSOLE_RESIZE_SIZE,
 } from '../../spec/console.js';
-import { gatherReadable, writeChain } from '../chain-bytes.js';
+import { writeChain } from '../chain-bytes.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { ActivateContext, VirtioDevice, VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { ConsoleBytePort } from './byte-port.js';
 import { ConsolePort } from './console-port.js';
-import { decodeConsoleControl, encodeConsoleControl } from './control-message.js';
+import { ControlQueues } from './control-queues.js';
 import { TxBatch } from './tx-batch.js';
 import type { SnapshotReader } from '../../snapshot/snapshot-reader.js';
 import { bytes, flag, list, struct, u16, type SnapshotStruct } from '../../snapshot/snapshot-value.js';
@@ -95,10 +86,6 @@ const CONSOLE_MAX_TX_CHAIN = 1 << 20;
 const CONSOLE_TX_BATCH = 64 << 10;
 /** Slab size for the buffers guest output is copied into (a few batches each). */
 const CONSOLE_TX_SLAB = 256 << 10;
-/** Largest control message: the header and a port name. */
-const CONSOLE_MAX_CONTROL = 4096;
-/** Control messages waiting for control receiveq buffers; more means the driver stopped listening. */
-const CONSOLE_MAX_PENDING_CONTROL = 1024;
 
 export class VirtioConsoleDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_CONSOLE;
@@ -111,14 +98,13 @@ export class VirtioConsoleDevice implements VirtioDevice {
   private readonly ports: ConsolePort[];
   private readonly config = new ConfigBytes(VIRTIO_CONSOLE_CONFIG_SIZE);
   private active = false;
-  /** Whether DEVICE_ADD went out for the ports since the last reset (a port exists once added, 5.3.6.2.1). */
-  private portsAdded = false;
   /** VIRTIO_CONSOLE_F_MULTIPORT offered, then as negotiated once active (read on every notify). */
   private multiport: boolean;
   /** Transmit chains popped and not yet given back, and their bytes (reused by every processTx). */
   private readonly txBatch: TxBatch;
   private queues: (DeviceQueue | null)[] = [];
-  private readonly controlOut: Uint8Array[] = [];
+  /** The control queues (MULTIPORT): messages both ways, and the port events they carry. */
+  private readonly control: ControlQueues;
 
   constructor(options: VirtioConsoleDeviceOptions = {}) {
     const portOptions = options.ports ?? [{ console: true }];
@@ -144,6 +130,21 @@ export class VirtioConsoleDevice implements VirtioDevice {
           onHostConnected: (connected) => this.guard(() => this.hostConnected(id, connected)),
         }),
     );
+    const active = (): boolean => this.active;
+    this.control = new ControlQueues({
+      ports: this.ports,
+      get active() {
+        return active();
+      },
+      stats: this.stats,
+      queue: (index) => this.queues[index],
+      usedBuffers: (index) => this.host?.usedBuffers(index),
+      auditReadableInReceiveq: (queue, head) => this.auditReadableInReceiveq(queue, head),
+      portOpened: (id) => {
+        this.deliverInput(id);
+        this.processTx(id);
+      },
+    });
   }
 
   /** Port `id`'s state, e.g. whether the guest opened it. */
@@ -193,7 +194,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
         this.deliverInput(port.id);
         this.processTx(port.id);
       }
-      if (this.multiport) this.processControlTx();
+      if (this.multiport) this.control.processTransmitq();
     });
   }
 
@@ -208,8 +209,8 @@ export class VirtioConsoleDevice implements VirtioDevice {
   }
 
   private dispatchNotify(index: number): void {
-    if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_RECEIVEQ) this.flushControl();
-    else if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_TRANSMITQ) this.processControlTx();
+    if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_RECEIVEQ) this.control.flush();
+    else if (this.multiport && index === VIRTIO_CONSOLE_CONTROL_TRANSMITQ) this.control.processTransmitq();
     else {
       const id = this.portOfQueue(index);
       if (id === undefined) return;
@@ -225,11 +226,11 @@ export class VirtioConsoleDevice implements VirtioDevice {
    */
   snapshot(): SnapshotStruct {
     return struct({
-      portsAdded: flag(this.portsAdded),
+      portsAdded: flag(this.control.portsAdded),
       cols: u16(this.config.read(VIRTIO_CONSOLE_CONFIG_COLS, 2)),
       rows: u16(this.config.read(VIRTIO_CONSOLE_CONFIG_ROWS, 2)),
       ports: list(this.ports.map((p) => p.snapshot())),
-      controlOut: list(this.controlOut.map(bytes)),
+      controlOut: list(this.control.pending.map(bytes)),
     });
   }
 
@@ -242,27 +243,20 @@ export class VirtioConsoleDevice implements VirtioDevice {
     if (ports.length !== this.ports.length)
       throw r.error('ERR_SNAPSHOT_QUEUE_COUNT', `${ports.length} ports, the device has ${this.ports.length}`);
     const applyPorts = ports.map((p, id) => this.ports[id]!.prepareRestore(p));
-    const controlOut = r.list('controlOut', CONSOLE_MAX_PENDING_CONTROL).map((m, i) => {
-      if (m.type !== 'bytes' || m.value.byteLength > CONSOLE_MAX_CONTROL)
-        throw r.rangeError('controlOut', `message ${i} is not at most ${CONSOLE_MAX_CONTROL} bytes`);
-      return m.value.slice();
-    });
+    const controlOut = this.control.readPending(r);
     return () => {
-      this.portsAdded = portsAdded;
       this.setConfigSize(cols, rows);
       for (const apply of applyPorts) apply();
-      this.controlOut.length = 0;
-      this.controlOut.push(...controlOut);
+      this.control.restore(portsAdded, controlOut);
     };
   }
 
   reset(): void {
     this.active = false;
-    this.portsAdded = false;
+    this.control.reset();
     this.txBatch.clear();
     this.multiport = hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_MULTIPORT);
     this.queues = [];
-    this.controlOut.length = 0;
     for (const port of this.ports) {
       port.ready = false;
       port.guestOpen = false;
@@ -295,11 +289,7 @@ export class VirtioConsoleDevice implements VirtioDevice {
       // Control messages only once the driver has the port (5.3.6.2: after DEVICE_READY and PORT_READY).
       const port = this.ports.find((p) => p.isConsole);
       if (!port || !port.ready) return;
-      const size = new Uint8Array(VIRTIO_CONSOLE_RESIZE_SIZE);
-      const dv = new DataView(size.buffer);
-      dv.setUint16(VIRTIO_CONSOLE_RESIZE_COLS, cols, true);
-      dv.setUint16(VIRTIO_CONSOLE_RESIZE_ROWS, rows, true);
-      this.sendControl(port.id, VIRTIO_CONSOLE_RESIZE, 0, size);
+      this.control.sendResize(port.id, cols, rows);
       return;
     }
     if (!hasFeature(this.deviceFeatures, VIRTIO_CONSOLE_F_SIZE)) return;
@@ -404,91 +394,8 @@ export class VirtioConsoleDevice implements VirtioDevice {
     if (bytes > 0) port.write(out);
   }
 
-  // ---- control (MULTIPORT) ----
-
-  private processControlTx(): void {
-    const q = this.queues[VIRTIO_CONSOLE_CONTROL_TRANSMITQ];
-    if (!q) return;
-    let used = 0;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.pop();
-      if (!chain) break;
-      used++;
-      try {
-        this.handleControl(gatherReadable(chain, CONSOLE_MAX_CONTROL));
-      } catch (err) {
-        if (!(err instanceof RequestShapeError)) throw err;
-        this.stats.badChains++;
-      }
-      q.pushUsed(chain.head, 0);
-    }
-    if (used > 0) this.host?.usedBuffers(q.index);
-  }
-
-  private handleControl(bytes: Uint8Array): void {
-    const { msg } = decodeConsoleControl(bytes);
-    if (msg.event === VIRTIO_CONSOLE_DEVICE_READY) {
-      // A second DEVICE_READY adds nothing: the device MUST NOT add a port which exists (5.3.6.2.1).
-      if (msg.value !== 1 || this.portsAdded) return;
-      this.portsAdded = true;
-      for (const port of this.ports) this.sendControl(port.id, VIRTIO_CONSOLE_DEVICE_ADD, 1);
-      return;
-    }
-    const port = this.ports[msg.id];
-    if (!port) throw new RequestShapeError(`control message for port ${msg.id}, which does not exist`);
-    switch (msg.event) {
-      case VIRTIO_CONSOLE_PORT_READY:
-        if (msg.value !== 1) return;
-        port.ready = true;
-        if (port.isConsole) this.sendControl(port.id, VIRTIO_CONSOLE_CONSOLE_PORT, 1);
-        if (port.name !== undefined) this.sendControl(port.id, VIRTIO_CONSOLE_PORT_NAME, 1, new TextEncoder().encode(port.name));
-        if (port.hostConnected) this.sendControl(port.id, VIRTIO_CONSOLE_PORT_OPEN, 1);
-        return;
-      case VIRTIO_CONSOLE_PORT_OPEN:
-        port.guestOpen = msg.value === 1;
-        if (port.guestOpen) {
-          this.deliverInput(port.id);
-          this.processTx(port.id);
-        }
-        return;
-      default:
-        throw new RequestShapeError(`console control event ${msg.event} is not one a driver sends`);
-    }
-  }
-
-  private sendControl(id: number, event: number, value: number, data?: Uint8Array): void {
-    if (this.controlOut.length >= CONSOLE_MAX_PENDING_CONTROL) {
-      this.stats.controlDropped++;
-      return;
-    }
-    this.controlOut.push(encodeConsoleControl({ id, event, value }, data));
-    this.flushControl();
-  }
-
-  private flushControl(): void {
-    const q = this.queues[VIRTIO_CONSOLE_CONTROL_RECEIVEQ];
-    if (!this.active || !q) return;
-    let used = 0;
-    for (let n = 0; n < q.size && this.controlOut.length > 0; n++) {
-      const chain = q.pop();
-      if (!chain) break;
-      used++;
-      const msg = this.controlOut[0]!;
-      if (chain.readable !== 0 || chain.writableBytes < msg.byteLength) {
-        if (chain.readable !== 0) this.auditReadableInReceiveq(q.index, chain.head);
-        this.stats.badChains++;
-        q.pushUsed(chain.head, 0);
-        continue;
-      }
-      writeChain(chain, 0, msg);
-      q.pushUsed(chain.head, msg.byteLength);
-      this.controlOut.shift();
-    }
-    if (used > 0) this.host?.usedBuffers(q.index);
-  }
-
   private hostConnected(id: number, connected: boolean): void {
     const port = this.ports[id]!;
-    if (this.active && this.multiport && port.ready) this.sendControl(id, VIRTIO_CONSOLE_PORT_OPEN, connected ? 1 : 0);
+    if (this.active && this.multiport && port.ready) this.control.send(id, VIRTIO_CONSOLE_PORT_OPEN, connected ? 1 : 0);
   }
 }
