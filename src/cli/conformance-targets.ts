@@ -27,7 +27,7 @@ import { VirtioPciFunction, type VirtioPciMode } from '../transport/pci/virtio-p
 import { AdminVirtqueue } from '../device/admin/admin-virtqueue.js';
 import { SriovGroup } from '../device/admin/sriov-group.js';
 import { LegacyNotifyArea } from '../device/admin/legacy-notify-area.js';
-import { LAYOUT_DEVICES, LAYOUT_MODES, ourDevice, type LayoutDevice } from './layout-diff.js';
+import { LAYOUT_DEVICES, LAYOUT_MODES, ourDevice, type LayoutDevice } from './layout-devices.js';
 import { deviceArgs, releaseBackends, type Backends } from './qemu-backends.js';
 import { checkRingInterface, type RingOption } from './ring-option.js';
 

@@ -2,21 +2,13 @@
  * The differential layout report: what our driver half sees of QEMU's virtio-pci device and of our
  * own device model of the same type, in the same mode, read by the same code (config space header,
  * BARs, capability list, offered features, queues, device configuration), side by side. Every
- * difference is either one of {@link ACCEPTED_DIFFERENCES}, each with its reason, or a finding.
+ * difference is either one of the ACCEPTED_DIFFERENCES (accepted-differences.ts), each with its
+ * reason, or a finding. The devices compared, and how each side is configured: layout-devices.ts.
  *
  *   const diff = await layoutDiff('blk', 'modern');
  *   diff.rows.filter((r) => !r.same)                  // what differs, with r.accepted explaining why
  */
 
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { MemoryBlockBackend } from '../device/blk/memory-backend.js';
-import { BlkDevice } from '../device/blk/blk-device.js';
-import { VirtioConsoleDevice } from '../device/console/console-device.js';
-import { createMemoryNetPair } from '../device/net/memory-pair.js';
-import { VirtioNetDevice } from '../device/net/net-device.js';
-import { RngDevice } from '../device/rng/rng-device.js';
-import type { VirtioDevice } from '../core/virtio-device.js';
 import { readMsixCapability, walkCapabilities } from '../bus/capabilities.js';
 import { readConfigSpace, type ConfigSpaceSnapshot } from '../bus/config-space-reader.js';
 import { sizeBars, type PciBar } from '../bus/bars.js';
@@ -47,11 +39,8 @@ import {
   VIRTIO_PCI_NOTIFY_CAP_MULT,
 } from '../spec/virtio-pci.js';
 import type { VirtioPciMode } from '../transport/pci/virtio-pci-function.js';
-
-/** The device types the report covers. */
-export type LayoutDevice = 'rng' | 'blk' | 'net' | 'console';
-export const LAYOUT_DEVICES: readonly LayoutDevice[] = ['rng', 'blk', 'net', 'console'];
-export const LAYOUT_MODES: readonly VirtioPciMode[] = ['modern', 'transitional', 'legacy'];
+import { acceptedReason } from './accepted-differences.js';
+import { LAYOUT_DEVICES, LAYOUT_MODES, LAYOUT_SLOT, ourDevice, qemuArgs, type LayoutDevice } from './layout-devices.js';
 
 /** What the report reads of one function: section -> field -> value in words. */
 export type Layout = ReadonlyMap<string, string>;
@@ -79,158 +68,6 @@ export interface LayoutDiff {
   readonly rows: readonly LayoutRow[];
 }
 
-/** A documented difference: the rows it covers (section and field pattern), for which devices and modes, and why. */
-export interface AcceptedDifference {
-  readonly devices: readonly LayoutDevice[];
-  readonly modes: readonly VirtioPciMode[];
-  readonly section: string;
-  readonly field: RegExp;
-  readonly reason: string;
-}
-
-const WITH_MODERN: readonly VirtioPciMode[] = ['modern', 'transitional'];
-
-/**
- * The differences between QEMU (7.2 and 10.0 alike) and our device models that are kept on purpose, each with its
- * reason. The peer test asserts that the diff holds exactly these: no other difference, and each
- * of these still occurs.
- */
-export const ACCEPTED_DIFFERENCES: readonly AcceptedDifference[] = [
-  {
-    devices: LAYOUT_DEVICES,
-    modes: WITH_MODERN,
-    section: 'feature',
-    field: /^(35 IN_ORDER|38 NOTIFICATION_DATA|39 NOTIF_CONFIG_DATA|43 SUSPEND)$/,
-    reason:
-      'our modern transport offers in-order use of buffers (6.2), notification data and queue_notif_config_data (4.1.5.2) and suspending the device (3.4); QEMU 7.2 has none of them, 10.0.2 offers IN_ORDER only with in_order=on and has no notification data or SUSPEND; all are optional for a device',
-  },
-  {
-    devices: LAYOUT_DEVICES,
-    modes: ['legacy'],
-    section: 'feature',
-    field: /^24 NOTIFY_ON_EMPTY$/,
-    reason: 'a legacy-only bit transitional devices MAY offer (6.3): our models do not implement NOTIFY_ON_EMPTY',
-  },
-  {
-    devices: LAYOUT_DEVICES,
-    modes: ['legacy'],
-    section: 'feature',
-    field: /^30 bit30$/,
-    reason: "bit 30 is QEMU's VIRTIO_F_BAD_FEATURE, a trap for legacy drivers that accept every bit; our models offer no trap bit",
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'feature',
-    field: /^4 GEOMETRY$/,
-    reason: 'CHS geometry is for BIOS-era guests; our model does not offer GEOMETRY',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'config',
-    field: /^0x10$/,
-    reason: 'geometry (cylinders/heads/sectors): QEMU fills it, our model offers no GEOMETRY so it reads 0',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'feature',
-    field: /^1 SIZE_MAX$/,
-    reason: 'our model bounds each data segment (size_max, default 1 MiB) so that one buffer is one bounded copy; QEMU has no such limit',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'config',
-    field: /^0x08$/,
-    reason: 'size_max: 1 MiB in our model (SIZE_MAX offered), 0 in QEMU (not offered)',
-  },
-  {
-    devices: ['blk'],
-    modes: LAYOUT_MODES,
-    section: 'config',
-    field: /^0x(38|3c|4[048c]|5[048c])$/,
-    reason:
-      'QEMU (7.2 and 10.0) ends the config after write_zeroes_may_unmap (57 bytes, then all-ones) and sets may_unmap (its raw file can punch holes); our model presents the whole 96-byte structure (fields of features it does not offer read 0) and never unmaps',
-  },
-  {
-    devices: ['blk'],
-    modes: ['legacy'],
-    section: 'feature',
-    field: /^7 SCSI$/,
-    reason: 'legacy SCSI passthrough (VIRTIO_BLK_F_SCSI) is not implemented',
-  },
-  {
-    devices: ['blk'],
-    modes: ['legacy'],
-    section: 'feature',
-    field: /^27 ANY_LAYOUT$/,
-    reason:
-      'QEMU withholds ANY_LAYOUT from its legacy virtio-blk (whose SCSI passthrough infers lengths from descriptor boundaries) although transitional devices MUST offer it (6.3); our model parses any layout and offers it',
-  },
-  {
-    devices: ['net'],
-    modes: LAYOUT_MODES,
-    section: 'feature',
-    field: /^0 CSUM$/,
-    reason:
-      'our model completes checksums itself, so it offers CSUM with any backend; QEMU offers it only when its backend carries a vnet header (tap), not with the hub port used here',
-  },
-  {
-    devices: ['net'],
-    modes: LAYOUT_MODES,
-    section: 'feature',
-    field: /^(2 CTRL_GUEST_OFFLOADS|19 CTRL_VLAN)$/,
-    reason:
-      'our model has no receive offloads for the driver to switch and no VLAN filter (without CTRL_VLAN every VLAN passes, as the spec allows)',
-  },
-  {
-    devices: ['net'],
-    modes: ['legacy'],
-    section: 'feature',
-    field: /^6 GSO$/,
-    reason: 'the legacy VIRTIO_NET_F_GSO bit: our model offers no segmentation offload',
-  },
-  {
-    devices: ['net'],
-    modes: LAYOUT_MODES,
-    section: 'queue',
-    field: /^max sizes$/,
-    reason: "QEMU's control queue has 64 entries; our model sizes every queue with one knob (queueSize, 256)",
-  },
-  {
-    devices: ['console'],
-    modes: LAYOUT_MODES,
-    section: 'queue',
-    field: /^(count|max sizes)$/,
-    reason:
-      "QEMU's virtio-serial reserves max_ports = 31 port slots for hot-plug (64 queues, control queues of 32); our model has as many port slots as ports it is built with (1 here: 4 queues, all of queueSize 128)",
-  },
-  {
-    devices: ['console'],
-    modes: LAYOUT_MODES,
-    section: 'config',
-    field: /^0x04$/,
-    reason: 'max_nr_ports: 31 in QEMU, the number of ports our model was built with (1 here); see the queue count',
-  },
-];
-
-/** QEMU's mode properties (shared/QTEST.md). */
-const MODE_PROPS: Readonly<Record<VirtioPciMode, string>> = {
-  modern: ',disable-legacy=on',
-  transitional: '',
-  legacy: ',disable-modern=on',
-};
-
-/** The blk image both sides get: 1 MiB. */
-const DISK_BYTES = 1 << 20;
-/** QEMU's default MAC for the first NIC (qemu_macaddr_default_if_unset): 52:54:00:12:34:56. */
-const QEMU_DEFAULT_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
-/** QEMU's (7.2 and 10.0) virtio-rng queue size. */
-const QEMU_RNG_QUEUE_SIZE = 8;
-/** max_discard_sectors and max_write_zeroes_sectors QEMU (7.2 and 10.0) presents for a raw image (read over qtest). */
-const QEMU_BLK_MAX_DISCARD_SECTORS = 0x3f_ffff;
 /** The spec's configuration structure size per device type: the bytes the report reads (rng has none). */
 const CONFIG_BYTES: ReadonlyMap<number, number> = new Map([
   [VIRTIO_ID_BLOCK, VIRTIO_BLK_CONFIG_SIZE],
@@ -239,9 +76,7 @@ const CONFIG_BYTES: ReadonlyMap<number, number> = new Map([
 ]);
 /** More queues than any covered device has (virtio-serial: 2 per port, 31 ports + control). */
 const MAX_QUEUES_READ = 128;
-/** Where our models sit on the in-process bus; QEMU gets the same slot. */
-const SLOT = 4;
-const SLOT_BDF = bdf(0, SLOT, 0);
+const SLOT_BDF = bdf(0, LAYOUT_SLOT, 0);
 
 const hex = (n: number, width = 0): string => `0x${n.toString(16).padStart(width, '0')}`;
 
@@ -338,54 +173,6 @@ export async function readLayout(bus: PciBus, fn: Bdf): Promise<Layout> {
   return facts;
 }
 
-/** QEMU's -device (and backend) arguments for `device` in `mode` and `ring` at {@link SLOT}; `dir` holds the blk image. */
-async function qemuArgs(device: LayoutDevice, mode: VirtioPciMode, ring: RingOption, dir: string): Promise<string[]> {
-  const at = `addr=${hex(SLOT)}${MODE_PROPS[mode]}${ring === 'packed' ? ',packed=on' : ''}`;
-  switch (device) {
-    case 'rng':
-      return ['-device', `virtio-rng-pci,${at}`];
-    case 'blk': {
-      const image = join(dir, 'layout.img');
-      await writeFile(image, new Uint8Array(DISK_BYTES));
-      return ['-drive', `if=none,id=d0,file=${image},format=raw`, '-device', `virtio-blk-pci,drive=d0,${at}`];
-    }
-    case 'net':
-      return ['-netdev', 'hubport,id=n0,hubid=0', '-device', `virtio-net-pci,netdev=n0,${at}`];
-    case 'console':
-      return [
-        '-chardev',
-        'null,id=c0',
-        '-device',
-        `virtio-serial-pci,id=s0,${at}`,
-        '-device',
-        'virtconsole,bus=s0.0,chardev=c0,name=virtio-ts.layout',
-      ];
-  }
-}
-
-/**
- * Our device model of `device`, with its knobs set as QEMU's defaults (as a QEMU user sets
- * properties): rng queue size 8, blk topology all zero and discard/write-zeroes limits of QEMU's
- * raw file, net the first NIC's MAC. What no knob covers shows up in the diff.
- */
-export function ourDevice(device: LayoutDevice): VirtioDevice {
-  switch (device) {
-    case 'rng':
-      return new RngDevice({ queueSize: QEMU_RNG_QUEUE_SIZE });
-    case 'blk':
-      return new BlkDevice({
-        backend: new MemoryBlockBackend(DISK_BYTES),
-        topology: { physicalBlockExp: 0, alignmentOffset: 0, minIoSize: 0, optIoSize: 0 },
-        maxDiscardSectors: QEMU_BLK_MAX_DISCARD_SECTORS,
-        maxDiscardSeg: 1,
-      });
-    case 'net':
-      return new VirtioNetDevice({ backend: createMemoryNetPair()[0], mac: QEMU_DEFAULT_MAC });
-    case 'console':
-      return new VirtioConsoleDevice({ ports: [{ console: true, name: 'virtio-ts.layout' }], multiport: true });
-  }
-}
-
 /** The layout of QEMU's `device` in `mode` and `ring` on `machine`, and the arguments QEMU got. */
 export async function qemuLayout(
   device: LayoutDevice,
@@ -424,13 +211,6 @@ export async function modelLayout(
   } finally {
     await m.bus.close();
   }
-}
-
-/** The accepted difference covering a row, if any. */
-function acceptedReason(device: LayoutDevice, mode: VirtioPciMode, section: string, field: string): string | undefined {
-  return ACCEPTED_DIFFERENCES.find(
-    (a) => a.devices.includes(device) && a.modes.includes(mode) && a.section === section && a.field.test(field),
-  )?.reason;
 }
 
 /** Side by side rows of two layouts, in QEMU's order with fields only ours has after. */

@@ -9,7 +9,9 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { QemuMachine } from '../../platform/qtest/qemu-process.js';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff, type LayoutDevice, type LayoutRow } from '../layout-diff.js';
+import { ACCEPTED_DIFFERENCES } from '../accepted-differences.js';
+import { LAYOUT_DEVICES, LAYOUT_MODES, type LayoutDevice } from '../layout-devices.js';
+import { layoutDiff, type LayoutRow } from '../layout-diff.js';
 import type { VirtioPciMode } from '../../transport/pci/virtio-pci-function.js';
 import { parseRing } from '../ring-option.js';
 

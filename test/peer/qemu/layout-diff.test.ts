@@ -9,7 +9,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCEPTED_DIFFERENCES, LAYOUT_DEVICES, LAYOUT_MODES, layoutDiff } from '../../../src/cli/layout-diff.js';
+import { ACCEPTED_DIFFERENCES } from '../../../src/cli/accepted-differences.js';
+import { LAYOUT_DEVICES, LAYOUT_MODES } from '../../../src/cli/layout-devices.js';
+import { layoutDiff } from '../../../src/cli/layout-diff.js';
 import type { RingOption } from '../../../src/cli/ring-option.js';
 import { VIRTIO_F_RING_PACKED } from '../../../src/spec/features.js';
 import type { VirtioPciMode } from '../../../src/transport/pci/virtio-pci-function.js';
