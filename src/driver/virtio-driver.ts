@@ -7,7 +7,7 @@
  * wake-ups and config-change callbacks (driver-notifications.ts).
  */
 
-import { BusError, DeviceFaultError, UsageError, VirtioError } from '../errors.js';
+import { DeviceFaultError, UsageError } from '../errors.js';
 import { ringFormat, type RingFormat } from '../queue/ring-format.js';
 import type { DriverRing } from '../queue/types.js';
 import { deviceTypeName, VIRTIO_PCI_VENDOR_ID } from '../spec/ids.js';
@@ -389,17 +389,6 @@ export class VirtioDriver implements QueueHost {
     await Promise.all([...this.queues.values()].map((q) => q.idle()));
     for (const q of this.queues.values()) q.destroy();
   }
-}
-
-/**
- * Why a device driver's loop (receiving, control messages) stopped, as a VirtioError: `error`
- * itself, or a BusError naming `where` with `error` as its cause. The loop's queue is then broken
- * (as Linux marks one virtqueue broken, not the device): calls that wait on it reject with this.
- */
-export function loopFault(error: unknown, where: string): VirtioError {
-  return error instanceof VirtioError
-    ? error
-    : new BusError(`${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 /** The transport the probe committed to. */

@@ -9,7 +9,8 @@ import type { DmaBuffer } from '../../memory/dma.js';
 import { freeAll, type LentBuffers } from '../dma-buffers.js';
 import { waitUsedOrIdle, type DriverQueue } from '../driver-queue.js';
 import { SerialWork } from '../serial-work.js';
-import { loopFault, type VirtioDriver } from '../virtio-driver.js';
+import { loopFault } from '../loop-fault.js';
+import type { VirtioDriver } from '../virtio-driver.js';
 import { transmit } from './transmitq.js';
 
 /** What a port uses of its driver (VirtioConsoleDriver; named here so this file does not import it). */

@@ -10,7 +10,7 @@ import * as C from '../../spec/console.js';
 import { freeAll, type LentBuffers } from '../dma-buffers.js';
 import { waitUsedOrIdle, type DriverQueue } from '../driver-queue.js';
 import { SerialWork } from '../serial-work.js';
-import { loopFault } from '../virtio-driver.js';
+import { loopFault } from '../loop-fault.js';
 
 /** See the file comment. */
 export class ControlQueues {

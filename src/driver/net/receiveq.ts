@@ -12,7 +12,8 @@ import { ByteSlab } from '../../memory/byte-slab.js';
 import * as N from '../../spec/net.js';
 import { allocBuffers } from '../dma-buffers.js';
 import { IDLE_WAIT_SLICE_MS, waitUsedOrIdle, type Completion, type DmaSpan, type DriverQueue } from '../driver-queue.js';
-import { loopFault, type VirtioDriver } from '../virtio-driver.js';
+import { loopFault } from '../loop-fault.js';
+import type { VirtioDriver } from '../virtio-driver.js';
 import { frameSpans, type Framing } from './framing.js';
 
 /** Bytes per slab received frames are copied into (a thousand small frames, forty full-size ones). */
