@@ -31,7 +31,7 @@ export class InFlightChains<T> {
   private readonly usedMark: Uint32Array;
   private usedPass = 0;
 
-  constructor(size: number) {
+  constructor(private readonly size: number) {
     this.descriptors = new Uint16Array(size);
     this.writable = new Float64Array(size);
     this.tokens = new Array<T | undefined>(size).fill(undefined);
@@ -98,7 +98,7 @@ export class InFlightChains<T> {
    * its writable bytes; undefined (and the id marked named) when both hold.
    */
   checkUsed(id: number, len: number): 'ERR_DEVICE_USED_ID' | 'ERR_DEVICE_USED_LEN' | undefined {
-    if (id >= this.descriptors.length || this.descriptors[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === this.usedPass)
+    if (id >= this.size || this.descriptors[id] === 0 || this.unpublished[id] === 1 || this.usedMark[id] === this.usedPass)
       return 'ERR_DEVICE_USED_ID';
     if (len > this.writable[id]!) return 'ERR_DEVICE_USED_LEN';
     this.usedMark[id] = this.usedPass;
@@ -126,7 +126,7 @@ export class InFlightChains<T> {
   /** After a device reset: forget every chain in flight, calling `release` for each first, and return their tokens. */
   detach(release: (id: number) => void): T[] {
     const tokens: T[] = [];
-    for (let id = 0; id < this.descriptors.length; id++) {
+    for (let id = 0; id < this.size; id++) {
       if (this.descriptors[id] === 0) continue;
       tokens.push(this.tokens[id]!);
       release(id);

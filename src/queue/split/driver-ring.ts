@@ -273,20 +273,24 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
    */
   private takeUsed(n: number): UsedBuffer<T>[] {
     const used = this.used;
-    used.check(n, this.chains, this.avail);
+    const avail = this.avail;
+    used.check(n, this.chains, avail);
     const out: UsedBuffer<T>[] = [];
+    let at = used.lastUsed;
     for (let k = 0; k < n;) {
-      const id = used.id(used.lastUsed);
-      const len = used.len(used.lastUsed);
-      const batch = used.batchSize(used.lastUsed, id, this.avail);
+      const id = used.id(at);
+      const len = used.len(at);
+      const batch = used.batchSize(at, id, avail);
       // 2.7.9: the chains before the named one were used completely.
-      for (let b = 1; b < batch; b++) {
-        const skipped = this.avail.headAt(used.lastUsed);
+      for (let b = 1; b < batch; b++, at = (at + 1) & 0xffff) {
+        const skipped = avail.headAt(at);
         this.takeChain(out, skipped, this.chains.writable[skipped]!);
       }
       this.takeChain(out, id, len);
+      at = (at + 1) & 0xffff;
       k += batch;
     }
+    used.lastUsed = at;
     if (this.eventIdx) this.writeUsedEvent();
     return out;
   }
@@ -296,7 +300,6 @@ export class SplitQueueDriver<T> implements DriverRing<T> {
     if (!this.coherent) this.chains.refreshIn(this.dma, id, len);
     out.push({ token: this.chains.token(id), len });
     this.release(id);
-    this.used.lastUsed = (this.used.lastUsed + 1) & 0xffff;
   }
 
   /**
