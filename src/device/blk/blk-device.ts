@@ -56,7 +56,7 @@ import {
   VIRTIO_BLK_T_OUT,
   VIRTIO_BLK_T_WRITE_ZEROES,
 } from '../../spec/blk.js';
-import { splitU64 } from '../../memory/guest-memory.js';
+import { splitU64, type GuestMemory } from '../../memory/guest-memory.js';
 import { ConfigBytes } from '../config-bytes.js';
 import type { AccessSize } from '../../memory/access-size.js';
 import { checkQueueMaxSize } from '../../queue/ring-format.js';
@@ -70,6 +70,7 @@ import {
   parseBlkRequest,
   RequestStorage,
   statusAddress,
+  usualRequest,
   type BlkLimits,
   type BlkRange,
   type BlkRequest,
@@ -144,6 +145,29 @@ interface Pending {
   readonly dataIn: GuestIo | undefined;
 }
 
+/** Requests popped and checked before the first of them is executed (see BlkDevice.drain). */
+const BURST = 32;
+/** BurstSlot.answer of a request an asynchronous backend holds. */
+const ASYNC = -1;
+
+/** One request of a burst: what its completion needs, and the storage its parse refills. */
+class BurstSlot {
+  readonly storage: RequestStorage;
+  head = 0;
+  /** Guest address of the status byte. */
+  status = 0;
+  usedLen = 0;
+  /** The request to execute, or undefined when it is answered without I/O. */
+  request: BlkRequest | undefined = undefined;
+  /** The status to answer with, or ASYNC. */
+  answer = 0;
+  dataIn: GuestIo | undefined = undefined;
+
+  constructor(memory: GuestMemory) {
+    this.storage = new RequestStorage(memory);
+  }
+}
+
 /** A virtio-blk device over a {@link BlockBackend}; plug it into any transport (e.g. Machine.plugVirtio). */
 export class BlkDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_BLOCK;
@@ -182,8 +206,8 @@ export class BlkDevice implements VirtioDevice {
   /** Queues with used elements pushed by asynchronous completions, interrupted once per microtask. */
   private readonly interruptPending = new Set<number>();
   private busy = false;
-  /** What parsing refills request after request (see RequestStorage). */
-  private storage: RequestStorage | undefined;
+  /** The requests of one burst (see drain), refilled burst after burst. */
+  private burst: BurstSlot[] = [];
 
   constructor(options: BlkDeviceOptions) {
     const backend = options.backend;
@@ -259,7 +283,7 @@ export class BlkDevice implements VirtioDevice {
 
   attach(host: VirtioDeviceHost): void {
     this.host = host;
-    this.storage = new RequestStorage(host.memory);
+    this.burst = Array.from({ length: BURST }, () => new BurstSlot(host.memory));
   }
 
   readConfig(offset: number, size: AccessSize): number {
@@ -422,80 +446,129 @@ export class BlkDevice implements VirtioDevice {
     }
   }
 
-  /** Pop and start requests until the ring is empty or maxInFlight is reached. Bounded by the ring. */
+  /**
+   * Pop and start requests until the ring is empty or maxInFlight is reached. Bounded by the ring.
+   * Requests go in bursts: every request of a burst is popped and checked, then each is executed in
+   * pop order, then each is completed in pop order, so that the copies run back to back instead of
+   * each evicting the bookkeeping the next request needs (and the bookkeeping the copy's stream).
+   */
   private drain(queue: DeviceQueue): void {
     const host = this.host!;
     let pushed = false;
-    while (!this.broken) {
-      if (this.inFlight >= this.maxInFlight) {
+    let more = true;
+    while (more && !this.broken) {
+      // Each request of the burst may go to an asynchronous backend: never more than the free slots.
+      const room = Math.min(this.burst.length, this.maxInFlight - this.inFlight);
+      if (room <= 0) {
         // Resumed when a request completes (an empty ring then simply pops nothing).
         this.stalled.add(queue.index);
         break;
       }
-      let chain: DescriptorChain | null;
-      try {
-        chain = queue.pop();
-      } catch (err) {
-        this.fail(err);
-        break;
+      let n = 0;
+      let fatal: unknown = undefined;
+      for (; n < room; n++) {
+        let chain: DescriptorChain | null;
+        try {
+          chain = queue.pop();
+        } catch (err) {
+          fatal = err;
+          break;
+        }
+        if (!chain) break;
+        fatal = this.admit(queue, chain, this.burst[n]!);
+        if (fatal !== undefined) break;
       }
-      if (!chain) break;
-      if (this.start(queue, chain)) pushed = true;
+      more = n === room && fatal === undefined;
+      for (let k = 0; k < n; k++) this.run(queue, this.burst[k]!);
+      for (let k = 0; k < n && !this.broken; k++) {
+        const slot = this.burst[k]!;
+        if (slot.answer === ASYNC) continue;
+        this.complete(queue, slot.head, slot.status, slot.usedLen, slot.dataIn, slot.answer);
+        pushed = true;
+      }
+      // Chains popped before the fault are done, as they would have been one at a time.
+      if (fatal !== undefined) this.fail(fatal);
     }
     if (pushed) host.usedBuffers(queue.index);
   }
 
-  /** Parse and start one request; returns true when it completed synchronously (used element pushed). */
-  private start(queue: DeviceQueue, chain: DescriptorChain): boolean {
-    const status = statusAddress(chain);
-    if (status === undefined) {
-      this.fail(new RequestShapeError(`virtio-blk request on queue ${queue.index}: no device-writable status byte`));
-      return false;
-    }
+  /**
+   * Check one popped chain into `slot`: its request, or the status it is answered with without any
+   * I/O. Returns the fault when the chain cannot be answered at all (no status byte).
+   */
+  private admit(queue: DeviceQueue, chain: DescriptorChain, slot: BurstSlot): unknown {
+    const memory = this.host!.memory;
+    slot.head = chain.head;
+    slot.usedLen = chain.writableBytes;
+    slot.request = undefined;
     let request: BlkRequest;
     try {
-      request = parseBlkRequest(chain, this.limits, this.host!.memory, this.storage);
-    } catch (err) {
-      if (!(err instanceof BlkRequestError)) {
-        this.fail(err);
-        return false;
+      const usual = usualRequest(chain, this.limits, memory, slot.storage);
+      if (usual !== undefined) {
+        // Its status byte is its last buffer, alone.
+        slot.status = chain.addr(2);
+        request = usual;
+      } else {
+        const status = statusAddress(chain);
+        if (status === undefined)
+          return new RequestShapeError(`virtio-blk request on queue ${queue.index}: no device-writable status byte`);
+        slot.status = status;
+        request = parseBlkRequest(chain, this.limits, memory, slot.storage);
       }
+    } catch (err) {
+      if (!(err instanceof BlkRequestError)) return err;
       const broken =
         err.fault === 'past-capacity' ? R.blkWithinCapacity : err.fault === 'data-not-sector-multiple' ? R.blkSectorMultiple : undefined;
       if (broken !== undefined) this.host!.audit?.(broken, `queue ${queue.index} chain ${chain.head}: ${err.message}`);
       // Zeroed with the refusal, so that used len stays truthful: the bytes before the status byte.
-      const writable = chainSpans(this.host!.memory, chain, chain.readable, chain.count, 0, chain.writableBytes - 1);
-      this.complete(queue, chain.head, status, chain.writableBytes, writable, err.status);
-      return true;
+      slot.dataIn = chainSpans(this.host!.memory, chain, chain.readable, chain.count, 0, chain.writableBytes - 1);
+      slot.answer = err.status;
+      return undefined;
     }
-    const dataIn = request.type === VIRTIO_BLK_T_IN || request.type === VIRTIO_BLK_T_GET_ID ? request.data : undefined;
+    slot.dataIn = request.type === VIRTIO_BLK_T_IN || request.type === VIRTIO_BLK_T_GET_ID ? request.data : undefined;
     const refused = this.refusal(request);
     if (refused !== undefined) {
-      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, refused);
-      return true;
+      slot.answer = refused;
+      return undefined;
     }
+    slot.request = request;
+    return undefined;
+  }
+
+  /** Execute the request `slot` holds, if any: its answer, or ASYNC once an asynchronous backend has it. */
+  private run(queue: DeviceQueue, slot: BurstSlot): void {
+    const request = slot.request;
+    if (request === undefined) return;
     let result: BlockResult;
     try {
       result = this.execute(request);
     } catch {
-      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_IOERR);
-      return true;
+      slot.answer = VIRTIO_BLK_S_IOERR;
+      return;
     }
     if (result === undefined) {
-      this.complete(queue, chain.head, status, chain.writableBytes, dataIn, VIRTIO_BLK_S_OK);
-      return true;
+      slot.answer = VIRTIO_BLK_S_OK;
+      return;
     }
+    slot.answer = ASYNC;
     // The request's GuestIo belongs to the operation until it settles: the next one gets another.
-    this.storage!.io = new OneSpanIo(this.host!.memory);
+    slot.storage.io = new OneSpanIo(this.host!.memory);
     const life = this.lives[queue.index]!;
-    const pending: Pending = { generation: this.generation, life, queue, head: chain.head, status, usedLen: chain.writableBytes, dataIn };
+    const pending: Pending = {
+      generation: this.generation,
+      life,
+      queue,
+      head: slot.head,
+      status: slot.status,
+      usedLen: slot.usedLen,
+      dataIn: slot.dataIn,
+    };
     this.inFlight++;
     life.inFlight++;
     result.then(
       () => this.settle(pending, VIRTIO_BLK_S_OK),
       () => this.settle(pending, VIRTIO_BLK_S_IOERR),
     );
-    return false;
   }
 
   /** The status for a well-formed request the device will not carry out, or undefined to go ahead. */
