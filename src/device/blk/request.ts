@@ -165,6 +165,41 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
   }
 }
 
+/**
+ * The usual layout of an IN or OUT request (Linux's for one data segment), parsed in one pass:
+ * three buffers, the 16-byte header alone in the first, the data in the second, the status byte
+ * alone in the third. Returns what {@link parseBlkRequest} returns with `reuse`, or undefined when
+ * the chain is laid out otherwise or is not a valid IN or OUT request: parseBlkRequest then takes it,
+ * with its faults.
+ */
+export function usualRequest(
+  chain: DescriptorChain,
+  limits: BlkLimits,
+  memory: GuestMemory,
+  reuse: RequestStorage,
+): BlkRequest | undefined {
+  if (chain.count !== 3 || chain.len(0) !== VIRTIO_BLK_REQ_HDR_SIZE || chain.len(2) !== 1) return undefined;
+  const at = chain.addr(0);
+  const type = memory.read32(at + VIRTIO_BLK_REQ_TYPE);
+  // IN: the data is device-writable (one readable buffer); OUT: device-readable (two).
+  let kind: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT;
+  if (type === VIRTIO_BLK_T_IN && chain.readable === 1) kind = VIRTIO_BLK_T_IN;
+  else if (type === VIRTIO_BLK_T_OUT && chain.readable === 2) kind = VIRTIO_BLK_T_OUT;
+  else return undefined;
+  const bytes = chain.len(1);
+  if (bytes === 0 || bytes % VIRTIO_BLK_SECTOR_SIZE !== 0) return undefined;
+  const sector = joinU64(memory.read32(at + VIRTIO_BLK_REQ_SECTOR), memory.read32(at + VIRTIO_BLK_REQ_SECTOR + 4));
+  const count = bytes / VIRTIO_BLK_SECTOR_SIZE;
+  if (!(sector <= limits.capacity && count <= limits.capacity - sector)) return undefined;
+  const io = reuse.io;
+  const span = io.spans[0];
+  io.memory = memory;
+  span.addr = chain.addr(1);
+  span.len = bytes;
+  io.length = bytes;
+  return reuse.fill(kind, sector * VIRTIO_BLK_SECTOR_SIZE, io);
+}
+
 function noDataOut(bytes: number): void {
   if (bytes !== 0) throw new BlkRequestError('unexpected-readable', `${bytes} readable bytes after the header`);
 }

@@ -602,3 +602,58 @@ eachRing('file backend through the device: data on the file, FLUSH is fsync, out
   Buffer.from(data).copy(expected, 4 * 512);
   assert.deepEqual(readFileSync(path), expected, 'only the in-range write reached the file');
 });
+
+eachRing(
+  'one notify: requests run in ring order (a read after a write of its sector sees it) and complete in that order, in bursts',
+  (ring) => {
+    const disk = pattern(SECTORS * 512, 19);
+    // maxInFlight 2: every burst holds at most two requests, so five take three bursts.
+    const r = rig({ ring, backend: new MemoryBlockBackend(disk), maxInFlight: 2 });
+    const a = pattern(512, 20);
+    const b = pattern(512, 21);
+    const heads = [
+      r.mq.addChain({ readable: [header(T_OUT, 3), a], writable: [1] }),
+      r.mq.addChain({ readable: [header(T_IN, 3)], writable: [512, 1] }),
+      r.mq.addChain({ readable: [header(T_OUT, 3), b], writable: [1] }),
+      r.mq.addChain({ readable: [header(T_IN, 3)], writable: [512, 1] }),
+      r.mq.addChain({ readable: [header(T_IN, 4)], writable: [512, 1] }),
+    ];
+    r.dev.queueNotify(0);
+    assert.deepEqual(
+      r.mq.readUsed().map((u) => [u.id, u.len]),
+      heads.map((h, i) => [h, i % 2 === 0 && i < 4 ? 1 : 513]),
+      'every request answered, in ring order',
+    );
+    const read = (h: number): Uint8Array => r.mq.readWritten(h, 513);
+    assert.deepEqual(read(heads[1]!), Uint8Array.from([...a, S_OK]), 'the first read sees the first write');
+    assert.deepEqual(read(heads[3]!), Uint8Array.from([...b, S_OK]), 'the second read sees the second write');
+    assert.deepEqual(read(heads[4]!).subarray(0, 512), disk.subarray(4 * 512, 5 * 512));
+    assert.deepEqual(disk.subarray(3 * 512, 4 * 512), b);
+    assert.deepEqual(r.host.interrupts, [0], 'one interrupt for the notify');
+  },
+);
+
+eachRing(
+  'a fatal chain inside a burst: the chains before it are answered first, then DEVICE_NEEDS_RESET; none after it is touched',
+  (ring) => {
+    const disk = pattern(SECTORS * 512, 22);
+    const r = rig({ ring, backend: new MemoryBlockBackend(disk) });
+    const a = pattern(512, 23);
+    const first = r.mq.addChain({ readable: [header(T_IN, 1)], writable: [512, 1] });
+    const second = r.mq.addChain({ readable: [header(T_OUT, 2), a], writable: [1] });
+    r.mq.addChain({ readable: [header(T_OUT, 0), pattern(512, 24)] }); // no status byte
+    const after = r.mq.addChain({ readable: [header(T_IN, 5)], writable: [512, 1] });
+    const untouched = r.mq.readWritten(after, 513).slice();
+    r.dev.queueNotify(0);
+    assert.deepEqual(
+      r.mq.readUsed().map((u) => u.id),
+      [first, second],
+    );
+    assert.deepEqual(r.mq.readWritten(first, 513), Uint8Array.from([...disk.subarray(512, 1024), S_OK]));
+    assert.deepEqual(disk.subarray(2 * 512, 3 * 512), a, 'the write before the fault reached the disk');
+    assert.deepEqual(disk.subarray(0, 512), pattern(SECTORS * 512, 22).subarray(0, 512), 'the faulty chain wrote nothing');
+    assert.equal(r.host.resets.length, 1);
+    assert.equal((r.host.resets[0] as { code?: string }).code, 'ERR_REQUEST_SHAPE');
+    assert.deepEqual(r.mq.readWritten(after, 513), untouched, 'the chain after the fault is untouched');
+  },
+);

@@ -11,7 +11,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeConsoleControl } from '../../../src/device/console/control-message.js';
-import { parseBlkRequest, RequestStorage, statusAddress, type BlkLimits, type BlkRequest } from '../../../src/device/blk/request.js';
+import {
+  parseBlkRequest,
+  RequestStorage,
+  statusAddress,
+  usualRequest,
+  type BlkLimits,
+  type BlkRequest,
+} from '../../../src/device/blk/request.js';
 import { NET_CTRL_MAX_BYTES, parseNetCtrlRequest } from '../../../src/device/net/ctrl-request.js';
 import { NetTxReader } from '../../../src/device/net/tx-request.js';
 import { RequestShapeError } from '../../../src/errors.js';
@@ -230,6 +237,66 @@ test('blk: any chain parses to a request inside the disk and the chain, or to Re
   // Not vacuous: reads, writes and discards parsed successfully too.
   for (const t of [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_DISCARD])
     assert.ok(parsed.has(t), `no ${t} request parsed in ${BLK_RUNS} runs`);
+});
+
+/** Three buffers, as the usual layout has them, with hostile numbers: any type, sector, data and status length, either direction. */
+const blkUsualShaped = fc
+  .tuple(
+    fc.oneof({ arbitrary: fc.constantFrom(VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT), weight: 4 }, { arbitrary: blkType, weight: 1 }),
+    fc.oneof({ arbitrary: fc.nat({ max: 40 }), weight: 4 }, { arbitrary: fc.constantFrom(0xffff_ffff, 2 ** 32, 2 ** 53), weight: 1 }),
+    fc.oneof({ arbitrary: fc.constant(16), weight: 4 }, { arbitrary: fc.nat({ max: 40 }), weight: 1 }),
+    fc.oneof({ arbitrary: fc.constantFrom(512, 1024, 4096), weight: 4 }, { arbitrary: fc.nat({ max: 5000 }), weight: 1 }),
+    fc.oneof({ arbitrary: fc.constant(1), weight: 4 }, { arbitrary: fc.nat({ max: 3 }), weight: 1 }),
+    // The data's direction: the type's own mostly, the other one sometimes.
+    fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
+  )
+  .map(([type, sector, headerLen, dataLen, statusLen, typesOwn]) => {
+    const header = Uint8Array.from(
+      [...u32(type), 0, 0, 0, 0, ...u32(sector % 2 ** 32), ...u32(Math.floor(sector / 2 ** 32)), ...new Array<number>(40).fill(7)].slice(
+        0,
+        headerLen,
+      ),
+    );
+    const data = new Uint8Array(dataLen).fill(0x5a);
+    const dataReadable = (type === VIRTIO_BLK_T_OUT) === typesOwn;
+    return {
+      readable: dataReadable ? [header, data] : [header],
+      writable: dataReadable ? [new Uint8Array(statusLen)] : [data, new Uint8Array(statusLen)],
+      gaps: [8],
+    };
+  });
+
+test('blk: the usual layout parsed in one pass gives what the general parser gives, or leaves the chain to it', () => {
+  const limits: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
+  const storage = new RequestStorage(new ArrayGuestMemory(16));
+  const described = (r: BlkRequest): unknown =>
+    'data' in r
+      ? { ...r, data: { memory: r.data.memory, spans: r.data.spans.map(({ addr, len }) => ({ addr, len })), length: r.data.length } }
+      : r;
+  let taken = 0;
+  fc.assert(
+    fc.property(fc.oneof(blkUsualShaped, chains(blkHeader), blkShaped), (spec) => {
+      guarded(spec, (c, mem) => {
+        const usual = usualRequest(c, limits, mem, storage);
+        if (usual === undefined) return;
+        taken++;
+        const copy = described(usual);
+        // The general parser finds the same status byte and the same request, without a fault
+        // (a fault it throws is a test failure here, not a parse result).
+        assert.equal(statusAddress(c), c.addr(2), 'the status byte is the last buffer');
+        let general: unknown;
+        try {
+          general = described(parseBlkRequest(c, limits, mem));
+        } catch (err) {
+          assert.fail(`the general parser refuses what the usual layout took: ${String(err)}`);
+        }
+        assert.deepEqual(general, copy);
+      });
+    }),
+    { numRuns: BLK_RUNS },
+  );
+  // Not vacuous: the usual layout was taken often.
+  assert.ok(taken > BLK_RUNS / 20, `the usual layout taken ${taken} times in ${BLK_RUNS} runs`);
 });
 
 test("net: transmit chains read to a header and the frame (a view, or the reader's copy), or to RequestShapeError", () => {
