@@ -1,8 +1,9 @@
 /**
  * The storage of a popped descriptor chain, shared by both ring formats (the split ring's walk,
- * 2.7.5, and the packed ring's, 2.8.6). Buffers' addresses and lengths live in typed arrays that grow
- * (by doubling, up to the chain limit) only when a chain longer than any before arrives, so that
- * popping allocates nothing in the steady state. Every format's walk applies the same two rules
+ * 2.7.5, and the packed ring's, 2.8.6). Buffers' addresses and lengths live in typed arrays: the
+ * split ring's queue-wide slots for short chains, else the chain's own arrays, which grow (by
+ * doubling, up to the chain limit) only when a chain longer than any before arrives, so that popping
+ * allocates nothing in the steady state. Every format's walk applies the same two rules
  * while it fills one (see {@link ChainStorage}), with the same fault codes and words.
  */
 
@@ -23,8 +24,8 @@ const NO_LENS = new Uint32Array(0);
 
 /**
  * The first `perHead` buffers of every head's chain, for all heads of one queue, in two arrays: head
- * h's buffer k at `addrs[h * perHead + k]`. A walk writes there rather than into
- * the chain's own arrays, so that popping a chain touches two contiguous arrays that the previous
+ * h's buffer k at `addrs[h * perHead + k]`. A walk writes there rather than into the chain's own
+ * arrays, so that popping a chain touches two contiguous arrays that the previous
  * heads' pops have just brought into the cache, not two typed arrays (and their stores) per chain
  * scattered over the heap; those misses were most of a short chain's walk. Memory: 12 bytes per
  * head per slot, bounded by the queue size.
@@ -50,20 +51,9 @@ export type ChainStorageFault = 'ERR_QUEUE_WRITE_BEFORE_READ' | 'ERR_QUEUE_CHAIN
  * in `pushUsed()`; between the two it belongs to the device model.
  *
  * A format's walk fills it directly, with the chain's running totals in the walk's own locals (a
- * call and four field updates per buffer cost more than the walk's reads): it writes buffer k to
- * `addrs[k]` and `lens[k]` after {@link room} said there is room, and ends with {@link fill}. The
- * rules it applies per buffer: a device-readable buffer only while no device-writable one came before
- * (2.7.4.2, 2.8.17: ERR_QUEUE_WRITE_BEFORE_READ), at most the chain limit of buffers
- * (ERR_QUEUE_CHAIN_TOO_LONG, when {@link room} refuses).
- */
-/**
- * A {@link DescriptorChain} owned by a device queue. The queue fills it in `pop()` and takes it back
- * in `pushUsed()`; between the two it belongs to the device model.
- *
- * A format's walk fills it directly, with the chain's running totals in the walk's own locals (a
  * call and four field updates per buffer cost more than the walk's reads). Buffer k lies at
- * `addrs[at + k]` and `lens[at + k]`: in the chain's own arrays (at 0), or, for a short chain of a queue that has {@link ChainSlots}, in the queue's slots for its
- * head. A walk into the chain's own arrays writes buffer k after {@link room} said there is room and
+ * `addrs[at + k]` and `lens[at + k]`: in the chain's own arrays (at 0), or, for a short chain of a
+ * queue that has {@link ChainSlots}, in the queue's slots for its head. A walk into the chain's own arrays writes buffer k after {@link room} said there is room and
  * ends with {@link fill}; a walk into the slots moves a chain that outgrows them with {@link spill}
  * and ends with {@link fillAt}. The rules every walk applies per buffer: a device-readable buffer
  * only while no device-writable one came before (2.7.4.2, 2.8.17: ERR_QUEUE_WRITE_BEFORE_READ), at
