@@ -69,7 +69,7 @@ export type { SplitQueueOptions } from './queue/split/device-ring.js';
 export { PackedQueue, type PackedQueueOptions } from './queue/packed/device-ring.js';
 export type { PackedDescriptorWalk, PackedDescriptorWalkOptions } from './queue/packed/descriptor-chain.js';
 export type { DescriptorWalk, DescriptorWalkOptions } from './queue/split/descriptor-chain.js';
-export type { ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
+export type { ChainSlots, ChainStorage, ChainStorageFault } from './queue/chain-storage.js';
 export { LEGACY_NOTIFY_AREA_OFFSET, VirtioPciFunction, type VirtioPciFunctionOptions } from './transport/pci/virtio-pci-function.js';
 // Device-state snapshots (docs/snapshots.md): VirtioPciFunction.snapshot()/restore() and the byte format.
 export { VIRTIO_PCI_FUNCTION_SNAPSHOT } from './transport/pci/virtio-pci-function.js';

@@ -33,8 +33,8 @@ export function chainSnapshot(chain: ChainStorage, slots: number, usedLen: numbe
   const addrs = [];
   const lens = [];
   for (let k = 0; k < chain.count; k++) {
-    addrs.push(u64(chain.addrs[k]!));
-    lens.push(u32(chain.lens[k]!));
+    addrs.push(u64(chain.addr(k)));
+    lens.push(u32(chain.len(k)));
   }
   return struct({
     id: u16(chain.head),

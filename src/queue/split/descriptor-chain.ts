@@ -7,7 +7,7 @@ import { QueueFaultError, type QueueFaultCode } from '../../errors.js';
 import { joinU64, type GuestMemory } from '../../memory/guest-memory.js';
 import * as ringSpec from '../../spec/ring.js';
 import { BufferBounds } from '../buffer-bounds.js';
-import { ChainStorage, refusalMessage, type ChainStorageFault } from '../chain-storage.js';
+import { ChainSlots, ChainStorage, refusalMessage, type ChainStorageFault } from '../chain-storage.js';
 import { IndirectTable } from '../indirect-table.js';
 import { SPLIT_RING } from '../ring-format.js';
 
@@ -56,6 +56,8 @@ export class DescriptorWalk {
   private readonly descBase: number;
   private readonly bounds: BufferBounds;
   private readonly table: IndirectTable;
+  /** Where walks put each head's first buffers (see {@link ChainSlots}). */
+  private readonly slots: ChainSlots;
 
   constructor(options: DescriptorWalkOptions) {
     const { memory, size } = options;
@@ -68,19 +70,43 @@ export class DescriptorWalk {
     this.descBase = options.descBase;
     this.bounds = new BufferBounds(memory);
     this.table = new IndirectTable(options.index, size, memory, this.bounds);
+    this.slots = new ChainSlots(size, this.maxBuffers);
   }
 
   /** Storage for a chain of this queue, up to the chain limit. */
   newChain(): ChainStorage {
-    return new ChainStorage(this.memory, this.maxBuffers);
+    return new ChainStorage(this.memory, this.maxBuffers, this.slots);
   }
 
   /**
    * Walk the chain at `head` into `chain` (made by {@link newChain}); throws QueueFaultError on the
-   * first violation. The chain's totals stay in locals until the end (see {@link ChainStorage}), and
-   * every fault's message is built out of line, so that the loop stays short.
+   * first violation. A chain of one direct descriptor, the commonest shape (a receive buffer, a
+   * frame with its header), takes a path without the loop: neither rule of {@link ChainStorage} can
+   * refuse a chain's first buffer, one buffer cannot reach the byte limit, and one descriptor cannot
+   * make a loop or name a next one.
    */
   walk(chain: ChainStorage, head: number): void {
+    const dv = this.descDv;
+    const off = this.descBase + head * VIRTQ_DESC_SIZE;
+    const flags = dv.getUint16(off + VIRTQ_DESC_FLAGS, true);
+    if ((flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT)) !== 0) return this.walkList(chain, head);
+    const len = dv.getUint32(off + VIRTQ_DESC_LEN, true);
+    const addr = joinU64(dv.getUint32(off + VIRTQ_DESC_ADDR, true), dv.getUint32(off + VIRTQ_DESC_ADDR + 4, true));
+    if (!this.bounds.inside(addr, len)) throw this.bufferAddressFault(head, addr, len);
+    const slots = this.slots;
+    const at = head * slots.perHead;
+    slots.addrs[at] = addr;
+    slots.lens[at] = len;
+    if ((flags & VIRTQ_DESC_F_WRITE) !== 0) chain.fillAt(head, 1, 0, 0, len, slots.addrs, slots.lens, at);
+    else chain.fillAt(head, 1, 1, len, 0, slots.addrs, slots.lens, at);
+  }
+
+  /**
+   * Walk a chain of several descriptors, or an indirect one, at `head`. The chain's totals stay in
+   * locals until the end (see {@link ChainStorage}), and every fault's message is built out of line,
+   * so that the loop stays short.
+   */
+  private walkList(chain: ChainStorage, head: number): void {
     let dv = this.descDv;
     let base = this.descBase;
     let entries = this.size; // descriptors in the table being walked
@@ -88,8 +114,13 @@ export class DescriptorWalk {
     let inIndirect = false;
     let i = head;
     const bounds = this.bounds;
-    let addrs = chain.addrs;
-    let lens = chain.lens;
+    // Buffers go to the head's slots until the chain outgrows them, then to the chain's own arrays.
+    const slots = this.slots;
+    let addrs = slots.addrs;
+    let lens = slots.lens;
+    let capacity = slots.perHead;
+    let at = head * capacity;
+    let own = false;
     let count = 0;
     let readable = 0;
     let readableBytes = 0;
@@ -118,20 +149,23 @@ export class DescriptorWalk {
         readable++;
         readableBytes += len;
       }
-      if (count === lens.length) {
-        if (!chain.room(count)) throw this.refusal(head, count, 'ERR_QUEUE_CHAIN_TOO_LONG');
+      if (count === capacity) {
+        if (!(own ? chain.room(count) : chain.spill(count, addrs, lens, at))) throw this.refusal(head, count, 'ERR_QUEUE_CHAIN_TOO_LONG');
+        own = true;
         addrs = chain.addrs;
         lens = chain.lens;
+        at = 0;
+        capacity = addrs.length;
       }
-      addrs[count] = addr;
-      lens[count] = len;
+      addrs[at + count] = addr;
+      lens[at + count] = len;
       count++;
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
       i = dv.getUint16(off + VIRTQ_DESC_NEXT, true);
       if (i >= entries) throw this.fault('ERR_QUEUE_DESC_INDEX', `chain ${head}: next ${i} outside a table of ${entries}`);
     }
     if (readableBytes + writableBytes > MAX_CHAIN_BYTES) throw this.chainBytesFault(head, readableBytes + writableBytes);
-    chain.fill(head, count, readable, readableBytes, writableBytes);
+    chain.fillAt(head, count, readable, readableBytes, writableBytes, addrs, lens, at);
   }
 
   /**

@@ -228,6 +228,31 @@ test('long chains grow the chain storage; a chain of exactly queue size buffers 
   assert.equal(popped(q).count, 16);
 });
 
+test("a head's chains alternate between the queue's shared slots (up to 4 buffers) and arrays of their own, every held chain intact", () => {
+  const m = new MockQueue({ size: 16, seed: 11 });
+  const q = m.deviceQueue({ indirect: true });
+  // Chains of 1 to 7 buffers, two held at a time, so that heads come back with a length on the
+  // other side of the slots' 4 than before, and one chain is read after the other was popped.
+  const held: { chain: DescriptorChain; lens: number[] }[] = [];
+  for (let k = 0; k < 40; k++) {
+    const n = 1 + ((k * 3) % 7);
+    const lens = Array.from({ length: n }, (_, i) => 100 * k + i + 1);
+    m.addChain({ writable: lens, indirect: k % 5 === 4 });
+    held.push({ chain: popped(q), lens });
+    for (const h of held)
+      assert.deepEqual(
+        Array.from({ length: h.chain.count }, (_, i) => h.chain.len(i)),
+        h.lens,
+        `chain of ${h.lens.length} buffers after pop ${k}`,
+      );
+    if (held.length === 2) {
+      const done = held.shift()!;
+      q.pushUsed(done.chain.head, 0);
+      m.readUsed();
+    }
+  }
+});
+
 test('zero-length buffers are accepted at mapped addresses (the spec does not forbid them)', () => {
   const m = new MockQueue({ size: 4 });
   const q = m.deviceQueue();
