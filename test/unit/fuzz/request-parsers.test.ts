@@ -185,22 +185,24 @@ const blkShaped = fc
     };
   });
 
+const BLK_LIMITS: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
+/** A request as plain data (its spans copied out of the refilled storage), for deepEqual. */
+const described = (r: BlkRequest): unknown =>
+  'data' in r
+    ? { ...r, data: { memory: r.data.memory, spans: r.data.spans.map(({ addr, len }) => ({ addr, len })), length: r.data.length } }
+    : r;
+
 test('blk: any chain parses to a request inside the disk and the chain, or to RequestShapeError', () => {
   const parsed = new Set<number | string>();
-  const limits: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
   // One storage refilled across every run, as a device refills its own: the same request each time.
   const storage = new RequestStorage(new ArrayGuestMemory(16));
-  const described = (r: BlkRequest): unknown =>
-    'data' in r
-      ? { ...r, data: { memory: r.data.memory, spans: r.data.spans.map(({ addr, len }) => ({ addr, len })), length: r.data.length } }
-      : r;
   fc.assert(
     fc.property(fc.oneof(chains(blkHeader), blkShaped), (spec) => {
       const { chain, result } = guarded(spec, (c, mem) => {
         if (statusAddress(c) === undefined) return undefined;
-        const fresh = parseBlkRequest(c, limits, mem);
+        const fresh = parseBlkRequest(c, BLK_LIMITS, mem);
         assert.deepEqual(
-          described(parseBlkRequest(c, limits, mem, storage)),
+          described(parseBlkRequest(c, BLK_LIMITS, mem, storage)),
           described(fresh),
           'a refilled RequestStorage describes the same request',
         );
@@ -210,7 +212,7 @@ test('blk: any chain parses to a request inside the disk and the chain, or to Re
       parsed.add(result.type);
       if (result.type === VIRTIO_BLK_T_IN || result.type === VIRTIO_BLK_T_OUT) {
         const { data } = result;
-        assert.ok(result.offset % 512 === 0 && data.length % 512 === 0 && result.offset + data.length <= limits.capacity * 512);
+        assert.ok(result.offset % 512 === 0 && data.length % 512 === 0 && result.offset + data.length <= BLK_LIMITS.capacity * 512);
         const [from, to] = result.type === VIRTIO_BLK_T_IN ? [chain.readable, chain.count] : [0, chain.readable];
         assert.ok(
           data.spans.every((s) => chain.owns(s, from, to)),
@@ -228,7 +230,7 @@ test('blk: any chain parses to a request inside the disk and the chain, or to Re
         assert.ok(result.data.spans.every((s) => chain.owns(s, chain.readable, chain.count)));
       } else if (result.type === VIRTIO_BLK_T_DISCARD || result.type === VIRTIO_BLK_T_WRITE_ZEROES) {
         assert.ok(
-          result.ranges.length <= 4 && result.ranges.every((r) => r.length <= 8 * 512 && r.offset + r.length <= limits.capacity * 512),
+          result.ranges.length <= 4 && result.ranges.every((r) => r.length <= 8 * 512 && r.offset + r.length <= BLK_LIMITS.capacity * 512),
         );
       }
     }),
@@ -267,17 +269,12 @@ const blkUsualShaped = fc
   });
 
 test('blk: the usual layout parsed in one pass gives what the general parser gives, or leaves the chain to it', () => {
-  const limits: BlkLimits = { capacity: 32, maxDiscardSectors: 8, maxDiscardSeg: 4, maxWriteZeroesSectors: 8, maxWriteZeroesSeg: 4 };
   const storage = new RequestStorage(new ArrayGuestMemory(16));
-  const described = (r: BlkRequest): unknown =>
-    'data' in r
-      ? { ...r, data: { memory: r.data.memory, spans: r.data.spans.map(({ addr, len }) => ({ addr, len })), length: r.data.length } }
-      : r;
   let taken = 0;
   fc.assert(
     fc.property(fc.oneof(blkUsualShaped, chains(blkHeader), blkShaped), (spec) => {
       guarded(spec, (c, mem) => {
-        const usual = usualRequest(c, limits, mem, storage);
+        const usual = usualRequest(c, BLK_LIMITS, mem, storage);
         if (usual === undefined) return;
         taken++;
         const copy = described(usual);
@@ -286,7 +283,7 @@ test('blk: the usual layout parsed in one pass gives what the general parser giv
         assert.equal(statusAddress(c), c.addr(2), 'the status byte is the last buffer');
         let general: unknown;
         try {
-          general = described(parseBlkRequest(c, limits, mem));
+          general = described(parseBlkRequest(c, BLK_LIMITS, mem));
         } catch (err) {
           assert.fail(`the general parser refuses what the usual layout took: ${String(err)}`);
         }
