@@ -189,15 +189,8 @@ export function usualRequest(
   const bytes = chain.len(1);
   if (bytes === 0 || bytes % VIRTIO_BLK_SECTOR_SIZE !== 0) return undefined;
   const sector = joinU64(memory.read32(at + VIRTIO_BLK_REQ_SECTOR), memory.read32(at + VIRTIO_BLK_REQ_SECTOR + 4));
-  const count = bytes / VIRTIO_BLK_SECTOR_SIZE;
-  if (!(sector <= limits.capacity && count <= limits.capacity - sector)) return undefined;
-  const io = reuse.io;
-  const span = io.spans[0];
-  io.memory = memory;
-  span.addr = chain.addr(1);
-  span.len = bytes;
-  io.length = bytes;
-  return reuse.fill(kind, sector * VIRTIO_BLK_SECTOR_SIZE, io);
+  if (!inCapacity(sector, bytes / VIRTIO_BLK_SECTOR_SIZE, limits)) return undefined;
+  return reuse.fill(kind, sector * VIRTIO_BLK_SECTOR_SIZE, reuse.io.refill(memory, chain.addr(1), bytes));
 }
 
 function noDataOut(bytes: number): void {
@@ -214,11 +207,16 @@ function sectorRange(sector: number, bytes: number, limits: BlkLimits): number {
     throw new BlkRequestError('data-not-sector-multiple', `data length ${bytes} is not a multiple of ${VIRTIO_BLK_SECTOR_SIZE}`);
   }
   const count = bytes / VIRTIO_BLK_SECTOR_SIZE;
-  // capacity < 2^53 / 512, so once sector <= capacity every product below is exact.
-  if (!(sector <= limits.capacity && count <= limits.capacity - sector)) {
+  if (!inCapacity(sector, count, limits)) {
     throw new BlkRequestError('past-capacity', `sectors [${sector}, +${count}) past capacity ${limits.capacity}`);
   }
   return sector * VIRTIO_BLK_SECTOR_SIZE;
+}
+
+/** Whether `count` sectors at `sector` lie inside the disk. */
+function inCapacity(sector: number, count: number, limits: BlkLimits): boolean {
+  // capacity < 2^53 / 512, so once sector <= capacity every product the callers make is exact.
+  return sector <= limits.capacity && count <= limits.capacity - sector;
 }
 
 /**
@@ -234,6 +232,16 @@ export class OneSpanIo implements GuestIo {
 
   constructor(memory: GuestMemory) {
     this.memory = memory;
+  }
+
+  /** This, now describing `len` bytes at `addr` of `memory`. */
+  refill(memory: GuestMemory, addr: number, len: number): this {
+    const span = this.spans[0];
+    this.memory = memory;
+    span.addr = addr;
+    span.len = len;
+    this.length = len;
+    return this;
   }
 }
 
@@ -284,13 +292,7 @@ export function chainSpans(
   // The usual layout, the data in one buffer of its own: no array to grow.
   if (i < end && chain.len(i) - toSkip >= length) {
     const addr = chain.addr(i) + toSkip;
-    if (reuse === undefined) return { memory, spans: [{ addr, len: length }], length };
-    const span = reuse.spans[0];
-    reuse.memory = memory;
-    span.addr = addr;
-    span.len = length;
-    reuse.length = length;
-    return reuse;
+    return reuse === undefined ? { memory, spans: [{ addr, len: length }], length } : reuse.refill(memory, addr, length);
   }
   const spans: GuestSpan[] = [];
   let left = length;
