@@ -12,6 +12,19 @@ export interface AddressRange {
   readonly size: number;
 }
 
+/**
+ * One region's backing store, as {@link GuestMemory.region} hands it out: guest address `a` of the
+ * region is `bytes[a - base]` and `dv` at `a - base`.
+ */
+export interface GuestRegion {
+  readonly base: number;
+  readonly bytes: Uint8Array;
+  readonly dv: DataView;
+  /** `bytes`' buffer and byteOffset, read once: a view built on them costs half what `subarray` does. */
+  readonly buffer: ArrayBufferLike;
+  readonly byteOffset: number;
+}
+
 export interface GuestMemory {
   /** One past the highest address backed by memory (RAM in the platform's memory map). */
   readonly end: number;
@@ -31,6 +44,13 @@ export interface GuestMemory {
   read(addr: number, dst: Uint8Array): void;
   /** Copy src into guest memory at addr. */
   write(addr: number, src: Uint8Array): void;
+  /**
+   * The region holding [addr, addr + len) whole, for several accesses inside that range checked
+   * once (a device writing a header and a payload, say). The range counts as written, as a view's
+   * does, and only the range may be accessed through it. Throws GuestMemoryError unless inside one
+   * region.
+   */
+  region(addr: number, len: number): GuestRegion;
 }
 
 const TWO_32 = 0x1_0000_0000;
@@ -99,16 +119,16 @@ function checkRamMap(ram: readonly AddressRange[], base: number, size: number): 
 }
 
 /** One contiguous region of guest memory backed by an ArrayBuffer or SharedArrayBuffer. */
-export class ArrayGuestMemory implements GuestMemory {
+export class ArrayGuestMemory implements GuestMemory, GuestRegion {
   readonly bytes: Uint8Array;
   readonly end: number;
-  private readonly dv: DataView;
+  readonly dv: DataView;
   /**
    * `bytes`' buffer and offset, kept: a view built on them costs half what `subarray` does (which
    * looks up the species constructor) and the `buffer` getter costs as much again.
    */
-  private readonly buffer: ArrayBufferLike;
-  private readonly byteOffset: number;
+  readonly buffer: ArrayBufferLike;
+  readonly byteOffset: number;
   /**
    * The largest RAM range, checked first (every access when the region is all RAM): one range
    * compare on the hot path, as without a map. Kept as fields: reading the view's byteLength costs
@@ -196,6 +216,10 @@ export class ArrayGuestMemory implements GuestMemory {
     // Set at an offset: no view of guest memory to allocate.
     this.bytes.set(src, this.offsetOf(addr, src.length));
   }
+  region(addr: number, len: number): GuestRegion {
+    this.offsetOf(addr, len);
+    return this;
+  }
 }
 
 /**
@@ -213,6 +237,10 @@ export class RegionGuestMemory implements GuestMemory {
       if (this.regions[i]!.base < prev.end) throw new RangeError('guest memory regions overlap');
     }
     this.end = this.regions.length === 0 ? 0 : this.regions[this.regions.length - 1]!.end;
+  }
+
+  region(addr: number, len: number): GuestRegion {
+    return this.regionOf(addr, len);
   }
 
   private regionOf(addr: number, len: number): ArrayGuestMemory {

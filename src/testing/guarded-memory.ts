@@ -9,7 +9,7 @@
  * throws, to stop the runaway loop, and it is recorded as well.
  */
 
-import { ArrayGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { ArrayGuestMemory, type GuestMemory, type GuestRegion } from '../memory/guest-memory.js';
 
 export type AccessKind = 'read' | 'write' | 'view';
 
@@ -188,6 +188,11 @@ export class GuardedMemory implements GuestMemory {
   view(addr: number, len: number): Uint8Array {
     this.check('view', addr, len);
     return this.inner.view(addr, len);
+  }
+  /** Checked as a view is: what is written through it shows in {@link changedOutsideWritable}. */
+  region(addr: number, len: number): GuestRegion {
+    this.check('view', addr, len);
+    return this.inner.region(addr, len);
   }
   read(addr: number, dst: Uint8Array): void {
     this.check('read', addr, dst.byteLength);

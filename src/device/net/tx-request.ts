@@ -52,22 +52,26 @@ export class NetTxReader {
     // Buffer 0's place and length, read once: usually it holds the header and the whole frame.
     const len0 = chain.len(0);
     const addr0 = chain.addr(0);
+    const frameLen = total - hdrSize;
     if (len0 >= hdrSize) {
-      // The header in place, no view: flags and gso_type are adjacent bytes, one read.
-      const word = memory.read16(addr0 + VIRTIO_NET_HDR_FLAGS);
+      // The header in place, through buffer 0's region (one range check for header and frame).
+      const r = memory.region(addr0, len0);
+      const at = addr0 - r.base;
+      // flags and gso_type are adjacent bytes: one read.
+      const word = r.dv.getUint16(at + VIRTIO_NET_HDR_FLAGS, true);
       this.flags = word & 0xff;
       this.gsoType = word >> 8;
       if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
-        this.csumStart = memory.read16(addr0 + VIRTIO_NET_HDR_CSUM_START);
-        this.csumOffset = memory.read16(addr0 + VIRTIO_NET_HDR_CSUM_OFFSET);
+        this.csumStart = r.dv.getUint16(at + VIRTIO_NET_HDR_CSUM_START, true);
+        this.csumOffset = r.dv.getUint16(at + VIRTIO_NET_HDR_CSUM_OFFSET, true);
+      } else if (len0 >= total && frameLen !== 0) {
+        // One view, of the frame only: the one allocation a transmitted frame costs.
+        return new Uint8Array(r.buffer, r.byteOffset + at + hdrSize, frameLen);
       }
     } else this.readSplitHeader(chain, hdrSize);
-    const frameLen = total - hdrSize;
     if (frameLen === 0) return EMPTY;
     if ((this.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) {
-      // One view, of the frame only: the one allocation a transmitted frame costs.
-      if (len0 >= total) return memory.view(addr0 + hdrSize, frameLen);
-      // Else the buffer where the frame starts; bounded by the chain's buffers.
+      // The buffer where the frame starts; bounded by the chain's buffers.
       let i = 0;
       let skip = hdrSize;
       while (skip >= chain.len(i)) skip -= chain.len(i++);

@@ -13,7 +13,7 @@
  *   kernel's included, and cost a JIT lookup per page of that span.
  */
 
-import { ArrayGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
+import { ArrayGuestMemory, type GuestMemory, type GuestRegion } from '../../memory/guest-memory.js';
 import type { V86Cpu } from './internals.js';
 import type { V86MemoryMap } from './memory-map.js';
 
@@ -160,6 +160,12 @@ export class V86GuestMemory implements GuestMemory {
     const v = this.at(addr, len).view(addr, len);
     this.touch(addr, len);
     return v;
+  }
+  /** Like a view: the range counts as written. */
+  region(addr: number, len: number): GuestRegion {
+    const r = this.at(addr, len).region(addr, len);
+    this.touch(addr, len);
+    return r;
   }
   read(addr: number, dst: Uint8Array): void {
     this.at(addr, dst.length).read(addr, dst);

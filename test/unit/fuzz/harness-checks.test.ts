@@ -125,3 +125,21 @@ test('in packed mode the hostile DMA rewrites a refreshed descriptor as a used o
   assert.equal(memory.read16(area.addr), 0);
   assert.equal(ledger.tampered, 2);
 });
+
+test('GuardedMemory: a region is checked as a view, and what is written through it outside writable ranges shows', () => {
+  const mem = new GuardedMemory(0x1000, { base: 0x1000 });
+  mem.allowRead(0x1100, 0x40, 'tx buffer');
+  mem.allowWrite(0x1200, 0x40, 'rx buffer');
+  mem.snapshot();
+  const r = mem.region(0x1200, 0x40);
+  r.bytes.fill(0xaa, 0x200, 0x240);
+  mem.region(0x1100, 0x40).dv.setUint8(0x100, 1); // a device writing a device-readable buffer
+  mem.region(0x1300, 4); // no allowance at all
+  assert.deepEqual(
+    mem.problems().map((p) => [p.kind, p.addr]),
+    [
+      ['view', 0x1300],
+      ['changed', 0x1100],
+    ],
+  );
+});

@@ -105,3 +105,21 @@ test('memory over a view of a larger buffer: views, reads and writes are of that
     'nothing past the view touched',
   );
 });
+
+test('region(): one check for a range, then its bytes at addr - base; refused like a view', () => {
+  const low = new ArrayGuestMemory(0x1000, 0);
+  const high = new ArrayGuestMemory(0x1000, 0x1_0000_0000, [{ base: 0x1_0000_0000, size: 0x800 }]);
+  const m = new RegionGuestMemory([low, high]);
+  const r = m.region(0x1_0000_0100, 0x20);
+  assert.equal(r, high, 'the region that holds the range');
+  r.dv.setUint32(0x1_0000_0100 - r.base, 0xcafef00d, true);
+  r.bytes.set([1, 2, 3], 0x1_0000_0110 - r.base);
+  assert.equal(m.read32(0x1_0000_0100), 0xcafef00d);
+  assert.deepEqual([...m.view(0x1_0000_0110, 3)], [1, 2, 3]);
+  assert.deepEqual(new Uint8Array(r.buffer, r.byteOffset + 0x110, 3), m.view(0x1_0000_0110, 3), 'buffer and byteOffset are those of bytes');
+  assert.equal(low.region(0xff0, 0x10), low);
+  assert.throws(() => low.region(0xff0, 0x11), GuestMemoryError, 'one byte past the region');
+  assert.throws(() => m.region(0x1_0000_07f0, 0x20), GuestMemoryError, 'into the hole past RAM');
+  assert.throws(() => m.region(0x800, 0x1000), GuestMemoryError, 'spanning the gap');
+  assert.throws(() => low.region(2 ** 53, 1), GuestMemoryError);
+});

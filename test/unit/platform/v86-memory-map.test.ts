@@ -110,10 +110,12 @@ test('V86GuestMemory tells the JIT exactly the pages devices wrote, adjacent one
   mem.write32(0x20_1ffc, 1); // the page after 2 MiB's, then the next two through one write across them
   mem.write(0x20_2ff0, new Uint8Array(0x20));
   mem.view(0x1_5000, 1); // a view counts as written
+  mem.region(0x1_7ff0, 0x20); // and so does a region's range, both its pages
   assert.deepEqual(dirtied, [], 'nothing before the flush');
   mem.flushDirty();
   assert.deepEqual(dirtied, [
     [0x1_5000, 0x1_6000],
+    [0x1_7000, 0x1_9000],
     [0x20_0000, 0x20_4000],
     ...Array.from({ length: 19 }, (_, i): [number, number] => [(3 + i) * MiB, (3 + i) * MiB + 0x1000]),
   ]);
