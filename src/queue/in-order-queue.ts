@@ -23,6 +23,8 @@ import { checkUsedLen } from './used-len.js';
 
 /** `lens` entry of a chain the device model still holds. */
 const PENDING = -1;
+/** `slotOf` entry of a head not in flight here. */
+const NO_SLOT = -1;
 
 /** The device side of a queue with VIRTIO_F_IN_ORDER negotiated; rings.ts builds it around the format's ring. */
 export class InOrderQueue implements DeviceQueue {
@@ -35,8 +37,11 @@ export class InOrderQueue implements DeviceQueue {
   private readonly lens: Float64Array;
   private first = 0;
   private count = 0;
-  /** Head -> slot, for chains the device model has not returned yet. */
-  private readonly slotOf = new Map<number, number>();
+  /**
+   * Head -> slot, for chains the device model has not returned yet; NO_SLOT otherwise. An array,
+   * not a Map: a Map that fills and empties every notify shrinks and regrows its table each time.
+   */
+  private readonly slotOf: Int32Array;
   /** Chains restored from a snapshot that the ring pops again (already in their slots here). */
   private redeliveries = 0;
 
@@ -46,6 +51,7 @@ export class InOrderQueue implements DeviceQueue {
     this.size = ring.size;
     this.chains = new Array<DescriptorChain | undefined>(ring.size).fill(undefined);
     this.lens = new Float64Array(ring.size).fill(PENDING);
+    this.slotOf = new Int32Array(ring.size).fill(NO_SLOT);
   }
 
   /** Chains popped and not yet given back to the ring (the device model's and those held for order). */
@@ -54,8 +60,9 @@ export class InOrderQueue implements DeviceQueue {
   }
 
   /**
-   * The ring's next chain. Throws the ring's QueueFaultError, or ERR_QUEUE_HEAD_IN_USE if the ring
-   * hands out a head already in flight or more chains than the queue size (a ring bound broken).
+   * The ring's next chain. Throws the ring's QueueFaultError; ERR_QUEUE_HEAD_INDEX if the ring hands
+   * out a head outside the queue, ERR_QUEUE_HEAD_IN_USE one already in flight or more chains than the
+   * queue size (a ring bound broken).
    */
   pop(): DescriptorChain | null {
     const chain = this.ring.pop();
@@ -65,12 +72,16 @@ export class InOrderQueue implements DeviceQueue {
       this.redeliveries--;
       return chain;
     }
-    if (this.count === this.size || this.slotOf.has(chain.head)) {
+    // A ring that breaks its own bounds (a head outside the queue) is refused as the ring refuses a guest's.
+    if (!(chain.head >= 0 && chain.head < this.size)) {
+      throw new QueueFaultError('ERR_QUEUE_HEAD_INDEX', this.index, `head ${chain.head} popped from a queue of ${this.size}`);
+    }
+    if (this.count === this.size || this.slotOf[chain.head] !== NO_SLOT) {
       throw new QueueFaultError('ERR_QUEUE_HEAD_IN_USE', this.index, `head ${chain.head} popped with ${this.count} chains in flight`);
     }
     const slot = this.slot(this.count++);
     this.chains[slot] = chain;
-    this.slotOf.set(chain.head, slot);
+    this.slotOf[chain.head] = slot;
     return chain;
   }
 
@@ -80,12 +91,13 @@ export class InOrderQueue implements DeviceQueue {
    * (or already returned), UsageError for a len beyond the chain's writable bytes.
    */
   pushUsed(head: number, len: number): void {
-    const slot = this.slotOf.get(head);
-    if (slot === undefined) {
+    // A head outside the queue reads undefined here: not in flight either.
+    const slot = this.slotOf[head];
+    if (slot === undefined || slot === NO_SLOT) {
       throw new QueueFaultError('ERR_QUEUE_USED_OVERFLOW', this.index, `used element for head ${head}, which is not in flight`);
     }
     checkUsedLen(this.index, head, len, this.chains[slot]!.writableBytes);
-    this.slotOf.delete(head);
+    this.slotOf[head] = NO_SLOT;
     this.lens[slot] = len;
     if (slot === this.first) this.flush();
   }
@@ -129,7 +141,7 @@ export class InOrderQueue implements DeviceQueue {
       const slot = this.slot(this.count++);
       this.chains[slot] = chain;
       if (usedLen === undefined) {
-        this.slotOf.set(chain.head, slot);
+        this.slotOf[chain.head] = slot;
         this.redeliveries++;
       } else this.lens[slot] = usedLen;
     }

@@ -126,7 +126,7 @@ test('hostile guest under IN_ORDER: a head made available twice is the ring faul
   faults(() => q.pop(), 'ERR_QUEUE_AVAIL_INDEX');
 });
 
-test('a ring that breaks its bounds (a head twice, more chains than the queue size) is ERR_QUEUE_HEAD_IN_USE', () => {
+test('a ring that breaks its bounds: a head twice or more chains than the queue size is ERR_QUEUE_HEAD_IN_USE, a head outside the queue ERR_QUEUE_HEAD_INDEX', () => {
   const chain = (head: number): DescriptorChain => ({
     head,
     count: 1,
@@ -153,10 +153,12 @@ test('a ring that breaks its bounds (a head twice, more chains than the queue si
     };
     return new InOrderQueue(ring);
   };
-  const twice = make([7, 7]);
+  const twice = make([1, 1]);
   twice.pop();
   faults(() => twice.pop(), 'ERR_QUEUE_HEAD_IN_USE');
-  const many = make([1, 2, 3]);
+  faults(() => make([2]).pop(), 'ERR_QUEUE_HEAD_INDEX');
+  faults(() => make([-1]).pop(), 'ERR_QUEUE_HEAD_INDEX');
+  const many = make([0, 1, 0]);
   many.pop();
   many.pop();
   faults(() => many.pop(), 'ERR_QUEUE_HEAD_IN_USE');
