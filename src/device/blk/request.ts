@@ -179,8 +179,11 @@ export function usualRequest(
   reuse: RequestStorage,
 ): BlkRequest | undefined {
   if (chain.count !== 3 || chain.len(0) !== VIRTIO_BLK_REQ_HDR_SIZE || chain.len(2) !== 1) return undefined;
-  const at = chain.addr(0);
-  const type = memory.read32(at + VIRTIO_BLK_REQ_TYPE);
+  // The header's region: one range check for its three words.
+  const addr = chain.addr(0);
+  const r = memory.region(addr, VIRTIO_BLK_REQ_HDR_SIZE);
+  const at = addr - r.base;
+  const type = r.dv.getUint32(at + VIRTIO_BLK_REQ_TYPE, true);
   // IN: the data is device-writable (one readable buffer); OUT: device-readable (two).
   let kind: typeof VIRTIO_BLK_T_IN | typeof VIRTIO_BLK_T_OUT;
   if (type === VIRTIO_BLK_T_IN && chain.readable === 1) kind = VIRTIO_BLK_T_IN;
@@ -188,7 +191,7 @@ export function usualRequest(
   else return undefined;
   const bytes = chain.len(1);
   if (bytes === 0 || bytes % VIRTIO_BLK_SECTOR_SIZE !== 0) return undefined;
-  const sector = joinU64(memory.read32(at + VIRTIO_BLK_REQ_SECTOR), memory.read32(at + VIRTIO_BLK_REQ_SECTOR + 4));
+  const sector = joinU64(r.dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR, true), r.dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR + 4, true));
   if (!inCapacity(sector, bytes / VIRTIO_BLK_SECTOR_SIZE, limits)) return undefined;
   return reuse.fill(kind, sector * VIRTIO_BLK_SECTOR_SIZE, reuse.io.refill(memory, chain.addr(1), bytes));
 }
