@@ -99,6 +99,11 @@ export function statusAddress(chain: DescriptorChain): number | undefined {
 const header = new Uint8Array(VIRTIO_BLK_REQ_HDR_SIZE);
 const headerView = new DataView(header.buffer);
 
+/** The header's le64 sector at `at` in `dv`: exact below 2^53, and anything larger still fails the capacity check. */
+function sectorAt(dv: DataView, at: number): number {
+  return joinU64(dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR, true), dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR + 4, true));
+}
+
 /**
  * Parse the chain as a virtio-blk request. Throws BlkRequestError when the shape or range is wrong;
  * the caller has already found the status byte ({@link statusAddress}). With `reuse`, an IN or OUT
@@ -108,19 +113,17 @@ export function parseBlkRequest(chain: DescriptorChain, limits: BlkLimits, memor
   if (chain.readableBytes < VIRTIO_BLK_REQ_HDR_SIZE) {
     throw new BlkRequestError('header-short', `${chain.readableBytes} readable bytes, the header needs ${VIRTIO_BLK_REQ_HDR_SIZE}`);
   }
-  let type: number;
-  let sector: number;
+  // The header in one buffer: its fields read in place, through its region (one range check); else gathered first.
+  let dv: DataView = headerView;
+  let at = 0;
   if (chain.len(0) >= VIRTIO_BLK_REQ_HDR_SIZE) {
-    // The usual layout (the header in one buffer): read the fields in place.
-    const at = chain.addr(0);
-    type = memory.read32(at + VIRTIO_BLK_REQ_TYPE);
-    sector = joinU64(memory.read32(at + VIRTIO_BLK_REQ_SECTOR), memory.read32(at + VIRTIO_BLK_REQ_SECTOR + 4));
-  } else {
-    readChain(chain, 0, header);
-    type = headerView.getUint32(VIRTIO_BLK_REQ_TYPE, true);
-    // Exact below 2^53; anything larger still fails the capacity check.
-    sector = joinU64(headerView.getUint32(VIRTIO_BLK_REQ_SECTOR, true), headerView.getUint32(VIRTIO_BLK_REQ_SECTOR + 4, true));
-  }
+    const addr = chain.addr(0);
+    const r = memory.region(addr, VIRTIO_BLK_REQ_HDR_SIZE);
+    dv = r.dv;
+    at = addr - r.base;
+  } else readChain(chain, 0, header);
+  const type = dv.getUint32(at + VIRTIO_BLK_REQ_TYPE, true);
+  const sector = sectorAt(dv, at);
   const dataOut = chain.readableBytes - VIRTIO_BLK_REQ_HDR_SIZE;
   const dataIn = chain.writableBytes - 1;
 
@@ -191,7 +194,7 @@ export function usualRequest(
   else return undefined;
   const bytes = chain.len(1);
   if (bytes === 0 || bytes % VIRTIO_BLK_SECTOR_SIZE !== 0) return undefined;
-  const sector = joinU64(r.dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR, true), r.dv.getUint32(at + VIRTIO_BLK_REQ_SECTOR + 4, true));
+  const sector = sectorAt(r.dv, at);
   if (!inCapacity(sector, bytes / VIRTIO_BLK_SECTOR_SIZE, limits)) return undefined;
   return reuse.fill(kind, sector * VIRTIO_BLK_SECTOR_SIZE, reuse.io.refill(memory, chain.addr(1), bytes));
 }

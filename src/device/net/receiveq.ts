@@ -8,7 +8,7 @@
 import type { VirtioDeviceHost } from '../../core/virtio-device.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain, DeviceQueue } from '../../queue/types.js';
-import { VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from '../../spec/net.js';
+import { VIRTIO_NET_HDR_CSUM_OFFSET, VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from '../../spec/net.js';
 import { writeChain } from '../chain-bytes.js';
 import type { NetDeviceStats } from './net-stats.js';
 import type { RxFilter } from './rx-filter.js';
@@ -211,8 +211,8 @@ export class NetReceiveqs {
 
   /**
    * Header and frame into the first buffer of `chain` (it has room), through its region of guest
-   * memory, checked once for both: no view to allocate. rxHdr is every field 0 (no offload,
-   * GSO_NONE) but num_buffers, 1 here.
+   * memory, checked once for both: no view to allocate. The header is every field 0 (no offload,
+   * GSO_NONE) but num_buffers, 1 here; the legacy 10-byte one (rxHdr) has no num_buffers.
    */
   private writeWhole(q: DeviceQueue, chain: DescriptorChain, frame: Uint8Array, memory: GuestMemory): void {
     const hdr = this.rxHdr;
@@ -222,10 +222,11 @@ export class NetReceiveqs {
     const r = memory.region(addr, need);
     const at = addr - r.base;
     if (hdrSize === VIRTIO_NET_HDR_SIZE) {
-      // Three stores (num_buffers = 1 is the high half of the last word): a set() call costs more than a frame's other bookkeeping.
+      // Stores, not a set() of rxHdr: the call costs more than a frame's other bookkeeping.
       r.dv.setUint32(at, 0, true);
       r.dv.setUint32(at + 4, 0, true);
-      r.dv.setUint32(at + 8, 1 << 16, true);
+      r.dv.setUint16(at + VIRTIO_NET_HDR_CSUM_OFFSET, 0, true);
+      r.dv.setUint16(at + VIRTIO_NET_HDR_NUM_BUFFERS, 1, true);
     } else r.bytes.set(hdr, at);
     r.bytes.set(frame, at + hdrSize);
     q.pushUsed(chain.head, need);
